@@ -1,0 +1,241 @@
+"""Shared fixtures: isolated directories, real certificates, real servers, a real keyring."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import keyring
+import pytest
+import trustme
+from keyring.backends import fail
+
+from tests.smtpservers import ServerThread
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, what: str) -> None:
+    """Skip when a component is missing on a developer machine; fail under CI=true."""
+    if condition:
+        return
+    message = f"missing test component: {what}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: .ci/run must install it)")
+    pytest.skip(message)
+
+
+def require_tool(name: str, package: str) -> str:
+    path = shutil.which(name)
+    require(path is not None, f"{name} (Debian package {package})")
+    assert path is not None
+    return path
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own config, data and state dirs, and no real keyring."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    monkeypatch.delenv("TUIMAIL_ALLOW_UNSAFE_KEYRING", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    yield home
+    keyring.set_keyring(previous)
+
+
+@dataclass
+class Certs:
+    ca: trustme.CA
+    ca_file: Path
+    good: ssl.SSLContext
+    expired: ssl.SSLContext
+    soon: ssl.SSLContext
+    wrong_host: ssl.SSLContext
+    self_signed: ssl.SSLContext
+
+
+def _server_context(cert: trustme.LeafCert) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    return context
+
+
+def _self_signed_context(directory: Path) -> ssl.SSLContext:
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = directory / "self-signed.pem"
+    key_path = directory / "self-signed.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    directory = tmp_path_factory.mktemp("certs")
+    ca = trustme.CA()
+    ca_file = directory / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    now = datetime.datetime.now(datetime.UTC)
+    return Certs(
+        ca=ca,
+        ca_file=ca_file,
+        good=_server_context(ca.issue_cert("localhost", "127.0.0.1")),
+        expired=_server_context(
+            ca.issue_cert(
+                "localhost",
+                "127.0.0.1",
+                not_before=now - datetime.timedelta(days=60),
+                not_after=now - datetime.timedelta(days=2),
+            )
+        ),
+        soon=_server_context(
+            ca.issue_cert("localhost", "127.0.0.1", not_after=now + datetime.timedelta(days=5))
+        ),
+        wrong_host=_server_context(ca.issue_cert("mail.example.test")),
+        self_signed=_self_signed_context(directory),
+    )
+
+
+@pytest.fixture
+def servers() -> Iterator[ServerThread]:
+    with ServerThread() as thread:
+        yield thread
+
+
+@dataclass
+class SecretService:
+    """A private D-Bus session with an unlocked gnome-keyring, for keyring tests."""
+
+    env: dict[str, str]
+
+    def backend(self) -> keyring.backend.KeyringBackend:
+        from keyring.backends import SecretService as secret_service
+
+        return secret_service.Keyring()
+
+
+@pytest.fixture(scope="session")
+def secret_service_session() -> Iterator[SecretService]:
+    require_tool("dbus-run-session", "dbus")
+    require_tool("gnome-keyring-daemon", "gnome-keyring")
+    workdir = Path(tempfile.mkdtemp(prefix="tuimail-keyring-"))
+    runtime = workdir / "run"
+    runtime.mkdir(mode=0o700)
+    script = workdir / "start.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        'echo "ADDRESS=$DBUS_SESSION_BUS_ADDRESS"\n'
+        "printf '%s' 'unlock-for-tests' | gnome-keyring-daemon --unlock --components=secrets --foreground\n"
+    )
+    script.chmod(0o700)
+    env = dict(os.environ)
+    env.update(
+        HOME=str(workdir),
+        XDG_RUNTIME_DIR=str(runtime),
+        XDG_DATA_HOME=str(workdir / "data"),
+        XDG_CONFIG_HOME=str(workdir / "config"),
+    )
+    log = (workdir / "out.txt").open("w+")
+    process = subprocess.Popen(
+        ["dbus-run-session", "--", str(script)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    address = ""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not address:
+        log.seek(0)
+        for line in log.read().splitlines():
+            if line.startswith("ADDRESS="):
+                address = line.split("=", 1)[1]
+        time.sleep(0.05)
+    require(bool(address), "a D-Bus session from dbus-run-session")
+    service_env = {
+        "DBUS_SESSION_BUS_ADDRESS": address,
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.SecretService.Keyring",
+    }
+    # Wait until the Secret Service answers (gnome-keyring starts asynchronously).
+    previous = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
+    os.environ["DBUS_SESSION_BUS_ADDRESS"] = address
+    service = SecretService(service_env)
+    ready = False
+    while time.monotonic() < deadline and not ready:
+        try:
+            backend = service.backend()
+            backend.set_password("tuimail-test", "ready", "x")
+            backend.delete_password("tuimail-test", "ready")
+            ready = True
+        except Exception:
+            time.sleep(0.1)
+    require(ready, "an unlocked gnome-keyring Secret Service")
+    try:
+        yield service
+    finally:
+        if previous is None:
+            os.environ.pop("DBUS_SESSION_BUS_ADDRESS", None)
+        else:
+            os.environ["DBUS_SESSION_BUS_ADDRESS"] = previous
+        os.killpg(process.pid, 15)
+        process.wait(10)
+        log.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def secret_service(
+    secret_service_session: SecretService, monkeypatch: pytest.MonkeyPatch
+) -> SecretService:
+    """The keyring for this test: in-process calls and child processes both use it."""
+    for key, value in secret_service_session.env.items():
+        monkeypatch.setenv(key, value)
+    keyring.set_keyring(secret_service_session.backend())
+    return secret_service_session

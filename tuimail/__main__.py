@@ -1,0 +1,5 @@
+"""``python -m tuimail`` runs the same entry point as the ``tuimail`` script."""
+
+from tuimail.cli import main
+
+raise SystemExit(main())

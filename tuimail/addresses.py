@@ -1,0 +1,202 @@
+"""Strict parsing of the addresses a person types into To, Cc, Bcc, From.
+
+The standard library's header parser is built to *read* whatever arrives in a
+mailbox, so it repairs and guesses: ``alice@bank.com <mallory@evil.test>``
+silently becomes ``alice@bank.com``, ``<a@b.com`` loses its bracket, and some
+inputs raise ``IndexError``. A sender must not guess, so this module accepts
+only unambiguous forms and names the problem otherwise:
+
+* ``local@domain``
+* ``Display Name <local@domain>`` or ``"Quoted, Name" <local@domain>``
+
+Comments in parentheses, groups, unbalanced brackets, and an address inside a
+display name are refused. Domains in Unicode are converted to IDNA so that
+only a non-ASCII *local part* needs the server's SMTPUTF8 extension.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.headerregistry import Address
+
+# RFC 5322 atext, plus any non-ASCII character (RFC 6532) for SMTPUTF8.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010FFFF]"
+_DOT_ATOM_RE = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
+_LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_ADDRESS_LITERAL_RE = re.compile(r"\[(?:\d{1,3}(?:\.\d{1,3}){3}|IPv6:[0-9A-Fa-f:.]+)\]")
+_UNQUOTED_NAME_FORBIDDEN = set('<>[]:;@\\,"()')
+_LOOKS_LIKE_ADDRESS_RE = re.compile(r"\S@\S")
+
+
+class AddressError(ValueError):
+    """An address that cannot be sent to without guessing; the message says why."""
+
+
+@dataclass(frozen=True)
+class ParsedAddress:
+    """One mailbox: what goes in the header and what goes in the envelope."""
+
+    display_name: str
+    local_part: str
+    domain: str  # ASCII (IDNA) form
+
+    @property
+    def addr_spec(self) -> str:
+        return f"{self.local_part}@{self.domain}"
+
+    @property
+    def needs_smtputf8(self) -> bool:
+        return not self.local_part.isascii()
+
+    def to_header_address(self) -> Address:
+        return Address(display_name=self.display_name, username=self.local_part, domain=self.domain)
+
+    def __str__(self) -> str:
+        return str(self.to_header_address())
+
+
+def split_address_list(text: str) -> list[str]:
+    """Split on commas that are outside quotes and angle brackets."""
+    items: list[str] = []
+    current: list[str] = []
+    in_quotes = escaped = False
+    depth = 0
+    for ch in text:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and in_quotes:
+            escaped = True
+        elif ch == '"':
+            in_quotes = not in_quotes
+        elif not in_quotes and ch == "<":
+            depth += 1
+        elif not in_quotes and ch == ">":
+            depth -= 1
+        elif ch == "," and not in_quotes and depth == 0:
+            items.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    items.append("".join(current))
+    return [item.strip() for item in items if item.strip()]
+
+
+def parse_address_list(text: str) -> list[ParsedAddress]:
+    """Parse a comma-separated list; raises :class:`AddressError` for the first bad one."""
+    if text.count('"') % 2:
+        raise AddressError(f"{text.strip()!r}: a quotation mark is not closed")
+    return [parse_address(item) for item in split_address_list(text)]
+
+
+def parse_address(text: str) -> ParsedAddress:
+    """Parse one address in one of the accepted forms."""
+    original = text.strip()
+    if not original:
+        raise AddressError("the address is empty")
+    if any(ch in original for ch in "\r\n\0"):
+        raise AddressError(f"{original!r}: line breaks and NUL characters are not allowed")
+    display, spec = _split_display_and_spec(original)
+    local, domain = _parse_addr_spec(spec, original)
+    return ParsedAddress(display_name=display, local_part=local, domain=domain)
+
+
+def _split_display_and_spec(text: str) -> tuple[str, str]:
+    unquoted = _strip_quoted(text)
+    if "(" in unquoted or ")" in unquoted:
+        raise AddressError(f"{text!r}: comments in parentheses are not allowed in an address")
+    opens, closes = unquoted.count("<"), unquoted.count(">")
+    if opens != closes or opens > 1:
+        raise AddressError(f"{text!r}: the angle brackets < > do not match")
+    if opens == 0:
+        if '"' in text:
+            raise AddressError(f"{text!r}: a quoted name needs an address in <...> after it")
+        if ":" in text or ";" in text:
+            raise AddressError(f"{text!r}: address groups are not supported")
+        return "", text
+    start = _index_outside_quotes(text, "<")
+    end = _index_outside_quotes(text, ">")
+    if end < start:
+        raise AddressError(f"{text!r}: the angle brackets < > are in the wrong order")
+    if text[end + 1 :].strip():
+        raise AddressError(f"{text!r}: unexpected text after the closing '>'")
+    display = _parse_display_name(text[:start].strip(), text)
+    return display, text[start + 1 : end].strip()
+
+
+def _parse_display_name(raw: str, whole: str) -> str:
+    if not raw:
+        return ""
+    if raw.startswith('"'):
+        if len(raw) < 2 or not raw.endswith('"'):
+            raise AddressError(f"{whole!r}: the quoted name must be the whole name")
+        name = re.sub(r"\\(.)", r"\1", raw[1:-1])
+    else:
+        bad = sorted(set(raw) & _UNQUOTED_NAME_FORBIDDEN)
+        if "@" in bad:
+            raise AddressError(
+                f"{whole!r}: the name before <...> contains an address; put only the "
+                "address inside <...> so the recipient sees who really sent it"
+            )
+        if bad:
+            shown = " ".join(bad)
+            raise AddressError(f"{whole!r}: put a name with {shown} in double quotes")
+        name = raw
+    if _LOOKS_LIKE_ADDRESS_RE.search(name):
+        raise AddressError(
+            f"{whole!r}: the display name contains an address; this is a common "
+            "spoofing trick, so write the name without '@'"
+        )
+    return " ".join(name.split())
+
+
+def _parse_addr_spec(spec: str, whole: str) -> tuple[str, str]:
+    if spec.count("@") != 1:
+        raise AddressError(f"{whole!r}: an address needs exactly one '@', as in name@example.com")
+    local, domain = spec.split("@")
+    if not local:
+        raise AddressError(f"{whole!r}: the part before '@' is empty")
+    if not domain:
+        raise AddressError(f"{whole!r}: the domain after '@' is empty")
+    if not _DOT_ATOM_RE.fullmatch(local):
+        raise AddressError(f"{whole!r}: {local!r} is not a valid name before '@'")
+    if len(local.encode("utf-8")) > 64:
+        raise AddressError(f"{whole!r}: the part before '@' is longer than 64 octets")
+    ascii_domain = _ascii_domain(domain, whole)
+    if len(local.encode("utf-8")) + 1 + len(ascii_domain) > 254:
+        raise AddressError(f"{whole!r}: the address is longer than 254 octets")
+    return local, ascii_domain
+
+
+def _ascii_domain(domain: str, whole: str) -> str:
+    if _ADDRESS_LITERAL_RE.fullmatch(domain):
+        return domain
+    if domain.endswith("."):
+        domain = domain[:-1]
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise AddressError(f"{whole!r}: {domain!r} is not a valid domain name") from None
+    labels = domain.split(".")
+    if len(domain) > 253 or not all(_LABEL_RE.fullmatch(label) for label in labels):
+        raise AddressError(f"{whole!r}: {domain!r} is not a valid domain name")
+    return domain.lower()
+
+
+def _strip_quoted(text: str) -> str:
+    return re.sub(r'"(?:\\.|[^"\\])*"', '""', text)
+
+
+def _index_outside_quotes(text: str, target: str) -> int:
+    in_quotes = escaped = False
+    for index, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif ch == "\\" and in_quotes:
+            escaped = True
+        elif ch == '"':
+            in_quotes = not in_quotes
+        elif ch == target and not in_quotes:
+            return index
+    return -1

@@ -1,0 +1,564 @@
+"""Command-line faces of tuimail: one function per subcommand, no business logic.
+
+Heavy modules are imported inside the subcommand that needs them, so
+``tuimail send`` never pays for Textual and ``tuimail --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuimail import __version__, exitcodes
+
+if TYPE_CHECKING:
+    from tuimail.credentials import Secret
+    from tuimail.profiles import Profile
+
+
+class CLIError(Exception):
+    """A problem to report in one line, with its exit code."""
+
+    def __init__(self, message: str, code: int = exitcodes.CONFIG) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- argument parsing ---------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tuimail",
+        description="The SMTP workbench for the terminal. With no command, opens the app.",
+    )
+    parser.add_argument("--version", action="version", version=f"tuimail {__version__}")
+    parser.add_argument("--profile", help="profile to open the app with")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    send = commands.add_parser(
+        "send",
+        help="send one message and print the SMTP transcript live",
+        description="Send one message and print the SMTP conversation as it happens.",
+        epilog=exitcodes.help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_connection_options(send, with_profile=True)
+    send.add_argument(
+        "--from", dest="from_address", metavar="ADDR", help="sender (default: the profile's)"
+    )
+    send.add_argument(
+        "--to", action="append", default=[], metavar="ADDR", help="recipient (repeatable)"
+    )
+    send.add_argument("--cc", action="append", default=[], metavar="ADDR")
+    send.add_argument(
+        "--bcc",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="envelope only, never in a header",
+    )
+    send.add_argument("--reply-to", action="append", default=[], metavar="ADDR")
+    send.add_argument("--subject", default="", metavar="TEXT")
+    body = send.add_mutually_exclusive_group()
+    body.add_argument("--body", metavar="TEXT", help="message text (default: read standard input)")
+    body.add_argument("--body-file", type=Path, metavar="PATH")
+    send.add_argument("--attach", action="append", default=[], type=Path, metavar="PATH")
+    send.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'")
+    send.add_argument("--json", action="store_true", help="print JSON Lines instead of text")
+    send.add_argument("--quiet", "-q", action="store_true", help="print only the outcome")
+    send.set_defaults(handler=cmd_send)
+
+    accounts = commands.add_parser("accounts", help="list, add, edit, remove and test profiles")
+    account_commands = accounts.add_subparsers(
+        dest="accounts_command", metavar="ACTION", required=True
+    )
+    listing = account_commands.add_parser("list", help="list profiles")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_accounts_list)
+    add = account_commands.add_parser("add", help="add a profile (password to the OS keyring)")
+    add.add_argument("name")
+    _add_profile_options(add, required_host=True)
+    add.set_defaults(handler=cmd_accounts_add)
+    edit = account_commands.add_parser("edit", help="change a profile")
+    edit.add_argument("name")
+    edit.add_argument("--rename", metavar="NEW_NAME")
+    _add_profile_options(edit, required_host=False)
+    edit.set_defaults(handler=cmd_accounts_edit)
+    remove = account_commands.add_parser("remove", help="remove a profile and its keyring entry")
+    remove.add_argument("name")
+    remove.set_defaults(handler=cmd_accounts_remove)
+    test = account_commands.add_parser(
+        "test",
+        help="connect, TLS, AUTH and QUIT; no mail is sent",
+        epilog=exitcodes.help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    test.add_argument("name")
+    test.add_argument("--password-stdin", action="store_true")
+    test.add_argument("--json", action="store_true")
+    test.set_defaults(handler=cmd_accounts_test)
+
+    doctor = commands.add_parser(
+        "doctor", help="check the keyring, config paths and TLS trust store"
+    )
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(handler=cmd_doctor)
+    return parser
+
+
+def _add_connection_options(parser: argparse.ArgumentParser, *, with_profile: bool) -> None:
+    group = parser.add_argument_group("server (a profile, or these settings)")
+    if with_profile:
+        group.add_argument("--profile", metavar="NAME", help="use a saved profile")
+    group.add_argument("--server", metavar="HOST[:PORT]", help="connect to this server instead")
+    group.add_argument("--security", choices=["tls", "starttls", "none"])
+    group.add_argument("--user", metavar="USER", help="authenticate as USER")
+    group.add_argument("--auth", choices=["auto", "plain", "login", "cram-md5", "xoauth2"])
+    group.add_argument(
+        "--ca-file", metavar="PATH", help="trust this CA file instead of the system store"
+    )
+    group.add_argument(
+        "--no-verify", action="store_true", help="do not verify the certificate (unsafe)"
+    )
+    group.add_argument(
+        "--allow-plaintext-auth", action="store_true", help="allow AUTH without TLS (unsafe)"
+    )
+    group.add_argument("--ehlo", metavar="NAME", help="name to send in EHLO")
+    group.add_argument("--timeout", type=float, metavar="SECONDS", help="per-command timeout")
+    group.add_argument(
+        "--deadline",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="limit for the whole session",
+    )
+    group.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin",
+    )
+
+
+def _add_profile_options(parser: argparse.ArgumentParser, *, required_host: bool) -> None:
+    parser.add_argument("--host", required=required_host)
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--security", choices=["tls", "starttls", "none"])
+    parser.add_argument("--user", dest="username")
+    parser.add_argument("--from", dest="from_address", metavar="ADDR")
+    parser.add_argument("--display-name")
+    parser.add_argument(
+        "--auth", dest="auth_mechanism", choices=["auto", "plain", "login", "cram-md5", "xoauth2"]
+    )
+    verify = parser.add_mutually_exclusive_group()
+    verify.add_argument("--no-verify", dest="verify_tls", action="store_false", default=None)
+    verify.add_argument("--verify", dest="verify_tls", action="store_true")
+    parser.add_argument("--ca-file")
+    plain = parser.add_mutually_exclusive_group()
+    plain.add_argument(
+        "--allow-plaintext-auth", dest="allow_plaintext_auth", action="store_true", default=None
+    )
+    plain.add_argument("--deny-plaintext-auth", dest="allow_plaintext_auth", action="store_false")
+    parser.add_argument("--timeout", type=float)
+    parser.add_argument("--ehlo-name")
+    password = parser.add_mutually_exclusive_group()
+    password.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    password.add_argument(
+        "--no-password", action="store_true", help="do not ask for a password now"
+    )
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def _read_password(from_stdin: bool, prompt: str) -> Secret:
+    from tuimail.credentials import Secret
+
+    if from_stdin:
+        line = sys.stdin.readline()
+        value = line.rstrip("\r\n")
+    elif sys.stdin.isatty():
+        value = getpass.getpass(prompt)
+    else:
+        raise CLIError(
+            "a password is needed: use --password-stdin, or run in a terminal to be asked"
+        )
+    if not value:
+        raise CLIError("the password is empty")
+    return Secret(value)
+
+
+def _split_server(text: str) -> tuple[str, int]:
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""
+    if port_text and not port_text.isdigit():
+        raise CLIError(f"--server: {port_text!r} is not a port number", exitcodes.USAGE)
+    return host, int(port_text or 0)
+
+
+def _connection_profile(args: argparse.Namespace) -> Profile:
+    """The profile named by ``--profile``, or one made from ``--server`` options."""
+    from tuimail.profiles import (
+        Profile,
+        ProfileError,
+        ProfileStore,
+        ProfileStoreError,
+        with_changes,
+    )
+
+    overrides: dict[str, Any] = {}
+    if args.security:
+        overrides["security"] = args.security
+    if args.user:
+        overrides["username"] = args.user
+    if args.auth:
+        overrides["auth_mechanism"] = args.auth
+    if args.ca_file:
+        overrides["ca_file"] = args.ca_file
+    if args.no_verify:
+        overrides["verify_tls"] = False
+    if args.allow_plaintext_auth:
+        overrides["allow_plaintext_auth"] = True
+    if args.ehlo:
+        overrides["ehlo_name"] = args.ehlo
+    if args.timeout:
+        overrides["timeout"] = args.timeout
+    try:
+        if getattr(args, "profile", None) and not args.server:
+            profile = ProfileStore().get(args.profile)
+        elif args.server:
+            host, port = _split_server(args.server)
+            profile = Profile(name="command-line", host=host, port=port)
+        else:
+            raise CLIError(
+                "say where to send: --profile NAME or --server HOST[:PORT]", exitcodes.USAGE
+            )
+        return with_changes(profile, **overrides) if overrides else profile
+    except (ProfileError, ProfileStoreError) as exc:
+        raise CLIError(str(exc)) from None
+    except KeyError as exc:
+        raise CLIError(str(exc.args[0])) from None
+
+
+def _password_for(profile: Profile, from_stdin: bool, saved: bool) -> Secret | None:
+    """Where the password comes from: stdin, the keyring (saved profiles), or a prompt."""
+    if not profile.username:
+        return None
+    if from_stdin:
+        return _read_password(True, "")
+    if saved:
+        from tuimail.credentials import CredentialStore, KeyringError
+
+        try:
+            secret = CredentialStore().get(profile.name)
+        except KeyringError as exc:
+            raise CLIError(str(exc)) from None
+        if secret is not None:
+            return secret
+    return _read_password(False, f"Password for {profile.username} at {profile.host}: ")
+
+
+def _run_session_command(args: argparse.Namespace, coroutine_factory: Any) -> int:
+    from tuimail.console import EntryPrinter, print_json, summarise
+
+    printer = None if args.quiet else EntryPrinter(as_json=args.json)
+    report = asyncio.run(coroutine_factory(printer))
+    if args.json:
+        print_json({"result": report.to_json()})
+    if not args.json or args.quiet:
+        summarise(report)
+    if report.failure is not None:
+        return exitcodes.for_stage(report.failure.stage)
+    if report.delivery is not None and report.delivery.refused:
+        return exitcodes.PARTIAL
+    return exitcodes.OK
+
+
+# -- subcommands --------------------------------------------------------------
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from tuimail.message import Draft, DraftInvalid, build_message, parse_header_option
+    from tuimail.session import send
+
+    profile = _connection_profile(args)
+    if args.password_stdin and args.body is None and args.body_file is None:
+        raise CLIError(
+            "with --password-stdin, give the text with --body or --body-file", exitcodes.USAGE
+        )
+    password = _password_for(
+        profile, args.password_stdin, saved=bool(args.profile and not args.server)
+    )
+    body = _read_body(args)
+    sender = args.from_address or _profile_sender(profile)
+    try:
+        headers = [parse_header_option(h) for h in args.header]
+        draft = Draft(
+            from_address=sender,
+            to=args.to,
+            cc=args.cc,
+            bcc=args.bcc,
+            reply_to=args.reply_to,
+            subject=args.subject,
+            body=body,
+            attachments=args.attach,
+            headers=headers,
+        )
+        outgoing = build_message(draft)
+    except DraftInvalid as exc:
+        for error in exc.errors:
+            print(f"tuimail: {_option_name(error.field)}: {error.message}", file=sys.stderr)
+        return exitcodes.INVALID_MESSAGE
+    args.quiet = getattr(args, "quiet", False)
+    return _run_session_command(
+        args,
+        lambda printer: send(profile, outgoing, password, on_entry=printer, deadline=args.deadline),
+    )
+
+
+def _profile_sender(profile: Profile) -> str:
+    if not profile.from_address:
+        return ""
+    if profile.display_name:
+        escaped = profile.display_name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}" <{profile.from_address}>'
+    return profile.from_address
+
+
+def _option_name(field: str) -> str:
+    return (
+        f"--{field}"
+        if field in ("from", "to", "cc", "bcc", "reply-to", "subject", "body")
+        else field
+    )
+
+
+def _read_body(args: argparse.Namespace) -> str:
+    if args.body is not None:
+        return str(args.body)
+    if args.body_file is not None:
+        try:
+            return Path(args.body_file).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CLIError(
+                f"--body-file: cannot read {args.body_file}: {exc}", exitcodes.INVALID_MESSAGE
+            ) from None
+    if sys.stdin.isatty():
+        print("Type the message; end with Ctrl-D.", file=sys.stderr)
+    return sys.stdin.read()
+
+
+def cmd_accounts_list(args: argparse.Namespace) -> int:
+    from tuimail.profiles import ProfileStore, ProfileStoreError
+
+    try:
+        profiles = ProfileStore().load()
+    except ProfileStoreError as exc:
+        raise CLIError(str(exc)) from None
+    if args.json:
+        records = [
+            {"name": p.name, **p.to_toml_table(), "warnings": p.warnings()}
+            for p in profiles.values()
+        ]
+        print(json.dumps(records, indent=2))
+        return exitcodes.OK
+    if not profiles:
+        print("No profiles yet. Add one with: tuimail accounts add NAME --host HOST --user USER")
+        return exitcodes.OK
+    width = max(len(name) for name in profiles)
+    for profile in profiles.values():
+        user = profile.username or "(no login)"
+        line = f"{profile.name:<{width}}  {profile.address:<28} {profile.security.label:<8} {user}"
+        if profile.from_address:
+            line += f"  from {profile.from_address}"
+        print(line)
+        for warning in profile.warnings():
+            print(f"{'':<{width}}  ! {warning}")
+    return exitcodes.OK
+
+
+def _profile_changes(args: argparse.Namespace) -> dict[str, Any]:
+    keys = (
+        "host",
+        "port",
+        "security",
+        "username",
+        "from_address",
+        "display_name",
+        "auth_mechanism",
+        "verify_tls",
+        "ca_file",
+        "allow_plaintext_auth",
+        "timeout",
+        "ehlo_name",
+    )
+    return {key: getattr(args, key) for key in keys if getattr(args, key, None) is not None}
+
+
+def cmd_accounts_add(args: argparse.Namespace) -> int:
+    from tuimail.credentials import CredentialStore, KeyringError
+    from tuimail.profiles import (
+        Profile,
+        ProfileError,
+        ProfileStore,
+        ProfileStoreError,
+        with_changes,
+    )
+
+    store = ProfileStore()
+    try:
+        changes = _profile_changes(args)
+        profile = with_changes(Profile(name=args.name, host=changes.pop("host")), **changes)
+        if args.name in store.load():
+            raise CLIError(
+                f"a profile named {args.name!r} already exists; use 'tuimail accounts edit'"
+            )
+        if profile.username and not args.no_password:
+            secret = _read_password(args.password_stdin, f"Password for {profile.username}: ")
+            CredentialStore().set(profile.name, secret)
+        store.add(profile)
+    except (ProfileError, ProfileStoreError, KeyringError) as exc:
+        raise CLIError(str(exc)) from None
+    print(f"Added profile {profile.name} ({profile.address}, {profile.security.label}).")
+    for warning in profile.warnings():
+        print(f"Warning: {warning}")
+    return exitcodes.OK
+
+
+def cmd_accounts_edit(args: argparse.Namespace) -> int:
+    from tuimail.credentials import CredentialStore, KeyringError
+    from tuimail.profiles import ProfileError, ProfileStore, ProfileStoreError, with_changes
+
+    store = ProfileStore()
+    try:
+        old = store.get(args.name)
+        changes = _profile_changes(args)
+        if args.rename:
+            changes["name"] = args.rename
+        profile = with_changes(old, **changes)
+        credentials = CredentialStore()
+        new_secret = None
+        if args.password_stdin:
+            new_secret = _read_password(True, "")
+        if profile.name != old.name and old.username:
+            moved = new_secret or credentials.get(old.name)
+            if moved is not None:
+                credentials.set(profile.name, moved)
+        elif new_secret is not None:
+            credentials.set(profile.name, new_secret)
+        store.save(profile, replace_name=old.name)
+        if profile.name != old.name and old.username:
+            credentials.delete(old.name)
+    except KeyError as exc:
+        raise CLIError(str(exc.args[0])) from None
+    except (ProfileError, ProfileStoreError, KeyringError) as exc:
+        raise CLIError(str(exc)) from None
+    print(f"Saved profile {profile.name} ({profile.address}, {profile.security.label}).")
+    for warning in profile.warnings():
+        print(f"Warning: {warning}")
+    return exitcodes.OK
+
+
+def cmd_accounts_remove(args: argparse.Namespace) -> int:
+    from tuimail.credentials import CredentialStore, KeyringError
+    from tuimail.profiles import ProfileStore, ProfileStoreError
+
+    store = ProfileStore()
+    try:
+        profile = store.get(args.name)
+        store.remove(profile.name)
+    except KeyError as exc:
+        raise CLIError(str(exc.args[0])) from None
+    except ProfileStoreError as exc:
+        raise CLIError(str(exc)) from None
+    removed_secret = False
+    if profile.username:
+        try:
+            removed_secret = CredentialStore().delete(profile.name)
+        except KeyringError as exc:
+            print(
+                f"tuimail: the profile is removed, but its password was not: {exc}", file=sys.stderr
+            )
+            return exitcodes.CONFIG
+    suffix = " and its password" if removed_secret else ""
+    print(f"Removed profile {profile.name}{suffix}.")
+    return exitcodes.OK
+
+
+def cmd_accounts_test(args: argparse.Namespace) -> int:
+    from tuimail.session import check_account
+
+    args.server = None
+    args.profile = args.name
+    for option in (
+        "security",
+        "user",
+        "auth",
+        "ca_file",
+        "no_verify",
+        "allow_plaintext_auth",
+        "ehlo",
+        "timeout",
+    ):
+        setattr(args, option, None)
+    profile = _connection_profile(args)
+    password = _password_for(profile, args.password_stdin, saved=True)
+    args.quiet = False
+    return _run_session_command(
+        args, lambda printer: check_account(profile, password, on_entry=printer)
+    )
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from tuimail.doctor import run_checks
+
+    checks = run_checks()
+    if args.json:
+        print(json.dumps([c.to_json() for c in checks], indent=2))
+    else:
+        for check in checks:
+            mark = "ok  " if check.ok else "FAIL"
+            print(f"[{mark}] {check.name}: {check.detail}")
+            if not check.ok and check.fix:
+                print(f"       fix: {check.fix}")
+    return exitcodes.OK if all(c.ok for c in checks) else 1
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("tuimail.ui.app") is None:
+        raise CLIError(
+            "the interactive app is not part of this build yet; use 'tuimail send', "
+            "'tuimail accounts' or 'tuimail doctor' (see 'tuimail --help')"
+        )
+    app_module = importlib.import_module("tuimail.ui.app")
+    return int(app_module.run_app(profile=args.profile))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", cmd_app)
+    try:
+        return int(handler(args))
+    except CLIError as exc:
+        print(f"tuimail: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("tuimail: interrupted", file=sys.stderr)
+        return 130

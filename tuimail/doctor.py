@@ -1,0 +1,113 @@
+"""``tuimail doctor``: is this machine ready to send mail safely?
+
+Each check says what it found and, when it fails, what to do. The app's
+accounts screen shows the same sentences when the keyring misbehaves.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import stat
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tuimail import paths
+from tuimail.credentials import CredentialStore, KeyringError, unsafe_allowed
+from tuimail.profiles import ProfileStore, ProfileStoreError
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_checks(store: CredentialStore | None = None) -> list[Check]:
+    return [
+        *_path_checks(),
+        _profiles_check(),
+        *_keyring_checks(store or CredentialStore()),
+        _trust_store_check(),
+    ]
+
+
+def _path_checks() -> list[Check]:
+    checks = []
+    for label, path in (
+        ("config dir", paths.config_dir()),
+        ("data dir", paths.data_dir()),
+        ("state dir", paths.state_dir()),
+    ):
+        checks.append(_dir_check(label, path))
+    return checks
+
+
+def _dir_check(label: str, path: Path) -> Check:
+    if not path.exists():
+        return Check(label, True, f"{path} (not created yet; tuimail creates it with mode 0700)")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        return Check(
+            label, False, f"{path} is readable by others (mode {mode:04o})", f"chmod 700 {path}"
+        )
+    if not os.access(path, os.W_OK):
+        return Check(label, False, f"{path} is not writable", f"check the owner of {path}")
+    return Check(label, True, f"{path} (mode {mode:04o})")
+
+
+def _profiles_check() -> Check:
+    store = ProfileStore()
+    try:
+        profiles = store.load()
+    except ProfileStoreError as exc:
+        return Check("profiles", False, str(exc), f"fix the line named above in {store.path}")
+    if store.path.exists():
+        mode = stat.S_IMODE(store.path.stat().st_mode)
+        if mode & 0o077:
+            return Check(
+                "profiles", False, f"{store.path} has mode {mode:04o}", f"chmod 600 {store.path}"
+            )
+    return Check("profiles", True, f"{store.path}: {len(profiles)} profile(s)")
+
+
+def _keyring_checks(store: CredentialStore) -> list[Check]:
+    try:
+        verdict = store.verdict()
+    except Exception as exc:  # keyring's own start-up can fail in many ways
+        return [
+            Check("keyring backend", False, f"keyring failed to load: {exc}", KeyringError("").fix)
+        ]
+    allowed = verdict.safe or unsafe_allowed()
+    detail = f"{verdict.name}: {verdict.reason}"
+    if not verdict.safe and allowed:
+        detail += " (allowed by TUIMAIL_ALLOW_UNSAFE_KEYRING)"
+    checks = [Check("keyring backend", allowed, detail, "" if allowed else KeyringError("").fix)]
+    if allowed:
+        try:
+            checks.append(Check("keyring round trip", True, store.round_trip()))
+        except KeyringError as exc:
+            checks.append(Check("keyring round trip", False, exc.message, exc.fix))
+    return checks
+
+
+def _trust_store_check() -> Check:
+    verify_paths = ssl.get_default_verify_paths()
+    context = ssl.create_default_context()
+    count = context.cert_store_stats().get("x509_ca", 0)
+    where = verify_paths.cafile or verify_paths.capath or verify_paths.openssl_cafile
+    if count == 0 and not (verify_paths.capath and Path(verify_paths.capath).is_dir()):
+        return Check(
+            "TLS trust store",
+            False,
+            f"no CA certificates found ({ssl.OPENSSL_VERSION}; looked in {where})",
+            "install the ca-certificates package, or set SSL_CERT_FILE",
+        )
+    loaded = f"{count} CA certificates loaded" if count else "CA directory available"
+    return Check("TLS trust store", True, f"{loaded} from {where} ({ssl.OPENSSL_VERSION})")

@@ -1,0 +1,50 @@
+"""Exit codes of ``tuimail send`` and ``tuimail accounts test``.
+
+Scripts branch on these, so they are stable and documented here once: the
+``--help`` text and the README are generated from / checked against this table.
+"""
+
+from __future__ import annotations
+
+from tuimail.session import Stage
+
+OK = 0
+USAGE = 2  # argparse's own code for bad arguments
+INVALID_MESSAGE = 3
+CONFIG = 4
+PARTIAL = 18
+
+STAGE_CODES: dict[Stage, int] = {
+    Stage.CONNECT: 10,
+    Stage.TLS: 11,
+    Stage.GREETING: 12,
+    Stage.EHLO: 13,
+    Stage.AUTH: 14,
+    Stage.MAIL: 15,
+    Stage.RCPT: 16,
+    Stage.DATA: 17,
+}
+
+TABLE: list[tuple[int, str]] = [
+    (OK, "sent: the server accepted the message for every recipient"),
+    (USAGE, "bad command-line arguments"),
+    (INVALID_MESSAGE, "the message is invalid (bad address, header, attachment); nothing was sent"),
+    (CONFIG, "profile, keyring or password problem; nothing was sent"),
+    (10, "connect failed (DNS, refused, timeout)"),
+    (11, "TLS failed (STARTTLS missing or refused, certificate, handshake)"),
+    (12, "the server's greeting was not 220 (e.g. 421 busy, 554)"),
+    (13, "EHLO/HELO refused"),
+    (14, "authentication failed or refused by policy"),
+    (15, "MAIL FROM refused, or the message is too large or needs SMTPUTF8"),
+    (16, "every recipient was refused"),
+    (17, "DATA refused, or the connection was lost before the final reply"),
+    (PARTIAL, "sent, but some recipients were refused (listed in the output)"),
+]
+
+
+def for_stage(stage: Stage) -> int:
+    return STAGE_CODES[stage]
+
+
+def help_text() -> str:
+    return "exit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in TABLE)

@@ -1,0 +1,360 @@
+"""Account profiles: the server settings of each account, kept in ``profiles.toml``.
+
+The file is read with :mod:`tomllib` and written with ``tomli_w`` by atomic
+replace, mode 0600 in a 0700 directory. Passwords are never stored here: they
+live in the OS keyring (:mod:`tuimail.credentials`).
+
+Every change is a read-modify-write of the file as it is on disk, and a file
+that fails to load is never written: a typo in one profile must not cost the
+user every other profile. Keys this version does not know are kept as they
+are, so an older tuimail does not strip settings a newer one wrote.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from tuimail import paths
+from tuimail.atomic import atomic_write_bytes
+
+PROFILES_FILE = "profiles.toml"
+PROFILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class Security(enum.StrEnum):
+    """How the connection is protected.
+
+    ``starttls`` means STARTTLS is *required*: unlike aiosmtplib's default, a
+    server that does not offer it is an error, never a silent plaintext session.
+    """
+
+    TLS = "tls"
+    STARTTLS = "starttls"
+    NONE = "none"
+
+    @property
+    def default_port(self) -> int:
+        return {Security.TLS: 465, Security.STARTTLS: 587, Security.NONE: 25}[self]
+
+    @property
+    def label(self) -> str:
+        """The word the UI and CLI show for this level."""
+        return {Security.TLS: "TLS", Security.STARTTLS: "STARTTLS", Security.NONE: "plain"}[self]
+
+
+class AuthMechanism(enum.StrEnum):
+    """SASL mechanism; ``auto`` picks the strongest the server offers."""
+
+    AUTO = "auto"
+    PLAIN = "plain"
+    LOGIN = "login"
+    CRAM_MD5 = "cram-md5"
+    XOAUTH2 = "xoauth2"
+
+
+class ProfileError(ValueError):
+    """A profile value is invalid; names the field so the user can fix it."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field_name = field_name
+        self.message = message
+
+
+class ProfileStoreError(Exception):
+    """``profiles.toml`` cannot be used; says which file and line, and why."""
+
+    def __init__(self, path: Path, message: str, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.line = line
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One account's server settings (never its password)."""
+
+    name: str
+    host: str
+    port: int = 0  # 0 = the default port of ``security``
+    security: Security = Security.STARTTLS
+    username: str = ""
+    from_address: str = ""
+    display_name: str = ""
+    auth_mechanism: AuthMechanism = AuthMechanism.AUTO
+    verify_tls: bool = True
+    ca_file: str = ""
+    allow_plaintext_auth: bool = False
+    timeout: float = 30.0
+    ehlo_name: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Accept "starttls" as well as Security.STARTTLS from library callers.
+        for name, kind in (("security", Security), ("auth_mechanism", AuthMechanism)):
+            value = getattr(self, name)
+            if not isinstance(value, kind):
+                coerced = _coerce({name: value})[name]
+                object.__setattr__(self, name, coerced)
+        validate_profile(self)
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or self.security.default_port
+
+    @property
+    def address(self) -> str:
+        """``host:port`` as a user would type it."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.effective_port}"
+
+    @property
+    def needs_password(self) -> bool:
+        return bool(self.username)
+
+    def warnings(self) -> list[str]:
+        """Settings that weaken security, each as a sentence for the UI and CLI."""
+        found = []
+        if self.security is not Security.NONE and not self.verify_tls:
+            found.append(
+                "certificate verification is off: anyone on the network path can "
+                "read and change this connection"
+            )
+        if self.security is Security.NONE:
+            found.append("the connection is not encrypted")
+        if self.security is Security.NONE and self.allow_plaintext_auth and self.username:
+            found.append("the password is sent without encryption")
+        return found
+
+    def to_toml_table(self) -> dict[str, Any]:
+        """The TOML table for this profile: only non-default values, plus unknown keys."""
+        table: dict[str, Any] = dict(self.extra)
+        defaults = Profile.__dataclass_fields__
+        for f in fields(self):
+            if f.name in ("name", "extra"):
+                continue
+            value = getattr(self, f.name)
+            default = defaults[f.name].default
+            if f.name == "host" or value != default:
+                table[f.name] = value.value if isinstance(value, enum.Enum) else value
+        return table
+
+    @classmethod
+    def from_toml_table(cls, name: str, table: Mapping[str, Any]) -> Profile:
+        """Build a profile from its TOML table; raises :class:`ProfileError`."""
+        known = {f.name for f in fields(cls)} - {"name", "extra"}
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            if key in known:
+                values[key] = value
+        extra = {k: v for k, v in table.items() if k not in known}
+        if "host" not in values:
+            raise ProfileError("host", "is missing")
+        return cls(name=name, extra=extra, **_coerce(values))
+
+
+_TYPES: dict[str, type] = {
+    "host": str,
+    "port": int,
+    "username": str,
+    "from_address": str,
+    "display_name": str,
+    "verify_tls": bool,
+    "ca_file": str,
+    "allow_plaintext_auth": bool,
+    "timeout": float,
+    "ehlo_name": str,
+}
+
+
+def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    """Check TOML value types and turn enum strings into enums."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == "security":
+            try:
+                out[key] = Security(str(value).lower())
+            except ValueError:
+                raise ProfileError(key, f"must be tls, starttls or none, not {value!r}") from None
+        elif key == "auth_mechanism":
+            try:
+                out[key] = AuthMechanism(str(value).lower())
+            except ValueError:
+                choices = ", ".join(m.value for m in AuthMechanism)
+                raise ProfileError(key, f"must be one of {choices}, not {value!r}") from None
+        else:
+            expected = _TYPES[key]
+            ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                value, ok = float(value), True
+            if not ok:
+                raise ProfileError(key, f"must be a {expected.__name__}, not {value!r}")
+            out[key] = value
+    return out
+
+
+def validate_profile(profile: Profile) -> None:
+    """Raise :class:`ProfileError` for the first invalid field."""
+    if not PROFILE_NAME_RE.match(profile.name):
+        raise ProfileError(
+            "name",
+            "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        )
+    host = profile.host.strip()
+    if not host or host != profile.host or any(c.isspace() or ord(c) < 32 for c in host):
+        raise ProfileError("host", "must be a host name or address without spaces")
+    if not 0 <= profile.port <= 65535:
+        raise ProfileError("port", "must be between 1 and 65535 (or 0 for the default)")
+    if not 0 < profile.timeout <= 3600:
+        raise ProfileError("timeout", "must be more than 0 and at most 3600 seconds")
+    for name in ("username", "from_address", "display_name", "ehlo_name", "ca_file"):
+        value = getattr(profile, name)
+        if any(ch in value for ch in "\r\n\0"):
+            raise ProfileError(name, "must not contain line breaks or NUL characters")
+    if profile.ehlo_name and not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", profile.ehlo_name):
+        raise ProfileError("ehlo_name", "must be a host name or an address literal")
+
+
+@dataclass
+class ProfileStore:
+    """The profiles file. Each change re-reads the file, so edits by hand survive."""
+
+    path: Path = field(default_factory=lambda: paths.config_dir() / PROFILES_FILE)
+
+    def load(self) -> dict[str, Profile]:
+        """All profiles by name; raises :class:`ProfileStoreError` naming file and line."""
+        document = self._read_document()
+        return self._profiles_from(document)
+
+    def __iter__(self) -> Iterator[Profile]:
+        return iter(self.load().values())
+
+    def get(self, name: str) -> Profile:
+        profiles = self.load()
+        try:
+            return profiles[name]
+        except KeyError:
+            known = ", ".join(sorted(profiles)) or "none yet"
+            raise KeyError(f"no profile named {name!r} (profiles: {known})") from None
+
+    def save(self, profile: Profile, *, replace_name: str | None = None) -> None:
+        """Add or update ``profile``; with ``replace_name``, rename that profile to it."""
+        document = self._read_document()
+        tables = document.setdefault("profiles", {})
+        if replace_name and replace_name != profile.name:
+            if profile.name in tables:
+                raise ProfileError("name", f"a profile named {profile.name!r} already exists")
+            tables.pop(replace_name, None)
+        tables[profile.name] = profile.to_toml_table()
+        self._write_document(document)
+
+    def add(self, profile: Profile) -> None:
+        """Add a new profile; refuses to replace an existing one."""
+        if profile.name in self.load():
+            raise ProfileError("name", f"a profile named {profile.name!r} already exists")
+        self.save(profile)
+
+    def remove(self, name: str) -> None:
+        document = self._read_document()
+        tables = document.get("profiles", {})
+        if name not in tables:
+            raise KeyError(f"no profile named {name!r}")
+        del tables[name]
+        self._write_document(document)
+
+    def _read_document(self) -> dict[str, Any]:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise ProfileStoreError(self.path, f"cannot be read: {exc.strerror}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad_line = raw[: exc.start].count(b"\n") + 1
+            raise ProfileStoreError(self.path, "is not valid UTF-8", bad_line) from None
+        try:
+            document = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            message, line = _split_toml_error(str(exc))
+            raise ProfileStoreError(self.path, message, line) from None
+        # Validate everything before any write can happen.
+        self._profiles_from(document, text)
+        return document
+
+    def _profiles_from(
+        self, document: dict[str, Any], text: str | None = None
+    ) -> dict[str, Profile]:
+        tables = document.get("profiles", {})
+        if not isinstance(tables, dict):
+            raise ProfileStoreError(self.path, "'profiles' must be a table of profiles")
+        profiles: dict[str, Profile] = {}
+        for name, table in tables.items():
+            if not isinstance(table, dict):
+                raise ProfileStoreError(
+                    self.path, f"profile {name!r} must be a table", self._find_line(text, name)
+                )
+            try:
+                profiles[name] = Profile.from_toml_table(name, table)
+            except ProfileError as exc:
+                line = self._find_line(text, name, exc.field_name)
+                raise ProfileStoreError(self.path, f"profile {name!r}: {exc}", line) from None
+        return profiles
+
+    def _find_line(self, text: str | None, name: str, key: str | None = None) -> int | None:
+        """Best-effort line of ``[profiles.name]`` (and ``key`` in it), for error messages."""
+        if text is None:
+            try:
+                text = self.path.read_text("utf-8")
+            except OSError:
+                return None
+        header = re.compile(r"^\s*\[\s*profiles\s*\.\s*\"?" + re.escape(name) + r"\"?\s*\]")
+        in_table = False
+        found: int | None = None
+        for number, line in enumerate(text.splitlines(), start=1):
+            if header.match(line):
+                in_table, found = True, number
+                continue
+            if in_table and line.lstrip().startswith("["):
+                break
+            if in_table and key and re.match(r"^\s*" + re.escape(key) + r"\s*=", line):
+                return number
+        return found
+
+    def _write_document(self, document: dict[str, Any]) -> None:
+        paths.ensure_private_dir(self.path.parent)
+        data = tomli_w.dumps(document).encode("utf-8")
+        atomic_write_bytes(self.path, data, mode=0o600)
+
+
+def _split_toml_error(message: str) -> tuple[str, int | None]:
+    """tomllib (3.11) puts the position in the message: ``... (at line 3, column 7)``."""
+    match = re.search(r"\(at line (\d+), column \d+\)$", message)
+    if not match:
+        return message, None
+    return message[: match.start()].strip(), int(match.group(1))
+
+
+def with_changes(profile: Profile, **changes: Any) -> Profile:
+    """A copy of ``profile`` with ``changes``, validated (enum strings accepted)."""
+    return replace(profile, **_coerce_changes(changes))
+
+
+def _coerce_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    plain = {k: v for k, v in changes.items() if k not in ("name", "extra")}
+    out = _coerce(plain)
+    for key in ("name", "extra"):
+        if key in changes:
+            out[key] = changes[key]
+    return out

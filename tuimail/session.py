@@ -1,0 +1,644 @@
+"""The SMTP client session: aiosmtplib, a live transcript, and a security policy.
+
+This is where tuimail keeps the promises of a trusted client (DESIGN.md):
+
+* ``tls`` is implicit TLS; ``starttls`` *requires* STARTTLS and stops before
+  AUTH or MAIL when it is missing or refused (aiosmtplib's own default is
+  opportunistic, so its ``start_tls`` option is never used);
+* certificates and host names are verified unless the profile says otherwise;
+* EHLO is sent again after STARTTLS and only those capabilities count;
+* the password is never sent in plaintext unless the profile allows it, and a
+  failed AUTH is not retried with every other mechanism;
+* SIZE and SMTPUTF8 are checked before MAIL FROM; recipient refusals are kept
+  per recipient; every command has a timeout and the session a deadline;
+* every failure is a :class:`SessionFailure` naming its stage, whether it is
+  temporary, and a sentence a person understands.
+
+The caller gets progress through the transcript's subscribers only; this
+module knows nothing of screens or terminals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import re
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiosmtplib import SMTPResponse
+from aiosmtplib.errors import (
+    SMTPAuthenticationError,
+    SMTPConnectResponseError,
+    SMTPDataError,
+    SMTPException,
+    SMTPHeloError,
+    SMTPRecipientRefused,
+    SMTPResponseException,
+    SMTPSenderRefused,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
+)
+
+from tuimail.credentials import Secret
+from tuimail.message import OutgoingMessage
+from tuimail.profiles import AuthMechanism, Profile, Security
+from tuimail.tlsinfo import (
+    TLSInfo,
+    explain_verification_error,
+    fetch_certificate,
+    find_verification_error,
+    tls_info,
+)
+from tuimail.transcript import Entry, EventKind, Transcript
+from tuimail.wire import CaptureLost, TranscribingSMTP, WireCapture
+
+#: Overall limit for one session, on top of each command's own timeout.
+DEFAULT_DEADLINE = 300.0
+_AUTO_ORDER_SECURE = (AuthMechanism.PLAIN, AuthMechanism.LOGIN, AuthMechanism.CRAM_MD5)
+# Without TLS, prefer the mechanism that does not reveal the password.
+_AUTO_ORDER_PLAIN = (AuthMechanism.CRAM_MD5, AuthMechanism.PLAIN, AuthMechanism.LOGIN)
+
+
+class Stage(enum.StrEnum):
+    """Where in the SMTP conversation something went wrong."""
+
+    CONNECT = "connect"
+    TLS = "tls"
+    GREETING = "greeting"
+    EHLO = "ehlo"
+    AUTH = "auth"
+    MAIL = "mail"
+    RCPT = "rcpt"
+    DATA = "data"
+
+
+class SessionFailure(Exception):
+    """A session that stopped: at which stage, why, and whether to try again later."""
+
+    def __init__(
+        self,
+        stage: Stage,
+        explanation: str,
+        *,
+        temporary: bool,
+        code: int | None = None,
+        reply: str = "",
+        possibly_delivered: bool = False,
+    ) -> None:
+        super().__init__(explanation)
+        self.stage = stage
+        self.explanation = explanation
+        self.temporary = temporary
+        self.code = code
+        self.reply = reply
+        self.possibly_delivered = possibly_delivered
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage.value,
+            "explanation": self.explanation,
+            "temporary": self.temporary,
+            "code": self.code,
+            "reply": self.reply,
+            "possibly_delivered": self.possibly_delivered,
+        }
+
+
+@dataclass(frozen=True)
+class RecipientRefusal:
+    address: str
+    code: int
+    reply: str
+
+    @property
+    def temporary(self) -> bool:
+        return 400 <= self.code < 500
+
+
+@dataclass
+class Delivery:
+    """What the server said about one message."""
+
+    message_id: str
+    size: int
+    accepted: list[str]
+    refused: list[RecipientRefusal]
+    reply: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "size": self.size,
+            "accepted": self.accepted,
+            "refused": [r.__dict__ for r in self.refused],
+            "reply": self.reply,
+        }
+
+
+@dataclass
+class SessionReport:
+    """Everything a caller shows after a session: outcome, security, timings."""
+
+    transcript: Transcript
+    delivery: Delivery | None = None
+    failure: SessionFailure | None = None
+    tls: TLSInfo | None = None
+    capabilities: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    authenticated_as: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "failure": self.failure.to_json() if self.failure else None,
+            "delivery": self.delivery.to_json() if self.delivery else None,
+            "tls": self.tls.to_json() if self.tls else None,
+            "capabilities": self.capabilities,
+            "timings": {k: round(v, 6) for k, v in self.timings.items()},
+            "authenticated_as": self.authenticated_as,
+        }
+
+
+def default_ehlo_name() -> str:
+    """This machine's name if it is usable in EHLO, else ``localhost``.
+
+    ``socket.getfqdn()`` (aiosmtplib's default) can block for seconds on a
+    broken resolver; the plain host name is instant.
+    """
+    name = socket.gethostname()
+    return name if re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})", name) else "localhost"
+
+
+def build_tls_context(profile: Profile) -> ssl.SSLContext:
+    """Verifying by default; a CA file replaces the system trust store."""
+    context = ssl.create_default_context(cafile=profile.ca_file or None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if not profile.verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class SMTPSession:
+    """One connection: open (connect, TLS, EHLO, AUTH), deliver messages, close.
+
+    Use as ``async with SMTPSession(...) as session: await session.deliver(m)``.
+    Failures raise :class:`SessionFailure`; the transcript records everything.
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        password: Secret | None = None,
+        *,
+        transcript: Transcript | None = None,
+        on_entry: Callable[[Entry], None] | None = None,
+    ) -> None:
+        self.profile = profile
+        self._password = password
+        self.transcript = transcript or Transcript(title=f"{profile.name} {profile.address}")
+        if on_entry is not None:
+            self.transcript.subscribe(on_entry)
+        if password:
+            self.transcript.forbid(password.reveal())
+        self.report = SessionReport(self.transcript)
+        self.stage = Stage.CONNECT
+        self._stage_started = time.monotonic()
+        self._smtp: TranscribingSMTP | None = None
+        self._tls_context: ssl.SSLContext | None = None
+
+    async def __aenter__(self) -> SMTPSession:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- stages -------------------------------------------------------------
+
+    def _enter(self, stage: Stage) -> None:
+        now = time.monotonic()
+        self.report.timings[self.stage.value] = (
+            self.report.timings.get(self.stage.value, 0.0) + now - self._stage_started
+        )
+        self.stage, self._stage_started = stage, now
+
+    def _finish_timings(self) -> None:
+        self._enter(self.stage)
+
+    async def open(self) -> None:
+        """Connect, secure, greet and authenticate, as the profile demands."""
+        profile = self.profile
+        transcript = self.transcript
+        use_tls = profile.security is Security.TLS
+        if profile.security is not Security.NONE:
+            self._tls_context = await asyncio.to_thread(build_tls_context, profile)
+        transcript.event(
+            EventKind.INFO,
+            f"{profile.address} security {profile.security.label}"
+            + (
+                ""
+                if profile.verify_tls or profile.security is Security.NONE
+                else ", certificate NOT verified"
+            ),
+        )
+        for warning in profile.warnings():
+            transcript.event(EventKind.WARNING, warning)
+        self._smtp = smtp = TranscribingSMTP(
+            WireCapture(transcript),
+            on_tls=self._record_tls,
+            hostname=profile.host,
+            port=profile.effective_port,
+            local_hostname=profile.ehlo_name or default_ehlo_name(),
+            timeout=profile.timeout,
+            use_tls=use_tls,
+            start_tls=False,
+            tls_context=self._tls_context,
+        )
+        try:
+            await smtp.connect()
+        except BaseException as exc:
+            self._enter(Stage(smtp.stage))
+            raise await self._classify(exc) from None
+        self._enter(Stage.EHLO)
+        await self._ehlo()
+        if profile.security is Security.STARTTLS:
+            await self._starttls()
+        elif profile.security is Security.NONE and smtp.supports_extension("starttls"):
+            transcript.event(
+                EventKind.INFO, "the server offers STARTTLS; this profile does not use it"
+            )
+        if profile.username:
+            await self._authenticate()
+
+    async def _ehlo(self) -> None:
+        smtp = self._require_smtp()
+        try:
+            await smtp.ehlo()
+        except SMTPHeloError as exc:
+            if exc.code >= 500 and smtp.is_connected and self.profile.security is Security.NONE:
+                try:
+                    await smtp.helo()
+                except BaseException as helo_exc:
+                    raise await self._classify(helo_exc) from None
+            else:
+                raise await self._classify(exc) from None
+        except BaseException as exc:
+            raise await self._classify(exc) from None
+        self.report.capabilities = dict(smtp.esmtp_extensions)
+
+    async def _starttls(self) -> None:
+        smtp = self._require_smtp()
+        self._enter(Stage.TLS)
+        if not smtp.supports_extension("starttls"):
+            raise SessionFailure(
+                Stage.TLS,
+                "the server did not offer STARTTLS; refusing to continue in plaintext",
+                temporary=False,
+            )
+        try:
+            await smtp.starttls(server_hostname=self.profile.host, tls_context=self._tls_context)
+        except SMTPResponseException as exc:
+            raise SessionFailure(
+                Stage.TLS,
+                f"the server refused STARTTLS ({exc.code} {exc.message}); "
+                "refusing to continue in plaintext",
+                temporary=400 <= exc.code < 500,
+                code=exc.code,
+                reply=exc.message,
+            ) from None
+        except BaseException as exc:
+            raise await self._classify(exc) from None
+        smtp.mark_secure()
+        self._enter(Stage.EHLO)
+        # RFC 3207: forget what was learnt before TLS and ask again.
+        await self._ehlo()
+
+    async def _authenticate(self) -> None:
+        smtp = self._require_smtp()
+        profile = self.profile
+        self._enter(Stage.AUTH)
+        secure = smtp.capture.secure
+        if not secure and not profile.allow_plaintext_auth:
+            raise SessionFailure(
+                Stage.AUTH,
+                "refusing to send the password over an unencrypted connection; use "
+                "security tls or starttls, or allow plaintext authentication in the profile",
+                temporary=False,
+            )
+        if not smtp.supports_extension("auth"):
+            raise SessionFailure(
+                Stage.AUTH,
+                "the server does not offer authentication (no AUTH in its EHLO reply)"
+                + ("" if secure else "; many servers offer it only after STARTTLS"),
+                temporary=False,
+            )
+        mechanism = self._choose_mechanism([m.lower() for m in smtp.server_auth_methods], secure)
+        if self._password is None:
+            raise SessionFailure(
+                Stage.AUTH, "no password is available for this profile", temporary=False
+            )
+        method = {
+            AuthMechanism.PLAIN: smtp.auth_plain,
+            AuthMechanism.LOGIN: smtp.auth_login,
+            AuthMechanism.CRAM_MD5: smtp.auth_crammd5,
+            AuthMechanism.XOAUTH2: smtp.auth_xoauth2,
+        }[mechanism]
+        try:
+            await method(profile.username, self._password.reveal())
+        except SMTPAuthenticationError as exc:
+            temporary = 400 <= exc.code < 500
+            what = (
+                "the server could not check the credentials right now"
+                if temporary
+                else f"the server rejected the user name or password for {profile.username}"
+            )
+            raise SessionFailure(
+                Stage.AUTH,
+                f"{what} ({exc.code} {exc.message}) using {mechanism.value.upper()}",
+                temporary=temporary,
+                code=exc.code,
+                reply=exc.message,
+            ) from None
+        except BaseException as exc:
+            raise await self._classify(exc) from None
+        self.report.authenticated_as = profile.username
+
+    def _choose_mechanism(self, offered: list[str], secure: bool) -> AuthMechanism:
+        wanted = self.profile.auth_mechanism
+        if wanted is not AuthMechanism.AUTO:
+            if wanted.value not in offered:
+                raise SessionFailure(
+                    Stage.AUTH,
+                    f"the profile asks for AUTH {wanted.value.upper()}, but the server offers "
+                    f"only {', '.join(m.upper() for m in offered) or 'nothing'}",
+                    temporary=False,
+                )
+            return wanted
+        for candidate in _AUTO_ORDER_SECURE if secure else _AUTO_ORDER_PLAIN:
+            if candidate.value in offered:
+                return candidate
+        raise SessionFailure(
+            Stage.AUTH,
+            "the server offers no password mechanism tuimail supports "
+            f"(offered: {', '.join(m.upper() for m in offered) or 'none'})",
+            temporary=False,
+        )
+
+    async def deliver(self, outgoing: OutgoingMessage) -> Delivery:
+        """MAIL, RCPT for each recipient, DATA. Raises :class:`SessionFailure`."""
+        smtp = self._require_smtp()
+        payload = outgoing.to_bytes()
+        self._enter(Stage.MAIL)
+        options = self._mail_options(outgoing, len(payload))
+        encoding = "utf-8" if outgoing.needs_smtputf8 else "ascii"
+        try:
+            await smtp.mail(outgoing.envelope_sender, options=options, encoding=encoding)
+        except SMTPSenderRefused as exc:
+            await self._reset()
+            raise self._reply_failure(
+                Stage.MAIL, exc, f"the server refused the sender {outgoing.envelope_sender}"
+            ) from None
+        except BaseException as exc:
+            raise await self._classify(exc) from None
+
+        self._enter(Stage.RCPT)
+        accepted: list[str] = []
+        refused: list[RecipientRefusal] = []
+        for recipient in outgoing.envelope_recipients:
+            try:
+                await smtp.rcpt(recipient, encoding=encoding)
+            except SMTPRecipientRefused as exc:
+                refused.append(RecipientRefusal(recipient, exc.code, exc.message))
+            except BaseException as exc:
+                raise await self._classify(exc) from None
+            else:
+                accepted.append(recipient)
+        if not accepted:
+            await self._reset()
+            details = "; ".join(f"{r.address}: {r.code} {r.reply}" for r in refused)
+            raise SessionFailure(
+                Stage.RCPT,
+                f"the server refused every recipient ({details})",
+                temporary=any(r.temporary for r in refused),
+                code=refused[-1].code,
+                reply=refused[-1].reply,
+            )
+
+        self._enter(Stage.DATA)
+        try:
+            response = await smtp.data(payload)
+        except SMTPDataError as exc:
+            await self._reset()
+            raise self._reply_failure(Stage.DATA, exc, "the server refused the message") from None
+        except (SMTPServerDisconnected, SMTPTimeoutError) as exc:
+            raise SessionFailure(
+                Stage.DATA,
+                "the connection was lost after the message was sent and before the server "
+                f"confirmed it ({exc}); it may or may not have been delivered",
+                temporary=True,
+                possibly_delivered=True,
+            ) from None
+        except BaseException as exc:
+            raise await self._classify(exc) from None
+        delivery = Delivery(
+            outgoing.message_id, len(payload), accepted, refused, _reply_text(response)
+        )
+        self.report.delivery = delivery
+        self._enter(Stage.MAIL)
+        return delivery
+
+    def _mail_options(self, outgoing: OutgoingMessage, size: int) -> list[str]:
+        smtp = self._require_smtp()
+        options: list[str] = []
+        if smtp.supports_extension("size"):
+            limit_text = smtp.esmtp_extensions.get("size", "").strip()
+            limit = int(limit_text) if limit_text.isdigit() else 0
+            if limit and size > limit:
+                raise SessionFailure(
+                    Stage.MAIL,
+                    f"the message is {size:,} bytes; the server accepts at most {limit:,} bytes",
+                    temporary=False,
+                )
+            options.append(f"SIZE={size}")
+        if outgoing.needs_smtputf8:
+            if not smtp.supports_extension("smtputf8"):
+                raise SessionFailure(
+                    Stage.MAIL,
+                    "an address has non-ASCII characters before the '@', and the server "
+                    "does not offer SMTPUTF8 to carry them",
+                    temporary=False,
+                )
+            options.append("SMTPUTF8")
+            if smtp.supports_extension("8bitmime"):
+                options.append("BODY=8BITMIME")
+        return options
+
+    async def _reset(self) -> None:
+        """RSET after a refused transaction, so the connection can be reused."""
+        smtp = self._smtp
+        if smtp is not None and smtp.is_connected:
+            with contextlib.suppress(SMTPException, OSError, TimeoutError):
+                await smtp.rset()
+
+    async def close(self) -> None:
+        """QUIT politely when the connection is still healthy; always drop it."""
+        smtp = self._smtp
+        self._finish_timings()
+        if smtp is None:
+            return
+        if smtp.is_connected:
+            with contextlib.suppress(SMTPException, OSError, TimeoutError):
+                await smtp.quit(timeout=min(self.profile.timeout, 10.0))
+        smtp.close()
+        smtp.capture.mark_closed()
+
+    # -- failures -----------------------------------------------------------
+
+    def _record_tls(self, ssl_object: ssl.SSLObject) -> None:
+        info = tls_info(ssl_object, verified=self.profile.verify_tls)
+        self.report.tls = info
+        self.transcript.event(EventKind.TLS, info.summary(), secure=True, **info.to_json())
+        if not info.verified:
+            self.transcript.event(
+                EventKind.WARNING,
+                "the certificate was not verified (verify_tls is off in this profile)",
+                secure=True,
+            )
+
+    def _reply_failure(self, stage: Stage, exc: SMTPResponseException, what: str) -> SessionFailure:
+        return SessionFailure(
+            stage,
+            f"{what}: {exc.code} {exc.message}",
+            temporary=400 <= exc.code < 500,
+            code=exc.code,
+            reply=exc.message,
+        )
+
+    async def _classify(self, exc: BaseException) -> SessionFailure:
+        """Turn any exception from a stage into a :class:`SessionFailure`."""
+        stage = self.stage
+        host = self.profile.host
+        if isinstance(exc, SessionFailure):
+            return exc
+        if isinstance(exc, asyncio.CancelledError):
+            raise exc
+        if isinstance(exc, CaptureLost):
+            raise exc
+        verification = find_verification_error(exc)
+        if verification is not None:
+            cert = await fetch_certificate(
+                host,
+                self.profile.effective_port,
+                starttls=self.profile.security is Security.STARTTLS,
+                timeout=min(self.profile.timeout, 10.0),
+                ehlo_name=self.profile.ehlo_name or default_ehlo_name(),
+            )
+            return SessionFailure(
+                Stage.TLS, explain_verification_error(verification, host, cert), temporary=False
+            )
+        if isinstance(exc, SMTPConnectResponseError):
+            return SessionFailure(
+                Stage.GREETING,
+                f"{host} is not accepting mail now: {exc.code} {exc.message}"
+                if exc.code < 500
+                else f"{host} refused the session: {exc.code} {exc.message}",
+                temporary=exc.code < 500,
+                code=exc.code,
+                reply=exc.message,
+            )
+        if isinstance(exc, SMTPResponseException):
+            return self._reply_failure(stage, exc, f"the server refused {stage.value.upper()}")
+        if isinstance(exc, ssl.SSLError):
+            return SessionFailure(
+                Stage.TLS,
+                f"the TLS handshake with {host} failed: {exc.reason or exc}",
+                temporary=False,
+            )
+        if isinstance(exc, TimeoutError):
+            return SessionFailure(
+                stage,
+                f"{host} did not answer within {self.profile.timeout:g} seconds ({stage.value}): "
+                f"{exc}".rstrip(": "),
+                temporary=True,
+            )
+        if isinstance(exc, (SMTPServerDisconnected, ConnectionError)):
+            return SessionFailure(
+                stage, f"{host} closed the connection during {stage.value}: {exc}", temporary=True
+            )
+        if isinstance(exc, (SMTPException, OSError)):
+            return SessionFailure(stage, str(exc) or type(exc).__name__, temporary=True)
+        return SessionFailure(
+            stage, f"unexpected error: {type(exc).__name__}: {exc}", temporary=False
+        )
+
+    def _require_smtp(self) -> TranscribingSMTP:
+        if self._smtp is None:
+            raise RuntimeError("the session is not open")
+        return self._smtp
+
+
+def _reply_text(response: SMTPResponse) -> str:
+    return f"{response.code} {response.message}"
+
+
+async def send(
+    profile: Profile,
+    outgoing: OutgoingMessage,
+    password: Secret | None = None,
+    *,
+    on_entry: Callable[[Entry], None] | None = None,
+    deadline: float = DEFAULT_DEADLINE,
+) -> SessionReport:
+    """Send one message in one session. Never raises for SMTP problems: see ``report.failure``."""
+    session = SMTPSession(profile, password, on_entry=on_entry)
+    await _run(session, deadline, lambda: session.deliver(outgoing))
+    return session.report
+
+
+async def check_account(
+    profile: Profile,
+    password: Secret | None = None,
+    *,
+    on_entry: Callable[[Entry], None] | None = None,
+    deadline: float = DEFAULT_DEADLINE,
+) -> SessionReport:
+    """Connect, TLS, AUTH, QUIT: no mail is sent (``tuimail accounts test``)."""
+    session = SMTPSession(profile, password, on_entry=on_entry)
+    await _run(session, deadline, None)
+    return session.report
+
+
+async def _run(session: SMTPSession, deadline: float, work: Callable[[], Any] | None) -> None:
+    try:
+        async with asyncio.timeout(deadline):
+            try:
+                await session.open()
+                if work is not None:
+                    await work()
+            finally:
+                await session.close()
+    except SessionFailure as stopped:
+        session.report.failure = stopped
+    except TimeoutError:
+        session.report.failure = SessionFailure(
+            session.stage,
+            f"the session did not finish within {deadline:g} seconds (stopped during {session.stage.value})",
+            temporary=True,
+            possibly_delivered=session.stage is Stage.DATA,
+        )
+    if session.report.failure is not None:
+        failure = session.report.failure
+        session.transcript.event(
+            EventKind.ERROR, f"{failure.stage.value} failed: {failure.explanation}"
+        )

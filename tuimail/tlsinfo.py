@@ -1,0 +1,237 @@
+"""What a TLS connection is made of, in words a person can check.
+
+Promise 10: the security of every connection is shown plainly (protocol
+version, cipher, certificate subject, issuer, names and expiry). When
+verification fails, the bare OpenSSL reason ("certificate verify failed") is
+not enough, so :func:`fetch_certificate` takes a second, non-verifying look at
+the server's certificate purely to explain the failure ("the certificate for
+mail.example.com expired on 2026-01-02"). Nothing from that look is trusted or
+used to send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+# OpenSSL X509_V_ERR_* codes that deserve their own sentence.
+_X509_EXPIRED = 10
+_X509_NOT_YET_VALID = 9
+_X509_SELF_SIGNED = 18
+_X509_SELF_SIGNED_IN_CHAIN = 19
+_X509_UNKNOWN_ISSUER = 20
+_X509_HOSTNAME_MISMATCH = 62
+_X509_IP_ADDRESS_MISMATCH = 64
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    subject: str
+    issuer: str
+    names: tuple[str, ...]
+    not_before: datetime
+    not_after: datetime
+
+    def days_left(self, now: datetime | None = None) -> int:
+        now = now or datetime.now(UTC)
+        return int((self.not_after - now).total_seconds() // 86400)
+
+    @property
+    def self_issued(self) -> bool:
+        return self.subject == self.issuer
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "names": list(self.names),
+            "not_before": self.not_before.isoformat(),
+            "not_after": self.not_after.isoformat(),
+            "days_left": self.days_left(),
+        }
+
+
+@dataclass(frozen=True)
+class TLSInfo:
+    version: str
+    cipher: str
+    bits: int
+    verified: bool
+    certificate: CertificateInfo | None
+
+    def summary(self) -> str:
+        parts = [f"TLS established: {self.version}, {self.cipher} ({self.bits} bits)"]
+        cert = self.certificate
+        if cert is not None:
+            parts.append(f"certificate {cert.subject}, issued by {cert.issuer}")
+            if cert.names:
+                parts.append(
+                    "names " + ", ".join(cert.names[:6]) + (" ..." if len(cert.names) > 6 else "")
+                )
+            parts.append(f"expires {cert.not_after:%Y-%m-%d} ({cert.days_left()} days)")
+        parts.append("verified" if self.verified else "NOT VERIFIED")
+        return "; ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "cipher": self.cipher,
+            "bits": self.bits,
+            "verified": self.verified,
+            "certificate": self.certificate.to_json() if self.certificate else None,
+        }
+
+
+def tls_info(ssl_object: ssl.SSLObject | ssl.SSLSocket, verified: bool) -> TLSInfo:
+    """Describe an established TLS connection."""
+    cipher_name, _protocol, bits = ssl_object.cipher() or ("unknown", "", 0)
+    cert: CertificateInfo | None = None
+    decoded = ssl_object.getpeercert()
+    if decoded:
+        cert = certificate_from_decoded(decoded)
+    else:
+        der = ssl_object.getpeercert(binary_form=True)
+        if der:
+            cert = certificate_from_der(der)
+    return TLSInfo(ssl_object.version() or "unknown", cipher_name, bits or 0, verified, cert)
+
+
+def certificate_from_decoded(decoded: dict[str, Any]) -> CertificateInfo:
+    """From the dict ``getpeercert()`` returns for a verified peer."""
+
+    def name(rdns: Any) -> str:
+        return ", ".join(f"{key}={value}" for rdn in rdns for key, value in rdn)
+
+    names = tuple(
+        value for kind, value in decoded.get("subjectAltName", ()) if kind in ("DNS", "IP Address")
+    )
+    return CertificateInfo(
+        subject=name(decoded.get("subject", ())),
+        issuer=name(decoded.get("issuer", ())),
+        names=names,
+        not_before=datetime.fromtimestamp(ssl.cert_time_to_seconds(decoded["notBefore"]), UTC),
+        not_after=datetime.fromtimestamp(ssl.cert_time_to_seconds(decoded["notAfter"]), UTC),
+    )
+
+
+def certificate_from_der(der: bytes) -> CertificateInfo:
+    """From raw DER, for certificates the stdlib will not decode (unverified peers)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    cert = x509.load_der_x509_certificate(der)
+
+    def name(value: x509.Name) -> str:
+        short = {NameOID.COMMON_NAME: "commonName", NameOID.ORGANIZATION_NAME: "organizationName"}
+        parts = []
+        for attribute in value:
+            label = short.get(attribute.oid, attribute.oid._name)
+            parts.append(f"{label}={attribute.value!s}")
+        return ", ".join(parts)
+
+    names: tuple[str, ...] = ()
+    with contextlib.suppress(x509.ExtensionNotFound):
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = tuple(str(v) for v in san.get_values_for_type(x509.DNSName)) + tuple(
+            str(v) for v in san.get_values_for_type(x509.IPAddress)
+        )
+    return CertificateInfo(
+        subject=name(cert.subject),
+        issuer=name(cert.issuer),
+        names=names,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+    )
+
+
+def find_verification_error(exc: BaseException | None) -> ssl.SSLCertVerificationError | None:
+    """The certificate error somewhere in an exception's chain, if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def explain_verification_error(
+    error: ssl.SSLCertVerificationError, host: str, cert: CertificateInfo | None
+) -> str:
+    """One sentence on why the certificate was refused."""
+    code = getattr(error, "verify_code", None)
+    if code == _X509_EXPIRED:
+        when = f" on {cert.not_after:%Y-%m-%d %H:%M} UTC" if cert else ""
+        return f"the certificate for {host} expired{when}"
+    if code == _X509_NOT_YET_VALID:
+        when = f" until {cert.not_before:%Y-%m-%d %H:%M} UTC" if cert else ""
+        return f"the certificate for {host} is not valid yet{when}"
+    if code in (_X509_HOSTNAME_MISMATCH, _X509_IP_ADDRESS_MISMATCH):
+        names = f" (it is for {', '.join(cert.names or (cert.subject,))})" if cert else ""
+        return f"the certificate does not match the host name {host}{names}"
+    if code in (_X509_SELF_SIGNED, _X509_SELF_SIGNED_IN_CHAIN):
+        return (
+            f"the certificate for {host} is self-signed and not trusted; set the profile's "
+            "CA file to trust it, if you know this server"
+        )
+    if code == _X509_UNKNOWN_ISSUER:
+        issuer = f" ({cert.issuer})" if cert else ""
+        return (
+            f"the certificate for {host} was issued by an authority this system does not "
+            f"trust{issuer}; set the profile's CA file to trust a private CA"
+        )
+    reason = getattr(error, "verify_message", "") or str(error)
+    return f"the certificate for {host} could not be verified: {reason}"
+
+
+async def fetch_certificate(
+    host: str, port: int, starttls: bool, timeout: float, ehlo_name: str = "localhost"
+) -> CertificateInfo | None:
+    """Look at the server certificate without trusting it, to explain a failure.
+
+    Returns ``None`` when the server cannot be reached again in ``timeout``.
+    """
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            if starttls:
+                reader, writer = await asyncio.open_connection(host, port, limit=16384)
+                await _read_reply(reader)
+                writer.write(f"EHLO {ehlo_name}\r\n".encode("ascii"))
+                await _read_reply(reader)
+                writer.write(b"STARTTLS\r\n")
+                if not (await _read_reply(reader)).startswith("220"):
+                    return None
+                await writer.start_tls(context, server_hostname=host)
+            else:
+                _, writer = await asyncio.open_connection(
+                    host, port, ssl=context, server_hostname=host, limit=16384
+                )
+            ssl_object = writer.get_extra_info("ssl_object")
+            der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
+            return certificate_from_der(der) if der else None
+    except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
+        return None
+    finally:
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1)
+
+
+async def _read_reply(reader: asyncio.StreamReader) -> str:
+    """Read one (possibly multi-line) reply; returns its last line."""
+    for _ in range(100):
+        line = (await reader.readline()).decode("ascii", "replace")
+        if not line:
+            raise asyncio.IncompleteReadError(b"", None)
+        if line[3:4] != "-":
+            return line
+    raise ValueError("reply has too many lines")

@@ -1,0 +1,260 @@
+"""The SMTP conversation as tuimail records it: timed, directed, redacted.
+
+A :class:`Transcript` is a list of :class:`Entry` objects, each with its time
+since the session began, its direction (client, server, or an event such as
+"TLS established"), whether it travelled inside TLS, and its text. Entries go
+to subscribers as they are added, so the app and the CLI show the session
+live, and the whole transcript exports as text or JSON Lines.
+
+Redaction happens *before* an entry exists, in :class:`ConversationRedactor`,
+so no consumer (screen, export, log) can ever see a credential. It is driven by
+the protocol itself (an ``AUTH`` command, a ``334`` continuation, a ``354``
+before message data) rather than by who is sending, so the client session and
+the sandbox server share it.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+REDACTED = "********"
+#: Longest line kept in a transcript; longer ones are cut with a note.
+MAX_LINE_CHARS = 2000
+#: Entries kept per transcript; a server that floods is cut off with a marker.
+MAX_ENTRIES = 50_000
+
+
+class Direction(enum.StrEnum):
+    CLIENT = "client"
+    SERVER = "server"
+    EVENT = "event"
+
+
+class EventKind(enum.StrEnum):
+    INFO = "info"
+    CONNECTED = "connected"
+    TLS = "tls"
+    WARNING = "warning"
+    ERROR = "error"
+    CLOSED = "closed"
+    TRIMMED = "trimmed"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One line of the conversation, or one event."""
+
+    elapsed: float
+    direction: Direction
+    text: str
+    secure: bool = False
+    kind: EventKind | None = None
+    redacted: bool = False
+    data: dict[str, Any] | None = None
+
+    @property
+    def reply_code(self) -> int | None:
+        """The SMTP reply code of a server line, for colouring by class."""
+        if self.direction is Direction.SERVER and self.text[:3].isdigit():
+            return int(self.text[:3])
+        return None
+
+    def marker(self) -> str:
+        """swaks-style arrow: ``->``/``<-`` in plain text, ``~>``/``<~`` inside TLS."""
+        if self.direction is Direction.CLIENT:
+            return " ~>" if self.secure else " ->"
+        if self.direction is Direction.SERVER:
+            return "<~ " if self.secure else "<- "
+        return "***" if self.kind in (EventKind.ERROR, EventKind.WARNING) else "==="
+
+    def to_text(self) -> str:
+        return f"{self.elapsed:8.3f} {self.marker()} {self.text}"
+
+    def to_json(self) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "t": round(self.elapsed, 6),
+            "dir": self.direction.value,
+            "tls": self.secure,
+            "text": self.text,
+        }
+        if self.kind is not None:
+            record["kind"] = self.kind.value
+        if self.redacted:
+            record["redacted"] = True
+        if self.data:
+            record["data"] = self.data
+        return record
+
+
+Subscriber = Callable[[Entry], None]
+
+
+@dataclass
+class Transcript:
+    """All entries of one session, delivered live to subscribers."""
+
+    title: str = ""
+    entries: list[Entry] = field(default_factory=list)
+    started_wall: float = field(default_factory=time.time)
+    _started: float = field(default_factory=time.monotonic, repr=False)
+    _subscribers: list[Subscriber] = field(default_factory=list, repr=False)
+    _forbidden: list[str] = field(default_factory=list, repr=False)
+    _trimmed: bool = field(default=False, repr=False)
+
+    def subscribe(self, callback: Subscriber) -> None:
+        self._subscribers.append(callback)
+
+    def forbid(self, secret: str) -> None:
+        """Never let ``secret`` (nor its base64 forms) appear in any entry.
+
+        The protocol-level redaction already masks AUTH data; this is the
+        second lock, for a secret that turns up where nobody expected it.
+        """
+        if secret:
+            self._forbidden.extend(secret_forms(secret))
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    def add(
+        self,
+        direction: Direction,
+        text: str,
+        *,
+        secure: bool = False,
+        kind: EventKind | None = None,
+        redacted: bool = False,
+        data: dict[str, Any] | None = None,
+    ) -> Entry | None:
+        if len(self.entries) >= MAX_ENTRIES:
+            if not self._trimmed:
+                self._trimmed = True
+                self._append(
+                    Entry(
+                        self.elapsed,
+                        Direction.EVENT,
+                        f"transcript limit of {MAX_ENTRIES:,} lines reached; later lines omitted",
+                        kind=EventKind.TRIMMED,
+                    )
+                )
+            return None
+        if len(text) > MAX_LINE_CHARS:
+            text = f"{text[:MAX_LINE_CHARS]}... [{len(text) - MAX_LINE_CHARS:,} more characters]"
+        for secret in self._forbidden:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+                redacted = True
+        entry = Entry(self.elapsed, direction, text, secure, kind, redacted, data)
+        self._append(entry)
+        return entry
+
+    def event(
+        self, kind: EventKind, text: str, *, secure: bool = False, **data: Any
+    ) -> Entry | None:
+        return self.add(Direction.EVENT, text, secure=secure, kind=kind, data=data or None)
+
+    def _append(self, entry: Entry) -> None:
+        self.entries.append(entry)
+        for callback in self._subscribers:
+            callback(entry)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def to_text(self) -> str:
+        return "".join(entry.to_text() + "\n" for entry in self.entries)
+
+    def write_text(self, stream: TextIO) -> None:
+        for entry in self.entries:
+            stream.write(entry.to_text() + "\n")
+
+    def to_jsonl(self) -> str:
+        return "".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in self.entries)
+
+
+def secret_forms(secret: str) -> list[str]:
+    """``secret`` and the base64 text that contains it at any alignment.
+
+    A password inside AUTH PLAIN's ``\\0user\\0password`` blob is base64-encoded
+    at an offset, so the stable core of each of the three alignments is what
+    can be searched for (the first and last characters depend on neighbours).
+    """
+    raw = secret.encode("utf-8")
+    forms = {secret}
+    for pad in range(3):
+        encoded = base64.b64encode(b"\0" * pad + raw).decode("ascii")
+        # Drop characters influenced by the padding bytes or by what follows.
+        start = (pad * 4 + 2) // 3
+        end = (4 * (pad + len(raw))) // 3
+        core = encoded[start:end]
+        if len(core) >= 4:
+            forms.add(core)
+    return sorted(forms, key=len, reverse=True)
+
+
+@dataclass
+class ConversationRedactor:
+    """Knows, from the protocol alone, which lines carry secrets or message data.
+
+    Feed it every line in order; it returns the text to record. Client lines of
+    an ``AUTH`` command and every client line answering a ``334`` challenge are
+    masked. After a ``354`` the client's lines are message content, which is
+    summarised (bytes and lines) instead of recorded.
+    """
+
+    sasl_pending: bool = False
+    in_data: bool = False
+    data_bytes: int = 0
+    data_lines: int = 0
+
+    def client_line(self, line: str) -> tuple[str, bool] | None:
+        """Text to record for a client line and whether it was redacted.
+
+        ``None`` while inside message data: the summary comes with the final dot.
+        """
+        if self.in_data:
+            if line == ".":
+                self.in_data = False
+                return self.data_summary(), False
+            self.data_bytes += len(line.encode("utf-8", "surrogateescape")) + 2
+            self.data_lines += 1
+            return None
+        if self.sasl_pending:
+            self.sasl_pending = False
+            return (REDACTED if line != "*" else line), line != "*"
+        verb, _, rest = line.partition(" ")
+        if verb.upper() == "AUTH" and rest:
+            mechanism, _, initial = rest.partition(" ")
+            if initial:
+                return f"{verb} {mechanism} {REDACTED}", True
+        return line, False
+
+    def client_data(self, payload_bytes: int, payload_lines: int) -> str:
+        """Summary for a message payload seen in one piece (ends with ``.``)."""
+        self.in_data = False
+        self.data_bytes, self.data_lines = payload_bytes, payload_lines
+        return self.data_summary()
+
+    def data_summary(self) -> str:
+        summary = f"[message content: {self.data_bytes:,} bytes, {self.data_lines:,} lines] ."
+        self.data_bytes = self.data_lines = 0
+        return summary
+
+    def server_line(self, line: str) -> str:
+        """Server lines are recorded as they are; they set what the client's next line is."""
+        code = line[:3]
+        final = line[3:4] != "-"
+        if final:
+            self.sasl_pending = code == "334"
+            self.in_data = code == "354"
+        return line

@@ -1,0 +1,250 @@
+"""Seeing the wire under aiosmtplib.
+
+aiosmtplib has no transcript hook, so tuimail supplies its own protocol object:
+:class:`TranscribingProtocol` is aiosmtplib's ``SMTPProtocol`` with the two
+doors of the connection watched, ``data_received`` (server to client) and
+``write`` (client to server). :class:`TranscribingSMTP` makes its own TCP
+connection (so connect, TLS handshake and greeting are timed and reported
+separately) and hands aiosmtplib the socket.
+
+This reaches into aiosmtplib internals (``_create_connection`` and the
+protocol class), so two safety nets exist: the session checks after the
+greeting that the capture saw it (:class:`CaptureLost` otherwise), and the test
+suite asserts every command of a real session appears in the transcript.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from aiosmtplib import SMTP, SMTPResponse
+from aiosmtplib.errors import (
+    SMTPConnectError,
+    SMTPConnectResponseError,
+    SMTPConnectTimeoutError,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
+)
+from aiosmtplib.protocol import SMTPProtocol
+
+from tuimail.transcript import ConversationRedactor, Direction, EventKind, Transcript
+
+#: An inbound line longer than this (no LF yet) is recorded in pieces.
+MAX_PENDING_LINE = 16 * 1024
+
+
+class CaptureLost(RuntimeError):
+    """The transcript stopped seeing the wire: aiosmtplib changed under us."""
+
+
+class WireCapture:
+    """Turns raw bytes, in both directions, into redacted transcript entries."""
+
+    def __init__(self, transcript: Transcript) -> None:
+        self.transcript = transcript
+        self.redactor = ConversationRedactor()
+        self.secure = False
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.closed = False
+        self._pending = bytearray()
+
+    def received(self, data: bytes) -> None:
+        self.bytes_received += len(data)
+        self._pending.extend(data)
+        while True:
+            end = self._pending.find(b"\n")
+            if end == -1:
+                if len(self._pending) > MAX_PENDING_LINE:
+                    chunk = bytes(self._pending[:MAX_PENDING_LINE])
+                    del self._pending[:MAX_PENDING_LINE]
+                    self._server_line(chunk)
+                return
+            line = bytes(self._pending[:end])
+            del self._pending[: end + 1]
+            self._server_line(line.rstrip(b"\r"))
+
+    def _server_line(self, raw: bytes) -> None:
+        text = self.redactor.server_line(_decode(raw))
+        self.transcript.add(Direction.SERVER, text, secure=self.secure)
+
+    def sent(self, data: bytes) -> None:
+        self.bytes_sent += len(data)
+        if self.redactor.in_data:
+            # aiosmtplib writes the whole dot-stuffed payload, final dot included, at once.
+            lines = data.count(b"\r\n") - 1
+            summary = self.redactor.client_data(len(data) - 3, max(lines, 0))
+            self.transcript.add(Direction.CLIENT, summary, secure=self.secure)
+            return
+        for raw in data.split(b"\r\n"):
+            if not raw:
+                continue
+            result = self.redactor.client_line(_decode(raw))
+            if result is not None:
+                text, redacted = result
+                self.transcript.add(Direction.CLIENT, text, secure=self.secure, redacted=redacted)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The transport is gone; says so unless we closed it ourselves."""
+        if self._pending:
+            self._server_line(bytes(self._pending))
+            self._pending.clear()
+        reason = f": {exc}" if exc else ""
+        self.mark_closed(f"the server closed the connection{reason}")
+
+    def mark_closed(self, text: str = "connection closed") -> None:
+        if not self.closed:
+            self.closed = True
+            self.transcript.event(EventKind.CLOSED, text, secure=self.secure)
+
+
+def _decode(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace")
+    # Control characters would let a hostile server repaint the terminal.
+    return "".join(ch if ch.isprintable() or ch == "\t" else f"\\x{ord(ch):02x}" for ch in text)
+
+
+class TranscribingProtocol(SMTPProtocol):
+    """aiosmtplib's protocol, with both directions copied to a :class:`WireCapture`."""
+
+    def __init__(self, capture: WireCapture, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.capture = capture
+
+    def data_received(self, data: bytes) -> None:
+        self.capture.received(data)
+        super().data_received(data)
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self.capture.sent(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.capture.connection_lost(exc)
+        super().connection_lost(exc)
+
+
+class TranscribingSMTP(SMTP):
+    """aiosmtplib's client on a :class:`TranscribingProtocol`, with timed stages.
+
+    ``stage`` names what the connection was doing when it stopped, so a
+    failure inside ``connect()`` is reported as connect, tls or greeting.
+    """
+
+    def __init__(
+        self,
+        capture: WireCapture,
+        on_tls: Callable[[ssl.SSLObject], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.capture = capture
+        self.stage = "connect"
+        self.peer: tuple[str, int] | None = None
+        self._on_tls = on_tls
+
+    async def _create_connection(self, timeout: float | None) -> SMTPResponse:
+        if self.loop is None:
+            raise RuntimeError("No event loop set")
+        host = self.hostname or "localhost"
+        port = self.port or self._get_default_port()
+        transcript = self.capture.transcript
+
+        self.stage = "connect"
+        sock = await self._open_socket(host, port, timeout)
+
+        tls_context: ssl.SSLContext | None = None
+        if self.use_tls:
+            self.stage = "tls"
+            tls_context = await self._get_tls_context()
+        protocol = TranscribingProtocol(
+            self.capture, loop=self.loop, connection_lost_callback=self._on_connection_lost
+        )
+        try:
+            transport, _ = await asyncio.wait_for(
+                self.loop.create_connection(
+                    lambda: protocol,
+                    sock=sock,
+                    ssl=tls_context,
+                    server_hostname=host if tls_context else None,
+                    ssl_handshake_timeout=timeout if tls_context else None,
+                ),
+                timeout=timeout,
+            )
+        except BaseException:
+            sock.close()
+            raise
+        self.protocol = protocol
+        self.transport = transport
+        if tls_context is not None:
+            self.capture.secure = True
+            ssl_object = transport.get_extra_info("ssl_object")
+            if self._on_tls is not None and ssl_object is not None:
+                self._on_tls(ssl_object)
+
+        self.stage = "greeting"
+        try:
+            response = await protocol.read_response(timeout=timeout)
+        except SMTPServerDisconnected as exc:
+            raise SMTPConnectError(f"{host} closed the connection before greeting") from exc
+        except SMTPTimeoutError as exc:
+            raise SMTPConnectTimeoutError(
+                f"{host} did not send its greeting within {timeout:g} seconds"
+            ) from exc
+        if response.code != 220:
+            raise SMTPConnectResponseError(response.code, response.message)
+        if not any(e.direction is Direction.SERVER for e in transcript.entries):
+            raise CaptureLost("the transcript did not see the server's greeting")
+        self.stage = "ehlo"
+        return response
+
+    async def _open_socket(self, host: str, port: int, timeout: float | None) -> socket.socket:
+        """Resolve and connect, trying each address in turn, within ``timeout`` overall."""
+        assert self.loop is not None
+        transcript = self.capture.transcript
+        try:
+            async with asyncio.timeout(timeout):
+                infos = await self.loop.getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+                )
+                errors: list[str] = []
+                for family, type_, proto, _name, address in infos:
+                    sock = socket.socket(family, type_, proto)
+                    sock.setblocking(False)
+                    try:
+                        await self.loop.sock_connect(sock, address)
+                    except OSError as exc:
+                        sock.close()
+                        errors.append(f"{address[0]!s}: {exc.strerror or exc}")
+                        continue
+                    except BaseException:
+                        sock.close()
+                        raise
+                    peer_host, peer_port = str(address[0]), int(address[1])
+                    self.peer = (peer_host, peer_port)
+                    shown = f"[{peer_host}]" if ":" in peer_host else peer_host
+                    transcript.event(
+                        EventKind.CONNECTED,
+                        f"connected to {shown}:{peer_port}",
+                        address=peer_host,
+                        port=peer_port,
+                    )
+                    return sock
+        except TimeoutError as exc:
+            raise SMTPConnectTimeoutError(
+                f"could not connect to {host} port {port} within {timeout:g} seconds"
+            ) from exc
+        except socket.gaierror as exc:
+            raise SMTPConnectError(f"cannot resolve {host}: {exc.strerror}") from exc
+        raise SMTPConnectError(f"cannot connect to {host} port {port}: {'; '.join(errors)}")
+
+    def mark_secure(self) -> None:
+        """Called once STARTTLS has upgraded the connection."""
+        self.capture.secure = True
+        ssl_object = self.get_transport_info("ssl_object")
+        if self._on_tls is not None and ssl_object is not None:
+            self._on_tls(ssl_object)
