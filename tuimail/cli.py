@@ -11,15 +11,17 @@ import asyncio
 import getpass
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tuimail import __version__, exitcodes
 
 if TYPE_CHECKING:
     from tuimail.credentials import Secret
     from tuimail.profiles import Profile
+
+T = TypeVar("T")
 
 
 class CLIError(Exception):
@@ -210,43 +212,44 @@ def _split_server(text: str) -> tuple[str, int]:
 
 
 def _connection_profile(args: argparse.Namespace) -> Profile:
-    """The profile named by ``--profile``, or one made from ``--server`` options."""
-    from tuimail.profiles import (
-        Profile,
-        ProfileError,
-        ProfileStore,
-        ProfileStoreError,
-        with_changes,
-    )
+    """The profile named by ``--profile``, or one made from ``--server``, plus option overrides."""
+    from tuimail.profiles import Profile, with_changes
 
     overrides: dict[str, Any] = {}
-    if args.security:
-        overrides["security"] = args.security
-    if args.user:
-        overrides["username"] = args.user
-    if args.auth:
-        overrides["auth_mechanism"] = args.auth
-    if args.ca_file:
-        overrides["ca_file"] = args.ca_file
-    if args.no_verify:
-        overrides["verify_tls"] = False
-    if args.allow_plaintext_auth:
-        overrides["allow_plaintext_auth"] = True
-    if args.ehlo:
-        overrides["ehlo_name"] = args.ehlo
-    if args.timeout:
-        overrides["timeout"] = args.timeout
+    for key, value in (
+        ("security", args.security),
+        ("username", args.user),
+        ("auth_mechanism", args.auth),
+        ("ca_file", args.ca_file),
+        ("verify_tls", False if args.no_verify else None),
+        ("allow_plaintext_auth", True if args.allow_plaintext_auth else None),
+        ("ehlo_name", args.ehlo),
+        ("timeout", args.timeout),
+    ):
+        if value is not None and value != "":
+            overrides[key] = value
+    if args.server:
+        host, port = _split_server(args.server)
+        base = _checked(lambda: Profile(name="command-line", host=host, port=port))
+    elif args.profile:
+        base = _saved_profile(args.profile)
+    else:
+        raise CLIError("say where to send: --profile NAME or --server HOST[:PORT]", exitcodes.USAGE)
+    return _checked(lambda: with_changes(base, **overrides)) if overrides else base
+
+
+def _saved_profile(name: str) -> Profile:
+    from tuimail.profiles import ProfileStore
+
+    return _checked(lambda: ProfileStore().get(name))
+
+
+def _checked(make: Callable[[], T]) -> T:
+    """Run a profile operation, turning its errors into one-line CLI errors."""
+    from tuimail.profiles import ProfileError, ProfileStoreError
+
     try:
-        if getattr(args, "profile", None) and not args.server:
-            profile = ProfileStore().get(args.profile)
-        elif args.server:
-            host, port = _split_server(args.server)
-            profile = Profile(name="command-line", host=host, port=port)
-        else:
-            raise CLIError(
-                "say where to send: --profile NAME or --server HOST[:PORT]", exitcodes.USAGE
-            )
-        return with_changes(profile, **overrides) if overrides else profile
+        return make()
     except (ProfileError, ProfileStoreError) as exc:
         raise CLIError(str(exc)) from None
     except KeyError as exc:
@@ -501,20 +504,7 @@ def cmd_accounts_remove(args: argparse.Namespace) -> int:
 def cmd_accounts_test(args: argparse.Namespace) -> int:
     from tuimail.session import check_account
 
-    args.server = None
-    args.profile = args.name
-    for option in (
-        "security",
-        "user",
-        "auth",
-        "ca_file",
-        "no_verify",
-        "allow_plaintext_auth",
-        "ehlo",
-        "timeout",
-    ):
-        setattr(args, option, None)
-    profile = _connection_profile(args)
+    profile = _saved_profile(args.name)
     password = _password_for(profile, args.password_stdin, saved=True)
     args.quiet = False
     return _run_session_command(

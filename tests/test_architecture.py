@@ -1,0 +1,51 @@
+"""The core runs headless: nothing outside tuimail/ui imports textual."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+
+import tuimail
+
+CORE_MODULES = sorted(
+    info.name
+    for info in pkgutil.walk_packages(tuimail.__path__, "tuimail.")
+    if not info.name.startswith("tuimail.ui") and info.name != "tuimail.__main__"
+)
+
+
+def test_core_modules_exist() -> None:
+    assert {"tuimail.session", "tuimail.cli", "tuimail.transcript"} <= set(CORE_MODULES)
+
+
+def test_core_imports_without_textual() -> None:
+    code = (
+        "import importlib, sys\n"
+        f"for name in {CORE_MODULES!r}:\n"
+        "    importlib.import_module(name)\n"
+        "leaked = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
+        "print(','.join(leaked))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "", f"core imported textual: {result.stdout}"
+
+
+def test_send_command_does_not_import_textual_or_keyring() -> None:
+    """`tuimail send --server` pays only for what it uses (start-up time vs swaks)."""
+    code = (
+        "import sys\n"
+        "from tuimail import cli\n"
+        "try:\n"
+        "    cli.main(['send', '--server', '127.0.0.1:1', '--security', 'none', '--from',"
+        " 'a@example.test', '--to', 'b@example.test', '--body', 'x', '--quiet', '--timeout', '1'])\n"
+        "finally:\n"
+        "    print('\\n' + ','.join(sorted(m for m in sys.modules"
+        " if m.split('.')[0] in ('textual', 'keyring', 'cryptography'))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.splitlines()[-1] == ""

@@ -1,0 +1,192 @@
+"""``tuimail send`` as a process: live transcript, JSON Lines, exit codes per stage."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.cli_helpers import run_tuimail
+from tests.conftest import Certs
+from tests.smtpservers import (
+    BusyGreetingSMTP,
+    ServerThread,
+    Sink,
+    password_checker,
+)
+from tuimail import exitcodes
+
+PASSWORD = "s3cret-Pässword"
+
+
+def base_args(port: int, *extra: str) -> list[str]:
+    return [
+        "send",
+        "--server",
+        f"127.0.0.1:{port}",
+        "--security",
+        "none",
+        "--from",
+        "Alice <alice@example.test>",
+        "--to",
+        "bob@example.test",
+        "--subject",
+        "Hello",
+        *extra,
+    ]
+
+
+def test_send_prints_the_transcript_and_delivers(servers: ServerThread) -> None:
+    sink = Sink()
+    port = servers.smtp(sink)
+    result = run_tuimail(*base_args(port, "--body", "Hi Bob"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(" -> EHLO " in line for line in lines)
+    assert any("<-  220 " in line for line in lines)
+    assert any(" -> MAIL FROM:<alice@example.test>" in line for line in lines)
+    assert any("<-  250 Message accepted" in line for line in lines)
+    assert "sent <" in result.stderr
+    assert len(sink.messages) == 1
+    assert b"Hi Bob" in sink.messages[0].content
+
+
+def test_body_from_stdin_and_attachment(servers: ServerThread, tmp_path: Path) -> None:
+    sink = Sink()
+    port = servers.smtp(sink)
+    attachment = tmp_path / "report.pdf"
+    attachment.write_bytes(b"%PDF-1.4 fake but bytes\x00\xff")
+    result = run_tuimail(
+        *base_args(port, "--attach", str(attachment), "--cc", "carol@example.test"),
+        input="Body from stdin\n",
+    )
+    assert result.returncode == 0, result.stderr
+    content = sink.messages[0].content
+    assert b"Body from stdin" in content
+    assert b"application/pdf" in content and b'filename="report.pdf"' in content
+    assert sink.messages[0].rcpt_tos == ["bob@example.test", "carol@example.test"]
+
+
+def test_json_lines(servers: ServerThread) -> None:
+    port = servers.smtp(Sink())
+    result = run_tuimail(*base_args(port, "--body", "x", "--json"))
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    entries, final = records[:-1], records[-1]
+    assert {"t", "dir", "tls", "text"} <= set(entries[0])
+    assert {e["dir"] for e in entries} == {"client", "server", "event"}
+    assert final["result"]["ok"] is True
+    assert final["result"]["delivery"]["accepted"] == ["bob@example.test"]
+
+
+def test_starttls_auth_with_password_on_stdin(servers: ServerThread, certs: Certs) -> None:
+    sink = Sink()
+    port = servers.smtp(
+        sink, tls_context=certs.good, authenticator=password_checker({"alice": PASSWORD})
+    )
+    args = base_args(port, "--body", "x", "--user", "alice", "--password-stdin")
+    args[args.index("none")] = "starttls"
+    args += ["--ca-file", str(certs.ca_file)]
+    result = run_tuimail(*args, input=PASSWORD + "\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " ~> AUTH PLAIN ********" in result.stdout
+    assert "TLS established: TLSv1." in result.stdout
+    assert PASSWORD not in result.stdout + result.stderr
+    assert len(sink.messages) == 1
+
+
+def test_password_is_not_accepted_on_the_command_line() -> None:
+    result = run_tuimail("send", "--password", "x")
+    assert result.returncode == exitcodes.USAGE
+    assert "unrecognized arguments" in result.stderr
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("setup", "code", "words"),
+    [
+        ("closed", 10, "cannot connect"),
+        ("no-starttls", 11, "did not offer STARTTLS"),
+        ("busy", 12, "421"),
+        ("bad-password", 14, "rejected the user name or password"),
+        ("too-big", 15, "accepts at most"),
+        ("rcpt-refused", 16, "refused every recipient"),
+        ("data-refused", 17, "refused the message"),
+        ("partial", 18, "refused (permanent) carol@example.test"),
+    ],
+)
+def test_exit_code_says_which_stage_failed(
+    servers: ServerThread, certs: Certs, setup: str, code: int, words: str
+) -> None:
+    extra: list[str] = ["--body", "x" * 2000]
+    security = "none"
+    if setup == "closed":
+        port = _closed_port()
+    elif setup == "no-starttls":
+        port, security = servers.smtp(Sink()), "starttls"
+    elif setup == "busy":
+        port = servers.smtp(Sink(), server_class=BusyGreetingSMTP)
+    elif setup == "bad-password":
+        port = servers.smtp(
+            Sink(), tls_context=certs.good, authenticator=password_checker({"alice": PASSWORD})
+        )
+        security = "starttls"
+        extra += ["--user", "alice", "--password-stdin", "--ca-file", str(certs.ca_file)]
+    elif setup == "too-big":
+        port = servers.smtp(Sink(), data_size_limit=500)
+    elif setup == "rcpt-refused":
+        port = servers.smtp(Sink(rcpt_replies={"bob@example.test": "550 5.1.1 No such user"}))
+    elif setup == "data-refused":
+        port = servers.smtp(Sink(data_reply="554 5.7.1 Spam"))
+    else:
+        port = servers.smtp(Sink(rcpt_replies={"carol@example.test": "550 5.1.1 No such user"}))
+        extra += ["--cc", "carol@example.test"]
+    args = base_args(port, *extra)
+    args[args.index("none")] = security
+    result = run_tuimail(*args, input="wrong-password\n")
+    assert result.returncode == code, result.stdout + result.stderr
+    assert words in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--subject", "Hi\r\nBcc: victim@example.test", "--subject: contains a carriage return"),
+        ("--to", "alice@bank.test <mallory@evil.test>", "--to: "),
+        ("--to", "<bob@example.test", "do not match"),
+        ("--header", "X-Evil: a\nBcc: x@example.test", "could inject extra headers"),
+    ],
+)
+def test_bad_input_is_refused_before_connecting(option: str, value: str, message: str) -> None:
+    port = _closed_port()  # nothing listens: reaching the network would be exit 10
+    result = run_tuimail(*base_args(port, "--body", "x", option, value))
+    assert result.returncode == exitcodes.INVALID_MESSAGE, result.stderr
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_missing_attachment_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.txt"
+    result = run_tuimail(*base_args(_closed_port(), "--body", "x", "--attach", str(missing)))
+    assert result.returncode == exitcodes.INVALID_MESSAGE
+    assert f"attachment '{missing}': does not exist" in result.stderr
+
+
+def test_help_documents_every_exit_code() -> None:
+    result = run_tuimail("send", "--help")
+    assert result.returncode == 0
+    for code, text in exitcodes.TABLE:
+        assert f"{code:>3}  {text}" in result.stdout
+
+
+def test_readme_documents_every_exit_code() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for code, text in exitcodes.TABLE:
+        assert f"| {code} | {text} |" in readme
