@@ -26,7 +26,7 @@ from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
 
 PROFILES_FILE = "profiles.toml"
-PROFILE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+PROFILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # used with fullmatch
 
 
 class Security(enum.StrEnum):
@@ -100,12 +100,11 @@ class Profile:
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        # Accept "starttls" as well as Security.STARTTLS from library callers.
-        for name, kind in (("security", Security), ("auth_mechanism", AuthMechanism)):
-            value = getattr(self, name)
-            if not isinstance(value, kind):
-                coerced = _coerce({name: value})[name]
-                object.__setattr__(self, name, coerced)
+        # Accept "starttls" as well as Security.STARTTLS from library callers, and
+        # refuse port="587" with a ProfileError rather than a TypeError later on.
+        typed = {name: getattr(self, name) for name in (*_TYPES, "security", "auth_mechanism")}
+        for name, value in _coerce(typed).items():
+            object.__setattr__(self, name, value)
         validate_profile(self)
 
     @property
@@ -119,6 +118,18 @@ class Profile:
         return f"{host}:{self.effective_port}"
 
     @property
+    def is_loopback(self) -> bool:
+        """A server on this machine: plaintext cannot be read off a network."""
+        import ipaddress
+
+        if self.host.lower() == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
     def needs_password(self) -> bool:
         return bool(self.username)
 
@@ -130,7 +141,7 @@ class Profile:
                 "certificate verification is off: anyone on the network path can "
                 "read and change this connection"
             )
-        if self.security is Security.NONE:
+        if self.security is Security.NONE and not self.is_loopback:
             found.append("the connection is not encrypted")
         if self.security is Security.NONE and self.allow_plaintext_auth and self.username:
             found.append("the password is sent without encryption")
@@ -163,6 +174,8 @@ class Profile:
         return cls(name=name, extra=extra, **_coerce(values))
 
 
+_TYPE_WORDS = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
+
 _TYPES: dict[str, type] = {
     "host": str,
     "port": int,
@@ -192,20 +205,22 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             except ValueError:
                 choices = ", ".join(m.value for m in AuthMechanism)
                 raise ProfileError(key, f"must be one of {choices}, not {value!r}") from None
+        elif key not in _TYPES:
+            raise ProfileError(key, "is not a profile setting")
         else:
             expected = _TYPES[key]
             ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 value, ok = float(value), True
             if not ok:
-                raise ProfileError(key, f"must be a {expected.__name__}, not {value!r}")
+                raise ProfileError(key, f"must be {_TYPE_WORDS[expected]}, not {value!r}")
             out[key] = value
     return out
 
 
 def validate_profile(profile: Profile) -> None:
     """Raise :class:`ProfileError` for the first invalid field."""
-    if not PROFILE_NAME_RE.match(profile.name):
+    if not isinstance(profile.name, str) or not PROFILE_NAME_RE.fullmatch(profile.name):
         raise ProfileError(
             "name",
             "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",

@@ -1,0 +1,551 @@
+"""The sandbox against clients nobody here wrote (swaks, smtplib), tuimail's own, and hostile ones."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import hashlib
+import mailbox
+import os
+import signal
+import smtplib
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli_helpers import TUIMAIL, files_under, find_leaks, run_tuimail
+from tests.conftest import require_tool
+from tests.smtpservers import ServerThread
+from tuimail.credentials import Secret
+from tuimail.faults import FaultPlan
+from tuimail.message import Draft, build_message
+from tuimail.profiles import with_changes
+from tuimail.sandbox import Sandbox, SandboxConfig, SessionRecord, TLSMode
+from tuimail.session import SMTPSession, Stage, send
+from tuimail.transcript import Direction
+
+PASSWORD = "sandbox-Secret-42"
+
+
+class RunningSandbox:
+    """A Sandbox on the server thread's loop, reachable from this thread."""
+
+    def __init__(self, servers: ServerThread, sandbox: Sandbox) -> None:
+        self.servers = servers
+        self.sandbox = sandbox
+
+    def call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.servers.loop).result(30)
+
+    @property
+    def port(self) -> int:
+        return self.sandbox.port
+
+    def stored(self) -> list[bytes]:
+        box = mailbox.Maildir(self.sandbox.maildir_path, create=False)
+        return [box.get_bytes(key) for key in box.iterkeys()]
+
+    def sessions(self) -> list[SessionRecord]:
+        return list(self.sandbox.sessions)
+
+    def wait_for_sessions(self, count: int, timeout: float = 10) -> list[SessionRecord]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ended = [s for s in self.sandbox.sessions if s.ended is not None]
+            if len(ended) >= count:
+                return ended
+            time.sleep(0.02)
+        raise AssertionError(f"expected {count} ended sessions, have {self.sessions()}")
+
+
+@pytest.fixture
+def make_sandbox(servers: ServerThread, tmp_path: Path) -> Iterator[Any]:
+    started: list[RunningSandbox] = []
+
+    def make(
+        faults: list[str] | None = None, seed: int | None = None, **config: Any
+    ) -> RunningSandbox:
+        config.setdefault("port", 0)
+        config.setdefault("maildir", tmp_path / f"maildir{len(started)}")
+        config.setdefault("sessions_dir", tmp_path / f"sessions{len(started)}")
+        sandbox = Sandbox(SandboxConfig(**config), faults=FaultPlan.from_specs(faults or [], seed))
+        running = RunningSandbox(servers, sandbox)
+        running.call(sandbox.start())
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.call(running.sandbox.stop(grace=1))
+
+
+def sample_message(body: str = "Hello from the test\r\n") -> bytes:
+    return (
+        "From: a@example.test\r\nTo: b@example.test\r\nSubject: t\r\n"
+        f"Message-ID: <{os.urandom(6).hex()}@example.test>\r\n\r\n{body}"
+    ).encode()
+
+
+# -- real clients --------------------------------------------------------------
+
+
+def swaks(port: int, *extra: str) -> subprocess.CompletedProcess[str]:
+    binary = require_tool("swaks", "swaks")
+    return subprocess.run(
+        [binary, "--server", "127.0.0.1", "--port", str(port), "--from", "a@example.test",
+         "--to", "b@example.test", "--header", "Subject: from swaks", "--body", "swaks body",
+         "--timeout", "10", *extra],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def test_swaks_plain(make_sandbox: Any) -> None:
+    sandbox = make_sandbox()
+    result = swaks(sandbox.port)
+    assert result.returncode == 0, result.stdout + result.stderr
+    [stored] = sandbox.stored()
+    assert b"swaks body" in stored and b"Subject: from swaks" in stored
+    [session] = sandbox.wait_for_sessions(1)
+    assert session.outcome == "completed" and session.helo
+    assert session.messages[0].mail_from == "a@example.test"
+    lines = [e.text for e in session.transcript if e.direction is Direction.CLIENT]
+    assert lines[0].startswith("EHLO") and any(
+        line.startswith("[message content:") for line in lines
+    )
+
+
+def test_swaks_starttls_verifies_the_sandbox_certificate(make_sandbox: Any) -> None:
+    require_tool("swaks", "swaks")
+    sandbox = make_sandbox(tls=TLSMode.STARTTLS)
+    ca_file = str(sandbox.sandbox.ca_file)
+    result = swaks(sandbox.port, "--tls", "--tls-verify", "--tls-ca-path", ca_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "TLS started" in result.stdout or "STARTTLS" in result.stdout
+    [session] = sandbox.wait_for_sessions(1)
+    assert session.secure
+    assert any(e.secure and e.direction is Direction.CLIENT for e in session.transcript)
+    assert len(sandbox.stored()) == 1
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_swaks_auth_is_redacted_server_side(
+    make_sandbox: Any, tmp_path: Path, mechanism: str
+) -> None:
+    auth_file = tmp_path / "users"
+    auth_file.write_text(f"carol:{PASSWORD}\n")
+    from tuimail.sandbox import load_auth_file
+
+    sandbox = make_sandbox(auth_users=load_auth_file(auth_file), auth_required=True)
+    result = swaks(
+        sandbox.port, "--auth", mechanism, "--auth-user", "carol", "--auth-password", PASSWORD
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    [session] = sandbox.wait_for_sessions(1)
+    assert session.authenticated_as == "carol"
+    text = "\n".join(e.text for e in session.transcript)
+    assert f"AUTH {mechanism}" in text and "********" in text
+    written = files_under(sandbox.sandbox.sessions_dir)
+    assert written
+    assert find_leaks(PASSWORD, {**written, "transcript": text.encode()}) == []
+
+    refused = swaks(
+        sandbox.port, "--auth", mechanism, "--auth-user", "carol", "--auth-password", "x"
+    )
+    assert refused.returncode != 0
+    unauthenticated = swaks(sandbox.port)
+    assert unauthenticated.returncode != 0 and "530" in unauthenticated.stdout
+    assert len(sandbox.stored()) == 1
+
+
+def test_smtplib_plain_starttls_and_implicit(make_sandbox: Any) -> None:
+    plain = make_sandbox()
+    with smtplib.SMTP("127.0.0.1", plain.port, timeout=10) as client:
+        client.sendmail("a@example.test", ["b@example.test"], sample_message())
+    starttls = make_sandbox(tls=TLSMode.STARTTLS, auth_users={})
+    context = ssl.create_default_context(cafile=str(starttls.sandbox.ca_file))
+    with smtplib.SMTP("localhost", starttls.port, timeout=10) as client:
+        client.starttls(context=context)
+        client.login("anyone", "anything")
+        client.sendmail("a@example.test", ["b@example.test"], sample_message())
+    implicit = make_sandbox(tls=TLSMode.IMPLICIT)
+    context = ssl.create_default_context(cafile=str(implicit.sandbox.ca_file))
+    with smtplib.SMTP_SSL("127.0.0.1", implicit.port, timeout=10, context=context) as client:
+        ehlo = client.ehlo()
+        assert b"PIPELINING" in ehlo[1] and b"SMTPUTF8" in ehlo[1] and b"8BITMIME" in ehlo[1]
+        client.sendmail("a@example.test", ["b@example.test"], sample_message())
+    assert [len(s.stored()) for s in (plain, starttls, implicit)] == [1, 1, 1]
+
+
+def test_stored_bytes_are_exactly_what_was_sent(make_sandbox: Any) -> None:
+    sandbox = make_sandbox(size_limit=0)
+    utf8 = (
+        "From: a@example.test\r\nTo: b@example.test\r\nSubject: =?utf-8?q?h=C3=A9?=\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        "Grüße, ça va? 日本語\r\n.starts with a dot\r\n..two dots\r\n\r\n"
+    ).encode()
+    attachment = os.urandom(10 * 1024 * 1024)
+    outgoing = build_message(
+        Draft(from_address="a@example.test", to=["b@example.test"], body="see attached")
+    )
+    outgoing.message.add_attachment(attachment, maintype="application", subtype="octet-stream")
+    big = outgoing.to_bytes()
+    with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=30) as client:
+        client.sendmail("a@example.test", ["b@example.test"], utf8, mail_options=["BODY=8BITMIME"])
+        client.sendmail("a@example.test", ["b@example.test"], big)
+    stored = sandbox.stored()
+    digests = sorted(hashlib.sha256(s).hexdigest() for s in stored)
+    assert digests == sorted(hashlib.sha256(s).hexdigest() for s in (utf8, big))
+    parsed = email.message_from_bytes(next(s for s in stored if len(s) > 1_000_000))
+    parts = [p for p in parsed.walk() if p.get_content_type() == "application/octet-stream"]
+    assert [p.get_payload(decode=True) for p in parts] == [attachment]
+    [session] = sandbox.wait_for_sessions(1)
+    summaries = [e.text for e in session.transcript if e.text.startswith("[message content:")]
+    assert len(summaries) == 2  # content summarised, never dumped into the transcript
+    assert not any("Grüße" in e.text for e in session.transcript)
+
+
+async def test_tuimail_session_sees_both_sides(make_sandbox: Any) -> None:
+    sandbox = make_sandbox(tls=TLSMode.STARTTLS, auth_users={"dave": PASSWORD})
+    profile = with_changes(sandbox.sandbox.client_profile(), username="dave")
+    outgoing = build_message(Draft(from_address="a@example.test", to=["b@example.test"]))
+    report = await send(profile, outgoing, Secret(PASSWORD))
+    assert report.ok, report.failure
+    assert report.tls is not None and report.tls.verified
+    [session] = await asyncio.to_thread(sandbox.wait_for_sessions, 1)
+    client_side = [e.text for e in report.transcript if e.direction is Direction.CLIENT]
+    server_side = [e.text for e in session.transcript if e.direction is Direction.CLIENT]
+    assert client_side == server_side  # same model, same redaction, both ends
+    assert session.messages[0].message_id == outgoing.message_id
+
+
+# -- faults, seen from a real client ----------------------------------------------
+
+
+def smtplib_send(
+    port: int, *, mail_from: str = "a@example.test", to: str = "b@example.test"
+) -> Any:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        return client.sendmail(mail_from, [to], sample_message())
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected_code", "stage_error"),
+    [
+        ("greeting:421 4.3.2 Too busy", 421, smtplib.SMTPConnectError),
+        ("ehlo:554 5.7.1 Go away", 554, smtplib.SMTPHeloError),
+        ("mail:451 4.3.0 Try later", 451, smtplib.SMTPSenderRefused),
+        ("rcpt:550 5.1.1 No such user", 550, smtplib.SMTPRecipientsRefused),
+        ("data:554 5.3.4 Not today", 554, smtplib.SMTPDataError),
+        ("dot:452 4.3.1 Out of space", 452, smtplib.SMTPDataError),
+    ],
+)
+def test_reply_faults(make_sandbox: Any, fault: str, expected_code: int, stage_error: type) -> None:
+    sandbox = make_sandbox(faults=[fault])
+    with pytest.raises(stage_error) as raised:
+        smtplib_send(sandbox.port)
+    assert str(expected_code) in str(raised.value)
+    assert sandbox.stored() == []
+    [session] = sandbox.wait_for_sessions(1)
+    assert any("fault injected" in e.text for e in session.transcript)
+
+
+def test_auth_fault(make_sandbox: Any) -> None:
+    sandbox = make_sandbox(
+        faults=["auth:454 4.7.0 Temporary authentication failure"], auth_users={}
+    )
+    with (
+        smtplib.SMTP("127.0.0.1", sandbox.port, timeout=10) as client,
+        pytest.raises(smtplib.SMTPAuthenticationError) as raised,
+    ):
+        client.login("u", "p")
+    assert raised.value.smtp_code == 454
+
+
+@pytest.mark.parametrize("stage", ["greeting", "ehlo", "mail", "rcpt", "data", "dot"])
+def test_disconnect_faults(make_sandbox: Any, stage: str) -> None:
+    sandbox = make_sandbox(faults=[f"{stage}:disconnect"])
+    with pytest.raises((smtplib.SMTPServerDisconnected, ConnectionError)):
+        smtplib_send(sandbox.port)
+    assert sandbox.stored() == []
+    [session] = sandbox.wait_for_sessions(1)
+    assert "disconnected by fault" in session.outcome
+
+
+def test_delay_fault_then_normal_answer(make_sandbox: Any) -> None:
+    sandbox = make_sandbox(faults=["rcpt:delay 0.3"])
+    smtplib_send(sandbox.port)
+    [session] = sandbox.wait_for_sessions(1)
+    entries = session.transcript.entries
+    rcpt = next(e for e in entries if e.text.upper().startswith("RCPT"))
+    after = entries[entries.index(rcpt) + 1 :]
+    reply = next(e for e in after if e.direction is Direction.SERVER)
+    assert reply.text.startswith("250") and reply.elapsed - rcpt.elapsed >= 0.3
+    assert len(sandbox.stored()) == 1
+
+
+def test_fault_for_one_address_only(make_sandbox: Any) -> None:
+    sandbox = make_sandbox(faults=["rcpt=full@example.test:452 4.2.2 Mailbox full"])
+    with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=10) as client:
+        refused = client.sendmail(
+            "a@example.test", ["b@example.test", "full@example.test"], sample_message()
+        )
+    assert refused == {"full@example.test": (452, b"4.2.2 Mailbox full")}
+    assert len(sandbox.stored()) == 1
+
+
+def test_probability_with_a_seed(make_sandbox: Any) -> None:
+    sandbox = make_sandbox(faults=["rcpt:451 4.7.1 Flaky p=0.5"], seed=7)
+    outcomes = []
+    for _ in range(20):
+        try:
+            smtplib_send(sandbox.port)
+            outcomes.append("ok")
+        except smtplib.SMTPRecipientsRefused:
+            outcomes.append("refused")
+    assert 0 < outcomes.count("refused") < 20
+    assert len(sandbox.stored()) == outcomes.count("ok")
+
+
+def test_greylist_then_accept(make_sandbox: Any) -> None:
+    sandbox = make_sandbox(faults=["greylist:0.2"])
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as first:
+        smtplib_send(sandbox.port)
+    assert first.value.recipients["b@example.test"][0] == 451
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        smtplib_send(sandbox.port)  # too soon
+    time.sleep(0.3)
+    smtplib_send(sandbox.port)
+    assert len(sandbox.stored()) == 1
+
+
+async def test_greylisted_send_is_temporary_for_tuimail(make_sandbox: Any) -> None:
+    sandbox = make_sandbox(faults=["greylist"])
+    outgoing = build_message(Draft(from_address="a@example.test", to=["b@example.test"]))
+    first = await send(sandbox.sandbox.client_profile(), outgoing)
+    assert first.failure is not None and first.failure.stage is Stage.RCPT
+    assert first.failure.temporary
+    second = await send(sandbox.sandbox.client_profile(), outgoing)
+    assert second.ok, second.failure
+
+
+def test_faults_change_while_running(make_sandbox: Any) -> None:
+    sandbox = make_sandbox()
+    smtplib_send(sandbox.port)
+    from tuimail.faults import parse_fault
+
+    sandbox.sandbox.faults.add(parse_fault("rcpt:550 5.7.1 Now refused"))
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        smtplib_send(sandbox.port)
+    sandbox.sandbox.faults.clear()
+    smtplib_send(sandbox.port)
+    assert len(sandbox.stored()) == 2
+
+
+# -- load ------------------------------------------------------------------------
+
+
+async def test_fifty_concurrent_clients_twenty_messages_each(make_sandbox: Any) -> None:
+    sandbox = make_sandbox()
+    profile = sandbox.sandbox.client_profile()
+
+    async def client(n: int) -> list[str]:
+        ids = []
+        async with SMTPSession(profile) as session:
+            for i in range(20):
+                outgoing = build_message(
+                    Draft(
+                        from_address="a@example.test", to=[f"c{n}@example.test"], subject=f"{n}/{i}"
+                    )
+                )
+                await session.deliver(outgoing)
+                ids.append(outgoing.message_id)
+        return ids
+
+    results = await asyncio.gather(*(client(n) for n in range(50)))
+    sent_ids = [mid for ids in results for mid in ids]
+    stored = await asyncio.to_thread(sandbox.stored)
+    stored_ids = [email.message_from_bytes(s)["Message-ID"] for s in stored]
+    assert len(stored) == 1000
+    assert sorted(stored_ids) == sorted(sent_ids)  # every message stored exactly once
+
+
+# -- hostile clients -----------------------------------------------------------
+
+
+def raw_session(port: int, chunks: list[bytes], read_timeout: float = 5) -> bytes:
+    """Send raw bytes, return everything the server said before closing or going quiet."""
+    with socket.create_connection(("127.0.0.1", port), timeout=read_timeout) as sock:
+        received = sock.recv(4096)
+        for chunk in chunks:
+            sock.sendall(chunk)
+            time.sleep(0.05)
+        sock.settimeout(0.5)
+        try:
+            while data := sock.recv(65536):
+                received += data
+        except TimeoutError:
+            pass
+    return received
+
+
+@pytest.mark.parametrize(
+    ("name", "chunks", "expect"),
+    [
+        ("overlong line", [b"EHLO " + b"x" * 100_000 + b"\r\n", b"QUIT\r\n"], b"500"),
+        ("bare LF", [b"EHLO a\n", b"MAIL FROM:<a@b.test>\n", b"QUIT\n"], b"250"),
+        ("bare CR", [b"EHLO a\rMAIL FROM:<a@b.test>\r\n", b"QUIT\r\n"], b"221"),
+        ("NUL bytes", [b"EH\x00LO a\r\n", b"MAIL FROM:<a\x00@b.test>\r\n", b"QUIT\r\n"], b"221"),
+        ("unknown commands", [b"FROBNICATE\r\n", b"XYZZY now\r\n", b"QUIT\r\n"], b"500"),
+        (
+            "out of order",
+            [b"RCPT TO:<a@b.test>\r\n", b"DATA\r\n", b"EHLO a\r\n", b"DATA\r\n", b"QUIT\r\n"],
+            b"503",
+        ),
+        (
+            "data line too long",
+            [
+                b"EHLO a\r\n",
+                b"MAIL FROM:<a@b.test>\r\n",
+                b"RCPT TO:<c@d.test>\r\n",
+                b"DATA\r\n",
+                b"x" * 50_000 + b"\r\n.\r\n",
+                b"QUIT\r\n",
+            ],
+            b"500",
+        ),
+    ],
+)
+def test_hostile_clients_never_crash_or_store_partial(
+    make_sandbox: Any, name: str, chunks: list[bytes], expect: bytes
+) -> None:
+    sandbox = make_sandbox()
+    said = raw_session(sandbox.port, chunks)
+    assert expect in said, said[-500:]
+    assert sandbox.stored() == []
+    smtplib_send(sandbox.port)  # still serving
+    assert len(sandbox.stored()) == 1
+
+
+def test_client_vanishing_mid_data_stores_nothing(make_sandbox: Any) -> None:
+    sandbox = make_sandbox()
+    with socket.create_connection(("127.0.0.1", sandbox.port), timeout=5) as sock:
+        replies = sock.makefile("rb")
+
+        def final_reply() -> bytes:
+            while (line := replies.readline())[3:4] == b"-":
+                pass
+            return line
+
+        assert final_reply().startswith(b"220")
+        for line, code in (
+            (b"EHLO a\r\n", b"250"),
+            (b"MAIL FROM:<a@b.test>\r\n", b"250"),
+            (b"RCPT TO:<c@d.test>\r\n", b"250"),
+            (b"DATA\r\n", b"354"),
+        ):
+            sock.sendall(line)
+            assert final_reply().startswith(code)
+        sock.sendall(b"Subject: half\r\n\r\nthis message never ends")
+        replies.close()
+    [session] = sandbox.wait_for_sessions(1)
+    assert "vanished during DATA" in session.outcome
+    assert sandbox.stored() == []
+
+
+def test_silent_client_is_timed_out(make_sandbox: Any) -> None:
+    sandbox = make_sandbox(idle_timeout=0.5)
+    with socket.create_connection(("127.0.0.1", sandbox.port), timeout=5) as sock:
+        greeting = sock.recv(1024)
+        sock.settimeout(5)
+        rest = sock.recv(1024)
+        assert sock.recv(1024) == b""  # closed by the server
+    assert greeting.startswith(b"220") and rest.startswith(b"421")
+    [session] = sandbox.wait_for_sessions(1)
+    assert "timed out" in session.outcome
+
+
+# -- the command ---------------------------------------------------------------
+
+
+def start_serve(*args: str) -> tuple[subprocess.Popen[str], int]:
+    process = subprocess.Popen(
+        [TUIMAIL, "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    line = process.stderr.readline()
+    assert "listening on 127.0.0.1:" in line, line
+    port = int(line.split("127.0.0.1:")[1].split()[0])
+    return process, port
+
+
+def test_serve_prints_sessions_and_stops_cleanly(isolated_dirs: Path) -> None:
+    process, port = start_serve()
+    try:
+        sent = run_tuimail(
+            "send", "--profile", "sandbox", "--to", "someone@example.test",
+            "--subject", "hi", "--body", "hello",
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert f"127.0.0.1:{port}" in sent.stdout  # it used the running sandbox
+        assert "the sandbox's side" not in sent.stdout
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=20)
+    assert process.returncode == 0, stderr
+    assert "tuimail sandbox stopped" in stderr
+    assert "] " in stdout and "-> MAIL FROM:<you@sandbox.test>" in stdout
+    assert "session ended: completed" in stdout
+    maildir = mailbox.Maildir(isolated_dirs / "data" / "tuimail" / "sandbox" / "maildir")
+    assert len(maildir) == 1
+    assert not (isolated_dirs / "state" / "tuimail" / "sandbox.json").exists()
+
+
+def test_serve_quiet_prints_one_line_per_session() -> None:
+    process, port = start_serve("--quiet", "--fault", "rcpt=x@example.test:550 5.1.1 nope")
+    try:
+        smtplib_send(port)
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            smtplib_send(port, to="x@example.test")
+        time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, _ = process.communicate(timeout=20)
+    lines = stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("session ") for line in lines)
+    assert "1 message(s)" in lines[0] and "0 message(s)" in lines[1]
+
+
+def test_serve_port_taken_is_a_clear_error() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_tuimail("serve", "--port", str(port))
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+
+
+def test_serve_rejects_bad_fault_spec() -> None:
+    result = run_tuimail("serve", "--fault", "rcpt:maybe")
+    assert result.returncode == 2
+    assert "the action must be a reply" in result.stderr
+
+
+def test_send_to_the_embedded_sandbox_on_a_fresh_install(isolated_dirs: Path) -> None:
+    result = run_tuimail(
+        "send", "--profile", "sandbox", "--to", "someone@example.test", "--subject", "hi",
+        "--body", "hello",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    client, _, server = result.stdout.partition("--- the sandbox's side")
+    assert " -> MAIL FROM:<you@sandbox.test>" in client and "<-  250 2.0.0 Ok: queued" in client
+    assert "session ended: completed" in server and " -> RCPT TO:<someone@example.test>" in server
+    maildir = mailbox.Maildir(isolated_dirs / "data" / "tuimail" / "sandbox" / "maildir")
+    assert len(maildir) == 1

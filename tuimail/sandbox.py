@@ -1,0 +1,776 @@
+"""The sandbox: a local capture SMTP server with server-side transcripts and faults.
+
+What Mailpit and smtp4dev give a developer (every message kept, nothing
+delivered), plus what none of them shows: the conversation as the server saw
+it, recorded with the same :class:`~tuimail.transcript.Transcript` model and
+the same redaction as the client side. Built on aiosmtpd; listens on loopback
+unless told otherwise; keeps mail in a Maildir (standard library
+:mod:`mailbox`) exactly as received after dot-unstuffing.
+
+A message is written to the Maildir (``tmp`` then rename into ``new``) before
+the 250 reply, so a message the sandbox acknowledged survives the sandbox being
+stopped or killed. It is not fsynced: the sandbox is a capture tool, not an MTA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import errno
+import itertools
+import json
+import mailbox
+import os
+import re
+import socket
+import ssl
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tuimail import paths
+from tuimail.atomic import atomic_write_bytes
+from tuimail.faults import GREYLIST_REPLY, FaultAction, FaultPlan, FaultRule, FaultStage
+from tuimail.profiles import Profile, Security
+from tuimail.selfsigned import ensure_certificate
+from tuimail.transcript import ConversationRedactor, Direction, Entry, EventKind, Transcript
+
+SANDBOX_PROFILE = "sandbox"
+SANDBOX_SENDER = "you@sandbox.test"
+SANDBOX_DISPLAY_NAME = "tuimail sandbox"
+DEFAULT_PORT = 2525
+DEFAULT_SIZE_LIMIT = 32 * 1024 * 1024
+#: Sessions kept in memory for the app; all of them are also written to disk.
+MAX_SESSIONS_IN_MEMORY = 200
+#: Session files kept on disk; the oldest are removed at start-up.
+MAX_SESSION_FILES = 1000
+#: A client line longer than this without a line end is recorded in pieces.
+MAX_PENDING_LINE = 64 * 1024
+
+_ADDRESS_RE = re.compile(r"<([^>]*)>")
+
+
+class TLSMode(enum.StrEnum):
+    NONE = "none"
+    STARTTLS = "starttls"
+    IMPLICIT = "implicit"
+
+
+class SandboxError(Exception):
+    """The sandbox cannot start; the message says why in plain words."""
+
+
+@dataclass
+class SandboxConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    maildir: Path | None = None
+    tls: TLSMode = TLSMode.NONE
+    #: ``None``: no AUTH; empty dict: any credentials accepted; else user -> password.
+    auth_users: dict[str, str] | None = None
+    auth_required: bool = False
+    size_limit: int = DEFAULT_SIZE_LIMIT
+    idle_timeout: float = 60.0
+    hostname: str = "localhost"
+    sessions_dir: Path | None = None
+    certificate_dir: Path | None = None
+
+    def resolved_maildir(self) -> Path:
+        return self.maildir or paths.data_dir() / "sandbox" / "maildir"
+
+    def resolved_sessions_dir(self) -> Path:
+        return self.sessions_dir or paths.data_dir() / "sandbox" / "sessions"
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    key: str
+    message_id: str
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    size: int
+    session_id: str
+    received_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "message_id": self.message_id,
+            "mail_from": self.mail_from,
+            "rcpt_tos": list(self.rcpt_tos),
+            "size": self.size,
+            "session_id": self.session_id,
+            "received_at": self.received_at,
+        }
+
+
+@dataclass(eq=False)
+class SessionRecord:
+    """One client connection as the server saw it."""
+
+    id: str
+    peer: str
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+    helo: str = ""
+    outcome: str = "in progress"
+    secure: bool = False
+    authenticated_as: str = ""
+    messages: list[StoredMessage] = field(default_factory=list)
+    transcript: Transcript = field(default_factory=Transcript)
+
+    def summary(self) -> str:
+        duration = f"{(self.ended or time.time()) - self.started:.3f}s"
+        helo = f" helo {self.helo}" if self.helo else ""
+        tls = " TLS" if self.secure else ""
+        return (
+            f"session {self.id} from {self.peer}{helo}{tls}: {self.outcome}, "
+            f"{len(self.messages)} message(s), {duration}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "peer": self.peer,
+            "started": self.started,
+            "ended": self.ended,
+            "helo": self.helo,
+            "outcome": self.outcome,
+            "secure": self.secure,
+            "authenticated_as": self.authenticated_as,
+            "messages": [m.to_json() for m in self.messages],
+            "transcript": [e.to_json() for e in self.transcript],
+        }
+
+
+class ClientTap:
+    """Turns the client's raw bytes into transcript lines, summarising message data.
+
+    Message content is counted without being split into Python lines, so a
+    10 MB attachment costs the transcript almost nothing.
+    """
+
+    def __init__(self, record: SessionRecord, redactor: ConversationRedactor) -> None:
+        self.record = record
+        self.redactor = redactor
+        self.secure = False
+        self._pending = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self._pending.extend(data)
+        while self._pending:
+            if self.redactor.in_data:
+                if not self._consume_data():
+                    return
+                continue
+            end = self._pending.find(b"\n")
+            if end == -1:
+                if len(self._pending) > MAX_PENDING_LINE:
+                    self._line(bytes(self._pending[:MAX_PENDING_LINE]))
+                    del self._pending[:MAX_PENDING_LINE]
+                return
+            raw = bytes(self._pending[:end]).rstrip(b"\r")
+            del self._pending[: end + 1]
+            self._line(raw)
+
+    def _consume_data(self) -> bool:
+        """Count message data up to the final dot; False when more bytes are needed."""
+        pending = self._pending
+        if pending.startswith(b".\r\n"):
+            del pending[:3]
+            self._line(b".")
+            return True
+        end = pending.find(b"\r\n.\r\n")
+        if end == -1:
+            # Keep a tail that could be the start of the terminator.
+            keep = 4
+            if len(pending) <= keep:
+                return False
+            chunk = len(pending) - keep
+            self.redactor.data_bytes += chunk
+            self.redactor.data_lines += pending.count(b"\n", 0, chunk)
+            del pending[:chunk]
+            return False
+        self.redactor.data_bytes += end + 2
+        self.redactor.data_lines += pending.count(b"\n", 0, end + 2)
+        del pending[: end + 5]
+        self._line(b".")
+        return True
+
+    def _line(self, raw: bytes) -> None:
+        text = raw.decode("utf-8", "replace")
+        text = "".join(ch if ch.isprintable() or ch == "\t" else f"\\x{ord(ch):02x}" for ch in text)
+        result = self.redactor.client_line(text)
+        if result is not None:
+            shown, redacted = result
+            self.record.transcript.add(
+                Direction.CLIENT, shown, secure=self.secure, redacted=redacted
+            )
+
+
+class SandboxSMTP(SMTP):
+    """aiosmtpd's SMTP with a server-side transcript and fault injection."""
+
+    def __init__(self, sandbox: Sandbox, handler: Any, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.sandbox = sandbox
+        self.record: SessionRecord | None = None
+        self.tap: ClientTap | None = None
+        self._redactor = ConversationRedactor()
+        self._greeted = False
+        self._closing_reason = ""
+
+    # -- connection ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.record is None:
+            peer = transport.get_extra_info("peername")
+            shown = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+            self.record = self.sandbox._new_session(shown)
+            self.tap = ClientTap(self.record, self._redactor)
+            secure = transport.get_extra_info("sslcontext") is not None
+            self.record.transcript.event(EventKind.CONNECTED, f"client connected from {shown}")
+            if secure:
+                self._mark_secure(transport)
+        else:
+            self._mark_secure(transport)
+        super().connection_made(transport)
+
+    def _mark_secure(self, transport: asyncio.BaseTransport) -> None:
+        assert self.record is not None and self.tap is not None
+        self.record.secure = self.tap.secure = True
+        ssl_object = transport.get_extra_info("ssl_object")
+        details = ""
+        if ssl_object is not None:
+            details = f": {ssl_object.version()}, {ssl_object.cipher()[0]}"
+        self.record.transcript.event(EventKind.TLS, f"TLS established{details}", secure=True)
+
+    def data_received(self, data: bytes) -> None:
+        if self.tap is not None:
+            self.tap.feed(data)
+        super().data_received(data)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        record = self.record
+        if record is not None and record.ended is None:
+            if self._closing_reason:
+                outcome = self._closing_reason
+            elif self._redactor.in_data:
+                outcome = "client vanished during DATA; nothing stored from it"
+            elif record.outcome == "in progress":
+                outcome = "client closed the connection without QUIT"
+            else:
+                outcome = record.outcome
+            self.sandbox._end_session(record, outcome)
+        super().connection_lost(error)
+
+    def _timeout_cb(self) -> None:
+        self._closing_reason = f"timed out after {self._timeout_duration:g}s without a command"
+        if self.transport is not None and not self.transport.is_closing():
+            with contextlib.suppress(Exception):
+                line = "421 4.4.2 Timeout, closing connection"
+                self._record_reply(line)
+                self._writer.write(line.encode() + b"\r\n")
+        super()._timeout_cb()  # type: ignore[no-untyped-call]
+
+    # -- replies ------------------------------------------------------------
+
+    def _record_reply(self, text: str) -> None:
+        if self.record is not None and self.tap is not None:
+            self.record.transcript.add(
+                Direction.SERVER, self._redactor.server_line(text), secure=self.tap.secure
+            )
+
+    async def push(self, status: Any) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return  # a fault closed the connection: nothing more reaches the client
+        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
+        if not self._greeted:
+            self._greeted = True
+            if await self._apply_fault(FaultStage.GREETING, ""):
+                return
+        self._record_reply(text)
+        await super().push(status)
+
+    async def _apply_fault(self, stage: FaultStage, address: str) -> bool:
+        """Run the fault for ``stage``; True when it replaced the normal answer."""
+        rule = self.sandbox.faults.decide(stage, address)
+        if rule is None:
+            return False
+        assert self.record is not None
+        self.record.transcript.event(EventKind.WARNING, f"fault injected: {rule.describe()}")
+        return await self._act(rule)
+
+    async def _act(self, rule: FaultRule) -> bool:
+        if rule.action is FaultAction.DELAY:
+            await asyncio.sleep(rule.delay)
+            return False
+        if rule.action is FaultAction.DISCONNECT:
+            self._closing_reason = f"disconnected by fault {rule.describe()}"
+            self._abort()
+            return True
+        self._record_reply(rule.reply)
+        await SMTP.push(self, rule.reply)
+        if rule.stage is FaultStage.GREETING or rule.reply.startswith("421"):
+            self._closing_reason = f"closed after fault {rule.describe()}"
+            self._abort()
+        return True
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- commands -----------------------------------------------------------
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        if not await self._apply_fault(FaultStage.EHLO, ""):
+            self._note_helo(hostname)
+            await super().smtp_HELO(hostname)
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        if not await self._apply_fault(FaultStage.EHLO, ""):
+            self._note_helo(hostname)
+            await super().smtp_EHLO(hostname)
+
+    def _note_helo(self, hostname: str) -> None:
+        if self.record is not None and hostname:
+            self.record.helo = hostname[:255]
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        if self.sandbox.config.auth_users is None:
+            await self.push("502 5.5.1 AUTH is not enabled on this sandbox (see --auth)")
+            return
+        if not await self._apply_fault(FaultStage.AUTH, ""):
+            await super().smtp_AUTH(arg)
+            if self.record is not None and self.session is not None and self.session.authenticated:
+                login = self.session.auth_data
+                if isinstance(login, LoginPassword):
+                    self.record.authenticated_as = login.login.decode("utf-8", "replace")
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if not await self._apply_fault(FaultStage.MAIL, _address_in(arg)):
+            await super().smtp_MAIL(arg)
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        recipient = _address_in(arg)
+        if await self._apply_fault(FaultStage.RCPT, recipient):
+            return
+        envelope = self.envelope
+        if (
+            envelope is not None
+            and envelope.mail_from is not None
+            and recipient
+            and self.sandbox.faults.greylisted(envelope.mail_from, recipient)
+        ):
+            assert self.record is not None
+            self.record.transcript.event(EventKind.WARNING, f"greylisted {recipient}")
+            await self.push(GREYLIST_REPLY)
+            return
+        await super().smtp_RCPT(arg)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if not await self._apply_fault(FaultStage.DATA, ""):
+            await super().smtp_DATA(arg)
+
+    async def smtp_QUIT(self, arg: str) -> None:
+        if self.record is not None and not arg:
+            self.record.outcome = "completed"
+        await super().smtp_QUIT(arg)
+
+
+def _address_in(arg: str | None) -> str:
+    match = _ADDRESS_RE.search(arg or "")
+    return match.group(1) if match else ""
+
+
+class _Handler:
+    """aiosmtpd hooks: advertise PIPELINING, store messages, the after-dot fault."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(server, SandboxSMTP)
+        rule = self.sandbox.faults.decide(FaultStage.DOT)
+        if rule is not None:
+            assert server.record is not None
+            server.record.transcript.event(EventKind.WARNING, f"fault injected: {rule.describe()}")
+            if rule.action is FaultAction.DELAY:
+                await asyncio.sleep(rule.delay)
+            elif rule.action is FaultAction.DISCONNECT:
+                server._closing_reason = f"disconnected by fault {rule.describe()}; not stored"
+                server._abort()
+                return "421 4.3.0 closing"  # never reaches the client: the transport is closed
+            else:
+                return rule.reply
+        content = envelope.original_content or b""
+        assert server.record is not None
+        stored = self.sandbox._store(server.record, envelope, content)
+        return f"250 2.0.0 Ok: queued as {stored.key}"
+
+
+class Sandbox:
+    """A running capture server; use ``async with Sandbox(config) as sandbox:``."""
+
+    def __init__(
+        self,
+        config: SandboxConfig | None = None,
+        *,
+        faults: FaultPlan | None = None,
+        on_entry: Callable[[SessionRecord, Entry], None] | None = None,
+        on_session_end: Callable[[SessionRecord], None] | None = None,
+    ) -> None:
+        self.config = config or SandboxConfig()
+        self.faults = faults or FaultPlan()
+        self.sessions: deque[SessionRecord] = deque(maxlen=MAX_SESSIONS_IN_MEMORY)
+        self.active: set[SessionRecord] = set()
+        self.maildir_path = self.config.resolved_maildir()
+        self.sessions_dir = self.config.resolved_sessions_dir()
+        self._on_entry = on_entry
+        self._on_session_end = on_session_end
+        self._server: asyncio.AbstractServer | None = None
+        self._maildir: mailbox.Maildir | None = None
+        self._counter = itertools.count(1)
+        self._idle = asyncio.Event()
+        self._tls_context: ssl.SSLContext | None = None
+        self.ca_file: Path | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> Sandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- life cycle ---------------------------------------------------------
+
+    async def start(self) -> None:
+        config = self.config
+        paths.ensure_private_dir(self.maildir_path.parent)
+        self._maildir = mailbox.Maildir(self.maildir_path, create=True)
+        paths.ensure_private_dir(self.sessions_dir)
+        _prune(self.sessions_dir, MAX_SESSION_FILES)
+        if config.tls is not TLSMode.NONE:
+            files = ensure_certificate(config.certificate_dir)
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(files.cert_file, files.key_file)
+            self._tls_context = context
+            self.ca_file = files.ca_file
+        loop = asyncio.get_running_loop()
+        handler = _Handler(self)
+        # The sandbox lets AUTH happen without TLS on purpose: it is a local test server.
+        warnings.filterwarnings(
+            "ignore", message="Requiring AUTH while not requiring TLS", category=UserWarning
+        )
+        authenticator = self._authenticator() if config.auth_users is not None else None
+
+        def factory() -> SandboxSMTP:
+            return SandboxSMTP(
+                self,
+                handler,
+                hostname=config.hostname,
+                ident="tuimail sandbox",
+                data_size_limit=config.size_limit or None,
+                enable_SMTPUTF8=True,
+                tls_context=self._tls_context if config.tls is TLSMode.STARTTLS else None,
+                timeout=config.idle_timeout,
+                authenticator=authenticator,
+                auth_required=config.auth_required,
+                auth_require_tls=False,
+                loop=loop,
+            )
+
+        implicit = self._tls_context if config.tls is TLSMode.IMPLICIT else None
+        try:
+            self._server = await loop.create_server(
+                factory, config.host, config.port, ssl=implicit, reuse_address=True
+            )
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise SandboxError(
+                    f"port {config.port} on {config.host} is already in use (another "
+                    "'tuimail serve' or mail server?); choose another with --port, or "
+                    "--port 0 for any free port"
+                ) from None
+            if exc.errno == errno.EACCES:
+                raise SandboxError(
+                    f"not allowed to listen on port {config.port}; ports below 1024 need "
+                    "privileges, so choose another with --port"
+                ) from None
+            raise SandboxError(
+                f"cannot listen on {config.host}:{config.port}: {exc.strerror}"
+            ) from None
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        self._idle.set()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, let sessions in progress finish (up to ``grace`` s), then close."""
+        if self._server is None:
+            return
+        self._server.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self._idle.wait()
+        if hasattr(self._server, "close_clients"):
+            self._server.close_clients()
+        for record in list(self.active):
+            self._end_session(record, "stopped with the sandbox")
+        self._server = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    # -- sessions and messages ---------------------------------------------
+
+    def _new_session(self, peer: str) -> SessionRecord:
+        record = SessionRecord(
+            id=f"{time.strftime('%Y%m%dT%H%M%S')}-{next(self._counter)}", peer=peer
+        )
+        if self._on_entry is not None:
+            callback = self._on_entry
+            record.transcript.subscribe(lambda entry: callback(record, entry))
+        self.sessions.append(record)
+        self.active.add(record)
+        self._idle.clear()
+        return record
+
+    def _end_session(self, record: SessionRecord, outcome: str) -> None:
+        if record.ended is not None:
+            return
+        record.ended = time.time()
+        record.outcome = outcome
+        record.transcript.event(EventKind.CLOSED, f"session ended: {outcome}", secure=record.secure)
+        self.active.discard(record)
+        if not self.active:
+            self._idle.set()
+        with contextlib.suppress(OSError):
+            atomic_write_bytes(
+                self.sessions_dir / f"{record.id}.json",
+                json.dumps(record.to_json(), ensure_ascii=False).encode("utf-8"),
+            )
+        if self._on_session_end is not None:
+            self._on_session_end(record)
+
+    def _store(self, record: SessionRecord, envelope: Envelope, content: bytes) -> StoredMessage:
+        assert self._maildir is not None
+        key = self._maildir.add(content)
+        stored = StoredMessage(
+            key=key,
+            message_id=_message_id(content),
+            mail_from=str(envelope.mail_from or ""),
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            size=len(content),
+            session_id=record.id,
+            received_at=time.time(),
+        )
+        record.messages.append(stored)
+        record.transcript.event(
+            EventKind.INFO, f"stored message {key} ({len(content):,} bytes) {stored.message_id}"
+        )
+        return stored
+
+    def _authenticator(self) -> Callable[..., AuthResult]:
+        users = self.config.auth_users or {}
+
+        def authenticate(
+            server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+        ) -> AuthResult:
+            if not isinstance(auth_data, LoginPassword):
+                return AuthResult(success=False, handled=False)
+            if not users:
+                return AuthResult(success=True, auth_data=auth_data)
+            login = auth_data.login.decode("utf-8", "replace")
+            password = auth_data.password.decode("utf-8", "replace")
+            expected = users.get(login)
+            if expected is not None and _same(expected, password):
+                return AuthResult(success=True, auth_data=auth_data)
+            return AuthResult(success=False, handled=False)
+
+        return authenticate
+
+    # -- for clients --------------------------------------------------------
+
+    def client_profile(self) -> Profile:
+        """A profile that reaches this sandbox, verifying its certificate when TLS is on."""
+        security = {
+            TLSMode.NONE: Security.NONE,
+            TLSMode.STARTTLS: Security.STARTTLS,
+            TLSMode.IMPLICIT: Security.TLS,
+        }[self.config.tls]
+        host = self.config.host if self.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        return builtin_profile(host, self.port, security, str(self.ca_file or ""))
+
+    def messages(self) -> list[StoredMessage]:
+        """Messages stored in this run, newest last."""
+        return [m for record in self.sessions for m in record.messages]
+
+    def read_message(self, key: str) -> bytes:
+        assert self._maildir is not None
+        return self._maildir.get_bytes(key)
+
+
+def sandbox_config_from(
+    *,
+    host: str,
+    port: int,
+    maildir: Path | None,
+    tls: str,
+    auth_users: dict[str, str] | None,
+    auth_required: bool,
+    size_limit: int,
+    idle_timeout: float,
+) -> SandboxConfig:
+    """Validate command-line values into a :class:`SandboxConfig`."""
+    if not 0 <= port <= 65535:
+        raise SandboxError(f"--port {port} is not a port number (0-65535)")
+    if size_limit < 0:
+        raise SandboxError("--size must be 0 (no limit) or more")
+    if not 0 < idle_timeout <= 3600:
+        raise SandboxError("--idle-timeout must be more than 0 and at most 3600 seconds")
+    if auth_required and auth_users is None:
+        raise SandboxError("--auth-required needs --auth any or --auth-file")
+    return SandboxConfig(
+        host=host,
+        port=port,
+        maildir=maildir,
+        tls=TLSMode(tls),
+        auth_users=auth_users,
+        auth_required=auth_required,
+        size_limit=size_limit,
+        idle_timeout=idle_timeout,
+    )
+
+
+def _same(expected: str, given: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def _message_id(content: bytes) -> str:
+    head = content.split(b"\r\n\r\n", 1)[0][:65536]
+    headers = BytesHeaderParser(policy=default_policy).parsebytes(head)
+    value = headers.get("Message-ID", "")
+    return str(value).strip()
+
+
+def _prune(directory: Path, keep: int) -> None:
+    files = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    for old in files[: max(0, len(files) - keep)]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+
+
+def load_auth_file(path: Path) -> dict[str, str]:
+    """``user:password`` per line; ``#`` comments and blank lines are ignored."""
+    users: dict[str, str] = {}
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise SandboxError(f"cannot read the auth file {path}: {exc.strerror}") from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        user, sep, password = stripped.partition(":")
+        if not sep or not user:
+            raise SandboxError(f"{path}:{number}: expected 'user:password'")
+        users[user] = password
+    if not users:
+        raise SandboxError(f"{path}: no 'user:password' lines")
+    return users
+
+
+# -- discovery of a running `tuimail serve` -----------------------------------
+
+
+def runtime_file() -> Path:
+    return paths.state_dir() / "sandbox.json"
+
+
+def announce(sandbox: Sandbox) -> None:
+    """Tell other tuimail processes where this sandbox listens."""
+    record = {
+        "pid": os.getpid(),
+        "host": sandbox.client_profile().host,
+        "port": sandbox.port,
+        "tls": sandbox.config.tls.value,
+        "ca_file": str(sandbox.ca_file or ""),
+        "maildir": str(sandbox.maildir_path),
+        "sessions_dir": str(sandbox.sessions_dir),
+    }
+    paths.ensure_private_dir(runtime_file().parent)
+    atomic_write_bytes(runtime_file(), json.dumps(record).encode())
+
+
+def withdraw() -> None:
+    """Remove the runtime file if it is ours."""
+    with contextlib.suppress(OSError, ValueError):
+        record = json.loads(runtime_file().read_text())
+        if record.get("pid") == os.getpid():
+            runtime_file().unlink()
+
+
+def find_running() -> Profile | None:
+    """The profile of a ``tuimail serve`` that is running and answering, if any."""
+    try:
+        record = json.loads(runtime_file().read_text())
+        pid, host, port = int(record["pid"]), str(record["host"]), int(record["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            pass
+    except OSError:
+        return None
+    security = {"none": Security.NONE, "starttls": Security.STARTTLS, "implicit": Security.TLS}
+    return builtin_profile(
+        host,
+        port,
+        security.get(str(record.get("tls")), Security.NONE),
+        str(record.get("ca_file") or ""),
+    )
+
+
+def builtin_profile(
+    host: str = "127.0.0.1", port: int = 0, security: Security = Security.NONE, ca_file: str = ""
+) -> Profile:
+    """The ``sandbox`` profile every install has; port 0 until a sandbox runs."""
+    return Profile(
+        name=SANDBOX_PROFILE,
+        host=host,
+        port=port,
+        security=security,
+        ca_file=ca_file,
+        from_address=SANDBOX_SENDER,
+        display_name=SANDBOX_DISPLAY_NAME,
+        timeout=10.0,
+    )
