@@ -59,6 +59,9 @@ class SessionResult:
     payload_bytes: int
     tuimail_rates: list[float] = field(default_factory=list)
     raw_rates: list[float] = field(default_factory=list)
+    #: Client CPU seconds per message (this process only), one per round.
+    tuimail_cpu: list[float] = field(default_factory=list)
+    raw_cpu: list[float] = field(default_factory=list)
     transcript_entries: int = 0
 
     @property
@@ -72,6 +75,13 @@ class SessionResult:
     @property
     def ratio(self) -> float:
         return self.tuimail_median / self.raw_median
+
+    @property
+    def paired_ratio(self) -> float:
+        """Median of per-round ratios: less sensitive to load that drifts between rounds."""
+        return statistics.median(
+            t / r for t, r in zip(self.tuimail_rates, self.raw_rates, strict=True)
+        )
 
     @property
     def meets_target(self) -> bool:
@@ -106,21 +116,29 @@ def bench_profile(port: int) -> Profile:
     )
 
 
-async def time_tuimail(port: int, messages: list[OutgoingMessage]) -> tuple[float, int]:
-    """Seconds to deliver ``messages`` through one tuimail session; and transcript size."""
+@dataclass
+class Timing:
+    """Wall and CPU seconds of one client's message loop."""
+
+    wall: float
+    cpu: float
+
+
+async def time_tuimail(port: int, messages: list[OutgoingMessage]) -> tuple[Timing, int]:
+    """Time to deliver ``messages`` through one tuimail session; and transcript size."""
     async with asyncio.timeout(ROUND_TIMEOUT):
         async with SMTPSession(bench_profile(port)) as session:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             for outgoing in messages:
                 delivery = await session.deliver(outgoing)
                 if not delivery.accepted:
                     raise RuntimeError(f"tuimail: message refused: {delivery}")
-            elapsed = time.perf_counter() - started
-        return elapsed, len(session.transcript)
+            timing = Timing(time.perf_counter() - started, time.process_time() - cpu_started)
+        return timing, len(session.transcript)
 
 
-async def time_raw(port: int, payloads: list[bytes]) -> float:
-    """Seconds to send ``payloads`` with plain aiosmtplib over one connection."""
+async def time_raw(port: int, payloads: list[bytes]) -> Timing:
+    """Time to send ``payloads`` with plain aiosmtplib over one connection."""
     async with asyncio.timeout(ROUND_TIMEOUT):
         smtp = aiosmtplib.SMTP(
             hostname=HOST,
@@ -132,16 +150,16 @@ async def time_raw(port: int, payloads: list[bytes]) -> float:
         await smtp.connect()
         try:
             await smtp.ehlo()
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             for payload in payloads:
                 errors, _reply = await smtp.sendmail(SENDER, [RECIPIENT], payload)
                 if errors:
                     raise RuntimeError(f"aiosmtplib: recipient refused: {errors}")
-            elapsed = time.perf_counter() - started
+            timing = Timing(time.perf_counter() - started, time.process_time() - cpu_started)
             await smtp.quit()
         finally:
             smtp.close()
-        return elapsed
+        return timing
 
 
 async def measure(port: int, rounds: int, count: int, warmup: int) -> SessionResult:
@@ -159,12 +177,14 @@ async def measure(port: int, rounds: int, count: int, warmup: int) -> SessionRes
         tuimail_first = index % 2 == 0
         for which in ("tuimail", "raw") if tuimail_first else ("raw", "tuimail"):
             if which == "tuimail":
-                elapsed, entries = await time_tuimail(port, messages)
-                result.tuimail_rates.append(count / elapsed)
+                timing, entries = await time_tuimail(port, messages)
+                result.tuimail_rates.append(count / timing.wall)
+                result.tuimail_cpu.append(timing.cpu / count)
                 result.transcript_entries = entries
             else:
-                elapsed = await time_raw(port, payloads)
-                result.raw_rates.append(count / elapsed)
+                timing = await time_raw(port, payloads)
+                result.raw_rates.append(count / timing.wall)
+                result.raw_cpu.append(timing.cpu / count)
         print(
             f"  round {index + 1}/{rounds}: tuimail {result.tuimail_rates[-1]:8.1f} msg/s   "
             f"aiosmtplib {result.raw_rates[-1]:8.1f} msg/s"
@@ -214,6 +234,10 @@ def report(result: SessionResult) -> str:
             f"   rounds: {', '.join(f'{r:.0f}' for r in result.raw_rates)}",
             f"  ratio tuimail/aiosmtplib: {result.ratio:.3f}x   target {TARGET}   "
             f"({'met' if result.meets_target else 'NOT met'})",
+            f"  median of per-round ratios: {result.paired_ratio:.3f}x",
+            f"  client CPU per message (median): tuimail "
+            f"{statistics.median(result.tuimail_cpu) * 1e6:.0f} us, aiosmtplib "
+            f"{statistics.median(result.raw_cpu) * 1e6:.0f} us",
             f"  transcript entries in one tuimail session: {result.transcript_entries}",
         ]
     )

@@ -49,3 +49,11 @@ def test_send_command_does_not_import_textual_or_keyring() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.stdout.splitlines()[-1] == ""
+
+
+def test_exit_codes_cover_every_stage() -> None:
+    from tuimail import exitcodes
+    from tuimail.session import Stage
+
+    assert set(exitcodes.STAGE_CODES) == {stage.value for stage in Stage}
+    assert all(exitcodes.for_stage(stage) == exitcodes.STAGE_CODES[stage.value] for stage in Stage)

@@ -286,11 +286,11 @@ def _saved_profile(name: str) -> Profile:
 
 def _wants_embedded_sandbox(args: argparse.Namespace) -> bool:
     """``--profile sandbox`` with no user profile of that name and no sandbox running."""
+    if args.server or args.profile != "sandbox":
+        return False  # decided before importing the sandbox (aiosmtpd): start-up time
     from tuimail import sandbox
     from tuimail.profiles import ProfileStore
 
-    if args.server or args.profile != sandbox.SANDBOX_PROFILE:
-        return False
     if sandbox.SANDBOX_PROFILE in _checked(ProfileStore().load):
         return False
     running = sandbox.find_running()

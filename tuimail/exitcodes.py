@@ -6,23 +6,23 @@ Scripts branch on these, so they are stable and documented here once: the
 
 from __future__ import annotations
 
-from tuimail.session import Stage
-
 OK = 0
 USAGE = 2  # argparse's own code for bad arguments
 INVALID_MESSAGE = 3
 CONFIG = 4
 PARTIAL = 18
 
-STAGE_CODES: dict[Stage, int] = {
-    Stage.CONNECT: 10,
-    Stage.TLS: 11,
-    Stage.GREETING: 12,
-    Stage.EHLO: 13,
-    Stage.AUTH: 14,
-    Stage.MAIL: 15,
-    Stage.RCPT: 16,
-    Stage.DATA: 17,
+# Keyed by the value of tuimail.session.Stage (a StrEnum), so that importing
+# this table for --help does not import the SMTP session and aiosmtplib.
+STAGE_CODES: dict[str, int] = {
+    "connect": 10,
+    "tls": 11,
+    "greeting": 12,
+    "ehlo": 13,
+    "auth": 14,
+    "mail": 15,
+    "rcpt": 16,
+    "data": 17,
 }
 
 TABLE: list[tuple[int, str]] = [
@@ -42,8 +42,8 @@ TABLE: list[tuple[int, str]] = [
 ]
 
 
-def for_stage(stage: Stage) -> int:
-    return STAGE_CODES[stage]
+def for_stage(stage: str) -> int:
+    return STAGE_CODES[str(stage)]
 
 
 def help_text() -> str:

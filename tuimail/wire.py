@@ -104,6 +104,8 @@ class WireCapture:
 
 def _decode(raw: bytes) -> str:
     text = raw.decode("utf-8", "replace")
+    if text.isprintable():
+        return text
     # Control characters would let a hostile server repaint the terminal.
     return "".join(ch if ch.isprintable() or ch == "\t" else f"\\x{ord(ch):02x}" for ch in text)
 
