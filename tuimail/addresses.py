@@ -10,13 +10,17 @@ only unambiguous forms and names the problem otherwise:
 * ``Display Name <local@domain>`` or ``"Quoted, Name" <local@domain>``
 
 Comments in parentheses, groups, unbalanced brackets, and an address inside a
-display name are refused. Domains in Unicode are converted to IDNA so that
-only a non-ASCII *local part* needs the server's SMTPUTF8 extension.
+display name are refused, as are control characters and names the email
+package could not write out intact. Domains in Unicode are converted to IDNA so
+that only a non-ASCII *local part* needs the server's SMTPUTF8 extension; a
+domain the two IDNA standards spell differently (``faß.de``) is refused.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass
 from email.headerregistry import Address
 
@@ -27,6 +31,18 @@ _LABEL_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _ADDRESS_LITERAL_RE = re.compile(r"\[(?:\d{1,3}(?:\.\d{1,3}){3}|IPv6:[0-9A-Fa-f:.]+)\]")
 _UNQUOTED_NAME_FORBIDDEN = set('<>[]:;@\\,"()')
 _LOOKS_LIKE_ADDRESS_RE = re.compile(r"\S@\S")
+_QUOTED_STRING_RE = re.compile(r'"(?:\\.|[^"\\])*"')
+_DOMAIN_LITERAL_RE = re.compile(r"\[[^\[\]]*\]")
+# Python's email folder (3.11, 3.12) drops the quotes of a quoted display name
+# it has to split across lines, turning "Doe, John" into two mailboxes. A name
+# that needs quotes must therefore fit on one folded line (78 columns).
+_NEEDS_QUOTES = set('()<>@,:;"[]\\')
+MAX_QUOTED_NAME = 76
+#: A longer name could not be kept under the 998-octet line limit of RFC 5322.
+MAX_NAME_OCTETS = 256
+# IDNA 2003 (Python's codec) maps these away where IDNA 2008 keeps them:
+# faß.de would silently become fass.de, a different domain.
+_IDNA_DEVIATIONS = set("\u00df\u03c2\u200c\u200d")
 
 
 class AddressError(ValueError):
@@ -84,7 +100,7 @@ def split_address_list(text: str) -> list[str]:
 
 def parse_address_list(text: str) -> list[ParsedAddress]:
     """Parse a comma-separated list; raises :class:`AddressError` for the first bad one."""
-    if text.count('"') % 2:
+    if _has_unclosed_quote(text):
         raise AddressError(f"{text.strip()!r}: a quotation mark is not closed")
     return [parse_address(item) for item in split_address_list(text)]
 
@@ -96,6 +112,8 @@ def parse_address(text: str) -> ParsedAddress:
         raise AddressError("the address is empty")
     if any(ch in original for ch in "\r\n\0"):
         raise AddressError(f"{original!r}: line breaks and NUL characters are not allowed")
+    if any(is_control_char(ch) for ch in original):
+        raise AddressError(f"{original!r}: control characters are not allowed")
     display, spec = _split_display_and_spec(original)
     local, domain = _parse_addr_spec(spec, original)
     return ParsedAddress(display_name=display, local_part=local, domain=domain)
@@ -111,7 +129,8 @@ def _split_display_and_spec(text: str) -> tuple[str, str]:
     if opens == 0:
         if '"' in text:
             raise AddressError(f"{text!r}: a quoted name needs an address in <...> after it")
-        if ":" in text or ";" in text:
+        outside_literal = _DOMAIN_LITERAL_RE.sub("", text)  # [IPv6:...] has colons
+        if ":" in outside_literal or ";" in outside_literal:
             raise AddressError(f"{text!r}: address groups are not supported")
         return "", text
     start = _index_outside_quotes(text, "<")
@@ -128,7 +147,7 @@ def _parse_display_name(raw: str, whole: str) -> str:
     if not raw:
         return ""
     if raw.startswith('"'):
-        if len(raw) < 2 or not raw.endswith('"'):
+        if not _QUOTED_STRING_RE.fullmatch(raw):
             raise AddressError(f"{whole!r}: the quoted name must be the whole name")
         name = re.sub(r"\\(.)", r"\1", raw[1:-1])
     else:
@@ -147,7 +166,17 @@ def _parse_display_name(raw: str, whole: str) -> str:
             f"{whole!r}: the display name contains an address; this is a common "
             "spoofing trick, so write the name without '@'"
         )
-    return " ".join(name.split())
+    name = " ".join(name.split())
+    if len(name.encode("utf-8")) > MAX_NAME_OCTETS:
+        raise AddressError(f"{whole!r}: the name is longer than {MAX_NAME_OCTETS} octets")
+    if set(name) & _NEEDS_QUOTES:
+        quoted_length = len(name) + 2 + name.count('"') + name.count("\\")
+        if quoted_length > MAX_QUOTED_NAME:
+            raise AddressError(
+                f"{whole!r}: a name with punctuation such as ',' must be at most "
+                f"{MAX_QUOTED_NAME} characters with its quotes, or it cannot be sent intact"
+            )
+    return name
 
 
 def _parse_addr_spec(spec: str, whole: str) -> tuple[str, str]:
@@ -170,10 +199,23 @@ def _parse_addr_spec(spec: str, whole: str) -> tuple[str, str]:
 
 def _ascii_domain(domain: str, whole: str) -> str:
     if _ADDRESS_LITERAL_RE.fullmatch(domain):
+        literal = domain[1:-1]
+        try:
+            if literal.startswith("IPv6:"):
+                ipaddress.IPv6Address(literal.removeprefix("IPv6:"))
+            else:
+                ipaddress.IPv4Address(literal)
+        except ValueError:
+            raise AddressError(f"{whole!r}: {domain!r} is not a valid address literal") from None
         return domain
     if domain.endswith("."):
         domain = domain[:-1]
     if not domain.isascii():
+        if set(domain) & _IDNA_DEVIATIONS:
+            raise AddressError(
+                f"{whole!r}: {domain!r} is spelled differently by the two IDNA standards "
+                "(as with 'ß'); give the domain in its xn-- form"
+            )
         try:
             domain = domain.encode("idna").decode("ascii")
         except UnicodeError:
@@ -182,6 +224,23 @@ def _ascii_domain(domain: str, whole: str) -> str:
     if len(domain) > 253 or not all(_LABEL_RE.fullmatch(label) for label in labels):
         raise AddressError(f"{whole!r}: {domain!r} is not a valid domain name")
     return domain.lower()
+
+
+def is_control_char(ch: str) -> bool:
+    """A character that must not reach a header: C0/C1 controls (but tab), DEL, U+2028/9."""
+    return ch != "\t" and unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+
+
+def _has_unclosed_quote(text: str) -> bool:
+    in_quotes = escaped = False
+    for ch in text:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and in_quotes:
+            escaped = True
+        elif ch == '"':
+            in_quotes = not in_quotes
+    return in_quotes
 
 
 def _strip_quoted(text: str) -> str:

@@ -17,14 +17,23 @@ from __future__ import annotations
 
 import mimetypes
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from email import headerregistry
 from email import policy as email_policy
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, localtime, make_msgid
+from email.utils import format_datetime, localtime, make_msgid, parsedate_to_datetime
 from pathlib import Path
 
-from tuimail.addresses import AddressError, ParsedAddress, parse_address, parse_address_list
+from tuimail.addresses import (
+    AddressError,
+    ParsedAddress,
+    is_control_char,
+    parse_address,
+    parse_address_list,
+)
 
 #: Largest message tuimail builds in memory; bigger attachments belong elsewhere.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -35,7 +44,12 @@ BUILD_POLICY = email_policy.SMTP.clone(cte_type="7bit")
 WIRE_POLICY = email_policy.SMTP
 WIRE_POLICY_UTF8 = email_policy.SMTPUTF8
 
-_HEADER_NAME_RE = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext
+_HEADER_NAME_RE = re.compile(r"[!-9;-~]+")  # RFC 5322 ftext; used with fullmatch
+#: A header name cannot be folded; this keeps ``Name: `` inside a 78-column line.
+MAX_HEADER_NAME = 76
+_HEADER_TYPES = headerregistry.HeaderRegistry()
+_ATEXT_DOT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]+"
+_MSG_ID_RE = re.compile(rf"<{_ATEXT_DOT}@(?:{_ATEXT_DOT}|\[[!-Z^-~]*\])>")
 _MANAGED_HEADERS = {
     "from": "--from",
     "to": "--to",
@@ -158,7 +172,7 @@ def build_message(draft: Draft) -> OutgoingMessage:
         errors.append(FieldError("to", "at least one recipient (To, Cc or Bcc) is needed"))
 
     _check_header_value("subject", draft.subject, errors)
-    extra_headers = _checked_extra_headers(draft.headers, errors)
+    extra_headers, extra_addresses = _checked_extra_headers(draft.headers, errors)
     attachments = _read_attachments(draft.attachments, errors)
     if "\0" in draft.body:
         errors.append(FieldError("body", "contains a NUL character, which mail cannot carry"))
@@ -176,7 +190,8 @@ def build_message(draft: Draft) -> OutgoingMessage:
         message["Reply-To"] = [a.to_header_address() for a in reply_to]
     message["Subject"] = draft.subject
     message["Date"] = format_datetime(localtime())
-    message["Message-ID"] = make_msgid(domain=sender.domain.strip("[]"))
+    # A domain literal keeps its brackets: "<id@[127.0.0.1]>" is a valid msg-id.
+    message["Message-ID"] = make_msgid(domain=sender.domain)
     for name, value in extra_headers:
         if name.lower() in _OVERRIDABLE_HEADERS:
             del message[name]
@@ -187,7 +202,7 @@ def build_message(draft: Draft) -> OutgoingMessage:
         message.add_attachment(data, maintype=maintype, subtype=subtype, filename=path.name)
 
     recipients = _unique(to + cc + bcc)
-    needs_utf8 = any(a.needs_smtputf8 for a in (sender, *recipients, *reply_to))
+    needs_utf8 = any(a.needs_smtputf8 for a in (sender, *recipients, *reply_to, *extra_addresses))
     outgoing = OutgoingMessage(message, sender, tuple(recipients), needs_utf8)
     size = len(outgoing.to_bytes())
     if size > MAX_MESSAGE_BYTES:
@@ -209,17 +224,36 @@ def _check_header_value(field_name: str, value: str, errors: list[FieldError]) -
                 FieldError(field_name, f"contains {name}, which could inject extra headers")
             )
             return False
+    # The email package refuses \v, \f, U+2028 and friends with a bare ValueError
+    # (str.splitlines() breaks lines there); other controls are not valid header text.
+    for ch in value:
+        if is_control_char(ch):
+            errors.append(FieldError(field_name, f"contains the control character U+{ord(ch):04X}"))
+            return False
     return True
 
 
 def _checked_extra_headers(
     headers: Sequence[tuple[str, str]], errors: list[FieldError]
-) -> list[tuple[str, str]]:
-    checked = []
+) -> tuple[list[tuple[str, str | list[Address]]], list[ParsedAddress]]:
+    """The valid extra headers, and the addresses in those that hold addresses.
+
+    The email package repairs what it cannot parse (a bad Date becomes an empty
+    header, ``Sender: a@b.com <c@d.com>`` is guessed at) and raises a bare
+    ValueError for a second Sender, so structured headers are checked here.
+    """
+    checked: list[tuple[str, str | list[Address]]] = []
+    addresses: list[ParsedAddress] = []
+    counts: dict[str, int] = {}
     for name, value in headers:
         field_name = f"header {name!r}"
-        if not _HEADER_NAME_RE.match(name):
+        if not _HEADER_NAME_RE.fullmatch(name):
             errors.append(FieldError(field_name, "a header name is printable ASCII without ':'"))
+            continue
+        if len(name) > MAX_HEADER_NAME:
+            errors.append(
+                FieldError(field_name, f"a header name is at most {MAX_HEADER_NAME} characters")
+            )
             continue
         lower = name.lower()
         if lower in _MANAGED_HEADERS:
@@ -227,20 +261,67 @@ def _checked_extra_headers(
             hint = f"use {option} instead" if option else "tuimail sets it from the content"
             errors.append(FieldError(field_name, f"cannot be set as an extra header; {hint}"))
             continue
-        if _check_header_value(field_name, value, errors):
-            checked.append((name, value))
-    return checked
+        if not _check_header_value(field_name, value, errors):
+            continue
+        counts[lower] = counts.get(lower, 0) + 1
+        kind = _HEADER_TYPES[lower]
+        if kind.max_count is not None and counts[lower] > kind.max_count:
+            errors.append(FieldError(field_name, "may appear only once in a message"))
+            continue
+        if issubclass(kind, headerregistry.AddressHeader):
+            try:
+                parsed = parse_address_list(value)
+            except AddressError as exc:
+                errors.append(FieldError(field_name, str(exc)))
+                continue
+            if not parsed:
+                errors.append(FieldError(field_name, "needs an address"))
+                continue
+            addresses.extend(parsed)
+            checked.append((name, [a.to_header_address() for a in parsed]))
+            continue
+        problem = _structured_header_problem(name, kind, value)
+        if problem:
+            errors.append(FieldError(field_name, problem))
+            continue
+        checked.append((name, value))
+    return checked, addresses
+
+
+def _structured_header_problem(
+    name: str, kind: type[headerregistry.BaseHeader], value: str
+) -> str | None:
+    """Why a Date or Message-ID value would be mangled on the wire, or None."""
+    if issubclass(kind, headerregistry.DateHeader):
+        try:
+            parsedate_to_datetime(value)
+        except (ValueError, TypeError):
+            return f"{value!r} is not a date like 'Mon, 01 Jan 2024 10:00:00 +0000'"
+    elif issubclass(kind, headerregistry.MessageIDHeader):
+        if not _MSG_ID_RE.fullmatch(value):
+            return f"{value!r} is not a message id like '<unique@example.com>'"
+        if len(name) + 2 + len(value) > 998:
+            return "is longer than a line of mail may be (998 octets)"
+    return None
 
 
 def _read_attachments(paths: Sequence[Path], errors: list[FieldError]) -> list[tuple[Path, bytes]]:
     loaded = []
     for path in paths:
         field_name = f"attachment {str(path)!r}"
+        if any(is_control_char(ch) for ch in path.name):
+            errors.append(FieldError(field_name, "the file name contains a control character"))
+            continue
         try:
-            if path.is_dir():
+            info = path.stat()
+            if stat.S_ISDIR(info.st_mode):
                 errors.append(FieldError(field_name, "is a directory, not a file"))
                 continue
-            size = path.stat().st_size
+            if not stat.S_ISREG(info.st_mode):
+                # A FIFO or a device would block or never end.
+                errors.append(FieldError(field_name, "is not a regular file"))
+                continue
+            size = info.st_size
             if size > MAX_MESSAGE_BYTES:
                 errors.append(FieldError(field_name, f"is {size:,} bytes, larger than the limit"))
                 continue
@@ -256,8 +337,10 @@ def _read_attachments(paths: Sequence[Path], errors: list[FieldError]) -> list[t
 
 def _mime_type(path: Path) -> tuple[str, str]:
     guessed, encoding = mimetypes.guess_type(path.name)
-    if guessed is None or encoding is not None:
-        # A compressed file (x.tar.gz) is sent as what it is: opaque bytes.
+    if guessed is None or encoding is not None or guessed.startswith(("message/", "multipart/")):
+        # A compressed file (x.tar.gz) is sent as what it is: opaque bytes. So is a
+        # saved mail (x.eml, message/rfc822): message/* may not be base64 encoded,
+        # and a reader would parse the base64 text as a message.
         guessed = "application/octet-stream"
     maintype, _, subtype = guessed.partition("/")
     return maintype, subtype
