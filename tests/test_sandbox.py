@@ -549,3 +549,15 @@ def test_send_to_the_embedded_sandbox_on_a_fresh_install(isolated_dirs: Path) ->
     assert "session ended: completed" in server and " -> RCPT TO:<someone@example.test>" in server
     maildir = mailbox.Maildir(isolated_dirs / "data" / "tuimail" / "sandbox" / "maildir")
     assert len(maildir) == 1
+
+
+def test_auth_is_offered_only_when_configured(make_sandbox: Any) -> None:
+    without = make_sandbox()
+    with smtplib.SMTP("127.0.0.1", without.port, timeout=10) as client:
+        client.ehlo()
+        assert not client.has_extn("auth")
+        assert client.docmd("AUTH", "PLAIN AGEAYg==")[0] == 502
+    with_auth = make_sandbox(auth_users={})
+    with smtplib.SMTP("127.0.0.1", with_auth.port, timeout=10) as client:
+        client.ehlo()
+        assert client.has_extn("auth")

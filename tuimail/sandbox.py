@@ -407,6 +407,8 @@ class _Handler:
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
+        if self.sandbox.config.auth_users is None:
+            responses = [r for r in responses if not r.startswith("250-AUTH")]
         return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:

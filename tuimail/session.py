@@ -206,7 +206,11 @@ class SMTPSession:
     ) -> None:
         self.profile = profile
         self._password = password
-        self.transcript = transcript or Transcript(title=f"{profile.name} {profile.address}")
+        self.transcript = (
+            transcript
+            if transcript is not None
+            else Transcript(title=f"{profile.name} {profile.address}")
+        )
         if on_entry is not None:
             self.transcript.subscribe(on_entry)
         if password:
@@ -599,9 +603,10 @@ async def send(
     *,
     on_entry: Callable[[Entry], None] | None = None,
     deadline: float = DEFAULT_DEADLINE,
+    transcript: Transcript | None = None,
 ) -> SessionReport:
     """Send one message in one session. Never raises for SMTP problems: see ``report.failure``."""
-    session = SMTPSession(profile, password, on_entry=on_entry)
+    session = SMTPSession(profile, password, on_entry=on_entry, transcript=transcript)
     await _run(session, deadline, lambda: session.deliver(outgoing))
     return session.report
 
@@ -612,9 +617,10 @@ async def check_account(
     *,
     on_entry: Callable[[Entry], None] | None = None,
     deadline: float = DEFAULT_DEADLINE,
+    transcript: Transcript | None = None,
 ) -> SessionReport:
     """Connect, TLS, AUTH, QUIT: no mail is sent (``tuimail accounts test``)."""
-    session = SMTPSession(profile, password, on_entry=on_entry)
+    session = SMTPSession(profile, password, on_entry=on_entry, transcript=transcript)
     await _run(session, deadline, None)
     return session.report
 

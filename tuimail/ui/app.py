@@ -1,0 +1,302 @@
+"""The tuimail app: compose, transcript, accounts and sandbox, on the headless core.
+
+SMTP work runs in workers on the app and reports through messages, which the
+app hands to every screen that listens; the screens never call the network.
+The embedded sandbox runs on the app's event loop, so a new user can send at
+once and see both sides of the conversation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from tuimail.credentials import CredentialStore, KeyringError, Secret
+from tuimail.message import Draft, DraftInvalid, build_message
+from tuimail.profiles import Profile, ProfileStore, ProfileStoreError
+from tuimail.sandbox import (
+    SANDBOX_PROFILE,
+    Sandbox,
+    SandboxConfig,
+    SandboxError,
+    SessionRecord,
+    builtin_profile,
+    find_running,
+)
+from tuimail.session import SessionReport, check_account, send
+from tuimail.transcript import Transcript
+from tuimail.ui import settings, themes
+from tuimail.ui.commands import TuimailCommands
+from tuimail.ui.history import SessionHistory, SessionRun
+from tuimail.ui.messages import (
+    ProfilesChanged,
+    SandboxSessionEnded,
+    SessionFinished,
+    SessionStarted,
+    TranscriptEntry,
+)
+from tuimail.ui.screens.accounts import AccountsScreen
+from tuimail.ui.screens.compose import ComposeScreen
+from tuimail.ui.screens.dialogs import HelpScreen
+from tuimail.ui.screens.sandbox import SandboxScreen
+from tuimail.ui.screens.transcript import TranscriptScreen
+
+
+class TuimailApp(App[None]):
+    """The SMTP workbench."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "tuimail"
+    COMMANDS = App.COMMANDS | {TuimailCommands}
+    MODES: ClassVar[dict[str, Any]] = {
+        "compose": ComposeScreen,
+        "transcript": TranscriptScreen,
+        "accounts": AccountsScreen,
+        "sandbox": SandboxScreen,
+    }
+    DEFAULT_MODE = "compose"
+    BINDINGS = [
+        Binding("f1", "help", "Help", id="app.help"),
+        Binding("f2", "switch_mode('compose')", "Compose", id="app.compose", show=False),
+        Binding("f3", "switch_mode('transcript')", "Transcript", id="app.transcript", show=False),
+        Binding("f4", "switch_mode('accounts')", "Accounts", id="app.accounts", show=False),
+        Binding("f5", "switch_mode('sandbox')", "Sandbox", id="app.sandbox", show=False),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        *,
+        profile: str | None = None,
+        start_sandbox: bool = True,
+        sandbox_config: SandboxConfig | None = None,
+    ) -> None:
+        self.history = SessionHistory()
+        self.saved_profiles: dict[str, Profile] = {}
+        self.profile_problem = ""
+        self.sandbox: Sandbox | None = None
+        self.sandbox_profile: Profile | None = None
+        self.sandbox_note = ""
+        self.sending = False
+        self._listeners: list[Screen[Any]] = []
+        self._start_sandbox = start_sandbox
+        self._sandbox_config = sandbox_config or SandboxConfig(port=0)
+        self.config = settings.load_config()
+        self._load_profiles()
+        self.initial_profile = self._initial_profile(profile)
+        super().__init__()
+        self.theme_problems: list[str] = []
+
+    # -- start-up -----------------------------------------------------------
+
+    def _initial_profile(self, requested: str | None) -> str:
+        if requested:
+            return requested
+        return next(iter(self.saved_profiles), SANDBOX_PROFILE)
+
+    def _load_profiles(self) -> None:
+        try:
+            self.saved_profiles = ProfileStore().load()
+            self.profile_problem = ""
+        except ProfileStoreError as exc:
+            self.saved_profiles = {}
+            self.profile_problem = str(exc)
+
+    def all_profiles(self) -> dict[str, Profile]:
+        """The built-in sandbox first, then the user's (a saved 'sandbox' wins)."""
+        profiles: dict[str, Profile] = {}
+        if SANDBOX_PROFILE not in self.saved_profiles:
+            profiles[SANDBOX_PROFILE] = self.sandbox_profile or builtin_profile()
+        profiles.update(self.saved_profiles)
+        return profiles
+
+    async def on_mount(self) -> None:
+        loaded = themes.register_all(self)
+        self.theme_problems = loaded.problems
+        for problem in loaded.problems:
+            self.notify(problem, title="Theme not loaded", severity="warning", timeout=8)
+        chosen = settings.load_state().get("theme")
+        if isinstance(chosen, str) and chosen in self.available_themes:
+            self.theme = chosen
+        self.theme_changed_signal.subscribe(self, self._remember_theme)
+        for problem in settings.apply_keymap(self, self.config):
+            self.notify(problem, title="Keymap", severity="warning", timeout=8)
+        if self.profile_problem:
+            self.notify(
+                self.profile_problem, title="Profiles not loaded", severity="error", timeout=10
+            )
+        if self._start_sandbox:
+            await self._bring_up_sandbox()
+
+    async def _bring_up_sandbox(self) -> None:
+        running = await asyncio.to_thread(find_running)
+        if running is not None:
+            self.sandbox_profile = running
+            self.sandbox_note = (
+                f"Using the running 'tuimail serve' at {running.address}; "
+                "its terminal shows what it receives."
+            )
+            self._refresh_profile_views()
+            return
+        sandbox = Sandbox(self._sandbox_config, on_session_end=self._sandbox_session_ended)
+        try:
+            await sandbox.start()
+        except SandboxError as exc:
+            self.sandbox_note = f"The sandbox could not start: {exc}"
+            self.notify(self.sandbox_note, severity="error")
+            return
+        self.sandbox = sandbox
+        self.sandbox_profile = sandbox.client_profile()
+        self._refresh_profile_views()
+
+    async def on_unmount(self) -> None:
+        if self.sandbox is not None:
+            await self.sandbox.stop(grace=2)
+
+    def _remember_theme(self, theme: Any) -> None:
+        settings.save_state({"theme": self.theme})
+
+    def _sandbox_session_ended(self, record: SessionRecord) -> None:
+        self._broadcast(SandboxSessionEnded(record))
+
+    # -- screens that listen ------------------------------------------------
+
+    def listen(self, screen: Screen[Any]) -> None:
+        """A screen asks for session events (called from its ``on_mount``)."""
+        self._listeners.append(screen)
+
+    def _listening_screens(self) -> list[Screen[Any]]:
+        return [screen for screen in self._listeners if screen.is_attached]
+
+    def _broadcast(self, message: Message) -> None:
+        for screen in self._listening_screens():
+            screen.post_message(dataclasses.replace(message))  # type: ignore[type-var]
+
+    def on_session_started(self, message: SessionStarted) -> None:
+        self._broadcast(message)
+
+    def on_transcript_entry(self, message: TranscriptEntry) -> None:
+        self._broadcast(message)
+
+    def on_session_finished(self, message: SessionFinished) -> None:
+        self._broadcast(message)
+
+    def profiles_changed(self, select: str | None = None) -> None:
+        self._load_profiles()
+        self._refresh_profile_views(select)
+        self._broadcast(ProfilesChanged())
+
+    def _refresh_profile_views(self, select: str | None = None) -> None:
+        for screen in self._listening_screens():
+            if isinstance(screen, ComposeScreen) and screen.is_mounted:
+                screen.reload_profiles(select)
+            elif (isinstance(screen, AccountsScreen) and screen.is_mounted) or (
+                isinstance(screen, SandboxScreen) and screen.is_mounted
+            ):
+                screen.reload()
+
+    # -- SMTP work ------------------------------------------------------------
+
+    def start_send(self, profile: Profile, draft: Draft) -> None:
+        self.sending = True
+        self.run_session("send", profile, draft)
+
+    def start_test(self, profile: Profile) -> None:
+        self.sending = True
+        self.run_session("test", profile, None)
+
+    @work(exclusive=True, group="smtp", exit_on_error=False)
+    async def run_session(self, kind: str, profile: Profile, draft: Draft | None) -> SessionReport:
+        """Build (off the loop), fetch the password (off the loop), then talk SMTP."""
+        outgoing = None
+        if draft is not None:
+            try:
+                outgoing = await asyncio.to_thread(build_message, draft)
+            except DraftInvalid as exc:
+                self.call_later(self._draft_invalid, exc)
+                raise
+        password = await self._password_for(profile)
+        summary = ", ".join(outgoing.envelope_recipients) if outgoing else profile.address
+        run = SessionRun(kind, profile.name, summary, Transcript(title=f"{kind} {profile.name}"))
+        self.history.add(run)
+        self.post_message(SessionStarted(run))
+
+        def deliver_live(entry: Any) -> None:
+            self.post_message(TranscriptEntry(run, entry))
+
+        if outgoing is not None:
+            report = await send(
+                profile, outgoing, password, on_entry=deliver_live, transcript=run.transcript
+            )
+        else:
+            report = await check_account(
+                profile, password, on_entry=deliver_live, transcript=run.transcript
+            )
+        run.report = report
+        self.post_message(SessionFinished(run))
+        return report
+
+    async def _password_for(self, profile: Profile) -> Secret | None:
+        if not profile.username or profile.name == SANDBOX_PROFILE:
+            return None
+        try:
+            return await asyncio.to_thread(CredentialStore().get, profile.name)
+        except KeyringError as exc:
+            self.notify(f"{exc.message}. {exc.fix}", title="Keyring", severity="error", timeout=12)
+            raise
+
+    def _draft_invalid(self, exc: DraftInvalid) -> None:
+        for screen in self._listening_screens():
+            if isinstance(screen, ComposeScreen):
+                screen.show_field_errors([(e.field, e.message) for e in exc.errors])
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "smtp":
+            return
+        if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
+            self.sending = False
+        if event.state is WorkerState.ERROR:
+            error = event.worker.error
+            if not isinstance(error, (DraftInvalid, KeyringError)):
+                self.notify(f"The session stopped: {error}", severity="error", timeout=10)
+            for screen in self._listening_screens():
+                if isinstance(screen, ComposeScreen):
+                    screen.query_one("#send").disabled = False
+                    if isinstance(error, KeyringError):
+                        screen.set_status(f"keyring: {error.message}", "error")
+
+    # -- actions --------------------------------------------------------------
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.key_table()))
+
+    def key_table(self) -> list[tuple[str, str]]:
+        """Every binding with an id, with its key as remapped by the user's keymap."""
+        keymap = self.config.get("keymap", {})
+        keymap = keymap if isinstance(keymap, dict) else {}
+        rows: list[tuple[str, str]] = []
+        owners: list[tuple[str, list[Any]]] = [("", list(self.BINDINGS))]
+        owners += [
+            (mode, list(getattr(screen, "BINDINGS", []))) for mode, screen in self.MODES.items()
+        ]
+        for mode, bindings in owners:
+            for binding in bindings:
+                if not isinstance(binding, Binding) or not binding.id:
+                    continue
+                key = str(keymap.get(binding.id, binding.key))
+                where = f" ({mode})" if mode else ""
+                rows.append((key, f"{binding.description}{where}  [id {binding.id}]"))
+        return rows
+
+
+def run_app(profile: str | None = None) -> int:
+    TuimailApp(profile=profile).run()
+    return 0

@@ -1,0 +1,201 @@
+"""Accounts: list, add, edit, delete and test profiles. Passwords go to the keyring."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, DataTable, Footer, Label, Static
+
+from tuimail.credentials import CredentialStore, KeyringError, Secret
+from tuimail.profiles import Profile, ProfileError, ProfileStore, ProfileStoreError
+from tuimail.ui.messages import SessionFinished, SessionStarted, TranscriptEntry
+from tuimail.ui.screens.dialogs import AccountDialog, AccountForm, ConfirmDialog
+from tuimail.ui.widgets.mode_bar import ModeBar
+from tuimail.ui.widgets.transcript_view import TranscriptView
+
+if TYPE_CHECKING:
+    from tuimail.ui.app import TuimailApp
+
+
+class AccountsScreen(Screen[None]):
+    BINDINGS = [
+        Binding("a", "add", "Add", id="accounts.add"),
+        Binding("e", "edit", "Edit", id="accounts.edit"),
+        Binding("d", "delete", "Delete", id="accounts.delete"),
+        Binding("t", "test", "Test", id="accounts.test"),
+    ]
+
+    @property
+    def tuimail(self) -> TuimailApp:
+        return cast("TuimailApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield ModeBar("accounts")
+        with Vertical():
+            yield DataTable(id="profiles", cursor_type="row", zebra_stripes=True)
+            with Horizontal(id="account-actions"):
+                yield Button("Add", id="add", compact=True)
+                yield Button("Edit", id="edit", compact=True)
+                yield Button("Delete", id="delete", compact=True, variant="error")
+                yield Button("Test connection", id="test", compact=True, variant="primary")
+            yield Static("", id="account-problem")
+            yield Label("Connection test", classes="pane-title")
+            yield TranscriptView(id="test-view")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.tuimail.listen(self)
+        table = self.query_one("#profiles", DataTable)
+        table.add_columns("Name", "Server", "Security", "User", "From", "Notes")
+        self.reload()
+
+    def reload(self) -> None:
+        table = self.query_one("#profiles", DataTable)
+        table.clear()
+        for profile in self.tuimail.all_profiles().values():
+            notes = "; ".join(profile.warnings())
+            if profile.name == "sandbox":
+                notes = "built-in local capture server" + (f"; {notes}" if notes else "")
+            table.add_row(
+                profile.name,
+                profile.address,
+                profile.security.label,
+                profile.username or "—",
+                profile.from_address or "—",
+                notes,
+                key=profile.name,
+            )
+
+    def _selected(self) -> Profile | None:
+        table = self.query_one("#profiles", DataTable)
+        if table.row_count == 0:
+            return None
+        row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        return self.tuimail.all_profiles().get(str(row_key.value))
+
+    def show_problem(self, text: str) -> None:
+        problem = self.query_one("#account-problem", Static)
+        problem.update(text)
+        problem.set_class(bool(text), "-shown")
+
+    # -- actions ------------------------------------------------------------
+
+    def action_add(self) -> None:
+        self.app.push_screen(AccountDialog(), self._saved)
+
+    def action_edit(self) -> None:
+        profile = self._selected()
+        if profile is None or (profile.name == "sandbox" and not self._is_saved(profile)):
+            self.notify("The built-in sandbox profile cannot be edited.", severity="warning")
+            return
+        self.app.push_screen(AccountDialog(profile), self._saved)
+
+    def _is_saved(self, profile: Profile) -> bool:
+        return profile.name in self.tuimail.saved_profiles
+
+    def _saved(self, form: AccountForm | None) -> None:
+        if form is not None:
+            self.save_account(form)
+
+    @work(thread=True, exclusive=True, group="accounts", exit_on_error=False)
+    def save_account(self, form: AccountForm) -> None:
+        """Keyring first: a profile is never saved without the password it needs."""
+        store = ProfileStore()
+        credentials = CredentialStore()
+        profile = form.profile
+        try:
+            if form.original_name is None and profile.name in store.load():
+                raise ProfileError("name", f"a profile named {profile.name!r} already exists")
+            renamed = form.original_name is not None and form.original_name != profile.name
+            if form.password is not None:
+                credentials.set(profile.name, Secret(form.password))
+            elif renamed and form.original_name:
+                moved = credentials.get(form.original_name)
+                if moved is not None:
+                    credentials.set(profile.name, moved)
+            store.save(profile, replace_name=form.original_name)
+            if renamed and form.original_name:
+                credentials.delete(form.original_name)
+        except KeyringError as exc:
+            self.app.call_from_thread(self.show_problem, f"Keyring: {exc.message}.\nFix: {exc.fix}")
+            return
+        except (ProfileError, ProfileStoreError) as exc:
+            self.app.call_from_thread(self.show_problem, str(exc))
+            return
+        self.app.call_from_thread(self._after_save, profile)
+
+    def _after_save(self, profile: Profile) -> None:
+        self.show_problem("")
+        self.tuimail.profiles_changed(select=profile.name)
+        self.notify(f"Saved {profile.name}; its password is in the keyring, not in the file.")
+
+    def action_delete(self) -> None:
+        profile = self._selected()
+        if profile is None or not self._is_saved(profile):
+            self.notify("Only saved profiles can be deleted.", severity="warning")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.delete_account(profile)
+
+        self.app.push_screen(
+            ConfirmDialog(f"Delete profile {profile.name} and its keyring entry?", "Delete"),
+            confirmed,
+        )
+
+    @work(thread=True, exclusive=True, group="accounts", exit_on_error=False)
+    def delete_account(self, profile: Profile) -> None:
+        try:
+            ProfileStore().remove(profile.name)
+            if profile.username:
+                CredentialStore().delete(profile.name)
+        except KeyringError as exc:
+            self.app.call_from_thread(
+                self.show_problem, f"Profile removed, password not: {exc.message}.\nFix: {exc.fix}"
+            )
+        except (KeyError, ProfileStoreError) as exc:
+            self.app.call_from_thread(self.show_problem, str(exc))
+            return
+        self.app.call_from_thread(self.tuimail.profiles_changed)
+
+    def action_test(self) -> None:
+        profile = self._selected()
+        if profile is None:
+            return
+        if self.tuimail.sending:
+            self.notify("A session is already running.", severity="warning")
+            return
+        self.tuimail.start_test(profile)
+
+    @on(Button.Pressed)
+    def _button(self, event: Button.Pressed) -> None:
+        actions = {"add": self.action_add, "edit": self.action_edit,
+                   "delete": self.action_delete, "test": self.action_test}  # fmt: skip
+        if event.button.id in actions:
+            actions[event.button.id]()
+
+    # -- live events --------------------------------------------------------
+
+    def on_session_started(self, message: SessionStarted) -> None:
+        if message.run.kind == "test":
+            self.query_one("#test-view", TranscriptView).show(message.run.transcript)
+
+    def on_transcript_entry(self, message: TranscriptEntry) -> None:
+        view = self.query_one("#test-view", TranscriptView)
+        if view.transcript is message.run.transcript:
+            view.append(message.entry)
+
+    def on_session_finished(self, message: SessionFinished) -> None:
+        run = message.run
+        if run.kind == "test" and run.report is not None:
+            failure = run.report.failure
+            if failure is None:
+                self.notify(f"{run.profile_name}: connection test passed; no mail was sent.")
+            else:
+                self.show_problem(f"✗ {failure.stage.value} failed: {failure.explanation}")

@@ -1,0 +1,297 @@
+"""Compose and send: profile, addresses, subject, body, attachments.
+
+Validation happens as you leave each address field and again, in full, in the
+core when you send. Sending runs in a worker on the app; the draft stays as it
+is when a send fails, so nothing typed is lost.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.events import Resize
+from textual.screen import Screen
+from textual.widgets import (
+    Button,
+    Footer,
+    Input,
+    Label,
+    ListItem,
+    ListView,
+    Select,
+    Static,
+    TextArea,
+)
+
+from tuimail.message import Draft
+from tuimail.profiles import Profile, Security
+from tuimail.ui.messages import SessionFinished, SessionStarted, TranscriptEntry
+from tuimail.ui.screens.dialogs import ConfirmDialog, FilePickerDialog
+from tuimail.ui.widgets.address_field import AddressField
+from tuimail.ui.widgets.mode_bar import ModeBar
+from tuimail.ui.widgets.transcript_view import TranscriptView
+
+if TYPE_CHECKING:
+    from tuimail.ui.app import TuimailApp
+
+WIDE = 120
+_MENTIONS_ATTACHMENT = re.compile(r"\battach(ed|ment|ments|ing)?\b|\benclosed\b", re.IGNORECASE)
+
+
+def profile_label(profile: Profile) -> str:
+    label = f"{profile.name} · {profile.security.label} · {profile.address}"
+    return f"{label} (built-in, local)" if profile.name == "sandbox" else label
+
+
+class ComposeScreen(Screen[None]):
+    """Write a message and send it; on wide terminals the live transcript is beside it."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "send", "Send", id="compose.send", priority=True),
+        Binding("ctrl+n", "new_message", "New", id="compose.new", show=False),
+        Binding("ctrl+o", "attach", "Attach", id="compose.attach", show=False),
+    ]
+
+    @property
+    def tuimail(self) -> TuimailApp:
+        return cast("TuimailApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield ModeBar("compose")
+        with Horizontal(id="compose-main"):
+            with Vertical(id="compose-form"):
+                with Horizontal(id="from-row"):
+                    yield Label("From", classes="field-label")
+                    profiles = self.tuimail.all_profiles()
+                    yield Select[str](
+                        [(profile_label(p), p.name) for p in profiles.values()],
+                        allow_blank=False,
+                        id="profile",
+                    )
+                    yield Static("", id="security-badge")
+                yield Static("", id="profile-warning")
+                yield AddressField("To", "to", placeholder="name@example.com, Name <x@y.org>")
+                yield AddressField("Cc", "cc")
+                yield AddressField("Bcc", "bcc", placeholder="envelope only, never shown")
+                with Horizontal(id="subject-row"):
+                    yield Label("Subject", classes="field-label")
+                    yield Input(id="subject")
+                yield TextArea(id="body", soft_wrap=True, show_line_numbers=False)
+                with Horizontal(id="attachments-row"):
+                    yield Label("Attach", classes="field-label")
+                    yield ListView(id="attachments")
+                    yield Button("Add…", id="add-attachment", compact=True)
+                    yield Button("Remove", id="remove-attachment", compact=True)
+                with Horizontal(id="actions"):
+                    yield Button("Send", variant="primary", id="send", compact=True)
+                    yield Static("", id="send-status")
+            with Vertical(id="live"):
+                yield Label("Live transcript", classes="pane-title")
+                yield TranscriptView(id="live-view")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.tuimail.listen(self)
+        self.attachments: list[Path] = []
+        self.reload_profiles(self.tuimail.initial_profile)
+        self.app.set_focus(self.query_one("#input-to", Input))
+
+    def on_resize(self, event: Resize) -> None:
+        self.set_class(event.size.width >= WIDE, "-wide")
+
+    # -- profiles -----------------------------------------------------------
+
+    def reload_profiles(self, select_name: str | None = None) -> None:
+        profiles = self.tuimail.all_profiles()
+        select = self.query_one("#profile", Select)
+        current = select_name or (select.value if isinstance(select.value, str) else None)
+        select.set_options([(profile_label(p), p.name) for p in profiles.values()])
+        if current in profiles:
+            select.value = current
+        elif profiles:
+            select.value = next(iter(profiles))
+        # Same value, new label (the sandbox's port is known now): redraw it.
+        select.mutate_reactive(Select.value)
+        self._show_profile()
+
+    @property
+    def profile(self) -> Profile | None:
+        value = self.query_one("#profile", Select).value
+        return self.tuimail.all_profiles().get(value) if isinstance(value, str) else None
+
+    @on(Select.Changed, "#profile")
+    def _profile_changed(self) -> None:
+        self._show_profile()
+
+    def _show_profile(self) -> None:
+        profile = self.profile
+        badge = self.query_one("#security-badge", Static)
+        warning = self.query_one("#profile-warning", Static)
+        if profile is None:
+            badge.update("")
+            warning.update("")
+            return
+        badge.update(f" {profile.security.label} ")
+        for security in Security:
+            badge.set_class(profile.security is security, f"-{security.value}")
+        warnings = profile.warnings()
+        warning.update("⚠ " + "; ".join(warnings) if warnings else "")
+        warning.set_class(bool(warnings), "-shown")
+
+    # -- draft --------------------------------------------------------------
+
+    def draft(self) -> Draft:
+        profile = self.profile
+        sender = ""
+        if profile is not None and profile.from_address:
+            name = profile.display_name.replace("\\", "\\\\").replace('"', '\\"')
+            sender = f'"{name}" <{profile.from_address}>' if name else profile.from_address
+        return Draft(
+            from_address=sender,
+            to=self._addresses("to"),
+            cc=self._addresses("cc"),
+            bcc=self._addresses("bcc"),
+            subject=self.query_one("#subject", Input).value,
+            body=self.query_one("#body", TextArea).text,
+            attachments=list(self.attachments),
+        )
+
+    def _addresses(self, field: str) -> list[str]:
+        value = self.query_one(f"#field-{field}", AddressField).value
+        return [value] if value.strip() else []
+
+    def fields_valid(self) -> bool:
+        results = [field.validate() for field in self.query(AddressField)]
+        return all(results)
+
+    def show_field_errors(self, errors: list[tuple[str, str]]) -> None:
+        """Errors from the core's full validation, shown beside their fields."""
+        other = []
+        for field, message in errors:
+            matches = list(self.query(f"#field-{field}"))
+            if matches:
+                cast(AddressField, matches[0]).show_error(message)
+            else:
+                other.append(f"{field}: {message}")
+        self.set_status("; ".join(other) if other else "fix the fields marked in red", "error")
+
+    def set_status(self, text: str, kind: str = "") -> None:
+        status = self.query_one("#send-status", Static)
+        status.update(text)
+        for name in ("error", "ok", "busy"):
+            status.set_class(kind == name, f"-{name}")
+
+    def clear_draft(self) -> None:
+        for field in self.query(AddressField):
+            field.value = ""
+            field.show_error("")
+        self.query_one("#subject", Input).value = ""
+        self.query_one("#body", TextArea).text = ""
+        self.attachments.clear()
+        self.query_one("#attachments", ListView).clear()
+
+    # -- actions ------------------------------------------------------------
+
+    async def action_send(self) -> None:
+        if self.tuimail.sending:
+            self.set_status("a send is already running", "error")
+            return
+        profile = self.profile
+        if profile is None:
+            self.set_status("choose a profile first", "error")
+            return
+        if not self.fields_valid():
+            self.set_status("fix the fields marked in red", "error")
+            return
+        draft = self.draft()
+        question = self._needs_confirmation(draft)
+        if question:
+            self.app.push_screen(ConfirmDialog(question), self._confirmed)
+            return
+        self._start(profile, draft)
+
+    def _confirmed(self, confirmed: bool | None) -> None:
+        profile = self.profile
+        if confirmed and profile is not None:
+            self._start(profile, self.draft())
+
+    def _start(self, profile: Profile, draft: Draft) -> None:
+        self.set_status(f"sending via {profile.name}…", "busy")
+        self.tuimail.start_send(profile, draft)
+
+    def _needs_confirmation(self, draft: Draft) -> str:
+        if not draft.subject.strip():
+            return "The subject is empty. Send anyway?"
+        if not draft.attachments and _MENTIONS_ATTACHMENT.search(draft.body):
+            return "The message mentions an attachment, but nothing is attached. Send anyway?"
+        return ""
+
+    def action_new_message(self) -> None:
+        self.clear_draft()
+        self.set_status("")
+        self.app.set_focus(self.query_one("#input-to", Input))
+
+    def action_attach(self) -> None:
+        self.app.push_screen(FilePickerDialog(Path.cwd()), self._attached)
+
+    def _attached(self, path: Path | None) -> None:
+        if path is not None and path not in self.attachments:
+            self.attachments.append(path)
+            size = path.stat().st_size if path.exists() else 0
+            self.query_one("#attachments", ListView).append(
+                ListItem(Label(f"{path.name} ({size:,} bytes)"))
+            )
+
+    @on(Button.Pressed, "#add-attachment")
+    def _add_pressed(self) -> None:
+        self.action_attach()
+
+    @on(Button.Pressed, "#remove-attachment")
+    def _remove_pressed(self) -> None:
+        view = self.query_one("#attachments", ListView)
+        index = view.index
+        if index is not None and 0 <= index < len(self.attachments):
+            del self.attachments[index]
+            view.remove_items([index])
+
+    @on(Button.Pressed, "#send")
+    async def _send_pressed(self) -> None:
+        await self.action_send()
+
+    # -- live session events (forwarded by the app) -------------------------
+
+    def on_session_started(self, message: SessionStarted) -> None:
+        if message.run.kind == "send":
+            self.query_one("#send", Button).disabled = True
+            self.query_one("#live-view", TranscriptView).show(message.run.transcript)
+
+    def on_transcript_entry(self, message: TranscriptEntry) -> None:
+        view = self.query_one("#live-view", TranscriptView)
+        if view.transcript is message.run.transcript:
+            view.append(message.entry)
+
+    def on_session_finished(self, message: SessionFinished) -> None:
+        run = message.run
+        if run.kind != "send":
+            return
+        self.query_one("#send", Button).disabled = False
+        report = run.report
+        if report is None:
+            return
+        if report.failure is not None:
+            failure = report.failure
+            kind = "temporary" if failure.temporary else "permanent"
+            self.set_status(
+                f"✗ {failure.stage.value} failed ({kind}): {failure.explanation}", "error"
+            )
+        elif report.delivery is not None:
+            refused = report.delivery.refused
+            note = f"; refused: {', '.join(r.address for r in refused)}" if refused else ""
+            self.set_status(f"✓ sent {report.delivery.message_id}{note}", "ok")
+            self.clear_draft()

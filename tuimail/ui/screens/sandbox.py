@@ -1,0 +1,110 @@
+"""What the embedded sandbox captured: each message with the server's side of its session."""
+
+from __future__ import annotations
+
+import time
+from email import message_from_bytes, policy
+from typing import TYPE_CHECKING, cast
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label, Static
+
+from tuimail.sandbox import SessionRecord, StoredMessage
+from tuimail.ui.messages import SandboxSessionEnded
+from tuimail.ui.widgets.mode_bar import ModeBar
+from tuimail.ui.widgets.transcript_view import TranscriptView
+
+if TYPE_CHECKING:
+    from tuimail.ui.app import TuimailApp
+
+SHOWN_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
+MAX_BODY_CHARS = 20_000
+
+
+class SandboxScreen(Screen[None]):
+    @property
+    def tuimail(self) -> TuimailApp:
+        return cast("TuimailApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield ModeBar("sandbox")
+        with Vertical():
+            yield Static("", id="sandbox-status")
+            yield DataTable(id="captured", cursor_type="row", zebra_stripes=True)
+            with Horizontal(id="captured-detail"):
+                with VerticalScroll(id="message-pane"):
+                    yield Static("Select a message to read it.", id="message-view")
+                with Vertical(id="server-pane"):
+                    yield Label("The server's side", classes="pane-title")
+                    yield TranscriptView(id="server-view")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.tuimail.listen(self)
+        table = self.query_one("#captured", DataTable)
+        table.add_columns("Received", "From", "To", "Size", "Session")
+        self.messages: dict[str, tuple[StoredMessage, SessionRecord]] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        status = self.query_one("#sandbox-status", Static)
+        sandbox = self.tuimail.sandbox
+        if sandbox is None:
+            status.update(self.tuimail.sandbox_note or "The sandbox is not running.")
+            return
+        profile = sandbox.client_profile()
+        status.update(
+            f"Sandbox listening on {profile.address}; mail kept in {sandbox.maildir_path}"
+        )
+        table = self.query_one("#captured", DataTable)
+        for record in list(sandbox.sessions):
+            for stored in record.messages:
+                if stored.key in self.messages:
+                    continue
+                self.messages[stored.key] = (stored, record)
+                table.add_row(
+                    time.strftime("%H:%M:%S", time.localtime(stored.received_at)),
+                    stored.mail_from or "<>",
+                    ", ".join(stored.rcpt_tos),
+                    f"{stored.size:,}",
+                    record.id,
+                    key=stored.key,
+                )
+
+    @on(DataTable.RowHighlighted, "#captured")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value if event.row_key else None
+        if key is None or key not in self.messages:
+            return
+        stored, record = self.messages[key]
+        self.query_one("#server-view", TranscriptView).show(record.transcript)
+        self.query_one("#message-view", Static).update(self._render_message(stored))
+
+    def _render_message(self, stored: StoredMessage) -> str:
+        sandbox = self.tuimail.sandbox
+        if sandbox is None:
+            return ""
+        try:
+            raw = sandbox.read_message(stored.key)
+        except (KeyError, OSError) as exc:
+            return f"cannot read {stored.key}: {exc}"
+        message = message_from_bytes(raw, policy=policy.default)
+        lines = [f"{name}: {message[name]}" for name in SHOWN_HEADERS if message[name]]
+        lines.append(f"Envelope: {stored.mail_from or '<>'} → {', '.join(stored.rcpt_tos)}")
+        lines.append("")
+        body = message.get_body(preferencelist=("plain", "html"))
+        text = body.get_content() if body is not None else "(no text part)"
+        if len(text) > MAX_BODY_CHARS:
+            text = text[:MAX_BODY_CHARS] + "\n… (cut; the full message is in the Maildir)"
+        lines.append(str(text))
+        attachments = [part.get_filename() for part in message.iter_attachments()]
+        if attachments:
+            lines.append("")
+            lines.append("Attachments: " + ", ".join(str(name) for name in attachments))
+        return "\n".join(lines)
+
+    def on_sandbox_session_ended(self, message: SandboxSessionEnded) -> None:
+        self.reload()

@@ -1,0 +1,169 @@
+"""Every session of this run: the live transcript, its TLS summary, its outcome."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Label, ListItem, ListView, Static
+
+from tuimail.atomic import atomic_write_bytes
+from tuimail.ui.history import SessionRun
+from tuimail.ui.messages import SessionFinished, SessionStarted, TranscriptEntry
+from tuimail.ui.screens.dialogs import ExportDialog, ExportRequest
+from tuimail.ui.widgets.mode_bar import ModeBar
+from tuimail.ui.widgets.transcript_view import TranscriptView
+
+if TYPE_CHECKING:
+    from tuimail.ui.app import TuimailApp
+
+
+class SessionItem(ListItem):
+    def __init__(self, run: SessionRun) -> None:
+        self.text = Label(run.label(), markup=False)
+        super().__init__(self.text)
+        self.run = run
+
+    def refresh_label(self) -> None:
+        self.text.update(self.run.label())
+
+
+class TranscriptScreen(Screen[None]):
+    """Sessions on the left, the chosen transcript on the right."""
+
+    BINDINGS = [
+        Binding("ctrl+f", "search", "Filter", id="transcript.search"),
+        Binding("ctrl+e", "export", "Export", id="transcript.export"),
+        Binding("escape", "clear_search", "Clear filter", show=False, id="transcript.clear"),
+    ]
+
+    @property
+    def tuimail(self) -> TuimailApp:
+        return cast("TuimailApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield ModeBar("transcript")
+        with Horizontal():
+            with Vertical(id="sessions-pane"):
+                yield Label("Sessions", classes="pane-title")
+                yield ListView(id="sessions")
+            with Vertical(id="transcript-pane"):
+                yield Static("No session yet: send a message from Compose (F2).", id="tls-summary")
+                yield Static("", id="failure")
+                yield Input(placeholder="filter lines (ctrl+f)", id="filter")
+                yield TranscriptView(id="transcript-view")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.tuimail.listen(self)
+        self.selected: SessionRun | None = None
+        for run in self.tuimail.history.runs:
+            self._add(run)
+        if self.tuimail.history.latest is not None:
+            self.select(self.tuimail.history.latest)
+
+    def _add(self, run: SessionRun) -> None:
+        self.query_one("#sessions", ListView).append(SessionItem(run))
+
+    def select(self, run: SessionRun) -> None:
+        self.selected = run
+        view = self.query_one("#transcript-view", TranscriptView)
+        view.show(run.transcript)
+        sessions = self.query_one("#sessions", ListView)
+        for index, item in enumerate(sessions.children):
+            if isinstance(item, SessionItem) and item.run is run:
+                sessions.index = index
+        self._show_outcome(run)
+
+    def _show_outcome(self, run: SessionRun) -> None:
+        summary = self.query_one("#tls-summary", Static)
+        failure = self.query_one("#failure", Static)
+        report = run.report
+        if report is None:
+            summary.update(f"{run.kind} via {run.profile_name}: running…")
+            failure.update("")
+            failure.remove_class("-shown")
+            return
+        if report.tls is not None:
+            summary.update("🔒 " + report.tls.summary())
+        else:
+            summary.update("plain connection: no TLS")
+        summary.set_class(report.tls is None, "-plain")
+        if report.failure is not None:
+            kind = "temporary, worth retrying" if report.failure.temporary else "permanent"
+            failure.update(
+                f"✗ {report.failure.stage.value} failed ({kind}): {report.failure.explanation}"
+            )
+            failure.add_class("-shown")
+        elif report.delivery is not None and report.delivery.refused:
+            refused = "; ".join(f"{r.address}: {r.code} {r.reply}" for r in report.delivery.refused)
+            failure.update(f"! sent, but refused for {refused}")
+            failure.add_class("-shown")
+        else:
+            failure.update("")
+            failure.remove_class("-shown")
+
+    @on(ListView.Selected, "#sessions")
+    def _chosen(self, event: ListView.Selected) -> None:
+        if isinstance(event.item, SessionItem):
+            self.select(event.item.run)
+
+    @on(Input.Changed, "#filter")
+    def _filter(self, event: Input.Changed) -> None:
+        self.query_one("#transcript-view", TranscriptView).set_filter(event.value)
+
+    def action_search(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_clear_search(self) -> None:
+        self.query_one("#filter", Input).value = ""
+
+    def action_export(self) -> None:
+        if self.selected is None:
+            self.notify("No transcript to export yet.", severity="warning")
+            return
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.selected.started))
+        default = Path.cwd() / f"tuimail-{self.selected.profile_name}-{stamp}.txt"
+        self.app.push_screen(ExportDialog(default), self._export)
+
+    def _export(self, request: ExportRequest | None) -> None:
+        if request is not None and self.selected is not None:
+            self.write_export(request, self.selected)
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def write_export(self, request: ExportRequest, run: SessionRun) -> None:
+        transcript = run.transcript
+        text = transcript.to_jsonl() if request.format == "jsonl" else transcript.to_text()
+        try:
+            atomic_write_bytes(request.path, text.encode("utf-8"), mode=0o600)
+        except OSError as exc:
+            self.app.call_from_thread(
+                self.notify, f"Could not write {request.path}: {exc.strerror}", severity="error"
+            )
+            return
+        self.app.call_from_thread(
+            self.notify, f"Exported {len(transcript)} lines to {request.path}"
+        )
+
+    # -- live events --------------------------------------------------------
+
+    def on_session_started(self, message: SessionStarted) -> None:
+        self._add(message.run)
+        self.select(message.run)
+
+    def on_transcript_entry(self, message: TranscriptEntry) -> None:
+        if message.run is self.selected:
+            self.query_one("#transcript-view", TranscriptView).append(message.entry)
+
+    def on_session_finished(self, message: SessionFinished) -> None:
+        for item in self.query(SessionItem):
+            if item.run is message.run:
+                item.refresh_label()
+        if message.run is self.selected:
+            self._show_outcome(message.run)

@@ -1,0 +1,79 @@
+"""The app's own settings: key remapping (config) and remembered choices (state).
+
+``$XDG_CONFIG_HOME/tuimail/config.toml`` is the user's to edit::
+
+    [keymap]
+    "compose.send" = "ctrl+enter"     # binding id = key(s), comma-separated
+
+``$XDG_STATE_HOME/tuimail/ui.toml`` is tuimail's: the chosen theme.
+A broken file is reported once and ignored; it never stops the app.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from textual.app import App
+
+from tuimail import paths
+from tuimail.atomic import atomic_write_bytes
+
+
+def config_file() -> Path:
+    return paths.config_dir() / "config.toml"
+
+
+def state_file() -> Path:
+    return paths.state_dir() / "ui.toml"
+
+
+def _read(path: Path) -> tuple[dict[str, Any], str]:
+    try:
+        return tomllib.loads(path.read_text("utf-8")), ""
+    except FileNotFoundError:
+        return {}, ""
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return {}, f"{path}: {exc}"
+
+
+def load_config() -> dict[str, Any]:
+    document, problem = _read(config_file())
+    if problem:
+        document = {"_problem": problem}
+    return document
+
+
+def load_state() -> dict[str, Any]:
+    return _read(state_file())[0]
+
+
+def save_state(updates: dict[str, Any]) -> None:
+    state = load_state()
+    state.update(updates)
+    try:
+        paths.ensure_private_dir(state_file().parent)
+        atomic_write_bytes(state_file(), tomli_w.dumps(state).encode("utf-8"))
+    except OSError:
+        pass  # remembering a theme is a convenience, never a reason to fail
+
+
+def apply_keymap(app: App[Any], config: dict[str, Any]) -> list[str]:
+    """Install ``[keymap]`` from the config; returns the problems to report."""
+    problems = []
+    if "_problem" in config:
+        problems.append(f"config not loaded: {config['_problem']}")
+    keymap = config.get("keymap", {})
+    if not isinstance(keymap, dict):
+        return [*problems, f"{config_file()}: [keymap] must be a table"]
+    clean: dict[str, str] = {}
+    for binding_id, keys in keymap.items():
+        if isinstance(keys, str) and keys.strip():
+            clean[str(binding_id)] = keys
+        else:
+            problems.append(f"{config_file()}: keymap {binding_id!r} must be a key name string")
+    if clean:
+        app.set_keymap(clean)
+    return problems
