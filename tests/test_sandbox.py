@@ -190,10 +190,16 @@ def test_stored_bytes_are_exactly_what_was_sent(make_sandbox: Any) -> None:
         "Grüße, ça va? 日本語\r\n.starts with a dot\r\n..two dots\r\n\r\n"
     ).encode()
     attachment = os.urandom(10 * 1024 * 1024)
+    attachment_file = sandbox.sandbox.maildir_path.parent / "ten-megabytes.bin"
+    attachment_file.write_bytes(attachment)
     outgoing = build_message(
-        Draft(from_address="a@example.test", to=["b@example.test"], body="see attached")
+        Draft(
+            from_address="a@example.test",
+            to=["b@example.test"],
+            body="see attached",
+            attachments=[attachment_file],
+        )
     )
-    outgoing.message.add_attachment(attachment, maintype="application", subtype="octet-stream")
     big = outgoing.to_bytes()
     with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=30) as client:
         client.sendmail("a@example.test", ["b@example.test"], utf8, mail_options=["BODY=8BITMIME"])

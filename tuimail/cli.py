@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -35,7 +34,7 @@ class CLIError(Exception):
 # -- argument parsing ---------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, fault_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tuimail",
         description="The SMTP workbench for the terminal. With no command, opens the app.",
@@ -112,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the sandbox: a local capture SMTP server with transcripts and faults",
         description="Run the sandbox: every message is kept in a Maildir, nothing is "
         "delivered, and each session's transcript is printed as it happens.",
-        epilog=_fault_help(),
+        epilog=_fault_help() if fault_help else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument(
@@ -226,6 +225,8 @@ def _read_password(from_stdin: bool, prompt: str) -> Secret:
         line = sys.stdin.readline()
         value = line.rstrip("\r\n")
     elif sys.stdin.isatty():
+        import getpass
+
         value = getpass.getpass(prompt)
     else:
         raise CLIError(
@@ -738,8 +739,10 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # The fault syntax (tuimail.faults) is only needed for 'serve': skip the import otherwise.
+    parser = build_parser(fault_help="serve" in arguments)
+    args = parser.parse_args(arguments)
     handler = getattr(args, "handler", cmd_app)
     try:
         return int(handler(args))

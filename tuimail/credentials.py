@@ -13,7 +13,6 @@ There is never a silent fallback to a weaker store.
 from __future__ import annotations
 
 import os
-import secrets as _random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +56,9 @@ class Secret:
     __str__ = __repr__
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and _random.compare_digest(
+        import hmac
+
+        return isinstance(other, Secret) and hmac.compare_digest(
             self._value.encode(), other._value.encode()
         )
 
@@ -173,8 +174,10 @@ class CredentialStore:
 
     def round_trip(self) -> str:
         """Store, read back and delete a random value; for ``tuimail doctor``."""
-        probe_name = f"doctor-check-{_random.token_hex(4)}"
-        probe = Secret(_random.token_urlsafe(16))
+        import secrets
+
+        probe_name = f"doctor-check-{secrets.token_hex(4)}"
+        probe = Secret(secrets.token_urlsafe(16))
         self.set(probe_name, probe)
         try:
             back = self.get(probe_name)

@@ -101,12 +101,19 @@ class Draft:
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """A validated message with its envelope, ready for a session."""
+    """A validated message with its envelope, ready for a session.
+
+    The bytes are rendered once, when the message is built: a session that
+    sends it (or retries it) sends exactly what was validated, and rendering
+    (header folding, encoding) is not paid again per attempt. ``message`` is
+    there to read; changing it does not change what is sent.
+    """
 
     message: EmailMessage
     sender: ParsedAddress
     recipients: tuple[ParsedAddress, ...]
     needs_smtputf8: bool
+    wire_bytes: bytes = field(default=b"", repr=False, compare=False)
 
     @property
     def envelope_sender(self) -> str:
@@ -122,8 +129,12 @@ class OutgoingMessage:
 
     def to_bytes(self) -> bytes:
         """The message as it goes after DATA (before dot-stuffing), CRLF line ends."""
-        wire_policy = WIRE_POLICY_UTF8 if self.needs_smtputf8 else WIRE_POLICY
-        return self.message.as_bytes(policy=wire_policy)
+        return self.wire_bytes or render(self.message, self.needs_smtputf8)
+
+
+def render(message: EmailMessage, needs_smtputf8: bool) -> bytes:
+    """Serialise for the wire: CRLF, folded headers, UTF-8 headers only with SMTPUTF8."""
+    return message.as_bytes(policy=WIRE_POLICY_UTF8 if needs_smtputf8 else WIRE_POLICY)
 
 
 def parse_header_option(text: str) -> tuple[str, str]:
@@ -203,8 +214,9 @@ def build_message(draft: Draft) -> OutgoingMessage:
 
     recipients = _unique(to + cc + bcc)
     needs_utf8 = any(a.needs_smtputf8 for a in (sender, *recipients, *reply_to, *extra_addresses))
-    outgoing = OutgoingMessage(message, sender, tuple(recipients), needs_utf8)
-    size = len(outgoing.to_bytes())
+    wire = render(message, needs_utf8)
+    outgoing = OutgoingMessage(message, sender, tuple(recipients), needs_utf8, wire)
+    size = len(wire)
     if size > MAX_MESSAGE_BYTES:
         limit = MAX_MESSAGE_BYTES // (1024 * 1024)
         raise DraftInvalid(

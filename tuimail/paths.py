@@ -11,23 +11,27 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import platformdirs
-
 APP_NAME = "tuimail"
 
 
 def config_dir() -> Path:
     """Directory for ``profiles.toml`` and user themes."""
+    import platformdirs
+
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
 
 
 def data_dir() -> Path:
     """Directory for mail the user keeps: outbox, sent, sandbox captures."""
+    import platformdirs
+
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
 def state_dir() -> Path:
     """Directory for state that can be rebuilt: history, remembered choices."""
+    import platformdirs
+
     return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False))
 
 

@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import enum
 import re
-import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-
-import tomli_w
 
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
@@ -299,6 +296,8 @@ class ProfileStore:
         except UnicodeDecodeError as exc:
             bad_line = raw[: exc.start].count(b"\n") + 1
             raise ProfileStoreError(self.path, "is not valid UTF-8", bad_line) from None
+        import tomllib
+
         try:
             document = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -348,6 +347,8 @@ class ProfileStore:
         return found
 
     def _write_document(self, document: dict[str, Any]) -> None:
+        import tomli_w
+
         paths.ensure_private_dir(self.path.parent)
         data = tomli_w.dumps(document).encode("utf-8")
         atomic_write_bytes(self.path, data, mode=0o600)

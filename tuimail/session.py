@@ -29,7 +29,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiosmtplib import SMTPResponse
 from aiosmtplib.errors import (
@@ -48,15 +48,12 @@ from aiosmtplib.errors import (
 from tuimail.credentials import Secret
 from tuimail.message import OutgoingMessage
 from tuimail.profiles import AuthMechanism, Profile, Security
-from tuimail.tlsinfo import (
-    TLSInfo,
-    explain_verification_error,
-    fetch_certificate,
-    find_verification_error,
-    tls_info,
-)
 from tuimail.transcript import Entry, EventKind, Transcript
 from tuimail.wire import CaptureLost, TranscribingSMTP, WireCapture
+
+if TYPE_CHECKING:
+    # Imported where used: only TLS sessions need certificate parsing.
+    from tuimail.tlsinfo import TLSInfo
 
 #: Overall limit for one session, on top of each command's own timeout.
 DEFAULT_DEADLINE = 300.0
@@ -510,6 +507,8 @@ class SMTPSession:
     # -- failures -----------------------------------------------------------
 
     def _record_tls(self, ssl_object: ssl.SSLObject) -> None:
+        from tuimail.tlsinfo import tls_info
+
         info = tls_info(ssl_object, verified=self.profile.verify_tls)
         self.report.tls = info
         self.transcript.event(EventKind.TLS, info.summary(), secure=True, **info.to_json())
@@ -539,6 +538,12 @@ class SMTPSession:
             raise exc
         if isinstance(exc, CaptureLost):
             raise exc
+        from tuimail.tlsinfo import (
+            explain_verification_error,
+            fetch_certificate,
+            find_verification_error,
+        )
+
         verification = find_verification_error(exc)
         if verification is not None:
             cert = await fetch_certificate(

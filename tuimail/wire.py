@@ -110,6 +110,18 @@ def _decode(raw: bytes) -> str:
     return "".join(ch if ch.isprintable() or ch == "\t" else f"\\x{ord(ch):02x}" for ch in text)
 
 
+def _literal_address(host: str, port: int) -> list[Any]:
+    """``getaddrinfo``'s answer for an IP literal, without its thread pool and IDNA codec."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        address = (host, port) if family == socket.AF_INET else (host, port, 0, 0)
+        return [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address)]
+    return []
+
+
 class TranscribingProtocol(SMTPProtocol):
     """aiosmtplib's protocol, with both directions copied to a :class:`WireCapture`."""
 
@@ -210,7 +222,7 @@ class TranscribingSMTP(SMTP):
         transcript = self.capture.transcript
         try:
             async with asyncio.timeout(timeout):
-                infos = await self.loop.getaddrinfo(
+                infos = _literal_address(host, port) or await self.loop.getaddrinfo(
                     host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
                 )
                 errors: list[str] = []

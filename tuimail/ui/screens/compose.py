@@ -117,7 +117,7 @@ class ComposeScreen(Screen[None]):
         elif profiles:
             select.value = next(iter(profiles))
         # Same value, new label (the sandbox's port is known now): redraw it.
-        select.mutate_reactive(Select.value)
+        select.mutate_reactive(Select.value)  # type: ignore[misc]  # the generic descriptor
         self._show_profile()
 
     @property
