@@ -283,16 +283,44 @@ def test_disconnect_faults(make_sandbox: Any, stage: str) -> None:
     assert "disconnected by fault" in session.outcome
 
 
-def test_delay_fault_then_normal_answer(make_sandbox: Any) -> None:
-    sandbox = make_sandbox(faults=["rcpt:delay 0.3"])
+@pytest.mark.parametrize(
+    ("stage", "command", "normal_reply"),
+    [
+        ("greeting", "", "220"),
+        ("ehlo", "EHLO", "250"),
+        ("mail", "MAIL", "250"),
+        ("rcpt", "RCPT", "250"),
+        ("data", "DATA", "354"),
+        ("dot", "[message content", "250"),
+    ],
+)
+def test_delay_fault_then_normal_answer(
+    make_sandbox: Any, stage: str, command: str, normal_reply: str
+) -> None:
+    """The reply comes at least DELAY later, and is the normal one (a lower bound only)."""
+    sandbox = make_sandbox(faults=[f"{stage}:delay 0.3"])
     smtplib_send(sandbox.port)
     [session] = sandbox.wait_for_sessions(1)
     entries = session.transcript.entries
-    rcpt = next(e for e in entries if e.text.upper().startswith("RCPT"))
-    after = entries[entries.index(rcpt) + 1 :]
+    if command:
+        start = next(e for e in entries if e.text.upper().startswith(command.upper()))
+    else:
+        start = next(e for e in entries if e.kind is not None and "connected" in e.text)
+    after = entries[entries.index(start) + 1 :]
     reply = next(e for e in after if e.direction is Direction.SERVER)
-    assert reply.text.startswith("250") and reply.elapsed - rcpt.elapsed >= 0.3
+    assert reply.text.startswith(normal_reply) and reply.elapsed - start.elapsed >= 0.3
     assert len(sandbox.stored()) == 1
+
+
+def test_auth_disconnect_fault(make_sandbox: Any) -> None:
+    sandbox = make_sandbox(faults=["auth:disconnect"], auth_users={})
+    with (
+        smtplib.SMTP("127.0.0.1", sandbox.port, timeout=10) as client,
+        pytest.raises(smtplib.SMTPServerDisconnected),
+    ):
+        client.login("u", "p")
+    [session] = sandbox.wait_for_sessions(1)
+    assert "disconnected by fault auth:disconnect" in session.outcome
 
 
 def test_fault_for_one_address_only(make_sandbox: Any) -> None:
