@@ -97,3 +97,41 @@ def summarise(report: SessionReport, stream: TextIO | None = None) -> None:
         who = f" as {report.authenticated_as}" if report.authenticated_as else ""
         security = report.tls.version if report.tls else "no TLS"
         out.write(f"tuimail: connection test passed ({security}{who}); no mail was sent\n")
+
+
+def print_probe(report: Any, stream: TextIO | None = None) -> None:
+    """The human summary of a probe, after its transcript."""
+    out = stream or sys.stdout
+    target = report.target
+    out.write(f"\n{target.label}: {report.status.name}\n")
+    for reason in report.reasons:
+        out.write(f"  - {reason}\n")
+    if report.banner:
+        out.write(f"  banner        {report.banner.splitlines()[0]}\n")
+    if report.timings:
+        stages = "  ".join(f"{k} {v * 1000:.1f}ms" for k, v in report.timings.items())
+        out.write(f"  timings       {stages}  (total {report.total * 1000:.1f}ms)\n")
+    if report.capabilities:
+        names = " ".join(
+            f"{k.upper()}{'=' + v.strip() if v.strip() else ''}"
+            for k, v in report.capabilities.items()
+        )
+        out.write(f"  capabilities  {names}\n")
+    tls = report.tls
+    if tls is not None:
+        out.write(f"  TLS           {tls.version}, {tls.cipher} ({tls.bits} bits)\n")
+        trust = "trusted" if tls.trust.trusted else "NOT trusted"
+        match = "matches" if tls.trust.hostname_matches else "does NOT match"
+        out.write(f"  trust         {trust}; the host name {match} {target.host}\n")
+        for depth, cert in enumerate(tls.chain):
+            out.write(f"  cert[{depth}]       {cert.subject}\n")
+            out.write(f"                issued by {cert.issuer}\n")
+            if cert.names:
+                out.write(f"                names {', '.join(cert.names)}\n")
+            out.write(
+                f"                valid {cert.not_before:%Y-%m-%d} to {cert.not_after:%Y-%m-%d} "
+                f"({cert.days_left()} days left)\n"
+            )
+    if report.auth:
+        out.write(f"  auth          {report.auth}\n")
+    out.flush()

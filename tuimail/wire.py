@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -159,6 +160,8 @@ class TranscribingSMTP(SMTP):
         self.capture = capture
         self.stage = "connect"
         self.peer: tuple[str, int] | None = None
+        #: Seconds spent in each stage of ``connect()``: connect, tls (implicit), banner.
+        self.timings: dict[str, float] = {}
         self._on_tls = on_tls
 
     async def _create_connection(self, timeout: float | None) -> SMTPResponse:
@@ -169,7 +172,10 @@ class TranscribingSMTP(SMTP):
         transcript = self.capture.transcript
 
         self.stage = "connect"
+        started = time.monotonic()
         sock = await self._open_socket(host, port, timeout)
+        self.timings["connect"] = time.monotonic() - started
+        started = time.monotonic()
 
         tls_context: ssl.SSLContext | None = None
         if self.use_tls:
@@ -195,6 +201,8 @@ class TranscribingSMTP(SMTP):
         self.protocol = protocol
         self.transport = transport
         if tls_context is not None:
+            self.timings["tls"] = time.monotonic() - started
+            started = time.monotonic()
             self.capture.secure = True
             ssl_object = transport.get_extra_info("ssl_object")
             if self._on_tls is not None and ssl_object is not None:
@@ -203,6 +211,7 @@ class TranscribingSMTP(SMTP):
         self.stage = "greeting"
         try:
             response = await protocol.read_response(timeout=timeout)
+            self.timings["banner"] = time.monotonic() - started
         except SMTPServerDisconnected as exc:
             raise SMTPConnectError(f"{host} closed the connection before greeting") from exc
         except SMTPTimeoutError as exc:

@@ -1,0 +1,343 @@
+"""The probe against real servers: healthy, misconfigured, broken, slow and silent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rrset
+import pytest
+
+from tests.cli_helpers import run_tuimail
+from tests.conftest import Certs
+from tests.smtpservers import ServerThread, Sink, password_checker
+from tuimail.credentials import Secret
+from tuimail.faults import FaultPlan
+from tuimail.mx import MXLookupError, lookup_mx
+from tuimail.probe import ProbeTarget, Status, Thresholds, capability_changes, probe
+from tuimail.profiles import Profile, ProfileStore
+from tuimail.sandbox import Sandbox, SandboxConfig
+
+NAGIOS_RE = re.compile(r"^SMTP (OK|WARNING|CRITICAL|UNKNOWN) - .+ \| time=[\d.]+s;[\d.]+;[\d.]+;0")
+
+
+def target(port: int, **changes: Any) -> ProbeTarget:
+    settings: dict[str, Any] = {"host": "127.0.0.1", "port": port, "timeout": 5.0}
+    settings.update(changes)
+    return ProbeTarget(**settings)
+
+
+class GrowingEhlo(Sink):
+    """Advertises one more capability once ``grow`` is set: a server that changed."""
+
+    grow = False
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.grow:
+            return [*responses[:-1], "250-CHUNKING", responses[-1]]
+        return responses
+
+
+async def test_healthy_starttls_server(servers: ServerThread, certs: Certs) -> None:
+    port = servers.smtp(Sink(), tls_context=certs.good)
+    report = await probe(target(port, security="starttls", ca_file=str(certs.ca_file)))
+    assert report.status is Status.OK, report.reasons
+    assert set(report.timings) >= {"connect", "banner", "ehlo", "tls", "quit"}
+    assert report.banner.startswith("mx.test")
+    assert "starttls" in report.capabilities_before_tls and "size" in report.capabilities
+    tls = report.tls
+    assert tls is not None and tls.version.startswith("TLSv1.")
+    assert tls.trust.trusted and tls.trust.hostname_matches
+    assert tls.chain[0].names == ("localhost", "127.0.0.1")
+    assert tls.days_left is not None and tls.days_left > 1000
+    lines = [e.text for e in report.transcript]
+    assert "STARTTLS" in lines and "QUIT" in lines
+    assert NAGIOS_RE.match(report.nagios())
+    assert "cert_days=" in report.nagios() and "tls=" in report.nagios()
+
+
+async def test_implicit_tls_and_plain(servers: ServerThread, certs: Certs) -> None:
+    tls_port = servers.smtp(Sink(), implicit_tls=certs.good)
+    report = await probe(target(tls_port, security="tls", ca_file=str(certs.ca_file)))
+    assert report.status is Status.OK, report.reasons
+    plain = await probe(target(servers.smtp(Sink()), security="none"))
+    assert plain.status is Status.OK and plain.tls is None
+
+
+async def test_starttls_missing_where_expected(servers: ServerThread) -> None:
+    report = await probe(target(servers.smtp(Sink()), security="starttls"))
+    assert report.status is Status.CRITICAL
+    assert "STARTTLS is not offered" in report.reasons
+
+
+@pytest.mark.parametrize(
+    ("cert_name", "with_ca", "expected"),
+    [
+        ("expired", True, "the certificate for 127.0.0.1 expired on"),
+        ("wrong_host", True, "does not match 127.0.0.1 (it is for mail.example.test)"),
+        ("self_signed", False, "self-signed"),
+        ("good", False, "does not trust"),
+    ],
+)
+async def test_bad_certificates_are_critical_and_described(
+    servers: ServerThread, certs: Certs, cert_name: str, with_ca: bool, expected: str
+) -> None:
+    port = servers.smtp(Sink(), tls_context=getattr(certs, cert_name))
+    ca_file = str(certs.ca_file) if with_ca else ""
+    report = await probe(target(port, security="starttls", ca_file=ca_file))
+    assert report.status is Status.CRITICAL
+    assert any(expected in reason for reason in report.reasons), report.reasons
+    # The refused certificate is still inspected and described.
+    assert report.tls is not None and report.tls.chain
+    assert report.capabilities  # the probe went on, without trusting, to see the rest
+
+
+@pytest.mark.parametrize(
+    ("warn", "crit", "status"),
+    [(10, 3, Status.WARNING), (30, 10, Status.CRITICAL), (3, 1, Status.OK)],
+)
+async def test_certificate_expiry_thresholds(
+    servers: ServerThread, certs: Certs, warn: int, crit: int, status: Status
+) -> None:
+    port = servers.smtp(Sink(), tls_context=certs.soon)  # expires in 5 days
+    thresholds = Thresholds(warn_days=warn, crit_days=crit)
+    report = await probe(
+        target(port, security="starttls", ca_file=str(certs.ca_file), thresholds=thresholds)
+    )
+    assert report.status is status, report.reasons
+    assert report.tls is not None and report.tls.days_left in (4, 5)
+
+
+async def test_closed_port_is_unreachable() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    report = await probe(target(port, security="none"))
+    assert report.status is Status.CRITICAL and not report.reached
+    assert report.reasons[0].startswith("unreachable")
+
+
+async def test_server_that_never_sends_its_banner() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(10)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        report = await probe(target(port, security="none", timeout=0.5))
+    finally:
+        server.close()
+    assert report.status is Status.CRITICAL
+    assert report.reasons[0].startswith("no banner")
+
+
+@pytest.fixture
+async def sandbox(tmp_path: Path) -> Any:
+    box = Sandbox(
+        SandboxConfig(port=0, maildir=tmp_path / "m", sessions_dir=tmp_path / "s"),
+        faults=FaultPlan(),
+    )
+    await box.start()
+    yield box
+    await box.stop(grace=1)
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "words"),
+    [
+        ("greeting:421 4.3.2 Too busy", Status.WARNING, "the banner is 421"),
+        ("greeting:554 5.7.1 Go away", Status.CRITICAL, "the banner is 554"),
+        ("greeting:disconnect", Status.CRITICAL, "no banner"),
+        ("ehlo:554 5.5.1 No", Status.CRITICAL, "ehlo failed"),
+        ("ehlo:delay 0.3", Status.WARNING, "slow:"),
+    ],
+)
+async def test_sandbox_faults(sandbox: Sandbox, fault: str, status: Status, words: str) -> None:
+    from tuimail.faults import parse_fault
+
+    sandbox.faults.add(parse_fault(fault))
+    thresholds = Thresholds(warn_seconds=0.25, crit_seconds=30)
+    report = await probe(target(sandbox.port, security="none", thresholds=thresholds))
+    assert report.status is status, report.reasons
+    assert any(words in r for r in report.reasons), report.reasons
+
+
+async def test_auth_check_with_a_profile(servers: ServerThread, certs: Certs) -> None:
+    port = servers.smtp(Sink(), tls_context=certs.good, authenticator=password_checker({"u": "pw"}))
+    profile = Profile(
+        name="p", host="127.0.0.1", port=port, security="starttls", username="u",
+        ca_file=str(certs.ca_file),
+    )  # fmt: skip
+    good = await probe(ProbeTarget.from_profile(profile), Secret("pw"))
+    assert good.status is Status.OK and good.auth == "ok"
+    bad = await probe(ProbeTarget.from_profile(profile), Secret("nope"))
+    assert bad.status is Status.CRITICAL and bad.auth.startswith("rejected: 535")
+    assert "pw" not in bad.transcript.to_text().split("AUTH")[-1].split("\n")[0]
+
+
+def test_capability_changes() -> None:
+    before = {"size": "1000", "starttls": "", "pipelining": ""}
+    after = {"size": "2000", "pipelining": "", "chunking": ""}
+    assert capability_changes(before, after) == ["+CHUNKING", "SIZE 1000 -> 2000", "-STARTTLS"]
+    assert capability_changes(after, after) == []
+
+
+# -- the command -----------------------------------------------------------------
+
+
+def test_nagios_output_and_exit_codes(servers: ServerThread, certs: Certs) -> None:
+    ok = servers.smtp(Sink(), tls_context=certs.good)
+    result = run_tuimail("probe", f"127.0.0.1:{ok}", "--ca-file", str(certs.ca_file), "--nagios")
+    assert result.returncode == 0, result.stdout + result.stderr
+    [line] = result.stdout.splitlines()
+    assert NAGIOS_RE.match(line) and line.startswith("SMTP OK - ")
+
+    soon = servers.smtp(Sink(), tls_context=certs.soon)
+    warning = run_tuimail(
+        "probe", f"127.0.0.1:{soon}", "--ca-file", str(certs.ca_file), "--nagios",
+        "--warn-days", "10", "--crit-days", "2",
+    )  # fmt: skip
+    assert warning.returncode == 1 and warning.stdout.startswith("SMTP WARNING - ")
+
+    no_tls = servers.smtp(Sink())
+    critical = run_tuimail("probe", f"127.0.0.1:{no_tls}", "--nagios")
+    assert critical.returncode == 2 and "STARTTLS is not offered" in critical.stdout
+
+    unknown = run_tuimail("probe", "--profile", "missing", "--nagios")
+    assert unknown.returncode == 3 and "SMTP UNKNOWN" in unknown.stderr
+
+
+def test_json_document(servers: ServerThread, certs: Certs) -> None:
+    port = servers.smtp(Sink(), tls_context=certs.good)
+    result = run_tuimail("probe", f"127.0.0.1:{port}", "--ca-file", str(certs.ca_file), "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["status"] == "OK" and document["exit_code"] == 0
+    assert document["target"] == {
+        "name": f"127.0.0.1:{port}", "host": "127.0.0.1", "port": port, "security": "starttls",
+        "thresholds": {"warn_days": 21, "crit_days": 7, "warn_seconds": 5.0, "crit_seconds": 15.0},
+    }  # fmt: skip
+    assert set(document["timings"]) >= {"connect", "banner", "ehlo", "tls", "quit"}
+    assert document["tls"]["trusted"] and document["tls"]["hostname_matches"]
+    assert document["tls"]["chain"][0]["names"] == ["localhost", "127.0.0.1"]
+    assert document["capabilities"]["size"] and document["transcript"]
+
+
+def test_plain_output_shows_stages_and_chain(servers: ServerThread, certs: Certs) -> None:
+    port = servers.smtp(Sink(), tls_context=certs.good)
+    result = run_tuimail("probe", f"127.0.0.1:{port}", "--ca-file", str(certs.ca_file))
+    assert result.returncode == 0
+    assert " -> STARTTLS" in result.stdout and ": OK" in result.stdout
+    assert "cert[0]" in result.stdout and "days left" in result.stdout
+
+
+def test_capability_change_is_detected_from_history(
+    servers: ServerThread, isolated_dirs: Path
+) -> None:
+    handler = GrowingEhlo()
+    port = servers.smtp(handler)
+    first = run_tuimail("probe", f"127.0.0.1:{port}", "--security", "none", "--nagios")
+    assert first.returncode == 0, first.stdout
+    handler.grow = True
+    second = run_tuimail("probe", f"127.0.0.1:{port}", "--security", "none", "--nagios")
+    assert second.returncode == 1
+    assert "capabilities changed: +CHUNKING" in second.stdout
+    history = json.loads((isolated_dirs / "state" / "tuimail" / "probe-history.json").read_text())
+    [records] = history["targets"].values()
+    assert [r["status"] for r in records] == ["OK", "WARNING"]
+
+
+def test_profile_probe_checks_auth(
+    servers: ServerThread, certs: Certs, isolated_dirs: Path
+) -> None:
+    port = servers.smtp(Sink(), tls_context=certs.good, authenticator=password_checker({"u": "pw"}))
+    ProfileStore().save(
+        Profile(name="work", host="127.0.0.1", port=port, username="u", ca_file=str(certs.ca_file))
+    )
+    result = run_tuimail("probe", "--profile", "work", "--password-stdin", "--json", input="pw\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["auth"] == "ok"
+
+
+# -- MX ------------------------------------------------------------------------------
+
+
+class TinyDNS(asyncio.DatagramProtocol):
+    """A real DNS responder on loopback, answering from a small zone."""
+
+    def __init__(self, zone: dict[str, list[str]]) -> None:
+        self.zone = zone
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        query = dns.message.from_wire(data)
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.AA
+        question = query.question[0]
+        name = question.name.to_text().rstrip(".")
+        if name not in self.zone:
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        elif self.zone[name]:
+            response.answer.append(
+                dns.rrset.from_text_list(question.name, 60, "IN", "MX", self.zone[name])
+            )
+        assert self.transport is not None
+        self.transport.sendto(response.to_wire(), addr)
+
+
+@pytest.fixture
+def dns_server(servers: ServerThread) -> Iterator[int]:
+    zone = {
+        "example.test": ["20 localhost.", "10 127.0.0.1."],
+        "nomx.test": [],
+        "nomail.test": ["0 ."],
+    }
+
+    async def start() -> Any:
+        return await servers.loop.create_datagram_endpoint(
+            lambda: TinyDNS(zone), local_addr=("127.0.0.1", 0)
+        )
+
+    transport, _ = asyncio.run_coroutine_threadsafe(start(), servers.loop).result(5)
+    yield transport.get_extra_info("sockname")[1]
+    servers.loop.call_soon_threadsafe(transport.close)
+
+
+async def test_mx_lookup(dns_server: int) -> None:
+    hosts = await lookup_mx("example.test", nameservers=["127.0.0.1"], port=dns_server)
+    assert [(h.preference, h.host) for h in hosts] == [(10, "127.0.0.1"), (20, "localhost")]
+    fallback = await lookup_mx("nomx.test", nameservers=["127.0.0.1"], port=dns_server)
+    assert [h.host for h in fallback] == ["nomx.test"]
+    with pytest.raises(MXLookupError, match="NXDOMAIN"):
+        await lookup_mx("missing.test", nameservers=["127.0.0.1"], port=dns_server)
+    with pytest.raises(MXLookupError, match="null MX"):
+        await lookup_mx("nomail.test", nameservers=["127.0.0.1"], port=dns_server)
+
+
+def test_probe_every_mx_host(servers: ServerThread, dns_server: int) -> None:
+    port = servers.smtp(Sink())
+    result = run_tuimail(
+        "probe", "--mx", "example.test", "--dns-server", f"127.0.0.1:{dns_server}",
+        "--mx-port", str(port), "--security", "none", "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    assert document["domain"] == "example.test" and document["status"] == "OK"
+    assert [t["target"]["name"] for t in document["targets"]] == [
+        "MX 10 127.0.0.1",
+        "MX 20 localhost",
+    ]

@@ -1,0 +1,520 @@
+"""Server health probe: what check_smtp and CheckTLS tell an admin, per stage.
+
+One probe of one target: TCP connect, banner, EHLO, TLS (STARTTLS or
+implicit), optionally AUTH, QUIT, each timed, recorded with the same
+transcript as a send, and judged OK, WARNING, CRITICAL or UNKNOWN with the
+reasons. The TLS handshake does not verify: the probe must see a bad
+certificate to report on it, and checks the chain afterwards
+(:mod:`tuimail.trust`). No mail is ever sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import ssl
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiosmtplib.errors import (
+    SMTPAuthenticationError,
+    SMTPConnectResponseError,
+    SMTPException,
+    SMTPResponseException,
+)
+
+from tuimail.credentials import Secret
+from tuimail.profiles import AuthMechanism, Profile, Security
+from tuimail.session import default_ehlo_name
+from tuimail.tlsinfo import CertificateInfo, explain_verification_error, find_verification_error
+from tuimail.transcript import Entry, EventKind, Transcript
+from tuimail.trust import TrustResult, describe_chain, hostname_matches, peer_chain
+from tuimail.wire import TranscribingSMTP, WireCapture
+
+#: Capabilities the probe reports by name (others are kept too).
+KNOWN_CAPABILITIES = (
+    "size", "pipelining", "starttls", "auth", "8bitmime", "smtputf8",
+    "chunking", "dsn", "enhancedstatuscodes",
+)  # fmt: skip
+
+
+class Status(enum.IntEnum):
+    """Nagios plugin states; the number is the exit code."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    warn_days: int = 21
+    crit_days: int = 7
+    warn_seconds: float = 5.0
+    crit_seconds: float = 15.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "warn_days": self.warn_days,
+            "crit_days": self.crit_days,
+            "warn_seconds": self.warn_seconds,
+            "crit_seconds": self.crit_seconds,
+        }
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    """What to probe: a server, how to secure it, and what counts as healthy."""
+
+    host: str
+    port: int = 0
+    security: Security = Security.STARTTLS
+    ca_file: str = ""
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    timeout: float = 10.0
+    ehlo_name: str = ""
+    name: str = ""
+    profile: Profile | None = None  # for the optional AUTH check
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.security, Security):
+            object.__setattr__(self, "security", Security(str(self.security).lower()))
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or self.security.default_port
+
+    @property
+    def key(self) -> str:
+        """Identity in the history: a target is its address and security."""
+        return f"{self.host}:{self.effective_port}/{self.security.value}"
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.host}:{self.effective_port}"
+
+    @classmethod
+    def from_profile(cls, profile: Profile, thresholds: Thresholds | None = None) -> ProbeTarget:
+        return cls(
+            host=profile.host,
+            port=profile.effective_port,
+            security=profile.security,
+            ca_file=profile.ca_file,
+            thresholds=thresholds or Thresholds(),
+            timeout=profile.timeout,
+            ehlo_name=profile.ehlo_name,
+            name=profile.name,
+            profile=profile if profile.username else None,
+        )
+
+
+@dataclass(frozen=True)
+class TLSReport:
+    version: str
+    cipher: str
+    bits: int
+    chain: tuple[CertificateInfo, ...]
+    trust: TrustResult
+
+    @property
+    def days_left(self) -> int | None:
+        return self.chain[0].days_left() if self.chain else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "cipher": self.cipher,
+            "bits": self.bits,
+            "chain": [c.to_json() for c in self.chain],
+            "days_left": self.days_left,
+            **self.trust.to_json(),
+        }
+
+
+@dataclass
+class ProbeReport:
+    target: ProbeTarget
+    transcript: Transcript
+    started: float = field(default_factory=time.time)
+    status: Status = Status.UNKNOWN
+    reasons: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    banner: str = ""
+    capabilities: dict[str, str] = field(default_factory=dict)
+    capabilities_before_tls: dict[str, str] = field(default_factory=dict)
+    tls: TLSReport | None = None
+    auth: str = ""  # "", "ok", or the failure
+    reached: bool = False
+
+    @property
+    def total(self) -> float:
+        return sum(self.timings.values())
+
+    def raise_status(self, status: Status, reason: str) -> None:
+        """Add a reason; the status is the worst seen (UNKNOWN only when nothing else)."""
+        self.reasons.append(reason)
+        if self.status is Status.UNKNOWN or (status is not Status.UNKNOWN and status > self.status):
+            self.status = status
+
+    def summary(self) -> str:
+        target = self.target
+        parts = [f"{target.host}:{target.effective_port}"]
+        if self.tls is not None:
+            parts.append(f"{target.security.label} {self.tls.version}")
+            if self.tls.days_left is not None:
+                parts.append(f"cert {self.tls.days_left} days")
+        elif self.reached:
+            parts.append("no TLS")
+        if self.reached:
+            parts.append(f"{self.total:.3f}s")
+        text = ", ".join(parts)
+        if self.reasons:
+            text += ": " + "; ".join(self.reasons)
+        return text
+
+    def nagios(self) -> str:
+        """One Nagios plugin line: ``SMTP STATUS - text | perfdata``."""
+        t = self.target.thresholds
+        perf = [f"time={self.total:.6f}s;{t.warn_seconds:g};{t.crit_seconds:g};0"]
+        for stage in ("connect", "banner", "ehlo", "tls", "auth", "quit"):
+            if stage in self.timings:
+                perf.append(f"{stage}={self.timings[stage]:.6f}s;;;0")
+        if self.tls is not None and self.tls.days_left is not None:
+            perf.append(f"cert_days={self.tls.days_left};{t.warn_days};{t.crit_days}")
+        text = self.summary().replace("|", "/")
+        return f"SMTP {self.status.name} - {text} | {' '.join(perf)}"
+
+    def to_json(self) -> dict[str, Any]:
+        target = self.target
+        return {
+            "target": {
+                "name": target.label,
+                "host": target.host,
+                "port": target.effective_port,
+                "security": target.security.value,
+                "thresholds": target.thresholds.to_json(),
+            },
+            "status": self.status.name,
+            "exit_code": int(self.status),
+            "reasons": self.reasons,
+            "started": self.started,
+            "timings": {k: round(v, 6) for k, v in self.timings.items()},
+            "total": round(self.total, 6),
+            "banner": self.banner,
+            "capabilities": self.capabilities,
+            "capabilities_before_tls": self.capabilities_before_tls,
+            "tls": self.tls.to_json() if self.tls else None,
+            "auth": self.auth,
+            "transcript": [e.to_json() for e in self.transcript],
+        }
+
+
+def _context(target: ProbeTarget, verify: bool) -> ssl.SSLContext:
+    """Trust as a client would (host name checked separately), or look without trusting."""
+    context = ssl.create_default_context(cafile=target.ca_file or None)
+    context.check_hostname = False
+    if not verify:
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class _CertificateRefused(Exception):
+    """The verifying handshake failed; the probe looks again without verification."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def probe(
+    target: ProbeTarget,
+    password: Secret | None = None,
+    *,
+    on_entry: Callable[[Entry], None] | None = None,
+    previous_capabilities: dict[str, str] | None = None,
+) -> ProbeReport:
+    """Probe ``target`` once. Never raises for network or server problems."""
+    transcript = Transcript(title=f"probe {target.label}")
+    if on_entry is not None:
+        transcript.subscribe(on_entry)
+    if password:
+        transcript.forbid(password.reveal())
+    report = ProbeReport(target, transcript)
+    deadline = target.timeout * 4 + 5
+    try:
+        async with asyncio.timeout(deadline):
+            try:
+                await _run(report, password, verify=True)
+            except _CertificateRefused as refused:
+                transcript.event(
+                    EventKind.WARNING,
+                    f"certificate refused ({refused.reason}); connecting again, without "
+                    "verification, only to inspect it",
+                )
+                report.timings.clear()
+                await _run(report, password, verify=False, refused=refused.reason)
+    except TimeoutError:
+        report.raise_status(
+            Status.CRITICAL, f"the probe did not finish within {deadline:g} seconds"
+        )
+    except Exception as exc:  # a bug or an unforeseen library error: say so, do not crash
+        report.raise_status(Status.UNKNOWN, f"probe error: {type(exc).__name__}: {exc}")
+    _judge(report, previous_capabilities)
+    transcript.event(
+        EventKind.ERROR if report.status >= Status.CRITICAL else EventKind.INFO,
+        f"status {report.status.name}"
+        + (f": {'; '.join(report.reasons)}" if report.reasons else ""),
+    )
+    return report
+
+
+async def _run(
+    report: ProbeReport, password: Secret | None, *, verify: bool, refused: str = ""
+) -> None:
+    target = report.target
+    transcript = report.transcript
+    implicit = target.security is Security.TLS
+    uses_tls = target.security is not Security.NONE
+    context = _context(target, verify) if uses_tls else None
+    tls_seen: list[ssl.SSLObject] = []
+    smtp = TranscribingSMTP(
+        WireCapture(transcript),
+        on_tls=tls_seen.append,
+        hostname=target.host,
+        port=target.effective_port,
+        local_hostname=target.ehlo_name or default_ehlo_name(),
+        timeout=target.timeout,
+        use_tls=implicit,
+        start_tls=False,
+        tls_context=context,
+    )
+    transcript.event(
+        EventKind.INFO, f"probing {target.host}:{target.effective_port} ({target.security.label})"
+    )
+    try:
+        try:
+            greeting = await smtp.connect()
+            report.banner = greeting.message
+        except SMTPConnectResponseError as exc:
+            report.timings.update(smtp.timings)
+            report.reached = True
+            report.banner = f"{exc.code} {exc.message}"
+            status = Status.WARNING if 400 <= exc.code < 500 else Status.CRITICAL
+            report.raise_status(status, f"the banner is {exc.code} {exc.message}, not 220")
+            return
+        except (SMTPException, OSError) as exc:
+            _raise_if_refused(exc, report, verify)
+            report.timings.update(smtp.timings)
+            if smtp.stage == "greeting":
+                report.reached = True
+                report.raise_status(Status.CRITICAL, f"no banner: {exc}")
+            elif smtp.stage == "tls":
+                report.reached = True
+                report.raise_status(Status.CRITICAL, f"the TLS handshake failed: {exc}")
+            else:
+                report.raise_status(Status.CRITICAL, f"unreachable: {exc}")
+            return
+        report.reached = True
+        report.timings.update(smtp.timings)
+        if tls_seen:
+            _record_tls(report, tls_seen[-1], refused)
+
+        started = time.monotonic()
+        await smtp.ehlo()
+        report.timings["ehlo"] = time.monotonic() - started
+        report.capabilities = dict(smtp.esmtp_extensions)
+
+        if target.security is Security.STARTTLS:
+            if not smtp.supports_extension("starttls"):
+                report.raise_status(Status.CRITICAL, "STARTTLS is not offered")
+            else:
+                report.capabilities_before_tls = report.capabilities
+                started = time.monotonic()
+                try:
+                    await smtp.starttls(server_hostname=target.host, tls_context=context)
+                except SMTPResponseException as exc:
+                    report.raise_status(
+                        Status.CRITICAL, f"STARTTLS refused: {exc.code} {exc.message}"
+                    )
+                    return
+                except (SMTPException, OSError) as exc:
+                    _raise_if_refused(exc, report, verify)
+                    report.raise_status(Status.CRITICAL, f"the TLS handshake failed: {exc}")
+                    return
+                report.timings["tls"] = time.monotonic() - started
+                smtp.mark_secure()
+                if tls_seen:
+                    _record_tls(report, tls_seen[-1], refused)
+                started = time.monotonic()
+                await smtp.ehlo()
+                report.timings["ehlo"] += time.monotonic() - started
+                report.capabilities = dict(smtp.esmtp_extensions)
+
+        if target.profile is not None and password is not None:
+            await _check_auth(report, smtp, password)
+
+        started = time.monotonic()
+        if smtp.is_connected:
+            try:
+                await smtp.quit()
+            except (SMTPException, OSError) as exc:
+                report.reasons.append(f"QUIT failed: {exc}")
+        report.timings["quit"] = time.monotonic() - started
+    except (SMTPException, OSError) as exc:
+        report.raise_status(Status.CRITICAL, f"{smtp.stage} failed: {exc}")
+    finally:
+        smtp.close()
+        smtp.capture.mark_closed()
+
+
+async def _check_auth(report: ProbeReport, smtp: TranscribingSMTP, password: Secret) -> None:
+    profile = report.target.profile
+    assert profile is not None
+    offered = [m.lower() for m in smtp.server_auth_methods]
+    wanted = profile.auth_mechanism
+    order = [wanted] if wanted is not AuthMechanism.AUTO else [
+        AuthMechanism.PLAIN, AuthMechanism.LOGIN, AuthMechanism.CRAM_MD5
+    ]  # fmt: skip
+    mechanism = next((m for m in order if m.value in offered), None)
+    if mechanism is None:
+        report.auth = "no supported AUTH mechanism offered"
+        report.raise_status(Status.CRITICAL, report.auth)
+        return
+    if not smtp.capture.secure and not profile.allow_plaintext_auth:
+        report.auth = "AUTH skipped: the connection is not encrypted"
+        report.raise_status(Status.WARNING, report.auth)
+        return
+    method = {
+        AuthMechanism.PLAIN: smtp.auth_plain,
+        AuthMechanism.LOGIN: smtp.auth_login,
+        AuthMechanism.CRAM_MD5: smtp.auth_crammd5,
+        AuthMechanism.XOAUTH2: smtp.auth_xoauth2,
+    }[mechanism]
+    started = time.monotonic()
+    try:
+        await method(profile.username, password.reveal())
+        report.auth = "ok"
+    except SMTPAuthenticationError as exc:
+        report.auth = f"rejected: {exc.code} {exc.message}"
+        report.raise_status(Status.CRITICAL, f"AUTH {mechanism.value.upper()} {report.auth}")
+    report.timings["auth"] = time.monotonic() - started
+
+
+def _raise_if_refused(exc: BaseException, report: ProbeReport, verify: bool) -> None:
+    verification = find_verification_error(exc)
+    if verify and verification is not None:
+        reason = explain_verification_error(verification, report.target.host, None)
+        raise _CertificateRefused(reason) from None
+
+
+def _record_tls(report: ProbeReport, ssl_object: ssl.SSLObject, refused: str) -> None:
+    chain = peer_chain(ssl_object)
+    cipher_name, _protocol, bits = ssl_object.cipher() or ("unknown", "", 0)
+    host = report.target.host
+    described = describe_chain(chain)
+    matches = bool(described) and hostname_matches(described[0], host)
+    reasons = [refused] if refused else []
+    if refused and described and described[0].not_after < datetime.now(UTC):
+        reasons[0] = (
+            f"the certificate for {host} expired on {described[0].not_after:%Y-%m-%d %H:%M} UTC"
+        )
+    if described and not matches:
+        leaf = described[0]
+        names = ", ".join(leaf.names) or leaf.subject
+        reasons.append(f"the certificate does not match {host} (it is for {names})")
+    trust = TrustResult(not refused, matches, "; ".join(reasons))
+    report.tls = TLSReport(
+        ssl_object.version() or "unknown",
+        cipher_name,
+        bits or 0,
+        tuple(described),
+        trust,
+    )
+    first = report.tls.chain[0] if report.tls.chain else None
+    report.transcript.event(
+        EventKind.TLS,
+        f"TLS {report.tls.version}, {cipher_name}"
+        + (f"; certificate {first.subject}, expires {first.not_after:%Y-%m-%d}" if first else "")
+        + ("; trusted" if trust.trusted and trust.hostname_matches else f"; {trust.reason}"),
+        secure=True,
+        **report.tls.to_json(),
+    )
+
+
+def _judge(report: ProbeReport, previous: dict[str, str] | None) -> None:
+    """Thresholds and comparisons that apply once the stages are done."""
+    thresholds = report.target.thresholds
+    tls = report.tls
+    if tls is not None:
+        if not tls.trust.trusted or not tls.trust.hostname_matches:
+            report.raise_status(Status.CRITICAL, tls.trust.reason)
+        days = tls.days_left
+        if days is not None and days >= 0 and tls.trust.trusted:
+            if days <= thresholds.crit_days:
+                report.raise_status(Status.CRITICAL, f"the certificate expires in {days} days")
+            elif days <= thresholds.warn_days:
+                report.raise_status(Status.WARNING, f"the certificate expires in {days} days")
+    if report.reached and report.timings:
+        total = report.total
+        if total >= thresholds.crit_seconds:
+            report.raise_status(
+                Status.CRITICAL, f"slow: {total:.3f}s (critical at {thresholds.crit_seconds:g}s)"
+            )
+        elif total >= thresholds.warn_seconds:
+            report.raise_status(
+                Status.WARNING, f"slow: {total:.3f}s (warning at {thresholds.warn_seconds:g}s)"
+            )
+    if previous is not None and report.capabilities:
+        changes = capability_changes(previous, report.capabilities)
+        if changes:
+            report.raise_status(Status.WARNING, "capabilities changed: " + ", ".join(changes))
+    if report.status is Status.UNKNOWN and report.reached and not report.reasons:
+        report.status = Status.OK
+
+
+def capability_changes(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """What changed, as ``+CHUNKING``, ``-STARTTLS``, ``SIZE 10 -> 20``."""
+    changes = []
+    for name in sorted(set(before) | set(after)):
+        if name not in before:
+            changes.append(f"+{name.upper()}")
+        elif name not in after:
+            changes.append(f"-{name.upper()}")
+        elif before[name].strip() != after[name].strip():
+            changes.append(f"{name.upper()} {before[name].strip()} -> {after[name].strip()}")
+    return changes
+
+
+async def probe_many(
+    targets: Iterable[ProbeTarget],
+    *,
+    concurrency: int = 10,
+    passwords: dict[str, Secret] | None = None,
+    previous: dict[str, dict[str, str]] | None = None,
+) -> list[ProbeReport]:
+    """Probe several targets, at most ``concurrency`` at a time; results in target order."""
+    limit = asyncio.Semaphore(max(1, concurrency))
+    passwords = passwords or {}
+    previous = previous or {}
+
+    async def one(target: ProbeTarget) -> ProbeReport:
+        async with limit:
+            return await probe(
+                target,
+                passwords.get(target.key),
+                previous_capabilities=previous.get(target.key),
+            )
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+def worst(reports: Iterable[ProbeReport]) -> Status:
+    statuses = [r.status for r in reports]
+    if not statuses:
+        return Status.UNKNOWN
+    known = [s for s in statuses if s is not Status.UNKNOWN]
+    return max(known) if known else Status.UNKNOWN
