@@ -341,3 +341,31 @@ def test_probe_every_mx_host(servers: ServerThread, dns_server: int) -> None:
         "MX 10 127.0.0.1",
         "MX 20 localhost",
     ]
+
+
+# -- targets ---------------------------------------------------------------------
+
+
+def test_target_store_round_trip(isolated_dirs: Path) -> None:
+    from tuimail.targets import TargetError, TargetStore, monitor_targets
+
+    store = TargetStore()
+    relay = ProbeTarget(
+        host="relay.example.test", port=25, security="starttls", name="relay",
+        thresholds=Thresholds(warn_days=30, crit_days=10, warn_seconds=2, crit_seconds=8),
+    )  # fmt: skip
+    store.save(relay)
+    assert store.load() == {"relay": relay}
+    path = isolated_dirs / "config" / "tuimail" / "targets.toml"
+    assert path.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(TargetError, match="critical level"):
+        store.save(ProbeTarget(host="x.test", name="bad", thresholds=Thresholds(3, 10)))
+    profile = Profile(name="work", host="relay.example.test", port=25)
+    targets = monitor_targets({"work": profile}, store.load())
+    assert [t.label for t in targets] == ["work"]  # the same server is watched once
+    path.write_text('[targets.broken]\nport = "x"\n')
+    with pytest.raises(TargetError, match="broken"):
+        store.load()
+    with pytest.raises(TargetError):
+        store.save(relay)
+    assert "broken" in path.read_text()  # never overwritten with less

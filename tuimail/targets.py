@@ -1,0 +1,156 @@
+"""Monitor targets: every profile's server, plus extra servers kept in ``targets.toml``.
+
+An extra target is a server to watch that you do not send through (a
+colleague's relay, each MX of your domain, a test box)::
+
+    [targets.relay]
+    host = "relay.example.com"
+    port = 25
+    security = "starttls"
+    warn_days = 21
+    crit_days = 7
+    warn_seconds = 5.0
+    crit_seconds = 15.0
+
+Written like the profiles: tomli-w, atomic replace, mode 0600; a file that
+does not load is reported with its line and never overwritten.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuimail import paths
+from tuimail.atomic import atomic_write_bytes
+from tuimail.probe import ProbeTarget, Thresholds
+from tuimail.profiles import Profile, Security
+
+TARGETS_FILE = "targets.toml"
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_THRESHOLD_KEYS = {"warn_days": int, "crit_days": int, "warn_seconds": float, "crit_seconds": float}
+
+
+class TargetError(ValueError):
+    """A target value is invalid, or ``targets.toml`` cannot be used."""
+
+
+@dataclass
+class TargetStore:
+    path: Path = field(default_factory=lambda: paths.config_dir() / TARGETS_FILE)
+
+    def load(self) -> dict[str, ProbeTarget]:
+        return {name: _target(name, table, self.path) for name, table in self._tables().items()}
+
+    def save(self, target: ProbeTarget, *, replace_name: str | None = None) -> None:
+        validate_target(target)
+        tables = self._tables()
+        if replace_name and replace_name != target.name:
+            tables.pop(replace_name, None)
+        tables[target.name] = _table(target)
+        self._write(tables)
+
+    def remove(self, name: str) -> None:
+        tables = self._tables()
+        if name not in tables:
+            raise KeyError(f"no target named {name!r}")
+        del tables[name]
+        self._write(tables)
+
+    def _tables(self) -> dict[str, Any]:
+        import tomllib
+
+        try:
+            text = self.path.read_text("utf-8")
+        except FileNotFoundError:
+            return {}
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TargetError(f"{self.path}: cannot be read: {exc}") from None
+        try:
+            document = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise TargetError(f"{self.path}: {exc}") from None
+        tables = document.get("targets", {})
+        if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+            raise TargetError(f"{self.path}: [targets] must hold one table per target")
+        for name, table in tables.items():
+            _target(name, table, self.path)  # validate everything before any write
+        return tables
+
+    def _write(self, tables: dict[str, Any]) -> None:
+        import tomli_w
+
+        paths.ensure_private_dir(self.path.parent)
+        atomic_write_bytes(self.path, tomli_w.dumps({"targets": tables}).encode("utf-8"))
+
+
+def validate_target(target: ProbeTarget) -> None:
+    if not _NAME_RE.fullmatch(target.name):
+        raise TargetError("name: use 1-64 letters, digits, '.', '_' or '-'")
+    if not target.host or any(c.isspace() for c in target.host):
+        raise TargetError("host: a host name or address without spaces")
+    if not 0 <= target.port <= 65535:
+        raise TargetError("port: between 1 and 65535 (0 for the default)")
+    t = target.thresholds
+    if t.crit_days > t.warn_days or t.crit_seconds < t.warn_seconds:
+        raise TargetError("thresholds: the critical level must be beyond the warning level")
+
+
+def _target(name: str, table: dict[str, Any], path: Path) -> ProbeTarget:
+    try:
+        security = Security(str(table.get("security", "starttls")).lower())
+        thresholds = Thresholds(
+            **{k: kind(table[k]) for k, kind in _THRESHOLD_KEYS.items() if k in table}
+        )
+        target = ProbeTarget(
+            host=str(table["host"]),
+            port=int(table.get("port", 0)),
+            security=security,
+            ca_file=str(table.get("ca_file", "")),
+            thresholds=thresholds,
+            timeout=float(table.get("timeout", 10.0)),
+            name=name,
+        )
+        validate_target(target)
+    except KeyError as exc:
+        raise TargetError(f"{path}: target {name!r}: {exc.args[0]} is missing") from None
+    except (TypeError, ValueError) as exc:
+        raise TargetError(f"{path}: target {name!r}: {exc}") from None
+    return target
+
+
+def _table(target: ProbeTarget) -> dict[str, Any]:
+    t = target.thresholds
+    table: dict[str, Any] = {
+        "host": target.host,
+        "port": target.port,
+        "security": target.security.value,
+        "warn_days": t.warn_days,
+        "crit_days": t.crit_days,
+        "warn_seconds": t.warn_seconds,
+        "crit_seconds": t.crit_seconds,
+        "timeout": target.timeout,
+    }
+    if target.ca_file:
+        table["ca_file"] = target.ca_file
+    return table
+
+
+def monitor_targets(
+    profiles: dict[str, Profile], extra: dict[str, ProbeTarget]
+) -> list[ProbeTarget]:
+    """What the monitor watches: each profile's server once, then the extra targets."""
+    seen: set[str] = set()
+    targets = []
+    for profile in profiles.values():
+        target = ProbeTarget.from_profile(profile)
+        if target.key not in seen:
+            seen.add(target.key)
+            targets.append(target)
+    for target in extra.values():
+        if target.key not in seen:
+            seen.add(target.key)
+            targets.append(target)
+    return targets
