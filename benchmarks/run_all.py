@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/run_all.py          # what `make bench` runs
     .venv/bin/python benchmarks/run_all.py --quick  # fewer rounds, for a smoke run
+    .venv/bin/python benchmarks/run_all.py --sandbox-tmpdir /dev/shm  # sandbox storage off the disk
 
 The table is also written to ``benchmarks/results/latest.md`` (gitignored).
 Nothing here asserts on time: the exit code is non-zero only when a benchmark
@@ -21,13 +22,16 @@ if __package__ in (None, ""):
     # Run as a file path: make ``benchmarks`` and ``tuimail`` importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bench_cli_vs_swaks, bench_session
+from benchmarks import bench_cli_vs_swaks, bench_probe, bench_sandbox, bench_session
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 
 
 def table(
-    session: bench_session.SessionResult | None, cli: bench_cli_vs_swaks.CliResult | None
+    session: bench_session.SessionResult | None,
+    cli: bench_cli_vs_swaks.CliResult | None,
+    sandbox: bench_sandbox.SandboxResult | None = None,
+    probe: bench_probe.ProbeResult | None = None,
 ) -> str:
     rows = [
         "| benchmark | tuimail | reference | ratio | target |",
@@ -54,11 +58,64 @@ def table(
             "| one `tuimail send` process vs one `swaks` process | not run | swaks missing "
             f"| - | {bench_cli_vs_swaks.TARGET} |"
         )
+    rows += sandbox_rows(sandbox)
+    if probe is not None:
+        rows.append(
+            f"| probe round: {probe.endpoints} local endpoints ({probe.rtt * 1000:.0f} ms simulated "
+            f"RTT per reply), concurrency {probe.concurrency} "
+            f"| {probe.concurrent:.2f} s | {probe.sequential:.2f} s (one at a time) "
+            f"| {probe.ratio:.1f}x faster | >= {bench_probe.TARGET_RATIO:g}x faster |"
+        )
     return "\n".join(rows)
 
 
+def sandbox_rows(result: bench_sandbox.SandboxResult | None) -> list[str]:
+    if result is None:
+        return [
+            "| sandbox capture server vs a bare aiosmtpd sink | not run | the load failed "
+            f"| - | {bench_sandbox.TARGET} |"
+        ]
+    if not result.has("sandbox"):
+        return []
+    load = (
+        f"{result.clients} clients x {result.messages} messages of "
+        f"~{result.payload_bytes / 1024:.0f} KB, one connection each"
+    )
+    references = [
+        (
+            "sink",
+            f"sandbox capture server, transcripts on, vs a bare aiosmtpd sink: {load} "
+            f"(median of {result.rounds} rounds)",
+            "bare aiosmtpd, keeps nothing",
+            bench_sandbox.TARGET,
+        ),
+        (
+            "maildir",
+            "sandbox vs aiosmtpd's stock `Mailbox` handler (both store each message), same load",
+            "aiosmtpd `Mailbox`",
+            "-",
+        ),
+        (
+            "maildir-raw",
+            "sandbox vs aiosmtpd + `Maildir.add` of the bytes as received "
+            "(the sandbox's own storage call), same load",
+            "`Maildir.add(bytes)`",
+            "-",
+        ),
+    ]
+    return [
+        f"| {what} | {result.median('sandbox'):.0f} msg/s "
+        f"| {result.median(kind):.0f} msg/s ({label}) "
+        f"| {result.ratio('sandbox', kind):.2f}x | {target} |"
+        for kind, what, label, target in references
+        if result.has(kind)
+    ]
+
+
 def notes(
-    session: bench_session.SessionResult | None, cli: bench_cli_vs_swaks.CliResult | None
+    session: bench_session.SessionResult | None,
+    cli: bench_cli_vs_swaks.CliResult | None,
+    sandbox: bench_sandbox.SandboxResult | None = None,
 ) -> str:
     lines = []
     if session is not None:
@@ -74,6 +131,28 @@ def notes(
                 f"{'YES' if cli.imports.textual_imported else 'no'} "
                 f"({len(cli.imports.modules)} modules imported)"
             )
+    if sandbox is not None and sandbox.has("sandbox"):
+        if sandbox.has("sandbox", "sink"):
+            lines.append(
+                f"- sandbox: {'meets' if sandbox.meets_target else 'misses'} its target; "
+                f"median of per-round ratios to the sink "
+                f"{sandbox.paired_ratio('sandbox', 'sink'):.2f}x"
+            )
+        cpu = [
+            f"{kind} {value * 1e6:.0f} us"
+            for kind in sandbox.kinds
+            if (value := sandbox.stats[kind].server_cpu_median) is not None
+        ]
+        if cpu:
+            lines.append(f"- sandbox benchmark, server CPU per message: {', '.join(cpu)}")
+        lines.append(
+            f"- sandbox benchmark Maildirs under {sandbox.storage}; stored counts "
+            + (
+                f"WRONG {len(sandbox.warnings)} time(s): {'; '.join(sandbox.warnings)}"
+                if sandbox.warnings
+                else "checked: all as sent"
+            )
+        )
     lines.append(
         f"- {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, Python {platform.python_version()}, "
         f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"
@@ -83,17 +162,38 @@ def notes(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run all tuimail benchmarks.")
-    parser.add_argument("--quick", action="store_true", help="2 rounds x 100 messages, 5 runs")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 rounds x 100 messages, 5 runs; sandbox 2 rounds x 30 messages",
+    )
     parser.add_argument("--rounds", type=int, help="session benchmark rounds")
     parser.add_argument("--messages", type=int, help="session benchmark messages per round")
     parser.add_argument("--runs", type=int, help="send-process benchmark runs of each command")
+    parser.add_argument("--sandbox-rounds", type=int, help="sandbox benchmark rounds")
+    parser.add_argument(
+        "--sandbox-messages", type=int, help="sandbox benchmark messages per client per round"
+    )
+    parser.add_argument(
+        "--sandbox-tmpdir",
+        type=Path,
+        help="where the sandbox benchmark's servers store messages (default: system temp dir)",
+    )
     args = parser.parse_args(argv)
     rounds = args.rounds or (2 if args.quick else bench_session.DEFAULT_ROUNDS)
     messages = args.messages or (100 if args.quick else bench_session.DEFAULT_MESSAGES)
     runs = args.runs or (5 if args.quick else bench_cli_vs_swaks.DEFAULT_RUNS)
     no_cache_runs = 2 if args.quick else bench_cli_vs_swaks.NO_CACHE_RUNS
-    if min(rounds, messages, runs) < 1:
-        parser.error("--rounds, --messages and --runs must be at least 1")
+    sandbox_rounds = args.sandbox_rounds or (
+        bench_sandbox.QUICK_ROUNDS if args.quick else bench_sandbox.DEFAULT_ROUNDS
+    )
+    sandbox_messages = args.sandbox_messages or (
+        bench_sandbox.QUICK_MESSAGES if args.quick else bench_sandbox.DEFAULT_MESSAGES
+    )
+    if min(rounds, messages, runs, sandbox_rounds, sandbox_messages) < 1:
+        parser.error("--rounds, --messages, --runs and --sandbox-* must be at least 1")
+    if args.sandbox_tmpdir is not None and not args.sandbox_tmpdir.is_dir():
+        parser.error(f"--sandbox-tmpdir {args.sandbox_tmpdir} is not a directory")
 
     exit_code = 0
     print("## session throughput", flush=True)
@@ -110,7 +210,23 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(bench_cli_vs_swaks.report(cli), flush=True)
 
-    markdown = f"{table(session, cli)}\n\n{notes(session, cli)}\n"
+    print("\n## sandbox capture server throughput", flush=True)
+    sandbox: bench_sandbox.SandboxResult | None = None
+    try:
+        sandbox = bench_sandbox.run(
+            sandbox_rounds, messages=sandbox_messages, tmpdir=args.sandbox_tmpdir
+        )
+    except bench_sandbox.BenchmarkError as exc:
+        print(f"bench_sandbox: {exc}", file=sys.stderr)
+        exit_code = 2
+    else:
+        print(bench_sandbox.report(sandbox), flush=True)
+
+    print("\n## probe round: concurrent vs one at a time", flush=True)
+    probe = bench_probe.run(endpoints=50 if args.quick else 200)
+    print(bench_probe.report(probe), flush=True)
+
+    markdown = f"{table(session, cli, sandbox, probe)}\n\n{notes(session, cli, sandbox)}\n"
     print("\n## results\n")
     print(markdown, end="")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -7,9 +7,10 @@ the same redaction as the client side. Built on aiosmtpd; listens on loopback
 unless told otherwise; keeps mail in a Maildir (standard library
 :mod:`mailbox`) exactly as received after dot-unstuffing.
 
-A message is written to the Maildir (``tmp`` then rename into ``new``) before
-the 250 reply, so a message the sandbox acknowledged survives the sandbox being
-stopped or killed. It is not fsynced: the sandbox is a capture tool, not an MTA.
+A message is written to the Maildir (``tmp`` then rename into ``new``, mode
+0600) before the 250 reply, so a message the sandbox acknowledged survives the
+sandbox being stopped or killed. It is not fsynced (a power cut may lose the
+last ones): the sandbox is a capture tool, not an MTA.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ import warnings
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
 from tuimail.faults import GREYLIST_REPLY, FaultAction, FaultPlan, FaultRule, FaultStage
+from tuimail.maildir import deliver, ensure_maildir
 from tuimail.profiles import Profile, Security
 from tuimail.selfsigned import ensure_certificate
 from tuimail.transcript import ConversationRedactor, Direction, Entry, EventKind, Transcript
@@ -57,6 +57,7 @@ MAX_SESSION_FILES = 1000
 MAX_PENDING_LINE = 64 * 1024
 
 _ADDRESS_RE = re.compile(r"<([^>]*)>")
+_MESSAGE_ID_RE = re.compile(rb"(?im)^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)")
 
 
 class TLSMode(enum.StrEnum):
@@ -208,7 +209,10 @@ class ClientTap:
 
     def _line(self, raw: bytes) -> None:
         text = raw.decode("utf-8", "replace")
-        text = "".join(ch if ch.isprintable() or ch == "\t" else f"\\x{ord(ch):02x}" for ch in text)
+        if not text.isprintable():
+            text = "".join(
+                ch if ch.isprintable() or ch == "\t" else f"\\x{ord(ch):02x}" for ch in text
+            )
         result = self.redactor.client_line(text)
         if result is not None:
             shown, redacted = result
@@ -427,7 +431,7 @@ class _Handler:
                 return rule.reply
         content = envelope.original_content or b""
         assert server.record is not None
-        stored = self.sandbox._store(server.record, envelope, content)
+        stored = await self.sandbox._store(server.record, envelope, content)
         return f"250 2.0.0 Ok: queued as {stored.key}"
 
 
@@ -470,7 +474,8 @@ class Sandbox:
     async def start(self) -> None:
         config = self.config
         paths.ensure_private_dir(self.maildir_path.parent)
-        self._maildir = mailbox.Maildir(self.maildir_path, create=True)
+        ensure_maildir(self.maildir_path)
+        self._maildir = mailbox.Maildir(self.maildir_path, create=False)
         paths.ensure_private_dir(self.sessions_dir)
         _prune(self.sessions_dir, MAX_SESSION_FILES)
         if config.tls is not TLSMode.NONE:
@@ -575,9 +580,12 @@ class Sandbox:
         if self._on_session_end is not None:
             self._on_session_end(record)
 
-    def _store(self, record: SessionRecord, envelope: Envelope, content: bytes) -> StoredMessage:
-        assert self._maildir is not None
-        key = self._maildir.add(content)
+    async def _store(
+        self, record: SessionRecord, envelope: Envelope, content: bytes
+    ) -> StoredMessage:
+        # File creation is kernel work that releases the GIL: a thread lets the
+        # event loop go on serving other clients meanwhile.
+        key = await asyncio.to_thread(deliver, self.maildir_path, content, durable=False)
         stored = StoredMessage(
             key=key,
             message_id=_message_id(content),
@@ -672,10 +680,10 @@ def _same(expected: str, given: str) -> bool:
 
 
 def _message_id(content: bytes) -> str:
-    head = content.split(b"\r\n\r\n", 1)[0][:65536]
-    headers = BytesHeaderParser(policy=default_policy).parsebytes(head)
-    value = headers.get("Message-ID", "")
-    return str(value).strip()
+    """The Message-ID header, unfolded; a scan, not a parse (it runs for every message)."""
+    head = content[:65536].split(b"\r\n\r\n", 1)[0]
+    match = _MESSAGE_ID_RE.search(head)
+    return " ".join(match.group(1).decode("utf-8", "replace").split()) if match else ""
 
 
 def _prune(directory: Path, keep: int) -> None:

@@ -1,0 +1,565 @@
+"""Throughput of tuimail's sandbox capture server against bare aiosmtpd, same client load.
+
+Each kind of server (see :mod:`benchmarks.sink`) runs alone in its own
+process, with a fresh temporary directory, and receives the same load: N
+concurrent raw aiosmtplib clients, each sending M pre-built ~2 KB messages
+over one connection. Rounds rotate the order of the kinds, and the median
+rate of each kind is compared.
+
+* ``sandbox``: tuimail's ``Sandbox`` with its server-side transcripts on; it
+  stores each message in a Maildir before replying 250;
+* ``sink``: bare aiosmtpd whose handler keeps nothing (the issue's reference:
+  target sandbox/sink >= 0.9x);
+* ``maildir``: bare aiosmtpd with aiosmtpd's stock ``Mailbox`` handler, which
+  also stores every message in a Maildir before replying 250, so
+  sandbox/maildir compares storage with storage (the stock handler parses and
+  re-serialises each message, which the sandbox does not);
+* ``maildir-raw``: bare aiosmtpd whose handler only calls
+  ``mailbox.Maildir.add(envelope.original_content)``, the sandbox's own storage
+  call, so sandbox/maildir-raw is what the sandbox adds on top of storing:
+  its transcripts, its Message-ID parsing and its hooks.
+
+Only the message loops are timed: every client connects, says EHLO and sends
+a few untimed warm-up messages first, then all start together; the clock stops
+when the last client has its last 250. After each round of a storing kind the
+script counts the stored messages (a check, not a timing) and warns when the
+count is not what was sent.
+
+Run ``python benchmarks/bench_sandbox.py --help`` for the knobs. This script
+prints numbers; it never fails because of them. It exits non-zero only when
+the load could not be delivered (a refusal, a timeout, a server that would not
+start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):
+    # Run as a file path: make ``benchmarks`` and ``tuimail`` importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiosmtplib
+
+from benchmarks.bench_session import RECIPIENT, SENDER, build_messages
+from benchmarks.sink import (
+    HOST,
+    KINDS,
+    STORING_KINDS,
+    RunningServer,
+    maildir_of,
+    running_server,
+    sessions_dir_of,
+)
+
+TARGET = ">= 0.9x"
+TARGET_RATIO = 0.9
+DEFAULT_ROUNDS = 5
+DEFAULT_CLIENTS = 10
+DEFAULT_MESSAGES = 100
+DEFAULT_WARMUP = 5
+QUICK_ROUNDS = 2
+QUICK_MESSAGES = 30
+#: Above this share of a core, the client process may be what limits a rate.
+CLIENT_BUSY_NOTE = 0.9
+#: Per SMTP command, and for one kind's whole round.
+COMMAND_TIMEOUT = 30.0
+ROUND_TIMEOUT = 300.0
+
+
+class BenchmarkError(Exception):
+    """The load could not be delivered (a refusal, a timeout, a server that failed)."""
+
+
+@dataclass
+class KindStats:
+    """Per-round measurements of one kind of server."""
+
+    #: Messages per second over the timed window, one per round.
+    rates: list[float] = field(default_factory=list)
+    #: Server CPU seconds per message in the timed window (None where /proc is missing).
+    server_cpu: list[float | None] = field(default_factory=list)
+    #: Share of the window the server process spent on a CPU (1.0: one core busy).
+    server_busy: list[float | None] = field(default_factory=list)
+    #: Share of the window the client process spent on a CPU.
+    client_busy: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.rates)
+
+    @property
+    def server_cpu_median(self) -> float | None:
+        known = [c for c in self.server_cpu if c is not None]
+        return statistics.median(known) if known else None
+
+    @property
+    def server_busy_median(self) -> float | None:
+        known = [b for b in self.server_busy if b is not None]
+        return statistics.median(known) if known else None
+
+
+@dataclass
+class SandboxResult:
+    rounds: int
+    clients: int
+    messages: int
+    warmup: int
+    payload_bytes: int
+    kinds: tuple[str, ...]
+    #: The directory the storing kinds' fresh temporary directories were made in.
+    storage: str = ""
+    stats: dict[str, KindStats] = field(default_factory=dict)
+    #: Verification problems (stored counts that differ from what was sent).
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def total_messages(self) -> int:
+        """Timed messages per kind per round."""
+        return self.clients * self.messages
+
+    def median(self, kind: str) -> float:
+        return self.stats[kind].median
+
+    def ratio(self, kind: str, reference: str) -> float:
+        return self.median(kind) / self.median(reference)
+
+    def paired_ratio(self, kind: str, reference: str) -> float:
+        """Median of per-round ratios: less sensitive to load that drifts between rounds."""
+        return statistics.median(
+            k / r for k, r in zip(self.stats[kind].rates, self.stats[reference].rates, strict=True)
+        )
+
+    def has(self, *kinds: str) -> bool:
+        return all(kind in self.stats and self.stats[kind].rates for kind in kinds)
+
+    @property
+    def meets_target(self) -> bool:
+        return self.ratio("sandbox", "sink") >= TARGET_RATIO
+
+
+def build_payloads(clients: int, count: int) -> list[list[bytes]]:
+    """``count`` distinct ~2 KB messages for each of ``clients`` clients, as bytes."""
+    messages = build_messages(clients * count)
+    payloads = [m.to_bytes() for m in messages]
+    return [payloads[i * count : (i + 1) * count] for i in range(clients)]
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds process ``pid`` has used so far, from /proc (Linux); else None.
+
+    Nanoseconds on a CPU from each thread's ``schedstat`` where the kernel has
+    it, else user + system clock ticks (10 ms steps) from ``stat``.
+    """
+    try:
+        total_ns = 0
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total_ns += int((task / "schedstat").read_text().split()[0])
+        return total_ns / 1e9
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@dataclass
+class RoundTiming:
+    wall: float
+    client_cpu: float
+    server_cpu: float | None
+
+
+@dataclass
+class _Signals:
+    """What the clients and the conductor of one round tell each other."""
+
+    ready: asyncio.Queue[None] = field(default_factory=asyncio.Queue)
+    go: asyncio.Event = field(default_factory=asyncio.Event)
+    sent: asyncio.Queue[None] = field(default_factory=asyncio.Queue)
+    may_quit: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def _client(
+    port: int, warmup: Sequence[bytes], payloads: Sequence[bytes], signals: _Signals
+) -> float:
+    """One connection: EHLO and warm-up, wait for ``go``, send ``payloads``; returns the end time.
+
+    QUIT waits for ``may_quit``, so that the end of the sessions (and the
+    sandbox's session file) stays out of the server CPU measured for the window.
+    """
+    smtp = aiosmtplib.SMTP(
+        hostname=HOST,
+        port=port,
+        start_tls=False,
+        local_hostname="localhost",
+        timeout=COMMAND_TIMEOUT,
+    )
+    await smtp.connect()
+    try:
+        await smtp.ehlo()
+        for payload in warmup:
+            await _send(smtp, payload)
+        signals.ready.put_nowait(None)
+        await signals.go.wait()
+        for payload in payloads:
+            await _send(smtp, payload)
+        finished = time.perf_counter()
+        signals.sent.put_nowait(None)
+        await signals.may_quit.wait()
+        await smtp.quit()
+    finally:
+        smtp.close()
+    return finished
+
+
+async def _send(smtp: aiosmtplib.SMTP, payload: bytes) -> None:
+    errors, _reply = await smtp.sendmail(SENDER, [RECIPIENT], payload)
+    if errors:
+        raise BenchmarkError(f"recipient refused: {errors}")
+
+
+async def _all_signal(queue: asyncio.Queue[None], tasks: list[asyncio.Task[float]]) -> None:
+    """Wait for one item in ``queue`` per task; raise at once if a task fails first."""
+    for _ in tasks:
+        getter = asyncio.ensure_future(queue.get())
+        done, _pending = await asyncio.wait([getter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        if getter not in done:
+            getter.cancel()
+            for task in done:
+                task.result()  # raises the client's error
+            raise BenchmarkError("a client ended before it was told to")
+
+
+async def load(server: RunningServer, warmup: int, payloads: list[list[bytes]]) -> RoundTiming:
+    """Run the client load against ``server``; time from the common start to the last reply."""
+    signals = _Signals()
+    async with asyncio.timeout(ROUND_TIMEOUT):
+        tasks = [
+            asyncio.create_task(_client(server.port, mine[:warmup], mine, signals))
+            for mine in payloads
+        ]
+        try:
+            await _all_signal(signals.ready, tasks)
+            server_cpu0 = process_cpu_seconds(server.pid)
+            client_cpu0 = time.process_time()
+            started = time.perf_counter()
+            signals.go.set()
+            await _all_signal(signals.sent, tasks)
+            client_cpu = time.process_time() - client_cpu0
+            server_cpu1 = process_cpu_seconds(server.pid)
+            signals.may_quit.set()
+            ends = await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    server_cpu = (
+        server_cpu1 - server_cpu0 if server_cpu0 is not None and server_cpu1 is not None else None
+    )
+    return RoundTiming(max(ends) - started, client_cpu, server_cpu)
+
+
+def count_files(directory: Path) -> int:
+    return sum(1 for entry in directory.iterdir() if entry.is_file()) if directory.is_dir() else 0
+
+
+def verify(kind: str, directory: Path, clients: int, sent: int) -> list[str]:
+    """Problems with what a storing server kept (empty when all is well); never timed."""
+    problems: list[str] = []
+    maildir = maildir_of(directory)
+    stored = count_files(maildir / "new") + count_files(maildir / "cur")
+    if stored != sent:
+        problems.append(f"{kind}: {stored} messages stored in its Maildir, {sent} sent")
+    if kind == "sandbox":
+        sessions = count_files(sessions_dir_of(directory))
+        if sessions != clients:
+            problems.append(f"sandbox: {sessions} session files written, {clients} sessions run")
+    return problems
+
+
+def one_round(
+    kind: str,
+    warmup: int,
+    payloads: list[list[bytes]],
+    cprofile_out: Path | None = None,
+    tmpdir: Path | None = None,
+) -> tuple[RoundTiming, list[str]]:
+    """Start a fresh server of ``kind``, run the load, stop it, check what it stored."""
+    with tempfile.TemporaryDirectory(prefix=f"tuimail-bench-{kind}-", dir=tmpdir) as tmp:
+        directory = Path(tmp) if kind in STORING_KINDS else None
+        try:
+            with running_server(kind, directory, cprofile_out=cprofile_out) as server:
+                timing = asyncio.run(load(server, warmup, payloads))
+        except (aiosmtplib.SMTPException, OSError, TimeoutError, RuntimeError) as exc:
+            raise BenchmarkError(
+                f"{kind}: the load could not be delivered: {type(exc).__name__}: {exc}"
+            ) from exc
+        problems: list[str] = []
+        if directory is not None:
+            sent = sum(len(mine) + min(warmup, len(mine)) for mine in payloads)
+            problems = verify(kind, directory, len(payloads), sent)
+        return timing, problems
+
+
+def run(
+    rounds: int = DEFAULT_ROUNDS,
+    clients: int = DEFAULT_CLIENTS,
+    messages: int = DEFAULT_MESSAGES,
+    warmup: int = DEFAULT_WARMUP,
+    kinds: Sequence[str] = KINDS,
+    tmpdir: Path | None = None,
+) -> SandboxResult:
+    """Measure every kind in ``kinds`` under the same load, rotating their order each round."""
+    payloads = build_payloads(clients, messages)
+    warmup = min(warmup, messages)
+    result = SandboxResult(
+        rounds=rounds,
+        clients=clients,
+        messages=messages,
+        warmup=warmup,
+        payload_bytes=round(statistics.mean(len(p) for mine in payloads for p in mine)),
+        kinds=tuple(kinds),
+        stats={kind: KindStats() for kind in kinds},
+        storage=str(tmpdir or tempfile.gettempdir()),
+    )
+    for index in range(rounds):
+        shift = index % len(kinds)
+        order = [*kinds[shift:], *kinds[:shift]]
+        for kind in order:
+            timing, problems = one_round(kind, warmup, payloads, tmpdir=tmpdir)
+            stats = result.stats[kind]
+            stats.rates.append(result.total_messages / timing.wall)
+            stats.client_busy.append(timing.client_cpu / timing.wall)
+            if timing.server_cpu is None:
+                stats.server_cpu.append(None)
+                stats.server_busy.append(None)
+            else:
+                stats.server_cpu.append(timing.server_cpu / result.total_messages)
+                stats.server_busy.append(timing.server_cpu / timing.wall)
+            for problem in problems:
+                warning = f"round {index + 1}: {problem}"
+                result.warnings.append(warning)
+                print(f"  WARNING: {warning}", file=sys.stderr, flush=True)
+        print(
+            f"  round {index + 1}/{rounds}: "
+            + "   ".join(f"{kind} {result.stats[kind].rates[-1]:7.0f} msg/s" for kind in kinds)
+            + f"   (order: {', '.join(order)})",
+            file=sys.stderr,
+            flush=True,
+        )
+    return result
+
+
+def profile_server(
+    kind: str,
+    clients: int,
+    messages: int,
+    warmup: int,
+    top: int,
+    restrict: str = "",
+    tmpdir: Path | None = None,
+) -> str:
+    """cProfile of one server process of ``kind`` over one round, sorted by own time."""
+    payloads = build_payloads(clients, messages)
+    with tempfile.TemporaryDirectory(prefix="tuimail-bench-profile-") as tmp:
+        out_file = Path(tmp) / f"{kind}.prof"
+        timing, problems = one_round(
+            kind, min(warmup, messages), payloads, cprofile_out=out_file, tmpdir=tmpdir
+        )
+        if not out_file.exists():
+            raise BenchmarkError(f"the {kind} server wrote no profile (did it stop cleanly?)")
+        out = io.StringIO()
+        out.write(
+            f"cProfile of one {kind} server process: {clients} clients x {messages} messages "
+            f"(+{min(warmup, messages)} warm-up each), whole process lifetime after start-up; "
+            f"{clients * messages / timing.wall:.0f} msg/s while profiled\n"
+        )
+        for problem in problems:
+            out.write(f"WARNING: {problem}\n")
+        stats = pstats.Stats(str(out_file), stream=out).strip_dirs()
+        out.write("\n== sorted by own time ==\n")
+        stats.sort_stats("tottime").print_stats(top)
+        out.write("\n== sorted by cumulative time ==\n")
+        if restrict:
+            stats.sort_stats("cumulative").print_stats(restrict, top)
+        else:
+            stats.sort_stats("cumulative").print_stats(top)
+        return out.getvalue()
+
+
+def _fmt_us(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 1e6:.0f} us"
+
+
+def _fmt_pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value * 100:.0f}%"
+
+
+LABELS = {
+    "sandbox": "tuimail Sandbox (transcripts on)",
+    "sink": "bare aiosmtpd, keeps nothing",
+    "maildir": "bare aiosmtpd + stock Mailbox",
+    "maildir-raw": "bare aiosmtpd + Maildir.add(bytes)",
+}
+
+
+def report(result: SandboxResult) -> str:
+    lines = [
+        f"sandbox throughput: {result.clients} concurrent aiosmtplib clients x "
+        f"{result.messages} messages of ~{result.payload_bytes} bytes, one connection each "
+        f"(+{result.warmup} warm-up messages each, not timed), median of {result.rounds} rounds",
+    ]
+    if any(kind in STORING_KINDS for kind in result.kinds):
+        lines.append(f"  Maildirs (and session files) in fresh directories under {result.storage}")
+    width = max(len(LABELS.get(kind, kind)) for kind in result.kinds)
+    for kind in result.kinds:
+        stats = result.stats[kind]
+        lines.append(
+            f"  {LABELS.get(kind, kind) + ':':<{width + 1}} {stats.median:8.1f} msg/s"
+            f"   rounds: {', '.join(f'{r:.0f}' for r in stats.rates)}"
+        )
+    if result.has("sandbox", "sink"):
+        lines.append(
+            f"  ratio sandbox/sink:    {result.ratio('sandbox', 'sink'):.3f}x   target {TARGET}   "
+            f"({'met' if result.meets_target else 'NOT met'}); "
+            f"median of per-round ratios {result.paired_ratio('sandbox', 'sink'):.3f}x"
+        )
+    if result.has("sandbox", "maildir"):
+        lines.append(
+            f"  ratio sandbox/maildir: {result.ratio('sandbox', 'maildir'):.3f}x   "
+            f"(both store each message before 250); "
+            f"median of per-round ratios {result.paired_ratio('sandbox', 'maildir'):.3f}x"
+        )
+    if result.has("sandbox", "maildir-raw"):
+        lines.append(
+            f"  ratio sandbox/maildir-raw: {result.ratio('sandbox', 'maildir-raw'):.3f}x   "
+            f"(same storage call: what transcripts and the rest of the sandbox cost); "
+            f"median of per-round ratios {result.paired_ratio('sandbox', 'maildir-raw'):.3f}x"
+        )
+    lines.append("  server CPU per message, server busy, client busy (medians; 100% = one core):")
+    for kind in result.kinds:
+        stats = result.stats[kind]
+        lines.append(
+            f"    {kind:<11} {_fmt_us(stats.server_cpu_median):>8}   "
+            f"server {_fmt_pct(stats.server_busy_median):>4}   "
+            f"client {_fmt_pct(statistics.median(stats.client_busy)):>4}"
+        )
+    busy_clients = [
+        kind
+        for kind in result.kinds
+        if statistics.median(result.stats[kind].client_busy) >= CLIENT_BUSY_NOTE
+    ]
+    if busy_clients:
+        lines.append(
+            f"  note: the client process was >= {CLIENT_BUSY_NOTE:.0%} busy against "
+            f"{', '.join(busy_clients)}: that rate may be the client's limit, not the server's, "
+            "which makes ratios to it look better than they are"
+        )
+    if result.warnings:
+        lines.append(f"  WARNINGS ({len(result.warnings)}):")
+        lines += [f"    {warning}" for warning in result.warnings]
+    else:
+        stored = [kind for kind in result.kinds if kind in STORING_KINDS]
+        if stored:
+            lines.append(
+                f"  stored message counts checked after every {'/'.join(stored)} round: all as sent"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_ROUNDS} rounds x {QUICK_MESSAGES} messages per client (a smoke run)",
+    )
+    parser.add_argument("--rounds", type=int, help=f"rounds (default {DEFAULT_ROUNDS})")
+    parser.add_argument(
+        "--clients", type=int, default=DEFAULT_CLIENTS, help="concurrent client connections"
+    )
+    parser.add_argument(
+        "--messages", type=int, help=f"timed messages per client (default {DEFAULT_MESSAGES})"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=DEFAULT_WARMUP, help="untimed messages per client first"
+    )
+    parser.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help=f"comma-separated server kinds to measure (default {','.join(KINDS)})",
+    )
+    parser.add_argument(
+        "--tmpdir",
+        type=Path,
+        help="make the servers' fresh temporary directories here (default: the system's "
+        "temporary directory); e.g. /dev/shm to take the disk out of the comparison",
+    )
+    parser.add_argument(
+        "--cprofile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of comparing, run one --cprofile-kind server under cProfile for one "
+        "round and print its top N functions",
+    )
+    parser.add_argument(
+        "--cprofile-kind", choices=KINDS, default="sandbox", help="server kind to profile"
+    )
+    parser.add_argument(
+        "--cprofile-restrict",
+        default="",
+        metavar="REGEX",
+        help="only list functions whose file:line(name) matches REGEX in the cumulative list",
+    )
+    args = parser.parse_args(argv)
+    rounds = args.rounds or (QUICK_ROUNDS if args.quick else DEFAULT_ROUNDS)
+    messages = args.messages or (QUICK_MESSAGES if args.quick else DEFAULT_MESSAGES)
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    if min(rounds, args.clients, messages) < 1 or args.warmup < 0:
+        parser.error("--rounds, --clients and --messages must be at least 1, --warmup at least 0")
+    if args.tmpdir is not None and not args.tmpdir.is_dir():
+        parser.error(f"--tmpdir {args.tmpdir} is not a directory")
+    unknown = [kind for kind in kinds if kind not in KINDS]
+    if unknown or not kinds or len(set(kinds)) != len(kinds):
+        parser.error(f"--kinds: a comma-separated list of distinct kinds from {', '.join(KINDS)}")
+    try:
+        if args.cprofile:
+            print(
+                profile_server(
+                    args.cprofile_kind,
+                    args.clients,
+                    messages,
+                    args.warmup,
+                    args.cprofile,
+                    args.cprofile_restrict,
+                    args.tmpdir,
+                )
+            )
+            return 0
+        result = run(rounds, args.clients, messages, args.warmup, kinds, args.tmpdir)
+    except BenchmarkError as exc:
+        print(f"bench_sandbox: {exc}", file=sys.stderr)
+        return 2
+    print(report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
