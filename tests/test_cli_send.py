@@ -148,7 +148,7 @@ def test_exit_code_says_which_stage_failed(
     else:
         port = servers.smtp(Sink(rcpt_replies={"carol@example.test": "550 5.1.1 No such user"}))
         extra += ["--cc", "carol@example.test"]
-    args = base_args(port, *extra)
+    args = base_args(port, "--no-queue", *extra)
     args[args.index("none")] = security
     result = run_tuimail(*args, input="wrong-password\n")
     assert result.returncode == code, result.stdout + result.stderr

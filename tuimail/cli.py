@@ -73,6 +73,11 @@ def build_parser(*, fault_help: bool = True) -> argparse.ArgumentParser:
     send.add_argument("--attach", action="append", default=[], type=Path, metavar="PATH")
     send.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'")
     send.add_argument("--json", action="store_true", help="print JSON Lines instead of text")
+    send.add_argument(
+        "--no-queue",
+        action="store_true",
+        help="one attempt, no outbox: nothing is kept or retried (as swaks does)",
+    )
     send.add_argument("--quiet", "-q", action="store_true", help="print only the outcome")
     send.set_defaults(handler=cmd_send)
 
@@ -137,6 +142,29 @@ def build_parser(*, fault_help: bool = True) -> argparse.ArgumentParser:
     output.add_argument("--json", action="store_true", help="one JSON document")
     output.add_argument("--nagios", action="store_true", help="one Nagios plugin line")
     probe.set_defaults(handler=cmd_probe)
+
+    outbox = commands.add_parser(
+        "outbox",
+        help="messages waiting to be sent: list, flush, retry, drop",
+        description="The outbox keeps every message until the server accepts it.",
+        epilog="exit codes: 0 nothing left to send, 75 some still queued, 1 some failed, "
+        "2 bad arguments",
+    )
+    outbox_commands = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
+    outbox_list = outbox_commands.add_parser("list", help="what is queued or failed")
+    outbox_list.add_argument("--json", action="store_true")
+    outbox_list.set_defaults(handler=cmd_outbox_list)
+    flush = outbox_commands.add_parser("flush", help="send the messages that are due")
+    flush.add_argument("--all", action="store_true", help="also those whose retry time is ahead")
+    flush.add_argument("--verbose", "-v", action="store_true", help="print the transcripts")
+    flush.set_defaults(handler=cmd_outbox_flush)
+    retry = outbox_commands.add_parser("retry", help="send one message now (also a failed one)")
+    retry.add_argument("id")
+    retry.add_argument("--password-stdin", action="store_true")
+    retry.set_defaults(handler=cmd_outbox_retry)
+    drop = outbox_commands.add_parser("drop", help="delete one message from the outbox")
+    drop.add_argument("id")
+    drop.set_defaults(handler=cmd_outbox_drop)
 
     serve = commands.add_parser(
         "serve",
@@ -424,10 +452,77 @@ def cmd_send(args: argparse.Namespace) -> int:
         return _run_session_command(
             args, lambda printer: _send_to_embedded_sandbox(args, outgoing, printer)
         )
-    return _run_session_command(
-        args,
-        lambda printer: send(profile, outgoing, password, on_entry=printer, deadline=args.deadline),
-    )
+    if args.no_queue:
+        return _run_session_command(
+            args,
+            lambda printer: send(
+                profile, outgoing, password, on_entry=printer, deadline=args.deadline
+            ),
+        )
+    return _send_through_outbox(args, profile, outgoing, password)
+
+
+def _send_through_outbox(
+    args: argparse.Namespace, profile: Any, outgoing: Any, password: Any
+) -> int:
+    """Store durably, then try once; a temporary failure stays queued (exit 75)."""
+    from tuimail.outbox import Outbox, OutboxError, short_id
+
+    outbox = Outbox(policy=_retry_policy())
+    try:
+        queued = outbox.enqueue(profile, outgoing)
+    except OutboxError as exc:
+        raise CLIError(str(exc), exitcodes.STORE_FAILED) from None
+    outcome: Any = None
+
+    async def attempt(printer: Any) -> Any:
+        nonlocal outcome
+        outcome = await outbox.attempt(
+            queued.key, password, on_entry=printer, deadline=args.deadline
+        )
+        return outcome.report
+
+    code = _run_session_command(args, attempt)
+    assert outcome is not None
+    if outcome.state == "queued":
+        when = _when(outbox.get(queued.key).next_attempt)
+        print(
+            f"tuimail: queued for retry as {short_id(queued.key)} (next attempt {when}); "
+            "'tuimail outbox flush' sends due messages",
+            file=sys.stderr,
+        )
+        return exitcodes.QUEUED
+    if outcome.state in ("failed", "possibly-delivered"):
+        note = (
+            "it may have arrived; 'tuimail outbox retry' would send the same message again"
+            if outcome.state == "possibly-delivered"
+            else "kept in the outbox as failed; 'tuimail outbox retry' or 'drop'"
+        )
+        print(f"tuimail: {short_id(queued.key)}: {note}", file=sys.stderr)
+    return code
+
+
+def _retry_policy() -> Any:
+    from tuimail.outbox import RetryPolicy
+
+    try:
+        import tomllib
+
+        from tuimail import paths
+
+        config = tomllib.loads((paths.config_dir() / "config.toml").read_text("utf-8"))
+    except (OSError, ValueError):
+        return RetryPolicy()
+    try:
+        return RetryPolicy.from_config(config.get("outbox", {}))
+    except (TypeError, ValueError) as exc:
+        raise CLIError(f"config.toml [outbox]: {exc}") from None
+
+
+def _when(timestamp: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(timestamp))
 
 
 async def _send_to_embedded_sandbox(args: argparse.Namespace, outgoing: Any, printer: Any) -> Any:
@@ -837,6 +932,124 @@ async def _probe(args: argparse.Namespace, thresholds: Any) -> int:
         for report in reports:
             print_probe(report)
     return int(status if status is not Status.UNKNOWN or reports else Status.UNKNOWN)
+
+
+def _outbox() -> Any:
+    from tuimail.outbox import Outbox
+
+    return Outbox(policy=_retry_policy())
+
+
+def _stored_password(profile: Any) -> Any:
+    """The keyring password of a saved profile; None for others (they are skipped)."""
+    from tuimail.credentials import CredentialStore, KeyringError
+    from tuimail.profiles import ProfileStore, ProfileStoreError
+
+    try:
+        if profile.name not in ProfileStore().load():
+            return None
+        return CredentialStore().get(profile.name)
+    except (KeyringError, ProfileStoreError) as exc:
+        print(f"tuimail: {profile.name}: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_outbox_list(args: argparse.Namespace) -> int:
+    from tuimail.outbox import short_id
+
+    entries = _outbox().entries()
+    if args.json:
+        print(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
+        return exitcodes.OK
+    if not entries:
+        print("The outbox is empty.")
+        return exitcodes.OK
+    for entry in entries:
+        due = "due now" if entry.next_attempt <= 0 else f"next {_when(entry.next_attempt)}"
+        state = entry.state.value if entry.state.value != "queued" else f"queued, {due}"
+        print(
+            f"{short_id(entry.key)}  {state}  via {entry.profile_name}  to {', '.join(entry.recipients)}"
+            f"  ({len(entry.attempts)} attempt(s))"
+        )
+        if entry.last_error:
+            print(f"              last error: {entry.last_error}")
+    return exitcodes.OK
+
+
+def _flush_exit(outcomes: list[Any]) -> int:
+    from tuimail.outbox import State
+
+    remaining = _outbox().entries()
+    if any(e.state is State.FAILED or e.state is State.POSSIBLY_DELIVERED for e in remaining):
+        return 1
+    if any(e.state is State.QUEUED for e in remaining):
+        return exitcodes.QUEUED
+    return exitcodes.OK
+
+
+def cmd_outbox_flush(args: argparse.Namespace) -> int:
+    from tuimail.console import EntryPrinter
+    from tuimail.outbox import short_id
+
+    outbox = _outbox()
+    printers: dict[str, Any] = {}
+
+    def show(queued: Any, entry: Any) -> None:
+        printer = printers.setdefault(queued.key, EntryPrinter(prefix=f"[{short_id(queued.key)}] "))
+        printer(entry)
+
+    def password(profile: Any) -> Any:
+        secret = _stored_password(profile)
+        return secret
+
+    outcomes = asyncio.run(
+        outbox.flush(password, include_not_due=args.all, on_entry=show if args.verbose else None)
+    )
+    for outcome in outcomes:
+        detail = f": {outcome.detail}" if outcome.detail else ""
+        print(f"{short_id(outcome.key)}  {outcome.state}{detail}")
+    if not outcomes:
+        print("Nothing is due.")
+    return _flush_exit(outcomes)
+
+
+def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    from tuimail.console import EntryPrinter, summarise
+    from tuimail.outbox import OutboxError, short_id
+
+    outbox = _outbox()
+    try:
+        entry = outbox.requeue(args.id)
+    except KeyError as exc:
+        raise CLIError(str(exc.args[0]), exitcodes.USAGE) from None
+    except (OSError, OutboxError) as exc:
+        raise CLIError(str(exc)) from None
+    from tuimail.outbox import _profile_from
+
+    profile = _profile_from(entry.profile)
+    password = None
+    if profile.username:
+        password = _read_password(True, "") if args.password_stdin else _stored_password(profile)
+    outcome = asyncio.run(outbox.attempt(entry.key, password, on_entry=EntryPrinter()))
+    if outcome.report is not None:
+        summarise(outcome.report)
+    print(
+        f"{short_id(entry.key)}  {outcome.state}{': ' + outcome.detail if outcome.detail else ''}"
+    )
+    return _flush_exit([outcome])
+
+
+def cmd_outbox_drop(args: argparse.Namespace) -> int:
+    from tuimail.outbox import OutboxError, short_id
+
+    try:
+        entry = _outbox().drop(args.id)
+    except KeyError as exc:
+        raise CLIError(str(exc.args[0]), exitcodes.USAGE) from None
+    except (OSError, OutboxError) as exc:
+        raise CLIError(str(exc)) from None
+    print(f"Dropped {short_id(entry.key)} ({entry.message_id} to {', '.join(entry.recipients)}).")
+    return exitcodes.OK
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

@@ -10,7 +10,9 @@ OK = 0
 USAGE = 2  # argparse's own code for bad arguments
 INVALID_MESSAGE = 3
 CONFIG = 4
+STORE_FAILED = 5
 PARTIAL = 18
+QUEUED = 75  # EX_TEMPFAIL, as sendmail and msmtpq use it
 
 # Keyed by the value of tuimail.session.Stage (a StrEnum), so that importing
 # this table for --help does not import the SMTP session and aiosmtplib.
@@ -30,6 +32,10 @@ TABLE: list[tuple[int, str]] = [
     (USAGE, "bad command-line arguments"),
     (INVALID_MESSAGE, "the message is invalid (bad address, header, attachment); nothing was sent"),
     (CONFIG, "profile, keyring or password problem; nothing was sent"),
+    (
+        STORE_FAILED,
+        "the outbox could not store the message (data dir read-only or full); nothing was sent",
+    ),
     (10, "connect failed (DNS, refused, timeout)"),
     (11, "TLS failed (STARTTLS missing or refused, certificate, handshake)"),
     (12, "the server's greeting was not 220 (e.g. 421 busy, 554)"),
@@ -39,6 +45,7 @@ TABLE: list[tuple[int, str]] = [
     (16, "every recipient was refused"),
     (17, "DATA refused, or the connection was lost before the final reply"),
     (PARTIAL, "sent, but some recipients were refused (listed in the output)"),
+    (QUEUED, "not delivered now (temporary failure): queued in the outbox for retry"),
 ]
 
 
@@ -46,5 +53,13 @@ def for_stage(stage: str) -> int:
     return STAGE_CODES[str(stage)]
 
 
+NOTE = (
+    "Codes 10-17 name the stage that failed. Through the outbox (the default) they are "
+    "given for permanent failures only, and every temporary one gives 75; with --no-queue, "
+    "every failure gives its stage's code."
+)
+
+
 def help_text() -> str:
-    return "exit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in TABLE)
+    rows = "\n".join(f"  {code:>3}  {text}" for code, text in TABLE)
+    return f"exit codes:\n{rows}\n\n{NOTE}"
