@@ -478,7 +478,7 @@ def _send_through_outbox(
     async def attempt(printer: Any) -> Any:
         nonlocal outcome
         outcome = await outbox.attempt(
-            queued.key, password, on_entry=printer, deadline=args.deadline
+            queued.key, password, on_entry=printer, deadline=args.deadline, outgoing=outgoing
         )
         return outcome.report
 

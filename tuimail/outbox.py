@@ -25,7 +25,6 @@ import enum
 import fcntl
 import json
 import os
-import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -64,10 +63,13 @@ class RetryPolicy:
     jitter: float = 0.2
     give_up_after: float = 2 * 24 * 3600.0
 
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+    def delay(self, attempt: int, rng: Any = None) -> float:
+        """Seconds before attempt ``attempt + 1``; ``rng`` has ``uniform`` (default: random)."""
+        if rng is None:
+            import random as rng
         base = min(self.first_delay * self.factor ** max(attempt - 1, 0), self.max_delay)
         spread = base * self.jitter
-        return max(0.0, base + (rng or random).uniform(-spread, spread))
+        return float(max(0.0, base + rng.uniform(-spread, spread)))
 
     @classmethod
     def from_config(cls, table: Any) -> RetryPolicy:
@@ -297,8 +299,13 @@ class Outbox:
         *,
         on_entry: Callable[[Entry], None] | None = None,
         deadline: float = 300.0,
+        outgoing: OutgoingMessage | None = None,
     ) -> Outcome:
-        """Send one queued message once, under its lock; update or retire it."""
+        """Send one queued message once, under its lock; update or retire it.
+
+        ``outgoing`` is the message just queued, if the caller has it: the
+        stored bytes are the same, and re-parsing them is not free.
+        """
         with self._locked(key) as locked:
             if not locked:
                 return Outcome(key, None, "skipped", "another process is sending it")
@@ -308,7 +315,8 @@ class Outbox:
                 data = self.message_bytes(key)
             except FileNotFoundError:
                 return Outcome(key, None, "skipped", "already sent by another process")
-            outgoing = _outgoing_from(entry, data)
+            if outgoing is None or outgoing.to_bytes() != data:
+                outgoing = _outgoing_from(entry, data)
             profile = _profile_from(entry.profile)
             report = await send(profile, outgoing, password, on_entry=on_entry, deadline=deadline)
             return self._settle(entry, report)
