@@ -279,3 +279,24 @@ async def test_outbox_api_states(tmp_path: Path, servers: ServerThread) -> None:
     (tmp_path / "outbox-meta" / "stray.json").write_text(json.dumps({"key": "stray"}))
     assert [e.key for e in outbox.entries()] == [queued.key]
     assert not (tmp_path / "outbox-meta" / "stray.json").exists()
+
+
+def test_drafts_round_trip(tmp_path: Path) -> None:
+    from tuimail.drafts import DraftStore, SavedDraft
+    from tuimail.message import Draft
+
+    store = DraftStore(tmp_path / "drafts")
+    draft = Draft(
+        from_address="a@example.test", to=["b@example.test"], cc=["c@example.test"],
+        subject="Ünïcode", body="line 1\nline 2", attachments=[Path("/tmp/x.pdf")],
+        headers=[("X-A", "1")],
+    )  # fmt: skip
+    saved = SavedDraft(DraftStore.new_id(), "work", draft)
+    store.save(saved)
+    assert store.load(saved.id).draft == draft
+    assert (tmp_path / "drafts" / f"{saved.id}.json").stat().st_mode & 0o777 == 0o600
+    (tmp_path / "drafts" / "broken.json").write_text("{not json")
+    assert [d.id for d in store.list()] == [saved.id]
+    assert (tmp_path / "drafts" / "broken.json").exists()  # skipped, never deleted
+    store.delete(saved.id)
+    assert store.list() == []

@@ -1,0 +1,85 @@
+"""Drafts: what the compose pane holds, saved as you type so a crash loses seconds.
+
+One JSON file per draft in ``$XDG_DATA_HOME/tuimail/drafts/``, written by atomic
+replace (mode 0600): a killed app leaves the last complete save, never half a
+file. Attachments are kept as paths, not copies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuimail import paths
+from tuimail.atomic import atomic_write_bytes
+from tuimail.message import Draft
+
+
+@dataclass
+class SavedDraft:
+    id: str
+    profile: str
+    draft: Draft
+    saved: float = field(default_factory=time.time)
+
+    @property
+    def title(self) -> str:
+        subject = self.draft.subject.strip() or "(no subject)"
+        to = ", ".join(self.draft.to) or "(no recipient)"
+        return f"{subject} — to {to}"
+
+    def to_json(self) -> dict[str, Any]:
+        draft = asdict(self.draft)
+        draft["attachments"] = [str(p) for p in self.draft.attachments]
+        draft["headers"] = [list(h) for h in self.draft.headers]
+        return {"id": self.id, "profile": self.profile, "saved": self.saved, "draft": draft}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SavedDraft:
+        fields = dict(data["draft"])
+        fields["attachments"] = [Path(p) for p in fields.get("attachments", [])]
+        fields["headers"] = [tuple(h) for h in fields.get("headers", [])]
+        return cls(
+            id=str(data["id"]),
+            profile=str(data.get("profile", "")),
+            draft=Draft(**fields),
+            saved=float(data.get("saved", 0.0)),
+        )
+
+
+class DraftStore:
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or paths.data_dir() / "drafts"
+
+    @staticmethod
+    def new_id() -> str:
+        return uuid.uuid4().hex[:12]
+
+    def save(self, saved: SavedDraft) -> None:
+        """Raises OSError (read-only or full disk): the caller keeps the draft on screen."""
+        paths.ensure_private_dir(self.directory)
+        saved.saved = time.time()
+        data = json.dumps(saved.to_json(), ensure_ascii=False).encode("utf-8")
+        atomic_write_bytes(self.directory / f"{saved.id}.json", data)
+
+    def load(self, draft_id: str) -> SavedDraft:
+        return SavedDraft.from_json(
+            json.loads((self.directory / f"{draft_id}.json").read_text("utf-8"))
+        )
+
+    def list(self) -> list[SavedDraft]:
+        """Newest first; unreadable files are skipped, never deleted."""
+        drafts = []
+        for path in self.directory.glob("*.json") if self.directory.is_dir() else []:
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                drafts.append(SavedDraft.from_json(json.loads(path.read_text("utf-8"))))
+        return sorted(drafts, key=lambda d: d.saved, reverse=True)
+
+    def delete(self, draft_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / f"{draft_id}.json").unlink()
