@@ -184,6 +184,10 @@ class TranscribingSMTP(SMTP):
         protocol = TranscribingProtocol(
             self.capture, loop=self.loop, connection_lost_callback=self._on_connection_lost
         )
+        if tls_context is not None:
+            # The protocol sees only decrypted bytes, and the greeting can arrive
+            # before create_connection() returns to us: mark them secure now.
+            self.capture.secure = True
         try:
             transport, _ = await asyncio.wait_for(
                 self.loop.create_connection(
@@ -203,7 +207,6 @@ class TranscribingSMTP(SMTP):
         if tls_context is not None:
             self.timings["tls"] = time.monotonic() - started
             started = time.monotonic()
-            self.capture.secure = True
             ssl_object = transport.get_extra_info("ssl_object")
             if self._on_tls is not None and ssl_object is not None:
                 self._on_tls(ssl_object)
