@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import work
@@ -53,7 +54,9 @@ from tuimail.ui.screens.transcript import TranscriptScreen
 class TuimailApp(App[None]):
     """The SMTP workbench."""
 
-    CSS_PATH = "app.tcss"
+    # Absolute: Textual resolves a relative CSS_PATH against the file of the
+    # class being run, so a subclass elsewhere (a test, a plugin) lost all styles.
+    CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "tuimail"
     COMMANDS = App.COMMANDS | {TuimailCommands}
     MODES: ClassVar[dict[str, Any]] = {
@@ -63,12 +66,32 @@ class TuimailApp(App[None]):
         "sandbox": SandboxScreen,
     }
     DEFAULT_MODE = "compose"
+    # The function keys are priority bindings: TextArea takes F5-F7 and would
+    # otherwise keep the body's cursor from ever leaving for the sandbox inbox.
     BINDINGS = [
-        Binding("f1", "help", "Help", id="app.help"),
-        Binding("f2", "switch_mode('compose')", "Compose", id="app.compose", show=False),
-        Binding("f3", "switch_mode('transcript')", "Transcript", id="app.transcript", show=False),
-        Binding("f4", "switch_mode('accounts')", "Accounts", id="app.accounts", show=False),
-        Binding("f5", "switch_mode('sandbox')", "Sandbox", id="app.sandbox", show=False),
+        Binding("f1", "help", "Help", id="app.help", priority=True),
+        Binding(
+            "f2", "switch_mode('compose')", "Compose", id="app.compose", show=False, priority=True
+        ),
+        Binding(
+            "f3",
+            "switch_mode('transcript')",
+            "Transcript",
+            id="app.transcript",
+            show=False,
+            priority=True,
+        ),
+        Binding(
+            "f4",
+            "switch_mode('accounts')",
+            "Accounts",
+            id="app.accounts",
+            show=False,
+            priority=True,
+        ),
+        Binding(
+            "f5", "switch_mode('sandbox')", "Sandbox", id="app.sandbox", show=False, priority=True
+        ),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
 
@@ -118,20 +141,35 @@ class TuimailApp(App[None]):
         profiles.update(self.saved_profiles)
         return profiles
 
+    def sandbox_unavailable(self, profile: Profile) -> bool:
+        """The built-in sandbox profile while no sandbox listens (port 0: nowhere)."""
+        return (
+            profile.name == SANDBOX_PROFILE
+            and SANDBOX_PROFILE not in self.saved_profiles
+            and profile.port == 0
+        )
+
     async def on_mount(self) -> None:
         loaded = themes.register_all(self)
         self.theme_problems = loaded.problems
+        # Problems quote file names, TOML errors and "[keymap]": never markup.
         for problem in loaded.problems:
-            self.notify(problem, title="Theme not loaded", severity="warning", timeout=8)
+            self.notify(
+                problem, title="Theme not loaded", severity="warning", timeout=8, markup=False
+            )
         chosen = settings.load_state().get("theme")
         if isinstance(chosen, str) and chosen in self.available_themes:
             self.theme = chosen
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         for problem in settings.apply_keymap(self, self.config):
-            self.notify(problem, title="Keymap", severity="warning", timeout=8)
+            self.notify(problem, title="Keymap", severity="warning", timeout=8, markup=False)
         if self.profile_problem:
             self.notify(
-                self.profile_problem, title="Profiles not loaded", severity="error", timeout=10
+                self.profile_problem,
+                title="Profiles not loaded",
+                severity="error",
+                timeout=10,
+                markup=False,
             )
         if self._start_sandbox:
             await self._bring_up_sandbox()
@@ -151,7 +189,7 @@ class TuimailApp(App[None]):
             await sandbox.start()
         except SandboxError as exc:
             self.sandbox_note = f"The sandbox could not start: {exc}"
-            self.notify(self.sandbox_note, severity="error")
+            self.notify(self.sandbox_note, severity="error", markup=False)
             return
         self.sandbox = sandbox
         self.sandbox_profile = sandbox.client_profile()
@@ -250,7 +288,13 @@ class TuimailApp(App[None]):
         try:
             return await asyncio.to_thread(CredentialStore().get, profile.name)
         except KeyringError as exc:
-            self.notify(f"{exc.message}. {exc.fix}", title="Keyring", severity="error", timeout=12)
+            self.notify(
+                f"{exc.message}. {exc.fix}",
+                title="Keyring",
+                severity="error",
+                timeout=12,
+                markup=False,
+            )
             raise
 
     def _draft_invalid(self, exc: DraftInvalid) -> None:
@@ -266,16 +310,25 @@ class TuimailApp(App[None]):
         if event.state is WorkerState.ERROR:
             error = event.worker.error
             if not isinstance(error, (DraftInvalid, KeyringError)):
-                self.notify(f"The session stopped: {error}", severity="error", timeout=10)
+                self.notify(
+                    f"The session stopped: {error}", severity="error", timeout=10, markup=False
+                )
             for screen in self._listening_screens():
                 if isinstance(screen, ComposeScreen):
                     screen.query_one("#send").disabled = False
                     if isinstance(error, KeyringError):
                         screen.set_status(f"keyring: {error.message}", "error")
+                    elif not isinstance(error, DraftInvalid):
+                        # Not left at "sending via …" for ever.
+                        screen.set_status(f"✗ the session stopped: {error}", "error")
 
     # -- actions --------------------------------------------------------------
 
     def action_help(self) -> None:
+        """F1 opens the help; on the help screen it closes it (no help on help)."""
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss(None)
+            return
         self.push_screen(HelpScreen(self.key_table()))
 
     def key_table(self) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -43,7 +44,7 @@ class AccountsScreen(Screen[None]):
                 yield Button("Edit", id="edit", compact=True)
                 yield Button("Delete", id="delete", compact=True, variant="error")
                 yield Button("Test connection", id="test", compact=True, variant="primary")
-            yield Static("", id="account-problem")
+            yield Static("", id="account-problem", markup=False)
             yield Label("Connection test", classes="pane-title")
             yield TranscriptView(id="test-view")
         yield Footer()
@@ -61,15 +62,17 @@ class AccountsScreen(Screen[None]):
             notes = "; ".join(profile.warnings())
             if profile.name == "sandbox":
                 notes = "built-in local capture server" + (f"; {notes}" if notes else "")
-            table.add_row(
+            running = not self.tuimail.sandbox_unavailable(profile)
+            cells = (
                 profile.name,
-                profile.address,
+                profile.address if running else "not running",
                 profile.security.label,
                 profile.username or "—",
                 profile.from_address or "—",
                 notes,
-                key=profile.name,
             )
+            # Text, not str: DataTable parses str cells as markup ("[::1]", "[x]").
+            table.add_row(*(Text(cell) for cell in cells), key=profile.name)
 
     def _selected(self) -> Profile | None:
         table = self.query_one("#profiles", DataTable)
@@ -170,6 +173,10 @@ class AccountsScreen(Screen[None]):
             return
         if self.tuimail.sending:
             self.notify("A session is already running.", severity="warning")
+            return
+        if self.tuimail.sandbox_unavailable(profile):
+            note = self.tuimail.sandbox_note or "The sandbox is not running."
+            self.show_problem(note)
             return
         self.tuimail.start_test(profile)
 

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -31,6 +32,7 @@ from textual.widgets import (
 
 from tuimail.message import Draft
 from tuimail.profiles import Profile, Security
+from tuimail.sandbox import SANDBOX_PROFILE
 from tuimail.ui.messages import SessionFinished, SessionStarted, TranscriptEntry
 from tuimail.ui.screens.dialogs import ConfirmDialog, FilePickerDialog
 from tuimail.ui.widgets.address_field import AddressField
@@ -44,9 +46,11 @@ WIDE = 120
 _MENTIONS_ATTACHMENT = re.compile(r"\battach(ed|ment|ments|ing)?\b|\benclosed\b", re.IGNORECASE)
 
 
-def profile_label(profile: Profile) -> str:
-    label = f"{profile.name} · {profile.security.label} · {profile.address}"
-    return f"{label} (built-in, local)" if profile.name == "sandbox" else label
+def profile_label(profile: Profile, *, builtin: bool = False, running: bool = True) -> str:
+    """How a profile reads in the From selector; the built-in sandbox says so."""
+    where = profile.address if running else "not running"
+    label = f"{profile.name} · {profile.security.label} · {where}"
+    return f"{label} (built-in, local)" if builtin else label
 
 
 class ComposeScreen(Screen[None]):
@@ -68,14 +72,13 @@ class ComposeScreen(Screen[None]):
             with Vertical(id="compose-form"):
                 with Horizontal(id="from-row"):
                     yield Label("From", classes="field-label")
-                    profiles = self.tuimail.all_profiles()
                     yield Select[str](
-                        [(profile_label(p), p.name) for p in profiles.values()],
+                        self._profile_options(),
                         allow_blank=False,
                         id="profile",
                     )
-                    yield Static("", id="security-badge")
-                yield Static("", id="profile-warning")
+                    yield Static("", id="security-badge", markup=False)
+                yield Static("", id="profile-warning", markup=False)
                 yield AddressField("To", "to", placeholder="name@example.com, Name <x@y.org>")
                 yield AddressField("Cc", "cc")
                 yield AddressField("Bcc", "bcc", placeholder="envelope only, never shown")
@@ -90,7 +93,8 @@ class ComposeScreen(Screen[None]):
                     yield Button("Remove", id="remove-attachment", compact=True)
                 with Horizontal(id="actions"):
                     yield Button("Send", variant="primary", id="send", compact=True)
-                    yield Static("", id="send-status")
+                    # Server replies end up here: never parse them as markup.
+                    yield Static("", id="send-status", markup=False)
             with Vertical(id="live"):
                 yield Label("Live transcript", classes="pane-title")
                 yield TranscriptView(id="live-view")
@@ -111,7 +115,7 @@ class ComposeScreen(Screen[None]):
         profiles = self.tuimail.all_profiles()
         select = self.query_one("#profile", Select)
         current = select_name or (select.value if isinstance(select.value, str) else None)
-        select.set_options([(profile_label(p), p.name) for p in profiles.values()])
+        select.set_options(self._profile_options())
         if current in profiles:
             select.value = current
         elif profiles:
@@ -119,6 +123,17 @@ class ComposeScreen(Screen[None]):
         # Same value, new label (the sandbox's port is known now): redraw it.
         select.mutate_reactive(Select.value)  # type: ignore[misc]  # the generic descriptor
         self._show_profile()
+
+    def _profile_options(self) -> list[tuple[Text, str]]:
+        app = self.tuimail
+        options = []
+        for profile in app.all_profiles().values():
+            builtin = profile.name == SANDBOX_PROFILE and profile.name not in app.saved_profiles
+            running = not app.sandbox_unavailable(profile)
+            # Text, not str: Select parses str prompts as markup.
+            label = Text(profile_label(profile, builtin=builtin, running=running))
+            options.append((label, profile.name))
+        return options
 
     @property
     def profile(self) -> Profile | None:
@@ -206,6 +221,10 @@ class ComposeScreen(Screen[None]):
         if profile is None:
             self.set_status("choose a profile first", "error")
             return
+        if self.tuimail.sandbox_unavailable(profile):
+            note = self.tuimail.sandbox_note or "the sandbox is not running"
+            self.set_status(note, "error")
+            return
         if not self.fields_valid():
             self.set_status("fix the fields marked in red", "error")
             return
@@ -222,6 +241,11 @@ class ComposeScreen(Screen[None]):
             self._start(profile, self.draft())
 
     def _start(self, profile: Profile, draft: Draft) -> None:
+        # Checked again here: while the question was open, a connection test
+        # may have started, and a new session would cancel it (exclusive worker).
+        if self.tuimail.sending:
+            self.set_status("a send is already running", "error")
+            return
         self.set_status(f"sending via {profile.name}…", "busy")
         self.tuimail.start_send(profile, draft)
 
@@ -245,7 +269,7 @@ class ComposeScreen(Screen[None]):
             self.attachments.append(path)
             size = path.stat().st_size if path.exists() else 0
             self.query_one("#attachments", ListView).append(
-                ListItem(Label(f"{path.name} ({size:,} bytes)"))
+                ListItem(Label(f"{path.name} ({size:,} bytes)", markup=False))
             )
 
     @on(Button.Pressed, "#add-attachment")

@@ -26,7 +26,11 @@ from tuimail.profiles import AuthMechanism, Profile, ProfileError, with_changes
 
 
 class ConfirmDialog(ModalScreen[bool]):
-    """Ask a yes/no question; Enter confirms, Escape cancels."""
+    """Ask a yes/no question; Escape cancels.
+
+    Cancel has the focus at first, so Enter alone never confirms a doubtful
+    send or a delete: Tab to the confirm button, or click it.
+    """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
@@ -37,7 +41,7 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.question, classes="question")
+            yield Static(self.question, classes="question", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button(self.confirm, variant="warning", id="confirm")
                 yield Button("Cancel", id="cancel")
@@ -63,11 +67,11 @@ class FilePickerDialog(ModalScreen[Path | None]):
         self.start = start or Path.home()
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog wide"):
+        with Vertical(classes="dialog wide picker"):
             yield Label("Attach a file: choose it below or type its path")
             yield Input(placeholder="/path/to/file", id="path")
             yield DirectoryTree(self.start, id="tree")
-            yield Label("", id="error", classes="error")
+            yield Label("", id="error", classes="error", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Attach", variant="primary", id="attach")
                 yield Button("Cancel", id="cancel")
@@ -162,7 +166,7 @@ class AccountDialog(ModalScreen[AccountForm | None]):
 
     def compose(self) -> ComposeResult:
         p = self.profile
-        with Vertical(classes="dialog wide"):
+        with Vertical(classes="dialog wide account"):
             yield Label("Edit account" if p else "Add account", classes="title")
             with VerticalScroll(), Grid(classes="form"):
                 yield Label("Name")
@@ -212,7 +216,7 @@ class AccountDialog(ModalScreen[AccountForm | None]):
                     p.allow_plaintext_auth if p else False,
                     id="allow_plaintext_auth",
                 )
-            yield Label("", id="error", classes="error")
+            yield Label("", id="error", classes="error", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Save", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")

@@ -6,6 +6,7 @@ import time
 from email import message_from_bytes, policy
 from typing import TYPE_CHECKING, cast
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -32,11 +33,12 @@ class SandboxScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield ModeBar("sandbox")
         with Vertical():
-            yield Static("", id="sandbox-status")
+            yield Static("", id="sandbox-status", markup=False)
             yield DataTable(id="captured", cursor_type="row", zebra_stripes=True)
             with Horizontal(id="captured-detail"):
                 with VerticalScroll(id="message-pane"):
-                    yield Static("Select a message to read it.", id="message-view")
+                    # A message is shown as it arrived: its text is never markup.
+                    yield Static("Select a message to read it.", id="message-view", markup=False)
                 with Vertical(id="server-pane"):
                     yield Label("The server's side", classes="pane-title")
                     yield TranscriptView(id="server-view")
@@ -65,12 +67,14 @@ class SandboxScreen(Screen[None]):
                 if stored.key in self.messages:
                     continue
                 self.messages[stored.key] = (stored, record)
+                # Text, not str: DataTable parses str cells as markup, and a
+                # client chooses these addresses.
                 table.add_row(
-                    time.strftime("%H:%M:%S", time.localtime(stored.received_at)),
-                    stored.mail_from or "<>",
-                    ", ".join(stored.rcpt_tos),
-                    f"{stored.size:,}",
-                    record.id,
+                    Text(time.strftime("%H:%M:%S", time.localtime(stored.received_at))),
+                    Text(stored.mail_from or "<>"),
+                    Text(", ".join(stored.rcpt_tos)),
+                    Text(f"{stored.size:,}", justify="right"),
+                    Text(record.id),
                     key=stored.key,
                 )
 

@@ -39,7 +39,8 @@ class TranscriptScreen(Screen[None]):
 
     BINDINGS = [
         Binding("ctrl+f", "search", "Filter", id="transcript.search"),
-        Binding("ctrl+e", "export", "Export", id="transcript.export"),
+        # Priority: the filter Input binds ctrl+e to "end of line".
+        Binding("ctrl+e", "export", "Export", id="transcript.export", priority=True),
         Binding("escape", "clear_search", "Clear filter", show=False, id="transcript.clear"),
     ]
 
@@ -54,8 +55,13 @@ class TranscriptScreen(Screen[None]):
                 yield Label("Sessions", classes="pane-title")
                 yield ListView(id="sessions")
             with Vertical(id="transcript-pane"):
-                yield Static("No session yet: send a message from Compose (F2).", id="tls-summary")
-                yield Static("", id="failure")
+                # Certificate names and server replies end up here: not markup.
+                yield Static(
+                    "No session yet: send a message from Compose (F2).",
+                    id="tls-summary",
+                    markup=False,
+                )
+                yield Static("", id="failure", markup=False)
                 yield Input(placeholder="filter lines (ctrl+f)", id="filter")
                 yield TranscriptView(id="transcript-view")
         yield Footer()
@@ -144,11 +150,14 @@ class TranscriptScreen(Screen[None]):
             atomic_write_bytes(request.path, text.encode("utf-8"), mode=0o600)
         except OSError as exc:
             self.app.call_from_thread(
-                self.notify, f"Could not write {request.path}: {exc.strerror}", severity="error"
+                self.notify,
+                f"Could not write {request.path}: {exc.strerror}",
+                severity="error",
+                markup=False,
             )
             return
         self.app.call_from_thread(
-            self.notify, f"Exported {len(transcript)} lines to {request.path}"
+            self.notify, f"Exported {len(transcript)} lines to {request.path}", markup=False
         )
 
     # -- live events --------------------------------------------------------

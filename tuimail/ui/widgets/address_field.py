@@ -36,7 +36,8 @@ class AddressField(Vertical):
         with Horizontal():
             yield Label(self.label, classes="field-label")
             yield Input(placeholder=self.placeholder, id=f"input-{self.field_name}")
-        yield Label("", classes="error")
+        # The error quotes what was typed: never parse it as markup.
+        yield Label("", classes="error", markup=False)
 
     @property
     def input(self) -> Input:

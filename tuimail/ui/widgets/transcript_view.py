@@ -3,6 +3,12 @@
 The view keeps at most ``cap`` lines (older ones are trimmed, and a marker says
 so), while the core :class:`~tuimail.transcript.Transcript` keeps the whole
 session for export. Colours come from the current theme, so user themes apply.
+
+Live entries arrive as messages, after the session has already moved on: by
+the time a screen shows a transcript, some entries that are still on their
+way as messages are in it already. The view therefore remembers how far into
+the transcript it has rendered and treats an entry as a cue to catch up, so
+no line is shown twice and none is skipped.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.events import Resize
 from textual.widgets import RichLog, Static
 
 from tuimail.transcript import Direction, Entry, EventKind, Transcript
@@ -33,11 +40,20 @@ class TranscriptView(Vertical):
         self.transcript: Transcript | None = None
         self.filter_text = ""
         self._shown = 0
+        self._rendered = 0  # entries of ``transcript`` looked at so far
+        self._width = 0
 
     def compose(self) -> ComposeResult:
         yield Static("", id="trimmed")
+        # min_width=1: RichLog's default (78) renders every line at least 78
+        # cells wide, so lines were cut off behind a scroll bar in narrow panes.
         yield RichLog(
-            max_lines=self.cap, wrap=True, markup=False, highlight=False, auto_scroll=True
+            max_lines=self.cap,
+            wrap=True,
+            markup=False,
+            highlight=False,
+            auto_scroll=True,
+            min_width=1,
         )
 
     def on_mount(self) -> None:
@@ -56,23 +72,42 @@ class TranscriptView(Vertical):
         self.filter_text = text.strip()
         self.refresh_view()
 
+    def on_resize(self, event: Resize) -> None:
+        # Wrapped lines were wrapped for the old width: wrap them again.
+        if event.size.width != self._width:
+            previous, self._width = self._width, event.size.width
+            if previous and self.transcript is not None:
+                self.refresh_view()
+
     def refresh_view(self) -> None:
         log = self.log_widget
         log.clear()
         self._shown = 0
+        self._rendered = 0
         self.remove_class("-trimmed")
         if self.transcript is None:
             return
-        entries = [e for e in self.transcript.entries if self._matches(e)]
+        all_entries = list(self.transcript.entries)
+        self._rendered = len(all_entries)
+        entries = [e for e in all_entries if self._matches(e)]
         for entry in entries[-self.cap :]:
             log.write(self.render_entry(entry))
         self._count(len(entries))
 
     def append(self, entry: Entry) -> None:
-        """Add one live entry (the transcript shown must be the one it belongs to)."""
-        if self._matches(entry):
-            self.log_widget.write(self.render_entry(entry))
-            self._count(1)
+        """A live entry arrived: show every entry of the transcript not shown yet.
+
+        ``entry`` must belong to the transcript shown; it may already be on
+        screen (it was in the transcript when :meth:`show` rendered it).
+        """
+        if self.transcript is None:
+            return
+        entries = self.transcript.entries
+        for new in entries[self._rendered :]:
+            if self._matches(new):
+                self.log_widget.write(self.render_entry(new))
+                self._count(1)
+        self._rendered = len(entries)
 
     def _count(self, added: int) -> None:
         self._shown += added

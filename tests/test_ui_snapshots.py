@@ -1,0 +1,336 @@
+"""Snapshots of every screen at 80x24 and 120x40 (pytest-textual-snapshot).
+
+Regenerate after an intended change with
+``.venv/bin/python -m pytest tests/test_ui_snapshots.py --snapshot-update`` and
+look at the SVGs under ``tests/__snapshots__/`` before committing them.
+
+A snapshot must be the same on every machine and every run, so nothing on
+screen may depend on the clock, a random port or a temporary path:
+
+* the sandbox is not started where it is not the subject (``start_sandbox=False``:
+  its profile then reads "not running");
+* sessions are fed in as data: a :class:`SessionRun` whose transcript has fixed
+  ``elapsed`` values and a start time built with :func:`time.mktime` from a
+  local wall-clock time (so the shown ``HH:MM:SS`` is the same in any zone);
+* the sandbox inbox gets a real sandbox whose maildir is a relative path in the
+  test's own directory and whose session record is built from fixed values; its
+  listening port is the only value overwritten for the picture.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable
+
+from tests.ui_support import paste, wait_for
+from tuimail.profiles import Profile, ProfileStore
+from tuimail.sandbox import Sandbox, SandboxConfig, SessionRecord, StoredMessage
+from tuimail.session import Delivery, SessionFailure, SessionReport, Stage
+from tuimail.tlsinfo import TLSInfo
+from tuimail.transcript import Direction, Entry, EventKind, Transcript
+from tuimail.ui.app import TuimailApp
+from tuimail.ui.history import SessionRun
+from tuimail.ui.screens.dialogs import AccountDialog, HelpScreen
+
+SnapCompare = Callable[..., bool]
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
+
+C, S, E = Direction.CLIENT, Direction.SERVER, Direction.EVENT
+
+
+def at(hour: int, minute: int, second: int) -> float:
+    """A fixed local wall-clock time on 2025-03-01, as an epoch timestamp."""
+    return time.mktime((2025, 3, 1, hour, minute, second, 0, 0, -1))
+
+
+@pytest.fixture(autouse=True)
+def saved_profiles() -> None:
+    store = ProfileStore()
+    store.save(
+        Profile(
+            name="work",
+            host="smtp.example.test",
+            port=587,
+            security="starttls",
+            username="alice",
+            from_address="alice@example.test",
+            display_name="Alice Example",
+        )
+    )
+    store.save(
+        Profile(
+            name="relay",
+            host="relay.example.test",
+            port=25,
+            security="none",
+            from_address="alerts@example.test",
+        )
+    )
+
+
+# -- deterministic sessions ----------------------------------------------------
+
+
+def tls_send_transcript() -> Transcript:
+    lines: list[tuple[float, Direction, str, bool, EventKind | None]] = [
+        (0.000, E, "smtp.example.test:587 security STARTTLS (required)", False, EventKind.INFO),
+        (0.011, E, "connected to smtp.example.test:587", False, EventKind.CONNECTED),
+        (0.034, S, "220 smtp.example.test ESMTP ready", False, None),
+        (0.035, C, "EHLO client.example.test", False, None),
+        (0.051, S, "250-smtp.example.test", False, None),
+        (0.051, S, "250-PIPELINING", False, None),
+        (0.051, S, "250-STARTTLS", False, None),
+        (0.051, S, "250 8BITMIME", False, None),
+        (0.052, C, "STARTTLS", False, None),
+        (0.067, S, "220 2.0.0 Ready to start TLS", False, None),
+        (0.112, E, "TLS established: TLSv1.3, TLS_AES_256_GCM_SHA384", True, EventKind.TLS),
+        (0.113, C, "EHLO client.example.test", True, None),
+        (0.129, S, "250-smtp.example.test", True, None),
+        (0.129, S, "250-AUTH PLAIN LOGIN", True, None),
+        (0.129, S, "250 8BITMIME", True, None),
+        (0.130, C, "AUTH PLAIN ********", True, None),
+        (0.171, S, "235 2.7.0 Authentication successful", True, None),
+        (0.172, C, "MAIL FROM:<alice@example.test> SIZE=412", True, None),
+        (0.188, S, "250 2.1.0 Ok", True, None),
+        (0.189, C, "RCPT TO:<bob@example.test>", True, None),
+        (0.204, S, "250 2.1.5 Ok", True, None),
+        (0.205, C, "DATA", True, None),
+        (0.219, S, "354 End data with <CR><LF>.<CR><LF>", True, None),
+        (0.221, C, "[message content: 412 bytes, 12 lines] .", True, None),
+        (0.262, S, "250 2.0.0 Ok: queued as 4QxY7p1Zt9z", True, None),
+        (0.263, C, "QUIT", True, None),
+        (0.277, S, "221 2.0.0 Bye", True, None),
+        (0.278, E, "connection closed", True, EventKind.CLOSED),
+    ]
+    return Transcript(
+        title="send work",
+        entries=[
+            Entry(t, direction, text, secure, kind, redacted=text.startswith("AUTH"))
+            for t, direction, text, secure, kind in lines
+        ],
+    )
+
+
+def failed_send_transcript() -> Transcript:
+    lines: list[tuple[float, Direction, str, EventKind | None]] = [
+        (0.000, E, "relay.example.test:25 security plain", EventKind.INFO),
+        (0.008, E, "connected to relay.example.test:25", EventKind.CONNECTED),
+        (0.020, S, "220 relay.example.test ESMTP", None),
+        (0.021, C, "EHLO client.example.test", None),
+        (0.033, S, "250-relay.example.test", None),
+        (0.033, S, "250 8BITMIME", None),
+        (0.034, C, "MAIL FROM:<alerts@example.test> SIZE=388", None),
+        (0.046, S, "250 2.1.0 Ok", None),
+        (0.047, C, "RCPT TO:<ops@example.test>", None),
+        (0.058, S, "250 2.1.5 Ok", None),
+        (0.059, C, "DATA", None),
+        (0.070, S, "354 End data with <CR><LF>.<CR><LF>", None),
+        (0.072, C, "[message content: 388 bytes, 11 lines] .", None),
+        (0.090, S, "554 5.7.1 Message rejected by policy", None),
+        (0.091, C, "RSET", None),
+        (0.101, S, "250 2.0.0 Ok", None),
+        (0.102, E, "data failed: the server refused the message: 554", EventKind.ERROR),
+        (0.103, C, "QUIT", None),
+        (0.112, S, "221 2.0.0 Bye", None),
+        (0.113, E, "connection closed", EventKind.CLOSED),
+    ]
+    return Transcript(
+        title="send relay",
+        entries=[Entry(t, direction, text, False, kind) for t, direction, text, kind in lines],
+    )
+
+
+def finished_runs() -> list[SessionRun]:
+    ok = SessionRun("send", "work", "bob@example.test", tls_send_transcript(), id=1)
+    ok.started = at(9, 15, 0)
+    ok.report = SessionReport(
+        ok.transcript,
+        delivery=Delivery(
+            "<20250301091500.1@client.example.test>",
+            412,
+            ["bob@example.test"],
+            [],
+            "2.0.0 Ok: queued as 4QxY7p1Zt9z",
+        ),
+        tls=TLSInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384", 256, True, None),
+    )
+    failed = SessionRun("send", "relay", "ops@example.test", failed_send_transcript(), id=2)
+    failed.started = at(9, 17, 30)
+    failed.report = SessionReport(
+        failed.transcript,
+        failure=SessionFailure(
+            Stage.DATA,
+            "the server refused the message: 554 5.7.1 Message rejected by policy",
+            temporary=False,
+            code=554,
+            reply="5.7.1 Message rejected by policy",
+        ),
+    )
+    return [ok, failed]
+
+
+# -- a sandbox with one captured message ------------------------------------------
+
+RAW_MESSAGE = (
+    b"From: tuimail sandbox <you@sandbox.test>\r\n"
+    b"To: bob@example.test\r\n"
+    b"Subject: Lunch on Friday?\r\n"
+    b"Date: Sat, 01 Mar 2025 09:20:00 +0000\r\n"
+    b"Message-ID: <20250301092000.7@sandbox.test>\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"\r\n"
+    b"Hi Bob,\r\n"
+    b"\r\n"
+    b"shall we try the new place on Friday?\r\n"
+    b"\r\n"
+    b"Alice\r\n"
+)
+
+
+def server_transcript(key: str) -> Transcript:
+    lines: list[tuple[float, Direction, str, EventKind | None]] = [
+        (0.000, E, "client connected from 127.0.0.1:50412", EventKind.CONNECTED),
+        (0.001, S, "220 localhost tuimail sandbox", None),
+        (0.003, C, "EHLO client.example.test", None),
+        (0.004, S, "250-localhost", None),
+        (0.004, S, "250-SIZE 33554432", None),
+        (0.004, S, "250-8BITMIME", None),
+        (0.004, S, "250-PIPELINING", None),
+        (0.004, S, "250 HELP", None),
+        (0.006, C, "MAIL FROM:<you@sandbox.test> SIZE=322", None),
+        (0.007, S, "250 OK", None),
+        (0.008, C, "RCPT TO:<bob@example.test>", None),
+        (0.008, S, "250 OK", None),
+        (0.009, C, "DATA", None),
+        (0.009, S, "354 End data with <CR><LF>.<CR><LF>", None),
+        (0.010, C, "[message content: 322 bytes, 13 lines] .", None),
+        (0.012, E, f"stored message {key}", EventKind.INFO),
+        (0.012, S, f"250 2.0.0 Ok: queued as {key}", None),
+        (0.013, C, "QUIT", None),
+        (0.013, S, "221 Bye", None),
+        (0.014, E, "session ended: completed", EventKind.CLOSED),
+    ]
+    return Transcript(
+        title="sandbox session",
+        entries=[Entry(t, direction, text, False, kind) for t, direction, text, kind in lines],
+    )
+
+
+async def show_sandbox_with_a_message(pilot: Pilot[Any]) -> None:
+    app = pilot.app
+    assert isinstance(app, TuimailApp)
+    sandbox = Sandbox(SandboxConfig(port=0, maildir=Path("maildir"), sessions_dir=Path("sessions")))
+    await sandbox.start()
+    sandbox.port = 2525  # the real port is random; the picture shows this one
+    # The key Maildir gives a message holds the time and host; the record names a fixed one.
+    real_key = mailbox.Maildir("maildir", create=False).add(RAW_MESSAGE)
+    received = at(9, 20, 0)
+    record = SessionRecord(
+        id="20250301T092000-1",
+        peer="127.0.0.1:50412",
+        started=received,
+        ended=received + 0.014,
+        helo="client.example.test",
+        outcome="completed",
+        transcript=server_transcript("1740820800.M1P1Q1.sandbox"),
+    )
+    record.messages.append(
+        StoredMessage(
+            key=real_key,
+            message_id="<20250301092000.7@sandbox.test>",
+            mail_from="you@sandbox.test",
+            rcpt_tos=("bob@example.test",),
+            size=len(RAW_MESSAGE),
+            session_id=record.id,
+            received_at=received,
+        )
+    )
+    sandbox.sessions.append(record)
+    app.sandbox = sandbox  # stopped by the app when it exits
+    app.sandbox_profile = sandbox.client_profile()
+    await pilot.press("f5")
+    table = app.screen.query_one("#captured", DataTable)
+    await wait_for(pilot, lambda: table.row_count == 1, "the captured message")
+    table.move_cursor(row=0)
+    await wait_for(
+        pilot,
+        lambda: "Lunch on Friday?" in str(app.screen.query_one("#message-view").content),
+        "the message to be shown",
+    )
+
+
+# -- the snapshots ----------------------------------------------------------------
+
+
+def quiet_app() -> TuimailApp:
+    return TuimailApp(start_sandbox=False)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_compose(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    async def write_a_draft(pilot: Pilot[Any]) -> None:
+        await pilot.click("#input-to")
+        await paste(pilot, "Bob Example <bob@example.test>")
+        await pilot.click("#subject")
+        await paste(pilot, "Lunch on Friday?")
+        await pilot.click("#body")
+        await paste(pilot, "Hi Bob,\n\nshall we try the new place on Friday?\n\nAlice")
+        await pilot.click("#input-cc")
+
+    assert snap_compare(quiet_app(), terminal_size=size, run_before=write_a_draft)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_transcript_with_finished_sessions(
+    snap_compare: SnapCompare, size: tuple[int, int]
+) -> None:
+    app = quiet_app()
+    for run in finished_runs():
+        app.history.add(run)
+    assert snap_compare(app, terminal_size=size, press=["f3"])
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_accounts(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    assert snap_compare(quiet_app(), terminal_size=size, press=["f4"])
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_account_dialog(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    async def edit_work(pilot: Pilot[Any]) -> None:
+        await pilot.press("f4")
+        table = pilot.app.screen.query_one("#profiles", DataTable)
+        table.move_cursor(row=[str(k.value) for k in table.rows].index("work"))
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, AccountDialog), "the dialog")
+
+    assert snap_compare(quiet_app(), terminal_size=size, run_before=edit_work)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_sandbox_inbox_with_a_message_selected(
+    snap_compare: SnapCompare,
+    size: tuple[int, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the maildir's relative path is what the screen shows
+    assert snap_compare(quiet_app(), terminal_size=size, run_before=show_sandbox_with_a_message)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_help(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    async def open_help(pilot: Pilot[Any]) -> None:
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), "the help")
+
+    assert snap_compare(quiet_app(), terminal_size=size, run_before=open_help)

@@ -1,0 +1,173 @@
+"""The installed ``tuimail`` command in a real terminal: tmux runs it, keys go in, the screen is read.
+
+Nothing here is simulated: the program is the console script a user runs,
+the terminal is a tmux pane, the keys are tmux ``send-keys`` and what the test
+checks is what ``capture-pane`` shows. Every wait has a deadline, and the tmux
+server (on its own socket) is killed whatever happens.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import require_tool
+from tuimail import paths
+
+TUIMAIL = Path(sys.executable).with_name("tuimail")
+DEADLINE = 30.0
+
+
+class Tmux:
+    """One tmux server on a private socket, with one session running a command."""
+
+    def __init__(self, tmux: str) -> None:
+        self.tmux = tmux
+        self.socket = f"tuimail-test-{uuid.uuid4().hex[:8]}"
+        self.target = "tuimail"
+        # The socket lives in a directory of ours (short: sockets paths are
+        # limited to about 100 bytes), removed with the server.
+        self.socket_dir = tempfile.mkdtemp(prefix="tuimail-tmux-")
+        self.env = dict(os.environ, TMUX_TMPDIR=self.socket_dir)
+        self.env.pop("TMUX", None)  # a test run from inside tmux must not attach to it
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.tmux, "-L", self.socket, "-f", "/dev/null", *args],
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=10,
+            env=self.env,
+        )
+
+    def start(self, command: str, width: int, height: int) -> None:
+        self.run(
+            "new-session", "-d", "-s", self.target, "-x", str(width), "-y", str(height), command
+        )
+
+    def keys(self, *keys: str, literal: bool = False) -> None:
+        self.run("send-keys", "-t", self.target, *(["-l"] if literal else []), *keys)
+
+    def screen(self) -> str:
+        result = self.run("capture-pane", "-p", "-t", self.target, check=False)
+        return result.stdout
+
+    def cursor_row(self) -> int:
+        """The row of the terminal cursor, which Textual keeps in the focused input."""
+        result = self.run("display-message", "-p", "-t", self.target, "#{cursor_y}")
+        return int(result.stdout.strip() or -1)
+
+    def row_of(self, label: str, screen: str) -> int:
+        for number, line in enumerate(screen.splitlines()):
+            if line.split()[:1] == [label]:
+                return number
+        return -2
+
+    def wait_for_focus(self, label: str) -> None:
+        """Wait until the cursor is in the field whose label starts its row.
+
+        Keys that arrive together with a Tab can reach the field the Tab is
+        leaving (Textual moves focus after it has dispatched what it already
+        read), so the test moves on only once focus has visibly moved.
+        """
+        self.wait_until(
+            lambda screen: self.cursor_row() == self.row_of(label, screen),
+            f"the cursor to be in {label}",
+        )
+
+    def alive(self) -> bool:
+        return self.run("has-session", "-t", self.target, check=False).returncode == 0
+
+    def wait_until(self, condition: Callable[[str], bool], what: str) -> str:
+        deadline = time.monotonic() + DEADLINE
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if condition(screen):
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"gave up waiting for {what}; the screen shows:\n{screen}")
+
+    def wait_for_text(self, text: str) -> str:
+        return self.wait_until(lambda screen: text in screen, repr(text))
+
+    def kill(self) -> None:
+        self.run("kill-server", check=False)
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+
+def test_send_through_the_sandbox_in_a_real_terminal(isolated_dirs: Path) -> None:
+    tmux = Tmux(require_tool("tmux", "tmux"))
+    variables = (
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "XDG_STATE_HOME",
+        "PYTHON_KEYRING_BACKEND",
+        "HOME",
+        "PATH",
+    )
+    environment = " ".join(
+        f"{name}={shlex.quote(os.environ[name])}" for name in variables if name in os.environ
+    )
+    command = f"env -i {environment} TERM=xterm-256color LANG=C.UTF-8 {shlex.quote(str(TUIMAIL))}"
+    try:
+        tmux.start(command, width=100, height=30)
+        # Compose is up and the embedded sandbox listens (its port is in the From line).
+        tmux.wait_until(
+            lambda s: "F2 Compose" in s and "sandbox · plain · 127.0.0.1:" in s,
+            "the compose screen with the running sandbox",
+        )
+
+        # The cursor starts in To; Tab walks To, Cc, Bcc, Subject, Body.
+        tmux.keys("bob@example.test", literal=True)
+        tmux.wait_for_text("bob@example.test")
+        tmux.wait_for_focus("To")
+        for label in ("Cc", "Bcc", "Subject"):
+            tmux.keys("Tab")
+            tmux.wait_for_focus(label)
+        tmux.keys("Hello from tmux", literal=True)
+        screen = tmux.wait_for_text("Hello from tmux")
+        subject_row = tmux.row_of("Subject", screen)
+        assert "Hello from tmux" in screen.splitlines()[subject_row]
+        tmux.keys("Tab")
+        tmux.wait_until(lambda _: tmux.cursor_row() > subject_row, "the cursor in the body")
+        tmux.keys("The notes are attached.", literal=True)
+        tmux.wait_for_text("The notes are attached.")
+        tmux.keys("C-s")
+
+        # The body mentions an attachment and none is attached: confirm the question.
+        tmux.wait_for_text("Send anyway")
+        tmux.keys("Tab")  # from Cancel (the safe default) to "Send anyway"
+        tmux.keys("Enter")
+
+        # At 100 columns the live transcript is a screen of its own (F3).
+        tmux.wait_for_text("✓ sent <")
+        tmux.keys("F3")
+        screen = tmux.wait_for_text("250 2.0.0 Ok: queued as")
+        assert "RCPT TO:<bob@example.test>" in screen
+        assert "221 Bye" in screen
+
+        tmux.keys("C-q")
+        deadline = time.monotonic() + DEADLINE
+        while tmux.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not tmux.alive(), "tuimail did not exit on ctrl+q"
+    finally:
+        tmux.kill()
+
+    # What the screen said is what happened: the sandbox stored the message.
+    maildir = mailbox.Maildir(paths.data_dir() / "sandbox" / "maildir", create=False)
+    stored = [maildir.get_bytes(key) for key in maildir.iterkeys()]
+    assert len(stored) == 1
+    assert b"Subject: Hello from tmux" in stored[0]
+    assert b"The notes are attached." in stored[0]

@@ -1,0 +1,138 @@
+"""Helpers for the UI tests: waiting with deadlines, typing like a user, reading widgets.
+
+Every wait polls a condition with a deadline and fails with what it was
+waiting for; none of them asserts on how long anything took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from textual import events
+from textual.pilot import Pilot
+from textual.widgets import Input, Static, TextArea
+
+from tests.smtpservers import Sink
+from tuimail.profiles import Profile, ProfileStore
+from tuimail.ui.app import TuimailApp
+from tuimail.ui.history import SessionRun
+from tuimail.ui.widgets.transcript_view import TranscriptView
+
+DEADLINE = 15.0
+
+
+async def wait_for(
+    pilot: Pilot[Any], condition: Callable[[], object], what: str, timeout: float = DEADLINE
+) -> None:
+    """Let the app run until ``condition()`` is true; fail after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        await pilot.pause(0.02)
+
+
+async def wait_for_sandbox(pilot: Pilot[Any]) -> None:
+    app = pilot.app
+    assert isinstance(app, TuimailApp)
+    await wait_for(pilot, lambda: app.sandbox is not None, "the embedded sandbox to start")
+    await pilot.pause()
+
+
+async def wait_for_run(pilot: Pilot[Any], count: int = 1) -> SessionRun:
+    """The ``count``-th session of this app run, once it has finished."""
+    app = pilot.app
+    assert isinstance(app, TuimailApp)
+    await wait_for(
+        pilot,
+        lambda: len(app.history.runs) >= count and app.history.runs[count - 1].finished,
+        f"session {count} to finish",
+    )
+    await wait_for(pilot, lambda: not app.sending, "the send worker to end")
+    await pilot.pause()
+    return app.history.runs[count - 1]
+
+
+async def type_text(pilot: Pilot[Any], text: str) -> None:
+    """Type ``text`` key by key into the focused widget (newlines press Enter)."""
+    keys = ["enter" if char == "\n" else char for char in text]
+    await pilot.press(*keys)
+
+
+async def paste(pilot: Pilot[Any], text: str) -> None:
+    """Paste ``text`` into the focused widget, as a terminal delivers a paste."""
+    assert pilot.app.focused is not None, "nothing has focus to paste into"
+    pilot.app.post_message(events.Paste(text))  # the app hands it to the focused widget
+    await pilot.pause()
+
+
+async def fill_draft(
+    pilot: Pilot[Any], *, to: str = "", subject: str = "", body: str = "", typed: bool = False
+) -> None:
+    """Click into To, Subject and Body and paste into each (or type To key by key)."""
+    if to:
+        await pilot.click("#input-to")
+        await (type_text if typed else paste)(pilot, to)
+    if subject:
+        await pilot.click("#subject")
+        await paste(pilot, subject)
+    if body:
+        await pilot.click("#body")
+        await paste(pilot, body)
+    await pilot.pause()
+
+
+def draft_values(app: TuimailApp) -> tuple[str, str, str]:
+    screen = app.screen
+    return (
+        screen.query_one("#input-to", Input).value,
+        screen.query_one("#subject", Input).value,
+        screen.query_one("#body", TextArea).text,
+    )
+
+
+def static_text(app: TuimailApp, selector: str) -> str:
+    """The plain text a Static shows."""
+    return str(app.screen.query_one(selector, Static).content)
+
+
+def view_lines(view: TranscriptView) -> list[str]:
+    """The lines a transcript view's RichLog holds (wrapped lines count separately)."""
+    return [strip.text.rstrip() for strip in view.log_widget.lines]
+
+
+def screen_text(app: TuimailApp) -> str:
+    """The current screen as plain text, line by line (what a user reads)."""
+    # The compositor is private, but it is what export_screenshot renders from.
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def save_profile(**values: Any) -> Profile:
+    values.setdefault("from_address", "me@example.test")
+    profile = Profile(**values)
+    ProfileStore().save(profile)
+    return profile
+
+
+@dataclass
+class GatedSink(Sink):
+    """A Sink that holds its answer to DATA until the test opens the gate.
+
+    The session under test is certainly still running while the gate is
+    closed, whatever the speed of the machine.
+    """
+
+    gate: threading.Event = field(default_factory=threading.Event)
+    waiting: threading.Event = field(default_factory=threading.Event)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.waiting.set()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.gate.wait, 30)
+        return await super().handle_DATA(server, session, envelope)
