@@ -47,6 +47,7 @@ from tuimail.ui.messages import (
 from tuimail.ui.screens.accounts import AccountsScreen
 from tuimail.ui.screens.compose import ComposeScreen
 from tuimail.ui.screens.dialogs import HelpScreen
+from tuimail.ui.screens.monitor import MonitorScreen
 from tuimail.ui.screens.sandbox import SandboxScreen
 from tuimail.ui.screens.transcript import TranscriptScreen
 
@@ -64,6 +65,7 @@ class TuimailApp(App[None]):
         "transcript": TranscriptScreen,
         "accounts": AccountsScreen,
         "sandbox": SandboxScreen,
+        "monitor": MonitorScreen,
     }
     DEFAULT_MODE = "compose"
     # The function keys are priority bindings: TextArea takes F5-F7 and would
@@ -91,6 +93,9 @@ class TuimailApp(App[None]):
         ),
         Binding(
             "f5", "switch_mode('sandbox')", "Sandbox", id="app.sandbox", show=False, priority=True
+        ),
+        Binding(
+            "f6", "switch_mode('monitor')", "Monitor", id="app.monitor", show=False, priority=True
         ),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
@@ -240,6 +245,8 @@ class TuimailApp(App[None]):
                 isinstance(screen, SandboxScreen) and screen.is_mounted
             ):
                 screen.reload()
+            elif isinstance(screen, MonitorScreen) and screen.is_mounted:
+                screen.reload_targets()
 
     # -- SMTP work ------------------------------------------------------------
 

@@ -12,6 +12,7 @@ MODES = [
     ("transcript", "F3", "Transcript"),
     ("accounts", "F4", "Accounts"),
     ("sandbox", "F5", "Sandbox"),
+    ("monitor", "F6", "Monitor"),
 ]
 
 

@@ -1,0 +1,192 @@
+"""The monitor screen: probing on a schedule, history, state changes, targets."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, Sparkline
+
+from tests.smtpservers import ServerThread, Sink
+from tests.ui_support import wait_for
+from tuimail.probe import ProbeReport, ProbeTarget, Status, Thresholds
+from tuimail.profiles import Profile, ProfileStore
+from tuimail.targets import TargetStore
+from tuimail.transcript import Direction, Entry, EventKind, Transcript
+from tuimail.ui.app import TuimailApp
+from tuimail.ui.screens.monitor import MonitorScreen
+from tuimail.ui.widgets.transcript_view import TranscriptView
+
+SnapCompare = Callable[..., bool]
+
+
+class Changing(Sink):
+    """Offers CHUNKING once ``grow`` is set: a server whose capabilities changed."""
+
+    grow = False
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-CHUNKING", responses[-1]] if self.grow else responses
+
+
+def manual_monitor(isolated_dirs: Path) -> None:
+    """Probe only on request, so tests decide when a round runs."""
+    config = isolated_dirs / "config" / "tuimail"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "config.toml").write_text("[monitor]\ninterval = 0\nconcurrency = 5\n")
+
+
+async def open_monitor(pilot: Pilot[Any]) -> MonitorScreen:
+    await pilot.press("f6")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, MonitorScreen), "the monitor")
+    screen = pilot.app.screen
+    assert isinstance(screen, MonitorScreen)
+    return screen
+
+
+async def test_probes_show_status_history_and_state_changes(
+    servers: ServerThread, isolated_dirs: Path
+) -> None:
+    manual_monitor(isolated_dirs)
+    handler = Changing()
+    port = servers.smtp(handler)
+    ProfileStore().save(Profile(name="local", host="127.0.0.1", port=port, security="none"))
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_monitor(pilot)
+        key = f"127.0.0.1:{port}/none"
+        assert [t.key for t in screen.targets] == [key]
+        await pilot.press("r")
+        await wait_for(pilot, lambda: key in screen.latest, "the first probe")
+        table = screen.query_one("#targets", DataTable)
+        assert str(table.get_row(key)[0]) == "OK"
+        view = screen.query_one("#probe-view", TranscriptView)
+        assert view.transcript is screen.latest[key].transcript
+        assert any(e.text.startswith("EHLO") for e in view.transcript.entries)
+
+        handler.grow = True
+        await pilot.press("r")
+        await wait_for(
+            pilot, lambda: screen.latest[key].status is Status.WARNING, "the second probe"
+        )
+        assert str(table.get_row(key)[0]) == "WARNING"
+        notices = [n.message for n in app._notifications if n.title == "Monitor"]
+        assert any("OK → WARNING" in n and "+CHUNKING" in n for n in notices), notices
+        assert len(screen.query_one("#latency", Sparkline).data or []) == 2
+
+    history = json.loads((isolated_dirs / "state" / "tuimail" / "probe-history.json").read_text())
+    assert [r["status"] for r in history["targets"][key]] == ["OK", "WARNING"]
+
+    # The history survives a restart: the chart and the last status are there at once.
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_monitor(pilot)
+        assert str(screen.query_one("#targets", DataTable).get_row(key)[0]) == "WARNING"
+        assert len(screen.query_one("#latency", Sparkline).data or []) == 2
+
+
+async def test_unreachable_target_is_critical(isolated_dirs: Path) -> None:
+    import socket
+
+    manual_monitor(isolated_dirs)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    TargetStore().save(ProbeTarget(host="127.0.0.1", port=port, security="none", name="gone"))
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_monitor(pilot)
+        await pilot.press("r")
+        key = f"127.0.0.1:{port}/none"
+        await wait_for(pilot, lambda: key in screen.latest, "the probe")
+        assert screen.latest[key].status is Status.CRITICAL
+        detail = str(screen.query_one("#monitor-detail").render())
+        assert "unreachable" in detail
+
+
+async def test_targets_are_added_and_removed_from_the_screen(
+    servers: ServerThread, isolated_dirs: Path
+) -> None:
+    manual_monitor(isolated_dirs)
+    port = servers.smtp(Sink())
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_monitor(pilot)
+        assert screen.targets == []
+        await pilot.press("a")
+        await wait_for(pilot, lambda: pilot.app.screen.query("#target-host"), "the dialog")
+        dialog = pilot.app.screen
+        dialog.query_one("#target-name", Input).value = "relay"
+        dialog.query_one("#target-host", Input).value = "127.0.0.1"
+        dialog.query_one("#target-port", Input).value = str(port)
+        from textual.widgets import Select
+
+        dialog.query_one("#target-security", Select).value = "none"
+        await pilot.click("#target-save")
+        await wait_for(pilot, lambda: len(screen.targets) == 1, "the new target")
+        key = f"127.0.0.1:{port}/none"
+        await wait_for(pilot, lambda: key in screen.latest, "the new target's first probe")
+        assert screen.latest[key].status is Status.OK
+        assert list(TargetStore().load()) == ["relay"]
+        await pilot.press("d")
+        await wait_for(pilot, lambda: screen.targets == [], "the target to go")
+        assert TargetStore().load() == {}
+
+
+def fixed_report(
+    target: ProbeTarget, status: Status, total: float, reasons: list[str]
+) -> ProbeReport:
+    transcript = Transcript()
+    for elapsed, direction, text, kind in [
+        (0.000, Direction.EVENT, "probing relay.example.test:25 (STARTTLS)", EventKind.INFO),
+        (0.012, Direction.SERVER, "220 relay.example.test ESMTP", None),
+        (0.013, Direction.CLIENT, "EHLO monitor", None),
+        (0.020, Direction.SERVER, "250 relay.example.test", None),
+        (0.021, Direction.CLIENT, "QUIT", None),
+        (0.025, Direction.SERVER, "221 Bye", None),
+    ]:
+        transcript.entries.append(Entry(elapsed, direction, text, kind=kind))
+    report = ProbeReport(target, transcript, started=time.mktime((2025, 3, 1, 9, 30, 0, 0, 0, -1)))
+    report.status, report.reasons, report.reached = status, reasons, True
+    report.timings = {
+        "connect": total / 4,
+        "banner": total / 4,
+        "ehlo": total / 4,
+        "quit": total / 4,
+    }
+    return report
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_monitor_snapshot(
+    snap_compare: SnapCompare, isolated_dirs: Path, size: tuple[int, int]
+) -> None:
+    manual_monitor(isolated_dirs)
+    store = TargetStore()
+    relay = ProbeTarget(host="relay.example.test", port=25, name="relay")
+    backup = ProbeTarget(
+        host="backup.example.test", port=465, security="tls", name="backup",
+        thresholds=Thresholds(warn_seconds=0.05, crit_seconds=1),
+    )  # fmt: skip
+    store.save(relay)
+    store.save(backup)
+
+    async def feed(pilot: Pilot[Any]) -> None:
+        screen = await open_monitor(pilot)
+        screen._record(fixed_report(relay, Status.OK, 0.04, []))
+        screen._record(
+            fixed_report(backup, Status.WARNING, 0.08, ["slow: 0.080s (warning at 0.05s)"])
+        )
+        screen.query_one("#targets", DataTable).move_cursor(row=0)
+        await pilot.pause()
+
+    app = TuimailApp(start_sandbox=False)
+    assert snap_compare(app, terminal_size=size, run_before=feed)

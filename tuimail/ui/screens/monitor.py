@@ -1,0 +1,324 @@
+"""Monitor: every profile's server and the extra targets, probed on a schedule.
+
+The table shows each target's status, latency, certificate days and last
+check; the selected target's latency history (kept, bounded, in the state dir)
+is drawn as a sparkline, with its latest probe transcript below. A target that
+changes state raises a notification. Probing runs in a worker, at most
+``concurrency`` targets at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, cast
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Sparkline, Static
+
+from tuimail.probe import ProbeReport, ProbeTarget, Status, Thresholds, probe_many
+from tuimail.probe_history import ProbeHistory
+from tuimail.profiles import Security
+from tuimail.targets import TargetError, TargetStore, monitor_targets
+from tuimail.ui.widgets.mode_bar import ModeBar
+from tuimail.ui.widgets.transcript_view import TranscriptView
+
+if TYPE_CHECKING:
+    from tuimail.ui.app import TuimailApp
+
+DEFAULT_INTERVAL = 300.0
+DEFAULT_CONCURRENCY = 10
+_STATUS_STYLE = {
+    Status.OK: "$success",
+    Status.WARNING: "$warning",
+    Status.CRITICAL: "$error",
+    Status.UNKNOWN: "$text-muted",
+}
+
+
+class TargetDialog(ModalScreen[ProbeTarget | None]):
+    """Add or edit an extra monitor target."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
+
+    def __init__(self, target: ProbeTarget | None = None) -> None:
+        super().__init__()
+        self.target = target
+
+    def compose(self) -> ComposeResult:
+        t = self.target
+        th = t.thresholds if t else Thresholds()
+        with Vertical(classes="dialog wide"):
+            yield Label("Edit target" if t else "Add target", classes="title")
+            with Grid(classes="form"):
+                yield Label("Name")
+                yield Input(t.name if t else "", id="target-name")
+                yield Label("Host")
+                yield Input(t.host if t else "", id="target-host")
+                yield Label("Port")
+                yield Input(
+                    str(t.port) if t and t.port else "", id="target-port", placeholder="default"
+                )
+                yield Label("Security")
+                yield Select(
+                    [("STARTTLS (expected)", "starttls"), ("TLS", "tls"), ("none", "none")],
+                    value=t.security.value if t else "starttls",
+                    allow_blank=False,
+                    id="target-security",
+                )
+                yield Label("Warn days")
+                yield Input(str(th.warn_days), id="warn_days")
+                yield Label("Crit days")
+                yield Input(str(th.crit_days), id="crit_days")
+                yield Label("Warn secs")
+                yield Input(f"{th.warn_seconds:g}", id="warn_seconds")
+                yield Label("Crit secs")
+                yield Input(f"{th.crit_seconds:g}", id="crit_seconds")
+            yield Label("", id="target-error", classes="error", markup=False)
+            with Horizontal(classes="buttons"):
+                yield Button("Save", variant="primary", id="target-save")
+                yield Button("Cancel", id="target-cancel")
+
+    @on(Button.Pressed, "#target-save")
+    def _save(self) -> None:
+        def value(widget_id: str) -> str:
+            return self.query_one(f"#{widget_id}", Input).value.strip()
+
+        error = self.query_one("#target-error", Label)
+        try:
+            thresholds = Thresholds(
+                int(value("warn_days")),
+                int(value("crit_days")),
+                float(value("warn_seconds")),
+                float(value("crit_seconds")),
+            )
+            target = ProbeTarget(
+                host=value("target-host"),
+                port=int(value("target-port") or 0),
+                security=Security(str(self.query_one("#target-security", Select).value)),
+                thresholds=thresholds,
+                name=value("target-name"),
+            )
+            from tuimail.targets import validate_target
+
+            validate_target(target)
+        except (ValueError, TargetError) as exc:
+            error.update(str(exc))
+            return
+        self.dismiss(target)
+
+    @on(Button.Pressed, "#target-cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class MonitorScreen(Screen[None]):
+    BINDINGS = [
+        Binding("r", "probe_now", "Probe now", id="monitor.probe"),
+        Binding("a", "add_target", "Add", id="monitor.add"),
+        Binding("e", "edit_target", "Edit", id="monitor.edit"),
+        Binding("d", "remove_target", "Remove", id="monitor.remove"),
+    ]
+
+    @property
+    def tuimail(self) -> TuimailApp:
+        return cast("TuimailApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield ModeBar("monitor")
+        with Vertical():
+            yield Static("", id="monitor-status")
+            yield DataTable(id="targets", cursor_type="row", zebra_stripes=True)
+            yield Label("Latency history (seconds)", classes="pane-title")
+            yield Sparkline([], id="latency")
+            yield Static("", id="monitor-detail", markup=False)
+            yield TranscriptView(id="probe-view")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.tuimail.listen(self)
+        settings = self.tuimail.config.get("monitor", {})
+        settings = settings if isinstance(settings, dict) else {}
+        self.interval = float(settings.get("interval", DEFAULT_INTERVAL))
+        self.concurrency = int(settings.get("concurrency", DEFAULT_CONCURRENCY))
+        self.history = ProbeHistory.load()
+        self.latest: dict[str, ProbeReport] = {}
+        self.targets: list[ProbeTarget] = []
+        table = self.query_one("#targets", DataTable)
+        table.add_columns("Status", "Target", "Latency", "Cert days", "Last check")
+        self.reload_targets()
+        if self.interval > 0:  # 0: probe only when asked (r)
+            self.action_probe_now()
+            self.set_interval(max(self.interval, 5.0), self.action_probe_now)
+
+    # -- targets ------------------------------------------------------------
+
+    def extra_targets(self) -> dict[str, ProbeTarget]:
+        try:
+            return TargetStore().load()
+        except TargetError as exc:
+            self.notify(str(exc), title="targets.toml", severity="error", timeout=10, markup=False)
+            return {}
+
+    def reload_targets(self) -> None:
+        profiles = {name: p for name, p in self.tuimail.saved_profiles.items() if name != "sandbox"}
+        sandbox = self.tuimail.sandbox_profile
+        if sandbox is not None:
+            profiles = {"sandbox": sandbox, **profiles}
+        self.targets = monitor_targets(profiles, self.extra_targets())
+        table = self.query_one("#targets", DataTable)
+        table.clear()
+        for target in self.targets:
+            table.add_row(*self._cells(target), key=target.key)
+        schedule = (
+            f"probing every {self.interval:g}s" if self.interval > 0 else "probing on request"
+        )
+        self.query_one("#monitor-status", Static).update(
+            f"{len(self.targets)} target(s); {schedule}, {self.concurrency} at a time. "
+            "r: probe now, a: add a target."
+        )
+
+    def _cells(self, target: ProbeTarget) -> list[Any]:
+        from rich.text import Text
+
+        report = self.latest.get(target.key)
+        if report is None:
+            records = self.history.targets.get(target.key, [])
+            if records:
+                last = records[-1]
+                status = str(last.get("status", "UNKNOWN"))
+                return [
+                    Text(status),
+                    target.label,
+                    f"{float(last.get('total', 0)):.3f}s",
+                    str(last.get("days_left") if last.get("days_left") is not None else "—"),
+                    time.strftime("%H:%M:%S", time.localtime(float(last.get("started", 0)))),
+                ]
+            return [Text("…"), target.label, "—", "—", "never"]
+        colour = self.app.theme_variables.get(_STATUS_STYLE[report.status].lstrip("$"), "")
+        days = report.tls.days_left if report.tls else None
+        return [
+            Text(report.status.name, style=f"bold {colour}"),
+            target.label,
+            f"{report.total:.3f}s" if report.reached else "—",
+            str(days) if days is not None else "—",
+            time.strftime("%H:%M:%S", time.localtime(report.started)),
+        ]
+
+    # -- probing ------------------------------------------------------------
+
+    def action_probe_now(self) -> None:
+        if self.targets:
+            self.run_probes(list(self.targets))
+
+    @work(exclusive=True, group="monitor", exit_on_error=False)
+    async def run_probes(self, targets: list[ProbeTarget]) -> None:
+        passwords: dict[str, Any] = {}
+        previous = {t.key: caps for t in targets if (caps := self.history.last_capabilities(t.key))}
+        reports = await probe_many(
+            targets, concurrency=self.concurrency, passwords=passwords, previous=previous
+        )
+        for report in reports:
+            self._record(report)
+        try:
+            self.history.save()
+        except OSError as exc:
+            self.notify(f"The probe history was not saved: {exc}", severity="warning")
+
+    def _record(self, report: ProbeReport) -> None:
+        key = report.target.key
+        before = self.latest.get(key)
+        previous_status = before.status.name if before else self._last_status(key)
+        self.latest[key] = report
+        self.history.add(report)
+        if previous_status is not None and previous_status != report.status.name:
+            severity = "error" if report.status >= Status.CRITICAL else "warning"
+            if report.status is Status.OK:
+                severity = "information"
+            self.notify(
+                f"{report.target.label}: {previous_status} → {report.status.name}"
+                + (f" ({report.reasons[0]})" if report.reasons else ""),
+                title="Monitor",
+                severity=severity,  # type: ignore[arg-type]
+                timeout=10,
+                markup=False,
+            )
+        table = self.query_one("#targets", DataTable)
+        if key in table.rows:
+            for column, value in zip(table.columns, self._cells(report.target), strict=True):
+                table.update_cell(key, column, value, update_width=True)
+        self._show_selected()
+
+    def _last_status(self, key: str) -> str | None:
+        records = self.history.targets.get(key, [])
+        return str(records[-1].get("status")) if records else None
+
+    # -- selection ----------------------------------------------------------
+
+    @on(DataTable.RowHighlighted, "#targets")
+    def _highlighted(self) -> None:
+        self._show_selected()
+
+    def selected_target(self) -> ProbeTarget | None:
+        table = self.query_one("#targets", DataTable)
+        if table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return next((t for t in self.targets if t.key == key), None)
+
+    def _show_selected(self) -> None:
+        target = self.selected_target()
+        if target is None:
+            return
+        self.query_one("#latency", Sparkline).data = self.history.latencies(target.key) or [0.0]
+        report = self.latest.get(target.key)
+        detail = self.query_one("#monitor-detail", Static)
+        view = self.query_one("#probe-view", TranscriptView)
+        if report is None:
+            detail.update(f"{target.label}: not probed in this run yet")
+            view.show(None)
+            return
+        detail.update(report.summary())
+        if view.transcript is not report.transcript:
+            view.show(report.transcript)
+
+    # -- editing targets ----------------------------------------------------
+
+    def action_add_target(self) -> None:
+        self.app.push_screen(TargetDialog(), self._saved)
+
+    def action_edit_target(self) -> None:
+        target = self.selected_target()
+        if target is None or target.name not in self.extra_targets():
+            self.notify(
+                "Profiles are edited on Accounts; only extra targets here.", severity="warning"
+            )
+            return
+        self.app.push_screen(TargetDialog(target), lambda t: self._saved(t, target.name))
+
+    def _saved(self, target: ProbeTarget | None, original: str | None = None) -> None:
+        if target is None:
+            return
+        try:
+            TargetStore().save(target, replace_name=original)
+        except (TargetError, OSError) as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        self.reload_targets()
+        self.run_probes([target])
+
+    def action_remove_target(self) -> None:
+        target = self.selected_target()
+        if target is None or target.name not in self.extra_targets():
+            self.notify("Only extra targets can be removed here.", severity="warning")
+            return
+        try:
+            TargetStore().remove(target.name)
+        except (KeyError, TargetError, OSError) as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        self.latest.pop(target.key, None)
+        self.reload_targets()
