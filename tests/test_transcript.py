@@ -257,3 +257,15 @@ async def test_hostile_control_characters_are_escaped() -> None:
         server.close()
     greeting = next(e.text for e in report.transcript if e.direction is Direction.SERVER)
     assert "\x1b" not in greeting and "\\x1b[2J" in greeting
+
+
+def test_jsonl_round_trip() -> None:
+    transcript = Transcript()
+    transcript.event(EventKind.TLS, "TLS established", secure=True, version="TLSv1.3")
+    transcript.add(Direction.CLIENT, "AUTH PLAIN ********", secure=True, redacted=True)
+    transcript.add(Direction.SERVER, "235 ok", secure=True)
+    again = Transcript.from_jsonl(transcript.to_jsonl())
+    assert again.entries == [
+        type(e)(round(e.elapsed, 6), e.direction, e.text, e.secure, e.kind, e.redacted, e.data)
+        for e in transcript.entries
+    ]

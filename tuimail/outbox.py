@@ -40,7 +40,7 @@ from tuimail.maildir import deliver, ensure_maildir
 from tuimail.message import OutgoingMessage
 from tuimail.profiles import Profile
 from tuimail.session import SessionReport, send
-from tuimail.transcript import Entry
+from tuimail.transcript import Entry, Transcript
 
 
 class State(enum.StrEnum):
@@ -300,6 +300,7 @@ class Outbox:
         on_entry: Callable[[Entry], None] | None = None,
         deadline: float = 300.0,
         outgoing: OutgoingMessage | None = None,
+        transcript: Transcript | None = None,
     ) -> Outcome:
         """Send one queued message once, under its lock; update or retire it.
 
@@ -318,7 +319,14 @@ class Outbox:
             if outgoing is None or outgoing.to_bytes() != data:
                 outgoing = _outgoing_from(entry, data)
             profile = _profile_from(entry.profile)
-            report = await send(profile, outgoing, password, on_entry=on_entry, deadline=deadline)
+            report = await send(
+                profile,
+                outgoing,
+                password,
+                on_entry=on_entry,
+                deadline=deadline,
+                transcript=transcript,
+            )
             return self._settle(entry, report)
 
     def _settle(self, entry: Queued, report: SessionReport) -> Outcome:

@@ -181,6 +181,28 @@ class Transcript:
     def to_jsonl(self) -> str:
         return "".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in self.entries)
 
+    @classmethod
+    def from_jsonl(cls, text: str, title: str = "") -> Transcript:
+        """Read back what :meth:`to_jsonl` wrote (the sent folder keeps transcripts so)."""
+        transcript = cls(title=title)
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            kind = record.get("kind")
+            transcript.entries.append(
+                Entry(
+                    elapsed=float(record["t"]),
+                    direction=Direction(record["dir"]),
+                    text=str(record["text"]),
+                    secure=bool(record.get("tls", False)),
+                    kind=EventKind(kind) if kind else None,
+                    redacted=bool(record.get("redacted", False)),
+                    data=record.get("data"),
+                )
+            )
+        return transcript
+
 
 def secret_forms(secret: str) -> list[str]:
     """``secret`` and the base64 text that contains it at any alignment.

@@ -22,6 +22,7 @@ from textual.worker import Worker, WorkerState
 
 from tuimail.credentials import CredentialStore, KeyringError, Secret
 from tuimail.message import Draft, DraftInvalid, build_message
+from tuimail.outbox import Outbox, OutboxError, RetryPolicy
 from tuimail.profiles import Profile, ProfileStore, ProfileStoreError
 from tuimail.sandbox import (
     SANDBOX_PROFILE,
@@ -47,6 +48,7 @@ from tuimail.ui.messages import (
 from tuimail.ui.screens.accounts import AccountsScreen
 from tuimail.ui.screens.compose import ComposeScreen
 from tuimail.ui.screens.dialogs import HelpScreen
+from tuimail.ui.screens.mailboxes import MailboxesScreen
 from tuimail.ui.screens.monitor import MonitorScreen
 from tuimail.ui.screens.sandbox import SandboxScreen
 from tuimail.ui.screens.transcript import TranscriptScreen
@@ -66,6 +68,7 @@ class TuimailApp(App[None]):
         "accounts": AccountsScreen,
         "sandbox": SandboxScreen,
         "monitor": MonitorScreen,
+        "mailboxes": MailboxesScreen,
     }
     DEFAULT_MODE = "compose"
     # The function keys are priority bindings: TextArea takes F5-F7 and would
@@ -97,6 +100,14 @@ class TuimailApp(App[None]):
         Binding(
             "f6", "switch_mode('monitor')", "Monitor", id="app.monitor", show=False, priority=True
         ),
+        Binding(
+            "f7",
+            "switch_mode('mailboxes')",
+            "Outbox, drafts, sent",
+            id="app.mailboxes",
+            show=False,
+            priority=True,
+        ),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
 
@@ -118,6 +129,7 @@ class TuimailApp(App[None]):
         self._start_sandbox = start_sandbox
         self._sandbox_config = sandbox_config or SandboxConfig(port=0)
         self.config = settings.load_config()
+        self.outbox = Outbox(policy=_retry_policy(self.config))
         self._load_profiles()
         self.initial_profile = self._initial_profile(profile)
         super().__init__()
@@ -176,6 +188,7 @@ class TuimailApp(App[None]):
                 timeout=10,
                 markup=False,
             )
+        self.set_interval(60, self.flush_due)
         if self._start_sandbox:
             await self._bring_up_sandbox()
 
@@ -258,6 +271,74 @@ class TuimailApp(App[None]):
         self.sending = True
         self.run_session("test", profile, None)
 
+    def start_retry(self, key: str) -> None:
+        self.sending = True
+        self.run_retry(key)
+
+    @work(exclusive=True, group="smtp", exit_on_error=False)
+    async def run_retry(self, key: str) -> SessionReport:
+        """Send one outbox message now (a failed one too: the user asked)."""
+        queued = await asyncio.to_thread(self.outbox.requeue, key)
+        profile = Profile.from_toml_table(
+            queued.profile_name, {k: v for k, v in queued.profile.items() if k != "name"}
+        )
+        password = await self._password_for(profile)
+        run = SessionRun(
+            "retry", profile.name, ", ".join(queued.recipients), Transcript(title=f"retry {key}")
+        )
+        run.outbox_key = key
+        self.history.add(run)
+        self.post_message(SessionStarted(run))
+
+        def deliver_live(entry: Any) -> None:
+            self.post_message(TranscriptEntry(run, entry))
+
+        outcome = await self.outbox.attempt(
+            key, password, on_entry=deliver_live, transcript=run.transcript
+        )
+        run.outbox_state = outcome.state
+        run.report = outcome.report or SessionReport(run.transcript)
+        self.post_message(SessionFinished(run))
+        return run.report
+
+    @work(exclusive=True, group="outbox-flush", exit_on_error=False)
+    async def flush_due(self) -> None:
+        """Every minute: send what is due in the outbox, as 'tuimail outbox flush' would."""
+        if self.sending:
+            return
+        import time
+
+        due = [q for q in await asyncio.to_thread(self.outbox.entries) if q.due(time.time())]
+        if not due:
+            return
+
+        def password(profile: Profile) -> Secret | None:
+            if profile.name not in self.saved_profiles:
+                return None
+            return CredentialStore().get(profile.name)
+
+        outcomes = await self.outbox.flush(password)
+        sent = sum(1 for o in outcomes if o.state == "sent")
+        if sent:
+            self.notify(f"Sent {sent} queued message(s) from the outbox.", title="Outbox")
+        for screen in self._listening_screens():
+            if isinstance(screen, MailboxesScreen) and screen.is_mounted:
+                screen.reload()
+
+    async def action_quit(self) -> None:
+        """Save the draft being written, then leave (the timer may not have fired yet)."""
+        for screen in self._listening_screens():
+            if isinstance(screen, ComposeScreen) and screen.is_mounted:
+                screen.save_draft_now()
+        self.exit()
+
+    def open_draft(self, saved: Any) -> None:
+        """Continue a draft (or an outbox message turned back into one) in Compose."""
+        self.switch_mode("compose")
+        for screen in self._listening_screens():
+            if isinstance(screen, ComposeScreen):
+                screen.load_draft(saved)
+
     @work(exclusive=True, group="smtp", exit_on_error=False)
     async def run_session(self, kind: str, profile: Profile, draft: Draft | None) -> SessionReport:
         """Build (off the loop), fetch the password (off the loop), then talk SMTP."""
@@ -277,7 +358,26 @@ class TuimailApp(App[None]):
         def deliver_live(entry: Any) -> None:
             self.post_message(TranscriptEntry(run, entry))
 
-        if outgoing is not None:
+        if outgoing is not None and self._uses_outbox(profile):
+            try:
+                queued = await asyncio.to_thread(self.outbox.enqueue, profile, outgoing)
+            except OutboxError as exc:
+                run.report = SessionReport(run.transcript)
+                run.outbox_state = "not stored"
+                self.call_later(self._store_failed, exc)
+                self.post_message(SessionFinished(run))
+                raise
+            run.outbox_key = queued.key
+            outcome = await self.outbox.attempt(
+                queued.key,
+                password,
+                on_entry=deliver_live,
+                transcript=run.transcript,
+                outgoing=outgoing,
+            )
+            run.outbox_state = outcome.state
+            report = outcome.report or SessionReport(run.transcript)
+        elif outgoing is not None:
             report = await send(
                 profile, outgoing, password, on_entry=deliver_live, transcript=run.transcript
             )
@@ -288,6 +388,15 @@ class TuimailApp(App[None]):
         run.report = report
         self.post_message(SessionFinished(run))
         return report
+
+    def _uses_outbox(self, profile: Profile) -> bool:
+        """Every send is stored first, except to the sandbox, whose port changes each run."""
+        return not (profile.name == SANDBOX_PROFILE and SANDBOX_PROFILE not in self.saved_profiles)
+
+    def _store_failed(self, exc: OutboxError) -> None:
+        for screen in self._listening_screens():
+            if isinstance(screen, ComposeScreen):
+                screen.set_status(f"✗ {exc} Your draft is kept.", "error")
 
     async def _password_for(self, profile: Profile) -> Secret | None:
         if not profile.username or profile.name == SANDBOX_PROFILE:
@@ -316,7 +425,8 @@ class TuimailApp(App[None]):
             self.sending = False
         if event.state is WorkerState.ERROR:
             error = event.worker.error
-            if not isinstance(error, (DraftInvalid, KeyringError)):
+            handled = (DraftInvalid, KeyringError, OutboxError)  # each already explained
+            if not isinstance(error, handled):
                 self.notify(
                     f"The session stopped: {error}", severity="error", timeout=10, markup=False
                 )
@@ -325,6 +435,8 @@ class TuimailApp(App[None]):
                     screen.query_one("#send").disabled = False
                     if isinstance(error, KeyringError):
                         screen.set_status(f"keyring: {error.message}", "error")
+                    elif isinstance(error, OutboxError):
+                        screen.set_status(f"✗ {error} Your draft is kept.", "error")
                     elif not isinstance(error, DraftInvalid):
                         # Not left at "sending via …" for ever.
                         screen.set_status(f"✗ the session stopped: {error}", "error")
@@ -355,6 +467,13 @@ class TuimailApp(App[None]):
                 where = f" ({mode})" if mode else ""
                 rows.append((key, f"{binding.description}{where}  [id {binding.id}]"))
         return rows
+
+
+def _retry_policy(config: dict[str, Any]) -> RetryPolicy:
+    try:
+        return RetryPolicy.from_config(config.get("outbox", {}))
+    except (TypeError, ValueError):
+        return RetryPolicy()
 
 
 def run_app(profile: str | None = None) -> int:

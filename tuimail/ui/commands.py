@@ -17,6 +17,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("Go to Accounts", "app.switch_mode:accounts", ""),
     ("Go to Sandbox inbox", "app.switch_mode:sandbox", ""),
     ("Go to Monitor", "app.switch_mode:monitor", ""),
+    ("Go to Outbox, drafts and sent", "app.switch_mode:mailboxes", ""),
     ("Probe every target now", "screen.action_probe_now", "monitor"),
     ("Add a monitor target", "screen.action_add_target", "monitor"),
     ("Export the transcript", "screen.action_export", "transcript"),

@@ -23,6 +23,9 @@ class SessionRun:
     id: int = field(default_factory=lambda: next(_ids))
     started: float = field(default_factory=time.time)
     report: SessionReport | None = None
+    #: Through the outbox: "sent", "queued", "failed" or "possibly-delivered"; "" when not.
+    outbox_state: str = ""
+    outbox_key: str = ""
 
     @property
     def finished(self) -> bool:

@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import (
     Button,
     Footer,
@@ -30,6 +31,7 @@ from textual.widgets import (
     TextArea,
 )
 
+from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft
 from tuimail.profiles import Profile, Security
 from tuimail.sandbox import SANDBOX_PROFILE
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
     from tuimail.ui.app import TuimailApp
 
 WIDE = 120
+#: Seconds of quiet typing before the draft is written.
+DRAFT_SAVE_DELAY = 2.0
 _MENTIONS_ATTACHMENT = re.compile(r"\battach(ed|ment|ments|ing)?\b|\benclosed\b", re.IGNORECASE)
 
 
@@ -103,6 +107,11 @@ class ComposeScreen(Screen[None]):
     def on_mount(self) -> None:
         self.tuimail.listen(self)
         self.attachments: list[Path] = []
+        self.draft_id = DraftStore.new_id()
+        self._draft_dirty = False
+        self._draft_save_failing = False
+        self._draft_timer: Timer | None = None
+        self._loading = False
         self.reload_profiles(self.tuimail.initial_profile)
         self.app.set_focus(self.query_one("#input-to", Input))
 
@@ -202,6 +211,76 @@ class ComposeScreen(Screen[None]):
         for name in ("error", "ok", "busy"):
             status.set_class(kind == name, f"-{name}")
 
+    # -- drafts: saved as you type -----------------------------------------
+
+    @on(Input.Changed)
+    @on(TextArea.Changed)
+    @on(Select.Changed, "#profile")
+    def _changed(self) -> None:
+        if self._loading:
+            return
+        self._draft_dirty = True
+        if self._draft_timer is not None:
+            self._draft_timer.stop()
+        self._draft_timer = self.set_timer(DRAFT_SAVE_DELAY, self.save_draft_now)
+
+    def _is_empty(self, draft: Draft) -> bool:
+        return not (draft.to or draft.cc or draft.bcc or draft.subject or draft.body.strip())
+
+    def save_draft_now(self) -> None:
+        """Write the draft (a small file, atomically): a crash loses seconds, not the message."""
+        if not self._draft_dirty:
+            return
+        draft = self.draft()
+        self._draft_dirty = False
+        store = DraftStore()
+        if self._is_empty(draft):
+            store.delete(self.draft_id)
+            return
+        profile = self.profile
+        try:
+            store.save(SavedDraft(self.draft_id, profile.name if profile else "", draft))
+        except OSError as exc:
+            self._draft_dirty = True
+            if not self._draft_save_failing:  # say it once, not at every key
+                self.notify(
+                    f"The draft could not be saved ({exc.strerror or exc}); it is still here.",
+                    title="Drafts",
+                    severity="warning",
+                    markup=False,
+                )
+            self._draft_save_failing = True
+            return
+        self._draft_save_failing = False
+
+    def forget_draft(self) -> None:
+        """The message went out (or into the outbox): its draft is done."""
+        DraftStore().delete(self.draft_id)
+        self.draft_id = DraftStore.new_id()
+        self._draft_dirty = False
+
+    def load_draft(self, saved: SavedDraft) -> None:
+        self._loading = True
+        try:
+            self.clear_draft()
+            draft = saved.draft
+            self.query_one("#field-to", AddressField).value = ", ".join(draft.to)
+            self.query_one("#field-cc", AddressField).value = ", ".join(draft.cc)
+            self.query_one("#field-bcc", AddressField).value = ", ".join(draft.bcc)
+            self.query_one("#subject", Input).value = draft.subject
+            self.query_one("#body", TextArea).text = draft.body
+            for path in draft.attachments:
+                self._attached(path)
+            if saved.profile in self.tuimail.all_profiles():
+                self.reload_profiles(saved.profile)
+        finally:
+            self.call_after_refresh(self._loaded)
+        self.draft_id = saved.id
+        self.set_status(f"draft {saved.title}", "")
+
+    def _loaded(self) -> None:
+        self._loading = False
+
     def clear_draft(self) -> None:
         for field in self.query(AddressField):
             field.value = ""
@@ -257,6 +336,8 @@ class ComposeScreen(Screen[None]):
         return ""
 
     def action_new_message(self) -> None:
+        self.save_draft_now()
+        self.draft_id = DraftStore.new_id()
         self.clear_draft()
         self.set_status("")
         self.app.set_focus(self.query_one("#input-to", Input))
@@ -266,6 +347,7 @@ class ComposeScreen(Screen[None]):
 
     def _attached(self, path: Path | None) -> None:
         if path is not None and path not in self.attachments:
+            self._changed()
             self.attachments.append(path)
             size = path.stat().st_size if path.exists() else 0
             self.query_one("#attachments", ListView).append(
@@ -308,14 +390,26 @@ class ComposeScreen(Screen[None]):
         report = run.report
         if report is None:
             return
+        if run.outbox_state == "not stored":
+            return  # the app has said why; the draft stays
         if report.failure is not None:
             failure = report.failure
             kind = "temporary" if failure.temporary else "permanent"
+            kept = {
+                "queued": " Queued in the outbox: it will be retried (F7).",
+                "failed": " Kept in the outbox as failed (F7).",
+                "possibly-delivered": " It may have arrived; kept in the outbox (F7).",
+            }.get(run.outbox_state, "")
             self.set_status(
-                f"✗ {failure.stage.value} failed ({kind}): {failure.explanation}", "error"
+                f"✗ {failure.stage.value} failed ({kind}): {failure.explanation}{kept}", "error"
             )
+            if run.outbox_state == "queued":
+                # Safe in the outbox and retried from there: editing on would send it twice.
+                self.forget_draft()
+                self.clear_draft()
         elif report.delivery is not None:
             refused = report.delivery.refused
             note = f"; refused: {', '.join(r.address for r in refused)}" if refused else ""
             self.set_status(f"✓ sent {report.delivery.message_id}{note}", "ok")
+            self.forget_draft()
             self.clear_draft()

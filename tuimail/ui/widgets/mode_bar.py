@@ -13,6 +13,7 @@ MODES = [
     ("accounts", "F4", "Accounts"),
     ("sandbox", "F5", "Sandbox"),
     ("monitor", "F6", "Monitor"),
+    ("mailboxes", "F7", "Outbox"),
 ]
 
 

@@ -1,0 +1,206 @@
+"""Outbox, drafts and sent in the app: nothing typed or queued is lost."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, TabbedContent
+
+from tests.conftest import require_tool
+from tests.smtpservers import ServerThread, Sink
+from tests.test_ui_tmux import TUIMAIL, Tmux
+from tests.ui_support import (
+    draft_values,
+    fill_draft,
+    save_profile,
+    static_text,
+    wait_for,
+    wait_for_run,
+)
+from tuimail.drafts import DraftStore
+from tuimail.outbox import Outbox
+from tuimail.ui import screens
+from tuimail.ui.app import TuimailApp
+from tuimail.ui.screens.mailboxes import MailboxesScreen
+
+
+@pytest.fixture(autouse=True)
+def quick_drafts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(screens.compose, "DRAFT_SAVE_DELAY", 0.1)
+
+
+async def open_mailboxes(pilot: Pilot[Any], tab: str) -> MailboxesScreen:
+    await pilot.press("f7")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, MailboxesScreen), "F7")
+    screen = pilot.app.screen
+    assert isinstance(screen, MailboxesScreen)
+    screen.query_one("#boxes", TabbedContent).active = tab
+    await pilot.pause()
+    return screen
+
+
+async def test_queued_send_is_retried_from_the_outbox_and_lands_in_sent(
+    servers: ServerThread, tmp_path: Path
+) -> None:
+    sink = Sink(rcpt_replies={"bob@example.test": "451 4.3.0 Try again later"})
+    save_profile(name="local", host="127.0.0.1", port=servers.smtp(sink), security="none")
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await fill_draft(pilot, to="bob@example.test", subject="Queued", body="Hello")
+        await pilot.press("ctrl+s")
+        run = await wait_for_run(pilot)
+        assert run.outbox_state == "queued"
+        assert "Queued in the outbox" in static_text(app, "#send-status")
+        assert draft_values(app) == ("", "", "")  # safe in the outbox, not twice on screen
+
+        screen = await open_mailboxes(pilot, "tab-outbox")
+        table = screen.query_one("#outbox-table", DataTable)
+        assert table.row_count == 1 and str(table.get_row_at(0)[0]) == "queued"
+        sink.rcpt_replies.clear()
+        await pilot.press("r")
+        retry = await wait_for_run(pilot, 2)
+        assert retry.kind == "retry" and retry.outbox_state == "sent"
+        assert len(sink.messages) == 1
+        await wait_for(pilot, lambda: table.row_count == 0, "the outbox to empty")
+
+        screen.query_one("#boxes", TabbedContent).active = "tab-sent"
+        await pilot.pause()
+        sent = screen.query_one("#sent-table", DataTable)
+        assert sent.row_count == 1 and str(sent.get_row_at(0)[2]) == "Queued"
+        sent.move_cursor(row=0)
+        await pilot.pause()
+        assert "Subject: Queued" in str(screen.query_one("#sent-view").content)
+        view = screen.query_one("#sent-transcript")
+        assert any(e.text.startswith("250 Message accepted") for e in view.transcript.entries)
+
+        export = tmp_path / "mail.eml"
+        await pilot.press("x")
+        await wait_for(pilot, lambda: pilot.app.screen.query("#path"), "the export dialog")
+        pilot.app.screen.query_one("#path").value = str(export)
+        await pilot.click("#export")
+        await wait_for(
+            pilot, lambda: export.exists() and export.with_suffix(".txt").exists(), "the files"
+        )
+        assert export.read_bytes() == sink.messages[0].content
+        assert "<-  250 Message accepted" in export.with_suffix(".txt").read_text()
+
+
+async def test_failed_message_is_edited_as_a_draft_or_deleted(servers: ServerThread) -> None:
+    refused = "550 5.1.1 No such user"
+    sink = Sink(rcpt_replies={"bob@example.test": refused, "hidden@example.test": refused})
+    save_profile(name="local", host="127.0.0.1", port=servers.smtp(sink), security="none")
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await fill_draft(pilot, to="bob@example.test", subject="Typo", body="Body text")
+        await pilot.click("#input-bcc")
+        await pilot.press(*"hidden@example.test")
+        await pilot.press("ctrl+s")
+        run = await wait_for_run(pilot)
+        assert run.outbox_state == "failed"
+        screen = await open_mailboxes(pilot, "tab-outbox")
+        table = screen.query_one("#outbox-table", DataTable)
+        assert str(table.get_row_at(0)[0]) == "failed"
+        await pilot.press("e")
+        await wait_for(pilot, lambda: app.current_mode == "compose", "compose")
+        await pilot.pause()
+        to, subject, body = draft_values(app)
+        assert ("bob@example.test" in to, subject, body.strip()) == (True, "Typo", "Body text")
+        assert app.screen.query_one("#input-bcc").value == "hidden@example.test"
+        assert Outbox().entries() == []  # the draft replaces the failed message
+
+
+async def test_drafts_are_saved_as_you_type_and_reopened() -> None:
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await fill_draft(pilot, to="carol@example.test", subject="Plans", body="Unfinished")
+        await wait_for(
+            pilot,
+            lambda: [d.draft.body for d in DraftStore().list()] == ["Unfinished"],
+            "the whole draft to be saved",
+        )
+        [saved] = DraftStore().list()
+        assert (saved.draft.to, saved.draft.subject) == (["carol@example.test"], "Plans")
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert draft_values(app) == ("", "", "")
+        screen = await open_mailboxes(pilot, "tab-drafts")
+        drafts = screen.query_one("#drafts-table", DataTable)
+        assert drafts.row_count == 1
+        drafts.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.current_mode == "compose", "compose")
+        await pilot.pause()
+        assert draft_values(app) == ("carol@example.test", "Plans", "Unfinished")
+
+
+async def test_unwritable_data_dir_keeps_the_draft(
+    servers: ServerThread, isolated_dirs: Path
+) -> None:
+    sink = Sink()
+    save_profile(name="local", host="127.0.0.1", port=servers.smtp(sink), security="none")
+    data = isolated_dirs / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    immutable = os.geteuid() == 0 and shutil.which("chattr") is not None
+    subprocess.run(["chattr", "+i", str(data)], check=True) if immutable else data.chmod(0o500)
+    try:
+        app = TuimailApp(start_sandbox=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await fill_draft(pilot, to="bob@example.test", subject="Kept", body="Still here")
+            await pilot.press("ctrl+s")
+            try:
+                await wait_for(
+                    pilot, lambda: "draft is kept" in static_text(app, "#send-status"), "the error"
+                )
+            except AssertionError:
+                raise AssertionError(static_text(app, "#send-status")) from None
+            assert "nothing was sent" in static_text(app, "#send-status")
+            assert draft_values(app) == ("bob@example.test", "Kept", "Still here")
+    finally:
+        subprocess.run(["chattr", "-i", str(data)], check=True) if immutable else data.chmod(0o700)
+    assert sink.messages == []
+
+
+def test_a_killed_app_keeps_its_draft(isolated_dirs: Path) -> None:
+    tmux = Tmux(require_tool("tmux", "tmux"))
+    names = (
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "XDG_STATE_HOME",
+        "PYTHON_KEYRING_BACKEND",
+        "HOME",
+        "PATH",
+    )
+    environment = " ".join(f"{n}={shlex.quote(os.environ[n])}" for n in names if n in os.environ)
+    command = f"env -i {environment} TERM=xterm-256color LANG=C.UTF-8 {shlex.quote(str(TUIMAIL))}"
+    drafts = DraftStore()
+    try:
+        tmux.start(command, width=120, height=40)
+        tmux.wait_until(lambda s: "F2 Compose" in s and "127.0.0.1:" in s, "compose")
+        tmux.keys("dora@example.test", literal=True)
+        tmux.wait_for_text("dora@example.test")
+        deadline = time.monotonic() + 30
+        while not drafts.list() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert drafts.list(), "the draft was never saved"
+        pid = int(tmux.run("display-message", "-p", "-t", tmux.target, "#{pane_pid}").stdout)
+        os.kill(pid, signal.SIGKILL)  # no goodbye: a crash
+        deadline = time.monotonic() + 10
+        while tmux.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        tmux.start(command, width=120, height=40)
+        tmux.wait_until(lambda s: "F2 Compose" in s, "compose again")
+        tmux.keys("F7")
+        tmux.wait_for_text("F7 Outbox")
+        tmux.keys("Right")  # Outbox -> Drafts tab
+        tmux.wait_for_text("dora@example.test")
+    finally:
+        tmux.kill()

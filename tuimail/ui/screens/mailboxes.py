@@ -1,0 +1,261 @@
+"""Outbox, drafts and sent mail (F7): what is waiting, what was started, what went out.
+
+Outbox: retry (r), edit as a draft (e), or delete (d) a queued or failed
+message. Drafts: open one in Compose (enter or o) or delete it (d). Sent: read a
+message with its transcript, export it as ``.eml`` and the transcript as text
+and JSON Lines (x). Everything here reads the core's stores; nothing is cached.
+"""
+
+from __future__ import annotations
+
+import time
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+
+from tuimail.atomic import atomic_write_bytes
+from tuimail.drafts import DraftStore, SavedDraft
+from tuimail.message import Draft
+from tuimail.outbox import OutboxError, Queued, short_id
+from tuimail.transcript import Transcript
+from tuimail.ui.screens.dialogs import ExportDialog, ExportRequest
+from tuimail.ui.widgets.mode_bar import ModeBar
+from tuimail.ui.widgets.transcript_view import TranscriptView
+
+if TYPE_CHECKING:
+    from tuimail.ui.app import TuimailApp
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp)) if timestamp else "now"
+
+
+def draft_from_message(data: bytes, queued: Queued) -> Draft:
+    """A queued message back into an editable draft (Bcc comes from the envelope)."""
+    message = message_from_bytes(data, policy=policy.default)
+    shown = {a.lower() for header in ("To", "Cc") for a in _addresses(message.get(header, ""))}
+    body_part = message.get_body(preferencelist=("plain",))
+    return Draft(
+        from_address=str(message.get("From", "")),
+        to=[str(message["To"])] if message["To"] else [],
+        cc=[str(message["Cc"])] if message["Cc"] else [],
+        bcc=[r for r in queued.recipients if r.lower() not in shown],
+        subject=str(message.get("Subject", "")),
+        body=body_part.get_content() if body_part is not None else "",
+    )
+
+
+def _addresses(value: object) -> list[str]:
+    addresses = getattr(value, "addresses", ())
+    return [a.addr_spec for a in addresses]
+
+
+class MailboxesScreen(Screen[None]):
+    BINDINGS = [
+        Binding("r", "retry", "Retry", id="mailboxes.retry"),
+        Binding("e", "edit", "Edit as draft", id="mailboxes.edit"),
+        Binding("d", "delete", "Delete", id="mailboxes.delete"),
+        Binding("x", "export", "Export", id="mailboxes.export"),
+        Binding("o", "open_draft", "Open draft", id="mailboxes.open"),
+    ]
+
+    @property
+    def tuimail(self) -> TuimailApp:
+        return cast("TuimailApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield ModeBar("mailboxes")
+        with TabbedContent(id="boxes"):
+            with TabPane("Outbox", id="tab-outbox"):
+                yield DataTable(id="outbox-table", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="outbox-detail", markup=False)
+            with TabPane("Drafts", id="tab-drafts"):
+                yield DataTable(id="drafts-table", cursor_type="row", zebra_stripes=True)
+            with TabPane("Sent", id="tab-sent"), Horizontal():
+                yield DataTable(id="sent-table", cursor_type="row", zebra_stripes=True)
+                with VerticalScroll(id="sent-message"):
+                    yield Static("", id="sent-view", markup=False)
+                yield TranscriptView(id="sent-transcript")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.tuimail.listen(self)
+        self.query_one("#outbox-table", DataTable).add_columns(
+            "State", "To", "Via", "Attempts", "Next", "Last error"
+        )
+        self.query_one("#drafts-table", DataTable).add_columns(
+            "Saved", "Subject and recipients", "Profile"
+        )
+        self.query_one("#sent-table", DataTable).add_columns("Sent", "To", "Subject")
+        self.reload()
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    @property
+    def current_tab(self) -> str:
+        return str(self.query_one("#boxes", TabbedContent).active)
+
+    # -- loading ------------------------------------------------------------
+
+    def reload(self) -> None:
+        outbox = self.tuimail.outbox
+        table = self.query_one("#outbox-table", DataTable)
+        table.clear()
+        self.queued = {q.key: q for q in outbox.entries()}
+        for queued in self.queued.values():
+            table.add_row(
+                queued.state.value,
+                ", ".join(queued.recipients),
+                queued.profile_name,
+                str(len(queued.attempts)),
+                _when(queued.next_attempt) if queued.state.value == "queued" else "—",
+                queued.last_error[:80],
+                key=queued.key,
+            )
+        drafts = self.query_one("#drafts-table", DataTable)
+        drafts.clear()
+        self.drafts = {d.id: d for d in DraftStore().list()}
+        for saved in self.drafts.values():
+            drafts.add_row(_when(saved.saved), saved.title, saved.profile, key=saved.id)
+        sent = self.query_one("#sent-table", DataTable)
+        sent.clear()
+        self.sent = dict(outbox.sent())
+        for key, data in reversed(list(self.sent.items())):
+            message = message_from_bytes(data[:65536], policy=policy.default)
+            sent.add_row(
+                _when((outbox.sent_dir / "new" / key).stat().st_mtime),
+                str(message.get("To", "")),
+                str(message.get("Subject", "")),
+                key=key,
+            )
+
+    def _selected(self, table_id: str) -> str | None:
+        table = self.query_one(f"#{table_id}", DataTable)
+        if table.row_count == 0:
+            return None
+        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    @on(DataTable.RowHighlighted, "#outbox-table")
+    def _outbox_row(self) -> None:
+        key = self._selected("outbox-table")
+        queued = self.queued.get(key or "")
+        detail = self.query_one("#outbox-detail", Static)
+        if queued is None:
+            detail.update("")
+            return
+        lines = [
+            f"{short_id(queued.key)}  {queued.message_id}",
+            f"from {queued.sender} to {', '.join(queued.recipients)} via {queued.profile_name}",
+            f"queued {_when(queued.created)}; {len(queued.attempts)} attempt(s)",
+        ]
+        if queued.last_error:
+            lines.append(f"last error: {queued.last_error}")
+        detail.update("\n".join(lines))
+
+    @on(DataTable.RowHighlighted, "#sent-table")
+    def _sent_row(self) -> None:
+        key = self._selected("sent-table")
+        if key is None or key not in self.sent:
+            return
+        message = message_from_bytes(self.sent[key], policy=policy.default)
+        lines = [
+            f"{h}: {message[h]}"
+            for h in ("From", "To", "Cc", "Subject", "Date", "Message-ID")
+            if message[h]
+        ]
+        body = message.get_body(preferencelist=("plain",))
+        lines += ["", body.get_content() if body is not None else "(no text part)"]
+        self.query_one("#sent-view", Static).update("\n".join(lines))
+        try:
+            transcript = Transcript.from_jsonl(self.tuimail.outbox.sent_transcript(key))
+        except (OSError, ValueError):
+            transcript = None
+        self.query_one("#sent-transcript", TranscriptView).show(transcript)
+
+    # -- actions ------------------------------------------------------------
+
+    def action_retry(self) -> None:
+        key = self._selected("outbox-table") if self.current_tab == "tab-outbox" else None
+        if key is None:
+            return
+        if self.tuimail.sending:
+            self.notify("A session is already running.", severity="warning")
+            return
+        self.tuimail.start_retry(key)
+
+    def action_edit(self) -> None:
+        key = self._selected("outbox-table") if self.current_tab == "tab-outbox" else None
+        queued = self.queued.get(key or "")
+        if queued is None:
+            return
+        try:
+            draft = draft_from_message(self.tuimail.outbox.message_bytes(queued.key), queued)
+            self.tuimail.outbox.drop(queued.key)
+        except (OSError, OutboxError) as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        self.tuimail.open_draft(SavedDraft(DraftStore.new_id(), queued.profile_name, draft))
+
+    def action_delete(self) -> None:
+        tab = self.current_tab
+        try:
+            if tab == "tab-outbox" and (key := self._selected("outbox-table")):
+                self.tuimail.outbox.drop(key)
+            elif tab == "tab-drafts" and (draft_id := self._selected("drafts-table")):
+                DraftStore().delete(draft_id)
+        except (KeyError, OSError, OutboxError) as exc:
+            self.notify(str(exc), severity="error", markup=False)
+        self.reload()
+
+    @on(DataTable.RowSelected, "#drafts-table")
+    def _draft_chosen(self) -> None:
+        self.action_open_draft()
+
+    def action_open_draft(self) -> None:
+        draft_id = self._selected("drafts-table") if self.current_tab == "tab-drafts" else None
+        if draft_id and draft_id in self.drafts:
+            self.tuimail.open_draft(self.drafts[draft_id])
+
+    def action_export(self) -> None:
+        key = self._selected("sent-table") if self.current_tab == "tab-sent" else None
+        if key is None:
+            self.notify("Choose a sent message to export.", severity="warning")
+            return
+        default = Path.cwd() / f"tuimail-{short_id(key)}.eml"
+        self.app.push_screen(ExportDialog(default), lambda request: self._export(key, request))
+
+    def _export(self, key: str, request: ExportRequest | None) -> None:
+        if request is not None:
+            self.write_export(key, request)
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def write_export(self, key: str, request: ExportRequest) -> None:
+        """The message as .eml beside the transcript in the chosen format."""
+        eml = request.path.with_suffix(".eml")
+        transcript_path = request.path.with_suffix(
+            ".jsonl" if request.format == "jsonl" else ".txt"
+        )
+        try:
+            transcript = Transcript.from_jsonl(self.tuimail.outbox.sent_transcript(key))
+            text = transcript.to_jsonl() if request.format == "jsonl" else transcript.to_text()
+            atomic_write_bytes(eml, self.sent[key], mode=0o600)
+            atomic_write_bytes(transcript_path, text.encode("utf-8"), mode=0o600)
+        except (OSError, ValueError) as exc:
+            self.app.call_from_thread(
+                self.notify, f"Export failed: {exc}", severity="error", markup=False
+            )
+            return
+        self.app.call_from_thread(
+            self.notify, f"Exported {eml.name} and {transcript_path.name}", markup=False
+        )
+
+    def on_session_finished(self) -> None:
+        self.reload()
