@@ -204,3 +204,41 @@ def test_a_killed_app_keeps_its_draft(isolated_dirs: Path) -> None:
         tmux.wait_for_text("dora@example.test")
     finally:
         tmux.kill()
+
+
+def _fixed_outbox(data_dir: Path) -> None:
+    """One failed message, written in the outbox's own format with fixed values."""
+    import json
+
+    from tuimail.maildir import deliver, ensure_maildir
+
+    root = data_dir / "tuimail"
+    ensure_maildir(root / "outbox")
+    (root / "outbox-meta").mkdir(parents=True, exist_ok=True)
+    key = "1740821400.M1P1Q1.snapshot"
+    message = (
+        b"From: me@example.test\r\nTo: bob@example.test\r\nSubject: Quarterly numbers\r\n"
+        b"Message-ID: <fixed@example.test>\r\n\r\nSee attached.\r\n"
+    )
+    deliver(root / "outbox", message, durable=False, key=key)
+    created = time.mktime((2025, 3, 1, 9, 30, 0, 0, 0, -1))
+    meta = {
+        "key": key, "message_id": "<fixed@example.test>", "sender": "me@example.test",
+        "recipients": ["bob@example.test"], "created": created, "state": "failed",
+        "profile": {"name": "relay", "host": "relay.example.test", "port": 25, "security": "none"},
+        "attempts": [{"at": created, "ok": False}], "next_attempt": 0,
+        "last_error": "rcpt: the server refused every recipient (bob@example.test: 550 5.1.1 No such user)",
+    }  # fmt: skip
+    (root / "outbox-meta" / f"{key}.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_mailboxes_snapshot(snap_compare: Any, isolated_dirs: Path, size: tuple[int, int]) -> None:
+    _fixed_outbox(isolated_dirs / "data")
+
+    async def show(pilot: Pilot[Any]) -> None:
+        screen = await open_mailboxes(pilot, "tab-outbox")
+        screen.query_one("#outbox-table", DataTable).move_cursor(row=0)
+        await pilot.pause()
+
+    assert snap_compare(TuimailApp(start_sandbox=False), terminal_size=size, run_before=show)

@@ -31,8 +31,9 @@ class ModeBar(Static):
         self.app.theme_changed_signal.subscribe(self, lambda _t: self.update(self._render_modes()))
 
     def _render_modes(self) -> str:
-        parts = ["[b $accent] tuimail [/]"]
+        # Every mode must fit in 80 columns; the app's name is in the terminal title.
+        parts = []
         for mode, key, title in MODES:
             style = "reverse bold " if mode == self.current else ""
             parts.append(f"[{style}@click=app.switch_mode('{mode}')] {key} {title} [/]")
-        return " ".join(parts)
+        return "".join(parts)
