@@ -89,14 +89,21 @@ async def test_send_to_a_local_server_shows_the_conversation_live(servers: Serve
         assert b"Subject: Hello" in received.content
         assert b"Hi Bob," in received.content
 
-        # Every entry reached the app as a message, most while the session ran.
+        # Lines reach the app as messages, a burst coalesced into one (a flooding
+        # server must not starve the keys); the last one carries the last line.
         texts = [entry.text for entry in run.transcript]
-        assert [text for text, _ in app.live] == texts
-        assert any(running for _, running in app.live)
+        assert app.live and len(app.live) <= len(texts)
+        assert app.live[-1][0] == texts[-1]
         assert "250 Message accepted for delivery" in texts
 
         # The live view beside the form shows each line once, the 250 among them.
-        live = "\n".join(view_lines(app.screen.query_one("#live-view", TranscriptView)))
+        live_view = app.screen.query_one("#live-view", TranscriptView)
+        await wait_for(
+            pilot,
+            lambda: any(texts[-1] in line for line in view_lines(live_view)),
+            "the live view to catch up",
+        )
+        live = "\n".join(view_lines(live_view))
         assert "250 Message accepted for delivery" in live
         assert live.count("security plain") == 1  # once shown, never appended again
         assert live.count("EHLO") == 1
@@ -305,6 +312,12 @@ async def test_second_send_is_refused_while_one_runs_and_the_ui_responds(
             await pilot.press("f3")
             assert isinstance(app.screen, TranscriptScreen)
             assert "running…" in static_text(app, "#tls-summary")
+            assert not app.history.runs[0].finished
+            # Live: the lines so far are on screen while the session still runs.
+            view = app.screen.query_one("#transcript-view", TranscriptView)
+            await wait_for(
+                pilot, lambda: any("354" in line for line in view_lines(view)), "the 354 live"
+            )
             assert not app.history.runs[0].finished
 
             sink.gate.set()

@@ -196,7 +196,17 @@ def test_a_killed_app_keeps_its_draft(isolated_dirs: Path) -> None:
         deadline = time.monotonic() + 10
         while tmux.alive() and time.monotonic() < deadline:
             time.sleep(0.1)
-        tmux.start(command, width=120, height=40)
+        # A new session under a new name: the old server may still be winding down.
+        tmux.target = "tuimail-again"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                tmux.start(command, width=120, height=40)
+                break
+            except subprocess.CalledProcessError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         tmux.wait_until(lambda s: "F2 Compose" in s, "compose again")
         tmux.keys("F7")
         tmux.wait_for_text("F7 Outbox")

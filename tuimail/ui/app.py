@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -52,6 +53,9 @@ from tuimail.ui.screens.mailboxes import MailboxesScreen
 from tuimail.ui.screens.monitor import MonitorScreen
 from tuimail.ui.screens.sandbox import SandboxScreen
 from tuimail.ui.screens.transcript import TranscriptScreen
+
+#: Seconds between live transcript messages during a session.
+LIVE_TICK = 0.03
 
 
 class TuimailApp(App[None]):
@@ -290,8 +294,7 @@ class TuimailApp(App[None]):
         self.history.add(run)
         self.post_message(SessionStarted(run))
 
-        def deliver_live(entry: Any) -> None:
-            self.post_message(TranscriptEntry(run, entry))
+        deliver_live = self._live_feed(run)
 
         outcome = await self.outbox.attempt(
             key, password, on_entry=deliver_live, transcript=run.transcript
@@ -355,8 +358,7 @@ class TuimailApp(App[None]):
         self.history.add(run)
         self.post_message(SessionStarted(run))
 
-        def deliver_live(entry: Any) -> None:
-            self.post_message(TranscriptEntry(run, entry))
+        deliver_live = self._live_feed(run)
 
         if outgoing is not None and self._uses_outbox(profile):
             try:
@@ -388,6 +390,27 @@ class TuimailApp(App[None]):
         run.report = report
         self.post_message(SessionFinished(run))
         return report
+
+    def _live_feed(self, run: SessionRun) -> Callable[[Any], None]:
+        """The session's transcript callback: at most one message per ``LIVE_TICK``.
+
+        Views catch up from the transcript itself, so a burst of lines costs one
+        message, not three per line: a flooding server cannot starve the keys.
+        """
+        scheduled = False
+
+        def post() -> None:
+            nonlocal scheduled
+            scheduled = False
+            self.post_message(TranscriptEntry(run, run.transcript.entries[-1]))
+
+        def feed(entry: Any) -> None:
+            nonlocal scheduled
+            if not scheduled:
+                scheduled = True
+                self.set_timer(LIVE_TICK, post)
+
+        return feed
 
     def _uses_outbox(self, profile: Profile) -> bool:
         """Every send is stored first, except to the sandbox, whose port changes each run."""

@@ -24,7 +24,10 @@ class SessionStarted(Message, bubble=False):
 
 @dataclass
 class TranscriptEntry(Message, bubble=False):
-    """One transcript entry of a running session, delivered live."""
+    """New entries are in ``run.transcript`` (``entry`` is the latest): catch up.
+
+    Sent at most every few milliseconds per session, not once per line.
+    """
 
     run: SessionRun
     entry: Entry

@@ -9,6 +9,12 @@ the time a screen shows a transcript, some entries that are still on their
 way as messages are in it already. The view therefore remembers how far into
 the transcript it has rendered and treats an entry as a cue to catch up, so
 no line is shown twice and none is skipped.
+
+Catching up is paced, so a flood (a hostile server, a huge EHLO) cannot
+starve the keyboard: at most ``BATCH`` lines are drawn per tick, a view whose
+screen is not showing waits until it is, and a view far behind jumps to the
+last ``cap`` lines. The cap counts transcript entries, not wrapped screen
+lines, so the "trimmed" marker is exact.
 """
 
 from __future__ import annotations
@@ -22,6 +28,10 @@ from textual.widgets import RichLog, Static
 from tuimail.transcript import Direction, Entry, EventKind, Transcript
 
 DEFAULT_CAP = 5_000
+#: Lines drawn per tick while catching up; the rest waits for the next tick.
+BATCH = 200
+#: Seconds between catch-up ticks.
+TICK = 0.05
 
 
 class TranscriptView(Vertical):
@@ -39,16 +49,19 @@ class TranscriptView(Vertical):
         self.cap = cap
         self.transcript: Transcript | None = None
         self.filter_text = ""
-        self._shown = 0
+        self._shown = 0  # entries drawn in the log now
+        self._matched = 0  # entries that matched the filter so far (drawn or trimmed)
         self._rendered = 0  # entries of ``transcript`` looked at so far
         self._width = 0
+        self._ticking = False
 
     def compose(self) -> ComposeResult:
         yield Static("", id="trimmed")
         # min_width=1: RichLog's default (78) renders every line at least 78
         # cells wide, so lines were cut off behind a scroll bar in narrow panes.
+        # No max_lines: RichLog counts wrapped screen lines; the cap is enforced
+        # here, in entries, by redrawing the last ``cap`` when 1.5 x cap are shown.
         yield RichLog(
-            max_lines=self.cap,
             wrap=True,
             markup=False,
             highlight=False,
@@ -80,40 +93,84 @@ class TranscriptView(Vertical):
                 self.refresh_view()
 
     def refresh_view(self) -> None:
+        """Redraw from the start of the transcript (the last ``cap`` matching entries)."""
         log = self.log_widget
         log.clear()
-        self._shown = 0
-        self._rendered = 0
-        self.remove_class("-trimmed")
+        self._shown = self._matched = self._rendered = 0
+        self._update_marker()
         if self.transcript is None:
             return
         all_entries = list(self.transcript.entries)
         self._rendered = len(all_entries)
         entries = [e for e in all_entries if self._matches(e)]
+        self._matched = len(entries)
         for entry in entries[-self.cap :]:
             log.write(self.render_entry(entry))
-        self._count(len(entries))
+        self._shown = min(len(entries), self.cap)
+        self._update_marker()
 
     def append(self, entry: Entry) -> None:
-        """A live entry arrived: show every entry of the transcript not shown yet.
+        """A live entry arrived: catch up with the transcript, at a pace the UI can bear.
 
         ``entry`` must belong to the transcript shown; it may already be on
         screen (it was in the transcript when :meth:`show` rendered it).
         """
-        if self.transcript is None:
-            return
-        entries = self.transcript.entries
-        for new in entries[self._rendered :]:
-            if self._matches(new):
-                self.log_widget.write(self.render_entry(new))
-                self._count(1)
-        self._rendered = len(entries)
+        if self.transcript is not None and not self._ticking:
+            self._ticking = True
+            self.set_timer(TICK, self._catch_up)
 
-    def _count(self, added: int) -> None:
-        self._shown += added
-        if self._shown > self.cap:
-            trimmed = self._shown - self.cap
-            self.add_class("-trimmed")
+    def _catch_up(self) -> None:
+        self._ticking = False
+        transcript = self.transcript
+        if transcript is None or not self.is_attached:
+            return
+        if not self.screen.is_current:
+            self._ticking = True  # drawing what nobody sees can wait
+            self.set_timer(TICK * 5, self._catch_up)
+            return
+        entries = transcript.entries
+        if len(entries) - self._rendered > self.cap * 2:
+            self.refresh_view()  # far behind: jump to the last cap lines
+            return
+        end = len(entries)
+        drawn = 0
+        index = self._rendered
+        log = self.log_widget
+        while index < end and drawn < BATCH:
+            new = entries[index]
+            index += 1
+            if self._matches(new):
+                log.write(self.render_entry(new))
+                drawn += 1
+        self._rendered = index
+        self._matched += drawn
+        self._shown += drawn
+        if self._shown > self.cap * 3 // 2:
+            self._redraw_tail()
+        self._update_marker()
+        if index < end:
+            self._ticking = True
+            self.set_timer(TICK, self._catch_up)
+
+    def _redraw_tail(self) -> None:
+        """Keep the log to the last ``cap`` matching entries (bounded memory)."""
+        assert self.transcript is not None
+        log = self.log_widget
+        log.clear()
+        tail: list[Entry] = []
+        for entry in reversed(self.transcript.entries[: self._rendered]):
+            if self._matches(entry):
+                tail.append(entry)
+                if len(tail) == self.cap:
+                    break
+        for entry in reversed(tail):
+            log.write(self.render_entry(entry))
+        self._shown = len(tail)
+
+    def _update_marker(self) -> None:
+        trimmed = self._matched - self._shown
+        self.set_class(trimmed > 0, "-trimmed")
+        if trimmed > 0:
             self.query_one("#trimmed", Static).update(
                 f"▲ {trimmed:,} older lines trimmed from view; export keeps them all"
             )
