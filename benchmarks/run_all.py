@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/run_all.py          # what `make bench` runs
     .venv/bin/python benchmarks/run_all.py --quick  # fewer rounds, for a smoke run
     .venv/bin/python benchmarks/run_all.py --sandbox-tmpdir /dev/shm  # sandbox storage off the disk
+    .venv/bin/python benchmarks/run_all.py --app-rounds 1 --app-lines 20000  # a shorter flood
 
 The table is also written to ``benchmarks/results/latest.md`` (gitignored).
 Nothing here asserts on time: the exit code is non-zero only when a benchmark
-could not run at all (for example, swaks is missing).
+could not run at all (for example, swaks or tmux is missing).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ if __package__ in (None, ""):
     # Run as a file path: make ``benchmarks`` and ``tuimail`` importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import bench_cli_vs_swaks, bench_probe, bench_sandbox, bench_session
+from benchmarks import bench_app, bench_cli_vs_swaks, bench_probe, bench_sandbox, bench_session
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 
@@ -32,6 +33,9 @@ def table(
     cli: bench_cli_vs_swaks.CliResult | None,
     sandbox: bench_sandbox.SandboxResult | None = None,
     probe: bench_probe.ProbeResult | None = None,
+    launch: bench_app.LaunchResult | None = None,
+    flood: bench_app.FloodResult | None = None,
+    launch_problem: str = "",
 ) -> str:
     rows = [
         "| benchmark | tuimail | reference | ratio | target |",
@@ -66,7 +70,52 @@ def table(
             f"| {probe.concurrent:.2f} s | {probe.sequential:.2f} s (one at a time) "
             f"| {probe.ratio:.1f}x faster | >= {bench_probe.TARGET_RATIO:g}x faster |"
         )
+    rows += app_rows(launch, flood, launch_problem)
     return "\n".join(rows)
+
+
+def app_rows(
+    launch: bench_app.LaunchResult | None,
+    flood: bench_app.FloodResult | None,
+    launch_problem: str = "",
+) -> list[str]:
+    rows = []
+    if launch is not None:
+        rows.append(
+            f"| `tuimail` launch to its first full screen (compose, footer, sandbox up) in a "
+            f"{bench_app.COLUMNS}x{bench_app.ROWS} tmux terminal (median of {launch.runs} "
+            f"alternating runs) "
+            f"| {launch.tuimail_median * 1e3:.0f} ms "
+            f"| {launch.minimal_median * 1e3:.0f} ms (minimal Textual app: Header, Static, Footer) "
+            f"| {launch.ratio:.2f}x | {bench_app.LAUNCH_TARGET} |"
+        )
+    else:
+        rows.append(
+            f"| `tuimail` launch to its first full screen | not run | {launch_problem or 'skipped'} "
+            f"| - | {bench_app.LAUNCH_TARGET} |"
+        )
+    if flood is not None:
+        rows.append(
+            f"| key press to screen (a letter typed into To) during a flood of "
+            f"{flood.lines:,} transcript lines, bursts of {flood.burst:,} "
+            f"(median of all probes, {bench_app.plural(flood.rounds, 'round')}) "
+            f"| {flood.median(True) * 1e3:.0f} ms "
+            f"| {flood.median(False) * 1e3:.0f} ms (same app, no flood) "
+            f"| {flood.ratio():.1f}x | {bench_app.FLOOD_TARGET} |"
+        )
+        last = flood.floods[-1] if flood.floods else None
+        if last is not None:
+            views = max(last.view_lines.values(), default=0)
+            rows.append(
+                f"| memory through that flood: lines kept by each transcript view; "
+                f"core transcript {last.core_entries:,} entries; RSS "
+                f"{last.rss_before / 1024:.0f} -> {last.rss_after / 1024:.0f} MB "
+                f"| {views:,} lines, trimmed marker "
+                f"{'on screen' if last.trimmed_on_screen else 'NOT on screen'} "
+                f"| cap {last.view_cap:,} lines "
+                f"| {views / last.view_cap:.2f}x of cap | {bench_app.MEMORY_TARGET} |"
+            )
+    return rows
 
 
 def sandbox_rows(result: bench_sandbox.SandboxResult | None) -> list[str]:
@@ -116,6 +165,8 @@ def notes(
     session: bench_session.SessionResult | None,
     cli: bench_cli_vs_swaks.CliResult | None,
     sandbox: bench_sandbox.SandboxResult | None = None,
+    launch: bench_app.LaunchResult | None = None,
+    flood: bench_app.FloodResult | None = None,
 ) -> str:
     lines = []
     if session is not None:
@@ -153,6 +204,40 @@ def notes(
                 else "checked: all as sent"
             )
         )
+    if launch is not None:
+        lines.append(
+            f"- app launch: {'meets' if launch.meets_target else 'misses'} its target; "
+            f"median of per-run ratios {launch.paired_ratio:.2f}x; first non-blank screen "
+            f"{bench_app.median_ms(launch.tuimail_paint)} (minimal "
+            f"{bench_app.median_ms(launch.minimal_paint)}); in-process imports "
+            f"{bench_app.median_ms([i for i, _ in launch.tuimail_breakdown])} (minimal "
+            f"{bench_app.median_ms([i for i, _ in launch.minimal_breakdown])}), app start to "
+            f"first screen {bench_app.median_ms([r for _, r in launch.tuimail_breakdown])} "
+            f"(minimal {bench_app.median_ms([r for _, r in launch.minimal_breakdown])})"
+        )
+    if flood is not None:
+        for r in flood.floods:
+            lines.append(
+                f"- app flood: {r.core_entries:,} entries shown in {r.drain_seconds:.1f} s "
+                f"({r.core_entries / r.drain_seconds if r.drain_seconds else 0:,.0f}/s); "
+                f"{r.frames} screen updates, longest gap {r.longest_frame_gap:.2f} s; "
+                f"F3 {bench_app.median_ms(r.latencies.get('f3', []))}; "
+                f"peak RSS {bench_app.megabytes(r.rss_peak)}"
+            )
+        lines.append(
+            f"- app flood memory bounded (views <= cap, marker on screen): "
+            f"{'yes' if flood.bounded else 'NO'}"
+        )
+        checked = [*flood.floods, *([flood.marker_check] if flood.marker_check else [])]
+        wrong = [
+            f"{r.core_entries:,} entries, {name}: {out:,} out of view, marker says {said:,}"
+            for r in checked
+            for name, (out, said) in r.miscounted.items()
+        ]
+        lines.append(
+            "- app transcript views' trimmed markers: "
+            + (f"WRONG: {'; '.join(wrong)}" if wrong else "match what left each view")
+        )
     lines.append(
         f"- {dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, Python {platform.python_version()}, "
         f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs"
@@ -179,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="where the sandbox benchmark's servers store messages (default: system temp dir)",
     )
+    parser.add_argument("--app-runs", type=int, help="app launches of each app (tmux)")
+    parser.add_argument("--app-rounds", type=int, help="app flood rounds")
+    parser.add_argument("--app-lines", type=int, help="lines in each app flood")
     args = parser.parse_args(argv)
     rounds = args.rounds or (2 if args.quick else bench_session.DEFAULT_ROUNDS)
     messages = args.messages or (100 if args.quick else bench_session.DEFAULT_MESSAGES)
@@ -190,8 +278,16 @@ def main(argv: list[str] | None = None) -> int:
     sandbox_messages = args.sandbox_messages or (
         bench_sandbox.QUICK_MESSAGES if args.quick else bench_sandbox.DEFAULT_MESSAGES
     )
+    app_runs = args.app_runs or (bench_app.QUICK_RUNS if args.quick else bench_app.DEFAULT_RUNS)
+    app_rounds = args.app_rounds or (
+        bench_app.QUICK_ROUNDS if args.quick else bench_app.DEFAULT_ROUNDS
+    )
+    app_lines = args.app_lines or (bench_app.QUICK_LINES if args.quick else bench_app.DEFAULT_LINES)
+    app_probes = bench_app.QUICK_PROBES if args.quick else bench_app.DEFAULT_PROBES
     if min(rounds, messages, runs, sandbox_rounds, sandbox_messages) < 1:
         parser.error("--rounds, --messages, --runs and --sandbox-* must be at least 1")
+    if min(app_runs, app_rounds, app_lines) < 1:
+        parser.error("--app-* must be at least 1")
     if args.sandbox_tmpdir is not None and not args.sandbox_tmpdir.is_dir():
         parser.error(f"--sandbox-tmpdir {args.sandbox_tmpdir} is not a directory")
 
@@ -226,7 +322,36 @@ def main(argv: list[str] | None = None) -> int:
     probe = bench_probe.run(endpoints=50 if args.quick else 200)
     print(bench_probe.report(probe), flush=True)
 
-    markdown = f"{table(session, cli, sandbox, probe)}\n\n{notes(session, cli, sandbox)}\n"
+    print("\n## app launch to the first full screen", flush=True)
+    launch: bench_app.LaunchResult | None = None
+    launch_problem = ""
+    try:
+        launch = bench_app.run_launch(app_runs)
+    except bench_app.TmuxMissing as exc:
+        print(f"bench_app: skipped the launch benchmark: {exc}", file=sys.stderr)
+        launch_problem = "tmux missing"
+        exit_code = 2
+    except bench_app.BenchmarkError as exc:
+        print(f"bench_app launch: {exc}", file=sys.stderr)
+        launch_problem = "failed (see above)"
+        exit_code = 2
+    else:
+        print(bench_app.launch_report(launch), flush=True)
+
+    print("\n## app through a transcript flood", flush=True)
+    flood: bench_app.FloodResult | None = None
+    try:
+        flood = bench_app.run_flood(app_rounds, app_lines, probes=app_probes)
+    except bench_app.BenchmarkError as exc:
+        print(f"bench_app flood: {exc}", file=sys.stderr)
+        exit_code = 2
+    else:
+        print(bench_app.flood_report(flood), flush=True)
+
+    markdown = (
+        f"{table(session, cli, sandbox, probe, launch, flood, launch_problem)}\n\n"
+        f"{notes(session, cli, sandbox, launch, flood)}\n"
+    )
     print("\n## results\n")
     print(markdown, end="")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

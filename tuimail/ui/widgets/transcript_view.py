@@ -29,7 +29,7 @@ from tuimail.transcript import Direction, Entry, EventKind, Transcript
 
 DEFAULT_CAP = 5_000
 #: Lines drawn per tick while catching up; the rest waits for the next tick.
-BATCH = 200
+BATCH = 50
 #: Seconds between catch-up ticks.
 TICK = 0.05
 
