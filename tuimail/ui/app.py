@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from textual import work
 from textual.app import App
@@ -46,13 +46,32 @@ from tuimail.ui.messages import (
     SessionStarted,
     TranscriptEntry,
 )
-from tuimail.ui.screens.accounts import AccountsScreen
 from tuimail.ui.screens.compose import ComposeScreen
 from tuimail.ui.screens.dialogs import HelpScreen
-from tuimail.ui.screens.mailboxes import MailboxesScreen
-from tuimail.ui.screens.monitor import MonitorScreen
-from tuimail.ui.screens.sandbox import SandboxScreen
-from tuimail.ui.screens.transcript import TranscriptScreen
+
+_SCREENS = {
+    "compose": ("compose", "ComposeScreen"),
+    "transcript": ("transcript", "TranscriptScreen"),
+    "accounts": ("accounts", "AccountsScreen"),
+    "sandbox": ("sandbox", "SandboxScreen"),
+    "monitor": ("monitor", "MonitorScreen"),
+    "mailboxes": ("mailboxes", "MailboxesScreen"),
+}
+
+
+def _screen_class(mode: str) -> Any:
+    import importlib
+
+    module, name = _SCREENS[mode]
+    return getattr(importlib.import_module(f"tuimail.ui.screens.{module}"), name)
+
+
+def _lazy_screen(mode: str) -> Callable[[], Screen[Any]]:
+    def make() -> Screen[Any]:
+        return cast("Screen[Any]", _screen_class(mode)())
+
+    return make
+
 
 #: Seconds between live transcript messages during a session.
 LIVE_TICK = 0.03
@@ -68,11 +87,11 @@ class TuimailApp(App[None]):
     COMMANDS = App.COMMANDS | {TuimailCommands}
     MODES: ClassVar[dict[str, Any]] = {
         "compose": ComposeScreen,
-        "transcript": TranscriptScreen,
-        "accounts": AccountsScreen,
-        "sandbox": SandboxScreen,
-        "monitor": MonitorScreen,
-        "mailboxes": MailboxesScreen,
+        # The others are imported when first shown: start-up pays for Compose only.
+        **{
+            mode: _lazy_screen(mode)
+            for mode in ("transcript", "accounts", "sandbox", "monitor", "mailboxes")
+        },
     }
     DEFAULT_MODE = "compose"
     # The function keys are priority bindings: TextArea takes F5-F7 and would
@@ -194,7 +213,8 @@ class TuimailApp(App[None]):
             )
         self.set_interval(60, self.flush_due)
         if self._start_sandbox:
-            await self._bring_up_sandbox()
+            # In a worker: the first screen does not wait for the sandbox to listen.
+            self.run_worker(self._bring_up_sandbox(), group="sandbox", exit_on_error=False)
 
     async def _bring_up_sandbox(self) -> None:
         running = await asyncio.to_thread(find_running)
@@ -255,15 +275,11 @@ class TuimailApp(App[None]):
         self._broadcast(ProfilesChanged())
 
     def _refresh_profile_views(self, select: str | None = None) -> None:
+        """Each screen that shows profiles reloads them (its ``reload_profiles``)."""
         for screen in self._listening_screens():
-            if isinstance(screen, ComposeScreen) and screen.is_mounted:
-                screen.reload_profiles(select)
-            elif (isinstance(screen, AccountsScreen) and screen.is_mounted) or (
-                isinstance(screen, SandboxScreen) and screen.is_mounted
-            ):
-                screen.reload()
-            elif isinstance(screen, MonitorScreen) and screen.is_mounted:
-                screen.reload_targets()
+            reload = getattr(screen, "reload_profiles", None)
+            if reload is not None and screen.is_mounted:
+                reload(select)
 
     # -- SMTP work ------------------------------------------------------------
 
@@ -325,8 +341,9 @@ class TuimailApp(App[None]):
         if sent:
             self.notify(f"Sent {sent} queued message(s) from the outbox.", title="Outbox")
         for screen in self._listening_screens():
-            if isinstance(screen, MailboxesScreen) and screen.is_mounted:
-                screen.reload()
+            reload = getattr(screen, "reload_mailboxes", None)
+            if reload is not None and screen.is_mounted:
+                reload()
 
     async def action_quit(self) -> None:
         """Save the draft being written, then leave (the timer may not have fired yet)."""
@@ -479,9 +496,7 @@ class TuimailApp(App[None]):
         keymap = keymap if isinstance(keymap, dict) else {}
         rows: list[tuple[str, str]] = []
         owners: list[tuple[str, list[Any]]] = [("", list(self.BINDINGS))]
-        owners += [
-            (mode, list(getattr(screen, "BINDINGS", []))) for mode, screen in self.MODES.items()
-        ]
+        owners += [(mode, list(_screen_class(mode).BINDINGS)) for mode in self.MODES]
         for mode, bindings in owners:
             for binding in bindings:
                 if not isinstance(binding, Binding) or not binding.id:

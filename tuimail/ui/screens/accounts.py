@@ -55,6 +55,10 @@ class AccountsScreen(Screen[None]):
         table.add_columns("Name", "Server", "Security", "User", "From", "Notes")
         self.reload()
 
+    def reload_profiles(self, select: str | None = None) -> None:
+        """The app's profiles changed (or the sandbox started)."""
+        self.reload()
+
     def reload(self) -> None:
         table = self.query_one("#profiles", DataTable)
         table.clear()

@@ -105,6 +105,8 @@ class ComposeScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # Decided before the first paint: a class change after it restyles the screen.
+        self.set_class(self.app.size.width >= WIDE, "-wide")
         self.tuimail.listen(self)
         self.attachments: list[Path] = []
         self.draft_id = DraftStore.new_id()

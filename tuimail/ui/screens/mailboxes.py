@@ -105,6 +105,9 @@ class MailboxesScreen(Screen[None]):
 
     # -- loading ------------------------------------------------------------
 
+    def reload_mailboxes(self) -> None:
+        self.reload()
+
     def reload(self) -> None:
         outbox = self.tuimail.outbox
         table = self.query_one("#outbox-table", DataTable)

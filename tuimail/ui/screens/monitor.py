@@ -163,6 +163,10 @@ class MonitorScreen(Screen[None]):
             self.notify(str(exc), title="targets.toml", severity="error", timeout=10, markup=False)
             return {}
 
+    def reload_profiles(self, select: str | None = None) -> None:
+        """The app's profiles changed (or the sandbox started): so did the targets."""
+        self.reload_targets()
+
     def reload_targets(self) -> None:
         profiles = {name: p for name, p in self.tuimail.saved_profiles.items() if name != "sandbox"}
         sandbox = self.tuimail.sandbox_profile

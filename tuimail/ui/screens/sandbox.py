@@ -51,6 +51,10 @@ class SandboxScreen(Screen[None]):
         self.messages: dict[str, tuple[StoredMessage, SessionRecord]] = {}
         self.reload()
 
+    def reload_profiles(self, select: str | None = None) -> None:
+        """The app's profiles changed (or the sandbox started)."""
+        self.reload()
+
     def reload(self) -> None:
         status = self.query_one("#sandbox-status", Static)
         sandbox = self.tuimail.sandbox
