@@ -252,3 +252,29 @@ def test_mailboxes_snapshot(snap_compare: Any, isolated_dirs: Path, size: tuple[
         await pilot.pause()
 
     assert snap_compare(TuimailApp(start_sandbox=False), terminal_size=size, run_before=show)
+
+
+async def test_the_app_flushes_due_messages_and_says_when_one_fails(servers: ServerThread) -> None:
+    from tuimail.message import Draft, build_message
+    from tuimail.profiles import Profile
+
+    sink = Sink(rcpt_replies={"bob@example.test": "550 5.1.1 No such user"})
+    profile = save_profile(name="local", host="127.0.0.1", port=servers.smtp(sink), security="none")
+    outbox = Outbox()
+    for subject in ("one", "two"):
+        outbox.enqueue(
+            profile,
+            build_message(
+                Draft(from_address="me@example.test", to=["bob@example.test"], subject=subject)
+            ),
+        )
+    assert isinstance(profile, Profile)
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.flush_due()
+        await wait_for(
+            pilot,
+            lambda: sum("A queued message failed" in n.message for n in app._notifications) == 2,
+            "the two failures to be told",
+        )
+    assert {q.state.value for q in Outbox().entries()} == {"failed"}

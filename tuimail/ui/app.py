@@ -340,6 +340,16 @@ class TuimailApp(App[None]):
         sent = sum(1 for o in outcomes if o.state == "sent")
         if sent:
             self.notify(f"Sent {sent} queued message(s) from the outbox.", title="Outbox")
+        for outcome in outcomes:
+            if outcome.state in ("failed", "possibly-delivered"):
+                what = "may have been delivered" if outcome.state != "failed" else "failed"
+                self.notify(
+                    f"A queued message {what}: {outcome.detail} (F7 to retry or delete)",
+                    title="Outbox",
+                    severity="error",
+                    timeout=15,
+                    markup=False,
+                )
         for screen in self._listening_screens():
             reload = getattr(screen, "reload_mailboxes", None)
             if reload is not None and screen.is_mounted:
