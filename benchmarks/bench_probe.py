@@ -148,6 +148,100 @@ def run(endpoints: int = 200, concurrency: int = 50, rtt: float = 0.02) -> Probe
     )
 
 
+@dataclass
+class AppResult:
+    idle_ms: list[float]
+    busy_ms: list[float]
+    probed: int
+
+    @staticmethod
+    def _median(values: list[float]) -> float:
+        ordered = sorted(values)
+        return ordered[len(ordered) // 2] if ordered else 0.0
+
+    @property
+    def ratio(self) -> float:
+        idle = self._median(self.idle_ms)
+        return self._median(self.busy_ms) / idle if idle else 0.0
+
+
+async def _key_latency(pilot: Any, table: Any) -> float:
+    """Press down (or up) in the targets table: ms until the cursor has moved."""
+    before = table.cursor_row
+    key = "down" if before < table.row_count - 1 else "up"
+    started = time.perf_counter()
+    pilot.app.post_message(_key_event(key))
+    deadline = started + 30
+    while table.cursor_row == before:
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the cursor never moved")
+        await asyncio.sleep(0.001)
+    return (time.perf_counter() - started) * 1000
+
+
+def _key_event(key: str) -> Any:
+    from textual import events
+
+    return events.Key(key, None)
+
+
+def run_app_round(endpoints: int = 200, concurrency: int = 50, rtt: float = 0.02) -> AppResult:
+    """The monitor screen probing every endpoint while keys are pressed, against idle."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as home, running_endpoints(endpoints, rtt) as ports:
+        for name in ("CONFIG", "DATA", "STATE"):
+            os.environ[f"XDG_{name}_HOME"] = f"{home}/{name.lower()}"
+        config = Path(home, "config", "tuimail")
+        config.mkdir(parents=True)
+        (config / "config.toml").write_text(
+            f"[monitor]\ninterval = 0\nconcurrency = {concurrency}\n"
+        )
+        targets = "".join(
+            f'[targets.e{port}]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+            for port in ports
+        )
+        (config / "targets.toml").write_text(targets)
+        return asyncio.run(_app_round(concurrency))
+
+
+async def _app_round(concurrency: int) -> AppResult:
+    from textual.widgets import DataTable
+
+    from tuimail.ui.app import TuimailApp
+    from tuimail.ui.screens.monitor import MonitorScreen
+
+    app = TuimailApp(start_sandbox=False)
+    idle: list[float] = []
+    busy: list[float] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f6")
+        while not isinstance(app.screen, MonitorScreen):
+            await asyncio.sleep(0.01)
+        monitor = app.screen
+        assert isinstance(monitor, MonitorScreen)
+        table = monitor.query_one("#targets", DataTable)
+        table.focus()
+        await pilot.pause()
+        for _ in range(20):
+            idle.append(await _key_latency(pilot, table))
+        monitor.action_probe_now()
+        deadline = time.perf_counter() + 120
+        while len(monitor.latest) < len(monitor.targets) and time.perf_counter() < deadline:
+            busy.append(await _key_latency(pilot, table))
+        probed = len(monitor.latest)
+    return AppResult(idle, busy, probed)
+
+
+def report_app(result: AppResult) -> str:
+    return (
+        f"monitor screen during a probe round ({result.probed} targets probed): "
+        f"key -> table cursor moved, median {AppResult._median(result.busy_ms):.0f} ms "
+        f"({len(result.busy_ms)} presses) vs idle {AppResult._median(result.idle_ms):.0f} ms: "
+        f"{result.ratio:.1f}x"
+    )
+
+
 def report(result: ProbeResult) -> str:
     lines = [
         f"probe round: {result.endpoints} endpoints, simulated RTT {result.rtt * 1000:.0f} ms per reply",
@@ -165,11 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rtt", type=float, default=0.02, help="seconds before each reply")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--app", action="store_true", help="also: key latency in the monitor")
     args = parser.parse_args(argv)
     if args.serve:
         asyncio.run(serve_endpoints(args.serve, args.rtt))
         return 0
     print(report(run(args.endpoints, args.concurrency, args.rtt)))
+    if args.app:
+        print(report_app(run_app_round(args.endpoints, args.concurrency, args.rtt)))
     return 0
 
 

@@ -38,10 +38,26 @@ def send(*extra: str, profile: str = "local") -> subprocess.CompletedProcess[str
     )  # fmt: skip
 
 
+_RESERVED: list[socket.socket] = []
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port where connections are refused, and that nothing else can take.
+
+    A socket bound but not listening holds the port (connects are refused);
+    closing a probe socket at once would let another test's server grab it.
+    """
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _RESERVED.append(sock)
+    return int(sock.getsockname()[1])
+
+
+def release(port: int) -> None:
+    for sock in list(_RESERVED):
+        if sock.getsockname()[1] == port:
+            sock.close()
+            _RESERVED.remove(sock)
 
 
 def outbox_entries() -> list[dict[str, Any]]:
@@ -218,6 +234,8 @@ def test_two_concurrent_flushes_send_each_message_once(servers: ServerThread) ->
     for i in range(10):
         assert send("--header", f"X-Number: {i}").returncode == exitcodes.QUEUED
     sink = SlowSink()
+
+    release(port)
 
     async def listen() -> None:
         from aiosmtpd.smtp import SMTP

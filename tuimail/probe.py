@@ -495,19 +495,28 @@ async def probe_many(
     concurrency: int = 10,
     passwords: dict[str, Secret] | None = None,
     previous: dict[str, dict[str, str]] | None = None,
+    on_report: Callable[[ProbeReport], None] | None = None,
 ) -> list[ProbeReport]:
-    """Probe several targets, at most ``concurrency`` at a time; results in target order."""
+    """Probe several targets, at most ``concurrency`` at a time; results in target order.
+
+    ``on_report`` sees each report as soon as its probe ends, so a screen can
+    show results one by one instead of all at once at the end of the round.
+    """
     limit = asyncio.Semaphore(max(1, concurrency))
     passwords = passwords or {}
     previous = previous or {}
 
     async def one(target: ProbeTarget) -> ProbeReport:
         async with limit:
-            return await probe(
+            report = await probe(
                 target,
                 passwords.get(target.key),
                 previous_capabilities=previous.get(target.key),
             )
+        if on_report is not None:
+            on_report(report)
+            await asyncio.sleep(0)  # let the caller's loop breathe between reports
+        return report
 
     return list(await asyncio.gather(*(one(t) for t in targets)))
 

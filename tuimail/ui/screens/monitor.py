@@ -222,11 +222,13 @@ class MonitorScreen(Screen[None]):
     async def run_probes(self, targets: list[ProbeTarget]) -> None:
         passwords: dict[str, Any] = {}
         previous = {t.key: caps for t in targets if (caps := self.history.last_capabilities(t.key))}
-        reports = await probe_many(
-            targets, concurrency=self.concurrency, passwords=passwords, previous=previous
+        await probe_many(
+            targets,
+            concurrency=self.concurrency,
+            passwords=passwords,
+            previous=previous,
+            on_report=self._record,
         )
-        for report in reports:
-            self._record(report)
         try:
             self.history.save()
         except OSError as exc:
