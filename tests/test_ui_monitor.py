@@ -190,3 +190,40 @@ def test_monitor_snapshot(
 
     app = TuimailApp(start_sandbox=False)
     assert snap_compare(app, terminal_size=size, run_before=feed)
+
+
+async def test_a_mail_domain_is_watched_through_its_mx_hosts(
+    servers: ServerThread, isolated_dirs: Path
+) -> None:
+    import asyncio
+
+    from tests.test_probe import TinyDNS
+
+    zone = {"example.test": ["10 127.0.0.1.", "20 localhost."]}
+    transport, _ = asyncio.run_coroutine_threadsafe(
+        servers.loop.create_datagram_endpoint(lambda: TinyDNS(zone), local_addr=("127.0.0.1", 0)),
+        servers.loop,
+    ).result(5)
+    dns_port = transport.get_extra_info("sockname")[1]
+    port = servers.smtp(Sink())
+    config = isolated_dirs / "config" / "tuimail"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "config.toml").write_text(
+        f'[monitor]\ninterval = 0\ndns_server = "127.0.0.1:{dns_port}"\n'
+    )
+    (config / "targets.toml").write_text(
+        f'[targets.domain]\nmx = "example.test"\nport = {port}\nsecurity = "none"\n'
+    )
+    try:
+        app = TuimailApp(start_sandbox=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await open_monitor(pilot)
+            await pilot.press("r")
+            keys = [f"127.0.0.1:{port}/none", f"localhost:{port}/none"]
+            await wait_for(pilot, lambda: all(k in screen.latest for k in keys), "both MX hosts")
+            assert [screen.latest[k].status for k in keys] == [Status.OK, Status.OK]
+            table = screen.query_one("#targets", DataTable)
+            labels = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+            assert labels == ["domain", "domain MX 10 127.0.0.1", "domain MX 20 localhost"]
+    finally:
+        servers.loop.call_soon_threadsafe(transport.close)

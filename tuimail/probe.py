@@ -79,6 +79,8 @@ class ProbeTarget:
     ehlo_name: str = ""
     name: str = ""
     profile: Profile | None = None  # for the optional AUTH check
+    #: ``host`` is a mail domain: probe each of its MX hosts (see :func:`expand_mx`).
+    mx: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.security, Security):
@@ -519,6 +521,21 @@ async def probe_many(
         return report
 
     return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+async def expand_mx(
+    target: ProbeTarget, lookup: Callable[..., Any] | None = None
+) -> list[ProbeTarget]:
+    """An MX target's hosts, each a target on the same port with the same thresholds."""
+    from dataclasses import replace
+
+    from tuimail.mx import lookup_mx
+
+    hosts = await (lookup or lookup_mx)(target.host, timeout=target.timeout)
+    return [
+        replace(target, host=mx.host, mx=False, name=f"{target.label} MX {mx.preference} {mx.host}")
+        for mx in hosts
+    ]
 
 
 def worst(reports: Iterable[ProbeReport]) -> Status:

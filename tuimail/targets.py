@@ -4,7 +4,7 @@ An extra target is a server to watch that you do not send through (a
 colleague's relay, each MX of your domain, a test box)::
 
     [targets.relay]
-    host = "relay.example.com"
+    host = "relay.example.com"      # or: mx = "example.com" (every MX host, port 25)
     port = 25
     security = "starttls"
     warn_days = 21
@@ -104,9 +104,11 @@ def _target(name: str, table: dict[str, Any], path: Path) -> ProbeTarget:
         thresholds = Thresholds(
             **{k: kind(table[k]) for k, kind in _THRESHOLD_KEYS.items() if k in table}
         )
+        is_mx = "mx" in table
         target = ProbeTarget(
-            host=str(table["host"]),
-            port=int(table.get("port", 0)),
+            host=str(table["mx"] if is_mx else table["host"]),
+            port=int(table.get("port", 25 if is_mx else 0)),
+            mx=is_mx,
             security=security,
             ca_file=str(table.get("ca_file", "")),
             thresholds=thresholds,
@@ -124,7 +126,7 @@ def _target(name: str, table: dict[str, Any], path: Path) -> ProbeTarget:
 def _table(target: ProbeTarget) -> dict[str, Any]:
     t = target.thresholds
     table: dict[str, Any] = {
-        "host": target.host,
+        ("mx" if target.mx else "host"): target.host,
         "port": target.port,
         "security": target.security.value,
         "warn_days": t.warn_days,

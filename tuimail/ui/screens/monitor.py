@@ -144,6 +144,7 @@ class MonitorScreen(Screen[None]):
         settings = settings if isinstance(settings, dict) else {}
         self.interval = float(settings.get("interval", DEFAULT_INTERVAL))
         self.concurrency = int(settings.get("concurrency", DEFAULT_CONCURRENCY))
+        self.dns_server = str(settings.get("dns_server", ""))  # for MX targets; "" = system
         self.history = ProbeHistory.load()
         self.latest: dict[str, ProbeReport] = {}
         self.targets: list[ProbeTarget] = []
@@ -172,7 +173,8 @@ class MonitorScreen(Screen[None]):
         sandbox = self.tuimail.sandbox_profile
         if sandbox is not None:
             profiles = {"sandbox": sandbox, **profiles}
-        self.targets = monitor_targets(profiles, self.extra_targets())
+        self.base_targets = monitor_targets(profiles, self.extra_targets())
+        self.targets = list(self.base_targets)
         table = self.query_one("#targets", DataTable)
         table.clear()
         for target in self.targets:
@@ -188,6 +190,8 @@ class MonitorScreen(Screen[None]):
     def _cells(self, target: ProbeTarget) -> list[Any]:
         from rich.text import Text
 
+        if target.mx:
+            return [Text("MX"), target.label, "—", "—", f"each MX host of {target.host} below"]
         report = self.latest.get(target.key)
         if report is None:
             records = self.history.targets.get(target.key, [])
@@ -215,11 +219,12 @@ class MonitorScreen(Screen[None]):
     # -- probing ------------------------------------------------------------
 
     def action_probe_now(self) -> None:
-        if self.targets:
-            self.run_probes(list(self.targets))
+        if self.base_targets:
+            self.run_probes(list(self.base_targets))
 
     @work(exclusive=True, group="monitor", exit_on_error=False)
     async def run_probes(self, targets: list[ProbeTarget]) -> None:
+        targets = await self._expand(targets)
         passwords: dict[str, Any] = {}
         previous = {t.key: caps for t in targets if (caps := self.history.last_capabilities(t.key))}
         await probe_many(
@@ -233,6 +238,43 @@ class MonitorScreen(Screen[None]):
             self.history.save()
         except OSError as exc:
             self.notify(f"The probe history was not saved: {exc}", severity="warning")
+
+    async def _expand(self, targets: list[ProbeTarget]) -> list[ProbeTarget]:
+        """MX targets become one row per MX host (looked up again every round)."""
+        from tuimail.mx import MXLookupError
+        from tuimail.probe import expand_mx
+
+        expanded: list[ProbeTarget] = []
+        for target in targets:
+            if not target.mx:
+                expanded.append(target)
+                continue
+            try:
+                hosts = await expand_mx(target, self._mx_lookup())
+            except MXLookupError as exc:
+                self.notify(str(exc), title=target.label, severity="error", markup=False)
+                continue
+            expanded.extend(hosts)
+        table = self.query_one("#targets", DataTable)
+        for target in expanded:
+            if target.key not in table.rows:
+                table.add_row(*self._cells(target), key=target.key)
+                self.targets.append(target)
+        return expanded
+
+    def _mx_lookup(self) -> Any:
+        from functools import partial
+
+        from tuimail.mx import lookup_mx
+
+        if not self.dns_server:
+            return lookup_mx
+        host, _, port = (
+            self.dns_server.rpartition(":")
+            if ":" in self.dns_server
+            else (self.dns_server, "", "53")
+        )
+        return partial(lookup_mx, nameservers=[host], port=int(port or 53))
 
     def _record(self, report: ProbeReport) -> None:
         key = report.target.key
