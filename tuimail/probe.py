@@ -390,15 +390,9 @@ async def _check_auth(report: ProbeReport, smtp: TranscribingSMTP, password: Sec
         report.auth = "AUTH skipped: the connection is not encrypted"
         report.raise_status(Status.WARNING, report.auth)
         return
-    method = {
-        AuthMechanism.PLAIN: smtp.auth_plain,
-        AuthMechanism.LOGIN: smtp.auth_login,
-        AuthMechanism.CRAM_MD5: smtp.auth_crammd5,
-        AuthMechanism.XOAUTH2: smtp.auth_xoauth2,
-    }[mechanism]
     started = time.monotonic()
     try:
-        await method(profile.username, password.reveal())
+        await smtp.authenticate(mechanism, profile.username, password.reveal())
         report.auth = "ok"
     except SMTPAuthenticationError as exc:
         report.auth = f"rejected: {exc.code} {exc.message}"

@@ -349,14 +349,8 @@ class SMTPSession:
             raise SessionFailure(
                 Stage.AUTH, "no password is available for this profile", temporary=False
             )
-        method = {
-            AuthMechanism.PLAIN: smtp.auth_plain,
-            AuthMechanism.LOGIN: smtp.auth_login,
-            AuthMechanism.CRAM_MD5: smtp.auth_crammd5,
-            AuthMechanism.XOAUTH2: smtp.auth_xoauth2,
-        }[mechanism]
         try:
-            await method(profile.username, self._password.reveal())
+            await smtp.authenticate(mechanism, profile.username, self._password.reveal())
         except SMTPAuthenticationError as exc:
             temporary = 400 <= exc.code < 500
             what = (

@@ -268,6 +268,20 @@ class TranscribingSMTP(SMTP):
             raise SMTPConnectError(f"cannot resolve {host}: {exc.strerror}") from exc
         raise SMTPConnectError(f"cannot connect to {host} port {port}: {'; '.join(errors)}")
 
+    async def authenticate(self, mechanism: str, username: str, password: str) -> SMTPResponse:
+        """One AUTH exchange with the named mechanism (plain, login, cram-md5, xoauth2).
+
+        Unlike aiosmtplib's ``login()``, a refusal is not retried with every
+        other mechanism: one password, one attempt.
+        """
+        method = {
+            "plain": self.auth_plain,
+            "login": self.auth_login,
+            "cram-md5": self.auth_crammd5,
+            "xoauth2": self.auth_xoauth2,
+        }[str(mechanism)]
+        return await method(username, password)
+
     def mark_secure(self) -> None:
         """Called once STARTTLS has upgraded the connection."""
         self.capture.secure = True
