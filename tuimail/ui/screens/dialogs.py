@@ -14,10 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import (
     Button,
     Checkbox,
-    DirectoryTree,
     Input,
     Label,
-    Markdown,
     Select,
     Static,
 )
@@ -70,14 +68,17 @@ class FilePickerDialog(ModalScreen[Path | None]):
         with Vertical(classes="dialog wide picker"):
             yield Label("Attach a file: choose it below or type its path")
             yield Input(placeholder="/path/to/file", id="path")
+            # Imported here: DirectoryTree and Markdown are heavy, and only
+            # these dialogs need them (start-up time).
+            from textual.widgets import DirectoryTree
+
             yield DirectoryTree(self.start, id="tree")
             yield Label("", id="error", classes="error", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Attach", variant="primary", id="attach")
                 yield Button("Cancel", id="cancel")
 
-    @on(DirectoryTree.FileSelected)
-    def _file_selected(self, event: DirectoryTree.FileSelected) -> None:
+    def on_directory_tree_file_selected(self, event: Any) -> None:
         self.query_one("#path", Input).value = str(event.path)
 
     @on(Input.Submitted, "#path")
@@ -310,6 +311,8 @@ The command palette (`ctrl+p`) has every action, and the theme picker.
 """
         with Vertical(classes="dialog wide help"):
             with VerticalScroll():
+                from textual.widgets import Markdown
+
                 yield Markdown(text)
             with Horizontal(classes="buttons"):
                 yield Button("Close", id="close")
