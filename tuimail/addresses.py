@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.headerregistry import Address
 
@@ -73,29 +74,40 @@ class ParsedAddress:
         return str(self.to_header_address())
 
 
+def _unquoted(text: str) -> Iterator[tuple[int, str, bool]]:
+    """Each character with its index and whether it is *syntax*: outside a quoted
+    string, and neither a quote mark nor an escaped character. One scanner for
+    every question about quotes, so they cannot disagree."""
+    in_quotes = escaped = False
+    for index, ch in enumerate(text):
+        if escaped:
+            escaped = False
+            yield index, ch, False
+        elif ch == "\\" and in_quotes:
+            escaped = True
+            yield index, ch, False
+        elif ch == '"':
+            in_quotes = not in_quotes
+            yield index, ch, False
+        else:
+            yield index, ch, not in_quotes
+
+
 def split_address_list(text: str) -> list[str]:
     """Split on commas that are outside quotes and angle brackets."""
     items: list[str] = []
-    current: list[str] = []
-    in_quotes = escaped = False
-    depth = 0
-    for ch in text:
-        if escaped:
-            escaped = False
-        elif ch == "\\" and in_quotes:
-            escaped = True
-        elif ch == '"':
-            in_quotes = not in_quotes
-        elif not in_quotes and ch == "<":
-            depth += 1
-        elif not in_quotes and ch == ">":
-            depth -= 1
-        elif ch == "," and not in_quotes and depth == 0:
-            items.append("".join(current))
-            current = []
+    start = depth = 0
+    for index, ch, syntax in _unquoted(text):
+        if not syntax:
             continue
-        current.append(ch)
-    items.append("".join(current))
+        if ch == "<":
+            depth += 1
+        elif ch == ">":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            items.append(text[start:index])
+            start = index + 1
+    items.append(text[start:])
     return [item.strip() for item in items if item.strip()]
 
 
@@ -235,15 +247,8 @@ def is_control_char(ch: str) -> bool:
 
 
 def _has_unclosed_quote(text: str) -> bool:
-    in_quotes = escaped = False
-    for ch in text:
-        if escaped:
-            escaped = False
-        elif ch == "\\" and in_quotes:
-            escaped = True
-        elif ch == '"':
-            in_quotes = not in_quotes
-    return in_quotes
+    """Complete quoted strings (escapes included) become ``""``; an odd quote is left."""
+    return _strip_quoted(text).count('"') % 2 == 1
 
 
 def _strip_quoted(text: str) -> str:
@@ -251,14 +256,4 @@ def _strip_quoted(text: str) -> str:
 
 
 def _index_outside_quotes(text: str, target: str) -> int:
-    in_quotes = escaped = False
-    for index, ch in enumerate(text):
-        if escaped:
-            escaped = False
-        elif ch == "\\" and in_quotes:
-            escaped = True
-        elif ch == '"':
-            in_quotes = not in_quotes
-        elif ch == target and not in_quotes:
-            return index
-    return -1
+    return next((index for index, ch, syntax in _unquoted(text) if syntax and ch == target), -1)
