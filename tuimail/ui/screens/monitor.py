@@ -149,7 +149,9 @@ class MonitorScreen(Screen[None]):
         self.latest: dict[str, ProbeReport] = {}
         self.targets: list[ProbeTarget] = []
         table = self.query_one("#targets", DataTable)
-        table.add_columns("Status", "Target", "Latency", "Cert days", "Last check")
+        # A fixed width for Status: "CRITICAL" must fit whatever the first value was.
+        table.add_column("Status", width=8)
+        table.add_columns("Target", "Latency", "Cert days", "Last check")
         self.reload_targets()
         if self.interval > 0:  # 0: probe only when asked (r)
             self.action_probe_now()
