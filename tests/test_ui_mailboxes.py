@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from textual.widgets import DataTable, TabbedContent
 
 from tests.conftest import require_tool
 from tests.smtpservers import ServerThread, Sink
-from tests.test_ui_tmux import TUIMAIL, Tmux
+from tests.test_ui_tmux import Tmux, tuimail_command
 from tests.ui_support import (
     draft_values,
     fill_draft,
@@ -171,16 +170,7 @@ async def test_unwritable_data_dir_keeps_the_draft(
 
 def test_a_killed_app_keeps_its_draft(isolated_dirs: Path) -> None:
     tmux = Tmux(require_tool("tmux", "tmux"))
-    names = (
-        "XDG_CONFIG_HOME",
-        "XDG_DATA_HOME",
-        "XDG_STATE_HOME",
-        "PYTHON_KEYRING_BACKEND",
-        "HOME",
-        "PATH",
-    )
-    environment = " ".join(f"{n}={shlex.quote(os.environ[n])}" for n in names if n in os.environ)
-    command = f"env -i {environment} TERM=xterm-256color LANG=C.UTF-8 {shlex.quote(str(TUIMAIL))}"
+    command = tuimail_command()
     drafts = DraftStore()
     try:
         tmux.start(command, width=120, height=40)

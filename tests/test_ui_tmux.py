@@ -106,8 +106,8 @@ class Tmux:
         shutil.rmtree(self.socket_dir, ignore_errors=True)
 
 
-def test_send_through_the_sandbox_in_a_real_terminal(isolated_dirs: Path) -> None:
-    tmux = Tmux(require_tool("tmux", "tmux"))
+def tuimail_command() -> str:
+    """The installed ``tuimail`` with this test's isolated environment, and nothing else."""
     variables = (
         "XDG_CONFIG_HOME",
         "XDG_DATA_HOME",
@@ -119,7 +119,12 @@ def test_send_through_the_sandbox_in_a_real_terminal(isolated_dirs: Path) -> Non
     environment = " ".join(
         f"{name}={shlex.quote(os.environ[name])}" for name in variables if name in os.environ
     )
-    command = f"env -i {environment} TERM=xterm-256color LANG=C.UTF-8 {shlex.quote(str(TUIMAIL))}"
+    return f"env -i {environment} TERM=xterm-256color LANG=C.UTF-8 {shlex.quote(str(TUIMAIL))}"
+
+
+def test_send_through_the_sandbox_in_a_real_terminal(isolated_dirs: Path) -> None:
+    tmux = Tmux(require_tool("tmux", "tmux"))
+    command = tuimail_command()
     try:
         tmux.start(command, width=100, height=30)
         # Compose is up and the embedded sandbox listens (its port is in the From line).
