@@ -51,6 +51,25 @@ def test_send_command_does_not_import_textual_or_keyring() -> None:
     assert result.stdout.splitlines()[-1] == ""
 
 
+def test_app_start_up_leaves_the_smtp_client_and_server_for_later() -> None:
+    """The first screen does not wait for aiosmtplib, aiosmtpd or the outbox.
+
+    They are imported by the first send and by the worker that starts the
+    sandbox (start-up time against a minimal Textual app, issue 4).
+    """
+    code = (
+        "import sys\n"
+        "import tuimail.ui.app\n"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in"
+        " ('aiosmtplib', 'aiosmtpd', 'keyring', 'cryptography')"
+        " or m in ('tuimail.session', 'tuimail.outbox', 'tuimail.sandbox'))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
 def test_exit_codes_cover_every_stage() -> None:
     from tuimail import exitcodes
     from tuimail.session import Stage

@@ -190,3 +190,42 @@ def test_readme_documents_every_exit_code() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for code, text in exitcodes.TABLE:
         assert f"| {code} | {text} |" in readme
+
+
+@pytest.mark.parametrize(
+    ("arguments", "command"),
+    [
+        (["send", "--to", "a@example.test"], "send"),
+        (["--profile", "send", "accounts", "list"], "accounts"),
+        (["--prof", "outbox", "doctor"], "doctor"),
+        (["--profile=work", "probe", "mx.example.test"], "probe"),
+        (["--profile", "work"], None),
+        (["--help"], None),
+        (["bogus"], None),
+        ([], None),
+    ],
+)
+def test_main_defines_only_the_command_it_runs(arguments: list[str], command: str | None) -> None:
+    """main() builds one command's options; it must pick the command argparse will see."""
+    from tuimail import cli
+
+    assert cli._command_in(arguments) == command
+    full = cli.build_parser()
+    if command is not None:
+        lean = cli.build_parser(define=[command])
+        assert vars(lean.parse_args(arguments)) == vars(full.parse_args(arguments))
+
+
+def test_each_command_help_is_the_same_when_defined_alone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tuimail import cli
+
+    for name in cli._COMMANDS:
+        helps = []
+        for parser in (cli.build_parser(define=[name]), cli.build_parser()):
+            with pytest.raises(SystemExit):
+                parser.parse_args([name, "--help"])
+            helps.append(capsys.readouterr().out)
+        assert helps[0] == helps[1]
+        assert "usage: tuimail " + name in helps[0]

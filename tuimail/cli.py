@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -34,7 +34,13 @@ class CLIError(Exception):
 # -- argument parsing ---------------------------------------------------------
 
 
-def build_parser(*, fault_help: bool = True) -> argparse.ArgumentParser:
+def build_parser(define: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The command line, with the options of the commands in ``define`` (default: all).
+
+    Every command is listed either way (for ``tuimail --help``), but defining
+    the options of all fifteen parsers costs a scripted ``tuimail send`` more
+    than its SMTP session does, so :func:`main` defines only the one it runs.
+    """
     parser = argparse.ArgumentParser(
         prog="tuimail",
         description="The SMTP workbench for the terminal. With no command, opens the app.",
@@ -42,14 +48,34 @@ def build_parser(*, fault_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tuimail {__version__}")
     parser.add_argument("--profile", help="profile to open the app with")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (summary, define_options) in _COMMANDS.items():
+        command = commands.add_parser(name, help=summary)
+        if define is None or name in define:
+            define_options(command)
+    return parser
 
-    send = commands.add_parser(
-        "send",
-        help="send one message and print the SMTP transcript live",
-        description="Send one message and print the SMTP conversation as it happens.",
-        epilog=exitcodes.help_text(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+
+def _command_in(arguments: Sequence[str]) -> str | None:
+    """The command argparse will find in ``arguments``, if it is one of ours.
+
+    Skips the top-level options, and the value of ``--profile`` (or of a
+    prefix of it, which argparse also accepts).
+    """
+    takes_value = False
+    for argument in arguments:
+        if takes_value:
+            takes_value = False
+        elif argument.startswith("-"):
+            takes_value = len(argument) > 2 and "--profile".startswith(argument)
+        else:
+            return argument if argument in _COMMANDS else None
+    return None
+
+
+def _define_send(send: argparse.ArgumentParser) -> None:
+    send.description = "Send one message and print the SMTP conversation as it happens."
+    send.epilog = exitcodes.help_text()
+    send.formatter_class = argparse.RawDescriptionHelpFormatter
     _add_connection_options(send, with_profile=True)
     send.add_argument(
         "--from", dest="from_address", metavar="ADDR", help="sender (default: the profile's)"
@@ -81,7 +107,8 @@ def build_parser(*, fault_help: bool = True) -> argparse.ArgumentParser:
     send.add_argument("--quiet", "-q", action="store_true", help="print only the outcome")
     send.set_defaults(handler=cmd_send)
 
-    accounts = commands.add_parser("accounts", help="list, add, edit, remove and test profiles")
+
+def _define_accounts(accounts: argparse.ArgumentParser) -> None:
     account_commands = accounts.add_subparsers(
         dest="accounts_command", metavar="ACTION", required=True
     )
@@ -111,14 +138,14 @@ def build_parser(*, fault_help: bool = True) -> argparse.ArgumentParser:
     test.add_argument("--json", action="store_true")
     test.set_defaults(handler=cmd_accounts_test)
 
-    probe = commands.add_parser(
-        "probe",
-        help="check a server's banner, EHLO, TLS, certificate and latency (Nagios-compatible)",
-        description="Probe one SMTP server (or a domain's MX hosts): connect, banner, EHLO, "
+
+def _define_probe(probe: argparse.ArgumentParser) -> None:
+    probe.description = (
+        "Probe one SMTP server (or a domain's MX hosts): connect, banner, EHLO, "
         "STARTTLS or TLS, the certificate chain, optionally AUTH, QUIT; each stage timed. "
-        "No mail is sent.",
-        epilog="exit codes (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN",
+        "No mail is sent."
     )
+    probe.epilog = "exit codes (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN"
     probe.add_argument("server", nargs="?", metavar="HOST[:PORT]")
     probe.add_argument("--mx", metavar="DOMAIN", help="probe every MX host of DOMAIN on port 25")
     probe.add_argument("--mx-port", type=int, default=25, metavar="N", help="port for --mx hosts")
@@ -143,12 +170,11 @@ def build_parser(*, fault_help: bool = True) -> argparse.ArgumentParser:
     output.add_argument("--nagios", action="store_true", help="one Nagios plugin line")
     probe.set_defaults(handler=cmd_probe)
 
-    outbox = commands.add_parser(
-        "outbox",
-        help="messages waiting to be sent: list, flush, retry, drop",
-        description="The outbox keeps every message until the server accepts it.",
-        epilog="exit codes: 0 nothing left to send, 75 some still queued, 1 some failed, "
-        "2 bad arguments",
+
+def _define_outbox(outbox: argparse.ArgumentParser) -> None:
+    outbox.description = "The outbox keeps every message until the server accepts it."
+    outbox.epilog = (
+        "exit codes: 0 nothing left to send, 75 some still queued, 1 some failed, 2 bad arguments"
     )
     outbox_commands = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
     outbox_list = outbox_commands.add_parser("list", help="what is queued or failed")
@@ -166,14 +192,14 @@ def build_parser(*, fault_help: bool = True) -> argparse.ArgumentParser:
     drop.add_argument("id")
     drop.set_defaults(handler=cmd_outbox_drop)
 
-    serve = commands.add_parser(
-        "serve",
-        help="run the sandbox: a local capture SMTP server with transcripts and faults",
-        description="Run the sandbox: every message is kept in a Maildir, nothing is "
-        "delivered, and each session's transcript is printed as it happens.",
-        epilog=_fault_help() if fault_help else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+
+def _define_serve(serve: argparse.ArgumentParser) -> None:
+    serve.description = (
+        "Run the sandbox: every message is kept in a Maildir, nothing is "
+        "delivered, and each session's transcript is printed as it happens."
     )
+    serve.epilog = _fault_help()
+    serve.formatter_class = argparse.RawDescriptionHelpFormatter
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
@@ -204,12 +230,10 @@ def build_parser(*, fault_help: bool = True) -> argparse.ArgumentParser:
     serve.add_argument("--json", action="store_true", help="JSON Lines, each with its session id")
     serve.set_defaults(handler=cmd_serve)
 
-    doctor = commands.add_parser(
-        "doctor", help="check the keyring, config paths and TLS trust store"
-    )
+
+def _define_doctor(doctor: argparse.ArgumentParser) -> None:
     doctor.add_argument("--json", action="store_true")
     doctor.set_defaults(handler=cmd_doctor)
-    return parser
 
 
 def _add_connection_options(parser: argparse.ArgumentParser, *, with_profile: bool) -> None:
@@ -348,13 +372,13 @@ def _saved_profile(name: str) -> Profile:
 def _wants_embedded_sandbox(args: argparse.Namespace) -> bool:
     """``--profile sandbox`` with no user profile of that name and no sandbox running."""
     if args.server or args.profile != "sandbox":
-        return False  # decided before importing the sandbox (aiosmtpd): start-up time
-    from tuimail import sandbox
+        return False  # decided before importing anything: start-up time
     from tuimail.profiles import ProfileStore
+    from tuimail.sandbox_profile import SANDBOX_PROFILE, find_running
 
-    if sandbox.SANDBOX_PROFILE in _checked(ProfileStore().load):
+    if SANDBOX_PROFILE in _checked(ProfileStore().load):
         return False
-    running = sandbox.find_running()
+    running = find_running()
     if running is not None:
         args.running_sandbox = running
         return False
@@ -416,7 +440,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
     embedded = _wants_embedded_sandbox(args)
     if embedded:
-        from tuimail.sandbox import builtin_profile
+        from tuimail.sandbox_profile import builtin_profile
 
         profile = builtin_profile()
     else:
@@ -503,15 +527,18 @@ def _send_through_outbox(
 
 
 def _retry_policy() -> Any:
+    from tuimail import paths
     from tuimail.outbox import RetryPolicy
 
     try:
-        import tomllib
-
-        from tuimail import paths
-
-        config = tomllib.loads((paths.config_dir() / "config.toml").read_text("utf-8"))
+        text = (paths.config_dir() / "config.toml").read_text("utf-8")
     except (OSError, ValueError):
+        return RetryPolicy()
+    import tomllib  # only once there is a file to read: it costs a scripted send 5 ms
+
+    try:
+        config = tomllib.loads(text)
+    except ValueError:
         return RetryPolicy()
     try:
         return RetryPolicy.from_config(config.get("outbox", {}))
@@ -1080,10 +1107,27 @@ def cmd_app(args: argparse.Namespace) -> int:
     return int(app_module.run_app(profile=args.profile))
 
 
+#: Each command: its one-line summary, and the function that defines its options.
+_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "send": ("send one message and print the SMTP transcript live", _define_send),
+    "accounts": ("list, add, edit, remove and test profiles", _define_accounts),
+    "probe": (
+        "check a server's banner, EHLO, TLS, certificate and latency (Nagios-compatible)",
+        _define_probe,
+    ),
+    "outbox": ("messages waiting to be sent: list, flush, retry, drop", _define_outbox),
+    "serve": (
+        "run the sandbox: a local capture SMTP server with transcripts and faults",
+        _define_serve,
+    ),
+    "doctor": ("check the keyring, config paths and TLS trust store", _define_doctor),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    # The fault syntax (tuimail.faults) is only needed for 'serve': skip the import otherwise.
-    parser = build_parser(fault_help="serve" in arguments)
+    command = _command_in(arguments)
+    parser = build_parser(define=[command] if command else [])
     args = parser.parse_args(arguments)
     handler = getattr(args, "handler", cmd_app)
     try:

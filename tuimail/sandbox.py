@@ -24,7 +24,6 @@ import json
 import mailbox
 import os
 import re
-import socket
 import ssl
 import time
 import warnings
@@ -41,12 +40,10 @@ from tuimail.atomic import atomic_write_bytes
 from tuimail.faults import GREYLIST_REPLY, FaultAction, FaultPlan, FaultRule, FaultStage
 from tuimail.maildir import deliver, ensure_maildir
 from tuimail.profiles import Profile, Security
+from tuimail.sandbox_profile import builtin_profile, runtime_file
 from tuimail.selfsigned import ensure_certificate
 from tuimail.transcript import ConversationRedactor, Direction, Entry, EventKind, Transcript
 
-SANDBOX_PROFILE = "sandbox"
-SANDBOX_SENDER = "you@sandbox.test"
-SANDBOX_DISPLAY_NAME = "tuimail sandbox"
 DEFAULT_PORT = 2525
 DEFAULT_SIZE_LIMIT = 32 * 1024 * 1024
 #: Sessions kept in memory for the app; all of them are also written to disk.
@@ -716,10 +713,6 @@ def load_auth_file(path: Path) -> dict[str, str]:
 # -- discovery of a running `tuimail serve` -----------------------------------
 
 
-def runtime_file() -> Path:
-    return paths.state_dir() / "sandbox.json"
-
-
 def announce(sandbox: Sandbox) -> None:
     """Tell other tuimail processes where this sandbox listens."""
     record = {
@@ -741,46 +734,3 @@ def withdraw() -> None:
         record = json.loads(runtime_file().read_text())
         if record.get("pid") == os.getpid():
             runtime_file().unlink()
-
-
-def find_running() -> Profile | None:
-    """The profile of a ``tuimail serve`` that is running and answering, if any."""
-    try:
-        record = json.loads(runtime_file().read_text())
-        pid, host, port = int(record["pid"]), str(record["host"]), int(record["port"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            pass
-    except OSError:
-        return None
-    security = {"none": Security.NONE, "starttls": Security.STARTTLS, "implicit": Security.TLS}
-    return builtin_profile(
-        host,
-        port,
-        security.get(str(record.get("tls")), Security.NONE),
-        str(record.get("ca_file") or ""),
-    )
-
-
-def builtin_profile(
-    host: str = "127.0.0.1", port: int = 0, security: Security = Security.NONE, ca_file: str = ""
-) -> Profile:
-    """The ``sandbox`` profile every install has; port 0 until a sandbox runs."""
-    return Profile(
-        name=SANDBOX_PROFILE,
-        host=host,
-        port=port,
-        security=security,
-        ca_file=ca_file,
-        from_address=SANDBOX_SENDER,
-        display_name=SANDBOX_DISPLAY_NAME,
-        timeout=10.0,
-    )

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual import work
 from textual.app import App
@@ -23,18 +24,8 @@ from textual.worker import Worker, WorkerState
 
 from tuimail.credentials import CredentialStore, KeyringError, Secret
 from tuimail.message import Draft, DraftInvalid, build_message
-from tuimail.outbox import Outbox, OutboxError, RetryPolicy
 from tuimail.profiles import Profile, ProfileStore, ProfileStoreError
-from tuimail.sandbox import (
-    SANDBOX_PROFILE,
-    Sandbox,
-    SandboxConfig,
-    SandboxError,
-    SessionRecord,
-    builtin_profile,
-    find_running,
-)
-from tuimail.session import SessionReport, check_account, send
+from tuimail.sandbox_profile import SANDBOX_PROFILE, builtin_profile, find_running
 from tuimail.transcript import Transcript
 from tuimail.ui import settings, themes
 from tuimail.ui.commands import TuimailCommands
@@ -48,6 +39,15 @@ from tuimail.ui.messages import (
 )
 from tuimail.ui.screens.compose import ComposeScreen
 from tuimail.ui.screens.dialogs import HelpScreen
+
+if TYPE_CHECKING:
+    # Imported where first used: the SMTP client and the outbox for the first
+    # send, the sandbox server (aiosmtpd) in the worker that starts it. The
+    # first screen does not wait for them.
+    from tuimail.outbox import Outbox, OutboxError, RetryPolicy
+    from tuimail.sandbox import Sandbox, SandboxConfig, SessionRecord
+    from tuimail.session import SessionReport
+
 
 _SCREENS = {
     "compose": ("compose", "ComposeScreen"),
@@ -150,13 +150,19 @@ class TuimailApp(App[None]):
         self.sending = False
         self._listeners: list[Screen[Any]] = []
         self._start_sandbox = start_sandbox
-        self._sandbox_config = sandbox_config or SandboxConfig(port=0)
+        self._sandbox_config = sandbox_config
         self.config = settings.load_config()
-        self.outbox = Outbox(policy=_retry_policy(self.config))
         self._load_profiles()
         self.initial_profile = self._initial_profile(profile)
         super().__init__()
         self.theme_problems: list[str] = []
+
+    @functools.cached_property
+    def outbox(self) -> Outbox:
+        """The durable outbox, opened when first used (it brings the SMTP client)."""
+        from tuimail.outbox import Outbox
+
+        return Outbox(policy=_retry_policy(self.config))
 
     # -- start-up -----------------------------------------------------------
 
@@ -226,7 +232,10 @@ class TuimailApp(App[None]):
             )
             self._refresh_profile_views()
             return
-        sandbox = Sandbox(self._sandbox_config, on_session_end=self._sandbox_session_ended)
+        from tuimail.sandbox import Sandbox, SandboxConfig, SandboxError
+
+        config = self._sandbox_config or SandboxConfig(port=0)
+        sandbox = Sandbox(config, on_session_end=self._sandbox_session_ended)
         try:
             await sandbox.start()
         except SandboxError as exc:
@@ -298,6 +307,8 @@ class TuimailApp(App[None]):
     @work(exclusive=True, group="smtp", exit_on_error=False)
     async def run_retry(self, key: str) -> SessionReport:
         """Send one outbox message now (a failed one too: the user asked)."""
+        from tuimail.session import SessionReport
+
         queued = await asyncio.to_thread(self.outbox.requeue, key)
         profile = Profile.from_toml_table(
             queued.profile_name, {k: v for k, v in queued.profile.items() if k != "name"}
@@ -372,6 +383,9 @@ class TuimailApp(App[None]):
     @work(exclusive=True, group="smtp", exit_on_error=False)
     async def run_session(self, kind: str, profile: Profile, draft: Draft | None) -> SessionReport:
         """Build (off the loop), fetch the password (off the loop), then talk SMTP."""
+        from tuimail.outbox import OutboxError
+        from tuimail.session import SessionReport, check_account, send
+
         outgoing = None
         if draft is not None:
             try:
@@ -474,6 +488,8 @@ class TuimailApp(App[None]):
         if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
             self.sending = False
         if event.state is WorkerState.ERROR:
+            from tuimail.outbox import OutboxError
+
             error = event.worker.error
             handled = (DraftInvalid, KeyringError, OutboxError)  # each already explained
             if not isinstance(error, handled):
@@ -518,6 +534,8 @@ class TuimailApp(App[None]):
 
 
 def _retry_policy(config: dict[str, Any]) -> RetryPolicy:
+    from tuimail.outbox import RetryPolicy
+
     try:
         return RetryPolicy.from_config(config.get("outbox", {}))
     except (TypeError, ValueError):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from tuimail.session import SessionReport
-from tuimail.transcript import Transcript
+if TYPE_CHECKING:  # the SMTP client is imported for the first send, not at start-up
+    from tuimail.session import SessionReport
+    from tuimail.transcript import Transcript
 
 _ids = itertools.count(1)
 

@@ -7,12 +7,14 @@ They do not bubble: a screen's copy must not travel back up to the app.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from tuimail.sandbox import SessionRecord
-from tuimail.transcript import Entry
-from tuimail.ui.history import SessionRun
+if TYPE_CHECKING:  # the server (aiosmtpd) is imported when the sandbox starts, not before
+    from tuimail.sandbox import SessionRecord
+    from tuimail.transcript import Entry
+    from tuimail.ui.history import SessionRun
 
 
 @dataclass
