@@ -52,6 +52,13 @@ MAX_SESSIONS_IN_MEMORY = 200
 MAX_SESSION_FILES = 1000
 #: A client line longer than this without a line end is recorded in pieces.
 MAX_PENDING_LINE = 64 * 1024
+#: Messages up to this size are written on the event loop, larger ones in a
+#: thread. Handing a small write to a thread cost more than the write itself:
+#: the two threads' GIL hand-offs stalled the loop's socket calls, and the
+#: sandbox took 1,614 us of CPU a 2 KB message in a thread against 1,070 us
+#: inline (benchmarks/bench_sandbox.py, tmpfs). A large write could hold the
+#: loop, which in the app is also the UI's, so it still goes to a thread.
+INLINE_WRITE_LIMIT = 256 * 1024
 
 _ADDRESS_RE = re.compile(r"<([^>]*)>")
 _MESSAGE_ID_RE = re.compile(rb"(?im)^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)")
@@ -570,9 +577,12 @@ class Sandbox:
         if not self.active:
             self._idle.set()
         with contextlib.suppress(OSError):
+            # Not fsynced, like the messages: this runs on the event loop (the
+            # app's UI too), and an fsync per session would hold it each time.
             atomic_write_bytes(
                 self.sessions_dir / f"{record.id}.json",
                 json.dumps(record.to_json(), ensure_ascii=False).encode("utf-8"),
+                durable=False,
             )
         if self._on_session_end is not None:
             self._on_session_end(record)
@@ -580,9 +590,10 @@ class Sandbox:
     async def _store(
         self, record: SessionRecord, envelope: Envelope, content: bytes
     ) -> StoredMessage:
-        # File creation is kernel work that releases the GIL: a thread lets the
-        # event loop go on serving other clients meanwhile.
-        key = await asyncio.to_thread(deliver, self.maildir_path, content, durable=False)
+        if len(content) <= INLINE_WRITE_LIMIT:
+            key = deliver(self.maildir_path, content, durable=False)
+        else:
+            key = await asyncio.to_thread(deliver, self.maildir_path, content, durable=False)
         stored = StoredMessage(
             key=key,
             message_id=_message_id(content),
