@@ -1,5 +1,5 @@
 """``python -m tuimail`` runs the same entry point as the ``tuimail`` script."""
 
-from tuimail.cli import main
+from tuimail.cli import run
 
-raise SystemExit(main())
+run()

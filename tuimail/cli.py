@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import sys
 from collections.abc import Callable, Collection, Sequence
@@ -1122,6 +1123,21 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     ),
     "doctor": ("check the keyring, config paths and TLS trust store", _define_doctor),
 }
+
+
+def run() -> None:
+    """The ``tuimail`` command: :func:`main`, then a quick exit.
+
+    Once the command is done, what is left is tearing down the modules it
+    imported, and the garbage collector's passes over every object during that
+    teardown cost a 170 ms ``tuimail send`` 25-35 ms on the benchmark machine.
+    Frozen objects are left out of those passes. Only here, for the process's
+    own command: a caller of :func:`main` (a test, a script) keeps a working
+    collector.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
