@@ -41,7 +41,7 @@ def require_tool(name: str, package: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Every test gets its own config, data and state dirs, and no real keyring."""
     home = tmp_path / "home"
     home.mkdir()

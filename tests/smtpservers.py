@@ -58,7 +58,7 @@ class Sink:
             )
         )
         if self.disconnect_after_data:
-            assert server.transport is not None
+            assert isinstance(server.transport, asyncio.Transport)
             server.transport.abort()
         return "250 Message accepted for delivery"
 
@@ -136,7 +136,7 @@ class ServerThread:
         protocol_factory: Callable[[], asyncio.BaseProtocol],
         ssl_context: ssl.SSLContext | None = None,
     ) -> int:
-        async def create() -> asyncio.AbstractServer:
+        async def create() -> asyncio.Server:
             return await self.loop.create_server(protocol_factory, "127.0.0.1", 0, ssl=ssl_context)
 
         server = asyncio.run_coroutine_threadsafe(create(), self.loop).result(5)

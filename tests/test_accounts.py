@@ -100,7 +100,7 @@ def test_unsafe_backend_only_with_explicit_opt_in() -> None:
 
 def test_locked_or_broken_keyring_gives_a_fix() -> None:
     class Broken(keyring.backend.KeyringBackend):
-        priority = 1  # type: ignore[assignment]
+        priority = 1
 
         def get_password(self, service: str, username: str) -> str | None:
             from keyring.errors import KeyringLocked
@@ -113,7 +113,7 @@ def test_locked_or_broken_keyring_gives_a_fix() -> None:
         def delete_password(self, service: str, username: str) -> None:
             raise RuntimeError("no")
 
-    store = CredentialStore(Broken())
+    store = CredentialStore(Broken())  # type: ignore[no-untyped-call]  # keyring's __init__
     with pytest.raises(KeyringError, match="is locked") as locked:
         store.get("x")
     assert "Unlock your login keyring" in str(locked.value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email
 import os
 from email import policy
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
@@ -69,7 +69,7 @@ def parse(data: bytes) -> EmailMessage:
     return message
 
 
-def text_of(part: EmailMessage | None) -> str:
+def text_of(part: MIMEPart | None) -> str:
     """A text part's content with the wire's CRLF turned back into newlines."""
     assert part is not None
     content = part.get_content()

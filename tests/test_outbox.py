@@ -23,12 +23,12 @@ from tests.smtpservers import ServerThread, Sink
 from tuimail import exitcodes
 from tuimail.faults import FaultPlan, parse_fault
 from tuimail.outbox import Outbox, RetryPolicy, State
-from tuimail.profiles import Profile, ProfileStore
+from tuimail.profiles import Profile, ProfileStore, Security
 from tuimail.sandbox import Sandbox, SandboxConfig
 
 
 def save_profile(port: int, name: str = "local") -> None:
-    ProfileStore().save(Profile(name=name, host="127.0.0.1", port=port, security="none"))
+    ProfileStore().save(Profile(name=name, host="127.0.0.1", port=port, security=Security.NONE))
 
 
 def send(*extra: str, profile: str = "local") -> subprocess.CompletedProcess[str]:
@@ -287,7 +287,7 @@ async def test_outbox_api_states(tmp_path: Path, servers: ServerThread) -> None:
     from tuimail.message import Draft, build_message
 
     outbox = Outbox(tmp_path)
-    profile = Profile(name="p", host="127.0.0.1", port=free_port(), security="none")
+    profile = Profile(name="p", host="127.0.0.1", port=free_port(), security=Security.NONE)
     outgoing = build_message(Draft(from_address="a@example.test", to=["b@example.test"]))
     queued = outbox.enqueue(profile, outgoing)
     assert (tmp_path / "outbox" / "new" / queued.key).read_bytes() == outgoing.to_bytes()

@@ -23,7 +23,7 @@ from tuimail.credentials import Secret
 from tuimail.faults import FaultPlan
 from tuimail.mx import MXLookupError, lookup_mx
 from tuimail.probe import ProbeTarget, Status, Thresholds, capability_changes, probe
-from tuimail.profiles import Profile, ProfileStore
+from tuimail.profiles import Profile, ProfileStore, Security
 from tuimail.sandbox import Sandbox, SandboxConfig
 
 NAGIOS_RE = re.compile(r"^SMTP (OK|WARNING|CRITICAL|UNKNOWN) - .+ \| time=[\d.]+s;[\d.]+;[\d.]+;0")
@@ -51,7 +51,7 @@ class GrowingEhlo(Sink):
 
 async def test_healthy_starttls_server(servers: ServerThread, certs: Certs) -> None:
     port = servers.smtp(Sink(), tls_context=certs.good)
-    report = await probe(target(port, security="starttls", ca_file=str(certs.ca_file)))
+    report = await probe(target(port, security=Security.STARTTLS, ca_file=str(certs.ca_file)))
     assert report.status is Status.OK, report.reasons
     assert set(report.timings) >= {"connect", "banner", "ehlo", "tls", "quit"}
     assert report.banner.startswith("mx.test")
@@ -69,14 +69,14 @@ async def test_healthy_starttls_server(servers: ServerThread, certs: Certs) -> N
 
 async def test_implicit_tls_and_plain(servers: ServerThread, certs: Certs) -> None:
     tls_port = servers.smtp(Sink(), implicit_tls=certs.good)
-    report = await probe(target(tls_port, security="tls", ca_file=str(certs.ca_file)))
+    report = await probe(target(tls_port, security=Security.TLS, ca_file=str(certs.ca_file)))
     assert report.status is Status.OK, report.reasons
-    plain = await probe(target(servers.smtp(Sink()), security="none"))
+    plain = await probe(target(servers.smtp(Sink()), security=Security.NONE))
     assert plain.status is Status.OK and plain.tls is None
 
 
 async def test_starttls_missing_where_expected(servers: ServerThread) -> None:
-    report = await probe(target(servers.smtp(Sink()), security="starttls"))
+    report = await probe(target(servers.smtp(Sink()), security=Security.STARTTLS))
     assert report.status is Status.CRITICAL
     assert "STARTTLS is not offered" in report.reasons
 
@@ -95,7 +95,7 @@ async def test_bad_certificates_are_critical_and_described(
 ) -> None:
     port = servers.smtp(Sink(), tls_context=getattr(certs, cert_name))
     ca_file = str(certs.ca_file) if with_ca else ""
-    report = await probe(target(port, security="starttls", ca_file=ca_file))
+    report = await probe(target(port, security=Security.STARTTLS, ca_file=ca_file))
     assert report.status is Status.CRITICAL
     assert any(expected in reason for reason in report.reasons), report.reasons
     # The refused certificate is still inspected and described.
@@ -113,7 +113,7 @@ async def test_certificate_expiry_thresholds(
     port = servers.smtp(Sink(), tls_context=certs.soon)  # expires in 5 days
     thresholds = Thresholds(warn_days=warn, crit_days=crit)
     report = await probe(
-        target(port, security="starttls", ca_file=str(certs.ca_file), thresholds=thresholds)
+        target(port, security=Security.STARTTLS, ca_file=str(certs.ca_file), thresholds=thresholds)
     )
     assert report.status is status, report.reasons
     assert report.tls is not None and report.tls.days_left in (4, 5)
@@ -123,7 +123,7 @@ async def test_closed_port_is_unreachable() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    report = await probe(target(port, security="none"))
+    report = await probe(target(port, security=Security.NONE))
     assert report.status is Status.CRITICAL and not report.reached
     assert report.reasons[0].startswith("unreachable")
 
@@ -135,7 +135,7 @@ async def test_server_that_never_sends_its_banner() -> None:
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        report = await probe(target(port, security="none", timeout=0.5))
+        report = await probe(target(port, security=Security.NONE, timeout=0.5))
     finally:
         server.close()
     assert report.status is Status.CRITICAL
@@ -168,7 +168,7 @@ async def test_sandbox_faults(sandbox: Sandbox, fault: str, status: Status, word
 
     sandbox.faults.add(parse_fault(fault))
     thresholds = Thresholds(warn_seconds=0.25, crit_seconds=30)
-    report = await probe(target(sandbox.port, security="none", thresholds=thresholds))
+    report = await probe(target(sandbox.port, security=Security.NONE, thresholds=thresholds))
     assert report.status is status, report.reasons
     assert any(words in r for r in report.reasons), report.reasons
 
@@ -176,7 +176,7 @@ async def test_sandbox_faults(sandbox: Sandbox, fault: str, status: Status, word
 async def test_auth_check_with_a_profile(servers: ServerThread, certs: Certs) -> None:
     port = servers.smtp(Sink(), tls_context=certs.good, authenticator=password_checker({"u": "pw"}))
     profile = Profile(
-        name="p", host="127.0.0.1", port=port, security="starttls", username="u",
+        name="p", host="127.0.0.1", port=port, security=Security.STARTTLS, username="u",
         ca_file=str(certs.ca_file),
     )  # fmt: skip
     good = await probe(ProbeTarget.from_profile(profile), Secret("pw"))
@@ -351,7 +351,7 @@ def test_target_store_round_trip(isolated_dirs: Path) -> None:
 
     store = TargetStore()
     relay = ProbeTarget(
-        host="relay.example.test", port=25, security="starttls", name="relay",
+        host="relay.example.test", port=25, security=Security.STARTTLS, name="relay",
         thresholds=Thresholds(warn_days=30, crit_days=10, warn_seconds=2, crit_seconds=8),
     )  # fmt: skip
     store.save(relay)

@@ -95,7 +95,7 @@ def test_several_profiles_round_trip() -> None:
     store = ProfileStore()
     profiles = [
         every_field_profile("work"),
-        Profile(name="home.gmail", host="smtp.gmail.com", security="tls"),
+        Profile(name="home.gmail", host="smtp.gmail.com", security=Security.TLS),
         Profile(name="local_test-1", host="::1", port=1025, security=Security.NONE),
     ]
     for profile in profiles:

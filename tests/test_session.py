@@ -21,7 +21,7 @@ from tuimail.credentials import Secret
 from tuimail.message import Draft, OutgoingMessage, build_message
 from tuimail.profiles import Profile
 from tuimail.session import SessionReport, SMTPSession, Stage, check_account, send
-from tuimail.transcript import Direction, EventKind
+from tuimail.transcript import Direction, Entry, EventKind
 
 PASSWORD = "correct horse battery staple"
 USERS = {"alice": PASSWORD}
@@ -55,7 +55,7 @@ def server_lines(report: SessionReport) -> list[str]:
 async def test_plain_delivery_records_every_line(servers: ServerThread) -> None:
     sink = Sink()
     port = servers.smtp(sink)
-    seen = []
+    seen: list[Entry] = []
     report = await send(profile(port), message(), on_entry=seen.append)
     assert report.ok, report.failure
     assert len(sink.messages) == 1

@@ -13,7 +13,7 @@ from tests.smtpservers import ServerThread, Sink, password_checker
 from tuimail import transcript as transcript_module
 from tuimail.credentials import Secret
 from tuimail.message import Draft, build_message
-from tuimail.profiles import Profile
+from tuimail.profiles import AuthMechanism, Profile, Security
 from tuimail.session import send
 from tuimail.transcript import (
     REDACTED,
@@ -75,8 +75,8 @@ async def test_capture_matches_the_bytes_on_the_wire(servers: ServerThread) -> N
     proxy_port = await proxy.start()
     try:
         profile = Profile(
-            name="wire", host="127.0.0.1", port=proxy_port, security="none", username="u",
-            allow_plaintext_auth=True, auth_mechanism="login", timeout=5,
+            name="wire", host="127.0.0.1", port=proxy_port, security=Security.NONE, username="u",
+            allow_plaintext_auth=True, auth_mechanism=AuthMechanism.LOGIN, timeout=5,
         )  # fmt: skip
         outgoing = build_message(Draft(from_address="a@example.test", to=["b@example.test"]))
         report = await send(profile, outgoing, Secret(PASSWORD))
@@ -107,7 +107,7 @@ async def test_a_capture_that_goes_blind_is_an_error(
 
     monkeypatch.setattr(TranscribingProtocol, "data_received", SMTPProtocol.data_received)
     port = servers.smtp(Sink())
-    profile = Profile(name="blind", host="127.0.0.1", port=port, security="none", timeout=5)
+    profile = Profile(name="blind", host="127.0.0.1", port=port, security=Security.NONE, timeout=5)
     outgoing = build_message(Draft(from_address="a@example.test", to=["b@example.test"]))
     with pytest.raises(CaptureLost):
         await send(profile, outgoing)
@@ -116,7 +116,11 @@ async def test_a_capture_that_goes_blind_is_an_error(
 async def test_starttls_transcript_marks_secure_lines(servers: ServerThread, certs: Certs) -> None:
     port = servers.smtp(Sink(), tls_context=certs.good)
     profile = Profile(
-        name="t", host="127.0.0.1", port=port, security="starttls", ca_file=str(certs.ca_file)
+        name="t",
+        host="127.0.0.1",
+        port=port,
+        security=Security.STARTTLS,
+        ca_file=str(certs.ca_file),
     )
     outgoing = build_message(Draft(from_address="a@example.test", to=["b@example.test"]))
     report = await send(profile, outgoing)
@@ -251,7 +255,9 @@ async def test_hostile_control_characters_are_escaped() -> None:
     server = await asyncio.start_server(evil, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
-        profile = Profile(name="evil", host="127.0.0.1", port=port, security="none", timeout=2)
+        profile = Profile(
+            name="evil", host="127.0.0.1", port=port, security=Security.NONE, timeout=2
+        )
         report = await send(profile, build_message(Draft(from_address="a@x.test", to=["b@x.test"])))
     finally:
         server.close()

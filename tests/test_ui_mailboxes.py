@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, TabbedContent
+from textual.widgets import DataTable, Input, Static, TabbedContent
 
 from tests.conftest import require_tool
 from tests.smtpservers import ServerThread, Sink
@@ -30,6 +30,7 @@ from tuimail.outbox import Outbox
 from tuimail.ui import screens
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.screens.mailboxes import MailboxesScreen
+from tuimail.ui.widgets.transcript_view import TranscriptView
 
 
 @pytest.fixture(autouse=True)
@@ -77,14 +78,15 @@ async def test_queued_send_is_retried_from_the_outbox_and_lands_in_sent(
         assert sent.row_count == 1 and str(sent.get_row_at(0)[2]) == "Queued"
         sent.move_cursor(row=0)
         await pilot.pause()
-        assert "Subject: Queued" in str(screen.query_one("#sent-view").content)
-        view = screen.query_one("#sent-transcript")
+        assert "Subject: Queued" in str(screen.query_one("#sent-view", Static).content)
+        view = screen.query_one("#sent-transcript", TranscriptView)
+        assert view.transcript is not None
         assert any(e.text.startswith("250 Message accepted") for e in view.transcript.entries)
 
         export = tmp_path / "mail.eml"
         await pilot.press("x")
         await wait_for(pilot, lambda: pilot.app.screen.query("#path"), "the export dialog")
-        pilot.app.screen.query_one("#path").value = str(export)
+        pilot.app.screen.query_one("#path", Input).value = str(export)
         await pilot.click("#export")
         await wait_for(
             pilot, lambda: export.exists() and export.with_suffix(".txt").exists(), "the files"
@@ -113,7 +115,7 @@ async def test_failed_message_is_edited_as_a_draft_or_deleted(servers: ServerThr
         await pilot.pause()
         to, subject, body = draft_values(app)
         assert ("bob@example.test" in to, subject, body.strip()) == (True, "Typo", "Body text")
-        assert app.screen.query_one("#input-bcc").value == "hidden@example.test"
+        assert app.screen.query_one("#input-bcc", Input).value == "hidden@example.test"
         assert Outbox().entries() == []  # the draft replaces the failed message
 
 

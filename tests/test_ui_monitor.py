@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Input, Sparkline
 from tests.smtpservers import ServerThread, Sink
 from tests.ui_support import wait_for
 from tuimail.probe import ProbeReport, ProbeTarget, Status, Thresholds
-from tuimail.profiles import Profile, ProfileStore
+from tuimail.profiles import Profile, ProfileStore, Security
 from tuimail.targets import TargetStore
 from tuimail.transcript import Direction, Entry, EventKind, Transcript
 from tuimail.ui.app import TuimailApp
@@ -58,7 +58,7 @@ async def test_probes_show_status_history_and_state_changes(
     manual_monitor(isolated_dirs)
     handler = Changing()
     port = servers.smtp(handler)
-    ProfileStore().save(Profile(name="local", host="127.0.0.1", port=port, security="none"))
+    ProfileStore().save(Profile(name="local", host="127.0.0.1", port=port, security=Security.NONE))
     app = TuimailApp(start_sandbox=False)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_monitor(pilot)
@@ -100,7 +100,9 @@ async def test_unreachable_target_is_critical(isolated_dirs: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    TargetStore().save(ProbeTarget(host="127.0.0.1", port=port, security="none", name="gone"))
+    TargetStore().save(
+        ProbeTarget(host="127.0.0.1", port=port, security=Security.NONE, name="gone")
+    )
     app = TuimailApp(start_sandbox=False)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_monitor(pilot)
@@ -173,7 +175,7 @@ def test_monitor_snapshot(
     store = TargetStore()
     relay = ProbeTarget(host="relay.example.test", port=25, name="relay")
     backup = ProbeTarget(
-        host="backup.example.test", port=465, security="tls", name="backup",
+        host="backup.example.test", port=465, security=Security.TLS, name="backup",
         thresholds=Thresholds(warn_seconds=0.05, crit_seconds=1),
     )  # fmt: skip
     store.save(relay)

@@ -27,10 +27,10 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from tests.ui_support import paste, wait_for
-from tuimail.profiles import Profile, ProfileStore
+from tuimail.profiles import Profile, ProfileStore, Security
 from tuimail.sandbox import Sandbox, SandboxConfig, SessionRecord, StoredMessage
 from tuimail.session import Delivery, SessionFailure, SessionReport, Stage
 from tuimail.tlsinfo import TLSInfo
@@ -59,7 +59,7 @@ def saved_profiles() -> None:
             name="work",
             host="smtp.example.test",
             port=587,
-            security="starttls",
+            security=Security.STARTTLS,
             username="alice",
             from_address="alice@example.test",
             display_name="Alice Example",
@@ -70,7 +70,7 @@ def saved_profiles() -> None:
             name="relay",
             host="relay.example.test",
             port=25,
-            security="none",
+            security=Security.NONE,
             from_address="alerts@example.test",
         )
     )
@@ -263,7 +263,7 @@ async def show_sandbox_with_a_message(pilot: Pilot[Any]) -> None:
     table.move_cursor(row=0)
     await wait_for(
         pilot,
-        lambda: "Lunch on Friday?" in str(app.screen.query_one("#message-view").content),
+        lambda: "Lunch on Friday?" in str(app.screen.query_one("#message-view", Static).content),
         "the message to be shown",
     )
 
