@@ -1,23 +1,42 @@
 """The app: time to the first full screen, and staying usable through a transcript flood.
 
-Two measurements, each against a reference taken in the same run:
+Two measurements, each against references taken in the same run:
 
-**Launch.** One whole ``tuimail`` process against one process of a minimal
-Textual app (a ``Header``, a ``Static`` and a ``Footer``), as a user sees it:
-each starts in a real pseudo-terminal (a tmux window of 120x40 on a private
-tmux server), and the clock runs from asking tmux for the window until
-``tmux capture-pane`` first shows a screen that is only drawn once the first
-screen is complete. For tuimail that is the footer's key hints, the compose
-screen's ``To`` label and the built-in sandbox profile with a real port (so
-the embedded sandbox is up and the profile selector shows it); for the
-minimal app, its own text, title and footer hint. The time until the compose
-screen is drawn with the sandbox still starting is reported on the side, as
-is the first non-blank screen. Runs alternate, after one untimed warm-up run
-of each; medians are compared. Every wait has a timeout; each window is
-killed after its run (and its process with SIGKILL if SIGHUP did not end it),
-and the tmux server is killed at the end, even when something fails.
-tuimail's configuration, data, state and cache directories are empty
-temporary ones (``XDG_*_HOME``), so the user's own profiles play no part.
+**Launch.** One whole ``tuimail`` process against two references, each one
+process: a minimal Textual app (a ``Header``, a ``Static`` and a ``Footer``),
+and the "widget floor" (``FLOOR_APP``): tuimail's compose screen rebuilt in
+plain Textual, without a tuimail import, with the same widget tree and the
+same CSS (``tuimail/ui/app.tcss``, read from the repository at run time, and
+the same ``DEFAULT_CSS`` for the composite widgets) and nothing else: no
+profiles, sandbox, keyring, themes, keymap or modes. The issue requires every
+one of those widgets, so floor/minimal is what Textual itself charges for
+them, and tuimail/floor is what tuimail's own start-up work adds on top; the
+gap tuimail - minimal splits exactly into the two (medians).
+
+Each app starts as a user sees it: in a real pseudo-terminal (a tmux window
+of 120x40 on a private tmux server), and the clock runs from asking tmux for
+the window until ``tmux capture-pane`` first shows a screen that is only
+drawn once the first screen is complete. For tuimail that is the footer's key
+hints, the compose screen's ``To`` label and the built-in sandbox profile
+with a real port (so the embedded sandbox is up and the profile selector
+shows it); for the widget floor, the same hints and label and its own entry
+in the From selector; for the minimal app, its own text, title and footer
+hint. The time until tuimail's compose screen is drawn with the sandbox still
+starting is reported on the side, as is each app's first non-blank screen.
+Every run launches all three, in an order rotated from run to run, after one
+untimed warm-up run of each; medians and the medians of per-run ratios are
+compared. Every wait has a timeout; each window is killed after its run (and
+its process with SIGKILL if SIGHUP did not end it), and the tmux server is
+killed at the end, even when something fails. tuimail's configuration, data,
+state and cache directories are empty temporary ones (``XDG_*_HOME``), so
+the user's own profiles play no part.
+
+A breakdown then starts each app in a fresh interpreter, in-process and
+headless (``run_test``): how long its imports take and how long it then needs
+until its first screen (for tuimail also: until the compose screen is
+mounted, before the sandbox is up). After that, untimed, it takes a census
+of the first screen (widgets by class, footer keys, the app's CSS rules, the
+focused widget) and reports whether the widget floor's matches tuimail's.
 
 **Transcript flood.** ``TuimailApp`` in ``App.run_test()`` (headless, 120x40,
 embedded sandbox off), with the transcript screen visited once so that both
@@ -58,11 +77,13 @@ appeared, the flood never drained).
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import contextlib
 import cProfile
 import io
 import itertools
+import json
 import os
 import pstats
 import re
@@ -145,10 +166,179 @@ class Minimal(App[None]):
 Minimal().run()
 """
 
-#: Run in a fresh interpreter: how long the imports take, and how long the app
-#: then takes (headless, ``run_test``) until its first screen is mounted.
+#: The "widget floor": tuimail's first screen (the compose screen) rebuilt in
+#: plain Textual, without a single tuimail import. It composes the same widget
+#: tree (the same classes and counts, ids, options, focus and footer keys)
+#: under the same CSS: tuimail/ui/app.tcss itself, read at run time from the
+#: file named by ``sys.argv[1]`` (tuimail loads it through ``CSS_PATH`` too),
+#: and the same ``DEFAULT_CSS`` for the three composite widgets, which keep
+#: their names because the CSS selects by them. And nothing else: no profiles,
+#: sandbox, keyring, themes, keymap, modes, drafts or event handlers.
+#:
+#: Why it exists: the issue requires every one of these widgets (a From
+#: selector, To/Cc/Bcc inputs, Subject, a TextArea body, an attachments list
+#: with buttons, a Send button, a live transcript pane, a footer), so the
+#: floor's launch is what Textual itself charges for them. floor/minimal is
+#: Textual's cost of the required widgets; tuimail/floor is what tuimail's own
+#: start-up work (sandbox, profiles, themes, modes, handlers) adds on top.
+#: The breakdown checks, headless, that the two trees and their CSS match.
+FLOOR_APP = """\
+import sys
+
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import (
+    Button,
+    Footer,
+    Input,
+    Label,
+    ListView,
+    RichLog,
+    Select,
+    Static,
+    TextArea,
+)
+
+#: The mode bar's line, with markup as tuimail's (six modes, the first current).
+MODE_LINE = "".join(
+    f"[{'reverse bold ' if index == 0 else ''}@click=app.bell] {key} {title} [/]"
+    for index, (key, title) in enumerate(
+        [
+            ("F2", "Compose"),
+            ("F3", "Transcript"),
+            ("F4", "Accounts"),
+            ("F5", "Sandbox"),
+            ("F6", "Monitor"),
+            ("F7", "Outbox"),
+        ]
+    )
+)
+
+
+class ModeBar(Static):
+    DEFAULT_CSS = '''
+    ModeBar { height: 1; background: $panel; color: $text-muted; }
+    '''
+
+
+class AddressField(Vertical):
+    DEFAULT_CSS = '''
+    AddressField { height: auto; }
+    AddressField > Horizontal { height: 1; }
+    AddressField Label.field-label { width: 9; color: $text-muted; }
+    AddressField Input, AddressField Input:focus {
+        border: none; height: 1; padding: 0 1; width: 1fr; background: $surface;
+    }
+    AddressField Input:focus { background: $boost; }
+    AddressField .error { display: none; color: $error; padding-left: 9; height: auto; }
+    AddressField.-invalid .error { display: block; }
+    AddressField.-invalid Input { background: $error 15%; }
+    '''
+
+    def __init__(self, label: str, field: str, placeholder: str = "") -> None:
+        super().__init__(id=f"field-{field}")
+        self.label, self.field, self.placeholder = label, field, placeholder
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            yield Label(self.label, classes="field-label")
+            yield Input(placeholder=self.placeholder, id=f"input-{self.field}")
+        yield Label("", classes="error", markup=False)
+
+
+class TranscriptView(Vertical):
+    DEFAULT_CSS = '''
+    TranscriptView { height: 1fr; }
+    TranscriptView > #trimmed { display: none; color: $warning; height: 1; }
+    TranscriptView.-trimmed > #trimmed { display: block; }
+    TranscriptView > RichLog { height: 1fr; background: $surface; }
+    '''
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="trimmed")
+        yield RichLog(wrap=True, markup=False, highlight=False, auto_scroll=True, min_width=1)
+
+
+class ComposeScreen(Screen[None]):
+    AUTO_FOCUS = "#input-to"
+    BINDINGS = [
+        Binding("ctrl+s", "app.bell", "Send", id="compose.send", priority=True),
+        Binding("ctrl+n", "app.bell", "New", id="compose.new", show=False),
+        Binding("ctrl+o", "app.bell", "Attach", id="compose.attach", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        self.set_class(self.app.size.width >= 120, "-wide")
+        yield ModeBar(MODE_LINE, id="mode-bar")
+        with Horizontal(id="compose-main"):
+            with Vertical(id="compose-form"):
+                with Horizontal(id="from-row"):
+                    yield Label("From", classes="field-label")
+                    yield Select[str](
+                        [(Text("widget-floor · plain · 127.0.0.1:2525 (built-in, local)"), "f")],
+                        allow_blank=False,
+                        id="profile",
+                    )
+                    yield Static(" plain ", id="security-badge", classes="-none", markup=False)
+                yield Static("", id="profile-warning", markup=False)
+                yield AddressField("To", "to", placeholder="name@example.com, Name <x@y.org>")
+                yield AddressField("Cc", "cc")
+                yield AddressField("Bcc", "bcc", placeholder="envelope only, never shown")
+                with Horizontal(id="subject-row"):
+                    yield Label("Subject", classes="field-label")
+                    yield Input(id="subject")
+                yield TextArea(id="body", soft_wrap=True, show_line_numbers=False)
+                with Horizontal(id="attachments-row"):
+                    yield Label("Attach", classes="field-label")
+                    yield ListView(id="attachments")
+                    yield Button("Add…", id="add-attachment", compact=True)
+                    yield Button("Remove", id="remove-attachment", compact=True)
+                with Horizontal(id="actions"):
+                    yield Button("Send", variant="primary", id="send", compact=True)
+                    yield Static("", id="send-status", markup=False)
+            with Vertical(id="live"):
+                yield Label("Live transcript", classes="pane-title")
+                yield TranscriptView(id="live-view")
+        yield Footer()
+
+
+class Floor(App[None]):
+    CSS_PATH = sys.argv[1]
+    TITLE = "widget-floor"
+    BINDINGS = [
+        Binding("f1", "bell", "Help", id="app.help", priority=True),
+        *(
+            Binding(key, "bell", title, id=f"app.{key}", show=False, priority=True)
+            for key, title in [
+                ("f2", "Compose"),
+                ("f3", "Transcript"),
+                ("f4", "Accounts"),
+                ("f5", "Sandbox"),
+                ("f6", "Monitor"),
+                ("f7", "Outbox, drafts, sent"),
+            ]
+        ),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+    ]
+
+    def get_default_screen(self) -> Screen[None]:
+        return ComposeScreen()
+
+
+Floor().run()
+"""
+
+#: Run in a fresh interpreter: how long the imports take, how long the app
+#: then takes (headless, ``run_test``) until its first screen is mounted, and
+#: until it is complete (for tuimail: the sandbox up). Then, untimed, a census
+#: of that screen: its widgets by class, its footer keys, the app's CSS rules
+#: and the focused widget, to check that the widget floor shows what tuimail does.
 BREAKDOWN = """\
-import asyncio, sys, time
+import asyncio, json, sys, time
+from collections import Counter
 started = time.perf_counter()
 {imports}
 imported = time.perf_counter() - started
@@ -157,10 +347,20 @@ imported = time.perf_counter() - started
 async def main() -> None:
     app = {construct}
     began = time.perf_counter()
-    async with app.run_test(size=({columns}, {rows})):
+    async with app.run_test(size=({columns}, {rows})) as pilot:
+        mounted = time.perf_counter() - began
         {wait}
         ready = time.perf_counter() - began
-    print(f"BREAKDOWN {{imported:.6f}} {{ready:.6f}}")
+        await pilot.pause()
+        await pilot.pause()
+        census = {{
+            "widgets": Counter(type(w).__name__ for w in app.screen.walk_children()),
+            "footer_keys": [f"{{k.key_display}} {{k.description}}" for k in app.screen.query("FooterKey")],
+            "css_rules": len(app.stylesheet.rules),
+            "focused": getattr(app.focused, "id", None),
+        }}
+    print(f"BREAKDOWN {{imported:.6f}} {{mounted:.6f}} {{ready:.6f}}")
+    print("CENSUS " + json.dumps(census))
 
 
 asyncio.run(main())
@@ -177,6 +377,13 @@ BREAKDOWN_MINIMAL = {
     "construct": "Minimal()",
     "wait": "pass",
 }
+BREAKDOWN_FLOOR = {
+    "imports": FLOOR_APP.replace("\n\nFloor().run()\n", ""),
+    "construct": "Floor()",
+    "wait": "pass",
+}
+#: tuimail's stylesheet, read by the widget floor at run time (its ``sys.argv[1]``).
+APP_TCSS = Path(__file__).resolve().parent.parent / "tuimail" / "ui" / "app.tcss"
 
 #: Every pattern must be on screen for the first screen to count as complete.
 MINIMAL_MARKERS = (r"minimal app ready", r"minimal-bench", r"\^s Save")
@@ -184,6 +391,8 @@ MINIMAL_MARKERS = (r"minimal app ready", r"minimal-bench", r"\^s Save")
 TUIMAIL_UI_MARKERS = (r"\^s Send", r"(?m)^\s*To\s")
 #: ... and the built-in sandbox profile with its real port: the sandbox is up.
 TUIMAIL_MARKERS = (*TUIMAIL_UI_MARKERS, r"sandbox · \S+ · 127\.0\.0\.1:[1-9]")
+#: The widget floor: the same UI markers, and its own entry in the From selector.
+FLOOR_MARKERS = (*TUIMAIL_UI_MARKERS, r"widget-floor · plain")
 
 
 class BenchmarkError(Exception):
@@ -211,20 +420,45 @@ def plural(count: int, noun: str) -> str:
 
 
 @dataclass
+class Breakdown:
+    """One in-process, headless start: seconds to each milestone, and what the screen held."""
+
+    imported: float
+    #: ``run_test`` handed over: the first screen is mounted.
+    mounted: float
+    #: ... and complete (for tuimail, the sandbox is up; for the others, the same moment).
+    ready: float
+    census: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class LaunchResult:
     runs: int
     tuimail: list[float] = field(default_factory=list)
     minimal: list[float] = field(default_factory=list)
+    #: The widget floor: tuimail's compose-screen widgets and CSS in plain Textual.
+    floor: list[float] = field(default_factory=list)
     #: tuimail's compose screen drawn, the sandbox possibly still starting.
     tuimail_ui: list[float] = field(default_factory=list)
     tuimail_paint: list[float] = field(default_factory=list)
     minimal_paint: list[float] = field(default_factory=list)
+    floor_paint: list[float] = field(default_factory=list)
     tuimail_command: str = ""
     minimal_command: str = ""
+    floor_command: str = ""
     tmux_version: str = ""
     #: In-process, headless: (import seconds, seconds to the first screen) per run.
     tuimail_breakdown: list[tuple[float, float]] = field(default_factory=list)
     minimal_breakdown: list[tuple[float, float]] = field(default_factory=list)
+    floor_breakdown: list[tuple[float, float]] = field(default_factory=list)
+    #: In-process, headless: tuimail's seconds until its compose screen was
+    #: mounted, before the sandbox was up (the breakdown's second figure waits for it).
+    tuimail_mounted: list[float] = field(default_factory=list)
+    #: The first screen's census (widgets by class, footer keys, CSS rules, focus).
+    tuimail_census: dict[str, Any] = field(default_factory=dict)
+    floor_census: dict[str, Any] = field(default_factory=dict)
+    #: Composite widgets whose DEFAULT_CSS in the floor differs from tuimail's source.
+    floor_css_drift: list[str] = field(default_factory=list)
 
     @property
     def tuimail_median(self) -> float:
@@ -235,17 +469,71 @@ class LaunchResult:
         return median(self.minimal)
 
     @property
+    def floor_median(self) -> float:
+        return median(self.floor)
+
+    @property
     def ratio(self) -> float:
         return self.tuimail_median / self.minimal_median
 
     @property
     def paired_ratio(self) -> float:
         """Median of run-by-run ratios: steadier when the machine's load drifts."""
-        return median([t / m for t, m in zip(self.tuimail, self.minimal, strict=False)])
+        return _paired(self.tuimail, self.minimal)
 
     @property
     def meets_target(self) -> bool:
         return self.ratio <= LAUNCH_TARGET_RATIO
+
+    @property
+    def floor_ratio(self) -> float:
+        """Widget floor / minimal app: Textual's own cost of the widgets the issue requires."""
+        return self.floor_median / self.minimal_median
+
+    @property
+    def floor_paired_ratio(self) -> float:
+        return _paired(self.floor, self.minimal)
+
+    @property
+    def over_floor_ratio(self) -> float:
+        """tuimail / widget floor: what tuimail adds on top of its widgets."""
+        return self.tuimail_median / self.floor_median
+
+    @property
+    def over_floor_paired_ratio(self) -> float:
+        return _paired(self.tuimail, self.floor)
+
+    @property
+    def floor_share(self) -> float:
+        """The widget floor's part of tuimail's gap to the minimal app (medians; 1.0 = all of it)."""
+        gap = self.tuimail_median - self.minimal_median
+        return (self.floor_median - self.minimal_median) / gap if gap > 0 else float("nan")
+
+    def floor_differences(self) -> list[str]:
+        """Where the widget floor's first screen differs from tuimail's (empty: it matches)."""
+        mine, theirs = self.floor_census, self.tuimail_census
+        if not mine or not theirs:
+            return ["no census"]
+        differences = []
+        widgets, wanted = mine.get("widgets", {}), theirs.get("widgets", {})
+        for name in sorted(set(widgets) | set(wanted)):
+            if widgets.get(name, 0) != wanted.get(name, 0):
+                differences.append(
+                    f"{name} x{widgets.get(name, 0)} (tuimail x{wanted.get(name, 0)})"
+                )
+        for key, what in (
+            ("footer_keys", "footer keys"),
+            ("css_rules", "CSS rules"),
+            ("focused", "focus"),
+        ):
+            if mine.get(key) != theirs.get(key):
+                differences.append(f"{what} {mine.get(key)} (tuimail {theirs.get(key)})")
+        return [*differences, *self.floor_css_drift]
+
+
+def _paired(values: list[float], references: list[float]) -> float:
+    """Median of run-by-run ratios ``values[i] / references[i]``."""
+    return median([v / r for v, r in zip(values, references, strict=False)])
 
 
 @dataclass
@@ -391,12 +679,54 @@ def launch_once(
         tmux.close_window(window, pid)
 
 
-def breakdown_once(values: dict[str, str], env: dict[str, str]) -> tuple[float, float]:
+#: The composite widgets whose ``DEFAULT_CSS`` the widget floor repeats, and where tuimail has them.
+FLOOR_COPIES = {
+    "AddressField": "tuimail/ui/widgets/address_field.py",
+    "TranscriptView": "tuimail/ui/widgets/transcript_view.py",
+    "ModeBar": "tuimail/ui/widgets/mode_bar.py",
+}
+
+
+def _default_css(source: str) -> dict[str, str]:
+    """Each class's ``DEFAULT_CSS`` in Python ``source``, whitespace normalised (read, not imported)."""
+    found = {}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ClassDef):
+            for statement in node.body:
+                if (
+                    isinstance(statement, ast.Assign)
+                    and any(
+                        isinstance(t, ast.Name) and t.id == "DEFAULT_CSS" for t in statement.targets
+                    )
+                    and isinstance(statement.value, ast.Constant)
+                ):
+                    found[node.name] = " ".join(str(statement.value.value).split())
+    return found
+
+
+def floor_css_drift() -> list[str]:
+    """The composite widgets whose ``DEFAULT_CSS`` in the widget floor is no longer tuimail's."""
+    floor = _default_css(FLOOR_APP)
+    drift = []
+    for name, path in FLOOR_COPIES.items():
+        try:
+            theirs = _default_css((APP_TCSS.parents[2] / path).read_text(encoding="utf-8"))
+        except (OSError, SyntaxError) as exc:
+            drift.append(f"{name}: {path} not read ({exc})")
+            continue
+        if floor.get(name) != theirs.get(name):
+            drift.append(f"{name}'s DEFAULT_CSS differs from {path}'s")
+    return drift
+
+
+def breakdown_once(
+    values: dict[str, str], env: dict[str, str], args: tuple[str, ...] = ()
+) -> Breakdown:
     """Import time and headless time to the first screen, in a fresh interpreter."""
     script = BREAKDOWN.format(columns=COLUMNS, rows=ROWS, **values)
     try:
         done = subprocess.run(
-            [sys.executable, "-c", script],
+            [sys.executable, "-c", script, *args],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -406,22 +736,50 @@ def breakdown_once(values: dict[str, str], env: dict[str, str]) -> tuple[float, 
         )
     except subprocess.TimeoutExpired:
         raise BenchmarkError(f"the launch breakdown took over {LAUNCH_TIMEOUT:g} s") from None
+    measured: Breakdown | None = None
+    census: dict[str, Any] = {}
     for line in done.stdout.splitlines():
         if line.startswith("BREAKDOWN "):
-            imported, ready = line.split()[1:]
-            return float(imported), float(ready)
-    raise BenchmarkError(f"the launch breakdown failed:\n{done.stderr[-2000:]}")
+            imported, mounted, ready = (float(value) for value in line.split()[1:])
+            measured = Breakdown(imported, mounted, ready)
+        elif line.startswith("CENSUS "):
+            census = json.loads(line.removeprefix("CENSUS "))
+    if measured is None:
+        raise BenchmarkError(f"the launch breakdown failed:\n{done.stderr[-2000:]}")
+    measured.census = census
+    return measured
+
+
+#: The apps of the launch benchmark, in the order of their first run.
+LAUNCHED = ("tuimail", "minimal", "floor")
 
 
 def run_launch(runs: int = DEFAULT_RUNS) -> LaunchResult:
-    """Launch tuimail and the minimal app alternately in tmux windows; time their first screens."""
+    """Launch tuimail, the minimal app and the widget floor in turn in tmux windows.
+
+    Each run launches all three, in an order rotated from run to run, and times
+    each one's first full screen; then each starts once more per breakdown run,
+    in-process and headless, to split its time into imports and start-up.
+    """
+    if not APP_TCSS.is_file():
+        raise BenchmarkError(
+            f"tuimail's stylesheet is not at {APP_TCSS}; the widget floor needs it"
+        )
     tuimail = find_tuimail()
-    tuimail_command = f"exec {shlex.quote(tuimail)}"
-    minimal_command = f"exec {shlex.quote(sys.executable)} -c {shlex.quote(MINIMAL_APP)}"
+    python = shlex.quote(sys.executable)
+    commands = {
+        "tuimail": f"exec {shlex.quote(tuimail)}",
+        "minimal": f"exec {python} -c {shlex.quote(MINIMAL_APP)}",
+        "floor": f"exec {python} -c {shlex.quote(FLOOR_APP)} {shlex.quote(str(APP_TCSS))}",
+    }
+    markers = {"tuimail": TUIMAIL_MARKERS, "minimal": MINIMAL_MARKERS, "floor": FLOOR_MARKERS}
     result = LaunchResult(
         runs=runs,
         tuimail_command=tuimail,
         minimal_command=f"{sys.executable} -c <minimal app: Header, Static, Footer>",
+        floor_command=f"{sys.executable} -c <widget floor: tuimail's compose-screen widgets, "
+        f"plain Textual> {APP_TCSS.relative_to(APP_TCSS.parents[2])}",
+        floor_css_drift=floor_css_drift(),
     )
     with isolated_env() as (env, _no_cache):
         env["COLORTERM"] = "truecolor"
@@ -429,39 +787,40 @@ def run_launch(runs: int = DEFAULT_RUNS) -> LaunchResult:
         try:
             result.tmux_version = tmux.version()
             tmux.start()
-            # Warm-up: the bytecode cache and the OS page cache, for both.
-            launch_once(tmux, tuimail_command, TUIMAIL_MARKERS)
-            launch_once(tmux, minimal_command, MINIMAL_MARKERS)
+            # Warm-up: the bytecode cache and the OS page cache, for each.
+            for which in LAUNCHED:
+                launch_once(tmux, commands[which], markers[which])
             for index in range(runs):
-                order = ["tuimail", "minimal"]
-                if index % 2:
-                    order.reverse()
-                for which in order:
+                shift = index % len(LAUNCHED)
+                for which in LAUNCHED[shift:] + LAUNCHED[:shift]:
                     if which == "tuimail":
                         seen = launch_once(
-                            tmux, tuimail_command, TUIMAIL_MARKERS, TUIMAIL_UI_MARKERS
+                            tmux, commands[which], markers[which], TUIMAIL_UI_MARKERS
                         )
-                        result.tuimail.append(seen.complete)
                         result.tuimail_ui.append(seen.drawn or seen.complete)
-                        if seen.first_paint is not None:
-                            result.tuimail_paint.append(seen.first_paint)
                     else:
-                        seen = launch_once(tmux, minimal_command, MINIMAL_MARKERS)
-                        result.minimal.append(seen.complete)
-                        if seen.first_paint is not None:
-                            result.minimal_paint.append(seen.first_paint)
+                        seen = launch_once(tmux, commands[which], markers[which])
+                    getattr(result, which).append(seen.complete)
+                    if seen.first_paint is not None:
+                        getattr(result, f"{which}_paint").append(seen.first_paint)
         finally:
             tmux.stop()
+        breakdowns = {
+            "tuimail": (BREAKDOWN_TUIMAIL, ()),
+            "minimal": (BREAKDOWN_MINIMAL, ()),
+            "floor": (BREAKDOWN_FLOOR, (str(APP_TCSS),)),
+        }
         for index in range(BREAKDOWN_RUNS):
-            pair = [("tuimail", BREAKDOWN_TUIMAIL), ("minimal", BREAKDOWN_MINIMAL)]
-            if index % 2:
-                pair.reverse()
-            for which, values in pair:
-                measured = breakdown_once(values, env)
+            shift = index % len(LAUNCHED)
+            for which in LAUNCHED[shift:] + LAUNCHED[:shift]:
+                values, args = breakdowns[which]
+                measured = breakdown_once(values, env, args)
+                getattr(result, f"{which}_breakdown").append((measured.imported, measured.ready))
                 if which == "tuimail":
-                    result.tuimail_breakdown.append(measured)
-                else:
-                    result.minimal_breakdown.append(measured)
+                    result.tuimail_mounted.append(measured.mounted)
+                    result.tuimail_census = measured.census
+                elif which == "floor":
+                    result.floor_census = measured.census
     return result
 
 
@@ -473,25 +832,64 @@ def _ms(values: list[float]) -> str:
     )
 
 
+def _signed_ms(seconds: float) -> str:
+    return f"{seconds * 1e3:+.0f} ms"
+
+
+def census_summary(result: LaunchResult) -> str:
+    """Whether the widget floor's first screen is tuimail's, widget for widget."""
+    differences = result.floor_differences()
+    if differences:
+        return "DIFFERS: " + "; ".join(differences)
+    census = result.floor_census
+    widgets = census.get("widgets", {})
+    return (
+        f"the same {sum(widgets.values())} widgets of {len(widgets)} classes, "
+        f"the same footer keys ({', '.join(census.get('footer_keys', []))}), "
+        f"{census.get('css_rules')} CSS rules each (the composites' DEFAULT_CSS as in "
+        f"tuimail's source), focus on #{census.get('focused')}"
+    )
+
+
 def launch_report(result: LaunchResult) -> str:
+    imports = {which: [i for i, _ in getattr(result, f"{which}_breakdown")] for which in LAUNCHED}
+    started = {which: [r for _, r in getattr(result, f"{which}_breakdown")] for which in LAUNCHED}
+    floor_gap = result.floor_median - result.minimal_median
+    own_gap = result.tuimail_median - result.floor_median
+    within = "within" if result.floor_ratio <= LAUNCH_TARGET_RATIO else "over"
     return "\n".join(
         [
             f"launch to the first full screen in a {COLUMNS}x{ROWS} tmux window "
-            f"({result.tmux_version}), median of {result.runs} alternating runs",
+            f"({result.tmux_version}), median of {result.runs} runs of each app, "
+            "the order rotated every run",
             f"  tuimail, compose + sandbox up:    {_ms(result.tuimail)}   {result.tuimail_command}",
+            f"  widget floor (same widgets, CSS): {_ms(result.floor)}   {result.floor_command}",
             f"  minimal Textual app:              {_ms(result.minimal)}   {result.minimal_command}",
             f"  ratio tuimail/minimal: {result.ratio:.2f}x   target {LAUNCH_TARGET}   "
             f"({'met' if result.meets_target else 'NOT met'}); "
             f"median of per-run ratios {result.paired_ratio:.2f}x",
+            f"  widget floor/minimal:  {result.floor_ratio:.2f}x   median of per-run ratios "
+            f"{result.floor_paired_ratio:.2f}x: Textual's own cost for the widgets the issue "
+            f"requires, {within} the {LAUNCH_TARGET} target by itself",
+            f"  tuimail/widget floor:  {result.over_floor_ratio:.2f}x   median of per-run ratios "
+            f"{result.over_floor_paired_ratio:.2f}x: what tuimail adds on top of its widgets",
+            f"  of tuimail's {_signed_ms(result.tuimail_median - result.minimal_median)} over the "
+            f"minimal app (medians), the widget floor accounts for {_signed_ms(floor_gap)} "
+            f"({result.floor_share:.0%}), tuimail's own start-up for {_signed_ms(own_gap)}",
             f"  on the side: tuimail's compose screen drawn (sandbox maybe still starting) "
-            f"{_ms(result.tuimail_ui)}, ratio {median(result.tuimail_ui) / result.minimal_median:.2f}x",
+            f"{_ms(result.tuimail_ui)}, ratio to minimal "
+            f"{median(result.tuimail_ui) / result.minimal_median:.2f}x, to the widget floor "
+            f"{median(result.tuimail_ui) / result.floor_median:.2f}x",
             f"  first non-blank screen: tuimail {_ms(result.tuimail_paint)}, "
-            f"minimal {_ms(result.minimal_paint)}",
+            f"widget floor {_ms(result.floor_paint)}, minimal {_ms(result.minimal_paint)}",
             f"  where it goes (in-process, headless run_test, median of {BREAKDOWN_RUNS}):",
-            f"    imports:                  tuimail {_ms([i for i, _ in result.tuimail_breakdown])}"
-            f"   minimal {_ms([i for i, _ in result.minimal_breakdown])}",
-            f"    app start to first screen: tuimail {_ms([r for _, r in result.tuimail_breakdown])}"
-            f"   minimal {_ms([r for _, r in result.minimal_breakdown])}",
+            f"    imports:                   tuimail {_ms(imports['tuimail'])}"
+            f"   floor {_ms(imports['floor'])}   minimal {_ms(imports['minimal'])}",
+            f"    app start to first screen: tuimail {_ms(started['tuimail'])}"
+            f"   floor {_ms(started['floor'])}   minimal {_ms(started['minimal'])}",
+            f"      of which tuimail's compose screen mounted (sandbox still starting): "
+            f"{_ms(result.tuimail_mounted)}",
+            f"  widget floor vs tuimail's first screen (headless census): {census_summary(result)}",
         ]
     )
 
@@ -604,9 +1002,10 @@ class FloodResult:
     @property
     def bounded(self) -> bool:
         # A view redraws its last ``cap`` entries once 1.5 x cap are drawn.
-        limit = lambda r: r.view_cap * 3 // 2  # noqa: E731
         return all(
-            entries <= limit(r) for r in self.floods for entries in r.view_entries.values()
+            entries <= r.view_cap * 3 // 2
+            for r in self.floods
+            for entries in r.view_entries.values()
         ) and all(r.trimmed_on_screen for r in self.floods if r.core_entries > r.view_cap)
 
 

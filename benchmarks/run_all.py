@@ -93,11 +93,26 @@ def app_rows(
         rows.append(
             f"| `tuimail` launch to its first full screen (compose, footer, sandbox up) in a "
             f"{bench_app.COLUMNS}x{bench_app.ROWS} tmux terminal (median of {launch.runs} "
-            f"alternating runs) "
+            f"runs, order rotated) "
             f"| {launch.tuimail_median * 1e3:.0f} ms "
             f"| {launch.minimal_median * 1e3:.0f} ms (minimal Textual app: Header, Static, Footer) "
             f"| {launch.ratio:.2f}x | {bench_app.LAUNCH_TARGET} |"
         )
+        if launch.floor:
+            rows.append(
+                '| the "widget floor": tuimail\'s compose-screen widgets and CSS in plain Textual, '
+                "no tuimail code (Textual's own cost for the widgets the issue requires), same runs "
+                f"| {launch.floor_median * 1e3:.0f} ms (floor) "
+                f"| {launch.minimal_median * 1e3:.0f} ms (minimal Textual app) "
+                f"| {launch.floor_ratio:.2f}x | - |"
+            )
+            rows.append(
+                "| `tuimail` vs its widget floor: what tuimail's own start-up (sandbox, profiles, "
+                "themes, modes) adds on top of its widgets, same runs "
+                f"| {launch.tuimail_median * 1e3:.0f} ms "
+                f"| {launch.floor_median * 1e3:.0f} ms (widget floor) "
+                f"| {launch.over_floor_ratio:.2f}x | - |"
+            )
     else:
         rows.append(
             f"| `tuimail` launch to its first full screen | not run | {launch_problem or 'skipped'} "
@@ -229,6 +244,22 @@ def notes(
             f"first screen {bench_app.median_ms([r for _, r in launch.tuimail_breakdown])} "
             f"(minimal {bench_app.median_ms([r for _, r in launch.minimal_breakdown])})"
         )
+        if launch.floor:
+            differences = launch.floor_differences()
+            lines.append(
+                f"- app launch vs the widget floor: floor/minimal {launch.floor_ratio:.2f}x "
+                f"(median of per-run ratios {launch.floor_paired_ratio:.2f}x), tuimail/floor "
+                f"{launch.over_floor_ratio:.2f}x ({launch.over_floor_paired_ratio:.2f}x); of "
+                f"tuimail's {(launch.tuimail_median - launch.minimal_median) * 1e3:+.0f} ms over "
+                f"the minimal app the widgets account for "
+                f"{(launch.floor_median - launch.minimal_median) * 1e3:+.0f} ms "
+                f"({launch.floor_share:.0%}); in-process imports "
+                f"{bench_app.median_ms([i for i, _ in launch.floor_breakdown])}, app start to "
+                f"first screen {bench_app.median_ms([r for _, r in launch.floor_breakdown])} "
+                f"(tuimail's compose screen mounted: {bench_app.median_ms(launch.tuimail_mounted)}); "
+                "floor's first screen vs tuimail's: "
+                + ("DIFFERS: " + "; ".join(differences) if differences else "same widgets, CSS")
+            )
     if flood is not None:
         for r in flood.floods:
             lines.append(
