@@ -183,6 +183,7 @@ Minimal().run()
 #: start-up work (sandbox, profiles, themes, modes, handlers) adds on top.
 #: The breakdown checks, headless, that the two trees and their CSS match.
 FLOOR_APP = """\
+import gc
 import sys
 
 from rich.text import Text
@@ -263,7 +264,6 @@ class TranscriptView(Vertical):
 
 
 class ComposeScreen(Screen[None]):
-    AUTO_FOCUS = "#input-to"
     BINDINGS = [
         Binding("ctrl+s", "app.bell", "Send", id="compose.send", priority=True),
         Binding("ctrl+n", "app.bell", "New", id="compose.new", show=False),
@@ -304,6 +304,11 @@ class ComposeScreen(Screen[None]):
                 yield TranscriptView(id="live-view")
         yield Footer()
 
+    def on_mount(self) -> None:
+        # Focus as tuimail's compose screen sets it, before the first frame: the
+        # footer then has its keys in that frame (AUTO_FOCUS would add a refresh).
+        self.app.set_focus(self.query_one("#input-to", Input))
+
 
 class Floor(App[None]):
     CSS_PATH = sys.argv[1]
@@ -324,8 +329,15 @@ class Floor(App[None]):
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
     ]
 
-    def get_default_screen(self) -> Screen[None]:
-        return ComposeScreen()
+    # The compose screen as tuimail installs it, as a mode: Textual's default
+    # screen path draws a first frame before the footer has its keys.
+    MODES = {"compose": ComposeScreen}
+    DEFAULT_MODE = "compose"
+
+
+# As the tuimail command does after its imports (cli._settle_imports): the
+# floor is the best these widgets can do, with the same means.
+gc.freeze()
 
 
 Floor().run()
@@ -366,7 +378,9 @@ async def main() -> None:
 asyncio.run(main())
 """
 BREAKDOWN_TUIMAIL = {
-    "imports": "import tuimail.cli\nfrom tuimail.ui.app import TuimailApp",
+    # Then what the tuimail command does between its imports and the app (cmd_app).
+    "imports": "import tuimail.cli\nfrom tuimail.ui.app import TuimailApp\n"
+    "tuimail.cli._settle_imports()",
     "construct": "TuimailApp()",
     # on_mount brings the sandbox up; wait for it (or for its failure note).
     "wait": "while app.sandbox is None and not app.sandbox_note:\n"

@@ -38,7 +38,6 @@ from tuimail.ui.messages import (
     TranscriptEntry,
 )
 from tuimail.ui.screens.compose import ComposeScreen
-from tuimail.ui.screens.dialogs import HelpScreen
 
 if TYPE_CHECKING:
     # Imported where first used: the SMTP client and the outbox for the first
@@ -511,6 +510,8 @@ class TuimailApp(App[None]):
 
     def action_help(self) -> None:
         """F1 opens the help; on the help screen it closes it (no help on help)."""
+        from tuimail.ui.screens.dialogs import HelpScreen  # dialogs: when first opened
+
         if isinstance(self.screen, HelpScreen):
             self.screen.dismiss(None)
             return

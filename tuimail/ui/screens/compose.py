@@ -36,7 +36,6 @@ from tuimail.message import Draft
 from tuimail.profiles import Profile, Security
 from tuimail.sandbox_profile import SANDBOX_PROFILE
 from tuimail.ui.messages import SessionFinished, SessionStarted, TranscriptEntry
-from tuimail.ui.screens.dialogs import ConfirmDialog, FilePickerDialog
 from tuimail.ui.widgets.address_field import AddressField
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
@@ -313,6 +312,8 @@ class ComposeScreen(Screen[None]):
         draft = self.draft()
         question = self._needs_confirmation(draft)
         if question:
+            from tuimail.ui.screens.dialogs import ConfirmDialog  # dialogs: when first opened
+
             self.app.push_screen(ConfirmDialog(question), self._confirmed)
             return
         self._start(profile, draft)
@@ -346,6 +347,8 @@ class ComposeScreen(Screen[None]):
         self.app.set_focus(self.query_one("#input-to", Input))
 
     def action_attach(self) -> None:
+        from tuimail.ui.screens.dialogs import FilePickerDialog  # dialogs: when first opened
+
         self.app.push_screen(FilePickerDialog(Path.cwd()), self._attached)
 
     def _attached(self, path: Path | None) -> None:
