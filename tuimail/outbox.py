@@ -356,9 +356,15 @@ class Outbox:
         return Outcome(entry.key, report, entry.state.value, entry.last_error)
 
     def _retire(self, entry: Queued, report: SessionReport) -> None:
-        """Sent: transcript first, then the message moves; the sidecar goes last."""
+        """Sent: transcript first, then the message moves; the sidecar goes last.
+
+        Nothing here is fsynced: a power cut that undid these steps would leave
+        the message queued (sent again, never lost), whatever the transcript's
+        fate, so syncing the transcript alone bought nothing; it cost two
+        fsyncs on every send.
+        """
         transcript = report.transcript.to_jsonl().encode("utf-8")
-        atomic_write_bytes(self.transcripts_dir / f"{entry.key}.jsonl", transcript)
+        atomic_write_bytes(self.transcripts_dir / f"{entry.key}.jsonl", transcript, durable=False)
         os.rename(self.queue_dir / "new" / entry.key, self.sent_dir / "new" / entry.key)
         with contextlib.suppress(OSError):
             (self.meta_dir / f"{entry.key}.json").unlink()
