@@ -170,8 +170,8 @@ def sandbox_rows(result: bench_sandbox.SandboxResult | None) -> list[str]:
         ),
         (
             "maildir-raw",
-            "sandbox vs aiosmtpd + `Maildir.add` of the bytes as received "
-            "(the sandbox's own storage call), same load",
+            "sandbox vs aiosmtpd + the standard library's `Maildir.add` of the bytes as "
+            "received (which fsyncs each message; the sandbox does not), same load",
             "`Maildir.add(bytes)`",
             "-",
         ),

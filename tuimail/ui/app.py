@@ -194,6 +194,13 @@ class TuimailApp(App[None]):
             and profile.port == 0
         )
 
+    def on_load(self) -> None:
+        if self._start_sandbox:
+            # In a worker, so the first screen never waits for it; started before
+            # that screen is built, so its first frame usually shows the port
+            # already (a later update redraws the From selector).
+            self.run_worker(self._bring_up_sandbox(), group="sandbox", exit_on_error=False)
+
     async def on_mount(self) -> None:
         loaded = themes.register_all(self)
         self.theme_problems = loaded.problems
@@ -217,9 +224,6 @@ class TuimailApp(App[None]):
                 markup=False,
             )
         self.set_interval(60, self.flush_due)
-        if self._start_sandbox:
-            # In a worker: the first screen does not wait for the sandbox to listen.
-            self.run_worker(self._bring_up_sandbox(), group="sandbox", exit_on_error=False)
 
     async def _bring_up_sandbox(self) -> None:
         running = await asyncio.to_thread(find_running)
