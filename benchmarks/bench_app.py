@@ -122,8 +122,8 @@ DEFAULT_LINES = 100_000
 DEFAULT_BURST = 1_000
 DEFAULT_PROBES = 12
 BREAKDOWN_RUNS = 3
-#: Fewer entries than a view's cap (5,000), but more wrapped lines in the compose pane.
-MARKER_CHECK_LINES = 3_000
+#: Fewer entries than a view's cap (2,000), but more wrapped lines in the compose pane.
+MARKER_CHECK_LINES = 1_200
 QUICK_RUNS = 4
 QUICK_ROUNDS = 1
 QUICK_LINES = 20_000

@@ -27,7 +27,7 @@ from textual.widgets import RichLog, Static
 
 from tuimail.transcript import Direction, Entry, EventKind, Transcript
 
-DEFAULT_CAP = 5_000
+DEFAULT_CAP = 2_000
 #: Lines drawn per tick while catching up; the rest waits for the next tick.
 BATCH = 50
 #: Seconds between catch-up ticks.
