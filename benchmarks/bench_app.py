@@ -122,8 +122,9 @@ DEFAULT_LINES = 100_000
 DEFAULT_BURST = 1_000
 DEFAULT_PROBES = 12
 BREAKDOWN_RUNS = 3
-#: Fewer entries than a view's cap (2,000), but more wrapped lines in the compose pane.
-MARKER_CHECK_LINES = 1_200
+#: The short check flood, as a share of a view's cap: fewer entries than the
+#: cap, but more wrapped lines than it in the narrow compose pane.
+MARKER_CHECK_SHARE = 0.6
 QUICK_RUNS = 4
 QUICK_ROUNDS = 1
 QUICK_LINES = 20_000
@@ -1400,7 +1401,10 @@ async def _run_flood(
         for flood in order:
             result.results.append(await flood_round(flood, lines, burst, probes))
     # Fewer entries than the cap: no view should lose any (or else say so).
-    result.marker_check = await flood_round(True, MARKER_CHECK_LINES, burst, 0)
+    from tuimail.ui.widgets.transcript_view import DEFAULT_CAP
+
+    check_lines = int(DEFAULT_CAP * MARKER_CHECK_SHARE)
+    result.marker_check = await flood_round(True, check_lines, burst, 0)
     if cprofile:
         profiler = cProfile.Profile()
         await flood_round(True, lines, burst, probes, profiler=profiler)
