@@ -336,7 +336,7 @@ class Floor(App[None]):
     DEFAULT_MODE = "compose"
 
 
-# As the tuimail command does after its imports (cli._settle_imports): the
+# As the tuimail command does after its imports (cli.settle_imports): the
 # floor is the best these widgets can do, with the same means.
 gc.freeze()
 
@@ -381,7 +381,7 @@ asyncio.run(main())
 BREAKDOWN_TUIMAIL = {
     # Then what the tuimail command does between its imports and the app (cmd_app).
     "imports": "import tuimail.cli\nfrom tuimail.ui.app import TuimailApp\n"
-    "tuimail.cli._settle_imports()",
+    "tuimail.cli.settle_imports()",
     "construct": "TuimailApp()",
     # on_mount brings the sandbox up; wait for it (or for its failure note).
     "wait": "while app.sandbox is None and not app.sandbox_note:\n"

@@ -53,9 +53,8 @@ if __package__ in (None, ""):
 
 import aiosmtplib
 
-from benchmarks.bench_session import RECIPIENT, SENDER, build_messages
+from benchmarks.bench_session import RECIPIENT, SENDER, build_messages, raw_client
 from benchmarks.sink import (
-    HOST,
     KINDS,
     STORING_KINDS,
     RunningServer,
@@ -74,8 +73,7 @@ QUICK_ROUNDS = 2
 QUICK_MESSAGES = 30
 #: Above this share of a core, the client process may be what limits a rate.
 CLIENT_BUSY_NOTE = 0.9
-#: Per SMTP command, and for one kind's whole round.
-COMMAND_TIMEOUT = 30.0
+#: For one kind's whole round (each command's timeout is bench_session's client's).
 ROUND_TIMEOUT = 300.0
 
 
@@ -204,13 +202,7 @@ async def _client(
     QUIT waits for ``may_quit``, so that the end of the sessions (and the
     sandbox's session file) stays out of the server CPU measured for the window.
     """
-    smtp = aiosmtplib.SMTP(
-        hostname=HOST,
-        port=port,
-        start_tls=False,
-        local_hostname="localhost",
-        timeout=COMMAND_TIMEOUT,
-    )
+    smtp = raw_client(port)
     await smtp.connect()
     try:
         await smtp.ehlo()

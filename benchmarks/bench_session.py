@@ -137,16 +137,21 @@ async def time_tuimail(port: int, messages: list[OutgoingMessage]) -> tuple[Timi
         return timing, len(session.transcript)
 
 
+def raw_client(port: int) -> aiosmtplib.SMTP:
+    """The reference client: plain aiosmtplib on the local sink, no STARTTLS."""
+    return aiosmtplib.SMTP(
+        hostname=HOST,
+        port=port,
+        start_tls=False,
+        local_hostname="localhost",
+        timeout=COMMAND_TIMEOUT,
+    )
+
+
 async def time_raw(port: int, payloads: list[bytes]) -> Timing:
     """Time to send ``payloads`` with plain aiosmtplib over one connection."""
     async with asyncio.timeout(ROUND_TIMEOUT):
-        smtp = aiosmtplib.SMTP(
-            hostname=HOST,
-            port=port,
-            start_tls=False,
-            local_hostname="localhost",
-            timeout=COMMAND_TIMEOUT,
-        )
+        smtp = raw_client(port)
         await smtp.connect()
         try:
             await smtp.ehlo()

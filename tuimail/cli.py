@@ -793,7 +793,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             on_entry=None if args.quiet else _serve_entry_printer(args.json),
             on_session_end=_serve_summary_printer(args.json) if args.quiet else None,
         )
-        _settle_imports()
+        settle_imports()
         return asyncio.run(_serve(sandbox))
     except SandboxError as exc:
         raise CLIError(str(exc), 1) from None
@@ -1099,11 +1099,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_app(args: argparse.Namespace) -> int:
     from tuimail.ui.app import run_app
 
-    _settle_imports()
+    settle_imports()
     return run_app(profile=args.profile)
 
 
-def _settle_imports() -> None:
+def settle_imports() -> None:
     """Leave what the imports created out of the collector's passes.
 
     A long-running command (the app, ``serve``) holds several hundred
