@@ -407,6 +407,8 @@ async def test_fifty_concurrent_clients_twenty_messages_each(make_sandbox: Any) 
     stored_ids = [email.message_from_bytes(s)["Message-ID"] for s in stored]
     assert len(stored) == 1000
     assert sorted(stored_ids) == sorted(sent_ids)  # every message stored exactly once
+    await asyncio.to_thread(sandbox.call, sandbox.sandbox.stop(grace=1))
+    assert list((sandbox.sandbox.maildir_path / "tmp").iterdir()) == []  # no file made ahead left
 
 
 # -- hostile clients -----------------------------------------------------------

@@ -10,7 +10,9 @@ unless told otherwise; keeps mail in a Maildir (standard library
 A message is written to the Maildir (``tmp`` then rename into ``new``, mode
 0600) before the 250 reply, so a message the sandbox acknowledged survives the
 sandbox being stopped or killed. It is not fsynced (a power cut may lose the
-last ones): the sandbox is a capture tool, not an MTA.
+last ones): the sandbox is a capture tool, not an MTA. The ``tmp`` files are
+made ahead by a helper thread (:class:`~tuimail.maildir.SpareFiles`), because
+creating a file can cost more than a whole SMTP exchange on a busy disk.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
 from tuimail.envelope_path import plain_path
 from tuimail.faults import GREYLIST_REPLY, FaultAction, FaultPlan, FaultRule, FaultStage
-from tuimail.maildir import deliver, ensure_maildir
+from tuimail.maildir import SpareFiles, deliver, deliver_with, ensure_maildir
 from tuimail.profiles import Profile, Security
 from tuimail.sandbox_profile import builtin_profile, runtime_file
 from tuimail.selfsigned import ensure_certificate
@@ -53,12 +55,13 @@ MAX_SESSIONS_IN_MEMORY = 200
 MAX_SESSION_FILES = 1000
 #: A client line longer than this without a line end is recorded in pieces.
 MAX_PENDING_LINE = 64 * 1024
-#: Messages up to this size are written on the event loop, larger ones in a
-#: thread. Handing a small write to a thread cost more than the write itself:
-#: the two threads' GIL hand-offs stalled the loop's socket calls, and the
-#: sandbox took 1,614 us of CPU a 2 KB message in a thread against 1,070 us
-#: inline (benchmarks/bench_sandbox.py, tmpfs). A large write could hold the
-#: loop, which in the app is also the UI's, so it still goes to a thread.
+#: Messages up to this size are written on the event loop, into files made
+#: ahead (see :class:`~tuimail.maildir.SpareFiles`); larger ones in a thread.
+#: Handing a small write to a thread cost more than the write itself: the two
+#: threads' GIL hand-offs stalled the loop's socket calls, and the sandbox took
+#: 1,614 us of CPU a 2 KB message in a thread against 1,070 us inline
+#: (benchmarks/bench_sandbox.py, tmpfs). A large write could hold the loop,
+#: which in the app is also the UI's, so it still goes to a thread.
 INLINE_WRITE_LIMIT = 256 * 1024
 
 _ADDRESS_RE = re.compile(r"<([^>]*)>")
@@ -475,6 +478,7 @@ class Sandbox:
         self._on_session_end = on_session_end
         self._server: asyncio.AbstractServer | None = None
         self._maildir: mailbox.Maildir | None = None
+        self._spares: SpareFiles | None = None
         self._counter = itertools.count(1)
         self._idle = asyncio.Event()
         self._tls_context: ssl.SSLContext | None = None
@@ -495,6 +499,7 @@ class Sandbox:
         paths.ensure_private_dir(self.maildir_path.parent)
         ensure_maildir(self.maildir_path)
         self._maildir = mailbox.Maildir(self.maildir_path, create=False)
+        self._spares = SpareFiles(self.maildir_path)
         paths.ensure_private_dir(self.sessions_dir)
         _prune(self.sessions_dir, MAX_SESSION_FILES)
         if config.tls is not TLSMode.NONE:
@@ -563,6 +568,8 @@ class Sandbox:
         for record in list(self.active):
             self._end_session(record, "stopped with the sandbox")
         self._server = None
+        if self._spares is not None:
+            self._spares.close()
 
     @property
     def running(self) -> bool:
@@ -605,8 +612,8 @@ class Sandbox:
     async def _store(
         self, record: SessionRecord, envelope: Envelope, content: bytes
     ) -> StoredMessage:
-        if len(content) <= INLINE_WRITE_LIMIT:
-            key = deliver(self.maildir_path, content, durable=False)
+        if len(content) <= INLINE_WRITE_LIMIT and self._spares is not None:
+            key = deliver_with(self._spares, content)
         else:
             key = await asyncio.to_thread(deliver, self.maildir_path, content, durable=False)
         stored = StoredMessage(
