@@ -33,9 +33,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
@@ -45,6 +45,7 @@ from tuimail.maildir import SpareFiles, deliver, deliver_with, ensure_maildir
 from tuimail.profiles import Profile, Security
 from tuimail.sandbox_profile import builtin_profile, runtime_file
 from tuimail.selfsigned import ensure_certificate
+from tuimail.smtp_data import DataState, MessageData, read_message_data
 from tuimail.transcript import ConversationRedactor, Direction, Entry, EventKind, Transcript
 
 DEFAULT_PORT = 2525
@@ -229,6 +230,27 @@ class ClientTap:
             )
 
 
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+_DATA_REFUSALS = {
+    DataState.TOO_LONG: "500 Line too long (see RFC5321 4.5.3.1.6)",
+    DataState.TOO_MUCH: "552 Error: Too much mail data",
+}
+
+
+def _help_of(replaced: Callable[..., Any]) -> Callable[[_Command], _Command]:
+    """Give an override the HELP text of the aiosmtpd command it replaces.
+
+    aiosmtpd lists a command in HELP only when its method carries what its
+    ``@syntax`` decorator set; an override without it drops out of HELP.
+    """
+
+    def carry(override: _Command) -> _Command:
+        override.__dict__.update(vars(replaced))
+        return override
+
+    return carry
+
+
 class SandboxSMTP(SMTP):
     """aiosmtpd's SMTP with a server-side transcript and fault injection."""
 
@@ -343,11 +365,13 @@ class SandboxSMTP(SMTP):
 
     # -- commands -----------------------------------------------------------
 
+    @_help_of(SMTP.smtp_HELO)
     async def smtp_HELO(self, hostname: str) -> None:
         if not await self._apply_fault(FaultStage.EHLO, ""):
             self._note_helo(hostname)
             await super().smtp_HELO(hostname)
 
+    @_help_of(SMTP.smtp_EHLO)
     async def smtp_EHLO(self, hostname: str) -> None:
         if not await self._apply_fault(FaultStage.EHLO, ""):
             self._note_helo(hostname)
@@ -371,6 +395,7 @@ class SandboxSMTP(SMTP):
             return None, None
         return f"{local_part}@{domain}", rest
 
+    @_help_of(SMTP.smtp_AUTH)
     async def smtp_AUTH(self, arg: str) -> None:
         if self.sandbox.config.auth_users is None:
             await self.push("502 5.5.1 AUTH is not enabled on this sandbox (see --auth)")
@@ -382,10 +407,12 @@ class SandboxSMTP(SMTP):
                 if isinstance(login, LoginPassword):
                     self.record.authenticated_as = login.login.decode("utf-8", "replace")
 
+    @_help_of(SMTP.smtp_MAIL)
     async def smtp_MAIL(self, arg: str | None) -> None:
         if not await self._apply_fault(FaultStage.MAIL, _address_in(arg)):
             await super().smtp_MAIL(arg)
 
+    @_help_of(SMTP.smtp_RCPT)
     async def smtp_RCPT(self, arg: str | None) -> None:
         recipient = _address_in(arg)
         if await self._apply_fault(FaultStage.RCPT, recipient):
@@ -403,10 +430,42 @@ class SandboxSMTP(SMTP):
             return
         await super().smtp_RCPT(arg)
 
+    @_help_of(SMTP.smtp_DATA)
     async def smtp_DATA(self, arg: str) -> None:
-        if not await self._apply_fault(FaultStage.DATA, ""):
-            await super().smtp_DATA(arg)
+        """aiosmtpd's DATA, with the message read in blocks (:mod:`tuimail.smtp_data`).
 
+        The checks, replies and handler call are aiosmtpd's, in its order.
+        """
+        if await self._apply_fault(FaultStage.DATA, ""):
+            return
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        envelope = self.envelope
+        assert envelope is not None
+        if not envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        data = MessageData(self.line_length_limit, self.data_size_limit)
+        try:
+            await read_message_data(self._reader, data)
+        except asyncio.CancelledError:
+            self._writer.close()  # the connection was lost during DATA
+            raise
+        if data.state is not DataState.NOMINAL:
+            await self.push(_DATA_REFUSALS[data.state])
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            return
+        # The sandbox never asks aiosmtpd to decode: content stays bytes.
+        envelope.original_content = envelope.content = data.content()
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push("250 OK" if status is MISSING else status)
+
+    @_help_of(SMTP.smtp_QUIT)
     async def smtp_QUIT(self, arg: str) -> None:
         if self.record is not None and not arg:
             self.record.outcome = "completed"
