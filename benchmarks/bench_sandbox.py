@@ -62,6 +62,7 @@ from benchmarks.sink import (
     running_server,
     sessions_dir_of,
 )
+from tuimail.maildir import deliver, ensure_maildir
 
 TARGET = ">= 0.9x"
 TARGET_RATIO = 0.9
@@ -73,6 +74,8 @@ QUICK_ROUNDS = 2
 QUICK_MESSAGES = 30
 #: Above this share of a core, the client process may be what limits a rate.
 CLIENT_BUSY_NOTE = 0.9
+#: Files written after each round to measure what the disk charges per message.
+FILE_COST_SAMPLES = 300
 #: For one kind's whole round (each command's timeout is bench_session's client's).
 ROUND_TIMEOUT = 300.0
 
@@ -122,6 +125,9 @@ class SandboxResult:
     stats: dict[str, KindStats] = field(default_factory=dict)
     #: Verification problems (stored counts that differ from what was sent).
     warnings: list[str] = field(default_factory=list)
+    #: CPU seconds to store one message as a file where the Maildirs live, one
+    #: per round: what the disk charges the sandbox and not the sink.
+    file_cost: list[float] = field(default_factory=list)
 
     @property
     def total_messages(self) -> int:
@@ -286,6 +292,20 @@ def verify(kind: str, directory: Path, clients: int, sent: int) -> list[str]:
     return problems
 
 
+def file_creation_cpu(tmpdir: Path | None, size: int, count: int = FILE_COST_SAMPLES) -> float:
+    """CPU seconds per message for the sandbox's own Maildir write, where the Maildirs live.
+
+    Kernel time included: creating a file is what varies most on a shared disk.
+    """
+    with tempfile.TemporaryDirectory(prefix="tuimail-bench-files-", dir=tmpdir) as tmp:
+        maildir = ensure_maildir(Path(tmp) / "maildir")
+        data = b"x" * size
+        start = time.process_time()
+        for _ in range(count):
+            deliver(maildir, data, durable=False)
+        return (time.process_time() - start) / count
+
+
 def one_round(
     kind: str,
     warmup: int,
@@ -349,6 +369,8 @@ def run(
                 warning = f"round {index + 1}: {problem}"
                 result.warnings.append(warning)
                 print(f"  WARNING: {warning}", file=sys.stderr, flush=True)
+        if any(kind in STORING_KINDS for kind in kinds):
+            result.file_cost.append(file_creation_cpu(tmpdir, result.payload_bytes))
         print(
             f"  round {index + 1}/{rounds}: "
             + "   ".join(f"{kind} {result.stats[kind].rates[-1]:7.0f} msg/s" for kind in kinds)
@@ -444,6 +466,13 @@ def report(result: SandboxResult) -> str:
             f"  ratio sandbox/maildir-raw: {result.ratio('sandbox', 'maildir-raw'):.3f}x   "
             f"(Maildir.add fsyncs each message, the sandbox does not); "
             f"median of per-round ratios {result.paired_ratio('sandbox', 'maildir-raw'):.3f}x"
+        )
+    if result.file_cost:
+        costs = sorted(result.file_cost)
+        lines.append(
+            f"  storing one message as a file there took {_fmt_us(statistics.median(costs))} "
+            f"of CPU (median; rounds {_fmt_us(costs[0]).strip()} to {_fmt_us(costs[-1]).strip()}); "
+            "a sink that keeps nothing pays none of it"
         )
     lines.append("  server CPU per message, server busy, client busy (medians; 100% = one core):")
     for kind in result.kinds:

@@ -217,6 +217,7 @@ def test_a_line_that_never_ends_is_not_held() -> None:
     """Without a CRLF, bytes pile up only to the line limit: memory stays bounded."""
     data = MessageData(LINE_LIMIT, None)
     data.add(b"x" * 600)
-    assert data.state is DataState.NOMINAL
+    after_600 = data.state
     data.add(b"x" * 600)
+    assert after_600 is DataState.NOMINAL
     assert data.state is DataState.TOO_LONG and data.content() == b""
