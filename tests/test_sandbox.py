@@ -411,6 +411,24 @@ async def test_fifty_concurrent_clients_twenty_messages_each(make_sandbox: Any) 
     assert list((sandbox.sandbox.maildir_path / "tmp").iterdir()) == []  # no file made ahead left
 
 
+def test_files_left_in_tmp_by_a_killed_sandbox_are_cleaned_after_36_hours(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    maildir = tmp_path / "kept"
+    for sub in ("tmp", "new", "cur"):
+        (maildir / sub).mkdir(parents=True)
+    stale, recent = maildir / "tmp" / "stale", maildir / "tmp" / "recent"
+    stale.write_bytes(b"")
+    recent.write_bytes(b"")
+    two_days_ago = time.time() - 48 * 3600
+    os.utime(stale, (two_days_ago, two_days_ago))
+
+    make_sandbox(maildir=maildir)
+
+    assert not stale.exists()
+    assert recent.exists()  # it may be another sandbox's, at work
+
+
 # -- hostile clients -----------------------------------------------------------
 
 

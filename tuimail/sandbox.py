@@ -558,6 +558,10 @@ class Sandbox:
         paths.ensure_private_dir(self.maildir_path.parent)
         ensure_maildir(self.maildir_path)
         self._maildir = mailbox.Maildir(self.maildir_path, create=False)
+        # Files made ahead by a sandbox that was killed stay in tmp/; maildir(5)
+        # lets a reader remove tmp files untouched for 36 hours, as this does.
+        with contextlib.suppress(OSError):
+            self._maildir.clean()
         self._spares = SpareFiles(self.maildir_path)
         paths.ensure_private_dir(self.sessions_dir)
         _prune(self.sessions_dir, MAX_SESSION_FILES)
