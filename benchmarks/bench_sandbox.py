@@ -4,7 +4,10 @@ Each kind of server (see :mod:`benchmarks.sink`) runs alone in its own
 process, with a fresh temporary directory, and receives the same load: N
 concurrent raw aiosmtplib clients, each sending M pre-built ~2 KB messages
 over one connection. Rounds rotate the order of the kinds, and the median
-rate of each kind is compared.
+rate of each kind is compared. What the servers stored is removed only after
+the last round (see ``work_directory``), and each round also times the
+sandbox's own file write where the Maildirs live, the one cost a sink that
+keeps nothing never pays.
 
 * ``sandbox``: tuimail's ``Sandbox`` with its server-side transcripts on; it
   stores each message in a Maildir before replying 250;
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import pstats
@@ -43,7 +47,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -292,42 +296,60 @@ def verify(kind: str, directory: Path, clients: int, sent: int) -> list[str]:
     return problems
 
 
-def file_creation_cpu(tmpdir: Path | None, size: int, count: int = FILE_COST_SAMPLES) -> float:
+@contextlib.contextmanager
+def work_directory(tmpdir: Path | None) -> Iterator[Path]:
+    """Where a run's servers store, removed only when the whole run is over.
+
+    Deleting a round's thousands of stored files right away made creating
+    files in the next rounds 10-25x dearer on this project's machine (its ext4
+    has no journal and is mounted with ``discard``): 30-50 us a file on a quiet
+    disk, 600-850 us for tens of seconds after a deletion. The benchmark
+    would have measured its own clean-up; a capture server's users do not
+    delete thousands of messages a second.
+    """
+    with tempfile.TemporaryDirectory(prefix="tuimail-bench-", dir=tmpdir) as tmp:
+        yield Path(tmp)
+
+
+def file_creation_cpu(workdir: Path, size: int, count: int = FILE_COST_SAMPLES) -> float:
     """CPU seconds per message for the sandbox's own Maildir write, where the Maildirs live.
 
     Kernel time included: creating a file is what varies most on a shared disk.
     """
-    with tempfile.TemporaryDirectory(prefix="tuimail-bench-files-", dir=tmpdir) as tmp:
-        maildir = ensure_maildir(Path(tmp) / "maildir")
-        data = b"x" * size
-        start = time.process_time()
-        for _ in range(count):
-            deliver(maildir, data, durable=False)
-        return (time.process_time() - start) / count
+    maildir = ensure_maildir(Path(tempfile.mkdtemp(prefix="files-", dir=workdir)) / "maildir")
+    data = b"x" * size
+    start = time.process_time()
+    for _ in range(count):
+        deliver(maildir, data, durable=False)
+    return (time.process_time() - start) / count
 
 
 def one_round(
     kind: str,
     warmup: int,
     payloads: list[list[bytes]],
+    workdir: Path,
     cprofile_out: Path | None = None,
-    tmpdir: Path | None = None,
 ) -> tuple[RoundTiming, list[str]]:
-    """Start a fresh server of ``kind``, run the load, stop it, check what it stored."""
-    with tempfile.TemporaryDirectory(prefix=f"tuimail-bench-{kind}-", dir=tmpdir) as tmp:
-        directory = Path(tmp) if kind in STORING_KINDS else None
-        try:
-            with running_server(kind, directory, cprofile_out=cprofile_out) as server:
-                timing = asyncio.run(load(server, warmup, payloads))
-        except (aiosmtplib.SMTPException, OSError, TimeoutError, RuntimeError) as exc:
-            raise BenchmarkError(
-                f"{kind}: the load could not be delivered: {type(exc).__name__}: {exc}"
-            ) from exc
-        problems: list[str] = []
-        if directory is not None:
-            sent = sum(len(mine) + min(warmup, len(mine)) for mine in payloads)
-            problems = verify(kind, directory, len(payloads), sent)
-        return timing, problems
+    """Start a fresh server of ``kind``, run the load, stop it, check what it stored.
+
+    What it stored stays in ``workdir`` (see :func:`work_directory`).
+    """
+    directory = None
+    if kind in STORING_KINDS:
+        directory = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=workdir))
+    try:
+        with running_server(kind, directory, cprofile_out=cprofile_out) as server:
+            timing = asyncio.run(load(server, warmup, payloads))
+    except (aiosmtplib.SMTPException, OSError, TimeoutError, RuntimeError) as exc:
+        raise BenchmarkError(
+            f"{kind}: the load could not be delivered: {type(exc).__name__}: {exc}"
+        ) from exc
+    problems: list[str] = []
+    if directory is not None:
+        sent = sum(len(mine) + min(warmup, len(mine)) for mine in payloads)
+        problems = verify(kind, directory, len(payloads), sent)
+    return timing, problems
 
 
 def run(
@@ -351,34 +373,43 @@ def run(
         stats={kind: KindStats() for kind in kinds},
         storage=str(tmpdir or tempfile.gettempdir()),
     )
-    for index in range(rounds):
-        shift = index % len(kinds)
-        order = [*kinds[shift:], *kinds[:shift]]
-        for kind in order:
-            timing, problems = one_round(kind, warmup, payloads, tmpdir=tmpdir)
-            stats = result.stats[kind]
-            stats.rates.append(result.total_messages / timing.wall)
-            stats.client_busy.append(timing.client_cpu / timing.wall)
-            if timing.server_cpu is None:
-                stats.server_cpu.append(None)
-                stats.server_busy.append(None)
-            else:
-                stats.server_cpu.append(timing.server_cpu / result.total_messages)
-                stats.server_busy.append(timing.server_cpu / timing.wall)
-            for problem in problems:
-                warning = f"round {index + 1}: {problem}"
-                result.warnings.append(warning)
-                print(f"  WARNING: {warning}", file=sys.stderr, flush=True)
-        if any(kind in STORING_KINDS for kind in kinds):
-            result.file_cost.append(file_creation_cpu(tmpdir, result.payload_bytes))
-        print(
-            f"  round {index + 1}/{rounds}: "
-            + "   ".join(f"{kind} {result.stats[kind].rates[-1]:7.0f} msg/s" for kind in kinds)
-            + f"   (order: {', '.join(order)})",
-            file=sys.stderr,
-            flush=True,
-        )
+    with work_directory(tmpdir) as workdir:
+        for index in range(rounds):
+            _one_rotation(result, index, payloads, workdir)
     return result
+
+
+def _one_rotation(
+    result: SandboxResult, index: int, payloads: list[list[bytes]], workdir: Path
+) -> None:
+    """Round ``index``: every kind once, in an order rotated by the round's number."""
+    kinds = result.kinds
+    shift = index % len(kinds)
+    order = [*kinds[shift:], *kinds[:shift]]
+    for kind in order:
+        timing, problems = one_round(kind, result.warmup, payloads, workdir)
+        stats = result.stats[kind]
+        stats.rates.append(result.total_messages / timing.wall)
+        stats.client_busy.append(timing.client_cpu / timing.wall)
+        if timing.server_cpu is None:
+            stats.server_cpu.append(None)
+            stats.server_busy.append(None)
+        else:
+            stats.server_cpu.append(timing.server_cpu / result.total_messages)
+            stats.server_busy.append(timing.server_cpu / timing.wall)
+        for problem in problems:
+            warning = f"round {index + 1}: {problem}"
+            result.warnings.append(warning)
+            print(f"  WARNING: {warning}", file=sys.stderr, flush=True)
+    if any(kind in STORING_KINDS for kind in kinds):
+        result.file_cost.append(file_creation_cpu(workdir, result.payload_bytes))
+    print(
+        f"  round {index + 1}/{result.rounds}: "
+        + "   ".join(f"{kind} {result.stats[kind].rates[-1]:7.0f} msg/s" for kind in kinds)
+        + f"   (order: {', '.join(order)})",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def profile_server(
@@ -392,10 +423,10 @@ def profile_server(
 ) -> str:
     """cProfile of one server process of ``kind`` over one round, sorted by own time."""
     payloads = build_payloads(clients, messages)
-    with tempfile.TemporaryDirectory(prefix="tuimail-bench-profile-") as tmp:
-        out_file = Path(tmp) / f"{kind}.prof"
+    with work_directory(tmpdir) as workdir:
+        out_file = workdir / f"{kind}.prof"
         timing, problems = one_round(
-            kind, min(warmup, messages), payloads, cprofile_out=out_file, tmpdir=tmpdir
+            kind, min(warmup, messages), payloads, workdir, cprofile_out=out_file
         )
         if not out_file.exists():
             raise BenchmarkError(f"the {kind} server wrote no profile (did it stop cleanly?)")
@@ -441,7 +472,10 @@ def report(result: SandboxResult) -> str:
         f"(+{result.warmup} warm-up messages each, not timed), median of {result.rounds} rounds",
     ]
     if any(kind in STORING_KINDS for kind in result.kinds):
-        lines.append(f"  Maildirs (and session files) in fresh directories under {result.storage}")
+        lines.append(
+            f"  Maildirs (and session files) in fresh directories under {result.storage}, "
+            "all removed only after the last round"
+        )
     width = max(len(LABELS.get(kind, kind)) for kind in result.kinds)
     for kind in result.kinds:
         stats = result.stats[kind]
