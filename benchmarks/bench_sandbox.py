@@ -403,10 +403,11 @@ def _one_rotation(
             print(f"  WARNING: {warning}", file=sys.stderr, flush=True)
     if any(kind in STORING_KINDS for kind in kinds):
         result.file_cost.append(file_creation_cpu(workdir, result.payload_bytes))
+    file_cost = f"   storing a file: {_fmt_us(result.file_cost[-1])}" if result.file_cost else ""
     print(
         f"  round {index + 1}/{result.rounds}: "
         + "   ".join(f"{kind} {result.stats[kind].rates[-1]:7.0f} msg/s" for kind in kinds)
-        + f"   (order: {', '.join(order)})",
+        + f"   (order: {', '.join(order)}){file_cost}",
         file=sys.stderr,
         flush=True,
     )

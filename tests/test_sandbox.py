@@ -182,6 +182,17 @@ def test_smtplib_plain_starttls_and_implicit(make_sandbox: Any) -> None:
     assert [len(s.stored()) for s in (plain, starttls, implicit)] == [1, 1, 1]
 
 
+def test_help_lists_every_command_the_sandbox_answers(make_sandbox: Any) -> None:
+    sandbox = make_sandbox()
+    with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=10) as client:
+        client.ehlo()
+        listed = client.help().decode().split()
+        data_syntax = client.help("DATA").decode()
+    for command in ("EHLO", "HELO", "MAIL", "RCPT", "DATA", "QUIT", "NOOP", "RSET"):
+        assert command in listed
+    assert data_syntax == "Syntax: DATA"
+
+
 def test_stored_bytes_are_exactly_what_was_sent(make_sandbox: Any) -> None:
     sandbox = make_sandbox(size_limit=0)
     utf8 = (
