@@ -5,6 +5,8 @@ from __future__ import annotations
 import pkgutil
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import tuimail
 
@@ -76,3 +78,16 @@ def test_exit_codes_cover_every_stage() -> None:
 
     assert set(exitcodes.STAGE_CODES) == {stage.value for stage in Stage}
     assert all(exitcodes.for_stage(stage) == exitcodes.STAGE_CODES[stage.value] for stage in Stage)
+
+
+def test_every_package_is_in_the_wheel() -> None:
+    """pyproject.toml names packages one by one: a new one left out installs broken."""
+    root = Path(tuimail.__file__).parent
+    pyproject = tomllib.loads((root.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(pyproject["tool"]["setuptools"]["packages"])
+    on_disk = {
+        ".".join(("tuimail", *init.parent.relative_to(root).parts))
+        for init in root.rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert on_disk <= listed, f"add to [tool.setuptools] packages: {sorted(on_disk - listed)}"

@@ -1,0 +1,231 @@
+"""``tuimail accounts``: list, add, edit, remove and test profiles."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from tuimail import exitcodes
+from tuimail.cli.common import (
+    CLIError,
+    password_for,
+    read_password,
+    run_session_command,
+    saved_profile,
+)
+
+if TYPE_CHECKING:
+    from tuimail.profiles import Profile
+
+
+def define_options(accounts: argparse.ArgumentParser) -> None:
+    account_commands = accounts.add_subparsers(
+        dest="accounts_command", metavar="ACTION", required=True
+    )
+    listing = account_commands.add_parser("list", help="list profiles")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_accounts_list)
+    add = account_commands.add_parser("add", help="add a profile (password to the OS keyring)")
+    add.add_argument("name")
+    _add_profile_options(add, required_host=True)
+    add.set_defaults(handler=cmd_accounts_add)
+    edit = account_commands.add_parser("edit", help="change a profile")
+    edit.add_argument("name")
+    edit.add_argument("--rename", metavar="NEW_NAME")
+    _add_profile_options(edit, required_host=False)
+    edit.set_defaults(handler=cmd_accounts_edit)
+    remove = account_commands.add_parser("remove", help="remove a profile and its keyring entry")
+    remove.add_argument("name")
+    remove.set_defaults(handler=cmd_accounts_remove)
+    test = account_commands.add_parser(
+        "test",
+        help="connect, TLS, AUTH and QUIT; no mail is sent",
+        epilog=exitcodes.help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    test.add_argument("name")
+    test.add_argument("--password-stdin", action="store_true")
+    test.add_argument("--json", action="store_true")
+    test.set_defaults(handler=cmd_accounts_test)
+
+
+def _add_profile_options(parser: argparse.ArgumentParser, *, required_host: bool) -> None:
+    parser.add_argument("--host", required=required_host)
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--security", choices=["tls", "starttls", "none"])
+    parser.add_argument("--user", dest="username")
+    parser.add_argument("--from", dest="from_address", metavar="ADDR")
+    parser.add_argument("--display-name")
+    parser.add_argument(
+        "--auth", dest="auth_mechanism", choices=["auto", "plain", "login", "cram-md5", "xoauth2"]
+    )
+    verify = parser.add_mutually_exclusive_group()
+    verify.add_argument("--no-verify", dest="verify_tls", action="store_false", default=None)
+    verify.add_argument("--verify", dest="verify_tls", action="store_true")
+    parser.add_argument("--ca-file")
+    plain = parser.add_mutually_exclusive_group()
+    plain.add_argument(
+        "--allow-plaintext-auth", dest="allow_plaintext_auth", action="store_true", default=None
+    )
+    plain.add_argument("--deny-plaintext-auth", dest="allow_plaintext_auth", action="store_false")
+    parser.add_argument("--timeout", type=float)
+    parser.add_argument("--ehlo-name")
+    password = parser.add_mutually_exclusive_group()
+    password.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    password.add_argument(
+        "--no-password", action="store_true", help="do not ask for a password now"
+    )
+
+
+def cmd_accounts_list(args: argparse.Namespace) -> int:
+    from tuimail.profiles import ProfileStore, ProfileStoreError
+
+    try:
+        profiles = ProfileStore().load()
+    except ProfileStoreError as exc:
+        raise CLIError(str(exc)) from None
+    if args.json:
+        records = [
+            {"name": p.name, **p.to_toml_table(), "warnings": p.warnings()}
+            for p in profiles.values()
+        ]
+        print(json.dumps(records, indent=2))
+        return exitcodes.OK
+    if not profiles:
+        print("No profiles yet. Add one with: tuimail accounts add NAME --host HOST --user USER")
+        return exitcodes.OK
+    width = max(len(name) for name in profiles)
+    for profile in profiles.values():
+        user = profile.username or "(no login)"
+        line = f"{profile.name:<{width}}  {profile.address:<28} {profile.security.label:<8} {user}"
+        if profile.from_address:
+            line += f"  from {profile.from_address}"
+        print(line)
+        for warning in profile.warnings():
+            print(f"{'':<{width}}  ! {warning}")
+    return exitcodes.OK
+
+
+def _profile_changes(args: argparse.Namespace) -> dict[str, Any]:
+    keys = (
+        "host",
+        "port",
+        "security",
+        "username",
+        "from_address",
+        "display_name",
+        "auth_mechanism",
+        "verify_tls",
+        "ca_file",
+        "allow_plaintext_auth",
+        "timeout",
+        "ehlo_name",
+    )
+    return {key: getattr(args, key) for key in keys if getattr(args, key, None) is not None}
+
+
+def cmd_accounts_add(args: argparse.Namespace) -> int:
+    from tuimail.credentials import CredentialStore, KeyringError
+    from tuimail.profiles import (
+        Profile,
+        ProfileError,
+        ProfileStore,
+        ProfileStoreError,
+        with_changes,
+    )
+
+    store = ProfileStore()
+    try:
+        changes = _profile_changes(args)
+        profile = with_changes(Profile(name=args.name, host=changes.pop("host")), **changes)
+        if args.name in store.load():
+            raise CLIError(
+                f"a profile named {args.name!r} already exists; use 'tuimail accounts edit'"
+            )
+        if profile.username and not args.no_password:
+            secret = read_password(args.password_stdin, f"Password for {profile.username}: ")
+            CredentialStore().set(profile.name, secret)
+        store.add(profile)
+    except (ProfileError, ProfileStoreError, KeyringError) as exc:
+        raise CLIError(str(exc)) from None
+    return _report("Added", profile)
+
+
+def cmd_accounts_edit(args: argparse.Namespace) -> int:
+    from tuimail.credentials import CredentialStore, KeyringError
+    from tuimail.profiles import ProfileError, ProfileStore, ProfileStoreError, with_changes
+
+    store = ProfileStore()
+    try:
+        old = store.get(args.name)
+        changes = _profile_changes(args)
+        if args.rename:
+            changes["name"] = args.rename
+        profile = with_changes(old, **changes)
+        credentials = CredentialStore()
+        new_secret = None
+        if args.password_stdin:
+            new_secret = read_password(True, "")
+        if profile.name != old.name and old.username:
+            moved = new_secret or credentials.get(old.name)
+            if moved is not None:
+                credentials.set(profile.name, moved)
+        elif new_secret is not None:
+            credentials.set(profile.name, new_secret)
+        store.save(profile, replace_name=old.name)
+        if profile.name != old.name and old.username:
+            credentials.delete(old.name)
+    except KeyError as exc:
+        raise CLIError(str(exc.args[0])) from None
+    except (ProfileError, ProfileStoreError, KeyringError) as exc:
+        raise CLIError(str(exc)) from None
+    return _report("Saved", profile)
+
+
+def _report(done: str, profile: Profile) -> int:
+    """What was saved, and what is unsafe about it."""
+    print(f"{done} profile {profile.name} ({profile.address}, {profile.security.label}).")
+    for warning in profile.warnings():
+        print(f"Warning: {warning}")
+    return exitcodes.OK
+
+
+def cmd_accounts_remove(args: argparse.Namespace) -> int:
+    from tuimail.credentials import CredentialStore, KeyringError
+    from tuimail.profiles import ProfileStore, ProfileStoreError
+
+    store = ProfileStore()
+    try:
+        profile = store.get(args.name)
+        store.remove(profile.name)
+    except KeyError as exc:
+        raise CLIError(str(exc.args[0])) from None
+    except ProfileStoreError as exc:
+        raise CLIError(str(exc)) from None
+    removed_secret = False
+    if profile.username:
+        try:
+            removed_secret = CredentialStore().delete(profile.name)
+        except KeyringError as exc:
+            print(
+                f"tuimail: the profile is removed, but its password was not: {exc}", file=sys.stderr
+            )
+            return exitcodes.CONFIG
+    suffix = " and its password" if removed_secret else ""
+    print(f"Removed profile {profile.name}{suffix}.")
+    return exitcodes.OK
+
+
+def cmd_accounts_test(args: argparse.Namespace) -> int:
+    from tuimail.session import check_account
+
+    profile = saved_profile(args.name)
+    password = password_for(profile, args.password_stdin, saved=True)
+    args.quiet = False
+    return run_session_command(
+        args, lambda printer: check_account(profile, password, on_entry=printer)
+    )

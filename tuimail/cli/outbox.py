@@ -1,0 +1,152 @@
+"""``tuimail outbox``: list, flush, retry and drop the messages waiting to be sent."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from tuimail import exitcodes
+from tuimail.cli.common import CLIError, local_time, read_password, retry_policy
+
+
+def define_options(outbox: argparse.ArgumentParser) -> None:
+    outbox.description = "The outbox keeps every message until the server accepts it."
+    outbox.epilog = (
+        "exit codes: 0 nothing left to send, 75 some still queued, 1 some failed, 2 bad arguments"
+    )
+    outbox_commands = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
+    outbox_list = outbox_commands.add_parser("list", help="what is queued or failed")
+    outbox_list.add_argument("--json", action="store_true")
+    outbox_list.set_defaults(handler=cmd_outbox_list)
+    flush = outbox_commands.add_parser("flush", help="send the messages that are due")
+    flush.add_argument("--all", action="store_true", help="also those whose retry time is ahead")
+    flush.add_argument("--verbose", "-v", action="store_true", help="print the transcripts")
+    flush.set_defaults(handler=cmd_outbox_flush)
+    retry = outbox_commands.add_parser("retry", help="send one message now (also a failed one)")
+    retry.add_argument("id")
+    retry.add_argument("--password-stdin", action="store_true")
+    retry.set_defaults(handler=cmd_outbox_retry)
+    drop = outbox_commands.add_parser("drop", help="delete one message from the outbox")
+    drop.add_argument("id")
+    drop.set_defaults(handler=cmd_outbox_drop)
+
+
+def _outbox() -> Any:
+    from tuimail.outbox import Outbox
+
+    return Outbox(policy=retry_policy())
+
+
+def _stored_password(profile: Any) -> Any:
+    """The keyring password of a saved profile; None for others (they are skipped)."""
+    from tuimail.credentials import CredentialStore, KeyringError
+    from tuimail.profiles import ProfileStore, ProfileStoreError
+
+    try:
+        if profile.name not in ProfileStore().load():
+            return None
+        return CredentialStore().get(profile.name)
+    except (KeyringError, ProfileStoreError) as exc:
+        print(f"tuimail: {profile.name}: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_outbox_list(args: argparse.Namespace) -> int:
+    from tuimail.outbox import short_id
+
+    entries = _outbox().entries()
+    if args.json:
+        print(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
+        return exitcodes.OK
+    if not entries:
+        print("The outbox is empty.")
+        return exitcodes.OK
+    for entry in entries:
+        due = "due now" if entry.next_attempt <= 0 else f"next {local_time(entry.next_attempt)}"
+        state = entry.state.value if entry.state.value != "queued" else f"queued, {due}"
+        print(
+            f"{short_id(entry.key)}  {state}  via {entry.profile_name}  to {', '.join(entry.recipients)}"
+            f"  ({len(entry.attempts)} attempt(s))"
+        )
+        if entry.last_error:
+            print(f"              last error: {entry.last_error}")
+    return exitcodes.OK
+
+
+def _flush_exit(outcomes: list[Any]) -> int:
+    from tuimail.outbox import State
+
+    remaining = _outbox().entries()
+    if any(e.state is State.FAILED or e.state is State.POSSIBLY_DELIVERED for e in remaining):
+        return 1
+    if any(e.state is State.QUEUED for e in remaining):
+        return exitcodes.QUEUED
+    return exitcodes.OK
+
+
+def cmd_outbox_flush(args: argparse.Namespace) -> int:
+    from tuimail.console import EntryPrinter
+    from tuimail.outbox import short_id
+
+    outbox = _outbox()
+    printers: dict[str, Any] = {}
+
+    def show(queued: Any, entry: Any) -> None:
+        printer = printers.setdefault(queued.key, EntryPrinter(prefix=f"[{short_id(queued.key)}] "))
+        printer(entry)
+
+    def password(profile: Any) -> Any:
+        secret = _stored_password(profile)
+        return secret
+
+    outcomes = asyncio.run(
+        outbox.flush(password, include_not_due=args.all, on_entry=show if args.verbose else None)
+    )
+    for outcome in outcomes:
+        detail = f": {outcome.detail}" if outcome.detail else ""
+        print(f"{short_id(outcome.key)}  {outcome.state}{detail}")
+    if not outcomes:
+        print("Nothing is due.")
+    return _flush_exit(outcomes)
+
+
+def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    from tuimail.console import EntryPrinter, summarise
+    from tuimail.outbox import OutboxError, short_id
+
+    outbox = _outbox()
+    try:
+        entry = outbox.requeue(args.id)
+    except KeyError as exc:
+        raise CLIError(str(exc.args[0]), exitcodes.USAGE) from None
+    except (OSError, OutboxError) as exc:
+        raise CLIError(str(exc)) from None
+    from tuimail.outbox import _profile_from
+
+    profile = _profile_from(entry.profile)
+    password = None
+    if profile.username:
+        password = read_password(True, "") if args.password_stdin else _stored_password(profile)
+    outcome = asyncio.run(outbox.attempt(entry.key, password, on_entry=EntryPrinter()))
+    if outcome.report is not None:
+        summarise(outcome.report)
+    print(
+        f"{short_id(entry.key)}  {outcome.state}{': ' + outcome.detail if outcome.detail else ''}"
+    )
+    return _flush_exit([outcome])
+
+
+def cmd_outbox_drop(args: argparse.Namespace) -> int:
+    from tuimail.outbox import OutboxError, short_id
+
+    try:
+        entry = _outbox().drop(args.id)
+    except KeyError as exc:
+        raise CLIError(str(exc.args[0]), exitcodes.USAGE) from None
+    except (OSError, OutboxError) as exc:
+        raise CLIError(str(exc)) from None
+    print(f"Dropped {short_id(entry.key)} ({entry.message_id} to {', '.join(entry.recipients)}).")
+    return exitcodes.OK

@@ -1,0 +1,141 @@
+"""``tuimail probe``: check a server (or a domain's MX hosts) without sending mail."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from tuimail import exitcodes
+from tuimail.cli.common import CLIError, password_for, saved_profile, split_server
+
+
+def define_options(probe: argparse.ArgumentParser) -> None:
+    probe.description = (
+        "Probe one SMTP server (or a domain's MX hosts): connect, banner, EHLO, "
+        "STARTTLS or TLS, the certificate chain, optionally AUTH, QUIT; each stage timed. "
+        "No mail is sent."
+    )
+    probe.epilog = "exit codes (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN"
+    probe.add_argument("server", nargs="?", metavar="HOST[:PORT]")
+    probe.add_argument("--mx", metavar="DOMAIN", help="probe every MX host of DOMAIN on port 25")
+    probe.add_argument("--mx-port", type=int, default=25, metavar="N", help="port for --mx hosts")
+    probe.add_argument("--dns-server", metavar="HOST[:PORT]", help="resolver for --mx lookups")
+    probe.add_argument("--profile", metavar="NAME", help="probe a profile's server (and its AUTH)")
+    probe.add_argument("--security", choices=["tls", "starttls", "none"])
+    probe.add_argument("--ca-file", metavar="PATH")
+    probe.add_argument("--warn-days", type=int, default=21, metavar="N")
+    probe.add_argument("--crit-days", type=int, default=7, metavar="N")
+    probe.add_argument("--warn-seconds", type=float, default=5.0, metavar="S")
+    probe.add_argument("--crit-seconds", type=float, default=15.0, metavar="S")
+    probe.add_argument("--timeout", type=float, default=10.0, metavar="S")
+    probe.add_argument("--ehlo", metavar="NAME")
+    probe.add_argument(
+        "--password-stdin", action="store_true", help="password for --profile's AUTH"
+    )
+    probe.add_argument(
+        "--no-history", action="store_true", help="neither read nor write the history"
+    )
+    output = probe.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="one JSON document")
+    output.add_argument("--nagios", action="store_true", help="one Nagios plugin line")
+    probe.set_defaults(handler=cmd_probe)
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from tuimail.probe import Status, Thresholds
+
+    if args.crit_days > args.warn_days:
+        raise CLIError("--crit-days must not be more than --warn-days", exitcodes.USAGE)
+    if sum(bool(x) for x in (args.server, args.mx, args.profile)) != 1:
+        raise CLIError(
+            "probe one thing: HOST[:PORT], --mx DOMAIN or --profile NAME", exitcodes.USAGE
+        )
+    thresholds = Thresholds(args.warn_days, args.crit_days, args.warn_seconds, args.crit_seconds)
+    try:
+        return int(asyncio.run(_probe(args, thresholds)))
+    except CLIError as exc:
+        # Nagios convention: a check that cannot run is UNKNOWN (3), whatever the cause.
+        print(f"SMTP UNKNOWN - {exc}" if args.nagios else f"tuimail: {exc}", file=sys.stderr)
+        return int(Status.UNKNOWN)
+
+
+async def _probe(args: argparse.Namespace, thresholds: Any) -> int:
+    from tuimail.console import EntryPrinter, print_probe
+    from tuimail.mx import MXLookupError, lookup_mx
+    from tuimail.probe import ProbeTarget, Status, probe, worst
+    from tuimail.probe_history import ProbeHistory
+    from tuimail.profiles import Security
+
+    security = Security(args.security) if args.security else None
+    password = None
+    if args.profile:
+        profile = saved_profile(args.profile)
+        target = ProbeTarget.from_profile(profile, thresholds)
+        if profile.username:
+            password = password_for(profile, args.password_stdin, saved=True)
+        targets = [target]
+    elif args.mx:
+        try:
+            if args.dns_server:
+                dns_host, dns_port = split_server(args.dns_server)
+                hosts = await lookup_mx(
+                    args.mx, nameservers=[dns_host], port=dns_port or 53, timeout=args.timeout
+                )
+            else:
+                hosts = await lookup_mx(args.mx, timeout=args.timeout)
+        except MXLookupError as exc:
+            raise CLIError(str(exc)) from None
+        targets = [
+            ProbeTarget(host=mx.host, port=args.mx_port, security=security or Security.STARTTLS,
+                        ca_file=args.ca_file or "", thresholds=thresholds, timeout=args.timeout,
+                        ehlo_name=args.ehlo or "", name=f"MX {mx.preference} {mx.host}")
+            for mx in hosts
+        ]  # fmt: skip
+    else:
+        host, port = split_server(args.server)
+        if security is None:
+            security = Security.TLS if port == 465 else Security.STARTTLS
+        targets = [
+            ProbeTarget(host=host, port=port, security=security, ca_file=args.ca_file or "",
+                        thresholds=thresholds, timeout=args.timeout, ehlo_name=args.ehlo or "")
+        ]  # fmt: skip
+    history = None if args.no_history else ProbeHistory.load()
+    quiet = args.json or args.nagios
+    reports = []
+    for target in targets:
+        printer = None if quiet else EntryPrinter(prefix=f"[{target.label}] " if args.mx else "")
+        previous = history.last_capabilities(target.key) if history else None
+        report = await probe(target, password, on_entry=printer, previous_capabilities=previous)
+        reports.append(report)
+        if history is not None:
+            history.add(report)
+    if history is not None:
+        try:
+            history.save()
+        except OSError as exc:
+            print(f"tuimail: the probe history was not saved: {exc}", file=sys.stderr)
+    status = worst(reports)
+    if args.nagios:
+        if len(reports) == 1:
+            print(reports[0].nagios())
+        else:
+            details = "; ".join(f"{r.target.label} {r.status.name}" for r in reports)
+            perf = " ".join(
+                f"'{r.target.host}'={r.total:.6f}s;{thresholds.warn_seconds:g};{thresholds.crit_seconds:g};0"
+                for r in reports
+            )
+            print(f"SMTP {status.name} - {args.mx}: {details} | {perf}")
+    elif args.json:
+        if len(reports) == 1 and not args.mx:
+            document = reports[0].to_json()
+        else:
+            document = {"domain": args.mx, "status": status.name, "exit_code": int(status),
+                        "targets": [r.to_json() for r in reports]}  # fmt: skip
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    else:
+        for report in reports:
+            print_probe(report)
+    return int(status if status is not Status.UNKNOWN or reports else Status.UNKNOWN)

@@ -1,0 +1,283 @@
+"""``tuimail send``: one message, its SMTP conversation printed as it happens."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuimail import exitcodes
+from tuimail.cli.common import (
+    CLIError,
+    checked,
+    local_time,
+    password_for,
+    retry_policy,
+    run_session_command,
+    saved_profile,
+    split_server,
+)
+
+if TYPE_CHECKING:
+    from tuimail.profiles import Profile
+
+
+def define_options(send: argparse.ArgumentParser) -> None:
+    send.description = "Send one message and print the SMTP conversation as it happens."
+    send.epilog = exitcodes.help_text()
+    send.formatter_class = argparse.RawDescriptionHelpFormatter
+    _add_connection_options(send, with_profile=True)
+    send.add_argument(
+        "--from", dest="from_address", metavar="ADDR", help="sender (default: the profile's)"
+    )
+    send.add_argument(
+        "--to", action="append", default=[], metavar="ADDR", help="recipient (repeatable)"
+    )
+    send.add_argument("--cc", action="append", default=[], metavar="ADDR")
+    send.add_argument(
+        "--bcc",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="envelope only, never in a header",
+    )
+    send.add_argument("--reply-to", action="append", default=[], metavar="ADDR")
+    send.add_argument("--subject", default="", metavar="TEXT")
+    body = send.add_mutually_exclusive_group()
+    body.add_argument("--body", metavar="TEXT", help="message text (default: read standard input)")
+    body.add_argument("--body-file", type=Path, metavar="PATH")
+    send.add_argument("--attach", action="append", default=[], type=Path, metavar="PATH")
+    send.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'")
+    send.add_argument("--json", action="store_true", help="print JSON Lines instead of text")
+    send.add_argument(
+        "--no-queue",
+        action="store_true",
+        help="one attempt, no outbox: nothing is kept or retried (as swaks does)",
+    )
+    send.add_argument("--quiet", "-q", action="store_true", help="print only the outcome")
+    send.set_defaults(handler=cmd_send)
+
+
+def _add_connection_options(parser: argparse.ArgumentParser, *, with_profile: bool) -> None:
+    group = parser.add_argument_group("server (a profile, or these settings)")
+    if with_profile:
+        group.add_argument("--profile", metavar="NAME", help="use a saved profile")
+    group.add_argument("--server", metavar="HOST[:PORT]", help="connect to this server instead")
+    group.add_argument("--security", choices=["tls", "starttls", "none"])
+    group.add_argument("--user", metavar="USER", help="authenticate as USER")
+    group.add_argument("--auth", choices=["auto", "plain", "login", "cram-md5", "xoauth2"])
+    group.add_argument(
+        "--ca-file", metavar="PATH", help="trust this CA file instead of the system store"
+    )
+    group.add_argument(
+        "--no-verify", action="store_true", help="do not verify the certificate (unsafe)"
+    )
+    group.add_argument(
+        "--allow-plaintext-auth", action="store_true", help="allow AUTH without TLS (unsafe)"
+    )
+    group.add_argument("--ehlo", metavar="NAME", help="name to send in EHLO")
+    group.add_argument("--timeout", type=float, metavar="SECONDS", help="per-command timeout")
+    group.add_argument(
+        "--deadline",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="limit for the whole session",
+    )
+    group.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin",
+    )
+
+
+def _connection_profile(args: argparse.Namespace) -> Profile:
+    """The profile named by ``--profile``, or one made from ``--server``, plus option overrides."""
+    from tuimail.profiles import Profile, with_changes
+
+    overrides: dict[str, Any] = {}
+    for key, value in (
+        ("security", args.security),
+        ("username", args.user),
+        ("auth_mechanism", args.auth),
+        ("ca_file", args.ca_file),
+        ("verify_tls", False if args.no_verify else None),
+        ("allow_plaintext_auth", True if args.allow_plaintext_auth else None),
+        ("ehlo_name", args.ehlo),
+        ("timeout", args.timeout),
+    ):
+        if value is not None and value != "":
+            overrides[key] = value
+    if args.server:
+        host, port = split_server(args.server)
+        base = checked(lambda: Profile(name="command-line", host=host, port=port))
+    elif getattr(args, "running_sandbox", None) is not None:
+        base = args.running_sandbox
+    elif args.profile:
+        base = saved_profile(args.profile)
+    else:
+        raise CLIError("say where to send: --profile NAME or --server HOST[:PORT]", exitcodes.USAGE)
+    return checked(lambda: with_changes(base, **overrides)) if overrides else base
+
+
+def _wants_embedded_sandbox(args: argparse.Namespace) -> bool:
+    """``--profile sandbox`` with no user profile of that name and no sandbox running."""
+    if args.server or args.profile != "sandbox":
+        return False  # decided before importing anything: start-up time
+    from tuimail.profiles import ProfileStore
+    from tuimail.sandbox_profile import SANDBOX_PROFILE, find_running
+
+    if SANDBOX_PROFILE in checked(ProfileStore().load):
+        return False
+    running = find_running()
+    if running is not None:
+        args.running_sandbox = running
+        return False
+    return True
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from tuimail.message import Draft, DraftInvalid, build_message, parse_header_option
+    from tuimail.session import send
+
+    embedded = _wants_embedded_sandbox(args)
+    if embedded:
+        from tuimail.sandbox_profile import builtin_profile
+
+        profile = builtin_profile()
+    else:
+        profile = _connection_profile(args)
+    if args.password_stdin and args.body is None and args.body_file is None:
+        raise CLIError(
+            "with --password-stdin, give the text with --body or --body-file", exitcodes.USAGE
+        )
+    password = password_for(
+        profile, args.password_stdin, saved=bool(args.profile and not args.server)
+    )
+    body = _read_body(args)
+    sender = args.from_address or _profile_sender(profile)
+    try:
+        headers = [parse_header_option(h) for h in args.header]
+        draft = Draft(
+            from_address=sender,
+            to=args.to,
+            cc=args.cc,
+            bcc=args.bcc,
+            reply_to=args.reply_to,
+            subject=args.subject,
+            body=body,
+            attachments=args.attach,
+            headers=headers,
+        )
+        outgoing = build_message(draft)
+    except DraftInvalid as exc:
+        for error in exc.errors:
+            print(f"tuimail: {_option_name(error.field)}: {error.message}", file=sys.stderr)
+        return exitcodes.INVALID_MESSAGE
+    if embedded:
+        return run_session_command(
+            args, lambda printer: _send_to_embedded_sandbox(args, outgoing, printer)
+        )
+    if args.no_queue:
+        return run_session_command(
+            args,
+            lambda printer: send(
+                profile, outgoing, password, on_entry=printer, deadline=args.deadline
+            ),
+        )
+    return _send_through_outbox(args, profile, outgoing, password)
+
+
+def _send_through_outbox(
+    args: argparse.Namespace, profile: Any, outgoing: Any, password: Any
+) -> int:
+    """Store durably, then try once; a temporary failure stays queued (exit 75)."""
+    from tuimail.outbox import Outbox, OutboxError, short_id
+
+    outbox = Outbox(policy=retry_policy())
+    try:
+        queued = outbox.enqueue(profile, outgoing)
+    except OutboxError as exc:
+        raise CLIError(str(exc), exitcodes.STORE_FAILED) from None
+    outcome: Any = None
+
+    async def attempt(printer: Any) -> Any:
+        nonlocal outcome
+        outcome = await outbox.attempt(
+            queued.key, password, on_entry=printer, deadline=args.deadline, outgoing=outgoing
+        )
+        return outcome.report
+
+    code = run_session_command(args, attempt)
+    assert outcome is not None
+    if outcome.state == "queued":
+        when = local_time(outbox.get(queued.key).next_attempt)
+        print(
+            f"tuimail: queued for retry as {short_id(queued.key)} (next attempt {when}); "
+            "'tuimail outbox flush' sends due messages",
+            file=sys.stderr,
+        )
+        return exitcodes.QUEUED
+    if outcome.state in ("failed", "possibly-delivered"):
+        note = (
+            "it may have arrived; 'tuimail outbox retry' would send the same message again"
+            if outcome.state == "possibly-delivered"
+            else "kept in the outbox as failed; 'tuimail outbox retry' or 'drop'"
+        )
+        print(f"tuimail: {short_id(queued.key)}: {note}", file=sys.stderr)
+    return code
+
+
+async def _send_to_embedded_sandbox(args: argparse.Namespace, outgoing: Any, printer: Any) -> Any:
+    """Start a sandbox in this process on a free port, send, and show both sides."""
+    from tuimail.console import EntryPrinter
+    from tuimail.sandbox import Sandbox, SandboxConfig, SandboxError
+    from tuimail.session import send
+
+    try:
+        async with Sandbox(SandboxConfig(port=0)) as sandbox:
+            profile = sandbox.client_profile()
+            report = await send(profile, outgoing, None, on_entry=printer, deadline=args.deadline)
+    except SandboxError as exc:
+        raise CLIError(f"the sandbox could not start: {exc}") from None
+    if printer is not None:
+        if not args.json:
+            print(f"--- the sandbox's side (mail kept in {sandbox.maildir_path}) ---")
+        server_printer = EntryPrinter(as_json=args.json, prefix="sandbox" if args.json else "")
+        for record in sandbox.sessions:
+            for entry in record.transcript:
+                server_printer(entry)
+    return report
+
+
+def _profile_sender(profile: Profile) -> str:
+    if not profile.from_address:
+        return ""
+    if profile.display_name:
+        escaped = profile.display_name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}" <{profile.from_address}>'
+    return profile.from_address
+
+
+def _option_name(field: str) -> str:
+    return (
+        f"--{field}"
+        if field in ("from", "to", "cc", "bcc", "reply-to", "subject", "body")
+        else field
+    )
+
+
+def _read_body(args: argparse.Namespace) -> str:
+    if args.body is not None:
+        return str(args.body)
+    if args.body_file is not None:
+        try:
+            return Path(args.body_file).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CLIError(
+                f"--body-file: cannot read {args.body_file}: {exc}", exitcodes.INVALID_MESSAGE
+            ) from None
+    if sys.stdin.isatty():
+        print("Type the message; end with Ctrl-D.", file=sys.stderr)
+    return sys.stdin.read()

@@ -1,0 +1,162 @@
+"""``tuimail serve``: run the sandbox, printing each session as it happens."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tuimail import exitcodes
+from tuimail.cli.common import CLIError, settle_imports
+
+
+def define_options(serve: argparse.ArgumentParser) -> None:
+    serve.description = (
+        "Run the sandbox: every message is kept in a Maildir, nothing is "
+        "delivered, and each session's transcript is printed as it happens."
+    )
+    serve.epilog = _fault_help()
+    serve.formatter_class = argparse.RawDescriptionHelpFormatter
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=2525, help="port (default: %(default)s; 0 = any free port)"
+    )
+    serve.add_argument("--maildir", type=Path, metavar="PATH", help="where to keep mail")
+    tls = serve.add_mutually_exclusive_group()
+    tls.add_argument(
+        "--tls", action="store_true", help="offer STARTTLS (certificate made on first use)"
+    )
+    tls.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte")
+    auth = serve.add_mutually_exclusive_group()
+    auth.add_argument("--auth", choices=["any"], help="offer AUTH and accept any credentials")
+    auth.add_argument(
+        "--auth-file", type=Path, metavar="PATH", help="offer AUTH; 'user:password' lines"
+    )
+    serve.add_argument("--auth-required", action="store_true", help="refuse mail without AUTH")
+    serve.add_argument(
+        "--size", type=int, default=32 * 1024 * 1024, metavar="BYTES", help="SIZE limit (0 = none)"
+    )
+    serve.add_argument("--idle-timeout", type=float, default=60.0, metavar="SECONDS")
+    serve.add_argument(
+        "--fault", action="append", default=[], metavar="SPEC", help="inject a fault (repeatable)"
+    )
+    serve.add_argument("--fault-seed", type=int, metavar="N", help="seed for fault probabilities")
+    serve.add_argument("--quiet", "-q", action="store_true", help="one line per session")
+    serve.add_argument("--json", action="store_true", help="JSON Lines, each with its session id")
+    serve.set_defaults(handler=cmd_serve)
+
+
+def _fault_help() -> str:
+    from tuimail import faults
+
+    doc = faults.__doc__ or ""
+    start = doc.index("STAGE[")
+    return (
+        "fault specs:\n    "
+        + doc[start:].strip().replace("\n", "\n")
+        + ("\n\nexit codes: 0 stopped with Ctrl-C or SIGTERM, 1 could not start, 2 bad arguments")
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from tuimail.faults import FaultPlan, FaultSpecError
+    from tuimail.sandbox import Sandbox, SandboxError, load_auth_file, sandbox_config_from
+
+    try:
+        faults = FaultPlan.from_specs(args.fault, seed=args.fault_seed)
+    except FaultSpecError as exc:
+        raise CLIError(f"--fault {exc}", exitcodes.USAGE) from None
+    try:
+        users = load_auth_file(args.auth_file) if args.auth_file else ({} if args.auth else None)
+        config = sandbox_config_from(
+            host=args.host,
+            port=args.port,
+            maildir=args.maildir,
+            tls="starttls" if args.tls else "implicit" if args.implicit_tls else "none",
+            auth_users=users,
+            auth_required=args.auth_required,
+            size_limit=args.size,
+            idle_timeout=args.idle_timeout,
+        )
+        sandbox = Sandbox(
+            config,
+            faults=faults,
+            on_entry=None if args.quiet else _serve_entry_printer(args.json),
+            on_session_end=_serve_summary_printer(args.json) if args.quiet else None,
+        )
+        settle_imports()
+        return asyncio.run(_serve(sandbox))
+    except SandboxError as exc:
+        raise CLIError(str(exc), 1) from None
+
+
+def _serve_entry_printer(as_json: bool) -> Any:
+    from tuimail.console import EntryPrinter
+
+    printers: dict[str, EntryPrinter] = {}
+
+    def show(record: Any, entry: Any) -> None:
+        printer = printers.get(record.id)
+        if printer is None:
+            prefix = record.id if as_json else f"[{record.id}] "
+            printer = printers[record.id] = EntryPrinter(as_json=as_json, prefix=prefix)
+        printer(entry)
+        if entry.kind == "closed":
+            printers.pop(record.id, None)
+
+    return show
+
+
+def _serve_summary_printer(as_json: bool) -> Any:
+    def show(record: Any) -> None:
+        if as_json:
+            summary = {k: v for k, v in record.to_json().items() if k != "transcript"}
+            print(json.dumps(summary, ensure_ascii=False), flush=True)
+        else:
+            print(record.summary(), flush=True)
+
+    return show
+
+
+async def _serve(sandbox: Any) -> int:
+    import signal
+
+    from tuimail import sandbox as sandbox_module
+
+    await sandbox.start()
+    sandbox_module.announce(sandbox)
+    try:
+        config = sandbox.config
+        tls = {"none": "no TLS", "starttls": "STARTTLS", "implicit": "implicit TLS"}[config.tls]
+        print(
+            f"tuimail sandbox listening on {config.host}:{sandbox.port} ({tls}); "
+            f"mail kept in {sandbox.maildir_path}",
+            file=sys.stderr,
+            flush=True,
+        )
+        if sandbox.ca_file:
+            print(f"clients can verify it with CA file {sandbox.ca_file}", file=sys.stderr)
+        if not sandbox.client_profile().is_loopback:
+            print(
+                f"warning: listening on {config.host}: anyone who can reach it can send mail in",
+                file=sys.stderr,
+            )
+        for described in sandbox.faults.describe():
+            print(f"fault: {described}", file=sys.stderr)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        if sandbox.active:
+            print(f"stopping: finishing {len(sandbox.active)} session(s)", file=sys.stderr)
+        await sandbox.stop()
+        print("tuimail sandbox stopped", file=sys.stderr)
+    finally:
+        sandbox_module.withdraw()
+    return exitcodes.OK
