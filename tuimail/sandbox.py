@@ -46,6 +46,7 @@ from tuimail.profiles import Profile, Security
 from tuimail.sandbox_profile import builtin_profile, runtime_file
 from tuimail.selfsigned import ensure_certificate
 from tuimail.smtp_data import DataState, MessageData, read_message_data
+from tuimail.terminal_text import decode_for_terminal
 from tuimail.transcript import ConversationRedactor, Direction, Entry, EventKind, Transcript
 
 DEFAULT_PORT = 2525
@@ -217,11 +218,7 @@ class ClientTap:
         return True
 
     def _line(self, raw: bytes) -> None:
-        text = raw.decode("utf-8", "replace")
-        if not text.isprintable():
-            text = "".join(
-                ch if ch.isprintable() or ch == "\t" else f"\\x{ord(ch):02x}" for ch in text
-            )
+        text = decode_for_terminal(raw)
         result = self.redactor.client_line(text)
         if result is not None:
             shown, redacted = result

@@ -32,6 +32,7 @@ from aiosmtplib.errors import (
 )
 from aiosmtplib.protocol import SMTPProtocol
 
+from tuimail.terminal_text import decode_for_terminal
 from tuimail.transcript import ConversationRedactor, Direction, EventKind, Transcript
 
 #: An inbound line longer than this (no LF yet) is recorded in pieces.
@@ -70,7 +71,7 @@ class WireCapture:
             self._server_line(line.rstrip(b"\r"))
 
     def _server_line(self, raw: bytes) -> None:
-        text = self.redactor.server_line(_decode(raw))
+        text = self.redactor.server_line(decode_for_terminal(raw))
         self.transcript.add(Direction.SERVER, text, secure=self.secure)
 
     def sent(self, data: bytes) -> None:
@@ -84,7 +85,7 @@ class WireCapture:
         for raw in data.split(b"\r\n"):
             if not raw:
                 continue
-            result = self.redactor.client_line(_decode(raw))
+            result = self.redactor.client_line(decode_for_terminal(raw))
             if result is not None:
                 text, redacted = result
                 self.transcript.add(Direction.CLIENT, text, secure=self.secure, redacted=redacted)
@@ -101,14 +102,6 @@ class WireCapture:
         if not self.closed:
             self.closed = True
             self.transcript.event(EventKind.CLOSED, text, secure=self.secure)
-
-
-def _decode(raw: bytes) -> str:
-    text = raw.decode("utf-8", "replace")
-    if text.isprintable():
-        return text
-    # Control characters would let a hostile server repaint the terminal.
-    return "".join(ch if ch.isprintable() or ch == "\t" else f"\\x{ord(ch):02x}" for ch in text)
 
 
 def _literal_address(host: str, port: int) -> list[Any]:
