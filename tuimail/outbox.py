@@ -500,7 +500,9 @@ class Outbox:
                 except Exception as exc:  # a keyring problem: try again later
                     return Outcome(key, None, "skipped", f"no password available: {exc}")
             if profile.needs_password and password is None:
-                return Outcome(key, None, "skipped", self._why_no_password(entry, profile))
+                return Outcome(
+                    key, None, "skipped", self._why_no_password(entry, profile, may_use_stored)
+                )
             return await self._send(
                 entry, profile, outgoing, password,
                 note=note, on_entry=on_entry, deadline=deadline, transcript=transcript,
@@ -531,16 +533,19 @@ class Outbox:
         return profile, (note, True)
 
     @staticmethod
-    def _why_no_password(entry: Queued, profile: Profile) -> str:
+    def _why_no_password(entry: Queued, profile: Profile, may_use_stored: bool) -> str:
         how = f"'tuimail outbox retry {entry.short_id} --password-stdin'"
+        wants = f"waiting: the server wants a password for {profile.username}"
+        if entry.follows_profile and may_use_stored:
+            return f"{wants} and none is stored for the profile {profile.name!r}; save one or use {how}"
         if entry.follows_profile:
             return (
-                f"waiting: the server wants a password for {profile.username} and none is "
-                f"stored for the profile {profile.name!r}; save one, or send it with {how}"
+                f"{wants}, and the profile {profile.name!r} it was queued through has been "
+                f"deleted, so no stored password is used; send it with {how}"
             )
         return (
-            f"waiting: the server wants a password for {profile.username}, and this "
-            f"message was queued without a saved profile, so none is stored; send it with {how}"
+            f"{wants}, and this message was queued without a saved profile (--server), "
+            f"so no stored password is used; send it with {how}"
         )
 
     def _fail_unusable(self, entry: Queued, exc: Exception) -> Outcome:

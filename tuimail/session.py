@@ -599,6 +599,13 @@ class SMTPSession:
             smtp.close()
             smtp.capture.mark_closed()
 
+    def abort(self) -> None:
+        """Drop the connection at once, without QUIT."""
+        smtp = self._smtp
+        if smtp is not None:
+            smtp.close()
+            smtp.capture.mark_closed("connection dropped")
+
     # -- failures -----------------------------------------------------------
 
     def _record_tls(self, ssl_object: ssl.SSLObject) -> None:
@@ -765,6 +772,11 @@ async def _run(session: SMTPSession, deadline: float, work: Callable[[], Any] | 
                 if work is not None:
                     await work()
                 done = True
+            except asyncio.CancelledError:
+                # Stopped mid-command (the deadline, or the caller): a reply may
+                # still come, so QUIT would be paired with it. Just hang up.
+                session.abort()
+                raise
             finally:
                 await session.close()
     except SessionFailure as stopped:
