@@ -72,7 +72,7 @@ async def test_deadline_running_out_in_quit_after_the_250_is_delivered(
     script = ScriptedServer({"QUIT": Reply(None, hold=True)})
     port = servers.scripted(script)
     outbox = Outbox(tmp_path)
-    queued = outbox.enqueue(profile(port, timeout=30), message(), follows_profile=False)
+    queued = outbox.enqueue(profile(port, timeout=30), message())
     outcome = await outbox.attempt(queued.key, deadline=1.0)
     assert outcome.state == "sent", outcome.detail
     assert outcome.report is not None and outcome.report.ok, outcome.report
@@ -174,7 +174,7 @@ async def test_421_to_the_final_dot_is_temporary_and_not_delivered(
     script = ScriptedServer({".": Reply("421 4.3.0 shutting down", close=True)})
     port = servers.scripted(script)
     outbox = Outbox(tmp_path)
-    queued = outbox.enqueue(profile(port), message(), follows_profile=False)
+    queued = outbox.enqueue(profile(port), message())
     outcome = await outbox.attempt(queued.key)
     assert outcome.state == "queued" and "shutting down" in outcome.detail
     assert script.verbs()[-1] == "DATA"  # no RSET or QUIT on the closed connection
@@ -226,7 +226,7 @@ def test_kill_9_while_the_final_dot_waits_is_possibly_delivered_never_resent(
 def test_a_sending_message_whose_sender_lives_is_left_alone(tmp_path: Path) -> None:
     """Only a 'sending' message nobody holds the lock of counts as crashed."""
     outbox = Outbox(tmp_path)
-    queued = outbox.enqueue(profile(1), message(), follows_profile=False)
+    queued = outbox.enqueue(profile(1), message())
     meta = tmp_path / "outbox-meta" / f"{queued.key}.json"
     data = json.loads(meta.read_text())
     data["state"] = "sending"
@@ -263,7 +263,7 @@ async def test_a_flush_rereads_the_state_under_the_lock(
     sink = Sink()
     port = servers.smtp(sink)
     first = StaleOutbox(tmp_path)
-    queued = first.enqueue(profile(port), message(), follows_profile=False)
+    queued = first.enqueue(profile(port), message())
     first.snapshot = Outbox(tmp_path).entries()  # A: "due now"
 
     for name, value in meanwhile.items():
@@ -292,7 +292,7 @@ async def test_4xx_refused_recipients_stay_queued_for_them_only(
     port = servers.smtp(sink)
     outbox = Outbox(tmp_path)
     outgoing = message("b@example.test", "later@example.test", "never@example.test")
-    queued = outbox.enqueue(profile(port), outgoing, follows_profile=False)
+    queued = outbox.enqueue(profile(port), outgoing)
     outcome = await outbox.attempt(queued.key, outgoing=outgoing)
     assert outcome.state == "queued"
     assert outcome.delivered_to == ["b@example.test"]
@@ -332,10 +332,7 @@ def test_partly_refused_send_on_the_command_line_says_which(servers: ServerThrea
 
 def test_drop_and_retry_refuse_empty_and_ambiguous_ids(tmp_path: Path) -> None:
     outbox = Outbox()
-    keys = [
-        outbox.enqueue(profile(1), message(subject=f"n{i}"), follows_profile=False).key
-        for i in range(2)
-    ]
+    keys = [outbox.enqueue(profile(1), message(subject=f"n{i}")).key for i in range(2)]
     common = ""
     for a, b in zip(*keys, strict=False):
         if a != b:
@@ -373,10 +370,9 @@ def test_one_bad_message_does_not_block_the_others(servers: ServerThread, tmp_pa
     port = servers.smtp(sink)
     outbox = Outbox()
     bad = outbox.enqueue(
-        profile(port, security="starttls", ca_file=str(junk)), message(subject="bad"),
-        follows_profile=False,
-    )  # fmt: skip
-    good = outbox.enqueue(profile(port), message(subject="good"), follows_profile=False)
+        profile(port, security="starttls", ca_file=str(junk)), message(subject="bad")
+    )
+    good = outbox.enqueue(profile(port), message(subject="good"))
     flushed = run_tuimail("outbox", "flush")
     assert "Traceback" not in flushed.stderr, flushed.stderr
     assert flushed.returncode == 1, flushed.stdout + flushed.stderr
@@ -446,7 +442,6 @@ def test_a_queued_message_follows_its_edited_profile_and_password(
     store.save(work_profile(old_port))
     keys.set("work", Secret(PASSWORD))
     queued = Outbox().enqueue(store.get("work"), message())
-    assert queued.follows_profile
 
     store.save(work_profile(new_port))  # the server moved, and its password changed
     keys.set("work", Secret(NEW_PASSWORD))
@@ -502,7 +497,6 @@ def test_a_server_message_never_borrows_a_profiles_password(
     ProfileStore().save(work_profile(saved_port, name="command-line"))
     CredentialStore().set("command-line", Secret(PASSWORD))
     queued = Outbox().enqueue(work_profile(other_port, name="command-line"), message())
-    assert not queued.follows_profile
     flushed = run_tuimail("outbox", "flush")
     assert flushed.returncode == exitcodes.QUEUED, flushed.stdout + flushed.stderr
     assert other_log.offered == [] and saved_log.offered == [] and other_sink.messages == []
