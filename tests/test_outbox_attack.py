@@ -126,6 +126,23 @@ async def test_deadline_while_the_final_dot_waits_is_possibly_delivered(
     assert report.failure is not None and report.failure.possibly_delivered
 
 
+async def test_a_record_that_cannot_be_written_stops_before_the_data(
+    servers: ServerThread,
+) -> None:
+    """If the outbox cannot note that the data is going out, the data does not go out."""
+    script = ScriptedServer()
+    port = servers.scripted(script)
+
+    def disk_full() -> None:
+        raise OSError(28, "No space left on device")
+
+    report = await send(profile(port), message(), before_data=disk_full)
+    assert report.failure is not None and report.failure.stage is Stage.DATA
+    assert report.failure.temporary and not report.failure.possibly_delivered
+    assert "No space left on device" in report.failure.explanation
+    assert script.messages == [] and not script.final_dot.is_set()
+
+
 @pytest.fixture
 def sandbox(servers: ServerThread, tmp_path: Path) -> Any:
     box = Sandbox(

@@ -582,7 +582,18 @@ class Outbox:
             self._write_meta(entry, durable=False)
 
         def on_delivered(delivery: Delivery) -> None:
-            settled.append(self._delivered(entry, delivery, transcript))
+            try:
+                settled.append(self._delivered(entry, delivery, transcript))
+            except OSError as exc:
+                # Still 'sending' on disk: shown as possibly delivered, never resent.
+                settled.append(
+                    Outcome(
+                        entry.key, None, "sent",
+                        f"delivered, but the outbox could not record it ({exc}); "
+                        "it is kept and shown as possibly delivered",
+                        delivered_to=list(delivery.accepted),
+                    )
+                )  # fmt: skip
 
         report = await send(
             profile,

@@ -423,8 +423,8 @@ class SMTPSession:
 
         ``before_data`` runs after the server's 354 and before the message
         data goes out (the outbox records there that the message may arrive
-        from now on); if it raises, nothing is sent and the connection is
-        dropped. ``on_delivered`` runs as soon as the final dot has its 250,
+        from now on); if it raises, the data is not sent, the connection is
+        dropped and the failure is temporary. ``on_delivered`` runs as soon as the final dot has its 250,
         before QUIT, so a later problem cannot undo the delivery.
         """
         smtp = self._require_smtp()
@@ -523,9 +523,14 @@ class SMTPSession:
         if before_data is not None:
             try:
                 before_data()
-            except BaseException:
+            except Exception as exc:
                 smtp.close()
-                raise
+                raise SessionFailure(
+                    Stage.DATA,
+                    f"could not record that the message is being sent ({exc}); "
+                    "the message data was not sent",
+                    temporary=True,
+                ) from None
         # Stays set if the task is cancelled here: the deadline's report needs it.
         self.awaiting_final_reply = True
         try:
