@@ -494,7 +494,7 @@ class Outbox:
                     outgoing = _outgoing_from(entry, data)
             except Exception as exc:  # one bad message fails alone
                 return self._fail_unusable(entry, exc)
-            if password is None and passwords is not None and may_use_stored:
+            if password is None and passwords and may_use_stored and profile.needs_password:
                 try:
                     password = passwords(profile)
                 except Exception as exc:  # a keyring problem: try again later
