@@ -721,8 +721,9 @@ class Outbox:
                 outcome = await self.attempt(
                     entry.key, passwords=passwords, on_entry=callback, due_only=not include_not_due
                 )
-            except (OSError, OutboxError, ValueError) as exc:
-                outcome = Outcome(entry.key, None, "skipped", f"could not be tried: {exc}")
+            except Exception as exc:  # whatever it is, it is this message's alone
+                detail = f"could not be tried: {type(exc).__name__}: {exc}"
+                outcome = Outcome(entry.key, None, "skipped", detail)
             outcomes.append(outcome)
         return outcomes
 

@@ -86,7 +86,7 @@ def _flush_exit(outcomes: list[Any]) -> int:
     remaining = _outbox().entries()
     if any(e.state is State.FAILED or e.state is State.POSSIBLY_DELIVERED for e in remaining):
         return 1
-    if any(e.state is State.QUEUED for e in remaining):
+    if any(e.state in (State.QUEUED, State.SENDING) for e in remaining):
         return exitcodes.QUEUED
     return exitcodes.OK
 
