@@ -13,6 +13,7 @@ import email
 import json
 import signal
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -537,3 +538,54 @@ def test_command_line_overrides_still_apply_to_a_followed_profile(
     flushed = run_tuimail("outbox", "flush")
     assert flushed.returncode == 0, flushed.stdout + flushed.stderr
     assert "EHLO custom.test" in outbox.sent_transcript(queued.key)
+
+
+class ScriptedSink(Sink):
+    """Holds the final dot of the message titled ``one`` until released; hangs up
+    after the final dot of the message titled ``two``, the first time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.one_in_data = threading.Event()
+        self.release_one = threading.Event()
+        self.two_seen = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        subject = email.message_from_bytes(envelope.content)["Subject"]
+        if subject == "one":
+            self.one_in_data.set()
+            await asyncio.to_thread(self.release_one.wait, 30)
+        if subject == "two":
+            self.two_seen += 1
+            self.disconnect_after_data = self.two_seen == 1
+        reply = await super().handle_DATA(server, session, envelope)
+        self.disconnect_after_data = False
+        return reply
+
+
+def test_two_real_flushes_never_resend_what_the_other_marked(servers: ServerThread) -> None:
+    """Flush A lists both messages as due and is held on the first; flush B
+    meanwhile leaves the second possibly delivered; A must not send it again."""
+    sink = ScriptedSink()
+    local = profile(servers.smtp(sink), timeout=30)
+    outbox = Outbox()
+    for subject in ("one", "two"):
+        outbox.enqueue(local, message(subject=subject))
+    first = subprocess.Popen(
+        [TUIMAIL, "outbox", "flush"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert sink.one_in_data.wait(20), "flush A never reached the first message's data"
+        second = run_tuimail("outbox", "flush")
+        assert "possibly-delivered" in second.stdout, second.stdout + second.stderr
+        sink.release_one.set()
+        out, err = first.communicate(timeout=60)
+    finally:
+        sink.release_one.set()
+        with contextlib.suppress(ProcessLookupError):
+            first.kill()
+    subjects = sorted(email.message_from_bytes(m.content)["Subject"] for m in sink.messages)
+    assert subjects == ["one", "two"], out + err  # each once
+    assert "no longer due (possibly-delivered)" in out, out + err
+    [left] = outbox_entries()
+    assert left["state"] == "possibly-delivered"
