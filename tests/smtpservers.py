@@ -9,6 +9,7 @@ with one behaviour changed, so everything else stays protocol-correct.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -107,6 +108,110 @@ class RefuseStartTLSSMTP(SMTP):
         await self.push("454 4.7.0 TLS not available due to temporary reason")
 
 
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer: ``text`` (lines joined by CRLF; None sends nothing), then
+    ``close`` the connection, or ``hold`` it open without reading or answering again."""
+
+    text: str | None
+    close: bool = False
+    hold: bool = False
+
+
+EHLO_REPLY = Reply("250-mx.test\r\n250-8BITMIME\r\n250 PIPELINING")
+DEFAULT_REPLIES = {
+    "EHLO": EHLO_REPLY,
+    "DATA": Reply("354 End data with <CR><LF>.<CR><LF>"),
+    ".": Reply("250 2.0.0 Ok: queued as SCRIPTED"),
+    "QUIT": Reply("221 2.0.0 Bye", close=True),
+}
+
+
+class ScriptedServer:
+    """A hostile SMTP server written line by line, for what aiosmtpd will not do.
+
+    ``replies`` maps a command verb (``"."`` is the final dot of DATA) to a
+    :class:`Reply`; anything not scripted gets ``250 2.0.0 Ok``. It records
+    every client line and every connection, and sets ``final_dot`` when a
+    message's final dot arrives. Every read has a timeout, every line a bound.
+    """
+
+    def __init__(self, replies: dict[str, Reply] | None = None) -> None:
+        self.replies = {**DEFAULT_REPLIES, **(replies or {})}
+        self.commands: list[str] = []
+        self.messages: list[bytes] = []
+        self.connections = 0
+        self.final_dot = threading.Event()
+
+    def verbs(self) -> list[str]:
+        return [line.split(" ", 1)[0].upper() for line in self.commands]
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            writer.write(b"220 mx.test scripted ESMTP\r\n")
+            await writer.drain()
+            while True:
+                line = await self._read_line(reader)
+                if line is None:
+                    return
+                self.commands.append(line)
+                verb = line.split(" ", 1)[0].upper()
+                reply = self.replies.get(verb, Reply("250 2.0.0 Ok"))
+                if verb == "DATA" and reply.text and reply.text.startswith("354"):
+                    if not await self._answer(writer, reader, reply):
+                        return
+                    if not await self._read_message(reader):
+                        return
+                    self.final_dot.set()
+                    reply = self.replies["."]
+                if not await self._answer(writer, reader, reply):
+                    return
+        except (ConnectionError, TimeoutError):
+            return
+        finally:
+            writer.close()
+
+    @staticmethod
+    async def _read_line(reader: asyncio.StreamReader) -> str | None:
+        raw = await asyncio.wait_for(reader.readline(), 30)
+        if not raw.endswith(b"\n") or len(raw) > 4096:
+            return None
+        return raw.rstrip(b"\r\n").decode("utf-8", "replace")
+
+    async def _read_message(self, reader: asyncio.StreamReader) -> bool:
+        lines: list[bytes] = []
+        while len(lines) < 100_000:
+            raw = await asyncio.wait_for(reader.readline(), 30)
+            if not raw.endswith(b"\n"):
+                return False
+            if raw == b".\r\n":
+                self.messages.append(b"".join(lines))
+                return True
+            lines.append(raw[1:] if raw.startswith(b".") else raw)
+        return False
+
+    @staticmethod
+    async def _answer(
+        writer: asyncio.StreamWriter, reader: asyncio.StreamReader, reply: Reply
+    ) -> bool:
+        """Send the reply; False when the script ends the conversation here."""
+        if reply.text is not None:
+            writer.write(reply.text.encode() + b"\r\n")
+            await writer.drain()
+        if reply.hold:
+            # Say nothing more until the client gives up (or 60 s pass).
+            with contextlib.suppress(TimeoutError, ConnectionError):
+                await asyncio.wait_for(_discard_until_eof(reader), 60)
+            return False
+        return not reply.close
+
+
+async def _discard_until_eof(reader: asyncio.StreamReader) -> None:
+    while await reader.read(4096):
+        pass
+
+
 class ServerThread:
     """An event loop in a thread, hosting servers on 127.0.0.1 with free ports."""
 
@@ -142,6 +247,16 @@ class ServerThread:
         server = asyncio.run_coroutine_threadsafe(create(), self.loop).result(5)
         self._servers.append(server)
         return int(server.sockets[0].getsockname()[1])
+
+    def scripted(self, server: ScriptedServer) -> int:
+        """Start a :class:`ScriptedServer`; returns its port."""
+
+        async def create() -> asyncio.Server:
+            return await asyncio.start_server(server.handle, "127.0.0.1", 0)
+
+        listening = asyncio.run_coroutine_threadsafe(create(), self.loop).result(5)
+        self._servers.append(listening)
+        return int(listening.sockets[0].getsockname()[1])
 
     def smtp(
         self,

@@ -15,7 +15,34 @@ message itself never carries; its profile's settings, never a password; its
 attempts). The sidecar is written first: a sidecar without a message is a send
 that never got queued, and is cleaned up. Two processes flushing at once never
 send a message twice: a send holds an exclusive ``flock`` on the message's
-lock file, which the kernel releases if the process dies.
+lock file, which the kernel releases if the process dies, and re-reads the
+sidecar under that lock, so a message another process has meanwhile sent,
+marked failed or possibly delivered, or rescheduled is skipped.
+
+A crash never causes a silent resend. After the server's 354, and before
+the message data goes out, the sidecar is rewritten (a write and a rename,
+which survive a killed process; no fsync) in the state ``sending``. A
+message found in that state with nobody holding its lock was being
+transferred when its sender died: it is shown as possibly delivered, and
+sent again only when the user asks (``outbox retry``). As soon as the final
+dot has its 250 the message is retired, before QUIT: whatever happens after
+that (a deadline, a cancel, a crash) it is not sent again.
+
+Recipients refused with a 4xx while others were accepted stay queued, for
+those recipients only (the same bytes go again, to them); recipients refused
+with a 5xx are reported failed. The sidecar keeps who already has it.
+
+Which server and which password: a message queued through a saved profile
+follows that profile as it is when each attempt starts. Its settings and
+its keyring password are read together at that moment, so they always belong
+to each other, and its transcript says when the profile changed since the
+message was queued (options given on the command line for that send, such
+as ``--timeout``, still apply). A message queued with ``--server`` keeps the
+settings it was queued with and never borrows a profile's password: if its
+server wants one, ``outbox flush`` leaves it alone (saying why) until
+``outbox retry ID --password-stdin``. If the profile a message followed has
+been deleted, the message falls back to its frozen settings and, like a
+``--server`` message, to no stored password.
 """
 
 from __future__ import annotations
@@ -39,14 +66,23 @@ from tuimail.credentials import Secret
 from tuimail.maildir import deliver, ensure_maildir
 from tuimail.message import OutgoingMessage
 from tuimail.profiles import Profile
-from tuimail.session import SessionReport, send
-from tuimail.transcript import Entry, Transcript
+from tuimail.session import Delivery, RecipientRefusal, SessionReport, send
+from tuimail.transcript import Entry, EventKind, Transcript
 
 
 class State(enum.StrEnum):
     QUEUED = "queued"
+    #: The message data is going out (or went out before a crash): see the module doc.
+    SENDING = "sending"
     FAILED = "failed"
     POSSIBLY_DELIVERED = "possibly-delivered"
+
+
+#: The last error of a message whose sender died while transferring it.
+CRASHED_WHILE_SENDING = (
+    "the process sending this message stopped while the message was being transferred; "
+    "it may or may not have arrived ('tuimail outbox retry' sends it again)"
+)
 
 
 class OutboxError(Exception):
@@ -94,6 +130,14 @@ class Queued:
     next_attempt: float = 0.0
     last_error: str = ""
     needs_smtputf8: bool = False
+    #: Queued through a saved profile: each attempt uses that profile as it is then.
+    follows_profile: bool = False
+    #: Command-line changes to the saved profile for this send (TOML values).
+    overrides: dict[str, Any] = field(default_factory=dict)
+    #: Recipients who already have it (earlier partly accepted attempts).
+    delivered_to: list[str] = field(default_factory=list)
+    #: Recipients refused for good: address, code, reply.
+    rejected: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,6 +152,10 @@ class Queued:
             "next_attempt": self.next_attempt,
             "last_error": self.last_error,
             "needs_smtputf8": self.needs_smtputf8,
+            "follows_profile": self.follows_profile,
+            "overrides": self.overrides,
+            "delivered_to": self.delivered_to,
+            "rejected": self.rejected,
         }
 
     @classmethod
@@ -124,6 +172,10 @@ class Queued:
             next_attempt=float(data.get("next_attempt", 0.0)),
             last_error=str(data.get("last_error", "")),
             needs_smtputf8=bool(data.get("needs_smtputf8", False)),
+            follows_profile=bool(data.get("follows_profile", False)),
+            overrides=dict(data.get("overrides", {})),
+            delivered_to=[str(r) for r in data.get("delivered_to", [])],
+            rejected=[dict(r) for r in data.get("rejected", [])],
         )
 
     @property
@@ -141,12 +193,20 @@ class Queued:
 
 @dataclass
 class Outcome:
-    """What happened to one message on one attempt."""
+    """What happened to one message on one attempt.
+
+    ``delivered_to`` got it on this attempt; ``deferred`` were refused for
+    now (4xx) and stay queued, for them only; ``rejected`` were refused for
+    good (5xx). A partly accepted send with deferred recipients is ``queued``.
+    """
 
     key: str
     report: SessionReport | None
     state: str  # "sent", "queued", "failed", "possibly-delivered", "skipped"
     detail: str = ""
+    delivered_to: list[str] = field(default_factory=list)
+    deferred: list[RecipientRefusal] = field(default_factory=list)
+    rejected: list[RecipientRefusal] = field(default_factory=list)
 
 
 def _profile_table(profile: Profile) -> dict[str, Any]:
@@ -159,12 +219,39 @@ def _profile_from(table: dict[str, Any]) -> Profile:
     return Profile.from_toml_table(name, data)
 
 
+def _same_account(saved: Profile, profile: Profile) -> bool:
+    """The same server and user: the saved profile's password belongs to ``profile``."""
+    return (saved.host, saved.effective_port, saved.username) == (
+        profile.host,
+        profile.effective_port,
+        profile.username,
+    )
+
+
+def _overrides(saved: Profile, profile: Profile) -> dict[str, Any]:
+    """What a send changed on its saved profile (``--timeout``...), as TOML values."""
+    changed: dict[str, Any] = {}
+    for name in Profile.__dataclass_fields__:
+        if name in ("name", "extra"):
+            continue
+        value = getattr(profile, name)
+        if value != getattr(saved, name):
+            changed[name] = value.value if isinstance(value, enum.Enum) else value
+    return changed
+
+
 class Outbox:
     """The outbox, sent and their sidecars, under the data dir (or ``root``)."""
 
-    def __init__(self, root: Path | None = None, policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        policy: RetryPolicy | None = None,
+        profiles: Callable[[], dict[str, Profile]] | None = None,
+    ) -> None:
         self.root = root or paths.data_dir()
         self.policy = policy or RetryPolicy()
+        self._profiles = profiles or _saved_profiles
         self.queue_dir = self.root / "outbox"
         self.meta_dir = self.root / "outbox-meta"
         self.sent_dir = self.root / "sent"
@@ -197,11 +284,25 @@ class Outbox:
 
     # -- queueing -----------------------------------------------------------
 
-    def enqueue(self, profile: Profile, outgoing: OutgoingMessage) -> Queued:
-        """Store durably; from here on the message cannot be lost."""
+    def enqueue(
+        self,
+        profile: Profile,
+        outgoing: OutgoingMessage,
+        *,
+        follows_profile: bool | None = None,
+    ) -> Queued:
+        """Store durably; from here on the message cannot be lost.
+
+        ``follows_profile``: whether later attempts use the saved profile of
+        this name as it is then (see the module doc). By default: when a saved
+        profile of that name exists for the same server and user name.
+        """
         self._prepare()
         from tuimail.maildir import unique_name
 
+        saved = self._saved_profile(profile.name) if follows_profile is not False else None
+        if follows_profile is None:
+            follows_profile = saved is not None and _same_account(saved, profile)
         key = unique_name()
         entry = Queued(
             key=key,
@@ -211,6 +312,8 @@ class Outbox:
             profile=_profile_table(profile),
             created=time.time(),
             needs_smtputf8=outgoing.needs_smtputf8,
+            follows_profile=follows_profile,
+            overrides=_overrides(saved, profile) if follows_profile and saved else {},
         )
         try:
             self._write_meta(entry)
@@ -221,12 +324,28 @@ class Outbox:
             raise OutboxError(self._explain(exc, "write to")) from None
         return entry
 
-    def _write_meta(self, entry: Queued) -> None:
+    def _saved_profile(self, name: str) -> Profile | None:
+        """The saved profile ``name`` as it is now; None if gone or unreadable."""
+        from tuimail.profiles import ProfileStoreError
+
+        try:
+            return self._profiles().get(name)
+        except (ProfileStoreError, OSError, ValueError):
+            return None
+
+    def _write_meta(self, entry: Queued, *, durable: bool = True) -> None:
         data = json.dumps(entry.to_json(), ensure_ascii=False, indent=1).encode("utf-8")
-        atomic_write_bytes(self.meta_dir / f"{entry.key}.json", data)
+        atomic_write_bytes(self.meta_dir / f"{entry.key}.json", data, durable=durable)
+
+    def _read_meta(self, key: str) -> Queued:
+        return Queued.from_json(json.loads((self.meta_dir / f"{key}.json").read_text("utf-8")))
 
     def entries(self) -> list[Queued]:
-        """Everything in the outbox, oldest first; stray sidecars are cleaned up."""
+        """Everything in the outbox, oldest first; stray sidecars are cleaned up.
+
+        A message left ``sending`` by a process that died is shown as
+        possibly delivered from here on (and recorded so).
+        """
         if not self.meta_dir.is_dir():
             return []
         found = []
@@ -238,16 +357,52 @@ class Outbox:
                     meta.unlink()
                 continue
             try:
-                found.append(Queued.from_json(json.loads(meta.read_text("utf-8"))))
+                entry = Queued.from_json(json.loads(meta.read_text("utf-8")))
             except (OSError, ValueError, KeyError, TypeError):
                 continue
+            if entry.state is State.SENDING:
+                entry = self._recover_if_abandoned(entry)
+            found.append(entry)
         return sorted(found, key=lambda e: e.created)
 
+    def _recover_if_abandoned(self, entry: Queued) -> Queued:
+        """A ``sending`` message nobody holds the lock of: its sender died mid-transfer."""
+        with contextlib.suppress(OSError), self._locked(entry.key) as locked:
+            if locked:
+                current = self._read_meta(entry.key)
+                if current.state is State.SENDING:
+                    self._mark_crashed(current)
+                return current
+        return entry
+
+    def _mark_crashed(self, entry: Queued) -> None:
+        entry.state = State.POSSIBLY_DELIVERED
+        entry.last_error = CRASHED_WHILE_SENDING
+        self._write_meta(entry)
+
     def get(self, key: str) -> Queued:
-        for entry in self.entries():
-            if entry.key == key or entry.key.startswith(key):
+        """The message whose key, or short id, is ``key`` or starts with it (unambiguously).
+
+        Raises :class:`KeyError` with a sentence: nothing matches, the prefix
+        is empty, or several messages match (they are listed).
+        """
+        if not key.strip():
+            raise KeyError("give a message id (see 'tuimail outbox list'); an empty one is refused")
+        entries = self.entries()
+        for entry in entries:
+            if key in (entry.key, entry.short_id):
                 return entry
-        raise KeyError(f"no outbox message {key!r}")
+        matches = [e for e in entries if e.key.startswith(key)]
+        if not matches:
+            raise KeyError(f"no outbox message {key!r}")
+        if len(matches) > 1:
+            listed = "; ".join(f"{e.short_id} (to {', '.join(e.recipients)})" for e in matches[:10])
+            more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
+            raise KeyError(
+                f"{key!r} matches {len(matches)} outbox messages: {listed}{more}; "
+                "give more of the id"
+            )
+        return matches[0]
 
     def message_bytes(self, key: str) -> bytes:
         return (self.queue_dir / "new" / key).read_bytes()
@@ -256,7 +411,7 @@ class Outbox:
         entry = self.get(key)
         with self._locked(entry.key) as locked:
             if not locked:
-                raise OutboxError(f"{entry.key} is being sent right now")
+                raise OutboxError(f"{entry.short_id} is being sent right now")
             (self.queue_dir / "new" / entry.key).unlink()
             with contextlib.suppress(OSError):
                 (self.meta_dir / f"{entry.key}.json").unlink()
@@ -265,9 +420,16 @@ class Outbox:
     def requeue(self, key: str) -> Queued:
         """Make a failed or possibly-delivered message due again (a retry by the user)."""
         entry = self.get(key)
-        entry.state = State.QUEUED
-        entry.next_attempt = 0.0
-        self._write_meta(entry)
+        with self._locked(entry.key) as locked:
+            if not locked:
+                raise OutboxError(f"{entry.short_id} is being sent right now")
+            try:
+                entry = self._read_meta(entry.key)
+            except FileNotFoundError:
+                raise KeyError(f"{entry.short_id} was sent meanwhile") from None
+            entry.state = State.QUEUED
+            entry.next_attempt = 0.0
+            self._write_meta(entry)
         return entry
 
     # -- sending ------------------------------------------------------------
@@ -301,9 +463,15 @@ class Outbox:
         deadline: float = 300.0,
         outgoing: OutgoingMessage | None = None,
         transcript: Transcript | None = None,
+        passwords: Callable[[Profile], Secret | None] | None = None,
+        due_only: bool = False,
     ) -> Outcome:
         """Send one queued message once, under its lock; update or retire it.
 
+        The sidecar is read again under the lock: only a message still
+        queued (and, with ``due_only``, due now) is sent. ``password`` is
+        the one to use; without it, ``passwords`` is asked for a message that
+        follows a saved profile, at the same moment as the profile is read.
         ``outgoing`` is the message just queued, if the caller has it: the
         stored bytes are the same, and re-parsing them is not free.
         """
@@ -311,51 +479,203 @@ class Outbox:
             if not locked:
                 return Outcome(key, None, "skipped", "another process is sending it")
             try:
-                meta = json.loads((self.meta_dir / f"{key}.json").read_text("utf-8"))
-                entry = Queued.from_json(meta)
+                entry = self._read_meta(key)
                 data = self.message_bytes(key)
             except FileNotFoundError:
                 return Outcome(key, None, "skipped", "already sent by another process")
-            if outgoing is None or outgoing.to_bytes() != data:
-                outgoing = _outgoing_from(entry, data)
-            profile = _profile_from(entry.profile)
-            report = await send(
-                profile,
-                outgoing,
-                password,
-                on_entry=on_entry,
-                deadline=deadline,
-                transcript=transcript,
-            )
-            return self._settle(entry, report)
+            if entry.state is State.SENDING:
+                self._mark_crashed(entry)
+                return Outcome(key, None, entry.state.value, entry.last_error)
+            if entry.state is not State.QUEUED or (due_only and not entry.due(time.time())):
+                return Outcome(key, None, "skipped", f"no longer due ({entry.state.value})")
+            try:
+                profile, (note, may_use_stored) = self._profile_for(entry)
+                if outgoing is None or not _matches(outgoing, entry, data):
+                    outgoing = _outgoing_from(entry, data)
+            except Exception as exc:  # one bad message fails alone
+                return self._fail_unusable(entry, exc)
+            if password is None and passwords and may_use_stored and profile.needs_password:
+                try:
+                    password = passwords(profile)
+                except Exception as exc:  # a keyring problem: try again later
+                    return Outcome(key, None, "skipped", f"no password available: {exc}")
+            if profile.needs_password and password is None:
+                return Outcome(
+                    key, None, "skipped", self._why_no_password(entry, profile, may_use_stored)
+                )
+            return await self._send(
+                entry, profile, outgoing, password,
+                note=note, on_entry=on_entry, deadline=deadline, transcript=transcript,
+            )  # fmt: skip
 
-    def _settle(self, entry: Queued, report: SessionReport) -> Outcome:
+    def _profile_for(self, entry: Queued) -> tuple[Profile, tuple[str, bool]]:
+        """The settings for this attempt, a note for the transcript, and whether
+        a stored password may be used (only a saved profile's own)."""
+        frozen = _profile_from(entry.profile)
+        if not entry.follows_profile:
+            return frozen, ("", False)
+        current = self._saved_profile(frozen.name)
+        if current is None:
+            return frozen, (
+                f"the profile {frozen.name!r} was deleted after this message was queued; "
+                "sending with the settings it was queued with, without a stored password",
+                False,
+            )
+        from tuimail.profiles import with_changes
+
+        profile = with_changes(current, **entry.overrides) if entry.overrides else current
+        note = ""
+        if _profile_table(profile) != entry.profile:
+            note = (
+                f"the profile {frozen.name!r} changed after this message was queued; "
+                f"sending with its current settings ({profile.address})"
+            )
+        return profile, (note, True)
+
+    @staticmethod
+    def _why_no_password(entry: Queued, profile: Profile, may_use_stored: bool) -> str:
+        how = f"'tuimail outbox retry {entry.short_id} --password-stdin'"
+        wants = f"waiting: the server wants a password for {profile.username}"
+        if entry.follows_profile and may_use_stored:
+            return f"{wants} and none is stored for the profile {profile.name!r}; save one or use {how}"
+        if entry.follows_profile:
+            return (
+                f"{wants}, and the profile {profile.name!r} it was queued through has been "
+                f"deleted, so no stored password is used; send it with {how}"
+            )
+        return (
+            f"{wants}, and this message was queued without a saved profile (--server), "
+            f"so no stored password is used; send it with {how}"
+        )
+
+    def _fail_unusable(self, entry: Queued, exc: Exception) -> Outcome:
+        """A message that cannot even be tried (its stored settings or bytes are bad)."""
+        entry.state = State.FAILED
+        entry.last_error = f"cannot be sent as stored: {exc}"
+        entry.attempts.append({"at": time.time(), "ok": False, "explanation": entry.last_error})
+        self._write_meta(entry)
+        return Outcome(entry.key, None, entry.state.value, entry.last_error)
+
+    async def _send(
+        self,
+        entry: Queued,
+        profile: Profile,
+        outgoing: OutgoingMessage,
+        password: Secret | None,
+        *,
+        note: str,
+        on_entry: Callable[[Entry], None] | None,
+        deadline: float,
+        transcript: Transcript | None,
+    ) -> Outcome:
+        """One session; the sidecar says ``sending`` from the 354 until it is settled."""
+        if transcript is None:
+            transcript = Transcript(title=f"{profile.name} {profile.address}")
+        if note:
+            shown = transcript.event(EventKind.WARNING, note)
+            if shown is not None and on_entry is not None:
+                on_entry(shown)
+        settled: list[Outcome] = []
+
+        def before_data() -> None:
+            entry.state = State.SENDING
+            self._write_meta(entry, durable=False)
+
+        def on_delivered(delivery: Delivery) -> None:
+            try:
+                settled.append(self._delivered(entry, delivery, transcript))
+            except OSError as exc:
+                # Still 'sending' on disk: shown as possibly delivered, never resent.
+                settled.append(
+                    Outcome(
+                        entry.key, None, "sent",
+                        f"delivered, but the outbox could not record it ({exc}); "
+                        "it is kept and shown as possibly delivered",
+                        delivered_to=list(delivery.accepted),
+                    )
+                )  # fmt: skip
+
+        report = await send(
+            profile,
+            outgoing,
+            password,
+            on_entry=on_entry,
+            deadline=deadline,
+            transcript=transcript,
+            before_data=before_data,
+            on_delivered=on_delivered,
+        )
+        if settled:
+            outcome = settled[0]
+            outcome.report = report
+            if outcome.state == "sent":
+                # Rewritten with the whole conversation, QUIT included.
+                self._write_transcript(entry.key, report)
+            return outcome
+        return self._settle(entry, report)
+
+    def _delivered(self, entry: Queued, delivery: Delivery, transcript: Transcript) -> Outcome:
+        """The final dot has its 250: settle now, before QUIT can go wrong."""
         now = time.time()
-        failure = report.failure
-        attempt = {"at": now, "ok": failure is None}
-        if failure is not None:
-            attempt.update(failure.to_json())
-        entry.attempts.append(attempt)
-        if failure is None:
-            self._retire(entry, report)
-            refused = report.delivery.refused if report.delivery else []
-            detail = "; ".join(f"refused {r.address}: {r.code} {r.reply}" for r in refused)
-            return Outcome(entry.key, report, "sent", detail)
-        entry.last_error = f"{failure.stage.value}: {failure.explanation}"
-        if failure.possibly_delivered:
-            entry.state = State.POSSIBLY_DELIVERED
-        elif not failure.temporary:
-            entry.state = State.FAILED
-        elif now - entry.created >= self.policy.give_up_after:
+        deferred = [r for r in delivery.refused if r.temporary]
+        rejected = [r for r in delivery.refused if not r.temporary]
+        entry.attempts.append(
+            {"at": now, "ok": True, "accepted": delivery.accepted, "reply": delivery.reply}
+            | {"refused": [r.__dict__ for r in delivery.refused]}
+        )
+        entry.delivered_to.extend(delivery.accepted)
+        entry.rejected.extend(r.__dict__ for r in rejected)
+        parts = [f"delivered to {', '.join(delivery.accepted)}"]
+        parts += [f"refused for now {r.address}: {r.code} {r.reply}" for r in deferred]
+        parts += [f"refused {r.address}: {r.code} {r.reply}" for r in rejected]
+        outcome = Outcome(
+            entry.key, None, "sent", "; ".join(parts[1:]),
+            delivered_to=list(delivery.accepted), deferred=deferred, rejected=rejected,
+        )  # fmt: skip
+        if not deferred:
+            self._retire(entry, transcript)
+            return outcome
+        entry.recipients = [r.address for r in deferred]
+        entry.last_error = "; ".join(parts)
+        self._reschedule(entry, now)
+        outcome.state = entry.state.value
+        outcome.detail = entry.last_error
+        self._write_meta(entry)
+        return outcome
+
+    def _reschedule(self, entry: Queued, now: float) -> None:
+        if now - entry.created >= self.policy.give_up_after:
             entry.state = State.FAILED
             entry.last_error = f"gave up after {len(entry.attempts)} attempts: {entry.last_error}"
         else:
             entry.state = State.QUEUED
             entry.next_attempt = now + self.policy.delay(len(entry.attempts))
+
+    def _settle(self, entry: Queued, report: SessionReport) -> Outcome:
+        """A session that did not deliver: queued again, failed or possibly delivered."""
+        now = time.time()
+        failure = report.failure
+        attempt: dict[str, Any] = {"at": now, "ok": False}
+        if failure is None:  # the session ended without a delivery: a bug, never "sent"
+            entry.last_error = "the session ended without the server's reply to the message"
+            attempt["explanation"] = entry.last_error
+            entry.attempts.append(attempt)
+            entry.state = State.POSSIBLY_DELIVERED
+            self._write_meta(entry)
+            return Outcome(entry.key, report, entry.state.value, entry.last_error)
+        attempt.update(failure.to_json())
+        entry.attempts.append(attempt)
+        entry.last_error = f"{failure.stage.value}: {failure.explanation}"
+        if failure.possibly_delivered:
+            entry.state = State.POSSIBLY_DELIVERED
+        elif not failure.temporary:
+            entry.state = State.FAILED
+        else:
+            self._reschedule(entry, now)
         self._write_meta(entry)
         return Outcome(entry.key, report, entry.state.value, entry.last_error)
 
-    def _retire(self, entry: Queued, report: SessionReport) -> None:
+    def _retire(self, entry: Queued, transcript: Transcript) -> None:
         """Sent: transcript first, then the message moves; the sidecar goes last.
 
         Nothing here is fsynced: a power cut that undid these steps would leave
@@ -363,11 +683,18 @@ class Outbox:
         fate, so syncing the transcript alone bought nothing; it cost two
         fsyncs on every send.
         """
-        transcript = report.transcript.to_jsonl().encode("utf-8")
-        atomic_write_bytes(self.transcripts_dir / f"{entry.key}.jsonl", transcript, durable=False)
+        self._write_transcript_text(entry.key, transcript)
         os.rename(self.queue_dir / "new" / entry.key, self.sent_dir / "new" / entry.key)
         with contextlib.suppress(OSError):
             (self.meta_dir / f"{entry.key}.json").unlink()
+
+    def _write_transcript(self, key: str, report: SessionReport) -> None:
+        with contextlib.suppress(OSError):
+            self._write_transcript_text(key, report.transcript)
+
+    def _write_transcript_text(self, key: str, transcript: Transcript) -> None:
+        data = transcript.to_jsonl().encode("utf-8")
+        atomic_write_bytes(self.transcripts_dir / f"{key}.jsonl", data, durable=False)
 
     async def flush(
         self,
@@ -376,18 +703,28 @@ class Outbox:
         include_not_due: bool = False,
         on_entry: Callable[[Queued, Entry], None] | None = None,
     ) -> list[Outcome]:
-        """Try every due queued message once, oldest first."""
+        """Try every due queued message once, oldest first.
+
+        Each message's state is read again under its lock before it is sent
+        (another flush may have sent it, or marked it, meanwhile), and one
+        message's failure, whatever it is, never stops the others.
+        """
         outcomes = []
         now = time.time()
         for entry in self.entries():
             if not (entry.due(now) or (include_not_due and entry.state is State.QUEUED)):
                 continue
-            profile = _profile_from(entry.profile)
-            password = passwords(profile) if passwords and profile.username else None
             callback = None
             if on_entry is not None:
                 callback = _bind(on_entry, entry)
-            outcomes.append(await self.attempt(entry.key, password, on_entry=callback))
+            try:
+                outcome = await self.attempt(
+                    entry.key, passwords=passwords, on_entry=callback, due_only=not include_not_due
+                )
+            except Exception as exc:  # whatever it is, it is this message's alone
+                detail = f"could not be tried: {type(exc).__name__}: {exc}"
+                outcome = Outcome(entry.key, None, "skipped", detail)
+            outcomes.append(outcome)
         return outcomes
 
     # -- sent ---------------------------------------------------------------
@@ -404,12 +741,23 @@ class Outbox:
         return (self.transcripts_dir / f"{key}.jsonl").read_text("utf-8")
 
 
+def _saved_profiles() -> dict[str, Profile]:
+    from tuimail.profiles import ProfileStore
+
+    return ProfileStore().load()
+
+
 def short_id(key: str) -> str:
     return key.rsplit(".", 1)[0] if key.count(".") >= 2 else key
 
 
 def _bind(callback: Callable[[Queued, Entry], None], entry: Queued) -> Callable[[Entry], None]:
     return lambda line: callback(entry, line)
+
+
+def _matches(outgoing: OutgoingMessage, entry: Queued, data: bytes) -> bool:
+    """The caller's message is this entry's: same bytes, same remaining recipients."""
+    return outgoing.envelope_recipients == entry.recipients and outgoing.to_bytes() == data
 
 
 def _outgoing_from(entry: Queued, data: bytes) -> OutgoingMessage:

@@ -10,7 +10,12 @@ This is where tuimail keeps the promises of a trusted client (DESIGN.md):
 * the password is never sent in plaintext unless the profile allows it, and a
   failed AUTH is not retried with every other mechanism;
 * SIZE and SMTPUTF8 are checked before MAIL FROM; recipient refusals are kept
-  per recipient; every command has a timeout and the session a deadline;
+  per recipient, and a 421 ends the session; every command has a timeout and
+  the session a deadline;
+* DATA is sent on its own, so the session knows whether the server ever
+  answered 354: only a loss after the message data went out is "possibly
+  delivered"; once the final dot has its 250 the message is delivered,
+  whatever happens during QUIT;
 * every failure is a :class:`SessionFailure` naming its stage, whether it is
   temporary, and a sentence a person understands.
 
@@ -35,7 +40,6 @@ from aiosmtplib import SMTPResponse
 from aiosmtplib.errors import (
     SMTPAuthenticationError,
     SMTPConnectResponseError,
-    SMTPDataError,
     SMTPException,
     SMTPHeloError,
     SMTPRecipientRefused,
@@ -217,6 +221,10 @@ class SMTPSession:
         self._stage_started = time.monotonic()
         self._smtp: TranscribingSMTP | None = None
         self._tls_context: ssl.SSLContext | None = None
+        #: True from the moment the message data is written until its reply.
+        self.awaiting_final_reply = False
+        #: Messages whose final dot got its 250 on this connection.
+        self.delivered = 0
 
     async def __aenter__(self) -> SMTPSession:
         await self.open()
@@ -243,7 +251,7 @@ class SMTPSession:
         transcript = self.transcript
         use_tls = profile.security is Security.TLS
         if profile.security is not Security.NONE:
-            self._tls_context = await asyncio.to_thread(build_tls_context, profile)
+            self._tls_context = await self._tls_context_for(profile)
         transcript.event(
             EventKind.INFO,
             f"{profile.address} security {profile.security.label}"
@@ -281,6 +289,20 @@ class SMTPSession:
             )
         if profile.username:
             await self._authenticate()
+
+    async def _tls_context_for(self, profile: Profile) -> ssl.SSLContext:
+        """The TLS context, or a permanent TLS failure naming the unusable CA file."""
+        try:
+            return await asyncio.to_thread(build_tls_context, profile)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            self._enter(Stage.TLS)
+            reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+            raise SessionFailure(
+                Stage.TLS,
+                f"cannot use the CA file {profile.ca_file!r}: {reason} "
+                "(it must be a readable file of PEM certificates)",
+                temporary=False,
+            ) from None
 
     async def _ehlo(self) -> None:
         smtp = self._require_smtp()
@@ -390,8 +412,21 @@ class SMTPSession:
             temporary=False,
         )
 
-    async def deliver(self, outgoing: OutgoingMessage) -> Delivery:
-        """MAIL, RCPT for each recipient, DATA. Raises :class:`SessionFailure`."""
+    async def deliver(
+        self,
+        outgoing: OutgoingMessage,
+        *,
+        before_data: Callable[[], None] | None = None,
+        on_delivered: Callable[[Delivery], None] | None = None,
+    ) -> Delivery:
+        """MAIL, RCPT for each recipient, DATA. Raises :class:`SessionFailure`.
+
+        ``before_data`` runs after the server's 354 and before the message
+        data goes out (the outbox records there that the message may arrive
+        from now on); if it raises, the data is not sent, the connection is
+        dropped and the failure is temporary. ``on_delivered`` runs as soon as the final dot has its 250,
+        before QUIT, so a later problem cannot undo the delivery.
+        """
         smtp = self._require_smtp()
         payload = outgoing.to_bytes()
         self._enter(Stage.MAIL)
@@ -408,17 +443,7 @@ class SMTPSession:
             raise await self._classify(exc) from None
 
         self._enter(Stage.RCPT)
-        accepted: list[str] = []
-        refused: list[RecipientRefusal] = []
-        for recipient in outgoing.envelope_recipients:
-            try:
-                await smtp.rcpt(recipient, encoding=encoding)
-            except SMTPRecipientRefused as exc:
-                refused.append(RecipientRefusal(recipient, exc.code, exc.message))
-            except BaseException as exc:
-                raise await self._classify(exc) from None
-            else:
-                accepted.append(recipient)
+        accepted, refused = await self._recipients(outgoing.envelope_recipients, encoding)
         if not accepted:
             await self._reset()
             details = "; ".join(f"{r.address}: {r.code} {r.reply}" for r in refused)
@@ -431,12 +456,88 @@ class SMTPSession:
             )
 
         self._enter(Stage.DATA)
+        response = await self._data(payload, before_data)
+        delivery = Delivery(
+            outgoing.message_id, len(payload), accepted, refused, _reply_text(response)
+        )
+        self.report.delivery = delivery
+        self.delivered += 1
+        if on_delivered is not None:
+            on_delivered(delivery)
+        self._enter(Stage.MAIL)
+        return delivery
+
+    async def _recipients(
+        self, recipients: list[str], encoding: str
+    ) -> tuple[list[str], list[RecipientRefusal]]:
+        """RCPT TO for each; a 421 (or a dropped connection) ends the session at once."""
+        smtp = self._require_smtp()
+        accepted: list[str] = []
+        refused: list[RecipientRefusal] = []
+        for recipient in recipients:
+            try:
+                await smtp.rcpt(recipient, encoding=encoding)
+            except SMTPRecipientRefused as exc:
+                if exc.code == 421 or not smtp.is_connected:
+                    # RFC 5321 4.2.2: 421 closes the transmission channel; the
+                    # transaction is over, not this one recipient.
+                    raise self._closing_failure(Stage.RCPT, exc.code, exc.message) from None
+                refused.append(RecipientRefusal(recipient, exc.code, exc.message))
+            except BaseException as exc:
+                raise await self._classify(exc) from None
+            else:
+                accepted.append(recipient)
+        return accepted, refused
+
+    def _closing_failure(self, stage: Stage, code: int, message: str) -> SessionFailure:
+        return SessionFailure(
+            stage,
+            f"the server ended the session during {stage.value}: {code} {message}",
+            temporary=True,
+            code=code,
+            reply=message,
+        )
+
+    async def _data(self, payload: bytes, before_data: Callable[[], None] | None) -> SMTPResponse:
+        """DATA, then (after its 354 only) the payload and the final dot.
+
+        aiosmtplib's ``data()`` sends both in one call, so a caller cannot
+        tell a loss before the 354 (the server never had the message: retry)
+        from one after the data went out (it may have arrived). Here the two
+        steps are apart, through aiosmtplib's public ``execute_command`` and
+        its protocol's ``write`` and ``read_response``.
+        """
+        smtp = self._require_smtp()
         try:
-            response = await smtp.data(payload)
-        except SMTPDataError as exc:
+            start = await smtp.execute_command(b"DATA")
+        except BaseException as exc:
+            raise await self._classify(exc) from None
+        if start.code != 354:
+            if start.code == 421 or not smtp.is_connected:
+                raise self._closing_failure(Stage.DATA, start.code, start.message)
             await self._reset()
-            raise self._reply_failure(Stage.DATA, exc, "the server refused the message") from None
-        except (SMTPServerDisconnected, SMTPTimeoutError) as exc:
+            raise self._refusal(Stage.DATA, start.code, start.message, "the server refused DATA")
+        protocol = smtp.protocol
+        if protocol is None:
+            raise await self._classify(SMTPServerDisconnected("Connection lost")) from None
+        if before_data is not None:
+            try:
+                before_data()
+            except Exception as exc:
+                smtp.close()
+                raise SessionFailure(
+                    Stage.DATA,
+                    f"could not record that the message is being sent ({exc}); "
+                    "the message data was not sent",
+                    temporary=True,
+                ) from None
+        # Stays set if the task is cancelled here: the deadline's report needs it.
+        self.awaiting_final_reply = True
+        try:
+            protocol.write(dot_stuffed(payload))
+            response = await protocol.read_response(timeout=self.profile.timeout)
+        except (SMTPServerDisconnected, SMTPTimeoutError, OSError) as exc:
+            smtp.close()
             raise SessionFailure(
                 Stage.DATA,
                 "the connection was lost after the message was sent and before the server "
@@ -444,14 +545,16 @@ class SMTPSession:
                 temporary=True,
                 possibly_delivered=True,
             ) from None
-        except BaseException as exc:
-            raise await self._classify(exc) from None
-        delivery = Delivery(
-            outgoing.message_id, len(payload), accepted, refused, _reply_text(response)
-        )
-        self.report.delivery = delivery
-        self._enter(Stage.MAIL)
-        return delivery
+        self.awaiting_final_reply = False
+        if response.code != 250:
+            if response.code == 421 or not smtp.is_connected:
+                smtp.close()
+            else:
+                await self._reset()
+            raise self._refusal(
+                Stage.DATA, response.code, response.message, "the server refused the message"
+            )
+        return response
 
     def _mail_options(self, outgoing: OutgoingMessage, size: int) -> list[str]:
         smtp = self._require_smtp()
@@ -492,11 +595,21 @@ class SMTPSession:
         self._finish_timings()
         if smtp is None:
             return
-        if smtp.is_connected:
-            with contextlib.suppress(SMTPException, OSError, TimeoutError):
-                await smtp.quit(timeout=min(self.profile.timeout, 10.0))
-        smtp.close()
-        smtp.capture.mark_closed()
+        try:
+            if smtp.is_connected:
+                with contextlib.suppress(SMTPException, OSError, TimeoutError):
+                    await smtp.quit(timeout=min(self.profile.timeout, 10.0))
+        finally:
+            # Also when cancelled (a deadline running out during QUIT).
+            smtp.close()
+            smtp.capture.mark_closed()
+
+    def abort(self) -> None:
+        """Drop the connection at once, without QUIT."""
+        smtp = self._smtp
+        if smtp is not None:
+            smtp.close()
+            smtp.capture.mark_closed("connection dropped")
 
     # -- failures -----------------------------------------------------------
 
@@ -514,12 +627,16 @@ class SMTPSession:
             )
 
     def _reply_failure(self, stage: Stage, exc: SMTPResponseException, what: str) -> SessionFailure:
+        return self._refusal(stage, exc.code, exc.message, what)
+
+    @staticmethod
+    def _refusal(stage: Stage, code: int, message: str, what: str) -> SessionFailure:
         return SessionFailure(
             stage,
-            f"{what}: {exc.code} {exc.message}",
-            temporary=400 <= exc.code < 500,
-            code=exc.code,
-            reply=exc.message,
+            f"{what}: {code} {message}",
+            temporary=400 <= code < 500,
+            code=code,
+            reply=message,
         )
 
     async def _classify(self, exc: BaseException) -> SessionFailure:
@@ -595,6 +712,18 @@ def _reply_text(response: SMTPResponse) -> str:
     return f"{response.code} {response.message}"
 
 
+_LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def dot_stuffed(payload: bytes) -> bytes:
+    """The message as it goes after 354: CRLF line ends, leading dots doubled, final dot."""
+    data = _LINE_ENDINGS.sub(b"\r\n", payload)
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return _LEADING_DOT.sub(b"..", data) + b".\r\n"
+
+
 async def send(
     profile: Profile,
     outgoing: OutgoingMessage,
@@ -603,10 +732,19 @@ async def send(
     on_entry: Callable[[Entry], None] | None = None,
     deadline: float = DEFAULT_DEADLINE,
     transcript: Transcript | None = None,
+    before_data: Callable[[], None] | None = None,
+    on_delivered: Callable[[Delivery], None] | None = None,
 ) -> SessionReport:
-    """Send one message in one session. Never raises for SMTP problems: see ``report.failure``."""
+    """Send one message in one session. Never raises for SMTP problems: see ``report.failure``.
+
+    ``before_data`` and ``on_delivered``: see :meth:`SMTPSession.deliver`.
+    """
     session = SMTPSession(profile, password, on_entry=on_entry, transcript=transcript)
-    await _run(session, deadline, lambda: session.deliver(outgoing))
+    await _run(
+        session,
+        deadline,
+        lambda: session.deliver(outgoing, before_data=before_data, on_delivered=on_delivered),
+    )
     return session.report
 
 
@@ -625,25 +763,53 @@ async def check_account(
 
 
 async def _run(session: SMTPSession, deadline: float, work: Callable[[], Any] | None) -> None:
+    """Open, work, close within ``deadline``; the outcome goes to ``session.report``.
+
+    The deadline counts against the work, not the goodbye: once the work is
+    done (for a send, the final dot has its 250), a deadline running out
+    during QUIT only cuts QUIT short.
+    """
+    done = False
     try:
         async with asyncio.timeout(deadline):
             try:
                 await session.open()
                 if work is not None:
                     await work()
+                done = True
+            except asyncio.CancelledError:
+                # Stopped mid-command (the deadline, or the caller): a reply may
+                # still come, so QUIT would be paired with it. Just hang up.
+                session.abort()
+                raise
             finally:
                 await session.close()
     except SessionFailure as stopped:
         session.report.failure = stopped
     except TimeoutError:
-        session.report.failure = SessionFailure(
-            session.stage,
-            f"the session did not finish within {deadline:g} seconds (stopped during {session.stage.value})",
-            temporary=True,
-            possibly_delivered=session.stage is Stage.DATA,
-        )
+        if done:
+            session.transcript.event(
+                EventKind.WARNING,
+                f"the session deadline ({deadline:g} s) ran out while closing; "
+                "the work was already done",
+            )
+        else:
+            session.report.failure = _deadline_failure(session, deadline)
     if session.report.failure is not None:
         failure = session.report.failure
         session.transcript.event(
             EventKind.ERROR, f"{failure.stage.value} failed: {failure.explanation}"
         )
+
+
+def _deadline_failure(session: SMTPSession, deadline: float) -> SessionFailure:
+    """Only a deadline hit while the message data was out can mean "possibly delivered"."""
+    possibly = session.awaiting_final_reply
+    return SessionFailure(
+        session.stage,
+        f"the session did not finish within {deadline:g} seconds "
+        f"(stopped during {session.stage.value})"
+        + ("; the message may or may not have been delivered" if possibly else ""),
+        temporary=True,
+        possibly_delivered=possibly,
+    )

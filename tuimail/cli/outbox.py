@@ -41,7 +41,11 @@ def _outbox() -> Any:
 
 
 def _stored_password(profile: Any) -> Any:
-    """The keyring password of a saved profile; None for others (they are skipped)."""
+    """The keyring password of a saved profile; None for others (they are skipped).
+
+    The outbox asks only for a message that follows its saved profile, with
+    that profile as it is now, so the password always belongs to the settings.
+    """
     from tuimail.credentials import CredentialStore, KeyringError
     from tuimail.profiles import ProfileStore, ProfileStoreError
 
@@ -82,7 +86,7 @@ def _flush_exit(outcomes: list[Any]) -> int:
     remaining = _outbox().entries()
     if any(e.state is State.FAILED or e.state is State.POSSIBLY_DELIVERED for e in remaining):
         return 1
-    if any(e.state is State.QUEUED for e in remaining):
+    if any(e.state in (State.QUEUED, State.SENDING) for e in remaining):
         return exitcodes.QUEUED
     return exitcodes.OK
 
@@ -98,12 +102,10 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
         printer = printers.setdefault(queued.key, EntryPrinter(prefix=f"[{short_id(queued.key)}] "))
         printer(entry)
 
-    def password(profile: Any) -> Any:
-        secret = _stored_password(profile)
-        return secret
-
     outcomes = asyncio.run(
-        outbox.flush(password, include_not_due=args.all, on_entry=show if args.verbose else None)
+        outbox.flush(
+            _stored_password, include_not_due=args.all, on_entry=show if args.verbose else None
+        )
     )
     for outcome in outcomes:
         detail = f": {outcome.detail}" if outcome.detail else ""
@@ -124,13 +126,10 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
         raise CLIError(str(exc.args[0]), exitcodes.USAGE) from None
     except (OSError, OutboxError) as exc:
         raise CLIError(str(exc)) from None
-    from tuimail.outbox import _profile_from
-
-    profile = _profile_from(entry.profile)
-    password = None
-    if profile.username:
-        password = read_password(True, "") if args.password_stdin else _stored_password(profile)
-    outcome = asyncio.run(outbox.attempt(entry.key, password, on_entry=EntryPrinter()))
+    password = read_password(True, "") if args.password_stdin else None
+    outcome = asyncio.run(
+        outbox.attempt(entry.key, password, passwords=_stored_password, on_entry=EntryPrinter())
+    )
     if outcome.report is not None:
         summarise(outcome.report)
     print(
