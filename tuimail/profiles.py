@@ -284,6 +284,25 @@ class ProfileStore:
         del tables[name]
         self._write_document(document)
 
+    def snapshot(self) -> bytes | None:
+        """The file as it is now (None when there is none), for :meth:`restore`."""
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ProfileStoreError(self.path, f"cannot be read: {exc.strerror}") from None
+
+    def restore(self, snapshot: bytes | None) -> None:
+        """Put back the file exactly as :meth:`snapshot` saw it: undo of a change."""
+        try:
+            if snapshot is None:
+                self.path.unlink(missing_ok=True)
+            else:
+                atomic_write_bytes(self.path, snapshot, mode=0o600)
+        except OSError as exc:
+            raise ProfileStoreError(self.path, f"cannot be written: {exc.strerror}") from None
+
     def _read_document(self) -> dict[str, Any]:
         try:
             raw = self.path.read_bytes()
