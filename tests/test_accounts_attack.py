@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
+import json
+import tomllib
 from pathlib import Path
 
 import keyring
@@ -10,6 +13,7 @@ from keyring.backends import fail
 
 from tests.cli_helpers import run_tuimail
 from tests.conftest import SecretService
+from tests.smtpservers import ServerThread, Sink
 from tuimail.accounts import save_account
 from tuimail.credentials import SERVICE, CredentialStore, KeyringError, Secret
 from tuimail.profiles import Profile, ProfileStore
@@ -123,3 +127,49 @@ def test_an_orphaned_password_is_not_inherited(
     renamed = run_tuimail("accounts", "edit", "ghost", "--rename", "spare")
     assert renamed.returncode == 0, renamed.stderr
     assert keyring.get_password(SERVICE, "spare") is None
+
+
+# -- unknown keys holding TOML dates ---------------------------------------------------
+
+DATED = """\
+[profiles.dated]
+host = "127.0.0.1"
+port = {port}
+security = "none"
+from_address = "me@example.test"
+added_on = 2026-01-02
+checked = 1979-05-27T07:32:00Z
+[profiles.dated.schedule]
+quiet_from = 22:30:00
+days = [2026-02-03, 2026-02-04]
+"""
+
+
+def test_unknown_keys_holding_dates_break_neither_send_nor_json_listing(
+    servers: ServerThread, isolated_dirs: Path
+) -> None:
+    """Unknown keys stay in the file as TOML dates; JSON shows them as ISO 8601 text."""
+    sink = Sink()
+    port = servers.smtp(sink)
+    profiles_file = isolated_dirs / "config" / "tuimail" / "profiles.toml"
+    profiles_file.parent.mkdir(parents=True, exist_ok=True)
+    profiles_file.write_text(DATED.format(port=port))
+
+    listing = run_tuimail("accounts", "list", "--json")
+    assert listing.returncode == 0, listing.stderr
+    [record] = json.loads(listing.stdout)
+    assert record["added_on"] == "2026-01-02"
+    assert record["checked"] == "1979-05-27T07:32:00+00:00"
+    assert record["schedule"] == {"quiet_from": "22:30:00", "days": ["2026-02-03", "2026-02-04"]}
+
+    sent = run_tuimail(
+        "send", "--profile", "dated", "--to", "bob@example.test", "--subject", "s", "--body", "b"
+    )
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert len(sink.messages) == 1
+
+    edited = run_tuimail("accounts", "edit", "dated", "--timeout", "9")
+    assert edited.returncode == 0, edited.stderr
+    table = tomllib.loads(profiles_file.read_text())["profiles"]["dated"]
+    assert table["added_on"] == datetime.date(2026, 1, 2)  # still a date in the file
+    assert table["schedule"]["days"][0] == datetime.date(2026, 2, 3)

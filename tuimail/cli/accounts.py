@@ -89,10 +89,7 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
     except ProfileStoreError as exc:
         raise CLIError(str(exc)) from None
     if args.json:
-        records = [
-            {"name": p.name, **p.to_toml_table(), "warnings": p.warnings()}
-            for p in profiles.values()
-        ]
+        records = [{**p.to_json(), "warnings": p.warnings()} for p in profiles.values()]
         print(json.dumps(records, indent=2))
         return exitcodes.OK
     if not profiles:
