@@ -17,6 +17,7 @@ from tests.smtpservers import ServerThread, Sink
 from tuimail.credentials import Secret
 from tuimail.probe import ProbeTarget, Status, probe
 from tuimail.profiles import Profile, ProfileStore, Security
+from tuimail.session import Stage, check_account
 from tuimail.transcript import Direction
 
 PASSWORD = "probe-secret-7f3a"
@@ -170,3 +171,40 @@ async def test_an_ehlo_timeout_counts_its_wait(servers: ServerThread) -> None:
     assert report.status is Status.CRITICAL
     assert report.timings["ehlo"] >= TIMEOUT
     assert "ehlo=" in report.nagios()
+
+
+# -- the same rule for the session: its second look at a refused certificate -----------
+
+
+@pytest.mark.parametrize("security", [Security.STARTTLS, Security.TLS])
+@pytest.mark.parametrize(("cert_name", "with_ca"), UNVERIFIED)
+async def test_a_session_never_authenticates_after_a_refused_certificate(
+    servers: ServerThread, certs: Certs, security: Security, cert_name: str, with_ca: bool
+) -> None:
+    """``accounts test`` and every send: after the refusal, a read-only look, no AUTH."""
+    recorder = RecordingAuthenticator()
+    greeted = Counting()
+    context = getattr(certs, cert_name)
+    if security is Security.TLS:
+        port = servers.smtp(greeted, implicit_tls=context, authenticator=recorder)
+    else:
+        port = servers.smtp(greeted, tls_context=context, authenticator=recorder)
+    profile = _profile(port, security, str(certs.ca_file) if with_ca else "")
+    report = await check_account(profile, Secret(PASSWORD))
+    assert report.failure is not None and report.failure.stage is Stage.TLS
+    assert recorder.attempts == []
+    if security is Security.STARTTLS:
+        assert greeted.ehlos == 2  # the refused session and the look at its certificate
+
+
+class Counting(Sink):
+    """Counts EHLO commands across connections."""
+
+    ehlos = 0
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        self.ehlos += 1
+        session.host_name = hostname
+        return responses
