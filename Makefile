@@ -8,7 +8,7 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test test-min lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,29 @@ test: $(STAMP_TEST)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The lowest versions pyproject.toml allows, in a venv of their own, running the
+# SMTP tests and the private-name check: a `>=` bound is a version seen to work.
+VENV_MIN := .venv-min
+BIN_MIN := $(VENV_MIN)/bin
+STAMP_MIN := $(VENV_MIN)/.installed-min
+MIN_TESTS := tests/test_private_api.py tests/test_session.py tests/test_sandbox.py \
+	tests/test_outbox.py tests/test_probe.py tests/test_probe_attack.py tests/test_cli_send.py
+
+$(STAMP_MIN): pyproject.toml .ci/lowest_constraints.py $(STAMP_TEST)
+	rm -rf $(VENV_MIN)
+	$(PYTHON) -m venv $(VENV_MIN)
+	$(BIN_MIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python .ci/lowest_constraints.py test > $(VENV_MIN)/constraints.txt
+	$(BIN_MIN)/python -m pip install --quiet -e '.[test]' -c $(VENV_MIN)/constraints.txt
+	$(BIN_MIN)/python -m pip check
+	touch $@
+
+test-min: $(STAMP_MIN)
+	$(BIN_MIN)/python -m pip list --format=freeze | grep -iE "$$(cut -d= -f1 $(VENV_MIN)/constraints.txt | paste -sd'|')"
+	$(BIN_MIN)/python -m pytest -p no:cacheprovider $(MIN_TESTS) $(PYTEST_ARGS)
+
 bench: $(STAMP_TEST)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(VENV_MIN) .pytest_cache .mypy_cache .ruff_cache *.egg-info

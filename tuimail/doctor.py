@@ -35,6 +35,7 @@ def run_checks(store: CredentialStore | None = None) -> list[Check]:
         _profiles_check(),
         *_keyring_checks(store or CredentialStore()),
         _trust_store_check(),
+        _smtp_libraries_check(),
     ]
 
 
@@ -111,3 +112,29 @@ def _trust_store_check() -> Check:
         )
     loaded = f"{count} CA certificates loaded" if count else "CA directory available"
     return Check("TLS trust store", True, f"{loaded} from {where} ({ssl.OPENSSL_VERSION})")
+
+
+def _smtp_libraries_check() -> Check:
+    """The installed aiosmtplib and aiosmtpd still have the private names tuimail uses.
+
+    pyproject.toml pins them, but a distribution package or a hand-made
+    install can bring other versions; this says so before a send fails.
+    Names set per connection are checked by the test suite, not here.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    from tuimail.private_api import LIBRARIES, missing_names
+
+    try:
+        versions = ", ".join(f"{name} {version(name)}" for name in LIBRARIES)
+    except PackageNotFoundError as exc:
+        return Check("SMTP libraries", False, f"{exc} is not installed", "pip install tuimail")
+    missing = missing_names()
+    if missing:
+        return Check(
+            "SMTP libraries",
+            False,
+            f"{versions} lack names tuimail relies on: {', '.join(missing)}",
+            "install the versions pyproject.toml allows (pip install --force-reinstall tuimail)",
+        )
+    return Check("SMTP libraries", True, f"{versions}: every name tuimail relies on is there")

@@ -210,7 +210,7 @@ class Outcome:
 
 
 def _profile_table(profile: Profile) -> dict[str, Any]:
-    return {"name": profile.name, **profile.to_toml_table()}
+    return profile.to_json()  # JSON-safe: an unknown key may hold a TOML date
 
 
 def _profile_from(table: dict[str, Any]) -> Profile:

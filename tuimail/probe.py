@@ -3,18 +3,24 @@
 One probe of one target: TCP connect, banner, EHLO, TLS (STARTTLS or
 implicit), optionally AUTH, QUIT, each timed, recorded with the same
 transcript as a send, and judged OK, WARNING, CRITICAL or UNKNOWN with the
-reasons. The TLS handshake does not verify: the probe must see a bad
-certificate to report on it, and checks the chain afterwards
-(:mod:`tuimail.trust`). No mail is ever sent.
+reasons. The first TLS handshake verifies the chain; when it is refused, a
+second connection looks at the certificate without verifying, only to report
+on it (:mod:`tuimail.trust`). No mail is ever sent, and the password goes only
+over a connection whose certificate and host name were verified, or one the
+profile explicitly says not to verify (:func:`_auth_refusal`).
+
+A stage that fails, by a timeout or otherwise, still counts the time it spent
+waiting: a silent server shows as slow in the timings, never as fast.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -298,6 +304,7 @@ async def _run(
         EventKind.INFO, f"probing {target.host}:{target.effective_port} ({target.security.label})"
     )
     try:
+        connect_started = time.monotonic()
         try:
             greeting = await smtp.connect()
             report.banner = greeting.message
@@ -310,7 +317,6 @@ async def _run(
             return
         except (SMTPException, OSError) as exc:
             _raise_if_refused(exc, report, verify)
-            report.timings.update(smtp.timings)
             if smtp.stage == "greeting":
                 report.reached = True
                 report.raise_status(Status.CRITICAL, f"no banner: {exc}")
@@ -320,14 +326,14 @@ async def _run(
             else:
                 report.raise_status(Status.CRITICAL, f"unreachable: {exc}")
             return
+        finally:
+            _record_connect_timings(report, smtp, connect_started)
         report.reached = True
-        report.timings.update(smtp.timings)
         if tls_seen:
             _record_tls(report, tls_seen[-1], refused)
 
-        started = time.monotonic()
-        await smtp.ehlo()
-        report.timings["ehlo"] = time.monotonic() - started
+        with _timed(report, "ehlo"):
+            await smtp.ehlo()
         report.capabilities = dict(smtp.esmtp_extensions)
 
         if target.security is Security.STARTTLS:
@@ -335,9 +341,9 @@ async def _run(
                 report.raise_status(Status.CRITICAL, "STARTTLS is not offered")
             else:
                 report.capabilities_before_tls = report.capabilities
-                started = time.monotonic()
                 try:
-                    await smtp.starttls(server_hostname=target.host, tls_context=context)
+                    with _timed(report, "tls"):
+                        await smtp.starttls(server_hostname=target.host, tls_context=context)
                 except SMTPResponseException as exc:
                     report.raise_status(
                         Status.CRITICAL, f"STARTTLS refused: {exc.code} {exc.message}"
@@ -347,25 +353,22 @@ async def _run(
                     _raise_if_refused(exc, report, verify)
                     report.raise_status(Status.CRITICAL, f"the TLS handshake failed: {exc}")
                     return
-                report.timings["tls"] = time.monotonic() - started
                 smtp.mark_secure()
                 if tls_seen:
                     _record_tls(report, tls_seen[-1], refused)
-                started = time.monotonic()
-                await smtp.ehlo()
-                report.timings["ehlo"] += time.monotonic() - started
+                with _timed(report, "ehlo"):
+                    await smtp.ehlo()
                 report.capabilities = dict(smtp.esmtp_extensions)
 
         if target.profile is not None and password is not None:
-            await _check_auth(report, smtp, password)
+            await _check_auth(report, smtp, password, inspecting=bool(refused))
 
-        started = time.monotonic()
-        if smtp.is_connected:
-            try:
-                await smtp.quit()
-            except (SMTPException, OSError) as exc:
-                report.reasons.append(f"QUIT failed: {exc}")
-        report.timings["quit"] = time.monotonic() - started
+        with _timed(report, "quit"):
+            if smtp.is_connected:
+                try:
+                    await smtp.quit()
+                except (SMTPException, OSError) as exc:
+                    report.reasons.append(f"QUIT failed: {exc}")
     except (SMTPException, OSError) as exc:
         report.raise_status(Status.CRITICAL, f"{smtp.stage} failed: {exc}")
     finally:
@@ -373,9 +376,71 @@ async def _run(
         smtp.capture.mark_closed()
 
 
-async def _check_auth(report: ProbeReport, smtp: TranscribingSMTP, password: Secret) -> None:
+#: What :class:`TranscribingSMTP` calls each stage of ``connect()``, as the report names it.
+_CONNECT_STAGES = {"connect": "connect", "tls": "tls", "greeting": "banner"}
+
+
+def _record_connect_timings(report: ProbeReport, smtp: TranscribingSMTP, started: float) -> None:
+    """Copy the timed stages of ``connect()``, and charge the rest to the stage it stopped in.
+
+    :class:`TranscribingSMTP` times a stage only when it succeeds; a greeting
+    that never came would otherwise vanish from the report and the probe would
+    look fast. The wait not accounted for by a finished stage belongs to the
+    stage that was running when ``connect()`` returned or failed.
+    """
+    report.timings.update(smtp.timings)
+    unaccounted = time.monotonic() - started - sum(smtp.timings.values())
+    stage = _CONNECT_STAGES.get(smtp.stage)
+    if stage is not None and stage not in smtp.timings:
+        report.timings[stage] = max(0.0, unaccounted)
+
+
+@contextlib.contextmanager
+def _timed(report: ProbeReport, stage: str) -> Iterator[None]:
+    """Add the block's time to ``stage``, whether it finished, failed or was cancelled."""
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        report.timings[stage] = report.timings.get(stage, 0.0) + time.monotonic() - started
+
+
+def _auth_refusal(report: ProbeReport, smtp: TranscribingSMTP, inspecting: bool) -> str:
+    """Why the password must not go over this connection, or ``""`` when it may.
+
+    The password goes only where its owner would send mail: over TLS whose
+    certificate chain and host name were verified, or where the profile says
+    explicitly not to verify (``verify_tls = false``), or in clear where the
+    profile has no TLS and explicitly allows that (``allow_plaintext_auth``). A connection opened only
+    to inspect a refused certificate never authenticates: on the other end may
+    be whoever made the verification fail.
+    """
     profile = report.target.profile
     assert profile is not None
+    if report.target.security is Security.NONE and profile.allow_plaintext_auth:
+        return ""
+    if not smtp.capture.secure:  # includes a STARTTLS stripped on the way: never in clear
+        return "AUTH skipped: the connection is not encrypted"
+    if not profile.verify_tls:
+        return ""
+    if inspecting:
+        return "AUTH skipped: the certificate was refused, so the password was not sent"
+    tls = report.tls
+    if tls is None or not tls.trust.trusted or not tls.trust.hostname_matches:
+        return "AUTH skipped: the certificate was not verified, so the password was not sent"
+    return ""
+
+
+async def _check_auth(
+    report: ProbeReport, smtp: TranscribingSMTP, password: Secret, *, inspecting: bool
+) -> None:
+    profile = report.target.profile
+    assert profile is not None
+    refusal = _auth_refusal(report, smtp, inspecting)
+    if refusal:
+        report.auth = refusal
+        report.raise_status(Status.WARNING, refusal)
+        return
     offered = [m.lower() for m in smtp.server_auth_methods]
     wanted = profile.auth_mechanism
     order = [wanted] if wanted is not AuthMechanism.AUTO else [
@@ -386,18 +451,13 @@ async def _check_auth(report: ProbeReport, smtp: TranscribingSMTP, password: Sec
         report.auth = "no supported AUTH mechanism offered"
         report.raise_status(Status.CRITICAL, report.auth)
         return
-    if not smtp.capture.secure and not profile.allow_plaintext_auth:
-        report.auth = "AUTH skipped: the connection is not encrypted"
-        report.raise_status(Status.WARNING, report.auth)
-        return
-    started = time.monotonic()
     try:
-        await smtp.authenticate(mechanism, profile.username, password.reveal())
+        with _timed(report, "auth"):
+            await smtp.authenticate(mechanism, profile.username, password.reveal())
         report.auth = "ok"
     except SMTPAuthenticationError as exc:
         report.auth = f"rejected: {exc.code} {exc.message}"
         report.raise_status(Status.CRITICAL, f"AUTH {mechanism.value.upper()} {report.auth}")
-    report.timings["auth"] = time.monotonic() - started
 
 
 def _raise_if_refused(exc: BaseException, report: ProbeReport, verify: bool) -> None:

@@ -12,6 +12,7 @@ are, so an older tuimail does not strip settings a newer one wrote.
 
 from __future__ import annotations
 
+import datetime
 import enum
 import re
 from collections.abc import Iterator, Mapping
@@ -157,6 +158,16 @@ class Profile:
                 table[f.name] = value.value if isinstance(value, enum.Enum) else value
         return table
 
+    def to_json(self) -> dict[str, Any]:
+        """The TOML table as JSON can hold it, with the name: for exports and the outbox.
+
+        Keys this version does not know stay in the file with their TOML types,
+        but TOML has dates and times and JSON has not: here they become their
+        ISO 8601 text (``2026-01-02``, ``1979-05-27T07:32:00+00:00``). Reading
+        such a table back keeps them as text, which only unknown keys can be.
+        """
+        return {"name": self.name, **_json_safe(self.to_toml_table())}
+
     @classmethod
     def from_toml_table(cls, name: str, table: Mapping[str, Any]) -> Profile:
         """Build a profile from its TOML table; raises :class:`ProfileError`."""
@@ -169,6 +180,17 @@ class Profile:
         if "host" not in values:
             raise ProfileError("host", "is missing")
         return cls(name=name, extra=extra, **_coerce(values))
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every TOML date, time and datetime (at any depth) as ISO 8601 text."""
+    if isinstance(value, (datetime.date, datetime.time)):  # datetime is a date
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 _TYPE_WORDS = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
@@ -283,6 +305,25 @@ class ProfileStore:
             raise KeyError(f"no profile named {name!r}")
         del tables[name]
         self._write_document(document)
+
+    def snapshot(self) -> bytes | None:
+        """The file as it is now (None when there is none), for :meth:`restore`."""
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ProfileStoreError(self.path, f"cannot be read: {exc.strerror}") from None
+
+    def restore(self, snapshot: bytes | None) -> None:
+        """Put back the file exactly as :meth:`snapshot` saw it: undo of a change."""
+        try:
+            if snapshot is None:
+                self.path.unlink(missing_ok=True)
+            else:
+                atomic_write_bytes(self.path, snapshot, mode=0o600)
+        except OSError as exc:
+            raise ProfileStoreError(self.path, f"cannot be written: {exc.strerror}") from None
 
     def _read_document(self) -> dict[str, Any]:
         try:

@@ -89,10 +89,7 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
     except ProfileStoreError as exc:
         raise CLIError(str(exc)) from None
     if args.json:
-        records = [
-            {"name": p.name, **p.to_toml_table(), "warnings": p.warnings()}
-            for p in profiles.values()
-        ]
+        records = [{**p.to_json(), "warnings": p.warnings()} for p in profiles.values()]
         print(json.dumps(records, indent=2))
         return exitcodes.OK
     if not profiles:
@@ -129,7 +126,8 @@ def _profile_changes(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_accounts_add(args: argparse.Namespace) -> int:
-    from tuimail.credentials import CredentialStore, KeyringError
+    from tuimail.accounts import save_account
+    from tuimail.credentials import KeyringError
     from tuimail.profiles import (
         Profile,
         ProfileError,
@@ -146,17 +144,19 @@ def cmd_accounts_add(args: argparse.Namespace) -> int:
             raise CLIError(
                 f"a profile named {args.name!r} already exists; use 'tuimail accounts edit'"
             )
+        secret = None
         if profile.username and not args.no_password:
             secret = read_password(args.password_stdin, f"Password for {profile.username}: ")
-            CredentialStore().set(profile.name, secret)
-        store.add(profile)
+        warnings = save_account(profile, password=secret, store=store)
     except (ProfileError, ProfileStoreError, KeyringError) as exc:
         raise CLIError(str(exc)) from None
-    return _report("Added", profile)
+    return _report("Added", profile, warnings)
 
 
 def cmd_accounts_edit(args: argparse.Namespace) -> int:
-    from tuimail.credentials import CredentialStore, KeyringError
+    """Checks first, the profile file next, the keyring last (see :mod:`tuimail.accounts`)."""
+    from tuimail.accounts import save_account
+    from tuimail.credentials import KeyringError
     from tuimail.profiles import ProfileError, ProfileStore, ProfileStoreError, with_changes
 
     store = ProfileStore()
@@ -166,55 +166,39 @@ def cmd_accounts_edit(args: argparse.Namespace) -> int:
         if args.rename:
             changes["name"] = args.rename
         profile = with_changes(old, **changes)
-        credentials = CredentialStore()
-        new_secret = None
-        if args.password_stdin:
-            new_secret = read_password(True, "")
-        if profile.name != old.name and old.username:
-            moved = new_secret or credentials.get(old.name)
-            if moved is not None:
-                credentials.set(profile.name, moved)
-        elif new_secret is not None:
-            credentials.set(profile.name, new_secret)
-        store.save(profile, replace_name=old.name)
-        if profile.name != old.name and old.username:
-            credentials.delete(old.name)
+        new_secret = read_password(True, "") if args.password_stdin else None
+        warnings = save_account(profile, original_name=old.name, password=new_secret, store=store)
     except KeyError as exc:
         raise CLIError(str(exc.args[0])) from None
     except (ProfileError, ProfileStoreError, KeyringError) as exc:
         raise CLIError(str(exc)) from None
-    return _report("Saved", profile)
+    return _report("Saved", profile, warnings)
 
 
-def _report(done: str, profile: Profile) -> int:
-    """What was saved, and what is unsafe about it."""
+def _report(done: str, profile: Profile, leftovers: list[str]) -> int:
+    """What was saved, what is unsafe about it, and what the keyring kept behind."""
     print(f"{done} profile {profile.name} ({profile.address}, {profile.security.label}).")
     for warning in profile.warnings():
         print(f"Warning: {warning}")
+    for leftover in leftovers:
+        print(f"tuimail: {leftover}", file=sys.stderr)
     return exitcodes.OK
 
 
 def cmd_accounts_remove(args: argparse.Namespace) -> int:
-    from tuimail.credentials import CredentialStore, KeyringError
-    from tuimail.profiles import ProfileStore, ProfileStoreError
+    from tuimail.accounts import remove_account
+    from tuimail.credentials import KeyringError
+    from tuimail.profiles import ProfileStoreError
 
-    store = ProfileStore()
     try:
-        profile = store.get(args.name)
-        store.remove(profile.name)
+        profile, removed_secret = remove_account(args.name)
     except KeyError as exc:
         raise CLIError(str(exc.args[0])) from None
     except ProfileStoreError as exc:
         raise CLIError(str(exc)) from None
-    removed_secret = False
-    if profile.username:
-        try:
-            removed_secret = CredentialStore().delete(profile.name)
-        except KeyringError as exc:
-            print(
-                f"tuimail: the profile is removed, but its password was not: {exc}", file=sys.stderr
-            )
-            return exitcodes.CONFIG
+    except KeyringError as exc:
+        print(f"tuimail: the profile is removed, but its password was not: {exc}", file=sys.stderr)
+        return exitcodes.CONFIG
     suffix = " and its password" if removed_secret else ""
     print(f"Removed profile {profile.name}{suffix}.")
     return exitcodes.OK

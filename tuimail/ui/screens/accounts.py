@@ -12,8 +12,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Label, Static
 
-from tuimail.credentials import CredentialStore, KeyringError, Secret
-from tuimail.profiles import Profile, ProfileError, ProfileStore, ProfileStoreError
+from tuimail.accounts import remove_account
+from tuimail.accounts import save_account as store_account
+from tuimail.credentials import KeyringError, Secret
+from tuimail.profiles import Profile, ProfileError, ProfileStoreError
 from tuimail.ui.messages import SessionFinished, SessionStarted, TranscriptEntry
 from tuimail.ui.screens.dialogs import AccountDialog, AccountForm, ConfirmDialog
 from tuimail.ui.widgets.mode_bar import ModeBar
@@ -21,6 +23,25 @@ from tuimail.ui.widgets.transcript_view import TranscriptView
 
 if TYPE_CHECKING:
     from tuimail.ui.app import TuimailApp
+
+
+def save_account_form(form: AccountForm) -> tuple[str, list[str]]:
+    """Save what the account dialog returned; ``(problem, leftovers)`` in words.
+
+    The core of the dialog's save, outside the widget so it runs (and is
+    tested) without a screen: an empty problem means the profile and its
+    password were both saved; otherwise neither changed.
+    """
+    password = Secret(form.password) if form.password is not None else None
+    try:
+        leftovers = store_account(form.profile, original_name=form.original_name, password=password)
+    except KeyringError as exc:
+        return f"Keyring: {exc.message}.\nFix: {exc.fix}", []
+    except KeyError as exc:
+        return str(exc.args[0]), []
+    except (ProfileError, ProfileStoreError) as exc:
+        return str(exc), []
+    return "", leftovers
 
 
 class AccountsScreen(Screen[None]):
@@ -111,33 +132,15 @@ class AccountsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="accounts", exit_on_error=False)
     def save_account(self, form: AccountForm) -> None:
-        """Keyring first: a profile is never saved without the password it needs."""
-        store = ProfileStore()
-        credentials = CredentialStore()
-        profile = form.profile
-        try:
-            if form.original_name is None and profile.name in store.load():
-                raise ProfileError("name", f"a profile named {profile.name!r} already exists")
-            renamed = form.original_name is not None and form.original_name != profile.name
-            if form.password is not None:
-                credentials.set(profile.name, Secret(form.password))
-            elif renamed and form.original_name:
-                moved = credentials.get(form.original_name)
-                if moved is not None:
-                    credentials.set(profile.name, moved)
-            store.save(profile, replace_name=form.original_name)
-            if renamed and form.original_name:
-                credentials.delete(form.original_name)
-        except KeyringError as exc:
-            self.app.call_from_thread(self.show_problem, f"Keyring: {exc.message}.\nFix: {exc.fix}")
+        """Through :func:`tuimail.accounts.save_account`: checks, file, keyring last, undo."""
+        problem, leftovers = save_account_form(form)
+        if problem:
+            self.app.call_from_thread(self.show_problem, problem)
             return
-        except (ProfileError, ProfileStoreError) as exc:
-            self.app.call_from_thread(self.show_problem, str(exc))
-            return
-        self.app.call_from_thread(self._after_save, profile)
+        self.app.call_from_thread(self._after_save, form.profile, leftovers)
 
-    def _after_save(self, profile: Profile) -> None:
-        self.show_problem("")
+    def _after_save(self, profile: Profile, leftovers: list[str]) -> None:
+        self.show_problem("\n".join(leftovers))
         self.tuimail.profiles_changed(select=profile.name)
         self.notify(f"Saved {profile.name}; its password is in the keyring, not in the file.")
 
@@ -159,9 +162,7 @@ class AccountsScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="accounts", exit_on_error=False)
     def delete_account(self, profile: Profile) -> None:
         try:
-            ProfileStore().remove(profile.name)
-            if profile.username:
-                CredentialStore().delete(profile.name)
+            remove_account(profile.name)
         except KeyringError as exc:
             self.app.call_from_thread(
                 self.show_problem, f"Profile removed, password not: {exc.message}.\nFix: {exc.fix}"

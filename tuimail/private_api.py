@@ -1,0 +1,168 @@
+"""Every private name of aiosmtplib and aiosmtpd that tuimail touches, in one list.
+
+tuimail watches the wire under aiosmtplib (:mod:`tuimail.wire`) and replaces
+parts of aiosmtpd's server (:mod:`tuimail.sandbox`). Both reach past the
+libraries' public API, so a release that renames one of these names breaks a
+send or the sandbox without any public change. This list is what guards
+against that:
+
+* ``pyproject.toml`` pins both libraries to the range these names were checked
+  in, and ``make test-min`` runs the SMTP tests with the lowest of that range;
+* ``tests/test_private_api.py`` checks that each name below exists in the
+  installed versions, and scans tuimail's source for private names of the two
+  libraries that are missing here, so the list stays complete.
+
+Anyone raising a pin reads this list first: each entry says where the name is
+used and why nothing public does the job.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+#: The libraries whose private names are listed here.
+LIBRARIES = ("aiosmtplib", "aiosmtpd")
+
+
+class Kind(enum.StrEnum):
+    """How the name is found, which decides how its presence is checked."""
+
+    #: Defined on the class (method, property or class attribute).
+    CLASS_ATTRIBUTE = "class attribute"
+    #: Set on each instance (in ``__init__`` or when a connection is made).
+    INSTANCE_ATTRIBUTE = "instance attribute"
+    #: Set on a function object by a library decorator.
+    FUNCTION_ATTRIBUTE = "function attribute"
+
+
+@dataclass(frozen=True)
+class PrivateName:
+    """One private name: where it lives, where tuimail uses it, and why."""
+
+    owner: str  # dotted path of the module, class or function that holds the name
+    name: str
+    kind: Kind
+    used_in: str  # file and function, inside this repository
+    why: str
+
+    @property
+    def library(self) -> str:
+        return self.owner.split(".", 1)[0]
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.owner}.{self.name}"
+
+    def resolve_owner(self) -> Any:
+        """The module, class or function named by ``owner``."""
+        parts = self.owner.split(".")
+        for cut in range(len(parts), 0, -1):
+            try:
+                found: Any = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for attribute in parts[cut:]:
+                found = getattr(found, attribute)
+            return found
+        raise ImportError(f"cannot import {self.owner}")
+
+
+_CLIENT = "aiosmtplib.smtp.SMTP"
+_SERVER = "aiosmtpd.smtp.SMTP"
+_WIRE = "tuimail/wire.py, TranscribingSMTP._create_connection"
+_SANDBOX = "tuimail/sandbox.py, SandboxSMTP"
+
+PRIVATE_NAMES: tuple[PrivateName, ...] = (
+    # -- aiosmtplib: the client under the wire capture --------------------------
+    PrivateName(
+        _CLIENT, "_create_connection", Kind.CLASS_ATTRIBUTE, _WIRE,
+        "overridden: tuimail opens the TCP connection itself, so connect, TLS and the "
+        "greeting are timed and reported apart, and installs its transcribing protocol; "
+        "aiosmtplib has no hook for either",
+    ),
+    PrivateName(
+        _CLIENT, "_get_default_port", Kind.CLASS_ATTRIBUTE, _WIRE,
+        "called: the port aiosmtplib would choose (25, 465 or 587) when none is given",
+    ),
+    PrivateName(
+        _CLIENT, "_get_tls_context", Kind.CLASS_ATTRIBUTE, _WIRE,
+        "called: the TLS context aiosmtplib would build from its own options, for "
+        "implicit TLS on the socket tuimail opened",
+    ),
+    PrivateName(
+        _CLIENT, "_on_connection_lost", Kind.CLASS_ATTRIBUTE, _WIRE,
+        "passed to the protocol as its connection_lost_callback, as aiosmtplib's own "
+        "_create_connection does, so a lost connection resets the client's state",
+    ),
+    # -- aiosmtpd: the sandbox's server ----------------------------------------
+    PrivateName(
+        _SERVER, "_timeout_cb", Kind.CLASS_ATTRIBUTE, f"{_SANDBOX}._timeout_cb",
+        "overridden and called: the idle timeout is recorded in the session and "
+        "answered with 421 before aiosmtpd closes the connection",
+    ),
+    PrivateName(
+        _SERVER, "_timeout_duration", Kind.INSTANCE_ATTRIBUTE, f"{_SANDBOX}._timeout_cb",
+        "read: the idle timeout, for the words recorded when it fires",
+    ),
+    PrivateName(
+        _SERVER, "_getaddr", Kind.CLASS_ATTRIBUTE, f"{_SANDBOX}._getaddr",
+        "overridden and called: MAIL FROM and RCPT TO paths are parsed by "
+        "tuimail/envelope_path.py first, falling back to aiosmtpd's parser",
+    ),
+    PrivateName(
+        _SERVER, "_reader", Kind.INSTANCE_ATTRIBUTE, f"{_SANDBOX}.smtp_DATA",
+        "read from: the sandbox reads message data in blocks (tuimail/smtp_data.py) "
+        "instead of aiosmtpd's line loop",
+    ),
+    PrivateName(
+        _SERVER, "_writer", Kind.INSTANCE_ATTRIBUTE, f"{_SANDBOX}.smtp_DATA and _timeout_cb",
+        "written to and closed: the 421 on timeout, and closing when the client "
+        "vanishes during DATA",
+    ),
+    PrivateName(
+        _SERVER, "_set_post_data_state", Kind.CLASS_ATTRIBUTE, f"{_SANDBOX}.smtp_DATA",
+        "called: resets the envelope after DATA exactly as aiosmtpd's smtp_DATA does",
+    ),
+    PrivateName(
+        _SERVER, "_call_handler_hook", Kind.CLASS_ATTRIBUTE, f"{_SANDBOX}.smtp_DATA",
+        "called: hands the message to the handler's handle_DATA as aiosmtpd does",
+    ),
+    *(
+        PrivateName(
+            f"{_SERVER}.smtp_{command}", "__smtp_syntax__", Kind.FUNCTION_ATTRIBUTE,
+            f"tuimail/sandbox.py, _help_of (on SandboxSMTP.smtp_{command})",
+            "copied onto the override: aiosmtpd's HELP lists only commands whose method "
+            "carries what its @syntax decorator set",
+        )
+        for command in ("HELO", "EHLO", "AUTH", "MAIL", "RCPT", "DATA", "QUIT")
+    ),
+)  # fmt: skip
+
+
+def missing_names(instances: dict[str, Any] | None = None) -> list[str]:
+    """Listed names the installed libraries lack, each as ``owner.name``.
+
+    Instance attributes are checked on ``instances`` (owner to a live object),
+    when given; without one they cannot be seen and are skipped.
+    """
+    instances = instances or {}
+    missing = []
+    for entry in PRIVATE_NAMES:
+        try:
+            owner = entry.resolve_owner()
+        except (ImportError, AttributeError):
+            missing.append(entry.qualified)
+            continue
+        if entry.kind is Kind.INSTANCE_ATTRIBUTE:
+            live = instances.get(entry.owner)
+            if live is not None and not hasattr(live, entry.name):
+                missing.append(entry.qualified)
+        elif entry.kind is Kind.FUNCTION_ATTRIBUTE:
+            if entry.name not in vars(owner):
+                missing.append(entry.qualified)
+        elif not hasattr(owner, entry.name):
+            missing.append(entry.qualified)
+    return missing
