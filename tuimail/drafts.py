@@ -64,7 +64,10 @@ class DraftStore:
         """Raises OSError (read-only or full disk): the caller keeps the draft on screen."""
         paths.ensure_private_dir(self.directory)
         saved.saved = time.time()
-        data = json.dumps(saved.to_json(), ensure_ascii=False).encode("utf-8")
+        # ensure_ascii: a path from a non-UTF-8 file name holds surrogates
+        # (os.fsdecode), which UTF-8 cannot encode; as JSON escapes they load
+        # back as the same path, so such a draft still saves.
+        data = json.dumps(saved.to_json(), ensure_ascii=True).encode("ascii")
         atomic_write_bytes(self.directory / f"{saved.id}.json", data)
 
     def load(self, draft_id: str) -> SavedDraft:
