@@ -60,6 +60,8 @@ WIRE_POLICY_UTF8 = email_policy.SMTPUTF8.clone(refold_source="none")
 MAX_LINE_OCTETS = 998
 _FOLD_AT = 78
 _ENCODED_WORD_MAX = 75
+_ENCODED_WORD = r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?="
+_ENCODED_RUN_RE = re.compile(rf"{_ENCODED_WORD}(?:[ \t]+{_ENCODED_WORD})*")
 # A display name written as it is: atoms separated by single spaces.
 _ATOM_PHRASE_RE = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+)*"
@@ -449,8 +451,17 @@ def _compare(name: str, raw: str, value: str | list[ParsedAddress]) -> None:
     if read != [(_squash(a.display_name), a.addr_spec) for a in value]:
         raise _Unsafe("the addresses read back are not the addresses given")
     unfolded = re.sub(r"\r?\n(?=[ \t])", "", raw).strip()
-    if str(make_header(decode_header(unfolded))) != ", ".join(_address_text(a) for a in value):
+    if _rfc2047_decoded(unfolded) != ", ".join(_address_text(a) for a in value):
         raise _Unsafe("the names read back are not the names given")
+
+
+def _rfc2047_decoded(text: str) -> str:
+    """``text`` with each run of encoded words decoded as RFC 2047 says (the
+    space between two encoded words dropped); other text, UTF-8 included, kept."""
+    try:
+        return _ENCODED_RUN_RE.sub(lambda m: str(make_header(decode_header(m[0]))), text)
+    except (LookupError, UnicodeError, ValueError) as exc:
+        raise _Unsafe(f"an encoded word cannot be decoded ({exc})") from None
 
 
 def _squash(text: str) -> str:
