@@ -323,3 +323,30 @@ def test_a_text_file_must_be_utf8(tmp_path: Path) -> None:
     path.write_bytes(b"caf\xe9")
     with pytest.raises(FileProblem, match="not UTF-8"):
         read_text_file(path)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"headers": [["X-A"]]},
+        {"headers": [["X-A", 1]]},
+        {"to": "bob@example.com"},
+        {"attachments": [1]},
+        {"subject": None},
+    ],
+)
+def test_a_draft_file_of_the_wrong_shape_is_skipped_not_sent(
+    tmp_path: Path, fields: dict[str, Any]
+) -> None:
+    """A draft read from disk is checked as it loads: a header that is not a
+    pair would otherwise crash the send, long after the list showed it."""
+    import json
+
+    store = DraftStore(tmp_path / "drafts")
+    good = SavedDraft(DraftStore.new_id(), "work", draft())
+    store.save(good)
+    bad = {"id": "bad", "profile": "work", "saved": 1.0, "draft": {"subject": "x", **fields}}
+    (tmp_path / "drafts" / "bad.json").write_text(json.dumps(bad))
+    assert [d.id for d in store.list()] == [good.id]
+    with pytest.raises((ValueError, TypeError)):
+        store.load("bad")
