@@ -17,10 +17,12 @@ import base64
 import email
 import os
 import string
+import tempfile
 from email import policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage
 from email.utils import getaddresses
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, assume, given, settings
@@ -238,3 +240,22 @@ def test_address_parsing_refuses_or_returns_a_safe_mailbox(text: str) -> None:
         assert not any(ch in "\r\n\0" or is_control_char(ch) for ch in part)
     again = parse_address(parsed.addr_spec)
     assert again.addr_spec == parsed.addr_spec
+
+
+@PROPERTY
+@given(name=st.text(st.one_of(TYPED, _TRICKY), min_size=1, max_size=80))
+def test_attachment_names_read_back_as_they_are_or_are_refused(name: str) -> None:
+    assume("/" not in name and name not in (".", "..") and len(name.encode()) <= 255)
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / name
+        path.write_bytes(b"data")
+        draft = Draft(from_address="a@example.test", to=["b@example.test"], attachments=[path])
+        try:
+            outgoing = build_message(draft)
+        except DraftInvalid as exc:
+            [error] = exc.errors
+            assert error.field == f"attachment {str(path)!r}"
+            return
+    [part] = list(parse(outgoing.to_bytes()).iter_attachments())
+    assert part.get_filename() == name
+    assert part.get_content() == b"data"

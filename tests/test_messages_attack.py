@@ -350,3 +350,11 @@ def test_a_draft_file_of_the_wrong_shape_is_skipped_not_sent(
     assert [d.id for d in store.list()] == [good.id]
     with pytest.raises((ValueError, TypeError)):
         store.load("bad")
+
+
+@pytest.mark.parametrize("name", [INJECTED_Q + ".txt", "=?utf-8?q?Caf=C3=A9?=.pdf"])
+def test_an_attachment_name_holding_an_encoded_word_is_refused(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"data")
+    errors = errors_of(attachments=[path])
+    assert "encoded word" in errors[f"attachment {str(path)!r}"]

@@ -249,7 +249,7 @@ def build_message(draft: Draft) -> OutgoingMessage:
         wire = render(message, needs_utf8)
     except (UnicodeError, ValueError) as exc:
         raise DraftInvalid([FieldError("message", f"cannot be written as mail ({exc})")]) from None
-    _verify_wire(message, wire, meant, [path.name for path, _ in attachments])
+    _verify_wire(message, wire, meant, [path for path, _ in attachments])
     outgoing = OutgoingMessage(message, sender, tuple(recipients), needs_utf8, wire)
     size = len(wire)
     if size > MAX_MESSAGE_BYTES:
@@ -407,7 +407,7 @@ def _check_read_back_header(part: Message, name: str, raw: str) -> None:
 
 
 def _verify_wire(
-    model: EmailMessage, wire: bytes, meant: Sequence[_Meant], filenames: Sequence[str]
+    model: EmailMessage, wire: bytes, meant: Sequence[_Meant], attachments: Sequence[Path]
 ) -> None:
     """Parse the bytes back and compare with what was meant; raises :class:`DraftInvalid`.
 
@@ -427,9 +427,15 @@ def _verify_wire(
             field_name = item.field
             raw = raw_values[item.name.lower()].pop(0)
             _compare(item.name, raw, item.value)
-        field_name = "attachments"
-        if [part.get_filename() for part in parsed.iter_attachments()] != list(filenames):
-            raise _Unsafe("an attachment's file name does not read back as it is")
+        parts = list(parsed.iter_attachments())
+        if len(parts) != len(attachments):
+            raise _Unsafe("the attachments read back are not the files given")
+        for part, path in zip(parts, attachments, strict=True):
+            field_name = f"attachment {str(path)!r}"
+            if part.get_filename() != path.name:
+                raise _Unsafe(
+                    f"the file name reads back as {part.get_filename()!r}; rename the file"
+                )
     except _Unsafe as exc:
         raise DraftInvalid(
             [FieldError(field_name, f"cannot be written so that it reads back intact: {exc}")]
@@ -619,6 +625,17 @@ def _read_attachments(paths: Sequence[Path], errors: list[FieldError]) -> list[t
             continue
         if any(is_control_char(ch) for ch in path.name):
             errors.append(FieldError(field_name, "the file name contains a control character"))
+            continue
+        if re.search(_ENCODED_WORD, path.name):
+            # Readers decode it in a file name too: another name would be shown,
+            # and a decoded line break would end the header.
+            errors.append(
+                FieldError(
+                    field_name,
+                    "the file name contains an encoded word (=?...?=), which mail readers "
+                    "would decode; rename the file",
+                )
+            )
             continue
         try:
             loaded.append((path, read_regular_file(path)))
