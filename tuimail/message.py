@@ -249,7 +249,7 @@ def build_message(draft: Draft) -> OutgoingMessage:
         wire = render(message, needs_utf8)
     except (UnicodeError, ValueError) as exc:
         raise DraftInvalid([FieldError("message", f"cannot be written as mail ({exc})")]) from None
-    _verify_wire(message, wire, meant, [path for path, _ in attachments])
+    _verify_wire(message, wire, needs_utf8, meant, [path for path, _ in attachments])
     outgoing = OutgoingMessage(message, sender, tuple(recipients), needs_utf8, wire)
     size = len(wire)
     if size > MAX_MESSAGE_BYTES:
@@ -369,26 +369,54 @@ def _read_back(wire: bytes, *, utf8: bool) -> EmailMessage:
 
     Raises :class:`_Unsafe` for a line over 998 octets, a CR or LF outside a
     line end, or a header in any part whose decoded text holds a control
-    character (a header injected through an encoded word).
+    character (a header injected through an encoded word). Only the headers
+    are parsed (see :func:`_skeleton`): an attachment's data is not needed to
+    judge them, and parsing it would double the cost of building.
     """
     if not utf8 and not wire.isascii():
         raise _Unsafe("8-bit text in a message for a server without SMTPUTF8")
-    lines = wire.split(b"\r\n")
-    if any(len(line) > MAX_LINE_OCTETS for line in lines):
+    if _LONG_LINE_RE.match(wire) or _LONG_NEXT_LINE_RE.search(wire):
         raise _Unsafe(f"a line is longer than {MAX_LINE_OCTETS} octets")
-    head = wire.split(b"\r\n\r\n", 1)[0]
-    if b"\r" in head.replace(b"\r\n", b"") or b"\n" in head.replace(b"\r\n", b""):
-        raise _Unsafe("a header holds a line break that is not a line end")
+    line_ends = wire.count(b"\r\n")
+    if wire.count(b"\r") != line_ends or wire.count(b"\n") != line_ends:
+        raise _Unsafe("a line break is not a CRLF line end")
     try:
-        text = wire.decode("utf-8")
+        text = _skeleton(wire).decode("utf-8")
     except UnicodeDecodeError:
-        raise _Unsafe("the message is not valid UTF-8") from None
+        raise _Unsafe("a header is not valid UTF-8") from None
     parsed = Parser(policy=email_policy.default).parsestr(text)
     assert isinstance(parsed, EmailMessage)
     for part in parsed.walk():
         for name, raw in part.raw_items():
             _check_read_back_header(part, name, str(raw))
     return parsed
+
+
+_LONG_LINE_RE = re.compile(rb"[^\r\n]{%d}" % (MAX_LINE_OCTETS + 1))
+# Starting at a line feed lets the regex engine skip from one line to the next.
+_LONG_NEXT_LINE_RE = re.compile(rb"\n[^\r\n]{%d}" % (MAX_LINE_OCTETS + 1))
+
+
+def _skeleton(wire: bytes) -> bytes:
+    """The message with every part's headers and boundaries, without its data.
+
+    Kept: the top header block, and each line that starts with ``--`` (every
+    MIME boundary does) with the lines after it up to the next empty line (a
+    part's headers). Dropped: all other body lines; none is a boundary, so the
+    parse of the skeleton has the same parts with the same headers (a kept
+    line that is not a boundary stays body text there too).
+    """
+    head_end = wire.find(b"\r\n\r\n")
+    if head_end < 0:
+        return wire
+    pieces = [wire[: head_end + 4]]
+    position = head_end + 2  # a boundary may follow the empty line at once
+    while (dash := wire.find(b"\r\n--", position)) >= 0:
+        block_end = wire.find(b"\r\n\r\n", dash + 2)
+        end = len(wire) if block_end < 0 else block_end + 4
+        pieces.append(wire[dash + 2 : end])
+        position = end - 2
+    return b"".join(pieces)
 
 
 def _check_read_back_header(part: Message, name: str, raw: str) -> None:
@@ -407,7 +435,11 @@ def _check_read_back_header(part: Message, name: str, raw: str) -> None:
 
 
 def _verify_wire(
-    model: EmailMessage, wire: bytes, meant: Sequence[_Meant], attachments: Sequence[Path]
+    model: EmailMessage,
+    wire: bytes,
+    utf8: bool,
+    meant: Sequence[_Meant],
+    attachments: Sequence[Path],
 ) -> None:
     """Parse the bytes back and compare with what was meant; raises :class:`DraftInvalid`.
 
@@ -417,7 +449,7 @@ def _verify_wire(
     """
     field_name = "message"
     try:
-        parsed = _read_back(wire, utf8=True)
+        parsed = _read_back(wire, utf8=utf8)
         if [k.lower() for k in parsed] != [k.lower() for k in model]:
             raise _Unsafe("the headers read back are not the headers written")
         raw_values: dict[str, list[str]] = {}
