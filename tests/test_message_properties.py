@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import email
 import os
+import re
 import string
 import tempfile
 from email import policy
@@ -153,6 +154,8 @@ def test_built_messages_read_back_as_meant(
         return
     data = outgoing.to_bytes()
     assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    head = data.split(b"\r\n\r\n")[0]
+    assert all(len(word) <= 75 for word in re.findall(rb"=\?[^?\s]+\?[bq]\?[^?\s]*\?=", head))
     assert outgoing.needs_smtputf8 or data.isascii()
     parsed = parse(data)
 

@@ -29,6 +29,7 @@ import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from email import errors as email_errors
 from email import headerregistry
 from email import policy as email_policy
 from email.header import Header, decode_header, make_header
@@ -292,7 +293,8 @@ def _put(
     elif not value or (_PLAIN_TEXT_RE.fullmatch(value) and "=?" not in value):
         message[name] = value
     else:
-        encoded = Header(value, "utf-8", maxlinelen=_FOLD_AT, header_name=name)
+        # A continuation line is " " and one encoded word of at most 75 characters.
+        encoded = Header(value, "utf-8", maxlinelen=_ENCODED_WORD_MAX + 1, header_name=name)
         message.set_raw(name, encoded.encode(linesep="\r\n"))
     meant.append(_Meant(name, value, field_name))
 
@@ -498,7 +500,7 @@ def _rfc2047_decoded(text: str) -> str:
     space between two encoded words dropped); other text, UTF-8 included, kept."""
     try:
         return _ENCODED_RUN_RE.sub(lambda m: str(make_header(decode_header(m[0]))), text)
-    except (LookupError, UnicodeError, ValueError) as exc:
+    except (email_errors.HeaderParseError, LookupError, UnicodeError, ValueError) as exc:
         raise _Unsafe(f"an encoded word cannot be decoded ({exc})") from None
 
 
