@@ -18,11 +18,14 @@ domain the two IDNA standards spell differently (``faß.de``) is refused.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
-from email.headerregistry import Address
+from email import errors as email_errors
+from email.header import decode_header, make_header
+from email.headerregistry import Address, HeaderRegistry
 
 # RFC 5322 atext, plus any non-ASCII character (RFC 6532) for SMTPUTF8.
 # Written as "ASCII atext or any non-ASCII character": a class spanning
@@ -42,6 +45,9 @@ _NEEDS_QUOTES = set('()<>@,:;"[]\\')
 MAX_QUOTED_NAME = 76
 #: A longer name could not be kept under the 998-octet line limit of RFC 5322.
 MAX_NAME_OCTETS = 256
+# An RFC 2047 encoded word, as the email package's readers recognise one.
+_ENCODED_WORD_RE = re.compile(r"=\?[^?]*\?[bBqQ]\?[^?]*\?=")
+_UNSTRUCTURED = HeaderRegistry()
 # IDNA 2003 (Python's codec) maps these away where IDNA 2008 keeps them:
 # faß.de would silently become fass.de, a different domain.
 _IDNA_DEVIATIONS = set("\u00df\u03c2\u200c\u200d")
@@ -127,6 +133,9 @@ def parse_address(text: str) -> ParsedAddress:
         raise AddressError(f"{original!r}: line breaks and NUL characters are not allowed")
     if any(is_control_char(ch) for ch in original):
         raise AddressError(f"{original!r}: control characters are not allowed")
+    problem = header_text_problem(original)
+    if problem:
+        raise AddressError(f"{original!r}: {problem}")
     display, spec = _split_display_and_spec(original)
     local, domain = _parse_addr_spec(spec, original)
     return ParsedAddress(display_name=display, local_part=local, domain=domain)
@@ -202,6 +211,13 @@ def _parse_addr_spec(spec: str, whole: str) -> tuple[str, str]:
         raise AddressError(f"{whole!r}: the domain after '@' is empty")
     if not _DOT_ATOM_RE.fullmatch(local):
         raise AddressError(f"{whole!r}: {local!r} is not a valid name before '@'")
+    if _ENCODED_WORD_RE.search(local):
+        # Mail readers decode it even there, so the address shown would not be
+        # the address mail goes to, and a decoded line break would add a header.
+        raise AddressError(
+            f"{whole!r}: the part before '@' looks like an encoded word (=?...?=), "
+            "which mail readers would decode"
+        )
     if len(local.encode("utf-8")) > 64:
         raise AddressError(f"{whole!r}: the part before '@' is longer than 64 octets")
     ascii_domain = _ascii_domain(domain, whole)
@@ -244,6 +260,50 @@ def _ascii_domain(domain: str, whole: str) -> str:
 def is_control_char(ch: str) -> bool:
     """A character that must not reach a header: C0/C1 controls (but tab), DEL, U+2028/9."""
     return ch != "\t" and unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+
+
+def has_surrogates(text: str) -> bool:
+    """Text that came from bytes which are not UTF-8 (argv, file names) holds surrogates."""
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def decoded_forms(value: str) -> list[str]:
+    """``value`` as mail readers could show it: its RFC 2047 encoded words decoded.
+
+    Both of the email package's decoders are asked (the older one and the one
+    the default policy uses), because they do not accept the same inputs. A
+    value that neither can decode is returned as it is.
+    """
+    forms = [value]
+    if "=?" not in value:
+        return forms
+    failures = (email_errors.HeaderParseError, LookupError, UnicodeError, ValueError)
+    with contextlib.suppress(*failures):
+        forms.append(str(make_header(decode_header(value))))
+    with contextlib.suppress(*failures):
+        forms.append(str(_UNSTRUCTURED("X-Check", value)))
+    return forms
+
+
+def header_text_problem(value: str) -> str | None:
+    """Why ``value`` cannot go into a header, judged after decoding, or None.
+
+    Python releases without the fix for CVE-2024-6923 (3.11.7 among them)
+    decode an encoded word holding CR/LF and write the line break raw when they
+    fold, so a value is judged by what it decodes to, not only by what it is.
+    """
+    if has_surrogates(value):
+        return "is not valid UTF-8 text"
+    for form in decoded_forms(value)[1:]:
+        bad = next((ch for ch in form if ch == "\0" or is_control_char(ch)), None)
+        if bad is not None:
+            what = {"\r": "a carriage return", "\n": "a line break", "\0": "a NUL character"}
+            named = what.get(bad, f"the control character U+{ord(bad):04X}")
+            return (
+                f"contains an encoded word (=?...?=) that decodes to {named}, "
+                "which could inject extra headers"
+            )
+    return None
 
 
 def _has_unclosed_quote(text: str) -> bool:

@@ -41,15 +41,48 @@ class SavedDraft:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SavedDraft:
-        fields = dict(data["draft"])
-        fields["attachments"] = [Path(p) for p in fields.get("attachments", [])]
-        fields["headers"] = [tuple(h) for h in fields.get("headers", [])]
+        """Raises ValueError for a file that is not a draft as :meth:`to_json` writes one:
+        a field of the wrong type would otherwise crash the send much later."""
+        fields = data["draft"]
+        if not isinstance(fields, dict):
+            raise ValueError("the draft is not an object")
+        draft = Draft(
+            from_address=_text(fields, "from_address"),
+            to=_texts(fields, "to"),
+            cc=_texts(fields, "cc"),
+            bcc=_texts(fields, "bcc"),
+            reply_to=_texts(fields, "reply_to"),
+            subject=_text(fields, "subject"),
+            body=_text(fields, "body"),
+            attachments=[Path(p) for p in _texts(fields, "attachments")],
+            headers=[_header(h) for h in fields.get("headers", [])],
+        )
         return cls(
             id=str(data["id"]),
             profile=str(data.get("profile", "")),
-            draft=Draft(**fields),
+            draft=draft,
             saved=float(data.get("saved", 0.0)),
         )
+
+
+def _text(fields: dict[str, Any], key: str) -> str:
+    value = fields.get(key, "")
+    if not isinstance(value, str):
+        raise ValueError(f"the draft's {key} is not text")
+    return value
+
+
+def _texts(fields: dict[str, Any], key: str) -> list[str]:
+    value = fields.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"the draft's {key} is not a list of text")
+    return value
+
+
+def _header(value: Any) -> tuple[str, str]:
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+        raise ValueError("a header of the draft is not a [name, value] pair")
+    return value[0], value[1]
 
 
 class DraftStore:
@@ -64,7 +97,10 @@ class DraftStore:
         """Raises OSError (read-only or full disk): the caller keeps the draft on screen."""
         paths.ensure_private_dir(self.directory)
         saved.saved = time.time()
-        data = json.dumps(saved.to_json(), ensure_ascii=False).encode("utf-8")
+        # ensure_ascii: a path from a non-UTF-8 file name holds surrogates
+        # (os.fsdecode), which UTF-8 cannot encode; as JSON escapes they load
+        # back as the same path, so such a draft still saves.
+        data = json.dumps(saved.to_json(), ensure_ascii=True).encode("ascii")
         atomic_write_bytes(self.directory / f"{saved.id}.json", data)
 
     def load(self, draft_id: str) -> SavedDraft:

@@ -4,32 +4,45 @@ All input validation happens here, before any connection is opened, and every
 problem names its field so the CLI can say ``--to: ...`` and the compose pane
 can show the error beside the right input. Nothing invalid is ever sent:
 
-* no CR, LF or NUL in any header value (header injection);
+* no CR, LF or NUL in any header value, also once its RFC 2047 encoded words
+  are decoded (header injection);
 * only unambiguous addresses (see :mod:`tuimail.addresses`);
 * Bcc goes in the envelope only;
 * bodies are 7-bit clean (quoted-printable or base64 when needed), so no line
   exceeds 998 octets and no 8-bit data reaches a server that did not offer
   8BITMIME. Only a non-ASCII *address* needs SMTPUTF8, and the session checks
   the server offers it before MAIL FROM.
+
+The address headers and every header value that is not plain ASCII are written
+here, not by the email package's folder: Python 3.11 folds an address list so
+that a reader can lose recipients, and writes a decoded line break raw. The
+bytes are then parsed back and compared with what was meant, so a message
+that would not reach its reader as typed is refused, whatever the Python
+version does.
 """
 
 from __future__ import annotations
 
 import mimetypes
+import os
 import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from email import errors as email_errors
 from email import headerregistry
 from email import policy as email_policy
-from email.headerregistry import Address
-from email.message import EmailMessage
+from email.header import Header, decode_header, make_header
+from email.message import EmailMessage, Message
+from email.parser import Parser
 from email.utils import format_datetime, localtime, make_msgid, parsedate_to_datetime
 from pathlib import Path
 
 from tuimail.addresses import (
     AddressError,
     ParsedAddress,
+    has_surrogates,
+    header_text_problem,
     is_control_char,
     parse_address,
     parse_address_list,
@@ -41,8 +54,21 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 # Building with cte_type="7bit" makes the email package pick quoted-printable
 # or base64 for anything that is not short 7-bit lines.
 BUILD_POLICY = email_policy.SMTP.clone(cte_type="7bit")
-WIRE_POLICY = email_policy.SMTP
-WIRE_POLICY_UTF8 = email_policy.SMTPUTF8
+# refold_source="none": the headers written here (set_raw) go out as written.
+WIRE_POLICY = email_policy.SMTP.clone(refold_source="none")
+WIRE_POLICY_UTF8 = email_policy.SMTPUTF8.clone(refold_source="none")
+#: RFC 5322's limit for a line, CRLF excluded.
+MAX_LINE_OCTETS = 998
+_FOLD_AT = 78
+_ENCODED_WORD_MAX = 75
+_ENCODED_WORD = r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?="
+_ENCODED_RUN_RE = re.compile(rf"{_ENCODED_WORD}(?:[ \t]+{_ENCODED_WORD})*")
+# A display name written as it is: atoms separated by single spaces.
+_ATOM_PHRASE_RE = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+)*"
+)
+# Text the email package writes unchanged: printable ASCII, no encoded word.
+_PLAIN_TEXT_RE = re.compile(r"[!-~](?:[ -~]*[!-~])?")
 
 _HEADER_NAME_RE = re.compile(r"[!-9;-~]+")  # RFC 5322 ftext; used with fullmatch
 #: A header name cannot be folded; this keeps ``Name: `` inside a 78-column line.
@@ -187,23 +213,29 @@ def build_message(draft: Draft) -> OutgoingMessage:
     attachments = _read_attachments(draft.attachments, errors)
     if "\0" in draft.body:
         errors.append(FieldError("body", "contains a NUL character, which mail cannot carry"))
+    if has_surrogates(draft.body):
+        errors.append(FieldError("body", "is not valid UTF-8 text"))
 
     if errors or sender is None:
         raise DraftInvalid(errors)
 
     message = EmailMessage(policy=BUILD_POLICY)
-    message["From"] = sender.to_header_address()
+    meant: list[_Meant] = []
+    _put(message, meant, "From", [sender], "from")
     if to:
-        message["To"] = [a.to_header_address() for a in to]
+        _put(message, meant, "To", to, "to")
     if cc:
-        message["Cc"] = [a.to_header_address() for a in cc]
+        _put(message, meant, "Cc", cc, "cc")
     if reply_to:
-        message["Reply-To"] = [a.to_header_address() for a in reply_to]
-    message["Subject"] = draft.subject
+        _put(message, meant, "Reply-To", reply_to, "reply-to")
+    _put(message, meant, "Subject", draft.subject, "subject")
     message["Date"] = format_datetime(localtime())
     # A domain literal keeps its brackets: "<id@[127.0.0.1]>" is a valid msg-id.
     message["Message-ID"] = make_msgid(domain=sender.domain)
     for name, value in extra_headers:
+        if isinstance(value, list) or not _is_structured(name):
+            _put(message, meant, name, value, f"header {name!r}")
+            continue
         if name.lower() in _OVERRIDABLE_HEADERS:
             del message[name]
         message[name] = value
@@ -214,7 +246,11 @@ def build_message(draft: Draft) -> OutgoingMessage:
 
     recipients = _unique(to + cc + bcc)
     needs_utf8 = any(a.needs_smtputf8 for a in (sender, *recipients, *reply_to, *extra_addresses))
-    wire = render(message, needs_utf8)
+    try:
+        wire = render(message, needs_utf8)
+    except (UnicodeError, ValueError) as exc:
+        raise DraftInvalid([FieldError("message", f"cannot be written as mail ({exc})")]) from None
+    _verify_wire(message, wire, needs_utf8, meant, [path for path, _ in attachments])
     outgoing = OutgoingMessage(message, sender, tuple(recipients), needs_utf8, wire)
     size = len(wire)
     if size > MAX_MESSAGE_BYTES:
@@ -223,6 +259,295 @@ def build_message(draft: Draft) -> OutgoingMessage:
             [FieldError("attachments", f"the message is {size:,} bytes; the limit is {limit} MiB")]
         )
     return outgoing
+
+
+@dataclass(frozen=True)
+class _Meant:
+    """One header as the reader must see it: its text, or its mailboxes."""
+
+    name: str
+    value: str | list[ParsedAddress]
+    field: str
+
+
+def _is_structured(name: str) -> bool:
+    kind = _HEADER_TYPES[name.lower()]
+    return issubclass(kind, headerregistry.DateHeader | headerregistry.MessageIDHeader)
+
+
+def _put(
+    message: EmailMessage,
+    meant: list[_Meant],
+    name: str,
+    value: str | list[ParsedAddress],
+    field_name: str,
+) -> None:
+    """Add a header written here when the email package cannot be trusted to.
+
+    Plain printable ASCII text is left to the email package, which writes it
+    unchanged; addresses and any other text are written (and folded) here and
+    stored raw, so nothing is decoded or refolded on the way out.
+    """
+    if isinstance(value, list):
+        message.set_raw(name, _fold(name, _address_list_words(value)))
+    elif not value or (_PLAIN_TEXT_RE.fullmatch(value) and "=?" not in value):
+        message[name] = value
+    else:
+        # A continuation line is " " and one encoded word of at most 75 characters.
+        encoded = Header(value, "utf-8", maxlinelen=_ENCODED_WORD_MAX + 1, header_name=name)
+        message.set_raw(name, encoded.encode(linesep="\r\n"))
+    meant.append(_Meant(name, value, field_name))
+
+
+def _address_list_words(addresses: Sequence[ParsedAddress]) -> list[str]:
+    """The words of an address list; a comma ends each address but the last.
+
+    The comma stays attached to the word before it, so a fold never falls
+    inside an address's syntax and never turns the comma into an encoded word.
+    """
+    words: list[str] = []
+    for index, address in enumerate(addresses):
+        these = _address_words(address)
+        if index < len(addresses) - 1:
+            these[-1] += ","
+        words.extend(these)
+    return words
+
+
+def _address_words(address: ParsedAddress) -> list[str]:
+    name = address.display_name
+    if not name:
+        return [address.addr_spec]
+    return [*_name_words(name), f"<{address.addr_spec}>"]
+
+
+def _name_words(name: str) -> list[str]:
+    """A display name as words: atoms, one quoted string, or encoded words.
+
+    A name holding ``=?`` is encoded even when it is ASCII, so a reader shows
+    what was typed instead of decoding it.
+    """
+    if "=?" not in name and _ATOM_PHRASE_RE.fullmatch(name):
+        return name.split(" ")
+    if "=?" not in name and name.isascii():
+        return ['"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"']
+    # Each encoded word is whole and at most 75 characters (RFC 2047); Header
+    # splits between characters, and a fold may fall between two such words.
+    encoded = Header(name, "utf-8", maxlinelen=_ENCODED_WORD_MAX).encode(linesep="\n")
+    return [word.strip() for word in encoded.split("\n")]
+
+
+def _address_text(address: ParsedAddress) -> str:
+    """The address as an RFC 2047 reader shows it: encoded words decoded."""
+    if not address.display_name:
+        return address.addr_spec
+    words = _name_words(address.display_name)
+    shown = address.display_name if words[0].startswith("=?") else " ".join(words)
+    return f"{shown} <{address.addr_spec}>"
+
+
+def _fold(name: str, words: Sequence[str]) -> str:
+    """Join words with spaces, breaking lines before a word that would pass 78 columns."""
+    lines: list[str] = []
+    line = ""
+    width = len(name) + 2
+    for word in words:
+        if line and width + 1 + len(word) > _FOLD_AT:
+            lines.append(line)
+            line, width = word, 1 + len(word)
+        else:
+            width += (1 if line else 0) + len(word)
+            line = f"{line} {word}" if line else word
+    lines.append(line)
+    return "\r\n ".join(lines)
+
+
+class _Unsafe(Exception):
+    """The bytes would not reach a reader as meant; the message says how."""
+
+
+def _read_back(wire: bytes, *, utf8: bool) -> EmailMessage:
+    """Parse ``wire`` as a reader would, after checking what a parser forgives.
+
+    Raises :class:`_Unsafe` for a line over 998 octets, a CR or LF outside a
+    line end, or a header in any part whose decoded text holds a control
+    character (a header injected through an encoded word). Only the headers
+    are parsed (see :func:`_skeleton`): an attachment's data is not needed to
+    judge them, and parsing it would double the cost of building.
+    """
+    if not utf8 and not wire.isascii():
+        raise _Unsafe("8-bit text in a message for a server without SMTPUTF8")
+    if _LONG_LINE_RE.match(wire) or _LONG_NEXT_LINE_RE.search(wire):
+        raise _Unsafe(f"a line is longer than {MAX_LINE_OCTETS} octets")
+    line_ends = wire.count(b"\r\n")
+    if wire.count(b"\r") != line_ends or wire.count(b"\n") != line_ends:
+        raise _Unsafe("a line break is not a CRLF line end")
+    try:
+        text = _skeleton(wire).decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Unsafe("a header is not valid UTF-8") from None
+    parsed = Parser(policy=email_policy.default).parsestr(text)
+    assert isinstance(parsed, EmailMessage)
+    for part in parsed.walk():
+        for name, raw in part.raw_items():
+            _check_read_back_header(part, name, str(raw))
+    return parsed
+
+
+_LONG_LINE_RE = re.compile(rb"[^\r\n]{%d}" % (MAX_LINE_OCTETS + 1))
+# Starting at a line feed lets the regex engine skip from one line to the next.
+_LONG_NEXT_LINE_RE = re.compile(rb"\n[^\r\n]{%d}" % (MAX_LINE_OCTETS + 1))
+
+
+def _skeleton(wire: bytes) -> bytes:
+    """The message with every part's headers and boundaries, without its data.
+
+    Kept: the top header block, and each line that starts with ``--`` (every
+    MIME boundary does) with the lines after it up to the next empty line (a
+    part's headers). Dropped: all other body lines; none is a boundary, so the
+    parse of the skeleton has the same parts with the same headers (a kept
+    line that is not a boundary stays body text there too).
+    """
+    head_end = wire.find(b"\r\n\r\n")
+    if head_end < 0:
+        return wire
+    pieces = [wire[: head_end + 4]]
+    position = head_end + 2  # a boundary may follow the empty line at once
+    while (dash := wire.find(b"\r\n--", position)) >= 0:
+        block_end = wire.find(b"\r\n\r\n", dash + 2)
+        end = len(wire) if block_end < 0 else block_end + 4
+        pieces.append(wire[dash + 2 : end])
+        position = end - 2
+    return b"".join(pieces)
+
+
+def _check_read_back_header(part: Message, name: str, raw: str) -> None:
+    unfolded = re.sub(r"\r?\n(?=[ \t])", "", raw)
+    if "\r" in unfolded or "\n" in unfolded:
+        raise _Unsafe(f"the {name} header holds a line break")
+    problem = header_text_problem(unfolded)
+    if problem:
+        raise _Unsafe(f"the {name} header {problem}")
+    try:
+        shown = str(part.policy.header_fetch_parse(name, raw))
+    except Exception as exc:  # any failure to read it back is unsafe
+        raise _Unsafe(f"the {name} header cannot be read back ({exc})") from None
+    if any(ch == "\0" or is_control_char(ch) for ch in shown):
+        raise _Unsafe(f"the {name} header reads back with a control character")
+
+
+def _verify_wire(
+    model: EmailMessage,
+    wire: bytes,
+    utf8: bool,
+    meant: Sequence[_Meant],
+    attachments: Sequence[Path],
+) -> None:
+    """Parse the bytes back and compare with what was meant; raises :class:`DraftInvalid`.
+
+    This is the gate that does not depend on the Python version: whatever the
+    email package did while folding and encoding, the reader must see the same
+    headers (no more, no fewer), the same text and the same mailboxes.
+    """
+    field_name = "message"
+    try:
+        parsed = _read_back(wire, utf8=utf8)
+        if [k.lower() for k in parsed] != [k.lower() for k in model]:
+            raise _Unsafe("the headers read back are not the headers written")
+        raw_values: dict[str, list[str]] = {}
+        for name, raw in parsed.raw_items():
+            raw_values.setdefault(name.lower(), []).append(str(raw))
+        for item in meant:
+            field_name = item.field
+            raw = raw_values[item.name.lower()].pop(0)
+            _compare(item.name, raw, item.value)
+        parts = list(parsed.iter_attachments())
+        if len(parts) != len(attachments):
+            raise _Unsafe("the attachments read back are not the files given")
+        for part, path in zip(parts, attachments, strict=True):
+            field_name = f"attachment {str(path)!r}"
+            if part.get_filename() != path.name:
+                raise _Unsafe(
+                    f"the file name reads back as {part.get_filename()!r}; rename the file"
+                )
+    except _Unsafe as exc:
+        raise DraftInvalid(
+            [FieldError(field_name, f"cannot be written so that it reads back intact: {exc}")]
+        ) from None
+
+
+def _compare(name: str, raw: str, value: str | list[ParsedAddress]) -> None:
+    """One header read back two ways: by the email package, and by RFC 2047."""
+    header = email_policy.default.header_fetch_parse(name, raw)
+    if isinstance(value, str):
+        # Space at either end is folding white space to a reader, not text.
+        if str(header).strip() != value.strip():
+            raise _Unsafe(f"the text reads back as {str(header)!r}")
+        return
+    # Python 3.11's address parser keeps the space between two encoded words
+    # of one name, which RFC 2047 says a reader drops; so names are compared
+    # without spaces here, and exactly by the RFC 2047 decoder below.
+    read = [(_squash(a.display_name), a.addr_spec) for a in getattr(header, "addresses", ())]
+    if read != [(_squash(a.display_name), a.addr_spec) for a in value]:
+        raise _Unsafe("the addresses read back are not the addresses given")
+    unfolded = re.sub(r"\r?\n(?=[ \t])", "", raw).strip()
+    if _rfc2047_decoded(unfolded) != ", ".join(_address_text(a) for a in value):
+        raise _Unsafe("the names read back are not the names given")
+
+
+def _rfc2047_decoded(text: str) -> str:
+    """``text`` with each run of encoded words decoded as RFC 2047 says (the
+    space between two encoded words dropped); other text, UTF-8 included, kept."""
+    try:
+        return _ENCODED_RUN_RE.sub(lambda m: str(make_header(decode_header(m[0]))), text)
+    except (email_errors.HeaderParseError, LookupError, UnicodeError, ValueError) as exc:
+        raise _Unsafe(f"an encoded word cannot be decoded ({exc})") from None
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split())
+
+
+class StoredMessageInvalid(ValueError):
+    """Stored message bytes that must not be sent; the message says why."""
+
+
+#: Headers a message may hold once at most (RFC 5322 section 3.6).
+_SINGLE_HEADERS = ("from", "sender", "reply-to", "to", "cc", "subject", "date", "message-id")
+
+
+def check_stored_message(raw: bytes, envelope_recipients: Sequence[str] | None = None) -> None:
+    """Refuse stored bytes (an outbox entry) that a reader would not see as built.
+
+    The bytes were checked when they were built, but a file on disk can be
+    changed, or written by an older version. Raises :class:`StoredMessageInvalid`
+    when a header in any part decodes to a line break or control character, a
+    line is too long, a header that may appear once appears twice, From, Date or
+    Message-ID is missing, a Bcc header is present, or (given the envelope) a
+    To or Cc address is not among the envelope's recipients.
+    """
+    try:
+        parsed = _read_back(raw, utf8=True)
+    except _Unsafe as exc:
+        raise StoredMessageInvalid(f"the stored message is unsafe to send: {exc}") from None
+    names = [k.lower() for k in parsed]
+    for name in _SINGLE_HEADERS:
+        if names.count(name) > 1:
+            raise StoredMessageInvalid(f"the stored message has {names.count(name)} {name} headers")
+    for name in ("from", "date", "message-id"):
+        if name not in names:
+            raise StoredMessageInvalid(f"the stored message has no {name} header")
+    if "bcc" in names:
+        raise StoredMessageInvalid("the stored message has a Bcc header")
+    if envelope_recipients is not None:
+        allowed = {r.lower() for r in envelope_recipients}
+        for name in ("To", "Cc"):
+            for address in getattr(parsed[name], "addresses", ()) if name in parsed else ():
+                if address.addr_spec.lower() not in allowed:
+                    raise StoredMessageInvalid(
+                        f"the stored message's {name} names {address.addr_spec!r}, "
+                        "which is not among its envelope recipients"
+                    )
 
 
 def _check_header_value(field_name: str, value: str, errors: list[FieldError]) -> bool:
@@ -242,24 +567,28 @@ def _check_header_value(field_name: str, value: str, errors: list[FieldError]) -
         if is_control_char(ch):
             errors.append(FieldError(field_name, f"contains the control character U+{ord(ch):04X}"))
             return False
+    problem = header_text_problem(value)
+    if problem:
+        errors.append(FieldError(field_name, problem))
+        return False
     return True
 
 
 def _checked_extra_headers(
     headers: Sequence[tuple[str, str]], errors: list[FieldError]
-) -> tuple[list[tuple[str, str | list[Address]]], list[ParsedAddress]]:
+) -> tuple[list[tuple[str, str | list[ParsedAddress]]], list[ParsedAddress]]:
     """The valid extra headers, and the addresses in those that hold addresses.
 
     The email package repairs what it cannot parse (a bad Date becomes an empty
     header, ``Sender: a@b.com <c@d.com>`` is guessed at) and raises a bare
     ValueError for a second Sender, so structured headers are checked here.
     """
-    checked: list[tuple[str, str | list[Address]]] = []
+    checked: list[tuple[str, str | list[ParsedAddress]]] = []
     addresses: list[ParsedAddress] = []
     counts: dict[str, int] = {}
     for name, value in headers:
         field_name = f"header {name!r}"
-        if not _HEADER_NAME_RE.fullmatch(name):
+        if has_surrogates(name) or not _HEADER_NAME_RE.fullmatch(name):
             errors.append(FieldError(field_name, "a header name is printable ASCII without ':'"))
             continue
         if len(name) > MAX_HEADER_NAME:
@@ -290,7 +619,7 @@ def _checked_extra_headers(
                 errors.append(FieldError(field_name, "needs an address"))
                 continue
             addresses.extend(parsed)
-            checked.append((name, [a.to_header_address() for a in parsed]))
+            checked.append((name, parsed))
             continue
         problem = _structured_header_problem(name, kind, value)
         if problem:
@@ -321,30 +650,84 @@ def _read_attachments(paths: Sequence[Path], errors: list[FieldError]) -> list[t
     loaded = []
     for path in paths:
         field_name = f"attachment {str(path)!r}"
+        if has_surrogates(path.name):
+            # The name goes into the message as UTF-8 text; bytes that are not
+            # UTF-8 have no faithful form there.
+            errors.append(
+                FieldError(field_name, "the file name is not valid UTF-8; rename the file")
+            )
+            continue
         if any(is_control_char(ch) for ch in path.name):
             errors.append(FieldError(field_name, "the file name contains a control character"))
             continue
+        if re.search(_ENCODED_WORD, path.name):
+            # Readers decode it in a file name too: another name would be shown,
+            # and a decoded line break would end the header.
+            errors.append(
+                FieldError(
+                    field_name,
+                    "the file name contains an encoded word (=?...?=), which mail readers "
+                    "would decode; rename the file",
+                )
+            )
+            continue
         try:
-            info = path.stat()
-            if stat.S_ISDIR(info.st_mode):
-                errors.append(FieldError(field_name, "is a directory, not a file"))
-                continue
-            if not stat.S_ISREG(info.st_mode):
-                # A FIFO or a device would block or never end.
-                errors.append(FieldError(field_name, "is not a regular file"))
-                continue
-            size = info.st_size
-            if size > MAX_MESSAGE_BYTES:
-                errors.append(FieldError(field_name, f"is {size:,} bytes, larger than the limit"))
-                continue
-            loaded.append((path, path.read_bytes()))
-        except FileNotFoundError:
-            errors.append(FieldError(field_name, "does not exist"))
-        except PermissionError:
-            errors.append(FieldError(field_name, "cannot be read (permission denied)"))
-        except OSError as exc:
-            errors.append(FieldError(field_name, f"cannot be read ({exc.strerror})"))
+            loaded.append((path, read_regular_file(path)))
+        except FileProblem as exc:
+            errors.append(FieldError(field_name, str(exc)))
     return loaded
+
+
+class FileProblem(ValueError):
+    """A file that cannot be put in a message; the text says why in plain words."""
+
+
+def read_regular_file(path: Path, limit: int = MAX_MESSAGE_BYTES) -> bytes:
+    """The bytes of ``path``, which must be a regular file of at most ``limit`` bytes.
+
+    Opened without blocking and checked on the open file: a FIFO would hang,
+    a device such as /dev/zero never ends, and a file can grow after a stat.
+    Raises :class:`FileProblem`.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise FileProblem("does not exist") from None
+    except PermissionError:
+        raise FileProblem("cannot be read (permission denied)") from None
+    except OSError as exc:
+        raise FileProblem(f"cannot be read ({exc.strerror})") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise FileProblem("is a directory, not a file")
+        raise FileProblem("is not a regular file")
+    with os.fdopen(fd, "rb") as file:
+        try:
+            data = file.read(limit + 1)
+        except OSError as exc:
+            raise FileProblem(f"cannot be read ({exc.strerror})") from None
+    if len(data) > limit:
+        raise FileProblem(f"is larger than the limit of {limit // (1024 * 1024)} MiB")
+    return data
+
+
+def read_text_file(path: Path, limit: int = MAX_MESSAGE_BYTES) -> str:
+    """A message body from a file: a regular file, at most ``limit`` bytes, UTF-8."""
+    return decode_text(read_regular_file(path, limit))
+
+
+def decode_text(data: bytes) -> str:
+    """UTF-8 bytes as text with newline line ends, as a file opened in text mode reads.
+
+    Raises :class:`FileProblem` for bytes that are not UTF-8.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileProblem(f"is not UTF-8 text (byte {exc.start} is not)") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _mime_type(path: Path) -> tuple[str, str]:

@@ -269,15 +269,29 @@ def _option_name(field: str) -> str:
 
 
 def _read_body(args: argparse.Namespace) -> str:
+    """The message text, bounded as attachments are: only a regular file, and
+    never more than a message may hold (``/dev/zero`` or a FIFO would not end)."""
+    from tuimail.message import MAX_MESSAGE_BYTES, FileProblem, decode_text, read_text_file
+
     if args.body is not None:
         return str(args.body)
     if args.body_file is not None:
         try:
-            return Path(args.body_file).read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            return read_text_file(Path(args.body_file))
+        except FileProblem as exc:
             raise CLIError(
-                f"--body-file: cannot read {args.body_file}: {exc}", exitcodes.INVALID_MESSAGE
+                f"--body-file: {str(args.body_file)!r} {exc}", exitcodes.INVALID_MESSAGE
             ) from None
     if sys.stdin.isatty():
         print("Type the message; end with Ctrl-D.", file=sys.stderr)
-    return sys.stdin.read()
+    data = sys.stdin.buffer.read(MAX_MESSAGE_BYTES + 1)
+    if len(data) > MAX_MESSAGE_BYTES:
+        limit = MAX_MESSAGE_BYTES // (1024 * 1024)
+        raise CLIError(
+            f"the text on standard input is larger than the limit of {limit} MiB",
+            exitcodes.INVALID_MESSAGE,
+        )
+    try:
+        return decode_text(data)
+    except FileProblem as exc:
+        raise CLIError(f"the text on standard input {exc}", exitcodes.INVALID_MESSAGE) from None
