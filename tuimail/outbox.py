@@ -64,7 +64,7 @@ from tuimail.addresses import parse_address
 from tuimail.atomic import atomic_write_bytes
 from tuimail.credentials import Secret
 from tuimail.maildir import deliver, ensure_maildir
-from tuimail.message import OutgoingMessage
+from tuimail.message import OutgoingMessage, check_stored_message
 from tuimail.profiles import Profile
 from tuimail.session import Delivery, RecipientRefusal, SessionReport, send
 from tuimail.transcript import Entry, EventKind, Transcript
@@ -761,7 +761,18 @@ def _matches(outgoing: OutgoingMessage, entry: Queued, data: bytes) -> bool:
 
 
 def _outgoing_from(entry: Queued, data: bytes) -> OutgoingMessage:
-    """Rebuild what the session needs from the stored bytes and envelope (no re-render)."""
+    """Rebuild what the session needs from the stored bytes and envelope (no re-render).
+
+    The bytes were checked when built, but a file on disk can be changed or
+    left by an older version: they are checked again, as a reader would
+    decode them, before they go anywhere (a bad one fails alone).
+    """
+    everyone = [
+        *entry.recipients,
+        *entry.delivered_to,
+        *(str(r.get("address", "")) for r in entry.rejected),
+    ]
+    check_stored_message(data, everyone)
     message = message_from_bytes(data, policy=policy.SMTP)
     return OutgoingMessage(
         message=message,
