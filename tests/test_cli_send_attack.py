@@ -138,3 +138,26 @@ def test_body_file_that_is_not_utf8(tmp_path: Path) -> None:
     result = run_tuimail(*send_args(1, "--to", "b@example.test", "--body-file", str(path)))
     assert result.returncode == exitcodes.INVALID_MESSAGE
     assert "is not UTF-8 text" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["send", "--server", "127.0.0.1:1", "--user", "u", "--password-stdin",
+         "--from", "a@example.test", "--to", "b@example.test", "--body", "x"],
+        ["accounts", "add", "endless", "--host", "127.0.0.1", "--user", "u", "--password-stdin"],
+    ],
+    ids=["send", "accounts add"],
+)  # fmt: skip
+def test_password_stdin_from_an_endless_stream_is_an_error(command: list[str]) -> None:
+    """``--password-stdin < /dev/zero`` reads a bounded line and says why it stops."""
+    import subprocess
+
+    from tests.cli_helpers import TUIMAIL
+
+    with open("/dev/zero", "rb") as zeros:
+        result = subprocess.run(
+            [TUIMAIL, *command], stdin=zeros, capture_output=True, text=True, timeout=30
+        )
+    assert result.returncode != 0 and "Traceback" not in result.stderr, result.stderr
+    assert "not a password" in result.stderr or "NUL" in result.stderr, result.stderr

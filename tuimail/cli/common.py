@@ -29,12 +29,24 @@ class CLIError(Exception):
 # -- helpers ------------------------------------------------------------------
 
 
+#: Longer than any password, and than the largest OAuth2 access tokens (a few KiB).
+MAX_SECRET_CHARS = 64 * 1024
+
+
 def read_password(from_stdin: bool, prompt: str) -> Secret:
     from tuimail.credentials import Secret
 
     if from_stdin:
-        line = sys.stdin.readline()
+        # Bounded: `--password-stdin < /dev/zero` must end in an error, not eat memory.
+        line = sys.stdin.readline(MAX_SECRET_CHARS + 1)
         value = line.rstrip("\r\n")
+        if len(value) > MAX_SECRET_CHARS:
+            raise CLIError(
+                f"the first line of standard input is longer than {MAX_SECRET_CHARS:,} "
+                "characters; that is not a password or token"
+            )
+        if "\0" in value:
+            raise CLIError("the password read from standard input contains a NUL character")
     elif sys.stdin.isatty():
         import getpass
 
