@@ -197,7 +197,10 @@ def _send_through_outbox(
 
     outbox = Outbox(policy=retry_policy())
     try:
-        queued = outbox.enqueue(profile, outgoing)
+        # A --server send never follows a saved profile; saying so spares a read.
+        queued = outbox.enqueue(
+            profile, outgoing, follows_profile=None if not args.server else False
+        )
     except OutboxError as exc:
         raise CLIError(str(exc), exitcodes.STORE_FAILED) from None
     outcome: Any = None
