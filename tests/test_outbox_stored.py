@@ -17,7 +17,7 @@ from tests.cli_helpers import run_tuimail
 from tests.smtpservers import ServerThread, Sink
 from tuimail.message import Draft, build_message
 from tuimail.outbox import Outbox
-from tuimail.profiles import Profile
+from tuimail.profiles import Profile, Security
 
 TAMPERINGS = {
     "encoded line break": (
@@ -39,7 +39,7 @@ def test_a_tampered_stored_message_fails_alone(
 ) -> None:
     sink = Sink()
     port = servers.smtp(sink)
-    local = Profile(name="local", host="127.0.0.1", port=port, security="none", timeout=5.0)
+    local = Profile(name="local", host="127.0.0.1", port=port, security=Security.NONE, timeout=5.0)
     outbox = Outbox()
     drafts = [Draft(from_address="a@example.test", to=["b@example.test"], subject=s, body="hi\n")
               for s in ("tampered", "fine")]  # fmt: skip
