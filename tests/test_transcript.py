@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from aiosmtpd.smtp import SMTP
 
 from tests.conftest import Certs
 from tests.smtpservers import ServerThread, Sink, password_checker
@@ -275,3 +276,34 @@ def test_jsonl_round_trip() -> None:
         type(e)(round(e.elapsed, 6), e.direction, e.text, e.secure, e.kind, e.redacted, e.data)
         for e in transcript.entries
     ]
+
+
+class InjectingStartTLSSMTP(SMTP):
+    """Answers STARTTLS with its 220 and, in the same write, plaintext with no line end."""
+
+    async def push(self, status: Any) -> None:
+        text = status.decode() if isinstance(status, bytes) else status
+        if text.startswith("220 Ready to start TLS"):
+            self._writer.write(text.encode() + b"\r\n250-injected in plaintext")
+            await self._writer.drain()
+            return
+        await super().push(status)
+
+
+async def test_plaintext_after_the_starttls_220_is_not_shown_inside_tls(
+    servers: ServerThread, certs: Certs
+) -> None:
+    """aiosmtplib discards it; the transcript shows it as plaintext and says so."""
+    port = servers.smtp(Sink(), server_class=InjectingStartTLSSMTP, tls_context=certs.good)
+    profile = Profile(
+        name="t", host="127.0.0.1", port=port, security=Security.STARTTLS,
+        ca_file=str(certs.ca_file),
+    )  # fmt: skip
+    outgoing = build_message(Draft(from_address="a@example.test", to=["b@example.test"]))
+    report = await send(profile, outgoing)
+    entries = [e for e in report.transcript if "injected" in e.text]
+    assert [e.secure for e in entries] == [False], entries
+    assert entries[0].text == "250-injected in plaintext"
+    assert any(e.kind is EventKind.WARNING and "discarded" in e.text for e in report.transcript)
+    secure_replies = [e for e in report.transcript if e.direction is Direction.SERVER and e.secure]
+    assert secure_replies and all(e.text[:3].isdigit() for e in secure_replies)

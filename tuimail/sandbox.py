@@ -26,6 +26,7 @@ import json
 import mailbox
 import os
 import re
+import secrets
 import ssl
 import time
 import warnings
@@ -47,7 +48,14 @@ from tuimail.sandbox_profile import builtin_profile, runtime_file
 from tuimail.selfsigned import ensure_certificate
 from tuimail.smtp_data import DataState, MessageData, read_message_data
 from tuimail.terminal_text import decode_for_terminal
-from tuimail.transcript import ConversationRedactor, Direction, Entry, EventKind, Transcript
+from tuimail.transcript import (
+    ConversationRedactor,
+    Direction,
+    Entry,
+    EventKind,
+    Transcript,
+    sasl_blob_forms,
+)
 
 DEFAULT_PORT = 2525
 DEFAULT_SIZE_LIMIT = 32 * 1024 * 1024
@@ -57,6 +65,9 @@ MAX_SESSIONS_IN_MEMORY = 200
 MAX_SESSION_FILES = 1000
 #: A client line longer than this without a line end is recorded in pieces.
 MAX_PENDING_LINE = 64 * 1024
+#: Client bytes held while the tap waits for the server's answer to DATA or
+#: STARTTLS; a client that sends more without waiting is recorded as it comes.
+MAX_HELD = 4 * MAX_PENDING_LINE
 #: Messages up to this size are written on the event loop, into files made
 #: ahead (see :class:`~tuimail.maildir.SpareFiles`); larger ones in a thread.
 #: Handing a small write to a thread cost more than the write itself: the two
@@ -168,6 +179,15 @@ class ClientTap:
 
     Message content is counted without being split into Python lines, so a
     10 MB attachment costs the transcript almost nothing.
+
+    The tap sees the client's bytes as they arrive, before the server has
+    read them, so what a line *is* can depend on an answer not given yet:
+    after ``DATA`` the next bytes are message content only if the server says
+    ``354``, and after ``STARTTLS`` they are discarded unread if it says
+    ``220`` (RFC 3207 4.2; aiosmtpd clears its buffer at the handshake). So
+    after either command the tap holds the bytes that follow until the
+    server's answer is known (:meth:`server_reply`), or, after a ``220`` to
+    STARTTLS, until TLS is established (:meth:`tls_started`).
     """
 
     def __init__(self, record: SessionRecord, redactor: ConversationRedactor) -> None:
@@ -175,10 +195,29 @@ class ClientTap:
         self.redactor = redactor
         self.secure = False
         self._pending = bytearray()
+        #: The command whose answer decides what the held bytes are, or "".
+        self._held_by = ""
+        #: STARTTLS was answered 220: what comes before TLS is discarded plaintext.
+        self._before_tls = False
+        #: Message data has just begun: a final dot may open it, with no CRLF before.
+        self._data_start = False
+        self._greeted = False
 
     def feed(self, data: bytes) -> None:
         self._pending.extend(data)
+        self._drain()
+
+    def _drain(self) -> None:
         while self._pending:
+            if self._held_by or self._before_tls:
+                if len(self._pending) <= MAX_HELD:
+                    return
+                # A client that floods instead of waiting for the answer: its
+                # bytes are recorded now, so the tap's memory stays bounded.
+                if self._before_tls:
+                    self._discard_plaintext()
+                    return
+                self._held_by = ""
             if self.redactor.in_data:
                 if not self._consume_data():
                     return
@@ -192,14 +231,61 @@ class ClientTap:
             raw = bytes(self._pending[:end]).rstrip(b"\r")
             del self._pending[: end + 1]
             self._line(raw)
+            command = raw.strip().upper()
+            if command == b"DATA" or (command == b"STARTTLS" and not self.secure):
+                self._held_by = command.decode()
+
+    def server_reply(self, line: str) -> None:
+        """The server said ``line`` (already seen by the redactor); release held bytes."""
+        if line[3:4] == "-":
+            return
+        if not self._greeted:
+            self._greeted = True
+            return
+        code = line[:3]
+        if self._held_by == "DATA" and (code == "354" or code[:1] in ("4", "5")):
+            self._held_by = ""
+            self._data_start = code == "354"
+        elif self._held_by == "STARTTLS" and code[:1] in ("2", "4", "5"):
+            self._held_by = ""
+            self._before_tls = code == "220"
+        else:
+            return
+        self._drain()
+
+    def tls_started(self) -> None:
+        """TLS is up: whatever the client sent before it was plaintext, discarded unread."""
+        if self._pending and (self._before_tls or self._held_by == "STARTTLS"):
+            self._discard_plaintext()
+        self._before_tls = False
+        self._held_by = ""
+        self.secure = True
+
+    def _discard_plaintext(self) -> None:
+        """Record the bytes sent between the 220 to STARTTLS and TLS, as the plaintext they were."""
+        held = bytes(self._pending)
+        self._pending.clear()
+        for raw in held.split(b"\n"):
+            if raw:
+                self._line(raw.rstrip(b"\r")[:MAX_PENDING_LINE])
+        self.record.transcript.event(
+            EventKind.WARNING,
+            f"{len(held):,} bytes of plaintext sent after the 220 to STARTTLS, before the "
+            "TLS handshake, were discarded unread (RFC 3207 4.2)",
+        )
 
     def _consume_data(self) -> bool:
         """Count message data up to the final dot; False when more bytes are needed."""
         pending = self._pending
-        if pending.startswith(b".\r\n"):
-            del pending[:3]
-            self._line(b".")
-            return True
+        if self._data_start:
+            # The DATA command's CRLF came before: a lone dot here is the final dot.
+            if len(pending) < len(b".\r\n") and b".\r\n".startswith(pending):
+                return False
+            self._data_start = False
+            if pending.startswith(b".\r\n"):
+                del pending[:3]
+                self._line(b".")
+                return True
         end = pending.find(b"\r\n.\r\n")
         if end == -1:
             # Keep a tail that could be the start of the terminator.
@@ -278,7 +364,8 @@ class SandboxSMTP(SMTP):
 
     def _mark_secure(self, transport: asyncio.BaseTransport) -> None:
         assert self.record is not None and self.tap is not None
-        self.record.secure = self.tap.secure = True
+        self.tap.tls_started()
+        self.record.secure = True
         ssl_object = transport.get_extra_info("ssl_object")
         details = ""
         if ssl_object is not None:
@@ -320,6 +407,7 @@ class SandboxSMTP(SMTP):
             self.record.transcript.add(
                 Direction.SERVER, self._redactor.server_line(text), secure=self.tap.secure
             )
+            self.tap.server_reply(text)
 
     async def push(self, status: Any) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -376,7 +464,7 @@ class SandboxSMTP(SMTP):
 
     def _note_helo(self, hostname: str) -> None:
         if self.record is not None and hostname:
-            self.record.helo = hostname[:255]
+            self.record.helo = self.record.transcript.scrub(hostname[:255])[0]
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's path parser, with a fast path for a plain ``<local@domain>``.
@@ -402,7 +490,8 @@ class SandboxSMTP(SMTP):
             if self.record is not None and self.session is not None and self.session.authenticated:
                 login = self.session.auth_data
                 if isinstance(login, LoginPassword):
-                    self.record.authenticated_as = login.login.decode("utf-8", "replace")
+                    name = login.login.decode("utf-8", "replace")
+                    self.record.authenticated_as = self.record.transcript.scrub(name)[0]
 
     @_help_of(SMTP.smtp_MAIL)
     async def smtp_MAIL(self, arg: str | None) -> None:
@@ -540,6 +629,16 @@ class Sandbox:
         self._tls_context: ssl.SSLContext | None = None
         self.ca_file: Path | None = None
         self.port = 0
+        #: Every form of every known password, kept out of all the sandbox writes.
+        self._forbidden = sorted(
+            {
+                form
+                for user, password in (self.config.auth_users or {}).items()
+                for form in sasl_blob_forms(user, password)
+            },
+            key=len,
+            reverse=True,
+        )
 
     async def __aenter__(self) -> Sandbox:
         await self.start()
@@ -638,9 +737,8 @@ class Sandbox:
     # -- sessions and messages ---------------------------------------------
 
     def _new_session(self, peer: str) -> SessionRecord:
-        record = SessionRecord(
-            id=f"{time.strftime('%Y%m%dT%H%M%S')}-{next(self._counter)}", peer=peer
-        )
+        record = SessionRecord(id=self._session_id(), peer=peer)
+        record.transcript.forbid_forms(self._forbidden)
         if self._on_entry is not None:
             callback = self._on_entry
             record.transcript.subscribe(lambda entry: callback(record, entry))
@@ -648,6 +746,14 @@ class Sandbox:
         self.active.add(record)
         self._idle.clear()
         return record
+
+    def _session_id(self) -> str:
+        """A session id no other process makes: time, process id, counter, random part.
+
+        Two sandboxes may share a data dir, and the id names the session's file.
+        """
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        return f"{stamp}-{os.getpid()}-{next(self._counter)}-{secrets.token_hex(3)}"
 
     def _end_session(self, record: SessionRecord, outcome: str) -> None:
         if record.ended is not None:
@@ -676,11 +782,15 @@ class Sandbox:
             key = deliver_with(self._spares, content)
         else:
             key = await asyncio.to_thread(deliver, self.maildir_path, content, durable=False)
+
+        def scrub(text: str) -> str:
+            return record.transcript.scrub(text)[0]
+
         stored = StoredMessage(
             key=key,
-            message_id=_message_id(content),
-            mail_from=str(envelope.mail_from or ""),
-            rcpt_tos=tuple(envelope.rcpt_tos),
+            message_id=scrub(_message_id(content)),
+            mail_from=scrub(str(envelope.mail_from or "")),
+            rcpt_tos=tuple(scrub(rcpt) for rcpt in envelope.rcpt_tos),
             size=len(content),
             session_id=record.id,
             received_at=time.time(),

@@ -121,7 +121,21 @@ class Transcript:
         second lock, for a secret that turns up where nobody expected it.
         """
         if secret:
-            self._forbidden.extend(secret_forms(secret))
+            self.forbid_forms(secret_forms(secret))
+
+    def forbid_forms(self, forms: list[str]) -> None:
+        """Never let any of ``forms`` appear, exactly as given (longest matched first)."""
+        self._forbidden.extend(form for form in forms if form)
+        self._forbidden.sort(key=len, reverse=True)
+
+    def scrub(self, text: str) -> tuple[str, bool]:
+        """``text`` with every forbidden form masked, and whether one was found."""
+        redacted = False
+        for secret in self._forbidden:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+                redacted = True
+        return text, redacted
 
     @property
     def elapsed(self) -> float:
@@ -151,10 +165,9 @@ class Transcript:
             return None
         if len(text) > MAX_LINE_CHARS:
             text = f"{text[:MAX_LINE_CHARS]}... [{len(text) - MAX_LINE_CHARS:,} more characters]"
-        for secret in self._forbidden:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-                redacted = True
+        if self._forbidden:
+            text, found = self.scrub(text)
+            redacted = redacted or found
         entry = Entry(self.elapsed, direction, text, secure, kind, redacted, data)
         self._append(entry)
         return entry
@@ -228,20 +241,62 @@ def secret_forms(secret: str) -> list[str]:
     return sorted(forms, key=len, reverse=True)
 
 
+def sasl_blob_forms(user: str, secret: str) -> list[str]:
+    """The whole base64 SASL responses that carry ``secret`` for ``user``, and their parts.
+
+    AUTH PLAIN's ``authzid\\0user\\0password`` (with and without an authzid),
+    AUTH LOGIN's base64 password, and every form of :func:`secret_forms`:
+    a server-side recorder that knows its users' passwords forbids all of them.
+    """
+    if not secret:
+        return []
+    blobs = {
+        f"\0{user}\0{secret}".encode(),
+        f"{user}\0{user}\0{secret}".encode(),
+        secret.encode(),
+    }
+    forms = set(secret_forms(secret))
+    forms.update(base64.b64encode(blob).decode("ascii") for blob in blobs)
+    return sorted(forms, key=len, reverse=True)
+
+
+#: SASL responses a client sends after ``AUTH MECHANISM`` with no initial
+#: response (RFC 4954), by mechanism; with an initial response, one fewer.
+#: A mechanism not listed is taken to need one: masking a line too many is the
+#: safe side.
+_SASL_RESPONSES = {"LOGIN": 2, "PLAIN": 1, "CRAM-MD5": 1, "XOAUTH2": 1, "OAUTHBEARER": 1}
+
+
 @dataclass
 class ConversationRedactor:
     """Knows, from the protocol alone, which lines carry secrets or message data.
 
     Feed it every line in order; it returns the text to record. Client lines of
-    an ``AUTH`` command and every client line answering a ``334`` challenge are
-    masked. After a ``354`` the client's lines are message content, which is
-    summarised (bytes and lines) instead of recorded.
+    an ``AUTH`` command and the SASL responses after it are masked. Which lines
+    are SASL responses is known from the client's own ``AUTH`` line (the
+    mechanism says how many follow), not only from the server's ``334``
+    challenges: a server-side recorder such as the sandbox sees a pipelining
+    client's responses before it has answered the ``AUTH`` at all. A ``334``
+    the client did not foresee (an XOAUTH2 error challenge, a mechanism not
+    known here) makes one more line a response. After a ``354`` the client's
+    lines are message content, which is summarised (bytes and lines) instead
+    of recorded.
     """
 
-    sasl_pending: bool = False
     in_data: bool = False
     data_bytes: int = 0
     data_lines: int = 0
+    #: Inside an AUTH exchange, as the client's lines show it.
+    in_auth: bool = False
+    #: Responses the mechanism itself calls for, then how many 334s came.
+    sasl_expected: int = 0
+    sasl_challenges: int = 0
+    sasl_sent: int = 0
+
+    @property
+    def sasl_pending(self) -> bool:
+        """True when the next client line is a SASL response, to be masked."""
+        return self.in_auth and self.sasl_sent < max(self.sasl_expected, self.sasl_challenges)
 
     def client_line(self, line: str) -> tuple[str, bool] | None:
         """Text to record for a client line and whether it was redacted.
@@ -256,11 +311,19 @@ class ConversationRedactor:
             self.data_lines += 1
             return None
         if self.sasl_pending:
-            self.sasl_pending = False
-            return (REDACTED if line != "*" else line), line != "*"
+            self.sasl_sent += 1
+            if line == "*":  # the client cancelled the exchange (RFC 4954 4)
+                self.in_auth = False
+                return line, False
+            return REDACTED, True
+        self.in_auth = False
         verb, _, rest = line.partition(" ")
         if verb.upper() == "AUTH" and rest:
-            mechanism, _, initial = rest.partition(" ")
+            mechanism, _, initial = rest.strip().partition(" ")
+            expected = _SASL_RESPONSES.get(mechanism.upper(), 1)
+            self.in_auth = True
+            self.sasl_challenges = self.sasl_sent = 0
+            self.sasl_expected = max(0, expected - 1) if initial else expected
             if initial:
                 return f"{verb} {mechanism} {REDACTED}", True
         return line, False
@@ -277,10 +340,19 @@ class ConversationRedactor:
         return summary
 
     def server_line(self, line: str) -> str:
-        """Server lines are recorded as they are; they set what the client's next line is."""
+        """Server lines are recorded as they are; they set what the client's next line is.
+
+        A ``334`` inside an AUTH exchange asks for one more response; any
+        other final reply ends the exchange, unless the client, by its own
+        count, is still sending responses the server has not answered yet.
+        """
         code = line[:3]
         final = line[3:4] != "-"
         if final:
-            self.sasl_pending = code == "334"
             self.in_data = code == "354"
+            if code == "334":
+                if self.in_auth:
+                    self.sasl_challenges += 1
+            elif self.in_auth and self.sasl_sent >= self.sasl_expected:
+                self.in_auth = False
         return line

@@ -1,0 +1,239 @@
+"""The sandbox under abuse: hostile clients, two sandboxes at once, a starved process."""
+
+from __future__ import annotations
+
+import base64
+import smtplib
+import socket
+import ssl
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli_helpers import files_under, find_leaks
+from tests.test_sandbox import make_sandbox, sample_message, start_serve
+from tuimail.transcript import REDACTED, Direction, EventKind
+
+__all__ = ["make_sandbox"]  # the fixture, imported for these tests
+
+USER = "carol"
+PASSWORD = "attack-Secret-97"
+
+
+def b64(text: str) -> bytes:
+    return base64.b64encode(text.encode())
+
+
+class Client:
+    """A raw SMTP client: sends bytes as given, reads whole replies."""
+
+    def __init__(self, port: int, timeout: float = 10) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.replies = self.sock.makefile("rb")
+
+    def reply(self) -> bytes:
+        """One whole reply (all its lines); its final line is returned."""
+        while (line := self.replies.readline())[3:4] == b"-":
+            pass
+        if not line:
+            raise ConnectionError("the server closed the connection")
+        return line
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close(self) -> None:
+        self.replies.close()
+        self.sock.close()
+
+
+def transcript_text(session: Any) -> str:
+    return "\n".join(entry.text for entry in session.transcript)
+
+
+# -- SASL responses in the transcript -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "packet", "replies"),
+    [
+        (
+            "LOGIN pipelined",
+            b"AUTH LOGIN\r\n" + b64(USER) + b"\r\n" + b64(PASSWORD) + b"\r\n",
+            [b"334", b"334", b"235"],
+        ),
+        (
+            "PLAIN without initial response, pipelined",
+            b"AUTH PLAIN\r\n" + b64(f"\0{USER}\0{PASSWORD}") + b"\r\n",
+            [b"334", b"235"],
+        ),
+    ],
+)
+@pytest.mark.parametrize("known_users", [False, True])
+def test_pipelined_sasl_responses_are_redacted(
+    make_sandbox: Any, name: str, packet: bytes, replies: list[bytes], known_users: bool
+) -> None:
+    """The responses arrive with the AUTH, before any 334: masked by the client's own state.
+
+    Without known users (``--auth any``) only the protocol can tell; with them
+    (``--auth-file``) every form of the password is also forbidden outright.
+    """
+    sandbox = make_sandbox(auth_users={USER: PASSWORD} if known_users else {})
+    client = Client(sandbox.port)
+    try:
+        assert client.reply().startswith(b"220")
+        client.send(b"EHLO attacker.test\r\n")
+        assert client.reply().startswith(b"250")
+        client.send(packet)  # one packet: the tap sees it all before the server answers
+        for code in replies:
+            assert client.reply().startswith(code)
+        client.send(b"MAIL FROM:<a@example.test>\r\n")
+        assert client.reply().startswith(b"250")
+        client.send(b"QUIT\r\n")
+        assert client.reply().startswith(b"221")
+    finally:
+        client.close()
+    [session] = sandbox.wait_for_sessions(1)
+    assert session.authenticated_as == USER
+    lines = [e.text for e in session.transcript if e.direction is Direction.CLIENT]
+    assert lines.count(REDACTED) == len(replies) - 1
+    assert "MAIL FROM:<a@example.test>" in lines  # the command after AUTH is not masked
+    written = files_under(sandbox.sandbox.sessions_dir)
+    assert written
+    assert find_leaks(PASSWORD, {**written, "transcript": transcript_text(session).encode()}) == []
+
+
+def test_known_passwords_are_forbidden_anywhere_in_the_sandbox_output(make_sandbox: Any) -> None:
+    """A password where no protocol rule expects one (EHLO, a junk command, MAIL FROM)."""
+    sandbox = make_sandbox(auth_users={USER: PASSWORD})
+    blob = b64(f"\0{USER}\0{PASSWORD}").decode()
+    with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=10) as client:
+        client.ehlo(PASSWORD)
+        client.docmd("XSECRET", f"{PASSWORD} {blob} {b64(PASSWORD).decode()}")
+        client.user, client.password = USER, PASSWORD
+        client.auth("LOGIN", client.auth_login, initial_response_ok=False)
+        client.sendmail(f"{PASSWORD}@example.test", ["b@example.test"], sample_message())
+    [session] = sandbox.wait_for_sessions(1)
+    written = files_under(sandbox.sandbox.sessions_dir)
+    summary = session.summary().encode()
+    leaks = find_leaks(PASSWORD, {**written, "t": transcript_text(session).encode(), "s": summary})
+    assert leaks == []
+    assert not any(blob.encode() in data for data in written.values())
+    assert session.helo == REDACTED
+
+
+def test_serve_with_auth_file_never_prints_a_password(tmp_path: Path) -> None:
+    """The live output of ``tuimail serve`` and its session files, for a pipelining client."""
+    auth_file = tmp_path / "users"
+    auth_file.write_text(f"{USER}:{PASSWORD}\n")
+    sessions = tmp_path / "home" / "data" / "tuimail" / "sandbox" / "sessions"
+    process, port = start_serve("--auth-file", str(auth_file))
+    try:
+        client = Client(port)
+        try:
+            assert client.reply().startswith(b"220")
+            client.send(b"EHLO x\r\nAUTH LOGIN\r\n" + b64(USER) + b"\r\n" + b64(PASSWORD) + b"\r\n")
+            for code in (b"250", b"334", b"334", b"235"):
+                assert client.reply().startswith(code)
+            client.send(b"NOOP " + PASSWORD.encode() + b"\r\nQUIT\r\n")
+            assert client.reply().startswith(b"250")
+            assert client.reply().startswith(b"221")
+        finally:
+            client.close()
+    finally:
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=20)
+    assert "session ended: completed" in stdout
+    written = files_under(sessions)
+    assert written
+    assert (
+        find_leaks(PASSWORD, {**written, "stdout": stdout.encode(), "stderr": stderr.encode()})
+        == []
+    )
+
+
+# -- what the tap shows -------------------------------------------------------
+
+
+def test_a_segment_ending_inside_a_line_that_looks_like_a_dot_keeps_data_going(
+    make_sandbox: Any,
+) -> None:
+    """``...a.\\r\\nS`` is not the final dot: the rest of the body is not shown as commands."""
+    sandbox = make_sandbox()
+    client = Client(sandbox.port)
+    try:
+        assert client.reply().startswith(b"220")
+        for line, code in (
+            (b"EHLO a\r\n", b"250"),
+            (b"MAIL FROM:<a@b.test>\r\n", b"250"),
+            (b"RCPT TO:<c@d.test>\r\n", b"250"),
+            (b"DATA\r\n", b"354"),
+        ):
+            client.send(line)
+            assert client.reply().startswith(code)
+        # The tap keeps the last four bytes of a segment: here ".\r\nS".
+        client.send(b"Subject: t\r\n\r\nwait a.\r\nS")
+        time.sleep(0.2)  # pacing only: lets the segment arrive on its own
+        client.send(b"ecret body line\r\nMAIL FROM:<not-a-command@x>\r\n.\r\n")
+        assert client.reply().startswith(b"250")
+        client.send(b"QUIT\r\n")
+        assert client.reply().startswith(b"221")
+    finally:
+        client.close()
+    [session] = sandbox.wait_for_sessions(1)
+    lines = [e.text for e in session.transcript if e.direction is Direction.CLIENT]
+    assert not any("ecret body" in line or "not-a-command" in line for line in lines), lines
+    assert sum(line.startswith("[message content:") for line in lines) == 1
+    assert lines[-1] == "QUIT"
+
+
+def test_commands_pipelined_after_data_wait_for_the_354(make_sandbox: Any) -> None:
+    """A client that sends its body with DATA: the body is shown as content, not commands."""
+    sandbox = make_sandbox()
+    client = Client(sandbox.port)
+    try:
+        assert client.reply().startswith(b"220")
+        client.send(
+            b"EHLO a\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\n"
+            b"Subject: t\r\n\r\nRSET\r\n.\r\nQUIT\r\n"
+        )
+        for code in (b"250", b"250", b"250", b"354", b"250", b"221"):
+            assert client.reply().startswith(code)
+    finally:
+        client.close()
+    [session] = sandbox.wait_for_sessions(1)
+    lines = [e.text for e in session.transcript if e.direction is Direction.CLIENT]
+    assert "RSET" not in lines and lines[-1] == "QUIT"
+    assert len(sandbox.stored()) == 1
+
+
+@pytest.mark.parametrize("line_end", [b"", b"\r\n"])
+def test_plaintext_after_the_starttls_220_is_shown_as_plaintext_and_discarded(
+    make_sandbox: Any, line_end: bytes
+) -> None:
+    from tuimail.sandbox import TLSMode
+
+    sandbox = make_sandbox(tls=TLSMode.STARTTLS)
+    context = ssl.create_default_context(cafile=str(sandbox.sandbox.ca_file))
+    with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=10) as client:
+        client.ehlo()
+        assert client.sock is not None
+        client.sock.sendall(b"STARTTLS\r\nMAIL FROM:<injected@evil.test>" + line_end)
+        code, _ = client.getreply()
+        assert code == 220
+        client.sock = context.wrap_socket(client.sock, server_hostname="localhost")
+        client.file = None
+        client.ehlo_resp = None
+        client.esmtp_features = {}
+        client.does_esmtp = False
+        client.ehlo()
+        client.sendmail("a@example.test", ["b@example.test"], sample_message())
+    [session] = sandbox.wait_for_sessions(1)
+    injected = [e for e in session.transcript if "injected@evil.test" in e.text]
+    assert injected and not any(e.secure for e in injected), injected
+    assert any(e.kind is EventKind.WARNING and "discarded" in e.text for e in session.transcript)
+    secure_mail = [e for e in session.transcript if e.text.upper().startswith("MAIL FROM:<A@")]
+    assert secure_mail and all(e.secure for e in secure_mail)
+    assert len(sandbox.stored()) == 1
