@@ -237,3 +237,44 @@ def test_plaintext_after_the_starttls_220_is_shown_as_plaintext_and_discarded(
     secure_mail = [e for e in session.transcript if e.text.upper().startswith("MAIL FROM:<A@")]
     assert secure_mail and all(e.secure for e in secure_mail)
     assert len(sandbox.stored()) == 1
+
+
+# -- SMTPUTF8 -----------------------------------------------------------------
+
+
+def test_a_unicode_address_without_smtputf8_is_refused_as_postfix_does(make_sandbox: Any) -> None:
+    sandbox = make_sandbox()
+    with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=10) as client:
+        # smtplib writes UTF-8 only with SMTPUTF8; a client that forgets it may not care.
+        client.command_encoding = "utf-8"
+        client.ehlo()
+        assert client.mail("a@example.test") == (250, b"OK")
+        code, text = client.rcpt("jürgen@example.test")
+        assert (code, text[:5]) == (553, b"5.6.7")
+        client.rset()
+        client.command_encoding = "utf-8"  # rset() set it back to ASCII
+        code, text = client.mail("jürgen@example.test")
+        assert (code, text[:5]) == (553, b"5.6.7")
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            client.sendmail("a@example.test", ["jürgen@example.test"], sample_message())
+        # Declared, the same addresses are fine.
+        client.sendmail(
+            "jürgen@example.test", ["jürgen@example.test"], sample_message(),
+            mail_options=["SMTPUTF8"],
+        )  # fmt: skip
+    assert len(sandbox.stored()) == 1
+
+
+# -- directory modes ----------------------------------------------------------
+
+
+def test_serve_maildir_leaves_the_parent_directory_mode_alone(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    process, _port = start_serve("--maildir", str(shared / "box"))
+    process.terminate()  # it listens: the directories are made
+    process.communicate(timeout=20)
+    assert shared.stat().st_mode & 0o777 == 0o755
+    for created in (shared / "box", shared / "box" / "new"):
+        assert created.stat().st_mode & 0o777 == 0o700, created

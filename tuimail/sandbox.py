@@ -42,7 +42,13 @@ from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
 from tuimail.envelope_path import plain_path
 from tuimail.faults import GREYLIST_REPLY, FaultAction, FaultPlan, FaultRule, FaultStage
-from tuimail.maildir import SpareFiles, deliver, deliver_with, ensure_maildir
+from tuimail.maildir import (
+    SpareFiles,
+    deliver,
+    deliver_with,
+    ensure_maildir,
+    make_private_dirs,
+)
 from tuimail.profiles import Profile, Security
 from tuimail.sandbox_profile import builtin_profile, runtime_file
 from tuimail.selfsigned import ensure_certificate
@@ -76,6 +82,11 @@ MAX_HELD = 4 * MAX_PENDING_LINE
 #: (benchmarks/bench_sandbox.py, tmpfs). A large write could hold the loop,
 #: which in the app is also the UI's, so it still goes to a thread.
 INLINE_WRITE_LIMIT = 256 * 1024
+
+#: Postfix's answer to a non-ASCII address in a transaction that did not
+#: declare SMTPUTF8 (RFC 6531 3.4): an application that forgets it fails here
+#: as it would against a production server.
+NEEDS_SMTPUTF8 = "553 5.6.7 Must declare SMTPUTF8 to send unicode address"
 
 _ADDRESS_RE = re.compile(r"<([^>]*)>")
 _MESSAGE_ID_RE = re.compile(rb"(?im)^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)")
@@ -495,8 +506,18 @@ class SandboxSMTP(SMTP):
 
     @_help_of(SMTP.smtp_MAIL)
     async def smtp_MAIL(self, arg: str | None) -> None:
-        if not await self._apply_fault(FaultStage.MAIL, _address_in(arg)):
-            await super().smtp_MAIL(arg)
+        if await self._apply_fault(FaultStage.MAIL, _address_in(arg)):
+            return
+        path, _, params = (arg or "").partition(">")
+        declared = any(param.upper() == "SMTPUTF8" for param in params.split())
+        if not path.isascii() and not declared and self._past_helo():
+            await self.push(NEEDS_SMTPUTF8)
+            return
+        await super().smtp_MAIL(arg)
+
+    def _past_helo(self) -> bool:
+        """The client has said HELO or EHLO (else aiosmtpd's own 503 comes first)."""
+        return self.session is not None and self.session.host_name is not None
 
     @_help_of(SMTP.smtp_RCPT)
     async def smtp_RCPT(self, arg: str | None) -> None:
@@ -513,6 +534,15 @@ class SandboxSMTP(SMTP):
             assert self.record is not None
             self.record.transcript.event(EventKind.WARNING, f"greylisted {recipient}")
             await self.push(GREYLIST_REPLY)
+            return
+        path = (arg or "").partition(">")[0]
+        if (
+            not path.isascii()
+            and envelope is not None
+            and envelope.mail_from is not None
+            and not envelope.smtp_utf8
+        ):
+            await self.push(NEEDS_SMTPUTF8)
             return
         await super().smtp_RCPT(arg)
 
@@ -651,7 +681,8 @@ class Sandbox:
 
     async def start(self) -> None:
         config = self.config
-        paths.ensure_private_dir(self.maildir_path.parent)
+        # Only what the sandbox creates is made private: the parent of a
+        # --maildir (say /tmp) keeps its mode.
         ensure_maildir(self.maildir_path)
         self._maildir = mailbox.Maildir(self.maildir_path, create=False)
         # Files made ahead by a sandbox that was killed stay in tmp/; maildir(5)
@@ -659,7 +690,7 @@ class Sandbox:
         with contextlib.suppress(OSError):
             self._maildir.clean()
         self._spares = SpareFiles(self.maildir_path)
-        paths.ensure_private_dir(self.sessions_dir)
+        make_private_dirs(self.sessions_dir)
         _prune(self.sessions_dir, MAX_SESSION_FILES)
         if config.tls is not TLSMode.NONE:
             files = ensure_certificate(config.certificate_dir)

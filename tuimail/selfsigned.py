@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
+from tuimail.maildir import make_private_dirs
 
 RENEW_WITHIN = datetime.timedelta(days=30)
 VALIDITY = datetime.timedelta(days=825)
@@ -39,7 +40,7 @@ def ensure_certificate(directory: Path | None = None) -> CertificateFiles:
         files.cert_file
     ):
         return files
-    paths.ensure_private_dir(directory)
+    make_private_dirs(directory)
     _generate(files)
     return files
 
