@@ -6,13 +6,14 @@ import base64
 import smtplib
 import socket
 import ssl
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cli_helpers import files_under, find_leaks
+from tests.cli_helpers import TUIMAIL, files_under, find_leaks
 from tests.test_sandbox import make_sandbox, sample_message, start_serve
 from tuimail.transcript import REDACTED, Direction, EventKind
 
@@ -278,3 +279,89 @@ def test_serve_maildir_leaves_the_parent_directory_mode_alone(tmp_path: Path) ->
     assert shared.stat().st_mode & 0o777 == 0o755
     for created in (shared / "box", shared / "box" / "new"):
         assert created.stat().st_mode & 0o777 == 0o700, created
+
+
+# -- two sandboxes sharing a data dir -----------------------------------------
+
+
+def test_two_sandboxes_sharing_a_data_dir_keep_every_session(isolated_dirs: Path) -> None:
+    """Sessions started in the same second by two processes get two files."""
+    first, first_port = start_serve()
+    second, second_port = start_serve("--port", "0")
+    try:
+        clients = [Client(first_port), Client(second_port)]
+        for client in clients:
+            assert client.reply().startswith(b"220")
+        for client in clients:
+            client.send(b"QUIT\r\n")
+            assert client.reply().startswith(b"221")
+            client.close()
+    finally:
+        for process in (first, second):
+            process.terminate()
+            process.communicate(timeout=20)
+    sessions = isolated_dirs / "data" / "tuimail" / "sandbox" / "sessions"
+    assert len(list(sessions.glob("*.json"))) == 2
+
+
+# -- the sandbox certificate --------------------------------------------------
+
+
+def starttls_send(port: int, ca_file: Path) -> None:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.starttls(context=context)
+        client.sendmail("a@example.test", ["b@example.test"], sample_message())
+
+
+def test_sandboxes_starting_with_tls_at_once_share_one_good_certificate(
+    isolated_dirs: Path,
+) -> None:
+    """Four real processes make the certificate at the same moment; every one serves TLS."""
+    processes = [
+        subprocess.Popen(
+            [TUIMAIL, "serve", "--port", "0", "--tls"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    ports = []
+    try:
+        for process in processes:
+            assert process.stderr is not None
+            line = process.stderr.readline()
+            assert "listening on 127.0.0.1:" in line, line + process.stderr.read()
+            ports.append(int(line.split("127.0.0.1:")[1].split()[0]))
+        ca_file = isolated_dirs / "data" / "tuimail" / "sandbox" / "tls" / "ca.pem"
+        for port in ports:
+            starttls_send(port, ca_file)
+    finally:
+        for process in processes:
+            process.terminate()
+            process.communicate(timeout=20)
+    again, port = start_serve("--tls")  # and every later start too
+    try:
+        starttls_send(port, ca_file)
+    finally:
+        again.terminate()
+        again.communicate(timeout=20)
+
+
+def test_a_key_that_does_not_match_its_certificate_is_replaced(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    from tuimail.sandbox import TLSMode
+    from tuimail.selfsigned import ensure_certificate
+
+    mine, other = tmp_path / "tls", tmp_path / "other"
+    ensure_certificate(mine)
+    ensure_certificate(other)
+    (mine / "key.pem").write_bytes((other / "key.pem").read_bytes())
+    sandbox = make_sandbox(tls=TLSMode.STARTTLS, certificate_dir=mine)
+    starttls_send(sandbox.port, mine / "ca.pem")
+    # A certificate from another CA than ca.pem is no better.
+    (mine / "ca.pem").write_bytes((other / "ca.pem").read_bytes())
+    again = make_sandbox(tls=TLSMode.STARTTLS, certificate_dir=mine)
+    starttls_send(again.port, mine / "ca.pem")

@@ -51,7 +51,7 @@ from tuimail.maildir import (
 )
 from tuimail.profiles import Profile, Security
 from tuimail.sandbox_profile import builtin_profile, runtime_file
-from tuimail.selfsigned import ensure_certificate
+from tuimail.selfsigned import CertificateError, load_server_context
 from tuimail.smtp_data import DataState, MessageData, read_message_data
 from tuimail.terminal_text import decode_for_terminal
 from tuimail.transcript import (
@@ -693,9 +693,10 @@ class Sandbox:
         make_private_dirs(self.sessions_dir)
         _prune(self.sessions_dir, MAX_SESSION_FILES)
         if config.tls is not TLSMode.NONE:
-            files = ensure_certificate(config.certificate_dir)
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(files.cert_file, files.key_file)
+            try:
+                context, files = load_server_context(config.certificate_dir)
+            except CertificateError as exc:
+                raise SandboxError(str(exc)) from None
             self._tls_context = context
             self.ca_file = files.ca_file
         loop = asyncio.get_running_loop()
