@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import resource
 import smtplib
 import socket
 import ssl
@@ -365,3 +366,53 @@ def test_a_key_that_does_not_match_its_certificate_is_replaced(
     (mine / "ca.pem").write_bytes((other / "ca.pem").read_bytes())
     again = make_sandbox(tls=TLSMode.STARTTLS, certificate_dir=mine)
     starttls_send(again.port, mine / "ca.pem")
+
+
+# -- a connection cap ---------------------------------------------------------
+
+
+def test_connections_beyond_the_open_file_limit_are_answered_421(isolated_dirs: Path) -> None:
+    """``tuimail serve`` under a low RLIMIT_NOFILE: every client gets an answer.
+
+    The limit is lowered in the child process only, so this test does not
+    depend on the machine's limit nor change its own.
+    """
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (160, 160))
+
+    process = subprocess.Popen(
+        [TUIMAIL, "serve", "--port", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=low_limit,
+    )  # fmt: skip
+    sockets: list[socket.socket] = []
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        port = int(line.split("127.0.0.1:")[1].split()[0])
+        greetings = []
+        for _ in range(200):  # more than the limit allows descriptors
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sockets.append(sock)
+            greetings.append(sock.recv(1024)[:3])
+        assert set(greetings) == {b"220", b"421"}
+        accepted = greetings.count(b"220")
+        assert accepted < 160 // 2
+        for sock in sockets:
+            sock.close()
+        sockets.clear()
+        deadline = time.monotonic() + 10  # until the server has seen those closes
+        while True:
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:  # served again
+                    client.sendmail("a@example.test", ["b@example.test"], sample_message())
+                break
+            except smtplib.SMTPConnectError as exc:
+                assert exc.smtp_code == 421 and time.monotonic() < deadline
+                time.sleep(0.05)
+    finally:
+        for sock in sockets:
+            sock.close()
+        process.terminate()
+        _, stderr = process.communicate(timeout=20)
+    assert "refused" in stderr and "beyond the cap" in stderr

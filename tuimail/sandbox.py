@@ -88,6 +88,14 @@ INLINE_WRITE_LIMIT = 256 * 1024
 #: as it would against a production server.
 NEEDS_SMTPUTF8 = "553 5.6.7 Must declare SMTPUTF8 to send unicode address"
 
+#: The answer to a connection beyond the cap; it is closed straight after.
+TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
+#: File descriptors kept free for what is not a connection: the listening
+#: sockets, the Maildir files made ahead, session files, TLS files, stdio.
+FD_RESERVE = 64
+#: However high the open-file limit, no more connections than this at once.
+MAX_CONNECTIONS_CEILING = 4096
+
 _ADDRESS_RE = re.compile(r"<([^>]*)>")
 _MESSAGE_ID_RE = re.compile(rb"(?im)^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)")
 
@@ -116,6 +124,11 @@ class SandboxConfig:
     hostname: str = "localhost"
     sessions_dir: Path | None = None
     certificate_dir: Path | None = None
+    #: Connections served at once; ``None``: derived from the open-file limit.
+    max_connections: int | None = None
+
+    def resolved_max_connections(self) -> int:
+        return self.max_connections or default_max_connections()
 
     def resolved_maildir(self) -> Path:
         return self.maildir or paths.data_dir() / "sandbox" / "maildir"
@@ -356,10 +369,19 @@ class SandboxSMTP(SMTP):
         self._redactor = ConversationRedactor()
         self._greeted = False
         self._closing_reason = ""
+        self._refused = False
 
     # -- connection ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.record is None and not self.sandbox._admit():
+            # Beyond the cap: answered and closed before aiosmtpd sees it, so
+            # it costs no session, no task and no descriptor for long.
+            self._refused = True
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(TOO_MANY_CONNECTIONS.encode() + b"\r\n")
+            transport.close()
+            return
         if self.record is None:
             peer = transport.get_extra_info("peername")
             shown = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
@@ -384,11 +406,21 @@ class SandboxSMTP(SMTP):
         self.record.transcript.event(EventKind.TLS, f"TLS established{details}", secure=True)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         if self.tap is not None:
             self.tap.feed(data)
         super().data_received(data)
 
+    def eof_received(self) -> bool | None:
+        if self._refused:
+            return False
+        return super().eof_received()
+
     def connection_lost(self, error: Exception | None) -> None:
+        if self._refused:
+            return
+        self.sandbox._release()
         record = self.record
         if record is not None and record.ended is None:
             if self._closing_reason:
@@ -656,6 +688,10 @@ class Sandbox:
         self._spares: SpareFiles | None = None
         self._counter = itertools.count(1)
         self._idle = asyncio.Event()
+        self.max_connections = self.config.resolved_max_connections()
+        self.connections = 0
+        #: Connections answered 421 because the cap was reached.
+        self.refused_connections = 0
         self._tls_context: ssl.SSLContext | None = None
         self.ca_file: Path | None = None
         self.port = 0
@@ -779,6 +815,17 @@ class Sandbox:
         self._idle.clear()
         return record
 
+    def _admit(self) -> bool:
+        """Count a new connection in, or False when the cap is reached."""
+        if self.connections >= self.max_connections:
+            self.refused_connections += 1
+            return False
+        self.connections += 1
+        return True
+
+    def _release(self) -> None:
+        self.connections = max(0, self.connections - 1)
+
     def _session_id(self) -> str:
         """A session id no other process makes: time, process id, counter, random part.
 
@@ -883,6 +930,7 @@ def sandbox_config_from(
     auth_required: bool,
     size_limit: int,
     idle_timeout: float,
+    max_connections: int | None = None,
 ) -> SandboxConfig:
     """Validate command-line values into a :class:`SandboxConfig`."""
     if not 0 <= port <= 65535:
@@ -893,6 +941,8 @@ def sandbox_config_from(
         raise SandboxError("--idle-timeout must be more than 0 and at most 3600 seconds")
     if auth_required and auth_users is None:
         raise SandboxError("--auth-required needs --auth any or --auth-file")
+    if max_connections is not None and max_connections < 1:
+        raise SandboxError("--max-connections must be 1 or more")
     return SandboxConfig(
         host=host,
         port=port,
@@ -902,7 +952,24 @@ def sandbox_config_from(
         auth_required=auth_required,
         size_limit=size_limit,
         idle_timeout=idle_timeout,
+        max_connections=max_connections,
     )
+
+
+def default_max_connections() -> int:
+    """Connections to serve at once: half of what the open-file limit leaves free.
+
+    Each connection holds one descriptor, and storing a message or writing a
+    session file needs more for a moment; at half, the sandbox always has a
+    descriptor to accept one more connection and answer it ``421``, instead
+    of leaving it unanswered in the kernel's queue.
+    """
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 2 * (MAX_CONNECTIONS_CEILING + FD_RESERVE)
+    return max(1, min(MAX_CONNECTIONS_CEILING, (soft - FD_RESERVE) // 2))
 
 
 def _same(expected: str, given: str) -> bool:
