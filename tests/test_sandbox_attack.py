@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import os
 import resource
 import smtplib
 import socket
 import ssl
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -416,3 +418,74 @@ def test_connections_beyond_the_open_file_limit_are_answered_421(isolated_dirs: 
         process.terminate()
         _, stderr = process.communicate(timeout=20)
     assert "refused" in stderr and "beyond the cap" in stderr
+
+
+# -- memory and disk under a flood ---------------------------------------------
+
+
+def flood(port: int, lines: list[bytes]) -> None:
+    """Send ``lines`` as fast as the server takes them, reading its answers alongside."""
+    client = Client(port, timeout=30)
+    drained = threading.Thread(target=lambda: client.sock.makefile("rb").read(), daemon=True)
+    drained.start()
+    try:
+        client.send(b"".join(lines) + b"QUIT\r\n")
+        drained.join(30)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [[b"NOOP\r\n"] * 3000, [b"X" * 5000 + b"\r\n"] * 400, [b"Y" * 100_000 + b"\r\n"] * 100],
+    ids=["many short lines", "long lines", "over-long lines"],
+)
+def test_a_flooding_session_keeps_a_bounded_transcript(
+    make_sandbox: Any, lines: list[bytes]
+) -> None:
+    from tuimail.sandbox import SESSION_MAX_CHARS, SESSION_MAX_ENTRIES
+
+    sandbox = make_sandbox()
+    flood(sandbox.port, lines)
+    [session] = sandbox.wait_for_sessions(1)
+    entries = list(session.transcript)
+    assert len(entries) <= SESSION_MAX_ENTRIES + 2  # the marker and the session's end
+    assert sum(len(e.text) for e in entries) <= SESSION_MAX_CHARS + 1000
+    assert any(e.kind is EventKind.TRIMMED for e in entries)
+    assert entries[-1].kind is EventKind.CLOSED and "omitted" in entries[-1].text
+    [written] = files_under(sandbox.sandbox.sessions_dir).values()
+    assert len(written) < 2 * SESSION_MAX_CHARS + 200 * SESSION_MAX_ENTRIES
+
+
+def test_session_files_are_pruned_while_running(
+    make_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tuimail import sandbox as sandbox_module
+
+    monkeypatch.setattr(sandbox_module, "MAX_SESSION_FILES", 3)
+    monkeypatch.setattr(sandbox_module, "PRUNE_EVERY_SESSIONS", 2)
+    sandbox = make_sandbox()
+    directory = sandbox.sandbox.sessions_dir
+    old = directory / "20200101T000000-1-1-abcdef.json"
+    old.write_text("{}")
+    month_ago = time.time() - 30 * 24 * 3600
+    os.utime(old, (month_ago, month_ago))
+    for _ in range(8):
+        with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=10) as client:
+            client.noop()
+    sandbox.wait_for_sessions(8)
+    kept = list(directory.glob("*.json"))
+    assert len(kept) == 3 and old not in kept
+
+
+def test_another_client_is_answered_while_a_flood_runs(make_sandbox: Any) -> None:
+    sandbox = make_sandbox()
+    flooding = threading.Thread(
+        target=flood, args=(sandbox.port, [b"Z" * 10_000 + b"\r\n"] * 3000), daemon=True
+    )
+    flooding.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=10) as client:
+            assert client.noop()[0] == 250
+    finally:
+        flooding.join(60)

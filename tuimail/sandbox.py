@@ -67,8 +67,20 @@ DEFAULT_PORT = 2525
 DEFAULT_SIZE_LIMIT = 32 * 1024 * 1024
 #: Sessions kept in memory for the app; all of them are also written to disk.
 MAX_SESSIONS_IN_MEMORY = 200
-#: Session files kept on disk; the oldest are removed at start-up.
+#: Session files kept on disk; the oldest are removed at start-up and while running.
 MAX_SESSION_FILES = 1000
+#: Session files older than this are removed too.
+MAX_SESSION_AGE = 7 * 24 * 3600.0
+#: While running, the files are pruned after this many sessions end...
+PRUNE_EVERY_SESSIONS = 50
+#: ...or when a session ends this long after the last pruning.
+PRUNE_EVERY_SECONDS = 60.0
+#: What one session keeps of its transcript. Every session is kept in memory
+#: (up to :data:`MAX_SESSIONS_IN_MEMORY`) and on disk, so a client that
+#: floods the sandbox with lines must not make either grow with it: past the
+#: limits a marker says lines were left out, and the session's end is kept.
+SESSION_MAX_ENTRIES = 1000
+SESSION_MAX_CHARS = 128 * 1024
 #: A client line longer than this without a line end is recorded in pieces.
 MAX_PENDING_LINE = 64 * 1024
 #: Client bytes held while the tap waits for the server's answer to DATA or
@@ -172,7 +184,11 @@ class SessionRecord:
     secure: bool = False
     authenticated_as: str = ""
     messages: list[StoredMessage] = field(default_factory=list)
-    transcript: Transcript = field(default_factory=Transcript)
+    transcript: Transcript = field(
+        default_factory=lambda: Transcript(
+            max_entries=SESSION_MAX_ENTRIES, max_chars=SESSION_MAX_CHARS
+        )
+    )
 
     def summary(self) -> str:
         duration = f"{(self.ended or time.time()) - self.started:.3f}s"
@@ -226,6 +242,8 @@ class ClientTap:
         #: Message data has just begun: a final dot may open it, with no CRLF before.
         self._data_start = False
         self._greeted = False
+        #: Bytes dropped so far of a line longer than :data:`MAX_PENDING_LINE`.
+        self._skipped: int | None = None
 
     def feed(self, data: bytes) -> None:
         self._pending.extend(data)
@@ -247,10 +265,16 @@ class ClientTap:
                     return
                 continue
             end = self._pending.find(b"\n")
+            if self._skipped is not None:
+                if not self._skip_rest_of_line(end):
+                    return
+                continue
             if end == -1:
                 if len(self._pending) > MAX_PENDING_LINE:
+                    # Its start is recorded; the rest is counted, not kept.
                     self._line(bytes(self._pending[:MAX_PENDING_LINE]))
-                    del self._pending[:MAX_PENDING_LINE]
+                    self._skipped = len(self._pending) - MAX_PENDING_LINE
+                    self._pending.clear()
                 return
             raw = bytes(self._pending[:end]).rstrip(b"\r")
             del self._pending[: end + 1]
@@ -258,6 +282,21 @@ class ClientTap:
             command = raw.strip().upper()
             if command == b"DATA" or (command == b"STARTTLS" and not self.secure):
                 self._held_by = command.decode()
+
+    def _skip_rest_of_line(self, end: int) -> bool:
+        """Drop the rest of an over-long line; True once its end was found."""
+        assert self._skipped is not None
+        if end == -1:
+            self._skipped += len(self._pending)
+            self._pending.clear()
+            return False
+        skipped = self._skipped + end + 1
+        del self._pending[: end + 1]
+        self._skipped = None
+        self.record.transcript.event(
+            EventKind.INFO, f"that line went on for {skipped:,} more bytes, not recorded"
+        )
+        return True
 
     def server_reply(self, line: str) -> None:
         """The server said ``line`` (already seen by the redactor); release held bytes."""
@@ -689,6 +728,11 @@ class Sandbox:
         self._counter = itertools.count(1)
         self._idle = asyncio.Event()
         self.max_connections = self.config.resolved_max_connections()
+        #: Session files being written in a thread.
+        self._writes: set[asyncio.Future[None]] = set()
+        self._ended_since_prune = 0
+        self._last_prune = time.monotonic()
+        self._pruning = False
         self.connections = 0
         #: Connections answered 421 because the cap was reached.
         self.refused_connections = 0
@@ -727,7 +771,7 @@ class Sandbox:
             self._maildir.clean()
         self._spares = SpareFiles(self.maildir_path)
         make_private_dirs(self.sessions_dir)
-        _prune(self.sessions_dir, MAX_SESSION_FILES)
+        _prune(self.sessions_dir, MAX_SESSION_FILES, MAX_SESSION_AGE)
         if config.tls is not TLSMode.NONE:
             try:
                 context, files = load_server_context(config.certificate_dir)
@@ -797,6 +841,21 @@ class Sandbox:
         self._server = None
         if self._spares is not None:
             self._spares.close()
+        await self.flush()
+
+    async def flush(self, timeout: float = 30.0) -> None:
+        """Wait (up to ``timeout`` s) for the session files being written, then prune them.
+
+        After this, every ended session has its file and the files are within
+        their limits.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self._writes:
+                    await asyncio.gather(*list(self._writes), return_exceptions=True)
+                await asyncio.to_thread(
+                    _prune, self.sessions_dir, MAX_SESSION_FILES, MAX_SESSION_AGE
+                )
 
     @property
     def running(self) -> bool:
@@ -839,20 +898,48 @@ class Sandbox:
             return
         record.ended = time.time()
         record.outcome = outcome
-        record.transcript.event(EventKind.CLOSED, f"session ended: {outcome}", secure=record.secure)
+        omitted = record.transcript.omitted
+        note = f" ({omitted:,} transcript lines omitted)" if omitted else ""
+        record.transcript.event(
+            EventKind.CLOSED, f"session ended: {outcome}{note}", secure=record.secure
+        )
         self.active.discard(record)
         if not self.active:
             self._idle.set()
-        with contextlib.suppress(OSError):
-            # Not fsynced, like the messages: this runs on the event loop (the
-            # app's UI too), and an fsync per session would hold it each time.
-            atomic_write_bytes(
-                self.sessions_dir / f"{record.id}.json",
-                json.dumps(record.to_json(), ensure_ascii=False).encode("utf-8"),
-                durable=False,
-            )
+        self._save(record)
         if self._on_session_end is not None:
             self._on_session_end(record)
+
+    def _save(self, record: SessionRecord) -> None:
+        """Write the session's file in a thread, and now and then prune the old ones.
+
+        The record is turned into plain values here, on the loop; encoding and
+        writing them (the larger part) run in a thread, so a long session does
+        not hold the loop, which in the app is the UI's too.
+        """
+        path = self.sessions_dir / f"{record.id}.json"
+        document = record.to_json()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            _write_session(path, document)
+            return
+        future = loop.run_in_executor(None, _write_session, path, document)
+        self._writes.add(future)
+        future.add_done_callback(self._writes.discard)
+        self._ended_since_prune += 1
+        due = time.monotonic() - self._last_prune > PRUNE_EVERY_SECONDS
+        if not self._pruning and (self._ended_since_prune >= PRUNE_EVERY_SESSIONS or due):
+            self._pruning = True
+            self._ended_since_prune = 0
+            self._last_prune = time.monotonic()
+            pruning = loop.run_in_executor(
+                None, _prune, self.sessions_dir, MAX_SESSION_FILES, MAX_SESSION_AGE
+            )
+            pruning.add_done_callback(self._pruned)
+
+    def _pruned(self, _future: asyncio.Future[None]) -> None:
+        self._pruning = False
 
     async def _store(
         self, record: SessionRecord, envelope: Envelope, content: bytes
@@ -985,11 +1072,29 @@ def _message_id(content: bytes) -> str:
     return " ".join(match.group(1).decode("utf-8", "replace").split()) if match else ""
 
 
-def _prune(directory: Path, keep: int) -> None:
-    files = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime)
-    for old in files[: max(0, len(files) - keep)]:
+def _write_session(path: Path, document: dict[str, Any]) -> None:
+    """Encode and write one session file (in a thread; see :meth:`Sandbox._save`).
+
+    Not fsynced, like the messages: the sandbox is a capture tool.
+    """
+    with contextlib.suppress(OSError):
+        data = json.dumps(document, ensure_ascii=False).encode("utf-8", "replace")
+        atomic_write_bytes(path, data, durable=False)
+
+
+def _prune(directory: Path, keep: int, max_age: float) -> None:
+    """Remove session files beyond the newest ``keep`` and those older than ``max_age`` s."""
+    dated: list[tuple[float, Path]] = []
+    for path in directory.glob("*.json"):
         with contextlib.suppress(OSError):
-            old.unlink()
+            dated.append((path.stat().st_mtime, path))
+    dated.sort()
+    oldest_kept = time.time() - max_age
+    excess = max(0, len(dated) - keep)
+    for index, (mtime, old) in enumerate(dated):
+        if index < excess or mtime < oldest_kept:
+            with contextlib.suppress(OSError):
+                old.unlink()
 
 
 def load_auth_file(path: Path) -> dict[str, str]:

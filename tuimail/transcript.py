@@ -108,8 +108,16 @@ class Transcript:
     started_wall: float = field(default_factory=time.time)
     _started: float = field(default_factory=time.monotonic, repr=False)
     _subscribers: list[Subscriber] = field(default_factory=list, repr=False)
+    #: Entries kept; ``None``: :data:`MAX_ENTRIES`. A server-side session
+    #: (the sandbox) keeps fewer, as it keeps many sessions at once.
+    max_entries: int | None = None
+    #: Characters of entry text kept in all; ``None``: no limit beyond entries.
+    max_chars: int | None = None
     _forbidden: list[str] = field(default_factory=list, repr=False)
     _trimmed: bool = field(default=False, repr=False)
+    _chars: int = field(default=0, repr=False)
+    #: Entries left out once a limit was reached.
+    omitted: int = field(default=0, repr=False)
 
     def subscribe(self, callback: Subscriber) -> None:
         self._subscribers.append(callback)
@@ -151,17 +159,9 @@ class Transcript:
         redacted: bool = False,
         data: dict[str, Any] | None = None,
     ) -> Entry | None:
-        if len(self.entries) >= MAX_ENTRIES:
-            if not self._trimmed:
-                self._trimmed = True
-                self._append(
-                    Entry(
-                        self.elapsed,
-                        Direction.EVENT,
-                        f"transcript limit of {MAX_ENTRIES:,} lines reached; later lines omitted",
-                        kind=EventKind.TRIMMED,
-                    )
-                )
+        # Past a limit only the end of a session is still kept.
+        if kind is not EventKind.CLOSED and (self._trimmed or self._over_limit(len(text))):
+            self._trim()
             return None
         if len(text) > MAX_LINE_CHARS:
             text = f"{text[:MAX_LINE_CHARS]}... [{len(text) - MAX_LINE_CHARS:,} more characters]"
@@ -169,8 +169,33 @@ class Transcript:
             text, found = self.scrub(text)
             redacted = redacted or found
         entry = Entry(self.elapsed, direction, text, secure, kind, redacted, data)
+        self._chars += len(text)
         self._append(entry)
         return entry
+
+    def _over_limit(self, length: int) -> bool:
+        limit = self.max_entries or MAX_ENTRIES
+        if len(self.entries) >= limit:
+            return True
+        chars = self.max_chars
+        return chars is not None and self._chars + min(length, MAX_LINE_CHARS) > chars
+
+    def _trim(self) -> None:
+        """Leave out one entry; the first time, say so in a marker entry."""
+        self.omitted += 1
+        if self._trimmed:
+            return
+        self._trimmed = True
+        limit = self.max_entries or MAX_ENTRIES
+        chars = f" or {self.max_chars:,} characters" if self.max_chars is not None else ""
+        self._append(
+            Entry(
+                self.elapsed,
+                Direction.EVENT,
+                f"transcript limit of {limit:,} lines{chars} reached; later lines omitted",
+                kind=EventKind.TRIMMED,
+            )
+        )
 
     def event(
         self, kind: EventKind, text: str, *, secure: bool = False, **data: Any

@@ -67,7 +67,8 @@ class WireCapture:
         while True:
             end = self._pending.find(b"\n")
             if end == -1:
-                if len(self._pending) > MAX_PENDING_LINE:
+                # Every whole piece now: one packet can hold many.
+                while len(self._pending) > MAX_PENDING_LINE:
                     chunk = bytes(self._pending[:MAX_PENDING_LINE])
                     del self._pending[:MAX_PENDING_LINE]
                     self._server_line(chunk)
