@@ -774,7 +774,10 @@ class Sandbox:
         _prune(self.sessions_dir, MAX_SESSION_FILES, MAX_SESSION_AGE)
         if config.tls is not TLSMode.NONE:
             try:
-                context, files = load_server_context(config.certificate_dir)
+                # In a thread: it may wait for another sandbox making the files.
+                context, files = await asyncio.to_thread(
+                    load_server_context, config.certificate_dir
+                )
             except CertificateError as exc:
                 raise SandboxError(str(exc)) from None
             self._tls_context = context
@@ -805,8 +808,15 @@ class Sandbox:
 
         implicit = self._tls_context if config.tls is TLSMode.IMPLICIT else None
         try:
+            # A client that never finishes the TLS handshake holds a descriptor
+            # before it counts as a connection: it gets the idle timeout too.
             self._server = await loop.create_server(
-                factory, config.host, config.port, ssl=implicit, reuse_address=True
+                factory,
+                config.host,
+                config.port,
+                ssl=implicit,
+                reuse_address=True,
+                ssl_handshake_timeout=config.idle_timeout if implicit else None,
             )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
