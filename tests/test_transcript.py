@@ -307,3 +307,33 @@ async def test_plaintext_after_the_starttls_220_is_not_shown_inside_tls(
     assert any(e.kind is EventKind.WARNING and "discarded" in e.text for e in report.transcript)
     secure_replies = [e for e in report.transcript if e.direction is Direction.SERVER and e.secure]
     assert secure_replies and all(e.text[:3].isdigit() for e in secure_replies)
+
+
+@pytest.mark.parametrize(
+    ("in_order", "expected"),
+    [(True, ["AUTH CRAM-MD5", "QUIT"]), (False, ["AUTH CRAM-MD5", REDACTED])],
+    ids=["client side", "server side"],
+)
+def test_an_auth_refused_at_once_ends_the_exchange_only_when_replies_are_in_order(
+    in_order: bool, expected: list[str]
+) -> None:
+    """A client's own recorder knows the 504 answers the AUTH; a server-side one cannot
+    tell it from the answer to an earlier pipelined command, and masks on the safe side."""
+    redactor = ConversationRedactor(replies_in_order=in_order)
+    recorded = [redactor.client_line("AUTH CRAM-MD5")]
+    redactor.server_line("504 5.5.4 Unrecognized authentication type")
+    recorded.append(redactor.client_line("QUIT"))
+    assert [r[0] for r in recorded if r is not None] == expected
+
+
+def test_pipelined_sasl_responses_are_masked_before_any_334() -> None:
+    """The sandbox sees a pipelining client's responses before it has answered the AUTH."""
+    redactor = ConversationRedactor()
+    lines = ["EHLO a", "AUTH LOGIN", "dXNlcg==", "cGFzcw==", "MAIL FROM:<a@b>"]
+    recorded = [redactor.client_line(line) for line in lines]
+    for reply in ("250 ok", "334 VXNlcm5hbWU6", "334 UGFzc3dvcmQ6", "235 ok", "250 ok"):
+        redactor.server_line(reply)
+    assert [r[0] for r in recorded if r is not None] == [
+        "EHLO a", "AUTH LOGIN", REDACTED, REDACTED, "MAIL FROM:<a@b>",
+    ]  # fmt: skip
+    assert redactor.client_line("RCPT TO:<c@d>") == ("RCPT TO:<c@d>", False)

@@ -311,6 +311,11 @@ class ConversationRedactor:
     in_data: bool = False
     data_bytes: int = 0
     data_lines: int = 0
+    #: Every server reply is seen after the client line it answers (a client
+    #: recording its own session), so a final reply other than 334 ends an
+    #: AUTH exchange for certain. A server-side recorder sees a pipelining
+    #: client's lines first, and leaves this False.
+    replies_in_order: bool = False
     #: Inside an AUTH exchange, as the client's lines show it.
     in_auth: bool = False
     #: Responses the mechanism itself calls for, then how many 334s came.
@@ -378,6 +383,6 @@ class ConversationRedactor:
             if code == "334":
                 if self.in_auth:
                     self.sasl_challenges += 1
-            elif self.in_auth and self.sasl_sent >= self.sasl_expected:
+            elif self.in_auth and (self.replies_in_order or self.sasl_sent >= self.sasl_expected):
                 self.in_auth = False
         return line

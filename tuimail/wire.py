@@ -48,7 +48,7 @@ class WireCapture:
 
     def __init__(self, transcript: Transcript) -> None:
         self.transcript = transcript
-        self.redactor = ConversationRedactor()
+        self.redactor = ConversationRedactor(replies_in_order=True)
         self.secure = False
         self.bytes_received = 0
         self.bytes_sent = 0
