@@ -279,22 +279,31 @@ def test_jsonl_round_trip() -> None:
 
 
 class InjectingStartTLSSMTP(SMTP):
-    """Answers STARTTLS with its 220 and, in the same write, plaintext with no line end."""
+    """Answers STARTTLS with its 220 and, in the same write, plaintext a MITM added."""
+
+    injected = b"250-injected in plaintext"
 
     async def push(self, status: Any) -> None:
         text = status.decode() if isinstance(status, bytes) else status
         if text.startswith("220 Ready to start TLS"):
-            self._writer.write(text.encode() + b"\r\n250-injected in plaintext")
+            self._writer.write(text.encode() + b"\r\n" + self.injected)
             await self._writer.drain()
             return
         await super().push(status)
 
 
+class InjectingLineStartTLSSMTP(InjectingStartTLSSMTP):
+    injected = b"250-injected in plaintext\r\n"
+
+
+@pytest.mark.parametrize(
+    "server_class", [InjectingStartTLSSMTP, InjectingLineStartTLSSMTP], ids=["no CRLF", "CRLF"]
+)
 async def test_plaintext_after_the_starttls_220_is_not_shown_inside_tls(
-    servers: ServerThread, certs: Certs
+    servers: ServerThread, certs: Certs, server_class: type[SMTP]
 ) -> None:
     """aiosmtplib discards it; the transcript shows it as plaintext and says so."""
-    port = servers.smtp(Sink(), server_class=InjectingStartTLSSMTP, tls_context=certs.good)
+    port = servers.smtp(Sink(), server_class=server_class, tls_context=certs.good)
     profile = Profile(
         name="t", host="127.0.0.1", port=port, security=Security.STARTTLS,
         ca_file=str(certs.ca_file),
