@@ -489,3 +489,25 @@ def test_another_client_is_answered_while_a_flood_runs(make_sandbox: Any) -> Non
             assert client.noop()[0] == 250
     finally:
         flooding.join(60)
+
+
+def test_recipients_and_listed_messages_are_bounded_per_session(make_sandbox: Any) -> None:
+    """Postfix's 452 4.5.3 past the recipient limit; a session lists a bounded number of messages."""
+    from tuimail.sandbox import MAX_RECIPIENTS, SESSION_MAX_MESSAGES
+
+    sandbox = make_sandbox()
+    with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=30) as client:
+        client.ehlo()
+        client.mail("a@example.test")
+        for number in range(MAX_RECIPIENTS):
+            assert client.rcpt(f"r{number}@example.test")[0] == 250
+        code, text = client.rcpt("one-too-many@example.test")
+        assert (code, text[:5]) == (452, b"4.5.3")
+        client.rset()
+        for _ in range(SESSION_MAX_MESSAGES + 5):
+            client.sendmail("a@example.test", ["b@example.test"], b"Subject: s\r\n\r\nx\r\n")
+    [session] = sandbox.wait_for_sessions(1)
+    assert session.message_count == SESSION_MAX_MESSAGES + 5
+    assert len(session.messages) == SESSION_MAX_MESSAGES
+    assert f"{SESSION_MAX_MESSAGES + 5} message(s)" in session.summary()
+    assert len(sandbox.stored()) == SESSION_MAX_MESSAGES + 5

@@ -81,6 +81,16 @@ PRUNE_EVERY_SECONDS = 60.0
 #: limits a marker says lines were left out, and the session's end is kept.
 SESSION_MAX_ENTRIES = 1000
 SESSION_MAX_CHARS = 128 * 1024
+#: Stored messages listed per session record (all of them are in the Maildir
+#: and counted); a client sending a million tiny messages in one session
+#: must not grow the record with it.
+SESSION_MAX_MESSAGES = 200
+#: Recipients listed per stored message in a session record.
+MESSAGE_MAX_LISTED_RECIPIENTS = 100
+#: Recipients per message, as Postfix's ``smtpd_recipient_limit``; more are
+#: answered :data:`TOO_MANY_RECIPIENTS`, as Postfix does.
+MAX_RECIPIENTS = 1000
+TOO_MANY_RECIPIENTS = "452 4.5.3 Error: too many recipients"
 #: A client line longer than this without a line end is recorded in pieces.
 MAX_PENDING_LINE = 64 * 1024
 #: Client bytes held while the tap waits for the server's answer to DATA or
@@ -158,6 +168,9 @@ class StoredMessage:
     size: int
     session_id: str
     received_at: float
+    #: Recipients of the envelope; ``rcpt_tos`` lists the first
+    #: :data:`MESSAGE_MAX_LISTED_RECIPIENTS` of them (the message has them all).
+    rcpt_count: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -165,6 +178,7 @@ class StoredMessage:
             "message_id": self.message_id,
             "mail_from": self.mail_from,
             "rcpt_tos": list(self.rcpt_tos),
+            "rcpt_count": self.rcpt_count or len(self.rcpt_tos),
             "size": self.size,
             "session_id": self.session_id,
             "received_at": self.received_at,
@@ -184,6 +198,8 @@ class SessionRecord:
     secure: bool = False
     authenticated_as: str = ""
     messages: list[StoredMessage] = field(default_factory=list)
+    #: Messages stored in this session, listed in ``messages`` or not.
+    message_count: int = 0
     transcript: Transcript = field(
         default_factory=lambda: Transcript(
             max_entries=SESSION_MAX_ENTRIES, max_chars=SESSION_MAX_CHARS
@@ -196,7 +212,7 @@ class SessionRecord:
         tls = " TLS" if self.secure else ""
         return (
             f"session {self.id} from {self.peer}{helo}{tls}: {self.outcome}, "
-            f"{len(self.messages)} message(s), {duration}"
+            f"{self.message_count} message(s), {duration}"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -210,6 +226,7 @@ class SessionRecord:
             "secure": self.secure,
             "authenticated_as": self.authenticated_as,
             "messages": [m.to_json() for m in self.messages],
+            "message_count": self.message_count,
             "transcript": [e.to_json() for e in self.transcript],
         }
 
@@ -606,6 +623,9 @@ class SandboxSMTP(SMTP):
             self.record.transcript.event(EventKind.WARNING, f"greylisted {recipient}")
             await self.push(GREYLIST_REPLY)
             return
+        if envelope is not None and len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            await self.push(TOO_MANY_RECIPIENTS)
+            return
         path = (arg or "").partition(">")[0]
         if (
             not path.isascii()
@@ -966,12 +986,17 @@ class Sandbox:
             key=key,
             message_id=scrub(_message_id(content)),
             mail_from=scrub(str(envelope.mail_from or "")),
-            rcpt_tos=tuple(scrub(rcpt) for rcpt in envelope.rcpt_tos),
+            rcpt_tos=tuple(
+                scrub(rcpt) for rcpt in envelope.rcpt_tos[:MESSAGE_MAX_LISTED_RECIPIENTS]
+            ),
+            rcpt_count=len(envelope.rcpt_tos),
             size=len(content),
             session_id=record.id,
             received_at=time.time(),
         )
-        record.messages.append(stored)
+        record.message_count += 1
+        if len(record.messages) < SESSION_MAX_MESSAGES:
+            record.messages.append(stored)
         record.transcript.event(
             EventKind.INFO, f"stored message {key} ({len(content):,} bytes) {stored.message_id}"
         )
