@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli_helpers import TUIMAIL, files_under, find_leaks
+from tests.cli_helpers import TUIMAIL, files_under, find_leaks, run_tuimail
 from tests.test_sandbox import make_sandbox, sample_message, start_serve
 from tuimail.transcript import REDACTED, Direction, EventKind
 
@@ -511,3 +511,12 @@ def test_recipients_and_listed_messages_are_bounded_per_session(make_sandbox: An
     assert len(session.messages) == SESSION_MAX_MESSAGES
     assert f"{SESSION_MAX_MESSAGES + 5} message(s)" in session.summary()
     assert len(sandbox.stored()) == SESSION_MAX_MESSAGES + 5
+
+
+def test_a_maildir_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = run_tuimail("serve", "--port", "0", "--maildir", str(blocker / "mail"))
+    assert result.returncode == 1, result.stderr
+    assert "cannot create the Maildir at" in result.stderr
+    assert "Traceback" not in result.stderr

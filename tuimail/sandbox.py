@@ -783,14 +783,25 @@ class Sandbox:
         config = self.config
         # Only what the sandbox creates is made private: the parent of a
         # --maildir (say /tmp) keeps its mode.
-        ensure_maildir(self.maildir_path)
+        for directory, what in ((self.maildir_path, "the Maildir"), (self.sessions_dir, "")):
+            try:
+                if what:
+                    ensure_maildir(directory)
+                else:
+                    make_private_dirs(directory)
+            except OSError as exc:
+                where = what or "the session files' directory"
+                if isinstance(exc, FileExistsError | NotADirectoryError):
+                    reason = f"{exc.filename} is a file, not a directory"
+                else:
+                    reason = f"{exc.strerror or exc} ({exc.filename})"
+                raise SandboxError(f"cannot create {where} at {directory}: {reason}") from None
         self._maildir = mailbox.Maildir(self.maildir_path, create=False)
         # Files made ahead by a sandbox that was killed stay in tmp/; maildir(5)
         # lets a reader remove tmp files untouched for 36 hours, as this does.
         with contextlib.suppress(OSError):
             self._maildir.clean()
         self._spares = SpareFiles(self.maildir_path)
-        make_private_dirs(self.sessions_dir)
         _prune(self.sessions_dir, MAX_SESSION_FILES, MAX_SESSION_AGE)
         if config.tls is not TLSMode.NONE:
             try:
