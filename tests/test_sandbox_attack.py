@@ -520,3 +520,14 @@ def test_a_maildir_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> No
     assert result.returncode == 1, result.stderr
     assert "cannot create the Maildir at" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_certificate_directory_that_cannot_be_made_is_a_clear_error(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    from tuimail.sandbox import SandboxError, TLSMode
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(SandboxError, match="cannot make the sandbox certificate"):
+        make_sandbox(tls=TLSMode.STARTTLS, certificate_dir=blocker / "tls")

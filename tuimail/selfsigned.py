@@ -64,18 +64,27 @@ def load_server_context(directory: Path | None = None) -> tuple[ssl.SSLContext, 
     """
     directory = directory or default_directory()
     files = CertificateFiles(directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
-    make_private_dirs(directory)
-    with _locked(directory / ".lock"):
-        if not _usable(files):
-            _generate(files)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            context.load_cert_chain(files.cert_file, files.key_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise CertificateError(
-                f"cannot use the sandbox certificate in {directory}: {exc}"
-            ) from None
-    return context, files
+    try:
+        make_private_dirs(directory)
+        with _locked(directory / ".lock"):
+            if not _usable(files):
+                _generate(files)
+            return _server_context(files), files
+    except OSError as exc:
+        raise CertificateError(
+            f"cannot make the sandbox certificate in {directory}: {exc.strerror or exc}"
+        ) from None
+
+
+def _server_context(files: CertificateFiles) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(files.cert_file, files.key_file)
+    except ssl.SSLError as exc:
+        raise CertificateError(
+            f"cannot use the sandbox certificate in {files.cert_file.parent}: {exc}"
+        ) from None
+    return context
 
 
 @contextlib.contextmanager
