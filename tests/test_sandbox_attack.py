@@ -531,3 +531,22 @@ def test_a_certificate_directory_that_cannot_be_made_is_a_clear_error(
     blocker.write_text("not a directory")
     with pytest.raises(SandboxError, match="cannot make the sandbox certificate"):
         make_sandbox(tls=TLSMode.STARTTLS, certificate_dir=blocker / "tls")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("/dev/zero", "not a regular file"), ("fifo", "not a regular file"), ("latin1", "not UTF-8")],
+)
+def test_an_auth_file_that_is_not_a_small_text_file_is_a_clear_error(
+    tmp_path: Path, name: str, expected: str
+) -> None:
+    path = Path(name)
+    if name == "fifo":
+        path = tmp_path / "fifo"
+        os.mkfifo(path)
+    elif name == "latin1":
+        path = tmp_path / "users"
+        path.write_bytes("jürgen:pässword\n".encode("latin-1"))
+    result = run_tuimail("serve", "--port", "0", "--auth-file", str(path), timeout=20)
+    assert result.returncode == 1, result.stderr
+    assert expected in result.stderr and "Traceback" not in result.stderr

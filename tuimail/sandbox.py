@@ -1143,13 +1143,40 @@ def _prune(directory: Path, keep: int, max_age: float) -> None:
                 old.unlink()
 
 
+#: Largest ``--auth-file`` read; a password list is a few lines.
+MAX_AUTH_FILE = 1024 * 1024
+
+
+def _read_small_text(path: Path, what: str, limit: int) -> str:
+    """A regular UTF-8 file of at most ``limit`` bytes, else a :class:`SandboxError`.
+
+    ``/dev/zero`` would be read until memory runs out, and a FIFO would
+    block the start for good: only regular files are read.
+    """
+    import stat
+
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise SandboxError(f"{what} {path} is not a regular file")
+        if info.st_size > limit:
+            raise SandboxError(f"{what} {path} is larger than {limit:,} bytes")
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise SandboxError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise SandboxError(f"{what} {path} is larger than {limit:,} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SandboxError(f"{what} {path} is not UTF-8 text") from None
+
+
 def load_auth_file(path: Path) -> dict[str, str]:
     """``user:password`` per line; ``#`` comments and blank lines are ignored."""
     users: dict[str, str] = {}
-    try:
-        text = path.read_text("utf-8")
-    except OSError as exc:
-        raise SandboxError(f"cannot read the auth file {path}: {exc.strerror}") from None
+    text = _read_small_text(path, "the auth file", MAX_AUTH_FILE)
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
