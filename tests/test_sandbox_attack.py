@@ -550,3 +550,20 @@ def test_an_auth_file_that_is_not_a_small_text_file_is_a_clear_error(
     result = run_tuimail("serve", "--port", "0", "--auth-file", str(path), timeout=20)
     assert result.returncode == 1, result.stderr
     assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_quiet_never_prints_the_clients_control_characters() -> None:
+    process, port = start_serve("--quiet")
+    try:
+        client = Client(port)
+        try:
+            assert client.reply().startswith(b"220")
+            client.send(b"EHLO \x1b]0;pwned\x07\x1b[2J.example\r\nQUIT\r\n")
+            assert client.reply().startswith(b"250")
+            assert client.reply().startswith(b"221")
+        finally:
+            client.close()
+    finally:
+        process.terminate()
+        stdout, _ = process.communicate(timeout=20)
+    assert "helo" in stdout and "\x1b" not in stdout and "\x07" not in stdout

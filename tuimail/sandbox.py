@@ -53,7 +53,7 @@ from tuimail.profiles import Profile, Security
 from tuimail.sandbox_profile import builtin_profile, runtime_file
 from tuimail.selfsigned import CertificateError, load_server_context
 from tuimail.smtp_data import DataState, MessageData, read_message_data
-from tuimail.terminal_text import decode_for_terminal
+from tuimail.terminal_text import decode_for_terminal, escape_controls
 from tuimail.transcript import (
     ConversationRedactor,
     Direction,
@@ -563,7 +563,8 @@ class SandboxSMTP(SMTP):
 
     def _note_helo(self, hostname: str) -> None:
         if self.record is not None and hostname:
-            self.record.helo = self.record.transcript.scrub(hostname[:255])[0]
+            # Printed in the one-line summary: the client's text, escaped.
+            self.record.helo = self.record.transcript.scrub(escape_controls(hostname[:255]))[0]
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's path parser, with a fast path for a plain ``<local@domain>``.
@@ -590,7 +591,8 @@ class SandboxSMTP(SMTP):
                 login = self.session.auth_data
                 if isinstance(login, LoginPassword):
                     name = login.login.decode("utf-8", "replace")
-                    self.record.authenticated_as = self.record.transcript.scrub(name)[0]
+                    shown = escape_controls(name[:255])
+                    self.record.authenticated_as = self.record.transcript.scrub(shown)[0]
 
     @_help_of(SMTP.smtp_MAIL)
     async def smtp_MAIL(self, arg: str | None) -> None:
