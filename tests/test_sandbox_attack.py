@@ -567,3 +567,17 @@ def test_serve_quiet_never_prints_the_clients_control_characters() -> None:
         process.terminate()
         stdout, _ = process.communicate(timeout=20)
     assert "helo" in stdout and "\x1b" not in stdout and "\x07" not in stdout
+
+
+def test_a_hostile_message_id_is_escaped_and_cut(make_sandbox: Any) -> None:
+    from tuimail.sandbox import MAX_MESSAGE_ID_CHARS
+
+    sandbox = make_sandbox()
+    folded = b"".join(b"\r\n " + b"x" * 900 for _ in range(50))  # long, in legal lines
+    message = b"Message-ID: <\x1b]0;pwned\x07" + folded + b"@x>\r\n\r\nbody\r\n"
+    with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=10) as client:
+        client.sendmail("a@example.test", ["b@example.test"], message)
+    [session] = sandbox.wait_for_sessions(1)
+    [stored] = session.messages
+    assert "\x1b" not in stored.message_id and len(stored.message_id) < MAX_MESSAGE_ID_CHARS + 50
+    assert not any("\x1b" in e.text for e in session.transcript)

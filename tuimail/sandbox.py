@@ -118,6 +118,9 @@ FD_RESERVE = 64
 #: However high the open-file limit, no more connections than this at once.
 MAX_CONNECTIONS_CEILING = 4096
 
+#: A Message-ID longer than this is kept cut (real ones are well under 100).
+MAX_MESSAGE_ID_CHARS = 256
+
 _ADDRESS_RE = re.compile(r"<([^>]*)>")
 _MESSAGE_ID_RE = re.compile(rb"(?im)^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)")
 
@@ -1114,10 +1117,19 @@ def _same(expected: str, given: str) -> bool:
 
 
 def _message_id(content: bytes) -> str:
-    """The Message-ID header, unfolded; a scan, not a parse (it runs for every message)."""
+    """The Message-ID header, unfolded; a scan, not a parse (it runs for every message).
+
+    The client wrote it: control characters are escaped (it is printed), and
+    it is cut to :data:`MAX_MESSAGE_ID_CHARS` (every stored message keeps it).
+    """
     head = content[:65536].split(b"\r\n\r\n", 1)[0]
     match = _MESSAGE_ID_RE.search(head)
-    return " ".join(match.group(1).decode("utf-8", "replace").split()) if match else ""
+    if not match:
+        return ""
+    text = " ".join(match.group(1).decode("utf-8", "replace").split())
+    if len(text) > MAX_MESSAGE_ID_CHARS:
+        text = text[:MAX_MESSAGE_ID_CHARS] + "..."
+    return escape_controls(text)
 
 
 def _write_session(path: Path, document: dict[str, Any]) -> None:
