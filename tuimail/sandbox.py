@@ -625,7 +625,9 @@ class SandboxSMTP(SMTP):
             and self.sandbox.faults.greylisted(envelope.mail_from, recipient)
         ):
             assert self.record is not None
-            self.record.transcript.event(EventKind.WARNING, f"greylisted {recipient}")
+            self.record.transcript.event(
+                EventKind.WARNING, f"greylisted {escape_controls(recipient)}"
+            )
             await self.push(GREYLIST_REPLY)
             return
         if envelope is not None and len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
