@@ -346,3 +346,6 @@ def test_pipelined_sasl_responses_are_masked_before_any_334() -> None:
         "EHLO a", "AUTH LOGIN", REDACTED, REDACTED, "MAIL FROM:<a@b>",
     ]  # fmt: skip
     assert redactor.client_line("RCPT TO:<c@d>") == ("RCPT TO:<c@d>", False)
+    # "=" is an empty initial response: the response itself may still follow.
+    assert redactor.client_line("AUTH PLAIN =") == (f"AUTH PLAIN {REDACTED}", True)
+    assert redactor.client_line("AGFsaWNlAHNlY3JldA==") == (REDACTED, True)

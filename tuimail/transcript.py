@@ -353,7 +353,9 @@ class ConversationRedactor:
             expected = _SASL_RESPONSES.get(mechanism.upper(), 1)
             self.in_auth = True
             self.sasl_challenges = self.sasl_sent = 0
-            self.sasl_expected = max(0, expected - 1) if initial else expected
+            # "=" is an empty initial response (RFC 4954 4): the real one may follow.
+            given = bool(initial) and initial != "="
+            self.sasl_expected = max(0, expected - 1) if given else expected
             if initial:
                 return f"{verb} {mechanism} {REDACTED}", True
         return line, False
