@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mailbox
+import os
 import stat
 import time
 from pathlib import Path
@@ -69,3 +70,17 @@ def test_after_close_messages_are_still_stored(tmp_path: Path) -> None:
     key = deliver_with(spares, b"Subject: late\r\n\r\n")
     assert (maildir / "new" / key).read_bytes() == b"Subject: late\r\n\r\n"
     assert list((maildir / "tmp").iterdir()) == []
+
+
+def test_only_the_directories_made_are_made_private(tmp_path: Path) -> None:
+    existing = tmp_path / "existing"
+    existing.mkdir(mode=0o755)
+    existing.chmod(0o755)
+    old_umask = os.umask(0o022)
+    try:
+        ensure_maildir(existing / "a" / "b")
+    finally:
+        os.umask(old_umask)
+    assert existing.stat().st_mode & 0o777 == 0o755
+    for made in (existing / "a", existing / "a" / "b", existing / "a" / "b" / "tmp"):
+        assert made.stat().st_mode & 0o777 == 0o700, made

@@ -59,6 +59,7 @@ class RunningSandbox:
         while time.monotonic() < deadline:
             ended = [s for s in self.sandbox.sessions if s.ended is not None]
             if len(ended) >= count:
+                self.call(self.sandbox.flush())  # their files are written in a thread
                 return ended
             time.sleep(0.02)
         raise AssertionError(f"expected {count} ended sessions, have {self.sessions()}")

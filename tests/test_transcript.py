@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from aiosmtpd.smtp import SMTP
 
 from tests.conftest import Certs
 from tests.smtpservers import ServerThread, Sink, password_checker
@@ -275,3 +276,76 @@ def test_jsonl_round_trip() -> None:
         type(e)(round(e.elapsed, 6), e.direction, e.text, e.secure, e.kind, e.redacted, e.data)
         for e in transcript.entries
     ]
+
+
+class InjectingStartTLSSMTP(SMTP):
+    """Answers STARTTLS with its 220 and, in the same write, plaintext a MITM added."""
+
+    injected = b"250-injected in plaintext"
+
+    async def push(self, status: Any) -> None:
+        text = status.decode() if isinstance(status, bytes) else status
+        if text.startswith("220 Ready to start TLS"):
+            self._writer.write(text.encode() + b"\r\n" + self.injected)
+            await self._writer.drain()
+            return
+        await super().push(status)
+
+
+class InjectingLineStartTLSSMTP(InjectingStartTLSSMTP):
+    injected = b"250-injected in plaintext\r\n"
+
+
+@pytest.mark.parametrize(
+    "server_class", [InjectingStartTLSSMTP, InjectingLineStartTLSSMTP], ids=["no CRLF", "CRLF"]
+)
+async def test_plaintext_after_the_starttls_220_is_not_shown_inside_tls(
+    servers: ServerThread, certs: Certs, server_class: type[SMTP]
+) -> None:
+    """aiosmtplib discards it; the transcript shows it as plaintext and says so."""
+    port = servers.smtp(Sink(), server_class=server_class, tls_context=certs.good)
+    profile = Profile(
+        name="t", host="127.0.0.1", port=port, security=Security.STARTTLS,
+        ca_file=str(certs.ca_file),
+    )  # fmt: skip
+    outgoing = build_message(Draft(from_address="a@example.test", to=["b@example.test"]))
+    report = await send(profile, outgoing)
+    entries = [e for e in report.transcript if "injected" in e.text]
+    assert [e.secure for e in entries] == [False], entries
+    assert entries[0].text == "250-injected in plaintext"
+    assert any(e.kind is EventKind.WARNING and "discarded" in e.text for e in report.transcript)
+    secure_replies = [e for e in report.transcript if e.direction is Direction.SERVER and e.secure]
+    assert secure_replies and all(e.text[:3].isdigit() for e in secure_replies)
+
+
+@pytest.mark.parametrize(
+    ("in_order", "expected"),
+    [(True, ["AUTH CRAM-MD5", "QUIT"]), (False, ["AUTH CRAM-MD5", REDACTED])],
+    ids=["client side", "server side"],
+)
+def test_an_auth_refused_at_once_ends_the_exchange_only_when_replies_are_in_order(
+    in_order: bool, expected: list[str]
+) -> None:
+    """A client's own recorder knows the 504 answers the AUTH; a server-side one cannot
+    tell it from the answer to an earlier pipelined command, and masks on the safe side."""
+    redactor = ConversationRedactor(replies_in_order=in_order)
+    recorded = [redactor.client_line("AUTH CRAM-MD5")]
+    redactor.server_line("504 5.5.4 Unrecognized authentication type")
+    recorded.append(redactor.client_line("QUIT"))
+    assert [r[0] for r in recorded if r is not None] == expected
+
+
+def test_pipelined_sasl_responses_are_masked_before_any_334() -> None:
+    """The sandbox sees a pipelining client's responses before it has answered the AUTH."""
+    redactor = ConversationRedactor()
+    lines = ["EHLO a", "AUTH LOGIN", "dXNlcg==", "cGFzcw==", "MAIL FROM:<a@b>"]
+    recorded = [redactor.client_line(line) for line in lines]
+    for reply in ("250 ok", "334 VXNlcm5hbWU6", "334 UGFzc3dvcmQ6", "235 ok", "250 ok"):
+        redactor.server_line(reply)
+    assert [r[0] for r in recorded if r is not None] == [
+        "EHLO a", "AUTH LOGIN", REDACTED, REDACTED, "MAIL FROM:<a@b>",
+    ]  # fmt: skip
+    assert redactor.client_line("RCPT TO:<c@d>") == ("RCPT TO:<c@d>", False)
+    # "=" is an empty initial response: the response itself may still follow.
+    assert redactor.client_line("AUTH PLAIN =") == (f"AUTH PLAIN {REDACTED}", True)
+    assert redactor.client_line("AGFsaWNlAHNlY3JldA==") == (REDACTED, True)

@@ -26,6 +26,7 @@ import json
 import mailbox
 import os
 import re
+import secrets
 import ssl
 import time
 import warnings
@@ -41,22 +42,60 @@ from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
 from tuimail.envelope_path import plain_path
 from tuimail.faults import GREYLIST_REPLY, FaultAction, FaultPlan, FaultRule, FaultStage
-from tuimail.maildir import SpareFiles, deliver, deliver_with, ensure_maildir
+from tuimail.maildir import (
+    SpareFiles,
+    deliver,
+    deliver_with,
+    ensure_maildir,
+    make_private_dirs,
+)
 from tuimail.profiles import Profile, Security
 from tuimail.sandbox_profile import builtin_profile, runtime_file
-from tuimail.selfsigned import ensure_certificate
+from tuimail.selfsigned import CertificateError, load_server_context
 from tuimail.smtp_data import DataState, MessageData, read_message_data
-from tuimail.terminal_text import decode_for_terminal
-from tuimail.transcript import ConversationRedactor, Direction, Entry, EventKind, Transcript
+from tuimail.terminal_text import decode_for_terminal, escape_controls
+from tuimail.transcript import (
+    ConversationRedactor,
+    Direction,
+    Entry,
+    EventKind,
+    Transcript,
+    sasl_blob_forms,
+)
 
 DEFAULT_PORT = 2525
 DEFAULT_SIZE_LIMIT = 32 * 1024 * 1024
 #: Sessions kept in memory for the app; all of them are also written to disk.
 MAX_SESSIONS_IN_MEMORY = 200
-#: Session files kept on disk; the oldest are removed at start-up.
+#: Session files kept on disk; the oldest are removed at start-up and while running.
 MAX_SESSION_FILES = 1000
+#: Session files older than this are removed too.
+MAX_SESSION_AGE = 7 * 24 * 3600.0
+#: While running, the files are pruned after this many sessions end...
+PRUNE_EVERY_SESSIONS = 50
+#: ...or when a session ends this long after the last pruning.
+PRUNE_EVERY_SECONDS = 60.0
+#: What one session keeps of its transcript. Every session is kept in memory
+#: (up to :data:`MAX_SESSIONS_IN_MEMORY`) and on disk, so a client that
+#: floods the sandbox with lines must not make either grow with it: past the
+#: limits a marker says lines were left out, and the session's end is kept.
+SESSION_MAX_ENTRIES = 1000
+SESSION_MAX_CHARS = 128 * 1024
+#: Stored messages listed per session record (all of them are in the Maildir
+#: and counted); a client sending a million tiny messages in one session
+#: must not grow the record with it.
+SESSION_MAX_MESSAGES = 200
+#: Recipients listed per stored message in a session record.
+MESSAGE_MAX_LISTED_RECIPIENTS = 100
+#: Recipients per message, as Postfix's ``smtpd_recipient_limit``; more are
+#: answered :data:`TOO_MANY_RECIPIENTS`, as Postfix does.
+MAX_RECIPIENTS = 1000
+TOO_MANY_RECIPIENTS = "452 4.5.3 Error: too many recipients"
 #: A client line longer than this without a line end is recorded in pieces.
 MAX_PENDING_LINE = 64 * 1024
+#: Client bytes held while the tap waits for the server's answer to DATA or
+#: STARTTLS; a client that sends more without waiting is recorded as it comes.
+MAX_HELD = 4 * MAX_PENDING_LINE
 #: Messages up to this size are written on the event loop, into files made
 #: ahead (see :class:`~tuimail.maildir.SpareFiles`); larger ones in a thread.
 #: Handing a small write to a thread cost more than the write itself: the two
@@ -65,6 +104,22 @@ MAX_PENDING_LINE = 64 * 1024
 #: (benchmarks/bench_sandbox.py, tmpfs). A large write could hold the loop,
 #: which in the app is also the UI's, so it still goes to a thread.
 INLINE_WRITE_LIMIT = 256 * 1024
+
+#: Postfix's answer to a non-ASCII address in a transaction that did not
+#: declare SMTPUTF8 (RFC 6531 3.4): an application that forgets it fails here
+#: as it would against a production server.
+NEEDS_SMTPUTF8 = "553 5.6.7 Must declare SMTPUTF8 to send unicode address"
+
+#: The answer to a connection beyond the cap; it is closed straight after.
+TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
+#: File descriptors kept free for what is not a connection: the listening
+#: sockets, the Maildir files made ahead, session files, TLS files, stdio.
+FD_RESERVE = 64
+#: However high the open-file limit, no more connections than this at once.
+MAX_CONNECTIONS_CEILING = 4096
+
+#: A Message-ID longer than this is kept cut (real ones are well under 100).
+MAX_MESSAGE_ID_CHARS = 256
 
 _ADDRESS_RE = re.compile(r"<([^>]*)>")
 _MESSAGE_ID_RE = re.compile(rb"(?im)^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)")
@@ -94,6 +149,11 @@ class SandboxConfig:
     hostname: str = "localhost"
     sessions_dir: Path | None = None
     certificate_dir: Path | None = None
+    #: Connections served at once; ``None``: derived from the open-file limit.
+    max_connections: int | None = None
+
+    def resolved_max_connections(self) -> int:
+        return self.max_connections or default_max_connections()
 
     def resolved_maildir(self) -> Path:
         return self.maildir or paths.data_dir() / "sandbox" / "maildir"
@@ -111,6 +171,9 @@ class StoredMessage:
     size: int
     session_id: str
     received_at: float
+    #: Recipients of the envelope; ``rcpt_tos`` lists the first
+    #: :data:`MESSAGE_MAX_LISTED_RECIPIENTS` of them (the message has them all).
+    rcpt_count: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -118,6 +181,7 @@ class StoredMessage:
             "message_id": self.message_id,
             "mail_from": self.mail_from,
             "rcpt_tos": list(self.rcpt_tos),
+            "rcpt_count": self.rcpt_count or len(self.rcpt_tos),
             "size": self.size,
             "session_id": self.session_id,
             "received_at": self.received_at,
@@ -137,7 +201,13 @@ class SessionRecord:
     secure: bool = False
     authenticated_as: str = ""
     messages: list[StoredMessage] = field(default_factory=list)
-    transcript: Transcript = field(default_factory=Transcript)
+    #: Messages stored in this session, listed in ``messages`` or not.
+    message_count: int = 0
+    transcript: Transcript = field(
+        default_factory=lambda: Transcript(
+            max_entries=SESSION_MAX_ENTRIES, max_chars=SESSION_MAX_CHARS
+        )
+    )
 
     def summary(self) -> str:
         duration = f"{(self.ended or time.time()) - self.started:.3f}s"
@@ -145,7 +215,7 @@ class SessionRecord:
         tls = " TLS" if self.secure else ""
         return (
             f"session {self.id} from {self.peer}{helo}{tls}: {self.outcome}, "
-            f"{len(self.messages)} message(s), {duration}"
+            f"{self.message_count} message(s), {duration}"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -159,6 +229,7 @@ class SessionRecord:
             "secure": self.secure,
             "authenticated_as": self.authenticated_as,
             "messages": [m.to_json() for m in self.messages],
+            "message_count": self.message_count,
             "transcript": [e.to_json() for e in self.transcript],
         }
 
@@ -168,6 +239,15 @@ class ClientTap:
 
     Message content is counted without being split into Python lines, so a
     10 MB attachment costs the transcript almost nothing.
+
+    The tap sees the client's bytes as they arrive, before the server has
+    read them, so what a line *is* can depend on an answer not given yet:
+    after ``DATA`` the next bytes are message content only if the server says
+    ``354``, and after ``STARTTLS`` they are discarded unread if it says
+    ``220`` (RFC 3207 4.2; aiosmtpd clears its buffer at the handshake). So
+    after either command the tap holds the bytes that follow until the
+    server's answer is known (:meth:`server_reply`), or, after a ``220`` to
+    STARTTLS, until TLS is established (:meth:`tls_started`).
     """
 
     def __init__(self, record: SessionRecord, redactor: ConversationRedactor) -> None:
@@ -175,31 +255,120 @@ class ClientTap:
         self.redactor = redactor
         self.secure = False
         self._pending = bytearray()
+        #: The command whose answer decides what the held bytes are, or "".
+        self._held_by = ""
+        #: STARTTLS was answered 220: what comes before TLS is discarded plaintext.
+        self._before_tls = False
+        #: Message data has just begun: a final dot may open it, with no CRLF before.
+        self._data_start = False
+        self._greeted = False
+        #: Bytes dropped so far of a line longer than :data:`MAX_PENDING_LINE`.
+        self._skipped: int | None = None
 
     def feed(self, data: bytes) -> None:
         self._pending.extend(data)
+        self._drain()
+
+    def _drain(self) -> None:
         while self._pending:
+            if self._held_by or self._before_tls:
+                if len(self._pending) <= MAX_HELD:
+                    return
+                # A client that floods instead of waiting for the answer: its
+                # bytes are recorded now, so the tap's memory stays bounded.
+                if self._before_tls:
+                    self._discard_plaintext()
+                    return
+                self._held_by = ""
             if self.redactor.in_data:
                 if not self._consume_data():
                     return
                 continue
             end = self._pending.find(b"\n")
+            if self._skipped is not None:
+                if not self._skip_rest_of_line(end):
+                    return
+                continue
             if end == -1:
                 if len(self._pending) > MAX_PENDING_LINE:
+                    # Its start is recorded; the rest is counted, not kept.
                     self._line(bytes(self._pending[:MAX_PENDING_LINE]))
-                    del self._pending[:MAX_PENDING_LINE]
+                    self._skipped = len(self._pending) - MAX_PENDING_LINE
+                    self._pending.clear()
                 return
             raw = bytes(self._pending[:end]).rstrip(b"\r")
             del self._pending[: end + 1]
             self._line(raw)
+            command = raw.strip().upper()
+            if command == b"DATA" or (command == b"STARTTLS" and not self.secure):
+                self._held_by = command.decode()
+
+    def _skip_rest_of_line(self, end: int) -> bool:
+        """Drop the rest of an over-long line; True once its end was found."""
+        assert self._skipped is not None
+        if end == -1:
+            self._skipped += len(self._pending)
+            self._pending.clear()
+            return False
+        skipped = self._skipped + end + 1
+        del self._pending[: end + 1]
+        self._skipped = None
+        self.record.transcript.event(
+            EventKind.INFO, f"that line went on for {skipped:,} more bytes, not recorded"
+        )
+        return True
+
+    def server_reply(self, line: str) -> None:
+        """The server said ``line`` (already seen by the redactor); release held bytes."""
+        if line[3:4] == "-":
+            return
+        if not self._greeted:
+            self._greeted = True
+            return
+        code = line[:3]
+        if self._held_by == "DATA" and (code == "354" or code[:1] in ("4", "5")):
+            self._held_by = ""
+            self._data_start = code == "354"
+        elif self._held_by == "STARTTLS" and code[:1] in ("2", "4", "5"):
+            self._held_by = ""
+            self._before_tls = code == "220"
+        else:
+            return
+        self._drain()
+
+    def tls_started(self) -> None:
+        """TLS is up: whatever the client sent before it was plaintext, discarded unread."""
+        if self._pending and (self._before_tls or self._held_by == "STARTTLS"):
+            self._discard_plaintext()
+        self._before_tls = False
+        self._held_by = ""
+        self.secure = True
+
+    def _discard_plaintext(self) -> None:
+        """Record the bytes sent between the 220 to STARTTLS and TLS, as the plaintext they were."""
+        held = bytes(self._pending)
+        self._pending.clear()
+        for raw in held.split(b"\n"):
+            if raw:
+                self._line(raw.rstrip(b"\r")[:MAX_PENDING_LINE])
+        self.record.transcript.event(
+            EventKind.WARNING,
+            f"{len(held):,} bytes of plaintext sent after the 220 to STARTTLS, before the "
+            "TLS handshake, were discarded unread (RFC 3207 4.2)",
+        )
 
     def _consume_data(self) -> bool:
         """Count message data up to the final dot; False when more bytes are needed."""
         pending = self._pending
-        if pending.startswith(b".\r\n"):
-            del pending[:3]
-            self._line(b".")
-            return True
+        if self._data_start:
+            # The DATA command's CRLF came before: a lone dot here is the final dot.
+            if len(pending) < len(b".\r\n") and b".\r\n".startswith(pending):
+                return False
+            self._data_start = False
+            if pending.startswith(b".\r\n"):
+                del pending[:3]
+                self._line(b".")
+                return True
         end = pending.find(b"\r\n.\r\n")
         if end == -1:
             # Keep a tail that could be the start of the terminator.
@@ -259,10 +428,19 @@ class SandboxSMTP(SMTP):
         self._redactor = ConversationRedactor()
         self._greeted = False
         self._closing_reason = ""
+        self._refused = False
 
     # -- connection ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.record is None and not self.sandbox._admit():
+            # Beyond the cap: answered and closed before aiosmtpd sees it, so
+            # it costs no session, no task and no descriptor for long.
+            self._refused = True
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(TOO_MANY_CONNECTIONS.encode() + b"\r\n")
+            transport.close()
+            return
         if self.record is None:
             peer = transport.get_extra_info("peername")
             shown = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
@@ -278,7 +456,8 @@ class SandboxSMTP(SMTP):
 
     def _mark_secure(self, transport: asyncio.BaseTransport) -> None:
         assert self.record is not None and self.tap is not None
-        self.record.secure = self.tap.secure = True
+        self.tap.tls_started()
+        self.record.secure = True
         ssl_object = transport.get_extra_info("ssl_object")
         details = ""
         if ssl_object is not None:
@@ -286,11 +465,21 @@ class SandboxSMTP(SMTP):
         self.record.transcript.event(EventKind.TLS, f"TLS established{details}", secure=True)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
         if self.tap is not None:
             self.tap.feed(data)
         super().data_received(data)
 
+    def eof_received(self) -> bool | None:
+        if self._refused:
+            return False
+        return super().eof_received()
+
     def connection_lost(self, error: Exception | None) -> None:
+        if self._refused:
+            return
+        self.sandbox._release()
         record = self.record
         if record is not None and record.ended is None:
             if self._closing_reason:
@@ -320,6 +509,7 @@ class SandboxSMTP(SMTP):
             self.record.transcript.add(
                 Direction.SERVER, self._redactor.server_line(text), secure=self.tap.secure
             )
+            self.tap.server_reply(text)
 
     async def push(self, status: Any) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -376,7 +566,8 @@ class SandboxSMTP(SMTP):
 
     def _note_helo(self, hostname: str) -> None:
         if self.record is not None and hostname:
-            self.record.helo = hostname[:255]
+            # Printed in the one-line summary: the client's text, escaped.
+            self.record.helo = self.record.transcript.scrub(escape_controls(hostname[:255]))[0]
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's path parser, with a fast path for a plain ``<local@domain>``.
@@ -402,12 +593,24 @@ class SandboxSMTP(SMTP):
             if self.record is not None and self.session is not None and self.session.authenticated:
                 login = self.session.auth_data
                 if isinstance(login, LoginPassword):
-                    self.record.authenticated_as = login.login.decode("utf-8", "replace")
+                    name = login.login.decode("utf-8", "replace")
+                    shown = escape_controls(name[:255])
+                    self.record.authenticated_as = self.record.transcript.scrub(shown)[0]
 
     @_help_of(SMTP.smtp_MAIL)
     async def smtp_MAIL(self, arg: str | None) -> None:
-        if not await self._apply_fault(FaultStage.MAIL, _address_in(arg)):
-            await super().smtp_MAIL(arg)
+        if await self._apply_fault(FaultStage.MAIL, _address_in(arg)):
+            return
+        path, _, params = (arg or "").partition(">")
+        declared = any(param.upper() == "SMTPUTF8" for param in params.split())
+        if not path.isascii() and not declared and self._past_helo():
+            await self.push(NEEDS_SMTPUTF8)
+            return
+        await super().smtp_MAIL(arg)
+
+    def _past_helo(self) -> bool:
+        """The client has said HELO or EHLO (else aiosmtpd's own 503 comes first)."""
+        return self.session is not None and self.session.host_name is not None
 
     @_help_of(SMTP.smtp_RCPT)
     async def smtp_RCPT(self, arg: str | None) -> None:
@@ -422,8 +625,22 @@ class SandboxSMTP(SMTP):
             and self.sandbox.faults.greylisted(envelope.mail_from, recipient)
         ):
             assert self.record is not None
-            self.record.transcript.event(EventKind.WARNING, f"greylisted {recipient}")
+            self.record.transcript.event(
+                EventKind.WARNING, f"greylisted {escape_controls(recipient)}"
+            )
             await self.push(GREYLIST_REPLY)
+            return
+        if envelope is not None and len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            await self.push(TOO_MANY_RECIPIENTS)
+            return
+        path = (arg or "").partition(">")[0]
+        if (
+            not path.isascii()
+            and envelope is not None
+            and envelope.mail_from is not None
+            and not envelope.smtp_utf8
+        ):
+            await self.push(NEEDS_SMTPUTF8)
             return
         await super().smtp_RCPT(arg)
 
@@ -537,9 +754,28 @@ class Sandbox:
         self._spares: SpareFiles | None = None
         self._counter = itertools.count(1)
         self._idle = asyncio.Event()
+        self.max_connections = self.config.resolved_max_connections()
+        #: Session files being written in a thread.
+        self._writes: set[asyncio.Future[None]] = set()
+        self._ended_since_prune = 0
+        self._last_prune = time.monotonic()
+        self._pruning = False
+        self.connections = 0
+        #: Connections answered 421 because the cap was reached.
+        self.refused_connections = 0
         self._tls_context: ssl.SSLContext | None = None
         self.ca_file: Path | None = None
         self.port = 0
+        #: Every form of every known password, kept out of all the sandbox writes.
+        self._forbidden = sorted(
+            {
+                form
+                for user, password in (self.config.auth_users or {}).items()
+                for form in sasl_blob_forms(user, password)
+            },
+            key=len,
+            reverse=True,
+        )
 
     async def __aenter__(self) -> Sandbox:
         await self.start()
@@ -552,20 +788,36 @@ class Sandbox:
 
     async def start(self) -> None:
         config = self.config
-        paths.ensure_private_dir(self.maildir_path.parent)
-        ensure_maildir(self.maildir_path)
+        # Only what the sandbox creates is made private: the parent of a
+        # --maildir (say /tmp) keeps its mode.
+        for directory, what in ((self.maildir_path, "the Maildir"), (self.sessions_dir, "")):
+            try:
+                if what:
+                    ensure_maildir(directory)
+                else:
+                    make_private_dirs(directory)
+            except OSError as exc:
+                where = what or "the session files' directory"
+                if isinstance(exc, FileExistsError | NotADirectoryError):
+                    reason = f"{exc.filename} is a file, not a directory"
+                else:
+                    reason = f"{exc.strerror or exc} ({exc.filename})"
+                raise SandboxError(f"cannot create {where} at {directory}: {reason}") from None
         self._maildir = mailbox.Maildir(self.maildir_path, create=False)
         # Files made ahead by a sandbox that was killed stay in tmp/; maildir(5)
         # lets a reader remove tmp files untouched for 36 hours, as this does.
         with contextlib.suppress(OSError):
             self._maildir.clean()
         self._spares = SpareFiles(self.maildir_path)
-        paths.ensure_private_dir(self.sessions_dir)
-        _prune(self.sessions_dir, MAX_SESSION_FILES)
+        _prune(self.sessions_dir, MAX_SESSION_FILES, MAX_SESSION_AGE)
         if config.tls is not TLSMode.NONE:
-            files = ensure_certificate(config.certificate_dir)
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(files.cert_file, files.key_file)
+            try:
+                # In a thread: it may wait for another sandbox making the files.
+                context, files = await asyncio.to_thread(
+                    load_server_context, config.certificate_dir
+                )
+            except CertificateError as exc:
+                raise SandboxError(str(exc)) from None
             self._tls_context = context
             self.ca_file = files.ca_file
         loop = asyncio.get_running_loop()
@@ -594,8 +846,15 @@ class Sandbox:
 
         implicit = self._tls_context if config.tls is TLSMode.IMPLICIT else None
         try:
+            # A client that never finishes the TLS handshake holds a descriptor
+            # before it counts as a connection: it gets the idle timeout too.
             self._server = await loop.create_server(
-                factory, config.host, config.port, ssl=implicit, reuse_address=True
+                factory,
+                config.host,
+                config.port,
+                ssl=implicit,
+                reuse_address=True,
+                ssl_handshake_timeout=config.idle_timeout if implicit else None,
             )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
@@ -630,6 +889,21 @@ class Sandbox:
         self._server = None
         if self._spares is not None:
             self._spares.close()
+        await self.flush()
+
+    async def flush(self, timeout: float = 30.0) -> None:
+        """Wait (up to ``timeout`` s) for the session files being written, then prune them.
+
+        After this, every ended session has its file and the files are within
+        their limits.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self._writes:
+                    await asyncio.gather(*list(self._writes), return_exceptions=True)
+                await asyncio.to_thread(
+                    _prune, self.sessions_dir, MAX_SESSION_FILES, MAX_SESSION_AGE
+                )
 
     @property
     def running(self) -> bool:
@@ -638,9 +912,8 @@ class Sandbox:
     # -- sessions and messages ---------------------------------------------
 
     def _new_session(self, peer: str) -> SessionRecord:
-        record = SessionRecord(
-            id=f"{time.strftime('%Y%m%dT%H%M%S')}-{next(self._counter)}", peer=peer
-        )
+        record = SessionRecord(id=self._session_id(), peer=peer)
+        record.transcript.forbid_forms(self._forbidden)
         if self._on_entry is not None:
             callback = self._on_entry
             record.transcript.subscribe(lambda entry: callback(record, entry))
@@ -649,25 +922,72 @@ class Sandbox:
         self._idle.clear()
         return record
 
+    def _admit(self) -> bool:
+        """Count a new connection in, or False when the cap is reached."""
+        if self.connections >= self.max_connections:
+            self.refused_connections += 1
+            return False
+        self.connections += 1
+        return True
+
+    def _release(self) -> None:
+        self.connections = max(0, self.connections - 1)
+
+    def _session_id(self) -> str:
+        """A session id no other process makes: time, process id, counter, random part.
+
+        Two sandboxes may share a data dir, and the id names the session's file.
+        """
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        return f"{stamp}-{os.getpid()}-{next(self._counter)}-{secrets.token_hex(3)}"
+
     def _end_session(self, record: SessionRecord, outcome: str) -> None:
         if record.ended is not None:
             return
         record.ended = time.time()
         record.outcome = outcome
-        record.transcript.event(EventKind.CLOSED, f"session ended: {outcome}", secure=record.secure)
+        omitted = record.transcript.omitted
+        note = f" ({omitted:,} transcript lines omitted)" if omitted else ""
+        record.transcript.event(
+            EventKind.CLOSED, f"session ended: {outcome}{note}", secure=record.secure
+        )
         self.active.discard(record)
         if not self.active:
             self._idle.set()
-        with contextlib.suppress(OSError):
-            # Not fsynced, like the messages: this runs on the event loop (the
-            # app's UI too), and an fsync per session would hold it each time.
-            atomic_write_bytes(
-                self.sessions_dir / f"{record.id}.json",
-                json.dumps(record.to_json(), ensure_ascii=False).encode("utf-8"),
-                durable=False,
-            )
+        self._save(record)
         if self._on_session_end is not None:
             self._on_session_end(record)
+
+    def _save(self, record: SessionRecord) -> None:
+        """Write the session's file in a thread, and now and then prune the old ones.
+
+        The record is turned into plain values here, on the loop; encoding and
+        writing them (the larger part) run in a thread, so a long session does
+        not hold the loop, which in the app is the UI's too.
+        """
+        path = self.sessions_dir / f"{record.id}.json"
+        document = record.to_json()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            _write_session(path, document)
+            return
+        future = loop.run_in_executor(None, _write_session, path, document)
+        self._writes.add(future)
+        future.add_done_callback(self._writes.discard)
+        self._ended_since_prune += 1
+        due = time.monotonic() - self._last_prune > PRUNE_EVERY_SECONDS
+        if not self._pruning and (self._ended_since_prune >= PRUNE_EVERY_SESSIONS or due):
+            self._pruning = True
+            self._ended_since_prune = 0
+            self._last_prune = time.monotonic()
+            pruning = loop.run_in_executor(
+                None, _prune, self.sessions_dir, MAX_SESSION_FILES, MAX_SESSION_AGE
+            )
+            pruning.add_done_callback(self._pruned)
+
+    def _pruned(self, _future: asyncio.Future[None]) -> None:
+        self._pruning = False
 
     async def _store(
         self, record: SessionRecord, envelope: Envelope, content: bytes
@@ -676,16 +996,25 @@ class Sandbox:
             key = deliver_with(self._spares, content)
         else:
             key = await asyncio.to_thread(deliver, self.maildir_path, content, durable=False)
+
+        def scrub(text: str) -> str:
+            return record.transcript.scrub(text)[0]
+
         stored = StoredMessage(
             key=key,
-            message_id=_message_id(content),
-            mail_from=str(envelope.mail_from or ""),
-            rcpt_tos=tuple(envelope.rcpt_tos),
+            message_id=scrub(_message_id(content)),
+            mail_from=scrub(str(envelope.mail_from or "")),
+            rcpt_tos=tuple(
+                scrub(rcpt) for rcpt in envelope.rcpt_tos[:MESSAGE_MAX_LISTED_RECIPIENTS]
+            ),
+            rcpt_count=len(envelope.rcpt_tos),
             size=len(content),
             session_id=record.id,
             received_at=time.time(),
         )
-        record.messages.append(stored)
+        record.message_count += 1
+        if len(record.messages) < SESSION_MAX_MESSAGES:
+            record.messages.append(stored)
         record.transcript.event(
             EventKind.INFO, f"stored message {key} ({len(content):,} bytes) {stored.message_id}"
         )
@@ -741,6 +1070,7 @@ def sandbox_config_from(
     auth_required: bool,
     size_limit: int,
     idle_timeout: float,
+    max_connections: int | None = None,
 ) -> SandboxConfig:
     """Validate command-line values into a :class:`SandboxConfig`."""
     if not 0 <= port <= 65535:
@@ -751,6 +1081,8 @@ def sandbox_config_from(
         raise SandboxError("--idle-timeout must be more than 0 and at most 3600 seconds")
     if auth_required and auth_users is None:
         raise SandboxError("--auth-required needs --auth any or --auth-file")
+    if max_connections is not None and max_connections < 1:
+        raise SandboxError("--max-connections must be 1 or more")
     return SandboxConfig(
         host=host,
         port=port,
@@ -760,7 +1092,24 @@ def sandbox_config_from(
         auth_required=auth_required,
         size_limit=size_limit,
         idle_timeout=idle_timeout,
+        max_connections=max_connections,
     )
+
+
+def default_max_connections() -> int:
+    """Connections to serve at once: half of what the open-file limit leaves free.
+
+    Each connection holds one descriptor, and storing a message or writing a
+    session file needs more for a moment; at half, the sandbox always has a
+    descriptor to accept one more connection and answer it ``421``, instead
+    of leaving it unanswered in the kernel's queue.
+    """
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 2 * (MAX_CONNECTIONS_CEILING + FD_RESERVE)
+    return max(1, min(MAX_CONNECTIONS_CEILING, (soft - FD_RESERVE) // 2))
 
 
 def _same(expected: str, given: str) -> bool:
@@ -770,26 +1119,80 @@ def _same(expected: str, given: str) -> bool:
 
 
 def _message_id(content: bytes) -> str:
-    """The Message-ID header, unfolded; a scan, not a parse (it runs for every message)."""
+    """The Message-ID header, unfolded; a scan, not a parse (it runs for every message).
+
+    The client wrote it: control characters are escaped (it is printed), and
+    it is cut to :data:`MAX_MESSAGE_ID_CHARS` (every stored message keeps it).
+    """
     head = content[:65536].split(b"\r\n\r\n", 1)[0]
     match = _MESSAGE_ID_RE.search(head)
-    return " ".join(match.group(1).decode("utf-8", "replace").split()) if match else ""
+    if not match:
+        return ""
+    text = " ".join(match.group(1).decode("utf-8", "replace").split())
+    if len(text) > MAX_MESSAGE_ID_CHARS:
+        text = text[:MAX_MESSAGE_ID_CHARS] + "..."
+    return escape_controls(text)
 
 
-def _prune(directory: Path, keep: int) -> None:
-    files = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime)
-    for old in files[: max(0, len(files) - keep)]:
+def _write_session(path: Path, document: dict[str, Any]) -> None:
+    """Encode and write one session file (in a thread; see :meth:`Sandbox._save`).
+
+    Not fsynced, like the messages: the sandbox is a capture tool.
+    """
+    with contextlib.suppress(OSError):
+        data = json.dumps(document, ensure_ascii=False).encode("utf-8", "replace")
+        atomic_write_bytes(path, data, durable=False)
+
+
+def _prune(directory: Path, keep: int, max_age: float) -> None:
+    """Remove session files beyond the newest ``keep`` and those older than ``max_age`` s."""
+    dated: list[tuple[float, Path]] = []
+    for path in directory.glob("*.json"):
         with contextlib.suppress(OSError):
-            old.unlink()
+            dated.append((path.stat().st_mtime, path))
+    dated.sort()
+    oldest_kept = time.time() - max_age
+    excess = max(0, len(dated) - keep)
+    for index, (mtime, old) in enumerate(dated):
+        if index < excess or mtime < oldest_kept:
+            with contextlib.suppress(OSError):
+                old.unlink()
+
+
+#: Largest ``--auth-file`` read; a password list is a few lines.
+MAX_AUTH_FILE = 1024 * 1024
+
+
+def _read_small_text(path: Path, what: str, limit: int) -> str:
+    """A regular UTF-8 file of at most ``limit`` bytes, else a :class:`SandboxError`.
+
+    ``/dev/zero`` would be read until memory runs out, and a FIFO would
+    block the start for good: only regular files are read.
+    """
+    import stat
+
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise SandboxError(f"{what} {path} is not a regular file")
+        if info.st_size > limit:
+            raise SandboxError(f"{what} {path} is larger than {limit:,} bytes")
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise SandboxError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise SandboxError(f"{what} {path} is larger than {limit:,} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SandboxError(f"{what} {path} is not UTF-8 text") from None
 
 
 def load_auth_file(path: Path) -> dict[str, str]:
     """``user:password`` per line; ``#`` comments and blank lines are ignored."""
     users: dict[str, str] = {}
-    try:
-        text = path.read_text("utf-8")
-    except OSError as exc:
-        raise SandboxError(f"cannot read the auth file {path}: {exc.strerror}") from None
+    text = _read_small_text(path, "the auth file", MAX_AUTH_FILE)
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):

@@ -4,20 +4,40 @@ The sandbox's TLS is real TLS: clients verify it against ``ca.pem`` (the
 built-in sandbox profile does), so testing STARTTLS locally does not teach
 anyone to switch verification off. The files live in the data dir, the key
 with mode 0600, and are renewed when they are close to expiry.
+
+Several sandboxes may share the data dir and start at the same moment. The
+files are checked, made and loaded under an exclusive lock on ``.lock`` in
+their directory, so one process makes them and the others use what it made;
+and they are used only when they belong together (the key is the
+certificate's, the certificate is the CA's), else made afresh, so a set left
+mixed by an older version or by hand heals itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
 import ipaddress
+import os
+import ssl
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
+from tuimail.maildir import make_private_dirs
 
 RENEW_WITHIN = datetime.timedelta(days=30)
 VALIDITY = datetime.timedelta(days=825)
+#: How long to wait for another process making the certificate.
+LOCK_TIMEOUT = 30.0
+
+
+class CertificateError(Exception):
+    """The certificate files cannot be made or used; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -33,23 +53,79 @@ def default_directory() -> Path:
 
 def ensure_certificate(directory: Path | None = None) -> CertificateFiles:
     """Return the sandbox certificate files, creating or renewing them as needed."""
+    return load_server_context(directory)[1]
+
+
+def load_server_context(directory: Path | None = None) -> tuple[ssl.SSLContext, CertificateFiles]:
+    """A server TLS context from the sandbox certificate, made first if missing or unusable.
+
+    Check, make and load happen under one lock, so a context never pairs one
+    process's key with another's certificate.
+    """
     directory = directory or default_directory()
     files = CertificateFiles(directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
-    if all(p.exists() for p in (files.ca_file, files.cert_file, files.key_file)) and _still_valid(
-        files.cert_file
-    ):
-        return files
-    paths.ensure_private_dir(directory)
-    _generate(files)
-    return files
+    try:
+        make_private_dirs(directory)
+        with _locked(directory / ".lock"):
+            if not _usable(files):
+                _generate(files)
+            return _server_context(files), files
+    except OSError as exc:
+        raise CertificateError(
+            f"cannot make the sandbox certificate in {directory}: {exc.strerror or exc}"
+        ) from None
 
 
-def _still_valid(cert_file: Path) -> bool:
+def _server_context(files: CertificateFiles) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(files.cert_file, files.key_file)
+    except ssl.SSLError as exc:
+        raise CertificateError(
+            f"cannot use the sandbox certificate in {files.cert_file.parent}: {exc}"
+        ) from None
+    return context
+
+
+@contextlib.contextmanager
+def _locked(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_file``, waiting at most :data:`LOCK_TIMEOUT`."""
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise CertificateError(
+                        f"another process has held {lock_file} for {LOCK_TIMEOUT:g} seconds "
+                        "while making the sandbox certificate; try again, or remove the "
+                        "directory if no tuimail is running"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _usable(files: CertificateFiles) -> bool:
+    """All three files exist, belong together, and the certificate is not about to expire."""
     from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
 
     try:
-        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-    except (OSError, ValueError):
+        cert = x509.load_pem_x509_certificate(files.cert_file.read_bytes())
+        ca_cert = x509.load_pem_x509_certificate(files.ca_file.read_bytes())
+        key = serialization.load_pem_private_key(files.key_file.read_bytes(), password=None)
+        cert.verify_directly_issued_by(ca_cert)
+    except (OSError, ValueError, TypeError, InvalidSignature):
+        return False
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    pem = serialization.Encoding.PEM
+    if key.public_key().public_bytes(pem, public) != cert.public_key().public_bytes(pem, public):
         return False
     return cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC) > RENEW_WITHIN
 

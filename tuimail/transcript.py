@@ -108,8 +108,16 @@ class Transcript:
     started_wall: float = field(default_factory=time.time)
     _started: float = field(default_factory=time.monotonic, repr=False)
     _subscribers: list[Subscriber] = field(default_factory=list, repr=False)
+    #: Entries kept; ``None``: :data:`MAX_ENTRIES`. A server-side session
+    #: (the sandbox) keeps fewer, as it keeps many sessions at once.
+    max_entries: int | None = None
+    #: Characters of entry text kept in all; ``None``: no limit beyond entries.
+    max_chars: int | None = None
     _forbidden: list[str] = field(default_factory=list, repr=False)
     _trimmed: bool = field(default=False, repr=False)
+    _chars: int = field(default=0, repr=False)
+    #: Entries left out once a limit was reached.
+    omitted: int = field(default=0, repr=False)
 
     def subscribe(self, callback: Subscriber) -> None:
         self._subscribers.append(callback)
@@ -121,7 +129,21 @@ class Transcript:
         second lock, for a secret that turns up where nobody expected it.
         """
         if secret:
-            self._forbidden.extend(secret_forms(secret))
+            self.forbid_forms(secret_forms(secret))
+
+    def forbid_forms(self, forms: list[str]) -> None:
+        """Never let any of ``forms`` appear, exactly as given (longest matched first)."""
+        self._forbidden.extend(form for form in forms if form)
+        self._forbidden.sort(key=len, reverse=True)
+
+    def scrub(self, text: str) -> tuple[str, bool]:
+        """``text`` with every forbidden form masked, and whether one was found."""
+        redacted = False
+        for secret in self._forbidden:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+                redacted = True
+        return text, redacted
 
     @property
     def elapsed(self) -> float:
@@ -137,27 +159,43 @@ class Transcript:
         redacted: bool = False,
         data: dict[str, Any] | None = None,
     ) -> Entry | None:
-        if len(self.entries) >= MAX_ENTRIES:
-            if not self._trimmed:
-                self._trimmed = True
-                self._append(
-                    Entry(
-                        self.elapsed,
-                        Direction.EVENT,
-                        f"transcript limit of {MAX_ENTRIES:,} lines reached; later lines omitted",
-                        kind=EventKind.TRIMMED,
-                    )
-                )
+        # Past a limit only the end of a session is still kept.
+        if kind is not EventKind.CLOSED and (self._trimmed or self._over_limit(len(text))):
+            self._trim()
             return None
         if len(text) > MAX_LINE_CHARS:
             text = f"{text[:MAX_LINE_CHARS]}... [{len(text) - MAX_LINE_CHARS:,} more characters]"
-        for secret in self._forbidden:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-                redacted = True
+        if self._forbidden:
+            text, found = self.scrub(text)
+            redacted = redacted or found
         entry = Entry(self.elapsed, direction, text, secure, kind, redacted, data)
+        self._chars += len(text)
         self._append(entry)
         return entry
+
+    def _over_limit(self, length: int) -> bool:
+        limit = self.max_entries or MAX_ENTRIES
+        if len(self.entries) >= limit:
+            return True
+        chars = self.max_chars
+        return chars is not None and self._chars + min(length, MAX_LINE_CHARS) > chars
+
+    def _trim(self) -> None:
+        """Leave out one entry; the first time, say so in a marker entry."""
+        self.omitted += 1
+        if self._trimmed:
+            return
+        self._trimmed = True
+        limit = self.max_entries or MAX_ENTRIES
+        chars = f" or {self.max_chars:,} characters" if self.max_chars is not None else ""
+        self._append(
+            Entry(
+                self.elapsed,
+                Direction.EVENT,
+                f"transcript limit of {limit:,} lines{chars} reached; later lines omitted",
+                kind=EventKind.TRIMMED,
+            )
+        )
 
     def event(
         self, kind: EventKind, text: str, *, secure: bool = False, **data: Any
@@ -228,20 +266,67 @@ def secret_forms(secret: str) -> list[str]:
     return sorted(forms, key=len, reverse=True)
 
 
+def sasl_blob_forms(user: str, secret: str) -> list[str]:
+    """The whole base64 SASL responses that carry ``secret`` for ``user``, and their parts.
+
+    AUTH PLAIN's ``authzid\\0user\\0password`` (with and without an authzid),
+    AUTH LOGIN's base64 password, and every form of :func:`secret_forms`:
+    a server-side recorder that knows its users' passwords forbids all of them.
+    """
+    if not secret:
+        return []
+    blobs = {
+        f"\0{user}\0{secret}".encode(),
+        f"{user}\0{user}\0{secret}".encode(),
+        secret.encode(),
+    }
+    forms = set(secret_forms(secret))
+    forms.update(base64.b64encode(blob).decode("ascii") for blob in blobs)
+    return sorted(forms, key=len, reverse=True)
+
+
+#: SASL responses a client sends after ``AUTH MECHANISM`` with no initial
+#: response (RFC 4954), by mechanism; with an initial response, one fewer.
+#: A mechanism not listed is taken to need one: masking a line too many is the
+#: safe side.
+_SASL_RESPONSES = {"LOGIN": 2, "PLAIN": 1, "CRAM-MD5": 1, "XOAUTH2": 1, "OAUTHBEARER": 1}
+
+
 @dataclass
 class ConversationRedactor:
     """Knows, from the protocol alone, which lines carry secrets or message data.
 
     Feed it every line in order; it returns the text to record. Client lines of
-    an ``AUTH`` command and every client line answering a ``334`` challenge are
-    masked. After a ``354`` the client's lines are message content, which is
-    summarised (bytes and lines) instead of recorded.
+    an ``AUTH`` command and the SASL responses after it are masked. Which lines
+    are SASL responses is known from the client's own ``AUTH`` line (the
+    mechanism says how many follow), not only from the server's ``334``
+    challenges: a server-side recorder such as the sandbox sees a pipelining
+    client's responses before it has answered the ``AUTH`` at all. A ``334``
+    the client did not foresee (an XOAUTH2 error challenge, a mechanism not
+    known here) makes one more line a response. After a ``354`` the client's
+    lines are message content, which is summarised (bytes and lines) instead
+    of recorded.
     """
 
-    sasl_pending: bool = False
     in_data: bool = False
     data_bytes: int = 0
     data_lines: int = 0
+    #: Every server reply is seen after the client line it answers (a client
+    #: recording its own session), so a final reply other than 334 ends an
+    #: AUTH exchange for certain. A server-side recorder sees a pipelining
+    #: client's lines first, and leaves this False.
+    replies_in_order: bool = False
+    #: Inside an AUTH exchange, as the client's lines show it.
+    in_auth: bool = False
+    #: Responses the mechanism itself calls for, then how many 334s came.
+    sasl_expected: int = 0
+    sasl_challenges: int = 0
+    sasl_sent: int = 0
+
+    @property
+    def sasl_pending(self) -> bool:
+        """True when the next client line is a SASL response, to be masked."""
+        return self.in_auth and self.sasl_sent < max(self.sasl_expected, self.sasl_challenges)
 
     def client_line(self, line: str) -> tuple[str, bool] | None:
         """Text to record for a client line and whether it was redacted.
@@ -256,11 +341,21 @@ class ConversationRedactor:
             self.data_lines += 1
             return None
         if self.sasl_pending:
-            self.sasl_pending = False
-            return (REDACTED if line != "*" else line), line != "*"
+            self.sasl_sent += 1
+            if line == "*":  # the client cancelled the exchange (RFC 4954 4)
+                self.in_auth = False
+                return line, False
+            return REDACTED, True
+        self.in_auth = False
         verb, _, rest = line.partition(" ")
         if verb.upper() == "AUTH" and rest:
-            mechanism, _, initial = rest.partition(" ")
+            mechanism, _, initial = rest.strip().partition(" ")
+            expected = _SASL_RESPONSES.get(mechanism.upper(), 1)
+            self.in_auth = True
+            self.sasl_challenges = self.sasl_sent = 0
+            # "=" is an empty initial response (RFC 4954 4): the real one may follow.
+            given = bool(initial) and initial != "="
+            self.sasl_expected = max(0, expected - 1) if given else expected
             if initial:
                 return f"{verb} {mechanism} {REDACTED}", True
         return line, False
@@ -277,10 +372,19 @@ class ConversationRedactor:
         return summary
 
     def server_line(self, line: str) -> str:
-        """Server lines are recorded as they are; they set what the client's next line is."""
+        """Server lines are recorded as they are; they set what the client's next line is.
+
+        A ``334`` inside an AUTH exchange asks for one more response; any
+        other final reply ends the exchange, unless the client, by its own
+        count, is still sending responses the server has not answered yet.
+        """
         code = line[:3]
         final = line[3:4] != "-"
         if final:
-            self.sasl_pending = code == "334"
             self.in_data = code == "354"
+            if code == "334":
+                if self.in_auth:
+                    self.sasl_challenges += 1
+            elif self.in_auth and (self.replies_in_order or self.sasl_sent >= self.sasl_expected):
+                self.in_auth = False
         return line

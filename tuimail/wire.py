@@ -48,12 +48,18 @@ class WireCapture:
 
     def __init__(self, transcript: Transcript) -> None:
         self.transcript = transcript
-        self.redactor = ConversationRedactor()
+        self.redactor = ConversationRedactor(replies_in_order=True)
         self.secure = False
         self.bytes_received = 0
         self.bytes_sent = 0
         self.closed = False
         self._pending = bytearray()
+        #: The client asked for STARTTLS and the server said 220: until TLS is
+        #: up, what the server sends is plaintext that aiosmtplib discards
+        #: (RFC 3207 4.2), however it is split into lines.
+        self._starttls_asked = False
+        self._before_tls = False
+        self._discarded = 0
 
     def received(self, data: bytes) -> None:
         self.bytes_received += len(data)
@@ -61,7 +67,8 @@ class WireCapture:
         while True:
             end = self._pending.find(b"\n")
             if end == -1:
-                if len(self._pending) > MAX_PENDING_LINE:
+                # Every whole piece now: one packet can hold many.
+                while len(self._pending) > MAX_PENDING_LINE:
                     chunk = bytes(self._pending[:MAX_PENDING_LINE])
                     del self._pending[:MAX_PENDING_LINE]
                     self._server_line(chunk)
@@ -71,8 +78,32 @@ class WireCapture:
             self._server_line(line.rstrip(b"\r"))
 
     def _server_line(self, raw: bytes) -> None:
+        if self._before_tls:
+            self._discarded += len(raw)
         text = self.redactor.server_line(decode_for_terminal(raw))
         self.transcript.add(Direction.SERVER, text, secure=self.secure)
+        if self._starttls_asked and text[3:4] != "-":
+            self._starttls_asked = False
+            self._before_tls = text.startswith("220")
+
+    def tls_started(self) -> None:
+        """STARTTLS succeeded: bytes the server sent before it are plaintext, discarded.
+
+        A line the server had not finished before the handshake is recorded
+        as the plaintext it was, not joined to the first line inside TLS.
+        """
+        if self._pending:
+            self._server_line(bytes(self._pending))
+            self._pending.clear()
+        if self._before_tls and self._discarded:
+            self.transcript.event(
+                EventKind.WARNING,
+                f"{self._discarded:,} bytes of plaintext the server sent after its 220 to "
+                "STARTTLS, before the TLS handshake, were discarded unread (RFC 3207 4.2)",
+            )
+        self._before_tls = False
+        self._discarded = 0
+        self.secure = True
 
     def sent(self, data: bytes) -> None:
         self.bytes_sent += len(data)
@@ -85,6 +116,8 @@ class WireCapture:
         for raw in data.split(b"\r\n"):
             if not raw:
                 continue
+            if raw.upper() == b"STARTTLS" and not self.secure:
+                self._starttls_asked = True
             result = self.redactor.client_line(decode_for_terminal(raw))
             if result is not None:
                 text, redacted = result
@@ -277,7 +310,7 @@ class TranscribingSMTP(SMTP):
 
     def mark_secure(self) -> None:
         """Called once STARTTLS has upgraded the connection."""
-        self.capture.secure = True
+        self.capture.tls_started()
         ssl_object = self.get_transport_info("ssl_object")
         if self._on_tls is not None and ssl_object is not None:
             self._on_tls(ssl_object)

@@ -41,7 +41,20 @@ def define_options(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--size", type=int, default=32 * 1024 * 1024, metavar="BYTES", help="SIZE limit (0 = none)"
     )
-    serve.add_argument("--idle-timeout", type=float, default=60.0, metavar="SECONDS")
+    serve.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="close a connection that sends no command for this long (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="connections served at once; more are answered 421 "
+        "(default: half of what the open-file limit leaves free)",
+    )
     serve.add_argument(
         "--fault", action="append", default=[], metavar="SPEC", help="inject a fault (repeatable)"
     )
@@ -82,6 +95,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             auth_required=args.auth_required,
             size_limit=args.size,
             idle_timeout=args.idle_timeout,
+            max_connections=args.max_connections,
         )
         sandbox = Sandbox(
             config,
@@ -156,6 +170,12 @@ async def _serve(sandbox: Any) -> int:
         if sandbox.active:
             print(f"stopping: finishing {len(sandbox.active)} session(s)", file=sys.stderr)
         await sandbox.stop()
+        if sandbox.refused_connections:
+            print(
+                f"refused {sandbox.refused_connections:,} connection(s) beyond the cap of "
+                f"{sandbox.max_connections:,} at once (see --max-connections)",
+                file=sys.stderr,
+            )
         print("tuimail sandbox stopped", file=sys.stderr)
     finally:
         sandbox_module.withdraw()
