@@ -16,28 +16,11 @@ from pathlib import Path
 import keyring
 import pytest
 import trustme
-from hypothesis import settings
-from hypothesis.database import DirectoryBasedExampleDatabase
 from keyring.backends import fail
 
 from tests.smtpservers import ServerThread
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-# Property tests: in CI a fixed, bounded set of examples (derandomized, so a
-# failure there fails the same way on a laptop, and its reproduction blob is
-# printed); locally fresh examples, with failures kept in the example database
-# (.hypothesis/) and replayed first on the next run. Hypothesis ignores the
-# database when derandomized, so a failure found once is pinned for good
-# with an explicit @example on its test.
-settings.register_profile(
-    "ci", max_examples=150, derandomize=True, deadline=None, print_blob=True, database=None
-)
-settings.register_profile(
-    "dev", max_examples=150, deadline=None, print_blob=True,
-    database=DirectoryBasedExampleDatabase(".hypothesis/examples"),
-)  # fmt: skip
-settings.load_profile("ci" if IN_CI else "dev")
 
 
 def require(condition: bool, what: str) -> None:

@@ -6,16 +6,13 @@ line over 998 octets, and the header recipients are the envelope recipients
 minus Bcc. Any text typed into a header either reads back as typed or is
 refused; it never adds a header.
 
-Under CI=true each property runs a fixed number of derandomized examples, so
-a failure there reproduces; locally examples are random (and a failing one is
-remembered in hypothesis's own database under .hypothesis/ and tried first).
+They run as every property test does (tests/properties.py).
 """
 
 from __future__ import annotations
 
 import base64
 import email
-import os
 import re
 import string
 import tempfile
@@ -26,9 +23,10 @@ from email.utils import getaddresses
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from tests.properties import reproducible
 from tuimail.addresses import AddressError, is_control_char, parse_address, parse_address_list
 from tuimail.message import (
     Draft,
@@ -37,15 +35,7 @@ from tuimail.message import (
     check_stored_message,
 )
 
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-PROPERTY = settings(
-    # A longer hunt: TUIMAIL_PROPERTY_EXAMPLES=2000 pytest tests/test_message_properties.py
-    max_examples=int(os.environ.get("TUIMAIL_PROPERTY_EXAMPLES", "60")),
-    derandomize=IN_CI,
-    database=None if IN_CI else settings().database,
-    deadline=None,  # no timed assertions: the machine may be loaded
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-)
+PROPERTY = reproducible(max_examples=60)
 
 # -- strategies ------------------------------------------------------------------
 

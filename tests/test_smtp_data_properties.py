@@ -4,46 +4,21 @@ The block reader (:mod:`tuimail.smtp_data`) must answer and keep exactly what
 aiosmtpd's line loop would, and the tap (:class:`tuimail.sandbox.ClientTap`)
 must see the message end where the server does, however TCP splits the bytes.
 
-With ``CI`` set, each property runs a fixed number of examples from a fixed
-seed, and failing examples are kept in ``tests/hypothesis-examples/``, so a
-failure in CI reproduces locally with ``CI=true``.
+They run as every property test does (tests/properties.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
 
-from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis.database import DirectoryBasedExampleDatabase
 
+from tests.properties import reproducible
 from tests.test_smtp_data import LINE_LIMIT, RANDOM_SIZE_LIMIT, reference
 from tuimail.sandbox import ClientTap, SessionRecord
 from tuimail.smtp_data import MessageData, read_message_data
 from tuimail.transcript import ConversationRedactor, Direction
-
-_Test = TypeVar("_Test", bound=Callable[..., Any])
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-EXAMPLES = Path(__file__).parent / "hypothesis-examples"
-
-
-def reproducible(test: _Test) -> _Test:
-    """In CI: a bounded, fixed run with a stored example database; else Hypothesis's defaults."""
-    if not IN_CI:
-        return settings(deadline=None)(test)
-    fixed = settings(
-        max_examples=150,
-        deadline=None,
-        database=DirectoryBasedExampleDatabase(EXAMPLES),
-        suppress_health_check=[HealthCheck.too_slow],
-        print_blob=True,
-    )(test)
-    return seed(20261204)(fixed)
-
 
 #: Awkward pieces of lines: dots that need unstuffing, bare CR and LF, NUL, long runs.
 PIECES = [b"a", b".", b"..", b"\r", b"\n", b"\r\n.", b"\x00", b"x" * 400, b"y" * 999]
@@ -93,7 +68,7 @@ async def read(pieces: list[bytes]) -> tuple[MessageData, bytes]:
     return data, await reader.read()
 
 
-@reproducible
+@reproducible()
 @given(stream=message_streams(), sizes=SIZES)
 def test_the_block_reader_answers_as_aiosmtpds_line_loop(stream: bytes, sizes: list[int]) -> None:
     data, rest = asyncio.run(read(split(stream + b"NEXT\r\n", sizes)))
@@ -101,7 +76,7 @@ def test_the_block_reader_answers_as_aiosmtpds_line_loop(stream: bytes, sizes: l
     assert rest == b"NEXT\r\n"  # what follows the final dot is the next command's
 
 
-@reproducible
+@reproducible()
 @given(stream=message_streams(), sizes=SIZES)
 def test_the_tap_ends_the_message_where_the_server_does(stream: bytes, sizes: list[int]) -> None:
     record = SessionRecord(id="t", peer="p")
