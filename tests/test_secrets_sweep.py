@@ -1,0 +1,237 @@
+"""The secrets sweep: every secret, in every form, is absent from everything written.
+
+One run through the ways a secret travels: profiles with passwords in a real
+Secret Service, sends with PLAIN, LOGIN and XOAUTH2 (a token is a secret
+exactly as a password is), a ``--server`` send with ``--password-stdin``, a
+probe, a queued message flushed later, ``accounts test``, ``doctor``, and a
+sandbox with ``--auth-file`` that sees pipelined SASL from a raw client. Then
+every file under the config, data and state dirs and every byte any process
+printed is searched for each secret: raw, its base64 at each of the three byte
+alignments (inside a SASL blob the secret's base64 depends on its offset), and
+the whole SASL blobs. The only places a secret may live are the keyring and
+the auth file the user wrote, both outside the searched dirs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import signal
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.smtp import SMTP, AuthResult
+
+from tests.cli_helpers import TUIMAIL, files_under, leak_patterns, run_tuimail
+from tests.conftest import Certs, SecretService
+from tests.smtpservers import ServerThread, Sink
+
+ALICE = ("alice", "pl41n-Secret-ÄLICE-7")
+BOB = ("bob", "b0b's-stdin-passw0rd!")
+CAROL = ("carol", "c4r0l-queued-secret")
+TOKEN = ("dana", "ya29.a0Af-oauth-TOKEN-d4n4-0123456789")
+SECRETS = (ALICE, BOB, CAROL, TOKEN)
+
+
+def sasl_blobs(user: str, secret: str) -> list[bytes]:
+    """Whole SASL responses a client sends for ``user`` with ``secret``."""
+    raw, login = secret.encode(), user.encode()
+    return [
+        base64.b64encode(b"\0" + login + b"\0" + raw),  # PLAIN
+        base64.b64encode(login + b"\0" + login + b"\0" + raw),  # PLAIN with authzid
+        base64.b64encode(raw),  # LOGIN's password line
+        base64.b64encode(b"user=" + login + b"\x01auth=Bearer " + raw + b"\x01\x01"),  # XOAUTH2
+        base64.b64encode(b"n,a=" + login + b",\x01auth=Bearer " + raw + b"\x01\x01"),  # OAUTHBEARER
+    ]
+
+
+def needles(user: str, secret: str) -> list[bytes]:
+    return sorted(set(leak_patterns(secret)) | set(sasl_blobs(user, secret)))
+
+
+def leaks(blobs: dict[str, bytes]) -> list[str]:
+    found = []
+    for user, secret in SECRETS:
+        for name, blob in blobs.items():
+            if any(needle in blob for needle in needles(user, secret)):
+                found.append(f"{user}'s secret in {name}")
+    return found
+
+
+class XOAuth2Handler(Sink):
+    """A sink that also takes XOAUTH2, checking the bearer token it is given."""
+
+    def __init__(self, user: str, token: str) -> None:
+        super().__init__()
+        self.expected = f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
+        self.logins: list[bool] = []
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        if len(args) > 1:
+            response = base64.b64decode(args[1])
+        else:
+            challenge = await server.challenge_auth("", encode_to_b64=False)
+            response = challenge if isinstance(challenge, bytes) else b""
+        ok = response == self.expected
+        self.logins.append(ok)
+        return AuthResult(success=ok, handled=False)
+
+
+class Sandbox:
+    """A real ``tuimail serve`` process; its output is kept for the sweep."""
+
+    def __init__(self, auth_file: Path, *extra: str, port: int = 0) -> None:
+        self.process = subprocess.Popen(
+            [TUIMAIL, "serve", "--port", str(port), "--tls", "--auth-file", str(auth_file),
+             "--auth-required", *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.process.stderr is not None
+        self.first_line = self.process.stderr.readline()
+        assert "listening on 127.0.0.1:" in self.first_line, self.first_line
+        self.port = int(self.first_line.split("127.0.0.1:")[1].split()[0])
+
+    def stop(self) -> tuple[str, str]:
+        self.process.send_signal(signal.SIGINT)
+        stdout, stderr = self.process.communicate(timeout=20)
+        return stdout, self.first_line + stderr
+
+
+def pipelined_sasl(port: int) -> bytes:
+    """A raw client that sends AUTH and its responses in one packet, before any reply."""
+    user, secret = ALICE
+    login = (
+        b"EHLO raw.test\r\nAUTH LOGIN\r\n"
+        + base64.b64encode(user.encode()) + b"\r\n"
+        + base64.b64encode(secret.encode()) + b"\r\nRSET\r\n"
+        + b"AUTH PLAIN\r\n"
+        + base64.b64encode(b"\0" + user.encode() + b"\0" + secret.encode())
+        + b"\r\nQUIT\r\n"
+    )  # fmt: skip
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.settimeout(10)
+        received += sock.recv(4096)  # the banner
+        sock.sendall(login)
+        while not received.rstrip().endswith(b"Bye") and b"221" not in received:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+    return received
+
+
+def sandbox_ca(isolated_dirs: Path) -> str:
+    record = json.loads((isolated_dirs / "state" / "tuimail" / "sandbox.json").read_text())
+    return str(record["ca_file"])
+
+
+def test_no_secret_in_any_form_reaches_a_file_or_an_output(
+    secret_service: SecretService,
+    servers: ServerThread,
+    certs: Certs,
+    isolated_dirs: Path,
+    tmp_path: Path,
+) -> None:
+    auth_file = tmp_path / "outside" / "users.txt"
+    auth_file.parent.mkdir()
+    auth_file.write_text("".join(f"{u}:{p}\n" for u, p in (ALICE, BOB, CAROL)))
+    outputs: dict[str, bytes] = {}
+
+    def run(label: str, *args: str, input: str | None = None, ok: tuple[int, ...] = (0,)) -> Any:
+        result = run_tuimail(*args, input=input)
+        outputs[f"{label} stdout"] = result.stdout.encode()
+        outputs[f"{label} stderr"] = result.stderr.encode()
+        assert result.returncode in ok, (
+            f"{label}: {result.returncode}\n{result.stdout}{result.stderr}"
+        )
+        return result
+
+    sandbox = Sandbox(auth_file)
+    try:
+        ca_file = sandbox_ca(isolated_dirs)
+        server = ["--host", "127.0.0.1", "--port", str(sandbox.port), "--security", "starttls",
+                  "--ca-file", ca_file]  # fmt: skip
+        run("add work", "accounts", "add", "work", *server, "--user", ALICE[0],
+            "--from", "alice@example.test", "--password-stdin", input=ALICE[1] + "\n")  # fmt: skip
+        for mechanism in ("plain", "login"):
+            run(f"edit {mechanism}", "accounts", "edit", "work", "--auth", mechanism)
+            for extra in ([], ["--json"], ["--no-queue"]):
+                run(f"send {mechanism} {extra}", "send", "--profile", "work",
+                    "--to", "rcpt@example.test", "--subject", "s", "--body", "b", *extra)  # fmt: skip
+        run("send --server", "send", "--server", f"127.0.0.1:{sandbox.port}",
+            "--security", "starttls", "--ca-file", ca_file, "--user", BOB[0], "--password-stdin",
+            "--from", "bob@example.test", "--to", "rcpt@example.test", "--subject", "s",
+            "--body", "b", input=BOB[1] + "\n")  # fmt: skip
+        run("accounts test", "accounts", "test", "work")
+        for extra in ([], ["--json"], ["--nagios"]):
+            run(f"probe {extra}", "probe", "--profile", "work", *extra)
+        outputs["raw pipelined client"] = pipelined_sasl(sandbox.port)
+    finally:
+        stdout, stderr = sandbox.stop()
+        outputs["sandbox stdout"], outputs["sandbox stderr"] = stdout.encode(), stderr.encode()
+
+    # A message queued by a temporary refusal, flushed once the server takes it.
+    greylisting = Sandbox(auth_file, "--fault", "rcpt:451 4.7.1 Try again later")
+    queued_port = greylisting.port
+    try:
+        run("add queued", "accounts", "add", "queued", "--host", "127.0.0.1",
+            "--port", str(queued_port), "--security", "starttls", "--ca-file", ca_file,
+            "--user", CAROL[0], "--from", "carol@example.test", "--password-stdin",
+            input=CAROL[1] + "\n")  # fmt: skip
+        run("send queued", "send", "--profile", "queued", "--to", "rcpt@example.test",
+            "--subject", "later", "--body", "b", ok=(75,))  # fmt: skip
+        run("outbox list", "outbox", "list", "--json")
+    finally:
+        stdout, stderr = greylisting.stop()
+        outputs["greylisting stdout"], outputs["greylisting stderr"] = (
+            stdout.encode(),
+            stderr.encode(),
+        )
+    accepting = Sandbox(auth_file, port=queued_port)
+    try:
+        flushed = run("outbox flush", "outbox", "flush", "--all", "--verbose")
+        assert "sent" in flushed.stdout.lower()
+    finally:
+        stdout, stderr = accepting.stop()
+        outputs["accepting stdout"], outputs["accepting stderr"] = stdout.encode(), stderr.encode()
+
+    # A bearer token through XOAUTH2, to a server that checks it.
+    handler = XOAuth2Handler(*TOKEN)
+    port = servers.smtp(handler, tls_context=certs.good)
+    run("add oauth", "accounts", "add", "oauth", "--host", "127.0.0.1", "--port", str(port),
+        "--security", "starttls", "--ca-file", str(certs.ca_file), "--user", TOKEN[0],
+        "--auth", "xoauth2", "--from", "dana@example.test", "--password-stdin",
+        input=TOKEN[1] + "\n")  # fmt: skip
+    run("send oauth", "send", "--profile", "oauth", "--to", "rcpt@example.test",
+        "--subject", "s", "--body", "b", "--json")  # fmt: skip
+    run("probe oauth", "probe", "--profile", "oauth", "--json", ok=(0, 1, 2))
+    assert handler.logins and all(handler.logins), "the server never saw the right token"
+    run("doctor", "doctor", ok=(0, 1))
+    run("accounts list", "accounts", "list", "--json")
+
+    # The secrets did travel: the sandbox stored the authenticated messages.
+    stored = list((isolated_dirs / "data" / "tuimail" / "sandbox" / "maildir" / "new").iterdir())
+    assert len(stored) >= 8
+    # The sweep can see a leak where there is one, in every form it looks for.
+    for user, secret in SECRETS:
+        for blob in sasl_blobs(user, secret):
+            assert leaks({"probe": b"x" + blob + b"y"}), blob
+        for pad in range(3):
+            embedded = base64.b64encode(b"\0" * pad + secret.encode() + b"!")
+            assert leaks({"aligned": embedded}), pad
+
+    written = files_under(isolated_dirs)
+    assert any("sessions" in name for name in written), "expected the sandbox's session files"
+    assert leaks({**written, **outputs}) == []
+
+
+@pytest.mark.parametrize("secret", [s for _, s in SECRETS])
+def test_secret_forms_cover_every_alignment(secret: str) -> None:
+    """The sweep's patterns catch the secret's base64 wherever it sits in a blob."""
+    for prefix in (b"", b"\0", b"\0u", b"\0us", b"user\0user\0"):
+        blob = base64.b64encode(prefix + secret.encode() + b"\x01\x01")
+        assert any(p in blob for p in leak_patterns(secret)), prefix
