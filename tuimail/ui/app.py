@@ -37,6 +37,7 @@ from tuimail.ui.messages import (
     SessionStarted,
     TranscriptEntry,
 )
+from tuimail.ui.outside import shown
 from tuimail.ui.screens.compose import ComposeScreen
 
 if TYPE_CHECKING:
@@ -207,17 +208,21 @@ class TuimailApp(App[None]):
         # Problems quote file names, TOML errors and "[keymap]": never markup.
         for problem in loaded.problems:
             self.notify(
-                problem, title="Theme not loaded", severity="warning", timeout=8, markup=False
+                shown(problem),
+                title="Theme not loaded",
+                severity="warning",
+                timeout=8,
+                markup=False,
             )
         chosen = settings.load_state().get("theme")
         if isinstance(chosen, str) and chosen in self.available_themes:
             self.theme = chosen
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         for problem in settings.apply_keymap(self, self.config):
-            self.notify(problem, title="Keymap", severity="warning", timeout=8, markup=False)
+            self.notify(shown(problem), title="Keymap", severity="warning", timeout=8, markup=False)
         if self.profile_problem:
             self.notify(
-                self.profile_problem,
+                shown(self.profile_problem),
                 title="Profiles not loaded",
                 severity="error",
                 timeout=10,
@@ -243,7 +248,7 @@ class TuimailApp(App[None]):
             await sandbox.start()
         except SandboxError as exc:
             self.sandbox_note = f"The sandbox could not start: {exc}"
-            self.notify(self.sandbox_note, severity="error", markup=False)
+            self.notify(shown(self.sandbox_note), severity="error", markup=False)
             return
         self.sandbox = sandbox
         self.sandbox_profile = sandbox.client_profile()
@@ -358,7 +363,7 @@ class TuimailApp(App[None]):
             if outcome.state in ("failed", "possibly-delivered"):
                 what = "may have been delivered" if outcome.state != "failed" else "failed"
                 self.notify(
-                    f"A queued message {what}: {outcome.detail} (F7 to retry or delete)",
+                    shown(f"A queued message {what}: {outcome.detail} (F7 to retry or delete)"),
                     title="Outbox",
                     severity="error",
                     timeout=15,
@@ -472,7 +477,7 @@ class TuimailApp(App[None]):
             return await asyncio.to_thread(CredentialStore().get, profile.name)
         except KeyringError as exc:
             self.notify(
-                f"{exc.message}. {exc.fix}",
+                shown(f"{exc.message}. {exc.fix}"),
                 title="Keyring",
                 severity="error",
                 timeout=12,
@@ -497,7 +502,10 @@ class TuimailApp(App[None]):
             handled = (DraftInvalid, KeyringError, OutboxError)  # each already explained
             if not isinstance(error, handled):
                 self.notify(
-                    f"The session stopped: {error}", severity="error", timeout=10, markup=False
+                    shown(f"The session stopped: {error}"),
+                    severity="error",
+                    timeout=10,
+                    markup=False,
                 )
             for screen in self._listening_screens():
                 if isinstance(screen, ComposeScreen):

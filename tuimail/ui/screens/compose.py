@@ -36,6 +36,7 @@ from tuimail.message import Draft
 from tuimail.profiles import Profile, Security
 from tuimail.sandbox_profile import SANDBOX_PROFILE
 from tuimail.ui.messages import SessionFinished, SessionStarted, TranscriptEntry
+from tuimail.ui.outside import shown
 from tuimail.ui.widgets.address_field import AddressField
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
@@ -142,7 +143,7 @@ class ComposeScreen(Screen[None]):
             builtin = profile.name == SANDBOX_PROFILE and profile.name not in app.saved_profiles
             running = not app.sandbox_unavailable(profile)
             # Text, not str: Select parses str prompts as markup.
-            label = Text(profile_label(profile, builtin=builtin, running=running))
+            label = Text(shown(profile_label(profile, builtin=builtin, running=running)))
             options.append((label, profile.name))
         return options
 
@@ -167,7 +168,7 @@ class ComposeScreen(Screen[None]):
         for security in Security:
             badge.set_class(profile.security is security, f"-{security.value}")
         warnings = profile.warnings()
-        warning.update("⚠ " + "; ".join(warnings) if warnings else "")
+        warning.update(shown("⚠ " + "; ".join(warnings)) if warnings else "")
         warning.set_class(bool(warnings), "-shown")
 
     # -- draft --------------------------------------------------------------
@@ -209,7 +210,7 @@ class ComposeScreen(Screen[None]):
 
     def set_status(self, text: str, kind: str = "") -> None:
         status = self.query_one("#send-status", Static)
-        status.update(text)
+        status.update(shown(text))  # server replies and file names end up here
         for name in ("error", "ok", "busy"):
             status.set_class(kind == name, f"-{name}")
 

@@ -25,6 +25,7 @@ from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft
 from tuimail.outbox import OutboxError, Queued, short_id
 from tuimail.transcript import Transcript
+from tuimail.ui.outside import cell, shown
 from tuimail.ui.screens.dialogs import ExportDialog, ExportRequest
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
@@ -114,20 +115,21 @@ class MailboxesScreen(Screen[None]):
         table.clear()
         self.queued = {q.key: q for q in outbox.entries()}
         for queued in self.queued.values():
+            # Text cells: DataTable parses a str as markup, and a server wrote the error.
             table.add_row(
-                queued.state.value,
-                ", ".join(queued.recipients),
-                queued.profile_name,
+                cell(queued.state.value),
+                cell(", ".join(queued.recipients)),
+                cell(queued.profile_name),
                 str(len(queued.attempts)),
                 _when(queued.next_attempt) if queued.state.value == "queued" else "—",
-                queued.last_error[:80],
+                cell(queued.last_error[:80]),
                 key=queued.key,
             )
         drafts = self.query_one("#drafts-table", DataTable)
         drafts.clear()
         self.drafts = {d.id: d for d in DraftStore().list()}
         for saved in self.drafts.values():
-            drafts.add_row(_when(saved.saved), saved.title, saved.profile, key=saved.id)
+            drafts.add_row(_when(saved.saved), cell(saved.title), cell(saved.profile), key=saved.id)
         sent = self.query_one("#sent-table", DataTable)
         sent.clear()
         self.sent = dict(outbox.sent())
@@ -135,8 +137,8 @@ class MailboxesScreen(Screen[None]):
             message = message_from_bytes(data[:65536], policy=policy.default)
             sent.add_row(
                 _when((outbox.sent_dir / "new" / key).stat().st_mtime),
-                str(message.get("To", "")),
-                str(message.get("Subject", "")),
+                cell(message.get("To", "")),
+                cell(message.get("Subject", "")),
                 key=key,
             )
 
@@ -161,7 +163,7 @@ class MailboxesScreen(Screen[None]):
         ]
         if queued.last_error:
             lines.append(f"last error: {queued.last_error}")
-        detail.update("\n".join(lines))
+        detail.update("\n".join(shown(line) for line in lines))
 
     @on(DataTable.RowHighlighted, "#sent-table")
     def _sent_row(self) -> None:
@@ -170,12 +172,13 @@ class MailboxesScreen(Screen[None]):
             return
         message = message_from_bytes(self.sent[key], policy=policy.default)
         lines = [
-            f"{h}: {message[h]}"
+            shown(f"{h}: {message[h]}")
             for h in ("From", "To", "Cc", "Subject", "Date", "Message-ID")
             if message[h]
         ]
         body = message.get_body(preferencelist=("plain",))
-        lines += ["", body.get_content() if body is not None else "(no text part)"]
+        text = body.get_content() if body is not None else "(no text part)"
+        lines += ["", shown(text, keep_newlines=True)]
         self.query_one("#sent-view", Static).update("\n".join(lines))
         try:
             transcript = Transcript.from_jsonl(self.tuimail.outbox.sent_transcript(key))
@@ -203,7 +206,7 @@ class MailboxesScreen(Screen[None]):
             draft = draft_from_message(self.tuimail.outbox.message_bytes(queued.key), queued)
             self.tuimail.outbox.drop(queued.key)
         except (OSError, OutboxError) as exc:
-            self.notify(str(exc), severity="error", markup=False)
+            self.notify(shown(exc), severity="error", markup=False)
             return
         self.tuimail.open_draft(SavedDraft(DraftStore.new_id(), queued.profile_name, draft))
 
@@ -253,11 +256,11 @@ class MailboxesScreen(Screen[None]):
             atomic_write_bytes(transcript_path, text.encode("utf-8"), mode=0o600)
         except (OSError, ValueError) as exc:
             self.app.call_from_thread(
-                self.notify, f"Export failed: {exc}", severity="error", markup=False
+                self.notify, shown(f"Export failed: {exc}"), severity="error", markup=False
             )
             return
         self.app.call_from_thread(
-            self.notify, f"Exported {eml.name} and {transcript_path.name}", markup=False
+            self.notify, shown(f"Exported {eml.name} and {transcript_path.name}"), markup=False
         )
 
     def on_session_finished(self) -> None:

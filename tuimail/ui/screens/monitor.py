@@ -23,6 +23,7 @@ from tuimail.probe import ProbeReport, ProbeTarget, Status, Thresholds, probe_ma
 from tuimail.probe_history import ProbeHistory
 from tuimail.profiles import Security
 from tuimail.targets import TargetError, TargetStore, monitor_targets
+from tuimail.ui.outside import cell, shown
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
@@ -106,7 +107,7 @@ class TargetDialog(ModalScreen[ProbeTarget | None]):
 
             validate_target(target)
         except (ValueError, TargetError) as exc:
-            error.update(str(exc))
+            error.update(shown(exc))
             return
         self.dismiss(target)
 
@@ -163,7 +164,9 @@ class MonitorScreen(Screen[None]):
         try:
             return TargetStore().load()
         except TargetError as exc:
-            self.notify(str(exc), title="targets.toml", severity="error", timeout=10, markup=False)
+            self.notify(
+                shown(exc), title="targets.toml", severity="error", timeout=10, markup=False
+            )
             return {}
 
     def reload_profiles(self, select: str | None = None) -> None:
@@ -190,10 +193,12 @@ class MonitorScreen(Screen[None]):
         )
 
     def _cells(self, target: ProbeTarget) -> list[Any]:
+        """A target's row. Its label holds DNS answers: a Text cell, never markup."""
         from rich.text import Text
 
+        label = cell(target.label)
         if target.mx:
-            return [Text("MX"), target.label, "—", "—", f"each MX host of {target.host} below"]
+            return [Text("MX"), label, "—", "—", cell(f"each MX host of {target.host} below")]
         report = self.latest.get(target.key)
         if report is None:
             records = self.history.targets.get(target.key, [])
@@ -201,18 +206,18 @@ class MonitorScreen(Screen[None]):
                 last = records[-1]
                 status = str(last.get("status", "UNKNOWN"))
                 return [
-                    Text(status),
-                    target.label,
+                    cell(status),
+                    label,
                     f"{float(last.get('total', 0)):.3f}s",
                     str(last.get("days_left") if last.get("days_left") is not None else "—"),
                     time.strftime("%H:%M:%S", time.localtime(float(last.get("started", 0)))),
                 ]
-            return [Text("…"), target.label, "—", "—", "never"]
+            return [Text("…"), label, "—", "—", "never"]
         colour = self.app.theme_variables.get(_STATUS_STYLE[report.status].lstrip("$"), "")
         days = report.tls.days_left if report.tls else None
         return [
             Text(report.status.name, style=f"bold {colour}"),
-            target.label,
+            label,
             f"{report.total:.3f}s" if report.reached else "—",
             str(days) if days is not None else "—",
             time.strftime("%H:%M:%S", time.localtime(report.started)),
@@ -239,7 +244,9 @@ class MonitorScreen(Screen[None]):
         try:
             self.history.save()
         except OSError as exc:
-            self.notify(f"The probe history was not saved: {exc}", severity="warning")
+            self.notify(
+                shown(f"The probe history was not saved: {exc}"), severity="warning", markup=False
+            )
 
     async def _expand(self, targets: list[ProbeTarget]) -> list[ProbeTarget]:
         """MX targets become one row per MX host (looked up again every round)."""
@@ -254,7 +261,7 @@ class MonitorScreen(Screen[None]):
             try:
                 hosts = await expand_mx(target, self._mx_lookup())
             except MXLookupError as exc:
-                self.notify(str(exc), title=target.label, severity="error", markup=False)
+                self.notify(shown(exc), title=shown(target.label), severity="error", markup=False)
                 continue
             expanded.extend(hosts)
         table = self.query_one("#targets", DataTable)
@@ -289,8 +296,10 @@ class MonitorScreen(Screen[None]):
             if report.status is Status.OK:
                 severity = "information"
             self.notify(
-                f"{report.target.label}: {previous_status} → {report.status.name}"
-                + (f" ({report.reasons[0]})" if report.reasons else ""),
+                shown(
+                    f"{report.target.label}: {previous_status} → {report.status.name}"
+                    + (f" ({report.reasons[0]})" if report.reasons else "")
+                ),
                 title="Monitor",
                 severity=severity,  # type: ignore[arg-type]
                 timeout=10,
@@ -328,10 +337,10 @@ class MonitorScreen(Screen[None]):
         detail = self.query_one("#monitor-detail", Static)
         view = self.query_one("#probe-view", TranscriptView)
         if report is None:
-            detail.update(f"{target.label}: not probed in this run yet")
+            detail.update(shown(f"{target.label}: not probed in this run yet"))
             view.show(None)
             return
-        detail.update(report.summary())
+        detail.update(shown(report.summary()))
         if view.transcript is not report.transcript:
             view.show(report.transcript)
 
@@ -355,7 +364,7 @@ class MonitorScreen(Screen[None]):
         try:
             TargetStore().save(target, replace_name=original)
         except (TargetError, OSError) as exc:
-            self.notify(str(exc), severity="error", markup=False)
+            self.notify(shown(exc), severity="error", markup=False)
             return
         self.reload_targets()
         self.run_probes([target])
@@ -368,7 +377,7 @@ class MonitorScreen(Screen[None]):
         try:
             TargetStore().remove(target.name)
         except (KeyError, TargetError, OSError) as exc:
-            self.notify(str(exc), severity="error", markup=False)
+            self.notify(shown(exc), severity="error", markup=False)
             return
         self.latest.pop(target.key, None)
         self.reload_targets()
