@@ -10,17 +10,21 @@ text as text: never as Textual markup, never as raw escape sequences.
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, TabbedContent
+from textual.widgets import DataTable, Input, TabbedContent
 
 from tests.smtpservers import ServerThread, Sink
 from tests.test_probe import TinyDNS
 from tests.ui_support import (
+    GatedSink,
+    draft_values,
     fill_draft,
+    paste,
     save_profile,
     screen_text,
     static_text,
@@ -28,8 +32,14 @@ from tests.ui_support import (
     wait_for_run,
     wait_for_sandbox,
 )
+from tuimail.drafts import DraftStore
+from tuimail.message import Draft, build_message
+from tuimail.outbox import Outbox
 from tuimail.probe import Status
+from tuimail.ui import screens
 from tuimail.ui.app import TuimailApp
+from tuimail.ui.screens.compose import ComposeScreen
+from tuimail.ui.screens.dialogs import ConfirmDialog, FilePickerDialog
 from tuimail.ui.screens.mailboxes import MailboxesScreen
 from tuimail.ui.screens.monitor import MonitorScreen
 from tuimail.ui.screens.transcript import TranscriptScreen
@@ -179,3 +189,174 @@ async def test_a_message_a_client_sent_the_sandbox_is_shown_as_text() -> None:
         assert "line one\\x1b]0;pwned\\x07\\x1b[2J\nline two" in shown_text
         assert '"[/b]x"@example.test' in screen_text(app)
         assert "\x1b" not in rendered(app)
+
+
+# -- one home for every message ---------------------------------------------
+
+
+async def test_a_message_refused_for_good_goes_back_to_compose_only(
+    servers: ServerThread,
+) -> None:
+    sink = Sink(data_reply="554 5.7.1 rejected")
+    save_profile(name="local", host="127.0.0.1", port=servers.smtp(sink), security="none")
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await fill_draft(pilot, to="bob@example.test", subject="Hello", body="Hi Bob")
+        await pilot.press("ctrl+s")
+        run = await wait_for_run(pilot)
+        assert run.outbox_state == "returned"
+        assert "the draft is here to fix and send again" in static_text(app, "#send-status")
+        assert draft_values(app) == ("bob@example.test", "Hello", "Hi Bob")
+        assert Outbox().entries() == []  # not also in the outbox, to be retried there
+        assert [d.draft.subject for d in DraftStore().list()] == ["Hello"]
+
+        sink.data_reply = None  # the problem is fixed; Send again sends it once
+        await pilot.press("ctrl+s")
+        again = await wait_for_run(pilot, 2)
+        assert again.outbox_state == "sent"
+        assert len(sink.messages) == 1
+        assert Outbox().entries() == [] and DraftStore().list() == []
+        assert draft_values(app) == ("", "", "")
+
+
+async def test_a_possibly_delivered_message_lives_in_the_outbox_only(
+    servers: ServerThread,
+) -> None:
+    sink = Sink(disconnect_after_data=True)
+    save_profile(name="local", host="127.0.0.1", port=servers.smtp(sink), security="none")
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await fill_draft(pilot, to="bob@example.test", subject="Hello", body="Hi Bob")
+        await pilot.press("ctrl+s")
+        run = await wait_for_run(pilot)
+        assert run.outbox_state == "possibly-delivered"
+        assert "kept in the outbox (F7)" in static_text(app, "#send-status")
+        assert draft_values(app) == ("", "", "")  # Send cannot deliver it a second time
+        assert [q.state.value for q in Outbox().entries()] == ["possibly-delivered"]
+        assert DraftStore().list() == []
+        assert len(sink.messages) == 1
+
+
+async def test_the_form_is_locked_while_its_message_is_sent(servers: ServerThread) -> None:
+    sink = GatedSink()
+    save_profile(name="slow", host="127.0.0.1", port=servers.smtp(sink), security="none")
+    app = TuimailApp(start_sandbox=False)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await fill_draft(pilot, to="bob@example.test", subject="One", body="first")
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, sink.waiting.is_set, "the server to hold the DATA reply")
+            compose = app.screen
+            assert isinstance(compose, ComposeScreen) and compose.form_locked
+            await pilot.press("ctrl+n")  # a new message would be cleared with the sent one
+            await pilot.click("#body")
+            await pilot.press("x")
+            assert draft_values(app) == ("bob@example.test", "One", "first")
+            sink.gate.set()
+            run = await wait_for_run(pilot)
+            assert run.outbox_state == "sent"
+            assert sink.messages[0].content.rstrip().endswith(b"first")
+            assert not compose.form_locked
+            await pilot.click("#subject")
+            await paste(pilot, "Two")
+            assert draft_values(app) == ("", "Two", "")
+    finally:
+        sink.gate.set()
+
+
+# -- deleting asks first ------------------------------------------------------
+
+
+async def test_deleting_a_queued_message_asks_first_and_clears_the_detail(
+    servers: ServerThread,
+) -> None:
+    profile = save_profile(
+        name="local", host="127.0.0.1", port=servers.smtp(Sink()), security="none"
+    )
+    draft = Draft(from_address="me@example.test", to=["bob@example.test"], subject="Keep me")
+    Outbox().enqueue(profile, build_message(draft))
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_mailboxes(pilot)
+        table = screen.query_one("#outbox-table", DataTable)
+        table.move_cursor(row=0)
+        await pilot.pause()
+        assert "bob@example.test" in static_text(app, "#outbox-detail")
+
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
+        assert "Delete the queued message to bob@example.test" in static_text(app, ".question")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is screen, "the question to close")
+        assert len(Outbox().entries()) == 1 and table.row_count == 1
+
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
+        await pilot.click("#confirm")
+        await wait_for(pilot, lambda: table.row_count == 0, "the row to go")
+        assert Outbox().entries() == []
+        assert static_text(app, "#outbox-detail") == ""
+
+
+# -- attachments that cannot be used ------------------------------------------
+
+
+async def test_a_file_name_that_is_not_utf8_is_refused_and_the_draft_saved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(screens.compose, "DRAFT_SAVE_DELAY", 0.1)
+    raw = os.path.join(os.fsencode(tmp_path), b"caf\xe9.txt")
+    Path(os.fsdecode(raw)).write_bytes(b"data")
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await fill_draft(pilot, to="bob@example.test", subject="Menu", body="See the file")
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, FilePickerDialog), "the picker")
+        app.screen.query_one("#path", Input).value = os.fsdecode(raw)
+        await pilot.click("#attach")
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposeScreen), "compose")
+        assert "not valid UTF-8" in static_text(app, "#send-status")
+        assert isinstance(app.screen, ComposeScreen) and app.screen.attachments == []
+        await pilot.click("#subject")
+        await pilot.press("end")
+        await paste(pilot, " again")
+        await wait_for(
+            pilot,
+            lambda: [d.draft.subject for d in DraftStore().list()] == ["Menu again"],
+            "the draft to be saved",
+        )
+        assert app.is_running
+
+
+@pytest.mark.parametrize("gone", ["deleted", "fifo"])
+async def test_an_attachment_gone_at_send_time_is_explained_and_the_draft_kept(
+    servers: ServerThread, tmp_path: Path, gone: str
+) -> None:
+    sink = Sink()
+    save_profile(name="local", host="127.0.0.1", port=servers.smtp(sink), security="none")
+    attachment = tmp_path / "report [final].pdf"
+    attachment.write_bytes(b"%PDF")
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await fill_draft(pilot, to="bob@example.test", subject="Report", body="Attached.")
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: isinstance(app.screen, FilePickerDialog), "the picker")
+        app.screen.query_one("#path", Input).value = str(attachment)
+        await pilot.click("#attach")
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposeScreen), "compose")
+        assert isinstance(app.screen, ComposeScreen)
+        assert app.screen.attachments == [attachment]
+        attachment.unlink()
+        if gone == "fifo":
+            os.mkfifo(attachment)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not app.sending, "the send to stop")
+        await pilot.pause()
+        status = static_text(app, "#send-status")
+        expected = "does not exist" if gone == "deleted" else "is not a regular file"
+        assert str(attachment) in status and expected in status, status
+        assert "Your draft is kept" in status
+        assert draft_values(app) == ("bob@example.test", "Report", "Attached.")
+        assert isinstance(app.screen, ComposeScreen) and not app.screen.form_locked
+        assert Outbox().entries() == [] and sink.messages == []
+        assert app.is_running

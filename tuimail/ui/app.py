@@ -382,7 +382,10 @@ class TuimailApp(App[None]):
         self.exit()
 
     def open_draft(self, saved: Any) -> None:
-        """Continue a draft (or an outbox message turned back into one) in Compose."""
+        """Continue a draft (or an outbox message turned back into one) in Compose.
+
+        Callers check :meth:`compose_locked` first: the form being sent is not replaced.
+        """
         self.switch_mode("compose")
         for screen in self._listening_screens():
             if isinstance(screen, ComposeScreen):
@@ -426,7 +429,7 @@ class TuimailApp(App[None]):
                 transcript=run.transcript,
                 outgoing=outgoing,
             )
-            run.outbox_state = outcome.state
+            run.outbox_state = await self._one_home(queued.key, outcome.state)
             report = outcome.report or SessionReport(run.transcript)
         elif outgoing is not None:
             report = await send(
@@ -439,6 +442,31 @@ class TuimailApp(App[None]):
         run.report = report
         self.post_message(SessionFinished(run))
         return report
+
+    async def _one_home(self, key: str, state: str) -> str:
+        """A message Compose sent that failed for good goes back to Compose, not the outbox.
+
+        Compose keeps the draft after such a failure, so the user can fix it;
+        a copy left in the outbox too would be sent again by a retry there,
+        and the fixed draft once more by Send. Returns the run's outbox state:
+        "returned" when the outbox copy is gone.
+        """
+        from tuimail.outbox import OutboxError
+
+        if state != "failed":
+            return state
+        try:
+            await asyncio.to_thread(self.outbox.drop, key)
+        except (KeyError, OSError, OutboxError):
+            return state  # still in the outbox: Compose clears, the outbox is its home
+        return "returned"
+
+    def compose_locked(self) -> bool:
+        """Compose is sending its message (its form is locked until that ends)."""
+        return any(
+            isinstance(screen, ComposeScreen) and screen.is_mounted and screen.form_locked
+            for screen in self._listening_screens()
+        )
 
     def _live_feed(self, run: SessionRun) -> Callable[[Any], None]:
         """The session's transcript callback: at most one message per ``LIVE_TICK``.
@@ -509,7 +537,7 @@ class TuimailApp(App[None]):
                 )
             for screen in self._listening_screens():
                 if isinstance(screen, ComposeScreen):
-                    screen.query_one("#send").disabled = False
+                    screen.lock_form(False)
                     if isinstance(error, KeyringError):
                         screen.set_status(f"keyring: {error.message}", "error")
                     elif isinstance(error, OutboxError):

@@ -1,7 +1,7 @@
 """Outbox, drafts and sent mail (F7): what is waiting, what was started, what went out.
 
-Outbox: retry (r), edit as a draft (e), or delete (d) a queued or failed
-message. Drafts: open one in Compose (enter or o) or delete it (d). Sent: read a
+Outbox: retry (r), edit as a draft (e), or delete (d, after a question) a
+queued or failed message. Drafts: open one in Compose (enter or o) or delete it (d). Sent: read a
 message with its transcript, export it as ``.eml`` and the transcript as text
 and JSON Lines (x). Everything here reads the core's stores; nothing is cached.
 """
@@ -9,6 +9,7 @@ and JSON Lines (x). Everything here reads the core's stores; nothing is cached.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -26,7 +27,7 @@ from tuimail.message import Draft
 from tuimail.outbox import OutboxError, Queued, short_id
 from tuimail.transcript import Transcript
 from tuimail.ui.outside import cell, shown
-from tuimail.ui.screens.dialogs import ExportDialog, ExportRequest
+from tuimail.ui.screens.dialogs import ConfirmDialog, ExportDialog, ExportRequest
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
@@ -141,6 +142,8 @@ class MailboxesScreen(Screen[None]):
                 cell(message.get("Subject", "")),
                 key=key,
             )
+        # The detail follows the table as it is now: a deleted message is not shown.
+        self._outbox_row()
 
     def _selected(self, table_id: str) -> str | None:
         table = self.query_one(f"#{table_id}", DataTable)
@@ -197,10 +200,17 @@ class MailboxesScreen(Screen[None]):
             return
         self.tuimail.start_retry(key)
 
+    def _compose_busy(self) -> bool:
+        """Compose is sending: its form is not replaced (nor this message dropped) now."""
+        busy = self.tuimail.compose_locked()
+        if busy:
+            self.notify("Compose is sending a message; try again when it is done.")
+        return busy
+
     def action_edit(self) -> None:
         key = self._selected("outbox-table") if self.current_tab == "tab-outbox" else None
         queued = self.queued.get(key or "")
-        if queued is None:
+        if queued is None or self._compose_busy():
             return
         try:
             draft = draft_from_message(self.tuimail.outbox.message_bytes(queued.key), queued)
@@ -211,14 +221,37 @@ class MailboxesScreen(Screen[None]):
         self.tuimail.open_draft(SavedDraft(DraftStore.new_id(), queued.profile_name, draft))
 
     def action_delete(self) -> None:
+        """Ask first: a deleted message or draft is gone for good."""
         tab = self.current_tab
+        if tab == "tab-outbox" and (key := self._selected("outbox-table")):
+            queued = self.queued.get(key)
+            if queued is None:
+                return
+            question = (
+                f"Delete the {queued.state.value} message to {', '.join(queued.recipients)} "
+                f"({short_id(key)})? It will not be sent."
+            )
+            self.app.push_screen(
+                ConfirmDialog(question, confirm="Delete"),
+                lambda yes: self._delete(yes, lambda: self.tuimail.outbox.drop(key)),
+            )
+        elif tab == "tab-drafts" and (draft_id := self._selected("drafts-table")):
+            saved = self.drafts.get(draft_id)
+            if saved is None:
+                return
+            self.app.push_screen(
+                ConfirmDialog(f"Delete the draft {saved.title}?", confirm="Delete"),
+                lambda yes: self._delete(yes, lambda: DraftStore().delete(draft_id)),
+            )
+
+    def _delete(self, confirmed: bool | None, delete: Callable[[], object]) -> None:
+        if not confirmed:
+            return
         try:
-            if tab == "tab-outbox" and (key := self._selected("outbox-table")):
-                self.tuimail.outbox.drop(key)
-            elif tab == "tab-drafts" and (draft_id := self._selected("drafts-table")):
-                DraftStore().delete(draft_id)
+            delete()
         except (KeyError, OSError, OutboxError) as exc:
-            self.notify(str(exc), severity="error", markup=False)
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            self.notify(shown(message), severity="error", markup=False)
         self.reload()
 
     @on(DataTable.RowSelected, "#drafts-table")
@@ -227,7 +260,7 @@ class MailboxesScreen(Screen[None]):
 
     def action_open_draft(self) -> None:
         draft_id = self._selected("drafts-table") if self.current_tab == "tab-drafts" else None
-        if draft_id and draft_id in self.drafts:
+        if draft_id and draft_id in self.drafts and not self._compose_busy():
             self.tuimail.open_draft(self.drafts[draft_id])
 
     def action_export(self) -> None:
