@@ -36,7 +36,7 @@ from tuimail.drafts import DraftStore
 from tuimail.message import Draft, build_message
 from tuimail.outbox import Outbox
 from tuimail.probe import Status
-from tuimail.ui import screens
+from tuimail.ui import screens, settings
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.screens.compose import ComposeScreen
 from tuimail.ui.screens.dialogs import ConfirmDialog, FilePickerDialog
@@ -359,4 +359,78 @@ async def test_an_attachment_gone_at_send_time_is_explained_and_the_draft_kept(
         assert draft_values(app) == ("bob@example.test", "Report", "Attached.")
         assert isinstance(app.screen, ComposeScreen) and not app.screen.form_locked
         assert Outbox().entries() == [] and sink.messages == []
+        assert app.is_running
+
+
+# -- bad config files ---------------------------------------------------------
+
+BAD_VARIABLES_THEME = """\
+name = "bad-variables"
+primary = "#ff00ff"
+
+[variables]
+"block-cursor-background" = "not a colour"
+"""
+
+
+async def test_a_theme_with_a_bad_variable_is_reported_and_skipped(isolated_dirs: Path) -> None:
+    themes_dir = config_dir(isolated_dirs) / "themes"
+    themes_dir.mkdir()
+    (themes_dir / "bad.toml").write_text(BAD_VARIABLES_THEME)
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert "bad-variables" not in app.available_themes
+        (problem,) = app.theme_problems
+        assert "bad.toml" in problem and "'block-cursor-background'" in problem
+        assert "'not a colour' is not a colour" in problem
+        notices = [n for n in app._notifications if n.title == "Theme not loaded"]
+        assert [n.message for n in notices] == [problem]
+        await open_monitor(pilot)  # a DataTable: styled with the block cursor
+        assert app.is_running
+
+
+async def test_a_remembered_theme_that_no_longer_loads_falls_back_to_the_default(
+    isolated_dirs: Path,
+) -> None:
+    themes_dir = config_dir(isolated_dirs) / "themes"
+    themes_dir.mkdir()
+    (themes_dir / "bad.toml").write_text(BAD_VARIABLES_THEME)
+    settings.save_state({"theme": "bad-variables"})
+    app = TuimailApp(start_sandbox=False)
+    default = app.theme
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await open_monitor(pilot)
+        assert app.is_running and app.theme == default
+        notices = [n.message for n in app._notifications if n.title == "Theme"]
+        assert notices == [
+            "The theme 'bad-variables' chosen last time is not available; using the default."
+        ]
+
+
+@pytest.mark.parametrize(
+    ("monitor", "problem"),
+    [
+        ('interval = "abc"', "interval = 'abc'"),
+        ("interval = -5", "interval = -5"),
+        ("concurrency = 0", "concurrency = 0"),
+        ('concurrency = "ten"', "concurrency = 'ten'"),
+        ('dns_server = "127.0.0.1:dns"', "dns_server = '127.0.0.1:dns'"),
+    ],
+)
+async def test_a_bad_monitor_setting_is_reported_once_and_the_default_used(
+    isolated_dirs: Path, monitor: str, problem: str
+) -> None:
+    (config_dir(isolated_dirs) / "config.toml").write_text(f"[monitor]\n{monitor}\n")
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_monitor(pilot)
+        await pilot.pause()
+        notices = [n.message for n in app._notifications if n.title == "config.toml [monitor]"]
+        assert len(notices) == 1 and notices[0].startswith(problem), notices
+        assert (screen.interval, screen.concurrency) in {(300.0, 10), (0.0, 10), (300.0, 1)}
+        await pilot.press("f2")
+        await open_monitor(pilot)  # opened again: not said again
+        assert len([n for n in app._notifications if n.title == "config.toml [monitor]"]) == 1
         assert app.is_running

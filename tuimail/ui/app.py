@@ -217,6 +217,16 @@ class TuimailApp(App[None]):
         chosen = settings.load_state().get("theme")
         if isinstance(chosen, str) and chosen in self.available_themes:
             self.theme = chosen
+        elif isinstance(chosen, str):
+            self.notify(
+                shown(
+                    f"The theme {chosen!r} chosen last time is not available; using the default."
+                ),
+                title="Theme",
+                severity="warning",
+                timeout=8,
+                markup=False,
+            )
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         for problem in settings.apply_keymap(self, self.config):
             self.notify(shown(problem), title="Keymap", severity="warning", timeout=8, markup=False)

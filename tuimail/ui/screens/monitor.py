@@ -9,7 +9,9 @@ changes state raises a notification. Probing runs in a worker, at most
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from textual import on, work
@@ -38,6 +40,65 @@ _STATUS_STYLE = {
     Status.CRITICAL: "$error",
     Status.UNKNOWN: "$text-muted",
 }
+
+
+@dataclass
+class MonitorSettings:
+    """``[monitor]`` from config.toml, checked; ``problems`` says what was not used."""
+
+    interval: float = DEFAULT_INTERVAL
+    concurrency: int = DEFAULT_CONCURRENCY
+    dns_server: str = ""  # "host" or "host:port"; "" = the system's resolver
+    problems: list[str] = field(default_factory=list)
+
+
+def monitor_settings(config: dict[str, Any]) -> MonitorSettings:
+    """The monitor's settings; each bad value is named in words and its default used.
+
+    A hand-edited ``interval = "abc"`` stopped the app when the monitor opened.
+    """
+    found = MonitorSettings()
+    table = config.get("monitor", {})
+    if not isinstance(table, dict):
+        found.problems.append("[monitor] must be a table; the defaults are used")
+        return found
+    interval = table.get("interval", DEFAULT_INTERVAL)
+    if _is_number(interval) and math.isfinite(interval) and interval >= 0:
+        found.interval = float(interval)
+    else:
+        found.problems.append(
+            f"interval = {interval!r}: a number of seconds (0: only when asked) is needed; "
+            f"using {DEFAULT_INTERVAL:g}"
+        )
+    concurrency = table.get("concurrency", DEFAULT_CONCURRENCY)
+    if isinstance(concurrency, int) and not isinstance(concurrency, bool) and concurrency >= 1:
+        found.concurrency = concurrency
+    else:
+        found.problems.append(
+            f"concurrency = {concurrency!r}: a whole number from 1 is needed; "
+            f"using {DEFAULT_CONCURRENCY}"
+        )
+    dns_server = table.get("dns_server", "")
+    if _dns_server_ok(dns_server):
+        found.dns_server = str(dns_server)
+    else:
+        found.problems.append(
+            f"dns_server = {dns_server!r}: HOST or HOST:PORT is needed; using the system's"
+        )
+    return found
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _dns_server_ok(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    if not value:
+        return True
+    host, _, port = value.rpartition(":") if ":" in value else (value, "", "53")
+    return bool(host.strip()) and " " not in host and port.isdigit() and 0 < int(port) < 65536
 
 
 class TargetDialog(ModalScreen[ProbeTarget | None]):
@@ -141,11 +202,18 @@ class MonitorScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.tuimail.listen(self)
-        settings = self.tuimail.config.get("monitor", {})
-        settings = settings if isinstance(settings, dict) else {}
-        self.interval = float(settings.get("interval", DEFAULT_INTERVAL))
-        self.concurrency = int(settings.get("concurrency", DEFAULT_CONCURRENCY))
-        self.dns_server = str(settings.get("dns_server", ""))  # for MX targets; "" = system
+        settings = monitor_settings(self.tuimail.config)
+        self.interval = settings.interval
+        self.concurrency = settings.concurrency
+        self.dns_server = settings.dns_server  # for MX targets; "" = system
+        if settings.problems:  # once: the screen is mounted once per run
+            self.notify(
+                shown("; ".join(settings.problems)),
+                title="config.toml [monitor]",
+                severity="warning",
+                timeout=12,
+                markup=False,
+            )
         self.history = ProbeHistory.load()
         self.latest: dict[str, ProbeReport] = {}
         self.targets: list[ProbeTarget] = []
