@@ -434,3 +434,23 @@ async def test_a_bad_monitor_setting_is_reported_once_and_the_default_used(
         await open_monitor(pilot)  # opened again: not said again
         assert len([n for n in app._notifications if n.title == "config.toml [monitor]"]) == 1
         assert app.is_running
+
+
+async def test_a_send_that_breaks_leaves_the_message_in_compose_only(
+    servers: ServerThread, tmp_path: Path
+) -> None:
+    """A CA file that is no certificate breaks the attempt itself (not a refusal)."""
+    bad_ca = tmp_path / "ca.pem"
+    bad_ca.write_text("not a certificate\n")
+    port = servers.smtp(Sink())
+    save_profile(name="local", host="127.0.0.1", port=port, security="tls", ca_file=str(bad_ca))
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await fill_draft(pilot, to="bob@example.test", subject="Hello", body="Hi Bob")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.history.runs and not app.sending, "the send to end")
+        await pilot.pause()
+        assert draft_values(app) == ("bob@example.test", "Hello", "Hi Bob")
+        assert isinstance(app.screen, ComposeScreen) and not app.screen.form_locked
+        assert static_text(app, "#send-status").startswith("✗")
+        assert Outbox().entries() == []  # not queued too, to be sent beside the draft

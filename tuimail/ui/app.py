@@ -432,13 +432,19 @@ class TuimailApp(App[None]):
                 self.post_message(SessionFinished(run))
                 raise
             run.outbox_key = queued.key
-            outcome = await self.outbox.attempt(
-                queued.key,
-                password,
-                on_entry=deliver_live,
-                transcript=run.transcript,
-                outgoing=outgoing,
-            )
+            try:
+                outcome = await self.outbox.attempt(
+                    queued.key,
+                    password,
+                    on_entry=deliver_live,
+                    transcript=run.transcript,
+                    outgoing=outgoing,
+                )
+            except Exception:
+                # The attempt itself broke: Compose keeps the draft (and says why),
+                # so the outbox copy goes, or the draft and the copy both get sent.
+                await self._one_home(queued.key, "failed")
+                raise
             run.outbox_state = await self._one_home(queued.key, outcome.state)
             report = outcome.report or SessionReport(run.transcript)
         elif outgoing is not None:
