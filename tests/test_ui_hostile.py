@@ -454,3 +454,23 @@ async def test_a_send_that_breaks_leaves_the_message_in_compose_only(
         assert isinstance(app.screen, ComposeScreen) and not app.screen.form_locked
         assert static_text(app, "#send-status").startswith("✗")
         assert Outbox().entries() == []  # not queued too, to be sent beside the draft
+
+
+async def test_a_connection_test_refused_with_escapes_is_shown_as_text(
+    servers: ServerThread,
+) -> None:
+    from tests.test_terminal_escapes import RefusingGreetingSMTP
+
+    port = servers.smtp(Sink(), server_class=RefusingGreetingSMTP)
+    save_profile(name="local", host="127.0.0.1", port=port, security="none")
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f4")
+        table = app.screen.query_one("#profiles", DataTable)
+        table.move_cursor(row=[str(key.value) for key in table.rows].index("local"))
+        await pilot.press("t")
+        run = await wait_for_run(pilot)
+        assert run.report is not None and run.report.failure is not None
+        await pilot.pause()
+        assert "go away\\x1b]0;pwned" in static_text(app, "#account-problem")
+        assert "\x1b" not in rendered(app)
