@@ -10,6 +10,7 @@ text as text: never as Textual markup, never as raw escape sequences.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -474,3 +475,35 @@ async def test_a_connection_test_refused_with_escapes_is_shown_as_text(
         await pilot.pause()
         assert "go away\\x1b]0;pwned" in static_text(app, "#account-problem")
         assert "\x1b" not in rendered(app)
+
+
+async def test_a_broken_probe_history_does_not_stop_the_monitor(
+    servers: ServerThread, isolated_dirs: Path
+) -> None:
+    (config_dir(isolated_dirs) / "config.toml").write_text("[monitor]\ninterval = 0\n")
+    port = servers.smtp(Sink())
+    save_profile(name="local", host="127.0.0.1", port=port, security="none")
+    key = f"127.0.0.1:{port}/none"
+    good = {"started": 1_700_000_000.0, "status": "OK", "total": 0.25, "days_left": None}
+    broken = [
+        {"started": "yesterday", "status": "OK", "total": 0.1},
+        {"started": 1e300, "status": "OK", "total": 0.1},
+        {"started": 1_700_000_001.0, "status": "OK", "total": "fast"},
+        {"started": 1_700_000_002.0, "status": "OK", "capabilities": ["SIZE"]},
+    ]
+    state = isolated_dirs / "state" / "tuimail"
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "probe-history.json").write_text(
+        json.dumps({"version": 1, "targets": {key: [good, *broken], "empty": []}})
+    )
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_monitor(pilot)
+        table = screen.query_one("#targets", DataTable)
+        table.move_cursor(row=0)
+        await pilot.pause()
+        assert str(table.get_row_at(0)[2]) == "0.250s"  # the good record, the rest left out
+        assert screen.history.latencies(key) == [0.25]
+        await pilot.press("r")
+        await wait_for(pilot, lambda: key in screen.latest, "a probe")
+        assert app.is_running
