@@ -507,3 +507,31 @@ async def test_a_broken_probe_history_does_not_stop_the_monitor(
         await pilot.press("r")
         await wait_for(pilot, lambda: key in screen.latest, "a probe")
         assert app.is_running
+
+
+async def test_a_queued_message_with_an_attachment_is_not_edited_into_a_lossy_draft(
+    servers: ServerThread, tmp_path: Path
+) -> None:
+    attachment = tmp_path / "invoice.pdf"
+    attachment.write_bytes(b"%PDF-1.4")
+    profile = save_profile(
+        name="local", host="127.0.0.1", port=servers.smtp(Sink()), security="none"
+    )
+    draft = Draft(
+        from_address="me@example.test",
+        to=["bob@example.test"],
+        subject="Invoice",
+        body="Attached.",
+        attachments=[attachment],
+    )
+    Outbox().enqueue(profile, build_message(draft))
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_mailboxes(pilot)
+        screen.query_one("#outbox-table", DataTable).move_cursor(row=0)
+        await pilot.pause()
+        await pilot.press("e")
+        await pilot.pause()
+        assert any("invoice.pdf" in n.message for n in app._notifications)
+        assert len(Outbox().entries()) == 1  # still there, attachment and all
+        assert app.current_mode == "mailboxes"

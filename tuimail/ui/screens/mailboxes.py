@@ -54,6 +54,21 @@ def draft_from_message(data: bytes, queued: Queued) -> Draft:
     )
 
 
+def lost_in_a_draft(data: bytes) -> str:
+    """What a draft made from this message would lose ("" when nothing).
+
+    A draft holds text and file paths; a queued message holds its attachments'
+    bytes, whose files may be gone or changed, and perhaps no plain-text body.
+    """
+    message = message_from_bytes(data, policy=policy.default)
+    attachments = [part.get_filename() or "unnamed" for part in message.iter_attachments()]
+    if attachments:
+        return f"its attachments ({', '.join(attachments)})"
+    if message.get_body(preferencelist=("plain",)) is None:
+        return "its body, which has no plain-text part"
+    return ""
+
+
 def _addresses(value: object) -> list[str]:
     addresses = getattr(value, "addresses", ())
     return [a.addr_spec for a in addresses]
@@ -213,7 +228,17 @@ class MailboxesScreen(Screen[None]):
         if queued is None or self._compose_busy():
             return
         try:
-            draft = draft_from_message(self.tuimail.outbox.message_bytes(queued.key), queued)
+            data = self.tuimail.outbox.message_bytes(queued.key)
+            lost = lost_in_a_draft(data)
+            if lost:
+                self.notify(
+                    shown(f"Editing it as a draft would lose {lost}; retry (r) or delete (d) it."),
+                    severity="warning",
+                    timeout=10,
+                    markup=False,
+                )
+                return
+            draft = draft_from_message(data, queued)
             self.tuimail.outbox.drop(queued.key)
         except (OSError, OutboxError) as exc:
             self.notify(shown(exc), severity="error", markup=False)
