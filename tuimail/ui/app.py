@@ -443,9 +443,9 @@ class TuimailApp(App[None]):
             except Exception:
                 # The attempt itself broke: Compose keeps the draft (and says why),
                 # so the outbox copy goes, or the draft and the copy both get sent.
-                await self._one_home(queued.key, "failed")
+                await self._one_home(queued.key, "failed", None)
                 raise
-            run.outbox_state = await self._one_home(queued.key, outcome.state)
+            run.outbox_state = await self._one_home(queued.key, outcome.state, outcome.report)
             report = outcome.report or SessionReport(run.transcript)
         elif outgoing is not None:
             report = await send(
@@ -459,17 +459,18 @@ class TuimailApp(App[None]):
         self.post_message(SessionFinished(run))
         return report
 
-    async def _one_home(self, key: str, state: str) -> str:
+    async def _one_home(self, key: str, state: str, report: SessionReport | None) -> str:
         """A message Compose sent that failed for good goes back to Compose, not the outbox.
 
         Compose keeps the draft after such a failure, so the user can fix it;
         a copy left in the outbox too would be sent again by a retry there,
         and the fixed draft once more by Send. Returns the run's outbox state:
-        "returned" when the outbox copy is gone.
+        "returned" when the outbox copy is gone. A message some server accepted
+        (``report.delivery``) stays where the outbox put it.
         """
         from tuimail.outbox import OutboxError
 
-        if state != "failed":
+        if state != "failed" or (report is not None and report.delivery is not None):
             return state
         try:
             await asyncio.to_thread(self.outbox.drop, key)
