@@ -535,3 +535,20 @@ async def test_a_queued_message_with_an_attachment_is_not_edited_into_a_lossy_dr
         assert any("invoice.pdf" in n.message for n in app._notifications)
         assert len(Outbox().entries()) == 1  # still there, attachment and all
         assert app.current_mode == "mailboxes"
+
+
+def test_an_app_that_stops_on_an_error_exits_non_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tuimail.ui import app as app_module
+
+    class Crashing(TuimailApp):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(start_sandbox=False, **kwargs)
+
+        async def on_mount(self) -> None:
+            raise RuntimeError("a bug")
+
+        def run(self, *args: Any, **kwargs: Any) -> Any:
+            return super().run(*args, **{**kwargs, "headless": True})
+
+    monkeypatch.setattr(app_module, "TuimailApp", Crashing)
+    assert app_module.run_app() == 1

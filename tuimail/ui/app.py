@@ -601,5 +601,7 @@ def _retry_policy(config: dict[str, Any]) -> RetryPolicy:
 
 
 def run_app(profile: str | None = None) -> int:
-    TuimailApp(profile=profile).run()
-    return 0
+    """Run the app; its exit status says whether it stopped on an error (1), not always 0."""
+    app = TuimailApp(profile=profile)
+    app.run()
+    return app.return_code or 0
