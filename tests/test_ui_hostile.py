@@ -552,3 +552,32 @@ def test_an_app_that_stops_on_an_error_exits_non_zero(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(app_module, "TuimailApp", Crashing)
     assert app_module.run_app() == 1
+
+
+async def test_a_message_with_headers_the_email_package_trips_on_is_shown() -> None:
+    import smtplib
+
+    app = TuimailApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for_sandbox(pilot)
+        assert app.sandbox is not None
+        port = app.sandbox.port
+        raw = (
+            b"Message-ID: <\r\nTo: a@[\r\nSubject: broken\r\n"
+            b"Content-Type: text/plain; charset=x-unknown\r\n\r\nstill readable\r\n"
+        )
+
+        def deliver() -> None:
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+                client.sendmail("x@example.test", ["bob@example.test"], raw)
+
+        await asyncio.wait_for(asyncio.to_thread(deliver), 15)
+        await pilot.press("f5")
+        table = app.screen.query_one("#captured", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1, "the captured message")
+        table.move_cursor(row=0)
+        await wait_for(pilot, lambda: "broken" in static_text(app, "#message-view"), "it")
+        shown_text = static_text(app, "#message-view")
+        assert "Message-ID: <" in shown_text and "To: a@[" in shown_text
+        assert "still readable" in shown_text
+        assert app.is_running

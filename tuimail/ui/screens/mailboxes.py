@@ -26,7 +26,7 @@ from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft
 from tuimail.outbox import OutboxError, Queued, short_id
 from tuimail.transcript import Transcript
-from tuimail.ui.outside import cell, shown
+from tuimail.ui.outside import body_text, cell, header_text, shown
 from tuimail.ui.screens.dialogs import ConfirmDialog, ExportDialog, ExportRequest
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
@@ -153,8 +153,8 @@ class MailboxesScreen(Screen[None]):
             message = message_from_bytes(data[:65536], policy=policy.default)
             sent.add_row(
                 _when((outbox.sent_dir / "new" / key).stat().st_mtime),
-                cell(message.get("To", "")),
-                cell(message.get("Subject", "")),
+                cell(header_text(message, "To")),
+                cell(header_text(message, "Subject")),
                 key=key,
             )
         # The detail follows the table as it is now: a deleted message is not shown.
@@ -189,14 +189,10 @@ class MailboxesScreen(Screen[None]):
         if key is None or key not in self.sent:
             return
         message = message_from_bytes(self.sent[key], policy=policy.default)
-        lines = [
-            shown(f"{h}: {message[h]}")
-            for h in ("From", "To", "Cc", "Subject", "Date", "Message-ID")
-            if message[h]
-        ]
-        body = message.get_body(preferencelist=("plain",))
-        text = body.get_content() if body is not None else "(no text part)"
-        lines += ["", shown(text, keep_newlines=True)]
+        headers = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
+        values = {name: header_text(message, name) for name in headers}
+        lines = [shown(f"{name}: {value}") for name, value in values.items() if value]
+        lines += ["", shown(body_text(message), keep_newlines=True)]
         self.query_one("#sent-view", Static).update("\n".join(lines))
         try:
             transcript = Transcript.from_jsonl(self.tuimail.outbox.sent_transcript(key))

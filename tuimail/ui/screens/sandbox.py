@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Label, Static
 
 from tuimail.sandbox import SessionRecord, StoredMessage
 from tuimail.ui.messages import SandboxSessionEnded
-from tuimail.ui.outside import cell, shown
+from tuimail.ui.outside import body_text, cell, header_text, shown
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
@@ -105,18 +105,21 @@ class SandboxScreen(Screen[None]):
         except (KeyError, OSError) as exc:
             return f"cannot read {stored.key}: {exc}"
         message = message_from_bytes(raw, policy=policy.default)
-        lines = [f"{name}: {message[name]}" for name in SHOWN_HEADERS if message[name]]
+        headers = {name: header_text(message, name) for name in SHOWN_HEADERS}
+        lines = [f"{name}: {value}" for name, value in headers.items() if value]
         lines.append(f"Envelope: {stored.mail_from or '<>'} → {', '.join(stored.rcpt_tos)}")
         lines.append("")
-        body = message.get_body(preferencelist=("plain", "html"))
-        text = body.get_content() if body is not None else "(no text part)"
+        text = body_text(message)
         if len(text) > MAX_BODY_CHARS:
             text = text[:MAX_BODY_CHARS] + "\n… (cut; the full message is in the Maildir)"
         lines.append(str(text))
-        attachments = [part.get_filename() for part in message.iter_attachments()]
+        try:
+            attachments = [str(part.get_filename()) for part in message.iter_attachments()]
+        except Exception:  # a client's broken MIME structure: say so, do not stop
+            attachments = ["(could not be listed)"]
         if attachments:
             lines.append("")
-            lines.append("Attachments: " + ", ".join(str(name) for name in attachments))
+            lines.append("Attachments: " + ", ".join(attachments))
         return "\n".join(lines)
 
     def on_sandbox_session_ended(self, message: SandboxSessionEnded) -> None:
