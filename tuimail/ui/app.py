@@ -441,9 +441,7 @@ class TuimailApp(App[None]):
                     outgoing=outgoing,
                 )
             except Exception:
-                # The attempt itself broke: Compose keeps the draft (and says why),
-                # so the outbox copy goes, or the draft and the copy both get sent.
-                await self._one_home(queued.key, "failed", None)
+                await self._after_broken_attempt(queued.key)
                 raise
             run.outbox_state = await self._one_home(queued.key, outcome.state, outcome.report)
             report = outcome.report or SessionReport(run.transcript)
@@ -477,6 +475,35 @@ class TuimailApp(App[None]):
         except (KeyError, OSError, OutboxError):
             return state  # still in the outbox: Compose clears, the outbox is its home
         return "returned"
+
+    async def _after_broken_attempt(self, key: str) -> None:
+        """The attempt itself raised: give the message one home.
+
+        Compose keeps the draft and says why the session stopped. If the
+        outbox copy was never tried, it goes (or the flush timer would send
+        it beside the draft). If it was, the server may have it: the outbox
+        copy is its home, shown on F7, and Compose's copy goes instead.
+        """
+        from tuimail.outbox import OutboxError, State
+
+        try:
+            entry = await asyncio.to_thread(self.outbox.get, key)
+            untried = entry.state is State.QUEUED and not entry.attempts
+            if untried:
+                await asyncio.to_thread(self.outbox.drop, key)
+                return
+        except (KeyError, OSError, OutboxError):
+            return  # gone, or unreadable: the draft in Compose is what is left
+        for screen in self._listening_screens():
+            if isinstance(screen, ComposeScreen):
+                screen.forget_draft()
+                screen.clear_draft()
+        self.notify(
+            "The session stopped after the message was tried; it is kept in the outbox (F7).",
+            title="Outbox",
+            severity="warning",
+            timeout=12,
+        )
 
     def compose_locked(self) -> bool:
         """Compose is sending its message (its form is locked until that ends)."""
