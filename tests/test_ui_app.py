@@ -305,10 +305,12 @@ async def test_second_send_is_refused_while_one_runs_and_the_ui_responds(
             assert static_text(app, "#send-status") == "a send is already running"
             assert len(app.history.runs) == 1
 
-            # The app still answers keys: type into the subject, look at the transcript.
+            # The app still answers keys; the form is locked, so nothing typed is
+            # lost when it clears after the send (what went out is what was there).
             await pilot.click("#subject")
             await pilot.press("end", "!")
-            assert app.screen.query_one("#subject", Input).value == "One!"
+            assert app.screen.query_one("#subject", Input).value == "One"
+            assert app.screen.query_one("#subject", Input).is_disabled
             await pilot.press("f3")
             assert isinstance(app.screen, TranscriptScreen)
             assert "running…" in static_text(app, "#tls-summary")
@@ -327,6 +329,8 @@ async def test_second_send_is_refused_while_one_runs_and_the_ui_responds(
             assert "plain connection" in static_text(app, "#tls-summary")
             await pilot.press("f2")
             assert not app.screen.query_one("#send", Button).disabled
+            assert not app.screen.query_one("#subject", Input).is_disabled
+            assert draft_values(app) == ("", "", "")
     finally:
         sink.gate.set()
 

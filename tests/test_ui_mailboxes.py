@@ -96,8 +96,8 @@ async def test_queued_send_is_retried_from_the_outbox_and_lands_in_sent(
 
 
 async def test_failed_message_is_edited_as_a_draft_or_deleted(servers: ServerThread) -> None:
-    refused = "550 5.1.1 No such user"
-    sink = Sink(rcpt_replies={"bob@example.test": refused, "hidden@example.test": refused})
+    later = "451 4.3.0 Try again later"
+    sink = Sink(rcpt_replies={"bob@example.test": later, "hidden@example.test": later})
     save_profile(name="local", host="127.0.0.1", port=servers.smtp(sink), security="none")
     app = TuimailApp(start_sandbox=False)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -105,11 +105,15 @@ async def test_failed_message_is_edited_as_a_draft_or_deleted(servers: ServerThr
         await pilot.click("#input-bcc")
         await pilot.press(*"hidden@example.test")
         await pilot.press("ctrl+s")
-        run = await wait_for_run(pilot)
-        assert run.outbox_state == "failed"
+        assert (await wait_for_run(pilot)).outbox_state == "queued"
+        # The retry from the outbox fails for good: the message stays there, as failed.
+        refused = "550 5.1.1 No such user"
+        sink.rcpt_replies.update({"bob@example.test": refused, "hidden@example.test": refused})
         screen = await open_mailboxes(pilot, "tab-outbox")
+        await pilot.press("r")
+        assert (await wait_for_run(pilot, 2)).outbox_state == "failed"
         table = screen.query_one("#outbox-table", DataTable)
-        assert str(table.get_row_at(0)[0]) == "failed"
+        await wait_for(pilot, lambda: str(table.get_row_at(0)[0]) == "failed", "the failed row")
         await pilot.press("e")
         await wait_for(pilot, lambda: app.current_mode == "compose", "compose")
         await pilot.pause()

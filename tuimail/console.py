@@ -2,6 +2,11 @@
 
 The CLI prints the same transcript entries the app shows, as they happen.
 Colour only when writing to a terminal and ``NO_COLOR`` is unset.
+
+Every line goes out through :func:`~tuimail.terminal_text.escape_controls`:
+banners, replies, certificate names and DNS answers are chosen by someone
+else, and a raw ``ESC`` in them would retitle or clear the user's terminal.
+JSON output is escaped the same way, as JSON (``\\uXXXX``), so it stays JSON.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import sys
 from typing import Any, TextIO
 
 from tuimail.session import SessionReport
+from tuimail.terminal_text import escape_controls
 from tuimail.transcript import Direction, Entry, EventKind
 
 _RESET = "\033[0m"
@@ -45,9 +51,10 @@ class EntryPrinter:
             record = entry.to_json()
             if self.prefix:
                 record["session"] = self.prefix
-            line = json.dumps(record, ensure_ascii=False)
+            line = terminal_json(record)
         else:
-            line = self.prefix + entry.to_text()
+            # Event lines quote replies ("*** data failed: 554 ..."): escaped here.
+            line = escape_controls(self.prefix + entry.to_text())
             if self.colour:
                 line = _colourise(entry, line)
         self.stream.write(line + "\n")
@@ -68,70 +75,102 @@ def _colourise(entry: Entry, line: str) -> str:
     return f"{_COLOURS[key]}{line}{_RESET}"
 
 
+def terminal_json(document: Any, *, indent: int | None = None) -> str:
+    """``document`` as JSON that is safe on a terminal and still the same JSON.
+
+    ``json.dumps`` escapes C0 controls but writes DEL, C1 controls (``\\x9b``
+    is a CSI) and bidi overrides raw. Outside strings JSON is printable ASCII,
+    so every non-printable character left is inside a string, where its
+    ``\\uXXXX`` form means the same.
+    """
+    text = json.dumps(document, ensure_ascii=False, indent=indent)
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == "\n" else json.dumps(ch)[1:-1] for ch in text)
+
+
 def print_json(record: dict[str, Any], stream: TextIO | None = None) -> None:
     out = stream or sys.stdout
-    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    out.write(terminal_json(record) + "\n")
     out.flush()
+
+
+def _write_lines(out: TextIO, lines: list[str]) -> None:
+    """Each line escaped: these summaries quote what servers said."""
+    for line in lines:
+        out.write(escape_controls(line) + "\n")
 
 
 def summarise(report: SessionReport, stream: TextIO | None = None) -> None:
     """The human outcome after the transcript: sent, partially sent, or why not."""
     out = stream or sys.stderr
+    _write_lines(out, _outcome_lines(report))
+    out.flush()
+
+
+def _outcome_lines(report: SessionReport) -> list[str]:
     failure = report.failure
     delivery = report.delivery
     if failure is not None:
         kind = "temporary" if failure.temporary else "permanent"
-        out.write(f"tuimail: failed at {failure.stage.value} ({kind}): {failure.explanation}\n")
-        return
-    if delivery is not None:
-        out.write(
-            f"tuimail: sent {delivery.message_id} ({delivery.size:,} bytes) to "
-            f"{', '.join(delivery.accepted)}: {delivery.reply}\n"
-        )
-        for refusal in delivery.refused:
-            kind = "temporary" if refusal.temporary else "permanent"
-            out.write(
-                f"tuimail: refused ({kind}) {refusal.address}: {refusal.code} {refusal.reply}\n"
-            )
-    else:
+        return [f"tuimail: failed at {failure.stage.value} ({kind}): {failure.explanation}"]
+    if delivery is None:
         who = f" as {report.authenticated_as}" if report.authenticated_as else ""
         security = report.tls.version if report.tls else "no TLS"
-        out.write(f"tuimail: connection test passed ({security}{who}); no mail was sent\n")
+        return [f"tuimail: connection test passed ({security}{who}); no mail was sent"]
+    lines = [
+        f"tuimail: sent {delivery.message_id} ({delivery.size:,} bytes) to "
+        f"{', '.join(delivery.accepted)}: {delivery.reply}"
+    ]
+    for refusal in delivery.refused:
+        kind = "temporary" if refusal.temporary else "permanent"
+        lines.append(f"tuimail: refused ({kind}) {refusal.address}: {refusal.code} {refusal.reply}")
+    return lines
 
 
 def print_probe(report: Any, stream: TextIO | None = None) -> None:
     """The human summary of a probe, after its transcript."""
     out = stream or sys.stdout
+    _write_lines(out, ["", *_probe_lines(report)])
+    out.flush()
+
+
+def _probe_lines(report: Any) -> list[str]:
     target = report.target
-    out.write(f"\n{target.label}: {report.status.name}\n")
-    for reason in report.reasons:
-        out.write(f"  - {reason}\n")
+    lines = [f"{target.label}: {report.status.name}"]
+    lines += [f"  - {reason}" for reason in report.reasons]
     if report.banner:
-        out.write(f"  banner        {report.banner.splitlines()[0]}\n")
+        lines.append(f"  banner        {report.banner.splitlines()[0]}")
     if report.timings:
         stages = "  ".join(f"{k} {v * 1000:.1f}ms" for k, v in report.timings.items())
-        out.write(f"  timings       {stages}  (total {report.total * 1000:.1f}ms)\n")
+        lines.append(f"  timings       {stages}  (total {report.total * 1000:.1f}ms)")
     if report.capabilities:
         names = " ".join(
             f"{k.upper()}{'=' + v.strip() if v.strip() else ''}"
             for k, v in report.capabilities.items()
         )
-        out.write(f"  capabilities  {names}\n")
-    tls = report.tls
-    if tls is not None:
-        out.write(f"  TLS           {tls.version}, {tls.cipher} ({tls.bits} bits)\n")
-        trust = "trusted" if tls.trust.trusted else "NOT trusted"
-        match = "matches" if tls.trust.hostname_matches else "does NOT match"
-        out.write(f"  trust         {trust}; the host name {match} {target.host}\n")
-        for depth, cert in enumerate(tls.chain):
-            out.write(f"  cert[{depth}]       {cert.subject}\n")
-            out.write(f"                issued by {cert.issuer}\n")
-            if cert.names:
-                out.write(f"                names {', '.join(cert.names)}\n")
-            out.write(
-                f"                valid {cert.not_before:%Y-%m-%d} to {cert.not_after:%Y-%m-%d} "
-                f"({cert.days_left()} days left)\n"
-            )
+        lines.append(f"  capabilities  {names}")
+    if report.tls is not None:
+        lines += _tls_lines(report.tls, target.host)
     if report.auth:
-        out.write(f"  auth          {report.auth}\n")
-    out.flush()
+        lines.append(f"  auth          {report.auth}")
+    return lines
+
+
+def _tls_lines(tls: Any, host: str) -> list[str]:
+    trust = "trusted" if tls.trust.trusted else "NOT trusted"
+    match = "matches" if tls.trust.hostname_matches else "does NOT match"
+    lines = [
+        f"  TLS           {tls.version}, {tls.cipher} ({tls.bits} bits)",
+        f"  trust         {trust}; the host name {match} {host}",
+    ]
+    for depth, cert in enumerate(tls.chain):
+        lines.append(f"  cert[{depth}]       {cert.subject}")
+        lines.append(f"                issued by {cert.issuer}")
+        if cert.names:
+            lines.append(f"                names {', '.join(cert.names)}")
+        lines.append(
+            f"                valid {cert.not_before:%Y-%m-%d} to {cert.not_after:%Y-%m-%d} "
+            f"({cert.days_left()} days left)"
+        )
+    return lines

@@ -8,6 +8,7 @@ Only a small summary of each probe is kept, never a transcript.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,40 @@ from tuimail.probe import ProbeReport
 
 MAX_PER_TARGET = 500
 MAX_TARGETS = 500
+#: Beyond any plausible time stamp or latency (year 5138); larger ones overflow ``localtime``.
+LATEST_TIME = 1e11
 
 
 def history_file() -> Path:
     return paths.state_dir() / "probe-history.json"
+
+
+def _usable(record: object) -> bool:
+    """A record with the fields the monitor reads, of the types it reads them as.
+
+    The file is the user's to edit or break; a record with ``"total": "abc"``
+    or a list for ``capabilities`` stopped the monitor. Such records are left out.
+    """
+    if not isinstance(record, dict):
+        return False
+
+    def number(value: object) -> bool:
+        return (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and 0 <= value < LATEST_TIME
+        )
+
+    capabilities = record.get("capabilities", {})
+    days_left = record.get("days_left")
+    return (
+        number(record.get("started"))
+        and number(record.get("total", 0.0))
+        and isinstance(record.get("status", ""), str)
+        and (days_left is None or number(days_left))
+        and (capabilities is None or isinstance(capabilities, dict))
+    )
 
 
 @dataclass
@@ -37,11 +68,12 @@ class ProbeHistory:
         except (OSError, ValueError):
             return history  # no history yet, or unreadable: start again rather than fail
         if isinstance(data, dict) and isinstance(data.get("targets"), dict):
-            history.targets = {
-                str(k): [r for r in v if isinstance(r, dict)]
+            targets = {
+                str(k): [r for r in v if _usable(r)]
                 for k, v in data["targets"].items()
                 if isinstance(v, list)
             }
+            history.targets = {k: v for k, v in targets.items() if v}
         return history
 
     def add(self, report: ProbeReport) -> None:

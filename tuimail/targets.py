@@ -18,6 +18,7 @@ does not load is reported with its line and never overwritten.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,11 +90,17 @@ class TargetStore:
 def validate_target(target: ProbeTarget) -> None:
     if not _NAME_RE.fullmatch(target.name):
         raise TargetError("name: use 1-64 letters, digits, '.', '_' or '-'")
-    if not target.host or any(c.isspace() for c in target.host):
-        raise TargetError("host: a host name or address without spaces")
+    host = target.host
+    if not host or any(c.isspace() for c in host) or not host.isprintable():
+        raise TargetError("host: a host name or address without spaces or control characters")
     if not 0 <= target.port <= 65535:
         raise TargetError("port: between 1 and 65535 (0 for the default)")
+    # NaN passes every comparison below, and a probe waiting NaN seconds never ends well.
+    if not (math.isfinite(target.timeout) and 0 < target.timeout <= 3600):
+        raise TargetError("timeout: a number of seconds, more than 0 and at most 3600")
     t = target.thresholds
+    if not all(math.isfinite(s) and s >= 0 for s in (t.warn_seconds, t.crit_seconds)):
+        raise TargetError("thresholds: seconds must be numbers, 0 or more")
     if t.crit_days > t.warn_days or t.crit_seconds < t.warn_seconds:
         raise TargetError("thresholds: the critical level must be beyond the warning level")
 

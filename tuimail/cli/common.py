@@ -22,7 +22,10 @@ class CLIError(Exception):
     """A problem to report in one line, with its exit code."""
 
     def __init__(self, message: str, code: int = exitcodes.CONFIG) -> None:
-        super().__init__(message)
+        from tuimail.terminal_text import escape_controls
+
+        # Messages quote file names, server and DNS text: never raw on a terminal.
+        super().__init__(escape_controls(message, keep_newlines=True))
         self.code = code
 
 

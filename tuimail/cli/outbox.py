@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from typing import Any
 
@@ -60,10 +59,13 @@ def _stored_password(profile: Any) -> Any:
 
 def cmd_outbox_list(args: argparse.Namespace) -> int:
     from tuimail.outbox import short_id
+    from tuimail.terminal_text import escape_controls
 
     entries = _outbox().entries()
     if args.json:
-        print(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
+        from tuimail.console import terminal_json
+
+        print(terminal_json([e.to_json() for e in entries], indent=2))
         return exitcodes.OK
     if not entries:
         print("The outbox is empty.")
@@ -72,11 +74,13 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
         due = "due now" if entry.next_attempt <= 0 else f"next {local_time(entry.next_attempt)}"
         state = entry.state.value if entry.state.value != "queued" else f"queued, {due}"
         print(
-            f"{short_id(entry.key)}  {state}  via {entry.profile_name}  to {', '.join(entry.recipients)}"
-            f"  ({len(entry.attempts)} attempt(s))"
+            escape_controls(
+                f"{short_id(entry.key)}  {state}  via {entry.profile_name}  "
+                f"to {', '.join(entry.recipients)}  ({len(entry.attempts)} attempt(s))"
+            )
         )
         if entry.last_error:
-            print(f"              last error: {entry.last_error}")
+            print(f"              last error: {escape_controls(entry.last_error)}")
     return exitcodes.OK
 
 
@@ -94,6 +98,7 @@ def _flush_exit(outcomes: list[Any]) -> int:
 def cmd_outbox_flush(args: argparse.Namespace) -> int:
     from tuimail.console import EntryPrinter
     from tuimail.outbox import short_id
+    from tuimail.terminal_text import escape_controls
 
     outbox = _outbox()
     printers: dict[str, Any] = {}
@@ -109,7 +114,7 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
     )
     for outcome in outcomes:
         detail = f": {outcome.detail}" if outcome.detail else ""
-        print(f"{short_id(outcome.key)}  {outcome.state}{detail}")
+        print(escape_controls(f"{short_id(outcome.key)}  {outcome.state}{detail}"))
     if not outcomes:
         print("Nothing is due.")
     return _flush_exit(outcomes)
@@ -132,9 +137,10 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
     )
     if outcome.report is not None:
         summarise(outcome.report)
-    print(
-        f"{short_id(entry.key)}  {outcome.state}{': ' + outcome.detail if outcome.detail else ''}"
-    )
+    from tuimail.terminal_text import escape_controls
+
+    detail = f": {outcome.detail}" if outcome.detail else ""
+    print(escape_controls(f"{short_id(entry.key)}  {outcome.state}{detail}"))
     return _flush_exit([outcome])
 
 
@@ -147,5 +153,8 @@ def cmd_outbox_drop(args: argparse.Namespace) -> int:
         raise CLIError(str(exc.args[0]), exitcodes.USAGE) from None
     except (OSError, OutboxError) as exc:
         raise CLIError(str(exc)) from None
-    print(f"Dropped {short_id(entry.key)} ({entry.message_id} to {', '.join(entry.recipients)}).")
+    from tuimail.terminal_text import escape_controls
+
+    recipients = ", ".join(entry.recipients)
+    print(escape_controls(f"Dropped {short_id(entry.key)} ({entry.message_id} to {recipients})."))
     return exitcodes.OK

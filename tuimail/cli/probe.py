@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from typing import Any
 
@@ -119,22 +118,26 @@ async def _probe(args: argparse.Namespace, thresholds: Any) -> int:
             print(f"tuimail: the probe history was not saved: {exc}", file=sys.stderr)
     status = worst(reports)
     if args.nagios:
+        from tuimail.terminal_text import escape_controls
+
         if len(reports) == 1:
-            print(reports[0].nagios())
+            print(escape_controls(reports[0].nagios()))
         else:
             details = "; ".join(f"{r.target.label} {r.status.name}" for r in reports)
             perf = " ".join(
                 f"'{r.target.host}'={r.total:.6f}s;{thresholds.warn_seconds:g};{thresholds.crit_seconds:g};0"
                 for r in reports
             )
-            print(f"SMTP {status.name} - {args.mx}: {details} | {perf}")
+            print(escape_controls(f"SMTP {status.name} - {args.mx}: {details} | {perf}"))
     elif args.json:
         if len(reports) == 1 and not args.mx:
             document = reports[0].to_json()
         else:
             document = {"domain": args.mx, "status": status.name, "exit_code": int(status),
                         "targets": [r.to_json() for r in reports]}  # fmt: skip
-        print(json.dumps(document, indent=2, ensure_ascii=False))
+        from tuimail.console import terminal_json
+
+        print(terminal_json(document, indent=2))
     else:
         for report in reports:
             print_probe(report)

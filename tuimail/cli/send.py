@@ -172,8 +172,12 @@ def cmd_send(args: argparse.Namespace) -> int:
         )
         outgoing = build_message(draft)
     except DraftInvalid as exc:
+        from tuimail.terminal_text import escape_controls
+
         for error in exc.errors:
-            print(f"tuimail: {_option_name(error.field)}: {error.message}", file=sys.stderr)
+            # An attachment error names the file, and file names may hold anything.
+            line = f"tuimail: {_option_name(error.field)}: {error.message}"
+            print(escape_controls(line), file=sys.stderr)
         return exitcodes.INVALID_MESSAGE
     if embedded:
         return run_session_command(

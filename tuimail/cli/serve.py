@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -127,12 +126,16 @@ def _serve_entry_printer(as_json: bool) -> Any:
 
 
 def _serve_summary_printer(as_json: bool) -> Any:
+    from tuimail.console import terminal_json
+    from tuimail.terminal_text import escape_controls
+
     def show(record: Any) -> None:
+        # The summary quotes the client's HELO name: the client chose it.
         if as_json:
             summary = {k: v for k, v in record.to_json().items() if k != "transcript"}
-            print(json.dumps(summary, ensure_ascii=False), flush=True)
+            print(terminal_json(summary), flush=True)
         else:
-            print(record.summary(), flush=True)
+            print(escape_controls(record.summary()), flush=True)
 
     return show
 

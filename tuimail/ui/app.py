@@ -37,6 +37,7 @@ from tuimail.ui.messages import (
     SessionStarted,
     TranscriptEntry,
 )
+from tuimail.ui.outside import shown
 from tuimail.ui.screens.compose import ComposeScreen
 
 if TYPE_CHECKING:
@@ -207,17 +208,31 @@ class TuimailApp(App[None]):
         # Problems quote file names, TOML errors and "[keymap]": never markup.
         for problem in loaded.problems:
             self.notify(
-                problem, title="Theme not loaded", severity="warning", timeout=8, markup=False
+                shown(problem),
+                title="Theme not loaded",
+                severity="warning",
+                timeout=8,
+                markup=False,
             )
         chosen = settings.load_state().get("theme")
         if isinstance(chosen, str) and chosen in self.available_themes:
             self.theme = chosen
+        elif isinstance(chosen, str):
+            self.notify(
+                shown(
+                    f"The theme {chosen!r} chosen last time is not available; using the default."
+                ),
+                title="Theme",
+                severity="warning",
+                timeout=8,
+                markup=False,
+            )
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         for problem in settings.apply_keymap(self, self.config):
-            self.notify(problem, title="Keymap", severity="warning", timeout=8, markup=False)
+            self.notify(shown(problem), title="Keymap", severity="warning", timeout=8, markup=False)
         if self.profile_problem:
             self.notify(
-                self.profile_problem,
+                shown(self.profile_problem),
                 title="Profiles not loaded",
                 severity="error",
                 timeout=10,
@@ -243,7 +258,7 @@ class TuimailApp(App[None]):
             await sandbox.start()
         except SandboxError as exc:
             self.sandbox_note = f"The sandbox could not start: {exc}"
-            self.notify(self.sandbox_note, severity="error", markup=False)
+            self.notify(shown(self.sandbox_note), severity="error", markup=False)
             return
         self.sandbox = sandbox
         self.sandbox_profile = sandbox.client_profile()
@@ -358,7 +373,7 @@ class TuimailApp(App[None]):
             if outcome.state in ("failed", "possibly-delivered"):
                 what = "may have been delivered" if outcome.state != "failed" else "failed"
                 self.notify(
-                    f"A queued message {what}: {outcome.detail} (F7 to retry or delete)",
+                    shown(f"A queued message {what}: {outcome.detail} (F7 to retry or delete)"),
                     title="Outbox",
                     severity="error",
                     timeout=15,
@@ -377,7 +392,10 @@ class TuimailApp(App[None]):
         self.exit()
 
     def open_draft(self, saved: Any) -> None:
-        """Continue a draft (or an outbox message turned back into one) in Compose."""
+        """Continue a draft (or an outbox message turned back into one) in Compose.
+
+        Callers check :meth:`compose_locked` first: the form being sent is not replaced.
+        """
         self.switch_mode("compose")
         for screen in self._listening_screens():
             if isinstance(screen, ComposeScreen):
@@ -414,14 +432,18 @@ class TuimailApp(App[None]):
                 self.post_message(SessionFinished(run))
                 raise
             run.outbox_key = queued.key
-            outcome = await self.outbox.attempt(
-                queued.key,
-                password,
-                on_entry=deliver_live,
-                transcript=run.transcript,
-                outgoing=outgoing,
-            )
-            run.outbox_state = outcome.state
+            try:
+                outcome = await self.outbox.attempt(
+                    queued.key,
+                    password,
+                    on_entry=deliver_live,
+                    transcript=run.transcript,
+                    outgoing=outgoing,
+                )
+            except Exception:
+                await self._after_broken_attempt(queued.key)
+                raise
+            run.outbox_state = await self._one_home(queued.key, outcome.state, outcome.report)
             report = outcome.report or SessionReport(run.transcript)
         elif outgoing is not None:
             report = await send(
@@ -434,6 +456,61 @@ class TuimailApp(App[None]):
         run.report = report
         self.post_message(SessionFinished(run))
         return report
+
+    async def _one_home(self, key: str, state: str, report: SessionReport | None) -> str:
+        """A message Compose sent that failed for good goes back to Compose, not the outbox.
+
+        Compose keeps the draft after such a failure, so the user can fix it;
+        a copy left in the outbox too would be sent again by a retry there,
+        and the fixed draft once more by Send. Returns the run's outbox state:
+        "returned" when the outbox copy is gone. A message some server accepted
+        (``report.delivery``) stays where the outbox put it.
+        """
+        from tuimail.outbox import OutboxError
+
+        if state != "failed" or (report is not None and report.delivery is not None):
+            return state
+        try:
+            await asyncio.to_thread(self.outbox.drop, key)
+        except (KeyError, OSError, OutboxError):
+            return state  # still in the outbox: Compose clears, the outbox is its home
+        return "returned"
+
+    async def _after_broken_attempt(self, key: str) -> None:
+        """The attempt itself raised: give the message one home.
+
+        Compose keeps the draft and says why the session stopped. If the
+        outbox copy was never tried, it goes (or the flush timer would send
+        it beside the draft). If it was, the server may have it: the outbox
+        copy is its home, shown on F7, and Compose's copy goes instead.
+        """
+        from tuimail.outbox import OutboxError, State
+
+        try:
+            entry = await asyncio.to_thread(self.outbox.get, key)
+            untried = entry.state is State.QUEUED and not entry.attempts
+            if untried:
+                await asyncio.to_thread(self.outbox.drop, key)
+                return
+        except (KeyError, OSError, OutboxError):
+            return  # gone, or unreadable: the draft in Compose is what is left
+        for screen in self._listening_screens():
+            if isinstance(screen, ComposeScreen):
+                screen.forget_draft()
+                screen.clear_draft()
+        self.notify(
+            "The session stopped after the message was tried; it is kept in the outbox (F7).",
+            title="Outbox",
+            severity="warning",
+            timeout=12,
+        )
+
+    def compose_locked(self) -> bool:
+        """Compose is sending its message (its form is locked until that ends)."""
+        return any(
+            isinstance(screen, ComposeScreen) and screen.is_mounted and screen.form_locked
+            for screen in self._listening_screens()
+        )
 
     def _live_feed(self, run: SessionRun) -> Callable[[Any], None]:
         """The session's transcript callback: at most one message per ``LIVE_TICK``.
@@ -472,7 +549,7 @@ class TuimailApp(App[None]):
             return await asyncio.to_thread(CredentialStore().get, profile.name)
         except KeyringError as exc:
             self.notify(
-                f"{exc.message}. {exc.fix}",
+                shown(f"{exc.message}. {exc.fix}"),
                 title="Keyring",
                 severity="error",
                 timeout=12,
@@ -497,11 +574,14 @@ class TuimailApp(App[None]):
             handled = (DraftInvalid, KeyringError, OutboxError)  # each already explained
             if not isinstance(error, handled):
                 self.notify(
-                    f"The session stopped: {error}", severity="error", timeout=10, markup=False
+                    shown(f"The session stopped: {error}"),
+                    severity="error",
+                    timeout=10,
+                    markup=False,
                 )
             for screen in self._listening_screens():
                 if isinstance(screen, ComposeScreen):
-                    screen.query_one("#send").disabled = False
+                    screen.lock_form(False)
                     if isinstance(error, KeyringError):
                         screen.set_status(f"keyring: {error.message}", "error")
                     elif isinstance(error, OutboxError):
@@ -548,5 +628,7 @@ def _retry_policy(config: dict[str, Any]) -> RetryPolicy:
 
 
 def run_app(profile: str | None = None) -> int:
-    TuimailApp(profile=profile).run()
-    return 0
+    """Run the app; its exit status says whether it stopped on an error (1), not always 0."""
+    app = TuimailApp(profile=profile)
+    app.run()
+    return app.return_code or 0

@@ -1,7 +1,9 @@
 """Themes: Textual's built-in ones, tuimail's shipped files, and the user's files.
 
 A theme file is TOML with Textual's theme fields (``name``, ``primary``,
-``background``, ..., ``dark``, and an optional ``[variables]`` table). Shipped
+``background``, ..., ``dark``, and an optional ``[variables]`` table, whose
+values are checked as the CSS they become, so a bad one is caught here and not
+when the theme is chosen). Shipped
 themes live in the repository's ``themes/`` directory (installed as
 ``tuimail.themes``); user themes in ``$XDG_CONFIG_HOME/tuimail/themes/``. A bad
 file is reported once, by name, and skipped.
@@ -49,12 +51,43 @@ def parse_theme(text: str, source: str) -> Theme:
         raise ValueError(f"{source}: unknown theme fields {', '.join(unknown)}")
     if not isinstance(data.get("name"), str) or not isinstance(data.get("primary"), str):
         raise ValueError(f"{source}: a theme needs 'name' and 'primary'")
+    variables = data.get("variables", {})
+    if not isinstance(variables, dict):
+        raise ValueError(f"{source}: [variables] must be a table of names and values")
     try:
         theme = Theme(**data)
-        theme.to_color_system().generate()  # fails now, not in the middle of rendering
+        generated = theme.to_color_system().generate()  # fails now, not while rendering
     except Exception as exc:  # bad colour strings raise several types
         raise ValueError(f"{source}: {exc}") from None
+    for name, value in variables.items():
+        problem = _variable_problem(name, value, {**generated, **variables})
+        if problem:
+            raise ValueError(f"{source}: [variables] {name!r}: {problem}")
     return theme
+
+
+def _variable_problem(name: str, value: object, variables: dict[str, Any]) -> str:
+    """Why ``value`` cannot be CSS variable ``name`` ("" when it can).
+
+    A variable's value is pasted into Textual's CSS wherever ``$name`` is
+    used; a bad one raised only when a widget using it was styled, which
+    stopped the app when the theme was chosen, and at every start after.
+    So it is parsed here in a declaration of the kind it takes part in: a
+    text style for ``*-style`` names, a colour for every other.
+    """
+    if not isinstance(value, str):
+        return f"must be a string of CSS, not {type(value).__name__}"
+    from textual.css.stylesheet import Stylesheet
+
+    kind = "text-style" if name.endswith("-style") else "color"
+    sheet = Stylesheet(variables={key: str(v) for key, v in variables.items()})
+    sheet.add_source(f"Widget {{ {kind}: ${name}; }}", read_from=("theme", name))
+    try:
+        sheet.parse()
+    except Exception:  # the tokenizer and the parser raise several types
+        what = "a text style such as 'bold' or 'none'" if kind == "text-style" else "a colour"
+        return f"{value!r} is not {what}"
+    return ""
 
 
 def register_all(app: App[Any]) -> ThemesLoaded:

@@ -107,8 +107,10 @@ class AccountsScreen(Screen[None]):
         return self.tuimail.all_profiles().get(str(row_key.value))
 
     def show_problem(self, text: str) -> None:
+        from tuimail.ui.outside import shown  # replies quoted here may hold escapes
+
         problem = self.query_one("#account-problem", Static)
-        problem.update(text)
+        problem.update(shown(text))
         problem.set_class(bool(text), "-shown")
 
     # -- actions ------------------------------------------------------------

@@ -1,8 +1,13 @@
 """Compose and send: profile, addresses, subject, body, attachments.
 
 Validation happens as you leave each address field and again, in full, in the
-core when you send. Sending runs in a worker on the app; the draft stays as it
-is when a send fails, so nothing typed is lost.
+core when you send. Sending runs in a worker on the app; the form is locked
+while it runs, so nothing is typed into a message that is already on its way.
+
+After a send the message has exactly one home: sent, or in the outbox (queued
+for a retry, or possibly delivered) with the form cleared, or, when it failed
+for good, back here as a draft and no longer in the outbox, so fixing it and
+sending again cannot deliver it twice.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from tuimail.message import Draft
 from tuimail.profiles import Profile, Security
 from tuimail.sandbox_profile import SANDBOX_PROFILE
 from tuimail.ui.messages import SessionFinished, SessionStarted, TranscriptEntry
+from tuimail.ui.outside import shown
 from tuimail.ui.widgets.address_field import AddressField
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
@@ -44,9 +50,20 @@ if TYPE_CHECKING:
     from tuimail.ui.app import TuimailApp
 
 WIDE = 120
+#: The address fields the form shows; other fields' errors go to the status line.
+ADDRESS_FIELDS = ("to", "cc", "bcc")
 #: Seconds of quiet typing before the draft is written.
 DRAFT_SAVE_DELAY = 2.0
 _MENTIONS_ATTACHMENT = re.compile(r"\battach(ed|ment|ments|ing)?\b|\benclosed\b", re.IGNORECASE)
+
+
+def unusable_file_name(path: Path) -> str:
+    """Why a file cannot be attached by this name ("" when it can)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return shown(f"{path.name}: the file name is not valid UTF-8; rename the file to attach it")
+    return ""
 
 
 def profile_label(profile: Profile, *, builtin: bool = False, running: bool = True) -> str:
@@ -142,7 +159,7 @@ class ComposeScreen(Screen[None]):
             builtin = profile.name == SANDBOX_PROFILE and profile.name not in app.saved_profiles
             running = not app.sandbox_unavailable(profile)
             # Text, not str: Select parses str prompts as markup.
-            label = Text(profile_label(profile, builtin=builtin, running=running))
+            label = Text(shown(profile_label(profile, builtin=builtin, running=running)))
             options.append((label, profile.name))
         return options
 
@@ -167,7 +184,7 @@ class ComposeScreen(Screen[None]):
         for security in Security:
             badge.set_class(profile.security is security, f"-{security.value}")
         warnings = profile.warnings()
-        warning.update("⚠ " + "; ".join(warnings) if warnings else "")
+        warning.update(shown("⚠ " + "; ".join(warnings)) if warnings else "")
         warning.set_class(bool(warnings), "-shown")
 
     # -- draft --------------------------------------------------------------
@@ -197,19 +214,26 @@ class ComposeScreen(Screen[None]):
         return all(results)
 
     def show_field_errors(self, errors: list[tuple[str, str]]) -> None:
-        """Errors from the core's full validation, shown beside their fields."""
+        """Errors from the core's full validation, shown beside their fields.
+
+        Only the address fields have a place of their own; the rest (an
+        attachment's error names its file, which is no widget id) go to the
+        status line.
+        """
         other = []
         for field, message in errors:
-            matches = list(self.query(f"#field-{field}"))
-            if matches:
-                cast(AddressField, matches[0]).show_error(message)
+            if field in ADDRESS_FIELDS:
+                self.query_one(f"#field-{field}", AddressField).show_error(message)
             else:
                 other.append(f"{field}: {message}")
-        self.set_status("; ".join(other) if other else "fix the fields marked in red", "error")
+        if other:
+            self.set_status("; ".join(other) + ". Your draft is kept.", "error")
+        else:
+            self.set_status("fix the fields marked in red", "error")
 
     def set_status(self, text: str, kind: str = "") -> None:
         status = self.query_one("#send-status", Static)
-        status.update(text)
+        status.update(shown(text))  # server replies and file names end up here
         for name in ("error", "ok", "busy"):
             status.set_class(kind == name, f"-{name}")
 
@@ -242,11 +266,12 @@ class ComposeScreen(Screen[None]):
         profile = self.profile
         try:
             store.save(SavedDraft(self.draft_id, profile.name if profile else "", draft))
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: a name that is not UTF-8
             self._draft_dirty = True
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             if not self._draft_save_failing:  # say it once, not at every key
                 self.notify(
-                    f"The draft could not be saved ({exc.strerror or exc}); it is still here.",
+                    shown(f"The draft could not be saved ({reason}); it is still here."),
                     title="Drafts",
                     severity="warning",
                     markup=False,
@@ -330,7 +355,28 @@ class ComposeScreen(Screen[None]):
             self.set_status("a send is already running", "error")
             return
         self.set_status(f"sending via {profile.name}…", "busy")
+        self.lock_form(True)
         self.tuimail.start_send(profile, draft)
+
+    @property
+    def form_locked(self) -> bool:
+        return self.query_one("#compose-form").disabled
+
+    def lock_form(self, locked: bool) -> None:
+        """Lock the form while its message is being sent; unlock when that ends.
+
+        What is sent is what the form held when Send was pressed; an edit typed
+        meanwhile would be cleared with the form after a successful send, or,
+        after a failure, sit beside an outbox copy that no longer matches it.
+        """
+        self.query_one("#compose-form").disabled = locked
+        if not locked:
+            self.query_one("#send", Button).disabled = False
+
+    def _refuse_while_locked(self) -> bool:
+        if self.form_locked:
+            self.notify("The message is being sent; the form is locked until that ends.")
+        return self.form_locked
 
     def _needs_confirmation(self, draft: Draft) -> str:
         if not draft.subject.strip():
@@ -340,6 +386,8 @@ class ComposeScreen(Screen[None]):
         return ""
 
     def action_new_message(self) -> None:
+        if self._refuse_while_locked():
+            return
         self.save_draft_now()
         self.draft_id = DraftStore.new_id()
         self.clear_draft()
@@ -349,16 +397,27 @@ class ComposeScreen(Screen[None]):
     def action_attach(self) -> None:
         from tuimail.ui.screens.dialogs import FilePickerDialog  # dialogs: when first opened
 
+        if self._refuse_while_locked():
+            return
         self.app.push_screen(FilePickerDialog(Path.cwd()), self._attached)
 
     def _attached(self, path: Path | None) -> None:
-        if path is not None and path not in self.attachments:
-            self._changed()
-            self.attachments.append(path)
-            size = path.stat().st_size if path.exists() else 0
-            self.query_one("#attachments", ListView).append(
-                ListItem(Label(f"{path.name} ({size:,} bytes)", markup=False))
-            )
+        if path is None or path in self.attachments:
+            return
+        problem = unusable_file_name(path)
+        if problem:
+            # Refused here: a draft naming it could not be saved, nor the message built.
+            self.set_status(problem, "error")
+            return
+        self._changed()
+        self.attachments.append(path)
+        try:
+            size = f"{path.stat().st_size:,} bytes"
+        except OSError:
+            size = "missing"  # a draft's file may have gone; sending will say so
+        self.query_one("#attachments", ListView).append(
+            ListItem(Label(shown(f"{path.name} ({size})"), markup=False))
+        )
 
     @on(Button.Pressed, "#add-attachment")
     def _add_pressed(self) -> None:
@@ -366,6 +425,8 @@ class ComposeScreen(Screen[None]):
 
     @on(Button.Pressed, "#remove-attachment")
     def _remove_pressed(self) -> None:
+        if self._refuse_while_locked():
+            return
         view = self.query_one("#attachments", ListView)
         index = view.index
         if index is not None and 0 <= index < len(self.attachments):
@@ -392,7 +453,7 @@ class ComposeScreen(Screen[None]):
         run = message.run
         if run.kind != "send":
             return
-        self.query_one("#send", Button).disabled = False
+        self.lock_form(False)
         report = run.report
         if report is None:
             return
@@ -403,16 +464,20 @@ class ComposeScreen(Screen[None]):
             kind = "temporary" if failure.temporary else "permanent"
             kept = {
                 "queued": " Queued in the outbox: it will be retried (F7).",
-                "failed": " Kept in the outbox as failed (F7).",
                 "possibly-delivered": " It may have arrived; kept in the outbox (F7).",
+                "returned": " Not sent: the draft is here to fix and send again.",
+                "failed": " Kept in the outbox as failed (F7).",
             }.get(run.outbox_state, "")
             self.set_status(
                 f"✗ {failure.stage.value} failed ({kind}): {failure.explanation}{kept}", "error"
             )
-            if run.outbox_state == "queued":
-                # Safe in the outbox and retried from there: editing on would send it twice.
+            if run.outbox_state in ("queued", "possibly-delivered", "failed"):
+                # Its home is the outbox now: sending it from here too could deliver it twice.
                 self.forget_draft()
                 self.clear_draft()
+            elif run.outbox_state == "returned":
+                self._draft_dirty = True  # kept as a saved draft, as typed
+                self.save_draft_now()
         elif report.delivery is not None:
             refused = report.delivery.refused
             note = f"; refused: {', '.join(r.address for r in refused)}" if refused else ""

@@ -21,6 +21,7 @@ from textual.widgets import (
 )
 
 from tuimail.profiles import AuthMechanism, Profile, ProfileError, with_changes
+from tuimail.ui.outside import shown
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -39,7 +40,7 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.question, classes="question", markup=False)
+            yield Static(shown(self.question, keep_newlines=True), classes="question", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button(self.confirm, variant="warning", id="confirm")
                 yield Button("Cancel", id="cancel")
@@ -90,7 +91,7 @@ class FilePickerDialog(ModalScreen[Path | None]):
         if not text:
             error.update("type a path or choose a file")
         elif not path.is_file():
-            error.update(f"{path} is not a file")
+            error.update(shown(f"{path} is not a file"))
         else:
             self.dismiss(path)
 

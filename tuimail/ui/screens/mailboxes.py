@@ -1,7 +1,7 @@
 """Outbox, drafts and sent mail (F7): what is waiting, what was started, what went out.
 
-Outbox: retry (r), edit as a draft (e), or delete (d) a queued or failed
-message. Drafts: open one in Compose (enter or o) or delete it (d). Sent: read a
+Outbox: retry (r), edit as a draft (e), or delete (d, after a question) a
+queued or failed message. Drafts: open one in Compose (enter or o) or delete it (d). Sent: read a
 message with its transcript, export it as ``.eml`` and the transcript as text
 and JSON Lines (x). Everything here reads the core's stores; nothing is cached.
 """
@@ -9,6 +9,7 @@ and JSON Lines (x). Everything here reads the core's stores; nothing is cached.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -25,7 +26,8 @@ from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft
 from tuimail.outbox import OutboxError, Queued, short_id
 from tuimail.transcript import Transcript
-from tuimail.ui.screens.dialogs import ExportDialog, ExportRequest
+from tuimail.ui.outside import body_text, cell, header_text, shown
+from tuimail.ui.screens.dialogs import ConfirmDialog, ExportDialog, ExportRequest
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
@@ -50,6 +52,21 @@ def draft_from_message(data: bytes, queued: Queued) -> Draft:
         subject=str(message.get("Subject", "")),
         body=body_part.get_content() if body_part is not None else "",
     )
+
+
+def lost_in_a_draft(data: bytes) -> str:
+    """What a draft made from this message would lose ("" when nothing).
+
+    A draft holds text and file paths; a queued message holds its attachments'
+    bytes, whose files may be gone or changed, and perhaps no plain-text body.
+    """
+    message = message_from_bytes(data, policy=policy.default)
+    attachments = [part.get_filename() or "unnamed" for part in message.iter_attachments()]
+    if attachments:
+        return f"its attachments ({', '.join(attachments)})"
+    if message.get_body(preferencelist=("plain",)) is None:
+        return "its body, which has no plain-text part"
+    return ""
 
 
 def _addresses(value: object) -> list[str]:
@@ -114,20 +131,21 @@ class MailboxesScreen(Screen[None]):
         table.clear()
         self.queued = {q.key: q for q in outbox.entries()}
         for queued in self.queued.values():
+            # Text cells: DataTable parses a str as markup, and a server wrote the error.
             table.add_row(
-                queued.state.value,
-                ", ".join(queued.recipients),
-                queued.profile_name,
+                cell(queued.state.value),
+                cell(", ".join(queued.recipients)),
+                cell(queued.profile_name),
                 str(len(queued.attempts)),
                 _when(queued.next_attempt) if queued.state.value == "queued" else "—",
-                queued.last_error[:80],
+                cell(queued.last_error[:80]),
                 key=queued.key,
             )
         drafts = self.query_one("#drafts-table", DataTable)
         drafts.clear()
         self.drafts = {d.id: d for d in DraftStore().list()}
         for saved in self.drafts.values():
-            drafts.add_row(_when(saved.saved), saved.title, saved.profile, key=saved.id)
+            drafts.add_row(_when(saved.saved), cell(saved.title), cell(saved.profile), key=saved.id)
         sent = self.query_one("#sent-table", DataTable)
         sent.clear()
         self.sent = dict(outbox.sent())
@@ -135,10 +153,12 @@ class MailboxesScreen(Screen[None]):
             message = message_from_bytes(data[:65536], policy=policy.default)
             sent.add_row(
                 _when((outbox.sent_dir / "new" / key).stat().st_mtime),
-                str(message.get("To", "")),
-                str(message.get("Subject", "")),
+                cell(header_text(message, "To")),
+                cell(header_text(message, "Subject")),
                 key=key,
             )
+        # The detail follows the table as it is now: a deleted message is not shown.
+        self._outbox_row()
 
     def _selected(self, table_id: str) -> str | None:
         table = self.query_one(f"#{table_id}", DataTable)
@@ -161,7 +181,7 @@ class MailboxesScreen(Screen[None]):
         ]
         if queued.last_error:
             lines.append(f"last error: {queued.last_error}")
-        detail.update("\n".join(lines))
+        detail.update("\n".join(shown(line) for line in lines))
 
     @on(DataTable.RowHighlighted, "#sent-table")
     def _sent_row(self) -> None:
@@ -169,13 +189,10 @@ class MailboxesScreen(Screen[None]):
         if key is None or key not in self.sent:
             return
         message = message_from_bytes(self.sent[key], policy=policy.default)
-        lines = [
-            f"{h}: {message[h]}"
-            for h in ("From", "To", "Cc", "Subject", "Date", "Message-ID")
-            if message[h]
-        ]
-        body = message.get_body(preferencelist=("plain",))
-        lines += ["", body.get_content() if body is not None else "(no text part)"]
+        headers = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
+        values = {name: header_text(message, name) for name in headers}
+        lines = [shown(f"{name}: {value}") for name, value in values.items() if value]
+        lines += ["", shown(body_text(message), keep_newlines=True)]
         self.query_one("#sent-view", Static).update("\n".join(lines))
         try:
             transcript = Transcript.from_jsonl(self.tuimail.outbox.sent_transcript(key))
@@ -194,28 +211,68 @@ class MailboxesScreen(Screen[None]):
             return
         self.tuimail.start_retry(key)
 
+    def _compose_busy(self) -> bool:
+        """Compose is sending: its form is not replaced (nor this message dropped) now."""
+        busy = self.tuimail.compose_locked()
+        if busy:
+            self.notify("Compose is sending a message; try again when it is done.")
+        return busy
+
     def action_edit(self) -> None:
         key = self._selected("outbox-table") if self.current_tab == "tab-outbox" else None
         queued = self.queued.get(key or "")
-        if queued is None:
+        if queued is None or self._compose_busy():
             return
         try:
-            draft = draft_from_message(self.tuimail.outbox.message_bytes(queued.key), queued)
+            data = self.tuimail.outbox.message_bytes(queued.key)
+            lost = lost_in_a_draft(data)
+            if lost:
+                self.notify(
+                    shown(f"Editing it as a draft would lose {lost}; retry (r) or delete (d) it."),
+                    severity="warning",
+                    timeout=10,
+                    markup=False,
+                )
+                return
+            draft = draft_from_message(data, queued)
             self.tuimail.outbox.drop(queued.key)
         except (OSError, OutboxError) as exc:
-            self.notify(str(exc), severity="error", markup=False)
+            self.notify(shown(exc), severity="error", markup=False)
             return
         self.tuimail.open_draft(SavedDraft(DraftStore.new_id(), queued.profile_name, draft))
 
     def action_delete(self) -> None:
+        """Ask first: a deleted message or draft is gone for good."""
         tab = self.current_tab
+        if tab == "tab-outbox" and (key := self._selected("outbox-table")):
+            queued = self.queued.get(key)
+            if queued is None:
+                return
+            question = (
+                f"Delete the {queued.state.value} message to {', '.join(queued.recipients)} "
+                f"({short_id(key)})? It will not be sent."
+            )
+            self.app.push_screen(
+                ConfirmDialog(question, confirm="Delete"),
+                lambda yes: self._delete(yes, lambda: self.tuimail.outbox.drop(key)),
+            )
+        elif tab == "tab-drafts" and (draft_id := self._selected("drafts-table")):
+            saved = self.drafts.get(draft_id)
+            if saved is None:
+                return
+            self.app.push_screen(
+                ConfirmDialog(f"Delete the draft {saved.title}?", confirm="Delete"),
+                lambda yes: self._delete(yes, lambda: DraftStore().delete(draft_id)),
+            )
+
+    def _delete(self, confirmed: bool | None, delete: Callable[[], object]) -> None:
+        if not confirmed:
+            return
         try:
-            if tab == "tab-outbox" and (key := self._selected("outbox-table")):
-                self.tuimail.outbox.drop(key)
-            elif tab == "tab-drafts" and (draft_id := self._selected("drafts-table")):
-                DraftStore().delete(draft_id)
+            delete()
         except (KeyError, OSError, OutboxError) as exc:
-            self.notify(str(exc), severity="error", markup=False)
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            self.notify(shown(message), severity="error", markup=False)
         self.reload()
 
     @on(DataTable.RowSelected, "#drafts-table")
@@ -224,7 +281,7 @@ class MailboxesScreen(Screen[None]):
 
     def action_open_draft(self) -> None:
         draft_id = self._selected("drafts-table") if self.current_tab == "tab-drafts" else None
-        if draft_id and draft_id in self.drafts:
+        if draft_id and draft_id in self.drafts and not self._compose_busy():
             self.tuimail.open_draft(self.drafts[draft_id])
 
     def action_export(self) -> None:
@@ -253,11 +310,11 @@ class MailboxesScreen(Screen[None]):
             atomic_write_bytes(transcript_path, text.encode("utf-8"), mode=0o600)
         except (OSError, ValueError) as exc:
             self.app.call_from_thread(
-                self.notify, f"Export failed: {exc}", severity="error", markup=False
+                self.notify, shown(f"Export failed: {exc}"), severity="error", markup=False
             )
             return
         self.app.call_from_thread(
-            self.notify, f"Exported {eml.name} and {transcript_path.name}", markup=False
+            self.notify, shown(f"Exported {eml.name} and {transcript_path.name}"), markup=False
         )
 
     def on_session_finished(self) -> None:

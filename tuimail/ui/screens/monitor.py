@@ -9,7 +9,9 @@ changes state raises a notification. Probing runs in a worker, at most
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from textual import on, work
@@ -23,6 +25,7 @@ from tuimail.probe import ProbeReport, ProbeTarget, Status, Thresholds, probe_ma
 from tuimail.probe_history import ProbeHistory
 from tuimail.profiles import Security
 from tuimail.targets import TargetError, TargetStore, monitor_targets
+from tuimail.ui.outside import cell, shown
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
@@ -37,6 +40,65 @@ _STATUS_STYLE = {
     Status.CRITICAL: "$error",
     Status.UNKNOWN: "$text-muted",
 }
+
+
+@dataclass
+class MonitorSettings:
+    """``[monitor]`` from config.toml, checked; ``problems`` says what was not used."""
+
+    interval: float = DEFAULT_INTERVAL
+    concurrency: int = DEFAULT_CONCURRENCY
+    dns_server: str = ""  # "host" or "host:port"; "" = the system's resolver
+    problems: list[str] = field(default_factory=list)
+
+
+def monitor_settings(config: dict[str, Any]) -> MonitorSettings:
+    """The monitor's settings; each bad value is named in words and its default used.
+
+    A hand-edited ``interval = "abc"`` stopped the app when the monitor opened.
+    """
+    found = MonitorSettings()
+    table = config.get("monitor", {})
+    if not isinstance(table, dict):
+        found.problems.append("[monitor] must be a table; the defaults are used")
+        return found
+    interval = table.get("interval", DEFAULT_INTERVAL)
+    if _is_number(interval) and math.isfinite(interval) and interval >= 0:
+        found.interval = float(interval)
+    else:
+        found.problems.append(
+            f"interval = {interval!r}: a number of seconds (0: only when asked) is needed; "
+            f"using {DEFAULT_INTERVAL:g}"
+        )
+    concurrency = table.get("concurrency", DEFAULT_CONCURRENCY)
+    if isinstance(concurrency, int) and not isinstance(concurrency, bool) and concurrency >= 1:
+        found.concurrency = concurrency
+    else:
+        found.problems.append(
+            f"concurrency = {concurrency!r}: a whole number from 1 is needed; "
+            f"using {DEFAULT_CONCURRENCY}"
+        )
+    dns_server = table.get("dns_server", "")
+    if _dns_server_ok(dns_server):
+        found.dns_server = str(dns_server)
+    else:
+        found.problems.append(
+            f"dns_server = {dns_server!r}: HOST or HOST:PORT is needed; using the system's"
+        )
+    return found
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _dns_server_ok(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    if not value:
+        return True
+    host, _, port = value.rpartition(":") if ":" in value else (value, "", "53")
+    return bool(host.strip()) and " " not in host and port.isdigit() and 0 < int(port) < 65536
 
 
 class TargetDialog(ModalScreen[ProbeTarget | None]):
@@ -106,7 +168,7 @@ class TargetDialog(ModalScreen[ProbeTarget | None]):
 
             validate_target(target)
         except (ValueError, TargetError) as exc:
-            error.update(str(exc))
+            error.update(shown(exc))
             return
         self.dismiss(target)
 
@@ -140,11 +202,18 @@ class MonitorScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.tuimail.listen(self)
-        settings = self.tuimail.config.get("monitor", {})
-        settings = settings if isinstance(settings, dict) else {}
-        self.interval = float(settings.get("interval", DEFAULT_INTERVAL))
-        self.concurrency = int(settings.get("concurrency", DEFAULT_CONCURRENCY))
-        self.dns_server = str(settings.get("dns_server", ""))  # for MX targets; "" = system
+        settings = monitor_settings(self.tuimail.config)
+        self.interval = settings.interval
+        self.concurrency = settings.concurrency
+        self.dns_server = settings.dns_server  # for MX targets; "" = system
+        if settings.problems:  # once: the screen is mounted once per run
+            self.notify(
+                shown("; ".join(settings.problems)),
+                title="config.toml [monitor]",
+                severity="warning",
+                timeout=12,
+                markup=False,
+            )
         self.history = ProbeHistory.load()
         self.latest: dict[str, ProbeReport] = {}
         self.targets: list[ProbeTarget] = []
@@ -163,7 +232,9 @@ class MonitorScreen(Screen[None]):
         try:
             return TargetStore().load()
         except TargetError as exc:
-            self.notify(str(exc), title="targets.toml", severity="error", timeout=10, markup=False)
+            self.notify(
+                shown(exc), title="targets.toml", severity="error", timeout=10, markup=False
+            )
             return {}
 
     def reload_profiles(self, select: str | None = None) -> None:
@@ -190,10 +261,12 @@ class MonitorScreen(Screen[None]):
         )
 
     def _cells(self, target: ProbeTarget) -> list[Any]:
+        """A target's row. Its label holds DNS answers: a Text cell, never markup."""
         from rich.text import Text
 
+        label = cell(target.label)
         if target.mx:
-            return [Text("MX"), target.label, "—", "—", f"each MX host of {target.host} below"]
+            return [Text("MX"), label, "—", "—", cell(f"each MX host of {target.host} below")]
         report = self.latest.get(target.key)
         if report is None:
             records = self.history.targets.get(target.key, [])
@@ -201,18 +274,18 @@ class MonitorScreen(Screen[None]):
                 last = records[-1]
                 status = str(last.get("status", "UNKNOWN"))
                 return [
-                    Text(status),
-                    target.label,
+                    cell(status),
+                    label,
                     f"{float(last.get('total', 0)):.3f}s",
                     str(last.get("days_left") if last.get("days_left") is not None else "—"),
                     time.strftime("%H:%M:%S", time.localtime(float(last.get("started", 0)))),
                 ]
-            return [Text("…"), target.label, "—", "—", "never"]
+            return [Text("…"), label, "—", "—", "never"]
         colour = self.app.theme_variables.get(_STATUS_STYLE[report.status].lstrip("$"), "")
         days = report.tls.days_left if report.tls else None
         return [
             Text(report.status.name, style=f"bold {colour}"),
-            target.label,
+            label,
             f"{report.total:.3f}s" if report.reached else "—",
             str(days) if days is not None else "—",
             time.strftime("%H:%M:%S", time.localtime(report.started)),
@@ -239,7 +312,9 @@ class MonitorScreen(Screen[None]):
         try:
             self.history.save()
         except OSError as exc:
-            self.notify(f"The probe history was not saved: {exc}", severity="warning")
+            self.notify(
+                shown(f"The probe history was not saved: {exc}"), severity="warning", markup=False
+            )
 
     async def _expand(self, targets: list[ProbeTarget]) -> list[ProbeTarget]:
         """MX targets become one row per MX host (looked up again every round)."""
@@ -254,7 +329,7 @@ class MonitorScreen(Screen[None]):
             try:
                 hosts = await expand_mx(target, self._mx_lookup())
             except MXLookupError as exc:
-                self.notify(str(exc), title=target.label, severity="error", markup=False)
+                self.notify(shown(exc), title=shown(target.label), severity="error", markup=False)
                 continue
             expanded.extend(hosts)
         table = self.query_one("#targets", DataTable)
@@ -289,8 +364,10 @@ class MonitorScreen(Screen[None]):
             if report.status is Status.OK:
                 severity = "information"
             self.notify(
-                f"{report.target.label}: {previous_status} → {report.status.name}"
-                + (f" ({report.reasons[0]})" if report.reasons else ""),
+                shown(
+                    f"{report.target.label}: {previous_status} → {report.status.name}"
+                    + (f" ({report.reasons[0]})" if report.reasons else "")
+                ),
                 title="Monitor",
                 severity=severity,  # type: ignore[arg-type]
                 timeout=10,
@@ -328,10 +405,10 @@ class MonitorScreen(Screen[None]):
         detail = self.query_one("#monitor-detail", Static)
         view = self.query_one("#probe-view", TranscriptView)
         if report is None:
-            detail.update(f"{target.label}: not probed in this run yet")
+            detail.update(shown(f"{target.label}: not probed in this run yet"))
             view.show(None)
             return
-        detail.update(report.summary())
+        detail.update(shown(report.summary()))
         if view.transcript is not report.transcript:
             view.show(report.transcript)
 
@@ -355,7 +432,7 @@ class MonitorScreen(Screen[None]):
         try:
             TargetStore().save(target, replace_name=original)
         except (TargetError, OSError) as exc:
-            self.notify(str(exc), severity="error", markup=False)
+            self.notify(shown(exc), severity="error", markup=False)
             return
         self.reload_targets()
         self.run_probes([target])
@@ -368,7 +445,7 @@ class MonitorScreen(Screen[None]):
         try:
             TargetStore().remove(target.name)
         except (KeyError, TargetError, OSError) as exc:
-            self.notify(str(exc), severity="error", markup=False)
+            self.notify(shown(exc), severity="error", markup=False)
             return
         self.latest.pop(target.key, None)
         self.reload_targets()

@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Label, Static
 
 from tuimail.sandbox import SessionRecord, StoredMessage
 from tuimail.ui.messages import SandboxSessionEnded
+from tuimail.ui.outside import body_text, cell, header_text, shown
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
@@ -59,11 +60,11 @@ class SandboxScreen(Screen[None]):
         status = self.query_one("#sandbox-status", Static)
         sandbox = self.tuimail.sandbox
         if sandbox is None:
-            status.update(self.tuimail.sandbox_note or "The sandbox is not running.")
+            status.update(shown(self.tuimail.sandbox_note or "The sandbox is not running."))
             return
         profile = sandbox.client_profile()
         status.update(
-            f"Sandbox listening on {profile.address}; mail kept in {sandbox.maildir_path}"
+            shown(f"Sandbox listening on {profile.address}; mail kept in {sandbox.maildir_path}")
         )
         table = self.query_one("#captured", DataTable)
         for record in list(sandbox.sessions):
@@ -75,10 +76,10 @@ class SandboxScreen(Screen[None]):
                 # client chooses these addresses.
                 table.add_row(
                     Text(time.strftime("%H:%M:%S", time.localtime(stored.received_at))),
-                    Text(stored.mail_from or "<>"),
-                    Text(", ".join(stored.rcpt_tos)),
+                    cell(stored.mail_from or "<>"),
+                    cell(", ".join(stored.rcpt_tos)),
                     Text(f"{stored.size:,}", justify="right"),
-                    Text(record.id),
+                    cell(record.id),
                     key=stored.key,
                 )
 
@@ -92,6 +93,10 @@ class SandboxScreen(Screen[None]):
         self.query_one("#message-view", Static).update(self._render_message(stored))
 
     def _render_message(self, stored: StoredMessage) -> str:
+        """The message as a client sent it, with every control character escaped."""
+        return shown(self._message_text(stored), keep_newlines=True)
+
+    def _message_text(self, stored: StoredMessage) -> str:
         sandbox = self.tuimail.sandbox
         if sandbox is None:
             return ""
@@ -100,18 +105,21 @@ class SandboxScreen(Screen[None]):
         except (KeyError, OSError) as exc:
             return f"cannot read {stored.key}: {exc}"
         message = message_from_bytes(raw, policy=policy.default)
-        lines = [f"{name}: {message[name]}" for name in SHOWN_HEADERS if message[name]]
+        headers = {name: header_text(message, name) for name in SHOWN_HEADERS}
+        lines = [f"{name}: {value}" for name, value in headers.items() if value]
         lines.append(f"Envelope: {stored.mail_from or '<>'} → {', '.join(stored.rcpt_tos)}")
         lines.append("")
-        body = message.get_body(preferencelist=("plain", "html"))
-        text = body.get_content() if body is not None else "(no text part)"
+        text = body_text(message)
         if len(text) > MAX_BODY_CHARS:
             text = text[:MAX_BODY_CHARS] + "\n… (cut; the full message is in the Maildir)"
         lines.append(str(text))
-        attachments = [part.get_filename() for part in message.iter_attachments()]
+        try:
+            attachments = [str(part.get_filename()) for part in message.iter_attachments()]
+        except Exception:  # a client's broken MIME structure: say so, do not stop
+            attachments = ["(could not be listed)"]
         if attachments:
             lines.append("")
-            lines.append("Attachments: " + ", ".join(str(name) for name in attachments))
+            lines.append("Attachments: " + ", ".join(attachments))
         return "\n".join(lines)
 
     def on_sandbox_session_ended(self, message: SandboxSessionEnded) -> None:

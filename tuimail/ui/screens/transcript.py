@@ -16,6 +16,7 @@ from textual.widgets import Footer, Input, Label, ListItem, ListView, Static
 from tuimail.atomic import atomic_write_bytes
 from tuimail.ui.history import SessionRun
 from tuimail.ui.messages import SessionFinished, SessionStarted, TranscriptEntry
+from tuimail.ui.outside import shown
 from tuimail.ui.screens.dialogs import ExportDialog, ExportRequest
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
@@ -26,12 +27,12 @@ if TYPE_CHECKING:
 
 class SessionItem(ListItem):
     def __init__(self, run: SessionRun) -> None:
-        self.text = Label(run.label(), markup=False)
+        self.text = Label(shown(run.label()), markup=False)
         super().__init__(self.text)
         self.run = run
 
     def refresh_label(self) -> None:
-        self.text.update(self.run.label())
+        self.text.update(shown(self.run.label()))
 
 
 class TranscriptScreen(Screen[None]):
@@ -97,19 +98,21 @@ class TranscriptScreen(Screen[None]):
             failure.remove_class("-shown")
             return
         if report.tls is not None:
-            summary.update("🔒 " + report.tls.summary())
+            summary.update("🔒 " + shown(report.tls.summary()))
         else:
             summary.update("plain connection: no TLS")
         summary.set_class(report.tls is None, "-plain")
         if report.failure is not None:
             kind = "temporary, worth retrying" if report.failure.temporary else "permanent"
             failure.update(
-                f"✗ {report.failure.stage.value} failed ({kind}): {report.failure.explanation}"
+                shown(
+                    f"✗ {report.failure.stage.value} failed ({kind}): {report.failure.explanation}"
+                )
             )
             failure.add_class("-shown")
         elif report.delivery is not None and report.delivery.refused:
             refused = "; ".join(f"{r.address}: {r.code} {r.reply}" for r in report.delivery.refused)
-            failure.update(f"! sent, but refused for {refused}")
+            failure.update(shown(f"! sent, but refused for {refused}"))
             failure.add_class("-shown")
         else:
             failure.update("")
@@ -151,13 +154,13 @@ class TranscriptScreen(Screen[None]):
         except OSError as exc:
             self.app.call_from_thread(
                 self.notify,
-                f"Could not write {request.path}: {exc.strerror}",
+                shown(f"Could not write {request.path}: {exc.strerror}"),
                 severity="error",
                 markup=False,
             )
             return
         self.app.call_from_thread(
-            self.notify, f"Exported {len(transcript)} lines to {request.path}", markup=False
+            self.notify, shown(f"Exported {len(transcript)} lines to {request.path}"), markup=False
         )
 
     # -- live events --------------------------------------------------------

@@ -25,6 +25,7 @@ from textual.containers import Vertical
 from textual.events import Resize
 from textual.widgets import RichLog, Static
 
+from tuimail.terminal_text import escape_controls
 from tuimail.transcript import Direction, Entry, EventKind, Transcript
 
 DEFAULT_CAP = 2_000
@@ -203,5 +204,6 @@ class TranscriptView(Vertical):
             (f"{entry.elapsed:8.3f} ", "dim"),
             (entry.marker(), f"bold {style}"),
             " ",
-            (entry.text, style),
+            # Wire lines are escaped when captured; event lines quote replies raw.
+            (escape_controls(entry.text), style),
         )
