@@ -331,7 +331,10 @@ class TuimailApp(App[None]):
         profile = Profile.from_toml_table(
             queued.profile_name, {k: v for k, v in queued.profile.items() if k != "name"}
         )
-        password = await self._password_for(profile)
+        # Only a message queued through a saved profile may use that profile's
+        # stored password (a --server one never borrows one); the outbox asks
+        # for it when the attempt starts. Read here, off the UI loop.
+        stored = await self._password_for(profile) if queued.follows_profile else None
         run = SessionRun(
             "retry", profile.name, ", ".join(queued.recipients), Transcript(title=f"retry {key}")
         )
@@ -342,7 +345,10 @@ class TuimailApp(App[None]):
         deliver_live = self._live_feed(run)
 
         outcome = await self.outbox.attempt(
-            key, password, on_entry=deliver_live, transcript=run.transcript
+            key,
+            passwords=lambda current: stored if current.name == profile.name else None,
+            on_entry=deliver_live,
+            transcript=run.transcript,
         )
         run.outbox_state = outcome.state
         run.report = outcome.report or SessionReport(run.transcript)
@@ -360,10 +366,27 @@ class TuimailApp(App[None]):
         if not due:
             return
 
+        # The keyring is read in a thread, once per profile; the outbox asks
+        # only for messages that follow a saved profile.
+        names = {q.profile_name for q in due if q.follows_profile} & set(self.saved_profiles)
+
+        def read_secrets() -> dict[str, Secret | KeyringError | None]:
+            store = CredentialStore()
+            found: dict[str, Secret | KeyringError | None] = {}
+            for name in names:
+                try:
+                    found[name] = store.get(name)
+                except KeyringError as exc:  # that message waits; the others go
+                    found[name] = exc
+            return found
+
+        secrets = await asyncio.to_thread(read_secrets)
+
         def password(profile: Profile) -> Secret | None:
-            if profile.name not in self.saved_profiles:
-                return None
-            return CredentialStore().get(profile.name)
+            secret = secrets.get(profile.name)
+            if isinstance(secret, KeyringError):
+                raise secret
+            return secret
 
         outcomes = await self.outbox.flush(password)
         sent = sum(1 for o in outcomes if o.state == "sent")
