@@ -133,3 +133,21 @@ def test_terminal_json_escapes_what_json_dumps_leaves_raw() -> None:
     indented = terminal_json(document, indent=2)
     assert json.loads(indented) == document
     assert all(part.isprintable() for part in indented.splitlines())
+
+
+def test_accounts_list_escapes_a_hand_edited_profiles_file(isolated_dirs: Any) -> None:
+    """profiles.toml is a file anyone may have edited: its text is escaped when printed."""
+    config = isolated_dirs / "config" / "tuimail"
+    config.mkdir(parents=True)
+    evil = json.dumps(EVIL)  # a TOML basic string takes JSON's escapes
+    (config / "profiles.toml").write_text(
+        f'[profiles.evil]\nhost = "127.0.0.1"\nusername = {evil}\n'
+        f'from_address = "a@example.test"\ndisplay_name = {evil}\n'
+    )
+    text = run_tuimail("accounts", "list")
+    as_json = run_tuimail("accounts", "list", "--json")
+    assert text.returncode == 0 and as_json.returncode == 0, text.stderr + as_json.stderr
+    assert_no_raw_controls(text.stdout, text.stderr, as_json.stdout, as_json.stderr)
+    assert "\\x1b]0;pwned" in text.stdout
+    [record] = json.loads(as_json.stdout)
+    assert record["username"] == EVIL

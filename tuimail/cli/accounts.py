@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,8 @@ from tuimail.cli.common import (
     run_session_command,
     saved_profile,
 )
+from tuimail.console import terminal_json
+from tuimail.terminal_text import escape_controls
 
 if TYPE_CHECKING:
     from tuimail.profiles import Profile
@@ -90,7 +91,7 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     if args.json:
         records = [{**p.to_json(), "warnings": p.warnings()} for p in profiles.values()]
-        print(json.dumps(records, indent=2))
+        print(terminal_json(records, indent=2))
         return exitcodes.OK
     if not profiles:
         print("No profiles yet. Add one with: tuimail accounts add NAME --host HOST --user USER")
@@ -101,9 +102,10 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
         line = f"{profile.name:<{width}}  {profile.address:<28} {profile.security.label:<8} {user}"
         if profile.from_address:
             line += f"  from {profile.from_address}"
-        print(line)
+        # profiles.toml is a file anyone may have edited: its text is escaped.
+        print(escape_controls(line))
         for warning in profile.warnings():
-            print(f"{'':<{width}}  ! {warning}")
+            print(escape_controls(f"{'':<{width}}  ! {warning}"))
     return exitcodes.OK
 
 
@@ -177,9 +179,13 @@ def cmd_accounts_edit(args: argparse.Namespace) -> int:
 
 def _report(done: str, profile: Profile, leftovers: list[str]) -> int:
     """What was saved, what is unsafe about it, and what the keyring kept behind."""
-    print(f"{done} profile {profile.name} ({profile.address}, {profile.security.label}).")
+    print(
+        escape_controls(
+            f"{done} profile {profile.name} ({profile.address}, {profile.security.label})."
+        )
+    )
     for warning in profile.warnings():
-        print(f"Warning: {warning}")
+        print(escape_controls(f"Warning: {warning}"))
     for leftover in leftovers:
         print(f"tuimail: {leftover}", file=sys.stderr)
     return exitcodes.OK
@@ -200,7 +206,7 @@ def cmd_accounts_remove(args: argparse.Namespace) -> int:
         print(f"tuimail: the profile is removed, but its password was not: {exc}", file=sys.stderr)
         return exitcodes.CONFIG
     suffix = " and its password" if removed_secret else ""
-    print(f"Removed profile {profile.name}{suffix}.")
+    print(escape_controls(f"Removed profile {profile.name}{suffix}."))
     return exitcodes.OK
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -17,6 +16,7 @@ from tuimail.accounts import save_account as store_account
 from tuimail.credentials import KeyringError, Secret
 from tuimail.profiles import Profile, ProfileError, ProfileStoreError
 from tuimail.ui.messages import SessionFinished, SessionStarted, TranscriptEntry
+from tuimail.ui.outside import cell, shown
 from tuimail.ui.screens.dialogs import AccountDialog, AccountForm, ConfirmDialog
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
@@ -96,8 +96,9 @@ class AccountsScreen(Screen[None]):
                 profile.from_address or "—",
                 notes,
             )
-            # Text, not str: DataTable parses str cells as markup ("[::1]", "[x]").
-            table.add_row(*(Text(cell) for cell in cells), key=profile.name)
+            # Text, not str: DataTable parses str cells as markup ("[::1]", "[x]");
+            # escaped: profiles.toml is a file anyone may have edited.
+            table.add_row(*(cell(text) for text in cells), key=profile.name)
 
     def _selected(self) -> Profile | None:
         table = self.query_one("#profiles", DataTable)
@@ -107,7 +108,6 @@ class AccountsScreen(Screen[None]):
         return self.tuimail.all_profiles().get(str(row_key.value))
 
     def show_problem(self, text: str) -> None:
-        from tuimail.ui.outside import shown  # replies quoted here may hold escapes
 
         problem = self.query_one("#account-problem", Static)
         problem.update(shown(text))
