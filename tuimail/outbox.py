@@ -76,6 +76,9 @@ class State(enum.StrEnum):
     SENDING = "sending"
     FAILED = "failed"
     POSSIBLY_DELIVERED = "possibly-delivered"
+    #: The server took it (250 to the final dot), but it could not be moved to
+    #: ``sent/`` yet: never sent again; a later flush finishes the move.
+    DELIVERED = "delivered"
 
 
 #: The last error of a message whose sender died while transferring it.
@@ -427,6 +430,11 @@ class Outbox:
                 entry = self._read_meta(entry.key)
             except FileNotFoundError:
                 raise KeyError(f"{entry.short_id} was sent meanwhile") from None
+            if entry.state is State.DELIVERED:
+                raise KeyError(
+                    f"{entry.short_id} was delivered (the server accepted it); it is not sent "
+                    "again ('tuimail outbox flush' moves it to sent/)"
+                )
             entry.state = State.QUEUED
             entry.next_attempt = 0.0
             self._write_meta(entry)
@@ -523,13 +531,24 @@ class Outbox:
             )
         from tuimail.profiles import with_changes
 
-        profile = with_changes(current, **entry.overrides) if entry.overrides else current
+        # Options given for one send (--no-verify, --security none, a CA file...)
+        # were given for the server and user of that moment: they never follow
+        # the profile to another server, where they could weaken what the user
+        # never weakened.
+        keeps_overrides = bool(entry.overrides) and _same_account(current, frozen)
+        profile = with_changes(current, **entry.overrides) if keeps_overrides else current
         note = ""
         if _profile_table(profile) != entry.profile:
             note = (
                 f"the profile {frozen.name!r} changed after this message was queued; "
                 f"sending with its current settings ({profile.address})"
             )
+            if entry.overrides and not keeps_overrides:
+                note += (
+                    "; the options given for this send ("
+                    + ", ".join(sorted(entry.overrides))
+                    + ") were for its former server and are not used"
+                )
         return profile, (note, True)
 
     @staticmethod
@@ -585,15 +604,7 @@ class Outbox:
             try:
                 settled.append(self._delivered(entry, delivery, transcript))
             except OSError as exc:
-                # Still 'sending' on disk: shown as possibly delivered, never resent.
-                settled.append(
-                    Outcome(
-                        entry.key, None, "sent",
-                        f"delivered, but the outbox could not record it ({exc}); "
-                        "it is kept and shown as possibly delivered",
-                        delivered_to=list(delivery.accepted),
-                    )
-                )  # fmt: skip
+                settled.append(self._delivered_not_moved(entry, delivery, exc))
 
         report = await send(
             profile,
@@ -642,6 +653,35 @@ class Outbox:
         outcome.detail = entry.last_error
         self._write_meta(entry)
         return outcome
+
+    def _delivered_not_moved(self, entry: Queued, delivery: Delivery, exc: OSError) -> Outcome:
+        """Delivered, but ``sent/`` could not take it: say so on disk, never offer a resend.
+
+        If even the sidecar cannot be written, it still says ``sending``, which
+        is shown as possibly delivered: the safe side, never a silent resend.
+        """
+        entry.state = State.DELIVERED
+        entry.last_error = (
+            f"delivered (the server accepted it), but it could not be moved to sent/ ({exc}); "
+            "it will not be sent again, and the next flush finishes the move"
+        )
+        with contextlib.suppress(OSError):
+            self._write_meta(entry)
+        return Outcome(
+            entry.key, None, "sent", entry.last_error, delivered_to=list(delivery.accepted)
+        )
+
+    def _finish_move(self, entry: Queued) -> Outcome:
+        """A delivered message left behind: move it to ``sent/`` now; nothing is sent."""
+        try:
+            os.rename(self.queue_dir / "new" / entry.key, self.sent_dir / "new" / entry.key)
+        except OSError as exc:
+            return Outcome(
+                entry.key, None, "skipped", f"delivered; still not moved to sent/: {exc}"
+            )
+        with contextlib.suppress(OSError):
+            (self.meta_dir / f"{entry.key}.json").unlink()
+        return Outcome(entry.key, None, "sent", "delivered earlier; now moved to sent/")
 
     def _reschedule(self, entry: Queued, now: float) -> None:
         if now - entry.created >= self.policy.give_up_after:
@@ -712,6 +752,11 @@ class Outbox:
         outcomes = []
         now = time.time()
         for entry in self.entries():
+            if entry.state is State.DELIVERED:
+                with self._locked(entry.key) as locked:
+                    if locked:
+                        outcomes.append(self._finish_move(entry))
+                continue
             if not (entry.due(now) or (include_not_due and entry.state is State.QUEUED)):
                 continue
             callback = None

@@ -536,12 +536,20 @@ class SMTPSession:
         try:
             protocol.write(dot_stuffed(payload))
             response = await protocol.read_response(timeout=self.profile.timeout)
-        except (SMTPServerDisconnected, SMTPTimeoutError, OSError) as exc:
+        except Exception as exc:
+            # Whatever went wrong once the data was out (a lost connection, a
+            # timeout, a reply too long or malformed to read), the server may
+            # have the message: never a plain failure that would be retried.
             smtp.close()
+            why = (
+                f"the connection was lost ({exc})"
+                if isinstance(exc, (SMTPServerDisconnected, SMTPTimeoutError, OSError))
+                else f"its reply could not be read ({exc})"
+            )
             raise SessionFailure(
                 Stage.DATA,
-                "the connection was lost after the message was sent and before the server "
-                f"confirmed it ({exc}); it may or may not have been delivered",
+                f"the message was sent, but {why} before the server confirmed it; "
+                "it may or may not have been delivered",
                 temporary=True,
                 possibly_delivered=True,
             ) from None
