@@ -445,7 +445,21 @@ class TuimailApp(App[None]):
 
         deliver_live = self._live_feed(run)
 
-        if outgoing is not None and self._uses_outbox(profile):
+        if outgoing is not None and password is None and profile.needs_password:
+            # Refused before it is queued: a queued copy would wait in the outbox
+            # while the draft stays here, and both would go once a password is saved.
+            from tuimail.session import SessionFailure, Stage
+
+            report = SessionReport(
+                run.transcript,
+                failure=SessionFailure(
+                    Stage.AUTH,
+                    f"no password is stored for the profile {profile.name!r}; "
+                    "add it on Accounts (F4). Nothing was sent",
+                    temporary=False,
+                ),
+            )
+        elif outgoing is not None and self._uses_outbox(profile):
             try:
                 queued = await asyncio.to_thread(self.outbox.enqueue, profile, outgoing)
             except OutboxError as exc:
@@ -491,6 +505,10 @@ class TuimailApp(App[None]):
         """
         from tuimail.outbox import OutboxError
 
+        if state == "skipped":
+            # Not tried by this send: another process (or the flush timer) holds
+            # the message. It is the outbox's now; Compose lets go of its copy.
+            return "queued"
         if state != "failed" or (report is not None and report.delivery is not None):
             return state
         try:

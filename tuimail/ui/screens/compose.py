@@ -486,6 +486,12 @@ class ComposeScreen(Screen[None]):
             )
             self.forget_draft()
             self.clear_draft()
+        elif run.outbox_state == "queued":
+            # Stored, then taken by another sender (the flush timer) before this
+            # attempt: the outbox has it, so Compose lets go of its copy.
+            self.set_status("Queued in the outbox; it is being sent from there (F7).", "busy")
+            self.forget_draft()
+            self.clear_draft()
 
 
 def refusal_note(refused: list[RecipientRefusal]) -> str:
