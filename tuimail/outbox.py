@@ -47,6 +47,7 @@ been deleted, the message falls back to its frozen settings and, like a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 import fcntl
@@ -504,7 +505,9 @@ class Outbox:
                 return self._fail_unusable(entry, exc)
             if password is None and passwords and may_use_stored and profile.needs_password:
                 try:
-                    password = passwords(profile)
+                    # Read now, with the profile it belongs to, and in a thread:
+                    # a keyring call may wait on D-Bus, never on the caller's loop.
+                    password = await asyncio.to_thread(passwords, profile)
                 except Exception as exc:  # a keyring problem: try again later
                     return Outcome(key, None, "skipped", f"no password available: {exc}")
             if profile.needs_password and password is None:
