@@ -1,9 +1,9 @@
 """Never lose a message: the durable outbox, retries with backoff, and the sent folder.
 
-Promise 5: a message is written to the outbox (a Maildir in the data dir,
+A message is written to the outbox (a Maildir in the data dir,
 fsynced, atomic rename, mode 0600) before the first byte goes to the server,
 and leaves it only after the server's 250 to the final dot, when it moves to
-the sent Maildir with its transcript (JSON Lines) beside it. Promise 6: a
+the sent Maildir with its transcript (JSON Lines) beside it. A
 temporary failure (4xx, network, timeout) stays queued and is retried with
 exponential backoff and jitter until a give-up period ends; a permanent one
 (5xx) is marked failed with the server's reason and never retried on its own;
@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import fcntl
 import json
@@ -635,10 +636,10 @@ class Outbox:
         rejected = [r for r in delivery.refused if not r.temporary]
         entry.attempts.append(
             {"at": now, "ok": True, "accepted": delivery.accepted, "reply": delivery.reply}
-            | {"refused": [r.__dict__ for r in delivery.refused]}
+            | {"refused": [dataclasses.asdict(r) for r in delivery.refused]}
         )
         entry.delivered_to.extend(delivery.accepted)
-        entry.rejected.extend(r.__dict__ for r in rejected)
+        entry.rejected.extend(dataclasses.asdict(r) for r in rejected)
         parts = [f"delivered to {', '.join(delivery.accepted)}"]
         parts += [f"refused for now {r.address}: {r.code} {r.reply}" for r in deferred]
         parts += [f"refused {r.address}: {r.code} {r.reply}" for r in rejected]

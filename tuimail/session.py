@@ -1,6 +1,6 @@
 """The SMTP client session: aiosmtplib, a live transcript, and a security policy.
 
-This is where tuimail keeps the promises of a trusted client (DESIGN.md):
+This is where tuimail keeps the promises of a trusted client (docs/security.md):
 
 * ``tls`` is implicit TLS; ``starttls`` *requires* STARTTLS and stops before
   AUTH or MAIL when it is missing or refused (aiosmtplib's own default is
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import re
 import socket
@@ -137,7 +138,7 @@ class Delivery:
             "message_id": self.message_id,
             "size": self.size,
             "accepted": self.accepted,
-            "refused": [r.__dict__ for r in self.refused],
+            "refused": [dataclasses.asdict(r) for r in self.refused],
             "reply": self.reply,
         }
 
@@ -223,8 +224,6 @@ class SMTPSession:
         self._tls_context: ssl.SSLContext | None = None
         #: True from the moment the message data is written until its reply.
         self.awaiting_final_reply = False
-        #: Messages whose final dot got its 250 on this connection.
-        self.delivered = 0
 
     async def __aenter__(self) -> SMTPSession:
         await self.open()
@@ -461,7 +460,6 @@ class SMTPSession:
             outgoing.message_id, len(payload), accepted, refused, _reply_text(response)
         )
         self.report.delivery = delivery
-        self.delivered += 1
         if on_delivered is not None:
             on_delivered(delivery)
         self._enter(Stage.MAIL)
