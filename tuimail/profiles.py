@@ -22,6 +22,7 @@ from typing import Any
 
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
+from tuimail.small_files import read_small_file, read_small_text
 
 PROFILES_FILE = "profiles.toml"
 PROFILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # used with fullmatch
@@ -309,7 +310,7 @@ class ProfileStore:
     def snapshot(self) -> bytes | None:
         """The file as it is now (None when there is none), for :meth:`restore`."""
         try:
-            return self.path.read_bytes()
+            return read_small_file(self.path)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -327,7 +328,7 @@ class ProfileStore:
 
     def _read_document(self) -> dict[str, Any]:
         try:
-            raw = self.path.read_bytes()
+            raw = read_small_file(self.path)
         except FileNotFoundError:
             return {}
         except OSError as exc:
@@ -371,7 +372,7 @@ class ProfileStore:
         """Best-effort line of ``[profiles.name]`` (and ``key`` in it), for error messages."""
         if text is None:
             try:
-                text = self.path.read_text("utf-8")
+                text = read_small_text(self.path)
             except OSError:
                 return None
         header = re.compile(r"^\s*\[\s*profiles\s*\.\s*\"?" + re.escape(name) + r"\"?\s*\]")

@@ -28,6 +28,7 @@ from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
 from tuimail.probe import ProbeTarget, Thresholds
 from tuimail.profiles import Profile, Security
+from tuimail.small_files import read_small_text
 
 TARGETS_FILE = "targets.toml"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -64,7 +65,7 @@ class TargetStore:
         import tomllib
 
         try:
-            text = self.path.read_text("utf-8")
+            text = read_small_text(self.path)
         except FileNotFoundError:
             return {}
         except (OSError, UnicodeDecodeError) as exc:

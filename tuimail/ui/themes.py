@@ -21,6 +21,7 @@ from textual.app import App
 from textual.theme import Theme
 
 from tuimail import paths
+from tuimail.small_files import read_small_text
 
 _THEME_FIELDS = {f.name for f in fields(Theme)}
 
@@ -100,7 +101,7 @@ def register_all(app: App[Any]) -> ThemesLoaded:
     if directory.is_dir():
         for path in sorted(directory.glob("*.toml")):
             try:
-                sources.append((str(path), path.read_text("utf-8")))
+                sources.append((str(path), read_small_text(path)))
             except (OSError, UnicodeDecodeError) as exc:
                 loaded.problems.append(f"{path}: {exc}")
     for source, text in sources:
