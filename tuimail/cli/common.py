@@ -71,7 +71,8 @@ def split_server(text: str) -> tuple[str, int]:
         host, _, port_text = text.partition(":")
     else:
         host, port_text = text, ""
-    if port_text and not port_text.isdigit():
+    # isdigit() alone accepts "²" and "٣", which int() then refuses or reads as a port.
+    if port_text and not (port_text.isascii() and port_text.isdigit() and int(port_text) <= 65535):
         raise CLIError(f"--server: {port_text!r} is not a port number", exitcodes.USAGE)
     return host, int(port_text or 0)
 

@@ -20,6 +20,7 @@ from textual.widgets import (
     Static,
 )
 
+from tuimail.credentials import Secret
 from tuimail.profiles import AuthMechanism, Profile, ProfileError, with_changes
 from tuimail.ui.outside import shown
 
@@ -150,10 +151,15 @@ class ExportDialog(ModalScreen[ExportRequest | None]):
 
 @dataclass(frozen=True)
 class AccountForm:
-    """What the account dialog returns: the profile and, if typed, a new password."""
+    """What the account dialog returns: the profile and, if typed, a new password.
+
+    The password is a :class:`~tuimail.credentials.Secret`: this object is
+    passed to a worker and a callback, and a traceback drawn with its locals
+    (as Textual draws one) or a log of its repr must not show what was typed.
+    """
 
     profile: Profile
-    password: str | None
+    password: Secret | None
     original_name: str | None
 
 
@@ -229,7 +235,7 @@ class AccountDialog(ModalScreen[AccountForm | None]):
 
         port = text("port")
         timeout = text("timeout")
-        if port and not port.isdigit():
+        if port and not (port.isascii() and port.isdigit()):  # "²" is a digit to isdigit()
             raise ProfileError("port", "must be a whole number")
         try:
             timeout_value = float(timeout or 30)
@@ -270,7 +276,11 @@ class AccountDialog(ModalScreen[AccountForm | None]):
             error.update("password: needed for a profile with a user name")
             return
         self.dismiss(
-            AccountForm(profile, password or None, self.profile.name if self.profile else None)
+            AccountForm(
+                profile,
+                Secret(password) if password else None,
+                self.profile.name if self.profile else None,
+            )
         )
 
     @on(Button.Pressed, "#cancel")

@@ -1,0 +1,78 @@
+"""Typed values that look valid to one check and not to the next, and typed secrets.
+
+``"²".isdigit()`` is true and ``int("²")`` raises: a port checked with
+``isdigit`` alone crashed ``tuimail send --server host:²`` with a traceback
+and the account dialog with it. And what the account dialog returns holds the
+typed password: its repr must not show it.
+"""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Label
+
+from tests.cli_helpers import run_tuimail
+from tests.test_ui_app import WIDE, fill_account_dialog
+from tests.ui_support import wait_for
+from tuimail import exitcodes
+from tuimail.ui.app import TuimailApp
+from tuimail.ui.screens.dialogs import AccountDialog, AccountForm
+from tuimail.ui.screens.monitor import monitor_settings
+
+ODD_PORTS = ["²", "٣٤", "99999"]
+
+
+@pytest.mark.parametrize("port", ODD_PORTS)
+def test_an_odd_port_on_the_command_line_is_a_usage_error(port: str) -> None:
+    result = run_tuimail(
+        "send", "--server", f"127.0.0.1:{port}", "--security", "none", "--no-queue",
+        "--from", "a@example.com", "--to", "b@example.com", "--body", "b",
+    )  # fmt: skip
+    assert "Traceback" not in result.stderr
+    assert result.returncode == exitcodes.USAGE, result.stderr
+    assert "is not a port number" in result.stderr
+
+
+@pytest.mark.parametrize("port", ODD_PORTS)
+def test_an_odd_port_to_probe_is_unknown_without_a_traceback(port: str) -> None:
+    result = run_tuimail("probe", f"127.0.0.1:{port}", "--nagios", "--no-history")
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 3
+    assert "is not a port number" in result.stderr
+
+
+def test_an_odd_dns_server_port_in_config_is_reported_not_raised() -> None:
+    found = monitor_settings({"monitor": {"dns_server": "127.0.0.1:²"}})
+    assert found.dns_server == ""
+    assert any("dns_server" in problem for problem in found.problems)
+
+
+async def test_an_odd_port_in_the_account_dialog_is_an_error_in_words() -> None:
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("f4")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, AccountDialog), "the dialog")
+        await fill_account_dialog(pilot, {"name": "odd", "host": "smtp.test", "port": "²"})
+        await pilot.click("#save")
+        await pilot.pause()
+        assert app.is_running
+        assert isinstance(app.screen, AccountDialog)
+        error = app.screen.query_one("#error", Label)
+        assert "port" in str(error.render())
+
+
+async def test_the_account_dialogs_answer_does_not_show_the_password() -> None:
+    answers: list[AccountForm | None] = []
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=WIDE) as pilot:
+        app.push_screen(AccountDialog(), answers.append)
+        await wait_for(pilot, lambda: bool(app.screen.query("#name")), "the dialog")
+        typed = {"name": "p", "host": "smtp.test", "username": "u", "password": "typed-Secret-42"}
+        await fill_account_dialog(pilot, typed)
+        await pilot.click("#save")
+        await wait_for(pilot, lambda: bool(answers), "the dialog's answer")
+    (form,) = answers
+    assert form is not None and form.password is not None
+    assert form.password.reveal() == "typed-Secret-42"
+    assert "typed-Secret-42" not in repr(form)
