@@ -76,3 +76,30 @@ async def test_the_account_dialogs_answer_does_not_show_the_password() -> None:
     assert form is not None and form.password is not None
     assert form.password.reveal() == "typed-Secret-42"
     assert "typed-Secret-42" not in repr(form)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["send", "--server", "127.0.0.1:1", "--security", "none", "--user", "u", "--no-queue",
+         "--from", "a@example.com", "--to", "b@example.com", "--body", "b"],
+        ["accounts", "add", "x", "--host", "127.0.0.1", "--user", "u"],
+    ],
+    ids=["send", "accounts-add"],
+)  # fmt: skip
+def test_a_password_on_stdin_that_is_not_utf8_is_refused_in_words(command: list[str]) -> None:
+    import subprocess
+
+    from tests.cli_helpers import TUIMAIL
+
+    result = subprocess.run(
+        [TUIMAIL, *command, "--password-stdin"],
+        input=b"se\xffcret-Pass-9\n",
+        capture_output=True,
+        timeout=60,
+    )
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert "Traceback" not in stderr
+    assert b"cret-Pass-9" not in result.stdout + result.stderr
+    assert result.returncode == exitcodes.CONFIG, stderr
+    assert "not valid UTF-8" in stderr

@@ -60,6 +60,11 @@ def read_password(from_stdin: bool, prompt: str) -> Secret:
         )
     if not value:
         raise CLIError("the password is empty")
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        # Bytes that are not UTF-8 arrive as surrogates (surrogateescape); a
+        # password must be text, and encoding one for the transcript's
+        # redaction would otherwise end the command in a traceback.
+        raise CLIError("the password is not valid UTF-8 text")
     return Secret(value)
 
 
