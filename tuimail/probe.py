@@ -272,12 +272,28 @@ async def probe(
     except Exception as exc:  # a bug or an unforeseen library error: say so, do not crash
         report.raise_status(Status.UNKNOWN, f"probe error: {type(exc).__name__}: {exc}")
     _judge(report, previous_capabilities)
+    _scrub(report)
     transcript.event(
         EventKind.ERROR if report.status >= Status.CRITICAL else EventKind.INFO,
         f"status {report.status.name}"
         + (f": {'; '.join(report.reasons)}" if report.reasons else ""),
     )
     return report
+
+
+def _scrub(report: ProbeReport) -> None:
+    """Mask the password in the text the report quotes from the server.
+
+    The transcript masks it in every line, but a reply is also quoted in the
+    reasons, the AUTH result and the banner, which go to the Nagios line,
+    the JSON and the probe history file. A server may echo what it was sent
+    (``535 bad credentials for user/password``): that text must not carry
+    the password out of the transcript's reach.
+    """
+    scrub = report.transcript.scrub
+    report.reasons[:] = [scrub(reason)[0] for reason in report.reasons]
+    report.auth = scrub(report.auth)[0]
+    report.banner = scrub(report.banner)[0]
 
 
 async def _run(

@@ -1,0 +1,63 @@
+"""A server that echoes the password back must not get it written anywhere.
+
+A hostile or merely careless server may quote what it was sent in its
+refusal (``535 bad credentials for user/password``). The transcript masks
+the password in every line; the probe also quotes replies in its reasons,
+its AUTH result, its Nagios line, its JSON and the probe history file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli_helpers import find_leaks
+from tests.smtpservers import Reply, ScriptedServer, ServerThread
+from tuimail.credentials import Secret
+from tuimail.probe import ProbeTarget, Status, probe
+from tuimail.probe_history import ProbeHistory
+from tuimail.profiles import Profile, Security
+
+PASSWORD = "S3cret-Echo-77"
+ECHO_EHLO = Reply("250-mx.test\r\n250-AUTH PLAIN LOGIN\r\n250 PIPELINING")
+
+
+async def test_a_probe_refused_with_the_password_quoted_keeps_it_out_of_every_output(
+    servers: ServerThread, tmp_path: Path
+) -> None:
+    server = ScriptedServer(
+        {"EHLO": ECHO_EHLO, "AUTH": Reply(f"535 5.7.8 bad credentials for u/{PASSWORD}")}
+    )
+    port = servers.scripted(server)
+    profile = Profile(
+        name="echo", host="127.0.0.1", port=port, security=Security.NONE,
+        username="u", allow_plaintext_auth=True, timeout=10,
+    )  # fmt: skip
+    report = await probe(ProbeTarget.from_profile(profile), Secret(PASSWORD))
+    assert any(verb == "AUTH" for verb in server.verbs())  # the password was tried
+    assert report.status is Status.CRITICAL
+    history = ProbeHistory(tmp_path / "history.json")
+    history.add(report)
+    history.save()
+    outputs = {
+        "json": json.dumps(report.to_json()).encode(),
+        "nagios": report.nagios().encode(),
+        "summary": report.summary().encode(),
+        "auth": report.auth.encode(),
+        "history": (tmp_path / "history.json").read_bytes(),
+    }
+    assert find_leaks(PASSWORD, outputs) == []
+    assert "bad credentials" in report.auth
+
+
+async def test_a_temporary_auth_refusal_quoting_the_password_is_masked_in_the_json(
+    servers: ServerThread,
+) -> None:
+    server = ScriptedServer({"EHLO": ECHO_EHLO, "AUTH": Reply(f"454 4.7.0 later, {PASSWORD}")})
+    port = servers.scripted(server)
+    profile = Profile(
+        name="echo", host="127.0.0.1", port=port, security=Security.NONE,
+        username="u", allow_plaintext_auth=True, timeout=10,
+    )  # fmt: skip
+    report = await probe(ProbeTarget.from_profile(profile), Secret(PASSWORD))
+    assert find_leaks(PASSWORD, {"json": json.dumps(report.to_json()).encode()}) == []
