@@ -61,3 +61,26 @@ async def test_a_temporary_auth_refusal_quoting_the_password_is_masked_in_the_js
     )  # fmt: skip
     report = await probe(ProbeTarget.from_profile(profile), Secret(PASSWORD))
     assert find_leaks(PASSWORD, {"json": json.dumps(report.to_json()).encode()}) == []
+
+
+async def test_a_tls_handshake_that_times_out_says_so() -> None:
+    """A timeout's own text is empty: the reason once read "the TLS handshake failed: "."""
+    import asyncio
+
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accept, then say nothing: no TLS ServerHello ever comes
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        target = ProbeTarget(host="127.0.0.1", port=port, security=Security.TLS, timeout=0.5)
+        report = await probe(target)
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert report.status is Status.CRITICAL
+    assert "the TLS handshake failed: no answer within 0.5 seconds" in report.reasons

@@ -281,6 +281,13 @@ async def probe(
     return report
 
 
+def _why(exc: BaseException, timeout: float) -> str:
+    """An exception in words; a timeout's own text is empty ("the TLS handshake failed: ")."""
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return f"no answer within {timeout:g} seconds"
+    return str(exc) or type(exc).__name__
+
+
 def _scrub(report: ProbeReport) -> None:
     """Mask the password in the text the report quotes from the server.
 
@@ -335,12 +342,14 @@ async def _run(
             _raise_if_refused(exc, report, verify)
             if smtp.stage == "greeting":
                 report.reached = True
-                report.raise_status(Status.CRITICAL, f"no banner: {exc}")
+                report.raise_status(Status.CRITICAL, f"no banner: {_why(exc, target.timeout)}")
             elif smtp.stage == "tls":
                 report.reached = True
-                report.raise_status(Status.CRITICAL, f"the TLS handshake failed: {exc}")
+                report.raise_status(
+                    Status.CRITICAL, f"the TLS handshake failed: {_why(exc, target.timeout)}"
+                )
             else:
-                report.raise_status(Status.CRITICAL, f"unreachable: {exc}")
+                report.raise_status(Status.CRITICAL, f"unreachable: {_why(exc, target.timeout)}")
             return
         finally:
             _record_connect_timings(report, smtp, connect_started)
@@ -367,7 +376,9 @@ async def _run(
                     return
                 except (SMTPException, OSError) as exc:
                     _raise_if_refused(exc, report, verify)
-                    report.raise_status(Status.CRITICAL, f"the TLS handshake failed: {exc}")
+                    report.raise_status(
+                        Status.CRITICAL, f"the TLS handshake failed: {_why(exc, target.timeout)}"
+                    )
                     return
                 smtp.mark_secure()
                 if tls_seen:
@@ -384,9 +395,9 @@ async def _run(
                 try:
                     await smtp.quit()
                 except (SMTPException, OSError) as exc:
-                    report.reasons.append(f"QUIT failed: {exc}")
+                    report.reasons.append(f"QUIT failed: {_why(exc, target.timeout)}")
     except (SMTPException, OSError) as exc:
-        report.raise_status(Status.CRITICAL, f"{smtp.stage} failed: {exc}")
+        report.raise_status(Status.CRITICAL, f"{smtp.stage} failed: {_why(exc, target.timeout)}")
     finally:
         smtp.close()
         smtp.capture.mark_closed()
