@@ -84,3 +84,23 @@ async def test_a_tls_handshake_that_times_out_says_so() -> None:
         await server.wait_closed()
     assert report.status is Status.CRITICAL
     assert "the TLS handshake failed: no answer within 0.5 seconds" in report.reasons
+
+
+def test_the_probes_host_name_check_is_no_looser_than_openssls() -> None:
+    """The probe sends the password on this answer: it must not match where a client would not."""
+    from datetime import UTC, datetime
+
+    from tuimail.tlsinfo import CertificateInfo
+    from tuimail.trust import hostname_matches
+
+    def cert(*names: str) -> CertificateInfo:
+        now = datetime.now(UTC)
+        return CertificateInfo("CN=x", "CN=ca", names, now, now)
+
+    assert not hostname_matches(cert("*.0.0.1"), "127.0.0.1")
+    assert not hostname_matches(cert("*.com"), "example.com")
+    assert hostname_matches(cert("127.0.0.1"), "127.0.0.1")
+    assert hostname_matches(cert("::1"), "0:0::1")
+    assert hostname_matches(cert("*.example.com"), "mail.example.com")
+    assert not hostname_matches(cert("*.example.com"), "example.com")
+    assert hostname_matches(cert("MAIL.example.com."), "mail.EXAMPLE.com")
