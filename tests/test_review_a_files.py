@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import Certs
+from tests.smtpservers import ServerThread, Sink
 from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft
 
@@ -164,3 +166,29 @@ async def test_the_drafts_tab_shows_a_draft_saved_at_an_impossible_time() -> Non
         table = screen.query_one("#drafts-table", DataTable)
         assert table.row_count == 1
         assert app.is_running
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "directory"])
+def test_a_special_ca_file_makes_the_probe_unknown_not_hang(tmp_path: Path, kind: str) -> None:
+    """OpenSSL read the CA path itself, blocking the probe's event loop on a FIFO."""
+    ca_file = tmp_path / "ca.pem"
+    SPECIAL[kind](ca_file)
+    result = run_bounded(
+        "probe", "127.0.0.1:1", "--ca-file", str(ca_file), "--nagios", "--no-history"
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "cannot use the CA file" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+async def test_the_probe_still_trusts_a_pem_ca_file(servers: ServerThread, certs: Certs) -> None:
+    from tuimail.probe import ProbeTarget, Status, probe
+    from tuimail.profiles import Security
+
+    port = servers.smtp(Sink(), tls_context=certs.good)
+    target = ProbeTarget(
+        host="localhost", port=port, security=Security.STARTTLS, ca_file=str(certs.ca_file)
+    )
+    report = await probe(target)
+    assert report.tls is not None and report.tls.trust.trusted, report.reasons
+    assert report.status is Status.OK, report.reasons

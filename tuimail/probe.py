@@ -35,7 +35,12 @@ from aiosmtplib.errors import (
 from tuimail.credentials import Secret
 from tuimail.profiles import AuthMechanism, Profile, Security
 from tuimail.session import default_ehlo_name
-from tuimail.tlsinfo import CertificateInfo, explain_verification_error, find_verification_error
+from tuimail.tlsinfo import (
+    CertificateInfo,
+    explain_verification_error,
+    find_verification_error,
+    verifying_context,
+)
 from tuimail.transcript import Entry, EventKind, Transcript
 from tuimail.trust import TrustResult, describe_chain, hostname_matches, peer_chain
 from tuimail.wire import TranscribingSMTP, WireCapture
@@ -223,7 +228,7 @@ class ProbeReport:
 
 def _context(target: ProbeTarget, verify: bool) -> ssl.SSLContext:
     """Trust as a client would (host name checked separately), or look without trusting."""
-    context = ssl.create_default_context(cafile=target.ca_file or None)
+    context = verifying_context(target.ca_file)
     context.check_hostname = False
     if not verify:
         context.verify_mode = ssl.CERT_NONE
@@ -310,7 +315,16 @@ async def _run(
     transcript = report.transcript
     implicit = target.security is Security.TLS
     uses_tls = target.security is not Security.NONE
-    context = _context(target, verify) if uses_tls else None
+    try:
+        context = _context(target, verify) if uses_tls else None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+        report.raise_status(
+            Status.UNKNOWN,
+            f"cannot use the CA file {target.ca_file!r}: {reason} "
+            "(it must be a readable file of PEM certificates)",
+        )
+        return
     tls_seen: list[ssl.SSLObject] = []
     smtp = TranscribingSMTP(
         WireCapture(transcript),
