@@ -103,3 +103,22 @@ def test_a_password_on_stdin_that_is_not_utf8_is_refused_in_words(command: list[
     assert b"cret-Pass-9" not in result.stdout + result.stderr
     assert result.returncode == exitcodes.CONFIG, stderr
     assert "not valid UTF-8" in stderr
+
+
+def test_a_dns_server_given_by_name_is_an_error_in_words() -> None:
+    result = run_tuimail(
+        "probe", "--mx", "example.test", "--dns-server", "dns.example.test",
+        "--timeout", "1", "--no-history", "--nagios",
+    )  # fmt: skip
+    assert "Traceback" not in result.stderr
+    assert result.returncode == 3
+    assert "is not an IP address" in result.stdout + result.stderr
+
+
+async def test_the_monitors_lookup_with_a_named_dns_server_raises_its_own_error() -> None:
+    """The monitor reports MXLookupError; dnspython's ValueError stopped its worker."""
+    from tuimail.mx import MXLookupError, lookup_mx
+
+    for server in ("dns.example.test", ":"):  # ":" is what "::1" splits to at its last colon
+        with pytest.raises(MXLookupError, match="not an IP address"):
+            await lookup_mx("example.test", nameservers=[server], timeout=1)

@@ -68,7 +68,7 @@ def read_password(from_stdin: bool, prompt: str) -> Secret:
     return Secret(value)
 
 
-def split_server(text: str) -> tuple[str, int]:
+def split_server(text: str, option: str = "--server") -> tuple[str, int]:
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
         port_text = rest.removeprefix(":")
@@ -78,7 +78,7 @@ def split_server(text: str) -> tuple[str, int]:
         host, port_text = text, ""
     # isdigit() alone accepts "²" and "٣", which int() then refuses or reads as a port.
     if port_text and not (port_text.isascii() and port_text.isdigit() and int(port_text) <= 65535):
-        raise CLIError(f"--server: {port_text!r} is not a port number", exitcodes.USAGE)
+        raise CLIError(f"{option}: {port_text!r} is not a port number", exitcodes.USAGE)
     return host, int(port_text or 0)
 
 

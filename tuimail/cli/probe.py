@@ -79,7 +79,7 @@ async def _probe(args: argparse.Namespace, thresholds: Any) -> int:
     elif args.mx:
         try:
             if args.dns_server:
-                dns_host, dns_port = split_server(args.dns_server)
+                dns_host, dns_port = split_server(args.dns_server, "--dns-server")
                 hosts = await lookup_mx(
                     args.mx, nameservers=[dns_host], port=dns_port or 53, timeout=args.timeout
                 )
