@@ -192,3 +192,53 @@ async def test_the_probe_still_trusts_a_pem_ca_file(servers: ServerThread, certs
     report = await probe(target)
     assert report.tls is not None and report.tls.trust.trusted, report.reasons
     assert report.status is Status.OK, report.reasons
+
+
+# -- nested too deeply ------------------------------------------------------
+
+DEEP_TOML = "x = " + "[" * 50_000 + "]" * 50_000 + "\n"
+DEEP_JSON = "[" * 50_000 + "]" * 50_000
+
+
+def test_a_profiles_file_nested_too_deeply_is_an_error_in_words(isolated_dirs: Path) -> None:
+    (config(isolated_dirs) / "profiles.toml").write_text(DEEP_TOML)
+    result = run_bounded("accounts", "list")
+    assert "Traceback" not in result.stderr
+    assert "nested too deeply" in result.stderr, result.stderr
+    assert result.returncode != 0
+
+
+def test_a_config_nested_too_deeply_does_not_stop_a_send(isolated_dirs: Path) -> None:
+    (config(isolated_dirs) / "config.toml").write_text(DEEP_TOML)
+    result = run_bounded(  # queued: the [outbox] retry settings are read
+        "send", "--server", "127.0.0.1:1", "--security", "none",
+        "--from", "a@example.com", "--to", "b@example.com", "--body", "b",
+    )  # fmt: skip
+    assert "Traceback" not in result.stderr
+    assert "failed at connect" in result.stderr, result.stderr
+
+
+def test_state_files_nested_too_deeply_are_skipped_or_reported(isolated_dirs: Path) -> None:
+    from tuimail.probe_history import ProbeHistory
+    from tuimail.targets import TargetError, TargetStore
+    from tuimail.ui import settings, themes
+
+    store = DraftStore()
+    store.save(SavedDraft(DraftStore.new_id(), "", Draft(subject="kept")))
+    (store.directory / "deep.json").write_text(DEEP_JSON)
+    assert [d.draft.subject for d in store.list()] == ["kept"]
+
+    state = isolated_dirs / "state" / "tuimail"
+    state.mkdir(parents=True)
+    (state / "probe-history.json").write_text(DEEP_JSON)
+    assert ProbeHistory.load().targets == {}
+
+    targets = config(isolated_dirs) / "targets.toml"
+    targets.write_text(DEEP_TOML)
+    with pytest.raises(TargetError, match="nested too deeply"):
+        TargetStore(targets).load()
+
+    settings.config_file().write_text(DEEP_TOML)
+    assert "nested too deeply" in settings.load_config()["_problem"]
+    with pytest.raises(ValueError, match="nested too deeply"):
+        themes.parse_theme(DEEP_TOML, "deep.toml")

@@ -19,7 +19,7 @@ from typing import Any
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
 from tuimail.message import MAX_MESSAGE_BYTES, Draft
-from tuimail.small_files import read_small_text
+from tuimail.small_files import parse_json, read_small_text
 
 #: A draft's body may be as large as a message (as JSON, non-ASCII text takes 6 bytes a character).
 DRAFT_LIMIT = 6 * MAX_MESSAGE_BYTES
@@ -122,7 +122,7 @@ class DraftStore:
 
     def load(self, draft_id: str) -> SavedDraft:
         saved = SavedDraft.from_json(
-            json.loads(read_small_text(self.directory / f"{draft_id}.json", DRAFT_LIMIT))
+            parse_json(read_small_text(self.directory / f"{draft_id}.json", DRAFT_LIMIT))
         )
         saved.id = draft_id  # the file's name, as in :meth:`list`
         return saved
@@ -132,7 +132,7 @@ class DraftStore:
         drafts = []
         for path in self.directory.glob("*.json") if self.directory.is_dir() else []:
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-                saved = SavedDraft.from_json(json.loads(read_small_text(path, DRAFT_LIMIT)))
+                saved = SavedDraft.from_json(parse_json(read_small_text(path, DRAFT_LIMIT)))
                 # The file's name is its id: an "id" inside a copied or edited file
                 # ("../profiles") must not decide which file a save or delete touches.
                 saved.id = path.stem

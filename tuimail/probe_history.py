@@ -16,7 +16,7 @@ from typing import Any
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
 from tuimail.probe import ProbeReport
-from tuimail.small_files import read_small_text
+from tuimail.small_files import parse_json, read_small_text
 
 MAX_PER_TARGET = 500
 MAX_TARGETS = 500
@@ -67,7 +67,7 @@ class ProbeHistory:
     def load(cls, path: Path | None = None) -> ProbeHistory:
         history = cls(path or history_file())
         try:
-            data = json.loads(read_small_text(history.path, HISTORY_LIMIT))
+            data = parse_json(read_small_text(history.path, HISTORY_LIMIT))
         except (OSError, ValueError):
             return history  # no history yet, or unreadable: start again rather than fail
         if isinstance(data, dict) and isinstance(data.get("targets"), dict):

@@ -22,7 +22,7 @@ from typing import Any
 
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
-from tuimail.small_files import read_small_file, read_small_text
+from tuimail.small_files import parse_toml, read_small_file, read_small_text
 
 PROFILES_FILE = "profiles.toml"
 PROFILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # used with fullmatch
@@ -375,7 +375,7 @@ class ProfileStore:
         import tomllib
 
         try:
-            document = tomllib.loads(text)
+            document = parse_toml(text)
         except tomllib.TOMLDecodeError as exc:
             message, line = _split_toml_error(str(exc))
             raise ProfileStoreError(self.path, message, line) from None

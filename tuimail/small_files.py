@@ -15,6 +15,7 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 #: Far more than any settings, profiles, targets or theme file needs.
 CONFIG_LIMIT = 4 * 1024 * 1024
@@ -47,3 +48,28 @@ def read_small_file(path: Path, limit: int = CONFIG_LIMIT) -> bytes:
 def read_small_text(path: Path, limit: int = CONFIG_LIMIT) -> str:
     """:func:`read_small_file` decoded as UTF-8 (raises :class:`UnicodeDecodeError`)."""
     return read_small_file(path, limit).decode("utf-8")
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """``tomllib.loads``, with nesting too deep to parse as a TOML error.
+
+    ``a = [[[[...`` a few thousand levels deep makes tomllib (and json)
+    raise RecursionError, which is no ValueError: it passed every
+    ``except TOMLDecodeError`` and stopped the command or the app.
+    """
+    import tomllib
+
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise tomllib.TOMLDecodeError("values are nested too deeply") from None
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads``, with nesting too deep to parse as a ValueError (see :func:`parse_toml`)."""
+    import json
+
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("values are nested too deeply") from None

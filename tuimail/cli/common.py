@@ -137,16 +137,15 @@ def run_session_command(args: argparse.Namespace, coroutine_factory: Any) -> int
 def retry_policy() -> Any:
     from tuimail import paths
     from tuimail.outbox import RetryPolicy
-    from tuimail.small_files import read_small_text
+    from tuimail.small_files import parse_toml, read_small_text
 
     try:
         text = read_small_text(paths.config_dir() / "config.toml")
     except (OSError, ValueError):
         return RetryPolicy()
-    import tomllib  # only once there is a file to read: it costs a scripted send 5 ms
 
     try:
-        config = tomllib.loads(text)
+        config = parse_toml(text)
     except ValueError:
         return RetryPolicy()
     try:

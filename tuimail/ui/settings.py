@@ -20,7 +20,7 @@ from textual.app import App
 
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
-from tuimail.small_files import read_small_text
+from tuimail.small_files import parse_toml, read_small_text
 
 
 def config_file() -> Path:
@@ -33,7 +33,7 @@ def state_file() -> Path:
 
 def _read(path: Path) -> tuple[dict[str, Any], str]:
     try:
-        return tomllib.loads(read_small_text(path)), ""
+        return parse_toml(read_small_text(path)), ""
     except FileNotFoundError:
         return {}, ""
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
