@@ -62,3 +62,38 @@ async def test_the_export_dialog_explains_a_path_it_cannot_use(
         await pilot.pause()
         assert app.is_running and answers == []
         assert said.lower() in str(app.screen.query_one("#error", Label).render()).lower()
+
+
+@pytest.mark.parametrize(
+    "stored",
+    ['{"t": 0.1, "dir": "server", "text": "250 ok"}\n[1, 2]\n', "5\n", '{"dir": "server"}\n',
+     "[" * 50_000 + "]" * 50_000 + "\n"],
+    ids=["a-list", "a-number", "no-time", "nested-too-deeply"],
+)  # fmt: skip
+async def test_a_sent_transcript_that_is_not_records_is_shown_as_missing(stored: str) -> None:
+    from textual.widgets import DataTable, TabbedContent
+
+    from tuimail.message import Draft, build_message
+    from tuimail.outbox import Outbox
+    from tuimail.ui.screens.mailboxes import MailboxesScreen
+    from tuimail.ui.widgets.transcript_view import TranscriptView
+
+    outbox = Outbox()
+    key = "1700000000.M1P1Q1.test"
+    message = build_message(Draft("a@example.com", ["b@example.com"], subject="Sent", body="x"))
+    (outbox.sent_dir / "new").mkdir(parents=True)
+    (outbox.sent_dir / "new" / key).write_bytes(message.to_bytes())
+    outbox.transcripts_dir.mkdir(parents=True, exist_ok=True)
+    (outbox.transcripts_dir / f"{key}.jsonl").write_text(stored)
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: isinstance(app.screen, MailboxesScreen), "F7")
+        app.screen.query_one("#boxes", TabbedContent).active = "tab-sent"
+        await pilot.pause()
+        table = app.screen.query_one("#sent-table", DataTable)
+        assert table.row_count == 1
+        table.move_cursor(row=0)
+        await pilot.pause()
+        assert app.is_running
+        assert app.screen.query_one("#sent-transcript", TranscriptView).transcript is None
