@@ -1,0 +1,36 @@
+"""Text from a draft file reaches Compose's fields escaped, never as terminal commands.
+
+Input and TextArea draw their value as it is: an ESC in a draft file (which
+anyone may edit, or a queued message turned back into a draft) went to the
+terminal raw and was obeyed, as were bidi overrides.
+"""
+
+from __future__ import annotations
+
+from tests.test_ui_hostile import EVIL, rendered
+from tests.ui_support import wait_for
+from tuimail.drafts import SavedDraft
+from tuimail.message import Draft
+from tuimail.ui.app import TuimailApp
+from tuimail.ui.screens.compose import ComposeScreen
+
+
+async def test_control_characters_in_a_draft_are_shown_escaped() -> None:
+    draft = Draft(
+        to=["b@example.com", "c" + EVIL + "@example.com"],
+        subject="S" + EVIL + "\u202eX",
+        body="line one\nB" + EVIL + "\u202eY\n\ttabbed",
+    )
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.open_draft(SavedDraft("abc", "", draft))
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposeScreen), "Compose")
+        await pilot.pause()
+        out = rendered(app)
+        assert "\x1b" not in out and "\u202e" not in out
+        assert "\\x1b]0;pwned" in out  # shown, not dropped
+        screen = app.screen
+        assert isinstance(screen, ComposeScreen)
+        assert "\n\ttabbed" in screen.draft().body  # line ends and tabs are text, kept
+        assert "control characters" in str(screen.query_one("#send-status").render())
