@@ -34,3 +34,25 @@ async def test_control_characters_in_a_draft_are_shown_escaped() -> None:
         assert isinstance(screen, ComposeScreen)
         assert "\n\ttabbed" in screen.draft().body  # line ends and tabs are text, kept
         assert "control characters" in str(screen.query_one("#send-status").render())
+
+
+async def test_a_paste_with_control_characters_is_shown_escaped() -> None:
+    from textual.widgets import Input, TextArea
+
+    from tests.ui_support import paste
+
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposeScreen), "Compose")
+        await pilot.pause()
+        subject = app.screen.query_one("#subject", Input)
+        subject.focus()
+        await paste(pilot, "S" + EVIL + "\u202eX")
+        body = app.screen.query_one("#body", TextArea)
+        body.focus()
+        await paste(pilot, "one\r\nB" + EVIL + "\n\ttwo")
+        await pilot.pause()
+        out = rendered(app)
+        assert "\x1b" not in out and "\u202e" not in out
+        assert subject.value == "S\\x1b]0;pwned\\x07\\x1b[2J\\u202eX"
+        assert body.text == "one\nB\\x1b]0;pwned\\x07\\x1b[2J\n\ttwo"
