@@ -122,3 +122,23 @@ async def test_the_monitors_lookup_with_a_named_dns_server_raises_its_own_error(
     for server in ("dns.example.test", ":"):  # ":" is what "::1" splits to at its last colon
         with pytest.raises(MXLookupError, match="not an IP address"):
             await lookup_mx("example.test", nameservers=[server], timeout=1)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e308", "-1", "0"])
+def test_a_timeout_that_is_not_a_sane_number_of_seconds_is_refused(value: str) -> None:
+    """``--timeout inf`` (or 1e308) made a probe of a silent server wait for ever."""
+    result = run_tuimail("probe", "127.0.0.1:1", "--timeout", value, "--nagios", "--no-history")
+    assert result.returncode == exitcodes.USAGE
+    assert "argument --timeout" in result.stderr, result.stderr
+    sent = run_tuimail(
+        "send", "--server", "127.0.0.1:1", "--security", "none", "--no-queue",
+        "--from", "a@example.com", "--to", "b@example.com", "--body", "b", "--deadline", value,
+    )  # fmt: skip
+    assert sent.returncode == exitcodes.USAGE
+    assert "argument --deadline" in sent.stderr, sent.stderr
+
+
+def test_a_nan_threshold_is_refused() -> None:
+    result = run_tuimail("probe", "127.0.0.1:1", "--warn-seconds", "nan", "--no-history")
+    assert result.returncode == exitcodes.USAGE
+    assert "argument --warn-seconds" in result.stderr

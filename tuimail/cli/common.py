@@ -68,6 +68,41 @@ def read_password(from_stdin: bool, prompt: str) -> Secret:
     return Secret(value)
 
 
+#: Longest timeout or deadline the command line takes.
+MAX_SECONDS = 86_400
+
+
+def seconds(text: str) -> float:
+    """An argparse type: seconds above 0 and at most a day (a session timeout or deadline).
+
+    ``float`` alone takes ``nan``, ``inf`` and ``-1``: a probe with ``--timeout inf``
+    (or ``1e308``) waited on a silent server for ever, and ``--deadline nan``
+    stopped every send at once.
+    """
+    value = _seconds(text, allow_zero=False)
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {MAX_SECONDS:,} seconds (a day)")
+    return value
+
+
+def threshold_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, 0 or more (a warning threshold)."""
+    return _seconds(text, allow_zero=True)
+
+
+def _seconds(text: str, *, allow_zero: bool) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        least = "0 or more" if allow_zero else "more than 0"
+        raise argparse.ArgumentTypeError(f"{text!r}: a finite number of seconds, {least}")
+    return value
+
+
 def split_server(text: str, option: str = "--server") -> tuple[str, int]:
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
