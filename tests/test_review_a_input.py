@@ -142,3 +142,41 @@ def test_a_nan_threshold_is_refused() -> None:
     result = run_tuimail("probe", "127.0.0.1:1", "--warn-seconds", "nan", "--no-history")
     assert result.returncode == exitcodes.USAGE
     assert "argument --warn-seconds" in result.stderr
+
+
+def test_the_password_prompt_escapes_the_user_and_host() -> None:
+    """getpass writes its prompt to the terminal as is; the user name may come from a file."""
+    import os
+    import pty
+    import select
+    import subprocess
+
+    from tests.cli_helpers import TUIMAIL
+
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        [TUIMAIL, "send", "--server", "127.0.0.1:1", "--security", "none",
+         "--allow-plaintext-auth", "--user", "u\x1b]0;pwned\x07\x1b[2J", "--no-queue",
+         "--from", "a@example.com", "--to", "b@example.com", "--body", "b"],
+        stdin=secondary, stdout=secondary, stderr=secondary, start_new_session=True,
+    )  # fmt: skip
+    os.close(secondary)
+    seen = b""
+    try:
+        while not seen.rstrip().endswith(b":"):
+            ready, _, _ = select.select([primary], [], [], 30)
+            assert ready, f"no prompt within 30 s: {seen!r}"
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # EIO: the process ended and closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+        os.close(primary)
+    assert b"Password for" in seen, seen
+    assert b"\x1b" not in seen, seen
+    assert b"\\x1b]0;pwned" in seen

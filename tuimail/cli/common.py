@@ -53,7 +53,10 @@ def read_password(from_stdin: bool, prompt: str) -> Secret:
     elif sys.stdin.isatty():
         import getpass
 
-        value = getpass.getpass(prompt)
+        from tuimail.terminal_text import escape_controls
+
+        # The prompt names a user and host from profiles.toml, written raw to the tty.
+        value = getpass.getpass(escape_controls(prompt))
     else:
         raise CLIError(
             "a password is needed: use --password-stdin, or run in a terminal to be asked"
