@@ -19,7 +19,7 @@ async def test_control_characters_in_a_draft_are_shown_escaped() -> None:
     draft = Draft(
         to=["b@example.com", "c" + EVIL + "@example.com"],
         subject="S" + EVIL + "\u202eX",
-        body="line one\nB" + EVIL + "\u202eY\n\ttabbed",
+        body="line one\nB" + EVIL + "\u202eY\n\ttabbed, 10\u00a0€, co\u00adop, \u200f",
     )
     app = TuimailApp(start_sandbox=False)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -32,7 +32,8 @@ async def test_control_characters_in_a_draft_are_shown_escaped() -> None:
         assert "\\x1b]0;pwned" in out  # shown, not dropped
         screen = app.screen
         assert isinstance(screen, ComposeScreen)
-        assert "\n\ttabbed" in screen.draft().body  # line ends and tabs are text, kept
+        # Line ends, tabs, a no-break space, a soft hyphen and an RLM are what was written.
+        assert "\n\ttabbed, 10\u00a0€, co\u00adop, \u200f" in screen.draft().body
         assert "control characters" in str(screen.query_one("#send-status").render())
 
 
@@ -50,9 +51,9 @@ async def test_a_paste_with_control_characters_is_shown_escaped() -> None:
         await paste(pilot, "S" + EVIL + "\u202eX")
         body = app.screen.query_one("#body", TextArea)
         body.focus()
-        await paste(pilot, "one\r\nB" + EVIL + "\n\ttwo")
+        await paste(pilot, "one\r\nB" + EVIL + "\n\ttwo\u00a0three")
         await pilot.pause()
         out = rendered(app)
         assert "\x1b" not in out and "\u202e" not in out
         assert subject.value == "S\\x1b]0;pwned\\x07\\x1b[2J\\u202eX"
-        assert body.text == "one\nB\\x1b]0;pwned\\x07\\x1b[2J\n\ttwo"
+        assert body.text == "one\nB\\x1b]0;pwned\\x07\\x1b[2J\n\ttwo\u00a0three"

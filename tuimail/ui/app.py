@@ -26,6 +26,7 @@ from tuimail.credentials import CredentialStore, KeyringError, Secret
 from tuimail.message import Draft, DraftInvalid, build_message
 from tuimail.profiles import Profile, ProfileStore, ProfileStoreError
 from tuimail.sandbox_profile import SANDBOX_PROFILE, builtin_profile, find_running
+from tuimail.terminal_text import escape_terminal_controls
 from tuimail.transcript import Transcript
 from tuimail.ui import settings, themes
 from tuimail.ui.commands import TuimailCommands
@@ -203,7 +204,7 @@ class TuimailApp(App[None]):
             self.run_worker(self._bring_up_sandbox(), group="sandbox", exit_on_error=False)
 
     async def on_event(self, event: events.Event) -> None:
-        """A paste arrives with its control characters escaped (``\\x1b``), line ends kept.
+        """A paste arrives with its terminal controls escaped (``\\x1b``), line ends kept.
 
         Input and TextArea draw what they hold as it is: an ESC sequence in
         pasted text (copied from a web page or a log) would go back to the
@@ -211,7 +212,7 @@ class TuimailApp(App[None]):
         """
         if isinstance(event, events.Paste) and not event.is_forwarded:
             text = event.text.replace("\r\n", "\n").replace("\r", "\n")
-            event.text = shown(text, keep_newlines=True)
+            event.text = escape_terminal_controls(text)
         await super().on_event(event)
 
     async def on_mount(self) -> None:

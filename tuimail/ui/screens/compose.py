@@ -40,6 +40,7 @@ from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft
 from tuimail.profiles import Profile, Security
 from tuimail.sandbox_profile import SANDBOX_PROFILE
+from tuimail.terminal_text import escape_terminal_controls
 from tuimail.ui.messages import SessionFinished, SessionStarted, TranscriptEntry
 from tuimail.ui.outside import shown
 from tuimail.ui.widgets.address_field import AddressField
@@ -300,13 +301,12 @@ class ComposeScreen(Screen[None]):
                 "#field-bcc": ", ".join(draft.bcc),
             }
             for selector, text in fields.items():
-                self.query_one(selector, AddressField).value = shown(text)
+                self.query_one(selector, AddressField).value = escape_terminal_controls(text)
             fields["#subject"] = draft.subject
-            self.query_one("#subject", Input).value = shown(draft.subject)
-            self.query_one("#body", TextArea).text = shown(draft.body, keep_newlines=True)
-            escaped = any(shown(t) != t for t in fields.values()) or shown(
-                draft.body, keep_newlines=True
-            ) != draft.body.replace("\r\n", "\n")
+            self.query_one("#subject", Input).value = escape_terminal_controls(draft.subject)
+            body = draft.body.replace("\r\n", "\n").replace("\r", "\n")
+            self.query_one("#body", TextArea).text = escape_terminal_controls(body)
+            escaped = any(escape_terminal_controls(t) != t for t in (*fields.values(), body))
             for path in draft.attachments:
                 self._attached(path)
             if saved.profile in self.tuimail.all_profiles():
