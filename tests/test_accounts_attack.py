@@ -65,11 +65,11 @@ def test_the_dialogs_refused_rename_and_add_change_nothing(two_accounts: Path) -
     before = two_accounts.read_bytes()
     store = ProfileStore()
     renamed = Profile(name="work", host="127.0.0.1", username="personal")
-    for password in (None, "typed-in-dialog"):
+    for password in (None, Secret("typed-in-dialog")):
         problem, _ = save_account_form(AccountForm(renamed, password, "personal"))
         assert "already exists" in problem
         _assert_untouched(two_accounts, before)
-    problem, _ = save_account_form(AccountForm(renamed, "typed-in-dialog", None))
+    problem, _ = save_account_form(AccountForm(renamed, Secret("typed-in-dialog"), None))
     assert "already exists" in problem
     _assert_untouched(two_accounts, before)
     # and a rename to a free name moves the password along, once

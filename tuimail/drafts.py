@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -17,7 +18,13 @@ from typing import Any
 
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
-from tuimail.message import Draft
+from tuimail.message import MAX_MESSAGE_BYTES, Draft
+from tuimail.small_files import parse_json, read_small_text
+
+#: A draft's body may be as large as a message (as JSON, non-ASCII text takes 6 bytes a character).
+DRAFT_LIMIT = 6 * MAX_MESSAGE_BYTES
+#: Beyond any plausible save time (year 5138); larger ones overflow ``localtime``.
+LATEST_TIME = 1e11
 
 
 @dataclass
@@ -61,8 +68,18 @@ class SavedDraft:
             id=str(data["id"]),
             profile=str(data.get("profile", "")),
             draft=draft,
-            saved=float(data.get("saved", 0.0)),
+            saved=_timestamp(data.get("saved", 0.0)),
         )
+
+
+def _timestamp(value: Any) -> float:
+    """When the draft was saved; 0 (unknown) for what is not a time ``localtime`` can show.
+
+    A hand-edited ``"saved": NaN`` or ``1e300`` must not make the drafts list
+    raise where it shows the time; the draft itself is still worth keeping.
+    """
+    saved = float(value)
+    return saved if math.isfinite(saved) and 0 <= saved <= LATEST_TIME else 0.0
 
 
 def _text(fields: dict[str, Any], key: str) -> str:
@@ -104,16 +121,22 @@ class DraftStore:
         atomic_write_bytes(self.directory / f"{saved.id}.json", data)
 
     def load(self, draft_id: str) -> SavedDraft:
-        return SavedDraft.from_json(
-            json.loads((self.directory / f"{draft_id}.json").read_text("utf-8"))
+        saved = SavedDraft.from_json(
+            parse_json(read_small_text(self.directory / f"{draft_id}.json", DRAFT_LIMIT))
         )
+        saved.id = draft_id  # the file's name, as in :meth:`list`
+        return saved
 
     def list(self) -> list[SavedDraft]:
         """Newest first; unreadable files are skipped, never deleted."""
         drafts = []
         for path in self.directory.glob("*.json") if self.directory.is_dir() else []:
             with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-                drafts.append(SavedDraft.from_json(json.loads(path.read_text("utf-8"))))
+                saved = SavedDraft.from_json(parse_json(read_small_text(path, DRAFT_LIMIT)))
+                # The file's name is its id: an "id" inside a copied or edited file
+                # ("../profiles") must not decide which file a save or delete touches.
+                saved.id = path.stem
+                drafts.append(saved)
         return sorted(drafts, key=lambda d: d.saved, reverse=True)
 
     def delete(self, draft_id: str) -> None:

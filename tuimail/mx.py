@@ -25,7 +25,13 @@ async def lookup_mx(
 
     resolver = dns.asyncresolver.Resolver(configure=nameservers is None)
     if nameservers is not None:
-        resolver.nameservers = nameservers
+        try:
+            resolver.nameservers = nameservers
+        except ValueError:  # dnspython takes addresses (and URLs), not host names
+            shown = ", ".join(nameservers)
+            raise MXLookupError(
+                f"the DNS server {shown!r} is not an IP address; give the resolver's address"
+            ) from None
         resolver.port = port
     resolver.lifetime = timeout
     try:

@@ -35,7 +35,12 @@ from aiosmtplib.errors import (
 from tuimail.credentials import Secret
 from tuimail.profiles import AuthMechanism, Profile, Security
 from tuimail.session import default_ehlo_name
-from tuimail.tlsinfo import CertificateInfo, explain_verification_error, find_verification_error
+from tuimail.tlsinfo import (
+    CertificateInfo,
+    explain_verification_error,
+    find_verification_error,
+    verifying_context,
+)
 from tuimail.transcript import Entry, EventKind, Transcript
 from tuimail.trust import TrustResult, describe_chain, hostname_matches, peer_chain
 from tuimail.wire import TranscribingSMTP, WireCapture
@@ -223,7 +228,7 @@ class ProbeReport:
 
 def _context(target: ProbeTarget, verify: bool) -> ssl.SSLContext:
     """Trust as a client would (host name checked separately), or look without trusting."""
-    context = ssl.create_default_context(cafile=target.ca_file or None)
+    context = verifying_context(target.ca_file)
     context.check_hostname = False
     if not verify:
         context.verify_mode = ssl.CERT_NONE
@@ -272,12 +277,35 @@ async def probe(
     except Exception as exc:  # a bug or an unforeseen library error: say so, do not crash
         report.raise_status(Status.UNKNOWN, f"probe error: {type(exc).__name__}: {exc}")
     _judge(report, previous_capabilities)
+    _scrub(report)
     transcript.event(
         EventKind.ERROR if report.status >= Status.CRITICAL else EventKind.INFO,
         f"status {report.status.name}"
         + (f": {'; '.join(report.reasons)}" if report.reasons else ""),
     )
     return report
+
+
+def _why(exc: BaseException, timeout: float) -> str:
+    """An exception in words; a timeout's own text is empty ("the TLS handshake failed: ")."""
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return f"no answer within {timeout:g} seconds"
+    return str(exc) or type(exc).__name__
+
+
+def _scrub(report: ProbeReport) -> None:
+    """Mask the password in the text the report quotes from the server.
+
+    The transcript masks it in every line, but a reply is also quoted in the
+    reasons, the AUTH result and the banner, which go to the Nagios line,
+    the JSON and the probe history file. A server may echo what it was sent
+    (``535 bad credentials for user/password``): that text must not carry
+    the password out of the transcript's reach.
+    """
+    scrub = report.transcript.scrub
+    report.reasons[:] = [scrub(reason)[0] for reason in report.reasons]
+    report.auth = scrub(report.auth)[0]
+    report.banner = scrub(report.banner)[0]
 
 
 async def _run(
@@ -287,7 +315,16 @@ async def _run(
     transcript = report.transcript
     implicit = target.security is Security.TLS
     uses_tls = target.security is not Security.NONE
-    context = _context(target, verify) if uses_tls else None
+    try:
+        context = _context(target, verify) if uses_tls else None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
+        report.raise_status(
+            Status.UNKNOWN,
+            f"cannot use the CA file {target.ca_file!r}: {reason} "
+            "(it must be a readable file of PEM certificates)",
+        )
+        return
     tls_seen: list[ssl.SSLObject] = []
     smtp = TranscribingSMTP(
         WireCapture(transcript),
@@ -319,12 +356,14 @@ async def _run(
             _raise_if_refused(exc, report, verify)
             if smtp.stage == "greeting":
                 report.reached = True
-                report.raise_status(Status.CRITICAL, f"no banner: {exc}")
+                report.raise_status(Status.CRITICAL, f"no banner: {_why(exc, target.timeout)}")
             elif smtp.stage == "tls":
                 report.reached = True
-                report.raise_status(Status.CRITICAL, f"the TLS handshake failed: {exc}")
+                report.raise_status(
+                    Status.CRITICAL, f"the TLS handshake failed: {_why(exc, target.timeout)}"
+                )
             else:
-                report.raise_status(Status.CRITICAL, f"unreachable: {exc}")
+                report.raise_status(Status.CRITICAL, f"unreachable: {_why(exc, target.timeout)}")
             return
         finally:
             _record_connect_timings(report, smtp, connect_started)
@@ -351,7 +390,9 @@ async def _run(
                     return
                 except (SMTPException, OSError) as exc:
                     _raise_if_refused(exc, report, verify)
-                    report.raise_status(Status.CRITICAL, f"the TLS handshake failed: {exc}")
+                    report.raise_status(
+                        Status.CRITICAL, f"the TLS handshake failed: {_why(exc, target.timeout)}"
+                    )
                     return
                 smtp.mark_secure()
                 if tls_seen:
@@ -368,9 +409,9 @@ async def _run(
                 try:
                     await smtp.quit()
                 except (SMTPException, OSError) as exc:
-                    report.reasons.append(f"QUIT failed: {exc}")
+                    report.reasons.append(f"QUIT failed: {_why(exc, target.timeout)}")
     except (SMTPException, OSError) as exc:
-        report.raise_status(Status.CRITICAL, f"{smtp.stage} failed: {exc}")
+        report.raise_status(Status.CRITICAL, f"{smtp.stage} failed: {_why(exc, target.timeout)}")
     finally:
         smtp.close()
         smtp.capture.mark_closed()

@@ -16,11 +16,14 @@ from typing import Any
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
 from tuimail.probe import ProbeReport
+from tuimail.small_files import parse_json, read_small_text
 
 MAX_PER_TARGET = 500
 MAX_TARGETS = 500
 #: Beyond any plausible time stamp or latency (year 5138); larger ones overflow ``localtime``.
 LATEST_TIME = 1e11
+#: Above what MAX_TARGETS x MAX_PER_TARGET records with capabilities and reasons take.
+HISTORY_LIMIT = 512 * 1024 * 1024
 
 
 def history_file() -> Path:
@@ -64,7 +67,7 @@ class ProbeHistory:
     def load(cls, path: Path | None = None) -> ProbeHistory:
         history = cls(path or history_file())
         try:
-            data = json.loads(history.path.read_text("utf-8"))
+            data = parse_json(read_small_text(history.path, HISTORY_LIMIT))
         except (OSError, ValueError):
             return history  # no history yet, or unreadable: start again rather than fail
         if isinstance(data, dict) and isinstance(data.get("targets"), dict):

@@ -22,6 +22,7 @@ from typing import Any
 
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
+from tuimail.small_files import parse_toml, read_small_file, read_small_text
 
 PROFILES_FILE = "profiles.toml"
 PROFILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # used with fullmatch
@@ -134,6 +135,13 @@ class Profile:
     def warnings(self) -> list[str]:
         """Settings that weaken security, each as a sentence for the UI and CLI."""
         found = []
+        secret_keys = _secret_looking_keys(self.extra)
+        if secret_keys:
+            found.append(
+                f"profiles.toml holds {', '.join(secret_keys)} for this profile, which tuimail "
+                "never uses: passwords belong in the keyring (tuimail accounts edit "
+                f"{self.name} --password-stdin); remove it from the file"
+            )
         if self.security is not Security.NONE and not self.verify_tls:
             found.append(
                 "certificate verification is off: anyone on the network path can "
@@ -166,7 +174,10 @@ class Profile:
         ISO 8601 text (``2026-01-02``, ``1979-05-27T07:32:00+00:00``). Reading
         such a table back keeps them as text, which only unknown keys can be.
         """
-        return {"name": self.name, **_json_safe(self.to_toml_table())}
+        table = self.to_toml_table()
+        for key in _secret_looking_keys(self.extra):
+            table.pop(key.partition(".")[0], None)
+        return {"name": self.name, **_json_safe(table)}
 
     @classmethod
     def from_toml_table(cls, name: str, table: Mapping[str, Any]) -> Profile:
@@ -180,6 +191,30 @@ class Profile:
         if "host" not in values:
             raise ProfileError("host", "is missing")
         return cls(name=name, extra=extra, **_coerce(values))
+
+
+#: Unknown keys that look like a password or token (``password``, ``smtp_pass``,
+#: ``[profiles.x.auth] token``): other tools keep one in their config file.
+_SECRET_KEY_RE = re.compile(r"pass|secret|token|credential|api_?key", re.IGNORECASE)
+
+
+def _secret_looking_keys(extra: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Unknown keys (dotted, at any depth) whose name says they hold a secret.
+
+    tuimail keeps unknown keys in profiles.toml when it rewrites the file, so
+    a newer version's settings survive. But a password typed into the file
+    (as msmtp and others take it) must not be copied from there into outbox
+    records, ``accounts list --json`` or exports: the top-level unknown key
+    holding it is left out of :meth:`Profile.to_json`, and a warning says so.
+    """
+    found = []
+    for key, value in extra.items():
+        name = f"{prefix}{key}"
+        if _SECRET_KEY_RE.search(str(key)):
+            found.append(name)
+        elif isinstance(value, Mapping):
+            found.extend(_secret_looking_keys(value, f"{name}."))
+    return found
 
 
 def _json_safe(value: Any) -> Any:
@@ -309,7 +344,7 @@ class ProfileStore:
     def snapshot(self) -> bytes | None:
         """The file as it is now (None when there is none), for :meth:`restore`."""
         try:
-            return self.path.read_bytes()
+            return read_small_file(self.path)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -327,7 +362,7 @@ class ProfileStore:
 
     def _read_document(self) -> dict[str, Any]:
         try:
-            raw = self.path.read_bytes()
+            raw = read_small_file(self.path)
         except FileNotFoundError:
             return {}
         except OSError as exc:
@@ -340,7 +375,7 @@ class ProfileStore:
         import tomllib
 
         try:
-            document = tomllib.loads(text)
+            document = parse_toml(text)
         except tomllib.TOMLDecodeError as exc:
             message, line = _split_toml_error(str(exc))
             raise ProfileStoreError(self.path, message, line) from None
@@ -371,7 +406,7 @@ class ProfileStore:
         """Best-effort line of ``[profiles.name]`` (and ``key`` in it), for error messages."""
         if text is None:
             try:
-                text = self.path.read_text("utf-8")
+                text = read_small_text(self.path)
             except OSError:
                 return None
         header = re.compile(r"^\s*\[\s*profiles\s*\.\s*\"?" + re.escape(name) + r"\"?\s*\]")

@@ -28,6 +28,7 @@ from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
 from tuimail.probe import ProbeTarget, Thresholds
 from tuimail.profiles import Profile, Security
+from tuimail.small_files import parse_toml, read_small_text
 
 TARGETS_FILE = "targets.toml"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -64,13 +65,13 @@ class TargetStore:
         import tomllib
 
         try:
-            text = self.path.read_text("utf-8")
+            text = read_small_text(self.path)
         except FileNotFoundError:
             return {}
         except (OSError, UnicodeDecodeError) as exc:
             raise TargetError(f"{self.path}: cannot be read: {exc}") from None
         try:
-            document = tomllib.loads(text)
+            document = parse_toml(text)
         except tomllib.TOMLDecodeError as exc:
             raise TargetError(f"{self.path}: {exc}") from None
         tables = document.get("targets", {})

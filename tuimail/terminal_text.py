@@ -22,6 +22,27 @@ def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
     return "".join(ch if ch.isprintable() or ch in kept else _escape(ch) for ch in text)
 
 
+#: Bidi embeddings, overrides and isolates: they reorder what follows on the line.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def escape_terminal_controls(text: str, *, keep_newlines: bool = True) -> str:
+    r"""``text`` with only what a terminal obeys or reorders escaped: C0 and C1
+    controls, DEL and bidi overrides; tabs (and newlines) kept.
+
+    For text the user writes (a draft, a paste), where :func:`escape_controls`
+    would be too strict: a no-break space, a soft hyphen or a right-to-left
+    mark is part of what was written and must reach the message unchanged.
+    """
+    kept = "\t\n" if keep_newlines else "\t"
+    return "".join(
+        _escape(ch)
+        if ch not in kept and (ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 or ch in _BIDI_CONTROLS)
+        else ch
+        for ch in text
+    )
+
+
 def decode_for_terminal(raw: bytes) -> str:
     """Bytes from the network as text: UTF-8 where valid, then escaped."""
     return escape_controls(raw.decode("utf-8", "replace"))

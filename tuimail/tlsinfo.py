@@ -148,6 +148,34 @@ def certificate_from_der(der: bytes) -> CertificateInfo:
     )
 
 
+#: Far more than a CA bundle needs (the system's whole bundle is about 220 KB).
+CA_FILE_LIMIT = 16 * 1024 * 1024
+
+
+def verifying_context(ca_file: str = "") -> ssl.SSLContext:
+    """A client context that verifies against ``ca_file`` (PEM) or the system store.
+
+    ``create_default_context(cafile=...)`` has OpenSSL open and read the path
+    itself, blocking: a FIFO there hung the probe's event loop for good, and
+    ``/dev/zero`` is read without end. The file is read here instead, as a
+    regular file of bounded size, and its text given as ``cadata``. Raises
+    :class:`OSError` (missing, not a regular file, too large) or
+    :class:`ValueError` (not PEM text; :class:`ssl.SSLError` is one).
+    """
+    if not ca_file:
+        return ssl.create_default_context()
+    from pathlib import Path
+
+    from tuimail.small_files import read_small_file
+
+    data = read_small_file(Path(ca_file), CA_FILE_LIMIT)
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise ValueError("not PEM text (PEM is ASCII)") from None
+    return ssl.create_default_context(cadata=text)
+
+
 def find_verification_error(exc: BaseException | None) -> ssl.SSLCertVerificationError | None:
     """The certificate error somewhere in an exception's chain, if any."""
     seen = set()

@@ -50,13 +50,33 @@ def describe_chain(chain: list[bytes]) -> list[CertificateInfo]:
 
 
 def hostname_matches(info: CertificateInfo, host: str) -> bool:
-    """RFC 6125 matching against the SANs: exact, or a wildcard in the left-most label."""
+    """RFC 6125 matching against the SANs: exact, or a wildcard in the left-most label.
+
+    As OpenSSL matches for a mail client, since the probe authenticates on the
+    strength of this answer: an IP address matches only an address (never a
+    wildcard such as ``*.0.0.1``), and a wildcard needs two labels after it
+    (``*.com`` matches nothing).
+    """
+    import ipaddress
+
     host = host.lower().rstrip(".")
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        address = None
     for name in info.names:
         pattern = name.lower().rstrip(".")
+        if address is not None:
+            try:
+                if ipaddress.ip_address(pattern) == address:
+                    return True
+            except ValueError:
+                pass
+            continue
         if pattern == host:
             return True
         first, _, rest = host.partition(".")
-        if pattern.startswith("*.") and rest == pattern[2:] and first:
+        wildcard = pattern.startswith("*.") and "." in pattern[2:]
+        if wildcard and rest == pattern[2:] and first:
             return True
     return False

@@ -53,17 +53,60 @@ def read_password(from_stdin: bool, prompt: str) -> Secret:
     elif sys.stdin.isatty():
         import getpass
 
-        value = getpass.getpass(prompt)
+        from tuimail.terminal_text import escape_controls
+
+        # The prompt names a user and host from profiles.toml, written raw to the tty.
+        value = getpass.getpass(escape_controls(prompt))
     else:
         raise CLIError(
             "a password is needed: use --password-stdin, or run in a terminal to be asked"
         )
     if not value:
         raise CLIError("the password is empty")
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        # Bytes that are not UTF-8 arrive as surrogates (surrogateescape); a
+        # password must be text, and encoding one for the transcript's
+        # redaction would otherwise end the command in a traceback.
+        raise CLIError("the password is not valid UTF-8 text")
     return Secret(value)
 
 
-def split_server(text: str) -> tuple[str, int]:
+#: Longest timeout or deadline the command line takes.
+MAX_SECONDS = 86_400
+
+
+def seconds(text: str) -> float:
+    """An argparse type: seconds above 0 and at most a day (a session timeout or deadline).
+
+    ``float`` alone takes ``nan``, ``inf`` and ``-1``: a probe with ``--timeout inf``
+    (or ``1e308``) waited on a silent server for ever, and ``--deadline nan``
+    stopped every send at once.
+    """
+    value = _seconds(text, allow_zero=False)
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {MAX_SECONDS:,} seconds (a day)")
+    return value
+
+
+def threshold_seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, 0 or more (a warning threshold)."""
+    return _seconds(text, allow_zero=True)
+
+
+def _seconds(text: str, *, allow_zero: bool) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        least = "0 or more" if allow_zero else "more than 0"
+        raise argparse.ArgumentTypeError(f"{text!r}: a finite number of seconds, {least}")
+    return value
+
+
+def split_server(text: str, option: str = "--server") -> tuple[str, int]:
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
         port_text = rest.removeprefix(":")
@@ -71,8 +114,9 @@ def split_server(text: str) -> tuple[str, int]:
         host, _, port_text = text.partition(":")
     else:
         host, port_text = text, ""
-    if port_text and not port_text.isdigit():
-        raise CLIError(f"--server: {port_text!r} is not a port number", exitcodes.USAGE)
+    # isdigit() alone accepts "²" and "٣", which int() then refuses or reads as a port.
+    if port_text and not (port_text.isascii() and port_text.isdigit() and int(port_text) <= 65535):
+        raise CLIError(f"{option}: {port_text!r} is not a port number", exitcodes.USAGE)
     return host, int(port_text or 0)
 
 
@@ -131,15 +175,15 @@ def run_session_command(args: argparse.Namespace, coroutine_factory: Any) -> int
 def retry_policy() -> Any:
     from tuimail import paths
     from tuimail.outbox import RetryPolicy
+    from tuimail.small_files import parse_toml, read_small_text
 
     try:
-        text = (paths.config_dir() / "config.toml").read_text("utf-8")
+        text = read_small_text(paths.config_dir() / "config.toml")
     except (OSError, ValueError):
         return RetryPolicy()
-    import tomllib  # only once there is a file to read: it costs a scripted send 5 ms
 
     try:
-        config = tomllib.loads(text)
+        config = parse_toml(text)
     except ValueError:
         return RetryPolicy()
     try:

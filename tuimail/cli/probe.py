@@ -8,7 +8,14 @@ import sys
 from typing import Any
 
 from tuimail import exitcodes
-from tuimail.cli.common import CLIError, password_for, saved_profile, split_server
+from tuimail.cli.common import (
+    CLIError,
+    password_for,
+    saved_profile,
+    seconds,
+    split_server,
+    threshold_seconds,
+)
 
 
 def define_options(probe: argparse.ArgumentParser) -> None:
@@ -27,9 +34,9 @@ def define_options(probe: argparse.ArgumentParser) -> None:
     probe.add_argument("--ca-file", metavar="PATH")
     probe.add_argument("--warn-days", type=int, default=21, metavar="N")
     probe.add_argument("--crit-days", type=int, default=7, metavar="N")
-    probe.add_argument("--warn-seconds", type=float, default=5.0, metavar="S")
-    probe.add_argument("--crit-seconds", type=float, default=15.0, metavar="S")
-    probe.add_argument("--timeout", type=float, default=10.0, metavar="S")
+    probe.add_argument("--warn-seconds", type=threshold_seconds, default=5.0, metavar="S")
+    probe.add_argument("--crit-seconds", type=threshold_seconds, default=15.0, metavar="S")
+    probe.add_argument("--timeout", type=seconds, default=10.0, metavar="S")
     probe.add_argument("--ehlo", metavar="NAME")
     probe.add_argument(
         "--password-stdin", action="store_true", help="password for --profile's AUTH"
@@ -79,7 +86,7 @@ async def _probe(args: argparse.Namespace, thresholds: Any) -> int:
     elif args.mx:
         try:
             if args.dns_server:
-                dns_host, dns_port = split_server(args.dns_server)
+                dns_host, dns_port = split_server(args.dns_server, "--dns-server")
                 hosts = await lookup_mx(
                     args.mx, nameservers=[dns_host], port=dns_port or 53, timeout=args.timeout
                 )

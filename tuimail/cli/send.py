@@ -16,6 +16,7 @@ from tuimail.cli.common import (
     retry_policy,
     run_session_command,
     saved_profile,
+    seconds,
     split_server,
 )
 
@@ -77,10 +78,10 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, with_profile: bo
         "--allow-plaintext-auth", action="store_true", help="allow AUTH without TLS (unsafe)"
     )
     group.add_argument("--ehlo", metavar="NAME", help="name to send in EHLO")
-    group.add_argument("--timeout", type=float, metavar="SECONDS", help="per-command timeout")
+    group.add_argument("--timeout", type=seconds, metavar="SECONDS", help="per-command timeout")
     group.add_argument(
         "--deadline",
-        type=float,
+        type=seconds,
         default=300.0,
         metavar="SECONDS",
         help="limit for the whole session",

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding
 from textual.message import Message
@@ -26,6 +26,7 @@ from tuimail.credentials import CredentialStore, KeyringError, Secret
 from tuimail.message import Draft, DraftInvalid, build_message
 from tuimail.profiles import Profile, ProfileStore, ProfileStoreError
 from tuimail.sandbox_profile import SANDBOX_PROFILE, builtin_profile, find_running
+from tuimail.terminal_text import escape_terminal_controls
 from tuimail.transcript import Transcript
 from tuimail.ui import settings, themes
 from tuimail.ui.commands import TuimailCommands
@@ -201,6 +202,18 @@ class TuimailApp(App[None]):
             # that screen is built, so its first frame usually shows the port
             # already (a later update redraws the From selector).
             self.run_worker(self._bring_up_sandbox(), group="sandbox", exit_on_error=False)
+
+    async def on_event(self, event: events.Event) -> None:
+        """A paste arrives with its terminal controls escaped (``\\x1b``), line ends kept.
+
+        Input and TextArea draw what they hold as it is: an ESC sequence in
+        pasted text (copied from a web page or a log) would go back to the
+        terminal and be obeyed. The paste is changed once, here, for every field.
+        """
+        if isinstance(event, events.Paste) and not event.is_forwarded:
+            text = event.text.replace("\r\n", "\n").replace("\r", "\n")
+            event.text = escape_terminal_controls(text)
+        await super().on_event(event)
 
     async def on_mount(self) -> None:
         loaded = themes.register_all(self)

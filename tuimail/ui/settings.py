@@ -20,6 +20,7 @@ from textual.app import App
 
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
+from tuimail.small_files import parse_toml, read_small_text
 
 
 def config_file() -> Path:
@@ -32,7 +33,7 @@ def state_file() -> Path:
 
 def _read(path: Path) -> tuple[dict[str, Any], str]:
     try:
-        return tomllib.loads(path.read_text("utf-8")), ""
+        return parse_toml(read_small_text(path)), ""
     except FileNotFoundError:
         return {}, ""
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -21,6 +21,7 @@ from textual.app import App
 from textual.theme import Theme
 
 from tuimail import paths
+from tuimail.small_files import parse_toml, read_small_text
 
 _THEME_FIELDS = {f.name for f in fields(Theme)}
 
@@ -43,7 +44,7 @@ def shipped_theme_files() -> list[Any]:
 def parse_theme(text: str, source: str) -> Theme:
     """A Theme from TOML text; raises ValueError naming what is wrong."""
     try:
-        data = tomllib.loads(text)
+        data = parse_toml(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{source}: {exc}") from None
     unknown = sorted(set(data) - _THEME_FIELDS)
@@ -100,7 +101,7 @@ def register_all(app: App[Any]) -> ThemesLoaded:
     if directory.is_dir():
         for path in sorted(directory.glob("*.toml")):
             try:
-                sources.append((str(path), path.read_text("utf-8")))
+                sources.append((str(path), read_small_text(path)))
             except (OSError, UnicodeDecodeError) as exc:
                 loaded.problems.append(f"{path}: {exc}")
     for source, text in sources:

@@ -13,7 +13,7 @@ from textual.widgets import Button, DataTable, Footer, Label, Static
 
 from tuimail.accounts import remove_account
 from tuimail.accounts import save_account as store_account
-from tuimail.credentials import KeyringError, Secret
+from tuimail.credentials import KeyringError
 from tuimail.profiles import Profile, ProfileError, ProfileStoreError
 from tuimail.ui.messages import SessionFinished, SessionStarted, TranscriptEntry
 from tuimail.ui.outside import cell, shown
@@ -32,7 +32,7 @@ def save_account_form(form: AccountForm) -> tuple[str, list[str]]:
     tested) without a screen: an empty problem means the profile and its
     password were both saved; otherwise neither changed.
     """
-    password = Secret(form.password) if form.password is not None else None
+    password = form.password
     try:
         leftovers = store_account(form.profile, original_name=form.original_name, password=password)
     except KeyringError as exc:

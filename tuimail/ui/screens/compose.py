@@ -40,6 +40,7 @@ from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft
 from tuimail.profiles import Profile, Security
 from tuimail.sandbox_profile import SANDBOX_PROFILE
+from tuimail.terminal_text import escape_terminal_controls
 from tuimail.ui.messages import SessionFinished, SessionStarted, TranscriptEntry
 from tuimail.ui.outside import shown
 from tuimail.ui.widgets.address_field import AddressField
@@ -292,11 +293,21 @@ class ComposeScreen(Screen[None]):
         try:
             self.clear_draft()
             draft = saved.draft
-            self.query_one("#field-to", AddressField).value = ", ".join(draft.to)
-            self.query_one("#field-cc", AddressField).value = ", ".join(draft.cc)
-            self.query_one("#field-bcc", AddressField).value = ", ".join(draft.bcc)
-            self.query_one("#subject", Input).value = draft.subject
-            self.query_one("#body", TextArea).text = draft.body
+            # A draft file (or a queued message made a draft again) is text from
+            # outside the form: Input and TextArea draw an ESC in it as is, and the
+            # terminal obeys it. Control characters are shown escaped instead.
+            fields = {
+                "#field-to": ", ".join(draft.to),
+                "#field-cc": ", ".join(draft.cc),
+                "#field-bcc": ", ".join(draft.bcc),
+            }
+            for selector, text in fields.items():
+                self.query_one(selector, AddressField).value = escape_terminal_controls(text)
+            fields["#subject"] = draft.subject
+            self.query_one("#subject", Input).value = escape_terminal_controls(draft.subject)
+            body = draft.body.replace("\r\n", "\n").replace("\r", "\n")
+            self.query_one("#body", TextArea).text = escape_terminal_controls(body)
+            escaped = any(escape_terminal_controls(t) != t for t in (*fields.values(), body))
             for path in draft.attachments:
                 self._attached(path)
             if saved.profile in self.tuimail.all_profiles():
@@ -305,6 +316,12 @@ class ComposeScreen(Screen[None]):
             self.call_after_refresh(self._loaded)
         self.draft_id = saved.id
         self.set_status(f"draft {saved.title}", "")
+        if escaped:
+            self.set_status(
+                "this draft held control characters; they are shown (and would be sent) "
+                "as \\xNN text",
+                "error",
+            )
 
     def _loaded(self) -> None:
         self._loading = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from textual.widgets import (
     Static,
 )
 
+from tuimail.credentials import Secret
 from tuimail.profiles import AuthMechanism, Profile, ProfileError, with_changes
 from tuimail.ui.outside import shown
 
@@ -56,6 +58,23 @@ class ConfirmDialog(ModalScreen[bool]):
         self.dismiss(False)
 
 
+def typed_path(text: str) -> tuple[Path | None, str]:
+    """A path the user typed, or why it cannot be one, in words.
+
+    ``Path("~nobody/x").expanduser()`` raises RuntimeError and a NUL makes
+    every later file call raise ValueError: typed text must not stop the app.
+    """
+    text = text.strip()
+    if not text:
+        return None, "type a path"
+    if "\0" in text:
+        return None, "a path cannot contain a NUL character"
+    try:
+        return Path(text).expanduser(), ""
+    except RuntimeError:  # "~name" of a user this system does not know
+        return None, shown(f"{text.split('/')[0]} is not a user's home directory here")
+
+
 class FilePickerDialog(ModalScreen[Path | None]):
     """Pick a file from a tree, or type its path."""
 
@@ -85,12 +104,17 @@ class FilePickerDialog(ModalScreen[Path | None]):
     @on(Input.Submitted, "#path")
     @on(Button.Pressed, "#attach")
     def _attach_chosen_file(self) -> None:
-        text = self.query_one("#path", Input).value.strip()
-        path = Path(text).expanduser()
+        path, problem = typed_path(self.query_one("#path", Input).value)
         error = self.query_one("#error", Label)
-        if not text:
-            error.update("type a path or choose a file")
-        elif not path.is_file():
+        if path is None:
+            error.update(problem if problem != "type a path" else "type a path or choose a file")
+            return
+        try:
+            is_file = path.is_file()
+        except OSError as exc:  # a name too long, a directory that cannot be searched
+            error.update(shown(f"{path}: {exc.strerror}"))
+            return
+        if not is_file:
             error.update(shown(f"{path} is not a file"))
         else:
             self.dismiss(path)
@@ -125,6 +149,7 @@ class ExportDialog(ModalScreen[ExportRequest | None]):
                 allow_blank=False,
                 id="format",
             )
+            yield Label("", id="error", classes="error", markup=False)
             with Horizontal(classes="buttons"):
                 yield Button("Export", variant="primary", id="export")
                 yield Button("Cancel", id="cancel")
@@ -132,16 +157,21 @@ class ExportDialog(ModalScreen[ExportRequest | None]):
     @on(Select.Changed, "#format")
     def _format_changed(self, event: Select.Changed) -> None:
         path_input = self.query_one("#path", Input)
-        path = Path(path_input.value)
-        path_input.value = str(path.with_suffix(".jsonl" if event.value == "jsonl" else ".txt"))
+        path, _problem = typed_path(path_input.value)
+        if path is None or not path.name:
+            return  # nothing to put a suffix on yet: the user is still typing
+        with contextlib.suppress(ValueError):  # a name such as "x." takes no suffix
+            path_input.value = str(path.with_suffix(".jsonl" if event.value == "jsonl" else ".txt"))
 
     @on(Button.Pressed, "#export")
     @on(Input.Submitted, "#path")
     def _export(self) -> None:
         value = self.query_one("#format", Select).value
-        self.dismiss(
-            ExportRequest(Path(self.query_one("#path", Input).value).expanduser(), str(value))
-        )
+        path, problem = typed_path(self.query_one("#path", Input).value)
+        if path is None:
+            self.query_one("#error", Label).update(problem)
+            return
+        self.dismiss(ExportRequest(path, str(value)))
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
@@ -150,10 +180,15 @@ class ExportDialog(ModalScreen[ExportRequest | None]):
 
 @dataclass(frozen=True)
 class AccountForm:
-    """What the account dialog returns: the profile and, if typed, a new password."""
+    """What the account dialog returns: the profile and, if typed, a new password.
+
+    The password is a :class:`~tuimail.credentials.Secret`: this object is
+    passed to a worker and a callback, and a traceback drawn with its locals
+    (as Textual draws one) or a log of its repr must not show what was typed.
+    """
 
     profile: Profile
-    password: str | None
+    password: Secret | None
     original_name: str | None
 
 
@@ -229,7 +264,7 @@ class AccountDialog(ModalScreen[AccountForm | None]):
 
         port = text("port")
         timeout = text("timeout")
-        if port and not port.isdigit():
+        if port and not (port.isascii() and port.isdigit()):  # "²" is a digit to isdigit()
             raise ProfileError("port", "must be a whole number")
         try:
             timeout_value = float(timeout or 30)
@@ -270,7 +305,11 @@ class AccountDialog(ModalScreen[AccountForm | None]):
             error.update("password: needed for a profile with a user name")
             return
         self.dismiss(
-            AccountForm(profile, password or None, self.profile.name if self.profile else None)
+            AccountForm(
+                profile,
+                Secret(password) if password else None,
+                self.profile.name if self.profile else None,
+            )
         )
 
     @on(Button.Pressed, "#cancel")

@@ -35,6 +35,12 @@ if TYPE_CHECKING:
     from tuimail.ui.app import TuimailApp
 
 
+#: What reading back a stored transcript raises when its file was edited or cut short:
+#: a line that is not a record (AttributeError, KeyError, TypeError), or nested so
+#: deep that json gives up (RecursionError), besides bad JSON and I/O (ValueError, OSError).
+_UNREADABLE_TRANSCRIPT = (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError)
+
+
 def _when(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp)) if timestamp else "now"
 
@@ -196,7 +202,7 @@ class MailboxesScreen(Screen[None]):
         self.query_one("#sent-view", Static).update("\n".join(lines))
         try:
             transcript = Transcript.from_jsonl(self.tuimail.outbox.sent_transcript(key))
-        except (OSError, ValueError):
+        except _UNREADABLE_TRANSCRIPT:
             transcript = None
         self.query_one("#sent-transcript", TranscriptView).show(transcript)
 
@@ -308,7 +314,7 @@ class MailboxesScreen(Screen[None]):
             text = transcript.to_jsonl() if request.format == "jsonl" else transcript.to_text()
             atomic_write_bytes(eml, self.sent[key], mode=0o600)
             atomic_write_bytes(transcript_path, text.encode("utf-8"), mode=0o600)
-        except (OSError, ValueError) as exc:
+        except _UNREADABLE_TRANSCRIPT as exc:
             self.app.call_from_thread(
                 self.notify, shown(f"Export failed: {exc}"), severity="error", markup=False
             )

@@ -98,7 +98,8 @@ def _dns_server_ok(value: object) -> bool:
     if not value:
         return True
     host, _, port = value.rpartition(":") if ":" in value else (value, "", "53")
-    return bool(host.strip()) and " " not in host and port.isdigit() and 0 < int(port) < 65536
+    digits = port.isascii() and port.isdigit()  # "²" is a digit to isdigit(), not to int()
+    return bool(host.strip()) and " " not in host and digits and 0 < int(port) < 65536
 
 
 class TargetDialog(ModalScreen[ProbeTarget | None]):

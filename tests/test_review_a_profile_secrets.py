@@ -1,0 +1,64 @@
+"""A password typed into profiles.toml, as other tools take it, goes nowhere else.
+
+tuimail keeps unknown profile keys so that a rewrite of the file loses
+nothing, and it copied them into every outbox record and into
+``accounts list --json``: a ``password = "..."`` line left by a user was
+then spread over the data directory. Real processes, real files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli_helpers import files_under, find_leaks, run_tuimail
+from tuimail.profiles import ProfileStore
+
+PASSWORD = "Plain-Text-PW-55"
+TOKEN = "Nested-Token-66"
+
+
+def write_profiles(isolated_dirs: Path) -> Path:
+    directory = isolated_dirs / "config" / "tuimail"
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / "profiles.toml"
+    path.write_text(
+        "[profiles.w]\n"
+        'host = "127.0.0.1"\nport = 1\nsecurity = "none"\n'
+        f'password = "{PASSWORD}"\nnote = "kept"\n'
+        f'[profiles.w.oauth]\naccess_token = "{TOKEN}"\n'
+    )
+    path.chmod(0o600)
+    return path
+
+
+def test_a_password_in_profiles_toml_is_not_copied_out(isolated_dirs: Path) -> None:
+    path = write_profiles(isolated_dirs)
+    listed = run_tuimail("accounts", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (record,) = json.loads(listed.stdout)
+    assert record["note"] == "kept"  # other unknown keys still shown
+    assert any("keyring" in warning for warning in record["warnings"])
+    sent = run_tuimail(
+        "send", "--profile", "w", "--from", "a@example.com", "--to", "b@example.com",
+        "--body", "b", "--json",
+    )  # fmt: skip
+    assert "queued" in sent.stderr, sent.stderr
+    outputs = {
+        "list": listed.stdout.encode(),
+        "send stdout": sent.stdout.encode(),
+        "send stderr": sent.stderr.encode(),
+        **files_under(isolated_dirs / "data", isolated_dirs / "state"),
+    }
+    for secret in (PASSWORD, TOKEN):
+        assert find_leaks(secret, outputs) == [], secret
+    # The user's file keeps what the user wrote: only copies are refused.
+    ProfileStore(path).save(ProfileStore(path).get("w"))
+    assert PASSWORD in path.read_text() and TOKEN in path.read_text()
+
+
+def test_the_warning_names_each_secret_looking_key(isolated_dirs: Path) -> None:
+    write_profiles(isolated_dirs)
+    (warning,) = [w for w in ProfileStore().get("w").warnings() if "keyring" in w]
+    assert "password" in warning and "oauth.access_token" in warning
+    assert PASSWORD not in warning
