@@ -13,7 +13,11 @@ retry sends the very same bytes (so the same Message-ID).
 Each queued message has a JSON sidecar (its envelope, including Bcc, which the
 message itself never carries; its profile's settings, never a password; its
 attempts). The sidecar is written first: a sidecar without a message is a send
-that never got queued, and is cleaned up. Two processes flushing at once never
+that never got queued, and is cleaned up (only under the message's lock,
+which :meth:`Outbox.enqueue` holds until the message is in place). A message
+whose sidecar is missing or unreadable is listed as failed and never sent:
+its envelope is not guessed from its headers (that would lose its Bcc).
+Two processes flushing at once never
 send a message twice: a send holds an exclusive ``flock`` on the message's
 lock file, which the kernel releases if the process dies, and re-reads the
 sidecar under that lock, so a message another process has meanwhile sent,
@@ -316,8 +320,13 @@ class Outbox:
             overrides=_overrides(saved, profile) if follows_profile and saved else {},
         )
         try:
-            self._write_meta(entry)
-            deliver(self.queue_dir, outgoing.to_bytes(), durable=True, key=key)
+            # Under the message's lock: a flush (or ``outbox list``) that sees the
+            # sidecar before the message is in place must not take it for stale.
+            with self._locked(key) as locked:
+                if not locked:  # a fresh key nobody else knows: cannot happen
+                    raise OSError(11, f"the lock of the new message {key} is taken")
+                self._write_meta(entry)
+                deliver(self.queue_dir, outgoing.to_bytes(), durable=True, key=key)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 (self.meta_dir / f"{key}.json").unlink()
@@ -349,21 +358,70 @@ class Outbox:
         if not self.meta_dir.is_dir():
             return []
         found = []
+        seen: set[str] = set()
         for meta in sorted(self.meta_dir.glob("*.json")):
             key = meta.stem
             if not (self.queue_dir / "new" / key).exists():
                 # Sent (moved to sent/) or never queued: the sidecar is stale.
-                with contextlib.suppress(OSError):
-                    meta.unlink()
+                self._remove_stale_sidecar(key)
                 continue
+            seen.add(key)
             try:
                 entry = Queued.from_json(json.loads(meta.read_text("utf-8")))
-            except (OSError, ValueError, KeyError, TypeError):
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                found.append(self._unusable_entry(key, f"its sidecar {meta} is unreadable ({exc})"))
                 continue
             if entry.state is State.SENDING:
                 entry = self._recover_if_abandoned(entry)
             found.append(entry)
+        new = self.queue_dir / "new"
+        if new.is_dir():
+            for path in sorted(new.iterdir()):
+                # Checked in this order: a message being retired or dropped
+                # leaves new/ before its sidecar goes.
+                if (
+                    path.name not in seen
+                    and not path.name.startswith(".")
+                    and not (self.meta_dir / f"{path.name}.json").exists()
+                    and path.exists()
+                ):
+                    found.append(self._unusable_entry(path.name, "its sidecar is missing"))
         return sorted(found, key=lambda e: e.created)
+
+    def _remove_stale_sidecar(self, key: str) -> None:
+        """Delete a sidecar whose message is gone, unless its message is being queued.
+
+        :meth:`enqueue` writes the sidecar first and holds the lock until the
+        message is in place: a sidecar whose lock is taken is not stale.
+        """
+        with contextlib.suppress(OSError), self._locked(key) as locked:
+            if locked and not (self.queue_dir / "new" / key).exists():
+                (self.meta_dir / f"{key}.json").unlink()
+
+    def _unusable_entry(self, key: str, why: str) -> Queued:
+        """A queued message whose envelope cannot be read: shown as failed, never sent.
+
+        Its envelope (Bcc included) is known only from the sidecar, so it is
+        never guessed from the headers; the user sees it and decides.
+        """
+        path = self.queue_dir / "new" / key
+        try:
+            created = path.stat().st_mtime
+        except OSError:
+            created = 0.0
+        return Queued(
+            key=key,
+            message_id="",
+            sender="",
+            recipients=[],
+            profile={},
+            created=created,
+            state=State.FAILED,
+            last_error=(
+                f"{why}, so its recipients are unknown and it cannot be sent; "
+                f"the message is kept in {path} ('tuimail outbox drop' deletes it)"
+            ),
+        )
 
     def _recover_if_abandoned(self, entry: Queued) -> Queued:
         """A ``sending`` message nobody holds the lock of: its sender died mid-transfer."""
@@ -426,7 +484,11 @@ class Outbox:
             try:
                 entry = self._read_meta(entry.key)
             except FileNotFoundError:
+                if (self.queue_dir / "new" / entry.key).exists():
+                    raise KeyError(f"{entry.short_id}: {entry.last_error}") from None
                 raise KeyError(f"{entry.short_id} was sent meanwhile") from None
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                raise KeyError(f"{entry.short_id}: {entry.last_error}") from None
             entry.state = State.QUEUED
             entry.next_attempt = 0.0
             self._write_meta(entry)
@@ -442,17 +504,21 @@ class Outbox:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                # Someone else holds it: their lock file is theirs to remove.
                 yield False
                 return
             try:
                 yield True
             finally:
+                # Removed only by its holder, while held, once the message is
+                # gone for good: removing it under another holder would let a
+                # third process lock a fresh file beside them.
+                with contextlib.suppress(OSError):
+                    if not (self.queue_dir / "new" / key).exists():
+                        lock_path.unlink()
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
-            with contextlib.suppress(OSError):
-                if not (self.queue_dir / "new" / key).exists():
-                    lock_path.unlink()
 
     async def attempt(
         self,
