@@ -387,13 +387,30 @@ class ClientTap:
         return True
 
     def _line(self, raw: bytes) -> None:
-        text = decode_for_terminal(raw)
+        text = decode_for_terminal(_as_aiosmtpd_splits(raw))
         result = self.redactor.client_line(text)
         if result is not None:
             shown, redacted = result
             self.record.transcript.add(
                 Direction.CLIENT, shown, secure=self.secure, redacted=redacted
             )
+
+
+def _as_aiosmtpd_splits(raw: bytes) -> bytes:
+    """An AUTH line with its words joined by single spaces, as aiosmtpd splits them.
+
+    aiosmtpd splits AUTH's argument with ``str.split()``, at any whitespace
+    (CR, tab, form feed, the \\x1c-\\x1f separators): ``AUTH PLAIN<CR>blob``
+    authenticates with ``blob``. The redactor splits at spaces, and the line
+    it sees has its control characters escaped, so it would show the blob.
+    Any line whose first word is AUTH is rewritten (masking a malformed one
+    too is the safe side); other lines are left exactly as sent.
+    """
+    text = raw.decode("utf-8", "surrogateescape")
+    words = text.split(None, 2)
+    if not words or words[0].upper() != "AUTH" or text == " ".join(words):
+        return raw
+    return " ".join(words).encode("utf-8", "surrogateescape")
 
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])

@@ -1,0 +1,77 @@
+"""The sandbox under abuse: what its transcript shows of a hostile client's lines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.cli_helpers import files_under, find_leaks
+from tests.test_sandbox import make_sandbox
+from tests.test_sandbox_attack import Client, b64, transcript_text
+from tuimail.transcript import REDACTED, Direction
+
+__all__ = ["make_sandbox"]  # the fixture, imported for these tests
+
+USER = "dora"
+PASSWORD = "review-Secret-31"
+BLOB = b64(f"\0{USER}\0{PASSWORD}")
+
+
+@pytest.mark.parametrize(
+    ("separator", "reply"),
+    [
+        (b"\r", b"235"),  # aiosmtpd authenticates with it
+        (b"\x1f", b"235"),  # str.split() splits here too
+        (b"\x0c", b"235"),
+        (b"\t", b"235"),
+    ],
+    ids=["cr", "unit-separator", "form-feed", "tab"],
+)
+def test_an_auth_initial_response_after_any_whitespace_is_masked(
+    make_sandbox: Any, separator: bytes, reply: bytes
+) -> None:
+    """aiosmtpd splits AUTH's argument at any whitespace; the transcript must too."""
+    sandbox = make_sandbox(auth_users={})  # --auth any: only the protocol tells
+    client = Client(sandbox.port)
+    try:
+        assert client.reply().startswith(b"220")
+        client.send(b"EHLO attacker.test\r\n")
+        assert client.reply().startswith(b"250")
+        client.send(b"AUTH PLAIN" + separator + BLOB + b"\r\n")
+        assert client.reply().startswith(reply)
+        client.send(b"QUIT\r\n")
+        assert client.reply().startswith(b"221")
+    finally:
+        client.close()
+    [session] = sandbox.wait_for_sessions(1)
+    assert session.authenticated_as == USER
+    text = transcript_text(session)
+    written = files_under(sandbox.sandbox.sessions_dir)
+    assert find_leaks(PASSWORD, {**written, "transcript": text.encode()}) == []
+    assert not any(BLOB in data for data in written.values()) and BLOB.decode() not in text
+    lines = [e.text for e in session.transcript if e.direction is Direction.CLIENT]
+    assert f"AUTH PLAIN {REDACTED}" in lines
+    assert "QUIT" in lines
+
+
+@pytest.mark.parametrize("line", [b"AUTH\tPLAIN ", b" AUTH PLAIN ", b"auth\x0bplain\x0b"])
+def test_a_malformed_auth_line_is_masked_too(make_sandbox: Any, line: bytes) -> None:
+    """The server refuses it, but it still carries the client's secret."""
+    sandbox = make_sandbox(auth_users={})
+    client = Client(sandbox.port)
+    try:
+        assert client.reply().startswith(b"220")
+        client.send(b"EHLO attacker.test\r\n")
+        assert client.reply().startswith(b"250")
+        client.send(line + BLOB + b"\r\n")
+        client.reply()
+        client.send(b"QUIT\r\n")
+        while not client.reply().startswith(b"221"):
+            pass
+    finally:
+        client.close()
+    [session] = sandbox.wait_for_sessions(1)
+    text = transcript_text(session)
+    written = files_under(sandbox.sandbox.sessions_dir)
+    assert find_leaks(PASSWORD, {**written, "transcript": text.encode()}) == []
