@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import smtplib
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cli_helpers import files_under, find_leaks
-from tests.test_sandbox import make_sandbox
+from tests.test_outbox_attack import message, profile
+from tests.test_sandbox import make_sandbox, sample_message
 from tests.test_sandbox_attack import Client, b64, transcript_text
-from tuimail.transcript import REDACTED, Direction
+from tuimail.outbox import Outbox, OutboxError
+from tuimail.transcript import REDACTED, Direction, EventKind
 
 __all__ = ["make_sandbox"]  # the fixture, imported for these tests
 
@@ -75,3 +81,52 @@ def test_a_malformed_auth_line_is_masked_too(make_sandbox: Any, line: bytes) -> 
     text = transcript_text(session)
     written = files_under(sandbox.sandbox.sessions_dir)
     assert find_leaks(PASSWORD, {**written, "transcript": text.encode()}) == []
+
+
+@pytest.fixture
+def immutable(tmp_path: Path) -> Iterator[Callable[[Path], None]]:
+    """``chattr +i`` a directory for the test (root on ext4/tmpfs), undone afterwards."""
+    made: list[Path] = []
+
+    def make(directory: Path) -> None:
+        done = subprocess.run(["chattr", "+i", str(directory)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"chattr +i is not available here: {done.stderr!r}")
+        made.append(directory)
+
+    yield make
+    for directory in made:
+        subprocess.run(["chattr", "-i", str(directory)], check=True)
+
+
+def test_a_message_the_maildir_cannot_take_is_refused_for_now(
+    make_sandbox: Any, immutable: Callable[[Path], None]
+) -> None:
+    """Not aiosmtpd's '500 Error: (PermissionError) /path...': a 4xx, so a client
+    under test keeps the message, and the session says why."""
+    sandbox = make_sandbox()
+    maildir = sandbox.sandbox.maildir_path
+    immutable(maildir / "new")
+    with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=10) as client:
+        client.ehlo("client.test")
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            client.sendmail("a@example.test", ["b@example.test"], sample_message())
+        assert refused.value.smtp_code == 451, refused.value
+        assert str(maildir).encode() not in refused.value.smtp_error
+        assert client.noop()[0] == 250  # the session goes on
+    [session] = sandbox.wait_for_sessions(1)
+    errors = [e.text for e in session.transcript if e.kind is EventKind.ERROR]
+    assert any("could not store the message" in text for text in errors), errors
+    assert sandbox.sandbox.messages() == []
+
+
+def test_a_message_that_cannot_be_queued_leaves_no_copy_in_tmp(
+    immutable: Callable[[Path], None],
+) -> None:
+    """A failed rename into new/ removes the written copy (a message, maybe private)."""
+    outbox = Outbox()
+    outbox.enqueue(profile(1), message())  # makes the directories
+    immutable(outbox.queue_dir / "new")
+    with pytest.raises(OutboxError):
+        outbox.enqueue(profile(1), message())
+    assert list((outbox.queue_dir / "tmp").iterdir()) == []

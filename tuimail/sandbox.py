@@ -743,8 +743,27 @@ class _Handler:
                 return rule.reply
         content = envelope.original_content or b""
         assert server.record is not None
-        stored = await self.sandbox._store(server.record, envelope, content)
+        try:
+            stored = await self.sandbox._store(server.record, envelope, content)
+        except OSError as exc:
+            return self._not_stored(server.record, exc)
         return f"250 2.0.0 Ok: queued as {stored.key}"
+
+    def _not_stored(self, record: SessionRecord, exc: OSError) -> str:
+        """The Maildir could not take the message: a temporary refusal, as an MTA's.
+
+        aiosmtpd would answer ``500`` with the exception text (a path of this
+        machine): a client would give up for good on a message the sandbox
+        could take once the disk has room again.
+        """
+        record.transcript.event(
+            EventKind.ERROR,
+            f"could not store the message in {self.sandbox.maildir_path}: "
+            f"{exc.strerror or exc}; answered with a temporary failure",
+        )
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return "452 4.3.1 Insufficient system storage"
+        return "451 4.3.0 Local error: the message could not be stored"
 
 
 class Sandbox:
