@@ -11,11 +11,15 @@ from typing import Any
 import pytest
 
 from tests.cli_helpers import files_under, find_leaks
+from tests.smtpservers import Reply, ScriptedServer, ServerThread
 from tests.test_outbox_attack import message, profile
 from tests.test_sandbox import make_sandbox, sample_message
 from tests.test_sandbox_attack import Client, b64, transcript_text
+from tuimail.credentials import Secret
 from tuimail.outbox import Outbox, OutboxError
-from tuimail.transcript import REDACTED, Direction, EventKind
+from tuimail.sandbox import MAX_MESSAGE_ID_CHARS
+from tuimail.session import send
+from tuimail.transcript import MAX_LINE_CHARS, REDACTED, Direction, EventKind
 
 __all__ = ["make_sandbox"]  # the fixture, imported for these tests
 
@@ -130,3 +134,59 @@ def test_a_message_that_cannot_be_queued_leaves_no_copy_in_tmp(
     with pytest.raises(OutboxError):
         outbox.enqueue(profile(1), message())
     assert list((outbox.queue_dir / "tmp").iterdir()) == []
+
+
+# -- a password where a long line is cut ----------------------------------------
+
+
+def straddling(prefix: str, secret: str) -> str:
+    """``prefix`` padded so that ``secret`` straddles the transcript's line cut."""
+    return prefix + "a" * (MAX_LINE_CHARS - len(prefix) - len(secret) // 2) + secret
+
+
+def test_a_known_password_across_the_line_cut_is_masked_whole(make_sandbox: Any) -> None:
+    """The transcript cuts a long line; masking after the cut showed the password's start."""
+    sandbox = make_sandbox(auth_users={USER: PASSWORD})
+    client = Client(sandbox.port)
+    try:
+        assert client.reply().startswith(b"220")
+        client.send(straddling("XJUNK ", PASSWORD).encode() + b"\r\n")
+        client.reply()
+        client.send(b"EHLO client.test\r\n")
+        assert client.reply().startswith(b"250")
+        client.send(b"MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n")
+        for _ in range(3):
+            client.reply()
+        message_id = "<" + "b" * (MAX_MESSAGE_ID_CHARS - 1 - len(PASSWORD) // 2) + PASSWORD + ">"
+        client.send(f"Message-ID: {message_id}\r\n\r\nhi\r\n.\r\n".encode())
+        assert client.reply().startswith(b"250")
+        client.send(b"QUIT\r\n")
+        client.reply()
+    finally:
+        client.close()
+    [session] = sandbox.wait_for_sessions(1)
+    text = transcript_text(session)
+    written = files_under(sandbox.sandbox.sessions_dir)
+    half = PASSWORD[: len(PASSWORD) // 2]
+    assert half not in text and not any(half.encode() in data for data in written.values())
+    assert REDACTED in text
+
+
+async def test_a_server_echoing_the_password_across_the_line_cut_is_masked_whole(
+    servers: ServerThread,
+) -> None:
+    """A hostile server quotes the password it was given where the client's transcript
+    cuts the line: the sent-transcript file and the terminal would show its start."""
+    script = ScriptedServer(
+        {
+            "EHLO": Reply("250-mx.test\r\n250 AUTH PLAIN"),
+            "AUTH": Reply(straddling("535 5.7.8 ", PASSWORD)),
+        }
+    )
+    port = servers.scripted(script)
+    account = profile(port, username=USER, allow_plaintext_auth=True)
+    report = await send(account, message(), Secret(PASSWORD))
+    assert report.failure is not None and report.failure.code == 535
+    text = "\n".join(e.text for e in report.transcript)
+    assert "a" * 100 in text  # the reply is there, cut
+    assert PASSWORD[: len(PASSWORD) // 2] not in text

@@ -388,6 +388,9 @@ class ClientTap:
 
     def _line(self, raw: bytes) -> None:
         text = decode_for_terminal(_as_aiosmtpd_splits(raw))
+        # Known passwords are masked in the whole line, before the transcript
+        # cuts a long one: a cut through a password would show its start.
+        text = self.record.transcript.scrub(text)[0]
         result = self.redactor.client_line(text)
         if result is not None:
             shown, redacted = result
@@ -1038,7 +1041,7 @@ class Sandbox:
 
         stored = StoredMessage(
             key=key,
-            message_id=scrub(_message_id(content)),
+            message_id=_message_id(content, scrub),
             mail_from=scrub(str(envelope.mail_from or "")),
             rcpt_tos=tuple(
                 scrub(rcpt) for rcpt in envelope.rcpt_tos[:MESSAGE_MAX_LISTED_RECIPIENTS]
@@ -1154,17 +1157,19 @@ def _same(expected: str, given: str) -> bool:
     return hmac.compare_digest(expected.encode(), given.encode())
 
 
-def _message_id(content: bytes) -> str:
+def _message_id(content: bytes, scrub: Callable[[str], str] = str) -> str:
     """The Message-ID header, unfolded; a scan, not a parse (it runs for every message).
 
     The client wrote it: control characters are escaped (it is printed), and
-    it is cut to :data:`MAX_MESSAGE_ID_CHARS` (every stored message keeps it).
+    it is cut to :data:`MAX_MESSAGE_ID_CHARS` (every stored message keeps it),
+    after ``scrub`` masked known passwords in all of it (a cut through one
+    would show its start).
     """
     head = content[:65536].split(b"\r\n\r\n", 1)[0]
     match = _MESSAGE_ID_RE.search(head)
     if not match:
         return ""
-    text = " ".join(match.group(1).decode("utf-8", "replace").split())
+    text = scrub(" ".join(match.group(1).decode("utf-8", "replace").split()))
     if len(text) > MAX_MESSAGE_ID_CHARS:
         text = text[:MAX_MESSAGE_ID_CHARS] + "..."
     return escape_controls(text)
