@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
+import socket
+import ssl
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,7 @@ from tests.test_sandbox import make_sandbox, sample_message
 from tests.test_sandbox_attack import Client, b64, transcript_text
 from tuimail.credentials import Secret
 from tuimail.outbox import Outbox, OutboxError
-from tuimail.sandbox import MAX_MESSAGE_ID_CHARS
+from tuimail.sandbox import MAX_MESSAGE_ID_CHARS, TLSMode
 from tuimail.session import send
 from tuimail.transcript import MAX_LINE_CHARS, REDACTED, Direction, EventKind
 
@@ -190,3 +194,66 @@ async def test_a_server_echoing_the_password_across_the_line_cut_is_masked_whole
     text = "\n".join(e.text for e in report.transcript)
     assert "a" * 100 in text  # the reply is there, cut
     assert PASSWORD[: len(PASSWORD) // 2] not in text
+
+
+# -- implicit TLS: the connection cap counts handshakes --------------------------
+
+
+def _eventually(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_implicit_tls_connections_that_never_handshake_count_against_the_cap(
+    make_sandbox: Any,
+) -> None:
+    """They held a descriptor each that no cap counted (they became sessions only
+    after a handshake): enough of them exhausted the open-file limit."""
+    sandbox = make_sandbox(tls=TLSMode.IMPLICIT, max_connections=4)
+    idle = [socket.create_connection(("127.0.0.1", sandbox.port), timeout=10) for _ in range(10)]
+    try:
+        _eventually(
+            lambda: sandbox.sandbox.refused_connections >= 6, "the cap never refused anyone"
+        )
+        assert sandbox.sandbox.connections == 4
+    finally:
+        for sock in idle:
+            sock.close()
+    _eventually(lambda: sandbox.sandbox.connections == 0, "closed handshakes were not released")
+    context = ssl.create_default_context(cafile=str(sandbox.sandbox.ca_file))
+    with smtplib.SMTP_SSL("127.0.0.1", sandbox.port, timeout=10, context=context) as client:
+        client.sendmail("a@example.test", ["b@example.test"], sample_message())
+    assert len(sandbox.stored()) == 1
+
+
+def test_an_implicit_tls_client_that_speaks_before_the_greeting_is_heard(
+    make_sandbox: Any,
+) -> None:
+    """Bytes sent right after the handshake, before the session takes the connection over."""
+    sandbox = make_sandbox(tls=TLSMode.IMPLICIT)
+    context = ssl.create_default_context(cafile=str(sandbox.sandbox.ca_file))
+    context.check_hostname = False
+    raw = socket.create_connection(("127.0.0.1", sandbox.port), timeout=10)
+    with context.wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(b"EHLO early.test\r\nNOOP\r\nQUIT\r\n")
+        replies = b""
+        while b"221" not in replies:
+            chunk = tls.recv(4096)
+            assert chunk, replies
+            replies += chunk
+    assert replies.startswith(b"220") and b"250 HELP" in replies and b"250 OK" in replies
+    [session] = sandbox.wait_for_sessions(1)
+    assert session.secure and session.helo == "early.test"
+
+
+def test_an_implicit_tls_handshake_that_fails_frees_its_place(make_sandbox: Any) -> None:
+    sandbox = make_sandbox(tls=TLSMode.IMPLICIT, max_connections=2)
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", sandbox.port), timeout=10) as sock:
+            sock.sendall(b"EHLO this is not TLS\r\n" * 20)
+            with contextlib.suppress(OSError):
+                sock.recv(1024)
+    _eventually(lambda: sandbox.sandbox.connections == 0, "failed handshakes were not released")
+    assert sandbox.sandbox.refused_connections == 0

@@ -449,11 +449,13 @@ class SandboxSMTP(SMTP):
         self._greeted = False
         self._closing_reason = ""
         self._refused = False
+        #: Counted in already, by :class:`_ImplicitTLSAdmission` before its handshake.
+        self.admitted = False
 
     # -- connection ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.record is None and not self.sandbox._admit():
+        if self.record is None and not self.admitted and not self.sandbox._admit():
             # Beyond the cap: answered and closed before aiosmtpd sees it, so
             # it costs no session, no task and no descriptor for long.
             self._refused = True
@@ -769,6 +771,68 @@ class _Handler:
         return "451 4.3.0 Local error: the message could not be stored"
 
 
+class _ImplicitTLSAdmission(asyncio.Protocol):
+    """An implicit-TLS connection from its accept to the end of its TLS handshake.
+
+    With ``create_server(ssl=...)`` the SMTP protocol sees a connection only
+    once its handshake is done, so a client that connects and never says a
+    word of TLS holds a descriptor that no cap counts: enough of them exhaust
+    the open-file limit and nobody else is served. Here the connection is
+    counted at its accept (closed at once beyond the cap: no 421 can be said
+    before TLS), its handshake runs under the idle timeout, and only then is it
+    handed to a :class:`SandboxSMTP`.
+    """
+
+    def __init__(self, sandbox: Sandbox, factory: Callable[[], SandboxSMTP]) -> None:
+        self.sandbox = sandbox
+        self.factory = factory
+        self._early = bytearray()
+        self._task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        if not self.sandbox._admit():
+            transport.abort()
+            return
+        # Nothing is read until start_tls() takes the socket over.
+        transport.pause_reading()
+        self._task = asyncio.get_running_loop().create_task(self._handshake(transport))
+        self.sandbox._handshakes.add(self._task)
+        self._task.add_done_callback(self.sandbox._handshakes.discard)
+
+    async def _handshake(self, transport: asyncio.Transport) -> None:
+        context = self.sandbox._tls_context
+        assert context is not None
+        loop = asyncio.get_running_loop()
+        try:
+            secured = await loop.start_tls(
+                transport,
+                self,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=self.sandbox.config.idle_timeout,
+            )
+        except (OSError, ssl.SSLError, TimeoutError, asyncio.CancelledError, RuntimeError):
+            transport.abort()
+            self.sandbox._release()
+            return
+        if secured is None:  # the client went away as the handshake ended
+            transport.abort()
+            self.sandbox._release()
+            return
+        smtp = self.factory()
+        smtp.admitted = True
+        secured.set_protocol(smtp)
+        smtp.connection_made(secured)
+        if self._early:
+            smtp.data_received(bytes(self._early))
+            self._early.clear()
+
+    def data_received(self, data: bytes) -> None:
+        # Bytes the client sent straight after the handshake, before the hand-over.
+        self._early.extend(data[: MAX_HELD - len(self._early)])
+
+
 class Sandbox:
     """A running capture server; use ``async with Sandbox(config) as sandbox:``."""
 
@@ -802,6 +866,8 @@ class Sandbox:
         self.connections = 0
         #: Connections answered 421 because the cap was reached.
         self.refused_connections = 0
+        #: Implicit-TLS handshakes in progress (see :class:`_ImplicitTLSAdmission`).
+        self._handshakes: set[asyncio.Task[None]] = set()
         self._tls_context: ssl.SSLContext | None = None
         self.ca_file: Path | None = None
         self.port = 0
@@ -883,17 +949,15 @@ class Sandbox:
                 loop=loop,
             )
 
-        implicit = self._tls_context if config.tls is TLSMode.IMPLICIT else None
+        implicit = config.tls is TLSMode.IMPLICIT
+
+        def serve() -> asyncio.Protocol:
+            # Implicit TLS: counted from the accept, not only after the handshake.
+            return _ImplicitTLSAdmission(self, factory) if implicit else factory()
+
         try:
-            # A client that never finishes the TLS handshake holds a descriptor
-            # before it counts as a connection: it gets the idle timeout too.
             self._server = await loop.create_server(
-                factory,
-                config.host,
-                config.port,
-                ssl=implicit,
-                reuse_address=True,
-                ssl_handshake_timeout=config.idle_timeout if implicit else None,
+                serve, config.host, config.port, reuse_address=True
             )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
@@ -918,6 +982,8 @@ class Sandbox:
         if self._server is None:
             return
         self._server.close()
+        for handshake in list(self._handshakes):
+            handshake.cancel()  # not a session yet: nothing to finish
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace):
                 await self._idle.wait()
