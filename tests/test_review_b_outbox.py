@@ -8,13 +8,17 @@ scripted servers (tests/smtpservers.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import subprocess
+import time
 from typing import Any
 
 import pytest
 
-from tests.cli_helpers import run_tuimail
-from tests.smtpservers import Reply, ScriptedServer, ServerThread
+from tests.cli_helpers import TUIMAIL, run_tuimail
+from tests.smtpservers import DEFAULT_REPLIES, Reply, ScriptedServer, ServerThread
 from tests.test_outbox_attack import message, profile, sent_keys
 from tuimail import paths
 from tuimail.outbox import Outbox, State
@@ -159,3 +163,59 @@ async def test_a_reply_to_the_final_dot_that_is_no_answer_is_possibly_delivered(
     assert outcome.state == "possibly-delivered", outcome
     assert await outbox.flush(include_not_due=True) == []
     assert len(script.messages) == 1
+
+
+# -- kill -9 of a real 'tuimail send' at every stage -----------------------------
+
+#: Where the server stops answering -> what 'outbox list' must say after the kill
+#: (None: nothing left, it was delivered), and whether a flush sends it.
+KILL_STAGES = {
+    "EHLO": ("queued", True),
+    "MAIL": ("queued", True),
+    "RCPT": ("queued", True),
+    "DATA": ("queued", True),  # the 354 never came: the server never had it
+    ".": ("possibly-delivered", False),  # the data went out, no answer yet
+    "QUIT": (None, False),  # the 250 came: delivered, whatever happens next
+}
+
+
+def _held_at(script: ScriptedServer, verb: str) -> bool:
+    if verb == ".":
+        return script.final_dot.is_set()
+    return verb in script.verbs()
+
+
+@pytest.mark.parametrize("verb", list(KILL_STAGES))
+def test_kill_9_of_a_send_at_each_stage_never_loses_nor_doubles_it(
+    servers: ServerThread, verb: str
+) -> None:
+    state, resent = KILL_STAGES[verb]
+    script = ScriptedServer({verb: Reply(None, hold=True)})
+    port = servers.scripted(script)
+    process = subprocess.Popen(
+        [TUIMAIL, "send", "--server", f"127.0.0.1:{port}", "--security", "none",
+         "--timeout", "30", "--from", "a@example.test", "--to", "b@example.test",
+         "--subject", "killed", "--body", "x"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not _held_at(script, verb):
+            assert time.monotonic() < deadline, f"the send never reached {verb}"
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+    listed = run_tuimail("outbox", "list", "--json")
+    entries = json.loads(listed.stdout)
+    assert [e["state"] for e in entries] == ([state] if state else []), entries
+    script.replies.pop(verb)  # the server behaves from now on
+    script.replies.update({k: v for k, v in DEFAULT_REPLIES.items() if k == verb})
+    flushed = run_tuimail("outbox", "flush")
+    assert "Traceback" not in flushed.stderr
+    assert len(script.messages) == (1 if verb in (".", "QUIT") or resent else 0)
+    assert script.verbs().count("DATA") == (1 if not resent else 2 if verb == "DATA" else 1)
+    left = json.loads(run_tuimail("outbox", "list", "--json").stdout)
+    assert [e["state"] for e in left] == (["possibly-delivered"] if verb == "." else [])
