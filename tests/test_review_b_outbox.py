@@ -219,3 +219,21 @@ def test_kill_9_of_a_send_at_each_stage_never_loses_nor_doubles_it(
     assert script.verbs().count("DATA") == (1 if not resent else 2 if verb == "DATA" else 1)
     left = json.loads(run_tuimail("outbox", "list", "--json").stdout)
     assert [e["state"] for e in left] == (["possibly-delivered"] if verb == "." else [])
+
+
+async def test_a_sent_folder_removed_by_hand_is_made_again_not_possibly_delivered(
+    servers: ServerThread,
+) -> None:
+    """A delivered message shown as 'possibly delivered' invites a retry: a second copy."""
+    import shutil
+
+    script = ScriptedServer()
+    port = servers.scripted(script)
+    outbox = Outbox()
+    queued = outbox.enqueue(profile(port), message())
+    shutil.rmtree(outbox.sent_dir)
+    shutil.rmtree(outbox.transcripts_dir)
+    outcome = await outbox.attempt(queued.key)
+    assert outcome.state == "sent" and not outcome.detail, outcome
+    assert outbox.entries() == [] and sent_keys(outbox.root) == [queued.key]
+    assert "DATA" in outbox.sent_transcript(queued.key)

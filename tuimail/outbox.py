@@ -650,7 +650,7 @@ class Outbox:
         def on_delivered(delivery: Delivery) -> None:
             try:
                 settled.append(self._delivered(entry, delivery, transcript))
-            except OSError as exc:
+            except Exception as exc:  # whatever it is, the 250 stands
                 # Still 'sending' on disk: shown as possibly delivered, never resent.
                 settled.append(
                     Outcome(
@@ -749,8 +749,16 @@ class Outbox:
         fate, so syncing the transcript alone bought nothing; it cost two
         fsyncs on every send.
         """
-        self._write_transcript_text(entry.key, transcript)
-        os.rename(self.queue_dir / "new" / entry.key, self.sent_dir / "new" / entry.key)
+        try:
+            self._write_transcript_text(entry.key, transcript)
+            os.rename(self.queue_dir / "new" / entry.key, self.sent_dir / "new" / entry.key)
+        except FileNotFoundError:
+            # sent/ or its transcripts removed since the message was queued (a
+            # clean-up by hand): made again, else a delivered message would be
+            # shown as possibly delivered, and a retry would send it twice.
+            self._prepare()
+            self._write_transcript_text(entry.key, transcript)
+            os.rename(self.queue_dir / "new" / entry.key, self.sent_dir / "new" / entry.key)
         with contextlib.suppress(OSError):
             (self.meta_dir / f"{entry.key}.json").unlink()
 
