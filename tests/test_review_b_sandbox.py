@@ -257,3 +257,39 @@ def test_an_implicit_tls_handshake_that_fails_frees_its_place(make_sandbox: Any)
                 sock.recv(1024)
     _eventually(lambda: sandbox.sandbox.connections == 0, "failed handshakes were not released")
     assert sandbox.sandbox.refused_connections == 0
+
+
+# -- STARTTLS handshakes that never complete -------------------------------------
+
+
+def _abandon(port: int, packet: bytes) -> None:
+    """Send ``packet``, then say nothing more until the server hangs up."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(packet)
+        with contextlib.suppress(OSError):
+            while sock.recv(4096):
+                pass
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [b"EHLO client.test\r\nSTARTTLS\r\n", b"QUIT\r\nSTARTTLS\r\n", b"STARTTLS\r\n\x16\x03\x01"],
+    ids=["silent-after-220", "after-quit", "half-a-hello"],
+)
+def test_a_starttls_handshake_that_never_completes_gives_its_place_back(
+    make_sandbox: Any, packet: bytes
+) -> None:
+    """aiosmtpd's SSL layer told the session nothing: it never ended, its place
+    under the cap was never given back, and enough of them refused everyone."""
+    sandbox = make_sandbox(tls=TLSMode.STARTTLS, idle_timeout=0.5, max_connections=2)
+    for _ in range(3):
+        _abandon(sandbox.port, packet)
+        _eventually(lambda: sandbox.sandbox.connections == 0, "its place was never given back")
+    assert not sandbox.sandbox.active
+    assert len(sandbox.wait_for_sessions(3)) == 3
+    context = ssl.create_default_context(cafile=str(sandbox.sandbox.ca_file))
+    with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=10) as client:
+        client.starttls(context=context)
+        client.sendmail("a@example.test", ["b@example.test"], sample_message())
+    assert len(sandbox.stored()) == 1
+    assert sandbox.sandbox.refused_connections == 0

@@ -451,6 +451,8 @@ class SandboxSMTP(SMTP):
         self._refused = False
         #: Counted in already, by :class:`_ImplicitTLSAdmission` before its handshake.
         self.admitted = False
+        #: Its place given back and its session ended (see :meth:`_forget`).
+        self._forgotten = False
 
     # -- connection ---------------------------------------------------------
 
@@ -501,6 +503,14 @@ class SandboxSMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
             return
+        self._forget()
+        super().connection_lost(error)
+
+    def _forget(self) -> None:
+        """Give back the connection's place and end its session, once."""
+        if self._forgotten:
+            return
+        self._forgotten = True
         self.sandbox._release()
         record = self.record
         if record is not None and record.ended is None:
@@ -513,7 +523,6 @@ class SandboxSMTP(SMTP):
             else:
                 outcome = record.outcome
             self.sandbox._end_session(record, outcome)
-        super().connection_lost(error)
 
     def _timeout_cb(self) -> None:
         self._closing_reason = f"timed out after {self._timeout_duration:g}s without a command"
@@ -700,6 +709,47 @@ class SandboxSMTP(SMTP):
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push("250 OK" if status is MISSING else status)
+
+    @_help_of(SMTP.smtp_STARTTLS)
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        """aiosmtpd's STARTTLS, made sure to end: a handshake that does not
+        complete must still give back the connection's place.
+
+        aiosmtpd hands the socket to an SSLProtocol that tells the SMTP
+        protocol nothing if the connection ends before the handshake does: a
+        client that says STARTTLS and then nothing (the idle timeout aborts
+        it, which even wakes the handshake's waiter as if it had succeeded),
+        or a STARTTLS pipelined after QUIT, left a session that never ended
+        and a place under the cap that was never given back; enough of them
+        and every client was refused.
+        """
+        if self.transport is None or self.transport.is_closing():
+            return  # QUIT or a fault closed the connection: nothing more begins
+        try:
+            await super().smtp_STARTTLS(arg)
+        except BaseException:
+            self._handshake_abandoned()
+            raise
+        if self._handshake_abandoned():
+            # aiosmtpd's command loop runs while there is a transport: it ends
+            # here, quietly (an exception would be logged as never retrieved).
+            self.transport = None
+
+    def _handshake_abandoned(self) -> bool:
+        """After STARTTLS: if its handshake began and did not complete, close and forget."""
+        original = self._original_transport
+        if original is None or (self.record is not None and self.record.secure):
+            return False
+        if not self._closing_reason:
+            self._closing_reason = "the TLS handshake after STARTTLS did not complete"
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        if isinstance(original, asyncio.Transport):
+            original.abort()
+        else:
+            original.close()
+        self._forget()
+        return True
 
     @_help_of(SMTP.smtp_QUIT)
     async def smtp_QUIT(self, arg: str) -> None:
