@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import smtplib
 import socket
 import ssl
@@ -17,7 +18,7 @@ import pytest
 from tests.cli_helpers import files_under, find_leaks
 from tests.smtpservers import Reply, ScriptedServer, ServerThread
 from tests.test_outbox_attack import message, profile
-from tests.test_sandbox import make_sandbox, sample_message
+from tests.test_sandbox import make_sandbox, sample_message, start_serve
 from tests.test_sandbox_attack import Client, b64, transcript_text
 from tuimail.credentials import Secret
 from tuimail.outbox import Outbox, OutboxError
@@ -293,3 +294,50 @@ def test_a_starttls_handshake_that_never_completes_gives_its_place_back(
         client.sendmail("a@example.test", ["b@example.test"], sample_message())
     assert len(sandbox.stored()) == 1
     assert sandbox.sandbox.refused_connections == 0
+
+
+# -- tuimail serve's own stderr ---------------------------------------------------
+
+
+def test_serve_never_prints_aiosmtpd_log_lines_with_the_clients_bytes() -> None:
+    """aiosmtpd warned 'unrecognised: <command>' through Python's last-resort
+    handler: a client's terminal escapes went raw to serve's terminal."""
+    process, port = start_serve("--quiet")
+    try:
+        client = Client(port)
+        try:
+            assert client.reply().startswith(b"220")
+            client.send(b"\x1b]0;pwned\x07X\x1b[2J\r\n")
+            assert client.reply().startswith(b"500")
+            client.send(b"QUIT\r\n")
+            client.reply()
+        finally:
+            client.close()
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=20)
+    assert "\x1b" not in stdout + stderr, stderr
+    assert "unrecognised" not in stderr
+
+
+def test_a_failed_starttls_handshake_is_in_the_session_not_a_traceback_on_stderr() -> None:
+    process, port = start_serve("--tls")
+    try:
+        client = Client(port)
+        try:
+            assert client.reply().startswith(b"220")
+            client.send(b"EHLO client.test\r\nSTARTTLS\r\n")
+            assert client.reply().startswith(b"250")
+            assert client.reply().startswith(b"220")
+            client.send(b"this is not a TLS handshake\r\n" * 4)
+            with contextlib.suppress(OSError):
+                while client.sock.recv(4096):
+                    pass
+        finally:
+            client.close()
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=20)
+    assert "Traceback" not in stderr, stderr
+    assert "the TLS handshake after STARTTLS failed" in stdout, stdout
+    assert "session ended" in stdout

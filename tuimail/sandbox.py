@@ -23,6 +23,7 @@ import enum
 import errno
 import itertools
 import json
+import logging
 import mailbox
 import os
 import re
@@ -36,7 +37,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import (
+    MISSING,
+    SMTP,
+    AuthResult,
+    Envelope,
+    LoginPassword,
+    Session,
+    TLSSetupException,
+)
 
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
@@ -710,6 +719,26 @@ class SandboxSMTP(SMTP):
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push("250 OK" if status is MISSING else status)
 
+    async def handle_exception(self, error: Exception) -> str:
+        """A command that raised: noted in the session, answered as a local error.
+
+        aiosmtpd's own logs a traceback (on stderr when nothing is configured:
+        over the app's screen) and answers ``500`` with the exception's text,
+        which may name this machine's paths. A failed STARTTLS handshake is
+        the client's doing and is common; its reason is what the session needs.
+        """
+        if isinstance(error, TLSSetupException):
+            cause = error.__cause__
+            reason = getattr(cause, "reason", None) or str(cause or "") or type(cause).__name__
+            text = f"the TLS handshake after STARTTLS failed: {reason}"
+            status = "454 4.7.0 TLS handshake failed"  # the connection is closed after it
+        else:
+            text = f"internal error while handling a command: {type(error).__name__}: {error}"
+            status = "451 4.3.0 Local error in processing"
+        if self.record is not None:
+            self.record.transcript.event(EventKind.ERROR, escape_controls(text))
+        return status
+
     @_help_of(SMTP.smtp_STARTTLS)
     async def smtp_STARTTLS(self, arg: str) -> None:
         """aiosmtpd's STARTTLS, made sure to end: a handshake that does not
@@ -943,6 +972,7 @@ class Sandbox:
 
     async def start(self) -> None:
         config = self.config
+        _quiet_aiosmtpd_log()
         # Only what the sandbox creates is made private: the parent of a
         # --maildir (say /tmp) keeps its mode.
         for directory, what in ((self.maildir_path, "the Maildir"), (self.sessions_dir, "")):
@@ -1213,6 +1243,20 @@ class Sandbox:
     def read_message(self, key: str) -> bytes:
         assert self._maildir is not None
         return self._maildir.get_bytes(key)
+
+
+def _quiet_aiosmtpd_log() -> None:
+    """Keep aiosmtpd's own log off stderr: the session transcripts say it all.
+
+    With no logging configured, Python prints its warnings to stderr as they
+    are: ``unrecognised: <the client's command>`` put a client's terminal
+    escapes on ``tuimail serve``'s terminal (and over the app's screen), and a
+    failed handshake a traceback. A handler the embedding program set stays.
+    """
+    log = logging.getLogger("mail.log")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
 
 
 def sandbox_config_from(
