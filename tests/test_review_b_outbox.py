@@ -237,3 +237,19 @@ async def test_a_sent_folder_removed_by_hand_is_made_again_not_possibly_delivere
     assert outcome.state == "sent" and not outcome.detail, outcome
     assert outbox.entries() == [] and sent_keys(outbox.root) == [queued.key]
     assert "DATA" in outbox.sent_transcript(queued.key)
+
+
+class SentWhileLookedUp(Outbox):
+    """Another process retires the message between the look-up and the lock."""
+
+    def get(self, key: str) -> Any:
+        entry = super().get(key)
+        (self.queue_dir / "new" / entry.key).rename(self.sent_dir / "new" / entry.key)
+        return entry
+
+
+def test_dropping_a_message_sent_meanwhile_says_so() -> None:
+    outbox = SentWhileLookedUp()
+    queued = outbox.enqueue(profile(1), message())
+    with pytest.raises(KeyError, match="sent or dropped meanwhile"):
+        outbox.drop(queued.short_id)

@@ -470,7 +470,11 @@ class Outbox:
         with self._locked(entry.key) as locked:
             if not locked:
                 raise OutboxError(f"{entry.short_id} is being sent right now")
-            (self.queue_dir / "new" / entry.key).unlink()
+            try:
+                (self.queue_dir / "new" / entry.key).unlink()
+            except FileNotFoundError:
+                # Sent (or dropped) by another process since it was looked up.
+                raise KeyError(f"{entry.short_id} was sent or dropped meanwhile") from None
             with contextlib.suppress(OSError):
                 (self.meta_dir / f"{entry.key}.json").unlink()
         return entry
