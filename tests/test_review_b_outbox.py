@@ -253,3 +253,22 @@ def test_dropping_a_message_sent_meanwhile_says_so() -> None:
     queued = outbox.enqueue(profile(1), message())
     with pytest.raises(KeyError, match="sent or dropped meanwhile"):
         outbox.drop(queued.short_id)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "edit"])
+async def test_a_message_file_damaged_on_disk_is_failed_not_sent(
+    servers: ServerThread, damage: str
+) -> None:
+    """Cut after its headers, it still parses: it would go out, shortened, as the same message."""
+    script = ScriptedServer()
+    port = servers.scripted(script)
+    outbox = Outbox()
+    queued = outbox.enqueue(profile(port), message())
+    path = outbox.queue_dir / "new" / queued.key
+    data = path.read_bytes()
+    path.write_bytes(data[: data.index(b"\r\n\r\n") + 4] if damage == "truncate" else data + b"x")
+    [outcome] = await outbox.flush()
+    assert outcome.state == "failed" and "changed on disk" in outcome.detail, outcome
+    assert script.connections == 0
+    [entry] = outbox.entries()
+    assert entry.state is State.FAILED

@@ -17,6 +17,8 @@ that never got queued, and is cleaned up (only under the message's lock,
 which :meth:`Outbox.enqueue` holds until the message is in place). A message
 whose sidecar is missing or unreadable is listed as failed and never sent:
 its envelope is not guessed from its headers (that would lose its Bcc).
+The sidecar also keeps the message's SHA-256: a message file truncated or
+changed on disk is marked failed, never sent as if it were the same message.
 Two processes flushing at once never
 send a message twice: a send holds an exclusive ``flock`` on the message's
 lock file, which the kernel releases if the process dies, and re-reads the
@@ -54,6 +56,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import fcntl
+import hashlib
 import json
 import os
 import time
@@ -142,6 +145,9 @@ class Queued:
     delivered_to: list[str] = field(default_factory=list)
     #: Recipients refused for good: address, code, reply.
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    #: SHA-256 of the message as queued ("" from older versions): a message
+    #: file truncated or changed on disk is never sent as if it were the same.
+    sha256: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -160,6 +166,7 @@ class Queued:
             "overrides": self.overrides,
             "delivered_to": self.delivered_to,
             "rejected": self.rejected,
+            "sha256": self.sha256,
         }
 
     @classmethod
@@ -180,6 +187,7 @@ class Queued:
             overrides=dict(data.get("overrides", {})),
             delivered_to=[str(r) for r in data.get("delivered_to", [])],
             rejected=[dict(r) for r in data.get("rejected", [])],
+            sha256=str(data.get("sha256", "")),
         )
 
     @property
@@ -308,6 +316,7 @@ class Outbox:
         if follows_profile is None:
             follows_profile = saved is not None and _same_account(saved, profile)
         key = unique_name()
+        data = outgoing.to_bytes()
         entry = Queued(
             key=key,
             message_id=outgoing.message_id,
@@ -318,6 +327,7 @@ class Outbox:
             needs_smtputf8=outgoing.needs_smtputf8,
             follows_profile=follows_profile,
             overrides=_overrides(saved, profile) if follows_profile and saved else {},
+            sha256=hashlib.sha256(data).hexdigest(),
         )
         try:
             # Under the message's lock: a flush (or ``outbox list``) that sees the
@@ -326,7 +336,7 @@ class Outbox:
                 if not locked:  # a fresh key nobody else knows: cannot happen
                     raise OSError(11, f"the lock of the new message {key} is taken")
                 self._write_meta(entry)
-                deliver(self.queue_dir, outgoing.to_bytes(), durable=True, key=key)
+                deliver(self.queue_dir, data, durable=True, key=key)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 (self.meta_dir / f"{key}.json").unlink()
@@ -850,7 +860,12 @@ def _outgoing_from(entry: Queued, data: bytes) -> OutgoingMessage:
         *entry.delivered_to,
         *(str(r.get("address", "")) for r in entry.rejected),
     ]
-    check_stored_message(data, everyone)
+    check_stored_message(data, everyone)  # first: its reasons are the more specific
+    if entry.sha256 and hashlib.sha256(data).hexdigest() != entry.sha256:
+        raise ValueError(
+            f"the message file is not the message that was queued ({len(data):,} bytes "
+            "now): it was truncated or changed on disk"
+        )
     message = message_from_bytes(data, policy=policy.SMTP)
     return OutgoingMessage(
         message=message,
