@@ -534,6 +534,8 @@ class SandboxSMTP(SMTP):
             self.sandbox._end_session(record, outcome)
 
     def _timeout_cb(self) -> None:
+        if self._forgotten:
+            return  # closed and ended already (a handshake that did not complete)
         self._closing_reason = f"timed out after {self._timeout_duration:g}s without a command"
         if self.transport is not None and not self.transport.is_closing():
             with contextlib.suppress(Exception):
@@ -752,31 +754,30 @@ class SandboxSMTP(SMTP):
         and a place under the cap that was never given back; enough of them
         and every client was refused.
         """
-        if self.transport is None or self.transport.is_closing():
+        plain = self.transport
+        if plain is None or plain.is_closing():
             return  # QUIT or a fault closed the connection: nothing more begins
         try:
             await super().smtp_STARTTLS(arg)
         except BaseException:
-            self._handshake_abandoned()
+            self._handshake_abandoned(plain)
             raise
-        if self._handshake_abandoned():
+        if self._handshake_abandoned(plain):
             # aiosmtpd's command loop runs while there is a transport: it ends
             # here, quietly (an exception would be logged as never retrieved).
             self.transport = None
 
-    def _handshake_abandoned(self) -> bool:
-        """After STARTTLS: if its handshake began and did not complete, close and forget."""
-        original = self._original_transport
-        if original is None or (self.record is not None and self.record.secure):
+    def _handshake_abandoned(self, plain: asyncio.BaseTransport) -> bool:
+        """After STARTTLS: if its handshake began (aiosmtpd replaced the plain
+        transport) and did not complete, close the socket and forget the session."""
+        if self.transport is plain or (self.record is not None and self.record.secure):
             return False
         if not self._closing_reason:
             self._closing_reason = "the TLS handshake after STARTTLS did not complete"
-        if self._timeout_handle is not None:
-            self._timeout_handle.cancel()
-        if isinstance(original, asyncio.Transport):
-            original.abort()
+        if isinstance(plain, asyncio.Transport):
+            plain.abort()
         else:
-            original.close()
+            plain.close()
         self._forget()
         return True
 
