@@ -25,9 +25,14 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 run: $(STAMP_RUN)
 	$(BIN)/tuimail
 
-test: $(STAMP_TEST)
+lint: $(STAMP_TEST)
 	$(BIN)/ruff check tuimail tests benchmarks
+	$(BIN)/ruff format --check tuimail tests benchmarks
+
+typecheck: $(STAMP_TEST)
 	$(BIN)/mypy
+
+test: lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The lowest versions pyproject.toml allows, in a venv of their own, running the

@@ -1,4 +1,4 @@
-"""Run every benchmark and print a Markdown table to paste into the README.
+"""Run every benchmark and print a Markdown table for docs/performance.md.
 
     .venv/bin/python benchmarks/run_all.py          # what `make bench` runs
     .venv/bin/python benchmarks/run_all.py --quick  # fewer rounds, for a smoke run

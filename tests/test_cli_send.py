@@ -186,10 +186,10 @@ def test_help_documents_every_exit_code() -> None:
         assert f"{code:>3}  {text}" in result.stdout
 
 
-def test_readme_documents_every_exit_code() -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+def test_the_command_reference_documents_every_exit_code() -> None:
+    reference = (Path(__file__).parent.parent / "docs" / "commands.md").read_text()
     for code, text in exitcodes.TABLE:
-        assert f"| {code} | {text} |" in readme
+        assert f"| {code} | {text} |" in reference
 
 
 @pytest.mark.parametrize(

@@ -151,3 +151,13 @@ def test_accounts_list_escapes_a_hand_edited_profiles_file(isolated_dirs: Any) -
     assert "\\x1b]0;pwned" in text.stdout
     [record] = json.loads(as_json.stdout)
     assert record["username"] == EVIL
+
+
+def test_doctor_escapes_the_paths_and_errors_it_quotes(tmp_path: Any) -> None:
+    """A data dir whose name holds escape sequences is reported, not obeyed."""
+    odd = tmp_path / f"data{EVIL}"
+    odd.mkdir()
+    for extra in ([], ["--json"]):
+        result = run_tuimail("doctor", *extra, env={"XDG_DATA_HOME": str(odd)})
+        assert_no_raw_controls(result.stdout, result.stderr)
+    assert "\\x1b]0;pwned" in run_tuimail("doctor", env={"XDG_DATA_HOME": str(odd)}).stdout

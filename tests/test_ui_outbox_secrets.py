@@ -36,7 +36,9 @@ class RecordingLogins:
     ) -> AuthResult:
         if isinstance(data, LoginPassword):
             self.offered.append(data.password.decode())
-            return AuthResult(success=data.password.decode() == STORED)
+            if data.password.decode() == STORED:
+                return AuthResult(success=True)
+        # Not handled: aiosmtpd answers the refusal (535) itself.
         return AuthResult(success=False, handled=False)
 
 
@@ -78,3 +80,28 @@ async def test_retry_never_lends_a_profiles_password_to_a_server_message(
         second = await wait_for_run(pilot, 2)
         assert second.outbox_state == "sent", second.report
         assert logins.offered == [STORED] and len(sink.messages) == 1
+
+
+async def test_a_send_with_no_stored_password_is_refused_before_it_is_queued(
+    secret_service: SecretService, servers: ServerThread
+) -> None:
+    """One home: the draft stays in Compose, and no copy waits in the outbox."""
+    from tests.ui_support import draft_values, fill_draft, static_text
+
+    sink = Sink()
+    port = servers.smtp(sink, authenticator=RecordingLogins(), auth_require_tls=False)
+    save_profile(
+        name="no-password", host="127.0.0.1", port=port, security=Security.NONE,
+        username="alice", allow_plaintext_auth=True,
+    )  # fmt: skip
+    CredentialStore().delete("no-password")  # the Secret Service lives for the whole run
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await fill_draft(pilot, to="bob@example.test", subject="No password", body="Hi")
+        await pilot.press("ctrl+s")
+        await wait_for_run(pilot)
+        assert "no password is stored for the profile 'no-password'" in static_text(
+            app, "#send-status"
+        )
+        assert draft_values(app) == ("bob@example.test", "No password", "Hi")
+        assert Outbox().entries() == [] and sink.messages == []

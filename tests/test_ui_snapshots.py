@@ -334,3 +334,44 @@ def test_help(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), "the help")
 
     assert snap_compare(quiet_app(), terminal_size=size, run_before=open_help)
+
+
+def hostile_run() -> SessionRun:
+    """A session with a server whose words are escape sequences and markup."""
+    evil = "\x1b]0;pwned\x07\x1b[2J [b]bold[/b] [@click=app.quit]quit[/] [/oops]"
+    lines: list[tuple[float, Direction, str, EventKind | None]] = [
+        (0.000, E, "mx.evil.test:25 security plain", EventKind.INFO),
+        (0.009, S, "220 mx.evil.test ESMTP \\x1b]0;pwned\\x07 [b]x[/b]", None),
+        (0.010, C, "EHLO client.example.test", None),
+        (0.021, S, "250 mx.evil.test", None),
+        (0.022, C, "MAIL FROM:<alerts@example.test> SIZE=388", None),
+        (0.031, S, "554 5.7.1 no \\x1b[2J [@click=app.quit]quit[/]", None),
+        (0.032, E, "mail failed: the server refused the sender", EventKind.ERROR),
+    ]
+    transcript = Transcript(
+        title="send hostile",
+        entries=[Entry(t, direction, text, False, kind) for t, direction, text, kind in lines],
+    )
+    run = SessionRun("send", "relay", f"ops{evil}@example.test", transcript, id=3)
+    run.started = at(9, 30, 0)
+    run.report = SessionReport(
+        transcript,
+        failure=SessionFailure(
+            Stage.MAIL,
+            f"the server refused the sender alerts@example.test: 554 5.7.1 no {evil}",
+            temporary=False,
+            code=554,
+            reply=f"5.7.1 no {evil}",
+        ),
+    )
+    return run
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_transcript_of_a_hostile_server_shows_its_words_as_text(
+    snap_compare: SnapCompare, size: tuple[int, int]
+) -> None:
+    """Escape sequences shown as ``\\x1b``, markup shown as typed; nothing obeyed."""
+    app = quiet_app()
+    app.history.add(hostile_run())
+    assert snap_compare(app, terminal_size=size, press=["f3"])

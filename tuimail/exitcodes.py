@@ -1,7 +1,7 @@
 """Exit codes of ``tuimail send`` and ``tuimail accounts test``.
 
 Scripts branch on these, so they are stable and documented here once: the
-``--help`` text and the README are generated from / checked against this table.
+``--help`` text and docs/commands.md are generated from / checked against this table.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Never lose a message: the durable outbox, retries with backoff, and the sent folder.
 
-Promise 5: a message is written to the outbox (a Maildir in the data dir,
+A message is written to the outbox (a Maildir in the data dir,
 fsynced, atomic rename, mode 0600) before the first byte goes to the server,
 and leaves it only after the server's 250 to the final dot, when it moves to
-the sent Maildir with its transcript (JSON Lines) beside it. Promise 6: a
+the sent Maildir with its transcript (JSON Lines) beside it. A
 temporary failure (4xx, network, timeout) stays queued and is retried with
 exponential backoff and jitter until a give-up period ends; a permanent one
 (5xx) is marked failed with the server's reason and never retried on its own;
@@ -53,7 +53,9 @@ been deleted, the message falls back to its frozen settings and, like a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import enum
 import fcntl
 import hashlib
@@ -83,6 +85,9 @@ class State(enum.StrEnum):
     SENDING = "sending"
     FAILED = "failed"
     POSSIBLY_DELIVERED = "possibly-delivered"
+    #: The server took it (250 to the final dot), but it could not be moved to
+    #: ``sent/`` yet: never sent again; a later flush finishes the move.
+    DELIVERED = "delivered"
 
 
 #: The last error of a message whose sender died while transferring it.
@@ -503,6 +508,11 @@ class Outbox:
                 raise KeyError(f"{entry.short_id} was sent meanwhile") from None
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 raise KeyError(f"{entry.short_id}: {entry.last_error}") from None
+            if entry.state is State.DELIVERED:
+                raise KeyError(
+                    f"{entry.short_id} was delivered (the server accepted it); it is not sent "
+                    "again ('tuimail outbox flush' moves it to sent/)"
+                )
             entry.state = State.QUEUED
             entry.next_attempt = 0.0
             self._write_meta(entry)
@@ -576,7 +586,9 @@ class Outbox:
                 return self._fail_unusable(entry, exc)
             if password is None and passwords and may_use_stored and profile.needs_password:
                 try:
-                    password = passwords(profile)
+                    # Read now, with the profile it belongs to, and in a thread:
+                    # a keyring call may wait on D-Bus, never on the caller's loop.
+                    password = await asyncio.to_thread(passwords, profile)
                 except Exception as exc:  # a keyring problem: try again later
                     return Outcome(key, None, "skipped", f"no password available: {exc}")
             if profile.needs_password and password is None:
@@ -603,13 +615,24 @@ class Outbox:
             )
         from tuimail.profiles import with_changes
 
-        profile = with_changes(current, **entry.overrides) if entry.overrides else current
+        # Options given for one send (--no-verify, --security none, a CA file...)
+        # were given for the server and user of that moment: they never follow
+        # the profile to another server, where they could weaken what the user
+        # never weakened.
+        keeps_overrides = bool(entry.overrides) and _same_account(current, frozen)
+        profile = with_changes(current, **entry.overrides) if keeps_overrides else current
         note = ""
         if _profile_table(profile) != entry.profile:
             note = (
                 f"the profile {frozen.name!r} changed after this message was queued; "
                 f"sending with its current settings ({profile.address})"
             )
+            if entry.overrides and not keeps_overrides:
+                note += (
+                    "; the options given for this send ("
+                    + ", ".join(sorted(entry.overrides))
+                    + ") were for its former server and are not used"
+                )
         return profile, (note, True)
 
     @staticmethod
@@ -665,15 +688,7 @@ class Outbox:
             try:
                 settled.append(self._delivered(entry, delivery, transcript))
             except Exception as exc:  # whatever it is, the 250 stands
-                # Still 'sending' on disk: shown as possibly delivered, never resent.
-                settled.append(
-                    Outcome(
-                        entry.key, None, "sent",
-                        f"delivered, but the outbox could not record it ({exc}); "
-                        "it is kept and shown as possibly delivered",
-                        delivered_to=list(delivery.accepted),
-                    )
-                )  # fmt: skip
+                settled.append(self._delivered_not_moved(entry, delivery, exc))
 
         report = await send(
             profile,
@@ -701,10 +716,10 @@ class Outbox:
         rejected = [r for r in delivery.refused if not r.temporary]
         entry.attempts.append(
             {"at": now, "ok": True, "accepted": delivery.accepted, "reply": delivery.reply}
-            | {"refused": [r.__dict__ for r in delivery.refused]}
+            | {"refused": [dataclasses.asdict(r) for r in delivery.refused]}
         )
         entry.delivered_to.extend(delivery.accepted)
-        entry.rejected.extend(r.__dict__ for r in rejected)
+        entry.rejected.extend(dataclasses.asdict(r) for r in rejected)
         parts = [f"delivered to {', '.join(delivery.accepted)}"]
         parts += [f"refused for now {r.address}: {r.code} {r.reply}" for r in deferred]
         parts += [f"refused {r.address}: {r.code} {r.reply}" for r in rejected]
@@ -722,6 +737,35 @@ class Outbox:
         outcome.detail = entry.last_error
         self._write_meta(entry)
         return outcome
+
+    def _delivered_not_moved(self, entry: Queued, delivery: Delivery, exc: Exception) -> Outcome:
+        """Delivered, but ``sent/`` could not take it: say so on disk, never offer a resend.
+
+        If even the sidecar cannot be written, it still says ``sending``, which
+        is shown as possibly delivered: the safe side, never a silent resend.
+        """
+        entry.state = State.DELIVERED
+        entry.last_error = (
+            f"delivered (the server accepted it), but it could not be moved to sent/ ({exc}); "
+            "it will not be sent again, and the next flush finishes the move"
+        )
+        with contextlib.suppress(OSError):
+            self._write_meta(entry)
+        return Outcome(
+            entry.key, None, "sent", entry.last_error, delivered_to=list(delivery.accepted)
+        )
+
+    def _finish_move(self, entry: Queued) -> Outcome:
+        """A delivered message left behind: move it to ``sent/`` now; nothing is sent."""
+        try:
+            os.rename(self.queue_dir / "new" / entry.key, self.sent_dir / "new" / entry.key)
+        except OSError as exc:
+            return Outcome(
+                entry.key, None, "skipped", f"delivered; still not moved to sent/: {exc}"
+            )
+        with contextlib.suppress(OSError):
+            (self.meta_dir / f"{entry.key}.json").unlink()
+        return Outcome(entry.key, None, "sent", "delivered earlier; now moved to sent/")
 
     def _reschedule(self, entry: Queued, now: float) -> None:
         if now - entry.created >= self.policy.give_up_after:
@@ -800,6 +844,11 @@ class Outbox:
         outcomes = []
         now = time.time()
         for entry in self.entries():
+            if entry.state is State.DELIVERED:
+                with self._locked(entry.key) as locked:
+                    if locked:
+                        outcomes.append(self._finish_move(entry))
+                continue
             if not (entry.due(now) or (include_not_due and entry.state is State.QUEUED)):
                 continue
             callback = None

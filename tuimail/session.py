@@ -1,6 +1,6 @@
 """The SMTP client session: aiosmtplib, a live transcript, and a security policy.
 
-This is where tuimail keeps the promises of a trusted client (DESIGN.md):
+This is where tuimail keeps the promises of a trusted client (docs/security.md):
 
 * ``tls`` is implicit TLS; ``starttls`` *requires* STARTTLS and stops before
   AUTH or MAIL when it is missing or refused (aiosmtplib's own default is
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import re
 import socket
@@ -137,7 +138,7 @@ class Delivery:
             "message_id": self.message_id,
             "size": self.size,
             "accepted": self.accepted,
-            "refused": [r.__dict__ for r in self.refused],
+            "refused": [dataclasses.asdict(r) for r in self.refused],
             "reply": self.reply,
         }
 
@@ -223,8 +224,6 @@ class SMTPSession:
         self._tls_context: ssl.SSLContext | None = None
         #: True from the moment the message data is written until its reply.
         self.awaiting_final_reply = False
-        #: Messages whose final dot got its 250 on this connection.
-        self.delivered = 0
 
     async def __aenter__(self) -> SMTPSession:
         await self.open()
@@ -461,7 +460,6 @@ class SMTPSession:
             outgoing.message_id, len(payload), accepted, refused, _reply_text(response)
         )
         self.report.delivery = delivery
-        self.delivered += 1
         if on_delivered is not None:
             on_delivered(delivery)
         self._enter(Stage.MAIL)
@@ -536,18 +534,23 @@ class SMTPSession:
         try:
             protocol.write(dot_stuffed(payload))
             response = await protocol.read_response(timeout=self.profile.timeout)
-        except (SMTPServerDisconnected, SMTPTimeoutError, OSError) as exc:
+        except Exception as exc:
+            # Whatever went wrong once the data was out (a lost connection, a
+            # timeout, a reply too long or malformed to read), the server may
+            # have the message: never a plain failure that would be retried.
             smtp.close()
+            why = (
+                f"the connection was lost ({exc})"
+                if isinstance(exc, (SMTPServerDisconnected, SMTPTimeoutError, OSError))
+                else f"its reply could not be read ({exc})"
+            )
             raise SessionFailure(
                 Stage.DATA,
-                "the connection was lost after the message was sent and before the server "
-                f"confirmed it ({exc}); it may or may not have been delivered",
+                f"the message was sent, but {why} before the server confirmed it; "
+                "it may or may not have been delivered",
                 temporary=True,
                 possibly_delivered=True,
             ) from None
-        except SMTPResponseException as exc:  # a malformed or over-long reply
-            smtp.close()
-            raise self._no_answer(exc.message) from None
         self.awaiting_final_reply = False
         if 200 <= response.code < 300:
             # RFC 5321 4.2.1: the first digit decides; a 2xx other than 250

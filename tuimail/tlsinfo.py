@@ -1,6 +1,6 @@
 """What a TLS connection is made of, in words a person can check.
 
-Promise 10: the security of every connection is shown plainly (protocol
+The security of every connection is shown plainly (protocol
 version, cipher, certificate subject, issuer, names and expiry). When
 verification fails, the bare OpenSSL reason ("certificate verify failed") is
 not enough, so :func:`fetch_certificate` takes a second, non-verifying look at

@@ -187,7 +187,7 @@ def _report(done: str, profile: Profile, leftovers: list[str]) -> int:
     for warning in profile.warnings():
         print(escape_controls(f"Warning: {warning}"))
     for leftover in leftovers:
-        print(f"tuimail: {leftover}", file=sys.stderr)
+        print(escape_controls(f"tuimail: {leftover}"), file=sys.stderr)
     return exitcodes.OK
 
 
@@ -203,7 +203,10 @@ def cmd_accounts_remove(args: argparse.Namespace) -> int:
     except ProfileStoreError as exc:
         raise CLIError(str(exc)) from None
     except KeyringError as exc:
-        print(f"tuimail: the profile is removed, but its password was not: {exc}", file=sys.stderr)
+        print(
+            escape_controls(f"tuimail: the profile is removed, but its password was not: {exc}"),
+            file=sys.stderr,
+        )
         return exitcodes.CONFIG
     suffix = " and its password" if removed_secret else ""
     print(escape_controls(f"Removed profile {profile.name}{suffix}."))

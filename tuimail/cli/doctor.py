@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from tuimail import exitcodes
 
@@ -14,15 +13,18 @@ def define_options(doctor: argparse.ArgumentParser) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
+    from tuimail.console import terminal_json
     from tuimail.doctor import run_checks
+    from tuimail.terminal_text import escape_controls
 
     checks = run_checks()
     if args.json:
-        print(json.dumps([c.to_json() for c in checks], indent=2))
+        print(terminal_json([c.to_json() for c in checks], indent=2))
     else:
         for check in checks:
             mark = "ok  " if check.ok else "FAIL"
-            print(f"[{mark}] {check.name}: {check.detail}")
+            # Details quote paths, backends and library errors: escaped.
+            print(escape_controls(f"[{mark}] {check.name}: {check.detail}"))
             if not check.ok and check.fix:
-                print(f"       fix: {check.fix}")
+                print(escape_controls(f"       fix: {check.fix}"))
     return exitcodes.OK if all(c.ok for c in checks) else 1

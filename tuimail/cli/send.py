@@ -214,9 +214,25 @@ def _send_through_outbox(
         outcome = await outbox.attempt(
             queued.key, password, on_entry=printer, deadline=args.deadline, outgoing=outgoing
         )
+        if outcome.report is None:
+            raise _NotTried
         return outcome.report
 
-    code = run_session_command(args, attempt)
+    try:
+        code = run_session_command(args, attempt)
+    except _NotTried:
+        from tuimail.terminal_text import escape_controls
+
+        # Another process (a cron flush) took the message between queueing and
+        # this attempt: it is in the outbox's hands, and this command must
+        # not look like a failure a script would answer by sending again.
+        assert outcome is not None
+        print(
+            f"tuimail: {short_id(queued.key)} was not tried by this command: "
+            f"{escape_controls(outcome.detail)}; it stays in the outbox ('tuimail outbox list')",
+            file=sys.stderr,
+        )
+        return exitcodes.QUEUED
     assert outcome is not None
     if outcome.state == "queued":
         when = local_time(outbox.get(queued.key).next_attempt)
@@ -302,3 +318,7 @@ def _read_body(args: argparse.Namespace) -> str:
         return decode_text(data)
     except FileProblem as exc:
         raise CLIError(f"the text on standard input {exc}", exitcodes.INVALID_MESSAGE) from None
+
+
+class _NotTried(Exception):
+    """The outbox did not try the message just queued (another process holds it)."""

@@ -333,8 +333,7 @@ class TuimailApp(App[None]):
         )
         # Only a message queued through a saved profile may use that profile's
         # stored password (a --server one never borrows one); the outbox asks
-        # for it when the attempt starts. Read here, off the UI loop.
-        stored = await self._password_for(profile) if queued.follows_profile else None
+        # for it, in a thread, when the attempt starts and reads the profile.
         run = SessionRun(
             "retry", profile.name, ", ".join(queued.recipients), Transcript(title=f"retry {key}")
         )
@@ -346,7 +345,7 @@ class TuimailApp(App[None]):
 
         outcome = await self.outbox.attempt(
             key,
-            passwords=lambda current: stored if current.name == profile.name else None,
+            passwords=lambda current: CredentialStore().get(current.name),
             on_entry=deliver_live,
             transcript=run.transcript,
         )
@@ -366,27 +365,12 @@ class TuimailApp(App[None]):
         if not due:
             return
 
-        # The keyring is read in a thread, once per profile; the outbox asks
-        # only for messages that follow a saved profile.
-        names = {q.profile_name for q in due if q.follows_profile} & set(self.saved_profiles)
-
-        def read_secrets() -> dict[str, Secret | KeyringError | None]:
-            store = CredentialStore()
-            found: dict[str, Secret | KeyringError | None] = {}
-            for name in names:
-                try:
-                    found[name] = store.get(name)
-                except KeyringError as exc:  # that message waits; the others go
-                    found[name] = exc
-            return found
-
-        secrets = await asyncio.to_thread(read_secrets)
-
+        # The outbox asks for a password only for a message that follows a
+        # saved profile, when its attempt starts, and in a thread.
         def password(profile: Profile) -> Secret | None:
-            secret = secrets.get(profile.name)
-            if isinstance(secret, KeyringError):
-                raise secret
-            return secret
+            if profile.name not in self.saved_profiles:
+                return None
+            return CredentialStore().get(profile.name)
 
         outcomes = await self.outbox.flush(password)
         sent = sum(1 for o in outcomes if o.state == "sent")
@@ -445,7 +429,21 @@ class TuimailApp(App[None]):
 
         deliver_live = self._live_feed(run)
 
-        if outgoing is not None and self._uses_outbox(profile):
+        if outgoing is not None and password is None and profile.needs_password:
+            # Refused before it is queued: a queued copy would wait in the outbox
+            # while the draft stays here, and both would go once a password is saved.
+            from tuimail.session import SessionFailure, Stage
+
+            report = SessionReport(
+                run.transcript,
+                failure=SessionFailure(
+                    Stage.AUTH,
+                    f"no password is stored for the profile {profile.name!r}; "
+                    "add it on Accounts (F4). Nothing was sent",
+                    temporary=False,
+                ),
+            )
+        elif outgoing is not None and self._uses_outbox(profile):
             try:
                 queued = await asyncio.to_thread(self.outbox.enqueue, profile, outgoing)
             except OutboxError as exc:
@@ -491,6 +489,10 @@ class TuimailApp(App[None]):
         """
         from tuimail.outbox import OutboxError
 
+        if state == "skipped":
+            # Not tried by this send: another process (or the flush timer) holds
+            # the message. It is the outbox's now; Compose lets go of its copy.
+            return "queued"
         if state != "failed" or (report is not None and report.delivery is not None):
             return state
         try:

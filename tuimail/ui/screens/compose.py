@@ -47,6 +47,7 @@ from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
 if TYPE_CHECKING:
+    from tuimail.session import RecipientRefusal
     from tuimail.ui.app import TuimailApp
 
 WIDE = 120
@@ -234,7 +235,7 @@ class ComposeScreen(Screen[None]):
     def set_status(self, text: str, kind: str = "") -> None:
         status = self.query_one("#send-status", Static)
         status.update(shown(text))  # server replies and file names end up here
-        for name in ("error", "ok", "busy"):
+        for name in ("error", "ok", "busy", "warning"):
             status.set_class(kind == name, f"-{name}")
 
     # -- drafts: saved as you type -----------------------------------------
@@ -479,8 +480,36 @@ class ComposeScreen(Screen[None]):
                 self._draft_dirty = True  # kept as a saved draft, as typed
                 self.save_draft_now()
         elif report.delivery is not None:
-            refused = report.delivery.refused
-            note = f"; refused: {', '.join(r.address for r in refused)}" if refused else ""
-            self.set_status(f"✓ sent {report.delivery.message_id}{note}", "ok")
+            self.set_status(
+                f"✓ sent {report.delivery.message_id}{refusal_note(report.delivery.refused)}",
+                "warning" if report.delivery.refused else "ok",
+            )
             self.forget_draft()
             self.clear_draft()
+        elif run.outbox_state == "queued":
+            # Stored, then taken by another sender (the flush timer) before this
+            # attempt: the outbox has it, so Compose lets go of its copy.
+            self.set_status("Queued in the outbox; it is being sent from there (F7).", "busy")
+            self.forget_draft()
+            self.clear_draft()
+
+
+def refusal_note(refused: list[RecipientRefusal]) -> str:
+    """Which recipients were refused, told apart: retried later (4xx) or for good (5xx).
+
+    A temporary refusal keeps the message queued for those recipients only; a
+    permanent one is final. The user needs to know which is which.
+    """
+    later = [r for r in refused if r.temporary]
+    never = [r for r in refused if not r.temporary]
+    parts = []
+    if later:
+        parts.append(
+            "refused for now, queued for them only (F7): "
+            + ", ".join(f"{r.address} ({r.code})" for r in later)
+        )
+    if never:
+        parts.append(
+            "refused for good: " + ", ".join(f"{r.address} ({r.code} {r.reply})" for r in never)
+        )
+    return "".join(f"; {part}" for part in parts)

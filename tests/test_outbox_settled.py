@@ -1,0 +1,114 @@
+"""After the data went out, nothing can turn a send into a plain retry, and a
+delivered message is never offered for sending again.
+
+Against scripted servers (tests/smtpservers.py) and real processes: a reply to
+the final dot that cannot be read, and a delivery whose move to ``sent/``
+fails (an immutable directory, ``chattr +i``, as root).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli_helpers import run_tuimail
+from tests.smtpservers import Reply, ScriptedServer, ServerThread, Sink
+from tuimail.message import Draft, OutgoingMessage, build_message
+from tuimail.outbox import Outbox, State
+from tuimail.profiles import Profile, Security
+
+
+def local(port: int) -> Profile:
+    return Profile(name="local", host="127.0.0.1", port=port, security=Security.NONE, timeout=5.0)
+
+
+def message() -> OutgoingMessage:
+    return build_message(
+        Draft(from_address="a@example.test", to=["b@example.test"], subject="s", body="b\n")
+    )
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["garbage without a code", "2" * 40_000],
+    ids=["malformed", "too long"],
+)
+def test_an_unreadable_reply_to_the_final_dot_is_possibly_delivered(
+    reply: str, servers: ServerThread
+) -> None:
+    port = servers.scripted(ScriptedServer({".": Reply(reply)}))
+    args = ["send", "--server", f"127.0.0.1:{port}", "--security", "none",
+            "--from", "a@example.test", "--to", "b@example.test", "--subject", "s", "--body", "b"]  # fmt: skip
+    result = run_tuimail(*args)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 17, result.stdout + result.stderr
+    [entry] = Outbox().entries()
+    assert entry.state is State.POSSIBLY_DELIVERED, entry
+    assert "may or may not have been delivered" in entry.last_error
+
+
+@contextmanager
+def immutable(directory: Path) -> Iterator[None]:
+    if os.geteuid() != 0 or shutil.which("chattr") is None:
+        pytest.skip("needs root and chattr to make a directory unwritable")
+    made = subprocess.run(["chattr", "+i", str(directory)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"chattr +i is not supported here: {made.stderr!r}")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(directory)], check=True)
+
+
+async def test_a_delivered_message_that_cannot_be_moved_is_never_offered_again(
+    servers: ServerThread, tmp_path: Path
+) -> None:
+    sink = Sink()
+    outbox = Outbox(tmp_path)
+    queued = outbox.enqueue(local(servers.smtp(sink)), message())
+    with immutable(outbox.sent_dir / "new"):
+        outcome = await outbox.attempt(queued.key)
+        assert outcome.state == "sent", outcome.detail
+        [entry] = outbox.entries()
+        assert entry.state is State.DELIVERED, entry
+        assert "could not be moved" in entry.last_error
+        with pytest.raises(KeyError, match="was delivered"):
+            outbox.requeue(queued.key)
+        assert (await outbox.attempt(queued.key)).state == "skipped"
+    # Once the directory can be written, a flush finishes the move; nothing is sent again.
+    assert [o.state for o in await outbox.flush()] == ["sent"]
+    assert outbox.entries() == [] and len(sink.messages) == 1
+    assert [key for key, _ in outbox.sent()] == [queued.key]
+
+
+async def test_one_send_options_never_follow_the_profile_to_another_server(
+    servers: ServerThread, certs: Any, isolated_dirs: Path
+) -> None:
+    """``--no-verify`` given for one send stays with the server it was given for."""
+    from tuimail.profiles import ProfileStore, with_changes
+
+    old_sink, new_sink = Sink(), Sink()
+    old_port = servers.smtp(old_sink, tls_context=certs.self_signed)
+    new_port = servers.smtp(new_sink, tls_context=certs.self_signed)
+    base = Profile(
+        name="work", host="127.0.0.1", port=old_port, security=Security.STARTTLS,
+        ca_file=str(certs.ca_file), timeout=5.0,
+    )  # fmt: skip
+    ProfileStore().save(base)
+    outbox = Outbox()
+    queued = outbox.enqueue(with_changes(base, verify_tls=False), message())
+    assert queued.follows_profile and queued.overrides == {"verify_tls": False}
+    # The profile moves to another server; the message follows it, not the flag.
+    ProfileStore().save(with_changes(base, port=new_port))
+    outcome = await outbox.attempt(queued.key)
+    assert outcome.state == "failed", outcome.detail  # the certificate is checked, and refused
+    assert new_sink.messages == [] and old_sink.messages == []
+    transcript = outcome.report.transcript.to_text() if outcome.report else ""
+    assert "were for its former server and are not used" in transcript, transcript
