@@ -82,7 +82,12 @@ def deliver(maildir: Path, data: bytes, *, durable: bool, key: str | None = None
         os.unlink(temporary)
         raise
     os.close(fd)
-    os.rename(temporary, maildir / "new" / key)
+    try:
+        os.rename(temporary, maildir / "new" / key)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)  # not delivered: leave no copy behind in tmp/
+        raise
     if durable:
         fsync_dir(maildir / "new")
     return key
@@ -186,4 +191,8 @@ def deliver_with(spares: SpareFiles, data: bytes) -> str:
     except FileNotFoundError:
         # Someone cleaned tmp/ under us: nothing was stored, so store afresh.
         return deliver(spares.maildir, data, durable=False)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)  # not stored: leave no copy behind in tmp/
+        raise
     return key

@@ -13,7 +13,13 @@ retry sends the very same bytes (so the same Message-ID).
 Each queued message has a JSON sidecar (its envelope, including Bcc, which the
 message itself never carries; its profile's settings, never a password; its
 attempts). The sidecar is written first: a sidecar without a message is a send
-that never got queued, and is cleaned up. Two processes flushing at once never
+that never got queued, and is cleaned up (only under the message's lock,
+which :meth:`Outbox.enqueue` holds until the message is in place). A message
+whose sidecar is missing or unreadable is listed as failed and never sent:
+its envelope is not guessed from its headers (that would lose its Bcc).
+The sidecar also keeps the message's SHA-256: a message file truncated or
+changed on disk is marked failed, never sent as if it were the same message.
+Two processes flushing at once never
 send a message twice: a send holds an exclusive ``flock`` on the message's
 lock file, which the kernel releases if the process dies, and re-reads the
 sidecar under that lock, so a message another process has meanwhile sent,
@@ -52,6 +58,7 @@ import contextlib
 import dataclasses
 import enum
 import fcntl
+import hashlib
 import json
 import os
 import time
@@ -143,6 +150,9 @@ class Queued:
     delivered_to: list[str] = field(default_factory=list)
     #: Recipients refused for good: address, code, reply.
     rejected: list[dict[str, Any]] = field(default_factory=list)
+    #: SHA-256 of the message as queued ("" from older versions): a message
+    #: file truncated or changed on disk is never sent as if it were the same.
+    sha256: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -161,6 +171,7 @@ class Queued:
             "overrides": self.overrides,
             "delivered_to": self.delivered_to,
             "rejected": self.rejected,
+            "sha256": self.sha256,
         }
 
     @classmethod
@@ -181,6 +192,7 @@ class Queued:
             overrides=dict(data.get("overrides", {})),
             delivered_to=[str(r) for r in data.get("delivered_to", [])],
             rejected=[dict(r) for r in data.get("rejected", [])],
+            sha256=str(data.get("sha256", "")),
         )
 
     @property
@@ -309,6 +321,7 @@ class Outbox:
         if follows_profile is None:
             follows_profile = saved is not None and _same_account(saved, profile)
         key = unique_name()
+        data = outgoing.to_bytes()
         entry = Queued(
             key=key,
             message_id=outgoing.message_id,
@@ -319,10 +332,16 @@ class Outbox:
             needs_smtputf8=outgoing.needs_smtputf8,
             follows_profile=follows_profile,
             overrides=_overrides(saved, profile) if follows_profile and saved else {},
+            sha256=hashlib.sha256(data).hexdigest(),
         )
         try:
-            self._write_meta(entry)
-            deliver(self.queue_dir, outgoing.to_bytes(), durable=True, key=key)
+            # Under the message's lock: a flush (or ``outbox list``) that sees the
+            # sidecar before the message is in place must not take it for stale.
+            with self._locked(key) as locked:
+                if not locked:  # a fresh key nobody else knows: cannot happen
+                    raise OSError(11, f"the lock of the new message {key} is taken")
+                self._write_meta(entry)
+                deliver(self.queue_dir, data, durable=True, key=key)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 (self.meta_dir / f"{key}.json").unlink()
@@ -354,21 +373,70 @@ class Outbox:
         if not self.meta_dir.is_dir():
             return []
         found = []
+        seen: set[str] = set()
         for meta in sorted(self.meta_dir.glob("*.json")):
             key = meta.stem
             if not (self.queue_dir / "new" / key).exists():
                 # Sent (moved to sent/) or never queued: the sidecar is stale.
-                with contextlib.suppress(OSError):
-                    meta.unlink()
+                self._remove_stale_sidecar(key)
                 continue
+            seen.add(key)
             try:
                 entry = Queued.from_json(json.loads(meta.read_text("utf-8")))
-            except (OSError, ValueError, KeyError, TypeError):
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                found.append(self._unusable_entry(key, f"its sidecar {meta} is unreadable ({exc})"))
                 continue
             if entry.state is State.SENDING:
                 entry = self._recover_if_abandoned(entry)
             found.append(entry)
+        new = self.queue_dir / "new"
+        if new.is_dir():
+            for path in sorted(new.iterdir()):
+                # Checked in this order: a message being retired or dropped
+                # leaves new/ before its sidecar goes.
+                if (
+                    path.name not in seen
+                    and not path.name.startswith(".")
+                    and not (self.meta_dir / f"{path.name}.json").exists()
+                    and path.exists()
+                ):
+                    found.append(self._unusable_entry(path.name, "its sidecar is missing"))
         return sorted(found, key=lambda e: e.created)
+
+    def _remove_stale_sidecar(self, key: str) -> None:
+        """Delete a sidecar whose message is gone, unless its message is being queued.
+
+        :meth:`enqueue` writes the sidecar first and holds the lock until the
+        message is in place: a sidecar whose lock is taken is not stale.
+        """
+        with contextlib.suppress(OSError), self._locked(key) as locked:
+            if locked and not (self.queue_dir / "new" / key).exists():
+                (self.meta_dir / f"{key}.json").unlink()
+
+    def _unusable_entry(self, key: str, why: str) -> Queued:
+        """A queued message whose envelope cannot be read: shown as failed, never sent.
+
+        Its envelope (Bcc included) is known only from the sidecar, so it is
+        never guessed from the headers; the user sees it and decides.
+        """
+        path = self.queue_dir / "new" / key
+        try:
+            created = path.stat().st_mtime
+        except OSError:
+            created = 0.0
+        return Queued(
+            key=key,
+            message_id="",
+            sender="",
+            recipients=[],
+            profile={},
+            created=created,
+            state=State.FAILED,
+            last_error=(
+                f"{why}, so its recipients are unknown and it cannot be sent; "
+                f"the message is kept in {path} ('tuimail outbox drop' deletes it)"
+            ),
+        )
 
     def _recover_if_abandoned(self, entry: Queued) -> Queued:
         """A ``sending`` message nobody holds the lock of: its sender died mid-transfer."""
@@ -417,7 +485,11 @@ class Outbox:
         with self._locked(entry.key) as locked:
             if not locked:
                 raise OutboxError(f"{entry.short_id} is being sent right now")
-            (self.queue_dir / "new" / entry.key).unlink()
+            try:
+                (self.queue_dir / "new" / entry.key).unlink()
+            except FileNotFoundError:
+                # Sent (or dropped) by another process since it was looked up.
+                raise KeyError(f"{entry.short_id} was sent or dropped meanwhile") from None
             with contextlib.suppress(OSError):
                 (self.meta_dir / f"{entry.key}.json").unlink()
         return entry
@@ -431,7 +503,11 @@ class Outbox:
             try:
                 entry = self._read_meta(entry.key)
             except FileNotFoundError:
+                if (self.queue_dir / "new" / entry.key).exists():
+                    raise KeyError(f"{entry.short_id}: {entry.last_error}") from None
                 raise KeyError(f"{entry.short_id} was sent meanwhile") from None
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                raise KeyError(f"{entry.short_id}: {entry.last_error}") from None
             if entry.state is State.DELIVERED:
                 raise KeyError(
                     f"{entry.short_id} was delivered (the server accepted it); it is not sent "
@@ -452,17 +528,21 @@ class Outbox:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                # Someone else holds it: their lock file is theirs to remove.
                 yield False
                 return
             try:
                 yield True
             finally:
+                # Removed only by its holder, while held, once the message is
+                # gone for good: removing it under another holder would let a
+                # third process lock a fresh file beside them.
+                with contextlib.suppress(OSError):
+                    if not (self.queue_dir / "new" / key).exists():
+                        lock_path.unlink()
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
-            with contextlib.suppress(OSError):
-                if not (self.queue_dir / "new" / key).exists():
-                    lock_path.unlink()
 
     async def attempt(
         self,
@@ -607,7 +687,7 @@ class Outbox:
         def on_delivered(delivery: Delivery) -> None:
             try:
                 settled.append(self._delivered(entry, delivery, transcript))
-            except OSError as exc:
+            except Exception as exc:  # whatever it is, the 250 stands
                 settled.append(self._delivered_not_moved(entry, delivery, exc))
 
         report = await send(
@@ -658,7 +738,7 @@ class Outbox:
         self._write_meta(entry)
         return outcome
 
-    def _delivered_not_moved(self, entry: Queued, delivery: Delivery, exc: OSError) -> Outcome:
+    def _delivered_not_moved(self, entry: Queued, delivery: Delivery, exc: Exception) -> Outcome:
         """Delivered, but ``sent/`` could not take it: say so on disk, never offer a resend.
 
         If even the sidecar cannot be written, it still says ``sending``, which
@@ -727,8 +807,16 @@ class Outbox:
         fate, so syncing the transcript alone bought nothing; it cost two
         fsyncs on every send.
         """
-        self._write_transcript_text(entry.key, transcript)
-        os.rename(self.queue_dir / "new" / entry.key, self.sent_dir / "new" / entry.key)
+        try:
+            self._write_transcript_text(entry.key, transcript)
+            os.rename(self.queue_dir / "new" / entry.key, self.sent_dir / "new" / entry.key)
+        except FileNotFoundError:
+            # sent/ or its transcripts removed since the message was queued (a
+            # clean-up by hand): made again, else a delivered message would be
+            # shown as possibly delivered, and a retry would send it twice.
+            self._prepare()
+            self._write_transcript_text(entry.key, transcript)
+            os.rename(self.queue_dir / "new" / entry.key, self.sent_dir / "new" / entry.key)
         with contextlib.suppress(OSError):
             (self.meta_dir / f"{entry.key}.json").unlink()
 
@@ -821,7 +909,12 @@ def _outgoing_from(entry: Queued, data: bytes) -> OutgoingMessage:
         *entry.delivered_to,
         *(str(r.get("address", "")) for r in entry.rejected),
     ]
-    check_stored_message(data, everyone)
+    check_stored_message(data, everyone)  # first: its reasons are the more specific
+    if entry.sha256 and hashlib.sha256(data).hexdigest() != entry.sha256:
+        raise ValueError(
+            f"the message file is not the message that was queued ({len(data):,} bytes "
+            "now): it was truncated or changed on disk"
+        )
     message = message_from_bytes(data, policy=policy.SMTP)
     return OutgoingMessage(
         message=message,

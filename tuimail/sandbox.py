@@ -23,6 +23,7 @@ import enum
 import errno
 import itertools
 import json
+import logging
 import mailbox
 import os
 import re
@@ -36,7 +37,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import (
+    MISSING,
+    SMTP,
+    AuthResult,
+    Envelope,
+    LoginPassword,
+    Session,
+    TLSSetupException,
+)
 
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
@@ -387,13 +396,33 @@ class ClientTap:
         return True
 
     def _line(self, raw: bytes) -> None:
-        text = decode_for_terminal(raw)
+        text = decode_for_terminal(_as_aiosmtpd_splits(raw))
+        # Known passwords are masked in the whole line, before the transcript
+        # cuts a long one: a cut through a password would show its start.
+        text = self.record.transcript.scrub(text)[0]
         result = self.redactor.client_line(text)
         if result is not None:
             shown, redacted = result
             self.record.transcript.add(
                 Direction.CLIENT, shown, secure=self.secure, redacted=redacted
             )
+
+
+def _as_aiosmtpd_splits(raw: bytes) -> bytes:
+    """An AUTH line with its words joined by single spaces, as aiosmtpd splits them.
+
+    aiosmtpd splits AUTH's argument with ``str.split()``, at any whitespace
+    (CR, tab, form feed, the \\x1c-\\x1f separators): ``AUTH PLAIN<CR>blob``
+    authenticates with ``blob``. The redactor splits at spaces, and the line
+    it sees has its control characters escaped, so it would show the blob.
+    Any line whose first word is AUTH is rewritten (masking a malformed one
+    too is the safe side); other lines are left exactly as sent.
+    """
+    text = raw.decode("utf-8", "surrogateescape")
+    words = text.split(None, 2)
+    if not words or words[0].upper() != "AUTH" or text == " ".join(words):
+        return raw
+    return " ".join(words).encode("utf-8", "surrogateescape")
 
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
@@ -429,11 +458,15 @@ class SandboxSMTP(SMTP):
         self._greeted = False
         self._closing_reason = ""
         self._refused = False
+        #: Counted in already, by :class:`_ImplicitTLSAdmission` before its handshake.
+        self.admitted = False
+        #: Its place given back and its session ended (see :meth:`_forget`).
+        self._forgotten = False
 
     # -- connection ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.record is None and not self.sandbox._admit():
+        if self.record is None and not self.admitted and not self.sandbox._admit():
             # Beyond the cap: answered and closed before aiosmtpd sees it, so
             # it costs no session, no task and no descriptor for long.
             self._refused = True
@@ -479,6 +512,14 @@ class SandboxSMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
             return
+        self._forget()
+        super().connection_lost(error)
+
+    def _forget(self) -> None:
+        """Give back the connection's place and end its session, once."""
+        if self._forgotten:
+            return
+        self._forgotten = True
         self.sandbox._release()
         record = self.record
         if record is not None and record.ended is None:
@@ -491,9 +532,10 @@ class SandboxSMTP(SMTP):
             else:
                 outcome = record.outcome
             self.sandbox._end_session(record, outcome)
-        super().connection_lost(error)
 
     def _timeout_cb(self) -> None:
+        if self._forgotten:
+            return  # closed and ended already (a handshake that did not complete)
         self._closing_reason = f"timed out after {self._timeout_duration:g}s without a command"
         if self.transport is not None and not self.transport.is_closing():
             with contextlib.suppress(Exception):
@@ -679,6 +721,66 @@ class SandboxSMTP(SMTP):
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push("250 OK" if status is MISSING else status)
 
+    async def handle_exception(self, error: Exception) -> str:
+        """A command that raised: noted in the session, answered as a local error.
+
+        aiosmtpd's own logs a traceback (on stderr when nothing is configured:
+        over the app's screen) and answers ``500`` with the exception's text,
+        which may name this machine's paths. A failed STARTTLS handshake is
+        the client's doing and is common; its reason is what the session needs.
+        """
+        if isinstance(error, TLSSetupException):
+            cause = error.__cause__
+            reason = getattr(cause, "reason", None) or str(cause or "") or type(cause).__name__
+            text = f"the TLS handshake after STARTTLS failed: {reason}"
+            status = "454 4.7.0 TLS handshake failed"  # the connection is closed after it
+        else:
+            text = f"internal error while handling a command: {type(error).__name__}: {error}"
+            status = "451 4.3.0 Local error in processing"
+        if self.record is not None:
+            self.record.transcript.event(EventKind.ERROR, escape_controls(text))
+        return status
+
+    @_help_of(SMTP.smtp_STARTTLS)
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        """aiosmtpd's STARTTLS, made sure to end: a handshake that does not
+        complete must still give back the connection's place.
+
+        aiosmtpd hands the socket to an SSLProtocol that tells the SMTP
+        protocol nothing if the connection ends before the handshake does: a
+        client that says STARTTLS and then nothing (the idle timeout aborts
+        it, which even wakes the handshake's waiter as if it had succeeded),
+        or a STARTTLS pipelined after QUIT, left a session that never ended
+        and a place under the cap that was never given back; enough of them
+        and every client was refused.
+        """
+        plain = self.transport
+        if plain is None or plain.is_closing():
+            return  # QUIT or a fault closed the connection: nothing more begins
+        try:
+            await super().smtp_STARTTLS(arg)
+        except BaseException:
+            self._handshake_abandoned(plain)
+            raise
+        if self._handshake_abandoned(plain):
+            # aiosmtpd's command loop runs while there is a transport: it ends
+            # here, quietly (an exception would be logged as never retrieved).
+            self.transport = None
+
+    def _handshake_abandoned(self, plain: asyncio.BaseTransport) -> bool:
+        """After STARTTLS: if its handshake began (aiosmtpd replaced the plain
+        transport) and did not complete, close the socket and forget the session."""
+        if self.transport is plain or (self.record is not None and self.record.secure):
+            return False
+        if not self._closing_reason:
+            self._closing_reason = "the TLS handshake after STARTTLS did not complete"
+        if isinstance(plain, asyncio.Transport):
+            plain.abort()
+        else:
+            plain.close()
+        self._forget()
+        return True
+
     @_help_of(SMTP.smtp_QUIT)
     async def smtp_QUIT(self, arg: str) -> None:
         if self.record is not None and not arg:
@@ -726,8 +828,89 @@ class _Handler:
                 return rule.reply
         content = envelope.original_content or b""
         assert server.record is not None
-        stored = await self.sandbox._store(server.record, envelope, content)
+        try:
+            stored = await self.sandbox._store(server.record, envelope, content)
+        except OSError as exc:
+            return self._not_stored(server.record, exc)
         return f"250 2.0.0 Ok: queued as {stored.key}"
+
+    def _not_stored(self, record: SessionRecord, exc: OSError) -> str:
+        """The Maildir could not take the message: a temporary refusal, as an MTA's.
+
+        aiosmtpd would answer ``500`` with the exception text (a path of this
+        machine): a client would give up for good on a message the sandbox
+        could take once the disk has room again.
+        """
+        record.transcript.event(
+            EventKind.ERROR,
+            f"could not store the message in {self.sandbox.maildir_path}: "
+            f"{exc.strerror or exc}; answered with a temporary failure",
+        )
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return "452 4.3.1 Insufficient system storage"
+        return "451 4.3.0 Local error: the message could not be stored"
+
+
+class _ImplicitTLSAdmission(asyncio.Protocol):
+    """An implicit-TLS connection from its accept to the end of its TLS handshake.
+
+    With ``create_server(ssl=...)`` the SMTP protocol sees a connection only
+    once its handshake is done, so a client that connects and never says a
+    word of TLS holds a descriptor that no cap counts: enough of them exhaust
+    the open-file limit and nobody else is served. Here the connection is
+    counted at its accept (closed at once beyond the cap: no 421 can be said
+    before TLS), its handshake runs under the idle timeout, and only then is it
+    handed to a :class:`SandboxSMTP`.
+    """
+
+    def __init__(self, sandbox: Sandbox, factory: Callable[[], SandboxSMTP]) -> None:
+        self.sandbox = sandbox
+        self.factory = factory
+        self._early = bytearray()
+        self._task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        if not self.sandbox._admit():
+            transport.abort()
+            return
+        # Nothing is read until start_tls() takes the socket over.
+        transport.pause_reading()
+        self._task = asyncio.get_running_loop().create_task(self._handshake(transport))
+        self.sandbox._handshakes.add(self._task)
+        self._task.add_done_callback(self.sandbox._handshakes.discard)
+
+    async def _handshake(self, transport: asyncio.Transport) -> None:
+        context = self.sandbox._tls_context
+        assert context is not None
+        loop = asyncio.get_running_loop()
+        try:
+            secured = await loop.start_tls(
+                transport,
+                self,
+                context,
+                server_side=True,
+                ssl_handshake_timeout=self.sandbox.config.idle_timeout,
+            )
+        except (OSError, ssl.SSLError, TimeoutError, asyncio.CancelledError, RuntimeError):
+            transport.abort()
+            self.sandbox._release()
+            return
+        if secured is None:  # the client went away as the handshake ended
+            transport.abort()
+            self.sandbox._release()
+            return
+        smtp = self.factory()
+        smtp.admitted = True
+        secured.set_protocol(smtp)
+        smtp.connection_made(secured)
+        if self._early:
+            smtp.data_received(bytes(self._early))
+            self._early.clear()
+
+    def data_received(self, data: bytes) -> None:
+        # Bytes the client sent straight after the handshake, before the hand-over.
+        self._early.extend(data[: MAX_HELD - len(self._early)])
 
 
 class Sandbox:
@@ -763,6 +946,8 @@ class Sandbox:
         self.connections = 0
         #: Connections answered 421 because the cap was reached.
         self.refused_connections = 0
+        #: Implicit-TLS handshakes in progress (see :class:`_ImplicitTLSAdmission`).
+        self._handshakes: set[asyncio.Task[None]] = set()
         self._tls_context: ssl.SSLContext | None = None
         self.ca_file: Path | None = None
         self.port = 0
@@ -788,6 +973,7 @@ class Sandbox:
 
     async def start(self) -> None:
         config = self.config
+        _quiet_aiosmtpd_log()
         # Only what the sandbox creates is made private: the parent of a
         # --maildir (say /tmp) keeps its mode.
         for directory, what in ((self.maildir_path, "the Maildir"), (self.sessions_dir, "")):
@@ -844,17 +1030,15 @@ class Sandbox:
                 loop=loop,
             )
 
-        implicit = self._tls_context if config.tls is TLSMode.IMPLICIT else None
+        implicit = config.tls is TLSMode.IMPLICIT
+
+        def serve() -> asyncio.Protocol:
+            # Implicit TLS: counted from the accept, not only after the handshake.
+            return _ImplicitTLSAdmission(self, factory) if implicit else factory()
+
         try:
-            # A client that never finishes the TLS handshake holds a descriptor
-            # before it counts as a connection: it gets the idle timeout too.
             self._server = await loop.create_server(
-                factory,
-                config.host,
-                config.port,
-                ssl=implicit,
-                reuse_address=True,
-                ssl_handshake_timeout=config.idle_timeout if implicit else None,
+                serve, config.host, config.port, reuse_address=True
             )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
@@ -879,6 +1063,8 @@ class Sandbox:
         if self._server is None:
             return
         self._server.close()
+        for handshake in list(self._handshakes):
+            handshake.cancel()  # not a session yet: nothing to finish
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace):
                 await self._idle.wait()
@@ -1002,7 +1188,7 @@ class Sandbox:
 
         stored = StoredMessage(
             key=key,
-            message_id=scrub(_message_id(content)),
+            message_id=_message_id(content, scrub),
             mail_from=scrub(str(envelope.mail_from or "")),
             rcpt_tos=tuple(
                 scrub(rcpt) for rcpt in envelope.rcpt_tos[:MESSAGE_MAX_LISTED_RECIPIENTS]
@@ -1058,6 +1244,20 @@ class Sandbox:
     def read_message(self, key: str) -> bytes:
         assert self._maildir is not None
         return self._maildir.get_bytes(key)
+
+
+def _quiet_aiosmtpd_log() -> None:
+    """Keep aiosmtpd's own log off stderr: the session transcripts say it all.
+
+    With no logging configured, Python prints its warnings to stderr as they
+    are: ``unrecognised: <the client's command>`` put a client's terminal
+    escapes on ``tuimail serve``'s terminal (and over the app's screen), and a
+    failed handshake a traceback. A handler the embedding program set stays.
+    """
+    log = logging.getLogger("mail.log")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+        log.propagate = False
 
 
 def sandbox_config_from(
@@ -1118,17 +1318,19 @@ def _same(expected: str, given: str) -> bool:
     return hmac.compare_digest(expected.encode(), given.encode())
 
 
-def _message_id(content: bytes) -> str:
+def _message_id(content: bytes, scrub: Callable[[str], str] = str) -> str:
     """The Message-ID header, unfolded; a scan, not a parse (it runs for every message).
 
     The client wrote it: control characters are escaped (it is printed), and
-    it is cut to :data:`MAX_MESSAGE_ID_CHARS` (every stored message keeps it).
+    it is cut to :data:`MAX_MESSAGE_ID_CHARS` (every stored message keeps it),
+    after ``scrub`` masked known passwords in all of it (a cut through one
+    would show its start).
     """
     head = content[:65536].split(b"\r\n\r\n", 1)[0]
     match = _MESSAGE_ID_RE.search(head)
     if not match:
         return ""
-    text = " ".join(match.group(1).decode("utf-8", "replace").split())
+    text = scrub(" ".join(match.group(1).decode("utf-8", "replace").split()))
     if len(text) > MAX_MESSAGE_ID_CHARS:
         text = text[:MAX_MESSAGE_ID_CHARS] + "..."
     return escape_controls(text)

@@ -552,6 +552,14 @@ class SMTPSession:
                 possibly_delivered=True,
             ) from None
         self.awaiting_final_reply = False
+        if 200 <= response.code < 300:
+            # RFC 5321 4.2.1: the first digit decides; a 2xx other than 250
+            # is still the server taking responsibility for the message.
+            return response
+        if not (400 <= response.code < 600):
+            # Neither yes nor no: the server may have kept it.
+            smtp.close()
+            raise self._no_answer(f"{response.code} {response.message}")
         if response.code != 250:
             if response.code == 421 or not smtp.is_connected:
                 smtp.close()
@@ -561,6 +569,18 @@ class SMTPSession:
                 Stage.DATA, response.code, response.message, "the server refused the message"
             )
         return response
+
+    @staticmethod
+    def _no_answer(reply: str) -> SessionFailure:
+        """The message data went out and the reply is neither success nor refusal."""
+        return SessionFailure(
+            Stage.DATA,
+            "the server's reply to the message is neither an acceptance nor a refusal "
+            f"({reply}); it may or may not have been delivered",
+            temporary=True,
+            reply=reply,
+            possibly_delivered=True,
+        )
 
     def _mail_options(self, outgoing: OutgoingMessage, size: int) -> list[str]:
         smtp = self._require_smtp()

@@ -80,7 +80,10 @@ class WireCapture:
     def _server_line(self, raw: bytes) -> None:
         if self._before_tls:
             self._discarded += len(raw)
-        text = self.redactor.server_line(decode_for_terminal(raw))
+        # Masked in the whole line before the transcript cuts a long one: a
+        # server that echoes the password where the cut falls would show its start.
+        shown = self.transcript.scrub(decode_for_terminal(raw))[0]
+        text = self.redactor.server_line(shown)
         self.transcript.add(Direction.SERVER, text, secure=self.secure)
         if self._starttls_asked and text[3:4] != "-":
             self._starttls_asked = False
