@@ -182,8 +182,14 @@ def default_ehlo_name() -> str:
 
 
 def build_tls_context(profile: Profile) -> ssl.SSLContext:
-    """Verifying by default; a CA file replaces the system trust store."""
-    context = ssl.create_default_context(cafile=profile.ca_file or None)
+    """Verifying by default; a CA file replaces the system trust store.
+
+    The CA file is read as a bounded regular file (a FIFO or ``/dev/zero``
+    there would block OpenSSL's own read for good).
+    """
+    from tuimail.tlsinfo import verifying_context
+
+    context = verifying_context(profile.ca_file)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if not profile.verify_tls:
         context.check_hostname = False
@@ -456,8 +462,14 @@ class SMTPSession:
 
         self._enter(Stage.DATA)
         response = await self._data(payload, before_data)
+        # Server text is masked for known secrets before the outbox records it.
+        scrub = self.transcript.scrub
         delivery = Delivery(
-            outgoing.message_id, len(payload), accepted, refused, _reply_text(response)
+            outgoing.message_id,
+            len(payload),
+            accepted,
+            [dataclasses.replace(r, reply=scrub(r.reply)[0]) for r in refused],
+            scrub(_reply_text(response))[0],
         )
         self.report.delivery = delivery
         if on_delivered is not None:
@@ -821,11 +833,29 @@ async def _run(session: SMTPSession, deadline: float, work: Callable[[], Any] | 
             )
         else:
             session.report.failure = _deadline_failure(session, deadline)
+    _scrub_report(session)
     if session.report.failure is not None:
         failure = session.report.failure
         session.transcript.event(
             EventKind.ERROR, f"{failure.stage.value} failed: {failure.explanation}"
         )
+
+
+def _scrub_report(session: SMTPSession) -> None:
+    """Mask every known secret in the failure the report quotes from the server.
+
+    A server may echo the password in a refusal (``535 bad credentials for
+    alice/hunter2``). The transcript masks it in its lines; the failure's
+    explanation and reply are quoted to the screen, to JSON and to the
+    outbox's records, so they are masked too (a delivery's replies are
+    masked when it is made, before the outbox records them).
+    """
+    scrub = session.transcript.scrub
+    failure = session.report.failure
+    if failure is not None:
+        failure.explanation = scrub(failure.explanation)[0]
+        failure.reply = scrub(failure.reply)[0]
+        failure.args = (failure.explanation,)
 
 
 def _deadline_failure(session: SMTPSession, deadline: float) -> SessionFailure:

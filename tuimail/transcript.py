@@ -163,11 +163,12 @@ class Transcript:
         if kind is not EventKind.CLOSED and (self._trimmed or self._over_limit(len(text))):
             self._trim()
             return None
-        if len(text) > MAX_LINE_CHARS:
-            text = f"{text[:MAX_LINE_CHARS]}... [{len(text) - MAX_LINE_CHARS:,} more characters]"
+        # Masked before the cut: a secret lying across it would leave half behind.
         if self._forbidden:
             text, found = self.scrub(text)
             redacted = redacted or found
+        if len(text) > MAX_LINE_CHARS:
+            text = f"{text[:MAX_LINE_CHARS]}... [{len(text) - MAX_LINE_CHARS:,} more characters]"
         entry = Entry(self.elapsed, direction, text, secure, kind, redacted, data)
         self._chars += len(text)
         self._append(entry)
