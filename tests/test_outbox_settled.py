@@ -112,3 +112,34 @@ async def test_one_send_options_never_follow_the_profile_to_another_server(
     assert new_sink.messages == [] and old_sink.messages == []
     transcript = outcome.report.transcript.to_text() if outcome.report else ""
     assert "were for its former server and are not used" in transcript, transcript
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("factor", 1e308), ("factor", float("nan")), ("first_delay", -1), ("jitter", 2),
+     ("max_delay", float("inf")), ("give_up_after", "soon"), ("factor", True)],
+)  # fmt: skip
+def test_a_retry_setting_out_of_range_is_refused_in_words(
+    setting: str, value: Any, isolated_dirs: Path
+) -> None:
+    from tuimail.outbox import RetryPolicy
+
+    with pytest.raises(ValueError, match=setting):
+        RetryPolicy.from_config({setting: value})
+    config = isolated_dirs / "config" / "tuimail"
+    config.mkdir(parents=True)
+    written = f'"{value}"' if isinstance(value, str) else str(value).lower()
+    written = {"nan": "nan", "inf": "inf"}.get(written, written)
+    (config / "config.toml").write_text(f"[outbox]\n{setting} = {written}\n")
+    flushed = run_tuimail("outbox", "flush")
+    assert "Traceback" not in flushed.stderr, flushed.stderr
+    assert f"config.toml [outbox]: {setting}" in flushed.stderr, flushed.stderr
+
+
+def test_backoff_reaches_its_cap_without_overflowing() -> None:
+    """The largest factor allowed, thousands of attempts: the cap, never OverflowError."""
+    from tuimail.outbox import RetryPolicy
+
+    policy = RetryPolicy(first_delay=60, factor=100, max_delay=3600, jitter=0)
+    assert [policy.delay(n) for n in (1, 2, 3, 5000)] == [60, 3600, 3600, 3600]
+    assert RetryPolicy(jitter=0).delay(1) == 60 and RetryPolicy(jitter=0).delay(3) == 240

@@ -60,13 +60,14 @@ import enum
 import fcntl
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from tuimail import paths
 from tuimail.addresses import parse_address
@@ -111,19 +112,44 @@ class RetryPolicy:
     jitter: float = 0.2
     give_up_after: float = 2 * 24 * 3600.0
 
+    #: The range each setting may take: outside it a flush would overflow,
+    #: never wait, or never give up.
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {
+        "first_delay": (0.0, 7 * 24 * 3600.0),
+        "factor": (1.0, 100.0),
+        "max_delay": (0.0, 7 * 24 * 3600.0),
+        "jitter": (0.0, 1.0),
+        "give_up_after": (0.0, 365 * 24 * 3600.0),
+    }
+
     def delay(self, attempt: int, rng: Any = None) -> float:
         """Seconds before attempt ``attempt + 1``; ``rng`` has ``uniform`` (default: random)."""
         if rng is None:
             import random as rng
-        base = min(self.first_delay * self.factor ** max(attempt - 1, 0), self.max_delay)
+        steps = max(attempt - 1, 0)
+        base = min(self.first_delay, self.max_delay)
+        if base > 0 and self.factor > 1:
+            # Compared in logarithms: factor ** steps overflows a float in time.
+            steps_to_cap = math.log(self.max_delay / base) / math.log(self.factor)
+            base = self.max_delay if steps >= steps_to_cap else base * self.factor**steps
         spread = base * self.jitter
         return float(max(0.0, base + rng.uniform(-spread, spread)))
 
     @classmethod
     def from_config(cls, table: Any) -> RetryPolicy:
+        """The ``[outbox]`` table; a value that is not a number in its range is a ValueError."""
         if not isinstance(table, dict):
             return cls()
-        known = {k: float(v) for k, v in table.items() if k in cls.__dataclass_fields__}
+        known: dict[str, float] = {}
+        for name, value in table.items():
+            if name not in cls.LIMITS:
+                continue
+            low, high = cls.LIMITS[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name} must be a number of seconds, not {value!r}")
+            if not (math.isfinite(value) and low <= value <= high):
+                raise ValueError(f"{name} must be between {low:g} and {high:g}, not {value!r}")
+            known[name] = float(value)
         return cls(**known)
 
 
