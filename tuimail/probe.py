@@ -452,9 +452,11 @@ def _auth_refusal(report: ProbeReport, smtp: TranscribingSMTP, inspecting: bool)
     The password goes only where its owner would send mail: over TLS whose
     certificate chain and host name were verified, or where the profile says
     explicitly not to verify (``verify_tls = false``), or in clear where the
-    profile has no TLS and explicitly allows that (``allow_plaintext_auth``). A connection opened only
-    to inspect a refused certificate never authenticates: on the other end may
-    be whoever made the verification fail.
+    profile has no TLS and explicitly allows that (``allow_plaintext_auth``).
+    A connection opened only to inspect a refused certificate never
+    authenticates (on the other end may be whoever made the verification
+    fail), except for a profile that says not to verify: for it, that
+    connection is exactly the kind it sends mail over.
     """
     profile = report.target.profile
     assert profile is not None
