@@ -56,3 +56,26 @@ def test_a_tampered_stored_message_fails_alone(
     assert left.key == bad.key and left.state.value == "failed"
     assert "stored message" in left.last_error, left.last_error
     assert good.key not in [e.key for e in outbox.entries()]
+
+
+def test_a_fifo_in_the_outbox_or_sent_folder_never_hangs_a_command(
+    servers: ServerThread, isolated_dirs: Path
+) -> None:
+    """Files in tuimail's own folders are read as bounded regular files, never waited on."""
+    import os
+
+    sink = Sink()
+    port = servers.smtp(sink)
+    local = Profile(name="local", host="127.0.0.1", port=port, security=Security.NONE, timeout=5.0)
+    outbox = Outbox()
+    draft = Draft(from_address="a@example.test", to=["b@example.test"], subject="s", body="b")
+    queued = outbox.enqueue(local, build_message(draft))
+    sidecar = outbox.meta_dir / f"{queued.key}.json"
+    sidecar.unlink()
+    os.mkfifo(sidecar)  # nobody writes: reading it would never end
+    listed = run_tuimail("outbox", "list", "--json", timeout=30)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    flushed = run_tuimail("outbox", "flush", timeout=30)
+    assert "Traceback" not in flushed.stderr and sink.messages == [], flushed.stderr
+    os.mkfifo(outbox.sent_dir / "new" / "stray")
+    assert outbox.sent() == []

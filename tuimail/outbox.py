@@ -74,10 +74,14 @@ from tuimail.addresses import parse_address
 from tuimail.atomic import atomic_write_bytes
 from tuimail.credentials import Secret
 from tuimail.maildir import deliver, ensure_maildir
-from tuimail.message import OutgoingMessage, check_stored_message
+from tuimail.message import MAX_MESSAGE_BYTES, OutgoingMessage, check_stored_message
 from tuimail.profiles import Profile
 from tuimail.session import Delivery, RecipientRefusal, SessionReport, send
+from tuimail.small_files import parse_json, read_small_file, read_small_text
 from tuimail.transcript import Entry, EventKind, Transcript
+
+#: A stored message is at most the message limit once encoded (base64 adds a third).
+STORED_MESSAGE_LIMIT = 2 * MAX_MESSAGE_BYTES
 
 
 class State(enum.StrEnum):
@@ -388,7 +392,8 @@ class Outbox:
         atomic_write_bytes(self.meta_dir / f"{entry.key}.json", data, durable=durable)
 
     def _read_meta(self, key: str) -> Queued:
-        return Queued.from_json(json.loads((self.meta_dir / f"{key}.json").read_text("utf-8")))
+        text = read_small_text(self.meta_dir / f"{key}.json")
+        return Queued.from_json(parse_json(text))
 
     def entries(self) -> list[Queued]:
         """Everything in the outbox, oldest first; stray sidecars are cleaned up.
@@ -408,7 +413,7 @@ class Outbox:
                 continue
             seen.add(key)
             try:
-                entry = Queued.from_json(json.loads(meta.read_text("utf-8")))
+                entry = self._read_meta(key)
             except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 found.append(self._unusable_entry(key, f"its sidecar {meta} is unreadable ({exc})"))
                 continue
@@ -504,7 +509,7 @@ class Outbox:
         return matches[0]
 
     def message_bytes(self, key: str) -> bytes:
-        return (self.queue_dir / "new" / key).read_bytes()
+        return read_small_file(self.queue_dir / "new" / key, STORED_MESSAGE_LIMIT)
 
     def drop(self, key: str) -> Queued:
         entry = self.get(key)
@@ -896,12 +901,21 @@ class Outbox:
         new = self.sent_dir / "new"
         if not new.is_dir():
             return []
-        return [
-            (p.name, p.read_bytes()) for p in sorted(new.iterdir(), key=lambda p: p.stat().st_mtime)
-        ]
+        found = []
+        for path in sorted(new.iterdir(), key=_mtime):
+            with contextlib.suppress(OSError):  # not a message tuimail wrote: left out
+                found.append((path.name, read_small_file(path, STORED_MESSAGE_LIMIT)))
+        return found
 
     def sent_transcript(self, key: str) -> str:
-        return (self.transcripts_dir / f"{key}.jsonl").read_text("utf-8")
+        return read_small_text(self.transcripts_dir / f"{key}.jsonl", STORED_MESSAGE_LIMIT)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _saved_profiles() -> dict[str, Profile]:

@@ -7,13 +7,13 @@ sandbox without importing a server it may never start.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from pathlib import Path
 
 from tuimail import paths
 from tuimail.profiles import Profile, Security
+from tuimail.small_files import parse_json, read_small_text
 
 SANDBOX_PROFILE = "sandbox"
 SANDBOX_SENDER = "you@sandbox.test"
@@ -28,7 +28,7 @@ def runtime_file() -> Path:
 def find_running() -> Profile | None:
     """The profile of a ``tuimail serve`` that is running and answering, if any."""
     try:
-        record = json.loads(runtime_file().read_text())
+        record = parse_json(read_small_text(runtime_file()))
         pid, host, port = int(record["pid"]), str(record["host"]), int(record["port"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
