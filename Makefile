@@ -43,7 +43,9 @@ STAMP_MIN := $(VENV_MIN)/.installed-min
 MIN_TESTS := tests/test_private_api.py tests/test_session.py tests/test_sandbox.py \
 	tests/test_sandbox_attack.py tests/test_outbox.py tests/test_outbox_attack.py \
 	tests/test_outbox_stored.py tests/test_probe.py tests/test_probe_attack.py \
-	tests/test_cli_send.py tests/test_cli_send_attack.py tests/test_secrets_sweep.py
+	tests/test_cli_send.py tests/test_cli_send_attack.py tests/test_secrets_sweep.py \
+	tests/test_secrets_echoed.py tests/test_outbox_settled.py tests/test_review_b_outbox.py \
+	tests/test_review_b_sandbox.py
 
 $(STAMP_MIN): pyproject.toml .ci/lowest_constraints.py $(STAMP_TEST)
 	rm -rf $(VENV_MIN)
