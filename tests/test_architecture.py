@@ -57,7 +57,7 @@ def test_app_start_up_leaves_the_smtp_client_and_server_for_later() -> None:
     """The first screen does not wait for aiosmtplib, aiosmtpd or the outbox.
 
     They are imported by the first send and by the worker that starts the
-    sandbox (start-up time against a minimal Textual app, issue 4).
+    sandbox (start-up time against a minimal Textual app: docs/performance.md).
     """
     code = (
         "import sys\n"
