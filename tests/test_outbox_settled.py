@@ -143,3 +143,32 @@ def test_backoff_reaches_its_cap_without_overflowing() -> None:
     policy = RetryPolicy(first_delay=60, factor=100, max_delay=3600, jitter=0)
     assert [policy.delay(n) for n in (1, 2, 3, 5000)] == [60, 3600, 3600, 3600]
     assert RetryPolicy(jitter=0).delay(1) == 60 and RetryPolicy(jitter=0).delay(3) == 240
+
+
+async def test_every_recipient_refused_some_for_good_retries_only_the_others(
+    servers: ServerThread, tmp_path: Path
+) -> None:
+    """A 550 recipient is never tried again because another got a 452 in the same session."""
+    sink = Sink(
+        rcpt_replies={
+            "carol@example.test": "452 4.2.2 Mailbox full",
+            "dave@example.test": "550 5.1.1 No such user",
+        }
+    )
+    outbox = Outbox(tmp_path)
+    draft = Draft(
+        from_address="a@example.test",
+        to=["carol@example.test", "dave@example.test"],
+        subject="s",
+        body="b\n",
+    )
+    queued = outbox.enqueue(local(servers.smtp(sink)), build_message(draft))
+    outcome = await outbox.attempt(queued.key)
+    assert outcome.state == "queued", outcome.detail
+    [entry] = outbox.entries()
+    assert entry.recipients == ["carol@example.test"]
+    assert [r["address"] for r in entry.rejected] == ["dave@example.test"]
+
+    sink.rcpt_replies.clear()
+    assert [o.state for o in await outbox.flush(include_not_due=True)] == ["sent"]
+    assert [m.rcpt_tos for m in sink.messages] == [["carol@example.test"]]

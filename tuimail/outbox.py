@@ -821,6 +821,12 @@ class Outbox:
         attempt.update(failure.to_json())
         entry.attempts.append(attempt)
         entry.last_error = f"{failure.stage.value}: {failure.explanation}"
+        later = [r for r in failure.refused if r.temporary]
+        if later and len(later) < len(failure.refused):
+            # Every recipient refused, some for good: only those refused for
+            # now are tried again, as when others were accepted.
+            entry.rejected.extend(dataclasses.asdict(r) for r in failure.refused if not r.temporary)
+            entry.recipients = [r.address for r in later]
         if failure.possibly_delivered:
             entry.state = State.POSSIBLY_DELIVERED
         elif not failure.temporary:

@@ -92,6 +92,7 @@ class SessionFailure(Exception):
         code: int | None = None,
         reply: str = "",
         possibly_delivered: bool = False,
+        refused: tuple[RecipientRefusal, ...] = (),
     ) -> None:
         super().__init__(explanation)
         self.stage = stage
@@ -100,6 +101,9 @@ class SessionFailure(Exception):
         self.code = code
         self.reply = reply
         self.possibly_delivered = possibly_delivered
+        #: Every recipient's refusal, when the server refused them all: some
+        #: may be for now (4xx) and others for good (5xx).
+        self.refused = refused
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,6 +113,7 @@ class SessionFailure(Exception):
             "code": self.code,
             "reply": self.reply,
             "possibly_delivered": self.possibly_delivered,
+            "refused": [dataclasses.asdict(r) for r in self.refused],
         }
 
 
@@ -451,6 +456,8 @@ class SMTPSession:
         accepted, refused = await self._recipients(outgoing.envelope_recipients, encoding)
         if not accepted:
             await self._reset()
+            scrub = self.transcript.scrub
+            refused = [dataclasses.replace(r, reply=scrub(r.reply)[0]) for r in refused]
             details = "; ".join(f"{r.address}: {r.code} {r.reply}" for r in refused)
             raise SessionFailure(
                 Stage.RCPT,
@@ -458,6 +465,7 @@ class SMTPSession:
                 temporary=any(r.temporary for r in refused),
                 code=refused[-1].code,
                 reply=refused[-1].reply,
+                refused=tuple(refused),
             )
 
         self._enter(Stage.DATA)
