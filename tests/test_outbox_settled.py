@@ -172,3 +172,19 @@ async def test_every_recipient_refused_some_for_good_retries_only_the_others(
     sink.rcpt_replies.clear()
     assert [o.state for o in await outbox.flush(include_not_due=True)] == ["sent"]
     assert [m.rcpt_tos for m in sink.messages] == [["carol@example.test"]]
+
+
+@pytest.mark.parametrize("refused_at", ["MAIL", "."])
+async def test_a_refusal_for_good_stands_when_the_deadline_runs_out_in_rset(
+    refused_at: str, servers: ServerThread, tmp_path: Path
+) -> None:
+    """The server said 5xx; a RSET that never gets its answer changes nothing."""
+    script = ScriptedServer(
+        {refused_at: Reply("554 5.7.1 Refused by policy"), "RSET": Reply(None, hold=True)}
+    )
+    outbox = Outbox(tmp_path)
+    queued = outbox.enqueue(local(servers.scripted(script)), message())
+    outcome = await outbox.attempt(queued.key, deadline=1.0)
+    assert outcome.state == "failed", outcome.detail
+    assert "554 5.7.1 Refused by policy" in outcome.detail
+    assert "RSET" in script.verbs()

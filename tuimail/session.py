@@ -35,7 +35,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aiosmtplib import SMTPResponse
 from aiosmtplib.errors import (
@@ -235,6 +235,8 @@ class SMTPSession:
         self._tls_context: ssl.SSLContext | None = None
         #: True from the moment the message data is written until its reply.
         self.awaiting_final_reply = False
+        #: The server's refusal, once given, while the session tidies up (RSET).
+        self.decided: SessionFailure | None = None
 
     async def __aenter__(self) -> SMTPSession:
         await self.open()
@@ -445,27 +447,29 @@ class SMTPSession:
         try:
             await smtp.mail(outgoing.envelope_sender, options=options, encoding=encoding)
         except SMTPSenderRefused as exc:
-            await self._reset()
-            raise self._reply_failure(
-                Stage.MAIL, exc, f"the server refused the sender {outgoing.envelope_sender}"
-            ) from None
+            await self._refuse(
+                self._reply_failure(
+                    Stage.MAIL, exc, f"the server refused the sender {outgoing.envelope_sender}"
+                )
+            )
         except BaseException as exc:
             raise await self._classify(exc) from None
 
         self._enter(Stage.RCPT)
         accepted, refused = await self._recipients(outgoing.envelope_recipients, encoding)
         if not accepted:
-            await self._reset()
             scrub = self.transcript.scrub
             refused = [dataclasses.replace(r, reply=scrub(r.reply)[0]) for r in refused]
             details = "; ".join(f"{r.address}: {r.code} {r.reply}" for r in refused)
-            raise SessionFailure(
-                Stage.RCPT,
-                f"the server refused every recipient ({details})",
-                temporary=any(r.temporary for r in refused),
-                code=refused[-1].code,
-                reply=refused[-1].reply,
-                refused=tuple(refused),
+            await self._refuse(
+                SessionFailure(
+                    Stage.RCPT,
+                    f"the server refused every recipient ({details})",
+                    temporary=any(r.temporary for r in refused),
+                    code=refused[-1].code,
+                    reply=refused[-1].reply,
+                    refused=tuple(refused),
+                )
             )
 
         self._enter(Stage.DATA)
@@ -533,8 +537,9 @@ class SMTPSession:
         if start.code != 354:
             if start.code == 421 or not smtp.is_connected:
                 raise self._closing_failure(Stage.DATA, start.code, start.message)
-            await self._reset()
-            raise self._refusal(Stage.DATA, start.code, start.message, "the server refused DATA")
+            await self._refuse(
+                self._refusal(Stage.DATA, start.code, start.message, "the server refused DATA")
+            )
         protocol = smtp.protocol
         if protocol is None:
             raise await self._classify(SMTPServerDisconnected("Connection lost")) from None
@@ -581,13 +586,13 @@ class SMTPSession:
             smtp.close()
             raise self._no_answer(f"{response.code} {response.message}")
         if response.code != 250:
-            if response.code == 421 or not smtp.is_connected:
-                smtp.close()
-            else:
-                await self._reset()
-            raise self._refusal(
+            refusal = self._refusal(
                 Stage.DATA, response.code, response.message, "the server refused the message"
             )
+            if response.code == 421 or not smtp.is_connected:
+                smtp.close()
+                raise refusal
+            await self._refuse(refusal)
         return response
 
     @staticmethod
@@ -627,6 +632,16 @@ class SMTPSession:
             if smtp.supports_extension("8bitmime"):
                 options.append("BODY=8BITMIME")
         return options
+
+    async def _refuse(self, failure: SessionFailure) -> NoReturn:
+        """RSET after a refusal, then raise it.
+
+        The server's answer is decided before the RSET: a deadline running out
+        during the RSET must not turn a refusal for good into a "try later".
+        """
+        self.decided = failure
+        await self._reset()
+        raise failure
 
     async def _reset(self) -> None:
         """RSET after a refused transaction, so the connection can be reused."""
@@ -840,7 +855,7 @@ async def _run(session: SMTPSession, deadline: float, work: Callable[[], Any] | 
                 "the work was already done",
             )
         else:
-            session.report.failure = _deadline_failure(session, deadline)
+            session.report.failure = session.decided or _deadline_failure(session, deadline)
     _scrub_report(session)
     if session.report.failure is not None:
         failure = session.report.failure
