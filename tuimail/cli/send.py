@@ -230,7 +230,7 @@ def _send_through_outbox(
         assert outcome is not None
         print(
             f"tuimail: {short_id(queued.key)} was not tried by this command: "
-            f"{escape_controls(outcome.detail)}; it stays in the outbox ('tuimail outbox list')",
+            f"{escape_controls(outcome.detail)} ('tuimail outbox list' shows where it is)",
             file=sys.stderr,
         )
         return exitcodes.QUEUED
