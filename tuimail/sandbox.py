@@ -1368,23 +1368,18 @@ MAX_AUTH_FILE = 1024 * 1024
 def _read_small_text(path: Path, what: str, limit: int) -> str:
     """A regular UTF-8 file of at most ``limit`` bytes, else a :class:`SandboxError`.
 
-    ``/dev/zero`` would be read until memory runs out, and a FIFO would
-    block the start for good: only regular files are read.
+    Read through :func:`tuimail.small_files.read_small_file`, which checks the
+    open descriptor itself: ``/dev/zero`` is never read without end, and a
+    FIFO (even one swapped in after a look at the path) never blocks the start.
     """
-    import stat
+    from tuimail.small_files import NotReadable, read_small_file
 
     try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            raise SandboxError(f"{what} {path} is not a regular file")
-        if info.st_size > limit:
-            raise SandboxError(f"{what} {path} is larger than {limit:,} bytes")
-        with path.open("rb") as handle:
-            data = handle.read(limit + 1)
+        data = read_small_file(path, limit)
+    except NotReadable as exc:
+        raise SandboxError(f"{what} {path} {exc.strerror}") from None
     except OSError as exc:
         raise SandboxError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if len(data) > limit:
-        raise SandboxError(f"{what} {path} is larger than {limit:,} bytes")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
