@@ -163,29 +163,37 @@ async def test_a_reply_with_markup_and_escapes_is_shown_as_text(
         assert app.is_running
 
 
-async def test_a_message_a_client_sent_the_sandbox_is_shown_as_text() -> None:
+async def show_captured(pilot: Pilot[Any], sender: str, message: str | bytes, marker: str) -> str:
+    """Send ``message`` to the app's embedded sandbox with smtplib, open it on F5.
+
+    Returns the message view's text once ``marker`` is in it.
+    """
     import smtplib
 
+    app = pilot.app
+    assert isinstance(app, TuimailApp)
+    await wait_for_sandbox(pilot)
+    assert app.sandbox is not None
+    port = app.sandbox.port
+
+    def deliver() -> None:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.sendmail(sender, ["bob@example.test"], message)
+
+    await asyncio.wait_for(asyncio.to_thread(deliver), 15)
+    await pilot.press("f5")
+    table = app.screen.query_one("#captured", DataTable)
+    await wait_for(pilot, lambda: table.row_count == 1, "the captured message")
+    table.move_cursor(row=0)
+    await wait_for(pilot, lambda: marker in static_text(app, "#message-view"), "the message")
+    return static_text(app, "#message-view")
+
+
+async def test_a_message_a_client_sent_the_sandbox_is_shown_as_text() -> None:
     app = TuimailApp()
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for_sandbox(pilot)
-        assert app.sandbox is not None
-        port = app.sandbox.port
         body = f"Subject: [/oops] hello\r\n\r\nline one{EVIL}\r\nline two\r\n"
-
-        def deliver() -> None:
-            with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-                client.sendmail('"[/b]x"@example.test', ["bob@example.test"], body)
-
-        await asyncio.wait_for(asyncio.to_thread(deliver), 15)
-        await pilot.press("f5")
-        table = app.screen.query_one("#captured", DataTable)
-        await wait_for(pilot, lambda: table.row_count == 1, "the captured message")
-        table.move_cursor(row=0)
-        await wait_for(
-            pilot, lambda: "line two" in static_text(app, "#message-view"), "the message"
-        )
-        shown_text = static_text(app, "#message-view")
+        shown_text = await show_captured(pilot, '"[/b]x"@example.test', body, "line two")
         assert "Subject: [/oops] hello" in shown_text
         assert "line one\\x1b]0;pwned\\x07\\x1b[2J\nline two" in shown_text
         assert '"[/b]x"@example.test' in screen_text(app)
@@ -555,29 +563,13 @@ def test_an_app_that_stops_on_an_error_exits_non_zero(monkeypatch: pytest.Monkey
 
 
 async def test_a_message_with_headers_the_email_package_trips_on_is_shown() -> None:
-    import smtplib
-
     app = TuimailApp()
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for_sandbox(pilot)
-        assert app.sandbox is not None
-        port = app.sandbox.port
         raw = (
             b"Message-ID: <\r\nTo: a@[\r\nSubject: broken\r\n"
             b"Content-Type: text/plain; charset=x-unknown\r\n\r\nstill readable\r\n"
         )
-
-        def deliver() -> None:
-            with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
-                client.sendmail("x@example.test", ["bob@example.test"], raw)
-
-        await asyncio.wait_for(asyncio.to_thread(deliver), 15)
-        await pilot.press("f5")
-        table = app.screen.query_one("#captured", DataTable)
-        await wait_for(pilot, lambda: table.row_count == 1, "the captured message")
-        table.move_cursor(row=0)
-        await wait_for(pilot, lambda: "broken" in static_text(app, "#message-view"), "it")
-        shown_text = static_text(app, "#message-view")
+        shown_text = await show_captured(pilot, "x@example.test", raw, "broken")
         assert "Message-ID: <" in shown_text and "To: a@[" in shown_text
         assert "still readable" in shown_text
         assert app.is_running
