@@ -24,7 +24,8 @@ async def test_control_characters_in_a_draft_are_shown_escaped() -> None:
     app = TuimailApp(start_sandbox=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
-        app.open_draft(SavedDraft("abc", "", draft))
+        app.switch_mode("compose")
+        app.model.open_draft(SavedDraft("abc", "", draft))
         await wait_for(pilot, lambda: isinstance(app.screen, ComposeScreen), "Compose")
         await pilot.pause()
         out = rendered(app)

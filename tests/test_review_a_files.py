@@ -104,11 +104,12 @@ def test_a_special_probe_history_starts_afresh(isolated_dirs: Path, kind: str) -
 
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
 def test_special_settings_and_theme_files_are_reported(isolated_dirs: Path, kind: str) -> None:
-    from tuimail.ui import settings, themes
+    from tuimail import user_config
+    from tuimail.ui import themes
 
     config(isolated_dirs)
-    SPECIAL[kind](settings.config_file())
-    assert "is not a regular file" in settings.load_config()["_problem"]
+    SPECIAL[kind](user_config.config_file())
+    assert "is not a regular file" in user_config.load_config()[user_config.PROBLEM_KEY]
     theme_dir = themes.user_theme_dir()
     theme_dir.mkdir(parents=True, exist_ok=True)
     SPECIAL[kind](theme_dir / "odd.toml")
@@ -219,9 +220,10 @@ def test_a_config_nested_too_deeply_does_not_stop_a_send(isolated_dirs: Path) ->
 
 
 def test_state_files_nested_too_deeply_are_skipped_or_reported(isolated_dirs: Path) -> None:
+    from tuimail import user_config
     from tuimail.probe_history import ProbeHistory
     from tuimail.targets import TargetError, TargetStore
-    from tuimail.ui import settings, themes
+    from tuimail.ui import themes
 
     store = DraftStore()
     store.save(SavedDraft(DraftStore.new_id(), "", Draft(subject="kept")))
@@ -238,7 +240,7 @@ def test_state_files_nested_too_deeply_are_skipped_or_reported(isolated_dirs: Pa
     with pytest.raises(TargetError, match="nested too deeply"):
         TargetStore(targets).load()
 
-    settings.config_file().write_text(DEEP_TOML)
-    assert "nested too deeply" in settings.load_config()["_problem"]
+    user_config.config_file().write_text(DEEP_TOML)
+    assert "nested too deeply" in user_config.load_config()[user_config.PROBLEM_KEY]
     with pytest.raises(ValueError, match="nested too deeply"):
         themes.parse_theme(DEEP_TOML, "deep.toml")

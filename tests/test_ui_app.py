@@ -41,7 +41,7 @@ from tuimail.profiles import ProfileStore
 from tuimail.ui import settings
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.commands import TuimailCommands
-from tuimail.ui.messages import TranscriptEntry
+from tuimail.ui.history import SessionRun
 from tuimail.ui.screens.accounts import AccountsScreen
 from tuimail.ui.screens.compose import ComposeScreen
 from tuimail.ui.screens.dialogs import AccountDialog, ConfirmDialog, ExportDialog, HelpScreen
@@ -55,15 +55,18 @@ NARROW = (80, 24)
 
 
 class RecordingApp(TuimailApp):
-    """The app, noting each live transcript message as the app receives it."""
+    """The app, noting each live transcript announcement as the model publishes it."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.live: list[tuple[str, bool]] = []  # (entry text, session still running)
+        self.live: list[tuple[str, bool]] = []  # (latest entry's text, session still running)
 
-    def on_transcript_entry(self, message: TranscriptEntry) -> None:
+    async def on_mount(self) -> None:
         # No super() call: Textual runs the handler of every class in the MRO.
-        self.live.append((message.entry.text, not message.run.finished))
+        self.model.transcript_grew.subscribe(self, self._grew, immediate=True)
+
+    def _grew(self, run: SessionRun) -> None:
+        self.live.append((run.transcript.entries[-1].text, not run.finished))
 
 
 # -- sending ------------------------------------------------------------------
@@ -128,11 +131,11 @@ async def test_first_run_sends_to_the_embedded_sandbox() -> None:
     app = TuimailApp()
     async with app.run_test(size=NARROW) as pilot:
         await wait_for_sandbox(pilot)
-        assert app.sandbox is not None
+        assert app.model.sandbox is not None
         select = app.screen.query_one("#profile", Select)
         assert select.value == "sandbox"
-        assert app.all_profiles()["sandbox"].port == app.sandbox.port
-        assert f"127.0.0.1:{app.sandbox.port}" in screen_text(app)
+        assert app.model.all_profiles()["sandbox"].port == app.model.sandbox.port
+        assert f"127.0.0.1:{app.model.sandbox.port}" in screen_text(app)
         # Square brackets are text, not markup, on every screen they reach.
         await fill_draft(
             pilot, to="new.user@example.test", subject="First [run]", body="It works. [/]"
@@ -140,7 +143,7 @@ async def test_first_run_sends_to_the_embedded_sandbox() -> None:
         await pilot.press("ctrl+s")
         run = await wait_for_run(pilot)
         assert run.report is not None and run.report.ok
-        sandbox = app.sandbox
+        sandbox = app.model.sandbox
         await wait_for(
             pilot, lambda: sandbox.sessions and sandbox.sessions[-1].ended, "the sandbox session"
         )
@@ -191,8 +194,8 @@ async def test_bad_address_is_shown_inline_and_send_is_refused(servers: ServerTh
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert "fix the fields marked in red" in static_text(app, "#send-status")
-        assert app.history.runs == []
-        assert not app.sending
+        assert app.model.history.runs == []
+        assert not app.model.busy
         assert draft_values(app) == ("bob", "Hello", "Body text")
         assert sink.messages == []
 
@@ -213,10 +216,10 @@ async def test_no_recipient_is_refused_by_the_core_and_shown_at_to(servers: Serv
         await pilot.press("ctrl+s")
         field = app.screen.query_one("#field-to", AddressField)
         await wait_for(pilot, lambda: field.has_class("-invalid"), "the error at To")
-        await wait_for(pilot, lambda: not app.sending, "the send worker to end")
+        await wait_for(pilot, lambda: not app.model.busy, "the send worker to end")
         assert field.error
         assert static_text(app, "#send-status") == "fix the fields marked in red"
-        assert app.history.runs == []
+        assert app.model.history.runs == []
         assert not app.screen.query_one("#send", Button).disabled
         assert draft_values(app) == ("", "Nobody", "to no one")
         assert sink.messages == []
@@ -296,14 +299,14 @@ async def test_second_send_is_refused_while_one_runs_and_the_ui_responds(
             await fill_draft(pilot, to="bob@example.test", subject="One", body="first")
             await pilot.press("ctrl+s")
             await wait_for(pilot, sink.waiting.is_set, "the server to hold the DATA reply")
-            assert app.sending
+            assert app.model.busy
             assert app.screen.query_one("#send", Button).disabled
 
             # A second send is refused, and says so.
             await pilot.press("ctrl+s")
             await pilot.pause()
             assert static_text(app, "#send-status") == "a send is already running"
-            assert len(app.history.runs) == 1
+            assert len(app.model.history.runs) == 1
 
             # The app still answers keys; the form is locked, so nothing typed is
             # lost when it clears after the send (what went out is what was there).
@@ -314,13 +317,13 @@ async def test_second_send_is_refused_while_one_runs_and_the_ui_responds(
             await pilot.press("f3")
             assert isinstance(app.screen, TranscriptScreen)
             assert "running…" in static_text(app, "#tls-summary")
-            assert not app.history.runs[0].finished
+            assert not app.model.history.runs[0].finished
             # Live: the lines so far are on screen while the session still runs.
             view = app.screen.query_one("#transcript-view", TranscriptView)
             await wait_for(
                 pilot, lambda: any("354" in line for line in view_lines(view)), "the 354 live"
             )
-            assert not app.history.runs[0].finished
+            assert not app.model.history.runs[0].finished
 
             sink.gate.set()
             run = await wait_for_run(pilot)
@@ -357,7 +360,7 @@ async def test_confirmation_before_a_doubtful_send(
         # Escape cancels: nothing is sent and nothing is lost.
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, ComposeScreen), "the dialog to close")
-        assert app.history.runs == []
+        assert app.model.history.runs == []
         assert draft_values(app) == ("bob@example.test", subject, body)
 
         # Asked again, "Send anyway" sends.
@@ -414,7 +417,9 @@ async def test_account_added_and_edited_keeps_the_password_in_the_keyring(
             await pilot.click("#save")
             await wait_for(pilot, lambda: isinstance(app.screen, AccountsScreen), "the dialog")
             await wait_for(
-                pilot, lambda: name in app.saved_profiles, "the profile to be saved and listed"
+                pilot,
+                lambda: name in app.model.saved_profiles,
+                "the profile to be saved and listed",
             )
             assert keyring.get_password("tuimail", name) == first
             text = profiles_file.read_text()
@@ -435,8 +440,8 @@ async def test_account_added_and_edited_keeps_the_password_in_the_keyring(
             await wait_for(
                 pilot,
                 lambda: (
-                    name in app.saved_profiles
-                    and app.saved_profiles[name].host == "mail.example.test"
+                    name in app.model.saved_profiles
+                    and app.model.saved_profiles[name].host == "mail.example.test"
                 ),
                 "the edited profile",
             )
@@ -472,7 +477,7 @@ async def test_connection_test_from_the_accounts_screen(servers: ServerThread) -
         table.move_cursor(row=[str(key.value) for key in table.rows].index("sandbox"))
         await pilot.press("t")
         await pilot.pause()
-        assert len(app.history.runs) == 1
+        assert len(app.model.history.runs) == 1
         assert "not running" in static_text(app, "#account-problem")
 
 
@@ -505,7 +510,7 @@ async def test_keyring_problem_is_explained_and_nothing_is_saved() -> None:
         problem = static_text(app, "#account-problem")
         assert problem.startswith("Keyring: ")
         assert f"Fix: {FIX_TEXT}" in problem
-        assert "nokeyring" not in app.saved_profiles
+        assert "nokeyring" not in app.model.saved_profiles
         assert not profiles_file.exists() or "nokeyring" not in profiles_file.read_text()
 
 

@@ -173,8 +173,8 @@ async def show_captured(pilot: Pilot[Any], sender: str, message: str | bytes, ma
     app = pilot.app
     assert isinstance(app, TuimailApp)
     await wait_for_sandbox(pilot)
-    assert app.sandbox is not None
-    port = app.sandbox.port
+    assert app.model.sandbox is not None
+    port = app.model.sandbox.port
 
     def deliver() -> None:
         with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
@@ -359,7 +359,7 @@ async def test_an_attachment_gone_at_send_time_is_explained_and_the_draft_kept(
         if gone == "fifo":
             os.mkfifo(attachment)
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: not app.sending, "the send to stop")
+        await wait_for(pilot, lambda: not app.model.busy, "the send to stop")
         await pilot.pause()
         status = static_text(app, "#send-status")
         expected = "does not exist" if gone == "deleted" else "is not a regular file"
@@ -457,7 +457,9 @@ async def test_a_send_that_breaks_leaves_the_message_in_compose_only(
     async with app.run_test(size=(120, 40)) as pilot:
         await fill_draft(pilot, to="bob@example.test", subject="Hello", body="Hi Bob")
         await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: app.history.runs and not app.sending, "the send to end")
+        await wait_for(
+            pilot, lambda: app.model.history.runs and not app.model.busy, "the send to end"
+        )
         await pilot.pause()
         assert draft_values(app) == ("bob@example.test", "Hello", "Hi Bob")
         assert isinstance(app.screen, ComposeScreen) and not app.screen.form_locked

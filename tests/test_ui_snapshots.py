@@ -36,7 +36,7 @@ from tuimail.session import Delivery, SessionFailure, SessionReport, Stage
 from tuimail.tlsinfo import TLSInfo
 from tuimail.transcript import Direction, Entry, EventKind, Transcript
 from tuimail.ui.app import TuimailApp
-from tuimail.ui.history import SessionRun
+from tuimail.ui.history import RunKind, SessionRun
 from tuimail.ui.screens.dialogs import AccountDialog, HelpScreen
 
 SnapCompare = Callable[..., bool]
@@ -149,7 +149,7 @@ def failed_send_transcript() -> Transcript:
 
 
 def finished_runs() -> list[SessionRun]:
-    ok = SessionRun("send", "work", "bob@example.test", tls_send_transcript(), id=1)
+    ok = SessionRun(RunKind.SEND, "work", "bob@example.test", tls_send_transcript(), id=1)
     ok.started = at(9, 15, 0)
     ok.report = SessionReport(
         ok.transcript,
@@ -162,7 +162,7 @@ def finished_runs() -> list[SessionRun]:
         ),
         tls=TLSInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384", 256, True, None),
     )
-    failed = SessionRun("send", "relay", "ops@example.test", failed_send_transcript(), id=2)
+    failed = SessionRun(RunKind.SEND, "relay", "ops@example.test", failed_send_transcript(), id=2)
     failed.started = at(9, 17, 30)
     failed.report = SessionReport(
         failed.transcript,
@@ -255,8 +255,8 @@ async def show_sandbox_with_a_message(pilot: Pilot[Any]) -> None:
         )
     )
     sandbox.sessions.append(record)
-    app.sandbox = sandbox  # stopped by the app when it exits
-    app.sandbox_profile = sandbox.client_profile()
+    app.model.sandbox = sandbox  # stopped by the app when it exits
+    app.model.sandbox_profile = sandbox.client_profile()
     await pilot.press("f5")
     table = app.screen.query_one("#captured", DataTable)
     await wait_for(pilot, lambda: table.row_count == 1, "the captured message")
@@ -295,7 +295,7 @@ def test_transcript_with_finished_sessions(
 ) -> None:
     app = quiet_app()
     for run in finished_runs():
-        app.history.add(run)
+        app.model.history.add(run)
     assert snap_compare(app, terminal_size=size, press=["f3"])
 
 
@@ -352,7 +352,7 @@ def hostile_run() -> SessionRun:
         title="send hostile",
         entries=[Entry(t, direction, text, False, kind) for t, direction, text, kind in lines],
     )
-    run = SessionRun("send", "relay", f"ops{evil}@example.test", transcript, id=3)
+    run = SessionRun(RunKind.SEND, "relay", f"ops{evil}@example.test", transcript, id=3)
     run.started = at(9, 30, 0)
     run.report = SessionReport(
         transcript,
@@ -373,5 +373,5 @@ def test_transcript_of_a_hostile_server_shows_its_words_as_text(
 ) -> None:
     """Escape sequences shown as ``\\x1b``, markup shown as typed; nothing obeyed."""
     app = quiet_app()
-    app.history.add(hostile_run())
+    app.model.history.add(hostile_run())
     assert snap_compare(app, terminal_size=size, press=["f3"])

@@ -41,7 +41,7 @@ async def wait_for(
 async def wait_for_sandbox(pilot: Pilot[Any]) -> None:
     app = pilot.app
     assert isinstance(app, TuimailApp)
-    await wait_for(pilot, lambda: app.sandbox is not None, "the embedded sandbox to start")
+    await wait_for(pilot, lambda: app.model.sandbox is not None, "the embedded sandbox to start")
     await pilot.pause()
 
 
@@ -51,12 +51,12 @@ async def wait_for_run(pilot: Pilot[Any], count: int = 1) -> SessionRun:
     assert isinstance(app, TuimailApp)
     await wait_for(
         pilot,
-        lambda: len(app.history.runs) >= count and app.history.runs[count - 1].finished,
+        lambda: len(app.model.history.runs) >= count and app.model.history.runs[count - 1].finished,
         f"session {count} to finish",
     )
-    await wait_for(pilot, lambda: not app.sending, "the send worker to end")
+    await wait_for(pilot, lambda: not app.model.busy, "the send worker to end")
     await pilot.pause()
-    return app.history.runs[count - 1]
+    return app.model.history.runs[count - 1]
 
 
 async def type_text(pilot: Pilot[Any], text: str) -> None:

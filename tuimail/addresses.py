@@ -99,6 +99,19 @@ def _unquoted(text: str) -> Iterator[tuple[int, str, bool]]:
             yield index, ch, not in_quotes
 
 
+def quoted_name(name: str) -> str:
+    """``name`` as one RFC 5322 quoted string: backslashes and double quotes escaped."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def mailbox_text(display_name: str, address: str) -> str:
+    """A From value for a profile: ``"Name" <address>``, or the bare address without a name.
+
+    The name is always quoted, so a comma or a dot in it never reads as syntax.
+    """
+    return f"{quoted_name(display_name)} <{address}>" if display_name else address
+
+
 def split_address_list(text: str) -> list[str]:
     """Split on commas that are outside quotes and angle brackets."""
     items: list[str] = []

@@ -46,6 +46,7 @@ from tuimail.addresses import (
     is_control_char,
     parse_address,
     parse_address_list,
+    quoted_name,
 )
 
 #: Largest message tuimail builds in memory; bigger attachments belong elsewhere.
@@ -330,7 +331,7 @@ def _name_words(name: str) -> list[str]:
     if "=?" not in name and _ATOM_PHRASE_RE.fullmatch(name):
         return name.split(" ")
     if "=?" not in name and name.isascii():
-        return ['"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"']
+        return [quoted_name(name)]
     # Each encoded word is whole and at most 75 characters (RFC 2047); Header
     # splits between characters, and a fold may fall between two such words.
     encoded = Header(name, "utf-8", maxlinelen=_ENCODED_WORD_MAX).encode(linesep="\n")

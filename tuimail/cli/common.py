@@ -13,6 +13,7 @@ from tuimail import exitcodes
 
 if TYPE_CHECKING:
     from tuimail.credentials import Secret
+    from tuimail.outbox import RetryPolicy
     from tuimail.profiles import Profile
 
 T = TypeVar("T")
@@ -172,24 +173,15 @@ def run_session_command(args: argparse.Namespace, coroutine_factory: Any) -> int
     return exitcodes.OK
 
 
-def retry_policy() -> Any:
-    from tuimail import paths
-    from tuimail.outbox import RetryPolicy
-    from tuimail.small_files import parse_toml, read_small_text
+def retry_policy() -> RetryPolicy:
+    """The outbox's retry timing from config.toml; a bad ``[outbox]`` stops the command."""
+    from tuimail.user_config import ConfigError
+    from tuimail.user_config import retry_policy as configured_policy
 
     try:
-        text = read_small_text(paths.config_dir() / "config.toml")
-    except (OSError, ValueError):
-        return RetryPolicy()
-
-    try:
-        config = parse_toml(text)
-    except ValueError:
-        return RetryPolicy()
-    try:
-        return RetryPolicy.from_config(config.get("outbox", {}))
-    except (TypeError, ValueError) as exc:
-        raise CLIError(f"config.toml [outbox]: {exc}") from None
+        return configured_policy()
+    except ConfigError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def local_time(timestamp: float) -> str:

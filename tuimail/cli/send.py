@@ -276,12 +276,9 @@ async def _send_to_embedded_sandbox(args: argparse.Namespace, outgoing: Any, pri
 
 
 def _profile_sender(profile: Profile) -> str:
-    if not profile.from_address:
-        return ""
-    if profile.display_name:
-        escaped = profile.display_name.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{escaped}" <{profile.from_address}>'
-    return profile.from_address
+    from tuimail.addresses import mailbox_text
+
+    return mailbox_text(profile.display_name, profile.from_address) if profile.from_address else ""
 
 
 def _option_name(field: str) -> str:

@@ -1,43 +1,43 @@
 """The tuimail app: compose, transcript, accounts and sandbox, on the headless core.
 
-SMTP work runs in workers on the app and reports through messages, which the
-app hands to every screen that listens; the screens never call the network.
-The embedded sandbox runs on the app's event loop, so a new user can send at
-once and see both sides of the conversation.
+The app owns an :class:`~tuimail.ui.model.AppModel` (profiles, sandbox,
+outbox, session history, the busy flag) and runs the SMTP work in workers; the
+screens read the model, subscribe to its signals and ask it for sessions, so
+they never call the network and never know this class. The embedded sandbox
+runs on the app's event loop, so a new user can send at once and see both
+sides of the conversation.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import events, work
 from textual.app import App
-from textual.binding import Binding
-from textual.message import Message
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from tuimail import user_config
 from tuimail.credentials import CredentialStore, KeyringError, Secret
 from tuimail.message import Draft, DraftInvalid, build_message
-from tuimail.profiles import Profile, ProfileStore, ProfileStoreError
-from tuimail.sandbox_profile import SANDBOX_PROFILE, builtin_profile, find_running
+from tuimail.profiles import Profile
+from tuimail.sandbox_profile import SANDBOX_PROFILE, find_running
 from tuimail.terminal_text import escape_terminal_controls
 from tuimail.transcript import Transcript
 from tuimail.ui import settings, themes
 from tuimail.ui.commands import TuimailCommands
-from tuimail.ui.history import SessionHistory, SessionRun
+from tuimail.ui.history import RunKind, SentState, SessionRun
 from tuimail.ui.messages import (
-    ProfilesChanged,
-    SandboxSessionEnded,
-    SessionFinished,
-    SessionStarted,
-    TranscriptEntry,
+    ConnectionTestRequest,
+    SendRequest,
+    SendStopped,
+    SessionRequest,
 )
+from tuimail.ui.model import AppModel, profiles_stamp, read_profiles
 from tuimail.ui.outside import shown
 from tuimail.ui.screens.compose import ComposeScreen
 
@@ -45,8 +45,9 @@ if TYPE_CHECKING:
     # Imported where first used: the SMTP client and the outbox for the first
     # send, the sandbox server (aiosmtpd) in the worker that starts it. The
     # first screen does not wait for them.
-    from tuimail.outbox import Outbox, OutboxError, RetryPolicy
-    from tuimail.sandbox import Sandbox, SandboxConfig, SessionRecord
+    from textual.theme import Theme
+
+    from tuimail.sandbox import SandboxConfig, SessionRecord
     from tuimail.session import SessionReport
 
 
@@ -60,22 +61,25 @@ _SCREENS = {
 }
 
 
-def _screen_class(mode: str) -> Any:
+def _screen_class(mode: str) -> type[Screen[None]]:
     import importlib
 
     module, name = _SCREENS[mode]
-    return getattr(importlib.import_module(f"tuimail.ui.screens.{module}"), name)
+    screen_class: type[Screen[None]] = getattr(
+        importlib.import_module(f"tuimail.ui.screens.{module}"), name
+    )
+    return screen_class
 
 
-def _lazy_screen(mode: str) -> Callable[[], Screen[Any]]:
-    def make() -> Screen[Any]:
-        return cast("Screen[Any]", _screen_class(mode)())
+def _lazy_screen(mode: str) -> Callable[[], Screen[None]]:
+    def make() -> Screen[None]:
+        return _screen_class(mode)()
 
     return make
 
 
-#: Seconds between live transcript messages during a session.
-LIVE_TICK = 0.03
+#: Seconds between looks at the profiles file (profiles added from the command line show up).
+PROFILES_CHECK = 2.0
 
 
 class TuimailApp(App[None]):
@@ -86,7 +90,7 @@ class TuimailApp(App[None]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "tuimail"
     COMMANDS = App.COMMANDS | {TuimailCommands}
-    MODES: ClassVar[dict[str, Any]] = {
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[None]]]] = {
         "compose": ComposeScreen,
         # The others are imported when first shown: start-up pays for Compose only.
         **{
@@ -142,59 +146,17 @@ class TuimailApp(App[None]):
         start_sandbox: bool = True,
         sandbox_config: SandboxConfig | None = None,
     ) -> None:
-        self.history = SessionHistory()
-        self.saved_profiles: dict[str, Profile] = {}
-        self.profile_problem = ""
-        self.sandbox: Sandbox | None = None
-        self.sandbox_profile: Profile | None = None
-        self.sandbox_note = ""
-        self.sending = False
-        self._listeners: list[Screen[Any]] = []
+        # Read before the event loop runs: the first screen shows them.
+        loaded = read_profiles()
+        config = user_config.load_config()
         self._start_sandbox = start_sandbox
         self._sandbox_config = sandbox_config
-        self.config = settings.load_config()
-        self._load_profiles()
-        self.initial_profile = self._initial_profile(profile)
         super().__init__()
+        #: Everything the screens read; they subscribe to its signals.
+        self.model = AppModel(self, loaded, config, initial_profile=profile)
         self.theme_problems: list[str] = []
 
-    @functools.cached_property
-    def outbox(self) -> Outbox:
-        """The durable outbox, opened when first used (it brings the SMTP client)."""
-        from tuimail.outbox import Outbox
-
-        return Outbox(policy=_retry_policy(self.config))
-
     # -- start-up -----------------------------------------------------------
-
-    def _initial_profile(self, requested: str | None) -> str:
-        if requested:
-            return requested
-        return next(iter(self.saved_profiles), SANDBOX_PROFILE)
-
-    def _load_profiles(self) -> None:
-        try:
-            self.saved_profiles = ProfileStore().load()
-            self.profile_problem = ""
-        except ProfileStoreError as exc:
-            self.saved_profiles = {}
-            self.profile_problem = str(exc)
-
-    def all_profiles(self) -> dict[str, Profile]:
-        """The built-in sandbox first, then the user's (a saved 'sandbox' wins)."""
-        profiles: dict[str, Profile] = {}
-        if SANDBOX_PROFILE not in self.saved_profiles:
-            profiles[SANDBOX_PROFILE] = self.sandbox_profile or builtin_profile()
-        profiles.update(self.saved_profiles)
-        return profiles
-
-    def sandbox_unavailable(self, profile: Profile) -> bool:
-        """The built-in sandbox profile while no sandbox listens (port 0: nowhere)."""
-        return (
-            profile.name == SANDBOX_PROFILE
-            and SANDBOX_PROFILE not in self.saved_profiles
-            and profile.port == 0
-        )
 
     def on_load(self) -> None:
         if self._start_sandbox:
@@ -241,27 +203,43 @@ class TuimailApp(App[None]):
                 markup=False,
             )
         self.theme_changed_signal.subscribe(self, self._remember_theme)
-        for problem in settings.apply_keymap(self, self.config):
+        model = self.model
+        for problem in settings.apply_keymap(self, model.config):
             self.notify(shown(problem), title="Keymap", severity="warning", timeout=8, markup=False)
-        if self.profile_problem:
+        if model.profile_problem:
             self.notify(
-                shown(self.profile_problem),
+                shown(model.profile_problem),
                 title="Profiles not loaded",
                 severity="error",
                 timeout=10,
                 markup=False,
             )
+        self._check_outbox_config()
+        model.session_requested.subscribe(self, self._run_request, immediate=True)
         self.set_interval(60, self.flush_due)
+        self.set_interval(PROFILES_CHECK, self.check_profiles)
+
+    def _check_outbox_config(self) -> None:
+        """A bad ``[outbox]`` is said at once, in the command line's words (sends are refused)."""
+        try:
+            user_config.retry_policy(self.model.config)
+        except user_config.ConfigError as exc:
+            self.notify(
+                shown(f"{exc}. Sends through the outbox are refused until it is fixed."),
+                title="config.toml",
+                severity="error",
+                timeout=15,
+                markup=False,
+            )
 
     async def _bring_up_sandbox(self) -> None:
         running = await asyncio.to_thread(find_running)
         if running is not None:
-            self.sandbox_profile = running
-            self.sandbox_note = (
+            note = (
                 f"Using the running 'tuimail serve' at {running.address}; "
                 "its terminal shows what it receives."
             )
-            self._refresh_profile_views()
+            self.model.set_sandbox(None, running, note)
             return
         from tuimail.sandbox import Sandbox, SandboxConfig, SandboxError
 
@@ -270,77 +248,58 @@ class TuimailApp(App[None]):
         try:
             await sandbox.start()
         except SandboxError as exc:
-            self.sandbox_note = f"The sandbox could not start: {exc}"
-            self.notify(shown(self.sandbox_note), severity="error", markup=False)
+            self.model.sandbox_note = f"The sandbox could not start: {exc}"
+            self.notify(shown(self.model.sandbox_note), severity="error", markup=False)
             return
-        self.sandbox = sandbox
-        self.sandbox_profile = sandbox.client_profile()
-        self._refresh_profile_views()
+        self.model.set_sandbox(sandbox, sandbox.client_profile(), "")
 
     async def on_unmount(self) -> None:
-        if self.sandbox is not None:
-            await self.sandbox.stop(grace=2)
+        if self.model.sandbox is not None:
+            await self.model.sandbox.stop(grace=2)
 
-    def _remember_theme(self, theme: Any) -> None:
+    def _remember_theme(self, theme: Theme) -> None:
         settings.save_state({"theme": self.theme})
 
     def _sandbox_session_ended(self, record: SessionRecord) -> None:
-        self._broadcast(SandboxSessionEnded(record))
+        self.model.sandbox_session_ended.publish(record)
 
-    # -- screens that listen ------------------------------------------------
+    # -- profiles changed outside the app -----------------------------------
 
-    def listen(self, screen: Screen[Any]) -> None:
-        """A screen asks for session events (called from its ``on_mount``)."""
-        self._listeners.append(screen)
+    def on_app_focus(self, event: events.AppFocus) -> None:
+        """Back from another window (perhaps 'tuimail accounts add'): look at the file."""
+        self.check_profiles()
 
-    def _listening_screens(self) -> list[Screen[Any]]:
-        return [screen for screen in self._listeners if screen.is_attached]
+    @work(thread=True, exclusive=True, group="profiles", exit_on_error=False)
+    def check_profiles(self) -> None:
+        """Read the profiles file again if it changed since it was read (in a thread).
 
-    def _broadcast(self, message: Message) -> None:
-        for screen in self._listening_screens():
-            screen.post_message(dataclasses.replace(message))  # type: ignore[type-var]
-
-    def on_session_started(self, message: SessionStarted) -> None:
-        self._broadcast(message)
-
-    def on_transcript_entry(self, message: TranscriptEntry) -> None:
-        self._broadcast(message)
-
-    def on_session_finished(self, message: SessionFinished) -> None:
-        self._broadcast(message)
-
-    def profiles_changed(self, select: str | None = None) -> None:
-        self._load_profiles()
-        self._refresh_profile_views(select)
-        self._broadcast(ProfilesChanged())
-
-    def _refresh_profile_views(self, select: str | None = None) -> None:
-        """Each screen that shows profiles reloads them (its ``reload_profiles``)."""
-        for screen in self._listening_screens():
-            reload = getattr(screen, "reload_profiles", None)
-            if reload is not None and screen.is_mounted:
-                reload(select)
+        Called on focus and every :data:`PROFILES_CHECK` seconds, so a profile
+        added or edited from the command line shows up in a running app, also
+        in a terminal that does not report focus.
+        """
+        if profiles_stamp() == self.model.profiles_file:
+            return
+        loaded = read_profiles()
+        self.call_from_thread(self.model.set_profiles, loaded)
 
     # -- SMTP work ------------------------------------------------------------
 
-    def start_send(self, profile: Profile, draft: Draft) -> None:
-        self.sending = True
-        self.run_session("send", profile, draft)
-
-    def start_test(self, profile: Profile) -> None:
-        self.sending = True
-        self.run_session("test", profile, None)
-
-    def start_retry(self, key: str) -> None:
-        self.sending = True
-        self.run_retry(key)
+    def _run_request(self, request: SessionRequest) -> None:
+        """A screen asked the model for a session (the model set the busy flag)."""
+        if isinstance(request, SendRequest):
+            self.run_session(RunKind.SEND, request.profile, request.draft)
+        elif isinstance(request, ConnectionTestRequest):
+            self.run_session(RunKind.TEST, request.profile, None)
+        else:
+            self.run_retry(request.key)
 
     @work(exclusive=True, group="smtp", exit_on_error=False)
     async def run_retry(self, key: str) -> SessionReport:
         """Send one outbox message now (a failed one too: the user asked)."""
         from tuimail.session import SessionReport
 
-        queued = await asyncio.to_thread(self.outbox.requeue, key)
+        outbox = self.model.outbox
+        queued = await asyncio.to_thread(outbox.requeue, key)
         profile = Profile.from_toml_table(
             queued.profile_name, {k: v for k, v in queued.profile.items() if k != "name"}
         )
@@ -348,50 +307,54 @@ class TuimailApp(App[None]):
         # stored password (a --server one never borrows one); the outbox asks
         # for it, in a thread, when the attempt starts and reads the profile.
         run = SessionRun(
-            "retry", profile.name, ", ".join(queued.recipients), Transcript(title=f"retry {key}")
+            RunKind.RETRY,
+            profile.name,
+            ", ".join(queued.recipients),
+            Transcript(title=f"retry {key}"),
         )
         run.outbox_key = key
-        self.history.add(run)
-        self.post_message(SessionStarted(run))
-
-        deliver_live = self._live_feed(run)
-
-        outcome = await self.outbox.attempt(
+        self.model.begin(run)
+        outcome = await outbox.attempt(
             key,
             passwords=lambda current: CredentialStore().get(current.name),
-            on_entry=deliver_live,
+            on_entry=self.model.live_feed(run),
             transcript=run.transcript,
         )
-        run.outbox_state = outcome.state
+        run.outbox_state = SentState(outcome.state)
         run.report = outcome.report or SessionReport(run.transcript)
-        self.post_message(SessionFinished(run))
+        self.model.finish(run)
         return run.report
 
     @work(exclusive=True, group="outbox-flush", exit_on_error=False)
     async def flush_due(self) -> None:
         """Every minute: send what is due in the outbox, as 'tuimail outbox flush' would."""
-        if self.sending:
+        if self.model.busy:
             return
         import time
 
-        due = [q for q in await asyncio.to_thread(self.outbox.entries) if q.due(time.time())]
+        try:
+            outbox = self.model.outbox
+        except user_config.ConfigError:
+            return  # said at start-up; nothing is sent on a schedule the user did not ask for
+        due = [q for q in await asyncio.to_thread(outbox.entries) if q.due(time.time())]
         if not due:
             return
+        saved = set(self.model.saved_profiles)
 
         # The outbox asks for a password only for a message that follows a
         # saved profile, when its attempt starts, and in a thread.
         def password(profile: Profile) -> Secret | None:
-            if profile.name not in self.saved_profiles:
+            if profile.name not in saved:
                 return None
             return CredentialStore().get(profile.name)
 
-        outcomes = await self.outbox.flush(password)
-        sent = sum(1 for o in outcomes if o.state == "sent")
+        outcomes = await outbox.flush(password)
+        sent = sum(1 for o in outcomes if o.state == SentState.SENT)
         if sent:
             self.notify(f"Sent {sent} queued message(s) from the outbox.", title="Outbox")
         for outcome in outcomes:
-            if outcome.state in ("failed", "possibly-delivered"):
-                what = "may have been delivered" if outcome.state != "failed" else "failed"
+            if outcome.state in (SentState.FAILED, SentState.POSSIBLY_DELIVERED):
+                what = "may have been delivered" if outcome.state != SentState.FAILED else "failed"
                 self.notify(
                     shown(f"A queued message {what}: {outcome.detail} (F7 to retry or delete)"),
                     title="Outbox",
@@ -399,48 +362,30 @@ class TuimailApp(App[None]):
                     timeout=15,
                     markup=False,
                 )
-        for screen in self._listening_screens():
-            reload = getattr(screen, "reload_mailboxes", None)
-            if reload is not None and screen.is_mounted:
-                reload()
+        self.model.mailboxes_changed.publish(None)
 
     async def action_quit(self) -> None:
         """Save the draft being written, then leave (the timer may not have fired yet)."""
-        for screen in self._listening_screens():
-            if isinstance(screen, ComposeScreen) and screen.is_mounted:
-                screen.save_draft_now()
+        self.model.closing.publish(None)
         self.exit()
 
-    def open_draft(self, saved: Any) -> None:
-        """Continue a draft (or an outbox message turned back into one) in Compose.
-
-        Callers check :meth:`compose_locked` first: the form being sent is not replaced.
-        """
-        self.switch_mode("compose")
-        for screen in self._listening_screens():
-            if isinstance(screen, ComposeScreen):
-                screen.load_draft(saved)
-
     @work(exclusive=True, group="smtp", exit_on_error=False)
-    async def run_session(self, kind: str, profile: Profile, draft: Draft | None) -> SessionReport:
+    async def run_session(
+        self, kind: RunKind, profile: Profile, draft: Draft | None
+    ) -> SessionReport:
         """Build (off the loop), fetch the password (off the loop), then talk SMTP."""
         from tuimail.outbox import OutboxError
         from tuimail.session import SessionReport, check_account, send
 
+        model = self.model
         outgoing = None
         if draft is not None:
-            try:
-                outgoing = await asyncio.to_thread(build_message, draft)
-            except DraftInvalid as exc:
-                self.call_later(self._draft_invalid, exc)
-                raise
+            outgoing = await asyncio.to_thread(build_message, draft)
         password = await self._password_for(profile)
         summary = ", ".join(outgoing.envelope_recipients) if outgoing else profile.address
         run = SessionRun(kind, profile.name, summary, Transcript(title=f"{kind} {profile.name}"))
-        self.history.add(run)
-        self.post_message(SessionStarted(run))
-
-        deliver_live = self._live_feed(run)
+        model.begin(run)
+        deliver_live = model.live_feed(run)
 
         if outgoing is not None and password is None and profile.needs_password:
             # Refused before it is queued: a queued copy would wait in the outbox
@@ -456,18 +401,18 @@ class TuimailApp(App[None]):
                     temporary=False,
                 ),
             )
-        elif outgoing is not None and self._uses_outbox(profile):
+        elif outgoing is not None and model.uses_outbox(profile):
             try:
-                queued = await asyncio.to_thread(self.outbox.enqueue, profile, outgoing)
-            except OutboxError as exc:
+                outbox = model.outbox
+                queued = await asyncio.to_thread(outbox.enqueue, profile, outgoing)
+            except (OutboxError, user_config.ConfigError):
                 run.report = SessionReport(run.transcript)
-                run.outbox_state = "not stored"
-                self.call_later(self._store_failed, exc)
-                self.post_message(SessionFinished(run))
+                run.outbox_state = SentState.NOT_STORED
+                model.finish(run)
                 raise
             run.outbox_key = queued.key
             try:
-                outcome = await self.outbox.attempt(
+                outcome = await outbox.attempt(
                     queued.key,
                     password,
                     on_entry=deliver_live,
@@ -477,7 +422,9 @@ class TuimailApp(App[None]):
             except Exception:
                 await self._after_broken_attempt(queued.key)
                 raise
-            run.outbox_state = await self._one_home(queued.key, outcome.state, outcome.report)
+            run.outbox_state = await self._one_home(
+                queued.key, SentState(outcome.state), outcome.report
+            )
             report = outcome.report or SessionReport(run.transcript)
         elif outgoing is not None:
             report = await send(
@@ -488,31 +435,33 @@ class TuimailApp(App[None]):
                 profile, password, on_entry=deliver_live, transcript=run.transcript
             )
         run.report = report
-        self.post_message(SessionFinished(run))
+        model.finish(run)
         return report
 
-    async def _one_home(self, key: str, state: str, report: SessionReport | None) -> str:
+    async def _one_home(
+        self, key: str, state: SentState, report: SessionReport | None
+    ) -> SentState:
         """A message Compose sent that failed for good goes back to Compose, not the outbox.
 
         Compose keeps the draft after such a failure, so the user can fix it;
         a copy left in the outbox too would be sent again by a retry there,
         and the fixed draft once more by Send. Returns the run's outbox state:
-        "returned" when the outbox copy is gone. A message some server accepted
+        RETURNED when the outbox copy is gone. A message some server accepted
         (``report.delivery``) stays where the outbox put it.
         """
         from tuimail.outbox import OutboxError
 
-        if state == "skipped":
+        if state == SentState.SKIPPED:
             # Not tried by this send: another process (or the flush timer) holds
             # the message. It is the outbox's now; Compose lets go of its copy.
-            return "queued"
-        if state != "failed" or (report is not None and report.delivery is not None):
+            return SentState.QUEUED
+        if state is not SentState.FAILED or (report is not None and report.delivery is not None):
             return state
         try:
-            await asyncio.to_thread(self.outbox.drop, key)
+            await asyncio.to_thread(self.model.outbox.drop, key)
         except (KeyError, OSError, OutboxError):
             return state  # still in the outbox: Compose clears, the outbox is its home
-        return "returned"
+        return SentState.RETURNED
 
     async def _after_broken_attempt(self, key: str) -> None:
         """The attempt itself raised: give the message one home.
@@ -524,61 +473,22 @@ class TuimailApp(App[None]):
         """
         from tuimail.outbox import OutboxError, State
 
+        outbox = self.model.outbox
         try:
-            entry = await asyncio.to_thread(self.outbox.get, key)
+            entry = await asyncio.to_thread(outbox.get, key)
             untried = entry.state is State.QUEUED and not entry.attempts
             if untried:
-                await asyncio.to_thread(self.outbox.drop, key)
+                await asyncio.to_thread(outbox.drop, key)
                 return
         except (KeyError, OSError, OutboxError):
             return  # gone, or unreadable: the draft in Compose is what is left
-        for screen in self._listening_screens():
-            if isinstance(screen, ComposeScreen):
-                screen.forget_draft()
-                screen.clear_draft()
+        self.model.send_stopped.publish(SendStopped(kept_in_outbox=True))
         self.notify(
             "The session stopped after the message was tried; it is kept in the outbox (F7).",
             title="Outbox",
             severity="warning",
             timeout=12,
         )
-
-    def compose_locked(self) -> bool:
-        """Compose is sending its message (its form is locked until that ends)."""
-        return any(
-            isinstance(screen, ComposeScreen) and screen.is_mounted and screen.form_locked
-            for screen in self._listening_screens()
-        )
-
-    def _live_feed(self, run: SessionRun) -> Callable[[Any], None]:
-        """The session's transcript callback: at most one message per ``LIVE_TICK``.
-
-        Views catch up from the transcript itself, so a burst of lines costs one
-        message, not three per line: a flooding server cannot starve the keys.
-        """
-        scheduled = False
-
-        def post() -> None:
-            nonlocal scheduled
-            scheduled = False
-            self.post_message(TranscriptEntry(run, run.transcript.entries[-1]))
-
-        def feed(entry: Any) -> None:
-            nonlocal scheduled
-            if not scheduled:
-                scheduled = True
-                self.set_timer(LIVE_TICK, post)
-
-        return feed
-
-    def _uses_outbox(self, profile: Profile) -> bool:
-        """Every send is stored first, except to the sandbox, whose port changes each run."""
-        return not (profile.name == SANDBOX_PROFILE and SANDBOX_PROFILE not in self.saved_profiles)
-
-    def _store_failed(self, exc: OutboxError) -> None:
-        for screen in self._listening_screens():
-            if isinstance(screen, ComposeScreen):
-                screen.set_status(f"✗ {exc} Your draft is kept.", "error")
 
     async def _password_for(self, profile: Profile) -> Secret | None:
         if not profile.username or profile.name == SANDBOX_PROFILE:
@@ -595,38 +505,49 @@ class TuimailApp(App[None]):
             )
             raise
 
-    def _draft_invalid(self, exc: DraftInvalid) -> None:
-        for screen in self._listening_screens():
-            if isinstance(screen, ComposeScreen):
-                screen.show_field_errors([(e.field, e.message) for e in exc.errors])
-
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "smtp":
             return
         if event.state in (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED):
-            self.sending = False
+            self.model.busy = False
         if event.state is WorkerState.ERROR:
-            from tuimail.outbox import OutboxError
+            self._session_failed(event.worker.error)
 
-            error = event.worker.error
-            handled = (DraftInvalid, KeyringError, OutboxError)  # each already explained
-            if not isinstance(error, handled):
-                self.notify(
-                    shown(f"The session stopped: {error}"),
-                    severity="error",
-                    timeout=10,
-                    markup=False,
-                )
-            for screen in self._listening_screens():
-                if isinstance(screen, ComposeScreen):
-                    screen.lock_form(False)
-                    if isinstance(error, KeyringError):
-                        screen.set_status(f"keyring: {error.message}", "error")
-                    elif isinstance(error, OutboxError):
-                        screen.set_status(f"✗ {error} Your draft is kept.", "error")
-                    elif not isinstance(error, DraftInvalid):
-                        # Not left at "sending via …" for ever.
-                        screen.set_status(f"✗ the session stopped: {error}", "error")
+    def _session_failed(self, error: BaseException | None) -> None:
+        """A session's worker raised: say why, once, and let Compose unlock its form."""
+        from tuimail.outbox import OutboxError
+
+        explained = (DraftInvalid, KeyringError, OutboxError, user_config.ConfigError)
+        if not isinstance(error, explained):
+            self.notify(
+                shown(f"The session stopped: {error}"),
+                severity="error",
+                timeout=10,
+                markup=False,
+            )
+        if isinstance(error, DraftInvalid):
+            errors = tuple((e.field, e.message) for e in error.errors)
+            stopped = SendStopped(field_errors=errors)
+        elif isinstance(error, KeyringError):
+            stopped = SendStopped(f"keyring: {error.message}")
+        elif isinstance(error, (OutboxError, user_config.ConfigError)):
+            stopped = SendStopped(f"✗ {error} Your draft is kept.")
+        else:
+            # Not left at "sending via …" for ever.
+            stopped = SendStopped(f"✗ the session stopped: {error}")
+        self.model.send_stopped.publish(stopped)
+
+    @property
+    def is_idle(self) -> bool:
+        """Nothing waits to be shown: no live announcement due, every live view up to date,
+        no message queued on the app, a live view or its screen (benchmarks wait for this)."""
+        model = self.model
+        if model.live_backlog or self.message_queue_size:
+            return False
+        return not any(
+            view.backlog or view.message_queue_size or view.screen.message_queue_size
+            for view in model.live_views
+        )
 
     # -- actions --------------------------------------------------------------
 
@@ -641,10 +562,10 @@ class TuimailApp(App[None]):
 
     def key_table(self) -> list[tuple[str, str]]:
         """Every binding with an id, with its key as remapped by the user's keymap."""
-        keymap = self.config.get("keymap", {})
+        keymap = self.model.config.get("keymap", {})
         keymap = keymap if isinstance(keymap, dict) else {}
         rows: list[tuple[str, str]] = []
-        owners: list[tuple[str, list[Any]]] = [("", list(self.BINDINGS))]
+        owners: list[tuple[str, list[BindingType]]] = [("", list(self.BINDINGS))]
         owners += [(mode, list(_screen_class(mode).BINDINGS)) for mode in self.MODES]
         for mode, bindings in owners:
             for binding in bindings:
@@ -654,15 +575,6 @@ class TuimailApp(App[None]):
                 where = f" ({mode})" if mode else ""
                 rows.append((key, f"{binding.description}{where}  [id {binding.id}]"))
         return rows
-
-
-def _retry_policy(config: dict[str, Any]) -> RetryPolicy:
-    from tuimail.outbox import RetryPolicy
-
-    try:
-        return RetryPolicy.from_config(config.get("outbox", {}))
-    except (TypeError, ValueError):
-        return RetryPolicy()
 
 
 def run_app(profile: str | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -14,19 +15,39 @@ if TYPE_CHECKING:  # the SMTP client is imported for the first send, not at star
 _ids = itertools.count(1)
 
 
+class RunKind(enum.StrEnum):
+    """What a session the app ran was for."""
+
+    SEND = "send"  # a message from Compose
+    TEST = "test"  # a connection test from Accounts: no mail
+    RETRY = "retry"  # an outbox message sent again on request (F7)
+
+
+class SentState(enum.StrEnum):
+    """Where a message a session carried ended up (the outbox's word, or Compose's)."""
+
+    NONE = ""  # not through the outbox (the sandbox, a connection test)
+    SENT = "sent"
+    QUEUED = "queued"  # in the outbox, to be retried (or taken by another sender)
+    FAILED = "failed"  # in the outbox as failed for good
+    POSSIBLY_DELIVERED = "possibly-delivered"  # in the outbox; the server may have it
+    SKIPPED = "skipped"  # not tried: another sender holds it, or it has no password to use
+    RETURNED = "returned"  # failed for good and back in Compose as a draft, not in the outbox
+    NOT_STORED = "not stored"  # the outbox could not store it: the draft stays in Compose
+
+
 @dataclass(eq=False)
 class SessionRun:
     """One client session the app ran: a send or a connection test."""
 
-    kind: str  # "send" or "test"
+    kind: RunKind
     profile_name: str
     summary: str
     transcript: Transcript
     id: int = field(default_factory=lambda: next(_ids))
     started: float = field(default_factory=time.time)
     report: SessionReport | None = None
-    #: Through the outbox: "sent", "queued", "failed" or "possibly-delivered"; "" when not.
-    outbox_state: str = ""
+    outbox_state: SentState = SentState.NONE
     outbox_key: str = ""
 
     @property

@@ -1,7 +1,9 @@
-"""App-wide messages: small dataclasses that carry core events to the screens.
+"""What travels between the app, its model and the screens: small typed records.
 
-Workers post them to the app, which hands a copy to each listening screen.
-They do not bubble: a screen's copy must not travel back up to the app.
+Screens ask for work with a :data:`SessionRequest` (through
+:meth:`tuimail.ui.model.AppModel.start`); the model's signals carry the
+others to whoever subscribed. None of them is a Textual message: nothing
+bubbles, and no screen receives a copy it did not ask for.
 """
 
 from __future__ import annotations
@@ -9,46 +11,52 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from textual.message import Message
-
-if TYPE_CHECKING:  # the server (aiosmtpd) is imported when the sandbox starts, not before
-    from tuimail.sandbox import SessionRecord
-    from tuimail.transcript import Entry
-    from tuimail.ui.history import SessionRun
+if TYPE_CHECKING:
+    from tuimail.message import Draft
+    from tuimail.profiles import Profile
 
 
-@dataclass
-class SessionStarted(Message, bubble=False):
-    """A send or connection test began; its transcript will follow entry by entry."""
+@dataclass(frozen=True)
+class ProfilesChanged:
+    """Profiles were added, edited or removed (or the sandbox's port is known); ``select`` one."""
 
-    run: SessionRun
+    select: str | None = None
 
 
-@dataclass
-class TranscriptEntry(Message, bubble=False):
-    """New entries are in ``run.transcript`` (``entry`` is the latest): catch up.
+@dataclass(frozen=True)
+class SendRequest:
+    """Compose asks for ``draft`` to be sent through ``profile``."""
 
-    Sent at most every few milliseconds per session, not once per line.
+    profile: Profile
+    draft: Draft
+
+
+@dataclass(frozen=True)
+class ConnectionTestRequest:
+    """Accounts asks for a connection test of ``profile`` (no mail is sent)."""
+
+    profile: Profile
+
+
+@dataclass(frozen=True)
+class RetryRequest:
+    """The outbox asks for its message ``key`` to be sent now."""
+
+    key: str
+
+
+SessionRequest = SendRequest | ConnectionTestRequest | RetryRequest
+
+
+@dataclass(frozen=True)
+class SendStopped:
+    """A session stopped without an outcome to show: Compose unlocks its form and says why.
+
+    ``status`` is for the status line ("" leaves it); ``field_errors`` are
+    ``(field, message)`` pairs from the core's validation; ``kept_in_outbox``
+    means the outbox holds the message now, so Compose lets go of its copy.
     """
 
-    run: SessionRun
-    entry: Entry
-
-
-@dataclass
-class SessionFinished(Message, bubble=False):
-    """The session ended; ``run.report`` says how."""
-
-    run: SessionRun
-
-
-@dataclass
-class SandboxSessionEnded(Message, bubble=False):
-    """The embedded sandbox finished serving a client (new mail may be there)."""
-
-    record: SessionRecord
-
-
-@dataclass
-class ProfilesChanged(Message, bubble=False):
-    """Profiles were added, edited or removed; selectors reload."""
+    status: str = ""
+    field_errors: tuple[tuple[str, str], ...] = ()
+    kept_in_outbox: bool = False

@@ -1,6 +1,7 @@
 """The app's own settings: key remapping (config) and remembered choices (state).
 
-``$XDG_CONFIG_HOME/tuimail/config.toml`` is the user's to edit::
+``$XDG_CONFIG_HOME/tuimail/config.toml`` is the user's to edit (read by
+:mod:`tuimail.user_config`; this module applies its ``[keymap]``)::
 
     [keymap]
     "compose.send" = "ctrl+enter"     # binding id = key(s), comma-separated
@@ -21,34 +22,19 @@ from textual.app import App
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
 from tuimail.small_files import parse_toml, read_small_text
-
-
-def config_file() -> Path:
-    return paths.config_dir() / "config.toml"
+from tuimail.user_config import PROBLEM_KEY, config_file
 
 
 def state_file() -> Path:
     return paths.state_dir() / "ui.toml"
 
 
-def _read(path: Path) -> tuple[dict[str, Any], str]:
-    try:
-        return parse_toml(read_small_text(path)), ""
-    except FileNotFoundError:
-        return {}, ""
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        return {}, f"{path}: {exc}"
-
-
-def load_config() -> dict[str, Any]:
-    document, problem = _read(config_file())
-    if problem:
-        document = {"_problem": problem}
-    return document
-
-
 def load_state() -> dict[str, Any]:
-    return _read(state_file())[0]
+    """What the app remembered; empty when the file is missing or unreadable."""
+    try:
+        return parse_toml(read_small_text(state_file()))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
 
 
 def save_state(updates: dict[str, Any]) -> None:
@@ -64,8 +50,8 @@ def save_state(updates: dict[str, Any]) -> None:
 def apply_keymap(app: App[Any], config: dict[str, Any]) -> list[str]:
     """Install ``[keymap]`` from the config; returns the problems to report."""
     problems = []
-    if "_problem" in config:
-        problems.append(f"config not loaded: {config['_problem']}")
+    if PROBLEM_KEY in config:
+        problems.append(f"config not loaded: {config[PROBLEM_KEY]}")
     keymap = config.get("keymap", {})
     if not isinstance(keymap, dict):
         return [*problems, f"{config_file()}: [keymap] must be a table"]

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Label, Static
 
 from tuimail.accounts import remove_account
 from tuimail.accounts import save_account as store_account
 from tuimail.credentials import KeyringError
 from tuimail.profiles import Profile, ProfileError, ProfileStoreError
-from tuimail.ui.messages import SessionFinished, SessionStarted, TranscriptEntry
+from tuimail.ui.history import RunKind, SessionRun
+from tuimail.ui.messages import ConnectionTestRequest, ProfilesChanged
+from tuimail.ui.model import read_profiles
 from tuimail.ui.outside import cell, shown
+from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.screens.dialogs import AccountDialog, AccountForm, ConfirmDialog
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
-
-if TYPE_CHECKING:
-    from tuimail.ui.app import TuimailApp
 
 
 def save_account_form(form: AccountForm) -> tuple[str, list[str]]:
@@ -44,17 +41,13 @@ def save_account_form(form: AccountForm) -> tuple[str, list[str]]:
     return "", leftovers
 
 
-class AccountsScreen(Screen[None]):
+class AccountsScreen(ModelScreen):
     BINDINGS = [
         Binding("a", "add", "Add", id="accounts.add"),
         Binding("e", "edit", "Edit", id="accounts.edit"),
         Binding("d", "delete", "Delete", id="accounts.delete"),
         Binding("t", "test", "Test", id="accounts.test"),
     ]
-
-    @property
-    def tuimail(self) -> TuimailApp:
-        return cast("TuimailApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield ModeBar("accounts")
@@ -71,23 +64,27 @@ class AccountsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.tuimail.listen(self)
+        model = self.model
+        model.profiles_changed.subscribe(self, self._profiles_changed)
+        model.session_started.subscribe(self, self._session_started)
+        model.session_finished.subscribe(self, self._session_finished)
+        model.follow_live(self.query_one("#test-view", TranscriptView))
         table = self.query_one("#profiles", DataTable)
         table.add_columns("Name", "Server", "Security", "User", "From", "Notes")
         self.reload()
 
-    def reload_profiles(self, select: str | None = None) -> None:
+    def _profiles_changed(self, change: ProfilesChanged) -> None:
         """The app's profiles changed (or the sandbox started)."""
         self.reload()
 
     def reload(self) -> None:
         table = self.query_one("#profiles", DataTable)
         table.clear()
-        for profile in self.tuimail.all_profiles().values():
+        for profile in self.model.all_profiles().values():
             notes = "; ".join(profile.warnings())
             if profile.name == "sandbox":
                 notes = "built-in local capture server" + (f"; {notes}" if notes else "")
-            running = not self.tuimail.sandbox_unavailable(profile)
+            running = not self.model.sandbox_unavailable(profile)
             cells = (
                 profile.name,
                 profile.address if running else "not running",
@@ -105,7 +102,7 @@ class AccountsScreen(Screen[None]):
         if table.row_count == 0:
             return None
         row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        return self.tuimail.all_profiles().get(str(row_key.value))
+        return self.model.all_profiles().get(str(row_key.value))
 
     def show_problem(self, text: str) -> None:
 
@@ -126,7 +123,7 @@ class AccountsScreen(Screen[None]):
         self.app.push_screen(AccountDialog(profile), self._saved)
 
     def _is_saved(self, profile: Profile) -> bool:
-        return profile.name in self.tuimail.saved_profiles
+        return profile.name in self.model.saved_profiles
 
     def _saved(self, form: AccountForm | None) -> None:
         if form is not None:
@@ -139,11 +136,12 @@ class AccountsScreen(Screen[None]):
         if problem:
             self.app.call_from_thread(self.show_problem, problem)
             return
+        loaded = read_profiles()  # here, in the thread: the UI loop reads no file
+        self.app.call_from_thread(self.model.set_profiles, loaded, form.profile.name)
         self.app.call_from_thread(self._after_save, form.profile, leftovers)
 
     def _after_save(self, profile: Profile, leftovers: list[str]) -> None:
         self.show_problem("\n".join(leftovers))
-        self.tuimail.profiles_changed(select=profile.name)
         self.notify(f"Saved {profile.name}; its password is in the keyring, not in the file.")
 
     def action_delete(self) -> None:
@@ -172,20 +170,20 @@ class AccountsScreen(Screen[None]):
         except (KeyError, ProfileStoreError) as exc:
             self.app.call_from_thread(self.show_problem, str(exc))
             return
-        self.app.call_from_thread(self.tuimail.profiles_changed)
+        self.app.call_from_thread(self.model.set_profiles, read_profiles())
 
     def action_test(self) -> None:
         profile = self._selected()
         if profile is None:
             return
-        if self.tuimail.sending:
+        if self.model.busy:
             self.notify("A session is already running.", severity="warning")
             return
-        if self.tuimail.sandbox_unavailable(profile):
-            note = self.tuimail.sandbox_note or "The sandbox is not running."
+        if self.model.sandbox_unavailable(profile):
+            note = self.model.sandbox_note or "The sandbox is not running."
             self.show_problem(note)
             return
-        self.tuimail.start_test(profile)
+        self.model.start(ConnectionTestRequest(profile))
 
     @on(Button.Pressed)
     def _button(self, event: Button.Pressed) -> None:
@@ -194,20 +192,14 @@ class AccountsScreen(Screen[None]):
         if event.button.id in actions:
             actions[event.button.id]()
 
-    # -- live events --------------------------------------------------------
+    # -- sessions (from the model's signals) ---------------------------------
 
-    def on_session_started(self, message: SessionStarted) -> None:
-        if message.run.kind == "test":
-            self.query_one("#test-view", TranscriptView).show(message.run.transcript)
+    def _session_started(self, run: SessionRun) -> None:
+        if run.kind is RunKind.TEST:
+            self.query_one("#test-view", TranscriptView).show(run.transcript)
 
-    def on_transcript_entry(self, message: TranscriptEntry) -> None:
-        view = self.query_one("#test-view", TranscriptView)
-        if view.transcript is message.run.transcript:
-            view.append(message.entry)
-
-    def on_session_finished(self, message: SessionFinished) -> None:
-        run = message.run
-        if run.kind == "test" and run.report is not None:
+    def _session_finished(self, run: SessionRun) -> None:
+        if run.kind is RunKind.TEST and run.report is not None:
             failure = run.report.failure
             if failure is None:
                 self.notify(f"{run.profile_name}: connection test passed; no mail was sent.")

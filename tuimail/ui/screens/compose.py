@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
@@ -22,7 +22,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import (
     Button,
@@ -36,20 +35,21 @@ from textual.widgets import (
     TextArea,
 )
 
+from tuimail.addresses import mailbox_text
 from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft
 from tuimail.profiles import Profile, Security
-from tuimail.sandbox_profile import SANDBOX_PROFILE
 from tuimail.terminal_text import escape_terminal_controls
-from tuimail.ui.messages import SessionFinished, SessionStarted, TranscriptEntry
+from tuimail.ui.history import RunKind, SentState, SessionRun
+from tuimail.ui.messages import ProfilesChanged, SendRequest, SendStopped
 from tuimail.ui.outside import shown
+from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.widgets.address_field import AddressField
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
 if TYPE_CHECKING:
     from tuimail.session import RecipientRefusal
-    from tuimail.ui.app import TuimailApp
 
 WIDE = 120
 #: The address fields the form shows; other fields' errors go to the status line.
@@ -75,7 +75,7 @@ def profile_label(profile: Profile, *, builtin: bool = False, running: bool = Tr
     return f"{label} (built-in, local)" if builtin else label
 
 
-class ComposeScreen(Screen[None]):
+class ComposeScreen(ModelScreen):
     """Write a message and send it; on wide terminals the live transcript is beside it."""
 
     BINDINGS = [
@@ -83,10 +83,6 @@ class ComposeScreen(Screen[None]):
         Binding("ctrl+n", "new_message", "New", id="compose.new", show=False),
         Binding("ctrl+o", "attach", "Attach", id="compose.attach", show=False),
     ]
-
-    @property
-    def tuimail(self) -> TuimailApp:
-        return cast("TuimailApp", self.app)
 
     def compose(self) -> ComposeResult:
         # Decided before the children mount: a class change after that restyles
@@ -126,14 +122,23 @@ class ComposeScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.tuimail.listen(self)
+        model = self.model
+        model.profiles_changed.subscribe(self, self._profiles_changed)
+        model.session_started.subscribe(self, self._session_started)
+        model.session_finished.subscribe(self, self._session_finished)
+        model.send_stopped.subscribe(self, self._send_stopped)
+        # Immediate: the draft is in the form when the mode switch shows it, and
+        # saved before the app exits.
+        model.draft_opened.subscribe(self, self.load_draft, immediate=True)
+        model.closing.subscribe(self, lambda _none: self.save_draft_now(), immediate=True)
+        model.follow_live(self.query_one("#live-view", TranscriptView))
         self.attachments: list[Path] = []
         self.draft_id = DraftStore.new_id()
         self._draft_dirty = False
         self._draft_save_failing = False
         self._draft_timer: Timer | None = None
         self._loading = False
-        self.reload_profiles(self.tuimail.initial_profile)
+        self.reload_profiles(model.initial_profile)
         self.app.set_focus(self.query_one("#input-to", Input))
 
     def on_resize(self, event: Resize) -> None:
@@ -141,8 +146,11 @@ class ComposeScreen(Screen[None]):
 
     # -- profiles -----------------------------------------------------------
 
+    def _profiles_changed(self, change: ProfilesChanged) -> None:
+        self.reload_profiles(change.select)
+
     def reload_profiles(self, select_name: str | None = None) -> None:
-        profiles = self.tuimail.all_profiles()
+        profiles = self.model.all_profiles()
         select = self.query_one("#profile", Select)
         current = select_name or (select.value if isinstance(select.value, str) else None)
         select.set_options(self._profile_options())
@@ -155,11 +163,11 @@ class ComposeScreen(Screen[None]):
         self._show_profile()
 
     def _profile_options(self) -> list[tuple[Text, str]]:
-        app = self.tuimail
+        model = self.model
         options = []
-        for profile in app.all_profiles().values():
-            builtin = profile.name == SANDBOX_PROFILE and profile.name not in app.saved_profiles
-            running = not app.sandbox_unavailable(profile)
+        for profile in model.all_profiles().values():
+            builtin = model.is_builtin_sandbox(profile)
+            running = not model.sandbox_unavailable(profile)
             # Text, not str: Select parses str prompts as markup.
             label = Text(shown(profile_label(profile, builtin=builtin, running=running)))
             options.append((label, profile.name))
@@ -168,7 +176,7 @@ class ComposeScreen(Screen[None]):
     @property
     def profile(self) -> Profile | None:
         value = self.query_one("#profile", Select).value
-        return self.tuimail.all_profiles().get(value) if isinstance(value, str) else None
+        return self.model.all_profiles().get(value) if isinstance(value, str) else None
 
     @on(Select.Changed, "#profile")
     def _profile_changed(self) -> None:
@@ -195,8 +203,7 @@ class ComposeScreen(Screen[None]):
         profile = self.profile
         sender = ""
         if profile is not None and profile.from_address:
-            name = profile.display_name.replace("\\", "\\\\").replace('"', '\\"')
-            sender = f'"{name}" <{profile.from_address}>' if name else profile.from_address
+            sender = mailbox_text(profile.display_name, profile.from_address)
         return Draft(
             from_address=sender,
             to=self._addresses("to"),
@@ -310,7 +317,7 @@ class ComposeScreen(Screen[None]):
             escaped = any(escape_terminal_controls(t) != t for t in (*fields.values(), body))
             for path in draft.attachments:
                 self._attached(path)
-            if saved.profile in self.tuimail.all_profiles():
+            if saved.profile in self.model.all_profiles():
                 self.reload_profiles(saved.profile)
         finally:
             self.call_after_refresh(self._loaded)
@@ -338,15 +345,15 @@ class ComposeScreen(Screen[None]):
     # -- actions ------------------------------------------------------------
 
     async def action_send(self) -> None:
-        if self.tuimail.sending:
+        if self.model.busy:
             self.set_status("a send is already running", "error")
             return
         profile = self.profile
         if profile is None:
             self.set_status("choose a profile first", "error")
             return
-        if self.tuimail.sandbox_unavailable(profile):
-            note = self.tuimail.sandbox_note or "the sandbox is not running"
+        if self.model.sandbox_unavailable(profile):
+            note = self.model.sandbox_note or "the sandbox is not running"
             self.set_status(note, "error")
             return
         if not self.fields_valid():
@@ -369,12 +376,12 @@ class ComposeScreen(Screen[None]):
     def _start(self, profile: Profile, draft: Draft) -> None:
         # Checked again here: while the question was open, a connection test
         # may have started, and a new session would cancel it (exclusive worker).
-        if self.tuimail.sending:
+        if self.model.busy:
             self.set_status("a send is already running", "error")
             return
         self.set_status(f"sending via {profile.name}…", "busy")
         self.lock_form(True)
-        self.tuimail.start_send(profile, draft)
+        self.model.start(SendRequest(profile, draft))
 
     @property
     def form_locked(self) -> bool:
@@ -388,6 +395,7 @@ class ComposeScreen(Screen[None]):
         after a failure, sit beside an outbox copy that no longer matches it.
         """
         self.query_one("#compose-form").disabled = locked
+        self.model.compose_locked = locked
         if not locked:
             self.query_one("#send", Button).disabled = False
 
@@ -455,45 +463,54 @@ class ComposeScreen(Screen[None]):
     async def _send_pressed(self) -> None:
         await self.action_send()
 
-    # -- live session events (forwarded by the app) -------------------------
+    # -- sessions (from the model's signals) ---------------------------------
 
-    def on_session_started(self, message: SessionStarted) -> None:
-        if message.run.kind == "send":
+    def _session_started(self, run: SessionRun) -> None:
+        if run.kind is RunKind.SEND:
             self.query_one("#send", Button).disabled = True
-            self.query_one("#live-view", TranscriptView).show(message.run.transcript)
+            self.query_one("#live-view", TranscriptView).show(run.transcript)
 
-    def on_transcript_entry(self, message: TranscriptEntry) -> None:
-        view = self.query_one("#live-view", TranscriptView)
-        if view.transcript is message.run.transcript:
-            view.append(message.entry)
+    def _send_stopped(self, stopped: SendStopped) -> None:
+        """The session stopped without an outcome: unlock, and say why."""
+        if stopped.kept_in_outbox:
+            self.forget_draft()
+            self.clear_draft()
+        self.lock_form(False)
+        if stopped.field_errors:
+            self.show_field_errors(list(stopped.field_errors))
+        if stopped.status:
+            self.set_status(stopped.status, "error")
 
-    def on_session_finished(self, message: SessionFinished) -> None:
-        run = message.run
-        if run.kind != "send":
+    def _session_finished(self, run: SessionRun) -> None:
+        if run.kind is not RunKind.SEND:
             return
         self.lock_form(False)
         report = run.report
         if report is None:
             return
-        if run.outbox_state == "not stored":
+        if run.outbox_state is SentState.NOT_STORED:
             return  # the app has said why; the draft stays
         if report.failure is not None:
             failure = report.failure
             kind = "temporary" if failure.temporary else "permanent"
             kept = {
-                "queued": " Queued in the outbox: it will be retried (F7).",
-                "possibly-delivered": " It may have arrived; kept in the outbox (F7).",
-                "returned": " Not sent: the draft is here to fix and send again.",
-                "failed": " Kept in the outbox as failed (F7).",
+                SentState.QUEUED: " Queued in the outbox: it will be retried (F7).",
+                SentState.POSSIBLY_DELIVERED: " It may have arrived; kept in the outbox (F7).",
+                SentState.RETURNED: " Not sent: the draft is here to fix and send again.",
+                SentState.FAILED: " Kept in the outbox as failed (F7).",
             }.get(run.outbox_state, "")
             self.set_status(
                 f"✗ {failure.stage.value} failed ({kind}): {failure.explanation}{kept}", "error"
             )
-            if run.outbox_state in ("queued", "possibly-delivered", "failed"):
+            if run.outbox_state in (
+                SentState.QUEUED,
+                SentState.POSSIBLY_DELIVERED,
+                SentState.FAILED,
+            ):
                 # Its home is the outbox now: sending it from here too could deliver it twice.
                 self.forget_draft()
                 self.clear_draft()
-            elif run.outbox_state == "returned":
+            elif run.outbox_state is SentState.RETURNED:
                 self._draft_dirty = True  # kept as a saved draft, as typed
                 self.save_draft_now()
         elif report.delivery is not None:
@@ -503,7 +520,7 @@ class ComposeScreen(Screen[None]):
             )
             self.forget_draft()
             self.clear_draft()
-        elif run.outbox_state == "queued":
+        elif run.outbox_state is SentState.QUEUED:
             # Stored, then taken by another sender (the flush timer) before this
             # attempt: the outbox has it, so Compose lets go of its copy.
             self.set_status("Queued in the outbox; it is being sent from there (F7).", "busy")

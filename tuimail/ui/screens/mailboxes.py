@@ -12,13 +12,11 @@ import time
 from collections.abc import Callable
 from email import message_from_bytes, policy
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from tuimail.atomic import atomic_write_bytes
@@ -26,14 +24,14 @@ from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft
 from tuimail.outbox import OutboxError, Queued, short_id
 from tuimail.transcript import Transcript
+from tuimail.ui.history import SessionRun
+from tuimail.ui.messages import RetryRequest
 from tuimail.ui.outside import body_text, cell, header_text, shown
+from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.screens.dialogs import ConfirmDialog, ExportDialog, ExportRequest
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
-
-if TYPE_CHECKING:
-    from tuimail.ui.app import TuimailApp
-
+from tuimail.user_config import ConfigError
 
 #: What reading back a stored transcript raises when its file was edited or cut short:
 #: a line that is not a record (AttributeError, KeyError, TypeError), or nested so
@@ -80,7 +78,7 @@ def _addresses(value: object) -> list[str]:
     return [a.addr_spec for a in addresses]
 
 
-class MailboxesScreen(Screen[None]):
+class MailboxesScreen(ModelScreen):
     BINDINGS = [
         Binding("r", "retry", "Retry", id="mailboxes.retry"),
         Binding("e", "edit", "Edit as draft", id="mailboxes.edit"),
@@ -88,10 +86,6 @@ class MailboxesScreen(Screen[None]):
         Binding("x", "export", "Export", id="mailboxes.export"),
         Binding("o", "open_draft", "Open draft", id="mailboxes.open"),
     ]
-
-    @property
-    def tuimail(self) -> TuimailApp:
-        return cast("TuimailApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield ModeBar("mailboxes")
@@ -109,7 +103,9 @@ class MailboxesScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.tuimail.listen(self)
+        model = self.model
+        model.mailboxes_changed.subscribe(self, lambda _none: self.reload())
+        model.session_finished.subscribe(self, self._session_finished)
         self.query_one("#outbox-table", DataTable).add_columns(
             "State", "To", "Via", "Attempts", "Next", "Last error"
         )
@@ -128,12 +124,14 @@ class MailboxesScreen(Screen[None]):
 
     # -- loading ------------------------------------------------------------
 
-    def reload_mailboxes(self) -> None:
-        self.reload()
-
     def reload(self) -> None:
-        outbox = self.tuimail.outbox
         table = self.query_one("#outbox-table", DataTable)
+        try:
+            outbox = self.model.outbox
+        except ConfigError as exc:
+            self.queued, self.drafts, self.sent = {}, {}, {}
+            self.query_one("#outbox-detail", Static).update(shown(exc))
+            return
         table.clear()
         self.queued = {q.key: q for q in outbox.entries()}
         for queued in self.queued.values():
@@ -201,7 +199,7 @@ class MailboxesScreen(Screen[None]):
         lines += ["", shown(body_text(message), keep_newlines=True)]
         self.query_one("#sent-view", Static).update("\n".join(lines))
         try:
-            transcript = Transcript.from_jsonl(self.tuimail.outbox.sent_transcript(key))
+            transcript = Transcript.from_jsonl(self.model.outbox.sent_transcript(key))
         except _UNREADABLE_TRANSCRIPT:
             transcript = None
         self.query_one("#sent-transcript", TranscriptView).show(transcript)
@@ -212,14 +210,12 @@ class MailboxesScreen(Screen[None]):
         key = self._selected("outbox-table") if self.current_tab == "tab-outbox" else None
         if key is None:
             return
-        if self.tuimail.sending:
+        if not self.model.start(RetryRequest(key)):
             self.notify("A session is already running.", severity="warning")
-            return
-        self.tuimail.start_retry(key)
 
     def _compose_busy(self) -> bool:
         """Compose is sending: its form is not replaced (nor this message dropped) now."""
-        busy = self.tuimail.compose_locked()
+        busy = self.model.compose_locked
         if busy:
             self.notify("Compose is sending a message; try again when it is done.")
         return busy
@@ -230,7 +226,7 @@ class MailboxesScreen(Screen[None]):
         if queued is None or self._compose_busy():
             return
         try:
-            data = self.tuimail.outbox.message_bytes(queued.key)
+            data = self.model.outbox.message_bytes(queued.key)
             lost = lost_in_a_draft(data)
             if lost:
                 self.notify(
@@ -241,11 +237,11 @@ class MailboxesScreen(Screen[None]):
                 )
                 return
             draft = draft_from_message(data, queued)
-            self.tuimail.outbox.drop(queued.key)
+            self.model.outbox.drop(queued.key)
         except (OSError, OutboxError) as exc:
             self.notify(shown(exc), severity="error", markup=False)
             return
-        self.tuimail.open_draft(SavedDraft(DraftStore.new_id(), queued.profile_name, draft))
+        self._open_in_compose(SavedDraft(DraftStore.new_id(), queued.profile_name, draft))
 
     def action_delete(self) -> None:
         """Ask first: a deleted message or draft is gone for good."""
@@ -260,7 +256,7 @@ class MailboxesScreen(Screen[None]):
             )
             self.app.push_screen(
                 ConfirmDialog(question, confirm="Delete"),
-                lambda yes: self._delete(yes, lambda: self.tuimail.outbox.drop(key)),
+                lambda yes: self._delete(yes, lambda: self.model.outbox.drop(key)),
             )
         elif tab == "tab-drafts" and (draft_id := self._selected("drafts-table")):
             saved = self.drafts.get(draft_id)
@@ -288,7 +284,12 @@ class MailboxesScreen(Screen[None]):
     def action_open_draft(self) -> None:
         draft_id = self._selected("drafts-table") if self.current_tab == "tab-drafts" else None
         if draft_id and draft_id in self.drafts and not self._compose_busy():
-            self.tuimail.open_draft(self.drafts[draft_id])
+            self._open_in_compose(self.drafts[draft_id])
+
+    def _open_in_compose(self, saved: SavedDraft) -> None:
+        """Continue a draft (or an outbox message turned back into one) in Compose."""
+        self.app.switch_mode("compose")
+        self.model.open_draft(saved)
 
     def action_export(self) -> None:
         key = self._selected("sent-table") if self.current_tab == "tab-sent" else None
@@ -310,7 +311,7 @@ class MailboxesScreen(Screen[None]):
             ".jsonl" if request.format == "jsonl" else ".txt"
         )
         try:
-            transcript = Transcript.from_jsonl(self.tuimail.outbox.sent_transcript(key))
+            transcript = Transcript.from_jsonl(self.model.outbox.sent_transcript(key))
             text = transcript.to_jsonl() if request.format == "jsonl" else transcript.to_text()
             atomic_write_bytes(eml, self.sent[key], mode=0o600)
             atomic_write_bytes(transcript_path, text.encode("utf-8"), mode=0o600)
@@ -323,5 +324,5 @@ class MailboxesScreen(Screen[None]):
             self.notify, shown(f"Exported {eml.name} and {transcript_path.name}"), markup=False
         )
 
-    def on_session_finished(self) -> None:
+    def _session_finished(self, run: SessionRun) -> None:
         self.reload()

@@ -12,25 +12,24 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Sparkline, Static
 
 from tuimail.probe import ProbeReport, ProbeTarget, Status, Thresholds, probe_many
 from tuimail.probe_history import ProbeHistory
 from tuimail.profiles import Security
 from tuimail.targets import TargetError, TargetStore, monitor_targets
+from tuimail.ui.messages import ProfilesChanged
 from tuimail.ui.outside import cell, shown
+from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
-
-if TYPE_CHECKING:
-    from tuimail.ui.app import TuimailApp
 
 DEFAULT_INTERVAL = 300.0
 DEFAULT_CONCURRENCY = 10
@@ -178,17 +177,13 @@ class TargetDialog(ModalScreen[ProbeTarget | None]):
         self.dismiss(None)
 
 
-class MonitorScreen(Screen[None]):
+class MonitorScreen(ModelScreen):
     BINDINGS = [
         Binding("r", "probe_now", "Probe now", id="monitor.probe"),
         Binding("a", "add_target", "Add", id="monitor.add"),
         Binding("e", "edit_target", "Edit", id="monitor.edit"),
         Binding("d", "remove_target", "Remove", id="monitor.remove"),
     ]
-
-    @property
-    def tuimail(self) -> TuimailApp:
-        return cast("TuimailApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield ModeBar("monitor")
@@ -202,8 +197,8 @@ class MonitorScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.tuimail.listen(self)
-        settings = monitor_settings(self.tuimail.config)
+        self.model.profiles_changed.subscribe(self, self._profiles_changed)
+        settings = monitor_settings(self.model.config)
         self.interval = settings.interval
         self.concurrency = settings.concurrency
         self.dns_server = settings.dns_server  # for MX targets; "" = system
@@ -238,13 +233,14 @@ class MonitorScreen(Screen[None]):
             )
             return {}
 
-    def reload_profiles(self, select: str | None = None) -> None:
+    def _profiles_changed(self, change: ProfilesChanged) -> None:
         """The app's profiles changed (or the sandbox started): so did the targets."""
         self.reload_targets()
 
     def reload_targets(self) -> None:
-        profiles = {name: p for name, p in self.tuimail.saved_profiles.items() if name != "sandbox"}
-        sandbox = self.tuimail.sandbox_profile
+        model = self.model
+        profiles = {name: p for name, p in model.saved_profiles.items() if name != "sandbox"}
+        sandbox = model.sandbox_profile
         if sandbox is not None:
             profiles = {"sandbox": sandbox, **profiles}
         self.base_targets = monitor_targets(profiles, self.extra_targets())

@@ -4,33 +4,24 @@ from __future__ import annotations
 
 import time
 from email import message_from_bytes, policy
-from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Static
 
 from tuimail.sandbox import SessionRecord, StoredMessage
-from tuimail.ui.messages import SandboxSessionEnded
 from tuimail.ui.outside import body_text, cell, header_text, shown
+from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
-
-if TYPE_CHECKING:
-    from tuimail.ui.app import TuimailApp
 
 SHOWN_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
 MAX_BODY_CHARS = 20_000
 
 
-class SandboxScreen(Screen[None]):
-    @property
-    def tuimail(self) -> TuimailApp:
-        return cast("TuimailApp", self.app)
-
+class SandboxScreen(ModelScreen):
     def compose(self) -> ComposeResult:
         yield ModeBar("sandbox")
         with Vertical():
@@ -46,21 +37,19 @@ class SandboxScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.tuimail.listen(self)
+        model = self.model
+        model.sandbox_changed.subscribe(self, lambda _none: self.reload())
+        model.sandbox_session_ended.subscribe(self, lambda _record: self.reload())
         table = self.query_one("#captured", DataTable)
         table.add_columns("Received", "From", "To", "Size", "Session")
         self.messages: dict[str, tuple[StoredMessage, SessionRecord]] = {}
         self.reload()
 
-    def reload_profiles(self, select: str | None = None) -> None:
-        """The app's profiles changed (or the sandbox started)."""
-        self.reload()
-
     def reload(self) -> None:
         status = self.query_one("#sandbox-status", Static)
-        sandbox = self.tuimail.sandbox
+        sandbox = self.model.sandbox
         if sandbox is None:
-            status.update(shown(self.tuimail.sandbox_note or "The sandbox is not running."))
+            status.update(shown(self.model.sandbox_note or "The sandbox is not running."))
             return
         profile = sandbox.client_profile()
         status.update(
@@ -97,7 +86,7 @@ class SandboxScreen(Screen[None]):
         return shown(self._message_text(stored), keep_newlines=True)
 
     def _message_text(self, stored: StoredMessage) -> str:
-        sandbox = self.tuimail.sandbox
+        sandbox = self.model.sandbox
         if sandbox is None:
             return ""
         try:
@@ -121,6 +110,3 @@ class SandboxScreen(Screen[None]):
             lines.append("")
             lines.append("Attachments: " + ", ".join(attachments))
         return "\n".join(lines)
-
-    def on_sandbox_session_ended(self, message: SandboxSessionEnded) -> None:
-        self.reload()

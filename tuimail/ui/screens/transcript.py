@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, ListItem, ListView, Static
 
 from tuimail.atomic import atomic_write_bytes
 from tuimail.ui.history import SessionRun
-from tuimail.ui.messages import SessionFinished, SessionStarted, TranscriptEntry
 from tuimail.ui.outside import shown
+from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.screens.dialogs import ExportDialog, ExportRequest
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
-
-if TYPE_CHECKING:
-    from tuimail.ui.app import TuimailApp
 
 
 class SessionItem(ListItem):
@@ -35,7 +30,7 @@ class SessionItem(ListItem):
         self.text.update(shown(self.run.label()))
 
 
-class TranscriptScreen(Screen[None]):
+class TranscriptScreen(ModelScreen):
     """Sessions on the left, the chosen transcript on the right."""
 
     BINDINGS = [
@@ -44,10 +39,6 @@ class TranscriptScreen(Screen[None]):
         Binding("ctrl+e", "export", "Export", id="transcript.export", priority=True),
         Binding("escape", "clear_search", "Clear filter", show=False, id="transcript.clear"),
     ]
-
-    @property
-    def tuimail(self) -> TuimailApp:
-        return cast("TuimailApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield ModeBar("transcript")
@@ -68,12 +59,15 @@ class TranscriptScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.tuimail.listen(self)
+        model = self.model
+        model.session_started.subscribe(self, self._session_started)
+        model.session_finished.subscribe(self, self._session_finished)
+        model.follow_live(self.query_one("#transcript-view", TranscriptView))
         self.selected: SessionRun | None = None
-        for run in self.tuimail.history.runs:
+        for run in model.history.runs:
             self._add(run)
-        if self.tuimail.history.latest is not None:
-            self.select(self.tuimail.history.latest)
+        if model.history.latest is not None:
+            self.select(model.history.latest)
 
     def _add(self, run: SessionRun) -> None:
         self.query_one("#sessions", ListView).append(SessionItem(run))
@@ -163,19 +157,15 @@ class TranscriptScreen(Screen[None]):
             self.notify, shown(f"Exported {len(transcript)} lines to {request.path}"), markup=False
         )
 
-    # -- live events --------------------------------------------------------
+    # -- sessions (from the model's signals) ---------------------------------
 
-    def on_session_started(self, message: SessionStarted) -> None:
-        self._add(message.run)
-        self.select(message.run)
+    def _session_started(self, run: SessionRun) -> None:
+        self._add(run)
+        self.select(run)
 
-    def on_transcript_entry(self, message: TranscriptEntry) -> None:
-        if message.run is self.selected:
-            self.query_one("#transcript-view", TranscriptView).append(message.entry)
-
-    def on_session_finished(self, message: SessionFinished) -> None:
+    def _session_finished(self, run: SessionRun) -> None:
         for item in self.query(SessionItem):
-            if item.run is message.run:
+            if item.run is run:
                 item.refresh_label()
-        if message.run is self.selected:
-            self._show_outcome(message.run)
+        if run is self.selected:
+            self._show_outcome(run)

@@ -4,17 +4,17 @@ The view keeps at most ``cap`` lines (older ones are trimmed, and a marker says
 so), while the core :class:`~tuimail.transcript.Transcript` keeps the whole
 session for export. Colours come from the current theme, so user themes apply.
 
-Live entries arrive as messages, after the session has already moved on: by
-the time a screen shows a transcript, some entries that are still on their
-way as messages are in it already. The view therefore remembers how far into
-the transcript it has rendered and treats an entry as a cue to catch up, so
-no line is shown twice and none is skipped.
+Live entries are announced by the app's model, at most once per tick, after
+the session has already moved on: by the time a view shows a transcript, some
+announced entries are in it already. The view therefore remembers how far into
+the transcript it has rendered and treats an announcement as a cue to catch
+up, so no line is shown twice and none is skipped.
 
 Catching up is paced, so a flood (a hostile server, a huge EHLO) cannot
-starve the keyboard: at most ``BATCH`` lines are drawn per tick, a view whose
-screen is not showing waits until it is, and a view far behind jumps to the
-last ``cap`` lines. The cap counts transcript entries, not wrapped screen
-lines, so the "trimmed" marker is exact.
+starve the keyboard: at most ``BATCH`` lines are drawn at once and the rest
+after ``TICK``, a view whose screen is not showing waits until it is, and a
+view far behind jumps to the last ``cap`` lines. The cap counts transcript
+entries, not wrapped screen lines, so the "trimmed" marker is exact.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from tuimail.terminal_text import escape_controls
 from tuimail.transcript import Direction, Entry, EventKind, Transcript
 
 DEFAULT_CAP = 2_000
-#: Lines drawn per tick while catching up; the rest waits for the next tick.
+#: Lines drawn at once while catching up; the rest waits for the next tick.
 BATCH = 50
-#: Seconds between catch-up ticks.
+#: Seconds between catch-up batches of a view that is behind.
 TICK = 0.05
 
 
@@ -110,15 +110,25 @@ class TranscriptView(Vertical):
         self._shown = min(len(entries), self.cap)
         self._update_marker()
 
-    def append(self, entry: Entry) -> None:
-        """A live entry arrived: catch up with the transcript, at a pace the UI can bear.
+    @property
+    def shown_entries(self) -> int:
+        """How many transcript entries the log holds now (at most ``cap``; after the filter)."""
+        return self._shown
 
-        ``entry`` must belong to the transcript shown; it may already be on
-        screen (it was in the transcript when :meth:`show` rendered it).
+    @property
+    def backlog(self) -> int:
+        """Entries of the shown transcript not looked at yet (0: the view is up to date)."""
+        return len(self.transcript.entries) - self._rendered if self.transcript else 0
+
+    def transcript_grew(self, transcript: Transcript) -> None:
+        """New entries are in ``transcript``: if it is the one shown, catch up with it.
+
+        The entries announced may already be on screen (they were in the
+        transcript when :meth:`show` rendered it): drawing starts after the
+        last one drawn.
         """
-        if self.transcript is not None and not self._ticking:
-            self._ticking = True
-            self.set_timer(TICK, self._catch_up)
+        if transcript is self.transcript and not self._ticking:
+            self._catch_up()
 
     def _catch_up(self) -> None:
         self._ticking = False
