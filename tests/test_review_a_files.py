@@ -109,7 +109,7 @@ def test_special_settings_and_theme_files_are_reported(isolated_dirs: Path, kind
 
     config(isolated_dirs)
     SPECIAL[kind](user_config.config_file())
-    assert "is not a regular file" in user_config.load_config()[user_config.PROBLEM_KEY]
+    assert "is not a regular file" in str(user_config.load_config()[user_config.PROBLEM_KEY])
     theme_dir = themes.user_theme_dir()
     theme_dir.mkdir(parents=True, exist_ok=True)
     SPECIAL[kind](theme_dir / "odd.toml")
@@ -241,6 +241,6 @@ def test_state_files_nested_too_deeply_are_skipped_or_reported(isolated_dirs: Pa
         TargetStore(targets).load()
 
     user_config.config_file().write_text(DEEP_TOML)
-    assert "nested too deeply" in user_config.load_config()[user_config.PROBLEM_KEY]
+    assert "nested too deeply" in str(user_config.load_config()[user_config.PROBLEM_KEY])
     with pytest.raises(ValueError, match="nested too deeply"):
         themes.parse_theme(DEEP_TOML, "deep.toml")

@@ -11,7 +11,7 @@ must not run quietly.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tuimail import paths
 from tuimail.errors import TuimailError
@@ -19,6 +19,9 @@ from tuimail.small_files import parse_toml, read_small_text
 
 if TYPE_CHECKING:  # the outbox brings the SMTP client: imported when a policy is asked for
     from tuimail.outbox import RetryPolicy
+
+#: config.toml's tables as read: each user checks the values of its own table.
+Config = dict[str, object]
 
 #: The key :func:`load_config` sets, instead of the file's tables, when the file is unreadable.
 PROBLEM_KEY = "_problem"
@@ -32,7 +35,7 @@ def config_file() -> Path:
     return paths.config_dir() / "config.toml"
 
 
-def load_config() -> dict[str, Any]:
+def load_config() -> Config:
     """The file's tables; ``{}`` when there is none, ``{PROBLEM_KEY: why}`` when it is unreadable."""
     path = config_file()
     try:
@@ -43,7 +46,7 @@ def load_config() -> dict[str, Any]:
         return {PROBLEM_KEY: f"{path}: {exc}"}
 
 
-def retry_policy(config: dict[str, Any] | None = None) -> RetryPolicy:
+def retry_policy(config: Config | None = None) -> RetryPolicy:
     """The outbox's retry timing from ``[outbox]`` (defaults when the table is absent).
 
     ``config`` is what :func:`load_config` returned (read now when ``None``).

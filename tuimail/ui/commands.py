@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
@@ -31,10 +30,10 @@ COMMANDS: list[tuple[str, str, str]] = [
 class TuimailCommands(Provider):
     """tuimail's actions, offered where they make sense."""
 
-    def _available(self) -> list[tuple[str, Callable[[], Any]]]:
+    def _available(self) -> list[tuple[str, Callable[[], object]]]:
         app = self.app
         mode = app.current_mode
-        available: list[tuple[str, Callable[[], Any]]] = []
+        available: list[tuple[str, Callable[[], object]]] = []
         for title, target, needs_mode in COMMANDS:
             if needs_mode and needs_mode != mode:
                 continue

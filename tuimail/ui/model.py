@@ -20,7 +20,7 @@ import os
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual.dom import DOMNode
 from textual.signal import Signal
@@ -35,6 +35,7 @@ from tuimail.ui.messages import (
     SendStopped,
     SessionRequest,
 )
+from tuimail.user_config import Config
 
 if TYPE_CHECKING:  # the outbox brings the SMTP client, the sandbox aiosmtpd: both come later
     from tuimail.drafts import SavedDraft
@@ -88,7 +89,7 @@ class AppModel:
         self,
         owner: DOMNode,
         profiles: LoadedProfiles,
-        config: dict[str, Any],
+        config: Config,
         *,
         initial_profile: str | None = None,
     ) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
 
 import tomli_w
 from textual.app import App
@@ -22,14 +21,14 @@ from textual.app import App
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
 from tuimail.small_files import parse_toml, read_small_text
-from tuimail.user_config import PROBLEM_KEY, config_file
+from tuimail.user_config import PROBLEM_KEY, Config, config_file
 
 
 def state_file() -> Path:
     return paths.state_dir() / "ui.toml"
 
 
-def load_state() -> dict[str, Any]:
+def load_state() -> dict[str, object]:
     """What the app remembered; empty when the file is missing or unreadable."""
     try:
         return parse_toml(read_small_text(state_file()))
@@ -37,7 +36,7 @@ def load_state() -> dict[str, Any]:
         return {}
 
 
-def save_state(updates: dict[str, Any]) -> None:
+def save_state(updates: dict[str, object]) -> None:
     state = load_state()
     state.update(updates)
     try:
@@ -47,7 +46,7 @@ def save_state(updates: dict[str, Any]) -> None:
         pass  # remembering a theme is a convenience, never a reason to fail
 
 
-def apply_keymap(app: App[Any], config: dict[str, Any]) -> list[str]:
+def apply_keymap(app: App[None], config: Config) -> list[str]:
     """Install ``[keymap]`` from the config; returns the problems to report."""
     problems = []
     if PROBLEM_KEY in config:

@@ -15,13 +15,16 @@ import importlib.resources
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App
 from textual.theme import Theme
 
 from tuimail import paths
 from tuimail.small_files import parse_toml, read_small_text
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 _THEME_FIELDS = {f.name for f in fields(Theme)}
 
@@ -36,7 +39,7 @@ def user_theme_dir() -> Path:
     return paths.config_dir() / "themes"
 
 
-def shipped_theme_files() -> list[Any]:
+def shipped_theme_files() -> list[Traversable]:
     package = importlib.resources.files("tuimail.themes")
     return sorted((f for f in package.iterdir() if f.name.endswith(".toml")), key=lambda f: f.name)
 
@@ -91,7 +94,7 @@ def _variable_problem(name: str, value: object, variables: dict[str, Any]) -> st
     return ""
 
 
-def register_all(app: App[Any]) -> ThemesLoaded:
+def register_all(app: App[None]) -> ThemesLoaded:
     """Register shipped and user themes; report each bad file once."""
     loaded = ThemesLoaded()
     sources: list[tuple[str, str]] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -24,6 +24,9 @@ from textual.widgets import (
 from tuimail.credentials import Secret
 from tuimail.profiles import AuthMechanism, Profile, ProfileError, with_changes
 from tuimail.ui.outside import shown
+
+if TYPE_CHECKING:
+    from textual.widgets import DirectoryTree
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -98,7 +101,7 @@ class FilePickerDialog(ModalScreen[Path | None]):
                 yield Button("Attach", variant="primary", id="attach")
                 yield Button("Cancel", id="cancel")
 
-    def on_directory_tree_file_selected(self, event: Any) -> None:
+    def on_directory_tree_file_selected(self, event: DirectoryTree.FileSelected) -> None:
         self.query_one("#path", Input).value = str(event.path)
 
     @on(Input.Submitted, "#path")

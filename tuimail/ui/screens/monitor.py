@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -30,6 +32,11 @@ from tuimail.ui.outside import cell, shown
 from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
+from tuimail.user_config import Config
+
+if TYPE_CHECKING:
+    from tuimail.credentials import Secret
+    from tuimail.mx import MXHost
 
 DEFAULT_INTERVAL = 300.0
 DEFAULT_CONCURRENCY = 10
@@ -51,7 +58,7 @@ class MonitorSettings:
     problems: list[str] = field(default_factory=list)
 
 
-def monitor_settings(config: dict[str, Any]) -> MonitorSettings:
+def monitor_settings(config: Config) -> MonitorSettings:
     """The monitor's settings; each bad value is named in words and its default used.
 
     A hand-edited ``interval = "abc"`` stopped the app when the monitor opened.
@@ -257,10 +264,8 @@ class MonitorScreen(ModelScreen):
             "r: probe now, a: add a target."
         )
 
-    def _cells(self, target: ProbeTarget) -> list[Any]:
+    def _cells(self, target: ProbeTarget) -> list[Text | str]:
         """A target's row. Its label holds DNS answers: a Text cell, never markup."""
-        from rich.text import Text
-
         label = cell(target.label)
         if target.mx:
             return [Text("MX"), label, "—", "—", cell(f"each MX host of {target.host} below")]
@@ -297,7 +302,7 @@ class MonitorScreen(ModelScreen):
     @work(exclusive=True, group="monitor", exit_on_error=False)
     async def run_probes(self, targets: list[ProbeTarget]) -> None:
         targets = await self._expand(targets)
-        passwords: dict[str, Any] = {}
+        passwords: dict[str, Secret] = {}
         previous = {t.key: caps for t in targets if (caps := self.history.last_capabilities(t.key))}
         await probe_many(
             targets,
@@ -336,7 +341,7 @@ class MonitorScreen(ModelScreen):
                 self.targets.append(target)
         return expanded
 
-    def _mx_lookup(self) -> Any:
+    def _mx_lookup(self) -> Callable[[str], Awaitable[list[MXHost]]]:
         from functools import partial
 
         from tuimail.mx import lookup_mx
