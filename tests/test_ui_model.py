@@ -69,6 +69,13 @@ async def test_a_profile_edited_on_disk_shows_up_without_focus_events() -> None:
         )
 
 
+def local_server(servers: ServerThread) -> Sink:
+    """An SMTP server on 127.0.0.1 and the saved profile "local" that sends to it."""
+    sink = Sink()
+    save_profile(name="local", host="127.0.0.1", port=servers.smtp(sink), security="none")
+    return sink
+
+
 def write_bad_outbox_config() -> str:
     config = paths.config_dir()
     config.mkdir(parents=True, exist_ok=True)
@@ -85,9 +92,7 @@ async def test_a_bad_outbox_table_refuses_the_send_in_the_command_lines_words(
 ) -> None:
     words = write_bad_outbox_config()
     assert words.startswith("config.toml [outbox]: first_delay")
-    sink = Sink()
-    port = servers.smtp(sink)
-    save_profile(name="local", host="127.0.0.1", port=port, security="none")
+    sink = local_server(servers)
     app = TuimailApp(start_sandbox=False)
     async with app.run_test(size=WIDE) as pilot:
         said = [str(n.message) for n in app._notifications]
@@ -107,9 +112,7 @@ async def test_a_bad_outbox_table_refuses_the_send_in_the_command_lines_words(
 
 async def test_the_live_seam_says_what_the_views_show(servers: ServerThread) -> None:
     """What benchmarks observe: views following live sessions, their entries, idleness."""
-    sink = Sink()
-    port = servers.smtp(sink)
-    save_profile(name="local", host="127.0.0.1", port=port, security="none")
+    local_server(servers)
     app = TuimailApp(start_sandbox=False)
     async with app.run_test(size=WIDE) as pilot:
         live = app.screen.query_one("#live-view", TranscriptView)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, ClassVar
 from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -156,6 +157,20 @@ class TuimailApp(App[None]):
         self.model = AppModel(self, loaded, config, initial_profile=profile)
         self.theme_problems: list[str] = []
 
+    def tell(
+        self,
+        text: object,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "error",
+        timeout: float | None = None,
+    ) -> None:
+        """A notification quoting outside text (file names, TOML errors, server replies).
+
+        Escaped and never parsed as markup: such text may hold ``[`` or an ESC.
+        """
+        self.notify(shown(text), title=title, severity=severity, timeout=timeout, markup=False)
+
     # -- start-up -----------------------------------------------------------
 
     def on_load(self) -> None:
@@ -182,38 +197,23 @@ class TuimailApp(App[None]):
         self.theme_problems = loaded.problems
         # Problems quote file names, TOML errors and "[keymap]": never markup.
         for problem in loaded.problems:
-            self.notify(
-                shown(problem),
-                title="Theme not loaded",
-                severity="warning",
-                timeout=8,
-                markup=False,
-            )
+            self.tell(problem, title="Theme not loaded", severity="warning", timeout=8)
         chosen = settings.load_state().get("theme")
         if isinstance(chosen, str) and chosen in self.available_themes:
             self.theme = chosen
         elif isinstance(chosen, str):
-            self.notify(
-                shown(
-                    f"The theme {chosen!r} chosen last time is not available; using the default."
-                ),
+            self.tell(
+                f"The theme {chosen!r} chosen last time is not available; using the default.",
                 title="Theme",
                 severity="warning",
                 timeout=8,
-                markup=False,
             )
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         model = self.model
         for problem in settings.apply_keymap(self, model.config):
-            self.notify(shown(problem), title="Keymap", severity="warning", timeout=8, markup=False)
+            self.tell(problem, title="Keymap", severity="warning", timeout=8)
         if model.profile_problem:
-            self.notify(
-                shown(model.profile_problem),
-                title="Profiles not loaded",
-                severity="error",
-                timeout=10,
-                markup=False,
-            )
+            self.tell(model.profile_problem, title="Profiles not loaded", timeout=10)
         self._check_outbox_config()
         model.session_requested.subscribe(self, self._run_request, immediate=True)
         self.set_interval(60, self.flush_due)
@@ -224,12 +224,10 @@ class TuimailApp(App[None]):
         try:
             user_config.retry_policy(self.model.config)
         except user_config.ConfigError as exc:
-            self.notify(
-                shown(f"{exc}. Sends through the outbox are refused until it is fixed."),
+            self.tell(
+                f"{exc}. Sends through the outbox are refused until it is fixed.",
                 title="config.toml",
-                severity="error",
                 timeout=15,
-                markup=False,
             )
 
     async def _bring_up_sandbox(self) -> None:
@@ -249,7 +247,7 @@ class TuimailApp(App[None]):
             await sandbox.start()
         except SandboxError as exc:
             self.model.sandbox_note = f"The sandbox could not start: {exc}"
-            self.notify(shown(self.model.sandbox_note), severity="error", markup=False)
+            self.tell(self.model.sandbox_note)
             return
         self.model.set_sandbox(sandbox, sandbox.client_profile(), "")
 
@@ -355,12 +353,10 @@ class TuimailApp(App[None]):
         for outcome in outcomes:
             if outcome.state in (SentState.FAILED, SentState.POSSIBLY_DELIVERED):
                 what = "may have been delivered" if outcome.state != SentState.FAILED else "failed"
-                self.notify(
-                    shown(f"A queued message {what}: {outcome.detail} (F7 to retry or delete)"),
+                self.tell(
+                    f"A queued message {what}: {outcome.detail} (F7 to retry or delete)",
                     title="Outbox",
-                    severity="error",
                     timeout=15,
-                    markup=False,
                 )
         self.model.mailboxes_changed.publish(None)
 
@@ -496,13 +492,7 @@ class TuimailApp(App[None]):
         try:
             return await asyncio.to_thread(CredentialStore().get, profile.name)
         except KeyringError as exc:
-            self.notify(
-                shown(f"{exc.message}. {exc.fix}"),
-                title="Keyring",
-                severity="error",
-                timeout=12,
-                markup=False,
-            )
+            self.tell(f"{exc.message}. {exc.fix}", title="Keyring", timeout=12)
             raise
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -519,12 +509,7 @@ class TuimailApp(App[None]):
 
         explained = (DraftInvalid, KeyringError, OutboxError, user_config.ConfigError)
         if not isinstance(error, explained):
-            self.notify(
-                shown(f"The session stopped: {error}"),
-                severity="error",
-                timeout=10,
-                markup=False,
-            )
+            self.tell(f"The session stopped: {error}", timeout=10)
         if isinstance(error, DraftInvalid):
             errors = tuple((e.field, e.message) for e in error.errors)
             stopped = SendStopped(field_errors=errors)
