@@ -176,3 +176,27 @@ def test_send_through_the_sandbox_in_a_real_terminal(isolated_dirs: Path) -> Non
     assert len(stored) == 1
     assert b"Subject: Hello from tmux" in stored[0]
     assert b"The notes are attached." in stored[0]
+
+
+def test_a_profile_added_on_the_command_line_shows_up_in_the_running_app(
+    isolated_dirs: Path,
+) -> None:
+    """Another terminal runs 'tuimail accounts add'; the app's Accounts lists it, no restart."""
+    tmux = Tmux(require_tool("tmux", "tmux"))
+    try:
+        tmux.start(tuimail_command(), width=120, height=30)
+        tmux.wait_for_text("F2 Compose")
+        tmux.keys("F4")
+        tmux.wait_for_text("built-in local capture server")
+        added = subprocess.run(
+            [str(TUIMAIL), "accounts", "add", "from-cli", "--host", "mail.example.test",
+             "--port", "587", "--security", "starttls", "--from", "me@example.test"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        tmux.wait_until(
+            lambda screen: "from-cli" in screen and "mail.example.test:587" in screen,
+            "the profile added on the command line",
+        )
+    finally:
+        tmux.kill()

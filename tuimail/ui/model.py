@@ -11,6 +11,12 @@ The live transcript has one throttle: :meth:`AppModel.live_feed` is the
 session's transcript callback, and at most once per :data:`LIVE_TICK` it
 publishes :attr:`AppModel.transcript_grew`; each view then catches up from
 the transcript itself.
+
+What a benchmark or a test may observe, by these public names only:
+:attr:`AppModel.live_backlog` (sessions with entries not yet announced),
+:attr:`AppModel.live_views` (the views that follow live sessions),
+``TranscriptView.shown_entries`` and ``TranscriptView.backlog`` (what one view
+shows, and what it has still to look at) and ``TuimailApp.is_idle``.
 """
 
 from __future__ import annotations
