@@ -7,6 +7,8 @@ as ``tuimail accounts`` writes it, sends go to an aiosmtpd server on
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual import events
 from textual.widgets import DataTable, Select
 
@@ -125,3 +127,26 @@ async def test_the_live_seam_says_what_the_views_show(servers: ServerThread) -> 
         assert app.model.live_backlog == 0
         assert live.backlog == 0
         assert live.shown_entries == len(run.transcript)
+
+
+def test_screens_widgets_and_the_model_never_import_the_app() -> None:
+    """One way: the app imports screens and the model; nothing imports the app back.
+
+    Not even for type checking: a two-way dependency is a cycle in the import
+    picture whether or not it runs.
+    """
+    import ast
+
+    import tuimail.ui
+
+    ui = Path(tuimail.ui.__file__).parent
+    importers = []
+    for path in sorted(ui.rglob("*.py")):
+        if path.name == "app.py" and path.parent == ui:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "tuimail.ui.app":
+                importers.append(str(path.relative_to(ui)))
+            if isinstance(node, ast.Import) and any(a.name == "tuimail.ui.app" for a in node.names):
+                importers.append(str(path.relative_to(ui)))
+    assert importers == []
