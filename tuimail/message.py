@@ -47,6 +47,7 @@ from tuimail.addresses import (
     parse_address,
     parse_address_list,
 )
+from tuimail.errors import TuimailError
 
 #: Largest message tuimail builds in memory; bigger attachments belong elsewhere.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -102,7 +103,7 @@ class FieldError:
         return f"{self.field}: {self.message}"
 
 
-class DraftInvalid(ValueError):
+class DraftInvalid(TuimailError, ValueError):
     """The draft cannot be sent as it is; ``errors`` lists every problem found."""
 
     def __init__(self, errors: Sequence[FieldError]) -> None:
@@ -508,7 +509,7 @@ def _squash(text: str) -> str:
     return "".join(text.split())
 
 
-class StoredMessageInvalid(ValueError):
+class StoredMessageInvalid(TuimailError, ValueError):
     """Stored message bytes that must not be sent; the message says why."""
 
 
@@ -678,7 +679,7 @@ def _read_attachments(paths: Sequence[Path], errors: list[FieldError]) -> list[t
     return loaded
 
 
-class FileProblem(ValueError):
+class FileProblem(TuimailError, ValueError):
     """A file that cannot be put in a message; the text says why in plain words."""
 
 

@@ -17,11 +17,13 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from tuimail.errors import TuimailError
+
 #: Far more than any settings, profiles, targets or theme file needs.
 CONFIG_LIMIT = 4 * 1024 * 1024
 
 
-class NotReadable(OSError):
+class NotReadable(TuimailError, OSError):
     """The path is not a regular file, or is larger than its limit."""
 
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tuimail import exitcodes
 from tuimail.cli.common import CLIError, local_time, read_password, retry_policy
+
+if TYPE_CHECKING:  # imported when used: ``tuimail outbox list`` stays quick to start
+    from tuimail.console import EntryPrinter
+    from tuimail.credentials import Secret
+    from tuimail.outbox import MessageNotFound, NotRetryable, Outbox, Outcome, Queued
+    from tuimail.profiles import Profile
+    from tuimail.transcript import Entry
 
 
 def define_options(outbox: argparse.ArgumentParser) -> None:
@@ -33,13 +40,13 @@ def define_options(outbox: argparse.ArgumentParser) -> None:
     drop.set_defaults(handler=cmd_outbox_drop)
 
 
-def _outbox() -> Any:
+def _outbox() -> Outbox:
     from tuimail.outbox import Outbox
 
     return Outbox(policy=retry_policy())
 
 
-def _stored_password(profile: Any) -> Any:
+def _stored_password(profile: Profile) -> Secret | None:
     """The keyring password of a saved profile; None for others (they are skipped).
 
     The outbox asks only for a message that follows its saved profile, with
@@ -84,7 +91,7 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
-def _flush_exit(outcomes: list[Any]) -> int:
+def _flush_exit(outcomes: list[Outcome]) -> int:
     from tuimail.outbox import State
 
     remaining = _outbox().entries()
@@ -101,9 +108,9 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
     from tuimail.terminal_text import escape_controls
 
     outbox = _outbox()
-    printers: dict[str, Any] = {}
+    printers: dict[str, EntryPrinter] = {}
 
-    def show(queued: Any, entry: Any) -> None:
+    def show(queued: Queued, entry: Entry) -> None:
         printer = printers.setdefault(queued.key, EntryPrinter(prefix=f"[{short_id(queued.key)}] "))
         printer(entry)
 
@@ -122,13 +129,13 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
 
 def cmd_outbox_retry(args: argparse.Namespace) -> int:
     from tuimail.console import EntryPrinter, summarise
-    from tuimail.outbox import OutboxError, short_id
+    from tuimail.outbox import MessageNotFound, NotRetryable, OutboxError, short_id
 
     outbox = _outbox()
     try:
         entry = outbox.requeue(args.id)
-    except KeyError as exc:
-        raise CLIError(str(exc.args[0]), exitcodes.USAGE) from None
+    except (MessageNotFound, NotRetryable) as exc:
+        raise CLIError(_lookup_words(exc), exitcodes.USAGE) from None
     except (OSError, OutboxError) as exc:
         raise CLIError(str(exc)) from None
     password = read_password(True, "") if args.password_stdin else None
@@ -145,12 +152,12 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox_drop(args: argparse.Namespace) -> int:
-    from tuimail.outbox import OutboxError, short_id
+    from tuimail.outbox import MessageNotFound, OutboxError, short_id
 
     try:
         entry = _outbox().drop(args.id)
-    except KeyError as exc:
-        raise CLIError(str(exc.args[0]), exitcodes.USAGE) from None
+    except MessageNotFound as exc:
+        raise CLIError(_lookup_words(exc), exitcodes.USAGE) from None
     except (OSError, OutboxError) as exc:
         raise CLIError(str(exc)) from None
     from tuimail.terminal_text import escape_controls
@@ -158,3 +165,14 @@ def cmd_outbox_drop(args: argparse.Namespace) -> int:
     recipients = ", ".join(entry.recipients)
     print(escape_controls(f"Dropped {short_id(entry.key)} ({entry.message_id} to {recipients})."))
     return exitcodes.OK
+
+
+def _lookup_words(exc: MessageNotFound | NotRetryable) -> str:
+    """The outbox's refusal, with the command that helps next."""
+    from tuimail.outbox import EmptyMessageId, NotRetryable
+
+    if isinstance(exc, EmptyMessageId):
+        return "give a message id (see 'tuimail outbox list'); an empty one is refused"
+    if isinstance(exc, NotRetryable) and exc.delivered:
+        return f"{exc} ('tuimail outbox flush' moves it to sent/)"
+    return str(exc)

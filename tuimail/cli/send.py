@@ -21,7 +21,12 @@ from tuimail.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from tuimail.console import EntryPrinter
+    from tuimail.credentials import Secret
+    from tuimail.message import OutgoingMessage
+    from tuimail.outbox import Outcome
     from tuimail.profiles import Profile
+    from tuimail.session import SessionReport
 
 
 def define_options(send: argparse.ArgumentParser) -> None:
@@ -195,10 +200,10 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def _send_through_outbox(
-    args: argparse.Namespace, profile: Any, outgoing: Any, password: Any
+    args: argparse.Namespace, profile: Profile, outgoing: OutgoingMessage, password: Secret | None
 ) -> int:
     """Store durably, then try once; a temporary failure stays queued (exit 75)."""
-    from tuimail.outbox import Outbox, OutboxError, short_id
+    from tuimail.outbox import Outbox, OutboxError, Result, short_id
 
     outbox = Outbox(policy=retry_policy())
     try:
@@ -208,9 +213,9 @@ def _send_through_outbox(
         )
     except OutboxError as exc:
         raise CLIError(str(exc), exitcodes.STORE_FAILED) from None
-    outcome: Any = None
+    outcome: Outcome | None = None
 
-    async def attempt(printer: Any) -> Any:
+    async def attempt(printer: EntryPrinter | None) -> SessionReport:
         nonlocal outcome
         outcome = await outbox.attempt(
             queued.key, password, on_entry=printer, deadline=args.deadline, outgoing=outgoing
@@ -235,7 +240,7 @@ def _send_through_outbox(
         )
         return exitcodes.QUEUED
     assert outcome is not None
-    if outcome.state == "queued":
+    if outcome.state is Result.QUEUED:
         when = local_time(outbox.get(queued.key).next_attempt)
         print(
             f"tuimail: queued for retry as {short_id(queued.key)} (next attempt {when}); "
@@ -243,17 +248,19 @@ def _send_through_outbox(
             file=sys.stderr,
         )
         return exitcodes.QUEUED
-    if outcome.state in ("failed", "possibly-delivered"):
+    if outcome.state in (Result.FAILED, Result.POSSIBLY_DELIVERED):
         note = (
             "it may have arrived; 'tuimail outbox retry' would send the same message again"
-            if outcome.state == "possibly-delivered"
+            if outcome.state is Result.POSSIBLY_DELIVERED
             else "kept in the outbox as failed; 'tuimail outbox retry' or 'drop'"
         )
         print(f"tuimail: {short_id(queued.key)}: {note}", file=sys.stderr)
     return code
 
 
-async def _send_to_embedded_sandbox(args: argparse.Namespace, outgoing: Any, printer: Any) -> Any:
+async def _send_to_embedded_sandbox(
+    args: argparse.Namespace, outgoing: OutgoingMessage, printer: EntryPrinter | None
+) -> SessionReport:
     """Start a sandbox in this process on a free port, send, and show both sides."""
     from tuimail.console import EntryPrinter
     from tuimail.sandbox import Sandbox, SandboxConfig, SandboxError

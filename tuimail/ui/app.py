@@ -500,7 +500,7 @@ class TuimailApp(App[None]):
         "returned" when the outbox copy is gone. A message some server accepted
         (``report.delivery``) stays where the outbox put it.
         """
-        from tuimail.outbox import OutboxError
+        from tuimail.outbox import MessageNotFound, OutboxError
 
         if state == "skipped":
             # Not tried by this send: another process (or the flush timer) holds
@@ -510,7 +510,7 @@ class TuimailApp(App[None]):
             return state
         try:
             await asyncio.to_thread(self.outbox.drop, key)
-        except (KeyError, OSError, OutboxError):
+        except (MessageNotFound, OSError, OutboxError):
             return state  # still in the outbox: Compose clears, the outbox is its home
         return "returned"
 
@@ -522,7 +522,7 @@ class TuimailApp(App[None]):
         it beside the draft). If it was, the server may have it: the outbox
         copy is its home, shown on F7, and Compose's copy goes instead.
         """
-        from tuimail.outbox import OutboxError, State
+        from tuimail.outbox import MessageNotFound, OutboxError, State
 
         try:
             entry = await asyncio.to_thread(self.outbox.get, key)
@@ -530,7 +530,7 @@ class TuimailApp(App[None]):
             if untried:
                 await asyncio.to_thread(self.outbox.drop, key)
                 return
-        except (KeyError, OSError, OutboxError):
+        except (MessageNotFound, OSError, OutboxError):
             return  # gone, or unreadable: the draft in Compose is what is left
         for screen in self._listening_screens():
             if isinstance(screen, ComposeScreen):

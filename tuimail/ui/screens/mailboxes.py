@@ -24,7 +24,7 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 from tuimail.atomic import atomic_write_bytes
 from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft
-from tuimail.outbox import OutboxError, Queued, short_id
+from tuimail.outbox import MessageNotFound, OutboxError, Queued, short_id
 from tuimail.transcript import Transcript
 from tuimail.ui.outside import body_text, cell, header_text, shown
 from tuimail.ui.screens.dialogs import ConfirmDialog, ExportDialog, ExportRequest
@@ -276,9 +276,8 @@ class MailboxesScreen(Screen[None]):
             return
         try:
             delete()
-        except (KeyError, OSError, OutboxError) as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            self.notify(shown(message), severity="error", markup=False)
+        except (MessageNotFound, OSError, OutboxError) as exc:
+            self.notify(shown(exc), severity="error", markup=False)
         self.reload()
 
     @on(DataTable.RowSelected, "#drafts-table")
