@@ -67,7 +67,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from tuimail import paths
 from tuimail.addresses import parse_address
@@ -208,6 +208,12 @@ class NotRetryable(TuimailError):
         super().__init__(words)
 
 
+class Uniform(Protocol):
+    """A source of jitter: the :mod:`random` module, or a seeded ``random.Random``."""
+
+    def uniform(self, a: float, b: float) -> float: ...
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with jitter, then give up. Configurable in ``config.toml``."""
@@ -228,10 +234,12 @@ class RetryPolicy:
         "give_up_after": (0.0, 365 * 24 * 3600.0),
     }
 
-    def delay(self, attempt: int, rng: Any = None) -> float:
-        """Seconds before attempt ``attempt + 1``; ``rng`` has ``uniform`` (default: random)."""
+    def delay(self, attempt: int, rng: Uniform | None = None) -> float:
+        """Seconds before attempt ``attempt + 1``; ``rng`` draws the jitter (default: random)."""
         if rng is None:
-            import random as rng
+            import random
+
+            rng = random
         steps = max(attempt - 1, 0)
         base = min(self.first_delay, self.max_delay)
         if base > 0 and self.factor > 1:
@@ -242,7 +250,7 @@ class RetryPolicy:
         return float(max(0.0, base + rng.uniform(-spread, spread)))
 
     @classmethod
-    def from_config(cls, table: Any) -> RetryPolicy:
+    def from_config(cls, table: object) -> RetryPolicy:
         """The ``[outbox]`` table; a value that is not a number in its range is a ValueError."""
         if not isinstance(table, dict):
             return cls()
@@ -340,6 +348,43 @@ class Queued:
         return self.state is State.QUEUED and self.next_attempt <= now
 
 
+class WaitReason(enum.Enum):
+    """Why a message waits for a password given by hand."""
+
+    #: It follows a saved profile that has no password in the keyring.
+    NONE_STORED = enum.auto()
+    #: The profile it was queued through is deleted: no stored password is used.
+    PROFILE_DELETED = enum.auto()
+    #: It was queued with settings of its own, never with a saved profile's password.
+    NO_PROFILE = enum.auto()
+
+
+@dataclass(frozen=True)
+class PasswordWait:
+    """A message the server wants a password for, and the outbox has none it may use.
+
+    The face says how to give one (the command line names its retry command).
+    """
+
+    reason: WaitReason
+    username: str
+    profile_name: str
+
+    def words(self) -> str:
+        wants = f"waiting: the server wants a password for {self.username}"
+        if self.reason is WaitReason.NONE_STORED:
+            return f"{wants} and none is stored for the profile {self.profile_name!r}"
+        if self.reason is WaitReason.PROFILE_DELETED:
+            return (
+                f"{wants}, and the profile {self.profile_name!r} it was queued through has been "
+                "deleted, so no stored password is used"
+            )
+        return (
+            f"{wants}, and this message was queued without a saved profile, "
+            "so no stored password is used"
+        )
+
+
 @dataclass
 class Outcome:
     """What happened to one message on one attempt.
@@ -353,6 +398,8 @@ class Outcome:
     report: SessionReport | None
     state: Result
     detail: str = ""
+    #: Set when it was skipped for want of a password it may not take from the keyring.
+    password_wait: PasswordWait | None = None
     delivered_to: list[str] = field(default_factory=list)
     deferred: list[RecipientRefusal] = field(default_factory=list)
     rejected: list[RecipientRefusal] = field(default_factory=list)
@@ -722,9 +769,8 @@ class Outbox:
                 except Exception as exc:  # a keyring problem: try again later
                     return Outcome(key, None, Result.SKIPPED, f"no password available: {exc}")
             if profile.needs_password and password is None:
-                return Outcome(
-                    key, None, Result.SKIPPED, self._why_no_password(entry, profile, may_use_stored)
-                )
+                wait = _password_wait(entry, profile, may_use_stored)
+                return Outcome(key, None, Result.SKIPPED, wait.words(), password_wait=wait)
             return await self._send(
                 entry, profile, outgoing, password,
                 note=note, on_entry=on_entry, deadline=deadline, transcript=transcript,
@@ -764,22 +810,6 @@ class Outbox:
                     + ") were for its former server and are not used"
                 )
         return profile, (note, True)
-
-    @staticmethod
-    def _why_no_password(entry: Queued, profile: Profile, may_use_stored: bool) -> str:
-        how = f"'tuimail outbox retry {entry.short_id} --password-stdin'"
-        wants = f"waiting: the server wants a password for {profile.username}"
-        if entry.follows_profile and may_use_stored:
-            return f"{wants} and none is stored for the profile {profile.name!r}; save one or use {how}"
-        if entry.follows_profile:
-            return (
-                f"{wants}, and the profile {profile.name!r} it was queued through has been "
-                f"deleted, so no stored password is used; send it with {how}"
-            )
-        return (
-            f"{wants}, and this message was queued without a saved profile (--server), "
-            f"so no stored password is used; send it with {how}"
-        )
 
     def _fail_unusable(self, entry: Queued, exc: Exception) -> Outcome:
         """A message that cannot even be tried (its stored settings or bytes are bad)."""
@@ -1027,6 +1057,16 @@ def _saved_profiles() -> dict[str, Profile]:
     from tuimail.profiles import ProfileStore
 
     return ProfileStore().load()
+
+
+def _password_wait(entry: Queued, profile: Profile, may_use_stored: bool) -> PasswordWait:
+    if entry.follows_profile and may_use_stored:
+        reason = WaitReason.NONE_STORED
+    elif entry.follows_profile:
+        reason = WaitReason.PROFILE_DELETED
+    else:
+        reason = WaitReason.NO_PROFILE
+    return PasswordWait(reason, profile.username, profile.name)
 
 
 def short_id(key: str) -> str:

@@ -120,7 +120,7 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
         )
     )
     for outcome in outcomes:
-        detail = f": {outcome.detail}" if outcome.detail else ""
+        detail = f": {_detail(outcome)}" if outcome.detail else ""
         print(escape_controls(f"{short_id(outcome.key)}  {outcome.state}{detail}"))
     if not outcomes:
         print("Nothing is due.")
@@ -146,7 +146,7 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
         summarise(outcome.report)
     from tuimail.terminal_text import escape_controls
 
-    detail = f": {outcome.detail}" if outcome.detail else ""
+    detail = f": {_detail(outcome)}" if outcome.detail else ""
     print(escape_controls(f"{short_id(entry.key)}  {outcome.state}{detail}"))
     return _flush_exit([outcome])
 
@@ -176,3 +176,22 @@ def _lookup_words(exc: MessageNotFound | NotRetryable) -> str:
     if isinstance(exc, NotRetryable) and exc.delivered:
         return f"{exc} ('tuimail outbox flush' moves it to sent/)"
     return str(exc)
+
+
+def _detail(outcome: Outcome) -> str:
+    """Why the outcome is what it is; a missing password names the command that gives one."""
+    from tuimail.outbox import WaitReason, short_id
+
+    wait = outcome.password_wait
+    if wait is None:
+        return outcome.detail
+    how = f"'tuimail outbox retry {short_id(outcome.key)} --password-stdin'"
+    if wait.reason is WaitReason.NONE_STORED:
+        return f"{wait.words()}; save one or use {how}"
+    if wait.reason is WaitReason.NO_PROFILE:
+        return (
+            f"waiting: the server wants a password for {wait.username}, and this message was "
+            f"queued without a saved profile (--server), so no stored password is used; "
+            f"send it with {how}"
+        )
+    return f"{wait.words()}; send it with {how}"
