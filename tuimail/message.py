@@ -77,27 +77,29 @@ MAX_HEADER_NAME = 76
 _HEADER_TYPES = headerregistry.HeaderRegistry()
 _ATEXT_DOT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]+"
 _MSG_ID_RE = re.compile(rf"<{_ATEXT_DOT}@(?:{_ATEXT_DOT}|\[[!-Z^-~]*\])>")
-_MANAGED_HEADERS = {
-    "from": "--from",
-    "to": "--to",
-    "cc": "--cc",
-    "bcc": "--bcc",
-    "reply-to": "--reply-to",
-    "subject": "--subject",
-    "mime-version": None,
-    "content-type": None,
-    "content-transfer-encoding": None,
-    "content-disposition": None,
+#: Headers the draft's own fields set (the field has the header's name).
+_DRAFT_HEADERS = {"from", "to", "cc", "bcc", "reply-to", "subject"}
+#: Headers built from the content.
+_CONTENT_HEADERS = {
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "content-disposition",
 }
 _OVERRIDABLE_HEADERS = {"date", "message-id"}
 
 
 @dataclass(frozen=True)
 class FieldError:
-    """One invalid input: which field, and a sentence about it."""
+    """One invalid input: which field, and a sentence about it.
+
+    ``instead`` names the draft field (``from``, ``reply-to``...) that sets
+    what was given as an extra header, so each face can name its own input.
+    """
 
     field: str
     message: str
+    instead: str = ""
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}"
@@ -162,14 +164,6 @@ class OutgoingMessage:
 def render(message: EmailMessage, needs_smtputf8: bool) -> bytes:
     """Serialise for the wire: CRLF, folded headers, UTF-8 headers only with SMTPUTF8."""
     return message.as_bytes(policy=WIRE_POLICY_UTF8 if needs_smtputf8 else WIRE_POLICY)
-
-
-def parse_header_option(text: str) -> tuple[str, str]:
-    """Split ``'Name: value'`` as given to ``--header``."""
-    name, sep, value = text.partition(":")
-    if not sep:
-        raise DraftInvalid([FieldError("--header", f"{text!r} is not in the form 'Name: value'")])
-    return name.strip(), value.strip()
 
 
 def validate_address_field(field_name: str, values: Sequence[str]) -> list[ParsedAddress]:
@@ -598,10 +592,13 @@ def _checked_extra_headers(
             )
             continue
         lower = name.lower()
-        if lower in _MANAGED_HEADERS:
-            option = _MANAGED_HEADERS[lower]
-            hint = f"use {option} instead" if option else "tuimail sets it from the content"
-            errors.append(FieldError(field_name, f"cannot be set as an extra header; {hint}"))
+        if lower in _DRAFT_HEADERS:
+            hint = f"cannot be set as an extra header; use the {lower.title()} field instead"
+            errors.append(FieldError(field_name, hint, instead=lower))
+            continue
+        if lower in _CONTENT_HEADERS:
+            hint = "cannot be set as an extra header; tuimail sets it from the content"
+            errors.append(FieldError(field_name, hint))
             continue
         if not _check_header_value(field_name, value, errors):
             continue

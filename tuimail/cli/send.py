@@ -23,7 +23,7 @@ from tuimail.cli.common import (
 if TYPE_CHECKING:
     from tuimail.console import EntryPrinter
     from tuimail.credentials import Secret
-    from tuimail.message import OutgoingMessage
+    from tuimail.message import FieldError, OutgoingMessage
     from tuimail.outbox import Outcome
     from tuimail.profiles import Profile
     from tuimail.session import SessionReport
@@ -144,7 +144,7 @@ def _wants_embedded_sandbox(args: argparse.Namespace) -> bool:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from tuimail.message import Draft, DraftInvalid, build_message, parse_header_option
+    from tuimail.message import Draft, DraftInvalid, build_message
     from tuimail.session import send
 
     embedded = _wants_embedded_sandbox(args)
@@ -182,7 +182,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
         for error in exc.errors:
             # An attachment error names the file, and file names may hold anything.
-            line = f"tuimail: {_option_name(error.field)}: {error.message}"
+            line = f"tuimail: {_option_name(error.field)}: {_field_words(error)}"
             print(escape_controls(line), file=sys.stderr)
         return exitcodes.INVALID_MESSAGE
     if embedded:
@@ -289,6 +289,23 @@ def _profile_sender(profile: Profile) -> str:
         escaped = profile.display_name.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{escaped}" <{profile.from_address}>'
     return profile.from_address
+
+
+def parse_header_option(text: str) -> tuple[str, str]:
+    """Split ``'Name: value'`` as given to ``--header``."""
+    from tuimail.message import DraftInvalid, FieldError
+
+    name, sep, value = text.partition(":")
+    if not sep:
+        raise DraftInvalid([FieldError("--header", f"{text!r} is not in the form 'Name: value'")])
+    return name.strip(), value.strip()
+
+
+def _field_words(error: FieldError) -> str:
+    """The core's sentence, naming this command's option where it names a draft field."""
+    if error.instead:
+        return f"cannot be set as an extra header; use {_option_name(error.instead)} instead"
+    return error.message
 
 
 def _option_name(field: str) -> str:
