@@ -65,7 +65,7 @@ def _stored_password(profile: Profile) -> Secret | None:
 
 
 def cmd_outbox_list(args: argparse.Namespace) -> int:
-    from tuimail.outbox import short_id
+    from tuimail.outbox import State, short_id
     from tuimail.terminal_text import escape_controls
 
     entries = _outbox().entries()
@@ -79,7 +79,7 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
         return exitcodes.OK
     for entry in entries:
         due = "due now" if entry.next_attempt <= 0 else f"next {local_time(entry.next_attempt)}"
-        state = entry.state.value if entry.state.value != "queued" else f"queued, {due}"
+        state = f"queued, {due}" if entry.state is State.QUEUED else entry.state.value
         print(
             escape_controls(
                 f"{short_id(entry.key)}  {state}  via {entry.profile_name}  "

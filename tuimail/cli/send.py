@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tuimail import exitcodes
 from tuimail.cli.common import (
@@ -102,7 +102,7 @@ def _connection_profile(args: argparse.Namespace) -> Profile:
     """The profile named by ``--profile``, or one made from ``--server``, plus option overrides."""
     from tuimail.profiles import Profile, with_changes
 
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, object] = {}
     for key, value in (
         ("security", args.security),
         ("username", args.user),
