@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
+from tuimail import addresses, credentials, message, mx, outbox, profiles, small_files, targets
 from tuimail.accounts import remove_account, save_account
+from tuimail.cli import common
 from tuimail.errors import NotFound, TuimailError
 from tuimail.outbox import (
     AmbiguousMessageId,
@@ -21,22 +23,12 @@ from tuimail.small_files import NotReadable
 from tuimail.targets import TargetStore
 
 #: Modules whose public exceptions must all derive from TuimailError.
-CORE_MODULES = [
-    "tuimail.addresses",
-    "tuimail.cli.common",
-    "tuimail.credentials",
-    "tuimail.message",
-    "tuimail.mx",
-    "tuimail.outbox",
-    "tuimail.profiles",
-    "tuimail.small_files",
-    "tuimail.targets",
-]
+CORE_MODULES = (addresses, common, credentials, message, mx, outbox, profiles, small_files, targets)
 
 
-@pytest.mark.parametrize("module_name", CORE_MODULES)
-def test_every_public_exception_derives_from_the_root(module_name: str) -> None:
-    module = importlib.import_module(module_name)
+@pytest.mark.parametrize("module", CORE_MODULES, ids=lambda m: m.__name__)
+def test_every_public_exception_derives_from_the_root(module: ModuleType) -> None:
+    module_name = module.__name__
     defined = [
         cls
         for name, cls in inspect.getmembers(module, inspect.isclass)

@@ -45,23 +45,20 @@ async def test_the_reason_is_data_and_the_words_name_no_command(
     assert "--" not in outcome.detail and "tuimail" not in outcome.detail
 
 
-def test_the_command_line_names_the_retry_command(isolated_dirs: Path) -> None:
-    outbox = Outbox()
-    key = _queue(outbox, follows_profile=False)
+@pytest.mark.parametrize(
+    ("follows", "why"),
+    [
+        (False, "this message was queued without a saved profile (--server)"),
+        (True, "the profile 'work' it was queued through has been deleted"),
+    ],
+)
+def test_the_command_line_names_the_retry_command(
+    isolated_dirs: Path, follows: bool, why: str
+) -> None:
+    key = _queue(Outbox(), follows_profile=follows)
     flushed = run_tuimail("outbox", "flush")
     how = f"'tuimail outbox retry {short_id(key)} --password-stdin'"
     assert (
-        "waiting: the server wants a password for ann, and this message was queued without a "
-        f"saved profile (--server), so no stored password is used; send it with {how}"
-    ) in flushed.stdout, flushed.stdout + flushed.stderr
-
-
-def test_a_deleted_profile_is_worded_with_the_retry_command(isolated_dirs: Path) -> None:
-    outbox = Outbox()
-    key = _queue(outbox, follows_profile=True)
-    flushed = run_tuimail("outbox", "flush")
-    how = f"'tuimail outbox retry {short_id(key)} --password-stdin'"
-    assert (
-        "waiting: the server wants a password for ann, and the profile 'work' it was queued "
-        f"through has been deleted, so no stored password is used; send it with {how}"
+        f"waiting: the server wants a password for ann, and {why}, so no stored password "
+        f"is used; send it with {how}"
     ) in flushed.stdout, flushed.stdout + flushed.stderr

@@ -370,7 +370,8 @@ class PasswordWait:
     username: str
     profile_name: str
 
-    def words(self) -> str:
+    def words(self, *, aside: str = "") -> str:
+        """The reason in a sentence; ``aside`` follows "without a saved profile"."""
         wants = f"waiting: the server wants a password for {self.username}"
         if self.reason is WaitReason.NONE_STORED:
             return f"{wants} and none is stored for the profile {self.profile_name!r}"
@@ -380,7 +381,7 @@ class PasswordWait:
                 "deleted, so no stored password is used"
             )
         return (
-            f"{wants}, and this message was queued without a saved profile, "
+            f"{wants}, and this message was queued without a saved profile{aside}, "
             "so no stored password is used"
         )
 

@@ -188,10 +188,4 @@ def _detail(outcome: Outcome) -> str:
     how = f"'tuimail outbox retry {short_id(outcome.key)} --password-stdin'"
     if wait.reason is WaitReason.NONE_STORED:
         return f"{wait.words()}; save one or use {how}"
-    if wait.reason is WaitReason.NO_PROFILE:
-        return (
-            f"waiting: the server wants a password for {wait.username}, and this message was "
-            f"queued without a saved profile (--server), so no stored password is used; "
-            f"send it with {how}"
-        )
-    return f"{wait.words()}; send it with {how}"
+    return f"{wait.words(aside=' (--server)')}; send it with {how}"
