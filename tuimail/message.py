@@ -23,10 +23,9 @@ version does.
 
 from __future__ import annotations
 
+import errno
 import mimetypes
-import os
 import re
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email import errors as email_errors
@@ -48,6 +47,7 @@ from tuimail.addresses import (
     parse_address_list,
 )
 from tuimail.errors import TuimailError
+from tuimail.small_files import NotReadable, read_small_file
 
 #: Largest message tuimail builds in memory; bigger attachments belong elsewhere.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -683,32 +683,25 @@ class FileProblem(TuimailError, ValueError):
 def read_regular_file(path: Path, limit: int = MAX_MESSAGE_BYTES) -> bytes:
     """The bytes of ``path``, which must be a regular file of at most ``limit`` bytes.
 
-    Opened without blocking and checked on the open file: a FIFO would hang,
-    a device such as /dev/zero never ends, and a file can grow after a stat.
+    Opened without blocking and checked on the open file (by
+    :func:`tuimail.small_files.read_small_file`): a FIFO would hang, a device
+    such as /dev/zero never ends, and a file can grow after a stat.
     Raises :class:`FileProblem`.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return read_small_file(path, limit)
     except FileNotFoundError:
         raise FileProblem("does not exist") from None
     except PermissionError:
         raise FileProblem("cannot be read (permission denied)") from None
     except OSError as exc:
+        if exc.errno == errno.EISDIR:  # from opening it, or from the check
+            raise FileProblem("is a directory, not a file") from None
+        if isinstance(exc, NotReadable) and exc.errno == errno.EFBIG:
+            raise FileProblem(f"is larger than the limit of {limit // (1024 * 1024)} MiB") from None
+        if isinstance(exc, NotReadable):
+            raise FileProblem("is not a regular file") from None
         raise FileProblem(f"cannot be read ({exc.strerror})") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        if stat.S_ISDIR(mode):
-            raise FileProblem("is a directory, not a file")
-        raise FileProblem("is not a regular file")
-    with os.fdopen(fd, "rb") as file:
-        try:
-            data = file.read(limit + 1)
-        except OSError as exc:
-            raise FileProblem(f"cannot be read ({exc.strerror})") from None
-    if len(data) > limit:
-        raise FileProblem(f"is larger than the limit of {limit // (1024 * 1024)} MiB")
-    return data
 
 
 def read_text_file(path: Path, limit: int = MAX_MESSAGE_BYTES) -> str:
