@@ -64,16 +64,13 @@ when swaks is missing, the wheel cannot be built or installed, or a send fails.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,7 +78,20 @@ if __package__ in (None, ""):
     # Run as a file path: make ``benchmarks`` importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.sink import HOST, REPO_ROOT, running_sink
+from benchmarks.common import (
+    HOST,
+    REPO_ROOT,
+    BenchmarkError,
+    at_least,
+    attempt,
+    find_tuimail,
+    isolated_env,
+    paired_difference,
+    paired_ratio,
+    rotated,
+    run_checked,
+)
+from benchmarks.sink import running_sink
 
 TARGET = "<= 2.5x"
 TARGET_RATIO = 2.5
@@ -114,10 +124,6 @@ DEFAULT_LABEL = "tuimail send (default: durable outbox, fsync before sending)"
 NO_QUEUE_LABEL = "tuimail send --no-queue (one attempt, like swaks)"
 SWAKS_LABEL = "swaks (one attempt, keeps nothing)"
 EDITABLE_LABEL = "side figure: the dev venv's editable install, tuimail send --no-queue"
-
-
-class BenchmarkError(Exception):
-    """The benchmark could not run (a tool is missing, the install or a send failed)."""
 
 
 @dataclass
@@ -247,16 +253,6 @@ class CliResult:
         return paired_difference(self.editable_times, self.tuimail_times)
 
 
-def paired_ratio(times: Sequence[float], reference: Sequence[float]) -> float:
-    """Median of ``times[i] / reference[i]``: a slow period slows both sides of a round alike."""
-    return statistics.median(t / r for t, r in zip(times, reference, strict=True))
-
-
-def paired_difference(times: Sequence[float], reference: Sequence[float]) -> float:
-    """Median of ``times[i] - reference[i]``."""
-    return statistics.median(t - r for t, r in zip(times, reference, strict=True))
-
-
 def find_swaks() -> str:
     found = shutil.which("swaks") or ("/usr/bin/swaks" if Path("/usr/bin/swaks").exists() else "")
     if not found:
@@ -267,95 +263,23 @@ def find_swaks() -> str:
     return found
 
 
-def find_tuimail() -> str:
-    """The developer's ``tuimail`` console script (bench_app.py launches this one too)."""
-    for candidate in (
-        Path(sys.executable).parent / "tuimail",
-        REPO_ROOT / ".venv" / "bin" / "tuimail",
-    ):
-        if candidate.exists():
-            return str(candidate)
-    found = shutil.which("tuimail")
-    if not found:
-        raise BenchmarkError("the tuimail console script was not found; run `make test` first")
-    return found
-
-
 def tuimail_args(port: int) -> list[str]:
     return [
-        "send",
-        "--server",
-        f"{HOST}:{port}",
-        "--security",
-        "none",
-        "--from",
-        SENDER,
-        "--to",
-        RECIPIENT,
-        "--subject",
-        "bench",
-        "--body",
-        "hello",
+        *("send", "--server", f"{HOST}:{port}", "--security", "none"),
+        *("--from", SENDER, "--to", RECIPIENT, "--subject", "bench", "--body", "hello"),
     ]
 
 
 def swaks_command(swaks: str, port: int) -> list[str]:
     return [
-        swaks,
-        "--server",
-        HOST,
-        "--port",
-        str(port),
-        "--from",
-        SENDER,
-        "--to",
-        RECIPIENT,
-        "--header",
-        "Subject: bench",
-        "--body",
-        "hello",
+        *(swaks, "--server", HOST, "--port", str(port)),
+        *("--from", SENDER, "--to", RECIPIENT, "--header", "Subject: bench", "--body", "hello"),
     ]
 
 
-@contextlib.contextmanager
-def isolated_env() -> Iterator[tuple[dict[str, str], dict[str, str]]]:
-    """Environments for tuimail: (with a bytecode cache, without one), in a temp directory."""
-    with tempfile.TemporaryDirectory(prefix="tuimail-bench-") as tmp:
-        base = dict(os.environ)
-        for name in ("CONFIG", "DATA", "STATE", "CACHE"):
-            path = Path(tmp) / name.lower()
-            path.mkdir()
-            base[f"XDG_{name}_HOME"] = str(path)
-        cached = dict(base)
-        cached.pop("PYTHONDONTWRITEBYTECODE", None)
-        cached["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
-        no_cache = dict(base)
-        no_cache.pop("PYTHONPYCACHEPREFIX", None)
-        no_cache["PYTHONDONTWRITEBYTECODE"] = "1"
-        yield cached, no_cache
-
-
-def run_tool(command: Sequence[str], what: str, cwd: Path, timeout: float = BUILD_TIMEOUT) -> str:
-    """Run a set-up step (pip, venv); its standard output, or :class:`BenchmarkError` with its tail."""
-    try:
-        completed = subprocess.run(
-            list(command),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            cwd=cwd,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchmarkError(f"{what} did not finish within {timeout:g} s") from None
-    if completed.returncode != 0:
-        tail = (completed.stdout + completed.stderr)[-3000:]
-        raise BenchmarkError(
-            f"{what} failed (exit {completed.returncode}): {' '.join(command)}\n{tail}\n"
-            "(use --editable to time the developer's install without building a wheel)"
-        )
-    return completed.stdout
+def run_tool(command: Sequence[str], what: str, cwd: Path) -> str:
+    """Run a set-up step (pip, venv); its standard output, or :class:`BenchmarkError`."""
+    return run_checked(command, what, BUILD_TIMEOUT, cwd=cwd).stdout
 
 
 def install_wheel(workdir: Path, env: dict[str, str]) -> Path:
@@ -416,31 +340,13 @@ def install_wheel(workdir: Path, env: dict[str, str]) -> Path:
 
 def check_install(python: Path, venv: Path, cwd: Path, env: dict[str, str]) -> None:
     """``import tuimail.cli`` in ``python`` must come from ``venv`` without the editable finder."""
-    try:
-        completed = subprocess.run(
-            [str(python), "-X", "importtime", "-c", "import tuimail.cli; print(tuimail.__file__)"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            cwd=cwd,
-            env=env,
-            timeout=PROCESS_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchmarkError(
-            f"importing tuimail did not finish within {PROCESS_TIMEOUT:g} s"
-        ) from None
-    problems = [
-        line for line in completed.stderr.splitlines() if not line.startswith("import time:")
-    ]
-    if completed.returncode != 0:
-        raise BenchmarkError(
-            "the wheel-installed tuimail does not import:\n" + "\n".join(problems)[-2000:]
-        )
-    if EDITABLE_MARK in completed.stderr:
+    command = [str(python), "-X", "importtime", "-c", "import tuimail.cli; print(tuimail.__file__)"]
+    done = run_checked(
+        command, "importing the wheel-installed tuimail", PROCESS_TIMEOUT, env=env, cwd=cwd
+    )
+    if EDITABLE_MARK in done.stderr:
         raise BenchmarkError(f"{python} still loads setuptools' editable finder at start-up")
-    where = Path(completed.stdout.strip()).resolve()
+    where = Path(done.stdout.strip()).resolve()
     if not where.is_relative_to(venv.resolve()):
         raise BenchmarkError(f"{python} imports tuimail from {where}, not from {venv}")
 
@@ -450,23 +356,8 @@ def timed_run(
 ) -> float:
     """Wall seconds of one process; raises :class:`BenchmarkError` if it fails."""
     started = time.perf_counter()
-    try:
-        completed = subprocess.run(
-            list(command),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            env=env,
-            cwd=cwd,
-            timeout=PROCESS_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchmarkError(f"{command[0]} did not finish within {PROCESS_TIMEOUT:g} s") from None
-    elapsed = time.perf_counter() - started
-    if completed.returncode != 0:
-        tail = (completed.stderr or completed.stdout).decode("utf-8", "replace")[-2000:]
-        raise BenchmarkError(f"{' '.join(command)} exited with {completed.returncode}:\n{tail}")
-    return elapsed
+    run_checked(command, command[0], PROCESS_TIMEOUT, env=env, cwd=cwd)
+    return time.perf_counter() - started
 
 
 def parse_importtime(stderr: str) -> ImportReport:
@@ -512,33 +403,11 @@ def parse_importtime(stderr: str) -> ImportReport:
 
 def check_imports(script: str, port: int, env: dict[str, str], cwd: Path) -> ImportReport:
     """Run ``python -X importtime SCRIPT send ...`` with the script's own interpreter, once."""
-    python = Path(script).parent / "python"
-    command = [str(python), "-X", "importtime", script, *tuimail_args(port)]
-    try:
-        completed = subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=cwd,
-            timeout=PROCESS_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchmarkError(
-            f"python -X importtime tuimail send did not finish within {PROCESS_TIMEOUT:g} s"
-        ) from None
-    if completed.returncode != 0:
-        raise BenchmarkError(
-            f"python -X importtime tuimail send exited with {completed.returncode}:\n"
-            + "\n".join(
-                line
-                for line in completed.stderr.splitlines()
-                if not line.startswith("import time:")
-            )[-2000:]
-        )
-    return parse_importtime(completed.stderr)
+    command = [str(Path(script).parent / "python"), "-X", "importtime", script, *tuimail_args(port)]
+    done = run_checked(
+        command, "python -X importtime tuimail send", PROCESS_TIMEOUT, env=env, cwd=cwd
+    )
+    return parse_importtime(done.stderr)
 
 
 def run(
@@ -577,8 +446,7 @@ def run(
             for _times, command, env in contenders:
                 timed_run(command, env, workdir)
             for index in range(runs):
-                shift = index % len(contenders)
-                for times, command, env in contenders[shift:] + contenders[:shift]:
+                for times, command, env in rotated(contenders, index):
                     times.append(timed_run(command, env, workdir))
             no_queue = [tuimail, *args, "--no-queue"]
             for _ in range(no_cache_runs):
@@ -696,15 +564,10 @@ def main(argv: list[str] | None = None) -> int:
         help="time the developer's editable install instead of building a wheel (offline)",
     )
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.no_cache_runs < 0:
-        parser.error("--runs must be at least 1 and --no-cache-runs at least 0")
-    try:
-        result = run(args.runs, args.no_cache_runs, editable=args.editable)
-    except BenchmarkError as exc:
-        print(f"bench_cli_vs_swaks: {exc}", file=sys.stderr)
-        return 2
-    print(report(result))
-    return 0
+    at_least(parser, 1, runs=args.runs)
+    at_least(parser, 0, no_cache_runs=args.no_cache_runs)
+    measure = lambda: run(args.runs, args.no_cache_runs, editable=args.editable)  # noqa: E731
+    return 0 if attempt("bench_cli_vs_swaks", measure, report) else 2
 
 
 if __name__ == "__main__":

@@ -40,9 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import os
-import pstats
 import statistics
 import sys
 import tempfile
@@ -58,6 +56,15 @@ if __package__ in (None, ""):
 import aiosmtplib
 
 from benchmarks.bench_session import RECIPIENT, SENDER, build_messages, raw_client
+from benchmarks.common import (
+    BenchmarkError,
+    at_least,
+    attempt,
+    paired_ratio,
+    pick,
+    profile_text,
+    rotated,
+)
 from benchmarks.sink import (
     KINDS,
     STORING_KINDS,
@@ -82,10 +89,6 @@ CLIENT_BUSY_NOTE = 0.9
 FILE_COST_SAMPLES = 300
 #: For one kind's whole round (each command's timeout is bench_session's client's).
 ROUND_TIMEOUT = 300.0
-
-
-class BenchmarkError(Exception):
-    """The load could not be delivered (a refusal, a timeout, a server that failed)."""
 
 
 @dataclass
@@ -146,9 +149,7 @@ class SandboxResult:
 
     def paired_ratio(self, kind: str, reference: str) -> float:
         """Median of per-round ratios: less sensitive to load that drifts between rounds."""
-        return statistics.median(
-            k / r for k, r in zip(self.stats[kind].rates, self.stats[reference].rates, strict=True)
-        )
+        return paired_ratio(self.stats[kind].rates, self.stats[reference].rates)
 
     def has(self, *kinds: str) -> bool:
         return all(kind in self.stats and self.stats[kind].rates for kind in kinds)
@@ -384,8 +385,7 @@ def _one_rotation(
 ) -> None:
     """Round ``index``: every kind once, in an order rotated by the round's number."""
     kinds = result.kinds
-    shift = index % len(kinds)
-    order = [*kinds[shift:], *kinds[:shift]]
+    order = rotated(kinds, index)
     for kind in order:
         timing, problems = one_round(kind, result.warmup, payloads, workdir)
         stats = result.stats[kind]
@@ -431,23 +431,13 @@ def profile_server(
         )
         if not out_file.exists():
             raise BenchmarkError(f"the {kind} server wrote no profile (did it stop cleanly?)")
-        out = io.StringIO()
-        out.write(
+        return (
             f"cProfile of one {kind} server process: {clients} clients x {messages} messages "
             f"(+{min(warmup, messages)} warm-up each), whole process lifetime after start-up; "
             f"{clients * messages / timing.wall:.0f} msg/s while profiled\n"
+            + "".join(f"WARNING: {problem}\n" for problem in problems)
+            + profile_text(out_file, top, restrict)
         )
-        for problem in problems:
-            out.write(f"WARNING: {problem}\n")
-        stats = pstats.Stats(str(out_file), stream=out).strip_dirs()
-        out.write("\n== sorted by own time ==\n")
-        stats.sort_stats("tottime").print_stats(top)
-        out.write("\n== sorted by cumulative time ==\n")
-        if restrict:
-            stats.sort_stats("cumulative").print_stats(restrict, top)
-        else:
-            stats.sort_stats("cumulative").print_stats(top)
-        return out.getvalue()
 
 
 def _fmt_us(value: float | None) -> str:
@@ -586,36 +576,29 @@ def main(argv: list[str] | None = None) -> int:
         help="only list functions whose file:line(name) matches REGEX in the cumulative list",
     )
     args = parser.parse_args(argv)
-    rounds = args.rounds or (QUICK_ROUNDS if args.quick else DEFAULT_ROUNDS)
-    messages = args.messages or (QUICK_MESSAGES if args.quick else DEFAULT_MESSAGES)
+    rounds = pick(args.rounds, args.quick, QUICK_ROUNDS, DEFAULT_ROUNDS)
+    messages = pick(args.messages, args.quick, QUICK_MESSAGES, DEFAULT_MESSAGES)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-    if min(rounds, args.clients, messages) < 1 or args.warmup < 0:
-        parser.error("--rounds, --clients and --messages must be at least 1, --warmup at least 0")
+    at_least(parser, 1, rounds=rounds, clients=args.clients, messages=messages)
+    at_least(parser, 0, warmup=args.warmup)
     if args.tmpdir is not None and not args.tmpdir.is_dir():
         parser.error(f"--tmpdir {args.tmpdir} is not a directory")
     unknown = [kind for kind in kinds if kind not in KINDS]
     if unknown or not kinds or len(set(kinds)) != len(kinds):
         parser.error(f"--kinds: a comma-separated list of distinct kinds from {', '.join(KINDS)}")
-    try:
-        if args.cprofile:
-            print(
-                profile_server(
-                    args.cprofile_kind,
-                    args.clients,
-                    messages,
-                    args.warmup,
-                    args.cprofile,
-                    args.cprofile_restrict,
-                    args.tmpdir,
-                )
-            )
-            return 0
-        result = run(rounds, args.clients, messages, args.warmup, kinds, args.tmpdir)
-    except BenchmarkError as exc:
-        print(f"bench_sandbox: {exc}", file=sys.stderr)
-        return 2
-    print(report(result))
-    return 0
+    if args.cprofile:
+        profile = lambda: profile_server(  # noqa: E731
+            args.cprofile_kind,
+            args.clients,
+            messages,
+            args.warmup,
+            args.cprofile,
+            args.cprofile_restrict,
+            args.tmpdir,
+        )
+        return 0 if attempt("bench_sandbox", profile, str) is not None else 2
+    measure = lambda: run(rounds, args.clients, messages, args.warmup, kinds, args.tmpdir)  # noqa: E731
+    return 0 if attempt("bench_sandbox", measure, report) else 2
 
 
 if __name__ == "__main__":

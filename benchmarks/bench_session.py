@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import io
-import pstats
 import statistics
 import sys
 import time
@@ -33,7 +31,8 @@ if __package__ in (None, ""):
 
 import aiosmtplib
 
-from benchmarks.sink import HOST, running_sink
+from benchmarks.common import HOST, at_least, paired_ratio, profile_text
+from benchmarks.sink import running_sink
 from tuimail.message import Draft, OutgoingMessage, build_message
 from tuimail.profiles import Profile, Security
 from tuimail.session import SMTPSession
@@ -79,9 +78,7 @@ class SessionResult:
     @property
     def paired_ratio(self) -> float:
         """Median of per-round ratios: less sensitive to load that drifts between rounds."""
-        return statistics.median(
-            t / r for t, r in zip(self.tuimail_rates, self.raw_rates, strict=True)
-        )
+        return paired_ratio(self.tuimail_rates, self.raw_rates)
 
     @property
     def meets_target(self) -> bool:
@@ -223,9 +220,7 @@ def profile_tuimail(messages: int, top: int) -> str:
     profiler = cProfile.Profile()
     with running_sink() as port:
         asyncio.run(one_round(port))
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
-    return out.getvalue()
+    return profile_text(profiler, top)
 
 
 def report(result: SessionResult) -> str:
@@ -263,8 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         help="instead of comparing, profile one tuimail round and print the top N functions",
     )
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.messages < 1:
-        parser.error("--rounds and --messages must be at least 1")
+    at_least(parser, 1, rounds=args.rounds, messages=args.messages)
     if args.cprofile:
         print(profile_tuimail(args.messages, args.cprofile))
         return 0

@@ -46,21 +46,20 @@ import cProfile
 import importlib
 import mailbox
 import os
-import selectors
 import signal
-import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
-#: How long to wait for the sink to print its port, and for it to exit.
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import HOST, STOP_TIMEOUT, child
+
+#: How long to wait for the sink to print its port.
 START_TIMEOUT = 15.0
-STOP_TIMEOUT = 5.0
 #: The kinds of server this module runs; ``sink`` keeps nothing.
 KINDS = ("sink", "maildir", "maildir-raw", "sandbox")
 #: Kinds that store messages, and so need a directory.
@@ -137,14 +136,18 @@ async def _start_sandbox(host: str, port: int, directory: Path) -> tuple[int, Cl
     return sandbox.port, close
 
 
-async def start_server(
-    kind: str = "sink", host: str = HOST, port: int = 0, directory: Path | None = None
-) -> tuple[int, Closer]:
-    """Start a server of ``kind`` in this event loop: its port and a coroutine that stops it."""
+def _check_kind(kind: str, directory: Path | None) -> None:
     if kind not in KINDS:
         raise ValueError(f"unknown server kind {kind!r}; expected one of {', '.join(KINDS)}")
     if kind in STORING_KINDS and directory is None:
         raise ValueError(f"the {kind} server needs a directory to store messages in")
+
+
+async def start_server(
+    kind: str = "sink", host: str = HOST, port: int = 0, directory: Path | None = None
+) -> tuple[int, Closer]:
+    """Start a server of ``kind`` in this event loop: its port and a coroutine that stops it."""
+    _check_kind(kind, directory)
     if kind == "sink":
         return await _start_aiosmtpd(SinkHandler(), host, port)
     assert directory is not None
@@ -192,50 +195,6 @@ async def serve(
         await close()
 
 
-def _read_port(proc: subprocess.Popen[bytes], timeout: float) -> int:
-    """The port from the sink's first line of output, within ``timeout`` seconds."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    buffer = b""
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while b"\n" not in buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"the SMTP sink did not report its port within {timeout:g} s")
-            if not selector.select(timeout=remaining):
-                continue
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                raise RuntimeError(
-                    f"the SMTP sink exited before reporting its port (exit code {proc.poll()})"
-                )
-            buffer += chunk
-    line = buffer.split(b"\n", 1)[0].decode("ascii", "replace").strip()
-    word, _, number = line.partition(" ")
-    if word != "PORT" or not number.isdigit():
-        raise RuntimeError(f"unexpected first line from the SMTP sink: {line!r}")
-    return int(number)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Close stdin, then SIGTERM, then SIGKILL: each step with a timeout."""
-    if proc.stdin is not None:
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
-    try:
-        proc.wait(timeout=STOP_TIMEOUT)
-        return
-    except subprocess.TimeoutExpired:
-        pass
-    proc.terminate()
-    try:
-        proc.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=STOP_TIMEOUT)
-
-
 @dataclass(frozen=True)
 class RunningServer:
     """A server process started by :func:`running_server`."""
@@ -271,23 +230,10 @@ def running_server(
     With ``cprofile_out`` the server runs under cProfile and writes its stats
     there when it stops (after this context manager exits).
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown server kind {kind!r}; expected one of {', '.join(KINDS)}")
-    if kind in STORING_KINDS and directory is None:
-        raise ValueError(f"the {kind} server needs a directory to store messages in")
-    proc = subprocess.Popen(
-        server_command(kind, directory, cprofile_out),
-        cwd=REPO_ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=None,
-    )
-    try:
-        yield RunningServer(kind, _read_port(proc, timeout), proc.pid, directory)
-    finally:
-        _stop(proc)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    _check_kind(kind, directory)
+    command = server_command(kind, directory, cprofile_out)
+    with child(command, "PORT", timeout) as (pid, words):
+        yield RunningServer(kind, int(words[0]), pid, directory)
 
 
 @contextlib.contextmanager
