@@ -1,61 +1,23 @@
 """Wall time of one whole ``tuimail send`` process against one ``swaks`` process.
 
-Both send the same small message to the same local sink (a separate process,
-see :mod:`benchmarks.sink`). What a person waits for when they type the
-command is measured: interpreter start, imports, argument parsing, the SMTP
-session and exit.
+Both send the same small message to the same local sink (:mod:`benchmarks.sink`):
+interpreter start, imports, argument parsing, the SMTP session and exit.
 
-**tuimail as a user gets it.** A user runs tuimail installed from a wheel, not
-the developer's editable install. The editable install puts a setuptools
-``__editable___tuimail_*_finder`` into every interpreter start (about 20 ms:
-it imports pathlib, re and urllib.parse at site time) that no user pays. So
-the script builds a wheel of the checkout (a copy of it, so no ``build/`` or
-``*.egg-info`` is written into the checkout and no stale ``build/lib`` ends up
-in the wheel), installs it into a fresh venv, and points that venv at the
-current interpreter's site-packages with one ``.pth`` line, so the
-dependencies are found without being installed again. A ``.pth`` line only
-extends ``sys.path``: the ``.pth`` files in that directory (the editable
-finder among them) are not processed. The script checks that: ``import
-tuimail`` in the new venv must not load the editable finder and must come
-from the new venv. ``--editable`` skips all that (no network, no build) and
-times the developer's install instead, labelled as such.
-
-**What is timed.** In every round, each of these runs once, in an order that
-rotates from round to round, after one untimed warm-up run of each:
-
-(a) ``tuimail send ...``, the default command: it stores the message in
-    tuimail's durable outbox (written and fsynced) before the first byte goes
-    to the server, and moves it to "sent" afterwards. swaks keeps nothing, so
-    this is more work than swaks does; it is reported, and judged, on its own.
-(b) ``tuimail send --no-queue ...``: one attempt, nothing kept, exactly what
-    swaks does. The like-for-like comparison, and the one the target is
-    judged on.
-(c) ``swaks ...``.
-(d) on the side, (b) with the developer's editable install, to show what the
-    editable finder costs (absent with ``--editable``).
-
-tuimail runs with a working bytecode cache (a private ``PYTHONPYCACHEPREFIX``
-filled by the warm-up, ``PYTHONDONTWRITEBYTECODE`` removed), as it has for
-anyone who installed it with pip (pip compiles on install; the wheel here is
-installed with ``--no-compile`` so the side runs below really have no cache
-for tuimail's own modules). A few runs of (b) without that cache
-(``PYTHONDONTWRITEBYTECODE=1``) are reported on the side. Its configuration
-directories point at an empty temporary directory, so the user's own profiles
-play no part. Every command runs in a temporary working directory, so the
-checkout is never on ``sys.path`` by accident.
-
-**Per-round ratio.** Besides medians and the ratio of medians, the script
-reports the median of per-round ratios: each round's tuimail time divided by
-the same round's swaks time. On this shared 2-core machine a slow period moves
-the medians by 30%, and it slows both commands of a round alike, so the
-per-round ratio cancels it. The target (<= 2.5x) is judged on the median
-per-round ratio of (b); whether the default command (a) meets it too is
-printed as plainly.
-
-The script also runs ``python -X importtime .../tuimail send ...`` once with
-the installed tuimail's interpreter and reports what that imported, above all
-whether Textual was loaded (it must not be: only ``tuimail.ui`` imports
-Textual) and whether the editable finder was.
+tuimail is timed as a pip user runs it: a wheel of a copy of the checkout,
+installed in a fresh venv whose one ``.pth`` line points at this interpreter's
+site-packages for the dependencies (the developer's editable install adds
+setuptools' finder to every start, which no user has; the script checks the
+new venv does not load it). ``--editable`` times the developer's install
+instead, offline. Each round runs, in rotated order after one warm-up each:
+(a) ``tuimail send``, the default, which stores the message durably in the
+outbox first; (b) ``tuimail send --no-queue``, one attempt and nothing kept,
+what swaks does; (c) ``swaks``; (d) on the side, (b) by the editable install.
+The target (<= 2.5x) is judged on the median of (b)'s per-round ratios to
+swaks (a slow period slows both sides of a round alike); (a) is reported
+beside it. tuimail runs with a private bytecode cache and empty XDG
+directories; a few runs of (b) without a cache are reported on the side. One
+``python -X importtime`` run tells what ``tuimail send`` imported, above all
+whether Textual was (it must not be).
 
 This script prints numbers; it never fails because of them. It exits non-zero
 when swaks is missing, the wheel cannot be built or installed, or a send fails.
@@ -65,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import sys
 import sysconfig
 import tempfile
@@ -86,11 +47,13 @@ from benchmarks.common import (
     attempt,
     find_tuimail,
     isolated_env,
+    median,
     paired_difference,
     paired_ratio,
     rotated,
     run_checked,
 )
+from benchmarks.importtime import EDITABLE_MARK, ImportReport, parse_importtime
 from benchmarks.sink import running_sink
 
 TARGET = "<= 2.5x"
@@ -103,11 +66,9 @@ PROCESS_TIMEOUT = 60.0
 BUILD_TIMEOUT = 600.0
 SENDER = "a@example.test"
 RECIPIENT = "b@example.test"
-#: What setuptools names the editable install's finder module and .pth file.
-EDITABLE_MARK = "__editable__"
 #: Never copied into the tree the wheel is built from: bulky, or left over from
 #: earlier builds (``build/lib`` is packed into the wheel as it stands).
-COPY_IGNORE = (
+COPY_IGNORE = [
     ".git",
     ".venv",
     "venv",
@@ -117,8 +78,7 @@ COPY_IGNORE = (
     "__pycache__",
     ".mypy_cache",
     ".pytest_cache",
-    ".ruff_cache",
-)
+]
 #: How each command is described in the report.
 DEFAULT_LABEL = "tuimail send (default: durable outbox, fsync before sending)"
 NO_QUEUE_LABEL = "tuimail send --no-queue (one attempt, like swaks)"
@@ -127,56 +87,8 @@ EDITABLE_LABEL = "side figure: the dev venv's editable install, tuimail send --n
 
 
 @dataclass
-class ImportReport:
-    """What ``tuimail send`` imported, from ``-X importtime``."""
-
-    modules: list[str]
-    total_us: int
-    #: Modules imported by interpreter start-up (``site`` and its .pth files), not by tuimail.
-    startup: set[str]
-    #: (cumulative microseconds, module) of the slowest imports, outermost first.
-    slowest: list[tuple[int, str]]
-    #: (self microseconds, module) of tuimail's own modules.
-    tuimail_self: list[tuple[int, str]]
-    #: Cumulative microseconds of ``site`` (interpreter start-up, .pth files included).
-    site_us: int = 0
-
-    @property
-    def textual_imported(self) -> bool:
-        return any(m == "textual" or m.startswith("textual.") for m in self.modules)
-
-    @property
-    def editable_finder(self) -> bool:
-        """Whether start-up loaded setuptools' editable finder (no pip user has it)."""
-        return any(EDITABLE_MARK in m for m in self.modules)
-
-    @property
-    def top_level(self) -> list[str]:
-        return sorted({m.split(".")[0] for m in self.modules})
-
-    @property
-    def third_party(self) -> list[str]:
-        """Installed distributions among the imports (``-X importtime`` also lists failed tries)."""
-        from importlib.metadata import packages_distributions
-
-        owners = packages_distributions()
-        after_startup = sorted({m.split(".")[0] for m in self.modules if m not in self.startup})
-        return [
-            f"{name} ({', '.join(owners[name])})" if owners[name] != [name] else name
-            for name in after_startup
-            if name != "tuimail" and name in owners
-        ]
-
-
-@dataclass
 class CliResult:
-    """Times in seconds, one entry per round in each list, in the same round order.
-
-    ``tuimail_times``, ``tuimail_median``, ``ratio``, ``paired_ratio`` and
-    ``meets_target`` are about (b), ``tuimail send --no-queue``, the
-    like-for-like comparison with swaks; the ``default_*`` names are about (a),
-    the default ``tuimail send`` through the outbox.
-    """
+    """Seconds, one per round in each list; ``tuimail_*`` is (b), ``default_*`` is (a)."""
 
     runs: int
     #: (b) ``tuimail send --no-queue``: one attempt, nothing kept, as swaks does.
@@ -202,11 +114,11 @@ class CliResult:
 
     @property
     def tuimail_median(self) -> float:
-        return statistics.median(self.tuimail_times)
+        return median(self.tuimail_times)
 
     @property
     def swaks_median(self) -> float:
-        return statistics.median(self.swaks_times)
+        return median(self.swaks_times)
 
     @property
     def ratio(self) -> float:
@@ -224,12 +136,7 @@ class CliResult:
 
     @property
     def default_median(self) -> float:
-        return statistics.median(self.default_times)
-
-    @property
-    def default_ratio(self) -> float:
-        """(a) against swaks, ratio of medians."""
-        return self.default_median / self.swaks_median
+        return median(self.default_times)
 
     @property
     def default_paired_ratio(self) -> float:
@@ -360,47 +267,6 @@ def timed_run(
     return time.perf_counter() - started
 
 
-def parse_importtime(stderr: str) -> ImportReport:
-    """Parse ``-X importtime`` lines: ``import time: self | cumulative | name``."""
-    modules: list[str] = []
-    outer: list[tuple[int, str]] = []
-    own: list[tuple[int, str]] = []
-    startup: set[str] = set()
-    total = 0
-    site_us = 0
-    for line in stderr.splitlines():
-        if not line.startswith("import time:"):
-            continue
-        parts = line[len("import time:") :].split("|")
-        if len(parts) != 3 or not parts[0].strip().isdigit():
-            continue  # the header line
-        self_us, cumulative_us = int(parts[0]), int(parts[1])
-        raw_name = parts[2]
-        name = raw_name.strip()
-        depth = (len(raw_name) - len(raw_name.lstrip(" ")) - 1) // 2
-        modules.append(name)
-        if depth == 0:
-            total += cumulative_us
-            if name == "site":
-                # Lines come in post-order: everything so far was start-up.
-                startup.update(modules)
-                site_us = cumulative_us
-        if depth <= 1:
-            outer.append((cumulative_us, name))
-        if name == "tuimail" or name.startswith("tuimail."):
-            own.append((self_us, name))
-    outer.sort(reverse=True)
-    own.sort(reverse=True)
-    return ImportReport(
-        modules=modules,
-        total_us=total,
-        startup=startup,
-        slowest=outer[:10],
-        tuimail_self=own,
-        site_us=site_us,
-    )
-
-
 def check_imports(script: str, port: int, env: dict[str, str], cwd: Path) -> ImportReport:
     """Run ``python -X importtime SCRIPT send ...`` with the script's own interpreter, once."""
     command = [str(Path(script).parent / "python"), "-X", "importtime", script, *tuimail_args(port)]
@@ -462,12 +328,11 @@ def _ms(seconds: float) -> str:
 def _row(tag: str, label: str, times: list[float], result: CliResult | None) -> list[str]:
     """Two report lines: what the command is, then its figures (and ratios to swaks)."""
     figures = (
-        f"median {_ms(statistics.median(times)):>6} ms   "
-        f"min {_ms(min(times)):>6}   max {_ms(max(times)):>6}"
+        f"median {_ms(median(times)):>6} ms   min {_ms(min(times)):>6}   max {_ms(max(times)):>6}"
     )
     if result is not None:
         figures += (
-            f"   vs swaks: ratio of medians {statistics.median(times) / result.swaks_median:.2f}x, "
+            f"   vs swaks: ratio of medians {median(times) / result.swaks_median:.2f}x, "
             f"median per-round ratio {paired_ratio(times, result.swaks_times):.2f}x"
         )
     return [f"  ({tag}) {label}", f"        {figures}"]
@@ -521,7 +386,7 @@ def report(result: CliResult) -> str:
             f"(median of per-round (d) - (b)); no pip user pays it"
         )
     if result.no_cache_times:
-        no_cache = statistics.median(result.no_cache_times)
+        no_cache = median(result.no_cache_times)
         where = (
             "the checkout's own __pycache__, if any, is still read"
             if result.editable_only

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -29,7 +27,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import app_seam
-from benchmarks.common import HOST, child, isolated_dirs, median, met
+from benchmarks.common import HOST, child, isolated_dirs, median, met, until_parent_leaves
 
 TARGET_RATIO = 20.0
 START_TIMEOUT = 30.0
@@ -61,13 +59,8 @@ async def serve_endpoints(count: int, rtt: float) -> None:
             0,
         )
         servers.append(server)
-    ports = [str(s.sockets[0].getsockname()[1]) for s in servers]
-    print("PORTS " + " ".join(ports), flush=True)
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(0, 1) else None)
-    await stop.wait()
+    print("PORTS " + " ".join(str(s.sockets[0].getsockname()[1]) for s in servers), flush=True)
+    await until_parent_leaves()
     for server in servers:
         server.close()
 

@@ -1,38 +1,24 @@
 """Throughput of tuimail's sandbox capture server against bare aiosmtpd, same client load.
 
-Each kind of server (see :mod:`benchmarks.sink`) runs alone in its own
-process, with a fresh temporary directory, and receives the same load: N
-concurrent raw aiosmtplib clients, each sending M pre-built ~2 KB messages
-over one connection. Rounds rotate the order of the kinds, and the median
-rate of each kind is compared. What the servers stored is removed only after
-the last round (see ``work_directory``), and each round also times the
-sandbox's own file write where the Maildirs live, the one cost a sink that
-keeps nothing never pays.
+Each server kind of :mod:`benchmarks.sink` runs alone in its own process and
+fresh directory and gets the same load: N concurrent raw aiosmtplib clients,
+each sending M pre-built ~2 KB messages over one connection. Rounds rotate
+the order of the kinds; median rates are compared: sandbox/sink is the target
+(>= 0.9x); sandbox/maildir compares storage with storage (aiosmtpd's stock
+``Mailbox`` parses and re-serialises each message, more than the sandbox
+does); sandbox/maildir-raw (``Maildir.add`` of the bytes, which fsyncs each
+message) is what the sandbox adds on top of storing: transcripts, the
+Message-ID scan, its hooks. Only the message loops are timed: every client
+connects, says EHLO and sends a few warm-up messages, then all start together
+until the last 250. Reported beside the rates: each server's CPU time per
+message (``/proc``; the figure least disturbed by other processes), how busy
+server and client were, and what creating one file costs where the Maildirs
+live (``--tmpdir /dev/shm`` takes the disk out). After each round of a storing
+kind the stored messages are counted, a check and never a timing.
 
-* ``sandbox``: tuimail's ``Sandbox`` with its server-side transcripts on; it
-  stores each message in a Maildir before replying 250;
-* ``sink``: bare aiosmtpd whose handler keeps nothing (the issue's reference:
-  target sandbox/sink >= 0.9x);
-* ``maildir``: bare aiosmtpd with aiosmtpd's stock ``Mailbox`` handler, which
-  also stores every message in a Maildir before replying 250, so
-  sandbox/maildir compares storage with storage (the stock handler parses and
-  re-serialises each message, which the sandbox does not);
-* ``maildir-raw``: bare aiosmtpd whose handler only calls
-  ``mailbox.Maildir.add(envelope.original_content)``: the standard library's
-  Maildir write, which fsyncs each message. The sandbox writes the same way
-  (``tmp/``, then a rename into ``new/``) without the fsync, and adds its
-  transcripts, its Message-ID scan and its hooks.
-
-Only the message loops are timed: every client connects, says EHLO and sends
-a few untimed warm-up messages first, then all start together; the clock stops
-when the last client has its last 250. After each round of a storing kind the
-script counts the stored messages (a check, not a timing) and warns when the
-count is not what was sent.
-
-Run ``python benchmarks/bench_sandbox.py --help`` for the knobs. This script
-prints numbers; it never fails because of them. It exits non-zero only when
-the load could not be delivered (a refusal, a timeout, a server that would not
-start).
+This script prints numbers; it never fails because of them. It exits non-zero
+only when the load could not be delivered (a refusal, a timeout, a server that
+would not start).
 """
 
 from __future__ import annotations
@@ -40,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import statistics
 import sys
 import tempfile
@@ -55,20 +40,22 @@ if __package__ in (None, ""):
 
 import aiosmtplib
 
-from benchmarks.bench_session import RECIPIENT, SENDER, build_messages, raw_client
+from benchmarks.bench_session import build_messages
 from benchmarks.common import (
     BenchmarkError,
     at_least,
     attempt,
+    median,
+    met,
     paired_ratio,
     pick,
     profile_text,
     rotated,
 )
+from benchmarks.sandbox_load import RoundTiming, load
 from benchmarks.sink import (
     KINDS,
     STORING_KINDS,
-    RunningServer,
     maildir_of,
     running_server,
     sessions_dir_of,
@@ -87,8 +74,6 @@ QUICK_MESSAGES = 30
 CLIENT_BUSY_NOTE = 0.9
 #: Files written after each round to measure what the disk charges per message.
 FILE_COST_SAMPLES = 300
-#: For one kind's whole round (each command's timeout is bench_session's client's).
-ROUND_TIMEOUT = 300.0
 
 
 @dataclass
@@ -106,17 +91,20 @@ class KindStats:
 
     @property
     def median(self) -> float:
-        return statistics.median(self.rates)
+        return median(self.rates)
 
     @property
     def server_cpu_median(self) -> float | None:
-        known = [c for c in self.server_cpu if c is not None]
-        return statistics.median(known) if known else None
+        return known_median(self.server_cpu)
 
     @property
     def server_busy_median(self) -> float | None:
-        known = [b for b in self.server_busy if b is not None]
-        return statistics.median(known) if known else None
+        return known_median(self.server_busy)
+
+
+def known_median(values: list[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return median(known) if known else None
 
 
 @dataclass
@@ -164,119 +152,6 @@ def build_payloads(clients: int, count: int) -> list[list[bytes]]:
     messages = build_messages(clients * count)
     payloads = [m.to_bytes() for m in messages]
     return [payloads[i * count : (i + 1) * count] for i in range(clients)]
-
-
-def process_cpu_seconds(pid: int) -> float | None:
-    """CPU seconds process ``pid`` has used so far, from /proc (Linux); else None.
-
-    Nanoseconds on a CPU from each thread's ``schedstat`` where the kernel has
-    it, else user + system clock ticks (10 ms steps) from ``stat``.
-    """
-    try:
-        total_ns = 0
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            total_ns += int((task / "schedstat").read_text().split()[0])
-        return total_ns / 1e9
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        ticks = int(fields[11]) + int(fields[12])  # utime, stime
-        return ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-@dataclass
-class RoundTiming:
-    wall: float
-    client_cpu: float
-    server_cpu: float | None
-
-
-@dataclass
-class _Signals:
-    """What the clients and the conductor of one round tell each other."""
-
-    ready: asyncio.Queue[None] = field(default_factory=asyncio.Queue)
-    go: asyncio.Event = field(default_factory=asyncio.Event)
-    sent: asyncio.Queue[None] = field(default_factory=asyncio.Queue)
-    may_quit: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-async def _client(
-    port: int, warmup: Sequence[bytes], payloads: Sequence[bytes], signals: _Signals
-) -> float:
-    """One connection: EHLO and warm-up, wait for ``go``, send ``payloads``; returns the end time.
-
-    QUIT waits for ``may_quit``, so that the end of the sessions (and the
-    sandbox's session file) stays out of the server CPU measured for the window.
-    """
-    smtp = raw_client(port)
-    await smtp.connect()
-    try:
-        await smtp.ehlo()
-        for payload in warmup:
-            await _send(smtp, payload)
-        signals.ready.put_nowait(None)
-        await signals.go.wait()
-        for payload in payloads:
-            await _send(smtp, payload)
-        finished = time.perf_counter()
-        signals.sent.put_nowait(None)
-        await signals.may_quit.wait()
-        await smtp.quit()
-    finally:
-        smtp.close()
-    return finished
-
-
-async def _send(smtp: aiosmtplib.SMTP, payload: bytes) -> None:
-    errors, _reply = await smtp.sendmail(SENDER, [RECIPIENT], payload)
-    if errors:
-        raise BenchmarkError(f"recipient refused: {errors}")
-
-
-async def _all_signal(queue: asyncio.Queue[None], tasks: list[asyncio.Task[float]]) -> None:
-    """Wait for one item in ``queue`` per task; raise at once if a task fails first."""
-    for _ in tasks:
-        getter = asyncio.ensure_future(queue.get())
-        done, _pending = await asyncio.wait([getter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        if getter not in done:
-            getter.cancel()
-            for task in done:
-                task.result()  # raises the client's error
-            raise BenchmarkError("a client ended before it was told to")
-
-
-async def load(server: RunningServer, warmup: int, payloads: list[list[bytes]]) -> RoundTiming:
-    """Run the client load against ``server``; time from the common start to the last reply."""
-    signals = _Signals()
-    async with asyncio.timeout(ROUND_TIMEOUT):
-        tasks = [
-            asyncio.create_task(_client(server.port, mine[:warmup], mine, signals))
-            for mine in payloads
-        ]
-        try:
-            await _all_signal(signals.ready, tasks)
-            server_cpu0 = process_cpu_seconds(server.pid)
-            client_cpu0 = time.process_time()
-            started = time.perf_counter()
-            signals.go.set()
-            await _all_signal(signals.sent, tasks)
-            client_cpu = time.process_time() - client_cpu0
-            server_cpu1 = process_cpu_seconds(server.pid)
-            signals.may_quit.set()
-            ends = await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-    server_cpu = (
-        server_cpu1 - server_cpu0 if server_cpu0 is not None and server_cpu1 is not None else None
-    )
-    return RoundTiming(max(ends) - started, client_cpu, server_cpu)
 
 
 def count_files(directory: Path) -> int:
@@ -474,28 +349,24 @@ def report(result: SandboxResult) -> str:
             f"  {LABELS.get(kind, kind) + ':':<{width + 1}} {stats.median:8.1f} msg/s"
             f"   rounds: {', '.join(f'{r:.0f}' for r in stats.rates)}"
         )
-    if result.has("sandbox", "sink"):
-        lines.append(
-            f"  ratio sandbox/sink:    {result.ratio('sandbox', 'sink'):.3f}x   target {TARGET}   "
-            f"({'met' if result.meets_target else 'NOT met'}); "
-            f"median of per-round ratios {result.paired_ratio('sandbox', 'sink'):.3f}x"
-        )
-    if result.has("sandbox", "maildir"):
-        lines.append(
-            f"  ratio sandbox/maildir: {result.ratio('sandbox', 'maildir'):.3f}x   "
-            f"(both store each message before 250); "
-            f"median of per-round ratios {result.paired_ratio('sandbox', 'maildir'):.3f}x"
-        )
-    if result.has("sandbox", "maildir-raw"):
-        lines.append(
-            f"  ratio sandbox/maildir-raw: {result.ratio('sandbox', 'maildir-raw'):.3f}x   "
-            f"(Maildir.add fsyncs each message, the sandbox does not); "
-            f"median of per-round ratios {result.paired_ratio('sandbox', 'maildir-raw'):.3f}x"
-        )
+    for kind, label, note in (
+        ("sink", "sandbox/sink:    ", f"target {TARGET}   ({met(result.meets_target)})"),
+        ("maildir", "sandbox/maildir: ", "(both store each message before 250)"),
+        (
+            "maildir-raw",
+            "sandbox/maildir-raw: ",
+            "(Maildir.add fsyncs each message, the sandbox does not)",
+        ),
+    ):
+        if result.has("sandbox", kind):
+            lines.append(
+                f"  ratio {label}{result.ratio('sandbox', kind):.3f}x   {note}; "
+                f"median of per-round ratios {result.paired_ratio('sandbox', kind):.3f}x"
+            )
     if result.file_cost:
         costs = sorted(result.file_cost)
         lines.append(
-            f"  storing one message as a file there took {_fmt_us(statistics.median(costs))} "
+            f"  storing one message as a file there took {_fmt_us(median(costs))} "
             f"of CPU (median; rounds {_fmt_us(costs[0]).strip()} to {_fmt_us(costs[-1]).strip()}); "
             "a sink that keeps nothing pays none of it"
         )
@@ -505,12 +376,10 @@ def report(result: SandboxResult) -> str:
         lines.append(
             f"    {kind:<11} {_fmt_us(stats.server_cpu_median):>8}   "
             f"server {_fmt_pct(stats.server_busy_median):>4}   "
-            f"client {_fmt_pct(statistics.median(stats.client_busy)):>4}"
+            f"client {_fmt_pct(median(stats.client_busy)):>4}"
         )
     busy_clients = [
-        kind
-        for kind in result.kinds
-        if statistics.median(result.stats[kind].client_busy) >= CLIENT_BUSY_NOTE
+        kind for kind in result.kinds if median(result.stats[kind].client_busy) >= CLIENT_BUSY_NOTE
     ]
     if busy_clients:
         lines.append(

@@ -7,6 +7,7 @@ A benchmark prints numbers and never fails because of them; it raises
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import cProfile
 import io
@@ -14,6 +15,7 @@ import os
 import pstats
 import selectors
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -214,6 +216,23 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
             continue
     if proc.stdout is not None:
         proc.stdout.close()
+
+
+async def until_parent_leaves() -> None:
+    """In a server child: return once stdin reaches EOF (the parent went away) or on SIGTERM/SIGINT."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    fd = sys.stdin.fileno() if sys.stdin is not None else -1
+    watching = fd >= 0 and not os.isatty(fd)
+    if watching:
+        loop.add_reader(fd, lambda: None if os.read(fd, 4096) else stop.set())
+    try:
+        await stop.wait()
+    finally:
+        if watching:
+            loop.remove_reader(fd)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""The Markdown a whole run produces: one table row per figure, then notes; and where it goes.
+"""The Markdown a whole run produces: a table of the main figures, then every report; and where it goes.
 
 :func:`write_section` puts it into ``docs/performance.md`` between
 :data:`START` and :data:`END`, with the date and the machine, and leaves the
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from benchmarks import app_flood, app_launch, bench_cli_vs_swaks, bench_probe, bench_sandbox
 from benchmarks import bench_session as session_bench
-from benchmarks.common import REPO_ROOT, median_ms, plural
+from benchmarks.common import REPO_ROOT, plural
 
 PERFORMANCE_DOC = REPO_ROOT / "docs" / "performance.md"
 START = "<!-- bench:start (written by `make bench`; edits here are replaced) -->"
@@ -228,105 +228,6 @@ def sandbox_rows(result: bench_sandbox.SandboxResult | None) -> list[str]:
     ]
 
 
-def notes(run: Run) -> str:
-    lines = []
-    s, cli, sandbox, launch, flood = run.session, run.cli, run.sandbox, run.launch, run.flood
-    if s is not None:
-        lines.append(
-            f"- session: {'meets' if s.meets_target else 'misses'} its target; "
-            f"median of per-round ratios {s.paired_ratio:.2f}x"
-        )
-    if cli is not None:
-        lines.append(
-            f"- send process: `--no-queue` {'meets' if cli.meets_target else 'misses'} its target "
-            f"(median per-round ratio {cli.paired_ratio:.2f}x, ratio of medians {cli.ratio:.2f}x); "
-            f"default `tuimail send` {'meets' if cli.default_meets_target else 'misses'} it "
-            f"({cli.default_paired_ratio:.2f}x; the outbox adds {_ms(cli.outbox_cost)})"
-        )
-        if cli.imports is not None:
-            lines.append(
-                f"- `tuimail send` imported textual: "
-                f"{'YES' if cli.imports.textual_imported else 'no'} "
-                f"({len(cli.imports.modules)} modules imported)"
-            )
-    if sandbox is not None and sandbox.has("sandbox"):
-        lines += sandbox_notes(sandbox)
-    if launch is not None:
-        lines += launch_notes(launch)
-    if flood is not None:
-        lines += flood_notes(flood)
-    return "\n".join(lines)
-
-
-def sandbox_notes(sandbox: bench_sandbox.SandboxResult) -> list[str]:
-    lines = []
-    if sandbox.has("sandbox", "sink"):
-        lines.append(
-            f"- sandbox: {'meets' if sandbox.meets_target else 'misses'} its target; median of "
-            f"per-round ratios to the sink {sandbox.paired_ratio('sandbox', 'sink'):.2f}x"
-        )
-    cpu = [
-        f"{kind} {value * 1e6:.0f} us"
-        for kind in sandbox.kinds
-        if (value := sandbox.stats[kind].server_cpu_median) is not None
-    ]
-    if cpu:
-        lines.append(f"- sandbox benchmark, server CPU per message: {', '.join(cpu)}")
-    wrong = sandbox.warnings
-    lines.append(
-        f"- sandbox benchmark Maildirs under {sandbox.storage}; stored counts "
-        + (f"WRONG {len(wrong)} time(s): {'; '.join(wrong)}" if wrong else "checked: all as sent")
-    )
-    return lines
-
-
-def launch_notes(launch: app_launch.LaunchResult) -> list[str]:
-    t, m, f = (launch.median(a) for a in ("tuimail", "minimal", "floor"))
-    differences = launch.floor_differences()
-    return [
-        f"- app launch: {'meets' if launch.meets_target else 'misses'} its target; median of "
-        f"per-run ratios {launch.paired('tuimail', 'minimal'):.2f}x; first non-blank screen "
-        f"{median_ms(launch.paint['tuimail'])} (minimal {median_ms(launch.paint['minimal'])}); "
-        f"in-process imports {median_ms(launch.imports['tuimail'])} (minimal "
-        f"{median_ms(launch.imports['minimal'])}), app start to first screen "
-        f"{median_ms(launch.started['tuimail'])} (minimal {median_ms(launch.started['minimal'])})",
-        f"- app launch vs the widget floor: floor/minimal {launch.ratio('floor', 'minimal'):.2f}x "
-        f"(median of per-run ratios {launch.paired('floor', 'minimal'):.2f}x), tuimail/floor "
-        f"{launch.ratio('tuimail', 'floor'):.2f}x ({launch.paired('tuimail', 'floor'):.2f}x); of "
-        f"tuimail's {(t - m) * 1e3:+.0f} ms over the minimal app the widgets account for "
-        f"{(f - m) * 1e3:+.0f} ms ({launch.floor_share:.0%}); in-process imports "
-        f"{median_ms(launch.imports['floor'])}, app start to first screen "
-        f"{median_ms(launch.started['floor'])} (tuimail's compose screen mounted: "
-        f"{median_ms(launch.tuimail_mounted)}); floor's first screen vs tuimail's: "
-        + ("DIFFERS: " + "; ".join(differences) if differences else "same widgets, CSS"),
-    ]
-
-
-def flood_notes(flood: app_flood.FloodResult) -> list[str]:
-    lines = [
-        f"- app flood: {r.core_entries:,} entries shown in {r.drain_seconds:.1f} s "
-        f"({r.core_entries / r.drain_seconds if r.drain_seconds else 0:,.0f}/s); "
-        f"{r.frames} screen updates, longest gap {r.longest_frame_gap:.2f} s; "
-        f"F3 {median_ms(r.latencies['f3'])}; peak RSS {app_flood.megabytes(r.rss_peak)}"
-        for r in flood.floods
-    ]
-    lines.append(
-        "- app flood memory bounded (views <= 1.5x cap in entries, marker on screen): "
-        + ("yes" if flood.bounded else "NO")
-    )
-    checked = [*flood.floods, *([flood.marker_check] if flood.marker_check else [])]
-    wrong = [
-        f"{r.core_entries:,} entries, {name}: {out:,} out of view, marker says {said:,}"
-        for r in checked
-        for name, (out, said) in r.miscounted.items()
-    ]
-    lines.append(
-        "- app transcript views' trimmed markers: "
-        + (f"WRONG: {'; '.join(wrong)}" if wrong else "match what left each view")
-    )
-    return lines
-
-
 def machine() -> str:
     """When and where: the date, the CPU count, Python and Textual."""
     now = dt.datetime.now().astimezone()
@@ -338,9 +239,13 @@ def machine() -> str:
     )
 
 
-def markdown(run: Run, command: str) -> str:
-    """The whole generated section: where and how it was measured, the table, the notes."""
-    return f"{machine()} Command: `{command}`.\n\n{table(run)}\n\n{notes(run)}\n"
+def markdown(run: Run, command: str, reports: str) -> str:
+    """The whole generated section: where and how it was measured, the table, every report."""
+    return (
+        f"{machine()} Command: `{command}`.\n\n{table(run)}\n\n"
+        f"<details><summary>Every figure of the run</summary>\n\n```text\n{reports.strip()}\n```\n\n"
+        "</details>\n"
+    )
 
 
 def write_section(text: str, path: Path = PERFORMANCE_DOC) -> None:

@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):
     # Run as a file path: make ``benchmarks`` and ``tuimail`` importable.
@@ -27,7 +29,7 @@ if __package__ in (None, ""):
 from benchmarks import app_flood, app_launch, bench_cli_vs_swaks, bench_probe, bench_sandbox
 from benchmarks import bench_session as session_bench
 from benchmarks.common import at_least, attempt, pick
-from benchmarks.results import Run, markdown, write_section
+from benchmarks.results import Run, markdown, table, write_section
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
 
@@ -90,50 +92,66 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     run = Run()
-    print("## session throughput", flush=True)
-    run.session = attempt(
-        "bench_session", lambda: session_bench.run(args.rounds, args.messages), session_bench.report
-    )
-    print("\n## send process vs swaks", flush=True)
-    run.cli = attempt(
-        "bench_cli_vs_swaks",
-        lambda: bench_cli_vs_swaks.run(args.runs, args.no_cache_runs, editable=args.editable),
-        bench_cli_vs_swaks.report,
-    )
-    print("\n## sandbox capture server throughput", flush=True)
-    run.sandbox = attempt(
-        "bench_sandbox",
-        lambda: bench_sandbox.run(
-            args.sandbox_rounds, messages=args.sandbox_messages, tmpdir=args.sandbox_tmpdir
-        ),
-        bench_sandbox.report,
-    )
-    print("\n## probe round: concurrent vs one at a time", flush=True)
     endpoints = 50 if args.quick else 200
-    run.probe = attempt("bench_probe", lambda: bench_probe.run(endpoints), bench_probe.report)
-    print("\n## app launch to the first full screen", flush=True)
-    run.launch = attempt(
-        "bench_app launch", lambda: app_launch.run_launch(args.app_runs), app_launch.launch_report
-    )
+    steps: list[tuple[str, str, Callable[[], Any], Callable[[Any], str]]] = [
+        (
+            "session",
+            "session throughput",
+            lambda: session_bench.run(args.rounds, args.messages),
+            session_bench.report,
+        ),
+        (
+            "cli",
+            "send process vs swaks",
+            lambda: bench_cli_vs_swaks.run(args.runs, args.no_cache_runs, editable=args.editable),
+            bench_cli_vs_swaks.report,
+        ),
+        (
+            "sandbox",
+            "sandbox capture server throughput",
+            lambda: bench_sandbox.run(
+                args.sandbox_rounds, messages=args.sandbox_messages, tmpdir=args.sandbox_tmpdir
+            ),
+            bench_sandbox.report,
+        ),
+        (
+            "probe",
+            "probe round: concurrent vs one at a time",
+            lambda: bench_probe.run(endpoints),
+            bench_probe.report,
+        ),
+        (
+            "launch",
+            "app launch to the first full screen",
+            lambda: app_launch.run_launch(args.app_runs),
+            app_launch.launch_report,
+        ),
+        (
+            "flood",
+            "app through a transcript flood",
+            lambda: app_flood.run_flood(args.app_rounds, args.app_lines, probes=args.app_probes),
+            app_flood.flood_report,
+        ),
+    ]
+    reports = []
+    for name, title, measure, report in steps:
+        print(f"\n## {title}", flush=True)
+        result = attempt(name, measure, report)
+        setattr(run, name, result)
+        reports.append(f"## {title}\n{report(result) if result is not None else 'not run'}")
     if run.launch is None:
         run.launch_problem = "failed, or tmux missing (see the run's output)"
-    print("\n## app through a transcript flood", flush=True)
-    run.flood = attempt(
-        "bench_app flood",
-        lambda: app_flood.run_flood(args.app_rounds, args.app_lines, probes=args.app_probes),
-        app_flood.flood_report,
-    )
 
-    text = markdown(run, "python benchmarks/run_all.py " + shlex.join(argv or sys.argv[1:]))
-    print(f"\n## results\n\n{text}", end="")
+    command = "python benchmarks/run_all.py " + shlex.join(argv or sys.argv[1:])
+    text = markdown(run, command.strip(), "\n\n".join(reports))
+    print(f"\n## results\n\n{table(run)}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text, encoding="utf-8")
     print(f"\n(written to {RESULTS})")
     if (args.doc or not args.quick) and not args.no_doc:
         write_section(text)
         print("(and to docs/performance.md, between its bench markers)")
-    results = (run.session, run.cli, run.sandbox, run.probe, run.launch, run.flood)
-    return 2 if any(r is None for r in results) else 0
+    return 0 if all(r is not None for r in vars(run).values()) else 2
 
 
 if __name__ == "__main__":

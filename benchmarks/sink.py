@@ -1,40 +1,17 @@
-"""SMTP servers to measure against, each in its own process.
+"""SMTP servers to measure against, each in its own process (so no event loop or GIL is shared).
 
-Three kinds of server, chosen with ``--kind``:
+``--kind`` chooses: ``sink`` (the default), plain aiosmtpd whose handler
+answers 250 and keeps nothing, so what is measured is the client;
+``maildir``, aiosmtpd's stock ``Mailbox`` handler storing under ``--dir``
+(it parses and re-serialises each message, more than the sandbox does);
+``maildir-raw``, a handler that only calls ``mailbox.Maildir.add`` on the
+bytes as received, the call the sandbox stores with; ``sandbox``, tuimail's
+``Sandbox`` with its transcripts on, storing under ``--dir``.
 
-``sink`` (the default)
-    Plain aiosmtpd with a handler that answers ``250 OK`` to every message and
-    keeps nothing, so what is measured is the client.
-``maildir``
-    Plain aiosmtpd with aiosmtpd's own stock ``aiosmtpd.handlers.Mailbox``
-    handler, which stores every message in a Maildir under ``--dir``: the
-    storage-for-storage reference for the sandbox. It parses each message into
-    an ``email.message.Message``, adds three ``X-`` headers and writes it back
-    out, which is more work than the sandbox's storage.
-``maildir-raw``
-    Plain aiosmtpd whose handler stores the bytes as received with
-    ``mailbox.Maildir.add(envelope.original_content)``: the very call the
-    sandbox stores with, and nothing else, so the sandbox's difference from it
-    is what the sandbox adds (transcripts, Message-ID parsing, its hooks).
-``sandbox``
-    tuimail's :class:`~tuimail.sandbox.Sandbox` with its server-side transcripts
-    on, its Maildir and session files under ``--dir``.
-
-The server runs in a separate process so the client under test does not share
-an event loop (or a GIL) with it; on a 2-core machine client and server then
-get a core each.
-
-Run directly, it prints ``PORT <n>`` on one line and serves until its standard
-input closes or it receives SIGTERM/SIGINT::
-
-    python -m benchmarks.sink
-    python -m benchmarks.sink --kind sandbox --dir /tmp/somewhere
-    python -m benchmarks.sink --kind sandbox --dir /tmp/x --cprofile-out /tmp/x.prof
-
-From Python, use :func:`running_sink` (yields the port) or
-:func:`running_server` (yields the port and the process id), which start the
-process, wait (with a timeout) for the port and always terminate the process
-on the way out.
+Run directly (``python -m benchmarks.sink [--kind KIND --dir PATH]
+[--cprofile-out FILE]``) it prints ``PORT <n>`` and serves until its stdin
+closes or a signal comes. From Python, :func:`running_server` and
+:func:`running_sink` start one and always stop it.
 """
 
 from __future__ import annotations
@@ -45,8 +22,6 @@ import contextlib
 import cProfile
 import importlib
 import mailbox
-import os
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -56,7 +31,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import HOST, STOP_TIMEOUT, child
+from benchmarks.common import HOST, STOP_TIMEOUT, child, until_parent_leaves
 
 #: How long to wait for the sink to print its port.
 START_TIMEOUT = 15.0
@@ -164,34 +139,11 @@ async def serve(
     host: str = HOST, port: int = 0, kind: str = "sink", directory: Path | None = None
 ) -> None:
     """Serve until stdin reaches EOF (the parent went away) or a signal arrives."""
-    loop = asyncio.get_running_loop()
     bound_port, close = await start_server(kind, host, port, directory)
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-
-    stdin_fd = sys.stdin.fileno() if sys.stdin is not None else -1
-    watching_stdin = False
-    if stdin_fd >= 0 and not os.isatty(stdin_fd):
-
-        def on_stdin() -> None:
-            try:
-                chunk = os.read(stdin_fd, 4096)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                stop.set()
-
-        with contextlib.suppress(OSError, ValueError, NotImplementedError):
-            loop.add_reader(stdin_fd, on_stdin)
-            watching_stdin = True
-
     print(f"PORT {bound_port}", flush=True)
     try:
-        await stop.wait()
+        await until_parent_leaves()
     finally:
-        if watching_stdin:
-            loop.remove_reader(stdin_fd)
         await close()
 
 
