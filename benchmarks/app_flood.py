@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmarks import app_seam
+from benchmarks.app_probes import FrameLog, Probe, probe_schedule, shows_screen, shows_text
 from benchmarks.common import (
     BenchmarkError,
     isolated_dirs,
@@ -51,7 +52,6 @@ from benchmarks.common import (
 )
 
 if TYPE_CHECKING:
-    from textual.screen import Screen
     from textual.widgets import RichLog
 
     from tuimail.ui.widgets.transcript_view import TranscriptView
@@ -75,17 +75,6 @@ TYPED = "abcdefghijklmnopqrstuvwxyz"
 SEED = "QXJ"
 KINDS = ("type", "f3", "f2")
 FLOOD_LINE = re.compile(r"flood line (\d{6})")
-
-
-@dataclass
-class Probe:
-    kind: str  # "type", "f3" or "f2"
-    accepts: Callable[[Screen[Any], str], bool]
-    sent: float = 0.0
-    event: asyncio.Event = field(default_factory=asyncio.Event)
-    shown: float | None = None
-    #: When the app had acted on the key (To's value changed, the screen switched).
-    handled: float | None = None
 
 
 @dataclass
@@ -177,47 +166,6 @@ def _reset_peak_rss() -> bool:
     except OSError:
         return False
     return True
-
-
-@dataclass
-class FrameLog:
-    """Every screen update the app produced, and the probes waiting to see one."""
-
-    times: list[float] = field(default_factory=list)
-    probes: list[Probe] = field(default_factory=list)
-
-    def acted(self, kind: str) -> None:
-        """The app acted on a key of ``kind`` (not necessarily on screen yet)."""
-        now = time.perf_counter()
-        for probe in self.probes:
-            if probe.kind == kind and probe.handled is None:
-                probe.handled = now
-
-    def saw(self, screen: Screen[Any], text: str) -> None:
-        now = time.perf_counter()
-        self.times.append(now)
-        for probe in self.probes:
-            if probe.shown is None and probe.accepts(screen, text):
-                probe.shown = now
-                probe.event.set()
-
-
-def probe_schedule(typing: int) -> list[str]:
-    """``typing`` letters typed into To, with a screen switch there and back after every third."""
-    schedule: list[str] = []
-    for number in range(1, typing + 1):
-        schedule += ["type", "f3", "f2"] if number % 3 == 0 else ["type"]
-    return schedule
-
-
-def shows_text(wanted: Screen[Any], text_wanted: str) -> Callable[[Screen[Any], str], bool]:
-    """A probe's test: an update of screen ``wanted`` that contains ``text_wanted``."""
-    return lambda screen, text: screen is wanted and text_wanted in text
-
-
-def shows_screen(screen_class: type[Screen[Any]]) -> Callable[[Screen[Any], str], bool]:
-    """A probe's test: any update of a screen of ``screen_class``."""
-    return lambda screen, _text: isinstance(screen, screen_class)
 
 
 def _first_flood_line(log: RichLog) -> int | None:
