@@ -132,7 +132,12 @@ class FloodResult:
     marker_check: RoundResult | None = None
 
     def latencies(self, flood: bool, kind: str = "type", what: str = "latencies") -> list[float]:
-        return [v for r in self.results if r.flood == flood for v in getattr(r, what)[kind]]
+        return [
+            value
+            for r in self.results
+            if r.flood == flood
+            for value in (r.handling if what == "handling" else r.latencies)[kind]
+        ]
 
     def median(self, flood: bool, kind: str = "type") -> float:
         return median(self.latencies(flood, kind))

@@ -18,6 +18,7 @@ from textual.widgets import Input
 import benchmarks
 from benchmarks import app_seam
 from benchmarks.apps import breakdown, floor, minimal
+from benchmarks.common import BenchmarkError
 from benchmarks.results import END, START, write_section
 from tests.ui_support import wait_for
 from tuimail.transcript import Direction, Transcript
@@ -74,7 +75,7 @@ async def test_the_app_seam_reads_a_running_app() -> None:
 
 
 def test_a_missing_attribute_fails_loudly() -> None:
-    with pytest.raises(benchmarks.common.BenchmarkError, match="_shown"):
+    with pytest.raises(BenchmarkError, match="_shown"):
         app_seam.entries_shown(object())  # type: ignore[arg-type]
 
 
