@@ -416,18 +416,15 @@ def report(result: CliResult) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="timed rounds")
-    parser.add_argument(
+    add = parser.add_argument
+    add("--runs", type=int, default=DEFAULT_RUNS, help="timed rounds")
+    add(
         "--no-cache-runs",
         type=int,
         default=NO_CACHE_RUNS,
-        help="extra tuimail runs without a bytecode cache, reported on the side (0: skip)",
+        help="side runs without a bytecode cache",
     )
-    parser.add_argument(
-        "--editable",
-        action="store_true",
-        help="time the developer's editable install instead of building a wheel (offline)",
-    )
+    add("--editable", action="store_true", help="time the dev install, not a wheel (offline)")
     args = parser.parse_args(argv)
     at_least(parser, 1, runs=args.runs)
     at_least(parser, 0, no_cache_runs=args.no_cache_runs)

@@ -401,49 +401,17 @@ def report(result: SandboxResult) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"{QUICK_ROUNDS} rounds x {QUICK_MESSAGES} messages per client (a smoke run)",
-    )
-    parser.add_argument("--rounds", type=int, help=f"rounds (default {DEFAULT_ROUNDS})")
-    parser.add_argument(
-        "--clients", type=int, default=DEFAULT_CLIENTS, help="concurrent client connections"
-    )
-    parser.add_argument(
-        "--messages", type=int, help=f"timed messages per client (default {DEFAULT_MESSAGES})"
-    )
-    parser.add_argument(
-        "--warmup", type=int, default=DEFAULT_WARMUP, help="untimed messages per client first"
-    )
-    parser.add_argument(
-        "--kinds",
-        default=",".join(KINDS),
-        help=f"comma-separated server kinds to measure (default {','.join(KINDS)})",
-    )
-    parser.add_argument(
-        "--tmpdir",
-        type=Path,
-        help="make the servers' fresh temporary directories here (default: the system's "
-        "temporary directory); e.g. /dev/shm to take the disk out of the comparison",
-    )
-    parser.add_argument(
-        "--cprofile",
-        type=int,
-        default=0,
-        metavar="N",
-        help="instead of comparing, run one --cprofile-kind server under cProfile for one "
-        "round and print its top N functions",
-    )
-    parser.add_argument(
-        "--cprofile-kind", choices=KINDS, default="sandbox", help="server kind to profile"
-    )
-    parser.add_argument(
-        "--cprofile-restrict",
-        default="",
-        metavar="REGEX",
-        help="only list functions whose file:line(name) matches REGEX in the cumulative list",
-    )
+    add = parser.add_argument
+    add("--quick", action="store_true", help=f"{QUICK_ROUNDS} rounds x {QUICK_MESSAGES} messages")
+    add("--rounds", type=int, help=f"rounds (default {DEFAULT_ROUNDS})")
+    add("--clients", type=int, default=DEFAULT_CLIENTS, help="concurrent client connections")
+    add("--messages", type=int, help=f"timed messages per client (default {DEFAULT_MESSAGES})")
+    add("--warmup", type=int, default=DEFAULT_WARMUP, help="untimed messages per client first")
+    add("--kinds", default=",".join(KINDS), help="comma-separated server kinds to measure")
+    add("--tmpdir", type=Path, help="where the servers store (e.g. /dev/shm: no disk)")
+    add("--cprofile", type=int, default=0, metavar="N", help="profile one server's round instead")
+    add("--cprofile-kind", choices=KINDS, default="sandbox", help="server kind to profile")
+    add("--cprofile-restrict", default="", metavar="REGEX", help="filter the cumulative list")
     args = parser.parse_args(argv)
     rounds = pick(args.rounds, args.quick, QUICK_ROUNDS, DEFAULT_ROUNDS)
     messages = pick(args.messages, args.quick, QUICK_MESSAGES, DEFAULT_MESSAGES)

@@ -245,18 +245,11 @@ def report(result: SessionResult) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="alternating rounds")
-    parser.add_argument(
-        "--messages", type=int, default=DEFAULT_MESSAGES, help="messages per connection"
-    )
-    parser.add_argument("--warmup", type=int, default=20, help="messages per client, not timed")
-    parser.add_argument(
-        "--cprofile",
-        type=int,
-        default=0,
-        metavar="N",
-        help="instead of comparing, profile one tuimail round and print the top N functions",
-    )
+    add = parser.add_argument
+    add("--rounds", type=int, default=DEFAULT_ROUNDS, help="alternating rounds")
+    add("--messages", type=int, default=DEFAULT_MESSAGES, help="messages per connection")
+    add("--warmup", type=int, default=20, help="messages per client, not timed")
+    add("--cprofile", type=int, default=0, metavar="N", help="profile one tuimail round instead")
     args = parser.parse_args(argv)
     at_least(parser, 1, rounds=args.rounds, messages=args.messages)
     if args.cprofile:

@@ -199,24 +199,11 @@ def running_sink(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run an SMTP server to benchmark against.")
-    parser.add_argument(
-        "--kind",
-        choices=KINDS,
-        default="sink",
-        help="sink: keeps nothing (default); maildir: aiosmtpd's stock Mailbox handler; "
-        "maildir-raw: mailbox.Maildir.add of the bytes as received; "
-        "sandbox: tuimail's Sandbox with its transcripts on",
-    )
-    parser.add_argument(
-        "--dir", type=Path, help="where the storing kinds keep what they receive (required)"
-    )
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any)")
-    parser.add_argument(
-        "--cprofile-out",
-        type=Path,
-        metavar="PATH",
-        help="run the server under cProfile and write its stats to PATH when it stops",
-    )
+    add = parser.add_argument
+    add("--kind", choices=KINDS, default="sink", help="what kind of server (see the docstring)")
+    add("--dir", type=Path, help="where the storing kinds keep what they receive (required)")
+    add("--port", type=int, default=0, help="port on 127.0.0.1 (default: any)")
+    add("--cprofile-out", type=Path, metavar="PATH", help="write the server's cProfile stats here")
     args = parser.parse_args(argv)
     if args.kind in STORING_KINDS and args.dir is None:
         parser.error(f"--kind {args.kind} needs --dir")
