@@ -35,6 +35,7 @@ from aiosmtplib.errors import (
 from tuimail.credentials import Secret
 from tuimail.profiles import AuthMechanism, Profile, Security
 from tuimail.session import default_ehlo_name
+from tuimail.stages import Stage
 from tuimail.tlsinfo import (
     CertificateInfo,
     explain_verification_error,
@@ -346,7 +347,6 @@ async def _run(
             greeting = await smtp.connect()
             report.banner = greeting.message
         except SMTPConnectResponseError as exc:
-            report.timings.update(smtp.timings)
             report.reached = True
             report.banner = f"{exc.code} {exc.message}"
             status = Status.WARNING if 400 <= exc.code < 500 else Status.CRITICAL
@@ -354,10 +354,10 @@ async def _run(
             return
         except (SMTPException, OSError) as exc:
             _raise_if_refused(exc, report, verify)
-            if smtp.stage == "greeting":
+            if smtp.stage is Stage.GREETING:
                 report.reached = True
                 report.raise_status(Status.CRITICAL, f"no banner: {_why(exc, target.timeout)}")
-            elif smtp.stage == "tls":
+            elif smtp.stage is Stage.TLS:
                 report.reached = True
                 report.raise_status(
                     Status.CRITICAL, f"the TLS handshake failed: {_why(exc, target.timeout)}"
@@ -418,7 +418,7 @@ async def _run(
 
 
 #: What :class:`TranscribingSMTP` calls each stage of ``connect()``, as the report names it.
-_CONNECT_STAGES = {"connect": "connect", "tls": "tls", "greeting": "banner"}
+_CONNECT_STAGES = {Stage.CONNECT: "connect", Stage.TLS: "tls", Stage.GREETING: "banner"}
 
 
 def _record_connect_timings(report: ProbeReport, smtp: TranscribingSMTP, started: float) -> None:
@@ -429,11 +429,12 @@ def _record_connect_timings(report: ProbeReport, smtp: TranscribingSMTP, started
     look fast. The wait not accounted for by a finished stage belongs to the
     stage that was running when ``connect()`` returned or failed.
     """
-    report.timings.update(smtp.timings)
+    for stage, seconds in smtp.timings.items():
+        report.timings[_CONNECT_STAGES[stage]] = seconds
     unaccounted = time.monotonic() - started - sum(smtp.timings.values())
-    stage = _CONNECT_STAGES.get(smtp.stage)
-    if stage is not None and stage not in smtp.timings:
-        report.timings[stage] = max(0.0, unaccounted)
+    label = _CONNECT_STAGES.get(smtp.stage)
+    if label is not None and smtp.stage not in smtp.timings:
+        report.timings[label] = max(0.0, unaccounted)
 
 
 @contextlib.contextmanager

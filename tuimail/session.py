@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import enum
 import re
 import socket
 import ssl
@@ -53,6 +52,9 @@ from aiosmtplib.errors import (
 from tuimail.credentials import Secret
 from tuimail.message import OutgoingMessage
 from tuimail.profiles import AuthMechanism, Profile, Security
+
+# Re-exported: callers name a failure's stage from the session they ran.
+from tuimail.stages import Stage as Stage
 from tuimail.transcript import Entry, EventKind, Transcript
 from tuimail.wire import CaptureLost, TranscribingSMTP, WireCapture
 
@@ -65,19 +67,6 @@ DEFAULT_DEADLINE = 300.0
 _AUTO_ORDER_SECURE = (AuthMechanism.PLAIN, AuthMechanism.LOGIN, AuthMechanism.CRAM_MD5)
 # Without TLS, prefer the mechanism that does not reveal the password.
 _AUTO_ORDER_PLAIN = (AuthMechanism.CRAM_MD5, AuthMechanism.PLAIN, AuthMechanism.LOGIN)
-
-
-class Stage(enum.StrEnum):
-    """Where in the SMTP conversation something went wrong."""
-
-    CONNECT = "connect"
-    TLS = "tls"
-    GREETING = "greeting"
-    EHLO = "ehlo"
-    AUTH = "auth"
-    MAIL = "mail"
-    RCPT = "rcpt"
-    DATA = "data"
 
 
 class SessionFailure(Exception):

@@ -32,6 +32,7 @@ from aiosmtplib.errors import (
 )
 from aiosmtplib.protocol import SMTPProtocol
 
+from tuimail.stages import Stage
 from tuimail.terminal_text import decode_for_terminal
 from tuimail.transcript import ConversationRedactor, Direction, EventKind, Transcript
 
@@ -187,10 +188,10 @@ class TranscribingSMTP(SMTP):
     ) -> None:
         super().__init__(**kwargs)
         self.capture = capture
-        self.stage = "connect"
+        self.stage = Stage.CONNECT
         self.peer: tuple[str, int] | None = None
-        #: Seconds spent in each stage of ``connect()``: connect, tls (implicit), banner.
-        self.timings: dict[str, float] = {}
+        #: Seconds spent in each stage of ``connect()``: connect, tls (implicit), greeting.
+        self.timings: dict[Stage, float] = {}
         self._on_tls = on_tls
 
     async def _create_connection(self, timeout: float | None) -> SMTPResponse:
@@ -200,15 +201,15 @@ class TranscribingSMTP(SMTP):
         port = self.port or self._get_default_port()
         transcript = self.capture.transcript
 
-        self.stage = "connect"
+        self.stage = Stage.CONNECT
         started = time.monotonic()
         sock = await self._open_socket(host, port, timeout)
-        self.timings["connect"] = time.monotonic() - started
+        self.timings[Stage.CONNECT] = time.monotonic() - started
         started = time.monotonic()
 
         tls_context: ssl.SSLContext | None = None
         if self.use_tls:
-            self.stage = "tls"
+            self.stage = Stage.TLS
             tls_context = await self._get_tls_context()
         protocol = TranscribingProtocol(
             self.capture, loop=self.loop, connection_lost_callback=self._on_connection_lost
@@ -234,16 +235,16 @@ class TranscribingSMTP(SMTP):
         self.protocol = protocol
         self.transport = transport
         if tls_context is not None:
-            self.timings["tls"] = time.monotonic() - started
+            self.timings[Stage.TLS] = time.monotonic() - started
             started = time.monotonic()
             ssl_object = transport.get_extra_info("ssl_object")
             if self._on_tls is not None and ssl_object is not None:
                 self._on_tls(ssl_object)
 
-        self.stage = "greeting"
+        self.stage = Stage.GREETING
         try:
             response = await protocol.read_response(timeout=timeout)
-            self.timings["banner"] = time.monotonic() - started
+            self.timings[Stage.GREETING] = time.monotonic() - started
         except SMTPServerDisconnected as exc:
             raise SMTPConnectError(f"{host} closed the connection before greeting") from exc
         except SMTPTimeoutError as exc:
@@ -254,7 +255,7 @@ class TranscribingSMTP(SMTP):
             raise SMTPConnectResponseError(response.code, response.message)
         if not any(e.direction is Direction.SERVER for e in transcript.entries):
             raise CaptureLost("the transcript did not see the server's greeting")
-        self.stage = "ehlo"
+        self.stage = Stage.EHLO
         return response
 
     async def _open_socket(self, host: str, port: int, timeout: float | None) -> socket.socket:
