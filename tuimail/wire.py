@@ -5,10 +5,10 @@ aiosmtplib has no transcript hook, so tuimail supplies its own protocol object:
 doors of the connection watched, ``data_received`` (server to client) and
 ``write`` (client to server). :class:`TranscribingSMTP` makes its own TCP
 connection (so connect, TLS handshake and greeting are timed and reported
-separately) and hands aiosmtplib the socket.
+separately) and hands aiosmtplib the socket through its public ``sock=``.
 
 This reaches into aiosmtplib internals (``_create_connection`` and the
-protocol class), so two safety nets exist: the session checks after the
+protocol class, listed in tuimail/private_api.py), so two safety nets exist: the session checks after the
 greeting that the capture saw it (:class:`CaptureLost` otherwise), and the test
 suite asserts every command of a real session appears in the transcript.
 """
@@ -32,6 +32,7 @@ from aiosmtplib.errors import (
 )
 from aiosmtplib.protocol import SMTPProtocol
 
+from tuimail.errors import TuimailError
 from tuimail.stages import Stage
 from tuimail.terminal_text import decode_for_terminal
 from tuimail.transcript import ConversationRedactor, Direction, EventKind, Transcript
@@ -40,7 +41,7 @@ from tuimail.transcript import ConversationRedactor, Direction, EventKind, Trans
 MAX_PENDING_LINE = 16 * 1024
 
 
-class CaptureLost(RuntimeError):
+class CaptureLost(TuimailError, RuntimeError):
     """The transcript stopped seeing the wire: aiosmtplib changed under us."""
 
 
@@ -176,43 +177,68 @@ class TranscribingProtocol(SMTPProtocol):
 class TranscribingSMTP(SMTP):
     """aiosmtplib's client on a :class:`TranscribingProtocol`, with timed stages.
 
-    ``stage`` names what the connection was doing when it stopped, so a
-    failure inside ``connect()`` is reported as connect, tls or greeting.
+    :meth:`open` connects the TCP socket itself (timed, and reported as
+    "connected to") and hands it to aiosmtplib's public ``connect(sock=...)``;
+    the one override left, ``_create_connection``, puts the transcribing
+    protocol on that socket and times the implicit TLS handshake and the
+    greeting apart (see tuimail/private_api.py). ``stage`` names what the
+    connection was doing when it stopped, so a failure inside :meth:`open` is
+    reported as connect, tls or greeting.
     """
 
     def __init__(
         self,
         capture: WireCapture,
+        *,
+        host: str,
+        port: int,
         on_tls: Callable[[ssl.SSLObject], None] | None = None,
-        **kwargs: Any,
+        local_hostname: str,
+        timeout: float,
+        use_tls: bool,
+        tls_context: ssl.SSLContext | None,
     ) -> None:
-        super().__init__(**kwargs)
+        # No port: aiosmtplib takes the connected socket instead (and refuses both).
+        super().__init__(
+            hostname=host,
+            local_hostname=local_hostname,
+            timeout=timeout,
+            use_tls=use_tls,
+            start_tls=False,
+            tls_context=tls_context,
+        )
         self.capture = capture
+        self.address = (host, port)
         self.stage = Stage.CONNECT
         self.peer: tuple[str, int] | None = None
-        #: Seconds spent in each stage of ``connect()``: connect, tls (implicit), greeting.
+        #: Seconds spent in each stage of :meth:`open`: connect, tls (implicit), greeting.
         self.timings: dict[Stage, float] = {}
         self._on_tls = on_tls
 
-    async def _create_connection(self, timeout: float | None) -> SMTPResponse:
-        if self.loop is None:
-            raise RuntimeError("No event loop set")
-        host = self.hostname or "localhost"
-        port = self.port or self._get_default_port()
-        transcript = self.capture.transcript
-
+    async def open(self) -> SMTPResponse:
+        """Connect, run implicit TLS if asked, and read the greeting; returns the greeting."""
+        host, port = self.address
         self.stage = Stage.CONNECT
         started = time.monotonic()
-        sock = await self._open_socket(host, port, timeout)
+        sock = await self._open_socket(host, port, self.timeout)
         self.timings[Stage.CONNECT] = time.monotonic() - started
-        started = time.monotonic()
+        return await self.connect(sock=sock)
 
-        tls_context: ssl.SSLContext | None = None
+    async def _create_connection(self, timeout: float | None) -> SMTPResponse:
+        """aiosmtplib's own step, on the socket :meth:`open` connected, with the transcribing protocol."""
+        loop = self.loop
+        if loop is None or self.sock is None:
+            raise RuntimeError("TranscribingSMTP connects through open()")
+        host = self.address[0]
+        transcript = self.capture.transcript
+        started = time.monotonic()
+        tls_context = self.tls_context if self.use_tls else None
         if self.use_tls:
             self.stage = Stage.TLS
-            tls_context = await self._get_tls_context()
+            if tls_context is None:
+                raise ValueError("implicit TLS needs a TLS context")
         protocol = TranscribingProtocol(
-            self.capture, loop=self.loop, connection_lost_callback=self._on_connection_lost
+            self.capture, loop=loop, connection_lost_callback=self._connection_dropped
         )
         if tls_context is not None:
             # The protocol sees only decrypted bytes, and the greeting can arrive
@@ -220,9 +246,9 @@ class TranscribingSMTP(SMTP):
             self.capture.secure = True
         try:
             transport, _ = await asyncio.wait_for(
-                self.loop.create_connection(
+                loop.create_connection(
                     lambda: protocol,
-                    sock=sock,
+                    sock=self.sock,
                     ssl=tls_context,
                     server_hostname=host if tls_context else None,
                     ssl_handshake_timeout=timeout if tls_context else None,
@@ -230,7 +256,7 @@ class TranscribingSMTP(SMTP):
                 timeout=timeout,
             )
         except BaseException:
-            sock.close()
+            self.sock.close()
             raise
         self.protocol = protocol
         self.transport = transport
@@ -258,13 +284,18 @@ class TranscribingSMTP(SMTP):
         self.stage = Stage.EHLO
         return response
 
+    def _connection_dropped(self, protocol: SMTPProtocol) -> None:
+        """The protocol lost its connection: forget it, as aiosmtplib's own callback does."""
+        if protocol is self.protocol:
+            self.close()
+
     async def _open_socket(self, host: str, port: int, timeout: float | None) -> socket.socket:
         """Resolve and connect, trying each address in turn, within ``timeout`` overall."""
-        assert self.loop is not None
+        loop = asyncio.get_running_loop()
         transcript = self.capture.transcript
         try:
             async with asyncio.timeout(timeout):
-                infos = _literal_address(host, port) or await self.loop.getaddrinfo(
+                infos = _literal_address(host, port) or await loop.getaddrinfo(
                     host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
                 )
                 errors: list[str] = []
@@ -272,7 +303,7 @@ class TranscribingSMTP(SMTP):
                     sock = socket.socket(family, type_, proto)
                     sock.setblocking(False)
                     try:
-                        await self.loop.sock_connect(sock, address)
+                        await loop.sock_connect(sock, address)
                     except OSError as exc:
                         sock.close()
                         errors.append(f"{address[0]!s}: {exc.strerror or exc}")

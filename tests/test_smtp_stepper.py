@@ -1,0 +1,137 @@
+"""The one opening of a client connection (tuimail/smtp_stepper.py): its rules and its stages.
+
+The session and the probe both open connections through the stepper, so the
+rules below hold for both: the tests run each rule once as a pure function,
+then against real servers on 127.0.0.1 through both callers.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.smtpservers import Reply, ScriptedServer, ServerThread
+from tuimail.credentials import Secret
+from tuimail.probe import ProbeTarget, probe
+from tuimail.profiles import AuthMechanism, Profile, Security
+from tuimail.session import check_account
+from tuimail.smtp_stepper import AuthRefusal, StageError, Stepper, auth_refusal, choose_mechanism
+from tuimail.stages import Stage
+from tuimail.transcript import Transcript
+from tuimail.wire import WireCapture
+
+PASSWORD = "correct horse battery staple"
+OFFERS_ALL = Reply("250-mx.test\r\n250-AUTH PLAIN LOGIN CRAM-MD5\r\n250 8BITMIME")
+CHALLENGE = Reply("334 PDEyMzQ1LjY3ODkwQG14LnRlc3Q+")
+
+
+def _refusal(**changes: bool) -> AuthRefusal | None:
+    settings = {
+        "secure": True,
+        "plaintext_allowed": False,
+        "verify_tls": True,
+        "verified": True,
+        "inspecting": False,
+    }
+    settings.update(changes)
+    return auth_refusal(**settings)
+
+
+def test_the_password_goes_only_where_it_is_safe() -> None:
+    assert _refusal() is None
+    # Stripped STARTTLS (or no TLS) without the profile's explicit consent: never.
+    assert _refusal(secure=False) is AuthRefusal.NOT_ENCRYPTED
+    assert _refusal(secure=False, plaintext_allowed=True) is None
+    # A connection opened to inspect a refused certificate: never, unless not verifying.
+    assert _refusal(inspecting=True) is AuthRefusal.CERTIFICATE_REFUSED
+    assert _refusal(inspecting=True, verify_tls=False) is None
+    assert _refusal(verified=False) is AuthRefusal.CERTIFICATE_UNVERIFIED
+    assert _refusal(verified=False, verify_tls=False) is None
+
+
+def test_without_tls_the_mechanism_that_hides_the_password_comes_first() -> None:
+    offered = ["plain", "login", "cram-md5"]
+    assert choose_mechanism(AuthMechanism.AUTO, offered, secure=False) is AuthMechanism.CRAM_MD5
+    assert choose_mechanism(AuthMechanism.AUTO, offered, secure=True) is AuthMechanism.PLAIN
+    assert choose_mechanism(AuthMechanism.AUTO, ["login"], secure=False) is AuthMechanism.LOGIN
+    assert choose_mechanism(AuthMechanism.LOGIN, ["plain"], secure=True) is None
+    assert choose_mechanism(AuthMechanism.AUTO, ["xoauth2"], secure=True) is None
+
+
+def _plaintext_profile(port: int) -> Profile:
+    return Profile(
+        name="t",
+        host="127.0.0.1",
+        port=port,
+        security=Security.NONE,
+        timeout=5.0,
+        username="alice",
+        allow_plaintext_auth=True,
+    )
+
+
+def _auth_lines(server: ScriptedServer) -> list[str]:
+    return [line for line in server.commands if line.upper().startswith("AUTH")]
+
+
+async def test_session_and_probe_pick_the_same_mechanism_without_tls(
+    servers: ServerThread,
+) -> None:
+    """Without TLS both prefer CRAM-MD5 (the probe used to try PLAIN first)."""
+    server = ScriptedServer({"EHLO": OFFERS_ALL, "AUTH": CHALLENGE})
+    port = servers.scripted(server)
+    profile = _plaintext_profile(port)
+    await check_account(profile, Secret(PASSWORD))
+    await probe(ProbeTarget.from_profile(profile), Secret(PASSWORD))
+    assert _auth_lines(server) == ["AUTH CRAM-MD5", "AUTH CRAM-MD5"]
+    assert not any(PASSWORD in line for line in server.commands)
+
+
+async def test_each_stage_is_timed_and_a_failure_names_its_stage(servers: ServerThread) -> None:
+    """EHLO refused: the stage error says ehlo, and connect and greeting were timed apart."""
+    server = ScriptedServer({"EHLO": Reply("554 5.5.1 no"), "HELO": Reply("554 5.5.1 no")})
+    port = servers.scripted(server)
+    stepper = Stepper(
+        WireCapture(Transcript()),
+        host="127.0.0.1",
+        port=port,
+        implicit_tls=False,
+        tls_context=None,
+        timeout=5.0,
+        ehlo_name="client.test",
+    )
+    try:
+        greeting = await stepper.connect()
+        assert greeting.code == 220
+        with pytest.raises(StageError) as caught:
+            await stepper.greet(helo_fallback=True)
+    finally:
+        stepper.close()
+    assert caught.value.stage is Stage.EHLO
+    assert set(stepper.timings) == {Stage.CONNECT, Stage.GREETING, Stage.EHLO}
+    assert [line.split()[0] for line in server.commands] == ["EHLO", "HELO"]
+
+
+async def test_a_refused_connection_fails_at_connect() -> None:
+    """Nothing listens: the stage is connect, and no other stage was entered."""
+    stepper = Stepper(
+        WireCapture(Transcript()),
+        host="127.0.0.1",
+        port=_unused_port(),
+        implicit_tls=False,
+        tls_context=None,
+        timeout=5.0,
+        ehlo_name="client.test",
+    )
+    with pytest.raises(StageError) as caught:
+        await stepper.connect()
+    stepper.close()
+    assert caught.value.stage is Stage.CONNECT
+    assert list(stepper.timings) == [Stage.CONNECT]
+
+
+def _unused_port() -> int:
+    import socket
+
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return int(probe_socket.getsockname()[1])
