@@ -17,7 +17,7 @@ from tuimail.session import check_account
 from tuimail.smtp_stepper import AuthRefusal, StageError, Stepper, auth_refusal, choose_mechanism
 from tuimail.stages import Stage
 from tuimail.transcript import Transcript
-from tuimail.wire import WireCapture
+from tuimail.wire import Endpoint, WireCapture
 
 PASSWORD = "correct horse battery staple"
 OFFERS_ALL = Reply("250-mx.test\r\n250-AUTH PLAIN LOGIN CRAM-MD5\r\n250 8BITMIME")
@@ -90,15 +90,7 @@ async def test_each_stage_is_timed_and_a_failure_names_its_stage(servers: Server
     """EHLO refused: the stage error says ehlo, and connect and greeting were timed apart."""
     server = ScriptedServer({"EHLO": Reply("554 5.5.1 no"), "HELO": Reply("554 5.5.1 no")})
     port = servers.scripted(server)
-    stepper = Stepper(
-        WireCapture(Transcript()),
-        host="127.0.0.1",
-        port=port,
-        implicit_tls=False,
-        tls_context=None,
-        timeout=5.0,
-        ehlo_name="client.test",
-    )
+    stepper = Stepper(WireCapture(Transcript()), _plain_endpoint(port))
     try:
         greeting = await stepper.connect()
         assert greeting.code == 220
@@ -113,20 +105,23 @@ async def test_each_stage_is_timed_and_a_failure_names_its_stage(servers: Server
 
 async def test_a_refused_connection_fails_at_connect() -> None:
     """Nothing listens: the stage is connect, and no other stage was entered."""
-    stepper = Stepper(
-        WireCapture(Transcript()),
-        host="127.0.0.1",
-        port=_unused_port(),
-        implicit_tls=False,
-        tls_context=None,
-        timeout=5.0,
-        ehlo_name="client.test",
-    )
+    stepper = Stepper(WireCapture(Transcript()), _plain_endpoint(_unused_port()))
     with pytest.raises(StageError) as caught:
         await stepper.connect()
     stepper.close()
     assert caught.value.stage is Stage.CONNECT
     assert list(stepper.timings) == [Stage.CONNECT]
+
+
+def _plain_endpoint(port: int) -> Endpoint:
+    return Endpoint(
+        "127.0.0.1",
+        port,
+        implicit_tls=False,
+        tls_context=None,
+        timeout=5.0,
+        ehlo_name="client.test",
+    )
 
 
 def _unused_port() -> int:

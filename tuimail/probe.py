@@ -44,7 +44,7 @@ from tuimail.tlsinfo import (
 )
 from tuimail.transcript import Entry, EventKind, Transcript
 from tuimail.trust import TrustResult, describe_chain, hostname_matches, peer_chain
-from tuimail.wire import WireCapture
+from tuimail.wire import Endpoint, WireCapture
 
 #: Capabilities the probe reports by name (others are kept too).
 KNOWN_CAPABILITIES = (
@@ -327,16 +327,15 @@ async def _run(
         )
         return
     tls_seen: list[ssl.SSLObject] = []
-    stepper = Stepper(
-        WireCapture(transcript),
-        host=target.host,
-        port=target.effective_port,
+    endpoint = Endpoint(
+        target.host,
+        target.effective_port,
         implicit_tls=implicit,
         tls_context=context,
         timeout=target.timeout,
         ehlo_name=target.ehlo_name or default_ehlo_name(),
-        on_tls=tls_seen.append,
     )
+    stepper = Stepper(WireCapture(transcript), endpoint, on_tls=tls_seen.append)
     smtp = stepper.smtp
     transcript.event(
         EventKind.INFO, f"probing {target.host}:{target.effective_port} ({target.security.label})"

@@ -2,13 +2,15 @@
 
 This is where tuimail keeps the promises of a trusted client (docs/security.md):
 
-* ``tls`` is implicit TLS; ``starttls`` *requires* STARTTLS and stops before
-  AUTH or MAIL when it is missing or refused (aiosmtplib's own default is
-  opportunistic, so its ``start_tls`` option is never used);
+* the connection is opened by :class:`~tuimail.smtp_stepper.Stepper`, the same
+  opening the probe uses, which holds its rules once: ``tls`` is implicit TLS;
+  ``starttls`` *requires* STARTTLS and stops before AUTH or MAIL when it is
+  missing or refused (aiosmtplib's own default is opportunistic, so its
+  ``start_tls`` option is never used); EHLO is sent again after STARTTLS and
+  only those capabilities count; the password is never sent in plaintext
+  unless the profile allows it, and a failed AUTH is not retried with every
+  other mechanism;
 * certificates and host names are verified unless the profile says otherwise;
-* EHLO is sent again after STARTTLS and only those capabilities count;
-* the password is never sent in plaintext unless the profile allows it, and a
-  failed AUTH is not retried with every other mechanism;
 * SIZE and SMTPUTF8 are checked before MAIL FROM; recipient refusals are kept
   per recipient, and a 421 ends the session; every command has a timeout and
   the session a deadline;
@@ -17,7 +19,9 @@ This is where tuimail keeps the promises of a trusted client (docs/security.md):
   delivered"; once the final dot has its 250 the message is delivered,
   whatever happens during QUIT;
 * every failure is a :class:`SessionFailure` naming its stage, whether it is
-  temporary, and a sentence a person understands.
+  temporary, and a sentence a person understands; each stage runs inside the
+  stepper's stage context, which times it and hands its errors to
+  :meth:`SMTPSession._classify` (pure: it never opens a connection).
 
 The caller gets progress through the transcript's subscribers only; this
 module knows nothing of screens or terminals.
@@ -57,7 +61,7 @@ from tuimail.smtp_stepper import AuthNotAttempted, AuthRefusal, StageError, Step
 # Re-exported: callers name a failure's stage from the session they ran.
 from tuimail.stages import Stage as Stage
 from tuimail.transcript import Entry, EventKind, Transcript
-from tuimail.wire import TranscribingSMTP, WireCapture
+from tuimail.wire import Endpoint, TranscribingSMTP, WireCapture
 
 if TYPE_CHECKING:
     # Imported where used: only TLS sessions need certificate parsing.
@@ -264,14 +268,17 @@ class SMTPSession:
         )
         for warning in profile.warnings():
             transcript.event(EventKind.WARNING, warning)
-        self._stepper = stepper = Stepper(
-            WireCapture(transcript),
-            host=profile.host,
-            port=profile.effective_port,
+        endpoint = Endpoint(
+            profile.host,
+            profile.effective_port,
             implicit_tls=profile.security is Security.TLS,
             tls_context=tls_context,
             timeout=profile.timeout,
             ehlo_name=profile.ehlo_name or default_ehlo_name(),
+        )
+        self._stepper = stepper = Stepper(
+            WireCapture(transcript),
+            endpoint,
             on_tls=self._record_tls,
             translate=self._classify,
             inspect_refused_certificate=True,

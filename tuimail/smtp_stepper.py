@@ -44,7 +44,7 @@ from tuimail.errors import TuimailError
 from tuimail.profiles import AuthMechanism
 from tuimail.stages import Stage
 from tuimail.tlsinfo import CertificateInfo, fetch_certificate, find_verification_error
-from tuimail.wire import TranscribingSMTP, WireCapture
+from tuimail.wire import Endpoint, TranscribingSMTP, WireCapture
 
 #: With TLS: the simplest mechanism first, the connection already hides the password.
 _ORDER_SECURE = (AuthMechanism.PLAIN, AuthMechanism.LOGIN, AuthMechanism.CRAM_MD5)
@@ -146,33 +146,14 @@ class Stepper:
     def __init__(
         self,
         capture: WireCapture,
+        endpoint: Endpoint,
         *,
-        host: str,
-        port: int,
-        implicit_tls: bool,
-        tls_context: ssl.SSLContext | None,
-        timeout: float,
-        ehlo_name: str,
         on_tls: Callable[[ssl.SSLObject], None] | None = None,
         translate: Callable[[StageError], BaseException] | None = None,
         inspect_refused_certificate: bool = False,
     ) -> None:
-        self.smtp = TranscribingSMTP(
-            capture,
-            host=host,
-            port=port,
-            on_tls=on_tls,
-            local_hostname=ehlo_name,
-            timeout=timeout,
-            use_tls=implicit_tls,
-            tls_context=tls_context,
-        )
-        self.host = host
-        self.port = port
-        self.implicit_tls = implicit_tls
-        self.tls_context = tls_context
-        self.timeout = timeout
-        self.ehlo_name = ehlo_name
+        self.smtp = TranscribingSMTP(capture, endpoint, on_tls)
+        self.endpoint = endpoint
         self._translate = translate
         self._inspect = inspect_refused_certificate
         #: Seconds spent in each stage; a stage entered twice (EHLO) adds up.
@@ -220,13 +201,14 @@ class Stepper:
         so that translating it needs no network.
         """
         certificate = None
+        endpoint = self.endpoint
         if self._inspect and find_verification_error(exc) is not None:
             certificate = await fetch_certificate(
-                self.host,
-                self.port,
-                starttls=not self.implicit_tls,
-                timeout=min(self.timeout, 10.0),
-                ehlo_name=self.ehlo_name,
+                endpoint.host,
+                endpoint.port,
+                starttls=not endpoint.implicit_tls,
+                timeout=min(endpoint.timeout, 10.0),
+                ehlo_name=endpoint.ehlo_name,
             )
         failure = StageError(stage, exc, certificate)
         return failure if self._translate is None else self._translate(failure)
@@ -279,7 +261,9 @@ class Stepper:
         async with self.running(Stage.TLS):
             if not smtp.supports_extension("starttls"):
                 raise SMTPNotSupported("STARTTLS is not offered")
-            await smtp.starttls(server_hostname=self.host, tls_context=self.tls_context)
+            await smtp.starttls(
+                server_hostname=self.endpoint.host, tls_context=self.endpoint.tls_context
+            )
             smtp.mark_secure()
 
     async def authenticate(

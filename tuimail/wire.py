@@ -20,6 +20,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiosmtplib import SMTP, SMTPResponse
@@ -174,6 +175,22 @@ class TranscribingProtocol(SMTPProtocol):
         super().connection_lost(exc)
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to connect: the server, implicit TLS or not, and the limits."""
+
+    host: str
+    port: int
+    #: TLS from the first byte (port 465 style); STARTTLS is a later step.
+    implicit_tls: bool
+    #: The context for implicit TLS and for STARTTLS; ``None`` without TLS.
+    tls_context: ssl.SSLContext | None
+    #: Seconds for each step and each command.
+    timeout: float
+    #: The name this client gives in EHLO.
+    ehlo_name: str
+
+
 class TranscribingSMTP(SMTP):
     """aiosmtplib's client on a :class:`TranscribingProtocol`, with timed stages.
 
@@ -189,26 +206,20 @@ class TranscribingSMTP(SMTP):
     def __init__(
         self,
         capture: WireCapture,
-        *,
-        host: str,
-        port: int,
+        endpoint: Endpoint,
         on_tls: Callable[[ssl.SSLObject], None] | None = None,
-        local_hostname: str,
-        timeout: float,
-        use_tls: bool,
-        tls_context: ssl.SSLContext | None,
     ) -> None:
         # No port: aiosmtplib takes the connected socket instead (and refuses both).
         super().__init__(
-            hostname=host,
-            local_hostname=local_hostname,
-            timeout=timeout,
-            use_tls=use_tls,
+            hostname=endpoint.host,
+            local_hostname=endpoint.ehlo_name,
+            timeout=endpoint.timeout,
+            use_tls=endpoint.implicit_tls,
             start_tls=False,
-            tls_context=tls_context,
+            tls_context=endpoint.tls_context,
         )
         self.capture = capture
-        self.address = (host, port)
+        self.endpoint = endpoint
         self.stage = Stage.CONNECT
         self.peer: tuple[str, int] | None = None
         #: Seconds spent in each stage of :meth:`open`: connect, tls (implicit), greeting.
@@ -217,10 +228,10 @@ class TranscribingSMTP(SMTP):
 
     async def open(self) -> SMTPResponse:
         """Connect, run implicit TLS if asked, and read the greeting; returns the greeting."""
-        host, port = self.address
+        endpoint = self.endpoint
         self.stage = Stage.CONNECT
         started = time.monotonic()
-        sock = await self._open_socket(host, port, self.timeout)
+        sock = await self._open_socket(endpoint.host, endpoint.port, endpoint.timeout)
         self.timings[Stage.CONNECT] = time.monotonic() - started
         return await self.connect(sock=sock)
 
@@ -229,7 +240,7 @@ class TranscribingSMTP(SMTP):
         loop = self.loop
         if loop is None or self.sock is None:
             raise RuntimeError("TranscribingSMTP connects through open()")
-        host = self.address[0]
+        host = self.endpoint.host
         transcript = self.capture.transcript
         started = time.monotonic()
         tls_context = self.tls_context if self.use_tls else None
