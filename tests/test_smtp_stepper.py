@@ -7,16 +7,21 @@ then against real servers on 127.0.0.1 through both callers.
 
 from __future__ import annotations
 
+import inspect
+import ssl
+
 import pytest
 
-from tests.smtpservers import Reply, ScriptedServer, ServerThread
+from tests.conftest import Certs
+from tests.smtpservers import Reply, ScriptedServer, ServerThread, Sink
 from tuimail.credentials import Secret
 from tuimail.probe import ProbeTarget, probe
 from tuimail.profiles import AuthMechanism, Profile, Security
-from tuimail.session import check_account
+from tuimail.session import SMTPSession, check_account
 from tuimail.smtp_stepper import AuthRefusal, StageError, Stepper, auth_refusal, choose_mechanism
 from tuimail.stages import Stage
-from tuimail.transcript import Transcript
+from tuimail.tlsinfo import verifying_context
+from tuimail.transcript import Direction, Transcript
 from tuimail.wire import Endpoint, WireCapture
 
 PASSWORD = "correct horse battery staple"
@@ -130,3 +135,62 @@ def _unused_port() -> int:
     with socket.socket() as probe_socket:
         probe_socket.bind(("127.0.0.1", 0))
         return int(probe_socket.getsockname()[1])
+
+
+def _tls_endpoint(port: int, context: ssl.SSLContext) -> Endpoint:
+    return Endpoint(
+        "127.0.0.1", port, implicit_tls=True, tls_context=context, timeout=5.0, ehlo_name="c.test"
+    )
+
+
+async def test_implicit_tls_handshake_and_greeting_are_timed_apart(
+    servers: ServerThread, certs: Certs
+) -> None:
+    port = servers.smtp(Sink(), implicit_tls=certs.good)
+    seen: list[ssl.SSLObject] = []
+    transcript = Transcript()
+    context = verifying_context(str(certs.ca_file))
+    stepper = Stepper(WireCapture(transcript), _tls_endpoint(port, context), on_tls=seen.append)
+    try:
+        await stepper.connect()
+    finally:
+        stepper.close()
+    assert list(stepper.timings) == [Stage.CONNECT, Stage.TLS, Stage.GREETING]
+    assert len(seen) == 1  # the TLS session was reported as soon as it was up
+    greeting = [e for e in transcript.entries if e.direction is Direction.SERVER]
+    assert greeting and greeting[0].text.startswith("220") and greeting[0].secure
+
+
+@pytest.mark.parametrize("look", [True, False])
+async def test_a_refused_certificate_is_looked_at_in_the_tls_stage_only_when_asked(
+    servers: ServerThread, certs: Certs, look: bool
+) -> None:
+    """The look (a second connection) happens in the stage; the translation gets it as data."""
+    port = servers.smtp(Sink(), implicit_tls=certs.expired)
+    translated: list[StageError] = []
+
+    def translate(failure: StageError) -> StageError:
+        translated.append(failure)
+        return failure
+
+    context = verifying_context(str(certs.ca_file))
+    stepper = Stepper(
+        WireCapture(Transcript()),
+        _tls_endpoint(port, context),
+        translate=translate,
+        inspect_refused_certificate=look,
+    )
+    with pytest.raises(StageError):
+        await stepper.connect()
+    stepper.close()
+    assert [failure.stage for failure in translated] == [Stage.TLS]
+    certificate = translated[0].certificate
+    if look:
+        assert certificate is not None and certificate.days_left() < 0
+    else:
+        assert certificate is None
+
+
+def test_the_session_classifier_is_pure() -> None:
+    """Classifying a failure never waits on the network: it is not even a coroutine."""
+    assert not inspect.iscoroutinefunction(SMTPSession._classify)
