@@ -32,6 +32,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from tuimail.errors import TuimailError
 from tuimail.stages import Stage
 
 GREYLIST_REPLY = "451 4.7.1 Greylisted, please try again later"
@@ -60,7 +61,7 @@ class FaultAction(enum.StrEnum):
     DISCONNECT = "disconnect"
 
 
-class FaultSpecError(ValueError):
+class FaultSpecError(TuimailError, ValueError):
     """A ``--fault`` text that cannot be understood; says what was expected."""
 
 

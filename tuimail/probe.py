@@ -32,6 +32,7 @@ from aiosmtplib.errors import (
 )
 
 from tuimail.credentials import Secret
+from tuimail.errors import TuimailError
 from tuimail.profiles import Profile, Security
 from tuimail.session import default_ehlo_name
 from tuimail.smtp_stepper import AuthNotAttempted, AuthRefusal, StageError, Stepper
@@ -236,7 +237,7 @@ def _context(target: ProbeTarget, verify: bool) -> ssl.SSLContext:
     return context
 
 
-class _CertificateRefused(Exception):
+class _CertificateRefused(TuimailError):
     """The verifying handshake failed; the probe looks again without verification."""
 
     def __init__(self, reason: str) -> None:

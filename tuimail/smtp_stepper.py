@@ -224,20 +224,29 @@ class Stepper:
         self.enter(Stage.CONNECT)
         started = time.monotonic()
         try:
-            return await smtp.open()
+            try:
+                return await smtp.open()
+            finally:
+                self._account_for_open(started)
         except TuimailError:
             raise
         except Exception as exc:
             raise await self.failed(smtp.stage, exc) from None
-        finally:
-            # The wire times each part of connect() that finished; the wait not
-            # accounted for belongs to the part running when it returned or failed.
-            self._since = None
-            self.timings.update(smtp.timings)
-            if smtp.stage not in smtp.timings and smtp.stage is not Stage.EHLO:
-                unaccounted = time.monotonic() - started - sum(smtp.timings.values())
-                self.timings[smtp.stage] = max(0.0, unaccounted)
-            self.stage = smtp.stage
+
+    def _account_for_open(self, started: float) -> None:
+        """Copy the wire's timings of :meth:`TranscribingSMTP.open`, and charge what is left.
+
+        The wire times each part that finished; the wait not accounted for
+        belongs to the part running when it returned or failed (a greeting
+        that never came still shows as a slow greeting, never as a fast probe).
+        """
+        smtp = self.smtp
+        self._since = None
+        self.timings.update(smtp.timings)
+        if smtp.stage not in smtp.timings and smtp.stage is not Stage.EHLO:
+            unaccounted = time.monotonic() - started - sum(smtp.timings.values())
+            self.timings[smtp.stage] = max(0.0, unaccounted)
+        self.stage = smtp.stage
 
     async def greet(self, *, helo_fallback: bool = False) -> dict[str, str]:
         """EHLO; with ``helo_fallback``, HELO when EHLO is refused for good. Returns the capabilities."""
