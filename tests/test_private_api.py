@@ -102,6 +102,24 @@ def test_the_count_of_private_names_used(capsys: pytest.CaptureFixture[str]) -> 
     assert per_library["aiosmtplib"] <= 2, line
 
 
+def test_every_unexported_name_tuimail_imports_is_listed() -> None:
+    """A name imported from a submodule and left out of the package's ``__all__`` is listed.
+
+    Only packages that declare ``__all__`` say what they export (aiosmtplib
+    does; aiosmtpd does not, and its private names are caught by the scan above).
+    """
+    listed = {(e.owner, e.name) for e in PRIVATE_NAMES if e.kind is Kind.UNEXPORTED}
+    unlisted = []
+    for module, name in sorted(_imported_from_libraries()):
+        package = importlib.import_module(module.split(".")[0])
+        exported = getattr(package, "__all__", None)
+        if module == package.__name__ or exported is None or _private(name):
+            continue
+        if name not in exported and (module, name) not in listed:
+            unlisted.append(f"{module}.{name}")
+    assert unlisted == [], f"add to tuimail/private_api.py as Kind.UNEXPORTED: {unlisted}"
+
+
 def test_every_entry_says_where_and_why() -> None:
     for entry in PRIVATE_NAMES:
         assert entry.library in LIBRARIES, entry
