@@ -36,6 +36,8 @@ class Kind(enum.StrEnum):
     INSTANCE_ATTRIBUTE = "instance attribute"
     #: Set on a function object by a library decorator.
     FUNCTION_ATTRIBUTE = "function attribute"
+    #: A public name of a submodule that the package leaves out of its ``__all__``.
+    UNEXPORTED = "unexported name"
 
 
 @dataclass(frozen=True)
@@ -73,29 +75,24 @@ class PrivateName:
 _CLIENT = "aiosmtplib.smtp.SMTP"
 _SERVER = "aiosmtpd.smtp.SMTP"
 _WIRE = "tuimail/wire.py, TranscribingSMTP._create_connection"
+_WIRE_PROTOCOL = "tuimail/wire.py, TranscribingProtocol"
 _SANDBOX = "tuimail/sandbox.py, SandboxSMTP"
 
 PRIVATE_NAMES: tuple[PrivateName, ...] = (
     # -- aiosmtplib: the client under the wire capture --------------------------
+    # tuimail opens and times the TCP connection itself and hands aiosmtplib the
+    # socket through its public connect(sock=...); what remains has no public way.
     PrivateName(
         _CLIENT, "_create_connection", Kind.CLASS_ATTRIBUTE, _WIRE,
-        "overridden: tuimail opens the TCP connection itself, so connect, TLS and the "
-        "greeting are timed and reported apart, and installs its transcribing protocol; "
-        "aiosmtplib has no hook for either",
+        "overridden: the only place aiosmtplib builds its protocol object; tuimail puts "
+        "its transcribing protocol there (both directions of the wire recorded) and "
+        "times the implicit TLS handshake apart from the greeting, which aiosmtplib "
+        "does in one call (docs/upstream.md proposes a public protocol factory)",
     ),
     PrivateName(
-        _CLIENT, "_get_default_port", Kind.CLASS_ATTRIBUTE, _WIRE,
-        "called: the port aiosmtplib would choose (25, 465 or 587) when none is given",
-    ),
-    PrivateName(
-        _CLIENT, "_get_tls_context", Kind.CLASS_ATTRIBUTE, _WIRE,
-        "called: the TLS context aiosmtplib would build from its own options, for "
-        "implicit TLS on the socket tuimail opened",
-    ),
-    PrivateName(
-        _CLIENT, "_on_connection_lost", Kind.CLASS_ATTRIBUTE, _WIRE,
-        "passed to the protocol as its connection_lost_callback, as aiosmtplib's own "
-        "_create_connection does, so a lost connection resets the client's state",
+        "aiosmtplib.protocol", "SMTPProtocol", Kind.UNEXPORTED, _WIRE_PROTOCOL,
+        "subclassed: data_received and write are the two doors of the connection "
+        "the transcript watches; aiosmtplib does not export the class",
     ),
     # -- aiosmtpd: the sandbox's server ----------------------------------------
     PrivateName(
