@@ -25,8 +25,8 @@ from tests.smtpservers import ServerThread
 from tuimail.credentials import Secret
 from tuimail.faults import FaultPlan
 from tuimail.message import Draft, build_message
-from tuimail.profiles import with_changes
-from tuimail.sandbox import Sandbox, SandboxConfig, SessionRecord, TLSMode
+from tuimail.profiles import Security, with_changes
+from tuimail.sandbox import Sandbox, SandboxConfig, SessionRecord
 from tuimail.session import SMTPSession, Stage, send
 from tuimail.transcript import Direction
 
@@ -123,7 +123,7 @@ def test_swaks_plain(make_sandbox: Any) -> None:
 
 def test_swaks_starttls_verifies_the_sandbox_certificate(make_sandbox: Any) -> None:
     require_tool("swaks", "swaks")
-    sandbox = make_sandbox(tls=TLSMode.STARTTLS)
+    sandbox = make_sandbox(tls=Security.STARTTLS)
     ca_file = str(sandbox.sandbox.ca_file)
     result = swaks(sandbox.port, "--tls", "--tls-verify", "--tls-ca-path", ca_file)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -168,13 +168,13 @@ def test_smtplib_plain_starttls_and_implicit(make_sandbox: Any) -> None:
     plain = make_sandbox()
     with smtplib.SMTP("127.0.0.1", plain.port, timeout=10) as client:
         client.sendmail("a@example.test", ["b@example.test"], sample_message())
-    starttls = make_sandbox(tls=TLSMode.STARTTLS, auth_users={})
+    starttls = make_sandbox(tls=Security.STARTTLS, auth_users={})
     context = ssl.create_default_context(cafile=str(starttls.sandbox.ca_file))
     with smtplib.SMTP("localhost", starttls.port, timeout=10) as client:
         client.starttls(context=context)
         client.login("anyone", "anything")
         client.sendmail("a@example.test", ["b@example.test"], sample_message())
-    implicit = make_sandbox(tls=TLSMode.IMPLICIT)
+    implicit = make_sandbox(tls=Security.TLS)
     context = ssl.create_default_context(cafile=str(implicit.sandbox.ca_file))
     with smtplib.SMTP_SSL("127.0.0.1", implicit.port, timeout=10, context=context) as client:
         ehlo = client.ehlo()
@@ -229,7 +229,7 @@ def test_stored_bytes_are_exactly_what_was_sent(make_sandbox: Any) -> None:
 
 
 async def test_tuimail_session_sees_both_sides(make_sandbox: Any) -> None:
-    sandbox = make_sandbox(tls=TLSMode.STARTTLS, auth_users={"dave": PASSWORD})
+    sandbox = make_sandbox(tls=Security.STARTTLS, auth_users={"dave": PASSWORD})
     profile = with_changes(sandbox.sandbox.client_profile(), username="dave")
     outgoing = build_message(Draft(from_address="a@example.test", to=["b@example.test"]))
     report = await send(profile, outgoing, Secret(PASSWORD))

@@ -73,7 +73,7 @@ class PrivateName:
 _CLIENT = "aiosmtplib.smtp.SMTP"
 _SERVER = "aiosmtpd.smtp.SMTP"
 _WIRE = "tuimail/wire.py, TranscribingSMTP._create_connection"
-_SANDBOX = "tuimail/sandbox.py, SandboxSMTP"
+_SANDBOX = "tuimail/sandbox/protocol.py, SandboxSMTP"
 
 PRIVATE_NAMES: tuple[PrivateName, ...] = (
     # -- aiosmtplib: the client under the wire capture --------------------------
@@ -133,7 +133,7 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
     *(
         PrivateName(
             f"{_SERVER}.smtp_{command}", "__smtp_syntax__", Kind.FUNCTION_ATTRIBUTE,
-            f"tuimail/sandbox.py, _help_of (on SandboxSMTP.smtp_{command})",
+            f"tuimail/sandbox/protocol.py, _help_of (on SandboxSMTP.smtp_{command})",
             "copied onto the override: aiosmtpd's HELP lists only commands whose method "
             "carries what its @syntax decorator set",
         )

@@ -77,6 +77,7 @@ def _fault_help() -> str:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from tuimail.faults import FaultPlan, FaultSpecError
+    from tuimail.profiles import Security
     from tuimail.sandbox import Sandbox, SandboxError, load_auth_file, sandbox_config_from
 
     try:
@@ -89,12 +90,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             maildir=args.maildir,
-            tls="starttls" if args.tls else "implicit" if args.implicit_tls else "none",
+            tls=Security.STARTTLS
+            if args.tls
+            else Security.TLS
+            if args.implicit_tls
+            else Security.NONE,
             auth_users=users,
             auth_required=args.auth_required,
             size_limit=args.size,
             idle_timeout=args.idle_timeout,
             max_connections=args.max_connections,
+            auth_hint="see --auth",
         )
         sandbox = Sandbox(
             config,
@@ -105,7 +111,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settle_imports()
         return asyncio.run(_serve(sandbox))
     except SandboxError as exc:
-        raise CLIError(str(exc), 1) from None
+        raise CLIError(_in_option_words(exc), 1) from None
+
+
+#: A refused setting, in the words of the option that set it.
+_OPTION_WORDS = {
+    "port": "--port {value} is not a port number (0-65535)",
+    "size_limit": "--size must be 0 (no limit) or more",
+    "idle_timeout": "--idle-timeout must be more than 0 and at most 3600 seconds",
+    "auth_required": "--auth-required needs --auth any or --auth-file",
+    "max_connections": "--max-connections must be 1 or more",
+}
+
+
+def _in_option_words(error: Exception) -> str:
+    """A sandbox error as ``tuimail serve`` says it: with the option to change."""
+    from tuimail.sandbox import PortUnavailable, SettingRefused
+
+    if isinstance(error, SettingRefused) and error.setting in _OPTION_WORDS:
+        return _OPTION_WORDS[error.setting].format(value=error.value)
+    if isinstance(error, PortUnavailable):
+        if error.in_use:
+            return f"{error}; choose another with --port, or --port 0 for any free port"
+        return f"{error}, so choose another with --port"
+    return str(error)
 
 
 def _serve_entry_printer(as_json: bool) -> Any:
@@ -149,7 +178,7 @@ async def _serve(sandbox: Any) -> int:
     sandbox_module.announce(sandbox)
     try:
         config = sandbox.config
-        tls = {"none": "no TLS", "starttls": "STARTTLS", "implicit": "implicit TLS"}[config.tls]
+        tls = {"none": "no TLS", "starttls": "STARTTLS", "tls": "implicit TLS"}[config.tls]
         print(
             f"tuimail sandbox listening on {config.host}:{sandbox.port} ({tls}); "
             f"mail kept in {sandbox.maildir_path}",
