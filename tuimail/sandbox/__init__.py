@@ -35,13 +35,8 @@ from tuimail.sandbox.config import (
     sandbox_config_from,
 )
 from tuimail.sandbox.discovery import announce, withdraw
-from tuimail.sandbox.protocol import (
-    MAX_RECIPIENTS,
-    NEEDS_SMTPUTF8,
-    TOO_MANY_CONNECTIONS,
-    TOO_MANY_RECIPIENTS,
-    SandboxSMTP,
-)
+from tuimail.sandbox.handler import MAX_RECIPIENTS, NEEDS_SMTPUTF8, TOO_MANY_RECIPIENTS
+from tuimail.sandbox.protocol import TOO_MANY_CONNECTIONS, SandboxSMTP
 from tuimail.sandbox.record import (
     MAX_MESSAGE_ID_CHARS,
     MESSAGE_MAX_LISTED_RECIPIENTS,

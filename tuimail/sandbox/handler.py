@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from tuimail.faults import FaultAction, FaultStage
+from tuimail.faults import GREYLIST_REPLY, FaultStage
 from tuimail.sandbox.protocol import SandboxSMTP
 from tuimail.sandbox.record import SessionRecord
+from tuimail.terminal_text import escape_controls
 from tuimail.transcript import EventKind
 
 if TYPE_CHECKING:
     from tuimail.sandbox.server import Sandbox
 
+#: Recipients per message, as Postfix's ``smtpd_recipient_limit``; more are
+#: answered :data:`TOO_MANY_RECIPIENTS`, as Postfix does.
+MAX_RECIPIENTS = 1000
+TOO_MANY_RECIPIENTS = "452 4.5.3 Error: too many recipients"
+
+#: Postfix's answer to a non-ASCII address in a transaction that did not
+#: declare SMTPUTF8 (RFC 6531 3.4): an application that forgets it fails here
+#: as it would against a production server.
+NEEDS_SMTPUTF8 = "553 5.6.7 Must declare SMTPUTF8 to send unicode address"
+
 
 class SandboxHandler:
-    """aiosmtpd hooks: advertise PIPELINING, store messages, the after-dot fault."""
+    """aiosmtpd's documented hooks: EHLO's keywords, the envelope's rules, storing.
+
+    Each hook runs after aiosmtpd's own syntax, sequence and AUTH checks, so
+    the faults here (MAIL, RCPT, after the dot) fire only on a command aiosmtpd
+    accepted; the ones that must come first are in :class:`SandboxSMTP`.
+    """
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
@@ -37,26 +52,67 @@ class SandboxHandler:
             responses = [r for r in responses if not r.startswith("250-AUTH")]
         return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
         assert isinstance(server, SandboxSMTP)
-        rule = self.sandbox.faults.decide(FaultStage.DOT)
-        if rule is not None:
-            assert server.record is not None
-            server.record.transcript.event(EventKind.WARNING, f"fault injected: {rule.describe()}")
-            if rule.action is FaultAction.DELAY:
-                await asyncio.sleep(rule.delay)
-            elif rule.action is FaultAction.DISCONNECT:
-                server.close_with(f"disconnected by fault {rule.describe()}; not stored")
-                return "421 4.3.0 closing"  # never reaches the client: the transport is closed
-            else:
-                return rule.reply
+        reply = await server.fault_reply(FaultStage.MAIL, _fault_address(address))
+        if reply is not None:
+            return reply
+        if not address.isascii() and not envelope.smtp_utf8:
+            return NEEDS_SMTPUTF8
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        assert isinstance(server, SandboxSMTP) and server.record is not None
+        reply = await server.fault_reply(FaultStage.RCPT, _fault_address(address))
+        if reply is not None:
+            return reply
+        assert envelope.mail_from is not None  # aiosmtpd answered 503 otherwise
+        if self.sandbox.faults.greylisted(envelope.mail_from, address):
+            server.record.transcript.event(
+                EventKind.WARNING, f"greylisted {escape_controls(address)}"
+            )
+            return GREYLIST_REPLY
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return TOO_MANY_RECIPIENTS
+        if not address.isascii() and not envelope.smtp_utf8:
+            return NEEDS_SMTPUTF8
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(server, SandboxSMTP) and server.record is not None
+        reply = await server.fault_reply(FaultStage.DOT, lost="; not stored")
+        if reply is not None:
+            return reply
         content = envelope.original_content or b""
-        assert server.record is not None
         try:
             stored = await self.sandbox.store_message(server.record, envelope, content)
         except OSError as exc:
             return self._not_stored(server.record, exc)
         return f"250 2.0.0 Ok: queued as {stored.key}"
+
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        assert isinstance(server, SandboxSMTP)
+        if server.record is not None:
+            server.record.outcome = "completed"
+        return "221 Bye"
 
     def _not_stored(self, record: SessionRecord, exc: OSError) -> str:
         """The Maildir could not take the message: a temporary refusal, as an MTA's.
@@ -99,3 +155,8 @@ def _same(expected: str, given: str) -> bool:
     import hmac
 
     return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def _fault_address(address: str) -> str:
+    """The address a fault rule is matched against: none for the null sender ``<>``."""
+    return "" if address == "<>" else address

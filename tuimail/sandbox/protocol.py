@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from aiosmtpd.smtp import MISSING, SMTP, LoginPassword, TLSSetupException
+from aiosmtpd.smtp import SMTP, Envelope, LoginPassword, TLSSetupException
 
 from tuimail.envelope_path import plain_path
-from tuimail.faults import GREYLIST_REPLY, FaultAction, FaultRule, FaultStage
+from tuimail.faults import FaultAction, FaultStage
 from tuimail.sandbox.record import SessionRecord
 from tuimail.sandbox.tap import ClientTap
 from tuimail.smtp_data import DataState, MessageData, read_message_data
@@ -21,20 +20,8 @@ from tuimail.transcript import ConversationRedactor, Direction, EventKind
 if TYPE_CHECKING:
     from tuimail.sandbox.server import Sandbox
 
-#: Recipients per message, as Postfix's ``smtpd_recipient_limit``; more are
-#: answered :data:`TOO_MANY_RECIPIENTS`, as Postfix does.
-MAX_RECIPIENTS = 1000
-TOO_MANY_RECIPIENTS = "452 4.5.3 Error: too many recipients"
-
-#: Postfix's answer to a non-ASCII address in a transaction that did not
-#: declare SMTPUTF8 (RFC 6531 3.4): an application that forgets it fails here
-#: as it would against a production server.
-NEEDS_SMTPUTF8 = "553 5.6.7 Must declare SMTPUTF8 to send unicode address"
-
 #: The answer to a connection beyond the cap; it is closed straight after.
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
-
-_ADDRESS_RE = re.compile(r"<([^>]*)>")
 
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
@@ -69,6 +56,8 @@ class SandboxSMTP(SMTP):
         self._redactor = ConversationRedactor()
         self._greeted = False
         self._closing_reason = ""
+        #: A fault's answer closes the connection once sent; this is why.
+        self._close_after_reply = ""
         self._refused = False
         #: Counted in already, by :class:`ImplicitTLSAdmission` before its handshake.
         self.admitted = False
@@ -168,34 +157,50 @@ class SandboxSMTP(SMTP):
     async def push(self, status: Any) -> None:
         if self.transport is None or self.transport.is_closing():
             return  # a fault closed the connection: nothing more reaches the client
-        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
         if not self._greeted:
             self._greeted = True
-            if await self._apply_fault(FaultStage.GREETING, ""):
+            reply = await self.fault_reply(FaultStage.GREETING)
+            if self.transport is None or self.transport.is_closing():
                 return
+            if reply is not None:
+                status = reply
+        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
         self._record_reply(text)
         await super().push(status)
+        if self._close_after_reply:
+            self.close_with(self._close_after_reply)
 
-    async def _apply_fault(self, stage: FaultStage, address: str) -> bool:
-        """Run the fault for ``stage``; True when it replaced the normal answer."""
+    async def fault_reply(
+        self, stage: FaultStage, address: str = "", *, lost: str = ""
+    ) -> str | None:
+        """The answer a fault for ``stage`` gives instead of the normal one, or None.
+
+        A delay is waited out here and the normal answer follows (None). A
+        disconnect closes the connection at once (``lost`` is added to the
+        session's outcome); the answer returned then is never sent. An answer
+        to the greeting, or any 421, closes the connection once it is sent.
+        """
         rule = self.sandbox.faults.decide(stage, address)
         if rule is None:
-            return False
+            return None
         assert self.record is not None
         self.record.transcript.event(EventKind.WARNING, f"fault injected: {rule.describe()}")
-        return await self._act(rule)
-
-    async def _act(self, rule: FaultRule) -> bool:
         if rule.action is FaultAction.DELAY:
             await asyncio.sleep(rule.delay)
-            return False
+            return None
         if rule.action is FaultAction.DISCONNECT:
-            self.close_with(f"disconnected by fault {rule.describe()}")
-            return True
-        self._record_reply(rule.reply)
-        await SMTP.push(self, rule.reply)
+            self.close_with(f"disconnected by fault {rule.describe()}{lost}")
+            return "421 4.3.0 closing"  # never sent: the connection is closed
         if rule.stage is FaultStage.GREETING or rule.reply.startswith("421"):
-            self.close_with(f"closed after fault {rule.describe()}")
+            self._close_after_reply = f"closed after fault {rule.describe()}"
+        return rule.reply
+
+    async def _apply_fault(self, stage: FaultStage) -> bool:
+        """Answer with the fault for ``stage``, if any; True when it replaced the normal answer."""
+        reply = await self.fault_reply(stage)
+        if reply is None:
+            return False
+        await self.push(reply)  # dropped when the fault closed the connection
         return True
 
     def close_with(self, reason: str) -> None:
@@ -208,13 +213,13 @@ class SandboxSMTP(SMTP):
 
     @_help_of(SMTP.smtp_HELO)
     async def smtp_HELO(self, hostname: str) -> None:
-        if not await self._apply_fault(FaultStage.EHLO, ""):
+        if not await self._apply_fault(FaultStage.EHLO):
             self._note_helo(hostname)
             await super().smtp_HELO(hostname)
 
     @_help_of(SMTP.smtp_EHLO)
     async def smtp_EHLO(self, hostname: str) -> None:
-        if not await self._apply_fault(FaultStage.EHLO, ""):
+        if not await self._apply_fault(FaultStage.EHLO):
             self._note_helo(hostname)
             await super().smtp_EHLO(hostname)
 
@@ -245,7 +250,7 @@ class SandboxSMTP(SMTP):
                 "502 5.5.1 AUTH is not enabled on this sandbox" + (f" ({hint})" if hint else "")
             )
             return
-        if not await self._apply_fault(FaultStage.AUTH, ""):
+        if not await self._apply_fault(FaultStage.AUTH):
             await super().smtp_AUTH(arg)
             if self.record is not None and self.session is not None and self.session.authenticated:
                 login = self.session.auth_data
@@ -254,60 +259,13 @@ class SandboxSMTP(SMTP):
                     shown = escape_controls(name[:255])
                     self.record.authenticated_as = self.record.transcript.scrub(shown)[0]
 
-    @_help_of(SMTP.smtp_MAIL)
-    async def smtp_MAIL(self, arg: str | None) -> None:
-        if await self._apply_fault(FaultStage.MAIL, _address_in(arg)):
-            return
-        path, _, params = (arg or "").partition(">")
-        declared = any(param.upper() == "SMTPUTF8" for param in params.split())
-        if not path.isascii() and not declared and self._past_helo():
-            await self.push(NEEDS_SMTPUTF8)
-            return
-        await super().smtp_MAIL(arg)
-
-    def _past_helo(self) -> bool:
-        """The client has said HELO or EHLO (else aiosmtpd's own 503 comes first)."""
-        return self.session is not None and self.session.host_name is not None
-
-    @_help_of(SMTP.smtp_RCPT)
-    async def smtp_RCPT(self, arg: str | None) -> None:
-        recipient = _address_in(arg)
-        if await self._apply_fault(FaultStage.RCPT, recipient):
-            return
-        envelope = self.envelope
-        if (
-            envelope is not None
-            and envelope.mail_from is not None
-            and recipient
-            and self.sandbox.faults.greylisted(envelope.mail_from, recipient)
-        ):
-            assert self.record is not None
-            self.record.transcript.event(
-                EventKind.WARNING, f"greylisted {escape_controls(recipient)}"
-            )
-            await self.push(GREYLIST_REPLY)
-            return
-        if envelope is not None and len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
-            await self.push(TOO_MANY_RECIPIENTS)
-            return
-        path = (arg or "").partition(">")[0]
-        if (
-            not path.isascii()
-            and envelope is not None
-            and envelope.mail_from is not None
-            and not envelope.smtp_utf8
-        ):
-            await self.push(NEEDS_SMTPUTF8)
-            return
-        await super().smtp_RCPT(arg)
-
     @_help_of(SMTP.smtp_DATA)
     async def smtp_DATA(self, arg: str) -> None:
         """aiosmtpd's DATA, with the message read in blocks (:mod:`tuimail.smtp_data`).
 
         The checks, replies and handler call are aiosmtpd's, in its order.
         """
-        if await self._apply_fault(FaultStage.DATA, ""):
+        if await self._apply_fault(FaultStage.DATA):
             return
         if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
             return
@@ -328,13 +286,13 @@ class SandboxSMTP(SMTP):
             raise
         if data.state is not DataState.NOMINAL:
             await self.push(_DATA_REFUSALS[data.state])
-            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            self.envelope = Envelope()
             return
         # The sandbox never asks aiosmtpd to decode: content stays bytes.
         envelope.original_content = envelope.content = data.content()
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()  # type: ignore[no-untyped-call]
-        await self.push("250 OK" if status is MISSING else status)
+        status = await self.event_handler.handle_DATA(self, self.session, envelope)
+        self.envelope = Envelope()
+        await self.push(status)
 
     async def handle_exception(self, error: Exception) -> str:
         """A command that raised: noted in the session, answered as a local error.
@@ -395,14 +353,3 @@ class SandboxSMTP(SMTP):
             plain.close()
         self._forget()
         return True
-
-    @_help_of(SMTP.smtp_QUIT)
-    async def smtp_QUIT(self, arg: str) -> None:
-        if self.record is not None and not arg:
-            self.record.outcome = "completed"
-        await super().smtp_QUIT(arg)
-
-
-def _address_in(arg: str | None) -> str:
-    match = _ADDRESS_RE.search(arg or "")
-    return match.group(1) if match else ""
