@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from tuimail.line_framer import MAX_LINE, LineFramer, cut_note
 from tuimail.sandbox.record import SessionRecord
+from tuimail.smtp_data import find_data_end
 from tuimail.terminal_text import decode_for_terminal
 from tuimail.transcript import ConversationRedactor, Direction, EventKind
 
-#: A client line longer than this without a line end is recorded in pieces.
-MAX_PENDING_LINE = 64 * 1024
 #: Client bytes held while the tap waits for the server's answer to DATA or
 #: STARTTLS; a client that sends more without waiting is recorded as it comes.
-MAX_HELD = 4 * MAX_PENDING_LINE
+MAX_HELD = 4 * MAX_LINE
 
 
 class ClientTap:
@@ -33,7 +33,9 @@ class ClientTap:
         self.record = record
         self.redactor = redactor
         self.secure = False
-        self._pending = bytearray()
+        self._lines = LineFramer(self._line_cut)
+        #: The bytes not recorded yet (the framer's buffer).
+        self._pending = self._lines.buffer
         #: The command whose answer decides what the held bytes are, or "".
         self._held_by = ""
         #: STARTTLS was answered 220: what comes before TLS is discarded plaintext.
@@ -41,11 +43,9 @@ class ClientTap:
         #: Message data has just begun: a final dot may open it, with no CRLF before.
         self._data_start = False
         self._greeted = False
-        #: Bytes dropped so far of a line longer than :data:`MAX_PENDING_LINE`.
-        self._skipped: int | None = None
 
     def feed(self, data: bytes) -> None:
-        self._pending.extend(data)
+        self._lines.feed(data)
         self._drain()
 
     def _drain(self) -> None:
@@ -63,39 +63,16 @@ class ClientTap:
                 if not self._consume_data():
                     return
                 continue
-            end = self._pending.find(b"\n")
-            if self._skipped is not None:
-                if not self._skip_rest_of_line(end):
-                    return
-                continue
-            if end == -1:
-                if len(self._pending) > MAX_PENDING_LINE:
-                    # Its start is recorded; the rest is counted, not kept.
-                    self._line(bytes(self._pending[:MAX_PENDING_LINE]))
-                    self._skipped = len(self._pending) - MAX_PENDING_LINE
-                    self._pending.clear()
+            raw = self._lines.next_line()
+            if raw is None:
                 return
-            raw = bytes(self._pending[:end]).rstrip(b"\r")
-            del self._pending[: end + 1]
             self._line(raw)
             command = raw.strip().upper()
             if command == b"DATA" or (command == b"STARTTLS" and not self.secure):
                 self._held_by = command.decode()
 
-    def _skip_rest_of_line(self, end: int) -> bool:
-        """Drop the rest of an over-long line; True once its end was found."""
-        assert self._skipped is not None
-        if end == -1:
-            self._skipped += len(self._pending)
-            self._pending.clear()
-            return False
-        skipped = self._skipped + end + 1
-        del self._pending[: end + 1]
-        self._skipped = None
-        self.record.transcript.event(
-            EventKind.INFO, f"that line went on for {skipped:,} more bytes, not recorded"
-        )
-        return True
+    def _line_cut(self, dropped: int) -> None:
+        self.record.transcript.event(EventKind.INFO, cut_note(dropped))
 
     def server_reply(self, line: str) -> None:
         """The server said ``line`` (already seen by the redactor); release held bytes."""
@@ -129,7 +106,7 @@ class ClientTap:
         self._pending.clear()
         for raw in held.split(b"\n"):
             if raw:
-                self._line(raw.rstrip(b"\r")[:MAX_PENDING_LINE])
+                self._line(raw.rstrip(b"\r")[:MAX_LINE])
         self.record.transcript.event(
             EventKind.WARNING,
             f"{len(held):,} bytes of plaintext sent after the 220 to STARTTLS, before the "
@@ -139,29 +116,15 @@ class ClientTap:
     def _consume_data(self) -> bool:
         """Count message data up to the final dot; False when more bytes are needed."""
         pending = self._pending
-        if self._data_start:
-            # The DATA command's CRLF came before: a lone dot here is the final dot.
-            if len(pending) < len(b".\r\n") and b".\r\n".startswith(pending):
-                return False
+        data, end = find_data_end(pending, at_start=self._data_start)
+        if data or end is not None:
             self._data_start = False
-            if pending.startswith(b".\r\n"):
-                del pending[:3]
-                self._line(b".")
-                return True
-        end = pending.find(b"\r\n.\r\n")
-        if end == -1:
-            # Keep a tail that could be the start of the terminator.
-            keep = 4
-            if len(pending) <= keep:
-                return False
-            chunk = len(pending) - keep
-            self.redactor.data_bytes += chunk
-            self.redactor.data_lines += pending.count(b"\n", 0, chunk)
-            del pending[:chunk]
+        self.redactor.data_bytes += data
+        self.redactor.data_lines += pending.count(b"\n", 0, data)
+        if end is None:
+            del pending[:data]
             return False
-        self.redactor.data_bytes += end + 2
-        self.redactor.data_lines += pending.count(b"\n", 0, end + 2)
-        del pending[: end + 5]
+        del pending[:end]
         self._line(b".")
         return True
 
