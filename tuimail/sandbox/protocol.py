@@ -1,4 +1,14 @@
-"""The sandbox's SMTP protocol: aiosmtpd's, with a server-side transcript and faults."""
+"""The sandbox's SMTP protocol: aiosmtpd's, with a server-side transcript and faults.
+
+aiosmtpd's documented handler hooks run after its own syntax, sequence and
+AUTH checks, and there is none for the greeting; so only what must happen
+before those checks, or where no hook exists, is overridden here: the
+greeting, HELO/EHLO and AUTH faults (they answer first), the DATA command's
+fault and the block reader for its data (tuimail/smtp_data.py), STARTTLS that
+must always end its session, and the idle timeout's 421. Everything that can
+wait for aiosmtpd's checks is in :mod:`tuimail.sandbox.handler`; each private
+name of aiosmtpd used here is listed in tuimail/private_api.py.
+"""
 
 from __future__ import annotations
 
