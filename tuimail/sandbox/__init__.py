@@ -3,7 +3,8 @@
 What Mailpit and smtp4dev give a developer (every message kept, nothing
 delivered), plus what none of them shows: the conversation as the server saw
 it, recorded with the same :class:`~tuimail.transcript.Transcript` model and
-the same redaction as the client side. Built on aiosmtpd.
+the same redaction as the client side. Built on aiosmtpd. Mail is kept in a Maildir
+exactly as received after dot-unstuffing, written before the 250.
 
 One module per job:
 
@@ -16,6 +17,7 @@ One module per job:
 * :mod:`~tuimail.sandbox.tap`: the client's raw bytes as transcript lines;
 * :mod:`~tuimail.sandbox.admission`: implicit-TLS connections up to their handshake;
 * :mod:`~tuimail.sandbox.record`: what a session keeps (record, stored messages);
+* :mod:`~tuimail.sandbox.store`: the Maildir, written before each 250;
 * :mod:`~tuimail.sandbox.session_files`: the session files on disk;
 * :mod:`~tuimail.sandbox.discovery`: where a running ``tuimail serve`` listens.
 """

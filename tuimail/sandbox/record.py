@@ -11,10 +11,13 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuimail.terminal_text import escape_controls
-from tuimail.transcript import Transcript
+from tuimail.transcript import EventKind, Transcript
+
+if TYPE_CHECKING:
+    from aiosmtpd.smtp import Envelope
 
 #: What one session keeps of its transcript. Every session is kept in memory
 #: (up to :data:`MAX_SESSIONS_IN_MEMORY`) and on disk, so a client that
@@ -80,6 +83,32 @@ class SessionRecord:
             max_entries=SESSION_MAX_ENTRIES, max_chars=SESSION_MAX_CHARS
         )
     )
+
+    def note_stored(self, key: str, envelope: Envelope, content: bytes) -> StoredMessage:
+        """Count a message stored under ``key``, list it (up to a bound) and say so."""
+
+        def scrub(text: str) -> str:
+            return self.transcript.scrub(text)[0]
+
+        stored = StoredMessage(
+            key=key,
+            message_id=message_id(content, scrub),
+            mail_from=scrub(str(envelope.mail_from or "")),
+            rcpt_tos=tuple(
+                scrub(rcpt) for rcpt in envelope.rcpt_tos[:MESSAGE_MAX_LISTED_RECIPIENTS]
+            ),
+            rcpt_count=len(envelope.rcpt_tos),
+            size=len(content),
+            session_id=self.id,
+            received_at=time.time(),
+        )
+        self.message_count += 1
+        if len(self.messages) < SESSION_MAX_MESSAGES:
+            self.messages.append(stored)
+        self.transcript.event(
+            EventKind.INFO, f"stored message {key} ({len(content):,} bytes) {stored.message_id}"
+        )
+        return stored
 
     def summary(self) -> str:
         duration = f"{(self.ended or time.time()) - self.started:.3f}s"

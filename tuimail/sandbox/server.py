@@ -1,18 +1,10 @@
-"""The sandbox: a local capture SMTP server with server-side transcripts and faults.
+"""The running sandbox: it listens, admits connections, keeps sessions and stores messages.
 
-What Mailpit and smtp4dev give a developer (every message kept, nothing
-delivered), plus what none of them shows: the conversation as the server saw
-it, recorded with the same :class:`~tuimail.transcript.Transcript` model and
-the same redaction as the client side. Built on aiosmtpd; listens on loopback
-unless told otherwise; keeps mail in a Maildir (standard library
-:mod:`mailbox`) exactly as received after dot-unstuffing.
-
-A message is written to the Maildir (``tmp`` then rename into ``new``, mode
-0600) before the 250 reply, so a message the sandbox acknowledged survives the
-sandbox being stopped or killed. It is not fsynced (a power cut may lose the
-last ones): the sandbox is a capture tool, not an MTA. The ``tmp`` files are
-made ahead by a helper thread (:class:`~tuimail.maildir.SpareFiles`), because
-creating a file can cost more than a whole SMTP exchange on a busy disk.
+:class:`Sandbox` ties the parts together: the listening socket and the cap
+on connections, a :class:`~tuimail.sandbox.protocol.SandboxSMTP` for each
+connection, the session records (in memory for the app, on disk through
+:mod:`tuimail.sandbox.session_files`) and the Maildir
+(:mod:`tuimail.sandbox.store`). Listens on loopback unless told otherwise.
 """
 
 from __future__ import annotations
@@ -22,7 +14,6 @@ import contextlib
 import errno
 import itertools
 import logging
-import mailbox
 import os
 import secrets
 import ssl
@@ -36,9 +27,6 @@ from aiosmtpd.smtp import Envelope
 
 from tuimail.faults import FaultPlan
 from tuimail.maildir import (
-    SpareFiles,
-    deliver,
-    deliver_with,
     ensure_maildir,
     make_private_dirs,
 )
@@ -48,27 +36,14 @@ from tuimail.sandbox.admission import ImplicitTLSAdmission
 from tuimail.sandbox.config import PortUnavailable, SandboxConfig, SandboxError
 from tuimail.sandbox.handler import SandboxHandler, authenticator
 from tuimail.sandbox.protocol import SandboxSMTP
-from tuimail.sandbox.record import (
-    MESSAGE_MAX_LISTED_RECIPIENTS,
-    SESSION_MAX_MESSAGES,
-    SessionRecord,
-    StoredMessage,
-    message_id,
-)
+from tuimail.sandbox.record import SessionRecord, StoredMessage
+from tuimail.sandbox.store import MessageStore
 from tuimail.sandbox_profile import builtin_profile
 from tuimail.selfsigned import CertificateError, load_server_context
 from tuimail.transcript import Entry, EventKind, sasl_blob_forms
 
 #: Sessions kept in memory for the app; all of them are also written to disk.
 MAX_SESSIONS_IN_MEMORY = 200
-#: Messages up to this size are written on the event loop, into files made
-#: ahead (see :class:`~tuimail.maildir.SpareFiles`); larger ones in a thread.
-#: Handing a small write to a thread cost more than the write itself: the two
-#: threads' GIL hand-offs stalled the loop's socket calls, and the sandbox took
-#: 1,614 us of CPU a 2 KB message in a thread against 1,070 us inline
-#: (benchmarks/bench_sandbox.py, tmpfs). A large write could hold the loop,
-#: which in the app is also the UI's, so it still goes to a thread.
-INLINE_WRITE_LIMIT = 256 * 1024
 
 
 class Sandbox:
@@ -91,8 +66,7 @@ class Sandbox:
         self._on_entry = on_entry
         self._on_session_end = on_session_end
         self._server: asyncio.AbstractServer | None = None
-        self._maildir: mailbox.Maildir | None = None
-        self._spares: SpareFiles | None = None
+        self.store = MessageStore(self.maildir_path)
         self._counter = itertools.count(1)
         self._idle = asyncio.Event()
         self.max_connections = self.config.resolved_max_connections()
@@ -147,12 +121,7 @@ class Sandbox:
                 else:
                     reason = f"{exc.strerror or exc} ({exc.filename})"
                 raise SandboxError(f"cannot create {where} at {directory}: {reason}") from None
-        self._maildir = mailbox.Maildir(self.maildir_path, create=False)
-        # Files made ahead by a sandbox that was killed stay in tmp/; maildir(5)
-        # lets a reader remove tmp files untouched for 36 hours, as this does.
-        with contextlib.suppress(OSError):
-            self._maildir.clean()
-        self._spares = SpareFiles(self.maildir_path)
+        self.store.open()
         session_files.prune(
             self.sessions_dir, session_files.MAX_SESSION_FILES, session_files.MAX_SESSION_AGE
         )
@@ -226,8 +195,7 @@ class Sandbox:
         for record in list(self.active):
             self.end_session(record, "stopped with the sandbox")
         self._server = None
-        if self._spares is not None:
-            self._spares.close()
+        self.store.close()
         await self.flush()
 
     async def flush(self, timeout: float = 30.0) -> None:
@@ -345,33 +313,9 @@ class Sandbox:
     async def store_message(
         self, record: SessionRecord, envelope: Envelope, content: bytes
     ) -> StoredMessage:
-        if len(content) <= INLINE_WRITE_LIMIT and self._spares is not None:
-            key = deliver_with(self._spares, content)
-        else:
-            key = await asyncio.to_thread(deliver, self.maildir_path, content, durable=False)
-
-        def scrub(text: str) -> str:
-            return record.transcript.scrub(text)[0]
-
-        stored = StoredMessage(
-            key=key,
-            message_id=message_id(content, scrub),
-            mail_from=scrub(str(envelope.mail_from or "")),
-            rcpt_tos=tuple(
-                scrub(rcpt) for rcpt in envelope.rcpt_tos[:MESSAGE_MAX_LISTED_RECIPIENTS]
-            ),
-            rcpt_count=len(envelope.rcpt_tos),
-            size=len(content),
-            session_id=record.id,
-            received_at=time.time(),
-        )
-        record.message_count += 1
-        if len(record.messages) < SESSION_MAX_MESSAGES:
-            record.messages.append(stored)
-        record.transcript.event(
-            EventKind.INFO, f"stored message {key} ({len(content):,} bytes) {stored.message_id}"
-        )
-        return stored
+        """Write the message to the Maildir and note it in the session's record."""
+        key = await self.store.keep(content)
+        return record.note_stored(key, envelope, content)
 
     # -- for clients --------------------------------------------------------
 
@@ -385,8 +329,7 @@ class Sandbox:
         return [m for record in self.sessions for m in record.messages]
 
     def read_message(self, key: str) -> bytes:
-        assert self._maildir is not None
-        return self._maildir.get_bytes(key)
+        return self.store.read(key)
 
 
 def quiet_aiosmtpd_log() -> None:
