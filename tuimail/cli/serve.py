@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tuimail import exitcodes
 from tuimail.cli.common import CLIError, settle_imports
+
+if TYPE_CHECKING:
+    from tuimail.sandbox import Sandbox, SessionRecord
+    from tuimail.transcript import Entry
 
 
 def define_options(serve: argparse.ArgumentParser) -> None:
@@ -137,12 +142,12 @@ def _in_option_words(error: Exception) -> str:
     return str(error)
 
 
-def _serve_entry_printer(as_json: bool) -> Any:
+def _serve_entry_printer(as_json: bool) -> Callable[[SessionRecord, Entry], None]:
     from tuimail.console import EntryPrinter
 
     printers: dict[str, EntryPrinter] = {}
 
-    def show(record: Any, entry: Any) -> None:
+    def show(record: SessionRecord, entry: Entry) -> None:
         printer = printers.get(record.id)
         if printer is None:
             prefix = record.id if as_json else f"[{record.id}] "
@@ -154,11 +159,11 @@ def _serve_entry_printer(as_json: bool) -> Any:
     return show
 
 
-def _serve_summary_printer(as_json: bool) -> Any:
+def _serve_summary_printer(as_json: bool) -> Callable[[SessionRecord], None]:
     from tuimail.console import terminal_json
     from tuimail.terminal_text import escape_controls
 
-    def show(record: Any) -> None:
+    def show(record: SessionRecord) -> None:
         # The summary quotes the client's HELO name: the client chose it.
         if as_json:
             summary = {k: v for k, v in record.to_json().items() if k != "transcript"}
@@ -169,7 +174,7 @@ def _serve_summary_printer(as_json: bool) -> Any:
     return show
 
 
-async def _serve(sandbox: Any) -> int:
+async def _serve(sandbox: Sandbox) -> int:
     import signal
 
     from tuimail import sandbox as sandbox_module

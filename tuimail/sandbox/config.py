@@ -145,7 +145,7 @@ def default_max_connections() -> int:
     return max(1, min(MAX_CONNECTIONS_CEILING, (soft - FD_RESERVE) // 2))
 
 
-#: Largest ``--auth-file`` read; a password list is a few lines.
+#: Largest auth file read; a password list is a few lines.
 MAX_AUTH_FILE = 1024 * 1024
 
 
