@@ -76,3 +76,22 @@ def test_an_unended_line_holds_no_more_than_the_limit() -> None:
 
 def test_the_cut_note_says_how_much_was_left_out() -> None:
     assert cut_note(12345) == "that line went on for 12,345 more bytes, not recorded"
+
+
+def test_both_taps_cut_an_over_long_line_the_same_way() -> None:
+    """The wire capture (a server's line) and the sandbox's tap (a client's) share the framer."""
+    from tuimail.sandbox import ClientTap, SessionRecord
+    from tuimail.transcript import ConversationRedactor, Transcript
+    from tuimail.wire import WireCapture
+
+    over = b"5" * (MAX_LINE + 10)
+    capture = WireCapture(Transcript())
+    record = SessionRecord(id="t", peer="p")
+    tap = ClientTap(record, ConversationRedactor())
+    for feed in (capture.received, tap.feed):
+        feed(over[:MAX_LINE])
+        feed(over[MAX_LINE:])
+        feed(b"\r\n")
+    for transcript in (capture.transcript, record.transcript):
+        notes = [e.text for e in transcript if e.text == cut_note(12)]
+        assert len(notes) == 1, [e.text[:40] for e in transcript]
