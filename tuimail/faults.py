@@ -51,9 +51,6 @@ FAULT_STAGES: tuple[Stage, ...] = (
     Stage.DOT,
 )
 
-# Temporary alias for the sandbox's uses, removed at merge.
-FaultStage = Stage
-
 
 class FaultAction(enum.StrEnum):
     REPLY = "reply"

@@ -34,12 +34,10 @@ from aiosmtplib.errors import (
 from aiosmtplib.protocol import SMTPProtocol
 
 from tuimail.errors import TuimailError
+from tuimail.line_framer import LineFramer, cut_note
 from tuimail.stages import Stage
 from tuimail.terminal_text import decode_for_terminal
 from tuimail.transcript import ConversationRedactor, Direction, EventKind, Transcript
-
-#: An inbound line longer than this (no LF yet) is recorded in pieces.
-MAX_PENDING_LINE = 16 * 1024
 
 
 class CaptureLost(TuimailError, RuntimeError):
@@ -56,7 +54,11 @@ class WireCapture:
         self.bytes_received = 0
         self.bytes_sent = 0
         self.closed = False
-        self._pending = bytearray()
+        #: Lines over tuimail/line_framer.py's bound are cut, their rest counted.
+        self._lines = LineFramer(
+            lambda dropped: self.transcript.event(EventKind.INFO, cut_note(dropped))
+        )
+        self._pending = self._lines.buffer
         #: The client asked for STARTTLS and the server said 220: until TLS is
         #: up, what the server sends is plaintext that aiosmtplib discards
         #: (RFC 3207 4.2), however it is split into lines.
@@ -66,19 +68,9 @@ class WireCapture:
 
     def received(self, data: bytes) -> None:
         self.bytes_received += len(data)
-        self._pending.extend(data)
-        while True:
-            end = self._pending.find(b"\n")
-            if end == -1:
-                # Every whole piece now: one packet can hold many.
-                while len(self._pending) > MAX_PENDING_LINE:
-                    chunk = bytes(self._pending[:MAX_PENDING_LINE])
-                    del self._pending[:MAX_PENDING_LINE]
-                    self._server_line(chunk)
-                return
-            line = bytes(self._pending[:end])
-            del self._pending[: end + 1]
-            self._server_line(line.rstrip(b"\r"))
+        self._lines.feed(data)
+        while (line := self._lines.next_line()) is not None:
+            self._server_line(line)
 
     def _server_line(self, raw: bytes) -> None:
         if self._before_tls:
