@@ -60,6 +60,9 @@ test-min: $(STAMP_MIN)
 	$(BIN_MIN)/python -m pip list --format=freeze | grep -iE "$$(cut -d= -f1 $(VENV_MIN)/constraints.txt | paste -sd'|')"
 	$(BIN_MIN)/python -m pytest -p no:cacheprovider $(MIN_TESTS) $(PYTEST_ARGS)
 
+# Slow (about seven minutes): prints every benchmark and rewrites the figures
+# in docs/performance.md between its bench markers. A smoke run that leaves the
+# doc alone: .venv/bin/python benchmarks/run_all.py --quick
 bench: $(STAMP_TEST)
 	$(BIN)/python benchmarks/run_all.py
 

@@ -1,61 +1,23 @@
 """Wall time of one whole ``tuimail send`` process against one ``swaks`` process.
 
-Both send the same small message to the same local sink (a separate process,
-see :mod:`benchmarks.sink`). What a person waits for when they type the
-command is measured: interpreter start, imports, argument parsing, the SMTP
-session and exit.
+Both send the same small message to the same local sink (:mod:`benchmarks.sink`):
+interpreter start, imports, argument parsing, the SMTP session and exit.
 
-**tuimail as a user gets it.** A user runs tuimail installed from a wheel, not
-the developer's editable install. The editable install puts a setuptools
-``__editable___tuimail_*_finder`` into every interpreter start (about 20 ms:
-it imports pathlib, re and urllib.parse at site time) that no user pays. So
-the script builds a wheel of the checkout (a copy of it, so no ``build/`` or
-``*.egg-info`` is written into the checkout and no stale ``build/lib`` ends up
-in the wheel), installs it into a fresh venv, and points that venv at the
-current interpreter's site-packages with one ``.pth`` line, so the
-dependencies are found without being installed again. A ``.pth`` line only
-extends ``sys.path``: the ``.pth`` files in that directory (the editable
-finder among them) are not processed. The script checks that: ``import
-tuimail`` in the new venv must not load the editable finder and must come
-from the new venv. ``--editable`` skips all that (no network, no build) and
-times the developer's install instead, labelled as such.
-
-**What is timed.** In every round, each of these runs once, in an order that
-rotates from round to round, after one untimed warm-up run of each:
-
-(a) ``tuimail send ...``, the default command: it stores the message in
-    tuimail's durable outbox (written and fsynced) before the first byte goes
-    to the server, and moves it to "sent" afterwards. swaks keeps nothing, so
-    this is more work than swaks does; it is reported, and judged, on its own.
-(b) ``tuimail send --no-queue ...``: one attempt, nothing kept, exactly what
-    swaks does. The like-for-like comparison, and the one the target is
-    judged on.
-(c) ``swaks ...``.
-(d) on the side, (b) with the developer's editable install, to show what the
-    editable finder costs (absent with ``--editable``).
-
-tuimail runs with a working bytecode cache (a private ``PYTHONPYCACHEPREFIX``
-filled by the warm-up, ``PYTHONDONTWRITEBYTECODE`` removed), as it has for
-anyone who installed it with pip (pip compiles on install; the wheel here is
-installed with ``--no-compile`` so the side runs below really have no cache
-for tuimail's own modules). A few runs of (b) without that cache
-(``PYTHONDONTWRITEBYTECODE=1``) are reported on the side. Its configuration
-directories point at an empty temporary directory, so the user's own profiles
-play no part. Every command runs in a temporary working directory, so the
-checkout is never on ``sys.path`` by accident.
-
-**Per-round ratio.** Besides medians and the ratio of medians, the script
-reports the median of per-round ratios: each round's tuimail time divided by
-the same round's swaks time. On this shared 2-core machine a slow period moves
-the medians by 30%, and it slows both commands of a round alike, so the
-per-round ratio cancels it. The target (<= 2.5x) is judged on the median
-per-round ratio of (b); whether the default command (a) meets it too is
-printed as plainly.
-
-The script also runs ``python -X importtime .../tuimail send ...`` once with
-the installed tuimail's interpreter and reports what that imported, above all
-whether Textual was loaded (it must not be: only ``tuimail.ui`` imports
-Textual) and whether the editable finder was.
+tuimail is timed as a pip user runs it: a wheel of a copy of the checkout,
+installed in a fresh venv whose one ``.pth`` line points at this interpreter's
+site-packages for the dependencies (the developer's editable install adds
+setuptools' finder to every start, which no user has; the script checks the
+new venv does not load it). ``--editable`` times the developer's install
+instead, offline. Each round runs, in rotated order after one warm-up each:
+(a) ``tuimail send``, the default, which stores the message durably in the
+outbox first; (b) ``tuimail send --no-queue``, one attempt and nothing kept,
+what swaks does; (c) ``swaks``; (d) on the side, (b) by the editable install.
+The target (<= 2.5x) is judged on the median of (b)'s per-round ratios to
+swaks (a slow period slows both sides of a round alike); (a) is reported
+beside it. tuimail runs with a private bytecode cache and empty XDG
+directories; a few runs of (b) without a cache are reported on the side. One
+``python -X importtime`` run tells what ``tuimail send`` imported, above all
+whether Textual was (it must not be).
 
 This script prints numbers; it never fails because of them. It exits non-zero
 when swaks is missing, the wheel cannot be built or installed, or a send fails.
@@ -64,16 +26,12 @@ when swaks is missing, the wheel cannot be built or installed, or a send fails.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import shutil
-import statistics
-import subprocess
 import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,7 +39,22 @@ if __package__ in (None, ""):
     # Run as a file path: make ``benchmarks`` importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.sink import HOST, REPO_ROOT, running_sink
+from benchmarks.common import (
+    HOST,
+    REPO_ROOT,
+    BenchmarkError,
+    at_least,
+    attempt,
+    find_tuimail,
+    isolated_env,
+    median,
+    paired_difference,
+    paired_ratio,
+    rotated,
+    run_checked,
+)
+from benchmarks.importtime import EDITABLE_MARK, ImportReport, parse_importtime
+from benchmarks.sink import running_sink
 
 TARGET = "<= 2.5x"
 TARGET_RATIO = 2.5
@@ -93,11 +66,9 @@ PROCESS_TIMEOUT = 60.0
 BUILD_TIMEOUT = 600.0
 SENDER = "a@example.test"
 RECIPIENT = "b@example.test"
-#: What setuptools names the editable install's finder module and .pth file.
-EDITABLE_MARK = "__editable__"
 #: Never copied into the tree the wheel is built from: bulky, or left over from
 #: earlier builds (``build/lib`` is packed into the wheel as it stands).
-COPY_IGNORE = (
+COPY_IGNORE = [
     ".git",
     ".venv",
     "venv",
@@ -107,8 +78,7 @@ COPY_IGNORE = (
     "__pycache__",
     ".mypy_cache",
     ".pytest_cache",
-    ".ruff_cache",
-)
+]
 #: How each command is described in the report.
 DEFAULT_LABEL = "tuimail send (default: durable outbox, fsync before sending)"
 NO_QUEUE_LABEL = "tuimail send --no-queue (one attempt, like swaks)"
@@ -116,61 +86,9 @@ SWAKS_LABEL = "swaks (one attempt, keeps nothing)"
 EDITABLE_LABEL = "side figure: the dev venv's editable install, tuimail send --no-queue"
 
 
-class BenchmarkError(Exception):
-    """The benchmark could not run (a tool is missing, the install or a send failed)."""
-
-
-@dataclass
-class ImportReport:
-    """What ``tuimail send`` imported, from ``-X importtime``."""
-
-    modules: list[str]
-    total_us: int
-    #: Modules imported by interpreter start-up (``site`` and its .pth files), not by tuimail.
-    startup: set[str]
-    #: (cumulative microseconds, module) of the slowest imports, outermost first.
-    slowest: list[tuple[int, str]]
-    #: (self microseconds, module) of tuimail's own modules.
-    tuimail_self: list[tuple[int, str]]
-    #: Cumulative microseconds of ``site`` (interpreter start-up, .pth files included).
-    site_us: int = 0
-
-    @property
-    def textual_imported(self) -> bool:
-        return any(m == "textual" or m.startswith("textual.") for m in self.modules)
-
-    @property
-    def editable_finder(self) -> bool:
-        """Whether start-up loaded setuptools' editable finder (no pip user has it)."""
-        return any(EDITABLE_MARK in m for m in self.modules)
-
-    @property
-    def top_level(self) -> list[str]:
-        return sorted({m.split(".")[0] for m in self.modules})
-
-    @property
-    def third_party(self) -> list[str]:
-        """Installed distributions among the imports (``-X importtime`` also lists failed tries)."""
-        from importlib.metadata import packages_distributions
-
-        owners = packages_distributions()
-        after_startup = sorted({m.split(".")[0] for m in self.modules if m not in self.startup})
-        return [
-            f"{name} ({', '.join(owners[name])})" if owners[name] != [name] else name
-            for name in after_startup
-            if name != "tuimail" and name in owners
-        ]
-
-
 @dataclass
 class CliResult:
-    """Times in seconds, one entry per round in each list, in the same round order.
-
-    ``tuimail_times``, ``tuimail_median``, ``ratio``, ``paired_ratio`` and
-    ``meets_target`` are about (b), ``tuimail send --no-queue``, the
-    like-for-like comparison with swaks; the ``default_*`` names are about (a),
-    the default ``tuimail send`` through the outbox.
-    """
+    """Seconds, one per round in each list; ``tuimail_*`` is (b), ``default_*`` is (a)."""
 
     runs: int
     #: (b) ``tuimail send --no-queue``: one attempt, nothing kept, as swaks does.
@@ -196,11 +114,11 @@ class CliResult:
 
     @property
     def tuimail_median(self) -> float:
-        return statistics.median(self.tuimail_times)
+        return median(self.tuimail_times)
 
     @property
     def swaks_median(self) -> float:
-        return statistics.median(self.swaks_times)
+        return median(self.swaks_times)
 
     @property
     def ratio(self) -> float:
@@ -218,12 +136,7 @@ class CliResult:
 
     @property
     def default_median(self) -> float:
-        return statistics.median(self.default_times)
-
-    @property
-    def default_ratio(self) -> float:
-        """(a) against swaks, ratio of medians."""
-        return self.default_median / self.swaks_median
+        return median(self.default_times)
 
     @property
     def default_paired_ratio(self) -> float:
@@ -247,16 +160,6 @@ class CliResult:
         return paired_difference(self.editable_times, self.tuimail_times)
 
 
-def paired_ratio(times: Sequence[float], reference: Sequence[float]) -> float:
-    """Median of ``times[i] / reference[i]``: a slow period slows both sides of a round alike."""
-    return statistics.median(t / r for t, r in zip(times, reference, strict=True))
-
-
-def paired_difference(times: Sequence[float], reference: Sequence[float]) -> float:
-    """Median of ``times[i] - reference[i]``."""
-    return statistics.median(t - r for t, r in zip(times, reference, strict=True))
-
-
 def find_swaks() -> str:
     found = shutil.which("swaks") or ("/usr/bin/swaks" if Path("/usr/bin/swaks").exists() else "")
     if not found:
@@ -267,95 +170,23 @@ def find_swaks() -> str:
     return found
 
 
-def find_tuimail() -> str:
-    """The developer's ``tuimail`` console script (bench_app.py launches this one too)."""
-    for candidate in (
-        Path(sys.executable).parent / "tuimail",
-        REPO_ROOT / ".venv" / "bin" / "tuimail",
-    ):
-        if candidate.exists():
-            return str(candidate)
-    found = shutil.which("tuimail")
-    if not found:
-        raise BenchmarkError("the tuimail console script was not found; run `make test` first")
-    return found
-
-
 def tuimail_args(port: int) -> list[str]:
     return [
-        "send",
-        "--server",
-        f"{HOST}:{port}",
-        "--security",
-        "none",
-        "--from",
-        SENDER,
-        "--to",
-        RECIPIENT,
-        "--subject",
-        "bench",
-        "--body",
-        "hello",
+        *("send", "--server", f"{HOST}:{port}", "--security", "none"),
+        *("--from", SENDER, "--to", RECIPIENT, "--subject", "bench", "--body", "hello"),
     ]
 
 
 def swaks_command(swaks: str, port: int) -> list[str]:
     return [
-        swaks,
-        "--server",
-        HOST,
-        "--port",
-        str(port),
-        "--from",
-        SENDER,
-        "--to",
-        RECIPIENT,
-        "--header",
-        "Subject: bench",
-        "--body",
-        "hello",
+        *(swaks, "--server", HOST, "--port", str(port)),
+        *("--from", SENDER, "--to", RECIPIENT, "--header", "Subject: bench", "--body", "hello"),
     ]
 
 
-@contextlib.contextmanager
-def isolated_env() -> Iterator[tuple[dict[str, str], dict[str, str]]]:
-    """Environments for tuimail: (with a bytecode cache, without one), in a temp directory."""
-    with tempfile.TemporaryDirectory(prefix="tuimail-bench-") as tmp:
-        base = dict(os.environ)
-        for name in ("CONFIG", "DATA", "STATE", "CACHE"):
-            path = Path(tmp) / name.lower()
-            path.mkdir()
-            base[f"XDG_{name}_HOME"] = str(path)
-        cached = dict(base)
-        cached.pop("PYTHONDONTWRITEBYTECODE", None)
-        cached["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
-        no_cache = dict(base)
-        no_cache.pop("PYTHONPYCACHEPREFIX", None)
-        no_cache["PYTHONDONTWRITEBYTECODE"] = "1"
-        yield cached, no_cache
-
-
-def run_tool(command: Sequence[str], what: str, cwd: Path, timeout: float = BUILD_TIMEOUT) -> str:
-    """Run a set-up step (pip, venv); its standard output, or :class:`BenchmarkError` with its tail."""
-    try:
-        completed = subprocess.run(
-            list(command),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            cwd=cwd,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchmarkError(f"{what} did not finish within {timeout:g} s") from None
-    if completed.returncode != 0:
-        tail = (completed.stdout + completed.stderr)[-3000:]
-        raise BenchmarkError(
-            f"{what} failed (exit {completed.returncode}): {' '.join(command)}\n{tail}\n"
-            "(use --editable to time the developer's install without building a wheel)"
-        )
-    return completed.stdout
+def run_tool(command: Sequence[str], what: str, cwd: Path) -> str:
+    """Run a set-up step (pip, venv); its standard output, or :class:`BenchmarkError`."""
+    return run_checked(command, what, BUILD_TIMEOUT, cwd=cwd).stdout
 
 
 def install_wheel(workdir: Path, env: dict[str, str]) -> Path:
@@ -416,31 +247,13 @@ def install_wheel(workdir: Path, env: dict[str, str]) -> Path:
 
 def check_install(python: Path, venv: Path, cwd: Path, env: dict[str, str]) -> None:
     """``import tuimail.cli`` in ``python`` must come from ``venv`` without the editable finder."""
-    try:
-        completed = subprocess.run(
-            [str(python), "-X", "importtime", "-c", "import tuimail.cli; print(tuimail.__file__)"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            cwd=cwd,
-            env=env,
-            timeout=PROCESS_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchmarkError(
-            f"importing tuimail did not finish within {PROCESS_TIMEOUT:g} s"
-        ) from None
-    problems = [
-        line for line in completed.stderr.splitlines() if not line.startswith("import time:")
-    ]
-    if completed.returncode != 0:
-        raise BenchmarkError(
-            "the wheel-installed tuimail does not import:\n" + "\n".join(problems)[-2000:]
-        )
-    if EDITABLE_MARK in completed.stderr:
+    command = [str(python), "-X", "importtime", "-c", "import tuimail.cli; print(tuimail.__file__)"]
+    done = run_checked(
+        command, "importing the wheel-installed tuimail", PROCESS_TIMEOUT, env=env, cwd=cwd
+    )
+    if EDITABLE_MARK in done.stderr:
         raise BenchmarkError(f"{python} still loads setuptools' editable finder at start-up")
-    where = Path(completed.stdout.strip()).resolve()
+    where = Path(done.stdout.strip()).resolve()
     if not where.is_relative_to(venv.resolve()):
         raise BenchmarkError(f"{python} imports tuimail from {where}, not from {venv}")
 
@@ -450,95 +263,17 @@ def timed_run(
 ) -> float:
     """Wall seconds of one process; raises :class:`BenchmarkError` if it fails."""
     started = time.perf_counter()
-    try:
-        completed = subprocess.run(
-            list(command),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            env=env,
-            cwd=cwd,
-            timeout=PROCESS_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchmarkError(f"{command[0]} did not finish within {PROCESS_TIMEOUT:g} s") from None
-    elapsed = time.perf_counter() - started
-    if completed.returncode != 0:
-        tail = (completed.stderr or completed.stdout).decode("utf-8", "replace")[-2000:]
-        raise BenchmarkError(f"{' '.join(command)} exited with {completed.returncode}:\n{tail}")
-    return elapsed
-
-
-def parse_importtime(stderr: str) -> ImportReport:
-    """Parse ``-X importtime`` lines: ``import time: self | cumulative | name``."""
-    modules: list[str] = []
-    outer: list[tuple[int, str]] = []
-    own: list[tuple[int, str]] = []
-    startup: set[str] = set()
-    total = 0
-    site_us = 0
-    for line in stderr.splitlines():
-        if not line.startswith("import time:"):
-            continue
-        parts = line[len("import time:") :].split("|")
-        if len(parts) != 3 or not parts[0].strip().isdigit():
-            continue  # the header line
-        self_us, cumulative_us = int(parts[0]), int(parts[1])
-        raw_name = parts[2]
-        name = raw_name.strip()
-        depth = (len(raw_name) - len(raw_name.lstrip(" ")) - 1) // 2
-        modules.append(name)
-        if depth == 0:
-            total += cumulative_us
-            if name == "site":
-                # Lines come in post-order: everything so far was start-up.
-                startup.update(modules)
-                site_us = cumulative_us
-        if depth <= 1:
-            outer.append((cumulative_us, name))
-        if name == "tuimail" or name.startswith("tuimail."):
-            own.append((self_us, name))
-    outer.sort(reverse=True)
-    own.sort(reverse=True)
-    return ImportReport(
-        modules=modules,
-        total_us=total,
-        startup=startup,
-        slowest=outer[:10],
-        tuimail_self=own,
-        site_us=site_us,
-    )
+    run_checked(command, command[0], PROCESS_TIMEOUT, env=env, cwd=cwd)
+    return time.perf_counter() - started
 
 
 def check_imports(script: str, port: int, env: dict[str, str], cwd: Path) -> ImportReport:
     """Run ``python -X importtime SCRIPT send ...`` with the script's own interpreter, once."""
-    python = Path(script).parent / "python"
-    command = [str(python), "-X", "importtime", script, *tuimail_args(port)]
-    try:
-        completed = subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=cwd,
-            timeout=PROCESS_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchmarkError(
-            f"python -X importtime tuimail send did not finish within {PROCESS_TIMEOUT:g} s"
-        ) from None
-    if completed.returncode != 0:
-        raise BenchmarkError(
-            f"python -X importtime tuimail send exited with {completed.returncode}:\n"
-            + "\n".join(
-                line
-                for line in completed.stderr.splitlines()
-                if not line.startswith("import time:")
-            )[-2000:]
-        )
-    return parse_importtime(completed.stderr)
+    command = [str(Path(script).parent / "python"), "-X", "importtime", script, *tuimail_args(port)]
+    done = run_checked(
+        command, "python -X importtime tuimail send", PROCESS_TIMEOUT, env=env, cwd=cwd
+    )
+    return parse_importtime(done.stderr)
 
 
 def run(
@@ -577,8 +312,7 @@ def run(
             for _times, command, env in contenders:
                 timed_run(command, env, workdir)
             for index in range(runs):
-                shift = index % len(contenders)
-                for times, command, env in contenders[shift:] + contenders[:shift]:
+                for times, command, env in rotated(contenders, index):
                     times.append(timed_run(command, env, workdir))
             no_queue = [tuimail, *args, "--no-queue"]
             for _ in range(no_cache_runs):
@@ -594,12 +328,11 @@ def _ms(seconds: float) -> str:
 def _row(tag: str, label: str, times: list[float], result: CliResult | None) -> list[str]:
     """Two report lines: what the command is, then its figures (and ratios to swaks)."""
     figures = (
-        f"median {_ms(statistics.median(times)):>6} ms   "
-        f"min {_ms(min(times)):>6}   max {_ms(max(times)):>6}"
+        f"median {_ms(median(times)):>6} ms   min {_ms(min(times)):>6}   max {_ms(max(times)):>6}"
     )
     if result is not None:
         figures += (
-            f"   vs swaks: ratio of medians {statistics.median(times) / result.swaks_median:.2f}x, "
+            f"   vs swaks: ratio of medians {median(times) / result.swaks_median:.2f}x, "
             f"median per-round ratio {paired_ratio(times, result.swaks_times):.2f}x"
         )
     return [f"  ({tag}) {label}", f"        {figures}"]
@@ -653,7 +386,7 @@ def report(result: CliResult) -> str:
             f"(median of per-round (d) - (b)); no pip user pays it"
         )
     if result.no_cache_times:
-        no_cache = statistics.median(result.no_cache_times)
+        no_cache = median(result.no_cache_times)
         where = (
             "the checkout's own __pycache__, if any, is still read"
             if result.editable_only
@@ -683,28 +416,20 @@ def report(result: CliResult) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="timed rounds")
-    parser.add_argument(
+    add = parser.add_argument
+    add("--runs", type=int, default=DEFAULT_RUNS, help="timed rounds")
+    add(
         "--no-cache-runs",
         type=int,
         default=NO_CACHE_RUNS,
-        help="extra tuimail runs without a bytecode cache, reported on the side (0: skip)",
+        help="side runs without a bytecode cache",
     )
-    parser.add_argument(
-        "--editable",
-        action="store_true",
-        help="time the developer's editable install instead of building a wheel (offline)",
-    )
+    add("--editable", action="store_true", help="time the dev install, not a wheel (offline)")
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.no_cache_runs < 0:
-        parser.error("--runs must be at least 1 and --no-cache-runs at least 0")
-    try:
-        result = run(args.runs, args.no_cache_runs, editable=args.editable)
-    except BenchmarkError as exc:
-        print(f"bench_cli_vs_swaks: {exc}", file=sys.stderr)
-        return 2
-    print(report(result))
-    return 0
+    at_least(parser, 1, runs=args.runs)
+    at_least(parser, 0, no_cache_runs=args.no_cache_runs)
+    measure = lambda: run(args.runs, args.no_cache_runs, editable=args.editable)  # noqa: E731
+    return 0 if attempt("bench_cli_vs_swaks", measure, report) else 2
 
 
 if __name__ == "__main__":

@@ -16,9 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -26,9 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import app_seam
+from benchmarks.common import HOST, child, isolated_dirs, median, met, until_parent_leaves
 
 TARGET_RATIO = 20.0
 START_TIMEOUT = 30.0
@@ -56,50 +55,30 @@ async def serve_endpoints(count: int, rtt: float) -> None:
     for _ in range(count):
         server = await loop.create_server(
             lambda: FarAwaySMTP(handler, hostname="endpoint.bench.test", loop=loop),
-            "127.0.0.1",
+            HOST,
             0,
         )
         servers.append(server)
-    ports = [str(s.sockets[0].getsockname()[1]) for s in servers]
-    print("PORTS " + " ".join(ports), flush=True)
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    loop.add_reader(sys.stdin.fileno(), lambda: stop.set() if not os.read(0, 1) else None)
-    await stop.wait()
+    print("PORTS " + " ".join(str(s.sockets[0].getsockname()[1]) for s in servers), flush=True)
+    await until_parent_leaves()
     for server in servers:
         server.close()
 
 
 @contextlib.contextmanager
 def running_endpoints(count: int, rtt: float) -> Iterator[list[int]]:
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(count), "--rtt", str(rtt)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=REPO_ROOT,
-    )
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        line = ""
-        while not line.startswith("PORTS ") and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                raise RuntimeError("the endpoints process exited before listening")
-        if not line.startswith("PORTS "):
-            raise TimeoutError("the endpoints did not start in time")
-        yield [int(p) for p in line.split()[1:]]
-    finally:
-        if proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    """``count`` slow endpoints in a child process; their ports. The child always stops."""
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_probe",
+        "--serve",
+        str(count),
+        "--rtt",
+        str(rtt),
+    ]
+    with child(command, "PORTS", START_TIMEOUT) as (_pid, ports):
+        yield [int(port) for port in ports]
 
 
 # -- the measurement -----------------------------------------------------------------
@@ -129,8 +108,7 @@ async def _round(ports: list[int], concurrency: int) -> tuple[float, int]:
     from tuimail.profiles import Security
 
     targets = [
-        ProbeTarget(host="127.0.0.1", port=port, security=Security.NONE, timeout=10)
-        for port in ports
+        ProbeTarget(host=HOST, port=port, security=Security.NONE, timeout=10) for port in ports
     ]
     started = time.perf_counter()
     reports = await probe_many(targets, concurrency=concurrency)
@@ -154,15 +132,9 @@ class AppResult:
     busy_ms: list[float]
     probed: int
 
-    @staticmethod
-    def _median(values: list[float]) -> float:
-        ordered = sorted(values)
-        return ordered[len(ordered) // 2] if ordered else 0.0
-
     @property
     def ratio(self) -> float:
-        idle = self._median(self.idle_ms)
-        return self._median(self.busy_ms) / idle if idle else 0.0
+        return median(self.busy_ms) / median(self.idle_ms)
 
 
 async def _key_latency(pilot: Any, table: Any) -> float:
@@ -187,21 +159,18 @@ def _key_event(key: str) -> Any:
 
 def run_app_round(endpoints: int = 200, concurrency: int = 50, rtt: float = 0.02) -> AppResult:
     """The monitor screen probing every endpoint while keys are pressed, against idle."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as home, running_endpoints(endpoints, rtt) as ports:
-        for name in ("CONFIG", "DATA", "STATE"):
-            os.environ[f"XDG_{name}_HOME"] = f"{home}/{name.lower()}"
-        config = Path(home, "config", "tuimail")
+    with isolated_dirs() as home, running_endpoints(endpoints, rtt) as ports:
+        config = home / "config" / "tuimail"
         config.mkdir(parents=True)
         (config / "config.toml").write_text(
             f"[monitor]\ninterval = 0\nconcurrency = {concurrency}\n"
         )
-        targets = "".join(
-            f'[targets.e{port}]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
-            for port in ports
+        (config / "targets.toml").write_text(
+            "".join(
+                f'[targets.e{port}]\nhost = "{HOST}"\nport = {port}\nsecurity = "none"\n'
+                for port in ports
+            )
         )
-        (config / "targets.toml").write_text(targets)
         return asyncio.run(_app_round(concurrency))
 
 
@@ -227,17 +196,20 @@ async def _app_round(concurrency: int) -> AppResult:
             idle.append(await _key_latency(pilot, table))
         monitor.action_probe_now()
         deadline = time.perf_counter() + 120
-        while len(monitor.latest) < len(monitor.targets) and time.perf_counter() < deadline:
+        while time.perf_counter() < deadline:
+            probed, targets = app_seam.probes_done(monitor)
+            if probed >= targets:
+                break
             busy.append(await _key_latency(pilot, table))
-        probed = len(monitor.latest)
+        probed = app_seam.probes_done(monitor)[0]
     return AppResult(idle, busy, probed)
 
 
 def report_app(result: AppResult) -> str:
     return (
         f"monitor screen during a probe round ({result.probed} targets probed): "
-        f"key -> table cursor moved, median {AppResult._median(result.busy_ms):.0f} ms "
-        f"({len(result.busy_ms)} presses) vs idle {AppResult._median(result.idle_ms):.0f} ms: "
+        f"key -> table cursor moved, median {median(result.busy_ms):.0f} ms "
+        f"({len(result.busy_ms)} presses) vs idle {median(result.idle_ms):.0f} ms: "
         f"{result.ratio:.1f}x"
     )
 
@@ -248,7 +220,7 @@ def report(result: ProbeResult) -> str:
         f"  one at a time:      {result.sequential:7.2f} s   ({result.ok_sequential} OK)",
         f"  concurrency {result.concurrency:<3}:    {result.concurrent:7.2f} s   ({result.ok_concurrent} OK)",
         f"  speed-up: {result.ratio:.1f}x   target >= {TARGET_RATIO:g}x   "
-        f"({'met' if result.meets_target else 'NOT met'})",
+        f"({met(result.meets_target)})",
     ]
     return "\n".join(lines)
 

@@ -1,38 +1,24 @@
 """Throughput of tuimail's sandbox capture server against bare aiosmtpd, same client load.
 
-Each kind of server (see :mod:`benchmarks.sink`) runs alone in its own
-process, with a fresh temporary directory, and receives the same load: N
-concurrent raw aiosmtplib clients, each sending M pre-built ~2 KB messages
-over one connection. Rounds rotate the order of the kinds, and the median
-rate of each kind is compared. What the servers stored is removed only after
-the last round (see ``work_directory``), and each round also times the
-sandbox's own file write where the Maildirs live, the one cost a sink that
-keeps nothing never pays.
+Each server kind of :mod:`benchmarks.sink` runs alone in its own process and
+fresh directory and gets the same load: N concurrent raw aiosmtplib clients,
+each sending M pre-built ~2 KB messages over one connection. Rounds rotate
+the order of the kinds; median rates are compared: sandbox/sink is the target
+(>= 0.9x); sandbox/maildir compares storage with storage (aiosmtpd's stock
+``Mailbox`` parses and re-serialises each message, more than the sandbox
+does); sandbox/maildir-raw (``Maildir.add`` of the bytes, which fsyncs each
+message) is what the sandbox adds on top of storing: transcripts, the
+Message-ID scan, its hooks. Only the message loops are timed: every client
+connects, says EHLO and sends a few warm-up messages, then all start together
+until the last 250. Reported beside the rates: each server's CPU time per
+message (``/proc``; the figure least disturbed by other processes), how busy
+server and client were, and what creating one file costs where the Maildirs
+live (``--tmpdir /dev/shm`` takes the disk out). After each round of a storing
+kind the stored messages are counted, a check and never a timing.
 
-* ``sandbox``: tuimail's ``Sandbox`` with its server-side transcripts on; it
-  stores each message in a Maildir before replying 250;
-* ``sink``: bare aiosmtpd whose handler keeps nothing (the issue's reference:
-  target sandbox/sink >= 0.9x);
-* ``maildir``: bare aiosmtpd with aiosmtpd's stock ``Mailbox`` handler, which
-  also stores every message in a Maildir before replying 250, so
-  sandbox/maildir compares storage with storage (the stock handler parses and
-  re-serialises each message, which the sandbox does not);
-* ``maildir-raw``: bare aiosmtpd whose handler only calls
-  ``mailbox.Maildir.add(envelope.original_content)``: the standard library's
-  Maildir write, which fsyncs each message. The sandbox writes the same way
-  (``tmp/``, then a rename into ``new/``) without the fsync, and adds its
-  transcripts, its Message-ID scan and its hooks.
-
-Only the message loops are timed: every client connects, says EHLO and sends
-a few untimed warm-up messages first, then all start together; the clock stops
-when the last client has its last 250. After each round of a storing kind the
-script counts the stored messages (a check, not a timing) and warns when the
-count is not what was sent.
-
-Run ``python benchmarks/bench_sandbox.py --help`` for the knobs. This script
-prints numbers; it never fails because of them. It exits non-zero only when
-the load could not be delivered (a refusal, a timeout, a server that would not
-start).
+This script prints numbers; it never fails because of them. It exits non-zero
+only when the load could not be delivered (a refusal, a timeout, a server that
+would not start).
 """
 
 from __future__ import annotations
@@ -40,9 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
-import os
-import pstats
 import statistics
 import sys
 import tempfile
@@ -57,11 +40,22 @@ if __package__ in (None, ""):
 
 import aiosmtplib
 
-from benchmarks.bench_session import RECIPIENT, SENDER, build_messages, raw_client
+from benchmarks.bench_session import build_messages
+from benchmarks.common import (
+    BenchmarkError,
+    at_least,
+    attempt,
+    median,
+    met,
+    paired_ratio,
+    pick,
+    profile_text,
+    rotated,
+)
+from benchmarks.sandbox_load import RoundTiming, load
 from benchmarks.sink import (
     KINDS,
     STORING_KINDS,
-    RunningServer,
     maildir_of,
     running_server,
     sessions_dir_of,
@@ -80,12 +74,6 @@ QUICK_MESSAGES = 30
 CLIENT_BUSY_NOTE = 0.9
 #: Files written after each round to measure what the disk charges per message.
 FILE_COST_SAMPLES = 300
-#: For one kind's whole round (each command's timeout is bench_session's client's).
-ROUND_TIMEOUT = 300.0
-
-
-class BenchmarkError(Exception):
-    """The load could not be delivered (a refusal, a timeout, a server that failed)."""
 
 
 @dataclass
@@ -103,17 +91,20 @@ class KindStats:
 
     @property
     def median(self) -> float:
-        return statistics.median(self.rates)
+        return median(self.rates)
 
     @property
     def server_cpu_median(self) -> float | None:
-        known = [c for c in self.server_cpu if c is not None]
-        return statistics.median(known) if known else None
+        return known_median(self.server_cpu)
 
     @property
     def server_busy_median(self) -> float | None:
-        known = [b for b in self.server_busy if b is not None]
-        return statistics.median(known) if known else None
+        return known_median(self.server_busy)
+
+
+def known_median(values: list[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return median(known) if known else None
 
 
 @dataclass
@@ -146,9 +137,7 @@ class SandboxResult:
 
     def paired_ratio(self, kind: str, reference: str) -> float:
         """Median of per-round ratios: less sensitive to load that drifts between rounds."""
-        return statistics.median(
-            k / r for k, r in zip(self.stats[kind].rates, self.stats[reference].rates, strict=True)
-        )
+        return paired_ratio(self.stats[kind].rates, self.stats[reference].rates)
 
     def has(self, *kinds: str) -> bool:
         return all(kind in self.stats and self.stats[kind].rates for kind in kinds)
@@ -163,119 +152,6 @@ def build_payloads(clients: int, count: int) -> list[list[bytes]]:
     messages = build_messages(clients * count)
     payloads = [m.to_bytes() for m in messages]
     return [payloads[i * count : (i + 1) * count] for i in range(clients)]
-
-
-def process_cpu_seconds(pid: int) -> float | None:
-    """CPU seconds process ``pid`` has used so far, from /proc (Linux); else None.
-
-    Nanoseconds on a CPU from each thread's ``schedstat`` where the kernel has
-    it, else user + system clock ticks (10 ms steps) from ``stat``.
-    """
-    try:
-        total_ns = 0
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            total_ns += int((task / "schedstat").read_text().split()[0])
-        return total_ns / 1e9
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        ticks = int(fields[11]) + int(fields[12])  # utime, stime
-        return ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-@dataclass
-class RoundTiming:
-    wall: float
-    client_cpu: float
-    server_cpu: float | None
-
-
-@dataclass
-class _Signals:
-    """What the clients and the conductor of one round tell each other."""
-
-    ready: asyncio.Queue[None] = field(default_factory=asyncio.Queue)
-    go: asyncio.Event = field(default_factory=asyncio.Event)
-    sent: asyncio.Queue[None] = field(default_factory=asyncio.Queue)
-    may_quit: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-async def _client(
-    port: int, warmup: Sequence[bytes], payloads: Sequence[bytes], signals: _Signals
-) -> float:
-    """One connection: EHLO and warm-up, wait for ``go``, send ``payloads``; returns the end time.
-
-    QUIT waits for ``may_quit``, so that the end of the sessions (and the
-    sandbox's session file) stays out of the server CPU measured for the window.
-    """
-    smtp = raw_client(port)
-    await smtp.connect()
-    try:
-        await smtp.ehlo()
-        for payload in warmup:
-            await _send(smtp, payload)
-        signals.ready.put_nowait(None)
-        await signals.go.wait()
-        for payload in payloads:
-            await _send(smtp, payload)
-        finished = time.perf_counter()
-        signals.sent.put_nowait(None)
-        await signals.may_quit.wait()
-        await smtp.quit()
-    finally:
-        smtp.close()
-    return finished
-
-
-async def _send(smtp: aiosmtplib.SMTP, payload: bytes) -> None:
-    errors, _reply = await smtp.sendmail(SENDER, [RECIPIENT], payload)
-    if errors:
-        raise BenchmarkError(f"recipient refused: {errors}")
-
-
-async def _all_signal(queue: asyncio.Queue[None], tasks: list[asyncio.Task[float]]) -> None:
-    """Wait for one item in ``queue`` per task; raise at once if a task fails first."""
-    for _ in tasks:
-        getter = asyncio.ensure_future(queue.get())
-        done, _pending = await asyncio.wait([getter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        if getter not in done:
-            getter.cancel()
-            for task in done:
-                task.result()  # raises the client's error
-            raise BenchmarkError("a client ended before it was told to")
-
-
-async def load(server: RunningServer, warmup: int, payloads: list[list[bytes]]) -> RoundTiming:
-    """Run the client load against ``server``; time from the common start to the last reply."""
-    signals = _Signals()
-    async with asyncio.timeout(ROUND_TIMEOUT):
-        tasks = [
-            asyncio.create_task(_client(server.port, mine[:warmup], mine, signals))
-            for mine in payloads
-        ]
-        try:
-            await _all_signal(signals.ready, tasks)
-            server_cpu0 = process_cpu_seconds(server.pid)
-            client_cpu0 = time.process_time()
-            started = time.perf_counter()
-            signals.go.set()
-            await _all_signal(signals.sent, tasks)
-            client_cpu = time.process_time() - client_cpu0
-            server_cpu1 = process_cpu_seconds(server.pid)
-            signals.may_quit.set()
-            ends = await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-    server_cpu = (
-        server_cpu1 - server_cpu0 if server_cpu0 is not None and server_cpu1 is not None else None
-    )
-    return RoundTiming(max(ends) - started, client_cpu, server_cpu)
 
 
 def count_files(directory: Path) -> int:
@@ -384,8 +260,7 @@ def _one_rotation(
 ) -> None:
     """Round ``index``: every kind once, in an order rotated by the round's number."""
     kinds = result.kinds
-    shift = index % len(kinds)
-    order = [*kinds[shift:], *kinds[:shift]]
+    order = rotated(kinds, index)
     for kind in order:
         timing, problems = one_round(kind, result.warmup, payloads, workdir)
         stats = result.stats[kind]
@@ -431,23 +306,13 @@ def profile_server(
         )
         if not out_file.exists():
             raise BenchmarkError(f"the {kind} server wrote no profile (did it stop cleanly?)")
-        out = io.StringIO()
-        out.write(
+        return (
             f"cProfile of one {kind} server process: {clients} clients x {messages} messages "
             f"(+{min(warmup, messages)} warm-up each), whole process lifetime after start-up; "
             f"{clients * messages / timing.wall:.0f} msg/s while profiled\n"
+            + "".join(f"WARNING: {problem}\n" for problem in problems)
+            + profile_text(out_file, top, restrict)
         )
-        for problem in problems:
-            out.write(f"WARNING: {problem}\n")
-        stats = pstats.Stats(str(out_file), stream=out).strip_dirs()
-        out.write("\n== sorted by own time ==\n")
-        stats.sort_stats("tottime").print_stats(top)
-        out.write("\n== sorted by cumulative time ==\n")
-        if restrict:
-            stats.sort_stats("cumulative").print_stats(restrict, top)
-        else:
-            stats.sort_stats("cumulative").print_stats(top)
-        return out.getvalue()
 
 
 def _fmt_us(value: float | None) -> str:
@@ -484,28 +349,24 @@ def report(result: SandboxResult) -> str:
             f"  {LABELS.get(kind, kind) + ':':<{width + 1}} {stats.median:8.1f} msg/s"
             f"   rounds: {', '.join(f'{r:.0f}' for r in stats.rates)}"
         )
-    if result.has("sandbox", "sink"):
-        lines.append(
-            f"  ratio sandbox/sink:    {result.ratio('sandbox', 'sink'):.3f}x   target {TARGET}   "
-            f"({'met' if result.meets_target else 'NOT met'}); "
-            f"median of per-round ratios {result.paired_ratio('sandbox', 'sink'):.3f}x"
-        )
-    if result.has("sandbox", "maildir"):
-        lines.append(
-            f"  ratio sandbox/maildir: {result.ratio('sandbox', 'maildir'):.3f}x   "
-            f"(both store each message before 250); "
-            f"median of per-round ratios {result.paired_ratio('sandbox', 'maildir'):.3f}x"
-        )
-    if result.has("sandbox", "maildir-raw"):
-        lines.append(
-            f"  ratio sandbox/maildir-raw: {result.ratio('sandbox', 'maildir-raw'):.3f}x   "
-            f"(Maildir.add fsyncs each message, the sandbox does not); "
-            f"median of per-round ratios {result.paired_ratio('sandbox', 'maildir-raw'):.3f}x"
-        )
+    for kind, label, note in (
+        ("sink", "sandbox/sink:    ", f"target {TARGET}   ({met(result.meets_target)})"),
+        ("maildir", "sandbox/maildir: ", "(both store each message before 250)"),
+        (
+            "maildir-raw",
+            "sandbox/maildir-raw: ",
+            "(Maildir.add fsyncs each message, the sandbox does not)",
+        ),
+    ):
+        if result.has("sandbox", kind):
+            lines.append(
+                f"  ratio {label}{result.ratio('sandbox', kind):.3f}x   {note}; "
+                f"median of per-round ratios {result.paired_ratio('sandbox', kind):.3f}x"
+            )
     if result.file_cost:
         costs = sorted(result.file_cost)
         lines.append(
-            f"  storing one message as a file there took {_fmt_us(statistics.median(costs))} "
+            f"  storing one message as a file there took {_fmt_us(median(costs))} "
             f"of CPU (median; rounds {_fmt_us(costs[0]).strip()} to {_fmt_us(costs[-1]).strip()}); "
             "a sink that keeps nothing pays none of it"
         )
@@ -515,12 +376,10 @@ def report(result: SandboxResult) -> str:
         lines.append(
             f"    {kind:<11} {_fmt_us(stats.server_cpu_median):>8}   "
             f"server {_fmt_pct(stats.server_busy_median):>4}   "
-            f"client {_fmt_pct(statistics.median(stats.client_busy)):>4}"
+            f"client {_fmt_pct(median(stats.client_busy)):>4}"
         )
     busy_clients = [
-        kind
-        for kind in result.kinds
-        if statistics.median(result.stats[kind].client_busy) >= CLIENT_BUSY_NOTE
+        kind for kind in result.kinds if median(result.stats[kind].client_busy) >= CLIENT_BUSY_NOTE
     ]
     if busy_clients:
         lines.append(
@@ -542,80 +401,41 @@ def report(result: SandboxResult) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help=f"{QUICK_ROUNDS} rounds x {QUICK_MESSAGES} messages per client (a smoke run)",
-    )
-    parser.add_argument("--rounds", type=int, help=f"rounds (default {DEFAULT_ROUNDS})")
-    parser.add_argument(
-        "--clients", type=int, default=DEFAULT_CLIENTS, help="concurrent client connections"
-    )
-    parser.add_argument(
-        "--messages", type=int, help=f"timed messages per client (default {DEFAULT_MESSAGES})"
-    )
-    parser.add_argument(
-        "--warmup", type=int, default=DEFAULT_WARMUP, help="untimed messages per client first"
-    )
-    parser.add_argument(
-        "--kinds",
-        default=",".join(KINDS),
-        help=f"comma-separated server kinds to measure (default {','.join(KINDS)})",
-    )
-    parser.add_argument(
-        "--tmpdir",
-        type=Path,
-        help="make the servers' fresh temporary directories here (default: the system's "
-        "temporary directory); e.g. /dev/shm to take the disk out of the comparison",
-    )
-    parser.add_argument(
-        "--cprofile",
-        type=int,
-        default=0,
-        metavar="N",
-        help="instead of comparing, run one --cprofile-kind server under cProfile for one "
-        "round and print its top N functions",
-    )
-    parser.add_argument(
-        "--cprofile-kind", choices=KINDS, default="sandbox", help="server kind to profile"
-    )
-    parser.add_argument(
-        "--cprofile-restrict",
-        default="",
-        metavar="REGEX",
-        help="only list functions whose file:line(name) matches REGEX in the cumulative list",
-    )
+    add = parser.add_argument
+    add("--quick", action="store_true", help=f"{QUICK_ROUNDS} rounds x {QUICK_MESSAGES} messages")
+    add("--rounds", type=int, help=f"rounds (default {DEFAULT_ROUNDS})")
+    add("--clients", type=int, default=DEFAULT_CLIENTS, help="concurrent client connections")
+    add("--messages", type=int, help=f"timed messages per client (default {DEFAULT_MESSAGES})")
+    add("--warmup", type=int, default=DEFAULT_WARMUP, help="untimed messages per client first")
+    add("--kinds", default=",".join(KINDS), help="comma-separated server kinds to measure")
+    add("--tmpdir", type=Path, help="where the servers store (e.g. /dev/shm: no disk)")
+    add("--cprofile", type=int, default=0, metavar="N", help="profile one server's round instead")
+    add("--cprofile-kind", choices=KINDS, default="sandbox", help="server kind to profile")
+    add("--cprofile-restrict", default="", metavar="REGEX", help="filter the cumulative list")
     args = parser.parse_args(argv)
-    rounds = args.rounds or (QUICK_ROUNDS if args.quick else DEFAULT_ROUNDS)
-    messages = args.messages or (QUICK_MESSAGES if args.quick else DEFAULT_MESSAGES)
+    rounds = pick(args.rounds, args.quick, QUICK_ROUNDS, DEFAULT_ROUNDS)
+    messages = pick(args.messages, args.quick, QUICK_MESSAGES, DEFAULT_MESSAGES)
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-    if min(rounds, args.clients, messages) < 1 or args.warmup < 0:
-        parser.error("--rounds, --clients and --messages must be at least 1, --warmup at least 0")
+    at_least(parser, 1, rounds=rounds, clients=args.clients, messages=messages)
+    at_least(parser, 0, warmup=args.warmup)
     if args.tmpdir is not None and not args.tmpdir.is_dir():
         parser.error(f"--tmpdir {args.tmpdir} is not a directory")
     unknown = [kind for kind in kinds if kind not in KINDS]
     if unknown or not kinds or len(set(kinds)) != len(kinds):
         parser.error(f"--kinds: a comma-separated list of distinct kinds from {', '.join(KINDS)}")
-    try:
-        if args.cprofile:
-            print(
-                profile_server(
-                    args.cprofile_kind,
-                    args.clients,
-                    messages,
-                    args.warmup,
-                    args.cprofile,
-                    args.cprofile_restrict,
-                    args.tmpdir,
-                )
-            )
-            return 0
-        result = run(rounds, args.clients, messages, args.warmup, kinds, args.tmpdir)
-    except BenchmarkError as exc:
-        print(f"bench_sandbox: {exc}", file=sys.stderr)
-        return 2
-    print(report(result))
-    return 0
+    if args.cprofile:
+        profile = lambda: profile_server(  # noqa: E731
+            args.cprofile_kind,
+            args.clients,
+            messages,
+            args.warmup,
+            args.cprofile,
+            args.cprofile_restrict,
+            args.tmpdir,
+        )
+        return 0 if attempt("bench_sandbox", profile, str) is not None else 2
+    measure = lambda: run(rounds, args.clients, messages, args.warmup, kinds, args.tmpdir)  # noqa: E731
+    return 0 if attempt("bench_sandbox", measure, report) else 2
 
 
 if __name__ == "__main__":

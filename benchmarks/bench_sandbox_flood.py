@@ -13,10 +13,7 @@ transcript within ``SESSION_MAX_ENTRIES`` entries and ``SESSION_MAX_CHARS``
 characters (``tuimail/sandbox.py``), so its memory should stay far under
 150 MB and return close to where it started.
 
-Measured on 2026-12-04 (2 shared cores, default knobs, 1.2 GB sent): RSS
-27 MB before, 32 MB peak, 30 MB after; 11 session files, 1.4 MB; slowest
-NOOP 77 ms. Before the per-session bounds the same run gave 26, 738 and
-627 MB, 543 MB of session files and a 6.5 s NOOP.
+Figures, then and now, are in docs/performance.md.
 
 This script prints numbers; it never fails because of them. It exits
 non-zero only when the server would not start.
@@ -25,40 +22,25 @@ non-zero only when the server would not start.
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-TUIMAIL = str(Path(sys.executable).with_name("tuimail"))
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import HOST, find_tuimail, isolated_dirs, status_kb
 
 
-def status_kb(pid: int, field: str) -> int:
-    """A ``/proc/PID/status`` figure in kB (VmRSS, VmHWM); 0 where it is missing."""
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    for line in text.splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def start_server(home: Path) -> tuple[subprocess.Popen[str], int]:
-    environment = dict(os.environ)
-    for name in ("CONFIG", "DATA", "STATE"):
-        environment[f"XDG_{name}_HOME"] = str(home / name.lower())
+def start_server() -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(
-        [TUIMAIL, "serve", "--port", "0", "--quiet"],
+        [find_tuimail(), "serve", "--port", "0", "--quiet"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env=environment,
     )
     assert process.stderr is not None
     line = process.stderr.readline()
@@ -73,7 +55,7 @@ def flood(port: int, lines: int, length: int) -> None:
     line = b"X" * (length - 2) + b"\r\n"
     batch = line * max(1, 65536 // len(line))
     per_batch = batch.count(b"\n")
-    with socket.create_connection(("127.0.0.1", port), timeout=120) as sock:
+    with socket.create_connection((HOST, port), timeout=120) as sock:
         reader = threading.Thread(target=lambda: sock.makefile("rb").read(), daemon=True)
         reader.start()
         sent = 0
@@ -86,7 +68,7 @@ def flood(port: int, lines: int, length: int) -> None:
 
 def noop_times(port: int, stop: threading.Event, times: list[float]) -> None:
     """NOOP round trips from a well-behaved client while the flood runs."""
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+    with socket.create_connection((HOST, port), timeout=60) as sock:
         replies = sock.makefile("rb")
         replies.readline()
         while not stop.is_set():
@@ -104,12 +86,11 @@ def main() -> int:
     parser.add_argument("--lines", type=int, default=30_000, help="lines per client")
     parser.add_argument("--length", type=int, default=4096, help="bytes per line")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="tuimail-flood-") as work:
-        home = Path(work)
-        process, port = start_server(home)
+    with isolated_dirs() as home:
+        process, port = start_server()
         try:
             time.sleep(0.5)  # let start-up settle before the first figure
-            before = status_kb(process.pid, "VmRSS")
+            before = status_kb("VmRSS", process.pid) or 0
             stop = threading.Event()
             times: list[float] = []
             noops = threading.Thread(target=noop_times, args=(port, stop, times), daemon=True)
@@ -127,8 +108,8 @@ def main() -> int:
             stop.set()
             noops.join(60)
             time.sleep(2.0)  # let session files be written and memory be returned
-            peak = status_kb(process.pid, "VmHWM")
-            after = status_kb(process.pid, "VmRSS")
+            peak = status_kb("VmHWM", process.pid) or 0
+            after = status_kb("VmRSS", process.pid) or 0
         finally:
             process.terminate()
             process.communicate(timeout=30)

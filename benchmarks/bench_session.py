@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import io
-import pstats
 import statistics
 import sys
 import time
@@ -33,7 +31,8 @@ if __package__ in (None, ""):
 
 import aiosmtplib
 
-from benchmarks.sink import HOST, running_sink
+from benchmarks.common import HOST, at_least, paired_ratio, profile_text
+from benchmarks.sink import running_sink
 from tuimail.message import Draft, OutgoingMessage, build_message
 from tuimail.profiles import Profile, Security
 from tuimail.session import SMTPSession
@@ -79,9 +78,7 @@ class SessionResult:
     @property
     def paired_ratio(self) -> float:
         """Median of per-round ratios: less sensitive to load that drifts between rounds."""
-        return statistics.median(
-            t / r for t, r in zip(self.tuimail_rates, self.raw_rates, strict=True)
-        )
+        return paired_ratio(self.tuimail_rates, self.raw_rates)
 
     @property
     def meets_target(self) -> bool:
@@ -223,9 +220,7 @@ def profile_tuimail(messages: int, top: int) -> str:
     profiler = cProfile.Profile()
     with running_sink() as port:
         asyncio.run(one_round(port))
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(top)
-    return out.getvalue()
+    return profile_text(profiler, top)
 
 
 def report(result: SessionResult) -> str:
@@ -250,21 +245,13 @@ def report(result: SessionResult) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS, help="alternating rounds")
-    parser.add_argument(
-        "--messages", type=int, default=DEFAULT_MESSAGES, help="messages per connection"
-    )
-    parser.add_argument("--warmup", type=int, default=20, help="messages per client, not timed")
-    parser.add_argument(
-        "--cprofile",
-        type=int,
-        default=0,
-        metavar="N",
-        help="instead of comparing, profile one tuimail round and print the top N functions",
-    )
+    add = parser.add_argument
+    add("--rounds", type=int, default=DEFAULT_ROUNDS, help="alternating rounds")
+    add("--messages", type=int, default=DEFAULT_MESSAGES, help="messages per connection")
+    add("--warmup", type=int, default=20, help="messages per client, not timed")
+    add("--cprofile", type=int, default=0, metavar="N", help="profile one tuimail round instead")
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.messages < 1:
-        parser.error("--rounds and --messages must be at least 1")
+    at_least(parser, 1, rounds=args.rounds, messages=args.messages)
     if args.cprofile:
         print(profile_tuimail(args.messages, args.cprofile))
         return 0

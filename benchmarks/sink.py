@@ -1,40 +1,17 @@
-"""SMTP servers to measure against, each in its own process.
+"""SMTP servers to measure against, each in its own process (so no event loop or GIL is shared).
 
-Three kinds of server, chosen with ``--kind``:
+``--kind`` chooses: ``sink`` (the default), plain aiosmtpd whose handler
+answers 250 and keeps nothing, so what is measured is the client;
+``maildir``, aiosmtpd's stock ``Mailbox`` handler storing under ``--dir``
+(it parses and re-serialises each message, more than the sandbox does);
+``maildir-raw``, a handler that only calls ``mailbox.Maildir.add`` on the
+bytes as received, the call the sandbox stores with; ``sandbox``, tuimail's
+``Sandbox`` with its transcripts on, storing under ``--dir``.
 
-``sink`` (the default)
-    Plain aiosmtpd with a handler that answers ``250 OK`` to every message and
-    keeps nothing, so what is measured is the client.
-``maildir``
-    Plain aiosmtpd with aiosmtpd's own stock ``aiosmtpd.handlers.Mailbox``
-    handler, which stores every message in a Maildir under ``--dir``: the
-    storage-for-storage reference for the sandbox. It parses each message into
-    an ``email.message.Message``, adds three ``X-`` headers and writes it back
-    out, which is more work than the sandbox's storage.
-``maildir-raw``
-    Plain aiosmtpd whose handler stores the bytes as received with
-    ``mailbox.Maildir.add(envelope.original_content)``: the very call the
-    sandbox stores with, and nothing else, so the sandbox's difference from it
-    is what the sandbox adds (transcripts, Message-ID parsing, its hooks).
-``sandbox``
-    tuimail's :class:`~tuimail.sandbox.Sandbox` with its server-side transcripts
-    on, its Maildir and session files under ``--dir``.
-
-The server runs in a separate process so the client under test does not share
-an event loop (or a GIL) with it; on a 2-core machine client and server then
-get a core each.
-
-Run directly, it prints ``PORT <n>`` on one line and serves until its standard
-input closes or it receives SIGTERM/SIGINT::
-
-    python -m benchmarks.sink
-    python -m benchmarks.sink --kind sandbox --dir /tmp/somewhere
-    python -m benchmarks.sink --kind sandbox --dir /tmp/x --cprofile-out /tmp/x.prof
-
-From Python, use :func:`running_sink` (yields the port) or
-:func:`running_server` (yields the port and the process id), which start the
-process, wait (with a timeout) for the port and always terminate the process
-on the way out.
+Run directly (``python -m benchmarks.sink [--kind KIND --dir PATH]
+[--cprofile-out FILE]``) it prints ``PORT <n>`` and serves until its stdin
+closes or a signal comes. From Python, :func:`running_server` and
+:func:`running_sink` start one and always stop it.
 """
 
 from __future__ import annotations
@@ -45,22 +22,19 @@ import contextlib
 import cProfile
 import importlib
 import mailbox
-import os
-import selectors
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
-#: How long to wait for the sink to print its port, and for it to exit.
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import HOST, STOP_TIMEOUT, child, until_parent_leaves
+
+#: How long to wait for the sink to print its port.
 START_TIMEOUT = 15.0
-STOP_TIMEOUT = 5.0
 #: The kinds of server this module runs; ``sink`` keeps nothing.
 KINDS = ("sink", "maildir", "maildir-raw", "sandbox")
 #: Kinds that store messages, and so need a directory.
@@ -137,14 +111,18 @@ async def _start_sandbox(host: str, port: int, directory: Path) -> tuple[int, Cl
     return sandbox.port, close
 
 
-async def start_server(
-    kind: str = "sink", host: str = HOST, port: int = 0, directory: Path | None = None
-) -> tuple[int, Closer]:
-    """Start a server of ``kind`` in this event loop: its port and a coroutine that stops it."""
+def _check_kind(kind: str, directory: Path | None) -> None:
     if kind not in KINDS:
         raise ValueError(f"unknown server kind {kind!r}; expected one of {', '.join(KINDS)}")
     if kind in STORING_KINDS and directory is None:
         raise ValueError(f"the {kind} server needs a directory to store messages in")
+
+
+async def start_server(
+    kind: str = "sink", host: str = HOST, port: int = 0, directory: Path | None = None
+) -> tuple[int, Closer]:
+    """Start a server of ``kind`` in this event loop: its port and a coroutine that stops it."""
+    _check_kind(kind, directory)
     if kind == "sink":
         return await _start_aiosmtpd(SinkHandler(), host, port)
     assert directory is not None
@@ -161,79 +139,12 @@ async def serve(
     host: str = HOST, port: int = 0, kind: str = "sink", directory: Path | None = None
 ) -> None:
     """Serve until stdin reaches EOF (the parent went away) or a signal arrives."""
-    loop = asyncio.get_running_loop()
     bound_port, close = await start_server(kind, host, port, directory)
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-
-    stdin_fd = sys.stdin.fileno() if sys.stdin is not None else -1
-    watching_stdin = False
-    if stdin_fd >= 0 and not os.isatty(stdin_fd):
-
-        def on_stdin() -> None:
-            try:
-                chunk = os.read(stdin_fd, 4096)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                stop.set()
-
-        with contextlib.suppress(OSError, ValueError, NotImplementedError):
-            loop.add_reader(stdin_fd, on_stdin)
-            watching_stdin = True
-
     print(f"PORT {bound_port}", flush=True)
     try:
-        await stop.wait()
+        await until_parent_leaves()
     finally:
-        if watching_stdin:
-            loop.remove_reader(stdin_fd)
         await close()
-
-
-def _read_port(proc: subprocess.Popen[bytes], timeout: float) -> int:
-    """The port from the sink's first line of output, within ``timeout`` seconds."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    buffer = b""
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while b"\n" not in buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"the SMTP sink did not report its port within {timeout:g} s")
-            if not selector.select(timeout=remaining):
-                continue
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                raise RuntimeError(
-                    f"the SMTP sink exited before reporting its port (exit code {proc.poll()})"
-                )
-            buffer += chunk
-    line = buffer.split(b"\n", 1)[0].decode("ascii", "replace").strip()
-    word, _, number = line.partition(" ")
-    if word != "PORT" or not number.isdigit():
-        raise RuntimeError(f"unexpected first line from the SMTP sink: {line!r}")
-    return int(number)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Close stdin, then SIGTERM, then SIGKILL: each step with a timeout."""
-    if proc.stdin is not None:
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
-    try:
-        proc.wait(timeout=STOP_TIMEOUT)
-        return
-    except subprocess.TimeoutExpired:
-        pass
-    proc.terminate()
-    try:
-        proc.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=STOP_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -271,23 +182,10 @@ def running_server(
     With ``cprofile_out`` the server runs under cProfile and writes its stats
     there when it stops (after this context manager exits).
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown server kind {kind!r}; expected one of {', '.join(KINDS)}")
-    if kind in STORING_KINDS and directory is None:
-        raise ValueError(f"the {kind} server needs a directory to store messages in")
-    proc = subprocess.Popen(
-        server_command(kind, directory, cprofile_out),
-        cwd=REPO_ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=None,
-    )
-    try:
-        yield RunningServer(kind, _read_port(proc, timeout), proc.pid, directory)
-    finally:
-        _stop(proc)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    _check_kind(kind, directory)
+    command = server_command(kind, directory, cprofile_out)
+    with child(command, "PORT", timeout) as (pid, words):
+        yield RunningServer(kind, int(words[0]), pid, directory)
 
 
 @contextlib.contextmanager
@@ -301,24 +199,11 @@ def running_sink(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run an SMTP server to benchmark against.")
-    parser.add_argument(
-        "--kind",
-        choices=KINDS,
-        default="sink",
-        help="sink: keeps nothing (default); maildir: aiosmtpd's stock Mailbox handler; "
-        "maildir-raw: mailbox.Maildir.add of the bytes as received; "
-        "sandbox: tuimail's Sandbox with its transcripts on",
-    )
-    parser.add_argument(
-        "--dir", type=Path, help="where the storing kinds keep what they receive (required)"
-    )
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any)")
-    parser.add_argument(
-        "--cprofile-out",
-        type=Path,
-        metavar="PATH",
-        help="run the server under cProfile and write its stats to PATH when it stops",
-    )
+    add = parser.add_argument
+    add("--kind", choices=KINDS, default="sink", help="what kind of server (see the docstring)")
+    add("--dir", type=Path, help="where the storing kinds keep what they receive (required)")
+    add("--port", type=int, default=0, help="port on 127.0.0.1 (default: any)")
+    add("--cprofile-out", type=Path, metavar="PATH", help="write the server's cProfile stats here")
     args = parser.parse_args(argv)
     if args.kind in STORING_KINDS and args.dir is None:
         parser.error(f"--kind {args.kind} needs --dir")

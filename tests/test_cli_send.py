@@ -162,6 +162,13 @@ def test_exit_code_says_which_stage_failed(
         ("--to", "alice@bank.test <mallory@evil.test>", "--to: "),
         ("--to", "<bob@example.test", "do not match"),
         ("--header", "X-Evil: a\nBcc: x@example.test", "could inject extra headers"),
+        (
+            "--header",
+            "Reply-To: x@example.test",
+            "header 'Reply-To': cannot be set as an extra header; use --reply-to instead",
+        ),
+        ("--header", "MIME-Version: 1.0", "extra header; tuimail sets it from the content"),
+        ("--header", "no colon", "--header: 'no colon' is not in the form 'Name: value'"),
     ],
 )
 def test_bad_input_is_refused_before_connecting(option: str, value: str, message: str) -> None:

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from tuimail.addresses import AddressError, parse_address, parse_address_list
+from tuimail.cli.send import parse_header_option
 from tuimail.message import (
     Draft,
     DraftInvalid,
     OutgoingMessage,
     build_message,
-    parse_header_option,
 )
 
 # The same characters the email package would split a line at, plus NUL and controls.
@@ -771,6 +771,17 @@ def test_address_headers_are_parsed_strictly() -> None:
     assert set(errors) == {"header 'Sender'"}
     assert set(errors_of(headers=[("Sender", "")])) == {"header 'Sender'"}
     assert build(headers=[("Sender", "sëc@example.com")]).needs_smtputf8
+
+
+@pytest.mark.parametrize("name", ["From", "to", "Cc", "BCC", "Reply-To", "Subject"])
+def test_a_header_the_draft_sets_names_its_field_not_an_option(name: str) -> None:
+    """The core names the draft field; each face words it (the command line as an option)."""
+    with pytest.raises(DraftInvalid) as info:
+        build(headers=[(name, "x@example.test")])
+    [error] = info.value.errors
+    assert error.instead == name.lower()
+    assert error.message.endswith(f"use the {name.lower().title()} field instead")
+    assert "--" not in error.message
 
 
 def test_parse_header_option() -> None:

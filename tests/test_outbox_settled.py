@@ -21,7 +21,7 @@ import pytest
 from tests.cli_helpers import run_tuimail
 from tests.smtpservers import Reply, ScriptedServer, ServerThread, Sink
 from tuimail.message import Draft, OutgoingMessage, build_message
-from tuimail.outbox import Outbox, State
+from tuimail.outbox import NotRetryable, Outbox, State
 from tuimail.profiles import Profile, Security
 
 
@@ -79,7 +79,7 @@ async def test_a_delivered_message_that_cannot_be_moved_is_never_offered_again(
         [entry] = outbox.entries()
         assert entry.state is State.DELIVERED, entry
         assert "could not be moved" in entry.last_error
-        with pytest.raises(KeyError, match="was delivered"):
+        with pytest.raises(NotRetryable, match="was delivered"):
             outbox.requeue(queued.key)
         assert (await outbox.attempt(queued.key)).state == "skipped"
     # Once the directory can be written, a flush finishes the move; nothing is sent again.

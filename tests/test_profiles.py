@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tuimail.errors import NotFound
 from tuimail.profiles import (
     AuthMechanism,
     Profile,
@@ -111,14 +112,14 @@ def test_missing_file_is_an_empty_store() -> None:
     store = ProfileStore()
     assert not store.path.exists()
     assert store.load() == {}
-    with pytest.raises(KeyError, match="none yet"):
+    with pytest.raises(NotFound, match="none yet"):
         store.get("work")
 
 
 def test_get_unknown_names_the_known_profiles() -> None:
     store = ProfileStore()
     store.save(Profile(name="work", host="smtp.example.com"))
-    with pytest.raises(KeyError, match=r"'home'.*work"):
+    with pytest.raises(NotFound, match=r"'home'.*work"):
         store.get("home")
 
 
@@ -147,7 +148,7 @@ def test_remove() -> None:
     store.remove("work")
     assert list(store.load()) == ["home"]
     before = store.path.read_bytes()
-    with pytest.raises(KeyError, match="work"):
+    with pytest.raises(NotFound, match="work"):
         store.remove("work")
     assert store.path.read_bytes() == before
 

@@ -21,7 +21,7 @@ from tests.cli_helpers import TUIMAIL, run_tuimail
 from tests.smtpservers import DEFAULT_REPLIES, Reply, ScriptedServer, ServerThread
 from tests.test_outbox_attack import message, profile, sent_keys
 from tuimail import paths
-from tuimail.outbox import Outbox, State
+from tuimail.outbox import MessageGone, Outbox, State
 
 
 def test_a_flush_scanning_while_a_message_is_queued_leaves_it_queued(
@@ -251,7 +251,7 @@ class SentWhileLookedUp(Outbox):
 def test_dropping_a_message_sent_meanwhile_says_so() -> None:
     outbox = SentWhileLookedUp()
     queued = outbox.enqueue(profile(1), message())
-    with pytest.raises(KeyError, match="sent or dropped meanwhile"):
+    with pytest.raises(MessageGone, match="sent or dropped meanwhile"):
         outbox.drop(queued.short_id)
 
 

@@ -23,10 +23,20 @@ from tests.cli_helpers import TUIMAIL, files_under, find_leaks, run_tuimail
 from tests.conftest import require_tool
 from tests.smtpservers import ServerThread
 from tuimail.credentials import Secret
+from tuimail.errors import TuimailError
 from tuimail.faults import FaultPlan
 from tuimail.message import Draft, build_message
-from tuimail.profiles import with_changes
-from tuimail.sandbox import Sandbox, SandboxConfig, SessionRecord, TLSMode
+from tuimail.profiles import Security, with_changes
+from tuimail.sandbox import (
+    PortUnavailable,
+    Sandbox,
+    SandboxConfig,
+    SandboxError,
+    SessionRecord,
+    SettingRefused,
+    sandbox_config_from,
+)
+from tuimail.selfsigned import CertificateError
 from tuimail.session import SMTPSession, Stage, send
 from tuimail.transcript import Direction
 
@@ -123,7 +133,7 @@ def test_swaks_plain(make_sandbox: Any) -> None:
 
 def test_swaks_starttls_verifies_the_sandbox_certificate(make_sandbox: Any) -> None:
     require_tool("swaks", "swaks")
-    sandbox = make_sandbox(tls=TLSMode.STARTTLS)
+    sandbox = make_sandbox(tls=Security.STARTTLS)
     ca_file = str(sandbox.sandbox.ca_file)
     result = swaks(sandbox.port, "--tls", "--tls-verify", "--tls-ca-path", ca_file)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -168,13 +178,13 @@ def test_smtplib_plain_starttls_and_implicit(make_sandbox: Any) -> None:
     plain = make_sandbox()
     with smtplib.SMTP("127.0.0.1", plain.port, timeout=10) as client:
         client.sendmail("a@example.test", ["b@example.test"], sample_message())
-    starttls = make_sandbox(tls=TLSMode.STARTTLS, auth_users={})
+    starttls = make_sandbox(tls=Security.STARTTLS, auth_users={})
     context = ssl.create_default_context(cafile=str(starttls.sandbox.ca_file))
     with smtplib.SMTP("localhost", starttls.port, timeout=10) as client:
         client.starttls(context=context)
         client.login("anyone", "anything")
         client.sendmail("a@example.test", ["b@example.test"], sample_message())
-    implicit = make_sandbox(tls=TLSMode.IMPLICIT)
+    implicit = make_sandbox(tls=Security.TLS)
     context = ssl.create_default_context(cafile=str(implicit.sandbox.ca_file))
     with smtplib.SMTP_SSL("127.0.0.1", implicit.port, timeout=10, context=context) as client:
         ehlo = client.ehlo()
@@ -229,7 +239,7 @@ def test_stored_bytes_are_exactly_what_was_sent(make_sandbox: Any) -> None:
 
 
 async def test_tuimail_session_sees_both_sides(make_sandbox: Any) -> None:
-    sandbox = make_sandbox(tls=TLSMode.STARTTLS, auth_users={"dave": PASSWORD})
+    sandbox = make_sandbox(tls=Security.STARTTLS, auth_users={"dave": PASSWORD})
     profile = with_changes(sandbox.sandbox.client_profile(), username="dave")
     outgoing = build_message(Draft(from_address="a@example.test", to=["b@example.test"]))
     report = await send(profile, outgoing, Secret(PASSWORD))
@@ -627,3 +637,71 @@ def test_auth_is_offered_only_when_configured(make_sandbox: Any) -> None:
     with smtplib.SMTP("127.0.0.1", with_auth.port, timeout=10) as client:
         client.ehlo()
         assert client.has_extn("auth")
+
+
+# -- the seams: aiosmtpd's handler hooks, and errors that carry data -------------
+# MAIL and RCPT faults run in aiosmtpd's documented hooks (tuimail/sandbox/handler.py),
+# after aiosmtpd's own checks; the core words its errors without command-line
+# options, and ``tuimail serve`` adds them.
+
+
+def test_a_rcpt_fault_fires_after_aiosmtpds_own_sequence_check(make_sandbox: Any) -> None:
+    """A RCPT without MAIL is answered 503 by aiosmtpd; the fault waits for a real RCPT."""
+    sandbox = make_sandbox(faults=["rcpt:451 4.7.1 Try later"])
+    with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=10) as client:
+        client.ehlo()
+        assert client.rcpt("b@example.test")[0] == 503
+        assert client.mail("a@example.test")[0] == 250
+        assert client.rcpt("b@example.test") == (451, b"4.7.1 Try later")
+
+
+def test_a_mail_fault_fires_after_aiosmtpds_syntax_check(make_sandbox: Any) -> None:
+    sandbox = make_sandbox(faults=["mail:421 4.3.2 Going away"])
+    with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=10) as client:
+        client.ehlo()
+        assert client.docmd("MAIL", "FROM:")[0] == 501  # aiosmtpd's syntax error first
+        assert client.mail("a@example.test") == (421, b"4.3.2 Going away")
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            client.noop()  # a 421 closes the connection once it is sent
+    [session] = sandbox.wait_for_sessions(1)
+    assert "closed after fault" in session.outcome
+
+
+def test_auth_not_offered_quotes_the_hint_its_face_gave(make_sandbox: Any) -> None:
+    for hint, expected in (("", b"5.5.1 AUTH is not enabled on this sandbox"),
+                           ("see --auth", b"5.5.1 AUTH is not enabled on this sandbox (see --auth)")):  # fmt: skip
+        sandbox = make_sandbox(auth_hint=hint)
+        with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=10) as client:
+            client.ehlo()
+            assert client.docmd("AUTH", "PLAIN") == (502, expected)
+
+
+def test_a_refused_setting_carries_its_name_and_value() -> None:
+    with pytest.raises(SettingRefused) as raised:
+        sandbox_config_from(
+            host="127.0.0.1", port=2525, maildir=None, tls=Security.NONE, auth_users=None,
+            auth_required=False, size_limit=-1, idle_timeout=60.0,
+        )  # fmt: skip
+    assert (raised.value.setting, raised.value.value) == ("size_limit", -1)
+    assert "--" not in str(raised.value)  # the core does not speak in options
+
+
+def test_sandbox_errors_are_tuimail_errors() -> None:
+    assert issubclass(SandboxError, TuimailError) and issubclass(CertificateError, TuimailError)
+    taken = PortUnavailable("127.0.0.1", 2525, in_use=True)
+    assert isinstance(taken, SandboxError) and "--" not in str(taken)
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (["--size", "-1"], "--size must be 0 (no limit) or more"),
+        (["--idle-timeout", "0"], "--idle-timeout must be more than 0 and at most 3600 seconds"),
+        (["--auth-required"], "--auth-required needs --auth any or --auth-file"),
+        (["--max-connections", "0"], "--max-connections must be 1 or more"),
+        (["--port", "70000"], "--port 70000 is not a port number (0-65535)"),
+    ],
+)
+def test_serve_words_a_refused_setting_with_its_option(options: list[str], words: str) -> None:
+    result = run_tuimail("serve", *options)
+    assert result.returncode == 1 and words in result.stderr, result.stderr

@@ -217,9 +217,9 @@ def test_commands_pipelined_after_data_wait_for_the_354(make_sandbox: Any) -> No
 def test_plaintext_after_the_starttls_220_is_shown_as_plaintext_and_discarded(
     make_sandbox: Any, line_end: bytes
 ) -> None:
-    from tuimail.sandbox import TLSMode
+    from tuimail.profiles import Security
 
-    sandbox = make_sandbox(tls=TLSMode.STARTTLS)
+    sandbox = make_sandbox(tls=Security.STARTTLS)
     context = ssl.create_default_context(cafile=str(sandbox.sandbox.ca_file))
     with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=10) as client:
         client.ehlo()
@@ -355,18 +355,18 @@ def test_sandboxes_starting_with_tls_at_once_share_one_good_certificate(
 def test_a_key_that_does_not_match_its_certificate_is_replaced(
     make_sandbox: Any, tmp_path: Path
 ) -> None:
-    from tuimail.sandbox import TLSMode
+    from tuimail.profiles import Security
     from tuimail.selfsigned import ensure_certificate
 
     mine, other = tmp_path / "tls", tmp_path / "other"
     ensure_certificate(mine)
     ensure_certificate(other)
     (mine / "key.pem").write_bytes((other / "key.pem").read_bytes())
-    sandbox = make_sandbox(tls=TLSMode.STARTTLS, certificate_dir=mine)
+    sandbox = make_sandbox(tls=Security.STARTTLS, certificate_dir=mine)
     starttls_send(sandbox.port, mine / "ca.pem")
     # A certificate from another CA than ca.pem is no better.
     (mine / "ca.pem").write_bytes((other / "ca.pem").read_bytes())
-    again = make_sandbox(tls=TLSMode.STARTTLS, certificate_dir=mine)
+    again = make_sandbox(tls=Security.STARTTLS, certificate_dir=mine)
     starttls_send(again.port, mine / "ca.pem")
 
 
@@ -460,7 +460,7 @@ def test_a_flooding_session_keeps_a_bounded_transcript(
 def test_session_files_are_pruned_while_running(
     make_sandbox: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tuimail import sandbox as sandbox_module
+    from tuimail.sandbox import session_files as sandbox_module
 
     monkeypatch.setattr(sandbox_module, "MAX_SESSION_FILES", 3)
     monkeypatch.setattr(sandbox_module, "PRUNE_EVERY_SESSIONS", 2)
@@ -525,12 +525,13 @@ def test_a_maildir_that_cannot_be_created_is_a_clear_error(tmp_path: Path) -> No
 def test_a_certificate_directory_that_cannot_be_made_is_a_clear_error(
     make_sandbox: Any, tmp_path: Path
 ) -> None:
-    from tuimail.sandbox import SandboxError, TLSMode
+    from tuimail.profiles import Security
+    from tuimail.sandbox import SandboxError
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     with pytest.raises(SandboxError, match="cannot make the sandbox certificate"):
-        make_sandbox(tls=TLSMode.STARTTLS, certificate_dir=blocker / "tls")
+        make_sandbox(tls=Security.STARTTLS, certificate_dir=blocker / "tls")
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.properties import reproducible
 from tests.test_smtp_data import LINE_LIMIT, RANDOM_SIZE_LIMIT, reference
 from tuimail.sandbox import ClientTap, SessionRecord
-from tuimail.smtp_data import MessageData, read_message_data
+from tuimail.smtp_data import MessageData, find_data_end, read_message_data
 from tuimail.transcript import ConversationRedactor, Direction
 
 #: Awkward pieces of lines: dots that need unstuffing, bare CR and LF, NUL, long runs.
@@ -97,3 +97,23 @@ def test_the_tap_ends_the_message_where_the_server_does(stream: bytes, sizes: li
     lines = body.count(b"\n")
     summary = f"[message content: {len(body):,} bytes, {lines:,} lines] ."
     assert client == ["DATA", summary, "NEXT"]
+
+
+@reproducible()
+@given(stream=message_streams(), sizes=SIZES)
+def test_find_data_end_agrees_with_the_block_reader(stream: bytes, sizes: list[int]) -> None:
+    """Fed piece by piece, the scan the tap uses ends the data where the reader does."""
+    pending = bytearray()
+    counted, taken, at_start, end = 0, 0, True, None
+    for piece in split(stream + b"NEXT\r\n", sizes):
+        pending.extend(piece)
+        data, end = find_data_end(pending, at_start=at_start)
+        at_start = at_start and not data and end is None
+        counted += data
+        if end is not None:
+            taken += end
+            break
+        taken += data
+        del pending[:data]
+    assert end is not None and counted == len(stream) - len(b".\r\n")
+    assert taken == len(stream)  # the next command is left to the server

@@ -13,6 +13,7 @@ dialog both save through here.
 from __future__ import annotations
 
 from tuimail.credentials import CredentialStore, KeyringError, Secret, UnsafeKeyringError
+from tuimail.errors import NotFound
 from tuimail.profiles import Profile, ProfileError, ProfileStore, ProfileStoreError
 
 
@@ -28,7 +29,7 @@ def save_account(
 
     ``password`` is the new password, or None to keep the one it has (a
     renamed profile takes its old entry along). Raises :class:`ProfileError`,
-    :class:`ProfileStoreError`, :class:`KeyError` (no such profile) or
+    :class:`ProfileStoreError`, :class:`NotFound` (no such profile) or
     :class:`KeyringError`, each before anything changed or after the change was
     undone. Returns warnings about leftovers that do not undo the save.
     """
@@ -95,8 +96,7 @@ def _check_name(store: ProfileStore, profile: Profile, original_name: str | None
     old = None
     if original_name is not None:
         if original_name not in profiles:
-            known = ", ".join(sorted(profiles)) or "none yet"
-            raise KeyError(f"no profile named {original_name!r} (profiles: {known})")
+            raise NotFound("profile", original_name, tuple(sorted(profiles)))
         old = profiles[original_name]
     if profile.name in profiles and profile.name != original_name:
         raise ProfileError("name", f"a profile named {profile.name!r} already exists")

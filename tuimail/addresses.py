@@ -27,6 +27,8 @@ from email import errors as email_errors
 from email.header import decode_header, make_header
 from email.headerregistry import Address, HeaderRegistry
 
+from tuimail.errors import TuimailError
+
 # RFC 5322 atext, plus any non-ASCII character (RFC 6532) for SMTPUTF8.
 # Written as "ASCII atext or any non-ASCII character": a class spanning
 # U+0080..U+10FFFF costs milliseconds to compile at every start-up.
@@ -53,7 +55,7 @@ _UNSTRUCTURED = HeaderRegistry()
 _IDNA_DEVIATIONS = set("\u00df\u03c2\u200c\u200d")
 
 
-class AddressError(ValueError):
+class AddressError(TuimailError, ValueError):
     """An address that cannot be sent to without guessing; the message says why."""
 
 

@@ -14,11 +14,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tuimail.session import SessionReport
 from tuimail.terminal_text import escape_controls
 from tuimail.transcript import Direction, Entry, EventKind
+
+if TYPE_CHECKING:
+    from tuimail.probe import ProbeReport, TLSReport
 
 _RESET = "\033[0m"
 _COLOURS = {
@@ -128,14 +131,14 @@ def _outcome_lines(report: SessionReport) -> list[str]:
     return lines
 
 
-def print_probe(report: Any, stream: TextIO | None = None) -> None:
+def print_probe(report: ProbeReport, stream: TextIO | None = None) -> None:
     """The human summary of a probe, after its transcript."""
     out = stream or sys.stdout
     _write_lines(out, ["", *_probe_lines(report)])
     out.flush()
 
 
-def _probe_lines(report: Any) -> list[str]:
+def _probe_lines(report: ProbeReport) -> list[str]:
     target = report.target
     lines = [f"{target.label}: {report.status.name}"]
     lines += [f"  - {reason}" for reason in report.reasons]
@@ -157,7 +160,7 @@ def _probe_lines(report: Any) -> list[str]:
     return lines
 
 
-def _tls_lines(tls: Any, host: str) -> list[str]:
+def _tls_lines(tls: TLSReport, host: str) -> list[str]:
     trust = "trusted" if tls.trust.trusted else "NOT trusted"
     match = "matches" if tls.trust.hostname_matches else "does NOT match"
     lines = [

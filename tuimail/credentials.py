@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tuimail.errors import TuimailError
+
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
 
@@ -69,7 +71,7 @@ class Secret:
         raise TypeError("a Secret cannot be pickled")
 
 
-class KeyringError(Exception):
+class KeyringError(TuimailError):
     """The keyring cannot be used; the message says what to do about it."""
 
     def __init__(self, message: str, fix: str = FIX_TEXT) -> None:

@@ -20,15 +20,21 @@ class NotFound(TuimailError, LookupError):
     """A named thing (profile, target, outbox message) does not exist.
 
     ``kind`` is what was looked for, ``name`` what was asked and ``known`` the
-    names that do exist, so a face can suggest one.
+    names that do exist, so a face can suggest one (None: not listed; empty:
+    there are none yet).
     """
 
-    def __init__(self, kind: str, name: str, known: tuple[str, ...] = ()) -> None:
+    def __init__(self, kind: str, name: str, known: tuple[str, ...] | None = None) -> None:
         self.kind = kind
         self.name = name
         self.known = known
-        listed = f" ({kind}s: {', '.join(known)})" if known else ""
-        super().__init__(f"no {kind} named {name!r}{listed}")
+        super().__init__(self._words())
+
+    def _words(self) -> str:
+        if self.known is None:
+            return f"no {self.kind} named {self.name!r}"
+        listed = ", ".join(self.known) or "none yet"
+        return f"no {self.kind} named {self.name!r} ({self.kind}s: {listed})"
 
     def __str__(self) -> str:
         return str(self.args[0])

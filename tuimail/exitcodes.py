@@ -6,6 +6,8 @@ Scripts branch on these, so they are stable and documented here once: the
 
 from __future__ import annotations
 
+from tuimail.stages import Stage
+
 OK = 0
 USAGE = 2  # argparse's own code for bad arguments
 INVALID_MESSAGE = 3
@@ -14,17 +16,19 @@ STORE_FAILED = 5
 PARTIAL = 18
 QUEUED = 75  # EX_TEMPFAIL, as sendmail and msmtpq use it
 
-# Keyed by the value of tuimail.session.Stage (a StrEnum), so that importing
-# this table for --help does not import the SMTP session and aiosmtplib.
+# tuimail/stages.py imports nothing, so this table for --help does not
+# import the SMTP session and aiosmtplib.
 STAGE_CODES: dict[str, int] = {
-    "connect": 10,
-    "tls": 11,
-    "greeting": 12,
-    "ehlo": 13,
-    "auth": 14,
-    "mail": 15,
-    "rcpt": 16,
-    "data": 17,
+    Stage.CONNECT: 10,
+    Stage.TLS: 11,
+    Stage.GREETING: 12,
+    Stage.EHLO: 13,
+    Stage.AUTH: 14,
+    Stage.MAIL: 15,
+    Stage.RCPT: 16,
+    Stage.DATA: 17,
+    # A client's data stage ends with the reply to the final dot.
+    Stage.DOT: 17,
 }
 
 TABLE: list[tuple[int, str]] = [
@@ -49,8 +53,9 @@ TABLE: list[tuple[int, str]] = [
 ]
 
 
-def for_stage(stage: str) -> int:
-    return STAGE_CODES[str(stage)]
+def for_stage(stage: Stage | str) -> int:
+    """The exit code of a failure at ``stage`` (a :class:`Stage` or its value)."""
+    return STAGE_CODES[Stage(stage)]
 
 
 NOTE = (

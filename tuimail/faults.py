@@ -32,19 +32,24 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from tuimail.errors import TuimailError
+from tuimail.stages import Stage
+
 GREYLIST_REPLY = "451 4.7.1 Greylisted, please try again later"
 #: Sender/recipient pairs remembered by the greylist; the oldest is forgotten first.
 MAX_GREYLIST_PAIRS = 10_000
 
 
-class FaultStage(enum.StrEnum):
-    GREETING = "greeting"
-    EHLO = "ehlo"
-    AUTH = "auth"
-    MAIL = "mail"
-    RCPT = "rcpt"
-    DATA = "data"
-    DOT = "dot"
+#: The stages a fault rule may name, in the order ``--fault`` lists them.
+FAULT_STAGES: tuple[Stage, ...] = (
+    Stage.GREETING,
+    Stage.EHLO,
+    Stage.AUTH,
+    Stage.MAIL,
+    Stage.RCPT,
+    Stage.DATA,
+    Stage.DOT,
+)
 
 
 class FaultAction(enum.StrEnum):
@@ -53,20 +58,20 @@ class FaultAction(enum.StrEnum):
     DISCONNECT = "disconnect"
 
 
-class FaultSpecError(ValueError):
+class FaultSpecError(TuimailError, ValueError):
     """A ``--fault`` text that cannot be understood; says what was expected."""
 
 
 @dataclass(frozen=True)
 class FaultRule:
-    stage: FaultStage
+    stage: Stage
     action: FaultAction
     reply: str = ""
     delay: float = 0.0
     probability: float = 1.0
     address: str = ""
 
-    def applies_to(self, stage: FaultStage, address: str) -> bool:
+    def applies_to(self, stage: Stage, address: str) -> bool:
         if stage is not self.stage:
             return False
         return not self.address or self.address.lower() == address.lower()
@@ -116,14 +121,11 @@ def parse_fault(spec: str) -> FaultRule | Greylist:
             f"{spec!r}: expected STAGE:ACTION, for example 'rcpt:550 5.1.1 No such user'"
         )
     stage_text, _, address = head.partition("=")
-    try:
-        stage = FaultStage(stage_text.strip().lower())
-    except ValueError:
-        stages = ", ".join(s.value for s in FaultStage)
-        raise FaultSpecError(
-            f"{spec!r}: unknown stage {stage_text!r}; use one of {stages}"
-        ) from None
-    if address and stage not in (FaultStage.MAIL, FaultStage.RCPT):
+    stage = next((s for s in FAULT_STAGES if s.value == stage_text.strip().lower()), None)
+    if stage is None:
+        stages = ", ".join(s.value for s in FAULT_STAGES)
+        raise FaultSpecError(f"{spec!r}: unknown stage {stage_text!r}; use one of {stages}")
+    if address and stage not in (Stage.MAIL, Stage.RCPT):
         raise FaultSpecError(f"{spec!r}: only the mail and rcpt stages take =ADDRESS")
     action_text = action_text.strip()
     if action_text == "disconnect":
@@ -134,7 +136,7 @@ def parse_fault(spec: str) -> FaultRule | Greylist:
             stage, FaultAction.DELAY, delay=delay, probability=probability, address=address
         )
     if _REPLY_RE.match(action_text) and "\r" not in action_text and "\n" not in action_text:
-        if stage is FaultStage.GREETING and action_text.startswith("2"):
+        if stage is Stage.GREETING and action_text.startswith("2"):
             raise FaultSpecError(f"{spec!r}: a greeting fault must not be a 2xx reply")
         return FaultRule(
             stage, FaultAction.REPLY, reply=action_text, probability=probability, address=address
@@ -195,7 +197,7 @@ class FaultPlan:
             described.append(self.greylist.describe())
         return described
 
-    def decide(self, stage: FaultStage, address: str = "") -> FaultRule | None:
+    def decide(self, stage: Stage, address: str = "") -> FaultRule | None:
         """The rule that fires now at ``stage``, if any (first matching rule wins)."""
         with self._lock:
             for rule in self.rules:

@@ -23,10 +23,9 @@ version does.
 
 from __future__ import annotations
 
+import errno
 import mimetypes
-import os
 import re
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email import errors as email_errors
@@ -48,6 +47,8 @@ from tuimail.addresses import (
     parse_address_list,
     quoted_name,
 )
+from tuimail.errors import TuimailError
+from tuimail.small_files import NotReadable, read_small_file
 
 #: Largest message tuimail builds in memory; bigger attachments belong elsewhere.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -77,33 +78,35 @@ MAX_HEADER_NAME = 76
 _HEADER_TYPES = headerregistry.HeaderRegistry()
 _ATEXT_DOT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]+"
 _MSG_ID_RE = re.compile(rf"<{_ATEXT_DOT}@(?:{_ATEXT_DOT}|\[[!-Z^-~]*\])>")
-_MANAGED_HEADERS = {
-    "from": "--from",
-    "to": "--to",
-    "cc": "--cc",
-    "bcc": "--bcc",
-    "reply-to": "--reply-to",
-    "subject": "--subject",
-    "mime-version": None,
-    "content-type": None,
-    "content-transfer-encoding": None,
-    "content-disposition": None,
+#: Headers the draft's own fields set (the field has the header's name).
+_DRAFT_HEADERS = {"from", "to", "cc", "bcc", "reply-to", "subject"}
+#: Headers built from the content.
+_CONTENT_HEADERS = {
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "content-disposition",
 }
 _OVERRIDABLE_HEADERS = {"date", "message-id"}
 
 
 @dataclass(frozen=True)
 class FieldError:
-    """One invalid input: which field, and a sentence about it."""
+    """One invalid input: which field, and a sentence about it.
+
+    ``instead`` names the draft field (``from``, ``reply-to``...) that sets
+    what was given as an extra header, so each face can name its own input.
+    """
 
     field: str
     message: str
+    instead: str = ""
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}"
 
 
-class DraftInvalid(ValueError):
+class DraftInvalid(TuimailError, ValueError):
     """The draft cannot be sent as it is; ``errors`` lists every problem found."""
 
     def __init__(self, errors: Sequence[FieldError]) -> None:
@@ -162,14 +165,6 @@ class OutgoingMessage:
 def render(message: EmailMessage, needs_smtputf8: bool) -> bytes:
     """Serialise for the wire: CRLF, folded headers, UTF-8 headers only with SMTPUTF8."""
     return message.as_bytes(policy=WIRE_POLICY_UTF8 if needs_smtputf8 else WIRE_POLICY)
-
-
-def parse_header_option(text: str) -> tuple[str, str]:
-    """Split ``'Name: value'`` as given to ``--header``."""
-    name, sep, value = text.partition(":")
-    if not sep:
-        raise DraftInvalid([FieldError("--header", f"{text!r} is not in the form 'Name: value'")])
-    return name.strip(), value.strip()
 
 
 def validate_address_field(field_name: str, values: Sequence[str]) -> list[ParsedAddress]:
@@ -509,7 +504,7 @@ def _squash(text: str) -> str:
     return "".join(text.split())
 
 
-class StoredMessageInvalid(ValueError):
+class StoredMessageInvalid(TuimailError, ValueError):
     """Stored message bytes that must not be sent; the message says why."""
 
 
@@ -598,10 +593,13 @@ def _checked_extra_headers(
             )
             continue
         lower = name.lower()
-        if lower in _MANAGED_HEADERS:
-            option = _MANAGED_HEADERS[lower]
-            hint = f"use {option} instead" if option else "tuimail sets it from the content"
-            errors.append(FieldError(field_name, f"cannot be set as an extra header; {hint}"))
+        if lower in _DRAFT_HEADERS:
+            hint = f"cannot be set as an extra header; use the {lower.title()} field instead"
+            errors.append(FieldError(field_name, hint, instead=lower))
+            continue
+        if lower in _CONTENT_HEADERS:
+            hint = "cannot be set as an extra header; tuimail sets it from the content"
+            errors.append(FieldError(field_name, hint))
             continue
         if not _check_header_value(field_name, value, errors):
             continue
@@ -679,39 +677,32 @@ def _read_attachments(paths: Sequence[Path], errors: list[FieldError]) -> list[t
     return loaded
 
 
-class FileProblem(ValueError):
+class FileProblem(TuimailError, ValueError):
     """A file that cannot be put in a message; the text says why in plain words."""
 
 
 def read_regular_file(path: Path, limit: int = MAX_MESSAGE_BYTES) -> bytes:
     """The bytes of ``path``, which must be a regular file of at most ``limit`` bytes.
 
-    Opened without blocking and checked on the open file: a FIFO would hang,
-    a device such as /dev/zero never ends, and a file can grow after a stat.
+    Opened without blocking and checked on the open file (by
+    :func:`tuimail.small_files.read_small_file`): a FIFO would hang, a device
+    such as /dev/zero never ends, and a file can grow after a stat.
     Raises :class:`FileProblem`.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return read_small_file(path, limit)
     except FileNotFoundError:
         raise FileProblem("does not exist") from None
     except PermissionError:
         raise FileProblem("cannot be read (permission denied)") from None
     except OSError as exc:
+        if exc.errno == errno.EISDIR:  # from opening it, or from the check
+            raise FileProblem("is a directory, not a file") from None
+        if isinstance(exc, NotReadable) and exc.errno == errno.EFBIG:
+            raise FileProblem(f"is larger than the limit of {limit // (1024 * 1024)} MiB") from None
+        if isinstance(exc, NotReadable):
+            raise FileProblem("is not a regular file") from None
         raise FileProblem(f"cannot be read ({exc.strerror})") from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        if stat.S_ISDIR(mode):
-            raise FileProblem("is a directory, not a file")
-        raise FileProblem("is not a regular file")
-    with os.fdopen(fd, "rb") as file:
-        try:
-            data = file.read(limit + 1)
-        except OSError as exc:
-            raise FileProblem(f"cannot be read ({exc.strerror})") from None
-    if len(data) > limit:
-        raise FileProblem(f"is larger than the limit of {limit // (1024 * 1024)} MiB")
-    return data
 
 
 def read_text_file(path: Path, limit: int = MAX_MESSAGE_BYTES) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tuimail.errors import TuimailError
 
-class MXLookupError(Exception):
+
+class MXLookupError(TuimailError):
     """The domain's mail servers could not be found; says why."""
 
 

@@ -67,12 +67,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from tuimail import paths
 from tuimail.addresses import parse_address
 from tuimail.atomic import atomic_write_bytes
 from tuimail.credentials import Secret
+from tuimail.errors import NotFound, TuimailError
 from tuimail.maildir import deliver, ensure_maildir
 from tuimail.message import MAX_MESSAGE_BYTES, OutgoingMessage, check_stored_message
 from tuimail.profiles import Profile
@@ -95,6 +96,37 @@ class State(enum.StrEnum):
     DELIVERED = "delivered"
 
 
+class Result(enum.StrEnum):
+    """What one attempt did to a message: :attr:`Outcome.state`.
+
+    Apart from :class:`State` because an attempt reports two things a stored
+    message never is (``sent``: it left the outbox; ``skipped``: it was left
+    alone this time) and never reports ``sending``; a message the server took
+    but that is still waiting for its move to ``sent/`` is reported ``sent``.
+    The values are what ``tuimail outbox flush`` prints and scripts read.
+    """
+
+    SENT = "sent"
+    QUEUED = "queued"
+    FAILED = "failed"
+    POSSIBLY_DELIVERED = "possibly-delivered"
+    SKIPPED = "skipped"
+
+    @classmethod
+    def of(cls, state: State) -> Result:
+        """The result that leaves a message in ``state``."""
+        return _RESULT_OF_STATE[state]
+
+
+_RESULT_OF_STATE = {
+    State.QUEUED: Result.QUEUED,
+    State.SENDING: Result.POSSIBLY_DELIVERED,
+    State.FAILED: Result.FAILED,
+    State.POSSIBLY_DELIVERED: Result.POSSIBLY_DELIVERED,
+    State.DELIVERED: Result.SENT,
+}
+
+
 #: The last error of a message whose sender died while transferring it.
 CRASHED_WHILE_SENDING = (
     "the process sending this message stopped while the message was being transferred; "
@@ -102,8 +134,84 @@ CRASHED_WHILE_SENDING = (
 )
 
 
-class OutboxError(Exception):
+class OutboxError(TuimailError):
     """The outbox cannot be used (a read-only or full data dir...); says what to do."""
+
+
+class MessageNotFound(NotFound):
+    """No outbox message has the id (or the start of one) ``name``."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__("outbox message", key)
+
+    def _words(self) -> str:
+        return f"no outbox message {self.name!r}"
+
+
+class EmptyMessageId(MessageNotFound):
+    """An empty id was given: it would match every message, so it is refused."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def _words(self) -> str:
+        return "give a message id; an empty one is refused"
+
+
+class AmbiguousMessageId(MessageNotFound):
+    """Several outbox messages have ids starting with ``name``; ``matches`` are they."""
+
+    #: How many of the matches the words list.
+    LISTED = 10
+
+    def __init__(self, key: str, matches: list[Queued]) -> None:
+        self.matches = matches
+        super().__init__(key)
+
+    def _words(self) -> str:
+        shown = self.matches[: self.LISTED]
+        listed = "; ".join(f"{e.short_id} (to {', '.join(e.recipients)})" for e in shown)
+        rest = len(self.matches) - len(shown)
+        more = f" and {rest} more" if rest > 0 else ""
+        return (
+            f"{self.name!r} matches {len(self.matches)} outbox messages: {listed}{more}; "
+            "give more of the id"
+        )
+
+
+class MessageGone(MessageNotFound):
+    """The message left the outbox (``how``: "sent", "sent or dropped") since it was looked up."""
+
+    def __init__(self, short: str, how: str) -> None:
+        self.how = how
+        super().__init__(short)
+
+    def _words(self) -> str:
+        return f"{self.name} was {self.how} meanwhile"
+
+
+class NotRetryable(TuimailError):
+    """The user asked to retry a message that must not, or cannot, be sent again.
+
+    ``delivered`` is true when the server accepted it already; otherwise its
+    record cannot be read and ``reason`` says what is known about it.
+    """
+
+    def __init__(self, short: str, reason: str, *, delivered: bool = False) -> None:
+        self.short_id = short
+        self.reason = reason
+        self.delivered = delivered
+        if delivered:
+            words = f"{short} was delivered (the server accepted it); it is not sent again"
+        else:
+            words = f"{short}: {reason}"
+        super().__init__(words)
+
+
+class Uniform(Protocol):
+    """A source of jitter: the :mod:`random` module, or a seeded ``random.Random``."""
+
+    def uniform(self, a: float, b: float) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -126,10 +234,12 @@ class RetryPolicy:
         "give_up_after": (0.0, 365 * 24 * 3600.0),
     }
 
-    def delay(self, attempt: int, rng: Any = None) -> float:
-        """Seconds before attempt ``attempt + 1``; ``rng`` has ``uniform`` (default: random)."""
+    def delay(self, attempt: int, rng: Uniform | None = None) -> float:
+        """Seconds before attempt ``attempt + 1``; ``rng`` draws the jitter (default: random)."""
         if rng is None:
-            import random as rng
+            import random
+
+            rng = random
         steps = max(attempt - 1, 0)
         base = min(self.first_delay, self.max_delay)
         if base > 0 and self.factor > 1:
@@ -140,7 +250,7 @@ class RetryPolicy:
         return float(max(0.0, base + rng.uniform(-spread, spread)))
 
     @classmethod
-    def from_config(cls, table: Any) -> RetryPolicy:
+    def from_config(cls, table: object) -> RetryPolicy:
         """The ``[outbox]`` table; a value that is not a number in its range is a ValueError."""
         if not isinstance(table, dict):
             return cls()
@@ -238,6 +348,44 @@ class Queued:
         return self.state is State.QUEUED and self.next_attempt <= now
 
 
+class WaitReason(enum.Enum):
+    """Why a message waits for a password given by hand."""
+
+    #: It follows a saved profile that has no password in the keyring.
+    NONE_STORED = enum.auto()
+    #: The profile it was queued through is deleted: no stored password is used.
+    PROFILE_DELETED = enum.auto()
+    #: It was queued with settings of its own, never with a saved profile's password.
+    NO_PROFILE = enum.auto()
+
+
+@dataclass(frozen=True)
+class PasswordWait:
+    """A message the server wants a password for, and the outbox has none it may use.
+
+    The face says how to give one (the command line names its retry command).
+    """
+
+    reason: WaitReason
+    username: str
+    profile_name: str
+
+    def words(self, *, aside: str = "") -> str:
+        """The reason in a sentence; ``aside`` follows "without a saved profile"."""
+        wants = f"waiting: the server wants a password for {self.username}"
+        if self.reason is WaitReason.NONE_STORED:
+            return f"{wants} and none is stored for the profile {self.profile_name!r}"
+        if self.reason is WaitReason.PROFILE_DELETED:
+            return (
+                f"{wants}, and the profile {self.profile_name!r} it was queued through has been "
+                "deleted, so no stored password is used"
+            )
+        return (
+            f"{wants}, and this message was queued without a saved profile{aside}, "
+            "so no stored password is used"
+        )
+
+
 @dataclass
 class Outcome:
     """What happened to one message on one attempt.
@@ -249,8 +397,10 @@ class Outcome:
 
     key: str
     report: SessionReport | None
-    state: str  # "sent", "queued", "failed", "possibly-delivered", "skipped"
+    state: Result
     detail: str = ""
+    #: Set when it was skipped for want of a password it may not take from the keyring.
+    password_wait: PasswordWait | None = None
     delivered_to: list[str] = field(default_factory=list)
     deferred: list[RecipientRefusal] = field(default_factory=list)
     rejected: list[RecipientRefusal] = field(default_factory=list)
@@ -487,25 +637,20 @@ class Outbox:
     def get(self, key: str) -> Queued:
         """The message whose key, or short id, is ``key`` or starts with it (unambiguously).
 
-        Raises :class:`KeyError` with a sentence: nothing matches, the prefix
-        is empty, or several messages match (they are listed).
+        Raises :class:`MessageNotFound`: nothing matches, or (its subclasses)
+        the id is empty or several messages match.
         """
         if not key.strip():
-            raise KeyError("give a message id (see 'tuimail outbox list'); an empty one is refused")
+            raise EmptyMessageId()
         entries = self.entries()
         for entry in entries:
             if key in (entry.key, entry.short_id):
                 return entry
         matches = [e for e in entries if e.key.startswith(key)]
         if not matches:
-            raise KeyError(f"no outbox message {key!r}")
+            raise MessageNotFound(key)
         if len(matches) > 1:
-            listed = "; ".join(f"{e.short_id} (to {', '.join(e.recipients)})" for e in matches[:10])
-            more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
-            raise KeyError(
-                f"{key!r} matches {len(matches)} outbox messages: {listed}{more}; "
-                "give more of the id"
-            )
+            raise AmbiguousMessageId(key, matches)
         return matches[0]
 
     def message_bytes(self, key: str) -> bytes:
@@ -520,13 +665,18 @@ class Outbox:
                 (self.queue_dir / "new" / entry.key).unlink()
             except FileNotFoundError:
                 # Sent (or dropped) by another process since it was looked up.
-                raise KeyError(f"{entry.short_id} was sent or dropped meanwhile") from None
+                raise MessageGone(entry.short_id, "sent or dropped") from None
             with contextlib.suppress(OSError):
                 (self.meta_dir / f"{entry.key}.json").unlink()
         return entry
 
     def requeue(self, key: str) -> Queued:
-        """Make a failed or possibly-delivered message due again (a retry by the user)."""
+        """Make a failed or possibly-delivered message due again (a retry by the user).
+
+        Raises :class:`MessageNotFound` (or a subclass) when there is no such
+        message any more, :class:`NotRetryable` for a delivered message or one
+        whose record cannot be read, :class:`OutboxError` while it is being sent.
+        """
         entry = self.get(key)
         with self._locked(entry.key) as locked:
             if not locked:
@@ -535,15 +685,12 @@ class Outbox:
                 entry = self._read_meta(entry.key)
             except FileNotFoundError:
                 if (self.queue_dir / "new" / entry.key).exists():
-                    raise KeyError(f"{entry.short_id}: {entry.last_error}") from None
-                raise KeyError(f"{entry.short_id} was sent meanwhile") from None
+                    raise NotRetryable(entry.short_id, entry.last_error) from None
+                raise MessageGone(entry.short_id, "sent") from None
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                raise KeyError(f"{entry.short_id}: {entry.last_error}") from None
+                raise NotRetryable(entry.short_id, entry.last_error) from None
             if entry.state is State.DELIVERED:
-                raise KeyError(
-                    f"{entry.short_id} was delivered (the server accepted it); it is not sent "
-                    "again ('tuimail outbox flush' moves it to sent/)"
-                )
+                raise NotRetryable(entry.short_id, entry.last_error, delivered=True)
             entry.state = State.QUEUED
             entry.next_attempt = 0.0
             self._write_meta(entry)
@@ -598,17 +745,17 @@ class Outbox:
         """
         with self._locked(key) as locked:
             if not locked:
-                return Outcome(key, None, "skipped", "another process is sending it")
+                return Outcome(key, None, Result.SKIPPED, "another process is sending it")
             try:
                 entry = self._read_meta(key)
                 data = self.message_bytes(key)
             except FileNotFoundError:
-                return Outcome(key, None, "skipped", "already sent by another process")
+                return Outcome(key, None, Result.SKIPPED, "already sent by another process")
             if entry.state is State.SENDING:
                 self._mark_crashed(entry)
-                return Outcome(key, None, entry.state.value, entry.last_error)
+                return Outcome(key, None, Result.of(entry.state), entry.last_error)
             if entry.state is not State.QUEUED or (due_only and not entry.due(time.time())):
-                return Outcome(key, None, "skipped", f"no longer due ({entry.state.value})")
+                return Outcome(key, None, Result.SKIPPED, f"no longer due ({entry.state.value})")
             try:
                 profile, (note, may_use_stored) = self._profile_for(entry)
                 if outgoing is None or not _matches(outgoing, entry, data):
@@ -621,11 +768,10 @@ class Outbox:
                     # a keyring call may wait on D-Bus, never on the caller's loop.
                     password = await asyncio.to_thread(passwords, profile)
                 except Exception as exc:  # a keyring problem: try again later
-                    return Outcome(key, None, "skipped", f"no password available: {exc}")
+                    return Outcome(key, None, Result.SKIPPED, f"no password available: {exc}")
             if profile.needs_password and password is None:
-                return Outcome(
-                    key, None, "skipped", self._why_no_password(entry, profile, may_use_stored)
-                )
+                wait = _password_wait(entry, profile, may_use_stored)
+                return Outcome(key, None, Result.SKIPPED, wait.words(), password_wait=wait)
             return await self._send(
                 entry, profile, outgoing, password,
                 note=note, on_entry=on_entry, deadline=deadline, transcript=transcript,
@@ -666,29 +812,13 @@ class Outbox:
                 )
         return profile, (note, True)
 
-    @staticmethod
-    def _why_no_password(entry: Queued, profile: Profile, may_use_stored: bool) -> str:
-        how = f"'tuimail outbox retry {entry.short_id} --password-stdin'"
-        wants = f"waiting: the server wants a password for {profile.username}"
-        if entry.follows_profile and may_use_stored:
-            return f"{wants} and none is stored for the profile {profile.name!r}; save one or use {how}"
-        if entry.follows_profile:
-            return (
-                f"{wants}, and the profile {profile.name!r} it was queued through has been "
-                f"deleted, so no stored password is used; send it with {how}"
-            )
-        return (
-            f"{wants}, and this message was queued without a saved profile (--server), "
-            f"so no stored password is used; send it with {how}"
-        )
-
     def _fail_unusable(self, entry: Queued, exc: Exception) -> Outcome:
         """A message that cannot even be tried (its stored settings or bytes are bad)."""
         entry.state = State.FAILED
         entry.last_error = f"cannot be sent as stored: {exc}"
         entry.attempts.append({"at": time.time(), "ok": False, "explanation": entry.last_error})
         self._write_meta(entry)
-        return Outcome(entry.key, None, entry.state.value, entry.last_error)
+        return Outcome(entry.key, None, Result.of(entry.state), entry.last_error)
 
     async def _send(
         self,
@@ -734,7 +864,7 @@ class Outbox:
         if settled:
             outcome = settled[0]
             outcome.report = report
-            if outcome.state == "sent":
+            if outcome.state is Result.SENT:
                 # Rewritten with the whole conversation, QUIT included.
                 self._write_transcript(entry.key, report)
             return outcome
@@ -755,7 +885,7 @@ class Outbox:
         parts += [f"refused for now {r.address}: {r.code} {r.reply}" for r in deferred]
         parts += [f"refused {r.address}: {r.code} {r.reply}" for r in rejected]
         outcome = Outcome(
-            entry.key, None, "sent", "; ".join(parts[1:]),
+            entry.key, None, Result.SENT, "; ".join(parts[1:]),
             delivered_to=list(delivery.accepted), deferred=deferred, rejected=rejected,
         )  # fmt: skip
         if not deferred:
@@ -764,7 +894,7 @@ class Outbox:
         entry.recipients = [r.address for r in deferred]
         entry.last_error = "; ".join(parts)
         self._reschedule(entry, now)
-        outcome.state = entry.state.value
+        outcome.state = Result.of(entry.state)
         outcome.detail = entry.last_error
         self._write_meta(entry)
         return outcome
@@ -783,7 +913,7 @@ class Outbox:
         with contextlib.suppress(OSError):
             self._write_meta(entry)
         return Outcome(
-            entry.key, None, "sent", entry.last_error, delivered_to=list(delivery.accepted)
+            entry.key, None, Result.SENT, entry.last_error, delivered_to=list(delivery.accepted)
         )
 
     def _finish_move(self, entry: Queued) -> Outcome:
@@ -792,11 +922,11 @@ class Outbox:
             os.rename(self.queue_dir / "new" / entry.key, self.sent_dir / "new" / entry.key)
         except OSError as exc:
             return Outcome(
-                entry.key, None, "skipped", f"delivered; still not moved to sent/: {exc}"
+                entry.key, None, Result.SKIPPED, f"delivered; still not moved to sent/: {exc}"
             )
         with contextlib.suppress(OSError):
             (self.meta_dir / f"{entry.key}.json").unlink()
-        return Outcome(entry.key, None, "sent", "delivered earlier; now moved to sent/")
+        return Outcome(entry.key, None, Result.SENT, "delivered earlier; now moved to sent/")
 
     def _reschedule(self, entry: Queued, now: float) -> None:
         if now - entry.created >= self.policy.give_up_after:
@@ -817,7 +947,7 @@ class Outbox:
             entry.attempts.append(attempt)
             entry.state = State.POSSIBLY_DELIVERED
             self._write_meta(entry)
-            return Outcome(entry.key, report, entry.state.value, entry.last_error)
+            return Outcome(entry.key, report, Result.of(entry.state), entry.last_error)
         attempt.update(failure.to_json())
         entry.attempts.append(attempt)
         entry.last_error = f"{failure.stage.value}: {failure.explanation}"
@@ -834,7 +964,7 @@ class Outbox:
         else:
             self._reschedule(entry, now)
         self._write_meta(entry)
-        return Outcome(entry.key, report, entry.state.value, entry.last_error)
+        return Outcome(entry.key, report, Result.of(entry.state), entry.last_error)
 
     def _retire(self, entry: Queued, transcript: Transcript) -> None:
         """Sent: transcript first, then the message moves; the sidecar goes last.
@@ -897,7 +1027,7 @@ class Outbox:
                 )
             except Exception as exc:  # whatever it is, it is this message's alone
                 detail = f"could not be tried: {type(exc).__name__}: {exc}"
-                outcome = Outcome(entry.key, None, "skipped", detail)
+                outcome = Outcome(entry.key, None, Result.SKIPPED, detail)
             outcomes.append(outcome)
         return outcomes
 
@@ -928,6 +1058,16 @@ def _saved_profiles() -> dict[str, Profile]:
     from tuimail.profiles import ProfileStore
 
     return ProfileStore().load()
+
+
+def _password_wait(entry: Queued, profile: Profile, may_use_stored: bool) -> PasswordWait:
+    if entry.follows_profile and may_use_stored:
+        reason = WaitReason.NONE_STORED
+    elif entry.follows_profile:
+        reason = WaitReason.PROFILE_DELETED
+    else:
+        reason = WaitReason.NO_PROFILE
+    return PasswordWait(reason, profile.username, profile.name)
 
 
 def short_id(key: str) -> str:

@@ -36,6 +36,8 @@ class Kind(enum.StrEnum):
     INSTANCE_ATTRIBUTE = "instance attribute"
     #: Set on a function object by a library decorator.
     FUNCTION_ATTRIBUTE = "function attribute"
+    #: A public name of a submodule that the package leaves out of its ``__all__``.
+    UNEXPORTED = "unexported name"
 
 
 @dataclass(frozen=True)
@@ -73,71 +75,68 @@ class PrivateName:
 _CLIENT = "aiosmtplib.smtp.SMTP"
 _SERVER = "aiosmtpd.smtp.SMTP"
 _WIRE = "tuimail/wire.py, TranscribingSMTP._create_connection"
-_SANDBOX = "tuimail/sandbox.py, SandboxSMTP"
+_WIRE_PROTOCOL = "tuimail/wire.py, TranscribingProtocol"
+_SANDBOX = "tuimail/sandbox/protocol.py, SandboxSMTP"
 
 PRIVATE_NAMES: tuple[PrivateName, ...] = (
     # -- aiosmtplib: the client under the wire capture --------------------------
+    # tuimail opens and times the TCP connection itself and hands aiosmtplib the
+    # socket through its public connect(sock=...); what remains has no public way.
     PrivateName(
         _CLIENT, "_create_connection", Kind.CLASS_ATTRIBUTE, _WIRE,
-        "overridden: tuimail opens the TCP connection itself, so connect, TLS and the "
-        "greeting are timed and reported apart, and installs its transcribing protocol; "
-        "aiosmtplib has no hook for either",
+        "overridden: the only place aiosmtplib builds its protocol object; tuimail puts "
+        "its transcribing protocol there (both directions of the wire recorded) and "
+        "times the implicit TLS handshake apart from the greeting, which aiosmtplib "
+        "does in one call (docs/upstream.md proposes a public protocol factory)",
     ),
     PrivateName(
-        _CLIENT, "_get_default_port", Kind.CLASS_ATTRIBUTE, _WIRE,
-        "called: the port aiosmtplib would choose (25, 465 or 587) when none is given",
-    ),
-    PrivateName(
-        _CLIENT, "_get_tls_context", Kind.CLASS_ATTRIBUTE, _WIRE,
-        "called: the TLS context aiosmtplib would build from its own options, for "
-        "implicit TLS on the socket tuimail opened",
-    ),
-    PrivateName(
-        _CLIENT, "_on_connection_lost", Kind.CLASS_ATTRIBUTE, _WIRE,
-        "passed to the protocol as its connection_lost_callback, as aiosmtplib's own "
-        "_create_connection does, so a lost connection resets the client's state",
+        "aiosmtplib.protocol", "SMTPProtocol", Kind.UNEXPORTED, _WIRE_PROTOCOL,
+        "subclassed: data_received and write are the two doors of the connection "
+        "the transcript watches; aiosmtplib does not export the class",
     ),
     # -- aiosmtpd: the sandbox's server ----------------------------------------
+    # What can be done through aiosmtpd's documented handler hooks is done there
+    # (tuimail/sandbox/handler.py: EHLO keywords, MAIL, RCPT, storing, QUIT). These
+    # remain because aiosmtpd has no public way to do the same:
     PrivateName(
         _SERVER, "_timeout_cb", Kind.CLASS_ATTRIBUTE, f"{_SANDBOX}._timeout_cb",
         "overridden and called: the idle timeout is recorded in the session and "
-        "answered with 421 before aiosmtpd closes the connection",
+        "answered with 421 before aiosmtpd closes the connection; aiosmtpd has no "
+        "timeout hook and closes without a word",
     ),
     PrivateName(
         _SERVER, "_timeout_duration", Kind.INSTANCE_ATTRIBUTE, f"{_SANDBOX}._timeout_cb",
-        "read: the idle timeout, for the words recorded when it fires",
+        "read: the idle timeout, for the words recorded when it fires (the constructor's "
+        "timeout argument is not kept under a public name)",
     ),
     PrivateName(
         _SERVER, "_getaddr", Kind.CLASS_ATTRIBUTE, f"{_SANDBOX}._getaddr",
         "overridden and called: MAIL FROM and RCPT TO paths are parsed by "
-        "tuimail/envelope_path.py first, falling back to aiosmtpd's parser",
+        "tuimail/envelope_path.py first, falling back to aiosmtpd's parser; the "
+        "parser is the largest CPU cost per message and has no public seam",
     ),
     PrivateName(
         _SERVER, "_reader", Kind.INSTANCE_ATTRIBUTE, f"{_SANDBOX}.smtp_DATA",
         "read from: the sandbox reads message data in blocks (tuimail/smtp_data.py) "
-        "instead of aiosmtpd's line loop",
+        "instead of aiosmtpd's line loop; aiosmtpd has no hook for reading the data "
+        "(docs/upstream.md proposes a public block reader)",
     ),
     PrivateName(
         _SERVER, "_writer", Kind.INSTANCE_ATTRIBUTE, f"{_SANDBOX}.smtp_DATA and _timeout_cb",
-        "written to and closed: the 421 on timeout, and closing when the client "
-        "vanishes during DATA",
-    ),
-    PrivateName(
-        _SERVER, "_set_post_data_state", Kind.CLASS_ATTRIBUTE, f"{_SANDBOX}.smtp_DATA",
-        "called: resets the envelope after DATA exactly as aiosmtpd's smtp_DATA does",
-    ),
-    PrivateName(
-        _SERVER, "_call_handler_hook", Kind.CLASS_ATTRIBUTE, f"{_SANDBOX}.smtp_DATA",
-        "called: hands the message to the handler's handle_DATA as aiosmtpd does",
+        "written to and closed: the 421 on timeout (push() cannot run from the "
+        "timeout callback), and closing when the client vanishes during DATA",
     ),
     *(
         PrivateName(
             f"{_SERVER}.smtp_{command}", "__smtp_syntax__", Kind.FUNCTION_ATTRIBUTE,
-            f"tuimail/sandbox.py, _help_of (on SandboxSMTP.smtp_{command})",
+            f"tuimail/sandbox/protocol.py, _help_of (on SandboxSMTP.smtp_{command})",
             "copied onto the override: aiosmtpd's HELP lists only commands whose method "
-            "carries what its @syntax decorator set",
+            "carries what its @syntax decorator set; these commands stay overridden "
+            "because their fault must answer before aiosmtpd's own checks (greeting, "
+            "HELO/EHLO, AUTH, DATA), or DATA's data is read in blocks, or STARTTLS "
+            "must always end its session",
         )
-        for command in ("HELO", "EHLO", "AUTH", "MAIL", "RCPT", "DATA", "QUIT")
+        for command in ("HELO", "EHLO", "AUTH", "DATA", "STARTTLS")
     ),
 )  # fmt: skip
 

@@ -16,11 +16,10 @@ waiting: a silent server shows as slow in the timings, never as fast.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import ssl
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,8 +32,11 @@ from aiosmtplib.errors import (
 )
 
 from tuimail.credentials import Secret
-from tuimail.profiles import AuthMechanism, Profile, Security
+from tuimail.errors import TuimailError
+from tuimail.profiles import Profile, Security
 from tuimail.session import default_ehlo_name
+from tuimail.smtp_stepper import AuthNotAttempted, AuthRefusal, StageError, Stepper
+from tuimail.stages import Stage
 from tuimail.tlsinfo import (
     CertificateInfo,
     explain_verification_error,
@@ -43,7 +45,7 @@ from tuimail.tlsinfo import (
 )
 from tuimail.transcript import Entry, EventKind, Transcript
 from tuimail.trust import TrustResult, describe_chain, hostname_matches, peer_chain
-from tuimail.wire import TranscribingSMTP, WireCapture
+from tuimail.wire import Endpoint, WireCapture
 
 #: Capabilities the probe reports by name (others are kept too).
 KNOWN_CAPABILITIES = (
@@ -235,7 +237,7 @@ def _context(target: ProbeTarget, verify: bool) -> ssl.SSLContext:
     return context
 
 
-class _CertificateRefused(Exception):
+class _CertificateRefused(TuimailError):
     """The verifying handshake failed; the probe looks again without verification."""
 
     def __init__(self, reason: str) -> None:
@@ -326,54 +328,49 @@ async def _run(
         )
         return
     tls_seen: list[ssl.SSLObject] = []
-    smtp = TranscribingSMTP(
-        WireCapture(transcript),
-        on_tls=tls_seen.append,
-        hostname=target.host,
-        port=target.effective_port,
-        local_hostname=target.ehlo_name or default_ehlo_name(),
-        timeout=target.timeout,
-        use_tls=implicit,
-        start_tls=False,
+    endpoint = Endpoint(
+        target.host,
+        target.effective_port,
+        implicit_tls=implicit,
         tls_context=context,
+        timeout=target.timeout,
+        ehlo_name=target.ehlo_name or default_ehlo_name(),
     )
+    stepper = Stepper(WireCapture(transcript), endpoint, on_tls=tls_seen.append)
+    smtp = stepper.smtp
     transcript.event(
         EventKind.INFO, f"probing {target.host}:{target.effective_port} ({target.security.label})"
     )
+    quit_time: float | None = None
     try:
-        connect_started = time.monotonic()
         try:
-            greeting = await smtp.connect()
+            greeting = await stepper.connect()
             report.banner = greeting.message
-        except SMTPConnectResponseError as exc:
-            report.timings.update(smtp.timings)
-            report.reached = True
-            report.banner = f"{exc.code} {exc.message}"
-            status = Status.WARNING if 400 <= exc.code < 500 else Status.CRITICAL
-            report.raise_status(status, f"the banner is {exc.code} {exc.message}, not 220")
-            return
-        except (SMTPException, OSError) as exc:
-            _raise_if_refused(exc, report, verify)
-            if smtp.stage == "greeting":
+        except StageError as failed:
+            error = _smtp_error(failed)
+            if isinstance(error, SMTPConnectResponseError):
                 report.reached = True
-                report.raise_status(Status.CRITICAL, f"no banner: {_why(exc, target.timeout)}")
-            elif smtp.stage == "tls":
+                report.banner = f"{error.code} {error.message}"
+                status = Status.WARNING if 400 <= error.code < 500 else Status.CRITICAL
+                report.raise_status(status, f"the banner is {error.code} {error.message}, not 220")
+                return
+            _raise_if_refused(error, report, verify)
+            if failed.stage is Stage.GREETING:
+                report.reached = True
+                report.raise_status(Status.CRITICAL, f"no banner: {_why(error, target.timeout)}")
+            elif failed.stage is Stage.TLS:
                 report.reached = True
                 report.raise_status(
-                    Status.CRITICAL, f"the TLS handshake failed: {_why(exc, target.timeout)}"
+                    Status.CRITICAL, f"the TLS handshake failed: {_why(error, target.timeout)}"
                 )
             else:
-                report.raise_status(Status.CRITICAL, f"unreachable: {_why(exc, target.timeout)}")
+                report.raise_status(Status.CRITICAL, f"unreachable: {_why(error, target.timeout)}")
             return
-        finally:
-            _record_connect_timings(report, smtp, connect_started)
         report.reached = True
         if tls_seen:
             _record_tls(report, tls_seen[-1], refused)
 
-        with _timed(report, "ehlo"):
-            await smtp.ehlo()
-        report.capabilities = dict(smtp.esmtp_extensions)
+        report.capabilities = await stepper.greet()
 
         if target.security is Security.STARTTLS:
             if not smtp.supports_extension("starttls"):
@@ -381,126 +378,120 @@ async def _run(
             else:
                 report.capabilities_before_tls = report.capabilities
                 try:
-                    with _timed(report, "tls"):
-                        await smtp.starttls(server_hostname=target.host, tls_context=context)
-                except SMTPResponseException as exc:
+                    await stepper.starttls()
+                except StageError as failed:
+                    error = _smtp_error(failed)
+                    if isinstance(error, SMTPResponseException):
+                        report.raise_status(
+                            Status.CRITICAL, f"STARTTLS refused: {error.code} {error.message}"
+                        )
+                        return
+                    _raise_if_refused(error, report, verify)
                     report.raise_status(
-                        Status.CRITICAL, f"STARTTLS refused: {exc.code} {exc.message}"
+                        Status.CRITICAL, f"the TLS handshake failed: {_why(error, target.timeout)}"
                     )
                     return
-                except (SMTPException, OSError) as exc:
-                    _raise_if_refused(exc, report, verify)
-                    report.raise_status(
-                        Status.CRITICAL, f"the TLS handshake failed: {_why(exc, target.timeout)}"
-                    )
-                    return
-                smtp.mark_secure()
                 if tls_seen:
                     _record_tls(report, tls_seen[-1], refused)
-                with _timed(report, "ehlo"):
-                    await smtp.ehlo()
-                report.capabilities = dict(smtp.esmtp_extensions)
+                report.capabilities = await stepper.greet()
 
         if target.profile is not None and password is not None:
-            await _check_auth(report, smtp, password, inspecting=bool(refused))
+            await _check_auth(report, stepper, password, inspecting=bool(refused))
 
-        with _timed(report, "quit"):
+        stepper.stop_clock()
+        started = time.monotonic()
+        try:
             if smtp.is_connected:
                 try:
                     await smtp.quit()
                 except (SMTPException, OSError) as exc:
                     report.reasons.append(f"QUIT failed: {_why(exc, target.timeout)}")
-    except (SMTPException, OSError) as exc:
-        report.raise_status(Status.CRITICAL, f"{smtp.stage} failed: {_why(exc, target.timeout)}")
+        finally:
+            quit_time = time.monotonic() - started
+    except StageError as failed:
+        error = _smtp_error(failed)
+        report.raise_status(
+            Status.CRITICAL, f"{failed.stage.value} failed: {_why(error, target.timeout)}"
+        )
     finally:
-        smtp.close()
-        smtp.capture.mark_closed()
+        stepper.close()
+        for stage, seconds in stepper.timings.items():
+            report.timings[PERF_LABELS[stage]] = seconds
+        if quit_time is not None:
+            report.timings["quit"] = quit_time
 
 
-#: What :class:`TranscribingSMTP` calls each stage of ``connect()``, as the report names it.
-_CONNECT_STAGES = {"connect": "connect", "tls": "tls", "greeting": "banner"}
+#: The probe's name for each stage it times, as its perfdata and reports have always said
+#: (users' monitoring matches these words); QUIT, no stage of the conversation, is "quit".
+PERF_LABELS: dict[Stage, str] = {
+    Stage.CONNECT: "connect",
+    Stage.TLS: "tls",
+    Stage.GREETING: "banner",
+    Stage.EHLO: "ehlo",
+    Stage.AUTH: "auth",
+}
 
 
-def _record_connect_timings(report: ProbeReport, smtp: TranscribingSMTP, started: float) -> None:
-    """Copy the timed stages of ``connect()``, and charge the rest to the stage it stopped in.
+def _smtp_error(failed: StageError) -> BaseException:
+    """The error that stopped a stage, if it is the network's or the server's.
 
-    :class:`TranscribingSMTP` times a stage only when it succeeds; a greeting
-    that never came would otherwise vanish from the report and the probe would
-    look fast. The wait not accounted for by a finished stage belongs to the
-    stage that was running when ``connect()`` returned or failed.
+    Anything else is a bug or an unforeseen library error: it is raised again,
+    for :func:`probe` to report as such.
     """
-    report.timings.update(smtp.timings)
-    unaccounted = time.monotonic() - started - sum(smtp.timings.values())
-    stage = _CONNECT_STAGES.get(smtp.stage)
-    if stage is not None and stage not in smtp.timings:
-        report.timings[stage] = max(0.0, unaccounted)
+    if isinstance(failed.error, (SMTPException, OSError)):
+        return failed.error
+    raise failed.error
 
 
-@contextlib.contextmanager
-def _timed(report: ProbeReport, stage: str) -> Iterator[None]:
-    """Add the block's time to ``stage``, whether it finished, failed or was cancelled."""
-    started = time.monotonic()
-    try:
-        yield
-    finally:
-        report.timings[stage] = report.timings.get(stage, 0.0) + time.monotonic() - started
-
-
-def _auth_refusal(report: ProbeReport, smtp: TranscribingSMTP, inspecting: bool) -> str:
-    """Why the password must not go over this connection, or ``""`` when it may.
-
-    The password goes only where its owner would send mail: over TLS whose
-    certificate chain and host name were verified, or where the profile says
-    explicitly not to verify (``verify_tls = false``), or in clear where the
-    profile has no TLS and explicitly allows that (``allow_plaintext_auth``).
-    A connection opened only to inspect a refused certificate never
-    authenticates (on the other end may be whoever made the verification
-    fail), except for a profile that says not to verify: for it, that
-    connection is exactly the kind it sends mail over.
-    """
-    profile = report.target.profile
-    assert profile is not None
-    if report.target.security is Security.NONE and profile.allow_plaintext_auth:
-        return ""
-    if not smtp.capture.secure:  # includes a STARTTLS stripped on the way: never in clear
-        return "AUTH skipped: the connection is not encrypted"
-    if not profile.verify_tls:
-        return ""
-    if inspecting:
-        return "AUTH skipped: the certificate was refused, so the password was not sent"
-    tls = report.tls
-    if tls is None or not tls.trust.trusted or not tls.trust.hostname_matches:
-        return "AUTH skipped: the certificate was not verified, so the password was not sent"
-    return ""
+#: What the probe reports when the password was not sent, and how bad that is.
+_AUTH_SKIPPED: dict[AuthRefusal, tuple[Status, str]] = {
+    AuthRefusal.NOT_ENCRYPTED: (Status.WARNING, "AUTH skipped: the connection is not encrypted"),
+    AuthRefusal.CERTIFICATE_REFUSED: (
+        Status.WARNING,
+        "AUTH skipped: the certificate was refused, so the password was not sent",
+    ),
+    AuthRefusal.CERTIFICATE_UNVERIFIED: (
+        Status.WARNING,
+        "AUTH skipped: the certificate was not verified, so the password was not sent",
+    ),
+    AuthRefusal.NOT_OFFERED: (Status.CRITICAL, "no supported AUTH mechanism offered"),
+    AuthRefusal.NO_MECHANISM: (Status.CRITICAL, "no supported AUTH mechanism offered"),
+    AuthRefusal.NO_PASSWORD: (Status.WARNING, "AUTH skipped: no password is available"),
+}
 
 
 async def _check_auth(
-    report: ProbeReport, smtp: TranscribingSMTP, password: Secret, *, inspecting: bool
+    report: ProbeReport, stepper: Stepper, password: Secret, *, inspecting: bool
 ) -> None:
-    profile = report.target.profile
+    """AUTH where the stepper's rules let the password go (tuimail/smtp_stepper.py)."""
+    target = report.target
+    profile = target.profile
     assert profile is not None
-    refusal = _auth_refusal(report, smtp, inspecting)
-    if refusal:
-        report.auth = refusal
-        report.raise_status(Status.WARNING, refusal)
-        return
-    offered = [m.lower() for m in smtp.server_auth_methods]
-    wanted = profile.auth_mechanism
-    order = [wanted] if wanted is not AuthMechanism.AUTO else [
-        AuthMechanism.PLAIN, AuthMechanism.LOGIN, AuthMechanism.CRAM_MD5
-    ]  # fmt: skip
-    mechanism = next((m for m in order if m.value in offered), None)
-    if mechanism is None:
-        report.auth = "no supported AUTH mechanism offered"
-        report.raise_status(Status.CRITICAL, report.auth)
-        return
+    tls = report.tls
     try:
-        with _timed(report, "auth"):
-            await smtp.authenticate(mechanism, profile.username, password.reveal())
+        await stepper.authenticate(
+            profile.username,
+            password,
+            wanted=profile.auth_mechanism,
+            plaintext_allowed=target.security is Security.NONE and profile.allow_plaintext_auth,
+            verify_tls=profile.verify_tls,
+            # The probe's handshake checks the chain only; the host name is checked
+            # by _record_tls, and both must hold.
+            verified=tls is not None and tls.trust.trusted and tls.trust.hostname_matches,
+            inspecting=inspecting,
+        )
         report.auth = "ok"
-    except SMTPAuthenticationError as exc:
-        report.auth = f"rejected: {exc.code} {exc.message}"
-        report.raise_status(Status.CRITICAL, f"AUTH {mechanism.value.upper()} {report.auth}")
+    except StageError as failed:
+        exc = failed.error
+        if isinstance(exc, AuthNotAttempted):
+            status, report.auth = _AUTH_SKIPPED[exc.reason]
+            report.raise_status(status, report.auth)
+        elif isinstance(exc, SMTPAuthenticationError) and stepper.mechanism is not None:
+            report.auth = f"rejected: {exc.code} {exc.message}"
+            mechanism = stepper.mechanism.value.upper()
+            report.raise_status(Status.CRITICAL, f"AUTH {mechanism} {report.auth}")
+        else:
+            raise
 
 
 def _raise_if_refused(exc: BaseException, report: ProbeReport, verify: bool) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
+from tuimail.errors import NotFound, TuimailError
 from tuimail.small_files import parse_toml, read_small_file, read_small_text
 
 PROFILES_FILE = "profiles.toml"
@@ -59,7 +60,7 @@ class AuthMechanism(enum.StrEnum):
     XOAUTH2 = "xoauth2"
 
 
-class ProfileError(ValueError):
+class ProfileError(TuimailError, ValueError):
     """A profile value is invalid; names the field so the user can fix it."""
 
     def __init__(self, field_name: str, message: str) -> None:
@@ -68,7 +69,7 @@ class ProfileError(ValueError):
         self.message = message
 
 
-class ProfileStoreError(Exception):
+class ProfileStoreError(TuimailError):
     """``profiles.toml`` cannot be used; says which file and line, and why."""
 
     def __init__(self, path: Path, message: str, line: int | None = None) -> None:
@@ -313,8 +314,7 @@ class ProfileStore:
         try:
             return profiles[name]
         except KeyError:
-            known = ", ".join(sorted(profiles)) or "none yet"
-            raise KeyError(f"no profile named {name!r} (profiles: {known})") from None
+            raise NotFound("profile", name, tuple(sorted(profiles))) from None
 
     def save(self, profile: Profile, *, replace_name: str | None = None) -> None:
         """Add or update ``profile``; with ``replace_name``, rename that profile to it."""
@@ -337,7 +337,7 @@ class ProfileStore:
         document = self._read_document()
         tables = document.get("profiles", {})
         if name not in tables:
-            raise KeyError(f"no profile named {name!r}")
+            raise NotFound("profile", name)
         del tables[name]
         self._write_document(document)
 

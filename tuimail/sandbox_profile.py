@@ -43,13 +43,19 @@ def find_running() -> Profile | None:
             pass
     except OSError:
         return None
-    security = {"none": Security.NONE, "starttls": Security.STARTTLS, "implicit": Security.TLS}
+    security = {word: mode for mode, word in RUNTIME_TLS_WORDS.items()}
     return builtin_profile(
         host,
         port,
         security.get(str(record.get("tls")), Security.NONE),
         str(record.get("ca_file") or ""),
     )
+
+
+#: How the runtime file names each security mode; "implicit" predates the
+#: shared :class:`~tuimail.profiles.Security` enum, and a running sandbox of
+#: another version may have written it.
+RUNTIME_TLS_WORDS = {Security.NONE: "none", Security.STARTTLS: "starttls", Security.TLS: "implicit"}
 
 
 def builtin_profile(

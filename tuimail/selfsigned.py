@@ -28,6 +28,7 @@ from pathlib import Path
 
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
+from tuimail.errors import TuimailError
 from tuimail.maildir import make_private_dirs
 
 RENEW_WITHIN = datetime.timedelta(days=30)
@@ -36,7 +37,7 @@ VALIDITY = datetime.timedelta(days=825)
 LOCK_TIMEOUT = 30.0
 
 
-class CertificateError(Exception):
+class CertificateError(TuimailError):
     """The certificate files cannot be made or used; the message says why."""
 
 

@@ -2,13 +2,15 @@
 
 This is where tuimail keeps the promises of a trusted client (docs/security.md):
 
-* ``tls`` is implicit TLS; ``starttls`` *requires* STARTTLS and stops before
-  AUTH or MAIL when it is missing or refused (aiosmtplib's own default is
-  opportunistic, so its ``start_tls`` option is never used);
+* the connection is opened by :class:`~tuimail.smtp_stepper.Stepper`, the same
+  opening the probe uses, which holds its rules once: ``tls`` is implicit TLS;
+  ``starttls`` *requires* STARTTLS and stops before AUTH or MAIL when it is
+  missing or refused (aiosmtplib's own default is opportunistic, so its
+  ``start_tls`` option is never used); EHLO is sent again after STARTTLS and
+  only those capabilities count; the password is never sent in plaintext
+  unless the profile allows it, and a failed AUTH is not retried with every
+  other mechanism;
 * certificates and host names are verified unless the profile says otherwise;
-* EHLO is sent again after STARTTLS and only those capabilities count;
-* the password is never sent in plaintext unless the profile allows it, and a
-  failed AUTH is not retried with every other mechanism;
 * SIZE and SMTPUTF8 are checked before MAIL FROM; recipient refusals are kept
   per recipient, and a 421 ends the session; every command has a timeout and
   the session a deadline;
@@ -17,7 +19,9 @@ This is where tuimail keeps the promises of a trusted client (docs/security.md):
   delivered"; once the final dot has its 250 the message is delivered,
   whatever happens during QUIT;
 * every failure is a :class:`SessionFailure` naming its stage, whether it is
-  temporary, and a sentence a person understands.
+  temporary, and a sentence a person understands; each stage runs inside the
+  stepper's stage context, which times it and hands its errors to
+  :meth:`SMTPSession._classify` (pure: it never opens a connection).
 
 The caller gets progress through the transcript's subscribers only; this
 module knows nothing of screens or terminals.
@@ -28,11 +32,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import enum
 import re
 import socket
 import ssl
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -42,7 +44,7 @@ from aiosmtplib.errors import (
     SMTPAuthenticationError,
     SMTPConnectResponseError,
     SMTPException,
-    SMTPHeloError,
+    SMTPNotSupported,
     SMTPRecipientRefused,
     SMTPResponseException,
     SMTPSenderRefused,
@@ -51,10 +53,15 @@ from aiosmtplib.errors import (
 )
 
 from tuimail.credentials import Secret
+from tuimail.errors import TuimailError
 from tuimail.message import OutgoingMessage
 from tuimail.profiles import AuthMechanism, Profile, Security
+from tuimail.smtp_stepper import AuthNotAttempted, AuthRefusal, StageError, Stepper
+
+# Re-exported: callers name a failure's stage from the session they ran.
+from tuimail.stages import Stage as Stage
 from tuimail.transcript import Entry, EventKind, Transcript
-from tuimail.wire import CaptureLost, TranscribingSMTP, WireCapture
+from tuimail.wire import Endpoint, TranscribingSMTP, WireCapture
 
 if TYPE_CHECKING:
     # Imported where used: only TLS sessions need certificate parsing.
@@ -62,25 +69,9 @@ if TYPE_CHECKING:
 
 #: Overall limit for one session, on top of each command's own timeout.
 DEFAULT_DEADLINE = 300.0
-_AUTO_ORDER_SECURE = (AuthMechanism.PLAIN, AuthMechanism.LOGIN, AuthMechanism.CRAM_MD5)
-# Without TLS, prefer the mechanism that does not reveal the password.
-_AUTO_ORDER_PLAIN = (AuthMechanism.CRAM_MD5, AuthMechanism.PLAIN, AuthMechanism.LOGIN)
 
 
-class Stage(enum.StrEnum):
-    """Where in the SMTP conversation something went wrong."""
-
-    CONNECT = "connect"
-    TLS = "tls"
-    GREETING = "greeting"
-    EHLO = "ehlo"
-    AUTH = "auth"
-    MAIL = "mail"
-    RCPT = "rcpt"
-    DATA = "data"
-
-
-class SessionFailure(Exception):
+class SessionFailure(TuimailError):
     """A session that stopped: at which stage, why, and whether to try again later."""
 
     def __init__(
@@ -229,10 +220,9 @@ class SMTPSession:
         if password:
             self.transcript.forbid(password.reveal())
         self.report = SessionReport(self.transcript)
-        self.stage = Stage.CONNECT
-        self._stage_started = time.monotonic()
-        self._smtp: TranscribingSMTP | None = None
-        self._tls_context: ssl.SSLContext | None = None
+        #: The connection's opening and its timed stages, once :meth:`open` has begun.
+        self._stepper: Stepper | None = None
+        self._stage_before_connection = Stage.CONNECT
         #: True from the moment the message data is written until its reply.
         self.awaiting_final_reply = False
         #: The server's refusal, once given, while the session tidies up (RSET).
@@ -247,23 +237,26 @@ class SMTPSession:
 
     # -- stages -------------------------------------------------------------
 
-    def _enter(self, stage: Stage) -> None:
-        now = time.monotonic()
-        self.report.timings[self.stage.value] = (
-            self.report.timings.get(self.stage.value, 0.0) + now - self._stage_started
-        )
-        self.stage, self._stage_started = stage, now
+    @property
+    def stage(self) -> Stage:
+        """The stage running now, or the one the session stopped in."""
+        if self._stepper is None:
+            return self._stage_before_connection
+        return self._stepper.stage
 
     def _finish_timings(self) -> None:
-        self._enter(self.stage)
+        stepper = self._stepper
+        if stepper is not None:
+            stepper.stop_clock()
+            self.report.timings = {stage.value: t for stage, t in stepper.timings.items()}
 
     async def open(self) -> None:
         """Connect, secure, greet and authenticate, as the profile demands."""
         profile = self.profile
         transcript = self.transcript
-        use_tls = profile.security is Security.TLS
+        tls_context = None
         if profile.security is not Security.NONE:
-            self._tls_context = await self._tls_context_for(profile)
+            tls_context = await self._tls_context_for(profile)
         transcript.event(
             EventKind.INFO,
             f"{profile.address} security {profile.security.label}"
@@ -275,39 +268,51 @@ class SMTPSession:
         )
         for warning in profile.warnings():
             transcript.event(EventKind.WARNING, warning)
-        self._smtp = smtp = TranscribingSMTP(
-            WireCapture(transcript),
-            on_tls=self._record_tls,
-            hostname=profile.host,
-            port=profile.effective_port,
-            local_hostname=profile.ehlo_name or default_ehlo_name(),
+        endpoint = Endpoint(
+            profile.host,
+            profile.effective_port,
+            implicit_tls=profile.security is Security.TLS,
+            tls_context=tls_context,
             timeout=profile.timeout,
-            use_tls=use_tls,
-            start_tls=False,
-            tls_context=self._tls_context,
+            ehlo_name=profile.ehlo_name or default_ehlo_name(),
         )
-        try:
-            await smtp.connect()
-        except BaseException as exc:
-            self._enter(Stage(smtp.stage))
-            raise await self._classify(exc) from None
-        self._enter(Stage.EHLO)
+        self._stepper = stepper = Stepper(
+            WireCapture(transcript),
+            endpoint,
+            on_tls=self._record_tls,
+            translate=self._classify,
+            inspect_refused_certificate=True,
+        )
+        await stepper.connect()
         await self._ehlo()
         if profile.security is Security.STARTTLS:
-            await self._starttls()
-        elif profile.security is Security.NONE and smtp.supports_extension("starttls"):
+            await stepper.starttls()
+            # RFC 3207: forget what was learnt before TLS and ask again.
+            await self._ehlo()
+        elif profile.security is Security.NONE and stepper.smtp.supports_extension("starttls"):
             transcript.event(
                 EventKind.INFO, "the server offers STARTTLS; this profile does not use it"
             )
         if profile.username:
-            await self._authenticate()
+            await stepper.authenticate(
+                profile.username,
+                self._password,
+                wanted=profile.auth_mechanism,
+                plaintext_allowed=profile.security is Security.NONE
+                and profile.allow_plaintext_auth,
+                verify_tls=profile.verify_tls,
+                # The session's handshake checks the chain and the host name
+                # (build_tls_context), so TLS that is up was verified.
+                verified=True,
+            )
+            self.report.authenticated_as = profile.username
 
     async def _tls_context_for(self, profile: Profile) -> ssl.SSLContext:
         """The TLS context, or a permanent TLS failure naming the unusable CA file."""
         try:
             return await asyncio.to_thread(build_tls_context, profile)
         except (OSError, ssl.SSLError, ValueError) as exc:
-            self._enter(Stage.TLS)
+            self._stage_before_connection = Stage.TLS
             reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or str(exc)
             raise SessionFailure(
                 Stage.TLS,
@@ -317,111 +322,9 @@ class SMTPSession:
             ) from None
 
     async def _ehlo(self) -> None:
-        smtp = self._require_smtp()
-        try:
-            await smtp.ehlo()
-        except SMTPHeloError as exc:
-            if exc.code >= 500 and smtp.is_connected and self.profile.security is Security.NONE:
-                try:
-                    await smtp.helo()
-                except BaseException as helo_exc:
-                    raise await self._classify(helo_exc) from None
-            else:
-                raise await self._classify(exc) from None
-        except BaseException as exc:
-            raise await self._classify(exc) from None
-        self.report.capabilities = dict(smtp.esmtp_extensions)
-
-    async def _starttls(self) -> None:
-        smtp = self._require_smtp()
-        self._enter(Stage.TLS)
-        if not smtp.supports_extension("starttls"):
-            raise SessionFailure(
-                Stage.TLS,
-                "the server did not offer STARTTLS; refusing to continue in plaintext",
-                temporary=False,
-            )
-        try:
-            await smtp.starttls(server_hostname=self.profile.host, tls_context=self._tls_context)
-        except SMTPResponseException as exc:
-            raise SessionFailure(
-                Stage.TLS,
-                f"the server refused STARTTLS ({exc.code} {exc.message}); "
-                "refusing to continue in plaintext",
-                temporary=400 <= exc.code < 500,
-                code=exc.code,
-                reply=exc.message,
-            ) from None
-        except BaseException as exc:
-            raise await self._classify(exc) from None
-        smtp.mark_secure()
-        self._enter(Stage.EHLO)
-        # RFC 3207: forget what was learnt before TLS and ask again.
-        await self._ehlo()
-
-    async def _authenticate(self) -> None:
-        smtp = self._require_smtp()
-        profile = self.profile
-        self._enter(Stage.AUTH)
-        secure = smtp.capture.secure
-        if not secure and not profile.allow_plaintext_auth:
-            raise SessionFailure(
-                Stage.AUTH,
-                "refusing to send the password over an unencrypted connection; use "
-                "security tls or starttls, or allow plaintext authentication in the profile",
-                temporary=False,
-            )
-        if not smtp.supports_extension("auth"):
-            raise SessionFailure(
-                Stage.AUTH,
-                "the server does not offer authentication (no AUTH in its EHLO reply)"
-                + ("" if secure else "; many servers offer it only after STARTTLS"),
-                temporary=False,
-            )
-        mechanism = self._choose_mechanism([m.lower() for m in smtp.server_auth_methods], secure)
-        if self._password is None:
-            raise SessionFailure(
-                Stage.AUTH, "no password is available for this profile", temporary=False
-            )
-        try:
-            await smtp.authenticate(mechanism, profile.username, self._password.reveal())
-        except SMTPAuthenticationError as exc:
-            temporary = 400 <= exc.code < 500
-            what = (
-                "the server could not check the credentials right now"
-                if temporary
-                else f"the server rejected the user name or password for {profile.username}"
-            )
-            raise SessionFailure(
-                Stage.AUTH,
-                f"{what} ({exc.code} {exc.message}) using {mechanism.value.upper()}",
-                temporary=temporary,
-                code=exc.code,
-                reply=exc.message,
-            ) from None
-        except BaseException as exc:
-            raise await self._classify(exc) from None
-        self.report.authenticated_as = profile.username
-
-    def _choose_mechanism(self, offered: list[str], secure: bool) -> AuthMechanism:
-        wanted = self.profile.auth_mechanism
-        if wanted is not AuthMechanism.AUTO:
-            if wanted.value not in offered:
-                raise SessionFailure(
-                    Stage.AUTH,
-                    f"the profile asks for AUTH {wanted.value.upper()}, but the server offers "
-                    f"only {', '.join(m.upper() for m in offered) or 'nothing'}",
-                    temporary=False,
-                )
-            return wanted
-        for candidate in _AUTO_ORDER_SECURE if secure else _AUTO_ORDER_PLAIN:
-            if candidate.value in offered:
-                return candidate
-        raise SessionFailure(
-            Stage.AUTH,
-            "the server offers no password mechanism tuimail supports "
-            f"(offered: {', '.join(m.upper() for m in offered) or 'none'})",
-            temporary=False,
+        """EHLO; HELO when EHLO is refused for good on a connection without TLS."""
+        self.report.capabilities = await self._require_stepper().greet(
+            helo_fallback=self.profile.security is Security.NONE
         )
 
     async def deliver(
@@ -439,24 +342,24 @@ class SMTPSession:
         dropped and the failure is temporary. ``on_delivered`` runs as soon as the final dot has its 250,
         before QUIT, so a later problem cannot undo the delivery.
         """
-        smtp = self._require_smtp()
+        stepper = self._require_stepper()
+        smtp = stepper.smtp
         payload = outgoing.to_bytes()
-        self._enter(Stage.MAIL)
+        stepper.enter(Stage.MAIL)
         options = self._mail_options(outgoing, len(payload))
         encoding = "utf-8" if outgoing.needs_smtputf8 else "ascii"
-        try:
-            await smtp.mail(outgoing.envelope_sender, options=options, encoding=encoding)
-        except SMTPSenderRefused as exc:
-            await self._refuse(
-                self._reply_failure(
-                    Stage.MAIL, exc, f"the server refused the sender {outgoing.envelope_sender}"
+        async with stepper.running(Stage.MAIL):
+            try:
+                await smtp.mail(outgoing.envelope_sender, options=options, encoding=encoding)
+            except SMTPSenderRefused as exc:
+                await self._refuse(
+                    self._reply_failure(
+                        Stage.MAIL, exc, f"the server refused the sender {outgoing.envelope_sender}"
+                    )
                 )
-            )
-        except BaseException as exc:
-            raise await self._classify(exc) from None
 
-        self._enter(Stage.RCPT)
-        accepted, refused = await self._recipients(outgoing.envelope_recipients, encoding)
+        async with stepper.running(Stage.RCPT):
+            accepted, refused = await self._recipients(outgoing.envelope_recipients, encoding)
         if not accepted:
             scrub = self.transcript.scrub
             refused = [dataclasses.replace(r, reply=scrub(r.reply)[0]) for r in refused]
@@ -472,8 +375,8 @@ class SMTPSession:
                 )
             )
 
-        self._enter(Stage.DATA)
-        response = await self._data(payload, before_data)
+        async with stepper.running(Stage.DATA):
+            response = await self._data(payload, before_data)
         # Server text is masked for known secrets before the outbox records it.
         scrub = self.transcript.scrub
         delivery = Delivery(
@@ -486,7 +389,7 @@ class SMTPSession:
         self.report.delivery = delivery
         if on_delivered is not None:
             on_delivered(delivery)
-        self._enter(Stage.MAIL)
+        stepper.enter(Stage.MAIL)
         return delivery
 
     async def _recipients(
@@ -505,8 +408,6 @@ class SMTPSession:
                     # transaction is over, not this one recipient.
                     raise self._closing_failure(Stage.RCPT, exc.code, exc.message) from None
                 refused.append(RecipientRefusal(recipient, exc.code, exc.message))
-            except BaseException as exc:
-                raise await self._classify(exc) from None
             else:
                 accepted.append(recipient)
         return accepted, refused
@@ -530,10 +431,7 @@ class SMTPSession:
         its protocol's ``write`` and ``read_response``.
         """
         smtp = self._require_smtp()
-        try:
-            start = await smtp.execute_command(b"DATA")
-        except BaseException as exc:
-            raise await self._classify(exc) from None
+        start = await smtp.execute_command(b"DATA")
         if start.code != 354:
             if start.code == 421 or not smtp.is_connected:
                 raise self._closing_failure(Stage.DATA, start.code, start.message)
@@ -542,7 +440,7 @@ class SMTPSession:
             )
         protocol = smtp.protocol
         if protocol is None:
-            raise await self._classify(SMTPServerDisconnected("Connection lost")) from None
+            raise SMTPServerDisconnected("Connection lost")
         if before_data is not None:
             try:
                 before_data()
@@ -645,17 +543,18 @@ class SMTPSession:
 
     async def _reset(self) -> None:
         """RSET after a refused transaction, so the connection can be reused."""
-        smtp = self._smtp
-        if smtp is not None and smtp.is_connected:
+        stepper = self._stepper
+        if stepper is not None and stepper.smtp.is_connected:
             with contextlib.suppress(SMTPException, OSError, TimeoutError):
-                await smtp.rset()
+                await stepper.smtp.rset()
 
     async def close(self) -> None:
         """QUIT politely when the connection is still healthy; always drop it."""
-        smtp = self._smtp
+        stepper = self._stepper
         self._finish_timings()
-        if smtp is None:
+        if stepper is None:
             return
+        smtp = stepper.smtp
         try:
             if smtp.is_connected:
                 with contextlib.suppress(SMTPException, OSError, TimeoutError):
@@ -667,10 +566,8 @@ class SMTPSession:
 
     def abort(self) -> None:
         """Drop the connection at once, without QUIT."""
-        smtp = self._smtp
-        if smtp is not None:
-            smtp.close()
-            smtp.capture.mark_closed("connection dropped")
+        if self._stepper is not None:
+            self._stepper.close("connection dropped")
 
     # -- failures -----------------------------------------------------------
 
@@ -700,33 +597,39 @@ class SMTPSession:
             reply=message,
         )
 
-    async def _classify(self, exc: BaseException) -> SessionFailure:
-        """Turn any exception from a stage into a :class:`SessionFailure`."""
-        stage = self.stage
+    def _classify(self, failed: StageError) -> SessionFailure:
+        """A stage's error as a :class:`SessionFailure`: pure, it never touches the network."""
+        exc, stage = failed.error, failed.stage
         host = self.profile.host
         if isinstance(exc, SessionFailure):
             return exc
-        if isinstance(exc, asyncio.CancelledError):
-            raise exc
-        if isinstance(exc, CaptureLost):
-            raise exc
-        from tuimail.tlsinfo import (
-            explain_verification_error,
-            fetch_certificate,
-            find_verification_error,
-        )
+        if isinstance(exc, AuthNotAttempted):
+            return self._auth_not_attempted(exc)
+        if isinstance(exc, SMTPAuthenticationError) and stage is Stage.AUTH:
+            return self._auth_refused(exc)
+        if stage is Stage.TLS and isinstance(exc, SMTPNotSupported):
+            return SessionFailure(
+                Stage.TLS,
+                "the server did not offer STARTTLS; refusing to continue in plaintext",
+                temporary=False,
+            )
+        if stage is Stage.TLS and isinstance(exc, SMTPResponseException):
+            return SessionFailure(
+                Stage.TLS,
+                f"the server refused STARTTLS ({exc.code} {exc.message}); "
+                "refusing to continue in plaintext",
+                temporary=400 <= exc.code < 500,
+                code=exc.code,
+                reply=exc.message,
+            )
+        from tuimail.tlsinfo import explain_verification_error, find_verification_error
 
         verification = find_verification_error(exc)
         if verification is not None:
-            cert = await fetch_certificate(
-                host,
-                self.profile.effective_port,
-                starttls=self.profile.security is Security.STARTTLS,
-                timeout=min(self.profile.timeout, 10.0),
-                ehlo_name=self.profile.ehlo_name or default_ehlo_name(),
-            )
             return SessionFailure(
-                Stage.TLS, explain_verification_error(verification, host, cert), temporary=False
+                Stage.TLS,
+                explain_verification_error(verification, host, failed.certificate),
+                temporary=False,
             )
         if isinstance(exc, SMTPConnectResponseError):
             return SessionFailure(
@@ -763,10 +666,61 @@ class SMTPSession:
             stage, f"unexpected error: {type(exc).__name__}: {exc}", temporary=False
         )
 
-    def _require_smtp(self) -> TranscribingSMTP:
-        if self._smtp is None:
+    def _auth_not_attempted(self, exc: AuthNotAttempted) -> SessionFailure:
+        """Why the password was not sent, in the session's words."""
+        offered = ", ".join(m.upper() for m in exc.offered)
+        wanted = self.profile.auth_mechanism
+        if exc.reason is AuthRefusal.NOT_ENCRYPTED:
+            text = (
+                "refusing to send the password over an unencrypted connection; use "
+                "security tls or starttls, or allow plaintext authentication in the profile"
+            )
+        elif exc.reason is AuthRefusal.NOT_OFFERED:
+            secure = self._require_smtp().capture.secure
+            text = "the server does not offer authentication (no AUTH in its EHLO reply)" + (
+                "" if secure else "; many servers offer it only after STARTTLS"
+            )
+        elif exc.reason is AuthRefusal.NO_MECHANISM and wanted is not AuthMechanism.AUTO:
+            text = (
+                f"the profile asks for AUTH {wanted.value.upper()}, but the server offers "
+                f"only {offered or 'nothing'}"
+            )
+        elif exc.reason is AuthRefusal.NO_MECHANISM:
+            text = (
+                "the server offers no password mechanism tuimail supports "
+                f"(offered: {offered or 'none'})"
+            )
+        elif exc.reason is AuthRefusal.NO_PASSWORD:
+            text = "no password is available for this profile"
+        else:
+            text = "the certificate was not verified, so the password was not sent"
+        return SessionFailure(Stage.AUTH, text, temporary=False)
+
+    def _auth_refused(self, exc: SMTPAuthenticationError) -> SessionFailure:
+        """The server's answer to the one AUTH attempt."""
+        temporary = 400 <= exc.code < 500
+        what = (
+            "the server could not check the credentials right now"
+            if temporary
+            else f"the server rejected the user name or password for {self.profile.username}"
+        )
+        mechanism = self._require_stepper().mechanism
+        used = f" using {mechanism.value.upper()}" if mechanism is not None else ""
+        return SessionFailure(
+            Stage.AUTH,
+            f"{what} ({exc.code} {exc.message}){used}",
+            temporary=temporary,
+            code=exc.code,
+            reply=exc.message,
+        )
+
+    def _require_stepper(self) -> Stepper:
+        if self._stepper is None:
             raise RuntimeError("the session is not open")
-        return self._smtp
+        return self._stepper
+
+    def _require_smtp(self) -> TranscribingSMTP:
+        return self._require_stepper().smtp
 
 
 def _reply_text(response: SMTPResponse) -> str:

@@ -17,12 +17,18 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from tuimail.errors import TuimailError
+
 #: Far more than any settings, profiles, targets or theme file needs.
 CONFIG_LIMIT = 4 * 1024 * 1024
 
 
-class NotReadable(OSError):
-    """The path is not a regular file, or is larger than its limit."""
+class NotReadable(TuimailError, OSError):
+    """The path is not a regular file, or is larger than its limit.
+
+    ``errno`` tells which: ``EISDIR`` a directory, ``EINVAL`` a FIFO, device or
+    socket, ``EFBIG`` a file over the limit.
+    """
 
 
 def read_small_file(path: Path, limit: int = CONFIG_LIMIT) -> bytes:
@@ -37,8 +43,9 @@ def read_small_file(path: Path, limit: int = CONFIG_LIMIT) -> bytes:
     with os.fdopen(fd, "rb") as file:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            what = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
-            raise NotReadable(errno.EINVAL, f"is {what}", str(path))
+            if stat.S_ISDIR(mode):
+                raise NotReadable(errno.EISDIR, "is a directory", str(path))
+            raise NotReadable(errno.EINVAL, "is not a regular file", str(path))
         data = file.read(limit + 1)  # a file may grow after the check: read at most this
     if len(data) > limit:
         raise NotReadable(errno.EFBIG, f"is larger than {limit:,} bytes", str(path))

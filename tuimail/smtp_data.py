@@ -147,7 +147,29 @@ async def read_message_data(reader: asyncio.StreamReader, data: MessageData) -> 
         return
 
 
-def _final_dot_prefix(block: bytes) -> int:
+def find_data_end(buffer: bytes | bytearray, *, at_start: bool = False) -> tuple[int, int | None]:
+    """How much of ``buffer`` is message data, and where its final dot ends, if there.
+
+    ``buffer`` holds message data not looked at yet; ``at_start`` says it
+    begins the data, straight after the DATA command's CRLF, where a lone dot
+    is already the final dot. Returns ``(data, end)``: with the final dot in
+    ``buffer``, ``data`` counts the bytes before it (the last line's CRLF
+    included) and ``end`` those up to and including it; without, ``data``
+    counts the bytes that cannot be part of a final dot, and ``end`` is None.
+    """
+    lone_dot = FINAL_DOT[len(CRLF) :]
+    if at_start:
+        if buffer.startswith(lone_dot):
+            return 0, len(lone_dot)
+        if lone_dot.startswith(buffer):
+            return 0, None  # too few bytes to tell
+    found = buffer.find(FINAL_DOT)
+    if found != -1:
+        return found + len(CRLF), found + len(FINAL_DOT)
+    return len(buffer) - _final_dot_prefix(buffer), None
+
+
+def _final_dot_prefix(block: bytes | bytearray) -> int:
     """Length of the longest end of ``block`` that could begin a final dot."""
     for length in range(len(FINAL_DOT) - 1, 0, -1):
         if block.endswith(FINAL_DOT[:length]):

@@ -26,6 +26,7 @@ from typing import Any
 
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
+from tuimail.errors import NotFound, TuimailError
 from tuimail.probe import ProbeTarget, Thresholds
 from tuimail.profiles import Profile, Security
 from tuimail.small_files import parse_toml, read_small_text
@@ -35,7 +36,7 @@ _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _THRESHOLD_KEYS = {"warn_days": int, "crit_days": int, "warn_seconds": float, "crit_seconds": float}
 
 
-class TargetError(ValueError):
+class TargetError(TuimailError, ValueError):
     """A target value is invalid, or ``targets.toml`` cannot be used."""
 
 
@@ -57,7 +58,7 @@ class TargetStore:
     def remove(self, name: str) -> None:
         tables = self._tables()
         if name not in tables:
-            raise KeyError(f"no target named {name!r}")
+            raise NotFound("target", name)
         del tables[name]
         self._write(tables)
 

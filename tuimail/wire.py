@@ -5,10 +5,10 @@ aiosmtplib has no transcript hook, so tuimail supplies its own protocol object:
 doors of the connection watched, ``data_received`` (server to client) and
 ``write`` (client to server). :class:`TranscribingSMTP` makes its own TCP
 connection (so connect, TLS handshake and greeting are timed and reported
-separately) and hands aiosmtplib the socket.
+separately) and hands aiosmtplib the socket through its public ``sock=``.
 
 This reaches into aiosmtplib internals (``_create_connection`` and the
-protocol class), so two safety nets exist: the session checks after the
+protocol class, listed in tuimail/private_api.py), so two safety nets exist: the session checks after the
 greeting that the capture saw it (:class:`CaptureLost` otherwise), and the test
 suite asserts every command of a real session appears in the transcript.
 """
@@ -20,6 +20,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiosmtplib import SMTP, SMTPResponse
@@ -32,14 +33,14 @@ from aiosmtplib.errors import (
 )
 from aiosmtplib.protocol import SMTPProtocol
 
+from tuimail.errors import TuimailError
+from tuimail.line_framer import LineFramer, cut_note
+from tuimail.stages import Stage
 from tuimail.terminal_text import decode_for_terminal
 from tuimail.transcript import ConversationRedactor, Direction, EventKind, Transcript
 
-#: An inbound line longer than this (no LF yet) is recorded in pieces.
-MAX_PENDING_LINE = 16 * 1024
 
-
-class CaptureLost(RuntimeError):
+class CaptureLost(TuimailError, RuntimeError):
     """The transcript stopped seeing the wire: aiosmtplib changed under us."""
 
 
@@ -53,7 +54,11 @@ class WireCapture:
         self.bytes_received = 0
         self.bytes_sent = 0
         self.closed = False
-        self._pending = bytearray()
+        #: Lines over tuimail/line_framer.py's bound are cut, their rest counted.
+        self._lines = LineFramer(
+            lambda dropped: self.transcript.event(EventKind.INFO, cut_note(dropped))
+        )
+        self._pending = self._lines.buffer
         #: The client asked for STARTTLS and the server said 220: until TLS is
         #: up, what the server sends is plaintext that aiosmtplib discards
         #: (RFC 3207 4.2), however it is split into lines.
@@ -63,19 +68,9 @@ class WireCapture:
 
     def received(self, data: bytes) -> None:
         self.bytes_received += len(data)
-        self._pending.extend(data)
-        while True:
-            end = self._pending.find(b"\n")
-            if end == -1:
-                # Every whole piece now: one packet can hold many.
-                while len(self._pending) > MAX_PENDING_LINE:
-                    chunk = bytes(self._pending[:MAX_PENDING_LINE])
-                    del self._pending[:MAX_PENDING_LINE]
-                    self._server_line(chunk)
-                return
-            line = bytes(self._pending[:end])
-            del self._pending[: end + 1]
-            self._server_line(line.rstrip(b"\r"))
+        self._lines.feed(data)
+        while (line := self._lines.next_line()) is not None:
+            self._server_line(line)
 
     def _server_line(self, raw: bytes) -> None:
         if self._before_tls:
@@ -172,46 +167,81 @@ class TranscribingProtocol(SMTPProtocol):
         super().connection_lost(exc)
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to connect: the server, implicit TLS or not, and the limits."""
+
+    host: str
+    port: int
+    #: TLS from the first byte (port 465 style); STARTTLS is a later step.
+    implicit_tls: bool
+    #: The context for implicit TLS and for STARTTLS; ``None`` without TLS.
+    tls_context: ssl.SSLContext | None
+    #: Seconds for each step and each command.
+    timeout: float
+    #: The name this client gives in EHLO.
+    ehlo_name: str
+
+
 class TranscribingSMTP(SMTP):
     """aiosmtplib's client on a :class:`TranscribingProtocol`, with timed stages.
 
-    ``stage`` names what the connection was doing when it stopped, so a
-    failure inside ``connect()`` is reported as connect, tls or greeting.
+    :meth:`open` connects the TCP socket itself (timed, and reported as
+    "connected to") and hands it to aiosmtplib's public ``connect(sock=...)``;
+    the one override left, ``_create_connection``, puts the transcribing
+    protocol on that socket and times the implicit TLS handshake and the
+    greeting apart (see tuimail/private_api.py). ``stage`` names what the
+    connection was doing when it stopped, so a failure inside :meth:`open` is
+    reported as connect, tls or greeting.
     """
 
     def __init__(
         self,
         capture: WireCapture,
+        endpoint: Endpoint,
         on_tls: Callable[[ssl.SSLObject], None] | None = None,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        # No port: aiosmtplib takes the connected socket instead (and refuses both).
+        super().__init__(
+            hostname=endpoint.host,
+            local_hostname=endpoint.ehlo_name,
+            timeout=endpoint.timeout,
+            use_tls=endpoint.implicit_tls,
+            start_tls=False,
+            tls_context=endpoint.tls_context,
+        )
         self.capture = capture
-        self.stage = "connect"
+        self.endpoint = endpoint
+        self.stage = Stage.CONNECT
         self.peer: tuple[str, int] | None = None
-        #: Seconds spent in each stage of ``connect()``: connect, tls (implicit), banner.
-        self.timings: dict[str, float] = {}
+        #: Seconds spent in each stage of :meth:`open`: connect, tls (implicit), greeting.
+        self.timings: dict[Stage, float] = {}
         self._on_tls = on_tls
 
+    async def open(self) -> SMTPResponse:
+        """Connect, run implicit TLS if asked, and read the greeting; returns the greeting."""
+        endpoint = self.endpoint
+        self.stage = Stage.CONNECT
+        started = time.monotonic()
+        sock = await self._open_socket(endpoint.host, endpoint.port, endpoint.timeout)
+        self.timings[Stage.CONNECT] = time.monotonic() - started
+        return await self.connect(sock=sock)
+
     async def _create_connection(self, timeout: float | None) -> SMTPResponse:
-        if self.loop is None:
-            raise RuntimeError("No event loop set")
-        host = self.hostname or "localhost"
-        port = self.port or self._get_default_port()
+        """aiosmtplib's own step, on the socket :meth:`open` connected, with the transcribing protocol."""
+        loop = self.loop
+        if loop is None or self.sock is None:
+            raise RuntimeError("TranscribingSMTP connects through open()")
+        host = self.endpoint.host
         transcript = self.capture.transcript
-
-        self.stage = "connect"
         started = time.monotonic()
-        sock = await self._open_socket(host, port, timeout)
-        self.timings["connect"] = time.monotonic() - started
-        started = time.monotonic()
-
-        tls_context: ssl.SSLContext | None = None
+        tls_context = self.tls_context if self.use_tls else None
         if self.use_tls:
-            self.stage = "tls"
-            tls_context = await self._get_tls_context()
+            self.stage = Stage.TLS
+            if tls_context is None:
+                raise ValueError("implicit TLS needs a TLS context")
         protocol = TranscribingProtocol(
-            self.capture, loop=self.loop, connection_lost_callback=self._on_connection_lost
+            self.capture, loop=loop, connection_lost_callback=self._connection_dropped
         )
         if tls_context is not None:
             # The protocol sees only decrypted bytes, and the greeting can arrive
@@ -219,9 +249,9 @@ class TranscribingSMTP(SMTP):
             self.capture.secure = True
         try:
             transport, _ = await asyncio.wait_for(
-                self.loop.create_connection(
+                loop.create_connection(
                     lambda: protocol,
-                    sock=sock,
+                    sock=self.sock,
                     ssl=tls_context,
                     server_hostname=host if tls_context else None,
                     ssl_handshake_timeout=timeout if tls_context else None,
@@ -229,21 +259,21 @@ class TranscribingSMTP(SMTP):
                 timeout=timeout,
             )
         except BaseException:
-            sock.close()
+            self.sock.close()
             raise
         self.protocol = protocol
         self.transport = transport
         if tls_context is not None:
-            self.timings["tls"] = time.monotonic() - started
+            self.timings[Stage.TLS] = time.monotonic() - started
             started = time.monotonic()
             ssl_object = transport.get_extra_info("ssl_object")
             if self._on_tls is not None and ssl_object is not None:
                 self._on_tls(ssl_object)
 
-        self.stage = "greeting"
+        self.stage = Stage.GREETING
         try:
             response = await protocol.read_response(timeout=timeout)
-            self.timings["banner"] = time.monotonic() - started
+            self.timings[Stage.GREETING] = time.monotonic() - started
         except SMTPServerDisconnected as exc:
             raise SMTPConnectError(f"{host} closed the connection before greeting") from exc
         except SMTPTimeoutError as exc:
@@ -254,16 +284,21 @@ class TranscribingSMTP(SMTP):
             raise SMTPConnectResponseError(response.code, response.message)
         if not any(e.direction is Direction.SERVER for e in transcript.entries):
             raise CaptureLost("the transcript did not see the server's greeting")
-        self.stage = "ehlo"
+        self.stage = Stage.EHLO
         return response
+
+    def _connection_dropped(self, protocol: SMTPProtocol) -> None:
+        """The protocol lost its connection: forget it, as aiosmtplib's own callback does."""
+        if protocol is self.protocol:
+            self.close()
 
     async def _open_socket(self, host: str, port: int, timeout: float | None) -> socket.socket:
         """Resolve and connect, trying each address in turn, within ``timeout`` overall."""
-        assert self.loop is not None
+        loop = asyncio.get_running_loop()
         transcript = self.capture.transcript
         try:
             async with asyncio.timeout(timeout):
-                infos = _literal_address(host, port) or await self.loop.getaddrinfo(
+                infos = _literal_address(host, port) or await loop.getaddrinfo(
                     host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
                 )
                 errors: list[str] = []
@@ -271,7 +306,7 @@ class TranscribingSMTP(SMTP):
                     sock = socket.socket(family, type_, proto)
                     sock.setblocking(False)
                     try:
-                        await self.loop.sock_connect(sock, address)
+                        await loop.sock_connect(sock, address)
                     except OSError as exc:
                         sock.close()
                         errors.append(f"{address[0]!s}: {exc.strerror or exc}")

@@ -15,6 +15,7 @@ from tuimail.cli.common import (
     saved_profile,
 )
 from tuimail.console import terminal_json
+from tuimail.errors import NotFound
 from tuimail.terminal_text import escape_controls
 
 if TYPE_CHECKING:
@@ -170,8 +171,8 @@ def cmd_accounts_edit(args: argparse.Namespace) -> int:
         profile = with_changes(old, **changes)
         new_secret = read_password(True, "") if args.password_stdin else None
         warnings = save_account(profile, original_name=old.name, password=new_secret, store=store)
-    except KeyError as exc:
-        raise CLIError(str(exc.args[0])) from None
+    except NotFound as exc:
+        raise CLIError(str(exc)) from None
     except (ProfileError, ProfileStoreError, KeyringError) as exc:
         raise CLIError(str(exc)) from None
     return _report("Saved", profile, warnings)
@@ -198,8 +199,8 @@ def cmd_accounts_remove(args: argparse.Namespace) -> int:
 
     try:
         profile, removed_secret = remove_account(args.name)
-    except KeyError as exc:
-        raise CLIError(str(exc.args[0])) from None
+    except NotFound as exc:
+        raise CLIError(str(exc)) from None
     except ProfileStoreError as exc:
         raise CLIError(str(exc)) from None
     except KeyringError as exc:

@@ -6,20 +6,23 @@ import argparse
 import asyncio
 import gc
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tuimail import exitcodes
+from tuimail.errors import NotFound, TuimailError
 
 if TYPE_CHECKING:
+    from tuimail.console import EntryPrinter
     from tuimail.credentials import Secret
     from tuimail.outbox import RetryPolicy
     from tuimail.profiles import Profile
+    from tuimail.session import SessionReport
 
 T = TypeVar("T")
 
 
-class CLIError(Exception):
+class CLIError(TuimailError):
     """A problem to report in one line, with its exit code."""
 
     def __init__(self, message: str, code: int = exitcodes.CONFIG) -> None:
@@ -135,8 +138,8 @@ def checked(make: Callable[[], T]) -> T:
         return make()
     except (ProfileError, ProfileStoreError) as exc:
         raise CLIError(str(exc)) from None
-    except KeyError as exc:
-        raise CLIError(str(exc.args[0])) from None
+    except NotFound as exc:
+        raise CLIError(str(exc)) from None
 
 
 def password_for(profile: Profile, from_stdin: bool, saved: bool) -> Secret | None:
@@ -157,7 +160,10 @@ def password_for(profile: Profile, from_stdin: bool, saved: bool) -> Secret | No
     return read_password(False, f"Password for {profile.username} at {profile.host}: ")
 
 
-def run_session_command(args: argparse.Namespace, coroutine_factory: Any) -> int:
+def run_session_command(
+    args: argparse.Namespace,
+    coroutine_factory: Callable[[EntryPrinter | None], Coroutine[Any, Any, SessionReport]],
+) -> int:
     from tuimail.console import EntryPrinter, print_json, summarise
 
     printer = None if args.quiet else EntryPrinter(as_json=args.json)

@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tuimail import exitcodes
 from tuimail.cli.common import CLIError, local_time, read_password, retry_policy
+
+if TYPE_CHECKING:  # imported when used: ``tuimail outbox list`` stays quick to start
+    from tuimail.console import EntryPrinter
+    from tuimail.credentials import Secret
+    from tuimail.outbox import MessageNotFound, NotRetryable, Outbox, Outcome, Queued
+    from tuimail.profiles import Profile
+    from tuimail.transcript import Entry
 
 
 def define_options(outbox: argparse.ArgumentParser) -> None:
@@ -33,13 +40,13 @@ def define_options(outbox: argparse.ArgumentParser) -> None:
     drop.set_defaults(handler=cmd_outbox_drop)
 
 
-def _outbox() -> Any:
+def _outbox() -> Outbox:
     from tuimail.outbox import Outbox
 
     return Outbox(policy=retry_policy())
 
 
-def _stored_password(profile: Any) -> Any:
+def _stored_password(profile: Profile) -> Secret | None:
     """The keyring password of a saved profile; None for others (they are skipped).
 
     The outbox asks only for a message that follows its saved profile, with
@@ -58,7 +65,7 @@ def _stored_password(profile: Any) -> Any:
 
 
 def cmd_outbox_list(args: argparse.Namespace) -> int:
-    from tuimail.outbox import short_id
+    from tuimail.outbox import State, short_id
     from tuimail.terminal_text import escape_controls
 
     entries = _outbox().entries()
@@ -72,7 +79,7 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
         return exitcodes.OK
     for entry in entries:
         due = "due now" if entry.next_attempt <= 0 else f"next {local_time(entry.next_attempt)}"
-        state = entry.state.value if entry.state.value != "queued" else f"queued, {due}"
+        state = f"queued, {due}" if entry.state is State.QUEUED else entry.state.value
         print(
             escape_controls(
                 f"{short_id(entry.key)}  {state}  via {entry.profile_name}  "
@@ -84,7 +91,7 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
-def _flush_exit(outcomes: list[Any]) -> int:
+def _flush_exit(outcomes: list[Outcome]) -> int:
     from tuimail.outbox import State
 
     remaining = _outbox().entries()
@@ -101,9 +108,9 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
     from tuimail.terminal_text import escape_controls
 
     outbox = _outbox()
-    printers: dict[str, Any] = {}
+    printers: dict[str, EntryPrinter] = {}
 
-    def show(queued: Any, entry: Any) -> None:
+    def show(queued: Queued, entry: Entry) -> None:
         printer = printers.setdefault(queued.key, EntryPrinter(prefix=f"[{short_id(queued.key)}] "))
         printer(entry)
 
@@ -113,7 +120,7 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
         )
     )
     for outcome in outcomes:
-        detail = f": {outcome.detail}" if outcome.detail else ""
+        detail = f": {_detail(outcome)}" if outcome.detail else ""
         print(escape_controls(f"{short_id(outcome.key)}  {outcome.state}{detail}"))
     if not outcomes:
         print("Nothing is due.")
@@ -122,13 +129,13 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
 
 def cmd_outbox_retry(args: argparse.Namespace) -> int:
     from tuimail.console import EntryPrinter, summarise
-    from tuimail.outbox import OutboxError, short_id
+    from tuimail.outbox import MessageNotFound, NotRetryable, OutboxError, short_id
 
     outbox = _outbox()
     try:
         entry = outbox.requeue(args.id)
-    except KeyError as exc:
-        raise CLIError(str(exc.args[0]), exitcodes.USAGE) from None
+    except (MessageNotFound, NotRetryable) as exc:
+        raise CLIError(_lookup_words(exc), exitcodes.USAGE) from None
     except (OSError, OutboxError) as exc:
         raise CLIError(str(exc)) from None
     password = read_password(True, "") if args.password_stdin else None
@@ -139,18 +146,18 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
         summarise(outcome.report)
     from tuimail.terminal_text import escape_controls
 
-    detail = f": {outcome.detail}" if outcome.detail else ""
+    detail = f": {_detail(outcome)}" if outcome.detail else ""
     print(escape_controls(f"{short_id(entry.key)}  {outcome.state}{detail}"))
     return _flush_exit([outcome])
 
 
 def cmd_outbox_drop(args: argparse.Namespace) -> int:
-    from tuimail.outbox import OutboxError, short_id
+    from tuimail.outbox import MessageNotFound, OutboxError, short_id
 
     try:
         entry = _outbox().drop(args.id)
-    except KeyError as exc:
-        raise CLIError(str(exc.args[0]), exitcodes.USAGE) from None
+    except MessageNotFound as exc:
+        raise CLIError(_lookup_words(exc), exitcodes.USAGE) from None
     except (OSError, OutboxError) as exc:
         raise CLIError(str(exc)) from None
     from tuimail.terminal_text import escape_controls
@@ -158,3 +165,27 @@ def cmd_outbox_drop(args: argparse.Namespace) -> int:
     recipients = ", ".join(entry.recipients)
     print(escape_controls(f"Dropped {short_id(entry.key)} ({entry.message_id} to {recipients})."))
     return exitcodes.OK
+
+
+def _lookup_words(exc: MessageNotFound | NotRetryable) -> str:
+    """The outbox's refusal, with the command that helps next."""
+    from tuimail.outbox import EmptyMessageId, NotRetryable
+
+    if isinstance(exc, EmptyMessageId):
+        return "give a message id (see 'tuimail outbox list'); an empty one is refused"
+    if isinstance(exc, NotRetryable) and exc.delivered:
+        return f"{exc} ('tuimail outbox flush' moves it to sent/)"
+    return str(exc)
+
+
+def _detail(outcome: Outcome) -> str:
+    """Why the outcome is what it is; a missing password names the command that gives one."""
+    from tuimail.outbox import WaitReason, short_id
+
+    wait = outcome.password_wait
+    if wait is None:
+        return outcome.detail
+    how = f"'tuimail outbox retry {short_id(outcome.key)} --password-stdin'"
+    if wait.reason is WaitReason.NONE_STORED:
+        return f"{wait.words()}; save one or use {how}"
+    return f"{wait.words(aside=' (--server)')}; send it with {how}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tuimail import exitcodes
 from tuimail.cli.common import (
@@ -16,6 +16,9 @@ from tuimail.cli.common import (
     split_server,
     threshold_seconds,
 )
+
+if TYPE_CHECKING:
+    from tuimail.probe import Thresholds
 
 
 def define_options(probe: argparse.ArgumentParser) -> None:
@@ -68,7 +71,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         return int(Status.UNKNOWN)
 
 
-async def _probe(args: argparse.Namespace, thresholds: Any) -> int:
+async def _probe(args: argparse.Namespace, thresholds: Thresholds) -> int:
     from tuimail.console import EntryPrinter, print_probe
     from tuimail.mx import MXLookupError, lookup_mx
     from tuimail.probe import ProbeTarget, Status, probe, worst

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tuimail import exitcodes
 from tuimail.cli.common import (
@@ -21,7 +21,12 @@ from tuimail.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from tuimail.console import EntryPrinter
+    from tuimail.credentials import Secret
+    from tuimail.message import FieldError, OutgoingMessage
+    from tuimail.outbox import Outcome
     from tuimail.profiles import Profile
+    from tuimail.session import SessionReport
 
 
 def define_options(send: argparse.ArgumentParser) -> None:
@@ -97,7 +102,7 @@ def _connection_profile(args: argparse.Namespace) -> Profile:
     """The profile named by ``--profile``, or one made from ``--server``, plus option overrides."""
     from tuimail.profiles import Profile, with_changes
 
-    overrides: dict[str, Any] = {}
+    overrides: dict[str, object] = {}
     for key, value in (
         ("security", args.security),
         ("username", args.user),
@@ -139,7 +144,7 @@ def _wants_embedded_sandbox(args: argparse.Namespace) -> bool:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from tuimail.message import Draft, DraftInvalid, build_message, parse_header_option
+    from tuimail.message import Draft, DraftInvalid, build_message
     from tuimail.session import send
 
     embedded = _wants_embedded_sandbox(args)
@@ -177,7 +182,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
         for error in exc.errors:
             # An attachment error names the file, and file names may hold anything.
-            line = f"tuimail: {_option_name(error.field)}: {error.message}"
+            line = f"tuimail: {_option_name(error.field)}: {_field_words(error)}"
             print(escape_controls(line), file=sys.stderr)
         return exitcodes.INVALID_MESSAGE
     if embedded:
@@ -195,10 +200,10 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def _send_through_outbox(
-    args: argparse.Namespace, profile: Any, outgoing: Any, password: Any
+    args: argparse.Namespace, profile: Profile, outgoing: OutgoingMessage, password: Secret | None
 ) -> int:
     """Store durably, then try once; a temporary failure stays queued (exit 75)."""
-    from tuimail.outbox import Outbox, OutboxError, short_id
+    from tuimail.outbox import Outbox, OutboxError, Result, short_id
 
     outbox = Outbox(policy=retry_policy())
     try:
@@ -208,9 +213,9 @@ def _send_through_outbox(
         )
     except OutboxError as exc:
         raise CLIError(str(exc), exitcodes.STORE_FAILED) from None
-    outcome: Any = None
+    outcome: Outcome | None = None
 
-    async def attempt(printer: Any) -> Any:
+    async def attempt(printer: EntryPrinter | None) -> SessionReport:
         nonlocal outcome
         outcome = await outbox.attempt(
             queued.key, password, on_entry=printer, deadline=args.deadline, outgoing=outgoing
@@ -235,7 +240,7 @@ def _send_through_outbox(
         )
         return exitcodes.QUEUED
     assert outcome is not None
-    if outcome.state == "queued":
+    if outcome.state is Result.QUEUED:
         when = local_time(outbox.get(queued.key).next_attempt)
         print(
             f"tuimail: queued for retry as {short_id(queued.key)} (next attempt {when}); "
@@ -243,17 +248,19 @@ def _send_through_outbox(
             file=sys.stderr,
         )
         return exitcodes.QUEUED
-    if outcome.state in ("failed", "possibly-delivered"):
+    if outcome.state in (Result.FAILED, Result.POSSIBLY_DELIVERED):
         note = (
             "it may have arrived; 'tuimail outbox retry' would send the same message again"
-            if outcome.state == "possibly-delivered"
+            if outcome.state is Result.POSSIBLY_DELIVERED
             else "kept in the outbox as failed; 'tuimail outbox retry' or 'drop'"
         )
         print(f"tuimail: {short_id(queued.key)}: {note}", file=sys.stderr)
     return code
 
 
-async def _send_to_embedded_sandbox(args: argparse.Namespace, outgoing: Any, printer: Any) -> Any:
+async def _send_to_embedded_sandbox(
+    args: argparse.Namespace, outgoing: OutgoingMessage, printer: EntryPrinter | None
+) -> SessionReport:
     """Start a sandbox in this process on a free port, send, and show both sides."""
     from tuimail.console import EntryPrinter
     from tuimail.sandbox import Sandbox, SandboxConfig, SandboxError
@@ -279,6 +286,23 @@ def _profile_sender(profile: Profile) -> str:
     from tuimail.addresses import mailbox_text
 
     return mailbox_text(profile.display_name, profile.from_address) if profile.from_address else ""
+
+
+def parse_header_option(text: str) -> tuple[str, str]:
+    """Split ``'Name: value'`` as given to ``--header``."""
+    from tuimail.message import DraftInvalid, FieldError
+
+    name, sep, value = text.partition(":")
+    if not sep:
+        raise DraftInvalid([FieldError("--header", f"{text!r} is not in the form 'Name: value'")])
+    return name.strip(), value.strip()
+
+
+def _field_words(error: FieldError) -> str:
+    """The core's sentence, naming this command's option where it names a draft field."""
+    if error.instead:
+        return f"cannot be set as an extra header; use {_option_name(error.instead)} instead"
+    return error.message
 
 
 def _option_name(field: str) -> str:

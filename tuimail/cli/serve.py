@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tuimail import exitcodes
 from tuimail.cli.common import CLIError, settle_imports
+
+if TYPE_CHECKING:
+    from tuimail.sandbox import Sandbox, SessionRecord
+    from tuimail.transcript import Entry
 
 
 def define_options(serve: argparse.ArgumentParser) -> None:
@@ -77,6 +82,7 @@ def _fault_help() -> str:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from tuimail.faults import FaultPlan, FaultSpecError
+    from tuimail.profiles import Security
     from tuimail.sandbox import Sandbox, SandboxError, load_auth_file, sandbox_config_from
 
     try:
@@ -89,12 +95,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             maildir=args.maildir,
-            tls="starttls" if args.tls else "implicit" if args.implicit_tls else "none",
+            tls=Security.STARTTLS
+            if args.tls
+            else Security.TLS
+            if args.implicit_tls
+            else Security.NONE,
             auth_users=users,
             auth_required=args.auth_required,
             size_limit=args.size,
             idle_timeout=args.idle_timeout,
             max_connections=args.max_connections,
+            auth_hint="see --auth",
         )
         sandbox = Sandbox(
             config,
@@ -105,15 +116,38 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settle_imports()
         return asyncio.run(_serve(sandbox))
     except SandboxError as exc:
-        raise CLIError(str(exc), 1) from None
+        raise CLIError(_in_option_words(exc), 1) from None
 
 
-def _serve_entry_printer(as_json: bool) -> Any:
+#: A refused setting, in the words of the option that set it.
+_OPTION_WORDS = {
+    "port": "--port {value} is not a port number (0-65535)",
+    "size_limit": "--size must be 0 (no limit) or more",
+    "idle_timeout": "--idle-timeout must be more than 0 and at most 3600 seconds",
+    "auth_required": "--auth-required needs --auth any or --auth-file",
+    "max_connections": "--max-connections must be 1 or more",
+}
+
+
+def _in_option_words(error: Exception) -> str:
+    """A sandbox error as ``tuimail serve`` says it: with the option to change."""
+    from tuimail.sandbox import PortUnavailable, SettingRefused
+
+    if isinstance(error, SettingRefused) and error.setting in _OPTION_WORDS:
+        return _OPTION_WORDS[error.setting].format(value=error.value)
+    if isinstance(error, PortUnavailable):
+        if error.in_use:
+            return f"{error}; choose another with --port, or --port 0 for any free port"
+        return f"{error}, so choose another with --port"
+    return str(error)
+
+
+def _serve_entry_printer(as_json: bool) -> Callable[[SessionRecord, Entry], None]:
     from tuimail.console import EntryPrinter
 
     printers: dict[str, EntryPrinter] = {}
 
-    def show(record: Any, entry: Any) -> None:
+    def show(record: SessionRecord, entry: Entry) -> None:
         printer = printers.get(record.id)
         if printer is None:
             prefix = record.id if as_json else f"[{record.id}] "
@@ -125,11 +159,11 @@ def _serve_entry_printer(as_json: bool) -> Any:
     return show
 
 
-def _serve_summary_printer(as_json: bool) -> Any:
+def _serve_summary_printer(as_json: bool) -> Callable[[SessionRecord], None]:
     from tuimail.console import terminal_json
     from tuimail.terminal_text import escape_controls
 
-    def show(record: Any) -> None:
+    def show(record: SessionRecord) -> None:
         # The summary quotes the client's HELO name: the client chose it.
         if as_json:
             summary = {k: v for k, v in record.to_json().items() if k != "transcript"}
@@ -140,7 +174,7 @@ def _serve_summary_printer(as_json: bool) -> Any:
     return show
 
 
-async def _serve(sandbox: Any) -> int:
+async def _serve(sandbox: Sandbox) -> int:
     import signal
 
     from tuimail import sandbox as sandbox_module
@@ -149,7 +183,7 @@ async def _serve(sandbox: Any) -> int:
     sandbox_module.announce(sandbox)
     try:
         config = sandbox.config
-        tls = {"none": "no TLS", "starttls": "STARTTLS", "implicit": "implicit TLS"}[config.tls]
+        tls = {"none": "no TLS", "starttls": "STARTTLS", "tls": "implicit TLS"}[config.tls]
         print(
             f"tuimail sandbox listening on {config.host}:{sandbox.port} ({tls}); "
             f"mail kept in {sandbox.maildir_path}",

@@ -330,6 +330,8 @@ class TuimailApp(App[None]):
             return
         import time
 
+        from tuimail.outbox import Result
+
         try:
             outbox = self.model.outbox
         except user_config.ConfigError:
@@ -347,12 +349,12 @@ class TuimailApp(App[None]):
             return CredentialStore().get(profile.name)
 
         outcomes = await outbox.flush(password)
-        sent = sum(1 for o in outcomes if o.state == SentState.SENT)
+        sent = sum(1 for o in outcomes if o.state is Result.SENT)
         if sent:
             self.notify(f"Sent {sent} queued message(s) from the outbox.", title="Outbox")
         for outcome in outcomes:
-            if outcome.state in (SentState.FAILED, SentState.POSSIBLY_DELIVERED):
-                what = "may have been delivered" if outcome.state != SentState.FAILED else "failed"
+            if outcome.state in (Result.FAILED, Result.POSSIBLY_DELIVERED):
+                what = "may have been delivered" if outcome.state is not Result.FAILED else "failed"
                 self.tell(
                     f"A queued message {what}: {outcome.detail} (F7 to retry or delete)",
                     title="Outbox",
@@ -445,9 +447,9 @@ class TuimailApp(App[None]):
         RETURNED when the outbox copy is gone. A message some server accepted
         (``report.delivery``) stays where the outbox put it.
         """
-        from tuimail.outbox import OutboxError
+        from tuimail.outbox import MessageNotFound, OutboxError
 
-        if state == SentState.SKIPPED:
+        if state is SentState.SKIPPED:
             # Not tried by this send: another process (or the flush timer) holds
             # the message. It is the outbox's now; Compose lets go of its copy.
             return SentState.QUEUED
@@ -455,7 +457,7 @@ class TuimailApp(App[None]):
             return state
         try:
             await asyncio.to_thread(self.model.outbox.drop, key)
-        except (KeyError, OSError, OutboxError):
+        except (MessageNotFound, OSError, OutboxError):
             return state  # still in the outbox: Compose clears, the outbox is its home
         return SentState.RETURNED
 
@@ -467,7 +469,7 @@ class TuimailApp(App[None]):
         it beside the draft). If it was, the server may have it: the outbox
         copy is its home, shown on F7, and Compose's copy goes instead.
         """
-        from tuimail.outbox import OutboxError, State
+        from tuimail.outbox import MessageNotFound, OutboxError, State
 
         outbox = self.model.outbox
         try:
@@ -476,7 +478,7 @@ class TuimailApp(App[None]):
             if untried:
                 await asyncio.to_thread(outbox.drop, key)
                 return
-        except (KeyError, OSError, OutboxError):
+        except (MessageNotFound, OSError, OutboxError):
             return  # gone, or unreadable: the draft in Compose is what is left
         self.model.send_stopped.publish(SendStopped(kept_in_outbox=True))
         self.notify(

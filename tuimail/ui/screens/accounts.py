@@ -11,6 +11,7 @@ from textual.widgets import Button, DataTable, Footer, Label, Static
 from tuimail.accounts import remove_account
 from tuimail.accounts import save_account as store_account
 from tuimail.credentials import KeyringError
+from tuimail.errors import NotFound
 from tuimail.profiles import Profile, ProfileError, ProfileStoreError
 from tuimail.ui.history import RunKind, SessionRun
 from tuimail.ui.messages import ConnectionTestRequest, ProfilesChanged
@@ -34,8 +35,8 @@ def save_account_form(form: AccountForm) -> tuple[str, list[str]]:
         leftovers = store_account(form.profile, original_name=form.original_name, password=password)
     except KeyringError as exc:
         return f"Keyring: {exc.message}.\nFix: {exc.fix}", []
-    except KeyError as exc:
-        return str(exc.args[0]), []
+    except NotFound as exc:
+        return str(exc), []
     except (ProfileError, ProfileStoreError) as exc:
         return str(exc), []
     return "", leftovers
@@ -167,7 +168,7 @@ class AccountsScreen(ModelScreen):
             self.app.call_from_thread(
                 self.show_problem, f"Profile removed, password not: {exc.message}.\nFix: {exc.fix}"
             )
-        except (KeyError, ProfileStoreError) as exc:
+        except (NotFound, ProfileStoreError) as exc:
             self.app.call_from_thread(self.show_problem, str(exc))
             return
         self.app.call_from_thread(self.model.set_profiles, read_profiles())

@@ -22,7 +22,7 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 from tuimail.atomic import atomic_write_bytes
 from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft
-from tuimail.outbox import OutboxError, Queued, short_id
+from tuimail.outbox import MessageNotFound, OutboxError, Queued, short_id
 from tuimail.transcript import Transcript
 from tuimail.ui.history import SessionRun
 from tuimail.ui.messages import RetryRequest
@@ -272,9 +272,8 @@ class MailboxesScreen(ModelScreen):
             return
         try:
             delete()
-        except (KeyError, OSError, OutboxError) as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            self.notify(shown(message), severity="error", markup=False)
+        except (MessageNotFound, OSError, OutboxError) as exc:
+            self.notify(shown(exc), severity="error", markup=False)
         self.reload()
 
     @on(DataTable.RowSelected, "#drafts-table")

@@ -23,6 +23,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Sparkline, Static
 
+from tuimail.errors import NotFound
 from tuimail.probe import ProbeReport, ProbeTarget, Status, Thresholds, probe_many
 from tuimail.probe_history import ProbeHistory
 from tuimail.profiles import Security
@@ -446,7 +447,7 @@ class MonitorScreen(ModelScreen):
             return
         try:
             TargetStore().remove(target.name)
-        except (KeyError, TargetError, OSError) as exc:
+        except (NotFound, TargetError, OSError) as exc:
             self.notify(shown(exc), severity="error", markup=False)
             return
         self.latest.pop(target.key, None)

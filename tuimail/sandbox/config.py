@@ -1,0 +1,187 @@
+"""What a sandbox is started with: its settings, checked, and the auth file.
+
+:class:`SandboxConfig` is plain data; :func:`sandbox_config_from` checks
+values a person typed and raises :class:`SandboxError` subclasses that carry
+the offending value, so the face that asked (``tuimail serve``, the app)
+words the problem in its own terms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuimail import paths
+from tuimail.errors import TuimailError
+from tuimail.profiles import Security
+
+DEFAULT_PORT = 2525
+DEFAULT_SIZE_LIMIT = 32 * 1024 * 1024
+#: File descriptors kept free for what is not a connection: the listening
+#: sockets, the Maildir files made ahead, session files, TLS files, stdio.
+FD_RESERVE = 64
+#: However high the open-file limit, no more connections than this at once.
+MAX_CONNECTIONS_CEILING = 4096
+
+
+class SandboxError(TuimailError):
+    """The sandbox cannot start; the message says why in plain words."""
+
+
+class SettingRefused(SandboxError):
+    """A setting the sandbox cannot run with.
+
+    ``setting`` names the :class:`SandboxConfig` field, ``value`` is what was
+    given and ``requirement`` what the setting must be; a face that took the
+    value under another name (a command-line option) words it with that name.
+    """
+
+    def __init__(self, setting: str, value: object, requirement: str) -> None:
+        self.setting = setting
+        self.value = value
+        self.requirement = requirement
+        super().__init__(f"{setting} {value!r}: {requirement}")
+
+
+class PortUnavailable(SandboxError):
+    """The port cannot be listened on: taken by another program, or privileged."""
+
+    def __init__(self, host: str, port: int, *, in_use: bool) -> None:
+        self.host = host
+        self.port = port
+        self.in_use = in_use
+        if in_use:
+            text = (
+                f"port {port} on {host} is already in use (another 'tuimail serve' or mail server?)"
+            )
+        else:
+            text = f"not allowed to listen on port {port}; ports below 1024 need privileges"
+        super().__init__(text)
+
+
+@dataclass
+class SandboxConfig:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    maildir: Path | None = None
+    tls: Security = Security.NONE
+    #: ``None``: no AUTH; empty dict: any credentials accepted; else user -> password.
+    auth_users: dict[str, str] | None = None
+    auth_required: bool = False
+    size_limit: int = DEFAULT_SIZE_LIMIT
+    idle_timeout: float = 60.0
+    hostname: str = "localhost"
+    sessions_dir: Path | None = None
+    certificate_dir: Path | None = None
+    #: Connections served at once; ``None``: derived from the open-file limit.
+    max_connections: int | None = None
+    #: How the person running the sandbox turns AUTH on, quoted in the reply
+    #: to an AUTH it does not offer; each face says it in its own terms.
+    auth_hint: str = ""
+
+    def resolved_max_connections(self) -> int:
+        return self.max_connections or default_max_connections()
+
+    def resolved_maildir(self) -> Path:
+        return self.maildir or paths.data_dir() / "sandbox" / "maildir"
+
+    def resolved_sessions_dir(self) -> Path:
+        return self.sessions_dir or paths.data_dir() / "sandbox" / "sessions"
+
+
+def sandbox_config_from(
+    *,
+    host: str,
+    port: int,
+    maildir: Path | None,
+    tls: Security,
+    auth_users: dict[str, str] | None,
+    auth_required: bool,
+    size_limit: int,
+    idle_timeout: float,
+    max_connections: int | None = None,
+    auth_hint: str = "",
+) -> SandboxConfig:
+    """Check values a person gave into a :class:`SandboxConfig`, else :class:`SettingRefused`."""
+    if not 0 <= port <= 65535:
+        raise SettingRefused("port", port, "is not a port number (0-65535)")
+    if size_limit < 0:
+        raise SettingRefused("size_limit", size_limit, "must be 0 (no limit) or more")
+    if not 0 < idle_timeout <= 3600:
+        raise SettingRefused(
+            "idle_timeout", idle_timeout, "must be more than 0 and at most 3600 seconds"
+        )
+    if auth_required and auth_users is None:
+        raise SettingRefused("auth_required", auth_required, "needs AUTH to be offered")
+    if max_connections is not None and max_connections < 1:
+        raise SettingRefused("max_connections", max_connections, "must be 1 or more")
+    return SandboxConfig(
+        host=host,
+        port=port,
+        maildir=maildir,
+        tls=tls,
+        auth_users=auth_users,
+        auth_required=auth_required,
+        size_limit=size_limit,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
+        auth_hint=auth_hint,
+    )
+
+
+def default_max_connections() -> int:
+    """Connections to serve at once: half of what the open-file limit leaves free.
+
+    Each connection holds one descriptor, and storing a message or writing a
+    session file needs more for a moment; at half, the sandbox always has a
+    descriptor to accept one more connection and answer it ``421``, instead
+    of leaving it unanswered in the kernel's queue.
+    """
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 2 * (MAX_CONNECTIONS_CEILING + FD_RESERVE)
+    return max(1, min(MAX_CONNECTIONS_CEILING, (soft - FD_RESERVE) // 2))
+
+
+#: Largest auth file read; a password list is a few lines.
+MAX_AUTH_FILE = 1024 * 1024
+
+
+def _read_small_text(path: Path, what: str, limit: int) -> str:
+    """A regular UTF-8 file of at most ``limit`` bytes, else a :class:`SandboxError`.
+
+    Read through :func:`tuimail.small_files.read_small_file`, which checks the
+    open descriptor itself: ``/dev/zero`` is never read without end, and a
+    FIFO (even one swapped in after a look at the path) never blocks the start.
+    """
+    from tuimail.small_files import NotReadable, read_small_file
+
+    try:
+        data = read_small_file(path, limit)
+    except NotReadable as exc:
+        raise SandboxError(f"{what} {path} {exc.strerror}") from None
+    except OSError as exc:
+        raise SandboxError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SandboxError(f"{what} {path} is not UTF-8 text") from None
+
+
+def load_auth_file(path: Path) -> dict[str, str]:
+    """``user:password`` per line; ``#`` comments and blank lines are ignored."""
+    users: dict[str, str] = {}
+    text = _read_small_text(path, "the auth file", MAX_AUTH_FILE)
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        user, sep, password = stripped.partition(":")
+        if not sep or not user:
+            raise SandboxError(f"{path}:{number}: expected 'user:password'")
+        users[user] = password
+    if not users:
+        raise SandboxError(f"{path}: no 'user:password' lines")
+    return users

@@ -1,0 +1,364 @@
+"""The sandbox's SMTP protocol: aiosmtpd's, with a server-side transcript and faults.
+
+aiosmtpd's documented handler hooks run after its own syntax, sequence and
+AUTH checks, and there is none for the greeting; so only what must happen
+before those checks, or where no hook exists, is overridden here: the
+greeting, HELO/EHLO and AUTH faults (they answer first), the DATA command's
+fault and the block reader for its data (tuimail/smtp_data.py), STARTTLS that
+must always end its session, and the idle timeout's 421. Everything that can
+wait for aiosmtpd's checks is in :mod:`tuimail.sandbox.handler`; each private
+name of aiosmtpd used here is listed in tuimail/private_api.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiosmtpd.smtp import SMTP, Envelope, LoginPassword, TLSSetupException
+
+from tuimail.envelope_path import plain_path
+from tuimail.faults import FaultAction
+from tuimail.sandbox.record import SessionRecord
+from tuimail.sandbox.tap import ClientTap
+from tuimail.smtp_data import DataState, MessageData, read_message_data
+from tuimail.stages import Stage
+from tuimail.terminal_text import escape_controls
+from tuimail.transcript import ConversationRedactor, Direction, EventKind
+
+if TYPE_CHECKING:
+    from tuimail.sandbox.server import Sandbox
+
+#: The answer to a connection beyond the cap; it is closed straight after.
+TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
+
+
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+_DATA_REFUSALS = {
+    DataState.TOO_LONG: "500 Line too long (see RFC5321 4.5.3.1.6)",
+    DataState.TOO_MUCH: "552 Error: Too much mail data",
+}
+
+
+def _help_of(replaced: Callable[..., Any]) -> Callable[[_Command], _Command]:
+    """Give an override the HELP text of the aiosmtpd command it replaces.
+
+    aiosmtpd lists a command in HELP only when its method carries what its
+    ``@syntax`` decorator set; an override without it drops out of HELP.
+    """
+
+    def carry(override: _Command) -> _Command:
+        override.__dict__.update(vars(replaced))
+        return override
+
+    return carry
+
+
+class SandboxSMTP(SMTP):
+    """aiosmtpd's SMTP with a server-side transcript and fault injection."""
+
+    def __init__(self, sandbox: Sandbox, handler: Any, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.sandbox = sandbox
+        self.record: SessionRecord | None = None
+        self.tap: ClientTap | None = None
+        self._redactor = ConversationRedactor()
+        self._greeted = False
+        self._closing_reason = ""
+        #: A fault's answer closes the connection once sent; this is why.
+        self._close_after_reply = ""
+        self._refused = False
+        #: Counted in already, by :class:`ImplicitTLSAdmission` before its handshake.
+        self.admitted = False
+        #: Its place given back and its session ended (see :meth:`_forget`).
+        self._forgotten = False
+
+    # -- connection ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.record is None and not self.admitted and not self.sandbox.admit():
+            # Beyond the cap: answered and closed before aiosmtpd sees it, so
+            # it costs no session, no task and no descriptor for long.
+            self._refused = True
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(TOO_MANY_CONNECTIONS.encode() + b"\r\n")
+            transport.close()
+            return
+        if self.record is None:
+            peer = transport.get_extra_info("peername")
+            shown = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+            self.record = self.sandbox.open_session(shown)
+            self.tap = ClientTap(self.record, self._redactor)
+            secure = transport.get_extra_info("sslcontext") is not None
+            self.record.transcript.event(EventKind.CONNECTED, f"client connected from {shown}")
+            if secure:
+                self._mark_secure(transport)
+        else:
+            self._mark_secure(transport)
+        super().connection_made(transport)
+
+    def _mark_secure(self, transport: asyncio.BaseTransport) -> None:
+        assert self.record is not None and self.tap is not None
+        self.tap.tls_started()
+        self.record.secure = True
+        ssl_object = transport.get_extra_info("ssl_object")
+        details = ""
+        if ssl_object is not None:
+            details = f": {ssl_object.version()}, {ssl_object.cipher()[0]}"
+        self.record.transcript.event(EventKind.TLS, f"TLS established{details}", secure=True)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self.tap is not None:
+            self.tap.feed(data)
+        super().data_received(data)
+
+    def eof_received(self) -> bool | None:
+        if self._refused:
+            return False
+        return super().eof_received()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._refused:
+            return
+        self._forget()
+        super().connection_lost(error)
+
+    def _forget(self) -> None:
+        """Give back the connection's place and end its session, once."""
+        if self._forgotten:
+            return
+        self._forgotten = True
+        self.sandbox.release()
+        record = self.record
+        if record is not None and record.ended is None:
+            if self._closing_reason:
+                outcome = self._closing_reason
+            elif self._redactor.in_data:
+                outcome = "client vanished during DATA; nothing stored from it"
+            elif record.outcome == "in progress":
+                outcome = "client closed the connection without QUIT"
+            else:
+                outcome = record.outcome
+            self.sandbox.end_session(record, outcome)
+
+    def _timeout_cb(self) -> None:
+        if self._forgotten:
+            return  # closed and ended already (a handshake that did not complete)
+        self._closing_reason = f"timed out after {self._timeout_duration:g}s without a command"
+        if self.transport is not None and not self.transport.is_closing():
+            with contextlib.suppress(Exception):
+                line = "421 4.4.2 Timeout, closing connection"
+                self._record_reply(line)
+                self._writer.write(line.encode() + b"\r\n")
+        super()._timeout_cb()  # type: ignore[no-untyped-call]
+
+    # -- replies ------------------------------------------------------------
+
+    def _record_reply(self, text: str) -> None:
+        if self.record is not None and self.tap is not None:
+            self.record.transcript.add(
+                Direction.SERVER, self._redactor.server_line(text), secure=self.tap.secure
+            )
+            self.tap.server_reply(text)
+
+    async def push(self, status: Any) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return  # a fault closed the connection: nothing more reaches the client
+        if not self._greeted:
+            self._greeted = True
+            reply = await self.fault_reply(Stage.GREETING)
+            if self.transport is None or self.transport.is_closing():
+                return
+            if reply is not None:
+                status = reply
+        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
+        self._record_reply(text)
+        await super().push(status)
+        if self._close_after_reply:
+            self.close_with(self._close_after_reply)
+
+    async def fault_reply(self, stage: Stage, address: str = "", *, lost: str = "") -> str | None:
+        """The answer a fault for ``stage`` gives instead of the normal one, or None.
+
+        A delay is waited out here and the normal answer follows (None). A
+        disconnect closes the connection at once (``lost`` is added to the
+        session's outcome); the answer returned then is never sent. An answer
+        to the greeting, or any 421, closes the connection once it is sent.
+        """
+        rule = self.sandbox.faults.decide(stage, address)
+        if rule is None:
+            return None
+        assert self.record is not None
+        self.record.transcript.event(EventKind.WARNING, f"fault injected: {rule.describe()}")
+        if rule.action is FaultAction.DELAY:
+            await asyncio.sleep(rule.delay)
+            return None
+        if rule.action is FaultAction.DISCONNECT:
+            self.close_with(f"disconnected by fault {rule.describe()}{lost}")
+            return "421 4.3.0 closing"  # never sent: the connection is closed
+        if rule.stage is Stage.GREETING or rule.reply.startswith("421"):
+            self._close_after_reply = f"closed after fault {rule.describe()}"
+        return rule.reply
+
+    async def _apply_fault(self, stage: Stage) -> bool:
+        """Answer with the fault for ``stage``, if any; True when it replaced the normal answer."""
+        reply = await self.fault_reply(stage)
+        if reply is None:
+            return False
+        await self.push(reply)  # dropped when the fault closed the connection
+        return True
+
+    def close_with(self, reason: str) -> None:
+        """Close the connection now; ``reason`` becomes the session's outcome."""
+        self._closing_reason = reason
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- commands -----------------------------------------------------------
+
+    @_help_of(SMTP.smtp_HELO)
+    async def smtp_HELO(self, hostname: str) -> None:
+        if not await self._apply_fault(Stage.EHLO):
+            self._note_helo(hostname)
+            await super().smtp_HELO(hostname)
+
+    @_help_of(SMTP.smtp_EHLO)
+    async def smtp_EHLO(self, hostname: str) -> None:
+        if not await self._apply_fault(Stage.EHLO):
+            self._note_helo(hostname)
+            await super().smtp_EHLO(hostname)
+
+    def _note_helo(self, hostname: str) -> None:
+        if self.record is not None and hostname:
+            # Printed in the one-line summary: the client's text, escaped.
+            self.record.helo = self.record.transcript.scrub(escape_controls(hostname[:255]))[0]
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's path parser, with a fast path for a plain ``<local@domain>``.
+
+        The answer is aiosmtpd's own for every argument (see
+        :mod:`tuimail.envelope_path`); only its cost differs.
+        """
+        parsed = plain_path(arg)
+        if parsed is None:
+            return super()._getaddr(arg)
+        local_part, domain, rest = parsed
+        if self.local_part_limit and len(local_part) > self.local_part_limit:
+            return None, None
+        return f"{local_part}@{domain}", rest
+
+    @_help_of(SMTP.smtp_AUTH)
+    async def smtp_AUTH(self, arg: str) -> None:
+        if self.sandbox.config.auth_users is None:
+            hint = self.sandbox.config.auth_hint
+            await self.push(
+                "502 5.5.1 AUTH is not enabled on this sandbox" + (f" ({hint})" if hint else "")
+            )
+            return
+        if not await self._apply_fault(Stage.AUTH):
+            await super().smtp_AUTH(arg)
+            if self.record is not None and self.session is not None and self.session.authenticated:
+                login = self.session.auth_data
+                if isinstance(login, LoginPassword):
+                    name = login.login.decode("utf-8", "replace")
+                    shown = escape_controls(name[:255])
+                    self.record.authenticated_as = self.record.transcript.scrub(shown)[0]
+
+    @_help_of(SMTP.smtp_DATA)
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA, with the message read in blocks (:mod:`tuimail.smtp_data`).
+
+        The checks, replies and handler call are aiosmtpd's, in its order.
+        """
+        if await self._apply_fault(Stage.DATA):
+            return
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        envelope = self.envelope
+        assert envelope is not None
+        if not envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        data = MessageData(self.line_length_limit, self.data_size_limit)
+        try:
+            await read_message_data(self._reader, data)
+        except asyncio.CancelledError:
+            self._writer.close()  # the connection was lost during DATA
+            raise
+        if data.state is not DataState.NOMINAL:
+            await self.push(_DATA_REFUSALS[data.state])
+            self.envelope = Envelope()
+            return
+        # The sandbox never asks aiosmtpd to decode: content stays bytes.
+        envelope.original_content = envelope.content = data.content()
+        status = await self.event_handler.handle_DATA(self, self.session, envelope)
+        self.envelope = Envelope()
+        await self.push(status)
+
+    async def handle_exception(self, error: Exception) -> str:
+        """A command that raised: noted in the session, answered as a local error.
+
+        aiosmtpd's own logs a traceback (on stderr when nothing is configured:
+        over the app's screen) and answers ``500`` with the exception's text,
+        which may name this machine's paths. A failed STARTTLS handshake is
+        the client's doing and is common; its reason is what the session needs.
+        """
+        if isinstance(error, TLSSetupException):
+            cause = error.__cause__
+            reason = getattr(cause, "reason", None) or str(cause or "") or type(cause).__name__
+            text = f"the TLS handshake after STARTTLS failed: {reason}"
+            status = "454 4.7.0 TLS handshake failed"  # the connection is closed after it
+        else:
+            text = f"internal error while handling a command: {type(error).__name__}: {error}"
+            status = "451 4.3.0 Local error in processing"
+        if self.record is not None:
+            self.record.transcript.event(EventKind.ERROR, escape_controls(text))
+        return status
+
+    @_help_of(SMTP.smtp_STARTTLS)
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        """aiosmtpd's STARTTLS, made sure to end: a handshake that does not
+        complete must still give back the connection's place.
+
+        aiosmtpd hands the socket to an SSLProtocol that tells the SMTP
+        protocol nothing if the connection ends before the handshake does: a
+        client that says STARTTLS and then nothing (the idle timeout aborts
+        it, which even wakes the handshake's waiter as if it had succeeded),
+        or a STARTTLS pipelined after QUIT, left a session that never ended
+        and a place under the cap that was never given back; enough of them
+        and every client was refused.
+        """
+        plain = self.transport
+        if plain is None or plain.is_closing():
+            return  # QUIT or a fault closed the connection: nothing more begins
+        try:
+            await super().smtp_STARTTLS(arg)
+        except BaseException:
+            self._handshake_abandoned(plain)
+            raise
+        if self._handshake_abandoned(plain):
+            # aiosmtpd's command loop runs while there is a transport: it ends
+            # here, quietly (an exception would be logged as never retrieved).
+            self.transport = None
+
+    def _handshake_abandoned(self, plain: asyncio.BaseTransport) -> bool:
+        """After STARTTLS: if its handshake began (aiosmtpd replaced the plain
+        transport) and did not complete, close the socket and forget the session."""
+        if self.transport is plain or (self.record is not None and self.record.secure):
+            return False
+        if not self._closing_reason:
+            self._closing_reason = "the TLS handshake after STARTTLS did not complete"
+        if isinstance(plain, asyncio.Transport):
+            plain.abort()
+        else:
+            plain.close()
+        self._forget()
+        return True
