@@ -1,12 +1,11 @@
 """Every observation the benchmarks make of the running app, and the only place they make it.
 
-The benchmarks read state the app has no public name for yet (the live
-transcript feed, the screens that listen, how many entries a view shows, the
-message queues) and a few Textual internals. A rename there must not make a
+The benchmarks read the app's public seam (``app.model.begin`` and
+``live_feed``, ``AppModel.live_views``, ``TranscriptView.shown_entries``, the
+model's sandbox) and a few Textual internals. A rename there must not make a
 benchmark silently measure something else, so each read goes through one
 function here, and a missing name raises :class:`BenchmarkError` naming it
-(:func:`_needs`), never a fallback. When the app gains public names for
-these, only this file changes.
+(:func:`_needs`), never a fallback.
 """
 
 from __future__ import annotations
@@ -39,33 +38,31 @@ def _needs(name: str) -> Iterator[None]:
         ) from exc
 
 
-# -- tuimail: names private to the app today -------------------------------------
+# -- tuimail: the app's public seam (tuimail/ui/model.py) ------------------------
 
 
 def start_live_session(app: TuimailApp, transcript: Transcript) -> None:
     """Start a send session on ``transcript`` as the app's worker does: kept, announced, fed live."""
-    from tuimail.ui.history import SessionRun
-    from tuimail.ui.messages import SessionStarted
+    from tuimail.ui.history import RunKind, SessionRun
 
-    run = SessionRun("send", "sandbox", "flood@example.test", transcript)
-    with _needs("TuimailApp.history"):
-        app.history.add(run)
-    app.post_message(SessionStarted(run))
-    with _needs("TuimailApp._live_feed (the live transcript's throttled feed)"):
-        feed: Callable[[Entry], None] = app._live_feed(run)
+    run = SessionRun(RunKind.SEND, "sandbox", "flood@example.test", transcript)
+    with _needs("TuimailApp.model.begin / live_feed (the live transcript's throttled feed)"):
+        app.model.begin(run)
+        feed: Callable[[Entry], None] = app.model.live_feed(run)
     transcript.subscribe(feed)
 
 
 def listening_screens(app: TuimailApp) -> list[Screen[Any]]:
-    """The screens the app hands session messages to."""
-    with _needs("TuimailApp._listening_screens (the screens showing the transcript)"):
-        return app._listening_screens()
+    """The screens whose views follow live sessions."""
+    with _needs("AppModel.live_views (the views showing live transcripts)"):
+        views = app.model.live_views
+    return list({id(view.screen): view.screen for view in views}.values())
 
 
 def entries_shown(view: TranscriptView) -> int:
     """Transcript entries a view draws now (its cap counts these, not wrapped lines)."""
-    with _needs("TranscriptView._shown (entries a view shows)"):
-        return view._shown
+    with _needs("TranscriptView.shown_entries (entries a view shows)"):
+        return view.shown_entries
 
 
 def lines_drawn(view: TranscriptView) -> int:
@@ -75,8 +72,8 @@ def lines_drawn(view: TranscriptView) -> int:
 
 def sandbox_settled(app: TuimailApp) -> bool:
     """The embedded sandbox is up, or its failure is known."""
-    with _needs("TuimailApp.sandbox / sandbox_note"):
-        return app.sandbox is not None or bool(app.sandbox_note)
+    with _needs("AppModel.sandbox / sandbox_note"):
+        return app.model.sandbox is not None or bool(app.model.sandbox_note)
 
 
 def probes_done(monitor: MonitorScreen) -> tuple[int, int]:
@@ -89,9 +86,9 @@ def probes_done(monitor: MonitorScreen) -> tuple[int, int]:
 
 
 def queued_messages(pump: MessagePump) -> int:
-    """Messages waiting in a pump's queue: Textual has no public count (idle = 0 everywhere)."""
-    with _needs("MessagePump._message_queue (Textual)"):
-        return pump._message_queue.qsize()
+    """Messages waiting in a pump's queue (idle = 0 everywhere; see also TuimailApp.is_idle)."""
+    with _needs("MessagePump.message_queue_size (Textual)"):
+        return pump.message_queue_size
 
 
 def driver(app: TuimailApp) -> Driver:

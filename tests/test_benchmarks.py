@@ -75,7 +75,7 @@ async def test_the_app_seam_reads_a_running_app() -> None:
 
 
 def test_a_missing_attribute_fails_loudly() -> None:
-    with pytest.raises(BenchmarkError, match="_shown"):
+    with pytest.raises(BenchmarkError, match="shown_entries"):
         app_seam.entries_shown(object())  # type: ignore[arg-type]
 
 
