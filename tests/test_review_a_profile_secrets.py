@@ -8,11 +8,13 @@ then spread over the data directory. Real processes, real files.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 from tests.cli_helpers import files_under, find_leaks, run_tuimail
-from tuimail.profiles import ProfileStore
+from tuimail.profiles import ProfileStore, Risk
+from tuimail.ui.words import profile_warnings
 
 PASSWORD = "Plain-Text-PW-55"
 TOKEN = "Nested-Token-66"
@@ -59,6 +61,39 @@ def test_a_password_in_profiles_toml_is_not_copied_out(isolated_dirs: Path) -> N
 
 def test_the_warning_names_each_secret_looking_key(isolated_dirs: Path) -> None:
     write_profiles(isolated_dirs)
-    (warning,) = [w for w in ProfileStore().get("w").warnings() if "keyring" in w]
-    assert "password" in warning and "oauth.access_token" in warning
-    assert PASSWORD not in warning
+    (warning,) = [w for w in ProfileStore().get("w").warnings() if w.risk is Risk.SECRET_IN_FILE]
+    assert warning.keys == ("password", "oauth.access_token")
+    assert warning.profile == "w"
+    assert PASSWORD not in warning.words() and TOKEN not in warning.words()
+
+
+def test_each_face_words_the_secret_warning_its_own_way(isolated_dirs: Path) -> None:
+    """The core says what is wrong; the command line names its command, the app
+    its key, and the transcript neither."""
+    write_profiles(isolated_dirs)
+    profile = ProfileStore().get("w")
+    listed = run_tuimail("accounts", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert (
+        "profiles.toml holds password, oauth.access_token for this profile, which tuimail "
+        "never uses: passwords belong in the keyring (tuimail accounts edit w "
+        "--password-stdin); remove it from the file"
+    ) in listed.stdout
+    (app_words,) = [w for w in profile_warnings(profile) if "keyring" in w]
+    assert "(edit the account (F4, then e) to store the password there)" in app_words
+    assert "tuimail accounts" not in app_words and "--" not in app_words
+    (neutral,) = [w.words() for w in profile.warnings() if w.risk is Risk.SECRET_IN_FILE]
+    assert neutral.endswith("passwords belong in the keyring; remove it from the file")
+
+
+def test_the_transcript_warns_without_command_line_words(isolated_dirs: Path) -> None:
+    """A test connection's transcript carries the warning in neutral words."""
+    from tuimail.session import check_account
+    from tuimail.transcript import EventKind
+
+    write_profiles(isolated_dirs)
+    report = asyncio.run(check_account(ProfileStore().get("w"), None))
+    warnings = [e.text for e in report.transcript if e.kind is EventKind.WARNING]
+    (secret,) = [w for w in warnings if "keyring" in w]
+    assert "password, oauth.access_token" in secret
+    assert "tuimail accounts" not in secret and "--password-stdin" not in secret

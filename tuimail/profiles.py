@@ -80,6 +80,51 @@ class ProfileStoreError(TuimailError):
         self.message = message
 
 
+class Risk(enum.StrEnum):
+    """What a profile's settings put at risk; :meth:`Profile.warnings` lists them."""
+
+    #: profiles.toml holds a password-like key that tuimail never uses.
+    SECRET_IN_FILE = "secret-in-file"
+    UNVERIFIED_CERTIFICATE = "unverified-certificate"
+    UNENCRYPTED = "unencrypted"
+    PLAINTEXT_PASSWORD = "plaintext-password"
+
+
+@dataclass(frozen=True)
+class ProfileWarning:
+    """One setting that weakens security: which profile, what is wrong, which keys.
+
+    The core says what is wrong; how to fix it is a face's business (the
+    command line names a command, the app a key), so :meth:`words` takes the
+    remedy for a secret in the file and otherwise says only where it belongs.
+    """
+
+    risk: Risk
+    profile: str
+    #: For :attr:`Risk.SECRET_IN_FILE`: the keys (``oauth.access_token``), never their values.
+    keys: tuple[str, ...] = ()
+
+    def words(self, keyring_remedy: str = "") -> str:
+        """The warning as a sentence; ``keyring_remedy`` says how this face stores a password."""
+        if self.risk is Risk.SECRET_IN_FILE:
+            remedy = f" ({keyring_remedy})" if keyring_remedy else ""
+            return (
+                f"profiles.toml holds {', '.join(self.keys)} for this profile, which tuimail "
+                f"never uses: passwords belong in the keyring{remedy}; remove it from the file"
+            )
+        return _RISK_WORDS[self.risk]
+
+
+_RISK_WORDS = {
+    Risk.UNVERIFIED_CERTIFICATE: (
+        "certificate verification is off: anyone on the network path can "
+        "read and change this connection"
+    ),
+    Risk.UNENCRYPTED: "the connection is not encrypted",
+    Risk.PLAINTEXT_PASSWORD: "the password is sent without encryption",
+}
+
+
 @dataclass(frozen=True)
 class Profile:
     """One account's server settings (never its password)."""
@@ -133,25 +178,18 @@ class Profile:
     def needs_password(self) -> bool:
         return bool(self.username)
 
-    def warnings(self) -> list[str]:
-        """Settings that weaken security, each as a sentence for the UI and CLI."""
+    def warnings(self) -> list[ProfileWarning]:
+        """Settings that weaken security, as data: each face words them its own way."""
         found = []
         secret_keys = _secret_looking_keys(self.extra)
         if secret_keys:
-            found.append(
-                f"profiles.toml holds {', '.join(secret_keys)} for this profile, which tuimail "
-                "never uses: passwords belong in the keyring (tuimail accounts edit "
-                f"{self.name} --password-stdin); remove it from the file"
-            )
+            found.append(ProfileWarning(Risk.SECRET_IN_FILE, self.name, tuple(secret_keys)))
         if self.security is not Security.NONE and not self.verify_tls:
-            found.append(
-                "certificate verification is off: anyone on the network path can "
-                "read and change this connection"
-            )
+            found.append(ProfileWarning(Risk.UNVERIFIED_CERTIFICATE, self.name))
         if self.security is Security.NONE and not self.is_loopback:
-            found.append("the connection is not encrypted")
+            found.append(ProfileWarning(Risk.UNENCRYPTED, self.name))
         if self.security is Security.NONE and self.allow_plaintext_auth and self.username:
-            found.append("the password is sent without encryption")
+            found.append(ProfileWarning(Risk.PLAINTEXT_PASSWORD, self.name))
         return found
 
     def to_toml_table(self) -> dict[str, Any]:

@@ -267,7 +267,7 @@ class SMTPSession:
             ),
         )
         for warning in profile.warnings():
-            transcript.event(EventKind.WARNING, warning)
+            transcript.event(EventKind.WARNING, warning.words())
         endpoint = Endpoint(
             profile.host,
             profile.effective_port,

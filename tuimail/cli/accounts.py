@@ -91,7 +91,7 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
     except ProfileStoreError as exc:
         raise CLIError(str(exc)) from None
     if args.json:
-        records = [{**p.to_json(), "warnings": p.warnings()} for p in profiles.values()]
+        records = [{**p.to_json(), "warnings": _warnings(p)} for p in profiles.values()]
         print(terminal_json(records, indent=2))
         return exitcodes.OK
     if not profiles:
@@ -105,9 +105,18 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
             line += f"  from {profile.from_address}"
         # profiles.toml is a file anyone may have edited: its text is escaped.
         print(escape_controls(line))
-        for warning in profile.warnings():
+        for warning in _warnings(profile):
             print(escape_controls(f"{'':<{width}}  ! {warning}"))
     return exitcodes.OK
+
+
+def _warnings(profile: Profile) -> list[str]:
+    """The profile's warnings in the command line's words: a secret in the file
+    names the command that moves it to the keyring."""
+    return [
+        warning.words(f"tuimail accounts edit {warning.profile} --password-stdin")
+        for warning in profile.warnings()
+    ]
 
 
 def _profile_changes(args: argparse.Namespace) -> dict[str, Any]:
@@ -185,7 +194,7 @@ def _report(done: str, profile: Profile, leftovers: list[str]) -> int:
             f"{done} profile {profile.name} ({profile.address}, {profile.security.label})."
         )
     )
-    for warning in profile.warnings():
+    for warning in _warnings(profile):
         print(escape_controls(f"Warning: {warning}"))
     for leftover in leftovers:
         print(escape_controls(f"tuimail: {leftover}"), file=sys.stderr)

@@ -21,6 +21,7 @@ from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.screens.dialogs import AccountDialog, AccountForm, ConfirmDialog
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
+from tuimail.ui.words import profile_warnings
 
 
 def save_account_form(form: AccountForm) -> tuple[str, list[str]]:
@@ -82,7 +83,7 @@ class AccountsScreen(ModelScreen):
         table = self.query_one("#profiles", DataTable)
         table.clear()
         for profile in self.model.all_profiles().values():
-            notes = "; ".join(profile.warnings())
+            notes = "; ".join(profile_warnings(profile))
             if profile.name == "sandbox":
                 notes = "built-in local capture server" + (f"; {notes}" if notes else "")
             running = not self.model.sandbox_unavailable(profile)

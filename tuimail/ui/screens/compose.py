@@ -47,6 +47,7 @@ from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.widgets.address_field import AddressField
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
+from tuimail.ui.words import profile_warnings
 
 if TYPE_CHECKING:
     from tuimail.session import RecipientRefusal
@@ -193,7 +194,7 @@ class ComposeScreen(ModelScreen):
         badge.update(f" {profile.security.label} ")
         for security in Security:
             badge.set_class(profile.security is security, f"-{security.value}")
-        warnings = profile.warnings()
+        warnings = profile_warnings(profile)
         warning.update(shown("⚠ " + "; ".join(warnings)) if warnings else "")
         warning.set_class(bool(warnings), "-shown")
 
