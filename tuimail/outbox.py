@@ -63,7 +63,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -127,10 +127,34 @@ _RESULT_OF_STATE = {
 }
 
 
+class Stuck(enum.StrEnum):
+    """Why a message waits for the user: each face says what the user can do.
+
+    The core says what happened (:attr:`Queued.last_error`); the remedy is a
+    command on the command line and a key in the app, so it is not stored:
+    :func:`with_remedy` adds the face's words.
+    """
+
+    #: Its sender stopped mid-transfer: the user decides whether to send it again.
+    CRASHED_WHILE_SENDING = "crashed-while-sending"
+    #: Its record cannot be read, so it can never be sent: the user deletes it.
+    RECORD_UNREADABLE = "record-unreadable"
+
+
+def with_remedy(text: str, stuck: Stuck | None, remedies: Mapping[Stuck, str]) -> str:
+    """``text``, followed by the face's remedy for ``stuck`` in parentheses, if it has one."""
+    remedy = remedies.get(stuck) if stuck is not None else None
+    return f"{text} ({remedy})" if remedy else text
+
+
 #: The last error of a message whose sender died while transferring it.
 CRASHED_WHILE_SENDING = (
     "the process sending this message stopped while the message was being transferred; "
-    "it may or may not have arrived ('tuimail outbox retry' sends it again)"
+    "it may or may not have arrived"
+)
+#: The same, as versions that stored the command line's remedy wrote it.
+_CRASHED_WHILE_SENDING_WITH_COMMAND = (
+    f"{CRASHED_WHILE_SENDING} ('tuimail outbox retry' sends it again)"
 )
 
 
@@ -197,10 +221,13 @@ class NotRetryable(TuimailError):
     record cannot be read and ``reason`` says what is known about it.
     """
 
-    def __init__(self, short: str, reason: str, *, delivered: bool = False) -> None:
+    def __init__(
+        self, short: str, reason: str, *, delivered: bool = False, stuck: Stuck | None = None
+    ) -> None:
         self.short_id = short
         self.reason = reason
         self.delivered = delivered
+        self.stuck = stuck
         if delivered:
             words = f"{short} was delivered (the server accepted it); it is not sent again"
         else:
@@ -267,6 +294,14 @@ class RetryPolicy:
         return cls(**known)
 
 
+def _stuck_from(value: object) -> Stuck | None:
+    """The stored reason; one a newer version wrote and this one does not know is none."""
+    try:
+        return Stuck(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 @dataclass
 class Queued:
     """One outbox message's sidecar: envelope, profile settings, attempts, state."""
@@ -281,6 +316,8 @@ class Queued:
     attempts: list[dict[str, Any]] = field(default_factory=list)
     next_attempt: float = 0.0
     last_error: str = ""
+    #: Set when it waits for the user; the face adds its remedy to ``last_error``.
+    stuck: Stuck | None = None
     needs_smtputf8: bool = False
     #: Queued through a saved profile: each attempt uses that profile as it is then.
     follows_profile: bool = False
@@ -306,6 +343,7 @@ class Queued:
             "attempts": self.attempts,
             "next_attempt": self.next_attempt,
             "last_error": self.last_error,
+            "stuck": self.stuck.value if self.stuck else None,
             "needs_smtputf8": self.needs_smtputf8,
             "follows_profile": self.follows_profile,
             "overrides": self.overrides,
@@ -316,6 +354,11 @@ class Queued:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Queued:
+        last_error = str(data.get("last_error", ""))
+        stuck = _stuck_from(data.get("stuck"))
+        if stuck is None and last_error == _CRASHED_WHILE_SENDING_WITH_COMMAND:
+            # Written by a version that stored the command line's words.
+            stuck, last_error = Stuck.CRASHED_WHILE_SENDING, CRASHED_WHILE_SENDING
         return cls(
             key=str(data["key"]),
             message_id=str(data.get("message_id", "")),
@@ -326,7 +369,8 @@ class Queued:
             state=State(data.get("state", "queued")),
             attempts=list(data.get("attempts", [])),
             next_attempt=float(data.get("next_attempt", 0.0)),
-            last_error=str(data.get("last_error", "")),
+            last_error=last_error,
+            stuck=stuck,
             needs_smtputf8=bool(data.get("needs_smtputf8", False)),
             follows_profile=bool(data.get("follows_profile", False)),
             overrides=dict(data.get("overrides", {})),
@@ -401,6 +445,8 @@ class Outcome:
     detail: str = ""
     #: Set when it was skipped for want of a password it may not take from the keyring.
     password_wait: PasswordWait | None = None
+    #: Set when the message now waits for the user (the face adds its remedy).
+    stuck: Stuck | None = None
     delivered_to: list[str] = field(default_factory=list)
     deferred: list[RecipientRefusal] = field(default_factory=list)
     rejected: list[RecipientRefusal] = field(default_factory=list)
@@ -615,8 +661,9 @@ class Outbox:
             state=State.FAILED,
             last_error=(
                 f"{why}, so its recipients are unknown and it cannot be sent; "
-                f"the message is kept in {path} ('tuimail outbox drop' deletes it)"
+                f"the message is kept in {path}"
             ),
+            stuck=Stuck.RECORD_UNREADABLE,
         )
 
     def _recover_if_abandoned(self, entry: Queued) -> Queued:
@@ -632,6 +679,7 @@ class Outbox:
     def _mark_crashed(self, entry: Queued) -> None:
         entry.state = State.POSSIBLY_DELIVERED
         entry.last_error = CRASHED_WHILE_SENDING
+        entry.stuck = Stuck.CRASHED_WHILE_SENDING
         self._write_meta(entry)
 
     def get(self, key: str) -> Queued:
@@ -685,14 +733,17 @@ class Outbox:
                 entry = self._read_meta(entry.key)
             except FileNotFoundError:
                 if (self.queue_dir / "new" / entry.key).exists():
-                    raise NotRetryable(entry.short_id, entry.last_error) from None
+                    raise NotRetryable(
+                        entry.short_id, entry.last_error, stuck=entry.stuck
+                    ) from None
                 raise MessageGone(entry.short_id, "sent") from None
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                raise NotRetryable(entry.short_id, entry.last_error) from None
+                raise NotRetryable(entry.short_id, entry.last_error, stuck=entry.stuck) from None
             if entry.state is State.DELIVERED:
                 raise NotRetryable(entry.short_id, entry.last_error, delivered=True)
             entry.state = State.QUEUED
             entry.next_attempt = 0.0
+            entry.stuck = None  # the user decided: it waits no longer
             self._write_meta(entry)
         return entry
 
@@ -753,7 +804,9 @@ class Outbox:
                 return Outcome(key, None, Result.SKIPPED, "already sent by another process")
             if entry.state is State.SENDING:
                 self._mark_crashed(entry)
-                return Outcome(key, None, Result.of(entry.state), entry.last_error)
+                return Outcome(
+                    key, None, Result.of(entry.state), entry.last_error, stuck=entry.stuck
+                )
             if entry.state is not State.QUEUED or (due_only and not entry.due(time.time())):
                 return Outcome(key, None, Result.SKIPPED, f"no longer due ({entry.state.value})")
             try:

@@ -13,7 +13,7 @@ from tuimail.cli.common import CLIError, local_time, read_password, retry_policy
 if TYPE_CHECKING:  # imported when used: ``tuimail outbox list`` stays quick to start
     from tuimail.console import EntryPrinter
     from tuimail.credentials import Secret
-    from tuimail.outbox import MessageNotFound, NotRetryable, Outbox, Outcome, Queued
+    from tuimail.outbox import MessageNotFound, NotRetryable, Outbox, Outcome, Queued, Stuck
     from tuimail.profiles import Profile
     from tuimail.transcript import Entry
 
@@ -72,7 +72,8 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
     if args.json:
         from tuimail.console import terminal_json
 
-        print(terminal_json([e.to_json() for e in entries], indent=2))
+        records = [{**e.to_json(), "last_error": _last_error(e)} for e in entries]
+        print(terminal_json(records, indent=2))
         return exitcodes.OK
     if not entries:
         print("The outbox is empty.")
@@ -87,7 +88,7 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
             )
         )
         if entry.last_error:
-            print(f"              last error: {escape_controls(entry.last_error)}")
+            print(f"              last error: {escape_controls(_last_error(entry))}")
     return exitcodes.OK
 
 
@@ -167,24 +168,43 @@ def cmd_outbox_drop(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+def _remedies() -> dict[Stuck, str]:
+    """What the user can do about a message that waits for them, in commands."""
+    from tuimail.outbox import Stuck
+
+    return {
+        Stuck.CRASHED_WHILE_SENDING: "'tuimail outbox retry' sends it again",
+        Stuck.RECORD_UNREADABLE: "'tuimail outbox drop' deletes it",
+    }
+
+
+def _last_error(entry: Queued) -> str:
+    """The message's last error, with the command that helps if it waits for the user."""
+    from tuimail.outbox import with_remedy
+
+    return with_remedy(entry.last_error, entry.stuck, _remedies())
+
+
 def _lookup_words(exc: MessageNotFound | NotRetryable) -> str:
     """The outbox's refusal, with the command that helps next."""
-    from tuimail.outbox import EmptyMessageId, NotRetryable
+    from tuimail.outbox import EmptyMessageId, NotRetryable, with_remedy
 
     if isinstance(exc, EmptyMessageId):
         return "give a message id (see 'tuimail outbox list'); an empty one is refused"
     if isinstance(exc, NotRetryable) and exc.delivered:
         return f"{exc} ('tuimail outbox flush' moves it to sent/)"
+    if isinstance(exc, NotRetryable):
+        return with_remedy(str(exc), exc.stuck, _remedies())
     return str(exc)
 
 
 def _detail(outcome: Outcome) -> str:
     """Why the outcome is what it is; a missing password names the command that gives one."""
-    from tuimail.outbox import WaitReason, short_id
+    from tuimail.outbox import WaitReason, short_id, with_remedy
 
     wait = outcome.password_wait
     if wait is None:
-        return outcome.detail
+        return with_remedy(outcome.detail, outcome.stuck, _remedies())
     how = f"'tuimail outbox retry {short_id(outcome.key)} --password-stdin'"
     if wait.reason is WaitReason.NONE_STORED:
         return f"{wait.words()}; save one or use {how}"

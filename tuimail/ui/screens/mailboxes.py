@@ -31,6 +31,7 @@ from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.screens.dialogs import ConfirmDialog, ExportDialog, ExportRequest
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
+from tuimail.ui.words import last_error
 from tuimail.user_config import ConfigError
 
 #: What reading back a stored transcript raises when its file was edited or cut short:
@@ -184,7 +185,7 @@ class MailboxesScreen(ModelScreen):
             f"queued {_when(queued.created)}; {len(queued.attempts)} attempt(s)",
         ]
         if queued.last_error:
-            lines.append(f"last error: {queued.last_error}")
+            lines.append(f"last error: {last_error(queued)}")
         detail.update("\n".join(shown(line) for line in lines))
 
     @on(DataTable.RowHighlighted, "#sent-table")
