@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import email
+import errno
 import os
 from email import policy
 from email.header import decode_header, make_header
@@ -21,7 +22,6 @@ from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import (
     Draft,
     DraftInvalid,
-    FileProblem,
     OutgoingMessage,
     StoredMessageInvalid,
     build_message,
@@ -29,6 +29,7 @@ from tuimail.message import (
     read_regular_file,
     read_text_file,
 )
+from tuimail.small_files import NotReadable
 
 # The issue's sample: an encoded word whose text holds CR LF and a header.
 INJECTED_Q = "=?utf-8?q?Invoice=0D=0AX-Injected:_yes?="
@@ -304,7 +305,7 @@ def test_only_regular_files_are_read(tmp_path: Path) -> None:
         (tmp_path, "is a directory"),
         (tmp_path / "missing", "does not exist"),
     ):
-        with pytest.raises(FileProblem, match=words):
+        with pytest.raises(NotReadable, match=words):
             read_regular_file(path)
 
 
@@ -312,7 +313,7 @@ def test_reading_is_bounded(tmp_path: Path) -> None:
     big = tmp_path / "big.txt"
     big.write_bytes(b"x" * 2048)
     assert read_regular_file(big, limit=2048) == b"x" * 2048
-    with pytest.raises(FileProblem, match="larger than the limit"):
+    with pytest.raises(NotReadable, match="larger than the limit"):
         read_regular_file(big, limit=2047)
 
 
@@ -321,8 +322,18 @@ def test_a_text_file_must_be_utf8(tmp_path: Path) -> None:
     path.write_bytes(b"line 1\r\nline 2\n")
     assert read_text_file(path) == "line 1\nline 2\n"
     path.write_bytes(b"caf\xe9")
-    with pytest.raises(FileProblem, match="not UTF-8"):
+    with pytest.raises(NotReadable, match="not UTF-8") as info:
         read_text_file(path)
+    assert info.value.errno == errno.EILSEQ
+    assert info.value.words == "is not UTF-8 text (byte 3 is not)"
+
+
+def test_one_name_for_a_file_that_cannot_be_read(tmp_path: Path) -> None:
+    """Whether tuimail's own file or one picked for a message: NotReadable, an OSError."""
+    with pytest.raises(NotReadable) as info:
+        read_regular_file(tmp_path)
+    assert isinstance(info.value, OSError) and info.value.errno == errno.EISDIR
+    assert info.value.words == "is a directory, not a file"
 
 
 @pytest.mark.parametrize(
@@ -352,7 +363,10 @@ def test_a_draft_file_of_the_wrong_shape_is_skipped_not_sent(
         store.load("bad")
 
 
-@pytest.mark.parametrize("name", [INJECTED_Q + ".txt", "=?utf-8?q?Caf=C3=A9?=.pdf"])
+# An empty charset is still decoded by readers (as ASCII, with a defect).
+@pytest.mark.parametrize(
+    "name", [INJECTED_Q + ".txt", "=?utf-8?q?Caf=C3=A9?=.pdf", "=??q?a=0D=0Ab?=.txt"]
+)
 def test_an_attachment_name_holding_an_encoded_word_is_refused(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     path.write_bytes(b"data")

@@ -47,8 +47,11 @@ _NEEDS_QUOTES = set('()<>@,:;"[]\\')
 MAX_QUOTED_NAME = 76
 #: A longer name could not be kept under the 998-octet line limit of RFC 5322.
 MAX_NAME_OCTETS = 256
-# An RFC 2047 encoded word, as the email package's readers recognise one.
-_ENCODED_WORD_RE = re.compile(r"=\?[^?]*\?[bBqQ]\?[^?]*\?=")
+#: An RFC 2047 encoded word, as the email package's readers recognise one: no
+#: white space inside, and the charset may be empty (it is still decoded).
+#: The one definition: :mod:`tuimail.message` builds on it too.
+ENCODED_WORD = r"=\?[^?\s]*\?[bBqQ]\?[^?\s]*\?="
+ENCODED_WORD_RE = re.compile(ENCODED_WORD)
 _UNSTRUCTURED = HeaderRegistry()
 # IDNA 2003 (Python's codec) maps these away where IDNA 2008 keeps them:
 # faß.de would silently become fass.de, a different domain.
@@ -226,7 +229,7 @@ def _parse_addr_spec(spec: str, whole: str) -> tuple[str, str]:
         raise AddressError(f"{whole!r}: the domain after '@' is empty")
     if not _DOT_ATOM_RE.fullmatch(local):
         raise AddressError(f"{whole!r}: {local!r} is not a valid name before '@'")
-    if _ENCODED_WORD_RE.search(local):
+    if ENCODED_WORD_RE.search(local):
         # Mail readers decode it even there, so the address shown would not be
         # the address mail goes to, and a decoded line break would add a header.
         raise AddressError(

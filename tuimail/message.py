@@ -38,6 +38,8 @@ from email.utils import format_datetime, localtime, make_msgid, parsedate_to_dat
 from pathlib import Path
 
 from tuimail.addresses import (
+    ENCODED_WORD,
+    ENCODED_WORD_RE,
     AddressError,
     ParsedAddress,
     has_surrogates,
@@ -63,8 +65,7 @@ WIRE_POLICY_UTF8 = email_policy.SMTPUTF8.clone(refold_source="none")
 MAX_LINE_OCTETS = 998
 _FOLD_AT = 78
 _ENCODED_WORD_MAX = 75
-_ENCODED_WORD = r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?="
-_ENCODED_RUN_RE = re.compile(rf"{_ENCODED_WORD}(?:[ \t]+{_ENCODED_WORD})*")
+_ENCODED_RUN_RE = re.compile(rf"{ENCODED_WORD}(?:[ \t]+{ENCODED_WORD})*")
 # A display name written as it is: atoms separated by single spaces.
 _ATOM_PHRASE_RE = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+)*"
@@ -659,7 +660,7 @@ def _read_attachments(paths: Sequence[Path], errors: list[FieldError]) -> list[t
         if any(is_control_char(ch) for ch in path.name):
             errors.append(FieldError(field_name, "the file name contains a control character"))
             continue
-        if re.search(_ENCODED_WORD, path.name):
+        if ENCODED_WORD_RE.search(path.name):
             # Readers decode it in a file name too: another name would be shown,
             # and a decoded line break would end the header.
             errors.append(
@@ -672,13 +673,9 @@ def _read_attachments(paths: Sequence[Path], errors: list[FieldError]) -> list[t
             continue
         try:
             loaded.append((path, read_regular_file(path)))
-        except FileProblem as exc:
-            errors.append(FieldError(field_name, str(exc)))
+        except NotReadable as exc:
+            errors.append(FieldError(field_name, exc.words))
     return loaded
-
-
-class FileProblem(TuimailError, ValueError):
-    """A file that cannot be put in a message; the text says why in plain words."""
 
 
 def read_regular_file(path: Path, limit: int = MAX_MESSAGE_BYTES) -> bytes:
@@ -687,22 +684,24 @@ def read_regular_file(path: Path, limit: int = MAX_MESSAGE_BYTES) -> bytes:
     Opened without blocking and checked on the open file (by
     :func:`tuimail.small_files.read_small_file`): a FIFO would hang, a device
     such as /dev/zero never ends, and a file can grow after a stat.
-    Raises :class:`FileProblem`.
+    Raises :class:`~tuimail.small_files.NotReadable`, its words meant for a
+    person who picked the file.
     """
     try:
         return read_small_file(path, limit)
     except FileNotFoundError:
-        raise FileProblem("does not exist") from None
+        raise NotReadable(errno.ENOENT, "does not exist") from None
     except PermissionError:
-        raise FileProblem("cannot be read (permission denied)") from None
+        raise NotReadable(errno.EACCES, "cannot be read (permission denied)") from None
     except OSError as exc:
         if exc.errno == errno.EISDIR:  # from opening it, or from the check
-            raise FileProblem("is a directory, not a file") from None
+            raise NotReadable(errno.EISDIR, "is a directory, not a file") from None
         if isinstance(exc, NotReadable) and exc.errno == errno.EFBIG:
-            raise FileProblem(f"is larger than the limit of {limit // (1024 * 1024)} MiB") from None
+            mib = limit // (1024 * 1024)
+            raise NotReadable(errno.EFBIG, f"is larger than the limit of {mib} MiB") from None
         if isinstance(exc, NotReadable):
-            raise FileProblem("is not a regular file") from None
-        raise FileProblem(f"cannot be read ({exc.strerror})") from None
+            raise NotReadable(errno.EINVAL, "is not a regular file") from None
+        raise NotReadable(exc.errno or errno.EIO, f"cannot be read ({exc.strerror})") from None
 
 
 def read_text_file(path: Path, limit: int = MAX_MESSAGE_BYTES) -> str:
@@ -713,12 +712,14 @@ def read_text_file(path: Path, limit: int = MAX_MESSAGE_BYTES) -> str:
 def decode_text(data: bytes) -> str:
     """UTF-8 bytes as text with newline line ends, as a file opened in text mode reads.
 
-    Raises :class:`FileProblem` for bytes that are not UTF-8.
+    Raises :class:`~tuimail.small_files.NotReadable` (``EILSEQ``) for bytes
+    that are not UTF-8.
     """
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise FileProblem(f"is not UTF-8 text (byte {exc.start} is not)") from None
+        words = f"is not UTF-8 text (byte {exc.start} is not)"
+        raise NotReadable(errno.EILSEQ, words) from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

@@ -24,11 +24,19 @@ CONFIG_LIMIT = 4 * 1024 * 1024
 
 
 class NotReadable(TuimailError, OSError):
-    """The path is not a regular file, or is larger than its limit.
+    """A file that cannot be read, or not as what the caller needs.
 
-    ``errno`` tells which: ``EISDIR`` a directory, ``EINVAL`` a FIFO, device or
-    socket, ``EFBIG`` a file over the limit.
+    ``errno`` tells why: ``EISDIR`` a directory, ``EINVAL`` a FIFO, device or
+    socket, ``EFBIG`` a file over the limit; a caller that words every
+    problem (:func:`tuimail.message.read_regular_file`) also raises it for
+    ``ENOENT``, ``EACCES`` and other errors, and ``EILSEQ`` for text that is
+    not UTF-8. :attr:`words` says it in plain words, without the path.
     """
+
+    @property
+    def words(self) -> str:
+        """Why, as the end of a sentence about the file: "is a directory"."""
+        return self.strerror or "cannot be read"
 
 
 def read_small_file(path: Path, limit: int = CONFIG_LIMIT) -> bytes:

@@ -316,16 +316,17 @@ def _option_name(field: str) -> str:
 def _read_body(args: argparse.Namespace) -> str:
     """The message text, bounded as attachments are: only a regular file, and
     never more than a message may hold (``/dev/zero`` or a FIFO would not end)."""
-    from tuimail.message import MAX_MESSAGE_BYTES, FileProblem, decode_text, read_text_file
+    from tuimail.message import MAX_MESSAGE_BYTES, decode_text, read_text_file
+    from tuimail.small_files import NotReadable
 
     if args.body is not None:
         return str(args.body)
     if args.body_file is not None:
         try:
             return read_text_file(Path(args.body_file))
-        except FileProblem as exc:
+        except NotReadable as exc:
             raise CLIError(
-                f"--body-file: {str(args.body_file)!r} {exc}", exitcodes.INVALID_MESSAGE
+                f"--body-file: {str(args.body_file)!r} {exc.words}", exitcodes.INVALID_MESSAGE
             ) from None
     if sys.stdin.isatty():
         print("Type the message; end with Ctrl-D.", file=sys.stderr)
@@ -338,8 +339,10 @@ def _read_body(args: argparse.Namespace) -> str:
         )
     try:
         return decode_text(data)
-    except FileProblem as exc:
-        raise CLIError(f"the text on standard input {exc}", exitcodes.INVALID_MESSAGE) from None
+    except NotReadable as exc:
+        raise CLIError(
+            f"the text on standard input {exc.words}", exitcodes.INVALID_MESSAGE
+        ) from None
 
 
 class _NotTried(Exception):
