@@ -78,7 +78,7 @@ def _colourise(entry: Entry, line: str) -> str:
     return f"{_COLOURS[key]}{line}{_RESET}"
 
 
-def terminal_json(document: Any, *, indent: int | None = None) -> str:
+def terminal_json(document: object, *, indent: int | None = None) -> str:
     """``document`` as JSON that is safe on a terminal and still the same JSON.
 
     ``json.dumps`` escapes C0 controls but writes DEL, C1 controls (``\\x9b``

@@ -13,13 +13,16 @@ There is never a silent fallback to a weaker store.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from tuimail.errors import TuimailError
 
 if TYPE_CHECKING:
     from keyring.backend import KeyringBackend
+
+_T = TypeVar("_T")
 
 SERVICE = "tuimail"
 UNSAFE_OPT_IN_ENV = "TUIMAIL_ALLOW_UNSAFE_KEYRING"
@@ -67,7 +70,7 @@ class Secret:
     def __hash__(self) -> int:
         return hash(Secret)
 
-    def __reduce__(self) -> Any:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("a Secret cannot be pickled")
 
 
@@ -189,7 +192,7 @@ class CredentialStore:
             raise KeyringError("the keyring did not return the value just stored")
         return "a test secret was stored, read back and deleted"
 
-    def _call(self, verb: str, func: Any, *args: Any) -> Any:
+    def _call(self, verb: str, func: Callable[..., _T], *args: object) -> _T:
         from keyring.errors import KeyringError as BackendError
         from keyring.errors import KeyringLocked, NoKeyringError
 

@@ -476,12 +476,16 @@ def _split_toml_error(message: str) -> tuple[str, int | None]:
     return message[: match.start()].strip(), int(match.group(1))
 
 
-def with_changes(profile: Profile, **changes: Any) -> Profile:
-    """A copy of ``profile`` with ``changes``, validated (enum strings accepted)."""
+def with_changes(profile: Profile, **changes: object) -> Profile:
+    """A copy of ``profile`` with ``changes``, validated (enum strings accepted).
+
+    The values come from a form or the command line, so any type may arrive:
+    a wrong one is a :class:`ProfileError` naming the field.
+    """
     return replace(profile, **_coerce_changes(changes))
 
 
-def _coerce_changes(changes: dict[str, Any]) -> dict[str, Any]:
+def _coerce_changes(changes: dict[str, object]) -> dict[str, Any]:
     plain = {k: v for k, v in changes.items() if k not in ("name", "extra")}
     out = _coerce(plain)
     for key in ("name", "extra"):

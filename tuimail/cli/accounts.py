@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tuimail import exitcodes
 from tuimail.cli.common import (
@@ -119,7 +119,8 @@ def _warnings(profile: Profile) -> list[str]:
     ]
 
 
-def _profile_changes(args: argparse.Namespace) -> dict[str, Any]:
+def _profile_changes(args: argparse.Namespace) -> dict[str, object]:
+    """The options given, by profile field: values still to be checked by ``with_changes``."""
     keys = (
         "host",
         "port",
@@ -151,7 +152,8 @@ def cmd_accounts_add(args: argparse.Namespace) -> int:
     store = ProfileStore()
     try:
         changes = _profile_changes(args)
-        profile = with_changes(Profile(name=args.name, host=changes.pop("host")), **changes)
+        host = str(changes.pop("host"))
+        profile = with_changes(Profile(name=args.name, host=host), **changes)
         if args.name in store.load():
             raise CLIError(
                 f"a profile named {args.name!r} already exists; use 'tuimail accounts edit'"

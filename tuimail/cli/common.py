@@ -7,7 +7,7 @@ import asyncio
 import gc
 import sys
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from tuimail import exitcodes
 from tuimail.errors import NotFound, TuimailError
@@ -162,7 +162,7 @@ def password_for(profile: Profile, from_stdin: bool, saved: bool) -> Secret | No
 
 def run_session_command(
     args: argparse.Namespace,
-    coroutine_factory: Callable[[EntryPrinter | None], Coroutine[Any, Any, SessionReport]],
+    coroutine_factory: Callable[[EntryPrinter | None], Coroutine[object, None, SessionReport]],
 ) -> int:
     from tuimail.console import EntryPrinter, print_json, summarise
 
