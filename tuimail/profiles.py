@@ -85,9 +85,23 @@ class Risk(enum.StrEnum):
 
     #: profiles.toml holds a password-like key that tuimail never uses.
     SECRET_IN_FILE = "secret-in-file"
+    #: TLS without checking the certificate: anyone on the path can read along.
     UNVERIFIED_CERTIFICATE = "unverified-certificate"
+    #: No TLS to a server off this machine.
     UNENCRYPTED = "unencrypted"
+    #: No TLS, and a password allowed over it.
     PLAINTEXT_PASSWORD = "plaintext-password"
+
+
+#: The words for a risk whose remedy is the same on every face.
+_RISK_WORDS = {
+    Risk.UNVERIFIED_CERTIFICATE: (
+        "certificate verification is off: anyone on the network path can "
+        "read and change this connection"
+    ),
+    Risk.UNENCRYPTED: "the connection is not encrypted",
+    Risk.PLAINTEXT_PASSWORD: "the password is sent without encryption",
+}
 
 
 @dataclass(frozen=True)
@@ -113,16 +127,6 @@ class ProfileWarning:
                 f"never uses: passwords belong in the keyring{remedy}; remove it from the file"
             )
         return _RISK_WORDS[self.risk]
-
-
-_RISK_WORDS = {
-    Risk.UNVERIFIED_CERTIFICATE: (
-        "certificate verification is off: anyone on the network path can "
-        "read and change this connection"
-    ),
-    Risk.UNENCRYPTED: "the connection is not encrypted",
-    Risk.PLAINTEXT_PASSWORD: "the password is sent without encryption",
-}
 
 
 @dataclass(frozen=True)
