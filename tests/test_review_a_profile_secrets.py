@@ -97,3 +97,25 @@ def test_the_transcript_warns_without_command_line_words(isolated_dirs: Path) ->
     (secret,) = [w for w in warnings if "keyring" in w]
     assert "password, oauth.access_token" in secret
     assert "tuimail accounts" not in secret and "--password-stdin" not in secret
+
+
+async def test_the_app_points_to_its_own_key_not_a_command(isolated_dirs: Path) -> None:
+    """The Accounts screen's notes say where the app stores a password."""
+    from textual.widgets import DataTable
+
+    from tests.ui_support import wait_for
+    from tuimail.ui.app import TuimailApp
+    from tuimail.ui.screens.accounts import AccountsScreen
+
+    write_profiles(isolated_dirs)
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: isinstance(app.screen, AccountsScreen), "Accounts")
+        table = app.screen.query_one("#profiles", DataTable)
+        await wait_for(pilot, lambda: table.row_count > 0, "the profiles")
+        notes = " ".join(
+            str(cell) for row in range(table.row_count) for cell in table.get_row_at(row)
+        )
+        assert "edit the account (F4, then e) to store the password there" in notes
+        assert "tuimail accounts" not in notes and "--password-stdin" not in notes
