@@ -8,14 +8,12 @@ worded here.
 
 from __future__ import annotations
 
-from tuimail.outbox import Queued, Stuck, with_remedy
+from typing import TYPE_CHECKING
+
 from tuimail.profiles import Profile
 
-#: What the user can do, on the outbox screen (F7), about a message that waits for them.
-_OUTBOX_REMEDIES = {
-    Stuck.CRASHED_WHILE_SENDING: "r sends it again",
-    Stuck.RECORD_UNREADABLE: "d deletes it",
-}
+if TYPE_CHECKING:  # the outbox is imported by the first send, not by the first screen
+    from tuimail.outbox import Queued
 
 
 def profile_warnings(profile: Profile) -> list[str]:
@@ -27,5 +25,12 @@ def profile_warnings(profile: Profile) -> list[str]:
 
 
 def last_error(queued: Queued) -> str:
-    """A queued message's last error, with the key that helps if it waits for the user."""
-    return with_remedy(queued.last_error, queued.stuck, _OUTBOX_REMEDIES)
+    """A queued message's last error, with the key of the outbox screen (F7) that helps
+    if it waits for the user."""
+    from tuimail.outbox import Stuck, with_remedy
+
+    remedies = {
+        Stuck.CRASHED_WHILE_SENDING: "r sends it again",
+        Stuck.RECORD_UNREADABLE: "d deletes it",
+    }
+    return with_remedy(queued.last_error, queued.stuck, remedies)
