@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.cli_helpers import run_tuimail
+from tests.cli_helpers import TUIMAIL, run_tuimail
 from tuimail.message import Draft, OutgoingMessage, build_message
 from tuimail.profiles import Profile
 
@@ -40,3 +41,12 @@ def sent_keys(data: Path) -> list[str]:
     """The messages in the Sent Maildir under the data directory ``data``."""
     sent = data / "sent" / "new"
     return sorted(p.name for p in sent.iterdir()) if sent.is_dir() else []
+
+
+def send_to_be_killed(profile: str = "local") -> subprocess.Popen[bytes]:
+    """``tuimail send --profile`` of a small message as a process the test will kill."""
+    return subprocess.Popen(
+        [TUIMAIL, "send", "--profile", profile, "--from", "a@example.test",
+         "--to", "b@example.test", "--subject", "killed", "--body", "x"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip

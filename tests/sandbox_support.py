@@ -106,6 +106,17 @@ class Client:
         self.sock.close()
 
 
+@contextmanager
+def greeted_client(port: int, timeout: float = 10) -> Iterator[Client]:
+    """A raw client the server on ``port`` has greeted with a 220; closed on leaving."""
+    client = Client(port, timeout)
+    try:
+        assert client.reply().startswith(b"220")
+        yield client
+    finally:
+        client.close()
+
+
 def start_serve(*args: str) -> tuple[subprocess.Popen[str], int]:
     """``tuimail serve`` on a free port, as a process; returns it and its port once it listens."""
     process = subprocess.Popen(
@@ -138,12 +149,8 @@ def serve_with_client(
     process, port = start_serve(*args)
     output = ServeOutput()
     try:
-        client = Client(port)
-        try:
-            assert client.reply().startswith(b"220")
+        with greeted_client(port) as client:
             yield client, output
-        finally:
-            client.close()
     finally:
         process.send_signal(stop)
         output.stdout, output.stderr = process.communicate(timeout=20)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.cli_helpers import TUIMAIL, run_tuimail
-from tests.outbox_helpers import outbox_entries
+from tests.outbox_helpers import outbox_entries, send_to_be_killed
 from tests.smtpservers import ServerThread, Sink
 from tuimail import exitcodes
 from tuimail.faults import parse_fault
@@ -173,11 +173,7 @@ def test_killed_during_data_then_flush_delivers_exactly_once(
 ) -> None:
     sandbox.faults.add(parse_fault("data:delay 30"))
     save_profile(sandbox.port)
-    process = subprocess.Popen(
-        [TUIMAIL, "send", "--profile", "local", "--from", "a@example.test",
-         "--to", "b@example.test", "--subject", "killed", "--body", "x"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    process = send_to_be_killed()
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

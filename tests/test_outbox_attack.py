@@ -21,7 +21,7 @@ import pytest
 
 from tests.cli_helpers import TUIMAIL, run_tuimail
 from tests.conftest import SecretService
-from tests.outbox_helpers import message, outbox_entries, profile, sent_keys
+from tests.outbox_helpers import message, outbox_entries, profile, send_to_be_killed, sent_keys
 from tests.smtpservers import Reply, ScriptedServer, ServerThread, Sink, password_checker
 from tuimail import exitcodes
 from tuimail.credentials import CredentialStore, Secret
@@ -178,11 +178,7 @@ def test_kill_9_while_the_final_dot_waits_is_possibly_delivered_never_resent(
     script = ScriptedServer({".": Reply(None, hold=True)})
     port = servers.scripted(script)
     ProfileStore().save(profile(port, timeout=30))
-    process = subprocess.Popen(
-        [TUIMAIL, "send", "--profile", "local", "--from", "a@example.test",
-         "--to", "b@example.test", "--subject", "killed", "--body", "x"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    process = send_to_be_killed()
     try:
         assert script.final_dot.wait(20), "the send never reached the final dot"
         process.send_signal(signal.SIGKILL)

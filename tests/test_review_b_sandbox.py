@@ -17,8 +17,8 @@ import pytest
 from tests.cli_helpers import files_under, find_leaks
 from tests.outbox_helpers import message, profile
 from tests.sandbox_support import (
-    Client,
     b64,
+    greeted_client,
     sample_message,
     serve_with_client,
     transcript_text,
@@ -51,17 +51,13 @@ def test_an_auth_initial_response_after_any_whitespace_is_masked(
 ) -> None:
     """aiosmtpd splits AUTH's argument at any whitespace; the transcript must too."""
     sandbox = make_sandbox(auth_users={})  # --auth any: only the protocol tells
-    client = Client(sandbox.port)
-    try:
-        assert client.reply().startswith(b"220")
+    with greeted_client(sandbox.port) as client:
         client.send(b"EHLO attacker.test\r\n")
         assert client.reply().startswith(b"250")
         client.send(b"AUTH PLAIN" + separator + BLOB + b"\r\n")
         assert client.reply().startswith(reply)
         client.send(b"QUIT\r\n")
         assert client.reply().startswith(b"221")
-    finally:
-        client.close()
     [session] = sandbox.wait_for_sessions(1)
     assert session.authenticated_as == USER
     text = transcript_text(session)
@@ -77,9 +73,7 @@ def test_an_auth_initial_response_after_any_whitespace_is_masked(
 def test_a_malformed_auth_line_is_masked_too(make_sandbox: Any, line: bytes) -> None:
     """The server refuses it, but it still carries the client's secret."""
     sandbox = make_sandbox(auth_users={})
-    client = Client(sandbox.port)
-    try:
-        assert client.reply().startswith(b"220")
+    with greeted_client(sandbox.port) as client:
         client.send(b"EHLO attacker.test\r\n")
         assert client.reply().startswith(b"250")
         client.send(line + BLOB + b"\r\n")
@@ -87,8 +81,6 @@ def test_a_malformed_auth_line_is_masked_too(make_sandbox: Any, line: bytes) -> 
         client.send(b"QUIT\r\n")
         while not client.reply().startswith(b"221"):
             pass
-    finally:
-        client.close()
     [session] = sandbox.wait_for_sessions(1)
     text = transcript_text(session)
     written = files_under(sandbox.sandbox.sessions_dir)
@@ -155,9 +147,7 @@ def straddling(prefix: str, secret: str) -> str:
 def test_a_known_password_across_the_line_cut_is_masked_whole(make_sandbox: Any) -> None:
     """The transcript cuts a long line; masking after the cut showed the password's start."""
     sandbox = make_sandbox(auth_users={USER: PASSWORD})
-    client = Client(sandbox.port)
-    try:
-        assert client.reply().startswith(b"220")
+    with greeted_client(sandbox.port) as client:
         client.send(straddling("XJUNK ", PASSWORD).encode() + b"\r\n")
         client.reply()
         client.send(b"EHLO client.test\r\n")
@@ -170,8 +160,6 @@ def test_a_known_password_across_the_line_cut_is_masked_whole(make_sandbox: Any)
         assert client.reply().startswith(b"250")
         client.send(b"QUIT\r\n")
         client.reply()
-    finally:
-        client.close()
     [session] = sandbox.wait_for_sessions(1)
     text = transcript_text(session)
     written = files_under(sandbox.sandbox.sessions_dir)

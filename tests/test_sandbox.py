@@ -20,7 +20,7 @@ import pytest
 
 from tests.cli_helpers import files_under, find_leaks, run_tuimail
 from tests.conftest import require_tool
-from tests.sandbox_support import UP_TO_DATA, Client, sample_message, start_serve
+from tests.sandbox_support import UP_TO_DATA, greeted_client, sample_message, start_serve
 from tuimail.credentials import Secret
 from tuimail.errors import TuimailError
 from tuimail.message import Draft, build_message
@@ -445,13 +445,9 @@ def test_hostile_clients_never_crash_or_store_partial(
 
 def test_client_vanishing_mid_data_stores_nothing(make_sandbox: Any) -> None:
     sandbox = make_sandbox()
-    client = Client(sandbox.port, timeout=5)
-    try:
-        assert client.reply().startswith(b"220")
+    with greeted_client(sandbox.port, timeout=5) as client:
         client.exchange(*UP_TO_DATA)
         client.send(b"Subject: half\r\n\r\nthis message never ends")
-    finally:
-        client.close()
     [session] = sandbox.wait_for_sessions(1)
     assert "vanished during DATA" in session.outcome
     assert sandbox.stored() == []

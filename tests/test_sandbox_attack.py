@@ -21,6 +21,7 @@ from tests.sandbox_support import (
     UP_TO_DATA,
     Client,
     b64,
+    greeted_client,
     sample_message,
     serve_with_client,
     start_serve,
@@ -60,9 +61,7 @@ def test_pipelined_sasl_responses_are_redacted(
     (``--auth-file``) every form of the password is also forbidden outright.
     """
     sandbox = make_sandbox(auth_users={USER: PASSWORD} if known_users else {})
-    client = Client(sandbox.port)
-    try:
-        assert client.reply().startswith(b"220")
+    with greeted_client(sandbox.port) as client:
         client.send(b"EHLO attacker.test\r\n")
         assert client.reply().startswith(b"250")
         client.send(packet)  # one packet: the tap sees it all before the server answers
@@ -72,8 +71,6 @@ def test_pipelined_sasl_responses_are_redacted(
         assert client.reply().startswith(b"250")
         client.send(b"QUIT\r\n")
         assert client.reply().startswith(b"221")
-    finally:
-        client.close()
     [session] = sandbox.wait_for_sessions(1)
     assert session.authenticated_as == USER
     lines = [e.text for e in session.transcript if e.direction is Direction.CLIENT]
@@ -133,9 +130,7 @@ def test_a_segment_ending_inside_a_line_that_looks_like_a_dot_keeps_data_going(
 ) -> None:
     """``...a.\\r\\nS`` is not the final dot: the rest of the body is not shown as commands."""
     sandbox = make_sandbox()
-    client = Client(sandbox.port)
-    try:
-        assert client.reply().startswith(b"220")
+    with greeted_client(sandbox.port) as client:
         client.exchange(*UP_TO_DATA)
         # The tap keeps the last four bytes of a segment: here ".\r\nS".
         client.send(b"Subject: t\r\n\r\nwait a.\r\nS")
@@ -144,8 +139,6 @@ def test_a_segment_ending_inside_a_line_that_looks_like_a_dot_keeps_data_going(
         assert client.reply().startswith(b"250")
         client.send(b"QUIT\r\n")
         assert client.reply().startswith(b"221")
-    finally:
-        client.close()
     [session] = sandbox.wait_for_sessions(1)
     lines = [e.text for e in session.transcript if e.direction is Direction.CLIENT]
     assert not any("ecret body" in line or "not-a-command" in line for line in lines), lines
@@ -156,17 +149,13 @@ def test_a_segment_ending_inside_a_line_that_looks_like_a_dot_keeps_data_going(
 def test_commands_pipelined_after_data_wait_for_the_354(make_sandbox: Any) -> None:
     """A client that sends its body with DATA: the body is shown as content, not commands."""
     sandbox = make_sandbox()
-    client = Client(sandbox.port)
-    try:
-        assert client.reply().startswith(b"220")
+    with greeted_client(sandbox.port) as client:
         client.send(
             b"EHLO a\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\n"
             b"Subject: t\r\n\r\nRSET\r\n.\r\nQUIT\r\n"
         )
         for code in (b"250", b"250", b"250", b"354", b"250", b"221"):
             assert client.reply().startswith(code)
-    finally:
-        client.close()
     [session] = sandbox.wait_for_sessions(1)
     lines = [e.text for e in session.transcript if e.direction is Direction.CLIENT]
     assert "RSET" not in lines and lines[-1] == "QUIT"
