@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from tests.cli_helpers import run_tuimail
-from tests.test_outbox_attack import message, profile
+from tests.outbox_helpers import message, profile
 from tuimail.outbox import CRASHED_WHILE_SENDING, Outbox, State, Stuck
 from tuimail.ui.words import last_error
 

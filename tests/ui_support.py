@@ -15,12 +15,14 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from textual import events
 from textual.pilot import Pilot
-from textual.widgets import Input, Static, TextArea
+from textual.widgets import Input, Static, TabbedContent, TextArea
 
 from tests.smtpservers import Sink
 from tuimail.profiles import Profile, ProfileStore
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.history import SessionRun
+from tuimail.ui.screens.mailboxes import MailboxesScreen
+from tuimail.ui.screens.monitor import MonitorScreen
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
 DEADLINE = 15.0
@@ -57,6 +59,26 @@ async def wait_for_run(pilot: Pilot[Any], count: int = 1) -> SessionRun:
     await wait_for(pilot, lambda: not app.model.busy, "the send worker to end")
     await pilot.pause()
     return app.model.history.runs[count - 1]
+
+
+async def open_monitor(pilot: Pilot[Any]) -> MonitorScreen:
+    """Press F6 and wait for the monitor."""
+    await pilot.press("f6")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, MonitorScreen), "the monitor")
+    screen = pilot.app.screen
+    assert isinstance(screen, MonitorScreen)
+    return screen
+
+
+async def open_mailboxes(pilot: Pilot[Any], tab: str = "tab-outbox") -> MailboxesScreen:
+    """Press F7, wait for the mailboxes and show ``tab``."""
+    await pilot.press("f7")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, MailboxesScreen), "F7")
+    screen = pilot.app.screen
+    assert isinstance(screen, MailboxesScreen)
+    screen.query_one("#boxes", TabbedContent).active = tab
+    await pilot.pause()
+    return screen
 
 
 async def type_text(pilot: Pilot[Any], text: str) -> None:
