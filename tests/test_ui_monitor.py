@@ -49,6 +49,8 @@ async def open_monitor(pilot: Pilot[Any]) -> MonitorScreen:
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, MonitorScreen), "the monitor")
     screen = pilot.app.screen
     assert isinstance(screen, MonitorScreen)
+    await wait_for(pilot, lambda: not screen.reading, "the monitor to read its targets")
+    await pilot.pause()
     return screen
 
 

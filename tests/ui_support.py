@@ -10,7 +10,7 @@ import asyncio
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from textual import events
@@ -22,6 +22,9 @@ from tuimail.profiles import Profile, ProfileStore
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.history import SessionRun
 from tuimail.ui.widgets.transcript_view import TranscriptView
+
+if TYPE_CHECKING:
+    from tuimail.ui.screens.mailboxes import MailboxesScreen
 
 DEADLINE = 15.0
 
@@ -57,6 +60,25 @@ async def wait_for_run(pilot: Pilot[Any], count: int = 1) -> SessionRun:
     await wait_for(pilot, lambda: not app.model.busy, "the send worker to end")
     await pilot.pause()
     return app.model.history.runs[count - 1]
+
+
+async def wait_for_mailboxes(pilot: Pilot[Any]) -> MailboxesScreen:
+    """F7 once what it last asked of its stores is on screen (it reads them in threads)."""
+    from tuimail.ui.screens.mailboxes import MailboxesScreen
+
+    screen = pilot.app.screen
+    assert isinstance(screen, MailboxesScreen), f"F7 is not shown: {screen!r}"
+    await wait_for(pilot, lambda: not screen.reading, "F7 to show its mailboxes")
+    await pilot.pause()
+    return screen
+
+
+async def wait_for_saves(pilot: Pilot[Any]) -> None:
+    """Every draft and settings write asked for so far is on disk (they run in a thread)."""
+    app = pilot.app
+    assert isinstance(app, TuimailApp)
+    await asyncio.wait_for(app.model.saves.finish(), DEADLINE)
+    await pilot.pause()
 
 
 async def type_text(pilot: Pilot[Any], text: str) -> None:
