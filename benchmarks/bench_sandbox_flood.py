@@ -10,7 +10,7 @@ Printed: the server's resident set size (VmRSS) before, its peak (VmHWM)
 and after the clients have gone; the bytes of the session files it wrote;
 the slowest NOOP answer during the flood. The sandbox keeps each session's
 transcript within ``SESSION_MAX_ENTRIES`` entries and ``SESSION_MAX_CHARS``
-characters (``tuimail/sandbox.py``), so its memory should stay far under
+characters (``tuimail/sandbox/record.py``), so its memory should stay far under
 150 MB and return close to where it started.
 
 Figures, then and now, are in docs/performance.md.

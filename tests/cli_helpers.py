@@ -28,6 +28,28 @@ def run_tuimail(
     )
 
 
+def send_args(port: int, *extra: str, to: str | None = "bob@example.test") -> list[str]:
+    """``tuimail send`` to the plain-text server on 127.0.0.1:``port``, from Alice, subject Hello.
+
+    To Bob unless ``to`` names another recipient (None: no ``--to``); ``extra``
+    (the body, more options) comes last.
+    """
+    recipient = ["--to", to] if to is not None else []
+    return [
+        "send",
+        "--server",
+        f"127.0.0.1:{port}",
+        "--security",
+        "none",
+        "--from",
+        "Alice <alice@example.test>",
+        *recipient,
+        "--subject",
+        "Hello",
+        *extra,
+    ]
+
+
 def leak_patterns(secret: str) -> list[bytes]:
     """The secret as text, its base64 forms at any alignment, and in AUTH PLAIN/LOGIN form."""
     patterns = {form.encode() for form in secret_forms(secret)}

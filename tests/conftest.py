@@ -9,16 +9,20 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keyring
 import pytest
 import trustme
 from keyring.backends import fail
 
+from tests.sandbox_support import RunningSandbox
 from tests.smtpservers import ServerThread
+from tuimail.faults import FaultPlan
+from tuimail.sandbox import Sandbox, SandboxConfig
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -147,6 +151,38 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 def servers() -> Iterator[ServerThread]:
     with ServerThread() as thread:
         yield thread
+
+
+@pytest.fixture
+def make_sandbox(servers: ServerThread, tmp_path: Path) -> Iterator[Callable[..., RunningSandbox]]:
+    """Start sandboxes on the server thread: ``make_sandbox(faults, seed, **config)``.
+
+    Each has its own Maildir and session files under ``tmp_path``; all are
+    stopped after the test.
+    """
+    started: list[RunningSandbox] = []
+
+    def make(
+        faults: list[str] | None = None, seed: int | None = None, **config: Any
+    ) -> RunningSandbox:
+        config.setdefault("port", 0)
+        config.setdefault("maildir", tmp_path / f"maildir{len(started)}")
+        config.setdefault("sessions_dir", tmp_path / f"sessions{len(started)}")
+        sandbox = Sandbox(SandboxConfig(**config), faults=FaultPlan.from_specs(faults or [], seed))
+        running = RunningSandbox(servers, sandbox)
+        running.call(sandbox.start())
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.call(running.sandbox.stop(grace=1))
+
+
+@pytest.fixture
+def sandbox(make_sandbox: Callable[..., RunningSandbox]) -> Sandbox:
+    """One sandbox with the default settings, no faults yet, on the server thread."""
+    return make_sandbox().sandbox
 
 
 @dataclass

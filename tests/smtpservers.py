@@ -1,4 +1,4 @@
-"""Real SMTP servers for the tests: aiosmtpd on 127.0.0.1, port 0, in a thread.
+"""Real SMTP servers for the tests: aiosmtpd on 127.0.0.1, port 0, in a thread (and a DNS one).
 
 The servers run on their own event loop in their own thread, like a remote
 server would, so a client under test (in-process or a subprocess) shares
@@ -17,6 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rrset
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 
@@ -212,6 +216,32 @@ async def _discard_until_eof(reader: asyncio.StreamReader) -> None:
         pass
 
 
+class TinyDNS(asyncio.DatagramProtocol):
+    """A real DNS responder on loopback, answering MX queries from a small zone."""
+
+    def __init__(self, zone: dict[str, list[str]]) -> None:
+        self.zone = zone
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        query = dns.message.from_wire(data)
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.AA
+        question = query.question[0]
+        name = question.name.to_text().rstrip(".")
+        if name not in self.zone:
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        elif self.zone[name]:
+            response.answer.append(
+                dns.rrset.from_text_list(question.name, 60, "IN", "MX", self.zone[name])
+            )
+        assert self.transport is not None
+        self.transport.sendto(response.to_wire(), addr)
+
+
 class ServerThread:
     """An event loop in a thread, hosting servers on 127.0.0.1 with free ports."""
 
@@ -219,6 +249,7 @@ class ServerThread:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._servers: list[asyncio.AbstractServer] = []
+        self._datagrams: list[asyncio.DatagramTransport] = []
 
     def __enter__(self) -> ServerThread:
         self._thread.start()
@@ -228,6 +259,8 @@ class ServerThread:
         async def shutdown() -> None:
             for server in self._servers:
                 server.close()
+            for transport in self._datagrams:
+                transport.close()
             for task in asyncio.all_tasks():
                 if task is not asyncio.current_task():
                     task.cancel()
@@ -257,6 +290,19 @@ class ServerThread:
         listening = asyncio.run_coroutine_threadsafe(create(), self.loop).result(5)
         self._servers.append(listening)
         return int(listening.sockets[0].getsockname()[1])
+
+    def dns(self, zone: dict[str, list[str]]) -> int:
+        """Start a :class:`TinyDNS` answering from ``zone`` (name: MX records); returns its port."""
+
+        async def create() -> asyncio.DatagramTransport:
+            transport, _ = await self.loop.create_datagram_endpoint(
+                lambda: TinyDNS(zone), local_addr=("127.0.0.1", 0)
+            )
+            return transport
+
+        transport = asyncio.run_coroutine_threadsafe(create(), self.loop).result(5)
+        self._datagrams.append(transport)
+        return int(transport.get_extra_info("sockname")[1])
 
     def smtp(
         self,

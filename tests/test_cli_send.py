@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import run_tuimail
+from tests.cli_helpers import run_tuimail, send_args
 from tests.conftest import Certs
 from tests.smtpservers import (
     BusyGreetingSMTP,
@@ -21,27 +21,10 @@ from tuimail import exitcodes
 PASSWORD = "s3cret-Pässword"
 
 
-def base_args(port: int, *extra: str) -> list[str]:
-    return [
-        "send",
-        "--server",
-        f"127.0.0.1:{port}",
-        "--security",
-        "none",
-        "--from",
-        "Alice <alice@example.test>",
-        "--to",
-        "bob@example.test",
-        "--subject",
-        "Hello",
-        *extra,
-    ]
-
-
 def test_send_prints_the_transcript_and_delivers(servers: ServerThread) -> None:
     sink = Sink()
     port = servers.smtp(sink)
-    result = run_tuimail(*base_args(port, "--body", "Hi Bob"))
+    result = run_tuimail(*send_args(port, "--body", "Hi Bob"))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert any(" -> EHLO " in line for line in lines)
@@ -59,7 +42,7 @@ def test_body_from_stdin_and_attachment(servers: ServerThread, tmp_path: Path) -
     attachment = tmp_path / "report.pdf"
     attachment.write_bytes(b"%PDF-1.4 fake but bytes\x00\xff")
     result = run_tuimail(
-        *base_args(port, "--attach", str(attachment), "--cc", "carol@example.test"),
+        *send_args(port, "--attach", str(attachment), "--cc", "carol@example.test"),
         input="Body from stdin\n",
     )
     assert result.returncode == 0, result.stderr
@@ -71,7 +54,7 @@ def test_body_from_stdin_and_attachment(servers: ServerThread, tmp_path: Path) -
 
 def test_json_lines(servers: ServerThread) -> None:
     port = servers.smtp(Sink())
-    result = run_tuimail(*base_args(port, "--body", "x", "--json"))
+    result = run_tuimail(*send_args(port, "--body", "x", "--json"))
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
     entries, final = records[:-1], records[-1]
@@ -86,7 +69,7 @@ def test_starttls_auth_with_password_on_stdin(servers: ServerThread, certs: Cert
     port = servers.smtp(
         sink, tls_context=certs.good, authenticator=password_checker({"alice": PASSWORD})
     )
-    args = base_args(port, "--body", "x", "--user", "alice", "--password-stdin")
+    args = send_args(port, "--body", "x", "--user", "alice", "--password-stdin")
     args[args.index("none")] = "starttls"
     args += ["--ca-file", str(certs.ca_file)]
     result = run_tuimail(*args, input=PASSWORD + "\n")
@@ -148,7 +131,7 @@ def test_exit_code_says_which_stage_failed(
     else:
         port = servers.smtp(Sink(rcpt_replies={"carol@example.test": "550 5.1.1 No such user"}))
         extra += ["--cc", "carol@example.test"]
-    args = base_args(port, "--no-queue", *extra)
+    args = send_args(port, "--no-queue", *extra)
     args[args.index("none")] = security
     result = run_tuimail(*args, input="wrong-password\n")
     assert result.returncode == code, result.stdout + result.stderr
@@ -173,7 +156,7 @@ def test_exit_code_says_which_stage_failed(
 )
 def test_bad_input_is_refused_before_connecting(option: str, value: str, message: str) -> None:
     port = _closed_port()  # nothing listens: reaching the network would be exit 10
-    result = run_tuimail(*base_args(port, "--body", "x", option, value))
+    result = run_tuimail(*send_args(port, "--body", "x", option, value))
     assert result.returncode == exitcodes.INVALID_MESSAGE, result.stderr
     assert message in result.stderr
     assert result.stdout == ""
@@ -181,7 +164,7 @@ def test_bad_input_is_refused_before_connecting(option: str, value: str, message
 
 def test_missing_attachment_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "nope.txt"
-    result = run_tuimail(*base_args(_closed_port(), "--body", "x", "--attach", str(missing)))
+    result = run_tuimail(*send_args(_closed_port(), "--body", "x", "--attach", str(missing)))
     assert result.returncode == exitcodes.INVALID_MESSAGE
     assert f"attachment '{missing}': does not exist" in result.stderr
 

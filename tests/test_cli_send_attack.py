@@ -12,27 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import run_tuimail
+from tests.cli_helpers import run_tuimail, send_args
 from tests.smtpservers import ServerThread, Sink
 from tuimail import exitcodes
 from tuimail.outbox import Outbox
 
 INJECTED = "=?utf-8?q?Invoice=0D=0AX-Injected:_yes?="
-
-
-def send_args(port: int, *extra: str) -> list[str]:
-    return [
-        "send",
-        "--server",
-        f"127.0.0.1:{port}",
-        "--security",
-        "none",
-        "--from",
-        "Alice <alice@example.test>",
-        "--subject",
-        "Hello",
-        *extra,
-    ]
 
 
 def received(sink: Sink) -> EmailMessage:
@@ -59,7 +44,7 @@ def test_encoded_word_injection_never_reaches_the_server(
 ) -> None:
     sink = Sink()
     port = servers.smtp(sink)
-    args = send_args(port, "--to", "bob@example.test", "--body", "x")
+    args = send_args(port, "--body", "x")
     args += [option, value]
     result = run_tuimail(*args)
     assert result.returncode == exitcodes.INVALID_MESSAGE, result.stdout + result.stderr
@@ -74,7 +59,7 @@ def test_a_harmless_encoded_word_arrives_as_typed_with_no_extra_header(
     sink = Sink()
     port = servers.smtp(sink)
     subject = "=?utf-8?q?Invoice?= =?utf-8?q?X-Injected:_yes?="
-    args = send_args(port, "--to", "bob@example.test", "--body", "x")
+    args = send_args(port, "--body", "x")
     args[args.index("Hello")] = subject
     result = run_tuimail(*args)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -93,9 +78,7 @@ def test_every_recipient_of_a_folded_list_is_in_the_header(servers: ServerThread
     to = ", ".join(
         [f"{'x' * n}@example.test, Zoë Ünïcode {n} <zoe{n}@example.test>" for n in range(1, 30)]
     )
-    result = run_tuimail(
-        *send_args(port, "--to", to, "--bcc", "hidden@example.test", "--body", "x")
-    )
+    result = run_tuimail(*send_args(port, "--bcc", "hidden@example.test", "--body", "x", to=to))
     assert result.returncode == 0, result.stdout + result.stderr
     parsed = received(sink)
     in_header = [a.addr_spec for a in parsed["To"].addresses]
@@ -109,9 +92,7 @@ def test_an_attachment_name_that_is_not_utf8_is_exit_3(tmp_path: Path) -> None:
     raw = os.fsencode(tmp_path) + b"/r\xe9sum\xe9.pdf"
     with open(raw, "wb") as file:
         file.write(b"%PDF")
-    result = run_tuimail(
-        *send_args(1, "--to", "bob@example.test", "--body", "x", "--attach", os.fsdecode(raw))
-    )
+    result = run_tuimail(*send_args(1, "--body", "x", "--attach", os.fsdecode(raw)))
     assert result.returncode == exitcodes.INVALID_MESSAGE, result.stderr
     assert "the file name is not valid UTF-8; rename the file" in result.stderr
     assert "Traceback" not in result.stderr
@@ -126,7 +107,7 @@ def test_body_file_must_be_a_regular_file(tmp_path: Path, kind: str) -> None:
         os.mkfifo(path)  # nobody writes: reading it would never end
     else:
         path = str(tmp_path)
-    result = run_tuimail(*send_args(1, "--to", "b@example.test", "--body-file", path), timeout=30)
+    result = run_tuimail(*send_args(1, "--body-file", path), timeout=30)
     assert result.returncode == exitcodes.INVALID_MESSAGE, result.stderr
     assert "--body-file: " in result.stderr
     assert ("is a directory" if kind == "directory" else "is not a regular file") in result.stderr
@@ -135,7 +116,7 @@ def test_body_file_must_be_a_regular_file(tmp_path: Path, kind: str) -> None:
 def test_body_file_that_is_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "body.txt"
     path.write_bytes(b"caf\xe9\n")
-    result = run_tuimail(*send_args(1, "--to", "b@example.test", "--body-file", str(path)))
+    result = run_tuimail(*send_args(1, "--body-file", str(path)))
     assert result.returncode == exitcodes.INVALID_MESSAGE
     assert "is not UTF-8 text" in result.stderr
 

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import email
 import os
-from email import policy
-from email.message import EmailMessage, MIMEPart
+from email.message import MIMEPart
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.message_helpers import build, draft, errors_of, parse
 from tuimail.addresses import AddressError, parse_address, parse_address_list
 from tuimail.cli.send import parse_header_option
 from tuimail.message import (
     Draft,
     DraftInvalid,
-    OutgoingMessage,
     build_message,
 )
 
@@ -38,35 +36,6 @@ INJECTIONS = {
 }
 INJECTION_PARAMS = [pytest.param(ch, id=name) for name, ch in INJECTIONS.items()]
 CORE_INJECTION_PARAMS = [pytest.param(INJECTIONS[n], id=n) for n in ("CR", "LF", "CRLF", "NUL")]
-
-
-def draft(**changes: Any) -> Draft:
-    fields: dict[str, Any] = {
-        "from_address": "Alice <alice@example.com>",
-        "to": ["bob@example.com"],
-        "subject": "Hello",
-        "body": "Hi Bob,\n",
-    }
-    fields.update(changes)
-    return Draft(**fields)
-
-
-def build(**changes: Any) -> OutgoingMessage:
-    return build_message(draft(**changes))
-
-
-def errors_of(**changes: Any) -> dict[str, str]:
-    """Build a draft that must fail; the errors by field."""
-    with pytest.raises(DraftInvalid) as info:
-        build(**changes)
-    assert info.value.errors, "DraftInvalid without errors"
-    return {e.field: e.message for e in info.value.errors}
-
-
-def parse(data: bytes) -> EmailMessage:
-    message = email.message_from_bytes(data, policy=policy.default)
-    assert isinstance(message, EmailMessage)
-    return message
 
 
 def text_of(part: MIMEPart | None) -> str:

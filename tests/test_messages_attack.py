@@ -16,11 +16,10 @@ from typing import Any
 import pytest
 
 import tuimail.message
+from tests.message_helpers import draft, errors_of, parse
 from tuimail.addresses import AddressError, parse_address
 from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import (
-    Draft,
-    DraftInvalid,
     FileProblem,
     OutgoingMessage,
     StoredMessageInvalid,
@@ -42,29 +41,6 @@ INJECTED_WORDS = [
     pytest.param("x" + INJECTED_Q, id="glued-to-a-word"),
     pytest.param("=?utf-8?q?a=00b?=", id="nul"),
 ]
-
-
-def draft(**changes: Any) -> Draft:
-    fields: dict[str, Any] = {
-        "from_address": "Alice <alice@example.com>",
-        "to": ["bob@example.com"],
-        "subject": "Hello",
-        "body": "Hi Bob,\n",
-    }
-    fields.update(changes)
-    return Draft(**fields)
-
-
-def errors_of(**changes: Any) -> dict[str, str]:
-    with pytest.raises(DraftInvalid) as info:
-        build_message(draft(**changes))
-    return {e.field: e.message for e in info.value.errors}
-
-
-def parse(data: bytes) -> EmailMessage:
-    message = email.message_from_bytes(data, policy=policy.default)
-    assert isinstance(message, EmailMessage)
-    return message
 
 
 def head_names(data: bytes) -> list[str]:

@@ -12,19 +12,19 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.cli_helpers import TUIMAIL, run_tuimail
+from tests.outbox_helpers import outbox_entries, send_to_be_killed
 from tests.smtpservers import ServerThread, Sink
 from tuimail import exitcodes
-from tuimail.faults import FaultPlan, parse_fault
+from tuimail.faults import parse_fault
 from tuimail.outbox import Outbox, RetryPolicy, State
 from tuimail.profiles import Profile, ProfileStore, Security
-from tuimail.sandbox import Sandbox, SandboxConfig
+from tuimail.sandbox import Sandbox
 
 
 def save_profile(port: int, name: str = "local") -> None:
@@ -58,12 +58,6 @@ def release(port: int) -> None:
         if sock.getsockname()[1] == port:
             sock.close()
             _RESERVED.remove(sock)
-
-
-def outbox_entries() -> list[dict[str, Any]]:
-    result = run_tuimail("outbox", "list", "--json")
-    assert result.returncode == 0, result.stderr
-    return list(json.loads(result.stdout))
 
 
 def test_a_sent_message_moves_to_sent_with_its_transcript(
@@ -102,17 +96,6 @@ def test_temporary_failure_is_queued_and_flushed_later(servers: ServerThread) ->
     assert len(sink.messages) == 1 and outbox_entries() == []
     message_id = email.message_from_bytes(sink.messages[0].content)["Message-ID"]
     assert message_id == entry["message_id"]
-
-
-@pytest.fixture
-def sandbox(servers: ServerThread, tmp_path: Path) -> Iterator[Sandbox]:
-    box = Sandbox(
-        SandboxConfig(port=0, maildir=tmp_path / "m", sessions_dir=tmp_path / "s"),
-        faults=FaultPlan(),
-    )
-    asyncio.run_coroutine_threadsafe(box.start(), servers.loop).result(10)
-    yield box
-    asyncio.run_coroutine_threadsafe(box.stop(grace=1), servers.loop).result(10)
 
 
 def test_greylisting_server_gets_it_on_retry(sandbox: Sandbox) -> None:
@@ -190,11 +173,7 @@ def test_killed_during_data_then_flush_delivers_exactly_once(
 ) -> None:
     sandbox.faults.add(parse_fault("data:delay 30"))
     save_profile(sandbox.port)
-    process = subprocess.Popen(
-        [TUIMAIL, "send", "--profile", "local", "--from", "a@example.test",
-         "--to", "b@example.test", "--subject", "killed", "--body", "x"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    process = send_to_be_killed()
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

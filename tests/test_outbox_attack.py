@@ -21,46 +21,18 @@ import pytest
 
 from tests.cli_helpers import TUIMAIL, run_tuimail
 from tests.conftest import SecretService
+from tests.outbox_helpers import message, outbox_entries, profile, send_to_be_killed, sent_keys
 from tests.smtpservers import Reply, ScriptedServer, ServerThread, Sink, password_checker
 from tuimail import exitcodes
 from tuimail.credentials import CredentialStore, Secret
-from tuimail.faults import FaultPlan, parse_fault
-from tuimail.message import Draft, OutgoingMessage, build_message
+from tuimail.faults import parse_fault
 from tuimail.outbox import Outbox, Queued, State, short_id
 from tuimail.profiles import Profile, ProfileStore, with_changes
-from tuimail.sandbox import Sandbox, SandboxConfig
+from tuimail.sandbox import Sandbox
 from tuimail.session import Stage, send
 
 PASSWORD = "queued-secret-1"
 NEW_PASSWORD = "queued-secret-2"
-
-
-def profile(port: int, name: str = "local", **changes: Any) -> Profile:
-    settings: dict[str, Any] = {"security": "none", "timeout": 5.0}
-    settings.update(changes)
-    return Profile(name=name, host="127.0.0.1", port=port, **settings)
-
-
-def message(*to: str, subject: str = "attack") -> OutgoingMessage:
-    return build_message(
-        Draft(
-            from_address="a@example.test",
-            to=list(to or ["b@example.test"]),
-            subject=subject,
-            body="hello\n",
-        )
-    )
-
-
-def outbox_entries() -> list[dict[str, Any]]:
-    result = run_tuimail("outbox", "list", "--json")
-    assert result.returncode == 0, result.stderr
-    return list(json.loads(result.stdout))
-
-
-def sent_keys(data: Path) -> list[str]:
-    sent = data / "sent" / "new"
-    return sorted(p.name for p in sent.iterdir()) if sent.is_dir() else []
 
 
 # -- the session: what counts as delivered -------------------------------------
@@ -144,17 +116,6 @@ async def test_a_record_that_cannot_be_written_stops_before_the_data(
     assert script.messages == [] and not script.final_dot.is_set()
 
 
-@pytest.fixture
-def sandbox(servers: ServerThread, tmp_path: Path) -> Any:
-    box = Sandbox(
-        SandboxConfig(port=0, maildir=tmp_path / "m", sessions_dir=tmp_path / "s"),
-        faults=FaultPlan(),
-    )
-    asyncio.run_coroutine_threadsafe(box.start(), servers.loop).result(10)
-    yield box
-    asyncio.run_coroutine_threadsafe(box.stop(grace=1), servers.loop).result(10)
-
-
 def test_sandbox_data_disconnect_is_queued_and_retried(sandbox: Sandbox) -> None:
     """``serve --fault data:disconnect``: the sandbox hangs up at DATA, before any 354."""
     sandbox.faults.add(parse_fault("data:disconnect"))
@@ -217,11 +178,7 @@ def test_kill_9_while_the_final_dot_waits_is_possibly_delivered_never_resent(
     script = ScriptedServer({".": Reply(None, hold=True)})
     port = servers.scripted(script)
     ProfileStore().save(profile(port, timeout=30))
-    process = subprocess.Popen(
-        [TUIMAIL, "send", "--profile", "local", "--from", "a@example.test",
-         "--to", "b@example.test", "--subject", "killed", "--body", "x"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    process = send_to_be_killed()
     try:
         assert script.final_dot.wait(20), "the send never reached the final dot"
         process.send_signal(signal.SIGKILL)

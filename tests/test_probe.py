@@ -6,14 +6,9 @@ import asyncio
 import json
 import re
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import dns.flags
-import dns.message
-import dns.rcode
-import dns.rrset
 import pytest
 
 from tests.cli_helpers import run_tuimail
@@ -273,48 +268,15 @@ def test_profile_probe_checks_auth(
 # -- MX ------------------------------------------------------------------------------
 
 
-class TinyDNS(asyncio.DatagramProtocol):
-    """A real DNS responder on loopback, answering from a small zone."""
-
-    def __init__(self, zone: dict[str, list[str]]) -> None:
-        self.zone = zone
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        query = dns.message.from_wire(data)
-        response = dns.message.make_response(query)
-        response.flags |= dns.flags.AA
-        question = query.question[0]
-        name = question.name.to_text().rstrip(".")
-        if name not in self.zone:
-            response.set_rcode(dns.rcode.NXDOMAIN)
-        elif self.zone[name]:
-            response.answer.append(
-                dns.rrset.from_text_list(question.name, 60, "IN", "MX", self.zone[name])
-            )
-        assert self.transport is not None
-        self.transport.sendto(response.to_wire(), addr)
-
-
 @pytest.fixture
-def dns_server(servers: ServerThread) -> Iterator[int]:
+def dns_server(servers: ServerThread) -> int:
     zone = {
         "example.test": ["20 localhost.", "10 127.0.0.1."],
         "nomx.test": [],
         "nomail.test": ["0 ."],
     }
 
-    async def start() -> Any:
-        return await servers.loop.create_datagram_endpoint(
-            lambda: TinyDNS(zone), local_addr=("127.0.0.1", 0)
-        )
-
-    transport, _ = asyncio.run_coroutine_threadsafe(start(), servers.loop).result(5)
-    yield transport.get_extra_info("sockname")[1]
-    servers.loop.call_soon_threadsafe(transport.close)
+    return servers.dns(zone)
 
 
 async def test_mx_lookup(dns_server: int) -> None:

@@ -157,7 +157,7 @@ def test_the_id_inside_a_draft_file_never_names_another_file(isolated_dirs: Path
 async def test_the_drafts_tab_shows_a_draft_saved_at_an_impossible_time() -> None:
     from textual.widgets import DataTable
 
-    from tests.test_ui_hostile import open_mailboxes
+    from tests.ui_support import open_mailboxes
     from tuimail.ui.app import TuimailApp
 
     write_draft(DraftStore().directory, "nan", saved=float("nan"))

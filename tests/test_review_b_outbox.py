@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from tests.cli_helpers import TUIMAIL, run_tuimail
+from tests.outbox_helpers import message, profile, sent_keys
 from tests.smtpservers import DEFAULT_REPLIES, Reply, ScriptedServer, ServerThread
-from tests.test_outbox_attack import message, profile, sent_keys
 from tuimail import paths
 from tuimail.outbox import MessageGone, Outbox, State
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import smtplib
 import socket
 import ssl
@@ -16,18 +15,21 @@ from typing import Any
 import pytest
 
 from tests.cli_helpers import files_under, find_leaks
+from tests.outbox_helpers import message, profile
+from tests.sandbox_support import (
+    b64,
+    greeted_client,
+    sample_message,
+    serve_with_client,
+    transcript_text,
+)
 from tests.smtpservers import Reply, ScriptedServer, ServerThread
-from tests.test_outbox_attack import message, profile
-from tests.test_sandbox import make_sandbox, sample_message, start_serve
-from tests.test_sandbox_attack import Client, b64, transcript_text
 from tuimail.credentials import Secret
 from tuimail.outbox import Outbox, OutboxError
 from tuimail.profiles import Security
 from tuimail.sandbox import MAX_MESSAGE_ID_CHARS
 from tuimail.session import send
 from tuimail.transcript import MAX_LINE_CHARS, REDACTED, Direction, EventKind
-
-__all__ = ["make_sandbox"]  # the fixture, imported for these tests
 
 USER = "dora"
 PASSWORD = "review-Secret-31"
@@ -49,17 +51,13 @@ def test_an_auth_initial_response_after_any_whitespace_is_masked(
 ) -> None:
     """aiosmtpd splits AUTH's argument at any whitespace; the transcript must too."""
     sandbox = make_sandbox(auth_users={})  # --auth any: only the protocol tells
-    client = Client(sandbox.port)
-    try:
-        assert client.reply().startswith(b"220")
+    with greeted_client(sandbox.port) as client:
         client.send(b"EHLO attacker.test\r\n")
         assert client.reply().startswith(b"250")
         client.send(b"AUTH PLAIN" + separator + BLOB + b"\r\n")
         assert client.reply().startswith(reply)
         client.send(b"QUIT\r\n")
         assert client.reply().startswith(b"221")
-    finally:
-        client.close()
     [session] = sandbox.wait_for_sessions(1)
     assert session.authenticated_as == USER
     text = transcript_text(session)
@@ -75,9 +73,7 @@ def test_an_auth_initial_response_after_any_whitespace_is_masked(
 def test_a_malformed_auth_line_is_masked_too(make_sandbox: Any, line: bytes) -> None:
     """The server refuses it, but it still carries the client's secret."""
     sandbox = make_sandbox(auth_users={})
-    client = Client(sandbox.port)
-    try:
-        assert client.reply().startswith(b"220")
+    with greeted_client(sandbox.port) as client:
         client.send(b"EHLO attacker.test\r\n")
         assert client.reply().startswith(b"250")
         client.send(line + BLOB + b"\r\n")
@@ -85,8 +81,6 @@ def test_a_malformed_auth_line_is_masked_too(make_sandbox: Any, line: bytes) -> 
         client.send(b"QUIT\r\n")
         while not client.reply().startswith(b"221"):
             pass
-    finally:
-        client.close()
     [session] = sandbox.wait_for_sessions(1)
     text = transcript_text(session)
     written = files_under(sandbox.sandbox.sessions_dir)
@@ -153,9 +147,7 @@ def straddling(prefix: str, secret: str) -> str:
 def test_a_known_password_across_the_line_cut_is_masked_whole(make_sandbox: Any) -> None:
     """The transcript cuts a long line; masking after the cut showed the password's start."""
     sandbox = make_sandbox(auth_users={USER: PASSWORD})
-    client = Client(sandbox.port)
-    try:
-        assert client.reply().startswith(b"220")
+    with greeted_client(sandbox.port) as client:
         client.send(straddling("XJUNK ", PASSWORD).encode() + b"\r\n")
         client.reply()
         client.send(b"EHLO client.test\r\n")
@@ -168,8 +160,6 @@ def test_a_known_password_across_the_line_cut_is_masked_whole(make_sandbox: Any)
         assert client.reply().startswith(b"250")
         client.send(b"QUIT\r\n")
         client.reply()
-    finally:
-        client.close()
     [session] = sandbox.wait_for_sessions(1)
     text = transcript_text(session)
     written = files_under(sandbox.sandbox.sessions_dir)
@@ -303,42 +293,24 @@ def test_a_starttls_handshake_that_never_completes_gives_its_place_back(
 def test_serve_never_prints_aiosmtpd_log_lines_with_the_clients_bytes() -> None:
     """aiosmtpd warned 'unrecognised: <command>' through Python's last-resort
     handler: a client's terminal escapes went raw to serve's terminal."""
-    process, port = start_serve("--quiet")
-    try:
-        client = Client(port)
-        try:
-            assert client.reply().startswith(b"220")
-            client.send(b"\x1b]0;pwned\x07X\x1b[2J\r\n")
-            assert client.reply().startswith(b"500")
-            client.send(b"QUIT\r\n")
-            client.reply()
-        finally:
-            client.close()
-    finally:
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=20)
-    assert "\x1b" not in stdout + stderr, stderr
-    assert "unrecognised" not in stderr
+    with serve_with_client("--quiet") as (client, out):
+        client.send(b"\x1b]0;pwned\x07X\x1b[2J\r\n")
+        assert client.reply().startswith(b"500")
+        client.send(b"QUIT\r\n")
+        client.reply()
+    assert "\x1b" not in out.stdout + out.stderr, out.stderr
+    assert "unrecognised" not in out.stderr
 
 
 def test_a_failed_starttls_handshake_is_in_the_session_not_a_traceback_on_stderr() -> None:
-    process, port = start_serve("--tls")
-    try:
-        client = Client(port)
-        try:
-            assert client.reply().startswith(b"220")
-            client.send(b"EHLO client.test\r\nSTARTTLS\r\n")
-            assert client.reply().startswith(b"250")
-            assert client.reply().startswith(b"220")
-            client.send(b"this is not a TLS handshake\r\n" * 4)
-            with contextlib.suppress(OSError):
-                while client.sock.recv(4096):
-                    pass
-        finally:
-            client.close()
-    finally:
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=20)
-    assert "Traceback" not in stderr, stderr
-    assert "the TLS handshake after STARTTLS failed" in stdout, stdout
-    assert "session ended" in stdout
+    with serve_with_client("--tls") as (client, out):
+        client.send(b"EHLO client.test\r\nSTARTTLS\r\n")
+        assert client.reply().startswith(b"250")
+        assert client.reply().startswith(b"220")
+        client.send(b"this is not a TLS handshake\r\n" * 4)
+        with contextlib.suppress(OSError):
+            while client.sock.recv(4096):
+                pass
+    assert "Traceback" not in out.stderr, out.stderr
+    assert "the TLS handshake after STARTTLS failed" in out.stdout, out.stdout
+    assert "session ended" in out.stdout

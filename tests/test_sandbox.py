@@ -13,26 +13,21 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cli_helpers import TUIMAIL, files_under, find_leaks, run_tuimail
+from tests.cli_helpers import files_under, find_leaks, run_tuimail
 from tests.conftest import require_tool
-from tests.smtpservers import ServerThread
+from tests.sandbox_support import UP_TO_DATA, greeted_client, sample_message, start_serve
 from tuimail.credentials import Secret
 from tuimail.errors import TuimailError
-from tuimail.faults import FaultPlan
 from tuimail.message import Draft, build_message
 from tuimail.profiles import Security, with_changes
 from tuimail.sandbox import (
     PortUnavailable,
-    Sandbox,
-    SandboxConfig,
     SandboxError,
-    SessionRecord,
     SettingRefused,
     sandbox_config_from,
 )
@@ -41,66 +36,6 @@ from tuimail.session import SMTPSession, Stage, send
 from tuimail.transcript import Direction
 
 PASSWORD = "sandbox-Secret-42"
-
-
-class RunningSandbox:
-    """A Sandbox on the server thread's loop, reachable from this thread."""
-
-    def __init__(self, servers: ServerThread, sandbox: Sandbox) -> None:
-        self.servers = servers
-        self.sandbox = sandbox
-
-    def call(self, coroutine: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.servers.loop).result(30)
-
-    @property
-    def port(self) -> int:
-        return self.sandbox.port
-
-    def stored(self) -> list[bytes]:
-        box = mailbox.Maildir(self.sandbox.maildir_path, create=False)
-        return [box.get_bytes(key) for key in box.iterkeys()]
-
-    def sessions(self) -> list[SessionRecord]:
-        return list(self.sandbox.sessions)
-
-    def wait_for_sessions(self, count: int, timeout: float = 10) -> list[SessionRecord]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ended = [s for s in self.sandbox.sessions if s.ended is not None]
-            if len(ended) >= count:
-                self.call(self.sandbox.flush())  # their files are written in a thread
-                return ended
-            time.sleep(0.02)
-        raise AssertionError(f"expected {count} ended sessions, have {self.sessions()}")
-
-
-@pytest.fixture
-def make_sandbox(servers: ServerThread, tmp_path: Path) -> Iterator[Any]:
-    started: list[RunningSandbox] = []
-
-    def make(
-        faults: list[str] | None = None, seed: int | None = None, **config: Any
-    ) -> RunningSandbox:
-        config.setdefault("port", 0)
-        config.setdefault("maildir", tmp_path / f"maildir{len(started)}")
-        config.setdefault("sessions_dir", tmp_path / f"sessions{len(started)}")
-        sandbox = Sandbox(SandboxConfig(**config), faults=FaultPlan.from_specs(faults or [], seed))
-        running = RunningSandbox(servers, sandbox)
-        running.call(sandbox.start())
-        started.append(running)
-        return running
-
-    yield make
-    for running in started:
-        running.call(running.sandbox.stop(grace=1))
-
-
-def sample_message(body: str = "Hello from the test\r\n") -> bytes:
-    return (
-        "From: a@example.test\r\nTo: b@example.test\r\nSubject: t\r\n"
-        f"Message-ID: <{os.urandom(6).hex()}@example.test>\r\n\r\n{body}"
-    ).encode()
 
 
 # -- real clients --------------------------------------------------------------
@@ -510,25 +445,9 @@ def test_hostile_clients_never_crash_or_store_partial(
 
 def test_client_vanishing_mid_data_stores_nothing(make_sandbox: Any) -> None:
     sandbox = make_sandbox()
-    with socket.create_connection(("127.0.0.1", sandbox.port), timeout=5) as sock:
-        replies = sock.makefile("rb")
-
-        def final_reply() -> bytes:
-            while (line := replies.readline())[3:4] == b"-":
-                pass
-            return line
-
-        assert final_reply().startswith(b"220")
-        for line, code in (
-            (b"EHLO a\r\n", b"250"),
-            (b"MAIL FROM:<a@b.test>\r\n", b"250"),
-            (b"RCPT TO:<c@d.test>\r\n", b"250"),
-            (b"DATA\r\n", b"354"),
-        ):
-            sock.sendall(line)
-            assert final_reply().startswith(code)
-        sock.sendall(b"Subject: half\r\n\r\nthis message never ends")
-        replies.close()
+    with greeted_client(sandbox.port, timeout=5) as client:
+        client.exchange(*UP_TO_DATA)
+        client.send(b"Subject: half\r\n\r\nthis message never ends")
     [session] = sandbox.wait_for_sessions(1)
     assert "vanished during DATA" in session.outcome
     assert sandbox.stored() == []
@@ -547,18 +466,6 @@ def test_silent_client_is_timed_out(make_sandbox: Any) -> None:
 
 
 # -- the command ---------------------------------------------------------------
-
-
-def start_serve(*args: str) -> tuple[subprocess.Popen[str], int]:
-    process = subprocess.Popen(
-        [TUIMAIL, "serve", "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert process.stderr is not None
-    line = process.stderr.readline()
-    assert "listening on 127.0.0.1:" in line, line
-    port = int(line.split("127.0.0.1:")[1].split()[0])
-    return process, port
 
 
 def test_serve_prints_sessions_and_stops_cleanly(isolated_dirs: Path) -> None:

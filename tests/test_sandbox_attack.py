@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import resource
+import signal
 import smtplib
 import socket
 import ssl
@@ -17,44 +17,20 @@ from typing import Any
 import pytest
 
 from tests.cli_helpers import TUIMAIL, files_under, find_leaks, run_tuimail
-from tests.test_sandbox import make_sandbox, sample_message, start_serve
+from tests.sandbox_support import (
+    UP_TO_DATA,
+    Client,
+    b64,
+    greeted_client,
+    sample_message,
+    serve_with_client,
+    start_serve,
+    transcript_text,
+)
 from tuimail.transcript import REDACTED, Direction, EventKind
-
-__all__ = ["make_sandbox"]  # the fixture, imported for these tests
 
 USER = "carol"
 PASSWORD = "attack-Secret-97"
-
-
-def b64(text: str) -> bytes:
-    return base64.b64encode(text.encode())
-
-
-class Client:
-    """A raw SMTP client: sends bytes as given, reads whole replies."""
-
-    def __init__(self, port: int, timeout: float = 10) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.replies = self.sock.makefile("rb")
-
-    def reply(self) -> bytes:
-        """One whole reply (all its lines); its final line is returned."""
-        while (line := self.replies.readline())[3:4] == b"-":
-            pass
-        if not line:
-            raise ConnectionError("the server closed the connection")
-        return line
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def close(self) -> None:
-        self.replies.close()
-        self.sock.close()
-
-
-def transcript_text(session: Any) -> str:
-    return "\n".join(entry.text for entry in session.transcript)
 
 
 # -- SASL responses in the transcript -----------------------------------------
@@ -85,9 +61,7 @@ def test_pipelined_sasl_responses_are_redacted(
     (``--auth-file``) every form of the password is also forbidden outright.
     """
     sandbox = make_sandbox(auth_users={USER: PASSWORD} if known_users else {})
-    client = Client(sandbox.port)
-    try:
-        assert client.reply().startswith(b"220")
+    with greeted_client(sandbox.port) as client:
         client.send(b"EHLO attacker.test\r\n")
         assert client.reply().startswith(b"250")
         client.send(packet)  # one packet: the tap sees it all before the server answers
@@ -97,8 +71,6 @@ def test_pipelined_sasl_responses_are_redacted(
         assert client.reply().startswith(b"250")
         client.send(b"QUIT\r\n")
         assert client.reply().startswith(b"221")
-    finally:
-        client.close()
     [session] = sandbox.wait_for_sessions(1)
     assert session.authenticated_as == USER
     lines = [e.text for e in session.transcript if e.direction is Direction.CLIENT]
@@ -133,22 +105,14 @@ def test_serve_with_auth_file_never_prints_a_password(tmp_path: Path) -> None:
     auth_file = tmp_path / "users"
     auth_file.write_text(f"{USER}:{PASSWORD}\n")
     sessions = tmp_path / "home" / "data" / "tuimail" / "sandbox" / "sessions"
-    process, port = start_serve("--auth-file", str(auth_file))
-    try:
-        client = Client(port)
-        try:
-            assert client.reply().startswith(b"220")
-            client.send(b"EHLO x\r\nAUTH LOGIN\r\n" + b64(USER) + b"\r\n" + b64(PASSWORD) + b"\r\n")
-            for code in (b"250", b"334", b"334", b"235"):
-                assert client.reply().startswith(code)
-            client.send(b"NOOP " + PASSWORD.encode() + b"\r\nQUIT\r\n")
-            assert client.reply().startswith(b"250")
-            assert client.reply().startswith(b"221")
-        finally:
-            client.close()
-    finally:
-        process.terminate()
-        stdout, stderr = process.communicate(timeout=20)
+    with serve_with_client("--auth-file", str(auth_file), stop=signal.SIGTERM) as (client, out):
+        client.send(b"EHLO x\r\nAUTH LOGIN\r\n" + b64(USER) + b"\r\n" + b64(PASSWORD) + b"\r\n")
+        for code in (b"250", b"334", b"334", b"235"):
+            assert client.reply().startswith(code)
+        client.send(b"NOOP " + PASSWORD.encode() + b"\r\nQUIT\r\n")
+        assert client.reply().startswith(b"250")
+        assert client.reply().startswith(b"221")
+    stdout, stderr = out.stdout, out.stderr
     assert "session ended: completed" in stdout
     written = files_under(sessions)
     assert written
@@ -166,17 +130,8 @@ def test_a_segment_ending_inside_a_line_that_looks_like_a_dot_keeps_data_going(
 ) -> None:
     """``...a.\\r\\nS`` is not the final dot: the rest of the body is not shown as commands."""
     sandbox = make_sandbox()
-    client = Client(sandbox.port)
-    try:
-        assert client.reply().startswith(b"220")
-        for line, code in (
-            (b"EHLO a\r\n", b"250"),
-            (b"MAIL FROM:<a@b.test>\r\n", b"250"),
-            (b"RCPT TO:<c@d.test>\r\n", b"250"),
-            (b"DATA\r\n", b"354"),
-        ):
-            client.send(line)
-            assert client.reply().startswith(code)
+    with greeted_client(sandbox.port) as client:
+        client.exchange(*UP_TO_DATA)
         # The tap keeps the last four bytes of a segment: here ".\r\nS".
         client.send(b"Subject: t\r\n\r\nwait a.\r\nS")
         time.sleep(0.2)  # pacing only: lets the segment arrive on its own
@@ -184,8 +139,6 @@ def test_a_segment_ending_inside_a_line_that_looks_like_a_dot_keeps_data_going(
         assert client.reply().startswith(b"250")
         client.send(b"QUIT\r\n")
         assert client.reply().startswith(b"221")
-    finally:
-        client.close()
     [session] = sandbox.wait_for_sessions(1)
     lines = [e.text for e in session.transcript if e.direction is Direction.CLIENT]
     assert not any("ecret body" in line or "not-a-command" in line for line in lines), lines
@@ -196,17 +149,13 @@ def test_a_segment_ending_inside_a_line_that_looks_like_a_dot_keeps_data_going(
 def test_commands_pipelined_after_data_wait_for_the_354(make_sandbox: Any) -> None:
     """A client that sends its body with DATA: the body is shown as content, not commands."""
     sandbox = make_sandbox()
-    client = Client(sandbox.port)
-    try:
-        assert client.reply().startswith(b"220")
+    with greeted_client(sandbox.port) as client:
         client.send(
             b"EHLO a\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\n"
             b"Subject: t\r\n\r\nRSET\r\n.\r\nQUIT\r\n"
         )
         for code in (b"250", b"250", b"250", b"354", b"250", b"221"):
             assert client.reply().startswith(code)
-    finally:
-        client.close()
     [session] = sandbox.wait_for_sessions(1)
     lines = [e.text for e in session.transcript if e.direction is Direction.CLIENT]
     assert "RSET" not in lines and lines[-1] == "QUIT"
@@ -554,19 +503,11 @@ def test_an_auth_file_that_is_not_a_small_text_file_is_a_clear_error(
 
 
 def test_serve_quiet_never_prints_the_clients_control_characters() -> None:
-    process, port = start_serve("--quiet")
-    try:
-        client = Client(port)
-        try:
-            assert client.reply().startswith(b"220")
-            client.send(b"EHLO \x1b]0;pwned\x07\x1b[2J.example\r\nQUIT\r\n")
-            assert client.reply().startswith(b"250")
-            assert client.reply().startswith(b"221")
-        finally:
-            client.close()
-    finally:
-        process.terminate()
-        stdout, _ = process.communicate(timeout=20)
+    with serve_with_client("--quiet", stop=signal.SIGTERM) as (client, out):
+        client.send(b"EHLO \x1b]0;pwned\x07\x1b[2J.example\r\nQUIT\r\n")
+        assert client.reply().startswith(b"250")
+        assert client.reply().startswith(b"221")
+    stdout = out.stdout
     assert "helo" in stdout and "\x1b" not in stdout and "\x07" not in stdout
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP
 
-from tests.cli_helpers import run_tuimail
+from tests.cli_helpers import run_tuimail, send_args
 from tests.smtpservers import ServerThread, Sink
 
 #: Retitle the window, clear the screen (aiosmtpd answers in ASCII only).
@@ -49,28 +49,9 @@ def assert_no_raw_controls(*outputs: str) -> None:
             assert control not in output, f"{control!r} reached the terminal in {output!r}"
 
 
-def send_args(port: int, *extra: str) -> list[str]:
-    return [
-        "send",
-        "--server",
-        f"127.0.0.1:{port}",
-        "--security",
-        "none",
-        "--from",
-        "alice@example.test",
-        "--to",
-        "bob@example.test",
-        "--subject",
-        "Hello",
-        "--body",
-        "Hi",
-        *extra,
-    ]
-
-
 def test_send_and_outbox_list_print_server_text_escaped(servers: ServerThread) -> None:
     port = hostile_server(servers)
-    sent = run_tuimail(*send_args(port))
+    sent = run_tuimail(*send_args(port, "--body", "Hi"))
     assert sent.returncode != 0
     assert_no_raw_controls(sent.stdout, sent.stderr)
     # The outcome line and the event line still say what the server said, visibly.
@@ -93,7 +74,7 @@ def test_send_and_outbox_list_print_server_text_escaped(servers: ServerThread) -
 
 def test_send_json_lines_stay_json_and_safe(servers: ServerThread) -> None:
     port = hostile_server(servers)
-    sent = run_tuimail(*send_args(port, "--json", "--no-queue"))
+    sent = run_tuimail(*send_args(port, "--body", "Hi", "--json", "--no-queue"))
     assert_no_raw_controls(sent.stdout, sent.stderr)
     records = [json.loads(line) for line in sent.stdout.splitlines()]
     assert EVIL in records[-1]["result"]["failure"]["explanation"]

@@ -17,14 +17,15 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, TabbedContent
+from textual.widgets import DataTable, Input
 
-from tests.smtpservers import ServerThread, Sink
-from tests.test_probe import TinyDNS
+from tests.smtpservers import ServerThread, Sink, TinyDNS
 from tests.ui_support import (
     GatedSink,
     draft_values,
     fill_draft,
+    open_mailboxes,
+    open_monitor,
     paste,
     save_profile,
     screen_text,
@@ -43,8 +44,6 @@ from tuimail.ui import screens, settings
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.screens.compose import ComposeScreen
 from tuimail.ui.screens.dialogs import ConfirmDialog, FilePickerDialog
-from tuimail.ui.screens.mailboxes import MailboxesScreen
-from tuimail.ui.screens.monitor import MonitorScreen
 from tuimail.ui.screens.transcript import TranscriptScreen
 
 #: Retitle the window, clear the screen.
@@ -55,25 +54,6 @@ def config_dir(isolated_dirs: Path) -> Path:
     config = isolated_dirs / "config" / "tuimail"
     config.mkdir(parents=True, exist_ok=True)
     return config
-
-
-async def open_monitor(pilot: Pilot[Any]) -> MonitorScreen:
-    await pilot.press("f6")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, MonitorScreen), "the monitor")
-    screen = pilot.app.screen
-    assert isinstance(screen, MonitorScreen)
-    await wait_for(pilot, lambda: not screen.reading, "the monitor to read its targets")
-    await pilot.pause()
-    return screen
-
-
-async def open_mailboxes(pilot: Pilot[Any], tab: str = "tab-outbox") -> MailboxesScreen:
-    await pilot.press("f7")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, MailboxesScreen), "F7")
-    screen = pilot.app.screen
-    assert isinstance(screen, MailboxesScreen)
-    screen.query_one("#boxes", TabbedContent).active = tab
-    return await wait_for_mailboxes(pilot)
 
 
 def rendered(app: TuimailApp) -> str:

@@ -20,6 +20,7 @@ from tests.test_ui_tmux import Tmux, tuimail_command
 from tests.ui_support import (
     draft_values,
     fill_draft,
+    open_mailboxes,
     save_profile,
     static_text,
     wait_for,
@@ -30,22 +31,12 @@ from tuimail.drafts import DraftStore
 from tuimail.outbox import Outbox
 from tuimail.ui import screens
 from tuimail.ui.app import TuimailApp
-from tuimail.ui.screens.mailboxes import MailboxesScreen
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
 
 @pytest.fixture(autouse=True)
 def quick_drafts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(screens.compose, "DRAFT_SAVE_DELAY", 0.1)
-
-
-async def open_mailboxes(pilot: Pilot[Any], tab: str) -> MailboxesScreen:
-    await pilot.press("f7")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, MailboxesScreen), "F7")
-    screen = pilot.app.screen
-    assert isinstance(screen, MailboxesScreen)
-    screen.query_one("#boxes", TabbedContent).active = tab
-    return await wait_for_mailboxes(pilot)
 
 
 async def test_queued_send_is_retried_from_the_outbox_and_lands_in_sent(

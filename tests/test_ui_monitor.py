@@ -13,13 +13,12 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Sparkline
 
 from tests.smtpservers import ServerThread, Sink
-from tests.ui_support import wait_for
+from tests.ui_support import open_monitor, wait_for
 from tuimail.probe import ProbeReport, ProbeTarget, Status, Thresholds
 from tuimail.profiles import Profile, ProfileStore, Security
 from tuimail.targets import TargetStore
 from tuimail.transcript import Direction, Entry, EventKind, Transcript
 from tuimail.ui.app import TuimailApp
-from tuimail.ui.screens.monitor import MonitorScreen
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
 SnapCompare = Callable[..., bool]
@@ -42,16 +41,6 @@ def manual_monitor(isolated_dirs: Path) -> None:
     config = isolated_dirs / "config" / "tuimail"
     config.mkdir(parents=True, exist_ok=True)
     (config / "config.toml").write_text("[monitor]\ninterval = 0\nconcurrency = 5\n")
-
-
-async def open_monitor(pilot: Pilot[Any]) -> MonitorScreen:
-    await pilot.press("f6")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, MonitorScreen), "the monitor")
-    screen = pilot.app.screen
-    assert isinstance(screen, MonitorScreen)
-    await wait_for(pilot, lambda: not screen.reading, "the monitor to read its targets")
-    await pilot.pause()
-    return screen
 
 
 async def test_probes_show_status_history_and_state_changes(
@@ -201,7 +190,7 @@ async def test_a_mail_domain_is_watched_through_its_mx_hosts(
 ) -> None:
     import asyncio
 
-    from tests.test_probe import TinyDNS
+    from tests.smtpservers import TinyDNS
 
     zone = {"example.test": ["10 127.0.0.1.", "20 localhost."]}
     transport, _ = asyncio.run_coroutine_threadsafe(

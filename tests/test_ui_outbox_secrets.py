@@ -14,8 +14,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tests.conftest import SecretService
 from tests.smtpservers import ServerThread, Sink
-from tests.test_ui_mailboxes import open_mailboxes
-from tests.ui_support import save_profile, wait_for, wait_for_run
+from tests.ui_support import open_mailboxes, save_profile, wait_for, wait_for_run
 from tuimail.credentials import CredentialStore, Secret
 from tuimail.message import Draft, build_message
 from tuimail.outbox import Outbox

@@ -10,21 +10,20 @@ import asyncio
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from textual import events
 from textual.pilot import Pilot
-from textual.widgets import Input, Static, TextArea
+from textual.widgets import Input, Static, TabbedContent, TextArea
 
 from tests.smtpservers import Sink
 from tuimail.profiles import Profile, ProfileStore
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.history import SessionRun
+from tuimail.ui.screens.mailboxes import MailboxesScreen
+from tuimail.ui.screens.monitor import MonitorScreen
 from tuimail.ui.widgets.transcript_view import TranscriptView
-
-if TYPE_CHECKING:
-    from tuimail.ui.screens.mailboxes import MailboxesScreen
 
 DEADLINE = 15.0
 
@@ -62,10 +61,29 @@ async def wait_for_run(pilot: Pilot[Any], count: int = 1) -> SessionRun:
     return app.model.history.runs[count - 1]
 
 
+async def open_monitor(pilot: Pilot[Any]) -> MonitorScreen:
+    """Press F6 and wait for the monitor and its targets (it reads them in a thread)."""
+    await pilot.press("f6")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, MonitorScreen), "the monitor")
+    screen = pilot.app.screen
+    assert isinstance(screen, MonitorScreen)
+    await wait_for(pilot, lambda: not screen.reading, "the monitor to read its targets")
+    await pilot.pause()
+    return screen
+
+
+async def open_mailboxes(pilot: Pilot[Any], tab: str = "tab-outbox") -> MailboxesScreen:
+    """Press F7, wait for the mailboxes and show ``tab``."""
+    await pilot.press("f7")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, MailboxesScreen), "F7")
+    screen = pilot.app.screen
+    assert isinstance(screen, MailboxesScreen)
+    screen.query_one("#boxes", TabbedContent).active = tab
+    return await wait_for_mailboxes(pilot)
+
+
 async def wait_for_mailboxes(pilot: Pilot[Any]) -> MailboxesScreen:
     """F7 once what it last asked of its stores is on screen (it reads them in threads)."""
-    from tuimail.ui.screens.mailboxes import MailboxesScreen
-
     screen = pilot.app.screen
     assert isinstance(screen, MailboxesScreen), f"F7 is not shown: {screen!r}"
     await wait_for(pilot, lambda: not screen.reading, "F7 to show its mailboxes")

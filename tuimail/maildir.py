@@ -18,6 +18,7 @@ from collections import deque
 from pathlib import Path
 
 from tuimail.atomic import fsync_dir
+from tuimail.paths import ensure_private_dir
 
 _counter = itertools.count()
 _HOST = socket.gethostname().replace("/", "\\057").replace(":", "\\072") or "localhost"
@@ -27,34 +28,7 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 def ensure_maildir(path: Path) -> Path:
     """Create the Maildir's ``tmp``, ``new`` and ``cur`` (and any missing parent), private."""
     for sub in ("tmp", "new", "cur"):
-        make_private_dirs(path / sub)
-    return path
-
-
-def make_private_dirs(path: Path) -> Path:
-    """Create ``path`` and its missing parents with mode 0700; leave existing ones alone.
-
-    Only a directory tuimail creates gets tuimail's mode: ``--maildir
-    /tmp/mail`` makes ``mail`` private and must not touch ``/tmp``. (A mode
-    given to ``mkdir`` is narrowed by the umask, and ``Path.mkdir`` gives
-    missing parents the default mode, so each new directory is made and then
-    set to 0700 here.)
-    """
-    missing: list[Path] = []
-    current = path
-    while not current.is_dir():
-        missing.append(current)
-        if current.parent == current:
-            break
-        current = current.parent
-    for directory in reversed(missing):
-        try:
-            directory.mkdir(mode=0o700)
-        except FileExistsError:
-            if not directory.is_dir():
-                raise
-            continue  # made meanwhile by someone else: theirs, not ours
-        os.chmod(directory, 0o700)
+        ensure_private_dir(path / sub, tighten=False)
     return path
 
 

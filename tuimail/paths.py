@@ -35,13 +35,33 @@ def state_dir() -> Path:
     return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False))
 
 
-def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) and make the leaf readable by its owner only.
+def ensure_private_dir(path: Path, *, tighten: bool = True) -> Path:
+    """Create ``path`` and its missing parents, each readable by its owner only (0700).
 
-    An existing directory is tightened to 0700 too: a config dir created by
-    another tool with 0755 would otherwise expose file names and sizes.
+    Every directory made here gets 0700, set after ``mkdir`` (whose mode the
+    umask narrows, and which ``Path.mkdir`` does not give to parents); one
+    that already exists is not touched, so a Maildir asked for at
+    ``/tmp/mail`` gets a private ``mail`` and leaves ``/tmp`` alone. With
+    ``tighten`` (tuimail's own directories) an existing ``path`` is set to
+    0700 too: a config dir created by another tool with 0755 would otherwise
+    expose file names and sizes. A place the user named keeps its mode
+    (``tighten=False``).
     """
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if (path.stat().st_mode & 0o777) != 0o700:
+    missing: list[Path] = []
+    current = path
+    while not current.is_dir():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+            continue  # made meanwhile by someone else: tightened below if it is ``path``
+        os.chmod(directory, 0o700)
+    if tighten and (path.stat().st_mode & 0o777) != 0o700:
         os.chmod(path, 0o700)
     return path

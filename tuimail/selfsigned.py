@@ -29,7 +29,6 @@ from pathlib import Path
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
 from tuimail.errors import TuimailError
-from tuimail.maildir import make_private_dirs
 
 RENEW_WITHIN = datetime.timedelta(days=30)
 VALIDITY = datetime.timedelta(days=825)
@@ -66,7 +65,7 @@ def load_server_context(directory: Path | None = None) -> tuple[ssl.SSLContext, 
     directory = directory or default_directory()
     files = CertificateFiles(directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
     try:
-        make_private_dirs(directory)
+        paths.ensure_private_dir(directory, tighten=False)
         with _locked(directory / ".lock"):
             if not _usable(files):
                 _generate(files)

@@ -11,6 +11,9 @@ One module per job:
 * :mod:`~tuimail.sandbox.config`: the settings, checked, and the auth file;
 * :mod:`~tuimail.sandbox.server`: :class:`Sandbox`, which listens, admits
   connections, keeps sessions and stores messages;
+* :mod:`~tuimail.sandbox.host`: what a connection needs from the sandbox,
+  an interface :class:`Sandbox` satisfies (the server imports the parts below,
+  they do not import it back);
 * :mod:`~tuimail.sandbox.protocol`: aiosmtpd's SMTP protocol with the
   transcript and the faults that must fire before aiosmtpd's own checks;
 * :mod:`~tuimail.sandbox.handler`: aiosmtpd's documented handler hooks;

@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from tuimail.sandbox.host import SandboxHost
 from tuimail.sandbox.protocol import SandboxSMTP
 from tuimail.sandbox.tap import MAX_HELD
-
-if TYPE_CHECKING:
-    from tuimail.sandbox.server import Sandbox
 
 
 class ImplicitTLSAdmission(asyncio.Protocol):
@@ -26,7 +23,7 @@ class ImplicitTLSAdmission(asyncio.Protocol):
     handed to a :class:`SandboxSMTP`.
     """
 
-    def __init__(self, sandbox: Sandbox, factory: Callable[[], SandboxSMTP]) -> None:
+    def __init__(self, sandbox: SandboxHost, factory: Callable[[], SandboxSMTP]) -> None:
         self.sandbox = sandbox
         self.factory = factory
         self._early = bytearray()

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tuimail.faults import GREYLIST_REPLY
+from tuimail.sandbox.host import SandboxHost
 from tuimail.sandbox.protocol import SandboxSMTP
 from tuimail.sandbox.record import SessionRecord
 from tuimail.stages import Stage
 from tuimail.terminal_text import escape_controls
 from tuimail.transcript import EventKind
-
-if TYPE_CHECKING:
-    from tuimail.sandbox.server import Sandbox
 
 #: Recipients per message, as Postfix's ``smtpd_recipient_limit``; more are
 #: answered :data:`TOO_MANY_RECIPIENTS`, as Postfix does.
@@ -37,7 +35,7 @@ class SandboxHandler:
     accepted; the ones that must come first are in :class:`SandboxSMTP`.
     """
 
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: SandboxHost) -> None:
         self.sandbox = sandbox
 
     async def handle_EHLO(

@@ -15,21 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from aiosmtpd.smtp import SMTP, Envelope, LoginPassword, TLSSetupException
 
 from tuimail.envelope_path import plain_path
 from tuimail.faults import FaultAction
+from tuimail.sandbox.host import SandboxHost
 from tuimail.sandbox.record import SessionRecord
 from tuimail.sandbox.tap import ClientTap
 from tuimail.smtp_data import DataState, MessageData, read_message_data
 from tuimail.stages import Stage
 from tuimail.terminal_text import escape_controls
 from tuimail.transcript import ConversationRedactor, Direction, EventKind
-
-if TYPE_CHECKING:
-    from tuimail.sandbox.server import Sandbox
 
 #: The answer to a connection beyond the cap; it is closed straight after.
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
@@ -59,7 +57,7 @@ def _help_of(replaced: Callable[..., Any]) -> Callable[[_Command], _Command]:
 class SandboxSMTP(SMTP):
     """aiosmtpd's SMTP with a server-side transcript and fault injection."""
 
-    def __init__(self, sandbox: Sandbox, handler: Any, **kwargs: Any) -> None:
+    def __init__(self, sandbox: SandboxHost, handler: Any, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.sandbox = sandbox
         self.record: SessionRecord | None = None

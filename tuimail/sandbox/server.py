@@ -26,10 +26,8 @@ from pathlib import Path
 from aiosmtpd.smtp import Envelope
 
 from tuimail.faults import FaultPlan
-from tuimail.maildir import (
-    ensure_maildir,
-    make_private_dirs,
-)
+from tuimail.maildir import ensure_maildir
+from tuimail.paths import ensure_private_dir
 from tuimail.profiles import Profile, Security
 from tuimail.sandbox import session_files
 from tuimail.sandbox.admission import ImplicitTLSAdmission
@@ -113,7 +111,7 @@ class Sandbox:
                 if what:
                     ensure_maildir(directory)
                 else:
-                    make_private_dirs(directory)
+                    ensure_private_dir(directory, tighten=False)
             except OSError as exc:
                 where = what or "the session files' directory"
                 if isinstance(exc, FileExistsError | NotADirectoryError):
