@@ -189,6 +189,8 @@ async def _app_round(concurrency: int) -> AppResult:
             await asyncio.sleep(0.01)
         monitor = app.screen
         assert isinstance(monitor, MonitorScreen)
+        while monitor.reading:  # the targets are read in a thread
+            await asyncio.sleep(0.01)
         table = monitor.query_one("#targets", DataTable)
         table.focus()
         await pilot.pause()

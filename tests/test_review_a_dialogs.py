@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from textual.widgets import Input, Label, Select
 
-from tests.ui_support import wait_for
+from tests.ui_support import wait_for, wait_for_mailboxes
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.screens.dialogs import ExportDialog, ExportRequest, FilePickerDialog
 
@@ -90,10 +90,10 @@ async def test_a_sent_transcript_that_is_not_records_is_shown_as_missing(stored:
         await pilot.press("f7")
         await wait_for(pilot, lambda: isinstance(app.screen, MailboxesScreen), "F7")
         app.screen.query_one("#boxes", TabbedContent).active = "tab-sent"
-        await pilot.pause()
+        await wait_for_mailboxes(pilot)
         table = app.screen.query_one("#sent-table", DataTable)
         assert table.row_count == 1
         table.move_cursor(row=0)
-        await pilot.pause()
+        await wait_for_mailboxes(pilot)
         assert app.is_running
         assert app.screen.query_one("#sent-transcript", TranscriptView).transcript is None

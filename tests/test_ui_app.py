@@ -166,6 +166,9 @@ async def test_first_run_sends_to_the_embedded_sandbox() -> None:
         assert isinstance(app.screen, SandboxScreen)
         table = app.screen.query_one("#captured", DataTable)
         await wait_for(pilot, lambda: table.row_count == 1, "the captured message row")
+        await wait_for(
+            pilot, lambda: "Subject:" in static_text(app, "#message-view"), "the message read"
+        )
         message_view = static_text(app, "#message-view")
         assert "Subject: First [run]" in message_view
         assert "It works. [/]" in message_view

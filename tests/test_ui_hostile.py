@@ -31,8 +31,10 @@ from tests.ui_support import (
     screen_text,
     static_text,
     wait_for,
+    wait_for_mailboxes,
     wait_for_run,
     wait_for_sandbox,
+    wait_for_saves,
 )
 from tuimail.drafts import DraftStore
 from tuimail.message import Draft, build_message
@@ -197,6 +199,7 @@ async def test_a_message_refused_for_good_goes_back_to_compose_only(
         assert run.outbox_state == "returned"
         assert "the draft is here to fix and send again" in static_text(app, "#send-status")
         assert draft_values(app) == ("bob@example.test", "Hello", "Hi Bob")
+        await wait_for_saves(pilot)
         assert Outbox().entries() == []  # not also in the outbox, to be retried there
         assert [d.draft.subject for d in DraftStore().list()] == ["Hello"]
 
@@ -204,6 +207,7 @@ async def test_a_message_refused_for_good_goes_back_to_compose_only(
         await pilot.press("ctrl+s")
         again = await wait_for_run(pilot, 2)
         assert again.outbox_state == "sent"
+        await wait_for_saves(pilot)
         assert len(sink.messages) == 1
         assert Outbox().entries() == [] and DraftStore().list() == []
         assert draft_values(app) == ("", "", "")
@@ -222,6 +226,7 @@ async def test_a_possibly_delivered_message_lives_in_the_outbox_only(
         assert run.outbox_state == "possibly-delivered"
         assert "kept in the outbox (F7)" in static_text(app, "#send-status")
         assert draft_values(app) == ("", "", "")  # Send cannot deliver it a second time
+        await wait_for_saves(pilot)
         assert [q.state.value for q in Outbox().entries()] == ["possibly-delivered"]
         assert DraftStore().list() == []
         assert len(sink.messages) == 1
@@ -522,7 +527,7 @@ async def test_a_queued_message_with_an_attachment_is_not_edited_into_a_lossy_dr
         screen.query_one("#outbox-table", DataTable).move_cursor(row=0)
         await pilot.pause()
         await pilot.press("e")
-        await pilot.pause()
+        await wait_for_mailboxes(pilot)
         assert any("invoice.pdf" in n.message for n in app._notifications)
         assert len(Outbox().entries()) == 1  # still there, attachment and all
         assert app.current_mode == "mailboxes"

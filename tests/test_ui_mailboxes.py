@@ -24,6 +24,7 @@ from tests.ui_support import (
     save_profile,
     static_text,
     wait_for,
+    wait_for_mailboxes,
     wait_for_run,
 )
 from tuimail.drafts import DraftStore
@@ -63,11 +64,11 @@ async def test_queued_send_is_retried_from_the_outbox_and_lands_in_sent(
         await wait_for(pilot, lambda: table.row_count == 0, "the outbox to empty")
 
         screen.query_one("#boxes", TabbedContent).active = "tab-sent"
-        await pilot.pause()
+        await wait_for_mailboxes(pilot)
         sent = screen.query_one("#sent-table", DataTable)
         assert sent.row_count == 1 and str(sent.get_row_at(0)[2]) == "Queued"
         sent.move_cursor(row=0)
-        await pilot.pause()
+        await wait_for_mailboxes(pilot)
         assert "Subject: Queued" in str(screen.query_one("#sent-view", Static).content)
         view = screen.query_one("#sent-transcript", TranscriptView)
         assert view.transcript is not None

@@ -62,11 +62,13 @@ async def wait_for_run(pilot: Pilot[Any], count: int = 1) -> SessionRun:
 
 
 async def open_monitor(pilot: Pilot[Any]) -> MonitorScreen:
-    """Press F6 and wait for the monitor."""
+    """Press F6 and wait for the monitor and its targets (it reads them in a thread)."""
     await pilot.press("f6")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, MonitorScreen), "the monitor")
     screen = pilot.app.screen
     assert isinstance(screen, MonitorScreen)
+    await wait_for(pilot, lambda: not screen.reading, "the monitor to read its targets")
+    await pilot.pause()
     return screen
 
 
@@ -77,8 +79,24 @@ async def open_mailboxes(pilot: Pilot[Any], tab: str = "tab-outbox") -> Mailboxe
     screen = pilot.app.screen
     assert isinstance(screen, MailboxesScreen)
     screen.query_one("#boxes", TabbedContent).active = tab
+    return await wait_for_mailboxes(pilot)
+
+
+async def wait_for_mailboxes(pilot: Pilot[Any]) -> MailboxesScreen:
+    """F7 once what it last asked of its stores is on screen (it reads them in threads)."""
+    screen = pilot.app.screen
+    assert isinstance(screen, MailboxesScreen), f"F7 is not shown: {screen!r}"
+    await wait_for(pilot, lambda: not screen.reading, "F7 to show its mailboxes")
     await pilot.pause()
     return screen
+
+
+async def wait_for_saves(pilot: Pilot[Any]) -> None:
+    """Every draft and settings write asked for so far is on disk (they run in a thread)."""
+    app = pilot.app
+    assert isinstance(app, TuimailApp)
+    await asyncio.wait_for(app.model.saves.finish(), DEADLINE)
+    await pilot.pause()
 
 
 async def type_text(pilot: Pilot[Any], text: str) -> None:

@@ -79,6 +79,30 @@ def _lazy_screen(mode: str) -> Callable[[], Screen[None]]:
     return make
 
 
+def sandbox_start_problem(error: Exception) -> str:
+    """Why the built-in sandbox did not start, and what the user can do, in the app's words.
+
+    The core's error carries the host, the port and why; the command line
+    adds its ``--port`` option (``tuimail serve``), the app what it offers.
+    """
+    from tuimail.sandbox import PortUnavailable
+
+    if not isinstance(error, PortUnavailable):
+        return f"The sandbox could not start: {error}"
+    where = f"port {error.port} on {error.host}"
+    if error.in_use:
+        return (
+            f"The sandbox could not start: {where} is already in use by another program "
+            "(a mail server, or a 'tuimail serve' that did not answer). Stop that program "
+            "and start tuimail again, or send through a saved profile (F4)."
+        )
+    return (
+        f"The sandbox could not start: it may not listen on {where}, since ports below "
+        "1024 need privileges. Start tuimail without that port, or send through a saved "
+        "profile (F4)."
+    )
+
+
 #: Seconds between looks at the profiles file (profiles added from the command line show up).
 PROFILES_CHECK = 2.0
 
@@ -147,9 +171,12 @@ class TuimailApp(App[None]):
         start_sandbox: bool = True,
         sandbox_config: SandboxConfig | None = None,
     ) -> None:
-        # Read before the event loop runs: the first screen shows them.
+        # Read before the event loop runs (the first screen shows them): once it
+        # runs, files are read and written in threads only.
         loaded = read_profiles()
         config = user_config.load_config()
+        self._themes = themes.read_all()
+        self._state = settings.load_state()
         self._start_sandbox = start_sandbox
         self._sandbox_config = sandbox_config
         super().__init__()
@@ -193,12 +220,12 @@ class TuimailApp(App[None]):
         await super().on_event(event)
 
     async def on_mount(self) -> None:
-        loaded = themes.register_all(self)
+        loaded = themes.register_all(self, self._themes)
         self.theme_problems = loaded.problems
         # Problems quote file names, TOML errors and "[keymap]": never markup.
         for problem in loaded.problems:
             self.tell(problem, title="Theme not loaded", severity="warning", timeout=8)
-        chosen = settings.load_state().get("theme")
+        chosen = self._state.get("theme")
         if isinstance(chosen, str) and chosen in self.available_themes:
             self.theme = chosen
         elif isinstance(chosen, str):
@@ -246,17 +273,21 @@ class TuimailApp(App[None]):
         try:
             await sandbox.start()
         except SandboxError as exc:
-            self.model.sandbox_note = f"The sandbox could not start: {exc}"
+            self.model.sandbox_note = sandbox_start_problem(exc)
             self.tell(self.model.sandbox_note)
             return
         self.model.set_sandbox(sandbox, sandbox.client_profile(), "")
 
     async def on_unmount(self) -> None:
+        """Stop the sandbox, and let the last draft and settings writes land first."""
+        await self.model.saves.finish()
+        self.model.saves.close()
         if self.model.sandbox is not None:
             await self.model.sandbox.stop(grace=2)
 
     def _remember_theme(self, theme: Theme) -> None:
-        settings.save_state({"theme": self.theme})
+        """Remember the theme for the next start (in the writing thread: the latest wins)."""
+        self.model.saves.submit(lambda: settings.save_state({"theme": theme.name}))
 
     def _sandbox_session_ended(self, record: SessionRecord) -> None:
         self.model.sandbox_session_ended.publish(record)

@@ -41,6 +41,7 @@ from tuimail.ui.messages import (
     SendStopped,
     SessionRequest,
 )
+from tuimail.ui.saves import SerialWrites
 from tuimail.user_config import Config
 
 if TYPE_CHECKING:  # the outbox brings the SMTP client, the sandbox aiosmtpd: both come later
@@ -52,6 +53,7 @@ if TYPE_CHECKING:  # the outbox brings the SMTP client, the sandbox aiosmtpd: bo
 
 #: Seconds between live transcript signals while a session runs.
 LIVE_TICK = 0.05
+
 
 #: What identifies one version of the profiles file: (inode, size, mtime in ns); None: no file.
 FileStamp = tuple[int, int, int] | None
@@ -113,6 +115,8 @@ class AppModel:
         self.busy = False
         #: Compose's form is locked while its message is on its way.
         self.compose_locked = False
+        #: Drafts and settings are written here, in order, off the UI loop.
+        self.saves = SerialWrites()
         self._live: dict[SessionRun, Timer | None] = {}
         self._live_views: weakref.WeakSet[TranscriptView] = weakref.WeakSet()
         self._owner = owner

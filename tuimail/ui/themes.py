@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import importlib.resources
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from textual.app import App
 from textual.theme import Theme
@@ -31,8 +32,14 @@ _THEME_FIELDS = {f.name for f in fields(Theme)}
 
 @dataclass
 class ThemesLoaded:
-    names: list[str] = field(default_factory=list)
+    """The themes read (shipped and the user's) and each file that could not be used."""
+
+    themes: list[Theme] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [theme.name for theme in self.themes]
 
 
 def user_theme_dir() -> Path:
@@ -70,7 +77,7 @@ def parse_theme(text: str, source: str) -> Theme:
     return theme
 
 
-def _variable_problem(name: str, value: object, variables: dict[str, Any]) -> str:
+def _variable_problem(name: str, value: object, variables: Mapping[str, object]) -> str:
     """Why ``value`` cannot be CSS variable ``name`` ("" when it can).
 
     A variable's value is pasted into Textual's CSS wherever ``$name`` is
@@ -94,8 +101,8 @@ def _variable_problem(name: str, value: object, variables: dict[str, Any]) -> st
     return ""
 
 
-def register_all(app: App[None]) -> ThemesLoaded:
-    """Register shipped and user themes; report each bad file once."""
+def read_all() -> ThemesLoaded:
+    """Read and check shipped and user themes (file I/O: before the loop runs, or in a thread)."""
     loaded = ThemesLoaded()
     sources: list[tuple[str, str]] = []
     for resource in shipped_theme_files():
@@ -109,10 +116,15 @@ def register_all(app: App[None]) -> ThemesLoaded:
                 loaded.problems.append(f"{path}: {exc}")
     for source, text in sources:
         try:
-            theme = parse_theme(text, source)
+            loaded.themes.append(parse_theme(text, source))
         except ValueError as exc:
             loaded.problems.append(str(exc))
-            continue
+    return loaded
+
+
+def register_all(app: App[None], loaded: ThemesLoaded | None = None) -> ThemesLoaded:
+    """Register the themes read (read now when not given); report each bad file once."""
+    loaded = read_all() if loaded is None else loaded
+    for theme in loaded.themes:
         app.register_theme(theme)
-        loaded.names.append(theme.name)
     return loaded

@@ -12,16 +12,20 @@ sending again cannot deliver it twice.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
+from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import (
     Button,
@@ -74,6 +78,31 @@ def profile_label(profile: Profile, *, builtin: bool = False, running: bool = Tr
     where = profile.address if running else "not running"
     label = f"{profile.name} · {profile.security.label} · {where}"
     return f"{label} (built-in, local)" if builtin else label
+
+
+@dataclass(frozen=True, eq=False)
+class DraftWrite:
+    """One draft write asked for: save ``saved`` as draft ``draft_id`` (None: delete it)."""
+
+    draft_id: str
+    saved: SavedDraft | None
+
+    def run(self) -> None:
+        """The file work (in the app's writing thread); raises OSError, or ValueError
+        for a file name that is not UTF-8, as :meth:`DraftStore.save` does."""
+        if self.saved is None:
+            DraftStore().delete(self.draft_id)
+        else:
+            DraftStore().save(self.saved)
+
+
+class DraftWritten(Message, bubble=False):
+    """A draft write ended (in its thread); ``problem`` says why it failed ("" when it did not)."""
+
+    def __init__(self, request: DraftWrite, problem: str = "") -> None:
+        super().__init__()
+        self.request = request
+        self.problem = problem
 
 
 class ComposeScreen(ModelScreen):
@@ -135,6 +164,7 @@ class ComposeScreen(ModelScreen):
         model.follow_live(self.query_one("#live-view", TranscriptView))
         self.attachments: list[Path] = []
         self.draft_id = DraftStore.new_id()
+        self._last_draft_write: DraftWrite | None = None
         self._draft_dirty = False
         self._draft_save_failing = False
         self._draft_timer: Timer | None = None
@@ -264,37 +294,57 @@ class ComposeScreen(ModelScreen):
         return not (draft.to or draft.cc or draft.bcc or draft.subject or draft.body.strip())
 
     def save_draft_now(self) -> None:
-        """Write the draft (a small file, atomically): a crash loses seconds, not the message."""
+        """Write the draft (a small file, atomically, in a thread): a crash loses seconds."""
         if not self._draft_dirty:
             return
         draft = self.draft()
         self._draft_dirty = False
-        store = DraftStore()
-        if self._is_empty(draft):
-            store.delete(self.draft_id)
-            return
         profile = self.profile
-        try:
-            store.save(SavedDraft(self.draft_id, profile.name if profile else "", draft))
-        except (OSError, ValueError) as exc:  # ValueError: a name that is not UTF-8
-            self._draft_dirty = True
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-            if not self._draft_save_failing:  # say it once, not at every key
-                self.notify(
-                    shown(f"The draft could not be saved ({reason}); it is still here."),
-                    title="Drafts",
-                    severity="warning",
-                    markup=False,
-                )
-            self._draft_save_failing = True
-            return
-        self._draft_save_failing = False
+        saved = None  # an empty form leaves no draft behind
+        if not self._is_empty(draft):
+            saved = SavedDraft(self.draft_id, profile.name if profile else "", draft)
+        self._write_draft(self.draft_id, saved)
 
     def forget_draft(self) -> None:
         """The message went out (or into the outbox): its draft is done."""
-        DraftStore().delete(self.draft_id)
+        self._write_draft(self.draft_id, None)
         self.draft_id = DraftStore.new_id()
         self._draft_dirty = False
+
+    def _write_draft(self, draft_id: str, saved: SavedDraft | None) -> None:
+        """Queue the write on the app's writing thread (in order: the later content wins)."""
+        request = DraftWrite(draft_id, saved)
+        self._last_draft_write = request
+        self.model.saves.submit(request.run).add_done_callback(
+            lambda done: self._draft_write_ended(request, done)
+        )
+
+    def _draft_write_ended(self, request: DraftWrite, done: Future[None]) -> None:
+        """In the writing thread: the outcome goes back to the screen as a message."""
+        exc = done.exception()
+        problem = ""
+        if isinstance(exc, OSError):
+            problem = str(exc.strerror or exc)
+        elif exc is not None:
+            problem = str(exc)
+        with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
+            self.post_message(DraftWritten(request, problem))
+
+    @on(DraftWritten)
+    def _draft_written(self, written: DraftWritten) -> None:
+        if not written.problem:
+            self._draft_save_failing = False
+            return
+        if written.request is self._last_draft_write and written.request.draft_id == self.draft_id:
+            self._draft_dirty = True  # the form is not on disk: the next pause tries again
+        if not self._draft_save_failing:  # say it once, not at every key
+            self.notify(
+                shown(f"The draft could not be saved ({written.problem}); it is still here."),
+                title="Drafts",
+                severity="warning",
+                markup=False,
+            )
+        self._draft_save_failing = True
 
     def load_draft(self, saved: SavedDraft) -> None:
         self._loading = True
@@ -438,13 +488,19 @@ class ComposeScreen(ModelScreen):
             return
         self._changed()
         self.attachments.append(path)
+        label = Label(shown(f"{path.name} (…)"), markup=False)
+        self.query_one("#attachments", ListView).append(ListItem(label))
+        self.show_size(path, label)
+
+    @work(thread=True, group="attachment-size", exit_on_error=False)
+    def show_size(self, path: Path, label: Label) -> None:
+        """The attachment's size beside its name (a stat, in a thread)."""
         try:
             size = f"{path.stat().st_size:,} bytes"
         except OSError:
             size = "missing"  # a draft's file may have gone; sending will say so
-        self.query_one("#attachments", ListView).append(
-            ListItem(Label(shown(f"{path.name} ({size})"), markup=False))
-        )
+        with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
+            self.app.call_from_thread(label.update, shown(f"{path.name} ({size})"))
 
     @on(Button.Pressed, "#add-attachment")
     def _add_pressed(self) -> None:

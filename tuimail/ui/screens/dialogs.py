@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 from textual import on
 from textual.app import ComposeResult
@@ -195,6 +195,23 @@ class AccountForm:
     original_name: str | None
 
 
+class AccountFields(TypedDict):
+    """The account dialog's fields besides the name, as :func:`with_changes` takes them."""
+
+    host: str
+    port: int
+    security: str
+    username: str
+    from_address: str
+    display_name: str
+    auth_mechanism: str
+    ca_file: str
+    timeout: float
+    ehlo_name: str
+    verify_tls: bool
+    allow_plaintext_auth: bool
+
+
 class AccountDialog(ModalScreen[AccountForm | None]):
     """Add or edit a profile. The password field is masked and goes to the keyring."""
 
@@ -261,7 +278,7 @@ class AccountDialog(ModalScreen[AccountForm | None]):
                 yield Button("Save", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")
 
-    def _form_values(self) -> dict[str, Any]:
+    def _form_values(self) -> AccountFields:
         def text(widget_id: str) -> str:
             return self.query_one(f"#{widget_id}", Input).value.strip()
 
@@ -294,8 +311,8 @@ class AccountDialog(ModalScreen[AccountForm | None]):
         name = self.query_one("#name", Input).value.strip()
         try:
             values = self._form_values()
-            base = Profile(name=name, host=values.pop("host"))
-            profile = with_changes(base, **values)
+            base = Profile(name=name, host=values["host"])
+            profile = with_changes(base, **{k: v for k, v in values.items() if k != "host"})
         except ProfileError as exc:
             error.update(f"{exc.field_name}: {exc.message}")
             return

@@ -4,12 +4,18 @@ Outbox: retry (r), edit as a draft (e), or delete (d, after a question) a
 queued or failed message. Drafts: open one in Compose (enter or o) or delete it (d). Sent: read a
 message with its transcript, export it as ``.eml`` and the transcript as text
 and JSON Lines (x). Everything here reads the core's stores; nothing is cached.
+
+Every read and write of those stores runs in a worker thread; what it found
+comes back as a message, and the tables follow. The newest reading wins: a
+listing older than the last one asked for is dropped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -17,12 +23,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from tuimail.atomic import atomic_write_bytes
 from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft
-from tuimail.outbox import MessageNotFound, OutboxError, Queued, short_id
+from tuimail.outbox import MessageNotFound, Outbox, OutboxError, Queued, short_id
 from tuimail.transcript import Transcript
 from tuimail.ui.history import SessionRun
 from tuimail.ui.messages import RetryRequest
@@ -79,6 +87,80 @@ def _addresses(value: object) -> list[str]:
     return [a.addr_spec for a in addresses]
 
 
+@dataclass(frozen=True)
+class SentRow:
+    """One line of the Sent table: the message's key, when it went, its To and Subject."""
+
+    key: str
+    when: float
+    to: str
+    subject: str
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The three mailboxes as read at one moment (``problem``: why they could not be read)."""
+
+    queued: dict[str, Queued] = field(default_factory=dict)
+    drafts: dict[str, SavedDraft] = field(default_factory=dict)
+    sent: dict[str, bytes] = field(default_factory=dict)
+    sent_rows: list[SentRow] = field(default_factory=list)
+    problem: str = ""
+
+
+def read_listing(outbox: Outbox) -> Listing:
+    """Read the outbox, the drafts and sent mail (file I/O: call it in a thread)."""
+    try:
+        queued = {q.key: q for q in outbox.entries()}
+        drafts = {d.id: d for d in DraftStore().list()}
+        sent = dict(outbox.sent())
+    except (OSError, OutboxError) as exc:
+        return Listing(problem=f"The mailboxes could not be read: {exc}")
+    rows = []
+    for key, data in reversed(list(sent.items())):
+        message = message_from_bytes(data[:65536], policy=policy.default)
+        try:
+            when = (outbox.sent_dir / "new" / key).stat().st_mtime
+        except OSError:  # removed since it was listed
+            when = 0.0
+        to, subject = header_text(message, "To"), header_text(message, "Subject")
+        rows.append(SentRow(key, when, to, subject))
+    return Listing(queued, drafts, sent, rows)
+
+
+def sent_preview(outbox: Outbox, data: bytes, key: str) -> tuple[str, Transcript | None]:
+    """A sent message's headers and body as shown, and its transcript (in a thread)."""
+    message = message_from_bytes(data, policy=policy.default)
+    headers = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
+    values = {name: header_text(message, name) for name in headers}
+    lines = [shown(f"{name}: {value}") for name, value in values.items() if value]
+    lines += ["", shown(body_text(message), keep_newlines=True)]
+    try:
+        transcript: Transcript | None = Transcript.from_jsonl(outbox.sent_transcript(key))
+    except _UNREADABLE_TRANSCRIPT:
+        transcript = None
+    return "\n".join(lines), transcript
+
+
+class ListingRead(Message, bubble=False):
+    """A worker read the mailboxes: ``number`` is the reading asked for."""
+
+    def __init__(self, number: int, listing: Listing) -> None:
+        super().__init__()
+        self.number = number
+        self.listing = listing
+
+
+class SentPreviewRead(Message, bubble=False):
+    """A worker read one sent message and its transcript."""
+
+    def __init__(self, key: str, text: str, transcript: Transcript | None) -> None:
+        super().__init__()
+        self.key = key
+        self.text = text
+        self.transcript = transcript
+
+
 class MailboxesScreen(ModelScreen):
     BINDINGS = [
         Binding("r", "retry", "Retry", id="mailboxes.retry"),
@@ -105,6 +187,11 @@ class MailboxesScreen(ModelScreen):
 
     def on_mount(self) -> None:
         model = self.model
+        self.queued: dict[str, Queued] = {}
+        self.drafts: dict[str, SavedDraft] = {}
+        self.sent: dict[str, bytes] = {}
+        self._asked = self._shown = 0
+        self._previews_asked = 0
         model.mailboxes_changed.subscribe(self, lambda _none: self.reload())
         model.session_finished.subscribe(self, self._session_finished)
         self.query_one("#outbox-table", DataTable).add_columns(
@@ -123,18 +210,45 @@ class MailboxesScreen(ModelScreen):
     def current_tab(self) -> str:
         return str(self.query_one("#boxes", TabbedContent).active)
 
+    @property
+    def reading(self) -> bool:
+        """The screen waits for its stores: a reading not shown yet, or a worker still at work."""
+        if self._shown != self._asked or self._previews_asked:
+            return True
+        return any(worker.node is self and not worker.is_finished for worker in self.app.workers)
+
     # -- loading ------------------------------------------------------------
 
     def reload(self) -> None:
-        table = self.query_one("#outbox-table", DataTable)
+        """Read the mailboxes again, in a thread; the tables follow when it is done."""
+        self._asked += 1
         try:
             outbox = self.model.outbox
         except ConfigError as exc:
+            self._shown = self._asked
             self.queued, self.drafts, self.sent = {}, {}, {}
             self.query_one("#outbox-detail", Static).update(shown(exc))
             return
+        self.read_mailboxes(self._asked, outbox)
+
+    @work(thread=True, group="mailboxes", exit_on_error=False)
+    def read_mailboxes(self, number: int, outbox: Outbox) -> None:
+        self._tell(ListingRead(number, read_listing(outbox)))
+
+    def _tell(self, message: Message) -> None:
+        """Hand a worker's result to this screen (from its thread)."""
+        with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
+            self.post_message(message)
+
+    @on(ListingRead)
+    def _show_listing(self, read: ListingRead) -> None:
+        if read.number < self._shown:
+            return  # an older reading than the one on screen
+        self._shown = read.number
+        listing = read.listing
+        self.queued, self.drafts, self.sent = listing.queued, listing.drafts, listing.sent
+        table = self.query_one("#outbox-table", DataTable)
         table.clear()
-        self.queued = {q.key: q for q in outbox.entries()}
         for queued in self.queued.values():
             # Text cells: DataTable parses a str as markup, and a server wrote the error.
             table.add_row(
@@ -148,22 +262,16 @@ class MailboxesScreen(ModelScreen):
             )
         drafts = self.query_one("#drafts-table", DataTable)
         drafts.clear()
-        self.drafts = {d.id: d for d in DraftStore().list()}
         for saved in self.drafts.values():
             drafts.add_row(_when(saved.saved), cell(saved.title), cell(saved.profile), key=saved.id)
         sent = self.query_one("#sent-table", DataTable)
         sent.clear()
-        self.sent = dict(outbox.sent())
-        for key, data in reversed(list(self.sent.items())):
-            message = message_from_bytes(data[:65536], policy=policy.default)
-            sent.add_row(
-                _when((outbox.sent_dir / "new" / key).stat().st_mtime),
-                cell(header_text(message, "To")),
-                cell(header_text(message, "Subject")),
-                key=key,
-            )
+        for row in listing.sent_rows:
+            sent.add_row(_when(row.when), cell(row.to), cell(row.subject), key=row.key)
         # The detail follows the table as it is now: a deleted message is not shown.
         self._outbox_row()
+        if listing.problem:
+            self.query_one("#outbox-detail", Static).update(shown(listing.problem))
 
     def _selected(self, table_id: str) -> str | None:
         table = self.query_one(f"#{table_id}", DataTable)
@@ -193,17 +301,20 @@ class MailboxesScreen(ModelScreen):
         key = self._selected("sent-table")
         if key is None or key not in self.sent:
             return
-        message = message_from_bytes(self.sent[key], policy=policy.default)
-        headers = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
-        values = {name: header_text(message, name) for name in headers}
-        lines = [shown(f"{name}: {value}") for name, value in values.items() if value]
-        lines += ["", shown(body_text(message), keep_newlines=True)]
-        self.query_one("#sent-view", Static).update("\n".join(lines))
-        try:
-            transcript = Transcript.from_jsonl(self.model.outbox.sent_transcript(key))
-        except _UNREADABLE_TRANSCRIPT:
-            transcript = None
-        self.query_one("#sent-transcript", TranscriptView).show(transcript)
+        self._previews_asked += 1
+        self.read_sent(key, self.sent[key], self.model.outbox)
+
+    @work(thread=True, group="sent-preview", exit_on_error=False)
+    def read_sent(self, key: str, data: bytes, outbox: Outbox) -> None:
+        self._tell(SentPreviewRead(key, *sent_preview(outbox, data, key)))
+
+    @on(SentPreviewRead)
+    def _show_sent(self, read: SentPreviewRead) -> None:
+        self._previews_asked -= 1
+        if read.key != self._selected("sent-table"):
+            return  # the cursor has moved on
+        self.query_one("#sent-view", Static).update(read.text)
+        self.query_one("#sent-transcript", TranscriptView).show(read.transcript)
 
     # -- actions ------------------------------------------------------------
 
@@ -226,23 +337,31 @@ class MailboxesScreen(ModelScreen):
         queued = self.queued.get(key or "")
         if queued is None or self._compose_busy():
             return
+        self.edit_as_draft(queued, self.model.outbox)
+
+    @work(thread=True, exclusive=True, group="mailboxes-edit", exit_on_error=False)
+    def edit_as_draft(self, queued: Queued, outbox: Outbox) -> None:
+        """Take the message out of the outbox as a draft, unless the draft would lose part of it."""
         try:
-            data = self.model.outbox.message_bytes(queued.key)
+            data = outbox.message_bytes(queued.key)
             lost = lost_in_a_draft(data)
             if lost:
-                self.notify(
-                    shown(f"Editing it as a draft would lose {lost}; retry (r) or delete (d) it."),
-                    severity="warning",
-                    timeout=10,
-                    markup=False,
-                )
+                problem = f"Editing it as a draft would lose {lost}; retry (r) or delete (d) it."
+                self.app.call_from_thread(self._say, problem, "warning", 10)
                 return
             draft = draft_from_message(data, queued)
-            self.model.outbox.drop(queued.key)
-        except (OSError, OutboxError) as exc:
-            self.notify(shown(exc), severity="error", markup=False)
+            outbox.drop(queued.key)
+        except (MessageNotFound, OSError, OutboxError) as exc:
+            self.app.call_from_thread(self._say, str(exc))
             return
-        self._open_in_compose(SavedDraft(DraftStore.new_id(), queued.profile_name, draft))
+        saved = SavedDraft(DraftStore.new_id(), queued.profile_name, draft)
+        self.app.call_from_thread(self._open_in_compose, saved)
+
+    def _say(
+        self, text: str, severity: SeverityLevel = "error", timeout: float | None = None
+    ) -> None:
+        """A notification quoting outside text (an error, a file name): escaped, never markup."""
+        self.notify(shown(text), severity=severity, timeout=timeout, markup=False)
 
     def action_delete(self) -> None:
         """Ask first: a deleted message or draft is gone for good."""
@@ -251,13 +370,14 @@ class MailboxesScreen(ModelScreen):
             queued = self.queued.get(key)
             if queued is None:
                 return
+            outbox = self.model.outbox
             question = (
                 f"Delete the {queued.state.value} message to {', '.join(queued.recipients)} "
                 f"({short_id(key)})? It will not be sent."
             )
             self.app.push_screen(
                 ConfirmDialog(question, confirm="Delete"),
-                lambda yes: self._delete(yes, lambda: self.model.outbox.drop(key)),
+                lambda yes: self._delete(yes, lambda: outbox.drop(key)),
             )
         elif tab == "tab-drafts" and (draft_id := self._selected("drafts-table")):
             saved = self.drafts.get(draft_id)
@@ -269,13 +389,16 @@ class MailboxesScreen(ModelScreen):
             )
 
     def _delete(self, confirmed: bool | None, delete: Callable[[], object]) -> None:
-        if not confirmed:
-            return
+        if confirmed:
+            self.delete_in_thread(delete)
+
+    @work(thread=True, group="mailboxes-delete", exit_on_error=False)
+    def delete_in_thread(self, delete: Callable[[], object]) -> None:
         try:
             delete()
         except (MessageNotFound, OSError, OutboxError) as exc:
-            self.notify(shown(exc), severity="error", markup=False)
-        self.reload()
+            self.app.call_from_thread(self._say, str(exc))
+        self.app.call_from_thread(self.reload)
 
     @on(DataTable.RowSelected, "#drafts-table")
     def _draft_chosen(self) -> None:
@@ -316,12 +439,10 @@ class MailboxesScreen(ModelScreen):
             atomic_write_bytes(eml, self.sent[key], mode=0o600)
             atomic_write_bytes(transcript_path, text.encode("utf-8"), mode=0o600)
         except _UNREADABLE_TRANSCRIPT as exc:
-            self.app.call_from_thread(
-                self.notify, shown(f"Export failed: {exc}"), severity="error", markup=False
-            )
+            self.app.call_from_thread(self._say, f"Export failed: {exc}")
             return
         self.app.call_from_thread(
-            self.notify, shown(f"Exported {eml.name} and {transcript_path.name}"), markup=False
+            self._say, f"Exported {eml.name} and {transcript_path.name}", "information"
         )
 
     def _session_finished(self, run: SessionRun) -> None:

@@ -4,14 +4,17 @@ The table shows each target's status, latency, certificate days and last
 check; the selected target's latency history (kept, bounded, in the state dir)
 is drawn as a sparkline, with its latest probe transcript below. A target that
 changes state raises a notification. Probing runs in a worker, at most
-``concurrency`` targets at a time.
+``concurrency`` targets at a time. The history and ``targets.toml`` are read
+and written in threads; what was read comes back as a message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -20,6 +23,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Sparkline, Static
 
@@ -185,6 +189,32 @@ class TargetDialog(ModalScreen[ProbeTarget | None]):
         self.dismiss(None)
 
 
+class StoresRead(Message, bubble=False):
+    """A worker read the extra targets (and, the first time, the probe history)."""
+
+    def __init__(
+        self,
+        targets: dict[str, ProbeTarget],
+        problem: str,
+        history: ProbeHistory | None = None,
+        probe: ProbeTarget | None = None,
+    ) -> None:
+        super().__init__()
+        self.targets = targets
+        self.problem = problem
+        self.history = history
+        #: A target just saved: probed once it is on screen.
+        self.probe = probe
+
+
+class HistoryNotSaved(Message, bubble=False):
+    """Writing the probe history failed (in the writing thread); ``problem`` says why."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__()
+        self.problem = problem
+
+
 class MonitorScreen(ModelScreen):
     BINDINGS = [
         Binding("r", "probe_now", "Probe now", id="monitor.probe"),
@@ -218,32 +248,75 @@ class MonitorScreen(ModelScreen):
                 timeout=12,
                 markup=False,
             )
-        self.history = ProbeHistory.load()
+        self.history = ProbeHistory()  # until the saved one is read
         self.latest: dict[str, ProbeReport] = {}
         self.targets: list[ProbeTarget] = []
+        self.base_targets: list[ProbeTarget] = []
+        self._extra: dict[str, ProbeTarget] = {}
+        self._started = False
+        self._reads = 0
         table = self.query_one("#targets", DataTable)
         # A fixed width for Status: "CRITICAL" must fit whatever the first value was.
         table.add_column("Status", width=8)
         table.add_columns("Target", "Latency", "Cert days", "Last check")
-        self.reload_targets()
-        if self.interval > 0:  # 0: probe only when asked (r)
-            self.action_probe_now()
-            self.set_interval(max(self.interval, 5.0), self.action_probe_now)
+        self.read_stores(with_history=True)
 
     # -- targets ------------------------------------------------------------
 
+    @property
+    def reading(self) -> bool:
+        """The targets or the history asked for are not on screen yet."""
+        return self._reads > 0
+
     def extra_targets(self) -> dict[str, ProbeTarget]:
+        """The targets of ``targets.toml`` as last read."""
+        return self._extra
+
+    def read_stores(self, *, with_history: bool = False) -> None:
+        """Read ``targets.toml`` again (and the history, the first time) in a thread."""
+        self._reads += 1
+        self._read_stores(with_history)
+
+    @work(thread=True, group="monitor-stores", exit_on_error=False)
+    def _read_stores(self, with_history: bool) -> None:
+        history = ProbeHistory.load() if with_history else None
         try:
-            return TargetStore().load()
+            targets, problem = TargetStore().load(), ""
         except TargetError as exc:
+            targets, problem = {}, str(exc)
+        self._tell(StoresRead(targets, problem, history))
+
+    def _tell(self, message: Message) -> None:
+        """Hand a thread's result to this screen."""
+        with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
+            self.post_message(message)
+
+    @on(StoresRead)
+    def _stores_read(self, read: StoresRead) -> None:
+        self._reads -= 1
+        if read.history is not None:
+            self.history = read.history
+        if read.problem:
             self.notify(
-                shown(exc), title="targets.toml", severity="error", timeout=10, markup=False
+                shown(read.problem),
+                title="targets.toml",
+                severity="error",
+                timeout=10,
+                markup=False,
             )
-            return {}
+        self._extra = read.targets
+        self.reload_targets()
+        if read.probe is not None:
+            self.run_probes([read.probe])
+        if not self._started:
+            self._started = True
+            if self.interval > 0:  # 0: probe only when asked (r)
+                self.action_probe_now()
+                self.set_interval(max(self.interval, 5.0), self.action_probe_now)
 
     def _profiles_changed(self, change: ProfilesChanged) -> None:
         """The app's profiles changed (or the sandbox started): so did the targets."""
-        self.reload_targets()
+        self.read_stores()
 
     def reload_targets(self) -> None:
         model = self.model
@@ -312,12 +385,25 @@ class MonitorScreen(ModelScreen):
             previous=previous,
             on_report=self._record,
         )
-        try:
-            self.history.save()
-        except OSError as exc:
-            self.notify(
-                shown(f"The probe history was not saved: {exc}"), severity="warning", markup=False
-            )
+        # A copy is written (in the app's writing thread): the next round adds to this one.
+        kept = ProbeHistory(
+            self.history.path, {k: list(v) for k, v in self.history.targets.items()}
+        )
+        self.model.saves.submit(kept.save).add_done_callback(self._history_saved)
+
+    def _history_saved(self, done: Future[None]) -> None:
+        """In the writing thread: a failure goes back to the screen as a message."""
+        exc = done.exception()
+        if exc is not None:
+            self._tell(HistoryNotSaved(str(exc)))
+
+    @on(HistoryNotSaved)
+    def _history_not_saved(self, failed: HistoryNotSaved) -> None:
+        self.notify(
+            shown(f"The probe history was not saved: {failed.problem}"),
+            severity="warning",
+            markup=False,
+        )
 
     async def _expand(self, targets: list[ProbeTarget]) -> list[ProbeTarget]:
         """MX targets become one row per MX host (looked up again every round)."""
@@ -430,25 +516,37 @@ class MonitorScreen(ModelScreen):
         self.app.push_screen(TargetDialog(target), lambda t: self._saved(t, target.name))
 
     def _saved(self, target: ProbeTarget | None, original: str | None = None) -> None:
-        if target is None:
-            return
-        try:
-            TargetStore().save(target, replace_name=original)
-        except (TargetError, OSError) as exc:
-            self.notify(shown(exc), severity="error", markup=False)
-            return
-        self.reload_targets()
-        self.run_probes([target])
+        if target is not None:
+            self.change_targets(lambda: TargetStore().save(target, replace_name=original), target)
 
     def action_remove_target(self) -> None:
         target = self.selected_target()
         if target is None or target.name not in self.extra_targets():
             self.notify("Only extra targets can be removed here.", severity="warning")
             return
-        try:
-            TargetStore().remove(target.name)
-        except (NotFound, TargetError, OSError) as exc:
-            self.notify(shown(exc), severity="error", markup=False)
-            return
         self.latest.pop(target.key, None)
-        self.reload_targets()
+        self.change_targets(lambda: TargetStore().remove(target.name))
+
+    def change_targets(
+        self, change: Callable[[], object], probe: ProbeTarget | None = None
+    ) -> None:
+        """Write ``targets.toml`` (in a thread), then show the targets as they are now."""
+        self._reads += 1
+        self._change_targets(change, probe)
+
+    @work(thread=True, group="monitor-stores", exit_on_error=False)
+    def _change_targets(self, change: Callable[[], object], probe: ProbeTarget | None) -> None:
+        try:
+            change()
+        except (NotFound, TargetError, OSError) as exc:
+            self.app.call_from_thread(self._change_failed, str(exc))
+            return
+        try:
+            targets, problem = TargetStore().load(), ""
+        except TargetError as exc:
+            targets, problem = {}, str(exc)
+        self._tell(StoresRead(targets, problem, probe=probe))
+
+    def _change_failed(self, problem: str) -> None:
+        self._reads -= 1
+        self.notify(shown(problem), severity="error", markup=False)

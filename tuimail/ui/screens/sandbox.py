@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from email import message_from_bytes, policy
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.widgets import DataTable, Footer, Label, Static
 
-from tuimail.sandbox import SessionRecord, StoredMessage
+from tuimail.sandbox import Sandbox, SessionRecord, StoredMessage
 from tuimail.ui.outside import body_text, cell, header_text, shown
 from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.widgets.mode_bar import ModeBar
@@ -19,6 +21,15 @@ from tuimail.ui.widgets.transcript_view import TranscriptView
 
 SHOWN_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
 MAX_BODY_CHARS = 20_000
+
+
+class MessageRead(Message, bubble=False):
+    """A worker read one captured message from the Maildir; ``text`` is it as shown."""
+
+    def __init__(self, key: str, text: str) -> None:
+        super().__init__()
+        self.key = key
+        self.text = text
 
 
 class SandboxScreen(ModelScreen):
@@ -79,16 +90,26 @@ class SandboxScreen(ModelScreen):
             return
         stored, record = self.messages[key]
         self.query_one("#server-view", TranscriptView).show(record.transcript)
-        self.query_one("#message-view", Static).update(self._render_message(stored))
+        if self.model.sandbox is not None:
+            self.read_message(self.model.sandbox, stored)
 
-    def _render_message(self, stored: StoredMessage) -> str:
-        """The message as a client sent it, with every control character escaped."""
-        return shown(self._message_text(stored), keep_newlines=True)
+    @work(thread=True, group="sandbox-message", exit_on_error=False)
+    def read_message(self, sandbox: Sandbox, stored: StoredMessage) -> None:
+        """Read the message from the Maildir (file I/O, in a thread) and render it."""
+        text = shown(self._message_text(sandbox, stored), keep_newlines=True)
+        with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
+            self.post_message(MessageRead(stored.key, text))
 
-    def _message_text(self, stored: StoredMessage) -> str:
-        sandbox = self.model.sandbox
-        if sandbox is None:
-            return ""
+    @on(MessageRead)
+    def _message_read(self, read: MessageRead) -> None:
+        table = self.query_one("#captured", DataTable)
+        if table.row_count == 0:
+            return
+        if table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value == read.key:
+            self.query_one("#message-view", Static).update(read.text)
+
+    def _message_text(self, sandbox: Sandbox, stored: StoredMessage) -> str:
+        """The message as a client sent it (the caller escapes every control character)."""
         try:
             raw = sandbox.read_message(stored.key)
         except (KeyError, OSError) as exc:
