@@ -129,6 +129,7 @@ def certificate_from_der(der: bytes) -> CertificateInfo:
         short = {NameOID.COMMON_NAME: "commonName", NameOID.ORGANIZATION_NAME: "organizationName"}
         parts = []
         for attribute in value:
+            # The long name has no public accessor: listed in tuimail/private_api.py.
             label = short.get(attribute.oid, attribute.oid._name)
             parts.append(f"{label}={attribute.value!s}")
         return ", ".join(parts)
