@@ -49,7 +49,7 @@ from tuimail.tlsinfo import CertificateInfo, certificate_from_der, find_verifica
 from tuimail.transcript import Transcript
 from tuimail.wire import Endpoint, TranscribingSMTP, WireCapture
 
-#: The longest the look at a refused certificate may take, on top of nothing else.
+#: The look at a refused certificate takes at most this, or the endpoint's timeout if shorter.
 LOOK_TIMEOUT = 10.0
 
 #: With TLS: the simplest mechanism first, the connection already hides the password.
@@ -214,6 +214,12 @@ class Stepper:
         failure = StageError(stage, exc, certificate)
         return failure if self._translate is None else self._translate(failure)
 
+    async def _decided_before(self, stage: Stage, error: BaseException) -> BaseException:
+        """``error`` decided before ``stage`` began: the stage fails with no exchange and no time."""
+        self.stop_clock()
+        self.stage = stage
+        return await self.failed(stage, error)
+
     # -- the steps -------------------------------------------------------------
 
     async def connect(self) -> SMTPResponse:
@@ -253,10 +259,7 @@ class Stepper:
         """
         smtp = self.smtp
         if not smtp.supports_extension("starttls"):
-            # Decided before the stage starts: no STARTTLS exchange, no TLS time.
-            self.stop_clock()
-            self.stage = Stage.TLS
-            raise await self.failed(Stage.TLS, SMTPNotSupported("STARTTLS is not offered"))
+            raise await self._decided_before(Stage.TLS, SMTPNotSupported("STARTTLS is not offered"))
         async with self.running(Stage.TLS):
             await smtp.starttls(
                 server_hostname=self.endpoint.host, tls_context=self.endpoint.tls_context
@@ -302,11 +305,8 @@ class Stepper:
         if refusal is None and password is None:
             refusal = AuthRefusal.NO_PASSWORD
         if refusal is not None or mechanism is None or password is None:
-            # Decided before the stage starts: no AUTH exchange, no AUTH time.
             not_attempted = AuthNotAttempted(refusal or AuthRefusal.NO_MECHANISM, offered)
-            self.stop_clock()
-            self.stage = Stage.AUTH
-            raise await self.failed(Stage.AUTH, not_attempted)
+            raise await self._decided_before(Stage.AUTH, not_attempted)
         self.mechanism = mechanism
         async with self.running(Stage.AUTH):
             await smtp.authenticate(mechanism, username, password.reveal())

@@ -4,8 +4,9 @@ aiosmtplib has no transcript hook, so tuimail supplies its own protocol object:
 :class:`TranscribingProtocol` is aiosmtplib's ``SMTPProtocol`` with the two
 doors of the connection watched, ``data_received`` (server to client) and
 ``write`` (client to server). :class:`TranscribingSMTP` makes its own TCP
-connection (so connect, TLS handshake and greeting are timed and reported
-separately) and hands aiosmtplib the socket through its public ``sock=``.
+connection (so the start of connect, TLS handshake and greeting can each be
+told to its caller, who keeps the clock: tuimail/smtp_stepper.py) and hands
+aiosmtplib the socket through its public ``sock=``.
 
 This reaches into aiosmtplib internals (``_create_connection`` and the
 protocol class, listed in tuimail/private_api.py), so two safety nets exist:
