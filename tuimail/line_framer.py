@@ -27,7 +27,8 @@ class LineFramer:
     ``buffer`` holds what is not framed yet; a tap that reads something else
     than lines for a while (message data) takes it from there directly.
     ``on_cut`` is told how many bytes of an over-long line were dropped, once
-    its end has come.
+    its end has come. Both taps keep the default ``limit``; it is a parameter
+    so tests/test_line_framer.py can cut lines without sending 64 KiB each.
     """
 
     def __init__(self, on_cut: Callable[[int], object], limit: int = MAX_LINE) -> None:

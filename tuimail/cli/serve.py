@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tuimail import exitcodes
+from tuimail.cli import exitcodes
 from tuimail.cli.common import CLIError, settle_imports
 
 if TYPE_CHECKING:
