@@ -22,7 +22,7 @@ from tests.cli_helpers import files_under, find_leaks, run_tuimail
 from tests.conftest import require_tool
 from tests.sandbox_support import UP_TO_DATA, greeted_client, sample_message, start_serve
 from tuimail.credentials import Secret
-from tuimail.errors import TuimailError
+from tuimail.errors import NotFound, TuimailError
 from tuimail.message import Draft, build_message
 from tuimail.profiles import Security, with_changes
 from tuimail.sandbox import (
@@ -171,6 +171,22 @@ def test_stored_bytes_are_exactly_what_was_sent(make_sandbox: Any) -> None:
     summaries = [e.text for e in session.transcript if e.text.startswith("[message content:")]
     assert len(summaries) == 2  # content summarised, never dumped into the transcript
     assert not any("Grüße" in e.text for e in session.transcript)
+
+
+def test_a_stored_message_is_read_back_by_key_and_a_missing_one_is_not_found(
+    make_sandbox: Any,
+) -> None:
+    sandbox = make_sandbox()
+    content = sample_message()
+    with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=10) as client:
+        client.sendmail("a@example.test", ["b@example.test"], content)
+    [session] = sandbox.wait_for_sessions(1)
+    [stored] = session.messages
+    assert sandbox.sandbox.read_message(stored.key) == content
+    with pytest.raises(NotFound) as missing:
+        sandbox.sandbox.read_message("no-such-key")
+    assert (missing.value.kind, missing.value.name) == ("message", "no-such-key")
+    assert not isinstance(missing.value, KeyError)  # a domain error, not a dict miss
 
 
 async def test_tuimail_session_sees_both_sides(make_sandbox: Any) -> None:

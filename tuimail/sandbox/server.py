@@ -327,6 +327,7 @@ class Sandbox:
         return [m for record in self.sessions for m in record.messages]
 
     def read_message(self, key: str) -> bytes:
+        """A stored message's bytes; :class:`~tuimail.errors.NotFound` when none has ``key``."""
         return self.store.read(key)
 
 
