@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import smtplib
 import socket
@@ -27,7 +28,7 @@ from tests.smtpservers import Reply, ScriptedServer, ServerThread
 from tuimail.credentials import Secret
 from tuimail.outbox import Outbox, OutboxError
 from tuimail.profiles import Security
-from tuimail.sandbox import MAX_MESSAGE_ID_CHARS
+from tuimail.sandbox import MAX_MESSAGE_ID_CHARS, Sandbox, SandboxConfig
 from tuimail.session import send
 from tuimail.transcript import MAX_LINE_CHARS, REDACTED, Direction, EventKind
 
@@ -249,6 +250,51 @@ def test_an_implicit_tls_handshake_that_fails_frees_its_place(make_sandbox: Any)
                 sock.recv(1024)
     _eventually(lambda: sandbox.sandbox.connections == 0, "failed handshakes were not released")
     assert sandbox.sandbox.refused_connections == 0
+
+
+async def test_a_handshake_stalled_as_the_sandbox_stops_is_aborted_released_and_cancelled(
+    tmp_path: Path,
+) -> None:
+    """A real TLS client sends its ClientHello, reads the server's answer, then says no more.
+
+    Stopping the sandbox cancels the handshake: the connection is closed, its
+    place under the cap given back, and the handshake's task ends cancelled
+    (one that swallowed its cancellation would tell the canceller it finished).
+    """
+    sandbox = Sandbox(
+        SandboxConfig(
+            port=0,
+            tls=Security.TLS,
+            maildir=tmp_path / "maildir",
+            sessions_dir=tmp_path / "sessions",
+        )
+    )
+    await sandbox.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", sandbox.port)
+    try:
+        context = ssl.create_default_context(cafile=str(sandbox.ca_file))
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        client = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+        with pytest.raises(ssl.SSLWantReadError):
+            client.do_handshake()
+        writer.write(outgoing.read())  # the ClientHello, and nothing after it
+        async with asyncio.timeout(10):
+            assert await reader.read(65536)  # the server's half: it waits for the client's
+        [handshake] = [
+            task
+            for task in asyncio.all_tasks()
+            if getattr(task.get_coro(), "__qualname__", "") == "ImplicitTLSAdmission._handshake"
+        ]
+        assert sandbox.connections == 1
+        await sandbox.stop(grace=1)
+        assert handshake.cancelled()
+        assert sandbox.connections == 0
+        async with asyncio.timeout(10):
+            with contextlib.suppress(ConnectionResetError):
+                await reader.read()  # the sandbox closed the connection
+    finally:
+        writer.close()
+        await sandbox.stop(grace=1)
 
 
 # -- STARTTLS handshakes that never complete -------------------------------------

@@ -183,8 +183,11 @@ class Sandbox:
         if self._server is None:
             return
         self._server.close()
-        for handshake in list(self._handshakes):
+        handshakes = list(self._handshakes)
+        for handshake in handshakes:
             handshake.cancel()  # not a session yet: nothing to finish
+        # Each aborts its connection and gives its place back as it ends.
+        await asyncio.gather(*handshakes, return_exceptions=True)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace):
                 await self._idle.wait()
