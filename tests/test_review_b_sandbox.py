@@ -26,11 +26,24 @@ from tests.sandbox_support import (
 )
 from tests.smtpservers import Reply, ScriptedServer, ServerThread
 from tuimail.credentials import Secret
+from tuimail.line_framer import MAX_LINE, cut_note
 from tuimail.outbox import Outbox, OutboxError
 from tuimail.profiles import Security
-from tuimail.sandbox import MAX_MESSAGE_ID_CHARS, Sandbox, SandboxConfig
+from tuimail.sandbox import (
+    MAX_MESSAGE_ID_CHARS,
+    ClientTap,
+    Sandbox,
+    SandboxConfig,
+    SessionRecord,
+)
 from tuimail.session import send
-from tuimail.transcript import MAX_LINE_CHARS, REDACTED, Direction, EventKind
+from tuimail.transcript import (
+    MAX_LINE_CHARS,
+    REDACTED,
+    ConversationRedactor,
+    Direction,
+    EventKind,
+)
 
 USER = "dora"
 PASSWORD = "review-Secret-31"
@@ -65,7 +78,7 @@ def test_an_auth_initial_response_after_any_whitespace_is_masked(
     written = files_under(sandbox.sandbox.sessions_dir)
     assert find_leaks(PASSWORD, {**written, "transcript": text.encode()}) == []
     assert not any(BLOB in data for data in written.values()) and BLOB.decode() not in text
-    lines = [e.text for e in session.transcript if e.direction is Direction.CLIENT]
+    lines = [e.text for e in session.transcript if e.direction == Direction.CLIENT]
     assert f"AUTH PLAIN {REDACTED}" in lines
     assert "QUIT" in lines
 
@@ -295,6 +308,25 @@ async def test_a_handshake_stalled_as_the_sandbox_stops_is_aborted_released_and_
     finally:
         writer.close()
         await sandbox.stop(grace=1)
+
+
+def test_plaintext_discarded_before_tls_is_framed_with_its_cut_noted() -> None:
+    """Bytes after the 220 to STARTTLS go through the tap's line framer, as any line."""
+    record = SessionRecord(id="t", peer="p")
+    tap = ClientTap(record, ConversationRedactor())
+    tap.server_reply("220 sandbox ready")
+    tap.feed(b"STARTTLS\r\n")
+    tap.server_reply("220 Ready to start TLS")
+    tap.feed(b"NOOP\r\n" + b"L" * (MAX_LINE + 10))  # the last line never ends: TLS follows
+    tap.tls_started()
+    tap.feed(b"EHLO after.test\r\n")
+    client = [e.text for e in record.transcript if e.direction == Direction.CLIENT]
+    assert client[:2] == ["STARTTLS", "NOOP"] and client[-1] == "EHLO after.test"
+    assert client[2].startswith("LLLL") and len(client) == 4
+    notes = [e.text for e in record.transcript if e.kind == EventKind.INFO]
+    assert notes == [cut_note(10)]
+    [warning] = [e.text for e in record.transcript if e.kind == EventKind.WARNING]
+    assert warning.startswith(f"{6 + MAX_LINE + 10:,} bytes of plaintext")
 
 
 # -- STARTTLS handshakes that never complete -------------------------------------
