@@ -217,7 +217,7 @@ def test_implicit_tls_connections_that_never_handshake_count_against_the_cap(
 ) -> None:
     """They held a descriptor each that no cap counted (they became sessions only
     after a handshake): enough of them exhausted the open-file limit."""
-    sandbox = make_sandbox(tls=Security.TLS, max_connections=4)
+    sandbox = make_sandbox(security=Security.TLS, max_connections=4)
     idle = [socket.create_connection(("127.0.0.1", sandbox.port), timeout=10) for _ in range(10)]
     try:
         _eventually(
@@ -238,7 +238,7 @@ def test_an_implicit_tls_client_that_speaks_before_the_greeting_is_heard(
     make_sandbox: Any,
 ) -> None:
     """Bytes sent right after the handshake, before the session takes the connection over."""
-    sandbox = make_sandbox(tls=Security.TLS)
+    sandbox = make_sandbox(security=Security.TLS)
     context = ssl.create_default_context(cafile=str(sandbox.sandbox.ca_file))
     context.check_hostname = False
     raw = socket.create_connection(("127.0.0.1", sandbox.port), timeout=10)
@@ -255,7 +255,7 @@ def test_an_implicit_tls_client_that_speaks_before_the_greeting_is_heard(
 
 
 def test_an_implicit_tls_handshake_that_fails_frees_its_place(make_sandbox: Any) -> None:
-    sandbox = make_sandbox(tls=Security.TLS, max_connections=2)
+    sandbox = make_sandbox(security=Security.TLS, max_connections=2)
     for _ in range(5):
         with socket.create_connection(("127.0.0.1", sandbox.port), timeout=10) as sock:
             sock.sendall(b"EHLO this is not TLS\r\n" * 20)
@@ -277,7 +277,7 @@ async def test_a_handshake_stalled_as_the_sandbox_stops_is_aborted_released_and_
     sandbox = Sandbox(
         SandboxConfig(
             port=0,
-            tls=Security.TLS,
+            security=Security.TLS,
             maildir=tmp_path / "maildir",
             sessions_dir=tmp_path / "sessions",
         )
@@ -351,7 +351,7 @@ def test_a_starttls_handshake_that_never_completes_gives_its_place_back(
 ) -> None:
     """aiosmtpd's SSL layer told the session nothing: it never ended, its place
     under the cap was never given back, and enough of them refused everyone."""
-    sandbox = make_sandbox(tls=Security.STARTTLS, idle_timeout=0.5, max_connections=2)
+    sandbox = make_sandbox(security=Security.STARTTLS, idle_timeout=0.5, max_connections=2)
     for _ in range(3):
         _abandon(sandbox.port, packet)
         _eventually(lambda: sandbox.sandbox.connections == 0, "its place was never given back")

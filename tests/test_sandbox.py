@@ -31,8 +31,10 @@ from tuimail.sandbox import (
     SettingRefused,
     sandbox_config_from,
 )
+from tuimail.sandbox_profile import find_running, runtime_file
 from tuimail.selfsigned import CertificateError
 from tuimail.session import SMTPSession, Stage, send
+from tuimail.small_files import parse_json
 from tuimail.transcript import Direction
 
 PASSWORD = "sandbox-Secret-42"
@@ -68,7 +70,7 @@ def test_swaks_plain(make_sandbox: Any) -> None:
 
 def test_swaks_starttls_verifies_the_sandbox_certificate(make_sandbox: Any) -> None:
     require_tool("swaks", "swaks")
-    sandbox = make_sandbox(tls=Security.STARTTLS)
+    sandbox = make_sandbox(security=Security.STARTTLS)
     ca_file = str(sandbox.sandbox.ca_file)
     result = swaks(sandbox.port, "--tls", "--tls-verify", "--tls-ca-path", ca_file)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -113,13 +115,13 @@ def test_smtplib_plain_starttls_and_implicit(make_sandbox: Any) -> None:
     plain = make_sandbox()
     with smtplib.SMTP("127.0.0.1", plain.port, timeout=10) as client:
         client.sendmail("a@example.test", ["b@example.test"], sample_message())
-    starttls = make_sandbox(tls=Security.STARTTLS, auth_users={})
+    starttls = make_sandbox(security=Security.STARTTLS, auth_users={})
     context = ssl.create_default_context(cafile=str(starttls.sandbox.ca_file))
     with smtplib.SMTP("localhost", starttls.port, timeout=10) as client:
         client.starttls(context=context)
         client.login("anyone", "anything")
         client.sendmail("a@example.test", ["b@example.test"], sample_message())
-    implicit = make_sandbox(tls=Security.TLS)
+    implicit = make_sandbox(security=Security.TLS)
     context = ssl.create_default_context(cafile=str(implicit.sandbox.ca_file))
     with smtplib.SMTP_SSL("127.0.0.1", implicit.port, timeout=10, context=context) as client:
         ehlo = client.ehlo()
@@ -190,7 +192,7 @@ def test_a_stored_message_is_read_back_by_key_and_a_missing_one_is_not_found(
 
 
 async def test_tuimail_session_sees_both_sides(make_sandbox: Any) -> None:
-    sandbox = make_sandbox(tls=Security.STARTTLS, auth_users={"dave": PASSWORD})
+    sandbox = make_sandbox(security=Security.STARTTLS, auth_users={"dave": PASSWORD})
     profile = with_changes(sandbox.sandbox.client_profile(), username="dave")
     outgoing = build_message(Draft(from_address="a@example.test", to=["b@example.test"]))
     report = await send(profile, outgoing, Secret(PASSWORD))
@@ -528,7 +530,28 @@ def test_serve_port_taken_is_a_clear_error() -> None:
         port = taken.getsockname()[1]
         result = run_tuimail("serve", "--port", str(port))
     assert result.returncode == 1
-    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert (
+        f"port {port} on 127.0.0.1 is already in use (another 'tuimail serve' or mail server?); "
+        "choose another with --port, or --port 0 for any free port"
+    ) in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "security", "word"),
+    [("--tls", Security.STARTTLS, "starttls"), ("--implicit-tls", Security.TLS, "implicit")],
+)
+def test_serve_announces_its_security_in_the_runtime_files_words(
+    option: str, security: Security, word: str
+) -> None:
+    """The runtime file keeps its words ("implicit" predates Security) for other versions."""
+    process, port = start_serve(option)
+    try:
+        assert parse_json(runtime_file().read_text())["tls"] == word
+        found = find_running()
+        assert found is not None and (found.security, found.port) == (security, port)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
 
 
 def test_serve_rejects_bad_fault_spec() -> None:
@@ -602,7 +625,7 @@ def test_auth_not_offered_quotes_the_hint_its_face_gave(make_sandbox: Any) -> No
 def test_a_refused_setting_carries_its_name_and_value() -> None:
     with pytest.raises(SettingRefused) as raised:
         sandbox_config_from(
-            host="127.0.0.1", port=2525, maildir=None, tls=Security.NONE, auth_users=None,
+            host="127.0.0.1", port=2525, maildir=None, security=Security.NONE, auth_users=None,
             auth_required=False, size_limit=-1, idle_timeout=60.0,
         )  # fmt: skip
     assert (raised.value.setting, raised.value.value) == ("size_limit", -1)
@@ -613,6 +636,8 @@ def test_sandbox_errors_are_tuimail_errors() -> None:
     assert issubclass(SandboxError, TuimailError) and issubclass(CertificateError, TuimailError)
     taken = PortUnavailable("127.0.0.1", 2525, in_use=True)
     assert isinstance(taken, SandboxError) and "--" not in str(taken)
+    assert "tuimail serve" not in str(taken)  # the face that started it says what may hold it
+    assert (taken.host, taken.port, taken.in_use) == ("127.0.0.1", 2525, True)
 
 
 @pytest.mark.parametrize(

@@ -123,7 +123,7 @@ class Sandbox:
         session_files.prune(
             self.sessions_dir, session_files.MAX_SESSION_FILES, session_files.MAX_SESSION_AGE
         )
-        if config.tls is not Security.NONE:
+        if config.security is not Security.NONE:
             try:
                 # In a thread: it may wait for another sandbox making the files.
                 context, files = await asyncio.to_thread(
@@ -149,7 +149,7 @@ class Sandbox:
                 ident="tuimail sandbox",
                 data_size_limit=config.size_limit or None,
                 enable_SMTPUTF8=True,
-                tls_context=self.tls_context if config.tls is Security.STARTTLS else None,
+                tls_context=self.tls_context if config.security is Security.STARTTLS else None,
                 timeout=config.idle_timeout,
                 authenticator=check,
                 auth_required=config.auth_required,
@@ -157,7 +157,7 @@ class Sandbox:
                 loop=loop,
             )
 
-        implicit = config.tls is Security.TLS
+        implicit = config.security is Security.TLS
 
         def serve() -> asyncio.Protocol:
             # Implicit TLS: counted from the accept, not only after the handshake.
@@ -323,7 +323,7 @@ class Sandbox:
     def client_profile(self) -> Profile:
         """A profile that reaches this sandbox, verifying its certificate when TLS is on."""
         host = self.config.host if self.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-        return builtin_profile(host, self.port, self.config.tls, str(self.ca_file or ""))
+        return builtin_profile(host, self.port, self.config.security, str(self.ca_file or ""))
 
     def messages(self) -> list[StoredMessage]:
         """Messages stored in this run, newest last."""
