@@ -28,6 +28,7 @@ from tuimail.profiles import Security, with_changes
 from tuimail.sandbox import (
     PortUnavailable,
     SandboxError,
+    SessionOutcome,
     SettingRefused,
     sandbox_config_from,
 )
@@ -60,7 +61,7 @@ def test_swaks_plain(make_sandbox: Any) -> None:
     [stored] = sandbox.stored()
     assert b"swaks body" in stored and b"Subject: from swaks" in stored
     [session] = sandbox.wait_for_sessions(1)
-    assert session.outcome == "completed" and session.helo
+    assert session.outcome is SessionOutcome.COMPLETED and session.helo
     assert session.messages[0].mail_from == "a@example.test"
     lines = [e.text for e in session.transcript if e.direction is Direction.CLIENT]
     assert lines[0].startswith("EHLO") and any(
@@ -255,7 +256,8 @@ def test_disconnect_faults(make_sandbox: Any, stage: str) -> None:
         smtplib_send(sandbox.port)
     assert sandbox.stored() == []
     [session] = sandbox.wait_for_sessions(1)
-    assert "disconnected by fault" in session.outcome
+    assert session.outcome is SessionOutcome.DISCONNECTED_BY_FAULT
+    assert session.outcome_words.startswith(f"disconnected by fault {stage}:disconnect")
 
 
 @pytest.mark.parametrize(
@@ -295,7 +297,7 @@ def test_auth_disconnect_fault(make_sandbox: Any) -> None:
     ):
         client.login("u", "p")
     [session] = sandbox.wait_for_sessions(1)
-    assert "disconnected by fault auth:disconnect" in session.outcome
+    assert "disconnected by fault auth:disconnect" in session.outcome_words
 
 
 def test_fault_for_one_address_only(make_sandbox: Any) -> None:
@@ -467,7 +469,8 @@ def test_client_vanishing_mid_data_stores_nothing(make_sandbox: Any) -> None:
         client.exchange(*UP_TO_DATA)
         client.send(b"Subject: half\r\n\r\nthis message never ends")
     [session] = sandbox.wait_for_sessions(1)
-    assert "vanished during DATA" in session.outcome
+    assert session.outcome is SessionOutcome.VANISHED_DURING_DATA
+    assert "vanished during DATA" in session.outcome_words
     assert sandbox.stored() == []
 
 
@@ -480,7 +483,12 @@ def test_silent_client_is_timed_out(make_sandbox: Any) -> None:
         assert sock.recv(1024) == b""  # closed by the server
     assert greeting.startswith(b"220") and rest.startswith(b"421")
     [session] = sandbox.wait_for_sessions(1)
-    assert "timed out" in session.outcome
+    assert session.outcome is SessionOutcome.TIMED_OUT
+    words = "timed out after 0.5s without a command"  # as serve prints it and the file keeps it
+    assert words in session.summary()
+    assert any(e.text == f"session ended: {words}" for e in session.transcript)
+    saved = parse_json((sandbox.sandbox.sessions_dir / f"{session.id}.json").read_text())
+    assert saved["outcome"] == words
 
 
 # -- the command ---------------------------------------------------------------
@@ -610,7 +618,8 @@ def test_a_mail_fault_fires_after_aiosmtpds_syntax_check(make_sandbox: Any) -> N
         with pytest.raises(smtplib.SMTPServerDisconnected):
             client.noop()  # a 421 closes the connection once it is sent
     [session] = sandbox.wait_for_sessions(1)
-    assert "closed after fault" in session.outcome
+    assert session.outcome is SessionOutcome.CLOSED_AFTER_FAULT
+    assert "closed after fault" in session.outcome_words
 
 
 def test_auth_not_offered_quotes_the_hint_its_face_gave(make_sandbox: Any) -> None:

@@ -22,7 +22,7 @@ from aiosmtpd.smtp import SMTP, Envelope, LoginPassword, TLSSetupException
 from tuimail.envelope_path import plain_path
 from tuimail.faults import FaultAction
 from tuimail.sandbox.host import SandboxHost
-from tuimail.sandbox.record import SessionRecord
+from tuimail.sandbox.record import SessionOutcome, SessionRecord
 from tuimail.sandbox.tap import ClientTap
 from tuimail.smtp_data import DataState, MessageData, read_message_data
 from tuimail.stages import Stage
@@ -64,9 +64,10 @@ class SandboxSMTP(SMTP):
         self.tap: ClientTap | None = None
         self._redactor = ConversationRedactor()
         self._greeted = False
-        self._closing_reason = ""
-        #: A fault's answer closes the connection once sent; this is why.
-        self._close_after_reply = ""
+        #: Why the connection is closing, once that is known: the session's outcome.
+        self._ending: tuple[SessionOutcome, str] | None = None
+        #: The fault whose answer closes the connection once it is sent, or "".
+        self._closing_fault = ""
         self._refused = False
         #: Counted in already, by :class:`ImplicitTLSAdmission` before its handshake.
         self.admitted = False
@@ -133,20 +134,20 @@ class SandboxSMTP(SMTP):
         self.sandbox.release()
         record = self.record
         if record is not None and record.ended is None:
-            if self._closing_reason:
-                outcome = self._closing_reason
+            if self._ending is not None:
+                outcome, detail = self._ending
             elif self._redactor.in_data:
-                outcome = "client vanished during DATA; nothing stored from it"
-            elif record.outcome == "in progress":
-                outcome = "client closed the connection without QUIT"
+                outcome, detail = SessionOutcome.VANISHED_DURING_DATA, ""
+            elif record.outcome is SessionOutcome.IN_PROGRESS:
+                outcome, detail = SessionOutcome.CLOSED_WITHOUT_QUIT, ""
             else:
-                outcome = record.outcome
-            self.sandbox.end_session(record, outcome)
+                outcome, detail = record.outcome, record.outcome_detail
+            self.sandbox.end_session(record, outcome, detail)
 
     def _timeout_cb(self) -> None:
         if self._forgotten:
             return  # closed and ended already (a handshake that did not complete)
-        self._closing_reason = f"timed out after {self._timeout_duration:g}s without a command"
+        self._ending = (SessionOutcome.TIMED_OUT, f"{self._timeout_duration:g}s")
         if self.transport is not None and not self.transport.is_closing():
             with contextlib.suppress(Exception):
                 line = "421 4.4.2 Timeout, closing connection"
@@ -176,8 +177,8 @@ class SandboxSMTP(SMTP):
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
         self._record_reply(text)
         await super().push(status)
-        if self._close_after_reply:
-            self.close_with(self._close_after_reply)
+        if self._closing_fault:
+            self.close_with(SessionOutcome.CLOSED_AFTER_FAULT, self._closing_fault)
 
     async def fault_reply(self, stage: Stage, address: str = "", *, lost: str = "") -> str | None:
         """The answer a fault for ``stage`` gives instead of the normal one, or None.
@@ -196,10 +197,10 @@ class SandboxSMTP(SMTP):
             await asyncio.sleep(rule.delay)
             return None
         if rule.action is FaultAction.DISCONNECT:
-            self.close_with(f"disconnected by fault {rule.describe()}{lost}")
+            self.close_with(SessionOutcome.DISCONNECTED_BY_FAULT, f"{rule.describe()}{lost}")
             return "421 4.3.0 closing"  # never sent: the connection is closed
         if rule.stage is Stage.GREETING or rule.reply.startswith("421"):
-            self._close_after_reply = f"closed after fault {rule.describe()}"
+            self._closing_fault = rule.describe()
         return rule.reply
 
     async def _apply_fault(self, stage: Stage) -> bool:
@@ -210,9 +211,9 @@ class SandboxSMTP(SMTP):
         await self.push(reply)  # dropped when the fault closed the connection
         return True
 
-    def close_with(self, reason: str) -> None:
-        """Close the connection now; ``reason`` becomes the session's outcome."""
-        self._closing_reason = reason
+    def close_with(self, outcome: SessionOutcome, detail: str = "") -> None:
+        """Close the connection now; ``outcome`` (naming ``detail``) becomes the session's."""
+        self._ending = (outcome, detail)
         if self.transport is not None:
             self.transport.close()
 
@@ -352,8 +353,8 @@ class SandboxSMTP(SMTP):
         transport) and did not complete, close the socket and forget the session."""
         if self.transport is plain or (self.record is not None and self.record.secure):
             return False
-        if not self._closing_reason:
-            self._closing_reason = "the TLS handshake after STARTTLS did not complete"
+        if self._ending is None:
+            self._ending = (SessionOutcome.HANDSHAKE_INCOMPLETE, "")
         if isinstance(plain, asyncio.Transport):
             plain.abort()
         else:

@@ -34,7 +34,7 @@ from tuimail.sandbox.admission import ImplicitTLSAdmission
 from tuimail.sandbox.config import PortUnavailable, SandboxConfig, SandboxError
 from tuimail.sandbox.handler import SandboxHandler, authenticator
 from tuimail.sandbox.protocol import SandboxSMTP
-from tuimail.sandbox.record import SessionRecord, StoredMessage
+from tuimail.sandbox.record import SessionOutcome, SessionRecord, StoredMessage
 from tuimail.sandbox.store import MessageStore
 from tuimail.sandbox_profile import builtin_profile
 from tuimail.selfsigned import CertificateError, load_server_context
@@ -194,7 +194,7 @@ class Sandbox:
         if hasattr(self._server, "close_clients"):
             self._server.close_clients()
         for record in list(self.active):
-            self.end_session(record, "stopped with the sandbox")
+            self.end_session(record, SessionOutcome.STOPPED)
         self._server = None
         self.store.close()
         await self.flush()
@@ -257,15 +257,16 @@ class Sandbox:
         stamp = time.strftime("%Y%m%dT%H%M%S")
         return f"{stamp}-{os.getpid()}-{next(self._counter)}-{secrets.token_hex(3)}"
 
-    def end_session(self, record: SessionRecord, outcome: str) -> None:
+    def end_session(self, record: SessionRecord, outcome: SessionOutcome, detail: str = "") -> None:
         if record.ended is not None:
             return
         record.ended = time.time()
         record.outcome = outcome
+        record.outcome_detail = detail
         omitted = record.transcript.omitted
         note = f" ({omitted:,} transcript lines omitted)" if omitted else ""
         record.transcript.event(
-            EventKind.CLOSED, f"session ended: {outcome}{note}", secure=record.secure
+            EventKind.CLOSED, f"session ended: {record.outcome_words}{note}", secure=record.secure
         )
         self.active.discard(record)
         if not self.active:
