@@ -1,13 +1,40 @@
 """The sandbox's SMTP protocol: aiosmtpd's, with a server-side transcript and faults.
 
 aiosmtpd's documented handler hooks run after its own syntax, sequence and
-AUTH checks, and there is none for the greeting; so only what must happen
-before those checks, or where no hook exists, is overridden here: the
-greeting, HELO/EHLO and AUTH faults (they answer first), the DATA command's
-fault and the block reader for its data (tuimail/smtp_data.py), STARTTLS that
-must always end its session, and the idle timeout's 421. Everything that can
-wait for aiosmtpd's checks is in :mod:`tuimail.sandbox.handler`; each private
-name of aiosmtpd used here is listed in tuimail/private_api.py.
+AUTH checks, and there is none for the greeting, the connection or the wire;
+everything that can wait for those checks is in
+:mod:`tuimail.sandbox.handler`. What :class:`SandboxSMTP` still overrides,
+and why no hook does it:
+
+* ``connection_made``: a connection beyond the cap is answered ``421`` and
+  closed before aiosmtpd starts a session for it; an admitted one opens its
+  session record (and notes TLS when it is implicit).
+* ``data_received``: the client's raw bytes go to the tap
+  (:mod:`tuimail.sandbox.tap`) before aiosmtpd reads them; no hook sees the wire.
+* ``eof_received`` and ``connection_lost``: a refused connection stays
+  silent, and every other one gives back its place and ends its session once.
+* ``push``: every reply is recorded as sent, and the greeting's fault fires
+  here, before the first reply (aiosmtpd has no greeting hook).
+* ``smtp_HELO``, ``smtp_EHLO``: their fault must answer before aiosmtpd's
+  own reply; the client's name is noted for the session's summary.
+* ``smtp_AUTH``: AUTH on a sandbox that does not offer it is answered ``502``
+  with the hint its face gave, its fault answers before aiosmtpd's checks,
+  and the authenticated name is noted.
+* ``smtp_DATA``: its fault answers before aiosmtpd's checks, and the data is
+  read in blocks (:mod:`tuimail.smtp_data`) instead of aiosmtpd's line loop;
+  the checks, replies and handler call are aiosmtpd's, in its order.
+* ``smtp_STARTTLS``: a handshake that does not complete must still end its
+  session and give back its place.
+* ``_getaddr``: MAIL and RCPT paths go through a fast path for a plain
+  ``<local@domain>`` (:mod:`tuimail.envelope_path`), with aiosmtpd's answer
+  for every argument; the parser is the largest CPU cost per message.
+* ``_timeout_cb``: the idle timeout is recorded and answered ``421`` before
+  aiosmtpd closes the connection without a word.
+* ``handle_exception``: a command that raised is noted in the session and
+  answered without a traceback on stderr or this machine's paths in the reply.
+
+Each private name of aiosmtpd used here is listed, with its reason, in
+tuimail/private_api.py.
 """
 
 from __future__ import annotations
