@@ -65,3 +65,21 @@ class LineFramer:
             line = bytes(self.buffer[:end]).rstrip(b"\r")
             del self.buffer[: end + 1]
             return line
+
+    def flush(self) -> bytes | None:
+        """The stream ends here: its last line though no line end came, or None.
+
+        For a tap whose stream is replaced under it (the plaintext before a
+        TLS handshake): call it once :meth:`next_line` gives None, and the
+        framer starts afresh. An over-long line being skipped ends here, and
+        ``on_cut`` is told.
+        """
+        if self._skipped is not None:
+            dropped = self._skipped + len(self.buffer)
+            self._skipped = None
+            self.buffer.clear()
+            self._on_cut(dropped)
+            return None
+        line = bytes(self.buffer).rstrip(b"\r")
+        self.buffer.clear()
+        return line or None

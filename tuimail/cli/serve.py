@@ -95,7 +95,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             maildir=args.maildir,
-            tls=Security.STARTTLS
+            security=Security.STARTTLS
             if args.tls
             else Security.TLS
             if args.implicit_tls
@@ -137,7 +137,10 @@ def _in_option_words(error: Exception) -> str:
         return _OPTION_WORDS[error.setting].format(value=error.value)
     if isinstance(error, PortUnavailable):
         if error.in_use:
-            return f"{error}; choose another with --port, or --port 0 for any free port"
+            return (
+                f"{error} (another 'tuimail serve' or mail server?); "
+                "choose another with --port, or --port 0 for any free port"
+            )
         return f"{error}, so choose another with --port"
     return str(error)
 
@@ -183,9 +186,9 @@ async def _serve(sandbox: Sandbox) -> int:
     sandbox_module.announce(sandbox)
     try:
         config = sandbox.config
-        tls = {"none": "no TLS", "starttls": "STARTTLS", "tls": "implicit TLS"}[config.tls]
         print(
-            f"tuimail sandbox listening on {config.host}:{sandbox.port} ({tls}); "
+            f"tuimail sandbox listening on {config.host}:{sandbox.port} "
+            f"({config.security.label}); "
             f"mail kept in {sandbox.maildir_path}",
             file=sys.stderr,
             flush=True,
