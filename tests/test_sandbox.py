@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli_helpers import files_under, find_leaks, run_tuimail
+from tests.cli_helpers import TUIMAIL, files_under, find_leaks, run_tuimail
 from tests.conftest import require_tool
 from tests.sandbox_support import UP_TO_DATA, greeted_client, sample_message, start_serve
 from tuimail.credentials import Secret
@@ -557,6 +557,27 @@ def test_serve_announces_its_security_in_the_runtime_files_words(
         assert parse_json(runtime_file().read_text())["tls"] == word
         found = find_running()
         assert found is not None and (found.security, found.port) == (security, port)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [((), "(no TLS)"), (("--tls",), "(STARTTLS)"), (("--implicit-tls",), "(implicit TLS)")],
+)
+def test_serve_names_its_security_in_the_listening_line_as_it_always_has(
+    options: tuple[str, ...], words: str
+) -> None:
+    """Scripts wait for this line; its words for each security do not change."""
+    process = subprocess.Popen(
+        [TUIMAIL, "serve", "--port", "0", *options],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        assert "listening on 127.0.0.1:" in line and words in line, line
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=20)

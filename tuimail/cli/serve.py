@@ -13,6 +13,7 @@ from tuimail.cli import exitcodes
 from tuimail.cli.common import CLIError, settle_imports
 
 if TYPE_CHECKING:
+    from tuimail.profiles import Security
     from tuimail.sandbox import Sandbox, SessionRecord
     from tuimail.transcript import Entry
 
@@ -177,6 +178,18 @@ def _serve_summary_printer(as_json: bool) -> Callable[[SessionRecord], None]:
     return show
 
 
+def _listening_words(security: Security) -> str:
+    """How the listening line names ``security``, as ``tuimail serve`` always has.
+
+    Scripts that wait for the line may match it, so these are this face's own
+    words rather than the profile's short label.
+    """
+    from tuimail.profiles import Security
+
+    words = {Security.NONE: "no TLS", Security.STARTTLS: "STARTTLS", Security.TLS: "implicit TLS"}
+    return words[security]
+
+
 async def _serve(sandbox: Sandbox) -> int:
     import signal
 
@@ -188,7 +201,7 @@ async def _serve(sandbox: Sandbox) -> int:
         config = sandbox.config
         print(
             f"tuimail sandbox listening on {config.host}:{sandbox.port} "
-            f"({config.security.label}); "
+            f"({_listening_words(config.security)}); "
             f"mail kept in {sandbox.maildir_path}",
             file=sys.stderr,
             flush=True,
