@@ -178,7 +178,8 @@ class AppModel:
 
         Raises :class:`~tuimail.user_config.ConfigError` when config.toml
         cannot be read or its ``[outbox]`` is bad, in the command line's
-        words; it is asked again next time, so a fixed file is picked up.
+        words, each time it is asked for: the file is read once, at start-up,
+        so a fixed file is used from the next start.
         """
         from tuimail.outbox import Outbox
 

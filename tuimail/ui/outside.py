@@ -71,8 +71,8 @@ def message_preview(raw: bytes, *, full_copy: str, envelope: str = "") -> str:
 
     ``envelope`` (the sandbox's "sender → recipients") follows the headers.
     A body longer than :data:`MAX_BODY_CHARS` is cut, with a note that ends
-    in ``full_copy`` (where the whole message can be read). Parse with the
-    file's bytes as they are: a client's broken MIME is shown, never a crash.
+    in ``full_copy`` (where the whole message can be read). A client's
+    broken headers or MIME structure are shown as they are, never a crash.
     """
     message = message_from_bytes(raw, policy=policy.default)
     lines = [

@@ -129,7 +129,8 @@ def read_listing(outbox: Outbox) -> Listing:
 
 
 def sent_preview(outbox: Outbox, data: bytes, key: str) -> tuple[str, Transcript | None]:
-    """A sent message's headers and body as shown, and its transcript (in a thread)."""
+    """A sent message as :func:`~tuimail.ui.outside.message_preview` shows it, and its
+    transcript (in a thread)."""
     text = message_preview(data, full_copy="export it (x) to read it all")
     try:
         transcript: Transcript | None = Transcript.from_jsonl(outbox.sent_transcript(key))
