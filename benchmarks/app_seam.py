@@ -82,13 +82,16 @@ def probes_done(monitor: MonitorScreen) -> tuple[int, int]:
         return len(monitor.latest), len(monitor.targets)
 
 
-# -- Textual: private names with no public way -------------------------------------
+# -- Textual: public names -----------------------------------------------------------
 
 
 def queued_messages(pump: MessagePump) -> int:
     """Messages waiting in a pump's queue (idle = 0 everywhere; see also TuimailApp.is_idle)."""
     with _needs("MessagePump.message_queue_size (Textual)"):
         return pump.message_queue_size
+
+
+# -- Textual: private names with no public way -------------------------------------
 
 
 def driver(app: TuimailApp) -> Driver:

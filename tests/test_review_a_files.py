@@ -109,7 +109,7 @@ def test_special_settings_and_theme_files_are_reported(isolated_dirs: Path, kind
 
     config(isolated_dirs)
     SPECIAL[kind](user_config.config_file())
-    assert "is not a regular file" in str(user_config.load_config()[user_config.PROBLEM_KEY])
+    assert "is not a regular file" in user_config.load_config().problem
     theme_dir = themes.user_theme_dir()
     theme_dir.mkdir(parents=True, exist_ok=True)
     SPECIAL[kind](theme_dir / "odd.toml")
@@ -209,14 +209,15 @@ def test_a_profiles_file_nested_too_deeply_is_an_error_in_words(isolated_dirs: P
     assert result.returncode != 0
 
 
-def test_a_config_nested_too_deeply_does_not_stop_a_send(isolated_dirs: Path) -> None:
+def test_a_config_nested_too_deeply_is_an_error_in_words(isolated_dirs: Path) -> None:
     (config(isolated_dirs) / "config.toml").write_text(DEEP_TOML)
     result = run_bounded(  # queued: the [outbox] retry settings are read
         "send", "--server", "127.0.0.1:1", "--security", "none",
         "--from", "a@example.com", "--to", "b@example.com", "--body", "b",
     )  # fmt: skip
     assert "Traceback" not in result.stderr
-    assert "failed at connect" in result.stderr, result.stderr
+    assert "nested too deeply" in result.stderr, result.stderr
+    assert result.returncode != 0
 
 
 def test_state_files_nested_too_deeply_are_skipped_or_reported(isolated_dirs: Path) -> None:
@@ -241,6 +242,6 @@ def test_state_files_nested_too_deeply_are_skipped_or_reported(isolated_dirs: Pa
         TargetStore(targets).load()
 
     user_config.config_file().write_text(DEEP_TOML)
-    assert "nested too deeply" in str(user_config.load_config()[user_config.PROBLEM_KEY])
+    assert "nested too deeply" in user_config.load_config().problem
     with pytest.raises(ValueError, match="nested too deeply"):
         themes.parse_theme(DEEP_TOML, "deep.toml")

@@ -16,7 +16,7 @@ from tests.smtpservers import ServerThread, Sink
 from tests.ui_support import (
     fill_draft,
     save_profile,
-    static_text,
+    send_refused_by_config,
     wait_for,
     wait_for_run,
 )
@@ -100,14 +100,7 @@ async def test_a_bad_outbox_table_refuses_the_send_in_the_command_lines_words(
         said = [str(n.message) for n in app._notifications]
         assert any(words in message for message in said), said
 
-        await fill_draft(pilot, to="bob@example.test", subject="Hello", body="Hi")
-        await pilot.press("ctrl+s")
-        run = await wait_for_run(pilot)
-        assert run.outbox_state is SentState.NOT_STORED
-        await wait_for(
-            pilot, lambda: words in static_text(app, "#send-status"), "the refusal to be shown"
-        )
-        assert "Your draft is kept." in static_text(app, "#send-status")
+        await send_refused_by_config(pilot, words)
     assert sink.messages == []
     assert Outbox().entries() == []
 

@@ -20,7 +20,7 @@ from textual.widgets import Input, Static, TabbedContent, TextArea
 from tests.smtpservers import Sink
 from tuimail.profiles import Profile, ProfileStore
 from tuimail.ui.app import TuimailApp
-from tuimail.ui.history import SessionRun
+from tuimail.ui.history import SentState, SessionRun
 from tuimail.ui.screens.mailboxes import MailboxesScreen
 from tuimail.ui.screens.monitor import MonitorScreen
 from tuimail.ui.widgets.transcript_view import TranscriptView
@@ -135,6 +135,20 @@ def draft_values(app: TuimailApp) -> tuple[str, str, str]:
         screen.query_one("#subject", Input).value,
         screen.query_one("#body", TextArea).text,
     )
+
+
+async def send_refused_by_config(pilot: Pilot[Any], words: str) -> None:
+    """Send a draft from Compose: the app stores nothing, says ``words`` and keeps the draft."""
+    app = pilot.app
+    assert isinstance(app, TuimailApp)
+    await fill_draft(pilot, to="bob@example.test", subject="Hello", body="Hi")
+    await pilot.press("ctrl+s")
+    run = await wait_for_run(pilot)
+    assert run.outbox_state is SentState.NOT_STORED
+    await wait_for(
+        pilot, lambda: words in static_text(app, "#send-status"), "the refusal to be shown"
+    )
+    assert "Your draft is kept." in static_text(app, "#send-status")
 
 
 def static_text(app: TuimailApp, selector: str) -> str:

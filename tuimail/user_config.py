@@ -2,14 +2,16 @@
 
 ``$XDG_CONFIG_HOME/tuimail/config.toml`` holds ``[keymap]`` (the app's keys),
 ``[monitor]`` (the app's Monitor) and ``[outbox]`` (retry timing, for the app
-and the command line alike). An unreadable or broken file is reported by the
-app once and read as empty; a bad ``[outbox]`` table is an error in both
-faces, with the same words, because a retry schedule the user did not ask for
-must not run quietly.
+and the command line alike). A file that cannot be read (not TOML, not a
+regular file) and a bad ``[outbox]`` table are errors in both faces, with the
+same words, wherever the retry timing is needed: a retry schedule the user
+did not ask for must not run quietly. The app reads such a file as empty for
+its keys and Monitor, and says why once.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,8 +25,13 @@ if TYPE_CHECKING:  # the outbox brings the SMTP client: imported when a policy i
 #: config.toml's tables as read: each user checks the values of its own table.
 Config = dict[str, object]
 
-#: The key :func:`load_config` sets, instead of the file's tables, when the file is unreadable.
-PROBLEM_KEY = "_problem"
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """config.toml as read: its tables, or (``problem``, in words) why it could not be read."""
+
+    tables: Config = field(default_factory=dict)
+    problem: str = ""
 
 
 class ConfigError(TuimailError):
@@ -35,28 +42,33 @@ def config_file() -> Path:
     return paths.config_dir() / "config.toml"
 
 
-def load_config() -> Config:
-    """The file's tables; ``{}`` when there is none, ``{PROBLEM_KEY: why}`` when it is unreadable."""
+def load_config() -> LoadedConfig:
+    """The file's tables (none when there is no file), or why it cannot be read."""
     path = config_file()
     try:
-        return parse_toml(read_small_text(path))
+        return LoadedConfig(parse_toml(read_small_text(path)))
     except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, not TOML, nested too deep
-        return {PROBLEM_KEY: f"{path}: {exc}"}
+        return LoadedConfig()
+    except OSError as exc:
+        return LoadedConfig(problem=f"{path} cannot be read: {exc.strerror or exc}")
+    except ValueError as exc:  # not UTF-8, not TOML, nested too deep
+        return LoadedConfig(problem=f"{path} cannot be read: {exc}")
 
 
-def retry_policy(config: Config | None = None) -> RetryPolicy:
+def retry_policy(config: LoadedConfig | None = None) -> RetryPolicy:
     """The outbox's retry timing from ``[outbox]`` (defaults when the table is absent).
 
     ``config`` is what :func:`load_config` returned (read now when ``None``).
-    Raises :class:`ConfigError` for a value out of range or not a number.
+    Raises :class:`ConfigError` when the file cannot be read, or for a value
+    out of range or not a number.
     """
     from tuimail.outbox import RetryPolicy
 
     if config is None:
         config = load_config()
+    if config.problem:
+        raise ConfigError(config.problem)
     try:
-        return RetryPolicy.from_config(config.get("outbox", {}))
+        return RetryPolicy.from_config(config.tables.get("outbox", {}))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"config.toml [outbox]: {exc}") from None

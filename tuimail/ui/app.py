@@ -237,7 +237,7 @@ class TuimailApp(App[None]):
             )
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         model = self.model
-        for problem in settings.apply_keymap(self, model.config):
+        for problem in settings.apply_keymap(self, model.config.tables):
             self.tell(problem, title="Keymap", severity="warning", timeout=8)
         if model.profile_problem:
             self.tell(model.profile_problem, title="Profiles not loaded", timeout=10)
@@ -247,7 +247,8 @@ class TuimailApp(App[None]):
         self.set_interval(PROFILES_CHECK, self.check_profiles)
 
     def _check_outbox_config(self) -> None:
-        """A bad ``[outbox]`` is said at once, in the command line's words (sends are refused)."""
+        """An unreadable config.toml or a bad ``[outbox]`` is said at once, in the command
+        line's words (sends through the outbox are refused)."""
         try:
             user_config.retry_policy(self.model.config)
         except user_config.ConfigError as exc:
@@ -558,7 +559,7 @@ class TuimailApp(App[None]):
     @property
     def is_idle(self) -> bool:
         """Nothing waits to be shown: no live announcement due, every live view up to date,
-        no message queued on the app, a live view or its screen (benchmarks wait for this)."""
+        no message queued on the app, a live view or its screen (tests wait for this)."""
         model = self.model
         if model.live_backlog or self.message_queue_size:
             return False
@@ -580,7 +581,7 @@ class TuimailApp(App[None]):
 
     def key_table(self) -> list[tuple[str, str]]:
         """Every binding with an id, with its key as remapped by the user's keymap."""
-        keymap = self.model.config.get("keymap", {})
+        keymap = self.model.config.tables.get("keymap", {})
         keymap = keymap if isinstance(keymap, dict) else {}
         rows: list[tuple[str, str]] = []
         owners: list[tuple[str, list[BindingType]]] = [("", list(self.BINDINGS))]

@@ -36,6 +36,15 @@ class SentState(enum.StrEnum):
     NOT_STORED = "not stored"  # the outbox could not store it: the draft stays in Compose
 
 
+class RunStatus(enum.Enum):
+    """How a session the app ran is going, or how it ended (its words are chosen where shown)."""
+
+    RUNNING = enum.auto()
+    OK = enum.auto()
+    PARTIAL = enum.auto()  # delivered, but some recipients were refused
+    FAILED = enum.auto()
+
+
 @dataclass(eq=False)
 class SessionRun:
     """One client session the app ran: a send or a connection test."""
@@ -55,20 +64,15 @@ class SessionRun:
         return self.report is not None
 
     @property
-    def status(self) -> str:
+    def status(self) -> RunStatus:
         if self.report is None:
-            return "running"
+            return RunStatus.RUNNING
         if self.report.failure is not None:
-            return "failed"
+            return RunStatus.FAILED
         delivery = self.report.delivery
         if delivery is not None and delivery.refused:
-            return "partial"
-        return "ok"
-
-    def label(self) -> str:
-        mark = {"running": "…", "ok": "✓", "partial": "!", "failed": "✗"}[self.status]
-        when = time.strftime("%H:%M:%S", time.localtime(self.started))
-        return f"{mark} {when} {self.kind} {self.profile_name}: {self.summary}"
+            return RunStatus.PARTIAL
+        return RunStatus.OK
 
 
 @dataclass

@@ -12,11 +12,15 @@ session's transcript callback, and at most once per :data:`LIVE_TICK` it
 publishes :attr:`AppModel.transcript_grew`; each view then catches up from
 the transcript itself.
 
-What a benchmark or a test may observe, by these public names only:
-:attr:`AppModel.live_backlog` (sessions with entries not yet announced),
+What the benchmarks observe, by these public names only (each read goes
+through one function of ``benchmarks/app_seam.py``): :meth:`AppModel.begin`
+and :meth:`AppModel.live_feed` (to run a session of their own),
 :attr:`AppModel.live_views` (the views that follow live sessions),
-``TranscriptView.shown_entries`` and ``TranscriptView.backlog`` (what one view
-shows, and what it has still to look at) and ``TuimailApp.is_idle``.
+:attr:`AppModel.sandbox` and :attr:`AppModel.sandbox_note`,
+``TranscriptView.shown_entries`` and ``TranscriptView.log_widget`` (what one
+view shows) and ``MonitorScreen.latest`` and ``MonitorScreen.targets``. Tests
+also wait for ``TuimailApp.is_idle``, built on :attr:`AppModel.live_backlog`
+and ``TranscriptView.backlog`` (what is still to be shown).
 """
 
 from __future__ import annotations
@@ -42,18 +46,14 @@ from tuimail.ui.messages import (
     SessionRequest,
 )
 from tuimail.ui.saves import SerialWrites
-from tuimail.user_config import Config
+from tuimail.ui.widgets.transcript_view import LIVE_TICK, TranscriptView
+from tuimail.user_config import LoadedConfig
 
 if TYPE_CHECKING:  # the outbox brings the SMTP client, the sandbox aiosmtpd: both come later
     from tuimail.drafts import SavedDraft
     from tuimail.outbox import Outbox
     from tuimail.sandbox import Sandbox, SessionRecord
     from tuimail.transcript import Entry
-    from tuimail.ui.widgets.transcript_view import TranscriptView
-
-#: Seconds between live transcript signals while a session runs.
-LIVE_TICK = 0.05
-
 
 #: What identifies one version of the profiles file: (inode, size, mtime in ns); None: no file.
 FileStamp = tuple[int, int, int] | None
@@ -97,7 +97,7 @@ class AppModel:
         self,
         owner: DOMNode,
         profiles: LoadedProfiles,
-        config: Config,
+        config: LoadedConfig,
         *,
         initial_profile: str | None = None,
     ) -> None:
@@ -176,9 +176,10 @@ class AppModel:
     def outbox(self) -> Outbox:
         """The durable outbox, opened when first used (it brings the SMTP client).
 
-        Raises :class:`~tuimail.user_config.ConfigError` when ``[outbox]`` in
-        config.toml is bad, in the command line's words; it is asked again
-        next time, so a fixed file is picked up.
+        Raises :class:`~tuimail.user_config.ConfigError` when config.toml
+        cannot be read or its ``[outbox]`` is bad, in the command line's
+        words, each time it is asked for: the file is read once, at start-up,
+        so a fixed file is used from the next start.
         """
         from tuimail.outbox import Outbox
 

@@ -10,6 +10,7 @@ text goes through :func:`shown` (for widgets built with ``markup=False``) or
 
 from __future__ import annotations
 
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 from rich.text import Text
@@ -57,6 +58,41 @@ def body_text(message: EmailMessage) -> str:
         if not isinstance(payload, bytes):
             return "(the body could not be decoded; the full message is in the Maildir)"
         return payload.decode("utf-8", "replace")
+
+
+#: The headers a message preview shows, in this order (absent ones are left out).
+PREVIEW_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
+#: Body characters a preview shows: a widget holding megabytes of text is slow to draw.
+MAX_BODY_CHARS = 20_000
+
+
+def message_preview(raw: bytes, *, full_copy: str, envelope: str = "") -> str:
+    """A stored message as a preview pane shows it, escaped: headers, body, attachment names.
+
+    ``envelope`` (the sandbox's "sender → recipients") follows the headers.
+    A body longer than :data:`MAX_BODY_CHARS` is cut, with a note that ends
+    in ``full_copy`` (where the whole message can be read). A client's
+    broken headers or MIME structure are shown as they are, never a crash.
+    """
+    message = message_from_bytes(raw, policy=policy.default)
+    lines = [
+        shown(f"{name}: {value}")
+        for name in PREVIEW_HEADERS
+        if (value := header_text(message, name))
+    ]
+    if envelope:
+        lines.append(shown(f"Envelope: {envelope}"))
+    text = body_text(message)
+    if len(text) > MAX_BODY_CHARS:
+        text = f"{text[:MAX_BODY_CHARS]}\n… (cut; {full_copy})"
+    lines += ["", shown(text, keep_newlines=True)]
+    try:
+        attachments = [str(part.get_filename()) for part in message.iter_attachments()]
+    except Exception:  # a client's broken MIME structure: say so, do not stop
+        attachments = ["(could not be listed)"]
+    if attachments:
+        lines += ["", shown("Attachments: " + ", ".join(attachments))]
+    return "\n".join(lines)
 
 
 def cell(text: object, *, justify: str | None = None, style: str = "") -> Text:

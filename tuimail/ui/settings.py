@@ -21,7 +21,7 @@ from textual.app import App
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
 from tuimail.small_files import parse_toml, read_small_text
-from tuimail.user_config import PROBLEM_KEY, Config, config_file
+from tuimail.user_config import Config, config_file
 
 
 def state_file() -> Path:
@@ -47,13 +47,11 @@ def save_state(updates: dict[str, object]) -> None:
 
 
 def apply_keymap(app: App[None], config: Config) -> list[str]:
-    """Install ``[keymap]`` from the config; returns the problems to report."""
+    """Install ``[keymap]`` from config.toml's tables; returns the problems to report."""
     problems = []
-    if PROBLEM_KEY in config:
-        problems.append(f"config not loaded: {config[PROBLEM_KEY]}")
     keymap = config.get("keymap", {})
     if not isinstance(keymap, dict):
-        return [*problems, f"{config_file()}: [keymap] must be a table"]
+        return [f"{config_file()}: [keymap] must be a table"]
     clean: dict[str, str] = {}
     for binding_id, keys in keymap.items():
         if isinstance(keys, str) and keys.strip():

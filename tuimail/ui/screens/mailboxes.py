@@ -34,7 +34,7 @@ from tuimail.outbox import MessageNotFound, Outbox, OutboxError, Queued, short_i
 from tuimail.transcript import Transcript
 from tuimail.ui.history import SessionRun
 from tuimail.ui.messages import RetryRequest
-from tuimail.ui.outside import body_text, cell, header_text, shown
+from tuimail.ui.outside import cell, header_text, message_preview, shown
 from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.screens.dialogs import ConfirmDialog, ExportDialog, ExportRequest
 from tuimail.ui.widgets.mode_bar import ModeBar
@@ -129,17 +129,14 @@ def read_listing(outbox: Outbox) -> Listing:
 
 
 def sent_preview(outbox: Outbox, data: bytes, key: str) -> tuple[str, Transcript | None]:
-    """A sent message's headers and body as shown, and its transcript (in a thread)."""
-    message = message_from_bytes(data, policy=policy.default)
-    headers = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
-    values = {name: header_text(message, name) for name in headers}
-    lines = [shown(f"{name}: {value}") for name, value in values.items() if value]
-    lines += ["", shown(body_text(message), keep_newlines=True)]
+    """A sent message as :func:`~tuimail.ui.outside.message_preview` shows it, and its
+    transcript (in a thread)."""
+    text = message_preview(data, full_copy="export it (x) to read it all")
     try:
         transcript: Transcript | None = Transcript.from_jsonl(outbox.sent_transcript(key))
     except _UNREADABLE_TRANSCRIPT:
         transcript = None
-    return "\n".join(lines), transcript
+    return text, transcript
 
 
 class ListingRead(Message, bubble=False):

@@ -236,7 +236,7 @@ class MonitorScreen(ModelScreen):
 
     def on_mount(self) -> None:
         self.model.profiles_changed.subscribe(self, self._profiles_changed)
-        settings = monitor_settings(self.model.config)
+        settings = monitor_settings(self.model.config.tables)
         self.interval = settings.interval
         self.concurrency = settings.concurrency
         self.dns_server = settings.dns_server  # for MX targets; "" = system

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from email import message_from_bytes, policy
 
 from rich.text import Text
 from textual import on, work
@@ -14,13 +13,10 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Label, Static
 
 from tuimail.sandbox import Sandbox, SessionRecord, StoredMessage
-from tuimail.ui.outside import body_text, cell, header_text, shown
+from tuimail.ui.outside import cell, message_preview, shown
 from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
-
-SHOWN_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
-MAX_BODY_CHARS = 20_000
 
 
 class MessageRead(Message, bubble=False):
@@ -96,7 +92,7 @@ class SandboxScreen(ModelScreen):
     @work(thread=True, group="sandbox-message", exit_on_error=False)
     def read_message(self, sandbox: Sandbox, stored: StoredMessage) -> None:
         """Read the message from the Maildir (file I/O, in a thread) and render it."""
-        text = shown(self._message_text(sandbox, stored), keep_newlines=True)
+        text = self._message_text(sandbox, stored)
         with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
             self.post_message(MessageRead(stored.key, text))
 
@@ -109,25 +105,12 @@ class SandboxScreen(ModelScreen):
             self.query_one("#message-view", Static).update(read.text)
 
     def _message_text(self, sandbox: Sandbox, stored: StoredMessage) -> str:
-        """The message as a client sent it (the caller escapes every control character)."""
+        """The message as a client sent it, every control character escaped."""
         try:
             raw = sandbox.read_message(stored.key)
         except (LookupError, OSError) as exc:  # NotFound is a LookupError
-            return f"cannot read {stored.key}: {exc}"
-        message = message_from_bytes(raw, policy=policy.default)
-        headers = {name: header_text(message, name) for name in SHOWN_HEADERS}
-        lines = [f"{name}: {value}" for name, value in headers.items() if value]
-        lines.append(f"Envelope: {stored.mail_from or '<>'} → {', '.join(stored.rcpt_tos)}")
-        lines.append("")
-        text = body_text(message)
-        if len(text) > MAX_BODY_CHARS:
-            text = text[:MAX_BODY_CHARS] + "\n… (cut; the full message is in the Maildir)"
-        lines.append(str(text))
-        try:
-            attachments = [str(part.get_filename()) for part in message.iter_attachments()]
-        except Exception:  # a client's broken MIME structure: say so, do not stop
-            attachments = ["(could not be listed)"]
-        if attachments:
-            lines.append("")
-            lines.append("Attachments: " + ", ".join(attachments))
-        return "\n".join(lines)
+            return shown(f"cannot read {stored.key}: {exc}")
+        envelope = f"{stored.mail_from or '<>'} → {', '.join(stored.rcpt_tos)}"
+        return message_preview(
+            raw, full_copy="the full message is in the Maildir", envelope=envelope
+        )

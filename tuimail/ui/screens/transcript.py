@@ -12,22 +12,36 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Label, ListItem, ListView, Static
 
 from tuimail.atomic import atomic_write_bytes
-from tuimail.ui.history import SessionRun
+from tuimail.ui.history import RunStatus, SessionRun
 from tuimail.ui.outside import shown
 from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.screens.dialogs import ExportDialog, ExportRequest
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
+#: The mark the session list shows before each run.
+STATUS_MARKS = {
+    RunStatus.RUNNING: "…",
+    RunStatus.OK: "✓",
+    RunStatus.PARTIAL: "!",
+    RunStatus.FAILED: "✗",
+}
+
+
+def run_label(run: SessionRun) -> str:
+    """One line of the session list: how it went, when, what, through which profile, to whom."""
+    when = time.strftime("%H:%M:%S", time.localtime(run.started))
+    return f"{STATUS_MARKS[run.status]} {when} {run.kind} {run.profile_name}: {run.summary}"
+
 
 class SessionItem(ListItem):
     def __init__(self, run: SessionRun) -> None:
-        self.text = Label(shown(run.label()), markup=False)
+        self.text = Label(shown(run_label(run)), markup=False)
         super().__init__(self.text)
         self.run = run
 
     def refresh_label(self) -> None:
-        self.text.update(shown(self.run.label()))
+        self.text.update(shown(run_label(self.run)))
 
 
 class TranscriptScreen(ModelScreen):

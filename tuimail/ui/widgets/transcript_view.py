@@ -12,8 +12,9 @@ up, so no line is shown twice and none is skipped.
 
 Catching up is paced, so a flood (a hostile server, a huge EHLO) cannot
 starve the keyboard: at most ``BATCH`` lines are drawn at once and the rest
-after ``TICK``, a view whose screen is not showing waits until it is, and a
-view far behind jumps to the last ``cap`` lines. The cap counts transcript
+after :data:`LIVE_TICK` (the same tick the model announces on), a view whose
+screen is not showing catches up when it shows again, and a view far behind
+jumps to the last ``cap`` lines. The cap counts transcript
 entries, not wrapped screen lines, so the "trimmed" marker is exact.
 """
 
@@ -23,6 +24,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.events import Resize
+from textual.screen import Screen
 from textual.widgets import RichLog, Static
 
 from tuimail.terminal_text import escape_controls
@@ -31,8 +33,8 @@ from tuimail.transcript import Direction, Entry, EventKind, Transcript
 DEFAULT_CAP = 2_000
 #: Lines drawn at once while catching up; the rest waits for the next tick.
 BATCH = 50
-#: Seconds between catch-up batches of a view that is behind.
-TICK = 0.05
+#: Seconds between live steps: the model's announcements of new entries, a view's batches.
+LIVE_TICK = 0.05
 
 
 class TranscriptView(Vertical):
@@ -55,6 +57,7 @@ class TranscriptView(Vertical):
         self._rendered = 0  # entries of ``transcript`` looked at so far
         self._width = 0
         self._ticking = False
+        self._hidden_behind = False  # announced entries wait for the screen to show
 
     def compose(self) -> ComposeResult:
         yield Static("", id="trimmed")
@@ -72,6 +75,12 @@ class TranscriptView(Vertical):
 
     def on_mount(self) -> None:
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self.refresh_view())
+        self.app.screen_change_signal.subscribe(self, self._screen_changed)
+
+    def _screen_changed(self, screen: Screen[object]) -> None:
+        """Another screen is on top; if it is this view's, draw what came while hidden."""
+        if self._hidden_behind and screen is self.screen and screen.is_current:
+            self._catch_up()
 
     @property
     def log_widget(self) -> RichLog:
@@ -135,10 +144,9 @@ class TranscriptView(Vertical):
         transcript = self.transcript
         if transcript is None or not self.is_attached:
             return
-        if not self.screen.is_current:
-            self._ticking = True  # drawing what nobody sees can wait
-            self.set_timer(TICK * 5, self._catch_up)
-            return
+        self._hidden_behind = not self.screen.is_current
+        if self._hidden_behind:
+            return  # drawing what nobody sees waits for the screen (see _screen_changed)
         entries = transcript.entries
         if len(entries) - self._rendered > self.cap * 2:
             self.refresh_view()  # far behind: jump to the last cap lines
@@ -161,7 +169,7 @@ class TranscriptView(Vertical):
         self._update_marker()
         if index < end:
             self._ticking = True
-            self.set_timer(TICK, self._catch_up)
+            self.set_timer(LIVE_TICK, self._catch_up)
 
     def _redraw_tail(self) -> None:
         """Keep the log to the last ``cap`` matching entries (bounded memory)."""
