@@ -35,7 +35,7 @@ TABLE: list[tuple[int, str]] = [
     (OK, "sent: the server accepted the message for every recipient"),
     (USAGE, "bad command-line arguments"),
     (INVALID_MESSAGE, "the message is invalid (bad address, header, attachment); nothing was sent"),
-    (CONFIG, "profile, keyring or password problem; nothing was sent"),
+    (CONFIG, "profile, settings (config.toml), keyring or password problem; nothing was sent"),
     (
         STORE_FAILED,
         "the outbox could not store the message (data dir read-only or full); nothing was sent",
