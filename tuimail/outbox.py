@@ -97,7 +97,7 @@ class State(enum.StrEnum):
 
 
 class Result(enum.StrEnum):
-    """What one attempt did to a message: :attr:`Outcome.state`.
+    """What one attempt did to a message: :attr:`Outcome.result`.
 
     Apart from :class:`State` because an attempt reports two things a stored
     message never is (``sent``: it left the outbox; ``skipped``: it was left
@@ -441,7 +441,7 @@ class Outcome:
 
     key: str
     report: SessionReport | None
-    state: Result
+    result: Result
     detail: str = ""
     #: Set when it was skipped for want of a password it may not take from the keyring.
     password_wait: PasswordWait | None = None
@@ -917,7 +917,7 @@ class Outbox:
         if settled:
             outcome = settled[0]
             outcome.report = report
-            if outcome.state is Result.SENT:
+            if outcome.result is Result.SENT:
                 # Rewritten with the whole conversation, QUIT included.
                 self._write_transcript(entry.key, report)
             return outcome
@@ -947,7 +947,7 @@ class Outbox:
         entry.recipients = [r.address for r in deferred]
         entry.last_error = "; ".join(parts)
         self._reschedule(entry, now)
-        outcome.state = Result.of(entry.state)
+        outcome.result = Result.of(entry.state)
         outcome.detail = entry.last_error
         self._write_meta(entry)
         return outcome
