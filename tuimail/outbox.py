@@ -820,7 +820,8 @@ class Outbox:
         the one to use; without it, ``passwords`` is asked for a message that
         follows a saved profile, at the same moment as the profile is read.
         ``outgoing`` is the message just queued, if the caller has it: the
-        stored bytes are the same, and re-parsing them is not free.
+        stored bytes are the same, and re-parsing them is not free. No file
+        is touched on the caller's loop (the app's): see below.
         """
         # Every file step runs in this attempt's own thread, in order: the
         # caller's loop (the app's) never waits on the disk, and the lock is
