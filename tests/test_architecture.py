@@ -74,11 +74,11 @@ def test_app_start_up_leaves_the_smtp_client_and_server_for_later() -> None:
 
 
 def test_exit_codes_cover_every_stage() -> None:
-    from tuimail import exitcodes
-    from tuimail.session import Stage
+    from tuimail.cli import exitcodes
+    from tuimail.stages import Stage
 
-    assert set(exitcodes.STAGE_CODES) == {stage.value for stage in Stage}
-    assert all(exitcodes.for_stage(stage) == exitcodes.STAGE_CODES[stage.value] for stage in Stage)
+    assert set(exitcodes.STAGE_CODES) == set(Stage)
+    assert all(exitcodes.for_stage(stage) == exitcodes.STAGE_CODES[stage] for stage in Stage)
 
 
 def test_every_package_is_in_the_wheel() -> None:

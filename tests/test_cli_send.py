@@ -16,7 +16,7 @@ from tests.smtpservers import (
     Sink,
     password_checker,
 )
-from tuimail import exitcodes
+from tuimail.cli import exitcodes
 
 PASSWORD = "s3cret-Pässword"
 

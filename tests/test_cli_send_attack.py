@@ -14,7 +14,7 @@ import pytest
 
 from tests.cli_helpers import run_tuimail, send_args
 from tests.smtpservers import ServerThread, Sink
-from tuimail import exitcodes
+from tuimail.cli import exitcodes
 from tuimail.outbox import Outbox
 
 INJECTED = "=?utf-8?q?Invoice=0D=0AX-Injected:_yes?="

@@ -74,6 +74,19 @@ def test_an_unended_line_holds_no_more_than_the_limit() -> None:
     assert cuts == []  # its end has not come: nothing to report yet
 
 
+def test_flush_gives_the_last_line_without_its_end_and_starts_afresh() -> None:
+    cuts: list[int] = []
+    framer = LineFramer(cuts.append)
+    framer.feed(b"one\r\ntwo\r")
+    assert framer.next_line() == b"one" and framer.next_line() is None
+    assert framer.flush() == b"two" and framer.flush() is None
+    framer.feed(b"s" * (MAX_LINE + 7))
+    assert framer.next_line() == b"s" * MAX_LINE and framer.next_line() is None
+    assert framer.flush() is None and cuts == [7]  # the skipped line ends at the flush
+    framer.feed(b"fresh\r\n")
+    assert framer.next_line() == b"fresh" and cuts == [7]
+
+
 def test_the_cut_note_says_how_much_was_left_out() -> None:
     assert cut_note(12345) == "that line went on for 12,345 more bytes, not recorded"
 

@@ -20,7 +20,7 @@ import pytest
 from tests.cli_helpers import TUIMAIL, run_tuimail
 from tests.outbox_helpers import outbox_entries, send_to_be_killed
 from tests.smtpservers import ServerThread, Sink
-from tuimail import exitcodes
+from tuimail.cli import exitcodes
 from tuimail.faults import parse_fault
 from tuimail.outbox import Outbox, RetryPolicy, State
 from tuimail.profiles import Profile, ProfileStore, Security

@@ -23,7 +23,7 @@ from tests.cli_helpers import TUIMAIL, run_tuimail
 from tests.conftest import SecretService
 from tests.outbox_helpers import message, outbox_entries, profile, send_to_be_killed, sent_keys
 from tests.smtpservers import Reply, ScriptedServer, ServerThread, Sink, password_checker
-from tuimail import exitcodes
+from tuimail.cli import exitcodes
 from tuimail.credentials import CredentialStore, Secret
 from tuimail.faults import parse_fault
 from tuimail.outbox import Outbox, Queued, State, short_id
@@ -334,7 +334,7 @@ def test_send_with_an_unusable_ca_file_is_a_clear_tls_error() -> None:
         "--to", "b@example.test", "--body", "x",
     )  # fmt: skip
     assert "Traceback" not in result.stderr
-    assert result.returncode == exitcodes.for_stage("tls"), result.stderr
+    assert result.returncode == exitcodes.for_stage(Stage.TLS), result.stderr
     assert "cannot use the CA file '/nonexistent/ca.pem'" in result.stdout + result.stderr
 
 

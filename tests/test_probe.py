@@ -17,9 +17,19 @@ from tests.smtpservers import ServerThread, Sink, password_checker
 from tuimail.credentials import Secret
 from tuimail.faults import FaultPlan
 from tuimail.mx import MXLookupError, lookup_mx
-from tuimail.probe import ProbeTarget, Status, Thresholds, capability_changes, probe
+from tuimail.probe import (
+    ProbeReport,
+    ProbeTarget,
+    Status,
+    Thresholds,
+    capability_changes,
+    probe,
+)
 from tuimail.profiles import Profile, ProfileStore, Security
 from tuimail.sandbox import Sandbox, SandboxConfig
+from tuimail.session import SessionReport
+from tuimail.stages import Stage
+from tuimail.transcript import Transcript
 
 NAGIOS_RE = re.compile(r"^SMTP (OK|WARNING|CRITICAL|UNKNOWN) - .+ \| time=[\d.]+s;[\d.]+;[\d.]+;0")
 
@@ -48,7 +58,7 @@ async def test_healthy_starttls_server(servers: ServerThread, certs: Certs) -> N
     port = servers.smtp(Sink(), tls_context=certs.good)
     report = await probe(target(port, security=Security.STARTTLS, ca_file=str(certs.ca_file)))
     assert report.status is Status.OK, report.reasons
-    assert set(report.timings) >= {"connect", "banner", "ehlo", "tls", "quit"}
+    assert set(report.labelled_timings()) >= {"connect", "banner", "ehlo", "tls", "quit"}
     assert report.banner.startswith("mx.test")
     assert "starttls" in report.capabilities_before_tls and "size" in report.capabilities
     tls = report.tls
@@ -74,6 +84,9 @@ async def test_starttls_missing_where_expected(servers: ServerThread) -> None:
     report = await probe(target(servers.smtp(Sink()), security=Security.STARTTLS))
     assert report.status is Status.CRITICAL
     assert "STARTTLS is not offered" in report.reasons
+    # The stepper's own check decided it before any TLS began; the probe still said QUIT.
+    assert Stage.TLS not in report.timings and report.quit_seconds is not None
+    assert report.capabilities_before_tls == {} and "size" in report.capabilities
 
 
 @pytest.mark.parametrize(
@@ -331,3 +344,28 @@ def test_target_store_round_trip(isolated_dirs: Path) -> None:
     with pytest.raises(TargetError):
         store.save(relay)
     assert "broken" in path.read_text()  # never overwritten with less
+
+
+def test_timings_are_kept_by_stage_and_worded_only_in_the_output() -> None:
+    """The perfdata and JSON words are the ones monitoring has always matched, in order."""
+    report = ProbeReport(ProbeTarget(host="h.test"), Transcript(), started=1.0)
+    report.reached = True
+    report.timings = {
+        Stage.CONNECT: 0.0123456789,
+        Stage.GREETING: 0.2,
+        Stage.EHLO: 0.0031,
+        Stage.TLS: 0.04,
+        Stage.AUTH: 0.5,
+    }
+    report.quit_seconds = 0.001
+    assert report.nagios() == (
+        "SMTP UNKNOWN - h.test:587, no TLS, 0.756s | time=0.756446s;5;15;0 "
+        "connect=0.012346s;;;0 banner=0.200000s;;;0 ehlo=0.003100s;;;0 tls=0.040000s;;;0 "
+        "auth=0.500000s;;;0 quit=0.001000s;;;0"
+    )
+    assert json.dumps(report.to_json()["timings"]) == (
+        '{"connect": 0.012346, "banner": 0.2, "ehlo": 0.0031, "tls": 0.04, "auth": 0.5, '
+        '"quit": 0.001}'
+    )
+    session = SessionReport(Transcript(), timings={Stage.CONNECT: 0.1, Stage.TLS: 0.2})
+    assert session.to_json()["timings"] == {"connect": 0.1, "tls": 0.2}

@@ -14,7 +14,7 @@ from textual.widgets import Label
 from tests.cli_helpers import run_tuimail
 from tests.test_ui_app import WIDE, fill_account_dialog
 from tests.ui_support import wait_for
-from tuimail import exitcodes
+from tuimail.cli import exitcodes
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.screens.dialogs import AccountDialog, AccountForm
 from tuimail.ui.screens.monitor import monitor_settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import smtplib
 import socket
@@ -25,11 +26,24 @@ from tests.sandbox_support import (
 )
 from tests.smtpservers import Reply, ScriptedServer, ServerThread
 from tuimail.credentials import Secret
+from tuimail.line_framer import MAX_LINE, cut_note
 from tuimail.outbox import Outbox, OutboxError
 from tuimail.profiles import Security
-from tuimail.sandbox import MAX_MESSAGE_ID_CHARS
+from tuimail.sandbox import (
+    MAX_MESSAGE_ID_CHARS,
+    ClientTap,
+    Sandbox,
+    SandboxConfig,
+    SessionRecord,
+)
 from tuimail.session import send
-from tuimail.transcript import MAX_LINE_CHARS, REDACTED, Direction, EventKind
+from tuimail.transcript import (
+    MAX_LINE_CHARS,
+    REDACTED,
+    ConversationRedactor,
+    Direction,
+    EventKind,
+)
 
 USER = "dora"
 PASSWORD = "review-Secret-31"
@@ -64,7 +78,7 @@ def test_an_auth_initial_response_after_any_whitespace_is_masked(
     written = files_under(sandbox.sandbox.sessions_dir)
     assert find_leaks(PASSWORD, {**written, "transcript": text.encode()}) == []
     assert not any(BLOB in data for data in written.values()) and BLOB.decode() not in text
-    lines = [e.text for e in session.transcript if e.direction is Direction.CLIENT]
+    lines = [e.text for e in session.transcript if e.direction == Direction.CLIENT]
     assert f"AUTH PLAIN {REDACTED}" in lines
     assert "QUIT" in lines
 
@@ -203,7 +217,7 @@ def test_implicit_tls_connections_that_never_handshake_count_against_the_cap(
 ) -> None:
     """They held a descriptor each that no cap counted (they became sessions only
     after a handshake): enough of them exhausted the open-file limit."""
-    sandbox = make_sandbox(tls=Security.TLS, max_connections=4)
+    sandbox = make_sandbox(security=Security.TLS, max_connections=4)
     idle = [socket.create_connection(("127.0.0.1", sandbox.port), timeout=10) for _ in range(10)]
     try:
         _eventually(
@@ -224,7 +238,7 @@ def test_an_implicit_tls_client_that_speaks_before_the_greeting_is_heard(
     make_sandbox: Any,
 ) -> None:
     """Bytes sent right after the handshake, before the session takes the connection over."""
-    sandbox = make_sandbox(tls=Security.TLS)
+    sandbox = make_sandbox(security=Security.TLS)
     context = ssl.create_default_context(cafile=str(sandbox.sandbox.ca_file))
     context.check_hostname = False
     raw = socket.create_connection(("127.0.0.1", sandbox.port), timeout=10)
@@ -241,7 +255,7 @@ def test_an_implicit_tls_client_that_speaks_before_the_greeting_is_heard(
 
 
 def test_an_implicit_tls_handshake_that_fails_frees_its_place(make_sandbox: Any) -> None:
-    sandbox = make_sandbox(tls=Security.TLS, max_connections=2)
+    sandbox = make_sandbox(security=Security.TLS, max_connections=2)
     for _ in range(5):
         with socket.create_connection(("127.0.0.1", sandbox.port), timeout=10) as sock:
             sock.sendall(b"EHLO this is not TLS\r\n" * 20)
@@ -249,6 +263,70 @@ def test_an_implicit_tls_handshake_that_fails_frees_its_place(make_sandbox: Any)
                 sock.recv(1024)
     _eventually(lambda: sandbox.sandbox.connections == 0, "failed handshakes were not released")
     assert sandbox.sandbox.refused_connections == 0
+
+
+async def test_a_handshake_stalled_as_the_sandbox_stops_is_aborted_released_and_cancelled(
+    tmp_path: Path,
+) -> None:
+    """A real TLS client sends its ClientHello, reads the server's answer, then says no more.
+
+    Stopping the sandbox cancels the handshake: the connection is closed, its
+    place under the cap given back, and the handshake's task ends cancelled
+    (one that swallowed its cancellation would tell the canceller it finished).
+    """
+    sandbox = Sandbox(
+        SandboxConfig(
+            port=0,
+            security=Security.TLS,
+            maildir=tmp_path / "maildir",
+            sessions_dir=tmp_path / "sessions",
+        )
+    )
+    await sandbox.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", sandbox.port)
+    try:
+        context = ssl.create_default_context(cafile=str(sandbox.ca_file))
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        client = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+        with pytest.raises(ssl.SSLWantReadError):
+            client.do_handshake()
+        writer.write(outgoing.read())  # the ClientHello, and nothing after it
+        async with asyncio.timeout(10):
+            assert await reader.read(65536)  # the server's half: it waits for the client's
+        [handshake] = [
+            task
+            for task in asyncio.all_tasks()
+            if getattr(task.get_coro(), "__qualname__", "") == "ImplicitTLSAdmission._handshake"
+        ]
+        assert sandbox.connections == 1
+        await sandbox.stop(grace=1)
+        assert handshake.cancelled()
+        assert sandbox.connections == 0
+        async with asyncio.timeout(10):
+            with contextlib.suppress(ConnectionResetError):
+                await reader.read()  # the sandbox closed the connection
+    finally:
+        writer.close()
+        await sandbox.stop(grace=1)
+
+
+def test_plaintext_discarded_before_tls_is_framed_with_its_cut_noted() -> None:
+    """Bytes after the 220 to STARTTLS go through the tap's line framer, as any line."""
+    record = SessionRecord(id="t", peer="p")
+    tap = ClientTap(record, ConversationRedactor())
+    tap.server_reply("220 sandbox ready")
+    tap.feed(b"STARTTLS\r\n")
+    tap.server_reply("220 Ready to start TLS")
+    tap.feed(b"NOOP\r\n" + b"L" * (MAX_LINE + 10))  # the last line never ends: TLS follows
+    tap.tls_started()
+    tap.feed(b"EHLO after.test\r\n")
+    client = [e.text for e in record.transcript if e.direction == Direction.CLIENT]
+    assert client[:2] == ["STARTTLS", "NOOP"] and client[-1] == "EHLO after.test"
+    assert client[2].startswith("LLLL") and len(client) == 4
+    notes = [e.text for e in record.transcript if e.kind == EventKind.INFO]
+    assert notes == [cut_note(10)]
+    [warning] = [e.text for e in record.transcript if e.kind == EventKind.WARNING]
+    assert warning.startswith(f"{6 + MAX_LINE + 10:,} bytes of plaintext")
 
 
 # -- STARTTLS handshakes that never complete -------------------------------------
@@ -273,7 +351,7 @@ def test_a_starttls_handshake_that_never_completes_gives_its_place_back(
 ) -> None:
     """aiosmtpd's SSL layer told the session nothing: it never ended, its place
     under the cap was never given back, and enough of them refused everyone."""
-    sandbox = make_sandbox(tls=Security.STARTTLS, idle_timeout=0.5, max_connections=2)
+    sandbox = make_sandbox(security=Security.STARTTLS, idle_timeout=0.5, max_connections=2)
     for _ in range(3):
         _abandon(sandbox.port, packet)
         _eventually(lambda: sandbox.sandbox.connections == 0, "its place was never given back")

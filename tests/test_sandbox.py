@@ -18,21 +18,24 @@ from typing import Any
 
 import pytest
 
-from tests.cli_helpers import files_under, find_leaks, run_tuimail
+from tests.cli_helpers import TUIMAIL, files_under, find_leaks, run_tuimail
 from tests.conftest import require_tool
 from tests.sandbox_support import UP_TO_DATA, greeted_client, sample_message, start_serve
 from tuimail.credentials import Secret
-from tuimail.errors import TuimailError
+from tuimail.errors import NotFound, TuimailError
 from tuimail.message import Draft, build_message
 from tuimail.profiles import Security, with_changes
 from tuimail.sandbox import (
     PortUnavailable,
     SandboxError,
+    SessionOutcome,
     SettingRefused,
     sandbox_config_from,
 )
+from tuimail.sandbox_profile import find_running, runtime_file
 from tuimail.selfsigned import CertificateError
 from tuimail.session import SMTPSession, Stage, send
+from tuimail.small_files import parse_json
 from tuimail.transcript import Direction
 
 PASSWORD = "sandbox-Secret-42"
@@ -58,7 +61,7 @@ def test_swaks_plain(make_sandbox: Any) -> None:
     [stored] = sandbox.stored()
     assert b"swaks body" in stored and b"Subject: from swaks" in stored
     [session] = sandbox.wait_for_sessions(1)
-    assert session.outcome == "completed" and session.helo
+    assert session.outcome is SessionOutcome.COMPLETED and session.helo
     assert session.messages[0].mail_from == "a@example.test"
     lines = [e.text for e in session.transcript if e.direction is Direction.CLIENT]
     assert lines[0].startswith("EHLO") and any(
@@ -68,7 +71,7 @@ def test_swaks_plain(make_sandbox: Any) -> None:
 
 def test_swaks_starttls_verifies_the_sandbox_certificate(make_sandbox: Any) -> None:
     require_tool("swaks", "swaks")
-    sandbox = make_sandbox(tls=Security.STARTTLS)
+    sandbox = make_sandbox(security=Security.STARTTLS)
     ca_file = str(sandbox.sandbox.ca_file)
     result = swaks(sandbox.port, "--tls", "--tls-verify", "--tls-ca-path", ca_file)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -113,13 +116,13 @@ def test_smtplib_plain_starttls_and_implicit(make_sandbox: Any) -> None:
     plain = make_sandbox()
     with smtplib.SMTP("127.0.0.1", plain.port, timeout=10) as client:
         client.sendmail("a@example.test", ["b@example.test"], sample_message())
-    starttls = make_sandbox(tls=Security.STARTTLS, auth_users={})
+    starttls = make_sandbox(security=Security.STARTTLS, auth_users={})
     context = ssl.create_default_context(cafile=str(starttls.sandbox.ca_file))
     with smtplib.SMTP("localhost", starttls.port, timeout=10) as client:
         client.starttls(context=context)
         client.login("anyone", "anything")
         client.sendmail("a@example.test", ["b@example.test"], sample_message())
-    implicit = make_sandbox(tls=Security.TLS)
+    implicit = make_sandbox(security=Security.TLS)
     context = ssl.create_default_context(cafile=str(implicit.sandbox.ca_file))
     with smtplib.SMTP_SSL("127.0.0.1", implicit.port, timeout=10, context=context) as client:
         ehlo = client.ehlo()
@@ -173,8 +176,24 @@ def test_stored_bytes_are_exactly_what_was_sent(make_sandbox: Any) -> None:
     assert not any("Grüße" in e.text for e in session.transcript)
 
 
+def test_a_stored_message_is_read_back_by_key_and_a_missing_one_is_not_found(
+    make_sandbox: Any,
+) -> None:
+    sandbox = make_sandbox()
+    content = sample_message()
+    with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=10) as client:
+        client.sendmail("a@example.test", ["b@example.test"], content)
+    [session] = sandbox.wait_for_sessions(1)
+    [stored] = session.messages
+    assert sandbox.sandbox.read_message(stored.key) == content
+    with pytest.raises(NotFound) as missing:
+        sandbox.sandbox.read_message("no-such-key")
+    assert (missing.value.kind, missing.value.name) == ("message", "no-such-key")
+    assert not isinstance(missing.value, KeyError)  # a domain error, not a dict miss
+
+
 async def test_tuimail_session_sees_both_sides(make_sandbox: Any) -> None:
-    sandbox = make_sandbox(tls=Security.STARTTLS, auth_users={"dave": PASSWORD})
+    sandbox = make_sandbox(security=Security.STARTTLS, auth_users={"dave": PASSWORD})
     profile = with_changes(sandbox.sandbox.client_profile(), username="dave")
     outgoing = build_message(Draft(from_address="a@example.test", to=["b@example.test"]))
     report = await send(profile, outgoing, Secret(PASSWORD))
@@ -237,7 +256,8 @@ def test_disconnect_faults(make_sandbox: Any, stage: str) -> None:
         smtplib_send(sandbox.port)
     assert sandbox.stored() == []
     [session] = sandbox.wait_for_sessions(1)
-    assert "disconnected by fault" in session.outcome
+    assert session.outcome is SessionOutcome.DISCONNECTED_BY_FAULT
+    assert session.outcome_words.startswith(f"disconnected by fault {stage}:disconnect")
 
 
 @pytest.mark.parametrize(
@@ -277,7 +297,7 @@ def test_auth_disconnect_fault(make_sandbox: Any) -> None:
     ):
         client.login("u", "p")
     [session] = sandbox.wait_for_sessions(1)
-    assert "disconnected by fault auth:disconnect" in session.outcome
+    assert "disconnected by fault auth:disconnect" in session.outcome_words
 
 
 def test_fault_for_one_address_only(make_sandbox: Any) -> None:
@@ -449,7 +469,8 @@ def test_client_vanishing_mid_data_stores_nothing(make_sandbox: Any) -> None:
         client.exchange(*UP_TO_DATA)
         client.send(b"Subject: half\r\n\r\nthis message never ends")
     [session] = sandbox.wait_for_sessions(1)
-    assert "vanished during DATA" in session.outcome
+    assert session.outcome is SessionOutcome.VANISHED_DURING_DATA
+    assert "vanished during DATA" in session.outcome_words
     assert sandbox.stored() == []
 
 
@@ -462,7 +483,12 @@ def test_silent_client_is_timed_out(make_sandbox: Any) -> None:
         assert sock.recv(1024) == b""  # closed by the server
     assert greeting.startswith(b"220") and rest.startswith(b"421")
     [session] = sandbox.wait_for_sessions(1)
-    assert "timed out" in session.outcome
+    assert session.outcome is SessionOutcome.TIMED_OUT
+    words = "timed out after 0.5s without a command"  # as serve prints it and the file keeps it
+    assert words in session.summary()
+    assert any(e.text == f"session ended: {words}" for e in session.transcript)
+    saved = parse_json((sandbox.sandbox.sessions_dir / f"{session.id}.json").read_text())
+    assert saved["outcome"] == words
 
 
 # -- the command ---------------------------------------------------------------
@@ -512,7 +538,49 @@ def test_serve_port_taken_is_a_clear_error() -> None:
         port = taken.getsockname()[1]
         result = run_tuimail("serve", "--port", str(port))
     assert result.returncode == 1
-    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert (
+        f"port {port} on 127.0.0.1 is already in use (another 'tuimail serve' or mail server?); "
+        "choose another with --port, or --port 0 for any free port"
+    ) in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "security", "word"),
+    [("--tls", Security.STARTTLS, "starttls"), ("--implicit-tls", Security.TLS, "implicit")],
+)
+def test_serve_announces_its_security_in_the_runtime_files_words(
+    option: str, security: Security, word: str
+) -> None:
+    """The runtime file keeps its words ("implicit" predates Security) for other versions."""
+    process, port = start_serve(option)
+    try:
+        assert parse_json(runtime_file().read_text())["tls"] == word
+        found = find_running()
+        assert found is not None and (found.security, found.port) == (security, port)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [((), "(no TLS)"), (("--tls",), "(STARTTLS)"), (("--implicit-tls",), "(implicit TLS)")],
+)
+def test_serve_names_its_security_in_the_listening_line_as_it_always_has(
+    options: tuple[str, ...], words: str
+) -> None:
+    """Scripts wait for this line; its words for each security do not change."""
+    process = subprocess.Popen(
+        [TUIMAIL, "serve", "--port", "0", *options],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        assert "listening on 127.0.0.1:" in line and words in line, line
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
 
 
 def test_serve_rejects_bad_fault_spec() -> None:
@@ -571,7 +639,8 @@ def test_a_mail_fault_fires_after_aiosmtpds_syntax_check(make_sandbox: Any) -> N
         with pytest.raises(smtplib.SMTPServerDisconnected):
             client.noop()  # a 421 closes the connection once it is sent
     [session] = sandbox.wait_for_sessions(1)
-    assert "closed after fault" in session.outcome
+    assert session.outcome is SessionOutcome.CLOSED_AFTER_FAULT
+    assert "closed after fault" in session.outcome_words
 
 
 def test_auth_not_offered_quotes_the_hint_its_face_gave(make_sandbox: Any) -> None:
@@ -586,7 +655,7 @@ def test_auth_not_offered_quotes_the_hint_its_face_gave(make_sandbox: Any) -> No
 def test_a_refused_setting_carries_its_name_and_value() -> None:
     with pytest.raises(SettingRefused) as raised:
         sandbox_config_from(
-            host="127.0.0.1", port=2525, maildir=None, tls=Security.NONE, auth_users=None,
+            host="127.0.0.1", port=2525, maildir=None, security=Security.NONE, auth_users=None,
             auth_required=False, size_limit=-1, idle_timeout=60.0,
         )  # fmt: skip
     assert (raised.value.setting, raised.value.value) == ("size_limit", -1)
@@ -597,6 +666,8 @@ def test_sandbox_errors_are_tuimail_errors() -> None:
     assert issubclass(SandboxError, TuimailError) and issubclass(CertificateError, TuimailError)
     taken = PortUnavailable("127.0.0.1", 2525, in_use=True)
     assert isinstance(taken, SandboxError) and "--" not in str(taken)
+    assert "tuimail serve" not in str(taken)  # the face that started it says what may hold it
+    assert (taken.host, taken.port, taken.in_use) == ("127.0.0.1", 2525, True)
 
 
 @pytest.mark.parametrize(

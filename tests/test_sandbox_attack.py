@@ -168,7 +168,7 @@ def test_plaintext_after_the_starttls_220_is_shown_as_plaintext_and_discarded(
 ) -> None:
     from tuimail.profiles import Security
 
-    sandbox = make_sandbox(tls=Security.STARTTLS)
+    sandbox = make_sandbox(security=Security.STARTTLS)
     context = ssl.create_default_context(cafile=str(sandbox.sandbox.ca_file))
     with smtplib.SMTP("127.0.0.1", sandbox.port, timeout=10) as client:
         client.ehlo()
@@ -311,11 +311,11 @@ def test_a_key_that_does_not_match_its_certificate_is_replaced(
     ensure_certificate(mine)
     ensure_certificate(other)
     (mine / "key.pem").write_bytes((other / "key.pem").read_bytes())
-    sandbox = make_sandbox(tls=Security.STARTTLS, certificate_dir=mine)
+    sandbox = make_sandbox(security=Security.STARTTLS, certificate_dir=mine)
     starttls_send(sandbox.port, mine / "ca.pem")
     # A certificate from another CA than ca.pem is no better.
     (mine / "ca.pem").write_bytes((other / "ca.pem").read_bytes())
-    again = make_sandbox(tls=Security.STARTTLS, certificate_dir=mine)
+    again = make_sandbox(security=Security.STARTTLS, certificate_dir=mine)
     starttls_send(again.port, mine / "ca.pem")
 
 
@@ -480,7 +480,7 @@ def test_a_certificate_directory_that_cannot_be_made_is_a_clear_error(
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     with pytest.raises(SandboxError, match="cannot make the sandbox certificate"):
-        make_sandbox(tls=Security.STARTTLS, certificate_dir=blocker / "tls")
+        make_sandbox(security=Security.STARTTLS, certificate_dir=blocker / "tls")
 
 
 @pytest.mark.parametrize(

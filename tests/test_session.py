@@ -188,6 +188,10 @@ async def test_bad_certificates_are_refused_with_reason(
     assert report.failure.stage is Stage.TLS and not report.failure.temporary
     assert expected in report.failure.explanation
     assert not sink.messages
+    # The look that found what was wrong ran on a connection of its own, outside this
+    # session's transcript: the transcript shows the one connection that was refused.
+    connected = [e for e in report.transcript if e.kind is EventKind.CONNECTED]
+    assert len(connected) == 1, report.transcript.to_text()
 
 
 async def test_unverified_profile_connects_but_says_so(servers: ServerThread, certs: Certs) -> None:

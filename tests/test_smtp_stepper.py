@@ -14,13 +14,14 @@ import pytest
 
 from tests.conftest import Certs
 from tests.smtpservers import Reply, ScriptedServer, ServerThread, Sink
+from tuimail import smtp_stepper
 from tuimail.credentials import Secret
 from tuimail.probe import ProbeTarget, probe
 from tuimail.profiles import AuthMechanism, Profile, Security
 from tuimail.session import SMTPSession, check_account
 from tuimail.smtp_stepper import AuthRefusal, StageError, Stepper, auth_refusal, choose_mechanism
 from tuimail.stages import Stage
-from tuimail.tlsinfo import verifying_context
+from tuimail.tlsinfo import CertificateInfo, verifying_context
 from tuimail.transcript import Direction, Transcript
 from tuimail.wire import Endpoint, WireCapture
 
@@ -194,3 +195,38 @@ async def test_a_refused_certificate_is_looked_at_in_the_tls_stage_only_when_ask
 def test_the_session_classifier_is_pure() -> None:
     """Classifying a failure never waits on the network: it is not even a coroutine."""
     assert not inspect.iscoroutinefunction(SMTPSession._classify)
+
+
+async def test_after_starttls_the_look_at_a_refused_certificate_is_not_charged_to_tls(
+    servers: ServerThread, certs: Certs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TLS clock stops before the second connection opens: its time is nobody's stage."""
+    port = servers.smtp(Sink(), tls_context=certs.expired)
+    clocks_at_look: list[dict[Stage, float]] = []
+    real_look = smtp_stepper.look_at_certificate
+
+    async def watched_look(endpoint: Endpoint) -> CertificateInfo | None:
+        clocks_at_look.append(dict(stepper.timings))
+        return await real_look(endpoint)
+
+    # Watched, not replaced: the real look still connects to the real server.
+    monkeypatch.setattr(smtp_stepper, "look_at_certificate", watched_look)
+    context = verifying_context(str(certs.ca_file))
+    endpoint = Endpoint(
+        "127.0.0.1", port, implicit_tls=False, tls_context=context, timeout=5.0, ehlo_name="c"
+    )
+    stepper = Stepper(WireCapture(Transcript()), endpoint, inspect_refused_certificate=True)
+    try:
+        await stepper.connect()
+        await stepper.greet()
+        with pytest.raises(StageError) as raised:
+            await stepper.starttls()
+    finally:
+        stepper.close()
+    assert raised.value.stage is Stage.TLS
+    certificate = raised.value.certificate
+    assert certificate is not None and certificate.days_left() < 0  # the look saw it
+    # The handshake's time was charged when it failed, before the look began ...
+    assert len(clocks_at_look) == 1 and Stage.TLS in clocks_at_look[0]
+    # ... and nothing was added to it afterwards.
+    assert stepper.timings[Stage.TLS] == clocks_at_look[0][Stage.TLS]

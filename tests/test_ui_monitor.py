@@ -16,6 +16,7 @@ from tests.smtpservers import ServerThread, Sink
 from tests.ui_support import open_monitor, wait_for
 from tuimail.probe import ProbeReport, ProbeTarget, Status, Thresholds
 from tuimail.profiles import Profile, ProfileStore, Security
+from tuimail.stages import Stage
 from tuimail.targets import TargetStore
 from tuimail.transcript import Direction, Entry, EventKind, Transcript
 from tuimail.ui.app import TuimailApp
@@ -149,12 +150,8 @@ def fixed_report(
         transcript.entries.append(Entry(elapsed, direction, text, kind=kind))
     report = ProbeReport(target, transcript, started=time.mktime((2025, 3, 1, 9, 30, 0, 0, 0, -1)))
     report.status, report.reasons, report.reached = status, reasons, True
-    report.timings = {
-        "connect": total / 4,
-        "banner": total / 4,
-        "ehlo": total / 4,
-        "quit": total / 4,
-    }
+    report.timings = {Stage.CONNECT: total / 4, Stage.GREETING: total / 4, Stage.EHLO: total / 4}
+    report.quit_seconds = total / 4
     return report
 
 

@@ -31,7 +31,7 @@ from textual.widgets import DataTable, Static
 
 from tests.ui_support import paste, wait_for
 from tuimail.profiles import Profile, ProfileStore, Security
-from tuimail.sandbox import Sandbox, SandboxConfig, SessionRecord, StoredMessage
+from tuimail.sandbox import Sandbox, SandboxConfig, SessionOutcome, SessionRecord, StoredMessage
 from tuimail.session import Delivery, SessionFailure, SessionReport, Stage
 from tuimail.tlsinfo import TLSInfo
 from tuimail.transcript import Direction, Entry, EventKind, Transcript
@@ -240,7 +240,7 @@ async def show_sandbox_with_a_message(pilot: Pilot[Any]) -> None:
         started=received,
         ended=received + 0.014,
         helo="client.example.test",
-        outcome="completed",
+        outcome=SessionOutcome.COMPLETED,
         transcript=server_transcript("1740820800.M1P1Q1.sandbox"),
     )
     record.messages.append(

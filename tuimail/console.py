@@ -145,7 +145,7 @@ def _probe_lines(report: ProbeReport) -> list[str]:
     if report.banner:
         lines.append(f"  banner        {report.banner.splitlines()[0]}")
     if report.timings:
-        stages = "  ".join(f"{k} {v * 1000:.1f}ms" for k, v in report.timings.items())
+        stages = "  ".join(f"{k} {v * 1000:.1f}ms" for k, v in report.labelled_timings().items())
         lines.append(f"  timings       {stages}  (total {report.total * 1000:.1f}ms)")
     if report.capabilities:
         names = " ".join(

@@ -27,7 +27,8 @@ class LineFramer:
     ``buffer`` holds what is not framed yet; a tap that reads something else
     than lines for a while (message data) takes it from there directly.
     ``on_cut`` is told how many bytes of an over-long line were dropped, once
-    its end has come.
+    its end has come. Both taps keep the default ``limit``; it is a parameter
+    so tests/test_line_framer.py can cut lines without sending 64 KiB each.
     """
 
     def __init__(self, on_cut: Callable[[int], object], limit: int = MAX_LINE) -> None:
@@ -64,3 +65,21 @@ class LineFramer:
             line = bytes(self.buffer[:end]).rstrip(b"\r")
             del self.buffer[: end + 1]
             return line
+
+    def flush(self) -> bytes | None:
+        """The stream ends here: its last line though no line end came, or None.
+
+        For a tap whose stream is replaced under it (the plaintext before a
+        TLS handshake): call it once :meth:`next_line` gives None, and the
+        framer starts afresh. An over-long line being skipped ends here, and
+        ``on_cut`` is told.
+        """
+        if self._skipped is not None:
+            dropped = self._skipped + len(self.buffer)
+            self._skipped = None
+            self.buffer.clear()
+            self._on_cut(dropped)
+            return None
+        line = bytes(self.buffer).rstrip(b"\r")
+        self.buffer.clear()
+        return line or None

@@ -1,10 +1,11 @@
-"""Every private name of aiosmtplib and aiosmtpd that tuimail touches, in one list.
+"""Every private name of another package that tuimail touches, in one list.
 
 tuimail watches the wire under aiosmtplib (:mod:`tuimail.wire`) and replaces
 parts of aiosmtpd's server (:mod:`tuimail.sandbox`). Both reach past the
 libraries' public API, so a release that renames one of these names breaks a
-send or the sandbox without any public change. This list is what guards
-against that:
+send or the sandbox without any public change. Describing a certificate
+reaches past two more (:data:`OTHER_PACKAGES`: the stdlib's ``ssl`` and
+``cryptography``), one name each. This list is what guards against that:
 
 * ``pyproject.toml`` pins both libraries to the range these names were checked
   in, and ``make test-min`` runs the SMTP tests with the lowest of that range;
@@ -23,8 +24,13 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-#: The libraries whose private names are listed here.
+#: The SMTP libraries whose private names are listed here: pinned in pyproject.toml,
+#: their versions shown by ``tuimail doctor``.
 LIBRARIES = ("aiosmtplib", "aiosmtpd")
+#: Other packages tuimail takes one private name each from: listed and checked for
+#: presence like the rest, but left out of the test's scan for unlisted names, which
+#: matches by name alone (cryptography's ``_value`` is also tuimail's own Secret's).
+OTHER_PACKAGES = ("ssl", "cryptography")
 
 
 class Kind(enum.StrEnum):
@@ -137,6 +143,20 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
             "must always end its session",
         )
         for command in ("HELO", "EHLO", "AUTH", "DATA", "STARTTLS")
+    ),
+    # -- ssl and cryptography: describing a server's certificate -----------------
+    PrivateName(
+        "ssl.SSLObject", "_sslobj", Kind.INSTANCE_ATTRIBUTE, "tuimail/trust.py, peer_chain",
+        "read on Python before 3.13: the whole chain the server sent, unverified, for "
+        "the probe's report (the public SSLObject.get_unverified_chain arrives in 3.13; "
+        "getpeercert gives the leaf only); without it the probe shows the leaf alone",
+    ),
+    PrivateName(
+        "cryptography.x509.ObjectIdentifier", "_name", Kind.CLASS_ATTRIBUTE,
+        "tuimail/tlsinfo.py, certificate_from_der",
+        "read: the long name of a subject attribute (countryName, localityName), as the "
+        "stdlib's getpeercert names it for verified certificates; cryptography makes "
+        "public only the dotted number and the RFC 4514 short names (C, L)",
     ),
 )  # fmt: skip
 

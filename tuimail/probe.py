@@ -7,7 +7,8 @@ reasons. The first TLS handshake verifies the chain; when it is refused, a
 second connection looks at the certificate without verifying, only to report
 on it (:mod:`tuimail.trust`). No mail is ever sent, and the password goes only
 over a connection whose certificate and host name were verified, or one the
-profile explicitly says not to verify (:func:`_auth_refusal`).
+profile explicitly says not to verify
+(:func:`tuimail.smtp_stepper.auth_refusal`).
 
 A stage that fails, by a timeout or otherwise, still counts the time it spent
 waiting: a silent server shows as slow in the timings, never as fast.
@@ -28,13 +29,13 @@ from aiosmtplib.errors import (
     SMTPAuthenticationError,
     SMTPConnectResponseError,
     SMTPException,
+    SMTPNotSupported,
     SMTPResponseException,
 )
 
 from tuimail.credentials import Secret
 from tuimail.errors import TuimailError
 from tuimail.profiles import Profile, Security
-from tuimail.session import default_ehlo_name
 from tuimail.smtp_stepper import AuthNotAttempted, AuthRefusal, StageError, Stepper
 from tuimail.stages import Stage
 from tuimail.tlsinfo import (
@@ -45,13 +46,7 @@ from tuimail.tlsinfo import (
 )
 from tuimail.transcript import Entry, EventKind, Transcript
 from tuimail.trust import TrustResult, describe_chain, hostname_matches, peer_chain
-from tuimail.wire import Endpoint, WireCapture
-
-#: Capabilities the probe reports by name (others are kept too).
-KNOWN_CAPABILITIES = (
-    "size", "pipelining", "starttls", "auth", "8bitmime", "smtputf8",
-    "chunking", "dsn", "enhancedstatuscodes",
-)  # fmt: skip
+from tuimail.wire import Endpoint, WireCapture, default_ehlo_name
 
 
 class Status(enum.IntEnum):
@@ -157,7 +152,9 @@ class ProbeReport:
     started: float = field(default_factory=time.time)
     status: Status = Status.UNKNOWN
     reasons: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[Stage, float] = field(default_factory=dict)
+    #: Seconds QUIT took, once sent: the goodbye, timed apart from the stages.
+    quit_seconds: float | None = None
     banner: str = ""
     capabilities: dict[str, str] = field(default_factory=dict)
     capabilities_before_tls: dict[str, str] = field(default_factory=dict)
@@ -167,7 +164,14 @@ class ProbeReport:
 
     @property
     def total(self) -> float:
-        return sum(self.timings.values())
+        return sum(self.timings.values()) + (self.quit_seconds or 0.0)
+
+    def labelled_timings(self) -> dict[str, float]:
+        """The timings under the probe's words for them (:data:`PERF_LABELS`), QUIT last."""
+        labelled = {PERF_LABELS[stage]: seconds for stage, seconds in self.timings.items()}
+        if self.quit_seconds is not None:
+            labelled[QUIT_LABEL] = self.quit_seconds
+        return labelled
 
     def raise_status(self, status: Status, reason: str) -> None:
         """Add a reason; the status is the worst seen (UNKNOWN only when nothing else)."""
@@ -195,9 +199,11 @@ class ProbeReport:
         """One Nagios plugin line: ``SMTP STATUS - text | perfdata``."""
         t = self.target.thresholds
         perf = [f"time={self.total:.6f}s;{t.warn_seconds:g};{t.crit_seconds:g};0"]
-        for stage in ("connect", "banner", "ehlo", "tls", "auth", "quit"):
+        for stage, label in PERF_LABELS.items():
             if stage in self.timings:
-                perf.append(f"{stage}={self.timings[stage]:.6f}s;;;0")
+                perf.append(f"{label}={self.timings[stage]:.6f}s;;;0")
+        if self.quit_seconds is not None:
+            perf.append(f"{QUIT_LABEL}={self.quit_seconds:.6f}s;;;0")
         if self.tls is not None and self.tls.days_left is not None:
             perf.append(f"cert_days={self.tls.days_left};{t.warn_days};{t.crit_days}")
         text = self.summary().replace("|", "/")
@@ -217,7 +223,7 @@ class ProbeReport:
             "exit_code": int(self.status),
             "reasons": self.reasons,
             "started": self.started,
-            "timings": {k: round(v, 6) for k, v in self.timings.items()},
+            "timings": {k: round(v, 6) for k, v in self.labelled_timings().items()},
             "total": round(self.total, 6),
             "banner": self.banner,
             "capabilities": self.capabilities,
@@ -271,6 +277,7 @@ async def probe(
                     "verification, only to inspect it",
                 )
                 report.timings.clear()
+                report.quit_seconds = None
                 await _run(report, password, verify=False, refused=refused.reason)
     except TimeoutError:
         report.raise_status(
@@ -341,7 +348,6 @@ async def _run(
     transcript.event(
         EventKind.INFO, f"probing {target.host}:{target.effective_port} ({target.security.label})"
     )
-    quit_time: float | None = None
     try:
         try:
             greeting = await stepper.connect()
@@ -373,14 +379,16 @@ async def _run(
         report.capabilities = await stepper.greet()
 
         if target.security is Security.STARTTLS:
-            if not smtp.supports_extension("starttls"):
-                report.raise_status(Status.CRITICAL, "STARTTLS is not offered")
-            else:
-                report.capabilities_before_tls = report.capabilities
-                try:
-                    await stepper.starttls()
-                except StageError as failed:
-                    error = _smtp_error(failed)
+            before_tls = report.capabilities
+            try:
+                await stepper.starttls()
+            except StageError as failed:
+                error = _smtp_error(failed)
+                if isinstance(error, SMTPNotSupported):
+                    # The stepper checked the EHLO reply; the probe goes on to report the rest.
+                    report.raise_status(Status.CRITICAL, "STARTTLS is not offered")
+                else:
+                    report.capabilities_before_tls = before_tls
                     if isinstance(error, SMTPResponseException):
                         report.raise_status(
                             Status.CRITICAL, f"STARTTLS refused: {error.code} {error.message}"
@@ -391,6 +399,8 @@ async def _run(
                         Status.CRITICAL, f"the TLS handshake failed: {_why(error, target.timeout)}"
                     )
                     return
+            else:
+                report.capabilities_before_tls = before_tls
                 if tls_seen:
                     _record_tls(report, tls_seen[-1], refused)
                 report.capabilities = await stepper.greet()
@@ -407,7 +417,7 @@ async def _run(
                 except (SMTPException, OSError) as exc:
                     report.reasons.append(f"QUIT failed: {_why(exc, target.timeout)}")
         finally:
-            quit_time = time.monotonic() - started
+            report.quit_seconds = time.monotonic() - started
     except StageError as failed:
         error = _smtp_error(failed)
         report.raise_status(
@@ -415,21 +425,20 @@ async def _run(
         )
     finally:
         stepper.close()
-        for stage, seconds in stepper.timings.items():
-            report.timings[PERF_LABELS[stage]] = seconds
-        if quit_time is not None:
-            report.timings["quit"] = quit_time
+        report.timings.update(stepper.timings)
 
 
-#: The probe's name for each stage it times, as its perfdata and reports have always said
-#: (users' monitoring matches these words); QUIT, no stage of the conversation, is "quit".
+#: The probe's name for each stage it times, in the order of its Nagios perfdata, as its
+#: perfdata, JSON and history have always said (users' monitoring matches these words).
 PERF_LABELS: dict[Stage, str] = {
     Stage.CONNECT: "connect",
-    Stage.TLS: "tls",
     Stage.GREETING: "banner",
     Stage.EHLO: "ehlo",
+    Stage.TLS: "tls",
     Stage.AUTH: "auth",
 }
+#: QUIT, no stage of the conversation, under its own word, last.
+QUIT_LABEL = "quit"
 
 
 def _smtp_error(failed: StageError) -> BaseException:

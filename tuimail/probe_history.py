@@ -86,7 +86,7 @@ class ProbeHistory:
                 "started": report.started,
                 "status": report.status.name,
                 "total": round(report.total, 6),
-                "timings": {k: round(v, 6) for k, v in report.timings.items()},
+                "timings": {k: round(v, 6) for k, v in report.labelled_timings().items()},
                 "days_left": report.tls.days_left if report.tls else None,
                 "capabilities": report.capabilities,
                 "reasons": report.reasons,

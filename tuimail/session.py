@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import dataclasses
 import re
-import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -61,7 +60,7 @@ from tuimail.smtp_stepper import AuthNotAttempted, AuthRefusal, StageError, Step
 # Re-exported: callers name a failure's stage from the session they ran.
 from tuimail.stages import Stage as Stage
 from tuimail.transcript import Entry, EventKind, Transcript
-from tuimail.wire import Endpoint, TranscribingSMTP, WireCapture
+from tuimail.wire import Endpoint, TranscribingSMTP, WireCapture, default_ehlo_name
 
 if TYPE_CHECKING:
     # Imported where used: only TLS sessions need certificate parsing.
@@ -148,7 +147,7 @@ class SessionReport:
     failure: SessionFailure | None = None
     tls: TLSInfo | None = None
     capabilities: dict[str, str] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[Stage, float] = field(default_factory=dict)
     authenticated_as: str = ""
 
     @property
@@ -162,19 +161,9 @@ class SessionReport:
             "delivery": self.delivery.to_json() if self.delivery else None,
             "tls": self.tls.to_json() if self.tls else None,
             "capabilities": self.capabilities,
-            "timings": {k: round(v, 6) for k, v in self.timings.items()},
+            "timings": {stage.value: round(v, 6) for stage, v in self.timings.items()},
             "authenticated_as": self.authenticated_as,
         }
-
-
-def default_ehlo_name() -> str:
-    """This machine's name if it is usable in EHLO, else ``localhost``.
-
-    ``socket.getfqdn()`` (aiosmtplib's default) can block for seconds on a
-    broken resolver; the plain host name is instant.
-    """
-    name = socket.gethostname()
-    return name if re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})", name) else "localhost"
 
 
 def build_tls_context(profile: Profile) -> ssl.SSLContext:
@@ -248,7 +237,7 @@ class SMTPSession:
         stepper = self._stepper
         if stepper is not None:
             stepper.stop_clock()
-            self.report.timings = {stage.value: t for stage, t in stepper.timings.items()}
+            self.report.timings = dict(stepper.timings)
 
     async def open(self) -> None:
         """Connect, secure, greet and authenticate, as the profile demands."""
@@ -347,7 +336,6 @@ class SMTPSession:
         stepper = self._require_stepper()
         smtp = stepper.smtp
         payload = outgoing.to_bytes()
-        stepper.enter(Stage.MAIL)
         options = self._mail_options(outgoing, len(payload))
         encoding = "utf-8" if outgoing.needs_smtputf8 else "ascii"
         async with stepper.running(Stage.MAIL):
@@ -393,7 +381,8 @@ class SMTPSession:
             settling = on_delivered(delivery)
             if settling is not None:
                 await settling
-        stepper.enter(Stage.MAIL)
+        # Until the next message, the connection idles: no stage's time.
+        stepper.stop_clock()
         return delivery
 
     async def _recipients(
@@ -609,8 +598,6 @@ class SMTPSession:
         """A stage's error as a :class:`SessionFailure`: pure, it never touches the network."""
         exc, stage = failed.error, failed.stage
         host = self.profile.host
-        if isinstance(exc, SessionFailure):
-            return exc
         if isinstance(exc, AuthNotAttempted):
             return self._auth_not_attempted(exc)
         if isinstance(exc, SMTPAuthenticationError) and stage is Stage.AUTH:

@@ -9,9 +9,9 @@ opening hold in one place:
   the time it waited), and any error it raises becomes a :class:`StageError`
   naming the stage, handed to the caller's ``translate``;
 * when the TLS handshake refuses the certificate, the stage that ran the
-  handshake looks at that certificate (on a second connection, without
-  trusting it) so the failure can say what was wrong; classifying an error
-  never touches the network;
+  handshake looks at that certificate (on a second connection, opened by a
+  non-verifying :class:`Stepper` of its own, untimed) so the failure can say
+  what was wrong; classifying an error never touches the network;
 * STARTTLS is required where asked for: a missing or refused STARTTLS is a
   failure, never a silent fall back to plaintext, and EHLO is asked again
   once TLS is up (RFC 3207);
@@ -30,7 +30,9 @@ Words are not chosen here: the session and the probe each say a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import enum
 import ssl
 import time
@@ -43,8 +45,12 @@ from tuimail.credentials import Secret
 from tuimail.errors import TuimailError
 from tuimail.profiles import AuthMechanism
 from tuimail.stages import Stage
-from tuimail.tlsinfo import CertificateInfo, fetch_certificate, find_verification_error
+from tuimail.tlsinfo import CertificateInfo, certificate_from_der, find_verification_error
+from tuimail.transcript import Transcript
 from tuimail.wire import Endpoint, TranscribingSMTP, WireCapture
+
+#: The look at a refused certificate takes at most this, or the endpoint's timeout if shorter.
+LOOK_TIMEOUT = 10.0
 
 #: With TLS: the simplest mechanism first, the connection already hides the password.
 _ORDER_SECURE = (AuthMechanism.PLAIN, AuthMechanism.LOGIN, AuthMechanism.CRAM_MD5)
@@ -152,7 +158,7 @@ class Stepper:
         translate: Callable[[StageError], BaseException] | None = None,
         inspect_refused_certificate: bool = False,
     ) -> None:
-        self.smtp = TranscribingSMTP(capture, endpoint, on_tls)
+        self.smtp = TranscribingSMTP(capture, endpoint, on_tls, on_part=self.enter)
         self.endpoint = endpoint
         self._translate = translate
         self._inspect = inspect_refused_certificate
@@ -198,20 +204,21 @@ class Stepper:
         """``exc``, raised during ``stage``, as the caller raises it.
 
         A refused certificate is looked at here, where the handshake ran,
-        so that translating it needs no network.
+        so that translating it needs no network; the stage's clock stops
+        first, so the look is not charged to the handshake.
         """
         certificate = None
-        endpoint = self.endpoint
         if self._inspect and find_verification_error(exc) is not None:
-            certificate = await fetch_certificate(
-                endpoint.host,
-                endpoint.port,
-                starttls=not endpoint.implicit_tls,
-                timeout=min(endpoint.timeout, 10.0),
-                ehlo_name=endpoint.ehlo_name,
-            )
+            self.stop_clock()
+            certificate = await look_at_certificate(self.endpoint)
         failure = StageError(stage, exc, certificate)
         return failure if self._translate is None else self._translate(failure)
+
+    async def _decided_before(self, stage: Stage, error: BaseException) -> BaseException:
+        """``error`` decided before ``stage`` began: the stage fails with no exchange and no time."""
+        self.stop_clock()
+        self.stage = stage
+        return await self.failed(stage, error)
 
     # -- the steps -------------------------------------------------------------
 
@@ -219,34 +226,18 @@ class Stepper:
         """TCP connect, implicit TLS if asked, and the greeting, each timed apart.
 
         A failure names the stage it stopped in (connect, tls or greeting).
+        The wire tells when each part starts (:meth:`enter`); a part that
+        fails keeps its clock running until here, so a greeting that never
+        came still shows as a slow greeting, never as a fast probe.
         """
-        smtp = self.smtp
-        self.enter(Stage.CONNECT)
-        started = time.monotonic()
         try:
-            try:
-                return await smtp.open()
-            finally:
-                self._account_for_open(started)
+            greeting = await self.smtp.open()
         except TuimailError:
             raise
         except Exception as exc:
-            raise await self.failed(smtp.stage, exc) from None
-
-    def _account_for_open(self, started: float) -> None:
-        """Copy the wire's timings of :meth:`TranscribingSMTP.open`, and charge what is left.
-
-        The wire times each part that finished; the wait not accounted for
-        belongs to the part running when it returned or failed (a greeting
-        that never came still shows as a slow greeting, never as a fast probe).
-        """
-        smtp = self.smtp
-        self._since = None
-        self.timings.update(smtp.timings)
-        if smtp.stage not in smtp.timings and smtp.stage is not Stage.EHLO:
-            unaccounted = time.monotonic() - started - sum(smtp.timings.values())
-            self.timings[smtp.stage] = max(0.0, unaccounted)
-        self.stage = smtp.stage
+            raise await self.failed(self.stage, exc) from None
+        self.stop_clock()
+        return greeting
 
     async def greet(self, *, helo_fallback: bool = False) -> dict[str, str]:
         """EHLO; with ``helo_fallback``, HELO when EHLO is refused for good. Returns the capabilities."""
@@ -267,9 +258,9 @@ class Stepper:
         no longer counts.
         """
         smtp = self.smtp
+        if not smtp.supports_extension("starttls"):
+            raise await self._decided_before(Stage.TLS, SMTPNotSupported("STARTTLS is not offered"))
         async with self.running(Stage.TLS):
-            if not smtp.supports_extension("starttls"):
-                raise SMTPNotSupported("STARTTLS is not offered")
             await smtp.starttls(
                 server_hostname=self.endpoint.host, tls_context=self.endpoint.tls_context
             )
@@ -314,11 +305,8 @@ class Stepper:
         if refusal is None and password is None:
             refusal = AuthRefusal.NO_PASSWORD
         if refusal is not None or mechanism is None or password is None:
-            # Decided before the stage starts: no AUTH exchange, no AUTH time.
             not_attempted = AuthNotAttempted(refusal or AuthRefusal.NO_MECHANISM, offered)
-            self.stop_clock()
-            self.stage = Stage.AUTH
-            raise await self.failed(Stage.AUTH, not_attempted)
+            raise await self._decided_before(Stage.AUTH, not_attempted)
         self.mechanism = mechanism
         async with self.running(Stage.AUTH):
             await smtp.authenticate(mechanism, username, password.reveal())
@@ -329,3 +317,36 @@ class Stepper:
         self.stop_clock()
         self.smtp.close()
         self.smtp.capture.mark_closed(text)
+
+
+async def look_at_certificate(endpoint: Endpoint) -> CertificateInfo | None:
+    """The server's certificate, seen without trusting it, only to explain a refusal.
+
+    A non-verifying :class:`Stepper` opens a second connection the way the
+    refused one was opened (implicit TLS, or EHLO and STARTTLS), recorded in
+    a transcript of its own that nobody shows; nothing from it is trusted or
+    used to send. ``None`` when the server cannot be reached again within
+    :data:`LOOK_TIMEOUT`.
+    """
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    timeout = min(endpoint.timeout, LOOK_TIMEOUT)
+    seen: list[ssl.SSLObject] = []
+    look = Stepper(
+        WireCapture(Transcript(title=f"certificate of {endpoint.host}")),
+        dataclasses.replace(endpoint, tls_context=context, timeout=timeout),
+        on_tls=seen.append,
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            await look.connect()
+            if not endpoint.implicit_tls:
+                await look.greet()
+                await look.starttls()
+    except (TuimailError, TimeoutError):
+        pass
+    finally:
+        look.close()
+    der = seen[-1].getpeercert(binary_form=True) if seen else None
+    return certificate_from_der(der) if der else None

@@ -2,7 +2,7 @@
 
 The client session (tuimail/session.py), the probe (tuimail/probe.py), the
 wire capture (tuimail/wire.py), the sandbox's fault rules
-(tuimail/faults.py) and the exit codes (tuimail/exitcodes.py) all speak of
+(tuimail/faults.py) and the exit codes (tuimail/cli/exitcodes.py) all speak of
 the same stages, so a stage named in a failure, a fault rule or a timing is
 the same value everywhere. The values are the words users see (``failed at
 auth``, ``--fault rcpt:550``) and script against: never rename one.

@@ -3,15 +3,15 @@
 The security of every connection is shown plainly (protocol
 version, cipher, certificate subject, issuer, names and expiry). When
 verification fails, the bare OpenSSL reason ("certificate verify failed") is
-not enough, so :func:`fetch_certificate` takes a second, non-verifying look at
-the server's certificate purely to explain the failure ("the certificate for
+not enough, so the stage that ran the handshake takes a second, non-verifying
+look at the server's certificate (tuimail/smtp_stepper.py,
+``look_at_certificate``) purely to explain the failure ("the certificate for
 mail.example.com expired on 2026-01-02"). Nothing from that look is trusted or
 used to send.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ssl
 from dataclasses import dataclass
@@ -129,6 +129,7 @@ def certificate_from_der(der: bytes) -> CertificateInfo:
         short = {NameOID.COMMON_NAME: "commonName", NameOID.ORGANIZATION_NAME: "organizationName"}
         parts = []
         for attribute in value:
+            # The long name has no public accessor: listed in tuimail/private_api.py.
             label = short.get(attribute.oid, attribute.oid._name)
             parts.append(f"{label}={attribute.value!s}")
         return ", ".join(parts)
@@ -214,52 +215,3 @@ def explain_verification_error(
         )
     reason = getattr(error, "verify_message", "") or str(error)
     return f"the certificate for {host} could not be verified: {reason}"
-
-
-async def fetch_certificate(
-    host: str, port: int, starttls: bool, timeout: float, ehlo_name: str = "localhost"
-) -> CertificateInfo | None:
-    """Look at the server certificate without trusting it, to explain a failure.
-
-    Returns ``None`` when the server cannot be reached again in ``timeout``.
-    """
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    writer: asyncio.StreamWriter | None = None
-    try:
-        async with asyncio.timeout(timeout):
-            if starttls:
-                reader, writer = await asyncio.open_connection(host, port, limit=16384)
-                await _read_reply(reader)
-                writer.write(f"EHLO {ehlo_name}\r\n".encode("ascii"))
-                await _read_reply(reader)
-                writer.write(b"STARTTLS\r\n")
-                if not (await _read_reply(reader)).startswith("220"):
-                    return None
-                await writer.start_tls(context, server_hostname=host)
-            else:
-                _, writer = await asyncio.open_connection(
-                    host, port, ssl=context, server_hostname=host, limit=16384
-                )
-            ssl_object = writer.get_extra_info("ssl_object")
-            der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-            return certificate_from_der(der) if der else None
-    except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
-        return None
-    finally:
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1)
-
-
-async def _read_reply(reader: asyncio.StreamReader) -> str:
-    """Read one (possibly multi-line) reply; returns its last line."""
-    for _ in range(100):
-        line = (await reader.readline()).decode("ascii", "replace")
-        if not line:
-            raise asyncio.IncompleteReadError(b"", None)
-        if line[3:4] != "-":
-            return line
-    raise ValueError("reply has too many lines")

@@ -34,9 +34,9 @@ class TrustResult:
 def peer_chain(ssl_object: Any) -> list[bytes]:
     """The chain the server sent, leaf first, as DER (Python 3.13 names it publicly)."""
     getter = getattr(ssl_object, "get_unverified_chain", None)
-    if getter is None:
-        inner = getattr(ssl_object, "_sslobj", None)
-        getter = getattr(inner, "get_unverified_chain", None)
+    if getter is None and hasattr(ssl_object, "_sslobj"):
+        # Before 3.13 only the C object inside has it: listed in tuimail/private_api.py.
+        getter = getattr(ssl_object._sslobj, "get_unverified_chain", None)
     if getter is not None:
         chain = getter() or []
         # 3.13's public method returns Certificate objects; the 3.11 private one, DER.

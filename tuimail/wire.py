@@ -4,21 +4,23 @@ aiosmtplib has no transcript hook, so tuimail supplies its own protocol object:
 :class:`TranscribingProtocol` is aiosmtplib's ``SMTPProtocol`` with the two
 doors of the connection watched, ``data_received`` (server to client) and
 ``write`` (client to server). :class:`TranscribingSMTP` makes its own TCP
-connection (so connect, TLS handshake and greeting are timed and reported
-separately) and hands aiosmtplib the socket through its public ``sock=``.
+connection (so the start of connect, TLS handshake and greeting can each be
+told to its caller, who keeps the clock: tuimail/smtp_stepper.py) and hands
+aiosmtplib the socket through its public ``sock=``.
 
 This reaches into aiosmtplib internals (``_create_connection`` and the
-protocol class, listed in tuimail/private_api.py), so two safety nets exist: the session checks after the
-greeting that the capture saw it (:class:`CaptureLost` otherwise), and the test
-suite asserts every command of a real session appears in the transcript.
+protocol class, listed in tuimail/private_api.py), so two safety nets exist:
+:meth:`TranscribingSMTP._create_connection` checks after the greeting that the
+capture saw it (:class:`CaptureLost` otherwise), and the test suite asserts
+every command of a real session appears in the transcript.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import ssl
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,8 +53,6 @@ class WireCapture:
         self.transcript = transcript
         self.redactor = ConversationRedactor(replies_in_order=True)
         self.secure = False
-        self.bytes_received = 0
-        self.bytes_sent = 0
         self.closed = False
         #: Lines over tuimail/line_framer.py's bound are cut, their rest counted.
         self._lines = LineFramer(
@@ -67,7 +67,6 @@ class WireCapture:
         self._discarded = 0
 
     def received(self, data: bytes) -> None:
-        self.bytes_received += len(data)
         self._lines.feed(data)
         while (line := self._lines.next_line()) is not None:
             self._server_line(line)
@@ -104,7 +103,6 @@ class WireCapture:
         self.secure = True
 
     def sent(self, data: bytes) -> None:
-        self.bytes_sent += len(data)
         if self.redactor.in_data:
             # aiosmtplib writes the whole dot-stuffed payload, final dot included, at once.
             lines = data.count(b"\r\n") - 1
@@ -167,6 +165,16 @@ class TranscribingProtocol(SMTPProtocol):
         super().connection_lost(exc)
 
 
+def default_ehlo_name() -> str:
+    """This machine's name if it is usable in EHLO, else ``localhost``.
+
+    ``socket.getfqdn()`` (aiosmtplib's default) can block for seconds on a
+    broken resolver; the plain host name is instant.
+    """
+    name = socket.gethostname()
+    return name if re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})", name) else "localhost"
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """Where and how to connect: the server, implicit TLS or not, and the limits."""
@@ -184,15 +192,15 @@ class Endpoint:
 
 
 class TranscribingSMTP(SMTP):
-    """aiosmtplib's client on a :class:`TranscribingProtocol`, with timed stages.
+    """aiosmtplib's client on a :class:`TranscribingProtocol`, telling when each part starts.
 
-    :meth:`open` connects the TCP socket itself (timed, and reported as
-    "connected to") and hands it to aiosmtplib's public ``connect(sock=...)``;
-    the one override left, ``_create_connection``, puts the transcribing
-    protocol on that socket and times the implicit TLS handshake and the
-    greeting apart (see tuimail/private_api.py). ``stage`` names what the
-    connection was doing when it stopped, so a failure inside :meth:`open` is
-    reported as connect, tls or greeting.
+    :meth:`open` connects the TCP socket itself (reported as "connected to")
+    and hands it to aiosmtplib's public ``connect(sock=...)``; the one
+    override left, ``_create_connection``, puts the transcribing protocol on
+    that socket and tells the implicit TLS handshake apart from the greeting
+    (see tuimail/private_api.py). ``on_part`` hears each part of :meth:`open`
+    as it starts (connect, tls, greeting): the caller keeps the clock and
+    knows which part a failure stopped in.
     """
 
     def __init__(
@@ -200,6 +208,7 @@ class TranscribingSMTP(SMTP):
         capture: WireCapture,
         endpoint: Endpoint,
         on_tls: Callable[[ssl.SSLObject], None] | None = None,
+        on_part: Callable[[Stage], None] | None = None,
     ) -> None:
         # No port: aiosmtplib takes the connected socket instead (and refuses both).
         super().__init__(
@@ -212,19 +221,14 @@ class TranscribingSMTP(SMTP):
         )
         self.capture = capture
         self.endpoint = endpoint
-        self.stage = Stage.CONNECT
-        self.peer: tuple[str, int] | None = None
-        #: Seconds spent in each stage of :meth:`open`: connect, tls (implicit), greeting.
-        self.timings: dict[Stage, float] = {}
         self._on_tls = on_tls
+        self._on_part = on_part or (lambda stage: None)
 
     async def open(self) -> SMTPResponse:
         """Connect, run implicit TLS if asked, and read the greeting; returns the greeting."""
         endpoint = self.endpoint
-        self.stage = Stage.CONNECT
-        started = time.monotonic()
+        self._on_part(Stage.CONNECT)
         sock = await self._open_socket(endpoint.host, endpoint.port, endpoint.timeout)
-        self.timings[Stage.CONNECT] = time.monotonic() - started
         return await self.connect(sock=sock)
 
     async def _create_connection(self, timeout: float | None) -> SMTPResponse:
@@ -234,10 +238,9 @@ class TranscribingSMTP(SMTP):
             raise RuntimeError("TranscribingSMTP connects through open()")
         host = self.endpoint.host
         transcript = self.capture.transcript
-        started = time.monotonic()
         tls_context = self.tls_context if self.use_tls else None
         if self.use_tls:
-            self.stage = Stage.TLS
+            self._on_part(Stage.TLS)
             if tls_context is None:
                 raise ValueError("implicit TLS needs a TLS context")
         protocol = TranscribingProtocol(
@@ -264,16 +267,13 @@ class TranscribingSMTP(SMTP):
         self.protocol = protocol
         self.transport = transport
         if tls_context is not None:
-            self.timings[Stage.TLS] = time.monotonic() - started
-            started = time.monotonic()
             ssl_object = transport.get_extra_info("ssl_object")
             if self._on_tls is not None and ssl_object is not None:
                 self._on_tls(ssl_object)
 
-        self.stage = Stage.GREETING
+        self._on_part(Stage.GREETING)
         try:
             response = await protocol.read_response(timeout=timeout)
-            self.timings[Stage.GREETING] = time.monotonic() - started
         except SMTPServerDisconnected as exc:
             raise SMTPConnectError(f"{host} closed the connection before greeting") from exc
         except SMTPTimeoutError as exc:
@@ -284,7 +284,6 @@ class TranscribingSMTP(SMTP):
             raise SMTPConnectResponseError(response.code, response.message)
         if not any(e.direction is Direction.SERVER for e in transcript.entries):
             raise CaptureLost("the transcript did not see the server's greeting")
-        self.stage = Stage.EHLO
         return response
 
     def _connection_dropped(self, protocol: SMTPProtocol) -> None:
@@ -315,7 +314,6 @@ class TranscribingSMTP(SMTP):
                         sock.close()
                         raise
                     peer_host, peer_port = str(address[0]), int(address[1])
-                    self.peer = (peer_host, peer_port)
                     shown = f"[{peer_host}]" if ":" in peer_host else peer_host
                     transcript.event(
                         EventKind.CONNECTED,

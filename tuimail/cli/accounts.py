@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from tuimail import exitcodes
+from tuimail.cli import exitcodes
 from tuimail.cli.common import (
     CLIError,
     password_for,

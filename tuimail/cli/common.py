@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, TypeVar
 
-from tuimail import exitcodes
+from tuimail.cli import exitcodes
 from tuimail.errors import NotFound, TuimailError
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tuimail import exitcodes
+from tuimail.cli import exitcodes
 
 
 def define_options(doctor: argparse.ArgumentParser) -> None:

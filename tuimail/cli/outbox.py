@@ -7,7 +7,7 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING
 
-from tuimail import exitcodes
+from tuimail.cli import exitcodes
 from tuimail.cli.common import CLIError, local_time, read_password, retry_policy
 
 if TYPE_CHECKING:  # imported when used: ``tuimail outbox list`` stays quick to start

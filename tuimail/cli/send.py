@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tuimail import exitcodes
+from tuimail.cli import exitcodes
 from tuimail.cli.common import (
     CLIError,
     checked,

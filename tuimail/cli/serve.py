@@ -9,10 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tuimail import exitcodes
+from tuimail.cli import exitcodes
 from tuimail.cli.common import CLIError, settle_imports
 
 if TYPE_CHECKING:
+    from tuimail.profiles import Security
     from tuimail.sandbox import Sandbox, SessionRecord
     from tuimail.transcript import Entry
 
@@ -95,7 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             maildir=args.maildir,
-            tls=Security.STARTTLS
+            security=Security.STARTTLS
             if args.tls
             else Security.TLS
             if args.implicit_tls
@@ -137,7 +138,10 @@ def _in_option_words(error: Exception) -> str:
         return _OPTION_WORDS[error.setting].format(value=error.value)
     if isinstance(error, PortUnavailable):
         if error.in_use:
-            return f"{error}; choose another with --port, or --port 0 for any free port"
+            return (
+                f"{error} (another 'tuimail serve' or mail server?); "
+                "choose another with --port, or --port 0 for any free port"
+            )
         return f"{error}, so choose another with --port"
     return str(error)
 
@@ -174,6 +178,18 @@ def _serve_summary_printer(as_json: bool) -> Callable[[SessionRecord], None]:
     return show
 
 
+def _listening_words(security: Security) -> str:
+    """How the listening line names ``security``, as ``tuimail serve`` always has.
+
+    Scripts that wait for the line may match it, so these are this face's own
+    words rather than the profile's short label.
+    """
+    from tuimail.profiles import Security
+
+    words = {Security.NONE: "no TLS", Security.STARTTLS: "STARTTLS", Security.TLS: "implicit TLS"}
+    return words[security]
+
+
 async def _serve(sandbox: Sandbox) -> int:
     import signal
 
@@ -183,9 +199,9 @@ async def _serve(sandbox: Sandbox) -> int:
     sandbox_module.announce(sandbox)
     try:
         config = sandbox.config
-        tls = {"none": "no TLS", "starttls": "STARTTLS", "tls": "implicit TLS"}[config.tls]
         print(
-            f"tuimail sandbox listening on {config.host}:{sandbox.port} ({tls}); "
+            f"tuimail sandbox listening on {config.host}:{sandbox.port} "
+            f"({_listening_words(config.security)}); "
             f"mail kept in {sandbox.maildir_path}",
             file=sys.stderr,
             flush=True,

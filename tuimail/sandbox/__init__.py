@@ -48,6 +48,7 @@ from tuimail.sandbox.record import (
     SESSION_MAX_CHARS,
     SESSION_MAX_ENTRIES,
     SESSION_MAX_MESSAGES,
+    SessionOutcome,
     SessionRecord,
     StoredMessage,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "SandboxConfig",
     "SandboxError",
     "SandboxSMTP",
+    "SessionOutcome",
     "SessionRecord",
     "SettingRefused",
     "StoredMessage",

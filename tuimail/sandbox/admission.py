@@ -51,13 +51,16 @@ class ImplicitTLSAdmission(asyncio.Protocol):
                 server_side=True,
                 ssl_handshake_timeout=self.sandbox.config.idle_timeout,
             )
-        except (OSError, ssl.SSLError, TimeoutError, asyncio.CancelledError, RuntimeError):
-            transport.abort()
-            self.sandbox.release()
+        except asyncio.CancelledError:
+            # The sandbox is stopping: the connection goes, its place is given
+            # back, and the task ends cancelled, as whoever cancelled it expects.
+            self._give_up(transport)
+            raise
+        except (OSError, ssl.SSLError, TimeoutError, RuntimeError):
+            self._give_up(transport)
             return
         if secured is None:  # the client went away as the handshake ended
-            transport.abort()
-            self.sandbox.release()
+            self._give_up(transport)
             return
         smtp = self.factory()
         smtp.admitted = True
@@ -66,6 +69,11 @@ class ImplicitTLSAdmission(asyncio.Protocol):
         if self._early:
             smtp.data_received(bytes(self._early))
             self._early.clear()
+
+    def _give_up(self, transport: asyncio.Transport) -> None:
+        """Close a connection whose handshake did not complete, and free its place."""
+        transport.abort()
+        self.sandbox.release()
 
     def data_received(self, data: bytes) -> None:
         # Bytes the client sent straight after the handshake, before the hand-over.

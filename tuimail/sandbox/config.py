@@ -44,16 +44,18 @@ class SettingRefused(SandboxError):
 
 
 class PortUnavailable(SandboxError):
-    """The port cannot be listened on: taken by another program, or privileged."""
+    """The port cannot be listened on: taken by another program (``in_use``), or privileged.
+
+    ``host`` and ``port`` are where the sandbox was to listen; the face that
+    started it says what might hold the port and how to choose another.
+    """
 
     def __init__(self, host: str, port: int, *, in_use: bool) -> None:
         self.host = host
         self.port = port
         self.in_use = in_use
         if in_use:
-            text = (
-                f"port {port} on {host} is already in use (another 'tuimail serve' or mail server?)"
-            )
+            text = f"port {port} on {host} is already in use"
         else:
             text = f"not allowed to listen on port {port}; ports below 1024 need privileges"
         super().__init__(text)
@@ -64,7 +66,7 @@ class SandboxConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     maildir: Path | None = None
-    tls: Security = Security.NONE
+    security: Security = Security.NONE
     #: ``None``: no AUTH; empty dict: any credentials accepted; else user -> password.
     auth_users: dict[str, str] | None = None
     auth_required: bool = False
@@ -94,7 +96,7 @@ def sandbox_config_from(
     host: str,
     port: int,
     maildir: Path | None,
-    tls: Security,
+    security: Security,
     auth_users: dict[str, str] | None,
     auth_required: bool,
     size_limit: int,
@@ -119,7 +121,7 @@ def sandbox_config_from(
         host=host,
         port=port,
         maildir=maildir,
-        tls=tls,
+        security=security,
         auth_users=auth_users,
         auth_required=auth_required,
         size_limit=size_limit,

@@ -21,7 +21,7 @@ def announce(sandbox: Sandbox) -> None:
         "pid": os.getpid(),
         "host": sandbox.client_profile().host,
         "port": sandbox.port,
-        "tls": RUNTIME_TLS_WORDS[sandbox.config.tls],
+        "tls": RUNTIME_TLS_WORDS[sandbox.config.security],
         "ca_file": str(sandbox.ca_file or ""),
         "maildir": str(sandbox.maildir_path),
         "sessions_dir": str(sandbox.sessions_dir),

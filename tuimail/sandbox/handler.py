@@ -11,7 +11,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from tuimail.faults import GREYLIST_REPLY
 from tuimail.sandbox.host import SandboxHost
 from tuimail.sandbox.protocol import SandboxSMTP
-from tuimail.sandbox.record import SessionRecord
+from tuimail.sandbox.record import SessionOutcome, SessionRecord
 from tuimail.stages import Stage
 from tuimail.terminal_text import escape_controls
 from tuimail.transcript import EventKind
@@ -110,7 +110,7 @@ class SandboxHandler:
     async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         assert isinstance(server, SandboxSMTP)
         if server.record is not None:
-            server.record.outcome = "completed"
+            server.record.outcome = SessionOutcome.COMPLETED
         return "221 Bye"
 
     def _not_stored(self, record: SessionRecord, exc: OSError) -> str:

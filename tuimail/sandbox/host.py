@@ -19,7 +19,7 @@ from aiosmtpd.smtp import Envelope
 
 from tuimail.faults import FaultPlan
 from tuimail.sandbox.config import SandboxConfig
-from tuimail.sandbox.record import SessionRecord, StoredMessage
+from tuimail.sandbox.record import SessionOutcome, SessionRecord, StoredMessage
 
 
 class SandboxHost(Protocol):
@@ -50,8 +50,8 @@ class SandboxHost(Protocol):
     def open_session(self, peer: str) -> SessionRecord:
         """A new session's record, for a client connected from ``peer``."""
 
-    def end_session(self, record: SessionRecord, outcome: str) -> None:
-        """End the session (once) with ``outcome``, and save it."""
+    def end_session(self, record: SessionRecord, outcome: SessionOutcome, detail: str = "") -> None:
+        """End the session (once) with ``outcome`` (``detail``: what it names), and save it."""
 
     async def store_message(
         self, record: SessionRecord, envelope: Envelope, content: bytes

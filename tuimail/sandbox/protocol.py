@@ -1,13 +1,40 @@
 """The sandbox's SMTP protocol: aiosmtpd's, with a server-side transcript and faults.
 
 aiosmtpd's documented handler hooks run after its own syntax, sequence and
-AUTH checks, and there is none for the greeting; so only what must happen
-before those checks, or where no hook exists, is overridden here: the
-greeting, HELO/EHLO and AUTH faults (they answer first), the DATA command's
-fault and the block reader for its data (tuimail/smtp_data.py), STARTTLS that
-must always end its session, and the idle timeout's 421. Everything that can
-wait for aiosmtpd's checks is in :mod:`tuimail.sandbox.handler`; each private
-name of aiosmtpd used here is listed in tuimail/private_api.py.
+AUTH checks, and there is none for the greeting, the connection or the wire;
+everything that can wait for those checks is in
+:mod:`tuimail.sandbox.handler`. What :class:`SandboxSMTP` still overrides,
+and why no hook does it:
+
+* ``connection_made``: a connection beyond the cap is answered ``421`` and
+  closed before aiosmtpd starts a session for it; an admitted one opens its
+  session record (and notes TLS when it is implicit).
+* ``data_received``: the client's raw bytes go to the tap
+  (:mod:`tuimail.sandbox.tap`) before aiosmtpd reads them; no hook sees the wire.
+* ``eof_received`` and ``connection_lost``: a refused connection stays
+  silent, and every other one gives back its place and ends its session once.
+* ``push``: every reply is recorded as sent, and the greeting's fault fires
+  here, before the first reply (aiosmtpd has no greeting hook).
+* ``smtp_HELO``, ``smtp_EHLO``: their fault must answer before aiosmtpd's
+  own reply; the client's name is noted for the session's summary.
+* ``smtp_AUTH``: AUTH on a sandbox that does not offer it is answered ``502``
+  with the hint its face gave, its fault answers before aiosmtpd's checks,
+  and the authenticated name is noted.
+* ``smtp_DATA``: its fault answers before aiosmtpd's checks, and the data is
+  read in blocks (:mod:`tuimail.smtp_data`) instead of aiosmtpd's line loop;
+  the checks, replies and handler call are aiosmtpd's, in its order.
+* ``smtp_STARTTLS``: a handshake that does not complete must still end its
+  session and give back its place.
+* ``_getaddr``: MAIL and RCPT paths go through a fast path for a plain
+  ``<local@domain>`` (:mod:`tuimail.envelope_path`), with aiosmtpd's answer
+  for every argument; the parser is the largest CPU cost per message.
+* ``_timeout_cb``: the idle timeout is recorded and answered ``421`` before
+  aiosmtpd closes the connection without a word.
+* ``handle_exception``: a command that raised is noted in the session and
+  answered without a traceback on stderr or this machine's paths in the reply.
+
+Each private name of aiosmtpd used here is listed, with its reason, in
+tuimail/private_api.py.
 """
 
 from __future__ import annotations
@@ -22,7 +49,7 @@ from aiosmtpd.smtp import SMTP, Envelope, LoginPassword, TLSSetupException
 from tuimail.envelope_path import plain_path
 from tuimail.faults import FaultAction
 from tuimail.sandbox.host import SandboxHost
-from tuimail.sandbox.record import SessionRecord
+from tuimail.sandbox.record import SessionOutcome, SessionRecord
 from tuimail.sandbox.tap import ClientTap
 from tuimail.smtp_data import DataState, MessageData, read_message_data
 from tuimail.stages import Stage
@@ -64,9 +91,10 @@ class SandboxSMTP(SMTP):
         self.tap: ClientTap | None = None
         self._redactor = ConversationRedactor()
         self._greeted = False
-        self._closing_reason = ""
-        #: A fault's answer closes the connection once sent; this is why.
-        self._close_after_reply = ""
+        #: Why the connection is closing, once that is known: the session's outcome.
+        self._ending: tuple[SessionOutcome, str] | None = None
+        #: The fault whose answer closes the connection once it is sent, or "".
+        self._closing_fault = ""
         self._refused = False
         #: Counted in already, by :class:`ImplicitTLSAdmission` before its handshake.
         self.admitted = False
@@ -133,20 +161,20 @@ class SandboxSMTP(SMTP):
         self.sandbox.release()
         record = self.record
         if record is not None and record.ended is None:
-            if self._closing_reason:
-                outcome = self._closing_reason
+            if self._ending is not None:
+                outcome, detail = self._ending
             elif self._redactor.in_data:
-                outcome = "client vanished during DATA; nothing stored from it"
-            elif record.outcome == "in progress":
-                outcome = "client closed the connection without QUIT"
+                outcome, detail = SessionOutcome.VANISHED_DURING_DATA, ""
+            elif record.outcome is SessionOutcome.IN_PROGRESS:
+                outcome, detail = SessionOutcome.CLOSED_WITHOUT_QUIT, ""
             else:
-                outcome = record.outcome
-            self.sandbox.end_session(record, outcome)
+                outcome, detail = record.outcome, record.outcome_detail
+            self.sandbox.end_session(record, outcome, detail)
 
     def _timeout_cb(self) -> None:
         if self._forgotten:
             return  # closed and ended already (a handshake that did not complete)
-        self._closing_reason = f"timed out after {self._timeout_duration:g}s without a command"
+        self._ending = (SessionOutcome.TIMED_OUT, f"{self._timeout_duration:g}s")
         if self.transport is not None and not self.transport.is_closing():
             with contextlib.suppress(Exception):
                 line = "421 4.4.2 Timeout, closing connection"
@@ -176,8 +204,8 @@ class SandboxSMTP(SMTP):
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
         self._record_reply(text)
         await super().push(status)
-        if self._close_after_reply:
-            self.close_with(self._close_after_reply)
+        if self._closing_fault:
+            self.close_with(SessionOutcome.CLOSED_AFTER_FAULT, self._closing_fault)
 
     async def fault_reply(self, stage: Stage, address: str = "", *, lost: str = "") -> str | None:
         """The answer a fault for ``stage`` gives instead of the normal one, or None.
@@ -196,10 +224,10 @@ class SandboxSMTP(SMTP):
             await asyncio.sleep(rule.delay)
             return None
         if rule.action is FaultAction.DISCONNECT:
-            self.close_with(f"disconnected by fault {rule.describe()}{lost}")
+            self.close_with(SessionOutcome.DISCONNECTED_BY_FAULT, f"{rule.describe()}{lost}")
             return "421 4.3.0 closing"  # never sent: the connection is closed
         if rule.stage is Stage.GREETING or rule.reply.startswith("421"):
-            self._close_after_reply = f"closed after fault {rule.describe()}"
+            self._closing_fault = rule.describe()
         return rule.reply
 
     async def _apply_fault(self, stage: Stage) -> bool:
@@ -210,9 +238,9 @@ class SandboxSMTP(SMTP):
         await self.push(reply)  # dropped when the fault closed the connection
         return True
 
-    def close_with(self, reason: str) -> None:
-        """Close the connection now; ``reason`` becomes the session's outcome."""
-        self._closing_reason = reason
+    def close_with(self, outcome: SessionOutcome, detail: str = "") -> None:
+        """Close the connection now; ``outcome`` (naming ``detail``) becomes the session's."""
+        self._ending = (outcome, detail)
         if self.transport is not None:
             self.transport.close()
 
@@ -352,8 +380,8 @@ class SandboxSMTP(SMTP):
         transport) and did not complete, close the socket and forget the session."""
         if self.transport is plain or (self.record is not None and self.record.secure):
             return False
-        if not self._closing_reason:
-            self._closing_reason = "the TLS handshake after STARTTLS did not complete"
+        if self._ending is None:
+            self._ending = (SessionOutcome.HANDSHAKE_INCOMPLETE, "")
         if isinstance(plain, asyncio.Transport):
             plain.abort()
         else:

@@ -7,6 +7,7 @@ the recipients listed per message, and a Message-ID's length.
 
 from __future__ import annotations
 
+import enum
 import re
 import time
 from collections.abc import Callable
@@ -35,6 +36,28 @@ MESSAGE_MAX_LISTED_RECIPIENTS = 100
 MAX_MESSAGE_ID_CHARS = 256
 
 _MESSAGE_ID_RE = re.compile(rb"(?im)^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)")
+
+
+class SessionOutcome(enum.Enum):
+    """How a session ended, or that it has not yet.
+
+    The value is the words ``tuimail serve`` prints and the session file
+    keeps (:meth:`words`); ``{detail}`` is filled from
+    :attr:`SessionRecord.outcome_detail`: the fault, or the idle timeout.
+    """
+
+    IN_PROGRESS = "in progress"
+    COMPLETED = "completed"
+    CLOSED_WITHOUT_QUIT = "client closed the connection without QUIT"
+    VANISHED_DURING_DATA = "client vanished during DATA; nothing stored from it"
+    TIMED_OUT = "timed out after {detail} without a command"
+    DISCONNECTED_BY_FAULT = "disconnected by fault {detail}"
+    CLOSED_AFTER_FAULT = "closed after fault {detail}"
+    HANDSHAKE_INCOMPLETE = "the TLS handshake after STARTTLS did not complete"
+    STOPPED = "stopped with the sandbox"
+
+    def words(self, detail: str = "") -> str:
+        return self.value.format(detail=detail)
 
 
 @dataclass(frozen=True)
@@ -72,7 +95,9 @@ class SessionRecord:
     started: float = field(default_factory=time.time)
     ended: float | None = None
     helo: str = ""
-    outcome: str = "in progress"
+    outcome: SessionOutcome = SessionOutcome.IN_PROGRESS
+    #: What :attr:`outcome` names, when it names something: the fault, the timeout.
+    outcome_detail: str = ""
     secure: bool = False
     authenticated_as: str = ""
     messages: list[StoredMessage] = field(default_factory=list)
@@ -110,12 +135,17 @@ class SessionRecord:
         )
         return stored
 
+    @property
+    def outcome_words(self) -> str:
+        """The outcome as ``tuimail serve`` prints it and the session file keeps it."""
+        return self.outcome.words(self.outcome_detail)
+
     def summary(self) -> str:
         duration = f"{(self.ended or time.time()) - self.started:.3f}s"
         helo = f" helo {self.helo}" if self.helo else ""
         tls = " TLS" if self.secure else ""
         return (
-            f"session {self.id} from {self.peer}{helo}{tls}: {self.outcome}, "
+            f"session {self.id} from {self.peer}{helo}{tls}: {self.outcome_words}, "
             f"{self.message_count} message(s), {duration}"
         )
 
@@ -126,7 +156,7 @@ class SessionRecord:
             "started": self.started,
             "ended": self.ended,
             "helo": self.helo,
-            "outcome": self.outcome,
+            "outcome": self.outcome_words,
             "secure": self.secure,
             "authenticated_as": self.authenticated_as,
             "messages": [m.to_json() for m in self.messages],

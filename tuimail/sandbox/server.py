@@ -34,7 +34,7 @@ from tuimail.sandbox.admission import ImplicitTLSAdmission
 from tuimail.sandbox.config import PortUnavailable, SandboxConfig, SandboxError
 from tuimail.sandbox.handler import SandboxHandler, authenticator
 from tuimail.sandbox.protocol import SandboxSMTP
-from tuimail.sandbox.record import SessionRecord, StoredMessage
+from tuimail.sandbox.record import SessionOutcome, SessionRecord, StoredMessage
 from tuimail.sandbox.store import MessageStore
 from tuimail.sandbox_profile import builtin_profile
 from tuimail.selfsigned import CertificateError, load_server_context
@@ -123,7 +123,7 @@ class Sandbox:
         session_files.prune(
             self.sessions_dir, session_files.MAX_SESSION_FILES, session_files.MAX_SESSION_AGE
         )
-        if config.tls is not Security.NONE:
+        if config.security is not Security.NONE:
             try:
                 # In a thread: it may wait for another sandbox making the files.
                 context, files = await asyncio.to_thread(
@@ -149,7 +149,7 @@ class Sandbox:
                 ident="tuimail sandbox",
                 data_size_limit=config.size_limit or None,
                 enable_SMTPUTF8=True,
-                tls_context=self.tls_context if config.tls is Security.STARTTLS else None,
+                tls_context=self.tls_context if config.security is Security.STARTTLS else None,
                 timeout=config.idle_timeout,
                 authenticator=check,
                 auth_required=config.auth_required,
@@ -157,7 +157,7 @@ class Sandbox:
                 loop=loop,
             )
 
-        implicit = config.tls is Security.TLS
+        implicit = config.security is Security.TLS
 
         def serve() -> asyncio.Protocol:
             # Implicit TLS: counted from the accept, not only after the handshake.
@@ -183,15 +183,18 @@ class Sandbox:
         if self._server is None:
             return
         self._server.close()
-        for handshake in list(self._handshakes):
+        handshakes = list(self._handshakes)
+        for handshake in handshakes:
             handshake.cancel()  # not a session yet: nothing to finish
+        # Each aborts its connection and gives its place back as it ends.
+        await asyncio.gather(*handshakes, return_exceptions=True)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace):
                 await self._idle.wait()
         if hasattr(self._server, "close_clients"):
             self._server.close_clients()
         for record in list(self.active):
-            self.end_session(record, "stopped with the sandbox")
+            self.end_session(record, SessionOutcome.STOPPED)
         self._server = None
         self.store.close()
         await self.flush()
@@ -254,15 +257,16 @@ class Sandbox:
         stamp = time.strftime("%Y%m%dT%H%M%S")
         return f"{stamp}-{os.getpid()}-{next(self._counter)}-{secrets.token_hex(3)}"
 
-    def end_session(self, record: SessionRecord, outcome: str) -> None:
+    def end_session(self, record: SessionRecord, outcome: SessionOutcome, detail: str = "") -> None:
         if record.ended is not None:
             return
         record.ended = time.time()
         record.outcome = outcome
+        record.outcome_detail = detail
         omitted = record.transcript.omitted
         note = f" ({omitted:,} transcript lines omitted)" if omitted else ""
         record.transcript.event(
-            EventKind.CLOSED, f"session ended: {outcome}{note}", secure=record.secure
+            EventKind.CLOSED, f"session ended: {record.outcome_words}{note}", secure=record.secure
         )
         self.active.discard(record)
         if not self.active:
@@ -320,13 +324,14 @@ class Sandbox:
     def client_profile(self) -> Profile:
         """A profile that reaches this sandbox, verifying its certificate when TLS is on."""
         host = self.config.host if self.config.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-        return builtin_profile(host, self.port, self.config.tls, str(self.ca_file or ""))
+        return builtin_profile(host, self.port, self.config.security, str(self.ca_file or ""))
 
     def messages(self) -> list[StoredMessage]:
         """Messages stored in this run, newest last."""
         return [m for record in self.sessions for m in record.messages]
 
     def read_message(self, key: str) -> bytes:
+        """A stored message's bytes; :class:`~tuimail.errors.NotFound` when none has ``key``."""
         return self.store.read(key)
 
 

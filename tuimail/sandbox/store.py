@@ -15,6 +15,7 @@ import contextlib
 import mailbox
 from pathlib import Path
 
+from tuimail.errors import NotFound
 from tuimail.maildir import SpareFiles, deliver, deliver_with
 
 #: Messages up to this size are written on the event loop, into files made
@@ -54,5 +55,9 @@ class MessageStore:
         return await asyncio.to_thread(deliver, self.path, content, durable=False)
 
     def read(self, key: str) -> bytes:
+        """The message stored under ``key``; :class:`NotFound` when there is none."""
         assert self._maildir is not None
-        return self._maildir.get_bytes(key)
+        try:
+            return self._maildir.get_bytes(key)
+        except KeyError:
+            raise NotFound("message", key) from None

@@ -102,14 +102,18 @@ class ClientTap:
 
     def _discard_plaintext(self) -> None:
         """Record the bytes sent between the 220 to STARTTLS and TLS, as the plaintext they were."""
-        held = bytes(self._pending)
-        self._pending.clear()
-        for raw in held.split(b"\n"):
+        held = len(self._pending)
+        # Framed as any line is (an over-long one cut, with its note), up to
+        # the last one, whose end never comes: the next bytes are TLS.
+        while (raw := self._lines.next_line()) is not None:
             if raw:
-                self._line(raw.rstrip(b"\r")[:MAX_LINE])
+                self._line(raw)
+        last = self._lines.flush()
+        if last is not None:
+            self._line(last)
         self.record.transcript.event(
             EventKind.WARNING,
-            f"{len(held):,} bytes of plaintext sent after the 220 to STARTTLS, before the "
+            f"{held:,} bytes of plaintext sent after the 220 to STARTTLS, before the "
             "TLS handshake, were discarded unread (RFC 3207 4.2)",
         )
 

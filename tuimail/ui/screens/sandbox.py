@@ -112,7 +112,7 @@ class SandboxScreen(ModelScreen):
         """The message as a client sent it (the caller escapes every control character)."""
         try:
             raw = sandbox.read_message(stored.key)
-        except (KeyError, OSError) as exc:
+        except (LookupError, OSError) as exc:  # NotFound is a LookupError
             return f"cannot read {stored.key}: {exc}"
         message = message_from_bytes(raw, policy=policy.default)
         headers = {name: header_text(message, name) for name in SHOWN_HEADERS}

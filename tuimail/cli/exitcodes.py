@@ -18,7 +18,7 @@ QUEUED = 75  # EX_TEMPFAIL, as sendmail and msmtpq use it
 
 # tuimail/stages.py imports nothing, so this table for --help does not
 # import the SMTP session and aiosmtplib.
-STAGE_CODES: dict[str, int] = {
+STAGE_CODES: dict[Stage, int] = {
     Stage.CONNECT: 10,
     Stage.TLS: 11,
     Stage.GREETING: 12,
@@ -53,9 +53,9 @@ TABLE: list[tuple[int, str]] = [
 ]
 
 
-def for_stage(stage: Stage | str) -> int:
-    """The exit code of a failure at ``stage`` (a :class:`Stage` or its value)."""
-    return STAGE_CODES[Stage(stage)]
+def for_stage(stage: Stage) -> int:
+    """The exit code of a failure at ``stage``."""
+    return STAGE_CODES[stage]
 
 
 NOTE = (
