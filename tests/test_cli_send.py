@@ -199,7 +199,7 @@ def test_main_defines_only_the_command_it_runs(arguments: list[str], command: st
     """main() builds one command's options; it must pick the command argparse will see."""
     from tuimail import cli
 
-    assert cli._command_in(arguments) == command
+    assert cli.command_in(arguments) == command
     full = cli.build_parser()
     if command is not None:
         lean = cli.build_parser(define=[command])
@@ -211,7 +211,7 @@ def test_each_command_help_is_the_same_when_defined_alone(
 ) -> None:
     from tuimail import cli
 
-    for name in cli._COMMANDS:
+    for name in cli.COMMANDS:
         helps = []
         for parser in (cli.build_parser(define=[name]), cli.build_parser()):
             with pytest.raises(SystemExit):

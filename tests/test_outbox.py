@@ -271,7 +271,7 @@ async def test_outbox_api_states(tmp_path: Path, servers: ServerThread) -> None:
     queued = outbox.enqueue(profile, outgoing)
     assert (tmp_path / "outbox" / "new" / queued.key).read_bytes() == outgoing.to_bytes()
     outcome = await outbox.attempt(queued.key)
-    assert outcome.state == "queued" and outbox.get(queued.key).state is State.QUEUED
+    assert outcome.result == "queued" and outbox.get(queued.key).state is State.QUEUED
     # A sidecar whose message never made it is cleaned up, not sent.
     (tmp_path / "outbox-meta" / "stray.json").write_text(json.dumps({"key": "stray"}))
     assert [e.key for e in outbox.entries()] == [queued.key]

@@ -47,7 +47,7 @@ async def test_deadline_running_out_in_quit_after_the_250_is_delivered(
     outbox = Outbox(tmp_path)
     queued = outbox.enqueue(profile(port, timeout=30), message())
     outcome = await outbox.attempt(queued.key, deadline=1.0)
-    assert outcome.state == "sent", outcome.detail
+    assert outcome.result == "sent", outcome.detail
     assert outcome.report is not None and outcome.report.ok, outcome.report
     assert outbox.entries() == [] and sent_keys(tmp_path) == [queued.key]
     assert await outbox.flush(include_not_due=True) == []
@@ -155,7 +155,7 @@ async def test_421_to_the_final_dot_is_temporary_and_not_delivered(
     outbox = Outbox(tmp_path)
     queued = outbox.enqueue(profile(port), message())
     outcome = await outbox.attempt(queued.key)
-    assert outcome.state == "queued" and "shutting down" in outcome.detail
+    assert outcome.result == "queued" and "shutting down" in outcome.detail
     assert script.verbs()[-1] == "DATA"  # no RSET or QUIT on the closed connection
 
 
@@ -244,13 +244,13 @@ async def test_a_flush_rereads_the_state_under_the_lock(
     for name, value in meanwhile.items():
         setattr(sink, name, value)
     [other] = await Outbox(tmp_path).flush()  # B, in between
-    assert other.state == state
+    assert other.result == state
     delivered_before = len(sink.messages)
     sink.disconnect_after_data = False
     sink.rcpt_replies = {}
 
     [outcome] = await first.flush()  # A goes on, due-only, as cron and the app's timer do
-    assert outcome.state == "skipped" and "no longer due" in outcome.detail
+    assert outcome.result == "skipped" and "no longer due" in outcome.detail
     assert len(sink.messages) == delivered_before
     assert Outbox(tmp_path).get(queued.key).state.value == state
 
@@ -269,7 +269,7 @@ async def test_4xx_refused_recipients_stay_queued_for_them_only(
     outgoing = message("b@example.test", "later@example.test", "never@example.test")
     queued = outbox.enqueue(profile(port), outgoing)
     outcome = await outbox.attempt(queued.key, outgoing=outgoing)
-    assert outcome.state == "queued"
+    assert outcome.result == "queued"
     assert outcome.delivered_to == ["b@example.test"]
     assert [r.address for r in outcome.deferred] == ["later@example.test"]
     assert [r.address for r in outcome.rejected] == ["never@example.test"]
@@ -281,7 +281,7 @@ async def test_4xx_refused_recipients_stay_queued_for_them_only(
 
     sink.rcpt_replies.clear()
     [retried] = await outbox.flush(include_not_due=True)
-    assert retried.state == "sent" and retried.delivered_to == ["later@example.test"]
+    assert retried.result == "sent" and retried.delivered_to == ["later@example.test"]
     assert [m.rcpt_tos for m in sink.messages] == [["b@example.test"], ["later@example.test"]]
     ids = {email.message_from_bytes(m.content)["Message-ID"] for m in sink.messages}
     assert ids == {queued.message_id}

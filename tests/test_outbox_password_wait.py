@@ -39,7 +39,7 @@ async def test_the_reason_is_data_and_the_words_name_no_command(
     outbox = Outbox()
     key = _queue(outbox, follows_profile=follows)
     outcome = await outbox.attempt(key, passwords=lambda profile: None)
-    assert outcome.state is Result.SKIPPED
+    assert outcome.result is Result.SKIPPED
     assert outcome.password_wait is not None and outcome.password_wait.reason is reason
     assert outcome.detail.startswith("waiting: the server wants a password for ann")
     assert "--" not in outcome.detail and "tuimail" not in outcome.detail

@@ -75,15 +75,15 @@ async def test_a_delivered_message_that_cannot_be_moved_is_never_offered_again(
     queued = outbox.enqueue(local(servers.smtp(sink)), message())
     with immutable(outbox.sent_dir / "new"):
         outcome = await outbox.attempt(queued.key)
-        assert outcome.state == "sent", outcome.detail
+        assert outcome.result == "sent", outcome.detail
         [entry] = outbox.entries()
         assert entry.state is State.DELIVERED, entry
         assert "could not be moved" in entry.last_error
         with pytest.raises(NotRetryable, match="was delivered"):
             outbox.requeue(queued.key)
-        assert (await outbox.attempt(queued.key)).state == "skipped"
+        assert (await outbox.attempt(queued.key)).result == "skipped"
     # Once the directory can be written, a flush finishes the move; nothing is sent again.
-    assert [o.state for o in await outbox.flush()] == ["sent"]
+    assert [o.result for o in await outbox.flush()] == ["sent"]
     assert outbox.entries() == [] and len(sink.messages) == 1
     assert [key for key, _ in outbox.sent()] == [queued.key]
 
@@ -108,7 +108,7 @@ async def test_one_send_options_never_follow_the_profile_to_another_server(
     # The profile moves to another server; the message follows it, not the flag.
     ProfileStore().save(with_changes(base, port=new_port))
     outcome = await outbox.attempt(queued.key)
-    assert outcome.state == "failed", outcome.detail  # the certificate is checked, and refused
+    assert outcome.result == "failed", outcome.detail  # the certificate is checked, and refused
     assert new_sink.messages == [] and old_sink.messages == []
     transcript = outcome.report.transcript.to_text() if outcome.report else ""
     assert "were for its former server and are not used" in transcript, transcript
@@ -164,13 +164,13 @@ async def test_every_recipient_refused_some_for_good_retries_only_the_others(
     )
     queued = outbox.enqueue(local(servers.smtp(sink)), build_message(draft))
     outcome = await outbox.attempt(queued.key)
-    assert outcome.state == "queued", outcome.detail
+    assert outcome.result == "queued", outcome.detail
     [entry] = outbox.entries()
     assert entry.recipients == ["carol@example.test"]
     assert [r["address"] for r in entry.rejected] == ["dave@example.test"]
 
     sink.rcpt_replies.clear()
-    assert [o.state for o in await outbox.flush(include_not_due=True)] == ["sent"]
+    assert [o.result for o in await outbox.flush(include_not_due=True)] == ["sent"]
     assert [m.rcpt_tos for m in sink.messages] == [["carol@example.test"]]
 
 
@@ -185,6 +185,6 @@ async def test_a_refusal_for_good_stands_when_the_deadline_runs_out_in_rset(
     outbox = Outbox(tmp_path)
     queued = outbox.enqueue(local(servers.scripted(script)), message())
     outcome = await outbox.attempt(queued.key, deadline=1.0)
-    assert outcome.state == "failed", outcome.detail
+    assert outcome.result == "failed", outcome.detail
     assert "554 5.7.1 Refused by policy" in outcome.detail
     assert "RSET" in script.verbs()

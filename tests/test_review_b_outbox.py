@@ -115,7 +115,7 @@ async def test_garbage_in_reply_to_the_final_dot_is_possibly_delivered(
     outbox = Outbox()
     queued = outbox.enqueue(profile(port), message())
     outcome = await outbox.attempt(queued.key)
-    assert outcome.state == "possibly-delivered", outcome
+    assert outcome.result == "possibly-delivered", outcome
     [entry] = outbox.entries()
     assert entry.state is State.POSSIBLY_DELIVERED
     assert await outbox.flush(include_not_due=True) == []
@@ -147,7 +147,7 @@ async def test_any_2xx_to_the_final_dot_is_delivered(servers: ServerThread, repl
     outbox = Outbox()
     queued = outbox.enqueue(profile(port), message())
     outcome = await outbox.attempt(queued.key)
-    assert outcome.state == "sent", outcome
+    assert outcome.result == "sent", outcome
     assert outbox.entries() == [] and sent_keys(outbox.root) == [queued.key]
 
 
@@ -160,7 +160,7 @@ async def test_a_reply_to_the_final_dot_that_is_no_answer_is_possibly_delivered(
     outbox = Outbox()
     queued = outbox.enqueue(profile(port), message())
     outcome = await outbox.attempt(queued.key)
-    assert outcome.state == "possibly-delivered", outcome
+    assert outcome.result == "possibly-delivered", outcome
     assert await outbox.flush(include_not_due=True) == []
     assert len(script.messages) == 1
 
@@ -234,7 +234,7 @@ async def test_a_sent_folder_removed_by_hand_is_made_again_not_possibly_delivere
     shutil.rmtree(outbox.sent_dir)
     shutil.rmtree(outbox.transcripts_dir)
     outcome = await outbox.attempt(queued.key)
-    assert outcome.state == "sent" and not outcome.detail, outcome
+    assert outcome.result == "sent" and not outcome.detail, outcome
     assert outbox.entries() == [] and sent_keys(outbox.root) == [queued.key]
     assert "DATA" in outbox.sent_transcript(queued.key)
 
@@ -268,7 +268,7 @@ async def test_a_message_file_damaged_on_disk_is_failed_not_sent(
     data = path.read_bytes()
     path.write_bytes(data[: data.index(b"\r\n\r\n") + 4] if damage == "truncate" else data + b"x")
     [outcome] = await outbox.flush()
-    assert outcome.state == "failed" and "changed on disk" in outcome.detail, outcome
+    assert outcome.result == "failed" and "changed on disk" in outcome.detail, outcome
     assert script.connections == 0
     [entry] = outbox.entries()
     assert entry.state is State.FAILED

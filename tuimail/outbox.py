@@ -64,6 +64,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -77,6 +78,7 @@ from tuimail.errors import NotFound, TuimailError
 from tuimail.maildir import deliver, ensure_maildir
 from tuimail.message import MAX_MESSAGE_BYTES, OutgoingMessage, check_stored_message
 from tuimail.profiles import Profile
+from tuimail.serial_thread import SerialThread
 from tuimail.session import Delivery, RecipientRefusal, SessionReport, send
 from tuimail.small_files import parse_json, read_small_file, read_small_text
 from tuimail.transcript import Entry, EventKind, Transcript
@@ -97,7 +99,7 @@ class State(enum.StrEnum):
 
 
 class Result(enum.StrEnum):
-    """What one attempt did to a message: :attr:`Outcome.state`.
+    """What one attempt did to a message: :attr:`Outcome.result`.
 
     Apart from :class:`State` because an attempt reports two things a stored
     message never is (``sent``: it left the outbox; ``skipped``: it was left
@@ -441,7 +443,7 @@ class Outcome:
 
     key: str
     report: SessionReport | None
-    state: Result
+    result: Result
     detail: str = ""
     #: Set when it was skipped for want of a password it may not take from the keyring.
     password_wait: PasswordWait | None = None
@@ -481,6 +483,16 @@ def _overrides(saved: Profile, profile: Profile) -> dict[str, Any]:
         if value != getattr(saved, name):
             changed[name] = value.value if isinstance(value, enum.Enum) else value
     return changed
+
+
+@dataclass(frozen=True)
+class _MessageLock:
+    """A message's open lock file; ``held`` when this process has its ``flock``."""
+
+    key: str
+    path: Path
+    fd: int
+    held: bool
 
 
 class Outbox:
@@ -751,27 +763,43 @@ class Outbox:
 
     @contextlib.contextmanager
     def _locked(self, key: str) -> Iterator[bool]:
+        lock = self._lock(key)
+        try:
+            yield lock.held
+        finally:
+            self._unlock(lock)
+
+    def _lock(self, key: str) -> _MessageLock:
+        """Open the message's lock file and try its exclusive ``flock`` (never waits)."""
         lock_path = self.meta_dir / f"{key}.lock"
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                # Someone else holds it: their lock file is theirs to remove.
-                yield False
-                return
-            try:
-                yield True
-            finally:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            # Someone else holds it: their lock file is theirs to remove.
+            return _MessageLock(key, lock_path, fd, held=False)
+        except BaseException:
+            os.close(fd)
+            raise
+        return _MessageLock(key, lock_path, fd, held=True)
+
+    def _unlock(self, lock: _MessageLock) -> None:
+        try:
+            if lock.held:
                 # Removed only by its holder, while held, once the message is
                 # gone for good: removing it under another holder would let a
                 # third process lock a fresh file beside them.
                 with contextlib.suppress(OSError):
-                    if not (self.queue_dir / "new" / key).exists():
-                        lock_path.unlink()
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                    if not (self.queue_dir / "new" / lock.key).exists():
+                        lock.path.unlink()
+                fcntl.flock(lock.fd, fcntl.LOCK_UN)
         finally:
-            os.close(fd)
+            os.close(lock.fd)
+
+    def _unlock_taken(self, taking: Future[_MessageLock]) -> None:
+        """Let go of a lock :meth:`_lock` took in the file thread (if it opened one)."""
+        if taking.exception() is None:
+            self._unlock(taking.result())
 
     async def attempt(
         self,
@@ -792,43 +820,59 @@ class Outbox:
         the one to use; without it, ``passwords`` is asked for a message that
         follows a saved profile, at the same moment as the profile is read.
         ``outgoing`` is the message just queued, if the caller has it: the
-        stored bytes are the same, and re-parsing them is not free.
+        stored bytes are the same, and re-parsing them is not free. No file
+        is touched on the caller's loop (the app's): see below.
         """
-        with self._locked(key) as locked:
-            if not locked:
-                return Outcome(key, None, Result.SKIPPED, "another process is sending it")
+        # Every file step runs in this attempt's own thread, in order: the
+        # caller's loop (the app's) never waits on the disk, and the lock is
+        # let go after the last write, even when the caller is cancelled.
+        with SerialThread("tuimail-outbox") as files:
+            taking = files.submit(self._lock, key)
             try:
-                entry = self._read_meta(key)
-                data = self.message_bytes(key)
-            except FileNotFoundError:
-                return Outcome(key, None, Result.SKIPPED, "already sent by another process")
-            if entry.state is State.SENDING:
-                self._mark_crashed(entry)
-                return Outcome(
-                    key, None, Result.of(entry.state), entry.last_error, stuck=entry.stuck
-                )
-            if entry.state is not State.QUEUED or (due_only and not entry.due(time.time())):
-                return Outcome(key, None, Result.SKIPPED, f"no longer due ({entry.state.value})")
-            try:
-                profile, (note, may_use_stored) = self._profile_for(entry)
-                if outgoing is None or not _matches(outgoing, entry, data):
-                    outgoing = _outgoing_from(entry, data)
-            except Exception as exc:  # one bad message fails alone
-                return self._fail_unusable(entry, exc)
-            if password is None and passwords and may_use_stored and profile.needs_password:
-                try:
-                    # Read now, with the profile it belongs to, and in a thread:
-                    # a keyring call may wait on D-Bus, never on the caller's loop.
-                    password = await asyncio.to_thread(passwords, profile)
-                except Exception as exc:  # a keyring problem: try again later
-                    return Outcome(key, None, Result.SKIPPED, f"no password available: {exc}")
-            if profile.needs_password and password is None:
-                wait = _password_wait(entry, profile, may_use_stored)
-                return Outcome(key, None, Result.SKIPPED, wait.words(), password_wait=wait)
-            return await self._send(
-                entry, profile, outgoing, password,
-                note=note, on_entry=on_entry, deadline=deadline, transcript=transcript,
-            )  # fmt: skip
+                if not (await files.result(taking)).held:
+                    return Outcome(key, None, Result.SKIPPED, "another process is sending it")
+                ready = await files.run(self._ready, key, outgoing, due_only=due_only)
+                if isinstance(ready, Outcome):
+                    return ready
+                entry, profile, outgoing, (note, may_use_stored) = ready
+                if password is None and passwords and may_use_stored and profile.needs_password:
+                    try:
+                        # Read now, with the profile it belongs to, and in a thread:
+                        # a keyring call may wait on D-Bus, never on the caller's loop.
+                        password = await asyncio.to_thread(passwords, profile)
+                    except Exception as exc:  # a keyring problem: try again later
+                        return Outcome(key, None, Result.SKIPPED, f"no password available: {exc}")
+                if profile.needs_password and password is None:
+                    wait = _password_wait(entry, profile, may_use_stored)
+                    return Outcome(key, None, Result.SKIPPED, wait.words(), password_wait=wait)
+                return await self._send(
+                    entry, profile, outgoing, password, files,
+                    note=note, on_entry=on_entry, deadline=deadline, transcript=transcript,
+                )  # fmt: skip
+            finally:
+                await files.run(self._unlock_taken, taking)
+
+    def _ready(
+        self, key: str, outgoing: OutgoingMessage | None, *, due_only: bool
+    ) -> Outcome | tuple[Queued, Profile, OutgoingMessage, tuple[str, bool]]:
+        """Under the lock: the sidecar read again, and what the send needs, or why not to send."""
+        try:
+            entry = self._read_meta(key)
+            data = self.message_bytes(key)
+        except FileNotFoundError:
+            return Outcome(key, None, Result.SKIPPED, "already sent by another process")
+        if entry.state is State.SENDING:
+            self._mark_crashed(entry)
+            return Outcome(key, None, Result.of(entry.state), entry.last_error, stuck=entry.stuck)
+        if entry.state is not State.QUEUED or (due_only and not entry.due(time.time())):
+            return Outcome(key, None, Result.SKIPPED, f"no longer due ({entry.state.value})")
+        try:
+            profile, note = self._profile_for(entry)
+            if outgoing is None or not _matches(outgoing, entry, data):
+                outgoing = _outgoing_from(entry, data)
+        except Exception as exc:  # one bad message fails alone
+            return self._fail_unusable(entry, exc)
+        return entry, profile, outgoing, note
 
     def _profile_for(self, entry: Queued) -> tuple[Profile, tuple[str, bool]]:
         """The settings for this attempt, a note for the transcript, and whether
@@ -879,13 +923,19 @@ class Outbox:
         profile: Profile,
         outgoing: OutgoingMessage,
         password: Secret | None,
+        files: SerialThread,
         *,
         note: str,
         on_entry: Callable[[Entry], None] | None,
         deadline: float,
         transcript: Transcript | None,
     ) -> Outcome:
-        """One session; the sidecar says ``sending`` from the 354 until it is settled."""
+        """One session; the sidecar says ``sending`` from the 354 until it is settled.
+
+        The sidecar's writes and the settling run in ``files`` (the attempt's
+        thread), awaited by the session where they happen: ``sending`` is on
+        disk before the data goes out, and the message is settled before QUIT.
+        """
         if transcript is None:
             transcript = Transcript(title=f"{profile.name} {profile.address}")
         if note:
@@ -894,11 +944,11 @@ class Outbox:
                 on_entry(shown)
         settled: list[Outcome] = []
 
-        def before_data() -> None:
+        def record_sending() -> None:
             entry.state = State.SENDING
             self._write_meta(entry, durable=False)
 
-        def on_delivered(delivery: Delivery) -> None:
+        def settle_delivered(delivery: Delivery) -> None:
             try:
                 settled.append(self._delivered(entry, delivery, transcript))
             except Exception as exc:  # whatever it is, the 250 stands
@@ -911,13 +961,17 @@ class Outbox:
             on_entry=on_entry,
             deadline=deadline,
             transcript=transcript,
-            before_data=before_data,
-            on_delivered=on_delivered,
+            before_data=lambda: files.run(record_sending),
+            on_delivered=lambda delivery: files.run(settle_delivered, delivery),
         )
+        # After settle_delivered in the same thread, even if its wait was cut short.
+        return await files.run(self._after_send, entry, report, settled)
+
+    def _after_send(self, entry: Queued, report: SessionReport, settled: list[Outcome]) -> Outcome:
         if settled:
             outcome = settled[0]
             outcome.report = report
-            if outcome.state is Result.SENT:
+            if outcome.result is Result.SENT:
                 # Rewritten with the whole conversation, QUIT included.
                 self._write_transcript(entry.key, report)
             return outcome
@@ -947,7 +1001,7 @@ class Outbox:
         entry.recipients = [r.address for r in deferred]
         entry.last_error = "; ".join(parts)
         self._reschedule(entry, now)
-        outcome.state = Result.of(entry.state)
+        outcome.result = Result.of(entry.state)
         outcome.detail = entry.last_error
         self._write_meta(entry)
         return outcome
@@ -968,6 +1022,10 @@ class Outbox:
         return Outcome(
             entry.key, None, Result.SENT, entry.last_error, delivered_to=list(delivery.accepted)
         )
+
+    def _finish_move_unless_locked(self, entry: Queued) -> Outcome | None:
+        with self._locked(entry.key) as locked:
+            return self._finish_move(entry) if locked else None
 
     def _finish_move(self, entry: Queued) -> Outcome:
         """A delivered message left behind: move it to ``sent/`` now; nothing is sent."""
@@ -1059,15 +1117,16 @@ class Outbox:
 
         Each message's state is read again under its lock before it is sent
         (another flush may have sent it, or marked it, meanwhile), and one
-        message's failure, whatever it is, never stops the others.
+        message's failure, whatever it is, never stops the others. The files
+        are read and written in threads, never on the caller's loop.
         """
         outcomes = []
         now = time.time()
-        for entry in self.entries():
+        for entry in await asyncio.to_thread(self.entries):
             if entry.state is State.DELIVERED:
-                with self._locked(entry.key) as locked:
-                    if locked:
-                        outcomes.append(self._finish_move(entry))
+                moved = await asyncio.to_thread(self._finish_move_unless_locked, entry)
+                if moved is not None:
+                    outcomes.append(moved)
                 continue
             if not (entry.due(now) or (include_not_due and entry.state is State.QUEUED)):
                 continue

@@ -34,7 +34,7 @@ import contextlib
 import dataclasses
 import re
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -320,8 +320,8 @@ class SMTPSession:
         self,
         outgoing: OutgoingMessage,
         *,
-        before_data: Callable[[], None] | None = None,
-        on_delivered: Callable[[Delivery], None] | None = None,
+        before_data: Callable[[], Awaitable[None] | None] | None = None,
+        on_delivered: Callable[[Delivery], Awaitable[None] | None] | None = None,
     ) -> Delivery:
         """MAIL, RCPT for each recipient, DATA. Raises :class:`SessionFailure`.
 
@@ -329,7 +329,9 @@ class SMTPSession:
         data goes out (the outbox records there that the message may arrive
         from now on); if it raises, the data is not sent, the connection is
         dropped and the failure is temporary. ``on_delivered`` runs as soon as the final dot has its 250,
-        before QUIT, so a later problem cannot undo the delivery.
+        before QUIT, so a later problem cannot undo the delivery. Either may
+        return an awaitable, awaited there (the outbox writes its files in a
+        thread, never on the caller's loop).
         """
         stepper = self._require_stepper()
         smtp = stepper.smtp
@@ -376,7 +378,9 @@ class SMTPSession:
         )
         self.report.delivery = delivery
         if on_delivered is not None:
-            on_delivered(delivery)
+            settling = on_delivered(delivery)
+            if settling is not None:
+                await settling
         # Until the next message, the connection idles: no stage's time.
         stepper.stop_clock()
         return delivery
@@ -410,7 +414,9 @@ class SMTPSession:
             reply=message,
         )
 
-    async def _data(self, payload: bytes, before_data: Callable[[], None] | None) -> SMTPResponse:
+    async def _data(
+        self, payload: bytes, before_data: Callable[[], Awaitable[None] | None] | None
+    ) -> SMTPResponse:
         """DATA, then (after its 354 only) the payload and the final dot.
 
         aiosmtplib's ``data()`` sends both in one call, so a caller cannot
@@ -432,7 +438,9 @@ class SMTPSession:
             raise SMTPServerDisconnected("Connection lost")
         if before_data is not None:
             try:
-                before_data()
+                recording = before_data()
+                if recording is not None:
+                    await recording
             except Exception as exc:
                 smtp.close()
                 raise SessionFailure(
@@ -734,8 +742,8 @@ async def send(
     on_entry: Callable[[Entry], None] | None = None,
     deadline: float = DEFAULT_DEADLINE,
     transcript: Transcript | None = None,
-    before_data: Callable[[], None] | None = None,
-    on_delivered: Callable[[Delivery], None] | None = None,
+    before_data: Callable[[], Awaitable[None] | None] | None = None,
+    on_delivered: Callable[[Delivery], Awaitable[None] | None] | None = None,
 ) -> SessionReport:
     """Send one message in one session. Never raises for SMTP problems: see ``report.failure``.
 
@@ -789,7 +797,7 @@ async def _run(session: SMTPSession, deadline: float, work: Callable[[], Any] | 
     except SessionFailure as stopped:
         session.report.failure = stopped
     except TimeoutError:
-        if done:
+        if done or session.report.delivery is not None:  # the 250 came: the work is done
             session.transcript.event(
                 EventKind.WARNING,
                 f"the session deadline ({deadline:g} s) ran out while closing; "

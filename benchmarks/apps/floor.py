@@ -4,13 +4,13 @@ What it measures: what Textual charges for the widgets tuimail's compose
 screen must show (the From selector, To/Cc/Bcc, Subject, the body, the
 attachment list and its buttons, Send, the live transcript pane, the footer),
 styled by tuimail's own stylesheet, without tuimail's start-up: no profiles,
-sandbox, keyring, themes, keymap, drafts or event handlers. The composite
-widgets are tuimail's own classes (``AddressField``, ``TranscriptView``,
-``ModeBar``), so their code and CSS cannot drift from the product's; the
-tree around them repeats ``ComposeScreen.compose`` (ids, options, focus,
-footer keys), which needs a running ``TuimailApp`` and so cannot be reused.
-The launch benchmark's headless census checks that the two first screens
-match, widget for widget.
+sandbox, keyring, themes, keymap, drafts or event handlers. The tree is the
+compose screen's own (:func:`tuimail.ui.screens.compose_form.compose_form`,
+which imports only Textual and tuimail's widgets), so it cannot drift from
+the product's; what the screen fills in once it has a profile (the From
+entry, the security badge), the focus and the footer's keys are set here as
+tuimail sets them. The launch benchmark's headless census checks that the two
+first screens match, widget for widget.
 
 So floor/minimal is Textual's cost of the required widgets (and the import
 of their modules), and tuimail/floor what tuimail's own start-up adds.
@@ -25,14 +25,11 @@ from pathlib import Path
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, ListView, Select, Static, TextArea
+from textual.widgets import Input
 
 import tuimail.ui
-from tuimail.ui.widgets.address_field import AddressField
-from tuimail.ui.widgets.mode_bar import ModeBar
-from tuimail.ui.widgets.transcript_view import TranscriptView
+from tuimail.ui.screens.compose_form import compose_form
 
 #: The screen is complete with the footer's keys, the To label and the From entry.
 MARKERS = (r"\^s Send", r"(?m)^\s*To\s", r"widget-floor · plain")
@@ -46,33 +43,7 @@ class FloorScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         self.set_class(self.app.size.width >= 120, "-wide")
-        yield ModeBar("compose")
-        with Horizontal(id="compose-main"):
-            with Vertical(id="compose-form"):
-                with Horizontal(id="from-row"):
-                    yield Label("From", classes="field-label")
-                    yield Select[str]([(Text(PROFILE), "f")], allow_blank=False, id="profile")
-                    yield Static(" plain ", id="security-badge", classes="-none", markup=False)
-                yield Static("", id="profile-warning", markup=False)
-                yield AddressField("To", "to", placeholder="name@example.com, Name <x@y.org>")
-                yield AddressField("Cc", "cc")
-                yield AddressField("Bcc", "bcc", placeholder="envelope only, never shown")
-                with Horizontal(id="subject-row"):
-                    yield Label("Subject", classes="field-label")
-                    yield Input(id="subject")
-                yield TextArea(id="body", soft_wrap=True, show_line_numbers=False)
-                with Horizontal(id="attachments-row"):
-                    yield Label("Attach", classes="field-label")
-                    yield ListView(id="attachments")
-                    yield Button("Add…", id="add-attachment", compact=True)
-                    yield Button("Remove", id="remove-attachment", compact=True)
-                with Horizontal(id="actions"):
-                    yield Button("Send", variant="primary", id="send", compact=True)
-                    yield Static("", id="send-status", markup=False)
-            with Vertical(id="live"):
-                yield Label("Live transcript", classes="pane-title")
-                yield TranscriptView(id="live-view")
-        yield Footer()
+        yield from compose_form([(Text(PROFILE), "f")], badge=" plain ", badge_class="-none")
 
     def on_mount(self) -> None:
         # Focus before the first frame, as tuimail sets it: the footer has its keys then.

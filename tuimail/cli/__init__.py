@@ -20,13 +20,13 @@ import sys
 from collections.abc import Sequence
 
 from tuimail.cli.common import CLIError, settle_imports
-from tuimail.cli.parser import _COMMANDS, _command_in, build_parser
+from tuimail.cli.parser import COMMANDS, build_parser, command_in
 
 __all__ = [
-    "_COMMANDS",
+    "COMMANDS",
     "CLIError",
-    "_command_in",
     "build_parser",
+    "command_in",
     "main",
     "run",
     "settle_imports",
@@ -57,7 +57,7 @@ def run() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    command = _command_in(arguments)
+    command = command_in(arguments)
     parser = build_parser(define=[command] if command else [])
     args = parser.parse_args(arguments)
     handler = getattr(args, "handler", cmd_app)

@@ -122,7 +122,7 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
     )
     for outcome in outcomes:
         detail = f": {_detail(outcome)}" if outcome.detail else ""
-        print(escape_controls(f"{short_id(outcome.key)}  {outcome.state}{detail}"))
+        print(escape_controls(f"{short_id(outcome.key)}  {outcome.result}{detail}"))
     if not outcomes:
         print("Nothing is due.")
     return _flush_exit(outcomes)
@@ -148,7 +148,7 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
     from tuimail.terminal_text import escape_controls
 
     detail = f": {_detail(outcome)}" if outcome.detail else ""
-    print(escape_controls(f"{short_id(entry.key)}  {outcome.state}{detail}"))
+    print(escape_controls(f"{short_id(entry.key)}  {outcome.result}{detail}"))
     return _flush_exit([outcome])
 
 

@@ -29,7 +29,7 @@ def build_parser(define: Collection[str] | None = None) -> argparse.ArgumentPars
     parser.add_argument("--version", action="version", version=f"tuimail {__version__}")
     parser.add_argument("--profile", help="profile to open the app with")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (summary, module) in _COMMANDS.items():
+    for name, (summary, module) in COMMANDS.items():
         command = commands.add_parser(name, help=summary)
         if define is None or name in define:
             # __import__, not importlib.import_module: the import statement's own
@@ -38,7 +38,7 @@ def build_parser(define: Collection[str] | None = None) -> argparse.ArgumentPars
     return parser
 
 
-def _command_in(arguments: Sequence[str]) -> str | None:
+def command_in(arguments: Sequence[str]) -> str | None:
     """The command argparse will find in ``arguments``, if it is one of ours.
 
     Skips the top-level options, and the value of ``--profile`` (or of a
@@ -51,13 +51,13 @@ def _command_in(arguments: Sequence[str]) -> str | None:
         elif argument.startswith("-"):
             takes_value = len(argument) > 2 and "--profile".startswith(argument)
         else:
-            return argument if argument in _COMMANDS else None
+            return argument if argument in COMMANDS else None
     return None
 
 
 #: Each command: its one-line summary, and the module whose ``define_options``
 #: defines its options (and, through them, its handlers).
-_COMMANDS: dict[str, tuple[str, str]] = {
+COMMANDS: dict[str, tuple[str, str]] = {
     "send": ("send one message and print the SMTP transcript live", "tuimail.cli.send"),
     "accounts": ("list, add, edit, remove and test profiles", "tuimail.cli.accounts"),
     "probe": (

@@ -240,7 +240,7 @@ def _send_through_outbox(
         )
         return exitcodes.QUEUED
     assert outcome is not None
-    if outcome.state is Result.QUEUED:
+    if outcome.result is Result.QUEUED:
         when = local_time(outbox.get(queued.key).next_attempt)
         print(
             f"tuimail: queued for retry as {short_id(queued.key)} (next attempt {when}); "
@@ -248,10 +248,10 @@ def _send_through_outbox(
             file=sys.stderr,
         )
         return exitcodes.QUEUED
-    if outcome.state in (Result.FAILED, Result.POSSIBLY_DELIVERED):
+    if outcome.result in (Result.FAILED, Result.POSSIBLY_DELIVERED):
         note = (
             "it may have arrived; 'tuimail outbox retry' would send the same message again"
-            if outcome.state is Result.POSSIBLY_DELIVERED
+            if outcome.result is Result.POSSIBLY_DELIVERED
             else "kept in the outbox as failed; 'tuimail outbox retry' or 'drop'"
         )
         print(f"tuimail: {short_id(queued.key)}: {note}", file=sys.stderr)

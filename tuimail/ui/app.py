@@ -350,7 +350,7 @@ class TuimailApp(App[None]):
             on_entry=self.model.live_feed(run),
             transcript=run.transcript,
         )
-        run.outbox_state = SentState(outcome.state)
+        run.outbox_state = SentState.of(outcome.result)
         run.report = outcome.report or SessionReport(run.transcript)
         self.model.finish(run)
         return run.report
@@ -381,12 +381,14 @@ class TuimailApp(App[None]):
             return CredentialStore().get(profile.name)
 
         outcomes = await outbox.flush(password)
-        sent = sum(1 for o in outcomes if o.state is Result.SENT)
+        sent = sum(1 for o in outcomes if o.result is Result.SENT)
         if sent:
             self.notify(f"Sent {sent} queued message(s) from the outbox.", title="Outbox")
         for outcome in outcomes:
-            if outcome.state in (Result.FAILED, Result.POSSIBLY_DELIVERED):
-                what = "may have been delivered" if outcome.state is not Result.FAILED else "failed"
+            if outcome.result in (Result.FAILED, Result.POSSIBLY_DELIVERED):
+                what = (
+                    "may have been delivered" if outcome.result is not Result.FAILED else "failed"
+                )
                 self.tell(
                     f"A queued message {what}: {outcome.detail} (F7 to retry or delete)",
                     title="Outbox",
@@ -453,7 +455,7 @@ class TuimailApp(App[None]):
                 await self._after_broken_attempt(queued.key)
                 raise
             run.outbox_state = await self._one_home(
-                queued.key, SentState(outcome.state), outcome.report
+                queued.key, SentState.of(outcome.result), outcome.report
             )
             report = outcome.report or SessionReport(run.transcript)
         elif outgoing is not None:

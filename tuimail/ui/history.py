@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the SMTP client is imported for the first send, not at start-up
+    from tuimail.outbox import Result
     from tuimail.session import SessionReport
     from tuimail.transcript import Transcript
 
@@ -34,6 +35,19 @@ class SentState(enum.StrEnum):
     SKIPPED = "skipped"  # not tried: another sender holds it, or it has no password to use
     RETURNED = "returned"  # failed for good and back in Compose as a draft, not in the outbox
     NOT_STORED = "not stored"  # the outbox could not store it: the draft stays in Compose
+
+    @classmethod
+    def of(cls, result: Result) -> SentState:
+        """Where the outbox's result of one attempt left the message."""
+        from tuimail.outbox import Result
+
+        return {
+            Result.SENT: cls.SENT,
+            Result.QUEUED: cls.QUEUED,
+            Result.FAILED: cls.FAILED,
+            Result.POSSIBLY_DELIVERED: cls.POSSIBLY_DELIVERED,
+            Result.SKIPPED: cls.SKIPPED,
+        }[result]
 
 
 class RunStatus(enum.Enum):

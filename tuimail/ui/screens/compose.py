@@ -23,13 +23,11 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import (
     Button,
-    Footer,
     Input,
     Label,
     ListItem,
@@ -48,8 +46,8 @@ from tuimail.ui.history import RunKind, SentState, SessionRun
 from tuimail.ui.messages import ProfilesChanged, SendRequest, SendStopped
 from tuimail.ui.outside import shown
 from tuimail.ui.screens.base import ModelScreen
+from tuimail.ui.screens.compose_form import compose_form
 from tuimail.ui.widgets.address_field import AddressField
-from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
 from tuimail.ui.words import profile_warnings
 
@@ -118,38 +116,7 @@ class ComposeScreen(ModelScreen):
         # Decided before the children mount: a class change after that restyles
         # every one of them (47 widgets; a fifth of the start-up's styling work).
         self.set_class(self.app.size.width >= WIDE, "-wide")
-        yield ModeBar("compose")
-        with Horizontal(id="compose-main"):
-            with Vertical(id="compose-form"):
-                with Horizontal(id="from-row"):
-                    yield Label("From", classes="field-label")
-                    yield Select[str](
-                        self._profile_options(),
-                        allow_blank=False,
-                        id="profile",
-                    )
-                    yield Static("", id="security-badge", markup=False)
-                yield Static("", id="profile-warning", markup=False)
-                yield AddressField("To", "to", placeholder="name@example.com, Name <x@y.org>")
-                yield AddressField("Cc", "cc")
-                yield AddressField("Bcc", "bcc", placeholder="envelope only, never shown")
-                with Horizontal(id="subject-row"):
-                    yield Label("Subject", classes="field-label")
-                    yield Input(id="subject")
-                yield TextArea(id="body", soft_wrap=True, show_line_numbers=False)
-                with Horizontal(id="attachments-row"):
-                    yield Label("Attach", classes="field-label")
-                    yield ListView(id="attachments")
-                    yield Button("Add…", id="add-attachment", compact=True)
-                    yield Button("Remove", id="remove-attachment", compact=True)
-                with Horizontal(id="actions"):
-                    yield Button("Send", variant="primary", id="send", compact=True)
-                    # Server replies end up here: never parse them as markup.
-                    yield Static("", id="send-status", markup=False)
-            with Vertical(id="live"):
-                yield Label("Live transcript", classes="pane-title")
-                yield TranscriptView(id="live-view")
-        yield Footer()
+        yield from compose_form(self._profile_options())
 
     def on_mount(self) -> None:
         model = self.model
