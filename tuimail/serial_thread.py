@@ -6,6 +6,11 @@ that loop (the app's keys), yet the steps must keep their order: a write
 asked for later never lands before an earlier one, and the lock is let go
 only after the last of them. One worker thread gives both.
 
+The app uses one as well, for the file writes a user expects kept (drafts,
+the chosen theme, the probe history): Textual cancels its workers on exit
+without waiting for their threads, so those writes go here, and the app
+waits for :meth:`SerialThread.finish` before it stops.
+
 A step, once asked for, always runs to its end: a caller cancelled while it
 waits (a deadline, the app quitting) stops waiting, but the step still runs,
 and so do the steps queued after it (the lock's release among them).
@@ -42,6 +47,10 @@ class SerialThread:
         """Wait for a queued step (shielded: a cancelled waiter leaves it queued)."""
         return await asyncio.shield(asyncio.wrap_future(future))
 
+    async def finish(self) -> None:
+        """Wait until every step asked for so far is done (the app waits so on exit)."""
+        await self.run(_nothing)
+
     def close(self) -> None:
         """No more steps: the thread ends once the queued ones are done."""
         self._pool.shutdown(wait=False)
@@ -56,3 +65,7 @@ class SerialThread:
         trace: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _nothing() -> None:
+    """The step :meth:`SerialThread.finish` queues: done once everything before it is."""

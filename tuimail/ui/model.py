@@ -39,13 +39,13 @@ from textual.timer import Timer
 from tuimail import user_config
 from tuimail.profiles import Profile, ProfileStore, ProfileStoreError
 from tuimail.sandbox_profile import SANDBOX_PROFILE, builtin_profile
+from tuimail.serial_thread import SerialThread
 from tuimail.ui.history import SessionHistory, SessionRun
 from tuimail.ui.messages import (
     ProfilesChanged,
     SendStopped,
     SessionRequest,
 )
-from tuimail.ui.saves import SerialWrites
 from tuimail.ui.widgets.transcript_view import LIVE_TICK, TranscriptView
 from tuimail.user_config import LoadedConfig
 
@@ -116,7 +116,7 @@ class AppModel:
         #: Compose's form is locked while its message is on its way.
         self.compose_locked = False
         #: Drafts and settings are written here, in order, off the UI loop.
-        self.saves = SerialWrites()
+        self.saves = SerialThread("tuimail-saves")
         self._live: dict[SessionRun, Timer | None] = {}
         self._live_views: weakref.WeakSet[TranscriptView] = weakref.WeakSet()
         self._owner = owner
