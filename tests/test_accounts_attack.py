@@ -157,7 +157,7 @@ def test_unknown_keys_holding_dates_break_neither_send_nor_json_listing(
 
     listing = run_tuimail("accounts", "list", "--json")
     assert listing.returncode == 0, listing.stderr
-    [record] = json.loads(listing.stdout)
+    [record] = [r for r in json.loads(listing.stdout) if not r["builtin"]]
     assert record["added_on"] == "2026-01-02"
     assert record["checked"] == "1979-05-27T07:32:00+00:00"
     assert record["schedule"] == {"quiet_from": "22:30:00", "days": ["2026-02-03", "2026-02-04"]}

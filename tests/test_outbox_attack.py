@@ -476,7 +476,9 @@ def test_a_server_message_never_borrows_a_profiles_password(
     assert flushed.returncode == exitcodes.QUEUED, flushed.stdout + flushed.stderr
     assert other_log.offered == [] and saved_log.offered == [] and other_sink.messages == []
     retried = run_tuimail("outbox", "retry", queued.short_id)
-    assert other_log.offered == [] and retried.returncode == exitcodes.QUEUED
+    # Refused before connecting: the saved profile's password is not borrowed.
+    assert other_log.offered == [] and retried.returncode == exitcodes.CONFIG
+    assert "--password-stdin" in retried.stderr
 
 
 def test_command_line_overrides_still_apply_to_a_followed_profile(

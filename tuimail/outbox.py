@@ -332,6 +332,9 @@ class Queued:
     #: SHA-256 of the message as queued ("" from older versions): a message
     #: file truncated or changed on disk is never sent as if it were the same.
     sha256: str = ""
+    #: The Subject header as queued, decoded ("" from older versions: see
+    #: :meth:`Outbox.subject`), so a listing tells two messages apart.
+    subject: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -352,6 +355,7 @@ class Queued:
             "delivered_to": self.delivered_to,
             "rejected": self.rejected,
             "sha256": self.sha256,
+            "subject": self.subject,
         }
 
     @classmethod
@@ -379,6 +383,7 @@ class Queued:
             delivered_to=[str(r) for r in data.get("delivered_to", [])],
             rejected=[dict(r) for r in data.get("rejected", [])],
             sha256=str(data.get("sha256", "")),
+            subject=str(data.get("subject", "")),
         )
 
     @property
@@ -571,6 +576,7 @@ class Outbox:
             follows_profile=follows_profile,
             overrides=_overrides(saved, profile) if follows_profile and saved else {},
             sha256=hashlib.sha256(data).hexdigest(),
+            subject=str(outgoing.message.get("Subject", "")),
         )
         try:
             # Under the message's lock: a flush (or ``outbox list``) that sees the
@@ -712,6 +718,45 @@ class Outbox:
         if len(matches) > 1:
             raise AmbiguousMessageId(key, matches)
         return matches[0]
+
+    def subject(self, entry: Queued) -> str:
+        """The message's subject: the sidecar's, else read from the stored message's head.
+
+        Sidecars written by older versions have no subject. Only the first
+        :data:`SUBJECT_READ_LIMIT` bytes are read (the headers come first), so
+        a huge or damaged message costs no more than a small one; what cannot
+        be read or decoded is "" (the listing still shows the envelope). The
+        text is from a file: the face escapes it before printing.
+        """
+        if entry.subject:
+            return entry.subject
+        try:
+            with (self.queue_dir / "new" / entry.key).open("rb") as stored:
+                head = stored.read(SUBJECT_READ_LIMIT)
+        except OSError:
+            return ""
+        return _subject_in(head)
+
+    def password_wait(
+        self, key: str, passwords: Callable[[Profile], Secret | None] | None = None
+    ) -> PasswordWait | None:
+        """Why a send of ``key`` now, without a password given by hand, would wait; None if not.
+
+        Answers before anything connects: the server's wish for a password
+        is known from the settings (a user name), and the password the outbox
+        may use is a saved profile's own, asked of ``passwords``. Raises
+        :class:`MessageNotFound` like :meth:`get`.
+        """
+        entry = self.get(key)
+        try:
+            profile, (_note, may_use_stored) = self._profile_for(entry)
+        except Exception:  # unusable settings: the attempt itself says so
+            return None
+        if not profile.needs_password:
+            return None
+        if may_use_stored and passwords is not None and passwords(profile) is not None:
+            return None
+        return _password_wait(entry, profile, may_use_stored)
 
     def message_bytes(self, key: str) -> bytes:
         return read_small_file(self.queue_dir / "new" / key, STORED_MESSAGE_LIMIT)
@@ -1180,6 +1225,25 @@ def _password_wait(entry: Queued, profile: Profile, may_use_stored: bool) -> Pas
     else:
         reason = WaitReason.NO_PROFILE
     return PasswordWait(reason, profile.username, profile.name)
+
+
+#: How much of a stored message :meth:`Outbox.subject` reads to find its headers.
+SUBJECT_READ_LIMIT = 64 * 1024
+
+
+def _subject_in(head: bytes) -> str:
+    """The decoded Subject among the headers at the start of ``head``; "" if none or unreadable."""
+    from email.parser import BytesHeaderParser
+
+    end = head.find(b"\r\n\r\n")
+    if end < 0:
+        end = head.find(b"\n\n")
+    headers = head if end < 0 else head[: end + 2]
+    try:
+        parsed = BytesHeaderParser(policy=policy.default).parsebytes(headers)
+        return str(parsed.get("Subject", "") or "")
+    except Exception:  # any damage: no subject rather than no listing
+        return ""
 
 
 def short_id(key: str) -> str:

@@ -34,10 +34,40 @@ __all__ = [
 
 
 def cmd_app(args: argparse.Namespace) -> int:
+    if args.profile is not None:
+        check_app_profile(args.profile)
     from tuimail.ui.app import run_app
 
     settle_imports()
     return run_app(profile=args.profile)
+
+
+def check_app_profile(name: str) -> None:
+    """Refuse ``--profile NAME`` before the app starts when there is no such profile.
+
+    The app would otherwise open on another profile without a word. It is
+    checked here, in the launcher, because it reads profiles.toml, and the
+    app's loop reads no file. A profiles.toml that cannot be read is left to
+    the app, which shows what is wrong with it; only a name that is surely
+    unknown is refused (exit 2, as for any bad argument), with the names
+    that exist.
+    """
+    from tuimail.cli import exitcodes
+    from tuimail.profiles import ProfileStore, ProfileStoreError
+    from tuimail.sandbox_profile import SANDBOX_PROFILE
+
+    try:
+        saved = ProfileStore().load()
+    except (ProfileStoreError, OSError):
+        return
+    if name in saved or name == SANDBOX_PROFILE:
+        return
+    known = [*saved, *([] if SANDBOX_PROFILE in saved else [f"{SANDBOX_PROFILE} (built-in)"])]
+    raise CLIError(
+        f"no profile named {name!r}; the profiles are: {', '.join(known)} "
+        "(see 'tuimail accounts list')",
+        exitcodes.USAGE,
+    )
 
 
 def run() -> None:

@@ -23,9 +23,11 @@ if TYPE_CHECKING:
 
 
 def define_options(accounts: argparse.ArgumentParser) -> None:
+    accounts.description = "With no action, lists the profiles (as 'tuimail accounts list')."
     account_commands = accounts.add_subparsers(
-        dest="accounts_command", metavar="ACTION", required=True
+        dest="accounts_command", metavar="ACTION", required=False
     )
+    accounts.set_defaults(handler=cmd_accounts_list, json=False)
     listing = account_commands.add_parser("list", help="list profiles")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_accounts_list)
@@ -84,20 +86,32 @@ def _add_profile_options(parser: argparse.ArgumentParser, *, required_host: bool
 
 
 def cmd_accounts_list(args: argparse.Namespace) -> int:
+    """The saved profiles, then the built-in ``sandbox`` the app also offers.
+
+    The sandbox is listed (marked built-in, ``"builtin": true`` in JSON)
+    unless a saved profile takes its name, as in the app; its address is
+    the running sandbox's, if one runs.
+    """
     from tuimail.profiles import ProfileStore, ProfileStoreError
+    from tuimail.sandbox_profile import SANDBOX_PROFILE, builtin_profile, find_running
 
     try:
         profiles = ProfileStore().load()
     except ProfileStoreError as exc:
         raise CLIError(str(exc)) from None
+    sandbox = None
+    if SANDBOX_PROFILE not in profiles:
+        sandbox = find_running() or builtin_profile()
     if args.json:
-        records = [{**p.to_json(), "warnings": _warnings(p)} for p in profiles.values()]
+        records = [
+            {**p.to_json(), "warnings": _warnings(p), "builtin": False} for p in profiles.values()
+        ]
+        if sandbox is not None:
+            records.append({**sandbox.to_json(), "warnings": [], "builtin": True})
         print(terminal_json(records, indent=2))
         return exitcodes.OK
-    if not profiles:
-        print("No profiles yet. Add one with: tuimail accounts add NAME --host HOST --user USER")
-        return exitcodes.OK
-    width = max(len(name) for name in profiles)
+    names = [*profiles, *([sandbox.name] if sandbox else [])]
+    width = max(len(name) for name in names) if names else 0
     for profile in profiles.values():
         user = profile.username or "(no login)"
         line = f"{profile.name:<{width}}  {profile.address:<28} {profile.security.label:<8} {user}"
@@ -107,6 +121,11 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
         print(escape_controls(line))
         for warning in _warnings(profile):
             print(escape_controls(f"{'':<{width}}  ! {warning}"))
+    if sandbox is not None:
+        where = sandbox.address if sandbox.port else "started when first used"
+        print(f"{sandbox.name:<{width}}  {where:<28} {'built-in':<8} local capture server")
+    if not profiles:
+        print("No profiles of your own yet. Add one with: tuimail accounts add NAME --host HOST")
     return exitcodes.OK
 
 

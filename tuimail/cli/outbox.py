@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from typing import TYPE_CHECKING
 
 from tuimail.cli import exitcodes
@@ -21,9 +22,12 @@ if TYPE_CHECKING:  # imported when used: ``tuimail outbox list`` stays quick to 
 def define_options(outbox: argparse.ArgumentParser) -> None:
     outbox.description = "The outbox keeps every message until the server accepts it."
     outbox.epilog = (
-        "exit codes: 0 nothing left to send, 75 some still queued, 1 some failed, 2 bad arguments"
+        "exit codes: 0 nothing left to send (or nothing due), 75 some still queued, "
+        "1 some failed, 2 bad arguments, 4 retry needs --password-stdin"
     )
-    outbox_commands = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
+    outbox.description += " With no action, lists them (as 'tuimail outbox list')."
+    outbox_commands = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=False)
+    outbox.set_defaults(handler=cmd_outbox_list, json=False)
     outbox_list = outbox_commands.add_parser("list", help="what is queued or failed")
     outbox_list.add_argument("--json", action="store_true")
     outbox_list.set_defaults(handler=cmd_outbox_list)
@@ -64,32 +68,64 @@ def _stored_password(profile: Profile) -> Secret | None:
         return None
 
 
+#: Longest subject ``outbox list`` prints (a line each, so a long one is cut).
+SUBJECT_WIDTH = 72
+
+
 def cmd_outbox_list(args: argparse.Namespace) -> int:
+    """Each message with what tells it apart (subject, recipients) and where it stands.
+
+    ``--json`` keeps every key it always had (scripts read them) and adds
+    ``subject`` and ``attempt_count``.
+    """
     from tuimail.outbox import State, short_id
     from tuimail.terminal_text import escape_controls
 
-    entries = _outbox().entries()
+    outbox = _outbox()
+    entries = outbox.entries()
     if args.json:
         from tuimail.console import terminal_json
 
-        records = [{**e.to_json(), "last_error": _last_error(e)} for e in entries]
+        records = [
+            {
+                **e.to_json(),
+                "last_error": _last_error(e),
+                "subject": outbox.subject(e),
+                "attempt_count": len(e.attempts),
+            }
+            for e in entries
+        ]
         print(terminal_json(records, indent=2))
         return exitcodes.OK
     if not entries:
         print("The outbox is empty.")
         return exitcodes.OK
     for entry in entries:
-        due = "due now" if entry.next_attempt <= 0 else f"next {local_time(entry.next_attempt)}"
+        due = (
+            "due now"
+            if entry.next_attempt <= time.time()
+            else (f"next attempt {local_time(entry.next_attempt)}")
+        )
         state = f"queued, {due}" if entry.state is State.QUEUED else entry.state.value
+        attempts = len(entry.attempts)
         print(
             escape_controls(
-                f"{short_id(entry.key)}  {state}  via {entry.profile_name}  "
-                f"to {', '.join(entry.recipients)}  ({len(entry.attempts)} attempt(s))"
+                f"{short_id(entry.key)}  {state}  ({attempts} attempt{'s' * (attempts != 1)})"
+                f"  via {entry.profile_name}"
             )
         )
+        # From files anyone may have changed: escaped, and one bounded line each.
+        subject = _bounded(escape_controls(outbox.subject(entry)), SUBJECT_WIDTH)
+        print(f"    subject: {subject or '(none)'}")
+        print(f"    to: {escape_controls(', '.join(entry.recipients))}")
         if entry.last_error:
-            print(f"              last error: {escape_controls(_last_error(entry))}")
+            print(f"    last error: {escape_controls(_last_error(entry))}")
     return exitcodes.OK
+
+
+def _bounded(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, an ellipsis saying it was cut."""
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 
 def _flush_exit(outcomes: list[Outcome]) -> int:
@@ -124,8 +160,33 @@ def cmd_outbox_flush(args: argparse.Namespace) -> int:
         detail = f": {_detail(outcome)}" if outcome.detail else ""
         print(escape_controls(f"{short_id(outcome.key)}  {outcome.result}{detail}"))
     if not outcomes:
-        print("Nothing is due.")
+        print(_nothing_due(outbox))
+        # Waiting is not failing: only a failed message (1) changes the code.
+        code = _flush_exit(outcomes)
+        return exitcodes.OK if code == exitcodes.QUEUED else code
     return _flush_exit(outcomes)
+
+
+def _nothing_due(outbox: Outbox) -> str:
+    """Why a flush sent nothing: what waits, when it is next due, and how to send it now.
+
+    Nothing due is not an error (timers run ``flush`` every few minutes), so
+    the caller exits 0; a user who fixed the server learns of ``--all`` here.
+    """
+    from tuimail.outbox import State
+
+    entries = outbox.entries()
+    waiting = [e for e in entries if e.state is State.QUEUED]
+    stopped = len(entries) - len(waiting)
+    aside = f" ({stopped} more need you: see 'tuimail outbox list')" if stopped else ""
+    if not waiting:
+        return f"Nothing is due: no message waits to be sent{aside}."
+    count = f"{len(waiting)} message{'s' * (len(waiting) != 1)}"
+    nearest = min(e.next_attempt for e in waiting)
+    return (
+        f"Nothing is due: {count} wait{'s' * (len(waiting) == 1)}, the next due "
+        f"{local_time(nearest)}{aside}. 'tuimail outbox flush --all' sends them now."
+    )
 
 
 def cmd_outbox_retry(args: argparse.Namespace) -> int:
@@ -134,6 +195,8 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
 
     outbox = _outbox()
     try:
+        if not args.password_stdin:
+            _check_password(outbox, args.id)
         entry = outbox.requeue(args.id)
     except (MessageNotFound, NotRetryable) as exc:
         raise CLIError(_lookup_words(exc), exitcodes.USAGE) from None
@@ -150,6 +213,25 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
     detail = f": {_detail(outcome)}" if outcome.detail else ""
     print(escape_controls(f"{short_id(entry.key)}  {outcome.result}{detail}"))
     return _flush_exit([outcome])
+
+
+def _check_password(outbox: Outbox, key: str) -> None:
+    """Refuse, before anything connects, a retry whose server wants a password it lacks.
+
+    The message is left as it was (not made due again), and the words name
+    the flag that gives the password.
+    """
+    from tuimail.outbox import WaitReason, short_id
+
+    wait = outbox.password_wait(key, _stored_password)
+    if wait is None:
+        return
+    how = f"'tuimail outbox retry {short_id(outbox.get(key).key)} --password-stdin'"
+    if wait.reason is WaitReason.NONE_STORED:
+        words = f"{wait.words()}; save one or give it with {how}"
+    else:
+        words = f"{wait.words(aside=' (--server)')}; give it with {how}"
+    raise CLIError(f"nothing was sent: {words.removeprefix('waiting: ')}")
 
 
 def cmd_outbox_drop(args: argparse.Namespace) -> int:
