@@ -173,3 +173,17 @@ def test_retry_without_a_password_fails_before_connecting(
     assert server.connections == 0
     [entry] = outbox.entries()
     assert entry.state is State.FAILED  # left as it was, not made due
+
+
+def test_retry_of_a_delivered_message_says_so_rather_than_asking_a_password(
+    servers: ServerThread,
+) -> None:
+    server = ScriptedServer()
+    settings = profile(servers.scripted(server), username="alice")
+    outbox = Outbox()
+    queued = outbox.enqueue(settings, message(), follows_profile=False)
+    _rewrite(outbox, queued.key, state="delivered")
+    retried = run_tuimail("outbox", "retry", queued.short_id, timeout=30)
+    assert retried.returncode == exitcodes.USAGE, retried.stdout + retried.stderr
+    assert "moves it to sent/" in retried.stderr and "--password-stdin" not in retried.stderr
+    assert server.connections == 0

@@ -748,6 +748,8 @@ class Outbox:
         :class:`MessageNotFound` like :meth:`get`.
         """
         entry = self.get(key)
+        if entry.state is State.DELIVERED:
+            return None  # never sent again: the caller's own refusal says so
         try:
             profile, (_note, may_use_stored) = self._profile_for(entry)
         except Exception:  # unusable settings: the attempt itself says so
