@@ -7,6 +7,7 @@ that counts its connections.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 
@@ -14,6 +15,7 @@ import pytest
 
 from tests.cli_helpers import run_tuimail
 from tests.outbox_helpers import message, profile
+from tests.sandbox_support import start_serve
 from tests.smtpservers import ScriptedServer, ServerThread
 from tuimail.cli import check_app_profile, exitcodes
 from tuimail.cli.common import CLIError
@@ -187,3 +189,33 @@ def test_retry_of_a_delivered_message_says_so_rather_than_asking_a_password(
     assert retried.returncode == exitcodes.USAGE, retried.stdout + retried.stderr
     assert "moves it to sent/" in retried.stderr and "--password-stdin" not in retried.stderr
     assert server.connections == 0
+
+
+@pytest.mark.parametrize(
+    ("action", "words"),
+    [(["edit", "sandbox", "--port", "3"], "cannot be edited"), (["remove", "sandbox"], "removed")],
+)
+def test_the_built_in_sandbox_is_not_called_missing(action: list[str], words: str) -> None:
+    refused = run_tuimail("accounts", *action)
+    assert refused.returncode == exitcodes.CONFIG
+    assert "built-in profile" in refused.stderr and words in refused.stderr
+    assert "no profile named" not in refused.stderr
+
+
+def test_accounts_test_sandbox_needs_a_running_one() -> None:
+    refused = run_tuimail("accounts", "test", "sandbox")
+    assert refused.returncode == exitcodes.CONFIG
+    assert "none is running" in refused.stderr and "tuimail serve" in refused.stderr
+
+
+def test_a_running_sandbox_is_listed_and_tested_where_it_listens() -> None:
+    process, port = start_serve("--quiet")
+    try:
+        listed = run_tuimail("accounts", "list")
+        assert f"127.0.0.1:{port}" in listed.stdout and "built-in" in listed.stdout
+        tested = run_tuimail("accounts", "test", "sandbox", timeout=30)
+        assert tested.returncode == 0, tested.stdout + tested.stderr
+        assert f"connected to 127.0.0.1:{port}" in tested.stdout
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)

@@ -129,6 +129,30 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+def _builtin_sandbox(name: str, doing: str) -> None:
+    """Refuse, in true words, to ``doing`` the built-in ``sandbox`` (it is in no file).
+
+    ``accounts list`` shows it; without this, edit and remove would answer
+    that no profile of that name exists. A saved profile named ``sandbox``
+    replaces the built-in one and is handled as any other.
+    """
+    from tuimail.profiles import ProfileStore, ProfileStoreError
+    from tuimail.sandbox_profile import SANDBOX_PROFILE
+
+    if name != SANDBOX_PROFILE:
+        return
+    try:
+        if SANDBOX_PROFILE in ProfileStore().load():
+            return
+    except ProfileStoreError:
+        return  # the command's own reading of the file says what is wrong
+    raise CLIError(
+        f"'{SANDBOX_PROFILE}' is the built-in profile of the local capture server, not a "
+        f"saved one: it cannot be {doing} ('tuimail accounts add {SANDBOX_PROFILE} ...' "
+        "saves a profile that takes its place)"
+    )
+
+
 def _warnings(profile: Profile) -> list[str]:
     """The profile's warnings in the command line's words: a secret in the file
     names the command that moves it to the keyring."""
@@ -192,6 +216,7 @@ def cmd_accounts_edit(args: argparse.Namespace) -> int:
     from tuimail.credentials import KeyringError
     from tuimail.profiles import ProfileError, ProfileStore, ProfileStoreError, with_changes
 
+    _builtin_sandbox(args.name, "edited")
     store = ProfileStore()
     try:
         old = store.get(args.name)
@@ -227,6 +252,7 @@ def cmd_accounts_remove(args: argparse.Namespace) -> int:
     from tuimail.credentials import KeyringError
     from tuimail.profiles import ProfileStoreError
 
+    _builtin_sandbox(args.name, "removed")
     try:
         profile, removed_secret = remove_account(args.name)
     except NotFound as exc:
@@ -244,10 +270,29 @@ def cmd_accounts_remove(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+def _running_sandbox(name: str) -> Profile | None:
+    """The running built-in sandbox, when ``name`` is it; refused in words if none runs."""
+    from tuimail.sandbox_profile import SANDBOX_PROFILE, find_running
+
+    if name != SANDBOX_PROFILE:
+        return None
+    try:
+        _builtin_sandbox(name, "tested")
+    except CLIError:
+        running = find_running()
+        if running is None:
+            raise CLIError(
+                f"'{SANDBOX_PROFILE}' is the built-in sandbox and none is running: "
+                "start it with 'tuimail serve' (or the app), then test it"
+            ) from None
+        return running
+    return None
+
+
 def cmd_accounts_test(args: argparse.Namespace) -> int:
     from tuimail.session import check_account
 
-    profile = saved_profile(args.name)
+    profile = _running_sandbox(args.name) or saved_profile(args.name)
     password = password_for(profile, args.password_stdin, saved=True)
     args.quiet = False
     return run_session_command(
