@@ -143,7 +143,7 @@ def test_flush_with_nothing_due_says_what_waits_and_exits_0() -> None:
     flushed = run_tuimail("outbox", "flush")
     assert flushed.returncode == exitcodes.OK, flushed.stdout + flushed.stderr
     assert "Nothing is due: 1 message waits, the next due " in flushed.stdout
-    assert "'tuimail outbox flush --all' sends them now" in flushed.stdout
+    assert "'tuimail outbox flush --all' sends it now" in flushed.stdout
     assert [e.state for e in outbox.entries()] == [State.QUEUED]
 
 

@@ -185,7 +185,8 @@ def _nothing_due(outbox: Outbox) -> str:
     nearest = min(e.next_attempt for e in waiting)
     return (
         f"Nothing is due: {count} wait{'s' * (len(waiting) == 1)}, the next due "
-        f"{local_time(nearest)}{aside}. 'tuimail outbox flush --all' sends them now."
+        f"{local_time(nearest)}{aside}. 'tuimail outbox flush --all' sends "
+        f"{'it' if len(waiting) == 1 else 'them'} now."
     )
 
 
