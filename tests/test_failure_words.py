@@ -6,6 +6,7 @@ certificates), the real ``tuimail`` command and the app under Pilot.
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Callable
 
@@ -100,8 +101,29 @@ def test_a_refused_connection_on_the_command_line(queue: bool) -> None:
     assert failed and all(line.count("refused") == 1 for line in failed), output
 
 
-async def test_the_app_says_refused_in_compose_and_the_transcript() -> None:
-    save_profile(name="local", host="127.0.0.1", port=closed_port(), security="none")
+@pytest.mark.parametrize(
+    ("case", "status_words", "transcript_words"),
+    [
+        ("refused", "refused the connection on port", "refused the connection on port"),
+        (
+            "certificate",
+            "issued by an authority this system does not trust",
+            "tuimail refused the certificate of 127.0.0.1 and closed the connection",
+        ),
+        ("mode", "STARTTLS (usually port 587)", "tuimail closed the connection"),
+    ],
+)
+async def test_the_app_says_the_same_true_words(
+    servers: ServerThread, certs: Certs, case: str, status_words: str, transcript_words: str
+) -> None:
+    """Compose's status and the transcript screen word the same failure, truly."""
+    if case == "refused":
+        save_profile(name="local", host="127.0.0.1", port=closed_port(), security="none")
+    elif case == "certificate":
+        port = servers.smtp(Sink(), tls_context=certs.good)
+        save_profile(name="local", host="127.0.0.1", port=port, security="starttls")
+    else:
+        save_profile(name="local", host="127.0.0.1", port=servers.smtp(Sink()), security="tls")
     app = TuimailApp(start_sandbox=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await fill_draft(pilot, to="bob@example.test", subject="Hello", body="Hi")
@@ -111,13 +133,15 @@ async def test_the_app_says_refused_in_compose_and_the_transcript() -> None:
             pilot, lambda: "failed" in static_text(app, "#send-status"), "the failure in Compose"
         )
         status = static_text(app, "#send-status")
-        assert "refused the connection" in status and "closed" not in status, status
+        assert status_words in status and "closed" not in status, status
         await pilot.press("f3")
         view = app.screen.query_one("#transcript-view", TranscriptView)
         await wait_for(pilot, lambda: view_lines(view), "the transcript view to render")
-        shown = "\n".join(view_lines(view))
-        assert "refused the connection" in shown
-        assert "closed" not in shown, shown
+        shown = re.sub(r"\s+", " ", " ".join(view_lines(view)))
+        assert transcript_words in shown, shown
+        assert "server closed" not in shown and "Connect call failed" not in shown, shown
+        if case == "refused":
+            assert "closed" not in shown, shown
 
 
 # -- a refused certificate ---------------------------------------------------------
