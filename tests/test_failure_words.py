@@ -76,7 +76,9 @@ def closed_lines(report: SessionReport) -> list[str]:
 
 async def test_a_refused_connection_says_refused_once_and_closes_nothing() -> None:
     port = closed_port()
-    report = await send(Profile(name="p", host="127.0.0.1", port=port, security="none"), message())
+    report = await send(
+        Profile(name="p", host="127.0.0.1", port=port, security=Security.NONE), message()
+    )
     failure = report.failure
     assert failure is not None and failure.stage is Stage.CONNECT and failure.temporary
     assert failure.explanation.count("refused") == 1, failure.explanation
@@ -155,7 +157,7 @@ async def test_a_refused_certificate_is_tuimails_doing(
         port = servers.smtp(Sink(), implicit_tls=certs.good)
     else:
         port = servers.smtp(Sink(), tls_context=certs.good)
-    profile = Profile(name="p", host="127.0.0.1", port=port, security=security)
+    profile = Profile(name="p", host="127.0.0.1", port=port, security=Security(security))
     report = await send(profile, message())
     failure = report.failure
     assert failure is not None and failure.stage is Stage.TLS
@@ -195,7 +197,9 @@ def test_a_profile_send_keeps_the_profiles_words(servers: ServerThread, certs: C
 
 async def test_implicit_tls_to_a_plain_port_suggests_starttls(servers: ServerThread) -> None:
     port = servers.smtp(Sink())
-    report = await send(Profile(name="p", host="127.0.0.1", port=port, security="tls"), message())
+    report = await send(
+        Profile(name="p", host="127.0.0.1", port=port, security=Security.TLS), message()
+    )
     failure = report.failure
     assert failure is not None and failure.stage is Stage.TLS
     assert failure.remedy is Remedy.STARTTLS
@@ -215,7 +219,7 @@ async def test_starttls_to_an_implicit_tls_port_suggests_implicit_tls(
         name="p",
         host="127.0.0.1",
         port=sandbox.port,
-        security="starttls",
+        security=Security.STARTTLS,
         ca_file=str(sandbox.sandbox.ca_file),
         timeout=1,
     )
