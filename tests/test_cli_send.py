@@ -95,7 +95,7 @@ def _closed_port() -> int:
 @pytest.mark.parametrize(
     ("setup", "code", "words"),
     [
-        ("closed", 10, "cannot connect"),
+        ("closed", 10, "refused the connection"),
         ("no-starttls", 11, "did not offer STARTTLS"),
         ("busy", 12, "421"),
         ("bad-password", 14, "rejected the user name or password"),

@@ -323,7 +323,7 @@ async def test_closed_port_is_a_temporary_connect_failure(servers: ServerThread)
         port = sock.getsockname()[1]
     report = await send(profile(port), message())
     assert report.failure is not None and report.failure.stage is Stage.CONNECT
-    assert report.failure.temporary and "cannot connect" in report.failure.explanation
+    assert report.failure.temporary and "refused the connection" in report.failure.explanation
 
 
 async def test_silent_server_times_out_at_greeting() -> None:

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
-from tuimail.session import SessionReport
+from tuimail.session import Remedy, SessionReport
 from tuimail.terminal_text import escape_controls
 from tuimail.transcript import Direction, Entry, EventKind
 
@@ -104,19 +105,34 @@ def _write_lines(out: TextIO, lines: list[str]) -> None:
         out.write(escape_controls(line) + "\n")
 
 
-def summarise(report: SessionReport, stream: TextIO | None = None) -> None:
-    """The human outcome after the transcript: sent, partially sent, or why not."""
+def summarise(
+    report: SessionReport,
+    stream: TextIO | None = None,
+    *,
+    remedies: Mapping[Remedy, str] | None = None,
+) -> None:
+    """The human outcome after the transcript: sent, partially sent, or why not.
+
+    ``remedies``: the words of each remedy for this command (its flags);
+    without them a failure ends with the profile's words.
+    """
     out = stream or sys.stderr
-    _write_lines(out, _outcome_lines(report))
+    _write_lines(out, _outcome_lines(report, remedies))
     out.flush()
 
 
-def _outcome_lines(report: SessionReport) -> list[str]:
+def _outcome_lines(
+    report: SessionReport, remedies: Mapping[Remedy, str] | None = None
+) -> list[str]:
     failure = report.failure
     delivery = report.delivery
     if failure is not None:
         kind = "temporary" if failure.temporary else "permanent"
-        return [f"tuimail: failed at {failure.stage.value} ({kind}): {failure.explanation}"]
+        explanation = failure.explanation
+        remedy = failure.remedy
+        if remedies is not None and remedy is not None and remedy in remedies:
+            explanation = f"{failure.problem}; {remedies[remedy]}"
+        return [f"tuimail: failed at {failure.stage.value} ({kind}): {explanation}"]
     if delivery is None:
         who = f" as {report.authenticated_as}" if report.authenticated_as else ""
         security = report.tls.version if report.tls else "no TLS"

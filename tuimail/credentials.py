@@ -29,11 +29,21 @@ UNSAFE_OPT_IN_ENV = "TUIMAIL_ALLOW_UNSAFE_KEYRING"
 
 _UNSAFE_MODULE_PREFIXES = ("keyring.backends.fail", "keyring.backends.null", "keyrings.alt")
 
-FIX_TEXT = (
+_INSTALL_TEXT = (
     "Install and unlock a Secret Service (GNOME Keyring or KWallet) on Linux, "
-    "or choose a secure backend with PYTHON_KEYRING_BACKEND or keyringrc.cfg; "
-    f"to accept an unsafe backend anyway, set {UNSAFE_OPT_IN_ENV}=1."
+    "or choose a secure backend with PYTHON_KEYRING_BACKEND or keyringrc.cfg"
 )
+FIX_TEXT = f"{_INSTALL_TEXT}; to accept an unsafe backend anyway, set {UNSAFE_OPT_IN_ENV}=1."
+#: The fix once the opt-in is set: it cannot help, there is no backend to allow.
+FIX_TEXT_OPTED_IN = (
+    f"{_INSTALL_TEXT}. {UNSAFE_OPT_IN_ENV} is already set, but it only lets an unsafe "
+    "backend be used: it cannot make up for a backend that stores nothing."
+)
+
+
+def keyring_fix(opted_in: bool) -> str:
+    """What to do when the keyring cannot keep a password; never advice already taken."""
+    return FIX_TEXT_OPTED_IN if opted_in else FIX_TEXT
 
 
 class Secret:
@@ -189,7 +199,10 @@ class CredentialStore:
         finally:
             self.delete(probe_name)
         if back != probe:
-            raise KeyringError("the keyring did not return the value just stored")
+            # The null backend, allowed by the opt-in, forgets every value.
+            raise KeyringError(
+                "the keyring did not return the value just stored", keyring_fix(self._allow_unsafe)
+            )
         return "a test secret was stored, read back and deleted"
 
     def _call(self, verb: str, func: Callable[..., _T], *args: object) -> _T:
@@ -207,7 +220,8 @@ class CredentialStore:
             ) from None
         except NoKeyringError:
             raise UnsafeKeyringError(
-                f"could not {verb} the keyring: no backend is available"
+                f"could not {verb} the keyring: no backend is available",
+                keyring_fix(self._allow_unsafe),
             ) from None
         except BackendError as exc:
             raise KeyringError(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tuimail import paths
-from tuimail.credentials import CredentialStore, KeyringError, unsafe_allowed
+from tuimail.credentials import CredentialStore, KeyringError, keyring_fix, unsafe_allowed
 from tuimail.profiles import ProfileStore, ProfileStoreError
 
 
@@ -79,17 +79,18 @@ def _profiles_check() -> Check:
 
 
 def _keyring_checks(store: CredentialStore) -> list[Check]:
+    opted_in = unsafe_allowed()
     try:
         verdict = store.verdict()
     except Exception as exc:  # keyring's own start-up can fail in many ways
         return [
-            Check("keyring backend", False, f"keyring failed to load: {exc}", KeyringError("").fix)
+            Check("keyring backend", False, f"keyring failed to load: {exc}", keyring_fix(opted_in))
         ]
-    allowed = verdict.safe or unsafe_allowed()
+    allowed = verdict.safe or opted_in
     detail = f"{verdict.name}: {verdict.reason}"
     if not verdict.safe and allowed:
         detail += " (allowed by TUIMAIL_ALLOW_UNSAFE_KEYRING)"
-    checks = [Check("keyring backend", allowed, detail, "" if allowed else KeyringError("").fix)]
+    checks = [Check("keyring backend", allowed, detail, "" if allowed else keyring_fix(False))]
     if allowed:
         try:
             checks.append(Check("keyring round trip", True, store.round_trip()))

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import enum
 import re
 import ssl
 from collections.abc import Awaitable, Callable
@@ -41,7 +42,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from aiosmtplib import SMTPResponse
 from aiosmtplib.errors import (
     SMTPAuthenticationError,
+    SMTPConnectError,
     SMTPConnectResponseError,
+    SMTPConnectTimeoutError,
     SMTPException,
     SMTPNotSupported,
     SMTPRecipientRefused,
@@ -59,8 +62,9 @@ from tuimail.smtp_stepper import AuthNotAttempted, AuthRefusal, StageError, Step
 
 # Re-exported: callers name a failure's stage from the session they ran.
 from tuimail.stages import Stage as Stage
+from tuimail.tlsinfo import PROFILE_CA_FILE_REMEDY, find_verification_error, verification_problem
 from tuimail.transcript import Entry, EventKind, Transcript
-from tuimail.wire import Endpoint, TranscribingSMTP, WireCapture, default_ehlo_name
+from tuimail.wire import ConnectFailed, Endpoint, TranscribingSMTP, WireCapture, default_ehlo_name
 
 if TYPE_CHECKING:
     # Imported where used: only TLS sessions need certificate parsing.
@@ -69,9 +73,54 @@ if TYPE_CHECKING:
 #: Overall limit for one session, on top of each command's own timeout.
 DEFAULT_DEADLINE = 300.0
 
+#: OpenSSL's reasons for a handshake that met something other than TLS: a
+#: server that speaks plain SMTP first (its greeting is no TLS record).
+_NOT_TLS_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "UNKNOWN_PROTOCOL", "PACKET_LENGTH_TOO_LONG"}
+)
+
+
+class Remedy(enum.Enum):
+    """A setting that would let the next attempt go further, as data.
+
+    Each face names it in its own terms: the command line as a flag for a
+    ``--server`` send, a profile's setting for a profile (the words in
+    :data:`PROFILE_REMEDIES`, which :attr:`SessionFailure.explanation` ends
+    with, for the app and the outbox's records).
+    """
+
+    #: Trust the server's certificate through a CA file (self-signed, private CA).
+    CA_FILE = "ca-file"
+    #: TLS from the first byte (a server that waits silently for a TLS handshake).
+    IMPLICIT_TLS = "implicit-tls"
+    #: Plain SMTP upgraded with STARTTLS (a server that is not TLS from the first byte).
+    STARTTLS = "starttls"
+    #: TLS, or explicitly allowing the password without it.
+    ENCRYPT_OR_ALLOW_PLAINTEXT = "encrypt-or-allow-plaintext"
+    #: An AUTH mechanism the server offers (or ``auto``).
+    AUTH_MECHANISM = "auth-mechanism"
+
+
+#: Each remedy in a profile's terms.
+PROFILE_REMEDIES = {
+    Remedy.CA_FILE: PROFILE_CA_FILE_REMEDY,
+    Remedy.IMPLICIT_TLS: "set the profile's security to tls",
+    Remedy.STARTTLS: "set the profile's security to starttls",
+    Remedy.ENCRYPT_OR_ALLOW_PLAINTEXT: (
+        "use security tls or starttls, or allow plaintext authentication in the profile"
+    ),
+    Remedy.AUTH_MECHANISM: "set the profile's auth mechanism to auto, or to one the server offers",
+}
+
 
 class SessionFailure(TuimailError):
-    """A session that stopped: at which stage, why, and whether to try again later."""
+    """A session that stopped: at which stage, why, and whether to try again later.
+
+    ``problem`` says what went wrong; ``remedy``, when there is one, the
+    setting that would help, as data. ``explanation`` is the problem with
+    the remedy in a profile's terms (:data:`PROFILE_REMEDIES`); a face that
+    names settings differently words ``problem`` and ``remedy`` itself.
+    """
 
     def __init__(
         self,
@@ -83,9 +132,15 @@ class SessionFailure(TuimailError):
         reply: str = "",
         possibly_delivered: bool = False,
         refused: tuple[RecipientRefusal, ...] = (),
+        remedy: Remedy | None = None,
     ) -> None:
+        problem = explanation
+        if remedy is not None:
+            explanation = f"{problem}; {PROFILE_REMEDIES[remedy]}"
         super().__init__(explanation)
         self.stage = stage
+        self.problem = problem
+        self.remedy = remedy
         self.explanation = explanation
         self.temporary = temporary
         self.code = code
@@ -99,6 +154,8 @@ class SessionFailure(TuimailError):
         return {
             "stage": self.stage.value,
             "explanation": self.explanation,
+            "problem": self.problem,
+            "remedy": self.remedy.value if self.remedy else None,
             "temporary": self.temporary,
             "code": self.code,
             "reply": self.reply,
@@ -216,6 +273,9 @@ class SMTPSession:
         self.awaiting_final_reply = False
         #: The server's refusal, once given, while the session tidies up (RSET).
         self.decided: SessionFailure | None = None
+        #: Why tuimail itself ends the connection, when it does (a refused
+        #: certificate): said when it closes, instead of a bare "closed".
+        self._hang_up = ""
 
     async def __aenter__(self) -> SMTPSession:
         await self.open()
@@ -269,7 +329,7 @@ class SMTPSession:
             WireCapture(transcript),
             endpoint,
             on_tls=self._record_tls,
-            translate=self._classify,
+            translate=self._failed,
             inspect_refused_certificate=True,
         )
         await stepper.connect()
@@ -559,7 +619,7 @@ class SMTPSession:
         finally:
             # Also when cancelled (a deadline running out during QUIT).
             smtp.close()
-            smtp.capture.mark_closed()
+            smtp.capture.mark_closed(self._hang_up or "connection closed")
 
     def abort(self) -> None:
         """Drop the connection at once, without QUIT."""
@@ -575,9 +635,10 @@ class SMTPSession:
         self.report.tls = info
         self.transcript.event(EventKind.TLS, info.summary(), secure=True, **info.to_json())
         if not info.verified:
+            # Neutral words: the setting is a profile's verify_tls or the command line's --no-verify.
             self.transcript.event(
                 EventKind.WARNING,
-                "the certificate was not verified (verify_tls is off in this profile)",
+                "the certificate was not verified (verification is turned off for this connection)",
                 secure=True,
             )
 
@@ -594,10 +655,28 @@ class SMTPSession:
             reply=message,
         )
 
+    def _failed(self, failed: StageError) -> SessionFailure:
+        """The stepper's ``translate``: the failure, and who ends the connection because of it.
+
+        When the TLS handshake failed in tuimail (it refused the
+        certificate, or met something that is not TLS), tuimail drops the
+        connection: the transcript says that, not that the server closed it.
+        """
+        failure = self._classify(failed)
+        if find_verification_error(failed.error) is not None:
+            self._hang_up = (
+                f"tuimail refused the certificate of {self.profile.host} and closed the connection"
+            )
+        elif isinstance(failed.error, ssl.SSLError) and failure.stage is Stage.TLS:
+            self._hang_up = "the TLS handshake failed; tuimail closed the connection"
+        return failure
+
     def _classify(self, failed: StageError) -> SessionFailure:
         """A stage's error as a :class:`SessionFailure`: pure, it never touches the network."""
         exc, stage = failed.error, failed.stage
         host = self.profile.host
+        port = self.profile.effective_port
+        implicit_tls = self.profile.security is Security.TLS
         if isinstance(exc, AuthNotAttempted):
             return self._auth_not_attempted(exc)
         if isinstance(exc, SMTPAuthenticationError) and stage is Stage.AUTH:
@@ -617,14 +696,14 @@ class SMTPSession:
                 code=exc.code,
                 reply=exc.message,
             )
-        from tuimail.tlsinfo import explain_verification_error, find_verification_error
-
         verification = find_verification_error(exc)
         if verification is not None:
+            problem = verification_problem(verification, host, failed.certificate)
             return SessionFailure(
                 Stage.TLS,
-                explain_verification_error(verification, host, failed.certificate),
+                problem.words,
                 temporary=False,
+                remedy=Remedy.CA_FILE if problem.ca_file_helps else None,
             )
         if isinstance(exc, SMTPConnectResponseError):
             return SessionFailure(
@@ -639,11 +718,34 @@ class SMTPSession:
         if isinstance(exc, SMTPResponseException):
             return self._reply_failure(stage, exc, f"the server refused {stage.value.upper()}")
         if isinstance(exc, ssl.SSLError):
+            reason = exc.reason or str(exc)
+            if implicit_tls and reason in _NOT_TLS_REASONS:
+                return SessionFailure(
+                    Stage.TLS,
+                    f"{host} port {port} does not speak TLS from the first byte ({reason}): "
+                    "it may expect plain SMTP and STARTTLS (usually port 587) rather than "
+                    "implicit TLS (usually port 465)",
+                    temporary=False,
+                    remedy=Remedy.STARTTLS,
+                )
             return SessionFailure(
-                Stage.TLS,
-                f"the TLS handshake with {host} failed: {exc.reason or exc}",
-                temporary=False,
+                Stage.TLS, f"the TLS handshake with {host} failed: {reason}", temporary=False
             )
+        if (
+            isinstance(exc, SMTPConnectTimeoutError)
+            and stage is Stage.GREETING
+            and not implicit_tls
+        ):
+            return SessionFailure(
+                stage,
+                f"{exc}; a server that waits silently may expect implicit TLS, TLS from the "
+                "first byte (usually port 465), rather than STARTTLS (usually port 587)",
+                temporary=True,
+                remedy=Remedy.IMPLICIT_TLS,
+            )
+        if isinstance(exc, SMTPConnectTimeoutError):
+            # Its own words say what did not come in time.
+            return SessionFailure(stage, str(exc), temporary=True)
         if isinstance(exc, TimeoutError):
             return SessionFailure(
                 stage,
@@ -651,6 +753,18 @@ class SMTPSession:
                 f"{exc}".rstrip(": "),
                 temporary=True,
             )
+        if isinstance(exc, ConnectFailed) and exc.refused:
+            # Nothing was opened, so nothing was closed: the port refused.
+            return SessionFailure(
+                stage,
+                f"{host} refused the connection on port {port} "
+                "(no server listens there, or a firewall turns it away)",
+                temporary=True,
+            )
+        if isinstance(exc, SMTPConnectError):
+            # Its own words are exact: the name did not resolve, no address took the
+            # connection (and why), or the server hung up before its greeting.
+            return SessionFailure(stage, str(exc), temporary=True)
         if isinstance(exc, (SMTPServerDisconnected, ConnectionError)):
             return SessionFailure(
                 stage, f"{host} closed the connection during {stage.value}: {exc}", temporary=True
@@ -665,11 +779,10 @@ class SMTPSession:
         """Why the password was not sent, in the session's words."""
         offered = ", ".join(m.upper() for m in exc.offered)
         wanted = self.profile.auth_mechanism
+        remedy = None
         if exc.reason is AuthRefusal.NOT_ENCRYPTED:
-            text = (
-                "refusing to send the password over an unencrypted connection; use "
-                "security tls or starttls, or allow plaintext authentication in the profile"
-            )
+            text = "refusing to send the password over an unencrypted connection"
+            remedy = Remedy.ENCRYPT_OR_ALLOW_PLAINTEXT
         elif exc.reason is AuthRefusal.NOT_OFFERED:
             secure = self._require_smtp().capture.secure
             text = "the server does not offer authentication (no AUTH in its EHLO reply)" + (
@@ -677,9 +790,10 @@ class SMTPSession:
             )
         elif exc.reason is AuthRefusal.NO_MECHANISM and wanted is not AuthMechanism.AUTO:
             text = (
-                f"the profile asks for AUTH {wanted.value.upper()}, but the server offers "
+                f"AUTH {wanted.value.upper()} was asked for, but the server offers "
                 f"only {offered or 'nothing'}"
             )
+            remedy = Remedy.AUTH_MECHANISM
         elif exc.reason is AuthRefusal.NO_MECHANISM:
             text = (
                 "the server offers no password mechanism tuimail supports "
@@ -689,7 +803,7 @@ class SMTPSession:
             text = "no password is available for this profile"
         else:
             text = "the certificate was not verified, so the password was not sent"
-        return SessionFailure(Stage.AUTH, text, temporary=False)
+        return SessionFailure(Stage.AUTH, text, temporary=False, remedy=remedy)
 
     def _auth_refused(self, exc: SMTPAuthenticationError) -> SessionFailure:
         """The server's answer to the one AUTH attempt."""
@@ -808,8 +922,11 @@ async def _run(session: SMTPSession, deadline: float, work: Callable[[], Any] | 
     _scrub_report(session)
     if session.report.failure is not None:
         failure = session.report.failure
+        # What happened, not what to change: the face that shows the outcome
+        # words the remedy in its own terms (a flag, a profile setting).
+        data: dict[str, Any] = {"remedy": failure.remedy.value} if failure.remedy else {}
         session.transcript.event(
-            EventKind.ERROR, f"{failure.stage.value} failed: {failure.explanation}"
+            EventKind.ERROR, f"{failure.stage.value} failed: {failure.problem}", **data
         )
 
 
@@ -826,6 +943,7 @@ def _scrub_report(session: SMTPSession) -> None:
     failure = session.report.failure
     if failure is not None:
         failure.explanation = scrub(failure.explanation)[0]
+        failure.problem = scrub(failure.problem)[0]
         failure.reply = scrub(failure.reply)[0]
         failure.args = (failure.explanation,)
 

@@ -188,30 +188,59 @@ def find_verification_error(exc: BaseException | None) -> ssl.SSLCertVerificatio
     return None
 
 
-def explain_verification_error(
+@dataclass(frozen=True)
+class VerificationProblem:
+    """Why a certificate was refused, and whether trusting a CA file would change that.
+
+    The words say what is wrong, not what to change: the session words the
+    remedy for its face (a profile's CA file, the command line's
+    ``--ca-file``).
+    """
+
+    words: str
+    #: The certificate is self-signed or from an unknown authority: a CA file
+    #: holding it (or its CA) makes it trusted.
+    ca_file_helps: bool
+
+
+#: The remedy a profile offers for :attr:`VerificationProblem.ca_file_helps`.
+PROFILE_CA_FILE_REMEDY = "set the profile's CA file to trust it, if you know this server"
+
+
+def verification_problem(
     error: ssl.SSLCertVerificationError, host: str, cert: CertificateInfo | None
-) -> str:
-    """One sentence on why the certificate was refused."""
+) -> VerificationProblem:
+    """Why the certificate was refused, in one sentence, and whether a CA file helps."""
     code = getattr(error, "verify_code", None)
     if code == _X509_EXPIRED:
         when = f" on {cert.not_after:%Y-%m-%d %H:%M} UTC" if cert else ""
-        return f"the certificate for {host} expired{when}"
+        return VerificationProblem(f"the certificate for {host} expired{when}", False)
     if code == _X509_NOT_YET_VALID:
         when = f" until {cert.not_before:%Y-%m-%d %H:%M} UTC" if cert else ""
-        return f"the certificate for {host} is not valid yet{when}"
+        return VerificationProblem(f"the certificate for {host} is not valid yet{when}", False)
     if code in (_X509_HOSTNAME_MISMATCH, _X509_IP_ADDRESS_MISMATCH):
         names = f" (it is for {', '.join(cert.names or (cert.subject,))})" if cert else ""
-        return f"the certificate does not match the host name {host}{names}"
+        return VerificationProblem(
+            f"the certificate does not match the host name {host}{names}", False
+        )
     if code in (_X509_SELF_SIGNED, _X509_SELF_SIGNED_IN_CHAIN):
-        return (
-            f"the certificate for {host} is self-signed and not trusted; set the profile's "
-            "CA file to trust it, if you know this server"
+        return VerificationProblem(
+            f"the certificate for {host} is self-signed and not trusted", True
         )
     if code == _X509_UNKNOWN_ISSUER:
         issuer = f" ({cert.issuer})" if cert else ""
-        return (
+        return VerificationProblem(
             f"the certificate for {host} was issued by an authority this system does not "
-            f"trust{issuer}; set the profile's CA file to trust a private CA"
+            f"trust{issuer}",
+            True,
         )
     reason = getattr(error, "verify_message", "") or str(error)
-    return f"the certificate for {host} could not be verified: {reason}"
+    return VerificationProblem(f"the certificate for {host} could not be verified: {reason}", False)
+
+
+def explain_verification_error(
+    error: ssl.SSLCertVerificationError, host: str, cert: CertificateInfo | None
+) -> str:
+    """One sentence on why the certificate was refused, with a profile's remedy where one helps."""
+    problem = verification_problem(error, host, cert)
+    return problem.words + (f"; {PROFILE_CA_FILE_REMEDY}" if problem.ca_file_helps else "")

@@ -18,6 +18,8 @@ every command of a real session appears in the transcript.
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import re
 import socket
 import ssl
@@ -46,6 +48,37 @@ class CaptureLost(TuimailError, RuntimeError):
     """The transcript stopped seeing the wire: aiosmtplib changed under us."""
 
 
+@dataclass(frozen=True)
+class AddressFailure:
+    """Why one address of a host did not take the connection."""
+
+    address: str
+    #: The OS error number (``errno.ECONNREFUSED``...), when there is one.
+    errno: int | None
+    #: The OS's words for it ("Connection refused"), not asyncio's "Connect call failed".
+    reason: str
+
+
+class ConnectFailed(SMTPConnectError):
+    """No address of the host took the TCP connection: each one's reason, as data.
+
+    A refused connection never opened, so nothing was closed: the session
+    says "refused" (:attr:`refused`), not that a server closed anything.
+    """
+
+    def __init__(self, host: str, port: int, failures: tuple[AddressFailure, ...]) -> None:
+        reasons = "; ".join(f"{f.address}: {f.reason}" for f in failures)
+        super().__init__(f"cannot connect to {host} port {port}: {reasons}")
+        self.host = host
+        self.port = port
+        self.failures = failures
+
+    @property
+    def refused(self) -> bool:
+        """Every address answered the connection with a refusal (nothing listens there)."""
+        return bool(self.failures) and all(f.errno == errno.ECONNREFUSED for f in self.failures)
+
+
 class WireCapture:
     """Turns raw bytes, in both directions, into redacted transcript entries."""
 
@@ -53,6 +86,8 @@ class WireCapture:
         self.transcript = transcript
         self.redactor = ConversationRedactor(replies_in_order=True)
         self.secure = False
+        #: A TCP connection was made: only then can one be closed.
+        self.connected = False
         self.closed = False
         #: Lines over tuimail/line_framer.py's bound are cut, their rest counted.
         self._lines = LineFramer(
@@ -119,16 +154,36 @@ class WireCapture:
                 text, redacted = result
                 self.transcript.add(Direction.CLIENT, text, secure=self.secure, redacted=redacted)
 
+    def mark_connected(self, host: str, port: int) -> None:
+        """The TCP connection is up: say where to."""
+        self.connected = True
+        shown = f"[{host}]" if ":" in host else host
+        self.transcript.event(
+            EventKind.CONNECTED, f"connected to {shown}:{port}", address=host, port=port
+        )
+
     def connection_lost(self, exc: Exception | None) -> None:
-        """The transport is gone; says so unless we closed it ourselves."""
+        """The transport is gone; says so unless we closed it ourselves.
+
+        A TLS error here (other than the peer's end of the stream) is this
+        side's: the handshake failed in tuimail (a refused certificate, a
+        server that does not speak TLS), which then drops the connection.
+        The server closed nothing, so the line is left to whoever knows why
+        (tuimail/session.py's close).
+        """
         if self._pending:
             self._server_line(bytes(self._pending))
             self._pending.clear()
+        if isinstance(exc, ssl.SSLError) and not isinstance(
+            exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)
+        ):
+            return
         reason = f": {exc}" if exc else ""
         self.mark_closed(f"the server closed the connection{reason}")
 
     def mark_closed(self, text: str = "connection closed") -> None:
-        if not self.closed:
+        """Say once that the connection is closed; nothing to say when none was ever made."""
+        if self.connected and not self.closed:
             self.closed = True
             self.transcript.event(EventKind.CLOSED, text, secure=self.secure)
 
@@ -294,13 +349,12 @@ class TranscribingSMTP(SMTP):
     async def _open_socket(self, host: str, port: int, timeout: float | None) -> socket.socket:
         """Resolve and connect, trying each address in turn, within ``timeout`` overall."""
         loop = asyncio.get_running_loop()
-        transcript = self.capture.transcript
         try:
             async with asyncio.timeout(timeout):
                 infos = _literal_address(host, port) or await loop.getaddrinfo(
                     host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
                 )
-                errors: list[str] = []
+                failures: list[AddressFailure] = []
                 for family, type_, proto, _name, address in infos:
                     sock = socket.socket(family, type_, proto)
                     sock.setblocking(False)
@@ -308,19 +362,14 @@ class TranscribingSMTP(SMTP):
                         await loop.sock_connect(sock, address)
                     except OSError as exc:
                         sock.close()
-                        errors.append(f"{address[0]!s}: {exc.strerror or exc}")
+                        # asyncio's own text is "Connect call failed (...)": the OS's says why.
+                        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                        failures.append(AddressFailure(str(address[0]), exc.errno, reason))
                         continue
                     except BaseException:
                         sock.close()
                         raise
-                    peer_host, peer_port = str(address[0]), int(address[1])
-                    shown = f"[{peer_host}]" if ":" in peer_host else peer_host
-                    transcript.event(
-                        EventKind.CONNECTED,
-                        f"connected to {shown}:{peer_port}",
-                        address=peer_host,
-                        port=peer_port,
-                    )
+                    self.capture.mark_connected(str(address[0]), int(address[1]))
                     return sock
         except TimeoutError as exc:
             raise SMTPConnectTimeoutError(
@@ -328,7 +377,7 @@ class TranscribingSMTP(SMTP):
             ) from exc
         except socket.gaierror as exc:
             raise SMTPConnectError(f"cannot resolve {host}: {exc.strerror}") from exc
-        raise SMTPConnectError(f"cannot connect to {host} port {port}: {'; '.join(errors)}")
+        raise ConnectFailed(host, port, tuple(failures))
 
     async def authenticate(self, mechanism: str, username: str, password: str) -> SMTPResponse:
         """One AUTH exchange with the named mechanism (plain, login, cram-md5, xoauth2).

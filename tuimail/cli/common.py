@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from tuimail.credentials import Secret
     from tuimail.outbox import RetryPolicy
     from tuimail.profiles import Profile
-    from tuimail.session import SessionReport
+    from tuimail.session import Remedy, SessionReport
 
 T = TypeVar("T")
 
@@ -154,7 +154,10 @@ def password_for(profile: Profile, from_stdin: bool, saved: bool) -> Secret | No
         try:
             secret = CredentialStore().get(profile.name)
         except KeyringError as exc:
-            raise CLIError(str(exc)) from None
+            # The keyring's fix, and this command's own way around it.
+            raise CLIError(
+                f"{exc} Or give the password on standard input with --password-stdin."
+            ) from None
         if secret is not None:
             return secret
     return read_password(False, f"Password for {profile.username} at {profile.host}: ")
@@ -171,12 +174,34 @@ def run_session_command(
     if args.json:
         print_json({"result": report.to_json()})
     if not args.json or args.quiet:
-        summarise(report)
+        # A --server session has no profile to change: its remedies are this command's flags.
+        summarise(report, remedies=flag_remedies() if getattr(args, "server", None) else None)
     if report.failure is not None:
         return exitcodes.for_stage(report.failure.stage)
     if report.delivery is not None and report.delivery.refused:
         return exitcodes.PARTIAL
     return exitcodes.OK
+
+
+def flag_remedies() -> dict[Remedy, str]:
+    """The session's remedies as the connection flags of ``tuimail send``.
+
+    The session words a remedy as a profile's setting; a ``--server`` send
+    has no profile to change, only these flags to give again.
+    """
+    from tuimail.session import Remedy
+
+    return {
+        Remedy.CA_FILE: (
+            "give its CA certificate with --ca-file PATH to trust it, if you know this server"
+        ),
+        Remedy.IMPLICIT_TLS: "try --security tls",
+        Remedy.STARTTLS: "try --security starttls",
+        Remedy.ENCRYPT_OR_ALLOW_PLAINTEXT: (
+            "use --security tls or starttls, or allow it with --allow-plaintext-auth"
+        ),
+        Remedy.AUTH_MECHANISM: "use --auth auto, or a mechanism the server offers",
+    }
 
 
 def retry_policy() -> RetryPolicy:
