@@ -59,6 +59,8 @@ class MonitorSettings:
 
     interval: float = DEFAULT_INTERVAL
     concurrency: int = DEFAULT_CONCURRENCY
+    #: The ``concurrency`` config.toml holds when it was refused ("" when it was used).
+    concurrency_refused: str = ""
     dns_server: str = ""  # "host" or "host:port"; "" = the system's resolver
     problems: list[str] = field(default_factory=list)
 
@@ -85,6 +87,7 @@ def monitor_settings(config: Config) -> MonitorSettings:
     if isinstance(concurrency, int) and not isinstance(concurrency, bool) and concurrency >= 1:
         found.concurrency = concurrency
     else:
+        found.concurrency_refused = repr(concurrency)
         found.problems.append(
             f"concurrency = {concurrency!r}: a whole number from 1 is needed; "
             f"using {DEFAULT_CONCURRENCY}"
@@ -239,6 +242,7 @@ class MonitorScreen(ModelScreen):
         settings = monitor_settings(self.model.config.tables)
         self.interval = settings.interval
         self.concurrency = settings.concurrency
+        self.concurrency_refused = settings.concurrency_refused
         self.dns_server = settings.dns_server  # for MX targets; "" = system
         if settings.problems:  # once: the screen is mounted once per run
             self.notify(
@@ -333,10 +337,26 @@ class MonitorScreen(ModelScreen):
         schedule = (
             f"probing every {self.interval:g}s" if self.interval > 0 else "probing on request"
         )
+        # Text: the words quote config.toml, which is never markup.
         self.query_one("#monitor-status", Static).update(
-            f"{len(self.targets)} target(s); {schedule}, {self.concurrency} at a time. "
-            "r: probe now, a: add a target."
+            Text(
+                shown(
+                    f"{len(self.targets)} target(s); {schedule}, {self.at_once()}. "
+                    "r: probe now, a: add a target."
+                )
+            )
         )
+
+    def at_once(self) -> str:
+        """How many targets are probed together, in words (and a refused setting, said)."""
+        words = (
+            "one target at a time"
+            if self.concurrency == 1
+            else f"up to {self.concurrency} targets at once"
+        )
+        if self.concurrency_refused:
+            words += f" (concurrency = {self.concurrency_refused} in config.toml is not used)"
+        return words
 
     def _cells(self, target: ProbeTarget) -> list[Text | str]:
         """A target's row. Its label holds DNS answers: a Text cell, never markup."""
