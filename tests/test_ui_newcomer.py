@@ -293,9 +293,9 @@ async def test_the_file_picker_says_a_missing_file_does_not_exist(tmp_path: Path
 @pytest.mark.parametrize(
     ("setting", "header", "not_said"),
     [
-        ("concurrency = 0", "up to 10 targets at once (concurrency = 0 in config.toml", "0 at"),
-        ("concurrency = 1", "one target at a time", "1 at a time"),
-        ("interval = 0", "up to 10 targets at once.", "10 at a time"),
+        ("concurrency = 0", "10 at a time (concurrency = 0 in config.toml is not used)", " 0 at"),
+        ("concurrency = 1", "one at a time", "1 at a time"),
+        ('concurrency = "[b]x"', "(concurrency = '[b]x' in config.toml is not used)", "[b]x'  "),
     ],
 )
 async def test_the_monitor_header_says_how_many_are_probed_together(

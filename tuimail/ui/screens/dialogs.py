@@ -12,6 +12,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import (
     Button,
@@ -243,23 +244,17 @@ class FormCheckbox(Checkbox):
     moving through the form.
     """
 
-    BUTTON_LEFT = "["
-    BUTTON_RIGHT = "]"
     BINDINGS = [
         Binding("space", "toggle_button", "Toggle", show=False),
         Binding("enter", "app.focus_next", "Next field", show=False),
     ]
 
-    def __init__(self, label: str, value: bool = False, *, id: str | None = None) -> None:
-        super().__init__(label, value, id=id)
-        self._show_state()
-
-    def watch_value(self) -> None:
-        self._show_state()
-        super().watch_value()
-
-    def _show_state(self) -> None:
-        self.BUTTON_INNER = "x" if self.value else " "
+    def render(self) -> Content:
+        """``[x] label`` or ``[ ] label``, the mark in the text's own colour (Textual's
+        button is a coloured block whose sides take the background's colour)."""
+        mark = Content("[x]" if self.value else "[ ]")
+        label = self.label.pad(1, 1).stylize_before(self.get_visual_style("toggle--label"))
+        return Content.assemble(mark, label)
 
 
 class FormSelect(Select[str]):

@@ -349,11 +349,7 @@ class MonitorScreen(ModelScreen):
 
     def at_once(self) -> str:
         """How many targets are probed together, in words (and a refused setting, said)."""
-        words = (
-            "one target at a time"
-            if self.concurrency == 1
-            else f"up to {self.concurrency} targets at once"
-        )
+        words = "one at a time" if self.concurrency == 1 else f"{self.concurrency} at a time"
         if self.concurrency_refused:
             words += f" (concurrency = {self.concurrency_refused} in config.toml is not used)"
         return words
