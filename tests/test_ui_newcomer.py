@@ -162,6 +162,21 @@ async def test_after_an_edit_the_cursor_stays_on_the_edited_account(
         assert run.profile_name == "beta"
 
 
+async def test_the_target_dialog_starts_on_name_and_enter_walks_it() -> None:
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=WIDE) as pilot:
+        await open_monitor(pilot)
+        await pilot.press("a")
+        await wait_for(pilot, lambda: bool(app.screen.query("#target-name")), "the dialog")
+        await pilot.pause()
+        assert focused_id(app) == "target-name"
+        await type_text(pilot, "relay")
+        for expected in ["target-host", "target-port", "target-security", "warn_days"]:
+            await pilot.press("enter")
+            assert focused_id(app) == expected
+        assert app.screen.query_one("#target-name", Input).value == "relay"
+
+
 # -- the keymap -------------------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ from tuimail.targets import TargetError, TargetStore, monitor_targets
 from tuimail.ui.messages import ProfilesChanged
 from tuimail.ui.outside import cell, shown
 from tuimail.ui.screens.base import ModelScreen
+from tuimail.ui.screens.dialogs import FormSelect
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
 from tuimail.user_config import Config
@@ -140,7 +141,7 @@ class TargetDialog(ModalScreen[ProbeTarget | None]):
                     str(t.port) if t and t.port else "", id="target-port", placeholder="default"
                 )
                 yield Label("Security")
-                yield Select(
+                yield FormSelect(
                     [("STARTTLS (expected)", "starttls"), ("TLS", "tls"), ("none", "none")],
                     value=t.security.value if t else "starttls",
                     allow_blank=False,
@@ -158,6 +159,15 @@ class TargetDialog(ModalScreen[ProbeTarget | None]):
             with Horizontal(classes="buttons"):
                 yield Button("Save", variant="primary", id="target-save")
                 yield Button("Cancel", id="target-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#target-name", Input).focus()
+
+    @on(Input.Submitted)
+    def _next_field(self, event: Input.Submitted) -> None:
+        """Enter moves on through the form, as in the account dialog."""
+        event.stop()
+        self.focus_next()
 
     @on(Button.Pressed, "#target-save")
     def _save(self) -> None:
