@@ -317,6 +317,24 @@ def test_account_dialog(snap_compare: SnapCompare, size: tuple[int, int]) -> Non
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_account_dialog_settings_read_as_text(
+    snap_compare: SnapCompare, size: tuple[int, int]
+) -> None:
+    """The checkboxes at the foot of the form: on and off differ in text, not in colour only."""
+
+    async def edit_work_settings(pilot: Pilot[Any]) -> None:
+        await pilot.press("f4")
+        table = pilot.app.screen.query_one("#profiles", DataTable)
+        table.move_cursor(row=[str(k.value) for k in table.rows].index("work"))
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, AccountDialog), "the dialog")
+        pilot.app.screen.query_one("#allow_plaintext_auth").focus()
+        await pilot.pause()
+
+    assert snap_compare(quiet_app(), terminal_size=size, run_before=edit_work_settings)
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_sandbox_inbox_with_a_message_selected(
     snap_compare: SnapCompare,
     size: tuple[int, int],

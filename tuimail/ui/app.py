@@ -183,6 +183,8 @@ class TuimailApp(App[None]):
         #: Everything the screens read; they subscribe to its signals.
         self.model = AppModel(self, loaded, config, initial_profile=profile)
         self.theme_problems: list[str] = []
+        #: ``[keymap]`` as installed: the entries config.toml holds that passed the checks.
+        self.keymap: dict[str, str] = {}
 
     def tell(
         self,
@@ -237,8 +239,11 @@ class TuimailApp(App[None]):
             )
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         model = self.model
-        for problem in settings.apply_keymap(self, model.config.tables):
-            self.tell(problem, title="Keymap", severity="warning", timeout=8)
+        self.keymap, problems = settings.apply_keymap(
+            self, model.config.tables, self.binding_scopes
+        )
+        for problem in problems:
+            self.tell(problem, title="Keymap", severity="warning", timeout=12)
         if model.profile_problem:
             self.tell(model.profile_problem, title="Profiles not loaded", timeout=10)
         self._check_outbox_config()
@@ -581,10 +586,29 @@ class TuimailApp(App[None]):
             return
         self.push_screen(HelpScreen(self.key_table()))
 
+    def binding_scopes(self) -> dict[str, list[Binding]]:
+        """The bindings of the app and of each screen and dialog, as ``[keymap]`` is checked
+        against them (:func:`tuimail.ui.settings.check_keymap`). Imports every screen."""
+        import importlib
+        import inspect
+
+        app_bindings = settings.class_bindings(type(self))
+        if self.ENABLE_COMMAND_PALETTE:
+            app_bindings.append(
+                Binding(self.COMMAND_PALETTE_BINDING, "command_palette", "Command palette")
+            )
+        scopes = {settings.APP_SCOPE: app_bindings}
+        modules = [module for module, _name in _SCREENS.values()] + ["dialogs"]
+        for module_name in modules:
+            module = importlib.import_module(f"tuimail.ui.screens.{module_name}")
+            for name, member in inspect.getmembers(module, inspect.isclass):
+                if issubclass(member, Screen) and member.__module__ == module.__name__:
+                    scopes[name] = settings.class_bindings(member)
+        return scopes
+
     def key_table(self) -> list[tuple[str, str]]:
         """Every binding with an id, with its key as remapped by the user's keymap."""
-        keymap = self.model.config.tables.get("keymap", {})
-        keymap = keymap if isinstance(keymap, dict) else {}
+        keymap = self.keymap
         rows: list[tuple[str, str]] = []
         owners: list[tuple[str, list[BindingType]]] = [("", list(self.BINDINGS))]
         owners += [(mode, list(_screen_class(mode).BINDINGS)) for mode in self.MODES]

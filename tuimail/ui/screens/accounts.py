@@ -77,10 +77,15 @@ class AccountsScreen(ModelScreen):
 
     def _profiles_changed(self, change: ProfilesChanged) -> None:
         """The app's profiles changed (or the sandbox started)."""
-        self.reload()
+        self.reload(change.select)
 
-    def reload(self) -> None:
+    def reload(self, select: str | None = None) -> None:
+        """Fill the table again, the cursor on ``select`` (a profile just saved) or else on
+        the row it was on: the next ``t`` tests the profile the user was looking at."""
         table = self.query_one("#profiles", DataTable)
+        if select is None and table.row_count:
+            row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+            select = str(row_key.value)
         table.clear()
         for profile in self.model.all_profiles().values():
             notes = "; ".join(profile_warnings(profile))
@@ -98,6 +103,8 @@ class AccountsScreen(ModelScreen):
             # Text, not str: DataTable parses str cells as markup ("[::1]", "[x]");
             # escaped: profiles.toml is a file anyone may have edited.
             table.add_row(*(cell(text) for text in cells), key=profile.name)
+        if select is not None and select in table.rows:
+            table.move_cursor(row=table.get_row_index(select), animate=False)
 
     def _selected(self) -> Profile | None:
         table = self.query_one("#profiles", DataTable)

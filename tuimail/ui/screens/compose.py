@@ -351,6 +351,13 @@ class ComposeScreen(ModelScreen):
     def _loaded(self) -> None:
         self._loading = False
 
+    def clear_for_next(self) -> None:
+        """The message has left this form (sent, or its home is the outbox): an empty
+        form, the cursor in To for the next message."""
+        self.forget_draft()
+        self.clear_draft()
+        self.app.set_focus(self.query_one("#input-to", Input))
+
     def clear_draft(self) -> None:
         for field in self.query(AddressField):
             field.value = ""
@@ -382,13 +389,18 @@ class ComposeScreen(ModelScreen):
         if question:
             from tuimail.ui.screens.dialogs import ConfirmDialog  # dialogs: when first opened
 
-            self.app.push_screen(ConfirmDialog(question), self._confirmed)
+            # An empty subject is usually meant: Enter sends. A forgotten
+            # attachment is usually not: Enter cancels.
+            dialog = ConfirmDialog(question, enter_confirms=not draft.subject.strip())
+            self.app.push_screen(dialog, self._confirmed)
             return
         self._start(profile, draft)
 
     def _confirmed(self, confirmed: bool | None) -> None:
         profile = self.profile
-        if confirmed and profile is not None:
+        if not confirmed:
+            self.set_status("Not sent: you cancelled. The draft is kept.", "warning")
+        elif profile is not None:
             self._start(profile, self.draft())
 
     def _start(self, profile: Profile, draft: Draft) -> None:
@@ -496,10 +508,9 @@ class ComposeScreen(ModelScreen):
 
     def _send_stopped(self, stopped: SendStopped) -> None:
         """The session stopped without an outcome: unlock, and say why."""
-        if stopped.kept_in_outbox:
-            self.forget_draft()
-            self.clear_draft()
         self.lock_form(False)
+        if stopped.kept_in_outbox:
+            self.clear_for_next()
         if stopped.field_errors:
             self.show_field_errors(list(stopped.field_errors))
         if stopped.status:
@@ -532,8 +543,7 @@ class ComposeScreen(ModelScreen):
                 SentState.FAILED,
             ):
                 # Its home is the outbox now: sending it from here too could deliver it twice.
-                self.forget_draft()
-                self.clear_draft()
+                self.clear_for_next()
             elif run.outbox_state is SentState.RETURNED:
                 self._draft_dirty = True  # kept as a saved draft, as typed
                 self.save_draft_now()
@@ -542,14 +552,12 @@ class ComposeScreen(ModelScreen):
                 f"✓ sent {report.delivery.message_id}{refusal_note(report.delivery.refused)}",
                 "warning" if report.delivery.refused else "ok",
             )
-            self.forget_draft()
-            self.clear_draft()
+            self.clear_for_next()
         elif run.outbox_state is SentState.QUEUED:
             # Stored, then taken by another sender (the flush timer) before this
             # attempt: the outbox has it, so Compose lets go of its copy.
             self.set_status("Queued in the outbox; it is being sent from there (F7).", "busy")
-            self.forget_draft()
-            self.clear_draft()
+            self.clear_for_next()
 
 
 def refusal_note(refused: list[RecipientRefusal]) -> str:

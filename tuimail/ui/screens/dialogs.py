@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
@@ -11,6 +12,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import (
     Button,
@@ -32,16 +34,21 @@ if TYPE_CHECKING:
 class ConfirmDialog(ModalScreen[bool]):
     """Ask a yes/no question; Escape cancels.
 
-    Cancel has the focus at first, so Enter alone never confirms a doubtful
-    send or a delete: Tab to the confirm button, or click it.
+    Cancel has the focus at first, so Enter alone never confirms a delete or
+    a risky setting: Tab to the confirm button, or click it. A question whose
+    answer is usually yes ("The subject is empty. Send anyway?") is asked with
+    ``enter_confirms``: the confirm button has the focus and Enter answers it.
     """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
-    def __init__(self, question: str, confirm: str = "Send anyway") -> None:
+    def __init__(
+        self, question: str, confirm: str = "Send anyway", *, enter_confirms: bool = False
+    ) -> None:
         super().__init__()
         self.question = question
         self.confirm = confirm
+        self.enter_confirms = enter_confirms
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -51,7 +58,7 @@ class ConfirmDialog(ModalScreen[bool]):
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
-        self.query_one("#cancel", Button).focus()
+        self.query_one("#confirm" if self.enter_confirms else "#cancel", Button).focus()
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
@@ -76,6 +83,27 @@ def typed_path(text: str) -> tuple[Path | None, str]:
         return Path(text).expanduser(), ""
     except RuntimeError:  # "~name" of a user this system does not know
         return None, shown(f"{text.split('/')[0]} is not a user's home directory here")
+
+
+def not_a_file(path: Path) -> str:
+    """Why ``path`` cannot be attached, in the words the command line uses for
+    ``--attach`` (:func:`tuimail.message.read_regular_file`); "" when it is a file.
+
+    A stat only: the file is read when the message is built, in a thread.
+    """
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except PermissionError:
+        return "cannot be read (permission denied)"
+    except OSError as exc:  # a name too long, a loop of links, a directory not searchable
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a file"
+    if not stat.S_ISREG(mode):
+        return "is not a regular file"
+    return ""
 
 
 class FilePickerDialog(ModalScreen[Path | None]):
@@ -112,13 +140,9 @@ class FilePickerDialog(ModalScreen[Path | None]):
         if path is None:
             error.update(problem if problem != "type a path" else "type a path or choose a file")
             return
-        try:
-            is_file = path.is_file()
-        except OSError as exc:  # a name too long, a directory that cannot be searched
-            error.update(shown(f"{path}: {exc.strerror}"))
-            return
-        if not is_file:
-            error.update(shown(f"{path} is not a file"))
+        problem = not_a_file(path)
+        if problem:
+            error.update(shown(f"{path} {problem}"))
         else:
             self.dismiss(path)
 
@@ -212,14 +236,111 @@ class AccountFields(TypedDict):
     allow_plaintext_auth: bool
 
 
+class FormCheckbox(Checkbox):
+    """A checkbox for a form: its state in text (``[x]``/``[ ]``), not in colour only,
+    and toggled by space or a click; Enter moves on, as in the form's text fields.
+
+    Enter toggling it is how a setting got switched on by a user who was only
+    moving through the form.
+    """
+
+    BINDINGS = [
+        Binding("space", "toggle_button", "Toggle", show=False),
+        Binding("enter", "app.focus_next", "Next field", show=False),
+    ]
+
+    def render(self) -> Content:
+        """``[x] label`` or ``[ ] label``, the mark in the text's own colour (Textual's
+        button is a coloured block whose sides take the background's colour)."""
+        mark = Content("[x]" if self.value else "[ ]")
+        label = self.label.pad(1, 1).stylize_before(self.get_visual_style("toggle--label"))
+        return Content.assemble(mark, label)
+
+
+class FormSelect(Select[str]):
+    """A choice in a form: Enter moves on, as in the text fields; space or an arrow
+    key opens the list (Enter then picks from it).
+
+    Enter opening the list again after a choice kept the user on one field.
+    """
+
+    BINDINGS = [
+        Binding("down,space,up", "show_overlay", "Show menu", show=False),
+        Binding("enter", "app.focus_next", "Next field", show=False),
+    ]
+
+
+#: The account dialog's settings that weaken a connection's safety, with what turning
+#: one of them to its risky value (the second item) is asked first.
+UNSAFE_SETTINGS = {
+    "allow_plaintext_auth": (
+        True,
+        "Allow the password to be sent without TLS? Anyone on the network path "
+        "can read it. Use this only with a test server.",
+        "Allow",
+    ),
+    "verify_tls": (
+        False,
+        "Stop verifying the server's certificate? Anyone on the network path can "
+        "pretend to be the server and read the password and the mail. Use this only "
+        "with a test server; a CA file is the safe way for a private certificate.",
+        "Stop verifying",
+    ),
+}
+
+
 class AccountDialog(ModalScreen[AccountForm | None]):
-    """Add or edit a profile. The password field is masked and goes to the keyring."""
+    """Add or edit a profile. The password field is masked and goes to the keyring.
+
+    It opens with the focus on the first field. Enter in a field moves to the
+    next one and saves from the last; a setting that makes the connection
+    unsafe is asked about once when it is turned on.
+    """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
     def __init__(self, profile: Profile | None = None) -> None:
         super().__init__()
         self.profile = profile
+        #: The unsafe settings the user has confirmed in this dialog (or that were already set).
+        self._unsafe_confirmed: set[str] = set()
+        if profile is not None:
+            self._unsafe_confirmed = {
+                name
+                for name, (risky, _question, _confirm) in UNSAFE_SETTINGS.items()
+                if getattr(profile, name) == risky
+            }
+
+    def on_mount(self) -> None:
+        # Focused here: the scroll container would take it first, and the first key
+        # typed would be lost with every field shifted by one.
+        self.query_one("#name", Input).focus()
+
+    @on(Input.Submitted)
+    def _next_field(self, event: Input.Submitted) -> None:
+        """Enter moves on through the form, as Tab does."""
+        event.stop()
+        self.focus_next()
+
+    @on(Checkbox.Changed)
+    def _unsafe_changed(self, event: Checkbox.Changed) -> None:
+        """Turning on an unsafe setting is asked about, once per dialog."""
+        name = event.checkbox.id or ""
+        if name not in UNSAFE_SETTINGS or name in self._unsafe_confirmed:
+            return
+        risky, question, confirm = UNSAFE_SETTINGS[name]
+        if event.value != risky:
+            return
+        checkbox = event.checkbox
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._unsafe_confirmed.add(name)
+            else:
+                checkbox.value = not risky
+            checkbox.focus()
+
+        self.app.push_screen(ConfirmDialog(question, confirm), answered)
 
     def compose(self) -> ComposeResult:
         p = self.profile
@@ -231,7 +352,7 @@ class AccountDialog(ModalScreen[AccountForm | None]):
                 yield Label("Host")
                 yield Input(p.host if p else "", id="host", placeholder="smtp.example.com")
                 yield Label("Security")
-                yield Select(
+                yield FormSelect(
                     [("STARTTLS (required)", "starttls"), ("TLS", "tls"), ("none (plain)", "none")],
                     value=(p.security.value if p else "starttls"),
                     allow_blank=False,
@@ -253,7 +374,7 @@ class AccountDialog(ModalScreen[AccountForm | None]):
                 yield Label("Name shown")
                 yield Input(p.display_name if p else "", id="display_name")
                 yield Label("AUTH")
-                yield Select(
+                yield FormSelect(
                     [(m.value, m.value) for m in AuthMechanism],
                     value=(p.auth_mechanism.value if p else "auto"),
                     allow_blank=False,
@@ -266,9 +387,11 @@ class AccountDialog(ModalScreen[AccountForm | None]):
                 yield Label("EHLO name")
                 yield Input(p.ehlo_name if p else "", id="ehlo_name", placeholder="this host")
                 yield Label("")
-                yield Checkbox("Verify certificates", p.verify_tls if p else True, id="verify_tls")
+                yield FormCheckbox(
+                    "Verify certificates", p.verify_tls if p else True, id="verify_tls"
+                )
                 yield Label("")
-                yield Checkbox(
+                yield FormCheckbox(
                     "Allow password without TLS",
                     p.allow_plaintext_auth if p else False,
                     id="allow_plaintext_auth",
@@ -389,5 +512,7 @@ __all__ = [
     "ExportDialog",
     "ExportRequest",
     "FilePickerDialog",
+    "FormCheckbox",
+    "FormSelect",
     "HelpScreen",
 ]

@@ -35,6 +35,7 @@ from tuimail.targets import TargetError, TargetStore, monitor_targets
 from tuimail.ui.messages import ProfilesChanged
 from tuimail.ui.outside import cell, shown
 from tuimail.ui.screens.base import ModelScreen
+from tuimail.ui.screens.dialogs import FormSelect
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
 from tuimail.user_config import Config
@@ -59,6 +60,8 @@ class MonitorSettings:
 
     interval: float = DEFAULT_INTERVAL
     concurrency: int = DEFAULT_CONCURRENCY
+    #: The ``concurrency`` config.toml holds when it was refused ("" when it was used).
+    concurrency_refused: str = ""
     dns_server: str = ""  # "host" or "host:port"; "" = the system's resolver
     problems: list[str] = field(default_factory=list)
 
@@ -85,6 +88,7 @@ def monitor_settings(config: Config) -> MonitorSettings:
     if isinstance(concurrency, int) and not isinstance(concurrency, bool) and concurrency >= 1:
         found.concurrency = concurrency
     else:
+        found.concurrency_refused = repr(concurrency)
         found.problems.append(
             f"concurrency = {concurrency!r}: a whole number from 1 is needed; "
             f"using {DEFAULT_CONCURRENCY}"
@@ -137,7 +141,7 @@ class TargetDialog(ModalScreen[ProbeTarget | None]):
                     str(t.port) if t and t.port else "", id="target-port", placeholder="default"
                 )
                 yield Label("Security")
-                yield Select(
+                yield FormSelect(
                     [("STARTTLS (expected)", "starttls"), ("TLS", "tls"), ("none", "none")],
                     value=t.security.value if t else "starttls",
                     allow_blank=False,
@@ -155,6 +159,15 @@ class TargetDialog(ModalScreen[ProbeTarget | None]):
             with Horizontal(classes="buttons"):
                 yield Button("Save", variant="primary", id="target-save")
                 yield Button("Cancel", id="target-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#target-name", Input).focus()
+
+    @on(Input.Submitted)
+    def _next_field(self, event: Input.Submitted) -> None:
+        """Enter moves on through the form, as in the account dialog."""
+        event.stop()
+        self.focus_next()
 
     @on(Button.Pressed, "#target-save")
     def _save(self) -> None:
@@ -239,6 +252,7 @@ class MonitorScreen(ModelScreen):
         settings = monitor_settings(self.model.config.tables)
         self.interval = settings.interval
         self.concurrency = settings.concurrency
+        self.concurrency_refused = settings.concurrency_refused
         self.dns_server = settings.dns_server  # for MX targets; "" = system
         if settings.problems:  # once: the screen is mounted once per run
             self.notify(
@@ -333,10 +347,22 @@ class MonitorScreen(ModelScreen):
         schedule = (
             f"probing every {self.interval:g}s" if self.interval > 0 else "probing on request"
         )
+        # Text: the words quote config.toml, which is never markup.
         self.query_one("#monitor-status", Static).update(
-            f"{len(self.targets)} target(s); {schedule}, {self.concurrency} at a time. "
-            "r: probe now, a: add a target."
+            Text(
+                shown(
+                    f"{len(self.targets)} target(s); {schedule}, {self.at_once()}. "
+                    "r: probe now, a: add a target."
+                )
+            )
         )
+
+    def at_once(self) -> str:
+        """How many targets are probed together, in words (and a refused setting, said)."""
+        words = "one at a time" if self.concurrency == 1 else f"{self.concurrency} at a time"
+        if self.concurrency_refused:
+            words += f" (concurrency = {self.concurrency_refused} in config.toml is not used)"
+        return words
 
     def _cells(self, target: ProbeTarget) -> list[Text | str]:
         """A target's row. Its label holds DNS answers: a Text cell, never markup."""
