@@ -25,6 +25,8 @@ from tuimail.small_files import parse_json, read_small_text
 DRAFT_LIMIT = 6 * MAX_MESSAGE_BYTES
 #: Beyond any plausible save time (year 5138); larger ones overflow ``localtime``.
 LATEST_TIME = 1e11
+#: When the compose form was last emptied (see :meth:`DraftStore.set_aside`); not a draft.
+SET_ASIDE_FILE = "set-aside"
 
 
 @dataclass
@@ -142,3 +144,22 @@ class DraftStore:
     def delete(self, draft_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             (self.directory / f"{draft_id}.json").unlink()
+
+    def set_aside(self) -> None:
+        """The form was emptied (sent, cleared, or a new message begun): the drafts saved
+        so far are no longer being written, so :meth:`latest` leaves them to the drafts list.
+
+        Raises OSError (read-only or full disk), as :meth:`save` does.
+        """
+        paths.ensure_private_dir(self.directory)
+        atomic_write_bytes(self.directory / SET_ASIDE_FILE, repr(time.time()).encode("ascii"))
+
+    def latest(self) -> SavedDraft | None:
+        """The draft that was being written when the app last stopped, if any: the newest
+        one saved after the form was last emptied (None when there is none)."""
+        try:
+            aside = _timestamp(read_small_text(self.directory / SET_ASIDE_FILE, 100))
+        except (OSError, ValueError):
+            aside = 0.0
+        drafts = self.list()
+        return drafts[0] if drafts and drafts[0].saved > aside else None

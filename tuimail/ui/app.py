@@ -11,6 +11,7 @@ sides of the conversation.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -24,6 +25,7 @@ from textual.worker import Worker, WorkerState
 
 from tuimail import user_config
 from tuimail.credentials import CredentialStore, KeyringError, Secret
+from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft, DraftInvalid, build_message
 from tuimail.profiles import Profile
 from tuimail.sandbox_profile import SANDBOX_PROFILE, find_running
@@ -250,6 +252,7 @@ class TuimailApp(App[None]):
         model.session_requested.subscribe(self, self._run_request, immediate=True)
         self.set_interval(60, self.flush_due)
         self.set_interval(PROFILES_CHECK, self.check_profiles)
+        self.reopen_draft()
 
     def _check_outbox_config(self) -> None:
         """An unreadable config.toml or a bad ``[outbox]`` is said at once, in the command
@@ -316,6 +319,22 @@ class TuimailApp(App[None]):
             return
         loaded = read_profiles()
         self.call_from_thread(self.model.set_profiles, loaded)
+
+    # -- the draft left open last time ----------------------------------------
+
+    @work(thread=True, exclusive=True, group="drafts", exit_on_error=False)
+    def reopen_draft(self) -> None:
+        """Read the draft Compose held when the app last stopped (in a thread), and
+        continue it there: quitting mid-message must not hide it away in F7."""
+        saved = DraftStore().latest()
+        if saved is not None:
+            self.call_from_thread(self._reopen, saved)
+
+    def _reopen(self, saved: SavedDraft) -> None:
+        if self.model.compose_locked:
+            return  # cannot happen this early; a message on its way keeps its form
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(saved.saved))
+        self.model.open_draft(saved, f"Reopened your draft from {when}; F7 lists all drafts")
 
     # -- SMTP work ------------------------------------------------------------
 

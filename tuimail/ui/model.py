@@ -86,6 +86,14 @@ def read_profiles() -> LoadedProfiles:
         return LoadedProfiles({}, str(exc), stamp)
 
 
+@dataclass(frozen=True)
+class OpenedDraft:
+    """A draft to continue in Compose; ``note`` replaces Compose's usual status line when set."""
+
+    saved: SavedDraft
+    note: str = ""
+
+
 class AppModel:
     """The state of one run of the app, and the signals that tell screens it changed.
 
@@ -130,7 +138,7 @@ class AppModel:
         self.session_finished: Signal[SessionRun] = Signal(owner, "session_finished")
         self.send_stopped: Signal[SendStopped] = Signal(owner, "send_stopped")
         self.mailboxes_changed: Signal[None] = Signal(owner, "mailboxes_changed")
-        self.draft_opened: Signal[SavedDraft] = Signal(owner, "draft_opened")
+        self.draft_opened: Signal[OpenedDraft] = Signal(owner, "draft_opened")
         self.closing: Signal[None] = Signal(owner, "closing")
 
     # -- profiles -------------------------------------------------------------
@@ -195,9 +203,9 @@ class AppModel:
         self.session_requested.publish(request)
         return True
 
-    def open_draft(self, saved: SavedDraft) -> None:
+    def open_draft(self, saved: SavedDraft, note: str = "") -> None:
         """Continue a draft in Compose (callers check :attr:`compose_locked` first)."""
-        self.draft_opened.publish(saved)
+        self.draft_opened.publish(OpenedDraft(saved, note))
 
     # -- sessions ---------------------------------------------------------------
 

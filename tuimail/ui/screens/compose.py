@@ -44,6 +44,7 @@ from tuimail.profiles import Profile, Security
 from tuimail.terminal_text import escape_terminal_controls
 from tuimail.ui.history import RunKind, SentState, SessionRun
 from tuimail.ui.messages import ProfilesChanged, SendRequest, SendStopped
+from tuimail.ui.model import OpenedDraft
 from tuimail.ui.outside import shown
 from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.screens.compose_form import compose_form
@@ -80,10 +81,15 @@ def profile_label(profile: Profile, *, builtin: bool = False, running: bool = Tr
 
 @dataclass(frozen=True, eq=False)
 class DraftWrite:
-    """One draft write asked for: save ``saved`` as draft ``draft_id`` (None: delete it)."""
+    """One draft write asked for: save ``saved`` as draft ``draft_id`` (None: delete it).
+
+    ``set_aside``: the form is emptied afterwards, so the next start leaves the
+    drafts saved so far in the drafts list (:meth:`DraftStore.latest`).
+    """
 
     draft_id: str
     saved: SavedDraft | None
+    set_aside: bool = False
 
     def run(self) -> None:
         """The file work (in the app's writing thread); raises OSError, or ValueError
@@ -92,6 +98,8 @@ class DraftWrite:
             DraftStore().delete(self.draft_id)
         else:
             DraftStore().save(self.saved)
+        if self.set_aside:
+            DraftStore().set_aside()
 
 
 class DraftWritten(Message, bubble=False):
@@ -260,7 +268,7 @@ class ComposeScreen(ModelScreen):
     def _is_empty(self, draft: Draft) -> bool:
         return not (draft.to or draft.cc or draft.bcc or draft.subject or draft.body.strip())
 
-    def save_draft_now(self) -> None:
+    def save_draft_now(self, *, set_aside: bool = False) -> None:
         """Write the draft (a small file, atomically, in a thread): a crash loses seconds."""
         if not self._draft_dirty:
             return
@@ -270,17 +278,19 @@ class ComposeScreen(ModelScreen):
         saved = None  # an empty form leaves no draft behind
         if not self._is_empty(draft):
             saved = SavedDraft(self.draft_id, profile.name if profile else "", draft)
-        self._write_draft(self.draft_id, saved)
+        self._write_draft(self.draft_id, saved, set_aside=set_aside)
 
     def forget_draft(self) -> None:
         """The message went out (or into the outbox): its draft is done."""
-        self._write_draft(self.draft_id, None)
+        self._write_draft(self.draft_id, None, set_aside=True)
         self.draft_id = DraftStore.new_id()
         self._draft_dirty = False
 
-    def _write_draft(self, draft_id: str, saved: SavedDraft | None) -> None:
+    def _write_draft(
+        self, draft_id: str, saved: SavedDraft | None, *, set_aside: bool = False
+    ) -> None:
         """Queue the write on the app's writing thread (in order: the later content wins)."""
-        request = DraftWrite(draft_id, saved)
+        request = DraftWrite(draft_id, saved, set_aside or saved is None)
         self._last_draft_write = request
         self.model.saves.submit(request.run).add_done_callback(
             lambda done: self._draft_write_ended(request, done)
@@ -313,7 +323,9 @@ class ComposeScreen(ModelScreen):
             )
         self._draft_save_failing = True
 
-    def load_draft(self, saved: SavedDraft) -> None:
+    def load_draft(self, opened: OpenedDraft) -> None:
+        """Fill the form from a draft, the cursor at the end of its body (where writing goes on)."""
+        saved = opened.saved
         self._loading = True
         try:
             self.clear_draft()
@@ -331,7 +343,10 @@ class ComposeScreen(ModelScreen):
             fields["#subject"] = draft.subject
             self.query_one("#subject", Input).value = escape_terminal_controls(draft.subject)
             body = draft.body.replace("\r\n", "\n").replace("\r", "\n")
-            self.query_one("#body", TextArea).text = escape_terminal_controls(body)
+            body_area = self.query_one("#body", TextArea)
+            body_area.text = escape_terminal_controls(body)
+            body_area.move_cursor(body_area.document.end)
+            self.app.set_focus(body_area)
             escaped = any(escape_terminal_controls(t) != t for t in (*fields.values(), body))
             for path in draft.attachments:
                 self._attached(path)
@@ -340,7 +355,7 @@ class ComposeScreen(ModelScreen):
         finally:
             self.call_after_refresh(self._loaded)
         self.draft_id = saved.id
-        self.set_status(f"draft {saved.title}", "")
+        self.set_status(opened.note or f"draft {saved.title}", "")
         if escaped:
             self.set_status(
                 "this draft held control characters; they are shown (and would be sent) "
@@ -444,7 +459,9 @@ class ComposeScreen(ModelScreen):
     def action_new_message(self) -> None:
         if self._refuse_while_locked():
             return
-        self.save_draft_now()
+        # Written now, then set aside: the next start does not bring it back unasked.
+        self._draft_dirty = True
+        self.save_draft_now(set_aside=True)
         self.draft_id = DraftStore.new_id()
         self.clear_draft()
         self.set_status("")
