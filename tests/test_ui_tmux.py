@@ -200,3 +200,44 @@ def test_a_profile_added_on_the_command_line_shows_up_in_the_running_app(
         )
     finally:
         tmux.kill()
+
+
+def test_a_message_left_half_written_is_back_after_a_restart(isolated_dirs: Path) -> None:
+    """Quit with ctrl+q mid-message, start again: Compose holds the message, and typing
+    goes on at the end of its body."""
+    tmux = Tmux(require_tool("tmux", "tmux"))
+
+    def quit_app() -> None:
+        tmux.keys("C-q")
+        deadline = time.monotonic() + DEADLINE
+        while tmux.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not tmux.alive(), "tuimail did not exit on ctrl+q"
+
+    try:
+        tmux.start(tuimail_command(), width=100, height=30)
+        tmux.wait_for_text("F2 Compose")
+        tmux.keys("ann@example.test", literal=True)
+        tmux.wait_for_text("ann@example.test")
+        for label in ("Cc", "Bcc", "Subject"):
+            tmux.keys("Tab")
+            tmux.wait_for_focus(label)
+        tmux.keys("Half written", literal=True)
+        screen = tmux.wait_for_text("Half written")
+        subject_row = tmux.row_of("Subject", screen)
+        tmux.keys("Tab")
+        tmux.wait_until(lambda _: tmux.cursor_row() > subject_row, "the cursor in the body")
+        tmux.keys("The plan for Monday", literal=True)
+        tmux.wait_for_text("The plan for Monday")
+        quit_app()  # at once: the save timer has not fired, quitting saves
+
+        tmux.start(tuimail_command(), width=100, height=30)
+        screen = tmux.wait_for_text("Reopened your draft from")
+        assert "F7 lists all drafts" in screen
+        assert "ann@example.test" in screen and "Half written" in screen
+        assert "The plan for Monday" in screen
+        tmux.keys(" is ready", literal=True)
+        tmux.wait_for_text("The plan for Monday is ready")
+        quit_app()
+    finally:
+        tmux.kill()
