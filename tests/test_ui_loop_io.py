@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, TabbedContent
+from textual.widgets import DataTable, Input, TabbedContent
 
 from tests.smtpservers import ServerThread, Sink
 from tests.ui_support import (
@@ -124,6 +124,11 @@ async def test_the_ui_loop_reads_and_writes_no_file_of_tuimail(
     app = TuimailApp(start_sandbox=False)  # reads profiles, config and themes: before the loop
     with file_calls_on_this_thread(isolated_dirs) as log:
         async with app.run_test(size=(120, 40)) as pilot:
+            # The draft left in Compose is read (in a thread) and reopened; a new message
+            # puts it aside (a write, in the same thread).
+            subject = app.screen.query_one("#subject", Input)
+            await wait_for(pilot, lambda: subject.value == "Earlier", "the draft reopened")
+            await pilot.press("ctrl+n")
             await fill_draft(pilot, to="carol@example.test", subject="Typed", body="Words")
             await wait_for_saves(pilot)
             assert "Typed" in await drafts_on_disk()
