@@ -94,3 +94,15 @@ async def test_a_draft_opened_from_f7_has_the_cursor_at_the_end_of_its_body() ->
         await pilot.pause()
         assert app.screen.query_one("#subject", Input).value == "From F7"
         assert body_at_end(app)
+
+
+async def test_typing_before_the_draft_is_read_is_kept() -> None:
+    """The draft is read in a thread: what the user typed meanwhile is not replaced."""
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("b", "o", "b")
+        app.model.open_draft(SavedDraft("abc", "", Draft(subject="Old")), "note", unasked=True)
+        await pilot.pause()
+        assert app.screen.query_one("#input-to", Input).value == "bob"
+        assert app.screen.query_one("#subject", Input).value == ""

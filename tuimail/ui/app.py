@@ -334,7 +334,8 @@ class TuimailApp(App[None]):
         if self.model.compose_locked:
             return  # cannot happen this early; a message on its way keeps its form
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(saved.saved))
-        self.model.open_draft(saved, f"Reopened your draft from {when}; F7 lists all drafts")
+        note = f"Reopened your draft from {when}; F7 lists all drafts"
+        self.model.open_draft(saved, note, unasked=True)
 
     # -- SMTP work ------------------------------------------------------------
 

@@ -88,10 +88,15 @@ def read_profiles() -> LoadedProfiles:
 
 @dataclass(frozen=True)
 class OpenedDraft:
-    """A draft to continue in Compose; ``note`` replaces Compose's usual status line when set."""
+    """A draft to continue in Compose; ``note`` replaces Compose's usual status line when set.
+
+    ``unasked``: the app opens it by itself (at start), so it must not replace
+    what the user has begun to type meanwhile.
+    """
 
     saved: SavedDraft
     note: str = ""
+    unasked: bool = False
 
 
 class AppModel:
@@ -203,9 +208,9 @@ class AppModel:
         self.session_requested.publish(request)
         return True
 
-    def open_draft(self, saved: SavedDraft, note: str = "") -> None:
+    def open_draft(self, saved: SavedDraft, note: str = "", *, unasked: bool = False) -> None:
         """Continue a draft in Compose (callers check :attr:`compose_locked` first)."""
-        self.draft_opened.publish(OpenedDraft(saved, note))
+        self.draft_opened.publish(OpenedDraft(saved, note, unasked))
 
     # -- sessions ---------------------------------------------------------------
 

@@ -326,6 +326,8 @@ class ComposeScreen(ModelScreen):
     def load_draft(self, opened: OpenedDraft) -> None:
         """Fill the form from a draft, the cursor at the end of its body (where writing goes on)."""
         saved = opened.saved
+        if opened.unasked and (self.attachments or not self._is_empty(self.draft())):
+            return  # typing began before the draft was read: it stays in F7's list
         self._loading = True
         try:
             self.clear_draft()
