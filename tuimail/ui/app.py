@@ -278,12 +278,12 @@ class TuimailApp(App[None]):
 
         # A fixed port (config.toml's [sandbox] port, else 2525) so an
         # application under test can be pointed at it; a taken one falls back
-        # to any free port, and the note says so here and on F5.
-        if self._sandbox_config is not None:
-            config, port, problem = self._sandbox_config, self._sandbox_config.port, ""
-        else:
+        # to any free port, and the note says so here and on F5. A config
+        # given by whoever built the app is used as given, port and all.
+        config = self._sandbox_config or SandboxConfig()
+        port, problem = config.port, ""
+        if self._sandbox_config is None:
             port, problem = user_config.sandbox_port(self.model.config)
-            config = SandboxConfig()
         if problem:
             self.tell(problem, title="config.toml", severity="warning", timeout=15)
 
@@ -291,7 +291,11 @@ class TuimailApp(App[None]):
             return Sandbox(replace(config, port=port), on_session_end=self._sandbox_session_ended)
 
         try:
-            sandbox, note = await start_builtin(port, make)
+            if self._sandbox_config is None:
+                sandbox, note = await start_builtin(port, make)
+            else:
+                sandbox, note = make(port), ""
+                await sandbox.start()
         except SandboxError as exc:
             self.model.sandbox_note = sandbox_start_problem(exc)
             self.tell(self.model.sandbox_note)
