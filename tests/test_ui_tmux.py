@@ -202,6 +202,38 @@ def test_a_profile_added_on_the_command_line_shows_up_in_the_running_app(
         tmux.kill()
 
 
+def test_f5_shows_the_sandbox_on_the_port_config_toml_names(isolated_dirs: Path) -> None:
+    """The real app's sandbox listens where config.toml says, and F5 says where."""
+    import socket
+
+    with socket.socket() as probe:  # a free port, not 2525: runs side by side must not collide
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    config = paths.config_dir() / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"[sandbox]\nport = {port}\n", encoding="utf-8")
+    tmux = Tmux(require_tool("tmux", "tmux"))
+    try:
+        tmux.start(tuimail_command(), width=120, height=40)
+        tmux.wait_until(
+            lambda s: "F2 Compose" in s and "sandbox · plain · 127.0.0.1:" in s,
+            "the compose screen with the running sandbox",
+        )
+        tmux.keys("F5")
+        screen = tmux.wait_for_text(f"Sandbox listening on 127.0.0.1:{port}")
+        assert "this time" not in screen
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            client.settimeout(5)
+            assert client.recv(512).startswith(b"220")
+        tmux.keys("C-q")
+        deadline = time.monotonic() + DEADLINE
+        while tmux.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not tmux.alive(), "tuimail did not exit on ctrl+q"
+    finally:
+        tmux.kill()
+
+
 def test_a_message_left_half_written_is_back_after_a_restart(isolated_dirs: Path) -> None:
     """Quit with ctrl+q mid-message, start again: Compose holds the message, and typing
     goes on at the end of its body."""

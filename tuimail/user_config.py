@@ -1,8 +1,8 @@
 """config.toml, the user's settings file, read in one place for every face.
 
 ``$XDG_CONFIG_HOME/tuimail/config.toml`` holds ``[keymap]`` (the app's keys),
-``[monitor]`` (the app's Monitor) and ``[outbox]`` (retry timing, for the app
-and the command line alike). A file that cannot be read (not TOML, not a
+``[monitor]`` (the app's Monitor), ``[outbox]`` (retry timing, for the app
+and the command line alike) and ``[sandbox]`` (the built-in sandbox's port). A file that cannot be read (not TOML, not a
 regular file) and a bad ``[outbox]`` table are errors in both faces, with the
 same words, wherever the retry timing is needed: a retry schedule the user
 did not ask for must not run quietly. The app reads such a file as empty for
@@ -72,3 +72,33 @@ def retry_policy(config: LoadedConfig | None = None) -> RetryPolicy:
         return RetryPolicy.from_config(config.tables.get("outbox", {}))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"config.toml [outbox]: {exc}") from None
+
+
+#: The built-in sandbox's port when config.toml names none: fixed, so an
+#: application under test can be pointed at it (``tuimail serve``'s default too).
+DEFAULT_SANDBOX_PORT = 2525
+
+
+def sandbox_port(config: LoadedConfig) -> tuple[int, str]:
+    """The port the built-in sandbox tries first, from ``[sandbox] port``, and a problem.
+
+    The problem (empty when none) says in words why the value was not used;
+    the port is then :data:`DEFAULT_SANDBOX_PORT`, since a sandbox on the
+    default port is more use than none. ``0`` asks for any free port.
+    """
+    table = config.tables.get("sandbox", {})
+    if not isinstance(table, dict) or "port" not in table:
+        if isinstance(table, dict):
+            return DEFAULT_SANDBOX_PORT, ""
+        return DEFAULT_SANDBOX_PORT, (
+            f"config.toml: sandbox is not a table (write [sandbox] with port = ...); "
+            f"the sandbox uses port {DEFAULT_SANDBOX_PORT}"
+        )
+    value = table["port"]
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 65535:
+        return value, ""
+    return DEFAULT_SANDBOX_PORT, (
+        f"config.toml [sandbox] port = {value!r} is not a port number "
+        f"(a whole number from 1 to 65535, or 0 for any free port); "
+        f"the sandbox uses port {DEFAULT_SANDBOX_PORT}"
+    )

@@ -261,17 +261,32 @@ def _send_through_outbox(
 async def _send_to_embedded_sandbox(
     args: argparse.Namespace, outgoing: OutgoingMessage, printer: EntryPrinter | None
 ) -> SessionReport:
-    """Start a sandbox in this process on a free port, send, and show both sides."""
+    """Start a sandbox in this process, send, and show both sides.
+
+    It starts on the port the app's would (config.toml's ``[sandbox] port``,
+    else 2525), falling back to a free port with a note, through the same
+    :func:`~tuimail.sandbox_profile.start_builtin`.
+    """
+    from tuimail import user_config
     from tuimail.console import EntryPrinter
     from tuimail.sandbox import Sandbox, SandboxConfig, SandboxError
+    from tuimail.sandbox_profile import start_builtin
     from tuimail.session import send
 
+    port, problem = user_config.sandbox_port(user_config.load_config())
+    if problem:
+        print(f"tuimail: {problem}", file=sys.stderr)
     try:
-        async with Sandbox(SandboxConfig(port=0)) as sandbox:
-            profile = sandbox.client_profile()
-            report = await send(profile, outgoing, None, on_entry=printer, deadline=args.deadline)
+        sandbox, note = await start_builtin(port, lambda port: Sandbox(SandboxConfig(port=port)))
     except SandboxError as exc:
         raise CLIError(f"the sandbox could not start: {exc}") from None
+    if note:
+        print(f"tuimail: {note}", file=sys.stderr)
+    try:
+        profile = sandbox.client_profile()
+        report = await send(profile, outgoing, None, on_entry=printer, deadline=args.deadline)
+    finally:
+        await sandbox.stop()
     if printer is not None:
         if not args.json:
             print(f"--- the sandbox's side (mail kept in {sandbox.maildir_path}) ---")

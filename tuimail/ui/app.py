@@ -28,7 +28,7 @@ from tuimail.credentials import CredentialStore, KeyringError, Secret
 from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft, DraftInvalid, build_message
 from tuimail.profiles import Profile
-from tuimail.sandbox_profile import SANDBOX_PROFILE, find_running
+from tuimail.sandbox_profile import SANDBOX_PROFILE, find_running, start_builtin
 from tuimail.terminal_text import escape_terminal_controls
 from tuimail.transcript import Transcript
 from tuimail.ui import settings, themes
@@ -275,17 +275,37 @@ class TuimailApp(App[None]):
             )
             self.model.set_sandbox(None, running, note)
             return
+        from dataclasses import replace
+
         from tuimail.sandbox import Sandbox, SandboxConfig, SandboxError
 
-        config = self._sandbox_config or SandboxConfig(port=0)
-        sandbox = Sandbox(config, on_session_end=self._sandbox_session_ended)
+        # A fixed port (config.toml's [sandbox] port, else 2525) so an
+        # application under test can be pointed at it; a taken one falls back
+        # to any free port, and the note says so here and on F5. A config
+        # given by whoever built the app is used as given, port and all.
+        config = self._sandbox_config or SandboxConfig()
+        port, problem = config.port, ""
+        if self._sandbox_config is None:
+            port, problem = user_config.sandbox_port(self.model.config)
+        if problem:
+            self.tell(problem, title="config.toml", severity="warning", timeout=15)
+
+        def make(port: int) -> Sandbox:
+            return Sandbox(replace(config, port=port), on_session_end=self._sandbox_session_ended)
+
         try:
-            await sandbox.start()
+            if self._sandbox_config is None:
+                sandbox, note = await start_builtin(port, make)
+            else:
+                sandbox, note = make(port), ""
+                await sandbox.start()
         except SandboxError as exc:
             self.model.sandbox_note = sandbox_start_problem(exc)
             self.tell(self.model.sandbox_note)
             return
-        self.model.set_sandbox(sandbox, sandbox.client_profile(), "")
+        if note:
+            self.tell(f"The sandbox: {note}.", title="Sandbox", severity="warning", timeout=15)
+        self.model.set_sandbox(sandbox, sandbox.client_profile(), note)
 
     async def on_unmount(self) -> None:
         """Stop the sandbox, and let the last draft and settings writes land first."""

@@ -59,9 +59,10 @@ class SandboxScreen(ModelScreen):
             status.update(shown(self.model.sandbox_note or "The sandbox is not running."))
             return
         profile = sandbox.client_profile()
-        status.update(
-            shown(f"Sandbox listening on {profile.address}; mail kept in {sandbox.maildir_path}")
-        )
+        status_text = f"Sandbox listening on {profile.address}; mail kept in {sandbox.maildir_path}"
+        if self.model.sandbox_note:  # why it is not on its usual port
+            status_text += f"\nNote: {self.model.sandbox_note}."
+        status.update(shown(status_text))
         table = self.query_one("#captured", DataTable)
         for record in list(sandbox.sessions):
             for stored in record.messages:
