@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tuimail import paths
 from tuimail.profiles import Profile, Security
 from tuimail.small_files import parse_json, read_small_text
-
-if TYPE_CHECKING:  # the server (aiosmtpd) is imported only by whoever starts one
-    from tuimail.sandbox import Sandbox
 
 SANDBOX_PROFILE = "sandbox"
 SANDBOX_SENDER = "you@sandbox.test"
@@ -77,35 +72,3 @@ def builtin_profile(
         display_name=SANDBOX_DISPLAY_NAME,
         timeout=10.0,
     )
-
-
-def fallback_note(wanted: int, port: int, *, in_use: bool) -> str:
-    """Why the built-in sandbox is not on the port it was to use, and where it is instead."""
-    if in_use:
-        why = f"port {wanted} is in use (by another program, or another sandbox?)"
-    else:
-        why = f"port {wanted} needs privileges (ports below 1024 do)"
-    return f"{why}; the sandbox listens on {port} this time"
-
-
-async def start_builtin(port: int, make: Callable[[int], Sandbox]) -> tuple[Sandbox, str]:
-    """Start the built-in sandbox on ``port``, else on any free port with a note saying why.
-
-    ``make`` builds the sandbox for a port (each face adds its own settings).
-    The app and ``tuimail send --profile sandbox`` both start it here, so both
-    try the same fixed port first and word a fallback alike. Other
-    :class:`~tuimail.sandbox.SandboxError` (a Maildir that cannot be made)
-    propagate: another port would not help.
-    """
-    from tuimail.sandbox import PortUnavailable
-
-    sandbox = make(port)
-    try:
-        await sandbox.start()
-    except PortUnavailable as exc:
-        if port == 0:
-            raise
-        sandbox = make(0)
-        await sandbox.start()
-        return sandbox, fallback_note(port, sandbox.client_profile().port, in_use=exc.in_use)
-    return sandbox, ""

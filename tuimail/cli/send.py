@@ -265,12 +265,12 @@ async def _send_to_embedded_sandbox(
 
     It starts on the port the app's would (config.toml's ``[sandbox] port``,
     else 2525), falling back to a free port with a note, through the same
-    :func:`~tuimail.sandbox_profile.start_builtin`.
+    :func:`~tuimail.sandbox.builtin.start_builtin`.
     """
     from tuimail import user_config
     from tuimail.console import EntryPrinter
     from tuimail.sandbox import Sandbox, SandboxConfig, SandboxError
-    from tuimail.sandbox_profile import start_builtin
+    from tuimail.sandbox.builtin import start_builtin
     from tuimail.session import send
 
     port, problem = user_config.sandbox_port(user_config.load_config())

@@ -28,7 +28,7 @@ from tuimail.credentials import CredentialStore, KeyringError, Secret
 from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft, DraftInvalid, build_message
 from tuimail.profiles import Profile
-from tuimail.sandbox_profile import SANDBOX_PROFILE, find_running, start_builtin
+from tuimail.sandbox_profile import SANDBOX_PROFILE, find_running
 from tuimail.terminal_text import escape_terminal_controls
 from tuimail.transcript import Transcript
 from tuimail.ui import settings, themes
@@ -278,6 +278,7 @@ class TuimailApp(App[None]):
         from dataclasses import replace
 
         from tuimail.sandbox import Sandbox, SandboxConfig, SandboxError
+        from tuimail.sandbox.builtin import start_builtin
 
         # A fixed port (config.toml's [sandbox] port, else 2525) so an
         # application under test can be pointed at it; a taken one falls back
