@@ -88,6 +88,14 @@ class Tmux:
     def alive(self) -> bool:
         return self.run("has-session", "-t", self.target, check=False).returncode == 0
 
+    def quit_app(self) -> None:
+        """Press ctrl+q and wait, bounded, for tuimail to exit (its session ends with it)."""
+        self.keys("C-q")
+        deadline = time.monotonic() + DEADLINE
+        while self.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not self.alive(), "tuimail did not exit on ctrl+q"
+
     def wait_until(self, condition: Callable[[str], bool], what: str) -> str:
         deadline = time.monotonic() + DEADLINE
         screen = ""
@@ -162,11 +170,7 @@ def test_send_through_the_sandbox_in_a_real_terminal(isolated_dirs: Path) -> Non
         assert "RCPT TO:<bob@example.test>" in screen
         assert "221 Bye" in screen
 
-        tmux.keys("C-q")
-        deadline = time.monotonic() + DEADLINE
-        while tmux.alive() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not tmux.alive(), "tuimail did not exit on ctrl+q"
+        tmux.quit_app()
     finally:
         tmux.kill()
 
@@ -225,11 +229,7 @@ def test_f5_shows_the_sandbox_on_the_port_config_toml_names(isolated_dirs: Path)
         with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
             client.settimeout(5)
             assert client.recv(512).startswith(b"220")
-        tmux.keys("C-q")
-        deadline = time.monotonic() + DEADLINE
-        while tmux.alive() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not tmux.alive(), "tuimail did not exit on ctrl+q"
+        tmux.quit_app()
     finally:
         tmux.kill()
 
@@ -238,13 +238,6 @@ def test_a_message_left_half_written_is_back_after_a_restart(isolated_dirs: Path
     """Quit with ctrl+q mid-message, start again: Compose holds the message, and typing
     goes on at the end of its body."""
     tmux = Tmux(require_tool("tmux", "tmux"))
-
-    def quit_app() -> None:
-        tmux.keys("C-q")
-        deadline = time.monotonic() + DEADLINE
-        while tmux.alive() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not tmux.alive(), "tuimail did not exit on ctrl+q"
 
     try:
         tmux.start(tuimail_command(), width=100, height=30)
@@ -261,7 +254,7 @@ def test_a_message_left_half_written_is_back_after_a_restart(isolated_dirs: Path
         tmux.wait_until(lambda _: tmux.cursor_row() > subject_row, "the cursor in the body")
         tmux.keys("The plan for Monday", literal=True)
         tmux.wait_for_text("The plan for Monday")
-        quit_app()  # at once: the save timer has not fired, quitting saves
+        tmux.quit_app()  # at once: the save timer has not fired, quitting saves
 
         tmux.start(tuimail_command(), width=100, height=30)
         screen = tmux.wait_for_text("Reopened your draft from")
@@ -270,6 +263,6 @@ def test_a_message_left_half_written_is_back_after_a_restart(isolated_dirs: Path
         assert "The plan for Monday" in screen
         tmux.keys(" is ready", literal=True)
         tmux.wait_for_text("The plan for Monday is ready")
-        quit_app()
+        tmux.quit_app()
     finally:
         tmux.kill()
