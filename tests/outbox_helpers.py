@@ -9,6 +9,7 @@ from typing import Any
 
 from tests.cli_helpers import TUIMAIL, run_tuimail
 from tuimail.message import Draft, OutgoingMessage, build_message
+from tuimail.outbox import Outbox
 from tuimail.profiles import Profile
 
 
@@ -28,6 +29,14 @@ def message(*to: str, subject: str = "attack") -> OutgoingMessage:
             body="hello\n",
         )
     )
+
+
+def rewrite_sidecar(outbox: Outbox, key: str, **changes: object) -> None:
+    """Change keys of a stored sidecar as an older version (or a crash) left them."""
+    meta = outbox.meta_dir / f"{key}.json"
+    data = json.loads(meta.read_text("utf-8"))
+    data.update(changes)
+    meta.write_text(json.dumps(data), "utf-8")
 
 
 def outbox_entries() -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.cli_helpers import run_tuimail
-from tests.outbox_helpers import message, profile
+from tests.outbox_helpers import message, profile, rewrite_sidecar
 from tests.sandbox_support import start_serve
 from tests.smtpservers import ScriptedServer, ServerThread
 from tuimail.cli import check_app_profile, exitcodes
@@ -23,13 +23,6 @@ from tuimail.outbox import Outbox, State
 from tuimail.profiles import Profile, ProfileStore
 
 ESC = "\x1b"
-
-
-def _rewrite(outbox: Outbox, key: str, **changes: object) -> None:
-    meta = outbox.meta_dir / f"{key}.json"
-    data = json.loads(meta.read_text("utf-8"))
-    data.update(changes)
-    meta.write_text(json.dumps(data), "utf-8")
 
 
 # -- tuimail --profile NAME ---------------------------------------------------
@@ -94,7 +87,7 @@ def test_outbox_list_tells_messages_apart() -> None:
     first = outbox.enqueue(profile(2599), message("b@example.test", subject="Invoice March"))
     second = outbox.enqueue(profile(2599), message("c@example.test", subject="Invoice April"))
     later = time.time() + 3600
-    _rewrite(outbox, second.key, next_attempt=later, attempts=[{"at": 1.0, "ok": False}])
+    rewrite_sidecar(outbox, second.key, next_attempt=later, attempts=[{"at": 1.0, "ok": False}])
     listed = run_tuimail("outbox", "list")
     assert listed.returncode == 0, listed.stderr
     text = listed.stdout
@@ -139,7 +132,7 @@ def test_outbox_list_reads_an_older_sidecars_subject_safely() -> None:
 def test_flush_with_nothing_due_says_what_waits_and_exits_0() -> None:
     outbox = Outbox()
     queued = outbox.enqueue(profile(2599), message())
-    _rewrite(outbox, queued.key, next_attempt=time.time() + 3600)
+    rewrite_sidecar(outbox, queued.key, next_attempt=time.time() + 3600)
     flushed = run_tuimail("outbox", "flush")
     assert flushed.returncode == exitcodes.OK, flushed.stdout + flushed.stderr
     assert "Nothing is due: 1 message waits, the next due " in flushed.stdout
@@ -167,7 +160,7 @@ def test_retry_without_a_password_fails_before_connecting(
     ProfileStore().save(settings)
     outbox = Outbox()
     queued = outbox.enqueue(settings, message(), follows_profile=follows_profile)
-    _rewrite(outbox, queued.key, state="failed", last_error="earlier failure")
+    rewrite_sidecar(outbox, queued.key, state="failed", last_error="earlier failure")
 
     retried = run_tuimail("outbox", "retry", queued.short_id, timeout=30)
     assert retried.returncode == exitcodes.CONFIG, retried.stdout + retried.stderr
@@ -184,7 +177,7 @@ def test_retry_of_a_delivered_message_says_so_rather_than_asking_a_password(
     settings = profile(servers.scripted(server), username="alice")
     outbox = Outbox()
     queued = outbox.enqueue(settings, message(), follows_profile=False)
-    _rewrite(outbox, queued.key, state="delivered")
+    rewrite_sidecar(outbox, queued.key, state="delivered")
     retried = run_tuimail("outbox", "retry", queued.short_id, timeout=30)
     assert retried.returncode == exitcodes.USAGE, retried.stdout + retried.stderr
     assert "moves it to sent/" in retried.stderr and "--password-stdin" not in retried.stderr

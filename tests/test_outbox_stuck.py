@@ -11,24 +11,19 @@ from __future__ import annotations
 import json
 
 from tests.cli_helpers import run_tuimail
-from tests.outbox_helpers import message, profile
+from tests.outbox_helpers import message, profile, rewrite_sidecar
 from tuimail.outbox import CRASHED_WHILE_SENDING, Outbox, State, Stuck
 from tuimail.ui.words import last_error
 
 RETRY_WORDS = "('tuimail outbox retry' sends it again)"
 
 
-def _rewrite(outbox: Outbox, key: str, **changes: object) -> None:
-    meta = outbox.meta_dir / f"{key}.json"
-    data = json.loads(meta.read_text("utf-8"))
-    data.update(changes)
-    meta.write_text(json.dumps(data), "utf-8")
-
-
 def test_a_crashed_send_stores_the_reason_not_the_command() -> None:
     outbox = Outbox()
     queued = outbox.enqueue(profile(1), message())
-    _rewrite(outbox, queued.key, state="sending")  # its sender is gone: nobody holds the lock
+    rewrite_sidecar(
+        outbox, queued.key, state="sending"
+    )  # its sender is gone: nobody holds the lock
     [entry] = outbox.entries()
     assert entry.state is State.POSSIBLY_DELIVERED
     assert entry.stuck is Stuck.CRASHED_WHILE_SENDING
@@ -64,7 +59,7 @@ def test_a_sidecar_written_with_the_command_still_reads_and_shows_the_same() -> 
 def test_a_reason_from_a_newer_version_is_ignored_not_fatal() -> None:
     outbox = Outbox()
     queued = outbox.enqueue(profile(1), message())
-    _rewrite(outbox, queued.key, stuck="some-future-reason", last_error="why")
+    rewrite_sidecar(outbox, queued.key, stuck="some-future-reason", last_error="why")
     [entry] = outbox.entries()
     assert entry.state is State.QUEUED and entry.stuck is None and entry.last_error == "why"
 
@@ -72,7 +67,7 @@ def test_a_reason_from_a_newer_version_is_ignored_not_fatal() -> None:
 def test_a_retry_clears_the_reason() -> None:
     outbox = Outbox()
     queued = outbox.enqueue(profile(1), message())
-    _rewrite(outbox, queued.key, state="sending")
+    rewrite_sidecar(outbox, queued.key, state="sending")
     outbox.entries()
     assert outbox.requeue(queued.key).stuck is None
     [entry] = outbox.entries()

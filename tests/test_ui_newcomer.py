@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Button, Checkbox, DataTable, Input, Label
 
 from tests.smtpservers import ServerThread, Sink
@@ -42,12 +43,17 @@ def focused_id(app: TuimailApp) -> str | None:
 # -- the account dialog ------------------------------------------------------------
 
 
+async def open_account_dialog(pilot: Pilot[None]) -> None:
+    """F4, then ``a``: the Add account dialog, once it is up."""
+    await pilot.press("f4")
+    await pilot.press("a")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, AccountDialog), "the dialog")
+
+
 async def test_the_account_dialog_starts_on_name_and_enter_walks_the_form() -> None:
     app = TuimailApp(start_sandbox=False)
     async with app.run_test(size=WIDE) as pilot:
-        await pilot.press("f4")
-        await pilot.press("a")
-        await wait_for(pilot, lambda: isinstance(app.screen, AccountDialog), "the dialog")
+        await open_account_dialog(pilot)
         await pilot.pause()
         dialog = app.screen
         assert focused_id(app) == "name"
@@ -89,9 +95,7 @@ async def test_the_account_dialog_starts_on_name_and_enter_walks_the_form() -> N
 async def test_an_unsafe_setting_is_asked_about_once() -> None:
     app = TuimailApp(start_sandbox=False)
     async with app.run_test(size=WIDE) as pilot:
-        await pilot.press("f4")
-        await pilot.press("a")
-        await wait_for(pilot, lambda: isinstance(app.screen, AccountDialog), "the dialog")
+        await open_account_dialog(pilot)
         dialog = app.screen
         plaintext = dialog.query_one("#allow_plaintext_auth", Checkbox)
         plaintext.focus()
