@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from tests.oauth_support import BrowserUser, OAuthProviderServer
-from tuimail.oauth.errors import SignInAgain, SignInDenied, StateMismatch
+from tuimail.oauth.errors import ProviderRefused, SignInAgain, SignInDenied, StateMismatch
 from tuimail.oauth.flows import BrowserSignIn, DeviceCode, sign_in_with_device
-from tuimail.oauth.tokens import TokenKeeper, Tokens
+from tuimail.oauth.providers import ClientApp
+from tuimail.oauth.tokens import TokenKeeper, Tokens, request_tokens
 
 #: Seconds any wait in these tests may take before it counts as a hang.
 WAIT = 30.0
@@ -69,8 +70,6 @@ def test_the_provider_refuses_a_code_redeemed_without_its_pkce_verifier(
     oauth_provider: OAuthProviderServer,
 ) -> None:
     """PKCE is really checked: the code alone (say, stolen from the redirect) is worthless."""
-    from tuimail.oauth.errors import ProviderRefused
-    from tuimail.oauth.tokens import request_tokens
 
     user = BrowserUser(oauth_provider)
     with BrowserSignIn(oauth_provider.provider(), oauth_provider.app()) as sign_in:
@@ -216,3 +215,24 @@ def test_a_revoked_refresh_token_says_sign_in_again(
     assert "sign in again with `tuimail accounts login work`" in words
     assert again.value.refused.error == "invalid_grant"
     assert tokens.refresh_token not in words
+
+
+def test_a_client_with_a_secret_signs_in_and_refreshes_with_it(
+    oauth_provider: OAuthProviderServer,
+) -> None:
+    """As with Google's installed apps: the secret goes with every token request."""
+    app = oauth_provider.secret_app()
+    user = BrowserUser(oauth_provider)
+    with BrowserSignIn(oauth_provider.provider(), app) as sign_in:
+        waiting = in_thread(sign_in.finish, WAIT)
+        user.visit(user.sign_in(sign_in.url))
+        tokens: Tokens = waiting.result(WAIT)
+    assert tokens.refresh_token
+    keeper = TokenKeeper("work", oauth_provider.provider(), app, tokens.refresh_token)
+    assert oauth_provider.introspect(keeper.access_token())["active"] is True
+
+    wrong = ClientApp(app.client_id, "not-the-secret")
+    with pytest.raises(ProviderRefused) as refused:
+        TokenKeeper("work", oauth_provider.provider(), wrong, keeper.refresh_token).refresh()
+    assert refused.value.error == "invalid_client"
+    assert not isinstance(refused.value, SignInAgain)

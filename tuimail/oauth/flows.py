@@ -243,20 +243,23 @@ def finish_device_sign_in(
     cancel: threading.Event | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     clock: Callable[[], float] = time.monotonic,
+    wait: Callable[[float], bool] | None = None,
 ) -> Tokens:
     """Poll the token endpoint until the user approved the code (RFC 8628 section 3.4-3.5).
 
     Waits ``interval`` seconds before each poll, five more after each
     ``slow_down``; ``access_denied`` raises :class:`SignInDenied`; the code's
     ``expires_in`` (or ``expired_token``) :class:`SignInTimedOut`; setting
-    ``cancel`` stops the wait with :class:`SignInCancelled`.
+    ``cancel`` stops the wait with :class:`SignInCancelled`. ``wait`` (for
+    tests, with ``clock``) waits the given seconds and says whether to stop;
+    by default ``cancel.wait``.
     """
-    stop = cancel if cancel is not None else threading.Event()
+    pause = wait if wait is not None else (cancel or threading.Event()).wait
     deadline = clock() + code.expires_in
     interval = code.interval
     fields = {"grant_type": DEVICE_GRANT, "device_code": code.device_code}
     while True:
-        if stop.wait(interval):
+        if pause(interval):
             raise SignInCancelled()
         if clock() >= deadline:
             raise SignInTimedOut(code.expires_in, "with the device code")
