@@ -37,6 +37,7 @@ from typing import IO, Any
 import pytest
 
 from tests.conftest import require
+from tuimail.credentials import Secret
 from tuimail.oauth.providers import ClientApp, Provider, custom_provider
 from tuimail.oauth.transport import post_form
 
@@ -141,7 +142,7 @@ class OAuthProviderServer:
     def secret_app(self) -> ClientApp:
         """An installed-app client that has a secret (as Google's have)."""
         client = self.info["clients"]["secretApp"]
-        return ClientApp(client["client_id"], client["client_secret"])
+        return ClientApp(client["client_id"], Secret(client["client_secret"]))
 
     def introspection_client(self) -> tuple[str, str]:
         """The SMTP server's client id and secret, for RFC 7662 introspection."""
@@ -152,7 +153,7 @@ class OAuthProviderServer:
     def introspection_url(self) -> str:
         return str(self.info["introspection_endpoint"])
 
-    def introspect(self, token: str) -> dict[str, Any]:
+    def introspect(self, token: Secret) -> dict[str, Any]:
         """What the provider says about ``token`` (``active``, ``sub``, ``scope``, ``exp``...)."""
         return post_form(
             self.introspection_url,
@@ -161,12 +162,15 @@ class OAuthProviderServer:
             timeout=HTTP_TIMEOUT,
         )
 
-    def revoke(self, token: str, *, client: ClientApp | None = None) -> None:
+    def revoke(self, token: Secret, *, client: ClientApp | None = None) -> None:
         """Revoke ``token`` as its client would (RFC 7009; for a refresh token, its grant too)."""
         app = client or self.app()
+        fields = {"client_id": app.client_id, "token": token.reveal()}
+        if app.client_secret:
+            fields["client_secret"] = app.client_secret.reveal()
         request = urllib.request.Request(
             self.info["revocation_endpoint"],
-            data=urllib.parse.urlencode({**app.token_fields(), "token": token}).encode(),
+            data=urllib.parse.urlencode(fields).encode(),
             method="POST",
         )
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from tuimail.credentials import Secret
 from tuimail.oauth.errors import (
     BadAnswer,
     EndpointRefused,
@@ -38,7 +39,7 @@ from tuimail.oauth.providers import GOOGLE, ClientApp, Provider, custom_provider
 from tuimail.oauth.tokens import TokenKeeper, request_tokens
 from tuimail.oauth.transport import ANSWER_LIMIT
 
-CLIENT = ClientApp("tuimail-attack", "client-secret-value")
+CLIENT = ClientApp("tuimail-attack", Secret("client-secret-value"))
 
 
 @dataclass
@@ -160,7 +161,7 @@ def test_the_client_secret_and_refresh_token_go_in_the_body_only(scripted: Scrip
     (form,) = scripted.forms
     assert "client_secret=client-secret-value" in form and "refresh_token=the-refresh-token" in form
     assert "client-secret-value" not in repr(CLIENT)
-    assert "at" not in repr(tokens).replace("expires_at", "")
+    assert "Secret('********')" in repr(tokens) and "'at'" not in repr(tokens)
 
 
 @pytest.mark.parametrize(
@@ -184,7 +185,7 @@ def test_a_bad_token_answer_is_refused(scripted: Scripted) -> None:
 def test_other_refresh_refusals_are_not_sign_in_again(scripted: Scripted) -> None:
     """A wrong client id is a setting to fix, not a sign-in to redo."""
     scripted.answers.append(json_answer(401, error="invalid_client"))
-    keeper = TokenKeeper("work", scripted.provider(), CLIENT, "rt")
+    keeper = TokenKeeper("work", scripted.provider(), CLIENT, Secret("rt"))
     with pytest.raises(ProviderRefused) as refused:
         keeper.access_token()
     assert refused.value.error == "invalid_client"
@@ -201,7 +202,7 @@ def device_code(interval: float = 2, expires_in: float = 60) -> DeviceCode:
         verification_uri_complete=None,
         expires_in=expires_in,
         interval=interval,
-        device_code="the-device-code",
+        device_code=Secret("the-device-code"),
     )
 
 
@@ -232,7 +233,7 @@ def test_device_polling_waits_the_interval_and_slows_down(scripted: Scripted) ->
     tokens = finish_device_sign_in(
         scripted.provider(), CLIENT, device_code(), clock=waits.clock, wait=waits.wait
     )
-    assert tokens.access_token == "at"
+    assert tokens.access_token.reveal() == "at"
     assert waits.asked == [2, 2, 7, 7]
     assert all("device_code=the-device-code" in form for form in scripted.forms)
 
@@ -318,7 +319,7 @@ def test_a_device_answer_in_googles_words_is_read(scripted: Scripted) -> None:
         "ABCD",
         5,
     )
-    assert "dc" not in repr(code).replace("device_code=<redacted>", "")
+    assert "'dc'" not in repr(code)
 
 
 def test_google_has_no_device_sign_in_for_mail() -> None:
@@ -343,7 +344,7 @@ def test_the_listener_ignores_strays_and_keeps_nothing_in_logs(
 ) -> None:
     with LoopbackListener("the-state") as listener:
         result: list[str] = []
-        waiter = threading.Thread(target=lambda: result.append(listener.wait_for_code(30)))
+        waiter = threading.Thread(target=lambda: result.append(listener.wait_for_code(30).reveal()))
         waiter.start()
         assert fetch(f"http://127.0.0.1:{listener.port}/favicon.ico") == 404
         assert fetch(f"{listener.redirect_uri}?state=the-state") == 400  # no code: stray
@@ -388,3 +389,27 @@ def test_the_provider_saying_no_comes_back_as_not_allowed() -> None:
     assert status == 200
     (denied,) = result
     assert "\x1b" not in str(denied) and "not allowed" in str(denied)
+
+
+def test_no_token_shows_in_a_traceback_with_local_variables(scripted: Scripted) -> None:
+    """Textual and rich print tracebacks with each frame's variables: none holds a token bare."""
+    import io
+    import traceback
+
+    from rich.console import Console
+    from rich.traceback import Traceback
+
+    scripted.answers.append(
+        json_answer(access_token="SEEKRIT-ACCESS", token_type="mac", refresh_token="SEEKRIT-NEW")
+    )
+    keeper = TokenKeeper("work", scripted.provider(), CLIENT, Secret("SEEKRIT-OLD"))
+    with pytest.raises(BadAnswer) as bad:
+        keeper.access_token()
+    below_the_test = bad.tb.tb_next  # this test's own source names the tokens
+    console = Console(file=io.StringIO(), width=200, record=True)
+    console.print(Traceback.from_exception(bad.type, bad.value, below_the_test, show_locals=True))
+    shown = console.export_text() + "".join(
+        traceback.format_exception(bad.type, bad.value, below_the_test)
+    )
+    assert "refresh_token" in shown  # the locals are there...
+    assert "SEEKRIT" not in shown and "client-secret-value" not in shown  # ...masked

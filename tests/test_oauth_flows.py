@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.oauth_support import BrowserUser, OAuthProviderServer
+from tuimail.credentials import Secret
 from tuimail.oauth.errors import ProviderRefused, SignInAgain, SignInDenied, StateMismatch
 from tuimail.oauth.flows import BrowserSignIn, DeviceCode, sign_in_with_device
 from tuimail.oauth.providers import ClientApp
@@ -63,7 +64,8 @@ def test_browser_sign_in_with_pkce_gets_tokens_the_provider_knows(
     assert said["sub"] == oauth_provider.login
     assert said["client_id"] == oauth_provider.app().client_id
     assert oauth_provider.scope in said["scope"].split()
-    assert tokens.access_token not in repr(tokens) and tokens.refresh_token not in repr(tokens)
+    assert tokens.access_token.reveal() not in repr(tokens)
+    assert tokens.refresh_token.reveal() not in repr(tokens)
 
 
 def test_the_provider_refuses_a_code_redeemed_without_its_pkce_verifier(
@@ -138,7 +140,7 @@ def test_device_sign_in_after_the_user_approves_the_code(
     assert approved.is_set()
     (code,) = shown
     assert code.verification_uri == oauth_provider.issuer + "/device"
-    assert code.device_code not in repr(code)
+    assert code.device_code.reveal() not in repr(code)
     said = oauth_provider.introspect(tokens.access_token)
     assert said["active"] is True and said["sub"] == oauth_provider.login
     assert tokens.refresh_token
@@ -173,12 +175,12 @@ def test_the_access_token_is_refreshed_shortly_before_it_expires(
     server: OAuthProviderServer = make_oauth_provider(access_token_ttl=600)
     first = browser_sign_in(server)
     clock = FakeClock()
-    stored: list[str] = []
+    stored: list[Secret] = []
     keeper = TokenKeeper(
         "work",
         server.provider(),
         server.app(),
-        first.refresh_token or "",
+        first.refresh_token or Secret(""),
         on_new_refresh_token=stored.append,
         margin=120,
         clock=clock,
@@ -196,8 +198,8 @@ def test_the_access_token_is_refreshed_shortly_before_it_expires(
     assert fresh != token
     assert server.introspect(fresh)["active"] is True
     assert len(stored) == 2
-    assert "refresh_token=<redacted>" in repr(keeper)
-    assert keeper.refresh_token not in repr(keeper)
+    assert "refresh_token=Secret('********')" in repr(keeper)
+    assert keeper.refresh_token.reveal() not in repr(keeper)
 
 
 def test_a_revoked_refresh_token_says_sign_in_again(
@@ -214,7 +216,7 @@ def test_a_revoked_refresh_token_says_sign_in_again(
     words = str(again.value)
     assert "sign in again with `tuimail accounts login work`" in words
     assert again.value.refused.error == "invalid_grant"
-    assert tokens.refresh_token not in words
+    assert tokens.refresh_token.reveal() not in words
 
 
 def test_a_client_with_a_secret_signs_in_and_refreshes_with_it(
@@ -231,7 +233,7 @@ def test_a_client_with_a_secret_signs_in_and_refreshes_with_it(
     keeper = TokenKeeper("work", oauth_provider.provider(), app, tokens.refresh_token)
     assert oauth_provider.introspect(keeper.access_token())["active"] is True
 
-    wrong = ClientApp(app.client_id, "not-the-secret")
+    wrong = ClientApp(app.client_id, Secret("not-the-secret"))
     with pytest.raises(ProviderRefused) as refused:
         TokenKeeper("work", oauth_provider.provider(), wrong, keeper.refresh_token).refresh()
     assert refused.value.error == "invalid_client"

@@ -19,9 +19,10 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from tuimail.credentials import Secret
 from tuimail.oauth.errors import (
     BadAnswer,
     OAuthError,
@@ -53,10 +54,10 @@ _URL_LIMIT = 2048
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
-def pkce_pair() -> tuple[str, str]:
+def pkce_pair() -> tuple[Secret, str]:
     """A fresh PKCE code verifier and its S256 challenge (RFC 7636 section 4)."""
-    verifier = secrets.token_urlsafe(64)  # 86 characters of [A-Za-z0-9_-]
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    verifier = Secret(secrets.token_urlsafe(64))  # 86 characters of [A-Za-z0-9_-]
+    digest = hashlib.sha256(verifier.reveal().encode("ascii")).digest()
     challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
     return verifier, challenge
 
@@ -162,14 +163,7 @@ class DeviceCode:
     verification_uri_complete: str | None
     expires_in: float
     interval: float
-    device_code: str = field(repr=False)
-
-    def __repr__(self) -> str:
-        return (
-            f"DeviceCode(verification_uri={self.verification_uri!r}, "
-            f"user_code={self.user_code!r}, expires_in={self.expires_in:.0f}, "
-            f"interval={self.interval:.0f}, device_code=<redacted>)"
-        )
+    device_code: Secret
 
 
 def _shown_text(answer: dict[str, Any], name: str, url: str, limit: int) -> str | None:
@@ -213,7 +207,7 @@ def start_device_sign_in(
     fields = {**client.token_fields(), "scope": provider.scope}
     answer = post_form(url, fields, timeout=timeout)
     device_code = answer.get("device_code")
-    if not isinstance(device_code, str) or not device_code or len(device_code) > 4096:
+    if not isinstance(device_code, Secret) or not device_code or len(device_code.reveal()) > 4096:
         raise BadAnswer(url, "no usable device_code in the answer")
     # Google says verification_url, RFC 8628 and Microsoft verification_uri.
     verification = _shown_url(answer, "verification_uri", url) or _shown_url(
@@ -257,7 +251,7 @@ def finish_device_sign_in(
     pause = wait if wait is not None else (cancel or threading.Event()).wait
     deadline = clock() + code.expires_in
     interval = code.interval
-    fields = {"grant_type": DEVICE_GRANT, "device_code": code.device_code}
+    fields: dict[str, str | Secret] = {"grant_type": DEVICE_GRANT, "device_code": code.device_code}
     while True:
         if pause(interval):
             raise SignInCancelled()

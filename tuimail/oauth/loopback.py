@@ -16,6 +16,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass
 
+from tuimail.credentials import Secret
 from tuimail.oauth.errors import (
     OAuthError,
     SignInCancelled,
@@ -49,7 +50,7 @@ _NOT_HERE = _PAGE.format(title="Not found", text="tuimail is waiting for a sign-
 
 @dataclass
 class _Outcome:
-    code: str | None = None
+    code: Secret | None = None
     error: OAuthError | None = None
 
 
@@ -90,7 +91,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not code:
             self._answer(400, _NOT_HERE)
             return
-        self.server.outcome = _Outcome(code=code)
+        self.server.outcome = _Outcome(code=Secret(code))
         self._answer(200, _SIGNED_IN)
 
     def _answer(self, status: int, page: str) -> None:
@@ -127,7 +128,7 @@ class LoopbackListener:
     def redirect_uri(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    def wait_for_code(self, timeout: float, cancel: threading.Event | None = None) -> str:
+    def wait_for_code(self, timeout: float, cancel: threading.Event | None = None) -> Secret:
         """The authorization code, once the browser came back with the right state.
 
         Raises :class:`StateMismatch` for a wrong ``state``, :class:`SignInDenied`

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from tuimail.credentials import Secret
 from tuimail.oauth.transport import check_endpoint
 
 
@@ -82,20 +83,15 @@ class ClientApp:
     """The app registered at the provider: its client id, and a secret where it has one.
 
     Google gives installed apps a secret it nevertheless requires at every
-    token request; Microsoft's public clients have none. The secret never
-    shows in a repr.
+    token request; Microsoft's public clients have none.
     """
 
     client_id: str
-    client_secret: str | None = field(default=None, repr=False)
+    client_secret: Secret | None = None
 
-    def __repr__(self) -> str:
-        secret = "<set>" if self.client_secret else "None"
-        return f"ClientApp(client_id={self.client_id!r}, client_secret={secret})"
-
-    def token_fields(self) -> dict[str, str]:
+    def token_fields(self) -> dict[str, str | Secret]:
         """The client's part of a token request (``client_secret_post``, RFC 6749 2.3.1)."""
-        fields = {"client_id": self.client_id}
+        fields: dict[str, str | Secret] = {"client_id": self.client_id}
         if self.client_secret:
             fields["client_secret"] = self.client_secret
         return fields

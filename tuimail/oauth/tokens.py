@@ -3,8 +3,9 @@
 Only the refresh token is ever stored (by the caller, in the keyring); the
 access token lives in a :class:`TokenKeeper` with the moment it expires, on
 the monotonic clock, and is refreshed ``REFRESH_MARGIN`` seconds before that
-so a message is never sent with a token that expires on the way. Every class
-here that holds a token shows ``<redacted>`` in its repr.
+so a message is never sent with a token that expires on the way. Tokens are
+:class:`~tuimail.credentials.Secret` from the moment they are read: no repr,
+str, log or traceback shows them; ``reveal()`` is for the wire alone.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from tuimail.credentials import Secret
 from tuimail.oauth.errors import BadAnswer, ProviderRefused, SignInAgain
 from tuimail.oauth.providers import ClientApp, Provider
 from tuimail.oauth.transport import DEFAULT_TIMEOUT, post_form
@@ -26,8 +28,6 @@ DEFAULT_LIFETIME = 3600.0
 #: Token answers longer than this are refused (Microsoft's JWTs are a few KiB).
 TOKEN_LIMIT = 16 * 1024
 
-REDACTED = "<redacted>"
-
 
 @dataclass(frozen=True)
 class Tokens:
@@ -37,17 +37,10 @@ class Tokens:
     unless a clock was passed in), measured from when the request was sent.
     """
 
-    access_token: str = field(repr=False)
+    access_token: Secret
     expires_at: float
-    refresh_token: str | None = field(default=None, repr=False)
+    refresh_token: Secret | None = None
     scope: str | None = None
-
-    def __repr__(self) -> str:
-        refresh = REDACTED if self.refresh_token else "None"
-        return (
-            f"Tokens(access_token={REDACTED}, expires_at={self.expires_at:.0f}, "
-            f"refresh_token={refresh}, scope={self.scope!r})"
-        )
 
 
 def _lifetime(value: Any, url: str) -> float:
@@ -62,13 +55,14 @@ def _lifetime(value: Any, url: str) -> float:
     return seconds
 
 
-def _token_value(answer: Mapping[str, Any], name: str, url: str) -> str | None:
+def _token_value(answer: Mapping[str, Any], name: str, url: str) -> Secret | None:
+    """A token field of the answer (a Secret: transport.post_form wraps them)."""
     value = answer.get(name)
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > TOKEN_LIMIT:
+    if not isinstance(value, Secret) or not value or len(value.reveal()) > TOKEN_LIMIT:
         raise BadAnswer(url, f"{name} is not a usable token")
-    if not value.isascii() or not value.isprintable():
+    if not value.reveal().isascii() or not value.reveal().isprintable():
         raise BadAnswer(url, f"{name} holds characters a token cannot have")
     return value
 
@@ -93,7 +87,7 @@ def tokens_from_answer(answer: Mapping[str, Any], url: str, *, sent_at: float) -
 def request_tokens(
     provider: Provider,
     client: ClientApp,
-    fields: Mapping[str, str],
+    fields: Mapping[str, str | Secret],
     *,
     timeout: float = DEFAULT_TIMEOUT,
     clock: Callable[[], float] = time.monotonic,
@@ -119,10 +113,10 @@ class TokenKeeper:
         account: str,
         provider: Provider,
         client: ClientApp,
-        refresh_token: str,
+        refresh_token: Secret,
         *,
         tokens: Tokens | None = None,
-        on_new_refresh_token: Callable[[str], None] | None = None,
+        on_new_refresh_token: Callable[[Secret], None] | None = None,
         margin: float = REFRESH_MARGIN,
         timeout: float = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
@@ -141,15 +135,15 @@ class TokenKeeper:
     def __repr__(self) -> str:
         return (
             f"TokenKeeper(account={self.account!r}, provider={self.provider.name!r}, "
-            f"refresh_token={REDACTED})"
+            f"refresh_token={self._refresh_token!r})"
         )
 
     @property
-    def refresh_token(self) -> str:
+    def refresh_token(self) -> Secret:
         """The refresh token to store (the newest, if the provider rotated it)."""
         return self._refresh_token
 
-    def access_token(self) -> str:
+    def access_token(self) -> Secret:
         """A current access token: the one in memory, or a fresh one near its expiry.
 
         Blocks while refreshing (run it in a worker thread). Raises
@@ -173,7 +167,7 @@ class TokenKeeper:
             self._tokens = None
 
     def _refresh_locked(self) -> Tokens:
-        fields = {
+        fields: dict[str, str | Secret] = {
             "grant_type": "refresh_token",
             "refresh_token": self._refresh_token,
             "scope": self.provider.scope,

@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import IO, Any
 
+from tuimail.credentials import Secret
 from tuimail.oauth.errors import (
     BadAnswer,
     EndpointRefused,
@@ -32,6 +33,9 @@ from tuimail.oauth.errors import (
 ANSWER_LIMIT = 64 * 1024
 #: Seconds a request may take, connect to last byte (urllib: per blocking step).
 DEFAULT_TIMEOUT = 30.0
+#: Answer fields that are secrets: read into a :class:`Secret` straight away, so
+#: no repr, log or traceback with local variables (rich, Textual) shows them.
+SECRET_FIELDS = frozenset({"access_token", "refresh_token", "id_token", "device_code"})
 
 
 def is_loopback_host(host: str) -> bool:
@@ -76,7 +80,16 @@ def _parse_json(data: bytes) -> dict[str, Any] | None:
         value = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         return None
-    return value if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        return None
+    return {
+        key: Secret(item) if key in SECRET_FIELDS and isinstance(item, str) else item
+        for key, item in value.items()
+    }
+
+
+def _plain(value: str | Secret) -> str:
+    return value.reveal() if isinstance(value, Secret) else value
 
 
 def _snippet(data: bytes) -> str:
@@ -85,10 +98,10 @@ def _snippet(data: bytes) -> str:
 
 def post_form(
     url: str,
-    fields: Mapping[str, str],
+    fields: Mapping[str, str | Secret],
     *,
     timeout: float = DEFAULT_TIMEOUT,
-    basic_auth: tuple[str, str] | None = None,
+    basic_auth: tuple[str, str | Secret] | None = None,
 ) -> dict[str, Any]:
     """POST ``fields`` as a form to ``url`` and return the JSON object it answers.
 
@@ -96,17 +109,27 @@ def post_form(
     401) raises :class:`ProviderRefused`; anything else that is not a JSON
     object with status 200 raises :class:`BadAnswer`; no answer raises
     :class:`ProviderUnreachable`. ``basic_auth`` is a client id and secret
-    sent as HTTP Basic (RFC 6749 section 2.3.1), never in the URL.
+    sent as HTTP Basic (RFC 6749 section 2.3.1), never in the URL. Secrets
+    are revealed only inside the request (no local variable holds them), and
+    the answer's token fields come back as :class:`Secret`.
     """
     check_endpoint(url)
-    body = urllib.parse.urlencode(dict(fields)).encode("ascii")
-    request = urllib.request.Request(url, data=body, method="POST")
+    request = urllib.request.Request(
+        url,
+        data=urllib.parse.urlencode({k: _plain(v) for k, v in fields.items()}).encode("ascii"),
+        method="POST",
+    )
     request.add_header("Content-Type", "application/x-www-form-urlencoded")
     request.add_header("Accept", "application/json")
     request.add_header("User-Agent", "tuimail")
     if basic_auth is not None:
-        pair = ":".join(urllib.parse.quote(part, safe="") for part in basic_auth)
-        request.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
+        request.add_header(
+            "Authorization",
+            "Basic "
+            + base64.b64encode(
+                ":".join(urllib.parse.quote(_plain(part), safe="") for part in basic_auth).encode()
+            ).decode(),
+        )
     try:
         with _OPENER.open(request, timeout=timeout) as response:
             status = response.status
