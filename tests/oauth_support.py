@@ -153,6 +153,13 @@ class OAuthProviderServer:
     def introspection_url(self) -> str:
         return str(self.info["introspection_endpoint"])
 
+    def write_introspection_client_file(self, path: Path) -> Path:
+        """The SMTP server's credentials as a ``client_id:secret`` file (mode 600)."""
+        client_id, secret = self.introspection_client()
+        path.write_text(f"{client_id}:{secret}\n", encoding="utf-8")
+        path.chmod(0o600)
+        return path
+
     def introspect(self, token: Secret) -> dict[str, Any]:
         """What the provider says about ``token`` (``active``, ``sub``, ``scope``, ``exp``...)."""
         return post_form(

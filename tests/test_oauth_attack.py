@@ -413,3 +413,16 @@ def test_no_token_shows_in_a_traceback_with_local_variables(scripted: Scripted) 
     )
     assert "refresh_token" in shown  # the locals are there...
     assert "SEEKRIT" not in shown and "client-secret-value" not in shown  # ...masked
+
+
+def test_a_refresh_names_the_scope_only_where_the_provider_documents_it(
+    scripted: Scripted,
+) -> None:
+    from dataclasses import replace
+
+    for scope_on_refresh in (True, False):
+        provider = replace(scripted.provider(), scope_on_refresh=scope_on_refresh)
+        scripted.answers.append(json_answer(access_token="at"))
+        TokenKeeper("work", provider, CLIENT, Secret("rt")).refresh()
+    with_scope, without = scripted.forms
+    assert "scope=smtp" in with_scope and "scope" not in without

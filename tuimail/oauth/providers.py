@@ -25,7 +25,9 @@ class Provider:
     ``authorize_params`` are extra query parameters the provider needs on the
     authorization request (Google returns a refresh token only when asked
     with ``access_type=offline``, and again on a later sign-in only with
-    ``prompt=consent``).
+    ``prompt=consent``). ``scope_on_refresh``: whether a refresh request
+    names the scope again (Microsoft documents it there; Google's refresh
+    request has no such parameter).
     """
 
     name: str
@@ -34,6 +36,7 @@ class Provider:
     scope: str
     device_url: str | None = None
     authorize_params: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    scope_on_refresh: bool = True
 
     def __post_init__(self) -> None:
         check_endpoint(self.authorize_url)
@@ -48,6 +51,7 @@ GOOGLE = Provider(
     token_url="https://oauth2.googleapis.com/token",
     scope="https://mail.google.com/",
     authorize_params=MappingProxyType({"access_type": "offline", "prompt": "consent"}),
+    scope_on_refresh=False,
 )
 
 MICROSOFT = Provider(

@@ -170,8 +170,9 @@ class TokenKeeper:
         fields: dict[str, str | Secret] = {
             "grant_type": "refresh_token",
             "refresh_token": self._refresh_token,
-            "scope": self.provider.scope,
         }
+        if self.provider.scope_on_refresh:
+            fields["scope"] = self.provider.scope
         try:
             tokens = request_tokens(
                 self.provider, self.client, fields, timeout=self._timeout, clock=self._clock
