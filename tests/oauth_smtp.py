@@ -154,12 +154,14 @@ def offered_auth(*mechanisms: str) -> dict[str, Any]:
 def sign_in(server: OAuthProviderServer) -> Tokens:
     """Tokens for the provider's test user, through the browser sign-in with PKCE."""
     user = BrowserUser(server)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        with BrowserSignIn(server.provider(), server.app()) as signing_in:
-            waiting = pool.submit(signing_in.finish, WAIT)
-            status, _page = user.visit(user.sign_in(signing_in.url))
-            assert status == 200
-            return waiting.result(WAIT)
+    with (
+        ThreadPoolExecutor(max_workers=1) as pool,
+        BrowserSignIn(server.provider(), server.app()) as signing_in,
+    ):
+        waiting = pool.submit(signing_in.finish, WAIT)
+        status, _page = user.visit(user.sign_in(signing_in.url))
+        assert status == 200
+        return waiting.result(WAIT)
 
 
 def wait_until_expired(server: OAuthProviderServer, token: Secret) -> None:

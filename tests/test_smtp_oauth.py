@@ -10,6 +10,7 @@ a token.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -22,7 +23,7 @@ from tests.smtpservers import ServerThread
 from tuimail.bearer import BearerToken, TokenProblem, read_challenge
 from tuimail.credentials import Secret
 from tuimail.message import Draft, OutgoingMessage, build_message
-from tuimail.oauth.tokens import TokenKeeper
+from tuimail.oauth.tokens import TokenKeeper, Tokens
 from tuimail.profiles import AuthMechanism, Profile
 from tuimail.session import SessionReport, Stage, send
 from tuimail.smtp_stepper import choose_mechanism
@@ -268,7 +269,9 @@ async def test_a_refresh_that_fails_says_so(
     port = start(servers, sink, "XOAUTH2")
     tokens = await _tokens(oauth_provider)
     assert tokens.refresh_token is not None
-    keeper = TokenKeeper("work", oauth_provider.provider(), oauth_provider.app(), tokens.refresh_token)
+    keeper = TokenKeeper(
+        "work", oauth_provider.provider(), oauth_provider.app(), tokens.refresh_token
+    )
     oauth_provider.revoke(tokens.refresh_token)
     token = BearerToken(tokens.access_token.reveal(), renew=lambda: keeper.refresh().access_token)
     report = await send(profile(port, oauth_provider.login), message(), token)
@@ -278,7 +281,5 @@ async def test_a_refresh_that_fails_says_so(
     assert len(sink.logins) == 1
 
 
-async def _tokens(server: OAuthProviderServer) -> Any:
-    import asyncio
-
+async def _tokens(server: OAuthProviderServer) -> Tokens:
     return await asyncio.to_thread(sign_in, server)
