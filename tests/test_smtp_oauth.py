@@ -20,7 +20,7 @@ import pytest
 from tests.oauth_smtp import OAuthSink, RawSMTP, offered_auth, sign_in, wait_until_expired
 from tests.oauth_support import OAuthProviderServer
 from tests.smtpservers import ServerThread
-from tuimail.bearer import BearerToken, TokenProblem, read_challenge
+from tuimail.bearer import BearerToken, TokenProblem, keeper_token, read_challenge
 from tuimail.credentials import Secret
 from tuimail.message import Draft, OutgoingMessage, build_message
 from tuimail.oauth.tokens import TokenKeeper, Tokens
@@ -85,6 +85,34 @@ def test_auto_chooses_by_the_credential() -> None:
     assert choose_mechanism(auto, ["oauthbearer"], secure=True) is None
     named = AuthMechanism.OAUTHBEARER
     assert choose_mechanism(named, both, secure=True, token=True) is AuthMechanism.OAUTHBEARER
+
+
+async def test_a_token_is_never_sent_as_a_password(servers: ServerThread) -> None:
+    sink = OAuthSink()
+    port = start(servers, sink, "PLAIN", "LOGIN")
+    token = BearerToken("ya29.never-as-a-password")
+    report = await send(profile(port, "alice"), message(), token)
+    assert report.failure is not None and report.failure.stage is Stage.AUTH
+    assert "the server offers no mechanism for one, XOAUTH2 or OAUTHBEARER (offered: " in (
+        report.failure.explanation
+    )
+    assert b"AUTH" not in bytes(sink.raw)
+
+
+def test_keeper_token_is_the_keepers_token_renewed_through_it(
+    oauth_provider: OAuthProviderServer,
+) -> None:
+    tokens = sign_in(oauth_provider)
+    assert tokens.refresh_token is not None
+    keeper = TokenKeeper(
+        "oauth", oauth_provider.provider(), oauth_provider.app(), tokens.refresh_token,
+        tokens=tokens, margin=0,
+    )  # fmt: skip
+    token = keeper_token(keeper)
+    assert token == tokens.access_token and token.renew is not None
+    fresh = token.renew()
+    assert fresh != tokens.access_token
+    assert oauth_provider.introspect(fresh)["active"] is True
 
 
 async def test_oauthbearer_sends_a_token_the_provider_issued(

@@ -817,6 +817,11 @@ class SMTPSession:
                 f"only {offered or 'nothing'}"
             )
             remedy = Remedy.AUTH_MECHANISM
+        elif exc.reason is AuthRefusal.NO_MECHANISM and exc.token:
+            text = (
+                "the credential is an OAuth access token, and the server offers no mechanism "
+                f"for one, XOAUTH2 or OAUTHBEARER (offered: {offered or 'none'})"
+            )
         elif exc.reason is AuthRefusal.NO_MECHANISM:
             text = (
                 "the server offers no password mechanism tuimail supports "

@@ -98,12 +98,19 @@ class AuthRefusal(enum.Enum):
 
 
 class AuthNotAttempted(TuimailError):
-    """The password was not sent, for ``reason``; ``offered`` is what the server listed."""
+    """The password was not sent, for ``reason``; ``offered`` is what the server listed.
 
-    def __init__(self, reason: AuthRefusal, offered: tuple[str, ...] = ()) -> None:
+    ``token``: the credential was a bearer token, for the words of
+    :attr:`AuthRefusal.NO_MECHANISM` (no token mechanism, not no password one).
+    """
+
+    def __init__(
+        self, reason: AuthRefusal, offered: tuple[str, ...] = (), *, token: bool = False
+    ) -> None:
         super().__init__(reason.value)
         self.reason = reason
         self.offered = offered
+        self.token = token
 
 
 def auth_refusal(
@@ -313,15 +320,17 @@ class Stepper:
         if refusal is None and not smtp.supports_extension("auth"):
             refusal = AuthRefusal.NOT_OFFERED
         mechanism = None
+        token = isinstance(password, BearerToken)
         if refusal is None:
-            token = isinstance(password, BearerToken)
             mechanism = choose_mechanism(wanted, list(offered), secure=secure, token=token)
             if mechanism is None:
                 refusal = AuthRefusal.NO_MECHANISM
         if refusal is None and password is None:
             refusal = AuthRefusal.NO_PASSWORD
         if refusal is not None or mechanism is None or password is None:
-            not_attempted = AuthNotAttempted(refusal or AuthRefusal.NO_MECHANISM, offered)
+            not_attempted = AuthNotAttempted(
+                refusal or AuthRefusal.NO_MECHANISM, offered, token=token
+            )
             raise await self.decided_before(Stage.AUTH, not_attempted)
         self.mechanism = mechanism
         if mechanism.takes_token:
