@@ -45,12 +45,10 @@ def compose_form(
                 yield Select[str](profile_options, allow_blank=False, id="profile", compact=True)
                 yield Static(badge, id="security-badge", classes=badge_class, markup=False)
             yield Static("", id="profile-warning", markup=False)
-            yield AddressField(
-                "From",
-                "from",
-                placeholder="the profile's address",
-                after=Button(MORE_LABEL, id="more-toggle", compact=True),
-            )
+            # Out of the Tab order (Tab walks the fields; its key is in the footer).
+            more = Button(MORE_LABEL, id="more-toggle", compact=True)
+            more.can_focus = False
+            yield AddressField("From", "from", placeholder="the profile's address", after=more)
             yield AddressField("To", "to", placeholder="name@example.com, Name <x@y.org>")
             yield AddressField("Cc", "cc")
             yield AddressField("Bcc", "bcc", placeholder="envelope only, never shown")
