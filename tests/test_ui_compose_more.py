@@ -123,6 +123,11 @@ async def test_from_reply_to_and_headers_reach_the_server(servers: ServerThread)
         await fill_more(
             pilot, reply_to="Replies <replies@example.test>", headers="X-Ticket: 42\nX-Team: ops"
         )
+        # Hidden again, they are still sent, and the toggle says they are in use.
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: not app.screen.has_class("-more"), "the fields hidden")
+        assert "in use" in str(app.screen.query_one("#more-toggle", Button).label)
+        assert app.focused is not None and app.focused.id == "input-from"
         await pilot.press("ctrl+s")
         run = await wait_for_run(pilot)
         assert run.report is not None and run.report.ok, static_text(app, "#send-status")

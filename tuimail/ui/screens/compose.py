@@ -204,9 +204,14 @@ class ComposeScreen(ModelScreen):
         return self.has_class("-more")
 
     def action_toggle_more(self) -> None:
+        """Show the more fields and go to Reply-To; hide them, leaving none of them focused."""
+        more = self.query_one("#more-fields")
+        was_inside = self.focused is not None and more in self.focused.ancestors
         self.show_more(not self.more_shown)
         if self.more_shown:
             self.app.set_focus(self.query_one("#input-reply-to", Input))
+        elif was_inside:
+            self.app.set_focus(self.query_one("#input-from", Input))
 
     def show_more(self, shown_: bool = True) -> None:
         """Show or hide Reply-To and the extra headers (what is in them is sent either way)."""
@@ -502,7 +507,6 @@ class ComposeScreen(ModelScreen):
             if saved.profile in self.model.all_profiles():
                 self.reload_profiles(saved.profile)
             # After the profile: From is the draft's, edited or not.
-            fields["#field-from"] = draft.from_address
             sender = escape_terminal_controls(draft.from_address)
             self.query_one("#field-from", AddressField).value = sender
             self._from_edited = bool(sender.strip()) and sender != profile_sender(self.profile)
