@@ -105,6 +105,11 @@ async def test_from_is_the_profiles_address_until_it_is_edited() -> None:
         await pilot.pause()
         await pilot.pause()
         assert from_value(app) == "Support <support@example.test>"
+        # Emptied and left, it is the profile's again (as its placeholder says).
+        await set_from(pilot, "")
+        await pilot.press("tab")
+        await wait_for(pilot, lambda: from_value(app) == "me@example.test", "the refilled From")
+        await set_from(pilot, "Support <support@example.test>")
         # A new message starts from the profile's address again.
         await pilot.press("ctrl+n")
         await wait_for(pilot, lambda: from_value(app) == "me@example.test", "the profile's From")

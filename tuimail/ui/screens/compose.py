@@ -251,6 +251,13 @@ class ComposeScreen(ModelScreen):
     def on_descendant_blur(self, event: DescendantBlur) -> None:
         if event.widget.id == "headers":
             self.headers_valid()
+        elif event.widget.id == "input-from" and not self._field_value("from").strip():
+            # Emptied and left: the profile's address again, as its placeholder says.
+            self._from_edited = False
+            self._fill_from(profile_sender(self.profile))
+
+    def _field_value(self, field: str) -> str:
+        return self.query_one(f"#field-{field}", AddressField).value
 
     @on(TextArea.Changed, "#headers")
     def _revalidate_headers(self) -> None:
