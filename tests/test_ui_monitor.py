@@ -169,6 +169,7 @@ def test_monitor_snapshot(
     )  # fmt: skip
     store.save(relay)
     store.save(backup)
+    relay, backup = store.load()["relay"], store.load()["backup"]  # as the monitor has them
 
     async def feed(pilot: Pilot[Any]) -> None:
         screen = await open_monitor(pilot)

@@ -120,16 +120,14 @@ def _dns_server_ok(value: object) -> bool:
     return bool(host.strip()) and " " not in host and digits and 0 < int(port) < 65536
 
 
-#: What the address field of the target dialog takes, for each kind of target.
+#: What the address field of the target dialog is called, an example, and the forms
+#: it takes, for each kind of target.
 TARGET_FORMS = {
-    "server": (
-        "Server",
-        "host, host:port or [IPv6]:port, e.g. mail.example.com:587",
-    ),
+    "server": ("Server", "mail.example.com:587", "host, host:port or [IPv6]:port"),
     "mx": (
         "Domain",
-        "a mail domain, e.g. example.com: each of its MX hosts is probed, "
-        "on port 25 unless Port says otherwise",
+        "example.com",
+        "a mail domain: each of its MX hosts is probed, on port 25 unless Port says",
     ),
 }
 
@@ -161,12 +159,11 @@ class TargetDialog(ModalScreen[ProbeTarget | None]):
                     allow_blank=False,
                     id="target-kind",
                 )
-                yield Label(TARGET_FORMS[kind][0], id="target-host-label")
-                yield Input(
-                    t.host if t else "", id="target-host", placeholder=TARGET_FORMS[kind][1]
-                )
+                label, example, forms = TARGET_FORMS[kind]
+                yield Label(label, id="target-host-label")
+                yield Input(t.host if t else "", id="target-host", placeholder=example)
                 yield Label("")
-                yield Static(TARGET_FORMS[kind][1], id="target-forms", markup=False)
+                yield Static(forms, id="target-forms", markup=False)
                 yield Label("Port")
                 yield Input(
                     str(t.port) if t and t.port else "", id="target-port", placeholder="default"
@@ -207,9 +204,9 @@ class TargetDialog(ModalScreen[ProbeTarget | None]):
     @on(Select.Changed, "#target-kind")
     def _kind_changed(self, event: Select.Changed) -> None:
         """The address field's name and the forms it takes follow what is watched."""
-        label, forms = TARGET_FORMS[str(event.value)]
+        label, example, forms = TARGET_FORMS[str(event.value)]
         self.query_one("#target-host-label", Label).update(label)
-        self.query_one("#target-host", Input).placeholder = forms
+        self.query_one("#target-host", Input).placeholder = example
         self.query_one("#target-forms", Static).update(forms)
 
     def _value(self, widget_id: str) -> str:
@@ -324,14 +321,11 @@ def latency_caption(samples: Sequence[float | None]) -> str:
     if not samples:
         return "Latency history: no probe recorded yet"
     reached_ = [s for s in samples if s is not None]
-    count = f"{len(samples)} probe{'s' if len(samples) != 1 else ''}"
-    parts = [f"Latency history, last {count}, oldest first"]
+    count = "1 probe" if len(samples) == 1 else f"last {len(samples)} probes, oldest first"
+    parts = [f"Latency history: {count}"]
     if reached_:
-        parts.append(
-            f"newest {reached_[-1]:.3f}s"
-            if len(reached_) == 1
-            else f"{min(reached_):.3f}s to {max(reached_):.3f}s"
-        )
+        low, high = min(reached_), max(reached_)
+        parts.append(f"{high:.3f}s" if low == high else f"{low:.3f}s to {high:.3f}s")
     missed = len(samples) - len(reached_)
     if missed:
         parts.append(f"{UNREACHED_MARK}: did not reach the server ({missed})")
