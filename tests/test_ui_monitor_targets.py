@@ -168,6 +168,13 @@ async def test_the_add_target_dialog_takes_a_mail_domain_and_a_ca_file(
         mx_key = f"target:domain@127.0.0.1:{port}/starttls"
         await wait_for(pilot, lambda: mx_key in screen.latest, "the MX host's first probe")
         assert rows(screen) == {"domain": "MX", "domain MX 10 127.0.0.1": "OK"}
+        # An MX host's row is the domain's: removing it says where, and removes nothing.
+        screen.query_one("#targets", DataTable).move_cursor(row=1)
+        await pilot.press("d")
+        await pilot.pause()
+        notices = [n.message for n in app._notifications]
+        assert any("one of domain's MX hosts: remove the row domain" in n for n in notices)
+        assert len(rows(screen)) == 2
 
     [saved] = TargetStore().load().values()
     assert (saved.host, saved.mx, saved.port, saved.ca_file) == (

@@ -699,12 +699,20 @@ class MonitorScreen(ModelScreen):
             extra if target is not None and extra is not None and extra.key == target.key else None
         )
 
+    def _not_an_extra(self, verb: str, done: str) -> None:
+        """Say why the selected row cannot be edited or removed here, and where it can."""
+        target = self.selected_target()
+        if target is not None and target.owner.startswith("target:"):
+            domain = target.owner.removeprefix("target:")
+            words = f"{target.label} is one of {domain}'s MX hosts: {verb} the row {domain}."
+        else:
+            words = f"Profiles are {done} on Accounts; only extra targets here."
+        self.notify(shown(words), severity="warning", markup=False)
+
     def action_edit_target(self) -> None:
         target = self._selected_extra()
         if target is None:
-            self.notify(
-                "Profiles are edited on Accounts; only extra targets here.", severity="warning"
-            )
+            self._not_an_extra("edit", "edited")
             return
         self.app.push_screen(TargetDialog(target), lambda t: self._saved(t, target.name))
 
@@ -715,7 +723,7 @@ class MonitorScreen(ModelScreen):
     def action_remove_target(self) -> None:
         target = self._selected_extra()
         if target is None:
-            self.notify("Only extra targets can be removed here.", severity="warning")
+            self._not_an_extra("remove", "removed")
             return
         self.latest.pop(target.key, None)
         self.change_targets(lambda: TargetStore().remove(target.name))
