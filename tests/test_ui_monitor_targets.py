@@ -170,6 +170,10 @@ async def test_the_add_target_dialog_takes_a_mail_domain_and_a_ca_file(
         mx_key = f"target:domain@127.0.0.1:{port}/starttls"
         await wait_for(pilot, lambda: mx_key in screen.latest, "the MX host's first probe")
         assert rows(screen) == {"domain": "MX", "domain MX 10 127.0.0.1": "OK"}
+        screen.query_one("#targets", DataTable).move_cursor(row=0)
+        await pilot.pause()
+        title = str(screen.query_one("#latency-title", Static).render())
+        assert title == "Latency history: on each MX host's row"
         # An MX host's row is the domain's: removing it says where, and removes nothing.
         screen.query_one("#targets", DataTable).move_cursor(row=1)
         await pilot.press("d")

@@ -673,7 +673,10 @@ class MonitorScreen(ModelScreen):
             return
         samples = self.history.latencies(target)
         self.query_one("#latency", LatencyHistory).show(samples)
-        self.query_one("#latency-title", Label).update(Text(latency_caption(samples)))
+        caption = latency_caption(samples)
+        if target.mx:  # a domain is probed through its hosts, each a row with its history
+            caption = "Latency history: on each MX host's row"
+        self.query_one("#latency-title", Label).update(Text(caption))
         report = self.latest.get(target.key)
         detail = self.query_one("#monitor-detail", Static)
         view = self.query_one("#probe-view", TranscriptView)
