@@ -258,24 +258,28 @@ def test_the_command_line_probes_the_monitors_targets_into_the_same_history(
     servers: ServerThread, certs: Certs, isolated_dirs: Path
 ) -> None:
     port = servers.smtp(Sink(), tls_context=certs.good)
+    dns_port = servers.dns({"example.test": ["10 127.0.0.1."]})
+    manual_monitor(isolated_dirs, f'dns_server = "127.0.0.1:{dns_port}"\n')  # as the monitor's
     two_profiles_on_one_server(port, certs)
-    TargetStore().save(
-        ProbeTarget(host="127.0.0.1", port=port, ca_file=str(certs.ca_file), name="relay")
-    )
+    store = TargetStore()
+    store.save(ProbeTarget(host="127.0.0.1", port=port, ca_file=str(certs.ca_file), name="relay"))
+    store.save(ProbeTarget(host="example.test", port=port, mx=True, name="domain"))
     results = {
         name: run_tuimail("probe", option, name, "--nagios")
         for option, name in [
             ("--profile", "trusting"),
             ("--profile", "untrusting"),
             ("--target", "relay"),
+            ("--target", "domain"),  # no CA file: its one MX host is not trusted
         ]
     }
     codes = {name: result.returncode for name, result in results.items()}
-    assert codes == {"trusting": 0, "untrusting": 2, "relay": 0}, results
+    assert codes == {"trusting": 0, "untrusting": 2, "relay": 0, "domain": 2}, results
+    assert results["domain"].stdout.startswith(f"SMTP CRITICAL - 127.0.0.1:{port}")
     unknown = run_tuimail("probe", "--target", "nosuch")
     assert unknown.returncode == 3 and "relay" in unknown.stderr, unknown.stderr
     history = json.loads(history_file(isolated_dirs).read_text())["targets"]
     assert sorted(history) == sorted(
         f"{owner}@127.0.0.1:{port}/starttls"
-        for owner in ["profile:trusting", "profile:untrusting", "target:relay"]
+        for owner in ["profile:trusting", "profile:untrusting", "target:relay", "target:domain"]
     )

@@ -97,7 +97,7 @@ async def _probe(args: argparse.Namespace, thresholds: Thresholds) -> int:
         if target.mx:
             domain = target.host
             try:
-                targets = await expand_mx(target, _lookup(args))
+                targets = await expand_mx(target, _lookup(args, _monitor_dns_server()))
             except MXLookupError as exc:
                 raise CLIError(str(exc)) from None
     elif args.profile:
@@ -183,13 +183,29 @@ def _saved_target(name: str) -> ProbeTarget:
     return targets[name]
 
 
-def _lookup(args: argparse.Namespace) -> Callable[..., Awaitable[list[MXHost]]]:
-    """MX lookups through ``--dns-server`` when given, else the system's resolver."""
+def _monitor_dns_server() -> str:
+    """``dns_server`` of config.toml's ``[monitor]``: the resolver the monitor looks up its
+    targets' MX hosts with, so ``--target`` finds the hosts the monitor finds."""
+    from tuimail.user_config import load_config
+
+    monitor = load_config().tables.get("monitor", {})
+    server = monitor.get("dns_server", "") if isinstance(monitor, dict) else ""
+    return server if isinstance(server, str) else ""
+
+
+def _lookup(
+    args: argparse.Namespace, configured: str = ""
+) -> Callable[..., Awaitable[list[MXHost]]]:
+    """MX lookups through ``--dns-server`` when given (else ``configured``, when given),
+    else the system's resolver."""
     from functools import partial
 
     from tuimail.mx import lookup_mx
 
-    if not args.dns_server:
+    if args.dns_server:
+        dns_host, dns_port = split_server(args.dns_server, "--dns-server")
+    elif configured:
+        dns_host, dns_port = split_server(configured, "dns_server in config.toml [monitor]")
+    else:
         return lookup_mx
-    dns_host, dns_port = split_server(args.dns_server, "--dns-server")
     return partial(lookup_mx, nameservers=[dns_host], port=dns_port or 53)
