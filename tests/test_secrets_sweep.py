@@ -2,8 +2,9 @@
 
 One run through the ways a secret travels: profiles with passwords in a real
 Secret Service, sends with PLAIN, LOGIN and XOAUTH2 (a token is a secret
-exactly as a password is), a ``--server`` send with ``--password-stdin``, a
-probe, a queued message flushed later, ``accounts test``, ``doctor``, and a
+exactly as a password is), a ``token_command`` whose first token has expired
+(OAUTHBEARER, the server's challenge, one renewal), a ``--server`` send with
+``--password-stdin``, a probe, a queued message flushed later, ``accounts test``, ``doctor``, and a
 sandbox with ``--auth-file`` that sees pipelined SASL from a raw client. Then
 every file under the config, data and state dirs and every byte any process
 printed is searched for each secret: raw, its base64 at each of the three byte
@@ -19,6 +20,7 @@ import json
 import signal
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,10 @@ ALICE = ("alice", "pl41n-Secret-ÄLICE-7")
 BOB = ("bob", "b0b's-stdin-passw0rd!")
 CAROL = ("carol", "c4r0l-queued-secret")
 TOKEN = ("dana", "ya29.a0Af-oauth-TOKEN-d4n4-0123456789")
-SECRETS = (ALICE, BOB, CAROL, TOKEN)
+#: A token_command's tokens: the first has expired by the time it is sent.
+STALE = ("erin", "ya29.a0Af-stale-TOKEN-3r1n-5550123")
+FRESH = ("erin", "ya29.a0Af-fresh-TOKEN-3r1n-5550199")
+SECRETS = (ALICE, BOB, CAROL, TOKEN, STALE, FRESH)
 
 
 def sasl_blobs(user: str, secret: str) -> list[bytes]:
@@ -78,6 +83,30 @@ class XOAuth2Handler(Sink):
         ok = response == self.expected
         self.logins.append(ok)
         return AuthResult(success=ok, handled=False)
+
+
+class ExpiringTokenHandler(Sink):
+    """Takes OAUTHBEARER and XOAUTH2 with ``FRESH`` only; any other token gets the
+    standard 334 challenge saying it expired, then 535."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens: list[tuple[str, bool]] = []
+
+    async def auth_OAUTHBEARER(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._check(server, base64.b64decode(args[1]), b"n,a=")
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._check(server, base64.b64decode(args[1]), b"user=")
+
+    async def _check(self, server: SMTP, response: bytes, start: bytes) -> AuthResult:
+        token = response.split(b"auth=Bearer ")[1].split(b"\x01")[0].decode()
+        ok = response.startswith(start + FRESH[0].encode()) and token == FRESH[1]
+        self.tokens.append((token, ok))
+        if ok:
+            return AuthResult(success=True)
+        await server.challenge_auth(b'{"status":"invalid_token","scope":"mail"}')
+        return AuthResult(success=False, handled=False)
 
 
 class Sandbox:
@@ -210,6 +239,28 @@ def test_no_secret_in_any_form_reaches_a_file_or_an_output(
         "--subject", "s", "--body", "b", "--json")  # fmt: skip
     run("probe oauth", "probe", "--profile", "oauth", "--json", ok=(0, 1, 2))
     assert handler.logins and all(handler.logins), "the server never saw the right token"
+
+    # A token command whose first token has expired: OAUTHBEARER, the challenge, one renewal.
+    outside = tmp_path / "outside"
+    script = outside / "token.py"
+    script.write_text(
+        "import pathlib\n"
+        f"runs = pathlib.Path({str(outside / 'runs')!r})\n"
+        "first = not runs.exists()\n"
+        "runs.write_text('ran')\n"
+        f"print({STALE[1]!r} if first else {FRESH[1]!r})\n"
+    )
+    expiring = ExpiringTokenHandler()
+    port = servers.smtp(expiring, tls_context=certs.good)
+    run("add token command", "accounts", "add", "cmd", "--host", "127.0.0.1",
+        "--port", str(port), "--security", "starttls", "--ca-file", str(certs.ca_file),
+        "--user", FRESH[0], "--from", "erin@example.test",
+        "--token-command", f"{sys.executable} {script}")  # fmt: skip
+    run("send token command", "send", "--profile", "cmd", "--to", "rcpt@example.test",
+        "--subject", "s", "--body", "b")  # fmt: skip
+    run("send token command json", "send", "--profile", "cmd", "--to", "rcpt@example.test",
+        "--subject", "s", "--body", "b", "--json")  # fmt: skip
+    assert expiring.tokens == [(STALE[1], False), (FRESH[1], True), (FRESH[1], True)]
     run("doctor", "doctor", ok=(0, 1))
     run("accounts list", "accounts", "list", "--json")
 

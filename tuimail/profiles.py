@@ -51,13 +51,23 @@ class Security(enum.StrEnum):
 
 
 class AuthMechanism(enum.StrEnum):
-    """SASL mechanism; ``auto`` picks the strongest the server offers."""
+    """SASL mechanism; ``auto`` picks by the credential and what the server offers.
+
+    XOAUTH2 and OAUTHBEARER (RFC 7628) carry an OAuth 2.0 access token, the
+    others a password (tuimail/smtp_stepper.py's ``choose_mechanism``).
+    """
 
     AUTO = "auto"
     PLAIN = "plain"
     LOGIN = "login"
     CRAM_MD5 = "cram-md5"
     XOAUTH2 = "xoauth2"
+    OAUTHBEARER = "oauthbearer"
+
+    @property
+    def takes_token(self) -> bool:
+        """The mechanism carries a bearer token, not a password."""
+        return self in (AuthMechanism.XOAUTH2, AuthMechanism.OAUTHBEARER)
 
 
 class ProfileError(TuimailError, ValueError):
@@ -146,6 +156,10 @@ class Profile:
     allow_plaintext_auth: bool = False
     timeout: float = 30.0
     ehlo_name: str = ""
+    #: A command printing the password (tuimail/secret_command.py), instead of the keyring.
+    password_command: str = ""
+    #: A command printing an OAuth 2.0 access token, run again for each send.
+    token_command: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -180,7 +194,17 @@ class Profile:
 
     @property
     def needs_password(self) -> bool:
-        return bool(self.username)
+        """A password must be given to this profile (keyring, prompt, stdin).
+
+        A profile whose secret comes from a command does not need one: the
+        session runs the command each time it authenticates.
+        """
+        return bool(self.username) and not self.secret_command
+
+    @property
+    def secret_command(self) -> str:
+        """The command that prints this profile's secret (password or token), if any."""
+        return self.token_command or self.password_command
 
     def warnings(self) -> list[ProfileWarning]:
         """Settings that weaken security, as data: each face words them its own way."""
@@ -284,6 +308,8 @@ _TYPES: dict[str, type] = {
     "allow_plaintext_auth": bool,
     "timeout": float,
     "ehlo_name": str,
+    "password_command": str,
+    "token_command": str,
 }
 
 
@@ -329,12 +355,29 @@ def validate_profile(profile: Profile) -> None:
         raise ProfileError("port", "must be between 1 and 65535 (or 0 for the default)")
     if not 0 < profile.timeout <= 3600:
         raise ProfileError("timeout", "must be more than 0 and at most 3600 seconds")
-    for name in ("username", "from_address", "display_name", "ehlo_name", "ca_file"):
+    text_fields = ("username", "from_address", "display_name", "ehlo_name", "ca_file")
+    for name in (*text_fields, "password_command", "token_command"):
         value = getattr(profile, name)
         if any(ch in value for ch in "\r\n\0"):
             raise ProfileError(name, "must not contain line breaks or NUL characters")
     if profile.ehlo_name and not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", profile.ehlo_name):
         raise ProfileError("ehlo_name", "must be a host name or an address literal")
+    if profile.password_command and profile.token_command:
+        raise ProfileError(
+            "token_command",
+            "a profile takes its secret from one command: not also password_command",
+        )
+    for name in ("password_command", "token_command"):
+        command = getattr(profile, name)
+        if command:
+            import shlex
+
+            try:
+                words = shlex.split(command)
+            except ValueError as exc:
+                raise ProfileError(name, f"is not a command line: {exc}") from None
+            if not words:
+                raise ProfileError(name, "names no command")
 
 
 @dataclass

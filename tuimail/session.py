@@ -54,10 +54,12 @@ from aiosmtplib.errors import (
     SMTPTimeoutError,
 )
 
+from tuimail.bearer import TokenRefused, TokenRenewalFailed, refusal_words
 from tuimail.credentials import Secret
 from tuimail.errors import TuimailError
 from tuimail.message import OutgoingMessage
 from tuimail.profiles import AuthMechanism, Profile, Security
+from tuimail.secret_command import SecretCommandError, command_secret
 from tuimail.smtp_stepper import AuthNotAttempted, AuthRefusal, StageError, Stepper
 
 # Re-exported: callers name a failure's stage from the session they ran.
@@ -343,9 +345,12 @@ class SMTPSession:
                 EventKind.INFO, "the server offers STARTTLS; this profile does not use it"
             )
         if profile.username:
+            password = self._password
+            if password is None and profile.secret_command:
+                password = await self._run_secret_command(stepper)
             await stepper.authenticate(
                 profile.username,
-                self._password,
+                password,
                 wanted=profile.auth_mechanism,
                 plaintext_allowed=profile.security is Security.NONE
                 and profile.allow_plaintext_auth,
@@ -355,6 +360,22 @@ class SMTPSession:
                 verified=True,
             )
             self.report.authenticated_as = profile.username
+
+    async def _run_secret_command(self, stepper: Stepper) -> Secret:
+        """The profile's password or token from its command, run now (in a worker thread).
+
+        Run at each session, so a retry gets a fresh token; what it printed
+        is forbidden in the transcript before anything can show it. The time
+        it takes is no stage's: the clock stops while it runs.
+        """
+        stepper.stop_clock()
+        try:
+            secret = await asyncio.to_thread(command_secret, self.profile)
+        except SecretCommandError as exc:
+            raise await stepper.decided_before(Stage.AUTH, exc) from None
+        assert secret is not None  # the profile names a command
+        self.transcript.forbid(secret.reveal())
+        return secret
 
     async def _tls_context_for(self, profile: Profile) -> ssl.SSLContext:
         """The TLS context, or a permanent TLS failure naming the unusable CA file."""
@@ -679,6 +700,8 @@ class SMTPSession:
         implicit_tls = self.profile.security is Security.TLS
         if isinstance(exc, AuthNotAttempted):
             return self._auth_not_attempted(exc)
+        if isinstance(exc, (SecretCommandError, TokenRenewalFailed)):
+            return SessionFailure(Stage.AUTH, str(exc), temporary=exc.temporary)
         if isinstance(exc, SMTPAuthenticationError) and stage is Stage.AUTH:
             return self._auth_refused(exc)
         if stage is Stage.TLS and isinstance(exc, SMTPNotSupported):
@@ -794,6 +817,11 @@ class SMTPSession:
                 f"only {offered or 'nothing'}"
             )
             remedy = Remedy.AUTH_MECHANISM
+        elif exc.reason is AuthRefusal.NO_MECHANISM and exc.token:
+            text = (
+                "the credential is an OAuth access token, and the server offers no mechanism "
+                f"for one, XOAUTH2 or OAUTHBEARER (offered: {offered or 'none'})"
+            )
         elif exc.reason is AuthRefusal.NO_MECHANISM:
             text = (
                 "the server offers no password mechanism tuimail supports "
@@ -806,13 +834,14 @@ class SMTPSession:
         return SessionFailure(Stage.AUTH, text, temporary=False, remedy=remedy)
 
     def _auth_refused(self, exc: SMTPAuthenticationError) -> SessionFailure:
-        """The server's answer to the one AUTH attempt."""
+        """The server's answer to the one AUTH attempt (a token's: with its challenge read)."""
         temporary = 400 <= exc.code < 500
-        what = (
-            "the server could not check the credentials right now"
-            if temporary
-            else f"the server rejected the user name or password for {self.profile.username}"
-        )
+        if temporary:
+            what = "the server could not check the credentials right now"
+        elif isinstance(exc, TokenRefused):
+            what = refusal_words(exc, self.profile.username)
+        else:
+            what = f"the server rejected the user name or password for {self.profile.username}"
         mechanism = self._require_stepper().mechanism
         used = f" using {mechanism.value.upper()}" if mechanism is not None else ""
         return SessionFailure(

@@ -21,8 +21,11 @@ opening hold in one place:
   stripped on the way, never on a connection opened to inspect a refused
   certificate (:func:`auth_refusal`);
 * without TLS the mechanism that does not reveal the password (CRAM-MD5)
-  comes first, and a refused AUTH is never retried with another mechanism
-  (:func:`choose_mechanism`).
+  comes first, a bearer token goes only by a mechanism made for tokens
+  (OAUTHBEARER, else XOAUTH2), and a refused AUTH is never retried with
+  another mechanism (:func:`choose_mechanism`);
+* a token the server refused as expired (its error challenge says so) is
+  renewed once and tried once more; never a loop (:meth:`Stepper.authenticate`).
 
 Words are not chosen here: the session and the probe each say a
 :class:`StageError` in their own terms (a failure to send, a Nagios state).
@@ -41,12 +44,13 @@ from collections.abc import AsyncIterator, Callable
 from aiosmtplib import SMTPResponse
 from aiosmtplib.errors import SMTPHeloError, SMTPNotSupported
 
+from tuimail.bearer import BearerToken, TokenRefused, TokenRenewalFailed
 from tuimail.credentials import Secret
 from tuimail.errors import TuimailError
 from tuimail.profiles import AuthMechanism
 from tuimail.stages import Stage
 from tuimail.tlsinfo import CertificateInfo, certificate_from_der, find_verification_error
-from tuimail.transcript import Transcript
+from tuimail.transcript import EventKind, Transcript
 from tuimail.wire import Endpoint, TranscribingSMTP, WireCapture
 
 #: The look at a refused certificate takes at most this, or the endpoint's timeout if shorter.
@@ -56,6 +60,8 @@ LOOK_TIMEOUT = 10.0
 _ORDER_SECURE = (AuthMechanism.PLAIN, AuthMechanism.LOGIN, AuthMechanism.CRAM_MD5)
 #: Without TLS: the mechanism that does not reveal the password first.
 _ORDER_PLAIN = (AuthMechanism.CRAM_MD5, AuthMechanism.PLAIN, AuthMechanism.LOGIN)
+#: A bearer token: the standard mechanism first, Google's and Microsoft's where it is all there is.
+_ORDER_TOKEN = (AuthMechanism.OAUTHBEARER, AuthMechanism.XOAUTH2)
 
 
 class StageError(TuimailError):
@@ -92,12 +98,19 @@ class AuthRefusal(enum.Enum):
 
 
 class AuthNotAttempted(TuimailError):
-    """The password was not sent, for ``reason``; ``offered`` is what the server listed."""
+    """The password was not sent, for ``reason``; ``offered`` is what the server listed.
 
-    def __init__(self, reason: AuthRefusal, offered: tuple[str, ...] = ()) -> None:
+    ``token``: the credential was a bearer token, for the words of
+    :attr:`AuthRefusal.NO_MECHANISM` (no token mechanism, not no password one).
+    """
+
+    def __init__(
+        self, reason: AuthRefusal, offered: tuple[str, ...] = (), *, token: bool = False
+    ) -> None:
         super().__init__(reason.value)
         self.reason = reason
         self.offered = offered
+        self.token = token
 
 
 def auth_refusal(
@@ -126,15 +139,20 @@ def auth_refusal(
 
 
 def choose_mechanism(
-    wanted: AuthMechanism, offered: list[str], *, secure: bool
+    wanted: AuthMechanism, offered: list[str], *, secure: bool, token: bool = False
 ) -> AuthMechanism | None:
     """The mechanism to use, or ``None`` when the server offers none that fits.
 
-    A mechanism the profile names is used only if offered. ``auto`` prefers
-    CRAM-MD5 without TLS, so the password itself does not cross the wire.
+    A mechanism the profile names is used only if offered. ``auto`` chooses
+    by the credential: a ``token`` goes by OAUTHBEARER when offered, else
+    XOAUTH2 (never as a password); a password prefers CRAM-MD5 without TLS,
+    so the password itself does not cross the wire, and never goes by a
+    token mechanism.
     """
     if wanted is not AuthMechanism.AUTO:
         return wanted if wanted.value in offered else None
+    if token:
+        return next((m for m in _ORDER_TOKEN if m.value in offered), None)
     order = _ORDER_SECURE if secure else _ORDER_PLAIN
     return next((m for m in order if m.value in offered), None)
 
@@ -214,7 +232,7 @@ class Stepper:
         failure = StageError(stage, exc, certificate)
         return failure if self._translate is None else self._translate(failure)
 
-    async def _decided_before(self, stage: Stage, error: BaseException) -> BaseException:
+    async def decided_before(self, stage: Stage, error: BaseException) -> BaseException:
         """``error`` decided before ``stage`` began: the stage fails with no exchange and no time."""
         self.stop_clock()
         self.stage = stage
@@ -259,7 +277,7 @@ class Stepper:
         """
         smtp = self.smtp
         if not smtp.supports_extension("starttls"):
-            raise await self._decided_before(Stage.TLS, SMTPNotSupported("STARTTLS is not offered"))
+            raise await self.decided_before(Stage.TLS, SMTPNotSupported("STARTTLS is not offered"))
         async with self.running(Stage.TLS):
             await smtp.starttls(
                 server_hostname=self.endpoint.host, tls_context=self.endpoint.tls_context
@@ -281,7 +299,11 @@ class Stepper:
 
         Raises a stage error whose error is :class:`AuthNotAttempted` when the
         password was not sent, or the server's refusal
-        (:class:`~aiosmtplib.errors.SMTPAuthenticationError`). Returns the
+        (:class:`~aiosmtplib.errors.SMTPAuthenticationError`; for a token,
+        :class:`~tuimail.bearer.TokenRefused` with the server's challenge).
+        A :class:`~tuimail.bearer.BearerToken` is a token (``auto`` picks a
+        token mechanism for it); a token refused as expired is renewed once
+        and sent once more (:meth:`_authenticate_bearer`). Returns the
         mechanism used; :attr:`mechanism` names it once chosen, for the words
         of a refusal.
         """
@@ -298,19 +320,66 @@ class Stepper:
         if refusal is None and not smtp.supports_extension("auth"):
             refusal = AuthRefusal.NOT_OFFERED
         mechanism = None
+        token = isinstance(password, BearerToken)
         if refusal is None:
-            mechanism = choose_mechanism(wanted, list(offered), secure=secure)
+            mechanism = choose_mechanism(wanted, list(offered), secure=secure, token=token)
             if mechanism is None:
                 refusal = AuthRefusal.NO_MECHANISM
         if refusal is None and password is None:
             refusal = AuthRefusal.NO_PASSWORD
         if refusal is not None or mechanism is None or password is None:
-            not_attempted = AuthNotAttempted(refusal or AuthRefusal.NO_MECHANISM, offered)
-            raise await self._decided_before(Stage.AUTH, not_attempted)
+            not_attempted = AuthNotAttempted(
+                refusal or AuthRefusal.NO_MECHANISM, offered, token=token
+            )
+            raise await self.decided_before(Stage.AUTH, not_attempted)
         self.mechanism = mechanism
+        if mechanism.takes_token:
+            await self._authenticate_bearer(mechanism, username, password)
+            return mechanism
         async with self.running(Stage.AUTH):
             await smtp.authenticate(mechanism, username, password.reveal())
         return mechanism
+
+    async def _authenticate_bearer(
+        self, mechanism: AuthMechanism, username: str, token: Secret
+    ) -> None:
+        """AUTH with a bearer token; once more with a fresh token if the first had expired.
+
+        Only a refusal whose error challenge says the token expired (or was
+        revoked: ``401``, ``invalid_token``), of a token that can be renewed,
+        on a connection still open, leads to the second attempt; whatever the
+        second answer, there is no third. The fresh token is forbidden in the
+        transcript before it goes out.
+        """
+        smtp = self.smtp
+        async with self.running(Stage.AUTH):
+            try:
+                await smtp.authenticate_bearer(mechanism, username, token)
+                return
+            except TokenRefused as refused:
+                renew = token.renew if isinstance(token, BearerToken) else None
+                challenge = refused.challenge
+                if renew is None or challenge is None or not challenge.expired:
+                    raise
+                if not smtp.is_connected:
+                    raise
+            transcript = smtp.capture.transcript
+            transcript.event(
+                EventKind.INFO,
+                "the server says the access token has expired: fetching a fresh one, "
+                "to try once more",
+            )
+            try:
+                fresh = await asyncio.to_thread(renew)
+            except Exception as exc:  # the provider, or the token command: said in words
+                raise await self.failed(Stage.AUTH, TokenRenewalFailed(exc)) from None
+            transcript.forbid(fresh.reveal())
+            try:
+                await smtp.authenticate_bearer(mechanism, username, fresh)
+            except TokenRefused as again:
+                raise TokenRefused(
+                    again.code, again.message, again.challenge, renewed=True
+                ) from None
 
     def close(self, text: str = "connection closed") -> None:
         """Drop the connection (without QUIT) and say so in the transcript, once."""

@@ -37,6 +37,15 @@ from aiosmtplib.errors import (
 )
 from aiosmtplib.protocol import SMTPProtocol
 
+from tuimail.bearer import (
+    OAUTHBEARER_ABORT,
+    XOAUTH2_ABORT,
+    TokenRefused,
+    oauthbearer_response,
+    read_challenge,
+    xoauth2_response,
+)
+from tuimail.credentials import Secret
 from tuimail.errors import TuimailError
 from tuimail.line_framer import LineFramer, cut_note
 from tuimail.stages import Stage
@@ -144,8 +153,11 @@ class WireCapture:
             summary = self.redactor.client_data(len(data) - 3, max(lines, 0))
             self.transcript.add(Direction.CLIENT, summary, secure=self.secure)
             return
-        for raw in data.split(b"\r\n"):
-            if not raw:
+        # An empty line inside AUTH is a SASL response (XOAUTH2's answer to an
+        # error challenge): recorded, and counted, as the response it is.
+        empty_response = data == b"\r\n" and self.redactor.sasl_pending
+        for raw in [b""] if empty_response else data.split(b"\r\n"):
+            if not raw and not empty_response:
                 continue
             if raw.upper() == b"STARTTLS" and not self.secure:
                 self._starttls_asked = True
@@ -380,18 +392,46 @@ class TranscribingSMTP(SMTP):
         raise ConnectFailed(host, port, tuple(failures))
 
     async def authenticate(self, mechanism: str, username: str, password: str) -> SMTPResponse:
-        """One AUTH exchange with the named mechanism (plain, login, cram-md5, xoauth2).
+        """One AUTH exchange with a password mechanism (plain, login, cram-md5).
 
         Unlike aiosmtplib's ``login()``, a refusal is not retried with every
-        other mechanism: one password, one attempt.
+        other mechanism: one password, one attempt. Tokens go through
+        :meth:`authenticate_bearer`.
         """
         method = {
             "plain": self.auth_plain,
             "login": self.auth_login,
             "cram-md5": self.auth_crammd5,
-            "xoauth2": self.auth_xoauth2,
         }[str(mechanism)]
         return await method(username, password)
+
+    async def authenticate_bearer(
+        self, mechanism: str, username: str, token: Secret
+    ) -> SMTPResponse:
+        """One AUTH exchange with a bearer token (xoauth2, oauthbearer), through the command API.
+
+        aiosmtplib's ``auth_xoauth2`` answers an error challenge itself and
+        raises with only the final ``535``; here the challenge is kept,
+        answered as the mechanism requires (tuimail/bearer.py), and raised
+        with the final reply as :class:`~tuimail.bearer.TokenRefused`.
+        """
+        oauthbearer = str(mechanism) == "oauthbearer"
+        if oauthbearer:
+            initial = oauthbearer_response(username, token, self.endpoint.host, self.endpoint.port)
+        else:
+            initial = xoauth2_response(username, token)
+        response = await self.execute_command(b"AUTH", str(mechanism).upper().encode(), initial)
+        challenge = None
+        if response.code == 334:
+            challenge = read_challenge(response.message)
+            answer = OAUTHBEARER_ABORT if oauthbearer else XOAUTH2_ABORT
+            response = await self.execute_command(answer)
+            if response.code == 334:
+                # Another challenge where the final reply belongs: cancel (RFC 4954 4).
+                response = await self.execute_command(b"*")
+        if response.code != 235:
+            raise TokenRefused(response.code, response.message, challenge)
+        return response
 
     def mark_secure(self) -> None:
         """Called once STARTTLS has upgraded the connection."""

@@ -8,11 +8,15 @@ from typing import TYPE_CHECKING
 
 from tuimail.cli import exitcodes
 from tuimail.cli.common import (
+    AUTH_CHOICES,
+    AUTH_HELP,
     CLIError,
+    add_secret_command_options,
     password_for,
     read_password,
     run_session_command,
     saved_profile,
+    secret_command_overrides,
 )
 from tuimail.console import terminal_json
 from tuimail.errors import NotFound
@@ -62,9 +66,7 @@ def _add_profile_options(parser: argparse.ArgumentParser, *, required_host: bool
     parser.add_argument("--user", dest="username")
     parser.add_argument("--from", dest="from_address", metavar="ADDR")
     parser.add_argument("--display-name")
-    parser.add_argument(
-        "--auth", dest="auth_mechanism", choices=["auto", "plain", "login", "cram-md5", "xoauth2"]
-    )
+    parser.add_argument("--auth", dest="auth_mechanism", choices=AUTH_CHOICES, help=AUTH_HELP)
     verify = parser.add_mutually_exclusive_group()
     verify.add_argument("--no-verify", dest="verify_tls", action="store_false", default=None)
     verify.add_argument("--verify", dest="verify_tls", action="store_true")
@@ -83,6 +85,7 @@ def _add_profile_options(parser: argparse.ArgumentParser, *, required_host: bool
     password.add_argument(
         "--no-password", action="store_true", help="do not ask for a password now"
     )
+    add_secret_command_options(password)
 
 
 def cmd_accounts_list(args: argparse.Namespace) -> int:
@@ -178,7 +181,8 @@ def _profile_changes(args: argparse.Namespace) -> dict[str, object]:
         "timeout",
         "ehlo_name",
     )
-    return {key: getattr(args, key) for key in keys if getattr(args, key, None) is not None}
+    changes = {key: getattr(args, key) for key in keys if getattr(args, key, None) is not None}
+    return {**changes, **secret_command_overrides(args)}
 
 
 def cmd_accounts_add(args: argparse.Namespace) -> int:
@@ -202,7 +206,7 @@ def cmd_accounts_add(args: argparse.Namespace) -> int:
                 f"a profile named {args.name!r} already exists; use 'tuimail accounts edit'"
             )
         secret = None
-        if profile.username and not args.no_password:
+        if profile.needs_password and not args.no_password:
             secret = read_password(args.password_stdin, f"Password for {profile.username}: ")
         warnings = save_account(profile, password=secret, store=store)
     except (ProfileError, ProfileStoreError, KeyringError) as exc:

@@ -142,12 +142,60 @@ def checked(make: Callable[[], T]) -> T:
         raise CLIError(str(exc)) from None
 
 
-def password_for(profile: Profile, from_stdin: bool, saved: bool) -> Secret | None:
-    """Where the password comes from: stdin, the keyring (saved profiles), or a prompt."""
+#: ``--auth``'s values: tuimail/profiles.py's ``AuthMechanism`` (spelt out: no import at start-up).
+AUTH_CHOICES = ["auto", "plain", "login", "cram-md5", "xoauth2", "oauthbearer"]
+AUTH_HELP = (
+    "SASL mechanism (default auto: for a password PLAIN, LOGIN or CRAM-MD5; "
+    "for a token OAUTHBEARER, else XOAUTH2)"
+)
+
+
+def add_secret_command_options(group: argparse._ActionsContainer) -> None:
+    """``--password-command`` and ``--token-command``, for send and accounts add/edit."""
+    group.add_argument(
+        "--password-command",
+        metavar="CMD",
+        help="run CMD (no shell unless you write sh -c) and use the first line it prints "
+        "as the password, at each send",
+    )
+    group.add_argument(
+        "--token-command",
+        metavar="CMD",
+        help="run CMD at each send and use the first line it prints as an OAuth 2.0 "
+        "access token (XOAUTH2 or OAUTHBEARER)",
+    )
+
+
+def secret_command_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The profile fields the command options set: one command replaces the other.
+
+    An empty CMD clears that command.
+    """
+    password_command = getattr(args, "password_command", None)
+    token_command = getattr(args, "token_command", None)
+    if token_command is not None:
+        return {"token_command": token_command, "password_command": ""}
+    if password_command is not None:
+        return {"password_command": password_command, "token_command": ""}
+    return {}
+
+
+def password_for(
+    profile: Profile, from_stdin: bool, saved: bool, *, run_command: bool = False
+) -> Secret | None:
+    """Where the password comes from: stdin, the keyring (saved profiles), or a prompt.
+
+    A profile whose secret comes from a command gives None: the session runs
+    the command each time it authenticates (so the outbox's retries do too).
+    With ``run_command`` (a caller that authenticates outside a session, the
+    probe), the command runs now.
+    """
     if not profile.username:
         return None
     if from_stdin:
         return read_password(True, "")
+    if profile.secret_command:
+        return command_secret_now(profile) if run_command else None
     if saved:
         from tuimail.credentials import CredentialStore, KeyringError
 
@@ -161,6 +209,16 @@ def password_for(profile: Profile, from_stdin: bool, saved: bool) -> Secret | No
         if secret is not None:
             return secret
     return read_password(False, f"Password for {profile.username} at {profile.host}: ")
+
+
+def command_secret_now(profile: Profile) -> Secret | None:
+    """The secret the profile's command prints, or its failure as the CLI's error."""
+    from tuimail.secret_command import SecretCommandError, command_secret
+
+    try:
+        return command_secret(profile)
+    except SecretCommandError as exc:
+        raise CLIError(str(exc), exitcodes.CONFIG) from None
 
 
 def run_session_command(

@@ -104,7 +104,7 @@ async def _probe(args: argparse.Namespace, thresholds: Thresholds) -> int:
         profile = saved_profile(args.profile)
         target = ProbeTarget.from_profile(profile, thresholds)
         if profile.username:
-            password = password_for(profile, args.password_stdin, saved=True)
+            password = password_for(profile, args.password_stdin, saved=True, run_command=True)
         targets = [target]
     elif args.mx:
         try:

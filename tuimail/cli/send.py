@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING
 
 from tuimail.cli import exitcodes
 from tuimail.cli.common import (
+    AUTH_CHOICES,
+    AUTH_HELP,
     CLIError,
+    add_secret_command_options,
     checked,
     local_time,
     password_for,
@@ -17,6 +20,7 @@ from tuimail.cli.common import (
     run_session_command,
     saved_profile,
     seconds,
+    secret_command_overrides,
     split_server,
 )
 
@@ -72,7 +76,7 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, with_profile: bo
     group.add_argument("--server", metavar="HOST[:PORT]", help="connect to this server instead")
     group.add_argument("--security", choices=["tls", "starttls", "none"])
     group.add_argument("--user", metavar="USER", help="authenticate as USER")
-    group.add_argument("--auth", choices=["auto", "plain", "login", "cram-md5", "xoauth2"])
+    group.add_argument("--auth", choices=AUTH_CHOICES, help=AUTH_HELP)
     group.add_argument(
         "--ca-file", metavar="PATH", help="trust this CA file instead of the system store"
     )
@@ -91,11 +95,13 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, with_profile: bo
         metavar="SECONDS",
         help="limit for the whole session",
     )
-    group.add_argument(
+    secret = group.add_mutually_exclusive_group()
+    secret.add_argument(
         "--password-stdin",
         action="store_true",
         help="read the password from the first line of stdin",
     )
+    add_secret_command_options(secret)
 
 
 def _connection_profile(args: argparse.Namespace) -> Profile:
@@ -115,6 +121,7 @@ def _connection_profile(args: argparse.Namespace) -> Profile:
     ):
         if value is not None and value != "":
             overrides[key] = value
+    overrides.update(secret_command_overrides(args))
     if args.server:
         host, port = split_server(args.server)
         base = checked(lambda: Profile(name="command-line", host=host, port=port))
