@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
@@ -289,19 +290,30 @@ UNSAFE_SETTINGS = {
 }
 
 
+#: Saves what the account dialog holds (in a worker thread): "" when saved, else why not.
+AccountSaver = Callable[[AccountForm], str]
+
+
 class AccountDialog(ModalScreen[AccountForm | None]):
     """Add or edit a profile. The password field is masked and goes to the keyring.
 
     It opens with the focus on the first field. Enter in a field moves to the
     next one and saves from the last; a setting that makes the connection
     unsafe is asked about once when it is turned on.
+
+    Given ``save``, the dialog saves before it closes, in a worker thread, and
+    closes only once saved: when the keyring (or the profile file) refuses,
+    it stays open with the reason under the form and every field as typed,
+    the password still in its masked field, to be fixed and saved again or
+    cancelled. Closing on a refusal threw away all that was typed.
     """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
-    def __init__(self, profile: Profile | None = None) -> None:
+    def __init__(self, profile: Profile | None = None, save: AccountSaver | None = None) -> None:
         super().__init__()
         self.profile = profile
+        self._save_with = save
         #: The unsafe settings the user has confirmed in this dialog (or that were already set).
         self._unsafe_confirmed: set[str] = set()
         if profile is not None:
@@ -447,13 +459,43 @@ class AccountDialog(ModalScreen[AccountForm | None]):
         ):
             error.update("password: needed for a profile with a user name")
             return
-        self.dismiss(
-            AccountForm(
-                profile,
-                Secret(password) if password else None,
-                self.profile.name if self.profile else None,
-            )
+        form = AccountForm(
+            profile,
+            Secret(password) if password else None,
+            self.profile.name if self.profile else None,
         )
+        if self._save_with is None:
+            self.dismiss(form)
+            return
+        save_button = self.query_one("#save", Button)
+        if save_button.disabled:
+            return  # a save is under way: Enter pressed twice saves once
+        save_button.disabled = True
+        error.remove_class("error")
+        error.update("Saving…")
+        self._save_in_thread(self._save_with, form)
+
+    @work(thread=True, exclusive=True, group="account-save", exit_on_error=False)
+    def _save_in_thread(self, save: AccountSaver, form: AccountForm) -> None:
+        """The keyring and the profile file are used off the UI loop."""
+        try:
+            problem = save(form)
+        except Exception as exc:  # whatever it is, the dialog says so and keeps the fields
+            # Its type only: an error raised while storing could quote the password.
+            problem = f"The account could not be saved ({type(exc).__name__})."
+        with contextlib.suppress(RuntimeError):  # the app has stopped meanwhile
+            self.app.call_from_thread(self._save_ended, form, problem)
+
+    def _save_ended(self, form: AccountForm, problem: str) -> None:
+        if not self.is_current:
+            return  # cancelled while saving: the saver has told the app what happened
+        if not problem:
+            self.dismiss(form)
+            return
+        self.query_one("#save", Button).disabled = False
+        error = self.query_one("#error", Label)
+        error.add_class("error")
+        error.update(shown(problem, keep_newlines=True))
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
@@ -508,6 +550,7 @@ The command palette (`ctrl+p`) has every action, and the theme picker.
 __all__ = [
     "AccountDialog",
     "AccountForm",
+    "AccountSaver",
     "ConfirmDialog",
     "ExportDialog",
     "ExportRequest",
