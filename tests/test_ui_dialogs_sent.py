@@ -10,16 +10,27 @@ from typing import Any
 import keyring
 import keyring.errors
 import pytest
-from textual.widgets import Button, Input
+from textual.pilot import Pilot
+from textual.widgets import Button, DataTable, Input, TabbedContent
 
 from tests.conftest import SecretService
 from tests.test_ui_app import fill_account_dialog
-from tests.ui_support import screen_text, static_text, wait_for
+from tests.ui_support import (
+    fill_draft,
+    open_mailboxes,
+    screen_text,
+    static_text,
+    wait_for,
+    wait_for_mailboxes,
+    wait_for_run,
+    wait_for_sandbox,
+)
 from tuimail.credentials import CredentialStore
 from tuimail.profiles import ProfileStore
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.screens.accounts import AccountsScreen
 from tuimail.ui.screens.dialogs import AccountDialog
+from tuimail.ui.widgets.transcript_view import TranscriptView
 
 WIDE = (120, 40)
 PASSWORD = "typed-Once-Secret-73"
@@ -112,3 +123,146 @@ async def test_a_refused_save_can_be_cancelled_and_nothing_is_kept() -> None:
         assert "work" not in app.model.saved_profiles
         assert "work" not in ProfileStore().load()
         assert PASSWORD not in screen_text(app)
+
+
+# -- F7 Sent: sandbox sends, the layout, the footer ---------------------------------
+
+
+async def test_a_sandbox_send_is_in_sent_marked_as_the_sandboxs_and_never_queued() -> None:
+    app = TuimailApp()
+    async with app.run_test(size=WIDE) as pilot:
+        await wait_for_sandbox(pilot)
+        await fill_draft(pilot, to="new.user@example.test", subject="Trying it", body="Hello")
+        await pilot.press("ctrl+s")
+        run = await wait_for_run(pilot)
+        assert run.report is not None and run.report.ok
+        sandbox = app.model.sandbox
+        assert sandbox is not None and len(sandbox.messages()) == 1
+
+        screen = await open_mailboxes(pilot, "tab-sent")
+        table = screen.query_one("#sent-table", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1, "the sandbox send in Sent")
+        _sent_at, where, to, subject = (str(value) for value in table.get_row_at(0))
+        assert (where, to, subject) == ("sandbox", "new.user@example.test", "Trying it")
+        table.move_cursor(row=0)
+        await wait_for(
+            pilot,
+            lambda: "Subject: Trying it" in static_text(app, "#sent-view"),
+            "the preview",
+        )
+        assert static_text(app, "#sent-view").startswith("Sent to the built-in sandbox")
+        view = screen.query_one("#sent-transcript", TranscriptView)
+        assert view.transcript is not None
+        assert any(e.text.startswith("250 2.0.0 Ok: queued as") for e in view.transcript)
+        assert "sandbox" in screen_text(app)
+
+        # Not in the outbox: no flush, now or in a later run (on another port), sends it again.
+        outbox = app.model.outbox
+        assert outbox.entries() == []
+        await app.flush_due().wait()
+        assert len(sandbox.messages()) == 1
+        assert [run.kind for run in app.model.history.runs] == ["send"]
+
+
+def _fixed_sent(data_dir: Path) -> None:
+    """One message sent through a server and one to the sandbox, with fixed transcripts."""
+    import json
+    import os
+    import time
+
+    from tuimail.maildir import deliver, ensure_maildir
+
+    root = data_dir / "tuimail"
+    ensure_maildir(root / "sent")
+    (root / "sent-transcripts").mkdir(parents=True, exist_ok=True)
+    sent = [
+        ("1740821400.M1P1Q1.snapshot", "bob@example.test", "Quarterly numbers", 9),
+        ("1740821460.M1P1Q2.snapshot,sandbox", "new.user@example.test", "Trying it", 10),
+    ]
+    for key, to, subject, hour in sent:
+        message = (
+            f"From: me@example.test\r\nTo: {to}\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{hour}@example.test>\r\n\r\nSee you soon.\r\n"
+        ).encode()
+        deliver(root / "sent", message, durable=False, key=key)
+        when = time.mktime((2025, 3, 1, hour, 30, 0, 0, 0, -1))
+        os.utime(root / "sent" / "new" / key, (when, when))
+        lines = [
+            {"t": 0.001, "dir": "server", "text": "220 mail.example.test ESMTP"},
+            {"t": 0.002, "dir": "client", "text": "EHLO laptop.example.test"},
+            {"t": 0.003, "dir": "server", "text": "250 mail.example.test"},
+            {"t": 0.004, "dir": "client", "text": f"MAIL FROM:<me@example.test> RCPT TO:<{to}>"},
+            {"t": 0.005, "dir": "server", "text": "250 2.0.0 Ok: queued"},
+        ]
+        text = "".join(json.dumps(line) + "\n" for line in lines)
+        (root / "sent-transcripts" / f"{key}.jsonl").write_text(text)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_sent_snapshot(snap_compare: Any, isolated_dirs: Path, size: tuple[int, int]) -> None:
+    """The table above, the message and its transcript beside each other below."""
+    _fixed_sent(isolated_dirs / "data")
+
+    async def show(pilot: Pilot[Any]) -> None:
+        screen = await open_mailboxes(pilot, "tab-sent")
+        screen.query_one("#sent-table", DataTable).move_cursor(row=0)
+        await wait_for_mailboxes(pilot)
+        await pilot.pause()
+
+    assert snap_compare(TuimailApp(start_sandbox=False), terminal_size=size, run_before=show)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+async def test_sent_table_and_preview_do_not_run_together(
+    isolated_dirs: Path, size: tuple[int, int]
+) -> None:
+    _fixed_sent(isolated_dirs / "data")
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=size) as pilot:
+        screen = await open_mailboxes(pilot, "tab-sent")
+        table = screen.query_one("#sent-table", DataTable)
+        table.move_cursor(row=0)
+        await wait_for_mailboxes(pilot)
+        await wait_for(pilot, lambda: "From:" in static_text(app, "#sent-view"), "the preview")
+        await pilot.pause()
+        text = screen_text(app)
+        header = next(line for line in text.splitlines() if "Subject" in line and "To" in line)
+        assert "From:" not in header
+        # Every column of the table is whole on screen, and the preview starts under it.
+        assert "Sent" in header and "Where" in header and "Subject" in header
+        preview = screen.query_one("#sent-message").region
+        transcript = screen.query_one("#sent-transcript").region
+        assert preview.y >= table.region.bottom and transcript.y >= table.region.bottom
+        assert preview.right <= transcript.x
+        assert "Quarterly numbers" in text and "Trying it" in text
+
+
+async def test_the_f7_footer_shows_only_the_current_tabs_actions(isolated_dirs: Path) -> None:
+    _fixed_sent(isolated_dirs / "data")
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=WIDE) as pilot:
+
+        def footer() -> str:
+            return screen_text(app).splitlines()[-1]
+
+        expected = {
+            "tab-outbox": ({"Retry", "Edit as draft", "Delete"}, {"Export", "Open draft"}),
+            "tab-drafts": ({"Delete", "Open draft"}, {"Retry", "Edit as draft", "Export"}),
+            "tab-sent": ({"Export"}, {"Retry", "Edit as draft", "Delete", "Open draft"}),
+        }
+        screen = await open_mailboxes(pilot, "tab-outbox")
+        for tab in ("tab-outbox", "tab-sent", "tab-drafts", "tab-outbox"):
+            screen.query_one("#boxes", TabbedContent).active = tab
+            shown_words, hidden_words = expected[tab]
+            await wait_for(
+                pilot,
+                lambda: (
+                    all(w in footer() for w in shown_words)  # noqa: B023
+                    and not any(w in footer() for w in hidden_words)
+                ),  # noqa: B023
+                f"the footer of {tab} (it reads {footer()!r})",
+            )
+        # An action of another tab does nothing here: x on Outbox opens no export dialog.
+        await pilot.press("x")
+        await pilot.pause()
+        assert app.screen is screen

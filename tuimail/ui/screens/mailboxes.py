@@ -30,7 +30,14 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 from tuimail.atomic import atomic_write_bytes
 from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft
-from tuimail.outbox import MessageNotFound, Outbox, OutboxError, Queued, short_id
+from tuimail.outbox import (
+    MessageNotFound,
+    Outbox,
+    OutboxError,
+    Queued,
+    sent_to_sandbox,
+    short_id,
+)
 from tuimail.transcript import Transcript
 from tuimail.ui.history import SessionRun
 from tuimail.ui.messages import RetryRequest
@@ -39,7 +46,7 @@ from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.screens.dialogs import ConfirmDialog, ExportDialog, ExportRequest
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
-from tuimail.ui.words import last_error
+from tuimail.ui.words import SANDBOX_SENT_NOTE, SANDBOX_SENT_TAG, last_error
 from tuimail.user_config import ConfigError
 
 #: What reading back a stored transcript raises when its file was edited or cut short:
@@ -89,12 +96,14 @@ def _addresses(value: object) -> list[str]:
 
 @dataclass(frozen=True)
 class SentRow:
-    """One line of the Sent table: the message's key, when it went, its To and Subject."""
+    """One line of the Sent table: the message's key, when it went, its To and Subject,
+    and whether it went to the built-in sandbox rather than to a mail server."""
 
     key: str
     when: float
     to: str
     subject: str
+    sandbox: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,7 +133,7 @@ def read_listing(outbox: Outbox) -> Listing:
         except OSError:  # removed since it was listed
             when = 0.0
         to, subject = header_text(message, "To"), header_text(message, "Subject")
-        rows.append(SentRow(key, when, to, subject))
+        rows.append(SentRow(key, when, to, subject, sent_to_sandbox(key)))
     return Listing(queued, drafts, sent, rows)
 
 
@@ -132,6 +141,8 @@ def sent_preview(outbox: Outbox, data: bytes, key: str) -> tuple[str, Transcript
     """A sent message as :func:`~tuimail.ui.outside.message_preview` shows it, and its
     transcript (in a thread)."""
     text = message_preview(data, full_copy="export it (x) to read it all")
+    if sent_to_sandbox(key):
+        text = f"{SANDBOX_SENT_NOTE}\n\n{text}"
     try:
         transcript: Transcript | None = Transcript.from_jsonl(outbox.sent_transcript(key))
     except _UNREADABLE_TRANSCRIPT:
@@ -175,12 +186,35 @@ class MailboxesScreen(ModelScreen):
                 yield Static("", id="outbox-detail", markup=False)
             with TabPane("Drafts", id="tab-drafts"):
                 yield DataTable(id="drafts-table", cursor_type="row", zebra_stripes=True)
-            with TabPane("Sent", id="tab-sent"), Horizontal():
+            # The table above, the message and its transcript side by side below: three
+            # panes in a row ran the table's columns into the message at 120 columns.
+            with TabPane("Sent", id="tab-sent"):
                 yield DataTable(id="sent-table", cursor_type="row", zebra_stripes=True)
-                with VerticalScroll(id="sent-message"):
-                    yield Static("", id="sent-view", markup=False)
-                yield TranscriptView(id="sent-transcript")
+                with Horizontal(id="sent-detail"):
+                    with VerticalScroll(id="sent-message"):
+                        yield Static("", id="sent-view", markup=False)
+                    yield TranscriptView(id="sent-transcript")
         yield Footer()
+
+    #: The tab each action works on: the footer shows only the current tab's.
+    ACTION_TABS = {
+        "retry": ("tab-outbox",),
+        "edit": ("tab-outbox",),
+        "delete": ("tab-outbox", "tab-drafts"),
+        "open_draft": ("tab-drafts",),
+        "export": ("tab-sent",),
+    }
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """An action of another tab is hidden from the footer (and does nothing here)."""
+        tabs = self.ACTION_TABS.get(action)
+        if tabs is None or not self.is_mounted:
+            return True
+        return self.current_tab in tabs
+
+    @on(TabbedContent.TabActivated, "#boxes")
+    def _tab_changed(self) -> None:
+        self.refresh_bindings()
 
     def on_mount(self) -> None:
         model = self.model
@@ -197,7 +231,7 @@ class MailboxesScreen(ModelScreen):
         self.query_one("#drafts-table", DataTable).add_columns(
             "Saved", "Subject and recipients", "Profile"
         )
-        self.query_one("#sent-table", DataTable).add_columns("Sent", "To", "Subject")
+        self.query_one("#sent-table", DataTable).add_columns("Sent", "Where", "To", "Subject")
         self.reload()
 
     def on_screen_resume(self) -> None:
@@ -264,7 +298,8 @@ class MailboxesScreen(ModelScreen):
         sent = self.query_one("#sent-table", DataTable)
         sent.clear()
         for row in listing.sent_rows:
-            sent.add_row(_when(row.when), cell(row.to), cell(row.subject), key=row.key)
+            where = cell(SANDBOX_SENT_TAG, style="bold") if row.sandbox else cell("server")
+            sent.add_row(_when(row.when), where, cell(row.to), cell(row.subject), key=row.key)
         # The detail follows the table as it is now: a deleted message is not shown.
         self._outbox_row()
         if listing.problem:
