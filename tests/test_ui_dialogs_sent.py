@@ -4,6 +4,7 @@ footer) and where exports land: as a new user meets them, with real keyrings and
 from __future__ import annotations
 
 import contextlib
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,12 @@ from tests.ui_support import (
     wait_for_run,
     wait_for_sandbox,
 )
+from tuimail import paths
 from tuimail.credentials import CredentialStore
 from tuimail.profiles import ProfileStore
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.screens.accounts import AccountsScreen
-from tuimail.ui.screens.dialogs import AccountDialog
+from tuimail.ui.screens.dialogs import AccountDialog, ExportDialog
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
 WIDE = (120, 40)
@@ -163,6 +165,14 @@ async def test_a_sandbox_send_is_in_sent_marked_as_the_sandboxs_and_never_queued
         assert len(sandbox.messages()) == 1
         assert [run.kind for run in app.model.history.runs] == ["send"]
 
+        # F3's export starts in the data dir's exports folder too.
+        await pilot.press("f3")
+        await pilot.press("ctrl+e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog), "the export dialog")
+        default = Path(app.screen.query_one("#path", Input).value)
+        assert default.parent == paths.exports_dir() and default.suffix == ".txt"
+        await pilot.press("escape")
+
 
 def _fixed_sent(data_dir: Path) -> None:
     """One message sent through a server and one to the sandbox, with fixed transcripts."""
@@ -256,13 +266,74 @@ async def test_the_f7_footer_shows_only_the_current_tabs_actions(isolated_dirs: 
             shown_words, hidden_words = expected[tab]
             await wait_for(
                 pilot,
-                lambda: (
-                    all(w in footer() for w in shown_words)  # noqa: B023
-                    and not any(w in footer() for w in hidden_words)
-                ),  # noqa: B023
-                f"the footer of {tab} (it reads {footer()!r})",
+                lambda shown=shown_words, hidden=hidden_words: (
+                    all(w in footer() for w in shown) and not any(w in footer() for w in hidden)
+                ),
+                f"the footer of {tab}",
             )
         # An action of another tab does nothing here: x on Outbox opens no export dialog.
         await pilot.press("x")
         await pilot.pause()
         assert app.screen is screen
+
+
+# -- where exports land --------------------------------------------------------------
+
+
+async def export_from_sent(pilot: Any, path: str | None = None) -> None:
+    """x on the selected sent message; ``path`` typed over the default, or the default kept."""
+    app = pilot.app
+    await pilot.press("x")
+    await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog), "the export dialog")
+    if path is not None:
+        field = app.screen.query_one("#path", Input)
+        field.focus()
+        field.value = path
+    await pilot.click("#export")
+    await wait_for(pilot, lambda: not isinstance(app.screen, ExportDialog), "the dialog to close")
+
+
+async def test_exports_go_to_the_data_dirs_private_exports_folder_and_replace_nothing(
+    isolated_dirs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    start = tmp_path / "started-here"
+    start.mkdir()
+    monkeypatch.chdir(start)  # where `make run` starts the app: the repository
+    _fixed_sent(isolated_dirs / "data")
+    exports = paths.exports_dir()
+    assert exports == isolated_dirs / "data" / "tuimail" / "exports"
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_mailboxes(pilot, "tab-sent")
+        table = screen.query_one("#sent-table", DataTable)
+        table.move_cursor(row=1)  # the message sent through a server
+        await wait_for_mailboxes(pilot)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog), "the export dialog")
+        default = Path(app.screen.query_one("#path", Input).value)
+        assert default.parent == exports and default.stem == "tuimail-1740821400.M1P1Q1"
+        assert str(exports) in static_text(app, "#export-where")  # said in the dialog
+        await pilot.click("#export")
+
+        first = [
+            exports / "tuimail-1740821400.M1P1Q1.eml",
+            exports / "tuimail-1740821400.M1P1Q1.txt",
+        ]
+        await wait_for(pilot, lambda: all(p.exists() for p in first), "the export")
+        assert stat.S_IMODE(exports.stat().st_mode) == 0o700
+        assert b"Subject: Quarterly numbers" in first[0].read_bytes()
+        assert "250 2.0.0 Ok: queued" in first[1].read_text()
+
+        # The same export again keeps the first files and says where the new ones went.
+        first[0].write_bytes(b"kept by the user")
+        await export_from_sent(pilot)
+        second = [p.with_name(p.stem + "-2" + p.suffix) for p in first]
+        await wait_for(pilot, lambda: all(p.exists() for p in second), "the second export")
+        assert first[0].read_bytes() == b"kept by the user"
+        assert any("-2.eml" in n.message and "kept" in n.message for n in app._notifications)
+
+        # A name typed without a folder lands in the exports folder, not where the app started.
+        await export_from_sent(pilot, "for-bob.eml")
+        await wait_for(pilot, lambda: (exports / "for-bob.eml").exists(), "the named export")
+        assert (exports / "for-bob.txt").exists()
+        assert list(start.iterdir()) == []

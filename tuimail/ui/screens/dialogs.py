@@ -158,18 +158,77 @@ class ExportRequest:
     format: str  # "text" or "jsonl"
 
 
+def write_export(path: Path, files: list[tuple[str, bytes]]) -> list[Path]:
+    """Write each ``(suffix, data)`` as ``path`` with that suffix; the paths written.
+
+    Never replaces a file: when one of the names is taken, all of them get the
+    next free ``-2``, ``-3``... (each file is linked into place, which fails on
+    a name taken meanwhile, so a race cannot overwrite either). The folder is
+    made if missing, private (0700); the exports folder of the data dir is
+    kept private. File I/O: call it in a thread. Raises :class:`OSError`.
+    """
+    import os
+    import tempfile
+
+    from tuimail import paths
+
+    directory = path.parent
+    paths.ensure_private_dir(directory, tighten=directory == paths.exports_dir())
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    for number in range(1, 1000):
+        name = stem if number == 1 else f"{stem}-{number}"
+        targets = [directory / f"{name}{suffix}" for suffix, _data in files]
+        if any(os.path.lexists(target) for target in targets):
+            continue
+        written: list[Path] = []
+        try:
+            for target, (_suffix, data) in zip(targets, files, strict=True):
+                fd, temporary = tempfile.mkstemp(prefix=".tuimail-export-", dir=directory)
+                try:
+                    with os.fdopen(fd, "wb") as file:
+                        file.write(data)
+                    os.link(temporary, target)  # refuses a name that exists
+                finally:
+                    os.unlink(temporary)
+                written.append(target)
+        except FileExistsError:  # taken meanwhile: take back ours, try the next name
+            for target in written:
+                os.unlink(target)
+            continue
+        return written
+    raise FileExistsError(17, "no free name for the export", str(path))
+
+
 class ExportDialog(ModalScreen[ExportRequest | None]):
-    """Where to write a transcript, and as what."""
+    """Where to write an export, and as what.
+
+    The path starts in the data dir's ``exports/`` folder (shown, and
+    editable); a relative path is taken inside it, not in whatever directory
+    the app was started from. An existing file is never replaced
+    (:func:`write_export`).
+    """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
-    def __init__(self, default_path: Path) -> None:
+    def __init__(
+        self, default_path: Path, what: str = "the transcript (the whole session, redacted)"
+    ) -> None:
         super().__init__()
         self.default_path = default_path
+        self.what = what
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label("Export the transcript (the whole session, redacted)")
+            yield Label(f"Export {self.what}")
+            yield Label(
+                shown(
+                    f"Into {self.default_path.parent} unless you edit the path; "
+                    "an existing file is kept (a free name is chosen)."
+                ),
+                id="export-where",
+                classes="note",
+                markup=False,
+            )
             yield Input(str(self.default_path), id="path")
             yield Select(
                 [("Text (swaks-style arrows)", "text"), ("JSON Lines", "jsonl")],
@@ -199,6 +258,11 @@ class ExportDialog(ModalScreen[ExportRequest | None]):
         if path is None:
             self.query_one("#error", Label).update(problem)
             return
+        if not path.name or path.name in (".", ".."):
+            self.query_one("#error", Label).update("type a file name at the end of the path")
+            return
+        if not path.is_absolute():  # inside the folder shown, not the app's start directory
+            path = self.default_path.parent / path
         self.dismiss(ExportRequest(path, str(value)))
 
     @on(Button.Pressed, "#cancel")
@@ -558,4 +622,5 @@ __all__ = [
     "FormCheckbox",
     "FormSelect",
     "HelpScreen",
+    "write_export",
 ]

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
-from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -27,7 +26,7 @@ from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from tuimail.atomic import atomic_write_bytes
+from tuimail import paths
 from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft
 from tuimail.outbox import (
@@ -43,7 +42,7 @@ from tuimail.ui.history import SessionRun
 from tuimail.ui.messages import RetryRequest
 from tuimail.ui.outside import cell, header_text, message_preview, shown
 from tuimail.ui.screens.base import ModelScreen
-from tuimail.ui.screens.dialogs import ConfirmDialog, ExportDialog, ExportRequest
+from tuimail.ui.screens.dialogs import ConfirmDialog, ExportDialog, ExportRequest, write_export
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
 from tuimail.ui.words import SANDBOX_SENT_NOTE, SANDBOX_SENT_TAG, last_error
@@ -278,6 +277,11 @@ class MailboxesScreen(ModelScreen):
         self._shown = read.number
         listing = read.listing
         self.queued, self.drafts, self.sent = listing.queued, listing.drafts, listing.sent
+        # Each cursor stays on its row: a reading follows every dialog (an export, a
+        # delete asked about), and the next key must act on the row the user chose.
+        chosen = {
+            name: self._selected(name) for name in ("outbox-table", "drafts-table", "sent-table")
+        }
         table = self.query_one("#outbox-table", DataTable)
         table.clear()
         for queued in self.queued.values():
@@ -300,6 +304,10 @@ class MailboxesScreen(ModelScreen):
         for row in listing.sent_rows:
             where = cell(SANDBOX_SENT_TAG, style="bold") if row.sandbox else cell("server")
             sent.add_row(_when(row.when), where, cell(row.to), cell(row.subject), key=row.key)
+        for name, key in chosen.items():
+            refilled = self.query_one(f"#{name}", DataTable)
+            if key is not None and key in refilled.rows:
+                refilled.move_cursor(row=refilled.get_row_index(key), animate=False)
         # The detail follows the table as it is now: a deleted message is not shown.
         self._outbox_row()
         if listing.problem:
@@ -451,8 +459,9 @@ class MailboxesScreen(ModelScreen):
         if key is None:
             self.notify("Choose a sent message to export.", severity="warning")
             return
-        default = Path.cwd() / f"tuimail-{short_id(key)}.eml"
-        self.app.push_screen(ExportDialog(default), lambda request: self._export(key, request))
+        default = paths.exports_dir() / f"tuimail-{short_id(key)}.eml"
+        dialog = ExportDialog(default, "the message (.eml) and its transcript")
+        self.app.push_screen(dialog, lambda request: self._export(key, request))
 
     def _export(self, key: str, request: ExportRequest | None) -> None:
         if request is not None:
@@ -461,20 +470,19 @@ class MailboxesScreen(ModelScreen):
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
     def write_export(self, key: str, request: ExportRequest) -> None:
         """The message as .eml beside the transcript in the chosen format."""
-        eml = request.path.with_suffix(".eml")
-        transcript_path = request.path.with_suffix(
-            ".jsonl" if request.format == "jsonl" else ".txt"
-        )
+        suffix = ".jsonl" if request.format == "jsonl" else ".txt"
         try:
             transcript = Transcript.from_jsonl(self.model.outbox.sent_transcript(key))
             text = transcript.to_jsonl() if request.format == "jsonl" else transcript.to_text()
-            atomic_write_bytes(eml, self.sent[key], mode=0o600)
-            atomic_write_bytes(transcript_path, text.encode("utf-8"), mode=0o600)
+            eml, transcript_path = write_export(
+                request.path, [(".eml", self.sent[key]), (suffix, text.encode("utf-8"))]
+            )
         except _UNREADABLE_TRANSCRIPT as exc:
             self.app.call_from_thread(self._say, f"Export failed: {exc}")
             return
+        kept = "" if eml.stem == request.path.stem else " (a file of that name was kept)"
         self.app.call_from_thread(
-            self._say, f"Exported {eml.name} and {transcript_path.name}", "information"
+            self._say, f"Exported {eml} and {transcript_path.name}{kept}", "information"
         )
 
     def _session_finished(self, run: SessionRun) -> None:
