@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +256,11 @@ async def test_the_f7_footer_shows_only_the_current_tabs_actions(isolated_dirs: 
         def footer() -> str:
             return screen_text(app).splitlines()[-1]
 
+        def footer_is(shown: set[str], hidden: set[str]) -> Callable[[], bool]:
+            return lambda: (
+                all(w in footer() for w in shown) and not any(w in footer() for w in hidden)
+            )
+
         expected = {
             "tab-outbox": ({"Retry", "Edit as draft", "Delete"}, {"Export", "Open draft"}),
             "tab-drafts": ({"Delete", "Open draft"}, {"Retry", "Edit as draft", "Export"}),
@@ -264,13 +270,7 @@ async def test_the_f7_footer_shows_only_the_current_tabs_actions(isolated_dirs: 
         for tab in ("tab-outbox", "tab-sent", "tab-drafts", "tab-outbox"):
             screen.query_one("#boxes", TabbedContent).active = tab
             shown_words, hidden_words = expected[tab]
-            await wait_for(
-                pilot,
-                lambda shown=shown_words, hidden=hidden_words: (
-                    all(w in footer() for w in shown) and not any(w in footer() for w in hidden)
-                ),
-                f"the footer of {tab}",
-            )
+            await wait_for(pilot, footer_is(shown_words, hidden_words), f"the footer of {tab}")
         # An action of another tab does nothing here: x on Outbox opens no export dialog.
         await pilot.press("x")
         await pilot.pause()
