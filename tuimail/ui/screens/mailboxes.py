@@ -22,6 +22,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
@@ -210,9 +211,12 @@ class MailboxesScreen(ModelScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """An action of another tab is hidden from the footer (and does nothing here)."""
         tabs = self.ACTION_TABS.get(action)
-        if tabs is None or not self.is_mounted:
+        if tabs is None:
             return True
-        return self.current_tab in tabs
+        try:
+            return self.current_tab in tabs
+        except NoMatches:  # asked before the tabs are composed
+            return True
 
     @on(TabbedContent.TabActivated, "#boxes")
     def _tab_changed(self) -> None:
