@@ -166,8 +166,11 @@ class TranscriptScreen(ModelScreen):
                 markup=False,
             )
             return
+        kept = "" if written == request.path else " (a file of that name was kept)"
         self.app.call_from_thread(
-            self.notify, shown(f"Exported {len(transcript)} lines to {written}"), markup=False
+            self.notify,
+            shown(f"Exported {len(transcript)} lines to {written}{kept}"),
+            markup=False,
         )
 
     # -- sessions (from the model's signals) ---------------------------------
