@@ -508,6 +508,11 @@ class TuimailApp(App[None]):
             report = await send(
                 profile, outgoing, password, on_entry=deliver_live, transcript=run.transcript
             )
+            if report.delivery is not None:  # the sandbox took it: Sent shows it (F7)
+                try:
+                    run.outbox_key = await model.record_sandbox_send(outgoing, run.transcript)
+                except (OutboxError, user_config.ConfigError) as exc:
+                    self.tell(str(exc), title="Sent", severity="warning", timeout=12)
         else:
             report = await check_account(
                 profile, password, on_entry=deliver_live, transcript=run.transcript

@@ -25,6 +25,7 @@ and ``TranscriptView.backlog`` (what is still to be shown).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import weakref
@@ -51,9 +52,10 @@ from tuimail.user_config import LoadedConfig
 
 if TYPE_CHECKING:  # the outbox brings the SMTP client, the sandbox aiosmtpd: both come later
     from tuimail.drafts import SavedDraft
+    from tuimail.message import OutgoingMessage
     from tuimail.outbox import Outbox
     from tuimail.sandbox import Sandbox, SessionRecord
-    from tuimail.transcript import Entry
+    from tuimail.transcript import Entry, Transcript
 
 #: What identifies one version of the profiles file: (inode, size, mtime in ns); None: no file.
 FileStamp = tuple[int, int, int] | None
@@ -165,8 +167,16 @@ class AppModel:
         return self.is_builtin_sandbox(profile) and profile.port == 0
 
     def uses_outbox(self, profile: Profile) -> bool:
-        """Every send is stored first, except to the sandbox, whose port changes each run."""
+        """Every send is stored first, except to the built-in sandbox: a queued copy could
+        be retried later against another run's sandbox. A send it accepted is recorded
+        in Sent after the fact instead (:meth:`record_sandbox_send`)."""
         return not self.is_builtin_sandbox(profile)
+
+    async def record_sandbox_send(self, outgoing: OutgoingMessage, transcript: Transcript) -> str:
+        """Keep a message the built-in sandbox accepted in Sent, marked as the sandbox's,
+        with its transcript (in a thread); its key. Raises
+        :class:`~tuimail.outbox.OutboxError` or :class:`~tuimail.user_config.ConfigError`."""
+        return await asyncio.to_thread(self.outbox.record_sent, outgoing, transcript)
 
     def set_profiles(self, loaded: LoadedProfiles, select: str | None = None) -> None:
         """The profiles file was read again (in a worker): every view of profiles follows."""
