@@ -395,3 +395,26 @@ def test_a_runtime_file_left_by_a_killed_server_blocks_nobody(isolated_dirs: Pat
     assert f"127.0.0.1:{port}" in sent.stdout  # it served the sandbox itself, on its port
     assert "the sandbox's side" in sent.stdout
     assert not runtime_file().exists()  # withdrawn when the send ended
+
+
+async def test_f5_reads_the_maildir_and_session_files_off_the_ui_loop(
+    isolated_dirs: Path,
+) -> None:
+    """Listing, a session file and a message are all read in threads (see test_ui_loop_io.py)."""
+    from tests.test_ui_loop_io import file_calls_on_this_thread
+
+    write_config(f"[sandbox]\nport = {free_port()}\n")
+    with serving() as (_process, port, _line):
+        deliver(port, "Received by serve")
+    maildir().parent.mkdir(parents=True, exist_ok=True)
+    mailbox.Maildir(maildir(), create=True).add(b"From: h@example.test\n\nby hand\n")
+    app = TuimailApp(start_sandbox=False)
+    with file_calls_on_this_thread(isolated_dirs) as log:
+        async with app.run_test(size=(120, 40)) as pilot:
+            table = await open_f5(pilot, 2)
+            for row, words in ((1, "stored message"), (0, "no session file")):
+                table.move_cursor(row=row)
+                await wait_for(pilot, lambda words=words: words in server_side(app), words)
+            await wait_for(pilot, lambda: "by hand" in static_text(app, "#message-view"), "")
+            await pilot.press("ctrl+q")
+    assert log.calls == []

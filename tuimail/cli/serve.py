@@ -81,7 +81,10 @@ def _fault_help() -> str:
     return (
         "fault specs:\n    "
         + doc[start:].strip().replace("\n", "\n")
-        + ("\n\nexit codes: 0 stopped with Ctrl-C or SIGTERM, 1 could not start, 2 bad arguments")
+        + (
+            "\n\nexit codes: 0 stopped with Ctrl-C or SIGTERM (or the sandbox already runs "
+            "with these settings), 1 could not start, 2 bad arguments"
+        )
     )
 
 
@@ -165,11 +168,15 @@ def _who_serves(
         return found, ""
     differ = differences(found, settings_of(config, faults), port)
     if not differ:
+        from tuimail.terminal_text import escape_controls
+
         print(
-            f"tuimail sandbox already listening on {found.address}, served by "
-            f"{found.server_words}; mail kept in {found.maildir}. Nothing more to start: "
-            "send to it there (its sessions show where it runs), or give --port 0 "
-            "for a server of your own",
+            escape_controls(
+                f"tuimail sandbox already listening on {found.address}, served by "
+                f"{found.server_words}; mail kept in {found.maildir}. Nothing more to start: "
+                "send to it there (its sessions show where it runs), or give --port 0 "
+                "for a server of your own"
+            ),
             file=sys.stderr,
             flush=True,
         )
