@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -397,6 +397,11 @@ def test_a_runtime_file_left_by_a_killed_server_blocks_nobody(isolated_dirs: Pat
     assert not runtime_file().exists()  # withdrawn when the send ended
 
 
+def shows(app: TuimailApp, words: str) -> Callable[[], bool]:
+    """Whether F5's server pane shows ``words`` now."""
+    return lambda: words in server_side(app)
+
+
 async def test_f5_reads_the_maildir_and_session_files_off_the_ui_loop(
     isolated_dirs: Path,
 ) -> None:
@@ -414,7 +419,7 @@ async def test_f5_reads_the_maildir_and_session_files_off_the_ui_loop(
             table = await open_f5(pilot, 2)
             for row, words in ((1, "stored message"), (0, "no session file")):
                 table.move_cursor(row=row)
-                await wait_for(pilot, lambda words=words: words in server_side(app), words)
+                await wait_for(pilot, shows(app, words), words)
             await wait_for(pilot, lambda: "by hand" in static_text(app, "#message-view"), "")
             await pilot.press("ctrl+q")
     assert log.calls == []
