@@ -346,9 +346,13 @@ class TuimailApp(App[None]):
             return
         if claim is not None:
             settings = settings_of(sandbox.config, sandbox.faults)
-            await asyncio.to_thread(announce, sandbox, "app", settings)
             claim.port = sandbox.port
             self._sandbox_claim = claim
+            try:
+                await asyncio.to_thread(announce, sandbox, "app", settings)
+            except OSError as exc:
+                unfound = f"other tuimail processes cannot find it ({exc.strerror or exc})"
+                note = f"{note}; {unfound}" if note else unfound
         if note:
             self.tell(f"The sandbox: {note}.", title="Sandbox", severity="warning", timeout=15)
         if gone:

@@ -21,6 +21,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Label, Static
 
 from tuimail.sandbox import SessionRecord, StoredMessage
@@ -33,6 +34,8 @@ from tuimail.ui.widgets.transcript_view import TranscriptView
 
 #: Seconds between looks at the Maildir while F5 is shown.
 CAPTURED_POLL = 1.0
+#: Seconds from the end of a session of this app's sandbox to a look at the Maildir.
+SESSION_END_LOOK = 0.2
 
 
 class MessageRead(Message, bubble=False):
@@ -80,7 +83,7 @@ class SandboxScreen(ModelScreen):
     def on_mount(self) -> None:
         model = self.model
         model.sandbox_changed.subscribe(self, lambda _none: self.reload())
-        model.sandbox_session_ended.subscribe(self, lambda _record: self.look())
+        model.sandbox_session_ended.subscribe(self, lambda _record: self._look_soon())
         table = self.query_one("#captured", DataTable)
         table.add_columns("Received", "From", "To", "Size", "Session")
         #: The rows shown, by Maildir key, newest first.
@@ -91,6 +94,7 @@ class SandboxScreen(ModelScreen):
         #: A look at the Maildir is under way; ``_again``: another was asked for meanwhile.
         self.reading = False
         self._again = False
+        self._soon: Timer | None = None
         self.set_interval(CAPTURED_POLL, self._poll)
         self.reload()
 
@@ -100,6 +104,19 @@ class SandboxScreen(ModelScreen):
     def _poll(self) -> None:
         if self.is_current:
             self.look()
+
+    def _look_soon(self) -> None:
+        """A session of this app's sandbox ended: look shortly, once for a burst of them.
+
+        An application under test may end hundreds of sessions a second; the
+        list is read again at most once per :data:`SESSION_END_LOOK`.
+        """
+        if self._soon is None:
+            self._soon = self.set_timer(SESSION_END_LOOK, self._looked_soon)
+
+    def _looked_soon(self) -> None:
+        self._soon = None
+        self._poll()
 
     # -- the list -------------------------------------------------------------
 
