@@ -32,7 +32,21 @@ lint: $(STAMP_TEST)
 typecheck: $(STAMP_TEST)
 	$(BIN)/mypy
 
-test: lint typecheck
+# The test OAuth provider's npm packages (tests/oauth_provider, started by
+# tests/oauth_support.py), installed from its lock file when node_modules is
+# missing or older than the lock. Without npm the OAuth tests skip, saying so
+# (under CI=true they fail).
+OAUTH_PROVIDER := tests/oauth_provider
+STAMP_NPM := $(OAUTH_PROVIDER)/node_modules/.package-lock.json
+
+$(STAMP_NPM): $(OAUTH_PROVIDER)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix $(OAUTH_PROVIDER) --no-audit --no-fund; \
+	else \
+		echo "npm not found: the OAuth tests will skip (Debian: apt-get install nodejs npm)"; \
+	fi
+
+test: lint typecheck $(STAMP_NPM)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The lowest versions pyproject.toml allows, in a venv of their own, running the

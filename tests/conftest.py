@@ -24,6 +24,9 @@ from tests.smtpservers import ServerThread
 from tuimail.faults import FaultPlan
 from tuimail.sandbox import Sandbox, SandboxConfig
 
+# The OAuth test provider's fixtures (oauth_provider, make_oauth_provider).
+pytest_plugins = ["tests.oauth_support"]
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

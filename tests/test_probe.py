@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import socket
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -330,14 +331,16 @@ def test_target_store_round_trip(isolated_dirs: Path) -> None:
         thresholds=Thresholds(warn_days=30, crit_days=10, warn_seconds=2, crit_seconds=8),
     )  # fmt: skip
     store.save(relay)
-    assert store.load() == {"relay": relay}
+    assert store.load() == {"relay": replace(relay, owner="target:relay")}
     path = isolated_dirs / "config" / "tuimail" / "targets.toml"
     assert path.stat().st_mode & 0o777 == 0o600
     with pytest.raises(TargetError, match="critical level"):
         store.save(ProbeTarget(host="x.test", name="bad", thresholds=Thresholds(3, 10)))
     profile = Profile(name="work", host="relay.example.test", port=25)
     targets = monitor_targets({"work": profile}, store.load())
-    assert [t.label for t in targets] == ["work"]  # the same server is watched once
+    # A profile and a target on one server are two targets, each with its own settings.
+    assert [t.label for t in targets] == ["work", "relay"]
+    assert len({t.key for t in targets}) == 2
     path.write_text('[targets.broken]\nport = "x"\n')
     with pytest.raises(TargetError, match="broken"):
         store.load()

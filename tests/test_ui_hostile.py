@@ -87,7 +87,10 @@ async def test_an_mx_name_that_looks_like_markup_is_shown_as_text(
         async with app.run_test(size=(120, 40)) as pilot:
             screen = await open_monitor(pilot)
             await pilot.press("r")
-            keys = ["[/oops].evil.test:25/none", "[b]bold[/b].evil.test:25/none"]
+            keys = [
+                "target:domain@[/oops].evil.test:25/none",
+                "target:domain@[b]bold[/b].evil.test:25/none",
+            ]
             await wait_for(pilot, lambda: all(k in screen.latest for k in keys), "both MX hosts")
             assert [screen.latest[k].status for k in keys] == [Status.CRITICAL] * 2
             table = screen.query_one("#targets", DataTable)
@@ -499,9 +502,10 @@ async def test_a_broken_probe_history_does_not_stop_the_monitor(
         table.move_cursor(row=0)
         await pilot.pause()
         assert str(table.get_row_at(0)[2]) == "0.250s"  # the good record, the rest left out
-        assert screen.history.latencies(key) == [0.25]
+        [target] = screen.targets  # the profile, shown with its server's (older) history
+        assert screen.history.latencies(target) == [0.25]
         await pilot.press("r")
-        await wait_for(pilot, lambda: key in screen.latest, "a probe")
+        await wait_for(pilot, lambda: target.key in screen.latest, "a probe")
         assert app.is_running
 
 

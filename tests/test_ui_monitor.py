@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Sparkline
+from textual.widgets import DataTable, Input
 
 from tests.smtpservers import ServerThread, Sink
 from tests.ui_support import open_monitor, wait_for
@@ -20,6 +20,7 @@ from tuimail.stages import Stage
 from tuimail.targets import TargetStore
 from tuimail.transcript import Direction, Entry, EventKind, Transcript
 from tuimail.ui.app import TuimailApp
+from tuimail.ui.screens.monitor import LatencyHistory
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
 SnapCompare = Callable[..., bool]
@@ -54,7 +55,7 @@ async def test_probes_show_status_history_and_state_changes(
     app = TuimailApp(start_sandbox=False)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_monitor(pilot)
-        key = f"127.0.0.1:{port}/none"
+        key = f"profile:local@127.0.0.1:{port}/none"
         assert [t.key for t in screen.targets] == [key]
         await pilot.press("r")
         await wait_for(pilot, lambda: key in screen.latest, "the first probe")
@@ -72,7 +73,7 @@ async def test_probes_show_status_history_and_state_changes(
         assert str(table.get_row(key)[0]) == "WARNING"
         notices = [n.message for n in app._notifications if n.title == "Monitor"]
         assert any("OK → WARNING" in n and "+CHUNKING" in n for n in notices), notices
-        assert len(screen.query_one("#latency", Sparkline).data or []) == 2
+        assert len(screen.query_one("#latency", LatencyHistory).samples) == 2
 
     history = json.loads((isolated_dirs / "state" / "tuimail" / "probe-history.json").read_text())
     assert [r["status"] for r in history["targets"][key]] == ["OK", "WARNING"]
@@ -82,7 +83,7 @@ async def test_probes_show_status_history_and_state_changes(
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_monitor(pilot)
         assert str(screen.query_one("#targets", DataTable).get_row(key)[0]) == "WARNING"
-        assert len(screen.query_one("#latency", Sparkline).data or []) == 2
+        assert len(screen.query_one("#latency", LatencyHistory).samples) == 2
 
 
 async def test_unreachable_target_is_critical(isolated_dirs: Path) -> None:
@@ -99,7 +100,7 @@ async def test_unreachable_target_is_critical(isolated_dirs: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_monitor(pilot)
         await pilot.press("r")
-        key = f"127.0.0.1:{port}/none"
+        key = f"target:gone@127.0.0.1:{port}/none"
         await wait_for(pilot, lambda: key in screen.latest, "the probe")
         assert screen.latest[key].status is Status.CRITICAL
         detail = str(screen.query_one("#monitor-detail").render())
@@ -126,7 +127,7 @@ async def test_targets_are_added_and_removed_from_the_screen(
         dialog.query_one("#target-security", Select).value = "none"
         await pilot.click("#target-save")
         await wait_for(pilot, lambda: len(screen.targets) == 1, "the new target")
-        key = f"127.0.0.1:{port}/none"
+        key = f"target:relay@127.0.0.1:{port}/none"
         await wait_for(pilot, lambda: key in screen.latest, "the new target's first probe")
         assert screen.latest[key].status is Status.OK
         assert list(TargetStore().load()) == ["relay"]
@@ -168,6 +169,7 @@ def test_monitor_snapshot(
     )  # fmt: skip
     store.save(relay)
     store.save(backup)
+    relay, backup = store.load()["relay"], store.load()["backup"]  # as the monitor has them
 
     async def feed(pilot: Pilot[Any]) -> None:
         screen = await open_monitor(pilot)
@@ -209,7 +211,7 @@ async def test_a_mail_domain_is_watched_through_its_mx_hosts(
         async with app.run_test(size=(120, 40)) as pilot:
             screen = await open_monitor(pilot)
             await pilot.press("r")
-            keys = [f"127.0.0.1:{port}/none", f"localhost:{port}/none"]
+            keys = [f"target:domain@127.0.0.1:{port}/none", f"target:domain@localhost:{port}/none"]
             await wait_for(pilot, lambda: all(k in screen.latest for k in keys), "both MX hosts")
             assert [screen.latest[k].status for k in keys] == [Status.OK, Status.OK]
             table = screen.query_one("#targets", DataTable)

@@ -175,7 +175,8 @@ async def test_the_target_dialog_starts_on_name_and_enter_walks_it() -> None:
         await pilot.pause()
         assert focused_id(app) == "target-name"
         await type_text(pilot, "relay")
-        for expected in ["target-host", "target-port", "target-security", "warn_days"]:
+        walk = ["target-kind", "target-host", "target-port", "target-security", "target-ca-file"]
+        for expected in [*walk, "warn_days"]:
             await pilot.press("enter")
             assert focused_id(app) == expected
         assert app.screen.query_one("#target-name", Input).value == "relay"

@@ -1,4 +1,4 @@
-"""Snapshots of every screen at 80x24 and 120x40 (pytest-textual-snapshot).
+"""Snapshots of every screen at 80x24 and 120x40, Compose at 40x12 too (pytest-textual-snapshot).
 
 Regenerate after an intended change with
 ``.venv/bin/python -m pytest tests/test_ui_snapshots.py --snapshot-update`` and
@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 
 from tests.ui_support import paste, wait_for
 from tuimail.profiles import Profile, ProfileStore, Security
@@ -287,6 +287,55 @@ def test_compose(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
         await pilot.click("#input-cc")
 
     assert snap_compare(quiet_app(), terminal_size=size, run_before=write_a_draft)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_compose_after_a_send(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    """After a send: the form cleared, the status says sent, and (at 120 columns)
+    the live transcript beside the form, which had the width until then."""
+
+    async def send_one(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, TuimailApp)
+        sent = finished_runs()[0]
+        app.model.history.add(sent)
+        app.model.session_started.publish(sent)
+        app.model.session_finished.publish(sent)
+        await pilot.pause()
+
+    assert snap_compare(quiet_app(), terminal_size=size, run_before=send_one)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_compose_with_more_fields_and_an_address_error(
+    snap_compare: SnapCompare, size: tuple[int, int]
+) -> None:
+    """From edited, Reply-To and a header shown by "More", and an address error read whole."""
+
+    async def write_more(pilot: Pilot[Any]) -> None:
+        await pilot.click("#input-to")
+        await paste(pilot, "Bob Example <bob@example.test>, not an address at all ((")
+        await pilot.press("ctrl+r")
+        await paste(pilot, "Help Desk <help@example.test>")
+        await pilot.click("#headers")
+        await paste(pilot, "X-Ticket: 42")
+        await pilot.click("#input-from")
+        pilot.app.screen.query_one("#input-from", Input).value = "Desk <desk@example.test>"
+        await pilot.click("#subject")
+        await paste(pilot, "Lunch on Friday?")
+
+    assert snap_compare(quiet_app(), terminal_size=size, run_before=write_more)
+
+
+def test_compose_at_40x12(snap_compare: SnapCompare) -> None:
+    """The smallest terminal: the form scrolls, an address error wraps to be read whole."""
+
+    async def write_a_draft(pilot: Pilot[Any]) -> None:
+        await pilot.click("#input-to")
+        await paste(pilot, "bob@example.test, not an address ((")
+        await pilot.click("#input-cc")
+
+    assert snap_compare(quiet_app(), terminal_size=(40, 12), run_before=write_a_draft)
 
 
 @pytest.mark.parametrize("size", SIZES)

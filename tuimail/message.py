@@ -179,6 +179,50 @@ def validate_address_field(field_name: str, values: Sequence[str]) -> list[Parse
     return parsed
 
 
+def validate_sender(value: str) -> ParsedAddress:
+    """The one From address of a message; raises :class:`DraftInvalid` (field ``from``)."""
+    if not value.strip():
+        raise DraftInvalid([FieldError("from", "a sender address is needed")])
+    try:
+        return parse_address(value)
+    except AddressError as exc:
+        raise DraftInvalid([FieldError("from", str(exc))]) from None
+
+
+def split_header(text: str) -> tuple[str, str] | None:
+    """``'Name: value'`` as a (name, value) pair, or None without a colon.
+
+    Only the split: what the name and value may hold is checked with the
+    rest of the message (:func:`validate_extra_headers`, :func:`build_message`).
+    """
+    name, sep, value = text.partition(":")
+    return (name.strip(), value.strip()) if sep else None
+
+
+def validate_extra_headers(headers: Sequence[tuple[str, str]]) -> None:
+    """Check extra headers as :func:`build_message` does; raises :class:`DraftInvalid`.
+
+    For a face that checks them before the whole message is built (Compose,
+    as a field is left): the same checks, so a header refused here is
+    refused there and one accepted here cannot inject anything there.
+    """
+    errors: list[FieldError] = []
+    _checked_extra_headers(headers, errors)
+    if errors:
+        raise DraftInvalid(errors)
+
+
+def extra_headers_of(message: Message) -> list[tuple[str, str]]:
+    """The headers of a built message that a draft keeps as extra headers.
+
+    Everything but what the draft's own fields set, what the content sets,
+    and Date and Message-ID (a message made again from a draft is a new one):
+    so a queued message made a draft again keeps its custom headers.
+    """
+    skipped = _DRAFT_HEADERS | _CONTENT_HEADERS | _OVERRIDABLE_HEADERS
+    return [(name, str(value)) for name, value in message.items() if name.lower() not in skipped]
+
+
 def build_message(draft: Draft) -> OutgoingMessage:
     """Validate ``draft`` and build the message; raises :class:`DraftInvalid` listing all errors."""
     errors: list[FieldError] = []
@@ -191,13 +235,10 @@ def build_message(draft: Draft) -> OutgoingMessage:
             return []
 
     sender: ParsedAddress | None = None
-    if not draft.from_address.strip():
-        errors.append(FieldError("from", "a sender address is needed"))
-    else:
-        try:
-            sender = parse_address(draft.from_address)
-        except AddressError as exc:
-            errors.append(FieldError("from", str(exc)))
+    try:
+        sender = validate_sender(draft.from_address)
+    except DraftInvalid as exc:
+        errors.extend(exc.errors)
     to = addresses("to", draft.to)
     cc = addresses("cc", draft.cc)
     bcc = addresses("bcc", draft.bcc)

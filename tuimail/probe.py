@@ -89,6 +89,11 @@ class ProbeTarget:
     profile: Profile | None = None  # for the optional AUTH check
     #: ``host`` is a mail domain: probe each of its MX hosts (see :func:`expand_mx`).
     mx: bool = False
+    #: Whose target this is: ``profile:NAME`` (:meth:`from_profile`) or ``target:NAME``
+    #: (``targets.toml``, :mod:`tuimail.targets`); "" for an address probed on its own.
+    #: Two profiles on one server differ in what they trust and send (a CA file, the
+    #: security, AUTH), so each is a target of its own, with its own history.
+    owner: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.security, Security):
@@ -99,9 +104,16 @@ class ProbeTarget:
         return self.port or self.security.default_port
 
     @property
-    def key(self) -> str:
-        """Identity in the history: a target is its address and security."""
+    def address_key(self) -> str:
+        """The server alone: its address and security (every target's key until the
+        owner was part of it, so older history files are keyed by this)."""
         return f"{self.host}:{self.effective_port}/{self.security.value}"
+
+    @property
+    def key(self) -> str:
+        """Identity in the monitor and the history: the owner (a profile, an extra
+        target) and the server it watches; an address probed on its own is its address."""
+        return f"{self.owner}@{self.address_key}" if self.owner else self.address_key
 
     @property
     def label(self) -> str:
@@ -119,6 +131,7 @@ class ProbeTarget:
             ehlo_name=profile.ehlo_name,
             name=profile.name,
             profile=profile if profile.username else None,
+            owner=f"profile:{profile.name}",
         )
 
 

@@ -7,10 +7,15 @@ colleague's relay, each MX of your domain, a test box)::
     host = "relay.example.com"      # or: mx = "example.com" (every MX host, port 25)
     port = 25
     security = "starttls"
+    ca_file = "/etc/ssl/relay-ca.pem"   # optional: trust this CA, not the system's
     warn_days = 21
     crit_days = 7
     warn_seconds = 5.0
     crit_seconds = 15.0
+
+Each profile and each extra target is a target of its own, even when two
+share a server: what one trusts (its CA file) or how it connects may make it
+CRITICAL where the other is OK, and hiding one behind the other hid that.
 
 Written like the profiles: tomli-w, atomic replace, mode 0600; a file that
 does not load is reported with its line and never overwritten.
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +94,27 @@ class TargetStore:
         atomic_write_bytes(self.path, tomli_w.dumps({"targets": tables}).encode("utf-8"))
 
 
+def owner(name: str) -> str:
+    """The :attr:`~tuimail.probe.ProbeTarget.owner` of the extra target ``name``."""
+    return f"target:{name}"
+
+
+def split_address(text: str) -> tuple[str, int]:
+    """``host``, ``host:port`` or ``[IPv6]:port`` as (host, port); port 0 when not given."""
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""
+    # isdigit() alone accepts "²" and "٣", which int() then refuses or reads as a port.
+    if port_text and not (port_text.isascii() and port_text.isdigit() and int(port_text) <= 65535):
+        raise TargetError(f"port: {port_text!r} is not a port number (1-65535)")
+    return host, int(port_text or 0)
+
+
 def validate_target(target: ProbeTarget) -> None:
     if not _NAME_RE.fullmatch(target.name):
         raise TargetError("name: use 1-64 letters, digits, '.', '_' or '-'")
@@ -97,6 +123,8 @@ def validate_target(target: ProbeTarget) -> None:
         raise TargetError("host: a host name or address without spaces or control characters")
     if not 0 <= target.port <= 65535:
         raise TargetError("port: between 1 and 65535 (0 for the default)")
+    if not target.ca_file.isprintable():
+        raise TargetError("CA file: a path without control characters")
     # NaN passes every comparison below, and a probe waiting NaN seconds never ends well.
     if not (math.isfinite(target.timeout) and 0 < target.timeout <= 3600):
         raise TargetError("timeout: a number of seconds, more than 0 and at most 3600")
@@ -123,6 +151,7 @@ def _target(name: str, table: dict[str, Any], path: Path) -> ProbeTarget:
             thresholds=thresholds,
             timeout=float(table.get("timeout", 10.0)),
             name=name,
+            owner=owner(name),
         )
         validate_target(target)
     except KeyError as exc:
@@ -152,16 +181,11 @@ def _table(target: ProbeTarget) -> dict[str, Any]:
 def monitor_targets(
     profiles: dict[str, Profile], extra: dict[str, ProbeTarget]
 ) -> list[ProbeTarget]:
-    """What the monitor watches: each profile's server once, then the extra targets."""
-    seen: set[str] = set()
-    targets = []
-    for profile in profiles.values():
-        target = ProbeTarget.from_profile(profile)
-        if target.key not in seen:
-            seen.add(target.key)
-            targets.append(target)
-    for target in extra.values():
-        if target.key not in seen:
-            seen.add(target.key)
-            targets.append(target)
-    return targets
+    """What the monitor watches: each profile, then each extra target.
+
+    Two of them on one server are two targets, each probed with its own
+    settings: the one whose CA file does not trust the server is CRITICAL
+    while the other is OK, and merging them by address hid that.
+    """
+    targets = [ProbeTarget.from_profile(profile) for profile in profiles.values()]
+    return targets + [replace(target, owner=owner(name)) for name, target in extra.items()]

@@ -33,7 +33,7 @@ from tuimail.ui.screens.compose_form import compose_form
 
 #: The screen is complete with the footer's keys, the To label and the From entry.
 MARKERS = (r"\^s Send", r"(?m)^\s*To\s", r"widget-floor · plain")
-PROFILE = "widget-floor · plain · 127.0.0.1:2525 (built-in, local)"
+PROFILE = "widget-floor · plain · 127.0.0.1:2525 · built-in"
 
 
 class FloorScreen(Screen[None]):

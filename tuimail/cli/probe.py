@@ -18,7 +18,10 @@ from tuimail.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from tuimail.probe import Thresholds
+    from collections.abc import Awaitable, Callable
+
+    from tuimail.mx import MXHost
+    from tuimail.probe import ProbeTarget, Thresholds
 
 
 def define_options(probe: argparse.ArgumentParser) -> None:
@@ -33,6 +36,11 @@ def define_options(probe: argparse.ArgumentParser) -> None:
     probe.add_argument("--mx-port", type=int, default=25, metavar="N", help="port for --mx hosts")
     probe.add_argument("--dns-server", metavar="HOST[:PORT]", help="resolver for --mx lookups")
     probe.add_argument("--profile", metavar="NAME", help="probe a profile's server (and its AUTH)")
+    probe.add_argument(
+        "--target",
+        metavar="NAME",
+        help="probe an extra monitor target of targets.toml, with its own settings",
+    )
     probe.add_argument("--security", choices=["tls", "starttls", "none"])
     probe.add_argument("--ca-file", metavar="PATH")
     probe.add_argument("--warn-days", type=int, default=21, metavar="N")
@@ -58,9 +66,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     if args.crit_days > args.warn_days:
         raise CLIError("--crit-days must not be more than --warn-days", exitcodes.USAGE)
-    if sum(bool(x) for x in (args.server, args.mx, args.profile)) != 1:
+    if sum(bool(x) for x in (args.server, args.mx, args.profile, args.target)) != 1:
         raise CLIError(
-            "probe one thing: HOST[:PORT], --mx DOMAIN or --profile NAME", exitcodes.USAGE
+            "probe one thing: HOST[:PORT], --mx DOMAIN, --profile NAME or --target NAME",
+            exitcodes.USAGE,
         )
     thresholds = Thresholds(args.warn_days, args.crit_days, args.warn_seconds, args.crit_seconds)
     try:
@@ -73,14 +82,25 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 async def _probe(args: argparse.Namespace, thresholds: Thresholds) -> int:
     from tuimail.console import EntryPrinter, print_probe
-    from tuimail.mx import MXLookupError, lookup_mx
-    from tuimail.probe import ProbeTarget, Status, probe, worst
+    from tuimail.mx import MXLookupError
+    from tuimail.probe import ProbeTarget, Status, expand_mx, probe, worst
     from tuimail.probe_history import ProbeHistory
     from tuimail.profiles import Security
 
     security = Security(args.security) if args.security else None
     password = None
-    if args.profile:
+    domain = args.mx
+    if args.target:
+        # The monitor's own target (the same history): its settings are the file's.
+        target = _saved_target(args.target)
+        targets = [target]
+        if target.mx:
+            domain = target.host
+            try:
+                targets = await expand_mx(target, _lookup(args, _monitor_dns_server()))
+            except MXLookupError as exc:
+                raise CLIError(str(exc)) from None
+    elif args.profile:
         profile = saved_profile(args.profile)
         target = ProbeTarget.from_profile(profile, thresholds)
         if profile.username:
@@ -88,13 +108,7 @@ async def _probe(args: argparse.Namespace, thresholds: Thresholds) -> int:
         targets = [target]
     elif args.mx:
         try:
-            if args.dns_server:
-                dns_host, dns_port = split_server(args.dns_server, "--dns-server")
-                hosts = await lookup_mx(
-                    args.mx, nameservers=[dns_host], port=dns_port or 53, timeout=args.timeout
-                )
-            else:
-                hosts = await lookup_mx(args.mx, timeout=args.timeout)
+            hosts = await _lookup(args)(args.mx, timeout=args.timeout)
         except MXLookupError as exc:
             raise CLIError(str(exc)) from None
         targets = [
@@ -115,8 +129,8 @@ async def _probe(args: argparse.Namespace, thresholds: Thresholds) -> int:
     quiet = args.json or args.nagios
     reports = []
     for target in targets:
-        printer = None if quiet else EntryPrinter(prefix=f"[{target.label}] " if args.mx else "")
-        previous = history.last_capabilities(target.key) if history else None
+        printer = None if quiet else EntryPrinter(prefix=f"[{target.label}] " if domain else "")
+        previous = history.last_capabilities(target) if history else None
         report = await probe(target, password, on_entry=printer, previous_capabilities=previous)
         reports.append(report)
         if history is not None:
@@ -138,12 +152,12 @@ async def _probe(args: argparse.Namespace, thresholds: Thresholds) -> int:
                 f"'{r.target.host}'={r.total:.6f}s;{thresholds.warn_seconds:g};{thresholds.crit_seconds:g};0"
                 for r in reports
             )
-            print(escape_controls(f"SMTP {status.name} - {args.mx}: {details} | {perf}"))
+            print(escape_controls(f"SMTP {status.name} - {domain}: {details} | {perf}"))
     elif args.json:
-        if len(reports) == 1 and not args.mx:
+        if len(reports) == 1 and not domain:
             document = reports[0].to_json()
         else:
-            document = {"domain": args.mx, "status": status.name, "exit_code": int(status),
+            document = {"domain": domain, "status": status.name, "exit_code": int(status),
                         "targets": [r.to_json() for r in reports]}  # fmt: skip
         from tuimail.console import terminal_json
 
@@ -152,3 +166,46 @@ async def _probe(args: argparse.Namespace, thresholds: Thresholds) -> int:
         for report in reports:
             print_probe(report)
     return int(status if status is not Status.UNKNOWN or reports else Status.UNKNOWN)
+
+
+def _saved_target(name: str) -> ProbeTarget:
+    """The extra target ``name`` of targets.toml, as the monitor watches it."""
+    from tuimail.targets import TargetError, TargetStore
+
+    store = TargetStore()
+    try:
+        targets = store.load()
+    except TargetError as exc:
+        raise CLIError(str(exc)) from None
+    if name not in targets:
+        known = ", ".join(sorted(targets)) or "none yet"
+        raise CLIError(f"no target {name!r} in {store.path} (its targets: {known})")
+    return targets[name]
+
+
+def _monitor_dns_server() -> str:
+    """``dns_server`` of config.toml's ``[monitor]``: the resolver the monitor looks up its
+    targets' MX hosts with, so ``--target`` finds the hosts the monitor finds."""
+    from tuimail.user_config import load_config
+
+    monitor = load_config().tables.get("monitor", {})
+    server = monitor.get("dns_server", "") if isinstance(monitor, dict) else ""
+    return server if isinstance(server, str) else ""
+
+
+def _lookup(
+    args: argparse.Namespace, configured: str = ""
+) -> Callable[..., Awaitable[list[MXHost]]]:
+    """MX lookups through ``--dns-server`` when given (else ``configured``, when given),
+    else the system's resolver."""
+    from functools import partial
+
+    from tuimail.mx import lookup_mx
+
+    if args.dns_server:
+        dns_host, dns_port = split_server(args.dns_server, "--dns-server")
+    elif configured:
+        dns_host, dns_port = split_server(configured, "dns_server in config.toml [monitor]")
+    else:
+        return lookup_mx
+    return partial(lookup_mx, nameservers=[dns_host], port=dns_port or 53)

@@ -326,12 +326,12 @@ def _profile_sender(profile: Profile) -> str:
 
 def parse_header_option(text: str) -> tuple[str, str]:
     """Split ``'Name: value'`` as given to ``--header``."""
-    from tuimail.message import DraftInvalid, FieldError
+    from tuimail.message import DraftInvalid, FieldError, split_header
 
-    name, sep, value = text.partition(":")
-    if not sep:
+    pair = split_header(text)
+    if pair is None:
         raise DraftInvalid([FieldError("--header", f"{text!r} is not in the form 'Name: value'")])
-    return name.strip(), value.strip()
+    return pair
 
 
 def _field_words(error: FieldError) -> str:

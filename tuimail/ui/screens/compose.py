@@ -1,5 +1,10 @@
 """Compose and send: profile, addresses, subject, body, attachments.
 
+From is the profile's address until the user edits it (then a change of
+profile leaves it alone); Reply-To and extra headers wait behind "More".
+Every field is checked with the core's own checks (the same as ``tuimail
+send``'s), as it is left and again, in full, when the message is built.
+
 Validation happens as you leave each address field and again, in full, in the
 core when you send. Sending runs in a worker on the app; the form is locked
 while it runs, so nothing is typed into a message that is already on its way.
@@ -23,7 +28,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.events import Resize
+from textual.events import DescendantBlur, Resize
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import (
@@ -39,7 +44,7 @@ from textual.widgets import (
 
 from tuimail.addresses import mailbox_text
 from tuimail.drafts import DraftStore, SavedDraft
-from tuimail.message import Draft
+from tuimail.message import Draft, DraftInvalid, split_header, validate_extra_headers
 from tuimail.profiles import Profile, Security
 from tuimail.terminal_text import escape_terminal_controls
 from tuimail.ui.history import RunKind, SentState, SessionRun
@@ -47,7 +52,7 @@ from tuimail.ui.messages import ProfilesChanged, SendRequest, SendStopped
 from tuimail.ui.model import OpenedDraft
 from tuimail.ui.outside import shown
 from tuimail.ui.screens.base import ModelScreen
-from tuimail.ui.screens.compose_form import compose_form
+from tuimail.ui.screens.compose_form import LESS_LABEL, MORE_LABEL, compose_form
 from tuimail.ui.widgets.address_field import AddressField
 from tuimail.ui.widgets.transcript_view import TranscriptView
 from tuimail.ui.words import profile_warnings
@@ -57,7 +62,9 @@ if TYPE_CHECKING:
 
 WIDE = 120
 #: The address fields the form shows; other fields' errors go to the status line.
-ADDRESS_FIELDS = ("to", "cc", "bcc")
+ADDRESS_FIELDS = ("from", "to", "cc", "bcc", "reply-to")
+#: The fields behind the "More" toggle (the extra headers' errors are theirs too).
+MORE_FIELDS = ("reply-to", "headers")
 #: Seconds of quiet typing before the draft is written.
 DRAFT_SAVE_DELAY = 2.0
 _MENTIONS_ATTACHMENT = re.compile(r"\battach(ed|ment|ments|ing)?\b|\benclosed\b", re.IGNORECASE)
@@ -73,10 +80,45 @@ def unusable_file_name(path: Path) -> str:
 
 
 def profile_label(profile: Profile, *, builtin: bool = False, running: bool = True) -> str:
-    """How a profile reads in the From selector; the built-in sandbox says so."""
+    """How a profile reads in the profile selector; the built-in sandbox says so.
+
+    Short enough to be read whole beside the live transcript at 120 columns.
+    """
     where = profile.address if running else "not running"
     label = f"{profile.name} · {profile.security.label} · {where}"
-    return f"{label} (built-in, local)" if builtin else label
+    return f"{label} · built-in" if builtin else label
+
+
+def profile_sender(profile: Profile | None) -> str:
+    """The From a profile gives a new message ("" when it has no address)."""
+    if profile is None or not profile.from_address:
+        return ""
+    return mailbox_text(profile.display_name, profile.from_address)
+
+
+def header_lines(text: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """The extra headers box as (name, value) pairs, and why lines are not headers.
+
+    Each non-empty line is one header, ``Name: value`` (split as ``tuimail
+    send --header`` splits it); a line without a colon is kept as a name
+    with an empty value, so a draft still holds it, and reported.
+    """
+    pairs: list[tuple[str, str]] = []
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        pair = split_header(line)
+        if pair is None:
+            problems.append(f"line {number}: {line.strip()!r} is not in the form 'Name: value'")
+            pair = (line.strip(), "")
+        pairs.append(pair)
+    return pairs, problems
+
+
+def headers_text(headers: list[tuple[str, str]]) -> str:
+    """Extra headers as the box shows them, one ``Name: value`` a line."""
+    return "\n".join(f"{name}: {value}" for name, value in headers)
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,6 +160,7 @@ class ComposeScreen(ModelScreen):
         Binding("ctrl+s", "send", "Send", id="compose.send", priority=True),
         Binding("ctrl+n", "new_message", "New", id="compose.new", show=False),
         Binding("ctrl+o", "attach", "Attach", id="compose.attach", show=False),
+        Binding("ctrl+r", "toggle_more", "More", id="compose.more"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -144,11 +187,104 @@ class ComposeScreen(ModelScreen):
         self._draft_save_failing = False
         self._draft_timer: Timer | None = None
         self._loading = False
+        #: From was typed by the user: a change of profile no longer replaces it.
+        self._from_edited = False
+        #: The text :meth:`_fill_from` last put in From (what is not typed).
+        self._filled_from = ""
         self.reload_profiles(model.initial_profile)
         self.app.set_focus(self.query_one("#input-to", Input))
 
     def on_resize(self, event: Resize) -> None:
         self.set_class(event.size.width >= WIDE, "-wide")
+
+    # -- more fields: Reply-To and extra headers ---------------------------
+
+    @property
+    def more_shown(self) -> bool:
+        return self.has_class("-more")
+
+    def action_toggle_more(self) -> None:
+        """Show the more fields and go to Reply-To; hide them, leaving none of them focused."""
+        more = self.query_one("#more-fields")
+        was_inside = self.focused is not None and more in self.focused.ancestors
+        self.show_more(not self.more_shown)
+        if self.more_shown:
+            self.app.set_focus(self.query_one("#input-reply-to", Input))
+        elif was_inside:
+            self.app.set_focus(self.query_one("#input-from", Input))
+
+    def show_more(self, shown_: bool = True) -> None:
+        """Show or hide Reply-To and the extra headers (what is in them is sent either way)."""
+        self.set_class(shown_, "-more")
+        self._label_more()
+
+    def _label_more(self) -> None:
+        """The toggle says when hidden fields hold something, so nothing is sent unseen."""
+        label = LESS_LABEL
+        if not self.more_shown:
+            draft = self.draft()
+            label = f"{MORE_LABEL} (in use)" if draft.reply_to or draft.headers else MORE_LABEL
+        self.query_one("#more-toggle", Button).label = label
+
+    @on(Button.Pressed, "#more-toggle")
+    def _more_pressed(self) -> None:
+        self.action_toggle_more()
+
+    def headers_valid(self) -> bool:
+        """Check the extra headers with the core's checks; show the first problem inline."""
+        pairs, problems = header_lines(self.query_one("#headers", TextArea).text)
+        if not problems:
+            try:
+                validate_extra_headers(pairs)
+            except DraftInvalid as exc:
+                problems = [str(error) for error in exc.errors]
+        self.show_headers_error(problems[0] if problems else "")
+        return not problems
+
+    def show_headers_error(self, message: str) -> None:
+        error = self.query_one("#headers-error", Label)
+        error.update(message)
+        error.set_class(bool(message), "-shown")
+        if message:
+            self.show_more()
+
+    def on_descendant_blur(self, event: DescendantBlur) -> None:
+        if event.widget.id == "headers":
+            self.headers_valid()
+        elif event.widget.id == "input-from" and not self._field_value("from").strip():
+            # Emptied and left: the profile's address again, as its placeholder says.
+            self._from_edited = False
+            self._fill_from(profile_sender(self.profile))
+
+    def _field_value(self, field: str) -> str:
+        return self.query_one(f"#field-{field}", AddressField).value
+
+    @on(TextArea.Changed, "#headers")
+    def _revalidate_headers(self) -> None:
+        if self.query_one("#headers-error", Label).has_class("-shown"):
+            self.headers_valid()
+
+    # -- From: the profile's until edited ------------------------------------
+
+    def _fill_from(self, text: str) -> None:
+        """Set From without counting it as the user's edit (see :meth:`_from_changed`)."""
+        self._filled_from = text
+        self.query_one("#field-from", AddressField).value = text
+
+    def _from_changed(self, value: str) -> bool:
+        """From changed: True when the user typed it (not the profile's fill-in).
+
+        An event whose value is no longer the field's is an earlier fill-in's,
+        arriving late (the profile changed again meanwhile): not an edit.
+        """
+        if value != self.query_one("#field-from", AddressField).value:
+            return False
+        if value == self._filled_from:
+            return False
+        if not self._loading:
+            typed = value.strip()
+            self._from_edited = bool(typed) and typed != profile_sender(self.profile)
+        return True
 
     # -- profiles -----------------------------------------------------------
 
@@ -202,22 +338,24 @@ class ComposeScreen(ModelScreen):
         warnings = profile_warnings(profile)
         warning.update(shown("⚠ " + "; ".join(warnings)) if warnings else "")
         warning.set_class(bool(warnings), "-shown")
+        if not self._from_edited:
+            self._fill_from(profile_sender(profile))
 
     # -- draft --------------------------------------------------------------
 
     def draft(self) -> Draft:
-        profile = self.profile
-        sender = ""
-        if profile is not None and profile.from_address:
-            sender = mailbox_text(profile.display_name, profile.from_address)
+        """The form as a draft: what is sent, and what a saved draft holds."""
+        headers, _problems = header_lines(self.query_one("#headers", TextArea).text)
         return Draft(
-            from_address=sender,
+            from_address=self.query_one("#field-from", AddressField).value,
             to=self._addresses("to"),
             cc=self._addresses("cc"),
             bcc=self._addresses("bcc"),
+            reply_to=self._addresses("reply-to"),
             subject=self.query_one("#subject", Input).value,
             body=self.query_one("#body", TextArea).text,
             attachments=list(self.attachments),
+            headers=headers,
         )
 
     def _addresses(self, field: str) -> list[str]:
@@ -225,7 +363,10 @@ class ComposeScreen(ModelScreen):
         return [value] if value.strip() else []
 
     def fields_valid(self) -> bool:
-        results = [field.validate() for field in self.query(AddressField)]
+        results = [field.validate(sending=True) for field in self.query(AddressField)]
+        results.append(self.headers_valid())
+        if self.query_one("#field-reply-to", AddressField).has_class("-invalid"):
+            self.show_more()  # its error must be seen
         return all(results)
 
     def show_field_errors(self, errors: list[tuple[str, str]]) -> None:
@@ -236,11 +377,18 @@ class ComposeScreen(ModelScreen):
         status line.
         """
         other = []
+        header_problem = ""
         for field, message in errors:
             if field in ADDRESS_FIELDS:
                 self.query_one(f"#field-{field}", AddressField).show_error(message)
+                if field in MORE_FIELDS:
+                    self.show_more()
+            elif field.startswith("header "):
+                header_problem = header_problem or f"{field}: {message}"
             else:
                 other.append(f"{field}: {message}")
+        if header_problem:
+            self.show_headers_error(header_problem)
         if other:
             self.set_status("; ".join(other) + ". Your draft is kept.", "error")
         else:
@@ -257,7 +405,13 @@ class ComposeScreen(ModelScreen):
     @on(Input.Changed)
     @on(TextArea.Changed)
     @on(Select.Changed, "#profile")
-    def _changed(self) -> None:
+    def _changed(self, event: Message | None = None) -> None:
+        if (
+            isinstance(event, Input.Changed)
+            and event.input.id == "input-from"
+            and not self._from_changed(event.value)
+        ):
+            return  # the profile's address filled in: nothing typed
         if self._loading:
             return
         self._draft_dirty = True
@@ -266,7 +420,9 @@ class ComposeScreen(ModelScreen):
         self._draft_timer = self.set_timer(DRAFT_SAVE_DELAY, self.save_draft_now)
 
     def _is_empty(self, draft: Draft) -> bool:
-        return not (draft.to or draft.cc or draft.bcc or draft.subject or draft.body.strip())
+        """Nothing typed but what the form starts with (From is the profile's until edited)."""
+        typed = draft.to or draft.cc or draft.bcc or draft.reply_to or draft.headers
+        return not (typed or self._from_edited or draft.subject or draft.body.strip())
 
     def save_draft_now(self, *, set_aside: bool = False) -> None:
         """Write the draft (a small file, atomically, in a thread): a crash loses seconds."""
@@ -339,10 +495,13 @@ class ComposeScreen(ModelScreen):
                 "#field-to": ", ".join(draft.to),
                 "#field-cc": ", ".join(draft.cc),
                 "#field-bcc": ", ".join(draft.bcc),
+                "#field-reply-to": ", ".join(draft.reply_to),
             }
             for selector, text in fields.items():
                 self.query_one(selector, AddressField).value = escape_terminal_controls(text)
             fields["#subject"] = draft.subject
+            fields["#headers"] = headers_text(draft.headers)
+            self.query_one("#headers", TextArea).text = escape_terminal_controls(fields["#headers"])
             self.query_one("#subject", Input).value = escape_terminal_controls(draft.subject)
             body = draft.body.replace("\r\n", "\n").replace("\r", "\n")
             body_area = self.query_one("#body", TextArea)
@@ -354,6 +513,13 @@ class ComposeScreen(ModelScreen):
                 self._attached(path)
             if saved.profile in self.model.all_profiles():
                 self.reload_profiles(saved.profile)
+            # After the profile: From is the draft's, edited or not.
+            sender = escape_terminal_controls(draft.from_address)
+            self.query_one("#field-from", AddressField).value = sender
+            self._from_edited = bool(sender.strip()) and sender != profile_sender(self.profile)
+            escaped = escaped or sender != draft.from_address
+            if draft.reply_to or draft.headers:
+                self.show_more()  # nothing the message will carry is out of sight
         finally:
             self.call_after_refresh(self._loaded)
         self.draft_id = saved.id
@@ -367,6 +533,7 @@ class ComposeScreen(ModelScreen):
 
     def _loaded(self) -> None:
         self._loading = False
+        self._label_more()
 
     def clear_for_next(self) -> None:
         """The message has left this form (sent, or its home is the outbox): an empty
@@ -376,9 +543,15 @@ class ComposeScreen(ModelScreen):
         self.app.set_focus(self.query_one("#input-to", Input))
 
     def clear_draft(self) -> None:
+        """Empty the form for a new message; From goes back to the profile's."""
         for field in self.query(AddressField):
             field.value = ""
             field.show_error("")
+        self._from_edited = False
+        self._fill_from(profile_sender(self.profile))
+        self.query_one("#headers", TextArea).text = ""
+        self.show_headers_error("")
+        self._label_more()
         self.query_one("#subject", Input).value = ""
         self.query_one("#body", TextArea).text = ""
         self.attachments.clear()
@@ -524,6 +697,9 @@ class ComposeScreen(ModelScreen):
         if run.kind is RunKind.SEND:
             self.query_one("#send", Button).disabled = True
             self.query_one("#live-view", TranscriptView).show(run.transcript)
+            # Until now the body had the width (an empty pane says nothing);
+            # from the first send on, its transcript is beside the form.
+            self.add_class("-live")
 
     def _send_stopped(self, stopped: SendStopped) -> None:
         """The session stopped without an outcome: unlock, and say why."""

@@ -29,7 +29,7 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from tuimail.atomic import atomic_write_bytes
 from tuimail.drafts import DraftStore, SavedDraft
-from tuimail.message import Draft
+from tuimail.message import Draft, extra_headers_of
 from tuimail.outbox import MessageNotFound, Outbox, OutboxError, Queued, short_id
 from tuimail.transcript import Transcript
 from tuimail.ui.history import SessionRun
@@ -53,7 +53,8 @@ def _when(timestamp: float) -> str:
 
 
 def draft_from_message(data: bytes, queued: Queued) -> Draft:
-    """A queued message back into an editable draft (Bcc comes from the envelope)."""
+    """A queued message back into an editable draft (Bcc comes from the envelope;
+    From, Reply-To and the extra headers from the message, as Compose shows them)."""
     message = message_from_bytes(data, policy=policy.default)
     shown = {a.lower() for header in ("To", "Cc") for a in _addresses(message.get(header, ""))}
     body_part = message.get_body(preferencelist=("plain",))
@@ -62,8 +63,10 @@ def draft_from_message(data: bytes, queued: Queued) -> Draft:
         to=[str(message["To"])] if message["To"] else [],
         cc=[str(message["Cc"])] if message["Cc"] else [],
         bcc=[r for r in queued.recipients if r.lower() not in shown],
+        reply_to=[str(message["Reply-To"])] if message["Reply-To"] else [],
         subject=str(message.get("Subject", "")),
         body=body_part.get_content() if body_part is not None else "",
+        headers=extra_headers_of(message),
     )
 
 

@@ -1,8 +1,10 @@
 """Monitor: every profile's server and the extra targets, probed on a schedule.
 
+A target is a profile or an extra target (``targets.toml``), not an address:
+two profiles on one server are two rows, each probed with its own settings.
 The table shows each target's status, latency, certificate days and last
 check; the selected target's latency history (kept, bounded, in the state dir)
-is drawn as a sparkline, with its latest probe transcript below. A target that
+is drawn one mark per probe, with its latest probe transcript below. A target that
 changes state raises a notification. Probing runs in a worker, at most
 ``concurrency`` targets at a time. The history and ``targets.toml`` are read
 and written in threads; what was read comes back as a message.
@@ -13,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -22,20 +24,21 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Sparkline, Static
+from textual.widget import Widget
+from textual.widgets import Button, DataTable, Footer, Input, Label, Select, Static
 
 from tuimail.errors import NotFound
 from tuimail.probe import ProbeReport, ProbeTarget, Status, Thresholds, probe_many
-from tuimail.probe_history import ProbeHistory
+from tuimail.probe_history import ProbeHistory, reached
 from tuimail.profiles import Security
-from tuimail.targets import TargetError, TargetStore, monitor_targets
+from tuimail.targets import TargetError, TargetStore, monitor_targets, owner, split_address
 from tuimail.ui.messages import ProfilesChanged
 from tuimail.ui.outside import cell, shown
 from tuimail.ui.screens.base import ModelScreen
-from tuimail.ui.screens.dialogs import FormSelect
+from tuimail.ui.screens.dialogs import FormSelect, not_a_file, typed_path
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
 from tuimail.user_config import Config
@@ -117,8 +120,22 @@ def _dns_server_ok(value: object) -> bool:
     return bool(host.strip()) and " " not in host and digits and 0 < int(port) < 65536
 
 
+#: What the address field of the target dialog is called, an example, and the forms
+#: it takes, for each kind of target.
+TARGET_FORMS = {
+    "server": ("Server", "mail.example.com:587", "host, host:port or [IPv6]:port"),
+    "mx": (
+        "Domain",
+        "example.com",
+        "a mail domain: each of its MX hosts is probed, on port 25 unless Port says",
+    ),
+}
+
+
 class TargetDialog(ModalScreen[ProbeTarget | None]):
-    """Add or edit an extra monitor target."""
+    """Add or edit an extra monitor target: one server (``host[:port]``) or a mail
+    domain watched through its MX hosts, as ``targets.toml`` allows, with its own
+    CA file. The dialog says which forms the address takes."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
@@ -129,13 +146,24 @@ class TargetDialog(ModalScreen[ProbeTarget | None]):
     def compose(self) -> ComposeResult:
         t = self.target
         th = t.thresholds if t else Thresholds()
-        with Vertical(classes="dialog wide"):
+        kind = "mx" if t and t.mx else "server"
+        with Vertical(classes="dialog wide target"):
             yield Label("Edit target" if t else "Add target", classes="title")
-            with Grid(classes="form"):
+            with VerticalScroll(), Grid(classes="form"):
                 yield Label("Name")
-                yield Input(t.name if t else "", id="target-name")
-                yield Label("Host")
-                yield Input(t.host if t else "", id="target-host")
+                yield Input(t.name if t else "", id="target-name", placeholder="relay")
+                yield Label("Watch")
+                yield FormSelect(
+                    [("one server", "server"), ("a mail domain (its MX hosts)", "mx")],
+                    value=kind,
+                    allow_blank=False,
+                    id="target-kind",
+                )
+                label, example, forms = TARGET_FORMS[kind]
+                yield Label(label, id="target-host-label")
+                yield Input(t.host if t else "", id="target-host", placeholder=example)
+                yield Label("")
+                yield Static(forms, id="target-forms", markup=False)
                 yield Label("Port")
                 yield Input(
                     str(t.port) if t and t.port else "", id="target-port", placeholder="default"
@@ -146,6 +174,10 @@ class TargetDialog(ModalScreen[ProbeTarget | None]):
                     value=t.security.value if t else "starttls",
                     allow_blank=False,
                     id="target-security",
+                )
+                yield Label("CA file")
+                yield Input(
+                    t.ca_file if t else "", id="target-ca-file", placeholder="system trust store"
                 )
                 yield Label("Warn days")
                 yield Input(str(th.warn_days), id="warn_days")
@@ -169,30 +201,87 @@ class TargetDialog(ModalScreen[ProbeTarget | None]):
         event.stop()
         self.focus_next()
 
+    @on(Select.Changed, "#target-kind")
+    def _kind_changed(self, event: Select.Changed) -> None:
+        """The address field's name and the forms it takes follow what is watched."""
+        label, example, forms = TARGET_FORMS[str(event.value)]
+        self.query_one("#target-host-label", Label).update(label)
+        self.query_one("#target-host", Input).placeholder = example
+        self.query_one("#target-forms", Static).update(forms)
+
+    def _value(self, widget_id: str) -> str:
+        return self.query_one(f"#{widget_id}", Input).value.strip()
+
+    def _number(self, widget_id: str, words: str, kind: type[int] | type[float]) -> float:
+        text = self._value(widget_id)
+        try:
+            return kind(text)
+        except ValueError:
+            whole = "a whole number" if kind is int else "a number"
+            raise TargetError(f"{words}: {whole} is needed, not {text!r}") from None
+
+    def _address(self, is_mx: bool) -> tuple[str, int]:
+        """The host (or domain) and the port, from the address and the Port field."""
+        text = self._value("target-host")
+        port_text = self._value("target-port")
+        if port_text and not (port_text.isascii() and port_text.isdigit()):
+            raise TargetError("port: a whole number from 1 to 65535 (empty: the default)")
+        port = int(port_text or 0)
+        if not text:
+            raise TargetError(f"{TARGET_FORMS['mx' if is_mx else 'server'][0].lower()}: needed")
+        if is_mx:
+            if ":" in text or "/" in text or "@" in text:
+                raise TargetError(
+                    f"domain: {text!r} is not a mail domain (e.g. example.com); "
+                    "the MX hosts' port goes under Port"
+                )
+            return text.rstrip("."), port or 25
+        host, given = split_address(text)
+        if given and port and given != port:
+            raise TargetError(f"port: {text} says {given}, Port says {port}; give it once")
+        return host, given or port
+
+    def _ca_file(self) -> str:
+        """The CA file, checked as the file picker checks a path (in the command
+        line's words); "" for the system's trust store."""
+        if not self._value("target-ca-file"):
+            return ""
+        path, problem = typed_path(self._value("target-ca-file"))
+        if path is None:
+            raise TargetError(f"CA file: {problem}")
+        problem = not_a_file(path)
+        if problem:
+            raise TargetError(f"CA file: {path} {problem}")
+        return str(path)
+
     @on(Button.Pressed, "#target-save")
     def _save(self) -> None:
-        def value(widget_id: str) -> str:
-            return self.query_one(f"#{widget_id}", Input).value.strip()
-
         error = self.query_one("#target-error", Label)
+        is_mx = self.query_one("#target-kind", Select).value == "mx"
+        name = self._value("target-name")
         try:
+            host, port = self._address(is_mx)
             thresholds = Thresholds(
-                int(value("warn_days")),
-                int(value("crit_days")),
-                float(value("warn_seconds")),
-                float(value("crit_seconds")),
+                int(self._number("warn_days", "warn days", int)),
+                int(self._number("crit_days", "crit days", int)),
+                self._number("warn_seconds", "warn secs", float),
+                self._number("crit_seconds", "crit secs", float),
             )
             target = ProbeTarget(
-                host=value("target-host"),
-                port=int(value("target-port") or 0),
+                host=host,
+                port=port,
                 security=Security(str(self.query_one("#target-security", Select).value)),
+                ca_file=self._ca_file(),
                 thresholds=thresholds,
-                name=value("target-name"),
+                timeout=self.target.timeout if self.target else 10.0,
+                name=name,
+                mx=is_mx,
+                owner=owner(name),
             )
             from tuimail.targets import validate_target
 
             validate_target(target)
-        except (ValueError, TargetError) as exc:
+        except TargetError as exc:
             error.update(shown(exc))
             return
         self.dismiss(target)
@@ -200,6 +289,72 @@ class TargetDialog(ModalScreen[ProbeTarget | None]):
     @on(Button.Pressed, "#target-cancel")
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+#: Eighths of a cell, lowest to highest: one probe's latency against the slowest shown.
+_BARS = "▁▂▃▄▅▆▇█"
+#: A probe that did not reach the server: no latency to draw.
+UNREACHED_MARK = "✗"
+
+
+def latency_marks(samples: Sequence[float | None]) -> str:
+    """One mark per probe, oldest first: a bar scaled to the slowest probe shown, or
+    :data:`UNREACHED_MARK` for a probe that did not reach the server.
+
+    Textual's Sparkline stretches its data over the whole width, so a single probe
+    (or an unreachable one, whose time was drawn as a latency) filled it with one bar.
+    """
+    slowest = max((s for s in samples if s is not None), default=0.0)
+    marks = []
+    for sample in samples:
+        if sample is None:
+            marks.append(UNREACHED_MARK)
+        elif slowest <= 0:
+            marks.append(_BARS[0])
+        else:
+            marks.append(_BARS[min(len(_BARS) - 1, int(sample / slowest * (len(_BARS) - 1)))])
+    return "".join(marks)
+
+
+def latency_caption(samples: Sequence[float | None]) -> str:
+    """What the marks show, in words: how many probes, the range, the newest."""
+    if not samples:
+        return "Latency history: no probe recorded yet"
+    reached_ = [s for s in samples if s is not None]
+    count = "1 probe" if len(samples) == 1 else f"last {len(samples)} probes, oldest first"
+    parts = [f"Latency history: {count}"]
+    if reached_:
+        low, high = min(reached_), max(reached_)
+        parts.append(f"{high:.3f}s" if low == high else f"{low:.3f}s to {high:.3f}s")
+    missed = len(samples) - len(reached_)
+    if missed:
+        parts.append(f"{UNREACHED_MARK}: did not reach the server ({missed})")
+    return "; ".join(parts)
+
+
+class LatencyHistory(Widget):
+    """The selected target's latency over its last probes, one cell per probe,
+    newest on the right (the newest that fit, on a narrow screen)."""
+
+    DEFAULT_CSS = "LatencyHistory { height: 1; padding: 0 1; }"
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        #: Seconds per probe, oldest first; ``None``: the probe did not reach the server.
+        self.samples: list[float | None] = []
+
+    def show(self, samples: Sequence[float | None]) -> None:
+        self.samples = list(samples)
+        self.refresh()
+
+    def render(self) -> Text:
+        width = self.content_size.width
+        samples = self.samples[-width:] if width > 0 else self.samples
+        colour = self.app.theme_variables.get("error", "red")
+        text = Text(no_wrap=True, overflow="crop")
+        for mark in latency_marks(samples):
+            text.append(mark, style=f"bold {colour}" if mark == UNREACHED_MARK else "")
+        return text
 
 
 class StoresRead(Message, bubble=False):
@@ -241,8 +396,8 @@ class MonitorScreen(ModelScreen):
         with Vertical():
             yield Static("", id="monitor-status")
             yield DataTable(id="targets", cursor_type="row", zebra_stripes=True)
-            yield Label("Latency history (seconds)", classes="pane-title")
-            yield Sparkline([], id="latency")
+            yield Label(latency_caption([]), id="latency-title", classes="pane-title")
+            yield LatencyHistory(id="latency")
             yield Static("", id="monitor-detail", markup=False)
             yield TranscriptView(id="probe-view")
         yield Footer()
@@ -320,8 +475,9 @@ class MonitorScreen(ModelScreen):
             )
         self._extra = read.targets
         self.reload_targets()
-        if read.probe is not None:
-            self.run_probes([read.probe])
+        probe = read.targets.get(read.probe.name) if read.probe is not None else None
+        if probe is not None:
+            self.run_probes([probe])
         if not self._started:
             self._started = True
             if self.interval > 0:  # 0: probe only when asked (r)
@@ -371,14 +527,14 @@ class MonitorScreen(ModelScreen):
             return [Text("MX"), label, "—", "—", cell(f"each MX host of {target.host} below")]
         report = self.latest.get(target.key)
         if report is None:
-            records = self.history.targets.get(target.key, [])
+            records = self.history.records(target)
             if records:
                 last = records[-1]
                 status = str(last.get("status", "UNKNOWN"))
                 return [
                     cell(status),
                     label,
-                    f"{float(last.get('total', 0)):.3f}s",
+                    f"{float(last.get('total', 0)):.3f}s" if reached(last) else "—",
                     str(last.get("days_left") if last.get("days_left") is not None else "—"),
                     time.strftime("%H:%M:%S", time.localtime(float(last.get("started", 0)))),
                 ]
@@ -403,7 +559,7 @@ class MonitorScreen(ModelScreen):
     async def run_probes(self, targets: list[ProbeTarget]) -> None:
         targets = await self._expand(targets)
         passwords: dict[str, Secret] = {}
-        previous = {t.key: caps for t in targets if (caps := self.history.last_capabilities(t.key))}
+        previous = {t.key: caps for t in targets if (caps := self.history.last_capabilities(t))}
         await probe_many(
             targets,
             concurrency=self.concurrency,
@@ -471,7 +627,7 @@ class MonitorScreen(ModelScreen):
     def _record(self, report: ProbeReport) -> None:
         key = report.target.key
         before = self.latest.get(key)
-        previous_status = before.status.name if before else self._last_status(key)
+        previous_status = before.status.name if before else self._last_status(report.target)
         self.latest[key] = report
         self.history.add(report)
         if previous_status is not None and previous_status != report.status.name:
@@ -494,8 +650,8 @@ class MonitorScreen(ModelScreen):
                 table.update_cell(key, column, value, update_width=True)
         self._show_selected()
 
-    def _last_status(self, key: str) -> str | None:
-        records = self.history.targets.get(key, [])
+    def _last_status(self, target: ProbeTarget) -> str | None:
+        records = self.history.records(target)
         return str(records[-1].get("status")) if records else None
 
     # -- selection ----------------------------------------------------------
@@ -515,7 +671,12 @@ class MonitorScreen(ModelScreen):
         target = self.selected_target()
         if target is None:
             return
-        self.query_one("#latency", Sparkline).data = self.history.latencies(target.key) or [0.0]
+        samples = self.history.latencies(target)
+        self.query_one("#latency", LatencyHistory).show(samples)
+        caption = latency_caption(samples)
+        if target.mx:  # a domain is probed through its hosts, each a row with its history
+            caption = "Latency history: on each MX host's row"
+        self.query_one("#latency-title", Label).update(Text(caption))
         report = self.latest.get(target.key)
         detail = self.query_one("#monitor-detail", Static)
         view = self.query_one("#probe-view", TranscriptView)
@@ -532,12 +693,29 @@ class MonitorScreen(ModelScreen):
     def action_add_target(self) -> None:
         self.app.push_screen(TargetDialog(), self._saved)
 
-    def action_edit_target(self) -> None:
+    def _selected_extra(self) -> ProbeTarget | None:
+        """The selected row's extra target; None on a profile's row (even one whose
+        name an extra target shares) or an MX host's."""
         target = self.selected_target()
-        if target is None or target.name not in self.extra_targets():
-            self.notify(
-                "Profiles are edited on Accounts; only extra targets here.", severity="warning"
-            )
+        extra = self.extra_targets().get(target.name) if target is not None else None
+        return (
+            extra if target is not None and extra is not None and extra.key == target.key else None
+        )
+
+    def _not_an_extra(self, verb: str, done: str) -> None:
+        """Say why the selected row cannot be edited or removed here, and where it can."""
+        target = self.selected_target()
+        if target is not None and target.owner.startswith("target:"):
+            domain = target.owner.removeprefix("target:")
+            words = f"{target.label} is one of {domain}'s MX hosts: {verb} the row {domain}."
+        else:
+            words = f"Profiles are {done} on Accounts; only extra targets here."
+        self.notify(shown(words), severity="warning", markup=False)
+
+    def action_edit_target(self) -> None:
+        target = self._selected_extra()
+        if target is None:
+            self._not_an_extra("edit", "edited")
             return
         self.app.push_screen(TargetDialog(target), lambda t: self._saved(t, target.name))
 
@@ -546,9 +724,9 @@ class MonitorScreen(ModelScreen):
             self.change_targets(lambda: TargetStore().save(target, replace_name=original), target)
 
     def action_remove_target(self) -> None:
-        target = self.selected_target()
-        if target is None or target.name not in self.extra_targets():
-            self.notify("Only extra targets can be removed here.", severity="warning")
+        target = self._selected_extra()
+        if target is None:
+            self._not_an_extra("remove", "removed")
             return
         self.latest.pop(target.key, None)
         self.change_targets(lambda: TargetStore().remove(target.name))

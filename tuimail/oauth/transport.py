@@ -1,0 +1,156 @@
+"""One form POST to a provider endpoint, bounded in time and size.
+
+Every OAuth request tuimail makes (token, device authorization, revocation)
+is a form POST answered with JSON, so this is the only HTTP code: urllib,
+blocking (run it in a worker thread), a timeout on each request, at most
+``ANSWER_LIMIT`` bytes read from any answer, redirects not followed (a token
+endpoint that redirects is misconfigured, and following would resend the
+form elsewhere), and secrets sent only over https or to loopback.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import ipaddress
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from typing import IO, Any
+
+from tuimail.credentials import Secret
+from tuimail.oauth.errors import (
+    BadAnswer,
+    EndpointRefused,
+    ProviderRefused,
+    ProviderUnreachable,
+    quote_outside,
+)
+
+#: The most bytes read from any answer: token answers are a few kilobytes.
+ANSWER_LIMIT = 64 * 1024
+#: Seconds a request may take, connect to last byte (urllib: per blocking step).
+DEFAULT_TIMEOUT = 30.0
+#: Answer fields that are secrets: read into a :class:`Secret` straight away, so
+#: no repr, log or traceback with local variables (rich, Textual) shows them.
+SECRET_FIELDS = frozenset({"access_token", "refresh_token", "id_token", "device_code"})
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine (127.0.0.0/8, ::1 or localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint(url: str) -> str:
+    """``url`` if secrets may be sent there: https anywhere, plain http only to loopback."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname and is_loopback_host(parts.hostname):
+        return url
+    raise EndpointRefused(url, "an OAuth endpoint must be an https:// address")
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Hand a 3xx back as an error instead of following it."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects())
+
+
+def _read_capped(stream: IO[bytes], url: str) -> bytes:
+    data = stream.read(ANSWER_LIMIT + 1)
+    if len(data) > ANSWER_LIMIT:
+        raise BadAnswer(url, f"the answer is larger than {ANSWER_LIMIT // 1024} KiB")
+    return data
+
+
+def _parse_json(data: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    return {
+        key: Secret(item) if key in SECRET_FIELDS and isinstance(item, str) else item
+        for key, item in value.items()
+    }
+
+
+def _plain(value: str | Secret) -> str:
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+def _snippet(data: bytes) -> str:
+    return quote_outside(data.decode("utf-8", "replace").strip(), 200) or "(empty)"
+
+
+def post_form(
+    url: str,
+    fields: Mapping[str, str | Secret],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    basic_auth: tuple[str, str | Secret] | None = None,
+) -> dict[str, Any]:
+    """POST ``fields`` as a form to ``url`` and return the JSON object it answers.
+
+    An OAuth error answer (a JSON object with ``error``, usually status 400 or
+    401) raises :class:`ProviderRefused`; anything else that is not a JSON
+    object with status 200 raises :class:`BadAnswer`; no answer raises
+    :class:`ProviderUnreachable`. ``basic_auth`` is a client id and secret
+    sent as HTTP Basic (RFC 6749 section 2.3.1), never in the URL. Secrets
+    are revealed only inside the request (no local variable holds them), and
+    the answer's token fields come back as :class:`Secret`.
+    """
+    check_endpoint(url)
+    request = urllib.request.Request(
+        url,
+        data=urllib.parse.urlencode({k: _plain(v) for k, v in fields.items()}).encode("ascii"),
+        method="POST",
+    )
+    request.add_header("Content-Type", "application/x-www-form-urlencoded")
+    request.add_header("Accept", "application/json")
+    request.add_header("User-Agent", "tuimail")
+    if basic_auth is not None:
+        request.add_header(
+            "Authorization",
+            "Basic "
+            + base64.b64encode(
+                ":".join(urllib.parse.quote(_plain(part), safe="") for part in basic_auth).encode()
+            ).decode(),
+        )
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            status = response.status
+            data = _read_capped(response, url)
+    except urllib.error.HTTPError as error:
+        try:
+            status = error.code
+            data = _read_capped(error, url) if error.fp is not None else b""
+        finally:
+            error.close()
+    except (OSError, http.client.HTTPException) as error:  # URLError and timeouts too
+        reason = getattr(error, "reason", None) or error
+        raise ProviderUnreachable(url, str(reason) or type(error).__name__) from None
+    answer = _parse_json(data)
+    if answer is not None and isinstance(answer.get("error"), str):
+        description = answer.get("error_description")
+        raise ProviderRefused(
+            url, status, answer["error"], description if isinstance(description, str) else ""
+        )
+    if status != 200:
+        raise BadAnswer(url, f"HTTP status {status}: {_snippet(data)}")
+    if answer is None:
+        raise BadAnswer(url, f"not a JSON object: {_snippet(data)}")
+    return answer
