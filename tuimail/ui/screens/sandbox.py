@@ -232,7 +232,7 @@ class SandboxScreen(ModelScreen):
         lines = [f"{where}; mail kept in {maildir}"] if where else []
         if not where:
             lines = [model.sandbox_note or "The sandbox is not running.", f"Mail kept in {maildir}"]
-        if model.sandbox_note and (sandbox is not None or running is not None):
+        if model.sandbox_note and sandbox is not None:  # why not on its port, a take-over
             lines.append(f"Note: {model.sandbox_note.rstrip('.')}.")
         listing = self._listing
         if listing is not None and listing.problem:
