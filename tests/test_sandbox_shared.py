@@ -314,8 +314,8 @@ def test_serve_with_other_settings_runs_apart_with_its_own_session_ids(
             assert apart.stderr is not None
             note = apart.stderr.readline()
             assert note.strip() == (
-                f"tuimail: the sandbox of this data dir runs on 127.0.0.1:{port} "
-                f"('tuimail serve' (pid {built_in.pid})) with other settings (faults): "
+                f"tuimail: the sandbox of this data dir runs on 127.0.0.1:{port}, served by "
+                f"'tuimail serve' (pid {built_in.pid}), with other settings (faults): "
                 "this one is a server of its own"
             )
             # The runtime file still names the built-in one: clients keep using it.

@@ -188,8 +188,8 @@ def _who_serves(
             "choose another with --port, or --port 0 for any free port"
         )
     note = (
-        f"the sandbox of this data dir runs on {found.address} ({found.server_words}) with "
-        f"other settings ({', '.join(differ)}): this one is a server of its own"
+        f"the sandbox of this data dir runs on {found.address}, served by {found.server_words}, "
+        f"with other settings ({', '.join(differ)}): this one is a server of its own"
     )
     return None, note
 
