@@ -122,7 +122,7 @@ class CapturedReader:
         names.sort(reverse=True)
         newest = names[: self.limit]
         listed = {key for _when, key, _path in newest}
-        self._read_sessions(listed)
+        self._read_sessions(listed, newest[-1][0] if newest else 0.0)
         messages = []
         for when, key, path in newest:
             known = self._by_key.get(key) or self._heads.get(key)
@@ -145,8 +145,14 @@ class CapturedReader:
         except OSError:
             return 0.0
 
-    def _read_sessions(self, listed: set[str]) -> None:
-        """Read the session files not read yet; note what they say of listed messages."""
+    def _read_sessions(self, listed: set[str], oldest: float) -> None:
+        """Read the session files not read yet; note what they say of listed messages.
+
+        A session file is written when its session ends, after each message of
+        it was stored: one written before the oldest listed message (``oldest``,
+        less a second's slack) names none of them and is not read at all. So a
+        data dir with a thousand session files costs a ``stat`` each, not a parse.
+        """
         current: dict[str, int] = {}
         try:
             with os.scandir(self.sessions_dir) as entries:
@@ -157,7 +163,7 @@ class CapturedReader:
         except OSError:
             return
         for name, mtime in current.items():
-            if self._sessions_read.get(name) == mtime:
+            if self._sessions_read.get(name) == mtime or mtime / 1e9 < oldest - 1.0:
                 continue
             document = self._session_document(self.sessions_dir / name)
             for message in _messages_of(document):
