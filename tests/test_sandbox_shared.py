@@ -423,3 +423,35 @@ async def test_f5_reads_the_maildir_and_session_files_off_the_ui_loop(
             await wait_for(pilot, lambda: "by hand" in static_text(app, "#message-view"), "")
             await pilot.press("ctrl+q")
     assert log.calls == []
+
+
+def test_the_reader_never_hangs_on_a_fifo_nor_trips_on_a_broken_session_file(
+    tmp_path: Path,
+) -> None:
+    """What other programs leave in the shared Maildir is listed, never obeyed or waited on."""
+    from tuimail.sandbox.captured import CapturedReader
+
+    box = tmp_path / "maildir"
+    for sub in ("new", "cur", "tmp"):
+        (box / sub).mkdir(parents=True)
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    now = int(time.time())
+    os.mkfifo(box / "new" / f"{now}.M1P1Q1.fifo")
+    (box / "cur" / f"{now + 1}.M2P1Q2.host:2,S").write_bytes(
+        b"From: \x1b[2Jx@example.test\nTo: y@example.test\n\nseen\n"
+    )
+    (sessions / "broken.json").write_text("{not json")
+    (sessions / "odd.json").write_text(json.dumps({"id": "../x", "messages": [{"no": "key"}]}))
+    reader = CapturedReader(box, sessions)
+    listing = reader.read()
+    assert listing.total == 2
+    newest, fifo = listing.messages
+    assert newest.key == f"{now + 1}.M2P1Q2.host" and newest.size > 0
+    assert newest.mail_from == "\x1b[2Jx@example.test"  # escaped where shown (ui/outside.py)
+    assert fifo.size == 0 and fifo.mail_from == ""
+    assert reader.read_message(newest.key).endswith(b"seen\n")
+    with pytest.raises(OSError):
+        reader.read_message(fifo.key)
+    assert reader.session_transcript("../x") is None
+    assert reader.read_if_changed() is not None and reader.read_if_changed() is None
