@@ -188,6 +188,8 @@ class TuimailApp(App[None]):
         self._sandbox_claim: Claim | None = None
         #: One look at who serves the sandbox at a time (the timer, a send).
         self._sandbox_lock = asyncio.Lock()
+        #: The app is stopping: a sandbox that finishes starting now is stopped again.
+        self._stopping = False
         super().__init__()
         #: Everything the screens read; they subscribe to its signals.
         self.model = AppModel(self, loaded, config, initial_profile=profile)
@@ -344,6 +346,11 @@ class TuimailApp(App[None]):
             self.tell(self.model.sandbox_note)
             self.model.set_sandbox(None, None, self.model.sandbox_note)
             return
+        if self._stopping:  # the app quit while it started: nobody would stop it
+            await sandbox.stop(grace=0)
+            if claim is not None:
+                await asyncio.to_thread(claim.release)
+            return
         if claim is not None:
             settings = settings_of(sandbox.config, sandbox.faults)
             claim.port = sandbox.port
@@ -396,6 +403,7 @@ class TuimailApp(App[None]):
 
     async def on_unmount(self) -> None:
         """Stop the sandbox, and let the last draft and settings writes land first."""
+        self._stopping = True
         await self.model.saves.finish()
         self.model.saves.close()
         if self.model.sandbox is not None:
