@@ -175,7 +175,10 @@ class TranscriptLines(ScrollView, can_focus=True):
             self._restart()
             if not following:  # the lines being read stay in view
                 self.scroll_to(
-                    y=max(self.scroll_y - removed_lines, 0), animate=False, immediate=True, force=True
+                    y=max(self.scroll_y - removed_lines, 0),
+                    animate=False,
+                    immediate=True,
+                    force=True,
                 )
         else:
             self._entries.extend(entries)
@@ -295,7 +298,7 @@ class TranscriptView(Vertical):
 
     DEFAULT_CSS = """
     TranscriptView { height: 1fr; }
-    TranscriptView > #trimmed { display: none; color: $warning; height: 1; }
+    TranscriptView > #trimmed { display: none; color: $warning; height: 1; width: 1fr; }
     TranscriptView.-trimmed > #trimmed { display: block; }
     TranscriptView > TranscriptLines { height: 1fr; background: $surface; }
     """
@@ -392,11 +395,14 @@ class TranscriptView(Vertical):
 
     def _update_marker(self) -> None:
         trimmed = self._matched - self.shown_entries
-        self.set_class(trimmed > 0, "-trimmed")
         if trimmed > 0:
+            # One line of fixed size: a new count needs no layout of the screen
+            # (during a flood it changes at every step); showing it does.
             self.query_one("#trimmed", Static).update(
-                f"▲ {trimmed:,} older lines trimmed from view; export keeps them all"
+                f"▲ {trimmed:,} older lines trimmed from view; export keeps them all",
+                layout=not self.has_class("-trimmed"),
             )
+        self.set_class(trimmed > 0, "-trimmed")
 
     def _matches(self, entry: Entry) -> bool:
         return not self.filter_text or self.filter_text.lower() in entry.text.lower()
