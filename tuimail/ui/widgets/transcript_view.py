@@ -110,8 +110,10 @@ class TranscriptLines(ScrollView, can_focus=True):
 
     It holds entries, not rendered lines: adding one costs the count of its
     wrapped lines (for the scroll height), and a frame draws the few lines in
-    view, from a small cache. ``styles`` gives each entry's time, marker and
-    text styles (the view's, from the theme).
+    view, from a small cache. Its :class:`TranscriptView` gives each entry's
+    colours (:meth:`TranscriptView.entry_style`, from the theme). The scroll
+    bar's gutter is kept even while no bar shows, so the wrap width does not
+    change (and every line wrap again) when the bar comes and goes.
     """
 
     DEFAULT_CSS = """
@@ -130,7 +132,7 @@ class TranscriptLines(ScrollView, can_focus=True):
         self._heights: list[int] = []
         self._wrap_width = 0
         self._strips: LRUCache[int, tuple[Entry, list[Strip]]] = LRUCache(STRIP_CACHE)
-        self._styles: dict[object, tuple[Style, Style, Style]] = {}
+        self._styles: dict[str, tuple[Style, Style, Style]] = {}
         #: The end is in view: new lines scroll in (until the reader scrolls up).
         self._following = True
         #: Entries whose screen lines were made (each once, until the width or theme changes).
@@ -153,9 +155,12 @@ class TranscriptLines(ScrollView, can_focus=True):
         return [strip for index in range(len(self._entries)) for strip in self._strips_of(index)]
 
     def clear(self) -> None:
+        """Hold nothing; what comes next is followed to its end, as a new transcript is."""
         self._entries = []
         self._heights = []
         self._restart()
+        self.scroll_to(y=0, animate=False, immediate=True, force=True)
+        self._following = True
 
     def extend(self, entries: Sequence[Entry], keep: int) -> None:
         """Add ``entries`` at the end, keeping the last ``keep``; follow the end if it was shown."""
@@ -274,6 +279,7 @@ class TranscriptLines(ScrollView, can_focus=True):
         return strips
 
     def _style_of(self, entry: Entry) -> tuple[Style, Style, Style]:
+        """The time's, the marker's and the text's style (parsed once per colour)."""
         view = self.parent
         text_style = view.entry_style(entry) if isinstance(view, TranscriptView) else ""
         found = self._styles.get(text_style)
