@@ -113,3 +113,26 @@ async def test_a_wrapped_line_continues_under_its_text(
             assert row[column - 10 : column].strip() == "", f"{row!r} starts under the time"
             assert row[column : column + 4] == "word", f"{row!r} is not under the text"
         assert "word39" in rows[last - 1], "every word is shown"
+
+
+async def test_a_reader_who_scrolled_up_is_not_pulled_down_by_new_lines() -> None:
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("f3")
+        view = app.screen.query_one("#transcript-view", TranscriptView)
+        run = live_session(app)
+        for number in range(300):
+            run.transcript.add(Direction.SERVER, f"250-early line {number:04d}")
+        await wait_for(pilot, lambda: view.shown_entries == 301, "the first lines")
+        lines = view.log_widget
+        lines.scroll_home(animate=False, immediate=True)
+        await pilot.pause()
+        for number in range(300):
+            run.transcript.add(Direction.SERVER, f"250-later line {number:04d}")
+        await wait_for(pilot, lambda: view.shown_entries == 601, "the later lines")
+        await wait_for(pilot, lambda: "connected to" in screen_text(app), "the top in view")
+        assert lines.scroll_y == 0
+        # Back at the end, it follows again.
+        lines.scroll_end(animate=False, immediate=True)
+        run.transcript.add(Direction.CLIENT, "QUIT")
+        await wait_for(pilot, lambda: "-> QUIT" in screen_text(app), "the newest line in view")
