@@ -354,7 +354,7 @@ class TranscriptView(Vertical):
         if self.transcript is not None:
             entries = self.transcript.entries
             self._rendered = len(entries)
-            matching = [e for e in entries if self._matches(e)] if self.filter_text else entries
+            matching = self._matching(entries)
             self._matched = len(matching)
             lines.extend(matching[-self.cap :], self.cap)
         self._update_marker()
@@ -390,10 +390,8 @@ class TranscriptView(Vertical):
         entries = transcript.entries
         if len(entries) == self._rendered:
             return
-        new = entries[self._rendered :]
+        new = self._matching(entries[self._rendered :])
         self._rendered = len(entries)
-        if self.filter_text:
-            new = [e for e in new if self._matches(e)]
         self._matched += len(new)
         self.log_widget.extend(new, self.cap)
         self.catch_ups += 1
@@ -410,8 +408,12 @@ class TranscriptView(Vertical):
             )
         self.set_class(trimmed > 0, "-trimmed")
 
-    def _matches(self, entry: Entry) -> bool:
-        return not self.filter_text or self.filter_text.lower() in entry.text.lower()
+    def _matching(self, entries: Sequence[Entry]) -> Sequence[Entry]:
+        """The entries that contain the filter text (any case); all of them without a filter."""
+        if not self.filter_text:
+            return entries
+        needle = self.filter_text.lower()
+        return [entry for entry in entries if needle in entry.text.lower()]
 
     def entry_style(self, entry: Entry) -> str:
         """The style of an entry's marker and text: by direction, reply class or event kind."""
