@@ -15,6 +15,10 @@ CONFIG = 4
 STORE_FAILED = 5
 PARTIAL = 18
 QUEUED = 75  # EX_TEMPFAIL, as sendmail and msmtpq use it
+#: Any command whose reader closed its output early (``| head``): 128 + SIGPIPE,
+#: as a program killed by the signal would give. ``send`` finishes its session
+#: and gives its own code instead.
+CLOSED_PIPE = 141
 
 # tuimail/stages.py imports nothing, so this table for --help does not
 # import the SMTP session and aiosmtplib.
