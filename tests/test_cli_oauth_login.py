@@ -246,7 +246,13 @@ def test_device_sign_in_polls_until_approved(
 
     tested = run_tuimail("accounts", "test", NAME)
     assert tested.returncode == exitcodes.OK, tested.stdout + tested.stderr
-    assert sink.logins and sink.logins[-1].accepted and not sink.messages
+    assert len(sink.logins) == 1 and sink.logins[0].accepted and not sink.messages
+
+    probed = run_tuimail("probe", "--profile", NAME, "--no-history", "--json")
+    assert len(sink.logins) == 2 and sink.logins[1].accepted, probed.stdout + probed.stderr
+    assert sink.logins[1].token != sink.logins[0].token
+    for said in (tested.stdout, tested.stderr, probed.stdout, probed.stderr):
+        assert find_leaks(sink.logins[1].token, {"out": said.encode()}) == []
 
 
 def test_an_answer_with_the_wrong_state_is_refused(
