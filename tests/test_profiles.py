@@ -389,9 +389,7 @@ def test_unknown_keys_survive_a_save_of_another_profile() -> None:
 
 
 def test_unknown_keys_survive_an_edit_and_a_rename_of_the_same_profile() -> None:
-    store = write_profiles(
-        '[profiles.work]\nhost = "smtp.example.com"\narchive_folder = "Sent"\n'
-    )
+    store = write_profiles('[profiles.work]\nhost = "smtp.example.com"\narchive_folder = "Sent"\n')
     old = store.get("work")
     store.save(with_changes(old, port=2525), replace_name="work")
     assert store.get("work").extra == {"archive_folder": "Sent"}
