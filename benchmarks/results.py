@@ -151,7 +151,7 @@ def app_rows(run: Run) -> list[str]:
             )
         )
     if flood is not None:
-        rows.append(
+        rows += [
             row(
                 f"key press to screen (a letter typed into To) during a flood of {flood.lines:,} "
                 f"transcript lines, bursts of {flood.burst:,} (median of all probes, "
@@ -160,11 +160,19 @@ def app_rows(run: Run) -> list[str]:
                 f"{_ms(flood.median(False))} (same app, no flood)",
                 f"{flood.ratio():.1f}x",
                 app_flood.TARGET,
-            )
-        )
+            ),
+            row(
+                "the spread of that figure: each round's fastest/median/slowest probe, in ms "
+                "(rounds in the order run)",
+                flood.spread_text(True) or "-",
+                f"{flood.spread_text(False) or '-'} (no flood)",
+                "-",
+                "-",
+            ),
+        ]
         if flood.floods:
             last = flood.floods[-1]
-            # The cap counts entries; a view redraws its last ``cap`` when it shows 1.5 x cap.
+            # The cap counts entries (a view keeps its last ``cap``), not wrapped lines.
             entries = max(last.view_entries.values(), default=0)
             lines = max(last.view_lines.values(), default=0)
             rows.append(
@@ -175,7 +183,7 @@ def app_rows(run: Run) -> list[str]:
                     f"{last.rss_after / 1024:.0f} MB",
                     f"{entries:,} entries, trimmed marker "
                     + ("on screen" if last.trimmed_on_screen else "NOT on screen"),
-                    f"cap {last.view_cap:,} entries (1.5x before each redraw)",
+                    f"cap {last.view_cap:,} entries",
                     f"{entries / last.view_cap:.2f}x of cap",
                     app_flood.MEMORY_TARGET,
                 )

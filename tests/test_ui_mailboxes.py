@@ -66,7 +66,7 @@ async def test_queued_send_is_retried_from_the_outbox_and_lands_in_sent(
         screen.query_one("#boxes", TabbedContent).active = "tab-sent"
         await wait_for_mailboxes(pilot)
         sent = screen.query_one("#sent-table", DataTable)
-        assert sent.row_count == 1 and str(sent.get_row_at(0)[2]) == "Queued"
+        assert sent.row_count == 1 and str(sent.get_row_at(0)[3]) == "Queued"
         sent.move_cursor(row=0)
         await wait_for_mailboxes(pilot)
         assert "Subject: Queued" in str(screen.query_one("#sent-view", Static).content)

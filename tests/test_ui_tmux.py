@@ -266,3 +266,42 @@ def test_a_message_left_half_written_is_back_after_a_restart(isolated_dirs: Path
         tmux.quit_app()
     finally:
         tmux.kill()
+
+
+def test_two_processes_share_one_sandbox_and_f5_keeps_its_messages(isolated_dirs: Path) -> None:
+    """The app in tmux serves the sandbox; a 'tuimail send' from another terminal lands in
+    it (same port) and shows on F5; a relaunch still lists it there."""
+    import socket
+
+    with socket.socket() as probe:  # a free port, not 2525: runs side by side must not collide
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    config = paths.config_dir() / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"[sandbox]\nport = {port}\n", encoding="utf-8")
+    tmux = Tmux(require_tool("tmux", "tmux"))
+    try:
+        tmux.start(tuimail_command(), width=120, height=40)
+        tmux.wait_for_text("sandbox · plain · 127.0.0.1:")
+        tmux.keys("F5")
+        tmux.wait_for_text(f"Sandbox listening on 127.0.0.1:{port}")
+        sent = subprocess.run(
+            [str(TUIMAIL), "send", "--profile", "sandbox", "--to", "gina@example.test",
+             "--subject", "From another terminal", "--body", "hello"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert f"127.0.0.1:{port}" in sent.stdout and "the sandbox's side" not in sent.stdout
+        tmux.wait_for_text("gina@example.test")  # F5 lists it, no key pressed
+        tmux.quit_app()
+
+        tmux.start(tuimail_command(), width=120, height=40)
+        tmux.wait_for_text("sandbox · plain · 127.0.0.1:")
+        tmux.keys("F5")
+        screen = tmux.wait_for_text("gina@example.test")
+        assert f"Sandbox listening on 127.0.0.1:{port}" in screen
+        tmux.keys("Enter")  # the message and its session, read from disk
+        screen = tmux.wait_for_text("From another terminal")
+        tmux.quit_app()
+    finally:
+        tmux.kill()

@@ -34,6 +34,14 @@ _INSTALL_TEXT = (
     "or choose a secure backend with PYTHON_KEYRING_BACKEND or keyringrc.cfg"
 )
 FIX_TEXT = f"{_INSTALL_TEXT}; to accept an unsafe backend anyway, set {UNSAFE_OPT_IN_ENV}=1."
+#: The fix for a backend that stores nothing (keyring's ``fail`` and ``null``): the opt-in
+#: only lets a backend that stores passwords unprotected (a plain file) be used, so it
+#: is not offered. Each face adds its own way around a keyring (the command line:
+#: ``--password-stdin``, in ``cli/common.py``).
+FIX_TEXT_NO_STORE = (
+    "Install and start a Secret Service (GNOME Keyring or KWallet) on Linux, or choose a "
+    "secure backend with PYTHON_KEYRING_BACKEND or keyringrc.cfg."
+)
 #: The fix once the opt-in is set: it cannot help, there is no backend to allow.
 FIX_TEXT_OPTED_IN = (
     f"{_INSTALL_TEXT}. {UNSAFE_OPT_IN_ENV} is already set, but it only lets an unsafe "
@@ -41,9 +49,14 @@ FIX_TEXT_OPTED_IN = (
 )
 
 
-def keyring_fix(opted_in: bool) -> str:
-    """What to do when the keyring cannot keep a password; never advice already taken."""
-    return FIX_TEXT_OPTED_IN if opted_in else FIX_TEXT
+def keyring_fix(opted_in: bool, verdict: BackendVerdict | None = None) -> str:
+    """What to do when the keyring cannot keep a password; never advice already taken,
+    nor advice that cannot help (the opt-in, for a ``verdict`` that stores nothing)."""
+    if opted_in:
+        return FIX_TEXT_OPTED_IN
+    if verdict is not None and not verdict.stores:
+        return FIX_TEXT_NO_STORE
+    return FIX_TEXT
 
 
 class Secret:
@@ -104,6 +117,8 @@ class BackendVerdict:
     name: str
     safe: bool
     reason: str
+    #: False for a backend that keeps nothing (``fail``, ``null``), which no opt-in can help.
+    stores: bool = True
 
 
 def describe_backend(backend: KeyringBackend) -> str:
@@ -119,17 +134,22 @@ def judge_backend(backend: KeyringBackend) -> BackendVerdict:
         verdicts = [judge_backend(member) for member in members]
         unsafe = [v for v in verdicts if not v.safe]
         if not verdicts:
-            return BackendVerdict(name, False, "the chain holds no usable backend")
+            return BackendVerdict(name, False, "the chain holds no usable backend", stores=False)
         if unsafe:
             return BackendVerdict(
-                name, False, f"the chain can fall back to {unsafe[0].name}: {unsafe[0].reason}"
+                name,
+                False,
+                f"the chain can fall back to {unsafe[0].name}: {unsafe[0].reason}",
+                unsafe[0].stores,
             )
         return BackendVerdict(name, True, "every backend in the chain is secure")
     module = type(backend).__module__
     if module.startswith("keyring.backends.fail"):
-        return BackendVerdict(name, False, "no keyring backend is available")
+        return BackendVerdict(name, False, "no keyring backend is available", stores=False)
     if module.startswith("keyring.backends.null"):
-        return BackendVerdict(name, False, "the null backend silently forgets passwords")
+        return BackendVerdict(
+            name, False, "the null backend silently forgets passwords", stores=False
+        )
     if module.startswith("keyrings.alt"):
         return BackendVerdict(name, False, "keyrings.alt stores passwords in a plain file")
     return BackendVerdict(name, True, "the operating system's keyring protects the password")
@@ -160,7 +180,10 @@ class CredentialStore:
     def _checked_backend(self) -> KeyringBackend:
         verdict = self.verdict()
         if not verdict.safe and not self._allow_unsafe:
-            raise UnsafeKeyringError(f"refusing keyring backend {verdict.name}: {verdict.reason}")
+            raise UnsafeKeyringError(
+                f"refusing keyring backend {verdict.name}: {verdict.reason}",
+                keyring_fix(False, verdict),
+            )
         return self.backend
 
     def get(self, profile_name: str) -> Secret | None:
@@ -221,7 +244,7 @@ class CredentialStore:
         except NoKeyringError:
             raise UnsafeKeyringError(
                 f"could not {verb} the keyring: no backend is available",
-                keyring_fix(self._allow_unsafe),
+                FIX_TEXT_OPTED_IN if self._allow_unsafe else FIX_TEXT_NO_STORE,
             ) from None
         except BackendError as exc:
             raise KeyringError(

@@ -90,7 +90,8 @@ def _keyring_checks(store: CredentialStore) -> list[Check]:
     detail = f"{verdict.name}: {verdict.reason}"
     if not verdict.safe and allowed:
         detail += " (allowed by TUIMAIL_ALLOW_UNSAFE_KEYRING)"
-    checks = [Check("keyring backend", allowed, detail, "" if allowed else keyring_fix(False))]
+    fix = "" if allowed else keyring_fix(False, verdict)
+    checks = [Check("keyring backend", allowed, detail, fix)]
     if allowed:
         try:
             checks.append(Check("keyring round trip", True, store.round_trip()))

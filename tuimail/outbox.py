@@ -1192,6 +1192,36 @@ class Outbox:
 
     # -- sent ---------------------------------------------------------------
 
+    def record_sent(self, outgoing: OutgoingMessage, transcript: Transcript) -> str:
+        """Keep in ``sent/``, with its transcript, a message the built-in sandbox took.
+
+        Such a message is sent without the outbox (the sandbox is a test server
+        of this machine, and a queued copy could be retried later against
+        another run's sandbox); it is recorded after the fact, only once the
+        sandbox accepted it, so it is never sent twice. Its key ends with
+        :data:`SANDBOX_SENT_MARK` (see :func:`sent_to_sandbox`). Returns the
+        key; raises :class:`OutboxError` when ``sent/`` cannot take it (the
+        message itself is in the sandbox's Maildir then, not lost).
+        """
+        from tuimail.maildir import unique_name
+
+        key = unique_name() + SANDBOX_SENT_MARK
+        try:
+            self._prepare()
+            self._write_transcript_text(key, transcript)
+            deliver(self.sent_dir, outgoing.to_bytes(), durable=False, key=key)
+        except OSError as exc:
+            raise OutboxError(
+                f"the sandbox has the message, but it could not be kept in {self.sent_dir}: "
+                f"{exc.strerror or exc}"
+            ) from None
+        except OutboxError:  # the data dir could not be made ready (its words say "nothing sent")
+            raise OutboxError(
+                f"the sandbox has the message, but it could not be kept in {self.sent_dir}: "
+                f"{self.root} cannot be written"
+            ) from None
+        return key
+
     def sent(self) -> list[tuple[str, bytes]]:
         new = self.sent_dir / "new"
         if not new.is_dir():
@@ -1246,6 +1276,16 @@ def _subject_in(head: bytes) -> str:
         return str(parsed.get("Subject", "") or "")
     except Exception:  # any damage: no subject rather than no listing
         return ""
+
+
+#: How the key of a message sent to the built-in sandbox ends (:meth:`Outbox.record_sent`);
+#: a key :func:`tuimail.maildir.unique_name` makes ends with a host name, which has no comma.
+SANDBOX_SENT_MARK = ",sandbox"
+
+
+def sent_to_sandbox(key: str) -> bool:
+    """The sent message ``key`` went to the built-in sandbox, not to a mail server."""
+    return key.endswith(SANDBOX_SENT_MARK)
 
 
 def short_id(key: str) -> str:

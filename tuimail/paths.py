@@ -28,6 +28,13 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
+def exports_dir() -> Path:
+    """Where the app's exports go unless the user names another place: ``exports/`` in
+    the data dir (not the current directory, which after ``make run`` is the
+    repository). Made private (0700) when first used."""
+    return data_dir() / "exports"
+
+
 def state_dir() -> Path:
     """Directory for state that can be rebuilt: history, remembered choices."""
     import platformdirs

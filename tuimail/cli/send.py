@@ -135,18 +135,27 @@ def _connection_profile(args: argparse.Namespace) -> Profile:
 
 
 def _wants_embedded_sandbox(args: argparse.Namespace) -> bool:
-    """``--profile sandbox`` with no user profile of that name and no sandbox running."""
+    """``--profile sandbox`` with no user profile of that name and no sandbox running.
+
+    The built-in sandbox is one per data dir: a running one (the app's, or
+    'tuimail serve''s) is used; else this process takes the claim and serves
+    it for the length of the send (``args.sandbox_claim``).
+    """
     if args.server or args.profile != "sandbox":
         return False  # decided before importing anything: start-up time
     from tuimail.profiles import ProfileStore
-    from tuimail.sandbox_profile import SANDBOX_PROFILE, find_running
+    from tuimail.sandbox_profile import SANDBOX_PROFILE, RunningSandbox, SandboxBusy, claim_or_find
 
     if SANDBOX_PROFILE in checked(ProfileStore().load):
         return False
-    running = find_running()
-    if running is not None:
-        args.running_sandbox = running
+    try:
+        found = claim_or_find()
+    except (SandboxBusy, OSError) as exc:
+        raise CLIError(f"the sandbox could not start: {exc}") from None
+    if isinstance(found, RunningSandbox):
+        args.running_sandbox = found.profile()
         return False
+    args.sandbox_claim = found
     return True
 
 
@@ -269,32 +278,44 @@ def _send_through_outbox(
 async def _send_to_embedded_sandbox(
     args: argparse.Namespace, outgoing: OutgoingMessage, printer: EntryPrinter | None
 ) -> SessionReport:
-    """Start a sandbox in this process, send, and show both sides.
+    """Serve the built-in sandbox in this process for one send, and show both sides.
 
-    It starts on the port the app's would (config.toml's ``[sandbox] port``,
-    else 2525), falling back to a free port with a note, through the same
+    This process holds the claim (no sandbox ran: see :func:`_wants_embedded_sandbox`)
+    and announces the sandbox while it runs, so an app started meanwhile uses
+    it and takes over serving when it stops. It starts on the port the app's
+    would (config.toml's ``[sandbox] port``, else 2525), falling back to a free port with a note, through the same
     :func:`~tuimail.sandbox.builtin.start_builtin`.
     """
     from tuimail import user_config
     from tuimail.console import EntryPrinter
-    from tuimail.sandbox import Sandbox, SandboxConfig, SandboxError
-    from tuimail.sandbox.builtin import start_builtin
+    from tuimail.sandbox import Sandbox, SandboxConfig, SandboxError, announce, withdraw
+    from tuimail.sandbox.builtin import settings_of, start_builtin
     from tuimail.session import send
 
+    claim = args.sandbox_claim
     port, problem = user_config.sandbox_port(user_config.load_config())
     if problem:
         print(f"tuimail: {problem}", file=sys.stderr)
     try:
-        sandbox, note = await start_builtin(port, lambda port: Sandbox(SandboxConfig(port=port)))
-    except SandboxError as exc:
-        raise CLIError(f"the sandbox could not start: {exc}") from None
-    if note:
-        print(f"tuimail: {note}", file=sys.stderr)
-    try:
-        profile = sandbox.client_profile()
-        report = await send(profile, outgoing, None, on_entry=printer, deadline=args.deadline)
+        try:
+            sandbox, note = await start_builtin(
+                port, lambda port: Sandbox(SandboxConfig(port=port))
+            )
+        except SandboxError as exc:
+            raise CLIError(f"the sandbox could not start: {exc}") from None
+        if note:
+            print(f"tuimail: {note}", file=sys.stderr)
+        try:
+            # Others (the app, another send) use it while this send runs.
+            announce(sandbox, "send", settings_of(sandbox.config, sandbox.faults))
+            claim.port = sandbox.port
+            profile = sandbox.client_profile()
+            report = await send(profile, outgoing, None, on_entry=printer, deadline=args.deadline)
+        finally:
+            withdraw()  # nobody new finds it while it stops
+            await sandbox.stop()
     finally:
-        await sandbox.stop()
+        claim.release()
     if printer is not None:
         if not args.json:
             print(f"--- the sandbox's side (mail kept in {sandbox.maildir_path}) ---")

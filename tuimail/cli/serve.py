@@ -13,8 +13,10 @@ from tuimail.cli import exitcodes
 from tuimail.cli.common import CLIError, settle_imports
 
 if TYPE_CHECKING:
+    from tuimail.faults import FaultPlan
     from tuimail.profiles import Security
-    from tuimail.sandbox import Sandbox, SessionRecord
+    from tuimail.sandbox import Sandbox, SandboxConfig, SessionRecord
+    from tuimail.sandbox_profile import Claim
     from tuimail.transcript import Entry
 
 
@@ -29,7 +31,9 @@ def define_options(serve: argparse.ArgumentParser) -> None:
         "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
     serve.add_argument(
-        "--port", type=int, default=2525, help="port (default: %(default)s; 0 = any free port)"
+        "--port",
+        type=int,
+        help="port (default: config.toml's [sandbox] port, else 2525; 0 = any free port)",
     )
     serve.add_argument("--maildir", type=Path, metavar="PATH", help="where to keep mail")
     tls = serve.add_mutually_exclusive_group()
@@ -77,11 +81,15 @@ def _fault_help() -> str:
     return (
         "fault specs:\n    "
         + doc[start:].strip().replace("\n", "\n")
-        + ("\n\nexit codes: 0 stopped with Ctrl-C or SIGTERM, 1 could not start, 2 bad arguments")
+        + (
+            "\n\nexit codes: 0 stopped with Ctrl-C or SIGTERM (or the sandbox already runs "
+            "with these settings), 1 could not start, 2 bad arguments"
+        )
     )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from tuimail import user_config
     from tuimail.faults import FaultPlan, FaultSpecError
     from tuimail.profiles import Security
     from tuimail.sandbox import Sandbox, SandboxError, load_auth_file, sandbox_config_from
@@ -90,11 +98,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         faults = FaultPlan.from_specs(args.fault, seed=args.fault_seed)
     except FaultSpecError as exc:
         raise CLIError(f"--fault {exc}", exitcodes.USAGE) from None
+    port = args.port
+    if port is None:
+        port, problem = user_config.sandbox_port(user_config.load_config())
+        if problem:
+            print(f"tuimail: {problem}", file=sys.stderr)
     try:
         users = load_auth_file(args.auth_file) if args.auth_file else ({} if args.auth else None)
         config = sandbox_config_from(
             host=args.host,
-            port=args.port,
+            port=port,
             maildir=args.maildir,
             security=Security.STARTTLS
             if args.tls
@@ -108,6 +121,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_connections=args.max_connections,
             auth_hint="see --auth",
         )
+        plan = _who_serves(config, faults, args.port)
+        if plan is None:
+            return exitcodes.OK
+        claim, apart = plan
+        if apart and args.port is None:
+            config.port = 0  # its own server: on a port of its own
         sandbox = Sandbox(
             config,
             faults=faults,
@@ -115,9 +134,64 @@ def cmd_serve(args: argparse.Namespace) -> int:
             on_session_end=_serve_summary_printer(args.json) if args.quiet else None,
         )
         settle_imports()
-        return asyncio.run(_serve(sandbox))
+        try:
+            return asyncio.run(_serve(sandbox, claim, apart))
+        finally:
+            if claim is not None:
+                claim.release()
     except SandboxError as exc:
         raise CLIError(_in_option_words(exc), 1) from None
+
+
+def _who_serves(
+    config: SandboxConfig, faults: FaultPlan, port: int | None
+) -> tuple[Claim | None, str] | None:
+    """Serve the data dir's sandbox (a claim), or run apart (a note saying why), or neither.
+
+    None: the sandbox already runs with these very settings, and this says
+    where (the app, or another ``tuimail serve``, serves it: one per data dir,
+    as a second Mailpit would not start either). A serve whose settings differ
+    (TLS, faults, another port) runs as a server of its own, on its own port,
+    and says so in one line.
+    """
+    from tuimail.sandbox import SandboxError
+    from tuimail.sandbox.builtin import differences, settings_of
+    from tuimail.sandbox_profile import RunningSandbox, SandboxBusy, claim_or_find
+
+    try:
+        found = claim_or_find()
+    except SandboxBusy as exc:
+        raise SandboxError(str(exc)) from None
+    except OSError as exc:
+        raise SandboxError(f"cannot use the state dir: {exc.strerror or exc}") from None
+    if not isinstance(found, RunningSandbox):
+        return found, ""
+    differ = differences(found, settings_of(config, faults), port)
+    if not differ:
+        from tuimail.terminal_text import escape_controls
+
+        print(
+            escape_controls(
+                f"tuimail sandbox already listening on {found.address}, served by "
+                f"{found.server_words}; mail kept in {found.maildir}. Nothing more to start: "
+                "send to it there (its sessions show where it runs), or give --port 0 "
+                "for a server of your own"
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
+        return None
+    if port is not None and port == found.port:
+        raise SandboxError(
+            f"port {port} is where the sandbox of this data dir listens, served by "
+            f"{found.server_words} with other settings ({', '.join(differ)}); "
+            "choose another with --port, or --port 0 for any free port"
+        )
+    note = (
+        f"the sandbox of this data dir runs on {found.address}, served by {found.server_words}, "
+        f"with other settings ({', '.join(differ)}): this one is a server of its own"
+    )
+    return None, note
 
 
 #: A refused setting, in the words of the option that set it.
@@ -190,13 +264,17 @@ def _listening_words(security: Security) -> str:
     return words[security]
 
 
-async def _serve(sandbox: Sandbox) -> int:
+async def _serve(sandbox: Sandbox, claim: Claim | None, apart: str) -> int:
+    """Serve until Ctrl-C or SIGTERM; announced as the data dir's sandbox when it holds ``claim``."""
     import signal
 
     from tuimail import sandbox as sandbox_module
+    from tuimail.sandbox.builtin import settings_of
 
     await sandbox.start()
-    sandbox_module.announce(sandbox)
+    if claim is not None:
+        sandbox_module.announce(sandbox, "serve", settings_of(sandbox.config, sandbox.faults))
+        claim.port = sandbox.port
     try:
         config = sandbox.config
         print(
@@ -206,6 +284,8 @@ async def _serve(sandbox: Sandbox) -> int:
             file=sys.stderr,
             flush=True,
         )
+        if apart:
+            print(f"tuimail: {apart}", file=sys.stderr, flush=True)
         if sandbox.ca_file:
             print(f"clients can verify it with CA file {sandbox.ca_file}", file=sys.stderr)
         if not sandbox.client_profile().is_loopback:
@@ -220,6 +300,8 @@ async def _serve(sandbox: Sandbox) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
+        if claim is not None:
+            sandbox_module.withdraw()  # nobody new finds it while it finishes
         if sandbox.active:
             print(f"stopping: finishing {len(sandbox.active)} session(s)", file=sys.stderr)
         await sandbox.stop()
@@ -231,5 +313,6 @@ async def _serve(sandbox: Sandbox) -> int:
             )
         print("tuimail sandbox stopped", file=sys.stderr)
     finally:
-        sandbox_module.withdraw()
+        if claim is not None:
+            sandbox_module.withdraw()
     return exitcodes.OK

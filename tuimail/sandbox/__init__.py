@@ -22,7 +22,13 @@ One module per job:
 * :mod:`~tuimail.sandbox.record`: what a session keeps (record, stored messages);
 * :mod:`~tuimail.sandbox.store`: the Maildir, written before each 250;
 * :mod:`~tuimail.sandbox.session_files`: the session files on disk;
-* :mod:`~tuimail.sandbox.discovery`: where a running ``tuimail serve`` listens.
+* :mod:`~tuimail.sandbox.discovery`: telling other processes where the
+  built-in sandbox listens and who serves it (who may serve it is decided in
+  :mod:`tuimail.sandbox_profile`);
+* :mod:`~tuimail.sandbox.builtin`: starting the built-in sandbox on its fixed
+  port, and the settings ``tuimail serve`` compares with the running one's;
+* :mod:`~tuimail.sandbox.captured`: what the Maildir holds, whoever received
+  it (the list the app's F5 shows).
 """
 
 from __future__ import annotations

@@ -4,15 +4,23 @@ The app and ``tuimail send --profile sandbox`` both start it here, so both
 try the same port first (config.toml's ``[sandbox] port``, else 2525: see
 tuimail/user_config.py) and word a fallback alike. It lives in the sandbox
 package, not in tuimail/sandbox_profile.py, because it starts a server: the
-profile module is what a client reads without importing one.
+profile module is what a client reads without importing one (and decides
+who serves: :func:`~tuimail.sandbox_profile.claim_or_find`).
+
+:func:`settings_of` and :func:`differences` let ``tuimail serve`` tell whether
+its options are those of the sandbox already running (nothing to start) or
+not (it runs as a server of its own).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from tuimail.sandbox.config import PortUnavailable
+from tuimail.faults import FaultPlan
+from tuimail.sandbox.config import PortUnavailable, SandboxConfig
 from tuimail.sandbox.server import Sandbox
+from tuimail.sandbox_profile import RUNTIME_TLS_WORDS, RunningSandbox
 
 
 def fallback_note(wanted: int, port: int, *, in_use: bool) -> str:
@@ -43,3 +51,61 @@ async def start_builtin(port: int, make: Callable[[int], Sandbox]) -> tuple[Sand
         await sandbox.start()
         return sandbox, fallback_note(port, sandbox.client_profile().port, in_use=exc.in_use)
     return sandbox, ""
+
+
+def settings_of(config: SandboxConfig, faults: FaultPlan | None = None) -> dict[str, Any]:
+    """What a client of the sandbox meets, as the runtime file keeps it (never a password).
+
+    The port is not among them: the built-in one may have fallen back to
+    another, and ``tuimail serve`` compares a port only when one was given.
+    """
+    auth = "none" if config.auth_users is None else "any" if not config.auth_users else "file"
+    plan = faults or FaultPlan()
+    return {
+        "host": config.host,
+        "tls": RUNTIME_TLS_WORDS[config.security],
+        "auth": auth,
+        "auth_required": config.auth_required,
+        "size_limit": config.size_limit,
+        "idle_timeout": config.idle_timeout,
+        "max_connections": config.max_connections,
+        "faults": plan.describe() + ([f"seed {plan.seed}"] if plan.seed is not None else []),
+        "maildir": str(config.resolved_maildir()),
+    }
+
+
+#: Each setting of :func:`settings_of` in a person's words.
+SETTING_WORDS = {
+    "host": "address",
+    "tls": "TLS",
+    "auth": "AUTH",
+    "auth_required": "AUTH",
+    "size_limit": "size limit",
+    "idle_timeout": "idle timeout",
+    "max_connections": "connection cap",
+    "faults": "faults",
+    "maildir": "Maildir",
+}
+
+
+def differences(running: RunningSandbox, settings: dict[str, Any], port: int | None) -> list[str]:
+    """The settings (in words) in which ``settings`` differ from the running sandbox's.
+
+    ``port`` is the one asked for, if one was (0, any free port, always
+    differs: it asks for a server of its own). Two AUTH files are never taken
+    for the same: the runtime file does not keep passwords to compare.
+    """
+    words: list[str] = []
+    if port is not None and port != running.port:
+        words.append("port")
+    theirs = running.settings
+    for key, word in SETTING_WORDS.items():
+        mine = settings.get(key)
+        differ = theirs.get(key) != mine
+        if key == "auth" and mine == "file":
+            differ = True
+        if key == "faults":
+            differ = list(theirs.get(key) or []) != list(mine or [])
+        if differ and word not in words:
+            words.append(word)
+    return words

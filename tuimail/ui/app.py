@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from textual.theme import Theme
 
     from tuimail.sandbox import SandboxConfig, SessionRecord
+    from tuimail.sandbox_profile import Claim
     from tuimail.session import SessionReport
 
 
@@ -107,6 +108,8 @@ def sandbox_start_problem(error: Exception) -> str:
 
 #: Seconds between looks at the profiles file (profiles added from the command line show up).
 PROFILES_CHECK = 2.0
+#: Seconds between looks at whether the process serving the sandbox this app uses is still there.
+SANDBOX_CHECK = 2.0
 
 
 class TuimailApp(App[None]):
@@ -181,6 +184,12 @@ class TuimailApp(App[None]):
         self._state = settings.load_state()
         self._start_sandbox = start_sandbox
         self._sandbox_config = sandbox_config
+        #: Held while this app serves the data dir's built-in sandbox.
+        self._sandbox_claim: Claim | None = None
+        #: One look at who serves the sandbox at a time (the timer, a send).
+        self._sandbox_lock = asyncio.Lock()
+        #: The app is stopping: a sandbox that finishes starting now is stopped again.
+        self._stopping = False
         super().__init__()
         #: Everything the screens read; they subscribe to its signals.
         self.model = AppModel(self, loaded, config, initial_profile=profile)
@@ -252,6 +261,8 @@ class TuimailApp(App[None]):
         model.session_requested.subscribe(self, self._run_request, immediate=True)
         self.set_interval(60, self.flush_due)
         self.set_interval(PROFILES_CHECK, self.check_profiles)
+        if self._start_sandbox:
+            self.set_interval(SANDBOX_CHECK, self.check_sandbox)
         self.reopen_draft()
 
     def _check_outbox_config(self) -> None:
@@ -266,19 +277,47 @@ class TuimailApp(App[None]):
                 timeout=15,
             )
 
-    async def _bring_up_sandbox(self) -> None:
-        running = await asyncio.to_thread(find_running)
-        if running is not None:
-            note = (
-                f"Using the running 'tuimail serve' at {running.address}; "
-                "its terminal shows what it receives."
-            )
-            self.model.set_sandbox(None, running, note)
+    async def _bring_up_sandbox(self, gone: str = "") -> None:
+        """Serve the built-in sandbox, or use the one another process serves.
+
+        It is one per data dir (see :func:`~tuimail.sandbox_profile.claim_or_find`):
+        a running one ('tuimail serve', another app, a 'tuimail send') is
+        used; else this app takes the claim and serves it. ``gone`` says whose
+        sandbox stopped, when this app takes over serving it.
+        """
+        from tuimail.sandbox_profile import RunningSandbox, SandboxBusy, claim_or_find
+
+        if self._sandbox_config is not None:
+            # A config given by whoever built the app: a sandbox of its own, used as given.
+            running = await asyncio.to_thread(find_running)
+            if running is not None:
+                note = (
+                    f"Using the running 'tuimail serve' at {running.address}; "
+                    "its terminal shows what it receives."
+                )
+                self.model.set_sandbox(None, running, note)
+                return
+            await self._start_sandbox_here(None, "")
             return
+        try:
+            found = await asyncio.to_thread(claim_or_find)
+        except (SandboxBusy, OSError) as exc:
+            self.model.sandbox_note = f"The sandbox could not start: {exc}"
+            self.tell(self.model.sandbox_note)
+            self.model.sandbox_changed.publish(None)
+            return
+        if isinstance(found, RunningSandbox):
+            note = f"Served by {found.server_words}; F5 lists what its Maildir holds."
+            self.model.set_sandbox(None, found.profile(), note, running=found)
+            return
+        await self._start_sandbox_here(found, gone)
+
+    async def _start_sandbox_here(self, claim: Claim | None, gone: str) -> None:
+        """Start the sandbox on this app's loop (``claim``: as the data dir's built-in one)."""
         from dataclasses import replace
 
-        from tuimail.sandbox import Sandbox, SandboxConfig, SandboxError
-        from tuimail.sandbox.builtin import start_builtin
+        from tuimail.sandbox import Sandbox, SandboxConfig, SandboxError, announce
+        from tuimail.sandbox.builtin import settings_of, start_builtin
 
         # A fixed port (config.toml's [sandbox] port, else 2525) so an
         # application under test can be pointed at it; a taken one falls back
@@ -301,19 +340,81 @@ class TuimailApp(App[None]):
                 sandbox, note = make(port), ""
                 await sandbox.start()
         except SandboxError as exc:
+            if claim is not None:
+                await asyncio.to_thread(claim.release)
             self.model.sandbox_note = sandbox_start_problem(exc)
             self.tell(self.model.sandbox_note)
+            self.model.set_sandbox(None, None, self.model.sandbox_note)
             return
+        if self._stopping:  # the app quit while it started: nobody would stop it
+            await sandbox.stop(grace=0)
+            if claim is not None:
+                await asyncio.to_thread(claim.release)
+            return
+        if claim is not None:
+            settings = settings_of(sandbox.config, sandbox.faults)
+            claim.port = sandbox.port
+            self._sandbox_claim = claim
+            try:
+                await asyncio.to_thread(announce, sandbox, "app", settings)
+            except OSError as exc:
+                unfound = f"other tuimail processes cannot find it ({exc.strerror or exc})"
+                note = f"{note}; {unfound}" if note else unfound
         if note:
             self.tell(f"The sandbox: {note}.", title="Sandbox", severity="warning", timeout=15)
+        if gone:
+            took_over = (
+                f"{gone} stopped serving the sandbox; this app serves it now "
+                f"on {sandbox.client_profile().address}"
+            )
+            self.tell(f"{took_over}.", title="Sandbox", severity="information", timeout=10)
+            note = f"{took_over}. {note}" if note else took_over
         self.model.set_sandbox(sandbox, sandbox.client_profile(), note)
+
+    @work(exclusive=True, group="sandbox-check", exit_on_error=False)
+    async def check_sandbox(self) -> None:
+        """Every :data:`SANDBOX_CHECK` s: is the sandbox this app uses still served?
+
+        When the process serving it has gone (an app that quit, a send that
+        ended), this app takes over serving it, with a note; when another
+        took over meanwhile, the app follows it to its port.
+        """
+        await self.sandbox_in_use()
+
+    async def sandbox_in_use(self) -> Profile | None:
+        """The built-in sandbox's profile now, after taking over serving it if its server went."""
+        from tuimail.sandbox_profile import running_sandbox
+
+        model = self.model
+        using = model.sandbox_running
+        if model.sandbox is not None or using is None or self._sandbox_config is not None:
+            return model.sandbox_profile
+        async with self._sandbox_lock:
+            using = model.sandbox_running
+            if model.sandbox is not None or using is None:
+                return model.sandbox_profile
+            found = await asyncio.to_thread(running_sandbox)
+            if found is None:
+                await self._bring_up_sandbox(gone=using.server_words)
+            elif (found.pid, found.port) != (using.pid, using.port):
+                note = f"Served by {found.server_words}; F5 lists what its Maildir holds."
+                model.set_sandbox(None, found.profile(), note, running=found)
+        return model.sandbox_profile
 
     async def on_unmount(self) -> None:
         """Stop the sandbox, and let the last draft and settings writes land first."""
+        self._stopping = True
         await self.model.saves.finish()
         self.model.saves.close()
         if self.model.sandbox is not None:
+            claim, self._sandbox_claim = self._sandbox_claim, None
+            if claim is not None:
+                from tuimail.sandbox import withdraw
+
+                await asyncio.to_thread(withdraw)  # nobody new finds it while it stops
             await self.model.sandbox.stop(grace=2)
+            if claim is not None:
+                await asyncio.to_thread(claim.release)  # the next user serves it
 
     def _remember_theme(self, theme: Theme) -> None:
         """Remember the theme for the next start (in the writing thread: the latest wins)."""
@@ -456,6 +557,9 @@ class TuimailApp(App[None]):
         from tuimail.session import SessionReport, check_account, send
 
         model = self.model
+        if model.is_builtin_sandbox(profile) and model.sandbox_running is not None:
+            # Another process served it when the screen asked: it may have gone since.
+            profile = await self.sandbox_in_use() or profile
         outgoing = None
         if draft is not None:
             outgoing = await asyncio.to_thread(build_message, draft)
@@ -508,6 +612,11 @@ class TuimailApp(App[None]):
             report = await send(
                 profile, outgoing, password, on_entry=deliver_live, transcript=run.transcript
             )
+            if report.delivery is not None:  # the sandbox took it: Sent shows it (F7)
+                try:
+                    run.outbox_key = await model.record_sandbox_send(outgoing, run.transcript)
+                except (OutboxError, user_config.ConfigError) as exc:
+                    self.tell(str(exc), title="Sent", severity="warning", timeout=12)
         else:
             report = await check_account(
                 profile, password, on_entry=deliver_live, transcript=run.transcript

@@ -25,11 +25,13 @@ and ``TranscriptView.backlog`` (what is still to be shown).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual.dom import DOMNode
@@ -38,7 +40,7 @@ from textual.timer import Timer
 
 from tuimail import user_config
 from tuimail.profiles import Profile, ProfileStore, ProfileStoreError
-from tuimail.sandbox_profile import SANDBOX_PROFILE, builtin_profile
+from tuimail.sandbox_profile import SANDBOX_PROFILE, RunningSandbox, builtin_profile
 from tuimail.serial_thread import SerialThread
 from tuimail.ui.history import SessionHistory, SessionRun
 from tuimail.ui.messages import (
@@ -51,9 +53,10 @@ from tuimail.user_config import LoadedConfig
 
 if TYPE_CHECKING:  # the outbox brings the SMTP client, the sandbox aiosmtpd: both come later
     from tuimail.drafts import SavedDraft
+    from tuimail.message import OutgoingMessage
     from tuimail.outbox import Outbox
     from tuimail.sandbox import Sandbox, SessionRecord
-    from tuimail.transcript import Entry
+    from tuimail.transcript import Entry, Transcript
 
 #: What identifies one version of the profiles file: (inode, size, mtime in ns); None: no file.
 FileStamp = tuple[int, int, int] | None
@@ -124,6 +127,8 @@ class AppModel:
         self.sandbox: Sandbox | None = None
         self.sandbox_profile: Profile | None = None
         self.sandbox_note = ""
+        #: The built-in sandbox when another process serves it (``sandbox`` is then None).
+        self.sandbox_running: RunningSandbox | None = None
         #: A session (send, test or retry) is running; another is refused until it ends.
         self.busy = False
         #: Compose's form is locked while its message is on its way.
@@ -165,8 +170,16 @@ class AppModel:
         return self.is_builtin_sandbox(profile) and profile.port == 0
 
     def uses_outbox(self, profile: Profile) -> bool:
-        """Every send is stored first, except to the sandbox, whose port changes each run."""
+        """Every send is stored first, except to the built-in sandbox: a queued copy could
+        be retried later against another run's sandbox. A send it accepted is recorded
+        in Sent after the fact instead (:meth:`record_sandbox_send`)."""
         return not self.is_builtin_sandbox(profile)
+
+    async def record_sandbox_send(self, outgoing: OutgoingMessage, transcript: Transcript) -> str:
+        """Keep a message the built-in sandbox accepted in Sent, marked as the sandbox's,
+        with its transcript (in a thread); its key. Raises
+        :class:`~tuimail.outbox.OutboxError` or :class:`~tuimail.user_config.ConfigError`."""
+        return await asyncio.to_thread(self.outbox.record_sent, outgoing, transcript)
 
     def set_profiles(self, loaded: LoadedProfiles, select: str | None = None) -> None:
         """The profiles file was read again (in a worker): every view of profiles follows."""
@@ -175,13 +188,36 @@ class AppModel:
         self.profiles_file = loaded.stamp
         self.profiles_changed.publish(ProfilesChanged(select))
 
-    def set_sandbox(self, sandbox: Sandbox | None, profile: Profile | None, note: str) -> None:
-        """The embedded sandbox started (or a running 'tuimail serve' was found, or neither)."""
+    def set_sandbox(
+        self,
+        sandbox: Sandbox | None,
+        profile: Profile | None,
+        note: str,
+        running: RunningSandbox | None = None,
+    ) -> None:
+        """The embedded sandbox started, or another process serves it (``running``), or neither."""
         self.sandbox = sandbox
         self.sandbox_profile = profile
         self.sandbox_note = note
+        self.sandbox_running = running
         self.sandbox_changed.publish(None)
         self.profiles_changed.publish(ProfilesChanged())
+
+    def sandbox_place(self) -> tuple[Path, Path]:
+        """The sandbox's Maildir and session files' directory, whoever serves it.
+
+        F5 lists what the Maildir holds, so it has one to read even when no
+        sandbox runs (the default place: a restart finds the messages there).
+        """
+        if self.sandbox is not None:
+            return self.sandbox.maildir_path, self.sandbox.sessions_dir
+        running = self.sandbox_running
+        if running is not None and running.maildir and running.sessions_dir:
+            return Path(running.maildir), Path(running.sessions_dir)
+        from tuimail.sandbox.config import SandboxConfig
+
+        default = SandboxConfig()
+        return default.resolved_maildir(), default.resolved_sessions_dir()
 
     # -- the outbox -------------------------------------------------------------
 

@@ -34,3 +34,9 @@ def last_error(queued: Queued) -> str:
         Stuck.RECORD_UNREADABLE: "d deletes it",
     }
     return with_remedy(queued.last_error, queued.stuck, remedies)
+
+
+#: The Sent table's mark for a message the built-in sandbox took (F7), read at a glance.
+SANDBOX_SENT_TAG = "sandbox"
+#: Above such a message's preview in Sent: where it went, and where it did not.
+SANDBOX_SENT_NOTE = "Sent to the built-in sandbox (F5): it did not leave this machine."

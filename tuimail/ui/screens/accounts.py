@@ -122,32 +122,33 @@ class AccountsScreen(ModelScreen):
     # -- actions ------------------------------------------------------------
 
     def action_add(self) -> None:
-        self.app.push_screen(AccountDialog(), self._saved)
+        self.app.push_screen(AccountDialog(save=self._store))
 
     def action_edit(self) -> None:
         profile = self._selected()
         if profile is None or (profile.name == "sandbox" and not self._is_saved(profile)):
             self.notify("The built-in sandbox profile cannot be edited.", severity="warning")
             return
-        self.app.push_screen(AccountDialog(profile), self._saved)
+        self.app.push_screen(AccountDialog(profile, save=self._store))
 
     def _is_saved(self, profile: Profile) -> bool:
         return profile.name in self.model.saved_profiles
 
-    def _saved(self, form: AccountForm | None) -> None:
-        if form is not None:
-            self.save_account(form)
+    def _store(self, form: AccountForm) -> str:
+        """The account dialog's save, in its worker thread: "" when saved, else why not.
 
-    @work(thread=True, exclusive=True, group="accounts", exit_on_error=False)
-    def save_account(self, form: AccountForm) -> None:
-        """Through :func:`tuimail.accounts.save_account`: checks, file, keyring last, undo."""
+        Through :func:`tuimail.accounts.save_account` (checks, file, keyring
+        last, undo). A refusal goes back to the dialog, which stays open with
+        what was typed; a save updates every view of the profiles from here,
+        so it counts even if the dialog was cancelled while it ran.
+        """
         problem, leftovers = save_account_form(form)
         if problem:
-            self.app.call_from_thread(self.show_problem, problem)
-            return
+            return problem
         loaded = read_profiles()  # here, in the thread: the UI loop reads no file
         self.app.call_from_thread(self.model.set_profiles, loaded, form.profile.name)
         self.app.call_from_thread(self._after_save, form.profile, leftovers)
+        return ""
 
     def _after_save(self, profile: Profile, leftovers: list[str]) -> None:
         self.show_problem("\n".join(leftovers))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
@@ -157,18 +158,77 @@ class ExportRequest:
     format: str  # "text" or "jsonl"
 
 
+def write_export(path: Path, files: list[tuple[str, bytes]]) -> list[Path]:
+    """Write each ``(suffix, data)`` as ``path`` with that suffix; the paths written.
+
+    Never replaces a file: when one of the names is taken, all of them get the
+    next free ``-2``, ``-3``... (each file is linked into place, which fails on
+    a name taken meanwhile, so a race cannot overwrite either). The folder is
+    made if missing, private (0700); the exports folder of the data dir is
+    kept private. File I/O: call it in a thread. Raises :class:`OSError`.
+    """
+    import os
+    import tempfile
+
+    from tuimail import paths
+
+    directory = path.parent
+    paths.ensure_private_dir(directory, tighten=directory == paths.exports_dir())
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    for number in range(1, 1000):
+        name = stem if number == 1 else f"{stem}-{number}"
+        targets = [directory / f"{name}{suffix}" for suffix, _data in files]
+        if any(os.path.lexists(target) for target in targets):
+            continue
+        written: list[Path] = []
+        try:
+            for target, (_suffix, data) in zip(targets, files, strict=True):
+                fd, temporary = tempfile.mkstemp(prefix=".tuimail-export-", dir=directory)
+                try:
+                    with os.fdopen(fd, "wb") as file:
+                        file.write(data)
+                    os.link(temporary, target)  # refuses a name that exists
+                finally:
+                    os.unlink(temporary)
+                written.append(target)
+        except FileExistsError:  # taken meanwhile: take back ours, try the next name
+            for target in written:
+                os.unlink(target)
+            continue
+        return written
+    raise FileExistsError(17, "no free name for the export", str(path))
+
+
 class ExportDialog(ModalScreen[ExportRequest | None]):
-    """Where to write a transcript, and as what."""
+    """Where to write an export, and as what.
+
+    The path starts in the data dir's ``exports/`` folder (shown, and
+    editable); a relative path is taken inside it, not in whatever directory
+    the app was started from. An existing file is never replaced
+    (:func:`write_export`).
+    """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
-    def __init__(self, default_path: Path) -> None:
+    def __init__(
+        self, default_path: Path, what: str = "the transcript (the whole session, redacted)"
+    ) -> None:
         super().__init__()
         self.default_path = default_path
+        self.what = what
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label("Export the transcript (the whole session, redacted)")
+            yield Label(f"Export {self.what}")
+            yield Label(
+                shown(
+                    f"Into {self.default_path.parent} unless you edit the path; "
+                    "an existing file is kept (a free name is chosen)."
+                ),
+                id="export-where",
+                classes="note",
+                markup=False,
+            )
             yield Input(str(self.default_path), id="path")
             yield Select(
                 [("Text (swaks-style arrows)", "text"), ("JSON Lines", "jsonl")],
@@ -198,6 +258,11 @@ class ExportDialog(ModalScreen[ExportRequest | None]):
         if path is None:
             self.query_one("#error", Label).update(problem)
             return
+        if not path.name or path.name in (".", ".."):
+            self.query_one("#error", Label).update("type a file name at the end of the path")
+            return
+        if not path.is_absolute():  # inside the folder shown, not the app's start directory
+            path = self.default_path.parent / path
         self.dismiss(ExportRequest(path, str(value)))
 
     @on(Button.Pressed, "#cancel")
@@ -289,19 +354,30 @@ UNSAFE_SETTINGS = {
 }
 
 
+#: Saves what the account dialog holds (in a worker thread): "" when saved, else why not.
+AccountSaver = Callable[[AccountForm], str]
+
+
 class AccountDialog(ModalScreen[AccountForm | None]):
     """Add or edit a profile. The password field is masked and goes to the keyring.
 
     It opens with the focus on the first field. Enter in a field moves to the
     next one and saves from the last; a setting that makes the connection
     unsafe is asked about once when it is turned on.
+
+    Given ``save``, the dialog saves before it closes, in a worker thread, and
+    closes only once saved: when the keyring (or the profile file) refuses,
+    it stays open with the reason under the form and every field as typed,
+    the password still in its masked field, to be fixed and saved again or
+    cancelled. Closing on a refusal threw away all that was typed.
     """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
-    def __init__(self, profile: Profile | None = None) -> None:
+    def __init__(self, profile: Profile | None = None, save: AccountSaver | None = None) -> None:
         super().__init__()
         self.profile = profile
+        self._save_with = save
         #: The unsafe settings the user has confirmed in this dialog (or that were already set).
         self._unsafe_confirmed: set[str] = set()
         if profile is not None:
@@ -447,13 +523,43 @@ class AccountDialog(ModalScreen[AccountForm | None]):
         ):
             error.update("password: needed for a profile with a user name")
             return
-        self.dismiss(
-            AccountForm(
-                profile,
-                Secret(password) if password else None,
-                self.profile.name if self.profile else None,
-            )
+        form = AccountForm(
+            profile,
+            Secret(password) if password else None,
+            self.profile.name if self.profile else None,
         )
+        if self._save_with is None:
+            self.dismiss(form)
+            return
+        save_button = self.query_one("#save", Button)
+        if save_button.disabled:
+            return  # a save is under way: Enter pressed twice saves once
+        save_button.disabled = True
+        error.remove_class("error")
+        error.update("Saving…")
+        self._save_in_thread(self._save_with, form)
+
+    @work(thread=True, exclusive=True, group="account-save", exit_on_error=False)
+    def _save_in_thread(self, save: AccountSaver, form: AccountForm) -> None:
+        """The keyring and the profile file are used off the UI loop."""
+        try:
+            problem = save(form)
+        except Exception as exc:  # whatever it is, the dialog says so and keeps the fields
+            # Its type only: an error raised while storing could quote the password.
+            problem = f"The account could not be saved ({type(exc).__name__})."
+        with contextlib.suppress(RuntimeError):  # the app has stopped meanwhile
+            self.app.call_from_thread(self._save_ended, form, problem)
+
+    def _save_ended(self, form: AccountForm, problem: str) -> None:
+        if not self.is_current:
+            return  # cancelled while saving: the saver has told the app what happened
+        if not problem:
+            self.dismiss(form)
+            return
+        self.query_one("#save", Button).disabled = False
+        error = self.query_one("#error", Label)
+        error.add_class("error")
+        error.update(shown(problem, keep_newlines=True))
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
@@ -508,6 +614,7 @@ The command palette (`ctrl+p`) has every action, and the theme picker.
 __all__ = [
     "AccountDialog",
     "AccountForm",
+    "AccountSaver",
     "ConfirmDialog",
     "ExportDialog",
     "ExportRequest",
@@ -515,4 +622,5 @@ __all__ = [
     "FormCheckbox",
     "FormSelect",
     "HelpScreen",
+    "write_export",
 ]

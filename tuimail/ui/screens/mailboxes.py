@@ -17,29 +17,36 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
-from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from tuimail.atomic import atomic_write_bytes
+from tuimail import paths
 from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft, extra_headers_of
-from tuimail.outbox import MessageNotFound, Outbox, OutboxError, Queued, short_id
+from tuimail.outbox import (
+    MessageNotFound,
+    Outbox,
+    OutboxError,
+    Queued,
+    sent_to_sandbox,
+    short_id,
+)
 from tuimail.transcript import Transcript
 from tuimail.ui.history import SessionRun
 from tuimail.ui.messages import RetryRequest
 from tuimail.ui.outside import cell, header_text, message_preview, shown
 from tuimail.ui.screens.base import ModelScreen
-from tuimail.ui.screens.dialogs import ConfirmDialog, ExportDialog, ExportRequest
+from tuimail.ui.screens.dialogs import ConfirmDialog, ExportDialog, ExportRequest, write_export
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
-from tuimail.ui.words import last_error
+from tuimail.ui.words import SANDBOX_SENT_NOTE, SANDBOX_SENT_TAG, last_error
 from tuimail.user_config import ConfigError
 
 #: What reading back a stored transcript raises when its file was edited or cut short:
@@ -92,12 +99,14 @@ def _addresses(value: object) -> list[str]:
 
 @dataclass(frozen=True)
 class SentRow:
-    """One line of the Sent table: the message's key, when it went, its To and Subject."""
+    """One line of the Sent table: the message's key, when it went, its To and Subject,
+    and whether it went to the built-in sandbox rather than to a mail server."""
 
     key: str
     when: float
     to: str
     subject: str
+    sandbox: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,7 +136,7 @@ def read_listing(outbox: Outbox) -> Listing:
         except OSError:  # removed since it was listed
             when = 0.0
         to, subject = header_text(message, "To"), header_text(message, "Subject")
-        rows.append(SentRow(key, when, to, subject))
+        rows.append(SentRow(key, when, to, subject, sent_to_sandbox(key)))
     return Listing(queued, drafts, sent, rows)
 
 
@@ -135,6 +144,8 @@ def sent_preview(outbox: Outbox, data: bytes, key: str) -> tuple[str, Transcript
     """A sent message as :func:`~tuimail.ui.outside.message_preview` shows it, and its
     transcript (in a thread)."""
     text = message_preview(data, full_copy="export it (x) to read it all")
+    if sent_to_sandbox(key):
+        text = f"{SANDBOX_SENT_NOTE}\n\n{text}"
     try:
         transcript: Transcript | None = Transcript.from_jsonl(outbox.sent_transcript(key))
     except _UNREADABLE_TRANSCRIPT:
@@ -178,12 +189,38 @@ class MailboxesScreen(ModelScreen):
                 yield Static("", id="outbox-detail", markup=False)
             with TabPane("Drafts", id="tab-drafts"):
                 yield DataTable(id="drafts-table", cursor_type="row", zebra_stripes=True)
-            with TabPane("Sent", id="tab-sent"), Horizontal():
+            # The table above, the message and its transcript side by side below: three
+            # panes in a row ran the table's columns into the message at 120 columns.
+            with TabPane("Sent", id="tab-sent"):
                 yield DataTable(id="sent-table", cursor_type="row", zebra_stripes=True)
-                with VerticalScroll(id="sent-message"):
-                    yield Static("", id="sent-view", markup=False)
-                yield TranscriptView(id="sent-transcript")
+                with Horizontal(id="sent-detail"):
+                    with VerticalScroll(id="sent-message"):
+                        yield Static("", id="sent-view", markup=False)
+                    yield TranscriptView(id="sent-transcript")
         yield Footer()
+
+    #: The tab each action works on: the footer shows only the current tab's.
+    ACTION_TABS = {
+        "retry": ("tab-outbox",),
+        "edit": ("tab-outbox",),
+        "delete": ("tab-outbox", "tab-drafts"),
+        "open_draft": ("tab-drafts",),
+        "export": ("tab-sent",),
+    }
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """An action of another tab is hidden from the footer (and does nothing here)."""
+        tabs = self.ACTION_TABS.get(action)
+        if tabs is None:
+            return True
+        try:
+            return self.current_tab in tabs
+        except NoMatches:  # asked before the tabs are composed
+            return True
+
+    @on(TabbedContent.TabActivated, "#boxes")
+    def _tab_changed(self) -> None:
+        self.refresh_bindings()
 
     def on_mount(self) -> None:
         model = self.model
@@ -200,7 +237,7 @@ class MailboxesScreen(ModelScreen):
         self.query_one("#drafts-table", DataTable).add_columns(
             "Saved", "Subject and recipients", "Profile"
         )
-        self.query_one("#sent-table", DataTable).add_columns("Sent", "To", "Subject")
+        self.query_one("#sent-table", DataTable).add_columns("Sent", "Where", "To", "Subject")
         self.reload()
 
     def on_screen_resume(self) -> None:
@@ -247,6 +284,11 @@ class MailboxesScreen(ModelScreen):
         self._shown = read.number
         listing = read.listing
         self.queued, self.drafts, self.sent = listing.queued, listing.drafts, listing.sent
+        # Each cursor stays on its row: a reading follows every dialog (an export, a
+        # delete asked about), and the next key must act on the row the user chose.
+        chosen = {
+            name: self._selected(name) for name in ("outbox-table", "drafts-table", "sent-table")
+        }
         table = self.query_one("#outbox-table", DataTable)
         table.clear()
         for queued in self.queued.values():
@@ -267,7 +309,12 @@ class MailboxesScreen(ModelScreen):
         sent = self.query_one("#sent-table", DataTable)
         sent.clear()
         for row in listing.sent_rows:
-            sent.add_row(_when(row.when), cell(row.to), cell(row.subject), key=row.key)
+            where = cell(SANDBOX_SENT_TAG, style="bold") if row.sandbox else cell("server")
+            sent.add_row(_when(row.when), where, cell(row.to), cell(row.subject), key=row.key)
+        for name, key in chosen.items():
+            refilled = self.query_one(f"#{name}", DataTable)
+            if key is not None and key in refilled.rows:
+                refilled.move_cursor(row=refilled.get_row_index(key), animate=False)
         # The detail follows the table as it is now: a deleted message is not shown.
         self._outbox_row()
         if listing.problem:
@@ -419,8 +466,9 @@ class MailboxesScreen(ModelScreen):
         if key is None:
             self.notify("Choose a sent message to export.", severity="warning")
             return
-        default = Path.cwd() / f"tuimail-{short_id(key)}.eml"
-        self.app.push_screen(ExportDialog(default), lambda request: self._export(key, request))
+        default = paths.exports_dir() / f"tuimail-{short_id(key)}.eml"
+        dialog = ExportDialog(default, "the message (.eml) and its transcript")
+        self.app.push_screen(dialog, lambda request: self._export(key, request))
 
     def _export(self, key: str, request: ExportRequest | None) -> None:
         if request is not None:
@@ -429,20 +477,19 @@ class MailboxesScreen(ModelScreen):
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
     def write_export(self, key: str, request: ExportRequest) -> None:
         """The message as .eml beside the transcript in the chosen format."""
-        eml = request.path.with_suffix(".eml")
-        transcript_path = request.path.with_suffix(
-            ".jsonl" if request.format == "jsonl" else ".txt"
-        )
+        suffix = ".jsonl" if request.format == "jsonl" else ".txt"
         try:
             transcript = Transcript.from_jsonl(self.model.outbox.sent_transcript(key))
             text = transcript.to_jsonl() if request.format == "jsonl" else transcript.to_text()
-            atomic_write_bytes(eml, self.sent[key], mode=0o600)
-            atomic_write_bytes(transcript_path, text.encode("utf-8"), mode=0o600)
+            eml, transcript_path = write_export(
+                request.path, [(".eml", self.sent[key]), (suffix, text.encode("utf-8"))]
+            )
         except _UNREADABLE_TRANSCRIPT as exc:
             self.app.call_from_thread(self._say, f"Export failed: {exc}")
             return
+        kept = "" if eml.stem == request.path.stem else " (a file of that name was kept)"
         self.app.call_from_thread(
-            self._say, f"Exported {eml.name} and {transcript_path.name}", "information"
+            self._say, f"Exported {eml} and {transcript_path.name}{kept}", "information"
         )
 
     def _session_finished(self, run: SessionRun) -> None:

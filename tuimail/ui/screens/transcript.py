@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -11,11 +10,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input, Label, ListItem, ListView, Static
 
-from tuimail.atomic import atomic_write_bytes
+from tuimail import paths
 from tuimail.ui.history import RunStatus, SessionRun
 from tuimail.ui.outside import shown
 from tuimail.ui.screens.base import ModelScreen
-from tuimail.ui.screens.dialogs import ExportDialog, ExportRequest
+from tuimail.ui.screens.dialogs import ExportDialog, ExportRequest, write_export
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
@@ -146,7 +145,7 @@ class TranscriptScreen(ModelScreen):
             self.notify("No transcript to export yet.", severity="warning")
             return
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(self.selected.started))
-        default = Path.cwd() / f"tuimail-{self.selected.profile_name}-{stamp}.txt"
+        default = paths.exports_dir() / f"tuimail-{self.selected.profile_name}-{stamp}.txt"
         self.app.push_screen(ExportDialog(default), self._export)
 
     def _export(self, request: ExportRequest | None) -> None:
@@ -158,7 +157,7 @@ class TranscriptScreen(ModelScreen):
         transcript = run.transcript
         text = transcript.to_jsonl() if request.format == "jsonl" else transcript.to_text()
         try:
-            atomic_write_bytes(request.path, text.encode("utf-8"), mode=0o600)
+            (written,) = write_export(request.path, [(request.path.suffix, text.encode("utf-8"))])
         except OSError as exc:
             self.app.call_from_thread(
                 self.notify,
@@ -167,8 +166,11 @@ class TranscriptScreen(ModelScreen):
                 markup=False,
             )
             return
+        kept = "" if written == request.path else " (a file of that name was kept)"
         self.app.call_from_thread(
-            self.notify, shown(f"Exported {len(transcript)} lines to {request.path}"), markup=False
+            self.notify,
+            shown(f"Exported {len(transcript)} lines to {written}{kept}"),
+            markup=False,
         )
 
     # -- sessions (from the model's signals) ---------------------------------
