@@ -39,7 +39,8 @@ def save_account(
     ``client_secret`` is an OAuth client secret to store with the profile
     (tuimail/oauth_account.py). A renamed profile takes its OAuth sign-in
     along; a new one never inherits a sign-in left under its name; one whose
-    provider or client changed drops the sign-in made with the old one.
+    provider or client changed drops the sign-in made with the old one (a
+    save without OAuth settings keeps it, for when they come back).
     """
     store = store or ProfileStore()
     credentials = credentials or CredentialStore()
@@ -97,12 +98,12 @@ def remove_account(
     if not profile.username:
         return profile, False
     credentials = credentials or CredentialStore()
-    removed = False
-    if profile.uses_oauth:
-        from tuimail.oauth_account import OAuthSecrets
+    from tuimail.oauth_account import OAuthSecrets
 
-        removed = OAuthSecrets(credentials).forget(profile.name)
-    return profile, credentials.delete(profile.name) or removed
+    # Also when the profile no longer names a provider: a sign-in kept from
+    # when it did (see _save_oauth) goes with it.
+    removed = credentials.delete(profile.name)
+    return profile, OAuthSecrets(credentials).forget(profile.name) or removed
 
 
 def _check_name(store: ProfileStore, profile: Profile, original_name: str | None) -> Profile | None:
@@ -163,12 +164,12 @@ def _save_oauth(
     except KeyringError as exc:
         _restore(store, before, exc)
         raise
-    if not had_oauth or old is None:
+    # A save without OAuth settings keeps the sign-in: a form that does not
+    # show them (the app's account dialog) must not cost the user a sign-in.
+    if not had_oauth or old is None or not profile.uses_oauth:
         return warnings
     try:
-        if not profile.uses_oauth:
-            secrets.forget(profile.name)
-        elif _oauth_client(old) != _oauth_client(profile):
+        if _oauth_client(old) != _oauth_client(profile):
             # The sign-in was given to another app: it cannot refresh this one's tokens.
             if client_secret is None:
                 secrets.forget_client_secret(profile.name)

@@ -389,7 +389,8 @@ def cmd_accounts_remove(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return exitcodes.CONFIG
-    suffix = " and its password" if removed_secret else ""
+    kept = "sign-in" if profile.uses_oauth else "password"
+    suffix = f" and its {kept}" if removed_secret else ""
     print(escape_controls(f"Removed profile {profile.name}{suffix}."))
     return exitcodes.OK
 
