@@ -279,6 +279,24 @@ def test_an_answer_with_the_wrong_state_is_refused(
     assert stored_refresh_token() is None
 
 
+def test_a_refused_consent_is_said_and_stores_nothing(
+    secret_service: SecretService,
+    oauth_provider: OAuthProviderServer,
+    smtp_sink: tuple[OAuthSink, int],
+) -> None:
+    _sink, port = smtp_sink
+    add_profile(oauth_provider, port)
+    login = Running("accounts", "login", NAME, "--no-browser")
+    url = login.line_matching(r"(http\S+)").group(1)
+    user = BrowserUser(oauth_provider)
+    status, page = user.visit(user.sign_in(url, approve=False))
+    assert status == 200 and "not allowed" in page
+    code, stdout, stderr = login.finish()
+    assert code == exitcodes.SIGN_IN_DENIED, stdout + stderr
+    assert "the sign-in was not allowed (access_denied" in stderr
+    assert stored_refresh_token() is None
+
+
 def test_google_device_sign_in_points_to_the_forwarded_port(
     secret_service: SecretService,
 ) -> None:
