@@ -100,6 +100,8 @@ class SessionRecord:
     outcome_detail: str = ""
     secure: bool = False
     authenticated_as: str = ""
+    #: The SASL mechanism ``authenticated_as`` used (PLAIN, XOAUTH2...).
+    auth_mechanism: str = ""
     messages: list[StoredMessage] = field(default_factory=list)
     #: Messages stored in this session, listed in ``messages`` or not.
     message_count: int = 0
@@ -159,6 +161,7 @@ class SessionRecord:
             "outcome": self.outcome_words,
             "secure": self.secure,
             "authenticated_as": self.authenticated_as,
+            "auth_mechanism": self.auth_mechanism,
             "messages": [m.to_json() for m in self.messages],
             "message_count": self.message_count,
             "transcript": [e.to_json() for e in self.transcript],
