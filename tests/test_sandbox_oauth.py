@@ -256,6 +256,31 @@ def test_an_unreachable_introspection_endpoint_is_a_temporary_failure(
         assert b"not-a-real-secret-1234" not in blob, name
 
 
+def test_an_introspection_endpoint_refusing_the_sandboxs_credentials_is_454(
+    oauth_provider: OAuthProviderServer, tmp_path: Path, isolated_dirs: Path
+) -> None:
+    """A wrong client secret in the file: the token cannot be checked, so it is not accepted."""
+    token = sign_in(oauth_provider).access_token.reveal()
+    client_id, _secret = oauth_provider.introspection_client()
+    client_file = tmp_path / "introspector"
+    client_file.write_text(f"{client_id}:wrong-secret-5678\n")
+    client_file.chmod(0o600)
+    options = ("--auth", "any", "--oauth-introspect", oauth_provider.introspection_url)
+    with (
+        serving(tmp_path, *options, "--oauth-introspect-client-file", str(client_file)) as served,
+        greeted_client(served.port) as client,
+    ):
+        reply = ehlo_and_auth(client, "XOAUTH2", xoauth2(oauth_provider.login, token))
+        assert reply.startswith(b"454 4.7.0 Temporary authentication failure")
+        client.exchange((b"QUIT\r\n", b"221"))
+    [session] = session_files(isolated_dirs)
+    said = transcript_of(session)
+    assert "could not be checked at" in said and "invalid_client" in said, said
+    for name, blob in {**files_under(isolated_dirs), "out": served.stdout.encode()}.items():
+        assert b"wrong-secret-5678" not in blob, name
+        assert not any(p in blob for p in leak_patterns(token)), name
+
+
 def test_without_introspection_any_well_formed_token_is_accepted_and_said_so(
     tmp_path: Path, isolated_dirs: Path
 ) -> None:

@@ -43,7 +43,12 @@ def define_options(serve: argparse.ArgumentParser) -> None:
     )
     tls.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte")
     auth = serve.add_mutually_exclusive_group()
-    auth.add_argument("--auth", choices=["any"], help="offer AUTH and accept any credentials")
+    auth.add_argument(
+        "--auth",
+        choices=["any"],
+        help="offer AUTH and accept any credentials (any password; any well-formed token "
+        "by XOAUTH2 or OAUTHBEARER, unless --oauth-introspect checks them)",
+    )
     auth.add_argument(
         "--auth-file", type=Path, metavar="PATH", help="offer AUTH; 'user:password' lines"
     )

@@ -76,7 +76,7 @@ from tuimail.sandbox.tap import ClientTap
 from tuimail.smtp_data import DataState, MessageData, read_message_data
 from tuimail.stages import Stage
 from tuimail.terminal_text import escape_controls
-from tuimail.transcript import ConversationRedactor, Direction, EventKind
+from tuimail.transcript import ConversationRedactor, Direction, EventKind, secret_forms
 
 #: The answer to a connection beyond the cap; it is closed straight after.
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
@@ -94,6 +94,11 @@ TOKEN_REFUSED = "535 5.7.8 Authentication credentials invalid"
 #: token would mask that letter in every later line); the protocol's own
 #: redaction masks the AUTH lines that carry them all the same.
 _MIN_FORBIDDEN = 8
+#: Tokens masked wherever they occur, per session: each adds forms every
+#: later line is searched for, so a client repeating AUTH cannot make a
+#: session's memory and time grow without end (later ones are still masked
+#: in the AUTH lines that carry them).
+_MAX_FORBIDDEN_TOKENS = 8
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 _DATA_REFUSALS = {
@@ -152,6 +157,8 @@ class SandboxSMTP(SMTP):
         self.admitted = False
         #: Its place given back and its session ended (see :meth:`_forget`).
         self._forgotten = False
+        #: Tokens (or malformed responses) masked in every later line so far.
+        self._tokens_forbidden = 0
 
     # -- connection ---------------------------------------------------------
 
@@ -386,13 +393,11 @@ class SandboxSMTP(SMTP):
         try:
             response = parse_response(mechanism, data)
         except MalformedResponse as exc:
-            if len(blob) >= _MIN_FORBIDDEN:
-                record.transcript.forbid_forms([blob])
+            self._forbid(record, [blob])
             record.transcript.event(EventKind.WARNING, f"malformed {mechanism} response: {exc}")
             await self.push(f"501 5.5.2 Malformed {mechanism} response: {exc}")
             return AuthResult(success=False, handled=True)
-        if len(token := response.token.reveal()) >= _MIN_FORBIDDEN:
-            record.transcript.forbid(token)
+        self._forbid(record, secret_forms(response.token.reveal()))
         shown_user = escape_controls(response.user[:255]) or "(no user named)"
         introspection = self.sandbox.config.oauth_introspect
         if introspection is None:
@@ -431,19 +436,29 @@ class SandboxSMTP(SMTP):
         )
         return await self._refuse_token(mechanism, error_challenge(mechanism, refusal, check.scope))
 
+    def _forbid(self, record: SessionRecord, forms: list[str]) -> None:
+        """Mask ``forms`` of a token in every later line, up to :data:`_MAX_FORBIDDEN_TOKENS`."""
+        forms = [form for form in forms if len(form) >= _MIN_FORBIDDEN]
+        if forms and self._tokens_forbidden < _MAX_FORBIDDEN_TOKENS:
+            self._tokens_forbidden += 1
+            record.transcript.forbid_forms(forms)
+
     async def _introspect(
         self, introspection: Introspection, response: BearerResponse
     ) -> TokenCheck:
-        """:func:`check_token` in a thread, given up after :data:`INTROSPECT_TIMEOUT`."""
+        """:func:`check_token` in a thread, given up after :data:`INTROSPECT_TIMEOUT`.
+
+        Or sooner when the idle timeout is shorter: the client, waiting for
+        its answer, must get the ``454`` before the sandbox closes on it.
+        """
+        wait = min(INTROSPECT_TIMEOUT, 0.8 * self.sandbox.config.idle_timeout)
         try:
-            async with asyncio.timeout(INTROSPECT_TIMEOUT):
+            async with asyncio.timeout(wait):
                 return await asyncio.to_thread(
                     check_token, introspection, response.token, response.user
                 )
         except TimeoutError:
-            return TokenCheck(
-                Verdict.UNCHECKED, detail=f"no answer within {INTROSPECT_TIMEOUT:g} seconds"
-            )
+            return TokenCheck(Verdict.UNCHECKED, detail=f"no answer within {wait:g} seconds")
 
     async def _refuse_token(self, mechanism: str, challenge: bytes) -> AuthResult:
         """The ``334`` error challenge, then ``535`` once the client has answered it."""
