@@ -286,7 +286,7 @@ def test_without_introspection_any_well_formed_token_is_accepted_and_said_so(
 ) -> None:
     """As ``--auth any`` takes any password: here a token of 3,000 characters, as Microsoft's are."""
     token = "eyJ" + "A" * 2997
-    with serving(tmp_path, "--auth", "any") as served:
+    with serving(tmp_path, "--auth", "any", "--quiet") as served:
         sent = run_tuimail(
             *send_args(served.port, "--body", "hello"), "--allow-plaintext-auth", "--user", "bob",
             "--auth", "xoauth2", "--token-command", f"printf '{token}'",
@@ -295,6 +295,7 @@ def test_without_introspection_any_well_formed_token_is_accepted_and_said_so(
     assert "AUTH XOAUTH2 and OAUTHBEARER: any well-formed token is accepted" in served.stderr
     [session] = session_files(isolated_dirs)
     assert (session["authenticated_as"], session["auth_mechanism"]) == ("bob", "XOAUTH2")
+    assert " auth XOAUTH2 as bob: completed, 1 message(s)" in served.stdout
     assert "XOAUTH2 token for bob accepted without a check" in transcript_of(session)
     for name, blob in {**files_under(isolated_dirs), "out": served.stderr.encode()}.items():
         assert not any(p in blob for p in leak_patterns(token)), name
@@ -347,6 +348,7 @@ def test_a_response_sent_after_an_empty_challenge_and_one_not_base64(
         client.exchange((b"QUIT\r\n", b"221"))
     [session] = running.wait_for_sessions(1)
     assert session.auth_mechanism == "OAUTHBEARER"
+    assert " helo client.test auth OAUTHBEARER: completed, " in session.summary()
     assert token not in transcript_text(session)
     assert "OAUTHBEARER token for (no user named) accepted without a check" in (
         transcript_text(session)

@@ -146,8 +146,12 @@ class SessionRecord:
         duration = f"{(self.ended or time.time()) - self.started:.3f}s"
         helo = f" helo {self.helo}" if self.helo else ""
         tls = " TLS" if self.secure else ""
+        auth = ""
+        if self.auth_mechanism:
+            who = f" as {self.authenticated_as}" if self.authenticated_as else ""
+            auth = f" auth {self.auth_mechanism}{who}"
         return (
-            f"session {self.id} from {self.peer}{helo}{tls}: {self.outcome_words}, "
+            f"session {self.id} from {self.peer}{helo}{tls}{auth}: {self.outcome_words}, "
             f"{self.message_count} message(s), {duration}"
         )
 
