@@ -234,10 +234,11 @@ class SentHistory:
                     contacts[key] = _Contact(address, weight, sent.when)
                     continue
                 contact.score += weight
-                if sent.when > contact.last:  # the newest message's name is the one kept
-                    contact.last = sent.when
-                    if address.display_name or not contact.address.display_name:
-                        contact.address = address
+                # The name of the newest message that gave one is the name offered.
+                newer = sent.when > contact.last
+                if address.display_name and (newer or not contact.address.display_name):
+                    contact.address = address
+                contact.last = max(contact.last, sent.when)
         self._ranked = sorted(contacts.values(), key=lambda c: (-c.score, -c.last))
 
 

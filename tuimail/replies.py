@@ -298,7 +298,10 @@ def mailboxes_of(value: str, skipped: list[str]) -> list[ParsedAddress]:
         except AddressError:
             skipped.append(clean_text(item).encode("unicode_escape").decode("ascii")[:200])
             continue
-        name = clean_text(_decoded(name))
+        name = _decoded(name)
+        if any(is_control_char(ch) or ch == "\0" for ch in name):
+            name = ""  # a name hiding a line break or an escape sequence is not shown at all
+        name = clean_text(name)
         if name and name != address.addr_spec:
             with contextlib.suppress(AddressError):
                 address = parse_address(mailbox_text(name, address.addr_spec))
