@@ -381,7 +381,7 @@ def _read_lines(
             *complete, rest = bytes(buffer).split(b"\n")
             buffer = bytearray(rest)
             lines += complete
-            if len(lines) >= COMMAND_LINE_LIMIT or total > COMMAND_OUTPUT_LIMIT:
+            if len(lines) > COMMAND_LINE_LIMIT or total > COMMAND_OUTPUT_LIMIT:
                 return lines[:COMMAND_LINE_LIMIT], CommandProblem.TOO_MUCH
             if len(buffer) > COMMAND_LINE_LENGTH:
                 buffer.clear()  # an endless line: its end is skipped as it comes
