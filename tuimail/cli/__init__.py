@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from tuimail.cli import exitcodes
 from tuimail.cli.common import CLIError, settle_imports
-from tuimail.cli.parser import COMMANDS, build_parser, command_in
+from tuimail.cli.parser import COMMANDS, build_parser, command_in, with_mailto
 from tuimail.closed_pipe import silence
 
 __all__ = [
@@ -95,7 +95,7 @@ def run() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
+    arguments = with_mailto(sys.argv[1:] if argv is None else argv)
     command = command_in(arguments)
     parser = build_parser(define=[command] if command else [])
     args = parser.parse_args(arguments)

@@ -70,4 +70,28 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tuimail.cli.serve",
     ),
     "doctor": ("check the keyring, config paths and TLS trust store", "tuimail.cli.doctor"),
+    "compose": (
+        "open the app with a message filled in (options or a mailto: link)",
+        "tuimail.cli.compose",
+    ),
 }
+
+
+def with_mailto(arguments: Sequence[str]) -> list[str]:
+    """``tuimail 'mailto:...'`` (as a desktop's URL handler runs it) as ``tuimail compose``.
+
+    The link stands where a command would: ``compose`` is put before it, so
+    the link is that command's argument (and a link never reads as an option).
+    """
+    arguments = list(arguments)
+    takes_value = False
+    for index, argument in enumerate(arguments):
+        if takes_value:
+            takes_value = False
+        elif argument.startswith("-"):
+            takes_value = len(argument) > 2 and "--profile".startswith(argument)
+        else:
+            if argument[:7].lower() == "mailto:":
+                arguments.insert(index, "compose")
+            break
+    return arguments

@@ -24,6 +24,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from tuimail import user_config
+from tuimail.addresses import mailbox_text
 from tuimail.credentials import CredentialStore, KeyringError, Secret
 from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft, DraftInvalid, build_message
@@ -175,7 +176,11 @@ class TuimailApp(App[None]):
         profile: str | None = None,
         start_sandbox: bool = True,
         sandbox_config: SandboxConfig | None = None,
+        initial_draft: Draft | None = None,
     ) -> None:
+        """``initial_draft``: a message to open in Compose at start (``tuimail compose``,
+        a ``mailto:`` link), instead of the draft left open last time."""
+        self._initial_draft = initial_draft
         # Read before the event loop runs (the first screen shows them): once it
         # runs, files are read and written in threads only.
         loaded = read_profiles()
@@ -263,7 +268,10 @@ class TuimailApp(App[None]):
         self.set_interval(PROFILES_CHECK, self.check_profiles)
         if self._start_sandbox:
             self.set_interval(SANDBOX_CHECK, self.check_sandbox)
-        self.reopen_draft()
+        if self._initial_draft is not None:
+            self.call_after_refresh(self._open_initial_draft, self._initial_draft)
+        else:
+            self.reopen_draft()
 
     def _check_outbox_config(self) -> None:
         """An unreadable config.toml or a bad ``[outbox]`` is said at once, in the command
@@ -451,6 +459,18 @@ class TuimailApp(App[None]):
         saved = DraftStore().latest()
         if saved is not None:
             self.call_from_thread(self._reopen, saved)
+
+    def _open_initial_draft(self, draft: Draft) -> None:
+        """The message the command line began, in Compose; From is the profile's unless given.
+
+        The draft left open last time stays in F7's list."""
+        profile = self.model.all_profiles().get(self.model.initial_profile)
+        if not draft.from_address and profile is not None and profile.from_address:
+            draft.from_address = mailbox_text(profile.display_name, profile.from_address)
+        saved = SavedDraft(DraftStore.new_id(), self.model.initial_profile, draft)
+        self.model.open_draft(
+            saved, "Opened from the command line; nothing is sent until you send it"
+        )
 
     def _reopen(self, saved: SavedDraft) -> None:
         if self.model.compose_locked:
@@ -772,8 +792,10 @@ class TuimailApp(App[None]):
         return rows
 
 
-def run_app(profile: str | None = None) -> int:
-    """Run the app; its exit status says whether it stopped on an error (1), not always 0."""
-    app = TuimailApp(profile=profile)
+def run_app(profile: str | None = None, initial_draft: Draft | None = None) -> int:
+    """Run the app; its exit status says whether it stopped on an error (1), not always 0.
+
+    ``initial_draft`` opens in Compose (see :class:`TuimailApp`)."""
+    app = TuimailApp(profile=profile, initial_draft=initial_draft)
     app.run()
     return app.return_code or 0
