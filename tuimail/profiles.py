@@ -154,6 +154,8 @@ class Profile:
     verify_tls: bool = True
     ca_file: str = ""
     allow_plaintext_auth: bool = False
+    #: No stored secret: each face asks for it when it sends (kept in memory for that run).
+    ask_secret: bool = False
     timeout: float = 30.0
     ehlo_name: str = ""
     #: A command printing the password (tuimail/secret_command.py), instead of the keyring.
@@ -200,6 +202,16 @@ class Profile:
         session runs the command each time it authenticates.
         """
         return bool(self.username) and not self.secret_command
+
+    @property
+    def secret_in_keyring(self) -> bool:
+        """The password is read from the keyring: not given by a command, nor asked each time.
+
+        A keyring entry left from before a profile switched to a command or to
+        asking must never win over them: only a profile for which this holds
+        reads the keyring.
+        """
+        return self.needs_password and not self.ask_secret
 
     @property
     def secret_command(self) -> str:
@@ -306,6 +318,7 @@ _TYPES: dict[str, type] = {
     "verify_tls": bool,
     "ca_file": str,
     "allow_plaintext_auth": bool,
+    "ask_secret": bool,
     "timeout": float,
     "ehlo_name": str,
     "password_command": str,
@@ -360,6 +373,10 @@ def validate_profile(profile: Profile) -> None:
         value = getattr(profile, name)
         if any(ch in value for ch in "\r\n\0"):
             raise ProfileError(name, "must not contain line breaks or NUL characters")
+    if profile.ask_secret and profile.secret_command:
+        raise ProfileError(
+            "ask_secret", "a profile whose secret comes from a command is not asked for one"
+        )
     if profile.ehlo_name and not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", profile.ehlo_name):
         raise ProfileError("ehlo_name", "must be a host name or an address literal")
     if profile.password_command and profile.token_command:

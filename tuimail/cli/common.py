@@ -185,6 +185,9 @@ def password_for(
 ) -> Secret | None:
     """Where the password comes from: stdin, the keyring (saved profiles), or a prompt.
 
+    A profile with ``ask_secret`` keeps none: it is read from the terminal (or
+    ``--password-stdin``) each time, never from the keyring.
+
     A profile whose secret comes from a command gives None: the session runs
     the command each time it authenticates (so the outbox's retries do too).
     With ``run_command`` (a caller that authenticates outside a session, the
@@ -196,7 +199,7 @@ def password_for(
         return read_password(True, "")
     if profile.secret_command:
         return command_secret_now(profile) if run_command else None
-    if saved:
+    if saved and profile.secret_in_keyring:  # a profile that asks at send time skips it
         from tuimail.credentials import CredentialStore, KeyringError
 
         try:
