@@ -24,6 +24,7 @@ from tests.ui_support import (
     open_mailboxes,
     paste,
     save_profile,
+    screen_text,
     static_text,
     wait_for,
     wait_for_run,
@@ -83,6 +84,8 @@ async def answer_secret_dialog(pilot: Any, secret: str) -> None:
     field = app.screen.query_one("#secret", Input)
     assert field.password, "the typed password must be masked"
     await paste(pilot, secret)
+    assert field.value == secret
+    assert secret not in screen_text(app), "the typed password is on screen"
     await pilot.press("enter")
 
 
@@ -109,7 +112,7 @@ async def test_ask_at_send_time_asks_once_per_run_and_escape_keeps_the_draft(
 ) -> None:
     """The keyring is keyring's fail backend: a profile that asks never touches it."""
     logins, sink, port = auth_server(servers, TYPED)
-    save_profile(name="asks", **account(port, ask_secret=True))
+    save_profile(name="asks", **account(port, ask_at_send=True))
 
     app = TuimailApp(profile="asks", start_sandbox=False)
     async with app.run_test(size=WIDE) as pilot:
@@ -157,7 +160,7 @@ async def test_the_outbox_retry_asks_for_a_profile_that_keeps_no_password(
     servers: ServerThread,
 ) -> None:
     logins, sink, port = auth_server(servers, TYPED)
-    profile = save_profile(name="asks", **account(port, ask_secret=True))
+    profile = save_profile(name="asks", **account(port, ask_at_send=True))
     draft = Draft(from_address="me@example.test", to=["bob@example.test"], subject="q", body="b")
     key = Outbox().enqueue(profile, build_message(draft), follows_profile=True).key
 
@@ -181,7 +184,7 @@ async def test_a_refused_keyring_offers_asking_at_send_time_and_saves_no_secret(
         await pilot.click("#use-ask")
         await wait_for(pilot, lambda: not isinstance(app.screen, AccountDialog), "the save")
     saved = ProfileStore().get("work")
-    assert saved.ask_secret and not saved.password_command and saved.username == "alice"
+    assert saved.ask_at_send and not saved.password_command and saved.username == "alice"
     written = files_under(paths.config_dir(), paths.data_dir(), paths.state_dir())
     patterns = leak_patterns(REFUSED_PASSWORD)
     assert [name for name, blob in written.items() if any(p in blob for p in patterns)] == []
@@ -200,7 +203,7 @@ async def test_a_refused_keyring_offers_a_password_command() -> None:
         await pilot.click("#save")
         await wait_for(pilot, lambda: not isinstance(app.screen, AccountDialog), "the save")
     saved = ProfileStore().get("work")
-    assert saved.password_command == "pass show mail/work" and not saved.ask_secret
+    assert saved.password_command == "pass show mail/work" and not saved.ask_at_send
 
 
 async def test_the_dialog_refuses_a_token_command_with_a_password_mechanism() -> None:

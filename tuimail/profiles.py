@@ -155,7 +155,7 @@ class Profile:
     ca_file: str = ""
     allow_plaintext_auth: bool = False
     #: No stored secret: each face asks for it when it sends (kept in memory for that run).
-    ask_secret: bool = False
+    ask_at_send: bool = False
     timeout: float = 30.0
     ehlo_name: str = ""
     #: A command printing the password (tuimail/secret_command.py), instead of the keyring.
@@ -211,7 +211,7 @@ class Profile:
         asking must never win over them: only a profile for which this holds
         reads the keyring.
         """
-        return self.needs_password and not self.ask_secret
+        return self.needs_password and not self.ask_at_send
 
     @property
     def secret_command(self) -> str:
@@ -318,7 +318,7 @@ _TYPES: dict[str, type] = {
     "verify_tls": bool,
     "ca_file": str,
     "allow_plaintext_auth": bool,
-    "ask_secret": bool,
+    "ask_at_send": bool,
     "timeout": float,
     "ehlo_name": str,
     "password_command": str,
@@ -373,9 +373,9 @@ def validate_profile(profile: Profile) -> None:
         value = getattr(profile, name)
         if any(ch in value for ch in "\r\n\0"):
             raise ProfileError(name, "must not contain line breaks or NUL characters")
-    if profile.ask_secret and profile.secret_command:
+    if profile.ask_at_send and profile.secret_command:
         raise ProfileError(
-            "ask_secret", "a profile whose secret comes from a command is not asked for one"
+            "ask_at_send", "a profile whose secret comes from a command is not asked for one"
         )
     if profile.ehlo_name and not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", profile.ehlo_name):
         raise ProfileError("ehlo_name", "must be a host name or an address literal")

@@ -185,7 +185,7 @@ def password_for(
 ) -> Secret | None:
     """Where the password comes from: stdin, the keyring (saved profiles), or a prompt.
 
-    A profile with ``ask_secret`` keeps none: it is read from the terminal (or
+    A profile with ``ask_at_send`` keeps none: it is read from the terminal (or
     ``--password-stdin``) each time, never from the keyring.
 
     A profile whose secret comes from a command gives None: the session runs

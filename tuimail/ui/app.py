@@ -500,7 +500,7 @@ class TuimailApp(App[None]):
         outbox = self.model.outbox
         waiting = await asyncio.to_thread(outbox.get, key)
         saved = self.model.saved_profiles.get(waiting.profile_name)
-        if waiting.follows_profile and saved is not None and saved.ask_secret:
+        if waiting.follows_profile and saved is not None and saved.ask_at_send:
             # Asked before the message is made due again: Escape leaves it as it was.
             await self._asked_secret(saved, RunKind.RETRY)
         queued = await asyncio.to_thread(outbox.requeue, key)
@@ -594,7 +594,7 @@ class TuimailApp(App[None]):
         if draft is not None:
             outgoing = await asyncio.to_thread(build_message, draft)
         password = await self._password_for(profile)
-        if password is None and profile.ask_secret and not model.is_builtin_sandbox(profile):
+        if password is None and profile.ask_at_send and not model.is_builtin_sandbox(profile):
             password = await self._asked_secret(profile, kind)
         summary = ", ".join(outgoing.envelope_recipients) if outgoing else profile.address
         run = SessionRun(kind, profile.name, summary, Transcript(title=f"{kind} {profile.name}"))
@@ -720,7 +720,7 @@ class TuimailApp(App[None]):
         if not profile.username or profile.name == SANDBOX_PROFILE:
             return None
         if not profile.secret_in_keyring:
-            return self._asked_secrets.get(asked_for(profile)) if profile.ask_secret else None
+            return self._asked_secrets.get(asked_for(profile)) if profile.ask_at_send else None
         try:
             return await asyncio.to_thread(CredentialStore().get, profile.name)
         except KeyringError as exc:
@@ -730,7 +730,7 @@ class TuimailApp(App[None]):
     def _stored_secret(self, profile: Profile) -> Secret | None:
         """The outbox's password for a message following ``profile`` (called in a thread):
         the keyring's, or the one typed in this run for a profile that asks."""
-        if profile.ask_secret:
+        if profile.ask_at_send:
             return self._asked_secrets.get(asked_for(profile))
         if not profile.secret_in_keyring:
             return None

@@ -30,7 +30,7 @@ def where_the_secret_is(profile: Profile) -> str:
         return "its access token comes from its token command at each send"
     if profile.password_command:
         return "its password comes from its password command at each send"
-    if profile.ask_secret:
+    if profile.ask_at_send:
         return "its password is asked for when it is first needed in each run, never stored"
     if profile.username:
         return "its password is in the keyring, not in the file"

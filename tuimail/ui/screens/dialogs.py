@@ -302,7 +302,7 @@ class AccountFields(TypedDict):
     allow_plaintext_auth: bool
     password_command: str
     token_command: str
-    ask_secret: bool
+    ask_at_send: bool
 
 
 class SecretSource(enum.StrEnum):
@@ -321,7 +321,7 @@ class SecretSource(enum.StrEnum):
             return cls.TOKEN_COMMAND
         if profile.password_command:
             return cls.PASSWORD_COMMAND
-        return cls.ASK if profile.ask_secret else cls.KEYRING
+        return cls.ASK if profile.ask_at_send else cls.KEYRING
 
 
 #: The choices of "Secret from", in the order shown.
@@ -639,7 +639,7 @@ class AccountDialog(ModalScreen[AccountForm | None]):
             "allow_plaintext_auth": self.query_one("#allow_plaintext_auth", Checkbox).value,
             "password_command": command if source is SecretSource.PASSWORD_COMMAND else "",
             "token_command": command if source is SecretSource.TOKEN_COMMAND else "",
-            "ask_secret": source is SecretSource.ASK,
+            "ask_at_send": source is SecretSource.ASK,
         }
 
     @on(Button.Pressed, "#save")
