@@ -13,7 +13,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from textual.widgets import Input, Select
 
-from tests.cli_helpers import files_under, leak_patterns
+from tests.cli_helpers import files_under, leak_patterns, run_tuimail
 from tests.conftest import SecretService
 from tests.smtpservers import ServerThread, Sink
 from tests.test_ui_dialogs_sent import PASSWORD as REFUSED_PASSWORD
@@ -234,3 +234,24 @@ async def test_the_dialog_refuses_a_token_command_with_a_password_mechanism() ->
     saved = ProfileStore().get("tok")
     assert saved.token_command == "oama access a@example.test"
     assert saved.auth_mechanism == "oauthbearer"
+
+
+def test_the_command_line_asks_for_such_a_profiles_password_never_the_keyring(
+    secret_service: SecretService, servers: ServerThread
+) -> None:
+    """The command line agrees with the app: a profile that asks at send time is asked
+    (the terminal, or --password-stdin), even when the keyring holds a password for it."""
+    logins, sink, port = auth_server(servers, TYPED)
+    save_profile(name="asks", **account(port, ask_at_send=True))
+    CredentialStore().set("asks", Secret(LEFT_IN_KEYRING))
+    message = ["send", "--profile", "asks", "--no-queue", "--to", "bob@example.test"]
+    message += ["--subject", "Hello", "--body", "Hi"]
+
+    no_terminal = run_tuimail(*message)
+    assert no_terminal.returncode != 0
+    assert "a password is needed: use --password-stdin" in no_terminal.stderr
+    assert logins.offered == [] and sink.messages == []
+
+    given = run_tuimail(*message, "--password-stdin", input=TYPED + "\n")
+    assert given.returncode == 0, given.stderr
+    assert logins.offered == [TYPED] and len(sink.messages) == 1
