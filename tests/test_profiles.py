@@ -372,7 +372,7 @@ def test_unknown_keys_survive_a_save_of_another_profile() -> None:
         "[ui]\ntheme = 'dark'\n\n"
         "[profiles.work]\n"
         'host = "smtp.example.com"\n'
-        'oauth_provider = "google"\n'
+        'archive_folder = "Sent"\n'
         "future_flags = [1, 2, 3]\n"
         "[profiles.work.dkim]\n"
         'selector = "s1"\n'
@@ -382,24 +382,22 @@ def test_unknown_keys_survive_a_save_of_another_profile() -> None:
     assert document["schema"] == 2
     assert document["ui"] == {"theme": "dark"}
     work = document["profiles"]["work"]
-    assert work["oauth_provider"] == "google"
+    assert work["archive_folder"] == "Sent"
     assert work["future_flags"] == [1, 2, 3]
     assert work["dkim"] == {"selector": "s1"}
-    assert store.get("work").extra["oauth_provider"] == "google"
+    assert store.get("work").extra["archive_folder"] == "Sent"
 
 
 def test_unknown_keys_survive_an_edit_and_a_rename_of_the_same_profile() -> None:
-    store = write_profiles(
-        '[profiles.work]\nhost = "smtp.example.com"\noauth_provider = "google"\n'
-    )
+    store = write_profiles('[profiles.work]\nhost = "smtp.example.com"\narchive_folder = "Sent"\n')
     old = store.get("work")
     store.save(with_changes(old, port=2525), replace_name="work")
-    assert store.get("work").extra == {"oauth_provider": "google"}
+    assert store.get("work").extra == {"archive_folder": "Sent"}
     store.save(with_changes(store.get("work"), name="office"), replace_name="work")
     loaded = store.load()
     assert list(loaded) == ["office"]
     assert loaded["office"].port == 2525
-    assert loaded["office"].extra == {"oauth_provider": "google"}
+    assert loaded["office"].extra == {"archive_folder": "Sent"}
 
 
 def test_rename_via_replace_name() -> None:

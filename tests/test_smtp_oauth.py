@@ -292,7 +292,11 @@ async def test_a_server_refusing_every_token_gets_one_retry_not_a_loop(
 async def test_a_refresh_that_fails_says_so(
     servers: ServerThread, oauth_provider: OAuthProviderServer
 ) -> None:
-    """A revoked refresh token: the failure says to sign in again, nothing is retried."""
+    """A revoked refresh token: the failure says to sign in again, nothing is retried now.
+
+    It needs the user, not time: a message in the outbox stays queued for the
+    sign-in (``needs_sign_in``; temporary, so it is not marked failed).
+    """
     sink = OAuthSink(provider=oauth_provider)
     port = start(servers, sink, "XOAUTH2")
     tokens = await _tokens(oauth_provider)
@@ -304,7 +308,8 @@ async def test_a_refresh_that_fails_says_so(
     token = BearerToken(tokens.access_token.reveal(), renew=lambda: keeper.refresh().access_token)
     report = await send(profile(port, oauth_provider.login), message(), token)
     failure = report.failure
-    assert failure is not None and failure.stage is Stage.AUTH and not failure.temporary
+    assert failure is not None and failure.stage is Stage.AUTH
+    assert failure.needs_sign_in and failure.temporary
     assert "sign in again with `tuimail accounts login work`" in failure.explanation
     assert len(sink.logins) == 1
 

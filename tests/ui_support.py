@@ -157,7 +157,7 @@ def static_text(app: TuimailApp, selector: str) -> str:
 
 
 def view_lines(view: TranscriptView) -> list[str]:
-    """The lines a transcript view's RichLog holds (wrapped lines count separately)."""
+    """The screen lines a transcript view holds, each entry wrapped to the view's width."""
     return [strip.text.rstrip() for strip in view.log_widget.lines]
 
 

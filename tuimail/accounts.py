@@ -12,6 +12,8 @@ dialog both save through here.
 
 from __future__ import annotations
 
+import contextlib
+
 from tuimail.credentials import CredentialStore, KeyringError, Secret, UnsafeKeyringError
 from tuimail.errors import NotFound
 from tuimail.profiles import Profile, ProfileError, ProfileStore, ProfileStoreError
@@ -22,6 +24,7 @@ def save_account(
     *,
     original_name: str | None = None,
     password: Secret | None = None,
+    client_secret: Secret | None = None,
     store: ProfileStore | None = None,
     credentials: CredentialStore | None = None,
 ) -> list[str]:
@@ -32,6 +35,12 @@ def save_account(
     :class:`ProfileStoreError`, :class:`NotFound` (no such profile) or
     :class:`KeyringError`, each before anything changed or after the change was
     undone. Returns warnings about leftovers that do not undo the save.
+
+    ``client_secret`` is an OAuth client secret to store with the profile
+    (tuimail/oauth_account.py). A renamed profile takes its OAuth sign-in
+    along; a new one never inherits a sign-in left under its name; one whose
+    provider or client changed drops the sign-in made with the old one (a
+    save without OAuth settings keeps it, for when they come back).
     """
     store = store or ProfileStore()
     credentials = credentials or CredentialStore()
@@ -61,6 +70,7 @@ def save_account(
                 f"could not check the keyring for an old password under {profile.name!r}: "
                 f"{exc.message}"
             )
+    warnings += _save_oauth(profile, old, client_secret, store, before, credentials)
     if renamed and old is not None:
         try:
             credentials.delete(old.name)
@@ -87,7 +97,13 @@ def remove_account(
     store.remove(profile.name)
     if not profile.username:
         return profile, False
-    return profile, (credentials or CredentialStore()).delete(profile.name)
+    credentials = credentials or CredentialStore()
+    from tuimail.oauth_account import OAuthSecrets
+
+    # Also when the profile no longer names a provider: a sign-in kept from
+    # when it did (see _save_oauth) goes with it.
+    removed = credentials.delete(profile.name)
+    return profile, OAuthSecrets(credentials).forget(profile.name) or removed
 
 
 def _check_name(store: ProfileStore, profile: Profile, original_name: str | None) -> Profile | None:
@@ -109,3 +125,60 @@ def _restore(store: ProfileStore, before: bytes | None, cause: KeyringError) -> 
         store.restore(before)
     except ProfileStoreError as exc:
         cause.add_note(f"the profile file could not be put back either: {exc}")
+
+
+def _oauth_client(profile: Profile) -> tuple[str, ...]:
+    """What a refresh token is bound to: the provider, its token endpoint and the client."""
+    return (profile.oauth_provider, profile.oauth_token_url, profile.oauth_client_id)
+
+
+def _save_oauth(
+    profile: Profile,
+    old: Profile | None,
+    client_secret: Secret | None,
+    store: ProfileStore,
+    before: bytes | None,
+    credentials: CredentialStore,
+) -> list[str]:
+    """The OAuth entries after the profile file was written (see :func:`save_account`).
+
+    A client secret that cannot be stored undoes the save, as a password
+    does; clearing what is left over only warns.
+    """
+    from tuimail.oauth_account import OAuthSecrets
+
+    secrets = OAuthSecrets(credentials)
+    renamed = old is not None and old.name != profile.name
+    had_oauth = old is not None and old.uses_oauth
+    warnings: list[str] = []
+    if not profile.uses_oauth and not had_oauth and client_secret is None:
+        return warnings
+    try:
+        if renamed and old is not None and had_oauth:
+            secrets.move(old.name, profile.name)
+        elif old is None and profile.uses_oauth:
+            with contextlib.suppress(UnsafeKeyringError):  # nothing can be read from it either
+                secrets.forget(profile.name)  # left by a removal that could not delete it
+        if client_secret is not None:
+            secrets.store_client_secret(profile.name, client_secret)
+    except KeyringError as exc:
+        _restore(store, before, exc)
+        raise
+    # A save without OAuth settings keeps the sign-in: a form that does not
+    # show them (the app's account dialog) must not cost the user a sign-in.
+    if not had_oauth or old is None or not profile.uses_oauth:
+        return warnings
+    try:
+        if _oauth_client(old) != _oauth_client(profile):
+            # The sign-in was given to another app: it cannot refresh this one's tokens.
+            if client_secret is None:
+                secrets.forget_client_secret(profile.name)
+            if secrets.forget_refresh_token(profile.name):
+                warnings.append(
+                    f"the OAuth sign-in of {profile.name!r} was for another provider or "
+                    f"client and is removed: sign in again with "
+                    f"`tuimail accounts login {profile.name}`"
+                )
+    except KeyringError as exc:
+        warnings.append(f"could not clear the old OAuth sign-in of {profile.name!r}: {exc.message}")
+    return warnings

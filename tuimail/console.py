@@ -17,6 +17,7 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
+from tuimail.closed_pipe import silence
 from tuimail.session import Remedy, SessionReport
 from tuimail.terminal_text import escape_controls
 from tuimail.transcript import Direction, Entry, EventKind
@@ -49,6 +50,7 @@ class EntryPrinter:
         self.as_json = as_json
         self.prefix = prefix
         self.colour = use_colour(self.stream) and not as_json
+        self.reader_gone = False
 
     def __call__(self, entry: Entry) -> None:
         if self.as_json:
@@ -61,8 +63,17 @@ class EntryPrinter:
             line = escape_controls(self.prefix + entry.to_text())
             if self.colour:
                 line = _colourise(entry, line)
-        self.stream.write(line + "\n")
-        self.stream.flush()
+        if self.reader_gone:
+            return
+        try:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        except BrokenPipeError:
+            # ``tuimail send ... | head``: the reader left, the session goes on.
+            # Raising here would abort a conversation half-way for want of an
+            # audience (the transcript is still kept with the sent message).
+            self.reader_gone = True
+            silence(self.stream)
 
 
 def _colourise(entry: Entry, line: str) -> str:

@@ -162,6 +162,18 @@ class Profile:
     password_command: str = ""
     #: A command printing an OAuth 2.0 access token, run again for each send.
     token_command: str = ""
+    #: Signing in with OAuth 2.0 (docs/oauth.md): ``google``, ``microsoft`` or
+    #: ``custom``; empty for none. The refresh token tuimail gets by signing in
+    #: (and the client secret, where there is one) is kept in the keyring
+    #: (tuimail/oauth_account.py), never here.
+    oauth_provider: str = ""
+    #: The client id of the app the user registered at the provider.
+    oauth_client_id: str = ""
+    #: A custom provider's endpoints and the scope that allows sending mail.
+    oauth_authorize_url: str = ""
+    oauth_token_url: str = ""
+    oauth_device_url: str = ""
+    oauth_scope: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -201,7 +213,12 @@ class Profile:
         A profile whose secret comes from a command does not need one: the
         session runs the command each time it authenticates.
         """
-        return bool(self.username) and not self.secret_command
+        return bool(self.username) and not self.secret_command and not self.uses_oauth
+
+    @property
+    def uses_oauth(self) -> bool:
+        """The profile signs in with OAuth 2.0: its token comes from the stored sign-in."""
+        return bool(self.oauth_provider)
 
     @property
     def secret_in_keyring(self) -> bool:
@@ -323,7 +340,19 @@ _TYPES: dict[str, type] = {
     "ehlo_name": str,
     "password_command": str,
     "token_command": str,
+    "oauth_provider": str,
+    "oauth_client_id": str,
+    "oauth_authorize_url": str,
+    "oauth_token_url": str,
+    "oauth_device_url": str,
+    "oauth_scope": str,
 }
+
+#: The providers a profile may name (tuimail/oauth/providers.py has their presets).
+OAUTH_PROVIDERS = ("google", "microsoft", "custom")
+#: A custom provider's settings (a preset has its own).
+OAUTH_CUSTOM_FIELDS = ("oauth_authorize_url", "oauth_token_url", "oauth_device_url", "oauth_scope")
+OAUTH_FIELDS = ("oauth_provider", "oauth_client_id", *OAUTH_CUSTOM_FIELDS)
 
 
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
@@ -369,13 +398,14 @@ def validate_profile(profile: Profile) -> None:
     if not 0 < profile.timeout <= 3600:
         raise ProfileError("timeout", "must be more than 0 and at most 3600 seconds")
     text_fields = ("username", "from_address", "display_name", "ehlo_name", "ca_file")
-    for name in (*text_fields, "password_command", "token_command"):
+    for name in (*text_fields, "password_command", "token_command", *OAUTH_FIELDS):
         value = getattr(profile, name)
         if any(ch in value for ch in "\r\n\0"):
             raise ProfileError(name, "must not contain line breaks or NUL characters")
-    if profile.ask_at_send and profile.secret_command:
+    if profile.ask_at_send and (profile.secret_command or profile.oauth_provider):
         raise ProfileError(
-            "ask_at_send", "a profile whose secret comes from a command is not asked for one"
+            "ask_at_send",
+            "a profile whose secret comes from a command or an OAuth sign-in is not asked for one",
         )
     if profile.ehlo_name and not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", profile.ehlo_name):
         raise ProfileError("ehlo_name", "must be a host name or an address literal")
@@ -395,6 +425,81 @@ def validate_profile(profile: Profile) -> None:
                 raise ProfileError(name, f"is not a command line: {exc}") from None
             if not words:
                 raise ProfileError(name, "names no command")
+    _validate_oauth(profile)
+
+
+def _validate_oauth(profile: Profile) -> None:
+    """The OAuth settings: a known provider, a client id, and a custom provider's endpoints.
+
+    Endpoints are checked as the sign-in checks them (tuimail/oauth/transport.py):
+    https, or plain http only to this machine. Imported here, not at the top,
+    so that a profile without OAuth never loads the HTTP code.
+    """
+    provider = profile.oauth_provider
+    if not provider:
+        for name in ("oauth_client_id", *OAUTH_CUSTOM_FIELDS):
+            if getattr(profile, name):
+                raise ProfileError(
+                    name, "is used only with oauth_provider (google, microsoft or custom)"
+                )
+        return
+    if provider not in OAUTH_PROVIDERS:
+        raise ProfileError(
+            "oauth_provider", f"must be google, microsoft or custom, not {provider!r}"
+        )
+    if not profile.oauth_client_id.strip() or any(c.isspace() for c in profile.oauth_client_id):
+        raise ProfileError(
+            "oauth_client_id",
+            "is needed to sign in with OAuth: the client id of the app you registered at the "
+            "provider, without spaces (docs/oauth.md says how to get one)",
+        )
+    if profile.secret_command:
+        raise ProfileError(
+            "oauth_provider",
+            "a profile takes its secret from one place: the OAuth sign-in or "
+            + ("token_command" if profile.token_command else "password_command")
+            + ", not both",
+        )
+    if not profile.username:
+        raise ProfileError(
+            "username", "an OAuth profile needs the user name: the address you sign in as"
+        )
+    if not (profile.auth_mechanism is AuthMechanism.AUTO or profile.auth_mechanism.takes_token):
+        raise ProfileError(
+            "auth_mechanism",
+            f"an OAuth profile sends a token, never a password: use auto, xoauth2 or "
+            f"oauthbearer, not {profile.auth_mechanism.value}",
+        )
+    if provider != "custom":
+        for name in OAUTH_CUSTOM_FIELDS:
+            if getattr(profile, name):
+                raise ProfileError(
+                    name,
+                    f"is for a custom provider only: {provider} has its own endpoints and scope",
+                )
+        return
+    for name in ("oauth_authorize_url", "oauth_token_url", "oauth_scope"):
+        if not getattr(profile, name).strip():
+            raise ProfileError(
+                name,
+                "is needed for a custom provider (its documentation gives the authorization "
+                "and token endpoints and the scope for sending mail)",
+            )
+    from tuimail.oauth.errors import EndpointRefused
+    from tuimail.oauth.transport import check_endpoint
+
+    for name in ("oauth_authorize_url", "oauth_token_url", "oauth_device_url"):
+        url = getattr(profile, name)
+        if not url:
+            continue
+        try:
+            check_endpoint(url)
+        except EndpointRefused:
+            raise ProfileError(
+                name,
+                f"{url!r} is not an https:// address (plain http:// only for 127.0.0.1, "
+                "for testing)",
+            ) from None
 
 
 @dataclass

@@ -135,6 +135,7 @@ class SessionFailure(TuimailError):
         possibly_delivered: bool = False,
         refused: tuple[RecipientRefusal, ...] = (),
         remedy: Remedy | None = None,
+        needs_sign_in: bool = False,
     ) -> None:
         problem = explanation
         if remedy is not None:
@@ -151,6 +152,9 @@ class SessionFailure(TuimailError):
         #: Every recipient's refusal, when the server refused them all: some
         #: may be for now (4xx) and others for good (5xx).
         self.refused = refused
+        #: The profile's OAuth sign-in is missing or no longer works: the
+        #: explanation names the command that signs in again.
+        self.needs_sign_in = needs_sign_in
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -163,6 +167,7 @@ class SessionFailure(TuimailError):
             "reply": self.reply,
             "possibly_delivered": self.possibly_delivered,
             "refused": [dataclasses.asdict(r) for r in self.refused],
+            "needs_sign_in": self.needs_sign_in,
         }
 
 
@@ -348,6 +353,8 @@ class SMTPSession:
             password = self._password
             if password is None and profile.secret_command:
                 password = await self._run_secret_command(stepper)
+            elif password is None and profile.uses_oauth:
+                password = await self._oauth_token(stepper)
             await stepper.authenticate(
                 profile.username,
                 password,
@@ -376,6 +383,40 @@ class SMTPSession:
         assert secret is not None  # the profile names a command
         self.transcript.forbid(secret.reveal())
         return secret
+
+    async def _oauth_token(self, stepper: Stepper) -> Secret:
+        """A fresh access token from the profile's stored OAuth sign-in (in a worker thread).
+
+        Fetched at each session from the refresh token in the keyring
+        (tuimail/oauth_account.py), so a retry never reuses a token; the
+        token is forbidden in the transcript before anything can show it.
+        Like a secret command, the time it takes is no stage's.
+        """
+        from tuimail.credentials import KeyringError
+        from tuimail.oauth.errors import OAuthError
+        from tuimail.oauth_account import NotSignedIn, account_token
+
+        transcript = self.transcript
+        loop = asyncio.get_running_loop()
+
+        def store_failed(exc: KeyringError) -> None:
+            loop.call_soon_threadsafe(
+                transcript.event,
+                EventKind.WARNING,
+                f"the provider gave a new refresh token and it could not be stored: {exc} "
+                f"The next send may need a new sign-in (tuimail accounts login "
+                f"{self.profile.name}).",
+            )
+
+        stepper.stop_clock()
+        try:
+            token = await asyncio.to_thread(
+                account_token, self.profile, on_store_failed=store_failed
+            )
+        except (NotSignedIn, OAuthError, KeyringError) as exc:
+            raise await stepper.decided_before(Stage.AUTH, exc) from None
+        transcript.forbid(token.reveal())
+        return token
 
     async def _tls_context_for(self, profile: Profile) -> ssl.SSLContext:
         """The TLS context, or a permanent TLS failure naming the unusable CA file."""
@@ -700,8 +741,13 @@ class SMTPSession:
         implicit_tls = self.profile.security is Security.TLS
         if isinstance(exc, AuthNotAttempted):
             return self._auth_not_attempted(exc)
+        if isinstance(exc, TokenRenewalFailed) and _needs_sign_in(exc.cause):
+            return SessionFailure(Stage.AUTH, str(exc), temporary=True, needs_sign_in=True)
         if isinstance(exc, (SecretCommandError, TokenRenewalFailed)):
             return SessionFailure(Stage.AUTH, str(exc), temporary=exc.temporary)
+        oauth_failure = _oauth_failure(exc)
+        if oauth_failure is not None:
+            return oauth_failure
         if isinstance(exc, SMTPAuthenticationError) and stage is Stage.AUTH:
             return self._auth_refused(exc)
         if stage is Stage.TLS and isinstance(exc, SMTPNotSupported):
@@ -859,6 +905,38 @@ class SMTPSession:
 
     def _require_smtp(self) -> TranscribingSMTP:
         return self._require_stepper().smtp
+
+
+def _needs_sign_in(exc: BaseException) -> bool:
+    """``exc`` says the profile's OAuth sign-in is missing or no longer works."""
+    from tuimail.oauth.errors import SignInAgain
+    from tuimail.oauth_account import NotSignedIn
+
+    return isinstance(exc, (SignInAgain, NotSignedIn))
+
+
+def _oauth_failure(exc: BaseException) -> SessionFailure | None:
+    """Getting the profile's OAuth token failed: when it needs the user, and when it may pass.
+
+    A missing or revoked sign-in keeps a queued message queued (it is sent
+    once the user signed in again); a provider out of reach, or a keyring
+    that cannot be read now, may answer later; any other refusal of the
+    provider (a wrong client id) waits for the user.
+    """
+    from tuimail.credentials import KeyringError
+    from tuimail.oauth.errors import OAuthError, ProviderUnreachable
+
+    if _needs_sign_in(exc):
+        return SessionFailure(Stage.AUTH, str(exc), temporary=True, needs_sign_in=True)
+    if isinstance(exc, KeyringError):
+        return SessionFailure(Stage.AUTH, str(exc), temporary=True)
+    if isinstance(exc, OAuthError):
+        return SessionFailure(
+            Stage.AUTH,
+            f"no access token from the provider: {exc}",
+            temporary=isinstance(exc, ProviderUnreachable),
+        )
+    return None
 
 
 def _reply_text(response: SMTPResponse) -> str:

@@ -19,8 +19,10 @@ import gc
 import sys
 from collections.abc import Sequence
 
+from tuimail.cli import exitcodes
 from tuimail.cli.common import CLIError, settle_imports
 from tuimail.cli.parser import COMMANDS, build_parser, command_in
+from tuimail.closed_pipe import silence
 
 __all__ = [
     "COMMANDS",
@@ -80,7 +82,14 @@ def run() -> None:
     own command: a caller of :func:`main` (a test, a script) keeps a working
     collector.
     """
-    code = main()
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # ``tuimail outbox list | head``: the reader has all it wanted. Exit as
+        # a program killed by SIGPIPE would (128 + 13), without a traceback.
+        silence(sys.stdout)
+        code = exitcodes.CLOSED_PIPE
     gc.freeze()
     sys.exit(code)
 

@@ -23,6 +23,9 @@ from tuimail.errors import NotFound
 from tuimail.terminal_text import escape_controls
 
 if TYPE_CHECKING:
+    from tuimail.credentials import Secret
+    from tuimail.oauth.providers import ClientApp, Provider
+    from tuimail.oauth.tokens import Tokens
     from tuimail.profiles import Profile
 
 
@@ -57,6 +60,34 @@ def define_options(accounts: argparse.ArgumentParser) -> None:
     test.add_argument("--password-stdin", action="store_true")
     test.add_argument("--json", action="store_true")
     test.set_defaults(handler=cmd_accounts_test)
+    login = account_commands.add_parser(
+        "login",
+        help="sign in with OAuth 2.0 and keep the refresh token in the keyring",
+        description="Sign in at the profile's OAuth provider (docs/oauth.md): in the browser, "
+        "which comes back to a one-shot listener on 127.0.0.1, or with --device by a code "
+        "entered on another device. Only the refresh token is kept, in the OS keyring.",
+        epilog=exitcodes.login_help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    login.add_argument("name")
+    login.add_argument(
+        "--device",
+        action="store_true",
+        help="show a code to enter on another device (no browser needed here; not Google)",
+    )
+    login.add_argument(
+        "--no-browser",
+        action="store_true",
+        help="print the sign-in address instead of opening a browser",
+    )
+    login.add_argument(
+        "--port",
+        type=_port,
+        default=0,
+        help="listen for the browser on this port of 127.0.0.1 (one forwarded over SSH); "
+        "default: a random free port",
+    )
+    login.set_defaults(handler=cmd_accounts_login)
 
 
 def _add_profile_options(parser: argparse.ArgumentParser, *, required_host: bool) -> None:
@@ -86,6 +117,29 @@ def _add_profile_options(parser: argparse.ArgumentParser, *, required_host: bool
         "--no-password", action="store_true", help="do not ask for a password now"
     )
     add_secret_command_options(password)
+    oauth = parser.add_argument_group("OAuth 2.0 sign-in (docs/oauth.md)")
+    oauth.add_argument(
+        "--oauth-provider",
+        choices=["google", "microsoft", "custom"],
+        help="sign in at this provider with 'tuimail accounts login NAME'",
+    )
+    oauth.add_argument(
+        "--oauth-client-id", metavar="ID", help="the client id of the app you registered"
+    )
+    oauth.add_argument(
+        "--oauth-client-secret-stdin",
+        action="store_true",
+        help="read the app's client secret (Google's, or a custom provider's) from stdin, "
+        "into the keyring",
+    )
+    oauth.add_argument(
+        "--oauth-authorize-url", metavar="URL", help="custom: authorization endpoint"
+    )
+    oauth.add_argument("--oauth-token-url", metavar="URL", help="custom: token endpoint")
+    oauth.add_argument(
+        "--oauth-device-url", metavar="URL", help="custom: device authorization endpoint"
+    )
+    oauth.add_argument("--oauth-scope", metavar="SCOPE", help="custom: the scope for sending mail")
 
 
 def cmd_accounts_list(args: argparse.Namespace) -> int:
@@ -182,7 +236,51 @@ def _profile_changes(args: argparse.Namespace) -> dict[str, object]:
         "ehlo_name",
     )
     changes = {key: getattr(args, key) for key in keys if getattr(args, key, None) is not None}
-    return {**changes, **secret_command_overrides(args)}
+    return {**changes, **secret_command_overrides(args), **_oauth_changes(args)}
+
+
+def _oauth_changes(args: argparse.Namespace) -> dict[str, object]:
+    """The OAuth options given, by profile field.
+
+    A profile that signs in with OAuth takes no secret command: setting
+    ``--oauth-provider`` clears one (unless one is given too, which the
+    profile's check then refuses in words). Choosing a preset drops a custom
+    provider's endpoints and scope.
+    """
+    from tuimail.profiles import OAUTH_FIELDS
+
+    changes: dict[str, object] = {}
+    for name in OAUTH_FIELDS:
+        value = getattr(args, name, None)
+        if value is not None:
+            changes[name] = value
+    if changes.get("oauth_provider") and not secret_command_overrides(args):
+        changes.update(password_command="", token_command="")
+    if changes.get("oauth_provider") in ("google", "microsoft"):
+        # A preset has its own endpoints and scope: a custom provider's are dropped.
+        for name in ("oauth_authorize_url", "oauth_token_url", "oauth_device_url", "oauth_scope"):
+            changes.setdefault(name, "")
+    return changes
+
+
+def _port(text: str) -> int:
+    """An argparse type: a port from 1 to 65535 (or 0, for a random one)."""
+    if not (text.isascii() and text.isdigit() and int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def _client_secret(args: argparse.Namespace) -> Secret | None:
+    """``--oauth-client-secret-stdin``: the client secret from the first line of stdin."""
+    if not getattr(args, "oauth_client_secret_stdin", False):
+        return None
+    if getattr(args, "password_stdin", False):
+        raise CLIError(
+            "--password-stdin and --oauth-client-secret-stdin both read standard input: "
+            "give one at a time",
+            exitcodes.USAGE,
+        )
+    return read_password(True, "")
 
 
 def cmd_accounts_add(args: argparse.Namespace) -> int:
@@ -205,10 +303,12 @@ def cmd_accounts_add(args: argparse.Namespace) -> int:
             raise CLIError(
                 f"a profile named {args.name!r} already exists; use 'tuimail accounts edit'"
             )
+        client_secret = _client_secret(args)
+        _check_client_secret(profile, client_secret)
         secret = None
         if profile.needs_password and not args.no_password:
             secret = read_password(args.password_stdin, f"Password for {profile.username}: ")
-        warnings = save_account(profile, password=secret, store=store)
+        warnings = save_account(profile, password=secret, client_secret=client_secret, store=store)
     except (ProfileError, ProfileStoreError, KeyringError) as exc:
         raise CLIError(str(exc)) from None
     return _report("Added", profile, warnings)
@@ -228,13 +328,31 @@ def cmd_accounts_edit(args: argparse.Namespace) -> int:
         if args.rename:
             changes["name"] = args.rename
         profile = with_changes(old, **changes)
+        client_secret = _client_secret(args)
+        _check_client_secret(profile, client_secret)
         new_secret = read_password(True, "") if args.password_stdin else None
-        warnings = save_account(profile, original_name=old.name, password=new_secret, store=store)
+        warnings = save_account(
+            profile,
+            original_name=old.name,
+            password=new_secret,
+            client_secret=client_secret,
+            store=store,
+        )
     except NotFound as exc:
         raise CLIError(str(exc)) from None
     except (ProfileError, ProfileStoreError, KeyringError) as exc:
         raise CLIError(str(exc)) from None
     return _report("Saved", profile, warnings)
+
+
+def _check_client_secret(profile: Profile, client_secret: Secret | None) -> None:
+    """A client secret only for a profile that signs in with OAuth."""
+    if client_secret is not None and not profile.uses_oauth:
+        raise CLIError(
+            "--oauth-client-secret-stdin is for a profile that signs in with OAuth: "
+            "give --oauth-provider too",
+            exitcodes.USAGE,
+        )
 
 
 def _report(done: str, profile: Profile, leftovers: list[str]) -> int:
@@ -248,6 +366,8 @@ def _report(done: str, profile: Profile, leftovers: list[str]) -> int:
         print(escape_controls(f"Warning: {warning}"))
     for leftover in leftovers:
         print(escape_controls(f"tuimail: {leftover}"), file=sys.stderr)
+    if profile.uses_oauth and done == "Added":
+        print(escape_controls(f"Sign in with: tuimail accounts login {profile.name}"))
     return exitcodes.OK
 
 
@@ -269,7 +389,8 @@ def cmd_accounts_remove(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return exitcodes.CONFIG
-    suffix = " and its password" if removed_secret else ""
+    kept = "sign-in" if profile.uses_oauth else "password"
+    suffix = f" and its {kept}" if removed_secret else ""
     print(escape_controls(f"Removed profile {profile.name}{suffix}."))
     return exitcodes.OK
 
@@ -302,3 +423,156 @@ def cmd_accounts_test(args: argparse.Namespace) -> int:
     return run_session_command(
         args, lambda printer: check_account(profile, password, on_entry=printer)
     )
+
+
+def cmd_accounts_login(args: argparse.Namespace) -> int:
+    """Sign in at the profile's provider; exit 0 once the refresh token is in the keyring.
+
+    The browser flow waits on a one-shot listener on 127.0.0.1; the device
+    flow polls until the code was approved. What the provider says is
+    escaped; no token is ever printed.
+    """
+    from tuimail.credentials import KeyringError
+    from tuimail.oauth.errors import (
+        OAuthError,
+        SignInDenied,
+        SignInTimedOut,
+        StateMismatch,
+    )
+    from tuimail.oauth_account import OAuthSecrets, client_for, provider_for
+
+    _builtin_sandbox(args.name, "signed in")
+    profile = saved_profile(args.name)
+    if not profile.uses_oauth:
+        raise CLIError(
+            f"the profile {profile.name!r} does not sign in with OAuth: give it a provider "
+            f"and client id first ('tuimail accounts edit {profile.name} --oauth-provider "
+            "google|microsoft|custom --oauth-client-id ID', docs/oauth.md)"
+        )
+    if args.device and (args.no_browser or args.port):
+        raise CLIError(
+            "--device shows a code to enter elsewhere: it takes neither --no-browser nor --port",
+            exitcodes.USAGE,
+        )
+    secrets = OAuthSecrets()
+    try:
+        provider = provider_for(profile)
+        if args.device and provider.device_url is None:
+            raise CLIError(_no_device_words(profile), exitcodes.USAGE)
+        client = client_for(profile, secrets)
+    except KeyringError as exc:
+        raise CLIError(str(exc)) from None
+    except OAuthError as exc:
+        raise CLIError(str(exc)) from None
+    try:
+        if args.device:
+            tokens = _device_sign_in(provider, client)
+        else:
+            tokens = _browser_sign_in(profile, provider, client, args)
+    except SignInDenied as exc:
+        raise CLIError(str(exc), exitcodes.SIGN_IN_DENIED) from None
+    except SignInTimedOut as exc:
+        raise CLIError(str(exc), exitcodes.SIGN_IN_TIMED_OUT) from None
+    except StateMismatch as exc:
+        raise CLIError(str(exc), exitcodes.SIGN_IN_WRONG_STATE) from None
+    except OAuthError as exc:
+        raise CLIError(f"the sign-in did not work: {exc}", exitcodes.SIGN_IN_FAILED) from None
+    if tokens.refresh_token is None:
+        raise CLIError(
+            "the provider signed you in but gave no refresh token, so tuimail cannot send "
+            "later without a new sign-in; for a custom provider, the scope usually needs "
+            "offline_access (docs/oauth.md)",
+            exitcodes.SIGN_IN_FAILED,
+        )
+    try:
+        secrets.store_refresh_token(profile.name, tokens.refresh_token)
+    except KeyringError as exc:
+        raise CLIError(f"signed in, but the sign-in could not be kept: {exc}") from None
+    print(
+        escape_controls(
+            f"Signed in: the refresh token for {profile.name} is in the keyring. "
+            f"'tuimail accounts test {profile.name}' checks it with the server."
+        )
+    )
+    return exitcodes.OK
+
+
+def _no_device_words(profile: Profile) -> str:
+    if profile.oauth_provider == "google":
+        return (
+            "Google does not give mail access through the device sign-in (--device). Over "
+            "SSH, forward a port and sign in with the browser on your own machine: "
+            "'ssh -L 8765:127.0.0.1:8765 HOST', then 'tuimail accounts login "
+            f"{profile.name} --no-browser --port 8765' (docs/oauth.md, Google over SSH)"
+        )
+    return (
+        f"the profile {profile.name!r} has no device endpoint: add the provider's with "
+        f"'tuimail accounts edit {profile.name} --oauth-device-url URL', or sign in "
+        "with the browser (without --device)"
+    )
+
+
+def _has_display() -> bool:
+    """Whether a browser can open a window here: never a text browser in this terminal."""
+    import os
+
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _browser_sign_in(
+    profile: Profile, provider: Provider, client: ClientApp, args: argparse.Namespace
+) -> Tokens:
+    from tuimail.oauth.flows import BROWSER_TIMEOUT, BrowserSignIn
+
+    try:
+        signing_in = BrowserSignIn(provider, client, port=args.port, login_hint=profile.username)
+    except OSError as exc:
+        where = f"port {args.port} of 127.0.0.1" if args.port else "a port of 127.0.0.1"
+        raise CLIError(
+            f"cannot listen for the browser on {where}: {exc.strerror or exc}"
+            + ("; choose another --port" if args.port else ""),
+        ) from None
+    with signing_in:
+        opened = False
+        if not args.no_browser and _has_display():
+            import webbrowser
+
+            try:
+                opened = webbrowser.open(signing_in.url)
+            except webbrowser.Error:
+                opened = False
+        minutes = BROWSER_TIMEOUT / 60
+        if opened:
+            print("Sign in in the browser window that opened. If none did, open this address:")
+        else:
+            print("Open this address in a browser, sign in and allow access:")
+        # On a line of its own: a script (or a person with a mouse) takes it whole.
+        print(signing_in.url, flush=True)
+        print(
+            f"Waiting up to {minutes:.0f} minutes for the browser to come back to "
+            f"{signing_in.redirect_uri} (Ctrl-C stops).",
+            flush=True,
+        )
+        return signing_in.finish()
+
+
+def _device_sign_in(provider: Provider, client: ClientApp) -> Tokens:
+    from tuimail.oauth.flows import DeviceCode, sign_in_with_device
+
+    def show(code: DeviceCode) -> None:
+        # The provider chose these: checked printable and bounded by the core, escaped here.
+        print(f"Open {escape_controls(code.verification_uri)} on any device")
+        print(f"and enter the code: {escape_controls(code.user_code)}")
+        if code.verification_uri_complete:
+            print(
+                "(or open this address, with the code in it: "
+                f"{escape_controls(code.verification_uri_complete)})"
+            )
+        print(
+            f"Waiting up to {code.expires_in / 60:.0f} minutes for the approval (Ctrl-C stops).",
+            flush=True,
+        )
+
+    return sign_in_with_device(provider, client, show)

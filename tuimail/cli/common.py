@@ -188,10 +188,11 @@ def password_for(
     A profile with ``ask_at_send`` keeps none: it is read from the terminal (or
     ``--password-stdin``) each time, never from the keyring.
 
-    A profile whose secret comes from a command gives None: the session runs
-    the command each time it authenticates (so the outbox's retries do too).
-    With ``run_command`` (a caller that authenticates outside a session, the
-    probe), the command runs now.
+    A profile whose secret comes from a command, or from its OAuth sign-in,
+    gives None: the session runs the command (or gets a fresh access token)
+    each time it authenticates, so the outbox's retries do too. With
+    ``run_command`` (a caller that authenticates outside a session, the
+    probe), that happens now.
     """
     if not profile.username:
         return None
@@ -199,6 +200,8 @@ def password_for(
         return read_password(True, "")
     if profile.secret_command:
         return command_secret_now(profile) if run_command else None
+    if profile.uses_oauth:
+        return oauth_token_now(profile) if run_command else None
     if saved and profile.secret_in_keyring:  # a profile that asks at send time skips it
         from tuimail.credentials import CredentialStore, KeyringError
 
@@ -224,6 +227,27 @@ def command_secret_now(profile: Profile) -> Secret | None:
         raise CLIError(str(exc), exitcodes.CONFIG) from None
 
 
+def oauth_token_now(profile: Profile) -> Secret:
+    """A fresh access token from the profile's stored sign-in, or why not as the CLI's error.
+
+    A sign-in that is missing or no longer works exits with its own code
+    (:data:`~tuimail.cli.exitcodes.SIGN_IN_NEEDED`), its words naming the
+    command that signs in.
+    """
+    from tuimail.credentials import KeyringError
+    from tuimail.oauth.errors import OAuthError, SignInAgain
+    from tuimail.oauth_account import NotSignedIn, account_token
+
+    try:
+        return account_token(profile)
+    except (NotSignedIn, SignInAgain) as exc:
+        raise CLIError(str(exc), exitcodes.SIGN_IN_NEEDED) from None
+    except OAuthError as exc:
+        raise CLIError(f"no access token from the provider: {exc}") from None
+    except KeyringError as exc:
+        raise CLIError(str(exc)) from None
+
+
 def run_session_command(
     args: argparse.Namespace,
     coroutine_factory: Callable[[EntryPrinter | None], Coroutine[object, None, SessionReport]],
@@ -238,6 +262,8 @@ def run_session_command(
         # A --server session has no profile to change: its remedies are this command's flags.
         summarise(report, remedies=flag_remedies() if getattr(args, "server", None) else None)
     if report.failure is not None:
+        if report.failure.needs_sign_in:
+            return exitcodes.SIGN_IN_NEEDED
         return exitcodes.for_stage(report.failure.stage)
     if report.delivery is not None and report.delivery.refused:
         return exitcodes.PARTIAL

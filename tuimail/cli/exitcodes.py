@@ -1,4 +1,4 @@
-"""Exit codes of ``tuimail send`` and ``tuimail accounts test``.
+"""Exit codes of ``tuimail send``, ``tuimail accounts test`` and ``tuimail accounts login``.
 
 Scripts branch on these, so they are stable and documented here once: the
 ``--help`` text and docs/commands.md are generated from / checked against this table.
@@ -14,7 +14,21 @@ INVALID_MESSAGE = 3
 CONFIG = 4
 STORE_FAILED = 5
 PARTIAL = 18
+#: The profile's OAuth sign-in is missing or no longer works (send, probe, test, outbox).
+SIGN_IN_NEEDED = 20
+#: ``accounts login``: the user (or the provider) did not allow the sign-in.
+SIGN_IN_DENIED = 21
+#: ``accounts login``: nobody finished the sign-in in time.
+SIGN_IN_TIMED_OUT = 22
+#: ``accounts login``: the browser came back with a state tuimail did not send.
+SIGN_IN_WRONG_STATE = 23
+#: ``accounts login``: the provider could not be reached, or refused or garbled its answer.
+SIGN_IN_FAILED = 24
 QUEUED = 75  # EX_TEMPFAIL, as sendmail and msmtpq use it
+#: Any command whose reader closed its output early (``| head``): 128 + SIGPIPE,
+#: as a program killed by the signal would give. ``send`` finishes its session
+#: and gives its own code instead.
+CLOSED_PIPE = 141
 
 # tuimail/stages.py imports nothing, so this table for --help does not
 # import the SMTP session and aiosmtplib.
@@ -49,6 +63,21 @@ TABLE: list[tuple[int, str]] = [
     (16, "every recipient was refused"),
     (17, "DATA refused, or the connection was lost before the final reply"),
     (PARTIAL, "sent, but some recipients were refused (listed in the output)"),
+    (
+        SIGN_IN_NEEDED,
+        "the profile's OAuth sign-in is missing or no longer works: run "
+        "'tuimail accounts login NAME' (a queued message stays queued)",
+    ),
+    (SIGN_IN_DENIED, "accounts login: the sign-in was not allowed at the provider"),
+    (SIGN_IN_TIMED_OUT, "accounts login: the sign-in was not finished in time"),
+    (
+        SIGN_IN_WRONG_STATE,
+        "accounts login: the answer did not belong to this sign-in (wrong state): refused",
+    ),
+    (
+        SIGN_IN_FAILED,
+        "accounts login: the provider could not be reached, or refused the request",
+    ),
     (QUEUED, "not delivered now (temporary failure): queued in the outbox for retry"),
 ]
 
@@ -68,3 +97,23 @@ NOTE = (
 def help_text() -> str:
     rows = "\n".join(f"  {code:>3}  {text}" for code, text in TABLE)
     return f"exit codes:\n{rows}\n\n{NOTE}"
+
+
+#: The codes ``tuimail accounts login`` gives.
+LOGIN_CODES = (
+    OK,
+    USAGE,
+    CONFIG,
+    SIGN_IN_DENIED,
+    SIGN_IN_TIMED_OUT,
+    SIGN_IN_WRONG_STATE,
+    SIGN_IN_FAILED,
+)
+
+
+def login_help_text() -> str:
+    """The exit codes of ``tuimail accounts login``: 0 once the refresh token is stored."""
+    words = dict(TABLE)
+    words[OK] = "signed in: the refresh token is in the keyring"
+    rows = "\n".join(f"  {code:>3}  {words[code]}" for code in LOGIN_CODES)
+    return f"exit codes:\n{rows}"

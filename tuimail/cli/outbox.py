@@ -137,6 +137,9 @@ def _flush_exit(outcomes: list[Outcome]) -> int:
     if any(e.state is State.FAILED or e.state is State.POSSIBLY_DELIVERED for e in remaining):
         return 1
     if any(e.state in (State.QUEUED, State.SENDING) for e in remaining):
+        # Waiting for the user to sign in again, not for the server: scripts can tell.
+        if any(o.report and o.report.failure and o.report.failure.needs_sign_in for o in outcomes):
+            return exitcodes.SIGN_IN_NEEDED
         return exitcodes.QUEUED
     return exitcodes.OK
 

@@ -263,7 +263,8 @@ def _send_through_outbox(
             "'tuimail outbox flush' sends due messages",
             file=sys.stderr,
         )
-        return exitcodes.QUEUED
+        # Waiting for the user to sign in, not for the server: scripts can tell.
+        return exitcodes.SIGN_IN_NEEDED if code == exitcodes.SIGN_IN_NEEDED else exitcodes.QUEUED
     if outcome.result in (Result.FAILED, Result.POSSIBLY_DELIVERED):
         note = (
             "it may have arrived; 'tuimail outbox retry' would send the same message again"

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from tuimail.faults import FaultPlan
     from tuimail.profiles import Security
     from tuimail.sandbox import Sandbox, SandboxConfig, SessionRecord
+    from tuimail.sandbox.bearer_check import Introspection
     from tuimail.sandbox_profile import Claim
     from tuimail.transcript import Entry
 
@@ -42,11 +43,28 @@ def define_options(serve: argparse.ArgumentParser) -> None:
     )
     tls.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte")
     auth = serve.add_mutually_exclusive_group()
-    auth.add_argument("--auth", choices=["any"], help="offer AUTH and accept any credentials")
+    auth.add_argument(
+        "--auth",
+        choices=["any"],
+        help="offer AUTH and accept any credentials (any password; any well-formed token "
+        "by XOAUTH2 or OAUTHBEARER, unless --oauth-introspect checks them)",
+    )
     auth.add_argument(
         "--auth-file", type=Path, metavar="PATH", help="offer AUTH; 'user:password' lines"
     )
     serve.add_argument("--auth-required", action="store_true", help="refuse mail without AUTH")
+    serve.add_argument(
+        "--oauth-introspect",
+        metavar="URL",
+        help="check each XOAUTH2/OAUTHBEARER token at this RFC 7662 introspection endpoint "
+        "(needs --oauth-introspect-client-file)",
+    )
+    serve.add_argument(
+        "--oauth-introspect-client-file",
+        type=Path,
+        metavar="FILE",
+        help="the sandbox's own client credentials there: one line, client_id:secret",
+    )
     serve.add_argument(
         "--size", type=int, default=32 * 1024 * 1024, metavar="BYTES", help="SIZE limit (0 = none)"
     )
@@ -105,6 +123,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"tuimail: {problem}", file=sys.stderr)
     try:
         users = load_auth_file(args.auth_file) if args.auth_file else ({} if args.auth else None)
+        notes: list[str] = []
+        introspection = _introspection(args, notes)
         config = sandbox_config_from(
             host=args.host,
             port=port,
@@ -120,6 +140,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             idle_timeout=args.idle_timeout,
             max_connections=args.max_connections,
             auth_hint="see --auth",
+            oauth_introspect=introspection,
         )
         plan = _who_serves(config, faults, args.port)
         if plan is None:
@@ -135,12 +156,54 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         settle_imports()
         try:
-            return asyncio.run(_serve(sandbox, claim, apart))
+            return asyncio.run(_serve(sandbox, claim, apart, notes))
         finally:
             if claim is not None:
                 claim.release()
     except SandboxError as exc:
         raise CLIError(_in_option_words(exc), 1) from None
+
+
+def _introspection(args: argparse.Namespace, notes: list[str]) -> Introspection | None:
+    """``--oauth-introspect`` with its client file, read now; a problem is refused in words.
+
+    The client secret is read from a file, never taken on the command line
+    (where ``ps`` shows it to every user); a file others can read is used,
+    with a warning added to ``notes``.
+    """
+    from tuimail.sandbox.bearer_check import ClientFileProblem, Introspection, load_client_file
+    from tuimail.terminal_text import escape_controls
+
+    url, path = args.oauth_introspect, args.oauth_introspect_client_file
+    if url is None:
+        if path is not None:
+            raise CLIError(
+                "--oauth-introspect-client-file is used only with --oauth-introspect URL",
+                exitcodes.USAGE,
+            )
+        return None
+    if path is None:
+        raise CLIError(
+            "--oauth-introspect needs --oauth-introspect-client-file FILE: the sandbox's "
+            "client_id:secret at the introspection endpoint, on one line",
+            exitcodes.USAGE,
+        )
+    if args.auth is None and args.auth_file is None:
+        raise CLIError("--oauth-introspect needs --auth any or --auth-file", exitcodes.USAGE)
+    try:
+        loaded = load_client_file(path)
+    except ClientFileProblem as exc:
+        raise CLIError(str(exc), 1) from None
+    if loaded.readable_by_others is not None:
+        # Said after the listening line, which scripts wait for first.
+        notes.append(
+            escape_controls(
+                f"warning: {path} can be read by other users of this machine "
+                f"(mode {loaded.readable_by_others:o}); it holds a client secret: "
+                f"chmod 600 {path}"
+            )
+        )
+    return Introspection(url, loaded.client_id, loaded.client_secret)
 
 
 def _who_serves(
@@ -201,6 +264,7 @@ _OPTION_WORDS = {
     "idle_timeout": "--idle-timeout must be more than 0 and at most 3600 seconds",
     "auth_required": "--auth-required needs --auth any or --auth-file",
     "max_connections": "--max-connections must be 1 or more",
+    "oauth_introspect": "--oauth-introspect {value}: {requirement}",
 }
 
 
@@ -209,7 +273,7 @@ def _in_option_words(error: Exception) -> str:
     from tuimail.sandbox import PortUnavailable, SettingRefused
 
     if isinstance(error, SettingRefused) and error.setting in _OPTION_WORDS:
-        return _OPTION_WORDS[error.setting].format(value=error.value)
+        return _OPTION_WORDS[error.setting].format(value=error.value, requirement=error.requirement)
     if isinstance(error, PortUnavailable):
         if error.in_use:
             return (
@@ -264,7 +328,25 @@ def _listening_words(security: Security) -> str:
     return words[security]
 
 
-async def _serve(sandbox: Sandbox, claim: Claim | None, apart: str) -> int:
+def _token_words(config: SandboxConfig) -> str:
+    """What becomes of an OAuth token here, said at start: checked where, or not at all."""
+    from tuimail.terminal_text import escape_controls
+
+    if not config.takes_tokens:
+        return ""
+    introspection = config.oauth_introspect
+    if introspection is None:
+        return (
+            "AUTH XOAUTH2 and OAUTHBEARER: any well-formed token is accepted, as any password "
+            "is (give --oauth-introspect URL to check tokens with an authorization server)"
+        )
+    return escape_controls(
+        f"AUTH XOAUTH2 and OAUTHBEARER: each token is checked at {introspection.url} "
+        f"as client {introspection.client_id}"
+    )
+
+
+async def _serve(sandbox: Sandbox, claim: Claim | None, apart: str, notes: list[str]) -> int:
     """Serve until Ctrl-C or SIGTERM; announced as the data dir's sandbox when it holds ``claim``."""
     import signal
 
@@ -293,6 +375,9 @@ async def _serve(sandbox: Sandbox, claim: Claim | None, apart: str) -> int:
                 f"warning: listening on {config.host}: anyone who can reach it can send mail in",
                 file=sys.stderr,
             )
+        for note in [_token_words(config), *notes]:
+            if note:
+                print(note, file=sys.stderr, flush=True)
         for described in sandbox.faults.describe():
             print(f"fault: {described}", file=sys.stderr)
         stop = asyncio.Event()

@@ -60,6 +60,8 @@ def settings_of(config: SandboxConfig, faults: FaultPlan | None = None) -> dict[
     another, and ``tuimail serve`` compares a port only when one was given.
     """
     auth = "none" if config.auth_users is None else "any" if not config.auth_users else "file"
+    if config.oauth_introspect is not None:
+        auth += "+introspect"
     plan = faults or FaultPlan()
     return {
         "host": config.host,
@@ -92,8 +94,9 @@ def differences(running: RunningSandbox, settings: dict[str, Any], port: int | N
     """The settings (in words) in which ``settings`` differ from the running sandbox's.
 
     ``port`` is the one asked for, if one was (0, any free port, always
-    differs: it asks for a server of its own). Two AUTH files are never taken
-    for the same: the runtime file does not keep passwords to compare.
+    differs: it asks for a server of its own). Two AUTH files (or two
+    introspection clients) are never taken for the same: the runtime file
+    keeps no secret to compare.
     """
     words: list[str] = []
     if port is not None and port != running.port:
@@ -102,7 +105,7 @@ def differences(running: RunningSandbox, settings: dict[str, Any], port: int | N
     for key, word in SETTING_WORDS.items():
         mine = settings.get(key)
         differ = theirs.get(key) != mine
-        if key == "auth" and mine == "file":
+        if key == "auth" and mine not in ("none", "any"):
             differ = True
         if key == "faults":
             differ = list(theirs.get(key) or []) != list(mine or [])

@@ -139,7 +139,8 @@ class CapturedReader:
     def _time_of(entry: os.DirEntry[str]) -> float:
         match = _NAME_TIME.match(entry.name)
         if match:
-            return int(match.group(1)) + int((match.group(2) or "0").ljust(6, "0")) / 1e6
+            # M is microseconds, not zero-padded (maildir(5), mailbox.Maildir, maildir.py).
+            return int(match.group(1)) + int(match.group(2) or 0) / 1e6
         try:
             return entry.stat().st_mtime
         except OSError:

@@ -14,6 +14,7 @@ from pathlib import Path
 from tuimail import paths
 from tuimail.errors import TuimailError
 from tuimail.profiles import Security
+from tuimail.sandbox.bearer_check import Introspection
 
 DEFAULT_PORT = 2525
 DEFAULT_SIZE_LIMIT = 32 * 1024 * 1024
@@ -80,6 +81,20 @@ class SandboxConfig:
     #: How the person running the sandbox turns AUTH on, quoted in the reply
     #: to an AUTH it does not offer; each face says it in its own terms.
     auth_hint: str = ""
+    #: Where each OAuth token is checked (RFC 7662); ``None``: with AUTH for
+    #: any credentials, any well-formed token is accepted.
+    oauth_introspect: Introspection | None = None
+
+    @property
+    def takes_tokens(self) -> bool:
+        """XOAUTH2 and OAUTHBEARER are offered: AUTH for anyone, or tokens checked by introspection.
+
+        An auth file lists passwords only: its users' tokens could not be
+        checked, so without introspection it offers no token mechanism.
+        """
+        return self.auth_users == {} or (
+            self.auth_users is not None and self.oauth_introspect is not None
+        )
 
     def resolved_max_connections(self) -> int:
         return self.max_connections or default_max_connections()
@@ -103,6 +118,7 @@ def sandbox_config_from(
     idle_timeout: float,
     max_connections: int | None = None,
     auth_hint: str = "",
+    oauth_introspect: Introspection | None = None,
 ) -> SandboxConfig:
     """Check values a person gave into a :class:`SandboxConfig`, else :class:`SettingRefused`."""
     if not 0 <= port <= 65535:
@@ -117,6 +133,8 @@ def sandbox_config_from(
         raise SettingRefused("auth_required", auth_required, "needs AUTH to be offered")
     if max_connections is not None and max_connections < 1:
         raise SettingRefused("max_connections", max_connections, "must be 1 or more")
+    if oauth_introspect is not None:
+        _check_introspection(oauth_introspect, auth_users)
     return SandboxConfig(
         host=host,
         port=port,
@@ -128,7 +146,26 @@ def sandbox_config_from(
         idle_timeout=idle_timeout,
         max_connections=max_connections,
         auth_hint=auth_hint,
+        oauth_introspect=oauth_introspect,
     )
+
+
+def _check_introspection(introspection: Introspection, auth_users: dict[str, str] | None) -> None:
+    """Tokens are checked only where AUTH is offered, and the client secret goes only over https."""
+    from tuimail.oauth.errors import EndpointRefused
+    from tuimail.oauth.transport import check_endpoint
+
+    url = introspection.url
+    if auth_users is None:
+        raise SettingRefused("oauth_introspect", url, "needs AUTH to be offered")
+    try:
+        check_endpoint(url)
+    except EndpointRefused:
+        raise SettingRefused(
+            "oauth_introspect",
+            url,
+            "must be an https:// address (plain http:// only to this machine, for testing)",
+        ) from None
 
 
 def default_max_connections() -> int:

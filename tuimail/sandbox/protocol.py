@@ -19,7 +19,10 @@ and why no hook does it:
   own reply; the client's name is noted for the session's summary.
 * ``smtp_AUTH``: AUTH on a sandbox that does not offer it is answered ``502``
   with the hint its face gave, its fault answers before aiosmtpd's checks,
-  and the authenticated name is noted.
+  and the authenticated name and mechanism are noted. XOAUTH2 and
+  OAUTHBEARER are ``auth_`` methods of the protocol (aiosmtpd's way of adding
+  a mechanism): their responses are read by :mod:`tuimail.sandbox.bearer_check`,
+  and a token is checked there by introspection, in a thread.
 * ``smtp_DATA``: its fault answers before aiosmtpd's checks, and the data is
   read in blocks (:mod:`tuimail.smtp_data`) instead of aiosmtpd's line loop;
   the checks, replies and handler call are aiosmtpd's, in its order.
@@ -40,25 +43,62 @@ tuimail/private_api.py.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import collections
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from aiosmtpd.smtp import SMTP, Envelope, LoginPassword, TLSSetupException
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, TLSSetupException
 
 from tuimail.envelope_path import plain_path
 from tuimail.faults import FaultAction
+from tuimail.sandbox.bearer_check import (
+    CHALLENGE_ANSWER,
+    INTROSPECT_TIMEOUT,
+    OAUTHBEARER,
+    XOAUTH2,
+    BearerResponse,
+    Introspection,
+    MalformedResponse,
+    Refusal,
+    TokenCheck,
+    Verdict,
+    check_token,
+    error_challenge,
+    parse_response,
+)
 from tuimail.sandbox.host import SandboxHost
 from tuimail.sandbox.record import SessionOutcome, SessionRecord
 from tuimail.sandbox.tap import ClientTap
 from tuimail.smtp_data import DataState, MessageData, read_message_data
 from tuimail.stages import Stage
 from tuimail.terminal_text import escape_controls
-from tuimail.transcript import ConversationRedactor, Direction, EventKind
+from tuimail.transcript import ConversationRedactor, Direction, EventKind, secret_forms
 
 #: The answer to a connection beyond the cap; it is closed straight after.
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
 
+
+#: The longest AUTH line (RFC 4954 section 4): an OAuth token's initial
+#: response runs to kilobytes. Other commands keep aiosmtpd's limits.
+AUTH_LINE_LIMIT = 12288
+#: Message data's longest line, as aiosmtpd's (RFC 5321 4.5.3.1.6).
+DATA_LINE_LIMIT = SMTP.line_length_limit
+#: The answer when a token could not be checked: try later, never an accept.
+UNCHECKED_TOKEN = "454 4.7.0 Temporary authentication failure: the token could not be checked"
+TOKEN_REFUSED = "535 5.7.8 Authentication credentials invalid"
+#: Tokens shorter than this are not masked wherever they occur (a one-letter
+#: token would mask that letter in every later line); the protocol's own
+#: redaction masks the AUTH lines that carry them all the same.
+_MIN_FORBIDDEN = 8
+#: Tokens masked wherever they occur, per session: each adds forms every
+#: later line is searched for, so a client repeating AUTH cannot make a
+#: session's memory and time grow without end (later ones are still masked
+#: in the AUTH lines that carry them).
+_MAX_FORBIDDEN_TOKENS = 8
 
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 _DATA_REFUSALS = {
@@ -81,11 +121,28 @@ def _help_of(replaced: Callable[..., Any]) -> Callable[[_Command], _Command]:
     return carry
 
 
+@dataclass(frozen=True)
+class TokenLogin:
+    """Who authenticated with a bearer token: the session's ``auth_data``."""
+
+    user: str
+    mechanism: str
+
+
 class SandboxSMTP(SMTP):
     """aiosmtpd's SMTP with a server-side transcript and fault injection."""
 
+    #: The reader's line limit, long enough for AUTH's (message data keeps
+    #: :data:`DATA_LINE_LIMIT`, other commands aiosmtpd's command limits).
+    line_length_limit = AUTH_LINE_LIMIT + 2
+
     def __init__(self, sandbox: SandboxHost, handler: Any, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
+        # aiosmtpd's limits are one dict on its class, shared by every
+        # connection; this connection's are its own, with AUTH's raised.
+        self.command_size_limits = collections.defaultdict(
+            lambda: SMTP.command_size_limit, {"AUTH": AUTH_LINE_LIMIT}
+        )
         self.sandbox = sandbox
         self.record: SessionRecord | None = None
         self.tap: ClientTap | None = None
@@ -100,6 +157,8 @@ class SandboxSMTP(SMTP):
         self.admitted = False
         #: Its place given back and its session ended (see :meth:`_forget`).
         self._forgotten = False
+        #: Tokens (or malformed responses) masked in every later line so far.
+        self._tokens_forbidden = 0
 
     # -- connection ---------------------------------------------------------
 
@@ -291,8 +350,130 @@ class SandboxSMTP(SMTP):
                 login = self.session.auth_data
                 if isinstance(login, LoginPassword):
                     name = login.login.decode("utf-8", "replace")
-                    shown = escape_controls(name[:255])
-                    self.record.authenticated_as = self.record.transcript.scrub(shown)[0]
+                elif isinstance(login, TokenLogin):
+                    name = login.user
+                else:
+                    return
+                shown = escape_controls(name[:255])
+                self.record.authenticated_as = self.record.transcript.scrub(shown)[0]
+                self.record.auth_mechanism = arg.split()[0][:20].upper() if arg else ""
+
+    # -- OAuth 2.0 bearer tokens (offered when SandboxConfig.takes_tokens) ---
+
+    async def auth_XOAUTH2(self, _: SMTP, args: list[str]) -> AuthResult:
+        """Google's XOAUTH2: ``user=U^Aauth=Bearer T^A^A``, refused with a JSON challenge."""
+        return await self._bearer_auth(XOAUTH2, args)
+
+    async def auth_OAUTHBEARER(self, _: SMTP, args: list[str]) -> AuthResult:
+        """RFC 7628's OAUTHBEARER, refused with a JSON challenge answered by %x01."""
+        return await self._bearer_auth(OAUTHBEARER, args)
+
+    async def _bearer_auth(self, mechanism: str, args: list[str]) -> AuthResult:
+        """Read the response strictly, check its token, accept or refuse as a real server.
+
+        Malformed: ``501``, saying what is wrong. A token the authorization
+        server says is not active, or is another user's: the ``334`` error
+        challenge, then ``535`` once the client answered it. A token that
+        could not be checked: ``454``, never an accept.
+        """
+        record = self.record
+        assert record is not None
+        if len(args) > 1:
+            try:
+                data = base64.b64decode(args[1], validate=True)
+            except (binascii.Error, ValueError):
+                await self.push(f"501 5.5.2 The {mechanism} response is not base64")
+                return AuthResult(success=False, handled=True)
+            blob = args[1]
+        else:
+            said = await self.challenge_auth("")
+            if said is MISSING or not isinstance(said, bytes):
+                return AuthResult(success=False, handled=True)  # aiosmtpd answered 501
+            data, blob = said, base64.b64encode(said).decode("ascii")
+        try:
+            response = parse_response(mechanism, data)
+        except MalformedResponse as exc:
+            self._forbid(record, [blob])
+            record.transcript.event(EventKind.WARNING, f"malformed {mechanism} response: {exc}")
+            await self.push(f"501 5.5.2 Malformed {mechanism} response: {exc}")
+            return AuthResult(success=False, handled=True)
+        self._forbid(record, secret_forms(response.token.reveal()))
+        shown_user = escape_controls(response.user[:255]) or "(no user named)"
+        introspection = self.sandbox.config.oauth_introspect
+        if introspection is None:
+            record.transcript.event(
+                EventKind.INFO,
+                f"{mechanism} token for {shown_user} accepted without a check: "
+                "no introspection endpoint is set, so any well-formed token is",
+            )
+            return AuthResult(success=True, auth_data=TokenLogin(response.user, mechanism))
+        check = await self._introspect(introspection, response)
+        where = escape_controls(introspection.url)
+        if check.verdict is Verdict.UNCHECKED:
+            record.transcript.event(
+                EventKind.ERROR,
+                f"the {mechanism} token for {shown_user} could not be checked at {where}: "
+                f"{escape_controls(check.detail)}; answered with a temporary failure",
+            )
+            return AuthResult(success=False, handled=False, message=UNCHECKED_TOKEN)
+        if check.verdict is Verdict.ACCEPTED:
+            user = response.user or check.owner
+            record.transcript.event(
+                EventKind.INFO,
+                f"{mechanism} token for {escape_controls(user[:255])} checked at {where}: "
+                f"active, issued to {check.owner}",
+            )
+            return AuthResult(success=True, auth_data=TokenLogin(user, mechanism))
+        if check.verdict is Verdict.INACTIVE:
+            refusal = Refusal.INVALID_TOKEN
+            why = "not active (expired, revoked or never issued)"
+        else:
+            refusal = Refusal.OTHER_USER
+            why = f"issued to {check.owner}" if check.owner else "issued to no user it names"
+        record.transcript.event(
+            EventKind.WARNING,
+            f"{mechanism} token for {shown_user} refused: {where} says it is {why}",
+        )
+        return await self._refuse_token(mechanism, error_challenge(mechanism, refusal, check.scope))
+
+    def _forbid(self, record: SessionRecord, forms: list[str]) -> None:
+        """Mask ``forms`` of a token in every later line, up to :data:`_MAX_FORBIDDEN_TOKENS`."""
+        forms = [form for form in forms if len(form) >= _MIN_FORBIDDEN]
+        if forms and self._tokens_forbidden < _MAX_FORBIDDEN_TOKENS:
+            self._tokens_forbidden += 1
+            record.transcript.forbid_forms(forms)
+
+    async def _introspect(
+        self, introspection: Introspection, response: BearerResponse
+    ) -> TokenCheck:
+        """:func:`check_token` in a thread, given up after :data:`INTROSPECT_TIMEOUT`.
+
+        Or sooner when the idle timeout is shorter: the client, waiting for
+        its answer, must get the ``454`` before the sandbox closes on it.
+        """
+        wait = min(INTROSPECT_TIMEOUT, 0.8 * self.sandbox.config.idle_timeout)
+        try:
+            async with asyncio.timeout(wait):
+                return await asyncio.to_thread(
+                    check_token, introspection, response.token, response.user
+                )
+        except TimeoutError:
+            return TokenCheck(Verdict.UNCHECKED, detail=f"no answer within {wait:g} seconds")
+
+    async def _refuse_token(self, mechanism: str, challenge: bytes) -> AuthResult:
+        """The ``334`` error challenge, then ``535`` once the client has answered it."""
+        answer = await self.challenge_auth(challenge)
+        if answer is MISSING or not isinstance(answer, bytes):
+            return AuthResult(success=False, handled=True)  # aiosmtpd answered 501
+        wanted = CHALLENGE_ANSWER[mechanism]
+        if answer != wanted and self.record is not None:
+            said = "%x01 (RFC 7628 section 3.2.3)" if wanted else "an empty line, as Gmail's"
+            self.record.transcript.event(
+                EventKind.WARNING,
+                f"the client answered the error challenge with {len(answer):,} bytes; "
+                f"{mechanism} wants {said}",
+            )
+        return AuthResult(success=False, handled=False, message=TOKEN_REFUSED)
 
     @_help_of(SMTP.smtp_DATA)
     async def smtp_DATA(self, arg: str) -> None:
@@ -313,7 +494,7 @@ class SandboxSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        data = MessageData(self.line_length_limit, self.data_size_limit)
+        data = MessageData(DATA_LINE_LIMIT, self.data_size_limit)
         try:
             await read_message_data(self._reader, data)
         except asyncio.CancelledError:

@@ -100,6 +100,8 @@ class SessionRecord:
     outcome_detail: str = ""
     secure: bool = False
     authenticated_as: str = ""
+    #: The SASL mechanism ``authenticated_as`` used (PLAIN, XOAUTH2...).
+    auth_mechanism: str = ""
     messages: list[StoredMessage] = field(default_factory=list)
     #: Messages stored in this session, listed in ``messages`` or not.
     message_count: int = 0
@@ -144,8 +146,12 @@ class SessionRecord:
         duration = f"{(self.ended or time.time()) - self.started:.3f}s"
         helo = f" helo {self.helo}" if self.helo else ""
         tls = " TLS" if self.secure else ""
+        auth = ""
+        if self.auth_mechanism:
+            who = f" as {self.authenticated_as}" if self.authenticated_as else ""
+            auth = f" auth {self.auth_mechanism}{who}"
         return (
-            f"session {self.id} from {self.peer}{helo}{tls}: {self.outcome_words}, "
+            f"session {self.id} from {self.peer}{helo}{tls}{auth}: {self.outcome_words}, "
             f"{self.message_count} message(s), {duration}"
         )
 
@@ -159,6 +165,7 @@ class SessionRecord:
             "outcome": self.outcome_words,
             "secure": self.secure,
             "authenticated_as": self.authenticated_as,
+            "auth_mechanism": self.auth_mechanism,
             "messages": [m.to_json() for m in self.messages],
             "message_count": self.message_count,
             "transcript": [e.to_json() for e in self.transcript],

@@ -31,6 +31,7 @@ from tuimail.paths import ensure_private_dir
 from tuimail.profiles import Profile, Security
 from tuimail.sandbox import session_files
 from tuimail.sandbox.admission import ImplicitTLSAdmission
+from tuimail.sandbox.bearer_check import MECHANISMS as TOKEN_MECHANISMS
 from tuimail.sandbox.config import PortUnavailable, SandboxConfig, SandboxError
 from tuimail.sandbox.handler import SandboxHandler, authenticator
 from tuimail.sandbox.protocol import SandboxSMTP
@@ -38,7 +39,7 @@ from tuimail.sandbox.record import SessionOutcome, SessionRecord, StoredMessage
 from tuimail.sandbox.store import MessageStore
 from tuimail.sandbox_profile import builtin_profile
 from tuimail.selfsigned import CertificateError, load_server_context
-from tuimail.transcript import Entry, EventKind, sasl_blob_forms
+from tuimail.transcript import Entry, EventKind, sasl_blob_forms, secret_forms
 
 #: Sessions kept in memory for the app; all of them are also written to disk.
 MAX_SESSIONS_IN_MEMORY = 200
@@ -91,6 +92,13 @@ class Sandbox:
             key=len,
             reverse=True,
         )
+        introspection = self.config.oauth_introspect
+        if introspection is not None:
+            # Never sent to a client, but a second lock costs nothing.
+            secret = introspection.client_secret.reveal()
+            self._forbidden = sorted(
+                {*self._forbidden, *secret_forms(secret)}, key=len, reverse=True
+            )
 
     async def __aenter__(self) -> Sandbox:
         await self.start()
@@ -154,6 +162,7 @@ class Sandbox:
                 authenticator=check,
                 auth_required=config.auth_required,
                 auth_require_tls=False,
+                auth_exclude_mechanism=() if config.takes_tokens else TOKEN_MECHANISMS,
                 loop=loop,
             )
 
