@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from textual.widgets import Input, Select
+from textual.widgets import DataTable, Input, Select
 
 from tests.cli_helpers import files_under, leak_patterns, run_tuimail
 from tests.conftest import SecretService
@@ -255,3 +255,29 @@ def test_the_command_line_asks_for_such_a_profiles_password_never_the_keyring(
     given = run_tuimail(*message, "--password-stdin", input=TYPED + "\n")
     assert given.returncode == 0, given.stderr
     assert logins.offered == [TYPED] and len(sink.messages) == 1
+
+
+async def test_editing_an_oauth_profile_keeps_its_sign_in_settings() -> None:
+    """The dialog shows no OAuth endpoints, and an edit must not drop them: it starts
+    from the profile as saved ("Secret from" says the sign-in)."""
+    save_profile(
+        name="gmail", host="smtp.gmail.com", username="me@gmail.example",
+        oauth_provider="google", oauth_client_id="client-123.apps.example",
+    )  # fmt: skip
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: "gmail" in screen_text(app), "the profile")
+        table = app.screen.query_one("#profiles", DataTable)
+        table.move_cursor(row=[str(k.value) for k in table.rows].index("gmail"))
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, AccountDialog), "the dialog")
+        dialog = app.screen
+        assert dialog.query_one("#secret_source", Select).value == "oauth"
+        assert not dialog.query_one("#password", Input).display
+        dialog.query_one("#display_name", Input).value = "Me"
+        await pilot.click("#save")
+        await wait_for(pilot, lambda: not isinstance(app.screen, AccountDialog), "the save")
+    saved = ProfileStore().get("gmail")
+    assert saved.display_name == "Me"
+    assert (saved.oauth_provider, saved.oauth_client_id) == ("google", "client-123.apps.example")

@@ -26,6 +26,11 @@ def profile_warnings(profile: Profile) -> list[str]:
 
 def where_the_secret_is(profile: Profile) -> str:
     """Where a saved profile's password or token comes from, said after a save."""
+    if profile.uses_oauth:
+        return (
+            f"it signs in with OAuth ({profile.oauth_provider}): run "
+            f"'tuimail accounts login {profile.name}' once if it has not signed in yet"
+        )
     if profile.token_command:
         return "its access token comes from its token command at each send"
     if profile.password_command:

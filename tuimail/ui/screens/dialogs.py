@@ -26,7 +26,7 @@ from textual.widgets import (
 )
 
 from tuimail.credentials import Secret
-from tuimail.profiles import AuthMechanism, Profile, ProfileError, with_changes
+from tuimail.profiles import OAUTH_FIELDS, AuthMechanism, Profile, ProfileError, with_changes
 from tuimail.ui.outside import shown
 
 if TYPE_CHECKING:
@@ -312,11 +312,16 @@ class SecretSource(enum.StrEnum):
     PASSWORD_COMMAND = "password_command"
     TOKEN_COMMAND = "token_command"
     ASK = "ask"
+    #: The profile's OAuth sign-in (``tuimail accounts login``): offered only for a
+    #: profile that has one, whose settings the dialog keeps as they are.
+    OAUTH = "oauth"
 
     @classmethod
     def of(cls, profile: Profile | None) -> SecretSource:
         if profile is None:
             return cls.KEYRING
+        if profile.uses_oauth:
+            return cls.OAUTH
         if profile.token_command:
             return cls.TOKEN_COMMAND
         if profile.password_command:
@@ -333,12 +338,20 @@ SECRET_SOURCES = [
 ]
 
 
+def secret_sources(profile: Profile | None) -> list[tuple[str, str]]:
+    """The choices of "Secret from" for ``profile``: its OAuth sign-in first, if it has one."""
+    if profile is None or not profile.uses_oauth:
+        return SECRET_SOURCES
+    signed_in = f"its OAuth sign-in ({profile.oauth_provider})"
+    return [(signed_in, SecretSource.OAUTH.value), *SECRET_SOURCES]
+
+
 def secret_source_problem(source: SecretSource, values: AccountFields, command: str) -> str:
     """Why the dialog's secret settings do not go together ("" when they do), as
     ``field: words``; the core checks the rest when the profile is made."""
     mechanism = AuthMechanism(values["auth_mechanism"])
-    if source is SecretSource.KEYRING:
-        return ""
+    if source in (SecretSource.KEYRING, SecretSource.OAUTH):
+        return ""  # the core's checks say what is wrong with an OAuth profile
     if not values["username"]:
         needs = "asking at send time" if source is SecretSource.ASK else "a secret command"
         return f"user: {needs} is for a profile that signs in: type the user name"
@@ -514,7 +527,7 @@ class AccountDialog(ModalScreen[AccountForm | None]):
                 source = SecretSource.of(p)
                 yield Label("Secret from")
                 yield FormSelect(
-                    SECRET_SOURCES, value=source.value, allow_blank=False, id="secret_source"
+                    secret_sources(p), value=source.value, allow_blank=False, id="secret_source"
                 )
                 yield Label("Password", id="password-label")
                 yield Input(
@@ -654,8 +667,13 @@ class AccountDialog(ModalScreen[AccountForm | None]):
             if problem:
                 error.update(problem)
                 return
-            base = Profile(name=name, host=values["host"])
-            profile = with_changes(base, **{k: v for k, v in values.items() if k != "host"})
+            changes: dict[str, object] = {k: v for k, v in values.items() if k != "host"}
+            if source is not SecretSource.OAUTH:
+                changes.update(dict.fromkeys(OAUTH_FIELDS, ""))  # another source replaces it
+            # An edit starts from the profile as saved: the settings this form does not
+            # show (its OAuth endpoints, keys a newer tuimail wrote) stay as they were.
+            base = self.profile or Profile(name=name, host=values["host"])
+            profile = with_changes(base, name=name, host=values["host"], **changes)
         except ProfileError as exc:
             error.update(f"{exc.field_name}: {exc.message}")
             return
