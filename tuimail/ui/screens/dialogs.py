@@ -570,8 +570,8 @@ class AccountDialog(ModalScreen[AccountForm | None]):
             yield Label("", id="error", classes="error", markup=False)
             # Offered when the keyring refuses: what needs no keyring, one button each.
             with Horizontal(id="keyring-alternatives", classes="buttons"):
-                yield Button("Use a password command", id="use-command")
-                yield Button("Ask at send time", id="use-ask")
+                yield Button("Use a password command", id="use-command", compact=True)
+                yield Button("Ask at send time", id="use-ask", compact=True)
             with Horizontal(classes="buttons"):
                 yield Button("Save", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")
