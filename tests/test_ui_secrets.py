@@ -281,3 +281,22 @@ async def test_editing_an_oauth_profile_keeps_its_sign_in_settings() -> None:
     saved = ProfileStore().get("gmail")
     assert saved.display_name == "Me"
     assert (saved.oauth_provider, saved.oauth_client_id) == ("google", "client-123.apps.example")
+
+
+async def test_a_typed_password_the_server_refuses_is_asked_for_again(
+    servers: ServerThread,
+) -> None:
+    logins, sink, port = auth_server(servers, TYPED)
+    save_profile(name="asks", **account(port, ask_at_send=True))
+    app = TuimailApp(profile="asks", start_sandbox=False)
+    async with app.run_test(size=WIDE) as pilot:
+        await send_draft(pilot, "Mistyped")
+        await answer_secret_dialog(pilot, "mistyped-Password-1")
+        first = await wait_for_run(pilot)
+        assert first.report is not None and first.report.failure is not None
+        assert first.report.failure.stage == "auth"
+        await pilot.click("#send")
+        await answer_secret_dialog(pilot, TYPED)
+        second = await wait_for_run(pilot, 2)
+        assert second.report is not None and second.report.failure is None, second.report
+    assert logins.offered == ["mistyped-Password-1", TYPED] and len(sink.messages) == 1

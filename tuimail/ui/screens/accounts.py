@@ -159,7 +159,7 @@ class AccountsScreen(ModelScreen):
 
     def _after_save(self, profile: Profile, leftovers: list[str]) -> None:
         self.show_problem("\n".join(leftovers))
-        self.notify(shown(f"Saved {profile.name}; {where_the_secret_is(profile)}."))
+        self.notify(shown(f"Saved {profile.name}; {where_the_secret_is(profile)}."), markup=False)
 
     def action_delete(self) -> None:
         profile = self._selected()
