@@ -77,6 +77,8 @@ def test_unsafe_backends_are_refused_by_name(backend: str, named: str) -> None:
     assert "Secret Service" in result.stderr
     # The opt-in lets a plain-file backend be used; it cannot help one that stores nothing.
     assert "TUIMAIL_ALLOW_UNSAFE_KEYRING" not in result.stderr
+    # Ways that work without a keyring, in this command's words.
+    assert "--password-command" in result.stderr and "--password-stdin" in result.stderr
     # Nothing half-done: the profile was not saved without its password.
     assert "x" not in ProfileStore().load()
 

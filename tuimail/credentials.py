@@ -40,7 +40,9 @@ FIX_TEXT = f"{_INSTALL_TEXT}; to accept an unsafe backend anyway, set {UNSAFE_OP
 #: ``--password-stdin``, in ``cli/common.py``).
 FIX_TEXT_NO_STORE = (
     "Install and start a Secret Service (GNOME Keyring or KWallet) on Linux, or choose a "
-    "secure backend with PYTHON_KEYRING_BACKEND or keyringrc.cfg."
+    "secure backend with PYTHON_KEYRING_BACKEND or keyringrc.cfg. Or keep the password out "
+    "of the keyring: a profile's password command (password_command, e.g. 'pass show mail') "
+    "gives it at each send."
 )
 #: The fix once the opt-in is set: it cannot help, there is no backend to allow.
 FIX_TEXT_OPTED_IN = (

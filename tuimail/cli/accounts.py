@@ -283,6 +283,13 @@ def _client_secret(args: argparse.Namespace) -> Secret | None:
     return read_password(True, "")
 
 
+#: This command's own ways around a keyring that refuses (the keyring's fix comes first).
+_WITHOUT_A_KEYRING = (
+    " Or, with this command: --password-command CMD (the profile runs it at each send), or"
+    " no password stored at all, given at each send instead (tuimail send --password-stdin)."
+)
+
+
 def cmd_accounts_add(args: argparse.Namespace) -> int:
     from tuimail.accounts import save_account
     from tuimail.credentials import KeyringError
@@ -309,7 +316,9 @@ def cmd_accounts_add(args: argparse.Namespace) -> int:
         if profile.needs_password and not args.no_password:
             secret = read_password(args.password_stdin, f"Password for {profile.username}: ")
         warnings = save_account(profile, password=secret, client_secret=client_secret, store=store)
-    except (ProfileError, ProfileStoreError, KeyringError) as exc:
+    except KeyringError as exc:
+        raise CLIError(f"{exc}{_WITHOUT_A_KEYRING}") from None
+    except (ProfileError, ProfileStoreError) as exc:
         raise CLIError(str(exc)) from None
     return _report("Added", profile, warnings)
 
@@ -340,7 +349,9 @@ def cmd_accounts_edit(args: argparse.Namespace) -> int:
         )
     except NotFound as exc:
         raise CLIError(str(exc)) from None
-    except (ProfileError, ProfileStoreError, KeyringError) as exc:
+    except KeyringError as exc:
+        raise CLIError(f"{exc}{_WITHOUT_A_KEYRING}") from None
+    except (ProfileError, ProfileStoreError) as exc:
         raise CLIError(str(exc)) from None
     return _report("Saved", profile, warnings)
 
