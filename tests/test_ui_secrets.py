@@ -180,7 +180,7 @@ async def test_a_refused_keyring_offers_asking_at_send_time_and_saves_no_secret(
         dialog = await refused_save(pilot)
         alternatives = dialog.query_one("#keyring-alternatives")
         assert alternatives.display
-        assert "take it from a command" in static_text(app, "#error")
+        assert "neither needs the keyring" in static_text(app, "#error")
         await pilot.click("#use-ask")
         await wait_for(pilot, lambda: not isinstance(app.screen, AccountDialog), "the save")
     saved = ProfileStore().get("work")

@@ -728,10 +728,7 @@ class AccountDialog(ModalScreen[AccountForm | None]):
         error.add_class("error")
         words = problem.words
         if problem.keyring:
-            words += (
-                "\nOr keep no password in the keyring: take it from a command "
-                "(pass, gpg -d, op read...), or be asked for it at each send."
-            )
+            words += "\nOr choose one of these below; neither needs the keyring."
         error.update(shown(words, keep_newlines=True))
         self._offer_alternatives(problem.keyring)
 
