@@ -61,8 +61,15 @@ async def test_the_account_dialog_starts_on_name_and_enter_walks_the_form() -> N
         assert dialog.query_one("#name", Input).value == "work"
 
         # Enter moves on, field by field; on a choice it moves on too (space opens it).
-        order = ["host", "security", "port", "username", "password", "from_address"]
-        order += ["display_name", "auth_mechanism", "ca_file", "timeout", "ehlo_name"]
+        order = ["host", "security", "port", "username", "secret_source", "password"]
+        order += [
+            "from_address",
+            "display_name",
+            "auth_mechanism",
+            "ca_file",
+            "timeout",
+            "ehlo_name",
+        ]
         for expected in order:
             await pilot.press("enter")
             assert focused_id(app) == expected

@@ -154,6 +154,8 @@ class Profile:
     verify_tls: bool = True
     ca_file: str = ""
     allow_plaintext_auth: bool = False
+    #: No stored secret: each face asks for it when it sends (kept in memory for that run).
+    ask_at_send: bool = False
     timeout: float = 30.0
     ehlo_name: str = ""
     #: A command printing the password (tuimail/secret_command.py), instead of the keyring.
@@ -217,6 +219,16 @@ class Profile:
     def uses_oauth(self) -> bool:
         """The profile signs in with OAuth 2.0: its token comes from the stored sign-in."""
         return bool(self.oauth_provider)
+
+    @property
+    def secret_in_keyring(self) -> bool:
+        """The password is read from the keyring: not given by a command, nor asked each time.
+
+        A keyring entry left from before a profile switched to a command or to
+        asking must never win over them: only a profile for which this holds
+        reads the keyring.
+        """
+        return self.needs_password and not self.ask_at_send
 
     @property
     def secret_command(self) -> str:
@@ -323,6 +335,7 @@ _TYPES: dict[str, type] = {
     "verify_tls": bool,
     "ca_file": str,
     "allow_plaintext_auth": bool,
+    "ask_at_send": bool,
     "timeout": float,
     "ehlo_name": str,
     "password_command": str,
@@ -389,6 +402,11 @@ def validate_profile(profile: Profile) -> None:
         value = getattr(profile, name)
         if any(ch in value for ch in "\r\n\0"):
             raise ProfileError(name, "must not contain line breaks or NUL characters")
+    if profile.ask_at_send and (profile.secret_command or profile.oauth_provider):
+        raise ProfileError(
+            "ask_at_send",
+            "a profile whose secret comes from a command or an OAuth sign-in is not asked for one",
+        )
     if profile.ehlo_name and not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", profile.ehlo_name):
         raise ProfileError("ehlo_name", "must be a host name or an address literal")
     if profile.password_command and profile.token_command:

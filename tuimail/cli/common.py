@@ -185,6 +185,9 @@ def password_for(
 ) -> Secret | None:
     """Where the password comes from: stdin, the keyring (saved profiles), or a prompt.
 
+    A profile with ``ask_at_send`` keeps none: it is read from the terminal (or
+    ``--password-stdin``) each time, never from the keyring.
+
     A profile whose secret comes from a command, or from its OAuth sign-in,
     gives None: the session runs the command (or gets a fresh access token)
     each time it authenticates, so the outbox's retries do too. With
@@ -199,7 +202,7 @@ def password_for(
         return command_secret_now(profile) if run_command else None
     if profile.uses_oauth:
         return oauth_token_now(profile) if run_command else None
-    if saved:
+    if saved and profile.secret_in_keyring:  # a profile that asks at send time skips it
         from tuimail.credentials import CredentialStore, KeyringError
 
         try:

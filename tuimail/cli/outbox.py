@@ -59,6 +59,8 @@ def _stored_password(profile: Profile) -> Secret | None:
     from tuimail.credentials import CredentialStore, KeyringError
     from tuimail.profiles import ProfileStore, ProfileStoreError
 
+    if not profile.secret_in_keyring:  # asked for each time (--password-stdin), or a command
+        return None
     try:
         if profile.name not in ProfileStore().load():
             return None

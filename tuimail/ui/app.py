@@ -27,6 +27,7 @@ from tuimail import user_config
 from tuimail.addresses import mailbox_text
 from tuimail.credentials import CredentialStore, KeyringError, Secret
 from tuimail.drafts import DraftStore, SavedDraft
+from tuimail.errors import TuimailError
 from tuimail.message import Draft, DraftInvalid, build_message
 from tuimail.profiles import Profile
 from tuimail.sandbox_profile import SANDBOX_PROFILE, find_running
@@ -44,6 +45,7 @@ from tuimail.ui.messages import (
 from tuimail.ui.model import AppModel, profiles_stamp, read_profiles
 from tuimail.ui.outside import shown
 from tuimail.ui.screens.compose import ComposeScreen
+from tuimail.ui.words import NOT_SENT_NO_PASSWORD
 
 if TYPE_CHECKING:
     # Imported where first used: the SMTP client and the outbox for the first
@@ -105,6 +107,23 @@ def sandbox_start_problem(error: Exception) -> str:
         "1024 need privileges. Start tuimail without that port, or send through a saved "
         "profile (F4)."
     )
+
+
+class NoSecretGiven(TuimailError):
+    """The user cancelled the dialog that asked for a profile's password: nothing was tried."""
+
+    def __init__(self, kind: RunKind) -> None:
+        super().__init__("no password given")
+        self.kind = kind
+
+
+#: What a password typed at send time is kept under: the account it was typed for. A
+#: profile edited to another server or user asks again rather than send it there.
+AskedFor = tuple[str, str, str, int]
+
+
+def asked_for(profile: Profile) -> AskedFor:
+    return (profile.name, profile.username, profile.host.lower(), profile.effective_port)
 
 
 #: Seconds between looks at the profiles file (profiles added from the command line show up).
@@ -201,6 +220,9 @@ class TuimailApp(App[None]):
         self.theme_problems: list[str] = []
         #: ``[keymap]`` as installed: the entries config.toml holds that passed the checks.
         self.keymap: dict[str, str] = {}
+        #: Passwords typed at send time for profiles that keep none ("ask at send time"):
+        #: in memory for this run only, never in a file, a log or on screen.
+        self._asked_secrets: dict[AskedFor, Secret] = {}
 
     def tell(
         self,
@@ -496,6 +518,11 @@ class TuimailApp(App[None]):
         from tuimail.session import SessionReport
 
         outbox = self.model.outbox
+        waiting = await asyncio.to_thread(outbox.get, key)
+        saved = self.model.saved_profiles.get(waiting.profile_name)
+        if waiting.follows_profile and saved is not None and saved.ask_at_send:
+            # Asked before the message is made due again: Escape leaves it as it was.
+            await self._asked_secret(saved, RunKind.RETRY)
         queued = await asyncio.to_thread(outbox.requeue, key)
         profile = Profile.from_toml_table(
             queued.profile_name, {k: v for k, v in queued.profile.items() if k != "name"}
@@ -513,10 +540,11 @@ class TuimailApp(App[None]):
         self.model.begin(run)
         outcome = await outbox.attempt(
             key,
-            passwords=lambda current: CredentialStore().get(current.name),
+            passwords=self._stored_secret,
             on_entry=self.model.live_feed(run),
             transcript=run.transcript,
         )
+        self._forget_if_refused(profile, outcome.report)
         run.outbox_state = SentState.of(outcome.result)
         run.report = outcome.report or SessionReport(run.transcript)
         self.model.finish(run)
@@ -545,7 +573,9 @@ class TuimailApp(App[None]):
         def password(profile: Profile) -> Secret | None:
             if profile.name not in saved:
                 return None
-            return CredentialStore().get(profile.name)
+            # A profile that asks: the password typed in this run, if any (the timer
+            # asks nobody; F7's retry asks when there is none).
+            return self._stored_secret(profile)
 
         outcomes = await outbox.flush(password)
         sent = sum(1 for o in outcomes if o.result is Result.SENT)
@@ -584,6 +614,8 @@ class TuimailApp(App[None]):
         if draft is not None:
             outgoing = await asyncio.to_thread(build_message, draft)
         password = await self._password_for(profile)
+        if password is None and profile.ask_at_send and not model.is_builtin_sandbox(profile):
+            password = await self._asked_secret(profile, kind)
         summary = ", ".join(outgoing.envelope_recipients) if outgoing else profile.address
         run = SessionRun(kind, profile.name, summary, Transcript(title=f"{kind} {profile.name}"))
         model.begin(run)
@@ -641,6 +673,7 @@ class TuimailApp(App[None]):
             report = await check_account(
                 profile, password, on_entry=deliver_live, transcript=run.transcript
             )
+        self._forget_if_refused(profile, report)
         run.report = report
         model.finish(run)
         return report
@@ -698,13 +731,53 @@ class TuimailApp(App[None]):
         )
 
     async def _password_for(self, profile: Profile) -> Secret | None:
+        """The keyring's password for ``profile``, or the one typed in this run if it asks.
+
+        None for a profile whose secret comes from a command, whatever the
+        keyring holds: the session runs the command (a password left in the
+        keyring from before must not win over it).
+        """
         if not profile.username or profile.name == SANDBOX_PROFILE:
             return None
+        if not profile.secret_in_keyring:
+            return self._asked_secrets.get(asked_for(profile)) if profile.ask_at_send else None
         try:
             return await asyncio.to_thread(CredentialStore().get, profile.name)
         except KeyringError as exc:
             self.tell(f"{exc.message}. {exc.fix}", title="Keyring", timeout=12)
             raise
+
+    def _stored_secret(self, profile: Profile) -> Secret | None:
+        """The outbox's password for a message following ``profile`` (called in a thread):
+        the keyring's, or the one typed in this run for a profile that asks."""
+        if profile.ask_at_send:
+            return self._asked_secrets.get(asked_for(profile))
+        if not profile.secret_in_keyring:
+            return None
+        return CredentialStore().get(profile.name)
+
+    async def _asked_secret(self, profile: Profile, kind: RunKind) -> Secret:
+        """The password typed in this run for ``profile``, asked for in a masked dialog
+        when there is none yet. Raises :class:`NoSecretGiven` when cancelled."""
+        remembered = self._asked_secrets.get(asked_for(profile))
+        if remembered is not None:
+            return remembered
+        from tuimail.ui.screens.dialogs import SecretDialog
+
+        confirm = "Test" if kind is RunKind.TEST else "Send"
+        secret = await self.push_screen(SecretDialog(profile, confirm), wait_for_dismiss=True)
+        if secret is None:
+            raise NoSecretGiven(kind)
+        self._asked_secrets[asked_for(profile)] = secret
+        return secret
+
+    def _forget_if_refused(self, profile: Profile, report: SessionReport | None) -> None:
+        """A typed password the server refused is not offered again: the next send asks."""
+        from tuimail.stages import Stage
+
+        failure = report.failure if report is not None else None
+        if failure is not None and failure.stage is Stage.AUTH:
+            self._asked_secrets.pop(asked_for(profile), None)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "smtp":
@@ -718,10 +791,23 @@ class TuimailApp(App[None]):
         """A session's worker raised: say why, once, and let Compose unlock its form."""
         from tuimail.outbox import OutboxError
 
-        explained = (DraftInvalid, KeyringError, OutboxError, user_config.ConfigError)
+        explained = (
+            DraftInvalid,
+            KeyringError,
+            OutboxError,
+            user_config.ConfigError,
+            NoSecretGiven,
+        )
         if not isinstance(error, explained):
             self.tell(f"The session stopped: {error}", timeout=10)
-        if isinstance(error, DraftInvalid):
+        if isinstance(error, NoSecretGiven):
+            if error.kind is RunKind.SEND:
+                stopped = SendStopped(NOT_SENT_NO_PASSWORD)
+            else:
+                stopped = SendStopped()
+                what = "Not tested" if error.kind is RunKind.TEST else "Not sent"
+                self.notify(f"{what}: no password given.", severity="warning")
+        elif isinstance(error, DraftInvalid):
             errors = tuple((e.field, e.message) for e in error.errors)
             stopped = SendStopped(field_errors=errors)
         elif isinstance(error, KeyringError):

@@ -24,6 +24,28 @@ def profile_warnings(profile: Profile) -> list[str]:
     ]
 
 
+def where_the_secret_is(profile: Profile) -> str:
+    """Where a saved profile's password or token comes from, said after a save."""
+    if profile.uses_oauth:
+        return (
+            f"it signs in with OAuth ({profile.oauth_provider}): run "
+            f"'tuimail accounts login {profile.name}' once if it has not signed in yet"
+        )
+    if profile.token_command:
+        return "its access token comes from its token command at each send"
+    if profile.password_command:
+        return "its password comes from its password command at each send"
+    if profile.ask_at_send:
+        return "its password is asked for when it is first needed in each run, never stored"
+    if profile.username:
+        return "its password is in the keyring, not in the file"
+    return "it signs in with no password"
+
+
+#: Compose's status when the password asked for at send time was not given (Escape).
+NOT_SENT_NO_PASSWORD = "Not sent: no password given. The draft is kept."
+
+
 def last_error(queued: Queued) -> str:
     """A queued message's last error, with the key of the outbox screen (F7) that helps
     if it waits for the user."""

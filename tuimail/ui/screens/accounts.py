@@ -18,10 +18,10 @@ from tuimail.ui.messages import ConnectionTestRequest, ProfilesChanged
 from tuimail.ui.model import read_profiles
 from tuimail.ui.outside import cell, shown
 from tuimail.ui.screens.base import ModelScreen
-from tuimail.ui.screens.dialogs import AccountDialog, AccountForm, ConfirmDialog
+from tuimail.ui.screens.dialogs import AccountDialog, AccountForm, ConfirmDialog, SaveRefused
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
-from tuimail.ui.words import profile_warnings
+from tuimail.ui.words import profile_warnings, where_the_secret_is
 
 
 def save_account_form(form: AccountForm) -> tuple[str, list[str]]:
@@ -31,16 +31,23 @@ def save_account_form(form: AccountForm) -> tuple[str, list[str]]:
     tested) without a screen: an empty problem means the profile and its
     password were both saved; otherwise neither changed.
     """
+    refused, leftovers = save_account_outcome(form)
+    return (refused.words if refused else ""), leftovers
+
+
+def save_account_outcome(form: AccountForm) -> tuple[SaveRefused | None, list[str]]:
+    """:func:`save_account_form`, its refusal saying whether the keyring refused (the
+    dialog then offers a password command or asking at send time)."""
     password = form.password
     try:
         leftovers = store_account(form.profile, original_name=form.original_name, password=password)
     except KeyringError as exc:
-        return f"Keyring: {exc.message}.\nFix: {exc.fix}", []
+        return SaveRefused(f"Keyring: {exc.message}.\nFix: {exc.fix}", keyring=True), []
     except NotFound as exc:
-        return str(exc), []
+        return SaveRefused(str(exc)), []
     except (ProfileError, ProfileStoreError) as exc:
-        return str(exc), []
-    return "", leftovers
+        return SaveRefused(str(exc)), []
+    return None, leftovers
 
 
 class AccountsScreen(ModelScreen):
@@ -134,25 +141,25 @@ class AccountsScreen(ModelScreen):
     def _is_saved(self, profile: Profile) -> bool:
         return profile.name in self.model.saved_profiles
 
-    def _store(self, form: AccountForm) -> str:
-        """The account dialog's save, in its worker thread: "" when saved, else why not.
+    def _store(self, form: AccountForm) -> SaveRefused | None:
+        """The account dialog's save, in its worker thread: None when saved, else why not.
 
         Through :func:`tuimail.accounts.save_account` (checks, file, keyring
         last, undo). A refusal goes back to the dialog, which stays open with
         what was typed; a save updates every view of the profiles from here,
         so it counts even if the dialog was cancelled while it ran.
         """
-        problem, leftovers = save_account_form(form)
-        if problem:
-            return problem
+        refused, leftovers = save_account_outcome(form)
+        if refused is not None:
+            return refused
         loaded = read_profiles()  # here, in the thread: the UI loop reads no file
         self.app.call_from_thread(self.model.set_profiles, loaded, form.profile.name)
         self.app.call_from_thread(self._after_save, form.profile, leftovers)
-        return ""
+        return None
 
     def _after_save(self, profile: Profile, leftovers: list[str]) -> None:
         self.show_problem("\n".join(leftovers))
-        self.notify(f"Saved {profile.name}; its password is in the keyring, not in the file.")
+        self.notify(shown(f"Saved {profile.name}; {where_the_secret_is(profile)}."), markup=False)
 
     def action_delete(self) -> None:
         profile = self._selected()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from textual.widgets import (
 )
 
 from tuimail.credentials import Secret
-from tuimail.profiles import AuthMechanism, Profile, ProfileError, with_changes
+from tuimail.profiles import OAUTH_FIELDS, AuthMechanism, Profile, ProfileError, with_changes
 from tuimail.ui.outside import shown
 
 if TYPE_CHECKING:
@@ -299,6 +300,89 @@ class AccountFields(TypedDict):
     ehlo_name: str
     verify_tls: bool
     allow_plaintext_auth: bool
+    password_command: str
+    token_command: str
+    ask_at_send: bool
+
+
+class SecretSource(enum.StrEnum):
+    """Where the account dialog's "Secret from" says a profile's secret comes from."""
+
+    KEYRING = "keyring"
+    PASSWORD_COMMAND = "password_command"
+    TOKEN_COMMAND = "token_command"
+    ASK = "ask"
+    #: The profile's OAuth sign-in (``tuimail accounts login``): offered only for a
+    #: profile that has one, whose settings the dialog keeps as they are.
+    OAUTH = "oauth"
+
+    @classmethod
+    def of(cls, profile: Profile | None) -> SecretSource:
+        if profile is None:
+            return cls.KEYRING
+        if profile.uses_oauth:
+            return cls.OAUTH
+        if profile.token_command:
+            return cls.TOKEN_COMMAND
+        if profile.password_command:
+            return cls.PASSWORD_COMMAND
+        return cls.ASK if profile.ask_at_send else cls.KEYRING
+
+
+#: The choices of "Secret from", in the order shown.
+SECRET_SOURCES = [
+    ("OS keyring (the password below)", SecretSource.KEYRING.value),
+    ("a password command", SecretSource.PASSWORD_COMMAND.value),
+    ("a token command (OAuth 2.0)", SecretSource.TOKEN_COMMAND.value),
+    ("ask at send time", SecretSource.ASK.value),
+]
+
+
+def secret_sources(profile: Profile | None) -> list[tuple[str, str]]:
+    """The choices of "Secret from" for ``profile``: its OAuth sign-in first, if it has one."""
+    if profile is None or not profile.uses_oauth:
+        return SECRET_SOURCES
+    signed_in = f"its OAuth sign-in ({profile.oauth_provider})"
+    return [(signed_in, SecretSource.OAUTH.value), *SECRET_SOURCES]
+
+
+def secret_source_problem(source: SecretSource, values: AccountFields, command: str) -> str:
+    """Why the dialog's secret settings do not go together ("" when they do), as
+    ``field: words``; the core checks the rest when the profile is made."""
+    mechanism = AuthMechanism(values["auth_mechanism"])
+    if source in (SecretSource.KEYRING, SecretSource.OAUTH):
+        return ""  # the core's checks say what is wrong with an OAuth profile
+    if not values["username"]:
+        needs = "asking at send time" if source is SecretSource.ASK else "a secret command"
+        return f"user: {needs} is for a profile that signs in: type the user name"
+    if source is SecretSource.ASK:
+        return ""
+    if not command.strip():
+        what = "password" if source is SecretSource.PASSWORD_COMMAND else "access token"
+        return f"command: type the command that prints the {what} (its first line is used)"
+    if source is SecretSource.PASSWORD_COMMAND and mechanism.takes_token:
+        return (
+            f"AUTH: {mechanism.value} carries an OAuth 2.0 token, and a password command "
+            "gives a password: choose a token command, or another AUTH"
+        )
+    if source is SecretSource.TOKEN_COMMAND and mechanism not in (
+        AuthMechanism.AUTO,
+        *(m for m in AuthMechanism if m.takes_token),
+    ):
+        return (
+            f"AUTH: {mechanism.value} sends a password, and a token command gives a token: "
+            "choose auto, xoauth2 or oauthbearer"
+        )
+    return ""
+
+
+@dataclass(frozen=True)
+class SaveRefused:
+    """Why the account dialog's save was refused, in words; ``keyring``: the keyring
+    refused to keep the password, so the dialog offers what needs no keyring."""
+
+    words: str
+    keyring: bool = False
 
 
 class FormCheckbox(Checkbox):
@@ -354,8 +438,8 @@ UNSAFE_SETTINGS = {
 }
 
 
-#: Saves what the account dialog holds (in a worker thread): "" when saved, else why not.
-AccountSaver = Callable[[AccountForm], str]
+#: Saves what the account dialog holds (in a worker thread): None when saved, else why not.
+AccountSaver = Callable[[AccountForm], SaveRefused | None]
 
 
 class AccountDialog(ModalScreen[AccountForm | None]):
@@ -388,6 +472,8 @@ class AccountDialog(ModalScreen[AccountForm | None]):
             }
 
     def on_mount(self) -> None:
+        self._show_secret_fields()
+        self._offer_alternatives(False)
         # Focused here: the scroll container would take it first, and the first key
         # typed would be lost with every field shifted by one.
         self.query_one("#name", Input).focus()
@@ -438,13 +524,22 @@ class AccountDialog(ModalScreen[AccountForm | None]):
                 yield Input(str(p.port) if p and p.port else "", id="port", placeholder="default")
                 yield Label("User")
                 yield Input(p.username if p else "", id="username")
-                yield Label("Password")
+                source = SecretSource.of(p)
+                yield Label("Secret from")
+                yield FormSelect(
+                    secret_sources(p), value=source.value, allow_blank=False, id="secret_source"
+                )
+                yield Label("Password", id="password-label")
                 yield Input(
                     "",
                     id="password",
                     password=True,
-                    placeholder="unchanged" if p and p.username else "stored in the OS keyring",
+                    placeholder=(
+                        "unchanged" if p and p.secret_in_keyring else "stored in the OS keyring"
+                    ),
                 )
+                yield Label("Command", id="command-label")
+                yield Input(p.secret_command if p else "", id="secret_command")
                 yield Label("From")
                 yield Input(p.from_address if p else "", id="from_address")
                 yield Label("Name shown")
@@ -473,13 +568,64 @@ class AccountDialog(ModalScreen[AccountForm | None]):
                     id="allow_plaintext_auth",
                 )
             yield Label("", id="error", classes="error", markup=False)
+            # Offered when the keyring refuses: what needs no keyring, one button each.
+            with Horizontal(id="keyring-alternatives", classes="buttons"):
+                yield Button("Use a password command", id="use-command", compact=True)
+                yield Button("Ask at send time", id="use-ask", compact=True)
             with Horizontal(classes="buttons"):
                 yield Button("Save", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")
 
+    def _secret_source(self) -> SecretSource:
+        return SecretSource(str(self.query_one("#secret_source", Select).value))
+
+    @on(Select.Changed, "#secret_source")
+    def _show_secret_fields(self) -> None:
+        """The password field for the keyring, the command field for a command, neither
+        for asking at send time: only what the chosen source uses is on the form."""
+        source = self._secret_source()
+        keyring = source is SecretSource.KEYRING
+        command = source in (SecretSource.PASSWORD_COMMAND, SecretSource.TOKEN_COMMAND)
+        for widget_id in ("#password-label", "#password"):
+            self.query_one(widget_id).display = keyring
+        for widget_id in ("#command-label", "#secret_command"):
+            self.query_one(widget_id).display = command
+        if command:
+            label = "Password cmd" if source is SecretSource.PASSWORD_COMMAND else "Token cmd"
+            self.query_one("#command-label", Label).update(label)
+            self.query_one("#secret_command", Input).placeholder = (
+                "pass show mail"
+                if source is SecretSource.PASSWORD_COMMAND
+                else "oama access you@example.com"
+            )
+
+    def _offer_alternatives(self, shown_now: bool) -> None:
+        self.query_one("#keyring-alternatives").display = shown_now
+
+    @on(Button.Pressed, "#use-command")
+    def _use_command(self) -> None:
+        """The keyring refused: take the password from a command; the user types it next."""
+        self._offer_alternatives(False)
+        self.query_one("#secret_source", Select).value = SecretSource.PASSWORD_COMMAND.value
+        self._show_secret_fields()
+        error = self.query_one("#error", Label)
+        error.remove_class("error")
+        error.update("Type the command that prints the password (pass, gpg -d...), then Save.")
+        self.query_one("#secret_command", Input).focus()
+
+    @on(Button.Pressed, "#use-ask")
+    def _use_ask(self) -> None:
+        """The keyring refused: keep no password anywhere, ask for it at each send."""
+        self._offer_alternatives(False)
+        self.query_one("#secret_source", Select).value = SecretSource.ASK.value
+        self._show_secret_fields()
+        self._save()
+
+    def _text(self, widget_id: str) -> str:
+        return self.query_one(f"#{widget_id}", Input).value.strip()
+
     def _form_values(self) -> AccountFields:
-        def text(widget_id: str) -> str:
-            return self.query_one(f"#{widget_id}", Input).value.strip()
+        text = self._text
 
         port = text("port")
         timeout = text("timeout")
@@ -489,6 +635,8 @@ class AccountDialog(ModalScreen[AccountForm | None]):
             timeout_value = float(timeout or 30)
         except ValueError:
             raise ProfileError("timeout", "must be a number of seconds") from None
+        source = self._secret_source()
+        command = text("secret_command")
         return {
             "host": text("host"),
             "port": int(port or 0),
@@ -502,26 +650,44 @@ class AccountDialog(ModalScreen[AccountForm | None]):
             "ehlo_name": text("ehlo_name"),
             "verify_tls": self.query_one("#verify_tls", Checkbox).value,
             "allow_plaintext_auth": self.query_one("#allow_plaintext_auth", Checkbox).value,
+            "password_command": command if source is SecretSource.PASSWORD_COMMAND else "",
+            "token_command": command if source is SecretSource.TOKEN_COMMAND else "",
+            "ask_at_send": source is SecretSource.ASK,
         }
 
     @on(Button.Pressed, "#save")
     def _save(self) -> None:
         error = self.query_one("#error", Label)
         name = self.query_one("#name", Input).value.strip()
+        error.add_class("error")
+        source = self._secret_source()
         try:
             values = self._form_values()
-            base = Profile(name=name, host=values["host"])
-            profile = with_changes(base, **{k: v for k, v in values.items() if k != "host"})
+            problem = secret_source_problem(source, values, self._text("secret_command"))
+            if problem:
+                error.update(problem)
+                return
+            changes: dict[str, object] = {k: v for k, v in values.items() if k != "host"}
+            if source is not SecretSource.OAUTH:
+                changes.update(dict.fromkeys(OAUTH_FIELDS, ""))  # another source replaces it
+            # An edit starts from the profile as saved: the settings this form does not
+            # show (its OAuth endpoints, keys a newer tuimail wrote) stay as they were.
+            base = self.profile or Profile(name=name, host=values["host"])
+            profile = with_changes(base, name=name, host=values["host"], **changes)
         except ProfileError as exc:
             error.update(f"{exc.field_name}: {exc.message}")
             return
-        password = self.query_one("#password", Input).value
+        # Only the keyring takes the typed password; with any other source it is not kept.
+        password = self.query_one("#password", Input).value if profile.secret_in_keyring else ""
         if (
-            profile.username
+            profile.secret_in_keyring
             and not password
-            and (self.profile is None or not self.profile.username)
+            and (self.profile is None or not self.profile.secret_in_keyring)
         ):
-            error.update("password: needed for a profile with a user name")
+            error.update(
+                "password: needed for a profile with a user name (or choose where else "
+                "it comes from: Secret from)"
+            )
             return
         form = AccountForm(
             profile,
@@ -535,6 +701,7 @@ class AccountDialog(ModalScreen[AccountForm | None]):
         if save_button.disabled:
             return  # a save is under way: Enter pressed twice saves once
         save_button.disabled = True
+        self._offer_alternatives(False)
         error.remove_class("error")
         error.update("Saving…")
         self._save_in_thread(self._save_with, form)
@@ -546,23 +713,89 @@ class AccountDialog(ModalScreen[AccountForm | None]):
             problem = save(form)
         except Exception as exc:  # whatever it is, the dialog says so and keeps the fields
             # Its type only: an error raised while storing could quote the password.
-            problem = f"The account could not be saved ({type(exc).__name__})."
+            problem = SaveRefused(f"The account could not be saved ({type(exc).__name__}).")
         with contextlib.suppress(RuntimeError):  # the app has stopped meanwhile
             self.app.call_from_thread(self._save_ended, form, problem)
 
-    def _save_ended(self, form: AccountForm, problem: str) -> None:
+    def _save_ended(self, form: AccountForm, problem: SaveRefused | None) -> None:
         if not self.is_current:
             return  # cancelled while saving: the saver has told the app what happened
-        if not problem:
+        if problem is None:
             self.dismiss(form)
             return
         self.query_one("#save", Button).disabled = False
         error = self.query_one("#error", Label)
         error.add_class("error")
-        error.update(shown(problem, keep_newlines=True))
+        words = problem.words
+        if problem.keyring:
+            words += "\nOr choose one of these below; neither needs the keyring."
+        error.update(shown(words, keep_newlines=True))
+        self._offer_alternatives(problem.keyring)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class SecretDialog(ModalScreen[Secret | None]):
+    """Ask for a profile's password (or access token) when it is needed, masked.
+
+    For a profile that keeps no secret ("ask at send time"). It returns a
+    :class:`~tuimail.credentials.Secret`, or None when cancelled (Escape);
+    the field is emptied as it closes, so the typed text stays in no widget.
+    The caller keeps the answer in memory for this run only.
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
+
+    def __init__(self, profile: Profile, confirm: str = "Send") -> None:
+        super().__init__()
+        self.profile = profile
+        self.confirm = confirm
+
+    @property
+    def what(self) -> str:
+        return "access token" if self.profile.auth_mechanism.takes_token else "password"
+
+    def compose(self) -> ComposeResult:
+        p = self.profile
+        with Vertical(classes="dialog secret"):
+            yield Label(
+                shown(f"The {self.what} for {p.username} at {p.address} (profile {p.name})"),
+                markup=False,
+            )
+            yield Input("", id="secret", password=True)
+            yield Label(
+                "Kept in memory until tuimail quits, for this profile only; never saved. "
+                "Escape: not sent.",
+                classes="note",
+            )
+            yield Label("", id="error", classes="error", markup=False)
+            with Horizontal(classes="buttons"):
+                yield Button(self.confirm, variant="primary", id="confirm")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#secret", Input).focus()
+
+    @on(Input.Submitted, "#secret")
+    @on(Button.Pressed, "#confirm")
+    def _confirm(self, event: Input.Submitted | Button.Pressed) -> None:
+        event.stop()
+        field = self.query_one("#secret", Input)
+        value = field.value
+        if not value:
+            self.query_one("#error", Label).update(
+                f"Type the {self.what}, or press Escape to cancel."
+            )
+            field.focus()
+            return
+        field.value = ""
+        self.dismiss(Secret(value))
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.query_one("#secret", Input).value = ""
         self.dismiss(None)
 
 
@@ -622,5 +855,8 @@ __all__ = [
     "FormCheckbox",
     "FormSelect",
     "HelpScreen",
+    "SaveRefused",
+    "SecretDialog",
+    "SecretSource",
     "write_export",
 ]
