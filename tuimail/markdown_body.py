@@ -27,6 +27,7 @@ _PRE_STYLE = (
     "background: #f4f4f4; border: 1px solid #dddddd; border-radius: 3px; padding: 8px 12px; "
     "font-family: monospace; font-size: 13px; white-space: pre-wrap; overflow-x: auto;"
 )
+_PRE_CODE_STYLE = "font-family: monospace; background: transparent;"
 #: Inline styles by the opening tag they go on.
 _STYLES = {
     "h1": "font-size: 1.6em; font-weight: bold; margin: 0.8em 0 0.4em;",
@@ -75,7 +76,8 @@ def _style_tokens(tokens: Sequence[Token]) -> None:
 
 def _code_block(tokens: Sequence[Token], idx: int) -> str:
     """A fenced or indented code block: a styled ``<pre>``, its text escaped."""
-    return f'<pre style="{_PRE_STYLE}"><code>{html.escape(tokens[idx].content)}</code></pre>\n'
+    text = html.escape(tokens[idx].content)
+    return f'<pre style="{_PRE_STYLE}"><code style="{_PRE_CODE_STYLE}">{text}</code></pre>\n'
 
 
 def _renderer() -> MarkdownIt:
