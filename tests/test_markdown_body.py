@@ -92,9 +92,9 @@ def test_markdown_send_has_the_typed_text_and_its_html(
     message = received_message(sink.messages[0].content)
     # multipart/mixed around the alternative, because of the attachment.
     assert message.get_content_type() == "multipart/mixed"
-    alternative, attached = message.get_payload()  # type: ignore[misc]
+    alternative, attached = message.iter_parts()
     assert alternative.get_content_type() == "multipart/alternative"
-    plain, html_part = alternative.get_payload()
+    plain, html_part = alternative.iter_parts()
     assert plain.get_content_type() == "text/plain"
     assert html_part.get_content_type() == "text/html"
     assert attached.get_filename() == "data.csv"
@@ -173,4 +173,7 @@ def test_only_web_and_mail_links_become_links(link: str) -> None:
 def test_mailto_and_https_links_stay() -> None:
     page = Elements()
     page.feed(render_html("[m](mailto:bob@example.org) <https://example.org/>\n"))
-    assert [a["href"] for a in page.named("a")] == ["mailto:bob@example.org", "https://example.org/"]
+    assert [a["href"] for a in page.named("a")] == [
+        "mailto:bob@example.org",
+        "https://example.org/",
+    ]

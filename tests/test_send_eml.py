@@ -150,9 +150,7 @@ def test_eml_from_standard_input_with_given_recipients_keeps_its_date(
             id="encoded-crlf-in-a-part-header",
         ),
         pytest.param(
-            b"From: alice@example.test\nTo: bob@example.test\nSubject: a\n\n"
-            + b"x" * 999
-            + b"\n",
+            b"From: alice@example.test\nTo: bob@example.test\nSubject: a\n\n" + b"x" * 999 + b"\n",
             "longer than 998 octets",
             id="long-line",
         ),

@@ -396,7 +396,13 @@ def validate_profile(profile: Profile) -> None:
     text_fields = ("username", "from_address", "display_name", "ehlo_name", "ca_file")
     if "\0" in profile.signature:
         raise ProfileError("signature", "must not contain NUL characters")
-    for name in (*text_fields, "signature_file", "password_command", "token_command", *OAUTH_FIELDS):
+    for name in (
+        *text_fields,
+        "signature_file",
+        "password_command",
+        "token_command",
+        *OAUTH_FIELDS,
+    ):
         value = getattr(profile, name)
         if any(ch in value for ch in "\r\n\0"):
             raise ProfileError(name, "must not contain line breaks or NUL characters")
