@@ -245,3 +245,19 @@ def test_a_draft_saved_as_eml_opens_again_with_its_bcc_and_attachment(tmp_path: 
     assert "bjorn@example.test" in outgoing.envelope_recipients
     parsed = message_from_bytes(outgoing.to_bytes(), policy=email_policy.default)
     assert "Bcc" not in parsed
+
+
+def test_an_opened_eml_keeps_its_parts_inside_the_folder_given(tmp_path: Path) -> None:
+    message = (
+        b"From: a@example.test\nTo: b@example.test\n"
+        b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nhello\n"
+        b"--b\nContent-Type: image/png\n"
+        b'Content-Disposition: attachment; filename="../../evil.png"\n'
+        b"Content-Transfer-Encoding: base64\n\naGVsbG8=\n--b--\n"
+    )
+    folder = tmp_path / "parts"
+    opened = draft_from_eml(message, folder)
+    assert opened.body == "hello"
+    assert opened.attachments == [folder / "evil.png"]
+    assert opened.attachments[0].read_bytes() == b"hello"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "parts"]

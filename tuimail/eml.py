@@ -206,8 +206,10 @@ def draft_from_eml(raw: bytes, attachments_dir: Path) -> Draft:
     an alternative rendering of it (the HTML of a Markdown message) is saved
     in ``attachments_dir`` (created 0700) under its own file name made safe,
     and attached from there. A message whose only text is HTML keeps the
-    HTML as an attachment and starts with an empty body. File I/O: the app
-    calls this from a worker.
+    HTML as an attachment and starts with an empty body. Raises
+    :class:`DraftInvalid` for mixed line ends (see :func:`crlf_lines`); the
+    fields are checked when the draft is sent. File I/O: the app calls this
+    from a worker.
     """
     message = BytesParser(policy=email_policy.default).parsebytes(crlf_lines(raw))
     assert isinstance(message, EmailMessage)
