@@ -261,3 +261,15 @@ def test_an_opened_eml_keeps_its_parts_inside_the_folder_given(tmp_path: Path) -
     assert opened.attachments == [folder / "evil.png"]
     assert opened.attachments[0].read_bytes() == b"hello"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "parts"]
+
+
+def test_undisclosed_recipients_with_every_address_in_bcc() -> None:
+    outgoing = build_prepared(
+        b"From: a@example.test\nTo: undisclosed-recipients:;\n"
+        b"Bcc: b@example.test, c@example.test\nResent-Bcc: d@example.test\nBcc:\n\nx\n",
+        read_recipients=True,
+    )
+    assert outgoing.envelope_recipients == ["b@example.test", "c@example.test"]
+    wire = outgoing.to_bytes()
+    assert b"To: undisclosed-recipients:;\r\n" in wire
+    assert b"bcc" not in wire.lower() and b"d@example" not in wire

@@ -27,6 +27,7 @@ from pathlib import Path
 from tuimail.addresses import AddressError, ParsedAddress, parse_address, parse_address_list
 from tuimail.atomic import atomic_write_bytes
 from tuimail.message import (
+    EMPTY_GROUP_RE,
     MAX_MESSAGE_BYTES,
     Draft,
     DraftInvalid,
@@ -153,14 +154,18 @@ def build_prepared(
         recipients.extend(validate_address_field(field_name, given))
     if read_recipients:
         for name, value in values:
-            if name.lower() in ("to", "cc", "bcc") and value.strip():
+            # An empty Bcc (``Bcc:``) names nobody, as sendmail reads it.
+            if not value.strip():
+                continue
+            if name.lower() in ("to", "cc", "bcc") and not EMPTY_GROUP_RE.fullmatch(value):
                 recipients.extend(_addresses(name, value))
     recipients = _unique(recipients)
     if not recipients:
         where = "its To, Cc or Bcc headers" if read_recipients else "--to, --cc or --bcc"
         raise DraftInvalid([FieldError("to", f"no recipient: give one in {where}")])
 
-    kept = [line for name, line in headers if name.lower() != "bcc"]
+    # Resent-Bcc too: neither may show the hidden recipients (sendmail removes both).
+    kept = [line for name, line in headers if name.lower() not in ("bcc", "resent-bcc")]
     if "date" not in lower:
         kept.append(f"Date: {format_datetime(localtime())}\r\n".encode("ascii"))
     if "message-id" not in lower:

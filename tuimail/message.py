@@ -89,6 +89,9 @@ _CONTENT_HEADERS = {
     "content-disposition",
 }
 _OVERRIDABLE_HEADERS = {"date", "message-id"}
+#: An address group with no member, ``undisclosed-recipients:;``: the one
+#: group a prepared message may have (as To when every recipient is Bcc).
+EMPTY_GROUP_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\- ]+:[ \t]*;")
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,8 @@ def check_prepared_headers(headers: Sequence[tuple[str, str]]) -> list[FieldErro
             except AddressError as exc:
                 errors.append(FieldError(field_name, str(exc)))
         elif issubclass(kind, headerregistry.AddressHeader):
+            if EMPTY_GROUP_RE.fullmatch(value):
+                continue
             try:
                 parse_address_list(value)
             except AddressError as exc:
