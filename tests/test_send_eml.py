@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli_helpers import run_tuimail
-from tests.smtpservers import ServerThread, Sink
+from tests.smtpservers import ServerThread, Sink, password_checker
 from tuimail.cli import exitcodes
 from tuimail.eml import build_prepared, draft_as_eml, draft_from_eml
 from tuimail.message import Draft, DraftInvalid
@@ -273,3 +273,22 @@ def test_undisclosed_recipients_with_every_address_in_bcc() -> None:
     wire = outgoing.to_bytes()
     assert b"To: undisclosed-recipients:;\r\n" in wire
     assert b"bcc" not in wire.lower() and b"d@example" not in wire
+
+
+def test_eml_from_a_file_with_the_password_on_standard_input(
+    servers: ServerThread, tmp_path: Path
+) -> None:
+    """--password-stdin takes standard input's first line; the message is the file's."""
+    sink = Sink()
+    port = servers.smtp(
+        sink, authenticator=password_checker({"alice": "pw"}), auth_require_tls=False
+    )
+    path = tmp_path / "prepared.eml"
+    path.write_bytes(PREPARED)
+    result = run_tuimail(
+        *eml_args(port, "--eml", str(path), "-t", "--user", "alice"),
+        "--allow-plaintext-auth", "--password-stdin",
+        input="pw\n",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(sink.messages) == 1

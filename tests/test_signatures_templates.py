@@ -22,8 +22,8 @@ from tuimail.message import Draft, DraftInvalid, build_message
 from tuimail.profiles import Profile
 from tuimail.signatures import SignatureUnreadable, body_with_signature
 from tuimail.templates import (
-    TemplateError,
     TemplateFields,
+    TemplateNameInvalid,
     apply_template,
     fields_for,
     list_templates,
@@ -158,7 +158,7 @@ def test_a_template_is_a_name_not_a_path(servers: ServerThread, name: str) -> No
     result = run_tuimail(*send_args(servers.smtp(Sink()), "--template", name, "--body", "x"))
     assert result.returncode == exitcodes.USAGE
     assert "not a path" in result.stderr
-    with pytest.raises(TemplateError):
+    with pytest.raises(TemplateNameInvalid):
         load_template(name)
 
 

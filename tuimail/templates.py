@@ -52,6 +52,10 @@ class TemplateError(TuimailError):
         super().__init__(f"template {name!r}: {words}")
 
 
+class TemplateNameInvalid(TemplateError):
+    """A template asked for by a path (``../x``), not by a name in the templates folder."""
+
+
 @dataclass(frozen=True)
 class Template:
     """A template split into its header lines and body, not yet filled in."""
@@ -88,9 +92,9 @@ def templates_dir() -> Path:
 
 
 def check_name(name: str) -> None:
-    """Raise :class:`TemplateError` for a name that is not a plain file name (``../x``)."""
+    """Raise :class:`TemplateNameInvalid` for a name that is not a plain file name (``../x``)."""
     if not TEMPLATE_NAME_RE.fullmatch(name) or ".." in name:
-        raise TemplateError(
+        raise TemplateNameInvalid(
             name,
             "a template is named by its file name in the templates folder: letters, "
             "digits, '.', '_' or '-', not a path",

@@ -193,11 +193,12 @@ def cmd_send(args: argparse.Namespace) -> int:
         profile = builtin_profile()
     else:
         profile = _connection_profile(args)
-    if args.password_stdin and args.body is None and args.body_file is None:
+    _check_prepared_options(args)
+    reads_stdin = args.eml is None and not args.template
+    if args.password_stdin and reads_stdin and args.body is None and args.body_file is None:
         raise CLIError(
             "with --password-stdin, give the text with --body or --body-file", exitcodes.USAGE
         )
-    _check_prepared_options(args)
     password = password_for(
         profile, args.password_stdin, saved=bool(args.profile and not args.server)
     )
@@ -260,13 +261,21 @@ def _check_prepared_options(args: argparse.Namespace) -> None:
     """Refuse options that do not go with --eml (or -t without it) as usage errors."""
     if args.eml is None:
         if args.read_recipients:
-            raise CLIError("-t/--read-recipients reads a prepared message: give --eml", 2)
+            raise CLIError(
+                "-t/--read-recipients reads a prepared message: give --eml", exitcodes.USAGE
+            )
         return
     for attribute, option in _COMPOSING_OPTIONS:
         if getattr(args, attribute) not in (None, "", [], False):
-            raise CLIError(f"--eml sends a message as it is written; {option} cannot change it", 2)
+            raise CLIError(
+                f"--eml sends a message as it is written; {option} cannot change it",
+                exitcodes.USAGE,
+            )
     if args.eml == "-" and args.password_stdin:
-        raise CLIError("--eml - reads the message from standard input: not also the password", 2)
+        raise CLIError(
+            "--eml - reads the message from standard input: not also the password",
+            exitcodes.USAGE,
+        )
 
 
 def _prepared_message(args: argparse.Namespace) -> OutgoingMessage | int:
@@ -294,16 +303,23 @@ def _started(args: argparse.Namespace, profile: Profile, draft: Draft) -> Draft:
     """The draft as a new message starts: from --template, then with the signature."""
     from tuimail.errors import NotFound
     from tuimail.signatures import SignatureUnreadable, add_signature, signature_of
-    from tuimail.templates import TemplateError, apply_template, fields_for, load_template
+    from tuimail.templates import (
+        TemplateError,
+        TemplateNameInvalid,
+        apply_template,
+        fields_for,
+        load_template,
+    )
 
     if args.template:
         import datetime
 
         try:
             template = load_template(args.template)
+        except TemplateNameInvalid as exc:
+            raise CLIError(f"--template: {exc}", exitcodes.USAGE) from None
         except TemplateError as exc:
-            code = exitcodes.USAGE if "not a path" in exc.words else exitcodes.CONFIG
-            raise CLIError(f"--template: {exc}", code) from None
+            raise CLIError(f"--template: {exc}") from None
         except NotFound as exc:
             raise CLIError(f"--template: {exc}") from None
         today = datetime.date.today().isoformat()
