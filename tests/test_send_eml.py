@@ -292,3 +292,9 @@ def test_eml_from_a_file_with_the_password_on_standard_input(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert len(sink.messages) == 1
+
+
+def test_a_message_of_headers_alone_gets_its_own_lines() -> None:
+    wire = build_prepared(b"From: a@example.test\nTo: b@example.test", to=["b@example.test"])
+    assert header_names(wire.to_bytes()) == ["From", "To", "Date", "Message-ID"]
+    assert wire.to_bytes().startswith(b"From: a@example.test\r\nTo: b@example.test\r\nDate: ")

@@ -81,6 +81,8 @@ def split_headers(wire: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
     """
     end = wire.find(b"\r\n\r\n")
     head, body = (wire[: end + 2], wire[end + 4 :]) if end >= 0 else (wire, b"")
+    if not head.endswith(b"\r\n"):
+        head += b"\r\n"  # a message of headers alone, without a last line end
     if not head.strip():
         raise DraftInvalid([FieldError(FIELD, "has no headers")])
     headers: list[tuple[str, bytes]] = []
