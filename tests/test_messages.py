@@ -480,7 +480,8 @@ BINARY = bytes(range(256)) * 8 + b"\r\n.\r\nFrom me\n\r\0" + b"x" * 5000 + b"\xf
     [
         ("report.pdf", "application/pdf"),
         ("photo.png", "image/png"),
-        ("notes.txt", "text/plain"),
+        # Named as text but neither ASCII nor UTF-8: bytes, not text under a wrong charset.
+        ("notes.txt", "application/octet-stream"),
         ("data.unknownext", "application/octet-stream"),
         ("noextension", "application/octet-stream"),
         ("backup.tar.gz", "application/octet-stream"),

@@ -65,6 +65,7 @@ class SavedDraft:
             body=_text(fields, "body"),
             attachments=[Path(p) for p in _texts(fields, "attachments")],
             headers=[_header(h) for h in fields.get("headers", [])],
+            markdown=_flag(fields, "markdown"),
         )
         return cls(
             id=str(data["id"]),
@@ -88,6 +89,14 @@ def _text(fields: dict[str, Any], key: str) -> str:
     value = fields.get(key, "")
     if not isinstance(value, str):
         raise ValueError(f"the draft's {key} is not text")
+    return value
+
+
+def _flag(fields: dict[str, Any], key: str) -> bool:
+    """A yes/no field; absent (a draft saved by an older version) is no."""
+    value = fields.get(key, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"the draft's {key} is not true or false")
     return value
 
 

@@ -89,6 +89,9 @@ _CONTENT_HEADERS = {
     "content-disposition",
 }
 _OVERRIDABLE_HEADERS = {"date", "message-id"}
+#: An address group with no member, ``undisclosed-recipients:;``: the one
+#: group a prepared message may have (as To when every recipient is Bcc).
+EMPTY_GROUP_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\- ]+:[ \t]*;")
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,9 @@ class Draft:
     body: str = ""
     attachments: list[Path] = field(default_factory=list)
     headers: list[tuple[str, str]] = field(default_factory=list)
+    #: Send the body as ``multipart/alternative``: the text as typed, and the
+    #: HTML that tuimail/markdown_body.py renders from it as Markdown.
+    markdown: bool = False
 
 
 @dataclass(frozen=True)
@@ -223,6 +229,82 @@ def extra_headers_of(message: Message) -> list[tuple[str, str]]:
     return [(name, str(value)) for name, value in message.items() if name.lower() not in skipped]
 
 
+def check_prepared_headers(headers: Sequence[tuple[str, str]]) -> list[FieldError]:
+    """Every problem with the headers of a prepared message, checked as a composed one's.
+
+    For a message given whole (tuimail/eml.py): ``headers`` are its
+    (name, unfolded value) pairs in order. Each value gets the checks a
+    typed field gets (no CR, LF, NUL or control character, also once its
+    encoded words are decoded); a header that holds addresses must parse
+    strictly, From as one mailbox; a Date or Message-ID must be one that
+    goes on the wire unchanged.
+    """
+    errors: list[FieldError] = []
+    for name, value in headers:
+        field_name = f"header {name!r}"
+        if has_surrogates(name) or not _HEADER_NAME_RE.fullmatch(name):
+            errors.append(FieldError(field_name, "a header name is printable ASCII without ':'"))
+            continue
+        if len(name) > MAX_HEADER_NAME:
+            errors.append(
+                FieldError(field_name, f"a header name is at most {MAX_HEADER_NAME} characters")
+            )
+            continue
+        if not _check_header_value(field_name, value, errors):
+            continue
+        lower = name.lower()
+        kind = _HEADER_TYPES[lower]
+        if lower == "from":
+            try:
+                parse_address(value)
+            except AddressError as exc:
+                errors.append(FieldError(field_name, str(exc)))
+        elif issubclass(kind, headerregistry.AddressHeader):
+            if EMPTY_GROUP_RE.fullmatch(value):
+                continue
+            try:
+                parse_address_list(value)
+            except AddressError as exc:
+                errors.append(FieldError(field_name, str(exc)))
+        else:
+            problem = _structured_header_problem(name, kind, value.strip())
+            if problem:
+                errors.append(FieldError(field_name, problem))
+    return errors
+
+
+def wire_problem(wire: bytes, *, utf8: bool) -> str | None:
+    """Why ``wire`` would not reach a reader as it is, or None.
+
+    The read-back gate every built message passes, for bytes built
+    elsewhere: lines over 998 octets, a CR or LF that is not a CRLF line end,
+    8-bit data without ``utf8``, and a header in any MIME part that decodes
+    to a control character.
+    """
+    try:
+        _read_back(wire, utf8=utf8)
+    except _Unsafe as exc:
+        return str(exc)
+    return None
+
+
+def draft_headers_of(message: Message) -> Draft:
+    """The fields of ``message`` as a draft's (decoded), without its body or attachments."""
+
+    def texts(name: str) -> list[str]:
+        return [str(value) for value in message.get_all(name, [])]
+
+    return Draft(
+        from_address=str(message.get("From", "")),
+        to=texts("To"),
+        cc=texts("Cc"),
+        bcc=texts("Bcc"),
+        reply_to=texts("Reply-To"),
+        subject=str(message.get("Subject", "")),
+        headers=extra_headers_of(message),
+    )
+
+
 def build_message(draft: Draft) -> OutgoingMessage:
     """Validate ``draft`` and build the message; raises :class:`DraftInvalid` listing all errors."""
     errors: list[FieldError] = []
@@ -278,9 +360,16 @@ def build_message(draft: Draft) -> OutgoingMessage:
             del message[name]
         message[name] = value
     message.set_content(draft.body)
+    if draft.markdown:
+        from tuimail.markdown_body import render_html
+
+        # The text part stays the user's own words; the HTML is its rendering.
+        message.add_alternative(render_html(draft.body), subtype="html")
     for path, data in attachments:
-        maintype, subtype = _mime_type(path)
-        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=path.name)
+        maintype, subtype, params = _attachment_type(path, data)
+        message.add_attachment(
+            data, maintype=maintype, subtype=subtype, filename=path.name, params=params
+        )
 
     recipients = _unique(to + cc + bcc)
     needs_utf8 = any(a.needs_smtputf8 for a in (sender, *recipients, *reply_to, *extra_addresses))
@@ -762,6 +851,26 @@ def decode_text(data: bytes) -> str:
         words = f"is not UTF-8 text (byte {exc.start} is not)"
         raise NotReadable(errno.EILSEQ, words) from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _attachment_type(path: Path, data: bytes) -> tuple[str, str, dict[str, str]]:
+    """The MIME type of an attachment, with its charset when it is text.
+
+    Text that is not ASCII is labelled with its charset, or a reader assumes
+    US-ASCII and shows ``naïve`` as ``naÃ¯ve``. Only UTF-8 is recognised with
+    certainty; other non-ASCII text goes as application/octet-stream rather
+    than under a charset guessed wrong.
+    """
+    maintype, subtype = _mime_type(path)
+    if maintype != "text":
+        return maintype, subtype, {}
+    if data.isascii():
+        return maintype, subtype, {"charset": "us-ascii"}
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "application", "octet-stream", {}
+    return maintype, subtype, {"charset": "utf-8"}
 
 
 def _mime_type(path: Path) -> tuple[str, str]:

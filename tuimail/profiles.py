@@ -174,6 +174,12 @@ class Profile:
     oauth_token_url: str = ""
     oauth_device_url: str = ""
     oauth_scope: str = ""
+    #: Send new messages' text as Markdown with an HTML rendering (tuimail/markdown_body.py).
+    markdown: bool = False
+    #: A signature added below ``-- `` when a new message starts (tuimail/signatures.py);
+    #: ``signature_file`` names a file holding it instead.
+    signature: str = ""
+    signature_file: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -346,6 +352,9 @@ _TYPES: dict[str, type] = {
     "oauth_token_url": str,
     "oauth_device_url": str,
     "oauth_scope": str,
+    "markdown": bool,
+    "signature": str,
+    "signature_file": str,
 }
 
 #: The providers a profile may name (tuimail/oauth/providers.py has their presets).
@@ -398,7 +407,15 @@ def validate_profile(profile: Profile) -> None:
     if not 0 < profile.timeout <= 3600:
         raise ProfileError("timeout", "must be more than 0 and at most 3600 seconds")
     text_fields = ("username", "from_address", "display_name", "ehlo_name", "ca_file")
-    for name in (*text_fields, "password_command", "token_command", *OAUTH_FIELDS):
+    if "\0" in profile.signature:
+        raise ProfileError("signature", "must not contain NUL characters")
+    for name in (
+        *text_fields,
+        "signature_file",
+        "password_command",
+        "token_command",
+        *OAUTH_FIELDS,
+    ):
         value = getattr(profile, name)
         if any(ch in value for ch in "\r\n\0"):
             raise ProfileError(name, "must not contain line breaks or NUL characters")

@@ -27,7 +27,7 @@ from tuimail.cli.common import (
 if TYPE_CHECKING:
     from tuimail.console import EntryPrinter
     from tuimail.credentials import Secret
-    from tuimail.message import FieldError, OutgoingMessage
+    from tuimail.message import Draft, DraftInvalid, FieldError, OutgoingMessage
     from tuimail.outbox import Outcome
     from tuimail.profiles import Profile
     from tuimail.session import SessionReport
@@ -59,6 +59,30 @@ def define_options(send: argparse.ArgumentParser) -> None:
     body.add_argument("--body-file", type=Path, metavar="PATH")
     send.add_argument("--attach", action="append", default=[], type=Path, metavar="PATH")
     send.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'")
+    send.add_argument(
+        "--markdown",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="send the text as Markdown with an HTML rendering (default: the profile's)",
+    )
+    send.add_argument(
+        "--no-signature", action="store_true", help="do not add the profile's signature"
+    )
+    send.add_argument(
+        "--template", metavar="NAME", help="start from a template in the config dir's templates/"
+    )
+    prepared = send.add_argument_group("a prepared message (as sendmail takes one)")
+    prepared.add_argument(
+        "--eml",
+        metavar="PATH",
+        help="send this RFC 5322 message as it is ('-' reads standard input)",
+    )
+    prepared.add_argument(
+        "-t",
+        "--read-recipients",
+        action="store_true",
+        help="with --eml: send to its To, Cc and Bcc (Bcc is removed from the message)",
+    )
     send.add_argument("--json", action="store_true", help="print JSON Lines instead of text")
     send.add_argument(
         "--no-queue",
@@ -161,7 +185,6 @@ def _wants_embedded_sandbox(args: argparse.Namespace) -> bool:
 
 def cmd_send(args: argparse.Namespace) -> int:
     from tuimail.message import Draft, DraftInvalid, build_message
-    from tuimail.session import send
 
     embedded = _wants_embedded_sandbox(args)
     if embedded:
@@ -170,14 +193,23 @@ def cmd_send(args: argparse.Namespace) -> int:
         profile = builtin_profile()
     else:
         profile = _connection_profile(args)
-    if args.password_stdin and args.body is None and args.body_file is None:
+    _check_prepared_options(args)
+    reads_stdin = args.eml is None and not args.template
+    if args.password_stdin and reads_stdin and args.body is None and args.body_file is None:
         raise CLIError(
             "with --password-stdin, give the text with --body or --body-file", exitcodes.USAGE
         )
     password = password_for(
         profile, args.password_stdin, saved=bool(args.profile and not args.server)
     )
-    body = _read_body(args)
+    if args.eml is not None:
+        outgoing_or_code = _prepared_message(args)
+        if isinstance(outgoing_or_code, int):
+            return outgoing_or_code
+        return _send(args, profile, outgoing_or_code, password, embedded)
+    body = (
+        "" if args.template and args.body is None and args.body_file is None else _read_body(args)
+    )
     sender = args.from_address or _profile_sender(profile)
     try:
         headers = [parse_header_option(h) for h in args.header]
@@ -191,16 +223,126 @@ def cmd_send(args: argparse.Namespace) -> int:
             body=body,
             attachments=args.attach,
             headers=headers,
+            markdown=profile.markdown if args.markdown is None else args.markdown,
         )
+        draft = _started(args, profile, draft)
         outgoing = build_message(draft)
     except DraftInvalid as exc:
-        from tuimail.terminal_text import escape_controls
+        return _refused(exc)
+    return _send(args, profile, outgoing, password, embedded)
 
-        for error in exc.errors:
-            # An attachment error names the file, and file names may hold anything.
-            line = f"tuimail: {_option_name(error.field)}: {_field_words(error)}"
-            print(escape_controls(line), file=sys.stderr)
-        return exitcodes.INVALID_MESSAGE
+
+def _refused(exc: DraftInvalid) -> int:
+    """Print each problem of an invalid message, naming this command's options; exit 3."""
+    from tuimail.terminal_text import escape_controls
+
+    for error in exc.errors:
+        # An attachment error names the file, and file names may hold anything.
+        line = f"tuimail: {_option_name(error.field)}: {_field_words(error)}"
+        print(escape_controls(line), file=sys.stderr)
+    return exitcodes.INVALID_MESSAGE
+
+
+#: Options that write parts of a message: a prepared one (--eml) is already written.
+_COMPOSING_OPTIONS = (
+    ("from_address", "--from"),
+    ("reply_to", "--reply-to"),
+    ("subject", "--subject"),
+    ("body", "--body"),
+    ("body_file", "--body-file"),
+    ("attach", "--attach"),
+    ("header", "--header"),
+    ("markdown", "--markdown"),
+    ("template", "--template"),
+)
+
+
+def _check_prepared_options(args: argparse.Namespace) -> None:
+    """Refuse options that do not go with --eml (or -t without it) as usage errors."""
+    if args.eml is None:
+        if args.read_recipients:
+            raise CLIError(
+                "-t/--read-recipients reads a prepared message: give --eml", exitcodes.USAGE
+            )
+        return
+    for attribute, option in _COMPOSING_OPTIONS:
+        if getattr(args, attribute) not in (None, "", [], False):
+            raise CLIError(
+                f"--eml sends a message as it is written; {option} cannot change it",
+                exitcodes.USAGE,
+            )
+    if args.eml == "-" and args.password_stdin:
+        raise CLIError(
+            "--eml - reads the message from standard input: not also the password",
+            exitcodes.USAGE,
+        )
+
+
+def _prepared_message(args: argparse.Namespace) -> OutgoingMessage | int:
+    """The message of --eml made ready to send, or exit 3 after saying why not."""
+    from tuimail.eml import build_prepared
+    from tuimail.message import MAX_MESSAGE_BYTES, DraftInvalid, read_regular_file
+    from tuimail.small_files import NotReadable
+
+    if args.eml == "-":
+        raw = sys.stdin.buffer.read(MAX_MESSAGE_BYTES + 1)
+    else:
+        try:
+            raw = read_regular_file(Path(args.eml))
+        except NotReadable as exc:
+            raise CLIError(f"--eml: {args.eml!r} {exc.words}", exitcodes.INVALID_MESSAGE) from None
+    try:
+        return build_prepared(
+            raw, to=args.to, cc=args.cc, bcc=args.bcc, read_recipients=args.read_recipients
+        )
+    except DraftInvalid as exc:
+        return _refused(exc)
+
+
+def _started(args: argparse.Namespace, profile: Profile, draft: Draft) -> Draft:
+    """The draft as a new message starts: from --template, then with the signature."""
+    from tuimail.errors import NotFound
+    from tuimail.signatures import SignatureUnreadable, add_signature, signature_of
+    from tuimail.templates import (
+        TemplateError,
+        TemplateNameInvalid,
+        apply_template,
+        fields_for,
+        load_template,
+    )
+
+    if args.template:
+        import datetime
+
+        try:
+            template = load_template(args.template)
+        except TemplateNameInvalid as exc:
+            raise CLIError(f"--template: {exc}", exitcodes.USAGE) from None
+        except TemplateError as exc:
+            raise CLIError(f"--template: {exc}") from None
+        except NotFound as exc:
+            raise CLIError(f"--template: {exc}") from None
+        today = datetime.date.today().isoformat()
+        draft = apply_template(draft, template, fields_for(draft, profile.name, today))
+    if not args.no_signature:
+        try:
+            signature = signature_of(profile)
+        except SignatureUnreadable as exc:
+            raise CLIError(f"{exc} (or send with --no-signature)") from None
+        draft.body = add_signature(draft.body, signature)
+    return draft
+
+
+def _send(
+    args: argparse.Namespace,
+    profile: Profile,
+    outgoing: OutgoingMessage,
+    password: Secret | None,
+    embedded: bool,
+) -> int:
+    """Send a built message: to the embedded sandbox, once (--no-queue), or via the outbox."""
+    from tuimail.session import send
+
     if embedded:
         return run_session_command(
             args, lambda printer: _send_to_embedded_sandbox(args, outgoing, printer)
@@ -352,7 +494,7 @@ def _field_words(error: FieldError) -> str:
 def _option_name(field: str) -> str:
     return (
         f"--{field}"
-        if field in ("from", "to", "cc", "bcc", "reply-to", "subject", "body")
+        if field in ("from", "to", "cc", "bcc", "reply-to", "subject", "body", "eml")
         else field
     )
 

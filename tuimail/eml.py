@@ -1,0 +1,315 @@
+"""Messages as .eml files: a prepared message sent as given, and drafts to and from .eml.
+
+A prepared message (``tuimail send --eml``, as ``sendmail`` takes one) goes
+out with its headers in the order and folding it has, after the checks a
+composed message gets (tuimail/message.py: every header value, also once
+its encoded words are decoded; the read-back gate; the outbox's own check
+of stored bytes). tuimail only removes the Bcc header (its addresses are
+recipients with ``read_recipients``, as ``sendmail -t``) and adds Date and
+Message-ID when they are missing.
+
+Line ends: a file with no carriage return at all is taken as a text file of
+this system (LF line ends) and given CRLF ones. In a file with CRLF line
+ends, a lone LF or CR is refused: a reader and a server can disagree about
+where such a line ends (SMTP smuggling), so it is never passed on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from email import policy as email_policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import format_datetime, localtime, make_msgid
+from pathlib import Path
+
+from tuimail.addresses import AddressError, ParsedAddress, parse_address, parse_address_list
+from tuimail.atomic import atomic_write_bytes
+from tuimail.message import (
+    EMPTY_GROUP_RE,
+    MAX_MESSAGE_BYTES,
+    Draft,
+    DraftInvalid,
+    FieldError,
+    OutgoingMessage,
+    StoredMessageInvalid,
+    build_message,
+    check_prepared_headers,
+    check_stored_message,
+    draft_headers_of,
+    validate_address_field,
+    wire_problem,
+)
+
+#: The field that names a problem with the prepared message as a whole.
+FIELD = "eml"
+_HEADER_START_RE = re.compile(rb"([!-9;-~]+)[ \t]*:")
+_UNFOLD_RE = re.compile(r"\r\n(?=[ \t])")
+
+
+def crlf_lines(raw: bytes) -> bytes:
+    """``raw`` with CRLF line ends; raises :class:`DraftInvalid` for mixed ones.
+
+    A file without any CR has LF line ends (a file of this system) and each
+    LF becomes CRLF. Otherwise every line must end with CRLF: a bare LF or a
+    bare CR is refused, naming its line.
+    """
+    if b"\r" not in raw:
+        return raw.replace(b"\n", b"\r\n")
+    for match in re.finditer(rb"\r(?!\n)|(?<!\r)\n", raw):
+        line = raw.count(b"\n", 0, match.start()) + 1
+        what = "a bare LF" if match[0] == b"\n" else "a bare CR"
+        raise DraftInvalid(
+            [
+                FieldError(
+                    FIELD,
+                    f"line {line} ends with {what} in a message with CRLF line ends; "
+                    "a server and a reader could split it differently, so it is not sent",
+                )
+            ]
+        )
+    return raw
+
+
+def split_headers(wire: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
+    """The header block as (name, raw lines with their CRLF) pairs, in order, and the body.
+
+    Raises :class:`DraftInvalid` for a line in the header block that is
+    neither a header nor the continuation of one (an mbox ``From `` line, a
+    missing blank line before the body), and for a message with no headers.
+    """
+    end = wire.find(b"\r\n\r\n")
+    head, body = (wire[: end + 2], wire[end + 4 :]) if end >= 0 else (wire, b"")
+    if not head.endswith(b"\r\n"):
+        head += b"\r\n"  # a message of headers alone, without a last line end
+    if not head.strip():
+        raise DraftInvalid([FieldError(FIELD, "has no headers")])
+    headers: list[tuple[str, bytes]] = []
+    for number, line in enumerate(head.splitlines(keepends=True), start=1):
+        if line[:1] in (b" ", b"\t") and headers:
+            name, raw = headers[-1]
+            headers[-1] = (name, raw + line)
+            continue
+        match = _HEADER_START_RE.match(line)
+        if match is None:
+            raise DraftInvalid(
+                [
+                    FieldError(
+                        FIELD,
+                        f"line {number} is not a header ('Name: value'), and no blank line "
+                        "separates the headers from the body before it",
+                    )
+                ]
+            )
+        headers.append((match[1].decode("ascii"), line))
+    return headers, body
+
+
+def _value(raw: bytes) -> str:
+    """A header's value: unfolded, its name and colon removed, UTF-8 decoded."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DraftInvalid([FieldError(FIELD, "a header is not valid UTF-8")]) from None
+    text = _UNFOLD_RE.sub("", text)
+    if text.endswith("\r\n"):
+        text = text[:-2]
+    return text.partition(":")[2].strip(" \t")
+
+
+def build_prepared(
+    raw: bytes,
+    *,
+    to: Sequence[str] = (),
+    cc: Sequence[str] = (),
+    bcc: Sequence[str] = (),
+    read_recipients: bool = False,
+) -> OutgoingMessage:
+    """A prepared message (RFC 5322 bytes) made ready to send; raises :class:`DraftInvalid`.
+
+    The recipients are ``to``, ``cc`` and ``bcc``, and with
+    ``read_recipients`` also the message's To, Cc and Bcc. The envelope
+    sender is the From address. The Bcc header is removed from the bytes in
+    every case; Date and Message-ID are added after the other headers when
+    missing. The result passes every check a composed message passes, and
+    the outbox's check of stored bytes (the To and Cc addresses must be
+    among the recipients), so it is refused now rather than at an attempt.
+    """
+    if len(raw) > MAX_MESSAGE_BYTES:
+        limit = MAX_MESSAGE_BYTES // (1024 * 1024)
+        raise DraftInvalid([FieldError(FIELD, f"is larger than the limit of {limit} MiB")])
+    if b"\0" in raw:
+        raise DraftInvalid([FieldError(FIELD, "contains a NUL byte, which mail cannot carry")])
+    headers, body = split_headers(crlf_lines(raw))
+    values = [(name, _value(line)) for name, line in headers]
+    errors = check_prepared_headers(values)
+    if errors:
+        raise DraftInvalid(errors)
+    lower = [name.lower() for name, _ in values]
+    if lower.count("from") != 1:
+        raise DraftInvalid([FieldError(FIELD, "needs exactly one From header")])
+    sender = parse_address(values[lower.index("from")][1])
+
+    recipients: list[ParsedAddress] = []
+    for field_name, given in (("to", to), ("cc", cc), ("bcc", bcc)):
+        recipients.extend(validate_address_field(field_name, given))
+    if read_recipients:
+        for name, value in values:
+            # An empty Bcc (``Bcc:``) names nobody, as sendmail reads it.
+            if not value.strip():
+                continue
+            if name.lower() in ("to", "cc", "bcc") and not EMPTY_GROUP_RE.fullmatch(value):
+                recipients.extend(_addresses(name, value))
+    recipients = _unique(recipients)
+    if not recipients:
+        where = "its To, Cc or Bcc headers" if read_recipients else "--to, --cc or --bcc"
+        raise DraftInvalid([FieldError("to", f"no recipient: give one in {where}")])
+
+    # Resent-Bcc too: neither may show the hidden recipients (sendmail removes both).
+    kept = [line for name, line in headers if name.lower() not in ("bcc", "resent-bcc")]
+    if "date" not in lower:
+        kept.append(f"Date: {format_datetime(localtime())}\r\n".encode("ascii"))
+    if "message-id" not in lower:
+        kept.append(f"Message-ID: {make_msgid(domain=sender.domain)}\r\n".encode("ascii"))
+    wire = b"".join(kept) + b"\r\n" + body
+    needs_utf8 = not wire.isascii() or any(a.needs_smtputf8 for a in (sender, *recipients))
+    problem = wire_problem(wire, utf8=needs_utf8)
+    if problem:
+        raise DraftInvalid([FieldError(FIELD, f"cannot be sent as it is: {problem}")])
+    try:
+        check_stored_message(wire, [r.addr_spec for r in recipients])
+    except StoredMessageInvalid as exc:
+        words = str(exc).replace("the stored message", "the message")
+        if "envelope recipients" in words:
+            words += " (name it as a recipient too, or send with -t to read them from the headers)"
+        raise DraftInvalid([FieldError(FIELD, words)]) from None
+    message = BytesParser(policy=email_policy.SMTP).parsebytes(wire)
+    assert isinstance(message, EmailMessage)
+    return OutgoingMessage(message, sender, tuple(recipients), needs_utf8, wire)
+
+
+def _addresses(name: str, value: str) -> list[ParsedAddress]:
+    try:
+        return parse_address_list(value)
+    except AddressError as exc:
+        raise DraftInvalid([FieldError(f"header {name!r}", str(exc))]) from None
+
+
+def _unique(addresses: Sequence[ParsedAddress]) -> list[ParsedAddress]:
+    seen: set[str] = set()
+    unique = []
+    for address in addresses:
+        if address.addr_spec.lower() not in seen:
+            seen.add(address.addr_spec.lower())
+            unique.append(address)
+    return unique
+
+
+def draft_from_eml(raw: bytes, attachments_dir: Path) -> Draft:
+    """An .eml file as a draft: its headers in the fields, its text as the body.
+
+    The first text/plain body part is the body; every other part that is not
+    an alternative rendering of it (the HTML of a Markdown message) is saved
+    in ``attachments_dir`` (created 0700) under its own file name made safe,
+    and attached from there. A message whose only text is HTML keeps the
+    HTML as an attachment and starts with an empty body. Raises
+    :class:`DraftInvalid` for mixed line ends (see :func:`crlf_lines`); the
+    fields are checked when the draft is sent. File I/O: the app calls this
+    from a worker.
+    """
+    message = BytesParser(policy=email_policy.default).parsebytes(crlf_lines(raw))
+    assert isinstance(message, EmailMessage)
+    draft = draft_headers_of(message)
+    body_part = message.get_body(preferencelist=("plain",))
+    if body_part is not None:
+        content = body_part.get_content()
+        draft.body = content.replace("\r\n", "\n") if isinstance(content, str) else ""
+    html_part = message.get_body(preferencelist=("html",))
+    draft.markdown = body_part is not None and html_part is not None and html_part is not body_part
+    attachments: list[Path] = []
+    skipped = {id(body_part), id(html_part)} if draft.markdown else {id(body_part)}
+    for part in message.walk():
+        if part.is_multipart() or id(part) in skipped:
+            continue
+        data = part.get_payload(decode=True)
+        if not isinstance(data, bytes):
+            continue
+        attachments.append(_save_part(attachments_dir, part, data, len(attachments) + 1))
+    draft.attachments = attachments
+    return draft
+
+
+def _save_part(directory: Path, part: EmailMessage, data: bytes, number: int) -> Path:
+    """Write one part's data to a new file in ``directory``; its name made a plain file name."""
+    from tuimail.paths import ensure_private_dir
+
+    ensure_private_dir(directory, tighten=False)
+    given = part.get_filename() or f"part-{number}{_extension(part.get_content_type())}"
+    name = re.sub(r"[\x00-\x1f\x7f/\\]", "_", Path(given).name).lstrip(".") or f"part-{number}"
+    path = directory / name
+    stem, suffix = path.stem, path.suffix
+    counter = 2
+    while path.exists():
+        path = directory / f"{stem}-{counter}{suffix}"
+        counter += 1
+    atomic_write_bytes(path, data)
+    return path
+
+
+def _extension(content_type: str) -> str:
+    import mimetypes
+
+    return mimetypes.guess_extension(content_type) or ".bin"
+
+
+def draft_as_eml(draft: Draft) -> bytes:
+    """``draft`` as the bytes of an .eml file (CRLF), its Bcc kept as a header.
+
+    Built as it would be sent (raises :class:`DraftInvalid` as sending would),
+    then given its Bcc header back: a saved draft must keep every recipient,
+    and tuimail removes Bcc again when the file is sent (``send --eml -t``).
+    """
+    outgoing = build_message(draft)
+    wire = outgoing.to_bytes()
+    bcc = validate_address_field("bcc", draft.bcc)
+    if not bcc:
+        return wire
+    line = "Bcc: " + ", ".join(_mailbox(a) for a in bcc)
+    end = wire.find(b"\r\n\r\n")
+    encoding = "utf-8" if outgoing.needs_smtputf8 else "ascii"
+    try:
+        added = _fold(line).encode(encoding)
+    except UnicodeEncodeError:
+        added = _fold(line).encode("utf-8")
+    return wire[: end + 2] + added + b"\r\n" + wire[end + 2 :]
+
+
+def _mailbox(address: ParsedAddress) -> str:
+    from email.header import Header
+
+    from tuimail.addresses import mailbox_text
+
+    name = address.display_name
+    if name and (not name.isascii() or "=?" in name):
+        # An encoded word is never quoted (RFC 2047 section 5).
+        return f"{Header(name, 'utf-8').encode()} <{address.addr_spec}>"
+    return mailbox_text(name, address.addr_spec)
+
+
+def _fold(line: str) -> str:
+    """Break an address header between addresses so that no line passes 78 columns."""
+    words = line.split(", ")
+    lines = [words[0]]
+    for word in words[1:]:
+        if len(lines[-1]) + 2 + len(word) > 78:
+            lines[-1] += ","
+            lines.append(f" {word}")
+        else:
+            lines[-1] += f", {word}"
+    return "\r\n".join(lines)
+
+
+def save_draft_as_eml(draft: Draft, path: Path) -> None:
+    """Write :func:`draft_as_eml` to ``path`` by atomic replace, mode 0600."""
+    atomic_write_bytes(path, draft_as_eml(draft))
