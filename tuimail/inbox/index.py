@@ -368,10 +368,10 @@ class InboxIndex:
         return bool(self._guarded(self._refresh))
 
     def _refresh(self, db: sqlite3.Connection) -> bool:
-        stamp = self.stamp()
+        rules = fingerprint(self.rules)
+        stamp = f"{self.stamp()} {rules}"
         if stamp == self._stamp:
             return False
-        rules = fingerprint(self.rules)
         with self._writing(db):
             stored = dict(db.execute("SELECT k, v FROM meta").fetchall())
             if stored.get("rules") != rules:
