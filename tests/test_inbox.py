@@ -80,6 +80,7 @@ def test_session_files_add_the_envelope_session_and_route_by_auth_user(
     key = deliver(inbox.maildir, message("routed"), durable=False)
     inbox.refresh()
     assert inbox.page().entries[0].mailbox == "inbox"  # no session file yet
+    newest = inbox.newest_row()
     document = {
         "id": "s1",
         "authenticated_as": "alice",
@@ -92,6 +93,10 @@ def test_session_files_add_the_envelope_session_and_route_by_auth_user(
     assert (entry.mailbox, entry.session_id, entry.auth_user) == ("alice-box", "s1", "alice")
     assert entry.envelope_to == ("bob+signup@example.test",)
     assert entry.tags == ("signup",)
+    # Updated in place: a 'wait --new' begun before the session file came
+    # does not take this message for a new one.
+    assert inbox.newest_row() == newest == entry.row
+    assert inbox.wait_for("", timeout=0.2, after_row=newest) is None
     assert subjects(inbox, "mailbox:alice-box tag:signup") == ["routed"]
 
 

@@ -459,13 +459,14 @@ class InboxIndex:
                     ),
                 )
                 row = db.execute(
-                    "SELECT sub, name, session_id FROM messages WHERE key = ?", (key,)
+                    "SELECT id, sub, name, session_id FROM messages WHERE key = ?", (key,)
                 ).fetchone()
-                if row is not None and row[2] != envelope.session_id:
-                    what = self._describe(db, key, row[0], row[1])
+                if row is not None and row[3] != envelope.session_id:
+                    what = self._describe(db, key, row[1], row[2])
                     if what is not None:
-                        self._delete_row(db, key)
-                        self._insert(db, key, row[0], row[1], what)
+                        # In place: the row keeps its number, so ``wait --new`` does
+                        # not take a message whose session file came late for new.
+                        self._update(db, int(row[0]), what)
                         changed = True
         return changed
 
@@ -556,6 +557,17 @@ class InboxIndex:
                 "INSERT INTO texts (rowid, subject, people, body) VALUES (?, ?, ?, ?)",
                 (cursor.lastrowid, what.fields["subject"], what.people, what.body),
             )
+
+    def _update(self, db: sqlite3.Connection, row: int, what: _Described) -> None:
+        fields = {k: v for k, v in what.fields.items() if k != "seen"}
+        db.execute(
+            f"UPDATE messages SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+            (*fields.values(), row),
+        )
+        db.execute(
+            "UPDATE texts SET subject = ?, people = ?, body = ? WHERE rowid = ?",
+            (what.fields["subject"], what.people, what.body, row),
+        )
 
     def _delete_row(self, db: sqlite3.Connection, key: str) -> None:
         row = db.execute("SELECT id FROM messages WHERE key = ?", (key,)).fetchone()
