@@ -23,6 +23,7 @@ from tests.conftest import require_tool
 from tests.smtpservers import ServerThread, Sink
 from tests.test_sandbox_port import write_config
 from tuimail import paths
+from tuimail.inbox import InboxIndex
 
 
 @contextmanager
@@ -116,6 +117,11 @@ def test_smtplib_and_swaks_are_waited_for_and_listed_after_a_restart(isolated_di
         assert listed[-1]["id"] == first_id
         assert listed[-1]["session_id"]  # the session file named it
         assert listed[1]["envelope_to"] == ["carol@example.test"]
+        # The server's side of its session, for the app's message view.
+        with InboxIndex.for_sandbox() as index:
+            transcript = index.session_transcript(listed[1]["session_id"])
+        assert transcript is not None
+        assert any("RCPT TO:<carol@example.test>" in e.text for e in transcript.entries)
 
 
 def test_release_sends_the_captured_bytes_to_another_server(

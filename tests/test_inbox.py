@@ -71,6 +71,26 @@ def test_catches_up_with_a_file_dropped_in_and_one_deleted_by_hand(inbox: InboxI
     other = InboxIndex(inbox.maildir, inbox.sessions_dir, inbox.index_path)
     other.refresh()
     assert [e.id for e in other.page().entries] == [dropped]
+    # Deleted through an index that has not seen a rename yet: the file goes all the same.
+    stale = other.page().entries[0]
+    os.rename(inbox.maildir / "cur" / f"{dropped}:2,S", inbox.maildir / "cur" / f"{dropped}:2,RS")
+    assert other.delete([stale]) == 1
+    assert not list((inbox.maildir / "cur").iterdir())
+    inbox.refresh()
+    assert inbox.page().entries == ()
+
+
+def test_mark_read_sets_the_maildir_flag(inbox: InboxIndex) -> None:
+    key = deliver(inbox.maildir, message("to read"), durable=False)
+    inbox.refresh()
+    assert subjects(inbox, "is:unread") == ["to read"]
+    inbox.mark_read(inbox.find(key))
+    assert (inbox.maildir / "cur" / f"{key}:2,S").exists()
+    assert subjects(inbox, "is:read") == ["to read"]
+    inbox.mark_read(inbox.find(key), read=False)
+    assert (inbox.maildir / "cur" / f"{key}:2,").exists()
+    inbox.refresh()
+    assert subjects(inbox, "is:unread") == ["to read"]
 
 
 def test_session_files_add_the_envelope_session_and_route_by_auth_user(

@@ -8,8 +8,10 @@ before it reaches the terminal; ``--json`` goes through ``terminal_json``.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +111,25 @@ def define_options(inbox: argparse.ArgumentParser) -> None:
     wait.set_defaults(handler=cmd_wait)
 
 
+def _handled(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``handler`` with the index's failures worded as the command line's (exit 4), never a traceback."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        import sqlite3
+
+        from tuimail.inbox import IndexBusy
+
+        try:
+            return handler(args)
+        except IndexBusy as exc:
+            raise CLIError(str(exc)) from None
+        except sqlite3.Error as exc:
+            raise CLIError(f"the inbox index cannot be used: {exc}") from None
+
+    return run
+
+
 def _open_index() -> InboxIndex:
     """The built-in sandbox's inbox, caught up with its Maildir."""
     from tuimail.inbox import InboxIndex, IndexBusy, MailboxRuleInvalid, rules_from_config
@@ -176,6 +197,7 @@ def _print_entries(entries: tuple[InboxEntry, ...], as_json: bool, empty: str) -
             print(_line(entry))
 
 
+@_handled
 def cmd_list(args: argparse.Namespace) -> int:
     with _open_index() as index:
         page = index.page(mailbox=args.mailbox, limit=max(1, args.limit))
@@ -183,6 +205,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+@_handled
 def cmd_search(args: argparse.Namespace) -> int:
     with _open_index() as index:
         page = index.page(args.query, limit=max(1, args.limit))
@@ -201,6 +224,7 @@ def _read(index: InboxIndex, entry: InboxEntry) -> bytes:
         raise CLIError(f"message {entry.id} cannot be read: {exc}", NOT_FOUND) from None
 
 
+@_handled
 def cmd_show(args: argparse.Namespace) -> int:
     from tuimail.inbox.mime import view
     from tuimail.terminal_text import escape_controls
@@ -277,6 +301,7 @@ def _show_lines(entry: InboxEntry, shown: MessageView) -> list[str]:
     return lines
 
 
+@_handled
 def cmd_save(args: argparse.Namespace) -> int:
     from tuimail.inbox.mime import part_bytes, safe_filename, save_part, view
     from tuimail.terminal_text import escape_controls
@@ -320,6 +345,7 @@ def cmd_save(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+@_handled
 def cmd_delete(args: argparse.Namespace) -> int:
     if args.all == bool(args.ids):
         raise CLIError("say what to delete: IDs, or --all", exitcodes.USAGE)
@@ -345,6 +371,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+@_handled
 def cmd_wait(args: argparse.Namespace) -> int:
     from tuimail.inbox.query import filters
 
@@ -365,6 +392,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+@_handled
 def cmd_release(args: argparse.Namespace) -> int:
     """The captured bytes, to the envelope's recipients or --to, through ``send``'s path.
 

@@ -45,6 +45,7 @@ from tuimail.inbox import mime
 from tuimail.inbox.mailboxes import MailboxRule, choose_mailbox, fingerprint, tags_of
 from tuimail.inbox.query import Query, parse_query
 from tuimail.small_files import parse_json, read_small_file, read_small_text
+from tuimail.transcript import Transcript
 
 #: Schema of the index; an index file of another version is built again.
 SCHEMA_VERSION = 1
@@ -690,11 +691,20 @@ class InboxIndex:
         """Delete each message's file, then its row; how many files were removed."""
         removed = 0
         for entry in entries:
+            before = removed
             for sub in ("new", "cur"):
                 for name in {entry.name, entry.id} if sub == entry.sub else {entry.id}:
                     with contextlib.suppress(FileNotFoundError):
                         (self.maildir / sub / name).unlink()
                         removed += 1
+            if removed == before:  # renamed since it was indexed (flags changed): find it
+                for sub in ("new", "cur"):
+                    with contextlib.suppress(OSError), os.scandir(self.maildir / sub) as found:
+                        for item in found:
+                            if item.name.split(":", 1)[0] == entry.id:
+                                with contextlib.suppress(FileNotFoundError):
+                                    os.unlink(item.path)
+                                    removed += 1
 
         def forget(db: sqlite3.Connection) -> None:
             with self._writing(db):
@@ -784,6 +794,17 @@ class InboxIndex:
             ).fetchone()
         )
         return _entry(row) if row is not None else None
+
+    def session_transcript(self, session_id: str) -> Transcript | None:
+        """The server's side of a session, from its file; None when there is none (yet)."""
+        entries = self.session_document(session_id).get("transcript")
+        if not isinstance(entries, list):
+            return None
+        lines = "".join(json.dumps(e) + "\n" for e in entries if isinstance(e, dict))
+        try:
+            return Transcript.from_jsonl(lines, title=f"session {session_id}")
+        except (ValueError, KeyError, TypeError):
+            return None
 
     def session_document(self, session_id: str) -> dict[str, Any]:
         """The session file of ``session_id`` as JSON; empty when there is none."""
