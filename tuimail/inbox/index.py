@@ -60,6 +60,8 @@ MAX_SESSION_FILE = 4 * 1024 * 1024
 #: New messages indexed per transaction: a crash loses at most this much work,
 #: and another process waits at most this long for the lock.
 BATCH = 500
+#: A directory changed this recently (ns) may change again within the same clock tick.
+RACY_NS = 1_000_000_000
 #: Messages in a page by default.
 PAGE_SIZE = 100
 
@@ -354,15 +356,30 @@ class InboxIndex:
 
     def stamp(self) -> str:
         """What changes when a message or session file is added, renamed or removed."""
-        parts = []
+        return " ".join(f"{ino}:{mtime}" for ino, mtime in self._directories())
+
+    def _directories(self) -> list[tuple[int, int]]:
+        found = []
         for directory in (self.maildir / "new", self.maildir / "cur", self.sessions_dir):
             try:
                 info = os.stat(directory)
             except OSError:
-                parts.append("0:0")
+                found.append((0, 0))
                 continue
-            parts.append(f"{info.st_ino}:{info.st_mtime_ns}")
-        return " ".join(parts)
+            found.append((info.st_ino, info.st_mtime_ns))
+        return found
+
+    def _settled(self) -> bool:
+        """Whether every directory last changed long enough ago for its time to be trusted.
+
+        The kernel stamps a directory with a coarse clock (a tick of up to
+        10 ms): a file added in the same tick as the change the scan saw
+        leaves the same modification time. A stamp that recent is used for
+        nothing: the next refresh scans the names again (as git treats a
+        "racily clean" file), so no arrival is ever missed.
+        """
+        now = time.time_ns()
+        return all(now - mtime > RACY_NS for _, mtime in self._directories())
 
     def refresh(self) -> bool:
         """Catch up with the Maildir and the session files; whether anything changed."""
@@ -411,9 +428,12 @@ class InboxIndex:
                     if what is not None:
                         self._insert(db, key, sub, name, what)
             changed = True
-        with self._writing(db):
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('stamp', ?)", (stamp,))
-        self._stamp = stamp
+        if self._settled() and stamp == f"{self.stamp()} {rules}":
+            with self._writing(db):
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('stamp', ?)", (stamp,))
+            self._stamp = stamp
+        else:
+            self._stamp = None  # changed meanwhile, or too recently to tell: look again next time
         return changed
 
     def _names(self) -> dict[str, tuple[str, str]]:
@@ -764,21 +784,22 @@ class InboxIndex:
         """The newest message matching ``query`` (with a row above ``after_row``), as
         soon as there is one; None after ``timeout`` seconds.
 
-        Between looks it sleeps ``interval`` s and looks again only when the
-        directories changed (three ``stat`` calls): no busy loop.
+        Between looks it sleeps ``interval`` s; a look costs three ``stat``
+        calls while the directories are unchanged (see :meth:`refresh`): no
+        busy loop.
         """
         deadline = time.monotonic() + timeout
+        first = True
         while True:
-            self.refresh()
-            found = self._match(query, after_row)
-            if found is not None:
-                return found
+            if self.refresh() or first:
+                found = self._match(query, after_row)
+                if found is not None:
+                    return found
+            first = False
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            stamp = self.stamp()
-            while stamp == self.stamp() and time.monotonic() < deadline:
-                time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+            time.sleep(min(interval, left))
 
     def _match(self, query: str | Query, after_row: int) -> InboxEntry | None:
         parsed = parse_query(query) if isinstance(query, str) else query.copy()
