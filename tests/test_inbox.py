@@ -18,6 +18,7 @@ import pytest
 
 from tuimail.errors import NotFound
 from tuimail.inbox import Ambiguous, InboxIndex, MailboxRule, rules_from_config
+from tuimail.inbox.index import BATCH
 from tuimail.inbox.mailboxes import MailboxRuleInvalid, tags_of
 from tuimail.inbox.mime import html_to_text, safe_filename, save_part, view
 from tuimail.maildir import deliver
@@ -260,19 +261,42 @@ def test_two_processes_indexing_at_once_make_one_sound_index(
     assert subjects(inbox, "word599") == ["m599"]
 
 
+CRASHER = INDEXER.replace(
+    "index.refresh()",
+    textwrap.dedent(
+        """
+        import os
+        from tuimail.inbox import index as module
+        insert, inserted = module.InboxIndex._insert, []
+        def dying(self, *args):
+            insert(self, *args)
+            inserted.append(1)
+            if len(inserted) == module.BATCH + 10:  # inside the second batch's transaction
+                os._exit(9)
+        module.InboxIndex._insert = dying
+        index.refresh()
+        """
+    ),
+)
+
+
 def test_a_crash_mid_update_leaves_an_index_that_finishes_the_work(
     inbox: InboxIndex, tmp_path: Path
 ) -> None:
     for number in range(1200):
         deliver(inbox.maildir, message(f"m{number}"), durable=False)
-    crash = INDEXER.replace("index.refresh()", "import os, threading, time\n"
-                            "threading.Timer(0.3, lambda: os._exit(9)).start()\nindex.refresh()")  # fmt: skip
-    run = subprocess.run([sys.executable, "-c", crash, str(tmp_path)], capture_output=True, timeout=120)  # fmt: skip
-    assert run.returncode in (0, 9)
-    inbox.refresh()
-    assert inbox.count() == 1200
+    run = subprocess.run(
+        [sys.executable, "-c", CRASHER, str(tmp_path)], capture_output=True, timeout=120
+    )
+    assert run.returncode == 9, run.stderr
     with sqlite3.connect(inbox.index_path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        # The first batch was committed; the second, cut short, left nothing.
+        assert db.execute("SELECT count(*) FROM messages").fetchone() == (BATCH,)
+        assert db.execute("SELECT count(*) FROM texts").fetchone() == (BATCH,)
+    inbox.refresh()
+    assert inbox.count() == 1200
+    assert len({e.id for e in inbox.page(limit=2000).entries}) == 1200
 
 
 def test_html_as_text_drops_scripts_and_shows_links() -> None:
