@@ -15,9 +15,16 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from benchmarks import app_flood, app_launch, bench_cli_vs_swaks, bench_probe, bench_sandbox
+from benchmarks import (
+    app_flood,
+    app_launch,
+    bench_cli_vs_swaks,
+    bench_inbox,
+    bench_probe,
+    bench_sandbox,
+)
 from benchmarks import bench_session as session_bench
-from benchmarks.common import REPO_ROOT, plural
+from benchmarks.common import REPO_ROOT, median, plural
 
 PERFORMANCE_DOC = REPO_ROOT / "docs" / "performance.md"
 START = "<!-- bench:start (written by `make bench`; edits here are replaced) -->"
@@ -32,6 +39,7 @@ class Run:
     cli: bench_cli_vs_swaks.CliResult | None = None
     sandbox: bench_sandbox.SandboxResult | None = None
     probe: bench_probe.ProbeResult | None = None
+    inbox: bench_inbox.InboxResult | None = None
     launch: app_launch.LaunchResult | None = None
     flood: app_flood.FloodResult | None = None
     launch_problem: str = ""
@@ -101,6 +109,19 @@ def table(run: Run) -> str:
                 f"{probe.sequential:.2f} s (one at a time)",
                 f"{probe.ratio:.1f}x faster",
                 f">= {bench_probe.TARGET_RATIO:g}x faster",
+            )
+        )
+    if run.inbox is not None:
+        inbox = run.inbox
+        rows.append(
+            row(
+                f"inbox opened (catch-up look + first page of {bench_inbox.PAGE}) with "
+                f"{inbox.large:,} stored messages vs {inbox.small:,} (median of "
+                f"{inbox.rounds} rounds)",
+                f"{median(inbox.open_times[inbox.large]) * 1e3:.2f} ms",
+                f"{median(inbox.open_times[inbox.small]) * 1e3:.2f} ms ({inbox.small:,} messages)",
+                f"{inbox.ratio(inbox.open_times):.2f}x",
+                bench_inbox.TARGET,
             )
         )
     return "\n".join([*rows, *app_rows(run)])

@@ -26,7 +26,14 @@ if __package__ in (None, ""):
     # Run as a file path: make ``benchmarks`` and ``tuimail`` importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import app_flood, app_launch, bench_cli_vs_swaks, bench_probe, bench_sandbox
+from benchmarks import (
+    app_flood,
+    app_launch,
+    bench_cli_vs_swaks,
+    bench_inbox,
+    bench_probe,
+    bench_sandbox,
+)
 from benchmarks import bench_session as session_bench
 from benchmarks.common import at_least, attempt, pick
 from benchmarks.results import Run, markdown, table, write_section
@@ -119,6 +126,14 @@ def main(argv: list[str] | None = None) -> int:
             "probe round: concurrent vs one at a time",
             lambda: bench_probe.run(endpoints),
             bench_probe.report,
+        ),
+        (
+            "inbox",
+            "inbox page: 100,000 stored messages vs 100",
+            lambda: bench_inbox.run(
+                bench_inbox.QUICK_ROUNDS if args.quick else bench_inbox.DEFAULT_ROUNDS
+            ),
+            bench_inbox.report,
         ),
         (
             "launch",

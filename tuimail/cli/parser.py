@@ -69,6 +69,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "run the sandbox: a local capture SMTP server with transcripts and faults",
         "tuimail.cli.serve",
     ),
+    "inbox": (
+        "what the sandbox caught: list, show, search, delete, save, release, wait",
+        "tuimail.cli.inbox",
+    ),
     "doctor": ("check the keyring, config paths and TLS trust store", "tuimail.cli.doctor"),
     "compose": (
         "open the app with a message filled in (options or a mailto: link)",
