@@ -86,9 +86,9 @@ def define_options(inbox: argparse.ArgumentParser) -> None:
     release.epilog = exitcodes.help_text()
     release.formatter_class = argparse.RawDescriptionHelpFormatter
     release.add_argument("id", metavar="ID")
-    from tuimail.cli.send import _add_connection_options
+    from tuimail.cli.send import add_connection_options
 
-    _add_connection_options(release, with_profile=True)
+    add_connection_options(release, with_profile=True)
     release.add_argument(
         "--to", action="append", default=[], metavar="ADDR", help="recipient instead (repeatable)"
     )
@@ -406,7 +406,7 @@ def cmd_release(args: argparse.Namespace) -> int:
 
     from tuimail.addresses import AddressError, parse_address
     from tuimail.cli.common import password_for
-    from tuimail.cli.send import _connection_profile, _refused, _send
+    from tuimail.cli.send import connection_profile, refused_exit, send_outgoing
     from tuimail.eml import build_prepared
     from tuimail.inbox.mime import view
     from tuimail.message import DraftInvalid
@@ -414,7 +414,7 @@ def cmd_release(args: argparse.Namespace) -> int:
     with _open_index() as index:
         entry = _find(index, args.id)
         raw = _read(index, entry)
-    profile = _connection_profile(args)
+    profile = connection_profile(args)
     recipients = list(args.to or entry.envelope_to)
     shown = view(raw)
     named = [a for _, a in getaddresses(shown.all_values("To") + shown.all_values("Cc")) if a]
@@ -433,7 +433,7 @@ def cmd_release(args: argparse.Namespace) -> int:
             chosen = tuple(parse_address(r) for r in recipients)
             outgoing = dataclasses.replace(outgoing, recipients=chosen)
     except DraftInvalid as exc:
-        return _refused(exc)
+        return refused_exit(exc)
     except AddressError as exc:
         raise CLIError(f"--to: {exc}", exitcodes.INVALID_MESSAGE) from None
     if outside and not args.no_queue:
@@ -446,4 +446,4 @@ def cmd_release(args: argparse.Namespace) -> int:
     password = password_for(
         profile, args.password_stdin, saved=bool(args.profile and not args.server)
     )
-    return _send(args, profile, outgoing, password, False)
+    return send_outgoing(args, profile, outgoing, password, False)

@@ -37,7 +37,7 @@ def define_options(send: argparse.ArgumentParser) -> None:
     send.description = "Send one message and print the SMTP conversation as it happens."
     send.epilog = exitcodes.help_text()
     send.formatter_class = argparse.RawDescriptionHelpFormatter
-    _add_connection_options(send, with_profile=True)
+    add_connection_options(send, with_profile=True)
     send.add_argument(
         "--from", dest="from_address", metavar="ADDR", help="sender (default: the profile's)"
     )
@@ -93,7 +93,8 @@ def define_options(send: argparse.ArgumentParser) -> None:
     send.set_defaults(handler=cmd_send)
 
 
-def _add_connection_options(parser: argparse.ArgumentParser, *, with_profile: bool) -> None:
+def add_connection_options(parser: argparse.ArgumentParser, *, with_profile: bool) -> None:
+    """The server options of ``send``, shared with ``inbox release`` so both take the same."""
     group = parser.add_argument_group("server (a profile, or these settings)")
     if with_profile:
         group.add_argument("--profile", metavar="NAME", help="use a saved profile")
@@ -128,7 +129,7 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, with_profile: bo
     add_secret_command_options(secret)
 
 
-def _connection_profile(args: argparse.Namespace) -> Profile:
+def connection_profile(args: argparse.Namespace) -> Profile:
     """The profile named by ``--profile``, or one made from ``--server``, plus option overrides."""
     from tuimail.profiles import Profile, with_changes
 
@@ -192,7 +193,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
         profile = builtin_profile()
     else:
-        profile = _connection_profile(args)
+        profile = connection_profile(args)
     _check_prepared_options(args)
     reads_stdin = args.eml is None and not args.template
     if args.password_stdin and reads_stdin and args.body is None and args.body_file is None:
@@ -206,7 +207,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         outgoing_or_code = _prepared_message(args)
         if isinstance(outgoing_or_code, int):
             return outgoing_or_code
-        return _send(args, profile, outgoing_or_code, password, embedded)
+        return send_outgoing(args, profile, outgoing_or_code, password, embedded)
     body = (
         "" if args.template and args.body is None and args.body_file is None else _read_body(args)
     )
@@ -228,11 +229,11 @@ def cmd_send(args: argparse.Namespace) -> int:
         draft = _started(args, profile, draft)
         outgoing = build_message(draft)
     except DraftInvalid as exc:
-        return _refused(exc)
-    return _send(args, profile, outgoing, password, embedded)
+        return refused_exit(exc)
+    return send_outgoing(args, profile, outgoing, password, embedded)
 
 
-def _refused(exc: DraftInvalid) -> int:
+def refused_exit(exc: DraftInvalid) -> int:
     """Print each problem of an invalid message, naming this command's options; exit 3."""
     from tuimail.terminal_text import escape_controls
 
@@ -296,7 +297,7 @@ def _prepared_message(args: argparse.Namespace) -> OutgoingMessage | int:
             raw, to=args.to, cc=args.cc, bcc=args.bcc, read_recipients=args.read_recipients
         )
     except DraftInvalid as exc:
-        return _refused(exc)
+        return refused_exit(exc)
 
 
 def _started(args: argparse.Namespace, profile: Profile, draft: Draft) -> Draft:
@@ -333,7 +334,7 @@ def _started(args: argparse.Namespace, profile: Profile, draft: Draft) -> Draft:
     return draft
 
 
-def _send(
+def send_outgoing(
     args: argparse.Namespace,
     profile: Profile,
     outgoing: OutgoingMessage,
