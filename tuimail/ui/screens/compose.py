@@ -160,7 +160,8 @@ class ComposeScreen(ModelScreen):
         Binding("ctrl+s", "send", "Send", id="compose.send", priority=True),
         Binding("ctrl+n", "new_message", "New", id="compose.new", show=False),
         Binding("ctrl+o", "attach", "Attach", id="compose.attach", show=False),
-        Binding("ctrl+r", "toggle_more", "More", id="compose.more"),
+        # One key both ways, so its footer words name both (the toggle says which).
+        Binding("ctrl+r", "toggle_more", "More/less", id="compose.more"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -224,7 +225,12 @@ class ComposeScreen(ModelScreen):
         if not self.more_shown:
             draft = self.draft()
             label = f"{MORE_LABEL} (in use)" if draft.reply_to or draft.headers else MORE_LABEL
-        self.query_one("#more-toggle", Button).label = label
+        toggle = self.query_one("#more-toggle", Button)
+        if str(toggle.label) != label:
+            toggle.label = label
+            # A Button's label change repaints it at its old width: without a
+            # new layout, "(in use)" would be cut off and never read.
+            toggle.refresh(layout=True)
 
     @on(Button.Pressed, "#more-toggle")
     def _more_pressed(self) -> None:
