@@ -10,9 +10,12 @@ import socket
 from pathlib import Path
 
 from rich.cells import cell_len
-from textual.widgets import Button, Static
+from textual.widgets import Button, DataTable, Static
 
-from tests.ui_support import paste, save_profile, screen_text, wait_for
+from tests.smtpservers import ServerThread
+from tests.ui_support import open_monitor, paste, save_profile, screen_text, wait_for
+from tuimail.probe import ProbeTarget
+from tuimail.targets import TargetStore
 from tuimail.sandbox import SandboxConfig
 from tuimail.ui.app import TuimailApp
 
@@ -59,3 +62,38 @@ async def test_the_sandbox_status_shows_its_lines_as_lines(tmp_path: Path) -> No
             text = str(status.content)
             assert "\\x0a" not in text
             assert "\nMail kept in" in text
+
+
+# -- F6 --------------------------------------------------------------------------------
+
+
+async def test_a_mail_domain_whose_lookup_fails_is_critical_in_its_row(
+    servers: ServerThread, isolated_dirs: Path
+) -> None:
+    dns_port = servers.dns({})  # every name: NXDOMAIN
+    config = isolated_dirs / "config" / "tuimail"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "config.toml").write_text(
+        f'[monitor]\ninterval = 0\ndns_server = "127.0.0.1:{dns_port}"\n'
+    )
+    TargetStore().save(ProbeTarget(host="nomx.invalid", port=25, mx=True, name="t1"))
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_monitor(pilot)
+        table = screen.query_one("#targets", DataTable)
+        row = next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == "t1")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: str(table.get_row_at(row)[0]) != "MX", "the lookup")
+        cells = [str(value) for value in table.get_row_at(row)]
+        assert cells[0] == "CRITICAL"
+        assert "nomx.invalid does not exist (NXDOMAIN)" in cells[4]
+        table.move_cursor(row=row)
+        await pilot.pause()
+        detail = str(screen.query_one("#monitor-detail", Static).content)
+        assert "t1: CRITICAL" in detail and "NXDOMAIN" in detail
+        # Told once, not again at every round.
+        [(key, (_problem, first))] = screen.mx_problems.items()
+        await pilot.press("r")
+        await wait_for(pilot, lambda: screen.mx_problems[key][1] != first, "the next round")
+        told = [n for n in app._notifications if "NXDOMAIN" in n.message]
+        assert len(told) == 1
