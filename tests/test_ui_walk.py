@@ -15,8 +15,8 @@ from textual.widgets import Button, DataTable, Static
 from tests.smtpservers import ServerThread
 from tests.ui_support import open_monitor, paste, save_profile, screen_text, wait_for
 from tuimail.probe import ProbeTarget
-from tuimail.targets import TargetStore
 from tuimail.sandbox import SandboxConfig
+from tuimail.targets import TargetStore
 from tuimail.ui.app import TuimailApp
 
 NARROW = (80, 24)
