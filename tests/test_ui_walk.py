@@ -10,14 +10,29 @@ import socket
 from pathlib import Path
 
 from rich.cells import cell_len
-from textual.widgets import Button, DataTable, Static
+from textual.widgets import Button, DataTable, Input, Static
 
-from tests.smtpservers import ServerThread
-from tests.ui_support import open_monitor, paste, save_profile, screen_text, wait_for
+from tests.cli_helpers import run_tuimail
+from tests.smtpservers import ServerThread, Sink
+from tests.ui_support import (
+    fill_draft,
+    open_mailboxes,
+    open_monitor,
+    paste,
+    save_profile,
+    screen_text,
+    static_text,
+    wait_for,
+    wait_for_mailboxes,
+    wait_for_run,
+)
+from tuimail.drafts import DraftStore
+from tuimail.outbox import Outbox
 from tuimail.probe import ProbeTarget
 from tuimail.sandbox import SandboxConfig
 from tuimail.targets import TargetStore
 from tuimail.ui.app import TuimailApp
+from tuimail.ui.screens.mailboxes import MailboxesScreen
 
 NARROW = (80, 24)
 TINY = (40, 12)
@@ -97,3 +112,101 @@ async def test_a_mail_domain_whose_lookup_fails_is_critical_in_its_row(
         await wait_for(pilot, lambda: screen.mx_problems[key][1] != first, "the next round")
         told = [n for n in app._notifications if "NXDOMAIN" in n.message]
         assert len(told) == 1
+
+
+# -- F7 --------------------------------------------------------------------------------
+
+
+def queue_from_the_command_line(subject: str) -> None:
+    """``tuimail send --server`` to a port nobody listens on: the message is queued."""
+    result = run_tuimail(
+        "send", "--server", "127.0.0.1:1", "--security", "none", "--from", "a@example.test",
+        "--to", "b@example.test", "--subject", subject, "--body", "hello",
+    )  # fmt: skip
+    assert result.returncode == 75, result.stderr
+
+
+async def test_f7_gives_its_table_the_keys_and_greys_those_of_an_empty_tab() -> None:
+    queue_from_the_command_line("First")
+    queue_from_the_command_line("Second")
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: isinstance(app.screen, MailboxesScreen), "F7")
+        screen = await wait_for_mailboxes(pilot)
+        table = screen.query_one("#outbox-table", DataTable)
+        assert app.focused is table
+        await pilot.press("down")
+        assert table.cursor_row == 1
+        assert screen.check_action("edit", ()) is True
+        # Right: the next tab, its table focused; the Drafts tab is empty.
+        await pilot.press("right")
+        await wait_for(pilot, lambda: screen.current_tab == "tab-drafts", "the Drafts tab")
+        await pilot.pause()
+        assert app.focused is screen.query_one("#drafts-table", DataTable)
+        assert screen.check_action("open_draft", ()) is None  # greyed: no draft to open
+        assert screen.check_action("delete", ()) is None
+        await pilot.press("left")
+        await wait_for(pilot, lambda: screen.current_tab == "tab-outbox", "the Outbox tab")
+        await pilot.pause()
+        assert app.focused is table
+
+
+async def test_an_empty_outbox_offers_no_keys_to_act_on_a_row() -> None:
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_mailboxes(pilot, "tab-outbox")
+        for action in ("retry", "edit", "delete"):
+            assert screen.check_action(action, ()) is None, action
+
+
+async def test_editing_a_command_line_message_says_its_server_will_not_be_used() -> None:
+    queue_from_the_command_line("From the shell")
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_mailboxes(pilot, "tab-outbox")
+        screen.query_one("#outbox-table", DataTable).focus()
+        await pilot.press("e")
+        await wait_for(pilot, lambda: app.screen.query("#confirm"), "the question")
+        question = screen_text(app)
+        assert "127.0.0.1:1" in question and "will not be used" in question
+        await pilot.press("escape")  # Cancel: nothing changes
+        await wait_for(pilot, lambda: app.screen is screen, "F7 again")
+        assert len(Outbox().entries()) == 1
+        await pilot.press("e")
+        await wait_for(pilot, lambda: app.screen.query("#confirm"), "the question again")
+        await pilot.click("#confirm")
+        await wait_for(pilot, lambda: app.current_mode == "compose", "Compose")
+        await wait_for(pilot, lambda: "127.0.0.1:1" in static_text(app, "#send-status"), "the note")
+        assert app.screen.query_one("#subject", Input).value == "From the shell"
+        assert Outbox().entries() == []
+        # The message has a home on disk at once: a draft, not only the form.
+        [saved] = DraftStore().list()
+        assert saved.draft.subject == "From the shell"
+
+
+async def test_the_sent_preview_shows_reply_to_and_added_headers(servers: ServerThread) -> None:
+    sink = Sink()
+    save_profile(name="local", host="127.0.0.1", port=servers.smtp(sink), security="none")
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await fill_draft(pilot, to="bob@example.test", subject="Ticket", body="Hello")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.screen.has_class("-more"), "the more fields")
+        await paste(pilot, "Replies <replies@example.test>")
+        await pilot.click("#headers")
+        await paste(pilot, "X-Ticket: 42")
+        await pilot.press("ctrl+s")
+        run = await wait_for_run(pilot)
+        assert run.report is not None and run.report.ok
+        screen = await open_mailboxes(pilot, "tab-sent")
+        screen.query_one("#sent-table", DataTable).move_cursor(row=0)
+        await wait_for(
+            pilot,
+            lambda: "Subject: Ticket" in str(screen.query_one("#sent-view", Static).content),
+            "the preview",
+        )
+        lines = str(screen.query_one("#sent-view", Static).content).split("\n")
+        assert "Reply-To: Replies <replies@example.test>" in lines
+        assert "X-Ticket: 42" in lines
+        assert not any(line.startswith("MIME-Version") for line in lines)
