@@ -60,6 +60,32 @@ async def test_the_more_toggle_is_wide_enough_to_say_hidden_fields_are_in_use() 
         assert "(in use)" in screen_text(app)
 
 
+async def test_enter_in_a_one_line_field_moves_to_the_next_and_never_sends(
+    servers: ServerThread,
+) -> None:
+    sink = Sink()
+    save_profile(name="local", host="127.0.0.1", port=servers.smtp(sink), security="none")
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=NARROW) as pilot:
+        await pilot.click("#input-from")
+        order = []
+        for _field in range(5):
+            assert app.focused is not None
+            order.append(app.focused.id)
+            await pilot.press("enter")
+        assert order == ["input-from", "input-to", "input-cc", "input-bcc", "subject"]
+        assert app.focused is not None and app.focused.id == "body"
+        assert app.screen.query_one("#body", TextArea).text == ""
+        # The hidden fields join the walk once shown.
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.screen.has_class("-more"), "the more fields")
+        await pilot.click("#input-reply-to")
+        await pilot.press("enter")
+        assert app.focused is not None and app.focused.id == "headers"
+        await pilot.pause(0.3)
+        assert not app.model.history.runs and not sink.messages
+
+
 # -- F5 --------------------------------------------------------------------------------
 
 

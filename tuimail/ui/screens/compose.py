@@ -198,6 +198,13 @@ class ComposeScreen(ModelScreen):
     def on_resize(self, event: Resize) -> None:
         self.set_class(event.size.width >= WIDE, "-wide")
 
+    @on(Input.Submitted)
+    def _next_field(self, event: Input.Submitted) -> None:
+        """Enter in a one-line field moves on to the next field, as in the account and
+        target dialogs; it never sends (that is its own key)."""
+        event.stop()
+        self.focus_next()
+
     # -- more fields: Reply-To and extra headers ---------------------------
 
     @property
