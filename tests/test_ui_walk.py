@@ -10,7 +10,7 @@ import socket
 from pathlib import Path
 
 from rich.cells import cell_len
-from textual.widgets import Button, DataTable, Input, Static
+from textual.widgets import Button, DataTable, Input, Static, TextArea
 
 from tests.cli_helpers import run_tuimail
 from tests.smtpservers import ServerThread, Sink
