@@ -32,6 +32,7 @@ from tuimail.probe import ProbeTarget
 from tuimail.sandbox import SandboxConfig
 from tuimail.targets import TargetStore
 from tuimail.ui.app import TuimailApp
+from tuimail.ui.screens.compose import ComposeScreen
 from tuimail.ui.screens.mailboxes import MailboxesScreen
 
 NARROW = (80, 24)
@@ -236,3 +237,44 @@ async def test_the_sent_preview_shows_reply_to_and_added_headers(servers: Server
         assert "Reply-To: Replies <replies@example.test>" in lines
         assert "X-Ticket: 42" in lines
         assert not any(line.startswith("MIME-Version") for line in lines)
+
+
+# -- Layout at 40x12 and after a send at 120x40 ------------------------------------------
+
+
+async def test_at_40_columns_every_screen_shows_where_you_are_and_its_buttons() -> None:
+    save_profile(name="local", host="127.0.0.1", port=2599, security="none")
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=TINY) as pilot:
+        for key, title in [("f2", "F2 Compose"), ("f3", "F3 Transcript"), ("f4", "F4 Accounts")]:
+            await pilot.press(key)
+            await pilot.pause()
+            top = screen_text(app).split("\n")[0]
+            assert title in top, top
+            assert all(f"F{n}" in top for n in range(2, 8)), top
+        # F4: every button whole on screen.
+        for button in app.screen.query("#account-actions Button"):
+            region = button.region
+            assert region.width > 0 and region.right <= TINY[0], (button.id, region)
+        await pilot.press("f3")
+        await pilot.pause()
+        # F3: the transcript keeps most of the width.
+        assert app.screen.query_one("#transcript-pane").size.width >= TINY[0] // 2
+
+
+async def test_after_a_send_at_120_columns_an_attachment_is_named_whole(
+    servers: ServerThread, tmp_path: Path
+) -> None:
+    save_profile(name="local", host="127.0.0.1", port=servers.smtp(Sink()), security="none")
+    attached = tmp_path / "hostname"
+    attached.write_text("ab\n")
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await fill_draft(pilot, to="bob@example.test", subject="One", body="Hi")
+        await pilot.press("ctrl+s")
+        await wait_for_run(pilot)
+        assert app.screen.has_class("-live")  # the transcript beside the form: half the width
+        screen = app.screen
+        assert isinstance(screen, ComposeScreen)
+        screen._attached(attached)  # as the file picker hands it over
+        await wait_for(pilot, lambda: "hostname (3 bytes)" in screen_text(app), "the name whole")
