@@ -87,6 +87,24 @@ async def test_enter_in_a_one_line_field_moves_to_the_next_and_never_sends(
         assert not app.model.history.runs and not sink.messages
 
 
+# -- F3 --------------------------------------------------------------------------------
+
+
+async def test_f3_greys_export_until_there_is_a_session(servers: ServerThread) -> None:
+    save_profile(name="local", host="127.0.0.1", port=servers.smtp(Sink()), security="none")
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=NARROW) as pilot:
+        await pilot.press("f3")
+        await pilot.pause()
+        transcript = app.screen
+        assert transcript.check_action("export", ()) is None
+        await pilot.press("f2")
+        await fill_draft(pilot, to="bob@example.test", subject="One", body="Hi")
+        await pilot.press("ctrl+s")
+        await wait_for_run(pilot)
+        assert transcript.check_action("export", ()) is True
+
+
 # -- F5 --------------------------------------------------------------------------------
 
 
