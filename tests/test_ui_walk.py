@@ -181,6 +181,8 @@ async def test_f7_gives_its_table_the_keys_and_greys_those_of_an_empty_tab() -> 
         screen = await wait_for_mailboxes(pilot)
         table = screen.query_one("#outbox-table", DataTable)
         assert app.focused is table
+        # Two messages to one address, told apart by their subjects.
+        assert {str(table.get_row_at(row)[2]) for row in (0, 1)} == {"First", "Second"}
         await pilot.press("down")
         assert table.cursor_row == 1
         assert screen.check_action("edit", ()) is True

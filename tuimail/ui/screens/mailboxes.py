@@ -288,7 +288,7 @@ class MailboxesScreen(ModelScreen):
         model.mailboxes_changed.subscribe(self, lambda _none: self.reload())
         model.session_finished.subscribe(self, self._session_finished)
         self.query_one("#outbox-table", DataTable).add_columns(
-            "State", "To", "Via", "Attempts", "Next", "Last error"
+            "State", "To", "Subject", "Via", "Attempts", "Next", "Last error"
         )
         self.query_one("#drafts-table", DataTable).add_columns(
             "Saved", "Subject and recipients", "Profile"
@@ -353,6 +353,8 @@ class MailboxesScreen(ModelScreen):
             table.add_row(
                 cell(queued.state.value),
                 cell(", ".join(queued.recipients)),
+                # Two messages to one address are told apart by what they are about.
+                cell(queued.subject[:60]),
                 cell(queued.profile_name),
                 str(len(queued.attempts)),
                 _when(queued.next_attempt) if queued.state.value == "queued" else "—",
@@ -394,6 +396,7 @@ class MailboxesScreen(ModelScreen):
             return
         lines = [
             f"{short_id(queued.key)}  {queued.message_id}",
+            *([f"subject: {queued.subject}"] if queued.subject else []),
             f"from {queued.sender} to {', '.join(queued.recipients)} via {queued.profile_name}",
             f"queued {_when(queued.created)}; {len(queued.attempts)} attempt(s)",
         ]
