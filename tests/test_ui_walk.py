@@ -105,6 +105,24 @@ async def test_f3_greys_export_until_there_is_a_session(servers: ServerThread) -
         assert transcript.check_action("export", ()) is True
 
 
+async def test_a_multi_line_server_reply_reads_as_lines_in_compose_and_f3(
+    servers: ServerThread,
+) -> None:
+    sink = Sink(data_reply="554-5.7.1 first line\r\n554 5.7.1 second line")
+    save_profile(name="local", host="127.0.0.1", port=servers.smtp(sink), security="none")
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await fill_draft(pilot, to="bob@example.test", subject="One", body="Hi")
+        await pilot.press("ctrl+s")
+        await wait_for_run(pilot)
+        status = static_text(app, "#send-status")
+        assert "first line\n5.7.1 second line" in status and "\\x0a" not in status
+        await pilot.press("f3")
+        await pilot.pause()
+        failure = static_text(app, "#failure")
+        assert "first line\n5.7.1 second line" in failure and "\\x0a" not in failure
+
+
 # -- F5 --------------------------------------------------------------------------------
 
 

@@ -409,7 +409,8 @@ class ComposeScreen(ModelScreen):
 
     def set_status(self, text: str, kind: str = "") -> None:
         status = self.query_one("#send-status", Static)
-        status.update(shown(text))  # server replies and file names end up here
+        # Server replies and file names end up here; a multi-line reply keeps its lines.
+        status.update(shown(text, keep_newlines=True))
         for name in ("error", "ok", "busy", "warning"):
             status.set_class(kind == name, f"-{name}")
 

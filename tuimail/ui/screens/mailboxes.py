@@ -402,7 +402,8 @@ class MailboxesScreen(ModelScreen):
         ]
         if queued.last_error:
             lines.append(f"last error: {last_error(queued)}")
-        detail.update("\n".join(shown(line) for line in lines))
+        # keep_newlines: a multi-line server reply in the last error, line by line.
+        detail.update("\n".join(shown(line, keep_newlines=True) for line in lines))
 
     @on(DataTable.RowHighlighted, "#sent-table")
     def _sent_row(self) -> None:

@@ -120,7 +120,8 @@ class TranscriptScreen(ModelScreen):
             kind = "temporary, worth retrying" if report.failure.temporary else "permanent"
             failure.update(
                 shown(
-                    f"✗ {report.failure.stage.value} failed ({kind}): {report.failure.explanation}"
+                    f"✗ {report.failure.stage.value} failed ({kind}): {report.failure.explanation}",
+                    keep_newlines=True,  # a multi-line server reply, line by line
                 )
             )
             failure.add_class("-shown")
