@@ -225,6 +225,24 @@ async def test_password_never_sent_in_plaintext_unless_allowed(servers: ServerTh
     assert len(sink.messages) == 1
 
 
+async def test_a_server_without_auth_is_said_so_before_any_plaintext_advice(
+    servers: ServerThread,
+) -> None:
+    """No AUTH offered: the words say so, not "allow plaintext" (which would lead here)."""
+    port = servers.smtp(Sink())  # offers no AUTH on a plain connection
+    for allowed in (False, True):
+        report = await send(
+            profile(port, username="alice", allow_plaintext_auth=allowed),
+            message(),
+            Secret(PASSWORD),
+        )
+        assert report.failure is not None and report.failure.stage is Stage.AUTH
+        assert "does not offer authentication" in report.failure.explanation
+        assert "unencrypted" not in report.failure.explanation
+        assert report.failure.remedy is None
+        assert not any(line.startswith("AUTH") for line in client_lines(report))
+
+
 async def test_busy_greeting_is_temporary(servers: ServerThread) -> None:
     port = servers.smtp(Sink(), server_class=BusyGreetingSMTP)
     report = await send(profile(port), message())

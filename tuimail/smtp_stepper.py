@@ -310,15 +310,18 @@ class Stepper:
         smtp = self.smtp
         secure = smtp.capture.secure
         offered = tuple(m.lower() for m in smtp.server_auth_methods)
-        refusal = auth_refusal(
-            secure=secure,
-            plaintext_allowed=plaintext_allowed,
-            verify_tls=verify_tls,
-            verified=verified,
-            inspecting=inspecting,
-        )
-        if refusal is None and not smtp.supports_extension("auth"):
-            refusal = AuthRefusal.NOT_OFFERED
+        # A server that offers no AUTH is said so first: the password is not
+        # sent either way, and advice to allow it over this connection would
+        # only lead to "not offered" once followed.
+        refusal = None if smtp.supports_extension("auth") else AuthRefusal.NOT_OFFERED
+        if refusal is None:
+            refusal = auth_refusal(
+                secure=secure,
+                plaintext_allowed=plaintext_allowed,
+                verify_tls=verify_tls,
+                verified=verified,
+                inspecting=inspecting,
+            )
         mechanism = None
         token = isinstance(password, BearerToken)
         if refusal is None:

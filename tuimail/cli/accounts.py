@@ -425,10 +425,27 @@ def _running_sandbox(name: str) -> Profile | None:
     return None
 
 
+def _testable_profile(name: str) -> Profile:
+    """A saved profile to test; an unknown name is refused with the profiles there are.
+
+    The built-in sandbox can be tested too, so it is listed, in the launcher's
+    words (``tuimail --profile``): one listing wherever a profile is asked for
+    by a name the sandbox may answer to. The exit code stays this command's.
+    """
+    from tuimail.cli import check_app_profile
+
+    try:
+        check_app_profile(name)
+    except CLIError as exc:
+        exc.code = exitcodes.CONFIG
+        raise
+    return saved_profile(name)
+
+
 def cmd_accounts_test(args: argparse.Namespace) -> int:
     from tuimail.session import check_account
 
-    profile = _running_sandbox(args.name) or saved_profile(args.name)
+    profile = _running_sandbox(args.name) or _testable_profile(args.name)
     password = password_for(profile, args.password_stdin, saved=True)
     args.quiet = False
     return run_session_command(

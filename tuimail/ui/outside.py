@@ -60,8 +60,26 @@ def body_text(message: EmailMessage) -> str:
         return payload.decode("utf-8", "replace")
 
 
-#: The headers a message preview shows, in this order (absent ones are left out).
-PREVIEW_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
+#: The headers a message preview shows first, in this order (absent ones are left out).
+PREVIEW_HEADERS = ("From", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID")
+#: Headers every message carries for its structure or its transport: not shown, since
+#: they say nothing a sender chose. Any other header (X-Ticket, List-Id, ...) is shown.
+ROUTINE_HEADERS = frozenset(
+    name.lower()
+    for name in (
+        "MIME-Version",
+        "Content-Type",
+        "Content-Transfer-Encoding",
+        "Content-Disposition",
+        "Content-ID",
+        "Received",
+        "Return-Path",
+        "Bcc",
+    )
+)
+#: The other headers a preview shows at most, and the characters of each value.
+MAX_OTHER_HEADERS = 20
+MAX_HEADER_CHARS = 300
 #: Body characters a preview shows: a widget holding megabytes of text is slow to draw.
 MAX_BODY_CHARS = 20_000
 
@@ -76,10 +94,11 @@ def message_preview(raw: bytes, *, full_copy: str, envelope: str = "") -> str:
     """
     message = message_from_bytes(raw, policy=policy.default)
     lines = [
-        shown(f"{name}: {value}")
+        shown(f"{name}: {_bounded(value)}")
         for name in PREVIEW_HEADERS
         if (value := header_text(message, name))
     ]
+    lines += _other_headers(message)
     if envelope:
         lines.append(shown(f"Envelope: {envelope}"))
     text = body_text(message)
@@ -93,6 +112,39 @@ def message_preview(raw: bytes, *, full_copy: str, envelope: str = "") -> str:
     if attachments:
         lines += ["", shown("Attachments: " + ", ".join(attachments))]
     return "\n".join(lines)
+
+
+def _bounded(value: str) -> str:
+    """A header value cut at :data:`MAX_HEADER_CHARS` (a client may send megabytes)."""
+    if len(value) <= MAX_HEADER_CHARS:
+        return value
+    return f"{value[:MAX_HEADER_CHARS]}… ({len(value):,} characters)"
+
+
+def _other_headers(message: EmailMessage) -> list[str]:
+    """The headers a sender added (Reply-To aside): X-Ticket, List-Id, ..., escaped.
+
+    What was sent is seen whole, not only the usual few; at most
+    :data:`MAX_OTHER_HEADERS` lines, then how many more there are.
+    """
+    usual = {name.lower() for name in PREVIEW_HEADERS} | ROUTINE_HEADERS
+    others = [(name, value) for name, value in message.raw_items() if name.lower() not in usual]
+    lines = [
+        shown(f"{name}: {_bounded(_unfolded(name, value))}")
+        for name, value in others[:MAX_OTHER_HEADERS]
+    ]
+    if len(others) > MAX_OTHER_HEADERS:
+        lines.append(f"… {len(others) - MAX_OTHER_HEADERS:,} more headers")
+    return lines
+
+
+def _unfolded(name: str, raw: str) -> str:
+    """One raw header's value unfolded, as text (the raw value when it does not parse)."""
+    try:
+        value = str(policy.default.header_fetch_parse(name, raw))
+    except Exception:  # the parser raises several types
+        value = str(raw)
+    return " ".join(value.split())
 
 
 def cell(text: object, *, justify: str | None = None, style: str = "") -> Text:

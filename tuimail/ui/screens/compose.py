@@ -160,7 +160,8 @@ class ComposeScreen(ModelScreen):
         Binding("ctrl+s", "send", "Send", id="compose.send", priority=True),
         Binding("ctrl+n", "new_message", "New", id="compose.new", show=False),
         Binding("ctrl+o", "attach", "Attach", id="compose.attach", show=False),
-        Binding("ctrl+r", "toggle_more", "More", id="compose.more"),
+        # One key both ways, so its footer words name both (the toggle says which).
+        Binding("ctrl+r", "toggle_more", "More/less", id="compose.more"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -197,6 +198,13 @@ class ComposeScreen(ModelScreen):
     def on_resize(self, event: Resize) -> None:
         self.set_class(event.size.width >= WIDE, "-wide")
 
+    @on(Input.Submitted)
+    def _next_field(self, event: Input.Submitted) -> None:
+        """Enter in a one-line field moves on to the next field, as in the account and
+        target dialogs; it never sends (that is its own key)."""
+        event.stop()
+        self.focus_next()
+
     # -- more fields: Reply-To and extra headers ---------------------------
 
     @property
@@ -224,7 +232,12 @@ class ComposeScreen(ModelScreen):
         if not self.more_shown:
             draft = self.draft()
             label = f"{MORE_LABEL} (in use)" if draft.reply_to or draft.headers else MORE_LABEL
-        self.query_one("#more-toggle", Button).label = label
+        toggle = self.query_one("#more-toggle", Button)
+        if str(toggle.label) != label:
+            toggle.label = label
+            # A Button's label change repaints it at its old width: without a
+            # new layout, "(in use)" would be cut off and never read.
+            toggle.refresh(layout=True)
 
     @on(Button.Pressed, "#more-toggle")
     def _more_pressed(self) -> None:
@@ -396,7 +409,8 @@ class ComposeScreen(ModelScreen):
 
     def set_status(self, text: str, kind: str = "") -> None:
         status = self.query_one("#send-status", Static)
-        status.update(shown(text))  # server replies and file names end up here
+        # Server replies and file names end up here; a multi-line reply keeps its lines.
+        status.update(shown(text, keep_newlines=True))
         for name in ("error", "ok", "busy", "warning"):
             status.set_class(kind == name, f"-{name}")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 
@@ -38,6 +38,7 @@ from tuimail.outbox import (
     sent_to_sandbox,
     short_id,
 )
+from tuimail.profiles import Profile, ProfileError
 from tuimail.transcript import Transcript
 from tuimail.ui.history import SessionRun
 from tuimail.ui.messages import RetryRequest
@@ -89,6 +90,32 @@ def lost_in_a_draft(data: bytes) -> str:
         return f"its attachments ({', '.join(attachments)})"
     if message.get_body(preferencelist=("plain",)) is None:
         return "its body, which has no plain-text part"
+    return ""
+
+
+def settings_left_behind(queued: Queued, profiles: Mapping[str, Profile]) -> str:
+    """Which of a queued message's sending settings Compose would not use ("" when none).
+
+    Compose sends through a profile the app knows; a message queued by
+    ``tuimail send --server`` (or through a profile since deleted or moved,
+    or with command-line changes) would quietly go elsewhere as a draft.
+    """
+    table = dict(queued.profile)
+    name = str(table.pop("name", ""))
+    try:
+        where = Profile.from_toml_table(name or "queued", table).address
+    except ProfileError:
+        where = f"{table.get('host', '?')}:{table.get('port', '?')}"
+    profile = profiles.get(name)
+    if profile is None and name == "command-line":
+        return f"It was queued by the command line to go via {where} (--server)"
+    if profile is None:
+        return f"It was queued through the profile {name!r}, which no longer exists, via {where}"
+    if profile.address != where:
+        return f"It was queued via {where}; the profile {name!r} now goes via {profile.address}"
+    if queued.overrides:
+        changed = ", ".join(sorted(queued.overrides))
+        return f"It was queued through {name!r} with command-line changes ({changed})"
     return ""
 
 
@@ -174,6 +201,10 @@ class SentPreviewRead(Message, bubble=False):
 
 class MailboxesScreen(ModelScreen):
     BINDINGS = [
+        # Before the table's own arrows: the table has the focus, so its rows
+        # answer Up, Down and Enter, and Left and Right still change tabs.
+        Binding("left", "tab(-1)", "Tab", id="mailboxes.previous_tab", priority=True, show=False),
+        Binding("right", "tab(1)", "Tab", id="mailboxes.next_tab", priority=True, show=False),
         Binding("r", "retry", "Retry", id="mailboxes.retry"),
         Binding("e", "edit", "Edit as draft", id="mailboxes.edit"),
         Binding("d", "delete", "Delete", id="mailboxes.delete"),
@@ -208,19 +239,44 @@ class MailboxesScreen(ModelScreen):
         "export": ("tab-sent",),
     }
 
+    #: Each tab's table: the one that has the focus while the tab is shown.
+    TAB_TABLES = {
+        "tab-outbox": "outbox-table",
+        "tab-drafts": "drafts-table",
+        "tab-sent": "sent-table",
+    }
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """An action of another tab is hidden from the footer (and does nothing here)."""
+        """An action of another tab is hidden from the footer (and does nothing here);
+        one of an empty tab is greyed out, since there is no row for it to act on."""
         tabs = self.ACTION_TABS.get(action)
         if tabs is None:
             return True
         try:
-            return self.current_tab in tabs
+            tab = self.current_tab
+            if tab not in tabs:
+                return False
+            table = self.query_one(f"#{self.TAB_TABLES[tab]}", DataTable)
         except NoMatches:  # asked before the tabs are composed
             return True
+        return True if table.row_count else None
 
     @on(TabbedContent.TabActivated, "#boxes")
     def _tab_changed(self) -> None:
         self.refresh_bindings()
+        self._focus_table()
+
+    def _focus_table(self) -> None:
+        """The current tab's table has the focus: Up, Down and Enter move through its
+        rows, and each key acts on the row shown highlighted (not the tab strip's)."""
+        with contextlib.suppress(NoMatches, KeyError):
+            self.query_one(f"#{self.TAB_TABLES[self.current_tab]}", DataTable).focus()
+
+    def action_tab(self, step: int) -> None:
+        """The tab before or after the current one (Left, Right), its table focused."""
+        tabs = list(self.TAB_TABLES)
+        index = (tabs.index(self.current_tab) + step) % len(tabs)
+        self.query_one("#boxes", TabbedContent).active = tabs[index]
 
     def on_mount(self) -> None:
         model = self.model
@@ -232,12 +288,13 @@ class MailboxesScreen(ModelScreen):
         model.mailboxes_changed.subscribe(self, lambda _none: self.reload())
         model.session_finished.subscribe(self, self._session_finished)
         self.query_one("#outbox-table", DataTable).add_columns(
-            "State", "To", "Via", "Attempts", "Next", "Last error"
+            "State", "To", "Subject", "Via", "Attempts", "Next", "Last error"
         )
         self.query_one("#drafts-table", DataTable).add_columns(
             "Saved", "Subject and recipients", "Profile"
         )
         self.query_one("#sent-table", DataTable).add_columns("Sent", "Where", "To", "Subject")
+        self._focus_table()
         self.reload()
 
     def on_screen_resume(self) -> None:
@@ -296,6 +353,8 @@ class MailboxesScreen(ModelScreen):
             table.add_row(
                 cell(queued.state.value),
                 cell(", ".join(queued.recipients)),
+                # Two messages to one address are told apart by what they are about.
+                cell(queued.subject[:60]),
                 cell(queued.profile_name),
                 str(len(queued.attempts)),
                 _when(queued.next_attempt) if queued.state.value == "queued" else "—",
@@ -317,6 +376,7 @@ class MailboxesScreen(ModelScreen):
                 refilled.move_cursor(row=refilled.get_row_index(key), animate=False)
         # The detail follows the table as it is now: a deleted message is not shown.
         self._outbox_row()
+        self.refresh_bindings()  # an empty tab's keys are greyed, a filled one's not
         if listing.problem:
             self.query_one("#outbox-detail", Static).update(shown(listing.problem))
 
@@ -336,12 +396,14 @@ class MailboxesScreen(ModelScreen):
             return
         lines = [
             f"{short_id(queued.key)}  {queued.message_id}",
+            *([f"subject: {queued.subject}"] if queued.subject else []),
             f"from {queued.sender} to {', '.join(queued.recipients)} via {queued.profile_name}",
             f"queued {_when(queued.created)}; {len(queued.attempts)} attempt(s)",
         ]
         if queued.last_error:
             lines.append(f"last error: {last_error(queued)}")
-        detail.update("\n".join(shown(line) for line in lines))
+        # keep_newlines: a multi-line server reply in the last error, line by line.
+        detail.update("\n".join(shown(line, keep_newlines=True) for line in lines))
 
     @on(DataTable.RowHighlighted, "#sent-table")
     def _sent_row(self) -> None:
@@ -384,11 +446,40 @@ class MailboxesScreen(ModelScreen):
         queued = self.queued.get(key or "")
         if queued is None or self._compose_busy():
             return
-        self.edit_as_draft(queued, self.model.outbox)
+        outbox = self.model.outbox
+        left_behind = settings_left_behind(queued, self.model.all_profiles())
+        if not left_behind:
+            self.edit_as_draft(queued, outbox)
+            return
+        # As neomutt's postponed messages: a draft is sent through the account
+        # chosen when it is sent. Said before, since the server it was meant for
+        # is not kept with the draft.
+        question = (
+            f"{left_behind}. Compose sends through a profile you choose there, so those "
+            "settings will not be used. Edit it as a draft anyway?"
+        )
+        self.app.push_screen(
+            ConfirmDialog(question, confirm="Edit as draft"),
+            lambda yes: self._edit_confirmed(yes, queued, outbox, left_behind),
+        )
+
+    def _edit_confirmed(
+        self, confirmed: bool | None, queued: Queued, outbox: Outbox, left_behind: str
+    ) -> None:
+        if not confirmed:
+            self.notify("Not changed: the message stays queued in the outbox.")
+        elif not self._compose_busy():
+            self.edit_as_draft(queued, outbox, f"{left_behind}; choose the profile to send it")
 
     @work(thread=True, exclusive=True, group="mailboxes-edit", exit_on_error=False)
-    def edit_as_draft(self, queued: Queued, outbox: Outbox) -> None:
-        """Take the message out of the outbox as a draft, unless the draft would lose part of it."""
+    def edit_as_draft(self, queued: Queued, outbox: Outbox, note: str = "") -> None:
+        """Take the message out of the outbox as a draft, unless the draft would lose part of it.
+
+        The draft is written before the outbox lets go of the message, so a
+        crash between the two leaves it in both places, never in neither.
+        """
+        store = DraftStore()
+        saved: SavedDraft | None = None
         try:
             data = outbox.message_bytes(queued.key)
             lost = lost_in_a_draft(data)
@@ -396,13 +487,18 @@ class MailboxesScreen(ModelScreen):
                 problem = f"Editing it as a draft would lose {lost}; retry (r) or delete (d) it."
                 self.app.call_from_thread(self._say, problem, "warning", 10)
                 return
-            draft = draft_from_message(data, queued)
+            saved = SavedDraft(
+                DraftStore.new_id(), queued.profile_name, draft_from_message(data, queued)
+            )
+            store.save(saved)
             outbox.drop(queued.key)
-        except (MessageNotFound, OSError, OutboxError) as exc:
+        except (MessageNotFound, OSError, OutboxError, ValueError) as exc:
+            if saved is not None:  # still queued: one home for it, the outbox
+                with contextlib.suppress(OSError):
+                    store.delete(saved.id)
             self.app.call_from_thread(self._say, str(exc))
             return
-        saved = SavedDraft(DraftStore.new_id(), queued.profile_name, draft)
-        self.app.call_from_thread(self._open_in_compose, saved)
+        self.app.call_from_thread(self._open_in_compose, saved, note)
 
     def _say(
         self, text: str, severity: SeverityLevel = "error", timeout: float | None = None
@@ -456,10 +552,10 @@ class MailboxesScreen(ModelScreen):
         if draft_id and draft_id in self.drafts and not self._compose_busy():
             self._open_in_compose(self.drafts[draft_id])
 
-    def _open_in_compose(self, saved: SavedDraft) -> None:
+    def _open_in_compose(self, saved: SavedDraft, note: str = "") -> None:
         """Continue a draft (or an outbox message turned back into one) in Compose."""
         self.app.switch_mode("compose")
-        self.model.open_draft(saved)
+        self.model.open_draft(saved, note)
 
     def action_export(self) -> None:
         key = self._selected("sent-table") if self.current_tab == "tab-sent" else None

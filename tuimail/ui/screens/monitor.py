@@ -422,6 +422,8 @@ class MonitorScreen(ModelScreen):
         self.targets: list[ProbeTarget] = []
         self.base_targets: list[ProbeTarget] = []
         self._extra: dict[str, ProbeTarget] = {}
+        #: Why a mail domain's MX lookup failed in the last round, and when (by its key).
+        self.mx_problems: dict[str, tuple[str, float]] = {}
         self._started = False
         self._reads = 0
         table = self.query_one("#targets", DataTable)
@@ -524,6 +526,19 @@ class MonitorScreen(ModelScreen):
         """A target's row. Its label holds DNS answers: a Text cell, never markup."""
         label = cell(target.label)
         if target.mx:
+            failed = self.mx_problems.get(target.key)
+            if failed is not None:
+                # No MX host to probe: mail to the domain is not delivered now. The
+                # row says so itself; a toast fades, and "MX" alone looks pending.
+                problem, when = failed
+                colour = self.app.theme_variables.get(_STATUS_STYLE[Status.CRITICAL][1:], "")
+                return [
+                    Text(Status.CRITICAL.name, style=f"bold {colour}"),
+                    label,
+                    "—",
+                    "—",
+                    cell(f"{time.strftime('%H:%M:%S', time.localtime(when))} {problem}"),
+                ]
             return [Text("MX"), label, "—", "—", cell(f"each MX host of {target.host} below")]
         report = self.latest.get(target.key)
         if report is None:
@@ -600,8 +615,9 @@ class MonitorScreen(ModelScreen):
             try:
                 hosts = await expand_mx(target, self._mx_lookup())
             except MXLookupError as exc:
-                self.notify(shown(exc), title=shown(target.label), severity="error", markup=False)
+                self._mx_looked_up(target, f"MX lookup failed: {exc}")
                 continue
+            self._mx_looked_up(target, "")
             expanded.extend(hosts)
         table = self.query_one("#targets", DataTable)
         for target in expanded:
@@ -609,6 +625,30 @@ class MonitorScreen(ModelScreen):
                 table.add_row(*self._cells(target), key=target.key)
                 self.targets.append(target)
         return expanded
+
+    def _mx_looked_up(self, target: ProbeTarget, problem: str) -> None:
+        """Show a mail domain's lookup in its row: CRITICAL with why, or its hosts below.
+
+        The change is also told once in a notification (not at every round).
+        """
+        before = self.mx_problems.get(target.key)
+        if problem:
+            self.mx_problems[target.key] = (problem, time.time())
+        else:
+            self.mx_problems.pop(target.key, None)
+        if problem and (before is None or before[0] != problem):
+            self.notify(
+                shown(f"{target.label}: CRITICAL ({problem})"),
+                title="Monitor",
+                severity="error",
+                timeout=10,
+                markup=False,
+            )
+        table = self.query_one("#targets", DataTable)
+        if target.key in table.rows:
+            for column, value in zip(table.columns, self._cells(target), strict=True):
+                table.update_cell(target.key, column, value, update_width=True)
+        self._show_selected()
 
     def _mx_lookup(self) -> Callable[[str], Awaitable[list[MXHost]]]:
         from functools import partial
@@ -680,6 +720,16 @@ class MonitorScreen(ModelScreen):
         report = self.latest.get(target.key)
         detail = self.query_one("#monitor-detail", Static)
         view = self.query_one("#probe-view", TranscriptView)
+        failed = self.mx_problems.get(target.key) if target.mx else None
+        if failed is not None:
+            detail.update(
+                shown(
+                    f"{target.label}: CRITICAL: {failed[0]}. Its mail servers cannot be "
+                    "found, so none is probed; the lookup is tried again each round."
+                )
+            )
+            view.show(None)
+            return
         if report is None:
             detail.update(shown(f"{target.label}: not probed in this run yet"))
             view.show(None)

@@ -242,7 +242,8 @@ class SandboxScreen(ModelScreen):
                 f"The Maildir holds {listing.total:,} messages; the newest "
                 f"{len(listing.messages):,} are listed."
             )
-        self.query_one("#sandbox-status", Static).update(shown("\n".join(lines)))
+        # Each line escaped on its own: the line ends are the screen's, not text to show.
+        self.query_one("#sandbox-status", Static).update("\n".join(shown(line) for line in lines))
 
     # -- one message ------------------------------------------------------------
 

@@ -85,8 +85,15 @@ class TranscriptScreen(ModelScreen):
     def _add(self, run: SessionRun) -> None:
         self.query_one("#sessions", ListView).append(SessionItem(run))
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Export is greyed until there is a session to export (its key would do nothing)."""
+        if action == "export":
+            return True if getattr(self, "selected", None) is not None else None
+        return True
+
     def select(self, run: SessionRun) -> None:
         self.selected = run
+        self.refresh_bindings()
         view = self.query_one("#transcript-view", TranscriptView)
         view.show(run.transcript)
         sessions = self.query_one("#sessions", ListView)
@@ -113,7 +120,8 @@ class TranscriptScreen(ModelScreen):
             kind = "temporary, worth retrying" if report.failure.temporary else "permanent"
             failure.update(
                 shown(
-                    f"✗ {report.failure.stage.value} failed ({kind}): {report.failure.explanation}"
+                    f"✗ {report.failure.stage.value} failed ({kind}): {report.failure.explanation}",
+                    keep_newlines=True,  # a multi-line server reply, line by line
                 )
             )
             failure.add_class("-shown")

@@ -5,6 +5,7 @@ It replaces a header that would only repeat the app's name, and it is clickable.
 
 from __future__ import annotations
 
+from textual.events import Resize
 from textual.widgets import Static
 
 MODES = [
@@ -15,6 +16,30 @@ MODES = [
     ("monitor", "F6", "Monitor"),
     ("mailboxes", "F7", "Outbox"),
 ]
+
+
+def mode_parts(current: str, width: int) -> list[tuple[str, str, bool]]:
+    """Each mode's (mode, text, is current), in the widest form that fits ``width``.
+
+    Every key with its title (80 columns); narrower, the keys alone but the
+    current screen's title; narrower still, the keys alone, the current one
+    marked. The current screen is always there, and every key.
+    """
+    forms = [
+        [(mode, f" {key} {title} ", mode == current) for mode, key, title in MODES],
+        [
+            (mode, f" {key} {title} " if mode == current else f" {key} ", mode == current)
+            for mode, key, title in MODES
+        ],
+        [
+            (mode, f"{key}" if mode != current else f"[{key}]", mode == current)
+            for mode, key, _t in MODES
+        ],
+    ]
+    for form in forms:
+        if sum(len(text) for _mode, text, _current in form) <= width:
+            return form
+    return forms[-1]
 
 
 class ModeBar(Static):
@@ -30,10 +55,14 @@ class ModeBar(Static):
         self.update(self._render_modes())
         self.app.theme_changed_signal.subscribe(self, lambda _t: self.update(self._render_modes()))
 
-    def _render_modes(self) -> str:
-        # Every mode must fit in 80 columns; the app's name is in the terminal title.
+    def on_resize(self, event: Resize) -> None:
+        self.update(self._render_modes(event.size.width))
+
+    def _render_modes(self, width: int | None = None) -> str:
+        # The app's name is in the terminal title; the keys take the line.
+        width = width or self.size.width or self.app.size.width
         parts = []
-        for mode, key, title in MODES:
-            style = "reverse bold " if mode == self.current else ""
-            parts.append(f"[{style}@click=app.switch_mode('{mode}')] {key} {title} [/]")
+        for mode, text, current in mode_parts(self.current, width):
+            style = "reverse bold " if current else ""
+            parts.append(f"[{style}@click=app.switch_mode('{mode}')]{text}[/]")
         return "".join(parts)
