@@ -152,7 +152,7 @@ class TuimailApp(App[None]):
     DEFAULT_MODE = "compose"
     #: A short terminal gives every screen the class ``-short``: dialogs lay out tighter
     #: there (app.tcss), so their fields and buttons fit at 40x12.
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"), (20, "-tall")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (20, "-tall")]
     # The function keys are priority bindings: TextArea takes F5-F7 and would
     # otherwise keep the body's cursor from ever leaving for the sandbox inbox.
     BINDINGS = [
