@@ -151,8 +151,9 @@ class TuimailApp(App[None]):
     }
     DEFAULT_MODE = "compose"
     #: A short terminal gives every screen the class ``-short``: dialogs lay out tighter
-    #: there (app.tcss), so their fields and buttons fit at 40x12.
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (20, "-tall")]
+    #: there (app.tcss), so their fields and buttons fit at 40x12; ``-roomy`` lets a
+    #: dialog show more before it scrolls.
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (20, "-tall"), (32, "-roomy")]
     # The function keys are priority bindings: TextArea takes F5-F7 and would
     # otherwise keep the body's cursor from ever leaving for the sandbox inbox.
     BINDINGS = [

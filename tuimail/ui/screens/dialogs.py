@@ -938,7 +938,7 @@ class SignInDialog(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         p = self.profile
         where = "on another device" if self.way is SignInWay.DEVICE else "in the browser"
-        with Vertical(classes="dialog sign-in"):
+        with Vertical(classes="dialog wide sign-in"):
             yield Label(
                 shown(f"Sign in {where}: {p.username} at {p.oauth_provider} (profile {p.name})"),
                 classes="title",
