@@ -505,6 +505,30 @@ class AccountDialog(ModalScreen[AccountForm | None]):
         # Focused here: the scroll container would take it first, and the first key
         # typed would be lost with every field shifted by one.
         self.query_one("#name", Input).focus()
+        if self.profile is not None and self.profile.uses_oauth:
+            self._look_for_sign_in(self.profile.name)
+
+    @work(thread=True, exclusive=True, group="sign-in-look", exit_on_error=False)
+    def _look_for_sign_in(self, name: str) -> None:
+        """Whether the profile has a sign-in stored (the keyring, off the UI loop)."""
+        from tuimail.credentials import KeyringError
+        from tuimail.oauth_account import OAuthSecrets
+
+        try:
+            stored = OAuthSecrets().refresh_token(name) is not None
+        except KeyringError:
+            return  # said when it matters: at the sign-in or the send
+        with contextlib.suppress(RuntimeError):  # the app has stopped meanwhile
+            self.app.call_from_thread(self._sign_in_known, stored)
+
+    def _sign_in_known(self, stored: bool) -> None:
+        if not self.is_attached or self._signed_in:
+            return
+        if stored:
+            self._signed_in = True
+            self.query_one("#oauth-status", Label).update(
+                "Signed in (the refresh token is in the OS keyring); Sign in again replaces it."
+            )
 
     @on(Input.Submitted)
     def _next_field(self, event: Input.Submitted) -> None:
