@@ -13,6 +13,8 @@ provider about every token it gets (tests/oauth_smtp.py).
 from __future__ import annotations
 
 import asyncio
+import socket
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -266,3 +268,68 @@ async def test_a_revoked_sign_in_is_said_with_the_way_to_sign_in_again(
     waiting = await asyncio.to_thread(Outbox().entries)
     assert [(q.profile_name, q.state) for q in waiting] == [(NAME, State.QUEUED)]
     assert not sink.messages
+
+
+def listening_port(address: str) -> int:
+    """The loopback listener's port, from the redirect_uri in the sign-in address."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(address).query)
+    port = urllib.parse.urlsplit(query["redirect_uri"][0]).port
+    assert port is not None
+    return port
+
+
+def accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+async def open_sign_in(pilot: Any) -> SignInDialog:
+    await edit_account(pilot)
+    await press_button(pilot, "#sign-in")
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, SignInDialog), "the sign-in dialog")
+    signing_in = app.screen
+    assert isinstance(signing_in, SignInDialog)
+    await wait_for(pilot, lambda: signing_in.address, "the sign-in address", timeout=WAIT)
+    return signing_in
+
+
+async def test_escape_stops_the_sign_in_and_closes_the_listener(
+    secret_service: SecretService, oauth_provider: OAuthProviderServer
+) -> None:
+    plain_account(oauth_provider, 2599, **oauth_settings(oauth_provider))
+    app = TuimailApp(profile=NAME, start_sandbox=False)
+    async with app.run_test(size=WIDE) as pilot:
+        signing_in = await open_sign_in(pilot)
+        port = listening_port(signing_in.address)
+        assert await asyncio.to_thread(accepts, port)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, AccountDialog), "the account dialog")
+        await wait_for(pilot, lambda: not accepts(port), "the listener to close", timeout=WAIT)
+        status = str(app.screen.query_one("#oauth-status", Label).content)
+        assert "Signed in" not in status
+    assert await stored_refresh_token() is None
+
+
+async def test_a_sign_in_nobody_finishes_ends_in_words(
+    secret_service: SecretService,
+    oauth_provider: OAuthProviderServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tuimail.oauth import flows
+
+    monkeypatch.setattr(flows, "BROWSER_TIMEOUT", 1.0)
+    plain_account(oauth_provider, 2599, **oauth_settings(oauth_provider))
+    app = TuimailApp(profile=NAME, start_sandbox=False)
+    async with app.run_test(size=WIDE) as pilot:
+        signing_in = await open_sign_in(pilot)
+        error = signing_in.query_one("#error", Label)
+        await wait_for(pilot, lambda: str(error.content), "the time-out", timeout=WAIT)
+        assert "no sign-in in the browser within 1 seconds" in str(error.content)
+        assert str(signing_in.query_one("#cancel", Button).label) == "Close"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, AccountDialog), "the account dialog")
+    assert await stored_refresh_token() is None
