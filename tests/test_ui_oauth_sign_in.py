@@ -333,3 +333,30 @@ async def test_a_sign_in_nobody_finishes_ends_in_words(
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, AccountDialog), "the account dialog")
     assert await stored_refresh_token() is None
+
+
+async def test_the_client_secret_typed_in_the_dialog_goes_to_the_keyring_only(
+    secret_service: SecretService, isolated_dirs: Path
+) -> None:
+    client_secret = "GOCSPX-typed-In-The-Dialog-41"
+    save_profile(name=NAME, host="smtp.gmail.com", port=587, username="you@gmail.com",
+                 ask_at_send=True)  # fmt: skip
+    app = TuimailApp(profile=NAME, start_sandbox=False)
+    async with app.run_test(size=WIDE) as pilot:
+        dialog = await edit_account(pilot)
+        dialog.query_one("#secret_source", Select).value = "oauth"
+        await pilot.pause()
+        dialog.query_one("#oauth_client_id", Input).value = "id.apps.googleusercontent.com"
+        secret_field = dialog.query_one("#oauth_client_secret", Input)
+        assert secret_field.password, "the client secret must be masked"
+        secret_field.value = client_secret
+        await press_button(pilot, "#save")
+        await wait_for(pilot, lambda: not isinstance(app.screen, AccountDialog), "the save")
+    saved = await asyncio.to_thread(ProfileStore().get, NAME)
+    assert (saved.oauth_provider, saved.oauth_client_id) == (
+        "google",
+        "id.apps.googleusercontent.com",
+    )
+    stored = await asyncio.to_thread(OAuthSecrets().client_secret, NAME)
+    assert stored is not None and stored.reveal() == client_secret
+    assert find_leaks(client_secret, files_under(isolated_dirs)) == []

@@ -655,7 +655,7 @@ class AccountDialog(ModalScreen[AccountForm | None]):
             classes="oauth",
             password=True,
             placeholder=(
-                "unchanged (stored in the OS keyring)"
+                "empty: keep the stored one, if any"
                 if oauth
                 else "only if the provider gave one (Google); to the OS keyring"
             ),
@@ -901,7 +901,7 @@ class AccountDialog(ModalScreen[AccountForm | None]):
             self.profile = form.profile
             secret_field = self.query_one("#oauth_client_secret", Input)
             secret_field.value = ""
-            secret_field.placeholder = "unchanged (stored in the OS keyring)"
+            secret_field.placeholder = "empty: keep the stored one, if any"
             error.update("")
             assert sign_in is not None
             self.app.push_screen(SignInDialog(form.profile, sign_in), self._signed_in_or_not)
