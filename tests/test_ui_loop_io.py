@@ -212,10 +212,12 @@ async def test_signing_in_and_a_screenshot_touch_no_file_on_the_ui_loop(
     from tests.test_ui_oauth_sign_in import NAME, edit_account, oauth_settings, press_button
     from tests.ui_support import screen_text
     from tuimail import paths
+    from tuimail.oauth_account import OAuthSecrets
     from tuimail.ui.screens.dialogs import SignInDialog
 
     for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"):
         monkeypatch.delenv(name, raising=False)
+    OAuthSecrets().forget(NAME)  # the Secret Service runs for the whole session
     save_profile(
         name=NAME, host="127.0.0.1", port=2599, security="none", allow_plaintext_auth=True,
         username=oauth_provider.login, **oauth_settings(oauth_provider),
@@ -233,7 +235,11 @@ async def test_signing_in_and_a_screenshot_touch_no_file_on_the_ui_loop(
             redirect = await asyncio.to_thread(user.sign_in, signing_in.address)
             await asyncio.to_thread(user.visit, redirect)
             status = dialog.query_one("#oauth-status", Label)
-            await wait_for(pilot, lambda: "Signed in" in str(status.content), "Signed in")
+            await wait_for(
+                pilot,
+                lambda: app.screen is dialog and "Signed in" in str(status.content),
+                "Signed in",
+            )
             await press_button(pilot, "#save")
             await wait_for(pilot, lambda: isinstance(app.screen, AccountsScreen), "the save")
 
@@ -250,3 +256,4 @@ async def test_signing_in_and_a_screenshot_touch_no_file_on_the_ui_loop(
             await pilot.press("ctrl+q")
     assert log.calls == []
     assert len(list(paths.exports_dir().glob("*.svg"))) == 1
+    OAuthSecrets().forget(NAME)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,15 @@ def no_browser(monkeypatch: pytest.MonkeyPatch) -> None:
     """No browser window in a test: the dialog must show the address."""
     for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def keyring_service(secret_service: SecretService) -> Iterator[SecretService]:
+    """gnome-keyring, without a sign-in or client secret left under NAME by another test
+    (the Secret Service runs for the whole session)."""
+    OAuthSecrets().forget(NAME)
+    yield secret_service
+    OAuthSecrets().forget(NAME)
 
 
 @pytest.fixture
@@ -115,7 +125,7 @@ async def stored_refresh_token() -> Secret | None:
 
 
 async def test_sign_in_from_the_dialog_in_the_browser_then_send_with_it(
-    secret_service: SecretService,
+    keyring_service: SecretService,
     oauth_provider: OAuthProviderServer,
     smtp_sink: tuple[OAuthSink, int],
     isolated_dirs: Path,
@@ -176,7 +186,7 @@ async def test_sign_in_from_the_dialog_in_the_browser_then_send_with_it(
 
 
 async def test_sign_in_on_another_device_from_the_dialog(
-    secret_service: SecretService, oauth_provider: OAuthProviderServer
+    keyring_service: SecretService, oauth_provider: OAuthProviderServer
 ) -> None:
     plain_account(oauth_provider, 2599, **oauth_settings(oauth_provider))
     app = TuimailApp(profile=NAME, start_sandbox=False)
@@ -243,7 +253,7 @@ async def test_oauth_settings_are_checked_by_the_core_in_the_dialog() -> None:
 
 
 async def test_a_revoked_sign_in_is_said_with_the_way_to_sign_in_again(
-    secret_service: SecretService,
+    keyring_service: SecretService,
     oauth_provider: OAuthProviderServer,
     smtp_sink: tuple[OAuthSink, int],
 ) -> None:
@@ -298,7 +308,7 @@ async def open_sign_in(pilot: Any) -> SignInDialog:
 
 
 async def test_escape_stops_the_sign_in_and_closes_the_listener(
-    secret_service: SecretService, oauth_provider: OAuthProviderServer
+    keyring_service: SecretService, oauth_provider: OAuthProviderServer
 ) -> None:
     plain_account(oauth_provider, 2599, **oauth_settings(oauth_provider))
     app = TuimailApp(profile=NAME, start_sandbox=False)
@@ -315,7 +325,7 @@ async def test_escape_stops_the_sign_in_and_closes_the_listener(
 
 
 async def test_a_sign_in_nobody_finishes_ends_in_words(
-    secret_service: SecretService,
+    keyring_service: SecretService,
     oauth_provider: OAuthProviderServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -336,7 +346,7 @@ async def test_a_sign_in_nobody_finishes_ends_in_words(
 
 
 async def test_the_client_secret_typed_in_the_dialog_goes_to_the_keyring_only(
-    secret_service: SecretService, isolated_dirs: Path
+    keyring_service: SecretService, isolated_dirs: Path
 ) -> None:
     client_secret = "GOCSPX-typed-In-The-Dialog-41"
     save_profile(name=NAME, host="smtp.gmail.com", port=587, username="you@gmail.com",

@@ -79,8 +79,9 @@ def no_device_sign_in(provider: str, device_url: str) -> str:
 def sign_in_again(profile_name: str) -> str:
     """The notice when a send needs the profile's OAuth sign-in (missing or revoked)."""
     return (
-        f"{profile_name} must sign in again with OAuth: press F4, then e on {profile_name}, "
-        "then Sign in. The message stays in the outbox (F7) and goes once you have."
+        f"{profile_name} needs to sign in (again) with OAuth: press F4, then e on "
+        f"{profile_name}, then Sign in. The message waits in the outbox; F7, then r, "
+        "sends it after that."
     )
 
 
