@@ -1044,6 +1044,8 @@ class SignInDialog(ModalScreen[bool]):
 
     def show_address(self, url: str, opened: bool, wait: float, redirect_uri: str) -> None:
         """The browser way: the address to open, whole (it wraps), and how long it waits."""
+        if not self.is_attached:
+            return  # closed (Escape) while the flow started: the worker stops on its own
         self.address = url
         step = (
             "Sign in in the browser window that opened. If none did, open this address:"
@@ -1062,6 +1064,8 @@ class SignInDialog(ModalScreen[bool]):
 
     def show_device_code(self, verification_uri: str, user_code: str, expires_in: float) -> None:
         """The device way: where to go, the code to enter there, and how long it is valid."""
+        if not self.is_attached:
+            return  # closed (Escape) while the flow started: the worker stops on its own
         self.address = verification_uri
         self.user_code = user_code
         self.query_one("#sign-in-step", Label).update("On any device, open this address:")
