@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, TabbedContent
 
+from tests.conftest import SecretService
+from tests.oauth_support import BrowserUser, OAuthProviderServer
 from tests.smtpservers import ServerThread, Sink
 from tests.ui_support import (
     fill_draft,
@@ -194,3 +196,64 @@ async def test_saves_in_flight_land_in_order_and_the_last_one_before_the_app_sto
         await pilot.press("ctrl+q")
     [saved] = DraftStore().list()
     assert saved.draft.body == "the last words"
+
+
+async def test_signing_in_and_a_screenshot_touch_no_file_on_the_ui_loop(
+    secret_service: SecretService,
+    oauth_provider: OAuthProviderServer,
+    isolated_dirs: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The account dialog's OAuth save and Sign in (keyring, network, the loopback
+    listener) and the palette's Screenshot (a file in exports/) run off the loop."""
+    from textual.command import CommandPalette
+    from textual.widgets import Label
+
+    from tests.test_ui_oauth_sign_in import NAME, edit_account, oauth_settings, press_button
+    from tests.ui_support import screen_text
+    from tuimail import paths
+    from tuimail.oauth_account import OAuthSecrets
+    from tuimail.ui.screens.dialogs import SignInDialog
+
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "BROWSER"):
+        monkeypatch.delenv(name, raising=False)
+    OAuthSecrets().forget(NAME)  # the Secret Service runs for the whole session
+    save_profile(
+        name=NAME, host="127.0.0.1", port=2599, security="none", allow_plaintext_auth=True,
+        username=oauth_provider.login, **oauth_settings(oauth_provider),
+    )  # fmt: skip
+    app = TuimailApp(start_sandbox=False)
+    with file_calls_on_this_thread(isolated_dirs) as log:
+        async with app.run_test(size=(120, 40)) as pilot:
+            dialog = await edit_account(pilot)
+            await press_button(pilot, "#sign-in")
+            await wait_for(pilot, lambda: isinstance(app.screen, SignInDialog), "the sign-in")
+            signing_in = app.screen
+            assert isinstance(signing_in, SignInDialog)
+            await wait_for(pilot, lambda: signing_in.address, "the address")
+            user = BrowserUser(oauth_provider)
+            redirect = await asyncio.to_thread(user.sign_in, signing_in.address)
+            await asyncio.to_thread(user.visit, redirect)
+            status = dialog.query_one("#oauth-status", Label)
+            await wait_for(
+                pilot,
+                lambda: app.screen is dialog and "Signed in" in str(status.content),
+                "Signed in",
+            )
+            await press_button(pilot, "#save")
+            await wait_for(pilot, lambda: isinstance(app.screen, AccountsScreen), "the save")
+
+            await pilot.press("ctrl+p")
+            await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+            await type_text(pilot, "screenshot")
+            await wait_for(pilot, lambda: "Screenshot" in screen_text(app), "the command")
+            await pilot.press("enter")
+            await wait_for(
+                pilot,
+                lambda: any(n.title == "Screenshot" for n in app._notifications),
+                "the screenshot",
+            )
+            await pilot.press("ctrl+q")
+    assert log.calls == []
+    assert len(list(paths.exports_dir().glob("*.svg"))) == 1
+    OAuthSecrets().forget(NAME)

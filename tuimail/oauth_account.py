@@ -31,7 +31,7 @@ from tuimail.errors import TuimailError
 if TYPE_CHECKING:
     from tuimail.bearer import BearerToken
     from tuimail.oauth.providers import ClientApp, Provider
-    from tuimail.oauth.tokens import TokenKeeper
+    from tuimail.oauth.tokens import TokenKeeper, Tokens
     from tuimail.profiles import Profile
 
 #: The most bytes a keyring value may have here: Windows' Credential Manager
@@ -242,3 +242,36 @@ def account_token(
     from tuimail.bearer import keeper_token
 
     return keeper_token(keeper_for(profile, secrets, on_store_failed=on_store_failed))
+
+
+class NoRefreshToken(TuimailError):
+    """The provider signed the user in but gave no refresh token: nothing to keep."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the provider signed you in but gave no refresh token, so tuimail cannot send "
+            "later without a new sign-in; for a custom provider, the scope usually needs "
+            "offline_access (docs/oauth.md)"
+        )
+
+
+def keep_sign_in(profile_name: str, tokens: Tokens, secrets: OAuthSecrets | None = None) -> None:
+    """Store what a finished sign-in leaves behind: the refresh token, in the keyring.
+
+    The access token in ``tokens`` is dropped: each session gets a fresh one
+    (:func:`account_token`). Raises :class:`NoRefreshToken` or a
+    :class:`~tuimail.credentials.KeyringError`. Blocks.
+    """
+    if tokens.refresh_token is None:
+        raise NoRefreshToken()
+    (secrets or OAuthSecrets()).store_refresh_token(profile_name, tokens.refresh_token)
+
+
+def has_display() -> bool:
+    """Whether a browser can open a window here: never a text browser in this terminal."""
+    import os
+    import sys
+
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -45,7 +46,7 @@ from tuimail.ui.messages import (
 from tuimail.ui.model import AppModel, profiles_stamp, read_profiles
 from tuimail.ui.outside import shown
 from tuimail.ui.screens.compose import ComposeScreen
-from tuimail.ui.words import NOT_SENT_NO_PASSWORD
+from tuimail.ui.words import NOT_SENT_NO_PASSWORD, sign_in_again
 
 if TYPE_CHECKING:
     # Imported where first used: the SMTP client and the outbox for the first
@@ -149,6 +150,10 @@ class TuimailApp(App[None]):
         },
     }
     DEFAULT_MODE = "compose"
+    #: A short terminal gives every screen the class ``-short``: dialogs lay out tighter
+    #: there (app.tcss), so their fields and buttons fit at 40x12; ``-roomy`` lets a
+    #: dialog show more before it scrolls.
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (20, "-tall"), (32, "-roomy")]
     # The function keys are priority bindings: TextArea takes F5-F7 and would
     # otherwise keep the body's cursor from ever leaving for the sandbox inbox.
     BINDINGS = [
@@ -223,6 +228,8 @@ class TuimailApp(App[None]):
         #: Passwords typed at send time for profiles that keep none ("ask at send time"):
         #: in memory for this run only, never in a file, a log or on screen.
         self._asked_secrets: dict[AskedFor, Secret] = {}
+        #: The dialogs given a footer of their own (see :meth:`_footer_for_dialog`).
+        self._dialogs_with_footer: weakref.WeakSet[Screen[object]] = weakref.WeakSet()
 
     def tell(
         self,
@@ -276,6 +283,7 @@ class TuimailApp(App[None]):
                 timeout=8,
             )
         self.theme_changed_signal.subscribe(self, self._remember_theme)
+        self.screen_change_signal.subscribe(self, self._footer_for_dialog)
         model = self.model
         self.keymap, problems = settings.apply_keymap(
             self, model.config.tables, self.binding_scopes
@@ -294,6 +302,24 @@ class TuimailApp(App[None]):
             self.call_after_refresh(self._open_initial_draft, self._initial_draft)
         else:
             self.reopen_draft()
+
+    def _footer_for_dialog(self, screen: Screen[object]) -> None:
+        """A dialog shows its own keys at the foot of the terminal.
+
+        Without a footer of its own, the screen's footer under it stays in
+        view and lists that screen's keys (``a Add``, ``^s Send``), which do
+        nothing while the dialog is up. The command palette has its own
+        help, and is left as Textual draws it.
+        """
+        from textual.screen import ModalScreen, SystemModalScreen
+        from textual.widgets import Footer
+
+        if not isinstance(screen, ModalScreen) or isinstance(screen, SystemModalScreen):
+            return
+        if screen in self._dialogs_with_footer:
+            return
+        self._dialogs_with_footer.add(screen)
+        screen.mount(Footer())
 
     def _check_outbox_config(self) -> None:
         """An unreadable config.toml or a bad ``[outbox]`` is said at once, in the command
@@ -545,6 +571,7 @@ class TuimailApp(App[None]):
             transcript=run.transcript,
         )
         self._forget_if_refused(profile, outcome.report)
+        self._tell_if_sign_in_needed(profile.name, outcome.report)
         run.outbox_state = SentState.of(outcome.result)
         run.report = outcome.report or SessionReport(run.transcript)
         self.model.finish(run)
@@ -581,7 +608,14 @@ class TuimailApp(App[None]):
         sent = sum(1 for o in outcomes if o.result is Result.SENT)
         if sent:
             self.notify(f"Sent {sent} queued message(s) from the outbox.", title="Outbox")
+        told: set[str] = set()
         for outcome in outcomes:
+            waits_for = outcome.report.failure if outcome.report is not None else None
+            if waits_for is not None and waits_for.needs_sign_in:
+                name = next((q.profile_name for q in due if q.key == outcome.key), "")
+                if name and name not in told:
+                    told.add(name)
+                    self._tell_if_sign_in_needed(name, outcome.report)
             if outcome.result in (Result.FAILED, Result.POSSIBLY_DELIVERED):
                 what = (
                     "may have been delivered" if outcome.result is not Result.FAILED else "failed"
@@ -674,9 +708,23 @@ class TuimailApp(App[None]):
                 profile, password, on_entry=deliver_live, transcript=run.transcript
             )
         self._forget_if_refused(profile, report)
+        self._tell_if_sign_in_needed(profile.name, report)
         run.report = report
         model.finish(run)
         return report
+
+    def _tell_if_sign_in_needed(self, profile_name: str, report: SessionReport | None) -> None:
+        """The profile's OAuth sign-in is missing or revoked: say how to sign in from here
+        (the message waits in the outbox meanwhile), not the command line's command."""
+        failure = report.failure if report is not None else None
+        if failure is not None and failure.needs_sign_in:
+            self.notify(
+                sign_in_again(profile_name),
+                title="Sign in again",
+                severity="warning",
+                timeout=30,
+                markup=False,
+            )
 
     async def _one_home(
         self, key: str, state: SentState, report: SessionReport | None
@@ -841,6 +889,51 @@ class TuimailApp(App[None]):
             self.screen.dismiss(None)
             return
         self.push_screen(HelpScreen(self.key_table()))
+
+    def deliver_screenshot(
+        self,
+        filename: str | None = None,
+        path: str | None = None,
+        time_format: str | None = None,
+    ) -> str | None:
+        """The palette's Screenshot: an SVG into the data dir's ``exports/`` (or ``path``),
+        written in a thread, and a notice saying where it went.
+
+        Textual's own saves into ``~/Downloads``, which many systems lack ("Failed
+        to save screenshot"), and writes on the UI loop. An existing file is never
+        replaced (:func:`~tuimail.ui.screens.dialogs.write_export`).
+        """
+        from tuimail import paths
+
+        when = time.strftime(time_format or "%Y-%m-%dT%H_%M_%S")
+        name = filename or f"{self.title}-screenshot-{when}.svg"
+        stem = name.removesuffix(".svg")
+        directory = Path(path).expanduser() if path else paths.exports_dir()
+        svg = self.export_screenshot().encode("utf-8")
+        self._write_screenshot(directory / stem, svg)
+        return None
+
+    @work(thread=True, group="screenshot", exit_on_error=False)
+    def _write_screenshot(self, target: Path, svg: bytes) -> None:
+        from tuimail.ui.screens.dialogs import write_export
+
+        try:
+            written = write_export(target, [(".svg", svg)])
+        except OSError as exc:
+            where = exc.filename or target.parent
+            self.call_from_thread(
+                self.tell,
+                f"The screenshot was not saved: {where}: {exc.strerror or exc}",
+                title="Screenshot",
+            )
+            return
+        self.call_from_thread(
+            self.tell,
+            f"Saved the screenshot to {written[0]}",
+            title="Screenshot",
+            severity="information",
+            timeout=10,
+        )
 
     def binding_scopes(self) -> dict[str, list[Binding]]:
         """The bindings of the app and of each screen and dialog, as ``[keymap]`` is checked

@@ -28,8 +28,8 @@ def where_the_secret_is(profile: Profile) -> str:
     """Where a saved profile's password or token comes from, said after a save."""
     if profile.uses_oauth:
         return (
-            f"it signs in with OAuth ({profile.oauth_provider}): run "
-            f"'tuimail accounts login {profile.name}' once if it has not signed in yet"
+            f"it signs in with OAuth ({profile.oauth_provider}): if it has not signed in "
+            "yet, press Sign in in its account dialog (F4, then e)"
         )
     if profile.token_command:
         return "its access token comes from its token command at each send"
@@ -62,3 +62,31 @@ def last_error(queued: Queued) -> str:
 SANDBOX_SENT_TAG = "sandbox"
 #: Above such a message's preview in Sent: where it went, and where it did not.
 SANDBOX_SENT_NOTE = "Sent to the built-in sandbox (F5): it did not leave this machine."
+
+
+def no_device_sign_in(provider: str, device_url: str) -> str:
+    """Why the account dialog offers no sign-in on another device ("" when it does)."""
+    if provider == "google":
+        return (
+            "Google gives no mail access through a sign-in on another device: sign in with "
+            "the browser (over SSH, through a forwarded port: docs/oauth.md)."
+        )
+    if provider == "custom" and not device_url.strip():
+        return "A sign-in on another device needs the provider's device URL."
+    return ""
+
+
+def sign_in_again(profile_name: str) -> str:
+    """The notice when a send needs the profile's OAuth sign-in (missing or revoked)."""
+    return (
+        f"{profile_name} needs to sign in (again) with OAuth: press F4, then e on "
+        f"{profile_name}, then Sign in. The message waits in the outbox; F7, then r, "
+        "sends it after that."
+    )
+
+
+#: F4's answer to ``d`` on the built-in sandbox, as ``tuimail accounts remove sandbox`` says it.
+SANDBOX_NOT_DELETED = (
+    "'sandbox' is the built-in profile of the local capture server, not a saved one: "
+    "it cannot be deleted (adding a profile named sandbox saves one that takes its place)."
+)

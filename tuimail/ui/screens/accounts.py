@@ -21,7 +21,7 @@ from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.screens.dialogs import AccountDialog, AccountForm, ConfirmDialog, SaveRefused
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
-from tuimail.ui.words import profile_warnings, where_the_secret_is
+from tuimail.ui.words import SANDBOX_NOT_DELETED, profile_warnings, where_the_secret_is
 
 
 def save_account_form(form: AccountForm) -> tuple[str, list[str]]:
@@ -40,7 +40,12 @@ def save_account_outcome(form: AccountForm) -> tuple[SaveRefused | None, list[st
     dialog then offers a password command or asking at send time)."""
     password = form.password
     try:
-        leftovers = store_account(form.profile, original_name=form.original_name, password=password)
+        leftovers = store_account(
+            form.profile,
+            original_name=form.original_name,
+            password=password,
+            client_secret=form.client_secret,
+        )
     except KeyringError as exc:
         return SaveRefused(f"Keyring: {exc.message}.\nFix: {exc.fix}", keyring=True), []
     except NotFound as exc:
@@ -164,7 +169,7 @@ class AccountsScreen(ModelScreen):
     def action_delete(self) -> None:
         profile = self._selected()
         if profile is None or not self._is_saved(profile):
-            self.notify("Only saved profiles can be deleted.", severity="warning")
+            self.notify(SANDBOX_NOT_DELETED, severity="warning")
             return
 
         def confirmed(yes: bool | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import stat
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +27,22 @@ from textual.widgets import (
 )
 
 from tuimail.credentials import Secret
-from tuimail.profiles import OAUTH_FIELDS, AuthMechanism, Profile, ProfileError, with_changes
+from tuimail.errors import TuimailError
+from tuimail.profiles import (
+    OAUTH_CUSTOM_FIELDS,
+    OAUTH_FIELDS,
+    AuthMechanism,
+    Profile,
+    ProfileError,
+    with_changes,
+)
 from tuimail.ui.outside import shown
+from tuimail.ui.words import no_device_sign_in
 
 if TYPE_CHECKING:
     from textual.widgets import DirectoryTree
+
+    from tuimail.oauth.tokens import Tokens
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -283,6 +295,9 @@ class AccountForm:
     profile: Profile
     password: Secret | None
     original_name: str | None
+    #: An OAuth client secret typed in the dialog, for the keyring (as
+    #: ``accounts add --oauth-client-secret-stdin`` stores it); None keeps the stored one.
+    client_secret: Secret | None = None
 
 
 class AccountFields(TypedDict):
@@ -303,6 +318,12 @@ class AccountFields(TypedDict):
     password_command: str
     token_command: str
     ask_at_send: bool
+    oauth_provider: str
+    oauth_client_id: str
+    oauth_authorize_url: str
+    oauth_token_url: str
+    oauth_device_url: str
+    oauth_scope: str
 
 
 class SecretSource(enum.StrEnum):
@@ -312,8 +333,8 @@ class SecretSource(enum.StrEnum):
     PASSWORD_COMMAND = "password_command"
     TOKEN_COMMAND = "token_command"
     ASK = "ask"
-    #: The profile's OAuth sign-in (``tuimail accounts login``): offered only for a
-    #: profile that has one, whose settings the dialog keeps as they are.
+    #: An OAuth 2.0 sign-in at a provider (docs/oauth.md): its settings on the form, the
+    #: sign-in itself from the dialog's Sign in buttons (or ``tuimail accounts login``).
     OAUTH = "oauth"
 
     @classmethod
@@ -333,17 +354,22 @@ class SecretSource(enum.StrEnum):
 SECRET_SOURCES = [
     ("OS keyring (the password below)", SecretSource.KEYRING.value),
     ("a password command", SecretSource.PASSWORD_COMMAND.value),
+    ("OAuth sign-in (Gmail, Microsoft 365...)", SecretSource.OAUTH.value),
     ("a token command (OAuth 2.0)", SecretSource.TOKEN_COMMAND.value),
     ("ask at send time", SecretSource.ASK.value),
 ]
 
+#: The choices of "Provider" for an OAuth sign-in (tuimail/oauth/providers.py's presets).
+OAUTH_PROVIDER_CHOICES = [
+    ("Google (Gmail, Workspace)", "google"),
+    ("Microsoft (365, Outlook.com)", "microsoft"),
+    ("custom: the endpoints below", "custom"),
+]
+
 
 def secret_sources(profile: Profile | None) -> list[tuple[str, str]]:
-    """The choices of "Secret from" for ``profile``: its OAuth sign-in first, if it has one."""
-    if profile is None or not profile.uses_oauth:
-        return SECRET_SOURCES
-    signed_in = f"its OAuth sign-in ({profile.oauth_provider})"
-    return [(signed_in, SecretSource.OAUTH.value), *SECRET_SOURCES]
+    """The choices of "Secret from" (the same for every profile)."""
+    return SECRET_SOURCES
 
 
 def secret_source_problem(source: SecretSource, values: AccountFields, command: str) -> str:
@@ -464,6 +490,8 @@ class AccountDialog(ModalScreen[AccountForm | None]):
         self._save_with = save
         #: The unsafe settings the user has confirmed in this dialog (or that were already set).
         self._unsafe_confirmed: set[str] = set()
+        #: The OAuth sign-in made from this dialog has been stored.
+        self._signed_in = False
         if profile is not None:
             self._unsafe_confirmed = {
                 name
@@ -477,6 +505,30 @@ class AccountDialog(ModalScreen[AccountForm | None]):
         # Focused here: the scroll container would take it first, and the first key
         # typed would be lost with every field shifted by one.
         self.query_one("#name", Input).focus()
+        if self.profile is not None and self.profile.uses_oauth:
+            self._look_for_sign_in(self.profile.name)
+
+    @work(thread=True, exclusive=True, group="sign-in-look", exit_on_error=False)
+    def _look_for_sign_in(self, name: str) -> None:
+        """Whether the profile has a sign-in stored (the keyring, off the UI loop)."""
+        from tuimail.credentials import KeyringError
+        from tuimail.oauth_account import OAuthSecrets
+
+        try:
+            stored = OAuthSecrets().refresh_token(name) is not None
+        except KeyringError:
+            return  # said when it matters: at the sign-in or the send
+        with contextlib.suppress(RuntimeError):  # the app has stopped meanwhile
+            self.app.call_from_thread(self._sign_in_known, stored)
+
+    def _sign_in_known(self, stored: bool) -> None:
+        if not self.is_attached or self._signed_in:
+            return
+        if stored:
+            self._signed_in = True
+            self.query_one("#oauth-status", Label).update(
+                "Signed in (the refresh token is in the OS keyring); Sign in again replaces it."
+            )
 
     @on(Input.Submitted)
     def _next_field(self, event: Input.Submitted) -> None:
@@ -540,6 +592,7 @@ class AccountDialog(ModalScreen[AccountForm | None]):
                 )
                 yield Label("Command", id="command-label")
                 yield Input(p.secret_command if p else "", id="secret_command")
+                yield from self._oauth_fields(p)
                 yield Label("From")
                 yield Input(p.from_address if p else "", id="from_address")
                 yield Label("Name shown")
@@ -576,8 +629,74 @@ class AccountDialog(ModalScreen[AccountForm | None]):
                 yield Button("Save", variant="primary", id="save")
                 yield Button("Cancel", id="cancel")
 
+    def _oauth_fields(self, p: Profile | None) -> ComposeResult:
+        """The OAuth sign-in's settings (shown for "Secret from: OAuth sign-in"), checked
+        by the core as ``tuimail accounts add --oauth-...`` is, and its two Sign in buttons."""
+        oauth = p is not None and p.uses_oauth
+        yield Label("Provider", classes="oauth")
+        yield FormSelect(
+            OAUTH_PROVIDER_CHOICES,
+            value=(p.oauth_provider if p and oauth else "google"),
+            allow_blank=False,
+            id="oauth_provider",
+            classes="oauth",
+        )
+        yield Label("Client id", classes="oauth")
+        yield Input(
+            p.oauth_client_id if p else "",
+            id="oauth_client_id",
+            classes="oauth",
+            placeholder="of the app you registered (docs/oauth.md)",
+        )
+        yield Label("Client secret", classes="oauth")
+        yield Input(
+            "",
+            id="oauth_client_secret",
+            classes="oauth",
+            password=True,
+            placeholder=(
+                "empty: keep the stored one, if any"
+                if oauth
+                else "only if the provider gave one (Google); to the OS keyring"
+            ),
+        )
+        for field_id, label, placeholder in (
+            ("oauth_authorize_url", "Authorize URL", "https://auth.example.com/authorize"),
+            ("oauth_token_url", "Token URL", "https://auth.example.com/token"),
+            ("oauth_device_url", "Device URL", "optional: for a sign-in on another device"),
+            ("oauth_scope", "Scope", "the scope for sending mail (and offline_access)"),
+        ):
+            yield Label(label, classes="oauth oauth-custom")
+            yield Input(
+                getattr(p, field_id) if p else "",
+                id=field_id,
+                classes="oauth oauth-custom",
+                placeholder=placeholder,
+            )
+        yield Label("", classes="oauth")
+        with Horizontal(id="sign-in-row", classes="oauth"):
+            yield Button("Sign in", id="sign-in", variant="primary", compact=True)
+            yield Button("Sign in on another device", id="sign-in-device", compact=True)
+        yield Label("", classes="oauth")
+        yield Label("", id="oauth-status", classes="oauth note", markup=False)
+
     def _secret_source(self) -> SecretSource:
         return SecretSource(str(self.query_one("#secret_source", Select).value))
+
+    @on(Select.Changed, "#oauth_provider")
+    @on(Input.Changed, "#oauth_device_url")
+    def _show_oauth_fields(self) -> None:
+        """A custom provider's endpoints only for a custom provider; the device sign-in
+        only where the provider has one, and the reason where it has not."""
+        oauth = self._secret_source() is SecretSource.OAUTH
+        provider = str(self.query_one("#oauth_provider", Select).value)
+        for widget in self.query(".oauth-custom"):
+            widget.display = oauth and provider == "custom"
+        reason = no_device_sign_in(provider, self._text("oauth_device_url"))
+        self.query_one("#sign-in-device", Button).disabled = bool(reason)
+        status = self.query_one("#oauth-status", Label)
+        if not self._signed_in:
+            status.update(reason)
 
     @on(Select.Changed, "#secret_source")
     def _show_secret_fields(self) -> None:
@@ -590,6 +709,9 @@ class AccountDialog(ModalScreen[AccountForm | None]):
             self.query_one(widget_id).display = keyring
         for widget_id in ("#command-label", "#secret_command"):
             self.query_one(widget_id).display = command
+        for widget in self.query(".oauth"):
+            widget.display = source is SecretSource.OAUTH
+        self._show_oauth_fields()
         if command:
             label = "Password cmd" if source is SecretSource.PASSWORD_COMMAND else "Token cmd"
             self.query_one("#command-label", Label).update(label)
@@ -637,6 +759,7 @@ class AccountDialog(ModalScreen[AccountForm | None]):
             raise ProfileError("timeout", "must be a number of seconds") from None
         source = self._secret_source()
         command = text("secret_command")
+        oauth = self._oauth_values(source)
         return {
             "host": text("host"),
             "port": int(port or 0),
@@ -653,10 +776,42 @@ class AccountDialog(ModalScreen[AccountForm | None]):
             "password_command": command if source is SecretSource.PASSWORD_COMMAND else "",
             "token_command": command if source is SecretSource.TOKEN_COMMAND else "",
             "ask_at_send": source is SecretSource.ASK,
+            "oauth_provider": oauth["oauth_provider"],
+            "oauth_client_id": oauth["oauth_client_id"],
+            "oauth_authorize_url": oauth["oauth_authorize_url"],
+            "oauth_token_url": oauth["oauth_token_url"],
+            "oauth_device_url": oauth["oauth_device_url"],
+            "oauth_scope": oauth["oauth_scope"],
         }
+
+    def _oauth_values(self, source: SecretSource) -> dict[str, str]:
+        """The OAuth settings as typed; all empty for another source (it replaces them), and
+        a preset's endpoints and scope empty (it has its own), as the command line does."""
+        values = dict.fromkeys(OAUTH_FIELDS, "")
+        if source is not SecretSource.OAUTH:
+            return values
+        provider = str(self.query_one("#oauth_provider", Select).value)
+        values["oauth_provider"] = provider
+        values["oauth_client_id"] = self._text("oauth_client_id")
+        if provider == "custom":
+            for name in OAUTH_CUSTOM_FIELDS:
+                values[name] = self._text(name)
+        return values
 
     @on(Button.Pressed, "#save")
     def _save(self) -> None:
+        self._save_then(None)
+
+    @on(Button.Pressed, "#sign-in")
+    def _sign_in(self) -> None:
+        self._save_then(SignInWay.BROWSER)
+
+    @on(Button.Pressed, "#sign-in-device")
+    def _sign_in_device(self) -> None:
+        self._save_then(SignInWay.DEVICE)
+
+    def _form(self) -> AccountForm | None:
+        """What the form holds as a checked profile, or None with the problem shown."""
         error = self.query_one("#error", Label)
         name = self.query_one("#name", Input).value.strip()
         error.add_class("error")
@@ -666,17 +821,15 @@ class AccountDialog(ModalScreen[AccountForm | None]):
             problem = secret_source_problem(source, values, self._text("secret_command"))
             if problem:
                 error.update(problem)
-                return
+                return None
             changes: dict[str, object] = {k: v for k, v in values.items() if k != "host"}
-            if source is not SecretSource.OAUTH:
-                changes.update(dict.fromkeys(OAUTH_FIELDS, ""))  # another source replaces it
             # An edit starts from the profile as saved: the settings this form does not
-            # show (its OAuth endpoints, keys a newer tuimail wrote) stay as they were.
+            # show (keys a newer tuimail wrote) stay as they were.
             base = self.profile or Profile(name=name, host=values["host"])
             profile = with_changes(base, name=name, host=values["host"], **changes)
         except ProfileError as exc:
             error.update(f"{exc.field_name}: {exc.message}")
-            return
+            return None
         # Only the keyring takes the typed password; with any other source it is not kept.
         password = self.query_one("#password", Input).value if profile.secret_in_keyring else ""
         if (
@@ -688,14 +841,28 @@ class AccountDialog(ModalScreen[AccountForm | None]):
                 "password: needed for a profile with a user name (or choose where else "
                 "it comes from: Secret from)"
             )
-            return
-        form = AccountForm(
+            return None
+        client_secret = self.query_one("#oauth_client_secret", Input).value
+        return AccountForm(
             profile,
             Secret(password) if password else None,
             self.profile.name if self.profile else None,
+            Secret(client_secret) if client_secret and profile.uses_oauth else None,
         )
+
+    def _save_then(self, sign_in: SignInWay | None) -> None:
+        """Save, then close (``sign_in`` None) or sign in with the profile as saved.
+
+        A sign-in is stored under the saved profile's name (and a new profile's
+        first save clears whatever an old one left there), so it comes after the save.
+        """
+        form = self._form()
+        if form is None:
+            return
+        error = self.query_one("#error", Label)
         if self._save_with is None:
-            self.dismiss(form)
+            if sign_in is None:
+                self.dismiss(form)
             return
         save_button = self.query_one("#save", Button)
         if save_button.disabled:
@@ -704,10 +871,12 @@ class AccountDialog(ModalScreen[AccountForm | None]):
         self._offer_alternatives(False)
         error.remove_class("error")
         error.update("Saving…")
-        self._save_in_thread(self._save_with, form)
+        self._save_in_thread(self._save_with, form, sign_in)
 
     @work(thread=True, exclusive=True, group="account-save", exit_on_error=False)
-    def _save_in_thread(self, save: AccountSaver, form: AccountForm) -> None:
+    def _save_in_thread(
+        self, save: AccountSaver, form: AccountForm, sign_in: SignInWay | None
+    ) -> None:
         """The keyring and the profile file are used off the UI loop."""
         try:
             problem = save(form)
@@ -715,16 +884,28 @@ class AccountDialog(ModalScreen[AccountForm | None]):
             # Its type only: an error raised while storing could quote the password.
             problem = SaveRefused(f"The account could not be saved ({type(exc).__name__}).")
         with contextlib.suppress(RuntimeError):  # the app has stopped meanwhile
-            self.app.call_from_thread(self._save_ended, form, problem)
+            self.app.call_from_thread(self._save_ended, form, problem, sign_in)
 
-    def _save_ended(self, form: AccountForm, problem: SaveRefused | None) -> None:
+    def _save_ended(
+        self, form: AccountForm, problem: SaveRefused | None, sign_in: SignInWay | None = None
+    ) -> None:
         if not self.is_current:
             return  # cancelled while saving: the saver has told the app what happened
-        if problem is None:
+        if problem is None and sign_in is None:
             self.dismiss(form)
             return
         self.query_one("#save", Button).disabled = False
         error = self.query_one("#error", Label)
+        if problem is None:
+            # Saved: from now on the dialog edits the profile as saved.
+            self.profile = form.profile
+            secret_field = self.query_one("#oauth_client_secret", Input)
+            secret_field.value = ""
+            secret_field.placeholder = "empty: keep the stored one, if any"
+            error.update("")
+            assert sign_in is not None
+            self.app.push_screen(SignInDialog(form.profile, sign_in), self._signed_in_or_not)
+            return
         error.add_class("error")
         words = problem.words
         if problem.keyring:
@@ -732,9 +913,193 @@ class AccountDialog(ModalScreen[AccountForm | None]):
         error.update(shown(words, keep_newlines=True))
         self._offer_alternatives(problem.keyring)
 
+    def _signed_in_or_not(self, signed_in: bool | None) -> None:
+        status = self.query_one("#oauth-status", Label)
+        if signed_in:
+            self._signed_in = True
+            status.update("Signed in: the refresh token is in the OS keyring. Save closes.")
+        else:
+            self._show_oauth_fields()
+        self.query_one("#save", Button).focus()
+
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class SignInWay(enum.Enum):
+    """How the account dialog signs in: the browser on this machine, or another device."""
+
+    BROWSER = "browser"
+    DEVICE = "device"
+
+
+class SignInDialog(ModalScreen[bool]):
+    """A profile's OAuth sign-in, run in a worker thread: True once it is stored.
+
+    The browser way (PKCE, a one-shot listener on 127.0.0.1) shows the
+    sign-in address in full, to copy or open by hand, and opens it in the
+    browser when there is a display; the device way shows the verification
+    address and the user code while it polls. Either waits at most as long as
+    the flow allows (five minutes for the browser, the code's own lifetime),
+    and Escape or Cancel stops it. What the provider sends is shown escaped;
+    the refresh token goes to the keyring through
+    :func:`tuimail.oauth_account.keep_sign_in` and is never shown.
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
+
+    def __init__(self, profile: Profile, way: SignInWay) -> None:
+        super().__init__()
+        self.profile = profile
+        self.way = way
+        #: Set to stop the wait (Cancel, Escape, the dialog closing).
+        self.cancel = threading.Event()
+        #: The address shown: what a user would open (a test reads it from here).
+        self.address = ""
+        self.user_code = ""
+
+    def compose(self) -> ComposeResult:
+        p = self.profile
+        where = "on another device" if self.way is SignInWay.DEVICE else "in the browser"
+        with Vertical(classes="dialog wide sign-in"):
+            yield Label(
+                shown(f"Sign in {where}: {p.username} at {p.oauth_provider} (profile {p.name})"),
+                classes="title",
+                markup=False,
+            )
+            with VerticalScroll():
+                yield Label("Asking the provider…", id="sign-in-step", markup=False)
+                yield Static("", id="sign-in-address", markup=False)
+                yield Static("", id="sign-in-code", markup=False)
+                yield Label("", id="sign-in-wait", classes="note", markup=False)
+            yield Label("", id="error", classes="error", markup=False)
+            with Horizontal(classes="buttons"):
+                yield Button("Copy address", id="copy", disabled=True)
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+        self.start()
+
+    def start(self) -> None:
+        """Begin the sign-in (in a worker thread)."""
+        self._run_sign_in()
+
+    @work(thread=True, exclusive=True, group="sign-in", exit_on_error=False)
+    def _run_sign_in(self) -> None:
+        """Network, keyring and the browser, all off the UI loop."""
+        from tuimail.credentials import KeyringError
+        from tuimail.oauth.errors import OAuthError
+        from tuimail.oauth_account import keep_sign_in
+
+        try:
+            tokens = self._device() if self.way is SignInWay.DEVICE else self._browser()
+            keep_sign_in(self.profile.name, tokens)
+        except KeyringError as exc:
+            self._from_thread(self._failed, f"Keyring: {exc.message}. {exc.fix}")
+        except (OAuthError, TuimailError) as exc:
+            self._from_thread(self._failed, str(exc))
+        except OSError as exc:  # the loopback listener could not listen
+            self._from_thread(self._failed, f"cannot listen for the browser: {exc.strerror or exc}")
+        else:
+            self._from_thread(self._signed_in)
+
+    def _from_thread(self, callback: Callable[..., object], *args: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the app has stopped meanwhile
+            self.app.call_from_thread(callback, *args)
+
+    def _browser(self) -> Tokens:
+        from tuimail.oauth.flows import BROWSER_TIMEOUT, BrowserSignIn
+        from tuimail.oauth_account import OAuthSecrets, client_for, has_display, provider_for
+
+        secrets = OAuthSecrets()
+        provider = provider_for(self.profile)
+        client = client_for(self.profile, secrets)
+        with BrowserSignIn(provider, client, login_hint=self.profile.username) as signing_in:
+            opened = False
+            if has_display():
+                import webbrowser
+
+                try:
+                    opened = webbrowser.open(signing_in.url)
+                except webbrowser.Error:
+                    opened = False
+            self._from_thread(
+                self.show_address, signing_in.url, opened, BROWSER_TIMEOUT, signing_in.redirect_uri
+            )
+            return signing_in.finish(BROWSER_TIMEOUT, self.cancel)
+
+    def _device(self) -> Tokens:
+        from tuimail.oauth.flows import finish_device_sign_in, start_device_sign_in
+        from tuimail.oauth_account import OAuthSecrets, client_for, provider_for
+
+        provider = provider_for(self.profile)
+        client = client_for(self.profile, OAuthSecrets())
+        code = start_device_sign_in(provider, client)
+        self._from_thread(
+            self.show_device_code, code.verification_uri, code.user_code, code.expires_in
+        )
+        return finish_device_sign_in(provider, client, code, cancel=self.cancel)
+
+    def show_address(self, url: str, opened: bool, wait: float, redirect_uri: str) -> None:
+        """The browser way: the address to open, whole (it wraps), and how long it waits."""
+        if not self.is_attached:
+            return  # closed (Escape) while the flow started: the worker stops on its own
+        self.address = url
+        step = (
+            "Sign in in the browser window that opened. If none did, open this address:"
+            if opened
+            else "Open this address in a browser, sign in and allow access:"
+        )
+        self.query_one("#sign-in-step", Label).update(step)
+        self.query_one("#sign-in-address", Static).update(shown(url))
+        self.query_one("#sign-in-wait", Label).update(
+            shown(
+                f"Waiting up to {wait / 60:.0f} minutes for the browser to come back to "
+                f"{redirect_uri}. Escape stops."
+            )
+        )
+        self.query_one("#copy", Button).disabled = False
+
+    def show_device_code(self, verification_uri: str, user_code: str, expires_in: float) -> None:
+        """The device way: where to go, the code to enter there, and how long it is valid."""
+        if not self.is_attached:
+            return  # closed (Escape) while the flow started: the worker stops on its own
+        self.address = verification_uri
+        self.user_code = user_code
+        self.query_one("#sign-in-step", Label).update("On any device, open this address:")
+        self.query_one("#sign-in-address", Static).update(shown(verification_uri))
+        self.query_one("#sign-in-code", Static).update(shown(f"and enter the code: {user_code}"))
+        self.query_one("#sign-in-wait", Label).update(
+            f"Waiting up to {expires_in / 60:.0f} minutes for the approval. Escape stops."
+        )
+        self.query_one("#copy", Button).disabled = False
+
+    def _signed_in(self) -> None:
+        if self.is_current:
+            self.dismiss(True)
+
+    def _failed(self, words: str) -> None:
+        if not self.is_current:
+            return
+        self.query_one("#sign-in-step", Label).update("Not signed in.")
+        self.query_one("#sign-in-wait", Label).update("")
+        self.query_one("#error", Label).update(shown(words))
+        self.query_one("#cancel", Button).label = "Close"
+
+    @on(Button.Pressed, "#copy")
+    def _copy(self) -> None:
+        self.app.copy_to_clipboard(self.address)
+        self.notify("Copied the address (where the terminal allows it).", timeout=4)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.cancel.set()
+        self.dismiss(False)
+
+    def on_unmount(self) -> None:
+        self.cancel.set()  # the listener closes, the polling stops
 
 
 class SecretDialog(ModalScreen[Secret | None]):
@@ -858,5 +1223,7 @@ __all__ = [
     "SaveRefused",
     "SecretDialog",
     "SecretSource",
+    "SignInDialog",
+    "SignInWay",
     "write_export",
 ]
