@@ -126,9 +126,9 @@ class AccountsScreen(ModelScreen):
         return self.model.all_profiles().get(str(row_key.value))
 
     def show_problem(self, text: str) -> None:
-
+        """Show a problem under the table ("" hides it); several are one per line."""
         problem = self.query_one("#account-problem", Static)
-        problem.update(shown(text))
+        problem.update("\n".join(shown(line) for line in text.split("\n")))
         problem.set_class(bool(text), "-shown")
 
     # -- actions ------------------------------------------------------------
