@@ -310,18 +310,20 @@ class Stepper:
         smtp = self.smtp
         secure = smtp.capture.secure
         offered = tuple(m.lower() for m in smtp.server_auth_methods)
-        # A server that offers no AUTH is said so first: the password is not
-        # sent either way, and advice to allow it over this connection would
-        # only lead to "not offered" once followed.
-        refusal = None if smtp.supports_extension("auth") else AuthRefusal.NOT_OFFERED
-        if refusal is None:
-            refusal = auth_refusal(
-                secure=secure,
-                plaintext_allowed=plaintext_allowed,
-                verify_tls=verify_tls,
-                verified=verified,
-                inspecting=inspecting,
-            )
+        refusal = auth_refusal(
+            secure=secure,
+            plaintext_allowed=plaintext_allowed,
+            verify_tls=verify_tls,
+            verified=verified,
+            inspecting=inspecting,
+        )
+        # A plaintext server that offers no AUTH is said so rather than advising
+        # to allow plaintext AUTH, which would only lead to "not offered" once
+        # followed. A refused certificate is still said first: it is the
+        # problem to fix whatever the server offers.
+        not_offered = not smtp.supports_extension("auth")
+        if not_offered and refusal in (None, AuthRefusal.NOT_ENCRYPTED):
+            refusal = AuthRefusal.NOT_OFFERED
         mechanism = None
         token = isinstance(password, BearerToken)
         if refusal is None:
