@@ -1,0 +1,403 @@
+"""Direct delivery: a message to a recipient domain's own mail servers, found in DNS.
+
+What an MTA does in place of a relay (RFC 5321 section 5): the recipients
+are grouped by domain (:func:`by_domain`); each domain's MX records are tried
+in preference order, equal preferences in random order; a domain without MX
+records is its own mail server (its A/AAAA records, RFC 5321 section 5.1); a
+null MX (``0 .``, RFC 7505) says the domain takes no mail, a permanent
+failure. Every name, the MX hosts' addresses included, is resolved through
+dnspython's async resolver (the system's, or the servers the user names), and
+the session connects to the resolved address while EHLO and TLS use names.
+
+A temporary failure (a 4xx, a refused or dropped connection, a timeout)
+before the message data went out moves on to the next address and the next
+MX; a permanent refusal or a delivery stops, and once the data went out no
+other MX is tried, so a message is never delivered twice. TLS is
+opportunistic (tuimail/session.py: STARTTLS when offered, unverified, never
+presented as secure). Each decision is an ``===`` line in the transcript.
+
+The outbox keeps one message per recipient domain (:func:`is_direct`
+profiles, see tuimail/cli/send.py), so a domain's retry never resends to
+another domain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import random
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tuimail.errors import TuimailError
+from tuimail.profiles import Profile, ProfileError, Security
+from tuimail.session import (
+    DEFAULT_DEADLINE,
+    Delivery,
+    SessionFailure,
+    SessionReport,
+    Stage,
+    send,
+)
+from tuimail.transcript import Entry, EventKind, Transcript
+
+if TYPE_CHECKING:
+    import dns.asyncresolver
+
+    from tuimail.credentials import Secret
+    from tuimail.message import OutgoingMessage
+
+#: The port MX servers listen on; other ports are for tests (``--mx-port``).
+SMTP_PORT = 25
+
+#: What a direct profile carries in ``Profile.extra`` (kept in the outbox's sidecar).
+ROUTE_KEY = "route"
+DIRECT = "direct"
+DNS_SERVERS_KEY = "dns_servers"
+
+#: EHLO names real MX servers refuse or that say nothing about the sender.
+_NOT_A_NAME = frozenset({"localhost", "localhost.localdomain", "localdomain"})
+
+
+class RoutingError(TuimailError):
+    """No route to a domain's mail servers; ``temporary`` says whether to try again later."""
+
+    def __init__(self, explanation: str, *, temporary: bool) -> None:
+        super().__init__(explanation)
+        self.explanation = explanation
+        self.temporary = temporary
+
+
+@dataclass(frozen=True)
+class MailHost:
+    """One MX host (or the domain itself, implicitly) and its preference."""
+
+    preference: int
+    host: str
+    #: True when the domain has no MX and its own address records are used.
+    implicit: bool = False
+
+
+def by_domain(recipients: Sequence[str]) -> dict[str, list[str]]:
+    """Recipients grouped by their domain (compared in lower case), in first-seen order."""
+    groups: dict[str, list[str]] = {}
+    for address in recipients:
+        domain = address.rpartition("@")[2].rstrip(".").lower()
+        groups.setdefault(domain, []).append(address)
+    return groups
+
+
+def check_ehlo_name(name: str) -> str:
+    """The EHLO name for direct delivery, or :class:`RoutingError` saying why it is unusable.
+
+    MX servers check that the name is a fully qualified domain name (many
+    refuse ``localhost`` outright), so a bare host name is refused here too.
+    """
+    name = name.strip().rstrip(".")
+    if not name or name.lower() in _NOT_A_NAME or name.lower().endswith(".localdomain"):
+        raise RoutingError(
+            f"the EHLO name {name or '(none)'!r} is not a fully qualified domain name, "
+            "and mail servers refuse it",
+            temporary=False,
+        )
+    if name.startswith("[") or "." not in name:
+        raise RoutingError(
+            f"the EHLO name {name!r} is not a fully qualified domain name "
+            "(like mail.example.org), and mail servers refuse it",
+            temporary=False,
+        )
+    return name
+
+
+def machine_fqdn() -> str:
+    """This machine's fully qualified name (may block on a slow resolver: call in a thread)."""
+    return socket.getfqdn()
+
+
+def parse_server(text: str) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` as an IP address and a port; ValueError in words."""
+    host, port = text.strip(), 53
+    if host.startswith("["):
+        inside, _, rest = host[1:].partition("]")
+        host = inside
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{text!r} is not HOST[:PORT]")
+            port = _port(rest[1:], text)
+    elif host.count(":") == 1:
+        host, _, number = host.partition(":")
+        port = _port(number, text)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(
+            f"the DNS server {text!r} is not an IP address; give the resolver's address"
+        ) from None
+    return host, port
+
+
+def _port(number: str, text: str) -> int:
+    if not number.isdigit() or not 0 < int(number) < 65536:
+        raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
+    return int(number)
+
+
+def make_resolver(servers: Sequence[str], timeout: float = 5.0) -> dns.asyncresolver.Resolver:
+    """dnspython's async resolver: the system's when ``servers`` is empty, else those."""
+    import dns.asyncresolver
+    import dns.nameserver
+
+    resolver = dns.asyncresolver.Resolver(configure=not servers)
+    if servers:
+        parsed = [parse_server(server) for server in servers]
+        resolver.nameservers = [dns.nameserver.Do53Nameserver(h, p) for h, p in parsed]
+    resolver.lifetime = timeout
+    return resolver
+
+
+async def mail_hosts(domain: str, resolver: dns.asyncresolver.Resolver) -> list[MailHost]:
+    """The domain's MX hosts, best first (equal preferences shuffled), or the domain itself.
+
+    Raises :class:`RoutingError`: permanent for a domain that does not exist
+    or publishes a null MX, temporary when DNS does not answer.
+    """
+    import dns.exception
+    import dns.resolver
+
+    try:
+        answer = await resolver.resolve(domain, "MX")
+    except dns.resolver.NXDOMAIN:
+        raise RoutingError(f"{domain} does not exist (NXDOMAIN)", temporary=False) from None
+    except dns.resolver.NoAnswer:
+        return [MailHost(0, domain, implicit=True)]
+    except dns.exception.Timeout:
+        raise RoutingError(
+            f"no DNS answer for the MX of {domain} in time", temporary=True
+        ) from None
+    except dns.exception.DNSException as exc:
+        raise RoutingError(f"the MX lookup for {domain} failed: {exc}", temporary=True) from None
+    records = [(int(r.preference), str(r.exchange).rstrip(".")) for r in answer]
+    if any(host == "" for _, host in records):
+        # RFC 7505: a null MX is the only record, and it means "no mail here".
+        raise RoutingError(
+            f"{domain} accepts no mail: it publishes a null MX (RFC 7505)", temporary=False
+        )
+    rng = random.SystemRandom()
+    shuffled = rng.sample(records, len(records))
+    ordered = sorted(shuffled, key=lambda record: record[0])  # stable: ties stay shuffled
+    return [MailHost(preference, host) for preference, host in ordered]
+
+
+async def host_addresses(host: str, resolver: dns.asyncresolver.Resolver) -> list[str]:
+    """The host's IPv4 then IPv6 addresses (none: an empty list; DNS trouble: RoutingError)."""
+    import dns.exception
+    import dns.resolver
+
+    found: list[str] = []
+    problems: list[str] = []
+    for rdtype in ("A", "AAAA"):
+        try:
+            answer = await resolver.resolve(host, rdtype)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            continue
+        except dns.exception.Timeout:
+            problems.append(f"no {rdtype} answer in time")
+            continue
+        except dns.exception.DNSException as exc:
+            problems.append(f"{rdtype} lookup failed: {exc}")
+            continue
+        found += [r.to_text() for r in answer]
+    if not found and problems:
+        raise RoutingError(f"{host}: {'; '.join(problems)}", temporary=True)
+    return found
+
+
+def direct_profile(
+    domain: str,
+    *,
+    ehlo_name: str,
+    mx_port: int = SMTP_PORT,
+    dns_servers: Sequence[str] = (),
+    ca_file: str = "",
+    timeout: float = 30.0,
+) -> Profile:
+    """The outbox's settings for one recipient domain's direct delivery (no server, no account)."""
+    return Profile(
+        name=DIRECT,
+        host=domain,
+        port=mx_port,
+        security=Security.NONE,
+        verify_tls=False,
+        ca_file=ca_file,
+        ehlo_name=ehlo_name,
+        timeout=timeout,
+        extra={ROUTE_KEY: DIRECT, DNS_SERVERS_KEY: list(dns_servers)},
+    )
+
+
+def is_direct(profile: Profile) -> bool:
+    """A profile made by :func:`direct_profile`: its host is a recipient domain, not a server."""
+    return profile.extra.get(ROUTE_KEY) == DIRECT
+
+
+def _dns_servers(profile: Profile) -> list[str]:
+    servers = profile.extra.get(DNS_SERVERS_KEY, [])
+    return [str(s) for s in servers] if isinstance(servers, list) else []
+
+
+async def send_direct(
+    profile: Profile,
+    outgoing: OutgoingMessage,
+    password: Secret | None = None,
+    *,
+    on_entry: Callable[[Entry], None] | None = None,
+    deadline: float = DEFAULT_DEADLINE,
+    transcript: Transcript | None = None,
+    before_data: Callable[[], Awaitable[None] | None] | None = None,
+    on_delivered: Callable[[Delivery], Awaitable[None] | None] | None = None,
+) -> SessionReport:
+    """Deliver to the MX hosts of ``profile.host`` (a :func:`direct_profile`), as ``session.send`` would.
+
+    Never raises for delivery problems: the report's failure says why (the
+    last MX's, or the routing's own). ``password`` is unused: direct delivery
+    never authenticates. The whole routing, every MX included, runs within
+    ``deadline``.
+    """
+    del password
+    if transcript is None:
+        transcript = Transcript(title=f"direct to {profile.host}")
+    if on_entry is not None:
+        transcript.subscribe(on_entry)
+    try:
+        async with asyncio.timeout(deadline):
+            return await _route(profile, outgoing, transcript, deadline, before_data, on_delivered)
+    except TimeoutError:
+        failure = SessionFailure(
+            Stage.CONNECT,
+            f"direct delivery to {profile.host} did not finish within {deadline:g} seconds",
+            temporary=True,
+        )
+        return _failed(transcript, failure)
+    except RoutingError as exc:
+        stage = Stage.CONNECT
+        return _failed(transcript, SessionFailure(stage, exc.explanation, temporary=exc.temporary))
+
+
+def _failed(transcript: Transcript, failure: SessionFailure) -> SessionReport:
+    kind = "temporary" if failure.temporary else "permanent"
+    transcript.event(EventKind.ERROR, f"direct delivery failed ({kind}): {failure.problem}")
+    return SessionReport(transcript, failure=failure)
+
+
+async def _route(
+    profile: Profile,
+    outgoing: OutgoingMessage,
+    transcript: Transcript,
+    deadline: float,
+    before_data: Callable[[], Awaitable[None] | None] | None,
+    on_delivered: Callable[[Delivery], Awaitable[None] | None] | None,
+) -> SessionReport:
+    domain = profile.host
+    domains = by_domain(outgoing.envelope_recipients)
+    if set(domains) != {domain.lower()}:
+        raise RoutingError(
+            f"this message's recipients are not all at {domain}: "
+            f"{', '.join(sorted(domains))} (direct delivery keeps one message per domain)",
+            temporary=False,
+        )
+    ehlo_name = check_ehlo_name(profile.ehlo_name)
+    servers = _dns_servers(profile)
+    try:
+        resolver = make_resolver(servers, timeout=min(profile.timeout, 10.0))
+    except ValueError as exc:
+        raise RoutingError(str(exc), temporary=False) from None
+    asked = ", ".join(servers) if servers else "the system's resolver"
+    hosts = await mail_hosts(domain, resolver)
+    if hosts[0].implicit:
+        transcript.event(
+            EventKind.INFO,
+            f"direct: {domain} has no MX record; using its own address (RFC 5321 5.1), "
+            f"DNS from {asked}",
+        )
+    else:
+        listed = ", ".join(f"{h.preference} {h.host}" for h in hosts)
+        transcript.event(
+            EventKind.INFO,
+            f"direct: MX of {domain}: {listed} (in this order; equal preferences shuffled), "
+            f"DNS from {asked}",
+        )
+    transcript.event(
+        EventKind.INFO,
+        f"direct: no MTA-STS or DANE policy is checked; TLS is opportunistic (EHLO {ehlo_name})",
+    )
+    port = profile.effective_port
+    last: SessionReport | None = None
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + deadline
+    for host in hosts:
+        addresses = await host_addresses(host.host, resolver)
+        if not addresses:
+            transcript.event(
+                EventKind.WARNING, f"direct: {host.host} has no address record; next MX"
+            )
+            continue
+        for address in addresses:
+            transcript.event(
+                EventKind.INFO,
+                f"direct: trying {host.host} [{address}] port {port}"
+                + ("" if host.implicit else f" (preference {host.preference})"),
+            )
+            try:
+                session_profile = _session_profile(profile, host.host, ehlo_name)
+            except ProfileError as exc:  # a name from DNS no server setting can hold
+                transcript.event(EventKind.WARNING, f"direct: {host.host} is unusable: {exc}")
+                break
+            report = await send(
+                session_profile,
+                outgoing,
+                None,
+                deadline=max(ends - loop.time(), 0.1),
+                transcript=transcript,
+                before_data=before_data,
+                on_delivered=on_delivered,
+                address=address,
+                opportunistic_tls=True,
+            )
+            failure = report.failure
+            if failure is None or report.delivery is not None:
+                transcript.event(EventKind.INFO, f"direct: {domain} done through {host.host}")
+                return report
+            if failure.possibly_delivered or not failure.temporary:
+                why = "it may have arrived" if failure.possibly_delivered else "a permanent refusal"
+                transcript.event(
+                    EventKind.INFO, f"direct: {host.host}: {why}; no other MX is tried"
+                )
+                return report
+            transcript.event(
+                EventKind.INFO,
+                f"direct: {host.host} [{address}] failed for now ({failure.problem}); "
+                "trying the next",
+            )
+            last = report
+    if last is None:
+        raise RoutingError(f"no MX host of {domain} has an address", temporary=True)
+    transcript.event(
+        EventKind.WARNING, f"direct: no MX host of {domain} took the message; try again later"
+    )
+    return last
+
+
+def _session_profile(profile: Profile, host: str, ehlo_name: str) -> Profile:
+    """One MX's session: no account, opportunistic TLS (tuimail/session.py), the direct limits."""
+    changes: dict[str, Any] = {
+        "name": DIRECT,
+        "host": host,
+        "port": profile.effective_port,
+        "security": Security.NONE,
+        "verify_tls": False,
+        "ehlo_name": ehlo_name,
+        "timeout": profile.timeout,
+    }
+    return Profile(**changes)
