@@ -34,6 +34,7 @@ def _zones(server: DnsServer) -> None:
     server.add_zone("nomx.test", ["@ A 127.0.0.4"])
     server.add_zone("nullmx.test", ["@ MX 0 .", "@ A 127.0.0.4"])
     server.add_zone("tls.test", ["@ MX 10 mx", "mx A 127.0.0.5"])
+    server.add_zone("tie.test", ["@ MX 10 a", "@ MX 10 b", "@ MX 5 first", "@ MX 20 last"])
 
 
 @pytest.fixture(scope="module")
@@ -223,3 +224,38 @@ def test_ehlo_localhost_is_refused(
     assert done.returncode == exitcodes.USAGE, done.stdout + done.stderr
     assert "--ehlo: the EHLO name 'localhost' is not a fully qualified domain name" in done.stderr
     assert sink.messages == []
+
+
+def test_equal_preferences_come_in_random_order(dns_server: DnsServer) -> None:
+    from tuimail.routing import mail_hosts, make_resolver
+
+    async def orders() -> set[tuple[str, ...]]:
+        resolver = make_resolver([dns_server.server])
+        seen = set()
+        for _ in range(40):
+            hosts = await mail_hosts("tie.test", resolver)
+            seen.add(tuple(h.host for h in hosts))
+        return seen
+
+    seen = asyncio.run(orders())
+    assert seen == {
+        ("first.tie.test", "a.tie.test", "b.tie.test", "last.tie.test"),
+        ("first.tie.test", "b.tie.test", "a.tie.test", "last.tie.test"),
+    }
+
+
+def test_config_names_the_dns_server(
+    dns_server: DnsServer, servers: ServerThread, mx_port: int, isolated_dirs: Path
+) -> None:
+    config = isolated_dirs / "config" / "tuimail"
+    config.mkdir(parents=True)
+    (config / "config.toml").write_text(f'[dns]\nservers = ["{dns_server.server}"]\n')
+    sink = Sink()
+    listen(servers, "127.0.0.4", mx_port, sink)
+    done = run_tuimail(
+        "send", "--direct", "--mx-port", str(mx_port), "--ehlo", EHLO,
+        "--from", "alice@example.test", "--to", "carol@nomx.test", "--body", "Hi",
+    )  # fmt: skip
+    assert done.returncode == exitcodes.OK, done.stdout + done.stderr
+    assert f"DNS from {dns_server.server}" in done.stdout
+    assert len(sink.messages) == 1
