@@ -16,8 +16,10 @@ fails the test; elsewhere the test is skipped with the reason
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable
@@ -366,4 +368,57 @@ def started_dns(directory: Path, build: Callable[[DnsServer], None]) -> DnsServe
     server = DnsServer(directory)
     build(server)
     server.start()
+    return server
+
+
+def serve_policies(
+    loop: asyncio.AbstractEventLoop,
+    address: str,
+    port: int,
+    policies: dict[str, str],
+    context: ssl.SSLContext,
+) -> asyncio.Server:
+    """An HTTPS server on ``address``:``port`` (in ``loop``'s thread) answering MTA-STS policies.
+
+    ``policies`` maps the ``Host`` header (``mta-sts.example.test``) to the
+    policy text served at ``/.well-known/mta-sts.txt``; anything else is 404.
+    ``context`` carries a certificate from the tests' CA. The hosts whose
+    policy was served are listed in the returned server's ``policies_served``.
+    """
+    served: list[str] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(10):
+                head = await reader.readuntil(b"\r\n\r\n")
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+            writer.close()
+            return
+        lines = head.decode("latin-1").split("\r\n")
+        path = lines[0].split(" ")[1] if len(lines[0].split(" ")) > 2 else ""
+        headers = {
+            k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])
+        }
+        host = headers.get("host", "")
+        text = policies.get(host) if path == "/.well-known/mta-sts.txt" else None
+        if text is None:
+            status, body = "404 Not Found", b"not here\n"
+        else:
+            served.append(host)
+            status, body = "200 OK", text.encode()
+        writer.write(
+            f"HTTP/1.1 {status}\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
+        )
+        try:
+            await writer.drain()
+        finally:
+            writer.close()
+
+    async def create() -> asyncio.Server:
+        return await asyncio.start_server(handle, address, port, ssl=context)
+
+    server = asyncio.run_coroutine_threadsafe(create(), loop).result(5)
+    server.policies_served = served  # type: ignore[attr-defined]
     return server

@@ -46,12 +46,18 @@ def dns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DnsServer]:
 
 @pytest.fixture
 def mx_port() -> int:
+    return free_mx_port()
+
+
+def free_mx_port() -> int:
     """A port free on every test address (the MX hosts share it, as port 25 is shared)."""
     for _ in range(20):
         with socket.socket() as probe:
             probe.bind(("127.0.0.2", 0))
             port = int(probe.getsockname()[1])
-        if all(_free(address, port) for address in ("127.0.0.3", "127.0.0.4", "127.0.0.5")):
+        if all(
+            _free(address, port) for address in ("127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6")
+        ):
             return port
     raise RuntimeError("no port free on the test addresses")
 

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     from tuimail.credentials import Secret
     from tuimail.message import OutgoingMessage
+    from tuimail.mta_sts import Policy
 
 #: The port MX servers listen on; other ports are for tests (``--mx-port``).
 SMTP_PORT = 25
@@ -56,6 +57,9 @@ SMTP_PORT = 25
 ROUTE_KEY = "route"
 DIRECT = "direct"
 DNS_SERVERS_KEY = "dns_servers"
+#: The MTA-STS policy server's port (tests only: real ones listen on 443).
+MTA_STS_PORT_KEY = "mta_sts_port"
+HTTPS_PORT = 443
 
 #: EHLO names real MX servers refuse or that say nothing about the sender.
 _NOT_A_NAME = frozenset({"localhost", "localhost.localdomain", "localdomain"})
@@ -222,6 +226,7 @@ def direct_profile(
     dns_servers: Sequence[str] = (),
     ca_file: str = "",
     timeout: float = 30.0,
+    mta_sts_port: int = HTTPS_PORT,
 ) -> Profile:
     """The outbox's settings for one recipient domain's direct delivery (no server, no account)."""
     return Profile(
@@ -233,7 +238,11 @@ def direct_profile(
         ca_file=ca_file,
         ehlo_name=ehlo_name,
         timeout=timeout,
-        extra={ROUTE_KEY: DIRECT, DNS_SERVERS_KEY: list(dns_servers)},
+        extra={
+            ROUTE_KEY: DIRECT,
+            DNS_SERVERS_KEY: list(dns_servers),
+            MTA_STS_PORT_KEY: mta_sts_port,
+        },
     )
 
 
@@ -328,15 +337,33 @@ async def _route(
             f"direct: MX of {domain}: {listed} (in this order; equal preferences shuffled), "
             f"DNS from {asked}",
         )
-    transcript.event(
-        EventKind.INFO,
-        f"direct: no MTA-STS or DANE policy is checked; TLS is opportunistic (EHLO {ehlo_name})",
-    )
+    policy = await _sts_policy(profile, domain, resolver, transcript)
+    if policy is None:
+        transcript.event(
+            EventKind.INFO,
+            f"direct: no MTA-STS policy for {domain} (DANE is not checked); "
+            f"TLS is opportunistic (EHLO {ehlo_name})",
+        )
     port = profile.effective_port
     last: SessionReport | None = None
     loop = asyncio.get_running_loop()
     ends = loop.time() + deadline
+    matched = 0
     for host in hosts:
+        if policy is not None and not policy.matches(host.host):
+            patterns = ", ".join(policy.mx)
+            if policy.mode == "enforce":
+                transcript.event(
+                    EventKind.WARNING,
+                    f"MTA-STS: {host.host} does not match the policy's mx ({patterns}); not used",
+                )
+                continue
+            transcript.event(
+                EventKind.WARNING,
+                f"MTA-STS testing: {host.host} does not match the policy's mx ({patterns}); "
+                "delivering anyway",
+            )
+        matched += 1
         addresses = await host_addresses(host.host, resolver)
         if not addresses:
             transcript.event(
@@ -350,37 +377,68 @@ async def _route(
                 + ("" if host.implicit else f" (preference {host.preference})"),
             )
             try:
-                session_profile = _session_profile(profile, host.host, ehlo_name)
+                session_profile = _session_profile(
+                    profile, host.host, ehlo_name, verified=policy is not None
+                )
             except ProfileError as exc:  # a name from DNS no server setting can hold
                 transcript.event(EventKind.WARNING, f"direct: {host.host} is unusable: {exc}")
                 break
-            report = await send(
-                session_profile,
-                outgoing,
-                None,
-                deadline=max(ends - loop.time(), 0.1),
-                transcript=transcript,
-                before_data=before_data,
-                on_delivered=on_delivered,
-                address=address,
-                opportunistic_tls=True,
-            )
+
+            async def attempt(session_profile: Profile, address: str) -> SessionReport:
+                return await send(
+                    session_profile,
+                    outgoing,
+                    None,
+                    deadline=max(ends - loop.time(), 0.1),
+                    transcript=transcript,
+                    before_data=before_data,
+                    on_delivered=on_delivered,
+                    address=address,
+                    opportunistic_tls=session_profile.security is Security.NONE,
+                )
+
+            report = await attempt(session_profile, address)
             failure = report.failure
+            tls_failed = (
+                failure is not None
+                and failure.stage is Stage.TLS
+                and report.delivery is None
+                and not failure.possibly_delivered
+            )
+            if tls_failed and policy is not None and policy.mode == "testing":
+                assert failure is not None
+                transcript.event(
+                    EventKind.WARNING,
+                    f"MTA-STS testing: verified TLS with {host.host} failed ({failure.problem}); "
+                    "the policy would refuse it; delivering with opportunistic TLS",
+                )
+                report = await attempt(_session_profile(profile, host.host, ehlo_name), address)
+                failure = report.failure
+                tls_failed = False
             if failure is None or report.delivery is not None:
                 transcript.event(EventKind.INFO, f"direct: {domain} done through {host.host}")
                 return report
-            if failure.possibly_delivered or not failure.temporary:
+            if failure.possibly_delivered or (not failure.temporary and not tls_failed):
                 why = "it may have arrived" if failure.possibly_delivered else "a permanent refusal"
                 transcript.event(
                     EventKind.INFO, f"direct: {host.host}: {why}; no other MX is tried"
                 )
                 return report
+            if tls_failed:
+                # MTA-STS enforce: a certificate refused is this MX's failure, not the message's.
+                failure.temporary = True
             transcript.event(
                 EventKind.INFO,
                 f"direct: {host.host} [{address}] failed for now ({failure.problem}); "
                 "trying the next",
             )
             last = report
+    if policy is not None and matched == 0:
+        raise RoutingError(
+            f"no MX host of {domain} matches its MTA-STS policy (mx: {', '.join(policy.mx)}); "
+            "the policy forbids delivery to the others",
+            temporary=True,
+        )
     if last is None:
         raise RoutingError(f"no MX host of {domain} has an address", temporary=True)
     transcript.event(
@@ -389,14 +447,60 @@ async def _route(
     return last
 
 
-def _session_profile(profile: Profile, host: str, ehlo_name: str) -> Profile:
-    """One MX's session: no account, opportunistic TLS (tuimail/session.py), the direct limits."""
+async def _sts_policy(
+    profile: Profile,
+    domain: str,
+    resolver: dns.asyncresolver.Resolver,
+    transcript: Transcript,
+) -> Policy | None:
+    """The domain's MTA-STS policy in enforce or testing mode, each step said; None otherwise."""
+    from tuimail.mta_sts import lookup
+
+    port = profile.extra.get(MTA_STS_PORT_KEY, HTTPS_PORT)
+    found = await lookup(
+        domain,
+        resolver,
+        ca_file=profile.ca_file,
+        port=port if isinstance(port, int) else HTTPS_PORT,
+        timeout=min(profile.timeout, 10.0),
+    )
+    for note in found.notes:
+        transcript.event(EventKind.INFO, f"MTA-STS: {note}")
+    policy = found.policy
+    if policy is None or policy.mode == "none":
+        return None
+    patterns = ", ".join(policy.mx)
+    if policy.mode == "enforce":
+        transcript.event(
+            EventKind.INFO,
+            f"MTA-STS enforce for {domain} (id {policy.id}): mx must match {patterns}; "
+            "verified TLS is required",
+        )
+    else:
+        transcript.event(
+            EventKind.INFO,
+            f"MTA-STS testing for {domain} (id {policy.id}): mx should match {patterns}; "
+            "failures are reported here, not enforced (tuimail sends no TLS-RPT reports)",
+        )
+    return policy
+
+
+def _session_profile(
+    profile: Profile, host: str, ehlo_name: str, *, verified: bool = False
+) -> Profile:
+    """One MX's session: no account, the direct limits, and its TLS.
+
+    ``verified`` (an MTA-STS policy): STARTTLS required and the certificate
+    checked against the MX name (``--ca-file`` trusted); else opportunistic
+    TLS (tuimail/session.py).
+    """
     changes: dict[str, Any] = {
         "name": DIRECT,
         "host": host,
         "port": profile.effective_port,
-        "security": Security.NONE,
-        "verify_tls": False,
+        "security": Security.STARTTLS if verified else Security.NONE,
+        "verify_tls": verified,
+        "ca_file": profile.ca_file if verified else "",
         "ehlo_name": ehlo_name,
         "timeout": profile.timeout,
     }

@@ -104,6 +104,13 @@ def define_options(send: argparse.ArgumentParser) -> None:
         metavar="N",
         help="with --direct: the MX port, for tests only (mail servers listen on 25)",
     )
+    direct.add_argument(
+        "--mta-sts-port",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --direct: the MTA-STS policy server's port, for tests only (443 is the real one)",
+    )
     send.add_argument("--json", action="store_true", help="print JSON Lines instead of text")
     send.add_argument(
         "--no-queue",
@@ -471,8 +478,9 @@ def _direct_base(args: argparse.Namespace) -> Profile:
                 f"--direct sends to each domain's MX hosts: {flag} has no use with it",
                 exitcodes.USAGE,
             )
-    if args.mx_port is not None and not 0 < args.mx_port < 65536:
-        raise CLIError("--mx-port: a port number from 1 to 65535", exitcodes.USAGE)
+    for port, flag in ((args.mx_port, "--mx-port"), (args.mta_sts_port, "--mta-sts-port")):
+        if port is not None and not 0 < port < 65536:
+            raise CLIError(f"{flag}: a port number from 1 to 65535", exitcodes.USAGE)
     return checked(lambda: Profile(name="direct", host="direct", port=25, security=Security.NONE))
 
 
@@ -509,7 +517,7 @@ def _send_direct(args: argparse.Namespace, base: Profile, outgoing: OutgoingMess
     """
     import dataclasses
 
-    from tuimail.routing import SMTP_PORT, by_domain, direct_profile, send_direct
+    from tuimail.routing import HTTPS_PORT, SMTP_PORT, by_domain, direct_profile, send_direct
 
     ehlo, servers = _direct_settings(args)
     codes = []
@@ -525,6 +533,7 @@ def _send_direct(args: argparse.Namespace, base: Profile, outgoing: OutgoingMess
             dns_servers=servers,
             ca_file=args.ca_file or "",
             timeout=args.timeout or base.timeout,
+            mta_sts_port=args.mta_sts_port or HTTPS_PORT,
         )
         if args.no_queue:
 
