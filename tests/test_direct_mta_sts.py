@@ -8,8 +8,11 @@ HTTPS server on 127.0.0.6 with a certificate from the tests' CA (trusted with
 from __future__ import annotations
 
 import datetime
+import json
 import ssl
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -168,3 +171,31 @@ def test_mx_patterns() -> None:
     assert not mx_matches("*.mail.example.org", "a.b.mail.example.org")
     assert not mx_matches("*.mail.example.org", "mail.example.org")
     assert mx_matches("MX.Example.org", "mx.example.org.")
+
+
+def test_a_changed_id_fetches_the_policy_again(
+    dns_server: DnsServer,
+    servers: ServerThread,
+    certs: Certs,
+    mx_port: int,
+    policy_port: int,
+    isolated_dirs: Path,
+) -> None:
+    # A fresh cached policy with another id, naming no MX of the domain: the
+    # record's id differs, so the policy is fetched again and the new one is used.
+    cache = isolated_dirs / "state" / "tuimail" / "mta-sts"
+    cache.mkdir(parents=True)
+    old = {
+        "domain": "enforce.test", "id": "20250101", "mode": "enforce",
+        "mx": ["nothing.example"], "max_age": 86400, "fetched_at": time.time(),
+    }  # fmt: skip
+    (cache / "enforce.test.json").write_text(json.dumps(old))
+    good = Sink()
+    listen(servers, "127.0.0.3", mx_port, good, tls_context=_context(certs, "mx.mail.enforce.test"))
+    done = send(dns_server, certs, mx_port, policy_port, "bob@enforce.test")
+    assert done.returncode == exitcodes.OK, done.stdout + done.stderr
+    assert "fetched from https://mta-sts.enforce.test/ (the cached id 20250101 changed)" in (
+        done.stdout
+    )
+    assert len(good.messages) == 1
+    assert json.loads((cache / "enforce.test.json").read_text())["id"] == "20260101"
