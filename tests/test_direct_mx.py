@@ -265,3 +265,26 @@ def test_config_names_the_dns_server(
     assert done.returncode == exitcodes.OK, done.stdout + done.stderr
     assert f"DNS from {dns_server.server}" in done.stdout
     assert len(sink.messages) == 1
+
+
+def test_a_domain_that_failed_is_retried_alone(
+    dns_server: DnsServer, servers: ServerThread, mx_port: int
+) -> None:
+    # nomx.test takes it now; pref.test is down: only pref.test is tried again, and once.
+    up = Sink()
+    listen(servers, "127.0.0.4", mx_port, up)
+    done = send_direct(
+        dns_server, mx_port, "bob@pref.test", "--to", "carol@nomx.test", "--ehlo", EHLO
+    )
+    assert done.returncode == exitcodes.QUEUED, done.stdout + done.stderr
+    assert [m.rcpt_tos for m in up.messages] == [["carol@nomx.test"]]
+    assert "refused (temporary) bob@pref.test: 451 pref.test: " in done.stderr
+    later = Sink()
+    listen(servers, "127.0.0.2", mx_port, later)
+    flushed = run_tuimail("outbox", "flush", "--all", "--verbose", timeout=60)
+    assert [m.rcpt_tos for m in later.messages] == [["bob@pref.test"]], (
+        flushed.stdout + flushed.stderr
+    )
+    assert len(up.messages) == 1
+    # Both domains got the same message.
+    assert later.messages[0].content == up.messages[0].content

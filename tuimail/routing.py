@@ -16,14 +16,16 @@ other MX is tried, so a message is never delivered twice. TLS is
 opportunistic (tuimail/session.py: STARTTLS when offered, unverified, never
 presented as secure). Each decision is an ``===`` line in the transcript.
 
-The outbox keeps one message per recipient domain (:func:`is_direct`
-profiles, see tuimail/cli/send.py), so a domain's retry never resends to
-another domain.
+A message to several domains is one outbox message (:func:`is_direct`
+profiles, see tuimail/cli/send.py): the domains that failed for now count as
+recipients refused for now, so a retry goes only to them, never again to a
+domain that took it (:func:`send_direct`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import random
 import socket
@@ -36,6 +38,7 @@ from tuimail.profiles import Profile, ProfileError, Security
 from tuimail.session import (
     DEFAULT_DEADLINE,
     Delivery,
+    RecipientRefusal,
     SessionFailure,
     SessionReport,
     Stage,
@@ -228,7 +231,11 @@ def direct_profile(
     timeout: float = 30.0,
     mta_sts_port: int = HTTPS_PORT,
 ) -> Profile:
-    """The outbox's settings for one recipient domain's direct delivery (no server, no account)."""
+    """The outbox's settings for a direct delivery (no server, no account).
+
+    ``domain`` (the first recipient's) is only what the outbox shows as the
+    message's server: :func:`send_direct` routes by the recipients.
+    """
     return Profile(
         name=DIRECT,
         host=domain,
@@ -267,31 +274,124 @@ async def send_direct(
     before_data: Callable[[], Awaitable[None] | None] | None = None,
     on_delivered: Callable[[Delivery], Awaitable[None] | None] | None = None,
 ) -> SessionReport:
-    """Deliver to the MX hosts of ``profile.host`` (a :func:`direct_profile`), as ``session.send`` would.
+    """Deliver to each recipient domain's MX hosts (a :func:`direct_profile`), as ``session.send`` would.
 
     Never raises for delivery problems: the report's failure says why (the
     last MX's, or the routing's own). ``password`` is unused: direct delivery
-    never authenticates. The whole routing, every MX included, runs within
+    never authenticates. Everything, every domain and MX, runs within
     ``deadline``.
+
+    With one domain the report is that domain's session's. With several,
+    the domains are tried in turn and the report is one delivery for all
+    (``on_delivered`` hears it once, at the end): a domain that failed
+    counts as a refusal of its recipients, for now (4xx) or for good, so the
+    outbox retries only the recipients of the domains that failed for now
+    (their ``delivered_to`` is kept); a domain whose delivery may have
+    arrived counts as refused for good (a 554 saying so), never sent again.
     """
     del password
     if transcript is None:
         transcript = Transcript(title=f"direct to {profile.host}")
     if on_entry is not None:
         transcript.subscribe(on_entry)
+    ends = asyncio.get_running_loop().time() + deadline
+    groups = by_domain(outgoing.envelope_recipients)
+    if len(groups) == 1:
+        (domain,) = groups
+        return await _one_domain(
+            profile, domain, outgoing, transcript, ends, before_data, on_delivered
+        )
+    reports: dict[str, tuple[list[str], SessionReport]] = {}
+    for domain, addresses in groups.items():
+        wanted = set(addresses)
+        part = dataclasses.replace(
+            outgoing, recipients=tuple(r for r in outgoing.recipients if r.addr_spec in wanted)
+        )
+        transcript.event(EventKind.INFO, f"direct: to {domain}: {', '.join(addresses)}")
+        report = await _one_domain(profile, domain, part, transcript, ends, before_data, None)
+        reports[domain] = (addresses, report)
+    return await _combined(transcript, reports, on_delivered)
+
+
+async def _one_domain(
+    profile: Profile,
+    domain: str,
+    outgoing: OutgoingMessage,
+    transcript: Transcript,
+    ends: float,
+    before_data: Callable[[], Awaitable[None] | None] | None,
+    on_delivered: Callable[[Delivery], Awaitable[None] | None] | None,
+) -> SessionReport:
+    remaining = max(ends - asyncio.get_running_loop().time(), 0.1)
     try:
-        async with asyncio.timeout(deadline):
-            return await _route(profile, outgoing, transcript, deadline, before_data, on_delivered)
+        async with asyncio.timeout(remaining):
+            return await _route(
+                profile, domain, outgoing, transcript, remaining, before_data, on_delivered
+            )
     except TimeoutError:
         failure = SessionFailure(
             Stage.CONNECT,
-            f"direct delivery to {profile.host} did not finish within {deadline:g} seconds",
+            f"direct delivery to {domain} did not finish within the deadline",
             temporary=True,
         )
         return _failed(transcript, failure)
     except RoutingError as exc:
         stage = Stage.CONNECT
         return _failed(transcript, SessionFailure(stage, exc.explanation, temporary=exc.temporary))
+
+
+async def _combined(
+    transcript: Transcript,
+    reports: dict[str, tuple[list[str], SessionReport]],
+    on_delivered: Callable[[Delivery], Awaitable[None] | None] | None,
+) -> SessionReport:
+    """Several domains' reports as one, in the terms the outbox settles by (see :func:`send_direct`)."""
+    delivered = [r.delivery for _, r in reports.values() if r.delivery is not None]
+    refused = [refusal for delivery in delivered for refusal in delivery.refused]
+    for domain, (addresses, report) in reports.items():
+        failure = report.failure
+        if report.delivery is not None or failure is None:
+            continue
+        if failure.possibly_delivered:
+            code = 554
+            reply = f"{domain}: it may have arrived ({failure.problem}); not sent again"
+        elif failure.refused:
+            refused += failure.refused
+            continue
+        else:
+            code = failure.code or 0
+            if (400 <= code < 500) != failure.temporary:
+                code = 451 if failure.temporary else 550
+            reply = f"{domain}: {failure.problem}"
+        refused += [RecipientRefusal(address, code, reply) for address in addresses]
+    if delivered:
+        first = delivered[0]
+        combined = Delivery(
+            message_id=first.message_id,
+            size=first.size,
+            accepted=[a for d in delivered for a in d.accepted],
+            refused=refused,
+            reply="; ".join(d.reply for d in delivered),
+        )
+        if on_delivered is not None:
+            settled = on_delivered(combined)
+            if settled is not None:
+                await settled
+        return SessionReport(transcript, delivery=combined)
+    failures = [r.failure for _, r in reports.values() if r.failure is not None]
+    problems = "; ".join(
+        f"{domain}: {r.failure.problem}" for domain, (_, r) in reports.items() if r.failure
+    )
+    return SessionReport(
+        transcript,
+        failure=SessionFailure(
+            failures[0].stage if failures else Stage.CONNECT,
+            problems,
+            temporary=any(r.temporary for r in refused),
+            possibly_delivered=all(f.possibly_delivered for f in failures),
+            refused=tuple(refused),
+        ),
+    )
 
 
 def _failed(transcript: Transcript, failure: SessionFailure) -> SessionReport:
@@ -302,20 +402,13 @@ def _failed(transcript: Transcript, failure: SessionFailure) -> SessionReport:
 
 async def _route(
     profile: Profile,
+    domain: str,
     outgoing: OutgoingMessage,
     transcript: Transcript,
     deadline: float,
     before_data: Callable[[], Awaitable[None] | None] | None,
     on_delivered: Callable[[Delivery], Awaitable[None] | None] | None,
 ) -> SessionReport:
-    domain = profile.host
-    domains = by_domain(outgoing.envelope_recipients)
-    if set(domains) != {domain.lower()}:
-        raise RoutingError(
-            f"this message's recipients are not all at {domain}: "
-            f"{', '.join(sorted(domains))} (direct delivery keeps one message per domain)",
-            temporary=False,
-        )
     ehlo_name = check_ehlo_name(profile.ehlo_name)
     servers = _dns_servers(profile)
     try:

@@ -25,8 +25,6 @@ from tuimail.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
-
     from tuimail.console import EntryPrinter
     from tuimail.credentials import Secret
     from tuimail.message import Draft, DraftInvalid, FieldError, OutgoingMessage
@@ -510,44 +508,32 @@ def _direct_settings(args: argparse.Namespace) -> tuple[str, list[str]]:
 
 
 def _send_direct(args: argparse.Namespace, base: Profile, outgoing: OutgoingMessage) -> int:
-    """One outbox message per recipient domain, each tried now; the first failure's code wins.
+    """One message for every recipient domain, through the outbox (or once with --no-queue).
 
-    A message per domain means a domain's retry never sends again to another
-    domain that already took it (the outbox's no-duplicate rule holds per message).
+    tuimail/routing.py tries each domain's MX hosts; a domain that fails for
+    now is retried alone, as recipients refused for now are.
     """
-    import dataclasses
-
     from tuimail.routing import HTTPS_PORT, SMTP_PORT, by_domain, direct_profile, send_direct
 
     ehlo, servers = _direct_settings(args)
-    codes = []
-    for domain, addresses in by_domain(outgoing.envelope_recipients).items():
-        wanted = set(addresses)
-        part = dataclasses.replace(
-            outgoing, recipients=tuple(r for r in outgoing.recipients if r.addr_spec in wanted)
+    domains = list(by_domain(outgoing.envelope_recipients))
+    profile = direct_profile(
+        domains[0],
+        ehlo_name=ehlo,
+        mx_port=args.mx_port or SMTP_PORT,
+        dns_servers=servers,
+        ca_file=args.ca_file or "",
+        timeout=args.timeout or base.timeout,
+        mta_sts_port=args.mta_sts_port or HTTPS_PORT,
+    )
+    if args.no_queue:
+        return run_session_command(
+            args,
+            lambda printer: send_direct(
+                profile, outgoing, on_entry=printer, deadline=args.deadline
+            ),
         )
-        profile = direct_profile(
-            domain,
-            ehlo_name=ehlo,
-            mx_port=args.mx_port or SMTP_PORT,
-            dns_servers=servers,
-            ca_file=args.ca_file or "",
-            timeout=args.timeout or base.timeout,
-            mta_sts_port=args.mta_sts_port or HTTPS_PORT,
-        )
-        if args.no_queue:
-
-            def once(
-                printer: EntryPrinter | None,
-                profile: Profile = profile,
-                part: OutgoingMessage = part,
-            ) -> Coroutine[object, None, SessionReport]:
-                return send_direct(profile, part, on_entry=printer, deadline=args.deadline)
-
-            codes.append(run_session_command(args, once))
-        else:
-            codes.append(_send_through_outbox(args, profile, part, None))
-    return next((code for code in codes if code != exitcodes.OK), exitcodes.OK)
+    return _send_through_outbox(args, profile, outgoing, None)
 
 
 async def _send_to_embedded_sandbox(
