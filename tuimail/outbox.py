@@ -78,6 +78,7 @@ from tuimail.errors import NotFound, TuimailError
 from tuimail.maildir import deliver, ensure_maildir
 from tuimail.message import MAX_MESSAGE_BYTES, OutgoingMessage, check_stored_message
 from tuimail.profiles import Profile
+from tuimail.routing import is_direct, send_direct
 from tuimail.serial_thread import SerialThread
 from tuimail.session import Delivery, RecipientRefusal, SessionReport, send
 from tuimail.small_files import parse_json, read_small_file, read_small_text
@@ -1001,7 +1002,9 @@ class Outbox:
             except Exception as exc:  # whatever it is, the 250 stands
                 settled.append(self._delivered_not_moved(entry, delivery, exc))
 
-        report = await send(
+        # A direct message (tuimail/routing.py) goes to its domain's MX hosts.
+        deliver = send_direct if is_direct(profile) else send
+        report = await deliver(
             profile,
             outgoing,
             password,

@@ -260,8 +260,16 @@ class SMTPSession:
         *,
         transcript: Transcript | None = None,
         on_entry: Callable[[Entry], None] | None = None,
+        address: str = "",
+        opportunistic_tls: bool = False,
     ) -> None:
         self.profile = profile
+        #: The resolved address to connect to (see ``wire.Endpoint.address``).
+        self._address = address
+        #: Direct delivery to an MX (tuimail/routing.py): with a profile whose
+        #: security is ``none``, STARTTLS is used when offered, unverified,
+        #: and the transcript says it is not to be taken as secure.
+        self._opportunistic = opportunistic_tls and profile.security is Security.NONE
         self._password = password
         self.transcript = (
             transcript
@@ -313,17 +321,21 @@ class SMTPSession:
         tls_context = None
         if profile.security is not Security.NONE:
             tls_context = await self._tls_context_for(profile)
-        transcript.event(
-            EventKind.INFO,
-            f"{profile.address} security {profile.security.label}"
-            + (
-                ""
-                if profile.verify_tls or profile.security is Security.NONE
-                else ", certificate NOT verified"
-            ),
-        )
-        for warning in profile.warnings():
-            transcript.event(EventKind.WARNING, warning.words())
+        if self._opportunistic:
+            # Not "plain": STARTTLS is used if offered (said once it is known).
+            transcript.event(EventKind.INFO, f"{profile.address} security opportunistic STARTTLS")
+        else:
+            transcript.event(
+                EventKind.INFO,
+                f"{profile.address} security {profile.security.label}"
+                + (
+                    ""
+                    if profile.verify_tls or profile.security is Security.NONE
+                    else ", certificate NOT verified"
+                ),
+            )
+            for warning in profile.warnings():
+                transcript.event(EventKind.WARNING, warning.words())
         endpoint = Endpoint(
             profile.host,
             profile.effective_port,
@@ -331,7 +343,10 @@ class SMTPSession:
             tls_context=tls_context,
             timeout=profile.timeout,
             ehlo_name=profile.ehlo_name or default_ehlo_name(),
+            address=self._address,
         )
+        if self._opportunistic:
+            endpoint = dataclasses.replace(endpoint, tls_context=_unverified_context())
         self._stepper = stepper = Stepper(
             WireCapture(transcript),
             endpoint,
@@ -345,6 +360,8 @@ class SMTPSession:
             await stepper.starttls()
             # RFC 3207: forget what was learnt before TLS and ask again.
             await self._ehlo()
+        elif self._opportunistic:
+            await self._opportunistic_starttls(stepper)
         elif profile.security is Security.NONE and stepper.smtp.supports_extension("starttls"):
             transcript.event(
                 EventKind.INFO, "the server offers STARTTLS; this profile does not use it"
@@ -367,6 +384,29 @@ class SMTPSession:
                 verified=True,
             )
             self.report.authenticated_as = profile.username
+
+    async def _opportunistic_starttls(self, stepper: Stepper) -> None:
+        """STARTTLS if the MX offers it, certificate unchecked: against a passive listener only.
+
+        Nothing (no MTA-STS or DANE policy) says which certificate is the
+        right one, so none is verified and the connection is never shown as
+        secure; a failed handshake is a failure of this MX (the router tries
+        the next one).
+        """
+        host = self.profile.host
+        if not stepper.smtp.supports_extension("starttls"):
+            self.transcript.event(
+                EventKind.WARNING,
+                f"opportunistic TLS: {host} does not offer STARTTLS; the message goes unencrypted",
+            )
+            return
+        self.transcript.event(
+            EventKind.INFO,
+            f"opportunistic TLS: STARTTLS with {host}, certificate not verified, "
+            "not presented as secure (no MTA-STS or DANE policy asks for more)",
+        )
+        await stepper.starttls()
+        await self._ehlo()
 
     async def _run_secret_command(self, stepper: Stepper) -> Secret:
         """The profile's password or token from its command, run now (in a worker thread).
@@ -696,6 +736,8 @@ class SMTPSession:
         info = tls_info(ssl_object, verified=self.profile.verify_tls)
         self.report.tls = info
         self.transcript.event(EventKind.TLS, info.summary(), secure=True, **info.to_json())
+        if self._opportunistic:
+            return  # said before the handshake: unverified, and not presented as secure
         if not info.verified:
             # Neutral words: the setting is a profile's verify_tls or the command line's --no-verify.
             self.transcript.event(
@@ -939,6 +981,14 @@ def _oauth_failure(exc: BaseException) -> SessionFailure | None:
     return None
 
 
+def _unverified_context() -> ssl.SSLContext:
+    """Opportunistic STARTTLS: encryption against a passive listener, no certificate check."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def _reply_text(response: SMTPResponse) -> str:
     return f"{response.code} {response.message}"
 
@@ -965,12 +1015,22 @@ async def send(
     transcript: Transcript | None = None,
     before_data: Callable[[], Awaitable[None] | None] | None = None,
     on_delivered: Callable[[Delivery], Awaitable[None] | None] | None = None,
+    address: str = "",
+    opportunistic_tls: bool = False,
 ) -> SessionReport:
     """Send one message in one session. Never raises for SMTP problems: see ``report.failure``.
 
-    ``before_data`` and ``on_delivered``: see :meth:`SMTPSession.deliver`.
+    ``before_data`` and ``on_delivered``: see :meth:`SMTPSession.deliver`;
+    ``address`` and ``opportunistic_tls``: see :class:`SMTPSession`.
     """
-    session = SMTPSession(profile, password, on_entry=on_entry, transcript=transcript)
+    session = SMTPSession(
+        profile,
+        password,
+        on_entry=on_entry,
+        transcript=transcript,
+        address=address,
+        opportunistic_tls=opportunistic_tls,
+    )
     await _run(
         session,
         deadline,

@@ -2,8 +2,9 @@
 
 ``$XDG_CONFIG_HOME/tuimail/config.toml`` holds ``[keymap]`` (the app's keys),
 ``[monitor]`` (the app's Monitor), ``[outbox]`` (retry timing, for the app
-and the command line alike) and ``[sandbox]`` (the built-in sandbox's port). A file that cannot be read (not TOML, not a
-regular file) and a bad ``[outbox]`` table are errors in both faces, with the
+and the command line alike), ``[sandbox]`` (the built-in sandbox's port) and
+``[dns]`` (the resolvers direct delivery asks). A file that cannot be read (not
+TOML, not a regular file) and a bad ``[outbox]`` table are errors in both faces, with the
 same words, wherever the retry timing is needed: a retry schedule the user
 did not ask for must not run quietly. The app reads such a file as empty for
 its keys and Monitor, and says why once.
@@ -102,3 +103,23 @@ def sandbox_port(config: LoadedConfig) -> tuple[int, str]:
         f"(a whole number from 1 to 65535, or 0 for any free port); "
         f"the sandbox uses port {DEFAULT_SANDBOX_PORT}"
     )
+
+
+def dns_servers(config: LoadedConfig) -> list[str]:
+    """``[dns] servers`` (``["HOST", "HOST:PORT", ...]``): the resolvers to ask; empty: the system's.
+
+    Raises :class:`ConfigError` when the file cannot be read or the value is
+    not a list of strings: a lookup through a resolver the user did not
+    choose must not happen quietly.
+    """
+    if config.problem:
+        raise ConfigError(config.problem)
+    table = config.tables.get("dns", {})
+    if not isinstance(table, dict):
+        raise ConfigError('config.toml: dns is not a table (write [dns] with servers = ["..."])')
+    value = table.get("servers", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(
+            f'config.toml [dns] servers = {value!r} is not a list of "HOST" or "HOST:PORT"'
+        )
+    return list(value)

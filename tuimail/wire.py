@@ -256,6 +256,10 @@ class Endpoint:
     timeout: float
     #: The name this client gives in EHLO.
     ehlo_name: str
+    #: The IP address to connect to, already resolved (an MX host's, found
+    #: through dnspython by tuimail/routing.py); empty: resolve ``host``. TLS
+    #: (SNI, the certificate's name) keeps using ``host``.
+    address: str = ""
 
 
 class TranscribingSMTP(SMTP):
@@ -295,7 +299,9 @@ class TranscribingSMTP(SMTP):
         """Connect, run implicit TLS if asked, and read the greeting; returns the greeting."""
         endpoint = self.endpoint
         self._on_part(Stage.CONNECT)
-        sock = await self._open_socket(endpoint.host, endpoint.port, endpoint.timeout)
+        sock = await self._open_socket(
+            endpoint.address or endpoint.host, endpoint.port, endpoint.timeout
+        )
         return await self.connect(sock=sock)
 
     async def _create_connection(self, timeout: float | None) -> SMTPResponse:

@@ -83,6 +83,32 @@ def define_options(send: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --eml: send to its To, Cc and Bcc (Bcc is removed from the message)",
     )
+    direct = send.add_argument_group("direct delivery (no relay: each recipient domain's MX hosts)")
+    direct.add_argument(
+        "--direct",
+        action="store_true",
+        help="deliver to the recipients' mail servers found in DNS, one message per domain",
+    )
+    direct.add_argument(
+        "--dns-server",
+        metavar="HOST[:PORT]",
+        help="with --direct: the resolver to ask (default: config.toml [dns] servers, "
+        "else the system's)",
+    )
+    direct.add_argument(
+        "--mx-port",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --direct: the MX port, for tests only (mail servers listen on 25)",
+    )
+    direct.add_argument(
+        "--mta-sts-port",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --direct: the MTA-STS policy server's port, for tests only (443 is the real one)",
+    )
     send.add_argument("--json", action="store_true", help="print JSON Lines instead of text")
     send.add_argument(
         "--no-queue",
@@ -187,8 +213,10 @@ def _wants_embedded_sandbox(args: argparse.Namespace) -> bool:
 def cmd_send(args: argparse.Namespace) -> int:
     from tuimail.message import Draft, DraftInvalid, build_message
 
-    embedded = _wants_embedded_sandbox(args)
-    if embedded:
+    embedded = False if args.direct else _wants_embedded_sandbox(args)
+    if args.direct:
+        profile = _direct_base(args)
+    elif embedded:
         from tuimail.sandbox_profile import builtin_profile
 
         profile = builtin_profile()
@@ -200,8 +228,12 @@ def cmd_send(args: argparse.Namespace) -> int:
         raise CLIError(
             "with --password-stdin, give the text with --body or --body-file", exitcodes.USAGE
         )
-    password = password_for(
-        profile, args.password_stdin, saved=bool(args.profile and not args.server)
+    password = (
+        None
+        if args.direct
+        else password_for(
+            profile, args.password_stdin, saved=bool(args.profile and not args.server)
+        )
     )
     if args.eml is not None:
         outgoing_or_code = _prepared_message(args)
@@ -344,6 +376,8 @@ def send_outgoing(
     """Send a built message: to the embedded sandbox, once (--no-queue), or via the outbox."""
     from tuimail.session import send
 
+    if getattr(args, "direct", False):
+        return _send_direct(args, profile, outgoing)
     if embedded:
         return run_session_command(
             args, lambda printer: _send_to_embedded_sandbox(args, outgoing, printer)
@@ -367,9 +401,8 @@ def _send_through_outbox(
     outbox = Outbox(policy=retry_policy())
     try:
         # A --server send never follows a saved profile; saying so spares a read.
-        queued = outbox.enqueue(
-            profile, outgoing, follows_profile=None if not args.server else False
-        )
+        follows = None if not args.server and not getattr(args, "direct", False) else False
+        queued = outbox.enqueue(profile, outgoing, follows_profile=follows)
     except OutboxError as exc:
         raise CLIError(str(exc), exitcodes.STORE_FAILED) from None
     outcome: Outcome | None = None
@@ -416,6 +449,91 @@ def _send_through_outbox(
         )
         print(f"tuimail: {short_id(queued.key)}: {note}", file=sys.stderr)
     return code
+
+
+#: Options that name a relay or an account: direct delivery has neither.
+_RELAY_OPTIONS = (
+    ("profile", "--profile"),
+    ("server", "--server"),
+    ("security", "--security"),
+    ("user", "--user"),
+    ("auth", "--auth"),
+    ("no_verify", "--no-verify"),
+    ("allow_plaintext_auth", "--allow-plaintext-auth"),
+    ("password_stdin", "--password-stdin"),
+    ("password_command", "--password-command"),
+    ("token_command", "--token-command"),
+)
+
+
+def _direct_base(args: argparse.Namespace) -> Profile:
+    """The settings a --direct send drafts with (no relay, no account); each domain gets its own."""
+    from tuimail.profiles import Profile, Security
+
+    for name, flag in _RELAY_OPTIONS:
+        if getattr(args, name, None):
+            raise CLIError(
+                f"--direct sends to each domain's MX hosts: {flag} has no use with it",
+                exitcodes.USAGE,
+            )
+    for port, flag in ((args.mx_port, "--mx-port"), (args.mta_sts_port, "--mta-sts-port")):
+        if port is not None and not 0 < port < 65536:
+            raise CLIError(f"{flag}: a port number from 1 to 65535", exitcodes.USAGE)
+    return checked(lambda: Profile(name="direct", host="direct", port=25, security=Security.NONE))
+
+
+def _direct_settings(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """The EHLO name (--ehlo, else this machine's FQDN) and the resolvers, or a usage error."""
+    from tuimail import user_config
+    from tuimail.routing import RoutingError, check_ehlo_name, machine_fqdn, parse_server
+
+    try:
+        ehlo = check_ehlo_name(args.ehlo or machine_fqdn())
+    except RoutingError as exc:
+        source = "--ehlo" if args.ehlo else "this machine's name"
+        raise CLIError(f"{source}: {exc}; give one with --ehlo NAME", exitcodes.USAGE) from None
+    if args.dns_server:
+        servers = [args.dns_server]
+    else:
+        try:
+            servers = user_config.dns_servers(user_config.load_config())
+        except user_config.ConfigError as exc:
+            raise CLIError(str(exc)) from None
+    for server in servers:
+        try:
+            parse_server(server)
+        except ValueError as exc:
+            raise CLIError(f"--dns-server: {exc}", exitcodes.USAGE) from None
+    return ehlo, servers
+
+
+def _send_direct(args: argparse.Namespace, base: Profile, outgoing: OutgoingMessage) -> int:
+    """One message for every recipient domain, through the outbox (or once with --no-queue).
+
+    tuimail/routing.py tries each domain's MX hosts; a domain that fails for
+    now is retried alone, as recipients refused for now are.
+    """
+    from tuimail.routing import HTTPS_PORT, SMTP_PORT, by_domain, direct_profile, send_direct
+
+    ehlo, servers = _direct_settings(args)
+    domains = list(by_domain(outgoing.envelope_recipients))
+    profile = direct_profile(
+        domains[0],
+        ehlo_name=ehlo,
+        mx_port=args.mx_port or SMTP_PORT,
+        dns_servers=servers,
+        ca_file=args.ca_file or "",
+        timeout=args.timeout or base.timeout,
+        mta_sts_port=args.mta_sts_port or HTTPS_PORT,
+    )
+    if args.no_queue:
+        return run_session_command(
+            args,
+            lambda printer: send_direct(
+                profile, outgoing, on_entry=printer, deadline=args.deadline
+            ),
+        )
+    return _send_through_outbox(args, profile, outgoing, None)
 
 
 async def _send_to_embedded_sandbox(

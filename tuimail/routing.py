@@ -1,0 +1,600 @@
+"""Direct delivery: a message to a recipient domain's own mail servers, found in DNS.
+
+What an MTA does in place of a relay (RFC 5321 section 5): the recipients
+are grouped by domain (:func:`by_domain`); each domain's MX records are tried
+in preference order, equal preferences in random order; a domain without MX
+records is its own mail server (its A/AAAA records, RFC 5321 section 5.1); a
+null MX (``0 .``, RFC 7505) says the domain takes no mail, a permanent
+failure. Every name, the MX hosts' addresses included, is resolved through
+dnspython's async resolver (the system's, or the servers the user names), and
+the session connects to the resolved address while EHLO and TLS use names.
+
+A temporary failure (a 4xx, a refused or dropped connection, a timeout)
+before the message data went out moves on to the next address and the next
+MX; a permanent refusal or a delivery stops, and once the data went out no
+other MX is tried, so a message is never delivered twice. TLS is
+opportunistic (tuimail/session.py: STARTTLS when offered, unverified, never
+presented as secure). Each decision is an ``===`` line in the transcript.
+
+A message to several domains is one outbox message (:func:`is_direct`
+profiles, see tuimail/cli/send.py): the domains that failed for now count as
+recipients refused for now, so a retry goes only to them, never again to a
+domain that took it (:func:`send_direct`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+import random
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tuimail.errors import TuimailError
+from tuimail.profiles import Profile, ProfileError, Security
+from tuimail.session import (
+    DEFAULT_DEADLINE,
+    Delivery,
+    RecipientRefusal,
+    SessionFailure,
+    SessionReport,
+    Stage,
+    send,
+)
+from tuimail.transcript import Entry, EventKind, Transcript
+
+if TYPE_CHECKING:
+    import dns.asyncresolver
+
+    from tuimail.credentials import Secret
+    from tuimail.message import OutgoingMessage
+    from tuimail.mta_sts import Policy
+
+#: The port MX servers listen on; other ports are for tests (``--mx-port``).
+SMTP_PORT = 25
+
+#: What a direct profile carries in ``Profile.extra`` (kept in the outbox's sidecar).
+ROUTE_KEY = "route"
+DIRECT = "direct"
+DNS_SERVERS_KEY = "dns_servers"
+#: The MTA-STS policy server's port (tests only: real ones listen on 443).
+MTA_STS_PORT_KEY = "mta_sts_port"
+HTTPS_PORT = 443
+
+#: EHLO names real MX servers refuse or that say nothing about the sender.
+_NOT_A_NAME = frozenset({"localhost", "localhost.localdomain", "localdomain"})
+
+
+class RoutingError(TuimailError):
+    """No route to a domain's mail servers; ``temporary`` says whether to try again later."""
+
+    def __init__(self, explanation: str, *, temporary: bool) -> None:
+        super().__init__(explanation)
+        self.explanation = explanation
+        self.temporary = temporary
+
+
+@dataclass(frozen=True)
+class MailHost:
+    """One MX host (or the domain itself, implicitly) and its preference."""
+
+    preference: int
+    host: str
+    #: True when the domain has no MX and its own address records are used.
+    implicit: bool = False
+
+
+def by_domain(recipients: Sequence[str]) -> dict[str, list[str]]:
+    """Recipients grouped by their domain (compared in lower case), in first-seen order."""
+    groups: dict[str, list[str]] = {}
+    for address in recipients:
+        domain = address.rpartition("@")[2].rstrip(".").lower()
+        groups.setdefault(domain, []).append(address)
+    return groups
+
+
+def check_ehlo_name(name: str) -> str:
+    """The EHLO name for direct delivery, or :class:`RoutingError` saying why it is unusable.
+
+    MX servers check that the name is a fully qualified domain name (many
+    refuse ``localhost`` outright), so a bare host name is refused here too.
+    """
+    name = name.strip().rstrip(".")
+    if not name or name.lower() in _NOT_A_NAME or name.lower().endswith(".localdomain"):
+        raise RoutingError(
+            f"the EHLO name {name or '(none)'!r} is not a fully qualified domain name, "
+            "and mail servers refuse it",
+            temporary=False,
+        )
+    if name.startswith("[") or "." not in name:
+        raise RoutingError(
+            f"the EHLO name {name!r} is not a fully qualified domain name "
+            "(like mail.example.org), and mail servers refuse it",
+            temporary=False,
+        )
+    return name
+
+
+def machine_fqdn() -> str:
+    """This machine's fully qualified name (may block on a slow resolver: call in a thread)."""
+    return socket.getfqdn()
+
+
+def parse_server(text: str) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` as an IP address and a port; ValueError in words."""
+    host, port = text.strip(), 53
+    if host.startswith("["):
+        inside, _, rest = host[1:].partition("]")
+        host = inside
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{text!r} is not HOST[:PORT]")
+            port = _port(rest[1:], text)
+    elif host.count(":") == 1:
+        host, _, number = host.partition(":")
+        port = _port(number, text)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(
+            f"the DNS server {text!r} is not an IP address; give the resolver's address"
+        ) from None
+    return host, port
+
+
+def _port(number: str, text: str) -> int:
+    if not number.isdigit() or not 0 < int(number) < 65536:
+        raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
+    return int(number)
+
+
+def make_resolver(servers: Sequence[str], timeout: float = 5.0) -> dns.asyncresolver.Resolver:
+    """dnspython's async resolver: the system's when ``servers`` is empty, else those."""
+    import dns.asyncresolver
+    import dns.nameserver
+
+    resolver = dns.asyncresolver.Resolver(configure=not servers)
+    if servers:
+        parsed = [parse_server(server) for server in servers]
+        resolver.nameservers = [dns.nameserver.Do53Nameserver(h, p) for h, p in parsed]
+    resolver.lifetime = timeout
+    return resolver
+
+
+async def mail_hosts(domain: str, resolver: dns.asyncresolver.Resolver) -> list[MailHost]:
+    """The domain's MX hosts, best first (equal preferences shuffled), or the domain itself.
+
+    Raises :class:`RoutingError`: permanent for a domain that does not exist
+    or publishes a null MX, temporary when DNS does not answer.
+    """
+    import dns.exception
+    import dns.resolver
+
+    try:
+        answer = await resolver.resolve(domain, "MX")
+    except dns.resolver.NXDOMAIN:
+        raise RoutingError(f"{domain} does not exist (NXDOMAIN)", temporary=False) from None
+    except dns.resolver.NoAnswer:
+        return [MailHost(0, domain, implicit=True)]
+    except dns.exception.Timeout:
+        raise RoutingError(
+            f"no DNS answer for the MX of {domain} in time", temporary=True
+        ) from None
+    except dns.exception.DNSException as exc:
+        raise RoutingError(f"the MX lookup for {domain} failed: {exc}", temporary=True) from None
+    records = [(int(r.preference), str(r.exchange).rstrip(".")) for r in answer]
+    if any(host == "" for _, host in records):
+        # RFC 7505: a null MX is the only record, and it means "no mail here".
+        raise RoutingError(
+            f"{domain} accepts no mail: it publishes a null MX (RFC 7505)", temporary=False
+        )
+    rng = random.SystemRandom()
+    shuffled = rng.sample(records, len(records))
+    ordered = sorted(shuffled, key=lambda record: record[0])  # stable: ties stay shuffled
+    return [MailHost(preference, host) for preference, host in ordered]
+
+
+async def host_addresses(host: str, resolver: dns.asyncresolver.Resolver) -> list[str]:
+    """The host's IPv4 then IPv6 addresses (none: an empty list; DNS trouble: RoutingError)."""
+    import dns.exception
+    import dns.resolver
+
+    found: list[str] = []
+    problems: list[str] = []
+    for rdtype in ("A", "AAAA"):
+        try:
+            answer = await resolver.resolve(host, rdtype)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            continue
+        except dns.exception.Timeout:
+            problems.append(f"no {rdtype} answer in time")
+            continue
+        except dns.exception.DNSException as exc:
+            problems.append(f"{rdtype} lookup failed: {exc}")
+            continue
+        found += [r.to_text() for r in answer]
+    if not found and problems:
+        raise RoutingError(f"{host}: {'; '.join(problems)}", temporary=True)
+    return found
+
+
+def direct_profile(
+    domain: str,
+    *,
+    ehlo_name: str,
+    mx_port: int = SMTP_PORT,
+    dns_servers: Sequence[str] = (),
+    ca_file: str = "",
+    timeout: float = 30.0,
+    mta_sts_port: int = HTTPS_PORT,
+) -> Profile:
+    """The outbox's settings for a direct delivery (no server, no account).
+
+    ``domain`` (the first recipient's) is only what the outbox shows as the
+    message's server: :func:`send_direct` routes by the recipients.
+    """
+    return Profile(
+        name=DIRECT,
+        host=domain,
+        port=mx_port,
+        security=Security.NONE,
+        verify_tls=False,
+        ca_file=ca_file,
+        ehlo_name=ehlo_name,
+        timeout=timeout,
+        extra={
+            ROUTE_KEY: DIRECT,
+            DNS_SERVERS_KEY: list(dns_servers),
+            MTA_STS_PORT_KEY: mta_sts_port,
+        },
+    )
+
+
+def is_direct(profile: Profile) -> bool:
+    """A profile made by :func:`direct_profile`: its host is a recipient domain, not a server."""
+    return profile.extra.get(ROUTE_KEY) == DIRECT
+
+
+def _dns_servers(profile: Profile) -> list[str]:
+    servers = profile.extra.get(DNS_SERVERS_KEY, [])
+    return [str(s) for s in servers] if isinstance(servers, list) else []
+
+
+async def send_direct(
+    profile: Profile,
+    outgoing: OutgoingMessage,
+    password: Secret | None = None,
+    *,
+    on_entry: Callable[[Entry], None] | None = None,
+    deadline: float = DEFAULT_DEADLINE,
+    transcript: Transcript | None = None,
+    before_data: Callable[[], Awaitable[None] | None] | None = None,
+    on_delivered: Callable[[Delivery], Awaitable[None] | None] | None = None,
+) -> SessionReport:
+    """Deliver to each recipient domain's MX hosts (a :func:`direct_profile`), as ``session.send`` would.
+
+    Never raises for delivery problems: the report's failure says why (the
+    last MX's, or the routing's own). ``password`` is unused: direct delivery
+    never authenticates. Everything, every domain and MX, runs within
+    ``deadline``.
+
+    With one domain the report is that domain's session's. With several,
+    the domains are tried in turn and the report is one delivery for all
+    (``on_delivered`` hears it once, at the end): a domain that failed
+    counts as a refusal of its recipients, for now (4xx) or for good, so the
+    outbox retries only the recipients of the domains that failed for now
+    (their ``delivered_to`` is kept); a domain whose delivery may have
+    arrived counts as refused for good (a 554 saying so), never sent again.
+    """
+    del password
+    if transcript is None:
+        transcript = Transcript(title=f"direct to {profile.host}")
+    if on_entry is not None:
+        transcript.subscribe(on_entry)
+    ends = asyncio.get_running_loop().time() + deadline
+    groups = by_domain(outgoing.envelope_recipients)
+    if len(groups) == 1:
+        (domain,) = groups
+        return await _one_domain(
+            profile, domain, outgoing, transcript, ends, before_data, on_delivered
+        )
+    reports: dict[str, tuple[list[str], SessionReport]] = {}
+    for domain, addresses in groups.items():
+        wanted = set(addresses)
+        part = dataclasses.replace(
+            outgoing, recipients=tuple(r for r in outgoing.recipients if r.addr_spec in wanted)
+        )
+        transcript.event(EventKind.INFO, f"direct: to {domain}: {', '.join(addresses)}")
+        report = await _one_domain(profile, domain, part, transcript, ends, before_data, None)
+        reports[domain] = (addresses, report)
+    return await _combined(transcript, reports, on_delivered)
+
+
+async def _one_domain(
+    profile: Profile,
+    domain: str,
+    outgoing: OutgoingMessage,
+    transcript: Transcript,
+    ends: float,
+    before_data: Callable[[], Awaitable[None] | None] | None,
+    on_delivered: Callable[[Delivery], Awaitable[None] | None] | None,
+) -> SessionReport:
+    remaining = max(ends - asyncio.get_running_loop().time(), 0.1)
+    try:
+        async with asyncio.timeout(remaining):
+            return await _route(
+                profile, domain, outgoing, transcript, remaining, before_data, on_delivered
+            )
+    except TimeoutError:
+        failure = SessionFailure(
+            Stage.CONNECT,
+            f"direct delivery to {domain} did not finish within the deadline",
+            temporary=True,
+        )
+        return _failed(transcript, failure)
+    except RoutingError as exc:
+        stage = Stage.CONNECT
+        return _failed(transcript, SessionFailure(stage, exc.explanation, temporary=exc.temporary))
+
+
+async def _combined(
+    transcript: Transcript,
+    reports: dict[str, tuple[list[str], SessionReport]],
+    on_delivered: Callable[[Delivery], Awaitable[None] | None] | None,
+) -> SessionReport:
+    """Several domains' reports as one, in the terms the outbox settles by (see :func:`send_direct`)."""
+    delivered = [r.delivery for _, r in reports.values() if r.delivery is not None]
+    refused = [refusal for delivery in delivered for refusal in delivery.refused]
+    for domain, (addresses, report) in reports.items():
+        failure = report.failure
+        if report.delivery is not None or failure is None:
+            continue
+        if failure.possibly_delivered:
+            code = 554
+            reply = f"{domain}: it may have arrived ({failure.problem}); not sent again"
+        elif failure.refused:
+            refused += failure.refused
+            continue
+        else:
+            code = failure.code or 0
+            if (400 <= code < 500) != failure.temporary:
+                code = 451 if failure.temporary else 550
+            reply = f"{domain}: {failure.problem}"
+        refused += [RecipientRefusal(address, code, reply) for address in addresses]
+    if delivered:
+        first = delivered[0]
+        combined = Delivery(
+            message_id=first.message_id,
+            size=first.size,
+            accepted=[a for d in delivered for a in d.accepted],
+            refused=refused,
+            reply="; ".join(d.reply for d in delivered),
+        )
+        if on_delivered is not None:
+            settled = on_delivered(combined)
+            if settled is not None:
+                await settled
+        return SessionReport(transcript, delivery=combined)
+    failures = [r.failure for _, r in reports.values() if r.failure is not None]
+    problems = "; ".join(
+        f"{domain}: {r.failure.problem}" for domain, (_, r) in reports.items() if r.failure
+    )
+    return SessionReport(
+        transcript,
+        failure=SessionFailure(
+            failures[0].stage if failures else Stage.CONNECT,
+            problems,
+            temporary=any(r.temporary for r in refused),
+            possibly_delivered=all(f.possibly_delivered for f in failures),
+            refused=tuple(refused),
+        ),
+    )
+
+
+def _failed(transcript: Transcript, failure: SessionFailure) -> SessionReport:
+    kind = "temporary" if failure.temporary else "permanent"
+    transcript.event(EventKind.ERROR, f"direct delivery failed ({kind}): {failure.problem}")
+    return SessionReport(transcript, failure=failure)
+
+
+async def _route(
+    profile: Profile,
+    domain: str,
+    outgoing: OutgoingMessage,
+    transcript: Transcript,
+    deadline: float,
+    before_data: Callable[[], Awaitable[None] | None] | None,
+    on_delivered: Callable[[Delivery], Awaitable[None] | None] | None,
+) -> SessionReport:
+    ehlo_name = check_ehlo_name(profile.ehlo_name)
+    servers = _dns_servers(profile)
+    try:
+        resolver = make_resolver(servers, timeout=min(profile.timeout, 10.0))
+    except ValueError as exc:
+        raise RoutingError(str(exc), temporary=False) from None
+    asked = ", ".join(servers) if servers else "the system's resolver"
+    hosts = await mail_hosts(domain, resolver)
+    if hosts[0].implicit:
+        transcript.event(
+            EventKind.INFO,
+            f"direct: {domain} has no MX record; using its own address (RFC 5321 5.1), "
+            f"DNS from {asked}",
+        )
+    else:
+        listed = ", ".join(f"{h.preference} {h.host}" for h in hosts)
+        transcript.event(
+            EventKind.INFO,
+            f"direct: MX of {domain}: {listed} (in this order; equal preferences shuffled), "
+            f"DNS from {asked}",
+        )
+    policy = await _sts_policy(profile, domain, resolver, transcript)
+    if policy is None:
+        transcript.event(
+            EventKind.INFO,
+            f"direct: no MTA-STS policy for {domain} (DANE is not checked); "
+            f"TLS is opportunistic (EHLO {ehlo_name})",
+        )
+    port = profile.effective_port
+    last: SessionReport | None = None
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + deadline
+    matched = 0
+    for host in hosts:
+        if policy is not None and not policy.matches(host.host):
+            patterns = ", ".join(policy.mx)
+            if policy.mode == "enforce":
+                transcript.event(
+                    EventKind.WARNING,
+                    f"MTA-STS: {host.host} does not match the policy's mx ({patterns}); not used",
+                )
+                continue
+            transcript.event(
+                EventKind.WARNING,
+                f"MTA-STS testing: {host.host} does not match the policy's mx ({patterns}); "
+                "delivering anyway",
+            )
+        matched += 1
+        addresses = await host_addresses(host.host, resolver)
+        if not addresses:
+            transcript.event(
+                EventKind.WARNING, f"direct: {host.host} has no address record; next MX"
+            )
+            continue
+        for address in addresses:
+            transcript.event(
+                EventKind.INFO,
+                f"direct: trying {host.host} [{address}] port {port}"
+                + ("" if host.implicit else f" (preference {host.preference})"),
+            )
+            try:
+                session_profile = _session_profile(
+                    profile, host.host, ehlo_name, verified=policy is not None
+                )
+            except ProfileError as exc:  # a name from DNS no server setting can hold
+                transcript.event(EventKind.WARNING, f"direct: {host.host} is unusable: {exc}")
+                break
+
+            async def attempt(session_profile: Profile, address: str) -> SessionReport:
+                return await send(
+                    session_profile,
+                    outgoing,
+                    None,
+                    deadline=max(ends - loop.time(), 0.1),
+                    transcript=transcript,
+                    before_data=before_data,
+                    on_delivered=on_delivered,
+                    address=address,
+                    opportunistic_tls=session_profile.security is Security.NONE,
+                )
+
+            report = await attempt(session_profile, address)
+            failure = report.failure
+            tls_failed = (
+                failure is not None
+                and failure.stage is Stage.TLS
+                and report.delivery is None
+                and not failure.possibly_delivered
+            )
+            if tls_failed and policy is not None and policy.mode == "testing":
+                assert failure is not None
+                transcript.event(
+                    EventKind.WARNING,
+                    f"MTA-STS testing: verified TLS with {host.host} failed ({failure.problem}); "
+                    "the policy would refuse it; delivering with opportunistic TLS",
+                )
+                report = await attempt(_session_profile(profile, host.host, ehlo_name), address)
+                failure = report.failure
+                tls_failed = False
+            if failure is None or report.delivery is not None:
+                transcript.event(EventKind.INFO, f"direct: {domain} done through {host.host}")
+                return report
+            if failure.possibly_delivered or (not failure.temporary and not tls_failed):
+                why = "it may have arrived" if failure.possibly_delivered else "a permanent refusal"
+                transcript.event(
+                    EventKind.INFO, f"direct: {host.host}: {why}; no other MX is tried"
+                )
+                return report
+            if tls_failed:
+                # MTA-STS enforce: a certificate refused is this MX's failure, not the message's.
+                failure.temporary = True
+            transcript.event(
+                EventKind.INFO,
+                f"direct: {host.host} [{address}] failed for now ({failure.problem}); "
+                "trying the next",
+            )
+            last = report
+    if policy is not None and matched == 0:
+        raise RoutingError(
+            f"no MX host of {domain} matches its MTA-STS policy (mx: {', '.join(policy.mx)}); "
+            "the policy forbids delivery to the others",
+            temporary=True,
+        )
+    if last is None:
+        raise RoutingError(f"no MX host of {domain} has an address", temporary=True)
+    transcript.event(
+        EventKind.WARNING, f"direct: no MX host of {domain} took the message; try again later"
+    )
+    return last
+
+
+async def _sts_policy(
+    profile: Profile,
+    domain: str,
+    resolver: dns.asyncresolver.Resolver,
+    transcript: Transcript,
+) -> Policy | None:
+    """The domain's MTA-STS policy in enforce or testing mode, each step said; None otherwise."""
+    from tuimail.mta_sts import lookup
+
+    port = profile.extra.get(MTA_STS_PORT_KEY, HTTPS_PORT)
+    found = await lookup(
+        domain,
+        resolver,
+        ca_file=profile.ca_file,
+        port=port if isinstance(port, int) else HTTPS_PORT,
+        timeout=min(profile.timeout, 10.0),
+    )
+    for note in found.notes:
+        transcript.event(EventKind.INFO, f"MTA-STS: {note}")
+    policy = found.policy
+    if policy is None or policy.mode == "none":
+        return None
+    patterns = ", ".join(policy.mx)
+    if policy.mode == "enforce":
+        transcript.event(
+            EventKind.INFO,
+            f"MTA-STS enforce for {domain} (id {policy.id}): mx must match {patterns}; "
+            "verified TLS is required",
+        )
+    else:
+        transcript.event(
+            EventKind.INFO,
+            f"MTA-STS testing for {domain} (id {policy.id}): mx should match {patterns}; "
+            "failures are reported here, not enforced (tuimail sends no TLS-RPT reports)",
+        )
+    return policy
+
+
+def _session_profile(
+    profile: Profile, host: str, ehlo_name: str, *, verified: bool = False
+) -> Profile:
+    """One MX's session: no account, the direct limits, and its TLS.
+
+    ``verified`` (an MTA-STS policy): STARTTLS required and the certificate
+    checked against the MX name (``--ca-file`` trusted); else opportunistic
+    TLS (tuimail/session.py).
+    """
+    changes: dict[str, Any] = {
+        "name": DIRECT,
+        "host": host,
+        "port": profile.effective_port,
+        "security": Security.STARTTLS if verified else Security.NONE,
+        "verify_tls": verified,
+        "ca_file": profile.ca_file if verified else "",
+        "ehlo_name": ehlo_name,
+        "timeout": profile.timeout,
+    }
+    return Profile(**changes)
