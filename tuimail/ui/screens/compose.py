@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ from textual.widgets import (
     TextArea,
 )
 
+from tuimail.address_book import AddressBook, Completion, address_book_command
 from tuimail.addresses import mailbox_text
 from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft, DraftInvalid, split_header, validate_extra_headers
@@ -56,6 +58,7 @@ from tuimail.ui.screens.compose_form import LESS_LABEL, MORE_LABEL, compose_form
 from tuimail.ui.widgets.address_field import AddressField
 from tuimail.ui.widgets.transcript_view import TranscriptView
 from tuimail.ui.words import profile_warnings
+from tuimail.user_config import ConfigError
 
 if TYPE_CHECKING:
     from tuimail.session import RecipientRefusal
@@ -63,6 +66,8 @@ if TYPE_CHECKING:
 WIDE = 120
 #: The address fields the form shows; other fields' errors go to the status line.
 ADDRESS_FIELDS = ("from", "to", "cc", "bcc", "reply-to")
+#: The fields that complete addresses as they are typed.
+COMPLETING_FIELDS = ("to", "cc", "bcc")
 #: The fields behind the "More" toggle (the extra headers' errors are theirs too).
 MORE_FIELDS = ("reply-to", "headers")
 #: Seconds of quiet typing before the draft is written.
@@ -192,8 +197,33 @@ class ComposeScreen(ModelScreen):
         self._from_edited = False
         #: The text :meth:`_fill_from` last put in From (what is not typed).
         self._filled_from = ""
+        self._book: AddressBook | None = None
+        self._book_lock = threading.Lock()
+        #: The profiles' own From texts, offered too (set on the loop, read by the lookups).
+        self._own_addresses: tuple[str, ...] = ()
+        try:
+            self._book_command = address_book_command(model.config)
+        except ConfigError as exc:
+            self._book_command = ""
+            self.notify(
+                shown(str(exc)), title="Address completion", severity="warning", markup=False
+            )
+        for name in COMPLETING_FIELDS:
+            self.query_one(f"#field-{name}", AddressField).completer = self.complete_address
         self.reload_profiles(model.initial_profile)
         self.app.set_focus(self.query_one("#input-to", Input))
+
+    def complete_address(self, query: str) -> Completion:
+        """Suggestions for what is typed in To, Cc or Bcc: blocks (files, the address-book
+        command), so the fields call it in their thread workers, never on the loop."""
+        with self._book_lock:
+            if self._book is None:
+                from tuimail.outbox import Outbox  # the SMTP client: only once completing
+
+                self._book = AddressBook(Outbox().sent_dir, command=self._book_command)
+            book = self._book
+        book.set_own(self._own_addresses)
+        return book.complete(query)
 
     def on_resize(self, event: Resize) -> None:
         self.set_class(event.size.width >= WIDE, "-wide")
@@ -315,6 +345,7 @@ class ComposeScreen(ModelScreen):
             select.value = next(iter(profiles))
         # Same value, new label (the sandbox's port is known now): redraw it.
         select.mutate_reactive(Select.value)  # type: ignore[misc]  # the generic descriptor
+        self._own_addresses = tuple(profile_sender(p) for p in profiles.values())
         self._show_profile()
 
     def _profile_options(self) -> list[tuple[Text, str]]:
