@@ -17,9 +17,12 @@ sending again cannot deliver it twice.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import re
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +30,9 @@ from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.events import DescendantBlur, Resize
 from textual.message import Message
 from textual.timer import Timer
@@ -49,6 +53,7 @@ from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.message import Draft, DraftInvalid, split_header, validate_extra_headers
 from tuimail.profiles import Profile, Security
 from tuimail.terminal_text import escape_terminal_controls
+from tuimail.ui import external_editor
 from tuimail.ui.history import RunKind, SentState, SessionRun
 from tuimail.ui.messages import ProfilesChanged, SendRequest, SendStopped
 from tuimail.ui.model import OpenedDraft
@@ -158,15 +163,38 @@ class DraftWritten(Message, bubble=False):
         self.problem = problem
 
 
+class ComposeCommands(Provider):
+    """Compose's own palette entries (the app's are in tuimail/ui/commands.py)."""
+
+    def _available(self) -> list[tuple[str, Callable[[], object]]]:
+        screen = self.screen
+        if not isinstance(screen, ComposeScreen):
+            return []
+        return [("Edit the body in $EDITOR", screen.action_edit_body)]
+
+    async def discover(self) -> Hits:
+        for title, callback in self._available():
+            yield DiscoveryHit(title, callback)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, callback in self._available():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), callback, text=title)
+
+
 class ComposeScreen(ModelScreen):
     """Write a message and send it; on wide terminals the live transcript is beside it."""
 
+    COMMANDS = {ComposeCommands}
     BINDINGS = [
         Binding("ctrl+s", "send", "Send", id="compose.send", priority=True),
         Binding("ctrl+n", "new_message", "New", id="compose.new", show=False),
         Binding("ctrl+o", "attach", "Attach", id="compose.attach", show=False),
         # One key both ways, so its footer words name both (the toggle says which).
         Binding("ctrl+r", "toggle_more", "More/less", id="compose.more"),
+        Binding("ctrl+g", "edit_body", "Editor", id="compose.editor", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -686,6 +714,50 @@ class ComposeScreen(ModelScreen):
         self.clear_draft()
         self.set_status("")
         self.app.set_focus(self.query_one("#input-to", Input))
+
+    async def action_edit_body(self) -> None:
+        """The body in ``$VISUAL``/``$EDITOR`` (``vi``), the app suspended meanwhile.
+
+        The editor works on a 0600 file in the runtime (or data) dir, removed
+        afterwards; a failed editor or an unchanged file keeps the body. The
+        editor runs in a thread so the app's loop (the embedded sandbox, the
+        outbox) goes on; what the app draws meanwhile is dropped, and the
+        screen is drawn whole on resume.
+        """
+        if self._refuse_while_locked():
+            return
+        try:
+            argv = external_editor.editor_argv(os.environ)
+        except ValueError as exc:
+            self.set_status(f"$VISUAL/$EDITOR cannot be run: {exc}", "error")
+            return
+        area = self.query_one("#body", TextArea)
+        before = area.text
+        try:
+            path = await asyncio.to_thread(external_editor.write_body, before)
+        except OSError as exc:
+            self.set_status(f"the body could not be written for the editor: {exc}", "error")
+            return
+        status: int | None = None
+        try:
+            with self.app.suspend():
+                status = await asyncio.to_thread(external_editor.run_editor, argv, path)
+        except SuspendNotSupported:
+            pass
+        finally:
+            after = await asyncio.to_thread(external_editor.read_back, path)
+        if status is None:
+            why = "the editor needs a terminal, and this one cannot be suspended"
+        else:
+            edited = external_editor.edited_body(before, after, status)
+            why = f"{argv[0]} exited with status {status}" if status else "nothing changed"
+        if status is None or edited is None:
+            self.set_status(f"The body is as it was: {why}.", "warning")
+            return
+        area.text = escape_terminal_controls(edited)
+        area.move_cursor(area.document.end)
+        self.app.set_focus(area)
+        self.set_status(f"the body is back from {argv[0]}", "ok")
 
     def action_attach(self) -> None:
         from tuimail.ui.screens.dialogs import FilePickerDialog  # dialogs: when first opened
