@@ -354,6 +354,23 @@ def test_compose_with_the_completion_list_open(
     assert snap_compare(quiet_app(), terminal_size=size, run_before=type_an_address)
 
 
+@pytest.mark.parametrize("size", SIZES)
+def test_compose_markdown_preview(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    """F8: the body as its Markdown renders (a heading, a list, code, a link)."""
+
+    async def preview(pilot: Pilot[Any]) -> None:
+        await pilot.click("#body")
+        await paste(
+            pilot,
+            "# Lunch on Friday\n\nShall we try **the new place**?\n\n"
+            "- noon\n- `table 4`\n\nMenu: [the site](https://example.test/menu)\n",
+        )
+        await pilot.press("f9", "f8")
+        await pilot.pause()
+
+    assert snap_compare(quiet_app(), terminal_size=size, run_before=preview)
+
+
 def test_compose_at_40x12(snap_compare: SnapCompare) -> None:
     """The smallest terminal: the form scrolls, an address error wraps to be read whole."""
 

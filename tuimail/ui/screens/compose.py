@@ -24,7 +24,9 @@ import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +40,7 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import (
     Button,
+    Checkbox,
     Input,
     Label,
     ListItem,
@@ -50,8 +53,10 @@ from textual.widgets import (
 from tuimail.address_book import AddressBook, Completion, address_book_command
 from tuimail.addresses import mailbox_text
 from tuimail.drafts import DraftStore, SavedDraft
+from tuimail.errors import TuimailError
 from tuimail.message import Draft, DraftInvalid, split_header, validate_extra_headers
 from tuimail.profiles import Profile, Security
+from tuimail.signatures import SignatureUnreadable, body_with_signature
 from tuimail.terminal_text import escape_terminal_controls
 from tuimail.ui import external_editor
 from tuimail.ui.history import RunKind, SentState, SessionRun
@@ -67,6 +72,7 @@ from tuimail.user_config import ConfigError
 
 if TYPE_CHECKING:
     from tuimail.session import RecipientRefusal
+    from tuimail.templates import Template
 
 WIDE = 120
 #: The address fields the form shows; other fields' errors go to the status line.
@@ -166,11 +172,29 @@ class DraftWritten(Message, bubble=False):
 class ComposeCommands(Provider):
     """Compose's own palette entries (the app's are in tuimail/ui/commands.py)."""
 
+    #: The templates in the config dir, listed (in a thread) when the palette opens.
+    _templates: tuple[str, ...] = ()
+
+    async def startup(self) -> None:
+        from tuimail.templates import list_templates
+
+        try:
+            self._templates = tuple(await asyncio.to_thread(list_templates))
+        except (OSError, TuimailError):
+            self._templates = ()
+
     def _available(self) -> list[tuple[str, Callable[[], object]]]:
         screen = self.screen
         if not isinstance(screen, ComposeScreen):
             return []
-        return [("Edit the body in $EDITOR", screen.action_edit_body)]
+        available: list[tuple[str, Callable[[], object]]] = [
+            ("Edit the body in $EDITOR", screen.action_edit_body),
+            ("Markdown on or off for this message", screen.action_toggle_markdown),
+            ("Preview the Markdown", screen.action_preview),
+        ]
+        for name in self._templates:
+            available.append((f"Start from template {name}", partial(screen.use_template, name)))
+        return available
 
     async def discover(self) -> Hits:
         for title, callback in self._available():
@@ -195,6 +219,8 @@ class ComposeScreen(ModelScreen):
         # One key both ways, so its footer words name both (the toggle says which).
         Binding("ctrl+r", "toggle_more", "More/less", id="compose.more"),
         Binding("ctrl+g", "edit_body", "Editor", id="compose.editor", show=False),
+        Binding("f9", "toggle_markdown", "Markdown", id="compose.markdown", show=False),
+        Binding("f8", "preview", "Preview", id="compose.preview", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -238,6 +264,14 @@ class ComposeScreen(ModelScreen):
             )
         for name in COMPLETING_FIELDS:
             self.query_one(f"#field-{name}", AddressField).completer = self.complete_address
+        #: Markdown was set for this message (by the user or its draft): the profile's
+        #: default no longer replaces it.
+        self._markdown_chosen = False
+        #: The form holds a new message (not a draft reopened): a signature may be added.
+        self._fresh = True
+        #: The body the signature made, while untouched ("" when none was added).
+        self._signature_body = ""
+        self._signing = 0
         self.reload_profiles(model.initial_profile)
         self.app.set_focus(self.query_one("#input-to", Input))
 
@@ -412,6 +446,44 @@ class ComposeScreen(ModelScreen):
         warning.set_class(bool(warnings), "-shown")
         if not self._from_edited:
             self._fill_from(profile_sender(profile))
+        if not self._markdown_chosen:
+            self._set_markdown(profile.markdown)
+        self._sign()
+
+    # -- signature ------------------------------------------------------------
+
+    def _sign(self) -> None:
+        """A new message, nothing typed in its body: the profile's signature below ``-- ``
+        (read in a thread: it may be a file). A reopened draft keeps its body as it is."""
+        profile = self.profile
+        body = self.query_one("#body", TextArea).text
+        if profile is None or not self._fresh or body not in ("", self._signature_body):
+            return
+        self._signing += 1
+        self._read_signature(profile, self._signing)
+
+    @work(thread=True, group="signature", exit_on_error=False)
+    def _read_signature(self, profile: Profile, signing: int) -> None:
+        problem = ""
+        try:
+            body = body_with_signature("", profile)
+        except SignatureUnreadable as exc:
+            body, problem = "", str(exc)
+        with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
+            self.app.call_from_thread(self._signed, signing, body, problem)
+
+    def _signed(self, signing: int, body: str, problem: str) -> None:
+        area = self.query_one("#body", TextArea)
+        if signing != self._signing or not self._fresh:
+            return  # another profile or message since, or a draft was opened
+        if area.text not in ("", self._signature_body):
+            return  # the user has begun writing: the body is theirs
+        if problem:
+            self.set_status(problem, "warning")
+        with area.prevent(TextArea.Changed):  # not typed: no draft for it alone
+            area.text = body
+        self._signature_body = body
+        area.move_cursor((0, 0))  # writing goes above the signature
 
     # -- draft --------------------------------------------------------------
 
@@ -428,6 +500,7 @@ class ComposeScreen(ModelScreen):
             body=self.query_one("#body", TextArea).text,
             attachments=list(self.attachments),
             headers=headers,
+            markdown=self.query_one("#markdown", Checkbox).value,
         )
 
     def _addresses(self, field: str) -> list[str]:
@@ -495,7 +568,8 @@ class ComposeScreen(ModelScreen):
     def _is_empty(self, draft: Draft) -> bool:
         """Nothing typed but what the form starts with (From is the profile's until edited)."""
         typed = draft.to or draft.cc or draft.bcc or draft.reply_to or draft.headers
-        return not (typed or self._from_edited or draft.subject or draft.body.strip())
+        body = draft.body.strip() and draft.body != self._signature_body
+        return not (typed or self._from_edited or draft.subject or body)
 
     def save_draft_now(self, *, set_aside: bool = False) -> None:
         """Write the draft (a small file, atomically, in a thread): a crash loses seconds."""
@@ -560,6 +634,8 @@ class ComposeScreen(ModelScreen):
         self._loading = True
         try:
             self.clear_draft()
+            self._fresh = False
+            self._signature_body = ""
             draft = saved.draft
             # A draft file (or a queued message made a draft again) is text from
             # outside the form: Input and TextArea draw an ESC in it as is, and the
@@ -584,6 +660,7 @@ class ComposeScreen(ModelScreen):
             escaped = any(escape_terminal_controls(t) != t for t in (*fields.values(), body))
             for path in draft.attachments:
                 self._attached(path)
+            self._set_markdown(draft.markdown, chosen=True)  # the draft's, whatever the profile's
             if saved.profile in self.model.all_profiles():
                 self.reload_profiles(saved.profile)
             # After the profile: From is the draft's, edited or not.
@@ -613,7 +690,14 @@ class ComposeScreen(ModelScreen):
         form, the cursor in To for the next message."""
         self.forget_draft()
         self.clear_draft()
+        self._start_fresh()
         self.app.set_focus(self.query_one("#input-to", Input))
+
+    def _start_fresh(self) -> None:
+        """The form is a new message: its signature comes (again)."""
+        self._fresh = True
+        self._signature_body = ""
+        self._sign()
 
     def clear_draft(self) -> None:
         """Empty the form for a new message; From goes back to the profile's."""
@@ -627,6 +711,7 @@ class ComposeScreen(ModelScreen):
         self._label_more()
         self.query_one("#subject", Input).value = ""
         self.query_one("#body", TextArea).text = ""
+        self._set_markdown(self.profile is not None and self.profile.markdown)
         self.attachments.clear()
         self.query_one("#attachments", ListView).clear()
 
@@ -712,6 +797,7 @@ class ComposeScreen(ModelScreen):
         self.save_draft_now(set_aside=True)
         self.draft_id = DraftStore.new_id()
         self.clear_draft()
+        self._start_fresh()
         self.set_status("")
         self.app.set_focus(self.query_one("#input-to", Input))
 
@@ -758,6 +844,77 @@ class ComposeScreen(ModelScreen):
         area.move_cursor(area.document.end)
         self.app.set_focus(area)
         self.set_status(f"the body is back from {argv[0]}", "ok")
+
+    # -- templates --------------------------------------------------------------
+
+    def use_template(self, name: str) -> None:
+        """Fill the form from the template ``name`` (read in a thread); what is typed stays."""
+        if self._refuse_while_locked():
+            return
+        self._read_template(name)
+
+    @work(thread=True, group="template", exit_on_error=False)
+    def _read_template(self, name: str) -> None:
+        from tuimail.templates import load_template
+
+        try:
+            template = load_template(name)
+        except (OSError, TuimailError) as exc:
+            with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
+                self.app.call_from_thread(self.set_status, f"template {name}: {exc}", "error")
+            return
+        with contextlib.suppress(RuntimeError):
+            self.app.call_from_thread(self._apply_template, template)
+
+    def _apply_template(self, template: Template) -> None:
+        from tuimail.templates import apply_template, fields_for
+
+        profile = self.profile
+        draft = self.draft()
+        if draft.body == self._signature_body:
+            draft = replace(draft, body=draft.body.lstrip("\n"))  # the signature below it
+        name = profile.name if profile else ""
+        filled = apply_template(draft, template, fields_for(draft, name, date.today().isoformat()))
+        saved = SavedDraft(self.draft_id, name, filled)
+        self.load_draft(OpenedDraft(saved, note=f"started from template {template.name}"))
+        self._draft_dirty = True
+        self._changed()
+
+    # -- Markdown -------------------------------------------------------------
+
+    def _set_markdown(self, on: bool, *, chosen: bool = False) -> None:
+        """Set the toggle without counting it as the user's choice (unless ``chosen``)."""
+        self._markdown_chosen = chosen
+        box = self.query_one("#markdown", Checkbox)
+        if box.value != on:
+            with box.prevent(Checkbox.Changed):
+                box.value = on
+
+    @on(Checkbox.Changed, "#markdown")
+    def _markdown_toggled(self, event: Checkbox.Changed) -> None:
+        self._markdown_chosen = True
+        self._changed()
+
+    def action_toggle_markdown(self) -> None:
+        """Markdown on or off for this message (sent as text and HTML when on)."""
+        if self._refuse_while_locked():
+            return
+        box = self.query_one("#markdown", Checkbox)
+        box.value = not box.value
+        self.set_status(
+            "Markdown on: sent as your text and its HTML rendering"
+            if box.value
+            else "Markdown off: sent as plain text",
+            "",
+        )
+
+    def action_preview(self) -> None:
+        """The body as its Markdown renders (the form stays as typed)."""
+        from tuimail.ui.screens.markdown_preview import MarkdownPreview
+
+        body = self.query_one("#body", TextArea).text
+        markdown_on = self.query_one("#markdown", Checkbox).value
+        self.app.push_screen(MarkdownPreview(body, markdown_on=markdown_on))
 
     def action_attach(self) -> None:
         from tuimail.ui.screens.dialogs import FilePickerDialog  # dialogs: when first opened
