@@ -50,8 +50,15 @@ from textual.widgets import (
     TextArea,
 )
 
-from tuimail.address_book import AddressBook, Completion, address_book_command
-from tuimail.addresses import mailbox_text
+from tuimail.address_book import (
+    AddressBook,
+    Completion,
+    Source,
+    Suggestion,
+    address_book_command,
+    checked,
+)
+from tuimail.addresses import mailbox_text, split_address_list
 from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.errors import TuimailError
 from tuimail.message import Draft, DraftInvalid, split_header, validate_extra_headers
@@ -110,6 +117,17 @@ def profile_sender(profile: Profile | None) -> str:
     if profile is None or not profile.from_address:
         return ""
     return mailbox_text(profile.display_name, profile.from_address)
+
+
+def profile_identities(profile: Profile) -> tuple[Suggestion, ...]:
+    """The From addresses a profile offers: its own, then its ``aliases`` (valid ones)."""
+    texts = [profile_sender(profile), *split_address_list(profile.aliases)]
+    found: list[Suggestion] = []
+    for text in texts:
+        parsed = checked(text.strip()) if text.strip() else None
+        if parsed is not None and all(s.address != parsed.addr_spec for s in found):
+            found.append(Suggestion(parsed.display_name, parsed.addr_spec, Source.PROFILE))
+    return tuple(found)
 
 
 def header_lines(text: str) -> tuple[list[tuple[str, str]], list[str]]:
@@ -264,6 +282,11 @@ class ComposeScreen(ModelScreen):
             )
         for name in COMPLETING_FIELDS:
             self.query_one(f"#field-{name}", AddressField).completer = self.complete_address
+        #: The profile's From and its aliases, offered in From (set on the loop).
+        self._identities: tuple[Suggestion, ...] = ()
+        sender = self.query_one("#field-from", AddressField)
+        sender.completer = self.complete_identity
+        sender.offer_on_focus = True
         #: Markdown was set for this message (by the user or its draft): the profile's
         #: default no longer replaces it.
         self._markdown_chosen = False
@@ -274,6 +297,14 @@ class ComposeScreen(ModelScreen):
         self._signing = 0
         self.reload_profiles(model.initial_profile)
         self.app.set_focus(self.query_one("#input-to", Input))
+
+    def complete_identity(self, query: str) -> Completion:
+        """From's suggestions: the profile's address and its ``aliases`` ("" offers all)."""
+        wanted = query.lower()
+        offered = tuple(
+            s for s in self._identities if wanted in s.text.lower() or wanted in s.address
+        )
+        return Completion(query, offered if len(self._identities) > 1 else ())
 
     def complete_address(self, query: str) -> Completion:
         """Suggestions for what is typed in To, Cc or Bcc: blocks (files, the address-book
@@ -448,6 +479,7 @@ class ComposeScreen(ModelScreen):
             self._fill_from(profile_sender(profile))
         if not self._markdown_chosen:
             self._set_markdown(profile.markdown)
+        self._identities = profile_identities(profile)
         self._sign()
 
     # -- signature ------------------------------------------------------------

@@ -138,6 +138,10 @@ class AddressField(Vertical):
         self._suggestions: tuple[Suggestion, ...] = ()
         #: The value an accepted suggestion made: its Changed event asks nothing.
         self._accepted = ""
+        #: Offer every suggestion when the field is entered (From's identities).
+        self.offer_on_focus = False
+        #: The question asked last: only its answer is shown.
+        self._asked: str | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal():
@@ -164,6 +168,7 @@ class AddressField(Vertical):
         return self._suggestions if self.suggesting else ()
 
     def close_suggestions(self) -> None:
+        self._asked = None
         self._suggestions = ()
         self.remove_class("-suggesting")
 
@@ -176,7 +181,11 @@ class AddressField(Vertical):
         chosen = options.highlighted if index is None else index
         if chosen is None or not 0 <= chosen < len(self._suggestions):
             chosen = 0
-        value = accepted_value(self.value, self._suggestions[chosen])
+        chosen_one = self._suggestions[chosen]
+        # From holds one sender: a choice replaces it whole.
+        value = (
+            chosen_one.text if self.field_name == "from" else accepted_value(self.value, chosen_one)
+        )
         self.close_suggestions()
         self._accepted = value
         self.input.value = value
@@ -192,7 +201,13 @@ class AddressField(Vertical):
         if not query or not self.input.has_focus:
             self.close_suggestions()
             return
+        self._asked = query
         self._look_up(query, self.completer)
+
+    def on_descendant_focus(self) -> None:
+        if self.offer_on_focus and self.completer is not None:
+            self._asked = ""
+            self._look_up("", self.completer)
 
     @work(thread=True, exclusive=True, group="complete", exit_on_error=False)
     def _look_up(self, query: str, completer: Callable[[str], Completion]) -> None:
@@ -205,7 +220,7 @@ class AddressField(Vertical):
 
     def _show_suggestions(self, completion: Completion) -> None:
         """Show the answer if it is still for what the field holds."""
-        if completion.query != typed_fragment(self.value) or not self.input.has_focus:
+        if completion.query != self._asked or not self.input.has_focus:
             return
         if not completion.suggestions:
             self.close_suggestions()
