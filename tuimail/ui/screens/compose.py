@@ -50,6 +50,7 @@ from textual.widgets import (
     TextArea,
 )
 
+from tuimail import paths
 from tuimail.address_book import (
     AddressBook,
     Completion,
@@ -209,6 +210,8 @@ class ComposeCommands(Provider):
             ("Edit the body in $EDITOR", screen.action_edit_body),
             ("Markdown on or off for this message", screen.action_toggle_markdown),
             ("Preview the Markdown", screen.action_preview),
+            ("Open an .eml file in Compose", screen.action_open_eml),
+            ("Save the draft as .eml", screen.action_save_eml),
         ]
         for name in self._templates:
             available.append((f"Start from template {name}", partial(screen.use_template, name)))
@@ -911,6 +914,73 @@ class ComposeScreen(ModelScreen):
         self.load_draft(OpenedDraft(saved, note=f"started from template {template.name}"))
         self._draft_dirty = True
         self._changed()
+
+    # -- .eml files --------------------------------------------------------------
+
+    def action_open_eml(self) -> None:
+        """An .eml file into the form: its headers in the fields, its text as the body,
+        its other parts as attachments (tuimail/eml.py)."""
+        from tuimail.ui.screens.dialogs import FilePickerDialog  # dialogs: when first opened
+
+        if self._refuse_while_locked():
+            return
+        self.app.push_screen(FilePickerDialog(Path.cwd()), self._eml_chosen)
+
+    def _eml_chosen(self, path: Path | None) -> None:
+        if path is not None:
+            self._read_eml(path, DraftStore.new_id())
+
+    @work(thread=True, group="eml", exit_on_error=False)
+    def _read_eml(self, path: Path, draft_id: str) -> None:
+        from tuimail.eml import draft_from_eml
+        from tuimail.message import MAX_MESSAGE_BYTES
+        from tuimail.small_files import NotReadable, read_small_file
+
+        try:
+            raw = read_small_file(path, MAX_MESSAGE_BYTES)
+            parts_dir = paths.data_dir() / "opened" / draft_id
+            draft = draft_from_eml(raw, parts_dir)
+        except NotReadable as exc:
+            problem = f"{path.name} {exc.words}"
+        except OSError as exc:
+            problem = f"{path.name} cannot be read ({exc.strerror or exc})"
+        except (TuimailError, ValueError) as exc:
+            problem = f"{path.name} is not a message tuimail can open: {exc}"
+        else:
+            saved = SavedDraft(draft_id, "", draft)
+            opened = OpenedDraft(saved, note=f"opened {path.name}")
+            with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
+                self.app.call_from_thread(self._eml_read, opened)
+            return
+        with contextlib.suppress(RuntimeError):
+            self.app.call_from_thread(self.set_status, problem, "error")
+
+    def _eml_read(self, opened: OpenedDraft) -> None:
+        self.save_draft_now()  # what the form held stays a draft (F7)
+        self.load_draft(opened)
+        self._draft_dirty = True
+
+    def action_save_eml(self) -> None:
+        """The form as an .eml file in the exports folder (nothing there is replaced)."""
+        self._write_eml(self.draft(), self.draft_id)
+
+    @work(thread=True, group="eml", exit_on_error=False)
+    def _write_eml(self, draft: Draft, draft_id: str) -> None:
+        from tuimail.eml import draft_as_eml
+        from tuimail.ui.screens.dialogs import write_export
+
+        try:
+            data = draft_as_eml(draft)  # built as a send would (attachments read here)
+            [written] = write_export(paths.exports_dir() / f"draft-{draft_id}", [(".eml", data)])
+        except DraftInvalid as exc:
+            first = exc.errors[0]
+            words, kind = f"Not saved as .eml: {first.field}: {first.message}", "error"
+        except OSError as exc:
+            words, kind = f"Not saved as .eml: {exc.strerror or exc}", "error"
+        else:
+            words, kind = f"draft saved as {written}", "ok"
+        with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
+            self.app.call_from_thread(self.set_status, words, kind)
 
     # -- Markdown -------------------------------------------------------------
 
