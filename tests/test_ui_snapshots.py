@@ -30,6 +30,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
 from tests.ui_support import paste, wait_for
+from tuimail import paths
 from tuimail.profiles import Profile, ProfileStore, Security
 from tuimail.sandbox import Sandbox, SandboxConfig, SessionOutcome, SessionRecord, StoredMessage
 from tuimail.session import Delivery, SessionFailure, SessionReport, Stage
@@ -38,6 +39,7 @@ from tuimail.transcript import Direction, Entry, EventKind, Transcript
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.history import RunKind, SessionRun
 from tuimail.ui.screens.dialogs import AccountDialog, HelpScreen
+from tuimail.ui.widgets.address_field import AddressField
 
 SnapCompare = Callable[..., bool]
 
@@ -325,6 +327,48 @@ def test_compose_with_more_fields_and_an_address_error(
         await paste(pilot, "Lunch on Friday?")
 
     assert snap_compare(quiet_app(), terminal_size=size, run_before=write_more)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_compose_with_the_completion_list_open(
+    snap_compare: SnapCompare, size: tuple[int, int], tmp_path: Path
+) -> None:
+    """To's suggestions under it: the profiles' own addresses (the built-in sandbox's too), then the
+    address book's."""
+    book = tmp_path / "book.sh"
+    book.write_text(
+        "#!/bin/sh\nprintf 'anna@example.test\\tAnna Berg\\narthur@example.test\\tArthur Dent\\n'\n"
+    )
+    book.chmod(0o700)
+    config = paths.config_dir()
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "config.toml").write_text(f'[compose]\naddress_book_cmd = "{book} %s"\n')
+
+    async def type_an_address(pilot: Pilot[Any]) -> None:
+        await pilot.click("#input-to")
+        await paste(pilot, "Bob Example <bob@example.test>, ")
+        await pilot.press("a")
+        field = pilot.app.screen.query_one("#field-to", AddressField)
+        await wait_for(pilot, lambda: len(field.suggestions) == 5, "five suggestions")
+
+    assert snap_compare(quiet_app(), terminal_size=size, run_before=type_an_address)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_compose_markdown_preview(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    """F8: the body as its Markdown renders (a heading, a list, code, a link)."""
+
+    async def preview(pilot: Pilot[Any]) -> None:
+        await pilot.click("#body")
+        await paste(
+            pilot,
+            "# Lunch on Friday\n\nShall we try **the new place**?\n\n"
+            "- noon\n- `table 4`\n\nMenu: [the site](https://example.test/menu)\n",
+        )
+        await pilot.press("f9", "f8")
+        await pilot.pause()
+
+    assert snap_compare(quiet_app(), terminal_size=size, run_before=preview)
 
 
 def test_compose_at_40x12(snap_compare: SnapCompare) -> None:

@@ -305,3 +305,48 @@ def test_two_processes_share_one_sandbox_and_f5_keeps_its_messages(isolated_dirs
         tmux.quit_app()
     finally:
         tmux.kill()
+
+
+def test_the_body_is_edited_in_the_users_editor_with_the_app_suspended(
+    isolated_dirs: Path,
+) -> None:
+    """ctrl+g hands the terminal to $EDITOR (a script standing in for one): the app is
+    suspended while it runs, reads the terminal's keys, and its edit comes back."""
+    tmux = Tmux(require_tool("tmux", "tmux"))
+    runtime = isolated_dirs / "runtime"
+    runtime.mkdir(mode=0o700)
+    record = isolated_dirs / "editor-record"
+    editor = isolated_dirs / "editor.sh"
+    editor.write_text(
+        "#!/bin/sh\n"
+        f'stat -c %a "$1" > {record}\n'
+        f'echo "$1" >> {record}\n'
+        'echo "EDITOR RUNNING: press Enter"\n'
+        "read answer\n"
+        'printf "Written in the editor\\n" >> "$1"\n'
+    )
+    editor.chmod(0o700)
+    command = tuimail_command().replace(
+        "env -i ",
+        f"env -i EDITOR={shlex.quote(str(editor))} XDG_RUNTIME_DIR={shlex.quote(str(runtime))} ",
+        1,
+    )
+    try:
+        tmux.start(command, width=100, height=30)
+        tmux.wait_for_text("F2 Compose")
+        tmux.keys("C-g")
+        # The editor has the terminal: the app is gone from it, the script reads its keys.
+        screen = tmux.wait_for_text("EDITOR RUNNING")
+        assert "F2 Compose" not in screen
+        tmux.keys("Enter")
+        tmux.wait_until(
+            lambda s: "F2 Compose" in s and "Written in the editor" in s,
+            "the app back, with the edited body",
+        )
+        mode, path = record.read_text().split("\n")[:2]
+        assert mode == "600"
+        assert Path(path).parent == runtime / "tuimail"
+        assert not Path(path).exists()  # removed once read back
+        tmux.quit_app()
+    finally:
+        tmux.kill()

@@ -180,6 +180,8 @@ class Profile:
     #: ``signature_file`` names a file holding it instead.
     signature: str = ""
     signature_file: str = ""
+    #: Other From addresses of this account, comma-separated, offered in Compose's From.
+    aliases: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -355,6 +357,7 @@ _TYPES: dict[str, type] = {
     "markdown": bool,
     "signature": str,
     "signature_file": str,
+    "aliases": str,
 }
 
 #: The providers a profile may name (tuimail/oauth/providers.py has their presets).

@@ -17,22 +17,30 @@ sending again cannot deliver it twice.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import re
+import threading
+from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.events import DescendantBlur, Resize
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import (
     Button,
+    Checkbox,
     Input,
     Label,
     ListItem,
@@ -42,11 +50,23 @@ from textual.widgets import (
     TextArea,
 )
 
-from tuimail.addresses import mailbox_text
+from tuimail import paths
+from tuimail.address_book import (
+    AddressBook,
+    Completion,
+    Source,
+    Suggestion,
+    address_book_command,
+    checked,
+)
+from tuimail.addresses import mailbox_text, split_address_list
 from tuimail.drafts import DraftStore, SavedDraft
+from tuimail.errors import TuimailError
 from tuimail.message import Draft, DraftInvalid, split_header, validate_extra_headers
 from tuimail.profiles import Profile, Security
+from tuimail.signatures import SignatureUnreadable, body_with_signature
 from tuimail.terminal_text import escape_terminal_controls
+from tuimail.ui import external_editor
 from tuimail.ui.history import RunKind, SentState, SessionRun
 from tuimail.ui.messages import ProfilesChanged, SendRequest, SendStopped
 from tuimail.ui.model import OpenedDraft
@@ -56,13 +76,17 @@ from tuimail.ui.screens.compose_form import LESS_LABEL, MORE_LABEL, compose_form
 from tuimail.ui.widgets.address_field import AddressField
 from tuimail.ui.widgets.transcript_view import TranscriptView
 from tuimail.ui.words import profile_warnings
+from tuimail.user_config import ConfigError
 
 if TYPE_CHECKING:
     from tuimail.session import RecipientRefusal
+    from tuimail.templates import Template
 
 WIDE = 120
 #: The address fields the form shows; other fields' errors go to the status line.
 ADDRESS_FIELDS = ("from", "to", "cc", "bcc", "reply-to")
+#: The fields that complete addresses as they are typed.
+COMPLETING_FIELDS = ("to", "cc", "bcc")
 #: The fields behind the "More" toggle (the extra headers' errors are theirs too).
 MORE_FIELDS = ("reply-to", "headers")
 #: Seconds of quiet typing before the draft is written.
@@ -94,6 +118,17 @@ def profile_sender(profile: Profile | None) -> str:
     if profile is None or not profile.from_address:
         return ""
     return mailbox_text(profile.display_name, profile.from_address)
+
+
+def profile_identities(profile: Profile) -> tuple[Suggestion, ...]:
+    """The From addresses a profile offers: its own, then its ``aliases`` (valid ones)."""
+    texts = [profile_sender(profile), *split_address_list(profile.aliases)]
+    found: list[Suggestion] = []
+    for text in texts:
+        parsed = checked(text.strip()) if text.strip() else None
+        if parsed is not None and all(s.address != parsed.addr_spec for s in found):
+            found.append(Suggestion(parsed.display_name, parsed.addr_spec, Source.PROFILE))
+    return tuple(found)
 
 
 def header_lines(text: str) -> tuple[list[tuple[str, str]], list[str]]:
@@ -153,15 +188,60 @@ class DraftWritten(Message, bubble=False):
         self.problem = problem
 
 
+class ComposeCommands(Provider):
+    """Compose's own palette entries (the app's are in tuimail/ui/commands.py)."""
+
+    #: The templates in the config dir, listed (in a thread) when the palette opens.
+    _templates: tuple[str, ...] = ()
+
+    async def startup(self) -> None:
+        from tuimail.templates import list_templates
+
+        try:
+            self._templates = tuple(await asyncio.to_thread(list_templates))
+        except (OSError, TuimailError):
+            self._templates = ()
+
+    def _available(self) -> list[tuple[str, Callable[[], object]]]:
+        screen = self.screen
+        if not isinstance(screen, ComposeScreen):
+            return []
+        available: list[tuple[str, Callable[[], object]]] = [
+            ("Edit the body in $EDITOR", screen.action_edit_body),
+            ("Markdown on or off for this message", screen.action_toggle_markdown),
+            ("Preview the Markdown", screen.action_preview),
+            ("Open an .eml file in Compose", screen.action_open_eml),
+            ("Save the draft as .eml", screen.action_save_eml),
+        ]
+        for name in self._templates:
+            available.append((f"Start from template {name}", partial(screen.use_template, name)))
+        return available
+
+    async def discover(self) -> Hits:
+        for title, callback in self._available():
+            yield DiscoveryHit(title, callback)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, callback in self._available():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), callback, text=title)
+
+
 class ComposeScreen(ModelScreen):
     """Write a message and send it; on wide terminals the live transcript is beside it."""
 
+    COMMANDS = {ComposeCommands}
     BINDINGS = [
         Binding("ctrl+s", "send", "Send", id="compose.send", priority=True),
         Binding("ctrl+n", "new_message", "New", id="compose.new", show=False),
         Binding("ctrl+o", "attach", "Attach", id="compose.attach", show=False),
         # One key both ways, so its footer words name both (the toggle says which).
         Binding("ctrl+r", "toggle_more", "More/less", id="compose.more"),
+        Binding("ctrl+g", "edit_body", "Editor", id="compose.editor", show=False),
+        Binding("f9", "toggle_markdown", "Markdown", id="compose.markdown", show=False),
+        Binding("f8", "preview", "Preview", id="compose.preview", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -192,8 +272,54 @@ class ComposeScreen(ModelScreen):
         self._from_edited = False
         #: The text :meth:`_fill_from` last put in From (what is not typed).
         self._filled_from = ""
+        self._book: AddressBook | None = None
+        self._book_lock = threading.Lock()
+        #: The profiles' own From texts, offered too (set on the loop, read by the lookups).
+        self._own_addresses: tuple[str, ...] = ()
+        try:
+            self._book_command = address_book_command(model.config)
+        except ConfigError as exc:
+            self._book_command = ""
+            self.notify(
+                shown(str(exc)), title="Address completion", severity="warning", markup=False
+            )
+        for name in COMPLETING_FIELDS:
+            self.query_one(f"#field-{name}", AddressField).completer = self.complete_address
+        #: The profile's From and its aliases, offered in From (set on the loop).
+        self._identities: tuple[Suggestion, ...] = ()
+        sender = self.query_one("#field-from", AddressField)
+        sender.completer = self.complete_identity
+        sender.offer_on_focus = True
+        #: Markdown was set for this message (by the user or its draft): the profile's
+        #: default no longer replaces it.
+        self._markdown_chosen = False
+        #: The form holds a new message (not a draft reopened): a signature may be added.
+        self._fresh = True
+        #: The body the signature made, while untouched ("" when none was added).
+        self._signature_body = ""
+        self._signing = 0
         self.reload_profiles(model.initial_profile)
         self.app.set_focus(self.query_one("#input-to", Input))
+
+    def complete_identity(self, query: str) -> Completion:
+        """From's suggestions: the profile's address and its ``aliases`` ("" offers all)."""
+        wanted = query.lower()
+        offered = tuple(
+            s for s in self._identities if wanted in s.text.lower() or wanted in s.address
+        )
+        return Completion(query, offered if len(self._identities) > 1 else ())
+
+    def complete_address(self, query: str) -> Completion:
+        """Suggestions for what is typed in To, Cc or Bcc: blocks (files, the address-book
+        command), so the fields call it in their thread workers, never on the loop."""
+        with self._book_lock:
+            if self._book is None:
+                from tuimail.outbox import Outbox  # the SMTP client: only once completing
+
+                self._book = AddressBook(Outbox().sent_dir, command=self._book_command)
+            book = self._book
+        book.set_own(self._own_addresses)
+        return book.complete(query)
 
     def on_resize(self, event: Resize) -> None:
         self.set_class(event.size.width >= WIDE, "-wide")
@@ -315,6 +441,7 @@ class ComposeScreen(ModelScreen):
             select.value = next(iter(profiles))
         # Same value, new label (the sandbox's port is known now): redraw it.
         select.mutate_reactive(Select.value)  # type: ignore[misc]  # the generic descriptor
+        self._own_addresses = tuple(profile_sender(p) for p in profiles.values())
         self._show_profile()
 
     def _profile_options(self) -> list[tuple[Text, str]]:
@@ -353,6 +480,45 @@ class ComposeScreen(ModelScreen):
         warning.set_class(bool(warnings), "-shown")
         if not self._from_edited:
             self._fill_from(profile_sender(profile))
+        if not self._markdown_chosen:
+            self._set_markdown(profile.markdown)
+        self._identities = profile_identities(profile)
+        self._sign()
+
+    # -- signature ------------------------------------------------------------
+
+    def _sign(self) -> None:
+        """A new message, nothing typed in its body: the profile's signature below ``-- ``
+        (read in a thread: it may be a file). A reopened draft keeps its body as it is."""
+        profile = self.profile
+        body = self.query_one("#body", TextArea).text
+        if profile is None or not self._fresh or body not in ("", self._signature_body):
+            return
+        self._signing += 1
+        self._read_signature(profile, self._signing)
+
+    @work(thread=True, group="signature", exit_on_error=False)
+    def _read_signature(self, profile: Profile, signing: int) -> None:
+        problem = ""
+        try:
+            body = body_with_signature("", profile)
+        except SignatureUnreadable as exc:
+            body, problem = "", str(exc)
+        with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
+            self.app.call_from_thread(self._signed, signing, body, problem)
+
+    def _signed(self, signing: int, body: str, problem: str) -> None:
+        area = self.query_one("#body", TextArea)
+        if signing != self._signing or not self._fresh:
+            return  # another profile or message since, or a draft was opened
+        if area.text not in ("", self._signature_body):
+            return  # the user has begun writing: the body is theirs
+        if problem:
+            self.set_status(problem, "warning")
+        with area.prevent(TextArea.Changed):  # not typed: no draft for it alone
+            area.text = body
+        self._signature_body = body
+        area.move_cursor((0, 0))  # writing goes above the signature
 
     # -- draft --------------------------------------------------------------
 
@@ -369,6 +535,7 @@ class ComposeScreen(ModelScreen):
             body=self.query_one("#body", TextArea).text,
             attachments=list(self.attachments),
             headers=headers,
+            markdown=self.query_one("#markdown", Checkbox).value,
         )
 
     def _addresses(self, field: str) -> list[str]:
@@ -436,7 +603,8 @@ class ComposeScreen(ModelScreen):
     def _is_empty(self, draft: Draft) -> bool:
         """Nothing typed but what the form starts with (From is the profile's until edited)."""
         typed = draft.to or draft.cc or draft.bcc or draft.reply_to or draft.headers
-        return not (typed or self._from_edited or draft.subject or draft.body.strip())
+        body = draft.body.strip() and draft.body != self._signature_body
+        return not (typed or self._from_edited or draft.subject or body)
 
     def save_draft_now(self, *, set_aside: bool = False) -> None:
         """Write the draft (a small file, atomically, in a thread): a crash loses seconds."""
@@ -501,6 +669,8 @@ class ComposeScreen(ModelScreen):
         self._loading = True
         try:
             self.clear_draft()
+            self._fresh = False
+            self._signature_body = ""
             draft = saved.draft
             # A draft file (or a queued message made a draft again) is text from
             # outside the form: Input and TextArea draw an ESC in it as is, and the
@@ -525,6 +695,7 @@ class ComposeScreen(ModelScreen):
             escaped = any(escape_terminal_controls(t) != t for t in (*fields.values(), body))
             for path in draft.attachments:
                 self._attached(path)
+            self._set_markdown(draft.markdown, chosen=True)  # the draft's, whatever the profile's
             if saved.profile in self.model.all_profiles():
                 self.reload_profiles(saved.profile)
             # After the profile: From is the draft's, edited or not.
@@ -554,7 +725,14 @@ class ComposeScreen(ModelScreen):
         form, the cursor in To for the next message."""
         self.forget_draft()
         self.clear_draft()
+        self._start_fresh()
         self.app.set_focus(self.query_one("#input-to", Input))
+
+    def _start_fresh(self) -> None:
+        """The form is a new message: its signature comes (again)."""
+        self._fresh = True
+        self._signature_body = ""
+        self._sign()
 
     def clear_draft(self) -> None:
         """Empty the form for a new message; From goes back to the profile's."""
@@ -568,6 +746,7 @@ class ComposeScreen(ModelScreen):
         self._label_more()
         self.query_one("#subject", Input).value = ""
         self.query_one("#body", TextArea).text = ""
+        self._set_markdown(self.profile is not None and self.profile.markdown)
         self.attachments.clear()
         self.query_one("#attachments", ListView).clear()
 
@@ -653,8 +832,191 @@ class ComposeScreen(ModelScreen):
         self.save_draft_now(set_aside=True)
         self.draft_id = DraftStore.new_id()
         self.clear_draft()
+        self._start_fresh()
         self.set_status("")
         self.app.set_focus(self.query_one("#input-to", Input))
+
+    async def action_edit_body(self) -> None:
+        """The body in ``$VISUAL``/``$EDITOR`` (``vi``), the app suspended meanwhile.
+
+        The editor works on a 0600 file in the runtime (or data) dir, removed
+        afterwards; a failed editor or an unchanged file keeps the body. The
+        editor runs in a thread so the app's loop (the embedded sandbox, the
+        outbox) goes on; what the app draws meanwhile is dropped, and the
+        screen is drawn whole on resume.
+        """
+        if self._refuse_while_locked():
+            return
+        try:
+            argv = external_editor.editor_argv(os.environ)
+        except ValueError as exc:
+            self.set_status(f"$VISUAL/$EDITOR cannot be run: {exc}", "error")
+            return
+        area = self.query_one("#body", TextArea)
+        before = area.text
+        try:
+            path = await asyncio.to_thread(external_editor.write_body, before)
+        except OSError as exc:
+            self.set_status(f"the body could not be written for the editor: {exc}", "error")
+            return
+        status: int | None = None
+        try:
+            with self.app.suspend():
+                status = await asyncio.to_thread(external_editor.run_editor, argv, path)
+        except SuspendNotSupported:
+            pass
+        finally:
+            after = await asyncio.to_thread(external_editor.read_back, path)
+        if status is None:
+            why = "the editor needs a terminal, and this one cannot be suspended"
+        else:
+            edited = external_editor.edited_body(before, after, status)
+            why = f"{argv[0]} exited with status {status}" if status else "nothing changed"
+        if status is None or edited is None:
+            self.set_status(f"The body is as it was: {why}.", "warning")
+            return
+        area.text = escape_terminal_controls(edited)
+        area.move_cursor(area.document.end)
+        self.app.set_focus(area)
+        self.set_status(f"the body is back from {argv[0]}", "ok")
+
+    # -- templates --------------------------------------------------------------
+
+    def use_template(self, name: str) -> None:
+        """Fill the form from the template ``name`` (read in a thread); what is typed stays."""
+        if self._refuse_while_locked():
+            return
+        self._read_template(name)
+
+    @work(thread=True, group="template", exit_on_error=False)
+    def _read_template(self, name: str) -> None:
+        from tuimail.templates import load_template
+
+        try:
+            template = load_template(name)
+        except (OSError, TuimailError) as exc:
+            with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
+                self.app.call_from_thread(self.set_status, f"template {name}: {exc}", "error")
+            return
+        with contextlib.suppress(RuntimeError):
+            self.app.call_from_thread(self._apply_template, template)
+
+    def _apply_template(self, template: Template) -> None:
+        from tuimail.templates import apply_template, fields_for
+
+        profile = self.profile
+        draft = self.draft()
+        if draft.body == self._signature_body:
+            draft = replace(draft, body=draft.body.lstrip("\n"))  # the signature below it
+        name = profile.name if profile else ""
+        filled = apply_template(draft, template, fields_for(draft, name, date.today().isoformat()))
+        saved = SavedDraft(self.draft_id, name, filled)
+        self.load_draft(OpenedDraft(saved, note=f"started from template {template.name}"))
+        self._draft_dirty = True
+        self._changed()
+
+    # -- .eml files --------------------------------------------------------------
+
+    def action_open_eml(self) -> None:
+        """An .eml file into the form: its headers in the fields, its text as the body,
+        its other parts as attachments (tuimail/eml.py)."""
+        from tuimail.ui.screens.dialogs import FilePickerDialog  # dialogs: when first opened
+
+        if self._refuse_while_locked():
+            return
+        self.app.push_screen(FilePickerDialog(Path.cwd()), self._eml_chosen)
+
+    def _eml_chosen(self, path: Path | None) -> None:
+        if path is not None:
+            self._read_eml(path, DraftStore.new_id())
+
+    @work(thread=True, group="eml", exit_on_error=False)
+    def _read_eml(self, path: Path, draft_id: str) -> None:
+        from tuimail.eml import draft_from_eml
+        from tuimail.message import MAX_MESSAGE_BYTES
+        from tuimail.small_files import NotReadable, read_small_file
+
+        try:
+            raw = read_small_file(path, MAX_MESSAGE_BYTES)
+            parts_dir = paths.data_dir() / "opened" / draft_id
+            draft = draft_from_eml(raw, parts_dir)
+        except NotReadable as exc:
+            problem = f"{path.name} {exc.words}"
+        except OSError as exc:
+            problem = f"{path.name} cannot be read ({exc.strerror or exc})"
+        except (TuimailError, ValueError) as exc:
+            problem = f"{path.name} is not a message tuimail can open: {exc}"
+        else:
+            saved = SavedDraft(draft_id, "", draft)
+            opened = OpenedDraft(saved, note=f"opened {path.name}")
+            with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
+                self.app.call_from_thread(self._eml_read, opened)
+            return
+        with contextlib.suppress(RuntimeError):
+            self.app.call_from_thread(self.set_status, problem, "error")
+
+    def _eml_read(self, opened: OpenedDraft) -> None:
+        self.save_draft_now()  # what the form held stays a draft (F7)
+        self.load_draft(opened)
+        self._draft_dirty = True
+
+    def action_save_eml(self) -> None:
+        """The form as an .eml file in the exports folder (nothing there is replaced)."""
+        self._write_eml(self.draft(), self.draft_id)
+
+    @work(thread=True, group="eml", exit_on_error=False)
+    def _write_eml(self, draft: Draft, draft_id: str) -> None:
+        from tuimail.eml import draft_as_eml
+        from tuimail.ui.screens.dialogs import write_export
+
+        try:
+            data = draft_as_eml(draft)  # built as a send would (attachments read here)
+            [written] = write_export(paths.exports_dir() / f"draft-{draft_id}", [(".eml", data)])
+        except DraftInvalid as exc:
+            first = exc.errors[0]
+            words, kind = f"Not saved as .eml: {first.field}: {first.message}", "error"
+        except OSError as exc:
+            words, kind = f"Not saved as .eml: {exc.strerror or exc}", "error"
+        else:
+            words, kind = f"draft saved as {written}", "ok"
+        with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
+            self.app.call_from_thread(self.set_status, words, kind)
+
+    # -- Markdown -------------------------------------------------------------
+
+    def _set_markdown(self, on: bool, *, chosen: bool = False) -> None:
+        """Set the toggle without counting it as the user's choice (unless ``chosen``)."""
+        self._markdown_chosen = chosen
+        box = self.query_one("#markdown", Checkbox)
+        if box.value != on:
+            with box.prevent(Checkbox.Changed):
+                box.value = on
+
+    @on(Checkbox.Changed, "#markdown")
+    def _markdown_toggled(self, event: Checkbox.Changed) -> None:
+        self._markdown_chosen = True
+        self._changed()
+
+    def action_toggle_markdown(self) -> None:
+        """Markdown on or off for this message (sent as text and HTML when on)."""
+        if self._refuse_while_locked():
+            return
+        box = self.query_one("#markdown", Checkbox)
+        box.value = not box.value
+        self.set_status(
+            "Markdown on: sent as your text and its HTML rendering"
+            if box.value
+            else "Markdown off: sent as plain text",
+            "",
+        )
+
+    def action_preview(self) -> None:
+        """The body as its Markdown renders (the form stays as typed)."""
+        from tuimail.ui.screens.markdown_preview import MarkdownPreview
+
+        body = self.query_one("#body", TextArea).text
+        markdown_on = self.query_one("#markdown", Checkbox).value
+        self.app.push_screen(MarkdownPreview(body, markdown_on=markdown_on))
 
     def action_attach(self) -> None:
         from tuimail.ui.screens.dialogs import FilePickerDialog  # dialogs: when first opened

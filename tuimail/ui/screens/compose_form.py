@@ -11,7 +11,17 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Footer, Input, Label, ListView, Select, Static, TextArea
+from textual.widgets import (
+    Button,
+    Checkbox,
+    Footer,
+    Input,
+    Label,
+    ListView,
+    Select,
+    Static,
+    TextArea,
+)
 
 from tuimail.ui.widgets.address_field import AddressField
 from tuimail.ui.widgets.mode_bar import ModeBar
@@ -76,6 +86,8 @@ def compose_form(
                 yield Button("Remove", id="remove-attachment", compact=True)
             with Horizontal(id="actions"):
                 yield Button("Send", variant="primary", id="send", compact=True)
+                # Per message; a new one starts from the profile's ``markdown``.
+                yield Checkbox("Markdown", id="markdown", compact=True)
                 # Server replies end up here: never parse them as markup.
                 yield Static("", id="send-status", markup=False)
         with Vertical(id="live"):

@@ -210,6 +210,9 @@ class MailboxesScreen(ModelScreen):
         Binding("d", "delete", "Delete", id="mailboxes.delete"),
         Binding("x", "export", "Export", id="mailboxes.export"),
         Binding("o", "open_draft", "Open draft", id="mailboxes.open"),
+        Binding("a", "answer('reply')", "Reply", id="mailboxes.reply"),
+        Binding("g", "answer('reply_all')", "Reply all", id="mailboxes.reply_all"),
+        Binding("f", "answer('forward')", "Forward", id="mailboxes.forward"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -237,6 +240,7 @@ class MailboxesScreen(ModelScreen):
         "delete": ("tab-outbox", "tab-drafts"),
         "open_draft": ("tab-drafts",),
         "export": ("tab-sent",),
+        "answer": ("tab-sent",),
     }
 
     #: Each tab's table: the one that has the focus while the tab is shown.
@@ -556,6 +560,40 @@ class MailboxesScreen(ModelScreen):
         """Continue a draft (or an outbox message turned back into one) in Compose."""
         self.app.switch_mode("compose")
         self.model.open_draft(saved, note)
+
+    def action_answer(self, how: str) -> None:
+        """Reply, reply to all or forward (inline) the highlighted sent message, in Compose.
+
+        The draft comes from tuimail/replies.py (To from Reply-To or From, the
+        user's own addresses left out, ``In-Reply-To`` and ``References`` as
+        extra headers, the text quoted); it opens in Compose like any draft.
+        """
+        from tuimail.addresses import mailbox_text
+        from tuimail.replies import ReplyError, forward, own_addresses, read_original, reply_all
+        from tuimail.replies import reply as reply_to
+
+        key = self._selected("sent-table") if self.current_tab == "tab-sent" else None
+        if key is None or key not in self.sent or self._compose_busy():
+            return
+        own = own_addresses(
+            mailbox_text(p.display_name, p.from_address)
+            for p in self.model.all_profiles().values()
+            if p.from_address
+        )
+        try:
+            original = read_original(self.sent[key])
+        except ReplyError as exc:
+            self.notify(shown(str(exc)), title="Sent", severity="warning", markup=False)
+            return
+        if how == "forward":
+            draft = forward(original)
+        elif how == "reply_all":
+            draft = reply_all(original, own)
+        else:
+            draft = reply_to(original, own)
+        words = {"reply": "a reply", "reply_all": "a reply to all", "forward": "a forward"}
+        saved = SavedDraft(DraftStore.new_id(), "", draft)
+        self._open_in_compose(saved, f"{words.get(how, 'a reply')} to the sent message")
 
     def action_export(self) -> None:
         key = self._selected("sent-table") if self.current_tab == "tab-sent" else None

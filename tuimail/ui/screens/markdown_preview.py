@@ -1,0 +1,45 @@
+"""The body as Markdown renders it: what the HTML part of a Markdown message will show.
+
+Drawn by Textual's Markdown widget from the body as typed (the HTML itself is
+tuimail/markdown_body.py's, made when the message is built); Escape closes.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Label, Markdown
+
+
+class MarkdownPreview(ModalScreen[None]):
+    """A read-only preview over Compose; the body stays as typed."""
+
+    DEFAULT_CSS = """
+    MarkdownPreview { align: center middle; }
+    MarkdownPreview > Vertical {
+        width: 90%; height: 90%; border: round $accent; background: $surface; padding: 0 1;
+    }
+    MarkdownPreview VerticalScroll { height: 1fr; }
+    MarkdownPreview .preview-note { color: $text-muted; width: 1fr; }
+    """
+
+    BINDINGS = [Binding("escape,f8", "dismiss_preview", "Close", id="preview.close")]
+
+    def __init__(self, body: str, *, markdown_on: bool) -> None:
+        super().__init__()
+        self.body = body
+        self.markdown_on = markdown_on
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            note = "Markdown preview (Escape closes)"
+            if not self.markdown_on:
+                note += " · Markdown is off: this message goes as plain text"
+            yield Label(note, classes="preview-note", markup=False)
+            with VerticalScroll():
+                yield Markdown(self.body, id="markdown-preview")
+
+    def action_dismiss_preview(self) -> None:
+        self.dismiss(None)
