@@ -9,12 +9,16 @@ from __future__ import annotations
 import asyncio
 import mailbox
 import smtplib
+import stat
+import webbrowser
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, Select
+from textual.widgets import DataTable, Input, Select, TextArea
 
 from tests.test_sandbox_port import free_port, write_config
 from tests.test_sandbox_shared import open_f5, row_texts, until_app_serves
@@ -22,6 +26,8 @@ from tests.test_ui_loop_io import file_calls_on_this_thread
 from tests.ui_support import static_text, wait_for
 from tuimail import paths
 from tuimail.ui.app import TuimailApp
+from tuimail.ui.screens.dialogs import ConfirmDialog
+from tuimail.ui.screens.inbox_dialogs import SaveAttachmentsDialog
 
 
 def send(port: int, message: EmailMessage) -> None:
@@ -173,3 +179,128 @@ async def test_f5_reads_the_index_and_messages_off_the_ui_loop(isolated_dirs: Pa
             await type_search(pilot, "subject:second")
             await wait_for(pilot, lambda: table.row_count == 1, "the search")
     assert log.calls == []
+
+
+def subject_is(app: TuimailApp, subject: str) -> Callable[[], bool]:
+    return lambda: app.screen.query_one("#subject", Input).value == subject
+
+
+async def open_first(pilot: Pilot[Any], rows: int) -> DataTable[Any]:
+    table = await open_f5(pilot, rows)
+    table.focus()
+    table.move_cursor(row=0)
+    app = pilot.app
+    assert isinstance(app, TuimailApp)
+    await wait_for(pilot, lambda: static_text(app, "#message-view").startswith("From:"), "")
+    return table
+
+
+def notes(app: TuimailApp) -> str:
+    return "\n".join(n.message for n in app._notifications)
+
+
+async def test_the_html_opens_in_the_browser_from_a_private_file_with_remote_content_blocked(
+    isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+
+    def browser(uri: str) -> bool:
+        opened.append(uri)
+        return True
+
+    monkeypatch.setattr(webbrowser, "open", browser)
+    write_config(f"[sandbox]\nport = {free_port()}\n")
+    app = TuimailApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        port = await started(pilot)
+        await asyncio.to_thread(send, port, rich_message())
+        await open_first(pilot, 1)
+        await pilot.press("o")
+        await wait_for(pilot, lambda: opened, "the browser to be asked")
+        page = Path(opened[0].removeprefix("file://"))
+        try:
+            assert stat.S_IMODE(page.stat().st_mode) == 0o600
+            text = page.read_text(encoding="utf-8")
+            assert text.index("Content-Security-Policy") < text.index("tracker.example.test")
+            assert "default-src 'none'" in text
+            await wait_for(pilot, lambda: "remote content" in notes(app), "the warning")
+        finally:
+            page.unlink()
+
+
+async def test_attachments_are_saved_under_safe_names_and_never_over_a_file(
+    isolated_dirs: Path, tmp_path: Path
+) -> None:
+    write_config(f"[sandbox]\nport = {free_port()}\n")
+    target = tmp_path / "saved"
+    target.mkdir()
+    app = TuimailApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        port = await started(pilot)
+        await asyncio.to_thread(send, port, rich_message())
+        await open_first(pilot, 1)
+        for _ in range(2):
+            await pilot.press("s")
+            await wait_for(pilot, lambda: isinstance(app.screen, SaveAttachmentsDialog), "ask")
+            app.screen.query_one("#save-directory", Input).value = str(target)
+            await pilot.click("#save")
+            await wait_for(pilot, lambda: not isinstance(app.screen, SaveAttachmentsDialog), "")
+        await wait_for(pilot, lambda: len(list(target.iterdir())) == 2, "two files")
+    names = sorted(p.name for p in target.iterdir())
+    assert names == ["receipt[31m-2.pdf", "receipt[31m.pdf"]  # no ../, no ESC
+    assert (target / names[1]).read_bytes() == b"%PDF-1.4 not really"
+
+
+async def test_open_marks_read_delete_removes_one_and_delete_all_asks_first(
+    isolated_dirs: Path,
+) -> None:
+    write_config(f"[sandbox]\nport = {free_port()}\n")
+    app = TuimailApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        port = await started(pilot)
+        for subject in ("One", "Two", "Three"):
+            await asyncio.to_thread(send, port, plain("a@example.test", "b@example.test", subject))
+        table = await open_first(pilot, 3)
+        box = paths.data_dir() / "sandbox" / "maildir"
+        await wait_for(
+            pilot, lambda: any(p.name.endswith(":2,S") for p in (box / "cur").iterdir()), "read"
+        )
+        await pilot.press("d")
+        await wait_for(pilot, lambda: table.row_count == 2, "one deleted")
+        assert not any("Three" in row for row in row_texts(table))
+        await pilot.press("D")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
+        await pilot.press("escape")  # no: nothing goes
+        await wait_for(pilot, lambda: "Nothing deleted." in notes(app), "the answer")
+        assert table.row_count == 2
+        await pilot.press("D")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the question")
+        await pilot.click("#confirm")
+        await wait_for(pilot, lambda: table.row_count == 0, "all deleted")
+        assert [p for sub in ("new", "cur") for p in (box / sub).iterdir()] == []
+
+
+async def test_reply_reply_all_and_forward_open_compose_on_the_draft(isolated_dirs: Path) -> None:
+    write_config(f"[sandbox]\nport = {free_port()}\n")
+    app = TuimailApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        port = await started(pilot)
+        message = plain("Alice <alice@example.test>", "bob@example.test", "Plans", "See you")
+        message["Cc"] = "carol@example.test"
+        await asyncio.to_thread(send, port, message)
+        for key, subject, to in [
+            ("r", "Re: Plans", "alice@example.test"),
+            ("R", "Re: Plans", "carol@example.test"),
+            ("f", "Fwd: Plans", ""),
+        ]:
+            await pilot.press("f5")
+            await open_first(pilot, 1)
+            await pilot.press(key)
+            await wait_for(pilot, lambda: app.current_mode == "compose", "Compose")
+            await wait_for(pilot, subject_is(app, subject), subject)
+            if to:
+                everything = " ".join(str(i.value) for i in app.screen.query(Input))
+                assert to in everything
+            if key == "f":
+                body = app.screen.query_one("#body", TextArea).text
+                assert "---------- Forwarded message ----------" in body and "See you" in body

@@ -17,8 +17,12 @@ session file, when there is one.
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import sqlite3
+import tempfile
 import time
+import webbrowser
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +35,8 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Label, Select, Static
 
+from tuimail import replies
+from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.errors import TuimailError
 from tuimail.inbox import (
     Cursor,
@@ -45,6 +51,8 @@ from tuimail.sandbox import SessionRecord, StoredMessage
 from tuimail.transcript import EventKind, Transcript
 from tuimail.ui.outside import cell, shown
 from tuimail.ui.screens.base import ModelScreen
+from tuimail.ui.screens.dialogs import ConfirmDialog
+from tuimail.ui.screens.inbox_dialogs import ALL_PARTS, SaveAsked, SaveAttachmentsDialog
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
@@ -123,6 +131,13 @@ class SandboxScreen(ModelScreen):
         Binding("h", "view('html')", "HTML"),
         Binding("u", "view('source')", "Source"),
         Binding("m", "view('mime')", "MIME"),
+        Binding("o", "browser", "Browser"),
+        Binding("s", "save", "Save"),
+        Binding("d,delete", "delete", "Delete"),
+        Binding("D", "delete_all", "Delete all"),
+        Binding("r", "reply('reply')", "Reply"),
+        Binding("R", "reply('all')", "Reply all"),
+        Binding("f", "reply('forward')", "Forward"),
         Binding("slash", "search", "Search", show=False),
     ]
 
@@ -494,6 +509,9 @@ class SandboxScreen(ModelScreen):
         try:
             raw = index.read_bytes(entry)
             view = mime.view(raw)
+            if not entry.read:  # opened: read, as a mail client marks it (Maildir's S flag)
+                with contextlib.suppress(OSError, TuimailError):
+                    index.mark_read(entry)
         except TuimailError:
             problem = f"{entry.id} is no longer in the Maildir."
         except OSError as exc:
@@ -514,11 +532,182 @@ class SandboxScreen(ModelScreen):
         self.view_mode = mode
         self._show_message()
 
+    # -- acting on the message ---------------------------------------------------
+
+    def _chosen(self) -> MessageRead | None:
+        """The selected message once read (None, with a word, before that)."""
+        read = self._current
+        if read is None or read.key != self._selected_key() or read.view is None:
+            self.notify("Choose a message first.", severity="warning")
+            return None
+        return read
+
+    def action_browser(self) -> None:
+        """Open the HTML part in the browser, from a private temporary file."""
+        read = self._chosen()
+        if read is None or read.view is None:
+            return
+        if not read.view.html:
+            self.notify("This message has no HTML part.", severity="warning")
+            return
+        self.open_html(read.view.html)
+
+    @work(thread=True, group="sandbox-browser", exit_on_error=False)
+    def open_html(self, html: str) -> None:
+        """Write the HTML 0600 with remote loading forbidden, and hand it to the browser."""
+        try:
+            path, remote = write_html_for_browser(html)
+            opened = webbrowser.open(path.as_uri())
+        except OSError as exc:
+            self.app.call_from_thread(self._say, f"Cannot write the HTML: {exc}", "error")
+            return
+        words = f"Opened {path} in the browser." if opened else f"No browser found; see {path}."
+        if remote:
+            words += " Its remote content (images, styles, scripts) is blocked."
+        self.app.call_from_thread(self._say, words, "information")
+
+    def _say(self, words: str, severity: str = "information") -> None:
+        self.notify(shown(words), severity=severity)  # type: ignore[arg-type]
+
+    def action_save(self) -> None:
+        """Save one attachment or all of them into a directory the user names."""
+        read = self._chosen()
+        if read is None or read.view is None:
+            return
+        parts = read.view.attachments
+        if not parts:
+            self.notify("This message has no attachments.", severity="warning")
+            return
+        self.app.push_screen(
+            SaveAttachmentsDialog(parts, Path.home()),
+            lambda asked: self._save_asked(read, asked),
+        )
+
+    def _save_asked(self, read: MessageRead, asked: SaveAsked | None) -> None:
+        if asked is not None and read.view is not None:
+            self.save_parts(read.raw, read.view.attachments, asked)
+
+    @work(thread=True, group="sandbox-save", exit_on_error=False)
+    def save_parts(self, raw: bytes, parts: list[mime.Part], asked: SaveAsked) -> None:
+        """Write the attachments under safe names; a taken name gets -2, -3... (in a thread)."""
+        chosen = [p for p in parts if asked.number in (ALL_PARTS, p.number)]
+        saved: list[str] = []
+        try:
+            if not asked.directory.is_dir():
+                raise NotADirectoryError(f"{asked.directory} is not a directory")
+            for part in chosen:
+                name = mime.safe_filename(part.filename, f"attachment-{part.number}")
+                path = mime.save_part(asked.directory, name, mime.part_bytes(raw, part.number))
+                saved.append(path.name)
+        except (OSError, ValueError, TuimailError) as exc:
+            done = f" (saved before it: {', '.join(saved)})" if saved else ""
+            self.app.call_from_thread(self._say, f"Not saved: {exc}{done}", "error")
+            return
+        words = f"Saved {', '.join(saved)} in {asked.directory}."
+        self.app.call_from_thread(self._say, words, "information")
+
+    def action_delete(self) -> None:
+        key = self._selected_key()
+        entry = self.messages.get(key or "")
+        if entry is not None:
+            self.delete_entries(self.index(), [entry])
+
+    def action_delete_all(self) -> None:
+        total = self._listed.total if self._listed is not None else 0
+        question = (
+            f"Delete all {total:,} messages of the sandbox's inbox? Their files are removed "
+            "from the Maildir; this cannot be undone."
+        )
+        self.app.push_screen(
+            ConfirmDialog(question, confirm="Delete all"),
+            self._delete_all_answered,
+        )
+
+    def _delete_all_answered(self, yes: bool | None) -> None:
+        if yes:
+            self.delete_entries(self.index(), None)
+        else:
+            self.notify("Nothing deleted.")
+
+    @work(thread=True, group="sandbox-delete", exit_on_error=False)
+    def delete_entries(self, index: InboxIndex, entries: list[InboxEntry] | None) -> None:
+        """Delete these messages (None: every one), then look again (in a thread)."""
+        try:
+            removed = index.delete_all() if entries is None else index.delete(entries)
+        except (OSError, TuimailError, sqlite3.Error) as exc:
+            self.app.call_from_thread(self._say, f"Not deleted: {exc}", "error")
+            return
+        noun = "message" if removed == 1 else "messages"
+        self.app.call_from_thread(self._deleted, f"Deleted {removed:,} {noun}.")
+
+    def _deleted(self, words: str) -> None:
+        self.notify(words)
+        self._current = None
+        self.look()
+
+    def action_reply(self, how: str) -> None:
+        """Open Compose on a reply, reply-all or forward of the message."""
+        read = self._chosen()
+        if read is None:
+            return
+        if self.model.compose_locked:
+            self.notify("Compose is sending a message; try again when it is done.")
+            return
+        own = [p.from_address for p in self.model.all_profiles().values() if p.from_address]
+        self.draft_of(read.raw, how, own, self.model.initial_profile)
+
+    @work(thread=True, group="sandbox-reply", exit_on_error=False)
+    def draft_of(self, raw: bytes, how: str, own: list[str], profile: str) -> None:
+        """Make the draft from the message's bytes and save it (in a thread), then open it."""
+        try:
+            original = replies.read_original(raw)
+            if how == "forward":
+                draft = replies.forward(original)
+            elif how == "all":
+                draft = replies.reply_all(original, replies.own_addresses(own))
+            else:
+                draft = replies.reply(original, replies.own_addresses(own))
+            saved = SavedDraft(DraftStore.new_id(), profile, draft)
+            DraftStore().save(saved)
+        except (OSError, ValueError, TuimailError) as exc:
+            self.app.call_from_thread(self._say, f"Cannot make the draft: {exc}", "error")
+            return
+        note = ", ".join(original.skipped)
+        self.app.call_from_thread(self._open_in_compose, saved, note)
+
+    def _open_in_compose(self, saved: SavedDraft, skipped: str) -> None:
+        if self.model.compose_locked:
+            self.notify("Compose is sending a message; the draft is kept in F7's Drafts.")
+            return
+        self.app.switch_mode("compose")
+        note = f"Left out (not valid addresses): {skipped}" if skipped else ""
+        self.model.open_draft(saved, shown(note))
+
     def _show_message(self) -> None:
         read = self._current
         if read is None or read.key != self._selected_key():
             return
         self.query_one("#message-view", Static).update(message_text(read, self.view_mode))
+
+
+#: Forbids every load from elsewhere: the page shows what the message holds, nothing fetched.
+NO_REMOTE = (
+    '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+    "style-src 'unsafe-inline'; img-src data: cid:\">\n"
+)
+_REMOTE = re.compile(r"(?:src|href|url|action|srcset)\s*[=(]\s*[\"']?\s*(?:https?:)?//", re.I)
+
+
+def write_html_for_browser(html: str) -> tuple[Path, bool]:
+    """The HTML in a new 0600 temporary file, remote loading forbidden by a CSP first.
+
+    Returns the file and whether the HTML asks for remote content (the caller
+    says it is blocked). File I/O: call it in a worker.
+    """
+    fd, name = tempfile.mkstemp(prefix="tuimail-", suffix=".html")  # 0600, created exclusively
+    with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as out:
+        out.write('<!DOCTYPE html>\n<meta charset="utf-8">\n' + NO_REMOTE + html)
+    return Path(name), bool(_REMOTE.search(html))
 
 
 def clipped(text: str, most: int) -> str:
