@@ -442,3 +442,43 @@ def test_transcript_of_a_hostile_server_shows_its_words_as_text(
     app = quiet_app()
     app.model.history.add(hostile_run())
     assert snap_compare(app, terminal_size=size, press=["f3"])
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_sandbox_inbox_searched(
+    snap_compare: SnapCompare,
+    size: tuple[int, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """F5 with a search typed: the list narrowed, the status says how many match."""
+    monkeypatch.chdir(tmp_path)
+
+    async def search(pilot: Pilot[Any]) -> None:
+        await show_sandbox_with_a_message(pilot)
+        app = pilot.app
+        app.screen.query_one("#inbox-search", Input).focus()
+        await paste(pilot, "subject:lunch")
+        status = app.screen.query_one("#sandbox-status", Static)
+        await wait_for(pilot, lambda: "1 message match." in str(status.content), "the search")
+
+    assert snap_compare(quiet_app(), terminal_size=size, run_before=search)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_sandbox_inbox_message_source(
+    snap_compare: SnapCompare,
+    size: tuple[int, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """F5's message view as its raw source (u)."""
+    monkeypatch.chdir(tmp_path)
+
+    async def source(pilot: Pilot[Any]) -> None:
+        await show_sandbox_with_a_message(pilot)
+        await pilot.press("u")
+        view = pilot.app.screen.query_one("#message-view", Static)
+        await wait_for(pilot, lambda: "Message-ID:" in str(view.content), "the source")
+
+    assert snap_compare(quiet_app(), terminal_size=size, run_before=source)

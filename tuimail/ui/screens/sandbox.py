@@ -161,6 +161,9 @@ class SandboxScreen(ModelScreen):
             yield DataTable(id="captured", cursor_type="row", zebra_stripes=True)
             with Horizontal(id="captured-detail"):
                 with VerticalScroll(id="message-pane"):
+                    yield Label(
+                        "The message: headers and text", id="message-title", classes="pane-title"
+                    )
                     # A message is shown as it arrived: its text is never markup.
                     yield Static("Select a message to read it.", id="message-view", markup=False)
                 with Vertical(id="server-pane"):
@@ -687,6 +690,7 @@ class SandboxScreen(ModelScreen):
         read = self._current
         if read is None or read.key != self._selected_key():
             return
+        self.query_one("#message-title", Label).update(f"The message: {VIEWS[self.view_mode]}")
         self.query_one("#message-view", Static).update(message_text(read, self.view_mode))
 
 
