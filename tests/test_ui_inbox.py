@@ -20,14 +20,15 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select, TextArea
 
+from tests.smtpservers import ServerThread, Sink
 from tests.test_sandbox_port import free_port, write_config
 from tests.test_sandbox_shared import open_f5, row_texts, until_app_serves
 from tests.test_ui_loop_io import file_calls_on_this_thread
-from tests.ui_support import static_text, wait_for
+from tests.ui_support import save_profile, static_text, wait_for
 from tuimail import paths
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.screens.dialogs import ConfirmDialog
-from tuimail.ui.screens.inbox_dialogs import SaveAttachmentsDialog
+from tuimail.ui.screens.inbox_dialogs import ReleaseDialog, SaveAttachmentsDialog
 
 
 def send(port: int, message: EmailMessage) -> None:
@@ -304,3 +305,38 @@ async def test_reply_reply_all_and_forward_open_compose_on_the_draft(isolated_di
             if key == "f":
                 body = app.screen.query_one("#body", TextArea).text
                 assert "---------- Forwarded message ----------" in body and "See you" in body
+
+
+async def test_release_sends_the_captured_bytes_on_through_a_profile_to_changed_recipients(
+    isolated_dirs: Path, servers: ServerThread
+) -> None:
+    sink = Sink()
+    save_profile(name="real", host="127.0.0.1", port=servers.smtp(sink), security="none")
+    write_config(f"[sandbox]\nport = {free_port()}\n")
+    app = TuimailApp()
+    async with app.run_test(size=(120, 40)) as pilot:
+        port = await started(pilot)
+        message = plain("Alice <alice@example.test>", "bob@example.test", "Release me", "Body")
+        message["Cc"] = "carol@example.test"
+        await asyncio.to_thread(send, port, message)
+        await open_first(pilot, 1)
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReleaseDialog), "the question")
+        to = app.screen.query_one("#release-to", Input)
+        assert to.value == "bob@example.test, carol@example.test"  # the envelope's
+        to.value = "carol@example.test"  # bob, named in To, left out: said, not sent
+        await pilot.click("#release")
+        await wait_for(pilot, lambda: "left out of the recipients" in notes(app), "why not")
+        assert not sink.messages
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, ReleaseDialog), "the question")
+        app.screen.query_one(
+            "#release-to", Input
+        ).value = "bob@example.test, carol@example.test, dave@example.test"
+        await pilot.click("#release")
+        await wait_for(pilot, lambda: sink.messages, "the second server to receive it")
+        await wait_for(pilot, lambda: not app.model.busy, "the session to end")
+    got = sink.messages[0]
+    assert got.rcpt_tos == ["bob@example.test", "carol@example.test", "dave@example.test"]
+    assert b"Subject: Release me" in got.content and b"Body" in got.content
+    assert b"Message-ID:" in got.content

@@ -78,3 +78,55 @@ class SaveAttachmentsDialog(ModalScreen[SaveAsked | None]):
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+@dataclass(frozen=True)
+class ReleaseAsked:
+    """Send the captured message on through ``profile`` to ``recipients``."""
+
+    profile: str
+    recipients: tuple[str, ...]
+
+
+class ReleaseDialog(ModalScreen[ReleaseAsked | None]):
+    """Ask which profile and which recipients a captured message is released to."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, profiles: list[str], recipients: list[str]) -> None:
+        super().__init__()
+        self.profiles = profiles
+        self.recipients = recipients
+
+    def compose(self) -> ComposeResult:
+        options = [(shown(name), name) for name in self.profiles]
+        with Vertical(classes="dialog wide"):
+            yield Label("Release the message to a real server", classes="title")
+            yield Label("Through the profile")
+            yield Select[str](options, id="release-profile", allow_blank=False)
+            yield Label("To (comma-separated; the envelope's recipients at first)")
+            yield Input(", ".join(self.recipients), id="release-to")
+            yield Static("", id="release-problem", markup=False)
+            with Horizontal(classes="buttons"):
+                yield Button("Release", variant="warning", id="release")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#release-to", Input).focus()
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#release")
+    def _release(self) -> None:
+        typed = self.query_one("#release-to", Input).value
+        recipients = tuple(r.strip() for r in typed.split(",") if r.strip())
+        if not recipients:
+            self.query_one("#release-problem", Static).update("Name at least one recipient.")
+            return
+        profile = self.query_one("#release-profile", Select).value
+        if not isinstance(profile, str):
+            return
+        self.dismiss(ReleaseAsked(profile, recipients))
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -24,6 +24,7 @@ import tempfile
 import time
 import webbrowser
 from dataclasses import dataclass, field
+from email.utils import getaddresses
 from pathlib import Path
 
 from rich.text import Text
@@ -37,6 +38,7 @@ from textual.widgets import DataTable, Footer, Input, Label, Select, Static
 
 from tuimail import replies
 from tuimail.drafts import DraftStore, SavedDraft
+from tuimail.eml import build_prepared
 from tuimail.errors import TuimailError
 from tuimail.inbox import (
     Cursor,
@@ -47,12 +49,21 @@ from tuimail.inbox import (
     mime,
     rules_from_config,
 )
+from tuimail.profiles import Profile
 from tuimail.sandbox import SessionRecord, StoredMessage
+from tuimail.sandbox_profile import SANDBOX_PROFILE
 from tuimail.transcript import EventKind, Transcript
+from tuimail.ui.messages import RetryRequest
 from tuimail.ui.outside import cell, shown
 from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.screens.dialogs import ConfirmDialog
-from tuimail.ui.screens.inbox_dialogs import ALL_PARTS, SaveAsked, SaveAttachmentsDialog
+from tuimail.ui.screens.inbox_dialogs import (
+    ALL_PARTS,
+    ReleaseAsked,
+    ReleaseDialog,
+    SaveAsked,
+    SaveAttachmentsDialog,
+)
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
@@ -138,6 +149,7 @@ class SandboxScreen(ModelScreen):
         Binding("r", "reply('reply')", "Reply"),
         Binding("R", "reply('all')", "Reply all"),
         Binding("f", "reply('forward')", "Forward"),
+        Binding("l", "release", "Release"),
         Binding("slash", "search", "Search", show=False),
     ]
 
@@ -685,6 +697,68 @@ class SandboxScreen(ModelScreen):
         self.app.switch_mode("compose")
         note = f"Left out (not valid addresses): {skipped}" if skipped else ""
         self.model.open_draft(saved, shown(note))
+
+    def action_release(self) -> None:
+        """Send the message on to a real server through a profile (recipients changeable).
+
+        The message goes through the outbox and the app's own session (a
+        retry of the queued message: the model's way of asking for a
+        session), so it has a transcript on F3 and a place in F7 like any other.
+        """
+        read = self._chosen()
+        entry = self.messages.get(read.key) if read is not None else None
+        if read is None or read.view is None or entry is None:
+            return
+        profiles = [name for name in self.model.all_profiles() if name != SANDBOX_PROFILE]
+        if not profiles:
+            self.notify("Save a profile for a real server first (F4).", severity="warning")
+            return
+        recipients = list(entry.envelope_to)
+        if not recipients:
+            named = read.view.all_values("To") + read.view.all_values("Cc")
+            recipients = [address for _name, address in getaddresses(named) if address]
+        self.app.push_screen(
+            ReleaseDialog(profiles, recipients), lambda asked: self._release_asked(read, asked)
+        )
+
+    def _release_asked(self, read: MessageRead, asked: ReleaseAsked | None) -> None:
+        if asked is None:
+            return
+        profile = self.model.all_profiles().get(asked.profile)
+        if profile is not None:
+            self.queue_release(read.raw, profile, asked.recipients)
+
+    @work(thread=True, group="sandbox-release", exit_on_error=False)
+    def queue_release(self, raw: bytes, profile: Profile, recipients: tuple[str, ...]) -> None:
+        """Check the bytes and queue them in the outbox (in a thread), then ask for the session."""
+        shown_view = mime.view(raw)
+        named = shown_view.all_values("To") + shown_view.all_values("Cc")
+        chosen = {r.lower() for r in recipients}
+        left_out = [a for _n, a in getaddresses(named) if a and a.lower() not in chosen]
+        if left_out:
+            # The outbox sends a stored message only to everyone its headers name.
+            words = (
+                f"Not released: its To or Cc names {', '.join(left_out)}, left out of the "
+                "recipients; add them back, or send it once from the command line with "
+                "'tuimail inbox release ID --to ADDR'."
+            )
+            self.app.call_from_thread(self._say, words, "error")
+            return
+        try:
+            outgoing = build_prepared(raw, to=recipients)
+            queued = self.model.outbox.enqueue(profile, outgoing)
+        except (OSError, ValueError, TuimailError) as exc:
+            self.app.call_from_thread(self._say, f"Not released: {exc}", "error")
+            return
+        self.app.call_from_thread(self._release_queued, queued.key, profile.name)
+
+    def _release_queued(self, key: str, profile: str) -> None:
+        if self.model.start(RetryRequest(key)):
+            self.notify(shown(f"Releasing through {profile}; F3 shows the session."))
+        else:
+            self.notify(
+                "A session is running: the message waits in the outbox (F7) and is sent next."
+            )
 
     def _show_message(self) -> None:
         read = self._current
