@@ -17,6 +17,7 @@ session file, when there is one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import sqlite3
@@ -100,7 +101,7 @@ class Listed:
 class InboxListed(Message, bubble=False):
     """A worker read a page of the inbox; ``generation`` says for which question."""
 
-    def __init__(self, generation: int, listed: Listed, appended: bool) -> None:
+    def __init__(self, generation: int, listed: Listed | None, appended: bool) -> None:
         super().__init__()
         self.generation = generation
         self.listed = listed
@@ -110,8 +111,17 @@ class InboxListed(Message, bubble=False):
 class MessageRead(Message, bubble=False):
     """A worker read one message: its bytes and what a person is shown of it."""
 
-    def __init__(self, key: str, raw: bytes, view: mime.MessageView | None, problem: str) -> None:
+    def __init__(
+        self,
+        key: str,
+        raw: bytes,
+        view: mime.MessageView | None,
+        problem: str,
+        marked: bool = False,
+    ) -> None:
         super().__init__()
+        #: The message was unread and is now marked read.
+        self.marked = marked
         self.key = key
         self.raw = raw
         self.view = view
@@ -197,12 +207,13 @@ class SandboxScreen(ModelScreen):
         columns = ["Received", "From", "To", "Subject", "Size", "Session"]
         if self.rules:
             columns += ["Mailbox", "Tags"]
-        table.add_columns(*columns)
+        #: The Subject column (unread messages' subjects are bold).
+        self.subject_column = table.add_columns(*columns)[3]
         selector = self.query_one("#inbox-mailbox", Select)
         selector.display = bool(self.rules)
         #: The rows shown, by message id, newest first.
         self.messages: dict[str, InboxEntry] = {}
-        self._shown_rows: list[tuple[str, str, str, str]] = []
+        self._shown_rows: list[tuple[str, str, str, str, bool]] = []
         self._index: InboxIndex | None = None
         self._listed: Listed | None = None
         #: The question asked last (a newer one makes older answers stale).
@@ -214,6 +225,10 @@ class SandboxScreen(ModelScreen):
         self._soon: Timer | None = None
         self.view_mode = "text"
         self._current: MessageRead | None = None
+        #: Messages this screen marked read (bounded by what the user opens).
+        self.marked: set[str] = set()
+        #: The message shown in the panes (its id).
+        self.opened: str | None = None
         self.set_interval(CAPTURED_POLL, self._poll)
         self.reload()
 
@@ -242,7 +257,7 @@ class SandboxScreen(ModelScreen):
     def reload(self) -> None:
         """Who serves the sandbox changed: say so, and look at its Maildir."""
         self._show_status()
-        self.look()
+        self.look(fresh=True)
 
     def index(self) -> InboxIndex:
         """The index of the Maildir the sandbox uses now (building the object reads nothing)."""
@@ -274,7 +289,8 @@ class SandboxScreen(ModelScreen):
         # As many rows as are shown (at least a page), so a look keeps the user's place.
         shown_rows = 0 if fresh else len(self.messages)
         limit = max(PAGE, shown_rows)
-        self._fetch(self.index(), self.generation, query, mailbox, None, limit)
+        first = fresh or self._listed is None or self._listed.problem != ""
+        self._fetch(self.index(), self.generation, query, mailbox, None, limit, first)
 
     @work(thread=True, group="sandbox-list", exit_on_error=False)
     def _fetch(
@@ -285,32 +301,46 @@ class SandboxScreen(ModelScreen):
         mailbox: str | None,
         after: Cursor | None,
         limit: int,
+        fresh: bool = True,
     ) -> None:
-        listed = Listed([], None, 0)
+        listed: Listed | None = Listed([], None, 0)
         try:
-            if after is None:
-                index.refresh()
-            page = index.page(query, mailbox=mailbox, after=after, limit=limit)
-            listed = Listed(list(page.entries), page.next, 0)
-            if after is None:
-                listed.total = index.count(query, mailbox=mailbox)
-                listed.mailboxes = index.mailboxes()
-            if index.rebuilt_because:
-                listed.problem = f"Note: {index.rebuilt_because}."
+            if after is None and not index.refresh() and not fresh:
+                listed = None  # nothing arrived, went or changed: the rows shown stand
+            else:
+                listed = self._read_page(index, query, mailbox, after, limit)
         except (OSError, TuimailError, ValueError, sqlite3.Error) as exc:
-            listed.problem = f"The inbox cannot be read: {exc}"
+            listed = Listed([], None, 0, problem=f"The inbox cannot be read: {exc}")
         with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
             self.post_message(InboxListed(generation, listed, after is not None))
+
+    def _read_page(
+        self,
+        index: InboxIndex,
+        query: str,
+        mailbox: str | None,
+        after: Cursor | None,
+        limit: int,
+    ) -> Listed:
+        """One page (from the newest when ``after`` is None, with the counts); in a thread."""
+        page = index.page(query, mailbox=mailbox, after=after, limit=limit)
+        listed = Listed(list(page.entries), page.next, 0)
+        if after is None:
+            listed.total = index.count(query, mailbox=mailbox)
+            listed.mailboxes = index.mailboxes()
+        if index.rebuilt_because:
+            listed.problem = f"Note: {index.rebuilt_because}."
+        return listed
 
     @on(InboxListed)
     def _listed_now(self, listed: InboxListed) -> None:
         if listed.appended:
             self._paging = False
-            if listed.generation == self.generation and self._listed is not None:
+            if listed.generation == self.generation and self._listed is not None and listed.listed:
                 self._append(listed.listed)
             return
         self.reading = False
-        if listed.generation == self.generation:
+        if listed.generation == self.generation and listed.listed is not None:
             self._listed = listed.listed
             self._show_listing(listed.listed)
             self._show_mailboxes(listed.listed.mailboxes)
@@ -330,6 +360,10 @@ class SandboxScreen(ModelScreen):
             for stored in record.messages
         }
 
+    def _as_known(self, entry: InboxEntry) -> InboxEntry:
+        """``entry``, read if this screen marked it so (a page read meanwhile may say unread)."""
+        return dataclasses.replace(entry, read=True) if entry.id in self.marked else entry
+
     def _row(
         self, entry: InboxEntry, own: dict[str, tuple[StoredMessage, SessionRecord]]
     ) -> list[Text]:
@@ -347,7 +381,7 @@ class SandboxScreen(ModelScreen):
             Text(when),
             cell(clipped(entry.mail_from or entry.envelope_from or "<>", 24)),
             cell(clipped(to, 20)),
-            cell(clipped(entry.subject, 40)),
+            cell(clipped(entry.subject, 40), style="" if entry.read else "bold"),
             Text(f"{entry.size:,}", justify="right"),
             cell(session_id or "-"),
         ]
@@ -357,7 +391,8 @@ class SandboxScreen(ModelScreen):
 
     def _show_listing(self, listed: Listed) -> None:
         own = self._own_messages()
-        shown_rows = [(e.id, e.session_id, e.mailbox, e.subject) for e in listed.entries]
+        listed.entries = [self._as_known(e) for e in listed.entries]
+        shown_rows = [(e.id, e.session_id, e.mailbox, e.subject, e.read) for e in listed.entries]
         if shown_rows == self._shown_rows:
             return
         table = self.query_one("#captured", DataTable)
@@ -377,13 +412,15 @@ class SandboxScreen(ModelScreen):
         assert self._listed is not None
         own = self._own_messages()
         table = self.query_one("#captured", DataTable)
-        for entry in listed.entries:
+        for entry in map(self._as_known, listed.entries):
             if entry.id in self.messages:
                 continue
             self.messages[entry.id] = entry
             table.add_row(*self._row(entry, own), key=entry.id)
             self._listed.entries.append(entry)
-            self._shown_rows.append((entry.id, entry.session_id, entry.mailbox, entry.subject))
+            self._shown_rows.append(
+                (entry.id, entry.session_id, entry.mailbox, entry.subject, entry.read)
+            )
         self._listed.next = listed.next
 
     def _more(self) -> None:
@@ -475,6 +512,9 @@ class SandboxScreen(ModelScreen):
         key = event.row_key.value if event.row_key else None
         if key is None or key not in self.messages:
             return
+        if key == self.opened:  # the list was read again around it: it is shown already
+            return
+        self.opened = key
         entry = self.messages[key]
         index = self.index()
         own = self._own_messages().get(key)
@@ -520,13 +560,14 @@ class SandboxScreen(ModelScreen):
     @work(thread=True, group="sandbox-message", exit_on_error=False)
     def read_message(self, index: InboxIndex, entry: InboxEntry) -> None:
         """Read the message from the Maildir and take it apart (file I/O, in a thread)."""
-        raw, view, problem = b"", None, ""
+        raw, view, problem, marked = b"", None, "", False
         try:
             raw = index.read_bytes(entry)
             view = mime.view(raw)
             if not entry.read:  # opened: read, as a mail client marks it (Maildir's S flag)
-                with contextlib.suppress(OSError, TuimailError):
+                with contextlib.suppress(OSError, TuimailError, sqlite3.Error):
                     index.mark_read(entry)
+                    marked = True
         except TuimailError:
             problem = f"{entry.id} is no longer in the Maildir."
         except OSError as exc:
@@ -534,10 +575,19 @@ class SandboxScreen(ModelScreen):
         except Exception as exc:  # a message nobody checked: said, never a crash
             problem = f"cannot take {entry.id} apart: {exc}"
         with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
-            self.post_message(MessageRead(entry.id, raw, view, problem))
+            self.post_message(MessageRead(entry.id, raw, view, problem, marked))
 
     @on(MessageRead)
     def _message_read(self, read: MessageRead) -> None:
+        entry = self.messages.get(read.key)
+        if read.marked:
+            self.marked.add(read.key)
+        if read.marked and entry is not None and not entry.read:
+            entry = self.messages[read.key] = dataclasses.replace(entry, read=True)
+            subject = cell(clipped(entry.subject, 40))
+            self.query_one("#captured", DataTable).update_cell(
+                read.key, self.subject_column, subject
+            )
         if self._selected_key() == read.key:
             self._current = read
             self._show_message()
@@ -658,7 +708,8 @@ class SandboxScreen(ModelScreen):
     def _deleted(self, words: str) -> None:
         self.notify(words)
         self._current = None
-        self.look()
+        self.opened = None
+        self.look(fresh=True)  # the index already forgot them: a refresh finds no change
 
     def action_reply(self, how: str) -> None:
         """Open Compose on a reply, reply-all or forward of the message."""
