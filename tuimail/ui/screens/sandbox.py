@@ -148,19 +148,19 @@ VIEWS = {
 
 class SandboxScreen(ModelScreen):
     BINDINGS = [
-        Binding("t", "view('text')", "Text"),
-        Binding("h", "view('html')", "HTML"),
-        Binding("u", "view('source')", "Source"),
-        Binding("m", "view('mime')", "MIME"),
-        Binding("o", "browser", "Browser"),
-        Binding("s", "save", "Save"),
-        Binding("d,delete", "delete", "Delete"),
-        Binding("D", "delete_all", "Delete all"),
-        Binding("r", "reply('reply')", "Reply"),
-        Binding("R", "reply('all')", "Reply all"),
-        Binding("f", "reply('forward')", "Forward"),
-        Binding("l", "release", "Release"),
-        Binding("slash", "search", "Search", show=False),
+        Binding("t", "view('text')", "Text", id="sandbox.text"),
+        Binding("h", "view('html')", "HTML", id="sandbox.html"),
+        Binding("u", "view('source')", "Source", id="sandbox.source"),
+        Binding("m", "view('mime')", "MIME", id="sandbox.mime"),
+        Binding("o", "browser", "Browser", id="sandbox.browser"),
+        Binding("s", "save", "Save", id="sandbox.save"),
+        Binding("d,delete", "delete", "Delete", id="sandbox.delete"),
+        Binding("D", "delete_all", "Delete all", id="sandbox.delete_all"),
+        Binding("r", "reply('reply')", "Reply", id="sandbox.reply"),
+        Binding("R", "reply('all')", "Reply all", id="sandbox.reply_all"),
+        Binding("f", "reply('forward')", "Forward", id="sandbox.forward"),
+        Binding("l", "release", "Release", id="sandbox.release"),
+        Binding("slash", "search", "Search", show=False, id="sandbox.search"),
     ]
 
     def compose(self) -> ComposeResult:
