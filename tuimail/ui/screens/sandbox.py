@@ -859,10 +859,8 @@ def message_text(read: MessageRead, mode: str) -> str:
         for part in view.parts:
             name = f"  {part.filename!r}" if part.filename else ""
             flag = "  (attachment)" if part.is_attachment else ""
-            lines.append(
-                f"{'  ' * part.depth}{part.number}. {part.content_type}  {part.size:,} bytes"
-                f"{name}{flag}"
-            )
+            size = "" if part.content_type.startswith("multipart/") else f"  {part.size:,} bytes"
+            lines.append(f"{'  ' * part.depth}{part.number}. {part.content_type}{size}{name}{flag}")
         return shown("\n".join(lines) or "(no MIME parts)", keep_newlines=True)
     wanted = ("From", "To", "Cc", "Reply-To", "Subject", "Date")
     heads = [f"{name}: {view.header(name)}" for name in wanted if view.header(name)]
