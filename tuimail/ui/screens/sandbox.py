@@ -55,7 +55,7 @@ from tuimail.sandbox import SessionRecord, StoredMessage
 from tuimail.sandbox_profile import SANDBOX_PROFILE
 from tuimail.transcript import EventKind, Transcript
 from tuimail.ui.messages import RetryRequest
-from tuimail.ui.outside import cell, shown
+from tuimail.ui.outside import cell, message_preview, shown
 from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.screens.dialogs import ConfirmDialog
 from tuimail.ui.screens.inbox_dialogs import (
@@ -572,8 +572,8 @@ class SandboxScreen(ModelScreen):
             problem = f"{entry.id} is no longer in the Maildir."
         except OSError as exc:
             problem = f"cannot read {entry.id}: {exc.strerror or 'it is gone'}"
-        except Exception as exc:  # a message nobody checked: said, never a crash
-            problem = f"cannot take {entry.id} apart: {exc}"
+        except Exception:  # a message the email package trips on: shown as it came
+            view = None
         with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
             self.post_message(MessageRead(entry.id, raw, view, problem, marked))
 
@@ -602,15 +602,21 @@ class SandboxScreen(ModelScreen):
     def _chosen(self) -> MessageRead | None:
         """The selected message once read (None, with a word, before that)."""
         read = self._current
-        if read is None or read.key != self._selected_key() or read.view is None:
+        if read is None or read.key != self._selected_key():
             self.notify("Choose a message first.", severity="warning")
+            return None
+        if read.problem:
+            self.notify(shown(read.problem), severity="warning")
             return None
         return read
 
     def action_browser(self) -> None:
         """Open the HTML part in the browser, from a private temporary file."""
         read = self._chosen()
-        if read is None or read.view is None:
+        if read is None:
+            return
+        if read.view is None:
+            self.notify("This message cannot be taken apart into parts.", severity="warning")
             return
         if not read.view.html:
             self.notify("This message has no HTML part.", severity="warning")
@@ -637,7 +643,10 @@ class SandboxScreen(ModelScreen):
     def action_save(self) -> None:
         """Save one attachment or all of them into a directory the user names."""
         read = self._chosen()
-        if read is None or read.view is None:
+        if read is None:
+            return
+        if read.view is None:
+            self.notify("This message cannot be taken apart into parts.", severity="warning")
             return
         parts = read.view.attachments
         if not parts:
@@ -758,7 +767,10 @@ class SandboxScreen(ModelScreen):
         """
         read = self._chosen()
         entry = self.messages.get(read.key) if read is not None else None
-        if read is None or read.view is None or entry is None:
+        if read is None or entry is None:
+            return
+        if read.view is None:
+            self.notify("This message cannot be taken apart, so not released.", severity="warning")
             return
         profiles = [name for name in self.model.all_profiles() if name != SANDBOX_PROFILE]
         if not profiles:
@@ -846,14 +858,17 @@ def clipped(text: str, most: int) -> str:
 
 def message_text(read: MessageRead, mode: str) -> str:
     """The message as ``mode`` shows it, every control character escaped."""
-    if read.problem or read.view is None:
+    if read.problem:
         return shown(read.problem)
-    view = read.view
     if mode == "source":
         source = read.raw.decode("utf-8", "replace")
         more = len(source) > MAX_SOURCE_SHOWN
         text = shown(source[:MAX_SOURCE_SHOWN], keep_newlines=True)
         return text + ("\n[… the rest is in the Maildir]" if more else "")
+    view = read.view
+    if view is None or (mode == "text" and not view.headers):
+        # Not taken apart (the email package tripped on it): headers and text as they came.
+        return message_preview(read.raw, full_copy="the full message is in the Maildir")
     if mode == "mime":
         lines = []
         for part in view.parts:
