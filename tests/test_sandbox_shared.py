@@ -273,13 +273,13 @@ async def test_a_file_another_process_adds_to_the_maildir_appears_on_f5(
         )
 
 
-async def test_f5_lists_the_newest_messages_first_and_at_most_its_bound(
+async def test_f5_lists_the_newest_messages_first_a_page_at_a_time(
     isolated_dirs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tuimail.sandbox import captured
+    from tuimail.ui.screens import sandbox
 
-    monkeypatch.setattr(captured, "MAX_LISTED", 3)
-    monkeypatch.setattr(captured.CapturedReader.__init__, "__defaults__", (3,))
+    monkeypatch.setattr(sandbox, "PAGE", 3)
+    monkeypatch.setattr(sandbox, "PAGE_AHEAD", 1)
     maildir().parent.mkdir(parents=True)
     box = mailbox.Maildir(maildir(), create=True)
     for number in range(5):
@@ -292,7 +292,13 @@ async def test_f5_lists_the_newest_messages_first_and_at_most_its_bound(
             "n4@example.test", "n3@example.test", "n2@example.test",
         ]  # fmt: skip
         status = static_text(app, "#sandbox-status")
-        assert "The Maildir holds 5 messages; the newest 3 are listed." in status
+        assert "The inbox holds 5 messages; more are listed as you scroll." in status
+        table.focus()
+        table.move_cursor(row=2)  # near the end: the next page is read
+        await wait_for(pilot, lambda: table.row_count == 5, "the next page")
+        assert [row.split()[2] for row in row_texts(table)][3:] == [
+            "n1@example.test", "n0@example.test",
+        ]  # fmt: skip
 
 
 # -- tuimail serve and send beside a running sandbox ------------------------------

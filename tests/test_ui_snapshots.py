@@ -486,3 +486,99 @@ def test_transcript_of_a_hostile_server_shows_its_words_as_text(
     app = quiet_app()
     app.model.history.add(hostile_run())
     assert snap_compare(app, terminal_size=size, press=["f3"])
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_sandbox_inbox_searched(
+    snap_compare: SnapCompare,
+    size: tuple[int, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """F5 with a search typed: the list narrowed, the status says how many match."""
+    monkeypatch.chdir(tmp_path)
+
+    async def search(pilot: Pilot[Any]) -> None:
+        await show_sandbox_with_a_message(pilot)
+        app = pilot.app
+        app.screen.query_one("#inbox-search", Input).focus()
+        await paste(pilot, "subject:lunch")
+        status = app.screen.query_one("#sandbox-status", Static)
+        await wait_for(pilot, lambda: "1 message match." in str(status.content), "the search")
+
+    assert snap_compare(quiet_app(), terminal_size=size, run_before=search)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_sandbox_inbox_message_source(
+    snap_compare: SnapCompare,
+    size: tuple[int, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """F5's message view as its raw source (u)."""
+    monkeypatch.chdir(tmp_path)
+
+    async def source(pilot: Pilot[Any]) -> None:
+        await show_sandbox_with_a_message(pilot)
+        await pilot.press("u")
+        view = pilot.app.screen.query_one("#message-view", Static)
+        await wait_for(pilot, lambda: "Message-ID:" in str(view.content), "the source")
+
+    assert snap_compare(quiet_app(), terminal_size=size, run_before=source)
+
+
+RICH_MESSAGE = (
+    b"From: Shop <shop@example.test>\r\n"
+    b"To: bob@example.test\r\n"
+    b"Subject: Your receipt\r\n"
+    b"Date: Sat, 01 Mar 2025 09:21:00 +0000\r\n"
+    b"Message-ID: <20250301092100.8@example.test>\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="outer"\r\n'
+    b"\r\n"
+    b"--outer\r\n"
+    b'Content-Type: multipart/alternative; boundary="inner"\r\n'
+    b"\r\n"
+    b"--inner\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"\r\n"
+    b"Thanks for your order.\r\n"
+    b"--inner\r\n"
+    b"Content-Type: text/html; charset=utf-8\r\n"
+    b"\r\n"
+    b"<p>Thanks for your <b>order</b>.</p>\r\n"
+    b"--inner--\r\n"
+    b"--outer\r\n"
+    b"Content-Type: application/pdf\r\n"
+    b'Content-Disposition: attachment; filename="receipt.pdf"\r\n'
+    b"Content-Transfer-Encoding: base64\r\n"
+    b"\r\n"
+    b"JVBERi0xLjQgbm90IHJlYWxseQ==\r\n"
+    b"--outer--\r\n"
+)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_sandbox_inbox_mime_tree(
+    snap_compare: SnapCompare,
+    size: tuple[int, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """F5's message view as a MIME tree (m): a text/HTML alternative and a PDF attachment."""
+    monkeypatch.chdir(tmp_path)
+
+    async def mime_tree(pilot: Pilot[Any]) -> None:
+        await show_sandbox_with_a_message(pilot)
+        # Put there by another program, under a name that holds a fixed time.
+        name = f"{int(at(9, 21, 0))}.M2P2Q2.sandbox"
+        (tmp_path / "maildir" / "new" / name).write_bytes(RICH_MESSAGE)
+        table = pilot.app.screen.query_one("#captured", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2, "the second message")
+        table.move_cursor(row=1)
+        await pilot.press("m")
+        view = pilot.app.screen.query_one("#message-view", Static)
+        await wait_for(pilot, lambda: "application/pdf" in str(view.content), "the MIME tree")
+
+    assert snap_compare(quiet_app(), terminal_size=size, run_before=mime_tree)
