@@ -99,7 +99,8 @@ class _DeadlineReader(io.RawIOBase):
         if remaining <= 0:
             raise TimeoutError("deadline passed")
         self._sock.settimeout(remaining)
-        return self._raw.readinto(buffer)  # type: ignore[no-any-return]
+        # A socket's file object in blocking use always returns a count.
+        return self._raw.readinto(buffer) or 0
 
 
 class _SocketWithDeadline:
