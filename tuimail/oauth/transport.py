@@ -34,6 +34,7 @@ from tuimail.oauth.errors import (
     ProviderUnreachable,
     quote_outside,
 )
+from tuimail.transcript import REDACTED, secret_forms
 
 #: The most bytes read from any answer: token answers are a few kilobytes.
 ANSWER_LIMIT = 64 * 1024
@@ -42,6 +43,11 @@ DEFAULT_TIMEOUT = 30.0
 #: Answer fields that are secrets: read into a :class:`Secret` straight away, so
 #: no repr, log or traceback with local variables (rich, Textual) shows them.
 SECRET_FIELDS = frozenset({"access_token", "refresh_token", "id_token", "device_code"})
+#: Request fields that are secrets even when passed as plain text: a provider
+#: that echoes the request in its error text must not put them in a message.
+SECRET_REQUEST_FIELDS = frozenset(
+    {"refresh_token", "client_secret", "code", "code_verifier", "device_code", "password"}
+)
 
 
 def is_loopback_host(host: str) -> bool:
@@ -183,8 +189,44 @@ def _plain(value: str | Secret) -> str:
     return value.reveal() if isinstance(value, Secret) else value
 
 
-def _snippet(data: bytes) -> str:
-    return quote_outside(data.decode("utf-8", "replace").strip(), 200) or "(empty)"
+def _request_secrets(
+    fields: Mapping[str, str | Secret], basic_auth: tuple[str, str | Secret] | None
+) -> list[str]:
+    """Every form in which a secret this request carried could come back.
+
+    Raw, URL-encoded (as in the form body or Basic credentials) and base64 at
+    any alignment (:func:`tuimail.transcript.secret_forms`), longest first.
+    """
+    secrets = [
+        _plain(value)
+        for key, value in fields.items()
+        if isinstance(value, Secret) or key in SECRET_REQUEST_FIELDS
+    ]
+    if basic_auth is not None:
+        secrets.append(_plain(basic_auth[1]))
+    forms: set[str] = set()
+    for secret in secrets:
+        if not secret:
+            continue
+        for encoded in (
+            secret,
+            urllib.parse.quote(secret, safe=""),
+            urllib.parse.quote_plus(secret),
+        ):
+            forms.update(secret_forms(encoded))
+    return sorted((form for form in forms if form), key=len, reverse=True)
+
+
+def _redacted(text: str, forms: list[str]) -> str:
+    """``text`` from the provider with every form of a request secret masked."""
+    for form in forms:
+        text = text.replace(form, REDACTED)
+    return text
+
+
+def _snippet(data: bytes, forms: list[str]) -> str:
+    text = _redacted(data.decode("utf-8", "replace").strip(), forms)
+    return quote_outside(text, 200) or "(empty)"
 
 
 def post_form(
@@ -241,12 +283,21 @@ def post_form(
         raise ProviderUnreachable(url, str(reason) or type(error).__name__) from None
     answer = _parse_json(data)
     if answer is not None and isinstance(answer.get("error"), str):
+        # A provider may echo the request (with its secrets) in its error text.
+        forms = _request_secrets(fields, basic_auth)
         description = answer.get("error_description")
         raise ProviderRefused(
-            url, status, answer["error"], description if isinstance(description, str) else ""
+            url,
+            status,
+            _redacted(answer["error"], forms),
+            _redacted(description, forms) if isinstance(description, str) else "",
         )
     if status != 200:
-        raise BadAnswer(url, f"HTTP status {status}: {_snippet(data)}")
+        raise BadAnswer(
+            url, f"HTTP status {status}: {_snippet(data, _request_secrets(fields, basic_auth))}"
+        )
     if answer is None:
-        raise BadAnswer(url, f"not a JSON object: {_snippet(data)}")
+        raise BadAnswer(
+            url, f"not a JSON object: {_snippet(data, _request_secrets(fields, basic_auth))}"
+        )
     return answer
