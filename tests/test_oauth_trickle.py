@@ -9,12 +9,14 @@ They check only that an error came back, never how fast.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.conftest import Certs
 from tuimail.credentials import Secret
 from tuimail.oauth.errors import ProviderUnreachable, SignInCancelled
 from tuimail.oauth.loopback import LoopbackListener
@@ -29,7 +31,7 @@ def stop() -> Iterator[threading.Event]:
     event.set()
 
 
-def serve_raw(handler: Callable[[socket.socket], None]) -> str:
+def serve_raw(handler: Callable[[socket.socket], None], tls: ssl.SSLContext | None = None) -> str:
     """A loopback server handing each connection to ``handler``; its token URL."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -38,11 +40,14 @@ def serve_raw(handler: Callable[[socket.socket], None]) -> str:
     def run() -> None:
         with server:
             connection, _ = server.accept()
+            if tls is not None:
+                connection = tls.wrap_socket(connection, server_side=True)
             with connection:
                 handler(connection)
 
     threading.Thread(target=run, daemon=True).start()
-    return f"http://127.0.0.1:{server.getsockname()[1]}/token"
+    scheme, host = ("https", "localhost") if tls is not None else ("http", "127.0.0.1")
+    return f"{scheme}://{host}:{server.getsockname()[1]}/token"
 
 
 def trickle(stop: threading.Event, head: bytes) -> Callable[[socket.socket], None]:
@@ -74,6 +79,16 @@ def test_a_trickling_provider_cannot_hold_a_request_past_its_timeout(
     with pytest.raises(ProviderUnreachable) as caught:
         post_form(url, {"grant_type": "refresh_token", "refresh_token": Secret("rt")}, timeout=1)
     assert "no complete answer within 1 seconds" in str(caught.value)
+
+
+def test_the_deadline_holds_over_https_too(
+    stop: threading.Event, certs: Certs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(certs.ca_file))
+    url = serve_raw(trickle(stop, b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"), certs.good)
+    with pytest.raises(ProviderUnreachable) as caught:
+        post_form(url, {"grant_type": "refresh_token", "refresh_token": Secret("rt")}, timeout=2)
+    assert "no complete answer within 2 seconds" in str(caught.value)
 
 
 def test_a_trickling_local_client_does_not_hold_the_sign_in_past_cancel(
