@@ -8,8 +8,12 @@ the command again and no secret lands in any file.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,6 +83,29 @@ def test_a_command_that_takes_too_long_is_stopped() -> None:
         run_secret_command(python("import time; time.sleep(60)"), timeout=0.5)
     assert failed.value.problem is CommandProblem.TIMEOUT
     assert "did not finish within 0.5 seconds and was stopped" in str(failed.value)
+
+
+def test_a_stopped_command_takes_what_it_started_with_it(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    script = f"sleep 100 & echo $! > {shlex.quote(str(pid_file))}; exec sleep 100"
+    with pytest.raises(SecretCommandError) as failed:
+        run_secret_command(shlex.join(["sh", "-c", script]), timeout=1)
+    assert failed.value.problem is CommandProblem.TIMEOUT
+    grandchild = int(pid_file.read_text())
+    # Killed, then reaped by whoever inherited it: give that a moment (a
+    # zombie waiting for its reaper has already stopped running).
+    for _ in range(50):
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            break
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{grandchild}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.1)
+    else:
+        os.kill(grandchild, signal.SIGKILL)
+        pytest.fail("the command's background job outlived the timeout")
 
 
 @pytest.mark.parametrize("code", ["pass", "print()", "print(); print('later line')"])

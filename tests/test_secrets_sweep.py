@@ -11,6 +11,10 @@ printed is searched for each secret: raw, its base64 at each of the three byte
 alignments (inside a SASL blob the secret's base64 depends on its offset), and
 the whole SASL blobs. The only places a secret may live are the keyring and
 the auth file the user wrote, both outside the searched dirs.
+
+A second run does the same for an OAuth profile signed in at the real test
+provider (oidc-provider, tests/oauth_support.py) with a client that has a
+secret: its refresh tokens, client secret and access tokens.
 """
 
 from __future__ import annotations
@@ -29,7 +33,12 @@ from aiosmtpd.smtp import SMTP, AuthResult
 
 from tests.cli_helpers import TUIMAIL, files_under, leak_patterns, run_tuimail
 from tests.conftest import Certs, SecretService
+from tests.oauth_smtp import OAuthSink, RawSMTP, offered_auth
+from tests.oauth_support import BrowserUser, OAuthProviderServer
 from tests.smtpservers import ServerThread, Sink
+from tests.test_cli_oauth_login import Running
+from tuimail.credentials import SERVICE
+from tuimail.oauth_account import refresh_token_entry
 
 ALICE = ("alice", "pl41n-Secret-ÄLICE-7")
 BOB = ("bob", "b0b's-stdin-passw0rd!")
@@ -278,6 +287,81 @@ def test_no_secret_in_any_form_reaches_a_file_or_an_output(
     written = files_under(isolated_dirs)
     assert any("sessions" in name for name in written), "expected the sandbox's session files"
     assert leaks({**written, **outputs}) == []
+
+
+def test_no_oauth_secret_reaches_a_file_or_an_output(
+    secret_service: SecretService,
+    servers: ServerThread,
+    oauth_provider: OAuthProviderServer,
+    isolated_dirs: Path,
+) -> None:
+    import keyring
+
+    info = oauth_provider.info
+    client = info["clients"]["secretApp"]
+    client_secret = str(client["client_secret"])
+    user = oauth_provider.login
+    sink = OAuthSink(provider=oauth_provider)
+    port = servers.smtp(sink, server_class=RawSMTP, **offered_auth("XOAUTH2", "OAUTHBEARER"))
+    outputs: dict[str, bytes] = {}
+
+    def run(label: str, *args: str, input: str | None = None, ok: tuple[int, ...] = (0,)) -> Any:
+        result = run_tuimail(*args, input=input)
+        outputs[f"{label} stdout"] = result.stdout.encode()
+        outputs[f"{label} stderr"] = result.stderr.encode()
+        assert result.returncode in ok, (
+            f"{label}: {result.returncode}\n{result.stdout}{result.stderr}"
+        )
+        return result
+
+    def refresh_token() -> str:
+        token = keyring.get_password(SERVICE, refresh_token_entry("oauth"))
+        assert token is not None
+        return token
+
+    run("add", "accounts", "add", "oauth", "--host", "127.0.0.1", "--port", str(port),
+        "--security", "none", "--allow-plaintext-auth", "--user", user,
+        "--from", "alice@example.test", "--oauth-provider", "custom",
+        "--oauth-client-id", client["client_id"], "--oauth-client-secret-stdin",
+        "--oauth-authorize-url", info["authorization_endpoint"],
+        "--oauth-token-url", info["token_endpoint"], "--oauth-scope", oauth_provider.scope,
+        input=client_secret + "\n")  # fmt: skip
+    login = Running("accounts", "login", "oauth", "--no-browser")
+    browser = BrowserUser(oauth_provider)
+    status, page = browser.visit(browser.sign_in(login.line_matching(r"(http\S+)").group(1)))
+    assert status == 200 and "Signed in" in page
+    code, stdout, stderr = login.finish()
+    assert code == 0, stdout + stderr
+    outputs.update(login_stdout=stdout.encode(), login_stderr=stderr.encode())
+    refresh_tokens = {refresh_token()}
+    for extra in ([], ["--json"], ["--no-queue", "--json"]):
+        run(f"send {extra}", "send", "--profile", "oauth", "--to", "rcpt@example.test",
+            "--subject", "s", "--body", "b", *extra)  # fmt: skip
+        refresh_tokens.add(refresh_token())
+    run("accounts test", "accounts", "test", "oauth")
+    run("probe", "probe", "--profile", "oauth", "--json", ok=(0, 1, 2))
+    run("outbox list", "outbox", "list", "--json")
+    run("accounts list", "accounts", "list", "--json")
+    run("doctor", "doctor", ok=(0, 1))
+    assert len(sink.messages) == 3 and all(login.accepted for login in sink.logins[:3])
+
+    secrets = [(user, token) for token in refresh_tokens]
+    secrets += [(user, client_secret)]
+    secrets += [(user, login.token) for login in sink.logins]
+    written = files_under(isolated_dirs)
+    assert any(name.endswith("profiles.toml") for name in written)
+    found = [
+        f"{secret[:6]}... in {name}"
+        for who, secret in secrets
+        for name, blob in {**written, **outputs}.items()
+        if any(needle in blob for needle in needles(who, secret))
+    ]
+    assert found == []
+    # The sweep sees them where they do belong: the access tokens on the wire.
+    assert all(
+        any(needle in bytes(sink.raw) for needle in needles(user, login.token))
+        for login in sink.logins
+    )
 
 
 @pytest.mark.parametrize("secret", [s for _, s in SECRETS])

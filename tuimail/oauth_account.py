@@ -68,19 +68,45 @@ class NotSignedIn(TuimailError):
         )
 
 
+#: The backend that stores values as UTF-16 (two bytes per ASCII character).
+_UTF16_BACKEND = "WinVaultKeyring"
+
+
+def stored_encoding(backend: object) -> str:
+    """The encoding ``backend`` stores a value in, so its size can be checked.
+
+    keyring's Windows backend (``keyring.backends.Windows.WinVaultKeyring``)
+    writes UTF-16-LE; every other backend here is counted as UTF-8. A chain
+    of backends counts as UTF-16 if any of them is the Windows one.
+    """
+    backends = [backend, *getattr(backend, "backends", [])]
+    for each in backends:
+        if any(klass.__name__ == _UTF16_BACKEND for klass in type(each).__mro__):
+            return "utf-16-le"
+    return "utf-8"
+
+
 class ValueTooLong(KeyringError):
     """A token or secret longer than some keyrings can hold: refused before storing."""
 
-    def __init__(self, what: str, size: int) -> None:
-        super().__init__(
-            f"the {what} is {size:,} bytes long, and some keyrings (Windows' Credential "
+    def __init__(self, what: str, size: int, encoding: str = "utf-8") -> None:
+        stored = (
+            f"stored as UTF-16 by the Windows Credential Manager, the {what} takes "
+            f"{size:,} bytes, and it holds at most {KEYRING_VALUE_LIMIT:,} bytes in one "
+            "entry, so tuimail does not store it"
+            if encoding == "utf-16-le"
+            else f"the {what} is {size:,} bytes long, and some keyrings (Windows' Credential "
             f"Manager) hold at most {KEYRING_VALUE_LIMIT:,} bytes in one entry, so tuimail "
-            "does not store it",
+            "does not store it"
+        )
+        super().__init__(
+            stored,
             "Nothing was stored. If the provider lets you choose, use a client that gives "
             "shorter tokens, or give the token by a command instead (--token-command)",
         )
         self.what = what
         self.size = size
+        self.encoding = encoding
 
 
 def _worded(exc: KeyringError, what: str) -> KeyringError:
@@ -151,9 +177,14 @@ class OAuthSecrets:
             raise _worded(exc, what) from None
 
     def _set(self, entry: str, value: Secret, what: str) -> None:
-        size = len(value.reveal().encode("utf-8"))
+        # Counted in the bytes the active backend will write (UTF-16 on Windows).
+        try:
+            encoding = stored_encoding(self.credentials.backend)
+        except Exception:  # no usable keyring: the store below says so in words
+            encoding = "utf-8"
+        size = len(value.reveal().encode(encoding))
         if size > KEYRING_VALUE_LIMIT:
-            raise ValueTooLong(what, size)
+            raise ValueTooLong(what, size, encoding)
         try:
             self.credentials.set(entry, value)
         except KeyringError as exc:

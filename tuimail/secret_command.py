@@ -26,6 +26,7 @@ import enum
 import os
 import selectors
 import shlex
+import signal
 import subprocess
 import time
 from typing import TYPE_CHECKING
@@ -122,6 +123,10 @@ def run_secret_command(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             close_fds=True,
+            # Its own process group: a command stopped for taking too long (or
+            # a run cancelled) goes with everything it started, as a shell
+            # script's background jobs would otherwise run on.
+            start_new_session=True,
         )
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
@@ -129,12 +134,12 @@ def run_secret_command(
             setting, command, CommandProblem.NOT_STARTED, f"could not be run: {reason}"
         ) from None
     with process:
+        over: str | None = "cancelled"
         try:
             stdout, stderr, over = _collect(process, timeout)
         finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+            if over is not None:
+                _stop_group(process)
     said = _quoted(stderr)
     if over == "timeout":
         raise SecretCommandError(
@@ -174,6 +179,15 @@ def run_secret_command(
             setting, command, CommandProblem.UNUSABLE, "printed a NUL character"
         )
     return Secret(text)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill the command's whole process group, then reap the command."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    if process.poll() is None:
+        process.kill()
+    process.wait()
 
 
 def _collect(process: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, bytes, str | None]:

@@ -117,6 +117,23 @@ def _add_profile_options(parser: argparse.ArgumentParser, *, required_host: bool
         "--no-password", action="store_true", help="do not ask for a password now"
     )
     add_secret_command_options(password)
+    ask = parser.add_mutually_exclusive_group()
+    ask.add_argument(
+        "--ask-at-send",
+        dest="ask_at_send",
+        action="store_true",
+        default=None,
+        help="keep no password: ask for it at each send (the app in a dialog, the command "
+        "line on the terminal or with --password-stdin); not with a command or OAuth",
+    )
+    if not required_host:  # edit: a way back to the keyring (or to a command, or OAuth)
+        ask.add_argument(
+            "--no-ask-at-send",
+            dest="ask_at_send",
+            action="store_false",
+            help="stop asking at each send: the password comes from the keyring again "
+            "(give it with --password-stdin) unless a command or OAuth is set",
+        )
     oauth = parser.add_argument_group("OAuth 2.0 sign-in (docs/oauth.md)")
     oauth.add_argument(
         "--oauth-provider",
@@ -236,7 +253,15 @@ def _profile_changes(args: argparse.Namespace) -> dict[str, object]:
         "ehlo_name",
     )
     changes = {key: getattr(args, key) for key in keys if getattr(args, key, None) is not None}
-    return {**changes, **secret_command_overrides(args), **_oauth_changes(args)}
+    changes = {**changes, **secret_command_overrides(args), **_oauth_changes(args)}
+    ask_at_send = getattr(args, "ask_at_send", None)
+    if ask_at_send is not None:
+        # Given with a command or OAuth, the profile's own check refuses it in words.
+        changes["ask_at_send"] = ask_at_send
+    elif any(changes.get(key) for key in ("password_command", "token_command", "oauth_provider")):
+        # Choosing another source for the secret stops the asking, as in the app.
+        changes["ask_at_send"] = False
+    return changes
 
 
 def _oauth_changes(args: argparse.Namespace) -> dict[str, object]:
@@ -312,8 +337,13 @@ def cmd_accounts_add(args: argparse.Namespace) -> int:
             )
         client_secret = _client_secret(args)
         _check_client_secret(profile, client_secret)
+        if profile.ask_at_send and args.password_stdin:
+            raise CLIError(
+                "--ask-at-send keeps no password: give it at each send "
+                "(tuimail send --password-stdin), not now"
+            )
         secret = None
-        if profile.needs_password and not args.no_password:
+        if profile.secret_in_keyring and not args.no_password:
             secret = read_password(args.password_stdin, f"Password for {profile.username}: ")
         warnings = save_account(profile, password=secret, client_secret=client_secret, store=store)
     except KeyringError as exc:
@@ -339,6 +369,11 @@ def cmd_accounts_edit(args: argparse.Namespace) -> int:
         profile = with_changes(old, **changes)
         client_secret = _client_secret(args)
         _check_client_secret(profile, client_secret)
+        if profile.ask_at_send and args.password_stdin:
+            raise CLIError(
+                "the profile asks for its password at each send and keeps none: "
+                "give --no-ask-at-send to store one"
+            )
         new_secret = read_password(True, "") if args.password_stdin else None
         warnings = save_account(
             profile,

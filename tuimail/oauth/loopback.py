@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hmac
 import http.server
+import io
+import socket
 import threading
 import time
 import urllib.parse
@@ -25,7 +27,7 @@ from tuimail.oauth.errors import (
     StateMismatch,
 )
 
-#: Seconds a browser connection may take to send its request.
+#: Seconds a browser connection may take to send its whole request.
 REQUEST_TIMEOUT = 10.0
 #: How often the wait looks at its deadline and the cancel flag.
 _SLICE = 0.25
@@ -59,14 +61,54 @@ class _Server(http.server.HTTPServer):
 
     expected_state: str
     outcome: _Outcome | None = None
+    #: The wait's own deadline (monotonic) and cancel flag, looked at while a
+    #: connection is being read, so a slow client cannot hold the wait.
+    deadline: float = 0.0
+    cancel: threading.Event | None = None
 
     def handle_error(self, request: object, client_address: object) -> None:
         """A broken browser connection is not worth a traceback on stderr."""
 
 
+class _BoundedReader(io.RawIOBase):
+    """A connection's reads, in short slices, given up at a deadline or on cancel.
+
+    A per-read timeout does not bound a client sending a byte just inside it;
+    here the whole request must arrive within :data:`REQUEST_TIMEOUT` (and
+    before the wait's own deadline), and cancelling the wait ends it too.
+    """
+
+    def __init__(self, connection: socket.socket, server: _Server) -> None:
+        super().__init__()
+        self._connection = connection
+        self._server = server
+        self._deadline = min(time.monotonic() + REQUEST_TIMEOUT, server.deadline)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: object) -> int:
+        while True:
+            cancel = self._server.cancel
+            if cancel is not None and cancel.is_set():
+                raise TimeoutError("sign-in cancelled")
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the request took too long")
+            self._connection.settimeout(min(remaining, _SLICE))
+            try:
+                return self._connection.recv_into(buffer)  # type: ignore[arg-type]
+            except TimeoutError:
+                continue
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: _Server
-    timeout = REQUEST_TIMEOUT
+    timeout = _SLICE
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = io.BufferedReader(_BoundedReader(self.connection, self.server))
 
     def log_message(self, format: str, *args: object) -> None:
         """Silent: the request line holds the authorization code."""
@@ -136,6 +178,8 @@ class LoopbackListener:
         seconds, :class:`SignInCancelled` once ``cancel`` is set.
         """
         deadline = time.monotonic() + timeout
+        self._server.deadline = deadline
+        self._server.cancel = cancel
         while self._server.outcome is None:
             if cancel is not None and cancel.is_set():
                 raise SignInCancelled()
