@@ -13,7 +13,6 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import (
     Button,
-    Checkbox,
     Footer,
     Input,
     Label,
@@ -24,6 +23,7 @@ from textual.widgets import (
 )
 
 from tuimail.ui.widgets.address_field import AddressField
+from tuimail.ui.widgets.form_checkbox import FormCheckbox
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
@@ -87,7 +87,7 @@ def compose_form(
             with Horizontal(id="actions"):
                 yield Button("Send", variant="primary", id="send", compact=True)
                 # Per message; a new one starts from the profile's ``markdown``.
-                yield Checkbox("Markdown", id="markdown", compact=True)
+                yield FormCheckbox("Markdown", id="markdown", compact=True)
                 # Server replies end up here: never parse them as markup.
                 yield Static("", id="send-status", markup=False)
         with Vertical(id="live"):

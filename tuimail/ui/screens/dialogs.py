@@ -15,7 +15,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
-from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import (
     Button,
@@ -37,6 +36,7 @@ from tuimail.profiles import (
     with_changes,
 )
 from tuimail.ui.outside import shown
+from tuimail.ui.widgets.form_checkbox import FormCheckbox
 from tuimail.ui.words import no_device_sign_in
 
 if TYPE_CHECKING:
@@ -409,27 +409,6 @@ class SaveRefused:
 
     words: str
     keyring: bool = False
-
-
-class FormCheckbox(Checkbox):
-    """A checkbox for a form: its state in text (``[x]``/``[ ]``), not in colour only,
-    and toggled by space or a click; Enter moves on, as in the form's text fields.
-
-    Enter toggling it is how a setting got switched on by a user who was only
-    moving through the form.
-    """
-
-    BINDINGS = [
-        Binding("space", "toggle_button", "Toggle", show=False),
-        Binding("enter", "app.focus_next", "Next field", show=False),
-    ]
-
-    def render(self) -> Content:
-        """``[x] label`` or ``[ ] label``, the mark in the text's own colour (Textual's
-        button is a coloured block whose sides take the background's colour)."""
-        mark = Content("[x]" if self.value else "[ ]")
-        label = self.label.pad(1, 1).stylize_before(self.get_visual_style("toggle--label"))
-        return Content.assemble(mark, label)
 
 
 class FormSelect(Select[str]):
