@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.command import CommandPalette
 from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from tests.cli_helpers import files_under, find_leaks
@@ -27,15 +28,24 @@ from tests.conftest import SecretService
 from tests.oauth_smtp import OAuthSink, RawSMTP, offered_auth, sign_in
 from tests.oauth_support import BrowserUser, OAuthProviderServer
 from tests.smtpservers import ServerThread
-from tests.ui_support import fill_draft, save_profile, wait_for, wait_for_run
+from tests.ui_support import (
+    fill_draft,
+    open_mailboxes,
+    save_profile,
+    screen_text,
+    type_text,
+    wait_for,
+    wait_for_run,
+)
 from tuimail.credentials import Secret
 from tuimail.oauth_account import OAuthSecrets, keep_sign_in
-from tuimail.outbox import Outbox, State
+from tuimail.outbox import Outbox
 from tuimail.profiles import Profile, ProfileStore, Security
 from tuimail.ui.app import TuimailApp
+from tuimail.ui.commands import TuimailCommands
 from tuimail.ui.history import SentState
 from tuimail.ui.screens.dialogs import AccountDialog, SignInDialog
-from tuimail.ui.words import sign_in_again
+from tuimail.ui.words import SIGN_IN_BINDING_ID, SIGN_IN_KEY, sign_in_again
 
 WIDE = (120, 40)
 NAME = "mail"
@@ -252,11 +262,25 @@ async def test_oauth_settings_are_checked_by_the_core_in_the_dialog() -> None:
     assert not (await asyncio.to_thread(ProfileStore().get, NAME)).uses_oauth
 
 
-async def test_a_revoked_sign_in_is_said_with_the_way_to_sign_in_again(
+def sign_in_offered(app: TuimailApp) -> bool:
+    """The sign-in key is in the app's bindings, enabled (so in the footer), and the
+    palette offers the same (asserted to agree)."""
+    keyed = any(
+        active.binding.id == SIGN_IN_BINDING_ID and active.enabled
+        for active in app.active_bindings.values()
+    )
+    titles = [title for title, _ in TuimailCommands(app.screen)._available()]
+    assert any(title.startswith("Sign in again") for title in titles) is keyed, titles
+    return keyed
+
+
+async def test_a_revoked_sign_in_is_said_with_the_key_that_signs_in_again(
     keyring_service: SecretService,
     oauth_provider: OAuthProviderServer,
     smtp_sink: tuple[OAuthSink, int],
 ) -> None:
+    """The notice names one key; it opens the account dialog on Sign in; after the new
+    sign-in there the key goes, and F7's retry delivers the message that waited."""
     sink, port = smtp_sink
     plain_account(oauth_provider, port, **oauth_settings(oauth_provider))
     tokens = await asyncio.to_thread(sign_in, oauth_provider)
@@ -266,6 +290,12 @@ async def test_a_revoked_sign_in_is_said_with_the_way_to_sign_in_again(
 
     app = TuimailApp(profile=NAME, start_sandbox=False)
     async with app.run_test(size=WIDE) as pilot:
+        # Not offered before a sign-in is missed: the key does nothing.
+        assert not sign_in_offered(app)
+        await pilot.press(SIGN_IN_KEY)
+        await pilot.pause()
+        assert not isinstance(app.screen, AccountDialog)
+
         await fill_draft(pilot, to="bob@example.test", subject="Later", body="Kept.")
         await pilot.press("ctrl+s")
         run = await wait_for_run(pilot)
@@ -273,11 +303,58 @@ async def test_a_revoked_sign_in_is_said_with_the_way_to_sign_in_again(
         assert run.report.failure.needs_sign_in
         assert run.outbox_state is SentState.QUEUED
         notices = [n for n in app._notifications if n.title == "Sign in again"]
-        assert [str(n.message) for n in notices] == [sign_in_again(NAME)]
-        assert "F4" in notices[0].message and "Sign in" in notices[0].message
-    waiting = await asyncio.to_thread(Outbox().entries)
-    assert [(q.profile_name, q.state) for q in waiting] == [(NAME, State.QUEUED)]
-    assert not sink.messages
+        assert [str(n.message) for n in notices] == [sign_in_again(NAME, SIGN_IN_KEY)]
+        assert f"press {SIGN_IN_KEY} to sign in again" in notices[0].message
+        assert "waits in the outbox" in notices[0].message
+        # Compose's status says the key too, not the command line's command.
+        status = str(app.screen.query_one("#send-status", Static).content)
+        assert f"press {SIGN_IN_KEY} to sign in again" in status, status
+        assert "tuimail accounts login" not in status
+        await wait_for(pilot, lambda: sign_in_offered(app), "the sign-in key in the footer")
+
+        # The palette offers the same; Escape in the dialog leaves the wait as it was.
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), "the palette")
+        await type_text(pilot, "sign in again")
+        await wait_for(pilot, lambda: "(the account a send" in screen_text(app), "the entry")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, AccountDialog), "the account dialog")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, AccountDialog), "the cancel")
+        assert app.sign_in_waiting == NAME
+
+        await pilot.press(SIGN_IN_KEY)
+        await wait_for(pilot, lambda: isinstance(app.screen, AccountDialog), "the account dialog")
+        dialog = app.screen
+        assert isinstance(dialog, AccountDialog)
+        assert dialog.profile is not None and dialog.profile.name == NAME
+        sign_in_button = dialog.query_one("#sign-in", Button)
+        await wait_for(pilot, lambda: app.focused is sign_in_button, "Sign in to have the focus")
+        assert not sign_in_offered(app), "the key would open a second dialog over this one"
+
+        await pilot.press("enter")  # Sign in
+        await wait_for(pilot, lambda: isinstance(app.screen, SignInDialog), "the sign-in dialog")
+        signing_in = app.screen
+        assert isinstance(signing_in, SignInDialog)
+        await wait_for(pilot, lambda: signing_in.address, "the sign-in address", timeout=WAIT)
+        user = BrowserUser(oauth_provider)
+        redirect = await asyncio.to_thread(user.sign_in, signing_in.address)
+        status_code, page = await asyncio.to_thread(user.visit, redirect)
+        assert status_code == 200 and "Signed in" in page
+        await signed_in(pilot, dialog)
+        await wait_for(pilot, lambda: app.sign_in_waiting is None, "the wait to end")
+        await press_button(pilot, "#save")
+        await wait_for(pilot, lambda: not isinstance(app.screen, AccountDialog), "the save")
+        assert not sign_in_offered(app)
+
+        await open_mailboxes(pilot, "tab-outbox")
+        await pilot.press("r")
+        retried = await wait_for_run(pilot, 2)
+        assert retried.report is not None and retried.report.failure is None, retried.report
+        assert retried.outbox_state is SentState.SENT
+    assert [login.accepted for login in sink.logins] == [True]
+    assert len(sink.messages) == 1 and b"Subject: Later" in sink.messages[0].content
+    assert await asyncio.to_thread(Outbox().entries) == []
 
 
 def listening_port(address: str) -> int:

@@ -46,7 +46,13 @@ from tuimail.ui.messages import (
 from tuimail.ui.model import AppModel, profiles_stamp, read_profiles
 from tuimail.ui.outside import shown
 from tuimail.ui.screens.compose import ComposeScreen
-from tuimail.ui.words import NOT_SENT_NO_PASSWORD, sign_in_again
+from tuimail.ui.words import (
+    NOT_SENT_NO_PASSWORD,
+    SIGN_IN_BINDING_ID,
+    SIGN_IN_KEY,
+    sign_in_again,
+    sign_in_key,
+)
 
 if TYPE_CHECKING:
     # Imported where first used: the SMTP client and the outbox for the first
@@ -192,6 +198,9 @@ class TuimailApp(App[None]):
             priority=True,
         ),
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        # Offered (and shown in the footer) only while a profile waits for its OAuth
+        # sign-in again (check_action): the one key from the notice to the Sign in button.
+        Binding(SIGN_IN_KEY, "sign_in", "Sign in again", id=SIGN_IN_BINDING_ID, priority=True),
     ]
 
     def __init__(
@@ -230,6 +239,12 @@ class TuimailApp(App[None]):
         self._asked_secrets: dict[AskedFor, Secret] = {}
         #: The dialogs given a footer of their own (see :meth:`_footer_for_dialog`).
         self._dialogs_with_footer: weakref.WeakSet[Screen[object]] = weakref.WeakSet()
+        #: The profile whose OAuth sign-in a run found missing or revoked, until it signs
+        #: in again (or a run through it succeeds): what the sign-in key opens.
+        self.sign_in_waiting: str | None = None
+        #: While its account dialog is open from the sign-in key: the profile, and a
+        #: digest of the refresh token it had then (:meth:`_stored_sign_in`).
+        self._sign_in_before: tuple[str, str | None] | None = None
 
     def tell(
         self,
@@ -284,6 +299,7 @@ class TuimailApp(App[None]):
             )
         self.theme_changed_signal.subscribe(self, self._remember_theme)
         self.screen_change_signal.subscribe(self, self._footer_for_dialog)
+        self.screen_change_signal.subscribe(self, self._look_for_new_sign_in)
         model = self.model
         self.keymap, problems = settings.apply_keymap(
             self, model.config.tables, self.binding_scopes
@@ -571,8 +587,8 @@ class TuimailApp(App[None]):
             transcript=run.transcript,
         )
         self._forget_if_refused(profile, outcome.report)
-        self._tell_if_sign_in_needed(profile.name, outcome.report)
         run.outbox_state = SentState.of(outcome.result)
+        self._tell_if_sign_in_needed(profile.name, outcome.report, queued=True)
         run.report = outcome.report or SessionReport(run.transcript)
         self.model.finish(run)
         return run.report
@@ -615,7 +631,7 @@ class TuimailApp(App[None]):
                 name = next((q.profile_name for q in due if q.key == outcome.key), "")
                 if name and name not in told:
                     told.add(name)
-                    self._tell_if_sign_in_needed(name, outcome.report)
+                    self._tell_if_sign_in_needed(name, outcome.report, queued=True)
             if outcome.result in (Result.FAILED, Result.POSSIBLY_DELIVERED):
                 what = (
                     "may have been delivered" if outcome.result is not Result.FAILED else "failed"
@@ -708,18 +724,29 @@ class TuimailApp(App[None]):
                 profile, password, on_entry=deliver_live, transcript=run.transcript
             )
         self._forget_if_refused(profile, report)
-        self._tell_if_sign_in_needed(profile.name, report)
+        self._tell_if_sign_in_needed(
+            profile.name, report, queued=run.outbox_state is SentState.QUEUED
+        )
         run.report = report
         model.finish(run)
         return report
 
-    def _tell_if_sign_in_needed(self, profile_name: str, report: SessionReport | None) -> None:
-        """The profile's OAuth sign-in is missing or revoked: say how to sign in from here
-        (the message waits in the outbox meanwhile), not the command line's command."""
+    def _tell_if_sign_in_needed(
+        self, profile_name: str, report: SessionReport | None, *, queued: bool
+    ) -> None:
+        """The profile's OAuth sign-in is missing or revoked: remember it (the sign-in key
+        opens its account dialog) and say which key, not the command line's command.
+
+        A run through the waiting profile that succeeds shows the sign-in is back.
+        """
         failure = report.failure if report is not None else None
+        if report is not None and failure is None and self.sign_in_waiting == profile_name:
+            self._sign_in_done()
         if failure is not None and failure.needs_sign_in:
+            self.sign_in_waiting = profile_name
+            self.refresh_bindings()
             self.notify(
-                sign_in_again(profile_name),
+                sign_in_again(profile_name, sign_in_key(self.keymap), queued=queued),
                 title="Sign in again",
                 severity="warning",
                 timeout=30,
@@ -889,6 +916,88 @@ class TuimailApp(App[None]):
             self.screen.dismiss(None)
             return
         self.push_screen(HelpScreen(self.key_table()))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The sign-in key is there (in the footer too) only while a profile waits for its
+        sign-in, and not over a dialog (it would open a second one); the command palette
+        offers it too (:mod:`tuimail.ui.commands` asks here)."""
+        if action == "sign_in":
+            from textual.screen import ModalScreen, SystemModalScreen
+
+            screen = self.screen
+            over_dialog = isinstance(screen, ModalScreen) and not isinstance(
+                screen, SystemModalScreen
+            )
+            return self.sign_in_waiting is not None and not over_dialog
+        return True
+
+    async def action_sign_in(self) -> None:
+        """Open the account dialog of the profile waiting for a sign-in, as F4 then e does,
+        with its Sign in button focused; a new sign-in stored there ends the wait."""
+        from textual.widgets import Button
+
+        from tuimail.ui.screens.accounts import AccountsScreen
+        from tuimail.ui.screens.dialogs import AccountDialog
+
+        name = self.sign_in_waiting
+        if name is None or not self.check_action("sign_in", ()):
+            return
+        if name not in self.model.saved_profiles:
+            self._sign_in_done()
+            self.notify(shown(f"{name} is no longer a saved profile."), markup=False)
+            return
+        before = await asyncio.to_thread(self._stored_sign_in, name)
+        await self.switch_mode("accounts")
+        accounts = self.screen
+        if not isinstance(accounts, AccountsScreen):
+            return
+        accounts.reload(select=name)
+        accounts.action_edit()
+        dialog = self.screen
+        if not isinstance(dialog, AccountDialog):
+            return
+
+        def focus_sign_in() -> None:
+            buttons = dialog.query("#sign-in").results(Button)
+            for button in buttons:
+                button.focus()
+
+        dialog.call_after_refresh(focus_sign_in)
+        # Whether it signs in there is seen as the sign-in's dialog closes: the stored
+        # refresh token is another one then (the revoked one stays until replaced).
+        self._sign_in_before = (name, before)
+
+    @staticmethod
+    def _stored_sign_in(name: str) -> str | None:
+        """A digest of the profile's stored refresh token (in a thread: the keyring),
+        to tell a new sign-in from the revoked one without keeping the token."""
+        import hashlib
+
+        from tuimail.credentials import KeyringError
+        from tuimail.oauth_account import OAuthSecrets
+
+        try:
+            token = OAuthSecrets().refresh_token(name)
+        except KeyringError:
+            return None
+        return None if token is None else hashlib.sha256(token.reveal().encode()).hexdigest()
+
+    def _look_for_new_sign_in(self, _screen: Screen[object]) -> None:
+        """While the sign-in key's account dialog is open: has a new sign-in been stored?"""
+        if self._sign_in_before is not None:
+            self._check_new_sign_in(*self._sign_in_before)
+
+    @work(exclusive=True, group="sign-in-check", exit_on_error=False)
+    async def _check_new_sign_in(self, name: str, before: str | None) -> None:
+        after = await asyncio.to_thread(self._stored_sign_in, name)
+        if after is not None and after != before and self.sign_in_waiting == name:
+            self._sign_in_done()
+
+    def _sign_in_done(self) -> None:
+        """The waiting profile has signed in again: the key goes from the footer."""
+        self.sign_in_waiting = None
+        self._sign_in_before = None
+        self.refresh_bindings()
 
     def deliver_screenshot(
         self,

@@ -24,6 +24,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("Add an account", "screen.action_add", "accounts"),
     ("Test the selected account", "screen.action_test", "accounts"),
     ("Help and keys", "app.action_help", ""),
+    # Offered only while a profile waits for its OAuth sign-in (the app's check_action).
+    ("Sign in again (the account a send is waiting for)", "app.action_sign_in", ""),
 ]
 
 
@@ -41,6 +43,8 @@ class TuimailCommands(Provider):
             if name.startswith("switch_mode:"):
                 available.append((title, partial(app.switch_mode, name.split(":", 1)[1])))
                 continue
+            if owner == "app" and app.check_action(name.removeprefix("action_"), ()) is not True:
+                continue  # not now: as the footer does not offer its key either
             node = app if owner == "app" else self.screen
             method = getattr(node, name, None)
             if callable(method):

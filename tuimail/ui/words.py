@@ -8,6 +8,8 @@ worded here.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from tuimail.profiles import Profile
@@ -76,13 +78,38 @@ def no_device_sign_in(provider: str, device_url: str) -> str:
     return ""
 
 
-def sign_in_again(profile_name: str) -> str:
-    """The notice when a send needs the profile's OAuth sign-in (missing or revoked)."""
+#: The app's key that opens the account dialog of a profile waiting for a sign-in
+#: (``[keymap]`` id below); offered only while one waits.
+SIGN_IN_BINDING_ID = "app.sign_in"
+SIGN_IN_KEY = "ctrl+l"
+
+
+def sign_in_key(keymap: Mapping[str, str]) -> str:
+    """The sign-in key as the user's ``[keymap]`` has it."""
+    return str(keymap.get(SIGN_IN_BINDING_ID, SIGN_IN_KEY))
+
+
+def sign_in_again(profile_name: str, key: str = SIGN_IN_KEY, *, queued: bool = True) -> str:
+    """The notice when a run needs the profile's OAuth sign-in (missing or revoked): the
+    one key that opens its account dialog, where Sign in is."""
+    waits = " (the message waits in the outbox; F7, then r, sends it after that)" if queued else ""
     return (
-        f"{profile_name} needs to sign in (again) with OAuth: press F4, then e on "
-        f"{profile_name}, then Sign in. The message waits in the outbox; F7, then r, "
-        "sends it after that."
+        f"{profile_name} needs to sign in (again) with OAuth: press {key} to sign in again{waits}."
     )
+
+
+#: How the core's failure names the command line's sign-in (``tuimail accounts login NAME``).
+_LOGIN_COMMAND = re.compile(
+    r"(?:sign in again with|sign in first:)\s*`?tuimail accounts login [^`\s]+`?"
+)
+
+
+def sign_in_status(explanation: str, key: str = SIGN_IN_KEY) -> str:
+    """A failure's explanation that needs a sign-in, with the app's key instead of the
+    command line's ``tuimail accounts login NAME`` (the core words it for the command line)."""
+    remedy = f"press {key} to sign in again"
+    worded, found = _LOGIN_COMMAND.subn(remedy, explanation)
+    return worded if found else f"{explanation}; {remedy}"
 
 
 #: F4's answer to ``d`` on the built-in sandbox, as ``tuimail accounts remove sandbox`` says it.

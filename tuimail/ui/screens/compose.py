@@ -75,7 +75,7 @@ from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.screens.compose_form import LESS_LABEL, MORE_LABEL, compose_form
 from tuimail.ui.widgets.address_field import AddressField
 from tuimail.ui.widgets.transcript_view import TranscriptView
-from tuimail.ui.words import profile_warnings
+from tuimail.ui.words import profile_warnings, sign_in_key, sign_in_status
 from tuimail.user_config import ConfigError
 
 if TYPE_CHECKING:
@@ -1105,8 +1105,13 @@ class ComposeScreen(ModelScreen):
                 SentState.RETURNED: " Not sent: the draft is here to fix and send again.",
                 SentState.FAILED: " Kept in the outbox as failed (F7).",
             }.get(run.outbox_state, "")
+            explanation = failure.explanation
+            if failure.needs_sign_in:  # the app's key, not the command line's command
+                explanation = sign_in_status(
+                    explanation, sign_in_key(getattr(self.app, "keymap", {}))
+                )
             self.set_status(
-                f"✗ {failure.stage.value} failed ({kind}): {failure.explanation}{kept}", "error"
+                f"✗ {failure.stage.value} failed ({kind}): {explanation}{kept}", "error"
             )
             if run.outbox_state in (
                 SentState.QUEUED,
