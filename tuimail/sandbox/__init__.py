@@ -26,9 +26,10 @@ One module per job:
   built-in sandbox listens and who serves it (who may serve it is decided in
   :mod:`tuimail.sandbox_profile`);
 * :mod:`~tuimail.sandbox.builtin`: starting the built-in sandbox on its fixed
-  port, and the settings ``tuimail serve`` compares with the running one's;
-* :mod:`~tuimail.sandbox.captured`: what the Maildir holds, whoever received
-  it (the list the app's F5 shows).
+  port, and the settings ``tuimail serve`` compares with the running one's.
+
+What the Maildir holds, whoever received it (the list F5 shows and
+``tuimail inbox`` reads), is the inbox's index: :mod:`tuimail.inbox`.
 """
 
 from __future__ import annotations
