@@ -29,7 +29,25 @@ COMMANDS: list[tuple[str, str, str]] = [
 ]
 
 
-class TuimailCommands(Provider):
+class ListedCommands(Provider):
+    """A palette provider over a list of (title, callback): each offers what it lists now."""
+
+    def _available(self) -> list[tuple[str, Callable[[], object]]]:
+        raise NotImplementedError
+
+    async def discover(self) -> Hits:
+        for title, callback in self._available():
+            yield DiscoveryHit(title, callback)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, callback in self._available():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), callback, text=title)
+
+
+class TuimailCommands(ListedCommands):
     """tuimail's actions, offered where they make sense."""
 
     def _available(self) -> list[tuple[str, Callable[[], object]]]:
@@ -50,14 +68,3 @@ class TuimailCommands(Provider):
             if callable(method):
                 available.append((title, method))
         return available
-
-    async def discover(self) -> Hits:
-        for title, callback in self._available():
-            yield DiscoveryHit(title, callback)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for title, callback in self._available():
-            score = matcher.match(title)
-            if score > 0:
-                yield Hit(score, matcher.highlight(title), callback, text=title)

@@ -34,7 +34,6 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
-from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.events import DescendantBlur, Resize
 from textual.message import Message
 from textual.timer import Timer
@@ -67,6 +66,7 @@ from tuimail.profiles import Profile, Security
 from tuimail.signatures import SignatureUnreadable, body_with_signature
 from tuimail.terminal_text import escape_terminal_controls
 from tuimail.ui import external_editor
+from tuimail.ui.commands import ListedCommands
 from tuimail.ui.history import RunKind, SentState, SessionRun
 from tuimail.ui.messages import ProfilesChanged, SendRequest, SendStopped
 from tuimail.ui.model import OpenedDraft
@@ -188,7 +188,7 @@ class DraftWritten(Message, bubble=False):
         self.problem = problem
 
 
-class ComposeCommands(Provider):
+class ComposeCommands(ListedCommands):
     """Compose's own palette entries (the app's are in tuimail/ui/commands.py)."""
 
     #: The templates in the config dir, listed (in a thread) when the palette opens.
@@ -216,17 +216,6 @@ class ComposeCommands(Provider):
         for name in self._templates:
             available.append((f"Start from template {name}", partial(screen.use_template, name)))
         return available
-
-    async def discover(self) -> Hits:
-        for title, callback in self._available():
-            yield DiscoveryHit(title, callback)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for title, callback in self._available():
-            score = matcher.match(title)
-            if score > 0:
-                yield Hit(score, matcher.highlight(title), callback, text=title)
 
 
 class ComposeScreen(ModelScreen):
