@@ -152,11 +152,22 @@ def wants_dnssec(resolver: dns.asyncresolver.Resolver) -> None:
 
 
 def is_secure(answer: Any) -> bool:
-    """Whether a dnspython answer (or a NoAnswer's response) carries the AD bit."""
+    """Whether a dnspython answer, message, or NoAnswer/NXDOMAIN (a denial) carries the AD bit."""
+    import dns.exception
     import dns.flags
+    import dns.message
 
-    response = answer.response if hasattr(answer, "response") else answer
-    return response is not None and bool(response.flags & dns.flags.AD)
+    response: Any = None
+    if isinstance(answer, dns.exception.DNSException):
+        response = answer.kwargs.get("response")
+        if response is None:
+            responses = answer.kwargs.get("responses") or {}
+            response = next(iter(responses.values()), None)
+    elif isinstance(answer, dns.message.Message):
+        response = answer
+    elif answer is not None:
+        response = getattr(answer, "response", None)
+    return isinstance(response, dns.message.Message) and bool(response.flags & dns.flags.AD)
 
 
 async def lookup_tlsa(

@@ -33,11 +33,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tuimail.dane import Status
 from tuimail.errors import TuimailError
 from tuimail.profiles import Profile, ProfileError, Security
 from tuimail.session import (
     DEFAULT_DEADLINE,
     Delivery,
+    PeerCheck,
     RecipientRefusal,
     SessionFailure,
     SessionReport,
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     import dns.asyncresolver
 
     from tuimail.credentials import Secret
+    from tuimail.dane import TLSALookup, TLSARecord
     from tuimail.message import OutgoingMessage
     from tuimail.mta_sts import Policy
 
@@ -85,6 +88,8 @@ class MailHost:
     host: str
     #: True when the domain has no MX and its own address records are used.
     implicit: bool = False
+    #: The MX answer (or, implicit, the "no MX" answer) was DNSSEC-validated (AD).
+    secure: bool = False
 
 
 def by_domain(recipients: Sequence[str]) -> dict[str, list[str]]:
@@ -156,11 +161,15 @@ def make_resolver(servers: Sequence[str], timeout: float = 5.0) -> dns.asyncreso
     import dns.asyncresolver
     import dns.nameserver
 
+    from tuimail.dane import wants_dnssec
+
     resolver = dns.asyncresolver.Resolver(configure=not servers)
     if servers:
         parsed = [parse_server(server) for server in servers]
         resolver.nameservers = [dns.nameserver.Do53Nameserver(h, p) for h, p in parsed]
     resolver.lifetime = timeout
+    # DANE trusts only what the resolver validated: ask it to say so (AD).
+    wants_dnssec(resolver)
     return resolver
 
 
@@ -173,12 +182,14 @@ async def mail_hosts(domain: str, resolver: dns.asyncresolver.Resolver) -> list[
     import dns.exception
     import dns.resolver
 
+    from tuimail.dane import is_secure
+
     try:
         answer = await resolver.resolve(domain, "MX")
     except dns.resolver.NXDOMAIN:
         raise RoutingError(f"{domain} does not exist (NXDOMAIN)", temporary=False) from None
-    except dns.resolver.NoAnswer:
-        return [MailHost(0, domain, implicit=True)]
+    except dns.resolver.NoAnswer as exc:
+        return [MailHost(0, domain, implicit=True, secure=is_secure(exc))]
     except dns.exception.Timeout:
         raise RoutingError(
             f"no DNS answer for the MX of {domain} in time", temporary=True
@@ -194,31 +205,47 @@ async def mail_hosts(domain: str, resolver: dns.asyncresolver.Resolver) -> list[
     rng = random.SystemRandom()
     shuffled = rng.sample(records, len(records))
     ordered = sorted(shuffled, key=lambda record: record[0])  # stable: ties stay shuffled
-    return [MailHost(preference, host) for preference, host in ordered]
+    secure = is_secure(answer)
+    return [MailHost(preference, host, secure=secure) for preference, host in ordered]
 
 
 async def host_addresses(host: str, resolver: dns.asyncresolver.Resolver) -> list[str]:
     """The host's IPv4 then IPv6 addresses (none: an empty list; DNS trouble: RoutingError)."""
+    return (await resolve_host(host, resolver))[0]
+
+
+async def resolve_host(host: str, resolver: dns.asyncresolver.Resolver) -> tuple[list[str], bool]:
+    """The host's IPv4 then IPv6 addresses, and whether every answer was DNSSEC-validated (AD).
+
+    The second value is what RFC 7672 section 2.2.2 asks before looking up
+    an MX host's TLSA records: its address records must be secure too.
+    """
     import dns.exception
     import dns.resolver
 
+    from tuimail.dane import is_secure
+
     found: list[str] = []
     problems: list[str] = []
+    secure = True
     for rdtype in ("A", "AAAA"):
         try:
             answer = await resolver.resolve(host, rdtype)
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer) as exc:
+            secure = secure and is_secure(exc)
             continue
         except dns.exception.Timeout:
             problems.append(f"no {rdtype} answer in time")
             continue
         except dns.exception.DNSException as exc:
             problems.append(f"{rdtype} lookup failed: {exc}")
+            secure = False
             continue
+        secure = secure and is_secure(answer)
         found += [r.to_text() for r in answer]
     if not found and problems:
         raise RoutingError(f"{host}: {'; '.join(problems)}", temporary=True)
-    return found
+    return found, secure and bool(found)
 
 
 def direct_profile(
@@ -434,16 +461,34 @@ async def _route(
     if policy is None:
         transcript.event(
             EventKind.INFO,
-            f"direct: no MTA-STS policy for {domain} (DANE is not checked); "
-            f"TLS is opportunistic (EHLO {ehlo_name})",
+            f"direct: no MTA-STS policy for {domain}; TLS is opportunistic unless DANE "
+            f"applies to an MX (EHLO {ehlo_name})",
         )
     port = profile.effective_port
     last: SessionReport | None = None
     loop = asyncio.get_running_loop()
     ends = loop.time() + deadline
     matched = 0
+    unusable: list[str] = []
     for host in hosts:
-        if policy is not None and not policy.matches(host.host):
+        addresses, addresses_secure = await resolve_host(host.host, resolver)
+        if not addresses:
+            transcript.event(
+                EventKind.WARNING, f"direct: {host.host} has no address record; next MX"
+            )
+            continue
+        tlsa = await _dane(host, addresses_secure, resolver, transcript)
+        if tlsa is not None and tlsa.status is Status.FAILED:
+            unusable.append(f"{host.host}: {tlsa.problem}")
+            continue
+        peer_check = _dane_check(host.host, tlsa.usable) if tlsa is not None else None
+        if peer_check is not None and policy is not None:
+            transcript.event(
+                EventKind.INFO,
+                f"DANE: {host.host} is checked by DANE, not by the MTA-STS policy "
+                "(DANE takes precedence)",
+            )
+        elif policy is not None and not policy.matches(host.host):
             patterns = ", ".join(policy.mx)
             if policy.mode == "enforce":
                 transcript.event(
@@ -457,12 +502,6 @@ async def _route(
                 "delivering anyway",
             )
         matched += 1
-        addresses = await host_addresses(host.host, resolver)
-        if not addresses:
-            transcript.event(
-                EventKind.WARNING, f"direct: {host.host} has no address record; next MX"
-            )
-            continue
         for address in addresses:
             transcript.event(
                 EventKind.INFO,
@@ -471,13 +510,19 @@ async def _route(
             )
             try:
                 session_profile = _session_profile(
-                    profile, host.host, ehlo_name, verified=policy is not None
+                    profile,
+                    host.host,
+                    ehlo_name,
+                    verified=policy is not None and peer_check is None,
+                    tls_required=tlsa is not None and tlsa.status is Status.SECURE,
                 )
             except ProfileError as exc:  # a name from DNS no server setting can hold
                 transcript.event(EventKind.WARNING, f"direct: {host.host} is unusable: {exc}")
                 break
 
-            async def attempt(session_profile: Profile, address: str) -> SessionReport:
+            async def attempt(
+                session_profile: Profile, address: str, peer_check: PeerCheck | None = None
+            ) -> SessionReport:
                 return await send(
                     session_profile,
                     outgoing,
@@ -488,9 +533,10 @@ async def _route(
                     on_delivered=on_delivered,
                     address=address,
                     opportunistic_tls=session_profile.security is Security.NONE,
+                    peer_check=peer_check,
                 )
 
-            report = await attempt(session_profile, address)
+            report = await attempt(session_profile, address, peer_check)
             failure = report.failure
             tls_failed = (
                 failure is not None
@@ -498,7 +544,12 @@ async def _route(
                 and report.delivery is None
                 and not failure.possibly_delivered
             )
-            if tls_failed and policy is not None and policy.mode == "testing":
+            if (
+                tls_failed
+                and peer_check is None
+                and policy is not None
+                and policy.mode == "testing"
+            ):
                 assert failure is not None
                 transcript.event(
                     EventKind.WARNING,
@@ -518,7 +569,8 @@ async def _route(
                 )
                 return report
             if tls_failed:
-                # MTA-STS enforce: a certificate refused is this MX's failure, not the message's.
+                # MTA-STS enforce or DANE: a certificate refused (or TLS missing) is this
+                # MX's failure, not the message's: the next MX, then the queue.
                 failure.temporary = True
             transcript.event(
                 EventKind.INFO,
@@ -526,6 +578,11 @@ async def _route(
                 "trying the next",
             )
             last = report
+    if last is None and unusable:
+        raise RoutingError(
+            f"no MX host of {domain} could be used safely: " + "; ".join(unusable),
+            temporary=True,
+        )
     if policy is not None and matched == 0:
         raise RoutingError(
             f"no MX host of {domain} matches its MTA-STS policy (mx: {', '.join(policy.mx)}); "
@@ -578,20 +635,97 @@ async def _sts_policy(
     return policy
 
 
+async def _dane(
+    host: MailHost,
+    addresses_secure: bool,
+    resolver: dns.asyncresolver.Resolver,
+    transcript: Transcript,
+) -> TLSALookup | None:
+    """The MX host's TLSA lookup when DANE can apply, each decision said; None when it cannot.
+
+    RFC 7672 section 2.2: TLSA records are looked up only when the MX
+    answer (for a domain without MX, the "no MX" answer) and the host's
+    address records were DNSSEC-validated, since an attacker who can forge
+    those chooses the host and hence its TLSA records.
+    """
+    from tuimail.dane import Status, lookup_tlsa, tlsa_name
+
+    name = host.host
+    if not host.secure or not addresses_secure:
+        which = "MX" if not host.secure else "address"
+        transcript.event(
+            EventKind.INFO,
+            f"DANE: not looked up for {name}: its {which} records are not DNSSEC-validated",
+        )
+        return None
+    found = await lookup_tlsa(name, resolver)
+    if found.status is Status.FAILED:
+        transcript.event(
+            EventKind.WARNING,
+            f"DANE: {found.problem}; {name} is not used (RFC 7672 2.2: a failed TLSA lookup "
+            "is not 'no DANE')",
+        )
+    elif found.status is Status.NONE:
+        transcript.event(EventKind.INFO, f"DANE: {name} has no TLSA records (DNSSEC-validated)")
+        return None
+    elif found.status is Status.INSECURE:
+        transcript.event(
+            EventKind.WARNING,
+            f"DANE: {tlsa_name(name)} has TLSA records but the answer is not "
+            "DNSSEC-validated (no AD bit); ignored",
+        )
+        return None
+    elif found.applies:
+        usable = found.usable
+        shown = ", ".join(r.text() for r in usable)
+        transcript.event(
+            EventKind.INFO,
+            f"DANE for {name}: {len(usable)} usable TLSA record{'s' if len(usable) != 1 else ''} "
+            f"({shown}), TLS required",
+        )
+    else:
+        shown = ", ".join(r.text() for r in found.records)
+        transcript.event(
+            EventKind.WARNING,
+            f"DANE for {name}: TLSA records ({shown}) but none usable (only DANE-TA and "
+            "DANE-EE count, RFC 7672 3.1.3): TLS required, the certificate not authenticated",
+        )
+    return found
+
+
+def _dane_check(host: str, records: Sequence[TLSARecord]) -> PeerCheck | None:
+    """The session's check of the chain against the MX host's usable TLSA records."""
+    if not records:
+        return None
+    from tuimail.dane import match
+
+    def check(chain: list[bytes]) -> tuple[bool, str]:
+        verdict = match(records, chain, host)
+        return verdict.matched, verdict.reason
+
+    return PeerCheck("DANE", check)
+
+
 def _session_profile(
-    profile: Profile, host: str, ehlo_name: str, *, verified: bool = False
+    profile: Profile,
+    host: str,
+    ehlo_name: str,
+    *,
+    verified: bool = False,
+    tls_required: bool = False,
 ) -> Profile:
     """One MX's session: no account, the direct limits, and its TLS.
 
     ``verified`` (an MTA-STS policy): STARTTLS required and the certificate
-    checked against the MX name (``--ca-file`` trusted); else opportunistic
-    TLS (tuimail/session.py).
+    checked against the MX name (``--ca-file`` trusted). ``tls_required``
+    (DANE): STARTTLS required, the chain checked by the session's
+    ``PeerCheck`` instead. Else opportunistic TLS (tuimail/session.py).
     """
     changes: dict[str, Any] = {
         "name": DIRECT,
         "host": host,
         "port": profile.effective_port,
-        "security": Security.STARTTLS if verified else Security.NONE,
+        "security": Security.STARTTLS if verified or tls_required else Security.NONE,
         "verify_tls": verified,
         "ca_file": profile.ca_file if verified else "",
         "ehlo_name": ehlo_name,
