@@ -399,6 +399,7 @@ async def _combined(
             accepted=[a for d in delivered for a in d.accepted],
             refused=refused,
             reply="; ".join(d.reply for d in delivered),
+            notes=[note for d in delivered for note in d.notes],
         )
         if on_delivered is not None:
             settled = on_delivered(combined)
@@ -419,6 +420,30 @@ async def _combined(
             refused=tuple(refused),
         ),
     )
+
+
+def _noting(
+    notes: list[str],
+    transcript: Transcript,
+    on_delivered: Callable[[Delivery], Awaitable[None] | None] | None,
+) -> Callable[[Delivery], Awaitable[None]]:
+    """``on_delivered``, with the policy notes put on the delivery first.
+
+    So the outcome line shows them, and the outbox keeps them: in the
+    attempt's record, and in the sent message's transcript (said here,
+    before the outbox settles and writes it).
+    """
+
+    async def delivered(delivery: Delivery) -> None:
+        delivery.notes.extend(notes)
+        for note in notes:
+            transcript.event(EventKind.WARNING, f"direct: delivered, but {note}")
+        if on_delivered is not None:
+            settled = on_delivered(delivery)
+            if settled is not None:
+                await settled
+
+    return delivered
 
 
 def _failed(transcript: Transcript, failure: SessionFailure) -> SessionReport:
@@ -482,6 +507,8 @@ async def _route(
             unusable.append(f"{host.host}: {tlsa.problem}")
             continue
         peer_check = _dane_check(host.host, tlsa.usable) if tlsa is not None else None
+        # What an MTA-STS policy in testing mode would have refused, said with the outcome.
+        notes: list[str] = []
         if peer_check is not None and policy is not None:
             transcript.event(
                 EventKind.INFO,
@@ -500,6 +527,10 @@ async def _route(
                 EventKind.WARNING,
                 f"MTA-STS testing: {host.host} does not match the policy's mx ({patterns}); "
                 "delivering anyway",
+            )
+            notes.append(
+                f"the MTA-STS policy of {domain} (id {policy.id}, testing mode) would refuse "
+                f"{host.host}: it does not match the policy's mx ({patterns})"
             )
         matched += 1
         for address in addresses:
@@ -521,7 +552,10 @@ async def _route(
                 break
 
             async def attempt(
-                session_profile: Profile, address: str, peer_check: PeerCheck | None = None
+                session_profile: Profile,
+                address: str,
+                notes: list[str],
+                peer_check: PeerCheck | None = None,
             ) -> SessionReport:
                 return await send(
                     session_profile,
@@ -530,13 +564,13 @@ async def _route(
                     deadline=max(ends - loop.time(), 0.1),
                     transcript=transcript,
                     before_data=before_data,
-                    on_delivered=on_delivered,
+                    on_delivered=_noting(notes, transcript, on_delivered),
                     address=address,
                     opportunistic_tls=session_profile.security is Security.NONE,
                     peer_check=peer_check,
                 )
 
-            report = await attempt(session_profile, address, peer_check)
+            report = await attempt(session_profile, address, notes, peer_check)
             failure = report.failure
             tls_failed = (
                 failure is not None
@@ -556,7 +590,15 @@ async def _route(
                     f"MTA-STS testing: verified TLS with {host.host} failed ({failure.problem}); "
                     "the policy would refuse it; delivering with opportunistic TLS",
                 )
-                report = await attempt(_session_profile(profile, host.host, ehlo_name), address)
+                assert policy is not None
+                notes.append(
+                    f"the MTA-STS policy of {domain} (id {policy.id}, testing mode) would refuse "
+                    f"{host.host}: verified TLS failed ({failure.problem}); sent with "
+                    "opportunistic TLS"
+                )
+                report = await attempt(
+                    _session_profile(profile, host.host, ehlo_name), address, notes
+                )
                 failure = report.failure
                 tls_failed = False
             if failure is None or report.delivery is not None:

@@ -191,6 +191,10 @@ class Delivery:
     accepted: list[str]
     refused: list[RecipientRefusal]
     reply: str
+    #: What the sender's own policy checks say about this delivery, beside the
+    #: server's reply (tuimail/routing.py: an MTA-STS policy in testing mode
+    #: that would have refused the MX), shown with the outcome and kept.
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -199,6 +203,7 @@ class Delivery:
             "accepted": self.accepted,
             "refused": [dataclasses.asdict(r) for r in self.refused],
             "reply": self.reply,
+            "notes": list(self.notes),
         }
 
 
