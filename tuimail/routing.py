@@ -123,6 +123,33 @@ def check_ehlo_name(name: str) -> str:
     return name
 
 
+#: Where an EHLO name came from, for the face to word (:func:`choose_ehlo_name`).
+EHLO_GIVEN, EHLO_CONFIG, EHLO_MACHINE = "given", "config", "machine"
+
+
+class EhloNameRefused(RoutingError):
+    """The EHLO name direct delivery would use is refused; ``source`` says where it came from."""
+
+    def __init__(self, explanation: str, source: str) -> None:
+        super().__init__(explanation, temporary=False)
+        self.source = source
+
+
+def choose_ehlo_name(given: str, configured: str) -> str:
+    """The EHLO name: ``given`` (a flag), else ``configured`` (``[direct] ehlo_name``), else the FQDN.
+
+    The FQDN lookup may block on a slow resolver: call in a thread. Raises
+    :class:`EhloNameRefused` naming the source of a name MX servers refuse
+    (``localhost``, a name without a dot).
+    """
+    source = EHLO_GIVEN if given else EHLO_CONFIG if configured else EHLO_MACHINE
+    name = given or configured or machine_fqdn()
+    try:
+        return check_ehlo_name(name)
+    except RoutingError as exc:
+        raise EhloNameRefused(exc.explanation, source) from None
+
+
 def machine_fqdn() -> str:
     """This machine's fully qualified name (may block on a slow resolver: call in a thread)."""
     return socket.getfqdn()

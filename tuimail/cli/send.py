@@ -483,20 +483,36 @@ def _direct_base(args: argparse.Namespace) -> Profile:
 
 
 def _direct_settings(args: argparse.Namespace) -> tuple[str, list[str]]:
-    """The EHLO name (--ehlo, else this machine's FQDN) and the resolvers, or a usage error."""
+    """The EHLO name (--ehlo, else [direct] ehlo_name, else the FQDN) and the resolvers."""
     from tuimail import user_config
-    from tuimail.routing import RoutingError, check_ehlo_name, machine_fqdn, parse_server
+    from tuimail.routing import (
+        EHLO_CONFIG,
+        EHLO_GIVEN,
+        EhloNameRefused,
+        choose_ehlo_name,
+        parse_server,
+    )
 
+    config = user_config.load_config()
     try:
-        ehlo = check_ehlo_name(args.ehlo or machine_fqdn())
-    except RoutingError as exc:
-        source = "--ehlo" if args.ehlo else "this machine's name"
-        raise CLIError(f"{source}: {exc}; give one with --ehlo NAME", exitcodes.USAGE) from None
+        configured = "" if args.ehlo else user_config.direct_ehlo_name(config)
+    except user_config.ConfigError as exc:
+        raise CLIError(str(exc)) from None
+    try:
+        ehlo = choose_ehlo_name(args.ehlo or "", configured)
+    except EhloNameRefused as exc:
+        source = {EHLO_GIVEN: "--ehlo", EHLO_CONFIG: "config.toml [direct] ehlo_name"}.get(
+            exc.source, "this machine's name"
+        )
+        raise CLIError(
+            f"{source}: {exc}; give one with --ehlo NAME or [direct] ehlo_name in config.toml",
+            exitcodes.USAGE,
+        ) from None
     if args.dns_server:
         servers = [args.dns_server]
     else:
         try:
-            servers = user_config.dns_servers(user_config.load_config())
+            servers = user_config.dns_servers(config)
         except user_config.ConfigError as exc:
             raise CLIError(str(exc)) from None
     for server in servers:
