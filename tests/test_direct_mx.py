@@ -165,8 +165,11 @@ def test_refused_connection_moves_to_next_mx_and_none_left_queues(
     # The second MX comes up; mx1 still refuses: the flush delivers through mx2, once.
     second = Sink()
     listen(servers, "127.0.0.3", mx_port, second)
-    flushed = run_tuimail("outbox", "flush", "--all", timeout=60)
+    flushed = run_tuimail("outbox", "flush", "--all", "--verbose", timeout=60)
     assert len(second.messages) == 1, flushed.stdout + flushed.stderr
+    # The retry keeps the MX order: mx1 (still refusing) first, then mx2.
+    text = flushed.stdout
+    assert text.index("trying mx1.pref.test") < text.index("trying mx2.pref.test"), text
     again = run_tuimail("outbox", "flush", timeout=60)
     assert again.returncode == exitcodes.OK, again.stdout + again.stderr
     assert len(second.messages) == 1
