@@ -20,13 +20,15 @@ import trustme
 
 from tests.cli_helpers import run_tuimail
 from tests.conftest import Certs
-from tests.dns_support import DnsServer, started_dns
+from tests.dns_support import DnsServer, free_port, serve_policies, started_dns
 from tests.smtpservers import ServerThread, Sink
 from tests.test_direct_mx import EHLO, listen
 from tuimail import dane
 from tuimail.cli import exitcodes
 
-EE, BAD, BAD2, TA, BOGUS, PLAIN = (f"127.0.0.{n}" for n in range(7, 13))
+EE, BAD, BAD2, TA, BOGUS, PLAIN, BOTH, POLICY = (f"127.0.0.{n}" for n in range(7, 15))
+#: An enforce policy naming another MX: DANE, not this, decides mx.both.dane.test.
+BOTH_POLICY = "version: STSv1\nmode: enforce\nmx: other.both.dane.test\nmax_age: 86400\n"
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Mx:
     ta: trustme.LeafCert
     bogus: trustme.LeafCert
     plain: trustme.LeafCert
+    both: trustme.LeafCert
     dns: DnsServer
 
 
@@ -65,6 +68,7 @@ def mx(tmp_path_factory: pytest.TempPathFactory, certs: Certs) -> Iterator[Mx]:
     ta = ca.create_child_ca().issue_cert("mx.ta.dane.test")
     bogus = ca.issue_cert("mx.bogus.test")
     plain = ca.issue_cert("mx.plain.test")
+    both = ca.issue_cert("mx.both.dane.test")
     someone_else = ca.issue_cert("mx.bad.dane.test")
     ee_record = dane.record_for(_der(ee))
     ta_record = dane.record_for(_der(ta, 1), dane.DANE_TA, dane.CERT, dane.SHA256)
@@ -87,6 +91,11 @@ def mx(tmp_path_factory: pytest.TempPathFactory, certs: Certs) -> Iterator[Mx]:
                 "ta MX 10 mx.ta",
                 f"mx.ta A {TA}",
                 f"_25._tcp.mx.ta {_tlsa(ta_record)}",
+                "both MX 10 mx.both",
+                f"mx.both A {BOTH}",
+                f"_25._tcp.mx.both {_tlsa(dane.record_for(_der(both)))}",
+                '_mta-sts.both TXT "v=STSv1; id=1"',
+                f"mta-sts.both A {POLICY}",
             ],
             signed=True,
         )
@@ -111,7 +120,7 @@ def mx(tmp_path_factory: pytest.TempPathFactory, certs: Certs) -> Iterator[Mx]:
         )
 
     server = started_dns(tmp_path_factory.mktemp("dns"), zones)
-    yield Mx(ee, bad, bad2, ta, bogus, plain, server)
+    yield Mx(ee, bad, bad2, ta, bogus, plain, both, server)
     server.stop()
 
 
@@ -122,7 +131,7 @@ def mx_port() -> int:
         with socket.socket() as probe:
             probe.bind((EE, 0))
             port = int(probe.getsockname()[1])
-        if all(_free(address, port) for address in (BAD, BAD2, TA, BOGUS, PLAIN)):
+        if all(_free(address, port) for address in (BAD, BAD2, TA, BOGUS, PLAIN, BOTH)):
             return port
     raise RuntimeError("no port free on the test addresses")
 
@@ -136,11 +145,11 @@ def _free(address: str, port: int) -> bool:
     return True
 
 
-def send(mx: Mx, port: int, to: str) -> Any:
+def send(mx: Mx, port: int, to: str, *extra: str) -> Any:
     return run_tuimail(
         "send", "--direct", "--dns-server", mx.dns.server, "--mx-port", str(port),
         "--ehlo", EHLO, "--from", "alice@example.test", "--to", to,
-        "--subject", "Hello", "--body", "Hi", timeout=60,
+        "--subject", "Hello", "--body", "Hi", *extra, timeout=60,
     )  # fmt: skip
 
 
@@ -246,3 +255,25 @@ def test_the_fixture_signs_what_dane_trusts(mx: Mx) -> None:
     unsigned = mx.dns.query("_25._tcp.mx.plain.test", "TLSA")
     assert not unsigned.flags & dns.flags.AD and unsigned.answer
     assert mx.dns.query("_25._tcp.mx.bogus.test", "TLSA").rcode() == dns.rcode.SERVFAIL
+
+
+def test_dane_beats_mta_sts(mx: Mx, servers: ServerThread, mx_port: int, certs: Certs) -> None:
+    # The enforce policy names another host; the MX's TLSA records decide instead.
+    policy_port = free_port()
+    policy_context = _context(certs.ca.issue_cert("mta-sts.both.dane.test"))
+    policies = {"mta-sts.both.dane.test": BOTH_POLICY}
+    server = serve_policies(servers.loop, POLICY, policy_port, policies, policy_context)
+    servers._servers.append(server)
+    sink = Sink()
+    listen(servers, BOTH, mx_port, sink, tls_context=_context(mx.both))
+    done = send(
+        mx, mx_port, "gina@both.dane.test",
+        "--mta-sts-port", str(policy_port), "--ca-file", str(certs.ca_file),
+    )  # fmt: skip
+    out = done.stdout
+    assert done.returncode == exitcodes.OK, out + done.stderr
+    assert len(sink.messages) == 1
+    assert "=== MTA-STS enforce for both.dane.test (id 1)" in out
+    assert "=== DANE: mx.both.dane.test is checked by DANE, not by the MTA-STS policy" in out
+    assert "=== DANE: the server's certificate matches TLSA 3 1 1 " in out
+    assert "does not match the policy's mx" not in out

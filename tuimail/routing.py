@@ -12,9 +12,13 @@ the session connects to the resolved address while EHLO and TLS use names.
 A temporary failure (a 4xx, a refused or dropped connection, a timeout)
 before the message data went out moves on to the next address and the next
 MX; a permanent refusal or a delivery stops, and once the data went out no
-other MX is tried, so a message is never delivered twice. TLS is
-opportunistic (tuimail/session.py: STARTTLS when offered, unverified, never
-presented as secure). Each decision is an ``===`` line in the transcript.
+other MX is tried, so a message is never delivered twice. TLS per MX,
+strongest first: DANE (tuimail/dane.py: DNSSEC-validated TLSA records, the
+chain checked by the session's ``PeerCheck``; a mismatch or a bogus answer
+fails that MX, never a fall back to less), then the domain's MTA-STS policy
+(tuimail/mta_sts.py), else opportunistic (tuimail/session.py: STARTTLS when
+offered, unverified, never presented as secure). Each decision is an ``===``
+line in the transcript.
 
 A message to several domains is one outbox message (:func:`is_direct`
 profiles, see tuimail/cli/send.py): the domains that failed for now count as
