@@ -296,3 +296,31 @@ def test_an_unusable_key_sends_nothing(
     assert sink.messages == []
     outbox = isolated_dirs / "data" / "tuimail" / "outbox"
     assert not outbox.exists() or not [p for p in outbox.rglob("*") if p.is_file()]
+
+
+async def test_the_app_signs_with_the_profiles_key(
+    servers: ServerThread, keys: dict[str, Key], dns: DnsServer
+) -> None:
+    from tests.ui_support import fill_draft, save_profile, wait_for_run
+    from tuimail.transcript import EventKind
+    from tuimail.ui.app import TuimailApp
+
+    sink = Sink()
+    port = servers.smtp(sink)
+    key = keys["rsa"]
+    save_profile(name="signer", host="127.0.0.1", port=port, security="none",
+                 from_address=f"alice@{DOMAIN}", dkim_domain=DOMAIN,
+                 dkim_selector=key.selector, dkim_key=str(key.path))  # fmt: skip
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await fill_draft(pilot, to="bob@example.test", subject="Hello", body="From the app")
+        await pilot.press("ctrl+s")
+        run = await wait_for_run(pilot, 1)
+    (received,) = sink.messages
+    verdict = mail_dkim(received.content, dns)
+    assert verdict.splitlines()[-1] == "result: pass", verdict
+    notes = [e.text for e in run.transcript if e.kind is EventKind.INFO and "DKIM" in e.text]
+    assert notes == [
+        f"DKIM signature d={DOMAIN} s={key.selector} (rsa-sha256, relaxed/relaxed) signs the "
+        "headers: from, to, subject, date, message-id, mime-version, content-type, from"
+    ]

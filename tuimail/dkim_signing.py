@@ -322,6 +322,12 @@ def sign_outgoing(outgoing: OutgoingMessage, settings: DkimSettings) -> Outgoing
     return replace(outgoing, wire_bytes=sign_bytes(outgoing.to_bytes(), settings, key))
 
 
+def signed_for(profile: Profile, outgoing: OutgoingMessage) -> OutgoingMessage:
+    """The message signed as the profile says, or as it is when the profile does not sign."""
+    settings = settings_of(profile)
+    return outgoing if settings is None else sign_outgoing(outgoing, settings)
+
+
 _SIGNATURE_RE = re.compile(rb"^DKIM-Signature[ \t]*:((?:.*\r?\n(?:[ \t].*\r?\n)*))", re.I | re.M)
 
 
