@@ -324,3 +324,58 @@ async def test_the_app_signs_with_the_profiles_key(
         f"DKIM signature d={DOMAIN} s={key.selector} (rsa-sha256, relaxed/relaxed) signs the "
         "headers: from, to, subject, date, message-id, mime-version, content-type, from"
     ]
+
+
+def test_a_profile_signs_with_a_key_under_the_config_dir(
+    servers: ServerThread, dns: DnsServer, isolated_dirs: Path
+) -> None:
+    """keygen's default place, named in the profile relative to the config dir."""
+    from tests.ui_support import save_profile
+
+    made = run_tuimail("dkim", "keygen", DOMAIN, "rsa2048")  # its record is not this key's
+    assert made.returncode == 0, made.stderr
+    key_dir = isolated_dirs / "config" / "tuimail" / "dkim"
+    assert stat.S_IMODE(key_dir.stat().st_mode) == 0o700
+    assert (key_dir / f"{DOMAIN}_rsa2048.pem").is_file()
+    sink = Sink()
+    port = servers.smtp(sink)
+    save_profile(name="signer", host="127.0.0.1", port=port, security="none",
+                 from_address=f"alice@{DOMAIN}", dkim_domain=DOMAIN, dkim_selector="rsa2048",
+                 dkim_key=f"dkim/{DOMAIN}_rsa2048.pem", dkim_headers="From, Subject")  # fmt: skip
+    sent = run_tuimail("send", "--profile", "signer", "--to", "bob@example.test",
+                       "--subject", "Hello", "--body", "b")  # fmt: skip
+    assert sent.returncode == 0, sent.stderr
+    assert "signs the headers: from, subject, from" in sent.stdout
+    (received,) = sink.messages
+    # Signed with a new key that DNS does not publish: Mail::DKIM reads the signature
+    # and finds the published key does not match.
+    verdict = mail_dkim(received.content, dns)
+    assert verdict.splitlines()[-1] == "result: fail", verdict
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"dkim_domain": DOMAIN}, "dkim_selector: is needed to sign with DKIM"),
+        ({"dkim_domain": "a b", "dkim_selector": "s", "dkim_key": "k"}, "must be a DNS name"),
+        (
+            {"dkim_domain": DOMAIN, "dkim_selector": "s", "dkim_key": "k", "dkim_headers": "To"},
+            "must include From",
+        ),
+        (
+            {
+                "dkim_domain": DOMAIN,
+                "dkim_selector": "s",
+                "dkim_key": "k",
+                "dkim_headers": "From, Received",
+            },
+            "Received changes on the way",
+        ),
+        ({"dkim_headers": "From"}, "needs dkim_domain, dkim_selector and dkim_key"),
+    ],
+)
+def test_dkim_settings_are_checked_with_the_profile(fields: dict[str, str], words: str) -> None:
+    from tuimail.profiles import Profile, ProfileError
+
+    with pytest.raises(ProfileError, match=words):
+        Profile(name="p", host="h", **fields)  # type: ignore[arg-type]

@@ -114,11 +114,20 @@ class DkimSettings:
     profile_name: str = ""
 
     @property
+    def key_path(self) -> Path:
+        """The key file: ``~`` expanded, a relative path taken from the config dir
+        (as a profile's ``signature_file`` is)."""
+        from tuimail import paths
+
+        path = Path(self.key).expanduser()
+        return path if path.is_absolute() else paths.config_dir() / path
+
+    @property
     def key_source(self) -> str:
         """Where the key is, in words: its path, or its keyring entry."""
         if self.key == KEYRING:
             return f"in the keyring (entry {key_entry(self.profile_name)!r})"
-        return repr(str(Path(self.key).expanduser()))
+        return repr(str(self.key_path))
 
 
 def settings_of(profile: Profile) -> DkimSettings | None:
@@ -244,7 +253,7 @@ def load_key(settings: DkimSettings) -> SigningKey:
     (its words say what to do about it).
     """
     if settings.key != KEYRING:
-        path = Path(settings.key).expanduser()
+        path = settings.key_path
         return parse_key(read_key_file(path), repr(str(path)))
     from tuimail.credentials import CredentialStore, KeyringError
 
