@@ -38,7 +38,13 @@ def define_options(dkim: argparse.ArgumentParser) -> None:
     )
     keygen.add_argument("domain", metavar="DOMAIN", help="the signing domain (d=)")
     keygen.add_argument("selector", metavar="SELECTOR", help="the selector (s=), e.g. mail2026")
-    keygen.add_argument("--type", choices=["rsa", "ed25519"], default="rsa", dest="key_type")
+    keygen.add_argument(
+        "--type",
+        choices=["rsa", "ed25519"],
+        default="rsa",
+        dest="key_type",
+        help="rsa (the default; every receiver checks it) or ed25519 (RFC 8463)",
+    )
     keygen.add_argument(
         "--bits", type=int, default=2048, metavar="N", help="RSA key size (default 2048)"
     )
