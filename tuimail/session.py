@@ -56,6 +56,7 @@ from aiosmtplib.errors import (
 
 from tuimail.bearer import TokenRefused, TokenRenewalFailed, refusal_words
 from tuimail.credentials import Secret
+from tuimail.dkim_signing import signature_summary
 from tuimail.errors import TuimailError
 from tuimail.message import OutgoingMessage
 from tuimail.profiles import AuthMechanism, Profile, Security
@@ -548,6 +549,9 @@ class SMTPSession:
         stepper = self._require_stepper()
         smtp = stepper.smtp
         payload = outgoing.to_bytes()
+        signature = signature_summary(payload)  # tuimail/dkim_signing.py put it there
+        if signature is not None:
+            self.transcript.event(EventKind.INFO, signature.words(), dkim=signature.to_json())
         options = self._mail_options(outgoing, len(payload))
         encoding = "utf-8" if outgoing.needs_smtputf8 else "ascii"
         async with stepper.running(Stage.MAIL):

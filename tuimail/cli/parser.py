@@ -78,6 +78,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "open the app with a message filled in (options or a mailto: link)",
         "tuimail.cli.compose",
     ),
+    "dkim": ("make a DKIM key and the DNS record to publish", "tuimail.cli.dkim"),
 }
 
 

@@ -23,6 +23,7 @@ from tuimail.cli.common import (
     secret_command_overrides,
     split_server,
 )
+from tuimail.cli.dkim import add_dkim_options
 
 if TYPE_CHECKING:
     from tuimail.console import EntryPrinter
@@ -109,6 +110,7 @@ def define_options(send: argparse.ArgumentParser) -> None:
         metavar="N",
         help="with --direct: the MTA-STS policy server's port, for tests only (443 is the real one)",
     )
+    add_dkim_options(send)
     send.add_argument("--json", action="store_true", help="print JSON Lines instead of text")
     send.add_argument(
         "--no-queue",
@@ -373,9 +375,15 @@ def send_outgoing(
     password: Secret | None,
     embedded: bool,
 ) -> int:
-    """Send a built message: to the embedded sandbox, once (--no-queue), or via the outbox."""
+    """Send a built message: to the embedded sandbox, once (--no-queue), or via the outbox.
+
+    A DKIM signature, when the profile or --dkim-* asks for one, is the last
+    change: the outbox stores the signed bytes, so a retry sends them as signed.
+    """
+    from tuimail.cli.dkim import signed_if_asked
     from tuimail.session import send
 
+    outgoing = signed_if_asked(args, profile, outgoing)
     if getattr(args, "direct", False):
         return _send_direct(args, profile, outgoing)
     if embedded:
