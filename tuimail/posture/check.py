@@ -376,6 +376,8 @@ def _probe_item(probe: ProbeReport) -> Item:
 class _SpfCount:
     lookups: int = 0
     void: int = 0
+    #: The include:/redirect= path from the domain's own record to the one being read:
+    #: a name met again on it is a loop (the same record included twice is no loop).
     visited: list[str] = field(default_factory=list)
 
 
@@ -503,8 +505,9 @@ async def _spf_walk(
 async def _spf_follow(
     term: SpfTerm, target: str, resolver: Resolver, count: _SpfCount, item: Item, depth: int
 ) -> None:
-    if target.lower() in count.visited or depth >= _SPF_DEPTH:
-        raise RecordError(f"{term} leads back to a record already read (a loop)")
+    if target.lower() in count.visited[: depth + 1] or depth >= _SPF_DEPTH:
+        raise RecordError(f"{term} leads back to a record it came from (a loop)")
+    del count.visited[depth + 1 :]
     count.visited.append(target.lower())
     record, answer = await _spf_record(target, resolver)
     if answer.failed:
