@@ -17,6 +17,7 @@ import hashlib
 import json
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -417,3 +418,28 @@ def test_every_problem_in_words_and_nagios(
     assert perf["spf_lookups"] == "11;;10;0"
     assert perf["spf_void_lookups"] == "3;;2;0"
     assert perf["cert_days"].startswith("-")
+
+
+def test_check_openmetrics_is_read_by_prometheus(
+    dns_server: DnsServer, certs: Certs, ports: tuple[int, int]
+) -> None:
+    from tests.test_openmetrics import families
+
+    done = check(dns_server, certs, ports, "bad.test", "--openmetrics")
+    assert done.returncode == 2, done.stdout + done.stderr
+    found = families(done.stdout)
+    assert found["tuimail_check_status"].samples[0].value == 2
+    items = {s.labels["item"]: s.value for s in found["tuimail_check_item_status"].samples}
+    assert items["spf"] == 2 and items["dmarc"] == 1 and items["mta-sts"] == 2
+    assert found["tuimail_check_mx_hosts"].samples[0].value == 4
+    assert found["tuimail_check_spf_lookups"].samples[0].value == 11
+    assert found["tuimail_check_spf_void_lookups"].samples[0].value == 3
+    up = {s.labels["address"]: s.value for s in found["tuimail_probe_up"].samples}
+    assert up == {"127.0.0.4": 1, "127.0.0.5": 1, "127.0.0.7": 1}
+    versions = {s.labels["host"]: s.labels["version"] for s in found["tuimail_probe_tls"].samples}
+    assert versions == {"mx1.bad.test": "TLSv1.3", "mx2.bad.test": "TLSv1.3"}
+    expiry = {
+        s.labels["host"]: s.value
+        for s in found["tuimail_probe_certificate_expiry_timestamp_seconds"].samples
+    }
+    assert expiry["mx1.bad.test"] < time.time()
