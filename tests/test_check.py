@@ -144,6 +144,7 @@ def dns_server(
             signed=True,
             bogus="_25._tcp.mx1 TLSA",
         )
+        server.add_zone("nullmx.test", ["@ MX 0 .", '@ TXT "v=spf1 -all"'])
         server.add_zone(
             "0.0.127.in-addr.arpa",
             [
@@ -443,3 +444,34 @@ def test_check_openmetrics_is_read_by_prometheus(
         for s in found["tuimail_probe_certificate_expiry_timestamp_seconds"].samples
     }
     assert expiry["mx1.bad.test"] < time.time()
+
+
+def test_a_null_mx_takes_no_mail_and_probes_nothing(
+    dns_server: DnsServer, certs: Certs, ports: tuple[int, int]
+) -> None:
+    done = check(dns_server, certs, ports, "nullmx.test", "--json")
+    document = json.loads(done.stdout)
+    items = _items(document)
+    assert items["mx"]["status"] == "WARNING"
+    assert items["mx"]["problems"] == [
+        "nullmx.test publishes a null MX: it accepts no mail (RFC 7505)"
+    ]
+    assert document["mx_probes"] == []
+    assert items["dane"]["status"] == "OK"
+    assert items["spf"]["status"] == "OK"
+    assert (items["spf"]["details"]["lookups"], items["spf"]["details"]["void_lookups"]) == (0, 0)
+
+
+def test_a_silent_resolver_is_unknown_in_time() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))  # bound, never read: queries go unanswered
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        done = run_tuimail(
+            "check", "example.test", "--dns-server", f"127.0.0.1:{port}", "--timeout", "1",
+            "--nagios",
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert done.stdout.startswith("MAILDOMAIN UNKNOWN - example.test: mx UNKNOWN: no DNS answer")
+    assert elapsed < 20

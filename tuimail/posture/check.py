@@ -221,9 +221,12 @@ async def check_domain(
         report.items.append(item)
         if on_item is not None:
             on_item(item)
-    sts = await guarded("mta-sts", _judge_sts(sts_task, mx_names, report.probes))
+    #: No MX host known although the domain may take mail: what depends on them is unknown.
+    unknown_mx = not mx_names and not mx_item.details.get("null_mx")
+    sts = await guarded("mta-sts", _judge_sts(sts_task, mx_names, report.probes, unknown_mx))
     dane = await guarded(
-        "dane", _judge_dane(tlsa_task, mx_names, report.probes, mx_item.details.get("dnssec"))
+        "dane",
+        _judge_dane(tlsa_task, mx_names, report.probes, mx_item.details.get("dnssec"), unknown_mx),
     )
     report.items += [*dns_items[:3], sts, dane, *dns_items[3:]]
     report.seconds = time.monotonic() - started
@@ -645,14 +648,23 @@ class _StsFound:
 
 
 async def _sts_policy(domain: str, resolver: Resolver, options: CheckOptions) -> _StsFound:
-    """The record and the policy fetched now over verified HTTPS (no cache: the check is live)."""
-    from tuimail.mta_sts import PolicyError, fetch_policy, record_id
+    """The record and the policy fetched now over verified HTTPS (no cache: the check is live).
+
+    The record is read here, through :class:`Resolver`, so that DNS trouble is told apart
+    from a broken record (UNKNOWN, not CRITICAL); tuimail/mta_sts.py parses it and fetches.
+    """
+    from tuimail.mta_sts import PolicyError, fetch_policy, parse_record
 
     found = _StsFound()
+    name = f"_mta-sts.{domain}"
+    answer = await resolver.ask(name, "TXT")
+    if answer.failed:
+        found.problem = (Status.UNKNOWN, answer.trouble())
+        return found
     try:
-        found.record = await record_id(domain, resolver.resolver)
+        found.record = parse_record(answer.records)
     except PolicyError as exc:
-        found.problem = (Status.CRITICAL, f"the _mta-sts record is unusable: {exc}")
+        found.problem = (Status.CRITICAL, f"the {name} record is unusable: {exc}")
         return found
     if found.record is None:
         return found
@@ -671,7 +683,10 @@ async def _sts_policy(domain: str, resolver: Resolver, options: CheckOptions) ->
 
 
 async def _judge_sts(
-    task: asyncio.Future[_StsFound], mx_names: list[str], probes: list[ProbeReport]
+    task: asyncio.Future[_StsFound],
+    mx_names: list[str],
+    probes: list[ProbeReport],
+    unknown_mx: bool,
 ) -> Item:
     item = Item("mta-sts")
     found = await task
@@ -697,6 +712,10 @@ async def _judge_sts(
     if policy.max_age < _SHORT_MAX_AGE:
         item.problem(Status.WARNING, f"max_age {policy.max_age} is less than a day")
     severity = Status.CRITICAL if policy.mode == "enforce" else Status.WARNING
+    if unknown_mx:
+        item.problem(
+            Status.UNKNOWN, "the MX hosts are unknown, so they were not compared with the policy"
+        )
     matches = {host: policy.matches(host) for host in mx_names}
     item.details["matches"] = matches
     patterns = ", ".join(policy.mx)
@@ -766,8 +785,13 @@ async def _judge_dane(
     mx_names: list[str],
     probes: list[ProbeReport],
     mx_secure: Any,
+    unknown_mx: bool,
 ) -> Item:
     item = Item("dane")
+    if unknown_mx:
+        await task
+        item.problem(Status.UNKNOWN, "not checked: the MX hosts are unknown")
+        return item
     found = await task
     item.details["mx_dnssec"] = bool(mx_secure)
     item.details["tlsa"] = {host: [r.to_text() for r in f.records] for host, f in found.items()}

@@ -189,7 +189,8 @@ def _summary(item: Item) -> str:
                 for a in host["addresses"]
             )
             parts.append(f"{host['preference']} {host['host']} {shown or '(no address)'}")
-        parts.append("DNSSEC" if d.get("dnssec") else "not DNSSEC-signed")
+        if d.get("hosts"):
+            parts.append("DNSSEC" if d.get("dnssec") else "not DNSSEC-validated")
     elif item.name.startswith("smtp "):
         if d.get("tls_version"):
             parts.append(f"STARTTLS {d['tls_version']}")
