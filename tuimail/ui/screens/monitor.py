@@ -709,19 +709,15 @@ class MonitorScreen(ModelScreen):
                 ehlo_name=target.ehlo_name,
                 concurrency=self.concurrency,
             )
-            try:
-                report = asyncio.run(check_domain(target.host, options))
-            except ValueError as exc:  # a resolver that is not an address
-                self._tell(PostureChecked(target.key, None, [], str(exc)))
-                return
+            report = asyncio.run(check_domain(target.host, options))
             fingerprint = report.fingerprint()
             found = state.changes(state.load(report.domain), fingerprint)
-            saved = self.model.saves.submit(state.save, report.domain, fingerprint)
-            saved.add_done_callback(self._posture_saved)
-            self._tell(PostureChecked(target.key, report, found))
-        finally:
-            with contextlib.suppress(RuntimeError):  # the app has stopped
-                self.app.call_from_thread(self._posture_running.discard, target.key)
+        except Exception as exc:  # a resolver that is not an address, or a bug: said, not raised
+            self._tell(PostureChecked(target.key, None, [], f"{type(exc).__name__}: {exc}"))
+            return
+        saved = self.model.saves.submit(state.save, report.domain, fingerprint)
+        saved.add_done_callback(self._posture_saved)
+        self._tell(PostureChecked(target.key, report, found))
 
     def _posture_saved(self, done: Future[None]) -> None:
         """In the writing thread: a failure is said (the next check cannot compare)."""
@@ -731,6 +727,7 @@ class MonitorScreen(ModelScreen):
 
     @on(PostureChecked)
     def _posture_checked(self, checked: PostureChecked) -> None:
+        self._posture_running.discard(checked.key)
         target = next((t for t in self.base_targets if t.key == checked.key), None)
         label = target.label if target is not None else checked.key
         if checked.report is None:
