@@ -271,6 +271,8 @@ def test_good_posture_field_by_field(
         "mx1.good.test [127.0.0.2]": True,
         "mx2.good.test [127.0.0.3]": True,
     }
+    probed = [(p["target"]["host"], p["target"]["address"]) for p in document["mx_probes"]]
+    assert probed == [("mx1.good.test", "127.0.0.2"), ("mx2.good.test", "127.0.0.3")]
     dkim = items["dkim sel1"]["details"]
     assert (dkim["key_type"], dkim["bits"], dkim["testing"]) == ("rsa", 2048, False)
 

@@ -230,14 +230,17 @@ class ProbeReport:
 
     def to_json(self) -> dict[str, Any]:
         target = self.target
+        described: dict[str, Any] = {
+            "name": target.label,
+            "host": target.host,
+            "port": target.effective_port,
+            "security": target.security.value,
+            "thresholds": target.thresholds.to_json(),
+        }
+        if target.address:  # connected to an address found in DNS (tuimail check)
+            described["address"] = target.address
         return {
-            "target": {
-                "name": target.label,
-                "host": target.host,
-                "port": target.effective_port,
-                "security": target.security.value,
-                "thresholds": target.thresholds.to_json(),
-            },
+            "target": described,
             "status": self.status.name,
             "exit_code": int(self.status),
             "reasons": self.reasons,
