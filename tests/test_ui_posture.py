@@ -6,11 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from tests.conftest import Certs
@@ -19,8 +21,10 @@ from tests.smtpservers import ServerThread, Sink
 from tests.test_check import _spki
 from tests.test_direct_mx import free_mx_port, listen
 from tests.ui_support import open_monitor, wait_for, wait_for_saves
+from tuimail.posture.report import Item, PostureReport
+from tuimail.probe import Status
 from tuimail.ui.app import TuimailApp
-from tuimail.ui.screens.monitor import PosturePanel
+from tuimail.ui.screens.monitor import PostureChecked, PosturePanel
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +130,47 @@ async def test_posture_panel_and_changes_since_the_last_check(
         table.move_cursor(row=1)
         await pilot.pause()
         assert not panel.display
+
+
+def _fixed_report() -> PostureReport:
+    """A domain's posture as data, fixed for the picture (no DNS, no clock)."""
+    report = PostureReport("shop.example", started=0.0, seconds=1.25)
+    mx = Item("mx", details={"dnssec": False, "hosts": [
+        {"preference": 10, "host": "mx.shop.example",
+         "addresses": [{"address": "192.0.2.25", "ptr": ["mx.shop.example"], "fcrdns": True}]},
+    ]})  # fmt: skip
+    smtp = Item(
+        "smtp mx.shop.example [192.0.2.25]",
+        details={"reached": True, "tls_version": "TLSv1.3", "certificate_days_left": 12},
+    )
+    smtp.problem(Status.WARNING, "the certificate expires in 12 days")
+    spf = Item("spf", details={"lookups": 4, "void_lookups": 0})
+    dmarc = Item(
+        "dmarc",
+        details={"policy": "none", "subdomain_policy": "none", "pct": 100, "rua": [], "ruf": []},
+    )
+    dmarc.problem(Status.WARNING, "p=none: mail failing DMARC is only reported, not refused")
+    sts = Item("mta-sts")
+    sts.problem(Status.WARNING, "no MTA-STS record: senders may deliver without verified TLS")
+    dane = Item("dane", notes=["no MX host publishes TLSA records (no DANE)"])
+    report.items = [mx, smtp, spf, dmarc, Item("tls-rpt"), sts, dane]
+    return report
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_posture_panel_snapshot(
+    snap_compare: Callable[..., bool], isolated_dirs: Path, size: tuple[int, int]
+) -> None:
+    config = isolated_dirs / "config" / "tuimail"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "config.toml").write_text("[monitor]\ninterval = 0\n")
+    (config / "targets.toml").write_text('[targets.shop]\nmx = "shop.example"\n')
+
+    async def feed(pilot: Pilot[Any]) -> None:
+        screen = await open_monitor(pilot)
+        key = "target:shop@shop.example:25/starttls"
+        screen._posture_checked(PostureChecked(key, _fixed_report(), []))
+        screen.query_one("#targets", DataTable).move_cursor(row=0)
+        await pilot.pause()
+
+    assert snap_compare(TuimailApp(start_sandbox=False), terminal_size=size, run_before=feed)

@@ -881,6 +881,15 @@ class MonitorScreen(ModelScreen):
             )
             view.show(None)
             return
+        if target.mx:
+            detail.update(
+                shown(
+                    f"{target.label}: the mail domain {target.host}, probed through its MX "
+                    "hosts (their rows below); its posture:"
+                )
+            )
+            view.show(None)
+            return
         if report is None:
             detail.update(shown(f"{target.label}: not probed in this run yet"))
             view.show(None)
