@@ -78,7 +78,8 @@ def parse_spf(text: str) -> list[SpfTerm]:
         qualifier = "+"
         if word[:1] in "+-~?":
             qualifier, word = word[0], word[1:]
-        match = re.fullmatch(r"([A-Za-z0-9]+)(?::([^/]*))?((?:/\d*){0,2})", word)
+        # name, :domain, /ip4-cidr, //ip6-cidr (RFC 7208 section 5.6)
+        match = re.fullmatch(r"([A-Za-z0-9]+)(?::([^/]*))?((?:/\d+)?(?://\d+)?)", word)
         if match is None or match.group(1).lower() not in _SPF_MECHANISMS:
             raise RecordError(f"{word!r} is not an SPF mechanism or modifier")
         name, domain, cidr = match.group(1).lower(), match.group(2), match.group(3)
@@ -112,14 +113,12 @@ def parse_spf(text: str) -> list[SpfTerm]:
 
 
 def _check_cidr(word: str, cidr: str) -> None:
-    parts = cidr.split("/")[1:]
-    limits = (32, 128)
-    for index, part in enumerate(parts):
-        # a/24, a//64 (IPv6 only), a/24//64
-        if part == "" and index == 0 and len(parts) == 2:
-            continue
-        if not part.isdigit() or int(part) > limits[min(index, 1) if len(parts) == 2 else 0]:
-            raise RecordError(f"{word!r} has an invalid prefix length")
+    """``/N`` (IPv4, at most 32) then ``//N`` (IPv6, at most 128), either or both."""
+    four, _, six = cidr.partition("//")
+    if four and int(four[1:]) > 32:
+        raise RecordError(f"{word!r} has an invalid prefix length")
+    if six and int(six) > 128:
+        raise RecordError(f"{word!r} has an invalid prefix length")
 
 
 def _check_macros(word: str, text: str) -> None:
