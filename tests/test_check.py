@@ -19,6 +19,7 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -477,3 +478,16 @@ def test_a_silent_resolver_is_unknown_in_time() -> None:
     assert done.returncode == 3, done.stdout + done.stderr
     assert done.stdout.startswith("MAILDOMAIN UNKNOWN - example.test: mx UNKNOWN: no DNS answer")
     assert elapsed < 20
+
+
+def test_the_resolver_of_config_toml_is_used(dns_server: DnsServer, isolated_dirs: Path) -> None:
+    config = isolated_dirs / "config" / "tuimail"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "config.toml").write_text(f'[dns]\nservers = ["{dns_server.server}"]\n')
+    done = run_tuimail("check", "nullmx.test", "--json", "--timeout", "5")
+    items = _items(json.loads(done.stdout))
+    assert items["spf"]["details"]["record"] == "v=spf1 -all"
+    (config / "config.toml").write_text("[dns]\nservers = 5\n")
+    refused = run_tuimail("check", "nullmx.test", "--nagios")
+    assert refused.returncode == 3
+    assert refused.stderr.startswith("MAILDOMAIN UNKNOWN - config.toml [dns] servers = 5")

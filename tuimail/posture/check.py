@@ -411,9 +411,13 @@ async def _spf(domain: str, resolver: Resolver) -> Item:
     count = _SpfCount(visited=[domain])
     try:
         terms = parse_spf(record)
-        await _spf_walk(domain, terms, resolver, count, item, depth=0)
     except RecordError as exc:
         item.problem(Status.CRITICAL, f"the SPF record is invalid (permerror): {exc}")
+        return item
+    try:
+        await _spf_walk(domain, terms, resolver, count, item, depth=0)
+    except RecordError as exc:
+        item.problem(Status.CRITICAL, f"a record it includes is invalid (permerror): {exc}")
     item.details["lookups"] = count.lookups
     item.details["void_lookups"] = count.void
     if count.lookups > SPF_LOOKUP_LIMIT:
@@ -428,33 +432,18 @@ async def _spf(domain: str, resolver: Resolver) -> Item:
             f"{count.void} SPF lookups find nothing; more than {SPF_VOID_LIMIT} such void "
             "lookups is a permerror (RFC 7208 section 4.6.4)",
         )
-    top = (
-        [t for t in parse_spf(record) if not t.modifier and t.name == "all"]
-        if _parses(record)
-        else []
-    )
-    if top and top[-1].qualifier == "+":
+    final = [t for t in terms if not t.modifier and t.name == "all"]
+    redirect = any(t.modifier and t.name == "redirect" for t in terms)
+    if final and final[-1].qualifier == "+":
         item.problem(Status.CRITICAL, "+all lets every server on the internet send as this domain")
-    elif top and top[-1].qualifier == "?":
+    elif final and final[-1].qualifier == "?":
         item.problem(Status.WARNING, "?all says nothing about servers not listed (neutral)")
-    elif (
-        not top
-        and _parses(record)
-        and not any(t.modifier and t.name == "redirect" for t in parse_spf(record))
-    ):
+    elif not final and not redirect:
         item.problem(
             Status.WARNING,
             "the SPF record ends without an all mechanism: other servers get neutral",
         )
     return item
-
-
-def _parses(record: str) -> bool:
-    try:
-        parse_spf(record)
-    except RecordError:
-        return False
-    return True
 
 
 async def _spf_walk(
@@ -503,6 +492,7 @@ async def _spf_walk(
             answer = await resolver.ask(target, "A")
             if answer.empty:
                 count.void += 1
+                item.notes.append(f"{term} ({domain}): {target} has no address (a void lookup)")
 
 
 async def _spf_follow(
