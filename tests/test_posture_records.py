@@ -1,5 +1,6 @@
 """The record parsers of ``tuimail check`` (tuimail/posture/records.py), the TLSA matching
-and the change detection of the monitor's posture, on their own."""
+it shares with ``send --direct`` (tuimail/dane.py) and the change detection of the monitor's
+posture, on their own."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from tuimail.dane import TLSARecord, match
 from tuimail.posture.records import (
     RecordError,
     parse_dkim,
@@ -20,7 +22,6 @@ from tuimail.posture.records import (
     parse_tlsrpt,
 )
 from tuimail.posture.state import changes
-from tuimail.posture.tlsa import Tlsa, chain_matches
 
 
 @pytest.mark.parametrize(
@@ -113,18 +114,22 @@ def test_tlsa_matching() -> None:
         .public_key()
         .public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     )
-    ee = Tlsa(3, 1, 1, hashlib.sha256(spki).digest())
-    full = Tlsa(3, 0, 2, hashlib.sha512(chain[0]).digest())
-    pkix = Tlsa(1, 1, 1, hashlib.sha256(spki).digest())  # PKIX-EE: not used for SMTP
-    other = Tlsa(3, 1, 1, b"\0" * 32)
-    assert chain_matches([ee, other], chain) == [ee]
-    assert chain_matches([full], chain) == [full]
-    assert chain_matches([pkix, other], chain) == []
+    ee = TLSARecord(3, 1, 1, hashlib.sha256(spki).digest())
+    full = TLSARecord(3, 0, 2, hashlib.sha512(chain[0]).digest())
+    pkix = TLSARecord(1, 1, 1, hashlib.sha256(spki).digest())  # PKIX-EE: not used for SMTP
+    other = TLSARecord(3, 1, 1, b"\0" * 32)
+    host = "mx.example.org"
+    assert match([ee, other], chain, host).record == ee
+    assert match([full], chain, host).record == full
+    assert not match([pkix, other], chain, host).matched
     anchor = x509.load_pem_x509_certificate(ca.cert_pem.bytes()).public_bytes(Encoding.DER)
-    ta = Tlsa(2, 0, 1, hashlib.sha256(anchor).digest())
-    assert chain_matches([ta], chain) == []  # the anchor was not sent
-    assert chain_matches([ta], (*chain, anchor)) == [ta]
-    assert Tlsa.from_text(ee.to_text()) == ee
+    ta = TLSARecord(2, 0, 1, hashlib.sha256(anchor).digest())
+    assert not match([ta], chain, host).matched  # the anchor was not sent
+    assert match([ta], (*chain, anchor), host).record == ta
+    # DANE-TA also needs the MX name on the certificate (DANE-EE does not).
+    assert not match([ta], (*chain, anchor), "elsewhere.example.org").matched
+    assert match([ee], chain, "elsewhere.example.org").matched
+    assert ee.text(short=False) == f"3 1 1 {hashlib.sha256(spki).hexdigest()}"
 
 
 def test_changes_between_fingerprints() -> None:

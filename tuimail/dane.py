@@ -1,14 +1,17 @@
 """DANE for SMTP (RFC 7672, RFC 6698): an MX host's TLSA records and the chain it presents.
 
 Two steps, each usable alone (tuimail/routing.py uses both for ``send
---direct``; a posture check can use both on a live MX):
+--direct``, tuimail/posture/check.py both on each live MX of ``tuimail check``):
 
 * :func:`lookup_tlsa` asks for the TLSA records at ``_25._tcp.<mx>`` and says
   whether the answer can be trusted (:class:`TLSALookup`): only an answer
   with the AD bit from a validating resolver is ``SECURE``; an answer without
   it is ``INSECURE`` (DANE does not apply); a SERVFAIL (a DNSSEC-bogus
   answer) or no answer is ``FAILED``, which RFC 7672 section 2.2 treats as a
-  failure of that MX, never as "no DANE".
+  failure of that MX, never as "no DANE". After a SERVFAIL the name is asked
+  once more with the CD bit (checking disabled): records found that way mean
+  the zone is DNSSEC-bogus, not unreachable (:attr:`TLSALookup.failure`), so
+  the words can say which. Those unchecked records are never used.
 * :func:`match` compares a certificate chain (DER, leaf first, as
   :func:`tuimail.trust.peer_chain` reads it from a TLS connection) with the
   usable records (:class:`Verdict`).
@@ -85,6 +88,19 @@ class TLSARecord:
         }
 
 
+class Failure(enum.StrEnum):
+    """Why a ``FAILED`` lookup failed."""
+
+    #: SERVFAIL, and the unchecked (CD) answer has records: DNSSEC validation failed.
+    BOGUS = "bogus"
+    #: SERVFAIL, and no answer without validation either: a broken or unreachable zone.
+    SERVFAIL = "servfail"
+    #: No answer in time.
+    TIMEOUT = "timeout"
+    #: Another DNS error.
+    ERROR = "error"
+
+
 class Status(enum.StrEnum):
     """What the TLSA lookup says about DANE for one MX host."""
 
@@ -105,8 +121,9 @@ class TLSALookup:
     name: str
     status: Status
     records: tuple[TLSARecord, ...] = ()
-    #: For ``FAILED``: why, in words.
+    #: For ``FAILED``: why, in words, and which kind of failure.
     problem: str = ""
+    failure: Failure | None = None
 
     @property
     def usable(self) -> tuple[TLSARecord, ...]:
@@ -126,6 +143,7 @@ class TLSALookup:
             "status": self.status.value,
             "records": [r.to_json() for r in self.records],
             "problem": self.problem,
+            "failure": self.failure.value if self.failure else None,
         }
 
 
@@ -183,19 +201,56 @@ async def lookup_tlsa(
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return TLSALookup(name, Status.NONE)
     except dns.resolver.NoNameservers:
+        if await _answers_unchecked(name, resolver):
+            return TLSALookup(
+                name,
+                Status.FAILED,
+                problem=f"the TLSA records at {name} fail DNSSEC validation (bogus)",
+                failure=Failure.BOGUS,
+            )
         return TLSALookup(
             name,
             Status.FAILED,
-            problem=f"the TLSA lookup for {name} failed (SERVFAIL: DNSSEC-bogus or broken)",
+            problem=f"the TLSA lookup for {name} failed (SERVFAIL)",
+            failure=Failure.SERVFAIL,
         )
     except dns.exception.Timeout:
-        return TLSALookup(name, Status.FAILED, problem=f"no answer for the TLSA of {name} in time")
+        return TLSALookup(
+            name,
+            Status.FAILED,
+            problem=f"no answer for the TLSA of {name} in time",
+            failure=Failure.TIMEOUT,
+        )
     except dns.exception.DNSException as exc:
-        return TLSALookup(name, Status.FAILED, problem=f"the TLSA lookup for {name} failed: {exc}")
+        return TLSALookup(
+            name,
+            Status.FAILED,
+            problem=f"the TLSA lookup for {name} failed: {exc}",
+            failure=Failure.ERROR,
+        )
     records = tuple(
         TLSARecord(int(r.usage), int(r.selector), int(r.mtype), bytes(r.cert)) for r in answer
     )
     return TLSALookup(name, Status.SECURE if is_secure(answer) else Status.INSECURE, records)
+
+
+async def _answers_unchecked(name: str, resolver: dns.asyncresolver.Resolver) -> bool:
+    """Whether ``name`` has TLSA records when asked with CD (no validation): bogus, not broken.
+
+    Only to tell the two apart in words; what this answer holds is never used.
+    """
+    import copy
+
+    import dns.exception
+    import dns.flags
+
+    unchecked = copy.copy(resolver)
+    unchecked.flags = dns.flags.RD | dns.flags.CD
+    try:
+        answer = await unchecked.resolve(name, "TLSA", raise_on_no_answer=False)
+    except dns.exception.DNSException:
+        return False
+    return answer.rrset is not None
 
 
 def _selected(cert: x509.Certificate, der: bytes, selector: int) -> bytes:

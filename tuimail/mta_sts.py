@@ -44,6 +44,10 @@ class PolicyError(TuimailError):
     """A record or policy that cannot be used, in words."""
 
 
+class RecordLookupError(PolicyError):
+    """The ``_mta-sts`` record could not be read (DNS trouble), as opposed to a broken one."""
+
+
 @dataclass(frozen=True)
 class Policy:
     """A domain's MTA-STS policy as fetched."""
@@ -157,16 +161,24 @@ def keep(policy: Policy) -> None:
 
 
 async def record_id(domain: str, resolver: dns.asyncresolver.Resolver) -> str | None:
-    """The ``_mta-sts`` record's id (None: no record); PolicyError for a broken one or DNS trouble."""
+    """The ``_mta-sts`` record's id (None: no record).
+
+    PolicyError for a broken record; its subclass RecordLookupError for DNS trouble.
+    """
     import dns.exception
     import dns.resolver
 
+    name = f"_mta-sts.{domain}"
     try:
-        answer = await resolver.resolve(f"_mta-sts.{domain}", "TXT")
+        answer = await resolver.resolve(name, "TXT")
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return None
+    except dns.exception.Timeout:
+        raise RecordLookupError(f"no DNS answer for {name} in time") from None
+    except dns.resolver.NoNameservers:
+        raise RecordLookupError(f"the {name} lookup failed (SERVFAIL)") from None
     except dns.exception.DNSException as exc:
-        raise PolicyError(f"the _mta-sts.{domain} lookup failed: {exc}") from None
+        raise RecordLookupError(f"the {name} lookup failed: {exc}") from None
     texts = [b"".join(r.strings).decode("ascii", "replace") for r in answer]
     return parse_record(texts)
 
@@ -181,18 +193,14 @@ async def fetch_policy(
     timeout: float = 10.0,
 ) -> Policy:
     """GET the policy over verified HTTPS from the address DNS gave for ``mta-sts.<domain>``."""
-    import dns.exception
-
+    from tuimail.mx import MXLookupError, resolve_host
     from tuimail.tlsinfo import verifying_context
 
     host = f"mta-sts.{domain}"
-    addresses: list[str] = []
-    for rdtype in ("A", "AAAA"):
-        try:
-            answer = await resolver.resolve(host, rdtype)
-        except dns.exception.DNSException:  # no record of this type, or no answer
-            continue
-        addresses += [r.to_text() for r in answer]
+    try:
+        addresses, _secure = await resolve_host(host, resolver)
+    except MXLookupError as exc:
+        raise PolicyError(f"the address of {host} could not be found: {exc.explanation}") from None
     if not addresses:
         raise PolicyError(f"{host} has no address record")
     try:

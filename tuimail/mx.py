@@ -1,55 +1,234 @@
-"""A mail domain's MX hosts, to probe each one on port 25 (dnspython)."""
+"""A mail domain's servers in DNS: the resolver, the MX hosts in order, their addresses.
+
+One place for what direct delivery (tuimail/routing.py), the posture check
+(tuimail/posture/check.py), the probe and the monitor (tuimail/probe.py,
+tuimail/targets.py) each need from DNS, so that they find the same hosts
+in the same way:
+
+* :func:`make_resolver`: dnspython's async resolver, the system's or the
+  servers the user names (``HOST``, ``HOST:PORT``, ``[V6]:PORT``), asking
+  with the DNSSEC OK bit so that a validating resolver's AD bit says what it
+  validated (tuimail/dane.py trusts TLSA records only then).
+* :func:`mx_hosts`: the MX hosts by preference (RFC 5321 section 5.1): the
+  domain itself when it has no MX, a null MX (RFC 7505) an error. Equal
+  preferences are shuffled for delivery, sorted by name for a report.
+* :func:`resolve_host`: a host's IPv4 then IPv6 addresses, and whether the
+  answers were validated (RFC 7672 section 2.2.2 asks it of an MX host).
+
+Nothing here uses the system's own name lookup: a caller connects to the
+address found, keeping the name for TLS.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import enum
+import ipaddress
+import random
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tuimail.errors import TuimailError
 
+if TYPE_CHECKING:
+    import dns.asyncresolver
+
+
+class Cause(enum.StrEnum):
+    """Why a lookup found no host to use: what a caller words or decides by."""
+
+    #: The domain does not exist: a permanent failure.
+    NXDOMAIN = "nxdomain"
+    #: ``MX 0 .``: the domain takes no mail (RFC 7505), a permanent failure.
+    NULL_MX = "null-mx"
+    #: No answer in time: try again later.
+    TIMEOUT = "timeout"
+    #: SERVFAIL (a broken or DNSSEC-bogus zone) or another DNS error: try again later.
+    FAILED = "failed"
+    #: The resolver named cannot be used (not an IP address).
+    RESOLVER = "resolver"
+
 
 class MXLookupError(TuimailError):
-    """The domain's mail servers could not be found; says why."""
+    """The domain's mail servers (or a host's addresses) could not be found; says why.
+
+    ``cause`` says what happened; ``temporary`` whether another try may
+    succeed; ``secure`` whether the answer that said so was DNSSEC-validated.
+    """
+
+    def __init__(self, explanation: str, cause: Cause = Cause.FAILED, *, secure: bool = False):
+        super().__init__(explanation)
+        self.explanation = explanation
+        self.cause = cause
+        self.secure = secure
+
+    @property
+    def temporary(self) -> bool:
+        return self.cause in (Cause.TIMEOUT, Cause.FAILED)
 
 
 @dataclass(frozen=True)
 class MXHost:
+    """One MX host (or the domain itself, implicitly) and its preference."""
+
     preference: int
     host: str
+    #: True when the domain has no MX and its own address records are used.
+    implicit: bool = False
+    #: The MX answer (or, implicit, the "no MX" answer) was DNSSEC-validated (AD).
+    secure: bool = False
+
+
+def parse_server(text: str, default_port: int = 53) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` as an IP address and a port; ValueError in words."""
+    host, port = text.strip(), default_port
+    if host.startswith("["):
+        inside, _, rest = host[1:].partition("]")
+        host = inside
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{text!r} is not HOST[:PORT]")
+            port = _port(rest[1:], text)
+    elif host.count(":") == 1:
+        host, _, number = host.partition(":")
+        port = _port(number, text)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(
+            f"the DNS server {text!r} is not an IP address; give the resolver's address"
+        ) from None
+    return host, port
+
+
+def _port(number: str, text: str) -> int:
+    if not number.isdigit() or not 0 < int(number) < 65536:
+        raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
+    return int(number)
+
+
+def make_resolver(
+    servers: Sequence[str], timeout: float = 5.0, *, default_port: int = 53
+) -> dns.asyncresolver.Resolver:
+    """dnspython's async resolver: the system's when ``servers`` is empty, else those.
+
+    Raises ValueError (in words) for a server that is not an IP address.
+    """
+    import dns.asyncresolver
+    import dns.nameserver
+
+    from tuimail.dane import wants_dnssec
+
+    resolver = dns.asyncresolver.Resolver(configure=not servers)
+    if servers:
+        parsed = [parse_server(server, default_port) for server in servers]
+        resolver.nameservers = [dns.nameserver.Do53Nameserver(h, p) for h, p in parsed]
+    resolver.lifetime = timeout
+    # DANE trusts only what the resolver validated: ask it to say so (AD).
+    wants_dnssec(resolver)
+    return resolver
+
+
+async def mx_hosts(
+    domain: str, resolver: dns.asyncresolver.Resolver, *, shuffle: bool = False
+) -> list[MXHost]:
+    """The domain's MX hosts, best first, or the domain itself when it has no MX.
+
+    Equal preferences come in random order when ``shuffle`` (RFC 5321
+    section 5.1, for delivery), else by name (a report that reads the same
+    each time). Raises :class:`MXLookupError`: NXDOMAIN and a null MX are
+    permanent, no answer and SERVFAIL temporary.
+    """
+    import dns.exception
+    import dns.resolver
+
+    from tuimail.dane import is_secure
+
+    domain = domain.rstrip(".")
+    try:
+        answer = await resolver.resolve(domain, "MX")
+    except dns.resolver.NXDOMAIN as exc:
+        raise MXLookupError(
+            f"{domain} does not exist (NXDOMAIN)", Cause.NXDOMAIN, secure=is_secure(exc)
+        ) from None
+    except dns.resolver.NoAnswer as exc:
+        return [MXHost(0, domain, implicit=True, secure=is_secure(exc))]
+    except dns.exception.Timeout:
+        raise MXLookupError(
+            f"no DNS answer for the MX of {domain} within {resolver.lifetime:g} seconds",
+            Cause.TIMEOUT,
+        ) from None
+    except dns.resolver.NoNameservers:
+        raise MXLookupError(f"the MX lookup for {domain} failed (SERVFAIL)") from None
+    except dns.exception.DNSException as exc:
+        raise MXLookupError(f"the MX lookup for {domain} failed: {exc}") from None
+    secure = is_secure(answer)
+    records = [(int(r.preference), str(r.exchange).rstrip(".").lower()) for r in answer]
+    if any(host == "" for _, host in records):
+        # RFC 7505: a null MX is the only record, and it means "no mail here".
+        raise MXLookupError(
+            f"{domain} accepts no mail: it publishes a null MX (RFC 7505)",
+            Cause.NULL_MX,
+            secure=secure,
+        )
+    if shuffle:
+        records = random.SystemRandom().sample(records, len(records))
+        records.sort(key=lambda record: record[0])  # stable: ties stay shuffled
+    else:
+        records.sort()
+    return [MXHost(preference, host, secure=secure) for preference, host in records]
+
+
+async def resolve_host(host: str, resolver: dns.asyncresolver.Resolver) -> tuple[list[str], bool]:
+    """The host's IPv4 then IPv6 addresses, and whether every answer was DNSSEC-validated (AD).
+
+    No address at all is an empty list; :class:`MXLookupError` (temporary)
+    when none was found because DNS did not answer.
+    """
+    import dns.exception
+    import dns.resolver
+
+    from tuimail.dane import is_secure
+
+    async def one(rdtype: str) -> tuple[list[str], bool, Cause | None, str]:
+        try:
+            answer = await resolver.resolve(host, rdtype)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer) as exc:
+            return [], is_secure(exc), None, ""
+        except dns.exception.Timeout:
+            return [], False, Cause.TIMEOUT, f"no {rdtype} answer in time"
+        except dns.resolver.NoNameservers:
+            return [], False, Cause.FAILED, f"the {rdtype} lookup failed (SERVFAIL)"
+        except dns.exception.DNSException as exc:
+            return [], False, Cause.FAILED, f"the {rdtype} lookup failed: {exc}"
+        return [r.to_text() for r in answer], is_secure(answer), None, ""
+
+    answers = await asyncio.gather(one("A"), one("AAAA"))
+    found = [address for addresses, _, _, _ in answers for address in addresses]
+    causes = [cause for _, _, cause, _ in answers if cause is not None]
+    if not found and causes:
+        problems = "; ".join(problem for _, _, _, problem in answers if problem)
+        cause = Cause.TIMEOUT if all(c is Cause.TIMEOUT for c in causes) else Cause.FAILED
+        raise MXLookupError(f"{host}: {problems}", cause)
+    secure = all(secure for _, secure, _, _ in answers)
+    return found, secure and bool(found)
 
 
 async def lookup_mx(
     domain: str, *, nameservers: list[str] | None = None, port: int = 53, timeout: float = 5.0
 ) -> list[MXHost]:
-    """MX hosts by preference; a domain without MX falls back to itself (RFC 5321 5.1)."""
-    import dns.asyncresolver
-    import dns.exception
-    import dns.resolver
+    """MX hosts by preference, asking ``nameservers`` (IP addresses) on ``port``, else the system's.
 
-    resolver = dns.asyncresolver.Resolver(configure=nameservers is None)
-    if nameservers is not None:
-        try:
-            resolver.nameservers = nameservers
-        except ValueError:  # dnspython takes addresses (and URLs), not host names
-            shown = ", ".join(nameservers)
-            raise MXLookupError(
-                f"the DNS server {shown!r} is not an IP address; give the resolver's address"
-            ) from None
-        resolver.port = port
-    resolver.lifetime = timeout
+    A domain without MX falls back to itself (RFC 5321 5.1); see :func:`mx_hosts`.
+    """
+    servers = nameservers or []
     try:
-        answer = await resolver.resolve(domain, "MX")
-    except dns.resolver.NXDOMAIN:
-        raise MXLookupError(f"{domain} does not exist (NXDOMAIN)") from None
-    except dns.resolver.NoAnswer:
-        return [MXHost(0, domain.rstrip("."))]
-    except dns.exception.Timeout:
-        raise MXLookupError(f"no DNS answer for {domain} within {timeout:g} seconds") from None
-    except dns.exception.DNSException as exc:
-        raise MXLookupError(f"DNS lookup for {domain} failed: {exc}") from None
-    hosts = sorted(
-        (MXHost(int(r.preference), str(r.exchange).rstrip(".")) for r in answer),
-        key=lambda mx: (mx.preference, mx.host),
-    )
-    if len(hosts) == 1 and hosts[0].host in ("", "."):
-        raise MXLookupError(f"{domain} says it accepts no mail (null MX, RFC 7505)")
-    return hosts
+        resolver = make_resolver([f"[{s}]" for s in servers], timeout, default_port=port)
+    except ValueError:  # dnspython takes addresses (and URLs), not host names
+        shown = ", ".join(servers)
+        raise MXLookupError(
+            f"the DNS server {shown!r} is not an IP address; give the resolver's address",
+            Cause.RESOLVER,
+        ) from None
+    return await mx_hosts(domain, resolver)

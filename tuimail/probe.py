@@ -146,7 +146,7 @@ class TLSReport:
     chain: tuple[CertificateInfo, ...]
     trust: TrustResult
     #: The chain as the server sent it, leaf first, in DER: what DANE's TLSA records
-    #: are compared with (tuimail/posture/tlsa.py); not part of the JSON.
+    #: are compared with (tuimail/dane.py); not part of the JSON.
     der_chain: tuple[bytes, ...] = ()
 
     @property

@@ -30,15 +30,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ipaddress
-import random
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tuimail.dane import Status
 from tuimail.errors import TuimailError
+
+# The resolver and the MX hosts are tuimail/mx.py's: routing re-exports what its callers use.
+from tuimail.mx import MXHost, MXLookupError, mx_hosts, resolve_host
+from tuimail.mx import make_resolver as make_resolver
+from tuimail.mx import parse_server as parse_server
 from tuimail.profiles import Profile, ProfileError, Security
 from tuimail.session import (
     DEFAULT_DEADLINE,
@@ -82,18 +84,6 @@ class RoutingError(TuimailError):
         super().__init__(explanation)
         self.explanation = explanation
         self.temporary = temporary
-
-
-@dataclass(frozen=True)
-class MailHost:
-    """One MX host (or the domain itself, implicitly) and its preference."""
-
-    preference: int
-    host: str
-    #: True when the domain has no MX and its own address records are used.
-    implicit: bool = False
-    #: The MX answer (or, implicit, the "no MX" answer) was DNSSEC-validated (AD).
-    secure: bool = False
 
 
 def by_domain(recipients: Sequence[str]) -> dict[str, list[str]]:
@@ -159,124 +149,16 @@ def machine_fqdn() -> str:
     return socket.getfqdn()
 
 
-def parse_server(text: str) -> tuple[str, int]:
-    """``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` as an IP address and a port; ValueError in words."""
-    host, port = text.strip(), 53
-    if host.startswith("["):
-        inside, _, rest = host[1:].partition("]")
-        host = inside
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError(f"{text!r} is not HOST[:PORT]")
-            port = _port(rest[1:], text)
-    elif host.count(":") == 1:
-        host, _, number = host.partition(":")
-        port = _port(number, text)
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise ValueError(
-            f"the DNS server {text!r} is not an IP address; give the resolver's address"
-        ) from None
-    return host, port
-
-
-def _port(number: str, text: str) -> int:
-    if not number.isdigit() or not 0 < int(number) < 65536:
-        raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
-    return int(number)
-
-
-def make_resolver(servers: Sequence[str], timeout: float = 5.0) -> dns.asyncresolver.Resolver:
-    """dnspython's async resolver: the system's when ``servers`` is empty, else those."""
-    import dns.asyncresolver
-    import dns.nameserver
-
-    from tuimail.dane import wants_dnssec
-
-    resolver = dns.asyncresolver.Resolver(configure=not servers)
-    if servers:
-        parsed = [parse_server(server) for server in servers]
-        resolver.nameservers = [dns.nameserver.Do53Nameserver(h, p) for h, p in parsed]
-    resolver.lifetime = timeout
-    # DANE trusts only what the resolver validated: ask it to say so (AD).
-    wants_dnssec(resolver)
-    return resolver
-
-
-async def mail_hosts(domain: str, resolver: dns.asyncresolver.Resolver) -> list[MailHost]:
+async def mail_hosts(domain: str, resolver: dns.asyncresolver.Resolver) -> list[MXHost]:
     """The domain's MX hosts, best first (equal preferences shuffled), or the domain itself.
 
     Raises :class:`RoutingError`: permanent for a domain that does not exist
     or publishes a null MX, temporary when DNS does not answer.
     """
-    import dns.exception
-    import dns.resolver
-
-    from tuimail.dane import is_secure
-
     try:
-        answer = await resolver.resolve(domain, "MX")
-    except dns.resolver.NXDOMAIN:
-        raise RoutingError(f"{domain} does not exist (NXDOMAIN)", temporary=False) from None
-    except dns.resolver.NoAnswer as exc:
-        return [MailHost(0, domain, implicit=True, secure=is_secure(exc))]
-    except dns.exception.Timeout:
-        raise RoutingError(
-            f"no DNS answer for the MX of {domain} in time", temporary=True
-        ) from None
-    except dns.exception.DNSException as exc:
-        raise RoutingError(f"the MX lookup for {domain} failed: {exc}", temporary=True) from None
-    records = [(int(r.preference), str(r.exchange).rstrip(".")) for r in answer]
-    if any(host == "" for _, host in records):
-        # RFC 7505: a null MX is the only record, and it means "no mail here".
-        raise RoutingError(
-            f"{domain} accepts no mail: it publishes a null MX (RFC 7505)", temporary=False
-        )
-    rng = random.SystemRandom()
-    shuffled = rng.sample(records, len(records))
-    ordered = sorted(shuffled, key=lambda record: record[0])  # stable: ties stay shuffled
-    secure = is_secure(answer)
-    return [MailHost(preference, host, secure=secure) for preference, host in ordered]
-
-
-async def host_addresses(host: str, resolver: dns.asyncresolver.Resolver) -> list[str]:
-    """The host's IPv4 then IPv6 addresses (none: an empty list; DNS trouble: RoutingError)."""
-    return (await resolve_host(host, resolver))[0]
-
-
-async def resolve_host(host: str, resolver: dns.asyncresolver.Resolver) -> tuple[list[str], bool]:
-    """The host's IPv4 then IPv6 addresses, and whether every answer was DNSSEC-validated (AD).
-
-    The second value is what RFC 7672 section 2.2.2 asks before looking up
-    an MX host's TLSA records: its address records must be secure too.
-    """
-    import dns.exception
-    import dns.resolver
-
-    from tuimail.dane import is_secure
-
-    found: list[str] = []
-    problems: list[str] = []
-    secure = True
-    for rdtype in ("A", "AAAA"):
-        try:
-            answer = await resolver.resolve(host, rdtype)
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer) as exc:
-            secure = secure and is_secure(exc)
-            continue
-        except dns.exception.Timeout:
-            problems.append(f"no {rdtype} answer in time")
-            continue
-        except dns.exception.DNSException as exc:
-            problems.append(f"{rdtype} lookup failed: {exc}")
-            secure = False
-            continue
-        secure = secure and is_secure(answer)
-        found += [r.to_text() for r in answer]
-    if not found and problems:
-        raise RoutingError(f"{host}: {'; '.join(problems)}", temporary=True)
-    return found, secure and bool(found)
+        return await mx_hosts(domain, resolver, shuffle=True)
+    except MXLookupError as exc:
+        raise RoutingError(exc.explanation, temporary=exc.temporary) from None
 
 
 def direct_profile(
@@ -527,7 +409,10 @@ async def _route(
     matched = 0
     unusable: list[str] = []
     for host in hosts:
-        addresses, addresses_secure = await resolve_host(host.host, resolver)
+        try:
+            addresses, addresses_secure = await resolve_host(host.host, resolver)
+        except MXLookupError as exc:
+            raise RoutingError(exc.explanation, temporary=True) from None
         if not addresses:
             transcript.event(
                 EventKind.WARNING, f"direct: {host.host} has no address record; next MX"
@@ -709,7 +594,7 @@ async def _sts_policy(
 
 
 async def _dane(
-    host: MailHost,
+    host: MXHost,
     addresses_secure: bool,
     resolver: dns.asyncresolver.Resolver,
     transcript: Transcript,

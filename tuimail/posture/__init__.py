@@ -3,9 +3,12 @@
 ``tuimail check DOMAIN`` and the monitor's posture panel run
 :func:`tuimail.posture.check.check_domain`, which reads the records (MX,
 PTR, SPF, DMARC, MTA-STS, TLS-RPT, TLSA, DKIM) through dnspython and probes
-each MX address with tuimail/probe.py; :mod:`tuimail.posture.report` holds
+each MX address with tuimail/probe.py. The MX hosts and their addresses
+(tuimail/mx.py), the MTA-STS record and policy (tuimail/mta_sts.py) and the
+TLSA records and their matching (tuimail/dane.py) are found and judged by
+the code ``send --direct`` uses, so the check says what a sender would do.
+:mod:`tuimail.posture.report` holds
 the result as data (an :class:`~tuimail.posture.report.Item` per thing
 checked, each with a Nagios state and a sentence per problem), and the faces
-word it. The parsers of the records are in :mod:`tuimail.posture.records`,
-the TLSA matching in :mod:`tuimail.posture.tlsa`.
+word it. The parsers of the other records are in :mod:`tuimail.posture.records`.
 """

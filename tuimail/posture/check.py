@@ -14,8 +14,10 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from tuimail import dane
+from tuimail.mx import Cause, MXLookupError, make_resolver, mx_hosts, resolve_host
 from tuimail.posture.records import (
     RecordError,
     SpfTerm,
@@ -29,12 +31,8 @@ from tuimail.posture.records import (
     spf_domain,
 )
 from tuimail.posture.report import Item, PostureReport
-from tuimail.posture.tlsa import USAGE_NAMES, Tlsa, chain_matches
 from tuimail.probe import ProbeReport, ProbeTarget, Status, Thresholds, probe_many
 from tuimail.profiles import Security
-
-if TYPE_CHECKING:
-    import dns.asyncresolver
 
 #: RFC 7208 section 4.6.4: at most 10 lookups, and at most 2 that find nothing.
 SPF_LOOKUP_LIMIT = 10
@@ -93,31 +91,25 @@ class Answer:
 
 
 class Resolver:
-    """dnspython's async resolver asking with the DO and AD bits, answers as :class:`Answer`."""
+    """dnspython's async resolver (tuimail/mx.py: with the DO bit), answers as :class:`Answer`.
+
+    The MX hosts, their addresses and the TLSA records are looked up by the
+    code that delivery uses (tuimail/mx.py, tuimail/dane.py) through
+    :attr:`resolver`; :meth:`ask` reads the other records as the report needs them.
+    """
 
     def __init__(self, servers: tuple[str, ...], timeout: float) -> None:
-        import dns.flags
-
-        from tuimail.routing import make_resolver
-
         self.resolver = make_resolver(servers, timeout=timeout)
-        self.resolver.use_edns(0, dns.flags.DO, 1232)
-        self.resolver.flags = dns.flags.RD | dns.flags.AD
         self.servers = servers
 
-    async def ask(self, name: str, rdtype: str, *, unchecked: bool = False) -> Answer:
-        """``unchecked`` sets CD: the resolver answers even when validation fails."""
+    async def ask(self, name: str, rdtype: str) -> Answer:
         import dns.exception
         import dns.flags
         import dns.resolver
 
         answer = Answer(name.rstrip("."), rdtype)
-        resolver = self.resolver
-        if unchecked:
-            resolver = _copy(resolver)
-            resolver.flags = dns.flags.RD | dns.flags.CD
         try:
-            found = await resolver.resolve(name, rdtype, raise_on_no_answer=False)
+            found = await self.resolver.resolve(name, rdtype, raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN:
             answer.outcome = "nxdomain"
             return answer
@@ -140,12 +132,6 @@ class Resolver:
             else:
                 answer.records.append(record.to_text())
         return answer
-
-
-def _copy(resolver: dns.asyncresolver.Resolver) -> dns.asyncresolver.Resolver:
-    import copy
-
-    return copy.copy(resolver)
 
 
 async def check_domain(
@@ -182,18 +168,18 @@ async def check_domain(
     report.items.append(mx_item)
     targets = [
         ProbeTarget(
-            host=host,
+            host=host.host,
             port=options.mx_port,
             security=Security.STARTTLS,
             ca_file=options.ca_file,
             thresholds=options.thresholds,
             timeout=options.timeout,
             ehlo_name=options.ehlo_name,
-            name=f"MX {preference} {host} [{address}]",
+            name=f"MX {host.preference} {host.host} [{address}]",
             address=address,
         )
-        for preference, host, addresses in hosts
-        for address in addresses
+        for host in hosts
+        for address in host.addresses
     ]
 
     async def probes() -> list[ProbeReport]:
@@ -201,7 +187,7 @@ async def check_domain(
             return []
         return await probe_many(targets, concurrency=options.concurrency)
 
-    mx_names = [host for _, host, _ in hosts]
+    mx_names = [host.host for host in hosts]
     dns_parts: list[Awaitable[Item]] = [
         guarded("spf", _spf(domain, resolver)),
         guarded("dmarc", _dmarc(domain, resolver)),
@@ -213,6 +199,7 @@ async def check_domain(
     ]
     sts_task = asyncio.ensure_future(_sts_policy(domain, resolver, options))
     tlsa_task = asyncio.ensure_future(_tlsa_records(mx_names, resolver))
+    addresses_secure = {host.host: host.secure for host in hosts}
     probe_task = asyncio.ensure_future(probes())
     dns_items = await asyncio.gather(*dns_parts)
     report.probes = await probe_task
@@ -226,19 +213,36 @@ async def check_domain(
     sts = await guarded("mta-sts", _judge_sts(sts_task, mx_names, report.probes, unknown_mx))
     dane = await guarded(
         "dane",
-        _judge_dane(tlsa_task, mx_names, report.probes, mx_item.details.get("dnssec"), unknown_mx),
+        _judge_dane(
+            tlsa_task,
+            addresses_secure,
+            report.probes,
+            mx_item.details.get("dnssec"),
+            unknown_mx,
+        ),
     )
     report.items += [*dns_items[:3], sts, dane, *dns_items[3:]]
     report.seconds = time.monotonic() - started
     return report
 
 
+@dataclass
+class _Host:
+    """An MX host as the probes and the DANE judgement need it."""
+
+    preference: int
+    host: str
+    addresses: list[str]
+    #: Its address records were DNSSEC-validated (RFC 7672 section 2.2.2).
+    secure: bool
+
+
 async def _guarded_mx(
     domain: str,
     resolver: Resolver,
     guarded: Callable[[str, Awaitable[Item]], Awaitable[Item]],
-) -> tuple[Item, list[tuple[int, str, list[str]]]]:
-    hosts: list[tuple[int, str, list[str]]] = []
+) -> tuple[Item, list[_Host]]:
+    hosts: list[_Host] = []
     item = await guarded("mx", _mx(domain, resolver, hosts))
     return item, hosts
 
@@ -246,60 +250,53 @@ async def _guarded_mx(
 # --- MX, addresses, reverse DNS --------------------------------------------
 
 
-async def _mx(domain: str, resolver: Resolver, hosts: list[tuple[int, str, list[str]]]) -> Item:
-    """The MX hosts, their addresses and reverse DNS; fills ``hosts`` for the probes."""
+async def _mx(domain: str, resolver: Resolver, hosts: list[_Host]) -> Item:
+    """The MX hosts (found as delivery finds them, tuimail/mx.py), their addresses and
+    reverse DNS; fills ``hosts`` for the probes."""
     item = Item("mx")
-    answer = await resolver.ask(domain, "MX")
-    item.details["dnssec"] = answer.secure
-    if answer.outcome == "nxdomain":
-        item.problem(Status.CRITICAL, f"{domain} does not exist (NXDOMAIN)")
+    try:
+        found = await mx_hosts(domain, resolver.resolver)
+    except MXLookupError as exc:
+        item.details["dnssec"] = exc.secure
+        if exc.cause is Cause.NULL_MX:
+            item.problem(
+                Status.WARNING, f"{domain} publishes a null MX: it accepts no mail (RFC 7505)"
+            )
+            item.details["null_mx"] = True
+            item.details["hosts"] = []
+        else:
+            item.problem(
+                Status.UNKNOWN if exc.cause is Cause.TIMEOUT else Status.CRITICAL, exc.explanation
+            )
         return item
-    if answer.failed:
-        item.problem(
-            Status.UNKNOWN if answer.outcome == "timeout" else Status.CRITICAL, answer.trouble()
-        )
-        return item
-    records: list[tuple[int, str]] = []
-    for text in answer.records:
-        number, _space, exchange = text.partition(" ")
-        records.append((int(number), exchange.rstrip(".").lower()))
-    records.sort()
-    if answer.outcome == "nodata":
+    item.details["dnssec"] = found[0].secure
+    if found[0].implicit:
         item.problem(
             Status.WARNING,
             f"{domain} has no MX record: senders use its own address (RFC 5321 section 5.1)",
         )
-        records = [(0, domain)]
-    elif any(exchange == "" for _, exchange in records):
-        item.problem(Status.WARNING, f"{domain} publishes a null MX: it accepts no mail (RFC 7505)")
-        item.details["null_mx"] = True
-        item.details["hosts"] = []
-        return item
     listed: list[dict[str, Any]] = []
-    looked = await asyncio.gather(*(_host(host, resolver) for _, host in records))
-    for (preference, host), (addresses, problems) in zip(records, looked, strict=True):
-        listed.append({"preference": preference, "host": host, "addresses": addresses})
+    looked = await asyncio.gather(*(_host(mx.host, resolver) for mx in found))
+    for mx, (addresses, secure, problems) in zip(found, looked, strict=True):
+        listed.append({"preference": mx.preference, "host": mx.host, "addresses": addresses})
         for status, sentence in problems:
             item.problem(status, sentence)
-        hosts.append((preference, host, [a["address"] for a in addresses]))
+        hosts.append(_Host(mx.preference, mx.host, [a["address"] for a in addresses], secure))
     item.details["hosts"] = listed
     return item
 
 
 async def _host(
     host: str, resolver: Resolver
-) -> tuple[list[dict[str, Any]], list[tuple[Status, str]]]:
+) -> tuple[list[dict[str, Any]], bool, list[tuple[Status, str]]]:
+    """The host's addresses with their reverse DNS, whether they were validated, and problems."""
     problems: list[tuple[Status, str]] = []
-    answers = await asyncio.gather(resolver.ask(host, "A"), resolver.ask(host, "AAAA"))
-    found = [address for answer in answers for address in answer.records]
+    try:
+        found, secure = await resolve_host(host, resolver.resolver)
+    except MXLookupError as exc:
+        return [], False, [(Status.CRITICAL, f"the MX {host} has no address ({exc.explanation})")]
     if not found:
-        failures = [a.trouble() for a in answers if a.failed]
-        problems.append(
-            (Status.CRITICAL, f"the MX {host} has no address: " + "; ".join(failures))
-            if failures
-            else (Status.CRITICAL, f"the MX {host} has no address record (A or AAAA)")
-        )
-        return [], problems
+        return [], False, [(Status.CRITICAL, f"the MX {host} has no address record (A or AAAA)")]
     reverse = await asyncio.gather(*(_reverse(address, resolver) for address in found))
     addresses = []
     for address, (names, confirmed, trouble) in zip(found, reverse, strict=True):
@@ -321,7 +318,7 @@ async def _host(
                     "which does not resolve back to it (no FCrDNS)",
                 )
             )
-    return addresses, problems
+    return addresses, secure, problems
 
 
 async def _reverse(address: str, resolver: Resolver) -> tuple[list[str], bool, str]:
@@ -640,21 +637,19 @@ class _StsFound:
 async def _sts_policy(domain: str, resolver: Resolver, options: CheckOptions) -> _StsFound:
     """The record and the policy fetched now over verified HTTPS (no cache: the check is live).
 
-    The record is read here, through :class:`Resolver`, so that DNS trouble is told apart
-    from a broken record (UNKNOWN, not CRITICAL); tuimail/mta_sts.py parses it and fetches.
+    tuimail/mta_sts.py reads the record as delivery does; DNS trouble is told
+    apart from a broken record (UNKNOWN, not CRITICAL).
     """
-    from tuimail.mta_sts import PolicyError, fetch_policy, parse_record
+    from tuimail.mta_sts import PolicyError, RecordLookupError, fetch_policy, record_id
 
     found = _StsFound()
-    name = f"_mta-sts.{domain}"
-    answer = await resolver.ask(name, "TXT")
-    if answer.failed:
-        found.problem = (Status.UNKNOWN, answer.trouble())
-        return found
     try:
-        found.record = parse_record(answer.records)
+        found.record = await record_id(domain, resolver.resolver)
+    except RecordLookupError as exc:
+        found.problem = (Status.UNKNOWN, str(exc))
+        return found
     except PolicyError as exc:
-        found.problem = (Status.CRITICAL, f"the {name} record is unusable: {exc}")
+        found.problem = (Status.CRITICAL, f"the _mta-sts.{domain} record is unusable: {exc}")
         return found
     if found.record is None:
         return found
@@ -736,47 +731,31 @@ async def _judge_sts(
 # --- DANE -------------------------------------------------------------------
 
 
-@dataclass
-class _TlsaFound:
-    records: list[Tlsa] = field(default_factory=list)
-    secure: bool = False
-    problem: tuple[Status, str] | None = None
-
-
-async def _tlsa_records(mx_names: list[str], resolver: Resolver) -> dict[str, _TlsaFound]:
-    async def one(host: str) -> _TlsaFound:
-        found = _TlsaFound()
-        name = f"_25._tcp.{host}"
-        answer = await resolver.ask(name, "TLSA")
-        if answer.outcome == "servfail":
-            unchecked = await resolver.ask(name, "TLSA", unchecked=True)
-            if unchecked.outcome == "ok":
-                found.problem = (
-                    Status.CRITICAL,
-                    f"the TLSA records at {name} fail DNSSEC validation (bogus): "
-                    "senders using DANE refuse to deliver",
-                )
-            else:
-                found.problem = (Status.CRITICAL, answer.trouble())
-            return found
-        if answer.failed:
-            found.problem = (Status.UNKNOWN, answer.trouble())
-            return found
-        found.secure = answer.secure
-        found.records = [Tlsa.from_text(text) for text in answer.records]
-        return found
-
-    results = await asyncio.gather(*(one(host) for host in mx_names))
+async def _tlsa_records(mx_names: list[str], resolver: Resolver) -> dict[str, dane.TLSALookup]:
+    """Each MX host's TLSA records, looked up as delivery does (tuimail/dane.py)."""
+    results = await asyncio.gather(
+        *(dane.lookup_tlsa(host, resolver.resolver) for host in mx_names)
+    )
     return dict(zip(mx_names, results, strict=True))
 
 
+def _tlsa_failure(tlsa: dane.TLSALookup) -> tuple[Status, str]:
+    """A failed TLSA lookup as a problem: senders treat it as a failed MX, not as no DANE."""
+    if tlsa.failure in (dane.Failure.TIMEOUT, dane.Failure.ERROR):
+        return Status.UNKNOWN, tlsa.problem
+    if tlsa.failure is dane.Failure.BOGUS:
+        return Status.CRITICAL, f"{tlsa.problem}: senders using DANE refuse to deliver"
+    return Status.CRITICAL, f"{tlsa.problem}: senders using DANE do not use this MX"
+
+
 async def _judge_dane(
-    task: asyncio.Future[dict[str, _TlsaFound]],
-    mx_names: list[str],
+    task: asyncio.Future[dict[str, dane.TLSALookup]],
+    addresses_secure: dict[str, bool],
     probes: list[ProbeReport],
     mx_secure: Any,
     unknown_mx: bool,
 ) -> Item:
+    """What a sender using DANE (tuimail/routing.py, RFC 7672) would make of each MX host."""
     item = Item("dane")
     if unknown_mx:
         await task
@@ -784,20 +763,20 @@ async def _judge_dane(
         return item
     found = await task
     item.details["mx_dnssec"] = bool(mx_secure)
-    item.details["tlsa"] = {host: [r.to_text() for r in f.records] for host, f in found.items()}
-    item.details["dnssec"] = {host: f.secure for host, f in found.items()}
+    item.details["tlsa"] = {
+        host: [r.text(short=False) for r in f.records] for host, f in found.items()
+    }
+    item.details["dnssec"] = {host: f.status is dane.Status.SECURE for host, f in found.items()}
     matched: dict[str, bool] = {}
     published = False
-    for host in mx_names:
-        tlsa = found[host]
-        if tlsa.problem is not None:
-            item.problem(*tlsa.problem)
-            published = True
-            continue
-        if not tlsa.records:
+    for host, tlsa in found.items():
+        if tlsa.status is dane.Status.NONE:
             continue
         published = True
-        if not tlsa.secure:
+        if tlsa.status is dane.Status.FAILED:
+            item.problem(*_tlsa_failure(tlsa))
+            continue
+        if tlsa.status is dane.Status.INSECURE:
             item.problem(
                 Status.WARNING,
                 f"the TLSA records of {host} are not DNSSEC-validated: senders ignore them",
@@ -808,32 +787,58 @@ async def _judge_dane(
                 Status.WARNING,
                 f"the MX records are not DNSSEC-validated: senders do not use the TLSA records of {host}",
             )
-        unusable = [r for r in tlsa.records if not r.usable_for_smtp]
-        for record in unusable:
-            usage = USAGE_NAMES.get(record.usage, str(record.usage))
+        elif not addresses_secure.get(host, False):
             item.problem(
                 Status.WARNING,
-                f"{host}: the TLSA record {record.to_text()[:24]}... ({usage}) is not used for SMTP (RFC 7672)",
+                f"the address records of {host} are not DNSSEC-validated: senders do not use "
+                "its TLSA records (RFC 7672 section 2.2.2)",
+            )
+        for record in tlsa.records:
+            if record.usable:
+                continue
+            usage = dane.USAGE_NAMES.get(record.usage, str(record.usage))
+            item.problem(
+                Status.WARNING,
+                f"{host}: the TLSA record {record.text()} ({usage}) is not used for SMTP (RFC 7672)",
             )
         for probe in probes:
             if probe.target.host != host:
                 continue
             where = f"{host} [{probe.target.address}]"
-            chain = probe.tls.der_chain if probe.tls is not None else ()
-            if not chain:
-                matched[where] = False
-                item.problem(
-                    Status.CRITICAL, f"{where} presented no certificate to match its TLSA records"
-                )
-                continue
-            matched[where] = bool(chain_matches(tlsa.records, chain))
-            if not matched[where]:
-                item.problem(
-                    Status.CRITICAL,
-                    f"the certificate {where} presents matches none of its TLSA records: "
-                    "senders using DANE refuse to deliver",
-                )
+            _judge_chain(item, matched, tlsa, probe, where)
     item.details["matches"] = matched
     if not published:
         item.notes.append("no MX host publishes TLSA records (no DANE)")
     return item
+
+
+def _judge_chain(
+    item: Item,
+    matched: dict[str, bool],
+    tlsa: dane.TLSALookup,
+    probe: ProbeReport,
+    where: str,
+) -> None:
+    """One probed address against its host's validated TLSA records (tuimail/dane.py's match)."""
+    chain = probe.tls.der_chain if probe.tls is not None else ()
+    if not tlsa.applies:
+        # Records, none usable: senders still require TLS, without authenticating it.
+        if probe.reached and probe.tls is None:
+            item.problem(
+                Status.CRITICAL,
+                f"{where} offers no TLS, which its TLSA records require even though none "
+                "is usable: senders using DANE refuse to deliver",
+            )
+        return
+    if not chain:
+        matched[where] = False
+        item.problem(Status.CRITICAL, f"{where} presented no certificate to match its TLSA records")
+        return
+    verdict = dane.match(tlsa.usable, chain, probe.target.host)
+    matched[where] = verdict.matched
+    if not verdict.matched:
+        item.problem(
+            Status.CRITICAL,
+            f"the certificate {where} presents matches none of its TLSA records "
+            f"({verdict.reason}): senders using DANE refuse to deliver",
+        )
