@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,10 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
+from tests.conftest import Certs
+from tests.dns_support import DnsServer, started_dns
 from tests.smtpservers import ServerThread, Sink
+from tests.test_direct_mx import free_mx_port, listen
 from tests.ui_support import open_monitor, wait_for
 from tuimail.probe import ProbeReport, ProbeTarget, Status, Thresholds
 from tuimail.profiles import Profile, ProfileStore, Security
@@ -184,38 +188,65 @@ def test_monitor_snapshot(
     assert snap_compare(app, terminal_size=size, run_before=feed)
 
 
+@pytest.fixture(scope="module")
+def watched_dns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DnsServer]:
+    """A domain whose MX names exist only in the test DNS (unbound before nsd)."""
+
+    def zones(server: DnsServer) -> None:
+        server.add_zone(
+            "watched.test",
+            [
+                "@ MX 20 mx2",
+                "@ MX 10 mx1",
+                "@ MX 30 gone",
+                "mx1 A 127.0.0.2",
+                "mx2 A 127.0.0.3",
+            ],
+        )
+
+    server = started_dns(tmp_path_factory.mktemp("dns"), zones)
+    yield server
+    server.stop()
+
+
 async def test_a_mail_domain_is_watched_through_its_mx_hosts(
-    servers: ServerThread, isolated_dirs: Path
+    watched_dns: DnsServer, servers: ServerThread, certs: Certs, isolated_dirs: Path
 ) -> None:
-    import asyncio
-
-    from tests.smtpservers import TinyDNS
-
-    zone = {"example.test": ["10 127.0.0.1.", "20 localhost."]}
-    transport, _ = asyncio.run_coroutine_threadsafe(
-        servers.loop.create_datagram_endpoint(lambda: TinyDNS(zone), local_addr=("127.0.0.1", 0)),
-        servers.loop,
-    ).result(5)
-    dns_port = transport.get_extra_info("sockname")[1]
-    port = servers.smtp(Sink())
+    """The MX hosts and their addresses come from config.toml's ``[dns] servers``, not
+    the system's resolver: each host is probed at that address, its name kept for TLS."""
+    port = free_mx_port()
+    for address, host in (("127.0.0.2", "mx1.watched.test"), ("127.0.0.3", "mx2.watched.test")):
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        certs.ca.issue_cert(host).configure_cert(context)
+        listen(servers, address, port, Sink(), tls_context=context)
     config = isolated_dirs / "config" / "tuimail"
     config.mkdir(parents=True, exist_ok=True)
     (config / "config.toml").write_text(
-        f'[monitor]\ninterval = 0\ndns_server = "127.0.0.1:{dns_port}"\n'
+        f'[monitor]\ninterval = 0\n\n[dns]\nservers = ["{watched_dns.server}"]\n'
     )
     (config / "targets.toml").write_text(
-        f'[targets.domain]\nmx = "example.test"\nport = {port}\nsecurity = "none"\n'
+        f'[targets.domain]\nmx = "watched.test"\nport = {port}\nsecurity = "starttls"\n'
+        f'ca_file = "{certs.ca_file}"\n'
     )
-    try:
-        app = TuimailApp(start_sandbox=False)
-        async with app.run_test(size=(120, 40)) as pilot:
-            screen = await open_monitor(pilot)
-            await pilot.press("r")
-            keys = [f"target:domain@127.0.0.1:{port}/none", f"target:domain@localhost:{port}/none"]
-            await wait_for(pilot, lambda: all(k in screen.latest for k in keys), "both MX hosts")
-            assert [screen.latest[k].status for k in keys] == [Status.OK, Status.OK]
-            table = screen.query_one("#targets", DataTable)
-            labels = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
-            assert labels == ["domain", "domain MX 10 127.0.0.1", "domain MX 20 localhost"]
-    finally:
-        servers.loop.call_soon_threadsafe(transport.close)
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_monitor(pilot)
+        await pilot.press("r")
+        keys = [f"target:domain@{h}.watched.test:{port}/starttls" for h in ("mx1", "mx2", "gone")]
+        await wait_for(pilot, lambda: all(k in screen.latest for k in keys), "the MX hosts")
+        mx1, mx2, gone = (screen.latest[k] for k in keys)
+        for report, address in ((mx1, "127.0.0.2"), (mx2, "127.0.0.3")):
+            assert report.status is Status.OK, report.reasons
+            assert report.target.address == address
+            assert report.tls is not None and report.tls.trust.hostname_matches
+        assert gone.status is Status.CRITICAL
+        assert gone.reasons == ["gone.watched.test has no address record (A or AAAA)"]
+        table = screen.query_one("#targets", DataTable)
+        labels = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+        assert labels == [
+            "domain",
+            "domain MX 10 mx1.watched.test",
+            "domain MX 20 mx2.watched.test",
+            "domain MX 30 gone.watched.test",
+        ]
+        assert str(table.get_row(keys[2])[0]) == "CRITICAL"

@@ -103,6 +103,11 @@ async def test_posture_panel_and_changes_since_the_last_check(
         report = screen.posture[key]
         assert report.item("mta-sts").details["id"] == "2026new"
         assert report.item("dane").details["matches"] == {"mx.watch.test [127.0.0.2]": True}
+        # The MX host's own row: found through the monitor's DNS server, probed at its address.
+        row = f"target:watch@mx.watch.test:{port}/starttls"
+        await wait_for(pilot, lambda: row in screen.latest, "the MX host's probe")
+        assert screen.latest[row].status is Status.OK, screen.latest[row].reasons
+        assert screen.latest[row].target.address == "127.0.0.2"
         notices = [n.message for n in app._notifications if n.title == "Posture"]
         assert len(notices) == 3, notices
         assert any("the mta-sts id of the policy changed (2025old → 2026new)" in n for n in notices)

@@ -19,22 +19,34 @@ CRITICAL where the other is OK, and hiding one behind the other hid that.
 
 Written like the profiles: tomli-w, atomic replace, mode 0600; a file that
 does not load is reported with its line and never overwritten.
+
+A mail domain's MX hosts (:func:`mx_host_targets`) are found, with their
+addresses, through dnspython and the DNS servers the monitor is given (not
+the system's own name lookup), and each is probed at the address found with
+its name kept for TLS, as a sender would reach it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuimail import paths
 from tuimail.atomic import atomic_write_bytes
 from tuimail.errors import NotFound, TuimailError
-from tuimail.probe import ProbeTarget, Thresholds
+from tuimail.probe import ProbeReport, ProbeTarget, Status, Thresholds
 from tuimail.profiles import Profile, Security
 from tuimail.small_files import parse_toml, read_small_text
+
+if TYPE_CHECKING:
+    import dns.asyncresolver
+
+    from tuimail.mx import MXHost
 
 TARGETS_FILE = "targets.toml"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -189,3 +201,65 @@ def monitor_targets(
     """
     targets = [ProbeTarget.from_profile(profile) for profile in profiles.values()]
     return targets + [replace(target, owner=owner(name)) for name, target in extra.items()]
+
+
+@dataclass(frozen=True)
+class MXRow:
+    """One MX host of a mail domain target: the target to probe, or why it cannot be probed."""
+
+    target: ProbeTarget
+    #: Why the host has no address to connect to ("" when ``target.address`` holds one).
+    problem: str = ""
+
+
+async def mx_host_targets(target: ProbeTarget, servers: Sequence[str]) -> list[MXRow]:
+    """A mail domain target's MX hosts (:func:`tuimail.probe.expand_mx`), each with its address.
+
+    MX records and addresses are asked of ``servers`` (``HOST[:PORT]``; none:
+    the system's resolver) through dnspython (tuimail/mx.py); each target
+    connects to the host's first address (IPv4 first, as a sender tries) and
+    names the host for TLS. Raises :class:`tuimail.mx.MXLookupError` when the
+    MX hosts cannot be found (a server that is not an address included); a
+    host without an address is a row with its ``problem``.
+    """
+    from tuimail.mx import Cause, MXLookupError, make_resolver, mx_hosts
+    from tuimail.probe import expand_mx
+
+    timeout = min(target.timeout, 10.0)
+    try:
+        # In a thread: the system's resolver is read from /etc/resolv.conf.
+        resolver = await asyncio.to_thread(make_resolver, list(servers), timeout)
+    except ValueError as exc:
+        raise MXLookupError(str(exc), Cause.RESOLVER) from None
+
+    async def lookup(domain: str, **_ignored: object) -> list[MXHost]:
+        return await mx_hosts(domain, resolver)
+
+    hosts = await expand_mx(target, lookup)
+    return list(await asyncio.gather(*(_addressed(host, resolver) for host in hosts)))
+
+
+async def _addressed(target: ProbeTarget, resolver: dns.asyncresolver.Resolver) -> MXRow:
+    from tuimail.mx import MXLookupError, resolve_host
+
+    try:
+        addresses, _secure = await resolve_host(target.host, resolver)
+    except MXLookupError as exc:
+        return MXRow(target, f"the address of {target.host} could not be found: {exc.explanation}")
+    if not addresses:
+        return MXRow(target, f"{target.host} has no address record (A or AAAA)")
+    return MXRow(replace(target, address=addresses[0]))
+
+
+def unprobed(row: MXRow) -> ProbeReport:
+    """The report of an MX host that could not be probed: CRITICAL, saying why.
+
+    Mail to that host cannot be delivered, as for a host that does not answer.
+    """
+    from tuimail.transcript import EventKind, Transcript
+
+    transcript = Transcript(title=f"probe {row.target.label}")
+    transcript.event(EventKind.ERROR, f"not probed: {row.problem}")
+    report = ProbeReport(row.target, transcript)
+    report.raise_status(Status.CRITICAL, row.problem)
+    return report

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -48,7 +48,6 @@ from tuimail.user_config import Config
 
 if TYPE_CHECKING:
     from tuimail.credentials import Secret
-    from tuimail.mx import MXHost
     from tuimail.posture.report import PostureReport
     from tuimail.posture.state import Change
 
@@ -565,6 +564,18 @@ class MonitorScreen(ModelScreen):
             words += f" (concurrency = {self.concurrency_refused} in config.toml is not used)"
         return words
 
+    def _colour(self, status: Status) -> str:
+        """The theme's colour for ``status``, or "" when the theme's value is no colour
+        Rich can draw (``$text-muted`` is ``auto 60%``, which stopped the screen)."""
+        from rich.color import Color, ColorParseError
+
+        value = self.app.theme_variables.get(_STATUS_STYLE[status][1:], "")
+        try:
+            Color.parse(value)
+        except ColorParseError:
+            return ""
+        return value
+
     def _cells(self, target: ProbeTarget) -> list[Text | str]:
         """A target's row. Its label holds DNS answers: a Text cell, never markup."""
         label = cell(target.label)
@@ -574,7 +585,7 @@ class MonitorScreen(ModelScreen):
                 # No MX host to probe: mail to the domain is not delivered now. The
                 # row says so itself; a toast fades, and "MX" alone looks pending.
                 problem, when = failed
-                colour = self.app.theme_variables.get(_STATUS_STYLE[Status.CRITICAL][1:], "")
+                colour = self._colour(Status.CRITICAL)
                 return [
                     Text(Status.CRITICAL.name, style=f"bold {colour}"),
                     label,
@@ -597,7 +608,7 @@ class MonitorScreen(ModelScreen):
                     time.strftime("%H:%M:%S", time.localtime(float(last.get("started", 0)))),
                 ]
             return [Text("…"), label, "—", "—", "never"]
-        colour = self.app.theme_variables.get(_STATUS_STYLE[report.status].lstrip("$"), "")
+        colour = self._colour(report.status)
         days = report.tls.days_left if report.tls else None
         return [
             Text(report.status.name, style=f"bold {colour}"),
@@ -618,7 +629,7 @@ class MonitorScreen(ModelScreen):
         for target in targets:
             if target.mx and target.key not in self._posture_running:
                 self._posture_running.add(target.key)
-                self._check_posture(target, self._posture_servers())
+                self._check_posture(target, self._dns_servers())
         targets = await self._expand(targets)
         passwords: dict[str, Secret] = {}
         previous = {t.key: caps for t in targets if (caps := self.history.last_capabilities(t))}
@@ -650,34 +661,49 @@ class MonitorScreen(ModelScreen):
         )
 
     async def _expand(self, targets: list[ProbeTarget]) -> list[ProbeTarget]:
-        """MX targets become one row per MX host (looked up again every round)."""
-        from tuimail.mx import MXLookupError
-        from tuimail.probe import expand_mx
+        """MX targets become one row per MX host (looked up again every round).
 
+        The hosts and their addresses are asked of the monitor's DNS servers
+        (:meth:`_dns_servers`) through dnspython; each host is probed at its
+        address with its name for TLS. A host without an address is CRITICAL
+        at once, saying why, and not probed.
+        """
+        from tuimail.mx import MXLookupError
+        from tuimail.targets import mx_host_targets, unprobed
+
+        servers = self._dns_servers()
         expanded: list[ProbeTarget] = []
+        unresolved: list[ProbeReport] = []
         for target in targets:
             if not target.mx:
                 expanded.append(target)
                 continue
+            if isinstance(servers, str):
+                self._mx_looked_up(target, f"MX lookup failed: {servers}")
+                continue
             try:
-                hosts = await expand_mx(target, self._mx_lookup())
+                rows = await mx_host_targets(target, servers)
             except MXLookupError as exc:
                 self._mx_looked_up(target, f"MX lookup failed: {exc}")
                 continue
             self._mx_looked_up(target, "")
-            expanded.extend(hosts)
+            expanded.extend(row.target for row in rows if not row.problem)
+            unresolved.extend(unprobed(row) for row in rows if row.problem)
         table = self.query_one("#targets", DataTable)
-        for target in expanded:
+        for target in [*expanded, *(report.target for report in unresolved)]:
             if target.key not in table.rows:
                 table.add_row(*self._cells(target), key=target.key)
                 self.targets.append(target)
+        for report in unresolved:
+            self._record(report)
         return expanded
 
     # -- a mail domain's posture ------------------------------------------------
 
-    def _posture_servers(self) -> tuple[str, ...] | str:
-        """The resolvers for a posture check: the monitor's ``dns_server``, else
-        config.toml's ``[dns] servers``, else the system's; a string says why none can be used."""
+    def _dns_servers(self) -> tuple[str, ...] | str:
+        """The resolvers for a mail domain's MX hosts and its posture check: the monitor's
+        ``dns_server``, else config.toml's ``[dns] servers``, else the system's (empty);
+        a string says why none can be used."""
         from tuimail.user_config import ConfigError, dns_servers
 
         if self.dns_server:
@@ -768,8 +794,7 @@ class MonitorScreen(ModelScreen):
             if index:
                 text.append("\n")
             status = line.split()[0] if index else ""
-            style = _STATUS_STYLE.get(Status[status]) if status in Status.__members__ else None
-            colour = self.app.theme_variables.get(style[1:], "") if style else ""
+            colour = self._colour(Status[status]) if status in Status.__members__ else ""
             text.append(shown(line), style=f"bold {colour}" if colour else "")
         return text
 
@@ -796,20 +821,6 @@ class MonitorScreen(ModelScreen):
             for column, value in zip(table.columns, self._cells(target), strict=True):
                 table.update_cell(target.key, column, value, update_width=True)
         self._show_selected()
-
-    def _mx_lookup(self) -> Callable[[str], Awaitable[list[MXHost]]]:
-        from functools import partial
-
-        from tuimail.mx import lookup_mx
-
-        if not self.dns_server:
-            return lookup_mx
-        host, _, port = (
-            self.dns_server.rpartition(":")
-            if ":" in self.dns_server
-            else (self.dns_server, "", "53")
-        )
-        return partial(lookup_mx, nameservers=[host], port=int(port or 53))
 
     def _record(self, report: ProbeReport) -> None:
         key = report.target.key
