@@ -35,7 +35,9 @@ from tests.smtpservers import ServerThread, Sink
 from tests.test_direct_mx import listen
 
 POLICY_ADDRESS = "127.0.0.6"
-ADDRESSES = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.7")
+ADDRESSES = (
+    "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6", "127.0.0.7", "127.0.0.8",
+)  # fmt: skip
 
 POLICIES = {
     "mta-sts.good.test": "version: STSv1\nmode: enforce\nmx: *.good.test\nmax_age: 604800\n",
@@ -76,6 +78,10 @@ class Fixture:
             host: f"3 1 1 {hashlib.sha256(_spki(cert)).hexdigest()}"
             for host, cert in self.leaf.items()
         }
+        anchor = x509.load_pem_x509_certificate(ca.cert_pem.bytes()).public_bytes(Encoding.DER)
+        #: DANE-TA: the tests' CA, which the MX of ta.test sends with a certificate
+        #: for another name.
+        self.tlsa_ta = f"2 0 1 {hashlib.sha256(anchor).hexdigest()}"
         self.dkim_good = _dkim_key(2048)
         self.dkim_weak = _dkim_key(1024)
 
@@ -146,6 +152,11 @@ def dns_server(
             bogus="_25._tcp.mx1 TLSA",
         )
         server.add_zone("nullmx.test", ["@ MX 0 .", '@ TXT "v=spf1 -all"'])
+        server.add_zone(
+            "ta.test",
+            ["@ MX 10 mx", "mx A 127.0.0.8", f"_25._tcp.mx TLSA {facts.tlsa_ta}"],
+            signed=True,
+        )
         server.add_zone(
             "0.0.127.in-addr.arpa",
             [
@@ -491,3 +502,29 @@ def test_the_resolver_of_config_toml_is_used(dns_server: DnsServer, isolated_dir
     refused = run_tuimail("check", "nullmx.test", "--nagios")
     assert refused.returncode == 3
     assert refused.stderr.startswith("MAILDOMAIN UNKNOWN - config.toml [dns] servers = 5")
+
+
+def test_dane_ta_needs_the_chain_and_the_mx_name_as_senders_do(
+    dns_server: DnsServer,
+    certs: Certs,
+    ports: tuple[int, int],
+    servers: ServerThread,
+    tmp_path: Path,
+) -> None:
+    """The check judges TLSA records with send --direct's own code (tuimail/dane.py): a
+    DANE-TA anchor that the server sends is not enough when the certificate names
+    another host, since a sender refuses it."""
+    chain = tmp_path / "chain.pem"
+    leaf = certs.ca.issue_cert("elsewhere.example")
+    chain.write_bytes(leaf.private_key_and_cert_chain_pem.bytes() + certs.ca.cert_pem.bytes())
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(chain)
+    listen(servers, "127.0.0.8", ports[0], Sink(), tls_context=context)
+    done = check(dns_server, certs, ports, "ta.test", "--json")
+    dane = _items(json.loads(done.stdout))["dane"]
+    assert dane["status"] == "CRITICAL", dane
+    assert dane["details"]["matches"] == {"mx.ta.test [127.0.0.8]": False}
+    assert any(
+        "(DANE-TA), but the certificate is for elsewhere.example, not mx.ta.test" in p
+        for p in dane["problems"]
+    ), dane["problems"]
