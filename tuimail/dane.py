@@ -200,7 +200,13 @@ async def lookup_tlsa(
         answer = await resolver.resolve(name, "TLSA", raise_on_no_answer=True)
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return TLSALookup(name, Status.NONE)
-    except dns.resolver.NoNameservers:
+    except dns.exception.DNSException as exc:
+        from tuimail.mx import Cause, dns_trouble
+
+        cause, problem = dns_trouble(exc, name, "TLSA")
+        if not isinstance(exc, dns.resolver.NoNameservers):
+            failure = Failure.TIMEOUT if cause is Cause.TIMEOUT else Failure.ERROR
+            return TLSALookup(name, Status.FAILED, problem=problem, failure=failure)
         if await _answers_unchecked(name, resolver):
             return TLSALookup(
                 name,
@@ -208,26 +214,7 @@ async def lookup_tlsa(
                 problem=f"the TLSA records at {name} fail DNSSEC validation (bogus)",
                 failure=Failure.BOGUS,
             )
-        return TLSALookup(
-            name,
-            Status.FAILED,
-            problem=f"the TLSA lookup for {name} failed (SERVFAIL)",
-            failure=Failure.SERVFAIL,
-        )
-    except dns.exception.Timeout:
-        return TLSALookup(
-            name,
-            Status.FAILED,
-            problem=f"no answer for the TLSA of {name} in time",
-            failure=Failure.TIMEOUT,
-        )
-    except dns.exception.DNSException as exc:
-        return TLSALookup(
-            name,
-            Status.FAILED,
-            problem=f"the TLSA lookup for {name} failed: {exc}",
-            failure=Failure.ERROR,
-        )
+        return TLSALookup(name, Status.FAILED, problem=problem, failure=Failure.SERVFAIL)
     records = tuple(
         TLSARecord(int(r.usage), int(r.selector), int(r.mtype), bytes(r.cert)) for r in answer
     )

@@ -173,12 +173,10 @@ async def record_id(domain: str, resolver: dns.asyncresolver.Resolver) -> str | 
         answer = await resolver.resolve(name, "TXT")
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return None
-    except dns.exception.Timeout:
-        raise RecordLookupError(f"no DNS answer for {name} in time") from None
-    except dns.resolver.NoNameservers:
-        raise RecordLookupError(f"the {name} lookup failed (SERVFAIL)") from None
     except dns.exception.DNSException as exc:
-        raise RecordLookupError(f"the {name} lookup failed: {exc}") from None
+        from tuimail.mx import dns_trouble
+
+        raise RecordLookupError(dns_trouble(exc, name, "TXT")[1]) from None
     texts = [b"".join(r.strings).decode("ascii", "replace") for r in answer]
     return parse_record(texts)
 

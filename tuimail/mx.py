@@ -50,6 +50,24 @@ class Cause(enum.StrEnum):
     RESOLVER = "resolver"
 
 
+def dns_trouble(exc: BaseException, name: str, rdtype: str) -> tuple[Cause, str]:
+    """A failed lookup of ``name``/``rdtype`` (a dnspython exception other than
+    NXDOMAIN and no data) in words, and whether it was a timeout or a failure.
+
+    Every lookup of tuimail's (MX, addresses, TLSA, the ``_mta-sts`` record,
+    the posture check's records) says DNS trouble in these words.
+    """
+    import dns.exception
+    import dns.resolver
+
+    name = name.rstrip(".")
+    if isinstance(exc, dns.exception.Timeout):
+        return Cause.TIMEOUT, f"no DNS answer for {name} {rdtype} in time"
+    if isinstance(exc, dns.resolver.NoNameservers):
+        return Cause.FAILED, f"the DNS lookup of {name} {rdtype} failed (SERVFAIL)"
+    return Cause.FAILED, f"the DNS lookup of {name} {rdtype} failed: {exc}"
+
+
 class MXLookupError(TuimailError):
     """The domain's mail servers (or a host's addresses) could not be found; says why.
 
@@ -154,15 +172,9 @@ async def mx_hosts(
         ) from None
     except dns.resolver.NoAnswer as exc:
         return [MXHost(0, domain, implicit=True, secure=is_secure(exc))]
-    except dns.exception.Timeout:
-        raise MXLookupError(
-            f"no DNS answer for the MX of {domain} within {resolver.lifetime:g} seconds",
-            Cause.TIMEOUT,
-        ) from None
-    except dns.resolver.NoNameservers:
-        raise MXLookupError(f"the MX lookup for {domain} failed (SERVFAIL)") from None
     except dns.exception.DNSException as exc:
-        raise MXLookupError(f"the MX lookup for {domain} failed: {exc}") from None
+        cause, problem = dns_trouble(exc, domain, "MX")
+        raise MXLookupError(problem, cause) from None
     secure = is_secure(answer)
     records = [(int(r.preference), str(r.exchange).rstrip(".").lower()) for r in answer]
     if any(host == "" for _, host in records):
@@ -196,12 +208,9 @@ async def resolve_host(host: str, resolver: dns.asyncresolver.Resolver) -> tuple
             answer = await resolver.resolve(host, rdtype)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer) as exc:
             return [], is_secure(exc), None, ""
-        except dns.exception.Timeout:
-            return [], False, Cause.TIMEOUT, f"no {rdtype} answer in time"
-        except dns.resolver.NoNameservers:
-            return [], False, Cause.FAILED, f"the {rdtype} lookup failed (SERVFAIL)"
         except dns.exception.DNSException as exc:
-            return [], False, Cause.FAILED, f"the {rdtype} lookup failed: {exc}"
+            cause, problem = dns_trouble(exc, host, rdtype)
+            return [], False, cause, problem
         return [r.to_text() for r in answer], is_secure(answer), None, ""
 
     answers = await asyncio.gather(one("A"), one("AAAA"))
@@ -210,7 +219,7 @@ async def resolve_host(host: str, resolver: dns.asyncresolver.Resolver) -> tuple
     if not found and causes:
         problems = "; ".join(problem for _, _, _, problem in answers if problem)
         cause = Cause.TIMEOUT if all(c is Cause.TIMEOUT for c in causes) else Cause.FAILED
-        raise MXLookupError(f"{host}: {problems}", cause)
+        raise MXLookupError(problems, cause)
     secure = all(secure for _, secure, _, _ in answers)
     return found, secure and bool(found)
 

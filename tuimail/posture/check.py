@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuimail import dane
-from tuimail.mx import Cause, MXLookupError, make_resolver, mx_hosts, resolve_host
+from tuimail.mx import Cause, MXLookupError, dns_trouble, make_resolver, mx_hosts, resolve_host
 from tuimail.posture.records import (
     RecordError,
     SpfTerm,
@@ -68,9 +68,9 @@ class Answer:
     records: list[str] = field(default_factory=list)
     #: The AD bit: a validating resolver checked the DNSSEC signatures.
     secure: bool = False
-    #: ok, nxdomain, nodata, servfail, timeout or error.
+    #: ok, nxdomain, nodata, or failed (``problem`` says how, tuimail/mx.py's words).
     outcome: str = "ok"
-    error: str = ""
+    problem: str = ""
 
     @property
     def empty(self) -> bool:
@@ -79,15 +79,11 @@ class Answer:
 
     @property
     def failed(self) -> bool:
-        return self.outcome in ("servfail", "timeout", "error")
+        return self.outcome == "failed"
 
     def trouble(self) -> str:
         """The failure in words."""
-        if self.outcome == "timeout":
-            return f"no DNS answer for {self.name} {self.rdtype} in time"
-        if self.outcome == "servfail":
-            return f"the DNS lookup of {self.name} {self.rdtype} failed (SERVFAIL)"
-        return f"the DNS lookup of {self.name} {self.rdtype} failed: {self.error}"
+        return self.problem
 
 
 class Resolver:
@@ -113,14 +109,8 @@ class Resolver:
         except dns.resolver.NXDOMAIN:
             answer.outcome = "nxdomain"
             return answer
-        except dns.resolver.NoNameservers:
-            answer.outcome = "servfail"
-            return answer
-        except dns.exception.Timeout:
-            answer.outcome = "timeout"
-            return answer
         except dns.exception.DNSException as exc:
-            answer.outcome, answer.error = "error", str(exc)
+            answer.outcome, answer.problem = "failed", dns_trouble(exc, name, rdtype)[1]
             return answer
         answer.secure = bool(found.response.flags & dns.flags.AD)
         if found.rrset is None:
