@@ -503,28 +503,48 @@ async def _spf_follow(
 # --- DMARC, TLS-RPT, DKIM ---------------------------------------------------
 
 
-async def _dmarc(domain: str, resolver: Resolver) -> Item:
-    item = Item("dmarc")
-    name = f"_dmarc.{domain}"
+async def _single_record(
+    item: Item,
+    resolver: Resolver,
+    name: str,
+    kind: tuple[str, Callable[[str], bool]],
+    without: str,
+    readers: str,
+) -> str | None:
+    """The one TXT record of ``kind`` (its name, its test) at ``name``; None when there is
+    not exactly one, with the item's problem said (``without``: what its absence means)."""
     answer = await resolver.ask(name, "TXT")
     if answer.failed:
         item.problem(Status.UNKNOWN, answer.trouble())
-        return item
-    records = [text for text in answer.records if is_dmarc(text)]
+        return None
+    words, is_kind = kind
+    records = [text for text in answer.records if is_kind(text)]
     if not records:
-        item.problem(
-            Status.WARNING,
-            f"no DMARC record at {name}: receivers have no policy for mail that fails SPF and DKIM",
-        )
-        return item
+        item.problem(Status.WARNING, f"no {words} record at {name}: {without}")
+        return None
     if len(records) > 1:
         item.problem(
-            Status.CRITICAL, f"{name} has {len(records)} DMARC records; receivers use none"
+            Status.CRITICAL, f"{name} has {len(records)} {words} records; {readers} use none"
         )
-        return item
+        return None
     item.details["record"] = records[0]
+    return records[0]
+
+
+async def _dmarc(domain: str, resolver: Resolver) -> Item:
+    item = Item("dmarc")
+    record = await _single_record(
+        item,
+        resolver,
+        f"_dmarc.{domain}",
+        ("DMARC", is_dmarc),
+        "receivers have no policy for mail that fails SPF and DKIM",
+        "receivers",
+    )
+    if record is None:
+        return item
     try:
-        dmarc = parse_dmarc(records[0])
+        dmarc = parse_dmarc(record)
     except RecordError as exc:
         item.problem(Status.CRITICAL, f"the DMARC record is invalid: {exc}")
         return item
@@ -551,26 +571,18 @@ async def _dmarc(domain: str, resolver: Resolver) -> Item:
 
 async def _tlsrpt(domain: str, resolver: Resolver) -> Item:
     item = Item("tls-rpt")
-    name = f"_smtp._tls.{domain}"
-    answer = await resolver.ask(name, "TXT")
-    if answer.failed:
-        item.problem(Status.UNKNOWN, answer.trouble())
+    record = await _single_record(
+        item,
+        resolver,
+        f"_smtp._tls.{domain}",
+        ("TLS-RPT", is_tlsrpt),
+        "senders cannot report TLS failures to you",
+        "senders",
+    )
+    if record is None:
         return item
-    records = [text for text in answer.records if is_tlsrpt(text)]
-    if not records:
-        item.problem(
-            Status.WARNING,
-            f"no TLS-RPT record at {name}: senders cannot report TLS failures to you",
-        )
-        return item
-    if len(records) > 1:
-        item.problem(
-            Status.CRITICAL, f"{name} has {len(records)} TLS-RPT records; senders use none"
-        )
-        return item
-    item.details["record"] = records[0]
     try:
-        item.details["rua"] = list(parse_tlsrpt(records[0]))
+        item.details["rua"] = list(parse_tlsrpt(record))
     except RecordError as exc:
         item.problem(Status.CRITICAL, f"the TLS-RPT record is invalid: {exc}")
     return item
