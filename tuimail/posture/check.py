@@ -132,7 +132,7 @@ async def check_domain(
 ) -> PostureReport:
     """Everything about ``domain``, as a :class:`PostureReport`. Never raises for what it finds.
 
-    A wrong ``--dns-server`` raises ValueError (from tuimail/routing.py) before anything runs.
+    A wrong ``--dns-server`` raises ValueError (from tuimail/mx.py) before anything runs.
     """
     domain = domain.strip().rstrip(".").lower()
     started = time.monotonic()
