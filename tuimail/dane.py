@@ -26,8 +26,8 @@ matching types. A trust anchor published only as a key (``2 1 x``) must
 still be sent by the server as a certificate of its chain (RFC 7672 section
 3.1.2 asks servers to send it): a chain ending below it does not match.
 
-The resolver must ask with the DNSSEC OK bit (:func:`wants_dnssec`), or a
-validating resolver may leave AD off.
+The resolver must ask with the DNSSEC OK bit (tuimail/mx.py's
+``make_resolver`` does), or a validating resolver may leave AD off.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from tuimail.mx import Cause, dns_trouble, is_secure
 
 if TYPE_CHECKING:
     import dns.asyncresolver
@@ -161,33 +163,6 @@ def tlsa_name(host: str, port: int = 25) -> str:
     return f"_{port}._tcp.{host.rstrip('.')}"
 
 
-def wants_dnssec(resolver: dns.asyncresolver.Resolver) -> None:
-    """Ask with the DO and AD bits, so a validating resolver says (AD) what it validated."""
-    import dns.flags
-
-    resolver.use_edns(0, dns.flags.DO, 1232)
-    resolver.flags = dns.flags.RD | dns.flags.AD
-
-
-def is_secure(answer: Any) -> bool:
-    """Whether a dnspython answer, message, or NoAnswer/NXDOMAIN (a denial) carries the AD bit."""
-    import dns.exception
-    import dns.flags
-    import dns.message
-
-    response: Any = None
-    if isinstance(answer, dns.exception.DNSException):
-        response = answer.kwargs.get("response")
-        if response is None:
-            responses = answer.kwargs.get("responses") or {}
-            response = next(iter(responses.values()), None)
-    elif isinstance(answer, dns.message.Message):
-        response = answer
-    elif answer is not None:
-        response = getattr(answer, "response", None)
-    return isinstance(response, dns.message.Message) and bool(response.flags & dns.flags.AD)
-
-
 async def lookup_tlsa(
     host: str, resolver: dns.asyncresolver.Resolver, *, port: int = 25
 ) -> TLSALookup:
@@ -201,8 +176,6 @@ async def lookup_tlsa(
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return TLSALookup(name, Status.NONE)
     except dns.exception.DNSException as exc:
-        from tuimail.mx import Cause, dns_trouble
-
         cause, problem = dns_trouble(exc, name, "TLSA")
         if not isinstance(exc, dns.resolver.NoNameservers):
             failure = Failure.TIMEOUT if cause is Cause.TIMEOUT else Failure.ERROR

@@ -27,7 +27,7 @@ import ipaddress
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tuimail.errors import TuimailError
 
@@ -98,6 +98,33 @@ class MXHost:
     secure: bool = False
 
 
+def wants_dnssec(resolver: dns.asyncresolver.Resolver) -> None:
+    """Ask with the DO and AD bits, so a validating resolver says (AD) what it validated."""
+    import dns.flags
+
+    resolver.use_edns(0, dns.flags.DO, 1232)
+    resolver.flags = dns.flags.RD | dns.flags.AD
+
+
+def is_secure(answer: Any) -> bool:
+    """Whether a dnspython answer, message, or NoAnswer/NXDOMAIN (a denial) carries the AD bit."""
+    import dns.exception
+    import dns.flags
+    import dns.message
+
+    response: Any = None
+    if isinstance(answer, dns.exception.DNSException):
+        response = answer.kwargs.get("response")
+        if response is None:
+            responses = answer.kwargs.get("responses") or {}
+            response = next(iter(responses.values()), None)
+    elif isinstance(answer, dns.message.Message):
+        response = answer
+    elif answer is not None:
+        response = getattr(answer, "response", None)
+    return isinstance(response, dns.message.Message) and bool(response.flags & dns.flags.AD)
+
+
 def parse_server(text: str, default_port: int = 53) -> tuple[str, int]:
     """``HOST``, ``HOST:PORT`` or ``[V6]:PORT`` as an IP address and a port; ValueError in words."""
     host, port = text.strip(), default_port
@@ -136,8 +163,6 @@ def make_resolver(
     import dns.asyncresolver
     import dns.nameserver
 
-    from tuimail.dane import wants_dnssec
-
     resolver = dns.asyncresolver.Resolver(configure=not servers)
     if servers:
         parsed = [parse_server(server, default_port) for server in servers]
@@ -160,8 +185,6 @@ async def mx_hosts(
     """
     import dns.exception
     import dns.resolver
-
-    from tuimail.dane import is_secure
 
     domain = domain.rstrip(".")
     try:
@@ -200,8 +223,6 @@ async def resolve_host(host: str, resolver: dns.asyncresolver.Resolver) -> tuple
     """
     import dns.exception
     import dns.resolver
-
-    from tuimail.dane import is_secure
 
     async def one(rdtype: str) -> tuple[list[str], bool, Cause | None, str]:
         try:

@@ -240,8 +240,19 @@ async def mx_host_targets(target: ProbeTarget, servers: Sequence[str]) -> list[M
 
 
 async def _addressed(target: ProbeTarget, resolver: dns.asyncresolver.Resolver) -> MXRow:
+    """The MX host's target with its address, or why it has none.
+
+    An MX that names an IP address (not a host name, as RFC 5321 asks) is
+    probed there, as the system's lookup did: the monitor reports what is.
+    """
+    import ipaddress
+
     from tuimail.mx import MXLookupError, resolve_host
 
+    try:
+        return MXRow(replace(target, address=str(ipaddress.ip_address(target.host))))
+    except ValueError:
+        pass
     try:
         addresses, _secure = await resolve_host(target.host, resolver)
     except MXLookupError as exc:
