@@ -20,6 +20,7 @@ from tuimail.cli.common import CLIError, local_time, seconds
 
 if TYPE_CHECKING:
     from tuimail.inbox import InboxEntry, InboxIndex
+    from tuimail.inbox.authcheck import Checked
     from tuimail.inbox.mime import MessageView
 
 #: ``wait`` gives up after this long unless --timeout says otherwise.
@@ -51,6 +52,7 @@ def define_options(inbox: argparse.ArgumentParser) -> None:
     shown = show.add_mutually_exclusive_group()
     shown.add_argument("--raw", action="store_true", help="the message as received")
     shown.add_argument("--json", action="store_true")
+    add_check_options(show)
     show.set_defaults(handler=cmd_show)
 
     search = actions.add_parser(
@@ -109,6 +111,81 @@ def define_options(inbox: argparse.ArgumentParser) -> None:
     wait.add_argument("--new", action="store_true", help="only a message arriving after the call")
     wait.add_argument("--json", action="store_true")
     wait.set_defaults(handler=cmd_wait)
+
+
+def add_check_options(show: argparse.ArgumentParser) -> None:
+    """The authentication check's options (each overrides config.toml's ``[inbox.check]``)."""
+    check = show.add_argument_group(
+        "authentication check",
+        "DKIM, SPF and DMARC as a receiver would check them, and a spam score from spamd "
+        "(config.toml: [inbox.check] spf_ip, dkim_keys, spamd, dns_timeout; [dns] servers)",
+    )
+    check.add_argument(
+        "--no-check", action="store_true", help="show the message without checking it"
+    )
+    check.add_argument(
+        "--spf-ip", metavar="IP", help="evaluate SPF as if the message came from this address"
+    )
+    check.add_argument(
+        "--dkim-key",
+        action="append",
+        default=[],
+        metavar="[NAME=]FILE",
+        help="a DKIM public key (DNS record text or PEM; a PEM private key gives its public "
+        "half) instead of DNS: for every signature, or only for NAME "
+        "(SELECTOR._domainkey.DOMAIN); repeatable",
+    )
+    check.add_argument(
+        "--dns-server",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="ask this resolver (repeatable; default: [dns] servers, else the system's)",
+    )
+    check.add_argument("--spamd", metavar="HOST[:PORT]", help="score the message with spamd")
+    check.add_argument(
+        "--dns-timeout", type=seconds, metavar="SECONDS", help="for each DNS question (5)"
+    )
+
+
+def _check_settings(args: argparse.Namespace) -> Any:
+    """The check's settings: config.toml, then the flags (exit 2 for a bad flag, 4 for the file)."""
+    import dataclasses
+
+    from tuimail.inbox import authcheck, spamc
+    from tuimail.user_config import ConfigError, load_config
+
+    try:
+        settings = authcheck.settings_from_config(load_config())
+    except (authcheck.CheckSettingInvalid, ConfigError) as exc:
+        raise CLIError(f"{exc} (or give --no-check)") from None
+    changes: dict[str, Any] = {}
+    try:
+        if args.spf_ip is not None:
+            changes["spf_ip"] = authcheck.parse_ip(args.spf_ip)
+        if args.dkim_key:
+            loaded = tuple(authcheck.load_key_file(spec) for spec in args.dkim_key)
+            changes["dkim_keys"] = loaded + settings.dkim_keys
+        if args.spamd is not None:
+            changes["spamd"] = spamc.parse_address(args.spamd)
+        for server in args.dns_server:
+            authcheck.check_dns_server(server, "--dns-server")
+    except ValueError as exc:
+        flag = (
+            "--spf-ip"
+            if "spf_ip" not in changes and args.spf_ip is not None
+            else "--dkim-key"
+            if "dkim_keys" not in changes and args.dkim_key
+            else "--spamd"
+        )
+        raise CLIError(f"{flag}: {exc}", exitcodes.USAGE) from None
+    except authcheck.CheckSettingInvalid as exc:
+        raise CLIError(str(exc), exitcodes.USAGE) from None
+    if args.dns_server:
+        changes["dns_servers"] = tuple(args.dns_server)
+    if args.dns_timeout is not None:
+        changes["dns_timeout"] = min(args.dns_timeout, 60.0)
+    return dataclasses.replace(settings, **changes)
 
 
 def _handled(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -229,6 +306,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from tuimail.inbox.mime import view
     from tuimail.terminal_text import escape_controls
 
+    settings = None if args.raw or args.no_check else _check_settings(args)
     with _open_index() as index:
         entry = _find(index, args.id)
         raw = _read(index, entry)
@@ -242,6 +320,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             sys.stdout.buffer.flush()
         return exitcodes.OK
     shown = view(raw)
+    checked = None
+    if settings is not None:
+        from tuimail.inbox.authcheck import check_blocking, envelope_sender
+
+        sender = envelope_sender(entry.envelope_from, entry.envelope_to, entry.session_id)
+        checked = check_blocking(raw, sender, settings)
     if args.json:
         from tuimail.console import terminal_json
 
@@ -251,10 +335,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             "text": shown.text,
             "html_as_text": shown.html_text,
             "parts": [_part_json(p) for p in shown.parts],
+            "authentication": checked.to_json() if checked is not None else None,
+            "spam": checked.spam.to_json() if checked and checked.spam else None,
         }
         print(terminal_json(document, indent=2))
         return exitcodes.OK
-    for line in _show_lines(entry, shown):
+    for line in _show_lines(entry, shown, checked):
         print(escape_controls(line, keep_newlines=True))
     return exitcodes.OK
 
@@ -270,7 +356,7 @@ def _part_json(part: Any) -> dict[str, Any]:
     }
 
 
-def _show_lines(entry: InboxEntry, shown: MessageView) -> list[str]:
+def _show_lines(entry: InboxEntry, shown: MessageView, checked: Checked | None) -> list[str]:
     lines = [f"Id: {entry.id}", f"Received: {local_time(entry.received_at)}"]
     for name in ("From", "To", "Cc", "Subject", "Date", "Message-ID"):
         value = shown.header(name)
@@ -284,6 +370,10 @@ def _show_lines(entry: InboxEntry, shown: MessageView) -> list[str]:
         + (f"  session: {entry.session_id}" if entry.session_id else "")
         + (f"  authenticated as: {entry.auth_user}" if entry.auth_user else "")
     )
+    if checked is not None:
+        lines.append(f"Authentication-Results: {checked.authentication_results()}")
+        if checked.spam is not None:
+            lines.append(f"Spam: {checked.spam.words()}")
     lines.append("")
     if shown.text:
         lines.append(shown.text.replace("\r\n", "\n").rstrip("\n"))
