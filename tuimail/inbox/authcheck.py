@@ -410,26 +410,41 @@ class Checked:
         return "; ".join(parts)
 
     def lines(self) -> list[str]:
-        """The check in words, one verdict a line, for the app's view and the long form."""
+        """The check in words for the app's view: a verdict a line, its details indented."""
         out = []
         if not self.dkim:
-            out.append("DKIM   none       the message carries no DKIM-Signature")
+            out.append("DKIM none: the message carries no DKIM-Signature")
         for dkim in self.dkim:
-            about = f"d={dkim.domain} s={dkim.selector}" if dkim.domain else ""
+            about = f"d={dkim.domain} s={dkim.selector}" if dkim.domain else "a signature"
             key = f", key from {dkim.key_from}" if dkim.key_from else ""
-            aligned = f"; aligned with From: {_aligned(dkim.alignment)}" if dkim.domain else ""
-            out.append(f"DKIM   {dkim.result:<10} {about}{key}: {dkim.reason}{aligned}")
+            out.append(f"DKIM {dkim.result}: {about}{key}")
+            out.append(f"  {dkim.reason}")
+            if dkim.domain:
+                out.append(f"  aligned with From: {_aligned(dkim.alignment)}")
         spf = self.spf
-        simulated = f"simulated from IP {spf.simulated_ip}: " if spf.simulated_ip else ""
-        sender = f"; MAIL FROM {spf.mail_from or '<>'}" if spf.simulated_ip else ""
-        aligned = f", aligned with From: {_aligned(spf.alignment)}" if spf.domain else ""
-        out.append(f"SPF    {spf.result:<10} {simulated}{spf.reason}{sender}{aligned}")
+        sender = f"MAIL FROM {spf.mail_from or '<>'}"
+        if spf.simulated_ip:
+            sender += f", simulated from IP {spf.simulated_ip}"
+        out.append(f"SPF {spf.result}: {sender}")
+        out.append(f"  {spf.reason}")
+        if spf.domain:
+            out.append(f"  aligned with From: {_aligned(spf.alignment)}")
         dmarc = self.dmarc
-        out.append(f"DMARC  {dmarc.result:<10} {dmarc.reason}")
+        if dmarc.record_at and dmarc.policy:
+            where = (
+                f"From {dmarc.from_domain}, policy p={dmarc.policy} at {dmarc.record_at} "
+                f"(adkim={dmarc.adkim} aspf={dmarc.aspf})"
+            )
+        elif dmarc.from_domain:
+            where = f"From {dmarc.from_domain}"
+        else:
+            where = "no From domain"
+        out.append(f"DMARC {dmarc.result}: {where}")
+        out.append(f"  {dmarc.reason}")
         if self.spam is not None:
             verdict = self.spam.verdict
             word = "error" if verdict is None else ("spam" if verdict.spam else "ham")
-            out.append(f"Spam   {word:<10} {self.spam.words()}")
+            out.append(f"Spam {word}: {self.spam.words()}")
         out += list(self.notes)
         return out
 
@@ -626,7 +641,8 @@ async def _spf(
     if not settings.spf_ip:
         return SpfResult(
             "none",
-            "not evaluated: the message came over loopback; name an IP address to simulate it from",
+            "not evaluated: the message came over loopback, and no IP address to "
+            "simulate it from is set ([inbox.check] spf_ip)",
             mail_from=mail_from,
             domain=domain,
             alignment=aligned,
@@ -718,14 +734,13 @@ def _dmarc(
             how.append(f"SPF did not pass ({spf.result})")
         else:
             how.append("SPF was not evaluated")
-    modes = f"adkim={adkim} aspf={aspf}"
     found = dataclasses.replace(
         base, adkim=adkim, aspf=aspf, dkim_aligned=dkim_aligned, spf_aligned=spf_aligned
     )
     if policy is None:
         reason = (
-            f"From {from_dom} (organisation {organisation}) publishes no DMARC record; "
-            f"as the default relaxed alignment: {'; '.join(how)}"
+            f"{from_dom} (organisation {organisation}) publishes no DMARC record; "
+            f"with relaxed alignment: {'; '.join(how)}"
         )
         return dataclasses.replace(found, result="none", reason=reason)
     subdomain = policy.at != f"_dmarc.{from_dom}"
@@ -733,17 +748,14 @@ def _dmarc(
     chosen = (chosen or tags.get("p", "")).lower()
     note = ""
     if chosen not in ("none", "quarantine", "reject"):
-        note = f" (p={chosen or 'missing'} is not a policy: read as none)"
+        note = f" (p={chosen or 'missing'} is not a policy: read as p=none)"
         chosen = "none"
     passed = dkim_aligned or spf_aligned
     result = "pass" if passed else "fail"
     if not passed and (any(d.result == "temperror" for d in dkim) or spf.result == "temperror"):
         result = "temperror"
     outcome = "" if passed else f"; a receiver applies p={chosen}"
-    reason = (
-        f"From {from_dom}, policy p={chosen} at {policy.at}{note} ({modes}): "
-        f"{'; '.join(how)}{outcome}"
-    )
+    reason = f"{'; '.join(how)}{outcome}{note}"
     return dataclasses.replace(
         found, result=result, reason=reason, policy=chosen, record_at=policy.at
     )
