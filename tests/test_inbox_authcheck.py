@@ -89,6 +89,17 @@ def _zones(server: DnsServer) -> None:
         ['@ TXT "v=spf1 exists:%{ir}._spf.%{d} -all"', "7.2.0.192._spf A 127.0.0.2"],
     )
     server.add_zone(
+        "broken.test",
+        [
+            '@ TXT "v=spf1 ip4:300.1.1.1 -all"',
+            '_two TXT "v=spf1 -all"',
+            '_two TXT "v=spf1 +all"',
+            '_unknown TXT "v=spf1 frobnicate:example.test -all"',
+            '_macro TXT "v=spf1 exists:%{z}.broken.test -all"',
+            '_void TXT "v=spf1 a:n1.broken.test a:n2.broken.test a:n3.broken.test -all"',
+        ],
+    )
+    server.add_zone(
         "loop.test",
         ['@ TXT "v=spf1 include:loop.test -all"', '_dmarc TXT "v=DMARC1; p=none"'],
     )
@@ -210,6 +221,16 @@ def test_spf_mechanisms(dns_server: DnsServer) -> None:
     result, reason = spf("alice@loop.test", "192.0.2.7")
     assert result == "permerror" and "more than 10 DNS lookups" in reason
     assert spf("alice@nohost.example.test", "192.0.2.7")[0] == "none"
+    # Broken records are permerror, in words.
+    for sender, words in [
+        ("a@broken.test", "is not a network"),
+        ("a@_two.broken.test", "publishes 2 SPF records"),
+        ("a@_unknown.broken.test", "a term SPF does not know"),
+        ("a@_macro.broken.test", "is not allowed here"),
+        ("a@_void.broken.test", "more than 2 lookups found nothing"),
+    ]:
+        result, reason = spf(sender, "192.0.2.7")
+        assert (result, words in reason) == ("permerror", True), (sender, reason)
     assert spf("", "192.0.2.7")[0] == "none"  # null sender, HELO unknown
 
 
@@ -356,6 +377,42 @@ def test_spamd_scores_gtube_as_spam_and_a_plain_message_as_ham(spamd: Spamd) -> 
         asyncio.run(spamc.symbols(message(), "127.0.0.1", free, timeout=5))
     with pytest.raises(spamc.SpamdError, match="not scanned"):
         asyncio.run(spamc.symbols(b"x" * (spamc.MAX_MESSAGE + 1), spamd.host, spamd.port))
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        (b"HTTP/1.1 200 OK\r\n\r\n", "something else than SPAMD"),
+        (b"SPAMD/1.0 76 Bad header line: x\r\n\r\n", "refused the check"),
+        (b"SPAMD/1.1 0 EX_OK\r\nContent-length: 0\r\n\r\n", "no verdict"),
+        (b"SPAMD/1.1 0 EX_OK\r\n" + b"X" * 20_000, "longer than"),
+        (
+            b"SPAMD/1.1 0 EX_OK\r\nSpam: False ; 1.0 / 5.0\r\nContent-length: 99999999\r\n\r\n",
+            "announced a body",
+        ),
+        (b"SPAMD/1.1 0 EX_OK\r\nSpam: True ; 9.0 / 5.0\r\nContent-length: 40\r\n\r\nA,B", "closed"),
+    ],
+)
+def test_spamd_answers_that_are_not_verdicts(answer: bytes, words: str) -> None:
+    """A server that is not spamd, or a broken one: an error in words, never a hang or a crash."""
+
+    async def scenario() -> str:
+        async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(reply, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            try:
+                await spamc.symbols(message(), "127.0.0.1", port, timeout=5)
+            except spamc.SpamdError as exc:
+                return str(exc)
+        raise AssertionError("a verdict from a broken answer")
+
+    assert words in asyncio.run(scenario())
 
 
 def test_spamd_that_never_answers_times_out() -> None:

@@ -160,27 +160,25 @@ def _check_settings(args: argparse.Namespace) -> Any:
     except (authcheck.CheckSettingInvalid, ConfigError) as exc:
         raise CLIError(f"{exc} (or give --no-check)") from None
     changes: dict[str, Any] = {}
-    try:
-        if args.spf_ip is not None:
-            changes["spf_ip"] = authcheck.parse_ip(args.spf_ip)
-        if args.dkim_key:
-            loaded = tuple(authcheck.load_key_file(spec) for spec in args.dkim_key)
-            changes["dkim_keys"] = loaded + settings.dkim_keys
-        if args.spamd is not None:
-            changes["spamd"] = spamc.parse_address(args.spamd)
-        for server in args.dns_server:
+
+    def parsed(flag: str, parse: Callable[[str], Any], value: str) -> Any:
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise CLIError(f"{flag}: {exc}", exitcodes.USAGE) from None
+
+    if args.spf_ip is not None:
+        changes["spf_ip"] = parsed("--spf-ip", authcheck.parse_ip, args.spf_ip)
+    if args.dkim_key:
+        loaded = tuple(parsed("--dkim-key", authcheck.load_key_file, k) for k in args.dkim_key)
+        changes["dkim_keys"] = loaded + settings.dkim_keys
+    if args.spamd is not None:
+        changes["spamd"] = parsed("--spamd", spamc.parse_address, args.spamd)
+    for server in args.dns_server:
+        try:
             authcheck.check_dns_server(server, "--dns-server")
-    except ValueError as exc:
-        flag = (
-            "--spf-ip"
-            if "spf_ip" not in changes and args.spf_ip is not None
-            else "--dkim-key"
-            if "dkim_keys" not in changes and args.dkim_key
-            else "--spamd"
-        )
-        raise CLIError(f"{flag}: {exc}", exitcodes.USAGE) from None
-    except authcheck.CheckSettingInvalid as exc:
-        raise CLIError(str(exc), exitcodes.USAGE) from None
+        except authcheck.CheckSettingInvalid as exc:
+            raise CLIError(str(exc), exitcodes.USAGE) from None
     if args.dns_server:
         changes["dns_servers"] = tuple(args.dns_server)
     if args.dns_timeout is not None:
