@@ -16,6 +16,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Label
 
 from tests.dns_support import DnsServer, started_dns
+from tests.spamd_support import GTUBE, Spamd, started_spamd
 from tests.test_inbox_authcheck import OTHER_KEY, Key, signed
 from tests.test_sandbox_port import write_config
 from tests.test_ui_loop_io import file_calls_on_this_thread
@@ -152,6 +153,32 @@ async def test_a_bad_setting_is_said_not_raised(
         await pilot.press("a")
         text = await auth_view(pilot, "Not checked:")
         assert "[inbox.check] dkim_keys" in text and "/nowhere/key.pem" in text
+
+
+@pytest.fixture(scope="module")
+def spamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Spamd]:
+    server = started_spamd(tmp_path_factory.mktemp("spamd"))
+    yield server
+    server.stop()
+
+
+async def test_spamd_scores_the_message_in_the_view(
+    dns_server: DnsServer, spamd: Spamd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    configure(dns_server, f'spamd = "{spamd.address}"\n')
+    app = quiet_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await show_sandbox_with_a_message(pilot)
+        await pilot.press("a")
+        text = await auth_view(pilot, "Spam ham: not spam, score")
+        assert f"spamd at {spamd.address}" in text
+        put_in_maildir(tmp_path / "maildir", ORDER.replace(b"on its way", GTUBE.encode()), 21, "g")
+        table = app.screen.query_one("#captured", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2, "the GTUBE message")
+        await choose(pilot, "Your order has shipped")
+        text = await auth_view(pilot, "Spam spam: SPAM, score 1")
+        assert "GTUBE" in text
 
 
 @pytest.mark.parametrize("size", SIZES)

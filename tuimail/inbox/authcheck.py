@@ -530,8 +530,8 @@ def _verify_one(raw: bytes, index: int, record: bytes) -> tuple[str, str]:
     import dkim
 
     collected = _Collected()
-    logger = logging.getLogger(f"tuimail.dkim.{id(collected)}")
-    logger.propagate = False
+    # A logger of its own for this one call, outside logging's registry (nothing kept).
+    logger = logging.Logger("tuimail.dkim")
     logger.addHandler(collected)
     try:
         verifier = dkim.DKIM(raw, logger=logger, minkey=1024)
@@ -551,8 +551,6 @@ def _verify_one(raw: bytes, index: int, record: bytes) -> tuple[str, str]:
         return "neutral", f"the signature cannot be checked: {exc}"
     except Exception as exc:  # dkimpy on hostile input: a verdict, never a crash
         return "neutral", f"the signature cannot be checked: {type(exc).__name__}: {exc}"
-    finally:
-        logger.removeHandler(collected)
     if good:
         return "pass", "the signature verifies"
     if collected.errors:
@@ -777,9 +775,16 @@ async def check(raw: bytes, envelope_from: str | None, settings: CheckSettings) 
     null sender), or None when no session file tells it: the Return-Path
     header stands in then. Never raises for what DNS or the message says.
     """
+    import dns.exception
+
     from tuimail.routing import make_resolver
 
-    resolver = make_resolver(settings.dns_servers, settings.dns_timeout)
+    resolver: Any
+    try:
+        resolver = make_resolver(settings.dns_servers, settings.dns_timeout)
+    except (dns.exception.DNSException, OSError, ValueError) as exc:
+        # No resolver (no /etc/resolv.conf, say): every lookup is a temporary error.
+        resolver = _NoResolver(f"no DNS resolver can be used: {exc}")
     try:
         headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
         from_dom, problem = from_domain(headers)
@@ -827,6 +832,18 @@ async def check(raw: bytes, envelope_from: str | None, settings: CheckSettings) 
         policy = _Policy({}, f"_dmarc.{from_dom}", policy)
     dmarc = _dmarc(from_dom, problem, policy, dkim_done, spf_done)
     return Checked(dkim_done, spf_done, dmarc, spam_done, tuple(notes))
+
+
+class _NoResolver:
+    """Stands in for the resolver when none can be set up: each question fails in words."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+    async def resolve(self, *_args: object, **_kwargs: object) -> Any:
+        import dns.exception
+
+        raise dns.exception.DNSException(self.why)  # type: ignore[no-untyped-call]
 
 
 async def _none() -> None:
