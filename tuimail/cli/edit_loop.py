@@ -117,16 +117,22 @@ def _loop(terminal: Terminal, argv: list[str], text: str, base: Draft) -> Checke
     """
     from tuimail.editor import read_text, remove, rewrite, run_editor, write_body
 
-    path = write_body(text, prefix="message-", suffix=".eml")
+    try:
+        path = write_body(text, prefix="message-", suffix=".eml")
+    except OSError as exc:
+        raise CLIError(
+            f"the message could not be written for the editor: {exc}", exitcodes.STORE_FAILED
+        ) from None
     try:
         with _exits_on_hangup():
             while True:
                 status = run_editor(argv, path, terminal=terminal.fd)
                 after = read_text(path)
                 if status != 0:
+                    started = " (is it installed? see $VISUAL and $EDITOR)" if status == 127 else ""
                     terminal.say(
-                        f"{argv[0]} exited with status {status}: what it left is not used; "
-                        "the message is as it was."
+                        f"{argv[0]} exited with status {status}{started}: what it left is "
+                        "not used; the message is as it was."
                     )
                     rewrite(path, text)
                 elif after is None:
