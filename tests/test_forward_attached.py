@@ -12,6 +12,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widgets import TextArea
 
@@ -232,3 +233,15 @@ async def test_f7_asks_inline_or_attached(servers: ServerThread) -> None:
         await pilot.press("escape")  # cancelled: F7 stays
         await wait_for(pilot, lambda: not isinstance(app.screen, ForwardDialog), "F7 again")
         assert not isinstance(app.screen, ComposeScreen)
+
+
+async def test_the_question_fits_a_small_terminal() -> None:
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(40, 12)) as pilot:
+        app.push_screen(ForwardDialog())
+        await wait_for(pilot, lambda: isinstance(app.screen, ForwardDialog), "the question")
+        await pilot.pause()
+        width, height = app.size
+        for button in ("#forward-inline", "#forward-attached", "#cancel"):
+            region = app.screen.query_one(button).region
+            assert region.area and Region(0, 0, width, height).contains_region(region), button
