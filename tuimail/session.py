@@ -742,6 +742,17 @@ class SMTPSession:
             options.append("SMTPUTF8")
             if smtp.supports_extension("8bitmime"):
                 options.append("BODY=8BITMIME")
+        elif not outgoing.to_bytes().isascii():
+            # Only an attached message (message/rfc822, which MIME never lets be
+            # re-encoded: tuimail/message.py) makes a message 8-bit without SMTPUTF8.
+            if not smtp.supports_extension("8bitmime"):
+                raise SessionFailure(
+                    Stage.MAIL,
+                    "an attached message has 8-bit text, which must go as it is, and the "
+                    "server does not offer 8BITMIME to carry it; forward it inline instead",
+                    temporary=False,
+                )
+            options.append("BODY=8BITMIME")
         return options
 
     async def _refuse(self, failure: SessionFailure) -> NoReturn:

@@ -72,6 +72,12 @@ def define_options(send: argparse.ArgumentParser) -> None:
     send.add_argument(
         "--template", metavar="NAME", help="start from a template in the config dir's templates/"
     )
+    send.add_argument(
+        "--edit",
+        action="store_true",
+        help="write the message in $VISUAL/$EDITOR (vi), then send, edit again, save as a "
+        "draft or cancel; the other options fill it in first",
+    )
     prepared = send.add_argument_group("a prepared message (as sendmail takes one)")
     prepared.add_argument(
         "--eml",
@@ -212,9 +218,8 @@ def _wants_embedded_sandbox(args: argparse.Namespace) -> bool:
     return True
 
 
-def cmd_send(args: argparse.Namespace) -> int:
-    from tuimail.message import Draft, DraftInvalid, build_message
-
+def send_profile(args: argparse.Namespace) -> tuple[Profile, bool]:
+    """The profile to send through, and whether this process serves the built-in sandbox."""
     embedded = False if args.direct else _wants_embedded_sandbox(args)
     if args.direct:
         profile = _direct_base(args)
@@ -224,6 +229,16 @@ def cmd_send(args: argparse.Namespace) -> int:
         profile = builtin_profile()
     else:
         profile = connection_profile(args)
+    return profile, embedded
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from tuimail.message import Draft, DraftInvalid, build_message
+
+    if args.edit:
+        _check_prepared_options(args)
+        return _send_edited(args)
+    profile, embedded = send_profile(args)
     _check_prepared_options(args)
     reads_stdin = args.eml is None and not args.template
     if args.password_stdin and reads_stdin and args.body is None and args.body_file is None:
@@ -267,6 +282,60 @@ def cmd_send(args: argparse.Namespace) -> int:
     return send_outgoing(args, profile, outgoing, password, embedded)
 
 
+def _send_edited(args: argparse.Namespace) -> int:
+    """``--edit``: the message from the options, written in the editor (tuimail/cli/edit_loop.py),
+    then sent as any other; or kept as a draft, or dropped, as the user chose there.
+
+    The profile to send through (and the built-in sandbox, when it is the one)
+    is taken only once the user sends, not held while they write.
+    """
+    from tuimail.cli.edit_loop import edit_message
+    from tuimail.message import Draft, DraftInvalid
+
+    drafting = _drafting_profile(args)
+    given_text = args.body is not None or args.body_file is not None
+    try:
+        draft = Draft(
+            from_address=args.from_address or _profile_sender(drafting),
+            to=list(args.to),
+            cc=list(args.cc),
+            bcc=list(args.bcc),
+            reply_to=list(args.reply_to),
+            subject=args.subject,
+            body=_read_body(args) if given_text else "",
+            attachments=list(args.attach),
+            headers=[parse_header_option(h) for h in args.header],
+            markdown=drafting.markdown if args.markdown is None else args.markdown,
+        )
+    except DraftInvalid as exc:
+        return refused_exit(exc)
+    edited = edit_message(_started(args, drafting, draft), args.profile or "")
+    if isinstance(edited, int):
+        return edited
+    profile, embedded = send_profile(args)
+    password = (
+        None
+        if args.direct
+        else password_for(
+            profile, args.password_stdin, saved=bool(args.profile and not args.server)
+        )
+    )
+    return send_outgoing(args, profile, edited, password, embedded)
+
+
+def _drafting_profile(args: argparse.Namespace) -> Profile:
+    """The profile whose From and signature an edited message starts with; nothing claimed."""
+    if args.direct:
+        return _direct_base(args)
+    if not args.server and args.profile == "sandbox":
+        from tuimail.profiles import ProfileStore
+        from tuimail.sandbox_profile import SANDBOX_PROFILE, builtin_profile
+
+        if SANDBOX_PROFILE not in checked(ProfileStore().load):
+            return builtin_profile()
+    return connection_profile(args)
+
+
 def refused_exit(exc: DraftInvalid) -> int:
     """Print each problem of an invalid message, naming this command's options; exit 3."""
     from tuimail.terminal_text import escape_controls
@@ -289,6 +358,7 @@ _COMPOSING_OPTIONS = (
     ("header", "--header"),
     ("markdown", "--markdown"),
     ("template", "--template"),
+    ("edit", "--edit"),
 )
 
 

@@ -1018,14 +1018,13 @@ class ComposeScreen(ModelScreen):
 
     @work(thread=True, group="eml", exit_on_error=False)
     def _read_eml(self, path: Path, draft_id: str) -> None:
-        from tuimail.eml import draft_from_eml
+        from tuimail.eml import draft_from_eml, opened_parts_dir
         from tuimail.message import MAX_MESSAGE_BYTES
         from tuimail.small_files import NotReadable, read_small_file
 
         try:
             raw = read_small_file(path, MAX_MESSAGE_BYTES)
-            parts_dir = paths.data_dir() / "opened" / draft_id
-            draft = draft_from_eml(raw, parts_dir)
+            draft = draft_from_eml(raw, opened_parts_dir(draft_id))
         except NotReadable as exc:
             problem = f"{path.name} {exc.words}"
         except OSError as exc:
