@@ -1,7 +1,7 @@
 """Text in the user's own editor: which editor, the private file it edits, the reading back.
 
 One implementation for both faces: Compose opens the body in it with the app
-suspended (tuimail/ui/external_editor.py), and ``tuimail send --edit``
+suspended (tuimail/ui/screens/compose.py), and ``tuimail send --edit``
 (tuimail/cli/edit_loop.py) a whole message, headers and text, as mblaze's
 ``mcom`` does. The message's text form and its reading back into a
 :class:`~tuimail.message.Draft` are here too (:func:`message_text`,

@@ -49,6 +49,7 @@ from textual.widgets import (
     TextArea,
 )
 
+from tuimail import editor as external_editor
 from tuimail import paths
 from tuimail.address_book import (
     AddressBook,
@@ -65,7 +66,6 @@ from tuimail.message import Draft, DraftInvalid, split_header, validate_extra_he
 from tuimail.profiles import Profile, Security
 from tuimail.signatures import SignatureUnreadable, body_with_signature
 from tuimail.terminal_text import escape_terminal_controls
-from tuimail.ui import external_editor
 from tuimail.ui.commands import ListedCommands
 from tuimail.ui.history import RunKind, SentState, SessionRun
 from tuimail.ui.messages import ProfilesChanged, SendRequest, SendStopped
