@@ -199,3 +199,28 @@ def test_a_changed_id_fetches_the_policy_again(
     )
     assert len(good.messages) == 1
     assert json.loads((cache / "enforce.test.json").read_text())["id"] == "20260101"
+
+
+def test_testing_mode_failure_is_in_the_outcome_and_the_outbox_record(
+    dns_server: DnsServer,
+    servers: ServerThread,
+    certs: Certs,
+    mx_port: int,
+    policy_port: int,
+    isolated_dirs: Path,
+) -> None:
+    # Delivered (testing mode enforces nothing), but the outcome line says what the
+    # policy would have refused, and the sent message's kept transcript says it too.
+    sink = Sink()
+    listen(servers, "127.0.0.4", mx_port, sink, tls_context=certs.wrong_host)
+    done = send(dns_server, certs, mx_port, policy_port, "carol@testing.test")
+    assert done.returncode == exitcodes.OK, done.stdout + done.stderr
+    assert len(sink.messages) == 1
+    note = (
+        "the MTA-STS policy of testing.test (id 7, testing mode) would refuse mx.testing.test: "
+        "verified TLS failed (the certificate does not match the host name mx.testing.test"
+    )
+    assert f"tuimail: note: {note}" in done.stderr
+    kept = list((isolated_dirs / "data" / "tuimail" / "sent-transcripts").glob("*.jsonl"))
+    assert len(kept) == 1
+    assert f"direct: delivered, but {note}" in kept[0].read_text()

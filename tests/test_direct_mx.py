@@ -165,8 +165,11 @@ def test_refused_connection_moves_to_next_mx_and_none_left_queues(
     # The second MX comes up; mx1 still refuses: the flush delivers through mx2, once.
     second = Sink()
     listen(servers, "127.0.0.3", mx_port, second)
-    flushed = run_tuimail("outbox", "flush", "--all", timeout=60)
+    flushed = run_tuimail("outbox", "flush", "--all", "--verbose", timeout=60)
     assert len(second.messages) == 1, flushed.stdout + flushed.stderr
+    # The retry keeps the MX order: mx1 (still refusing) first, then mx2.
+    text = flushed.stdout
+    assert text.index("trying mx1.pref.test") < text.index("trying mx2.pref.test"), text
     again = run_tuimail("outbox", "flush", timeout=60)
     assert again.returncode == exitcodes.OK, again.stdout + again.stderr
     assert len(second.messages) == 1
@@ -288,3 +291,47 @@ def test_a_domain_that_failed_is_retried_alone(
     assert len(up.messages) == 1
     # Both domains got the same message.
     assert later.messages[0].content == up.messages[0].content
+
+
+def test_config_names_the_ehlo_name(
+    dns_server: DnsServer, servers: ServerThread, mx_port: int, isolated_dirs: Path
+) -> None:
+    config = isolated_dirs / "config" / "tuimail"
+    config.mkdir(parents=True)
+    (config / "config.toml").write_text(
+        f'[dns]\nservers = ["{dns_server.server}"]\n[direct]\nehlo_name = "out.example.test"\n'
+    )
+    sink = Sink()
+    listen(servers, "127.0.0.4", mx_port, sink)
+    done = run_tuimail(
+        "send", "--direct", "--mx-port", str(mx_port),
+        "--from", "alice@example.test", "--to", "carol@nomx.test", "--body", "Hi",
+    )  # fmt: skip
+    assert done.returncode == exitcodes.OK, done.stdout + done.stderr
+    assert "EHLO out.example.test" in done.stdout
+    # --ehlo still wins over the config.
+    again = send_direct(dns_server, mx_port, "carol@nomx.test", "--ehlo", EHLO)
+    assert f"EHLO {EHLO}" in again.stdout
+    assert len(sink.messages) == 2
+
+
+@pytest.mark.parametrize("name", ["localhost", "mailhost"])
+def test_config_ehlo_name_that_servers_refuse_is_refused(
+    dns_server: DnsServer, isolated_dirs: Path, name: str
+) -> None:
+    config = isolated_dirs / "config" / "tuimail"
+    config.mkdir(parents=True)
+    (config / "config.toml").write_text(f'[direct]\nehlo_name = "{name}"\n')
+    done = send_direct(dns_server, 25, "carol@nomx.test")
+    assert done.returncode == exitcodes.USAGE, done.stdout + done.stderr
+    assert (
+        f"config.toml [direct] ehlo_name: the EHLO name {name!r} is not a fully qualified "
+        "domain name"
+    ) in done.stderr
+    assert "give one with --ehlo NAME or [direct] ehlo_name in config.toml" in done.stderr
+
+
+def test_ehlo_without_a_dot_is_refused(dns_server: DnsServer) -> None:
+    done = send_direct(dns_server, 25, "carol@nomx.test", "--ehlo", "mailhost")
+    assert done.returncode == exitcodes.USAGE, done.stdout + done.stderr
+    assert "--ehlo: the EHLO name 'mailhost' is not a fully qualified domain name" in done.stderr

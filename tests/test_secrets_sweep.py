@@ -370,3 +370,157 @@ def test_secret_forms_cover_every_alignment(secret: str) -> None:
     for prefix in (b"", b"\0", b"\0u", b"\0us", b"user\0user\0"):
         blob = base64.b64encode(prefix + secret.encode() + b"\x01\x01")
         assert any(p in blob for p in leak_patterns(secret)), prefix
+
+
+def dkim_key_needles(pem: bytes) -> list[bytes]:
+    """A DKIM private key in every form it could leak in: the PEM, its base64 body, the
+    DER, and each private number (RSA's d, p, q and the CRT values; Ed25519's seed) raw
+    and as base64 at each alignment, whole and in 20-character windows every 4, so a
+    single leaked line of any PEM or base64 form of the key is found (even one that
+    spans two numbers). The modulus is
+    left out: it is public (the DNS record holds it)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    text = pem.decode()
+    body = "".join(line for line in text.splitlines() if line and not line.startswith("-----"))
+    key = serialization.load_pem_private_key(pem, None)
+    der = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        parts = [
+            key.private_bytes(
+                serialization.Encoding.Raw,
+                serialization.PrivateFormat.Raw,
+                serialization.NoEncryption(),
+            )
+        ]
+    else:
+        assert isinstance(key, rsa.RSAPrivateKey)
+        numbers = key.private_numbers()
+        values = (numbers.d, numbers.p, numbers.q, numbers.dmp1, numbers.dmq1, numbers.iqmp)
+        parts = [value.to_bytes((value.bit_length() + 7) // 8, "big") for value in values]
+    needles = {text.encode(), body.encode(), der}
+    for part in parts:
+        needles.add(part)
+        for pad in range(3):
+            encoded = base64.b64encode(b"\0" * pad + part)
+            core = encoded[(pad * 4 + 2) // 3 : (4 * (pad + len(part))) // 3]
+            needles.add(core)
+            needles.update(core[i : i + 20] for i in range(0, len(core) - 19, 4))
+    return sorted(needles)
+
+
+def test_no_dkim_key_reaches_a_file_or_an_output(
+    secret_service: SecretService, servers: ServerThread, isolated_dirs: Path, tmp_path: Path
+) -> None:
+    """DKIM keys, in a file and in the keyring, signing sends that succeed, wait in the
+    outbox and fail: the keys are nowhere but their file and the keyring."""
+    import keyring
+
+    from tuimail.dkim_signing import key_entry
+    from tuimail.profiles import Profile, ProfileStore, Security
+
+    outside = tmp_path / "outside"
+    outputs: dict[str, bytes] = {}
+
+    def run(label: str, *args: str, input: str | None = None, ok: tuple[int, ...] = (0,)) -> Any:
+        result = run_tuimail(*args, input=input)
+        outputs[f"{label} stdout"] = result.stdout.encode()
+        outputs[f"{label} stderr"] = result.stderr.encode()
+        assert result.returncode in ok, (
+            f"{label}: {result.returncode}\n{result.stdout}{result.stderr}"
+        )
+        return result
+
+    sink = Sink()
+    port = servers.smtp(sink)
+    greylisting = Sink(rcpt_replies={"rcpt@example.test": "451 4.7.1 try again later"})
+    greylisting_port = servers.smtp(greylisting)
+    run("keygen rsa", "dkim", "keygen", "dkim.test", "rsa", "--out", str(outside))
+    key_file = outside / "dkim.test_rsa.pem"
+    store = ProfileStore()
+    for name, at in (("filekey", port), ("keyringkey", port), ("later", greylisting_port)):
+        store.add(
+            Profile(
+                name=name,
+                host="127.0.0.1",
+                port=at,
+                security=Security.NONE,
+                from_address="alice@dkim.test",
+                dkim_domain="dkim.test",
+                dkim_selector="rsa",
+                dkim_key=str(key_file),
+            )
+        )
+    run("keygen ed25519 keyring", "dkim", "keygen", "dkim.test", "ed", "--type", "ed25519",
+        "--keyring", "keyringkey")  # fmt: skip
+    store.save(
+        Profile(
+            name="keyringkey",
+            host="127.0.0.1",
+            port=port,
+            security=Security.NONE,
+            from_address="alice@dkim.test",
+            dkim_domain="dkim.test",
+            dkim_selector="ed",
+            dkim_key="keyring",
+        )
+    )
+    stored = keyring.get_password(SERVICE, key_entry("keyringkey"))
+    assert stored is not None and stored.startswith("-----BEGIN PRIVATE KEY-----")
+    run("import-key", "dkim", "import-key", "later", str(key_file))
+    assert keyring.get_password(SERVICE, key_entry("later")) == key_file.read_text()
+
+    message = ["--to", "rcpt@example.test", "--subject", "s", "--body", "b"]
+    for extra in ([], ["--json"], ["--no-queue"]):
+        run(f"send file key {extra}", "send", "--profile", "filekey", *message, *extra)
+        run(f"send keyring key {extra}", "send", "--profile", "keyringkey", *message, *extra)
+    run("send --server --dkim-key", "send", "--server", f"127.0.0.1:{port}", "--security",
+        "none", "--from", "bob@dkim.test", *message, "--dkim-domain", "dkim.test",
+        "--dkim-selector", "rsa", "--dkim-key", str(key_file))  # fmt: skip
+    run("send queued", "send", "--profile", "later", *message, ok=(75,))
+    greylisting.rcpt_replies.clear()
+    run("outbox flush", "outbox", "flush", "--all", "--verbose")
+    # Refused keys: readable by others, and a copy cut short.
+    open_copy = outside / "open.pem"
+    open_copy.write_bytes(key_file.read_bytes())
+    open_copy.chmod(0o644)
+    cut = outside / "cut.pem"
+    cut.write_bytes(key_file.read_bytes()[:-200])
+    cut.chmod(0o600)
+    for label, path in (("open key", open_copy), ("cut key", cut)):
+        run(label, "send", "--profile", "filekey", *message, "--dkim-key", str(path), ok=(4,))
+    run("outbox list", "outbox", "list", "--json")
+    run("accounts list", "accounts", "list", "--json")
+    assert len(sink.messages) == 7 and len(greylisting.messages) == 1
+    assert all(m.content.startswith(b"DKIM-Signature:") for m in sink.messages)
+
+    keys = {"the file key": key_file.read_bytes(), "the keyring key": stored.encode()}
+    # The sweep sees one leaked line of the private part, in the PEM and in dkimpy's form.
+    for pem in (key_file.read_bytes(), _pkcs1(key_file.read_bytes())):
+        lines = pem.splitlines()[1:-1]
+        for line in lines[len(lines) // 2 : -1]:
+            assert any(needle in b"x" + line + b"y" for needle in dkim_key_needles(pem)), line
+    written = files_under(isolated_dirs)
+    assert any("outbox" in name or "sent" in name for name in written)
+    found = [
+        f"{what} in {where}"
+        for what, pem in keys.items()
+        for where, blob in {**written, **outputs}.items()
+        if any(needle in blob for needle in dkim_key_needles(pem))
+    ]
+    assert found == []
+
+
+def _pkcs1(pem: bytes) -> bytes:
+    """The RSA key as PKCS#1 PEM, the form dkimpy signs with."""
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(pem, None)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )

@@ -28,6 +28,7 @@ from tests.ui_support import save_profile, static_text, wait_for
 from tuimail import paths
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.screens.dialogs import ConfirmDialog
+from tuimail.ui.screens.forward_dialog import ForwardDialog
 from tuimail.ui.screens.inbox_dialogs import ReleaseDialog, SaveAttachmentsDialog
 
 
@@ -297,6 +298,9 @@ async def test_reply_reply_all_and_forward_open_compose_on_the_draft(isolated_di
             await pilot.press("f5")
             await open_first(pilot, 1)
             await pilot.press(key)
+            if key == "f":  # inline or attached: Inline has the focus
+                await wait_for(pilot, lambda: isinstance(app.screen, ForwardDialog), "the choice")
+                await pilot.press("enter")
             await wait_for(pilot, lambda: app.current_mode == "compose", "Compose")
             await wait_for(pilot, subject_is(app, subject), subject)
             if to:

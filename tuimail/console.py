@@ -155,6 +155,7 @@ def _outcome_lines(
     for refusal in delivery.refused:
         kind = "temporary" if refusal.temporary else "permanent"
         lines.append(f"tuimail: refused ({kind}) {refusal.address}: {refusal.code} {refusal.reply}")
+    lines += [f"tuimail: note: {note}" for note in delivery.notes]
     return lines
 
 

@@ -1035,6 +1035,7 @@ class Outbox:
         entry.attempts.append(
             {"at": now, "ok": True, "accepted": delivery.accepted, "reply": delivery.reply}
             | {"refused": [dataclasses.asdict(r) for r in delivery.refused]}
+            | ({"notes": list(delivery.notes)} if delivery.notes else {})
         )
         entry.delivered_to.extend(delivery.accepted)
         entry.rejected.extend(dataclasses.asdict(r) for r in rejected)

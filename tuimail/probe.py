@@ -94,6 +94,9 @@ class ProbeTarget:
     #: Two profiles on one server differ in what they trust and send (a CA file, the
     #: security, AUTH), so each is a target of its own, with its own history.
     owner: str = ""
+    #: The IP address to connect to, already resolved through dnspython (``tuimail check``
+    #: resolves each MX host itself); empty: resolve ``host``. TLS still names ``host``.
+    address: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.security, Security):
@@ -142,6 +145,9 @@ class TLSReport:
     bits: int
     chain: tuple[CertificateInfo, ...]
     trust: TrustResult
+    #: The chain as the server sent it, leaf first, in DER: what DANE's TLSA records
+    #: are compared with (tuimail/posture/tlsa.py); not part of the JSON.
+    der_chain: tuple[bytes, ...] = ()
 
     @property
     def days_left(self) -> int | None:
@@ -224,14 +230,17 @@ class ProbeReport:
 
     def to_json(self) -> dict[str, Any]:
         target = self.target
+        described: dict[str, Any] = {
+            "name": target.label,
+            "host": target.host,
+            "port": target.effective_port,
+            "security": target.security.value,
+            "thresholds": target.thresholds.to_json(),
+        }
+        if target.address:  # connected to an address found in DNS (tuimail check)
+            described["address"] = target.address
         return {
-            "target": {
-                "name": target.label,
-                "host": target.host,
-                "port": target.effective_port,
-                "security": target.security.value,
-                "thresholds": target.thresholds.to_json(),
-            },
+            "target": described,
             "status": self.status.name,
             "exit_code": int(self.status),
             "reasons": self.reasons,
@@ -355,6 +364,7 @@ async def _run(
         tls_context=context,
         timeout=target.timeout,
         ehlo_name=target.ehlo_name or default_ehlo_name(),
+        address=target.address,
     )
     stepper = Stepper(WireCapture(transcript), endpoint, on_tls=tls_seen.append)
     smtp = stepper.smtp
@@ -545,6 +555,7 @@ def _record_tls(report: ProbeReport, ssl_object: ssl.SSLObject, refused: str) ->
         bits or 0,
         tuple(described),
         trust,
+        tuple(chain),
     )
     first = report.tls.chain[0] if report.tls.chain else None
     report.transcript.event(

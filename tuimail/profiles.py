@@ -182,6 +182,13 @@ class Profile:
     signature_file: str = ""
     #: Other From addresses of this account, comma-separated, offered in Compose's From.
     aliases: str = ""
+    #: DKIM signing (tuimail/dkim_signing.py): the signing domain (d=), the
+    #: selector (s=), the private key (a PEM file only its owner can read, or
+    #: "keyring"), and the headers to sign (comma-separated; empty: the defaults).
+    dkim_domain: str = ""
+    dkim_selector: str = ""
+    dkim_key: str = ""
+    dkim_headers: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -358,6 +365,10 @@ _TYPES: dict[str, type] = {
     "signature": str,
     "signature_file": str,
     "aliases": str,
+    "dkim_domain": str,
+    "dkim_selector": str,
+    "dkim_key": str,
+    "dkim_headers": str,
 }
 
 #: The providers a profile may name (tuimail/oauth/providers.py has their presets).
@@ -446,6 +457,7 @@ def validate_profile(profile: Profile) -> None:
             if not words:
                 raise ProfileError(name, "names no command")
     _validate_oauth(profile)
+    _validate_dkim(profile)
 
 
 def _validate_oauth(profile: Profile) -> None:
@@ -520,6 +532,40 @@ def _validate_oauth(profile: Profile) -> None:
                 f"{url!r} is not an https:// address (plain http:// only for 127.0.0.1, "
                 "for testing)",
             ) from None
+
+
+#: A DKIM domain or selector: dot-separated labels of letters, digits and hyphens.
+DKIM_NAME_RE = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
+#: Headers RFC 6376 section 5.4 (and dkimpy) will not sign: they change on the way.
+_DKIM_UNSIGNABLE = {"return-path", "received", "comments", "keywords", "bcc", "resent-bcc"}
+
+
+def _validate_dkim(profile: Profile) -> None:
+    """The DKIM fields: all three of domain, selector and key, or none; names DNS can hold."""
+    names = ("dkim_domain", "dkim_selector", "dkim_key", "dkim_headers")
+    for name in names:
+        if any(ch in getattr(profile, name) for ch in "\r\n\0"):
+            raise ProfileError(name, "must not contain line breaks or NUL characters")
+    given = [name for name in names[:3] if getattr(profile, name)]
+    if not given:
+        if profile.dkim_headers:
+            raise ProfileError("dkim_headers", "needs dkim_domain, dkim_selector and dkim_key")
+        return
+    for name in names[:3]:
+        if not getattr(profile, name):
+            raise ProfileError(name, f"is needed to sign with DKIM ({', '.join(given)} given)")
+    for name in ("dkim_domain", "dkim_selector"):
+        value = getattr(profile, name)
+        if len(value) > 253 or not DKIM_NAME_RE.fullmatch(value):
+            raise ProfileError(name, "must be a DNS name: letters, digits, '-' and '.'")
+    headers = [h.strip() for h in profile.dkim_headers.split(",") if h.strip()]
+    for header in headers:
+        if not re.fullmatch(r"[!-9;-~]+", header):
+            raise ProfileError("dkim_headers", f"{header!r} is not a header name")
+        if header.lower() in _DKIM_UNSIGNABLE or header.lower() == "dkim-signature":
+            raise ProfileError("dkim_headers", f"{header} changes on the way: it is never signed")
+    if headers and "from" not in {h.lower() for h in headers}:
+        raise ProfileError("dkim_headers", "must include From (RFC 6376 requires it)")
 
 
 @dataclass

@@ -12,9 +12,13 @@ the session connects to the resolved address while EHLO and TLS use names.
 A temporary failure (a 4xx, a refused or dropped connection, a timeout)
 before the message data went out moves on to the next address and the next
 MX; a permanent refusal or a delivery stops, and once the data went out no
-other MX is tried, so a message is never delivered twice. TLS is
-opportunistic (tuimail/session.py: STARTTLS when offered, unverified, never
-presented as secure). Each decision is an ``===`` line in the transcript.
+other MX is tried, so a message is never delivered twice. TLS per MX,
+strongest first: DANE (tuimail/dane.py: DNSSEC-validated TLSA records, the
+chain checked by the session's ``PeerCheck``; a mismatch or a bogus answer
+fails that MX, never a fall back to less), then the domain's MTA-STS policy
+(tuimail/mta_sts.py), else opportunistic (tuimail/session.py: STARTTLS when
+offered, unverified, never presented as secure). Each decision is an ``===``
+line in the transcript.
 
 A message to several domains is one outbox message (:func:`is_direct`
 profiles, see tuimail/cli/send.py): the domains that failed for now count as
@@ -33,11 +37,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tuimail.dane import Status
 from tuimail.errors import TuimailError
 from tuimail.profiles import Profile, ProfileError, Security
 from tuimail.session import (
     DEFAULT_DEADLINE,
     Delivery,
+    PeerCheck,
     RecipientRefusal,
     SessionFailure,
     SessionReport,
@@ -50,6 +56,7 @@ if TYPE_CHECKING:
     import dns.asyncresolver
 
     from tuimail.credentials import Secret
+    from tuimail.dane import TLSALookup, TLSARecord
     from tuimail.message import OutgoingMessage
     from tuimail.mta_sts import Policy
 
@@ -85,6 +92,8 @@ class MailHost:
     host: str
     #: True when the domain has no MX and its own address records are used.
     implicit: bool = False
+    #: The MX answer (or, implicit, the "no MX" answer) was DNSSEC-validated (AD).
+    secure: bool = False
 
 
 def by_domain(recipients: Sequence[str]) -> dict[str, list[str]]:
@@ -116,6 +125,33 @@ def check_ehlo_name(name: str) -> str:
             temporary=False,
         )
     return name
+
+
+#: Where an EHLO name came from, for the face to word (:func:`choose_ehlo_name`).
+EHLO_GIVEN, EHLO_CONFIG, EHLO_MACHINE = "given", "config", "machine"
+
+
+class EhloNameRefused(RoutingError):
+    """The EHLO name direct delivery would use is refused; ``source`` says where it came from."""
+
+    def __init__(self, explanation: str, source: str) -> None:
+        super().__init__(explanation, temporary=False)
+        self.source = source
+
+
+def choose_ehlo_name(given: str, configured: str) -> str:
+    """The EHLO name: ``given`` (a flag), else ``configured`` (``[direct] ehlo_name``), else the FQDN.
+
+    The FQDN lookup may block on a slow resolver: call in a thread. Raises
+    :class:`EhloNameRefused` naming the source of a name MX servers refuse
+    (``localhost``, a name without a dot).
+    """
+    source = EHLO_GIVEN if given else EHLO_CONFIG if configured else EHLO_MACHINE
+    name = given or configured or machine_fqdn()
+    try:
+        return check_ehlo_name(name)
+    except RoutingError as exc:
+        raise EhloNameRefused(exc.explanation, source) from None
 
 
 def machine_fqdn() -> str:
@@ -156,11 +192,15 @@ def make_resolver(servers: Sequence[str], timeout: float = 5.0) -> dns.asyncreso
     import dns.asyncresolver
     import dns.nameserver
 
+    from tuimail.dane import wants_dnssec
+
     resolver = dns.asyncresolver.Resolver(configure=not servers)
     if servers:
         parsed = [parse_server(server) for server in servers]
         resolver.nameservers = [dns.nameserver.Do53Nameserver(h, p) for h, p in parsed]
     resolver.lifetime = timeout
+    # DANE trusts only what the resolver validated: ask it to say so (AD).
+    wants_dnssec(resolver)
     return resolver
 
 
@@ -173,12 +213,14 @@ async def mail_hosts(domain: str, resolver: dns.asyncresolver.Resolver) -> list[
     import dns.exception
     import dns.resolver
 
+    from tuimail.dane import is_secure
+
     try:
         answer = await resolver.resolve(domain, "MX")
     except dns.resolver.NXDOMAIN:
         raise RoutingError(f"{domain} does not exist (NXDOMAIN)", temporary=False) from None
-    except dns.resolver.NoAnswer:
-        return [MailHost(0, domain, implicit=True)]
+    except dns.resolver.NoAnswer as exc:
+        return [MailHost(0, domain, implicit=True, secure=is_secure(exc))]
     except dns.exception.Timeout:
         raise RoutingError(
             f"no DNS answer for the MX of {domain} in time", temporary=True
@@ -194,31 +236,47 @@ async def mail_hosts(domain: str, resolver: dns.asyncresolver.Resolver) -> list[
     rng = random.SystemRandom()
     shuffled = rng.sample(records, len(records))
     ordered = sorted(shuffled, key=lambda record: record[0])  # stable: ties stay shuffled
-    return [MailHost(preference, host) for preference, host in ordered]
+    secure = is_secure(answer)
+    return [MailHost(preference, host, secure=secure) for preference, host in ordered]
 
 
 async def host_addresses(host: str, resolver: dns.asyncresolver.Resolver) -> list[str]:
     """The host's IPv4 then IPv6 addresses (none: an empty list; DNS trouble: RoutingError)."""
+    return (await resolve_host(host, resolver))[0]
+
+
+async def resolve_host(host: str, resolver: dns.asyncresolver.Resolver) -> tuple[list[str], bool]:
+    """The host's IPv4 then IPv6 addresses, and whether every answer was DNSSEC-validated (AD).
+
+    The second value is what RFC 7672 section 2.2.2 asks before looking up
+    an MX host's TLSA records: its address records must be secure too.
+    """
     import dns.exception
     import dns.resolver
 
+    from tuimail.dane import is_secure
+
     found: list[str] = []
     problems: list[str] = []
+    secure = True
     for rdtype in ("A", "AAAA"):
         try:
             answer = await resolver.resolve(host, rdtype)
-        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer) as exc:
+            secure = secure and is_secure(exc)
             continue
         except dns.exception.Timeout:
             problems.append(f"no {rdtype} answer in time")
             continue
         except dns.exception.DNSException as exc:
             problems.append(f"{rdtype} lookup failed: {exc}")
+            secure = False
             continue
+        secure = secure and is_secure(answer)
         found += [r.to_text() for r in answer]
     if not found and problems:
         raise RoutingError(f"{host}: {'; '.join(problems)}", temporary=True)
-    return found
+    return found, secure and bool(found)
 
 
 def direct_profile(
@@ -372,6 +430,7 @@ async def _combined(
             accepted=[a for d in delivered for a in d.accepted],
             refused=refused,
             reply="; ".join(d.reply for d in delivered),
+            notes=[note for d in delivered for note in d.notes],
         )
         if on_delivered is not None:
             settled = on_delivered(combined)
@@ -392,6 +451,30 @@ async def _combined(
             refused=tuple(refused),
         ),
     )
+
+
+def _noting(
+    notes: list[str],
+    transcript: Transcript,
+    on_delivered: Callable[[Delivery], Awaitable[None] | None] | None,
+) -> Callable[[Delivery], Awaitable[None]]:
+    """``on_delivered``, with the policy notes put on the delivery first.
+
+    So the outcome line shows them, and the outbox keeps them: in the
+    attempt's record, and in the sent message's transcript (said here,
+    before the outbox settles and writes it).
+    """
+
+    async def delivered(delivery: Delivery) -> None:
+        delivery.notes.extend(notes)
+        for note in notes:
+            transcript.event(EventKind.WARNING, f"direct: delivered, but {note}")
+        if on_delivered is not None:
+            settled = on_delivered(delivery)
+            if settled is not None:
+                await settled
+
+    return delivered
 
 
 def _failed(transcript: Transcript, failure: SessionFailure) -> SessionReport:
@@ -434,16 +517,36 @@ async def _route(
     if policy is None:
         transcript.event(
             EventKind.INFO,
-            f"direct: no MTA-STS policy for {domain} (DANE is not checked); "
-            f"TLS is opportunistic (EHLO {ehlo_name})",
+            f"direct: no MTA-STS policy for {domain}; TLS is opportunistic unless DANE "
+            f"applies to an MX (EHLO {ehlo_name})",
         )
     port = profile.effective_port
     last: SessionReport | None = None
     loop = asyncio.get_running_loop()
     ends = loop.time() + deadline
     matched = 0
+    unusable: list[str] = []
     for host in hosts:
-        if policy is not None and not policy.matches(host.host):
+        addresses, addresses_secure = await resolve_host(host.host, resolver)
+        if not addresses:
+            transcript.event(
+                EventKind.WARNING, f"direct: {host.host} has no address record; next MX"
+            )
+            continue
+        tlsa = await _dane(host, addresses_secure, resolver, transcript)
+        if tlsa is not None and tlsa.status is Status.FAILED:
+            unusable.append(f"{host.host}: {tlsa.problem}")
+            continue
+        peer_check = _dane_check(host.host, tlsa.usable) if tlsa is not None else None
+        # What an MTA-STS policy in testing mode would have refused, said with the outcome.
+        notes: list[str] = []
+        if peer_check is not None and policy is not None:
+            transcript.event(
+                EventKind.INFO,
+                f"DANE: {host.host} is checked by DANE, not by the MTA-STS policy "
+                "(DANE takes precedence)",
+            )
+        elif policy is not None and not policy.matches(host.host):
             patterns = ", ".join(policy.mx)
             if policy.mode == "enforce":
                 transcript.event(
@@ -456,13 +559,11 @@ async def _route(
                 f"MTA-STS testing: {host.host} does not match the policy's mx ({patterns}); "
                 "delivering anyway",
             )
-        matched += 1
-        addresses = await host_addresses(host.host, resolver)
-        if not addresses:
-            transcript.event(
-                EventKind.WARNING, f"direct: {host.host} has no address record; next MX"
+            notes.append(
+                f"the MTA-STS policy of {domain} (id {policy.id}, testing mode) would refuse "
+                f"{host.host}: it does not match the policy's mx ({patterns})"
             )
-            continue
+        matched += 1
         for address in addresses:
             transcript.event(
                 EventKind.INFO,
@@ -471,13 +572,22 @@ async def _route(
             )
             try:
                 session_profile = _session_profile(
-                    profile, host.host, ehlo_name, verified=policy is not None
+                    profile,
+                    host.host,
+                    ehlo_name,
+                    verified=policy is not None and peer_check is None,
+                    tls_required=tlsa is not None and tlsa.status is Status.SECURE,
                 )
             except ProfileError as exc:  # a name from DNS no server setting can hold
                 transcript.event(EventKind.WARNING, f"direct: {host.host} is unusable: {exc}")
                 break
 
-            async def attempt(session_profile: Profile, address: str) -> SessionReport:
+            async def attempt(
+                session_profile: Profile,
+                address: str,
+                notes: list[str],
+                peer_check: PeerCheck | None = None,
+            ) -> SessionReport:
                 return await send(
                     session_profile,
                     outgoing,
@@ -485,12 +595,13 @@ async def _route(
                     deadline=max(ends - loop.time(), 0.1),
                     transcript=transcript,
                     before_data=before_data,
-                    on_delivered=on_delivered,
+                    on_delivered=_noting(notes, transcript, on_delivered),
                     address=address,
                     opportunistic_tls=session_profile.security is Security.NONE,
+                    peer_check=peer_check,
                 )
 
-            report = await attempt(session_profile, address)
+            report = await attempt(session_profile, address, notes, peer_check)
             failure = report.failure
             tls_failed = (
                 failure is not None
@@ -498,14 +609,27 @@ async def _route(
                 and report.delivery is None
                 and not failure.possibly_delivered
             )
-            if tls_failed and policy is not None and policy.mode == "testing":
+            if (
+                tls_failed
+                and peer_check is None
+                and policy is not None
+                and policy.mode == "testing"
+            ):
                 assert failure is not None
                 transcript.event(
                     EventKind.WARNING,
                     f"MTA-STS testing: verified TLS with {host.host} failed ({failure.problem}); "
                     "the policy would refuse it; delivering with opportunistic TLS",
                 )
-                report = await attempt(_session_profile(profile, host.host, ehlo_name), address)
+                assert policy is not None
+                notes.append(
+                    f"the MTA-STS policy of {domain} (id {policy.id}, testing mode) would refuse "
+                    f"{host.host}: verified TLS failed ({failure.problem}); sent with "
+                    "opportunistic TLS"
+                )
+                report = await attempt(
+                    _session_profile(profile, host.host, ehlo_name), address, notes
+                )
                 failure = report.failure
                 tls_failed = False
             if failure is None or report.delivery is not None:
@@ -518,7 +642,8 @@ async def _route(
                 )
                 return report
             if tls_failed:
-                # MTA-STS enforce: a certificate refused is this MX's failure, not the message's.
+                # MTA-STS enforce or DANE: a certificate refused (or TLS missing) is this
+                # MX's failure, not the message's: the next MX, then the queue.
                 failure.temporary = True
             transcript.event(
                 EventKind.INFO,
@@ -526,6 +651,11 @@ async def _route(
                 "trying the next",
             )
             last = report
+    if last is None and unusable:
+        raise RoutingError(
+            f"no MX host of {domain} could be used safely: " + "; ".join(unusable),
+            temporary=True,
+        )
     if policy is not None and matched == 0:
         raise RoutingError(
             f"no MX host of {domain} matches its MTA-STS policy (mx: {', '.join(policy.mx)}); "
@@ -578,20 +708,97 @@ async def _sts_policy(
     return policy
 
 
+async def _dane(
+    host: MailHost,
+    addresses_secure: bool,
+    resolver: dns.asyncresolver.Resolver,
+    transcript: Transcript,
+) -> TLSALookup | None:
+    """The MX host's TLSA lookup when DANE can apply, each decision said; None when it cannot.
+
+    RFC 7672 section 2.2: TLSA records are looked up only when the MX
+    answer (for a domain without MX, the "no MX" answer) and the host's
+    address records were DNSSEC-validated, since an attacker who can forge
+    those chooses the host and hence its TLSA records.
+    """
+    from tuimail.dane import Status, lookup_tlsa, tlsa_name
+
+    name = host.host
+    if not host.secure or not addresses_secure:
+        which = "MX" if not host.secure else "address"
+        transcript.event(
+            EventKind.INFO,
+            f"DANE: not looked up for {name}: its {which} records are not DNSSEC-validated",
+        )
+        return None
+    found = await lookup_tlsa(name, resolver)
+    if found.status is Status.FAILED:
+        transcript.event(
+            EventKind.WARNING,
+            f"DANE: {found.problem}; {name} is not used (RFC 7672 2.2: a failed TLSA lookup "
+            "is not 'no DANE')",
+        )
+    elif found.status is Status.NONE:
+        transcript.event(EventKind.INFO, f"DANE: {name} has no TLSA records (DNSSEC-validated)")
+        return None
+    elif found.status is Status.INSECURE:
+        transcript.event(
+            EventKind.WARNING,
+            f"DANE: {tlsa_name(name)} has TLSA records but the answer is not "
+            "DNSSEC-validated (no AD bit); ignored",
+        )
+        return None
+    elif found.applies:
+        usable = found.usable
+        shown = ", ".join(r.text() for r in usable)
+        transcript.event(
+            EventKind.INFO,
+            f"DANE for {name}: {len(usable)} usable TLSA record{'s' if len(usable) != 1 else ''} "
+            f"({shown}), TLS required",
+        )
+    else:
+        shown = ", ".join(r.text() for r in found.records)
+        transcript.event(
+            EventKind.WARNING,
+            f"DANE for {name}: TLSA records ({shown}) but none usable (only DANE-TA and "
+            "DANE-EE count, RFC 7672 3.1.3): TLS required, the certificate not authenticated",
+        )
+    return found
+
+
+def _dane_check(host: str, records: Sequence[TLSARecord]) -> PeerCheck | None:
+    """The session's check of the chain against the MX host's usable TLSA records."""
+    if not records:
+        return None
+    from tuimail.dane import match
+
+    def check(chain: list[bytes]) -> tuple[bool, str]:
+        verdict = match(records, chain, host)
+        return verdict.matched, verdict.reason
+
+    return PeerCheck("DANE", check)
+
+
 def _session_profile(
-    profile: Profile, host: str, ehlo_name: str, *, verified: bool = False
+    profile: Profile,
+    host: str,
+    ehlo_name: str,
+    *,
+    verified: bool = False,
+    tls_required: bool = False,
 ) -> Profile:
     """One MX's session: no account, the direct limits, and its TLS.
 
     ``verified`` (an MTA-STS policy): STARTTLS required and the certificate
-    checked against the MX name (``--ca-file`` trusted); else opportunistic
-    TLS (tuimail/session.py).
+    checked against the MX name (``--ca-file`` trusted). ``tls_required``
+    (DANE): STARTTLS required, the chain checked by the session's
+    ``PeerCheck`` instead. Else opportunistic TLS (tuimail/session.py).
     """
     changes: dict[str, Any] = {
         "name": DIRECT,
         "host": host,
         "port": profile.effective_port,
-        "security": Security.STARTTLS if verified else Security.NONE,
+        "security": Security.STARTTLS if verified or tls_required else Security.NONE,
         "verify_tls": verified,
         "ca_file": profile.ca_file if verified else "",
         "ehlo_name": ehlo_name,

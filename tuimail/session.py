@@ -56,6 +56,7 @@ from aiosmtplib.errors import (
 
 from tuimail.bearer import TokenRefused, TokenRenewalFailed, refusal_words
 from tuimail.credentials import Secret
+from tuimail.dkim_signing import signature_summary
 from tuimail.errors import TuimailError
 from tuimail.message import OutgoingMessage
 from tuimail.profiles import AuthMechanism, Profile, Security
@@ -191,6 +192,10 @@ class Delivery:
     accepted: list[str]
     refused: list[RecipientRefusal]
     reply: str
+    #: What the sender's own policy checks say about this delivery, beside the
+    #: server's reply (tuimail/routing.py: an MTA-STS policy in testing mode
+    #: that would have refused the MX), shown with the outcome and kept.
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -199,6 +204,7 @@ class Delivery:
             "accepted": self.accepted,
             "refused": [dataclasses.asdict(r) for r in self.refused],
             "reply": self.reply,
+            "notes": list(self.notes),
         }
 
 
@@ -246,6 +252,22 @@ def build_tls_context(profile: Profile) -> ssl.SSLContext:
     return context
 
 
+@dataclass(frozen=True)
+class PeerCheck:
+    """A check of the TLS server in place of the CA system's (DANE: tuimail/routing.py).
+
+    With one, STARTTLS is required, the handshake itself verifies nothing,
+    and ``check`` judges the chain the server sent (DER, leaf first) as soon
+    as the handshake is done, before anything is said over TLS: it returns
+    ``(True, words)`` to accept, ``(False, reason)`` to refuse, and a refusal
+    is a TLS failure of this server (the connection is dropped, not QUIT).
+    ``label`` names the check in the transcript ("DANE").
+    """
+
+    label: str
+    check: Callable[[list[bytes]], tuple[bool, str]]
+
+
 class SMTPSession:
     """One connection: open (connect, TLS, EHLO, AUTH), deliver messages, close.
 
@@ -262,8 +284,13 @@ class SMTPSession:
         on_entry: Callable[[Entry], None] | None = None,
         address: str = "",
         opportunistic_tls: bool = False,
+        peer_check: PeerCheck | None = None,
     ) -> None:
         self.profile = profile
+        #: Checks the server's chain in place of verification (see :class:`PeerCheck`).
+        self._peer_check = peer_check
+        #: The check's verdict once the handshake is done: (accepted, words).
+        self._peer_verdict: tuple[bool, str] | None = None
         #: The resolved address to connect to (see ``wire.Endpoint.address``).
         self._address = address
         #: Direct delivery to an MX (tuimail/routing.py): with a profile whose
@@ -324,6 +351,12 @@ class SMTPSession:
         if self._opportunistic:
             # Not "plain": STARTTLS is used if offered (said once it is known).
             transcript.event(EventKind.INFO, f"{profile.address} security opportunistic STARTTLS")
+        elif self._peer_check is not None:
+            transcript.event(
+                EventKind.INFO,
+                f"{profile.address} security STARTTLS, required; the certificate is checked "
+                f"by {self._peer_check.label}",
+            )
         else:
             transcript.event(
                 EventKind.INFO,
@@ -358,6 +391,8 @@ class SMTPSession:
         await self._ehlo()
         if profile.security is Security.STARTTLS:
             await stepper.starttls()
+            if self._peer_check is not None:
+                await self._peer_checked(stepper)
             # RFC 3207: forget what was learnt before TLS and ask again.
             await self._ehlo()
         elif self._opportunistic:
@@ -384,6 +419,22 @@ class SMTPSession:
                 verified=True,
             )
             self.report.authenticated_as = profile.username
+
+    async def _peer_checked(self, stepper: Stepper) -> None:
+        """The :class:`PeerCheck`'s verdict, reached at the handshake: said, and a refusal ends it."""
+        check = self._peer_check
+        assert check is not None
+        accepted, words = self._peer_verdict or (False, "the TLS connection showed no certificate")
+        if accepted:
+            self.transcript.event(EventKind.INFO, f"{check.label}: {words}", secure=True)
+            return
+        self.transcript.event(EventKind.ERROR, f"{check.label}: {words}")
+        host = self.profile.host
+        stepper.stage = Stage.TLS
+        stepper.close(
+            f"tuimail refused the certificate of {host} ({check.label}) and closed the connection"
+        )
+        raise SessionFailure(Stage.TLS, f"{check.label} refused {host}: {words}", temporary=False)
 
     async def _opportunistic_starttls(self, stepper: Stepper) -> None:
         """STARTTLS if the MX offers it, certificate unchecked: against a passive listener only.
@@ -498,6 +549,9 @@ class SMTPSession:
         stepper = self._require_stepper()
         smtp = stepper.smtp
         payload = outgoing.to_bytes()
+        signature = signature_summary(payload)  # tuimail/dkim_signing.py put it there
+        if signature is not None:
+            self.transcript.event(EventKind.INFO, signature.words(), dkim=signature.to_json())
         options = self._mail_options(outgoing, len(payload))
         encoding = "utf-8" if outgoing.needs_smtputf8 else "ascii"
         async with stepper.running(Stage.MAIL):
@@ -688,6 +742,17 @@ class SMTPSession:
             options.append("SMTPUTF8")
             if smtp.supports_extension("8bitmime"):
                 options.append("BODY=8BITMIME")
+        elif not outgoing.to_bytes().isascii():
+            # Only an attached message (message/rfc822, which MIME never lets be
+            # re-encoded: tuimail/message.py) makes a message 8-bit without SMTPUTF8.
+            if not smtp.supports_extension("8bitmime"):
+                raise SessionFailure(
+                    Stage.MAIL,
+                    "an attached message has 8-bit text, which must go as it is, and the "
+                    "server does not offer 8BITMIME to carry it; forward it inline instead",
+                    temporary=False,
+                )
+            options.append("BODY=8BITMIME")
         return options
 
     async def _refuse(self, failure: SessionFailure) -> NoReturn:
@@ -733,11 +798,16 @@ class SMTPSession:
     def _record_tls(self, ssl_object: ssl.SSLObject) -> None:
         from tuimail.tlsinfo import tls_info
 
-        info = tls_info(ssl_object, verified=self.profile.verify_tls)
+        verified = self.profile.verify_tls
+        if self._peer_check is not None:
+            self._peer_verdict = _run_peer_check(self._peer_check, ssl_object)
+            verified = self._peer_verdict[0]
+        info = tls_info(ssl_object, verified=verified)
         self.report.tls = info
         self.transcript.event(EventKind.TLS, info.summary(), secure=True, **info.to_json())
-        if self._opportunistic:
-            return  # said before the handshake: unverified, and not presented as secure
+        if self._opportunistic or self._peer_check is not None:
+            # Opportunistic: said before the handshake. Checked: the verdict is said next.
+            return
         if not info.verified:
             # Neutral words: the setting is a profile's verify_tls or the command line's --no-verify.
             self.transcript.event(
@@ -981,6 +1051,16 @@ def _oauth_failure(exc: BaseException) -> SessionFailure | None:
     return None
 
 
+def _run_peer_check(check: PeerCheck, ssl_object: ssl.SSLObject) -> tuple[bool, str]:
+    """The check's verdict on the chain the server sent; a check that breaks refuses."""
+    from tuimail.trust import peer_chain
+
+    try:
+        return check.check(peer_chain(ssl_object))
+    except (ValueError, TypeError, ssl.SSLError) as exc:
+        return False, f"the certificate chain could not be checked: {exc}"
+
+
 def _unverified_context() -> ssl.SSLContext:
     """Opportunistic STARTTLS: encryption against a passive listener, no certificate check."""
     context = ssl.create_default_context()
@@ -1017,11 +1097,12 @@ async def send(
     on_delivered: Callable[[Delivery], Awaitable[None] | None] | None = None,
     address: str = "",
     opportunistic_tls: bool = False,
+    peer_check: PeerCheck | None = None,
 ) -> SessionReport:
     """Send one message in one session. Never raises for SMTP problems: see ``report.failure``.
 
     ``before_data`` and ``on_delivered``: see :meth:`SMTPSession.deliver`;
-    ``address`` and ``opportunistic_tls``: see :class:`SMTPSession`.
+    ``address``, ``opportunistic_tls`` and ``peer_check``: see :class:`SMTPSession`.
     """
     session = SMTPSession(
         profile,
@@ -1030,6 +1111,7 @@ async def send(
         transcript=transcript,
         address=address,
         opportunistic_tls=opportunistic_tls,
+        peer_check=peer_check,
     )
     await _run(
         session,

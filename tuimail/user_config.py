@@ -105,6 +105,28 @@ def sandbox_port(config: LoadedConfig) -> tuple[int, str]:
     )
 
 
+def direct_ehlo_name(config: LoadedConfig) -> str:
+    """``[direct] ehlo_name``: the name direct delivery greets MX servers with; "" when unset.
+
+    Unset, direct delivery uses this machine's fully qualified name
+    (tuimail/routing.py, ``choose_ehlo_name``). Raises :class:`ConfigError`
+    when the file cannot be read or the value is not a string.
+    """
+    if config.problem:
+        raise ConfigError(config.problem)
+    table = config.tables.get("direct", {})
+    if not isinstance(table, dict):
+        raise ConfigError(
+            'config.toml: direct is not a table (write [direct] with ehlo_name = "...")'
+        )
+    value = table.get("ehlo_name", "")
+    if not isinstance(value, str):
+        raise ConfigError(
+            f'config.toml [direct] ehlo_name = {value!r} is not a name like "mail.example.org"'
+        )
+    return value.strip()
+
+
 def dns_servers(config: LoadedConfig) -> list[str]:
     """``[dns] servers`` (``["HOST", "HOST:PORT", ...]``): the resolvers to ask; empty: the system's.
 

@@ -64,6 +64,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "check a server's banner, EHLO, TLS, certificate and latency (Nagios-compatible)",
         "tuimail.cli.probe",
     ),
+    "check": (
+        "a mail domain's posture: MX, STARTTLS, SPF, DMARC, MTA-STS, TLS-RPT, DANE, DKIM",
+        "tuimail.cli.check",
+    ),
     "outbox": ("messages waiting to be sent: list, flush, retry, drop", "tuimail.cli.outbox"),
     "serve": (
         "run the sandbox: a local capture SMTP server with transcripts and faults",
@@ -78,6 +82,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "open the app with a message filled in (options or a mailto: link)",
         "tuimail.cli.compose",
     ),
+    "dkim": ("make a DKIM key and the DNS record to publish", "tuimail.cli.dkim"),
 }
 
 

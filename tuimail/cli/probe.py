@@ -58,6 +58,11 @@ def define_options(probe: argparse.ArgumentParser) -> None:
     output = probe.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="one JSON document")
     output.add_argument("--nagios", action="store_true", help="one Nagios plugin line")
+    output.add_argument(
+        "--openmetrics",
+        action="store_true",
+        help="OpenMetrics text (Prometheus, textfile collector)",
+    )
     probe.set_defaults(handler=cmd_probe)
 
 
@@ -126,7 +131,7 @@ async def _probe(args: argparse.Namespace, thresholds: Thresholds) -> int:
                         thresholds=thresholds, timeout=args.timeout, ehlo_name=args.ehlo or "")
         ]  # fmt: skip
     history = None if args.no_history else ProbeHistory.load()
-    quiet = args.json or args.nagios
+    quiet = args.json or args.nagios or args.openmetrics
     reports = []
     for target in targets:
         printer = None if quiet else EntryPrinter(prefix=f"[{target.label}] " if domain else "")
@@ -153,6 +158,10 @@ async def _probe(args: argparse.Namespace, thresholds: Thresholds) -> int:
                 for r in reports
             )
             print(escape_controls(f"SMTP {status.name} - {domain}: {details} | {perf}"))
+    elif args.openmetrics:
+        from tuimail.openmetrics import probe_text
+
+        sys.stdout.write(probe_text(reports))
     elif args.json:
         if len(reports) == 1 and not domain:
             document = reports[0].to_json()

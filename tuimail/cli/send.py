@@ -23,6 +23,7 @@ from tuimail.cli.common import (
     secret_command_overrides,
     split_server,
 )
+from tuimail.cli.dkim import add_dkim_options
 
 if TYPE_CHECKING:
     from tuimail.console import EntryPrinter
@@ -71,6 +72,12 @@ def define_options(send: argparse.ArgumentParser) -> None:
     send.add_argument(
         "--template", metavar="NAME", help="start from a template in the config dir's templates/"
     )
+    send.add_argument(
+        "--edit",
+        action="store_true",
+        help="write the message in $VISUAL/$EDITOR (vi), then send, edit again, save as a "
+        "draft or cancel; the other options fill it in first",
+    )
     prepared = send.add_argument_group("a prepared message (as sendmail takes one)")
     prepared.add_argument(
         "--eml",
@@ -109,6 +116,7 @@ def define_options(send: argparse.ArgumentParser) -> None:
         metavar="N",
         help="with --direct: the MTA-STS policy server's port, for tests only (443 is the real one)",
     )
+    add_dkim_options(send)
     send.add_argument("--json", action="store_true", help="print JSON Lines instead of text")
     send.add_argument(
         "--no-queue",
@@ -210,9 +218,8 @@ def _wants_embedded_sandbox(args: argparse.Namespace) -> bool:
     return True
 
 
-def cmd_send(args: argparse.Namespace) -> int:
-    from tuimail.message import Draft, DraftInvalid, build_message
-
+def send_profile(args: argparse.Namespace) -> tuple[Profile, bool]:
+    """The profile to send through, and whether this process serves the built-in sandbox."""
     embedded = False if args.direct else _wants_embedded_sandbox(args)
     if args.direct:
         profile = _direct_base(args)
@@ -222,6 +229,16 @@ def cmd_send(args: argparse.Namespace) -> int:
         profile = builtin_profile()
     else:
         profile = connection_profile(args)
+    return profile, embedded
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from tuimail.message import Draft, DraftInvalid, build_message
+
+    if args.edit:
+        _check_prepared_options(args)
+        return _send_edited(args)
+    profile, embedded = send_profile(args)
     _check_prepared_options(args)
     reads_stdin = args.eml is None and not args.template
     if args.password_stdin and reads_stdin and args.body is None and args.body_file is None:
@@ -265,6 +282,60 @@ def cmd_send(args: argparse.Namespace) -> int:
     return send_outgoing(args, profile, outgoing, password, embedded)
 
 
+def _send_edited(args: argparse.Namespace) -> int:
+    """``--edit``: the message from the options, written in the editor (tuimail/cli/edit_loop.py),
+    then sent as any other; or kept as a draft, or dropped, as the user chose there.
+
+    The profile to send through (and the built-in sandbox, when it is the one)
+    is taken only once the user sends, not held while they write.
+    """
+    from tuimail.cli.edit_loop import edit_message
+    from tuimail.message import Draft, DraftInvalid
+
+    drafting = _drafting_profile(args)
+    given_text = args.body is not None or args.body_file is not None
+    try:
+        draft = Draft(
+            from_address=args.from_address or _profile_sender(drafting),
+            to=list(args.to),
+            cc=list(args.cc),
+            bcc=list(args.bcc),
+            reply_to=list(args.reply_to),
+            subject=args.subject,
+            body=_read_body(args) if given_text else "",
+            attachments=list(args.attach),
+            headers=[parse_header_option(h) for h in args.header],
+            markdown=drafting.markdown if args.markdown is None else args.markdown,
+        )
+    except DraftInvalid as exc:
+        return refused_exit(exc)
+    edited = edit_message(_started(args, drafting, draft), args.profile or "")
+    if isinstance(edited, int):
+        return edited
+    profile, embedded = send_profile(args)
+    password = (
+        None
+        if args.direct
+        else password_for(
+            profile, args.password_stdin, saved=bool(args.profile and not args.server)
+        )
+    )
+    return send_outgoing(args, profile, edited, password, embedded)
+
+
+def _drafting_profile(args: argparse.Namespace) -> Profile:
+    """The profile whose From and signature an edited message starts with; nothing claimed."""
+    if args.direct:
+        return _direct_base(args)
+    if not args.server and args.profile == "sandbox":
+        from tuimail.profiles import ProfileStore
+        from tuimail.sandbox_profile import SANDBOX_PROFILE, builtin_profile
+
+        if SANDBOX_PROFILE not in checked(ProfileStore().load):
+            return builtin_profile()
+    return connection_profile(args)
+
+
 def refused_exit(exc: DraftInvalid) -> int:
     """Print each problem of an invalid message, naming this command's options; exit 3."""
     from tuimail.terminal_text import escape_controls
@@ -287,6 +358,7 @@ _COMPOSING_OPTIONS = (
     ("header", "--header"),
     ("markdown", "--markdown"),
     ("template", "--template"),
+    ("edit", "--edit"),
 )
 
 
@@ -373,9 +445,15 @@ def send_outgoing(
     password: Secret | None,
     embedded: bool,
 ) -> int:
-    """Send a built message: to the embedded sandbox, once (--no-queue), or via the outbox."""
+    """Send a built message: to the embedded sandbox, once (--no-queue), or via the outbox.
+
+    A DKIM signature, when the profile or --dkim-* asks for one, is the last
+    change: the outbox stores the signed bytes, so a retry sends them as signed.
+    """
+    from tuimail.cli.dkim import signed_if_asked
     from tuimail.session import send
 
+    outgoing = signed_if_asked(args, profile, outgoing)
     if getattr(args, "direct", False):
         return _send_direct(args, profile, outgoing)
     if embedded:
@@ -483,20 +561,36 @@ def _direct_base(args: argparse.Namespace) -> Profile:
 
 
 def _direct_settings(args: argparse.Namespace) -> tuple[str, list[str]]:
-    """The EHLO name (--ehlo, else this machine's FQDN) and the resolvers, or a usage error."""
+    """The EHLO name (--ehlo, else [direct] ehlo_name, else the FQDN) and the resolvers."""
     from tuimail import user_config
-    from tuimail.routing import RoutingError, check_ehlo_name, machine_fqdn, parse_server
+    from tuimail.routing import (
+        EHLO_CONFIG,
+        EHLO_GIVEN,
+        EhloNameRefused,
+        choose_ehlo_name,
+        parse_server,
+    )
 
+    config = user_config.load_config()
     try:
-        ehlo = check_ehlo_name(args.ehlo or machine_fqdn())
-    except RoutingError as exc:
-        source = "--ehlo" if args.ehlo else "this machine's name"
-        raise CLIError(f"{source}: {exc}; give one with --ehlo NAME", exitcodes.USAGE) from None
+        configured = "" if args.ehlo else user_config.direct_ehlo_name(config)
+    except user_config.ConfigError as exc:
+        raise CLIError(str(exc)) from None
+    try:
+        ehlo = choose_ehlo_name(args.ehlo or "", configured)
+    except EhloNameRefused as exc:
+        source = {EHLO_GIVEN: "--ehlo", EHLO_CONFIG: "config.toml [direct] ehlo_name"}.get(
+            exc.source, "this machine's name"
+        )
+        raise CLIError(
+            f"{source}: {exc}; give one with --ehlo NAME or [direct] ehlo_name in config.toml",
+            exitcodes.USAGE,
+        ) from None
     if args.dns_server:
         servers = [args.dns_server]
     else:
         try:
-            servers = user_config.dns_servers(user_config.load_config())
+            servers = user_config.dns_servers(config)
         except user_config.ConfigError as exc:
             raise CLIError(str(exc)) from None
     for server in servers:

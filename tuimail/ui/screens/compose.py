@@ -49,6 +49,7 @@ from textual.widgets import (
     TextArea,
 )
 
+from tuimail import editor as external_editor
 from tuimail import paths
 from tuimail.address_book import (
     AddressBook,
@@ -65,7 +66,6 @@ from tuimail.message import Draft, DraftInvalid, split_header, validate_extra_he
 from tuimail.profiles import Profile, Security
 from tuimail.signatures import SignatureUnreadable, body_with_signature
 from tuimail.terminal_text import escape_terminal_controls
-from tuimail.ui import external_editor
 from tuimail.ui.commands import ListedCommands
 from tuimail.ui.history import RunKind, SentState, SessionRun
 from tuimail.ui.messages import ProfilesChanged, SendRequest, SendStopped
@@ -111,6 +111,51 @@ def profile_label(profile: Profile, *, builtin: bool = False, running: bool = Tr
     where = profile.address if running else "not running"
     label = f"{profile.name} · {profile.security.label} · {where}"
     return f"{label} · built-in" if builtin else label
+
+
+#: The built-in "direct" choice of the profile selector: no relay, each recipient
+#: domain's MX hosts (tuimail/routing.py). A saved profile of that name wins.
+DIRECT_LABEL = "direct · to each recipient domain's MX hosts · built-in"
+DIRECT_NOTE = (
+    "no relay: each recipient domain's MX hosts, on port 25; TLS as the domain's DANE "
+    "or MTA-STS demands, else opportunistic (never shown as secure). The EHLO name is "
+    "config.toml's [direct] ehlo_name, else this machine's name; DNS from [dns] servers"
+)
+
+
+def direct_choice() -> Profile:
+    """What the selector's "direct" entry stands for until Send (no server, no account)."""
+    from tuimail.routing import DIRECT
+
+    return Profile(name=DIRECT, host="direct", port=25, security=Security.NONE)
+
+
+def direct_send_profile(draft: Draft) -> Profile:
+    """The outbox's settings for sending ``draft`` direct, from config.toml (blocking: a thread).
+
+    The same settings ``tuimail send --direct`` makes from its flags
+    (tuimail/routing.py ``direct_profile``): the EHLO name from ``[direct]
+    ehlo_name`` or this machine's name, refused when MX servers would refuse
+    it; the resolvers from ``[dns] servers``. Raises
+    :class:`~tuimail.routing.EhloNameRefused`, :class:`ConfigError` or
+    :class:`ValueError` (a resolver that is not an address), each in words.
+    """
+    from tuimail import routing, user_config
+
+    config = user_config.load_config()
+    ehlo = routing.choose_ehlo_name("", user_config.direct_ehlo_name(config))
+    servers = user_config.dns_servers(config)
+    for server in servers:
+        routing.parse_server(server)
+    recipients = [*draft.to, *draft.cc, *draft.bcc]
+    first = recipients[0].rpartition("@")[2].strip(" >").lower() if recipients else ""
+    return routing.direct_profile(
+        first or "direct",
+        ehlo_name=ehlo,
+        # Read at each send (not bound as a default): the tests' MX servers listen elsewhere.
+        mx_port=routing.SMTP_PORT,
+        dns_servers=servers,
+    )
 
 
 def profile_sender(profile: Profile | None) -> str:
@@ -424,7 +469,7 @@ class ComposeScreen(ModelScreen):
         select = self.query_one("#profile", Select)
         current = select_name or (select.value if isinstance(select.value, str) else None)
         select.set_options(self._profile_options())
-        if current in profiles:
+        if current in profiles or (current is not None and self._is_direct_choice(current)):
             select.value = current
         elif profiles:
             select.value = next(iter(profiles))
@@ -442,12 +487,24 @@ class ComposeScreen(ModelScreen):
             # Text, not str: Select parses str prompts as markup.
             label = Text(shown(profile_label(profile, builtin=builtin, running=running)))
             options.append((label, profile.name))
+        if self._is_direct_choice(direct_choice().name):
+            options.append((Text(DIRECT_LABEL), direct_choice().name))
         return options
+
+    def _is_direct_choice(self, name: str) -> bool:
+        """``name`` is the built-in direct entry (no saved profile took its name)."""
+        from tuimail.routing import DIRECT
+
+        return name == DIRECT and DIRECT not in self.model.all_profiles()
 
     @property
     def profile(self) -> Profile | None:
         value = self.query_one("#profile", Select).value
-        return self.model.all_profiles().get(value) if isinstance(value, str) else None
+        if not isinstance(value, str):
+            return None
+        if self._is_direct_choice(value):
+            return direct_choice()
+        return self.model.all_profiles().get(value)
 
     @on(Select.Changed, "#profile")
     def _profile_changed(self) -> None:
@@ -461,10 +518,11 @@ class ComposeScreen(ModelScreen):
             badge.update("")
             warning.update("")
             return
-        badge.update(f" {profile.security.label} ")
+        direct = self._is_direct_choice(profile.name)
+        badge.update(" per domain " if direct else f" {profile.security.label} ")
         for security in Security:
-            badge.set_class(profile.security is security, f"-{security.value}")
-        warnings = profile_warnings(profile)
+            badge.set_class(profile.security is security and not direct, f"-{security.value}")
+        warnings = [DIRECT_NOTE] if direct else profile_warnings(profile)
         warning.update(shown("⚠ " + "; ".join(warnings)) if warnings else "")
         warning.set_class(bool(warnings), "-shown")
         if not self._from_edited:
@@ -685,7 +743,7 @@ class ComposeScreen(ModelScreen):
             for path in draft.attachments:
                 self._attached(path)
             self._set_markdown(draft.markdown, chosen=True)  # the draft's, whatever the profile's
-            if saved.profile in self.model.all_profiles():
+            if saved.profile in self.model.all_profiles() or self._is_direct_choice(saved.profile):
                 self.reload_profiles(saved.profile)
             # After the profile: From is the draft's, edited or not.
             sender = escape_terminal_controls(draft.from_address)
@@ -781,9 +839,48 @@ class ComposeScreen(ModelScreen):
         if self.model.busy:
             self.set_status("a send is already running", "error")
             return
-        self.set_status(f"sending via {profile.name}…", "busy")
         self.lock_form(True)
+        if self._is_direct_choice(profile.name):
+            self.set_status("sending direct: reading the settings…", "busy")
+            self._start_direct(draft)
+            return
+        self.set_status(f"sending via {profile.name}…", "busy")
         self.model.start(SendRequest(profile, draft))
+
+    @work(exclusive=True, group="compose-direct", exit_on_error=False)
+    async def _start_direct(self, draft: Draft) -> None:
+        """The direct profile from config.toml (in a thread), then the send as any other's.
+
+        The outbox stores it and tuimail/routing.py delivers it, each
+        decision (MX order, DANE, MTA-STS) a line of the live transcript.
+        """
+        from tuimail.routing import EHLO_CONFIG, EhloNameRefused
+
+        try:
+            profile = await asyncio.to_thread(direct_send_profile, draft)
+        except EhloNameRefused as exc:
+            where = (
+                "config.toml [direct] ehlo_name"
+                if exc.source == EHLO_CONFIG
+                else "this machine's name"
+            )
+            self._direct_refused(
+                f"{where}: {exc}; set [direct] ehlo_name in config.toml to this machine's "
+                "name in DNS (like mail.example.org)"
+            )
+            return
+        except (ConfigError, ValueError) as exc:
+            self._direct_refused(str(exc))
+            return
+        if self.model.busy:
+            self._direct_refused("a send is already running")
+            return
+        self.set_status(f"sending direct to {profile.host}…", "busy")
+        self.model.start(SendRequest(profile, draft))
+
+    def _direct_refused(self, words: str) -> None:
+        self.lock_form(False)
+        self.set_status(f"Not sent: {words}. The draft is kept.", "error")
 
     @property
     def form_locked(self) -> bool:
@@ -921,14 +1018,13 @@ class ComposeScreen(ModelScreen):
 
     @work(thread=True, group="eml", exit_on_error=False)
     def _read_eml(self, path: Path, draft_id: str) -> None:
-        from tuimail.eml import draft_from_eml
+        from tuimail.eml import draft_from_eml, opened_parts_dir
         from tuimail.message import MAX_MESSAGE_BYTES
         from tuimail.small_files import NotReadable, read_small_file
 
         try:
             raw = read_small_file(path, MAX_MESSAGE_BYTES)
-            parts_dir = paths.data_dir() / "opened" / draft_id
-            draft = draft_from_eml(raw, parts_dir)
+            draft = draft_from_eml(raw, opened_parts_dir(draft_id))
         except NotReadable as exc:
             problem = f"{path.name} {exc.words}"
         except OSError as exc:

@@ -5,7 +5,10 @@ two profiles on one server are two rows, each probed with its own settings.
 The table shows each target's status, latency, certificate days and last
 check; the selected target's latency history (kept, bounded, in the state dir)
 is drawn one mark per probe, with its latest probe transcript below. A target that
-changes state raises a notification. Probing runs in a worker, at most
+changes state raises a notification. A mail domain's row shows its posture
+(``tuimail check``'s report, tuimail/posture/), checked in a thread each round;
+a change of its MTA-STS id, TLSA records or an MX certificate since the last
+check (kept in the state dir) raises a notification. Probing runs in a worker, at most
 ``concurrency`` targets at a time. The history and ``targets.toml`` are read
 and written in threads; what was read comes back as a message.
 """
@@ -46,6 +49,8 @@ from tuimail.user_config import Config
 if TYPE_CHECKING:
     from tuimail.credentials import Secret
     from tuimail.mx import MXHost
+    from tuimail.posture.report import PostureReport
+    from tuimail.posture.state import Change
 
 DEFAULT_INTERVAL = 300.0
 DEFAULT_CONCURRENCY = 10
@@ -375,12 +380,43 @@ class StoresRead(Message, bubble=False):
         self.probe = probe
 
 
-class HistoryNotSaved(Message, bubble=False):
-    """Writing the probe history failed (in the writing thread); ``problem`` says why."""
+class PostureChecked(Message, bubble=False):
+    """A domain's posture was checked (in a thread): the report, what changed, or why not."""
 
-    def __init__(self, problem: str) -> None:
+    def __init__(
+        self,
+        key: str,
+        report: PostureReport | None,
+        changes: list[Change],
+        problem: str = "",
+    ) -> None:
+        super().__init__()
+        self.key = key
+        self.report = report
+        self.changes = changes
+        self.problem = problem
+
+
+class PosturePanel(VerticalScroll):
+    """The selected mail domain's posture: each item's verdict and its problems."""
+
+    DEFAULT_CSS = "PosturePanel { height: auto; max-height: 50%; padding: 0 1; }"
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="posture-text", markup=False)
+
+    def show(self, text: Text) -> None:
+        self.query_one("#posture-text", Static).update(text)
+
+
+class HistoryNotSaved(Message, bubble=False):
+    """Writing the probe history (or ``what`` else) failed in the writing thread;
+    ``problem`` says why."""
+
+    def __init__(self, problem: str, what: str = "The probe history") -> None:
         super().__init__()
         self.problem = problem
+        self.what = what
 
 
 class MonitorScreen(ModelScreen):
@@ -399,6 +435,9 @@ class MonitorScreen(ModelScreen):
             yield Label(latency_caption([]), id="latency-title", classes="pane-title")
             yield LatencyHistory(id="latency")
             yield Static("", id="monitor-detail", markup=False)
+            posture = PosturePanel(id="posture")
+            posture.display = False  # only on a mail domain's row
+            yield posture
             yield TranscriptView(id="probe-view")
         yield Footer()
 
@@ -424,6 +463,10 @@ class MonitorScreen(ModelScreen):
         self._extra: dict[str, ProbeTarget] = {}
         #: Why a mail domain's MX lookup failed in the last round, and when (by its key).
         self.mx_problems: dict[str, tuple[str, float]] = {}
+        #: Each mail domain's last posture check (by its key), and why one could not run.
+        self.posture: dict[str, PostureReport] = {}
+        self.posture_problems: dict[str, str] = {}
+        self._posture_running: set[str] = set()
         self._started = False
         self._reads = 0
         table = self.query_one("#targets", DataTable)
@@ -572,6 +615,10 @@ class MonitorScreen(ModelScreen):
 
     @work(exclusive=True, group="monitor", exit_on_error=False)
     async def run_probes(self, targets: list[ProbeTarget]) -> None:
+        for target in targets:
+            if target.mx and target.key not in self._posture_running:
+                self._posture_running.add(target.key)
+                self._check_posture(target, self._posture_servers())
         targets = await self._expand(targets)
         passwords: dict[str, Secret] = {}
         previous = {t.key: caps for t in targets if (caps := self.history.last_capabilities(t))}
@@ -597,7 +644,7 @@ class MonitorScreen(ModelScreen):
     @on(HistoryNotSaved)
     def _history_not_saved(self, failed: HistoryNotSaved) -> None:
         self.notify(
-            shown(f"The probe history was not saved: {failed.problem}"),
+            shown(f"{failed.what} was not saved: {failed.problem}"),
             severity="warning",
             markup=False,
         )
@@ -625,6 +672,106 @@ class MonitorScreen(ModelScreen):
                 table.add_row(*self._cells(target), key=target.key)
                 self.targets.append(target)
         return expanded
+
+    # -- a mail domain's posture ------------------------------------------------
+
+    def _posture_servers(self) -> tuple[str, ...] | str:
+        """The resolvers for a posture check: the monitor's ``dns_server``, else
+        config.toml's ``[dns] servers``, else the system's; a string says why none can be used."""
+        from tuimail.user_config import ConfigError, dns_servers
+
+        if self.dns_server:
+            return (self.dns_server,)
+        try:
+            return tuple(dns_servers(self.model.config))
+        except ConfigError as exc:
+            return str(exc)
+
+    @work(thread=True, group="posture", exit_on_error=False)
+    def _check_posture(self, target: ProbeTarget, servers: tuple[str, ...] | str) -> None:
+        """``tuimail check`` of the domain, in its own thread and event loop; the
+        previous fingerprint read and the new one compared there, off the UI loop."""
+        import asyncio
+
+        from tuimail.posture import state
+        from tuimail.posture.check import CheckOptions, check_domain
+
+        try:
+            if isinstance(servers, str):
+                self._tell(PostureChecked(target.key, None, [], servers))
+                return
+            options = CheckOptions(
+                dns_servers=servers,
+                mx_port=target.port or 25,
+                ca_file=target.ca_file,
+                timeout=target.timeout,
+                thresholds=target.thresholds,
+                ehlo_name=target.ehlo_name,
+                concurrency=self.concurrency,
+            )
+            report = asyncio.run(check_domain(target.host, options))
+            fingerprint = report.fingerprint()
+            found = state.changes(state.load(report.domain), fingerprint)
+        except Exception as exc:  # a resolver that is not an address, or a bug: said, not raised
+            self._tell(PostureChecked(target.key, None, [], f"{type(exc).__name__}: {exc}"))
+            return
+        saved = self.model.saves.submit(state.save, report.domain, fingerprint)
+        saved.add_done_callback(self._posture_saved)
+        self._tell(PostureChecked(target.key, report, found))
+
+    def _posture_saved(self, done: Future[None]) -> None:
+        """In the writing thread: a failure is said (the next check cannot compare)."""
+        exc = done.exception()
+        if exc is not None:
+            self._tell(HistoryNotSaved(str(exc), "The posture kept to notice changes"))
+
+    @on(PostureChecked)
+    def _posture_checked(self, checked: PostureChecked) -> None:
+        self._posture_running.discard(checked.key)
+        target = next((t for t in self.base_targets if t.key == checked.key), None)
+        label = target.label if target is not None else checked.key
+        if checked.report is None:
+            self.posture_problems[checked.key] = checked.problem
+        else:
+            self.posture_problems.pop(checked.key, None)
+            self.posture[checked.key] = checked.report
+        for change in checked.changes:
+            self.notify(
+                shown(
+                    f"{label}: the {change.what} of {change.where} changed "
+                    f"({change.before} → {change.after})"
+                ),
+                title="Posture",
+                severity="warning",
+                timeout=20,
+                markup=False,
+            )
+        self._show_selected()
+
+    def _posture_text(self, target: ProbeTarget) -> Text:
+        from tuimail.posture.report import report_lines
+
+        report = self.posture.get(target.key)
+        problem = self.posture_problems.get(target.key)
+        if problem:
+            return Text(shown(f"Posture of {target.host}: not checked: {problem}"))
+        if report is None:
+            checking = target.key in self._posture_running
+            return Text(
+                shown(
+                    f"Posture of {target.host}: "
+                    + ("checking..." if checking else "not checked yet (r: probe now)")
+                )
+            )
+        text = Text()
+        for index, line in enumerate(report_lines(report)):
+            if index:
+                text.append("\n")
+            status = line.split()[0] if index else ""
+            style = _STATUS_STYLE.get(Status[status]) if status in Status.__members__ else None
+            colour = self.app.theme_variables.get(style[1:], "") if style else ""
+            text.append(shown(line), style=f"bold {colour}" if colour else "")
+        return text
 
     def _mx_looked_up(self, target: ProbeTarget, problem: str) -> None:
         """Show a mail domain's lookup in its row: CRITICAL with why, or its hosts below.
@@ -720,12 +867,25 @@ class MonitorScreen(ModelScreen):
         report = self.latest.get(target.key)
         detail = self.query_one("#monitor-detail", Static)
         view = self.query_one("#probe-view", TranscriptView)
+        posture = self.query_one("#posture", PosturePanel)
+        posture.display = target.mx
+        if target.mx:
+            posture.show(self._posture_text(target))
         failed = self.mx_problems.get(target.key) if target.mx else None
         if failed is not None:
             detail.update(
                 shown(
                     f"{target.label}: CRITICAL: {failed[0]}. Its mail servers cannot be "
                     "found, so none is probed; the lookup is tried again each round."
+                )
+            )
+            view.show(None)
+            return
+        if target.mx:
+            detail.update(
+                shown(
+                    f"{target.label}: the mail domain {target.host}, probed through its MX "
+                    "hosts (their rows below); its posture:"
                 )
             )
             view.show(None)

@@ -65,6 +65,7 @@ from tuimail.ui.messages import RetryRequest
 from tuimail.ui.outside import cell, message_preview, shown
 from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.screens.dialogs import ConfirmDialog
+from tuimail.ui.screens.forward_dialog import ForwardDialog, ForwardHow
 from tuimail.ui.screens.inbox_dialogs import (
     ALL_PARTS,
     ReleaseAsked,
@@ -804,6 +805,14 @@ class SandboxScreen(ModelScreen):
             self.notify("Compose is sending a message; try again when it is done.")
             return
         own = [p.from_address for p in self.model.all_profiles().values() if p.from_address]
+        if how == "forward":
+
+            def chosen(way: ForwardHow | None) -> None:
+                if way is not None:
+                    self.draft_of(read.raw, f"forward-{way.value}", own, self.model.initial_profile)
+
+            self.app.push_screen(ForwardDialog(), chosen)
+            return
         self.draft_of(read.raw, how, own, self.model.initial_profile)
 
     @work(thread=True, group="sandbox-reply", exit_on_error=False)
@@ -811,7 +820,10 @@ class SandboxScreen(ModelScreen):
         """Make the draft from the message's bytes and save it (in a thread), then open it."""
         try:
             original = replies.read_original(raw)
-            if how == "forward":
+            if how == "forward-attached":
+                path = replies.write_forward_attachment(original, replies.forwards_dir())
+                draft = replies.forward(original, attachment=path)
+            elif how.startswith("forward"):
                 draft = replies.forward(original)
             elif how == "all":
                 draft = replies.reply_all(original, replies.own_addresses(own))

@@ -1,0 +1,839 @@
+"""Check a mail domain's posture: its DNS records and a live probe of each MX address.
+
+Every name is resolved through dnspython's async resolver (the system's, or
+the servers the user names), asking for DNSSEC (the DO bit) so that the AD
+bit of a validating resolver says which answers were validated. Each MX
+address is probed with tuimail/probe.py, connected to by address with the MX
+name for TLS, a few at a time. Each part is bounded in time and caught: a
+part that cannot run becomes an UNKNOWN item that says why, never a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from tuimail.posture.records import (
+    RecordError,
+    SpfTerm,
+    is_dmarc,
+    is_spf,
+    is_tlsrpt,
+    parse_dkim,
+    parse_dmarc,
+    parse_spf,
+    parse_tlsrpt,
+    spf_domain,
+)
+from tuimail.posture.report import Item, PostureReport
+from tuimail.posture.tlsa import USAGE_NAMES, Tlsa, chain_matches
+from tuimail.probe import ProbeReport, ProbeTarget, Status, Thresholds, probe_many
+from tuimail.profiles import Security
+
+if TYPE_CHECKING:
+    import dns.asyncresolver
+
+#: RFC 7208 section 4.6.4: at most 10 lookups, and at most 2 that find nothing.
+SPF_LOOKUP_LIMIT = 10
+SPF_VOID_LIMIT = 2
+#: How deep include:/redirect= chains are followed (a loop stops at the limit too).
+_SPF_DEPTH = 12
+#: A policy cached for less than a day helps little against a downgrade (RFC 8461 section 3.2).
+_SHORT_MAX_AGE = 86400
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """How to check: whom to ask, which ports (tests only), what to trust, how long to wait."""
+
+    dns_servers: tuple[str, ...] = ()
+    mx_port: int = 25
+    mta_sts_port: int = 443
+    ca_file: str = ""
+    timeout: float = 10.0
+    dkim_selectors: tuple[str, ...] = ()
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    ehlo_name: str = ""
+    #: MX addresses probed at once.
+    concurrency: int = 8
+
+
+@dataclass
+class Answer:
+    """One DNS answer: its records as text, whether it was validated, or what went wrong."""
+
+    name: str
+    rdtype: str
+    records: list[str] = field(default_factory=list)
+    #: The AD bit: a validating resolver checked the DNSSEC signatures.
+    secure: bool = False
+    #: ok, nxdomain, nodata, servfail, timeout or error.
+    outcome: str = "ok"
+    error: str = ""
+
+    @property
+    def empty(self) -> bool:
+        """Found nothing: a void lookup in SPF's terms."""
+        return self.outcome in ("nxdomain", "nodata")
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome in ("servfail", "timeout", "error")
+
+    def trouble(self) -> str:
+        """The failure in words."""
+        if self.outcome == "timeout":
+            return f"no DNS answer for {self.name} {self.rdtype} in time"
+        if self.outcome == "servfail":
+            return f"the DNS lookup of {self.name} {self.rdtype} failed (SERVFAIL)"
+        return f"the DNS lookup of {self.name} {self.rdtype} failed: {self.error}"
+
+
+class Resolver:
+    """dnspython's async resolver asking with the DO and AD bits, answers as :class:`Answer`."""
+
+    def __init__(self, servers: tuple[str, ...], timeout: float) -> None:
+        import dns.flags
+
+        from tuimail.routing import make_resolver
+
+        self.resolver = make_resolver(servers, timeout=timeout)
+        self.resolver.use_edns(0, dns.flags.DO, 1232)
+        self.resolver.flags = dns.flags.RD | dns.flags.AD
+        self.servers = servers
+
+    async def ask(self, name: str, rdtype: str, *, unchecked: bool = False) -> Answer:
+        """``unchecked`` sets CD: the resolver answers even when validation fails."""
+        import dns.exception
+        import dns.flags
+        import dns.resolver
+
+        answer = Answer(name.rstrip("."), rdtype)
+        resolver = self.resolver
+        if unchecked:
+            resolver = _copy(resolver)
+            resolver.flags = dns.flags.RD | dns.flags.CD
+        try:
+            found = await resolver.resolve(name, rdtype, raise_on_no_answer=False)
+        except dns.resolver.NXDOMAIN:
+            answer.outcome = "nxdomain"
+            return answer
+        except dns.resolver.NoNameservers:
+            answer.outcome = "servfail"
+            return answer
+        except dns.exception.Timeout:
+            answer.outcome = "timeout"
+            return answer
+        except dns.exception.DNSException as exc:
+            answer.outcome, answer.error = "error", str(exc)
+            return answer
+        answer.secure = bool(found.response.flags & dns.flags.AD)
+        if found.rrset is None:
+            answer.outcome = "nodata"
+            return answer
+        for record in found.rrset:
+            if rdtype == "TXT":
+                answer.records.append(b"".join(record.strings).decode("utf-8", "replace"))
+            else:
+                answer.records.append(record.to_text())
+        return answer
+
+
+def _copy(resolver: dns.asyncresolver.Resolver) -> dns.asyncresolver.Resolver:
+    import copy
+
+    return copy.copy(resolver)
+
+
+async def check_domain(
+    domain: str,
+    options: CheckOptions,
+    *,
+    on_item: Callable[[Item], None] | None = None,
+) -> PostureReport:
+    """Everything about ``domain``, as a :class:`PostureReport`. Never raises for what it finds.
+
+    A wrong ``--dns-server`` raises ValueError (from tuimail/routing.py) before anything runs.
+    """
+    domain = domain.strip().rstrip(".").lower()
+    started = time.monotonic()
+    report = PostureReport(domain)
+    resolver = Resolver(options.dns_servers, min(options.timeout, 10.0))
+    part_deadline = options.timeout * 3 + 5
+
+    async def guarded(name: str, work: Awaitable[Item]) -> Item:
+        try:
+            async with asyncio.timeout(part_deadline):
+                item = await work
+        except TimeoutError:
+            item = Item(name)
+            item.problem(Status.UNKNOWN, f"not checked: no result within {part_deadline:g} seconds")
+        except Exception as exc:  # a bug or an unforeseen library error: say so, go on
+            item = Item(name)
+            item.problem(Status.UNKNOWN, f"not checked: {type(exc).__name__}: {exc}")
+        if on_item is not None:
+            on_item(item)
+        return item
+
+    mx_item, hosts = await _guarded_mx(domain, resolver, guarded)
+    report.items.append(mx_item)
+    targets = [
+        ProbeTarget(
+            host=host,
+            port=options.mx_port,
+            security=Security.STARTTLS,
+            ca_file=options.ca_file,
+            thresholds=options.thresholds,
+            timeout=options.timeout,
+            ehlo_name=options.ehlo_name,
+            name=f"MX {preference} {host} [{address}]",
+            address=address,
+        )
+        for preference, host, addresses in hosts
+        for address in addresses
+    ]
+
+    async def probes() -> list[ProbeReport]:
+        if not targets:
+            return []
+        return await probe_many(targets, concurrency=options.concurrency)
+
+    mx_names = [host for _, host, _ in hosts]
+    dns_parts: list[Awaitable[Item]] = [
+        guarded("spf", _spf(domain, resolver)),
+        guarded("dmarc", _dmarc(domain, resolver)),
+        guarded("tls-rpt", _tlsrpt(domain, resolver)),
+        *(
+            guarded(f"dkim {selector}", _dkim(domain, selector, resolver))
+            for selector in options.dkim_selectors
+        ),
+    ]
+    sts_task = asyncio.ensure_future(_sts_policy(domain, resolver, options))
+    tlsa_task = asyncio.ensure_future(_tlsa_records(mx_names, resolver))
+    probe_task = asyncio.ensure_future(probes())
+    dns_items = await asyncio.gather(*dns_parts)
+    report.probes = await probe_task
+    for probe_report in report.probes:
+        item = _probe_item(probe_report)
+        report.items.append(item)
+        if on_item is not None:
+            on_item(item)
+    #: No MX host known although the domain may take mail: what depends on them is unknown.
+    unknown_mx = not mx_names and not mx_item.details.get("null_mx")
+    sts = await guarded("mta-sts", _judge_sts(sts_task, mx_names, report.probes, unknown_mx))
+    dane = await guarded(
+        "dane",
+        _judge_dane(tlsa_task, mx_names, report.probes, mx_item.details.get("dnssec"), unknown_mx),
+    )
+    report.items += [*dns_items[:3], sts, dane, *dns_items[3:]]
+    report.seconds = time.monotonic() - started
+    return report
+
+
+async def _guarded_mx(
+    domain: str,
+    resolver: Resolver,
+    guarded: Callable[[str, Awaitable[Item]], Awaitable[Item]],
+) -> tuple[Item, list[tuple[int, str, list[str]]]]:
+    hosts: list[tuple[int, str, list[str]]] = []
+    item = await guarded("mx", _mx(domain, resolver, hosts))
+    return item, hosts
+
+
+# --- MX, addresses, reverse DNS --------------------------------------------
+
+
+async def _mx(domain: str, resolver: Resolver, hosts: list[tuple[int, str, list[str]]]) -> Item:
+    """The MX hosts, their addresses and reverse DNS; fills ``hosts`` for the probes."""
+    item = Item("mx")
+    answer = await resolver.ask(domain, "MX")
+    item.details["dnssec"] = answer.secure
+    if answer.outcome == "nxdomain":
+        item.problem(Status.CRITICAL, f"{domain} does not exist (NXDOMAIN)")
+        return item
+    if answer.failed:
+        item.problem(
+            Status.UNKNOWN if answer.outcome == "timeout" else Status.CRITICAL, answer.trouble()
+        )
+        return item
+    records: list[tuple[int, str]] = []
+    for text in answer.records:
+        number, _space, exchange = text.partition(" ")
+        records.append((int(number), exchange.rstrip(".").lower()))
+    records.sort()
+    if answer.outcome == "nodata":
+        item.problem(
+            Status.WARNING,
+            f"{domain} has no MX record: senders use its own address (RFC 5321 section 5.1)",
+        )
+        records = [(0, domain)]
+    elif any(exchange == "" for _, exchange in records):
+        item.problem(Status.WARNING, f"{domain} publishes a null MX: it accepts no mail (RFC 7505)")
+        item.details["null_mx"] = True
+        item.details["hosts"] = []
+        return item
+    listed: list[dict[str, Any]] = []
+    looked = await asyncio.gather(*(_host(host, resolver) for _, host in records))
+    for (preference, host), (addresses, problems) in zip(records, looked, strict=True):
+        listed.append({"preference": preference, "host": host, "addresses": addresses})
+        for status, sentence in problems:
+            item.problem(status, sentence)
+        hosts.append((preference, host, [a["address"] for a in addresses]))
+    item.details["hosts"] = listed
+    return item
+
+
+async def _host(
+    host: str, resolver: Resolver
+) -> tuple[list[dict[str, Any]], list[tuple[Status, str]]]:
+    problems: list[tuple[Status, str]] = []
+    answers = await asyncio.gather(resolver.ask(host, "A"), resolver.ask(host, "AAAA"))
+    found = [address for answer in answers for address in answer.records]
+    if not found:
+        failures = [a.trouble() for a in answers if a.failed]
+        problems.append(
+            (Status.CRITICAL, f"the MX {host} has no address: " + "; ".join(failures))
+            if failures
+            else (Status.CRITICAL, f"the MX {host} has no address record (A or AAAA)")
+        )
+        return [], problems
+    reverse = await asyncio.gather(*(_reverse(address, resolver) for address in found))
+    addresses = []
+    for address, (names, confirmed, trouble) in zip(found, reverse, strict=True):
+        addresses.append({"address": address, "ptr": names, "fcrdns": confirmed})
+        if trouble:
+            problems.append((Status.WARNING, trouble))
+        elif not names:
+            problems.append(
+                (
+                    Status.WARNING,
+                    f"{address} ({host}) has no reverse DNS (PTR): many servers refuse mail from such addresses",
+                )
+            )
+        elif not confirmed:
+            problems.append(
+                (
+                    Status.WARNING,
+                    f"the reverse DNS of {address} ({host}) is {', '.join(names)}, "
+                    "which does not resolve back to it (no FCrDNS)",
+                )
+            )
+    return addresses, problems
+
+
+async def _reverse(address: str, resolver: Resolver) -> tuple[list[str], bool, str]:
+    """The PTR names of ``address``, whether one resolves back to it, and DNS trouble."""
+    import dns.reversename
+
+    answer = await resolver.ask(dns.reversename.from_address(address).to_text(), "PTR")
+    if answer.failed:
+        return [], False, answer.trouble()
+    names = [name.rstrip(".").lower() for name in answer.records]
+    rdtype = "AAAA" if ":" in address else "A"
+    forward = await asyncio.gather(*(resolver.ask(name, rdtype) for name in names))
+    confirmed = any(_same_address(address, found) for answer in forward for found in answer.records)
+    return names, confirmed, ""
+
+
+def _same_address(one: str, other: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(one) == ipaddress.ip_address(other)
+    except ValueError:
+        return False
+
+
+# --- the live probes ---------------------------------------------------------
+
+
+def _probe_item(probe: ProbeReport) -> Item:
+    target = probe.target
+    item = Item(f"smtp {target.host} [{target.address}]")
+    item.status = probe.status
+    item.problems = list(probe.reasons)
+    tls = probe.tls
+    item.details = {
+        "host": target.host,
+        "address": target.address,
+        "port": target.effective_port,
+        "reached": probe.reached,
+        "banner": probe.banner,
+        "starttls": "starttls" in probe.capabilities_before_tls,
+        "tls_version": tls.version if tls else None,
+        "certificate_days_left": tls.days_left if tls else None,
+        "certificate_trusted": tls.trust.trusted if tls else None,
+        "name_matches": tls.trust.hostname_matches if tls else None,
+        "seconds": round(probe.total, 6),
+    }
+    return item
+
+
+# --- SPF --------------------------------------------------------------------
+
+
+@dataclass
+class _SpfCount:
+    lookups: int = 0
+    void: int = 0
+    #: The include:/redirect= path from the domain's own record to the one being read:
+    #: a name met again on it is a loop (the same record included twice is no loop).
+    visited: list[str] = field(default_factory=list)
+
+
+async def _spf_record(domain: str, resolver: Resolver) -> tuple[str | None, Answer]:
+    answer = await resolver.ask(domain, "TXT")
+    records = [text for text in answer.records if is_spf(text)]
+    if len(records) > 1:
+        raise RecordError(f"{domain} has {len(records)} SPF records; one is allowed (permerror)")
+    return (records[0] if records else None), answer
+
+
+async def _spf(domain: str, resolver: Resolver) -> Item:
+    item = Item("spf")
+    try:
+        record, answer = await _spf_record(domain, resolver)
+    except RecordError as exc:
+        item.problem(Status.CRITICAL, str(exc))
+        return item
+    if answer.failed:
+        item.problem(Status.UNKNOWN, answer.trouble())
+        return item
+    if record is None:
+        item.problem(
+            Status.WARNING, f"{domain} has no SPF record: receivers cannot tell who may send as it"
+        )
+        return item
+    item.details["record"] = record
+    count = _SpfCount(visited=[domain])
+    try:
+        terms = parse_spf(record)
+    except RecordError as exc:
+        item.problem(Status.CRITICAL, f"the SPF record is invalid (permerror): {exc}")
+        return item
+    try:
+        await _spf_walk(domain, terms, resolver, count, item, depth=0)
+    except RecordError as exc:
+        item.problem(Status.CRITICAL, f"a record it includes is invalid (permerror): {exc}")
+    item.details["lookups"] = count.lookups
+    item.details["void_lookups"] = count.void
+    if count.lookups > SPF_LOOKUP_LIMIT:
+        item.problem(
+            Status.CRITICAL,
+            f"the SPF record needs {count.lookups} DNS lookups; more than {SPF_LOOKUP_LIMIT} "
+            "is a permerror (RFC 7208 section 4.6.4)",
+        )
+    if count.void > SPF_VOID_LIMIT:
+        item.problem(
+            Status.CRITICAL,
+            f"{count.void} SPF lookups find nothing; more than {SPF_VOID_LIMIT} such void "
+            "lookups is a permerror (RFC 7208 section 4.6.4)",
+        )
+    final = [t for t in terms if not t.modifier and t.name == "all"]
+    redirect = any(t.modifier and t.name == "redirect" for t in terms)
+    if final and final[-1].qualifier == "+":
+        item.problem(Status.CRITICAL, "+all lets every server on the internet send as this domain")
+    elif final and final[-1].qualifier == "?":
+        item.problem(Status.WARNING, "?all says nothing about servers not listed (neutral)")
+    elif not final and not redirect:
+        item.problem(
+            Status.WARNING,
+            "the SPF record ends without an all mechanism: other servers get neutral",
+        )
+    return item
+
+
+async def _spf_walk(
+    domain: str, terms: list[SpfTerm], resolver: Resolver, count: _SpfCount, item: Item, depth: int
+) -> None:
+    has_all = any(not t.modifier and t.name == "all" for t in terms)
+    for term in terms:
+        if count.lookups > SPF_LOOKUP_LIMIT:
+            return
+        if term.modifier:
+            if term.name != "redirect" or has_all:
+                continue
+        elif term.name not in ("include", "a", "mx", "ptr", "exists"):
+            continue
+        count.lookups += 1
+        if term.name == "ptr":
+            item.problem(
+                Status.WARNING,
+                f"{term} is slow and unreliable and should not be used (RFC 7208 section 5.5)",
+            )
+            continue
+        if term.has_macro:
+            item.notes.append(
+                f"{term} uses a macro; its lookup depends on the message and is not followed"
+            )
+            continue
+        target = spf_domain(term, domain)
+        if term.name in ("include", "redirect"):
+            await _spf_follow(term, target, resolver, count, item, depth)
+        elif term.name == "a":
+            answers = await asyncio.gather(resolver.ask(target, "A"), resolver.ask(target, "AAAA"))
+            if all(a.empty for a in answers):
+                count.void += 1
+                item.notes.append(f"{term} ({domain}): {target} has no address (a void lookup)")
+        elif term.name == "mx":
+            answer = await resolver.ask(target, "MX")
+            if answer.empty:
+                count.void += 1
+                item.notes.append(f"{term} ({domain}): {target} has no MX (a void lookup)")
+            elif len(answer.records) > 10:
+                item.problem(
+                    Status.CRITICAL,
+                    f"{term}: {target} has {len(answer.records)} MX hosts; more than 10 is a permerror",
+                )
+        elif term.name == "exists":
+            answer = await resolver.ask(target, "A")
+            if answer.empty:
+                count.void += 1
+                item.notes.append(f"{term} ({domain}): {target} has no address (a void lookup)")
+
+
+async def _spf_follow(
+    term: SpfTerm, target: str, resolver: Resolver, count: _SpfCount, item: Item, depth: int
+) -> None:
+    if target.lower() in count.visited[: depth + 1] or depth >= _SPF_DEPTH:
+        raise RecordError(f"{term} leads back to a record it came from (a loop)")
+    del count.visited[depth + 1 :]
+    count.visited.append(target.lower())
+    record, answer = await _spf_record(target, resolver)
+    if answer.failed:
+        item.problem(Status.UNKNOWN, f"{term}: {answer.trouble()}")
+        return
+    if answer.empty:
+        count.void += 1
+    if record is None:
+        raise RecordError(f"{term}: {target} has no SPF record")
+    await _spf_walk(target, parse_spf(record), resolver, count, item, depth + 1)
+
+
+# --- DMARC, TLS-RPT, DKIM ---------------------------------------------------
+
+
+async def _dmarc(domain: str, resolver: Resolver) -> Item:
+    item = Item("dmarc")
+    name = f"_dmarc.{domain}"
+    answer = await resolver.ask(name, "TXT")
+    if answer.failed:
+        item.problem(Status.UNKNOWN, answer.trouble())
+        return item
+    records = [text for text in answer.records if is_dmarc(text)]
+    if not records:
+        item.problem(
+            Status.WARNING,
+            f"no DMARC record at {name}: receivers have no policy for mail that fails SPF and DKIM",
+        )
+        return item
+    if len(records) > 1:
+        item.problem(
+            Status.CRITICAL, f"{name} has {len(records)} DMARC records; receivers use none"
+        )
+        return item
+    item.details["record"] = records[0]
+    try:
+        dmarc = parse_dmarc(records[0])
+    except RecordError as exc:
+        item.problem(Status.CRITICAL, f"the DMARC record is invalid: {exc}")
+        return item
+    item.details.update(
+        policy=dmarc.policy,
+        subdomain_policy=dmarc.subdomain_policy,
+        pct=dmarc.percent,
+        rua=list(dmarc.rua),
+        ruf=list(dmarc.ruf),
+    )
+    if dmarc.policy == "none":
+        item.problem(Status.WARNING, "p=none: mail failing DMARC is only reported, not refused")
+    if dmarc.subdomain_policy == "none" and dmarc.policy != "none":
+        item.problem(Status.WARNING, "sp=none: mail from subdomains failing DMARC is not refused")
+    if dmarc.percent < 100:
+        item.problem(
+            Status.WARNING,
+            f"pct={dmarc.percent}: the policy applies to {dmarc.percent}% of failing mail only",
+        )
+    if not dmarc.rua:
+        item.problem(Status.WARNING, "no rua= address: nobody receives the aggregate reports")
+    return item
+
+
+async def _tlsrpt(domain: str, resolver: Resolver) -> Item:
+    item = Item("tls-rpt")
+    name = f"_smtp._tls.{domain}"
+    answer = await resolver.ask(name, "TXT")
+    if answer.failed:
+        item.problem(Status.UNKNOWN, answer.trouble())
+        return item
+    records = [text for text in answer.records if is_tlsrpt(text)]
+    if not records:
+        item.problem(
+            Status.WARNING,
+            f"no TLS-RPT record at {name}: senders cannot report TLS failures to you",
+        )
+        return item
+    if len(records) > 1:
+        item.problem(
+            Status.CRITICAL, f"{name} has {len(records)} TLS-RPT records; senders use none"
+        )
+        return item
+    item.details["record"] = records[0]
+    try:
+        item.details["rua"] = list(parse_tlsrpt(records[0]))
+    except RecordError as exc:
+        item.problem(Status.CRITICAL, f"the TLS-RPT record is invalid: {exc}")
+    return item
+
+
+async def _dkim(domain: str, selector: str, resolver: Resolver) -> Item:
+    item = Item(f"dkim {selector}")
+    name = f"{selector}._domainkey.{domain}"
+    item.details["name"] = name
+    answer = await resolver.ask(name, "TXT")
+    if answer.failed:
+        item.problem(Status.UNKNOWN, answer.trouble())
+        return item
+    if not answer.records:
+        item.problem(Status.CRITICAL, f"no DKIM key at {name}")
+        return item
+    text = "".join(answer.records) if len(answer.records) == 1 else answer.records[0]
+    if len(answer.records) > 1:
+        item.problem(
+            Status.WARNING, f"{name} has {len(answer.records)} TXT records; verifiers may pick any"
+        )
+    item.details["record"] = text
+    try:
+        key = parse_dkim(text)
+    except RecordError as exc:
+        item.problem(Status.CRITICAL, f"the DKIM record is invalid: {exc}")
+        return item
+    item.details.update(key_type=key.key_type, bits=key.bits, testing=key.testing)
+    if key.bits == 0:
+        item.problem(Status.CRITICAL, f"the key at {name} is revoked (empty p=)")
+    elif key.key_type == "rsa" and key.bits < 1024:
+        item.problem(
+            Status.CRITICAL, f"an RSA key of {key.bits} bits is refused by verifiers (RFC 8301)"
+        )
+    elif key.key_type == "rsa" and key.bits < 2048:
+        item.problem(Status.WARNING, f"an RSA key of {key.bits} bits is weak; use 2048 bits")
+    if key.testing:
+        item.problem(
+            Status.WARNING, "t=y: the key is in testing mode; verifiers may ignore failures"
+        )
+    return item
+
+
+# --- MTA-STS ----------------------------------------------------------------
+
+
+@dataclass
+class _StsFound:
+    record: str | None = None
+    policy: Any = None  # tuimail.mta_sts.Policy
+    problem: tuple[Status, str] | None = None
+
+
+async def _sts_policy(domain: str, resolver: Resolver, options: CheckOptions) -> _StsFound:
+    """The record and the policy fetched now over verified HTTPS (no cache: the check is live).
+
+    The record is read here, through :class:`Resolver`, so that DNS trouble is told apart
+    from a broken record (UNKNOWN, not CRITICAL); tuimail/mta_sts.py parses it and fetches.
+    """
+    from tuimail.mta_sts import PolicyError, fetch_policy, parse_record
+
+    found = _StsFound()
+    name = f"_mta-sts.{domain}"
+    answer = await resolver.ask(name, "TXT")
+    if answer.failed:
+        found.problem = (Status.UNKNOWN, answer.trouble())
+        return found
+    try:
+        found.record = parse_record(answer.records)
+    except PolicyError as exc:
+        found.problem = (Status.CRITICAL, f"the {name} record is unusable: {exc}")
+        return found
+    if found.record is None:
+        return found
+    try:
+        found.policy = await fetch_policy(
+            domain,
+            found.record,
+            resolver.resolver,
+            ca_file=options.ca_file,
+            port=options.mta_sts_port,
+            timeout=min(options.timeout, 10.0),
+        )
+    except PolicyError as exc:
+        found.problem = (Status.CRITICAL, str(exc))
+    return found
+
+
+async def _judge_sts(
+    task: asyncio.Future[_StsFound],
+    mx_names: list[str],
+    probes: list[ProbeReport],
+    unknown_mx: bool,
+) -> Item:
+    item = Item("mta-sts")
+    found = await task
+    item.details["id"] = found.record
+    if found.problem is not None:
+        item.problem(*found.problem)
+        return item
+    if found.record is None:
+        item.problem(
+            Status.WARNING,
+            "no MTA-STS record: senders may deliver without verified TLS",
+        )
+        return item
+    policy = found.policy
+    item.details.update(mode=policy.mode, mx=list(policy.mx), max_age=policy.max_age)
+    if policy.mode == "none":
+        item.problem(Status.WARNING, "the policy's mode is none: it asks nothing of senders")
+        return item
+    if policy.mode == "testing":
+        item.problem(
+            Status.WARNING, "the policy is in testing mode: failures are reported, not refused"
+        )
+    if policy.max_age < _SHORT_MAX_AGE:
+        item.problem(Status.WARNING, f"max_age {policy.max_age} is less than a day")
+    severity = Status.CRITICAL if policy.mode == "enforce" else Status.WARNING
+    if unknown_mx:
+        item.problem(
+            Status.UNKNOWN, "the MX hosts are unknown, so they were not compared with the policy"
+        )
+    matches = {host: policy.matches(host) for host in mx_names}
+    item.details["matches"] = matches
+    patterns = ", ".join(policy.mx)
+    for host, matched in matches.items():
+        if not matched:
+            item.problem(
+                severity,
+                f"the MX {host} does not match the policy's mx ({patterns}): senders refuse it",
+            )
+    for probe in probes:
+        host = probe.target.host
+        if not matches.get(host):
+            continue
+        tls = probe.tls
+        where = f"{host} [{probe.target.address}]"
+        if tls is None:
+            if probe.reached:
+                item.problem(
+                    severity, f"{where} offers no TLS; senders following the policy refuse it"
+                )
+        elif not (tls.trust.trusted and tls.trust.hostname_matches):
+            item.problem(
+                severity, f"{where}: {tls.trust.reason}; senders following the policy refuse it"
+            )
+    return item
+
+
+# --- DANE -------------------------------------------------------------------
+
+
+@dataclass
+class _TlsaFound:
+    records: list[Tlsa] = field(default_factory=list)
+    secure: bool = False
+    problem: tuple[Status, str] | None = None
+
+
+async def _tlsa_records(mx_names: list[str], resolver: Resolver) -> dict[str, _TlsaFound]:
+    async def one(host: str) -> _TlsaFound:
+        found = _TlsaFound()
+        name = f"_25._tcp.{host}"
+        answer = await resolver.ask(name, "TLSA")
+        if answer.outcome == "servfail":
+            unchecked = await resolver.ask(name, "TLSA", unchecked=True)
+            if unchecked.outcome == "ok":
+                found.problem = (
+                    Status.CRITICAL,
+                    f"the TLSA records at {name} fail DNSSEC validation (bogus): "
+                    "senders using DANE refuse to deliver",
+                )
+            else:
+                found.problem = (Status.CRITICAL, answer.trouble())
+            return found
+        if answer.failed:
+            found.problem = (Status.UNKNOWN, answer.trouble())
+            return found
+        found.secure = answer.secure
+        found.records = [Tlsa.from_text(text) for text in answer.records]
+        return found
+
+    results = await asyncio.gather(*(one(host) for host in mx_names))
+    return dict(zip(mx_names, results, strict=True))
+
+
+async def _judge_dane(
+    task: asyncio.Future[dict[str, _TlsaFound]],
+    mx_names: list[str],
+    probes: list[ProbeReport],
+    mx_secure: Any,
+    unknown_mx: bool,
+) -> Item:
+    item = Item("dane")
+    if unknown_mx:
+        await task
+        item.problem(Status.UNKNOWN, "not checked: the MX hosts are unknown")
+        return item
+    found = await task
+    item.details["mx_dnssec"] = bool(mx_secure)
+    item.details["tlsa"] = {host: [r.to_text() for r in f.records] for host, f in found.items()}
+    item.details["dnssec"] = {host: f.secure for host, f in found.items()}
+    matched: dict[str, bool] = {}
+    published = False
+    for host in mx_names:
+        tlsa = found[host]
+        if tlsa.problem is not None:
+            item.problem(*tlsa.problem)
+            published = True
+            continue
+        if not tlsa.records:
+            continue
+        published = True
+        if not tlsa.secure:
+            item.problem(
+                Status.WARNING,
+                f"the TLSA records of {host} are not DNSSEC-validated: senders ignore them",
+            )
+            continue
+        if not mx_secure:
+            item.problem(
+                Status.WARNING,
+                f"the MX records are not DNSSEC-validated: senders do not use the TLSA records of {host}",
+            )
+        unusable = [r for r in tlsa.records if not r.usable_for_smtp]
+        for record in unusable:
+            usage = USAGE_NAMES.get(record.usage, str(record.usage))
+            item.problem(
+                Status.WARNING,
+                f"{host}: the TLSA record {record.to_text()[:24]}... ({usage}) is not used for SMTP (RFC 7672)",
+            )
+        for probe in probes:
+            if probe.target.host != host:
+                continue
+            where = f"{host} [{probe.target.address}]"
+            chain = probe.tls.der_chain if probe.tls is not None else ()
+            if not chain:
+                matched[where] = False
+                item.problem(
+                    Status.CRITICAL, f"{where} presented no certificate to match its TLSA records"
+                )
+                continue
+            matched[where] = bool(chain_matches(tlsa.records, chain))
+            if not matched[where]:
+                item.problem(
+                    Status.CRITICAL,
+                    f"the certificate {where} presents matches none of its TLSA records: "
+                    "senders using DANE refuse to deliver",
+                )
+    item.details["matches"] = matched
+    if not published:
+        item.notes.append("no MX host publishes TLSA records (no DANE)")
+    return item
