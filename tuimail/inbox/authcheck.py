@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 from tuimail.errors import TuimailError
 from tuimail.inbox import spamc
 from tuimail.inbox.spf import check_host, sender_domain
+from tuimail.posture.records import Dmarc, RecordError, is_dmarc, parse_dmarc
 
 if TYPE_CHECKING:
     import dns.asyncresolver
@@ -658,9 +659,13 @@ async def _spf(
 
 @dataclass(frozen=True)
 class _Policy:
-    tags: dict[str, str]
+    """A DMARC record found (``record``), or the lookup's temporary (``problem``) or
+    permanent (``broken``) error, at the name ``at``."""
+
     at: str
+    record: Dmarc | None = None
     problem: str = ""
+    broken: str = ""
 
 
 async def _dmarc_record(resolver: dns.asyncresolver.Resolver, domain: str) -> _Policy | None:
@@ -673,21 +678,16 @@ async def _dmarc_record(resolver: dns.asyncresolver.Resolver, domain: str) -> _P
         at = f"_dmarc.{name}"
         found = await _txt(resolver, at)
         if isinstance(found, str):
-            return _Policy({}, at, found)
-        records = [
-            text.decode("utf-8", "replace")
-            for text in found
-            if re.match(rb"^\s*v\s*=\s*DMARC1\s*(;|$)", text)
-        ]
+            return _Policy(at, problem=found)
+        texts = [text.decode("utf-8", "replace") for text in found]
+        records = [text for text in texts if is_dmarc(text)]
         if len(records) > 1:
             return None  # several records: DMARC is not applied (RFC 7489 6.6.3, step 5)
         if records:
-            tags: dict[str, str] = {}
-            for part in records[0].split(";"):
-                key, equals, value = part.partition("=")
-                if equals:
-                    tags.setdefault(key.strip().lower(), value.strip())
-            return _Policy(tags, at)
+            try:
+                return _Policy(at, parse_dmarc(records[0]))
+            except RecordError as exc:
+                return _Policy(at, broken=f"the DMARC record at {at} is broken: {exc}")
     return None
 
 
@@ -702,11 +702,15 @@ def _dmarc(
         return DmarcResult("permerror", problem)
     organisation = organisational_domain(from_dom)
     base = DmarcResult("", "", from_domain=from_dom, organisational_domain=organisation)
-    if policy is not None and policy.problem:
+    if policy is not None and (policy.problem or policy.broken):
         return dataclasses.replace(
-            base, result="temperror", reason=policy.problem, record_at=policy.at
+            base,
+            result="temperror" if policy.problem else "permerror",
+            reason=policy.problem or policy.broken,
+            record_at=policy.at,
         )
-    tags: dict[str, str] = policy.tags if policy is not None else {}
+    record = policy.record if policy is not None else None
+    tags: dict[str, str] = record.tags if record is not None else {}
     adkim = "s" if tags.get("adkim", "r").lower() == "s" else "r"
     aspf = "s" if tags.get("aspf", "r").lower() == "s" else "r"
 
@@ -735,25 +739,20 @@ def _dmarc(
     found = dataclasses.replace(
         base, adkim=adkim, aspf=aspf, dkim_aligned=dkim_aligned, spf_aligned=spf_aligned
     )
-    if policy is None:
+    if policy is None or record is None:
         reason = (
             f"{from_dom} (organisation {organisation}) publishes no DMARC record; "
             f"with relaxed alignment: {'; '.join(how)}"
         )
         return dataclasses.replace(found, result="none", reason=reason)
     subdomain = policy.at != f"_dmarc.{from_dom}"
-    chosen = tags.get("sp", "") if subdomain else ""
-    chosen = (chosen or tags.get("p", "")).lower()
-    note = ""
-    if chosen not in ("none", "quarantine", "reject"):
-        note = f" (p={chosen or 'missing'} is not a policy: read as p=none)"
-        chosen = "none"
+    chosen = record.subdomain_policy if subdomain else record.policy
     passed = dkim_aligned or spf_aligned
     result = "pass" if passed else "fail"
     if not passed and (any(d.result == "temperror" for d in dkim) or spf.result == "temperror"):
         result = "temperror"
     outcome = "" if passed else f"; a receiver applies p={chosen}"
-    reason = f"{'; '.join(how)}{outcome}{note}"
+    reason = f"{'; '.join(how)}{outcome}"
     return dataclasses.replace(
         found, result=result, reason=reason, policy=chosen, record_at=policy.at
     )
@@ -829,7 +828,7 @@ async def check(raw: bytes, envelope_from: str | None, settings: CheckSettings) 
             "temperror", spf_done, simulated_ip=settings.spf_ip, mail_from=mail_from
         )
     if isinstance(policy, str):
-        policy = _Policy({}, f"_dmarc.{from_dom}", policy)
+        policy = _Policy(f"_dmarc.{from_dom}", problem=policy)
     dmarc = _dmarc(from_dom, problem, policy, dkim_done, spf_done)
     return Checked(dkim_done, spf_done, dmarc, spam_done, tuple(notes))
 

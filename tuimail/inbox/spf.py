@@ -80,78 +80,44 @@ class _Directive:
     text: str  # as written, for the reason
 
 
-_MECHANISM = re.compile(r"^([+\-~?]?)(all|include|a|mx|ptr|ip4|ip6|exists)(?=$|[:/])(.*)$", re.I)
-_MODIFIER = re.compile(r"^([A-Za-z][A-Za-z0-9_.\-]*)=(.*)$")
-_DUAL_CIDR = re.compile(r"^(?::([^/]*))?(?:/(\d{1,3}))?(?://(\d{1,3}))?$")
 _MACRO = re.compile(r"%(?:\{([A-Za-z])(\d*)(r?)([.\-+,/_=]*)\}|(%)|(_)|(-))", re.I)
+_DOMAIN_AND_CIDR = re.compile(r"^([^/]*)(?:/(\d+))?(?://(\d+))?$")
 
 
 def _parse(record: str) -> tuple[list[_Directive], str | None]:
-    """The record's directives and its redirect= target; a syntax error anywhere is permerror."""
+    """The record's directives and its redirect= target; a syntax error anywhere is permerror.
+
+    The syntax is checked by tuimail/posture/records.py's ``parse_spf`` (the
+    parser ``tuimail check`` uses); this adds what evaluating needs: the
+    prefix lengths as numbers, and the macro letters a domain-spec may hold.
+    """
+    from tuimail.posture.records import RecordError, parse_spf
+
+    try:
+        terms = parse_spf(record)
+    except RecordError as exc:
+        raise _Stop(Result.PERMERROR, f"the record is broken: {exc}") from None
     directives: list[_Directive] = []
     redirect: str | None = None
-    seen: set[str] = set()
-    for term in record.split()[1:]:
-        mechanism = _MECHANISM.match(term)
-        if mechanism is not None:
-            qualifier, name, rest = mechanism.groups()
-            directives.append(_directive(_QUALIFIERS[qualifier or "+"], name.lower(), rest, term))
-            continue
-        modifier = _MODIFIER.match(term)
-        if modifier is None:
-            raise _Stop(Result.PERMERROR, f"the record has a term SPF does not know: {term!r}")
-        name, value = modifier.group(1).lower(), modifier.group(2)
-        if name in ("redirect", "exp"):
-            if name in seen:
-                raise _Stop(Result.PERMERROR, f"the record has {name}= twice")
-            seen.add(name)
-            if not value:
-                raise _Stop(Result.PERMERROR, f"{name}= names no domain")
-            _check_macros(value)
-            if name == "redirect":
-                redirect = value
-        # Other modifiers are ignored (RFC 7208 section 6).
+    for term in terms:
+        if term.modifier:
+            if term.name == "redirect":
+                _check_macros(term.value)
+                redirect = term.value
+            continue  # exp= and unknown modifiers are not needed (RFC 7208 section 6)
+        argument, cidr4, cidr6 = term.value, 32, 128
+        if term.name in ("a", "mx"):
+            parts = _DOMAIN_AND_CIDR.match(term.value)
+            if parts is None:
+                raise _Stop(Result.PERMERROR, f"{term} is not {term.name}[:domain][/cidr]")
+            argument = parts.group(1)
+            cidr4 = int(parts.group(2)) if parts.group(2) else 32
+            cidr6 = int(parts.group(3)) if parts.group(3) else 128
+        if argument and term.name not in ("ip4", "ip6"):
+            _check_macros(argument)
+        qualifier = _QUALIFIERS[term.qualifier]
+        directives.append(_Directive(qualifier, term.name, argument, cidr4, cidr6, str(term)))
     return directives, redirect
-
-
-def _directive(qualifier: Result, name: str, rest: str, term: str) -> _Directive:
-    cidr4, cidr6, argument = 32, 128, ""
-    if name == "all":
-        if rest:
-            raise _Stop(Result.PERMERROR, f"'all' takes no argument: {term!r}")
-    elif name in ("include", "exists"):
-        if not rest.startswith(":") or len(rest) < 2:
-            raise _Stop(Result.PERMERROR, f"{name} needs a domain: {term!r}")
-        argument = rest[1:]
-        _check_macros(argument)
-    elif name in ("a", "mx"):
-        parts = _DUAL_CIDR.match(rest)
-        if parts is None or parts.group(1) == "":
-            raise _Stop(Result.PERMERROR, f"{term!r} is not {name}[:domain][/cidr][//cidr6]")
-        argument = parts.group(1) or ""
-        cidr4 = int(parts.group(2)) if parts.group(2) else 32
-        cidr6 = int(parts.group(3)) if parts.group(3) else 128
-        if cidr4 > 32 or cidr6 > 128:
-            raise _Stop(Result.PERMERROR, f"{term!r}: the prefix length is out of range")
-        if argument:
-            _check_macros(argument)
-    elif name == "ptr":
-        if rest and (not rest.startswith(":") or len(rest) < 2):
-            raise _Stop(Result.PERMERROR, f"{term!r} is not ptr[:domain]")
-        argument = rest[1:]
-        if argument:
-            _check_macros(argument)
-    else:  # ip4, ip6
-        if not rest.startswith(":"):
-            raise _Stop(Result.PERMERROR, f"{name} needs a network: {term!r}")
-        argument = rest[1:]
-        try:
-            network = ipaddress.ip_network(argument, strict=False)
-        except ValueError:
-            raise _Stop(Result.PERMERROR, f"{term!r} is not a network") from None
-        if (network.version == 4) != (name == "ip4") or argument.count("/") > 1:
-            raise _Stop(Result.PERMERROR, f"{term!r} is not an {name} network")
-    return _Directive(qualifier, name, argument, cidr4, cidr6, term)
 
 
 def _check_macros(text: str) -> None:
@@ -213,9 +179,11 @@ class _Evaluation:
     async def record(self, domain: str) -> str | None:
         """The domain's one SPF record; None when it has none; two are permerror."""
         found = []
+        from tuimail.posture.records import is_spf
+
         for rdata in await self.lookup(_absolute(domain), "TXT"):
             text = b"".join(rdata.strings).decode("utf-8", "replace")
-            if text.lower() == "v=spf1" or text.lower().startswith("v=spf1 "):
+            if is_spf(text):
                 found.append(text)
         if len(found) > 1:
             raise _Stop(Result.PERMERROR, f"{domain} publishes {len(found)} SPF records")
