@@ -16,7 +16,8 @@ receiver would, before production does:
 * **DMARC**: the From domain is aligned with each DKIM ``d=`` and with the
   envelope sender's domain, strictly (the same name) and relaxed (the same
   organisational domain); the policy record is looked up at ``_dmarc.`` the
-  From domain, then at its organisational domain (RFC 7489 section 6.6.3).
+  From domain, then at its organisational domain (RFC 7489 section 6.6.3),
+  and read by tuimail/posture/records.py's parser (``tuimail check``'s).
   The organisational domain is the public-suffix-list registrable domain
   (the ``publicsuffixlist`` package, which ships the list and is updated
   with it; a name under a suffix the list does not know, such as ``.test``,
