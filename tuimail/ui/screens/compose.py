@@ -1149,7 +1149,11 @@ class ComposeScreen(ModelScreen):
         total = f"Total {size_words(sum(known))}" + (" so far" if len(known) < len(sizes) else "")
         wire = f"about {size_words(self.estimated_size())} as sent (base64-encoded)"
         seen = self._known_limit()
-        if seen is None:
+        profile = self.profile
+        if profile is not None and profile.extra.get("route") == "direct":
+            # tuimail/routing.py's direct delivery (ROUTE_KEY): no one server, no one limit.
+            limit = "each recipient's mail server has its own limit"
+        elif seen is None:
             limit = "server limit not known yet (a send or a connection test reads it)"
         else:
             ago = age_words(max(0.0, time.time() - seen.seen_at))
