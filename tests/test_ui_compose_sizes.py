@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Button, DataTable, Input, Label, ListView
+from textual.widgets import Button, DataTable, Input, Label, ListView, Select
 
 from tests.smtpservers import ServerThread, Sink
 from tests.test_ui_loop_io import file_calls_on_this_thread
@@ -184,6 +184,23 @@ async def test_no_limit_announced_is_said_so(servers: ServerThread, tmp_path: Pa
         assert static_text(app, "#attachments-total").endswith(
             "the server announced no limit (last seen 3 hours ago)"
         )
+
+
+
+async def test_direct_delivery_names_no_single_limit(servers: ServerThread, tmp_path: Path) -> None:
+    """The built-in "direct" choice has no one server: even a limit once recorded under
+    its name is not offered as the one to stay under."""
+    remember("direct", server_key("127.0.0.1", 25), {"size": "1000"}, now=time.time() - 60)
+    [small] = files(tmp_path, small=2000)
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.screen.query_one("#profile", Select).value = "direct"
+        await pilot.pause()
+        await attach(pilot, small)
+        await wait_for(pilot, lambda: "…" not in "".join(item_texts(app)), "the size")
+        total = static_text(app, "#attachments-total")
+        assert total.endswith("each recipient's mail server has its own limit"), total
+        assert not total.startswith("⚠")
 
 
 SnapCompare = Callable[..., bool]

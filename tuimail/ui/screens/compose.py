@@ -1246,8 +1246,8 @@ class ComposeScreen(ModelScreen):
         wire = f"about {size_words(self.estimated_size())} as sent (base64-encoded)"
         seen = self._known_limit()
         profile = self.profile
-        if profile is not None and profile.extra.get("route") == "direct":
-            # tuimail/routing.py's direct delivery (ROUTE_KEY): no one server, no one limit.
+        if profile is not None and self._is_direct_choice(profile.name):
+            # Direct delivery (tuimail/routing.py): no one server, no one limit.
             limit = "each recipient's mail server has its own limit"
         elif seen is None:
             limit = "server limit not known yet (a send or a connection test reads it)"
