@@ -186,7 +186,6 @@ async def test_no_limit_announced_is_said_so(servers: ServerThread, tmp_path: Pa
         )
 
 
-
 async def test_direct_delivery_names_no_single_limit(servers: ServerThread, tmp_path: Path) -> None:
     """The built-in "direct" choice has no one server: even a limit once recorded under
     its name is not offered as the one to stay under."""
