@@ -402,7 +402,13 @@ def _send_through_outbox(
     try:
         # A --server send never follows a saved profile; saying so spares a read.
         follows = None if not args.server and not getattr(args, "direct", False) else False
-        queued = outbox.enqueue(profile, outgoing, follows_profile=follows)
+        queued = outbox.enqueue(
+            profile,
+            outgoing,
+            follows_profile=follows,
+            # A release (tuimail inbox release): recipients given apart from the message.
+            explicit_envelope=getattr(args, "explicit_envelope", False),
+        )
     except OutboxError as exc:
         raise CLIError(str(exc), exitcodes.STORE_FAILED) from None
     outcome: Outcome | None = None

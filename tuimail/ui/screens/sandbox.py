@@ -39,7 +39,6 @@ from textual.widgets import DataTable, Footer, Input, Label, Select, Static
 
 from tuimail import replies
 from tuimail.drafts import DraftStore, SavedDraft
-from tuimail.eml import build_prepared
 from tuimail.errors import TuimailError
 from tuimail.inbox import (
     Cursor,
@@ -50,6 +49,7 @@ from tuimail.inbox import (
     mime,
     rules_from_config,
 )
+from tuimail.outbox import release_outgoing
 from tuimail.profiles import Profile
 from tuimail.sandbox import SessionRecord, StoredMessage
 from tuimail.sandbox_profile import SANDBOX_PROFILE
@@ -793,23 +793,15 @@ class SandboxScreen(ModelScreen):
 
     @work(thread=True, group="sandbox-release", exit_on_error=False)
     def queue_release(self, raw: bytes, profile: Profile, recipients: tuple[str, ...]) -> None:
-        """Check the bytes and queue them in the outbox (in a thread), then ask for the session."""
-        shown_view = mime.view(raw)
-        named = shown_view.all_values("To") + shown_view.all_values("Cc")
-        chosen = {r.lower() for r in recipients}
-        left_out = [a for _n, a in getaddresses(named) if a and a.lower() not in chosen]
-        if left_out:
-            # The outbox sends a stored message only to everyone its headers name.
-            words = (
-                f"Not released: its To or Cc names {', '.join(left_out)}, left out of the "
-                "recipients; add them back, or send it once from the command line with "
-                "'tuimail inbox release ID --to ADDR'."
-            )
-            self.app.call_from_thread(self._say, words, "error")
-            return
+        """Check the bytes and queue them in the outbox (in a thread), then ask for the session.
+
+        The recipients are the ones the dialog gave, whoever the message's
+        To and Cc name: the outbox keeps it as a release (its envelope given
+        explicitly), sent to them alone, retried and never sent twice.
+        """
         try:
-            outgoing = build_prepared(raw, to=recipients)
-            queued = self.model.outbox.enqueue(profile, outgoing)
+            outgoing = release_outgoing(raw, recipients)
+            queued = self.model.outbox.enqueue(profile, outgoing, explicit_envelope=True)
         except (OSError, ValueError, TuimailError) as exc:
             self.app.call_from_thread(self._say, f"Not released: {exc}", "error")
             return
