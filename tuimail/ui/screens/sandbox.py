@@ -27,6 +27,7 @@ import webbrowser
 from dataclasses import dataclass, field
 from email.utils import getaddresses
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -52,6 +53,9 @@ from tuimail.inbox import (
 from tuimail.outbox import release_outgoing
 from tuimail.profiles import Profile
 from tuimail.sandbox import SessionRecord, StoredMessage
+from tuimail.sandbox.builtin import settings_of
+from tuimail.sandbox.config import DEFAULT_MAX_RECIPIENTS
+from tuimail.sandbox.throttle import describe
 from tuimail.sandbox_profile import SANDBOX_PROFILE
 from tuimail.transcript import EventKind, Transcript
 from tuimail.ui.messages import RetryRequest
@@ -485,6 +489,10 @@ class SandboxScreen(ModelScreen):
             lines = [model.sandbox_note or "The sandbox is not running.", f"Mail kept in {maildir}"]
         if model.sandbox_note and sandbox is not None:  # why not on its port, a take-over
             lines.append(f"Note: {model.sandbox_note.rstrip('.')}.")
+        if sandbox is not None:
+            lines.extend(behaviour_lines(settings_of(sandbox.config, sandbox.faults)))
+        elif running is not None:
+            lines.extend(behaviour_lines(running.settings))
         if self.rules_problem:
             lines.append(f"Mailboxes are not used: {self.rules_problem}")
         listed = self._listed
@@ -821,6 +829,29 @@ class SandboxScreen(ModelScreen):
             return
         self.query_one("#message-title", Label).update(f"The message: {VIEWS[self.view_mode]}")
         self.query_one("#message-view", Static).update(message_text(read, self.view_mode))
+
+
+def behaviour_lines(settings: dict[str, Any]) -> list[str]:
+    """How the sandbox misbehaves on purpose (throttle, recipient limit, faults), for F5.
+
+    ``settings`` is what the runtime file keeps
+    (:func:`tuimail.sandbox.builtin.settings_of`), so a sandbox served by
+    another process is described as one served here. Nothing when it
+    behaves as a plain server does.
+    """
+    lines = []
+    throttled = describe(
+        int(settings.get("throttle_up") or 0), int(settings.get("throttle_down") or 0)
+    )
+    if throttled:
+        lines.append(f"{throttled[:1].upper()}{throttled[1:]} per connection.")
+    limit = settings.get("max_recipients")
+    if isinstance(limit, int) and limit != DEFAULT_MAX_RECIPIENTS:
+        lines.append(f"At most {limit:,} recipient(s) per message; more are answered 452.")
+    faults = [str(f) for f in settings.get("faults") or []]
+    if faults:
+        lines.append("Faults: " + "; ".join(faults))
+    return lines
 
 
 #: Forbids every load from elsewhere: the page shows what the message holds, nothing fetched.
