@@ -170,7 +170,7 @@ class SandboxSMTP(SMTP):
         #: The client's bytes received and not yet handed on (throttled).
         self._held = bytearray()
         #: The transport whose reading is paused while bytes are held.
-        self._paused: asyncio.BaseTransport | None = None
+        self._reading_paused_on: asyncio.BaseTransport | None = None
         self._pacer: asyncio.Task[None] | None = None
         #: The client closed its side while bytes were held: told once they are in.
         self._eof_held = False
@@ -229,9 +229,9 @@ class SandboxSMTP(SMTP):
         # at most one read's worth waits here.
         self._held.extend(data)
         transport = self.transport
-        if isinstance(transport, asyncio.ReadTransport) and self._paused is None:
+        if isinstance(transport, asyncio.ReadTransport) and self._reading_paused_on is None:
             transport.pause_reading()
-            self._paused = transport
+            self._reading_paused_on = transport
         if self._pacer is None:
             self._pacer = asyncio.get_running_loop().create_task(self._pace_in(self._up))
 
@@ -253,7 +253,7 @@ class SandboxSMTP(SMTP):
                 chunk = bytes(self._held[:count])
                 del self._held[:count]
                 self._hand_on(chunk)
-            paused, self._paused = self._paused, None
+            paused, self._reading_paused_on = self._reading_paused_on, None
             if isinstance(paused, asyncio.ReadTransport) and not paused.is_closing():
                 with contextlib.suppress(Exception):
                     paused.resume_reading()
