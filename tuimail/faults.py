@@ -3,7 +3,11 @@
 A rule names a stage of the SMTP conversation and what the server does there
 instead of its normal answer. Rules come from ``tuimail serve --fault SPEC``
 or from Python (the tests and the app), and can be changed while the server
-runs. The syntax, also shown by ``tuimail serve --help``::
+runs. Apart from the rules, a plan may take only some connections, as
+MailHog's Jim does: with an accept probability below 1, each new connection
+is greeted ``421`` and closed at random (``--accept-probability``), drawn
+from the plan's seeded generator like the rules' ``p=``. The syntax, also
+shown by ``tuimail serve --help``::
 
     STAGE[=ADDRESS]:ACTION[ p=PROBABILITY]
     greylist[:SECONDS]
@@ -21,11 +25,6 @@ runs. The syntax, also shown by ``tuimail serve --help``::
     data:delay 3
     dot:disconnect
     greylist:60      4xx on the first try of a sender/recipient pair; accept after 60 s
-
-Apart from the rules, a plan may take only some connections, as MailHog's
-Jim does: with an accept probability below 1, each new connection is
-greeted ``421`` and closed at random (``--accept-probability``), drawn from
-the plan's seeded generator like the rules' ``p=``.
 """
 
 from __future__ import annotations
