@@ -271,3 +271,18 @@ class greeted_client_or_refusal:
 
     def __exit__(self, *exc: object) -> None:
         self.client.close()
+
+
+def test_send_to_the_built_in_sandbox_takes_the_chaos_of_config_toml(tmp_path: Path) -> None:
+    from tests.cli_helpers import run_tuimail
+    from tests.test_sandbox_port import write_config
+
+    write_config("[sandbox]\nport = 0\nmax_recipients = 1\nthrottle_down = 20000\n")
+    sent = run_tuimail(
+        "send", "--profile", "sandbox", "--from", "a@example.test", "--to", "b@example.test",
+        "--to", "c@example.test", "--subject", "two", "--body", "hi",
+    )  # fmt: skip
+    assert "throttled: server to client 20,000 bytes/s" in sent.stdout
+    assert "recipient limit of 1 per message reached" in sent.stdout
+    assert "refused (temporary) c@example.test: 452 4.5.3" in sent.stderr
+    assert "sent" in sent.stderr and "to b@example.test" in sent.stderr
