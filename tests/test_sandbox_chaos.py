@@ -237,7 +237,7 @@ def test_a_throttled_session_keeps_the_cap_and_the_idle_timeout(
         # 40 KB at 2,000 bytes/s would take 20 s: the session must not outlive its bound.
         slow.send(big_message(40_000))
         # The cap holds: a second client is answered 421 at once, unthrottled.
-        with greeted_client_or_refusal(sandbox.port) as second:
+        with FirstReply(sandbox.port) as second:
             assert second.startswith(b"421 4.7.0 Too many connections")
         record = sandbox.wait_for_sessions(1, timeout=10)[0]
         ended = time.monotonic() - started
@@ -260,7 +260,7 @@ def test_a_throttled_session_keeps_smtputf8_strict(make_sandbox: MakeSandbox) ->
         )
 
 
-class greeted_client_or_refusal:
+class FirstReply:
     """A raw connection's first reply line, whatever it is; closed on leaving."""
 
     def __init__(self, port: int) -> None:
