@@ -501,7 +501,13 @@ def _send_through_outbox(
     try:
         # A --server send never follows a saved profile; saying so spares a read.
         follows = None if not args.server and not getattr(args, "direct", False) else False
-        queued = outbox.enqueue(profile, outgoing, follows_profile=follows)
+        queued = outbox.enqueue(
+            profile,
+            outgoing,
+            follows_profile=follows,
+            # A release (tuimail inbox release): recipients given apart from the message.
+            explicit_envelope=getattr(args, "explicit_envelope", False),
+        )
     except OutboxError as exc:
         raise CLIError(str(exc), exitcodes.STORE_FAILED) from None
     outcome: Outcome | None = None
@@ -664,18 +670,25 @@ async def _send_to_embedded_sandbox(
     """
     from tuimail import user_config
     from tuimail.console import EntryPrinter
+    from tuimail.faults import FaultPlan
     from tuimail.sandbox import Sandbox, SandboxConfig, SandboxError, announce, withdraw
     from tuimail.sandbox.builtin import settings_of, start_builtin
+    from tuimail.sandbox.config import chaos_from_table
     from tuimail.session import send
 
     claim = args.sandbox_claim
-    port, problem = user_config.sandbox_port(user_config.load_config())
-    if problem:
-        print(f"tuimail: {problem}", file=sys.stderr)
+    loaded = user_config.load_config()
+    port, problem = user_config.sandbox_port(loaded)
+    # The throttle, recipient limit and accept probability of [sandbox], as the app's.
+    chaos, problems = chaos_from_table(loaded.tables.get("sandbox", {}))
+    for said in (problem, *problems):
+        if said:
+            print(f"tuimail: {said}", file=sys.stderr)
+    faults = FaultPlan(accept_probability=float(chaos.pop("accept_probability", 1.0)))
     try:
         try:
             sandbox, note = await start_builtin(
-                port, lambda port: Sandbox(SandboxConfig(port=port))
+                port, lambda port: Sandbox(SandboxConfig(port=port, **chaos), faults=faults)
             )
         except SandboxError as exc:
             raise CLIError(f"the sandbox could not start: {exc}") from None

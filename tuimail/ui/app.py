@@ -15,7 +15,7 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events, work
 from textual.app import App
@@ -388,8 +388,10 @@ class TuimailApp(App[None]):
         """Start the sandbox on this app's loop (``claim``: as the data dir's built-in one)."""
         from dataclasses import replace
 
+        from tuimail.faults import FaultPlan
         from tuimail.sandbox import Sandbox, SandboxConfig, SandboxError, announce
         from tuimail.sandbox.builtin import settings_of, start_builtin
+        from tuimail.sandbox.config import chaos_from_table
 
         # A fixed port (config.toml's [sandbox] port, else 2525) so an
         # application under test can be pointed at it; a taken one falls back
@@ -397,13 +399,22 @@ class TuimailApp(App[None]):
         # given by whoever built the app is used as given, port and all.
         config = self._sandbox_config or SandboxConfig()
         port, problem = config.port, ""
+        chaos: dict[str, Any] = {}
         if self._sandbox_config is None:
             port, problem = user_config.sandbox_port(self.model.config)
+            # The throttle, recipient limit and accept probability of [sandbox].
+            chaos, problems = chaos_from_table(self.model.config.tables.get("sandbox", {}))
+            problem = "; ".join(p for p in (problem, *problems) if p)
         if problem:
             self.tell(problem, title="config.toml", severity="warning", timeout=15)
+        accept = float(chaos.pop("accept_probability", 1.0))
 
         def make(port: int) -> Sandbox:
-            return Sandbox(replace(config, port=port), on_session_end=self._sandbox_session_ended)
+            return Sandbox(
+                replace(config, port=port, **chaos),
+                faults=FaultPlan(accept_probability=accept),
+                on_session_end=self._sandbox_session_ended,
+            )
 
         try:
             if self._sandbox_config is None:
