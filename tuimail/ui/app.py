@@ -454,14 +454,19 @@ class TuimailApp(App[None]):
             note = f"{took_over}. {note}" if note else took_over
         self.model.set_sandbox(sandbox, sandbox.client_profile(), note)
 
-    @work(exclusive=True, group="sandbox-check", exit_on_error=False)
+    @work(group="sandbox-check", exit_on_error=False)
     async def check_sandbox(self) -> None:
         """Every :data:`SANDBOX_CHECK` s: is the sandbox this app uses still served?
 
         When the process serving it has gone (an app that quit, a send that
         ended), this app takes over serving it, with a note; when another
-        took over meanwhile, the app follows it to its port.
+        took over meanwhile, the app follows it to its port. A check still
+        at work makes the next one step aside rather than cancelling it
+        (an exclusive worker would): a take-over cut off halfway could hold
+        the sandbox's lock without serving it.
         """
+        if self._sandbox_lock.locked():
+            return
         await self.sandbox_in_use()
 
     async def sandbox_in_use(self) -> Profile | None:
