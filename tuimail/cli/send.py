@@ -447,13 +447,14 @@ def send_outgoing(
 ) -> int:
     """Send a built message: to the embedded sandbox, once (--no-queue), or via the outbox.
 
-    A DKIM signature, when the profile or --dkim-* asks for one, is the last
-    change: the outbox stores the signed bytes, so a retry sends them as signed.
+    Signing and encryption, when the profile or the options ask for them, are
+    the last changes (tuimail/cli/protection.py): the outbox stores the signed
+    bytes, so a retry sends them as signed.
     """
-    from tuimail.cli.dkim import signed_if_asked
+    from tuimail.cli.protection import protected_as_asked
     from tuimail.session import send
 
-    outgoing = signed_if_asked(args, profile, outgoing)
+    outgoing = protected_as_asked(args, profile, outgoing)
     if getattr(args, "direct", False):
         return _send_direct(args, profile, outgoing)
     warn_if_over_seen_limit(profile, len(outgoing.to_bytes()))

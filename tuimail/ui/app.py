@@ -669,8 +669,8 @@ class TuimailApp(App[None]):
         self, kind: RunKind, profile: Profile, draft: Draft | None
     ) -> SessionReport:
         """Build (off the loop), fetch the password (off the loop), then talk SMTP."""
-        from tuimail.dkim_signing import signed_for
         from tuimail.outbox import OutboxError
+        from tuimail.protection import protected
         from tuimail.session import SessionReport, check_account, send
 
         model = self.model
@@ -680,8 +680,8 @@ class TuimailApp(App[None]):
         outgoing = None
         if draft is not None:
             outgoing = await asyncio.to_thread(build_message, draft)
-            # A DKIM signature, if the profile signs, is the last change (before the outbox).
-            outgoing = await asyncio.to_thread(signed_for, profile, outgoing)
+            # Signing and encryption, if the profile asks, before the outbox stores it.
+            outgoing = await asyncio.to_thread(protected, profile, outgoing)
         password = await self._password_for(profile)
         if password is None and profile.ask_at_send and not model.is_builtin_sandbox(profile):
             password = await self._asked_secret(profile, kind)
