@@ -484,53 +484,38 @@ def cmd_wait(args: argparse.Namespace) -> int:
 def cmd_release(args: argparse.Namespace) -> int:
     """The captured bytes, to the envelope's recipients or --to, through ``send``'s path.
 
-    When the message's To or Cc name someone who is not a recipient of the
-    release (``--to`` changed them), the outbox would refuse to store it (it
-    checks that stored headers match the envelope), so that one attempt is
-    made without it, as ``--no-queue`` does, and a note says so.
+    The recipients are given apart from the message (as sendmail's command
+    line gives them), so the outbox keeps the entry as one whose envelope
+    was given explicitly: queued, retried and never sent twice like any
+    other, and sent to those recipients alone, whoever its To and Cc name.
     """
-    import dataclasses
     from email.utils import getaddresses
 
-    from tuimail.addresses import AddressError, parse_address
     from tuimail.cli.common import password_for
     from tuimail.cli.send import connection_profile, refused_exit, send_outgoing
-    from tuimail.eml import build_prepared
     from tuimail.inbox.mime import view
     from tuimail.message import DraftInvalid
+    from tuimail.outbox import release_outgoing
 
     with _open_index() as index:
         entry = _find(index, args.id)
         raw = _read(index, entry)
     profile = connection_profile(args)
     recipients = list(args.to or entry.envelope_to)
-    shown = view(raw)
-    named = [a for _, a in getaddresses(shown.all_values("To") + shown.all_values("Cc")) if a]
     if not recipients:
-        recipients = named
+        shown = view(raw)
+        named = shown.all_values("To") + shown.all_values("Cc")
+        recipients = [a for _, a in getaddresses(named) if a]
     if not recipients:
         raise CLIError(
             "the message names no recipient (no session file, no To or Cc): give --to",
             exitcodes.USAGE,
         )
-    lower = {r.lower() for r in recipients}
-    outside = [a for a in named if a.lower() not in lower]
     try:
-        outgoing = build_prepared(raw, to=recipients, bcc=outside)
-        if outside:
-            chosen = tuple(parse_address(r) for r in recipients)
-            outgoing = dataclasses.replace(outgoing, recipients=chosen)
+        outgoing = release_outgoing(raw, recipients)
     except DraftInvalid as exc:
         return refused_exit(exc)
-    except AddressError as exc:
-        raise CLIError(f"--to: {exc}", exitcodes.INVALID_MESSAGE) from None
-    if outside and not args.no_queue:
-        print(
-            "tuimail: its To or Cc names others than the recipients given, which the outbox "
-            "does not store: one attempt, not queued (as --no-queue)",
-            file=sys.stderr,
-        )
-        args.no_queue = True
+    args.explicit_envelope = True  # the outbox's record says so (see release_outgoing)
     password = password_for(
         profile, args.password_stdin, saved=bool(args.profile and not args.server)
     )

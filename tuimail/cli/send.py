@@ -447,15 +447,17 @@ def send_outgoing(
 ) -> int:
     """Send a built message: to the embedded sandbox, once (--no-queue), or via the outbox.
 
-    A DKIM signature, when the profile or --dkim-* asks for one, is the last
-    change: the outbox stores the signed bytes, so a retry sends them as signed.
+    Signing and encryption, when the profile or the options ask for them, are
+    the last changes (tuimail/cli/protection.py): the outbox stores the signed
+    bytes, so a retry sends them as signed.
     """
-    from tuimail.cli.dkim import signed_if_asked
+    from tuimail.cli.protection import protected_as_asked
     from tuimail.session import send
 
-    outgoing = signed_if_asked(args, profile, outgoing)
+    outgoing = protected_as_asked(args, profile, outgoing)
     if getattr(args, "direct", False):
         return _send_direct(args, profile, outgoing)
+    warn_if_over_seen_limit(profile, len(outgoing.to_bytes()))
     if embedded:
         return run_session_command(
             args, lambda printer: _send_to_embedded_sandbox(args, outgoing, printer)
@@ -470,6 +472,26 @@ def send_outgoing(
     return _send_through_outbox(args, profile, outgoing, password)
 
 
+def warn_if_over_seen_limit(profile: Profile, size: int) -> None:
+    """Say on standard error when the message is larger than the profile's server took
+    when last seen (tuimail/size_limits.py); the send goes on: the session refuses it
+    before MAIL if the limit the server announces now is still smaller."""
+    import time
+
+    from tuimail.size_limits import age_words, last_seen, server_key, size_words
+
+    seen = last_seen(profile.name, server_key(profile.host, profile.effective_port))
+    if seen is None or seen.limit is None or size <= seen.limit:
+        return
+    print(
+        f"tuimail: warning: the message is {size_words(size)} ({size:,} bytes) and the "
+        f"server of profile {profile.name} accepted at most {size_words(seen.limit)} "
+        f"({seen.limit:,} bytes) when last seen, {age_words(time.time() - seen.seen_at)}; "
+        "it will probably refuse it",
+        file=sys.stderr,
+    )
+
+
 def _send_through_outbox(
     args: argparse.Namespace, profile: Profile, outgoing: OutgoingMessage, password: Secret | None
 ) -> int:
@@ -480,7 +502,13 @@ def _send_through_outbox(
     try:
         # A --server send never follows a saved profile; saying so spares a read.
         follows = None if not args.server and not getattr(args, "direct", False) else False
-        queued = outbox.enqueue(profile, outgoing, follows_profile=follows)
+        queued = outbox.enqueue(
+            profile,
+            outgoing,
+            follows_profile=follows,
+            # A release (tuimail inbox release): recipients given apart from the message.
+            explicit_envelope=getattr(args, "explicit_envelope", False),
+        )
     except OutboxError as exc:
         raise CLIError(str(exc), exitcodes.STORE_FAILED) from None
     outcome: Outcome | None = None
@@ -643,18 +671,25 @@ async def _send_to_embedded_sandbox(
     """
     from tuimail import user_config
     from tuimail.console import EntryPrinter
+    from tuimail.faults import FaultPlan
     from tuimail.sandbox import Sandbox, SandboxConfig, SandboxError, announce, withdraw
     from tuimail.sandbox.builtin import settings_of, start_builtin
+    from tuimail.sandbox.config import chaos_from_table
     from tuimail.session import send
 
     claim = args.sandbox_claim
-    port, problem = user_config.sandbox_port(user_config.load_config())
-    if problem:
-        print(f"tuimail: {problem}", file=sys.stderr)
+    loaded = user_config.load_config()
+    port, problem = user_config.sandbox_port(loaded)
+    # The throttle, recipient limit and accept probability of [sandbox], as the app's.
+    chaos, problems = chaos_from_table(loaded.tables.get("sandbox", {}))
+    for said in (problem, *problems):
+        if said:
+            print(f"tuimail: {said}", file=sys.stderr)
+    faults = FaultPlan(accept_probability=float(chaos.pop("accept_probability", 1.0)))
     try:
         try:
             sandbox, note = await start_builtin(
-                port, lambda port: Sandbox(SandboxConfig(port=port))
+                port, lambda port: Sandbox(SandboxConfig(port=port, **chaos), faults=faults)
             )
         except SandboxError as exc:
             raise CLIError(f"the sandbox could not start: {exc}") from None

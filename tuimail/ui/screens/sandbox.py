@@ -27,6 +27,7 @@ import webbrowser
 from dataclasses import dataclass, field
 from email.utils import getaddresses
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -39,7 +40,6 @@ from textual.widgets import DataTable, Footer, Input, Label, Select, Static
 
 from tuimail import replies
 from tuimail.drafts import DraftStore, SavedDraft
-from tuimail.eml import build_prepared
 from tuimail.errors import TuimailError
 from tuimail.inbox import (
     Cursor,
@@ -57,8 +57,12 @@ from tuimail.inbox.authcheck import (
     envelope_sender,
     settings_from_config,
 )
+from tuimail.outbox import release_outgoing
 from tuimail.profiles import Profile
 from tuimail.sandbox import SessionRecord, StoredMessage
+from tuimail.sandbox.builtin import settings_of
+from tuimail.sandbox.config import DEFAULT_MAX_RECIPIENTS
+from tuimail.sandbox.throttle import describe
 from tuimail.sandbox_profile import SANDBOX_PROFILE
 from tuimail.transcript import EventKind, Transcript
 from tuimail.ui.messages import RetryRequest
@@ -511,6 +515,10 @@ class SandboxScreen(ModelScreen):
             lines = [model.sandbox_note or "The sandbox is not running.", f"Mail kept in {maildir}"]
         if model.sandbox_note and sandbox is not None:  # why not on its port, a take-over
             lines.append(f"Note: {model.sandbox_note.rstrip('.')}.")
+        if sandbox is not None:
+            lines.extend(behaviour_lines(settings_of(sandbox.config, sandbox.faults)))
+        elif running is not None:
+            lines.extend(behaviour_lines(running.settings))
         if self.rules_problem:
             lines.append(f"Mailboxes are not used: {self.rules_problem}")
         listed = self._listed
@@ -880,23 +888,15 @@ class SandboxScreen(ModelScreen):
 
     @work(thread=True, group="sandbox-release", exit_on_error=False)
     def queue_release(self, raw: bytes, profile: Profile, recipients: tuple[str, ...]) -> None:
-        """Check the bytes and queue them in the outbox (in a thread), then ask for the session."""
-        shown_view = mime.view(raw)
-        named = shown_view.all_values("To") + shown_view.all_values("Cc")
-        chosen = {r.lower() for r in recipients}
-        left_out = [a for _n, a in getaddresses(named) if a and a.lower() not in chosen]
-        if left_out:
-            # The outbox sends a stored message only to everyone its headers name.
-            words = (
-                f"Not released: its To or Cc names {', '.join(left_out)}, left out of the "
-                "recipients; add them back, or send it once from the command line with "
-                "'tuimail inbox release ID --to ADDR'."
-            )
-            self.app.call_from_thread(self._say, words, "error")
-            return
+        """Check the bytes and queue them in the outbox (in a thread), then ask for the session.
+
+        The recipients are the ones the dialog gave, whoever the message's
+        To and Cc name: the outbox keeps it as a release (its envelope given
+        explicitly), sent to them alone, retried and never sent twice.
+        """
         try:
-            outgoing = build_prepared(raw, to=recipients)
-            queued = self.model.outbox.enqueue(profile, outgoing)
+            outgoing = release_outgoing(raw, recipients)
+            queued = self.model.outbox.enqueue(profile, outgoing, explicit_envelope=True)
         except (OSError, ValueError, TuimailError) as exc:
             self.app.call_from_thread(self._say, f"Not released: {exc}", "error")
             return
@@ -921,6 +921,29 @@ class SandboxScreen(ModelScreen):
         else:
             text = message_text(read, self.view_mode)
         self.query_one("#message-view", Static).update(text)
+
+
+def behaviour_lines(settings: dict[str, Any]) -> list[str]:
+    """How the sandbox misbehaves on purpose (throttle, recipient limit, faults), for F5.
+
+    ``settings`` is what the runtime file keeps
+    (:func:`tuimail.sandbox.builtin.settings_of`), so a sandbox served by
+    another process is described as one served here. Nothing when it
+    behaves as a plain server does.
+    """
+    lines = []
+    throttled = describe(
+        int(settings.get("throttle_up") or 0), int(settings.get("throttle_down") or 0)
+    )
+    if throttled:
+        lines.append(f"{throttled[:1].upper()}{throttled[1:]} per connection.")
+    limit = settings.get("max_recipients")
+    if isinstance(limit, int) and limit != DEFAULT_MAX_RECIPIENTS:
+        lines.append(f"At most {limit:,} recipient(s) per message; more are answered 452.")
+    faults = [str(f) for f in settings.get("faults") or []]
+    if faults:
+        lines.append("Faults: " + "; ".join(faults))
+    return lines
 
 
 #: Forbids every load from elsewhere: the page shows what the message holds, nothing fetched.
