@@ -574,9 +574,8 @@ class MonitorScreen(ModelScreen):
                 # No MX host to probe: mail to the domain is not delivered now. The
                 # row says so itself; a toast fades, and "MX" alone looks pending.
                 problem, when = failed
-                colour = self.app.theme_variables.get(_STATUS_STYLE[Status.CRITICAL][1:], "")
                 return [
-                    Text(Status.CRITICAL.name, style=f"bold {colour}"),
+                    Text(Status.CRITICAL.name, style=self._status_style(Status.CRITICAL)),
                     label,
                     "—",
                     "—",
@@ -597,10 +596,9 @@ class MonitorScreen(ModelScreen):
                     time.strftime("%H:%M:%S", time.localtime(float(last.get("started", 0)))),
                 ]
             return [Text("…"), label, "—", "—", "never"]
-        colour = self.app.theme_variables.get(_STATUS_STYLE[report.status].lstrip("$"), "")
         days = report.tls.days_left if report.tls else None
         return [
-            Text(report.status.name, style=f"bold {colour}"),
+            Text(report.status.name, style=self._status_style(report.status)),
             label,
             f"{report.total:.3f}s" if report.reached else "—",
             str(days) if days is not None else "—",
@@ -748,6 +746,22 @@ class MonitorScreen(ModelScreen):
             )
         self._show_selected()
 
+    def _status_style(self, status: Status) -> str:
+        """A Rich style for a state, in the theme's colour for it.
+
+        Some theme variables are not Rich colours (``$text-muted`` is
+        ``auto 60%``, which only Textual's CSS understands): those give a dim
+        style instead of an error at draw time.
+        """
+        from rich.color import Color, ColorParseError
+
+        colour = self.app.theme_variables.get(_STATUS_STYLE[status].lstrip("$"), "")
+        try:
+            Color.parse(colour)
+        except ColorParseError:
+            return "bold dim"
+        return f"bold {colour}"
+
     def _posture_text(self, target: ProbeTarget) -> Text:
         from tuimail.posture.report import report_lines
 
@@ -768,9 +782,8 @@ class MonitorScreen(ModelScreen):
             if index:
                 text.append("\n")
             status = line.split()[0] if index else ""
-            style = _STATUS_STYLE.get(Status[status]) if status in Status.__members__ else None
-            colour = self.app.theme_variables.get(style[1:], "") if style else ""
-            text.append(shown(line), style=f"bold {colour}" if colour else "")
+            style = self._status_style(Status[status]) if status in Status.__members__ else ""
+            text.append(shown(line), style=style)
         return text
 
     def _mx_looked_up(self, target: ProbeTarget, problem: str) -> None:
