@@ -32,6 +32,7 @@ def test_a_mailto_link_in_place_of_a_command() -> None:
         "subject": "café",
         "body": "a\nb",
         "headers": [],
+        "attachments": [],
         "ignored": ["from"],
     }
     assert "the link's fields from are ignored" in result.stderr

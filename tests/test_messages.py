@@ -509,8 +509,13 @@ def test_saved_mail_attachment_round_trips(tmp_path: Path) -> None:
     mail = b"From: x@example.com\r\nSubject: old\r\n\r\nold body\r\n"
     path = tmp_path / "old.eml"
     path.write_bytes(mail)
-    [part] = list(parse(build(attachments=[path]).to_bytes()).iter_attachments())
-    assert part.get_payload(decode=True) == mail
+    wire = build(attachments=[path]).to_bytes()
+    [part] = list(parse(wire).iter_attachments())
+    # A saved mail goes as message/rfc822, byte for byte (RFC 2046 5.2.1: 7bit, never base64).
+    assert part.get_content_type() == "message/rfc822"
+    assert part["Content-Transfer-Encoding"] == "7bit"
+    assert b'filename="old.eml"\r\n\r\n' + mail in wire
+    assert part.get_content()["Subject"] == "old"
 
 
 def test_several_attachments_and_odd_names(tmp_path: Path) -> None:

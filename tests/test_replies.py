@@ -124,8 +124,12 @@ async def test_forward_inline_and_attached(tmp_path: Path, servers: ServerThread
         [path],
     )
     attached.to = ["erin@example.org"]
-    [part] = list(built(attached).iter_attachments())
-    assert part.get_filename() == "Lunch plans.eml" and part.get_content() == captured
+    attached.from_address = "me@example.test"
+    wire = build_message(attached).to_bytes()
+    [part] = list(message_from_bytes(wire, policy=policy.default).iter_attachments())
+    assert part.get_filename() == "Lunch plans.eml"
+    assert part.get_content_type() == "message/rfc822"  # the captured bytes, as they are
+    assert b'filename="Lunch plans.eml"\r\n\r\n' + captured in wire
 
 
 HOSTILE = (

@@ -202,7 +202,12 @@ async def take_over(pilot: Pilot[Any], port: int, pid: int) -> None:
     await wait_for(pilot, lambda: app.model.sandbox is not None, "the app to take over")
     assert app.model.sandbox is not None and app.model.sandbox.port == port
     assert f"'tuimail serve' (pid {pid}) stopped serving" in app.model.sandbox_note
-    assert any("this app serves it now" in str(n.message) for n in app._notifications)
+    # App.notify posts a message: the notification lands a moment after the note.
+    await wait_for(
+        pilot,
+        lambda: any("this app serves it now" in str(n.message) for n in app._notifications),
+        "the take-over notification",
+    )
     found = await asyncio.to_thread(running_sandbox)
     assert found is not None and (found.pid, found.served_by) == (os.getpid(), "app")
     await asyncio.to_thread(deliver, port, "After the take-over")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.ui_support import static_text, type_text, wait_for
-from tuimail.ui import external_editor
+from tuimail import editor as external_editor
 from tuimail.ui.app import TuimailApp
 
 

@@ -65,6 +65,7 @@ async def test_the_account_dialog_starts_on_name_and_enter_walks_the_form() -> N
         order += [
             "from_address",
             "display_name",
+            "aliases",
             "auth_mechanism",
             "ca_file",
             "timeout",

@@ -16,6 +16,7 @@ from tests.ui_support import (
 )
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.screens.compose import ComposeScreen
+from tuimail.ui.screens.forward_dialog import ForwardDialog
 from tuimail.ui.widgets.address_field import AddressField
 
 
@@ -27,6 +28,9 @@ async def answer(pilot: Pilot[None], key: str) -> ComposeScreen:
     await open_mailboxes(pilot, "tab-sent")
     await pilot.press(key)
     app = pilot.app
+    if key == "f":  # inline or attached: Inline has the focus
+        await wait_for(pilot, lambda: isinstance(app.screen, ForwardDialog), "the choice")
+        await pilot.press("enter")
     await wait_for(pilot, lambda: isinstance(app.screen, ComposeScreen), "Compose")
     screen = app.screen
     assert isinstance(screen, ComposeScreen)

@@ -315,4 +315,4 @@ async def test_after_a_send_at_120_columns_an_attachment_is_named_whole(
         screen = app.screen
         assert isinstance(screen, ComposeScreen)
         screen._attached(attached)  # as the file picker hands it over
-        await wait_for(pilot, lambda: "hostname (3 bytes)" in screen_text(app), "the name whole")
+        await wait_for(pilot, lambda: "hostname (3 bytes, " in screen_text(app), "the name whole")

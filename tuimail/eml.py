@@ -240,6 +240,17 @@ def draft_from_eml(raw: bytes, attachments_dir: Path) -> Draft:
     return draft
 
 
+def opened_parts_dir(draft_id: str) -> Path:
+    """Where the parts of an .eml opened as draft ``draft_id`` are kept, as its attachments.
+
+    In the data dir, so the draft can still be sent after a restart; the
+    palette's "Open an .eml file" and ``tuimail compose --eml`` both put them here.
+    """
+    from tuimail.paths import data_dir
+
+    return data_dir() / "opened" / draft_id
+
+
 def _save_part(directory: Path, part: EmailMessage, data: bytes, number: int) -> Path:
     """Write one part's data to a new file in ``directory``; its name made a plain file name."""
     from tuimail.paths import ensure_private_dir

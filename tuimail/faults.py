@@ -3,7 +3,11 @@
 A rule names a stage of the SMTP conversation and what the server does there
 instead of its normal answer. Rules come from ``tuimail serve --fault SPEC``
 or from Python (the tests and the app), and can be changed while the server
-runs. The syntax, also shown by ``tuimail serve --help``::
+runs. Apart from the rules, a plan may take only some connections, as
+MailHog's Jim does: with an accept probability below 1, each new connection
+is greeted ``421`` and closed at random (``--accept-probability``), drawn
+from the plan's seeded generator like the rules' ``p=``. The syntax, also
+shown by ``tuimail serve --help``::
 
     STAGE[=ADDRESS]:ACTION[ p=PROBABILITY]
     greylist[:SECONDS]
@@ -36,6 +40,8 @@ from tuimail.errors import TuimailError
 from tuimail.stages import Stage
 
 GREYLIST_REPLY = "451 4.7.1 Greylisted, please try again later"
+#: The greeting of a connection the accept probability turned away; closed after it.
+NOT_ACCEPTED_REPLY = "421 4.3.2 Service not available, try again later"
 #: Sender/recipient pairs remembered by the greylist; the oldest is forgotten first.
 MAX_GREYLIST_PAIRS = 10_000
 
@@ -164,16 +170,24 @@ class FaultPlan:
     rules: list[FaultRule] = field(default_factory=list)
     greylist: Greylist | None = None
     seed: int | None = None
+    #: The chance that a new connection is served (1: every one; 0: none).
+    accept_probability: float = 1.0
     _random: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _first_seen: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        if not 0 <= self.accept_probability <= 1:
+            raise FaultSpecError(
+                f"the accept probability {self.accept_probability!r} must be from 0 to 1"
+            )
         self._random = random.Random(self.seed)
 
     @classmethod
-    def from_specs(cls, specs: list[str], seed: int | None = None) -> FaultPlan:
-        plan = cls(seed=seed)
+    def from_specs(
+        cls, specs: list[str], seed: int | None = None, accept_probability: float = 1.0
+    ) -> FaultPlan:
+        plan = cls(seed=seed, accept_probability=accept_probability)
         for spec in specs:
             plan.add(parse_fault(spec))
         return plan
@@ -195,7 +209,15 @@ class FaultPlan:
         described = [rule.describe() for rule in self.rules]
         if self.greylist:
             described.append(self.greylist.describe())
+        if self.accept_probability < 1:
+            described.append(f"accept p={self.accept_probability:g}")
         return described
+
+    def accepts_connection(self) -> bool:
+        """Whether a new connection is served, drawn with the accept probability."""
+        with self._lock:
+            chance = self.accept_probability
+            return chance >= 1 or (chance > 0 and self._random.random() < chance)
 
     def decide(self, stage: Stage, address: str = "") -> FaultRule | None:
         """The rule that fires now at ``stage``, if any (first matching rule wins)."""

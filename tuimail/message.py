@@ -24,13 +24,15 @@ version does.
 from __future__ import annotations
 
 import errno
+import io
 import mimetypes
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from email import errors as email_errors
 from email import headerregistry
 from email import policy as email_policy
+from email.generator import BytesGenerator
 from email.header import Header, decode_header, make_header
 from email.message import EmailMessage, Message
 from email.parser import Parser
@@ -171,7 +173,27 @@ class OutgoingMessage:
 
 def render(message: EmailMessage, needs_smtputf8: bool) -> bytes:
     """Serialise for the wire: CRLF, folded headers, UTF-8 headers only with SMTPUTF8."""
-    return message.as_bytes(policy=WIRE_POLICY_UTF8 if needs_smtputf8 else WIRE_POLICY)
+    buffer = io.BytesIO()
+    policy = WIRE_POLICY_UTF8 if needs_smtputf8 else WIRE_POLICY
+    # As EmailMessage.as_bytes does, with the generator that keeps attached messages' bytes.
+    _WireGenerator(buffer, mangle_from_=False, policy=policy).flatten(message)
+    return buffer.getvalue()
+
+
+class _WireGenerator(BytesGenerator):
+    """The email package's generator, writing an attached message's bytes as they are.
+
+    A message/rfc822 part that :func:`_attach_message` made holds the
+    message's bytes (surrogate-escaped) as its payload; the stock generator
+    would refuse 8-bit ones. Any other message/rfc822 part goes the stock way.
+    """
+
+    def _handle_message_rfc822(self, msg: Message) -> None:
+        payload = msg._payload  # type: ignore[attr-defined]
+        if isinstance(payload, str):
+            self._fp.write(payload.encode("ascii", "surrogateescape"))  # type: ignore[attr-defined]
+        else:
+            self._handle_message(msg)  # type: ignore[attr-defined]
 
 
 def validate_address_field(field_name: str, values: Sequence[str]) -> list[ParsedAddress]:
@@ -365,8 +387,14 @@ def build_message(draft: Draft) -> OutgoingMessage:
 
         # The text part stays the user's own words; the HTML is its rendering.
         message.add_alternative(render_html(draft.body), subtype="html")
+    eight_bit = False
     for path, data in attachments:
         maintype, subtype, params = _attachment_type(path, data)
+        carried = _carried_message(data) if (maintype, subtype) == ("message", "rfc822") else None
+        if carried is not None:
+            _attach_message(message, path.name, carried)
+            eight_bit = eight_bit or not carried.isascii()
+            continue
         message.add_attachment(
             data, maintype=maintype, subtype=subtype, filename=path.name, params=params
         )
@@ -377,7 +405,11 @@ def build_message(draft: Draft) -> OutgoingMessage:
         wire = render(message, needs_utf8)
     except (UnicodeError, ValueError) as exc:
         raise DraftInvalid([FieldError("message", f"cannot be written as mail ({exc})")]) from None
-    _verify_wire(message, wire, needs_utf8, meant, [path for path, _ in attachments])
+    # An attached message with 8-bit text goes as it is (8bit): the session
+    # then asks for 8BITMIME (tuimail/session.py), and refuses without it.
+    _verify_wire(
+        message, wire, needs_utf8, meant, [path for path, _ in attachments], eight_bit=eight_bit
+    )
     outgoing = OutgoingMessage(message, sender, tuple(recipients), needs_utf8, wire)
     size = len(wire)
     if size > MAX_MESSAGE_BYTES:
@@ -493,32 +525,53 @@ class _Unsafe(Exception):
     """The bytes would not reach a reader as meant; the message says how."""
 
 
-def _read_back(wire: bytes, *, utf8: bool) -> EmailMessage:
+def _read_back(wire: bytes, *, utf8: bool, eight_bit: bool = False) -> EmailMessage:
     """Parse ``wire`` as a reader would, after checking what a parser forgives.
 
     Raises :class:`_Unsafe` for a line over 998 octets, a CR or LF outside a
-    line end, or a header in any part whose decoded text holds a control
+    line end, 8-bit data without ``utf8`` (with ``eight_bit``, 8-bit data is
+    allowed outside the headers: an attached message's), or a header in any part whose decoded text holds a control
     character (a header injected through an encoded word). Only the headers
     are parsed (see :func:`_skeleton`): an attachment's data is not needed to
     judge them, and parsing it would double the cost of building.
     """
-    if not utf8 and not wire.isascii():
+    if not utf8 and not eight_bit and not wire.isascii():
         raise _Unsafe("8-bit text in a message for a server without SMTPUTF8")
     if _LONG_LINE_RE.match(wire) or _LONG_NEXT_LINE_RE.search(wire):
         raise _Unsafe(f"a line is longer than {MAX_LINE_OCTETS} octets")
     line_ends = wire.count(b"\r\n")
     if wire.count(b"\r") != line_ends or wire.count(b"\n") != line_ends:
         raise _Unsafe("a line break is not a CRLF line end")
-    try:
-        text = _skeleton(wire).decode("utf-8")
-    except UnicodeDecodeError:
-        raise _Unsafe("a header is not valid UTF-8") from None
+    # Bytes that are not UTF-8 are kept as surrogates: only the headers
+    # checked below must be UTF-8, not an attached message's 8-bit lines.
+    text = _skeleton(wire).decode("utf-8", "surrogateescape")
     parsed = Parser(policy=email_policy.default).parsestr(text)
     assert isinstance(parsed, EmailMessage)
-    for part in parsed.walk():
+    for part in _parts_written(parsed):
         for name, raw in part.raw_items():
+            if has_surrogates(str(raw)):
+                raise _Unsafe("a header is not valid UTF-8")
+            if not utf8 and not str(raw).isascii():
+                raise _Unsafe(f"the {name} header has 8-bit text, for a server without SMTPUTF8")
             _check_read_back_header(part, name, str(raw))
     return parsed
+
+
+def _parts_written(message: Message) -> Iterator[Message]:
+    """Every part of ``message`` whose headers are the sender's, depth first.
+
+    The message inside a message/rfc822 part is not: it is a message carried
+    as it is (a forward), its headers the original's, read by a reader as
+    that message's and never as this one's; its lines are still checked with
+    the whole (998 octets, CRLF).
+    """
+    yield message
+    if message.get_content_type() == "message/rfc822" or not message.is_multipart():
+        return
+    payload = message.get_payload()
+    for part in payload if isinstance(payload, list) else ():
+        if isinstance(part, Message):
+            yield from _parts_written(part)
 
 
 _LONG_LINE_RE = re.compile(rb"[^\r\n]{%d}" % (MAX_LINE_OCTETS + 1))
@@ -569,6 +622,8 @@ def _verify_wire(
     utf8: bool,
     meant: Sequence[_Meant],
     attachments: Sequence[Path],
+    *,
+    eight_bit: bool = False,
 ) -> None:
     """Parse the bytes back and compare with what was meant; raises :class:`DraftInvalid`.
 
@@ -578,7 +633,7 @@ def _verify_wire(
     """
     field_name = "message"
     try:
-        parsed = _read_back(wire, utf8=utf8)
+        parsed = _read_back(wire, utf8=utf8, eight_bit=eight_bit)
         if [k.lower() for k in parsed] != [k.lower() for k in model]:
             raise _Unsafe("the headers read back are not the headers written")
         raw_values: dict[str, list[str]] = {}
@@ -862,6 +917,8 @@ def _attachment_type(path: Path, data: bytes) -> tuple[str, str, dict[str, str]]
     than under a charset guessed wrong.
     """
     maintype, subtype = _mime_type(path)
+    if (maintype, subtype) == ("message", "rfc822") and _carried_message(data) is None:
+        return "application", "octet-stream", {}
     if maintype != "text":
         return maintype, subtype, {}
     if data.isascii():
@@ -875,13 +932,63 @@ def _attachment_type(path: Path, data: bytes) -> tuple[str, str, dict[str, str]]
 
 def _mime_type(path: Path) -> tuple[str, str]:
     guessed, encoding = mimetypes.guess_type(path.name)
-    if guessed is None or encoding is not None or guessed.startswith(("message/", "multipart/")):
-        # A compressed file (x.tar.gz) is sent as what it is: opaque bytes. So is a
-        # saved mail (x.eml, message/rfc822): message/* may not be base64 encoded,
-        # and a reader would parse the base64 text as a message.
+    if (
+        guessed is None
+        or encoding is not None
+        or (guessed.startswith(("message/", "multipart/")) and guessed != "message/rfc822")
+    ):
+        # A compressed file (x.tar.gz) is sent as what it is: opaque bytes. So are
+        # other message/* and multipart/* types: they may not be base64 encoded, and
+        # a reader would parse the base64 text as their content. A saved mail
+        # (x.eml, message/rfc822) goes as one when it can (see _carried_message).
         guessed = "application/octet-stream"
     maintype, _, subtype = guessed.partition("/")
     return maintype, subtype
+
+
+#: The first line of a saved message: a header's name and its colon.
+_MESSAGE_START_RE = re.compile(rb"[!-9;-~]+[ \t]*:")
+
+
+def _carried_message(data: bytes) -> bytes | None:
+    """A saved message (.eml) as a message/rfc822 part carries it, or None when it cannot.
+
+    RFC 2046 section 5.2.1 allows message/rfc822 only in 7bit or 8bit (never
+    base64 or quoted-printable), so the message goes byte for byte: with CRLF
+    line ends (a file with LF alone, a file of this system, gets them), no
+    line over 998 octets, no NUL and no bare CR or LF, and a header on its
+    first line. Anything else (None) is sent as application/octet-stream in
+    base64, a file the reader can still save, as before.
+    """
+    if b"\0" in data or not _MESSAGE_START_RE.match(data):
+        return None
+    if b"\r" not in data:
+        data = data.replace(b"\n", b"\r\n")
+    line_ends = data.count(b"\r\n")
+    if data.count(b"\r") != line_ends or data.count(b"\n") != line_ends:
+        return None
+    if _LONG_LINE_RE.match(data) or _LONG_NEXT_LINE_RE.search(data):
+        return None
+    return data
+
+
+def _attach_message(message: EmailMessage, name: str, data: bytes) -> None:
+    """Attach ``data`` (checked by :func:`_carried_message`) as message/rfc822, byte for byte.
+
+    The email package would parse a message given to ``add_attachment`` and
+    write it again (refolded, re-encoded); the bytes are kept as the payload
+    instead (surrogateescape: the generator writes them back unchanged), with
+    the 7bit or 8bit encoding they need.
+    """
+    if message.get_content_maintype() != "multipart" or message.get_content_subtype() != "mixed":
+        message.make_mixed()
+    part = EmailMessage(policy=message.policy)
+    part["Content-Type"] = "message/rfc822"
+    part["Content-Transfer-Encoding"] = "7bit" if data.isascii() else "8bit"
+    part["Content-Disposition"] = "attachment"
+    part.set_param("filename", name, header="Content-Disposition")
+    part.set_payload(data.decode("ascii", "surrogateescape"))
+    message.attach(part)
 
 
 def _unique(addresses: Sequence[ParsedAddress]) -> list[ParsedAddress]:

@@ -34,6 +34,15 @@ sent again only when the user asks (``outbox retry``). As soon as the final
 dot has its 250 the message is retired, before QUIT: whatever happens after
 that (a deadline, a cancel, a crash) it is not sent again.
 
+A message released from the sandbox (``tuimail inbox release``, F5's
+release) is sent to the recipients the user gave, who may differ from its To
+and Cc, as sendmail does with recipients named on its command line: its
+sidecar says its envelope was given explicitly (``explicit_envelope``), and
+only the check that the stored To and Cc are among the envelope's recipients
+is left out for it. Everything else holds as for composed mail: queued before
+the first byte, retried, never sent twice, and only ever to the recipients
+in its sidecar.
+
 Recipients refused with a 4xx while others were accepted stay queued, for
 those recipients only (the same bytes go again, to them); recipients refused
 with a 5xx are reported failed. The sidecar keeps who already has it.
@@ -63,7 +72,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -71,7 +80,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from tuimail import paths
-from tuimail.addresses import parse_address
+from tuimail.addresses import ParsedAddress, parse_address
 from tuimail.atomic import atomic_write_bytes
 from tuimail.credentials import Secret
 from tuimail.errors import NotFound, TuimailError
@@ -336,6 +345,9 @@ class Queued:
     #: The Subject header as queued, decoded ("" from older versions: see
     #: :meth:`Outbox.subject`), so a listing tells two messages apart.
     subject: str = ""
+    #: The recipients were given apart from the message (a release), so its
+    #: To and Cc need not be among them; they are still the only ones sent to.
+    explicit_envelope: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -357,6 +369,7 @@ class Queued:
             "rejected": self.rejected,
             "sha256": self.sha256,
             "subject": self.subject,
+            "explicit_envelope": self.explicit_envelope,
         }
 
     @classmethod
@@ -385,6 +398,7 @@ class Queued:
             rejected=[dict(r) for r in data.get("rejected", [])],
             sha256=str(data.get("sha256", "")),
             subject=str(data.get("subject", "")),
+            explicit_envelope=data.get("explicit_envelope") is True,
         )
 
     @property
@@ -551,12 +565,16 @@ class Outbox:
         outgoing: OutgoingMessage,
         *,
         follows_profile: bool | None = None,
+        explicit_envelope: bool = False,
     ) -> Queued:
         """Store durably; from here on the message cannot be lost.
 
         ``follows_profile``: whether later attempts use the saved profile of
         this name as it is then (see the module doc). By default: when a saved
         profile of that name exists for the same server and user name.
+        ``explicit_envelope``: the recipients were given apart from the
+        message (a release: see :func:`release_outgoing`), so its To and Cc
+        are not checked against them.
         """
         self._prepare()
         from tuimail.maildir import unique_name
@@ -578,6 +596,7 @@ class Outbox:
             overrides=_overrides(saved, profile) if follows_profile and saved else {},
             sha256=hashlib.sha256(data).hexdigest(),
             subject=str(outgoing.message.get("Subject", "")),
+            explicit_envelope=explicit_envelope,
         )
         try:
             # Under the message's lock: a flush (or ``outbox list``) that sees the
@@ -1317,7 +1336,9 @@ def _outgoing_from(entry: Queued, data: bytes) -> OutgoingMessage:
         *entry.delivered_to,
         *(str(r.get("address", "")) for r in entry.rejected),
     ]
-    check_stored_message(data, everyone)  # first: its reasons are the more specific
+    # A release's To and Cc may name others than its recipients (given
+    # apart from the message); every other check of the bytes holds.
+    check_stored_message(data, None if entry.explicit_envelope else everyone)
     if entry.sha256 and hashlib.sha256(data).hexdigest() != entry.sha256:
         raise ValueError(
             f"the message file is not the message that was queued ({len(data):,} bytes "
@@ -1331,3 +1352,33 @@ def _outgoing_from(entry: Queued, data: bytes) -> OutgoingMessage:
         needs_smtputf8=entry.needs_smtputf8,
         wire_bytes=data,
     )
+
+
+def release_outgoing(raw: bytes, recipients: Sequence[str]) -> OutgoingMessage:
+    """A captured message made ready to go on to ``recipients`` alone, as it is.
+
+    The bytes pass every check a prepared message passes
+    (:func:`tuimail.eml.build_prepared`: headers, line lengths, no Bcc),
+    but the recipients are the ones given, whoever its To and Cc name, as
+    when sendmail is given recipients on its command line and Mailpit or
+    smtp4dev release a message. Queue it with ``explicit_envelope=True``.
+    Raises :class:`~tuimail.message.DraftInvalid` (the bytes, or a
+    recipient that is not an address).
+    """
+    from tuimail.eml import build_prepared
+    from tuimail.message import DraftInvalid, FieldError, validate_address_field
+
+    given: list[ParsedAddress] = []
+    for address in validate_address_field("to", recipients):
+        if address.addr_spec.lower() not in {a.addr_spec.lower() for a in given}:
+            given.append(address)
+    if not given:
+        raise DraftInvalid([FieldError("to", "no recipient: name at least one")])
+    # Built with everyone its headers name among the recipients, so that
+    # every check of a prepared message holds; the envelope is then the
+    # given recipients alone.
+    built = build_prepared(raw, to=recipients, read_recipients=True)
+    needs_utf8 = not built.to_bytes().isascii() or any(
+        a.needs_smtputf8 for a in (built.sender, *given)
+    )
+    return dataclasses.replace(built, recipients=tuple(given), needs_smtputf8=needs_utf8)

@@ -309,12 +309,30 @@ async def probe(
         report.raise_status(Status.UNKNOWN, f"probe error: {type(exc).__name__}: {exc}")
     _judge(report, previous_capabilities)
     _scrub(report)
+    await _remember_size_limit(report)
     transcript.event(
         EventKind.ERROR if report.status >= Status.CRITICAL else EventKind.INFO,
         f"status {report.status.name}"
         + (f": {'; '.join(report.reasons)}" if report.reasons else ""),
     )
     return report
+
+
+async def _remember_size_limit(report: ProbeReport) -> None:
+    """A profile's server: keep its SIZE as last seen (tuimail/size_limits.py), when
+    the capabilities that count were read (after TLS, when the profile uses it)."""
+    target = report.target
+    profile_name = target.owner.removeprefix("profile:")
+    if profile_name == target.owner or not report.capabilities:
+        return
+    if target.security is not Security.NONE and report.tls is None:
+        return  # TLS failed: what was said before it does not count
+    if target.security is Security.STARTTLS and not report.capabilities_before_tls:
+        return  # STARTTLS was not offered
+    from tuimail.size_limits import remember_off_loop, server_key
+
+    server = server_key(target.host, target.effective_port)
+    await remember_off_loop(profile_name, server, report.capabilities)
 
 
 def _why(exc: BaseException, timeout: float) -> str:

@@ -433,6 +433,10 @@ def validate_profile(profile: Profile) -> None:
         value = getattr(profile, name)
         if any(ch in value for ch in "\r\n\0"):
             raise ProfileError(name, "must not contain line breaks or NUL characters")
+    if profile.aliases:
+        problem = aliases_problem(profile.aliases, profile.from_address)
+        if problem:
+            raise ProfileError("aliases", problem)
     if profile.ask_at_send and (profile.secret_command or profile.oauth_provider):
         raise ProfileError(
             "ask_at_send",
@@ -458,6 +462,36 @@ def validate_profile(profile: Profile) -> None:
                 raise ProfileError(name, "names no command")
     _validate_oauth(profile)
     _validate_dkim(profile)
+
+
+def aliases_problem(aliases: str, from_address: str = "") -> str:
+    """Why ``aliases`` (a profile's other From addresses, comma-separated) cannot be
+    used, in words ("" when each can).
+
+    Each must be an address as From takes it (``Name <addr>`` or ``addr``), on
+    one line, and none twice nor the profile's own ``from_address`` again:
+    Compose offers them in From, and one that is not offered must not look
+    saved. Imported here, not at the top: a profile without aliases never
+    loads the address parser.
+    """
+    from tuimail.addresses import AddressError, parse_address_list
+
+    if any(ch in aliases for ch in "\r\n\0"):
+        return "must not contain line breaks or NUL characters"
+    try:
+        parsed = parse_address_list(aliases)
+    except AddressError as exc:
+        return str(exc)
+    seen: set[str] = set()
+    own = from_address.strip().casefold()
+    for address in (p.addr_spec for p in parsed):
+        key = address.casefold()
+        if key == own:
+            return f"{address} is the profile's From address already"
+        if key in seen:
+            return f"{address} is listed twice"
+        seen.add(key)
+    return ""
 
 
 def _validate_oauth(profile: Profile) -> None:

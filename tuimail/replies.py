@@ -184,6 +184,17 @@ def forward(original: Original, *, attachment: Path | None = None) -> Draft:
     return Draft(subject=subject, body="\n".join(lines) + "\n")
 
 
+def forwards_dir() -> Path:
+    """Where the messages forwarded as attachments are written (the data dir's ``forwarded/``).
+
+    Kept in the data dir, as a draft's files must be: the draft can be sent
+    after a restart, and the outbox reads the file only when it is queued.
+    """
+    from tuimail import paths
+
+    return paths.data_dir() / "forwarded"
+
+
 def write_forward_attachment(original: Original, directory: Path) -> Path:
     """Write the original's bytes into ``directory`` as ``<subject>.eml``; returns the path.
 
@@ -269,7 +280,23 @@ def _shown_list(addresses: Sequence[ParsedAddress]) -> str:
 
 
 def _raw_all(heads: Message, name: str) -> list[str]:
-    return [str(v)[:MAX_RAW_HEADER] for v in heads.get_all(name, [])][:MAX_ADDRESSES]
+    """Every value of header ``name`` as written, 8-bit text read as UTF-8 (RFC 6532).
+
+    Read raw: compat32 hands a value with 8-bit bytes over as a Header of an
+    unknown charset, whose text has lost them (``Café`` would read ``Caf??``).
+    """
+    wanted = name.lower()
+    found = [
+        _utf8(value[:MAX_RAW_HEADER]) for key, value in heads.raw_items() if key.lower() == wanted
+    ]
+    return found[:MAX_ADDRESSES]
+
+
+def _utf8(value: str) -> str:
+    """A raw header value read with surrogate escapes, its bytes decoded as UTF-8."""
+    if value.isascii():
+        return value
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _raw(heads: Message, name: str) -> str:

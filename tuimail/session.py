@@ -318,6 +318,9 @@ class SMTPSession:
         #: Why tuimail itself ends the connection, when it does (a refused
         #: certificate): said when it closes, instead of a bare "closed".
         self._hang_up = ""
+        #: The capabilities that count (after STARTTLS, if any), once read: their
+        #: SIZE is kept as the profile's last seen limit (tuimail/size_limits.py).
+        self.final_capabilities: dict[str, str] | None = None
 
     async def __aenter__(self) -> SMTPSession:
         await self.open()
@@ -401,6 +404,8 @@ class SMTPSession:
             transcript.event(
                 EventKind.INFO, "the server offers STARTTLS; this profile does not use it"
             )
+        if not self._address:  # a direct delivery's MX is no profile's server
+            self.final_capabilities = dict(self.report.capabilities)
         if profile.username:
             password = self._password
             if password is None and profile.secret_command:
@@ -742,6 +747,17 @@ class SMTPSession:
             options.append("SMTPUTF8")
             if smtp.supports_extension("8bitmime"):
                 options.append("BODY=8BITMIME")
+        elif not outgoing.to_bytes().isascii():
+            # Only an attached message (message/rfc822, which MIME never lets be
+            # re-encoded: tuimail/message.py) makes a message 8-bit without SMTPUTF8.
+            if not smtp.supports_extension("8bitmime"):
+                raise SessionFailure(
+                    Stage.MAIL,
+                    "an attached message has 8-bit text, which must go as it is, and the "
+                    "server does not offer 8BITMIME to carry it; forward it inline instead",
+                    temporary=False,
+                )
+            options.append("BODY=8BITMIME")
         return options
 
     async def _refuse(self, failure: SessionFailure) -> NoReturn:
@@ -1158,6 +1174,12 @@ async def _run(session: SMTPSession, deadline: float, work: Callable[[], Any] | 
         else:
             session.report.failure = session.decided or _deadline_failure(session, deadline)
     _scrub_report(session)
+    if session.final_capabilities is not None:
+        from tuimail.size_limits import remember_off_loop, server_key
+
+        profile = session.profile
+        server = server_key(profile.host, profile.effective_port)
+        await remember_off_loop(profile.name, server, session.final_capabilities)
     if session.report.failure is not None:
         failure = session.report.failure
         # What happened, not what to change: the face that shows the outcome

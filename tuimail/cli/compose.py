@@ -1,6 +1,6 @@
 """``tuimail compose`` and ``tuimail 'mailto:...'``: open the app on a message begun here.
 
-The arguments (and a ``mailto:`` link, RFC 6068) become a
+The arguments (and a ``mailto:`` link, RFC 6068, or an .eml file) become a
 :class:`~tuimail.message.Draft`, checked as the app would check it
 (:func:`tuimail.mailto.check_draft`); the app then opens with it in Compose,
 where the user reads it and sends it, or not. Nothing is sent from here.
@@ -11,11 +11,14 @@ that wants to see what a link asks for.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuimail.cli import exitcodes
 from tuimail.cli.common import CLIError
+from tuimail.errors import TuimailError
 
 if TYPE_CHECKING:
     from tuimail.message import Draft
@@ -37,6 +40,12 @@ def define_options(compose: argparse.ArgumentParser) -> None:
     compose.add_argument("--subject", metavar="TEXT", help="the subject (replaces the link's)")
     compose.add_argument("--body", metavar="TEXT", help="the message text (replaces the link's)")
     compose.add_argument(
+        "--eml",
+        metavar="PATH",
+        help="open this message (an .eml file; '-' reads standard input): its headers "
+        "and text in the fields, its other parts as attachments",
+    )
+    compose.add_argument(
         "--print",
         dest="print_draft",
         action="store_true",
@@ -53,6 +62,8 @@ def draft_from_args(args: argparse.Namespace) -> tuple[Draft, tuple[str, ...]]:
     from tuimail.mailto import MailtoError, check_draft, is_mailto, parse_mailto
     from tuimail.message import Draft
 
+    if args.eml is not None:
+        return _eml_draft(args), ()
     draft = Draft()
     ignored: tuple[str, ...] = ()
     try:
@@ -74,6 +85,83 @@ def draft_from_args(args: argparse.Namespace) -> tuple[Draft, tuple[str, ...]]:
         return check_draft(draft), ignored
     except MailtoError as exc:
         raise CLIError(f"cannot compose this message: {exc}", exitcodes.INVALID_MESSAGE) from None
+
+
+def _eml_draft(args: argparse.Namespace) -> Draft:
+    """The draft of ``--eml``, as the palette's "Open an .eml file" makes it (tuimail/eml.py).
+
+    Its headers fill the fields and its other parts are saved as attachments
+    (in the data dir's ``opened/``); the app checks them when the message is
+    sent, as it does an .eml opened there. ``--to``, ``--cc`` and ``--bcc``
+    add to its recipients, ``--subject`` and ``--body`` replace its own: those
+    are checked here as for any ``compose``.
+    """
+    from tuimail.drafts import DraftStore
+    from tuimail.eml import draft_from_eml, opened_parts_dir
+    from tuimail.mailto import MailtoError, check_draft
+    from tuimail.message import MAX_MESSAGE_BYTES, Draft, read_regular_file
+    from tuimail.small_files import NotReadable
+
+    if args.link is not None:
+        raise CLIError("give a mailto: link or --eml, not both", exitcodes.USAGE)
+    if args.eml == "-":
+        raw = sys.stdin.buffer.read(MAX_MESSAGE_BYTES + 1)
+        if len(raw) > MAX_MESSAGE_BYTES:
+            limit = MAX_MESSAGE_BYTES // (1024 * 1024)
+            raise CLIError(
+                f"--eml: the message on standard input is larger than the limit of {limit} MiB",
+                exitcodes.INVALID_MESSAGE,
+            )
+    else:
+        try:
+            raw = read_regular_file(Path(args.eml))
+        except NotReadable as exc:
+            raise CLIError(f"--eml: {args.eml!r} {exc.words}", exitcodes.INVALID_MESSAGE) from None
+    try:
+        given = check_draft(
+            Draft(
+                to=args.to,
+                cc=args.cc,
+                bcc=args.bcc,
+                subject=args.subject or "",
+                body=args.body or "",
+            )
+        )
+    except MailtoError as exc:
+        raise CLIError(f"cannot compose this message: {exc}", exitcodes.INVALID_MESSAGE) from None
+    try:
+        draft = draft_from_eml(raw, opened_parts_dir(DraftStore.new_id()))
+    except OSError as exc:
+        raise CLIError(f"--eml: the message's parts could not be saved: {exc}") from None
+    except (TuimailError, ValueError) as exc:
+        raise CLIError(
+            f"--eml: not a message tuimail can open: {exc}", exitcodes.INVALID_MESSAGE
+        ) from None
+    draft.to += given.to
+    draft.cc += given.cc
+    draft.bcc += given.bcc
+    if args.subject is not None:
+        draft.subject = given.subject
+    if args.body is not None:
+        draft.body = given.body
+    return draft
+
+
+def _terminal_as_stdin() -> None:
+    """After ``--eml -`` read standard input, give the app the terminal there instead.
+
+    The app reads its keys from standard input, which was the message's pipe.
+    """
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR)
+    except OSError:
+        raise CLIError(
+            "--eml - read the message from standard input, and the app then needs a "
+            "terminal: none was found (use --print to see the message as JSON)",
+            exitcodes.USAGE,
+        ) from None
+    os.dup2(fd, 0)
+    os.close(fd)
 
 
 def cmd_compose(args: argparse.Namespace) -> int:
@@ -98,6 +186,7 @@ def cmd_compose(args: argparse.Namespace) -> int:
                     "subject": draft.subject,
                     "body": draft.body,
                     "headers": [list(header) for header in draft.headers],
+                    "attachments": [str(path) for path in draft.attachments],
                     "ignored": list(ignored),
                 },
                 indent=2,
@@ -108,6 +197,8 @@ def cmd_compose(args: argparse.Namespace) -> int:
 
     if args.profile is not None:
         check_app_profile(args.profile)
+    if args.eml == "-":
+        _terminal_as_stdin()
     from tuimail.ui.app import run_app
 
     settle_imports()

@@ -1,8 +1,8 @@
 """``tuimail dkim``: make a DKIM key and the DNS record to publish; keep a key in the keyring.
 
-Also the ``--dkim-*`` options of ``tuimail send`` and the one step that
-signs a message before it is sent (:func:`signed_if_asked`); the signing
-itself is tuimail/dkim_signing.py's.
+Also the ``--dkim-*`` options of ``tuimail send``; they are applied with the
+other signing options by tuimail/cli/protection.py, and the signing itself
+is tuimail/dkim_signing.py's.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from tuimail.cli import exitcodes
 from tuimail.cli.common import CLIError
 
 if TYPE_CHECKING:
-    from tuimail.message import OutgoingMessage
-    from tuimail.profiles import Profile
+    pass
 
 #: The file name of a key ``keygen`` writes, in ``--out``.
 KEY_FILE_NAME = "{domain}_{selector}.pem"
@@ -83,45 +82,6 @@ def add_dkim_options(send: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="the PEM private key (RSA or Ed25519), readable by its owner only",
     )
-
-
-_DKIM_OPTIONS = ("dkim_domain", "dkim_selector", "dkim_key")
-
-
-def signed_if_asked(
-    args: argparse.Namespace, profile: Profile, outgoing: OutgoingMessage
-) -> OutgoingMessage:
-    """The message DKIM-signed when the profile or the options ask for it, else as it is.
-
-    A key that cannot be used exits 4 and a message dkimpy cannot sign exits
-    3, before anything is stored or sent.
-    """
-    overrides: dict[str, object] = {}
-    for name in _DKIM_OPTIONS:
-        value = getattr(args, name, None)
-        if value:
-            overrides[name] = value
-    if not overrides and not profile.dkim_domain:
-        return outgoing
-    from tuimail.dkim_signing import DkimKeyError, DkimSigningError, settings_of, sign_outgoing
-    from tuimail.profiles import ProfileError, with_changes
-
-    if "dkim_key" in overrides:
-        # Always a file: a file named "keyring" is not the keyring.
-        overrides["dkim_key"] = str(Path(str(overrides["dkim_key"])).expanduser().absolute())
-    try:
-        signing = with_changes(profile, **overrides) if overrides else profile
-    except ProfileError as exc:
-        option = exc.field_name.replace("_", "-")
-        raise CLIError(f"--{option}: {exc.message}", exitcodes.USAGE) from None
-    settings = settings_of(signing)
-    assert settings is not None  # a dkim_domain is set
-    try:
-        return sign_outgoing(outgoing, settings)
-    except DkimKeyError as exc:
-        raise CLIError(f"{exc}; nothing was sent", exitcodes.CONFIG) from None
-    except DkimSigningError as exc:
-        raise CLIError(f"{exc}; nothing was sent", exitcodes.INVALID_MESSAGE) from None
 
 
 def _dns_name(value: str, what: str) -> str:

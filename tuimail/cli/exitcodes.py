@@ -13,6 +13,10 @@ USAGE = 2  # argparse's own code for bad arguments
 INVALID_MESSAGE = 3
 CONFIG = 4
 STORE_FAILED = 5
+#: ``send --edit``: the user chose to keep the message as a draft; nothing was sent.
+EDIT_SAVED = 6
+#: ``send --edit``: the user cancelled; nothing was sent or kept.
+EDIT_CANCELLED = 7
 PARTIAL = 18
 #: The profile's OAuth sign-in is missing or no longer works (send, probe, test, outbox).
 SIGN_IN_NEEDED = 20
@@ -54,6 +58,8 @@ TABLE: list[tuple[int, str]] = [
         STORE_FAILED,
         "the outbox could not store the message (data dir read-only or full); nothing was sent",
     ),
+    (EDIT_SAVED, "send --edit: saved as a draft, as asked; nothing was sent"),
+    (EDIT_CANCELLED, "send --edit: cancelled; nothing was sent or kept"),
     (10, "connect failed (DNS, refused, timeout)"),
     (11, "TLS failed (STARTTLS missing or refused, certificate, handshake)"),
     (12, "the server's greeting was not 220 (e.g. 421 busy, 554)"),

@@ -20,6 +20,7 @@ from tuimail.cli.common import CLIError, local_time, seconds
 
 if TYPE_CHECKING:
     from tuimail.inbox import InboxEntry, InboxIndex
+    from tuimail.inbox.authcheck import Checked
     from tuimail.inbox.mime import MessageView
 
 #: ``wait`` gives up after this long unless --timeout says otherwise.
@@ -51,6 +52,7 @@ def define_options(inbox: argparse.ArgumentParser) -> None:
     shown = show.add_mutually_exclusive_group()
     shown.add_argument("--raw", action="store_true", help="the message as received")
     shown.add_argument("--json", action="store_true")
+    add_check_options(show)
     show.set_defaults(handler=cmd_show)
 
     search = actions.add_parser(
@@ -109,6 +111,79 @@ def define_options(inbox: argparse.ArgumentParser) -> None:
     wait.add_argument("--new", action="store_true", help="only a message arriving after the call")
     wait.add_argument("--json", action="store_true")
     wait.set_defaults(handler=cmd_wait)
+
+
+def add_check_options(show: argparse.ArgumentParser) -> None:
+    """The authentication check's options (each overrides config.toml's ``[inbox.check]``)."""
+    check = show.add_argument_group(
+        "authentication check",
+        "DKIM, SPF and DMARC as a receiver would check them, and a spam score from spamd "
+        "(config.toml: [inbox.check] spf_ip, dkim_keys, spamd, dns_timeout; [dns] servers)",
+    )
+    check.add_argument(
+        "--no-check", action="store_true", help="show the message without checking it"
+    )
+    check.add_argument(
+        "--spf-ip", metavar="IP", help="evaluate SPF as if the message came from this address"
+    )
+    check.add_argument(
+        "--dkim-key",
+        action="append",
+        default=[],
+        metavar="[NAME=]FILE",
+        help="a DKIM public key (DNS record text or PEM; a PEM private key gives its public "
+        "half) instead of DNS: for every signature, or only for NAME "
+        "(SELECTOR._domainkey.DOMAIN); repeatable",
+    )
+    check.add_argument(
+        "--dns-server",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="ask this resolver (repeatable; default: [dns] servers, else the system's)",
+    )
+    check.add_argument("--spamd", metavar="HOST[:PORT]", help="score the message with spamd")
+    check.add_argument(
+        "--dns-timeout", type=seconds, metavar="SECONDS", help="for each DNS question (5)"
+    )
+
+
+def _check_settings(args: argparse.Namespace) -> Any:
+    """The check's settings: config.toml, then the flags (exit 2 for a bad flag, 4 for the file)."""
+    import dataclasses
+
+    from tuimail.inbox import authcheck, spamc
+    from tuimail.user_config import ConfigError, load_config
+
+    try:
+        settings = authcheck.settings_from_config(load_config())
+    except (authcheck.CheckSettingInvalid, ConfigError) as exc:
+        raise CLIError(f"{exc} (or give --no-check)") from None
+    changes: dict[str, Any] = {}
+
+    def parsed(flag: str, parse: Callable[[str], Any], value: str) -> Any:
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise CLIError(f"{flag}: {exc}", exitcodes.USAGE) from None
+
+    if args.spf_ip is not None:
+        changes["spf_ip"] = parsed("--spf-ip", authcheck.parse_ip, args.spf_ip)
+    if args.dkim_key:
+        loaded = tuple(parsed("--dkim-key", authcheck.load_key_file, k) for k in args.dkim_key)
+        changes["dkim_keys"] = loaded + settings.dkim_keys
+    if args.spamd is not None:
+        changes["spamd"] = parsed("--spamd", spamc.parse_address, args.spamd)
+    for server in args.dns_server:
+        try:
+            authcheck.check_dns_server(server, "--dns-server")
+        except authcheck.CheckSettingInvalid as exc:
+            raise CLIError(str(exc), exitcodes.USAGE) from None
+    if args.dns_server:
+        changes["dns_servers"] = tuple(args.dns_server)
+    if args.dns_timeout is not None:
+        changes["dns_timeout"] = min(args.dns_timeout, 60.0)
+    return dataclasses.replace(settings, **changes)
 
 
 def _handled(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -229,6 +304,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from tuimail.inbox.mime import view
     from tuimail.terminal_text import escape_controls
 
+    settings = None if args.raw or args.no_check else _check_settings(args)
     with _open_index() as index:
         entry = _find(index, args.id)
         raw = _read(index, entry)
@@ -242,6 +318,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             sys.stdout.buffer.flush()
         return exitcodes.OK
     shown = view(raw)
+    checked = None
+    if settings is not None:
+        from tuimail.inbox.authcheck import check_blocking, envelope_sender
+
+        sender = envelope_sender(entry.envelope_from, entry.envelope_to, entry.session_id)
+        checked = check_blocking(raw, sender, settings)
     if args.json:
         from tuimail.console import terminal_json
 
@@ -251,10 +333,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             "text": shown.text,
             "html_as_text": shown.html_text,
             "parts": [_part_json(p) for p in shown.parts],
+            "authentication": checked.to_json() if checked is not None else None,
+            "spam": checked.spam.to_json() if checked and checked.spam else None,
         }
         print(terminal_json(document, indent=2))
         return exitcodes.OK
-    for line in _show_lines(entry, shown):
+    for line in _show_lines(entry, shown, checked):
         print(escape_controls(line, keep_newlines=True))
     return exitcodes.OK
 
@@ -270,7 +354,7 @@ def _part_json(part: Any) -> dict[str, Any]:
     }
 
 
-def _show_lines(entry: InboxEntry, shown: MessageView) -> list[str]:
+def _show_lines(entry: InboxEntry, shown: MessageView, checked: Checked | None) -> list[str]:
     lines = [f"Id: {entry.id}", f"Received: {local_time(entry.received_at)}"]
     for name in ("From", "To", "Cc", "Subject", "Date", "Message-ID"):
         value = shown.header(name)
@@ -284,6 +368,10 @@ def _show_lines(entry: InboxEntry, shown: MessageView) -> list[str]:
         + (f"  session: {entry.session_id}" if entry.session_id else "")
         + (f"  authenticated as: {entry.auth_user}" if entry.auth_user else "")
     )
+    if checked is not None:
+        lines.append(f"Authentication-Results: {checked.authentication_results()}")
+        if checked.spam is not None:
+            lines.append(f"Spam: {checked.spam.words()}")
     lines.append("")
     if shown.text:
         lines.append(shown.text.replace("\r\n", "\n").rstrip("\n"))
@@ -396,53 +484,38 @@ def cmd_wait(args: argparse.Namespace) -> int:
 def cmd_release(args: argparse.Namespace) -> int:
     """The captured bytes, to the envelope's recipients or --to, through ``send``'s path.
 
-    When the message's To or Cc name someone who is not a recipient of the
-    release (``--to`` changed them), the outbox would refuse to store it (it
-    checks that stored headers match the envelope), so that one attempt is
-    made without it, as ``--no-queue`` does, and a note says so.
+    The recipients are given apart from the message (as sendmail's command
+    line gives them), so the outbox keeps the entry as one whose envelope
+    was given explicitly: queued, retried and never sent twice like any
+    other, and sent to those recipients alone, whoever its To and Cc name.
     """
-    import dataclasses
     from email.utils import getaddresses
 
-    from tuimail.addresses import AddressError, parse_address
     from tuimail.cli.common import password_for
     from tuimail.cli.send import connection_profile, refused_exit, send_outgoing
-    from tuimail.eml import build_prepared
     from tuimail.inbox.mime import view
     from tuimail.message import DraftInvalid
+    from tuimail.outbox import release_outgoing
 
     with _open_index() as index:
         entry = _find(index, args.id)
         raw = _read(index, entry)
     profile = connection_profile(args)
     recipients = list(args.to or entry.envelope_to)
-    shown = view(raw)
-    named = [a for _, a in getaddresses(shown.all_values("To") + shown.all_values("Cc")) if a]
     if not recipients:
-        recipients = named
+        shown = view(raw)
+        named = shown.all_values("To") + shown.all_values("Cc")
+        recipients = [a for _, a in getaddresses(named) if a]
     if not recipients:
         raise CLIError(
             "the message names no recipient (no session file, no To or Cc): give --to",
             exitcodes.USAGE,
         )
-    lower = {r.lower() for r in recipients}
-    outside = [a for a in named if a.lower() not in lower]
     try:
-        outgoing = build_prepared(raw, to=recipients, bcc=outside)
-        if outside:
-            chosen = tuple(parse_address(r) for r in recipients)
-            outgoing = dataclasses.replace(outgoing, recipients=chosen)
+        outgoing = release_outgoing(raw, recipients)
     except DraftInvalid as exc:
         return refused_exit(exc)
-    except AddressError as exc:
-        raise CLIError(f"--to: {exc}", exitcodes.INVALID_MESSAGE) from None
-    if outside and not args.no_queue:
-        print(
-            "tuimail: its To or Cc names others than the recipients given, which the outbox "
-            "does not store: one attempt, not queued (as --no-queue)",
-            file=sys.stderr,
-        )
-        args.no_queue = True
+    args.explicit_envelope = True  # the outbox's record says so (see release_outgoing)
     password = password_for(
         profile, args.password_stdin, saved=bool(args.profile and not args.server)
     )

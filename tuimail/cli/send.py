@@ -72,6 +72,12 @@ def define_options(send: argparse.ArgumentParser) -> None:
     send.add_argument(
         "--template", metavar="NAME", help="start from a template in the config dir's templates/"
     )
+    send.add_argument(
+        "--edit",
+        action="store_true",
+        help="write the message in $VISUAL/$EDITOR (vi), then send, edit again, save as a "
+        "draft or cancel; the other options fill it in first",
+    )
     prepared = send.add_argument_group("a prepared message (as sendmail takes one)")
     prepared.add_argument(
         "--eml",
@@ -212,9 +218,8 @@ def _wants_embedded_sandbox(args: argparse.Namespace) -> bool:
     return True
 
 
-def cmd_send(args: argparse.Namespace) -> int:
-    from tuimail.message import Draft, DraftInvalid, build_message
-
+def send_profile(args: argparse.Namespace) -> tuple[Profile, bool]:
+    """The profile to send through, and whether this process serves the built-in sandbox."""
     embedded = False if args.direct else _wants_embedded_sandbox(args)
     if args.direct:
         profile = _direct_base(args)
@@ -224,6 +229,16 @@ def cmd_send(args: argparse.Namespace) -> int:
         profile = builtin_profile()
     else:
         profile = connection_profile(args)
+    return profile, embedded
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from tuimail.message import Draft, DraftInvalid, build_message
+
+    if args.edit:
+        _check_prepared_options(args)
+        return _send_edited(args)
+    profile, embedded = send_profile(args)
     _check_prepared_options(args)
     reads_stdin = args.eml is None and not args.template
     if args.password_stdin and reads_stdin and args.body is None and args.body_file is None:
@@ -267,6 +282,60 @@ def cmd_send(args: argparse.Namespace) -> int:
     return send_outgoing(args, profile, outgoing, password, embedded)
 
 
+def _send_edited(args: argparse.Namespace) -> int:
+    """``--edit``: the message from the options, written in the editor (tuimail/cli/edit_loop.py),
+    then sent as any other; or kept as a draft, or dropped, as the user chose there.
+
+    The profile to send through (and the built-in sandbox, when it is the one)
+    is taken only once the user sends, not held while they write.
+    """
+    from tuimail.cli.edit_loop import edit_message
+    from tuimail.message import Draft, DraftInvalid
+
+    drafting = _drafting_profile(args)
+    given_text = args.body is not None or args.body_file is not None
+    try:
+        draft = Draft(
+            from_address=args.from_address or _profile_sender(drafting),
+            to=list(args.to),
+            cc=list(args.cc),
+            bcc=list(args.bcc),
+            reply_to=list(args.reply_to),
+            subject=args.subject,
+            body=_read_body(args) if given_text else "",
+            attachments=list(args.attach),
+            headers=[parse_header_option(h) for h in args.header],
+            markdown=drafting.markdown if args.markdown is None else args.markdown,
+        )
+    except DraftInvalid as exc:
+        return refused_exit(exc)
+    edited = edit_message(_started(args, drafting, draft), args.profile or "")
+    if isinstance(edited, int):
+        return edited
+    profile, embedded = send_profile(args)
+    password = (
+        None
+        if args.direct
+        else password_for(
+            profile, args.password_stdin, saved=bool(args.profile and not args.server)
+        )
+    )
+    return send_outgoing(args, profile, edited, password, embedded)
+
+
+def _drafting_profile(args: argparse.Namespace) -> Profile:
+    """The profile whose From and signature an edited message starts with; nothing claimed."""
+    if args.direct:
+        return _direct_base(args)
+    if not args.server and args.profile == "sandbox":
+        from tuimail.profiles import ProfileStore
+        from tuimail.sandbox_profile import SANDBOX_PROFILE, builtin_profile
+
+        if SANDBOX_PROFILE not in checked(ProfileStore().load):
+            return builtin_profile()
+    return connection_profile(args)
+
+
 def refused_exit(exc: DraftInvalid) -> int:
     """Print each problem of an invalid message, naming this command's options; exit 3."""
     from tuimail.terminal_text import escape_controls
@@ -289,6 +358,7 @@ _COMPOSING_OPTIONS = (
     ("header", "--header"),
     ("markdown", "--markdown"),
     ("template", "--template"),
+    ("edit", "--edit"),
 )
 
 
@@ -377,15 +447,17 @@ def send_outgoing(
 ) -> int:
     """Send a built message: to the embedded sandbox, once (--no-queue), or via the outbox.
 
-    A DKIM signature, when the profile or --dkim-* asks for one, is the last
-    change: the outbox stores the signed bytes, so a retry sends them as signed.
+    Signing and encryption, when the profile or the options ask for them, are
+    the last changes (tuimail/cli/protection.py): the outbox stores the signed
+    bytes, so a retry sends them as signed.
     """
-    from tuimail.cli.dkim import signed_if_asked
+    from tuimail.cli.protection import protected_as_asked
     from tuimail.session import send
 
-    outgoing = signed_if_asked(args, profile, outgoing)
+    outgoing = protected_as_asked(args, profile, outgoing)
     if getattr(args, "direct", False):
         return _send_direct(args, profile, outgoing)
+    warn_if_over_seen_limit(profile, len(outgoing.to_bytes()))
     if embedded:
         return run_session_command(
             args, lambda printer: _send_to_embedded_sandbox(args, outgoing, printer)
@@ -400,6 +472,26 @@ def send_outgoing(
     return _send_through_outbox(args, profile, outgoing, password)
 
 
+def warn_if_over_seen_limit(profile: Profile, size: int) -> None:
+    """Say on standard error when the message is larger than the profile's server took
+    when last seen (tuimail/size_limits.py); the send goes on: the session refuses it
+    before MAIL if the limit the server announces now is still smaller."""
+    import time
+
+    from tuimail.size_limits import age_words, last_seen, server_key, size_words
+
+    seen = last_seen(profile.name, server_key(profile.host, profile.effective_port))
+    if seen is None or seen.limit is None or size <= seen.limit:
+        return
+    print(
+        f"tuimail: warning: the message is {size_words(size)} ({size:,} bytes) and the "
+        f"server of profile {profile.name} accepted at most {size_words(seen.limit)} "
+        f"({seen.limit:,} bytes) when last seen, {age_words(time.time() - seen.seen_at)}; "
+        "it will probably refuse it",
+        file=sys.stderr,
+    )
+
+
 def _send_through_outbox(
     args: argparse.Namespace, profile: Profile, outgoing: OutgoingMessage, password: Secret | None
 ) -> int:
@@ -410,7 +502,13 @@ def _send_through_outbox(
     try:
         # A --server send never follows a saved profile; saying so spares a read.
         follows = None if not args.server and not getattr(args, "direct", False) else False
-        queued = outbox.enqueue(profile, outgoing, follows_profile=follows)
+        queued = outbox.enqueue(
+            profile,
+            outgoing,
+            follows_profile=follows,
+            # A release (tuimail inbox release): recipients given apart from the message.
+            explicit_envelope=getattr(args, "explicit_envelope", False),
+        )
     except OutboxError as exc:
         raise CLIError(str(exc), exitcodes.STORE_FAILED) from None
     outcome: Outcome | None = None
@@ -573,18 +671,25 @@ async def _send_to_embedded_sandbox(
     """
     from tuimail import user_config
     from tuimail.console import EntryPrinter
+    from tuimail.faults import FaultPlan
     from tuimail.sandbox import Sandbox, SandboxConfig, SandboxError, announce, withdraw
     from tuimail.sandbox.builtin import settings_of, start_builtin
+    from tuimail.sandbox.config import chaos_from_table
     from tuimail.session import send
 
     claim = args.sandbox_claim
-    port, problem = user_config.sandbox_port(user_config.load_config())
-    if problem:
-        print(f"tuimail: {problem}", file=sys.stderr)
+    loaded = user_config.load_config()
+    port, problem = user_config.sandbox_port(loaded)
+    # The throttle, recipient limit and accept probability of [sandbox], as the app's.
+    chaos, problems = chaos_from_table(loaded.tables.get("sandbox", {}))
+    for said in (problem, *problems):
+        if said:
+            print(f"tuimail: {said}", file=sys.stderr)
+    faults = FaultPlan(accept_probability=float(chaos.pop("accept_probability", 1.0)))
     try:
         try:
             sandbox, note = await start_builtin(
-                port, lambda port: Sandbox(SandboxConfig(port=port))
+                port, lambda port: Sandbox(SandboxConfig(port=port, **chaos), faults=faults)
             )
         except SandboxError as exc:
             raise CLIError(f"the sandbox could not start: {exc}") from None

@@ -7,7 +7,7 @@ import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tuimail.cli import exitcodes
 from tuimail.cli.common import CLIError, settle_imports
@@ -83,9 +83,49 @@ def define_options(serve: argparse.ArgumentParser) -> None:
         "(default: half of what the open-file limit leaves free)",
     )
     serve.add_argument(
+        "--max-recipients",
+        type=int,
+        metavar="N",
+        help="recipients accepted per message; more RCPTs are answered 452 and the session "
+        "goes on (default: config.toml's [sandbox] max_recipients, else 1000)",
+    )
+    serve.add_argument(
+        "--throttle",
+        type=int,
+        metavar="BYTES_PER_SECOND",
+        help="a slow link: each connection's bytes both ways at this rate (0 = none; "
+        "default: config.toml's [sandbox] throttle)",
+    )
+    serve.add_argument(
+        "--throttle-up",
+        type=int,
+        metavar="BYTES_PER_SECOND",
+        help="the rate from the client to the sandbox alone (overrides --throttle)",
+    )
+    serve.add_argument(
+        "--throttle-down",
+        type=int,
+        metavar="BYTES_PER_SECOND",
+        help="the rate from the sandbox to the client alone (overrides --throttle)",
+    )
+    serve.add_argument(
+        "--accept-probability",
+        type=float,
+        metavar="P",
+        help="serve each new connection with this chance (0.0-1.0); the others are greeted "
+        "421 and closed, as MailHog's Jim does (default: config.toml's [sandbox] "
+        "accept_probability, else 1)",
+    )
+    serve.add_argument(
         "--fault", action="append", default=[], metavar="SPEC", help="inject a fault (repeatable)"
     )
-    serve.add_argument("--fault-seed", type=int, metavar="N", help="seed for fault probabilities")
+    serve.add_argument(
+        "--fault-seed",
+        "--seed",
+        type=int,
+        metavar="N",
+        help="seed for fault probabilities and --accept-probability (repeatable runs)",
+    )
     serve.add_argument("--quiet", "-q", action="store_true", help="one line per session")
     serve.add_argument("--json", action="store_true", help="JSON Lines, each with its session id")
     serve.set_defaults(handler=cmd_serve)
@@ -112,13 +152,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from tuimail.profiles import Security
     from tuimail.sandbox import Sandbox, SandboxError, load_auth_file, sandbox_config_from
 
+    loaded = user_config.load_config()
+    chaos = _chaos(args, loaded.tables.get("sandbox", {}))
     try:
-        faults = FaultPlan.from_specs(args.fault, seed=args.fault_seed)
+        faults = FaultPlan.from_specs(
+            args.fault, seed=args.fault_seed, accept_probability=chaos.pop("accept_probability")
+        )
     except FaultSpecError as exc:
         raise CLIError(f"--fault {exc}", exitcodes.USAGE) from None
     port = args.port
     if port is None:
-        port, problem = user_config.sandbox_port(user_config.load_config())
+        port, problem = user_config.sandbox_port(loaded)
         if problem:
             print(f"tuimail: {problem}", file=sys.stderr)
     try:
@@ -141,6 +185,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             max_connections=args.max_connections,
             auth_hint="see --auth",
             oauth_introspect=introspection,
+            **chaos,
         )
         plan = _who_serves(config, faults, args.port)
         if plan is None:
@@ -162,6 +207,41 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 claim.release()
     except SandboxError as exc:
         raise CLIError(_in_option_words(exc), 1) from None
+
+
+def _chaos(args: argparse.Namespace, table: object) -> dict[str, Any]:
+    """The throttle, the recipient limit and the accept probability: options over config.toml.
+
+    A config.toml value that cannot be used is said on stderr and left out,
+    as ``[sandbox] port`` is; an option out of range is refused (exit 2).
+    """
+    from tuimail.sandbox.config import chaos_from_table
+
+    found, problems = chaos_from_table(table)
+    for problem in problems:
+        print(f"tuimail: {problem}", file=sys.stderr)
+    for option, value in (
+        ("--throttle", args.throttle),
+        ("--throttle-up", args.throttle_up),
+        ("--throttle-down", args.throttle_down),
+    ):
+        if value is not None and value < 0:
+            raise CLIError(f"{option} must be 0 (no throttle) or more", exitcodes.USAGE)
+    if args.throttle is not None:
+        found["throttle_up"] = found["throttle_down"] = args.throttle
+    if args.throttle_up is not None:
+        found["throttle_up"] = args.throttle_up
+    if args.throttle_down is not None:
+        found["throttle_down"] = args.throttle_down
+    if args.max_recipients is not None:
+        found["max_recipients"] = args.max_recipients
+    chance = args.accept_probability
+    if chance is not None:
+        if not 0 <= chance <= 1:
+            raise CLIError("--accept-probability must be from 0.0 to 1.0", exitcodes.USAGE)
+        found["accept_probability"] = chance
+    found.setdefault("accept_probability", 1.0)
+    return found
 
 
 def _introspection(args: argparse.Namespace, notes: list[str]) -> Introspection | None:
@@ -265,6 +345,9 @@ _OPTION_WORDS = {
     "auth_required": "--auth-required needs --auth any or --auth-file",
     "max_connections": "--max-connections must be 1 or more",
     "oauth_introspect": "--oauth-introspect {value}: {requirement}",
+    "throttle_up": "--throttle-up (or --throttle) {value}: {requirement}",
+    "throttle_down": "--throttle-down (or --throttle) {value}: {requirement}",
+    "max_recipients": "--max-recipients {value}: {requirement}",
 }
 
 
@@ -328,6 +411,20 @@ def _listening_words(security: Security) -> str:
     return words[security]
 
 
+def _limits(config: SandboxConfig) -> list[str]:
+    """The throttle and a recipient limit other than the default, said at start."""
+    from tuimail.sandbox.config import DEFAULT_MAX_RECIPIENTS
+    from tuimail.sandbox.throttle import describe
+
+    lines = []
+    throttled = describe(config.throttle_up, config.throttle_down)
+    if throttled:
+        lines.append(f"{throttled} per connection")
+    if config.max_recipients != DEFAULT_MAX_RECIPIENTS:
+        lines.append(f"at most {config.max_recipients:,} recipient(s) per message; more get 452")
+    return lines
+
+
 def _token_words(config: SandboxConfig) -> str:
     """What becomes of an OAuth token here, said at start: checked where, or not at all."""
     from tuimail.terminal_text import escape_controls
@@ -380,6 +477,8 @@ async def _serve(sandbox: Sandbox, claim: Claim | None, apart: str, notes: list[
                 print(note, file=sys.stderr, flush=True)
         for described in sandbox.faults.describe():
             print(f"fault: {described}", file=sys.stderr)
+        for described in _limits(config):
+            print(described, file=sys.stderr)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -71,6 +71,9 @@ def settings_of(config: SandboxConfig, faults: FaultPlan | None = None) -> dict[
         "size_limit": config.size_limit,
         "idle_timeout": config.idle_timeout,
         "max_connections": config.max_connections,
+        "throttle_up": config.throttle_up,
+        "throttle_down": config.throttle_down,
+        "max_recipients": config.max_recipients,
         "faults": plan.describe() + ([f"seed {plan.seed}"] if plan.seed is not None else []),
         "maildir": str(config.resolved_maildir()),
     }
@@ -85,9 +88,16 @@ SETTING_WORDS = {
     "size_limit": "size limit",
     "idle_timeout": "idle timeout",
     "max_connections": "connection cap",
+    "throttle_up": "throttle",
+    "throttle_down": "throttle",
+    "max_recipients": "recipient limit",
     "faults": "faults",
     "maildir": "Maildir",
 }
+
+
+#: Settings a sandbox of an earlier version did not write: it ran with these.
+_UNSAID: dict[str, Any] = {"throttle_up": 0, "throttle_down": 0, "max_recipients": 1000}
 
 
 def differences(running: RunningSandbox, settings: dict[str, Any], port: int | None) -> list[str]:
@@ -101,7 +111,7 @@ def differences(running: RunningSandbox, settings: dict[str, Any], port: int | N
     words: list[str] = []
     if port is not None and port != running.port:
         words.append("port")
-    theirs = running.settings
+    theirs = {**_UNSAID, **running.settings}
     for key, word in SETTING_WORDS.items():
         mine = settings.get(key)
         differ = theirs.get(key) != mine

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tuimail import paths
 from tuimail.errors import TuimailError
@@ -23,6 +24,12 @@ DEFAULT_SIZE_LIMIT = 32 * 1024 * 1024
 FD_RESERVE = 64
 #: However high the open-file limit, no more connections than this at once.
 MAX_CONNECTIONS_CEILING = 4096
+#: Recipients per message by default, as Postfix's ``smtpd_recipient_limit``.
+DEFAULT_MAX_RECIPIENTS = 1000
+#: The largest throttle (bytes per second) and recipient limit taken: beyond
+#: them the setting would change nothing a client can notice.
+MAX_THROTTLE = 1024 * 1024 * 1024
+MAX_RECIPIENTS_CEILING = 1_000_000
 
 
 class SandboxError(TuimailError):
@@ -84,6 +91,13 @@ class SandboxConfig:
     #: Where each OAuth token is checked (RFC 7662); ``None``: with AUTH for
     #: any credentials, any well-formed token is accepted.
     oauth_introspect: Introspection | None = None
+    #: Bytes per second the sandbox reads from each client (client to
+    #: server), and writes to it (server to client); 0: as fast as it can.
+    throttle_up: int = 0
+    throttle_down: int = 0
+    #: RCPT commands accepted per transaction; more are answered ``452``
+    #: (RFC 5321 4.5.3.1.10) and the session goes on.
+    max_recipients: int = DEFAULT_MAX_RECIPIENTS
 
     @property
     def takes_tokens(self) -> bool:
@@ -119,6 +133,9 @@ def sandbox_config_from(
     max_connections: int | None = None,
     auth_hint: str = "",
     oauth_introspect: Introspection | None = None,
+    throttle_up: int = 0,
+    throttle_down: int = 0,
+    max_recipients: int = DEFAULT_MAX_RECIPIENTS,
 ) -> SandboxConfig:
     """Check values a person gave into a :class:`SandboxConfig`, else :class:`SettingRefused`."""
     if not 0 <= port <= 65535:
@@ -135,6 +152,15 @@ def sandbox_config_from(
         raise SettingRefused("max_connections", max_connections, "must be 1 or more")
     if oauth_introspect is not None:
         _check_introspection(oauth_introspect, auth_users)
+    for setting, rate in (("throttle_up", throttle_up), ("throttle_down", throttle_down)):
+        if not 0 <= rate <= MAX_THROTTLE:
+            raise SettingRefused(
+                setting, rate, f"must be 0 (no throttle) or up to {MAX_THROTTLE:,} bytes per second"
+            )
+    if not 1 <= max_recipients <= MAX_RECIPIENTS_CEILING:
+        raise SettingRefused(
+            "max_recipients", max_recipients, f"must be from 1 to {MAX_RECIPIENTS_CEILING:,}"
+        )
     return SandboxConfig(
         host=host,
         port=port,
@@ -147,6 +173,9 @@ def sandbox_config_from(
         max_connections=max_connections,
         auth_hint=auth_hint,
         oauth_introspect=oauth_introspect,
+        throttle_up=throttle_up,
+        throttle_down=throttle_down,
+        max_recipients=max_recipients,
     )
 
 
@@ -224,3 +253,54 @@ def load_auth_file(path: Path) -> dict[str, str]:
     if not users:
         raise SandboxError(f"{path}: no 'user:password' lines")
     return users
+
+
+#: config.toml's ``[sandbox]`` keys for a sandbox that behaves like a slow,
+#: choosy server; ``throttle`` sets both directions, the others one each.
+CHAOS_KEYS = ("throttle", "throttle_up", "throttle_down", "accept_probability", "max_recipients")
+
+
+def chaos_from_table(table: object) -> tuple[dict[str, Any], list[str]]:
+    """The realism settings in config.toml's ``[sandbox]`` table, and what is wrong with any.
+
+    Returns keyword values for :func:`sandbox_config_from` (``throttle_up``,
+    ``throttle_down``, ``max_recipients``) and ``accept_probability`` (for the
+    fault plan). A value that is not usable is left out (the sandbox then runs
+    without it) and a problem in words says so, as for ``[sandbox] port``: a
+    sandbox running as it would by default is more use than none.
+    """
+    found: dict[str, Any] = {}
+    problems: list[str] = []
+    if not isinstance(table, dict):
+        return found, problems
+
+    def whole(key: str, low: int, high: int, what: str) -> int | None:
+        value = table.get(key)
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+            return value
+        problems.append(f"config.toml [sandbox] {key} = {value!r} is not {what}; not used")
+        return None
+
+    rate = f"a number of bytes per second (0 for none, at most {MAX_THROTTLE:,})"
+    both = whole("throttle", 0, MAX_THROTTLE, rate)
+    for direction in ("throttle_up", "throttle_down"):
+        one = whole(direction, 0, MAX_THROTTLE, rate)
+        if one is not None or both is not None:
+            found[direction] = one if one is not None else both
+    limit = whole(
+        "max_recipients", 1, MAX_RECIPIENTS_CEILING, f"from 1 to {MAX_RECIPIENTS_CEILING:,}"
+    )
+    if limit is not None:
+        found["max_recipients"] = limit
+    chance = table.get("accept_probability")
+    if chance is not None:
+        if isinstance(chance, int | float) and not isinstance(chance, bool) and 0 <= chance <= 1:
+            found["accept_probability"] = float(chance)
+        else:
+            problems.append(
+                f"config.toml [sandbox] accept_probability = {chance!r} is not a number "
+                "from 0 to 1; not used"
+            )
+    return found, problems

@@ -9,6 +9,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tuimail.faults import GREYLIST_REPLY
+from tuimail.sandbox.config import DEFAULT_MAX_RECIPIENTS
 from tuimail.sandbox.host import SandboxHost
 from tuimail.sandbox.protocol import SandboxSMTP
 from tuimail.sandbox.record import SessionOutcome, SessionRecord
@@ -16,9 +17,11 @@ from tuimail.stages import Stage
 from tuimail.terminal_text import escape_controls
 from tuimail.transcript import EventKind
 
-#: Recipients per message, as Postfix's ``smtpd_recipient_limit``; more are
-#: answered :data:`TOO_MANY_RECIPIENTS`, as Postfix does.
-MAX_RECIPIENTS = 1000
+#: Recipients per message by default, as Postfix's ``smtpd_recipient_limit``
+#: (``SandboxConfig.max_recipients`` sets it); more are answered
+#: :data:`TOO_MANY_RECIPIENTS`, as Postfix does (RFC 5321 4.5.3.1.10), and
+#: the session goes on.
+MAX_RECIPIENTS = DEFAULT_MAX_RECIPIENTS
 TOO_MANY_RECIPIENTS = "452 4.5.3 Error: too many recipients"
 
 #: Postfix's answer to a non-ASCII address in a transaction that did not
@@ -87,7 +90,15 @@ class SandboxHandler:
                 EventKind.WARNING, f"greylisted {escape_controls(address)}"
             )
             return GREYLIST_REPLY
-        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+        limit = self.sandbox.config.max_recipients
+        if len(envelope.rcpt_tos) >= limit:
+            if server.over_limit is not envelope:
+                server.over_limit = envelope  # said once per transaction
+                server.record.transcript.event(
+                    EventKind.WARNING,
+                    f"recipient limit of {limit:,} per message reached: "
+                    "further recipients are answered 452",
+                )
             return TOO_MANY_RECIPIENTS
         if not address.isascii() and not envelope.smtp_utf8:
             return NEEDS_SMTPUTF8

@@ -10,11 +10,14 @@ and why no hook does it:
   closed before aiosmtpd starts a session for it; an admitted one opens its
   session record (and notes TLS when it is implicit).
 * ``data_received``: the client's raw bytes go to the tap
-  (:mod:`tuimail.sandbox.tap`) before aiosmtpd reads them; no hook sees the wire.
+  (:mod:`tuimail.sandbox.tap`) before aiosmtpd reads them; no hook sees the
+  wire. With a throttle (:mod:`tuimail.sandbox.throttle`) they are handed
+  over at its rate, the socket's reading paused meanwhile.
 * ``eof_received`` and ``connection_lost``: a refused connection stays
   silent, and every other one gives back its place and ends its session once.
 * ``push``: every reply is recorded as sent, and the greeting's fault fires
-  here, before the first reply (aiosmtpd has no greeting hook).
+  here, before the first reply (aiosmtpd has no greeting hook), as does the
+  accept probability's ``421``; with a throttle, the reply goes out at its rate.
 * ``smtp_HELO``, ``smtp_EHLO``: their fault must answer before aiosmtpd's
   own reply; the client's name is noted for the session's summary.
 * ``smtp_AUTH``: AUTH on a sandbox that does not offer it is answered ``502``
@@ -54,7 +57,7 @@ from typing import Any, TypeVar
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, TLSSetupException
 
 from tuimail.envelope_path import plain_path
-from tuimail.faults import FaultAction
+from tuimail.faults import NOT_ACCEPTED_REPLY, FaultAction
 from tuimail.sandbox.bearer_check import (
     CHALLENGE_ANSWER,
     INTROSPECT_TIMEOUT,
@@ -73,6 +76,7 @@ from tuimail.sandbox.bearer_check import (
 from tuimail.sandbox.host import SandboxHost
 from tuimail.sandbox.record import SessionOutcome, SessionRecord
 from tuimail.sandbox.tap import ClientTap
+from tuimail.sandbox.throttle import Pace, describe
 from tuimail.smtp_data import DataState, MessageData, read_message_data
 from tuimail.stages import Stage
 from tuimail.terminal_text import escape_controls
@@ -159,6 +163,19 @@ class SandboxSMTP(SMTP):
         self._forgotten = False
         #: Tokens (or malformed responses) masked in every later line so far.
         self._tokens_forbidden = 0
+        config = sandbox.config
+        #: The throttle of each direction, or None: client to server, server to client.
+        self._up = Pace(config.throttle_up) if config.throttle_up else None
+        self._down = Pace(config.throttle_down) if config.throttle_down else None
+        #: The client's bytes received and not yet handed on (throttled).
+        self._held = bytearray()
+        #: The transport whose reading is paused while bytes are held.
+        self._reading_paused_on: asyncio.BaseTransport | None = None
+        self._pacer: asyncio.Task[None] | None = None
+        #: The client closed its side while bytes were held: told once they are in.
+        self._eof_held = False
+        #: The transaction whose recipients reached the limit (noted once in the transcript).
+        self.over_limit: Envelope | None = None
 
     # -- connection ---------------------------------------------------------
 
@@ -178,9 +195,17 @@ class SandboxSMTP(SMTP):
             self.tap = ClientTap(self.record, self._redactor)
             secure = transport.get_extra_info("sslcontext") is not None
             self.record.transcript.event(EventKind.CONNECTED, f"client connected from {shown}")
+            throttled = describe(self.sandbox.config.throttle_up, self.sandbox.config.throttle_down)
+            if throttled:
+                self.record.transcript.event(EventKind.INFO, throttled)
             if secure:
                 self._mark_secure(transport)
         else:
+            if self._held and self.tap is not None:
+                # Sent after STARTTLS and before TLS: plaintext, which the
+                # tap shows as discarded; aiosmtpd never reads it.
+                self.tap.feed(bytes(self._held))
+                self._held.clear()
             self._mark_secure(transport)
         super().connection_made(transport)
 
@@ -197,18 +222,62 @@ class SandboxSMTP(SMTP):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
+        if self._up is None:
+            self._hand_on(data)
+            return
+        # Held, with the socket's reading paused, and handed on at the rate:
+        # at most one read's worth waits here.
+        self._held.extend(data)
+        transport = self.transport
+        if isinstance(transport, asyncio.ReadTransport) and self._reading_paused_on is None:
+            transport.pause_reading()
+            self._reading_paused_on = transport
+        if self._pacer is None:
+            self._pacer = asyncio.get_running_loop().create_task(self._pace_in(self._up))
+
+    def _hand_on(self, data: bytes) -> None:
+        """The client's bytes, to the tap and then to aiosmtpd's reader."""
         if self.tap is not None:
             self.tap.feed(data)
         super().data_received(data)
 
+    async def _pace_in(self, pace: Pace) -> None:
+        """Hand the held bytes on at the throttle's rate, then read the socket again."""
+        try:
+            while self._held:
+                count = min(pace.slice, len(self._held))
+                await pace.take(count)
+                if self._forgotten or self.transport is None or self.transport.is_closing():
+                    self._held.clear()
+                    return
+                chunk = bytes(self._held[:count])
+                del self._held[:count]
+                self._hand_on(chunk)
+            paused, self._reading_paused_on = self._reading_paused_on, None
+            if isinstance(paused, asyncio.ReadTransport) and not paused.is_closing():
+                with contextlib.suppress(Exception):
+                    paused.resume_reading()
+            if self._eof_held:
+                self._eof_held = False
+                if not super().eof_received() and self.transport is not None:
+                    self.transport.close()
+        finally:
+            self._pacer = None
+
     def eof_received(self) -> bool | None:
         if self._refused:
             return False
+        if self._held and (self.session is None or self.session.ssl is None):
+            self._eof_held = True  # said once the held bytes are in
+            return True
         return super().eof_received()
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
             return
+        if self._pacer is not None:
+            self._pacer.cancel()
+        self._held.clear()
         self._forget()
         super().connection_lost(error)
 
@@ -255,16 +324,49 @@ class SandboxSMTP(SMTP):
             return  # a fault closed the connection: nothing more reaches the client
         if not self._greeted:
             self._greeted = True
-            reply = await self.fault_reply(Stage.GREETING)
-            if self.transport is None or self.transport.is_closing():
-                return
-            if reply is not None:
-                status = reply
+            if not self.sandbox.faults.accepts_connection():
+                status = self._not_accepted()
+            else:
+                reply = await self.fault_reply(Stage.GREETING)
+                if self.transport is None or self.transport.is_closing():
+                    return
+                if reply is not None:
+                    status = reply
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
         self._record_reply(text)
-        await super().push(status)
+        if self._down is None:
+            await super().push(status)
+        else:
+            await self._paced_push(self._down, status)
         if self._closing_fault:
             self.close_with(SessionOutcome.CLOSED_AFTER_FAULT, self._closing_fault)
+        elif self._ending is not None and self._ending[0] is SessionOutcome.NOT_ACCEPTED:
+            self.close_with(*self._ending)
+
+    def _not_accepted(self) -> str:
+        """The accept probability turned this connection away: a ``421`` greeting, then closed."""
+        chance = f"{self.sandbox.faults.accept_probability:g}"
+        assert self.record is not None
+        self.record.transcript.event(
+            EventKind.WARNING,
+            f"connection turned away at random (accept probability {chance}): "
+            "greeted 421 and closed",
+        )
+        self._ending = (SessionOutcome.NOT_ACCEPTED, chance)
+        return NOT_ACCEPTED_REPLY
+
+    async def _paced_push(self, pace: Pace, status: Any) -> None:
+        """aiosmtpd's push, with the reply written in slices at the throttle's rate."""
+        if isinstance(status, str):
+            status = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+        response = bytes(status) + b"\r\n"
+        for start in range(0, len(response), pace.slice):
+            chunk = response[start : start + pace.slice]
+            await pace.take(len(chunk))
+            if self.transport is None or self.transport.is_closing():
+                return  # closed meanwhile (the idle timeout): nothing more goes
+            self._writer.write(chunk)
+            await self._writer.drain()
 
     async def fault_reply(self, stage: Stage, address: str = "", *, lost: str = "") -> str | None:
         """The answer a fault for ``stage`` gives instead of the normal one, or None.

@@ -54,6 +54,7 @@ class SessionOutcome(enum.Enum):
     DISCONNECTED_BY_FAULT = "disconnected by fault {detail}"
     CLOSED_AFTER_FAULT = "closed after fault {detail}"
     HANDSHAKE_INCOMPLETE = "the TLS handshake after STARTTLS did not complete"
+    NOT_ACCEPTED = "turned away at random (accept probability {detail})"
     STOPPED = "stopped with the sandbox"
 
     def words(self, detail: str = "") -> str:

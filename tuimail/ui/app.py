@@ -15,7 +15,7 @@ import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events, work
 from textual.app import App
@@ -388,8 +388,10 @@ class TuimailApp(App[None]):
         """Start the sandbox on this app's loop (``claim``: as the data dir's built-in one)."""
         from dataclasses import replace
 
+        from tuimail.faults import FaultPlan
         from tuimail.sandbox import Sandbox, SandboxConfig, SandboxError, announce
         from tuimail.sandbox.builtin import settings_of, start_builtin
+        from tuimail.sandbox.config import chaos_from_table
 
         # A fixed port (config.toml's [sandbox] port, else 2525) so an
         # application under test can be pointed at it; a taken one falls back
@@ -397,13 +399,22 @@ class TuimailApp(App[None]):
         # given by whoever built the app is used as given, port and all.
         config = self._sandbox_config or SandboxConfig()
         port, problem = config.port, ""
+        chaos: dict[str, Any] = {}
         if self._sandbox_config is None:
             port, problem = user_config.sandbox_port(self.model.config)
+            # The throttle, recipient limit and accept probability of [sandbox].
+            chaos, problems = chaos_from_table(self.model.config.tables.get("sandbox", {}))
+            problem = "; ".join(p for p in (problem, *problems) if p)
         if problem:
             self.tell(problem, title="config.toml", severity="warning", timeout=15)
+        accept = float(chaos.pop("accept_probability", 1.0))
 
         def make(port: int) -> Sandbox:
-            return Sandbox(replace(config, port=port), on_session_end=self._sandbox_session_ended)
+            return Sandbox(
+                replace(config, port=port, **chaos),
+                faults=FaultPlan(accept_probability=accept),
+                on_session_end=self._sandbox_session_ended,
+            )
 
         try:
             if self._sandbox_config is None:
@@ -443,14 +454,19 @@ class TuimailApp(App[None]):
             note = f"{took_over}. {note}" if note else took_over
         self.model.set_sandbox(sandbox, sandbox.client_profile(), note)
 
-    @work(exclusive=True, group="sandbox-check", exit_on_error=False)
+    @work(group="sandbox-check", exit_on_error=False)
     async def check_sandbox(self) -> None:
         """Every :data:`SANDBOX_CHECK` s: is the sandbox this app uses still served?
 
         When the process serving it has gone (an app that quit, a send that
         ended), this app takes over serving it, with a note; when another
-        took over meanwhile, the app follows it to its port.
+        took over meanwhile, the app follows it to its port. A check still
+        at work makes the next one step aside rather than cancelling it
+        (an exclusive worker would): a take-over cut off halfway could hold
+        the sandbox's lock without serving it.
         """
+        if self._sandbox_lock.locked():
+            return
         await self.sandbox_in_use()
 
     async def sandbox_in_use(self) -> Profile | None:
@@ -653,8 +669,8 @@ class TuimailApp(App[None]):
         self, kind: RunKind, profile: Profile, draft: Draft | None
     ) -> SessionReport:
         """Build (off the loop), fetch the password (off the loop), then talk SMTP."""
-        from tuimail.dkim_signing import signed_for
         from tuimail.outbox import OutboxError
+        from tuimail.protection import protected
         from tuimail.session import SessionReport, check_account, send
 
         model = self.model
@@ -664,8 +680,8 @@ class TuimailApp(App[None]):
         outgoing = None
         if draft is not None:
             outgoing = await asyncio.to_thread(build_message, draft)
-            # A DKIM signature, if the profile signs, is the last change (before the outbox).
-            outgoing = await asyncio.to_thread(signed_for, profile, outgoing)
+            # Signing and encryption, if the profile asks, before the outbox stores it.
+            outgoing = await asyncio.to_thread(protected, profile, outgoing)
         password = await self._password_for(profile)
         if password is None and profile.ask_at_send and not model.is_builtin_sandbox(profile):
             password = await self._asked_secret(profile, kind)

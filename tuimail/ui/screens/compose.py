@@ -22,6 +22,7 @@ import contextlib
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -49,6 +50,7 @@ from textual.widgets import (
     TextArea,
 )
 
+from tuimail import editor as external_editor
 from tuimail import paths
 from tuimail.address_book import (
     AddressBook,
@@ -64,8 +66,16 @@ from tuimail.errors import TuimailError
 from tuimail.message import Draft, DraftInvalid, split_header, validate_extra_headers
 from tuimail.profiles import Profile, Security
 from tuimail.signatures import SignatureUnreadable, body_with_signature
+from tuimail.size_limits import (
+    SeenLimit,
+    age_words,
+    encoded_size,
+    estimated_message_size,
+    last_seen,
+    server_key,
+    size_words,
+)
 from tuimail.terminal_text import escape_terminal_controls
-from tuimail.ui import external_editor
 from tuimail.ui.commands import ListedCommands
 from tuimail.ui.history import RunKind, SentState, SessionRun
 from tuimail.ui.messages import ProfilesChanged, SendRequest, SendStopped
@@ -166,7 +176,8 @@ def profile_sender(profile: Profile | None) -> str:
 
 
 def profile_identities(profile: Profile) -> tuple[Suggestion, ...]:
-    """The From addresses a profile offers: its own, then its ``aliases`` (valid ones)."""
+    """The From addresses a profile offers: its own, then its ``aliases`` (each checked
+    when the profile was made, tuimail/profiles.py's ``aliases_problem``)."""
     texts = [profile_sender(profile), *split_address_list(profile.aliases)]
     found: list[Suggestion] = []
     for text in texts:
@@ -296,6 +307,11 @@ class ComposeScreen(ModelScreen):
         model.closing.subscribe(self, lambda _none: self.save_draft_now(), immediate=True)
         model.follow_live(self.query_one("#live-view", TranscriptView))
         self.attachments: list[Path] = []
+        #: Each attachment's size in bytes, once measured (in a thread); None: unreadable.
+        self.attachment_sizes: dict[Path, int | None] = {}
+        #: The profile's server's SIZE as last seen (read in a thread), for :attr:`_limit_for`.
+        self.seen_limit: SeenLimit | None = None
+        self._limit_for = ""
         self.draft_id = DraftStore.new_id()
         self._last_draft_write: DraftWrite | None = None
         self._draft_dirty = False
@@ -531,6 +547,7 @@ class ComposeScreen(ModelScreen):
             self._set_markdown(profile.markdown)
         self._identities = profile_identities(profile)
         self._sign()
+        self._read_limit(profile)
 
     # -- signature ------------------------------------------------------------
 
@@ -795,7 +812,9 @@ class ComposeScreen(ModelScreen):
         self.query_one("#body", TextArea).text = ""
         self._set_markdown(self.profile is not None and self.profile.markdown)
         self.attachments.clear()
+        self.attachment_sizes.clear()
         self.query_one("#attachments", ListView).clear()
+        self.show_total()
 
     # -- actions ------------------------------------------------------------
 
@@ -824,9 +843,37 @@ class ComposeScreen(ModelScreen):
             dialog = ConfirmDialog(question, enter_confirms=not draft.subject.strip())
             self.app.push_screen(dialog, self._confirmed)
             return
-        self._start(profile, draft)
+        self._start_unless_too_large(profile, draft)
 
     def _confirmed(self, confirmed: bool | None) -> None:
+        profile = self.profile
+        if not confirmed:
+            self.set_status("Not sent: you cancelled. The draft is kept.", "warning")
+        elif profile is not None:
+            self._start_unless_too_large(profile, self.draft())
+
+    def _start_unless_too_large(self, profile: Profile, draft: Draft) -> None:
+        """Send, after asking when the message looks larger than the server's limit as
+        last seen. Enter cancels: the server would most likely refuse it (the session
+        itself refuses before MAIL when the limit it reads now is smaller)."""
+        over = self.over_limit()
+        if over is None:
+            self._start(profile, draft)
+            return
+        from tuimail.ui.screens.dialogs import ConfirmDialog  # dialogs: when first opened
+
+        estimate, seen = over
+        assert seen.limit is not None
+        ago = age_words(max(0.0, time.time() - seen.seen_at))
+        question = (
+            f"The message is about {size_words(estimate)} as sent (base64-encoded), and "
+            f"{profile.name}'s server accepted at most {size_words(seen.limit)} "
+            f"({seen.limit:,} bytes) when last seen, {ago}. It will probably refuse it. "
+            "Send anyway?"
+        )
+        self.app.push_screen(ConfirmDialog(question), self._size_confirmed)
+
+    def _size_confirmed(self, confirmed: bool | None) -> None:
         profile = self.profile
         if not confirmed:
             self.set_status("Not sent: you cancelled. The draft is kept.", "warning")
@@ -1018,14 +1065,13 @@ class ComposeScreen(ModelScreen):
 
     @work(thread=True, group="eml", exit_on_error=False)
     def _read_eml(self, path: Path, draft_id: str) -> None:
-        from tuimail.eml import draft_from_eml
+        from tuimail.eml import draft_from_eml, opened_parts_dir
         from tuimail.message import MAX_MESSAGE_BYTES
         from tuimail.small_files import NotReadable, read_small_file
 
         try:
             raw = read_small_file(path, MAX_MESSAGE_BYTES)
-            parts_dir = paths.data_dir() / "opened" / draft_id
-            draft = draft_from_eml(raw, parts_dir)
+            draft = draft_from_eml(raw, opened_parts_dir(draft_id))
         except NotReadable as exc:
             problem = f"{path.name} {exc.words}"
         except OSError as exc:
@@ -1123,17 +1169,97 @@ class ComposeScreen(ModelScreen):
         self.attachments.append(path)
         label = Label(shown(f"{path.name} (…)"), markup=False)
         self.query_one("#attachments", ListView).append(ListItem(label))
+        self.show_total()
         self.show_size(path, label)
 
     @work(thread=True, group="attachment-size", exit_on_error=False)
     def show_size(self, path: Path, label: Label) -> None:
-        """The attachment's size beside its name (a stat, in a thread)."""
+        """The attachment's size beside its name (a stat, in a thread: never on the loop)."""
+        size: int | None
         try:
-            size = f"{path.stat().st_size:,} bytes"
+            size = path.stat().st_size
         except OSError:
-            size = "missing"  # a draft's file may have gone; sending will say so
+            size = None  # a draft's file may have gone; sending will say so
         with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
-            self.app.call_from_thread(label.update, shown(f"{path.name} ({size})"))
+            self.app.call_from_thread(self._size_measured, path, label, size)
+
+    def _size_measured(self, path: Path, label: Label, size: int | None) -> None:
+        if path not in self.attachments:
+            return  # removed (or the form cleared) meanwhile
+        self.attachment_sizes[path] = size
+        if size is None:
+            words = "missing"
+        else:
+            # As sent: base64, the encoding every attachment gets (tuimail/message.py).
+            words = f"{size_words(size)}, {size_words(encoded_size(size))} as sent"
+        label.update(shown(f"{path.name} ({words})"))
+        self.show_total()
+
+    # -- the total and the server's limit ------------------------------------
+
+    @work(thread=True, exclusive=True, group="size-limit", exit_on_error=False)
+    def _read_limit(self, profile: Profile) -> None:
+        """The profile's server's SIZE as last seen (a small file: in a thread)."""
+        seen = last_seen(profile.name, server_key(profile.host, profile.effective_port))
+        with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
+            self.app.call_from_thread(self._limit_read, profile.name, seen)
+
+    def _limit_read(self, name: str, seen: SeenLimit | None) -> None:
+        profile = self.profile
+        if profile is None or profile.name != name:
+            return  # another profile was chosen meanwhile: its own reading follows
+        self.seen_limit = seen
+        self._limit_for = name
+        self.show_total()
+
+    def _known_limit(self) -> SeenLimit | None:
+        profile = self.profile
+        if profile is None or profile.name != self._limit_for:
+            return None
+        return self.seen_limit
+
+    def estimated_size(self) -> int:
+        """About how large the message is on the wire, from the sizes measured so far."""
+        sizes = [self.attachment_sizes.get(path) for path in self.attachments]
+        body = self.query_one("#body", TextArea).text
+        return estimated_message_size(body, [size for size in sizes if size is not None])
+
+    def over_limit(self) -> tuple[int, SeenLimit] | None:
+        """The estimated size and the limit it is over, when it is over one last seen."""
+        seen = self._known_limit()
+        if not self.attachments or seen is None or seen.limit is None:
+            return None
+        estimate = self.estimated_size()
+        return (estimate, seen) if estimate > seen.limit else None
+
+    def show_total(self) -> None:
+        """The attachments' total and the message's size as sent beside the server's
+        limit as last seen; hidden while nothing is attached."""
+        line = self.query_one("#attachments-total", Static)
+        line.set_class(bool(self.attachments), "-shown")
+        if not self.attachments:
+            line.set_class(False, "-over")
+            return
+        sizes = [self.attachment_sizes.get(path, -1) for path in self.attachments]
+        known = [size for size in sizes if size is not None and size >= 0]
+        total = f"Total {size_words(sum(known))}" + (" so far" if len(known) < len(sizes) else "")
+        wire = f"about {size_words(self.estimated_size())} as sent (base64-encoded)"
+        seen = self._known_limit()
+        profile = self.profile
+        if profile is not None and self._is_direct_choice(profile.name):
+            # Direct delivery (tuimail/routing.py): no one server, no one limit.
+            limit = "each recipient's mail server has its own limit"
+        elif seen is None:
+            limit = "server limit not known yet (a send or a connection test reads it)"
+        else:
+            ago = age_words(max(0.0, time.time() - seen.seen_at))
+            if seen.limit is None:
+                limit = f"the server announced no limit (last seen {ago})"
+            else:
+                limit = f"server limit {size_words(seen.limit)} (last seen {ago})"
+        over = self.over_limit() is not None
+        line.update(shown(f"{'⚠ ' if over else ''}{total}; {wire}; {limit}"))
+        line.set_class(over, "-over")
 
     @on(Button.Pressed, "#add-attachment")
     def _add_pressed(self) -> None:
@@ -1146,8 +1272,10 @@ class ComposeScreen(ModelScreen):
         view = self.query_one("#attachments", ListView)
         index = view.index
         if index is not None and 0 <= index < len(self.attachments):
-            del self.attachments[index]
+            removed = self.attachments.pop(index)
+            self.attachment_sizes.pop(removed, None)
             view.remove_items([index])
+            self.show_total()
 
     @on(Button.Pressed, "#send")
     async def _send_pressed(self) -> None:
@@ -1174,6 +1302,9 @@ class ComposeScreen(ModelScreen):
             self.set_status(stopped.status, "error")
 
     def _session_finished(self, run: SessionRun) -> None:
+        profile = self.profile
+        if profile is not None and run.profile_name == profile.name:
+            self._read_limit(profile)  # a send or a connection test has just read it
         if run.kind is not RunKind.SEND:
             return
         self.lock_form(False)

@@ -84,6 +84,9 @@ def compose_form(
                 yield ListView(id="attachments")
                 yield Button("Add…", id="add-attachment", compact=True)
                 yield Button("Remove", id="remove-attachment", compact=True)
+            # The attachments' total as sent, and the server's limit as last seen
+            # (shown while something is attached); file names in it: never markup.
+            yield Static("", id="attachments-total", markup=False)
             with Horizontal(id="actions"):
                 yield Button("Send", variant="primary", id="send", compact=True)
                 # Per message; a new one starts from the profile's ``markdown``.

@@ -324,6 +324,7 @@ class AccountFields(TypedDict):
     oauth_token_url: str
     oauth_device_url: str
     oauth_scope: str
+    aliases: str
 
 
 class SecretSource(enum.StrEnum):
@@ -576,6 +577,15 @@ class AccountDialog(ModalScreen[AccountForm | None]):
                 yield Input(p.from_address if p else "", id="from_address")
                 yield Label("Name shown")
                 yield Input(p.display_name if p else "", id="display_name")
+                yield Label("Aliases")
+                with Vertical(id="aliases-cell"):
+                    yield Input(
+                        p.aliases if p else "",
+                        id="aliases",
+                        placeholder="other From addresses: Help <help@example.org>, ...",
+                    )
+                    # Why they cannot be saved, beside them; typed text: never markup.
+                    yield Label("", id="aliases-error", classes="error", markup=False)
                 yield Label("AUTH")
                 yield FormSelect(
                     [(m.value, m.value) for m in AuthMechanism],
@@ -761,6 +771,7 @@ class AccountDialog(ModalScreen[AccountForm | None]):
             "oauth_token_url": oauth["oauth_token_url"],
             "oauth_device_url": oauth["oauth_device_url"],
             "oauth_scope": oauth["oauth_scope"],
+            "aliases": text("aliases"),
         }
 
     def _oauth_values(self, source: SecretSource) -> dict[str, str]:
@@ -808,7 +819,9 @@ class AccountDialog(ModalScreen[AccountForm | None]):
             profile = with_changes(base, name=name, host=values["host"], **changes)
         except ProfileError as exc:
             error.update(f"{exc.field_name}: {exc.message}")
+            self._show_aliases_error(exc.message if exc.field_name == "aliases" else "")
             return None
+        self._show_aliases_error("")
         # Only the keyring takes the typed password; with any other source it is not kept.
         password = self.query_one("#password", Input).value if profile.secret_in_keyring else ""
         if (
@@ -828,6 +841,14 @@ class AccountDialog(ModalScreen[AccountForm | None]):
             self.profile.name if self.profile else None,
             Secret(client_secret) if client_secret and profile.uses_oauth else None,
         )
+
+    def _show_aliases_error(self, message: str) -> None:
+        """The aliases' problem under their field ("" hides it), and the field in view."""
+        label = self.query_one("#aliases-error", Label)
+        label.update(shown(message))
+        label.set_class(bool(message), "-shown")
+        if message:
+            self.query_one("#aliases", Input).scroll_visible()
 
     def _save_then(self, sign_in: SignInWay | None) -> None:
         """Save, then close (``sign_in`` None) or sign in with the profile as saved.

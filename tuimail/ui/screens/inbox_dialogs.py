@@ -89,7 +89,12 @@ class ReleaseAsked:
 
 
 class ReleaseDialog(ModalScreen[ReleaseAsked | None]):
-    """Ask which profile and which recipients a captured message is released to."""
+    """Ask which profile and which recipients a captured message is released to.
+
+    The recipients start as the envelope's and may be changed freely: the
+    outbox keeps a release as a message whose envelope was given apart from
+    its headers (:func:`tuimail.outbox.release_outgoing`).
+    """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
@@ -104,7 +109,7 @@ class ReleaseDialog(ModalScreen[ReleaseAsked | None]):
             yield Label("Release the message to a real server", classes="title")
             yield Label("Through the profile")
             yield Select[str](options, id="release-profile", allow_blank=False)
-            yield Label("To (comma-separated; the envelope's recipients at first)")
+            yield Label("To (comma-separated; sent to these alone, whoever its To and Cc name)")
             yield Input(", ".join(self.recipients), id="release-to")
             yield Static("", id="release-problem", markup=False)
             with Horizontal(classes="buttons"):

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -29,6 +30,7 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from tuimail import paths
 from tuimail.drafts import DraftStore, SavedDraft
+from tuimail.errors import TuimailError
 from tuimail.message import Draft, extra_headers_of
 from tuimail.outbox import (
     MessageNotFound,
@@ -45,10 +47,14 @@ from tuimail.ui.messages import RetryRequest
 from tuimail.ui.outside import cell, header_text, message_preview, shown
 from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.screens.dialogs import ConfirmDialog, ExportDialog, ExportRequest, write_export
+from tuimail.ui.screens.forward_dialog import ForwardDialog, ForwardHow
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
 from tuimail.ui.words import SANDBOX_SENT_NOTE, SANDBOX_SENT_TAG, last_error
 from tuimail.user_config import ConfigError
+
+if TYPE_CHECKING:
+    from tuimail.replies import Original
 
 #: What reading back a stored transcript raises when its file was edited or cut short:
 #: a line that is not a record (AttributeError, KeyError, TypeError), or nested so
@@ -562,14 +568,14 @@ class MailboxesScreen(ModelScreen):
         self.model.open_draft(saved, note)
 
     def action_answer(self, how: str) -> None:
-        """Reply, reply to all or forward (inline) the highlighted sent message, in Compose.
+        """Reply, reply to all or forward (inline or attached: asked) the highlighted sent message.
 
         The draft comes from tuimail/replies.py (To from Reply-To or From, the
         user's own addresses left out, ``In-Reply-To`` and ``References`` as
         extra headers, the text quoted); it opens in Compose like any draft.
         """
         from tuimail.addresses import mailbox_text
-        from tuimail.replies import ReplyError, forward, own_addresses, read_original, reply_all
+        from tuimail.replies import ReplyError, own_addresses, read_original, reply_all
         from tuimail.replies import reply as reply_to
 
         key = self._selected("sent-table") if self.current_tab == "tab-sent" else None
@@ -586,14 +592,39 @@ class MailboxesScreen(ModelScreen):
             self.notify(shown(str(exc)), title="Sent", severity="warning", markup=False)
             return
         if how == "forward":
-            draft = forward(original)
-        elif how == "reply_all":
-            draft = reply_all(original, own)
-        else:
-            draft = reply_to(original, own)
-        words = {"reply": "a reply", "reply_all": "a reply to all", "forward": "a forward"}
+            self.app.push_screen(ForwardDialog(), lambda way: self._forward(original, way))
+            return
+        everyone = how == "reply_all"
+        draft = reply_all(original, own) if everyone else reply_to(original, own)
+        words = "a reply to all" if everyone else "a reply"
         saved = SavedDraft(DraftStore.new_id(), "", draft)
-        self._open_in_compose(saved, f"{words.get(how, 'a reply')} to the sent message")
+        self._open_in_compose(saved, f"{words} to the sent message")
+
+    def _forward(self, original: Original, way: ForwardHow | None) -> None:
+        """Forward the sent message inline (at once), or attached (its file written in a thread)."""
+        from tuimail.replies import forward
+
+        if way is ForwardHow.INLINE:
+            saved = SavedDraft(DraftStore.new_id(), "", forward(original))
+            self._open_in_compose(saved, "a forward of the sent message")
+        elif way is ForwardHow.ATTACHED:
+            self._forward_attached(original)
+
+    @work(thread=True, group="mailboxes-forward", exit_on_error=False)
+    def _forward_attached(self, original: Original) -> None:
+        from tuimail.replies import forward, forwards_dir, write_forward_attachment
+
+        try:
+            path = write_forward_attachment(original, forwards_dir())
+        except (OSError, TuimailError) as exc:
+            self.app.call_from_thread(
+                self.notify, shown(f"Cannot forward it attached: {exc}"), severity="error"
+            )
+            return
+        saved = SavedDraft(DraftStore.new_id(), "", forward(original, attachment=path))
+        self.app.call_from_thread(
+            self._open_in_compose, saved, "a forward of the sent message, attached"
+        )
 
     def action_export(self) -> None:
         key = self._selected("sent-table") if self.current_tab == "tab-sent" else None

@@ -564,18 +564,6 @@ class MonitorScreen(ModelScreen):
             words += f" (concurrency = {self.concurrency_refused} in config.toml is not used)"
         return words
 
-    def _colour(self, status: Status) -> str:
-        """The theme's colour for ``status``, or "" when the theme's value is no colour
-        Rich can draw (``$text-muted`` is ``auto 60%``, which stopped the screen)."""
-        from rich.color import Color, ColorParseError
-
-        value = self.app.theme_variables.get(_STATUS_STYLE[status][1:], "")
-        try:
-            Color.parse(value)
-        except ColorParseError:
-            return ""
-        return value
-
     def _cells(self, target: ProbeTarget) -> list[Text | str]:
         """A target's row. Its label holds DNS answers: a Text cell, never markup."""
         label = cell(target.label)
@@ -585,9 +573,8 @@ class MonitorScreen(ModelScreen):
                 # No MX host to probe: mail to the domain is not delivered now. The
                 # row says so itself; a toast fades, and "MX" alone looks pending.
                 problem, when = failed
-                colour = self._colour(Status.CRITICAL)
                 return [
-                    Text(Status.CRITICAL.name, style=f"bold {colour}"),
+                    Text(Status.CRITICAL.name, style=self._status_style(Status.CRITICAL)),
                     label,
                     "—",
                     "—",
@@ -608,10 +595,9 @@ class MonitorScreen(ModelScreen):
                     time.strftime("%H:%M:%S", time.localtime(float(last.get("started", 0)))),
                 ]
             return [Text("…"), label, "—", "—", "never"]
-        colour = self._colour(report.status)
         days = report.tls.days_left if report.tls else None
         return [
-            Text(report.status.name, style=f"bold {colour}"),
+            Text(report.status.name, style=self._status_style(report.status)),
             label,
             f"{report.total:.3f}s" if report.reached else "—",
             str(days) if days is not None else "—",
@@ -774,6 +760,22 @@ class MonitorScreen(ModelScreen):
             )
         self._show_selected()
 
+    def _status_style(self, status: Status) -> str:
+        """A Rich style for a state, in the theme's colour for it.
+
+        Some theme variables are not Rich colours (``$text-muted`` is
+        ``auto 60%``, which only Textual's CSS understands): those give a dim
+        style instead of an error at draw time.
+        """
+        from rich.color import Color, ColorParseError
+
+        colour = self.app.theme_variables.get(_STATUS_STYLE[status].lstrip("$"), "")
+        try:
+            Color.parse(colour)
+        except ColorParseError:
+            return "bold dim"
+        return f"bold {colour}"
+
     def _posture_text(self, target: ProbeTarget) -> Text:
         from tuimail.posture.report import report_lines
 
@@ -794,8 +796,8 @@ class MonitorScreen(ModelScreen):
             if index:
                 text.append("\n")
             status = line.split()[0] if index else ""
-            colour = self._colour(Status[status]) if status in Status.__members__ else ""
-            text.append(shown(line), style=f"bold {colour}" if colour else "")
+            style = self._status_style(Status[status]) if status in Status.__members__ else ""
+            text.append(shown(line), style=style)
         return text
 
     def _mx_looked_up(self, target: ProbeTarget, problem: str) -> None:

@@ -27,6 +27,7 @@ import webbrowser
 from dataclasses import dataclass, field
 from email.utils import getaddresses
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -39,7 +40,6 @@ from textual.widgets import DataTable, Footer, Input, Label, Select, Static
 
 from tuimail import replies
 from tuimail.drafts import DraftStore, SavedDraft
-from tuimail.eml import build_prepared
 from tuimail.errors import TuimailError
 from tuimail.inbox import (
     Cursor,
@@ -50,14 +50,26 @@ from tuimail.inbox import (
     mime,
     rules_from_config,
 )
+from tuimail.inbox.authcheck import (
+    Checked,
+    CheckSettingInvalid,
+    check_blocking,
+    envelope_sender,
+    settings_from_config,
+)
+from tuimail.outbox import release_outgoing
 from tuimail.profiles import Profile
 from tuimail.sandbox import SessionRecord, StoredMessage
+from tuimail.sandbox.builtin import settings_of
+from tuimail.sandbox.config import DEFAULT_MAX_RECIPIENTS
+from tuimail.sandbox.throttle import describe
 from tuimail.sandbox_profile import SANDBOX_PROFILE
 from tuimail.transcript import EventKind, Transcript
 from tuimail.ui.messages import RetryRequest
 from tuimail.ui.outside import cell, message_preview, shown
 from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.screens.dialogs import ConfirmDialog
+from tuimail.ui.screens.forward_dialog import ForwardDialog, ForwardHow
 from tuimail.ui.screens.inbox_dialogs import (
     ALL_PARTS,
     ReleaseAsked,
@@ -67,6 +79,7 @@ from tuimail.ui.screens.inbox_dialogs import (
 )
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.transcript_view import TranscriptView
+from tuimail.user_config import ConfigError
 
 #: Seconds between looks at the Maildir while F5 is shown.
 CAPTURED_POLL = 1.0
@@ -80,6 +93,8 @@ PAGE_AHEAD = 10
 ALL_MAILBOXES = "\x00all"
 #: Characters of a message's source shown at most (the whole is in the Maildir).
 MAX_SOURCE_SHOWN = 200_000
+#: Authentication checks kept for messages opened before (the oldest is forgotten first).
+CHECKS_KEPT = 50
 
 
 def index_for(maildir: Path, sessions_dir: Path, rules: tuple[MailboxRule, ...]) -> InboxIndex:
@@ -128,6 +143,16 @@ class MessageRead(Message, bubble=False):
         self.problem = problem
 
 
+class AuthChecked(Message, bubble=False):
+    """A worker checked the message ``key`` as a receiver would (or says why it could not)."""
+
+    def __init__(self, key: str, checked: Checked | None, problem: str = "") -> None:
+        super().__init__()
+        self.key = key
+        self.checked = checked
+        self.problem = problem
+
+
 class SessionRead(Message, bubble=False):
     """A worker read the session file of the message ``key`` (None: there is none)."""
 
@@ -143,6 +168,7 @@ VIEWS = {
     "html": "HTML as text",
     "source": "raw source",
     "mime": "MIME tree",
+    "auth": "authentication check",
 }
 
 
@@ -160,6 +186,7 @@ class SandboxScreen(ModelScreen):
         Binding("R", "reply('all')", "Reply all", id="sandbox.reply_all"),
         Binding("f", "reply('forward')", "Forward", id="sandbox.forward"),
         Binding("l", "release", "Release", id="sandbox.release"),
+        Binding("a", "view('auth')", "Auth check", id="sandbox.auth"),
         Binding("slash", "search", "Search", show=False, id="sandbox.search"),
     ]
 
@@ -229,6 +256,9 @@ class SandboxScreen(ModelScreen):
         self.marked: set[str] = set()
         #: The message shown in the panes (its id).
         self.opened: str | None = None
+        #: Authentication checks done, by message id (at most CHECKS_KEPT), and under way.
+        self.checks: dict[str, AuthChecked] = {}
+        self.checking: set[str] = set()
         self.set_interval(CAPTURED_POLL, self._poll)
         self.reload()
 
@@ -485,6 +515,10 @@ class SandboxScreen(ModelScreen):
             lines = [model.sandbox_note or "The sandbox is not running.", f"Mail kept in {maildir}"]
         if model.sandbox_note and sandbox is not None:  # why not on its port, a take-over
             lines.append(f"Note: {model.sandbox_note.rstrip('.')}.")
+        if sandbox is not None:
+            lines.extend(behaviour_lines(settings_of(sandbox.config, sandbox.faults)))
+        elif running is not None:
+            lines.extend(behaviour_lines(running.settings))
         if self.rules_problem:
             lines.append(f"Mailboxes are not used: {self.rules_problem}")
         listed = self._listed
@@ -593,9 +627,59 @@ class SandboxScreen(ModelScreen):
             self._show_message()
 
     def action_view(self, mode: str) -> None:
-        """Show the selected message another way (text, HTML as text, source, MIME tree)."""
+        """Show the selected message another way (text, HTML as text, source, MIME tree, check).
+
+        The authentication check asks DNS (and spamd, when configured), so it
+        runs only when asked for: the first time its view is chosen for a
+        message, and again whenever ``a`` is pressed while it is shown.
+        """
+        again = mode == "auth" and self.view_mode == "auth"
         self.view_mode = mode
+        if mode == "auth":
+            self._check_selected(again)
         self._show_message()
+
+    def _check_selected(self, again: bool) -> None:
+        read = self._current
+        key = self._selected_key()
+        if read is None or read.key != key or read.problem or key in self.checking:
+            return
+        if key in self.checks and not again:
+            return
+        self.checks.pop(key, None)
+        self.checking.add(key)
+        entry = self.messages.get(key)
+        own = self._own_messages().get(key)
+        if own is not None:  # this run's session: the envelope from memory
+            sender: str | None = own[0].mail_from
+        elif entry is not None:
+            sender = envelope_sender(entry.envelope_from, entry.envelope_to, entry.session_id)
+        else:
+            sender = None
+        self.check_message(key, read.raw, sender)
+
+    @work(thread=True, group="sandbox-check", exit_on_error=False)
+    def check_message(self, key: str, raw: bytes, sender: str | None) -> None:
+        """Check the message as a receiver would (key files, DNS, spamd: in a thread)."""
+        checked, problem = None, ""
+        try:
+            settings = settings_from_config(self.model.config)
+            checked = check_blocking(raw, sender, settings)
+        except (CheckSettingInvalid, ConfigError) as exc:
+            problem = f"Not checked: {exc}"
+        except Exception as exc:  # the check must never take the screen down
+            problem = f"Not checked: {type(exc).__name__}: {exc}"
+        with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
+            self.post_message(AuthChecked(key, checked, problem))
+
+    @on(AuthChecked)
+    def _auth_checked(self, done: AuthChecked) -> None:
+        self.checking.discard(done.key)
+        self.checks[done.key] = done
+        while len(self.checks) > CHECKS_KEPT:
+            del self.checks[next(iter(self.checks))]
+        if self._selected_key() == done.key and self.view_mode == "auth":
+            self._show_message()
 
     # -- acting on the message ---------------------------------------------------
 
@@ -729,6 +813,14 @@ class SandboxScreen(ModelScreen):
             self.notify("Compose is sending a message; try again when it is done.")
             return
         own = [p.from_address for p in self.model.all_profiles().values() if p.from_address]
+        if how == "forward":
+
+            def chosen(way: ForwardHow | None) -> None:
+                if way is not None:
+                    self.draft_of(read.raw, f"forward-{way.value}", own, self.model.initial_profile)
+
+            self.app.push_screen(ForwardDialog(), chosen)
+            return
         self.draft_of(read.raw, how, own, self.model.initial_profile)
 
     @work(thread=True, group="sandbox-reply", exit_on_error=False)
@@ -736,7 +828,10 @@ class SandboxScreen(ModelScreen):
         """Make the draft from the message's bytes and save it (in a thread), then open it."""
         try:
             original = replies.read_original(raw)
-            if how == "forward":
+            if how == "forward-attached":
+                path = replies.write_forward_attachment(original, replies.forwards_dir())
+                draft = replies.forward(original, attachment=path)
+            elif how.startswith("forward"):
                 draft = replies.forward(original)
             elif how == "all":
                 draft = replies.reply_all(original, replies.own_addresses(own))
@@ -793,23 +888,15 @@ class SandboxScreen(ModelScreen):
 
     @work(thread=True, group="sandbox-release", exit_on_error=False)
     def queue_release(self, raw: bytes, profile: Profile, recipients: tuple[str, ...]) -> None:
-        """Check the bytes and queue them in the outbox (in a thread), then ask for the session."""
-        shown_view = mime.view(raw)
-        named = shown_view.all_values("To") + shown_view.all_values("Cc")
-        chosen = {r.lower() for r in recipients}
-        left_out = [a for _n, a in getaddresses(named) if a and a.lower() not in chosen]
-        if left_out:
-            # The outbox sends a stored message only to everyone its headers name.
-            words = (
-                f"Not released: its To or Cc names {', '.join(left_out)}, left out of the "
-                "recipients; add them back, or send it once from the command line with "
-                "'tuimail inbox release ID --to ADDR'."
-            )
-            self.app.call_from_thread(self._say, words, "error")
-            return
+        """Check the bytes and queue them in the outbox (in a thread), then ask for the session.
+
+        The recipients are the ones the dialog gave, whoever the message's
+        To and Cc name: the outbox keeps it as a release (its envelope given
+        explicitly), sent to them alone, retried and never sent twice.
+        """
         try:
-            outgoing = build_prepared(raw, to=recipients)
-            queued = self.model.outbox.enqueue(profile, outgoing)
+            outgoing = release_outgoing(raw, recipients)
+            queued = self.model.outbox.enqueue(profile, outgoing, explicit_envelope=True)
         except (OSError, ValueError, TuimailError) as exc:
             self.app.call_from_thread(self._say, f"Not released: {exc}", "error")
             return
@@ -828,7 +915,35 @@ class SandboxScreen(ModelScreen):
         if read is None or read.key != self._selected_key():
             return
         self.query_one("#message-title", Label).update(f"The message: {VIEWS[self.view_mode]}")
-        self.query_one("#message-view", Static).update(message_text(read, self.view_mode))
+        if self.view_mode == "auth":
+            self._check_selected(again=False)  # another message chosen in this view
+            text = auth_text(read, self.checks.get(read.key), read.key in self.checking)
+        else:
+            text = message_text(read, self.view_mode)
+        self.query_one("#message-view", Static).update(text)
+
+
+def behaviour_lines(settings: dict[str, Any]) -> list[str]:
+    """How the sandbox misbehaves on purpose (throttle, recipient limit, faults), for F5.
+
+    ``settings`` is what the runtime file keeps
+    (:func:`tuimail.sandbox.builtin.settings_of`), so a sandbox served by
+    another process is described as one served here. Nothing when it
+    behaves as a plain server does.
+    """
+    lines = []
+    throttled = describe(
+        int(settings.get("throttle_up") or 0), int(settings.get("throttle_down") or 0)
+    )
+    if throttled:
+        lines.append(f"{throttled[:1].upper()}{throttled[1:]} per connection.")
+    limit = settings.get("max_recipients")
+    if isinstance(limit, int) and limit != DEFAULT_MAX_RECIPIENTS:
+        lines.append(f"At most {limit:,} recipient(s) per message; more are answered 452.")
+    faults = [str(f) for f in settings.get("faults") or []]
+    if faults:
+        lines.append("Faults: " + "; ".join(faults))
+    return lines
 
 
 #: Forbids every load from elsewhere: the page shows what the message holds, nothing fetched.
@@ -854,6 +969,29 @@ def write_html_for_browser(html: str) -> tuple[Path, bool]:
 def clipped(text: str, most: int) -> str:
     """``text`` cut to ``most`` characters (…), so one long address does not hide the rest."""
     return text if len(text) <= most else text[: most - 1] + "…"
+
+
+def auth_text(read: MessageRead, done: AuthChecked | None, checking: bool) -> str:
+    """The authentication view: each verdict in words, then the Authentication-Results line."""
+    if read.problem:
+        return shown(read.problem)
+    if done is None:
+        return "Checking DKIM, SPF and DMARC as a receiving server would (asking DNS)…"
+    if done.checked is None:
+        return shown(done.problem)
+    checked = done.checked
+    lines = ["As a receiving server would check it (a: check again)", ""]
+    lines += checked.lines()
+    lines += ["", f"Authentication-Results: {checked.authentication_results()}"]
+    if not checked.spf.simulated_ip:
+        lines += [
+            "",
+            "SPF needs the address the message would come from: set spf_ip under "
+            "[inbox.check] in config.toml.",
+        ]
+    if checking:
+        lines += ["", "Checking again…"]
+    return "\n".join(shown(line) for line in lines)
 
 
 def message_text(read: MessageRead, mode: str) -> str:

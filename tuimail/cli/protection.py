@@ -1,0 +1,57 @@
+"""The send options that sign or encrypt a message, applied through tuimail/protection.py.
+
+Each option group (``--dkim-*`` here; each end-to-end scheme adds its own
+names to :data:`PROFILE_OPTIONS`) overrides the profile field of the same
+name, and the message then goes through the core's one
+:func:`~tuimail.protection.protected`, so ``send`` and the app sign and
+encrypt alike. A key that cannot be used exits 4 and a message that cannot
+be signed exits 3, before anything is stored or sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tuimail.cli import exitcodes
+from tuimail.cli.common import CLIError
+
+if TYPE_CHECKING:
+    from tuimail.message import OutgoingMessage
+    from tuimail.profiles import Profile
+
+#: argparse destinations that override the profile field of the same name.
+PROFILE_OPTIONS: tuple[str, ...] = ("dkim_domain", "dkim_selector", "dkim_key")
+
+#: Of those, the ones naming a file: made absolute, and always a file (a file
+#: named "keyring" is not the keyring).
+FILE_OPTIONS: frozenset[str] = frozenset({"dkim_key"})
+
+
+def protected_as_asked(
+    args: argparse.Namespace, profile: Profile, outgoing: OutgoingMessage
+) -> OutgoingMessage:
+    """The message signed and encrypted as the profile and the options ask, else as it is."""
+    from tuimail.dkim_signing import DkimKeyError, DkimSigningError
+    from tuimail.profiles import ProfileError, with_changes
+    from tuimail.protection import protected
+
+    overrides: dict[str, object] = {}
+    for name in PROFILE_OPTIONS:
+        value = getattr(args, name, None)
+        if value:
+            overrides[name] = (
+                str(Path(str(value)).expanduser().absolute()) if name in FILE_OPTIONS else value
+            )
+    try:
+        effective = with_changes(profile, **overrides) if overrides else profile
+    except ProfileError as exc:
+        option = exc.field_name.replace("_", "-")
+        raise CLIError(f"--{option}: {exc.message}", exitcodes.USAGE) from None
+    try:
+        return protected(effective, outgoing)
+    except DkimKeyError as exc:
+        raise CLIError(f"{exc}; nothing was sent", exitcodes.CONFIG) from None
+    except DkimSigningError as exc:
+        raise CLIError(f"{exc}; nothing was sent", exitcodes.INVALID_MESSAGE) from None
