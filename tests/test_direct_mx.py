@@ -236,7 +236,8 @@ def test_ehlo_localhost_is_refused(
 
 
 def test_equal_preferences_come_in_random_order(dns_server: DnsServer) -> None:
-    from tuimail.routing import mail_hosts, make_resolver
+    from tuimail.mx import make_resolver
+    from tuimail.routing import mail_hosts
 
     async def orders() -> set[tuple[str, ...]]:
         resolver = make_resolver([dns_server.server])

@@ -38,9 +38,7 @@ from tuimail.dane import Status
 from tuimail.errors import TuimailError
 
 # The resolver and the MX hosts are tuimail/mx.py's: routing re-exports what its callers use.
-from tuimail.mx import MXHost, MXLookupError, mx_hosts, resolve_host
-from tuimail.mx import make_resolver as make_resolver
-from tuimail.mx import parse_server as parse_server
+from tuimail.mx import MXHost, MXLookupError, make_resolver, mx_hosts, resolve_host
 from tuimail.profiles import Profile, ProfileError, Security
 from tuimail.session import (
     DEFAULT_DEADLINE,

@@ -86,7 +86,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _servers(args: argparse.Namespace) -> tuple[str, ...]:
     from tuimail import user_config
-    from tuimail.routing import parse_server
+    from tuimail.mx import parse_server
 
     if args.dns_server:
         servers = [args.dns_server]

@@ -591,12 +591,12 @@ def _direct_base(args: argparse.Namespace) -> Profile:
 def _direct_settings(args: argparse.Namespace) -> tuple[str, list[str]]:
     """The EHLO name (--ehlo, else [direct] ehlo_name, else the FQDN) and the resolvers."""
     from tuimail import user_config
+    from tuimail.mx import parse_server
     from tuimail.routing import (
         EHLO_CONFIG,
         EHLO_GIVEN,
         EhloNameRefused,
         choose_ehlo_name,
-        parse_server,
     )
 
     config = user_config.load_config()

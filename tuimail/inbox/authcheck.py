@@ -239,7 +239,7 @@ def settings_from_config(config: LoadedConfig) -> CheckSettings:
 
 def check_dns_server(server: str, setting: str) -> None:
     """``HOST[:PORT]`` as the resolver setup takes it, or :class:`CheckSettingInvalid`."""
-    from tuimail.routing import parse_server
+    from tuimail.mx import parse_server
 
     try:
         parse_server(server)
@@ -777,7 +777,7 @@ async def check(raw: bytes, envelope_from: str | None, settings: CheckSettings) 
     """
     import dns.exception
 
-    from tuimail.routing import make_resolver
+    from tuimail.mx import make_resolver
 
     resolver: Any
     try:

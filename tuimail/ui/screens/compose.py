@@ -150,13 +150,13 @@ def direct_send_profile(draft: Draft) -> Profile:
     :class:`~tuimail.routing.EhloNameRefused`, :class:`ConfigError` or
     :class:`ValueError` (a resolver that is not an address), each in words.
     """
-    from tuimail import routing, user_config
+    from tuimail import mx, routing, user_config
 
     config = user_config.load_config()
     ehlo = routing.choose_ehlo_name("", user_config.direct_ehlo_name(config))
     servers = user_config.dns_servers(config)
     for server in servers:
-        routing.parse_server(server)
+        mx.parse_server(server)
     recipients = [*draft.to, *draft.cc, *draft.bcc]
     first = recipients[0].rpartition("@")[2].strip(" >").lower() if recipients else ""
     return routing.direct_profile(
