@@ -30,7 +30,7 @@ LIBRARIES = ("aiosmtplib", "aiosmtpd")
 #: Other packages tuimail takes one private name each from: listed and checked for
 #: presence like the rest, but left out of the test's scan for unlisted names, which
 #: matches by name alone (cryptography's ``_value`` is also tuimail's own Secret's).
-OTHER_PACKAGES = ("ssl", "cryptography")
+OTHER_PACKAGES: tuple[str, ...] = ("ssl", "cryptography")
 OTHER_PACKAGES += ("gnupg",)  # python-gnupg: tuimail/pgp_mime.py's timeout
 
 
