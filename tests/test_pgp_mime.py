@@ -423,3 +423,50 @@ def test_locked_key_without_a_terminal_refused(
     assert PASSPHRASE not in result.stderr + result.stdout
     assert sink.messages == []
     _nothing_stored(isolated_dirs)
+
+
+def test_locked_key_passphrase_asked_at_the_terminal_unechoed(
+    gnupghome: Keyring, servers: ServerThread
+) -> None:
+    """At a terminal (a pty here) ``send`` asks for the passphrase with echo off, then signs."""
+    import pty
+    import select
+
+    from tests.cli_helpers import TUIMAIL
+
+    forget_passphrases(gnupghome.home)
+    sink = Sink()
+    port = servers.smtp(sink)
+    args = send_args(port, "--body", "Hi\n", "--pgp-sign", "--pgp-key", gnupghome.dave)
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [TUIMAIL, *args, "--no-queue"],
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # no controlling terminal: getpass uses stdin, the pty
+    )
+    os.close(slave)
+    seen = b""
+    try:
+        while b"passphrase (not shown)" not in seen:
+            ready, _, _ = select.select([master, process.stderr], [], [], 30)
+            assert ready, f"no prompt: {seen!r}"
+            for source in ready:
+                fd = source if isinstance(source, int) else source.fileno()
+                seen += os.read(fd, 4096)
+        os.write(master, PASSPHRASE.encode() + b"\n")
+        out, err = process.communicate(timeout=60)
+        try:
+            echoed = os.read(master, 4096)
+        except OSError:
+            echoed = b""
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert PASSPHRASE.encode() not in echoed + out + err + seen
+    (received,) = sink.messages
+    _, status = verify_signed(gnupghome.home, received.content)
+    assert f"VALIDSIG {gnupghome.dave}" in status
