@@ -447,13 +447,13 @@ def test_locked_key_passphrase_asked_at_the_terminal_unechoed(
         start_new_session=True,  # no controlling terminal: getpass uses stdin, the pty
     )
     os.close(slave)
+    assert process.stderr is not None
     seen = b""
     try:
         while b"passphrase (not shown)" not in seen:
-            ready, _, _ = select.select([master, process.stderr], [], [], 30)
+            ready, _, _ = select.select([master, process.stderr.fileno()], [], [], 30)
             assert ready, f"no prompt: {seen!r}"
-            for source in ready:
-                fd = source if isinstance(source, int) else source.fileno()
+            for fd in ready:
                 seen += os.read(fd, 4096)
         os.write(master, PASSPHRASE.encode() + b"\n")
         out, err = process.communicate(timeout=60)
