@@ -30,7 +30,8 @@ LIBRARIES = ("aiosmtplib", "aiosmtpd")
 #: Other packages tuimail takes one private name each from: listed and checked for
 #: presence like the rest, but left out of the test's scan for unlisted names, which
 #: matches by name alone (cryptography's ``_value`` is also tuimail's own Secret's).
-OTHER_PACKAGES = ("ssl", "cryptography")
+OTHER_PACKAGES: tuple[str, ...] = ("ssl", "cryptography")
+OTHER_PACKAGES += ("gnupg",)  # python-gnupg: tuimail/pgp_mime.py's timeout
 
 
 class Kind(enum.StrEnum):
@@ -157,6 +158,14 @@ PRIVATE_NAMES: tuple[PrivateName, ...] = (
         "read: the long name of a subject attribute (countryName, localityName), as the "
         "stdlib's getpeercert names it for verified certificates; cryptography makes "
         "public only the dotted number and the RFC 4514 short names (C, L)",
+    ),
+    # -- python-gnupg: a timeout on every gpg call ---------------------------------
+    PrivateName(
+        "gnupg.GPG", "_open_subprocess", Kind.CLASS_ATTRIBUTE,
+        "tuimail/pgp_mime.py, gpg",
+        "overridden to start a timer that kills gpg after GPG_TIMEOUT: python-gnupg "
+        "has no timeout and hands out no process, and a gpg waiting on a smartcard or "
+        "a stuck agent would otherwise hold a send forever",
     ),
 )  # fmt: skip
 

@@ -189,6 +189,15 @@ class Profile:
     dkim_selector: str = ""
     dkim_key: str = ""
     dkim_headers: str = ""
+    #: OpenPGP (tuimail/pgp_mime.py, docs/pgp.md): the key to sign with (id,
+    #: fingerprint or address; "": the From address's key), sign every message,
+    #: encrypt every message (refused when a recipient has no usable key),
+    #: encrypt whenever every recipient has one, the Subject inside only.
+    pgp_key: str = ""
+    pgp_sign: bool = False
+    pgp_encrypt: bool = False
+    pgp_encrypt_opportunistic: bool = False
+    pgp_protected_headers: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -369,6 +378,11 @@ _TYPES: dict[str, type] = {
     "dkim_selector": str,
     "dkim_key": str,
     "dkim_headers": str,
+    "pgp_key": str,
+    "pgp_sign": bool,
+    "pgp_encrypt": bool,
+    "pgp_encrypt_opportunistic": bool,
+    "pgp_protected_headers": bool,
 }
 
 #: The providers a profile may name (tuimail/oauth/providers.py has their presets).

@@ -22,8 +22,16 @@ if TYPE_CHECKING:
     from tuimail.profiles import Profile
 
 
-def protected(profile: Profile, outgoing: OutgoingMessage) -> OutgoingMessage:
-    """The message as the profile says it must leave: wrapped, then DKIM-signed."""
-    from tuimail.dkim_signing import signed_for
+def protected(
+    profile: Profile, outgoing: OutgoingMessage, passphrase: str | None = None
+) -> OutgoingMessage:
+    """The message as the profile says it must leave: wrapped, then DKIM-signed.
 
+    ``passphrase`` unlocks the OpenPGP signing key when gpg's agent has not
+    (asked by the face after a :class:`~tuimail.pgp_mime.PassphraseNeeded`).
+    """
+    from tuimail.dkim_signing import signed_for
+    from tuimail.pgp_mime import protect_for
+
+    outgoing = protect_for(profile, outgoing, passphrase)  # OpenPGP (tuimail/pgp_mime.py)
     return signed_for(profile, outgoing)

@@ -59,6 +59,7 @@ from tuimail.credentials import Secret
 from tuimail.dkim_signing import signature_summary
 from tuimail.errors import TuimailError
 from tuimail.message import OutgoingMessage
+from tuimail.pgp_mime import summary as pgp_summary
 from tuimail.profiles import AuthMechanism, Profile, Security
 from tuimail.secret_command import SecretCommandError, command_secret
 from tuimail.smtp_stepper import AuthNotAttempted, AuthRefusal, StageError, Stepper
@@ -557,6 +558,9 @@ class SMTPSession:
         signature = signature_summary(payload)  # tuimail/dkim_signing.py put it there
         if signature is not None:
             self.transcript.event(EventKind.INFO, signature.words(), dkim=signature.to_json())
+        pgp = pgp_summary(payload)  # tuimail/pgp_mime.py made it PGP/MIME
+        if pgp is not None:
+            self.transcript.event(EventKind.INFO, pgp.words(), pgp=pgp.to_json())
         options = self._mail_options(outgoing, len(payload))
         encoding = "utf-8" if outgoing.needs_smtputf8 else "ascii"
         async with stepper.running(Stage.MAIL):

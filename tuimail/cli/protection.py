@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 #: argparse destinations that override the profile field of the same name.
 PROFILE_OPTIONS: tuple[str, ...] = ("dkim_domain", "dkim_selector", "dkim_key")
+PROFILE_OPTIONS += ("pgp_sign", "pgp_encrypt", "pgp_key")  # tuimail/cli/pgp_options.py
 
 #: Of those, the ones naming a file: made absolute, and always a file (a file
 #: named "keyring" is not the keyring).
@@ -35,7 +36,6 @@ def protected_as_asked(
     """The message signed and encrypted as the profile and the options ask, else as it is."""
     from tuimail.dkim_signing import DkimKeyError, DkimSigningError
     from tuimail.profiles import ProfileError, with_changes
-    from tuimail.protection import protected
 
     overrides: dict[str, object] = {}
     for name in PROFILE_OPTIONS:
@@ -50,8 +50,48 @@ def protected_as_asked(
         option = exc.field_name.replace("_", "-")
         raise CLIError(f"--{option}: {exc.message}", exitcodes.USAGE) from None
     try:
-        return protected(effective, outgoing)
+        return _protected_unlocking(effective, outgoing)
     except DkimKeyError as exc:
         raise CLIError(f"{exc}; nothing was sent", exitcodes.CONFIG) from None
     except DkimSigningError as exc:
         raise CLIError(f"{exc}; nothing was sent", exitcodes.INVALID_MESSAGE) from None
+
+
+def _protected_unlocking(profile: Profile, outgoing: OutgoingMessage) -> OutgoingMessage:
+    """:func:`~tuimail.protection.protected`, asking for a locked OpenPGP key's passphrase.
+
+    OpenPGP refusals: a key that cannot be used (a recipient's missing or
+    expired, the signing key absent or locked with no terminal to ask at,
+    gpg missing) exits 4; a message that cannot be encrypted as it is (Bcc)
+    exits 3. Nothing is stored or sent.
+    """
+    from tuimail.cli.pgp_options import ask_passphrase
+    from tuimail.pgp_mime import (
+        BccNotEncryptable,
+        PassphraseNeeded,
+        PgpError,
+        RecipientKeysUnusable,
+    )
+    from tuimail.protection import protected
+
+    passphrase: str | None = None
+    last: PgpError = PgpError("the passphrase was refused three times")
+    for _attempt in range(3):
+        try:
+            return protected(profile, outgoing, passphrase)
+        except PassphraseNeeded as exc:
+            passphrase = ask_passphrase(str(exc))
+            if passphrase is None:
+                raise CLIError(
+                    f"{exc}, and there is no terminal to ask at (unlock it in gpg-agent "
+                    "first, e.g. with 'echo | gpg --clearsign'); nothing was sent",
+                    exitcodes.CONFIG,
+                ) from None
+            last = exc
+        except BccNotEncryptable as exc:
+            raise CLIError(f"{exc}; nothing was sent", exitcodes.INVALID_MESSAGE) from None
+        except RecipientKeysUnusable as exc:
+            raise CLIError(f"{exc}; nothing was sent", exitcodes.CONFIG) from None
+        except PgpError as exc:
+            raise CLIError(f"OpenPGP: {exc}; nothing was sent", exitcodes.CONFIG) from None
+    raise CLIError(f"{last}; nothing was sent", exitcodes.CONFIG)

@@ -29,7 +29,7 @@ from tuimail.addresses import mailbox_text
 from tuimail.credentials import CredentialStore, KeyringError, Secret
 from tuimail.drafts import DraftStore, SavedDraft
 from tuimail.errors import TuimailError
-from tuimail.message import Draft, DraftInvalid, build_message
+from tuimail.message import Draft, DraftInvalid, OutgoingMessage, build_message
 from tuimail.profiles import Profile
 from tuimail.sandbox_profile import SANDBOX_PROFILE, find_running
 from tuimail.terminal_text import escape_terminal_controls
@@ -681,7 +681,7 @@ class TuimailApp(App[None]):
         if draft is not None:
             outgoing = await asyncio.to_thread(build_message, draft)
             # Signing and encryption, if the profile asks, before the outbox stores it.
-            outgoing = await asyncio.to_thread(protected, profile, outgoing)
+            outgoing = await self._protected(protected, profile, outgoing)
         password = await self._password_for(profile)
         if password is None and profile.ask_at_send and not model.is_builtin_sandbox(profile):
             password = await self._asked_secret(profile, kind)
@@ -864,6 +864,28 @@ class TuimailApp(App[None]):
             raise NoSecretGiven(kind)
         self._asked_secrets[asked_for(profile)] = secret
         return secret
+
+    async def _protected(
+        self, protect: Callable[..., OutgoingMessage], profile: Profile, built: OutgoingMessage
+    ) -> OutgoingMessage:
+        """``protect`` in a thread; a locked OpenPGP key's passphrase asked for, masked.
+
+        gpg runs with loopback pinentry (tuimail/pgp_mime.py), so it never
+        draws on the terminal; the passphrase goes to gpg's stdin for this
+        message only. Cancelling stops the send with gpg's reason.
+        """
+        from tuimail.pgp_mime import PassphraseNeeded
+        from tuimail.ui.widgets.pgp_controls import PassphraseDialog
+
+        passphrase: str | None = None
+        while True:
+            try:
+                return await asyncio.to_thread(protect, profile, built, passphrase)
+            except PassphraseNeeded as exc:
+                dialog = PassphraseDialog(f"{exc}. Its passphrase:")
+                passphrase = await self.push_screen(dialog, wait_for_dismiss=True)
+                if passphrase is None:
+                    raise
 
     def _forget_if_refused(self, profile: Profile, report: SessionReport | None) -> None:
         """A typed password the server refused is not offered again: the next send asks."""

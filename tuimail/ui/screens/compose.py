@@ -84,6 +84,7 @@ from tuimail.ui.outside import shown
 from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.screens.compose_form import LESS_LABEL, MORE_LABEL, compose_form
 from tuimail.ui.widgets.address_field import AddressField
+from tuimail.ui.widgets.pgp_controls import PgpControls
 from tuimail.ui.widgets.transcript_view import TranscriptView
 from tuimail.ui.words import profile_warnings, sign_in_key, sign_in_status
 from tuimail.user_config import ConfigError
@@ -97,6 +98,9 @@ WIDE = 120
 ADDRESS_FIELDS = ("from", "to", "cc", "bcc", "reply-to")
 #: The fields that complete addresses as they are typed.
 COMPLETING_FIELDS = ("to", "cc", "bcc")
+#: The inputs whose addresses the OpenPGP key line follows.
+RECIPIENT_INPUTS = ("input-to", "input-cc", "input-bcc")
+
 #: The fields behind the "More" toggle (the extra headers' errors are theirs too).
 MORE_FIELDS = ("reply-to", "headers")
 #: Seconds of quiet typing before the draft is written.
@@ -545,6 +549,7 @@ class ComposeScreen(ModelScreen):
             self._fill_from(profile_sender(profile))
         if not self._markdown_chosen:
             self._set_markdown(profile.markdown)
+        self.query_one(PgpControls).follow_profile(profile)
         self._identities = profile_identities(profile)
         self._sign()
         self._read_limit(profile)
@@ -657,12 +662,20 @@ class ComposeScreen(ModelScreen):
             and not self._from_changed(event.value)
         ):
             return  # the profile's address filled in: nothing typed
+        if isinstance(event, Input.Changed) and event.input.id in RECIPIENT_INPUTS:
+            self._pgp_recipients()
         if self._loading:
             return
         self._draft_dirty = True
         if self._draft_timer is not None:
             self._draft_timer.stop()
         self._draft_timer = self.set_timer(DRAFT_SAVE_DELAY, self.save_draft_now)
+
+    def _pgp_recipients(self) -> None:
+        """The OpenPGP key line follows To, Cc and Bcc (tuimail/ui/widgets/pgp_controls.py)."""
+        value = {n: self.query_one(f"#{n}", Input).value for n in RECIPIENT_INPUTS}
+        shown_fields = [value["input-to"], value["input-cc"]]
+        self.query_one(PgpControls).recipients_changed(shown_fields, [value["input-bcc"]])
 
     def _is_empty(self, draft: Draft) -> bool:
         """Nothing typed but what the form starts with (From is the profile's until edited)."""
@@ -833,6 +846,9 @@ class ComposeScreen(ModelScreen):
         if not self.fields_valid():
             self.set_status("fix the fields marked in red", "error")
             return
+        if refused := self.query_one(PgpControls).refusal():
+            self.set_status(refused, "error")  # never downgraded to plaintext
+            return
         draft = self.draft()
         question = self._needs_confirmation(draft)
         if question:
@@ -892,6 +908,7 @@ class ComposeScreen(ModelScreen):
             self._start_direct(draft)
             return
         self.set_status(f"sending via {profile.name}…", "busy")
+        profile = self.query_one(PgpControls).applied(profile)  # the OpenPGP toggles
         self.model.start(SendRequest(profile, draft))
 
     @work(exclusive=True, group="compose-direct", exit_on_error=False)

@@ -25,6 +25,7 @@ from textual.widgets import (
 from tuimail.ui.widgets.address_field import AddressField
 from tuimail.ui.widgets.form_checkbox import FormCheckbox
 from tuimail.ui.widgets.mode_bar import ModeBar
+from tuimail.ui.widgets.pgp_controls import PgpControls
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
 #: The toggle's label while Reply-To and the extra headers are hidden, and while shown.
@@ -62,6 +63,7 @@ def compose_form(
             yield AddressField("To", "to", placeholder="name@example.com, Name <x@y.org>")
             yield AddressField("Cc", "cc")
             yield AddressField("Bcc", "bcc", placeholder="envelope only, never shown")
+            yield PgpControls(id="pgp")  # sign/encrypt toggles, recipients' keys
             with Vertical(id="more-fields"):
                 yield AddressField("Reply-To", "reply-to", placeholder="where answers go")
                 with Horizontal(id="headers-row"):

@@ -1,0 +1,676 @@
+"""OpenPGP signing and encryption of outgoing mail as PGP/MIME (RFC 3156), through the user's gpg.
+
+python-gnupg drives the user's own ``gpg`` (their ``GNUPGHOME``, agent,
+smartcards), so keys work as they do for the user's other mail tools.
+:func:`protect_for` is the step :mod:`tuimail.protection` runs before DKIM.
+
+* Signing makes ``multipart/signed`` (``protocol="application/pgp-signature"``,
+  ``micalg`` from the hash gpg reports). The signed part is the message's own
+  content (its Content-* headers and body), made 7-bit clean with CRLF line
+  ends and no trailing white space (RFC 3156 section 5): the bytes gpg signs
+  are the bytes sent.
+* Encryption makes ``multipart/encrypted`` (``application/pgp-encrypted``
+  ``Version: 1``, then the ASCII-armored ``application/octet-stream``).
+  Both: the signed message is encrypted (RFC 3156 section 6.1, "sign then
+  encrypt", nested), which every PGP/MIME reader understands.
+* Recipients' keys come from the keyring, looked up by the exact address
+  (``<addr>``); each gets a :class:`KeyStatus`. A key that gpg has not
+  certified (``untrusted``) is used, and said to be so; a missing, expired,
+  revoked, disabled or encrypt-less key refuses the message with the
+  addresses named (:class:`RecipientKeysUnusable`), never a plaintext copy.
+  The message is also encrypted to the sender's own key, so the sent copy
+  stays readable.
+* Bcc recipients would all read one shared encrypted part, which names every
+  key it is encrypted to. A separate message per Bcc recipient needs the
+  outbox to carry several messages for one send, which it does not, so an
+  encrypted message with Bcc is refused (:class:`BccNotEncryptable`).
+* gpg runs with ``--batch --no-tty`` and ``--pinentry-mode loopback``, never
+  a terminal pinentry fighting a full-screen app: a key the agent has not
+  unlocked fails with :class:`PassphraseNeeded`, and the face asks (masked)
+  and tries again with the passphrase, which python-gnupg writes to gpg's
+  stdin (never argv, never a log or the transcript). Every call has a
+  timeout, after which gpg is killed.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import re
+import secrets
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from email import message_from_bytes
+from email import policy as email_policy
+from email.message import Message
+from typing import TYPE_CHECKING, Any
+
+from tuimail.errors import TuimailError
+
+if TYPE_CHECKING:
+    from tuimail.message import OutgoingMessage
+    from tuimail.profiles import Profile
+
+#: Seconds a gpg call may take before it is killed (key lookups, signing, encryption).
+GPG_TIMEOUT = 60.0
+#: The Subject shown outside an encrypted message with protected headers.
+HIDDEN_SUBJECT = "..."
+#: Headers copied into the protected part (the draft "Protected Headers for Cryptographic E-mail").
+PROTECTED_HEADERS = ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID")
+#: OpenPGP hash algorithm ids (RFC 4880 section 9.4) to the micalg names of RFC 3156.
+HASH_NAMES = {
+    "1": "md5",
+    "2": "sha1",
+    "3": "ripemd160",
+    "8": "sha256",
+    "9": "sha384",
+    "10": "sha512",
+    "11": "sha224",
+}
+#: The options every gpg call gets (python-gnupg adds --batch, --no-tty, --status-fd).
+GPG_OPTIONS = ("--pinentry-mode", "loopback")
+
+
+class PgpError(TuimailError):
+    """OpenPGP could not do what the profile asks; nothing is sent."""
+
+
+class GpgUnavailable(PgpError):
+    """gpg is not installed, not runnable, or timed out."""
+
+
+class SigningKeyUnusable(PgpError):
+    """The key to sign with is missing or cannot sign."""
+
+
+class PassphraseNeeded(PgpError):
+    """The signing key is locked and no (or a wrong) passphrase was given.
+
+    ``wrong`` is True when a passphrase was given and gpg refused it.
+    """
+
+    def __init__(self, key: str, wrong: bool) -> None:
+        what = "the passphrase given is wrong" if wrong else "it needs its passphrase"
+        super().__init__(f"the OpenPGP key {key} is locked: {what}")
+        self.key = key
+        self.wrong = wrong
+
+
+class BccNotEncryptable(PgpError):
+    """Encryption with Bcc recipients, refused: see the module's words."""
+
+    def __init__(self, bcc: Sequence[str]) -> None:
+        super().__init__(
+            "an encrypted message cannot have Bcc recipients ("
+            + ", ".join(bcc)
+            + "): they would read one encrypted part that names every recipient's key, "
+            "and tuimail cannot yet send each a separate message; send them their own copy"
+        )
+        self.bcc = tuple(bcc)
+
+
+class RecipientKeysUnusable(PgpError):
+    """Some recipients have no usable key: ``problems`` maps each address to its status."""
+
+    def __init__(self, problems: Sequence[RecipientKey]) -> None:
+        words = "; ".join(f"{p.address}: {p.status.words}" for p in problems)
+        super().__init__(f"cannot encrypt: no usable OpenPGP key for {words}")
+        self.problems = tuple(problems)
+
+
+class KeyStatus(enum.StrEnum):
+    """What the keyring holds for one address, best first."""
+
+    TRUSTED = "trusted"
+    UNTRUSTED = "untrusted"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    UNUSABLE = "unusable"
+    MISSING = "missing"
+
+    @property
+    def usable(self) -> bool:
+        return self in (KeyStatus.TRUSTED, KeyStatus.UNTRUSTED)
+
+    @property
+    def words(self) -> str:
+        return {
+            KeyStatus.TRUSTED: "a trusted key",
+            KeyStatus.UNTRUSTED: "a key nobody you trust has certified",
+            KeyStatus.EXPIRED: "the key has expired",
+            KeyStatus.REVOKED: "the key is revoked",
+            KeyStatus.UNUSABLE: "the key cannot encrypt (disabled, or no encryption subkey)",
+            KeyStatus.MISSING: "no key in the keyring",
+        }[self]
+
+
+@dataclass(frozen=True)
+class RecipientKey:
+    """One address, what its best key is, and that key's fingerprint ("" when none)."""
+
+    address: str
+    status: KeyStatus
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class PgpSettings:
+    """What the profile (and the send options) ask of OpenPGP for one message."""
+
+    sign: bool = False
+    encrypt: bool = False
+    #: Encrypt when every recipient has a usable key, else send as it is.
+    opportunistic: bool = False
+    #: The key to sign with (an id, fingerprint or address); "": the From address.
+    key: str = ""
+    protected_headers: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.sign or self.encrypt or self.opportunistic
+
+
+def settings_of(profile: Profile) -> PgpSettings:
+    """The profile's OpenPGP settings (all off for a profile that does not use OpenPGP)."""
+    return PgpSettings(
+        sign=profile.pgp_sign,
+        encrypt=profile.pgp_encrypt,
+        opportunistic=profile.pgp_encrypt_opportunistic,
+        key=profile.pgp_key,
+        protected_headers=profile.pgp_protected_headers,
+    )
+
+
+# -- gpg -------------------------------------------------------------------------------
+
+
+def gpg(timeout: float = GPG_TIMEOUT) -> Any:
+    """A python-gnupg handle on the user's gpg whose every call is killed after ``timeout``.
+
+    Raises :class:`GpgUnavailable` when gpg cannot be run.
+    """
+    try:
+        import gnupg
+    except ImportError:  # pragma: no cover - a dependency
+        raise GpgUnavailable("python-gnupg is not installed") from None
+
+    class _TimedGPG(gnupg.GPG):  # type: ignore[misc]
+        timed_out = False
+
+        def __init__(self, **kwargs: Any) -> None:
+            self._timers: list[threading.Timer] = []
+            super().__init__(**kwargs)
+
+        def _open_subprocess(self, args: Any, passphrase: Any = False) -> Any:
+            # The one private name (tuimail/private_api.py): gpg's process, to time it.
+            process = gnupg.GPG._open_subprocess(self, args, passphrase)
+
+            def kill() -> None:
+                if process.poll() is None:
+                    self.timed_out = True
+                    process.kill()
+
+            timer = threading.Timer(timeout, kill)
+            timer.daemon = True
+            timer.start()
+            self._timers.append(timer)
+            return process
+
+    try:
+        handle = _TimedGPG(options=list(GPG_OPTIONS))
+    except (OSError, ValueError) as exc:
+        raise GpgUnavailable(f"gpg cannot be run ({exc}); install GnuPG (gpg)") from None
+    _finish(handle, "start")
+    return handle
+
+
+def _finish(handle: Any, what: str) -> None:
+    for timer in handle._timers:
+        timer.cancel()
+    handle._timers.clear()
+    if handle.timed_out:
+        raise GpgUnavailable(f"gpg took longer than {GPG_TIMEOUT:.0f} s to {what}; it was stopped")
+
+
+def _listed(handle: Any, pattern: str, secret: bool = False) -> list[dict[str, Any]]:
+    try:
+        keys = handle.list_keys(secret=secret, keys=[pattern])
+    finally:
+        _finish(handle, "list keys")
+    return list(keys)
+
+
+def _status_of(key: dict[str, Any]) -> KeyStatus:
+    validity = str(key.get("trust", ""))
+    caps = str(key.get("cap", ""))
+    if validity == "r":
+        return KeyStatus.REVOKED
+    if validity == "e":
+        return KeyStatus.EXPIRED
+    if validity == "d" or "D" in caps or "E" not in caps:
+        return KeyStatus.UNUSABLE
+    return KeyStatus.TRUSTED if validity in ("f", "u") else KeyStatus.UNTRUSTED
+
+
+def key_for(handle: Any, address: str) -> RecipientKey:
+    """The best key in the keyring whose user id has exactly ``address``."""
+    order = list(KeyStatus)
+    best = RecipientKey(address, KeyStatus.MISSING)
+    for key in _listed(handle, f"<{address}>"):
+        status = _status_of(key)
+        if order.index(status) < order.index(best.status):
+            best = RecipientKey(address, status, str(key.get("fingerprint", "")))
+    return best
+
+
+def recipient_keys(addresses: Sequence[str], timeout: float = GPG_TIMEOUT) -> list[RecipientKey]:
+    """Each address's key status, in order (for Compose's line and for refusing)."""
+    handle = gpg(timeout)
+    return [key_for(handle, a) for a in addresses]
+
+
+def _signing_key(handle: Any, settings: PgpSettings, sender: str) -> tuple[str, str]:
+    """(fingerprint, the name in words) of the secret key to sign with."""
+    wanted = settings.key or f"<{sender}>"
+    for key in _listed(handle, wanted, secret=True):
+        fingerprint = str(key.get("fingerprint", ""))
+        for public in _listed(handle, fingerprint):
+            if _status_of(public) not in (KeyStatus.EXPIRED, KeyStatus.REVOKED) and "S" in str(
+                public.get("cap", "")
+            ):
+                return fingerprint, fingerprint
+    raise SigningKeyUnusable(
+        f"no secret OpenPGP key that can sign matches {wanted!r} in the keyring "
+        "(gpg --list-secret-keys lists them; set the profile's pgp_key or --pgp-key)"
+    )
+
+
+def _check_passphrase(result: Any, key: str, passphrase: str | None) -> None:
+    stderr = str(getattr(result, "stderr", ""))
+    words = ("BAD_PASSPHRASE", "MISSING_PASSPHRASE", "Bad passphrase", "No passphrase given")
+    if any(word in stderr for word in words) or ("NEED_PASSPHRASE" in stderr and not result):
+        raise PassphraseNeeded(key, wrong=passphrase is not None)
+
+
+# -- MIME -------------------------------------------------------------------------------
+
+_CONTENT_HEADER = re.compile(rb"^(content-[!-9;-~]*|mime-version)[ \t]*:", re.I)
+
+
+def _split(wire: bytes) -> tuple[list[bytes], bytes]:
+    """The header fields (each with its folded lines and CRLF) and the body."""
+    end = wire.find(b"\r\n\r\n")
+    head, body = (wire, b"") if end < 0 else (wire[: end + 2], wire[end + 4 :])
+    fields: list[bytes] = []
+    for line in head.split(b"\r\n")[:-1]:
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += line + b"\r\n"
+        else:
+            fields.append(line + b"\r\n")
+    return fields, body
+
+
+def _is_content(field: bytes) -> bool:
+    return bool(_CONTENT_HEADER.match(field))
+
+
+def _seven_bit(part: Message) -> None:
+    """Re-encode each 7bit leaf with a line ending in white space as quoted-printable.
+
+    The bodies message.py builds are already 7-bit (quoted-printable or base64
+    when needed); a plain 7bit one may still end a line with a space ("-- "),
+    which RFC 3156 section 5 says must be encoded so no transport strips it.
+    """
+    import quopri
+
+    for leaf in part.walk():
+        if leaf.is_multipart() or leaf.get_content_maintype() == "message":
+            continue
+        cte = str(leaf.get("Content-Transfer-Encoding", "7bit")).lower()
+        payload = leaf.get_payload()
+        if cte not in ("7bit", "8bit") or not isinstance(payload, str):
+            continue
+        if not re.search(r"[ \t]\r?$", payload, re.M) and cte == "7bit":
+            continue
+        raw = payload.encode("utf-8", "surrogateescape")
+        encoded = quopri.encodestring(raw.replace(b"\r\n", b"\n"))
+        del leaf["Content-Transfer-Encoding"]
+        leaf["Content-Transfer-Encoding"] = "quoted-printable"
+        leaf.set_payload(encoded.decode("ascii"))
+
+
+def _inner(outgoing_wire: bytes, protected_fields: Sequence[bytes], settings: PgpSettings) -> bytes:
+    """The message's content as a MIME entity (CRLF, 7-bit), with protected headers if asked."""
+    fields, body = _split(outgoing_wire)
+    entity = b"".join(f for f in fields if _is_content(f) and not f.lower().startswith(b"mime-"))
+    if not entity:
+        entity = b"Content-Type: text/plain; charset=us-ascii\r\n"
+    part = message_from_bytes(entity + b"\r\n" + body, policy=email_policy.SMTP)
+    _seven_bit(part)
+    if settings.protected_headers:
+        part.set_param("protected-headers", "v1")
+        for field in protected_fields:
+            name, _, value = field.decode("ascii", "surrogateescape").partition(":")
+            part[name] = value.strip().replace("\r\n", "")
+    from email.generator import BytesGenerator
+    from io import BytesIO
+
+    buffer = BytesIO()
+    BytesGenerator(buffer, mangle_from_=False, policy=email_policy.SMTP).flatten(part)
+    data = buffer.getvalue()
+    if any(b > 0x7F for b in data):
+        raise PgpError(
+            "the message has 8-bit content (an attached message) that cannot be signed "
+            "7-bit clean as RFC 3156 asks; attach it as a file instead"
+        )
+    return data
+
+
+def _boundary(*parts: bytes) -> str:
+    while True:
+        boundary = f"=-pgp-{secrets.token_hex(12)}"
+        if not any(boundary.encode() in p for p in parts):
+            return boundary
+
+
+def _outer(fields: Sequence[bytes], content_type: str, body: bytes) -> bytes:
+    kept = b"".join(f for f in fields if not _is_content(f))
+    head = kept + b"MIME-Version: 1.0\r\nContent-Type: " + content_type.encode("ascii") + b"\r\n"
+    return head + b"\r\n" + body
+
+
+def _signed(
+    handle: Any, inner: bytes, fingerprint: str, passphrase: str | None
+) -> tuple[str, bytes]:
+    """(the multipart/signed Content-Type value, its body)."""
+    try:
+        result = handle.sign(
+            inner, keyid=fingerprint, detach=True, binary=False, passphrase=passphrase
+        )
+    finally:
+        _finish(handle, "sign")
+    _check_passphrase(result, fingerprint, passphrase)
+    if not result or not result.data:
+        raise PgpError(f"gpg could not sign with {fingerprint}: {_gpg_words(result)}")
+    micalg = "pgp-" + HASH_NAMES.get(str(result.hash_algo), "sha256")
+    boundary = _boundary(inner, result.data)
+    body = (
+        b"This is an OpenPGP/MIME signed message (RFC 3156).\r\n"
+        + f"--{boundary}\r\n".encode()
+        + inner
+        + f"\r\n--{boundary}\r\n".encode()
+        + b'Content-Type: application/pgp-signature; name="signature.asc"\r\n'
+        + b"Content-Description: OpenPGP digital signature\r\n"
+        + b'Content-Disposition: attachment; filename="signature.asc"\r\n\r\n'
+        + result.data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    content_type = (
+        f'multipart/signed; micalg="{micalg}";\r\n protocol="application/pgp-signature";'
+        f'\r\n boundary="{boundary}"'
+    )
+    return content_type, body
+
+
+def _encrypted(handle: Any, inner: bytes, fingerprints: Sequence[str]) -> tuple[str, bytes]:
+    """(the multipart/encrypted Content-Type value, its body)."""
+    try:
+        result = handle.encrypt(inner, list(fingerprints), always_trust=True, armor=True)
+    finally:
+        _finish(handle, "encrypt")
+    if not result or not result.data:
+        raise PgpError(f"gpg could not encrypt: {_gpg_words(result)}")
+    boundary = _boundary(result.data)
+    body = (
+        b"This is an OpenPGP/MIME encrypted message (RFC 3156).\r\n"
+        + f"--{boundary}\r\n".encode()
+        + b"Content-Type: application/pgp-encrypted\r\n"
+        + b"Content-Description: PGP/MIME version identification\r\n\r\n"
+        + b"Version: 1\r\n\r\n"
+        + f"--{boundary}\r\n".encode()
+        + b'Content-Type: application/octet-stream; name="encrypted.asc"\r\n'
+        + b"Content-Description: OpenPGP encrypted message\r\n"
+        + b'Content-Disposition: inline; filename="encrypted.asc"\r\n\r\n'
+        + result.data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    content_type = (
+        f'multipart/encrypted;\r\n protocol="application/pgp-encrypted";\r\n boundary="{boundary}"'
+    )
+    return content_type, body
+
+
+def _gpg_words(result: Any) -> str:
+    from tuimail.terminal_text import escape_controls
+
+    status = str(getattr(result, "status", "") or "").strip()
+    lines = [
+        line.strip()
+        for line in str(getattr(result, "stderr", "")).splitlines()
+        if line.startswith("gpg:")
+    ]
+    return escape_controls(status or (lines[-1] if lines else "no reason given"))
+
+
+def _bcc(outgoing: OutgoingMessage) -> list[str]:
+    from tuimail.addresses import parse_address_list
+
+    shown: set[str] = set()
+    for name in ("To", "Cc"):
+        for value in outgoing.message.get_all(name, []):
+            try:
+                shown.update(a.addr_spec.lower() for a in parse_address_list(str(value)))
+            except Exception:
+                continue
+    return [a for a in outgoing.envelope_recipients if a.lower() not in shown]
+
+
+def protect(
+    outgoing: OutgoingMessage, settings: PgpSettings, passphrase: str | None = None
+) -> OutgoingMessage:
+    """The message signed and/or encrypted as ``settings`` ask (see the module's words).
+
+    Raises a :class:`PgpError` (and nothing is sent) when it cannot be done
+    as asked; opportunistic encryption that cannot be done is skipped.
+    """
+    if not settings.active:
+        return outgoing
+    handle = gpg()
+    wire = outgoing.to_bytes()
+    encrypt = settings.encrypt
+    keys: list[RecipientKey] = []
+    bcc = _bcc(outgoing)
+    if settings.encrypt or settings.opportunistic:
+        keys = [key_for(handle, a) for a in outgoing.envelope_recipients]
+        if settings.encrypt:
+            if bcc:
+                raise BccNotEncryptable(bcc)
+            problems = [k for k in keys if not k.status.usable]
+            if problems:
+                raise RecipientKeysUnusable(problems)
+        else:
+            encrypt = not bcc and all(k.status.usable for k in keys)
+    if not (settings.sign or encrypt):
+        return outgoing
+    fields, _ = _split(wire)
+    protected = [
+        f
+        for f in fields
+        if f.split(b":", 1)[0].strip().decode("ascii", "replace").title()
+        in {h.title() for h in PROTECTED_HEADERS}
+    ]
+    inner = _inner(wire, protected, settings)
+    if settings.sign:
+        fingerprint, _ = _signing_key(handle, settings, outgoing.envelope_sender)
+        content_type, body = _signed(handle, inner, fingerprint, passphrase)
+        inner = (
+            (b"Content-Type: " + content_type.encode("ascii") + b"\r\n\r\n" + body)
+            if encrypt
+            else inner
+        )
+        if not encrypt:
+            return replace(outgoing, wire_bytes=_outer(fields, content_type, body))
+    own = _own_key(handle, settings, outgoing.envelope_sender)
+    fingerprints = list(dict.fromkeys([k.fingerprint for k in keys] + ([own] if own else [])))
+    content_type, body = _encrypted(handle, inner, fingerprints)
+    if settings.protected_headers:
+        fields = [_hidden_subject(f) for f in fields]
+    return replace(outgoing, wire_bytes=_outer(fields, content_type, body))
+
+
+def _own_key(handle: Any, settings: PgpSettings, sender: str) -> str:
+    """The sender's own key to encrypt to as well, so the sent copy stays readable ("": none)."""
+    for key in _listed(handle, settings.key or f"<{sender}>"):
+        if _status_of(key).usable:
+            return str(key.get("fingerprint", ""))
+    return ""
+
+
+def _hidden_subject(field: bytes) -> bytes:
+    if field.split(b":", 1)[0].strip().lower() == b"subject":
+        return f"Subject: {HIDDEN_SUBJECT}\r\n".encode("ascii")
+    return field
+
+
+def protect_for(
+    profile: Profile, outgoing: OutgoingMessage, passphrase: str | None = None
+) -> OutgoingMessage:
+    """The message as the profile's OpenPGP fields ask, or as it is when it asks nothing."""
+    settings = settings_of(profile)
+    return protect(outgoing, settings, passphrase) if settings.active else outgoing
+
+
+# -- what a message carries, for the transcript ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PgpSummary:
+    """What a PGP/MIME message says of itself: who signed (a key id), to how many keys."""
+
+    signed_by: str = ""
+    encrypted_to: tuple[str, ...] = ()
+    encrypted: bool = False
+
+    def words(self) -> str:
+        said: list[str] = []
+        if self.signed_by:
+            said.append(f"signed by key {self.signed_by}")
+        if self.encrypted:
+            n = len(self.encrypted_to)
+            keys = ", ".join(self.encrypted_to)
+            said.append(f"encrypted to {n} key{'s' if n != 1 else ''} ({keys})")
+        return "OpenPGP/MIME: " + "; ".join(s for s in said if s)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "signed_by": self.signed_by,
+            "encrypted": self.encrypted,
+            "encrypted_to": list(self.encrypted_to),
+        }
+
+
+def _dearmor(text: bytes) -> bytes:
+    lines = text.replace(b"\r\n", b"\n").split(b"\n")
+    try:
+        start = next(i for i, line in enumerate(lines) if line.startswith(b"-----BEGIN PGP"))
+    except StopIteration:
+        return b""
+    body: list[bytes] = []
+    in_headers = True
+    for line in lines[start + 1 :]:
+        if in_headers:
+            if not line.strip():
+                in_headers = False
+            continue
+        if line.startswith((b"=", b"-----")):
+            break
+        body.append(line.strip())
+    try:
+        return base64.b64decode(b"".join(body))
+    except ValueError:
+        return b""
+
+
+def _packets(data: bytes) -> list[tuple[int, bytes]]:
+    """The OpenPGP packets (RFC 4880 section 4.2) at the top of ``data``: (tag, body)."""
+    out: list[tuple[int, bytes]] = []
+    i = 0
+    while i < len(data) and len(out) < 64:
+        first = data[i]
+        if not first & 0x80:
+            break
+        if first & 0x40:  # new format
+            tag = first & 0x3F
+            o = data[i + 1] if i + 1 < len(data) else 0
+            if o < 192:
+                length, header = o, 2
+            elif o < 224 and i + 2 < len(data):
+                length, header = ((o - 192) << 8) + data[i + 2] + 192, 3
+            elif o == 255:
+                length, header = int.from_bytes(data[i + 2 : i + 6], "big"), 6
+            else:  # partial lengths: only data packets use them, and they come last
+                out.append((tag, b""))
+                break
+        else:
+            tag = (first >> 2) & 0x0F
+            size = {0: 1, 1: 2, 2: 4}.get(first & 3)
+            if size is None:
+                out.append((tag, b""))
+                break
+            length, header = int.from_bytes(data[i + 1 : i + 1 + size], "big"), 1 + size
+        out.append((tag, data[i + header : i + header + length]))
+        i += header + length
+    return out
+
+
+def _issuer(signature: bytes) -> str:
+    """The issuer fingerprint (or key id) of a v4 signature packet's body."""
+    if len(signature) < 6 or signature[0] != 4:
+        return ""
+    found = ""
+    at = 4
+    for _ in range(2):  # hashed, then unhashed subpackets
+        size = int.from_bytes(signature[at : at + 2], "big")
+        area = signature[at + 2 : at + 2 + size]
+        at += 2 + size
+        j = 0
+        while j < len(area):
+            length = area[j]
+            skip = 1
+            if length >= 192 and length < 255 and j + 1 < len(area):
+                length, skip = ((length - 192) << 8) + area[j + 1] + 192, 2
+            elif length == 255:
+                length, skip = int.from_bytes(area[j + 1 : j + 5], "big"), 5
+            kind = area[j + skip] & 0x7F if j + skip < len(area) else 0
+            value = area[j + skip + 1 : j + skip + length]
+            if kind == 33 and value:
+                return value[1:].hex().upper()
+            if kind == 16 and not found:
+                found = value.hex().upper()
+            j += skip + length
+    return found
+
+
+def summary(wire: bytes) -> PgpSummary | None:
+    """What the message's top-level PGP/MIME structure says (None: not PGP/MIME).
+
+    Read from the bytes, so a retry says the same: the signer of a signed
+    message, the key ids an encrypted one is encrypted to (an encrypted
+    message's signature is inside, unreadable here).
+    """
+    head_end = wire.find(b"\r\n\r\n")
+    head = wire[: head_end + 2] if head_end >= 0 else wire
+    match = re.search(rb"^Content-Type:[ \t]*multipart/(signed|encrypted)", head, re.I | re.M)
+    if match is None or b"application/pgp-" not in head.lower():
+        return None
+    body = wire[head_end + 4 :]
+    if match.group(1).lower() == b"signed":
+        start = body.find(b"-----BEGIN PGP SIGNATURE-----")
+        packets = _packets(_dearmor(body[start:])) if start >= 0 else []
+        issuer = next((_issuer(b) for tag, b in packets if tag == 2), "")
+        return PgpSummary(signed_by=issuer or "unknown")
+    start = body.find(b"-----BEGIN PGP MESSAGE-----")
+    packets = _packets(_dearmor(body[start:])) if start >= 0 else []
+    ids = tuple(b[1:9].hex().upper() for tag, b in packets if tag == 1 and len(b) >= 9)
+    return PgpSummary(encrypted_to=ids, encrypted=True)
