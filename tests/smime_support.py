@@ -104,9 +104,7 @@ class TestCA:
             .not_valid_before(valid_from or now - _DAY)
             .not_valid_after(valid_to or now + 10 * _DAY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.SubjectAlternativeName([x509.RFC822Name(address)]), critical=False
-            )
+            .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(address)]), critical=False)
             .add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False
             )
@@ -154,8 +152,17 @@ def openssl_verify(message: bytes, ca: TestCA, tmp: Path) -> bytes:
     source.write_bytes(message)
     out = tmp / "verify-out.eml"
     result = subprocess.run(
-        [openssl(), "cms", "-verify", "-in", str(source), "-CAfile", str(ca.ca_file),
-         "-out", str(out)],
+        [
+            openssl(),
+            "cms",
+            "-verify",
+            "-in",
+            str(source),
+            "-CAfile",
+            str(ca.ca_file),
+            "-out",
+            str(out),
+        ],
         capture_output=True,
         timeout=30,
         check=False,
@@ -170,8 +177,19 @@ def openssl_decrypt(message: bytes, who: Identity, tmp: Path) -> bytes:
     source.write_bytes(message)
     out = tmp / "decrypt-out.eml"
     result = subprocess.run(
-        [openssl(), "smime", "-decrypt", "-in", str(source), "-recip", str(who.cert_path),
-         "-inkey", str(who.key_path), "-out", str(out)],
+        [
+            openssl(),
+            "smime",
+            "-decrypt",
+            "-in",
+            str(source),
+            "-recip",
+            str(who.cert_path),
+            "-inkey",
+            str(who.key_path),
+            "-out",
+            str(out),
+        ],
         capture_output=True,
         timeout=30,
         check=False,

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tuimail.errors import TuimailError
+
 if TYPE_CHECKING:
     from tuimail.message import OutgoingMessage
     from tuimail.profiles import Profile
@@ -26,4 +28,31 @@ def protected(profile: Profile, outgoing: OutgoingMessage) -> OutgoingMessage:
     """The message as the profile says it must leave: wrapped, then DKIM-signed."""
     from tuimail.dkim_signing import signed_for
 
+    outgoing = _smime_step(profile, outgoing)
     return signed_for(profile, outgoing)
+
+
+class ProtectionConflict(TuimailError):
+    """The profile asks for two end-to-end schemes at once (PGP/MIME and S/MIME)."""
+
+
+def _asks_pgp(profile: Profile) -> bool:
+    return any(
+        bool(getattr(profile, name, False))
+        for name in ("pgp_sign", "pgp_encrypt", "pgp_sign_always")
+    )
+
+
+def _smime_step(profile: Profile, outgoing: OutgoingMessage) -> OutgoingMessage:
+    """S/MIME (tuimail/smime.py), refused beside PGP/MIME: a message is wrapped once."""
+    from tuimail.smime import protected_for, settings_of
+
+    if settings_of(profile) is None:
+        return outgoing
+    head = outgoing.to_bytes().split(b"\r\n\r\n", 1)[0].lower()
+    if _asks_pgp(profile) or b"application/pgp-" in head:
+        raise ProtectionConflict(
+            "the profile asks for both PGP/MIME and S/MIME: a message is signed or "
+            "encrypted with one of them; turn the other off"
+        )
+    return protected_for(profile, outgoing)

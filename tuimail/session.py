@@ -61,6 +61,7 @@ from tuimail.errors import TuimailError
 from tuimail.message import OutgoingMessage
 from tuimail.profiles import AuthMechanism, Profile, Security
 from tuimail.secret_command import SecretCommandError, command_secret
+from tuimail.smime import smime_summary
 from tuimail.smtp_stepper import AuthNotAttempted, AuthRefusal, StageError, Stepper
 
 # Re-exported: callers name a failure's stage from the session they ran.
@@ -557,6 +558,9 @@ class SMTPSession:
         signature = signature_summary(payload)  # tuimail/dkim_signing.py put it there
         if signature is not None:
             self.transcript.event(EventKind.INFO, signature.words(), dkim=signature.to_json())
+        wrapping = smime_summary(payload)  # tuimail/smime.py put it there
+        if wrapping is not None:
+            self.transcript.event(EventKind.INFO, wrapping.words(), smime=wrapping.to_json())
         options = self._mail_options(outgoing, len(payload))
         encoding = "utf-8" if outgoing.needs_smtputf8 else "ascii"
         async with stepper.running(Stage.MAIL):

@@ -241,12 +241,12 @@ def _passphrase(settings: SmimeSettings, source: str) -> bytes:
         from tuimail.secret_command import SecretCommandError, run_secret_command
 
         try:
-            secret = run_secret_command(
+            printed = run_secret_command(
                 settings.passphrase_command, setting="smime_passphrase_command"
             )
         except SecretCommandError as exc:
             raise SmimeKeyError(source, f"no passphrase: {exc}") from None
-        return secret.reveal().encode()
+        return printed.reveal().encode()
     entry = passphrase_entry(settings.profile_name)
     how = (
         f"store it with 'tuimail smime passphrase {settings.profile_name}' "
@@ -258,8 +258,12 @@ def _passphrase(settings: SmimeSettings, source: str) -> bytes:
 
     try:
         secret = CredentialStore().get(entry)
-    except KeyringError as exc:
-        raise SmimeKeyError(source, f"its passphrase cannot be read from the keyring: {exc}") from None
+    except KeyringError:
+        raise SmimeKeyError(
+            source,
+            f"is encrypted with a passphrase, and the keyring (entry {entry!r}) cannot be "
+            "used here; set smime_passphrase_command to a command that prints it",
+        ) from None
     if secret is None:
         raise SmimeKeyError(
             source,
@@ -461,7 +465,7 @@ def sign_entity(entity: bytes, signer: Signer) -> bytes:
     )
     boundary = _boundary(entity)
     head = (
-        b"Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\";\r\n"
+        b'Content-Type: multipart/signed; protocol="application/pkcs7-signature";\r\n'
         b' micalg=sha-256; boundary="' + boundary + b'"\r\n\r\n'
     )
     return (
@@ -540,9 +544,9 @@ def recipient_certificates(
             chosen.append(found)
     if problems:
         raise SmimeRecipientError(problems)
-    if own is not None and isinstance(own.public_key(), rsa.RSAPublicKey):
-        if not validity_problem(own):
-            chosen.append(own)
+    own_usable = own is not None and isinstance(own.public_key(), rsa.RSAPublicKey)
+    if own is not None and own_usable and not validity_problem(own):
+        chosen.append(own)
     unique: dict[bytes, x509.Certificate] = {}
     for cert in chosen:
         unique.setdefault(cert.fingerprint(_sha256()), cert)
@@ -827,4 +831,3 @@ def decrypt_smime(message_bytes: bytes, signer: Signer) -> bytes:
         return bytes(pkcs7.pkcs7_decrypt_der(der, signer.cert, signer.key, []))
     except (ValueError, TypeError) as exc:
         raise SmimeError(f"the message cannot be decrypted with this certificate: {exc}") from None
-

@@ -24,6 +24,7 @@ from tuimail.cli.common import (
     split_server,
 )
 from tuimail.cli.dkim import add_dkim_options
+from tuimail.cli.smime import add_smime_options
 
 if TYPE_CHECKING:
     from tuimail.console import EntryPrinter
@@ -117,6 +118,7 @@ def define_options(send: argparse.ArgumentParser) -> None:
         help="with --direct: the MTA-STS policy server's port, for tests only (443 is the real one)",
     )
     add_dkim_options(send)
+    add_smime_options(send)
     send.add_argument("--json", action="store_true", help="print JSON Lines instead of text")
     send.add_argument(
         "--no-queue",
