@@ -61,6 +61,7 @@ MIN_TESTS := tests/test_private_api.py tests/test_session.py tests/test_sandbox.
 	tests/test_secrets_echoed.py tests/test_outbox_settled.py tests/test_review_b_outbox.py \
 	tests/test_review_b_sandbox.py tests/test_smtp_stepper.py tests/test_smtp_data.py
 MIN_TESTS += tests/test_dkim_signing.py
+MIN_TESTS += tests/test_smime.py
 
 $(STAMP_MIN): pyproject.toml .ci/lowest_constraints.py $(STAMP_TEST)
 	rm -rf $(VENV_MIN)
