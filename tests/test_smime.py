@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import run_tuimail, send_args
+from tests.cli_helpers import TUIMAIL, run_tuimail, send_args
 from tests.smime_support import Identity, TestCA, openssl, openssl_decrypt, openssl_verify
 from tests.smtpservers import ServerThread, Sink
 from tuimail import smime
@@ -329,3 +329,53 @@ def test_pgp_mime_and_smime_together_are_refused(people: dict[str, Identity]) ->
     with pytest.raises(ProtectionConflict, match="both PGP/MIME and S/MIME"):
         protected(profile, replace(outgoing, wire_bytes=pgp_wrapped))
     assert smime.smime_summary(protected(profile, outgoing).to_bytes()) is not None
+
+
+def test_inbox_show_json_says_what_openssl_found(
+    ca: TestCA, people: dict[str, Identity], isolated_dirs: Path
+) -> None:
+    """Signed, changed after signing, encrypted: as the sandbox captured them."""
+    import json
+    import smtplib
+
+    from tests.test_cli_inbox import serving
+
+    with serving() as port:
+        signed = smime_send(port, people, "--smime-sign", "--subject", "signed")
+        assert signed.returncode == 0, signed.stderr
+        encrypted = smime_send(port, people, "--smime-encrypt", "--subject", "sealed")
+        assert encrypted.returncode == 0, encrypted.stderr
+        listed = json.loads(run_tuimail("inbox", "list", "--json").stdout)
+        ids = {entry["subject"]: entry["id"] for entry in listed}
+        raw = subprocess.run(
+            [TUIMAIL, "inbox", "show", ids["signed"], "--raw"],
+            capture_output=True, timeout=30, check=True,
+        ).stdout  # fmt: skip
+        changed = raw.replace(b"Subject: signed", b"Subject: forged").replace(
+            b"leading dot", b"leading d0t"
+        )
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.sendmail(ALICE, [BOB], changed)
+        listed = json.loads(run_tuimail("inbox", "list", "--json").stdout)
+        ids = {entry["subject"]: entry["id"] for entry in listed}
+
+    def shown(subject: str) -> dict[str, object]:
+        result = run_tuimail("inbox", "show", ids[subject], "--json")
+        assert result.returncode == 0, result.stderr
+        document = json.loads(result.stdout)["smime"]
+        assert isinstance(document, dict)
+        return document
+
+    good = shown("signed")
+    assert good["kind"] == "signed" and good["signer"] == f"alice <{ALICE}>"
+    # No CA is given to the sandbox's view: the signature is intact, its signer unvouched.
+    assert good["verification"] == {
+        "verdict": "untrusted",
+        "signer": f"alice <{ALICE}>",
+        "signer_emails": [ALICE],
+        "detail": "no CA file given",
+    }
+    forged = shown("forged")
+    assert isinstance(forged["verification"], dict)
+    assert forged["verification"]["verdict"] == "invalid"
+    assert shown("sealed") == {"kind": "encrypted", "signer": "", "recipients": 2}

@@ -831,3 +831,15 @@ def decrypt_smime(message_bytes: bytes, signer: Signer) -> bytes:
         return bytes(pkcs7.pkcs7_decrypt_der(der, signer.cert, signer.key, []))
     except (ValueError, TypeError) as exc:
         raise SmimeError(f"the message cannot be decrypted with this certificate: {exc}") from None
+
+
+def smime_json(message_bytes: bytes, ca_file: Path | None = None) -> dict[str, object] | None:
+    """For a view's JSON: the wrapping (:func:`smime_summary`) and, when signed, what
+    :func:`verify_smime` says; None when the message has no S/MIME."""
+    summary = smime_summary(message_bytes)
+    if summary is None:
+        return None
+    document = summary.to_json()
+    if summary.kind is SmimeKind.SIGNED:
+        document["verification"] = verify_smime(message_bytes, ca_file).to_json()
+    return document

@@ -252,6 +252,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             "html_as_text": shown.html_text,
             "parts": [_part_json(p) for p in shown.parts],
         }
+        from tuimail.smime import smime_json  # openssl checks a signature (tuimail/smime.py)
+
+        document["smime"] = smime_json(raw)
         print(terminal_json(document, indent=2))
         return exitcodes.OK
     for line in _show_lines(entry, shown):
