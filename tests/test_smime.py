@@ -157,6 +157,24 @@ def test_sign_then_encrypt_reads_back_with_each_recipients_key(
     )
     with pytest.raises(smime.SmimeError, match="cannot be decrypted"):
         smime.decrypt_smime(received.content, other)
+    # What a view shows: decrypted with Bob's key (from his profile), the inner signature checked.
+    from tuimail.profiles import Profile
+
+    bob = people[BOB]
+    bob_profile = Profile(name="bob", host="h", smime_cert=str(bob.cert_path),
+                          smime_key=str(bob.key_path))  # fmt: skip
+    reading = smime.read_smime(
+        received.content, ca_file=ca.ca_file, signer=smime.signer_of(bob_profile)
+    )
+    assert reading.decrypted is not None and reading.decrypt_problem == ""
+    assert reading.verification is not None
+    assert reading.verification.verdict is smime.Verdict.VALID
+    assert reading.verification.signer_emails == (ALICE,)
+    unreadable = smime.read_smime(received.content, ca_file=ca.ca_file, signer=other)
+    assert unreadable.decrypted is None and "cannot be decrypted" in unreadable.decrypt_problem
+    keyless = smime.read_smime(received.content)
+    assert keyless.summary is not None and keyless.summary.recipients == 3
+    assert keyless.decrypt_problem == "no S/MIME key of yours to decrypt it with"
 
 
 def test_encrypting_only_and_a_queued_retry_sends_the_same_bytes(

@@ -843,3 +843,60 @@ def smime_json(message_bytes: bytes, ca_file: Path | None = None) -> dict[str, o
     if summary.kind is SmimeKind.SIGNED:
         document["verification"] = verify_smime(message_bytes, ca_file).to_json()
     return document
+
+
+@dataclass(frozen=True)
+class SmimeReading:
+    """A captured or sent message as a view shows it: its wrapping, what is inside
+    when the user's key opens it, and whether its signature holds."""
+
+    summary: SmimeSummary | None
+    #: The decrypted MIME entity, when the message was encrypted to the user's certificate.
+    decrypted: bytes | None = None
+    #: Why an encrypted message was not decrypted ("" when it was, or was not encrypted).
+    decrypt_problem: str = ""
+    #: The signature's check: of the message, or of what decrypting it gave.
+    verification: VerifyResult | None = None
+
+
+def signer_of(profile: Profile) -> Signer | None:
+    """The profile's own certificate and key, for decrypting; None when it names none.
+
+    Raises :class:`SmimeKeyError` as signing does (a passphrase may be asked
+    of its command or the keyring).
+    """
+    if not (profile.smime_cert and profile.smime_key):
+        return None
+    return load_signer(
+        SmimeSettings(
+            sign=True,
+            encrypt=False,
+            cert=profile.smime_cert,
+            key=profile.smime_key,
+            passphrase_command=profile.smime_passphrase_command,
+            profile_name=profile.name,
+        )
+    )
+
+
+def read_smime(
+    message_bytes: bytes, *, ca_file: Path | None = None, signer: Signer | None = None
+) -> SmimeReading:
+    """Everything a view says about a message's S/MIME: decrypted with ``signer``'s key
+    when it is encrypted (sign-then-encrypt: the inner signature is checked too)."""
+    summary = smime_summary(message_bytes)
+    if summary is None:
+        return SmimeReading(None)
+    if summary.kind is SmimeKind.SIGNED:
+        return SmimeReading(summary, verification=verify_smime(message_bytes, ca_file))
+    if signer is None:
+        return SmimeReading(summary, decrypt_problem="no S/MIME key of yours to decrypt it with")
+    try:
+        inner = decrypt_smime(message_bytes, signer)
+    except SmimeError as exc:
+        return SmimeReading(summary, decrypt_problem=str(exc))
+    inside = smime_summary(inner)
+    signed = inside is not None and inside.kind is SmimeKind.SIGNED
+    return SmimeReading(
+        summary, decrypted=inner, verification=verify_smime(inner, ca_file) if signed else None
+    )
