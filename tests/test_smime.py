@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import TUIMAIL, run_tuimail, send_args
+from tests.cli_helpers import TUIMAIL, files_under, find_leaks, run_tuimail, send_args
 from tests.smime_support import Identity, TestCA, openssl, openssl_decrypt, openssl_verify
 from tests.smtpservers import ServerThread, Sink
 from tuimail import smime
@@ -212,6 +212,8 @@ def test_refusals_send_and_queue_nothing(
         name="olga",
     )
     shutil.copy(old.cert_path, recipients / "olga.pem")
+    early = ca.issue("fred@example.test", valid_from=now + datetime.timedelta(days=3), name="fred")
+    shutil.copy(early.cert_path, recipients / "fred.pem")
     cases: list[tuple[tuple[str, ...], int, str]] = [
         (("--smime-encrypt", "--cc", "nobody@example.test"), exitcodes.INVALID_MESSAGE,
          "nobody@example.test: no certificate for it"),
@@ -219,6 +221,8 @@ def test_refusals_send_and_queue_nothing(
          "needs an RSA certificate"),
         (("--smime-encrypt", "--cc", "olga@example.test"), exitcodes.INVALID_MESSAGE,
          "its certificate expired on"),
+        (("--smime-encrypt", "--cc", "fred@example.test"), exitcodes.INVALID_MESSAGE,
+         "its certificate is not valid until"),
         (("--smime-encrypt", "--bcc", CAROL), exitcodes.INVALID_MESSAGE,
          "refused with Bcc recipients (carol@example.test)"),
     ]  # fmt: skip
@@ -272,6 +276,10 @@ def test_a_passphrase_from_a_command_or_the_keyring_and_a_wrong_one(
     assert sink.messages == [] and nothing_queued(isolated_dirs)
     right = run_tuimail("send", "--profile", "right", *message)
     assert right.returncode == 0, right.stderr
+    outputs = {"stdout": right.stdout.encode(), "stderr": right.stderr.encode()}
+    # (profiles.toml names the command that prints it; the outbox and logs never hold it.)
+    stored = files_under(isolated_dirs / "data", isolated_dirs / "state")
+    assert stored and find_leaks("correct horse", {**outputs, **stored}) == []
     (received,) = sink.messages
     assert smime.verify_smime(received.content, ca.ca_file).verdict is smime.Verdict.VALID
 

@@ -689,6 +689,8 @@ def smime_summary(wire: bytes) -> SmimeSummary | None:
     message = _message(wire)
     ctype = message.get_content_type()
     if ctype in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
+        if str(message.get_param("smime-type", "")).lower() == "signed-data":
+            return SmimeSummary(SmimeKind.SIGNED)  # opaque signing: openssl reads the signer
         payload = message.get_payload(decode=True)
         count = enveloped_recipient_count(payload) if isinstance(payload, bytes) else None
         return SmimeSummary(SmimeKind.ENCRYPTED, recipients=count or 0)
