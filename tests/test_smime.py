@@ -405,3 +405,51 @@ def test_inbox_show_json_says_what_openssl_found(
     assert isinstance(forged["verification"], dict)
     assert forged["verification"]["verdict"] == "invalid"
     assert shown("sealed") == {"kind": "encrypted", "signer": "", "recipients": 2}
+
+
+async def test_compose_offers_sign_and_encrypt_for_a_profile_with_smime_files(
+    servers: ServerThread, ca: TestCA, people: dict[str, Identity], tmp_path: Path
+) -> None:
+    from textual.widgets import Checkbox
+
+    from tests.ui_support import fill_draft, save_profile, wait_for_run
+    from tuimail.transcript import EventKind
+    from tuimail.ui.app import TuimailApp
+    from tuimail.ui.widgets.smime_toggle import SmimeToggle
+
+    sink = Sink()
+    port = servers.smtp(sink)
+    alice = people[ALICE]
+    save_profile(name="plain", host="127.0.0.1", port=port, security="none",
+                 from_address=ALICE)  # fmt: skip
+    save_profile(name="secure", host="127.0.0.1", port=port, security="none",
+                 from_address=ALICE, smime_cert=str(alice.cert_path),
+                 smime_key=str(alice.key_path), smime_sign=True,
+                 smime_recipient_certs=str(tmp_path / "recipients"))  # fmt: skip
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        from textual.widgets import Select
+
+        toggle = app.screen.query_one(SmimeToggle)
+        select = app.screen.query_one("#profile", Select)
+        select.value = "plain"
+        await pilot.pause()
+        assert not toggle.display or not toggle.has_class("-available")
+        select.value = "secure"
+        await pilot.pause()
+        assert toggle.has_class("-available")
+        sign = toggle.query_one("#smime-sign", Checkbox)
+        encrypt = toggle.query_one("#smime-encrypt", Checkbox)
+        assert sign.value and not encrypt.value  # as the profile says
+        await fill_draft(pilot, to=BOB, subject="Hello", body="From the app")
+        await pilot.click("#smime-encrypt")
+        await pilot.pause()
+        assert encrypt.value
+        await pilot.press("ctrl+s")
+        run = await wait_for_run(pilot, 1)
+    (received,) = sink.messages
+    assert parsed(received.content).get_content_type() == "application/pkcs7-mime"
+    inner = openssl_decrypt(received.content, people[BOB], tmp_path)
+    assert body_text(openssl_verify(inner, ca, tmp_path)).strip() == "From the app"
+    notes = [e.text for e in run.transcript if e.kind is EventKind.INFO and "S/MIME" in e.text]
+    assert notes == ["S/MIME encrypted to 2 certificates (anything signed inside is hidden too)"]
