@@ -62,6 +62,7 @@ MIN_TESTS := tests/test_private_api.py tests/test_session.py tests/test_sandbox.
 	tests/test_review_b_sandbox.py tests/test_smtp_stepper.py tests/test_smtp_data.py
 MIN_TESTS += tests/test_dkim_signing.py
 MIN_TESTS += tests/test_inbox_authcheck.py
+MIN_TESTS += tests/test_smime.py
 
 $(STAMP_MIN): pyproject.toml .ci/lowest_constraints.py $(STAMP_TEST)
 	rm -rf $(VENV_MIN)

@@ -198,6 +198,16 @@ class Profile:
     pgp_encrypt: bool = False
     pgp_encrypt_opportunistic: bool = False
     pgp_protected_headers: bool = False
+    #: S/MIME (tuimail/smime.py): the user's certificate and private key (PEM
+    #: files), the directory of recipients' certificates (PEM files), whether
+    #: every message is signed and/or encrypted, and a command printing the
+    #: key's passphrase (else the keyring entry ``<profile>/smime-key-passphrase``).
+    smime_cert: str = ""
+    smime_key: str = ""
+    smime_recipient_certs: str = ""
+    smime_sign: bool = False
+    smime_encrypt: bool = False
+    smime_passphrase_command: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -383,6 +393,12 @@ _TYPES: dict[str, type] = {
     "pgp_encrypt": bool,
     "pgp_encrypt_opportunistic": bool,
     "pgp_protected_headers": bool,
+    "smime_cert": str,
+    "smime_key": str,
+    "smime_recipient_certs": str,
+    "smime_sign": bool,
+    "smime_encrypt": bool,
+    "smime_passphrase_command": str,
 }
 
 #: The providers a profile may name (tuimail/oauth/providers.py has their presets).
@@ -476,6 +492,7 @@ def validate_profile(profile: Profile) -> None:
                 raise ProfileError(name, "names no command")
     _validate_oauth(profile)
     _validate_dkim(profile)
+    _validate_smime(profile)
 
 
 def aliases_problem(aliases: str, from_address: str = "") -> str:
@@ -614,6 +631,31 @@ def _validate_dkim(profile: Profile) -> None:
             raise ProfileError("dkim_headers", f"{header} changes on the way: it is never signed")
     if headers and "from" not in {h.lower() for h in headers}:
         raise ProfileError("dkim_headers", "must include From (RFC 6376 requires it)")
+
+
+def _validate_smime(profile: Profile) -> None:
+    """The S/MIME fields: signing needs a certificate and its key, encrypting a
+    directory of recipients' certificates."""
+    names = (
+        "smime_cert",
+        "smime_key",
+        "smime_recipient_certs",
+        "smime_passphrase_command",
+    )
+    for name in names:
+        if any(ch in getattr(profile, name) for ch in "\r\n\0"):
+            raise ProfileError(name, "must not contain line breaks or NUL characters")
+    if profile.smime_sign:
+        for name in ("smime_cert", "smime_key"):
+            if not getattr(profile, name):
+                raise ProfileError(name, "is needed to sign with S/MIME (smime_sign)")
+    if profile.smime_encrypt and not profile.smime_recipient_certs:
+        raise ProfileError(
+            "smime_recipient_certs", "is needed to encrypt with S/MIME (smime_encrypt)"
+        )
+    if bool(profile.smime_cert) != bool(profile.smime_key):
+        missing = "smime_key" if profile.smime_cert else "smime_cert"
+        raise ProfileError(missing, "is needed with the other: a certificate and its key")
 
 
 @dataclass

@@ -62,6 +62,7 @@ from tuimail.message import OutgoingMessage
 from tuimail.pgp_mime import summary as pgp_summary
 from tuimail.profiles import AuthMechanism, Profile, Security
 from tuimail.secret_command import SecretCommandError, command_secret
+from tuimail.smime import smime_summary
 from tuimail.smtp_stepper import AuthNotAttempted, AuthRefusal, StageError, Stepper
 
 # Re-exported: callers name a failure's stage from the session they ran.
@@ -561,6 +562,9 @@ class SMTPSession:
         pgp = pgp_summary(payload)  # tuimail/pgp_mime.py made it PGP/MIME
         if pgp is not None:
             self.transcript.event(EventKind.INFO, pgp.words(), pgp=pgp.to_json())
+        wrapping = smime_summary(payload)  # tuimail/smime.py put it there
+        if wrapping is not None:
+            self.transcript.event(EventKind.INFO, wrapping.words(), smime=wrapping.to_json())
         options = self._mail_options(outgoing, len(payload))
         encoding = "utf-8" if outgoing.needs_smtputf8 else "ascii"
         async with stepper.running(Stage.MAIL):

@@ -336,6 +336,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             "authentication": checked.to_json() if checked is not None else None,
             "spam": checked.spam.to_json() if checked and checked.spam else None,
         }
+        from tuimail.smime import smime_json  # openssl checks a signature (tuimail/smime.py)
+
+        document["smime"] = smime_json(raw)
         print(terminal_json(document, indent=2))
         return exitcodes.OK
     for line in _show_lines(entry, shown, checked):

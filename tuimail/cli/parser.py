@@ -83,6 +83,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tuimail.cli.compose",
     ),
     "dkim": ("make a DKIM key and the DNS record to publish", "tuimail.cli.dkim"),
+    "smime": ("keep an S/MIME key's passphrase in the keyring", "tuimail.cli.smime"),
 }
 
 

@@ -24,10 +24,18 @@ if TYPE_CHECKING:
 #: argparse destinations that override the profile field of the same name.
 PROFILE_OPTIONS: tuple[str, ...] = ("dkim_domain", "dkim_selector", "dkim_key")
 PROFILE_OPTIONS += ("pgp_sign", "pgp_encrypt", "pgp_key")  # tuimail/cli/pgp_options.py
+PROFILE_OPTIONS += (
+    "smime_sign",
+    "smime_encrypt",
+    "smime_cert",
+    "smime_key",
+    "smime_recipient_certs",
+)
 
 #: Of those, the ones naming a file: made absolute, and always a file (a file
 #: named "keyring" is not the keyring).
 FILE_OPTIONS: frozenset[str] = frozenset({"dkim_key"})
+FILE_OPTIONS |= {"smime_cert", "smime_key", "smime_recipient_certs"}
 
 
 def protected_as_asked(
@@ -36,6 +44,8 @@ def protected_as_asked(
     """The message signed and encrypted as the profile and the options ask, else as it is."""
     from tuimail.dkim_signing import DkimKeyError, DkimSigningError
     from tuimail.profiles import ProfileError, with_changes
+    from tuimail.protection import ProtectionConflict
+    from tuimail.smime import SmimeError, SmimeKeyError
 
     overrides: dict[str, object] = {}
     for name in PROFILE_OPTIONS:
@@ -53,6 +63,10 @@ def protected_as_asked(
         return _protected_unlocking(effective, outgoing)
     except DkimKeyError as exc:
         raise CLIError(f"{exc}; nothing was sent", exitcodes.CONFIG) from None
+    except (SmimeKeyError, ProtectionConflict) as exc:
+        raise CLIError(f"{exc}; nothing was sent", exitcodes.CONFIG) from None
+    except SmimeError as exc:
+        raise CLIError(f"{exc}; nothing was sent", exitcodes.INVALID_MESSAGE) from None
     except DkimSigningError as exc:
         raise CLIError(f"{exc}; nothing was sent", exitcodes.INVALID_MESSAGE) from None
 

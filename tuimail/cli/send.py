@@ -25,6 +25,7 @@ from tuimail.cli.common import (
 )
 from tuimail.cli.dkim import add_dkim_options
 from tuimail.cli.pgp_options import add_pgp_options
+from tuimail.cli.smime import add_smime_options
 
 if TYPE_CHECKING:
     from tuimail.console import EntryPrinter
@@ -119,6 +120,7 @@ def define_options(send: argparse.ArgumentParser) -> None:
     )
     add_dkim_options(send)
     add_pgp_options(send)
+    add_smime_options(send)
     send.add_argument("--json", action="store_true", help="print JSON Lines instead of text")
     send.add_argument(
         "--no-queue",

@@ -85,6 +85,7 @@ from tuimail.ui.screens.base import ModelScreen
 from tuimail.ui.screens.compose_form import LESS_LABEL, MORE_LABEL, compose_form
 from tuimail.ui.widgets.address_field import AddressField
 from tuimail.ui.widgets.pgp_controls import PgpControls
+from tuimail.ui.widgets.smime_toggle import SmimeToggle
 from tuimail.ui.widgets.transcript_view import TranscriptView
 from tuimail.ui.words import profile_warnings, sign_in_key, sign_in_status
 from tuimail.user_config import ConfigError
@@ -551,6 +552,7 @@ class ComposeScreen(ModelScreen):
             self._set_markdown(profile.markdown)
         self.query_one(PgpControls).follow_profile(profile)
         self._identities = profile_identities(profile)
+        self.query_one(SmimeToggle).show_for(None if direct else profile)
         self._sign()
         self._read_limit(profile)
 
@@ -909,6 +911,7 @@ class ComposeScreen(ModelScreen):
             return
         self.set_status(f"sending via {profile.name}…", "busy")
         profile = self.query_one(PgpControls).applied(profile)  # the OpenPGP toggles
+        profile = self.query_one(SmimeToggle).applied(profile)  # this message's S/MIME choice
         self.model.start(SendRequest(profile, draft))
 
     @work(exclusive=True, group="compose-direct", exit_on_error=False)

@@ -26,6 +26,7 @@ from tuimail.ui.widgets.address_field import AddressField
 from tuimail.ui.widgets.form_checkbox import FormCheckbox
 from tuimail.ui.widgets.mode_bar import ModeBar
 from tuimail.ui.widgets.pgp_controls import PgpControls
+from tuimail.ui.widgets.smime_toggle import SmimeToggle
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
 #: The toggle's label while Reply-To and the extra headers are hidden, and while shown.
@@ -93,6 +94,7 @@ def compose_form(
                 yield Button("Send", variant="primary", id="send", compact=True)
                 # Per message; a new one starts from the profile's ``markdown``.
                 yield FormCheckbox("Markdown", id="markdown", compact=True)
+                yield SmimeToggle(id="smime")  # only for a profile with S/MIME files
                 # Server replies end up here: never parse them as markup.
                 yield Static("", id="send-status", markup=False)
         with Vertical(id="live"):
