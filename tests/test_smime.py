@@ -352,8 +352,10 @@ def test_pgp_mime_and_smime_together_are_refused(people: dict[str, Identity]) ->
         b"Content-Type: text/plain",
         b'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; x=text/plain',
     )
-    with pytest.raises(ProtectionConflict, match="both PGP/MIME and S/MIME"):
+    with pytest.raises(ProtectionConflict, match="already OpenPGP-signed or encrypted"):
         protected(profile, replace(outgoing, wire_bytes=pgp_wrapped))
+    with pytest.raises(ProtectionConflict, match="both PGP/MIME and S/MIME"):
+        protected(replace(profile, pgp_sign=True), outgoing)
     assert smime.smime_summary(protected(profile, outgoing).to_bytes()) is not None
 
 
