@@ -37,6 +37,7 @@ from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
 from textual.events import DescendantBlur, Resize
 from textual.message import Message
+from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import (
     Button,
@@ -102,6 +103,33 @@ MORE_FIELDS = ("reply-to", "headers")
 #: Seconds of quiet typing before the draft is written.
 DRAFT_SAVE_DELAY = 2.0
 _MENTIONS_ATTACHMENT = re.compile(r"\battach(ed|ment|ments|ing)?\b|\benclosed\b", re.IGNORECASE)
+
+
+def breakpoint_classes(screen: Screen[object]) -> dict[str, bool]:
+    """The size classes Textual's breakpoints give ``screen`` at the app's present size.
+
+    Textual's own rule (``Screen._on_resize``): for each axis, the class of the
+    largest breakpoint the size reaches; the others off.
+    """
+    app = screen.app
+    width, height = app.size
+    horizontal = (
+        app.HORIZONTAL_BREAKPOINTS
+        if screen.HORIZONTAL_BREAKPOINTS is None
+        else screen.HORIZONTAL_BREAKPOINTS
+    ) or []
+    vertical = (
+        app.VERTICAL_BREAKPOINTS
+        if screen.VERTICAL_BREAKPOINTS is None
+        else screen.VERTICAL_BREAKPOINTS
+    ) or []
+    classes = {name: False for _at, name in horizontal + vertical}
+    for breakpoints, size in ((horizontal, width), (vertical, height)):
+        for at, name in sorted(breakpoints, reverse=True):
+            if size >= at:
+                classes[name] = True
+                break
+    return classes
 
 
 def unusable_file_name(path: Path) -> str:
@@ -293,6 +321,10 @@ class ComposeScreen(ModelScreen):
         # Decided before the children mount: a class change after that restyles
         # every one of them (47 widgets; a fifth of the start-up's styling work).
         self.set_class(self.app.size.width >= WIDE, "-wide")
+        # The same for the app's size classes (TuimailApp.VERTICAL_BREAKPOINTS), which
+        # Textual sets at the screen's first Resize, once every widget is styled:
+        # set now, that Resize finds them in place and restyles nothing.
+        self.update_classes(breakpoint_classes(self), update=False)
         yield from compose_form(self._profile_options())
 
     def on_mount(self) -> None:
