@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -105,7 +105,7 @@ DRAFT_SAVE_DELAY = 2.0
 _MENTIONS_ATTACHMENT = re.compile(r"\battach(ed|ment|ments|ing)?\b|\benclosed\b", re.IGNORECASE)
 
 
-def breakpoint_classes(screen: Screen[object]) -> dict[str, bool]:
+def breakpoint_classes(screen: Screen[Any]) -> dict[str, bool]:
     """The size classes Textual's breakpoints give ``screen`` at the app's present size.
 
     Textual's own rule (``Screen._on_resize``): for each axis, the class of the
