@@ -35,7 +35,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
-from textual.events import DescendantBlur, Resize
+from textual.events import DescendantBlur, Resize, ScreenResume
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
@@ -317,6 +317,9 @@ class ComposeScreen(ModelScreen):
         Binding("f8", "preview", "Preview", id="compose.preview", show=False),
     ]
 
+    #: Shown once already (see :meth:`_styled_already`).
+    _resumed = False
+
     def compose(self) -> ComposeResult:
         # Decided before the children mount: a class change after that restyles
         # every one of them (47 widgets; a fifth of the start-up's styling work).
@@ -326,6 +329,16 @@ class ComposeScreen(ModelScreen):
         # set now, that Resize finds them in place and restyles nothing.
         self.update_classes(breakpoint_classes(self), update=False)
         yield from compose_form(self._profile_options())
+
+    @on(ScreenResume)
+    def _styled_already(self, event: ScreenResume) -> None:
+        """The first time the screen is shown, its widgets were styled as they mounted,
+        with the CSS of the moment: Textual would style all of them again (a tenth of
+        the start-up). A later change of the CSS (a theme) restyles the screen by
+        itself; a later resume (after another mode) still restyles, as Textual does."""
+        if not self._resumed:
+            self._resumed = True
+            event.refresh_styles = False
 
     def on_mount(self) -> None:
         model = self.model
