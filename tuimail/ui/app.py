@@ -390,6 +390,11 @@ class TuimailApp(App[None]):
     def _check_outbox_config(self) -> None:
         """An unreadable config.toml or a bad ``[outbox]`` is said at once, in the command
         line's words (sends through the outbox are refused)."""
+        config = self.model.config
+        if not config.problem and "outbox" not in config.tables:
+            # The defaults: nothing to say, and no import of the outbox before the
+            # first screen (it brings the SMTP client, tuimail/session.py).
+            return
         try:
             user_config.retry_policy(self.model.config)
         except user_config.ConfigError as exc:

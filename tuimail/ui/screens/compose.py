@@ -161,10 +161,14 @@ DIRECT_NOTE = (
 )
 
 
+#: tuimail/routing.py's ``DIRECT``, the entry's name, spelled here: routing brings the
+#: SMTP client (tuimail/session.py, aiosmtplib), which the first screen does without
+#: (tests/test_ui_launch.py checks that the two agree).
+DIRECT = "direct"
+
+
 def direct_choice() -> Profile:
     """What the selector's "direct" entry stands for until Send (no server, no account)."""
-    from tuimail.routing import DIRECT
-
     return Profile(name=DIRECT, host="direct", port=25, security=Security.NONE)
 
 
@@ -554,8 +558,6 @@ class ComposeScreen(ModelScreen):
 
     def _is_direct_choice(self, name: str) -> bool:
         """``name`` is the built-in direct entry (no saved profile took its name)."""
-        from tuimail.routing import DIRECT
-
         return name == DIRECT and DIRECT not in self.model.all_profiles()
 
     @property
