@@ -29,14 +29,15 @@ from dataclasses import dataclass, replace
 from datetime import date
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding
-from textual.events import DescendantBlur, Resize
+from textual.events import DescendantBlur, Resize, ScreenResume
 from textual.message import Message
+from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import (
     Button,
@@ -109,6 +110,33 @@ DRAFT_SAVE_DELAY = 2.0
 _MENTIONS_ATTACHMENT = re.compile(r"\battach(ed|ment|ments|ing)?\b|\benclosed\b", re.IGNORECASE)
 
 
+def breakpoint_classes(screen: Screen[Any]) -> dict[str, bool]:
+    """The size classes Textual's breakpoints give ``screen`` at the app's present size.
+
+    Textual's own rule (``Screen._on_resize``): for each axis, the class of the
+    largest breakpoint the size reaches; the others off.
+    """
+    app = screen.app
+    width, height = app.size
+    horizontal = (
+        app.HORIZONTAL_BREAKPOINTS
+        if screen.HORIZONTAL_BREAKPOINTS is None
+        else screen.HORIZONTAL_BREAKPOINTS
+    ) or []
+    vertical = (
+        app.VERTICAL_BREAKPOINTS
+        if screen.VERTICAL_BREAKPOINTS is None
+        else screen.VERTICAL_BREAKPOINTS
+    ) or []
+    classes = {name: False for _at, name in horizontal + vertical}
+    for breakpoints, size in ((horizontal, width), (vertical, height)):
+        for at, name in sorted(breakpoints, reverse=True):
+            if size >= at:
+                classes[name] = True
+                break
+    return classes
+
+
 def unusable_file_name(path: Path) -> str:
     """Why a file cannot be attached by this name ("" when it can)."""
     try:
@@ -138,10 +166,14 @@ DIRECT_NOTE = (
 )
 
 
+#: tuimail/routing.py's ``DIRECT``, the entry's name, spelled here: routing brings the
+#: SMTP client (tuimail/session.py, aiosmtplib), which the first screen does without
+#: (tests/test_ui_launch.py checks that the two agree).
+DIRECT = "direct"
+
+
 def direct_choice() -> Profile:
     """What the selector's "direct" entry stands for until Send (no server, no account)."""
-    from tuimail.routing import DIRECT
-
     return Profile(name=DIRECT, host="direct", port=25, security=Security.NONE)
 
 
@@ -294,11 +326,28 @@ class ComposeScreen(ModelScreen):
         Binding("f8", "preview", "Preview", id="compose.preview", show=False),
     ]
 
+    #: Shown once already (see :meth:`_styled_already`).
+    _resumed = False
+
     def compose(self) -> ComposeResult:
         # Decided before the children mount: a class change after that restyles
         # every one of them (47 widgets; a fifth of the start-up's styling work).
         self.set_class(self.app.size.width >= WIDE, "-wide")
+        # The same for the app's size classes (TuimailApp.VERTICAL_BREAKPOINTS), which
+        # Textual sets at the screen's first Resize, once every widget is styled:
+        # set now, that Resize finds them in place and restyles nothing.
+        self.update_classes(breakpoint_classes(self), update=False)
         yield from compose_form(self._profile_options())
+
+    @on(ScreenResume)
+    def _styled_already(self, event: ScreenResume) -> None:
+        """The first time the screen is shown, its widgets were styled as they mounted,
+        with the CSS of the moment: Textual would style all of them again (a tenth of
+        the start-up). A later change of the CSS (a theme) restyles the screen by
+        itself; a later resume (after another mode) still restyles, as Textual does."""
+        if not self._resumed:
+            self._resumed = True
+            event.refresh_styles = False
 
     def on_mount(self) -> None:
         model = self.model
@@ -514,8 +563,6 @@ class ComposeScreen(ModelScreen):
 
     def _is_direct_choice(self, name: str) -> bool:
         """``name`` is the built-in direct entry (no saved profile took its name)."""
-        from tuimail.routing import DIRECT
-
         return name == DIRECT and DIRECT not in self.model.all_profiles()
 
     @property

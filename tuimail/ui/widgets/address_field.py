@@ -19,6 +19,7 @@ from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import Input, Label, OptionList
 
@@ -84,7 +85,7 @@ class AddressInput(Input):
         field = self.field
         if field is None or not field.suggesting:
             raise SkipAction()
-        options = field.query_one(OptionList)
+        options = field._options()
         index = options.highlighted or 0
         options.highlighted = (index + step) % options.option_count
 
@@ -151,11 +152,20 @@ class AddressField(Vertical):
                 yield self.after
         # The error quotes what was typed: never parse it as markup.
         yield Label("", classes="error", markup=False)
-        options = OptionList(classes="suggestions", compact=True, markup=False)
-        options.can_focus = False  # the cursor stays in the field; keys work the list
-        yield options
+        # The list of suggestions is mounted with the first ones (:meth:`_options`):
+        # five hidden lists would cost the first screen their mounting and styling.
 
     # -- completion --------------------------------------------------------------
+
+    def _options(self) -> OptionList:
+        """The list of suggestions under the input, mounted the first time it is needed."""
+        try:
+            return self.query_one(OptionList)
+        except NoMatches:
+            options = OptionList(classes="suggestions", compact=True, markup=False)
+            options.can_focus = False  # the cursor stays in the field; keys work the list
+            self.mount(options)
+            return options
 
     @property
     def suggesting(self) -> bool:
@@ -177,7 +187,7 @@ class AddressField(Vertical):
         typed; False when the list is closed."""
         if not self.suggesting:
             return False
-        options = self.query_one(OptionList)
+        options = self._options()
         chosen = options.highlighted if index is None else index
         if chosen is None or not 0 <= chosen < len(self._suggestions):
             chosen = 0
@@ -226,7 +236,7 @@ class AddressField(Vertical):
             self.close_suggestions()
             return
         self._suggestions = completion.suggestions
-        options = self.query_one(OptionList)
+        options = self._options()
         options.set_options(suggestion_line(s) for s in completion.suggestions)
         options.highlighted = 0
         self.add_class("-suggesting")
