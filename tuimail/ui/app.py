@@ -20,8 +20,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.cache import LRUCache
-from textual.css.stylesheet import Stylesheet
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
@@ -141,53 +139,6 @@ PROFILES_CHECK = 2.0
 SANDBOX_CHECK = 2.0
 
 
-class ReusingStylesheet(Stylesheet):
-    """Textual's stylesheet, parsing each CSS source once for a given set of variables.
-
-    Textual's own (``textual/css/stylesheet.py``) drops its parsed rules
-    whenever the variables are set, even to the same ones, and a reparse
-    parses into a fresh stylesheet whose parsed rules it then throws away:
-    at start-up (the theme set, then each mount that brings new widget
-    classes) it parsed tuimail's app.tcss three times before the first
-    screen. Here a reparse keeps what it parsed, and setting the same
-    variables again keeps the parsed rules; new variables (another theme)
-    still parse everything again. The cache holds every source the app has
-    (Textual's holds 64, past which each parse would start over).
-    """
-
-    CACHE_SIZE = 1024
-
-    def __init__(self, *, variables: dict[str, str] | None = None) -> None:
-        super().__init__(variables=variables)
-        self._parse_cache = LRUCache(self.CACHE_SIZE)
-
-    def set_variables(self, variables: dict[str, str]) -> None:
-        if variables != self._variables:
-            super().set_variables(variables)
-
-    def reparse(self) -> None:
-        stylesheet = Stylesheet(variables=self._variables)
-        # The same variables: what this stylesheet parsed is what the fresh one would parse.
-        stylesheet._parse_cache = self._parse_cache
-        for read_from, (css, is_defaults, tie_breaker, scope) in self.source.items():
-            stylesheet.add_source(
-                css,
-                read_from=read_from,
-                is_default_css=is_defaults,
-                tie_breaker=tie_breaker,
-                scope=scope,
-            )
-        try:
-            stylesheet.parse()
-        except Exception:
-            self._invalid_css.update(stylesheet._invalid_css)
-            raise
-        self._rules = stylesheet.rules
-        self._rules_map = None
-        self.source = stylesheet.source
-        self._require_parse = False
-
-
 class TuimailApp(App[None]):
     """The SMTP workbench."""
 
@@ -278,7 +229,6 @@ class TuimailApp(App[None]):
         #: The app is stopping: a sandbox that finishes starting now is stopped again.
         self._stopping = False
         super().__init__()
-        self.stylesheet = ReusingStylesheet(variables=self.stylesheet._variables)
         #: Everything the screens read; they subscribe to its signals.
         self.model = AppModel(self, loaded, config, initial_profile=profile)
         self.theme_problems: list[str] = []
