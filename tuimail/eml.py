@@ -28,6 +28,8 @@ from tuimail.addresses import AddressError, ParsedAddress, parse_address, parse_
 from tuimail.atomic import atomic_write_bytes
 from tuimail.message import (
     EMPTY_GROUP_RE,
+    MAX_HEADER_VALUE,
+    MAX_HEADERS_TOTAL,
     MAX_MESSAGE_BYTES,
     Draft,
     DraftInvalid,
@@ -218,7 +220,11 @@ def draft_from_eml(raw: bytes, attachments_dir: Path) -> Draft:
     fields are checked when the draft is sent. File I/O: the app calls this
     from a worker.
     """
-    message = BytesParser(policy=email_policy.default).parsebytes(crlf_lines(raw))
+    wire = crlf_lines(raw)
+    problem = _oversized_header(wire)
+    if problem:
+        raise DraftInvalid([FieldError(FIELD, problem)])
+    message = BytesParser(policy=email_policy.default).parsebytes(wire)
     assert isinstance(message, EmailMessage)
     draft = draft_headers_of(message)
     body_part = message.get_body(preferencelist=("plain",))
@@ -238,6 +244,31 @@ def draft_from_eml(raw: bytes, attachments_dir: Path) -> Draft:
         attachments.append(_save_part(attachments_dir, part, data, len(attachments) + 1))
     draft.attachments = attachments
     return draft
+
+
+#: The longest header field (its lines together) an opened .eml may have: room for a
+#: value of :data:`~tuimail.message.MAX_HEADER_VALUE` characters as encoded words.
+MAX_OPENED_FIELD = 4 * MAX_HEADER_VALUE
+#: The most header text an opened .eml may have, all fields together.
+MAX_OPENED_HEAD = 4 * MAX_HEADERS_TOTAL
+
+
+def _oversized_header(wire: bytes) -> str:
+    """Why the header block of ``wire`` is too large to open, or "".
+
+    The email package's reading of a header value grows with the square of
+    its length: a 3 MB Subject took minutes to read before any check saw it.
+    """
+    end = wire.find(b"\r\n\r\n")
+    head = wire if end < 0 else wire[: end + 2]
+    if len(head) > MAX_OPENED_HEAD:
+        return f"its headers are {len(head):,} bytes; at most {MAX_OPENED_HEAD:,} are opened"
+    field = 0
+    for line in head.split(b"\r\n"):
+        field = field + len(line) if line[:1] in (b" ", b"\t") else len(line)
+        if field > MAX_OPENED_FIELD:
+            return f"a header is longer than {MAX_OPENED_FIELD:,} bytes"
+    return ""
 
 
 def opened_parts_dir(draft_id: str) -> Path:
