@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_helpers import run_tuimail
+from tuimail.cli import exitcodes
 from tuimail.eml import draft_from_eml
 from tuimail.message import MAX_HEADER_VALUE, Draft, DraftInvalid, build_message
 
@@ -88,3 +90,60 @@ def test_encoded_line_breaks_and_escapes_are_never_built(tmp_path: Path, header:
     draft = draft_from_eml(BASE + header + b"\n\nbody\n", tmp_path)
     with pytest.raises(DraftInvalid):
         build_message(draft)
+
+
+def _multipart(parts: bytes) -> bytes:
+    return (
+        BASE + b"Subject: x\nMIME-Version: 1.0\n"
+        b"Content-Type: multipart/mixed; boundary=B\n\n" + parts + b"--B--\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        (
+            BASE
+            + b"Subject: x\nMIME-Version: 1.0\n"
+            + b"Content-Type: message/rfc822\n\n" * 3000
+            + b"Subject: in\n\nhi\n",
+            "has parts nested too deeply to open",
+        ),
+        (
+            _multipart(b"--B\nContent-Type: application/octet-stream\n\nx\n" * 5000),
+            "has 5,001 parts; at most 200 are opened",
+        ),
+        (
+            _multipart(
+                b"--B\nContent-Type: application/octet-stream\n"
+                b'Content-Disposition: attachment; filename="' + b"a b " * 100_000 + b'"\n\nxx\n'
+            ),
+            "a header is longer than 65,536 bytes",
+        ),
+    ],
+    ids=["nested-3000", "parts-5000", "part-header-400k"],
+)
+def test_compose_eml_bombs_are_refused_in_words(tmp_path: Path, raw: bytes, words: str) -> None:
+    """Each once crashed with a traceback (recursion), or took a minute or more."""
+    eml = tmp_path / "bomb.eml"
+    eml.write_bytes(raw)
+    result = run_tuimail("compose", "--eml", str(eml), "--print", timeout=30)
+    assert result.returncode == exitcodes.INVALID_MESSAGE, result.stderr
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_part_name_keeps_no_control_bidi_or_path(tmp_path: Path) -> None:
+    raw = _multipart(
+        b"--B\nContent-Type: text/plain\n\nhi\n"
+        b"--B\nContent-Type: application/octet-stream\nContent-Disposition: attachment; "
+        b"filename*=utf-8''..%2F..%2F%1B%5B31mevil%C2%9B%E2%80%AEtxt.exe\n\nxx\n"
+        b'--B\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename="'
+        + b"n" * 5000
+        + b'.pdf"\n\nyy\n'
+    )
+    draft = draft_from_eml(raw, tmp_path / "parts")
+    first, second = draft.attachments
+    assert first.parent == second.parent == tmp_path / "parts"
+    assert first.name == "_[31mevil__txt.exe"
+    assert len(second.name) == 120 and second.name.endswith("n.pdf")

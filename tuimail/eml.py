@@ -224,8 +224,39 @@ def draft_from_eml(raw: bytes, attachments_dir: Path) -> Draft:
     problem = _oversized_header(wire)
     if problem:
         raise DraftInvalid([FieldError(FIELD, problem)])
-    message = BytesParser(policy=email_policy.default).parsebytes(wire)
-    assert isinstance(message, EmailMessage)
+    try:
+        message = BytesParser(policy=email_policy.default).parsebytes(wire)
+        assert isinstance(message, EmailMessage)
+        return _draft_of(message, attachments_dir)
+    except RecursionError:
+        # The email package walks nested parts by recursion: thousands of
+        # message/rfc822 or multipart levels end it this way.
+        raise DraftInvalid([FieldError(FIELD, "has parts nested too deeply to open")]) from None
+
+
+def _draft_of(message: EmailMessage, attachments_dir: Path) -> Draft:
+    """:func:`draft_from_eml` once parsed: the parts checked, then read and saved."""
+    parts = list(message.walk())
+    if len(parts) > MAX_OPENED_PARTS:
+        raise DraftInvalid(
+            [FieldError(FIELD, f"has {len(parts):,} parts; at most {MAX_OPENED_PARTS} are opened")]
+        )
+    head = 0
+    for part in parts:
+        for _name, value in part.raw_items():
+            if len(value) > MAX_OPENED_FIELD:
+                raise DraftInvalid(
+                    [FieldError(FIELD, f"a header is longer than {MAX_OPENED_FIELD:,} bytes")]
+                )
+            head += len(value)
+    if head > MAX_OPENED_HEAD:
+        raise DraftInvalid(
+            [
+                FieldError(
+                    FIELD, f"its headers are {head:,} bytes; at most {MAX_OPENED_HEAD:,} are opened"
+                )
+            ]
+        )
     draft = draft_headers_of(message)
     body_part = message.get_body(preferencelist=("plain",))
     if body_part is not None:
@@ -235,7 +266,7 @@ def draft_from_eml(raw: bytes, attachments_dir: Path) -> Draft:
     draft.markdown = body_part is not None and html_part is not None and html_part is not body_part
     attachments: list[Path] = []
     skipped = {id(body_part), id(html_part)} if draft.markdown else {id(body_part)}
-    for part in message.walk():
+    for part in parts:
         if part.is_multipart() or id(part) in skipped:
             continue
         data = part.get_payload(decode=True)
@@ -249,8 +280,15 @@ def draft_from_eml(raw: bytes, attachments_dir: Path) -> Draft:
 #: The longest header field (its lines together) an opened .eml may have: room for a
 #: value of :data:`~tuimail.message.MAX_HEADER_VALUE` characters as encoded words.
 MAX_OPENED_FIELD = 4 * MAX_HEADER_VALUE
-#: The most header text an opened .eml may have, all fields together.
+#: The most header text an opened .eml may have, all fields of all parts together.
 MAX_OPENED_HEAD = 4 * MAX_HEADERS_TOTAL
+#: The most parts an opened .eml may have: each becomes a file (5,000 took a minute).
+MAX_OPENED_PARTS = 200
+#: The longest name (in characters) a saved part keeps; a longer one is shortened.
+MAX_PART_NAME = 120
+#: Characters no saved part's name keeps: C0 and C1 controls, DEL, path separators,
+#: and the bidirectional controls that make "evil\u202etxt.exe" read as "evilexe.txt".
+_UNSAFE_NAME_RE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _oversized_header(wire: bytes) -> str:
@@ -288,7 +326,10 @@ def _save_part(directory: Path, part: EmailMessage, data: bytes, number: int) ->
 
     ensure_private_dir(directory, tighten=False)
     given = part.get_filename() or f"part-{number}{_extension(part.get_content_type())}"
-    name = re.sub(r"[\x00-\x1f\x7f/\\]", "_", Path(given).name).lstrip(".") or f"part-{number}"
+    name = _UNSAFE_NAME_RE.sub("_", Path(given).name).lstrip(".") or f"part-{number}"
+    if len(name) > MAX_PART_NAME:
+        suffix = Path(name).suffix[:16]
+        name = name[: MAX_PART_NAME - len(suffix)] + suffix
     path = directory / name
     stem, suffix = path.stem, path.suffix
     counter = 2
