@@ -147,3 +147,33 @@ def test_a_part_name_keeps_no_control_bidi_or_path(tmp_path: Path) -> None:
     assert first.parent == second.parent == tmp_path / "parts"
     assert first.name == "_[31mevil__txt.exe"
     assert len(second.name) == 120 and second.name.endswith("n.pdf")
+
+
+#: A child limited to 1 GiB of address space that attaches one 50 MB file forty times.
+ATTACH_MANY_TIMES = """
+import resource, sys
+from pathlib import Path
+from tuimail.message import Draft, DraftInvalid, build_message
+resource.setrlimit(resource.RLIMIT_AS, (1024 ** 3, 1024 ** 3))
+big = Path(sys.argv[1])
+draft = Draft(from_address="a@example.test", to=["b@example.test"], attachments=[big] * 40)
+try:
+    build_message(draft)
+except DraftInvalid as exc:
+    print(exc.errors[-1].message)
+"""
+
+
+def test_one_big_file_attached_many_times_is_not_read_many_times(tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    with big.open("wb") as file:
+        file.truncate(50 * 1024 * 1024)
+    result = subprocess.run(
+        [sys.executable, "-c", ATTACH_MANY_TIMES, str(big)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "the files together are larger than 64 MiB" in result.stdout

@@ -856,8 +856,21 @@ def _structured_header_problem(
 
 
 def _read_attachments(paths: Sequence[Path], errors: list[FieldError]) -> list[tuple[Path, bytes]]:
+    """Each file's bytes, or its problem in ``errors``.
+
+    Reading stops once the files together pass :data:`MAX_MESSAGE_BYTES`
+    (no message that large is built): the same 60 MB file named fifty times
+    (``Attach:`` lines, ``--attach``) was read into memory fifty times first.
+    """
     loaded = []
+    total = 0
     for path in paths:
+        if total > MAX_MESSAGE_BYTES:
+            limit = MAX_MESSAGE_BYTES // (1024 * 1024)
+            errors.append(
+                FieldError("attachments", f"the files together are larger than {limit} MiB")
+            )
+            break
         field_name = f"attachment {str(path)!r}"
         if has_surrogates(path.name):
             # The name goes into the message as UTF-8 text; bytes that are not
@@ -881,9 +894,12 @@ def _read_attachments(paths: Sequence[Path], errors: list[FieldError]) -> list[t
             )
             continue
         try:
-            loaded.append((path, read_regular_file(path)))
+            data = read_regular_file(path)
         except NotReadable as exc:
             errors.append(FieldError(field_name, exc.words))
+            continue
+        loaded.append((path, data))
+        total += len(data)
     return loaded
 
 
