@@ -8,9 +8,11 @@ will never be read: the session must still end and give back its place.
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +57,25 @@ def test_a_client_that_never_reads_gives_back_its_place(
             assert second.startswith(b"220"), second
     finally:
         client.close()
+
+
+def test_a_fifo_in_place_of_the_runtime_file_does_not_hang_serve_on_exit(
+    tmp_path: Path,
+) -> None:
+    from tests.test_sandbox_chaos import Serve
+    from tuimail.sandbox_profile import runtime_file
+
+    serve = Serve("--maildir", str(tmp_path / "mail"))
+    try:
+        record = runtime_file()
+        deadline = time.monotonic() + 10
+        while not record.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        record.unlink()
+        os.mkfifo(record, 0o600)
+        serve.process.terminate()
+        assert serve.process.wait(timeout=15) is not None
+    finally:
+        if serve.process.poll() is None:
+            serve.process.kill()
+            serve.process.wait()
