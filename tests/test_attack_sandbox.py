@@ -79,3 +79,30 @@ def test_a_fifo_in_place_of_the_runtime_file_does_not_hang_serve_on_exit(
         if serve.process.poll() is None:
             serve.process.kill()
             serve.process.wait()
+
+
+def test_one_byte_a_second_with_starttls_still_ends_at_the_idle_timeout(
+    make_sandbox: MakeSandbox,
+) -> None:
+    """Held: at 1 B/s each way the greeting alone would take most of a minute; the
+    session still ends at the idle timeout and gives back its place."""
+    from tuimail.profiles import Security
+    from tuimail.sandbox import SessionOutcome
+
+    sandbox = make_sandbox(
+        security=Security.STARTTLS,
+        throttle_up=1,
+        throttle_down=1,
+        max_connections=1,
+        idle_timeout=2.0,
+    )
+    client = socket.create_connection(("127.0.0.1", sandbox.port), timeout=10)
+    try:
+        client.sendall(b"EHLO a\r\nSTARTTLS\r\n")
+        started = time.monotonic()
+        [record] = sandbox.wait_for_sessions(1, timeout=15)
+        assert record.outcome is SessionOutcome.TIMED_OUT, record.outcome
+        assert time.monotonic() - started < 8
+        assert sandbox.sandbox.connections == 0
+    finally:
+        client.close()
