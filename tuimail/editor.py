@@ -15,15 +15,17 @@ Every function here but :func:`editor_argv`, :func:`edited_body`,
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shlex
+import stat
 import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from tuimail import paths
-from tuimail.message import Draft, DraftInvalid, FieldError
+from tuimail.message import MAX_MESSAGE_BYTES, Draft, DraftInvalid, FieldError
 
 
 def editor_argv(environ: Mapping[str, str]) -> list[str]:
@@ -60,8 +62,16 @@ def write_body(text: str, *, prefix: str = "body-", suffix: str = ".txt") -> Pat
 
 
 def rewrite(path: Path, text: str) -> None:
-    """Put ``text`` back in the editor's file (its mode stays 0600): the next edit starts there."""
-    with open(path, "w", encoding="utf-8", newline="") as file:
+    """Put ``text`` back in the editor's file, a new one of mode 0600: the next edit starts there.
+
+    Whatever the editor left at ``path`` is removed first and the file made
+    anew (never followed): a symbolic link left there (by a failed editor,
+    or anything else running as the user) must not have its target
+    overwritten with the message, nor a FIFO block the write.
+    """
+    remove(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as file:
         file.write(text)
 
 
@@ -85,11 +95,45 @@ def run_editor(argv: list[str], path: Path, *, terminal: int | None = None) -> i
             continue
 
 
-def read_text(path: Path) -> str | None:
-    """What the editor left in ``path`` (None when unreadable or not UTF-8); the file stays."""
+#: The most an editor's file is read back: past it no message tuimail builds fits.
+EDITED_LIMIT = MAX_MESSAGE_BYTES
+
+
+class Unusable(ValueError):
+    """What the editor left cannot be taken: the words say why (the end of a sentence)."""
+
+
+def read_edited(path: Path) -> str:
+    """What the editor left in ``path``; raises :class:`Unusable` saying why not. The file stays.
+
+    Opened without following a symbolic link and without blocking, checked
+    to be a regular file on the descriptor and read to at most
+    :data:`EDITED_LIMIT`: a FIFO or a link to ``/dev/zero`` left in its
+    place would otherwise hang the reader or fill its memory.
+    """
     try:
-        return path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise Unusable("is a symbolic link, not the file given to the editor") from None
+        raise Unusable(f"cannot be read ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Unusable("is not a regular file")
+        data = file.read(EDITED_LIMIT + 1)
+    if len(data) > EDITED_LIMIT:
+        raise Unusable(f"is too large (more than {EDITED_LIMIT:,} bytes)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Unusable("is not UTF-8 text") from None
+
+
+def read_text(path: Path) -> str | None:
+    """What the editor left in ``path`` (None when :func:`read_edited` refuses it); the file stays."""
+    try:
+        return read_edited(path)
+    except Unusable:
         return None
 
 

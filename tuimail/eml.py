@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from email import policy as email_policy
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import format_datetime, localtime, make_msgid
 from pathlib import Path
@@ -28,6 +28,8 @@ from tuimail.addresses import AddressError, ParsedAddress, parse_address, parse_
 from tuimail.atomic import atomic_write_bytes
 from tuimail.message import (
     EMPTY_GROUP_RE,
+    MAX_HEADER_VALUE,
+    MAX_HEADERS_TOTAL,
     MAX_MESSAGE_BYTES,
     Draft,
     DraftInvalid,
@@ -218,8 +220,30 @@ def draft_from_eml(raw: bytes, attachments_dir: Path) -> Draft:
     fields are checked when the draft is sent. File I/O: the app calls this
     from a worker.
     """
-    message = BytesParser(policy=email_policy.default).parsebytes(crlf_lines(raw))
-    assert isinstance(message, EmailMessage)
+    wire = crlf_lines(raw)
+    problem = _oversized_header(wire)
+    if problem:
+        raise DraftInvalid([FieldError(FIELD, problem)])
+    try:
+        message = BytesParser(policy=email_policy.default).parsebytes(wire)
+        assert isinstance(message, EmailMessage)
+        return _draft_of(message, attachments_dir)
+    except RecursionError:
+        # The email package walks nested parts by recursion: thousands of
+        # message/rfc822 or multipart levels end it this way.
+        raise DraftInvalid([FieldError(FIELD, "has parts nested too deeply to open")]) from None
+
+
+def _draft_of(message: EmailMessage, attachments_dir: Path) -> Draft:
+    """:func:`draft_from_eml` once parsed: the parts checked, then read and saved."""
+    parts = list(message.walk())
+    if len(parts) > MAX_OPENED_PARTS:
+        raise DraftInvalid(
+            [FieldError(FIELD, f"has {len(parts):,} parts; at most {MAX_OPENED_PARTS} are opened")]
+        )
+    problem = oversized_part_headers(parts)
+    if problem:
+        raise DraftInvalid([FieldError(FIELD, problem)])
     draft = draft_headers_of(message)
     body_part = message.get_body(preferencelist=("plain",))
     if body_part is not None:
@@ -229,7 +253,7 @@ def draft_from_eml(raw: bytes, attachments_dir: Path) -> Draft:
     draft.markdown = body_part is not None and html_part is not None and html_part is not body_part
     attachments: list[Path] = []
     skipped = {id(body_part), id(html_part)} if draft.markdown else {id(body_part)}
-    for part in message.walk():
+    for part in parts:
         if part.is_multipart() or id(part) in skipped:
             continue
         data = part.get_payload(decode=True)
@@ -238,6 +262,57 @@ def draft_from_eml(raw: bytes, attachments_dir: Path) -> Draft:
         attachments.append(_save_part(attachments_dir, part, data, len(attachments) + 1))
     draft.attachments = attachments
     return draft
+
+
+#: The longest header field (its lines together) an opened .eml may have: room for a
+#: value of :data:`~tuimail.message.MAX_HEADER_VALUE` characters as encoded words.
+MAX_OPENED_FIELD = 4 * MAX_HEADER_VALUE
+#: The most header text an opened .eml may have, all fields of all parts together.
+MAX_OPENED_HEAD = 4 * MAX_HEADERS_TOTAL
+#: The most parts an opened .eml may have: each becomes a file (5,000 took a minute).
+MAX_OPENED_PARTS = 200
+#: The longest name (in characters) a saved part keeps; a longer one is shortened.
+MAX_PART_NAME = 120
+#: Characters no saved part's name keeps: C0 and C1 controls, DEL, path separators,
+#: and the bidirectional controls that make "evil\u202etxt.exe" read as "evilexe.txt".
+_UNSAFE_NAME_RE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def oversized_part_headers(parts: Sequence[Message]) -> str:
+    """Why the headers of ``parts`` (a parsed message's walk) are too large to read, or "".
+
+    Checked on the raw values, before the email package reads any of them
+    (its reading grows with the square of a value's length: one 400 kB
+    Content-Disposition took half a minute), so that opening an .eml or
+    quoting a received message in a reply stays quick.
+    """
+    head = 0
+    for part in parts:
+        for _name, value in part.raw_items():
+            if len(value) > MAX_OPENED_FIELD:
+                return f"a header is longer than {MAX_OPENED_FIELD:,} bytes"
+            head += len(value)
+    if head > MAX_OPENED_HEAD:
+        return f"its headers are {head:,} bytes; at most {MAX_OPENED_HEAD:,} are opened"
+    return ""
+
+
+def _oversized_header(wire: bytes) -> str:
+    """Why the header block of ``wire`` is too large to open, or "".
+
+    The email package's reading of a header value grows with the square of
+    its length: a 3 MB Subject took minutes to read before any check saw it.
+    """
+    end = wire.find(b"\r\n\r\n")
+    head = wire if end < 0 else wire[: end + 2]
+    if len(head) > MAX_OPENED_HEAD:
+        return f"its headers are {len(head):,} bytes; at most {MAX_OPENED_HEAD:,} are opened"
+    field = 0
+    for line in head.split(b"\r\n"):
+        field = field + len(line) if line[:1] in (b" ", b"\t") else len(line)
+        if field > MAX_OPENED_FIELD:
+            return f"a header is longer than {MAX_OPENED_FIELD:,} bytes"
+    return ""
 
 
 def opened_parts_dir(draft_id: str) -> Path:
@@ -257,7 +332,10 @@ def _save_part(directory: Path, part: EmailMessage, data: bytes, number: int) ->
 
     ensure_private_dir(directory, tighten=False)
     given = part.get_filename() or f"part-{number}{_extension(part.get_content_type())}"
-    name = re.sub(r"[\x00-\x1f\x7f/\\]", "_", Path(given).name).lstrip(".") or f"part-{number}"
+    name = _UNSAFE_NAME_RE.sub("_", Path(given).name).lstrip(".") or f"part-{number}"
+    if len(name) > MAX_PART_NAME:
+        suffix = Path(name).suffix[:16]
+        name = name[: MAX_PART_NAME - len(suffix)] + suffix
     path = directory / name
     stem, suffix = path.stem, path.suffix
     counter = 2

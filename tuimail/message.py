@@ -78,6 +78,13 @@ _PLAIN_TEXT_RE = re.compile(r"[!-~](?:[ -~]*[!-~])?")
 _HEADER_NAME_RE = re.compile(r"[!-9;-~]+")  # RFC 5322 ftext; used with fullmatch
 #: A header name cannot be folded; this keeps ``Name: `` inside a 78-column line.
 MAX_HEADER_NAME = 76
+#: The longest header value taken (in characters). Far above any real one (20
+#: References are about 1,500), and a bound on the email package's folding,
+#: which grows with the square of a value's length: a 3 MB Subject in an
+#: opened .eml or an edited message took a quarter of an hour to build.
+MAX_HEADER_VALUE = 16 * 1024
+#: The most text the Subject and the extra headers carry together, for the same reason.
+MAX_HEADERS_TOTAL = 64 * 1024
 _HEADER_TYPES = headerregistry.HeaderRegistry()
 _ATEXT_DOT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]+"
 _MSG_ID_RE = re.compile(rf"<{_ATEXT_DOT}@(?:{_ATEXT_DOT}|\[[!-Z^-~]*\])>")
@@ -352,6 +359,15 @@ def build_message(draft: Draft) -> OutgoingMessage:
 
     _check_header_value("subject", draft.subject, errors)
     extra_headers, extra_addresses = _checked_extra_headers(draft.headers, errors)
+    total = len(draft.subject) + sum(len(name) + len(value) for name, value in draft.headers)
+    if total > MAX_HEADERS_TOTAL:
+        errors.append(
+            FieldError(
+                "message",
+                f"the Subject and the other headers hold {total:,} characters; "
+                f"at most {MAX_HEADERS_TOTAL:,} are taken",
+            )
+        )
     attachments = _read_attachments(draft.attachments, errors)
     if "\0" in draft.body:
         errors.append(FieldError("body", "contains a NUL character, which mail cannot carry"))
@@ -733,6 +749,14 @@ def check_stored_message(raw: bytes, envelope_recipients: Sequence[str] | None =
 
 
 def _check_header_value(field_name: str, value: str, errors: list[FieldError]) -> bool:
+    if len(value) > MAX_HEADER_VALUE:
+        errors.append(
+            FieldError(
+                field_name,
+                f"is {len(value):,} characters long; a header holds at most {MAX_HEADER_VALUE:,}",
+            )
+        )
+        return False
     for ch, name in (
         ("\r", "a carriage return"),
         ("\n", "a line break"),
@@ -832,8 +856,21 @@ def _structured_header_problem(
 
 
 def _read_attachments(paths: Sequence[Path], errors: list[FieldError]) -> list[tuple[Path, bytes]]:
+    """Each file's bytes, or its problem in ``errors``.
+
+    Reading stops once the files together pass :data:`MAX_MESSAGE_BYTES`
+    (no message that large is built): the same 60 MB file named fifty times
+    (``Attach:`` lines, ``--attach``) was read into memory fifty times first.
+    """
     loaded = []
+    total = 0
     for path in paths:
+        if total > MAX_MESSAGE_BYTES:
+            limit = MAX_MESSAGE_BYTES // (1024 * 1024)
+            errors.append(
+                FieldError("attachments", f"the files together are larger than {limit} MiB")
+            )
+            break
         field_name = f"attachment {str(path)!r}"
         if has_surrogates(path.name):
             # The name goes into the message as UTF-8 text; bytes that are not
@@ -857,9 +894,12 @@ def _read_attachments(paths: Sequence[Path], errors: list[FieldError]) -> list[t
             )
             continue
         try:
-            loaded.append((path, read_regular_file(path)))
+            data = read_regular_file(path)
         except NotReadable as exc:
             errors.append(FieldError(field_name, exc.words))
+            continue
+        loaded.append((path, data))
+        total += len(data)
     return loaded
 
 

@@ -750,8 +750,15 @@ class Outbox:
         """
         if entry.subject:
             return entry.subject
+        import stat
+
         try:
-            with (self.queue_dir / "new" / entry.key).open("rb") as stored:
+            # Without blocking, and a regular file only: a FIFO in the message's
+            # place hung ``outbox list`` (and the app's outbox) on its open.
+            fd = os.open(self.queue_dir / "new" / entry.key, os.O_RDONLY | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as stored:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    return ""
                 head = stored.read(SUBJECT_READ_LIMIT)
         except OSError:
             return ""

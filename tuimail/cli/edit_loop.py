@@ -24,6 +24,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
@@ -115,7 +116,7 @@ def _loop(terminal: Terminal, argv: list[str], text: str, base: Draft) -> Checke
     A draft to keep comes back with ``outgoing`` None, a message to send
     with it set.
     """
-    from tuimail.editor import read_text, remove, rewrite, run_editor, write_body
+    from tuimail.editor import Unusable, read_edited, remove, run_editor, write_body
 
     try:
         path = write_body(text, prefix="message-", suffix=".eml")
@@ -127,17 +128,20 @@ def _loop(terminal: Terminal, argv: list[str], text: str, base: Draft) -> Checke
         with _exits_on_hangup():
             while True:
                 status = run_editor(argv, path, terminal=terminal.fd)
-                after = read_text(path)
+                after: str | None = None
                 if status != 0:
                     started = " (is it installed? see $VISUAL and $EDITOR)" if status == 127 else ""
                     terminal.say(
                         f"{argv[0]} exited with status {status}{started}: what it left is "
                         "not used; the message is as it was."
                     )
-                    rewrite(path, text)
-                elif after is None:
-                    terminal.say("The file is not UTF-8 text: the message is as it was.")
-                    rewrite(path, text)
+                else:
+                    try:
+                        after = read_edited(path)
+                    except Unusable as exc:
+                        terminal.say(f"The file {exc}: the message is as it was.")
+                if after is None:
+                    _rewrite(path, text)
                 elif after == text:
                     terminal.say("Nothing changed.")
                 else:
@@ -153,6 +157,18 @@ def _loop(terminal: Terminal, argv: list[str], text: str, base: Draft) -> Checke
                     return None
     finally:
         remove(path)
+
+
+def _rewrite(path: Path, text: str) -> None:
+    """The message as it was, back in the editor's file (made anew: see tuimail/editor.py)."""
+    from tuimail.editor import rewrite
+
+    try:
+        rewrite(path, text)
+    except OSError as exc:
+        raise CLIError(
+            f"the message could not be written for the editor: {exc}", exitcodes.STORE_FAILED
+        ) from None
 
 
 def _check(text: str, base: Draft) -> Checked:

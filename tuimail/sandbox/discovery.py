@@ -45,8 +45,13 @@ def announce(
 
 
 def withdraw() -> None:
-    """Remove the runtime file if it is ours."""
+    """Remove the runtime file if it is ours (read without blocking: a FIFO put in its
+    place hung ``tuimail serve`` on its way out, see tuimail/small_files.py)."""
+    from tuimail.small_files import parse_json, read_small_text
+
     with contextlib.suppress(OSError, ValueError):
-        record = json.loads(runtime_file().read_text())
+        record = parse_json(read_small_text(runtime_file()))
+        if not isinstance(record, dict):
+            return
         if record.get("pid") == os.getpid():
             runtime_file().unlink()

@@ -84,6 +84,9 @@ from tuimail.transcript import ConversationRedactor, Direction, EventKind, secre
 
 #: The answer to a connection beyond the cap; it is closed straight after.
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, try again later"
+#: Seconds a connection being closed may take to hand its last bytes to the client
+#: before it is cut: a client that never reads would otherwise hold it open forever.
+CLOSE_GRACE = 2.0
 
 
 #: The longest AUTH line (RFC 4954 section 4): an OAuth token's initial
@@ -308,7 +311,27 @@ class SandboxSMTP(SMTP):
                 line = "421 4.4.2 Timeout, closing connection"
                 self._record_reply(line)
                 self._writer.write(line.encode() + b"\r\n")
+        self._cut_after_grace()
         super()._timeout_cb()  # type: ignore[no-untyped-call]
+
+    def _cut_after_grace(self) -> None:
+        """Abort the connection if it is still open :data:`CLOSE_GRACE` seconds from now.
+
+        ``close()`` waits until every buffered byte is written: a client that
+        pipelines commands and never reads their replies fills the kernel's
+        buffers, and its connection (and its place under the cap) then
+        outlived the idle timeout for good, throttled or not.
+        """
+        transport = self.transport
+        if transport is None:
+            return
+
+        def cut() -> None:
+            if not self._forgotten and isinstance(transport, asyncio.Transport):
+                with contextlib.suppress(Exception):
+                    transport.abort()
+
+        asyncio.get_running_loop().call_later(CLOSE_GRACE, cut)
 
     # -- replies ------------------------------------------------------------
 
@@ -403,6 +426,7 @@ class SandboxSMTP(SMTP):
         """Close the connection now; ``outcome`` (naming ``detail``) becomes the session's."""
         self._ending = (outcome, detail)
         if self.transport is not None:
+            self._cut_after_grace()
             self.transport.close()
 
     # -- commands -----------------------------------------------------------

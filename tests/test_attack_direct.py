@@ -1,0 +1,52 @@
+"""Attacks on ``tuimail send --direct`` (tuimail/routing.py, tuimail/mx.py) from a hostile
+DNS server on loopback (tests/test_attack_check.py's HostileDns)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.cli_helpers import run_tuimail
+from tests.test_attack_check import HostileDns, hostile_dns
+
+__all__ = ["hostile_dns"]  # the fixture, used by name
+
+
+def direct(server: HostileDns, timeout: float = 300) -> tuple[int, str, float]:
+    started = time.monotonic()
+    result = run_tuimail(
+        "send", "--direct", "--ehlo", "client.example.test",
+        "--dns-server", f"127.0.0.1:{server.port}", "--mx-port", "1",
+        "--from", "a@example.test", "--to", "b@evil.test", "--subject", "x", "--body", "y",
+        timeout=timeout,
+    )  # fmt: skip
+    return result.returncode, result.stdout + result.stderr, time.monotonic() - started
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="tuimail/routing.py tries every MX host a domain lists, one after another: "
+    "1,000 of them took 90 s and 5,000 lines of transcript (Postfix tries 5 addresses, "
+    "smtp_mx_address_limit); a bound is for the routing's owner to add",
+)
+@pytest.mark.parametrize("hostile_dns", ["many"], indirect=True)
+def test_an_mx_list_of_1000_hosts_is_bounded(hostile_dns: HostileDns) -> None:
+    code, output, spent = direct(hostile_dns)
+    assert code == 75, output[-2000:]  # queued for a retry, as any temporary failure
+    assert output.count("refused the connection") <= 20
+    assert spent < 30, spent
+
+
+@pytest.mark.parametrize("hostile_dns", ["silent"], indirect=True)
+def test_a_dns_server_that_never_answers_fails_in_time(hostile_dns: HostileDns) -> None:
+    code, output, spent = direct(hostile_dns, timeout=120)
+    assert code != 0, output
+    assert spent < 90, spent
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("hostile_dns", ["escapes"], indirect=True)
+def test_an_mx_name_with_escapes_never_reaches_the_terminal(hostile_dns: HostileDns) -> None:
+    _code, output, _spent = direct(hostile_dns, timeout=120)
+    assert "\x1b" not in output and "\x07" not in output, repr(output)
