@@ -1,0 +1,114 @@
+"""What the views say of a message's protection: real gpg keys, mail captured by ``tuimail serve``.
+
+The keyring comes from tests/test_pgp_mime.py (Alice signs; Bob's key is
+imported). Mail is sent with ``tuimail send --pgp-sign/--pgp-encrypt``
+into the sandbox, then ``tuimail inbox show --json`` says who signed it and
+whether the signature holds, in a home that has the key and one that does not.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from tests import test_pgp_mime
+from tests.cli_helpers import TUIMAIL, run_tuimail, send_args
+from tests.test_cli_inbox import serving
+from tests.test_pgp_mime import ALICE, BOB, Keyring, _close_home, _new_home
+from tuimail.inbox.protection_view import describe, dkim_domains
+
+#: The keyring fixtures of tests/test_pgp_mime.py, shared.
+keyring = test_pgp_mime.keyring
+gnupghome = test_pgp_mime.gnupghome
+
+
+def _ids() -> dict[str, str]:
+    listed = json.loads(run_tuimail("inbox", "list", "--json").stdout)
+    return {entry["subject"]: entry["id"] for entry in listed}
+
+
+def _protection(message_id: str, env: dict[str, str] | None = None) -> Any:
+    result = run_tuimail("inbox", "show", message_id, "--json", "--no-check", env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["protection"]
+
+
+def test_inbox_show_says_signed_by_whom_valid_invalid_or_unknown(
+    gnupghome: Keyring, isolated_dirs: Path
+) -> None:
+    with serving() as port:
+        for subject, flags in (("signed", ["--pgp-sign"]), ("sealed", ["--pgp-encrypt"])):
+            args = send_args(port, "--body", "Signed and sealed.\n", *flags)
+            args[args.index("Hello")] = subject
+            sent = run_tuimail(*args, "--no-queue")
+            assert sent.returncode == 0, sent.stderr
+        raw = subprocess.run(
+            [TUIMAIL, "inbox", "show", _ids()["signed"], "--raw"],
+            capture_output=True, timeout=30, check=True,
+        ).stdout  # fmt: skip
+        changed = raw.replace(b"Subject: signed", b"Subject: forged").replace(
+            b"Signed and sealed", b"Signed and SEALED"
+        )
+        assert changed.count(b"SEALED") == 1
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.sendmail(ALICE, [BOB], changed)
+        ids = _ids()
+
+    good = _protection(ids["signed"])
+    assert good["signed"] is True and good["encrypted"] is False
+    signature = good["pgp"]["signature"]
+    assert signature["verdict"] == "valid"
+    assert signature["signer"] == f"Alice <{ALICE}>"
+    assert signature["key"] == gnupghome.alice
+    assert any(f"signed by Alice <{ALICE}>" in line for line in good["summary"])
+
+    forged = _protection(ids["forged"])
+    assert forged["pgp"]["signature"]["verdict"] == "invalid"
+    assert "INVALID" in forged["summary"][0]
+
+    # A reader whose keyring lacks Alice's key: signed, but by a key it cannot check.
+    stranger = _new_home()
+    try:
+        unknown = _protection(ids["signed"], env={"GNUPGHOME": str(stranger)})
+    finally:
+        _close_home(stranger)
+    assert unknown["pgp"]["signature"]["verdict"] == "unknown-key"
+    assert gnupghome.alice.endswith(unknown["pgp"]["signature"]["key"])
+
+    sealed = _protection(ids["sealed"])
+    assert sealed["encrypted"] is True and sealed["pgp"]["decrypted"] is False
+    names = {entry["name"] for entry in sealed["pgp"]["encrypted_to"]}
+    assert names == {f"Alice <{ALICE}>", f"Bob <{BOB}>"}
+    text = run_tuimail("inbox", "show", ids["sealed"], "--no-check")
+    line = next(x for x in text.stdout.splitlines() if x.startswith("Protection: "))
+    assert line.startswith("Protection: OpenPGP encrypted to ")
+    assert f"Alice <{ALICE}>" in line and f"Bob <{BOB}>" in line
+
+
+def test_decrypting_is_asked_for_and_checks_the_signature_inside(
+    gnupghome: Keyring, isolated_dirs: Path
+) -> None:
+    from tuimail import pgp_mime
+    from tuimail.message import Draft, build_message
+
+    draft = Draft(from_address=f"Alice <{ALICE}>", to=[BOB], subject="x", body="inside\n")
+    settings = pgp_mime.PgpSettings(sign=True, encrypt=True)
+    wire = pgp_mime.protect(build_message(draft), settings).to_bytes()
+    closed = describe(wire)
+    assert closed.cleartext is None and closed.pgp is not None and not closed.pgp.decrypted
+    opened = describe(wire, decrypt=True)
+    assert opened.cleartext is not None and b"inside" in opened.cleartext
+    assert opened.pgp is not None and opened.pgp.signature is not None
+    assert opened.pgp.signature.verdict is pgp_mime.SignatureVerdict.VALID
+    assert "decrypted for display" in "\n".join(opened.lines())
+
+
+def test_plain_mail_says_nothing_and_dkim_domains_are_read_not_trusted() -> None:
+    plain = b"From: a@example.test\r\nSubject: hi\r\n\r\nhello\r\n"
+    assert describe(plain).lines() == []
+    signed = b"DKIM-Signature: v=1; a=rsa-sha256;\r\n d=Example.TEST; s=sel; b=abc\r\n" + plain
+    assert dkim_domains(signed) == ("example.test",)
+    assert describe(signed).line() == "DKIM-signed by example.test (not checked here)"
