@@ -112,3 +112,69 @@ def test_plain_mail_says_nothing_and_dkim_domains_are_read_not_trusted() -> None
     signed = b"DKIM-Signature: v=1; a=rsa-sha256;\r\n d=Example.TEST; s=sel; b=abc\r\n" + plain
     assert dkim_domains(signed) == ("example.test",)
     assert describe(signed).line() == "DKIM-signed by example.test (not checked here)"
+
+
+# -- F5: the line, and decrypting on the key ------------------------------------------------------
+
+
+def _protected(subject: str, body: str, **flags: bool) -> bytes:
+    from tuimail import pgp_mime
+    from tuimail.message import Draft, build_message
+
+    draft = Draft(from_address=f"Alice <{ALICE}>", to=[BOB], subject=subject, body=body)
+    return pgp_mime.protect(build_message(draft), pgp_mime.PgpSettings(**flags)).to_bytes()
+
+
+def _captured(*messages: bytes) -> None:
+    import mailbox
+
+    from tuimail import paths
+
+    maildir = paths.data_dir() / "sandbox" / "maildir"
+    maildir.parent.mkdir(parents=True, exist_ok=True)
+    box = mailbox.Maildir(maildir, create=True)
+    for message in messages:
+        box.add(message)
+
+
+async def test_f5_shows_who_signed_and_decrypts_only_on_the_key(
+    gnupghome: Keyring, isolated_dirs: Path
+) -> None:
+    from tests.test_sandbox_shared import open_f5
+    from tests.test_ui_loop_io import file_calls_on_this_thread
+    from tests.ui_support import static_text, wait_for
+    from tuimail.ui.app import TuimailApp
+
+    sealed = _protected("Sealed", "The plans are inside.\n", sign=True, encrypt=True)
+    signed = _protected("Signed", "In the clear.\n", sign=True)
+    _captured(signed, sealed)
+    app = TuimailApp(start_sandbox=False)
+    with file_calls_on_this_thread(isolated_dirs) as log:
+        async with app.run_test(size=(120, 40)) as pilot:
+
+            def view() -> str:
+                return static_text(app, "#message-view")
+
+            table = await open_f5(pilot, 2)
+            table.focus()
+            rows = [table.get_row_at(i) for i in range(2)]
+            at = {("Sealed" in str(row[3])): i for i, row in enumerate(rows)}
+            table.move_cursor(row=at[False])
+            await wait_for(pilot, lambda: "In the clear" in view(), "the signed message")
+            assert f"Protection: OpenPGP signature valid, signed by Alice <{ALICE}>" in view()
+            table.move_cursor(row=at[True])
+            await wait_for(pilot, lambda: "Protection: OpenPGP encrypted to" in view(), "")
+            assert "x: decrypt it" in view()
+            assert "The plans are inside" not in view()  # never decrypted unasked
+            await pilot.press("x")
+            await wait_for(pilot, lambda: "The plans are inside" in view(), "the decrypted text")
+            assert "decrypted for display with your key (not saved)" in view()
+            assert f"signed by Alice <{ALICE}>" in view()
+            assert "Subject: Sealed" in view()
+    assert log.calls == []
+    data = paths_text(isolated_dirs)
+    assert b"The plans are inside" not in data  # nothing decrypted was written anywhere
+
+
+def paths_text(home: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in home.rglob("*") if p.is_file())

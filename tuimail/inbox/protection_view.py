@@ -224,3 +224,14 @@ def describe(
         dkim_domains=dkim_domains(message_bytes) if dkim is None else (),
         cleartext=cleartext,
     )
+
+
+def with_outer_headers(message_bytes: bytes, cleartext: bytes) -> bytes:
+    """The decrypted entity under the message's own From, To, Subject (not its Content-*),
+    so a view shows who wrote it over what was inside. In memory, for display."""
+    head_end = message_bytes.find(b"\r\n\r\n")
+    head = message_bytes[:head_end] if head_end >= 0 else b""
+    fields = re.split(rb"\r\n(?![ \t])", head) if head else []
+    kept = [f for f in fields if not f.lower().startswith((b"content-", b"mime-version:")) and f]
+    inner = cleartext if b"\r\n" in cleartext else cleartext.replace(b"\n", b"\r\n")
+    return b"\r\n".join(kept) + (b"\r\n" if kept else b"") + inner
