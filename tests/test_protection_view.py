@@ -117,12 +117,14 @@ def test_plain_mail_says_nothing_and_dkim_domains_are_read_not_trusted() -> None
 # -- F5: the line, and decrypting on the key ------------------------------------------------------
 
 
-def _protected(subject: str, body: str, **flags: bool) -> bytes:
+def _protected(subject: str, body: str, *, sign: bool = False, encrypt: bool = False) -> bytes:
     from tuimail import pgp_mime
     from tuimail.message import Draft, build_message
 
     draft = Draft(from_address=f"Alice <{ALICE}>", to=[BOB], subject=subject, body=body)
-    return pgp_mime.protect(build_message(draft), pgp_mime.PgpSettings(**flags)).to_bytes()
+    return pgp_mime.protect(
+        build_message(draft), pgp_mime.PgpSettings(sign=sign, encrypt=encrypt)
+    ).to_bytes()
 
 
 def _captured(*messages: bytes) -> None:

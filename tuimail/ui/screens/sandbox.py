@@ -1079,8 +1079,9 @@ def protection_lines(read: MessageRead, checked: Checked | None) -> list[str]:
     if checked is not None:
         report = dataclasses.replace(report, dkim=checked.dkim, dkim_domains=())
     lines = report.lines()
-    if report.encrypted and report.cleartext is None:
-        lines.append("  x: decrypt it for display with your key")
+    if report.encrypted and report.cleartext is None:  # the hint under "encrypted to"
+        at = next((i + 1 for i, line in enumerate(lines) if "encrypted to" in line), len(lines))
+        lines.insert(at, "  x: decrypt it for display with your key")
     return lines
 
 
