@@ -180,3 +180,48 @@ async def test_f5_shows_who_signed_and_decrypts_only_on_the_key(
 
 def paths_text(home: Path) -> bytes:
     return b"".join(p.read_bytes() for p in home.rglob("*") if p.is_file())
+
+
+# -- F7: the sent history says signed by whom and encrypted to whom -------------------------------
+
+
+async def test_f7_sent_says_signed_by_and_encrypted_to(
+    gnupghome: Keyring, isolated_dirs: Path
+) -> None:
+    import asyncio
+
+    from textual.widgets import DataTable, Static
+
+    from tests.smtpservers import ServerThread, Sink
+    from tests.ui_support import open_mailboxes, wait_for, wait_for_mailboxes
+    from tuimail.ui.app import TuimailApp
+
+    sink = Sink()
+    with ServerThread() as servers:
+        port = servers.smtp(sink)
+        for subject, flag in (("signed", "--pgp-sign"), ("sealed", "--pgp-encrypt")):
+            args = send_args(port, "--body", "Hi\n", flag)
+            args[args.index("Hello")] = subject
+            result = await asyncio.to_thread(run_tuimail, *args)
+            assert result.returncode == 0, result.stderr
+    assert len(sink.messages) == 2
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_mailboxes(pilot, "tab-sent")
+        table = screen.query_one("#sent-table", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2, "the two sent messages")
+        views: dict[str, str] = {}
+        for row in range(2):
+            subject = str(table.get_row_at(row)[3])
+            table.move_cursor(row=row)
+            await wait_for_mailboxes(pilot)
+
+            def ready(s: str = subject) -> bool:
+                return f"Subject: {s}" in str(screen.query_one("#sent-view", Static).content)
+
+            await wait_for(pilot, ready, "the sent message")
+            views[subject] = str(screen.query_one("#sent-view", Static).content)
+    assert f"Protection: OpenPGP signature valid, signed by Alice <{ALICE}>" in views["signed"]
+    sealed = views["sealed"]
+    assert "Protection: OpenPGP encrypted to" in sealed
+    assert f"Alice <{ALICE}>" in sealed and f"Bob <{BOB}>" in sealed
