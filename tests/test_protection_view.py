@@ -225,3 +225,35 @@ async def test_f7_sent_says_signed_by_and_encrypted_to(
     sealed = views["sealed"]
     assert "Protection: OpenPGP encrypted to" in sealed
     assert f"Alice <{ALICE}>" in sealed and f"Bob <{BOB}>" in sealed
+
+
+# -- Compose's preview: what sending will do ------------------------------------------------------
+
+
+async def test_compose_preview_says_signed_by_whom_and_encrypted_to_whom(
+    gnupghome: Keyring, isolated_dirs: Path
+) -> None:
+    from textual.widgets import Label
+
+    from tests.ui_support import fill_draft, save_profile, wait_for
+    from tuimail.ui.app import TuimailApp
+    from tuimail.ui.screens.markdown_preview import MarkdownPreview
+
+    save_profile(
+        name="signing",
+        host="127.0.0.1",
+        port=2525,
+        security="none",
+        from_address=ALICE,
+        pgp_sign=True,
+        pgp_encrypt=True,
+        pgp_key=gnupghome.alice,
+    )
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await fill_draft(pilot, to=BOB, subject="Plans", body="Hi")
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: isinstance(app.screen, MarkdownPreview), "the preview")
+        words = str(app.screen.query_one("#preview-protection", Label).content)
+    assert f"When sent: OpenPGP signed by {gnupghome.alice}" in words
+    assert f"OpenPGP encrypted to {BOB} (and to you)" in words

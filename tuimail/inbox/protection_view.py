@@ -30,6 +30,7 @@ from tuimail import pgp_mime, smime
 
 if TYPE_CHECKING:
     from tuimail.inbox.authcheck import DkimResult
+    from tuimail.profiles import Profile
 
 #: Seconds gpg may take for one step when a view asks (less than sending's: a person waits).
 VIEW_TIMEOUT = 20.0
@@ -235,3 +236,22 @@ def with_outer_headers(message_bytes: bytes, cleartext: bytes) -> bytes:
     kept = [f for f in fields if not f.lower().startswith((b"content-", b"mime-version:")) and f]
     inner = cleartext if b"\r\n" in cleartext else cleartext.replace(b"\n", b"\r\n")
     return b"\r\n".join(kept) + (b"\r\n" if kept else b"") + inner
+
+
+def planned(profile: Profile, recipients: Sequence[str]) -> list[str]:
+    """What sending with ``profile`` (this message's toggles applied) will do, in the same
+    words the views use for what arrived: for Compose's preview, before anything is made.
+    Pure: no gpg, no files (the recipients' keys are Compose's own line)."""
+    to = ", ".join(recipients) or "(no recipients yet)"
+    out: list[str] = []
+    if profile.pgp_sign:
+        out.append(f"OpenPGP signed by {profile.pgp_key or 'the key of the From address'}")
+    if profile.pgp_encrypt:
+        out.append(f"OpenPGP encrypted to {to} (and to you)")
+    if profile.smime_sign:
+        out.append(f"S/MIME signed with {Path(profile.smime_cert).name or 'your certificate'}")
+    if profile.smime_encrypt:
+        out.append(f"S/MIME encrypted to {to}")
+    if profile.dkim_domain:
+        out.append(f"DKIM-signed by {profile.dkim_domain} (selector {profile.dkim_selector})")
+    return out or ["not signed, not encrypted"]
