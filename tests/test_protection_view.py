@@ -257,3 +257,53 @@ async def test_compose_preview_says_signed_by_whom_and_encrypted_to_whom(
         words = str(app.screen.query_one("#preview-protection", Label).content)
     assert f"When sent: OpenPGP signed by {gnupghome.alice}" in words
     assert f"OpenPGP encrypted to {BOB} (and to you)" in words
+
+
+# -- S/MIME: the same report, from openssl and the profile's key ----------------------------------
+
+
+def test_smime_signed_and_encrypted_as_the_views_say_them(
+    tmp_path: Path, isolated_dirs: Path
+) -> None:
+    import shutil
+
+    from tests.smime_support import TestCA, openssl
+    from tests.test_smime import smime_send
+    from tuimail import smime
+
+    openssl()
+    ca = TestCA(tmp_path / "ca")
+    people = {a: ca.issue(a) for a in (ALICE, BOB)}
+    directory = tmp_path / "recipients"
+    directory.mkdir()
+    shutil.copy(people[BOB].cert_path, directory / f"{BOB}.pem")
+    with serving() as port:
+        for subject, flags in (("signed", ["--smime-sign"]), ("sealed", ["--smime-encrypt"])):
+            sent = smime_send(port, people, "--subject", subject, *flags)
+            assert sent.returncode == 0, sent.stderr
+        ids = _ids()
+        raw = subprocess.run(
+            [TUIMAIL, "inbox", "show", ids["sealed"], "--raw"],
+            capture_output=True, timeout=30, check=True,
+        ).stdout  # fmt: skip
+    signed = _protection(ids["signed"])
+    assert signed["signed"] is True
+    verification = signed["smime"]["verification"]
+    assert verification["verdict"] == "untrusted" and verification["signer_emails"] == [ALICE]
+    sealed = _protection(ids["sealed"])
+    assert sealed["encrypted"] is True and sealed["smime"]["decrypted"] is False
+    assert sealed["summary"][0].startswith("S/MIME encrypted to 2 certificates")
+    bob = smime.load_signer(
+        smime.SmimeSettings(
+            sign=True,
+            encrypt=False,
+            cert=str(people[BOB].cert_path),
+            key=str(people[BOB].key_path),
+            passphrase_command="",
+            profile_name="bob",
+        )
+    )
+    assert describe(raw).cleartext is None  # never decrypted unasked
+    opened = describe(raw, decrypt=True, smime_signer=bob)
+    assert opened.cleartext is not None and b"from tuimail" in opened.cleartext
+    assert "decrypted for display with your S/MIME key" in "\n".join(opened.lines())
