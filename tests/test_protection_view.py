@@ -148,8 +148,9 @@ async def test_f5_shows_who_signed_and_decrypts_only_on_the_key(
     from tuimail.ui.app import TuimailApp
 
     sealed = _protected("Sealed", "The plans are inside.\n", sign=True, encrypt=True)
+    other = _protected("Other", "Opened from the palette.\n", encrypt=True)
     signed = _protected("Signed", "In the clear.\n", sign=True)
-    _captured(signed, sealed)
+    _captured(signed, sealed, other)
     app = TuimailApp(start_sandbox=False)
     with file_calls_on_this_thread(isolated_dirs) as log:
         async with app.run_test(size=(120, 40)) as pilot:
@@ -157,15 +158,15 @@ async def test_f5_shows_who_signed_and_decrypts_only_on_the_key(
             def view() -> str:
                 return static_text(app, "#message-view")
 
-            table = await open_f5(pilot, 2)
+            table = await open_f5(pilot, 3)
             table.focus()
-            rows = [table.get_row_at(i) for i in range(2)]
-            at = {("Sealed" in str(row[3])): i for i, row in enumerate(rows)}
-            table.move_cursor(row=at[False])
+            at = {str(table.get_row_at(i)[3]): i for i in range(3)}
+            table.move_cursor(row=at["Signed"])
             await wait_for(pilot, lambda: "In the clear" in view(), "the signed message")
             assert f"Protection: OpenPGP signature valid, signed by Alice <{ALICE}>" in view()
-            table.move_cursor(row=at[True])
-            await wait_for(pilot, lambda: "Protection: OpenPGP encrypted to" in view(), "")
+            table.move_cursor(row=at["Sealed"])
+            await wait_for(pilot, lambda: "Subject: Sealed" in view(), "the sealed message")
+            assert "Protection: OpenPGP encrypted to" in view()
             assert "x: decrypt it" in view()
             assert "The plans are inside" not in view()  # never decrypted unasked
             await pilot.press("x")
@@ -173,6 +174,15 @@ async def test_f5_shows_who_signed_and_decrypts_only_on_the_key(
             assert "decrypted for display with your key (not saved)" in view()
             assert f"signed by Alice <{ALICE}>" in view()
             assert "Subject: Sealed" in view()
+            table.move_cursor(row=at["Other"])
+            await wait_for(pilot, lambda: "Subject: Other" in view(), "the other message")
+            assert "Opened from the palette" not in view()
+            await pilot.press("ctrl+p")
+            for key in "decrypt the":
+                await pilot.press("space" if key == " " else key)
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: "Opened from the palette" in view(), "the palette")
     assert log.calls == []
     data = paths_text(isolated_dirs)
     assert b"The plans are inside" not in data  # nothing decrypted was written anywhere
