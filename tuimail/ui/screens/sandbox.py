@@ -615,7 +615,7 @@ class SandboxScreen(ModelScreen):
         try:
             raw = index.read_bytes(entry)
             view = mime.view(raw)
-            protection = describe_protection(raw)  # gpg, openssl: bounded by their timeouts
+            protection = protection_of(raw)
             if not entry.read:  # opened: read, as a mail client marks it (Maildir's S flag)
                 with contextlib.suppress(OSError, TuimailError, sqlite3.Error):
                     index.mark_read(entry)
@@ -1069,6 +1069,15 @@ def auth_text(read: MessageRead, done: AuthChecked | None, checking: bool) -> st
     if checking:
         lines += ["", "Checking again…"]
     return "\n".join(shown(line) for line in lines)
+
+
+def protection_of(raw: bytes) -> ProtectionReport | None:
+    """Signed by whom, encrypted to whom (gpg, openssl, bounded by their timeouts: in a
+    worker); None when reading it failed, so the message is still shown."""
+    try:
+        return describe_protection(raw)
+    except Exception:  # a hostile message must not hide itself by tripping the check
+        return None
 
 
 def protection_lines(read: MessageRead, checked: Checked | None) -> list[str]:
