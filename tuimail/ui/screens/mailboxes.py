@@ -179,7 +179,10 @@ def sent_preview(outbox: Outbox, data: bytes, key: str) -> tuple[str, Transcript
     text = message_preview(data, full_copy="export it (x) to read it all")
     from tuimail.inbox.protection_view import describe  # gpg, openssl: bounded, in this thread
 
-    protection = describe(data).lines()
+    try:
+        protection = describe(data).lines()
+    except Exception:  # the preview is shown even when its protection cannot be read
+        protection = []
     if protection:
         lines = [x if x.startswith("  ") else f"Protection: {x}" for x in protection]
         text = "\n".join(shown(x) for x in lines) + "\n\n" + text
