@@ -19,6 +19,7 @@ screen may depend on the clock, a random port or a temporary path:
 
 from __future__ import annotations
 
+import base64
 import mailbox
 import time
 from collections.abc import Callable
@@ -228,13 +229,17 @@ def server_transcript(key: str) -> Transcript:
 
 
 async def show_sandbox_with_a_message(pilot: Pilot[Any]) -> None:
+    await show_sandbox_with(pilot, RAW_MESSAGE, "Lunch on Friday?")
+
+
+async def show_sandbox_with(pilot: Pilot[Any], raw: bytes, subject: str) -> None:
     app = pilot.app
     assert isinstance(app, TuimailApp)
     sandbox = Sandbox(SandboxConfig(port=0, maildir=Path("maildir"), sessions_dir=Path("sessions")))
     await sandbox.start()
     sandbox.port = 2525  # the real port is random; the picture shows this one
     # The key Maildir gives a message holds the time and host; the record names a fixed one.
-    real_key = mailbox.Maildir("maildir", create=False).add(RAW_MESSAGE)
+    real_key = mailbox.Maildir("maildir", create=False).add(raw)
     received = at(9, 20, 0)
     record = SessionRecord(
         id="20250301T092000-1",
@@ -251,7 +256,7 @@ async def show_sandbox_with_a_message(pilot: Pilot[Any]) -> None:
             message_id="<20250301092000.7@sandbox.test>",
             mail_from="you@sandbox.test",
             rcpt_tos=("bob@example.test",),
-            size=len(RAW_MESSAGE),
+            size=len(raw),
             session_id=record.id,
             received_at=received,
         )
@@ -265,9 +270,29 @@ async def show_sandbox_with_a_message(pilot: Pilot[Any]) -> None:
     table.move_cursor(row=0)
     await wait_for(
         pilot,
-        lambda: "Lunch on Friday?" in str(app.screen.query_one("#message-view", Static).content),
+        lambda: subject in str(app.screen.query_one("#message-view", Static).content),
         "the message to be shown",
     )
+
+
+#: An OpenPGP public-key encrypted session key packet (RFC 4880 5.1) to key 0123456789ABCDEF:
+#: enough for the view to say whom the message is encrypted to (nobody can decrypt it).
+_PKESK = bytes([0xC1, 12, 3]) + bytes.fromhex("0123456789ABCDEF") + bytes([1, 0, 1, 1])
+RAW_ENCRYPTED = (
+    b"DKIM-Signature: v=1; a=rsa-sha256; d=example.test; s=mail; h=from; bh=x; b=x\r\n"
+    + RAW_MESSAGE.split(b"MIME-Version")[0].replace(b"Lunch on Friday?", b"Sealed plans")
+    + b"MIME-Version: 1.0\r\n"
+    + b'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted"; boundary="b"\r\n'
+    + b"\r\n--b\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n"
+    + b"\r\n--b\r\nContent-Type: application/octet-stream\r\n\r\n"
+    + b"-----BEGIN PGP MESSAGE-----\r\n\r\n"
+    + base64.b64encode(_PKESK)
+    + b"\r\n-----END PGP MESSAGE-----\r\n--b--\r\n"
+)
+
+
+async def show_sandbox_with_an_encrypted_message(pilot: Pilot[Any]) -> None:
+    await show_sandbox_with(pilot, RAW_ENCRYPTED, "Protection: OpenPGP encrypted to")
 
 
 # -- the snapshots ----------------------------------------------------------------
@@ -436,6 +461,23 @@ def test_sandbox_inbox_with_a_message_selected(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # the maildir's relative path is what the screen shows
     assert snap_compare(quiet_app(), terminal_size=size, run_before=show_sandbox_with_a_message)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_sandbox_inbox_protection_line(
+    snap_compare: SnapCompare,
+    size: tuple[int, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Encrypted to whom (a key id the empty keyring cannot name), DKIM as read, and x."""
+    monkeypatch.chdir(tmp_path)
+    gnupg = tmp_path / "gnupg"
+    gnupg.mkdir(mode=0o700)
+    monkeypatch.setenv("GNUPGHOME", str(gnupg))
+    assert snap_compare(
+        quiet_app(), terminal_size=size, run_before=show_sandbox_with_an_encrypted_message
+    )
 
 
 @pytest.mark.parametrize("size", SIZES)

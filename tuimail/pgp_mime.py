@@ -674,3 +674,163 @@ def summary(wire: bytes) -> PgpSummary | None:
     packets = _packets(_dearmor(body[start:])) if start >= 0 else []
     ids = tuple(b[1:9].hex().upper() for tag, b in packets if tag == 1 and len(b) >= 9)
     return PgpSummary(encrypted_to=ids, encrypted=True)
+
+
+# -- reading what arrives: verify and decrypt, for the views --------------------------------------
+
+
+class SignatureVerdict(enum.StrEnum):
+    #: gpg checked the signature with a key in the keyring, and the signed part is unchanged.
+    VALID = "valid"
+    #: The signed part changed after signing (gpg's BADSIG).
+    INVALID = "invalid"
+    #: The signer's key is not in the keyring, so the signature cannot be checked.
+    UNKNOWN_KEY = "unknown-key"
+    #: gpg is missing, timed out, or could not read the signature.
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class PgpVerification:
+    """gpg's verdict on a PGP/MIME signature: valid, invalid or by an unknown key, and whose."""
+
+    verdict: SignatureVerdict
+    #: The signer's user id as the keyring names it ("" when the key is unknown).
+    signer: str = ""
+    #: The signing key's fingerprint, or its key id when only that is known.
+    key: str = ""
+    #: gpg's words when it could not check.
+    detail: str = ""
+
+    def words(self) -> str:
+        who = self.signer or (f"key {self.key}" if self.key else "an unnamed key")
+        if self.verdict is SignatureVerdict.VALID:
+            return f"OpenPGP signature valid, signed by {who}"
+        if self.verdict is SignatureVerdict.INVALID:
+            return f"OpenPGP signature INVALID (the message changed after signing), by {who}"
+        if self.verdict is SignatureVerdict.UNKNOWN_KEY:
+            return f"OpenPGP signed by an unknown key ({self.key or 'no key id'}): not checked"
+        return f"OpenPGP signature not checked: {self.detail}"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "verdict": self.verdict.value,
+            "signer": self.signer,
+            "key": self.key,
+            "detail": self.detail,
+        }
+
+
+def _crlf(wire: bytes) -> bytes:
+    return wire if b"\r\n" in wire else wire.replace(b"\n", b"\r\n")
+
+
+def _top_parts(wire: bytes, kind: str) -> list[bytes] | None:
+    """The parts of a top-level ``multipart/<kind>`` PGP/MIME message, exactly as they are
+    on the wire (RFC 3156 section 5: the bytes signed), or None when it is not one."""
+    wire = _crlf(wire)
+    head_end = wire.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    message = message_from_bytes(wire[: head_end + 4], policy=email_policy.compat32)
+    if message.get_content_type() != f"multipart/{kind}":
+        return None
+    if not str(message.get_param("protocol", "")).lower().startswith("application/pgp-"):
+        return None
+    boundary = message.get_boundary()
+    if not boundary:
+        return None
+    pieces = (b"\r\n" + wire[head_end + 4 :]).split(b"\r\n--" + boundary.encode())
+    parts = [p[2:] if p.startswith(b"\r\n") else p for p in pieces[1:-1]]
+    return parts if len(parts) >= 2 else None
+
+
+def verify(wire: bytes, timeout: float = GPG_TIMEOUT) -> PgpVerification | None:
+    """Check a ``multipart/signed`` PGP/MIME message's signature with the user's gpg.
+
+    None when the message is not PGP/MIME signed. Blocks (gpg, a temporary
+    file for the detached signature, removed afterwards): call it in a worker.
+    """
+    import tempfile
+    from pathlib import Path
+
+    parts = _top_parts(wire, "signed")
+    if parts is None:
+        return None
+    signed, signature = parts[0], parts[1]
+    start = signature.find(b"-----BEGIN PGP SIGNATURE-----")
+    if start < 0:
+        return PgpVerification(SignatureVerdict.ERROR, detail="the signature part is empty")
+    try:
+        handle = gpg(timeout)
+    except GpgUnavailable as exc:
+        return PgpVerification(SignatureVerdict.ERROR, detail=str(exc))
+    with tempfile.TemporaryDirectory(prefix="tuimail-pgp-") as tmp:
+        sig_file = Path(tmp, "signature.asc")
+        sig_file.write_bytes(signature[start:])
+        result = handle.verify_data(str(sig_file), signed)
+    try:
+        _finish(handle, "verify")
+    except GpgUnavailable as exc:
+        return PgpVerification(SignatureVerdict.ERROR, detail=str(exc))
+    key = str(result.fingerprint or result.key_id or "")
+    signer = _words(str(result.username or ""))
+    if result.valid:
+        return PgpVerification(SignatureVerdict.VALID, signer, key)
+    status = str(result.status or "")
+    if status == "signature bad":
+        return PgpVerification(SignatureVerdict.INVALID, signer, key)
+    if status == "no public key":
+        return PgpVerification(SignatureVerdict.UNKNOWN_KEY, key=str(result.key_id or key))
+    return PgpVerification(SignatureVerdict.ERROR, signer, key, _gpg_words(result))
+
+
+def _words(text: str) -> str:
+    from tuimail.terminal_text import escape_controls
+
+    return escape_controls(text)[:200]
+
+
+def decrypt(wire: bytes, timeout: float = GPG_TIMEOUT) -> bytes:
+    """The MIME entity inside a ``multipart/encrypted`` PGP/MIME message, for display.
+
+    Decrypted by the user's gpg with a key from their keyring (an agent that
+    holds the passphrase, or a key without one: gpg never prompts here).
+    Returned, never written anywhere. Raises :class:`PgpError` with gpg's words.
+    """
+    parts = _top_parts(wire, "encrypted")
+    if parts is None:
+        raise PgpError("the message is not OpenPGP/MIME encrypted")
+    data = parts[1]
+    start = data.find(b"-----BEGIN PGP MESSAGE-----")
+    if start < 0:
+        raise PgpError("the encrypted part holds no OpenPGP message")
+    handle = gpg(timeout)
+    try:
+        result = handle.decrypt(data[start:])
+    finally:
+        _finish(handle, "decrypt")
+    if not result.ok:
+        raise PgpError(f"gpg could not decrypt it: {_gpg_words(result)}")
+    return bytes(result.data)
+
+
+def key_names(key_ids: Sequence[str], timeout: float = GPG_TIMEOUT) -> dict[str, str]:
+    """The keyring's first user id for each key id (an encryption subkey's id names its key);
+    ids not in the keyring are left out. Blocks: call it in a worker."""
+    if not key_ids:
+        return {}
+    try:
+        handle = gpg(timeout)
+    except GpgUnavailable:
+        return {}
+    names: dict[str, str] = {}
+    for key_id in list(key_ids)[:16]:
+        try:
+            found = _listed(handle, key_id)
+        except GpgUnavailable:
+            break
+        uids = found[0].get("uids") if found else None
+        if uids:
+            names[key_id] = _words(str(uids[0]))
+    return names

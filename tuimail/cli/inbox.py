@@ -324,6 +324,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
         sender = envelope_sender(entry.envelope_from, entry.envelope_to, entry.session_id)
         checked = check_blocking(raw, sender, settings)
+    from tuimail.inbox.protection_view import describe  # gpg and openssl check signatures
+
+    protection = describe(raw, dkim=checked.dkim if checked is not None else None)
     if args.json:
         from tuimail.console import terminal_json
 
@@ -339,9 +342,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         from tuimail.smime import smime_json  # openssl checks a signature (tuimail/smime.py)
 
         document["smime"] = smime_json(raw)
+        document["protection"] = protection.to_json()
         print(terminal_json(document, indent=2))
         return exitcodes.OK
-    for line in _show_lines(entry, shown, checked):
+    for line in _show_lines(entry, shown, checked, protection.lines()):
         print(escape_controls(line, keep_newlines=True))
     return exitcodes.OK
 
@@ -357,7 +361,9 @@ def _part_json(part: Any) -> dict[str, Any]:
     }
 
 
-def _show_lines(entry: InboxEntry, shown: MessageView, checked: Checked | None) -> list[str]:
+def _show_lines(
+    entry: InboxEntry, shown: MessageView, checked: Checked | None, protection: list[str]
+) -> list[str]:
     lines = [f"Id: {entry.id}", f"Received: {local_time(entry.received_at)}"]
     for name in ("From", "To", "Cc", "Subject", "Date", "Message-ID"):
         value = shown.header(name)
@@ -375,6 +381,7 @@ def _show_lines(entry: InboxEntry, shown: MessageView, checked: Checked | None) 
         lines.append(f"Authentication-Results: {checked.authentication_results()}")
         if checked.spam is not None:
             lines.append(f"Spam: {checked.spam.words()}")
+    lines += [f"Protection: {line.strip()}" for line in protection if not line.startswith("  ")]
     lines.append("")
     if shown.text:
         lines.append(shown.text.replace("\r\n", "\n").rstrip("\n"))

@@ -19,6 +19,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("Go to Outbox, drafts and sent", "app.switch_mode:mailboxes", ""),
     ("Probe every target now", "screen.action_probe_now", "monitor"),
     ("Add a monitor target", "screen.action_add_target", "monitor"),
+    ("Decrypt the message for display", "screen.action_decrypt", "sandbox"),
     ("Export the transcript", "screen.action_export", "transcript"),
     ("Filter the transcript", "screen.action_search", "transcript"),
     ("Add an account", "screen.action_add", "accounts"),

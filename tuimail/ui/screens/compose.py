@@ -1211,11 +1211,18 @@ class ComposeScreen(ModelScreen):
 
     def action_preview(self) -> None:
         """The body as its Markdown renders (the form stays as typed)."""
+        from tuimail.inbox.protection_view import planned
         from tuimail.ui.screens.markdown_preview import MarkdownPreview
 
         body = self.query_one("#body", TextArea).text
         markdown_on = self.query_one("#markdown", Checkbox).value
-        self.app.push_screen(MarkdownPreview(body, markdown_on=markdown_on))
+        profile, protection = self.profile, []
+        if profile is not None and not self._is_direct_choice(profile.name):
+            profile = self.query_one(PgpControls).applied(profile)
+            profile = self.query_one(SmimeToggle).applied(profile)
+            draft = self.draft()
+            protection = planned(profile, [*draft.to, *draft.cc])
+        self.app.push_screen(MarkdownPreview(body, markdown_on=markdown_on, protection=protection))
 
     def action_attach(self) -> None:
         from tuimail.ui.screens.dialogs import FilePickerDialog  # dialogs: when first opened

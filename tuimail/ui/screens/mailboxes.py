@@ -177,6 +177,15 @@ def sent_preview(outbox: Outbox, data: bytes, key: str) -> tuple[str, Transcript
     """A sent message as :func:`~tuimail.ui.outside.message_preview` shows it, and its
     transcript (in a thread)."""
     text = message_preview(data, full_copy="export it (x) to read it all")
+    from tuimail.inbox.protection_view import describe  # gpg, openssl: bounded, in this thread
+
+    try:
+        protection = describe(data).lines()
+    except Exception:  # the preview is shown even when its protection cannot be read
+        protection = []
+    if protection:
+        lines = [x if x.startswith("  ") else f"Protection: {x}" for x in protection]
+        text = "\n".join(shown(x) for x in lines) + "\n\n" + text
     if sent_to_sandbox(key):
         text = f"{SANDBOX_SENT_NOTE}\n\n{text}"
     try:

@@ -6,11 +6,15 @@ tuimail/markdown_body.py's, made when the message is built); Escape closes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Markdown
+
+from tuimail.ui.outside import shown
 
 
 class MarkdownPreview(ModalScreen[None]):
@@ -27,10 +31,13 @@ class MarkdownPreview(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,f8", "dismiss_preview", "Close", id="preview.close")]
 
-    def __init__(self, body: str, *, markdown_on: bool) -> None:
+    def __init__(self, body: str, *, markdown_on: bool, protection: Sequence[str] = ()) -> None:
         super().__init__()
         self.body = body
         self.markdown_on = markdown_on
+        #: What sending will do: signed by whom, encrypted to whom, DKIM
+        #: (tuimail/inbox/protection_view.py ``planned``).
+        self.protection = tuple(protection)
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -38,6 +45,11 @@ class MarkdownPreview(ModalScreen[None]):
             if not self.markdown_on:
                 note += " · Markdown is off: this message goes as plain text"
             yield Label(note, classes="preview-note", markup=False)
+            if self.protection:
+                words = "When sent: " + "; ".join(self.protection)
+                yield Label(
+                    shown(words), id="preview-protection", classes="preview-note", markup=False
+                )
             with VerticalScroll():
                 yield Markdown(self.body, id="markdown-preview")
 

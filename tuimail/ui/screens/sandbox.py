@@ -57,6 +57,8 @@ from tuimail.inbox.authcheck import (
     envelope_sender,
     settings_from_config,
 )
+from tuimail.inbox.protection_view import ProtectionReport, with_outer_headers
+from tuimail.inbox.protection_view import describe as describe_protection
 from tuimail.outbox import release_outgoing
 from tuimail.profiles import Profile
 from tuimail.sandbox import SessionRecord, StoredMessage
@@ -133,8 +135,11 @@ class MessageRead(Message, bubble=False):
         view: mime.MessageView | None,
         problem: str,
         marked: bool = False,
+        protection: ProtectionReport | None = None,
     ) -> None:
         super().__init__()
+        #: Signed by whom, encrypted to whom, DKIM (tuimail/inbox/protection_view.py).
+        self.protection = protection
         #: The message was unread and is now marked read.
         self.marked = marked
         self.key = key
@@ -150,6 +155,16 @@ class AuthChecked(Message, bubble=False):
         super().__init__()
         self.key = key
         self.checked = checked
+        self.problem = problem
+
+
+class Decrypted(Message, bubble=False):
+    """A worker decrypted the message ``key`` for display (``read`` is None: it could not)."""
+
+    def __init__(self, key: str, read: MessageRead | None, problem: str = "") -> None:
+        super().__init__()
+        self.key = key
+        self.read = read
         self.problem = problem
 
 
@@ -187,6 +202,7 @@ class SandboxScreen(ModelScreen):
         Binding("f", "reply('forward')", "Forward", id="sandbox.forward"),
         Binding("l", "release", "Release", id="sandbox.release"),
         Binding("a", "view('auth')", "Auth check", id="sandbox.auth"),
+        Binding("x", "decrypt", "Decrypt", id="sandbox.decrypt"),
         Binding("slash", "search", "Search", show=False, id="sandbox.search"),
     ]
 
@@ -595,9 +611,11 @@ class SandboxScreen(ModelScreen):
     def read_message(self, index: InboxIndex, entry: InboxEntry) -> None:
         """Read the message from the Maildir and take it apart (file I/O, in a thread)."""
         raw, view, problem, marked = b"", None, "", False
+        protection: ProtectionReport | None = None
         try:
             raw = index.read_bytes(entry)
             view = mime.view(raw)
+            protection = protection_of(raw)
             if not entry.read:  # opened: read, as a mail client marks it (Maildir's S flag)
                 with contextlib.suppress(OSError, TuimailError, sqlite3.Error):
                     index.mark_read(entry)
@@ -609,7 +627,7 @@ class SandboxScreen(ModelScreen):
         except Exception:  # a message the email package trips on: shown as it came
             view = None
         with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
-            self.post_message(MessageRead(entry.id, raw, view, problem, marked))
+            self.post_message(MessageRead(entry.id, raw, view, problem, marked, protection))
 
     @on(MessageRead)
     def _message_read(self, read: MessageRead) -> None:
@@ -679,6 +697,64 @@ class SandboxScreen(ModelScreen):
         while len(self.checks) > CHECKS_KEPT:
             del self.checks[next(iter(self.checks))]
         if self._selected_key() == done.key and self.view_mode == "auth":
+            self._show_message()
+
+    def action_decrypt(self) -> None:
+        """Decrypt the selected message for display, with the user's gpg keyring or the
+        profile's S/MIME key; asked for, never automatic, and never written anywhere."""
+        read = self._chosen()
+        if read is None:
+            return
+        if read.protection is None or not read.protection.encrypted:
+            self.notify("This message is not encrypted.", severity="warning")
+            return
+        if read.protection.cleartext is not None:
+            self.notify("This message is shown decrypted already.")
+            return
+        profiles = self.model.all_profiles()
+        chosen = profiles.get(self.model.initial_profile)
+        if chosen is None or not (chosen.smime_cert and chosen.smime_key):
+            chosen = next((p for p in profiles.values() if p.smime_cert and p.smime_key), chosen)
+        self.notify("Decrypting…")
+        self.decrypt_message(read, chosen)
+
+    @work(thread=True, group="sandbox-decrypt", exit_on_error=False)
+    def decrypt_message(self, read: MessageRead, profile: Profile | None) -> None:
+        """gpg or the S/MIME key opens the message (a key file, a subprocess: in a thread)."""
+        from tuimail import smime
+
+        opened, problem = None, ""
+        try:
+            signer = smime.signer_of(profile) if profile is not None else None
+        except smime.SmimeError as exc:
+            signer, problem = None, str(exc)
+        try:
+            report = describe_protection(read.raw, decrypt=True, smime_signer=signer)
+            if report.cleartext is not None:
+                view = mime.view(with_outer_headers(read.raw, report.cleartext))
+                opened = MessageRead(read.key, read.raw, view, "", protection=report)
+            else:
+                problem = next(
+                    (
+                        x.strip()[len("not decrypted: ") :]
+                        for x in report.lines()
+                        if "not decrypted" in x
+                    ),
+                    problem or "no key of yours opens it",
+                )
+        except Exception as exc:  # a hostile message must never take the screen down
+            problem = f"{type(exc).__name__}: {exc}"
+        with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
+            self.post_message(Decrypted(read.key, opened, problem))
+
+    @on(Decrypted)
+    def _decrypted(self, done: Decrypted) -> None:
+        if done.read is None:
+            self.notify(shown(f"Not decrypted: {done.problem}"), severity="warning")
+            return
+        if self._selected_key() == done.key:
+            self._current = done.read  # in memory only: gone when another message is chosen
+            self.view_mode = "text"
             self._show_message()
 
     # -- acting on the message ---------------------------------------------------
@@ -919,7 +995,8 @@ class SandboxScreen(ModelScreen):
             self._check_selected(again=False)  # another message chosen in this view
             text = auth_text(read, self.checks.get(read.key), read.key in self.checking)
         else:
-            text = message_text(read, self.view_mode)
+            checked = self.checks.get(read.key)
+            text = message_text(read, self.view_mode, checked.checked if checked else None)
         self.query_one("#message-view", Static).update(text)
 
 
@@ -994,7 +1071,30 @@ def auth_text(read: MessageRead, done: AuthChecked | None, checking: bool) -> st
     return "\n".join(shown(line) for line in lines)
 
 
-def message_text(read: MessageRead, mode: str) -> str:
+def protection_of(raw: bytes) -> ProtectionReport | None:
+    """Signed by whom, encrypted to whom (gpg, openssl, bounded by their timeouts: in a
+    worker); None when reading it failed, so the message is still shown."""
+    try:
+        return describe_protection(raw)
+    except Exception:  # a hostile message must not hide itself by tripping the check
+        return None
+
+
+def protection_lines(read: MessageRead, checked: Checked | None) -> list[str]:
+    """Signed by whom, encrypted to whom and DKIM (the check's verdicts once it ran)."""
+    report = read.protection
+    if report is None:
+        return []
+    if checked is not None:
+        report = dataclasses.replace(report, dkim=checked.dkim, dkim_domains=())
+    lines = report.lines()
+    if report.encrypted and report.cleartext is None:  # the hint under "encrypted to"
+        at = next((i + 1 for i, line in enumerate(lines) if "encrypted to" in line), len(lines))
+        lines.insert(at, "  x: decrypt it for display with your key")
+    return lines
+
+
+def message_text(read: MessageRead, mode: str, checked: Checked | None = None) -> str:
     """The message as ``mode`` shows it, every control character escaped."""
     if read.problem:
         return shown(read.problem)
@@ -1017,6 +1117,10 @@ def message_text(read: MessageRead, mode: str) -> str:
         return shown("\n".join(lines) or "(no MIME parts)", keep_newlines=True)
     wanted = ("From", "To", "Cc", "Reply-To", "Subject", "Date")
     heads = [f"{name}: {view.header(name)}" for name in wanted if view.header(name)]
+    heads += [
+        line if line.startswith("  ") else f"Protection: {line}"
+        for line in protection_lines(read, checked)
+    ]
     attached = view.attachments
     if attached:
         heads.append(

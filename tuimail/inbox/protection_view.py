@@ -1,0 +1,257 @@
+"""What a message's protection says, for every view: signed by whom, encrypted to whom, DKIM.
+
+One answer for the sandbox inbox (F5), the sent history (F7) and
+``tuimail inbox show``: :func:`describe` reads the message's bytes and asks
+
+* the user's gpg for an OpenPGP/MIME signature (:func:`tuimail.pgp_mime.verify`:
+  valid, invalid, or by a key not in the keyring) and for whom an encrypted
+  message is encrypted to (key ids from the message, named by the keyring);
+* ``openssl cms -verify`` for an S/MIME signature
+  (:func:`tuimail.smime.read_smime`);
+* DKIM from the inbox's own check (:mod:`tuimail.inbox.authcheck`) when the
+  caller has one, else only which domains signed it, said to be unchecked.
+
+Decrypting is asked for (``decrypt=True``), never automatic; the clear text
+stays in the returned report, in memory, never written anywhere. gpg and
+openssl run with timeouts; :func:`describe` blocks, so call it in a worker.
+Every word in a report is escaped when a face shows it
+(:func:`tuimail.ui.outside.shown`, ``terminal_json``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tuimail import pgp_mime, smime
+
+if TYPE_CHECKING:
+    from tuimail.inbox.authcheck import DkimResult
+    from tuimail.profiles import Profile
+
+#: Seconds gpg may take for one step when a view asks (less than sending's: a person waits).
+VIEW_TIMEOUT = 20.0
+#: Most DKIM-Signature fields read for their domain (a hostile message may carry thousands).
+MOST_DKIM_FIELDS = 8
+
+
+@dataclass(frozen=True)
+class PgpView:
+    """A message's OpenPGP/MIME: its signature's verdict, the keys it is encrypted to."""
+
+    signature: pgp_mime.PgpVerification | None = None
+    encrypted: bool = False
+    #: (key id, the keyring's name for it or "") for each key the message is encrypted to.
+    encrypted_to: tuple[tuple[str, str], ...] = ()
+    decrypted: bool = False
+    decrypt_problem: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "signature": self.signature.to_json() if self.signature else None,
+            "encrypted": self.encrypted,
+            "encrypted_to": [{"key": k, "name": n} for k, n in self.encrypted_to],
+            "decrypted": self.decrypted,
+            "decrypt_problem": self.decrypt_problem,
+        }
+
+
+@dataclass(frozen=True)
+class ProtectionReport:
+    """Signed by whom, encrypted to whom and DKIM, for one message."""
+
+    pgp: PgpView | None = None
+    smime: smime.SmimeReading | None = None
+    #: The inbox's DKIM verdicts; None when the message was not checked.
+    dkim: tuple[DkimResult, ...] | None = None
+    #: Domains named by DKIM-Signature fields (read, not verified), when ``dkim`` is None.
+    dkim_domains: tuple[str, ...] = ()
+    #: The decrypted MIME entity, when decrypting was asked for and worked (display only).
+    cleartext: bytes | None = None
+
+    @property
+    def signed(self) -> bool:
+        return bool(
+            (self.pgp and self.pgp.signature)
+            or (self.smime and self.smime.verification)
+            or (self.smime and self.smime.summary and self.smime.summary.kind.value == "signed")
+        )
+
+    @property
+    def encrypted(self) -> bool:
+        return bool((self.pgp and self.pgp.encrypted) or self._smime_encrypted)
+
+    @property
+    def _smime_encrypted(self) -> bool:
+        summary = self.smime.summary if self.smime else None
+        return summary is not None and summary.kind is smime.SmimeKind.ENCRYPTED
+
+    def lines(self) -> list[str]:
+        """The report in words, a line per finding (none: not signed, not encrypted)."""
+        out: list[str] = []
+        pgp = self.pgp
+        if pgp is not None:
+            if pgp.encrypted:
+                names = [f"{n} ({k})" if n else f"key {k}" for k, n in pgp.encrypted_to]
+                out.append(f"OpenPGP encrypted to {', '.join(names) or 'an unnamed key'}")
+                if pgp.decrypted:
+                    out.append("  decrypted for display with your key (not saved)")
+                elif pgp.decrypt_problem:
+                    out.append(f"  not decrypted: {pgp.decrypt_problem}")
+            if pgp.signature is not None:
+                out.append(pgp.signature.words())
+        reading = self.smime
+        if reading is not None and reading.summary is not None:
+            if reading.summary.kind is smime.SmimeKind.ENCRYPTED:
+                out.append(reading.summary.words())
+                if reading.decrypted is not None:
+                    out.append("  decrypted for display with your S/MIME key (not saved)")
+                elif reading.decrypt_problem:
+                    out.append(f"  not decrypted: {reading.decrypt_problem}")
+            if reading.verification is not None:
+                out.append(reading.verification.words())
+        out += self.dkim_lines()
+        return out
+
+    def dkim_lines(self) -> list[str]:
+        if self.dkim is not None:
+            if not self.dkim:
+                return ["DKIM none: no DKIM-Signature"]
+            return [
+                f"DKIM {d.result}" + (f" for {d.domain}" if d.domain else "") for d in self.dkim
+            ]
+        if self.dkim_domains:
+            return [f"DKIM-signed by {', '.join(self.dkim_domains)} (not checked here)"]
+        return []
+
+    def line(self) -> str:
+        """One line for a list or a header block: "" when there is nothing to say."""
+        return "; ".join(line.strip() for line in self.lines() if not line.startswith("  "))
+
+    def to_json(self) -> dict[str, object]:
+        reading = self.smime
+        smime_json: dict[str, object] | None = None
+        if reading is not None and reading.summary is not None:
+            smime_json = {
+                **reading.summary.to_json(),
+                "verification": reading.verification.to_json() if reading.verification else None,
+                "decrypted": reading.decrypted is not None,
+                "decrypt_problem": reading.decrypt_problem,
+            }
+        return {
+            "signed": self.signed,
+            "encrypted": self.encrypted,
+            "pgp": self.pgp.to_json() if self.pgp else None,
+            "smime": smime_json,
+            "dkim": [d.to_json() for d in self.dkim] if self.dkim is not None else None,
+            "dkim_signed_by": list(self.dkim_domains),
+            "summary": self.lines(),
+        }
+
+
+_DKIM_DOMAIN = re.compile(rb"(?:^|;)\s*d\s*=\s*([A-Za-z0-9.\-_]+)")
+
+
+def dkim_domains(message_bytes: bytes) -> tuple[str, ...]:
+    """The d= domains of the message's DKIM-Signature fields (read, not verified)."""
+    head_end = message_bytes.find(b"\r\n\r\n")
+    if head_end < 0:
+        head_end = message_bytes.find(b"\n\n")
+    head = message_bytes[: head_end if head_end >= 0 else len(message_bytes)]
+    fields = re.findall(rb"^DKIM-Signature:(.*(?:\r?\n[ \t].*)*)", head, re.I | re.M)
+    found: list[str] = []
+    for value in fields[:MOST_DKIM_FIELDS]:
+        match = _DKIM_DOMAIN.search(re.sub(rb"\s+", b"", value))
+        if match:
+            domain = match.group(1).decode("ascii").lower()[:253]
+            if domain not in found:
+                found.append(domain)
+    return tuple(found)
+
+
+def _pgp(
+    message_bytes: bytes, decrypt: bool, timeout: float
+) -> tuple[PgpView | None, bytes | None]:
+    summary = pgp_mime.summary(message_bytes)
+    if summary is None:
+        return None, None
+    if not summary.encrypted:
+        return PgpView(signature=pgp_mime.verify(message_bytes, timeout)), None
+    names = pgp_mime.key_names(summary.encrypted_to, timeout)
+    to = tuple((k, names.get(k, "")) for k in summary.encrypted_to)
+    if not decrypt:
+        return PgpView(encrypted=True, encrypted_to=to), None
+    try:
+        inner = pgp_mime.decrypt(message_bytes, timeout)
+    except pgp_mime.PgpError as exc:
+        return PgpView(encrypted=True, encrypted_to=to, decrypt_problem=str(exc)), None
+    signature = pgp_mime.verify(inner, timeout)  # signed then encrypted (RFC 3156 section 6.1)
+    return PgpView(signature, True, to, decrypted=True), inner
+
+
+def describe(
+    message_bytes: bytes,
+    *,
+    dkim: Sequence[DkimResult] | None = None,
+    decrypt: bool = False,
+    smime_signer: smime.Signer | None = None,
+    smime_ca: Path | None = None,
+    timeout: float = VIEW_TIMEOUT,
+) -> ProtectionReport:
+    """Everything the views say about a message's signatures, encryption and DKIM.
+
+    ``dkim``: the inbox check's verdicts (:attr:`tuimail.inbox.authcheck.Checked.dkim`),
+    when the caller ran it. ``decrypt``: open an encrypted message with the
+    user's gpg keyring or ``smime_signer`` (the profile's S/MIME key). Blocks.
+    """
+    pgp, cleartext = _pgp(message_bytes, decrypt, timeout)
+    reading = None
+    if pgp is None and smime.smime_summary(message_bytes) is not None:
+        reading = smime.read_smime(
+            message_bytes,
+            ca_file=smime_ca,
+            signer=smime_signer if decrypt else None,
+        )
+        if not decrypt and reading.decrypt_problem:  # not asked: no reason to give yet
+            reading = smime.SmimeReading(reading.summary, verification=reading.verification)
+        cleartext = reading.decrypted
+    return ProtectionReport(
+        pgp=pgp,
+        smime=reading,
+        dkim=tuple(dkim) if dkim is not None else None,
+        dkim_domains=dkim_domains(message_bytes) if dkim is None else (),
+        cleartext=cleartext,
+    )
+
+
+def with_outer_headers(message_bytes: bytes, cleartext: bytes) -> bytes:
+    """The decrypted entity under the message's own From, To, Subject (not its Content-*),
+    so a view shows who wrote it over what was inside. In memory, for display."""
+    head_end = message_bytes.find(b"\r\n\r\n")
+    head = message_bytes[:head_end] if head_end >= 0 else b""
+    fields = re.split(rb"\r\n(?![ \t])", head) if head else []
+    kept = [f for f in fields if not f.lower().startswith((b"content-", b"mime-version:")) and f]
+    inner = cleartext if b"\r\n" in cleartext else cleartext.replace(b"\n", b"\r\n")
+    return b"\r\n".join(kept) + (b"\r\n" if kept else b"") + inner
+
+
+def planned(profile: Profile, recipients: Sequence[str]) -> list[str]:
+    """What sending with ``profile`` (this message's toggles applied) will do, in the same
+    words the views use for what arrived: for Compose's preview, before anything is made.
+    Pure: no gpg, no files (the recipients' keys are Compose's own line)."""
+    to = ", ".join(recipients) or "(no recipients yet)"
+    out: list[str] = []
+    if profile.pgp_sign:
+        out.append(f"OpenPGP signed by {profile.pgp_key or 'the key of the From address'}")
+    if profile.pgp_encrypt:
+        out.append(f"OpenPGP encrypted to {to} (and to you)")
+    if profile.smime_sign:
+        out.append(f"S/MIME signed with {Path(profile.smime_cert).name or 'your certificate'}")
+    if profile.smime_encrypt:
+        out.append(f"S/MIME encrypted to {to}")
+    if profile.dkim_domain:
+        out.append(f"DKIM-signed by {profile.dkim_domain} (selector {profile.dkim_selector})")
+    return out or ["not signed, not encrypted"]
