@@ -62,3 +62,18 @@ def test_the_view_of_a_long_part_header_is_quick(raw: bytes) -> None:
     [unread] = [part for part in shown.parts if part.unread]
     assert unread.number == 3 and unread.is_attachment and unread.size == 2
     assert unread.unread == "a header is longer than 65,536 bytes"
+
+
+def test_f5s_message_view_says_which_part_was_not_read() -> None:
+    """The sandbox's message view (tuimail/ui/screens/sandbox.py message_text) words
+    what tuimail/inbox/mime.py view found: the text, and the part left unread."""
+    from tuimail.inbox.mime import view
+    from tuimail.ui.screens.sandbox import MessageRead, message_text
+
+    read = MessageRead("key", LONG_TYPE, view(LONG_TYPE), "")
+    assert "hi" in message_text(read, "text")
+    tree = message_text(read, "mime")
+    assert (
+        "3. application/octet-stream  2 bytes  (attachment)  (its headers were not read: " in tree
+    )
+    assert "a header is longer than 65,536 bytes" in tree
