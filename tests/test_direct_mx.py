@@ -35,6 +35,11 @@ def _zones(server: DnsServer) -> None:
     server.add_zone("nullmx.test", ["@ MX 0 .", "@ A 127.0.0.4"])
     server.add_zone("tls.test", ["@ MX 10 mx", "mx A 127.0.0.5"])
     server.add_zone("tie.test", ["@ MX 10 a", "@ MX 10 b", "@ MX 5 first", "@ MX 20 last"])
+    server.add_zone(
+        "three.test",
+        ["@ MX 10 mx1", "@ MX 20 mx2", "@ MX 30 mx3"]
+        + [f"mx{n} A 127.0.0.{n + 1}" for n in (1, 2, 3)],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +156,22 @@ def test_4xx_to_the_recipient_moves_to_next_mx(
     assert done.returncode == exitcodes.OK, done.stdout + done.stderr
     assert greylisting.messages == []
     assert len(second.messages) == 1
+
+
+def test_two_sessions_that_defer_end_the_attempt(
+    dns_server: DnsServer, servers: ServerThread, mx_port: int
+) -> None:
+    # tuimail/routing.py MX_SESSION_LIMIT: as Postfix's smtp_mx_session_limit, two MX
+    # that answer and defer the message mean a retry later, not the third MX now.
+    deferring = {"bob@three.test": "450 4.2.0 greylisted, try later"}
+    first, second, third = Sink(rcpt_replies=deferring), Sink(rcpt_replies=deferring), Sink()
+    for n, sink in enumerate((first, second, third), start=2):
+        listen(servers, f"127.0.0.{n}", mx_port, sink)
+    done = send_direct(dns_server, mx_port, "bob@three.test", "--ehlo", EHLO)
+    assert done.returncode == exitcodes.QUEUED, done.stdout + done.stderr
+    assert third.messages == []
+    assert "trying mx3.three.test" not in done.stdout
+    assert "1 MX host of three.test skipped (2 sessions" in done.stdout
 
 
 def test_refused_connection_moves_to_next_mx_and_none_left_queues(

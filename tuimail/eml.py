@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from email import policy as email_policy
-from email.message import EmailMessage, Message
+from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import format_datetime, localtime, make_msgid
 from pathlib import Path
@@ -28,8 +28,6 @@ from tuimail.addresses import AddressError, ParsedAddress, parse_address, parse_
 from tuimail.atomic import atomic_write_bytes
 from tuimail.message import (
     EMPTY_GROUP_RE,
-    MAX_HEADER_VALUE,
-    MAX_HEADERS_TOTAL,
     MAX_MESSAGE_BYTES,
     Draft,
     DraftInvalid,
@@ -43,6 +41,7 @@ from tuimail.message import (
     validate_address_field,
     wire_problem,
 )
+from tuimail.part_headers import MAX_OPENED_FIELD, MAX_OPENED_HEAD, oversized_part_headers
 
 #: The field that names a problem with the prepared message as a whole.
 FIELD = "eml"
@@ -264,11 +263,6 @@ def _draft_of(message: EmailMessage, attachments_dir: Path) -> Draft:
     return draft
 
 
-#: The longest header field (its lines together) an opened .eml may have: room for a
-#: value of :data:`~tuimail.message.MAX_HEADER_VALUE` characters as encoded words.
-MAX_OPENED_FIELD = 4 * MAX_HEADER_VALUE
-#: The most header text an opened .eml may have, all fields of all parts together.
-MAX_OPENED_HEAD = 4 * MAX_HEADERS_TOTAL
 #: The most parts an opened .eml may have: each becomes a file (5,000 took a minute).
 MAX_OPENED_PARTS = 200
 #: The longest name (in characters) a saved part keeps; a longer one is shortened.
@@ -276,25 +270,6 @@ MAX_PART_NAME = 120
 #: Characters no saved part's name keeps: C0 and C1 controls, DEL, path separators,
 #: and the bidirectional controls that make "evil\u202etxt.exe" read as "evilexe.txt".
 _UNSAFE_NAME_RE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def oversized_part_headers(parts: Sequence[Message]) -> str:
-    """Why the headers of ``parts`` (a parsed message's walk) are too large to read, or "".
-
-    Checked on the raw values, before the email package reads any of them
-    (its reading grows with the square of a value's length: one 400 kB
-    Content-Disposition took half a minute), so that opening an .eml or
-    quoting a received message in a reply stays quick.
-    """
-    head = 0
-    for part in parts:
-        for _name, value in part.raw_items():
-            if len(value) > MAX_OPENED_FIELD:
-                return f"a header is longer than {MAX_OPENED_FIELD:,} bytes"
-            head += len(value)
-    if head > MAX_OPENED_HEAD:
-        return f"its headers are {head:,} bytes; at most {MAX_OPENED_HEAD:,} are opened"
-    return ""
 
 
 def _oversized_header(wire: bytes) -> str:

@@ -375,14 +375,14 @@ def _text_of(data: bytes) -> tuple[str, tuple[str, ...]]:
     except Exception:  # the email package raises many kinds on hostile input
         return "[the message could not be read]", ()
     assert isinstance(message, EmailMessage)
-    from tuimail.eml import oversized_part_headers
+    from tuimail.part_headers import oversized_part_headers
 
     try:
         problem = oversized_part_headers(list(message.walk()))
     except RecursionError:
         problem = "its parts are nested too deeply"
     if problem:
-        # Reading such headers takes minutes (tuimail/eml.py says why).
+        # Reading such headers takes minutes (tuimail/part_headers.py says why).
         return f"[the message could not be read: {problem}]", ()
     text = ""
     body = None

@@ -71,6 +71,25 @@ DNS_SERVERS_KEY = "dns_servers"
 MTA_STS_PORT_KEY = "mta_sts_port"
 HTTPS_PORT = 443
 
+#: How many MX addresses one delivery attempt tries, at most, as Postfix's
+#: ``smtp_mx_address_limit`` (default 5): the addresses that the MX hosts'
+#: lookups give, in MX order, an unusable host's (DANE, MTA-STS) included.
+#: A domain that lists 1,000 MX hosts (or one with 1,000 addresses) would
+#: otherwise have a connection tried to each, one after another, every retry.
+#: Five is more than any real domain's fallback needs; the outbox's retry
+#: starts again from the best MX, so nothing is lost by stopping.
+MX_ADDRESS_LIMIT = 5
+#: How many SMTP sessions one delivery attempt has, at most, as Postfix's
+#: ``smtp_mx_session_limit`` (default 2): a session counts once it got
+#: through the greeting, EHLO and TLS (a server that answers and then says
+#: 4xx to MAIL, RCPT or DATA); refused connections and failed handshakes
+#: count only against :data:`MX_ADDRESS_LIMIT`. Two servers that both
+#: defer the message mean a later retry, not a third server now.
+MX_SESSION_LIMIT = 2
+#: The stages a session has passed when it fails at these: it counts
+#: against :data:`MX_SESSION_LIMIT`.
+_SESSION_STAGES = frozenset({Stage.AUTH, Stage.MAIL, Stage.RCPT, Stage.DATA, Stage.DOT})
+
 #: EHLO names real MX servers refuse or that say nothing about the sender.
 _NOT_A_NAME = frozenset({"localhost", "localhost.localdomain", "localdomain"})
 
@@ -387,7 +406,10 @@ async def _route(
             f"DNS from {asked}",
         )
     else:
-        listed = ", ".join(f"{h.preference} {h.host}" for h in hosts)
+        # The hosts a delivery attempt may reach (MX_ADDRESS_LIMIT), not a hostile list's all.
+        listed = ", ".join(f"{h.preference} {h.host}" for h in hosts[:MX_ADDRESS_LIMIT])
+        if len(hosts) > MX_ADDRESS_LIMIT:
+            listed += f" and {len(hosts) - MX_ADDRESS_LIMIT} more"
         transcript.event(
             EventKind.INFO,
             f"direct: MX of {domain}: {listed} (in this order; equal preferences shuffled), "
@@ -406,11 +428,25 @@ async def _route(
     ends = loop.time() + deadline
     matched = 0
     unusable: list[str] = []
-    for host in hosts:
+    found = 0  # addresses, against MX_ADDRESS_LIMIT
+    sessions = 0  # against MX_SESSION_LIMIT
+    for index, host in enumerate(hosts):
+        if found >= MX_ADDRESS_LIMIT or sessions >= MX_SESSION_LIMIT:
+            _bounded(transcript, domain, len(hosts) - index, found, sessions)
+            break
         try:
             addresses, addresses_secure = await resolve_host(host.host, resolver)
         except MXLookupError as exc:
             raise RoutingError(exc.explanation, temporary=True) from None
+        if len(addresses) > MX_ADDRESS_LIMIT - found:
+            transcript.event(
+                EventKind.INFO,
+                f"direct: {host.host}: {len(addresses) - (MX_ADDRESS_LIMIT - found)} of its "
+                f"{len(addresses)} addresses not tried (at most {MX_ADDRESS_LIMIT} addresses "
+                "per delivery attempt)",
+            )
+            addresses = addresses[: MX_ADDRESS_LIMIT - found]
+        found += len(addresses)
         if not addresses:
             transcript.event(
                 EventKind.WARNING, f"direct: {host.host} has no address record; next MX"
@@ -528,12 +564,16 @@ async def _route(
                 # MTA-STS enforce or DANE: a certificate refused (or TLS missing) is this
                 # MX's failure, not the message's: the next MX, then the queue.
                 failure.temporary = True
+            if failure.stage in _SESSION_STAGES:
+                sessions += 1
             transcript.event(
                 EventKind.INFO,
                 f"direct: {host.host} [{address}] failed for now ({failure.problem}); "
                 "trying the next",
             )
             last = report
+            if sessions >= MX_SESSION_LIMIT:
+                break
     if last is None and unusable:
         raise RoutingError(
             f"no MX host of {domain} could be used safely: " + "; ".join(unusable),
@@ -551,6 +591,20 @@ async def _route(
         EventKind.WARNING, f"direct: no MX host of {domain} took the message; try again later"
     )
     return last
+
+
+def _bounded(transcript: Transcript, domain: str, skipped: int, found: int, sessions: int) -> None:
+    """Say that a delivery attempt stops before the MX list's end, and why."""
+    if sessions >= MX_SESSION_LIMIT:
+        why = f"{sessions} sessions, at most {MX_SESSION_LIMIT} per delivery attempt"
+    else:
+        why = f"{found} addresses, at most {MX_ADDRESS_LIMIT} per delivery attempt"
+    hosts = "1 MX host" if skipped == 1 else f"{skipped} MX hosts"
+    transcript.event(
+        EventKind.WARNING,
+        f"direct: {hosts} of {domain} skipped ({why}, as Postfix's smtp_mx_address_limit "
+        "and smtp_mx_session_limit); a retry starts again from the best MX",
+    )
 
 
 async def _sts_policy(

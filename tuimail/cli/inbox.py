@@ -358,6 +358,7 @@ def _part_json(part: Any) -> dict[str, Any]:
         "size": part.size,
         "filename": part.filename,
         "attachment": part.is_attachment,
+        "unread": part.unread,
     }
 
 
@@ -391,6 +392,7 @@ def _show_lines(
     for part in shown.parts:
         name = f"  {part.filename!r}" if part.filename else ""
         mark = "  attachment" if part.is_attachment else ""
+        mark += f"  (its headers were not read: {part.unread})" if part.unread else ""
         lines.append(f"{part.number:>3} {'  ' * part.depth}{part.content_type}{name}"
                      f"  {part.size:,} bytes{mark}")  # fmt: skip
     attachments = shown.attachments

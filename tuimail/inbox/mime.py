@@ -22,6 +22,8 @@ from email.policy import compat32
 from html.parser import HTMLParser
 from pathlib import Path
 
+from tuimail.part_headers import oversized_part_headers, part_header_problem
+
 #: Text of one message kept for search (the text part, or the HTML as text).
 MAX_SEARCH_TEXT = 64 * 1024
 #: Text shown by ``inbox show`` at most, per part.
@@ -42,6 +44,8 @@ class Part:
     size: int
     filename: str = ""
     is_attachment: bool = False
+    #: Why the part's headers were not read (tuimail/part_headers.py), or "".
+    unread: str = ""
 
 
 @dataclass
@@ -130,51 +134,119 @@ def _is_attachment(part: Message) -> bool:
 
 
 def view(raw: bytes) -> MessageView:
-    """The message's headers, first text and HTML parts, and its MIME tree."""
+    """The message's headers, first text and HTML parts, and its MIME tree.
+
+    The message is first parsed with ``compat32`` (no header objects: quick
+    whatever the headers hold) and its raw header values measured
+    (tuimail/part_headers.py). When one is too long to read, in any part,
+    the message is shown from that parse: its own headers as they came
+    (encoded words not decoded), each cut to a few hundred characters, and
+    each part whose headers are too long (or beyond the message's budget)
+    listed with the reason, as an attachment whose data can still be saved,
+    its headers never read.
+    """
     try:
-        message = parse(raw)
+        bare = BytesParser(policy=compat32).parsebytes(raw)
+        bounded = bool(oversized_part_headers(_parts(bare)))
+        message = bare if bounded else parse(raw)
     except Exception:
         return MessageView(text=raw.decode("utf-8", "replace")[:MAX_SHOWN_TEXT])
-    shown = MessageView(headers=headers_of(message))
-    number = 0
+    if bounded:
+        headers = [(str(name), _cut(str(value))) for name, value in list(message.raw_items())[:500]]
+    else:
+        headers = headers_of(message)
+    shown = MessageView(headers=headers)
+    number = read = 0
 
     def walk(part: Message, depth: int) -> None:
-        nonlocal number
+        nonlocal number, read
         if number >= MAX_PARTS or depth > MAX_DEPTH:
             return
         number += 1
-        try:
-            content_type = part.get_content_type()
-        except Exception:
-            content_type = "application/octet-stream"
-        attachment = not part.is_multipart() and _is_attachment(part)
-        size = 0
-        if not part.is_multipart():
-            with contextlib.suppress(Exception):
-                data = part.get_payload(decode=True)
-                size = len(data) if isinstance(data, bytes) else 0
-        shown.parts.append(Part(number, depth, content_type, size, _filename(part), attachment))
+        problem, size = part_header_problem(part, read) if bounded else ("", 0)
+        if problem:
+            shown.parts.append(_unread(part, number, depth, problem))
+        else:
+            read += size
+            _walk_read(shown, part, number, depth)
         if part.is_multipart():
             payload = part.get_payload()
             for child in payload if isinstance(payload, list) else []:
                 if isinstance(child, Message):
                     walk(child, depth + 1)
-            return
-        if attachment:
-            return
-        if content_type == "text/plain" and not shown.text:
-            shown.text = _payload_text(part)[:MAX_SHOWN_TEXT]
-        elif content_type == "text/html" and not shown.html:
-            shown.html = _payload_text(part)[:MAX_SHOWN_TEXT]
-            shown.html_text = html_to_text(shown.html)
 
     walk(message, 0)
     return shown
 
 
+def _parts(message: Message) -> list[Message]:
+    """The parts :func:`view` numbers, in its order (bounded as it is, without recursion)."""
+    found: list[Message] = []
+    stack: list[tuple[Message, int]] = [(message, 0)]
+    while stack and len(found) < MAX_PARTS:
+        part, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            continue
+        found.append(part)
+        payload = part.get_payload() if part.is_multipart() else None
+        children = (
+            [c for c in payload if isinstance(c, Message)] if isinstance(payload, list) else []
+        )
+        stack += [(child, depth + 1) for child in reversed(children)]
+    return found
+
+
+#: The characters of a header value shown when the message's headers are too long to read.
+_CUT_VALUE = 200
+
+
+def _cut(value: str) -> str:
+    shown = " ".join(value[:_CUT_VALUE].split())
+    if len(value) <= _CUT_VALUE:
+        return shown
+    return f"{shown} … [cut: {len(value):,} characters]"
+
+
+def _unread(part: Message, number: int, depth: int, problem: str) -> Part:
+    """A part whose headers are too long to read: its payload's size and why, nothing parsed."""
+    if part.is_multipart():
+        return Part(number, depth, "multipart/mixed", 0, "", False, problem)
+    data = b""
+    with contextlib.suppress(Exception):
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
+    return Part(number, depth, "application/octet-stream", len(data), "", True, problem)
+
+
+def _walk_read(shown: MessageView, part: Message, number: int, depth: int) -> None:
+    """One part whose headers may be read, added to ``shown`` as :func:`view` adds it."""
+    try:
+        content_type = part.get_content_type()
+    except Exception:
+        content_type = "application/octet-stream"
+    attachment = not part.is_multipart() and _is_attachment(part)
+    size = 0
+    if not part.is_multipart():
+        with contextlib.suppress(Exception):
+            data = part.get_payload(decode=True)
+            size = len(data) if isinstance(data, bytes) else 0
+    shown.parts.append(Part(number, depth, content_type, size, _filename(part), attachment))
+    if part.is_multipart() or attachment:
+        return
+    if content_type == "text/plain" and not shown.text:
+        shown.text = _payload_text(part)[:MAX_SHOWN_TEXT]
+    elif content_type == "text/html" and not shown.html:
+        shown.html = _payload_text(part)[:MAX_SHOWN_TEXT]
+        shown.html_text = html_to_text(shown.html)
+
+
 def part_bytes(raw: bytes, number: int) -> bytes:
-    """The decoded payload of part ``number`` (as :func:`view` numbers them); KeyError if none."""
-    message = parse(raw)
+    """The decoded payload of part ``number`` (as :func:`view` numbers them); KeyError if none.
+
+    Parsed with ``compat32``: the payload needs no header objects, and a
+    part header too long to read (tuimail/part_headers.py) is never read.
+    """
+    message = BytesParser(policy=compat32).parsebytes(raw)
     count = 0
     found: bytes | None = None
 

@@ -39,6 +39,16 @@ SPF_LOOKUP_LIMIT = 10
 SPF_VOID_LIMIT = 2
 #: How deep include:/redirect= chains are followed (a loop stops at the limit too).
 _SPF_DEPTH = 12
+#: How many MX hosts are checked (addresses, reverse DNS, a live probe, MTA-STS and
+#: DANE), best first. A domain may list any number (a hostile one 1,000: a minute,
+#: hundreds of MB and a connection to each); senders try few of them (Postfix tries
+#: 5 addresses, tuimail/routing.py MX_ADDRESS_LIMIT), so the rest are counted and
+#: said in a WARNING, not checked.
+MX_CHECK_LIMIT = 10
+#: How many addresses of one MX host are checked, and how many PTR names of one
+#: address are kept: what the report keeps per host stays small whatever DNS says.
+MX_ADDRESSES_PER_HOST = 8
+PTR_NAMES_KEPT = 4
 #: A policy cached for less than a day helps little against a downgrade (RFC 8461 section 3.2).
 _SHORT_MAX_AGE = 86400
 
@@ -265,6 +275,15 @@ async def _mx(domain: str, resolver: Resolver, hosts: list[_Host]) -> Item:
             Status.WARNING,
             f"{domain} has no MX record: senders use its own address (RFC 5321 section 5.1)",
         )
+    item.details["count"] = len(found)
+    if len(found) > MX_CHECK_LIMIT:
+        item.problem(
+            Status.WARNING,
+            f"{domain} lists {len(found)} MX hosts; the best {MX_CHECK_LIMIT} were checked and "
+            f"{len(found) - MX_CHECK_LIMIT} were not (senders try only the first few: Postfix "
+            "tries 5 addresses)",
+        )
+        found = found[:MX_CHECK_LIMIT]
     listed: list[dict[str, Any]] = []
     looked = await asyncio.gather(*(_host(mx.host, resolver) for mx in found))
     for mx, (addresses, secure, problems) in zip(found, looked, strict=True):
@@ -287,6 +306,15 @@ async def _host(
         return [], False, [(Status.CRITICAL, f"the MX {host} has no address ({exc.explanation})")]
     if not found:
         return [], False, [(Status.CRITICAL, f"the MX {host} has no address record (A or AAAA)")]
+    if len(found) > MX_ADDRESSES_PER_HOST:
+        problems.append(
+            (
+                Status.WARNING,
+                f"the MX {host} has {len(found)} addresses; the first {MX_ADDRESSES_PER_HOST} "
+                f"were checked and {len(found) - MX_ADDRESSES_PER_HOST} were not",
+            )
+        )
+        found = found[:MX_ADDRESSES_PER_HOST]
     reverse = await asyncio.gather(*(_reverse(address, resolver) for address in found))
     addresses = []
     for address, (names, confirmed, trouble) in zip(found, reverse, strict=True):
@@ -318,7 +346,8 @@ async def _reverse(address: str, resolver: Resolver) -> tuple[list[str], bool, s
     answer = await resolver.ask(dns.reversename.from_address(address).to_text(), "PTR")
     if answer.failed:
         return [], False, answer.trouble()
-    names = [name.rstrip(".").lower() for name in answer.records]
+    # Only the first few names are kept and resolved back (PTR_NAMES_KEPT): one is usual.
+    names = [name.rstrip(".").lower() for name in answer.records[:PTR_NAMES_KEPT]]
     rdtype = "AAAA" if ":" in address else "A"
     forward = await asyncio.gather(*(resolver.ask(name, rdtype) for name in names))
     confirmed = any(_same_address(address, found) for answer in forward for found in answer.records)

@@ -80,7 +80,12 @@ class PostureReport:
 
     @property
     def mx_count(self) -> int:
-        hosts = self.details("mx").get("hosts", [])
+        """How many MX hosts the domain lists, those not checked included."""
+        details = self.details("mx")
+        count = details.get("count")
+        if isinstance(count, int):
+            return count
+        hosts = details.get("hosts", [])
         return len(hosts) if isinstance(hosts, list) else 0
 
     @property
@@ -191,6 +196,9 @@ def _summary(item: Item) -> str:
             parts.append(f"{host['preference']} {host['host']} {shown or '(no address)'}")
         if d.get("hosts"):
             parts.append("DNSSEC" if d.get("dnssec") else "not DNSSEC-validated")
+        count = d.get("count")
+        if isinstance(count, int) and count > len(d.get("hosts", [])):
+            parts.append(f"{count} MX hosts, {len(d.get('hosts', []))} checked")
     elif item.name.startswith("smtp "):
         if d.get("tls_version"):
             parts.append(f"STARTTLS {d['tls_version']}")

@@ -1112,6 +1112,7 @@ def message_text(read: MessageRead, mode: str, checked: Checked | None = None) -
         for part in view.parts:
             name = f"  {part.filename!r}" if part.filename else ""
             flag = "  (attachment)" if part.is_attachment else ""
+            flag += f"  (its headers were not read: {part.unread})" if part.unread else ""
             size = "" if part.content_type.startswith("multipart/") else f"  {part.size:,} bytes"
             lines.append(f"{'  ' * part.depth}{part.number}. {part.content_type}{size}{name}{flag}")
         return shown("\n".join(lines) or "(no MIME parts)", keep_newlines=True)
