@@ -163,3 +163,17 @@ def test_an_mx_list_of_1000_hosts_is_bounded(hostile_dns: HostileDns) -> None:
     assert "1000 MX hosts, 10 checked" in output
     _code, metrics, _spent = check(hostile_dns, "--openmetrics", timeout=300)
     assert 'tuimail_check_mx_hosts{domain="evil.test"} 1000' in metrics, metrics
+
+
+@pytest.mark.parametrize("hostile_dns", ["many"], indirect=True)
+def test_probe_mx_of_1000_hosts_probes_the_best_few_and_says_so(hostile_dns: HostileDns) -> None:
+    """tuimail/mx.py MX_HOSTS_EXAMINED bounds ``probe --mx`` as it bounds the check."""
+    started = time.monotonic()
+    result = run_tuimail(
+        "probe", "--mx", "evil.test", "--dns-server", f"127.0.0.1:{hostile_dns.port}",
+        "--timeout", "2", "--mx-port", "1", "--no-history", "--json", timeout=300,
+    )  # fmt: skip
+    spent = time.monotonic() - started
+    assert "evil.test lists 1000 MX hosts; the best 10 are probed and 990 are not" in result.stderr
+    assert result.stdout.count('"host"') <= 20, result.stdout[:2000]
+    assert spent < 60, spent

@@ -35,6 +35,15 @@ if TYPE_CHECKING:
     import dns.asyncresolver
 
 
+#: How many MX hosts of one domain are examined (checked by ``tuimail check``,
+#: probed by ``probe --mx`` and the monitor), best first. A domain may list any
+#: number (a hostile one 1,000: a minute, hundreds of MB and a connection to
+#: each); senders try few of them (Postfix tries 5 addresses, as
+#: tuimail/routing.py's MX_ADDRESS_LIMIT does), so the rest are counted and
+#: said, not examined.
+MX_HOSTS_EXAMINED = 10
+
+
 class Cause(enum.StrEnum):
     """Why a lookup found no host to use: what a caller words or decides by."""
 

@@ -665,7 +665,12 @@ async def probe_many(
 async def expand_mx(
     target: ProbeTarget, lookup: Callable[..., Any] | None = None
 ) -> list[ProbeTarget]:
-    """An MX target's hosts, each a target on the same port with the same thresholds."""
+    """An MX target's hosts, each a target on the same port with the same thresholds.
+
+    All of them, best first: a caller probes the first
+    :data:`tuimail.mx.MX_HOSTS_EXAMINED` and says how many more the domain
+    lists (:func:`mx_hosts_left_out`).
+    """
     from dataclasses import replace
 
     from tuimail.mx import lookup_mx
@@ -675,6 +680,18 @@ async def expand_mx(
         replace(target, host=mx.host, mx=False, name=f"{target.label} MX {mx.preference} {mx.host}")
         for mx in hosts
     ]
+
+
+def mx_hosts_left_out(domain: str, listed: int) -> str:
+    """Words for a domain listing more MX hosts than are probed ("" when it does not)."""
+    from tuimail.mx import MX_HOSTS_EXAMINED
+
+    if listed <= MX_HOSTS_EXAMINED:
+        return ""
+    return (
+        f"{domain} lists {listed} MX hosts; the best {MX_HOSTS_EXAMINED} are probed and "
+        f"{listed - MX_HOSTS_EXAMINED} are not (senders try only the first few)"
+    )
 
 
 def worst(reports: Iterable[ProbeReport]) -> Status:

@@ -222,7 +222,7 @@ async def mx_host_targets(target: ProbeTarget, servers: Sequence[str]) -> list[M
     MX hosts cannot be found (a server that is not an address included); a
     host without an address is a row with its ``problem``.
     """
-    from tuimail.mx import Cause, MXLookupError, make_resolver, mx_hosts
+    from tuimail.mx import MX_HOSTS_EXAMINED, Cause, MXLookupError, make_resolver, mx_hosts
     from tuimail.probe import expand_mx
 
     timeout = min(target.timeout, 10.0)
@@ -235,7 +235,9 @@ async def mx_host_targets(target: ProbeTarget, servers: Sequence[str]) -> list[M
     async def lookup(domain: str, **_ignored: object) -> list[MXHost]:
         return await mx_hosts(domain, resolver)
 
-    hosts = await expand_mx(target, lookup)
+    # The best few (tuimail/mx.py MX_HOSTS_EXAMINED): a domain listing 1,000 is not
+    # watched through 1,000 rows and connections.
+    hosts = (await expand_mx(target, lookup))[:MX_HOSTS_EXAMINED]
     return list(await asyncio.gather(*(_addressed(host, resolver) for host in hosts)))
 
 

@@ -32,7 +32,9 @@ def define_options(probe: argparse.ArgumentParser) -> None:
     )
     probe.epilog = "exit codes (Nagios): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN"
     probe.add_argument("server", nargs="?", metavar="HOST[:PORT]")
-    probe.add_argument("--mx", metavar="DOMAIN", help="probe every MX host of DOMAIN on port 25")
+    probe.add_argument(
+        "--mx", metavar="DOMAIN", help="probe the MX hosts of DOMAIN (the best 10) on port 25"
+    )
     probe.add_argument("--mx-port", type=int, default=25, metavar="N", help="port for --mx hosts")
     probe.add_argument("--dns-server", metavar="HOST[:PORT]", help="resolver for --mx lookups")
     probe.add_argument("--profile", metavar="NAME", help="probe a profile's server (and its AUTH)")
@@ -85,6 +87,18 @@ def cmd_probe(args: argparse.Namespace) -> int:
         return int(Status.UNKNOWN)
 
 
+def _examined(domain: str, targets: list[ProbeTarget]) -> list[ProbeTarget]:
+    """The MX hosts that are probed (the best few), after saying on standard error how
+    many more the domain lists (tuimail/mx.py MX_HOSTS_EXAMINED)."""
+    from tuimail.mx import MX_HOSTS_EXAMINED
+    from tuimail.probe import mx_hosts_left_out
+    from tuimail.terminal_text import escape_terminal_controls
+
+    if note := mx_hosts_left_out(domain, len(targets)):
+        print(f"tuimail: note: {escape_terminal_controls(note)}", file=sys.stderr)
+    return targets[:MX_HOSTS_EXAMINED]
+
+
 async def _probe(args: argparse.Namespace, thresholds: Thresholds) -> int:
     from tuimail.console import EntryPrinter, print_probe
     from tuimail.mx import MXLookupError
@@ -105,6 +119,7 @@ async def _probe(args: argparse.Namespace, thresholds: Thresholds) -> int:
                 targets = await expand_mx(target, _lookup(args, _monitor_dns_server()))
             except MXLookupError as exc:
                 raise CLIError(str(exc)) from None
+            targets = _examined(domain, targets)
     elif args.profile:
         profile = saved_profile(args.profile)
         target = ProbeTarget.from_profile(profile, thresholds)
@@ -122,6 +137,7 @@ async def _probe(args: argparse.Namespace, thresholds: Thresholds) -> int:
                         ehlo_name=args.ehlo or "", name=f"MX {mx.preference} {mx.host}")
             for mx in hosts
         ]  # fmt: skip
+        targets = _examined(args.mx, targets)
     else:
         host, port = split_server(args.server)
         if security is None:

@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuimail import dane
-from tuimail.mx import Cause, MXLookupError, dns_trouble, make_resolver, mx_hosts, resolve_host
+from tuimail.mx import (
+    MX_HOSTS_EXAMINED,
+    Cause,
+    MXLookupError,
+    dns_trouble,
+    make_resolver,
+    mx_hosts,
+    resolve_host,
+)
 from tuimail.posture.records import (
     RecordError,
     SpfTerm,
@@ -39,12 +47,8 @@ SPF_LOOKUP_LIMIT = 10
 SPF_VOID_LIMIT = 2
 #: How deep include:/redirect= chains are followed (a loop stops at the limit too).
 _SPF_DEPTH = 12
-#: How many MX hosts are checked (addresses, reverse DNS, a live probe, MTA-STS and
-#: DANE), best first. A domain may list any number (a hostile one 1,000: a minute,
-#: hundreds of MB and a connection to each); senders try few of them (Postfix tries
-#: 5 addresses, tuimail/routing.py MX_ADDRESS_LIMIT), so the rest are counted and
-#: said in a WARNING, not checked.
-MX_CHECK_LIMIT = 10
+#: How many MX hosts are checked: tuimail/mx.py's limit for every examiner of MX hosts.
+MX_CHECK_LIMIT = MX_HOSTS_EXAMINED
 #: How many addresses of one MX host are checked, and how many PTR names of one
 #: address are kept: what the report keeps per host stays small whatever DNS says.
 MX_ADDRESSES_PER_HOST = 8
