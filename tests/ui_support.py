@@ -15,7 +15,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from textual import events
 from textual.pilot import Pilot
-from textual.widgets import Input, Static, TabbedContent, TextArea
+from textual.widgets import DataTable, Input, Static, TabbedContent, TextArea
 
 from tests.smtpservers import Sink
 from tuimail.profiles import Profile, ProfileStore
@@ -76,16 +76,47 @@ async def open_mailboxes(pilot: Pilot[Any], tab: str = "tab-outbox") -> Mailboxe
     """Press F7, wait for the mailboxes and show ``tab``."""
     await pilot.press("f7")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, MailboxesScreen), "F7")
-    screen = pilot.app.screen
-    assert isinstance(screen, MailboxesScreen)
-    screen.query_one("#boxes", TabbedContent).active = tab
+    await show_tab(pilot, tab)
     return await wait_for_mailboxes(pilot)
+
+
+async def show_tab(pilot: Pilot[Any], tab: str) -> None:
+    """Make ``tab`` F7's current tab, with its table focused, and see that it stays.
+
+    F7 focuses its first tab's table when it mounts, and a focus moves the tab
+    strip to the focused table's tab when its event arrives; a tab chosen
+    before that event is undone, sooner or later on a loaded machine (more
+    so with the suite on parallel workers). So the tab is chosen once F7 is
+    mounted, again if it was undone, until two looks a pause apart agree.
+    """
+    screen = pilot.app.screen
+    assert isinstance(screen, MailboxesScreen), f"F7 is not shown: {screen!r}"
+    await wait_for(pilot, lambda: screen.is_mounted, "F7 to mount")
+    tabs = screen.query_one("#boxes", TabbedContent)
+    table = screen.query_one(f"#{MailboxesScreen.TAB_TABLES[tab]}", DataTable)
+
+    def shown() -> bool:
+        return screen.current_tab == tab and pilot.app.focused is table
+
+    looks = 0
+
+    def settled() -> bool:
+        nonlocal looks
+        if not shown():
+            looks = 0
+            tabs.active = tab
+            return False
+        looks += 1
+        return looks >= 2
+
+    await wait_for(pilot, settled, f"F7's {tab} to be shown")
 
 
 async def wait_for_mailboxes(pilot: Pilot[Any]) -> MailboxesScreen:
     """F7 once what it last asked of its stores is on screen (it reads them in threads)."""
     screen = pilot.app.screen
     assert isinstance(screen, MailboxesScreen), f"F7 is not shown: {screen!r}"
+    await wait_for(pilot, lambda: screen.is_mounted, "F7 to mount")  # it starts reading then
     await wait_for(pilot, lambda: not screen.reading, "F7 to show its mailboxes")
     await pilot.pause()
     return screen
