@@ -137,8 +137,12 @@ async def type_text(pilot: Pilot[Any], text: str) -> None:
 
 
 async def paste(pilot: Pilot[Any], text: str) -> None:
-    """Paste ``text`` into the focused widget, as a terminal delivers a paste."""
-    assert pilot.app.focused is not None, "nothing has focus to paste into"
+    """Paste ``text`` into the focused widget, as a terminal delivers a paste.
+
+    A screen just pushed gives its first field the focus a moment later
+    (later still on a loaded machine): the paste waits for a focus, with a deadline.
+    """
+    await wait_for(pilot, lambda: pilot.app.focused is not None, "a focus to paste into")
     pilot.app.post_message(events.Paste(text))  # the app hands it to the focused widget
     await pilot.pause()
 
