@@ -14,6 +14,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from textual import events
+from textual.errors import NoWidget
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static, TabbedContent, TextArea
 
@@ -145,6 +146,28 @@ async def paste(pilot: Pilot[Any], text: str) -> None:
     await wait_for(pilot, lambda: pilot.app.focused is not None, "a focus to paste into")
     pilot.app.post_message(events.Paste(text))  # the app hands it to the focused widget
     await pilot.pause()
+
+
+async def click_shown(pilot: Pilot[Any], selector: str) -> None:
+    """Click ``selector`` once it is laid out where the click lands.
+
+    A widget just shown has no place on screen until the next layout; a click
+    sent before that lands on whatever is there (more often on a loaded
+    machine), so this waits for the widget to be on top at its place first.
+    """
+    widget = pilot.app.screen.query_one(selector)
+
+    def placed() -> bool:
+        region = widget.region
+        if not region.area:
+            return False
+        try:
+            return pilot.app.get_widget_at(region.x, region.y)[0] is widget
+        except NoWidget:
+            return False
+
+    await wait_for(pilot, placed, f"{selector} to be shown")
+    assert await pilot.click(selector), f"the click missed {selector}"
 
 
 async def fill_draft(
