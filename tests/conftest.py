@@ -1,7 +1,7 @@
 """Shared fixtures: isolated directories, real certificates, real servers, a real keyring.
 
-The suite runs on pytest-xdist workers (``make test``: ``-n auto``, one per
-core; ``PYTEST_WORKERS=0`` for one process). Each worker is its own process
+The suite runs on pytest-xdist workers (``make test``: ``-n`` cores + 1;
+``PYTEST_WORKERS=0`` for one process). Each worker is its own process
 running whole test files (``--dist loadfile`` in pyproject.toml), and other
 workers run other files at the same moment, so a fixture or test must:
 
