@@ -1,4 +1,34 @@
-"""Shared fixtures: isolated directories, real certificates, real servers, a real keyring."""
+"""Shared fixtures: isolated directories, real certificates, real servers, a real keyring.
+
+The suite runs on pytest-xdist workers (``make test``: ``-n`` cores + 1;
+``PYTEST_WORKERS=0`` for one process). Each worker is its own process
+running whole test files (``--dist loadfile`` in pyproject.toml), and other
+workers run other files at the same moment, so a fixture or test must:
+
+- listen on port 0 and read the port back (a server started with
+  ``--port=0`` prints it; ``ServerThread`` returns it). Never a fixed port,
+  not even "the default": a port found free by binding port 0 and closing it
+  can be taken by the next process before a daemon binds it, so a daemon
+  that must be told its port ahead checks that it started and says why not.
+- keep files, sockets and daemons' state under ``tmp_path`` or
+  ``tmp_path_factory`` (each worker has its own base temp dir) or a
+  ``tempfile.mkdtemp`` of its own; never a fixed name in /tmp or the
+  repository. ``isolated_dirs`` gives every test its own XDG config, data
+  and state dirs (the sandbox lock lives there), so a subprocess started by
+  a test inherits them through the environment.
+- give every named thing a unique name: a tmux server is ``tmux -L
+  <uuid>`` with its own ``TMUX_TMPDIR`` (tests/test_ui_tmux.py); a D-Bus
+  session and its gnome-keyring are per worker (``secret_service_session``:
+  ``dbus-run-session`` makes a private bus, and the keyring's HOME and XDG
+  dirs are a fresh temp dir, so no worker sees another's collection).
+- scope shared servers ``session`` (once per worker) or ``module`` (once per
+  file, as each file stays on one worker), and stop them at teardown, killing
+  a process group it started; never kill processes by name.
+- wait with a deadline for a condition, never for a fixed time, and assert
+  on outcomes, never on how long something took: a worker shares the cores.
+- under CI=true, fail when a system tool is missing (``require``) rather
+  than skip, the same in every worker.
+"""
 
 from __future__ import annotations
 
@@ -24,8 +54,9 @@ from tests.smtpservers import ServerThread
 from tuimail.faults import FaultPlan
 from tuimail.sandbox import Sandbox, SandboxConfig
 
-# The OAuth test provider's fixtures (oauth_provider, make_oauth_provider).
-pytest_plugins = ["tests.oauth_support"]
+# The OAuth test provider's fixtures (oauth_provider, make_oauth_provider), and
+# syrupy's unused-snapshot check on xdist workers.
+pytest_plugins = ["tests.oauth_support", "tests.xdist_support"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -278,3 +309,20 @@ def secret_service(
         monkeypatch.setenv(key, value)
     keyring.set_keyring(secret_service_session.backend())
     return secret_service_session
+
+
+@pytest.fixture(autouse=True)
+def steady_cursors(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In snapshot tests, a focused Input's or TextArea's cursor stays drawn: no blinking.
+
+    A cursor blinks off 0.5 s after its widget was focused or typed into, so a
+    screenshot taken later than that on a busy machine (two xdist workers on
+    two cores) missed the cursor the stored SVG has. Stopping the blink timer's
+    toggle keeps the state every snapshot was recorded in.
+    """
+    if "snap_compare" not in request.fixturenames:
+        return
+    from textual.widgets import Input, TextArea
+
+    monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
+    monkeypatch.setattr(TextArea, "_toggle_cursor_blink_visible", lambda self: None)

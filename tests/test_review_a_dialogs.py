@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from textual.widgets import Input, Label, Select
 
-from tests.ui_support import wait_for, wait_for_mailboxes
+from tests.ui_support import open_mailboxes, wait_for, wait_for_mailboxes
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.screens.dialogs import ExportDialog, ExportRequest, FilePickerDialog
 
@@ -71,11 +71,10 @@ async def test_the_export_dialog_explains_a_path_it_cannot_use(
     ids=["a-list", "a-number", "no-time", "nested-too-deeply"],
 )  # fmt: skip
 async def test_a_sent_transcript_that_is_not_records_is_shown_as_missing(stored: str) -> None:
-    from textual.widgets import DataTable, TabbedContent
+    from textual.widgets import DataTable
 
     from tuimail.message import Draft, build_message
     from tuimail.outbox import Outbox
-    from tuimail.ui.screens.mailboxes import MailboxesScreen
     from tuimail.ui.widgets.transcript_view import TranscriptView
 
     outbox = Outbox()
@@ -87,10 +86,7 @@ async def test_a_sent_transcript_that_is_not_records_is_shown_as_missing(stored:
     (outbox.transcripts_dir / f"{key}.jsonl").write_text(stored)
     app = TuimailApp(start_sandbox=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("f7")
-        await wait_for(pilot, lambda: isinstance(app.screen, MailboxesScreen), "F7")
-        app.screen.query_one("#boxes", TabbedContent).active = "tab-sent"
-        await wait_for_mailboxes(pilot)
+        await open_mailboxes(pilot, "tab-sent")
         table = app.screen.query_one("#sent-table", DataTable)
         assert table.row_count == 1
         table.move_cursor(row=0)

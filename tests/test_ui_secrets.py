@@ -19,6 +19,7 @@ from tests.smtpservers import ServerThread, Sink
 from tests.test_ui_dialogs_sent import PASSWORD as REFUSED_PASSWORD
 from tests.test_ui_dialogs_sent import refused_save
 from tests.ui_support import (
+    click_shown,
     draft_values,
     fill_draft,
     open_mailboxes,
@@ -181,7 +182,7 @@ async def test_a_refused_keyring_offers_asking_at_send_time_and_saves_no_secret(
         alternatives = dialog.query_one("#keyring-alternatives")
         assert alternatives.display
         assert "neither needs the keyring" in static_text(app, "#error")
-        await pilot.click("#use-ask")
+        await click_shown(pilot, "#use-ask")
         await wait_for(pilot, lambda: not isinstance(app.screen, AccountDialog), "the save")
     saved = ProfileStore().get("work")
     assert saved.ask_at_send and not saved.password_command and saved.username == "alice"
@@ -194,7 +195,7 @@ async def test_a_refused_keyring_offers_a_password_command() -> None:
     app = TuimailApp(start_sandbox=False)
     async with app.run_test(size=WIDE) as pilot:
         dialog = await refused_save(pilot)
-        await pilot.click("#use-command")
+        await click_shown(pilot, "#use-command")
         await pilot.pause()
         assert dialog.query_one("#secret_source", Select).value == "password_command"
         assert app.focused is dialog.query_one("#secret_command", Input)

@@ -14,8 +14,9 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from textual import events
+from textual.errors import NoWidget
 from textual.pilot import Pilot
-from textual.widgets import Input, Static, TabbedContent, TextArea
+from textual.widgets import DataTable, Input, Static, TabbedContent, TextArea
 
 from tests.smtpservers import Sink
 from tuimail.profiles import Profile, ProfileStore
@@ -76,16 +77,47 @@ async def open_mailboxes(pilot: Pilot[Any], tab: str = "tab-outbox") -> Mailboxe
     """Press F7, wait for the mailboxes and show ``tab``."""
     await pilot.press("f7")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, MailboxesScreen), "F7")
-    screen = pilot.app.screen
-    assert isinstance(screen, MailboxesScreen)
-    screen.query_one("#boxes", TabbedContent).active = tab
+    await show_tab(pilot, tab)
     return await wait_for_mailboxes(pilot)
+
+
+async def show_tab(pilot: Pilot[Any], tab: str) -> None:
+    """Make ``tab`` F7's current tab, with its table focused, and see that it stays.
+
+    F7 focuses its first tab's table when it mounts, and a focus moves the tab
+    strip to the focused table's tab when its event arrives; a tab chosen
+    before that event is undone, sooner or later on a loaded machine (more
+    so with the suite on parallel workers). So the tab is chosen once F7 is
+    mounted, again if it was undone, until two looks a pause apart agree.
+    """
+    screen = pilot.app.screen
+    assert isinstance(screen, MailboxesScreen), f"F7 is not shown: {screen!r}"
+    await wait_for(pilot, lambda: screen.is_mounted, "F7 to mount")
+    tabs = screen.query_one("#boxes", TabbedContent)
+    table = screen.query_one(f"#{MailboxesScreen.TAB_TABLES[tab]}", DataTable)
+
+    def shown() -> bool:
+        return screen.current_tab == tab and pilot.app.focused is table
+
+    looks = 0
+
+    def settled() -> bool:
+        nonlocal looks
+        if not shown():
+            looks = 0
+            tabs.active = tab
+            return False
+        looks += 1
+        return looks >= 2
+
+    await wait_for(pilot, settled, f"F7's {tab} to be shown")
 
 
 async def wait_for_mailboxes(pilot: Pilot[Any]) -> MailboxesScreen:
     """F7 once what it last asked of its stores is on screen (it reads them in threads)."""
     screen = pilot.app.screen
     assert isinstance(screen, MailboxesScreen), f"F7 is not shown: {screen!r}"
+    await wait_for(pilot, lambda: screen.is_mounted, "F7 to mount")  # it starts reading then
     await wait_for(pilot, lambda: not screen.reading, "F7 to show its mailboxes")
     await pilot.pause()
     return screen
@@ -106,10 +138,36 @@ async def type_text(pilot: Pilot[Any], text: str) -> None:
 
 
 async def paste(pilot: Pilot[Any], text: str) -> None:
-    """Paste ``text`` into the focused widget, as a terminal delivers a paste."""
-    assert pilot.app.focused is not None, "nothing has focus to paste into"
+    """Paste ``text`` into the focused widget, as a terminal delivers a paste.
+
+    A screen just pushed gives its first field the focus a moment later
+    (later still on a loaded machine): the paste waits for a focus, with a deadline.
+    """
+    await wait_for(pilot, lambda: pilot.app.focused is not None, "a focus to paste into")
     pilot.app.post_message(events.Paste(text))  # the app hands it to the focused widget
     await pilot.pause()
+
+
+async def click_shown(pilot: Pilot[Any], selector: str) -> None:
+    """Click ``selector`` once it is laid out where the click lands.
+
+    A widget just shown has no place on screen until the next layout; a click
+    sent before that lands on whatever is there (more often on a loaded
+    machine), so this waits for the widget to be on top at its place first.
+    """
+    widget = pilot.app.screen.query_one(selector)
+
+    def placed() -> bool:
+        region = widget.region
+        if not region.area:
+            return False
+        try:
+            return pilot.app.get_widget_at(region.x, region.y)[0] is widget
+        except NoWidget:
+            return False
+
+    await wait_for(pilot, placed, f"{selector} to be shown")
+    assert await pilot.click(selector), f"the click missed {selector}"
 
 
 async def fill_draft(
