@@ -624,3 +624,27 @@ def test_sandbox_inbox_mime_tree(
         await wait_for(pilot, lambda: "application/pdf" in str(view.content), "the MIME tree")
 
     assert snap_compare(quiet_app(), terminal_size=size, run_before=mime_tree)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_sandbox_inbox_html_as_text(
+    snap_compare: SnapCompare,
+    size: tuple[int, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """F5's message view of the HTML part (h), rendered as text for the terminal."""
+    monkeypatch.chdir(tmp_path)
+
+    async def html_view(pilot: Pilot[Any]) -> None:
+        await show_sandbox_with_a_message(pilot)
+        name = f"{int(at(9, 21, 0))}.M2P2Q2.sandbox"
+        (tmp_path / "maildir" / "new" / name).write_bytes(RICH_MESSAGE)
+        table = pilot.app.screen.query_one("#captured", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2, "the second message")
+        table.move_cursor(row=1)
+        await pilot.press("h")
+        view = pilot.app.screen.query_one("#message-view", Static)
+        await wait_for(pilot, lambda: "order" in str(view.content), "the HTML as text")
+
+    assert snap_compare(quiet_app(), terminal_size=size, run_before=html_view)
