@@ -336,7 +336,8 @@ class ComposeScreen(ModelScreen):
         # The same for the app's size classes (TuimailApp.VERTICAL_BREAKPOINTS), which
         # Textual sets at the screen's first Resize, once every widget is styled:
         # set now, that Resize finds them in place and restyles nothing.
-        self.update_classes(breakpoint_classes(self), update=False)
+        for name, wanted in breakpoint_classes(self).items():
+            self.set_class(wanted, name, update=False)  # (update_classes: not in 8.2.0)
         yield from compose_form(self._profile_options())
 
     @on(ScreenResume)
