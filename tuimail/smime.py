@@ -756,13 +756,15 @@ class VerifyResult:
         return f"S/MIME signature not checked: {self.detail}"
 
 
-def _openssl(args: Iterable[str], cwd: str) -> tuple[int, str]:
+def _openssl(args: Iterable[str], cwd: str, message: bytes) -> tuple[int, str]:
+    """Run openssl on ``message`` given on its stdin: a decrypted message checked
+    here is clear text, which must never be put in a file."""
     from tuimail.terminal_text import escape_controls
 
     process = subprocess.run(
         ["openssl", *args],
         cwd=cwd,
-        stdin=subprocess.DEVNULL,
+        input=message,
         capture_output=True,
         timeout=OPENSSL_TIMEOUT,
         check=False,
@@ -780,8 +782,10 @@ def verify_smime(message_bytes: bytes, ca_file: Path | None = None) -> VerifyRes
 
     ``ca_file`` holds the trusted CA certificates (PEM); without it, or when
     the chain does not lead there, an intact signature is
-    :attr:`Verdict.UNTRUSTED`. Runs openssl with a timeout in a temporary
-    directory removed afterwards; blocks.
+    :attr:`Verdict.UNTRUSTED`. Runs openssl with a timeout, the message on its
+    stdin and the signed content thrown away (the message may be one just
+    decrypted: clear text never goes to a file); only the signer's
+    certificate is written, in a temporary directory removed afterwards. Blocks.
     """
     summary = smime_summary(message_bytes)
     if summary is None or summary.kind is not SmimeKind.SIGNED:
@@ -789,17 +793,18 @@ def verify_smime(message_bytes: bytes, ca_file: Path | None = None) -> VerifyRes
     if shutil.which("openssl") is None:
         return VerifyResult(Verdict.ERROR, detail="openssl is not installed")
     with tempfile.TemporaryDirectory(prefix="tuimail-smime-") as tmp:
-        Path(tmp, "message.eml").write_bytes(message_bytes)
-        base = ["cms", "-verify", "-in", "message.eml", "-inform", "SMIME"]
-        base += ["-signer", "signer.pem", "-out", "content.eml", "-purpose", "smimesign"]
+        base = ["cms", "-verify", "-inform", "SMIME"]
+        base += ["-signer", "signer.pem", "-out", os.devnull, "-purpose", "smimesign"]
         try:
             if ca_file is not None:
-                code, words = _openssl([*base, "-CAfile", str(ca_file.absolute())], tmp)
+                code, words = _openssl(
+                    [*base, "-CAfile", str(ca_file.absolute())], tmp, message_bytes
+                )
             else:
                 code, words = 1, "no CA file given"
             verdict = Verdict.VALID
             if code != 0:
-                intact, loose_words = _openssl([*base, "-noverify"], tmp)
+                intact, loose_words = _openssl([*base, "-noverify"], tmp, message_bytes)
                 if intact == 0:
                     verdict = Verdict.UNTRUSTED
                 elif any(sign in loose_words for sign in _BROKEN_WORDS):
