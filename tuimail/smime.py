@@ -218,10 +218,26 @@ def describe(cert: x509.Certificate) -> str:
     names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     emails = certificate_emails(cert)
     if names and emails:
-        words = f"{names[0]} <{emails[0]}>"
+        words = f"{_cut(names[0])} <{_cut(emails[0])}>"
     else:
         words = names[0] if names else emails[0] if emails else cert.subject.rfc4514_string()
-    return escape_controls(words)
+    return escape_controls(_cut(words))
+
+
+#: The most characters of a certificate's name or address a view shows: whoever made the
+#: certificate chose them, and a 10 kB common name would fill the screen.
+MOST_NAME_CHARS = 200
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MOST_NAME_CHARS else text[: MOST_NAME_CHARS - 1] + "…"
+
+
+def shown_emails(cert: x509.Certificate) -> tuple[str, ...]:
+    """The certificate's addresses for a view: escaped, each cut, at most eight."""
+    from tuimail.terminal_text import escape_controls
+
+    return tuple(escape_controls(_cut(a)) for a in certificate_emails(cert)[:8])
 
 
 @dataclass
@@ -817,7 +833,7 @@ def verify_smime(message_bytes: bytes, ca_file: Path | None = None) -> VerifyRes
             return VerifyResult(Verdict.ERROR, detail=f"openssl could not run: {exc.strerror}")
         certs = _load_certificates(Path(tmp, "signer.pem").read_bytes())
     signer = describe(certs[0]) if certs else ""
-    emails = tuple(certificate_emails(certs[0])) if certs else ()
+    emails = shown_emails(certs[0]) if certs else ()
     return VerifyResult(verdict, signer, emails, "" if verdict is Verdict.VALID else words)
 
 
