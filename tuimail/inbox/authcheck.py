@@ -527,10 +527,44 @@ class _Collected(logging.Handler):
             self.errors.append(record.getMessage())
 
 
+#: The largest RSA key a signature is checked with, and the widest public exponent, as
+#: OpenSSL bounds them (OPENSSL_RSA_MAX_MODULUS_BITS, OPENSSL_RSA_MAX_PUBEXP_BITS).
+MAX_RSA_MODULUS_BITS = 16384
+MAX_RSA_EXPONENT_BITS = 64
+
+
+def _costly_key(record: bytes) -> str:
+    """Why the key ``record`` is refused before use ("" when it is not).
+
+    dkimpy checks an RSA signature in pure Python: a record whose modulus and
+    exponent are each tens of thousands of bits (40 kB fit in a TXT record or
+    a key file) takes minutes of CPU in a thread nothing can stop.
+    """
+    import dkim
+
+    try:
+        pk, _size, _ktag, _tlsrpt = dkim.load_pk_from_dns(b"", lambda _name, timeout=5: record)
+    except Exception:  # dkimpy says what is wrong with it when it verifies
+        return ""
+    if not isinstance(pk, dict):  # Ed25519: fixed size
+        return ""
+    modulus, exponent = pk.get("modulus"), pk.get("publicExponent")
+    if not isinstance(modulus, int) or not isinstance(exponent, int):
+        return ""
+    if modulus.bit_length() > MAX_RSA_MODULUS_BITS:
+        return f"its RSA modulus is too large ({modulus.bit_length()} bits; at most {MAX_RSA_MODULUS_BITS})"
+    if exponent.bit_length() > MAX_RSA_EXPONENT_BITS:
+        return f"its RSA public exponent is too large ({exponent.bit_length()} bits; at most {MAX_RSA_EXPONENT_BITS})"
+    return ""
+
+
 def _verify_one(raw: bytes, index: int, record: bytes) -> tuple[str, str]:
     """dkimpy's verdict on signature ``index`` with the key ``record`` (CPU work: in a thread)."""
     import dkim
 
+    costly = _costly_key(record)
+    if costly:
+        return "permerror", f"the key cannot be used: {costly}"
     collected = _Collected()
     # A logger of its own for this one call, outside logging's registry (nothing kept).
     logger = logging.Logger("tuimail.dkim")

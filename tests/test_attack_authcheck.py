@@ -1,0 +1,108 @@
+"""Attacks on the inbox's authentication check (tuimail/inbox/authcheck.py) with
+hostile DKIM keys and signatures, through ``tuimail inbox show`` as a real process.
+
+dkimpy checks RSA signatures in pure Python (``pow``): a key record whose
+modulus and public exponent are each tens of thousands of bits costs minutes
+of CPU for one signature, in a thread the check's deadline cannot stop, and
+``inbox show`` would wait for it before exiting. Such a key is refused in
+words before dkimpy computes anything with it.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import dkim
+
+from tests.cli_helpers import TUIMAIL
+from tests.test_inbox_authcheck import KEY, message
+from tests.test_protection_view import _captured, _ids
+from tuimail.inbox import authcheck
+
+
+def _der(tag: int, body: bytes) -> bytes:
+    size = len(body)
+    if size < 0x80:
+        return bytes([tag, size]) + body
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + body
+
+
+def _integer(value: int) -> bytes:
+    return _der(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
+
+
+def hostile_record(modulus_bits: int, exponent_bits: int) -> str:
+    """A DKIM RSA key record with a huge modulus and public exponent (both odd)."""
+    n = secrets.randbits(modulus_bits) | 1 | (1 << (modulus_bits - 1))
+    e = secrets.randbits(exponent_bits) | 1 | (1 << (exponent_bits - 1))
+    rsa_oid = bytes.fromhex("06092a864886f70d0101010500")
+    spki = _der(
+        0x30,
+        _der(0x30, rsa_oid) + _der(0x03, b"\0" + _der(0x30, _integer(n) + _integer(e))),
+    )
+    return "v=DKIM1; k=rsa; p=" + base64.b64encode(spki).decode()
+
+
+def _closed_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _show(message_id: str, *extra: str, timeout: float = 40) -> tuple[str, float]:
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [TUIMAIL, "inbox", "show", message_id, "--dns-timeout", "1",
+             "--dns-server", f"127.0.0.1:{_closed_udp_port()}", *extra],
+            capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"inbox show still running after {timeout:g} s") from None
+    assert done.returncode == 0, done.stderr
+    return done.stdout, time.monotonic() - started
+
+
+def test_a_costly_dkim_key_is_refused_in_time(isolated_dirs: Path, tmp_path: Path) -> None:
+    raw = message()
+    signed = dkim.sign(raw, b"sel", b"example.test", KEY.private_pem) + raw
+    _captured(signed)
+    key_file = tmp_path / "hostile.txt"
+    key_file.write_text(hostile_record(120_000, 120_000))  # about 40 kB of record
+    stdout, took = _show(_ids()["Your order"], "--dkim-key", str(key_file))
+    assert took < 30, f"inbox show took {took:.0f} s"
+    dkim_lines = [line for line in stdout.splitlines() if "DKIM" in line]
+    assert any("permerror" in line for line in dkim_lines), stdout
+    assert "too large" in stdout, stdout
+
+
+def test_a_thousand_signatures_and_ten_thousand_signed_headers(isolated_dirs: Path) -> None:
+    """1,000 DKIM-Signature fields, the first naming 10,000 headers: eight are checked,
+    in time, each with a verdict in words."""
+    raw = message()
+    many = dkim.sign(
+        raw, b"sel", b"example.test", KEY.private_pem, include_headers=[b"from"] * 10_000
+    )
+    more = b"".join(
+        b"DKIM-Signature: v=1; a=rsa-sha256; d=example.test; s=sel%d; h=from; bh=AA; b=AA\r\n" % i
+        for i in range(1000)
+    )
+    _captured(many + more + raw)
+    (only,) = _ids().values()  # the index reads a bounded head: no subject said
+    stdout, took = _show(only, "--dkim-key", str(_key_file(isolated_dirs)))
+    assert took < 30, f"inbox show took {took:.0f} s"
+    assert "dkim=pass (key from" in stdout, stdout[:2000]
+    assert stdout.count("dkim=") == authcheck.MAX_SIGNATURES, stdout[:2000]
+    assert "b= value is not valid base64" in stdout
+
+
+def _key_file(home: Path) -> Path:
+    path = home / "key.txt"
+    path.write_text(KEY.record)
+    return path
