@@ -106,3 +106,82 @@ def _key_file(home: Path) -> Path:
     path = home / "key.txt"
     path.write_text(KEY.record)
     return path
+
+
+# -- a hostile spamd (tuimail/inbox/spamc.py) ---------------------------------------------------
+
+
+def _hostile_spamd(behaviour: str) -> tuple[int, object]:
+    """A spamd on a free loopback port that answers as ``behaviour`` says, in a thread."""
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = int(listener.getsockname()[1])
+
+    def serve() -> None:
+        with listener:
+            connection, _ = listener.accept()
+            with connection:
+                connection.settimeout(30)
+                try:
+                    connection.recv(65536)
+                    if behaviour == "trickle":
+                        for byte in b"SPAMD/1.1 0 EX_OK\r\nSpam: True ; 9.0 / 5.0\r\n" * 100:
+                            connection.sendall(bytes([byte]))
+                            time.sleep(0.05)
+                    elif behaviour == "flood":  # a gigabyte without a line end, as fast as taken
+                        chunk = b"S" * 65536
+                        for _ in range(16384):
+                            connection.sendall(chunk)
+                    elif behaviour == "stall":
+                        connection.sendall(
+                            b"SPAMD/1.1 0 EX_OK\r\nSpam: True ; 9.0 / 5.0\r\n"
+                            b"Content-length: 60000\r\n\r\nRULE_A,"
+                        )
+                        time.sleep(30)
+                    elif behaviour == "escapes":
+                        rules = b"\x1b]0;pwned\x07,\xe2\x80\xaeEVIL," + b"R" * 60000 + b",A" * 1000
+                        connection.sendall(
+                            b"SPAMD/1.1 0 EX_OK\r\nSpam: True ; 9.0 / 5.0\r\n"
+                            b"Content-length: %d\r\n\r\n" % len(rules) + rules
+                        )
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return port, thread
+
+
+def test_a_trickling_flooding_or_stalling_spamd_ends_in_time_in_words() -> None:
+    import asyncio
+    import resource
+
+    from tuimail.inbox import spamc
+
+    for behaviour, words in (
+        ("trickle", "did not answer within 2 s"),
+        ("flood", "sent a line longer than"),
+        ("stall", "did not answer within 2 s"),
+    ):
+        port, _thread = _hostile_spamd(behaviour)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        started = time.monotonic()
+        try:
+            asyncio.run(spamc.symbols(b"Subject: x\r\n\r\nhi\r\n", "127.0.0.1", port, timeout=2))
+        except spamc.SpamdError as exc:
+            assert words in str(exc), (behaviour, str(exc))
+        else:
+            raise AssertionError(f"{behaviour}: a verdict from a hostile spamd")
+        assert time.monotonic() - started < 5, behaviour
+        assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024
+
+
+def test_spamd_rules_with_escapes_never_reach_the_terminal(isolated_dirs: Path) -> None:
+    port, _thread = _hostile_spamd("escapes")
+    _captured(message())
+    stdout, _took = _show(_ids()["Your order"], "--spamd", f"127.0.0.1:{port}")
+    assert "\x1b" not in stdout and "\x07" not in stdout and "\u202e" not in stdout
+    assert "score 9 (threshold 5" in stdout, stdout[:2000]
+    assert "R" * 100 not in stdout, "a 60 kB rule name reached the output whole"
+    assert stdout.count(", A") < 200, "a thousand rule names were all shown"
