@@ -185,3 +185,47 @@ def test_spamd_rules_with_escapes_never_reach_the_terminal(isolated_dirs: Path) 
     assert "score 9 (threshold 5" in stdout, stdout[:2000]
     assert "R" * 100 not in stdout, "a 60 kB rule name reached the output whole"
     assert stdout.count(", A") < 200, "a thousand rule names were all shown"
+
+
+# -- SPF macros (tuimail/inbox/spf.py) -------------------------------------------------------------
+
+#: A sender domain of 120 one-letter labels: each %{d} adds 245 characters and 121 dots.
+LONG_DOMAIN = ".".join(["a"] * 120) + ".bomb.test"
+
+
+def _txt_line(owner: str, record: str) -> str:
+    pieces = [record[i : i + 250] for i in range(0, len(record), 250)]
+    return f"{owner} TXT " + " ".join(f'"{piece}"' for piece in pieces)
+
+
+def test_spf_macro_blowup_is_bounded_in_time(isolated_dirs: Path, tmp_path: Path) -> None:
+    """``exists:`` followed by 14,000 ``%{d}`` of a 245-character domain (a 56 kB record):
+    each label dropped to fit 253 characters copied megabytes (over a minute), on the event loop where
+    the check's deadline cannot interrupt it. Now: a permerror in words, at once."""
+    from tests.dns_support import started_dns
+
+    record = "v=spf1 exists:" + "%{d}" * 14000 + " -all"
+    owner = LONG_DOMAIN.removesuffix(".bomb.test")
+    server = started_dns(
+        tmp_path / "dns",
+        lambda s: s.add_zone("bomb.test", [_txt_line(owner, record), "@ A 192.0.2.1"]),
+    )
+    try:
+        raw = f"Return-Path: <x@{LONG_DOMAIN}>\r\n".encode() + message()
+        _captured(raw)
+        done = subprocess.run(
+            [TUIMAIL, "inbox", "show", _ids()["Your order"], "--spf-ip", "192.0.2.1",
+             "--dns-server", f"{server.address}:{server.port}", "--json"],
+            capture_output=True, text=True, timeout=40,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise AssertionError("inbox show still running after 40 s") from None
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr
+    import json
+
+    spf = json.loads(done.stdout)["authentication"]["spf"]
+    assert spf["result"] == "permerror", spf
+    assert "expands to over 65,536 characters" in spf["reason"], spf
+    assert len(spf["reason"]) < 300
