@@ -202,14 +202,15 @@ def test_spf_macro_blowup_is_bounded_in_time(isolated_dirs: Path, tmp_path: Path
     """``exists:`` followed by 14,000 ``%{d}`` of a 245-character domain (a 56 kB record):
     each label dropped to fit 253 characters copied megabytes (over a minute), on the event loop where
     the check's deadline cannot interrupt it. Now: a permerror in words, at once."""
-    from tests.dns_support import started_dns
+    from tests.dns_support import DnsServer, started_dns
 
     record = "v=spf1 exists:" + "%{d}" * 14000 + " -all"
     owner = LONG_DOMAIN.removesuffix(".bomb.test")
-    server = started_dns(
-        tmp_path / "dns",
-        lambda s: s.add_zone("bomb.test", [_txt_line(owner, record), "@ A 192.0.2.1"]),
-    )
+
+    def zones(dns_server: DnsServer) -> None:
+        dns_server.add_zone("bomb.test", [_txt_line(owner, record), "@ A 192.0.2.1"])
+
+    server = started_dns(tmp_path / "dns", zones)
     try:
         raw = f"Return-Path: <x@{LONG_DOMAIN}>\r\n".encode() + message()
         _captured(raw)
