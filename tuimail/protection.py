@@ -44,10 +44,27 @@ def protected(
             "the profile asks for both PGP/MIME and S/MIME: a message is signed or "
             "encrypted with one of them; turn the other off"
         )
+    if pgp or smime_settings is not None:
+        scheme = _wrapped_in(outgoing)
+        if scheme and (
+            smime_settings is not None
+            or pgp_mime.settings_of(profile).sign
+            or pgp_mime.settings_of(profile).encrypt
+        ):
+            target = "OpenPGP" if pgp else "S/MIME"
+            raise ProtectionConflict(
+                f"the message is already {scheme}-signed or encrypted: it cannot also be "
+                f"{target}-signed or encrypted (send it without the profile's or the "
+                "options' signing and encrypting)"
+            )
+        if scheme:  # opportunistic OpenPGP only: an already wrapped message stays as it is
+            return signed_for(profile, outgoing)
     if pgp:
         outgoing = pgp_mime.protect_for(profile, outgoing, passphrase)
     elif smime_settings is not None:
-        outgoing = _smime_step(profile, outgoing)
+        from tuimail.smime import protected_for
+
+        outgoing = protected_for(profile, outgoing)
     return signed_for(profile, outgoing)
 
 
@@ -55,14 +72,21 @@ class ProtectionConflict(TuimailError):
     """The profile asks for two end-to-end schemes at once (PGP/MIME and S/MIME)."""
 
 
-def _smime_step(profile: Profile, outgoing: OutgoingMessage) -> OutgoingMessage:
-    """S/MIME (tuimail/smime.py); a message that is already OpenPGP is not wrapped again."""
-    from tuimail.smime import protected_for
+def _wrapped_in(outgoing: OutgoingMessage) -> str:
+    """The scheme the message is already signed or encrypted with ("" when none), read from
+    its top-level Content-Type: a prepared message (``send --eml``) may come wrapped, and a
+    second wrapping would hide the first signature inside a part no reader checks."""
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
 
-    head = outgoing.to_bytes().split(b"\r\n\r\n", 1)[0].lower()
-    if b"application/pgp-" in head:
-        raise ProtectionConflict(
-            "the message is already OpenPGP-signed or encrypted: it cannot also be "
-            "S/MIME-signed or encrypted"
-        )
-    return protected_for(profile, outgoing)
+    head = outgoing.to_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+    message = BytesHeaderParser(policy=compat32).parsebytes(head)
+    kind = message.get_content_type()
+    protocol = str(message.get_param("protocol", "")).lower()
+    if kind in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
+        return "S/MIME"
+    if kind in ("multipart/signed", "multipart/encrypted"):
+        if "pkcs7" in protocol:
+            return "S/MIME"
+        return "OpenPGP" if "pgp" in protocol else "MIME"
+    return ""

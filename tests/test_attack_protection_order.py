@@ -1,0 +1,93 @@
+"""Attacks on the order of protection (tuimail/protection.py) through ``tuimail send --eml``.
+
+A prepared message that is already signed or encrypted (OpenPGP or S/MIME)
+must not be wrapped a second time by the profile's or the options' scheme,
+whichever schemes they are; a prepared message with Bcc is never encrypted
+(``-t`` reads the Bcc from the file); a queued message is sent again as it
+was stored, never signed again. Real gpg (tests/test_pgp_mime.py's keyring),
+a real SMTP sink on loopback (tests/smtpservers.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests import test_pgp_mime
+from tests.cli_helpers import run_tuimail
+from tests.smtpservers import ServerThread, Sink
+from tests.test_pgp_mime import ALICE, BOB, Keyring
+from tuimail.cli import exitcodes
+
+keyring = test_pgp_mime.keyring
+gnupghome = test_pgp_mime.gnupghome
+
+
+def _prepared(*, sign: bool = False, encrypt: bool = False, bcc: str = "") -> bytes:
+    from tuimail import pgp_mime
+    from tuimail.message import Draft, build_message
+
+    draft = Draft(from_address=f"Alice <{ALICE}>", to=[BOB], subject="Prepared", body="Hi\n")
+    built = build_message(draft)
+    if sign or encrypt:
+        built = pgp_mime.protect(built, pgp_mime.PgpSettings(sign=sign, encrypt=encrypt))
+    wire = built.to_bytes()
+    return (f"Bcc: {bcc}\r\n".encode() + wire) if bcc else wire
+
+
+def _send_eml(port: int, path: Path, *extra: str) -> object:
+    return run_tuimail(
+        "send", "--server", f"127.0.0.1:{port}", "--security", "none",
+        "--eml", str(path), "-t", *extra,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("flag", ["--pgp-sign", "--pgp-encrypt"])
+def test_an_already_openpgp_message_is_not_wrapped_again(
+    gnupghome: Keyring, servers: ServerThread, isolated_dirs: Path, tmp_path: Path, flag: str
+) -> None:
+    sink = Sink()
+    port = servers.smtp(sink)
+    path = tmp_path / "signed.eml"
+    path.write_bytes(_prepared(sign=True))
+    result = _send_eml(port, path, flag, "--no-queue")
+    assert sink.messages == [], "an OpenPGP-signed message was wrapped in OpenPGP again"
+    assert result.returncode != 0  # type: ignore[attr-defined]
+    assert "already OpenPGP-signed or encrypted" in result.stderr  # type: ignore[attr-defined]
+
+
+def test_an_already_smime_message_is_not_wrapped_in_openpgp(
+    gnupghome: Keyring, servers: ServerThread, isolated_dirs: Path, tmp_path: Path
+) -> None:
+    from tests.smime_support import TestCA
+    from tuimail import smime
+
+    ca = TestCA(tmp_path / "ca")
+    alice = ca.issue(ALICE)
+    signer = smime.load_signer(
+        smime.SmimeSettings(sign=True, encrypt=False, cert=str(alice.cert_path),
+                            key=str(alice.key_path), passphrase_command="", profile_name="p")
+    )  # fmt: skip
+    wire = _prepared()
+    signed = smime.protect_bytes(wire, needs_smtputf8=False, signer=signer, recipients=[])
+    path = tmp_path / "smime.eml"
+    path.write_bytes(signed)
+    sink = Sink()
+    port = servers.smtp(sink)
+    result = _send_eml(port, path, "--pgp-sign", "--no-queue")
+    assert sink.messages == [], "an S/MIME-signed message was wrapped in OpenPGP"
+    assert "already S/MIME-signed or encrypted" in result.stderr  # type: ignore[attr-defined]
+
+
+def test_bcc_in_a_prepared_message_is_never_encrypted(
+    gnupghome: Keyring, servers: ServerThread, isolated_dirs: Path, tmp_path: Path
+) -> None:
+    sink = Sink()
+    port = servers.smtp(sink)
+    path = tmp_path / "bcc.eml"
+    path.write_bytes(_prepared(bcc=ALICE))
+    result = _send_eml(port, path, "--pgp-encrypt")
+    assert result.returncode == exitcodes.INVALID_MESSAGE, result.stderr  # type: ignore[attr-defined]
+    assert "cannot have Bcc recipients" in result.stderr  # type: ignore[attr-defined]
+    assert sink.messages == []
