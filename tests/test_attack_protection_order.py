@@ -91,3 +91,34 @@ def test_bcc_in_a_prepared_message_is_never_encrypted(
     assert result.returncode == exitcodes.INVALID_MESSAGE, result.stderr  # type: ignore[attr-defined]
     assert "cannot have Bcc recipients" in result.stderr  # type: ignore[attr-defined]
     assert sink.messages == []
+
+
+def test_a_retry_from_the_outbox_is_not_signed_again(
+    gnupghome: Keyring, servers: ServerThread, isolated_dirs: Path
+) -> None:
+    """The first attempt is refused for now (451) after signing; ``outbox retry`` sends
+    the stored bytes: one OpenPGP signature, the same bytes as queued."""
+    import json
+
+    from tests.cli_helpers import send_args
+
+    sink = Sink(data_reply="451 4.3.0 try again later")
+    port = servers.smtp(sink)
+    first = run_tuimail(*send_args(port, "--body", "Once.\n", "--pgp-sign"))
+    assert first.returncode != 0, first.stdout
+    (queued,) = json.loads(run_tuimail("outbox", "list", "--json").stdout)
+    stored = [
+        p.read_bytes()
+        for p in (isolated_dirs / "data" / "tuimail" / "outbox").rglob("*")
+        if p.is_file() and b"BEGIN PGP SIGNATURE" in p.read_bytes()
+    ]
+    assert len(stored) == 1, "the signed message is stored once"
+    sink.data_reply = None
+    retried = run_tuimail("outbox", "retry", queued["key"])
+    assert retried.returncode == 0, retried.stderr
+    (received,) = sink.messages
+    assert received.content.count(b"BEGIN PGP SIGNATURE") == 1
+    assert (
+        received.content.replace(b"\r\n", b"\n").rstrip()
+        == stored[0].replace(b"\r\n", b"\n").rstrip()
+    )
