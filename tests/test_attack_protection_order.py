@@ -122,3 +122,35 @@ def test_a_retry_from_the_outbox_is_not_signed_again(
         received.content.replace(b"\r\n", b"\n").rstrip()
         == stored[0].replace(b"\r\n", b"\n").rstrip()
     )
+
+
+def test_a_prepared_dkim_signature_is_never_sent_broken_by_wrapping(
+    gnupghome: Keyring, servers: ServerThread, isolated_dirs: Path, tmp_path: Path
+) -> None:
+    """A prepared message that carries a valid DKIM-Signature: wrapping it in OpenPGP
+    changes the body that signature covers, so it would arrive failing. Refused in words."""
+    import dkim
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    wire = _prepared()
+    signed = dkim.sign(wire, b"sel", b"example.test", pem) + wire
+    path = tmp_path / "dkim.eml"
+    path.write_bytes(signed)
+    sink = Sink()
+    port = servers.smtp(sink)
+    result = _send_eml(port, path, "--pgp-sign", "--no-queue")
+    assert sink.messages == [], "a DKIM-signed message was wrapped: its signature arrives broken"
+    assert result.returncode != 0  # type: ignore[attr-defined]
+    assert "DKIM-Signature" in result.stderr  # type: ignore[attr-defined]
+    # Without wrapping it goes as prepared, its signature intact.
+    plain = _send_eml(port, path, "--no-queue")
+    assert plain.returncode == 0, plain.stderr  # type: ignore[attr-defined]
+    (received,) = sink.messages
+    assert received.content.count(b"DKIM-Signature:") == 1
