@@ -124,3 +124,72 @@ def test_pgp_compression_bomb_is_refused_not_read_whole(gnupghome: Keyring) -> N
         pgp_mime.decrypt(wire, timeout=60)
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown_kib < 150 * 1024, f"decrypting grew memory by {grown_kib} KiB"
+
+
+def _encrypted_to_alice(entity: bytes, subject: str) -> bytes:
+    """A PGP/MIME encrypted message (to Alice, whose secret key is in the keyring) of ``entity``."""
+    import subprocess
+
+    armored = subprocess.run(
+        ["gpg", "--batch", "--yes", "--trust-model", "always", "-a", "-e", "-r", ALICE, "-o", "-"],
+        input=entity, capture_output=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    boundary = f"enc-{subject}"
+    return (
+        (
+            f"From: {BOB}\r\nTo: {ALICE}\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n"
+            f'Content-Type: multipart/encrypted; protocol="application/pgp-encrypted";\r\n'
+            f' boundary="{boundary}"\r\n\r\n--{boundary}\r\n'
+            "Content-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n"
+            f"--{boundary}\r\nContent-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + armored.replace(b"\n", b"\r\n")
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+
+
+async def test_f5_decrypted_escapes_and_a_second_layer_stay_inert(
+    gnupghome: Keyring, isolated_dirs: Path
+) -> None:
+    """Decrypting (``x``) a message whose clear text holds terminal escapes and bidi
+    controls, and whose inside is itself encrypted: the escapes are shown escaped, the
+    second layer is shown as the encrypted message it is (never decrypted on its own)."""
+    from tests.test_protection_view import _captured
+    from tests.test_sandbox_shared import open_f5
+    from tests.ui_support import static_text, wait_for
+    from tuimail.ui.app import TuimailApp
+
+    hostile = (
+        b"From: The CEO <ceo@bank.example>\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        b"Visible-start \x1b]0;pwned\x07\x1b[2J \xe2\x80\xaeevil\r\n"
+    )
+    inner_secret = b"Content-Type: text/plain\r\n\r\nSecond-layer-text\r\n"
+    nested = _encrypted_to_alice(_encrypted_to_alice(inner_secret, "inner"), "Nested")
+    # The nested message's own From/Subject are headers of the inner entity.
+    _captured(_encrypted_to_alice(hostile, "Hostile"), nested)
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+
+        def view() -> str:
+            return static_text(app, "#message-view")
+
+        table = await open_f5(pilot, 2)
+        table.focus()
+        at = {str(table.get_row_at(i)[3]): i for i in range(2)}
+        table.move_cursor(row=at["Hostile"])
+        await wait_for(pilot, lambda: "Subject: Hostile" in view(), "the hostile message")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: "Visible-start" in view(), "the decrypted text")
+        text = view()
+        assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
+        assert "ceo@bank.example" not in text, "a From chosen inside shown as the sender"
+        assert "\\x1b" in text or "\\u001b" in text.lower() or "^[" in text, text
+        table.move_cursor(row=at["Nested"])
+        await wait_for(pilot, lambda: "Subject: Nested" in view(), "the nested message")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: "decrypted for display" in view(), "the outer layer")
+        assert "Second-layer-text" not in view()
+        # What the sender put inside never stands next to the message's own fields.
+        assert "Subject: Nested\n" in view() and "inner" not in view(), view()
+        assert f"From: {BOB}\n" in view(), view()
