@@ -72,3 +72,47 @@ def test_hostile_smime_signer_is_escaped_and_cut_in_inbox_show(isolated_dirs: Pa
     _bounded_and_escaped(shown.stdout)
     document = json.loads(shown.stdout)
     assert document["protection"]["smime"]["verification"]["verdict"] == "untrusted"
+
+
+def test_hostile_openpgp_user_id_is_escaped_and_cut(isolated_dirs: Path, tmp_path: Path) -> None:
+    """A gpg key whose user id holds an escape sequence, a bidi override and 1.8 kB signs a
+    message; ``inbox show`` (text and --json) says the signer escaped and cut."""
+    import os
+    import subprocess
+
+    from tests.test_pgp_mime import _close_home, _new_home
+    from tuimail import pgp_mime
+    from tuimail.message import Draft, build_message
+
+    home = _new_home()
+    try:
+        env = {**os.environ, "GNUPGHOME": str(home)}
+        uid = "Evil \x1b]0;pwned\x07\x1b[31m\u202eredro " + "N" * 1800 + " <evil@example.test>"
+        made = subprocess.run(
+            ["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
+             "--quick-gen-key", uid, "ed25519", "sign", "1d"],
+            capture_output=True, env=env, timeout=60,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        draft = Draft(from_address="evil@example.test", to=["b@example.test"],
+                      subject="hostile", body="hi\n")  # fmt: skip
+        os.environ["GNUPGHOME"] = str(home)
+        try:
+            wire = pgp_mime.protect(
+                build_message(draft), pgp_mime.PgpSettings(sign=True, key="evil@example.test")
+            ).to_bytes()
+        finally:
+            del os.environ["GNUPGHOME"]
+        _captured(wire)
+        message_id = _ids()["hostile"]
+        for extra in ((), ("--json",)):
+            shown = run_tuimail(
+                "inbox", "show", message_id, "--no-check", *extra, env={"GNUPGHOME": str(home)}
+            )
+            assert shown.returncode == 0, shown.stderr
+            assert "Evil" in shown.stdout, shown.stdout[:3000]
+            assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout
+            assert "\u202e" not in shown.stdout
+            assert "N" * 300 not in shown.stdout
+    finally:
+        _close_home(home)
