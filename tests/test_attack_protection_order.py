@@ -154,3 +154,29 @@ def test_a_prepared_dkim_signature_is_never_sent_broken_by_wrapping(
     assert plain.returncode == 0, plain.stderr  # type: ignore[attr-defined]
     (received,) = sink.messages
     assert received.content.count(b"DKIM-Signature:") == 1
+
+
+def test_bcc_in_a_prepared_message_is_never_smime_encrypted(
+    servers: ServerThread, isolated_dirs: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from tests.smime_support import TestCA
+
+    ca = TestCA(tmp_path / "ca")
+    people = {a: ca.issue(a) for a in (ALICE, BOB)}
+    directory = tmp_path / "recipients"
+    directory.mkdir()
+    for address, identity in people.items():
+        shutil.copy(identity.cert_path, directory / f"{address}.pem")
+    path = tmp_path / "bcc.eml"
+    path.write_bytes(_prepared(bcc=ALICE))
+    sink = Sink()
+    port = servers.smtp(sink)
+    result = _send_eml(
+        port, path, "--smime-encrypt", "--smime-cert", str(people[ALICE].cert_path),
+        "--smime-key", str(people[ALICE].key_path), "--smime-recipient-certs", str(directory),
+    )  # fmt: skip
+    assert result.returncode == exitcodes.INVALID_MESSAGE, result.stderr  # type: ignore[attr-defined]
+    assert "refused with Bcc recipients" in result.stderr  # type: ignore[attr-defined]
+    assert sink.messages == []
