@@ -230,3 +230,37 @@ def test_spf_macro_blowup_is_bounded_in_time(isolated_dirs: Path, tmp_path: Path
     assert spf["result"] == "permerror", spf
     assert "expands to over 65,536 characters" in spf["reason"], spf
     assert len(spf["reason"]) < 300
+
+
+def test_junk_signatures_waiting_on_dns_do_not_hide_a_passing_one(isolated_dirs: Path) -> None:
+    """A valid signature first (its key from a file), then seven whose keys must be asked of
+    a DNS server that never answers: the part's deadline ends the wait, and the verdict
+    already found (pass) is still said, with the rest a temperror."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # bound, never answers
+    silent.bind(("127.0.0.1", 0))
+    try:
+        raw = message()
+        good = dkim.sign(raw, b"sel", b"example.test", KEY.private_pem)
+        junk = b"".join(
+            dkim.sign(raw, b"junk%d" % i, b"example.test", KEY.private_pem) for i in range(7)
+        )
+        _captured(good + junk + raw)
+        key_file = isolated_dirs / "key.txt"
+        key_file.write_text(KEY.record)
+        started = time.monotonic()
+        done = subprocess.run(
+            [TUIMAIL, "inbox", "show", _ids()["Your order"], "--dns-timeout", "1",
+             "--dns-server", f"127.0.0.1:{silent.getsockname()[1]}",
+             "--dkim-key", f"sel._domainkey.example.test={key_file}", "--json"],
+            capture_output=True, text=True, timeout=40,
+        )  # fmt: skip
+    finally:
+        silent.close()
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 20
+    import json
+
+    verdicts = json.loads(done.stdout)["authentication"]["dkim"]
+    assert verdicts[0]["result"] == "pass", verdicts
+    assert verdicts[-1]["result"] == "temperror", verdicts
+    assert "took longer than" in verdicts[-1]["reason"], verdicts

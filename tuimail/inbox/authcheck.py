@@ -615,7 +615,10 @@ async def _dkim(
     settings: CheckSettings,
     resolver: dns.asyncresolver.Resolver,
     from_dom: str,
+    results: list[DkimResult] | None = None,
 ) -> tuple[DkimResult, ...]:
+    """A verdict per DKIM-Signature (the first :data:`MAX_SIGNATURES`), each appended to
+    ``results`` as it is reached, so a deadline that ends the part keeps those found."""
     import dkim
     from dkim.util import InvalidTagValueList, parse_tag_value
 
@@ -624,7 +627,7 @@ async def _dkim(
     except Exception as exc:  # a message dkimpy cannot take apart
         return (DkimResult("neutral", f"the message cannot be read for DKIM: {exc}"),)
     signatures = [value for name, value in headers if name.lower() == b"dkim-signature"]
-    results = []
+    results = [] if results is None else results
     for index, value in enumerate(signatures[:MAX_SIGNATURES]):
         try:
             tags = parse_tag_value(value)
@@ -836,6 +839,7 @@ async def check(raw: bytes, envelope_from: str | None, settings: CheckSettings) 
             else "No session file tells the envelope sender: SPF had none to check"
         )
     deadline = settings.dns_timeout * PART_DEADLINE
+    dkim_found: list[DkimResult] = []
 
     async def spam() -> SpamResult | None:
         if settings.spamd is None:
@@ -849,15 +853,15 @@ async def check(raw: bytes, envelope_from: str | None, settings: CheckSettings) 
         return SpamResult(where, verdict)
 
     dkim_done, spf_done, policy, spam_done = await asyncio.gather(
-        _bounded(deadline, _dkim(raw, settings, resolver, from_dom), "DKIM"),
+        _bounded(deadline, _dkim(raw, settings, resolver, from_dom, dkim_found), "DKIM"),
         _bounded(deadline, _spf(settings, resolver, mail_from, from_dom), "SPF"),
         _bounded(deadline, _dmarc_record(resolver, from_dom), "the DMARC lookup")
         if from_dom
         else _none(),
         spam(),
     )
-    if isinstance(dkim_done, str):
-        dkim_done = (DkimResult("temperror", dkim_done),)
+    if isinstance(dkim_done, str):  # the signatures checked in time keep their verdicts
+        dkim_done = (*dkim_found, DkimResult("temperror", f"{dkim_done}; the rest not checked"))
     if isinstance(spf_done, str):
         spf_done = SpfResult(
             "temperror", spf_done, simulated_ip=settings.spf_ip, mail_from=mail_from
