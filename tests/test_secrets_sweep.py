@@ -524,3 +524,86 @@ def _pkcs1(pem: bytes) -> bytes:
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     )
+
+
+def test_no_openpgp_passphrase_reaches_argv_a_file_or_an_output(
+    servers: ServerThread, isolated_dirs: Path, tmp_path: Path
+) -> None:
+    """A locked OpenPGP key's passphrase typed at the terminal (a pty) reaches gpg on a pipe
+    only: an ``gpg`` first on PATH records each run's argv and environment (what
+    /proc/PID/cmdline and environ show) before running the real one; then gpg's argv, every
+    output and every file under the config, data and state dirs (the outbox, sent/, the
+    transcript) are searched for the passphrase in each of its forms."""
+    import os
+    import pty
+    import select
+    import shutil
+
+    from tests import test_pgp_mime
+    from tests.cli_helpers import send_args
+
+    real = shutil.which("gpg")
+    if real is None:
+        pytest.skip("gpg is not installed")
+    passphrase = test_pgp_mime.PASSPHRASE
+    home = test_pgp_mime._new_home()
+    try:
+        dave = test_pgp_mime._make_key(home, f"Dave <{test_pgp_mime.DAVE}>", passphrase)
+        test_pgp_mime.forget_passphrases(home)
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        log = tmp_path / "gpg-runs.log"
+        wrapper = bin_dir / "gpg"
+        wrapper.write_text(
+            f'#!/bin/sh\nprintf "argv: %s\\n" "$@" >> "{log}"\nenv >> "{log}"\nexec "{real}" "$@"\n'
+        )
+        wrapper.chmod(0o755)
+        env = {**os.environ, "GNUPGHOME": str(home), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+        sink = Sink()
+        port = servers.smtp(sink)
+        args = send_args(port, "--body", "Hi\n", "--pgp-sign", "--pgp-key", dave)
+        master, slave = pty.openpty()
+        process = subprocess.Popen(
+            [TUIMAIL, *args], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True, env=env,
+        )  # fmt: skip
+        os.close(slave)
+        assert process.stderr is not None
+        seen = b""
+        try:
+            while b"passphrase (not shown)" not in seen:
+                ready, _, _ = select.select([master, process.stderr.fileno()], [], [], 30)
+                assert ready, f"no prompt: {seen!r}"
+                for fd in ready:
+                    seen += os.read(fd, 4096)
+            os.write(master, passphrase.encode() + b"\n")
+            out, err = process.communicate(timeout=60)
+            try:
+                echoed = os.read(master, 4096)
+            except OSError:
+                echoed = b""
+        finally:
+            os.close(master)
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 0, err
+        (received,) = sink.messages
+        assert b"BEGIN PGP SIGNATURE" in received.content
+        runs = log.read_bytes()
+        assert b"--passphrase-fd" in runs or b"--pinentry-mode" in runs, runs[:2000]
+        blobs = {
+            "gpg's argv and environment": runs,
+            "stdout": out,
+            "stderr": err + seen,
+            "the terminal's echo": echoed,
+            "the message sent": received.content,
+            **files_under(isolated_dirs),
+        }
+        found = [
+            name
+            for name, blob in blobs.items()
+            if any(n in blob for n in leak_patterns(passphrase))
+        ]
+        assert found == [], f"the passphrase is in {found}"
+    finally:
+        test_pgp_mime._close_home(home)

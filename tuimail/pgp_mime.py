@@ -805,11 +805,21 @@ def decrypt(wire: bytes, timeout: float = GPG_TIMEOUT) -> bytes:
     start = data.find(b"-----BEGIN PGP MESSAGE-----")
     if start < 0:
         raise PgpError("the encrypted part holds no OpenPGP message")
+    from tuimail.message import MAX_MESSAGE_BYTES
+
     handle = gpg(timeout)
+    # A compressed packet may hold far more than the message (200 MB of zeros fit in
+    # 200 kB): gpg stops writing past the largest message tuimail handles, so the
+    # clear text read into memory is bounded too.
+    limit = ["--max-output", str(MAX_MESSAGE_BYTES)]
     try:
-        result = handle.decrypt(data[start:])
+        result = handle.decrypt(data[start:], extra_args=limit)
     finally:
         _finish(handle, "decrypt")
+    if len(result.data) >= MAX_MESSAGE_BYTES:
+        raise PgpError(
+            f"it decrypts to more than {MAX_MESSAGE_BYTES // (1024 * 1024)} MiB; not shown"
+        )
     if not result.ok:
         raise PgpError(f"gpg could not decrypt it: {_gpg_words(result)}")
     return bytes(result.data)

@@ -32,7 +32,8 @@ def protected(
     ``passphrase`` unlocks the OpenPGP signing key when gpg's agent has not
     (asked by the face after a :class:`~tuimail.pgp_mime.PassphraseNeeded`).
     A profile asking for both OpenPGP and S/MIME is refused before either
-    runs: a message is wrapped once.
+    runs: a message is wrapped once. So is a prepared message already wrapped,
+    or carrying a DKIM-Signature that wrapping would break.
     """
     from tuimail import pgp_mime, smime
     from tuimail.dkim_signing import signed_for
@@ -44,25 +45,64 @@ def protected(
             "the profile asks for both PGP/MIME and S/MIME: a message is signed or "
             "encrypted with one of them; turn the other off"
         )
+    if pgp or smime_settings is not None:
+        settings = pgp_mime.settings_of(profile)
+        wraps = smime_settings is not None or settings.sign or settings.encrypt
+        target = "OpenPGP" if pgp else "S/MIME"
+        scheme = _wrapped_in(outgoing)
+        if scheme and wraps:
+            raise ProtectionConflict(
+                f"the message is already {scheme}-signed or encrypted: it cannot also be "
+                f"{target}-signed or encrypted (send it without the profile's or the "
+                "options' signing and encrypting)"
+            )
+        dkim_signed = _carries_dkim_signature(outgoing)
+        if dkim_signed and wraps:
+            raise ProtectionConflict(
+                "the message carries a DKIM-Signature, which covers its body: "
+                f"{target} signing or encrypting changes the body, so that signature would "
+                "arrive broken; remove the DKIM-Signature field (tuimail DKIM-signs after "
+                "wrapping, with the profile's dkim_domain) or send it without wrapping"
+            )
+        if scheme or dkim_signed:  # opportunistic OpenPGP only: the message stays as it is
+            return signed_for(profile, outgoing)
     if pgp:
         outgoing = pgp_mime.protect_for(profile, outgoing, passphrase)
     elif smime_settings is not None:
-        outgoing = _smime_step(profile, outgoing)
+        from tuimail.smime import protected_for
+
+        outgoing = protected_for(profile, outgoing)
     return signed_for(profile, outgoing)
 
 
 class ProtectionConflict(TuimailError):
-    """The profile asks for two end-to-end schemes at once (PGP/MIME and S/MIME)."""
+    """The profile asks for two end-to-end schemes at once (PGP/MIME and S/MIME), or to wrap
+    a message already wrapped or DKIM-signed."""
 
 
-def _smime_step(profile: Profile, outgoing: OutgoingMessage) -> OutgoingMessage:
-    """S/MIME (tuimail/smime.py); a message that is already OpenPGP is not wrapped again."""
-    from tuimail.smime import protected_for
+def _carries_dkim_signature(outgoing: OutgoingMessage) -> bool:
+    """The message (a prepared one) already has a DKIM-Signature field at its top level."""
+    import re
 
-    head = outgoing.to_bytes().split(b"\r\n\r\n", 1)[0].lower()
-    if b"application/pgp-" in head:
-        raise ProtectionConflict(
-            "the message is already OpenPGP-signed or encrypted: it cannot also be "
-            "S/MIME-signed or encrypted"
-        )
-    return protected_for(profile, outgoing)
+    head = outgoing.to_bytes().split(b"\r\n\r\n", 1)[0]
+    return re.search(rb"(?:^|\r\n)DKIM-Signature[ \t]*:", head, re.I) is not None
+
+
+def _wrapped_in(outgoing: OutgoingMessage) -> str:
+    """The scheme the message is already signed or encrypted with ("" when none), read from
+    its top-level Content-Type: a prepared message (``send --eml``) may come wrapped, and a
+    second wrapping would hide the first signature inside a part no reader checks."""
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+
+    head = outgoing.to_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+    message = BytesHeaderParser(policy=compat32).parsebytes(head)
+    kind = message.get_content_type()
+    protocol = str(message.get_param("protocol", "")).lower()
+    if kind in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
+        return "S/MIME"
+    if kind in ("multipart/signed", "multipart/encrypted"):
+        if "pkcs7" in protocol:
+            return "S/MIME"
+        return "OpenPGP" if "pgp" in protocol else "MIME"
+    return ""

@@ -218,10 +218,26 @@ def describe(cert: x509.Certificate) -> str:
     names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     emails = certificate_emails(cert)
     if names and emails:
-        words = f"{names[0]} <{emails[0]}>"
+        words = f"{_cut(names[0])} <{_cut(emails[0])}>"
     else:
         words = names[0] if names else emails[0] if emails else cert.subject.rfc4514_string()
-    return escape_controls(words)
+    return escape_controls(_cut(words))
+
+
+#: The most characters of a certificate's name or address a view shows: whoever made the
+#: certificate chose them, and a 10 kB common name would fill the screen.
+MOST_NAME_CHARS = 200
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MOST_NAME_CHARS else text[: MOST_NAME_CHARS - 1] + "…"
+
+
+def shown_emails(cert: x509.Certificate) -> tuple[str, ...]:
+    """The certificate's addresses for a view: escaped, each cut, at most eight."""
+    from tuimail.terminal_text import escape_controls
+
+    return tuple(escape_controls(_cut(a)) for a in certificate_emails(cert)[:8])
 
 
 @dataclass
@@ -756,13 +772,15 @@ class VerifyResult:
         return f"S/MIME signature not checked: {self.detail}"
 
 
-def _openssl(args: Iterable[str], cwd: str) -> tuple[int, str]:
+def _openssl(args: Iterable[str], cwd: str, message: bytes) -> tuple[int, str]:
+    """Run openssl on ``message`` given on its stdin: a decrypted message checked
+    here is clear text, which must never be put in a file."""
     from tuimail.terminal_text import escape_controls
 
     process = subprocess.run(
         ["openssl", *args],
         cwd=cwd,
-        stdin=subprocess.DEVNULL,
+        input=message,
         capture_output=True,
         timeout=OPENSSL_TIMEOUT,
         check=False,
@@ -780,8 +798,10 @@ def verify_smime(message_bytes: bytes, ca_file: Path | None = None) -> VerifyRes
 
     ``ca_file`` holds the trusted CA certificates (PEM); without it, or when
     the chain does not lead there, an intact signature is
-    :attr:`Verdict.UNTRUSTED`. Runs openssl with a timeout in a temporary
-    directory removed afterwards; blocks.
+    :attr:`Verdict.UNTRUSTED`. Runs openssl with a timeout, the message on its
+    stdin and the signed content thrown away (the message may be one just
+    decrypted: clear text never goes to a file); only the signer's
+    certificate is written, in a temporary directory removed afterwards. Blocks.
     """
     summary = smime_summary(message_bytes)
     if summary is None or summary.kind is not SmimeKind.SIGNED:
@@ -789,17 +809,18 @@ def verify_smime(message_bytes: bytes, ca_file: Path | None = None) -> VerifyRes
     if shutil.which("openssl") is None:
         return VerifyResult(Verdict.ERROR, detail="openssl is not installed")
     with tempfile.TemporaryDirectory(prefix="tuimail-smime-") as tmp:
-        Path(tmp, "message.eml").write_bytes(message_bytes)
-        base = ["cms", "-verify", "-in", "message.eml", "-inform", "SMIME"]
-        base += ["-signer", "signer.pem", "-out", "content.eml", "-purpose", "smimesign"]
+        base = ["cms", "-verify", "-inform", "SMIME"]
+        base += ["-signer", "signer.pem", "-out", os.devnull, "-purpose", "smimesign"]
         try:
             if ca_file is not None:
-                code, words = _openssl([*base, "-CAfile", str(ca_file.absolute())], tmp)
+                code, words = _openssl(
+                    [*base, "-CAfile", str(ca_file.absolute())], tmp, message_bytes
+                )
             else:
                 code, words = 1, "no CA file given"
             verdict = Verdict.VALID
             if code != 0:
-                intact, loose_words = _openssl([*base, "-noverify"], tmp)
+                intact, loose_words = _openssl([*base, "-noverify"], tmp, message_bytes)
                 if intact == 0:
                     verdict = Verdict.UNTRUSTED
                 elif any(sign in loose_words for sign in _BROKEN_WORDS):
@@ -812,7 +833,7 @@ def verify_smime(message_bytes: bytes, ca_file: Path | None = None) -> VerifyRes
             return VerifyResult(Verdict.ERROR, detail=f"openssl could not run: {exc.strerror}")
         certs = _load_certificates(Path(tmp, "signer.pem").read_bytes())
     signer = describe(certs[0]) if certs else ""
-    emails = tuple(certificate_emails(certs[0])) if certs else ()
+    emails = shown_emails(certs[0]) if certs else ()
     return VerifyResult(verdict, signer, emails, "" if verdict is Verdict.VALID else words)
 
 

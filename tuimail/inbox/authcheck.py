@@ -527,10 +527,44 @@ class _Collected(logging.Handler):
             self.errors.append(record.getMessage())
 
 
+#: The largest RSA key a signature is checked with, and the widest public exponent, as
+#: OpenSSL bounds them (OPENSSL_RSA_MAX_MODULUS_BITS, OPENSSL_RSA_MAX_PUBEXP_BITS).
+MAX_RSA_MODULUS_BITS = 16384
+MAX_RSA_EXPONENT_BITS = 64
+
+
+def _costly_key(record: bytes) -> str:
+    """Why the key ``record`` is refused before use ("" when it is not).
+
+    dkimpy checks an RSA signature in pure Python: a record whose modulus and
+    exponent are each tens of thousands of bits (40 kB fit in a TXT record or
+    a key file) takes minutes of CPU in a thread nothing can stop.
+    """
+    import dkim
+
+    try:
+        pk, _size, _ktag, _tlsrpt = dkim.load_pk_from_dns(b"", lambda _name, timeout=5: record)
+    except Exception:  # dkimpy says what is wrong with it when it verifies
+        return ""
+    if not isinstance(pk, dict):  # Ed25519: fixed size
+        return ""
+    modulus, exponent = pk.get("modulus"), pk.get("publicExponent")
+    if not isinstance(modulus, int) or not isinstance(exponent, int):
+        return ""
+    if modulus.bit_length() > MAX_RSA_MODULUS_BITS:
+        return f"its RSA modulus is too large ({modulus.bit_length()} bits; at most {MAX_RSA_MODULUS_BITS})"
+    if exponent.bit_length() > MAX_RSA_EXPONENT_BITS:
+        return f"its RSA public exponent is too large ({exponent.bit_length()} bits; at most {MAX_RSA_EXPONENT_BITS})"
+    return ""
+
+
 def _verify_one(raw: bytes, index: int, record: bytes) -> tuple[str, str]:
     """dkimpy's verdict on signature ``index`` with the key ``record`` (CPU work: in a thread)."""
     import dkim
 
+    costly = _costly_key(record)
+    if costly:
+        return "permerror", f"the key cannot be used: {costly}"
     collected = _Collected()
     # A logger of its own for this one call, outside logging's registry (nothing kept).
     logger = logging.Logger("tuimail.dkim")
@@ -581,7 +615,10 @@ async def _dkim(
     settings: CheckSettings,
     resolver: dns.asyncresolver.Resolver,
     from_dom: str,
+    results: list[DkimResult] | None = None,
 ) -> tuple[DkimResult, ...]:
+    """A verdict per DKIM-Signature (the first :data:`MAX_SIGNATURES`), each appended to
+    ``results`` as it is reached, so a deadline that ends the part keeps those found."""
     import dkim
     from dkim.util import InvalidTagValueList, parse_tag_value
 
@@ -590,7 +627,7 @@ async def _dkim(
     except Exception as exc:  # a message dkimpy cannot take apart
         return (DkimResult("neutral", f"the message cannot be read for DKIM: {exc}"),)
     signatures = [value for name, value in headers if name.lower() == b"dkim-signature"]
-    results = []
+    results = [] if results is None else results
     for index, value in enumerate(signatures[:MAX_SIGNATURES]):
         try:
             tags = parse_tag_value(value)
@@ -802,6 +839,7 @@ async def check(raw: bytes, envelope_from: str | None, settings: CheckSettings) 
             else "No session file tells the envelope sender: SPF had none to check"
         )
     deadline = settings.dns_timeout * PART_DEADLINE
+    dkim_found: list[DkimResult] = []
 
     async def spam() -> SpamResult | None:
         if settings.spamd is None:
@@ -815,15 +853,15 @@ async def check(raw: bytes, envelope_from: str | None, settings: CheckSettings) 
         return SpamResult(where, verdict)
 
     dkim_done, spf_done, policy, spam_done = await asyncio.gather(
-        _bounded(deadline, _dkim(raw, settings, resolver, from_dom), "DKIM"),
+        _bounded(deadline, _dkim(raw, settings, resolver, from_dom, dkim_found), "DKIM"),
         _bounded(deadline, _spf(settings, resolver, mail_from, from_dom), "SPF"),
         _bounded(deadline, _dmarc_record(resolver, from_dom), "the DMARC lookup")
         if from_dom
         else _none(),
         spam(),
     )
-    if isinstance(dkim_done, str):
-        dkim_done = (DkimResult("temperror", dkim_done),)
+    if isinstance(dkim_done, str):  # the signatures checked in time keep their verdicts
+        dkim_done = (*dkim_found, DkimResult("temperror", f"{dkim_done}; the rest not checked"))
     if isinstance(spf_done, str):
         spf_done = SpfResult(
             "temperror", spf_done, simulated_ip=settings.spf_ip, mail_from=mail_from

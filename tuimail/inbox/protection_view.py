@@ -229,12 +229,27 @@ def describe(
 
 def with_outer_headers(message_bytes: bytes, cleartext: bytes) -> bytes:
     """The decrypted entity under the message's own From, To, Subject (not its Content-*),
-    so a view shows who wrote it over what was inside. In memory, for display."""
+    so a view shows who wrote it over what was inside. In memory, for display.
+
+    A field the message has outside is not taken from inside too: the sender
+    chose what is inside, and an inner "From: someone else" would otherwise be
+    shown next to the real one. The one exception is the Subject hidden as
+    "..." (protected headers, tuimail/pgp_mime.py): the inner Subject is the real one.
+    """
     head_end = message_bytes.find(b"\r\n\r\n")
     head = message_bytes[:head_end] if head_end >= 0 else b""
     fields = re.split(rb"\r\n(?![ \t])", head) if head else []
     kept = [f for f in fields if not f.lower().startswith((b"content-", b"mime-version:")) and f]
     inner = cleartext if b"\r\n" in cleartext else cleartext.replace(b"\n", b"\r\n")
+    inner_end = inner.find(b"\r\n\r\n")
+    if inner_end >= 0:
+        hidden = f"subject: {pgp_mime.HIDDEN_SUBJECT}".encode()
+        if any(f.lower().strip() == hidden for f in kept):
+            kept = [f for f in kept if not f.lower().startswith(b"subject:")]
+        outside = {f.split(b":", 1)[0].strip().lower() for f in kept}
+        inner_fields = re.split(rb"\r\n(?![ \t])", inner[:inner_end])
+        chosen = [f for f in inner_fields if f.split(b":", 1)[0].strip().lower() not in outside]
+        inner = b"\r\n".join(chosen) + inner[inner_end:]
     return b"\r\n".join(kept) + (b"\r\n" if kept else b"") + inner
 
 

@@ -26,6 +26,10 @@ MAX_MESSAGE = 500 * 1024
 #: The longest header line and answer body read from spamd.
 MAX_LINE = 8 * 1024
 MAX_BODY = 64 * 1024
+#: The most rules kept from an answer, and the longest rule name (SpamAssassin's are
+#: under 30 characters; a hostile spamd's 60 kB name would fill the screen).
+MOST_RULES = 200
+MOST_RULE_CHARS = 64
 #: Seconds for connecting, sending the message and reading the verdict.
 DEFAULT_TIMEOUT = 30.0
 
@@ -145,10 +149,15 @@ async def _answer(reader: asyncio.StreamReader, where: str) -> SpamVerdict:
         raise SpamdError(f"{where} announced a body of {length_text[:20]!r} bytes")
     body = await reader.readexactly(int(length_text))
     text = body.decode("utf-8", "replace")
-    rules = tuple(rule.strip() for rule in text.split(",") if rule.strip())
+    named = (rule.strip() for rule in text.split(",") if rule.strip())
+    rules = tuple(_cut(rule) for _, rule in zip(range(MOST_RULES), named, strict=False))
     return SpamVerdict(
         spam=verdict.group(1).lower() in ("true", "yes"),
         score=float(verdict.group(2)),
         threshold=float(verdict.group(3)),
         rules=rules,
     )
+
+
+def _cut(rule: str) -> str:
+    return rule if len(rule) <= MOST_RULE_CHARS else rule[: MOST_RULE_CHARS - 1] + "…"

@@ -34,6 +34,9 @@ MAX_DNS_MECHANISMS = 10
 MAX_VOID_LOOKUPS = 2
 #: RFC 7208 section 4.6.4: at most this many MX (or PTR) names per mechanism.
 MAX_NAMES = 10
+#: The most characters one domain-spec's macros may expand to before the 253-character cut
+#: (RFC 7208 section 7.3 sets none; a record of thousands of macros must not cost minutes).
+MAX_EXPANSION = 64 * 1024
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -321,12 +324,30 @@ class _Evaluation:
                 text = urllib.parse.quote(text, safe="")
             return text
 
-        expanded = _MACRO.sub(replace, spec).rstrip(".")
-        while len(expanded) > 253 and "." in expanded:
-            expanded = expanded.split(".", 1)[1]
+        pieces: list[str] = []
+        size = start = 0
+        for found in _MACRO.finditer(spec):
+            pieces += [spec[start : found.start()], replace(found)]
+            start = found.end()
+            size += len(pieces[-2]) + len(pieces[-1])
+            if size > MAX_EXPANSION:  # a record of 16,000 %{s} would be a gigabyte
+                raise _Stop(
+                    Result.PERMERROR, f"{_cut(spec)} expands to over {MAX_EXPANSION:,} characters"
+                )
+        expanded = ("".join(pieces) + spec[start:]).rstrip(".")
+        if len(expanded) > 253:  # drop whole labels from the left (one cut, not a copy per label)
+            dot = expanded.find(".", len(expanded) - 254)
+            expanded = expanded[dot + 1 :] if dot >= 0 else expanded
         if not _valid_domain(expanded):
-            raise _Stop(Result.PERMERROR, f"{spec!r} does not make a domain name ({expanded!r})")
+            raise _Stop(
+                Result.PERMERROR, f"{_cut(spec)} does not make a domain name ({_cut(expanded)})"
+            )
         return expanded
+
+
+def _cut(text: str) -> str:
+    """A record's text for a reason: quoted, and at most 120 characters of it."""
+    return repr(text if len(text) <= 120 else text[:119] + "…")
 
 
 class _ignoring_errors:
