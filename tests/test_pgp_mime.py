@@ -296,6 +296,26 @@ def test_locked_key_needs_its_passphrase(gnupghome: Keyring) -> None:
     assert f"VALIDSIG {gnupghome.dave}" in status
 
 
+def test_an_agent_refusing_loopback_is_named_not_called_a_missing_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ``no-allow-loopback-pinentry`` gpg lists no secret key at all: the refusal
+    names the agent's setting, not an absent key the user can see in their keyring."""
+    require_tool("gpg", "gnupg")
+    home = _new_home()
+    try:
+        _make_key(home, f"Alice <{ALICE}>", PASSPHRASE)
+        (home / "gpg-agent.conf").write_text("no-allow-loopback-pinentry\n")
+        _close_home_agent = ["gpgconf", "--kill", "gpg-agent"]
+        subprocess.run(_close_home_agent, env={**os.environ, "GNUPGHOME": str(home)},
+                       capture_output=True, timeout=30, check=False)  # fmt: skip
+        monkeypatch.setenv("GNUPGHOME", str(home))
+        with pytest.raises(pgp_mime.SigningKeyUnusable, match="no-allow-loopback-pinentry"):
+            pgp_mime.protect(outgoing(to=[BOB]), pgp_mime.PgpSettings(sign=True))  # type: ignore[arg-type]
+    finally:
+        _close_home(home)
+
+
 # -- the command line, through a real SMTP server ------------------------------------------------
 
 

@@ -233,11 +233,23 @@ def _finish(handle: Any, what: str) -> None:
         raise GpgUnavailable(f"gpg took longer than {GPG_TIMEOUT:.0f} s to {what}; it was stopped")
 
 
+#: What gpg says when the user's gpg-agent forbids the loopback pinentry.
+_LOOPBACK_REFUSED = "setting pinentry mode 'loopback' failed"
+LOOPBACK_REFUSED_WORDS = (
+    "the user's gpg-agent refuses the loopback pinentry (no-allow-loopback-pinentry in "
+    "gpg-agent.conf), through which tuimail asks for passphrases itself so that no "
+    "pinentry takes over the terminal; remove that line (then: gpgconf --kill gpg-agent)"
+)
+
+
 def _listed(handle: Any, pattern: str, secret: bool = False) -> list[dict[str, Any]]:
     try:
         keys = handle.list_keys(secret=secret, keys=[pattern])
     finally:
         _finish(handle, "list keys")
+    if secret and _LOOPBACK_REFUSED in str(getattr(keys, "stderr", "")):
+        # Without this the secret keys look absent: "no key" would be the wrong words.
+        raise SigningKeyUnusable(LOOPBACK_REFUSED_WORDS)
     return list(keys)
 
 
@@ -444,6 +456,8 @@ def _encrypted(handle: Any, inner: bytes, fingerprints: Sequence[str]) -> tuple[
 def _gpg_words(result: Any) -> str:
     from tuimail.terminal_text import escape_controls
 
+    if _LOOPBACK_REFUSED in str(getattr(result, "stderr", "")):
+        return LOOPBACK_REFUSED_WORDS
     status = str(getattr(result, "status", "") or "").strip()
     lines = [
         line.strip()
