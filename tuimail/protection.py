@@ -35,6 +35,8 @@ def protected(
     runs: a message is wrapped once. So is a prepared message already wrapped,
     or carrying a DKIM-Signature that wrapping would break.
     """
+    if not asks_anything(profile):
+        return outgoing  # the common case: no signing modules (and their imports) at all
     from tuimail import pgp_mime, smime
     from tuimail.dkim_signing import signed_for
 
@@ -73,6 +75,18 @@ def protected(
 
         outgoing = protected_for(profile, outgoing)
     return signed_for(profile, outgoing)
+
+
+def asks_anything(profile: Profile) -> bool:
+    """Whether the profile signs or encrypts at all (its fields alone, nothing imported)."""
+    return bool(
+        profile.pgp_sign
+        or profile.pgp_encrypt
+        or profile.pgp_encrypt_opportunistic
+        or profile.smime_sign
+        or profile.smime_encrypt
+        or profile.dkim_domain
+    )
 
 
 class ProtectionConflict(TuimailError):

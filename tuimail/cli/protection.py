@@ -42,10 +42,8 @@ def protected_as_asked(
     args: argparse.Namespace, profile: Profile, outgoing: OutgoingMessage
 ) -> OutgoingMessage:
     """The message signed and encrypted as the profile and the options ask, else as it is."""
-    from tuimail.dkim_signing import DkimKeyError, DkimSigningError
+    from tuimail.errors import TuimailError
     from tuimail.profiles import ProfileError, with_changes
-    from tuimail.protection import ProtectionConflict
-    from tuimail.smime import SmimeError, SmimeKeyError
 
     overrides: dict[str, object] = {}
     for name in PROFILE_OPTIONS:
@@ -59,16 +57,34 @@ def protected_as_asked(
     except ProfileError as exc:
         option = exc.field_name.replace("_", "-")
         raise CLIError(f"--{option}: {exc.message}", exitcodes.USAGE) from None
+    from tuimail.protection import asks_anything
+
+    if not asks_anything(effective):
+        return outgoing
     try:
         return _protected_unlocking(effective, outgoing)
-    except DkimKeyError as exc:
-        raise CLIError(f"{exc}; nothing was sent", exitcodes.CONFIG) from None
-    except (SmimeKeyError, ProtectionConflict) as exc:
-        raise CLIError(f"{exc}; nothing was sent", exitcodes.CONFIG) from None
-    except SmimeError as exc:
-        raise CLIError(f"{exc}; nothing was sent", exitcodes.INVALID_MESSAGE) from None
-    except DkimSigningError as exc:
-        raise CLIError(f"{exc}; nothing was sent", exitcodes.INVALID_MESSAGE) from None
+    except CLIError:
+        raise  # already in words, with its exit code
+    except TuimailError as exc:
+        raise CLIError(f"{exc}; nothing was sent", _refusal_exit(exc)) from None
+
+
+def _refusal_exit(exc: Exception) -> int:
+    """Exit 4 for a key, a certificate or settings that cannot be used; 3 for a message
+    that cannot be signed as it is. (Imported here, not above: a send that signs nothing
+    loads none of the signing modules.)"""
+    from tuimail.dkim_signing import DkimKeyError
+    from tuimail.smime import SmimeError, SmimeKeyError
+
+    if isinstance(exc, DkimKeyError | SmimeKeyError):
+        return exitcodes.CONFIG
+    if isinstance(exc, SmimeError):
+        return exitcodes.INVALID_MESSAGE
+    from tuimail.dkim_signing import DkimSigningError
+
+    if isinstance(exc, DkimSigningError):
+        return exitcodes.INVALID_MESSAGE
+    return exitcodes.CONFIG  # ProtectionConflict, and any other refusal of the settings
 
 
 def _protected_unlocking(profile: Profile, outgoing: OutgoingMessage) -> OutgoingMessage:
