@@ -601,6 +601,20 @@ RICH_MESSAGE = (
 )
 
 
+async def _rich_message_shown(pilot: Pilot[Any], key: str, marker: str) -> None:
+    """F5 with :data:`RICH_MESSAGE` added by another program and shown in view ``key``."""
+    await show_sandbox_with_a_message(pilot)
+    # Put there by another program, under a name that holds a fixed time.
+    name = f"{int(at(9, 21, 0))}.M2P2Q2.sandbox"
+    (Path.cwd() / "maildir" / "new" / name).write_bytes(RICH_MESSAGE)
+    table = pilot.app.screen.query_one("#captured", DataTable)
+    await wait_for(pilot, lambda: table.row_count == 2, "the second message")
+    table.move_cursor(row=1)
+    await pilot.press(key)
+    view = pilot.app.screen.query_one("#message-view", Static)
+    await wait_for(pilot, lambda: marker in str(view.content), f"the view {key!r}")
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_sandbox_inbox_mime_tree(
     snap_compare: SnapCompare,
@@ -612,16 +626,7 @@ def test_sandbox_inbox_mime_tree(
     monkeypatch.chdir(tmp_path)
 
     async def mime_tree(pilot: Pilot[Any]) -> None:
-        await show_sandbox_with_a_message(pilot)
-        # Put there by another program, under a name that holds a fixed time.
-        name = f"{int(at(9, 21, 0))}.M2P2Q2.sandbox"
-        (tmp_path / "maildir" / "new" / name).write_bytes(RICH_MESSAGE)
-        table = pilot.app.screen.query_one("#captured", DataTable)
-        await wait_for(pilot, lambda: table.row_count == 2, "the second message")
-        table.move_cursor(row=1)
-        await pilot.press("m")
-        view = pilot.app.screen.query_one("#message-view", Static)
-        await wait_for(pilot, lambda: "application/pdf" in str(view.content), "the MIME tree")
+        await _rich_message_shown(pilot, "m", "application/pdf")
 
     assert snap_compare(quiet_app(), terminal_size=size, run_before=mime_tree)
 
@@ -637,14 +642,6 @@ def test_sandbox_inbox_html_as_text(
     monkeypatch.chdir(tmp_path)
 
     async def html_view(pilot: Pilot[Any]) -> None:
-        await show_sandbox_with_a_message(pilot)
-        name = f"{int(at(9, 21, 0))}.M2P2Q2.sandbox"
-        (tmp_path / "maildir" / "new" / name).write_bytes(RICH_MESSAGE)
-        table = pilot.app.screen.query_one("#captured", DataTable)
-        await wait_for(pilot, lambda: table.row_count == 2, "the second message")
-        table.move_cursor(row=1)
-        await pilot.press("h")
-        view = pilot.app.screen.query_one("#message-view", Static)
-        await wait_for(pilot, lambda: "order" in str(view.content), "the HTML as text")
+        await _rich_message_shown(pilot, "h", "order")
 
     assert snap_compare(quiet_app(), terminal_size=size, run_before=html_view)
