@@ -6,6 +6,7 @@ import base64
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from tuimail.transcript import secret_forms
@@ -73,3 +74,54 @@ def files_under(*roots: Path) -> dict[str, bytes]:
             if path.is_file() and not path.is_symlink():
                 found[str(path)] = path.read_bytes()
     return found
+
+
+@dataclass(frozen=True)
+class PromptedRun:
+    """A tuimail run that asked a question at a terminal and was answered."""
+
+    returncode: int
+    out: bytes
+    err: bytes
+    #: What the terminal and standard error showed up to the question.
+    seen: bytes
+    #: What the terminal showed after the answer was typed (an echo would be here).
+    echoed: bytes
+
+
+def answer_at_terminal(
+    args: list[str], prompt: bytes, answer: str, env: dict[str, str] | None = None
+) -> PromptedRun:
+    """Run ``tuimail ARGS`` with a pty as its terminal, type ``answer`` once ``prompt`` shows.
+
+    The process gets no controlling terminal (a new session), so ``getpass``
+    reads the pty on standard input, as it would a user's terminal.
+    """
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [TUIMAIL, *args], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True, env=env,
+    )  # fmt: skip
+    os.close(slave)
+    assert process.stderr is not None
+    seen = b""
+    try:
+        while prompt not in seen:
+            ready, _, _ = select.select([master, process.stderr.fileno()], [], [], 30)
+            assert ready, f"no prompt: {seen!r}"
+            for fd in ready:
+                seen += os.read(fd, 4096)
+        os.write(master, answer.encode() + b"\n")
+        out, err = process.communicate(timeout=60)
+        try:
+            echoed = os.read(master, 4096)
+        except OSError:
+            echoed = b""
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+    return PromptedRun(process.returncode, out, err, seen, echoed)

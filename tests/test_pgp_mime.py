@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import run_tuimail, send_args
+from tests.cli_helpers import answer_at_terminal, run_tuimail, send_args
 from tests.conftest import require, require_tool
 from tests.smtpservers import ServerThread, Sink
 from tuimail import pgp_mime
@@ -449,44 +449,14 @@ def test_locked_key_passphrase_asked_at_the_terminal_unechoed(
     gnupghome: Keyring, servers: ServerThread
 ) -> None:
     """At a terminal (a pty here) ``send`` asks for the passphrase with echo off, then signs."""
-    import pty
-    import select
-
-    from tests.cli_helpers import TUIMAIL
 
     forget_passphrases(gnupghome.home)
     sink = Sink()
     port = servers.smtp(sink)
     args = send_args(port, "--body", "Hi\n", "--pgp-sign", "--pgp-key", gnupghome.dave)
-    master, slave = pty.openpty()
-    process = subprocess.Popen(
-        [TUIMAIL, *args, "--no-queue"],
-        stdin=slave,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # no controlling terminal: getpass uses stdin, the pty
-    )
-    os.close(slave)
-    assert process.stderr is not None
-    seen = b""
-    try:
-        while b"passphrase (not shown)" not in seen:
-            ready, _, _ = select.select([master, process.stderr.fileno()], [], [], 30)
-            assert ready, f"no prompt: {seen!r}"
-            for fd in ready:
-                seen += os.read(fd, 4096)
-        os.write(master, PASSPHRASE.encode() + b"\n")
-        out, err = process.communicate(timeout=60)
-        try:
-            echoed = os.read(master, 4096)
-        except OSError:
-            echoed = b""
-    finally:
-        os.close(master)
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, err
-    assert PASSPHRASE.encode() not in echoed + out + err + seen
+    run = answer_at_terminal([*args, "--no-queue"], b"passphrase (not shown)", PASSPHRASE)
+    assert run.returncode == 0, run.err
+    assert PASSPHRASE.encode() not in run.echoed + run.out + run.err + run.seen
     (received,) = sink.messages
     _, status = verify_signed(gnupghome.home, received.content)
     assert f"VALIDSIG {gnupghome.dave}" in status

@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult
 
-from tests.cli_helpers import TUIMAIL, files_under, leak_patterns, run_tuimail
+from tests.cli_helpers import TUIMAIL, answer_at_terminal, files_under, leak_patterns, run_tuimail
 from tests.conftest import Certs, SecretService
 from tests.oauth_smtp import OAuthSink, RawSMTP, offered_auth
 from tests.oauth_support import BrowserUser, OAuthProviderServer
@@ -535,8 +535,6 @@ def test_no_openpgp_passphrase_reaches_argv_a_file_or_an_output(
     output and every file under the config, data and state dirs (the outbox, sent/, the
     transcript) are searched for the passphrase in each of its forms."""
     import os
-    import pty
-    import select
     import shutil
 
     from tests import test_pgp_mime
@@ -562,40 +560,17 @@ def test_no_openpgp_passphrase_reaches_argv_a_file_or_an_output(
         sink = Sink()
         port = servers.smtp(sink)
         args = send_args(port, "--body", "Hi\n", "--pgp-sign", "--pgp-key", dave)
-        master, slave = pty.openpty()
-        process = subprocess.Popen(
-            [TUIMAIL, *args], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            start_new_session=True, env=env,
-        )  # fmt: skip
-        os.close(slave)
-        assert process.stderr is not None
-        seen = b""
-        try:
-            while b"passphrase (not shown)" not in seen:
-                ready, _, _ = select.select([master, process.stderr.fileno()], [], [], 30)
-                assert ready, f"no prompt: {seen!r}"
-                for fd in ready:
-                    seen += os.read(fd, 4096)
-            os.write(master, passphrase.encode() + b"\n")
-            out, err = process.communicate(timeout=60)
-            try:
-                echoed = os.read(master, 4096)
-            except OSError:
-                echoed = b""
-        finally:
-            os.close(master)
-            if process.poll() is None:
-                process.kill()
-        assert process.returncode == 0, err
+        run = answer_at_terminal(args, b"passphrase (not shown)", passphrase, env)
+        assert run.returncode == 0, run.err
         (received,) = sink.messages
         assert b"BEGIN PGP SIGNATURE" in received.content
         runs = log.read_bytes()
         assert b"--passphrase-fd" in runs or b"--pinentry-mode" in runs, runs[:2000]
         blobs = {
             "gpg's argv and environment": runs,
-            "stdout": out,
-            "stderr": err + seen,
-            "the terminal's echo": echoed,
+            "stdout": run.out,
+            "stderr": run.err + run.seen,
+            "the terminal's echo": run.echoed,
             "the message sent": received.content,
             **files_under(isolated_dirs),
         }
