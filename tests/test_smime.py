@@ -284,6 +284,38 @@ def test_a_passphrase_from_a_command_or_the_keyring_and_a_wrong_one(
     assert smime.verify_smime(received.content, ca.ca_file).verdict is smime.Verdict.VALID
 
 
+def test_every_wrong_passphrase_is_named_so_even_one_that_decrypts_to_noise(
+    ca: TestCA, tmp_path: Path
+) -> None:
+    """About one wrong passphrase in 256 decrypts with valid padding, and OpenSSL
+    then says "could not deserialize"; the user must still hear it is the passphrase."""
+    from cryptography.hazmat.primitives import serialization
+
+    locked = ca.issue(ALICE, passphrase=b"correct horse", name="locked")
+    pem = locked.key_path.read_bytes()
+    for attempt in range(20_000):
+        noisy = f"wrong {attempt}"
+        try:
+            serialization.load_pem_private_key(pem, password=noisy.encode())
+        except ValueError as exc:
+            if "deserialize" in str(exc):
+                break
+    else:
+        pytest.fail("no wrong passphrase decrypted to noise in 20,000 tries")
+    settings = smime.SmimeSettings(
+        True, False, str(locked.cert_path), str(locked.key_path),
+        passphrase_command=f"printf '{noisy}'",
+    )  # fmt: skip
+    with pytest.raises(smime.SmimeKeyError, match="the passphrase does not open it"):
+        smime.load_signer(settings)
+    garbled = tmp_path / "garbled.key"
+    garbled.write_bytes(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    garbled.chmod(0o600)
+    unlocked = smime.SmimeSettings(True, False, str(locked.cert_path), str(garbled))
+    with pytest.raises(smime.SmimeKeyError, match="is not a PEM private key"):
+        smime.load_signer(unlocked)
+
+
 def test_the_passphrase_stored_in_the_keyring_opens_the_key(
     ca: TestCA, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -59,6 +59,7 @@ from tuimail.errors import TuimailError
 
 if TYPE_CHECKING:
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
     from tuimail.message import OutgoingMessage
     from tuimail.profiles import Profile
@@ -288,6 +289,23 @@ def _passphrase(settings: SmimeSettings, source: str) -> bytes:
     return secret.reveal().encode()
 
 
+def _open_encrypted_key(pem: bytes, passphrase: bytes, source: str) -> PrivateKeyTypes:
+    """Decrypt a key known to be encrypted, whatever the wrong passphrase looks like.
+
+    The key already asked for a passphrase, so any failure now is the
+    passphrase's (or a damaged file's). OpenSSL's message for it varies: about
+    one wrong passphrase in 256 decrypts to bytes with valid padding, which then
+    fail as "could not deserialize", so the reason cannot be read from the text.
+    """
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        return serialization.load_pem_private_key(pem, password=passphrase)
+    except (ValueError, UnsupportedAlgorithm):
+        raise SmimeKeyError(source, "the passphrase does not open it") from None
+
+
 def load_signer(settings: SmimeSettings) -> Signer:
     """The user's certificate and key, checked to belong together and be valid now."""
     from cryptography.exceptions import UnsupportedAlgorithm
@@ -308,19 +326,10 @@ def load_signer(settings: SmimeSettings) -> Signer:
     source = f"key {str(key_path)!r}"
     pem = _read_pem(key_path, "key", private=True)
     try:
-        try:
-            key = serialization.load_pem_private_key(pem, password=None)
-        except TypeError:
-            key = serialization.load_pem_private_key(pem, password=_passphrase(settings, source))
-    except SmimeKeyError:
-        raise
+        key = serialization.load_pem_private_key(pem, password=None)
     except TypeError:
-        raise SmimeKeyError(source, "is not encrypted, yet a passphrase was given") from None
-    except ValueError as exc:
-        if "password" in str(exc).lower() or "decrypt" in str(exc).lower():
-            raise SmimeKeyError(source, "the passphrase does not open it") from None
-        raise SmimeKeyError(source, "is not a PEM private key") from None
-    except UnsupportedAlgorithm:
+        key = _open_encrypted_key(pem, _passphrase(settings, source), source)
+    except (ValueError, UnsupportedAlgorithm):
         raise SmimeKeyError(source, "is not a PEM private key") from None
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
         raise SmimeKeyError(source, "is neither an RSA nor an EC key (S/MIME signs with those)")
