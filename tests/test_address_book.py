@@ -162,7 +162,7 @@ def test_a_hanging_command_is_stopped_and_the_other_sources_answer(tmp_path: Pat
     started = time.monotonic()
     found = book.complete("han")
     took = time.monotonic() - started
-    assert took < 3, took
+    assert took < 15, took  # the command would hang for 30 s
     assert found.problem is CommandProblem.TIMEOUT
     # The other sources answer; what the command printed before it hung is kept.
     assert [(s.address, s.source) for s in found.suggestions] == [
@@ -219,7 +219,7 @@ def test_hostile_output_is_bounded_and_never_offered_unescaped(tmp_path: Path) -
 
 
 def test_a_newer_query_supersedes_an_older_one(tmp_path: Path) -> None:
-    slow = script(tmp_path, "slow", "time.sleep(5)\nprint('slow@example.org')\n")
+    slow = script(tmp_path, "slow", "time.sleep(30)\nprint('slow@example.org')\n")
     book = AddressBook(tmp_path / "sent", command=f"{slow} %s", timeout=10)
     results = []
     older = threading.Thread(target=lambda: results.append(book.complete("a")))
@@ -228,8 +228,8 @@ def test_a_newer_query_supersedes_an_older_one(tmp_path: Path) -> None:
     time.sleep(0.5)
     book.command = ""  # the newer query needs no command
     newer = book.complete("ab")
-    older.join(5)
-    assert time.monotonic() - started < 3
+    older.join(20)
+    assert time.monotonic() - started < 15  # not the slow command's 30 s
     assert not newer.superseded
     [old] = results
     assert old.superseded and old.problem is CommandProblem.SUPERSEDED

@@ -31,7 +31,7 @@ def test_inbox_show_of_a_long_part_header_is_quick() -> None:
         started = time.monotonic()
         shown = run_tuimail("inbox", "show", key, timeout=120)
         assert shown.returncode == 0, shown.stderr
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 15  # it took 30 s before the fix
         # tuimail/part_headers.py: the part is described, its header never read whole.
         out = shown.stdout
         assert "hi" in out and len(out) < 20_000, out[-3000:]
@@ -56,7 +56,7 @@ def test_the_view_of_a_long_part_header_is_quick(raw: bytes) -> None:
     assert b"name=" in raw
     started = time.monotonic()
     shown = view(raw)
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 10  # half a minute before the fix
     assert shown.text.strip() == "hi"
     assert shown.header("Subject") == "long"
     [unread] = [part for part in shown.parts if part.unread]

@@ -298,7 +298,7 @@ def test_unanswering_dns_is_temperror_in_time() -> None:
     assert [d.result for d in checked.dkim] == ["temperror"]
     assert checked.spf.result == "temperror"
     assert checked.dmarc.result == "temperror"
-    assert elapsed < 5, elapsed
+    assert elapsed < 10, elapsed  # a resolver's own timeouts would take far longer
 
 
 def test_from_header_problems_are_permerror(dns_server: DnsServer) -> None:
@@ -445,7 +445,7 @@ def test_spamd_that_never_answers_times_out() -> None:
         started = time.monotonic()
         with pytest.raises(spamc.SpamdError, match="did not answer within 1 s"):
             asyncio.run(spamc.symbols(message(), "127.0.0.1", port, timeout=1))
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 15  # without the timeout: never
 
 
 def test_inbox_show_with_spamd(spamd: Spamd) -> None:
