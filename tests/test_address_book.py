@@ -67,13 +67,20 @@ async def test_completion_from_real_sends_ranks_by_frecency(
         ],
     )
     assert len(sink.messages) == 4
-    sent_files = sorted((outbox.sent_dir / "new").iterdir())
+    # In the order sent: Maildir names order by second only, and four sends
+    # often share one, so each file is known by whom it went to.
+    marks = [b"Bob Old", b"Carol <", b"Zed", b"Carla"]
+    sent_files = sorted(
+        (outbox.sent_dir / "new").iterdir(),
+        key=lambda path: next(i for i, mark in enumerate(marks) if mark in path.read_bytes()),
+    )
     now = time.time()
-    # The first three were sent 20 days ago, the last one now: two older messages
-    # to Carol outweigh one new one to Carla (a message's weight halves in 30 days).
+    # The first three were sent 20 days ago, a second apart, the last one now:
+    # two older messages to Carol outweigh one new one to Carla (a message's
+    # weight halves in 30 days).
     then = int(now) - 20 * 86400
-    for path in sent_files[:3]:
-        path.rename(path.with_name(f"{then}.M{path.name.split('.M', 1)[1]}"))
+    for offset, path in enumerate(sent_files[:3]):
+        path.rename(path.with_name(f"{then + offset}.M{path.name.split('.M', 1)[1]}"))
     book = AddressBook(outbox.sent_dir, own=['"Me" <me@example.test>'])
     found = book.complete("car")
     assert [(s.name, s.address, s.source) for s in found.suggestions] == [
