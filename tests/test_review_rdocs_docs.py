@@ -305,6 +305,29 @@ def test_the_documented_keymap_is_accepted() -> None:
     assert set(used) == set(keymap)
 
 
+def test_the_keys_in_the_readme_are_the_apps() -> None:
+    """Every key README.md's table of the app names is bound on some screen of it."""
+    from tuimail.ui.app import TuimailApp
+
+    bound = {
+        binding.key for bindings in TuimailApp().binding_scopes().values() for binding in bindings
+    }
+    table = "\n".join(
+        line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `")
+    )
+    assert table, "README.md has no table of the app's keys"
+    aliases = {"/": "slash"}
+    # `enter` on a row is the table's own selection, not a binding: not checked.
+    named = re.findall(r"`((?:ctrl\+)?[A-Za-z0-9/]+)`", table)
+    keys = [
+        aliases.get(word, word.lower() if re.fullmatch(r"F\d+", word) else word)
+        for word in named
+        if re.fullmatch(r"ctrl\+\w|F\d+|[a-zA-Z/]", word)
+    ]
+    assert len(keys) > 20
+    assert sorted(set(keys) - bound) == []
+
+
 def test_every_link_between_the_docs_leads_to_a_file() -> None:
     broken = []
     for path in DOCS:
