@@ -328,6 +328,26 @@ def test_the_keys_in_the_readme_are_the_apps() -> None:
     assert sorted(set(keys) - bound) == []
 
 
+def test_every_file_of_the_repository_the_docs_name_exists() -> None:
+    """`tuimail/smtp_stepper.py`, `tests/ui_support.py`, `tuimail/ui/`: still there.
+
+    A path under a user's directory (`~/.config/tuimail/profiles.toml`,
+    `$XDG_DATA_HOME/tuimail/drafts/`) is not the repository's and is not
+    checked; nor is a name without an extension or a final slash (the
+    benchmarks' `tuimail/minimal` is a ratio, not a file).
+    """
+    cited = re.compile(
+        r"(?<![\w/~.}$-])((?:tuimail|tests|benchmarks|share|themes|docs|\.ci)/[\w./-]*)"
+    )
+    missing = []
+    for path in DOCS:
+        for name in cited.findall(path.read_text()):
+            name = name.rstrip(".")
+            if (name.endswith("/") or re.search(r"\.\w+$", name)) and not (ROOT / name).exists():
+                missing.append(f"{path.relative_to(ROOT)}: {name}")
+    assert not missing, "files the docs name that are not in the repository:\n" + "\n".join(missing)
+
+
 def test_every_link_between_the_docs_leads_to_a_file() -> None:
     broken = []
     for path in DOCS:
