@@ -263,6 +263,18 @@ def toml_example(header: str) -> dict[str, object]:
     raise AssertionError(f"docs/commands.md has no config.toml example starting {header}")
 
 
+def test_every_config_table_the_code_reads_is_documented() -> None:
+    """A ``[table]`` of config.toml that some module reads is named in docs/commands.md."""
+    from tuimail.inbox.authcheck import CONFIG_TABLE
+
+    read = {".".join(CONFIG_TABLE)}
+    for path in (ROOT / "tuimail").rglob("*.py"):
+        read.update(re.findall(r"(?:tables|config)\.get\(\"(\w+)\"", path.read_text()))
+    assert {"keymap", "outbox", "sandbox", "dns"} <= read, "the search found too little"
+    text = reference()
+    assert sorted(t for t in read if f"[{t}]" not in text and f"[[{t}." not in text) == []
+
+
 def test_the_documented_outbox_settings_are_the_ones_read() -> None:
     from tuimail.outbox import RetryPolicy
 
