@@ -254,6 +254,26 @@ def test_commands_named_in_the_text_have_those_options() -> None:
     assert not wrong, "\n".join(wrong)
 
 
+def test_the_python_example_of_the_readme_sends(capsys: pytest.CaptureFixture[str]) -> None:
+    """README.md's "Using the core from Python", run as written (on a free port, not 2525)."""
+    from aiosmtpd.smtp import SMTP
+
+    from tests.smtpservers import ServerThread, Sink
+
+    blocks = re.findall(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(), re.M | re.S)
+    assert len(blocks) == 1
+    sink = Sink()
+    with ServerThread() as servers:
+        port = servers.start(lambda: SMTP(sink))
+        code = blocks[0].replace("port=2525", f"port={port}")
+        assert code != blocks[0], "the example no longer sends to port 2525"
+        exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert printed.rstrip().endswith("True None")
+    assert "-> MAIL FROM:<a@example.test>" in printed
+    assert [m.rcpt_tos for m in sink.messages] == [["b@example.test"]]
+
+
 def toml_example(header: str) -> dict[str, object]:
     """The config.toml example in docs/commands.md that starts with ``header``."""
     for block in code_blocks(reference()):
