@@ -117,6 +117,39 @@ def test_the_synopsis_names_only_options_that_exist(command: str) -> None:
     assert not unknown, f"tuimail {command}'s usage names options it does not have: {unknown}"
 
 
+@pytest.mark.parametrize("command", sorted(cli.COMMANDS))
+def test_each_action_usage_lists_its_options(command: str) -> None:
+    """`tuimail accounts test NAME [--password-stdin] [--json]`: each action's own line.
+
+    A section can mention `--json` for one action and not for another; the
+    usage lines say which takes what. One name of an option is enough there
+    (`--quiet` for `-q`); the other tests want every name in the section.
+    """
+    parser = command_parsers()[command]
+    block = re.search(r"\n\n((?: {4}.*\n)+)", sections()[command])
+    assert block
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    actions = dict(subs[0].choices) if subs else {command: parser}
+    usage: dict[str, str] = {}
+    current = None
+    for line in block.group(1).splitlines():
+        start = re.match(r"\s*tuimail \w+(?: ([\w-]+))?", line)
+        if start:
+            current = start.group(1) if subs else command
+        if current:
+            usage[current] = usage.get(current, "") + line + "\n"
+    missing = []
+    for name, action_parser in actions.items():
+        text = usage.get(name, "")
+        if "[same options]" in text:  # accounts edit: those of add, and its own
+            text += usage.get("add", "")
+        for action in action_parser._actions:
+            names = [o for o in action.option_strings if o not in ("-h", "--help")]
+            if names and not any(mentions(text, o) for o in names):
+                missing.append(f"tuimail {command} {name}: {'/'.join(names)}")
+    assert not missing, "not on the usage lines of docs/commands.md:\n" + "\n".join(missing)
+
+
 def test_the_top_level_options_are_documented() -> None:
     intro = sections()[""]
     top = cli.build_parser()
