@@ -80,10 +80,22 @@ def _code_block(tokens: Sequence[Token], idx: int) -> str:
     return f'<pre style="{_PRE_STYLE}"><code style="{_PRE_CODE_STYLE}">{text}</code></pre>\n'
 
 
-def _renderer() -> MarkdownIt:
+def parser() -> MarkdownIt:
+    """The Markdown dialect of the HTML part: CommonMark with tables and strikethrough,
+    raw HTML as text, links and images only to :data:`ALLOWED_SCHEMES`.
+
+    The app's preview (tuimail/ui/screens/markdown_preview.py) parses with it
+    too: Textual's own default dialect hides raw HTML and makes bare URLs
+    links, so it would show a message other than the one the recipient reads.
+    """
     md = MarkdownIt("commonmark", {"html": False, "typographer": False})
     md.enable(["table", "strikethrough"])
     md.validateLink = _link_allowed  # type: ignore[method-assign]
+    return md
+
+
+def _renderer() -> MarkdownIt:
+    md = parser()
     md.core.ruler.push("tuimail_inline_styles", _add_styles)
 
     def code(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:

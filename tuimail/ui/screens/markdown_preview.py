@@ -1,7 +1,9 @@
 """The body as Markdown renders it: what the HTML part of a Markdown message will show.
 
-Drawn by Textual's Markdown widget from the body as typed (the HTML itself is
-tuimail/markdown_body.py's, made when the message is built); Escape closes.
+Drawn by Textual's Markdown widget from the body as typed, parsed in the HTML
+part's own dialect (tuimail/markdown_body.py's ``parser``: raw HTML shown as
+the text the recipient reads, bare URLs not links); the HTML itself is made
+when the message is built. Escape closes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Markdown
 
+from tuimail.markdown_body import parser
 from tuimail.ui.outside import shown
 
 
@@ -51,7 +54,7 @@ class MarkdownPreview(ModalScreen[None]):
                     shown(words), id="preview-protection", classes="preview-note", markup=False
                 )
             with VerticalScroll():
-                yield Markdown(self.body, id="markdown-preview")
+                yield Markdown(self.body, id="markdown-preview", parser_factory=parser)
 
     def action_dismiss_preview(self) -> None:
         self.dismiss(None)
