@@ -326,11 +326,17 @@ def run_address_command(
     except (OSError, ValueError):
         return CommandAnswer((), CommandProblem.NOT_STARTED)
     problem: CommandProblem | None = None
+    cut_short = True
     with process:
         try:
             lines, problem = _read_lines(process, timeout, superseded)
+            cut_short = problem is not None
         finally:
-            if process.poll() is None:
+            # Reading cut short: the group goes whether or not its leader has
+            # exited, since a child it left may hold the output open. Checked
+            # before poll() reaps the leader, so its pid (the group's id) is
+            # still its own.
+            if cut_short or process.poll() is None:
                 with contextlib.suppress(OSError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.kill()
