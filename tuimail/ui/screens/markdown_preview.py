@@ -2,8 +2,9 @@
 
 Drawn by Textual's Markdown widget from the body as typed, parsed in the HTML
 part's own dialect (tuimail/markdown_body.py's ``parser``: raw HTML shown as
-the text the recipient reads, bare URLs not links); the HTML itself is made
-when the message is built. Escape closes.
+the text the recipient reads, bare URLs not links), the signature below it
+line by line as that part shows it; the HTML itself is made when the message
+is built. Escape closes.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Label, Markdown
+from textual.widgets import Label, Markdown, Static
 
-from tuimail.markdown_body import parser
+from tuimail.markdown_body import SIGNATURE_SEPARATOR, parser, split_signature
 from tuimail.ui.outside import shown
 
 
@@ -30,6 +31,7 @@ class MarkdownPreview(ModalScreen[None]):
     }
     MarkdownPreview VerticalScroll { height: 1fr; }
     MarkdownPreview .preview-note { color: $text-muted; width: 1fr; }
+    MarkdownPreview #preview-signature { color: $text-muted; padding: 0 2; }
     """
 
     BINDINGS = [Binding("escape,f8", "dismiss_preview", "Close", id="preview.close")]
@@ -54,7 +56,15 @@ class MarkdownPreview(ModalScreen[None]):
                     shown(words), id="preview-protection", classes="preview-note", markup=False
                 )
             with VerticalScroll():
-                yield Markdown(self.body, id="markdown-preview", parser_factory=parser)
+                # The signature goes as the HTML part has it: lines of text, not Markdown.
+                markdown, signature = split_signature(self.body)
+                yield Markdown(markdown, id="markdown-preview", parser_factory=parser)
+                if signature is not None:
+                    yield Static(
+                        shown(f"{SIGNATURE_SEPARATOR}\n{signature}", keep_newlines=True),
+                        id="preview-signature",
+                        markup=False,
+                    )
 
     def action_dismiss_preview(self) -> None:
         self.dismiss(None)
