@@ -1061,6 +1061,7 @@ class ComposeScreen(ModelScreen):
             self.set_status(f"the body could not be written for the editor: {exc}", "error")
             return
         status: int | None = None
+        after: str | None = None
         unusable = ""
         try:
             with self.app.suspend():
