@@ -47,3 +47,28 @@ def test_a_child_left_holding_the_output_is_stopped_when_the_command_has_exited(
         if time.monotonic() > deadline:
             pytest.fail("the command's child is still running after the query ended")
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "sh -c 'echo ann@example.org; echo %s > {out}'",
+        "sh -c 'echo ann@example.org; echo \"%s\" > {out}'",
+        "/bin/bash -ec 'echo ann@example.org; echo %s > {out}' ignored-name",
+        "env LC_ALL=C sh -c 'echo ann@example.org; echo %s > {out}'",
+        "bash -o pipefail -c 'echo ann@example.org | cat; echo %s > {out}'",
+    ],
+)
+def test_a_query_is_never_shell_code_in_a_command_written_with_sh_c(
+    tmp_path: Path, template: str
+) -> None:
+    # A pipeline needs a shell, so people write one: `sh -c '... %s | ...'`.
+    # What is typed (or pasted) into To must reach that script as data.
+    out = tmp_path / "query-seen"
+    pwned = tmp_path / "pwned"
+    query = f"ann$(touch {pwned});touch {pwned} `touch {pwned}`"
+    answer = run_address_command(template.format(out=out), query, timeout=5.0)
+    assert answer.problem is None, answer
+    assert [s.address for s in answer.suggestions] == ["ann@example.org"]
+    assert not pwned.exists()
+    assert out.read_text().strip() == query

@@ -18,7 +18,9 @@ address, the first source to offer it wins, in this order):
   ``khard email --parsable %s``, ``abook --mutt-query %s`` or
   ``notmuch address %s``. The command is split as a shell would split it and
   run without a shell; the query replaces ``%s`` inside one argument and stays
-  that one argument, whatever it holds (quotes, ``;``, spaces). It answers
+  that one argument, whatever it holds (quotes, ``;``, spaces). A shell the
+  user writes (``sh -c '... %s | ...'``) gets it as ``"$1"``, never as code
+  (:func:`command_argv`). It answers
   with ``email<TAB>name[<TAB>anything]`` lines (a line ``Name <email>`` is
   read too, as ``notmuch address`` prints). It gets no standard input, its
   standard error is dropped, and it is stopped (its whole process group) after
@@ -286,17 +288,58 @@ class CommandAnswer:
     status: int | None = None
 
 
+#: Programs that read their ``-c`` argument as shell code.
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "yash", "posh"})
+#: What a shell gets as ``$0`` when tuimail adds the query after its script.
+_SCRIPT_NAME = "tuimail-address-book"
+
+
+def _shell_script(argv: Sequence[str]) -> int | None:
+    """Where the script of ``sh -c SCRIPT`` (``env VAR=x bash -ec SCRIPT``...) is in ``argv``."""
+    start = 0
+    if os.path.basename(argv[0]) == "env":
+        start = 1
+        while start < len(argv) and ("=" in argv[start] or argv[start].startswith("-")):
+            start += 1
+    if start >= len(argv) or os.path.basename(argv[start]) not in _SHELLS:
+        return None
+    command_string = False
+    index = start + 1
+    while index < len(argv):
+        part = argv[index]
+        if part == "--":
+            return index + 1 if command_string and index + 1 < len(argv) else None
+        if not part.startswith(("-", "+")):
+            return index if command_string else None
+        if part in ("-o", "+o", "-O", "+O"):  # an option with its name: ``-o pipefail``
+            index += 1
+        elif not part.startswith("--") and "c" in part[1:]:
+            command_string = True
+        index += 1
+    return None
+
+
 def command_argv(command: str, query: str) -> list[str]:
     """The command's arguments with ``query`` in place of ``%s`` (raises ValueError).
 
     The command is split first, then ``%s`` is replaced inside each
     argument: the query is never split and never seen by a shell. A command
-    without ``%s`` gets no query (its answers are then filtered here).
+    without ``%s`` gets no query (its answers are then filtered here). A
+    pipeline needs a shell, so a user may write one (``sh -c '... %s | ...'``):
+    there ``%s`` in the script becomes a reference to a positional parameter
+    (``"$1"``) and the query is passed after the script, so what was typed
+    or pasted into To is data to the shell, never code (``$(...)``, ``;``).
     """
     argv = shlex.split(command)
     if not argv:
         raise ValueError("the command is empty")
-    return [part.replace("%s", query) for part in argv]
+    script = _shell_script(argv)
+    if script is None or "%s" not in argv[script]:
+        return [part.replace("%s", query) for part in argv]
+    after = [part.replace("%s", query) for part in argv[script + 1 :]] or [_SCRIPT_NAME]
+    # The first argument after the script is $0; the query follows the others.
+    reference = f'"${{{len(after)}}}"'
+    return [*argv[:script], argv[script].replace("%s", reference), *after, query]
 
 
 def run_address_command(
