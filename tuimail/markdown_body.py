@@ -69,7 +69,10 @@ def _add_styles(state: StateCore) -> None:
 def _style_tokens(tokens: Sequence[Token]) -> None:
     for token in tokens:
         if token.nesting >= 0 and token.tag in _STYLES and token.type != "code_block":
-            token.attrSet("style", _STYLES[token.tag])
+            # markdown-it's own style (a table column's ``text-align``) comes last, so wins.
+            own = token.attrGet("style")
+            style = _STYLES[token.tag]
+            token.attrSet("style", f"{style} {own};" if own else style)
         if token.children:
             _style_tokens(token.children)
 
