@@ -39,3 +39,32 @@ def test_an_edit_saved_in_another_charset_is_refused_in_words(isolated_dirs: Pat
         tmux.quit_app()
     finally:
         tmux.kill()
+
+
+def test_an_edit_saved_with_crlf_line_ends_comes_back_as_lines(isolated_dirs: Path) -> None:
+    # An editor set to DOS line ends (vim's ff=dos, an editor from Windows)
+    # writes CRLF: each CR came back into the body as a visible "\x0d".
+    tmux = Tmux(require_tool("tmux", "tmux"))
+    runtime = isolated_dirs / "runtime"
+    runtime.mkdir(mode=0o700)
+    editor = isolated_dirs / "editor.sh"
+    editor.write_text("#!/bin/sh\nprintf 'Line one\\r\\nLine two\\r\\n' > \"$1\"\n")
+    editor.chmod(0o700)
+    command = tuimail_command().replace(
+        "env -i ",
+        f"env -i EDITOR={shlex.quote(str(editor))} XDG_RUNTIME_DIR={shlex.quote(str(runtime))} ",
+        1,
+    )
+    try:
+        tmux.start(command, width=120, height=30)
+        tmux.wait_for_text("F2 Compose")
+        tmux.keys("C-g")
+        screen = tmux.wait_until(
+            lambda s: "F2 Compose" in s and "the body is back" in s,
+            "the app back with the edited body",
+        )
+        assert "Line one" in screen and "Line two" in screen
+        assert "\\x0d" not in screen
+        tmux.quit_app()
+    finally:
+        tmux.kill()
