@@ -620,7 +620,9 @@ class ComposeScreen(ModelScreen):
     def _read_signature(self, profile: Profile, signing: int) -> None:
         problem = ""
         try:
-            body = body_with_signature("", profile)
+            # A file's text, shown in the body: what a terminal obeys is escaped,
+            # as in a reopened draft or a template.
+            body = escape_terminal_controls(body_with_signature("", profile))
         except SignatureUnreadable as exc:
             body, problem = "", str(exc)
         with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
