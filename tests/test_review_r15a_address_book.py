@@ -3,13 +3,14 @@ leaves behind when its reading is cut short must not outlive the query."""
 
 from __future__ import annotations
 
+import base64
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tuimail.address_book import CommandProblem, run_address_command
+from tuimail.address_book import AddressBook, CommandProblem, run_address_command
 
 
 def running(pid: int) -> bool:
@@ -72,3 +73,40 @@ def test_a_query_is_never_shell_code_in_a_command_written_with_sh_c(
     assert [s.address for s in answer.suggestions] == ["ann@example.org"]
     assert not pwned.exists()
     assert out.read_text().strip() == query
+
+
+def test_a_name_that_reorders_the_line_is_dropped_and_the_address_kept(tmp_path: Path) -> None:
+    # `notmuch address` answers with names from received mail: anyone's. A
+    # right-to-left override in one, accepted into To, makes a terminal that
+    # does bidi show the rest of the line reversed, the real address too.
+    command = tmp_path / "lookup"
+    command.write_text(
+        f"#!{sys.executable}\n"
+        "print('evil@attacker.example\\tBob \\u202eknaB')\n"
+        "print('\"Ann \\u2067x\\u2069\" <ann@example.org>')\n"
+        "print('carl@example.org\\tCarl \\u200fMarks')\n"  # a mark only: a name may hold one
+    )
+    command.chmod(0o755)
+    answer = run_address_command(f"{command} %s", "b", timeout=5.0)
+    assert [(s.name, s.address) for s in answer.suggestions] == [
+        ("", "evil@attacker.example"),
+        ("", "ann@example.org"),
+        ("Carl \u200fMarks", "carl@example.org"),
+    ]
+
+
+def test_a_sent_name_that_reorders_the_line_is_dropped_too(tmp_path: Path) -> None:
+    # A reply goes to whoever wrote: their name, RLO and all, is in sent/.
+    sent = tmp_path / "sent"
+    (sent / "new").mkdir(parents=True)
+    (sent / "cur").mkdir()
+    name = "=?utf-8?b?" + base64.b64encode("Bob \u202eknaB".encode()).decode() + "?="
+    (sent / "new" / "1700000000.M1P1.host").write_bytes(
+        f"From: me@example.test\r\nTo: {name} <evil@attacker.example>, Ann <ann@example.org>"
+        "\r\nSubject: x\r\n\r\nbody\r\n".encode()
+    )
+    found = AddressBook(sent).complete("e")
+    assert [(s.name, s.address) for s in found.suggestions] == [
+        ("", "evil@attacker.example"),
+        ("Ann", "ann@example.org"),
+    ]

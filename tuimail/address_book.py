@@ -30,7 +30,8 @@ address, the first source to offer it wins, in this order):
 Whatever a source offers passes :func:`tuimail.addresses.parse_address`
 before it is offered: an address that is not valid is left out, a name that
 cannot be written (a control character, an escape sequence, an address in
-the name) is dropped and the address kept alone. So a suggestion accepted
+the name) or that reorders the line (a bidi override) is dropped and the
+address kept alone. So a suggestion accepted
 into a field is always one that field accepts.
 
 Everything here blocks (files, a process): call it from a worker thread,
@@ -52,13 +53,14 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
 
 from tuimail.addresses import AddressError, ParsedAddress, mailbox_text, parse_address
 from tuimail.replies import mailboxes_of
+from tuimail.terminal_text import escape_terminal_controls
 from tuimail.user_config import ConfigError, LoadedConfig
 
 #: Bytes of a sent message read for its To and Cc.
@@ -155,12 +157,25 @@ def checked(address: str, name: str = "") -> ParsedAddress | None:
     except AddressError:
         return None
     if parsed.display_name:  # "Name <addr>" given as the address: keep its own name
+        if _reorders(parsed.display_name):
+            return parse_address(parsed.addr_spec)
         return parsed
     name = " ".join(name.split())
-    if name and name != parsed.addr_spec:
+    if name and name != parsed.addr_spec and not _reorders(name):
         with contextlib.suppress(AddressError):
             return parse_address(mailbox_text(name, parsed.addr_spec))
     return parsed
+
+
+def _reorders(name: str) -> bool:
+    """A name holding what a terminal obeys or reorders (a bidi override or isolate).
+
+    Such a name, accepted into To, is shown raw in the field: an override
+    makes a terminal that does bidi show the rest of the line reversed, the
+    address after the name too. Names come from anyone (``notmuch address``
+    answers with the senders of received mail), so the name is dropped.
+    """
+    return escape_terminal_controls(name) != name
 
 
 @dataclass
@@ -276,7 +291,8 @@ def _recipients(path: Path) -> list[ParsedAddress]:
     for name in ("to", "cc"):
         for value in headers.get_all(name, []):
             found += mailboxes_of(str(value), skipped)
-    return found
+    # A reply went to whoever wrote, under the name they chose (see _reorders).
+    return [replace(a, display_name="") if _reorders(a.display_name) else a for a in found]
 
 
 @dataclass(frozen=True)
