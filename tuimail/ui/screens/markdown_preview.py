@@ -58,7 +58,12 @@ class MarkdownPreview(ModalScreen[None]):
             with VerticalScroll():
                 # The signature goes as the HTML part has it: lines of text, not Markdown.
                 markdown, signature = split_signature(self.body)
-                yield Markdown(markdown, id="markdown-preview", parser_factory=parser)
+                # Links are not followed: Textual would call webbrowser.open on the
+                # loop, which without a display waits for a console browser (w3m)
+                # run in the app's own terminal.
+                yield Markdown(
+                    markdown, id="markdown-preview", parser_factory=parser, open_links=False
+                )
                 if signature is not None:
                     yield Static(
                         shown(f"{SIGNATURE_SEPARATOR}\n{signature}", keep_newlines=True),
