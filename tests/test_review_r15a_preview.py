@@ -41,7 +41,12 @@ async def test_a_link_clicked_in_the_preview_opens_nothing(monkeypatch: MonkeyPa
     # webbrowser.open on the app's loop: without a display that is a console
     # browser (w3m, lynx) waited for on the loop, in the app's own terminal.
     opened: list[str] = []
-    monkeypatch.setattr(webbrowser, "open", lambda url, *a, **k: bool(opened.append(url)))
+
+    def record(url: str, *args: object, **kwargs: object) -> bool:
+        opened.append(url)
+        return True
+
+    monkeypatch.setattr(webbrowser, "open", record)
     app = TuimailApp(start_sandbox=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await fill_draft(pilot, subject="Menu", body="[the menu](https://example.test/menu)\n")
