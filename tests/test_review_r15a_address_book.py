@@ -58,6 +58,7 @@ def test_a_child_left_holding_the_output_is_stopped_when_the_command_has_exited(
         "/bin/bash -ec 'echo ann@example.org; echo %s > {out}' ignored-name",
         "env LC_ALL=C sh -c 'echo ann@example.org; echo %s > {out}'",
         "bash -o pipefail -c 'echo ann@example.org | cat; echo %s > {out}'",
+        "timeout 5 sh -c 'echo ann@example.org; echo %s > {out}'",
     ],
 )
 def test_a_query_is_never_shell_code_in_a_command_written_with_sh_c(

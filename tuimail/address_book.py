@@ -311,13 +311,10 @@ _SCRIPT_NAME = "tuimail-address-book"
 
 
 def _shell_script(argv: Sequence[str]) -> int | None:
-    """Where the script of ``sh -c SCRIPT`` (``env VAR=x bash -ec SCRIPT``...) is in ``argv``."""
-    start = 0
-    if os.path.basename(argv[0]) == "env":
-        start = 1
-        while start < len(argv) and ("=" in argv[start] or argv[start].startswith("-")):
-            start += 1
-    if start >= len(argv) or os.path.basename(argv[start]) not in _SHELLS:
+    """Where the script of ``sh -c SCRIPT`` is in ``argv``, also behind a wrapper
+    (``env VAR=x bash -ec SCRIPT``, ``timeout 5 sh -c SCRIPT``, ``busybox sh -c``)."""
+    start = next((i for i, part in enumerate(argv) if os.path.basename(part) in _SHELLS), None)
+    if start is None:
         return None
     command_string = False
     index = start + 1
