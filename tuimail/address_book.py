@@ -18,7 +18,9 @@ address, the first source to offer it wins, in this order):
   ``khard email --parsable %s``, ``abook --mutt-query %s`` or
   ``notmuch address %s``. The command is split as a shell would split it and
   run without a shell; the query replaces ``%s`` inside one argument and stays
-  that one argument, whatever it holds (quotes, ``;``, spaces). It answers
+  that one argument, whatever it holds (quotes, ``;``, spaces). A shell the
+  user writes (``sh -c '... %s | ...'``) gets it as ``"$1"``, never as code
+  (:func:`command_argv`). It answers
   with ``email<TAB>name[<TAB>anything]`` lines (a line ``Name <email>`` is
   read too, as ``notmuch address`` prints). It gets no standard input, its
   standard error is dropped, and it is stopped (its whole process group) after
@@ -28,7 +30,8 @@ address, the first source to offer it wins, in this order):
 Whatever a source offers passes :func:`tuimail.addresses.parse_address`
 before it is offered: an address that is not valid is left out, a name that
 cannot be written (a control character, an escape sequence, an address in
-the name) is dropped and the address kept alone. So a suggestion accepted
+the name) or that reorders the line (a bidi override) is dropped and the
+address kept alone. So a suggestion accepted
 into a field is always one that field accepts.
 
 Everything here blocks (files, a process): call it from a worker thread,
@@ -50,13 +53,14 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
 
 from tuimail.addresses import AddressError, ParsedAddress, mailbox_text, parse_address
 from tuimail.replies import mailboxes_of
+from tuimail.terminal_text import escape_terminal_controls
 from tuimail.user_config import ConfigError, LoadedConfig
 
 #: Bytes of a sent message read for its To and Cc.
@@ -153,12 +157,25 @@ def checked(address: str, name: str = "") -> ParsedAddress | None:
     except AddressError:
         return None
     if parsed.display_name:  # "Name <addr>" given as the address: keep its own name
+        if _reorders(parsed.display_name):
+            return parse_address(parsed.addr_spec)
         return parsed
     name = " ".join(name.split())
-    if name and name != parsed.addr_spec:
+    if name and name != parsed.addr_spec and not _reorders(name):
         with contextlib.suppress(AddressError):
             return parse_address(mailbox_text(name, parsed.addr_spec))
     return parsed
+
+
+def _reorders(name: str) -> bool:
+    """A name holding what a terminal obeys or reorders (a bidi override or isolate).
+
+    Such a name, accepted into To, is shown raw in the field: an override
+    makes a terminal that does bidi show the rest of the line reversed, the
+    address after the name too. Names come from anyone (``notmuch address``
+    answers with the senders of received mail), so the name is dropped.
+    """
+    return escape_terminal_controls(name) != name
 
 
 @dataclass
@@ -274,7 +291,8 @@ def _recipients(path: Path) -> list[ParsedAddress]:
     for name in ("to", "cc"):
         for value in headers.get_all(name, []):
             found += mailboxes_of(str(value), skipped)
-    return found
+    # A reply went to whoever wrote, under the name they chose (see _reorders).
+    return [replace(a, display_name="") if _reorders(a.display_name) else a for a in found]
 
 
 @dataclass(frozen=True)
@@ -286,17 +304,55 @@ class CommandAnswer:
     status: int | None = None
 
 
+#: Programs that read their ``-c`` argument as shell code.
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "yash", "posh"})
+#: What a shell gets as ``$0`` when tuimail adds the query after its script.
+_SCRIPT_NAME = "tuimail-address-book"
+
+
+def _shell_script(argv: Sequence[str]) -> int | None:
+    """Where the script of ``sh -c SCRIPT`` is in ``argv``, also behind a wrapper
+    (``env VAR=x bash -ec SCRIPT``, ``timeout 5 sh -c SCRIPT``, ``busybox sh -c``)."""
+    start = next((i for i, part in enumerate(argv) if os.path.basename(part) in _SHELLS), None)
+    if start is None:
+        return None
+    command_string = False
+    index = start + 1
+    while index < len(argv):
+        part = argv[index]
+        if part == "--":
+            return index + 1 if command_string and index + 1 < len(argv) else None
+        if not part.startswith(("-", "+")):
+            return index if command_string else None
+        if part in ("-o", "+o", "-O", "+O"):  # an option with its name: ``-o pipefail``
+            index += 1
+        elif not part.startswith("--") and "c" in part[1:]:
+            command_string = True
+        index += 1
+    return None
+
+
 def command_argv(command: str, query: str) -> list[str]:
     """The command's arguments with ``query`` in place of ``%s`` (raises ValueError).
 
     The command is split first, then ``%s`` is replaced inside each
     argument: the query is never split and never seen by a shell. A command
-    without ``%s`` gets no query (its answers are then filtered here).
+    without ``%s`` gets no query (its answers are then filtered here). A
+    pipeline needs a shell, so a user may write one (``sh -c '... %s | ...'``):
+    there ``%s`` in the script becomes a reference to a positional parameter
+    (``"$1"``) and the query is passed after the script, so what was typed
+    or pasted into To is data to the shell, never code (``$(...)``, ``;``).
     """
     argv = shlex.split(command)
     if not argv:
         raise ValueError("the command is empty")
-    return [part.replace("%s", query) for part in argv]
+    script = _shell_script(argv)
+    if script is None or "%s" not in argv[script]:
+        return [part.replace("%s", query) for part in argv]
+    after = [part.replace("%s", query) for part in argv[script + 1 :]] or [_SCRIPT_NAME]
+    # The first argument after the script is $0; the query follows the others.
+    reference = f'"${{{len(after)}}}"'
+    return [*argv[:script], argv[script].replace("%s", reference), *after, query]
 
 
 def run_address_command(
@@ -326,11 +382,17 @@ def run_address_command(
     except (OSError, ValueError):
         return CommandAnswer((), CommandProblem.NOT_STARTED)
     problem: CommandProblem | None = None
+    cut_short = True
     with process:
         try:
             lines, problem = _read_lines(process, timeout, superseded)
+            cut_short = problem is not None
         finally:
-            if process.poll() is None:
+            # Reading cut short: the group goes whether or not its leader has
+            # exited, since a child it left may hold the output open. Checked
+            # before poll() reaps the leader, so its pid (the group's id) is
+            # still its own.
+            if cut_short or process.poll() is None:
                 with contextlib.suppress(OSError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.kill()

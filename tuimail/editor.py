@@ -154,11 +154,14 @@ def remove(path: Path) -> None:
 def edited_body(before: str, after: str | None, status: int) -> str | None:
     """The new body, or None to keep ``before``: the editor failed, or changed nothing.
 
-    Editors end the file with a newline; one added to a body that had none
-    is not a change and is not kept.
+    Line ends are the body's own (``\n``) whatever the editor wrote: one set
+    to DOS line ends writes CRLF, whose CRs would come back as text. Editors
+    end the file with a newline; one added to a body that had none is not a
+    change and is not kept.
     """
     if status != 0 or after is None:
         return None
+    after = after.replace("\r\n", "\n").replace("\r", "\n")
     if not before.endswith("\n") and after.endswith("\n"):
         after = after[:-1]
     return None if after == before else after

@@ -69,7 +69,10 @@ def _add_styles(state: StateCore) -> None:
 def _style_tokens(tokens: Sequence[Token]) -> None:
     for token in tokens:
         if token.nesting >= 0 and token.tag in _STYLES and token.type != "code_block":
-            token.attrSet("style", _STYLES[token.tag])
+            # markdown-it's own style (a table column's ``text-align``) comes last, so wins.
+            own = token.attrGet("style")
+            style = _STYLES[token.tag]
+            token.attrSet("style", f"{style} {own};" if own else style)
         if token.children:
             _style_tokens(token.children)
 
@@ -80,10 +83,22 @@ def _code_block(tokens: Sequence[Token], idx: int) -> str:
     return f'<pre style="{_PRE_STYLE}"><code style="{_PRE_CODE_STYLE}">{text}</code></pre>\n'
 
 
-def _renderer() -> MarkdownIt:
+def parser() -> MarkdownIt:
+    """The Markdown dialect of the HTML part: CommonMark with tables and strikethrough,
+    raw HTML as text, links and images only to :data:`ALLOWED_SCHEMES`.
+
+    The app's preview (tuimail/ui/screens/markdown_preview.py) parses with it
+    too: Textual's own default dialect hides raw HTML and makes bare URLs
+    links, so it would show a message other than the one the recipient reads.
+    """
     md = MarkdownIt("commonmark", {"html": False, "typographer": False})
     md.enable(["table", "strikethrough"])
     md.validateLink = _link_allowed  # type: ignore[method-assign]
+    return md
+
+
+def _renderer() -> MarkdownIt:
+    md = parser()
     md.core.ruler.push("tuimail_inline_styles", _add_styles)
 
     def code(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
@@ -97,9 +112,40 @@ def _renderer() -> MarkdownIt:
 _MARKDOWN = _renderer()
 
 
+#: The line a signature starts below (RFC 3676 section 4.3; tuimail/signatures.py).
+SIGNATURE_SEPARATOR = "-- "
+_SIGNATURE_STYLE = "margin: 1em 0 0; color: #555555;"
+
+
+def split_signature(text: str) -> tuple[str, str | None]:
+    """``text`` before its last ``-- `` line, and the lines after it (None without one).
+
+    A signature is a name, an address, a number, one per line, written
+    before Markdown was chosen: read as Markdown its lines would join into
+    one paragraph ("-- Alice ACME +1 555"), and ``*`` or ``<`` in it become
+    markup. So it is kept apart and shown line by line, as the text part has it.
+    """
+    lines = text.split("\n")
+    for index in range(len(lines) - 1, -1, -1):
+        if lines[index] == SIGNATURE_SEPARATOR:
+            return "\n".join(lines[:index]), "\n".join(lines[index + 1 :]).rstrip("\n")
+    return text, None
+
+
+def _signature_html(signature: str) -> str:
+    """The separator and each line of the signature, escaped, one per line."""
+    lines = [SIGNATURE_SEPARATOR, *signature.split("\n")]
+    text = "<br>\n".join(html.escape(line) for line in lines)
+    return f'<div style="{_SIGNATURE_STYLE}">{text}</div>\n'
+
+
 def render_html(text: str) -> str:
-    """``text`` as Markdown, rendered to a whole HTML document with inline styles."""
-    body = _MARKDOWN.render(text)
+    """``text`` as Markdown, rendered to a whole HTML document with inline styles; its
+    signature (see :func:`split_signature`) as text, line by line."""
+    markdown, signature = split_signature(text)
+    body = _MARKDOWN.render(markdown)
+    if signature is not None:
+        body += _signature_html(signature)
     return (
         "<!DOCTYPE html>\n"
         '<html><head><meta charset="utf-8"></head>\n'

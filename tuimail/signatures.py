@@ -48,7 +48,8 @@ def signature_of(profile: Profile) -> str:
 
     ``signature`` wins over ``signature_file``. Raises
     :class:`SignatureUnreadable` for a file that is missing, not a regular
-    file, too large or not UTF-8.
+    file, too large, not UTF-8 or holding a NUL (which would otherwise be
+    refused later as a fault of the body the user typed).
     """
     text = profile.signature
     path = signature_path(profile)
@@ -63,6 +64,10 @@ def signature_of(profile: Profile) -> str:
             raise SignatureUnreadable(
                 profile.name, path, f"cannot be read ({exc.strerror})"
             ) from None
+        if "\0" in text:  # as an inline ``signature`` is refused (tuimail/profiles.py)
+            raise SignatureUnreadable(
+                profile.name, path, "contains a NUL character, which mail cannot carry"
+            )
     text = text.replace("\r\n", "\n").rstrip("\n")
     # A signature written with its own separator gets no second one.
     if text.startswith(SEPARATOR + "\n"):

@@ -244,7 +244,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         return _send_edited(args)
     profile, embedded = send_profile(args)
     _check_prepared_options(args)
-    reads_stdin = args.eml is None and not args.template
+    reads_stdin = args.eml is None and args.template is None
     if args.password_stdin and reads_stdin and args.body is None and args.body_file is None:
         raise CLIError(
             "with --password-stdin, give the text with --body or --body-file", exitcodes.USAGE
@@ -262,7 +262,9 @@ def cmd_send(args: argparse.Namespace) -> int:
             return outgoing_or_code
         return send_outgoing(args, profile, outgoing_or_code, password, embedded)
     body = (
-        "" if args.template and args.body is None and args.body_file is None else _read_body(args)
+        ""
+        if args.template is not None and args.body is None and args.body_file is None
+        else _read_body(args)
     )
     sender = args.from_address or _profile_sender(profile)
     try:
@@ -420,7 +422,7 @@ def _started(args: argparse.Namespace, profile: Profile, draft: Draft) -> Draft:
         load_template,
     )
 
-    if args.template:
+    if args.template is not None:  # "" too: refused as a name, never ignored
         import datetime
 
         try:

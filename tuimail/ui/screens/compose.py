@@ -620,7 +620,9 @@ class ComposeScreen(ModelScreen):
     def _read_signature(self, profile: Profile, signing: int) -> None:
         problem = ""
         try:
-            body = body_with_signature("", profile)
+            # A file's text, shown in the body: what a terminal obeys is escaped,
+            # as in a reopened draft or a template.
+            body = escape_terminal_controls(body_with_signature("", profile))
         except SignatureUnreadable as exc:
             body, problem = "", str(exc)
         with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
@@ -1061,18 +1063,28 @@ class ComposeScreen(ModelScreen):
             self.set_status(f"the body could not be written for the editor: {exc}", "error")
             return
         status: int | None = None
+        after: str | None = None
+        unusable = ""
         try:
             with self.app.suspend():
                 status = await asyncio.to_thread(external_editor.run_editor, argv, path)
         except SuspendNotSupported:
             pass
         finally:
-            after = await asyncio.to_thread(external_editor.read_back, path)
+            try:
+                after = await asyncio.to_thread(external_editor.read_edited, path)
+            except external_editor.Unusable as exc:
+                after, unusable = None, f"the edited file {exc}"
+            finally:
+                await asyncio.to_thread(external_editor.remove, path)
         if status is None:
             why = "the editor needs a terminal, and this one cannot be suspended"
         else:
             edited = external_editor.edited_body(before, after, status)
-            why = f"{argv[0]} exited with status {status}" if status else "nothing changed"
+            if status:
+                why = f"{argv[0]} exited with status {status}"
+            else:  # a file that cannot be taken back is not "nothing changed"
+                why = unusable or "nothing changed"
         if status is None or edited is None:
             self.set_status(f"The body is as it was: {why}.", "warning")
             return

@@ -1,7 +1,10 @@
 """The body as Markdown renders it: what the HTML part of a Markdown message will show.
 
-Drawn by Textual's Markdown widget from the body as typed (the HTML itself is
-tuimail/markdown_body.py's, made when the message is built); Escape closes.
+Drawn by Textual's Markdown widget from the body as typed, parsed in the HTML
+part's own dialect (tuimail/markdown_body.py's ``parser``: raw HTML shown as
+the text the recipient reads, bare URLs not links), the signature below it
+line by line as that part shows it; the HTML itself is made when the message
+is built. Escape closes.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Label, Markdown
+from textual.widgets import Label, Markdown, Static
 
+from tuimail.markdown_body import SIGNATURE_SEPARATOR, parser, split_signature
 from tuimail.ui.outside import shown
 
 
@@ -27,6 +31,7 @@ class MarkdownPreview(ModalScreen[None]):
     }
     MarkdownPreview VerticalScroll { height: 1fr; }
     MarkdownPreview .preview-note { color: $text-muted; width: 1fr; }
+    MarkdownPreview #preview-signature { color: $text-muted; padding: 0 2; }
     """
 
     BINDINGS = [Binding("escape,f8", "dismiss_preview", "Close", id="preview.close")]
@@ -51,7 +56,20 @@ class MarkdownPreview(ModalScreen[None]):
                     shown(words), id="preview-protection", classes="preview-note", markup=False
                 )
             with VerticalScroll():
-                yield Markdown(self.body, id="markdown-preview")
+                # The signature goes as the HTML part has it: lines of text, not Markdown.
+                markdown, signature = split_signature(self.body)
+                # Links are not followed: Textual would call webbrowser.open on the
+                # loop, which without a display waits for a console browser (w3m)
+                # run in the app's own terminal.
+                yield Markdown(
+                    markdown, id="markdown-preview", parser_factory=parser, open_links=False
+                )
+                if signature is not None:
+                    yield Static(
+                        shown(f"{SIGNATURE_SEPARATOR}\n{signature}", keep_newlines=True),
+                        id="preview-signature",
+                        markup=False,
+                    )
 
     def action_dismiss_preview(self) -> None:
         self.dismiss(None)
