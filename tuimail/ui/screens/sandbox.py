@@ -188,21 +188,25 @@ VIEWS = {
 
 
 class SandboxScreen(ModelScreen):
+    # The footer shows the views, the check, decrypting and the common actions,
+    # in that order, and must fit in 120 columns (a footer wider than the
+    # screen is cut off at its right end): Delete all, Reply all and Forward
+    # are in F1's help and the command palette, not the footer.
     BINDINGS = [
         Binding("t", "view('text')", "Text", id="sandbox.text"),
         Binding("h", "view('html')", "HTML", id="sandbox.html"),
         Binding("u", "view('source')", "Source", id="sandbox.source"),
         Binding("m", "view('mime')", "MIME", id="sandbox.mime"),
-        Binding("o", "browser", "Browser", id="sandbox.browser"),
-        Binding("s", "save", "Save", id="sandbox.save"),
-        Binding("d,delete", "delete", "Delete", id="sandbox.delete"),
-        Binding("D", "delete_all", "Delete all", id="sandbox.delete_all"),
-        Binding("r", "reply('reply')", "Reply", id="sandbox.reply"),
-        Binding("R", "reply('all')", "Reply all", id="sandbox.reply_all"),
-        Binding("f", "reply('forward')", "Forward", id="sandbox.forward"),
-        Binding("l", "release", "Release", id="sandbox.release"),
         Binding("a", "view('auth')", "Auth check", id="sandbox.auth"),
         Binding("x", "decrypt", "Decrypt", id="sandbox.decrypt"),
+        Binding("s", "save", "Save", id="sandbox.save"),
+        Binding("o", "browser", "Browser", id="sandbox.browser"),
+        Binding("l", "release", "Release", id="sandbox.release"),
+        Binding("d,delete", "delete", "Delete", id="sandbox.delete"),
+        Binding("r", "reply('reply')", "Reply", id="sandbox.reply"),
+        Binding("D", "delete_all", "Delete all", show=False, id="sandbox.delete_all"),
+        Binding("R", "reply('all')", "Reply all", show=False, id="sandbox.reply_all"),
+        Binding("f", "reply('forward')", "Forward", show=False, id="sandbox.forward"),
         Binding("slash", "search", "Search", show=False, id="sandbox.search"),
     ]
 
