@@ -41,3 +41,27 @@ def test_an_open_sessions_envelope_and_auth_user_reach_the_inbox(isolated_dirs: 
         # The session's end still writes its whole file: the transcript ends with it.
         shown = run_tuimail("inbox", "list", "--mailbox", "alice")
         assert "pooled" in shown.stdout
+
+
+def test_a_maildir_removed_while_serving_is_made_again(isolated_dirs: Path) -> None:
+    """A test suite that resets the sandbox with ``rm -rf`` between runs keeps
+    getting its mail stored (it was answered 451 until the sandbox restarted)."""
+    import shutil
+
+    from tuimail import paths
+
+    base = paths.data_dir() / "sandbox"
+    with serving() as port:
+        shutil.rmtree(base / "maildir")
+        shutil.rmtree(base / "sessions")
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            refused = client.sendmail(
+                "app@example.test",
+                ["hidden@bcc.test"],
+                b"From: app@example.test\r\nTo: shown@example.test\r\n"
+                b"Subject: after the reset\r\n\r\nhello\r\n",
+            )
+        assert refused == {}
+        waited = run_tuimail("inbox", "wait", "--to", "hidden@bcc.test", "--timeout", "10")
+        assert waited.returncode == 0, waited.stderr
+        assert "after the reset" in waited.stdout

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tuimail.atomic import atomic_write_bytes
+from tuimail.paths import ensure_private_dir
 
 #: Session files kept on disk; the oldest are removed at start-up and while running.
 MAX_SESSION_FILES = 1000
@@ -60,9 +61,14 @@ def write_session(
 
 
 def _write(path: Path, document: dict[str, Any]) -> None:
+    """Write the file; its directory is made again if it was removed meanwhile."""
     with contextlib.suppress(OSError):
         data = json.dumps(document, ensure_ascii=False).encode("utf-8", "replace")
-        atomic_write_bytes(path, data, durable=False)
+        try:
+            atomic_write_bytes(path, data, durable=False)
+        except FileNotFoundError:
+            ensure_private_dir(path.parent, tighten=False)
+            atomic_write_bytes(path, data, durable=False)
 
 
 def prune(directory: Path, keep: int, max_age: float) -> None:
