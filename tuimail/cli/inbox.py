@@ -8,6 +8,7 @@ before it reaches the terminal; ``--json`` goes through ``terminal_json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import sys
 import time
@@ -205,8 +206,13 @@ def _handled(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     return run
 
 
-def _open_index() -> InboxIndex:
-    """The built-in sandbox's inbox, caught up with its Maildir."""
+def _open_index(patience: float | None = None) -> InboxIndex:
+    """The built-in sandbox's inbox, caught up with its Maildir.
+
+    With ``patience``, another process's lock on the index is waited for at
+    most that long, and then the index is used as it stands (``wait`` keeps
+    its timeout).
+    """
     from tuimail.inbox import InboxIndex, IndexBusy, MailboxRuleInvalid, rules_from_config
     from tuimail.user_config import load_config
 
@@ -215,7 +221,11 @@ def _open_index() -> InboxIndex:
         raise CLIError(config.problem)
     try:
         index = InboxIndex.for_sandbox(rules_from_config(config.tables))
-        index.refresh()
+        if patience is None:
+            index.refresh()
+        else:
+            with contextlib.suppress(IndexBusy):
+                index.refresh_within(patience)
     except MailboxRuleInvalid as exc:
         raise CLIError(str(exc)) from None
     except IndexBusy as exc:
@@ -476,10 +486,11 @@ def cmd_wait(args: argparse.Namespace) -> int:
     from tuimail.inbox.query import filters
 
     query = filters(to=args.to, mail_from=args.from_address, subject=args.subject)
-    with _open_index() as index:
+    started = time.monotonic()
+    with _open_index(patience=args.timeout / 2) as index:
         after = index.newest_row() if args.new else 0
-        started = time.monotonic()
-        found = index.wait_for(query, timeout=args.timeout, after_row=after)
+        left = max(0.0, args.timeout - (time.monotonic() - started))
+        found = index.wait_for(query, timeout=left, after_row=after)
     if found is None:
         print(f"tuimail: no matching message arrived within {args.timeout:g} s", file=sys.stderr)
         return NOT_FOUND

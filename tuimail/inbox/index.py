@@ -385,6 +385,20 @@ class InboxIndex:
         """Catch up with the Maildir and the session files; whether anything changed."""
         return bool(self._guarded(self._refresh))
 
+    def refresh_within(self, seconds: float) -> bool:
+        """:meth:`refresh`, waiting at most ``seconds`` for another process's write lock
+        (:class:`IndexBusy` after that): a caller with a deadline keeps it."""
+        patience = max(1, int(min(seconds, BUSY_TIMEOUT) * 1000))
+
+        def run(db: sqlite3.Connection) -> bool:
+            db.execute(f"PRAGMA busy_timeout = {patience}")
+            try:
+                return self._refresh(db)
+            finally:
+                db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+
+        return bool(self._guarded(run))
+
     def _refresh(self, db: sqlite3.Connection) -> bool:
         rules = fingerprint(self.rules)
         stamp = f"{self.stamp()} {rules}"
@@ -786,12 +800,19 @@ class InboxIndex:
 
         Between looks it sleeps ``interval`` s; a look costs three ``stat``
         calls while the directories are unchanged (see :meth:`refresh`): no
-        busy loop.
+        busy loop. An index another process keeps locked delays no look past
+        the deadline.
         """
         deadline = time.monotonic() + timeout
         first = True
         while True:
-            if self.refresh() or first:
+            try:
+                changed = self.refresh_within(max(0.0, deadline - time.monotonic()))
+            except IndexBusy:
+                # Another process writes the index: what it holds still counts,
+                # and the next look catches up (the stamp was not kept).
+                changed = False
+            if changed or first:
                 found = self._match(query, after_row)
                 if found is not None:
                     return found
