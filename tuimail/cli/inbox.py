@@ -455,6 +455,16 @@ def cmd_save(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+def _refused_in_words(delete: Callable[[], int]) -> int:
+    """``delete()``; the Maildir refusing (a read-only disk, another owner) is exit 4 in words."""
+    from tuimail.terminal_text import escape_controls
+
+    try:
+        return delete()
+    except OSError as exc:
+        raise CLIError(f"the sandbox's Maildir refused: {escape_controls(str(exc))}") from None
+
+
 @_handled
 def cmd_delete(args: argparse.Namespace) -> int:
     if args.all == bool(args.ids):
@@ -471,11 +481,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
                 if answer.strip().lower() not in ("y", "yes"):
                     print("Nothing deleted.")
                     return exitcodes.OK
-            removed = index.delete_all()
+            removed = _refused_in_words(index.delete_all)
             print(f"Deleted {removed:,} message{'s' * (removed != 1)}.")
             return exitcodes.OK
         entries = [_find(index, prefix) for prefix in args.ids]  # all found, or none deleted
-        index.delete(entries)
+        _refused_in_words(lambda: index.delete(entries))
         for entry in entries:
             print(f"deleted {entry.id}")
     return exitcodes.OK

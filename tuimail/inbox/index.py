@@ -728,17 +728,16 @@ class InboxIndex:
             before = removed
             for sub in ("new", "cur"):
                 for name in {entry.name, entry.id} if sub == entry.sub else {entry.id}:
-                    with contextlib.suppress(FileNotFoundError):
-                        (self.maildir / sub / name).unlink()
-                        removed += 1
+                    removed += _unlink_message(self.maildir / sub / name)
             if removed == before:  # renamed since it was indexed (flags changed): find it
                 for sub in ("new", "cur"):
-                    with contextlib.suppress(OSError), os.scandir(self.maildir / sub) as found:
+                    with (
+                        contextlib.suppress(FileNotFoundError),
+                        os.scandir(self.maildir / sub) as found,
+                    ):
                         for item in found:
                             if item.name.split(":", 1)[0] == entry.id:
-                                with contextlib.suppress(FileNotFoundError):
-                                    os.unlink(item.path)
-                                    removed += 1
+                                removed += _unlink_message(Path(item.path))
 
         def forget(db: sqlite3.Connection) -> None:
             with self._writing(db):
@@ -755,9 +754,7 @@ class InboxIndex:
             with contextlib.suppress(FileNotFoundError), os.scandir(self.maildir / sub) as found:
                 for item in found:
                     if not item.name.startswith("."):
-                        with contextlib.suppress(FileNotFoundError):
-                            os.unlink(item.path)
-                            removed += 1
+                        removed += _unlink_message(Path(item.path))
 
         def forget(db: sqlite3.Connection) -> None:
             with self._writing(db):
@@ -853,6 +850,21 @@ class InboxIndex:
         if not _SESSION_ID.match(session_id):
             return {}
         return _session_document(self.sessions_dir / f"{session_id}.json")
+
+
+def _unlink_message(path: Path) -> int:
+    """Remove one message file: 1, or 0 when it is gone already or is no file (a
+    directory someone made in the Maildir is no message, and the index skips it too).
+    Any other refusal (a read-only disk, another owner) is the caller's ``OSError``."""
+    try:
+        os.unlink(path)
+    except (FileNotFoundError, IsADirectoryError):
+        return 0
+    except PermissionError:
+        if os.path.isdir(path):  # what Linux says for unlink() of a directory
+            return 0
+        raise
+    return 1
 
 
 def _seen(name: str) -> bool:
