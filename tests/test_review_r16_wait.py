@@ -49,6 +49,11 @@ def test_wait_keeps_its_timeout_while_the_index_is_locked(isolated_dirs: Path) -
         assert found.returncode == 0, found.stderr
         assert "already here" in found.stdout
         assert time.monotonic() - started < 6
+        # --new: the message stored before the call (not indexed yet) is not new.
+        started = time.monotonic()
+        new = run_tuimail("inbox", "wait", "--new", "--subject", "arrived", "--timeout", "1")
+        assert new.returncode == 1, new.stdout + new.stderr
+        assert time.monotonic() - started < 6
     finally:
         holder.kill()
         holder.wait(timeout=10)

@@ -8,7 +8,6 @@ before it reaches the terminal; ``--json`` goes through ``terminal_json``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import sys
 import time
@@ -206,13 +205,9 @@ def _handled(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     return run
 
 
-def _open_index(patience: float | None = None) -> InboxIndex:
-    """The built-in sandbox's inbox, caught up with its Maildir.
-
-    With ``patience``, another process's lock on the index is waited for at
-    most that long, and then the index is used as it stands (``wait`` keeps
-    its timeout).
-    """
+def _open_index(catch_up: bool = True) -> InboxIndex:
+    """The built-in sandbox's inbox, caught up with its Maildir (unless not ``catch_up``:
+    ``wait`` does it within its timeout)."""
     from tuimail.inbox import InboxIndex, IndexBusy, MailboxRuleInvalid, rules_from_config
     from tuimail.user_config import load_config
 
@@ -221,11 +216,8 @@ def _open_index(patience: float | None = None) -> InboxIndex:
         raise CLIError(config.problem)
     try:
         index = InboxIndex.for_sandbox(rules_from_config(config.tables))
-        if patience is None:
+        if catch_up:
             index.refresh()
-        else:
-            with contextlib.suppress(IndexBusy):
-                index.refresh_within(patience)
     except MailboxRuleInvalid as exc:
         raise CLIError(str(exc)) from None
     except IndexBusy as exc:
@@ -493,14 +485,24 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 @_handled
 def cmd_wait(args: argparse.Namespace) -> int:
+    from tuimail.inbox import IndexBusy
     from tuimail.inbox.query import filters
 
     query = filters(to=args.to, mail_from=args.from_address, subject=args.subject)
     started = time.monotonic()
-    with _open_index(patience=args.timeout / 2) as index:
-        after = index.newest_row() if args.new else 0
-        left = max(0.0, args.timeout - (time.monotonic() - started))
-        found = index.wait_for(query, timeout=left, after_row=after)
+    found = None
+    with _open_index(catch_up=False) as index:
+        # Another process may hold the index's lock: what the index holds still
+        # counts, but "new" needs every message there before the call indexed.
+        try:
+            index.refresh_within(args.timeout if args.new else args.timeout / 2)
+            caught_up = True
+        except IndexBusy:
+            caught_up = False
+        if caught_up or not args.new:
+            after = index.newest_row() if args.new else 0
+            left = max(0.0, args.timeout - (time.monotonic() - started))
+            found = index.wait_for(query, timeout=left, after_row=after)
     if found is None:
         print(f"tuimail: no matching message arrived within {args.timeout:g} s", file=sys.stderr)
         return NOT_FOUND
