@@ -406,11 +406,11 @@ class InboxIndex:
             return False
         with self._writing(db):
             stored = dict(db.execute("SELECT k, v FROM meta").fetchall())
-            if stored.get("rules") != rules:
-                # Routed by other rules: route every message again from its file.
-                db.execute("DELETE FROM messages")
-                db.execute("DELETE FROM texts")
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('rules', ?)", (rules,))
+            # Routed by other rules (config.toml edited, or another process reads
+            # another one): every message is routed again from its file below, in
+            # place, so it keeps its row and no waiter takes it for a new one.
+            reroute = stored.get("rules") != rules
+            if reroute:
                 stored.pop("stamp", None)
             if stored.get("stamp") == stamp:
                 self._stamp = stamp
@@ -431,6 +431,22 @@ class InboxIndex:
                         (sub, name, int(_seen(name)), key),
                     )
                     changed = True
+        if reroute:
+            kept = sorted(known.keys() & names.keys())
+            for start in range(0, len(kept), BATCH):
+                again = [
+                    (key, self._describe(db, key, *names[key]))
+                    for key in kept[start : start + BATCH]
+                ]
+                with self._writing(db):
+                    for key, what in again:
+                        row = db.execute("SELECT id FROM messages WHERE key = ?", (key,)).fetchone()
+                        if what is not None and row is not None:
+                            self._update(db, int(row[0]), what)
+            # Only now: a crash before this routes them again next time.
+            with self._writing(db):
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('rules', ?)", (rules,))
+            changed = True
         added = sorted((k for k in names.keys() - known.keys()), key=lambda k: names[k][1])
         for start in range(0, len(added), BATCH):
             described = [
