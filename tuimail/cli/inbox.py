@@ -19,7 +19,7 @@ from tuimail.cli import exitcodes
 from tuimail.cli.common import CLIError, local_time, seconds
 
 if TYPE_CHECKING:
-    from tuimail.inbox import InboxEntry, InboxIndex
+    from tuimail.inbox import InboxEntry, InboxIndex, MailboxRule
     from tuimail.inbox.authcheck import Checked
     from tuimail.inbox.mime import MessageView
 
@@ -208,14 +208,14 @@ def _handled(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 def _open_index(catch_up: bool = True) -> InboxIndex:
     """The built-in sandbox's inbox, caught up with its Maildir (unless not ``catch_up``:
     ``wait`` does it within its timeout)."""
-    from tuimail.inbox import InboxIndex, IndexBusy, MailboxRuleInvalid, rules_from_config
+    from tuimail.inbox import IndexBusy, MailboxRuleInvalid, rules_from_config
     from tuimail.user_config import load_config
 
     config = load_config()
     if config.problem:
         raise CLIError(config.problem)
     try:
-        index = InboxIndex.for_sandbox(rules_from_config(config.tables))
+        index = _sandbox_index(rules_from_config(config.tables))
         if catch_up:
             index.refresh()
     except MailboxRuleInvalid as exc:
@@ -227,6 +227,18 @@ def _open_index(catch_up: bool = True) -> InboxIndex:
     if index.rebuilt_because:
         print(f"tuimail: {index.rebuilt_because}", file=sys.stderr)
     return index
+
+
+def _sandbox_index(rules: tuple[MailboxRule, ...]) -> InboxIndex:
+    """The inbox of the built-in sandbox's Maildir: the one the running sandbox keeps
+    (``tuimail serve --maildir DIR``), as F5 lists it, else the data dir's."""
+    from tuimail.inbox import InboxIndex
+    from tuimail.sandbox_profile import running_sandbox
+
+    running = running_sandbox()
+    if running is not None and running.maildir and running.sessions_dir:
+        return InboxIndex.beside(Path(running.maildir), Path(running.sessions_dir), rules)
+    return InboxIndex.for_sandbox(rules)
 
 
 def _find(index: InboxIndex, prefix: str) -> InboxEntry:

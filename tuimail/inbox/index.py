@@ -275,6 +275,15 @@ class InboxIndex:
         base = paths.data_dir() / "sandbox"
         return cls(base / "maildir", base / "sessions", default_index_path(), rules)
 
+    @classmethod
+    def beside(
+        cls, maildir: Path, sessions_dir: Path, rules: Sequence[MailboxRule] = ()
+    ) -> InboxIndex:
+        """The inbox of this Maildir, its index kept beside it (for the data dir's own
+        Maildir, the index :meth:`for_sandbox` opens): the app and the command line
+        share one index whichever Maildir the running sandbox keeps."""
+        return cls(maildir, sessions_dir, maildir.parent / "inbox.sqlite3", rules)
+
     # -- the connection ---------------------------------------------------------
 
     def close(self) -> None:

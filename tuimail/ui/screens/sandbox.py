@@ -100,8 +100,8 @@ CHECKS_KEPT = 50
 
 
 def index_for(maildir: Path, sessions_dir: Path, rules: tuple[MailboxRule, ...]) -> InboxIndex:
-    """The index of this Maildir, kept beside it (the default place is the command line's)."""
-    return InboxIndex(maildir, sessions_dir, maildir.parent / "inbox.sqlite3", rules)
+    """The index of this Maildir, kept beside it (the command line opens the same one)."""
+    return InboxIndex.beside(maildir, sessions_dir, rules)
 
 
 @dataclass
