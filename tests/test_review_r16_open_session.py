@@ -65,3 +65,27 @@ def test_a_maildir_removed_while_serving_is_made_again(isolated_dirs: Path) -> N
         waited = run_tuimail("inbox", "wait", "--to", "hidden@bcc.test", "--timeout", "10")
         assert waited.returncode == 0, waited.stderr
         assert "after the reset" in waited.stdout
+
+
+def test_every_message_of_a_long_session_keeps_its_envelope(isolated_dirs: Path) -> None:
+    """A session record lists its first 200 messages (a memory bound); the ones after
+    them once reached the inbox with no envelope: no Bcc for ``wait --to``, no AUTH
+    user to route them by."""
+    write_config('[[sandbox.mailboxes]]\nname = "alice"\nauth_user = "alice"\n')
+    count = 230
+    with serving("--auth", "any") as port:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.login("alice", "any-password")
+            for number in range(count):
+                client.sendmail(
+                    "app@example.test",
+                    [f"user{number}@bcc.test"],
+                    f"From: app@example.test\r\nTo: list@example.test\r\n"
+                    f"Subject: bulk {number}\r\n\r\nhello\r\n".encode(),
+                )
+            last = run_tuimail(
+                "inbox", "wait", "--to", f"user{count - 1}@bcc.test", "--timeout", "10"
+            )
+            assert last.returncode == 0, last.stderr
+        listed = run_tuimail("inbox", "list", "--mailbox", "alice", "--limit", "1000")
+        assert len(listed.stdout.splitlines()) == count, listed.stderr

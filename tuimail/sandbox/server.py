@@ -79,6 +79,8 @@ class Sandbox:
         #: Open sessions whose file was written (or is due) before they ended.
         self._progress: dict[str, session_files.Versions] = {}
         self._progress_due: set[str] = set()
+        #: Messages a session stored beyond those its record lists, not written yet.
+        self._unlisted: dict[str, list[StoredMessage]] = {}
         self._ended_since_prune = 0
         self._last_prune = time.monotonic()
         self._pruning = False
@@ -300,6 +302,7 @@ class Sandbox:
         not hold the loop, which in the app is the UI's too.
         """
         self._write(record, self._progress.pop(record.id, None))
+        self._write_unlisted(record)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -340,6 +343,33 @@ class Sandbox:
         self._writes.add(future)
         future.add_done_callback(self._writes.discard)
 
+    def _write_unlisted(self, record: SessionRecord) -> None:
+        """The messages past the record's list (a memory bound), in a file of their own.
+
+        ``SESSION.N.json`` holds the envelopes of the messages from number N
+        on, in the form of a session file, so the inbox's index (which keeps
+        what it read) gives each its envelope and AUTH user too.
+        """
+        unlisted = self._unlisted.pop(record.id, [])
+        if not unlisted:
+            return
+        first = record.message_count - len(unlisted) + 1
+        path = self.sessions_dir / f"{record.id}.{first}.json"
+        document = {
+            "id": record.id,
+            "part_of": record.id,
+            "authenticated_as": record.authenticated_as,
+            "messages": [m.to_json() for m in unlisted],
+        }
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            session_files.write_session(path, document)
+            return
+        future = loop.run_in_executor(None, session_files.write_session, path, document)
+        self._writes.add(future)
+        future.add_done_callback(self._writes.discard)
+
     def _save_soon(self, record: SessionRecord) -> None:
         """Write an open session's file shortly (see :data:`PROGRESS_SAVE_DELAY`)."""
         if record.id in self._progress_due or record.ended is not None:
@@ -355,6 +385,7 @@ class Sandbox:
         self._progress_due.discard(record.id)
         if record.ended is None:  # else its end wrote the whole file
             self._write(record, self._progress.setdefault(record.id, session_files.Versions()))
+            self._write_unlisted(record)
 
     async def store_message(
         self, record: SessionRecord, envelope: Envelope, content: bytes
@@ -362,6 +393,8 @@ class Sandbox:
         """Write the message to the Maildir and note it in the session's record."""
         key = await self.store.keep(content)
         stored = record.note_stored(key, envelope, content)
+        if record.message_count > len(record.messages):  # not in the record's list
+            self._unlisted.setdefault(record.id, []).append(stored)
         self._save_soon(record)
         return stored
 
