@@ -19,7 +19,7 @@ from tuimail.cli import exitcodes
 from tuimail.cli.common import CLIError, local_time, seconds
 
 if TYPE_CHECKING:
-    from tuimail.inbox import InboxEntry, InboxIndex
+    from tuimail.inbox import InboxEntry, InboxIndex, MailboxRule
     from tuimail.inbox.authcheck import Checked
     from tuimail.inbox.mime import MessageView
 
@@ -205,17 +205,19 @@ def _handled(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     return run
 
 
-def _open_index() -> InboxIndex:
-    """The built-in sandbox's inbox, caught up with its Maildir."""
-    from tuimail.inbox import InboxIndex, IndexBusy, MailboxRuleInvalid, rules_from_config
+def _open_index(catch_up: bool = True) -> InboxIndex:
+    """The built-in sandbox's inbox, caught up with its Maildir (unless not ``catch_up``:
+    ``wait`` does it within its timeout)."""
+    from tuimail.inbox import IndexBusy, MailboxRuleInvalid, rules_from_config
     from tuimail.user_config import load_config
 
     config = load_config()
     if config.problem:
         raise CLIError(config.problem)
     try:
-        index = InboxIndex.for_sandbox(rules_from_config(config.tables))
-        index.refresh()
+        index = _sandbox_index(rules_from_config(config.tables))
+        if catch_up:
+            index.refresh()
     except MailboxRuleInvalid as exc:
         raise CLIError(str(exc)) from None
     except IndexBusy as exc:
@@ -225,6 +227,18 @@ def _open_index() -> InboxIndex:
     if index.rebuilt_because:
         print(f"tuimail: {index.rebuilt_because}", file=sys.stderr)
     return index
+
+
+def _sandbox_index(rules: tuple[MailboxRule, ...]) -> InboxIndex:
+    """The inbox of the built-in sandbox's Maildir: the one the running sandbox keeps
+    (``tuimail serve --maildir DIR``), as F5 lists it, else the data dir's."""
+    from tuimail.inbox import InboxIndex
+    from tuimail.sandbox_profile import running_sandbox
+
+    running = running_sandbox()
+    if running is not None and running.maildir and running.sessions_dir:
+        return InboxIndex.beside(Path(running.maildir), Path(running.sessions_dir), rules)
+    return InboxIndex.for_sandbox(rules)
 
 
 def _find(index: InboxIndex, prefix: str) -> InboxEntry:
@@ -445,6 +459,16 @@ def cmd_save(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+def _refused_in_words(delete: Callable[[], int]) -> int:
+    """``delete()``; the Maildir refusing (a read-only disk, another owner) is exit 4 in words."""
+    from tuimail.terminal_text import escape_controls
+
+    try:
+        return delete()
+    except OSError as exc:
+        raise CLIError(f"the sandbox's Maildir refused: {escape_controls(str(exc))}") from None
+
+
 @_handled
 def cmd_delete(args: argparse.Namespace) -> int:
     if args.all == bool(args.ids):
@@ -461,11 +485,11 @@ def cmd_delete(args: argparse.Namespace) -> int:
                 if answer.strip().lower() not in ("y", "yes"):
                     print("Nothing deleted.")
                     return exitcodes.OK
-            removed = index.delete_all()
+            removed = _refused_in_words(index.delete_all)
             print(f"Deleted {removed:,} message{'s' * (removed != 1)}.")
             return exitcodes.OK
         entries = [_find(index, prefix) for prefix in args.ids]  # all found, or none deleted
-        index.delete(entries)
+        _refused_in_words(lambda: index.delete(entries))
         for entry in entries:
             print(f"deleted {entry.id}")
     return exitcodes.OK
@@ -473,13 +497,24 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 @_handled
 def cmd_wait(args: argparse.Namespace) -> int:
+    from tuimail.inbox import IndexBusy
     from tuimail.inbox.query import filters
 
     query = filters(to=args.to, mail_from=args.from_address, subject=args.subject)
-    with _open_index() as index:
-        after = index.newest_row() if args.new else 0
-        started = time.monotonic()
-        found = index.wait_for(query, timeout=args.timeout, after_row=after)
+    started = time.monotonic()
+    found = None
+    with _open_index(catch_up=False) as index:
+        # Another process may hold the index's lock: what the index holds still
+        # counts, but "new" needs every message there before the call indexed.
+        try:
+            index.refresh_within(args.timeout if args.new else args.timeout / 2)
+            caught_up = True
+        except IndexBusy:
+            caught_up = False
+        if caught_up or not args.new:
+            after = index.newest_row() if args.new else 0
+            left = max(0.0, args.timeout - (time.monotonic() - started))
+            found = index.wait_for(query, timeout=left, after_row=after)
     if found is None:
         print(f"tuimail: no matching message arrived within {args.timeout:g} s", file=sys.stderr)
         return NOT_FOUND

@@ -275,6 +275,15 @@ class InboxIndex:
         base = paths.data_dir() / "sandbox"
         return cls(base / "maildir", base / "sessions", default_index_path(), rules)
 
+    @classmethod
+    def beside(
+        cls, maildir: Path, sessions_dir: Path, rules: Sequence[MailboxRule] = ()
+    ) -> InboxIndex:
+        """The inbox of this Maildir, its index kept beside it (for the data dir's own
+        Maildir, the index :meth:`for_sandbox` opens): the app and the command line
+        share one index whichever Maildir the running sandbox keeps."""
+        return cls(maildir, sessions_dir, maildir.parent / "inbox.sqlite3", rules)
+
     # -- the connection ---------------------------------------------------------
 
     def close(self) -> None:
@@ -385,6 +394,20 @@ class InboxIndex:
         """Catch up with the Maildir and the session files; whether anything changed."""
         return bool(self._guarded(self._refresh))
 
+    def refresh_within(self, seconds: float) -> bool:
+        """:meth:`refresh`, waiting at most ``seconds`` for another process's write lock
+        (:class:`IndexBusy` after that): a caller with a deadline keeps it."""
+        patience = max(1, int(min(seconds, BUSY_TIMEOUT) * 1000))
+
+        def run(db: sqlite3.Connection) -> bool:
+            db.execute(f"PRAGMA busy_timeout = {patience}")
+            try:
+                return self._refresh(db)
+            finally:
+                db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+
+        return bool(self._guarded(run))
+
     def _refresh(self, db: sqlite3.Connection) -> bool:
         rules = fingerprint(self.rules)
         stamp = f"{self.stamp()} {rules}"
@@ -392,11 +415,11 @@ class InboxIndex:
             return False
         with self._writing(db):
             stored = dict(db.execute("SELECT k, v FROM meta").fetchall())
-            if stored.get("rules") != rules:
-                # Routed by other rules: route every message again from its file.
-                db.execute("DELETE FROM messages")
-                db.execute("DELETE FROM texts")
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('rules', ?)", (rules,))
+            # Routed by other rules (config.toml edited, or another process reads
+            # another one): every message is routed again from its file below, in
+            # place, so it keeps its row and no waiter takes it for a new one.
+            reroute = stored.get("rules") != rules
+            if reroute:
                 stored.pop("stamp", None)
             if stored.get("stamp") == stamp:
                 self._stamp = stamp
@@ -417,6 +440,22 @@ class InboxIndex:
                         (sub, name, int(_seen(name)), key),
                     )
                     changed = True
+        if reroute:
+            kept = sorted(known.keys() & names.keys())
+            for start in range(0, len(kept), BATCH):
+                again = [
+                    (key, self._describe(db, key, *names[key]))
+                    for key in kept[start : start + BATCH]
+                ]
+                with self._writing(db):
+                    for key, what in again:
+                        row = db.execute("SELECT id FROM messages WHERE key = ?", (key,)).fetchone()
+                        if what is not None and row is not None:
+                            self._update(db, int(row[0]), what)
+            # Only now: a crash before this routes them again next time.
+            with self._writing(db):
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('rules', ?)", (rules,))
+            changed = True
         added = sorted((k for k in names.keys() - known.keys()), key=lambda k: names[k][1])
         for start in range(0, len(added), BATCH):
             described = [
@@ -714,17 +753,16 @@ class InboxIndex:
             before = removed
             for sub in ("new", "cur"):
                 for name in {entry.name, entry.id} if sub == entry.sub else {entry.id}:
-                    with contextlib.suppress(FileNotFoundError):
-                        (self.maildir / sub / name).unlink()
-                        removed += 1
+                    removed += _unlink_message(self.maildir / sub / name)
             if removed == before:  # renamed since it was indexed (flags changed): find it
                 for sub in ("new", "cur"):
-                    with contextlib.suppress(OSError), os.scandir(self.maildir / sub) as found:
+                    with (
+                        contextlib.suppress(FileNotFoundError),
+                        os.scandir(self.maildir / sub) as found,
+                    ):
                         for item in found:
                             if item.name.split(":", 1)[0] == entry.id:
-                                with contextlib.suppress(FileNotFoundError):
-                                    os.unlink(item.path)
-                                    removed += 1
+                                removed += _unlink_message(Path(item.path))
 
         def forget(db: sqlite3.Connection) -> None:
             with self._writing(db):
@@ -741,9 +779,7 @@ class InboxIndex:
             with contextlib.suppress(FileNotFoundError), os.scandir(self.maildir / sub) as found:
                 for item in found:
                     if not item.name.startswith("."):
-                        with contextlib.suppress(FileNotFoundError):
-                            os.unlink(item.path)
-                            removed += 1
+                        removed += _unlink_message(Path(item.path))
 
         def forget(db: sqlite3.Connection) -> None:
             with self._writing(db):
@@ -786,12 +822,19 @@ class InboxIndex:
 
         Between looks it sleeps ``interval`` s; a look costs three ``stat``
         calls while the directories are unchanged (see :meth:`refresh`): no
-        busy loop.
+        busy loop. An index another process keeps locked delays no look past
+        the deadline.
         """
         deadline = time.monotonic() + timeout
         first = True
         while True:
-            if self.refresh() or first:
+            try:
+                changed = self.refresh_within(max(0.0, deadline - time.monotonic()))
+            except IndexBusy:
+                # Another process writes the index: what it holds still counts,
+                # and the next look catches up (the stamp was not kept).
+                changed = False
+            if changed or first:
                 found = self._match(query, after_row)
                 if found is not None:
                     return found
@@ -832,6 +875,21 @@ class InboxIndex:
         if not _SESSION_ID.match(session_id):
             return {}
         return _session_document(self.sessions_dir / f"{session_id}.json")
+
+
+def _unlink_message(path: Path) -> int:
+    """Remove one message file: 1, or 0 when it is gone already or is no file (a
+    directory someone made in the Maildir is no message, and the index skips it too).
+    Any other refusal (a read-only disk, another owner) is the caller's ``OSError``."""
+    try:
+        os.unlink(path)
+    except (FileNotFoundError, IsADirectoryError):
+        return 0
+    except PermissionError:
+        if os.path.isdir(path):  # what Linux says for unlink() of a directory
+            return 0
+        raise
+    return 1
 
 
 def _seen(name: str) -> bool:

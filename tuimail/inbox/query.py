@@ -3,7 +3,8 @@
 ``from:ADDR``, ``to:ADDR``, ``subject:TEXT``, ``mailbox:NAME``, ``tag:TAG``,
 ``has:attachment``, ``is:read`` / ``is:unread``, and free text. Terms are
 ANDed. A value may be quoted (``subject:"two words"``); an unclosed quote
-runs to the end. Free text goes to SQLite's FTS5, each word written as an
+runs to the end. A key with no value yet (``from:``, as typed so far) is
+left out, so the list does not empty while the value is typed. Free text goes to SQLite's FTS5, each word written as an
 FTS5 string (``"word"*``, inner quotes doubled): whatever the user types
 (``"``, ``NEAR(``, ``*``, ``-``, ``AND``) is a word to look for, never
 query syntax, so a search cannot fail or mean something else.
@@ -79,7 +80,9 @@ def parse_query(text: str) -> Query:
     for token in tokens(text[:2000]):
         key, colon, value = token.partition(":")
         key = key.lower()
-        if not colon or key not in KEYS or not value:
+        if colon and key in KEYS and not value:
+            continue  # a key whose value is still to be typed narrows nothing yet
+        if not colon or key not in KEYS:
             words.append(token)
             continue
         if key == "from":

@@ -66,7 +66,9 @@ def parse_address(text: str) -> tuple[str, int]:
     value = text.strip()
     host, port = value, DEFAULT_PORT
     if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
+        host, bracket, rest = value[1:].partition("]")
+        if not bracket:  # "[::1:7830" is not the address ::1:7830 on the default port
+            raise ValueError(f"{text!r} is not HOST:PORT ([V6]:PORT needs its ])")
         if rest:
             if not rest.startswith(":"):
                 raise ValueError(f"{text!r} is not HOST:PORT")

@@ -43,6 +43,11 @@ from tuimail.transcript import Entry, EventKind, sasl_blob_forms, secret_forms
 
 #: Sessions kept in memory for the app; all of them are also written to disk.
 MAX_SESSIONS_IN_MEMORY = 200
+#: A session that stored a message has its file written this long after (at most
+#: once in this time), not only when it ends: the envelope (Bcc recipients, the
+#: AUTH user that picks a mailbox) must reach the inbox while a client keeps its
+#: connection open for the next message, as connection pools do.
+PROGRESS_SAVE_DELAY = 0.1
 
 
 class Sandbox:
@@ -71,6 +76,11 @@ class Sandbox:
         self.max_connections = self.config.resolved_max_connections()
         #: Session files being written in a thread.
         self._writes: set[asyncio.Future[None]] = set()
+        #: Open sessions whose file was written (or is due) before they ended.
+        self._progress: dict[str, session_files.Versions] = {}
+        self._progress_due: set[str] = set()
+        #: Messages a session stored beyond those its record lists, not written yet.
+        self._unlisted: dict[str, list[StoredMessage]] = {}
         self._ended_since_prune = 0
         self._last_prune = time.monotonic()
         self._pruning = False
@@ -291,16 +301,12 @@ class Sandbox:
         writing them (the larger part) run in a thread, so a long session does
         not hold the loop, which in the app is the UI's too.
         """
-        path = self.sessions_dir / f"{record.id}.json"
-        document = record.to_json()
+        self._write(record, self._progress.pop(record.id, None))
+        self._write_unlisted(record)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            session_files.write_session(path, document)
             return
-        future = loop.run_in_executor(None, session_files.write_session, path, document)
-        self._writes.add(future)
-        future.add_done_callback(self._writes.discard)
         self._ended_since_prune += 1
         due = time.monotonic() - self._last_prune > session_files.PRUNE_EVERY_SECONDS
         if not self._pruning and (
@@ -321,12 +327,76 @@ class Sandbox:
     def _pruned(self, _future: asyncio.Future[None]) -> None:
         self._pruning = False
 
+    def _write(self, record: SessionRecord, versions: session_files.Versions | None) -> None:
+        """The session's file as it stands, written in a thread (now, without a loop)."""
+        path = self.sessions_dir / f"{record.id}.json"
+        document = record.to_json()
+        version = versions.next() if versions is not None else 0
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            session_files.write_session(path, document, versions, version)
+            return
+        future = loop.run_in_executor(
+            None, session_files.write_session, path, document, versions, version
+        )
+        self._writes.add(future)
+        future.add_done_callback(self._writes.discard)
+
+    def _write_unlisted(self, record: SessionRecord) -> None:
+        """The messages past the record's list (a memory bound), in a file of their own.
+
+        ``SESSION.N.json`` holds the envelopes of the messages from number N
+        on, in the form of a session file, so the inbox's index (which keeps
+        what it read) gives each its envelope and AUTH user too.
+        """
+        unlisted = self._unlisted.pop(record.id, [])
+        if not unlisted:
+            return
+        first = record.message_count - len(unlisted) + 1
+        path = self.sessions_dir / f"{record.id}.{first}.json"
+        document = {
+            "id": record.id,
+            "part_of": record.id,
+            "authenticated_as": record.authenticated_as,
+            "messages": [m.to_json() for m in unlisted],
+        }
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            session_files.write_session(path, document)
+            return
+        future = loop.run_in_executor(None, session_files.write_session, path, document)
+        self._writes.add(future)
+        future.add_done_callback(self._writes.discard)
+
+    def _save_soon(self, record: SessionRecord) -> None:
+        """Write an open session's file shortly (see :data:`PROGRESS_SAVE_DELAY`)."""
+        if record.id in self._progress_due or record.ended is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._progress_due.add(record.id)
+        loop.call_later(PROGRESS_SAVE_DELAY, self._save_progress, record)
+
+    def _save_progress(self, record: SessionRecord) -> None:
+        self._progress_due.discard(record.id)
+        if record.ended is None:  # else its end wrote the whole file
+            self._write(record, self._progress.setdefault(record.id, session_files.Versions()))
+            self._write_unlisted(record)
+
     async def store_message(
         self, record: SessionRecord, envelope: Envelope, content: bytes
     ) -> StoredMessage:
         """Write the message to the Maildir and note it in the session's record."""
         key = await self.store.keep(content)
-        return record.note_stored(key, envelope, content)
+        stored = record.note_stored(key, envelope, content)
+        if record.message_count > len(record.messages):  # not in the record's list
+            self._unlisted.setdefault(record.id, []).append(stored)
+        self._save_soon(record)
+        return stored
 
     # -- for clients --------------------------------------------------------
 

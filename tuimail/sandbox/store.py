@@ -16,7 +16,7 @@ import mailbox
 from pathlib import Path
 
 from tuimail.errors import NotFound
-from tuimail.maildir import SpareFiles, deliver, deliver_with
+from tuimail.maildir import SpareFiles, deliver, deliver_with, ensure_maildir
 
 #: Messages up to this size are written on the event loop, into files made
 #: ahead (see :class:`~tuimail.maildir.SpareFiles`); larger ones in a thread.
@@ -49,10 +49,18 @@ class MessageStore:
             self._spares.close()
 
     async def keep(self, content: bytes) -> str:
-        """Write one message; its key. An ``OSError`` says the disk did not take it."""
-        if len(content) <= INLINE_WRITE_LIMIT and self._spares is not None:
-            return deliver_with(self._spares, content)
-        return await asyncio.to_thread(deliver, self.path, content, durable=False)
+        """Write one message; its key. An ``OSError`` says the disk did not take it.
+
+        A Maildir removed while the sandbox runs (a test suite resetting it
+        between runs with ``rm -rf``) is made again, and the message stored.
+        """
+        try:
+            if len(content) <= INLINE_WRITE_LIMIT and self._spares is not None:
+                return deliver_with(self._spares, content)
+            return await asyncio.to_thread(deliver, self.path, content, durable=False)
+        except FileNotFoundError:
+            await asyncio.to_thread(ensure_maildir, self.path)
+            return await asyncio.to_thread(deliver, self.path, content, durable=False)
 
     def read(self, key: str) -> bytes:
         """The message stored under ``key``; :class:`NotFound` when there is none."""

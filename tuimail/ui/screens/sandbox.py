@@ -100,8 +100,8 @@ CHECKS_KEPT = 50
 
 
 def index_for(maildir: Path, sessions_dir: Path, rules: tuple[MailboxRule, ...]) -> InboxIndex:
-    """The index of this Maildir, kept beside it (the default place is the command line's)."""
-    return InboxIndex(maildir, sessions_dir, maildir.parent / "inbox.sqlite3", rules)
+    """The index of this Maildir, kept beside it (the command line opens the same one)."""
+    return InboxIndex.beside(maildir, sessions_dir, rules)
 
 
 @dataclass
@@ -188,21 +188,25 @@ VIEWS = {
 
 
 class SandboxScreen(ModelScreen):
+    # The footer shows the views, the check, decrypting and the common actions,
+    # in that order, and must fit in 120 columns (a footer wider than the
+    # screen is cut off at its right end): Delete all, Reply all and Forward
+    # are in F1's help and the command palette, not the footer.
     BINDINGS = [
         Binding("t", "view('text')", "Text", id="sandbox.text"),
         Binding("h", "view('html')", "HTML", id="sandbox.html"),
         Binding("u", "view('source')", "Source", id="sandbox.source"),
         Binding("m", "view('mime')", "MIME", id="sandbox.mime"),
-        Binding("o", "browser", "Browser", id="sandbox.browser"),
-        Binding("s", "save", "Save", id="sandbox.save"),
-        Binding("d,delete", "delete", "Delete", id="sandbox.delete"),
-        Binding("D", "delete_all", "Delete all", id="sandbox.delete_all"),
-        Binding("r", "reply('reply')", "Reply", id="sandbox.reply"),
-        Binding("R", "reply('all')", "Reply all", id="sandbox.reply_all"),
-        Binding("f", "reply('forward')", "Forward", id="sandbox.forward"),
-        Binding("l", "release", "Release", id="sandbox.release"),
         Binding("a", "view('auth')", "Auth check", id="sandbox.auth"),
         Binding("x", "decrypt", "Decrypt", id="sandbox.decrypt"),
+        Binding("s", "save", "Save", id="sandbox.save"),
+        Binding("o", "browser", "Browser", id="sandbox.browser"),
+        Binding("l", "release", "Release", id="sandbox.release"),
+        Binding("d,delete", "delete", "Delete", id="sandbox.delete"),
+        Binding("r", "reply('reply')", "Reply", id="sandbox.reply"),
+        Binding("D", "delete_all", "Delete all", show=False, id="sandbox.delete_all"),
+        Binding("R", "reply('all')", "Reply all", show=False, id="sandbox.reply_all"),
+        Binding("f", "reply('forward')", "Forward", show=False, id="sandbox.forward"),
         Binding("slash", "search", "Search", show=False, id="sandbox.search"),
     ]
 
@@ -1029,18 +1033,28 @@ NO_REMOTE = (
     "style-src 'unsafe-inline'; img-src data: cid:\">\n"
 )
 _REMOTE = re.compile(r"(?:src|href|url|action|srcset)\s*[=(]\s*[\"']?\s*(?:https?:)?//", re.I)
+#: Elements a CSP does not govern, or that a message in a browser never needs: a
+#: refresh navigates to any address as the page opens, a dns-prefetch or
+#: preconnect link reaches a server before anything loads, a base sends every
+#: relative link elsewhere, a frame's own document may refresh itself. Their
+#: ``<`` is written ``&lt;``: a browser starts a tag only at ``<`` and a letter,
+#: so each reaches it as text, however its attributes are written.
+_UNGOVERNED = re.compile(r"<(?=(?:meta|link|base|iframe|frame)[\s/>])", re.I | re.A)
 
 
 def write_html_for_browser(html: str) -> tuple[Path, bool]:
-    """The HTML in a new 0600 temporary file, remote loading forbidden by a CSP first.
+    """The HTML in a new 0600 temporary file, remote loading forbidden by a CSP first,
+    and the elements no CSP governs made text.
 
     Returns the file and whether the HTML asks for remote content (the caller
     says it is blocked). File I/O: call it in a worker.
     """
     fd, name = tempfile.mkstemp(prefix="tuimail-", suffix=".html")  # 0600, created exclusively
     with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as out:
-        out.write('<!DOCTYPE html>\n<meta charset="utf-8">\n' + NO_REMOTE + html)
-    return Path(name), bool(_REMOTE.search(html))
+        out.write(
+            '<!DOCTYPE html>\n<meta charset="utf-8">\n' + NO_REMOTE + _UNGOVERNED.sub("&lt;", html)
+        )
+    return Path(name), bool(_REMOTE.search(html) or _UNGOVERNED.search(html))
 
 
 def clipped(text: str, most: int) -> str:
