@@ -38,6 +38,7 @@ MAX_POLICY_BYTES = 64 * 1024
 MAX_AGE_LIMIT = 31_557_600
 
 _ID = re.compile(r"[A-Za-z0-9]{1,32}")
+_MAX_AGE = re.compile(r"[0-9]{1,10}")
 
 
 class PolicyError(TuimailError):
@@ -118,8 +119,13 @@ def parse_policy(domain: str, record_id: str, text: str, now: float) -> Policy:
     if mode not in ("enforce", "testing", "none"):
         raise PolicyError(f"the policy's mode {mode!r} is not enforce, testing or none")
     max_age_text = (values.get("max_age") or [""])[0]
-    if not max_age_text.isdigit():
-        raise PolicyError(f"the policy's max_age {max_age_text!r} is not a number of seconds")
+    # ASCII digits only, as many as the RFC allows (1*10DIGIT): str.isdigit() also
+    # takes digits int() refuses ("²"), and int() refuses more than 4,300 digits.
+    if not _MAX_AGE.fullmatch(max_age_text):
+        raise PolicyError(
+            f"the policy's max_age {max_age_text[:20]!r} is not a number of seconds "
+            "(1 to 10 digits)"
+        )
     mx = tuple(values.get("mx", []))
     if mode != "none" and not mx:
         raise PolicyError("the policy names no mx")

@@ -1,0 +1,125 @@
+"""Hostile MTA-STS policy servers against ``tuimail send --direct`` and ``tuimail check``.
+
+Real processes, the unbound/nsd fixture (tests/dns_support.py) for the
+``_mta-sts`` record, and an HTTPS server on 127.0.0.8 (a certificate from
+the tests' CA) that answers each test's raw bytes: a policy that cannot be
+used is no policy (RFC 8461 section 5: deliver as without one), said in
+words, never a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterator
+
+import pytest
+
+from tests.cli_helpers import run_tuimail
+from tests.conftest import Certs
+from tests.dns_support import DnsServer, free_port, started_dns
+from tests.smtpservers import ServerThread, Sink
+from tests.test_direct_mx import EHLO, free_mx_port, listen
+from tuimail.cli import exitcodes
+
+POLICY_ADDRESS = "127.0.0.8"
+MX_ADDRESS = "127.0.0.7"
+
+
+def _zones(server: DnsServer) -> None:
+    server.add_zone(
+        "hostile-sts.test",
+        [
+            "@ MX 10 mx",
+            f"mx A {MX_ADDRESS}",
+            '_mta-sts TXT "v=STSv1; id=1"',
+            f"mta-sts A {POLICY_ADDRESS}",
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def dns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DnsServer]:
+    server = started_dns(tmp_path_factory.mktemp("dns"), _zones)
+    yield server
+    server.stop()
+
+
+def _answer(body: str) -> bytes:
+    data = body.encode()
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {len(data)}\r\n"
+    return (head + "Connection: close\r\n\r\n").encode() + data
+
+
+def serve_raw(servers: ServerThread, certs: Certs, answer: bytes) -> int:
+    """An HTTPS server on 127.0.0.8 that answers every request with ``answer``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certs.ca.issue_cert("mta-sts.hostile-sts.test").configure_cert(context)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(10):
+                await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer)
+            await writer.drain()
+        except (TimeoutError, asyncio.IncompleteReadError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    port = free_port()
+
+    async def create() -> asyncio.Server:
+        return await asyncio.start_server(handle, POLICY_ADDRESS, port, ssl=context)
+
+    server = asyncio.run_coroutine_threadsafe(create(), servers.loop).result(5)
+    servers._servers.append(server)
+    return port
+
+
+POLICY = "version: STSv1\nmode: enforce\nmx: mx.hostile-sts.test\nmax_age: {}\n"
+#: max_age values that are no number RFC 8461 allows (1 to 10 ASCII digits), yet
+#: that str.isdigit() takes: a superscript digit, and more digits than int() reads.
+BAD_MAX_AGES = {"superscript": "\u00b2", "5000 digits": "9" * 5000}
+
+
+@pytest.mark.parametrize("max_age", BAD_MAX_AGES.values(), ids=BAD_MAX_AGES.keys())
+def test_send_direct_with_a_policy_whose_max_age_is_no_number(
+    dns_server: DnsServer, servers: ServerThread, certs: Certs, max_age: str
+) -> None:
+    mx_port = free_mx_port()
+    sink = Sink()
+    listen(servers, MX_ADDRESS, mx_port, sink)
+    policy_port = serve_raw(servers, certs, _answer(POLICY.format(max_age)))
+    done = run_tuimail(
+        "send", "--direct", "--dns-server", dns_server.server, "--mx-port", str(mx_port),
+        "--mta-sts-port", str(policy_port), "--ca-file", str(certs.ca_file), "--ehlo", EHLO,
+        "--from", "alice@example.test", "--to", "bob@hostile-sts.test",
+        "--subject", "Hello", "--body", "Hi", timeout=60,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output, output[-3000:]
+    # No usable policy: delivered as without one, opportunistically, and the reason said.
+    assert done.returncode == exitcodes.OK, output[-3000:]
+    assert len(sink.messages) == 1
+    assert "max_age" in done.stdout and "is not a number of seconds" in done.stdout
+    assert "no MTA-STS policy for hostile-sts.test" in done.stdout
+
+
+@pytest.mark.parametrize("max_age", BAD_MAX_AGES.values(), ids=BAD_MAX_AGES.keys())
+def test_check_with_a_policy_whose_max_age_is_no_number(
+    dns_server: DnsServer, servers: ServerThread, certs: Certs, max_age: str
+) -> None:
+    mx_port = free_mx_port()
+    listen(servers, MX_ADDRESS, mx_port, Sink())
+    policy_port = serve_raw(servers, certs, _answer(POLICY.format(max_age)))
+    done = run_tuimail(
+        "check", "hostile-sts.test", "--dns-server", dns_server.server, "--mx-port", str(mx_port),
+        "--mta-sts-port", str(policy_port), "--ca-file", str(certs.ca_file), "--ehlo", EHLO,
+        "--nagios", timeout=60,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output, output[-3000:]
+    assert done.returncode == 2, output[-3000:]  # CRITICAL: the policy cannot be used
+    assert done.stdout.startswith("MAILDOMAIN CRITICAL - "), output
+    assert "mta-sts CRITICAL: the policy's max_age" in done.stdout
