@@ -123,3 +123,38 @@ def test_check_with_a_policy_whose_max_age_is_no_number(
     assert done.returncode == 2, output[-3000:]  # CRITICAL: the policy cannot be used
     assert done.stdout.startswith("MAILDOMAIN CRITICAL - "), output
     assert "mta-sts CRITICAL: the policy's max_age" in done.stdout
+
+
+GOOD = POLICY.format(86400)
+#: Answers no sender may take a policy from, and the words that say why.
+BROKEN_ANSWERS = {
+    "redirect": (
+        b"HTTP/1.1 301 Moved\r\nLocation: https://elsewhere.test/\r\nContent-Length: 0\r\n\r\n",
+        "not 200",
+    ),
+    "not found": (b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", "not 200"),
+    "html": (_answer(GOOD).replace(b"text/plain", b"text/html"), "not served as text/plain"),
+    "megabytes": (_answer(GOOD + "x" * 3_000_000), "larger than 64 KiB"),
+    "not http": (b"SSH-2.0-OpenSSH\r\n", "not HTTP"),
+}
+
+
+@pytest.mark.parametrize("answer,words", BROKEN_ANSWERS.values(), ids=BROKEN_ANSWERS.keys())
+def test_check_refuses_a_policy_from_a_broken_answer(
+    dns_server: DnsServer, servers: ServerThread, certs: Certs, answer: bytes, words: str
+) -> None:
+    mx_port = free_mx_port()
+    listen(servers, MX_ADDRESS, mx_port, Sink())
+    policy_port = serve_raw(servers, certs, answer)
+    done = run_tuimail(
+        "check", "hostile-sts.test", "--dns-server", dns_server.server, "--mx-port", str(mx_port),
+        "--mta-sts-port", str(policy_port), "--ca-file", str(certs.ca_file), "--ehlo", EHLO,
+        "--json", timeout=60,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    import json
+
+    items = {item["name"]: item for item in json.loads(done.stdout)["items"]}
+    sts = items["mta-sts"]
+    assert sts["status"] == "CRITICAL", sts
+    assert any(words in problem for problem in sts["problems"]), sts

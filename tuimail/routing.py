@@ -9,8 +9,9 @@ failure. Every name, the MX hosts' addresses included, is resolved through
 dnspython's async resolver (the system's, or the servers the user names), and
 the session connects to the resolved address while EHLO and TLS use names.
 
-A temporary failure (a 4xx, a refused or dropped connection, a timeout)
-before the message data went out moves on to the next address and the next
+A temporary failure (a 4xx, a refused or dropped connection, a timeout, an
+MX host whose addresses DNS does not give) before the message data went out
+moves on to the next address and the next
 MX; a permanent refusal or a delivery stops, and once the data went out no
 other MX is tried, so a message is never delivered twice. TLS per MX,
 strongest first: DANE (tuimail/dane.py: DNSSEC-validated TLSA records, the
@@ -428,6 +429,7 @@ async def _route(
     ends = loop.time() + deadline
     matched = 0
     unusable: list[str] = []
+    lookup_failed: list[str] = []
     found = 0  # addresses, against MX_ADDRESS_LIMIT
     sessions = 0  # against MX_SESSION_LIMIT
     for index, host in enumerate(hosts):
@@ -437,7 +439,14 @@ async def _route(
         try:
             addresses, addresses_secure = await resolve_host(host.host, resolver)
         except MXLookupError as exc:
-            raise RoutingError(exc.explanation, temporary=True) from None
+            # One host's broken DNS is that host's failure, as a refused connection
+            # is: the next MX (as Postfix does), the queue only when none is left.
+            # It counts as one address tried, so a list of hosts that all time out
+            # stays bounded by MX_ADDRESS_LIMIT.
+            transcript.event(EventKind.WARNING, f"direct: {exc.explanation}; next MX")
+            lookup_failed.append(exc.explanation)
+            found += 1
+            continue
         if len(addresses) > MX_ADDRESS_LIMIT - found:
             transcript.event(
                 EventKind.INFO,
@@ -576,9 +585,11 @@ async def _route(
                 break
     if last is None and unusable:
         raise RoutingError(
-            f"no MX host of {domain} could be used safely: " + "; ".join(unusable),
+            f"no MX host of {domain} could be used safely: " + "; ".join(unusable + lookup_failed),
             temporary=True,
         )
+    if last is None and lookup_failed:
+        raise RoutingError("; ".join(lookup_failed), temporary=True)
     if policy is not None and matched == 0:
         raise RoutingError(
             f"no MX host of {domain} matches its MTA-STS policy (mx: {', '.join(policy.mx)}); "
