@@ -58,3 +58,23 @@ def test_no_mx_host_with_an_address_queues_with_the_reason(
     out = done.stdout + done.stderr
     assert done.returncode == exitcodes.QUEUED, out[-3000:]
     assert "the DNS lookup of mx1.allbroken.test A failed (SERVFAIL)" in out
+
+
+#: EHLO names no MX takes as a host name (Postfix's reject_invalid_helo_hostname):
+#: a bare IPv4 address (an address goes in brackets, and MX servers refuse those
+#: too), an empty label, a space, a label starting with a hyphen.
+BAD_EHLO = ["127.0.0.1", "a..b.example.org", "mail server.example.org", "-mx.example.org"]
+
+
+@pytest.mark.parametrize("name", BAD_EHLO)
+def test_an_ehlo_name_that_is_no_host_name_is_refused_in_words(
+    dns_server: DnsServer, servers: ServerThread, name: str
+) -> None:
+    port = free_mx_port()
+    sink = Sink()
+    listen(servers, "127.0.0.3", port, sink)
+    done = send_direct(dns_server, port, "bob@halfbroken.test", f"--ehlo={name}")
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert done.returncode == exitcodes.USAGE, done.stdout + done.stderr
+    assert f"--ehlo: the EHLO name {name!r} is not a fully qualified domain name" in done.stderr
+    assert sink.messages == []

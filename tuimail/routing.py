@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -93,6 +94,8 @@ _SESSION_STAGES = frozenset({Stage.AUTH, Stage.MAIL, Stage.RCPT, Stage.DATA, Sta
 
 #: EHLO names real MX servers refuse or that say nothing about the sender.
 _NOT_A_NAME = frozenset({"localhost", "localhost.localdomain", "localdomain"})
+#: One label of a host name (RFC 1123; the underscore, which some hosts carry, let through).
+_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 
 
 class RoutingError(TuimailError):
@@ -117,7 +120,8 @@ def check_ehlo_name(name: str) -> str:
     """The EHLO name for direct delivery, or :class:`RoutingError` saying why it is unusable.
 
     MX servers check that the name is a fully qualified domain name (many
-    refuse ``localhost`` outright), so a bare host name is refused here too.
+    refuse ``localhost`` outright, and a bare address or a name with an empty
+    or a malformed label), so such names are refused here too.
     """
     name = name.strip().rstrip(".")
     if not name or name.lower() in _NOT_A_NAME or name.lower().endswith(".localdomain"):
@@ -126,7 +130,14 @@ def check_ehlo_name(name: str) -> str:
             "and mail servers refuse it",
             temporary=False,
         )
-    if name.startswith("[") or "." not in name:
+    labels = name.split(".")
+    if (
+        name.startswith("[")
+        or len(labels) < 2
+        or len(name) > 253
+        or not all(_LABEL.fullmatch(label) for label in labels)
+        or labels[-1].isdigit()  # 192.0.2.1: an address, not a name
+    ):
         raise RoutingError(
             f"the EHLO name {name!r} is not a fully qualified domain name "
             "(like mail.example.org), and mail servers refuse it",
