@@ -242,6 +242,7 @@ async def send_direct(
     transcript: Transcript | None = None,
     before_data: Callable[[], Awaitable[None] | None] | None = None,
     on_delivered: Callable[[Delivery], Awaitable[None] | None] | None = None,
+    on_domain_delivered: Callable[[Delivery], Awaitable[None] | None] | None = None,
 ) -> SessionReport:
     """Deliver to each recipient domain's MX hosts (a :func:`direct_profile`), as ``session.send`` would.
 
@@ -257,6 +258,10 @@ async def send_direct(
     outbox retries only the recipients of the domains that failed for now
     (their ``delivered_to`` is kept); a domain whose delivery may have
     arrived counts as refused for good (a 554 saying so), never sent again.
+    ``on_domain_delivered`` hears each domain's delivery as soon as it has
+    its 250, before the next domain is tried, while the others are still to
+    go: the outbox records who has the message, so that a sender killed
+    between two domains sends it later to the others only.
     """
     del password
     if transcript is None:
@@ -271,7 +276,7 @@ async def send_direct(
             profile, domain, outgoing, transcript, ends, before_data, on_delivered
         )
     reports: dict[str, tuple[list[str], SessionReport]] = {}
-    for domain, addresses in groups.items():
+    for index, (domain, addresses) in enumerate(groups.items()):
         wanted = set(addresses)
         part = dataclasses.replace(
             outgoing, recipients=tuple(r for r in outgoing.recipients if r.addr_spec in wanted)
@@ -279,6 +284,11 @@ async def send_direct(
         transcript.event(EventKind.INFO, f"direct: to {domain}: {', '.join(addresses)}")
         report = await _one_domain(profile, domain, part, transcript, ends, before_data, None)
         reports[domain] = (addresses, report)
+        more = index < len(groups) - 1
+        if more and report.delivery is not None and on_domain_delivered is not None:
+            recorded = on_domain_delivered(report.delivery)
+            if recorded is not None:
+                await recorded
     return await _combined(transcript, reports, on_delivered)
 
 
