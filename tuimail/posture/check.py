@@ -289,6 +289,17 @@ async def _mx(domain: str, resolver: Resolver, hosts: list[_Host]) -> Item:
         )
         found = found[:MX_CHECK_LIMIT]
     listed: list[dict[str, Any]] = []
+    for mx in found:
+        if _is_address(mx.host):
+            # MX 10 192.0.2.1.: a name that is no host (RFC 1035 section 3.3.9 says the
+            # exchange is a host's name); not looked up, probed or given TLSA records.
+            listed.append({"preference": mx.preference, "host": mx.host, "addresses": []})
+            item.problem(
+                Status.CRITICAL,
+                f"the MX {mx.host} is an IP address, not a host name: senders look it up "
+                "as a name and find no server",
+            )
+    found = [mx for mx in found if not _is_address(mx.host)]
     looked = await asyncio.gather(*(_host(mx.host, resolver) for mx in found))
     for mx, (addresses, secure, problems) in zip(found, looked, strict=True):
         listed.append({"preference": mx.preference, "host": mx.host, "addresses": addresses})
@@ -304,12 +315,28 @@ async def _host(
 ) -> tuple[list[dict[str, Any]], bool, list[tuple[Status, str]]]:
     """The host's addresses with their reverse DNS, whether they were validated, and problems."""
     problems: list[tuple[Status, str]] = []
-    try:
-        found, secure = await resolve_host(host, resolver.resolver)
-    except MXLookupError as exc:
-        return [], False, [(Status.CRITICAL, f"the MX {host} has no address ({exc.explanation})")]
+    # Asked beside the addresses, so an alias check costs no time of its own.
+    alias, resolved = await asyncio.gather(
+        resolver.ask(host, "CNAME"), resolve_host(host, resolver.resolver), return_exceptions=True
+    )
+    if isinstance(alias, Answer) and alias.records:
+        target = alias.records[0].rstrip(".").lower()
+        problems.append(
+            (
+                Status.WARNING,
+                f"the MX {host} is an alias (CNAME) of {target}: an MX must name the host "
+                "itself (RFC 2181 section 10.3), and some senders refuse an alias",
+            )
+        )
+    if isinstance(resolved, MXLookupError):
+        problems.append((Status.CRITICAL, f"the MX {host} has no address ({resolved.explanation})"))
+        return [], False, problems
+    if isinstance(resolved, BaseException):
+        raise resolved
+    found, secure = resolved
     if not found:
-        return [], False, [(Status.CRITICAL, f"the MX {host} has no address record (A or AAAA)")]
+        problems.append((Status.CRITICAL, f"the MX {host} has no address record (A or AAAA)"))
+        return [], False, problems
     if len(found) > MX_ADDRESSES_PER_HOST:
         problems.append(
             (
@@ -356,6 +383,17 @@ async def _reverse(address: str, resolver: Resolver) -> tuple[list[str], bool, s
     forward = await asyncio.gather(*(resolver.ask(name, rdtype) for name in names))
     confirmed = any(_same_address(address, found) for answer in forward for found in answer.records)
     return names, confirmed, ""
+
+
+def _is_address(host: str) -> bool:
+    """Whether an MX name is an IPv4 or IPv6 address rather than a host's name."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _same_address(one: str, other: str) -> bool:

@@ -1,0 +1,65 @@
+"""``tuimail check`` on MX records that name no proper host: an alias (CNAME), an address.
+
+Real processes and the unbound/nsd fixture (tests/dns_support.py). RFC 2181
+section 10.3: an MX must name a host, not an alias; an MX whose name is an
+IP address (``MX 10 192.0.2.1.``) names no host at all, and senders look it
+up as a name and find nothing. A posture check says both, in words.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.cli_helpers import run_tuimail
+from tests.dns_support import DnsServer, started_dns
+
+
+def _zones(server: DnsServer) -> None:
+    server.add_zone("alias.test", ["@ MX 10 alias", "alias CNAME mx", "mx A 127.0.0.2"])
+    server.add_zone("literal.test", ["@ MX 10 mx", "@ MX 20 127.0.0.3.", "mx A 127.0.0.2"])
+
+
+@pytest.fixture(scope="module")
+def dns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DnsServer]:
+    server = started_dns(tmp_path_factory.mktemp("dns"), _zones)
+    yield server
+    server.stop()
+
+
+def check(dns_server: DnsServer, domain: str) -> dict[str, Any]:
+    done = run_tuimail(
+        "check", domain, "--dns-server", dns_server.server, "--mx-port", "1", "--timeout", "2",
+        "--json", timeout=120,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    return {item["name"]: item for item in report["items"]}
+
+
+def test_an_mx_that_is_an_alias_is_a_warning(dns_server: DnsServer) -> None:
+    items = check(dns_server, "alias.test")
+    mx = items["mx"]
+    assert mx["status"] in ("WARNING", "CRITICAL"), mx
+    assert any(
+        "the MX alias.alias.test is an alias (CNAME) of mx.alias.test" in problem
+        for problem in mx["problems"]
+    ), mx["problems"]
+
+
+def test_an_mx_that_is_an_ip_address_is_critical_and_not_looked_up(
+    dns_server: DnsServer,
+) -> None:
+    items = check(dns_server, "literal.test")
+    mx = items["mx"]
+    assert mx["status"] == "CRITICAL", mx
+    assert any(
+        "the MX 127.0.0.3 is an IP address, not a host name" in problem
+        for problem in mx["problems"]
+    ), mx["problems"]
+    # It names no host: no TLSA lookup at _25._tcp.127.0.0.3 makes DANE fail.
+    assert items["dane"]["status"] == "OK", items["dane"]
+    assert "127.0.0.3" not in items["dane"]["details"]["tlsa"]
