@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -158,3 +159,59 @@ def test_check_refuses_a_policy_from_a_broken_answer(
     sts = items["mta-sts"]
     assert sts["status"] == "CRITICAL", sts
     assert any(words in problem for problem in sts["problems"]), sts
+
+
+def _check_sts(dns_server: DnsServer, policy_port: int, *extra: str) -> dict[str, object]:
+    mx_port = free_mx_port()
+    done = run_tuimail(
+        "check", "hostile-sts.test", "--dns-server", dns_server.server, "--mx-port", str(mx_port),
+        "--mta-sts-port", str(policy_port), "--json", *extra, timeout=60,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    import json
+
+    items = {item["name"]: item for item in json.loads(done.stdout)["items"]}
+    sts: dict[str, object] = items["mta-sts"]
+    return sts
+
+
+def test_check_refuses_a_policy_server_whose_certificate_is_not_trusted(
+    dns_server: DnsServer, servers: ServerThread, certs: Certs
+) -> None:
+    policy_port = serve_raw(servers, certs, _answer(GOOD))
+    sts = _check_sts(dns_server, policy_port)  # the tests' CA not trusted (no --ca-file)
+    assert sts["status"] == "CRITICAL", sts
+    assert "the certificate was refused" in str(sts["problems"]), sts
+
+
+def test_check_gives_up_on_a_policy_server_that_trickles(
+    dns_server: DnsServer, servers: ServerThread, certs: Certs
+) -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certs.ca.issue_cert("mta-sts.hostile-sts.test").configure_cert(context)
+    answer = _answer(GOOD)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            for byte in answer:  # a byte every 0.3 s: about a minute for the whole answer
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(0.3)
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    port = free_port()
+
+    async def create() -> asyncio.Server:
+        return await asyncio.start_server(handle, POLICY_ADDRESS, port, ssl=context)
+
+    server = asyncio.run_coroutine_threadsafe(create(), servers.loop).result(5)
+    servers._servers.append(server)
+    started = time.monotonic()
+    sts = _check_sts(dns_server, port, "--ca-file", str(certs.ca_file), "--timeout", "2")
+    assert time.monotonic() - started < 20
+    assert sts["status"] == "CRITICAL", sts
+    assert "no answer within 2 seconds" in str(sts["problems"]), sts
