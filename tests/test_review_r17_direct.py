@@ -78,3 +78,30 @@ def test_an_ehlo_name_that_is_no_host_name_is_refused_in_words(
     assert done.returncode == exitcodes.USAGE, done.stdout + done.stderr
     assert f"--ehlo: the EHLO name {name!r} is not a fully qualified domain name" in done.stderr
     assert sink.messages == []
+
+
+def test_an_address_literal_recipient_is_delivered_to_that_address(
+    dns_server: DnsServer, servers: ServerThread
+) -> None:
+    # RFC 5321 section 5.1: a domain literal is the address to deliver to, with no
+    # MX lookup (and no MTA-STS or DANE, which need a domain name).
+    port = free_mx_port()
+    sink = Sink()
+    listen(servers, "127.0.0.3", port, sink)
+    done = send_direct(dns_server, port, "bob@[127.0.0.3]", "--ehlo", EHLO)
+    assert done.returncode == exitcodes.OK, (done.stdout + done.stderr)[-3000:]
+    assert len(sink.messages) == 1
+    assert "[127.0.0.3] is an address literal" in done.stdout
+
+
+@pytest.mark.parametrize("literal", ["[127.0.0.300]", "[IPv6:127.0.0.3]", "[::1]"])
+def test_a_malformed_address_literal_is_a_permanent_failure(
+    dns_server: DnsServer, literal: str
+) -> None:
+    done = send_direct(dns_server, free_mx_port(), f"bob@{literal}", "--ehlo", EHLO)
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output, output[-3000:]
+    # Refused for good, in words (the address check refuses it before routing
+    # would): never queued to be retried for days.
+    assert done.returncode == exitcodes.INVALID_MESSAGE, output[-3000:]
+    assert "is not a valid" in done.stderr, output[-3000:]

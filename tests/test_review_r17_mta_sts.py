@@ -215,3 +215,32 @@ def test_check_gives_up_on_a_policy_server_that_trickles(
     assert time.monotonic() - started < 20
     assert sts["status"] == "CRITICAL", sts
     assert "no answer within 2 seconds" in str(sts["problems"]), sts
+
+
+def test_escapes_in_a_policy_never_reach_the_terminal(
+    dns_server: DnsServer, servers: ServerThread, certs: Certs
+) -> None:
+    mx_port = free_mx_port()
+    sink = Sink()
+    listen(servers, MX_ADDRESS, mx_port, sink)
+    policy = (
+        "version: STSv1\nmode: testing\nmx: \x1b]0;PWNED\x07\x1b[31m.test\u009b\nmax_age: 86400\n"
+    )
+    policy_port = serve_raw(servers, certs, _answer(policy))
+    done = run_tuimail(
+        "send", "--direct", "--dns-server", dns_server.server, "--mx-port", str(mx_port),
+        "--mta-sts-port", str(policy_port), "--ca-file", str(certs.ca_file), "--ehlo", EHLO,
+        "--from", "alice@example.test", "--to", "bob@hostile-sts.test",
+        "--subject", "Hello", "--body", "Hi", timeout=60,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == exitcodes.OK, output[-3000:]
+    assert "MTA-STS testing for hostile-sts.test" in done.stdout
+    assert not any(c in output for c in ("\x1b", "\x07", "\x9b")), repr(output[-3000:])
+    checked = run_tuimail(
+        "check", "hostile-sts.test", "--dns-server", dns_server.server, "--mx-port", str(mx_port),
+        "--mta-sts-port", str(policy_port), "--ca-file", str(certs.ca_file), timeout=60,
+    )  # fmt: skip
+    output = checked.stdout + checked.stderr
+    assert "mode testing" in checked.stdout, output[-3000:]
+    assert not any(c in output for c in ("\x1b", "\x07", "\x9b")), repr(output[-3000:])

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import re
 import socket
 from collections.abc import Awaitable, Callable, Sequence
@@ -188,6 +189,30 @@ async def mail_hosts(domain: str, resolver: dns.asyncresolver.Resolver) -> list[
         return await mx_hosts(domain, resolver, shuffle=True)
     except MXLookupError as exc:
         raise RoutingError(exc.explanation, temporary=exc.temporary) from None
+
+
+def address_literal(domain: str) -> str | None:
+    """The address of a domain literal (``[192.0.2.1]``, ``[IPv6:2001:db8::1]``), else None.
+
+    RFC 5321 section 4.1.3: IPv4 bare, IPv6 tagged ``IPv6:``. A literal that
+    is neither is :class:`RoutingError` (permanent): no retry makes it one.
+    """
+    if not domain.startswith("["):
+        return None
+    inside = domain[1:-1] if domain.endswith("]") else ""
+    version = 4
+    if inside[:5].lower() == "ipv6:":
+        inside, version = inside[5:], 6
+    try:
+        address = ipaddress.ip_address(inside)
+    except ValueError:
+        address = None
+    if address is None or address.version != version:
+        raise RoutingError(
+            f"{domain} is not an IP address literal ([192.0.2.1] or [IPv6:2001:db8::1])",
+            temporary=False,
+        )
+    return str(address)
 
 
 def direct_profile(
@@ -420,25 +445,19 @@ async def _route(
     except ValueError as exc:
         raise RoutingError(str(exc), temporary=False) from None
     asked = ", ".join(servers) if servers else "the system's resolver"
-    hosts = await mail_hosts(domain, resolver)
-    if hosts[0].implicit:
+    literal = address_literal(domain)
+    if literal is not None:
+        hosts = [MXHost(0, literal, implicit=True)]
         transcript.event(
             EventKind.INFO,
-            f"direct: {domain} has no MX record; using its own address (RFC 5321 5.1), "
-            f"DNS from {asked}",
+            f"direct: {domain} is an address literal: delivering to {literal} itself, "
+            "without MX, MTA-STS or DANE, which need a domain name (RFC 5321 5.1)",
         )
     else:
-        # The hosts a delivery attempt may reach (MX_ADDRESS_LIMIT), not a hostile list's all.
-        listed = ", ".join(f"{h.preference} {h.host}" for h in hosts[:MX_ADDRESS_LIMIT])
-        if len(hosts) > MX_ADDRESS_LIMIT:
-            listed += f" and {len(hosts) - MX_ADDRESS_LIMIT} more"
-        transcript.event(
-            EventKind.INFO,
-            f"direct: MX of {domain}: {listed} (in this order; equal preferences shuffled), "
-            f"DNS from {asked}",
-        )
-    policy = await _sts_policy(profile, domain, resolver, transcript)
-    if policy is None:
+        hosts = await mail_hosts(domain, resolver)
+        _said_hosts(transcript, domain, hosts, asked)
+    policy = None if literal else await _sts_policy(profile, domain, resolver, transcript)
+    if policy is None and literal is None:
         transcript.event(
             EventKind.INFO,
             f"direct: no MTA-STS policy for {domain}; TLS is opportunistic unless DANE "
@@ -458,7 +477,9 @@ async def _route(
             _bounded(transcript, domain, len(hosts) - index, found, sessions)
             break
         try:
-            addresses, addresses_secure = await resolve_host(host.host, resolver)
+            addresses, addresses_secure = (
+                ([literal], False) if literal else await resolve_host(host.host, resolver)
+            )
         except MXLookupError as exc:
             # One host's broken DNS is that host's failure, as a refused connection
             # is: the next MX (as Postfix does), the queue only when none is left.
@@ -482,7 +503,7 @@ async def _route(
                 EventKind.WARNING, f"direct: {host.host} has no address record; next MX"
             )
             continue
-        tlsa = await _dane(host, addresses_secure, resolver, transcript)
+        tlsa = None if literal else await _dane(host, addresses_secure, resolver, transcript)
         if tlsa is not None and tlsa.status is Status.FAILED:
             unusable.append(f"{host.host}: {tlsa.problem}")
             continue
@@ -623,6 +644,26 @@ async def _route(
         EventKind.WARNING, f"direct: no MX host of {domain} took the message; try again later"
     )
     return last
+
+
+def _said_hosts(transcript: Transcript, domain: str, hosts: list[MXHost], asked: str) -> None:
+    """Say which hosts DNS gave for ``domain``: its MX hosts in order, or itself."""
+    if hosts[0].implicit:
+        transcript.event(
+            EventKind.INFO,
+            f"direct: {domain} has no MX record; using its own address (RFC 5321 5.1), "
+            f"DNS from {asked}",
+        )
+        return
+    # The hosts a delivery attempt may reach (MX_ADDRESS_LIMIT), not a hostile list's all.
+    listed = ", ".join(f"{h.preference} {h.host}" for h in hosts[:MX_ADDRESS_LIMIT])
+    if len(hosts) > MX_ADDRESS_LIMIT:
+        listed += f" and {len(hosts) - MX_ADDRESS_LIMIT} more"
+    transcript.event(
+        EventKind.INFO,
+        f"direct: MX of {domain}: {listed} (in this order; equal preferences shuffled), "
+        f"DNS from {asked}",
+    )
 
 
 def _bounded(transcript: Transcript, domain: str, skipped: int, found: int, sessions: int) -> None:
