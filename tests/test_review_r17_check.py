@@ -21,6 +21,12 @@ from tests.dns_support import DnsServer, started_dns
 def _zones(server: DnsServer) -> None:
     server.add_zone("alias.test", ["@ MX 10 alias", "alias CNAME mx", "mx A 127.0.0.2"])
     server.add_zone("literal.test", ["@ MX 10 mx", "@ MX 20 127.0.0.3.", "mx A 127.0.0.2"])
+    # 10 MX hosts of 8 addresses each, none answering: 80 probes' and addresses' problems.
+    server.add_zone(
+        "wide.test",
+        [f"@ MX {10 * n} mx{n}" for n in range(10)]
+        + [f"mx{n} A 127.0.{20 + n}.{k}" for n in range(10) for k in range(1, 9)],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +69,28 @@ def test_an_mx_that_is_an_ip_address_is_critical_and_not_looked_up(
     # It names no host: no TLSA lookup at _25._tcp.127.0.0.3 makes DANE fail.
     assert items["dane"]["status"] == "OK", items["dane"]
     assert "127.0.0.3" not in items["dane"]["details"]["tlsa"]
+
+
+#: Nagios Core keeps 8 KiB of a plugin's output (MAX_PLUGIN_OUTPUT_LENGTH): past
+#: that the line is cut, and the perfdata after "|" is lost with it.
+NAGIOS_OUTPUT_LIMIT = 8192
+
+
+def test_the_nagios_line_of_a_domain_with_many_problems_keeps_its_perfdata(
+    dns_server: DnsServer,
+) -> None:
+    done = run_tuimail(
+        "check", "wide.test", "--dns-server", dns_server.server, "--mx-port", "1",
+        "--timeout", "2", "--nagios", timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    line = done.stdout
+    assert line.count("\n") == 1 and line.endswith("\n")
+    assert len(line.encode()) <= NAGIOS_OUTPUT_LIMIT, len(line.encode())
+    assert line.startswith(
+        "MAILDOMAIN CRITICAL - wide.test: smtp mx0.wide.test [127.0.20."
+    )  # worst first
+    text, _, perf = line.strip().partition(" | ")
+    assert dict(p.split("=", 1) for p in perf.split())["mx"] == "10;;;0"
+    # What was left out is said, with where to read it all.
+    assert "more problems: tuimail check wide.test shows them all" in text
