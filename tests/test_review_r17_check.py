@@ -16,6 +16,10 @@ import pytest
 
 from tests.cli_helpers import run_tuimail
 from tests.dns_support import DnsServer, started_dns
+from tests.test_ui_posture import dns_server as watch_dns
+from tests.test_ui_posture import mx_cert, tlsa
+
+__all__ = ["mx_cert", "tlsa", "watch_dns"]  # the fixtures, used by name
 
 
 def _zones(server: DnsServer) -> None:
@@ -94,3 +98,20 @@ def test_the_nagios_line_of_a_domain_with_many_problems_keeps_its_perfdata(
     assert dict(p.split("=", 1) for p in perf.split())["mx"] == "10;;;0"
     # What was left out is said, with where to read it all.
     assert "more problems: tuimail check wide.test shows them all" in text
+
+
+def test_dane_of_an_mx_that_cannot_be_reached_is_unknown_not_a_mismatch(
+    dns_server: DnsServer, watch_dns: DnsServer
+) -> None:
+    # watch.test (tests/test_ui_posture.py): signed, with a TLSA record for its MX.
+    # Nobody listens on the MX port: the probe says unreachable; DANE cannot be
+    # compared, which is not "presented no certificate".
+    done = run_tuimail(
+        "check", "watch.test", "--dns-server", watch_dns.server, "--mx-port", "1",
+        "--timeout", "2", "--json", timeout=120,
+    )  # fmt: skip
+    items = {item["name"]: item for item in json.loads(done.stdout)["items"]}
+    dane = items["dane"]
+    assert dane["status"] == "UNKNOWN", dane
+    assert not any("presented no certificate" in p for p in dane["problems"]), dane
+    assert any("could not be reached" in p for p in dane["problems"]), dane

@@ -903,6 +903,14 @@ def _judge_chain(
                 "is usable: senders using DANE refuse to deliver",
             )
         return
+    if not chain and not probe.reached:
+        # Down, or port 25 closed from here: nothing to compare, which is no mismatch.
+        item.problem(
+            Status.UNKNOWN,
+            f"{where} could not be reached, so its certificate was not compared with its "
+            "TLSA records",
+        )
+        return
     if not chain:
         matched[where] = False
         item.problem(Status.CRITICAL, f"{where} presented no certificate to match its TLSA records")
