@@ -12,10 +12,16 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
 import pytest
 
 from tests.cli_helpers import run_tuimail
 from tests.dns_support import DnsServer, started_dns
+from tests.test_attack_check import HostileDns
 from tests.test_ui_posture import dns_server as watch_dns
 from tests.test_ui_posture import mx_cert, tlsa
 
@@ -115,3 +121,39 @@ def test_dane_of_an_mx_that_cannot_be_reached_is_unknown_not_a_mismatch(
     assert dane["status"] == "UNKNOWN", dane
     assert not any("presented no certificate" in p for p in dane["problems"]), dane
     assert any("could not be reached" in p for p in dane["problems"]), dane
+
+
+class SlowHostDns(HostileDns):
+    """Answers the MX of slow.test at once and never the addresses of its MX host."""
+
+    def answer(self, data: bytes) -> bytes | None:
+        query = dns.message.from_wire(data)
+        question = query.question[0]
+        if question.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            return None
+        reply = dns.message.make_response(query)
+        reply.flags |= dns.flags.RA
+        if question.rdtype == dns.rdatatype.MX and question.name.to_text() == "slow.test.":
+            reply.answer.append(
+                dns.rrset.from_text(question.name, 300, "IN", "MX", "10 mx.slow.test.")
+            )
+        else:
+            reply.set_rcode(dns.rcode.NXDOMAIN)
+        wire: bytes = reply.to_wire()
+        return wire
+
+
+def test_an_mx_whose_address_lookup_times_out_is_unknown_not_critical() -> None:
+    server = SlowHostDns("slow")
+    try:
+        done = run_tuimail(
+            "check", "slow.test", "--dns-server", f"127.0.0.1:{server.port}", "--mx-port", "1",
+            "--timeout", "2", "--json", timeout=120,
+        )  # fmt: skip
+    finally:
+        server.stop()
+    items = {item["name"]: item for item in json.loads(done.stdout)["items"]}
+    mx = items["mx"]
+    # No answer in time says nothing about the zone: the check could not tell.
+    assert mx["status"] == "UNKNOWN", mx
+    assert any("no DNS answer for mx.slow.test A in time" in p for p in mx["problems"]), mx

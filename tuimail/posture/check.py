@@ -329,7 +329,9 @@ async def _host(
             )
         )
     if isinstance(resolved, MXLookupError):
-        problems.append((Status.CRITICAL, f"the MX {host} has no address ({resolved.explanation})"))
+        # No answer in time says nothing of the zone (UNKNOWN); a SERVFAIL is what senders get too.
+        status = Status.UNKNOWN if resolved.cause is Cause.TIMEOUT else Status.CRITICAL
+        problems.append((status, f"the MX {host} has no address ({resolved.explanation})"))
         return [], False, problems
     if isinstance(resolved, BaseException):
         raise resolved
