@@ -842,6 +842,10 @@ async def _judge_dane(
         host: [r.text(short=False) for r in f.records] for host, f in found.items()
     }
     item.details["dnssec"] = {host: f.status is dane.Status.SECURE for host, f in found.items()}
+    # Whose lookup failed: their empty record list is no answer, not "no TLSA records".
+    item.details["tlsa_failed"] = sorted(
+        host for host, f in found.items() if f.status is dane.Status.FAILED
+    )
     matched: dict[str, bool] = {}
     published = False
     for host, tlsa in found.items():

@@ -131,9 +131,15 @@ class PostureReport:
             if p.tls is not None and p.tls.der_chain
         }
         tlsa = self.details("dane").get("tlsa", {})
+        # A host whose TLSA lookup failed is left out: its records are unknown, not none.
+        failed = self.details("dane").get("tlsa_failed", [])
         return {
             "mta_sts_id": self.details("mta-sts").get("id"),
-            "tlsa": {host: sorted(records) for host, records in sorted(tlsa.items())}
+            "tlsa": {
+                host: sorted(records)
+                for host, records in sorted(tlsa.items())
+                if host not in failed
+            }
             if isinstance(tlsa, dict)
             else {},
             "certificates": dict(sorted(certificates.items())),
