@@ -143,8 +143,18 @@ class SlowHostDns(HostileDns):
         return wire
 
 
+def _started(kind: type[HostileDns]) -> HostileDns:
+    """The server on a port free for UDP and TCP: the UDP port it draws may be taken for TCP."""
+    for _ in range(20):
+        try:
+            return kind("slow")
+        except OSError:
+            continue
+    raise RuntimeError("no port free for both UDP and TCP")
+
+
 def test_an_mx_whose_address_lookup_times_out_is_unknown_not_critical() -> None:
-    server = SlowHostDns("slow")
+    server = _started(SlowHostDns)
     try:
         done = run_tuimail(
             "check", "slow.test", "--dns-server", f"127.0.0.1:{server.port}", "--mx-port", "1",
@@ -157,3 +167,31 @@ def test_an_mx_whose_address_lookup_times_out_is_unknown_not_critical() -> None:
     # No answer in time says nothing about the zone: the check could not tell.
     assert mx["status"] == "UNKNOWN", mx
     assert any("no DNS answer for mx.slow.test A in time" in p for p in mx["problems"]), mx
+
+
+def test_a_dns_server_that_refuses_is_said_and_unknown_not_servfail(
+    dns_server: DnsServer,
+) -> None:
+    # nsd answers only for its own zones: a resolver that will not serve us says
+    # REFUSED, which tells nothing about the domain (not SERVFAIL, not CRITICAL).
+    refusing = f"127.0.0.1:{dns_server.nsd_port}"
+    done = run_tuimail(
+        "check", "elsewhere.example", "--dns-server", refusing, "--mx-port", "1",
+        "--timeout", "2", "--json", timeout=120,
+    )  # fmt: skip
+    report = json.loads(done.stdout)
+    items = {item["name"]: item for item in report["items"]}
+    assert items["mx"]["status"] == "UNKNOWN", items["mx"]
+    assert "SERVFAIL" not in done.stdout
+    assert (
+        "the DNS server refused the lookup of elsewhere.example MX (REFUSED)"
+        in (items["mx"]["problems"][0])
+    )
+    assert report["status"] == "UNKNOWN" and done.returncode == 3, report
+    sent = run_tuimail(
+        "send", "--direct", "--dns-server", refusing, "--mx-port", "1", "--ehlo",
+        "client.example.test", "--from", "a@example.test", "--to", "b@elsewhere.example",
+        "--subject", "s", "--body", "b", timeout=120,
+    )  # fmt: skip
+    assert sent.returncode == 75, sent.stdout + sent.stderr  # queued: another try may work
+    assert "refused the lookup of elsewhere.example MX (REFUSED)" in sent.stderr

@@ -53,6 +53,9 @@ MX_CHECK_LIMIT = MX_HOSTS_EXAMINED
 #: address are kept: what the report keeps per host stays small whatever DNS says.
 MX_ADDRESSES_PER_HOST = 8
 PTR_NAMES_KEPT = 4
+#: DNS trouble that says nothing about the domain (no answer in time, a resolver that
+#: refuses this machine): what depends on it is UNKNOWN, not CRITICAL.
+_NO_ANSWER = frozenset({Cause.TIMEOUT, Cause.REFUSED})
 #: A policy cached for less than a day helps little against a downgrade (RFC 8461 section 3.2).
 _SHORT_MAX_AGE = 86400
 
@@ -270,7 +273,7 @@ async def _mx(domain: str, resolver: Resolver, hosts: list[_Host]) -> Item:
             item.details["hosts"] = []
         else:
             item.problem(
-                Status.UNKNOWN if exc.cause is Cause.TIMEOUT else Status.CRITICAL, exc.explanation
+                Status.UNKNOWN if exc.cause in _NO_ANSWER else Status.CRITICAL, exc.explanation
             )
         return item
     item.details["dnssec"] = found[0].secure
@@ -330,7 +333,7 @@ async def _host(
         )
     if isinstance(resolved, MXLookupError):
         # No answer in time says nothing of the zone (UNKNOWN); a SERVFAIL is what senders get too.
-        status = Status.UNKNOWN if resolved.cause is Cause.TIMEOUT else Status.CRITICAL
+        status = Status.UNKNOWN if resolved.cause in _NO_ANSWER else Status.CRITICAL
         problems.append((status, f"the MX {host} has no address ({resolved.explanation})"))
         return [], False, problems
     if isinstance(resolved, BaseException):
