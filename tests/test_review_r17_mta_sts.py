@@ -37,6 +37,11 @@ def _zones(server: DnsServer) -> None:
             f"mta-sts A {POLICY_ADDRESS}",
         ],
     )
+    # RFC 8461 section 3.1: records not beginning with "v=STSv1;" are discarded.
+    server.add_zone(
+        "other-version.test",
+        ["@ MX 10 mx", f"mx A {MX_ADDRESS}", '_mta-sts TXT "v=STSv10; id=5"'],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +249,16 @@ def test_escapes_in_a_policy_never_reach_the_terminal(
     output = checked.stdout + checked.stderr
     assert "mode testing" in checked.stdout, output[-3000:]
     assert not any(c in output for c in ("\x1b", "\x07", "\x9b")), repr(output[-3000:])
+
+
+def test_a_record_of_another_version_is_no_mta_sts_record(dns_server: DnsServer) -> None:
+    done = run_tuimail(
+        "check", "other-version.test", "--dns-server", dns_server.server, "--mx-port", "1",
+        "--mta-sts-port", str(free_port()), "--timeout", "2", "--json", timeout=60,
+    )  # fmt: skip
+    import json
+
+    items = {item["name"]: item for item in json.loads(done.stdout)["items"]}
+    sts = items["mta-sts"]
+    assert sts["status"] == "WARNING", sts
+    assert sts["problems"] == ["no MTA-STS record: senders may deliver without verified TLS"]

@@ -39,6 +39,7 @@ MAX_AGE_LIMIT = 31_557_600
 
 _ID = re.compile(r"[A-Za-z0-9]{1,32}")
 _MAX_AGE = re.compile(r"[0-9]{1,10}")
+_VERSION = re.compile(r"v=STSv1[ \t]*(;|$)")
 
 
 class PolicyError(TuimailError):
@@ -91,8 +92,12 @@ def mx_matches(pattern: str, host: str) -> bool:
 
 
 def parse_record(texts: Sequence[str]) -> str | None:
-    """The id of the one ``v=STSv1`` record among a name's TXT strings; None if there is none."""
-    records = [t for t in texts if t.startswith("v=STSv1")]
+    """The id of the one ``v=STSv1`` record among a name's TXT strings; None if there is none.
+
+    RFC 8461 section 3.1: records that do not begin with ``v=STSv1;`` are
+    discarded (``v=STSv10``, ``v=STSv1x`` are other records).
+    """
+    records = [t for t in texts if _VERSION.match(t)]
     if not records:
         return None
     if len(records) > 1:
