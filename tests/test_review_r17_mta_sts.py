@@ -10,6 +10,7 @@ words, never a crash.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 from collections.abc import Iterator
@@ -36,6 +37,12 @@ def _zones(server: DnsServer) -> None:
             '_mta-sts TXT "v=STSv1; id=1"',
             f"mta-sts A {POLICY_ADDRESS}",
         ],
+    )
+    # A policy host with 12 addresses, none of which finishes a TLS handshake.
+    server.add_zone(
+        "many-policy.test",
+        ["@ MX 10 mx", f"mx A {MX_ADDRESS}", '_mta-sts TXT "v=STSv1; id=1"']
+        + [f"mta-sts A 127.0.3.{n}" for n in range(1, 13)],
     )
     # RFC 8461 section 3.1: records not beginning with "v=STSv1;" are discarded.
     server.add_zone(
@@ -262,3 +269,36 @@ def test_a_record_of_another_version_is_no_mta_sts_record(dns_server: DnsServer)
     sts = items["mta-sts"]
     assert sts["status"] == "WARNING", sts
     assert sts["problems"] == ["no MTA-STS record: senders may deliver without verified TLS"]
+
+
+def test_a_policy_host_with_many_silent_addresses_is_given_up_in_time(
+    dns_server: DnsServer, servers: ServerThread
+) -> None:
+    port = free_port()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, asyncio.CancelledError):
+            await reader.read()  # never a TLS handshake
+        writer.close()
+
+    async def create(address: str) -> asyncio.Server:
+        return await asyncio.start_server(silent, address, port)
+
+    for n in range(1, 13):
+        made = asyncio.run_coroutine_threadsafe(create(f"127.0.3.{n}"), servers.loop).result(5)
+        servers._servers.append(made)
+    started = time.monotonic()
+    done = run_tuimail(
+        "check", "many-policy.test", "--dns-server", dns_server.server, "--mx-port", "1",
+        "--mta-sts-port", str(port), "--timeout", "1", "--json", timeout=120,
+    )  # fmt: skip
+    spent = time.monotonic() - started
+    import json
+
+    sts = {item["name"]: item for item in json.loads(done.stdout)["items"]}["mta-sts"]
+    # A few addresses are tried, each for the timeout, and the failure said: not
+    # twelve of them until the check's own deadline cuts it off without a word.
+    assert sts["status"] == "CRITICAL", sts
+    assert "could not be fetched" in sts["problems"][0], sts
+    assert "8 more addresses not tried" in sts["problems"][0], sts
+    assert spent < 8, spent

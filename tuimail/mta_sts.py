@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 #: The policy's size limit: RFC 8461 section 3.3 suggests 64 KiB.
 MAX_POLICY_BYTES = 64 * 1024
 
+#: How many addresses of the policy host are tried, each for the timeout: a host
+#: with many that never answer would otherwise hold a delivery (or a check) for
+#: minutes. Two IPv4 and two IPv6 addresses are more than a policy host needs.
+POLICY_ADDRESS_LIMIT = 4
+
 #: The longest max_age the RFC allows (about a year).
 MAX_AGE_LIMIT = 31_557_600
 
@@ -212,6 +217,8 @@ async def fetch_policy(
         raise PolicyError(f"the address of {host} could not be found: {exc.explanation}") from None
     if not addresses:
         raise PolicyError(f"{host} has no address record")
+    skipped = max(len(addresses) - POLICY_ADDRESS_LIMIT, 0)
+    addresses = addresses[:POLICY_ADDRESS_LIMIT]
     try:
         context = await asyncio.to_thread(verifying_context, ca_file)
     except (OSError, ValueError) as exc:
@@ -235,6 +242,8 @@ async def fetch_policy(
             problems.append(f"{address}: {exc}")
             continue
         return parse_policy(domain, record, body, time.time())
+    if skipped:
+        problems.append(f"{skipped} more addresses not tried")
     raise PolicyError(
         f"the policy could not be fetched from https://{host}/: " + "; ".join(problems)
     )
