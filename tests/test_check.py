@@ -451,7 +451,9 @@ def test_check_openmetrics_is_read_by_prometheus(
     assert found["tuimail_check_spf_void_lookups"].samples[0].value == 3
     up = {s.labels["address"]: s.value for s in found["tuimail_probe_up"].samples}
     assert up == {"127.0.0.4": 1, "127.0.0.5": 1, "127.0.0.7": 1}
-    versions = {s.labels["host"]: s.labels["version"] for s in found["tuimail_probe_tls"].samples}
+    versions = {
+        s.labels["host"]: s.labels["version"] for s in found["tuimail_probe_tls_info"].samples
+    }
     assert versions == {"mx1.bad.test": "TLSv1.3", "mx2.bad.test": "TLSv1.3"}
     expiry = {
         s.labels["host"]: s.value

@@ -46,8 +46,8 @@ def test_probe_openmetrics_is_read_by_prometheus(servers: ServerThread, certs: C
     assert found["tuimail_probe_stage_seconds"].unit == "seconds"
     (expiry,) = found["tuimail_probe_certificate_expiry_timestamp_seconds"].samples
     assert expiry.value > 4_000_000_000  # trustme's certificates last for ever
-    (tls,) = found["tuimail_probe_tls"].samples
-    assert found["tuimail_probe_tls"].type == "info"
+    (tls,) = found["tuimail_probe_tls_info"].samples
+    assert found["tuimail_probe_tls_info"].type == "gauge"
     assert tls.labels["version"] == "TLSv1.3" and tls.value == 1
     # Every family says what it is.
     assert all(family.documentation for family in found.values())
@@ -62,7 +62,7 @@ def test_a_server_down_is_up_0() -> None:
     found = families(done.stdout)
     assert found["tuimail_probe_up"].samples[0].value == 0
     assert found["tuimail_probe_status"].samples[0].value == 2
-    assert found["tuimail_probe_tls"].samples == []
+    assert found["tuimail_probe_tls_info"].samples == []
 
 
 async def test_label_values_are_escaped() -> None:

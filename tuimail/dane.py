@@ -177,7 +177,7 @@ async def lookup_tlsa(
         return TLSALookup(name, Status.NONE)
     except dns.exception.DNSException as exc:
         cause, problem = dns_trouble(exc, name, "TLSA")
-        if not isinstance(exc, dns.resolver.NoNameservers):
+        if cause is Cause.REFUSED or not isinstance(exc, dns.resolver.NoNameservers):
             failure = Failure.TIMEOUT if cause is Cause.TIMEOUT else Failure.ERROR
             return TLSALookup(name, Status.FAILED, problem=problem, failure=failure)
         if await _answers_unchecked(name, resolver):

@@ -34,10 +34,17 @@ if TYPE_CHECKING:
 #: The policy's size limit: RFC 8461 section 3.3 suggests 64 KiB.
 MAX_POLICY_BYTES = 64 * 1024
 
+#: How many addresses of the policy host are tried, each for the timeout: a host
+#: with many that never answer would otherwise hold a delivery (or a check) for
+#: minutes. Two IPv4 and two IPv6 addresses are more than a policy host needs.
+POLICY_ADDRESS_LIMIT = 4
+
 #: The longest max_age the RFC allows (about a year).
 MAX_AGE_LIMIT = 31_557_600
 
 _ID = re.compile(r"[A-Za-z0-9]{1,32}")
+_MAX_AGE = re.compile(r"[0-9]{1,10}")
+_VERSION = re.compile(r"v=STSv1[ \t]*(;|$)")
 
 
 class PolicyError(TuimailError):
@@ -90,8 +97,12 @@ def mx_matches(pattern: str, host: str) -> bool:
 
 
 def parse_record(texts: Sequence[str]) -> str | None:
-    """The id of the one ``v=STSv1`` record among a name's TXT strings; None if there is none."""
-    records = [t for t in texts if t.startswith("v=STSv1")]
+    """The id of the one ``v=STSv1`` record among a name's TXT strings; None if there is none.
+
+    RFC 8461 section 3.1: records that do not begin with ``v=STSv1;`` are
+    discarded (``v=STSv10``, ``v=STSv1x`` are other records).
+    """
+    records = [t for t in texts if _VERSION.match(t)]
     if not records:
         return None
     if len(records) > 1:
@@ -118,8 +129,13 @@ def parse_policy(domain: str, record_id: str, text: str, now: float) -> Policy:
     if mode not in ("enforce", "testing", "none"):
         raise PolicyError(f"the policy's mode {mode!r} is not enforce, testing or none")
     max_age_text = (values.get("max_age") or [""])[0]
-    if not max_age_text.isdigit():
-        raise PolicyError(f"the policy's max_age {max_age_text!r} is not a number of seconds")
+    # ASCII digits only, as many as the RFC allows (1*10DIGIT): str.isdigit() also
+    # takes digits int() refuses ("²"), and int() refuses more than 4,300 digits.
+    if not _MAX_AGE.fullmatch(max_age_text):
+        raise PolicyError(
+            f"the policy's max_age {max_age_text[:20]!r} is not a number of seconds "
+            "(1 to 10 digits)"
+        )
     mx = tuple(values.get("mx", []))
     if mode != "none" and not mx:
         raise PolicyError("the policy names no mx")
@@ -201,6 +217,8 @@ async def fetch_policy(
         raise PolicyError(f"the address of {host} could not be found: {exc.explanation}") from None
     if not addresses:
         raise PolicyError(f"{host} has no address record")
+    skipped = max(len(addresses) - POLICY_ADDRESS_LIMIT, 0)
+    addresses = addresses[:POLICY_ADDRESS_LIMIT]
     try:
         context = await asyncio.to_thread(verifying_context, ca_file)
     except (OSError, ValueError) as exc:
@@ -224,6 +242,8 @@ async def fetch_policy(
             problems.append(f"{address}: {exc}")
             continue
         return parse_policy(domain, record, body, time.time())
+    if skipped:
+        problems.append(f"{skipped} more addresses not tried")
     raise PolicyError(
         f"the policy could not be fetched from https://{host}/: " + "; ".join(problems)
     )

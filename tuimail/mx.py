@@ -55,6 +55,9 @@ class Cause(enum.StrEnum):
     TIMEOUT = "timeout"
     #: SERVFAIL (a broken or DNSSEC-bogus zone) or another DNS error: try again later.
     FAILED = "failed"
+    #: The DNS server refused to answer (REFUSED): it does not serve this client or
+    #: this name, which says nothing about the domain. Try again later, or another resolver.
+    REFUSED = "refused"
     #: The resolver named cannot be used (not an IP address).
     RESOLVER = "resolver"
 
@@ -73,6 +76,15 @@ def dns_trouble(exc: BaseException, name: str, rdtype: str) -> tuple[Cause, str]
     if isinstance(exc, dns.exception.Timeout):
         return Cause.TIMEOUT, f"no DNS answer for {name} {rdtype} in time"
     if isinstance(exc, dns.resolver.NoNameservers):
+        # Each server's answer: (server, tcp, port, rcode or exception, response).
+        errors = exc.kwargs.get("errors") or []
+        codes = {str(error[3]) for error in errors if len(error) > 3}
+        if codes == {"REFUSED"}:
+            return (
+                Cause.REFUSED,
+                f"the DNS server refused the lookup of {name} {rdtype} (REFUSED): it does "
+                "not answer this machine, or not for this name; use another resolver",
+            )
         return Cause.FAILED, f"the DNS lookup of {name} {rdtype} failed (SERVFAIL)"
     return Cause.FAILED, f"the DNS lookup of {name} {rdtype} failed: {exc}"
 
@@ -92,7 +104,7 @@ class MXLookupError(TuimailError):
 
     @property
     def temporary(self) -> bool:
-        return self.cause in (Cause.TIMEOUT, Cause.FAILED)
+        return self.cause in (Cause.TIMEOUT, Cause.FAILED, Cause.REFUSED)
 
 
 @dataclass(frozen=True)
@@ -248,7 +260,8 @@ async def resolve_host(host: str, resolver: dns.asyncresolver.Resolver) -> tuple
     causes = [cause for _, _, cause, _ in answers if cause is not None]
     if not found and causes:
         problems = "; ".join(problem for _, _, _, problem in answers if problem)
-        cause = Cause.TIMEOUT if all(c is Cause.TIMEOUT for c in causes) else Cause.FAILED
+        same = {*causes}
+        cause = same.pop() if len(same) == 1 else Cause.FAILED
         raise MXLookupError(problems, cause)
     secure = all(secure for _, secure, _, _ in answers)
     return found, secure and bool(found)

@@ -4,8 +4,11 @@ The format (https://openmetrics.io): each family has ``# TYPE`` and
 ``# HELP`` lines (and ``# UNIT`` where the name carries one), samples with
 labels, and the text ends with ``# EOF``. Label values are escaped as the
 format says (backslash, double quote, newline); label names are fixed here.
-The TLS version is a label of an info metric, so a change of version shows
-as a new series rather than a number.
+The TLS version is a label of an ``_info`` metric (a gauge that is always
+1), so a change of version shows as a new series rather than a number. Only
+the types the Prometheus text format also knows are used (gauge), so the
+same text serves Prometheus' textfile collector, whose parser refuses a
+file with an ``info`` family.
 
 ``tests/test_openmetrics.py`` reads what this writes with
 ``prometheus_client``'s OpenMetrics parser.
@@ -44,7 +47,7 @@ class Family:
     """One metric family: its samples, each ``(suffix, labels, value)``."""
 
     name: str
-    kind: str  # gauge, info, stateset...
+    kind: str  # gauge: the one type both OpenMetrics and the Prometheus text format know here
     help: str
     unit: str = ""
     samples: list[tuple[str, dict[str, str], float]] = field(default_factory=list)
@@ -104,7 +107,12 @@ def add_probes(
         "When the server's certificate expires, in seconds since the Unix epoch",
         "seconds",
     )
-    tls = exposition.family("probe_tls", "info", "The TLS version and cipher the server agreed to")
+    # A gauge named ..._info, always 1, rather than an OpenMetrics "info" family:
+    # the same sample name, and the textfile collector's Prometheus text parser
+    # (node_exporter) refuses a whole file with a type it does not know.
+    tls = exposition.family(
+        "probe_tls_info", "gauge", "Always 1: the TLS version and cipher the server agreed to"
+    )
     for report in reports:
         target = report.target
         labels = {
@@ -123,9 +131,7 @@ def add_probes(
         if report.tls is not None:
             if report.tls.chain:
                 expiry.add(labels, report.tls.chain[0].not_after.timestamp())
-            tls.add(
-                {**labels, "version": report.tls.version, "cipher": report.tls.cipher}, 1, "_info"
-            )
+            tls.add({**labels, "version": report.tls.version, "cipher": report.tls.cipher}, 1)
 
 
 def probe_text(reports: Iterable[ProbeReport]) -> str:

@@ -67,12 +67,13 @@ import contextlib
 import dataclasses
 import enum
 import fcntl
+import functools
 import hashlib
 import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -1028,8 +1029,24 @@ class Outbox:
             except Exception as exc:  # whatever it is, the 250 stands
                 settled.append(self._delivered_not_moved(entry, delivery, exc))
 
-        # A direct message (tuimail/routing.py) goes to its domain's MX hosts.
-        deliver = send_direct if is_direct(profile) else send
+        def record_domain(delivery: Delivery) -> None:
+            # A direct message's domain has it, others are still to go: on disk
+            # now, so a sender killed before the next domain's data leaves the
+            # message queued for the others only, never "possibly delivered" to all.
+            taken = set(delivery.accepted)
+            entry.delivered_to.extend(a for a in delivery.accepted if a not in entry.delivered_to)
+            entry.recipients = [r for r in entry.recipients if r not in taken]
+            entry.state = State.QUEUED
+            with contextlib.suppress(OSError):  # still "sending" on disk: the safe side
+                self._write_meta(entry, durable=False)
+
+        # A direct message (tuimail/routing.py) goes to its domains' MX hosts.
+        deliver: Callable[..., Awaitable[SessionReport]] = send
+        if is_direct(profile):
+            deliver = functools.partial(
+                send_direct,
+                on_domain_delivered=lambda delivery: files.run(record_domain, delivery),
+            )
         report = await deliver(
             profile,
             outgoing,
@@ -1063,7 +1080,8 @@ class Outbox:
             | {"refused": [dataclasses.asdict(r) for r in delivery.refused]}
             | ({"notes": list(delivery.notes)} if delivery.notes else {})
         )
-        entry.delivered_to.extend(delivery.accepted)
+        # A direct message's earlier domains may be there already (record_domain).
+        entry.delivered_to.extend(a for a in delivery.accepted if a not in entry.delivered_to)
         entry.rejected.extend(dataclasses.asdict(r) for r in rejected)
         parts = [f"delivered to {', '.join(delivery.accepted)}"]
         parts += [f"refused for now {r.address}: {r.code} {r.reply}" for r in deferred]

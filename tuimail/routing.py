@@ -9,8 +9,9 @@ failure. Every name, the MX hosts' addresses included, is resolved through
 dnspython's async resolver (the system's, or the servers the user names), and
 the session connects to the resolved address while EHLO and TLS use names.
 
-A temporary failure (a 4xx, a refused or dropped connection, a timeout)
-before the message data went out moves on to the next address and the next
+A temporary failure (a 4xx, a refused or dropped connection, a timeout, an
+MX host whose addresses DNS does not give) before the message data went out
+moves on to the next address and the next
 MX; a permanent refusal or a delivery stops, and once the data went out no
 other MX is tried, so a message is never delivered twice. TLS per MX,
 strongest first: DANE (tuimail/dane.py: DNSSEC-validated TLSA records, the
@@ -30,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
+import re
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -92,6 +95,8 @@ _SESSION_STAGES = frozenset({Stage.AUTH, Stage.MAIL, Stage.RCPT, Stage.DATA, Sta
 
 #: EHLO names real MX servers refuse or that say nothing about the sender.
 _NOT_A_NAME = frozenset({"localhost", "localhost.localdomain", "localdomain"})
+#: One label of a host name (RFC 1123; the underscore, which some hosts carry, let through).
+_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 
 
 class RoutingError(TuimailError):
@@ -116,7 +121,8 @@ def check_ehlo_name(name: str) -> str:
     """The EHLO name for direct delivery, or :class:`RoutingError` saying why it is unusable.
 
     MX servers check that the name is a fully qualified domain name (many
-    refuse ``localhost`` outright), so a bare host name is refused here too.
+    refuse ``localhost`` outright, and a bare address or a name with an empty
+    or a malformed label), so such names are refused here too.
     """
     name = name.strip().rstrip(".")
     if not name or name.lower() in _NOT_A_NAME or name.lower().endswith(".localdomain"):
@@ -125,7 +131,14 @@ def check_ehlo_name(name: str) -> str:
             "and mail servers refuse it",
             temporary=False,
         )
-    if name.startswith("[") or "." not in name:
+    labels = name.split(".")
+    if (
+        name.startswith("[")
+        or len(labels) < 2
+        or len(name) > 253
+        or not all(_LABEL.fullmatch(label) for label in labels)
+        or labels[-1].isdigit()  # 192.0.2.1: an address, not a name
+    ):
         raise RoutingError(
             f"the EHLO name {name!r} is not a fully qualified domain name "
             "(like mail.example.org), and mail servers refuse it",
@@ -176,6 +189,30 @@ async def mail_hosts(domain: str, resolver: dns.asyncresolver.Resolver) -> list[
         return await mx_hosts(domain, resolver, shuffle=True)
     except MXLookupError as exc:
         raise RoutingError(exc.explanation, temporary=exc.temporary) from None
+
+
+def address_literal(domain: str) -> str | None:
+    """The address of a domain literal (``[192.0.2.1]``, ``[IPv6:2001:db8::1]``), else None.
+
+    RFC 5321 section 4.1.3: IPv4 bare, IPv6 tagged ``IPv6:``. A literal that
+    is neither is :class:`RoutingError` (permanent): no retry makes it one.
+    """
+    if not domain.startswith("["):
+        return None
+    inside = domain[1:-1] if domain.endswith("]") else ""
+    version = 4
+    if inside[:5].lower() == "ipv6:":
+        inside, version = inside[5:], 6
+    try:
+        address = ipaddress.ip_address(inside)
+    except ValueError:
+        address = None
+    if address is None or address.version != version:
+        raise RoutingError(
+            f"{domain} is not an IP address literal ([192.0.2.1] or [IPv6:2001:db8::1])",
+            temporary=False,
+        )
+    return str(address)
 
 
 def direct_profile(
@@ -230,6 +267,7 @@ async def send_direct(
     transcript: Transcript | None = None,
     before_data: Callable[[], Awaitable[None] | None] | None = None,
     on_delivered: Callable[[Delivery], Awaitable[None] | None] | None = None,
+    on_domain_delivered: Callable[[Delivery], Awaitable[None] | None] | None = None,
 ) -> SessionReport:
     """Deliver to each recipient domain's MX hosts (a :func:`direct_profile`), as ``session.send`` would.
 
@@ -245,6 +283,10 @@ async def send_direct(
     outbox retries only the recipients of the domains that failed for now
     (their ``delivered_to`` is kept); a domain whose delivery may have
     arrived counts as refused for good (a 554 saying so), never sent again.
+    ``on_domain_delivered`` hears each domain's delivery as soon as it has
+    its 250, before the next domain is tried, while the others are still to
+    go: the outbox records who has the message, so that a sender killed
+    between two domains sends it later to the others only.
     """
     del password
     if transcript is None:
@@ -259,7 +301,7 @@ async def send_direct(
             profile, domain, outgoing, transcript, ends, before_data, on_delivered
         )
     reports: dict[str, tuple[list[str], SessionReport]] = {}
-    for domain, addresses in groups.items():
+    for index, (domain, addresses) in enumerate(groups.items()):
         wanted = set(addresses)
         part = dataclasses.replace(
             outgoing, recipients=tuple(r for r in outgoing.recipients if r.addr_spec in wanted)
@@ -267,6 +309,11 @@ async def send_direct(
         transcript.event(EventKind.INFO, f"direct: to {domain}: {', '.join(addresses)}")
         report = await _one_domain(profile, domain, part, transcript, ends, before_data, None)
         reports[domain] = (addresses, report)
+        more = index < len(groups) - 1
+        if more and report.delivery is not None and on_domain_delivered is not None:
+            recorded = on_domain_delivered(report.delivery)
+            if recorded is not None:
+                await recorded
     return await _combined(transcript, reports, on_delivered)
 
 
@@ -398,25 +445,19 @@ async def _route(
     except ValueError as exc:
         raise RoutingError(str(exc), temporary=False) from None
     asked = ", ".join(servers) if servers else "the system's resolver"
-    hosts = await mail_hosts(domain, resolver)
-    if hosts[0].implicit:
+    literal = address_literal(domain)
+    if literal is not None:
+        hosts = [MXHost(0, literal, implicit=True)]
         transcript.event(
             EventKind.INFO,
-            f"direct: {domain} has no MX record; using its own address (RFC 5321 5.1), "
-            f"DNS from {asked}",
+            f"direct: {domain} is an address literal: delivering to {literal} itself, "
+            "without MX, MTA-STS or DANE, which need a domain name (RFC 5321 5.1)",
         )
     else:
-        # The hosts a delivery attempt may reach (MX_ADDRESS_LIMIT), not a hostile list's all.
-        listed = ", ".join(f"{h.preference} {h.host}" for h in hosts[:MX_ADDRESS_LIMIT])
-        if len(hosts) > MX_ADDRESS_LIMIT:
-            listed += f" and {len(hosts) - MX_ADDRESS_LIMIT} more"
-        transcript.event(
-            EventKind.INFO,
-            f"direct: MX of {domain}: {listed} (in this order; equal preferences shuffled), "
-            f"DNS from {asked}",
-        )
-    policy = await _sts_policy(profile, domain, resolver, transcript)
-    if policy is None:
+        hosts = await mail_hosts(domain, resolver)
+        _said_hosts(transcript, domain, hosts, asked)
+    policy = None if literal else await _sts_policy(profile, domain, resolver, transcript)
+    if policy is None and literal is None:
         transcript.event(
             EventKind.INFO,
             f"direct: no MTA-STS policy for {domain}; TLS is opportunistic unless DANE "
@@ -428,6 +469,7 @@ async def _route(
     ends = loop.time() + deadline
     matched = 0
     unusable: list[str] = []
+    lookup_failed: list[str] = []
     found = 0  # addresses, against MX_ADDRESS_LIMIT
     sessions = 0  # against MX_SESSION_LIMIT
     for index, host in enumerate(hosts):
@@ -435,9 +477,18 @@ async def _route(
             _bounded(transcript, domain, len(hosts) - index, found, sessions)
             break
         try:
-            addresses, addresses_secure = await resolve_host(host.host, resolver)
+            addresses, addresses_secure = (
+                ([literal], False) if literal else await resolve_host(host.host, resolver)
+            )
         except MXLookupError as exc:
-            raise RoutingError(exc.explanation, temporary=True) from None
+            # One host's broken DNS is that host's failure, as a refused connection
+            # is: the next MX (as Postfix does), the queue only when none is left.
+            # It counts as one address tried, so a list of hosts that all time out
+            # stays bounded by MX_ADDRESS_LIMIT.
+            transcript.event(EventKind.WARNING, f"direct: {exc.explanation}; next MX")
+            lookup_failed.append(exc.explanation)
+            found += 1
+            continue
         if len(addresses) > MX_ADDRESS_LIMIT - found:
             transcript.event(
                 EventKind.INFO,
@@ -452,7 +503,7 @@ async def _route(
                 EventKind.WARNING, f"direct: {host.host} has no address record; next MX"
             )
             continue
-        tlsa = await _dane(host, addresses_secure, resolver, transcript)
+        tlsa = None if literal else await _dane(host, addresses_secure, resolver, transcript)
         if tlsa is not None and tlsa.status is Status.FAILED:
             unusable.append(f"{host.host}: {tlsa.problem}")
             continue
@@ -576,9 +627,11 @@ async def _route(
                 break
     if last is None and unusable:
         raise RoutingError(
-            f"no MX host of {domain} could be used safely: " + "; ".join(unusable),
+            f"no MX host of {domain} could be used safely: " + "; ".join(unusable + lookup_failed),
             temporary=True,
         )
+    if last is None and lookup_failed:
+        raise RoutingError("; ".join(lookup_failed), temporary=True)
     if policy is not None and matched == 0:
         raise RoutingError(
             f"no MX host of {domain} matches its MTA-STS policy (mx: {', '.join(policy.mx)}); "
@@ -591,6 +644,26 @@ async def _route(
         EventKind.WARNING, f"direct: no MX host of {domain} took the message; try again later"
     )
     return last
+
+
+def _said_hosts(transcript: Transcript, domain: str, hosts: list[MXHost], asked: str) -> None:
+    """Say which hosts DNS gave for ``domain``: its MX hosts in order, or itself."""
+    if hosts[0].implicit:
+        transcript.event(
+            EventKind.INFO,
+            f"direct: {domain} has no MX record; using its own address (RFC 5321 5.1), "
+            f"DNS from {asked}",
+        )
+        return
+    # The hosts a delivery attempt may reach (MX_ADDRESS_LIMIT), not a hostile list's all.
+    listed = ", ".join(f"{h.preference} {h.host}" for h in hosts[:MX_ADDRESS_LIMIT])
+    if len(hosts) > MX_ADDRESS_LIMIT:
+        listed += f" and {len(hosts) - MX_ADDRESS_LIMIT} more"
+    transcript.event(
+        EventKind.INFO,
+        f"direct: MX of {domain}: {listed} (in this order; equal preferences shuffled), "
+        f"DNS from {asked}",
+    )
 
 
 def _bounded(transcript: Transcript, domain: str, skipped: int, found: int, sessions: int) -> None:

@@ -53,6 +53,9 @@ MX_CHECK_LIMIT = MX_HOSTS_EXAMINED
 #: address are kept: what the report keeps per host stays small whatever DNS says.
 MX_ADDRESSES_PER_HOST = 8
 PTR_NAMES_KEPT = 4
+#: DNS trouble that says nothing about the domain (no answer in time, a resolver that
+#: refuses this machine): what depends on it is UNKNOWN, not CRITICAL.
+_NO_ANSWER = frozenset({Cause.TIMEOUT, Cause.REFUSED})
 #: A policy cached for less than a day helps little against a downgrade (RFC 8461 section 3.2).
 _SHORT_MAX_AGE = 86400
 
@@ -270,7 +273,7 @@ async def _mx(domain: str, resolver: Resolver, hosts: list[_Host]) -> Item:
             item.details["hosts"] = []
         else:
             item.problem(
-                Status.UNKNOWN if exc.cause is Cause.TIMEOUT else Status.CRITICAL, exc.explanation
+                Status.UNKNOWN if exc.cause in _NO_ANSWER else Status.CRITICAL, exc.explanation
             )
         return item
     item.details["dnssec"] = found[0].secure
@@ -289,6 +292,17 @@ async def _mx(domain: str, resolver: Resolver, hosts: list[_Host]) -> Item:
         )
         found = found[:MX_CHECK_LIMIT]
     listed: list[dict[str, Any]] = []
+    for mx in found:
+        if _is_address(mx.host):
+            # MX 10 192.0.2.1.: a name that is no host (RFC 1035 section 3.3.9 says the
+            # exchange is a host's name); not looked up, probed or given TLSA records.
+            listed.append({"preference": mx.preference, "host": mx.host, "addresses": []})
+            item.problem(
+                Status.CRITICAL,
+                f"the MX {mx.host} is an IP address, not a host name: senders look it up "
+                "as a name and find no server",
+            )
+    found = [mx for mx in found if not _is_address(mx.host)]
     looked = await asyncio.gather(*(_host(mx.host, resolver) for mx in found))
     for mx, (addresses, secure, problems) in zip(found, looked, strict=True):
         listed.append({"preference": mx.preference, "host": mx.host, "addresses": addresses})
@@ -304,12 +318,30 @@ async def _host(
 ) -> tuple[list[dict[str, Any]], bool, list[tuple[Status, str]]]:
     """The host's addresses with their reverse DNS, whether they were validated, and problems."""
     problems: list[tuple[Status, str]] = []
-    try:
-        found, secure = await resolve_host(host, resolver.resolver)
-    except MXLookupError as exc:
-        return [], False, [(Status.CRITICAL, f"the MX {host} has no address ({exc.explanation})")]
+    # Asked beside the addresses, so an alias check costs no time of its own.
+    alias, resolved = await asyncio.gather(
+        resolver.ask(host, "CNAME"), resolve_host(host, resolver.resolver), return_exceptions=True
+    )
+    if isinstance(alias, Answer) and alias.records:
+        target = alias.records[0].rstrip(".").lower()
+        problems.append(
+            (
+                Status.WARNING,
+                f"the MX {host} is an alias (CNAME) of {target}: an MX must name the host "
+                "itself (RFC 2181 section 10.3), and some senders refuse an alias",
+            )
+        )
+    if isinstance(resolved, MXLookupError):
+        # No answer in time says nothing of the zone (UNKNOWN); a SERVFAIL is what senders get too.
+        status = Status.UNKNOWN if resolved.cause in _NO_ANSWER else Status.CRITICAL
+        problems.append((status, f"the MX {host} has no address ({resolved.explanation})"))
+        return [], False, problems
+    if isinstance(resolved, BaseException):
+        raise resolved
+    found, secure = resolved
     if not found:
-        return [], False, [(Status.CRITICAL, f"the MX {host} has no address record (A or AAAA)")]
+        problems.append((Status.CRITICAL, f"the MX {host} has no address record (A or AAAA)"))
+        return [], False, problems
     if len(found) > MX_ADDRESSES_PER_HOST:
         problems.append(
             (
@@ -356,6 +388,17 @@ async def _reverse(address: str, resolver: Resolver) -> tuple[list[str], bool, s
     forward = await asyncio.gather(*(resolver.ask(name, rdtype) for name in names))
     confirmed = any(_same_address(address, found) for answer in forward for found in answer.records)
     return names, confirmed, ""
+
+
+def _is_address(host: str) -> bool:
+    """Whether an MX name is an IPv4 or IPv6 address rather than a host's name."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _same_address(one: str, other: str) -> bool:
@@ -802,6 +845,10 @@ async def _judge_dane(
         host: [r.text(short=False) for r in f.records] for host, f in found.items()
     }
     item.details["dnssec"] = {host: f.status is dane.Status.SECURE for host, f in found.items()}
+    # Whose lookup failed: their empty record list is no answer, not "no TLSA records".
+    item.details["tlsa_failed"] = sorted(
+        host for host, f in found.items() if f.status is dane.Status.FAILED
+    )
     matched: dict[str, bool] = {}
     published = False
     for host, tlsa in found.items():
@@ -864,6 +911,14 @@ def _judge_chain(
                 f"{where} offers no TLS, which its TLSA records require even though none "
                 "is usable: senders using DANE refuse to deliver",
             )
+        return
+    if not chain and not probe.reached:
+        # Down, or port 25 closed from here: nothing to compare, which is no mismatch.
+        item.problem(
+            Status.UNKNOWN,
+            f"{where} could not be reached, so its certificate was not compared with its "
+            "TLSA records",
+        )
         return
     if not chain:
         matched[where] = False

@@ -56,6 +56,13 @@ def worst_status(statuses: list[Status]) -> Status:
     return top
 
 
+#: How many characters of problems the Nagios line carries, and how many problems of one item.
+NAGIOS_TEXT_LIMIT = 3000
+NAGIOS_PROBLEMS_PER_ITEM = 3
+#: The order of the items on the Nagios line: the worst first.
+_NAGIOS_ORDER = {Status.CRITICAL: 0, Status.WARNING: 1, Status.UNKNOWN: 2, Status.OK: 3}
+
+
 @dataclass
 class PostureReport:
     """Everything ``tuimail check`` found about one domain."""
@@ -124,9 +131,15 @@ class PostureReport:
             if p.tls is not None and p.tls.der_chain
         }
         tlsa = self.details("dane").get("tlsa", {})
+        # A host whose TLSA lookup failed is left out: its records are unknown, not none.
+        failed = self.details("dane").get("tlsa_failed", [])
         return {
             "mta_sts_id": self.details("mta-sts").get("id"),
-            "tlsa": {host: sorted(records) for host, records in sorted(tlsa.items())}
+            "tlsa": {
+                host: sorted(records)
+                for host, records in sorted(tlsa.items())
+                if host not in failed
+            }
             if isinstance(tlsa, dict)
             else {},
             "certificates": dict(sorted(certificates.items())),
@@ -145,14 +158,39 @@ class PostureReport:
         }
 
     def nagios(self) -> str:
-        """One Nagios plugin line: ``MAILDOMAIN STATE - domain: problems | perfdata``."""
+        """One Nagios plugin line: ``MAILDOMAIN STATE - domain: problems | perfdata``.
+
+        Escaped for a terminal already, and bounded: the worst items first, a
+        few problems of each, at most :data:`NAGIOS_TEXT_LIMIT` characters, the
+        rest counted. Nagios Core keeps only 8 KiB of a plugin's output (and
+        NRPE 2 only 1 KiB): a longer line would lose its end, the perfdata.
+        """
+        from tuimail.terminal_text import escape_controls
+
         status = self.status
-        bad = [item for item in self.items if item.status is not Status.OK]
+        bad = sorted(
+            (item for item in self.items if item.status is not Status.OK),
+            key=lambda item: _NAGIOS_ORDER[item.status],
+        )
         if bad:
-            text = "; ".join(
-                f"{item.name} {item.status.name}: {' / '.join(item.problems) or 'not checked'}"
-                for item in bad
-            )
+            parts: list[str] = []
+            size = 0
+            left = 0
+            for item in bad:
+                problems = [escape_controls(p) for p in item.problems] or ["not checked"]
+                shown = problems[:NAGIOS_PROBLEMS_PER_ITEM]
+                more = len(problems) - len(shown)
+                part = f"{escape_controls(item.name)} {item.status.name}: {' / '.join(shown)}"
+                part += f" (+{more} more)" if more else ""
+                if parts and size + len(part) > NAGIOS_TEXT_LIMIT:
+                    left += len(problems)
+                    continue
+                parts.append(part[:NAGIOS_TEXT_LIMIT])
+                size += len(part) + 2
+                left += more
+            if left:
+                parts.append(f"{left} more problems: tuimail check {self.domain} shows them all")
+            text = "; ".join(parts)
         else:
             text = f"{len(self.items)} checks OK"
         perf = [f"mx={self.mx_count};;;0"]

@@ -68,7 +68,9 @@ def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[Change
     """What differs between two fingerprints; nothing when there was none before.
 
     A certificate or TLSA set that is missing now (an MX that did not answer, a
-    lookup that failed) is not a change: only a different value is.
+    lookup that failed: the report's fingerprint leaves them out) is not a
+    change: only a different value is, an empty TLSA set (the records removed)
+    included.
     """
     if before is None:
         return []
@@ -82,6 +84,27 @@ def changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[Change
         if not isinstance(old, dict) or not isinstance(new, dict):
             continue
         for where, value in sorted(new.items()):
-            if where in old and old[where] != value and value not in (None, []):
+            if where in old and old[where] != value and value is not None:
                 found.append(Change(what, where, _short(old[where]), _short(value)))
     return found
+
+
+def merged(before: dict[str, Any] | None, after: dict[str, Any]) -> dict[str, Any]:
+    """What to keep after a check: ``after``, with what it lacks taken from ``before``.
+
+    A round in which an MX did not answer or a lookup failed has no value
+    for it (:func:`changes` says nothing then); the value seen before is
+    kept, so a certificate or policy that changed meanwhile is still
+    compared with it, and said, on the next round that sees it.
+    """
+    if before is None:
+        return after
+    kept = dict(after)
+    if kept.get("mta_sts_id") is None and before.get("mta_sts_id") is not None:
+        kept["mta_sts_id"] = before["mta_sts_id"]
+    for key in ("tlsa", "certificates"):
+        old, new = before.get(key), after.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            seen = {where: value for where, value in new.items() if value is not None}
+            kept[key] = dict(sorted({**old, **seen}.items()))
+    return kept

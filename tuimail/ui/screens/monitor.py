@@ -722,8 +722,11 @@ class MonitorScreen(ModelScreen):
                 concurrency=self.concurrency,
             )
             report = asyncio.run(check_domain(target.host, options))
+            before = state.load(report.domain)
             fingerprint = report.fingerprint()
-            found = state.changes(state.load(report.domain), fingerprint)
+            found = state.changes(before, fingerprint)
+            # What this round could not see stays as last seen, to compare next time.
+            fingerprint = state.merged(before, fingerprint)
         except Exception as exc:  # a resolver that is not an address, or a bug: said, not raised
             self._tell(PostureChecked(target.key, None, [], f"{type(exc).__name__}: {exc}"))
             return
