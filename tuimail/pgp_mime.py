@@ -266,13 +266,54 @@ def _status_of(key: dict[str, Any]) -> KeyStatus:
 
 
 def key_for(handle: Any, address: str) -> RecipientKey:
-    """The best key in the keyring whose user id has exactly ``address``."""
+    """The best key in the keyring whose user id has exactly ``address``.
+
+    A key is as good as the worse of itself and its best user id naming the
+    address: gpg refuses to encrypt to a revoked user id, and trusts an
+    address only when that user id is certified (another certified user id
+    of the same key vouches for nothing here). tuimail encrypts to the key's
+    fingerprint, so it judges the user id itself, as ``gpg -r`` would.
+    """
     order = list(KeyStatus)
     best = RecipientKey(address, KeyStatus.MISSING)
     for key in _listed(handle, f"<{address}>"):
-        status = _status_of(key)
+        fingerprint = str(key.get("fingerprint", ""))
+        status = max(_status_of(key), _uid_status(handle, fingerprint, address), key=order.index)
         if order.index(status) < order.index(best.status):
-            best = RecipientKey(address, status, str(key.get("fingerprint", "")))
+            best = RecipientKey(address, status, fingerprint)
+    return best
+
+
+def _uid_status(handle: Any, fingerprint: str, address: str) -> KeyStatus:
+    """The best validity among the key's user ids that name ``address`` (MISSING: none).
+
+    Listed by fingerprint, one key alone: python-gnupg keeps each user id's
+    validity in one map for the whole listing, keyed by the user id's text,
+    so two keys claiming the same user id would share one entry.
+    """
+    from email.utils import parseaddr
+
+    if not fingerprint:
+        return KeyStatus.MISSING
+    try:
+        listing = handle.list_keys(keys=[fingerprint])
+    finally:
+        _finish(handle, "list keys")
+    wanted = address.lower()
+    order = list(KeyStatus)
+    best = KeyStatus.MISSING
+    for uid, fields in dict(getattr(listing, "uid_map", {})).items():
+        text = str(uid)
+        if f"<{wanted}>" not in text.lower() and parseaddr(text)[1].lower() != wanted:
+            continue
+        validity = str(fields.get("trust", ""))
+        status = {
+            "r": KeyStatus.REVOKED,
+            "e": KeyStatus.EXPIRED,
+            "f": KeyStatus.TRUSTED,
+            "u": KeyStatus.TRUSTED,
+        }.get(validity, KeyStatus.UNTRUSTED)
+        best = min(best, status, key=order.index)
     return best
 
 
