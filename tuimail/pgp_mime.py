@@ -317,6 +317,18 @@ def _uid_status(handle: Any, fingerprint: str, address: str) -> KeyStatus:
     return best
 
 
+def user_id_status(fingerprint: str, address: str, timeout: float = GPG_TIMEOUT) -> KeyStatus:
+    """How the key ``fingerprint`` names ``address``: by a certified user id (TRUSTED), an
+    uncertified one (UNTRUSTED), a revoked one, or not at all (MISSING). For the views: a
+    valid signature proves the key signed, and only this says the key is the From address's.
+    Blocks (gpg): call it in a worker."""
+    try:
+        handle = gpg(timeout)
+        return _uid_status(handle, fingerprint, address)
+    except GpgUnavailable:
+        return KeyStatus.MISSING
+
+
 def recipient_keys(addresses: Sequence[str], timeout: float = GPG_TIMEOUT) -> list[RecipientKey]:
     """Each address's key status, in order (for Compose's line and for refusing)."""
     handle = gpg(timeout)

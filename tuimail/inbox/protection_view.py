@@ -71,6 +71,9 @@ class ProtectionReport:
     dkim_domains: tuple[str, ...] = ()
     #: The decrypted MIME entity, when decrypting was asked for and worked (display only).
     cleartext: bytes | None = None
+    #: Why a valid signature does not vouch for the From address ("" when it does, or
+    #: when there is no valid signature): anyone can sign validly as themselves.
+    signer_vs_from: str = ""
 
     @property
     def signed(self) -> bool:
@@ -102,7 +105,7 @@ class ProtectionReport:
                 elif pgp.decrypt_problem:
                     out.append(f"  not decrypted: {pgp.decrypt_problem}")
             if pgp.signature is not None:
-                out.append(pgp.signature.words())
+                out.append(pgp.signature.words() + self.signer_vs_from)
         reading = self.smime
         if reading is not None and reading.summary is not None:
             if reading.summary.kind is smime.SmimeKind.ENCRYPTED:
@@ -112,7 +115,7 @@ class ProtectionReport:
                 elif reading.decrypt_problem:
                     out.append(f"  not decrypted: {reading.decrypt_problem}")
             if reading.verification is not None:
-                out.append(reading.verification.words())
+                out.append(reading.verification.words() + self.signer_vs_from)
         out += self.dkim_lines()
         return out
 
@@ -148,6 +151,7 @@ class ProtectionReport:
             "smime": smime_json,
             "dkim": [d.to_json() for d in self.dkim] if self.dkim is not None else None,
             "dkim_signed_by": list(self.dkim_domains),
+            "signer_vs_from": self.signer_vs_from.removeprefix(", but "),
             "summary": self.lines(),
         }
 
@@ -224,7 +228,63 @@ def describe(
         dkim=tuple(dkim) if dkim is not None else None,
         dkim_domains=dkim_domains(message_bytes) if dkim is None else (),
         cleartext=cleartext,
+        signer_vs_from=_signer_vs_from(message_bytes, pgp, reading, timeout),
     )
+
+
+def from_addresses(message_bytes: bytes) -> list[str]:
+    """The addresses of the message's own From field, lower case (the outer one: what a
+    view shows as the author, also of a message decrypted for display)."""
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+    from email.utils import getaddresses
+
+    head_end = message_bytes.find(b"\r\n\r\n")
+    head = message_bytes[: head_end + 4] if head_end >= 0 else message_bytes
+    fields = BytesHeaderParser(policy=compat32).parsebytes(head).get_all("From", [])
+    found = [a.lower() for _, a in getaddresses([str(f) for f in fields][:4]) if a]
+    return list(dict.fromkeys(found))[:8]
+
+
+def _signer_vs_from(
+    message_bytes: bytes,
+    pgp: PgpView | None,
+    reading: smime.SmimeReading | None,
+    timeout: float,
+) -> str:
+    """The words added to a valid signature's line when its signer is not (or not
+    provably) every From address: a signature made by anyone's own key is valid, so
+    "valid" alone would lend the stranger's signature to the name in From."""
+    authors = from_addresses(message_bytes)
+    signature = pgp.signature if pgp is not None else None
+    if signature is not None and signature.verdict is pgp_mime.SignatureVerdict.VALID:
+        if not authors:
+            return ", but the message has no From address to match"
+        for address in authors:
+            status = pgp_mime.user_id_status(signature.key, address, timeout)
+            if status is pgp_mime.KeyStatus.TRUSTED:
+                continue
+            if status is pgp_mime.KeyStatus.UNTRUSTED:
+                return (
+                    f", but the key's user id for the From address {address} is not "
+                    "certified by anyone you trust"
+                )
+            if status is pgp_mime.KeyStatus.MISSING:
+                return f", but that key does not name the From address {address}"
+            return f", but that key's user id for the From address {address} is {status.value}"
+        return ""
+    verification = reading.verification if reading is not None else None
+    if verification is not None and verification.verdict in (
+        smime.Verdict.VALID,
+        smime.Verdict.UNTRUSTED,
+    ):
+        if not authors:
+            return ", but the message has no From address to match"
+        held = {e.lower() for e in verification.signer_emails}
+        missing = [a for a in authors if a not in held]
+        if missing:
+            return f", but the certificate does not name the From address {missing[0]}"
+    return ""
 
 
 def with_outer_headers(message_bytes: bytes, cleartext: bytes) -> bytes:
