@@ -130,3 +130,13 @@ def test_an_smime_certificate_for_another_address_is_said_so(tmp_path: Path) -> 
         )
         (line,) = describe(wire, smime_ca=ca.ca_file).lines()
         assert line == f"S/MIME signature valid by mallory <{MALLORY}>{caveat}"
+
+
+def test_a_from_address_with_escapes_is_named_escaped(gnupghome: Keys) -> None:
+    wire = _signed(f"Alice <{ALICE}>", gnupghome.mallory)
+    hostile = b'From: "\x1b]0;owned\x07\xe2\x80\xae"@evil.test'
+    wire = wire.replace(f"From: Alice <{ALICE}>".encode(), hostile, 1)
+    (line,) = describe(wire).lines()
+    assert "does not name the From address" in line
+    assert "\x1b" not in line and "\x07" not in line and "\u202e" not in line
+    assert "\\x1b]0;owned" in line

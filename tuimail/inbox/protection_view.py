@@ -255,6 +255,11 @@ def _signer_vs_from(
     """The words added to a valid signature's line when its signer is not (or not
     provably) every From address: a signature made by anyone's own key is valid, so
     "valid" alone would lend the stranger's signature to the name in From."""
+    from tuimail.terminal_text import escape_controls
+
+    def shown(address: str) -> str:  # the message's own words: escaped and cut
+        return escape_controls(address)[:200]
+
     authors = from_addresses(message_bytes)
     signature = pgp.signature if pgp is not None else None
     if signature is not None and signature.verdict is pgp_mime.SignatureVerdict.VALID:
@@ -266,12 +271,14 @@ def _signer_vs_from(
                 continue
             if status is pgp_mime.KeyStatus.UNTRUSTED:
                 return (
-                    f", but the key's user id for the From address {address} is not "
+                    f", but the key's user id for the From address {shown(address)} is not "
                     "certified by anyone you trust"
                 )
             if status is pgp_mime.KeyStatus.MISSING:
-                return f", but that key does not name the From address {address}"
-            return f", but that key's user id for the From address {address} is {status.value}"
+                return f", but that key does not name the From address {shown(address)}"
+            return (
+                f", but that key's user id for the From address {shown(address)} is {status.value}"
+            )
         return ""
     verification = reading.verification if reading is not None else None
     if verification is not None and verification.verdict in (
@@ -283,7 +290,7 @@ def _signer_vs_from(
         held = {e.lower() for e in verification.signer_emails}
         missing = [a for a in authors if a not in held]
         if missing:
-            return f", but the certificate does not name the From address {missing[0]}"
+            return f", but the certificate does not name the From address {shown(missing[0])}"
     return ""
 
 
