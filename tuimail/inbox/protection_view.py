@@ -330,6 +330,16 @@ def planned(profile: Profile, recipients: Sequence[str]) -> list[str]:
         out.append(f"OpenPGP signed by {profile.pgp_key or 'the key of the From address'}")
     if profile.pgp_encrypt:
         out.append(f"OpenPGP encrypted to {to} (and to you)")
+    elif profile.pgp_encrypt_opportunistic:
+        out.append(
+            f"OpenPGP encrypted to {to} (and to you) if each has a usable key in your "
+            "keyring and there is no Bcc; else sent unencrypted"
+        )
+    if profile.pgp_protected_headers and (profile.pgp_encrypt or profile.pgp_encrypt_opportunistic):
+        out.append(
+            f'Subject shown outside as "{pgp_mime.HIDDEN_SUBJECT}" when encrypted '
+            "(protected headers: the real one is inside)"
+        )
     if profile.smime_sign:
         out.append(f"S/MIME signed with {Path(profile.smime_cert).name or 'your certificate'}")
     if profile.smime_encrypt:
