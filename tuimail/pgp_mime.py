@@ -842,6 +842,17 @@ def verify(wire: bytes, timeout: float = GPG_TIMEOUT) -> PgpVerification | None:
         return PgpVerification(SignatureVerdict.ERROR, detail=str(exc))
     key = str(result.fingerprint or result.key_id or "")
     signer = _words(str(result.username or ""))
+    if result.valid and len(parts) != 2:
+        # RFC 3156: the content and the signature, nothing else. A part added after the
+        # signature is shown with the message but covered by nothing: "valid" would vouch
+        # for it.
+        return PgpVerification(
+            SignatureVerdict.INVALID,
+            signer,
+            key,
+            f"the multipart/signed has {len(parts)} parts where RFC 3156 has two: "
+            "what follows the signature was added, unsigned",
+        )
     if result.valid:
         return PgpVerification(SignatureVerdict.VALID, signer, key)
     status = str(result.status or "")
