@@ -415,9 +415,6 @@ def _inner(outgoing_wire: bytes, protected_fields: Sequence[bytes], settings: Pg
     _seven_bit(part)
     if settings.protected_headers:
         part.set_param("protected-headers", "v1")
-        for field in protected_fields:
-            name, _, value = field.decode("ascii", "surrogateescape").partition(":")
-            part[name] = value.strip().replace("\r\n", "")
     from email.generator import BytesGenerator
     from io import BytesIO
 
@@ -429,6 +426,12 @@ def _inner(outgoing_wire: bytes, protected_fields: Sequence[bytes], settings: Pg
             "the message has 8-bit content (an attached message) that cannot be signed "
             "7-bit clean as RFC 3156 asks; attach it as a file instead"
         )
+    if settings.protected_headers:
+        # The fields exactly as outside, not parsed and written again: the email package
+        # writes a UTF-8 address (SMTPUTF8) as an encoded word inside the address, which
+        # no reader decodes. They are 8-bit only when the message's own headers are.
+        end = data.find(b"\r\n\r\n") + 2
+        data = data[:end] + b"".join(protected_fields) + data[end:]
     return data
 
 
