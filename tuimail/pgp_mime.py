@@ -902,8 +902,25 @@ def decrypt(wire: bytes, timeout: float = GPG_TIMEOUT) -> bytes:
             f"it decrypts to more than {MAX_MESSAGE_BYTES // (1024 * 1024)} MiB; not shown"
         )
     if not result.ok:
-        raise PgpError(f"gpg could not decrypt it: {_gpg_words(result)}")
+        raise PgpError(_undecrypted_words(result))
     return bytes(result.data)
+
+
+def _undecrypted_words(result: Any) -> str:
+    """Why gpg did not decrypt, from its status tokens (the same in every language)."""
+    stderr = str(getattr(result, "stderr", ""))
+    if _LOOPBACK_REFUSED in stderr:
+        return f"gpg could not decrypt it: {LOOPBACK_REFUSED_WORDS}"
+    tokens = set(re.findall(r"^\[GNUPG:\] ([A-Z_]+)", stderr, re.M))
+    if tokens & {"NEED_PASSPHRASE", "MISSING_PASSPHRASE", "BAD_PASSPHRASE"}:
+        return (
+            "your secret key for it is locked, and gpg-agent does not hold its passphrase; "
+            "tuimail does not ask for it here: unlock the key with gpg (any gpg --decrypt "
+            "or gpg --sign asks once), then decrypt again"
+        )
+    if "NO_SECKEY" in tokens:
+        return "it is not encrypted to any secret key in your keyring (it is for others)"
+    return f"gpg could not decrypt it: {_gpg_words(result)}"
 
 
 def key_names(key_ids: Sequence[str], timeout: float = GPG_TIMEOUT) -> dict[str, str]:
