@@ -756,6 +756,10 @@ class SignatureVerdict(enum.StrEnum):
     INVALID = "invalid"
     #: The signer's key is not in the keyring, so the signature cannot be checked.
     UNKNOWN_KEY = "unknown-key"
+    #: The signed part is unchanged, but the signer's key has been revoked (REVKEYSIG).
+    REVOKED_KEY = "revoked-key"
+    #: The signed part is unchanged, made by a key that has expired since (EXPKEYSIG).
+    EXPIRED_KEY = "expired-key"
     #: gpg is missing, timed out, or could not read the signature.
     ERROR = "error"
 
@@ -780,6 +784,10 @@ class PgpVerification:
             return f"OpenPGP signature INVALID (the message changed after signing), by {who}"
         if self.verdict is SignatureVerdict.UNKNOWN_KEY:
             return f"OpenPGP signed by an unknown key ({self.key or 'no key id'}): not checked"
+        if self.verdict is SignatureVerdict.REVOKED_KEY:
+            return f"OpenPGP signature by {who}, whose key is REVOKED: not to be trusted"
+        if self.verdict is SignatureVerdict.EXPIRED_KEY:
+            return f"OpenPGP signature intact, signed by {who}, but that key has expired since"
         return f"OpenPGP signature not checked: {self.detail}"
 
     def to_json(self) -> dict[str, object]:
@@ -859,6 +867,12 @@ def verify(wire: bytes, timeout: float = GPG_TIMEOUT) -> PgpVerification | None:
     if result.valid:
         return PgpVerification(SignatureVerdict.VALID, signer, key)
     status = str(result.status or "")
+    # REVKEYSIG or EXPKEYSIG, then VALIDSIG: the signature checks, by a withdrawn key.
+    tokens = set(re.findall(r"^\[GNUPG:\] ([A-Z_]+)", str(result.stderr or ""), re.M))
+    if "VALIDSIG" in tokens and "REVKEYSIG" in tokens:
+        return PgpVerification(SignatureVerdict.REVOKED_KEY, signer, key)
+    if "VALIDSIG" in tokens and "EXPKEYSIG" in tokens:
+        return PgpVerification(SignatureVerdict.EXPIRED_KEY, signer, key)
     if status == "signature bad":
         return PgpVerification(SignatureVerdict.INVALID, signer, key)
     if status == "no public key":
