@@ -590,10 +590,17 @@ def protect(
 
 
 def _own_key(handle: Any, settings: PgpSettings, sender: str) -> str:
-    """The sender's own key to encrypt to as well, so the sent copy stays readable ("": none)."""
-    for key in _listed(handle, settings.key or f"<{sender}>"):
-        if _status_of(key).usable:
-            return str(key.get("fingerprint", ""))
+    """The sender's own key to encrypt to as well, so the sent copy stays readable ("": none).
+
+    One whose secret key is in the keyring: ``pgp_key`` is a gpg pattern, and an address
+    without angle brackets matches as a substring, so among the public keys it would
+    also find a stranger's "malice@example.test" and give them every message.
+    """
+    for secret in _listed(handle, settings.key or f"<{sender}>", secret=True):
+        fingerprint = str(secret.get("fingerprint", ""))
+        for key in _listed(handle, fingerprint) if fingerprint else []:
+            if _status_of(key).usable and str(key.get("fingerprint", "")) == fingerprint:
+                return fingerprint
     return ""
 
 
