@@ -57,6 +57,8 @@ def test_a_signature_by_a_key_revoked_since_says_revoked(home: Path) -> None:
     assert revoked.returncode == 0, revoked.stderr
     result = pgp_mime.verify(wire)
     assert result is not None and result.verdict is pgp_mime.SignatureVerdict.REVOKED_KEY
+    (as_recipient,) = pgp_mime.recipient_keys([ALICE])  # and never encrypted to (held)
+    assert as_recipient.status is pgp_mime.KeyStatus.REVOKED
     (line,) = describe(wire).lines()
     assert line == f"OpenPGP signature by Alice <{ALICE}>, whose key is REVOKED: not to be trusted"
     assert describe(wire).to_json()["pgp"]["signature"]["verdict"] == "revoked-key"  # type: ignore[index]
