@@ -120,7 +120,7 @@ def test_an_smime_certificate_for_another_address_is_said_so(tmp_path: Path) -> 
         )
     )
     for author, caveat in (
-        (f"Alice <{ALICE}>", f", but the certificate does not name the From address {ALICE}"),
+        (f"Alice <{ALICE}>", f"; the certificate does not name the From address {ALICE}"),
         (f"Mallory <{MALLORY}>", ""),
     ):
         draft = Draft(from_address=author, to=["bob@example.test"], subject="Pay", body="Pay.\n")

@@ -105,7 +105,8 @@ class ProtectionReport:
                 elif pgp.decrypt_problem:
                     out.append(f"  not decrypted: {pgp.decrypt_problem}")
             if pgp.signature is not None:
-                out.append(pgp.signature.words() + self.signer_vs_from)
+                but = f", but {self.signer_vs_from}" if self.signer_vs_from else ""
+                out.append(pgp.signature.words() + but)
         reading = self.smime
         if reading is not None and reading.summary is not None:
             if reading.summary.kind is smime.SmimeKind.ENCRYPTED:
@@ -115,7 +116,8 @@ class ProtectionReport:
                 elif reading.decrypt_problem:
                     out.append(f"  not decrypted: {reading.decrypt_problem}")
             if reading.verification is not None:
-                out.append(reading.verification.words() + self.signer_vs_from)
+                but = f"; {self.signer_vs_from}" if self.signer_vs_from else ""
+                out.append(reading.verification.words() + but)
         out += self.dkim_lines()
         return out
 
@@ -151,7 +153,7 @@ class ProtectionReport:
             "smime": smime_json,
             "dkim": [d.to_json() for d in self.dkim] if self.dkim is not None else None,
             "dkim_signed_by": list(self.dkim_domains),
-            "signer_vs_from": self.signer_vs_from.removeprefix(", but "),
+            "signer_vs_from": self.signer_vs_from,
             "summary": self.lines(),
         }
 
@@ -264,21 +266,19 @@ def _signer_vs_from(
     signature = pgp.signature if pgp is not None else None
     if signature is not None and signature.verdict is pgp_mime.SignatureVerdict.VALID:
         if not authors:
-            return ", but the message has no From address to match"
+            return "the message has no From address to match"
         for address in authors:
             status = pgp_mime.user_id_status(signature.key, address, timeout)
             if status is pgp_mime.KeyStatus.TRUSTED:
                 continue
             if status is pgp_mime.KeyStatus.UNTRUSTED:
                 return (
-                    f", but the key's user id for the From address {shown(address)} is not "
+                    f"the key's user id for the From address {shown(address)} is not "
                     "certified by anyone you trust"
                 )
             if status is pgp_mime.KeyStatus.MISSING:
-                return f", but that key does not name the From address {shown(address)}"
-            return (
-                f", but that key's user id for the From address {shown(address)} is {status.value}"
-            )
+                return f"that key does not name the From address {shown(address)}"
+            return f"that key's user id for the From address {shown(address)} is {status.value}"
         return ""
     verification = reading.verification if reading is not None else None
     if verification is not None and verification.verdict in (
@@ -286,11 +286,11 @@ def _signer_vs_from(
         smime.Verdict.UNTRUSTED,
     ):
         if not authors:
-            return ", but the message has no From address to match"
+            return "the message has no From address to match"
         held = {e.lower() for e in verification.signer_emails}
         missing = [a for a in authors if a not in held]
         if missing:
-            return f", but the certificate does not name the From address {shown(missing[0])}"
+            return f"the certificate does not name the From address {shown(missing[0])}"
     return ""
 
 
