@@ -894,7 +894,40 @@ def _words(text: str) -> str:
 
 
 def decrypt(wire: bytes, timeout: float = GPG_TIMEOUT) -> bytes:
-    """The MIME entity inside a ``multipart/encrypted`` PGP/MIME message, for display.
+    """The MIME entity inside a ``multipart/encrypted`` PGP/MIME message, for display
+    (:func:`decrypted`, without the signature the OpenPGP message may carry)."""
+    return decrypted(wire, timeout)[0]
+
+
+#: gpg's status tokens that speak of a signature (DETAILS in GnuPG's documentation).
+_SIGNATURE_TOKENS = frozenset({"GOODSIG", "BADSIG", "ERRSIG", "EXPKEYSIG", "REVKEYSIG", "VALIDSIG"})
+
+
+def _embedded_verdict(result: Any) -> PgpVerification | None:
+    """gpg's verdict on a signature inside the OpenPGP message it decrypted (RFC 3156
+    section 6.2, signed and encrypted at once), from its status tokens; None: unsigned."""
+    tokens = set(re.findall(r"^\[GNUPG:\] ([A-Z_]+)", str(result.stderr or ""), re.M))
+    if not tokens & _SIGNATURE_TOKENS:
+        return None
+    key = str(result.fingerprint or result.key_id or "")
+    signer = _words(str(result.username or ""))
+    if "BADSIG" in tokens:
+        return PgpVerification(SignatureVerdict.INVALID, signer, key)
+    if "VALIDSIG" in tokens and "REVKEYSIG" in tokens:
+        return PgpVerification(SignatureVerdict.REVOKED_KEY, signer, key)
+    if "VALIDSIG" in tokens and "EXPKEYSIG" in tokens:
+        return PgpVerification(SignatureVerdict.EXPIRED_KEY, signer, key)
+    if "VALIDSIG" in tokens and "GOODSIG" in tokens:
+        return PgpVerification(SignatureVerdict.VALID, signer, key)
+    if "NO_PUBKEY" in tokens:
+        return PgpVerification(SignatureVerdict.UNKNOWN_KEY, key=str(result.key_id or key))
+    return PgpVerification(SignatureVerdict.ERROR, signer, key, _gpg_words(result))
+
+
+def decrypted(wire: bytes, timeout: float = GPG_TIMEOUT) -> tuple[bytes, PgpVerification | None]:
+    """The MIME entity inside a ``multipart/encrypted`` PGP/MIME message, for display,
+    and gpg's verdict on a signature in the OpenPGP message itself (None when unsigned;
+    a multipart/signed inside is checked by :func:`verify`).
 
     Decrypted by the user's gpg with a key from their keyring (an agent that
     holds the passphrase, or a key without one: gpg never prompts here).
@@ -924,7 +957,7 @@ def decrypt(wire: bytes, timeout: float = GPG_TIMEOUT) -> bytes:
         )
     if not result.ok:
         raise PgpError(_undecrypted_words(result))
-    return bytes(result.data)
+    return bytes(result.data), _embedded_verdict(result)
 
 
 def _undecrypted_words(result: Any) -> str:

@@ -191,10 +191,11 @@ def _pgp(
     if not decrypt:
         return PgpView(encrypted=True, encrypted_to=to), None
     try:
-        inner = pgp_mime.decrypt(message_bytes, timeout)
+        inner, embedded = pgp_mime.decrypted(message_bytes, timeout)
     except pgp_mime.PgpError as exc:
         return PgpView(encrypted=True, encrypted_to=to, decrypt_problem=str(exc)), None
-    signature = pgp_mime.verify(inner, timeout)  # signed then encrypted (RFC 3156 section 6.1)
+    # Signed then encrypted (RFC 3156 section 6.1), or both at once (section 6.2).
+    signature = pgp_mime.verify(inner, timeout) or embedded
     return PgpView(signature, True, to, decrypted=True), inner
 
 
