@@ -303,7 +303,7 @@ def _uid_status(handle: Any, fingerprint: str, address: str) -> KeyStatus:
     order = list(KeyStatus)
     best = KeyStatus.MISSING
     for uid, fields in dict(getattr(listing, "uid_map", {})).items():
-        text = str(uid)
+        text = _from_gpg(str(uid))
         if f"<{wanted}>" not in text.lower() and parseaddr(text)[1].lower() != wanted:
             continue
         validity = str(fields.get("trust", ""))
@@ -454,7 +454,7 @@ def _signed(
     """(the multipart/signed Content-Type value, its body)."""
     try:
         result = handle.sign(
-            inner, keyid=fingerprint, detach=True, binary=False, passphrase=passphrase
+            inner, keyid=fingerprint, detach=True, binary=False, passphrase=_to_gpg(passphrase)
         )
     finally:
         _finish(handle, "sign")
@@ -520,7 +520,7 @@ def _gpg_words(result: Any) -> str:
         for line in str(getattr(result, "stderr", "")).splitlines()
         if line.startswith("gpg:")
     ]
-    return escape_controls(status or (lines[-1] if lines else "no reason given"))
+    return escape_controls(_from_gpg(status or (lines[-1] if lines else "no reason given")))
 
 
 def _bcc(outgoing: OutgoingMessage) -> list[str]:
@@ -890,7 +890,25 @@ def verify(wire: bytes, timeout: float = GPG_TIMEOUT) -> PgpVerification | None:
 def _words(text: str) -> str:
     from tuimail.terminal_text import escape_controls
 
-    return escape_controls(text)[:200]
+    return escape_controls(_from_gpg(text))[:200]
+
+
+def _from_gpg(text: str) -> str:
+    """Text python-gnupg read from gpg, as gpg wrote it: python-gnupg decodes gpg's
+    streams as Latin-1 (so any byte reads), and gpg writes user ids in UTF-8, so
+    "Jörg" arrives as "JÃ¶rg". A user id that is not UTF-8 (an old key's Latin-1, which
+    RFC 4880 does not allow) stays as Latin-1 read it."""
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except UnicodeError:  # not from gpg's stream (already text), or not UTF-8
+        return text
+
+
+def _to_gpg(passphrase: str | None) -> str | None:
+    """The passphrase as python-gnupg must be given it for gpg to read its UTF-8 bytes
+    (python-gnupg writes it as Latin-1: each UTF-8 byte as one Latin-1 character).
+    Typed "Grüße" was refused as wrong, and "日本" raised UnicodeEncodeError."""
+    return None if passphrase is None else passphrase.encode("utf-8").decode("latin-1")
 
 
 def decrypt(wire: bytes, timeout: float = GPG_TIMEOUT) -> bytes:

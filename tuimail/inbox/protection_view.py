@@ -237,15 +237,16 @@ def describe(
 
 def from_addresses(message_bytes: bytes) -> list[str]:
     """The addresses of the message's own From field, lower case (the outer one: what a
-    view shows as the author, also of a message decrypted for display)."""
-    from email.parser import BytesHeaderParser
-    from email.policy import compat32
+    view shows as the author, also of a message decrypted for display). Read from the
+    bytes as UTF-8: an SMTPUTF8 message's From is (the email package's compat32 reading
+    turns it into replacement characters)."""
     from email.utils import getaddresses
 
     head_end = message_bytes.find(b"\r\n\r\n")
-    head = message_bytes[: head_end + 4] if head_end >= 0 else message_bytes
-    fields = BytesHeaderParser(policy=compat32).parsebytes(head).get_all("From", [])
-    found = [a.lower() for _, a in getaddresses([str(f) for f in fields][:4]) if a]
+    head = message_bytes[:head_end] if head_end >= 0 else message_bytes
+    fields = re.findall(rb"^From[ \t]*:(.*(?:\r?\n[ \t].*)*)", head, re.I | re.M)
+    values = [re.sub(rb"\r?\n", b"", f).decode("utf-8", "replace") for f in fields[:4]]
+    found = [a.lower() for _, a in getaddresses(values) if a]
     return list(dict.fromkeys(found))[:8]
 
 
