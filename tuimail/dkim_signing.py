@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import os
 import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from tuimail.errors import TuimailError
 
@@ -349,6 +350,11 @@ class SignatureSummary:
     algorithm: str
     canonicalization: str
     headers: tuple[str, ...]
+    #: The From address's domain ("" when the message has no one From domain).
+    from_domain: str = ""
+    #: Whether d= is the From domain or of its organisation (DMARC's relaxed alignment);
+    #: None when there is no From domain to compare.
+    aligned: bool | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -357,13 +363,53 @@ class SignatureSummary:
             "algorithm": self.algorithm,
             "canonicalization": self.canonicalization,
             "headers": list(self.headers),
+            "from_domain": self.from_domain,
+            "aligned": self.aligned,
         }
 
     def words(self) -> str:
-        return (
+        said = (
             f"DKIM signature d={self.domain} s={self.selector} ({self.algorithm}, "
             f"{self.canonicalization}) signs the headers: {', '.join(self.headers)}"
         )
+        if self.aligned is False:
+            said += (
+                f"; d={self.domain} is not the From domain {self.from_domain} nor of its "
+                "organisation: receivers checking DMARC will not count this signature"
+            )
+        return said
+
+
+def _alignment(head: bytes, domain: str) -> tuple[str, bool | None]:
+    """(the From domain, whether ``domain`` is of its organisation by the public suffix
+    list, as DMARC's relaxed alignment asks (RFC 7489 section 3.1.1)). The inbox's check
+    (tuimail/inbox/authcheck.py) judges arriving mail the same way; it is not imported
+    here, since it imports the session that imports this module."""
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+    from email.utils import getaddresses
+
+    values = BytesHeaderParser(policy=compat32).parsebytes(head + b"\r\n").get_all("From")
+    addresses = [a for _, a in getaddresses([str(v) for v in values or []]) if a]
+    if len(values or []) != 1 or len(addresses) != 1 or "@" not in addresses[0] or not domain:
+        return "", None
+    found = addresses[0].rpartition("@")[2].strip().rstrip(".").lower()
+    ours = domain.rstrip(".").lower()
+    if not found:
+        return "", None
+    return found, found == ours or _organisation(found) == _organisation(ours)
+
+
+@functools.cache
+def _public_suffixes() -> Any:
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList()
+
+
+def _organisation(domain: str) -> str:
+    found = _public_suffixes().privatesuffix(domain)
+    return str(found) if found else domain
 
 
 def signature_summary(wire: bytes) -> SignatureSummary | None:
@@ -388,12 +434,16 @@ def signature_summary(wire: bytes) -> SignatureSummary | None:
     def tag(name: str, default: str = "") -> str:
         return escape_controls(tags.get(name, default))
 
+    domain = tag("d")
+    from_domain, aligned = _alignment(head, domain)
     return SignatureSummary(
-        domain=tag("d"),
+        domain=domain,
         selector=tag("s"),
         algorithm=tag("a"),
         canonicalization=tag("c", "simple/simple"),
         headers=tuple(h for h in tag("h").split(":") if h),
+        from_domain=escape_controls(from_domain),
+        aligned=aligned,
     )
 
 

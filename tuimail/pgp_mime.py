@@ -266,14 +266,67 @@ def _status_of(key: dict[str, Any]) -> KeyStatus:
 
 
 def key_for(handle: Any, address: str) -> RecipientKey:
-    """The best key in the keyring whose user id has exactly ``address``."""
+    """The best key in the keyring whose user id has exactly ``address``.
+
+    A key is as good as the worse of itself and its best user id naming the
+    address: gpg refuses to encrypt to a revoked user id, and trusts an
+    address only when that user id is certified (another certified user id
+    of the same key vouches for nothing here). tuimail encrypts to the key's
+    fingerprint, so it judges the user id itself, as ``gpg -r`` would.
+    """
     order = list(KeyStatus)
     best = RecipientKey(address, KeyStatus.MISSING)
     for key in _listed(handle, f"<{address}>"):
-        status = _status_of(key)
+        fingerprint = str(key.get("fingerprint", ""))
+        status = max(_status_of(key), _uid_status(handle, fingerprint, address), key=order.index)
         if order.index(status) < order.index(best.status):
-            best = RecipientKey(address, status, str(key.get("fingerprint", "")))
+            best = RecipientKey(address, status, fingerprint)
     return best
+
+
+def _uid_status(handle: Any, fingerprint: str, address: str) -> KeyStatus:
+    """The best validity among the key's user ids that name ``address`` (MISSING: none).
+
+    Listed by fingerprint, one key alone: python-gnupg keeps each user id's
+    validity in one map for the whole listing, keyed by the user id's text,
+    so two keys claiming the same user id would share one entry.
+    """
+    from email.utils import parseaddr
+
+    if not fingerprint:
+        return KeyStatus.MISSING
+    try:
+        listing = handle.list_keys(keys=[fingerprint])
+    finally:
+        _finish(handle, "list keys")
+    wanted = address.lower()
+    order = list(KeyStatus)
+    best = KeyStatus.MISSING
+    for uid, fields in dict(getattr(listing, "uid_map", {})).items():
+        text = _from_gpg(str(uid))
+        if f"<{wanted}>" not in text.lower() and parseaddr(text)[1].lower() != wanted:
+            continue
+        validity = str(fields.get("trust", ""))
+        status = {
+            "r": KeyStatus.REVOKED,
+            "e": KeyStatus.EXPIRED,
+            "f": KeyStatus.TRUSTED,
+            "u": KeyStatus.TRUSTED,
+        }.get(validity, KeyStatus.UNTRUSTED)
+        best = min(best, status, key=order.index)
+    return best
+
+
+def user_id_status(fingerprint: str, address: str, timeout: float = GPG_TIMEOUT) -> KeyStatus:
+    """How the key ``fingerprint`` names ``address``: by a certified user id (TRUSTED), an
+    uncertified one (UNTRUSTED), a revoked one, or not at all (MISSING). For the views: a
+    valid signature proves the key signed, and only this says the key is the From address's.
+    Blocks (gpg): call it in a worker."""
+    try:
+        handle = gpg(timeout)
+        return _uid_status(handle, fingerprint, address)
+    except GpgUnavailable:
+        return KeyStatus.MISSING
 
 
 def recipient_keys(addresses: Sequence[str], timeout: float = GPG_TIMEOUT) -> list[RecipientKey]:
@@ -362,9 +415,6 @@ def _inner(outgoing_wire: bytes, protected_fields: Sequence[bytes], settings: Pg
     _seven_bit(part)
     if settings.protected_headers:
         part.set_param("protected-headers", "v1")
-        for field in protected_fields:
-            name, _, value = field.decode("ascii", "surrogateescape").partition(":")
-            part[name] = value.strip().replace("\r\n", "")
     from email.generator import BytesGenerator
     from io import BytesIO
 
@@ -376,6 +426,12 @@ def _inner(outgoing_wire: bytes, protected_fields: Sequence[bytes], settings: Pg
             "the message has 8-bit content (an attached message) that cannot be signed "
             "7-bit clean as RFC 3156 asks; attach it as a file instead"
         )
+    if settings.protected_headers:
+        # The fields exactly as outside, not parsed and written again: the email package
+        # writes a UTF-8 address (SMTPUTF8) as an encoded word inside the address, which
+        # no reader decodes. They are 8-bit only when the message's own headers are.
+        end = data.find(b"\r\n\r\n") + 2
+        data = data[:end] + b"".join(protected_fields) + data[end:]
     return data
 
 
@@ -398,7 +454,7 @@ def _signed(
     """(the multipart/signed Content-Type value, its body)."""
     try:
         result = handle.sign(
-            inner, keyid=fingerprint, detach=True, binary=False, passphrase=passphrase
+            inner, keyid=fingerprint, detach=True, binary=False, passphrase=_to_gpg(passphrase)
         )
     finally:
         _finish(handle, "sign")
@@ -464,7 +520,7 @@ def _gpg_words(result: Any) -> str:
         for line in str(getattr(result, "stderr", "")).splitlines()
         if line.startswith("gpg:")
     ]
-    return escape_controls(status or (lines[-1] if lines else "no reason given"))
+    return escape_controls(_from_gpg(status or (lines[-1] if lines else "no reason given")))
 
 
 def _bcc(outgoing: OutgoingMessage) -> list[str]:
@@ -534,10 +590,17 @@ def protect(
 
 
 def _own_key(handle: Any, settings: PgpSettings, sender: str) -> str:
-    """The sender's own key to encrypt to as well, so the sent copy stays readable ("": none)."""
-    for key in _listed(handle, settings.key or f"<{sender}>"):
-        if _status_of(key).usable:
-            return str(key.get("fingerprint", ""))
+    """The sender's own key to encrypt to as well, so the sent copy stays readable ("": none).
+
+    One whose secret key is in the keyring: ``pgp_key`` is a gpg pattern, and an address
+    without angle brackets matches as a substring, so among the public keys it would
+    also find a stranger's "malice@example.test" and give them every message.
+    """
+    for secret in _listed(handle, settings.key or f"<{sender}>", secret=True):
+        fingerprint = str(secret.get("fingerprint", ""))
+        for key in _listed(handle, fingerprint) if fingerprint else []:
+            if _status_of(key).usable and str(key.get("fingerprint", "")) == fingerprint:
+                return fingerprint
     return ""
 
 
@@ -700,6 +763,10 @@ class SignatureVerdict(enum.StrEnum):
     INVALID = "invalid"
     #: The signer's key is not in the keyring, so the signature cannot be checked.
     UNKNOWN_KEY = "unknown-key"
+    #: The signed part is unchanged, but the signer's key has been revoked (REVKEYSIG).
+    REVOKED_KEY = "revoked-key"
+    #: The signed part is unchanged, made by a key that has expired since (EXPKEYSIG).
+    EXPIRED_KEY = "expired-key"
     #: gpg is missing, timed out, or could not read the signature.
     ERROR = "error"
 
@@ -724,6 +791,10 @@ class PgpVerification:
             return f"OpenPGP signature INVALID (the message changed after signing), by {who}"
         if self.verdict is SignatureVerdict.UNKNOWN_KEY:
             return f"OpenPGP signed by an unknown key ({self.key or 'no key id'}): not checked"
+        if self.verdict is SignatureVerdict.REVOKED_KEY:
+            return f"OpenPGP signature by {who}, whose key is REVOKED: not to be trusted"
+        if self.verdict is SignatureVerdict.EXPIRED_KEY:
+            return f"OpenPGP signature intact, signed by {who}, but that key has expired since"
         return f"OpenPGP signature not checked: {self.detail}"
 
     def to_json(self) -> dict[str, object]:
@@ -789,9 +860,26 @@ def verify(wire: bytes, timeout: float = GPG_TIMEOUT) -> PgpVerification | None:
         return PgpVerification(SignatureVerdict.ERROR, detail=str(exc))
     key = str(result.fingerprint or result.key_id or "")
     signer = _words(str(result.username or ""))
+    if result.valid and len(parts) != 2:
+        # RFC 3156: the content and the signature, nothing else. A part added after the
+        # signature is shown with the message but covered by nothing: "valid" would vouch
+        # for it.
+        return PgpVerification(
+            SignatureVerdict.INVALID,
+            signer,
+            key,
+            f"the multipart/signed has {len(parts)} parts where RFC 3156 has two: "
+            "what follows the signature was added, unsigned",
+        )
     if result.valid:
         return PgpVerification(SignatureVerdict.VALID, signer, key)
     status = str(result.status or "")
+    # REVKEYSIG or EXPKEYSIG, then VALIDSIG: the signature checks, by a withdrawn key.
+    tokens = set(re.findall(r"^\[GNUPG:\] ([A-Z_]+)", str(result.stderr or ""), re.M))
+    if "VALIDSIG" in tokens and "REVKEYSIG" in tokens:
+        return PgpVerification(SignatureVerdict.REVOKED_KEY, signer, key)
+    if "VALIDSIG" in tokens and "EXPKEYSIG" in tokens:
+        return PgpVerification(SignatureVerdict.EXPIRED_KEY, signer, key)
     if status == "signature bad":
         return PgpVerification(SignatureVerdict.INVALID, signer, key)
     if status == "no public key":
@@ -802,11 +890,62 @@ def verify(wire: bytes, timeout: float = GPG_TIMEOUT) -> PgpVerification | None:
 def _words(text: str) -> str:
     from tuimail.terminal_text import escape_controls
 
-    return escape_controls(text)[:200]
+    return escape_controls(_from_gpg(text))[:200]
+
+
+def _from_gpg(text: str) -> str:
+    """Text python-gnupg read from gpg, as gpg wrote it: python-gnupg decodes gpg's
+    streams as Latin-1 (so any byte reads), and gpg writes user ids in UTF-8, so
+    "Jörg" arrives as "JÃ¶rg". A user id that is not UTF-8 (an old key's Latin-1, which
+    RFC 4880 does not allow) stays as Latin-1 read it."""
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except UnicodeError:  # not from gpg's stream (already text), or not UTF-8
+        return text
+
+
+def _to_gpg(passphrase: str | None) -> str | None:
+    """The passphrase as python-gnupg must be given it for gpg to read its UTF-8 bytes
+    (python-gnupg writes it as Latin-1: each UTF-8 byte as one Latin-1 character).
+    Typed "Grüße" was refused as wrong, and "日本" raised UnicodeEncodeError."""
+    return None if passphrase is None else passphrase.encode("utf-8").decode("latin-1")
 
 
 def decrypt(wire: bytes, timeout: float = GPG_TIMEOUT) -> bytes:
-    """The MIME entity inside a ``multipart/encrypted`` PGP/MIME message, for display.
+    """The MIME entity inside a ``multipart/encrypted`` PGP/MIME message, for display
+    (:func:`decrypted`, without the signature the OpenPGP message may carry)."""
+    return decrypted(wire, timeout)[0]
+
+
+#: gpg's status tokens that speak of a signature (DETAILS in GnuPG's documentation).
+_SIGNATURE_TOKENS = frozenset({"GOODSIG", "BADSIG", "ERRSIG", "EXPKEYSIG", "REVKEYSIG", "VALIDSIG"})
+
+
+def _embedded_verdict(result: Any) -> PgpVerification | None:
+    """gpg's verdict on a signature inside the OpenPGP message it decrypted (RFC 3156
+    section 6.2, signed and encrypted at once), from its status tokens; None: unsigned."""
+    tokens = set(re.findall(r"^\[GNUPG:\] ([A-Z_]+)", str(result.stderr or ""), re.M))
+    if not tokens & _SIGNATURE_TOKENS:
+        return None
+    key = str(result.fingerprint or result.key_id or "")
+    signer = _words(str(result.username or ""))
+    if "BADSIG" in tokens:
+        return PgpVerification(SignatureVerdict.INVALID, signer, key)
+    if "VALIDSIG" in tokens and "REVKEYSIG" in tokens:
+        return PgpVerification(SignatureVerdict.REVOKED_KEY, signer, key)
+    if "VALIDSIG" in tokens and "EXPKEYSIG" in tokens:
+        return PgpVerification(SignatureVerdict.EXPIRED_KEY, signer, key)
+    if "VALIDSIG" in tokens and "GOODSIG" in tokens:
+        return PgpVerification(SignatureVerdict.VALID, signer, key)
+    if "NO_PUBKEY" in tokens:
+        return PgpVerification(SignatureVerdict.UNKNOWN_KEY, key=str(result.key_id or key))
+    return PgpVerification(SignatureVerdict.ERROR, signer, key, _gpg_words(result))
+
+
+def decrypted(wire: bytes, timeout: float = GPG_TIMEOUT) -> tuple[bytes, PgpVerification | None]:
+    """The MIME entity inside a ``multipart/encrypted`` PGP/MIME message, for display,
+    and gpg's verdict on a signature in the OpenPGP message itself (None when unsigned;
+    a multipart/signed inside is checked by :func:`verify`).
 
     Decrypted by the user's gpg with a key from their keyring (an agent that
     holds the passphrase, or a key without one: gpg never prompts here).
@@ -835,8 +974,25 @@ def decrypt(wire: bytes, timeout: float = GPG_TIMEOUT) -> bytes:
             f"it decrypts to more than {MAX_MESSAGE_BYTES // (1024 * 1024)} MiB; not shown"
         )
     if not result.ok:
-        raise PgpError(f"gpg could not decrypt it: {_gpg_words(result)}")
-    return bytes(result.data)
+        raise PgpError(_undecrypted_words(result))
+    return bytes(result.data), _embedded_verdict(result)
+
+
+def _undecrypted_words(result: Any) -> str:
+    """Why gpg did not decrypt, from its status tokens (the same in every language)."""
+    stderr = str(getattr(result, "stderr", ""))
+    if _LOOPBACK_REFUSED in stderr:
+        return f"gpg could not decrypt it: {LOOPBACK_REFUSED_WORDS}"
+    tokens = set(re.findall(r"^\[GNUPG:\] ([A-Z_]+)", stderr, re.M))
+    if tokens & {"NEED_PASSPHRASE", "MISSING_PASSPHRASE", "BAD_PASSPHRASE"}:
+        return (
+            "your secret key for it is locked, and gpg-agent does not hold its passphrase; "
+            "tuimail does not ask for it here: unlock the key with gpg (any gpg --decrypt "
+            "or gpg --sign asks once), then decrypt again"
+        )
+    if "NO_SECKEY" in tokens:
+        return "it is not encrypted to any secret key in your keyring (it is for others)"
+    return f"gpg could not decrypt it: {_gpg_words(result)}"
 
 
 def key_names(key_ids: Sequence[str], timeout: float = GPG_TIMEOUT) -> dict[str, str]:

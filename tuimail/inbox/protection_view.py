@@ -71,6 +71,9 @@ class ProtectionReport:
     dkim_domains: tuple[str, ...] = ()
     #: The decrypted MIME entity, when decrypting was asked for and worked (display only).
     cleartext: bytes | None = None
+    #: Why a valid signature does not vouch for the From address ("" when it does, or
+    #: when there is no valid signature): anyone can sign validly as themselves.
+    signer_vs_from: str = ""
 
     @property
     def signed(self) -> bool:
@@ -102,7 +105,8 @@ class ProtectionReport:
                 elif pgp.decrypt_problem:
                     out.append(f"  not decrypted: {pgp.decrypt_problem}")
             if pgp.signature is not None:
-                out.append(pgp.signature.words())
+                but = f", but {self.signer_vs_from}" if self.signer_vs_from else ""
+                out.append(pgp.signature.words() + but)
         reading = self.smime
         if reading is not None and reading.summary is not None:
             if reading.summary.kind is smime.SmimeKind.ENCRYPTED:
@@ -112,7 +116,8 @@ class ProtectionReport:
                 elif reading.decrypt_problem:
                     out.append(f"  not decrypted: {reading.decrypt_problem}")
             if reading.verification is not None:
-                out.append(reading.verification.words())
+                but = f"; {self.signer_vs_from}" if self.signer_vs_from else ""
+                out.append(reading.verification.words() + but)
         out += self.dkim_lines()
         return out
 
@@ -148,6 +153,7 @@ class ProtectionReport:
             "smime": smime_json,
             "dkim": [d.to_json() for d in self.dkim] if self.dkim is not None else None,
             "dkim_signed_by": list(self.dkim_domains),
+            "signer_vs_from": self.signer_vs_from,
             "summary": self.lines(),
         }
 
@@ -185,10 +191,11 @@ def _pgp(
     if not decrypt:
         return PgpView(encrypted=True, encrypted_to=to), None
     try:
-        inner = pgp_mime.decrypt(message_bytes, timeout)
+        inner, embedded = pgp_mime.decrypted(message_bytes, timeout)
     except pgp_mime.PgpError as exc:
         return PgpView(encrypted=True, encrypted_to=to, decrypt_problem=str(exc)), None
-    signature = pgp_mime.verify(inner, timeout)  # signed then encrypted (RFC 3156 section 6.1)
+    # Signed then encrypted (RFC 3156 section 6.1), or both at once (section 6.2).
+    signature = pgp_mime.verify(inner, timeout) or embedded
     return PgpView(signature, True, to, decrypted=True), inner
 
 
@@ -224,7 +231,69 @@ def describe(
         dkim=tuple(dkim) if dkim is not None else None,
         dkim_domains=dkim_domains(message_bytes) if dkim is None else (),
         cleartext=cleartext,
+        signer_vs_from=_signer_vs_from(message_bytes, pgp, reading, timeout),
     )
+
+
+def from_addresses(message_bytes: bytes) -> list[str]:
+    """The addresses of the message's own From field, lower case (the outer one: what a
+    view shows as the author, also of a message decrypted for display). Read from the
+    bytes as UTF-8: an SMTPUTF8 message's From is (the email package's compat32 reading
+    turns it into replacement characters)."""
+    from email.utils import getaddresses
+
+    head_end = message_bytes.find(b"\r\n\r\n")
+    head = message_bytes[:head_end] if head_end >= 0 else message_bytes
+    fields = re.findall(rb"^From[ \t]*:(.*(?:\r?\n[ \t].*)*)", head, re.I | re.M)
+    values = [re.sub(rb"\r?\n", b"", f).decode("utf-8", "replace") for f in fields[:4]]
+    found = [a.lower() for _, a in getaddresses(values) if a]
+    return list(dict.fromkeys(found))[:8]
+
+
+def _signer_vs_from(
+    message_bytes: bytes,
+    pgp: PgpView | None,
+    reading: smime.SmimeReading | None,
+    timeout: float,
+) -> str:
+    """The words added to a valid signature's line when its signer is not (or not
+    provably) every From address: a signature made by anyone's own key is valid, so
+    "valid" alone would lend the stranger's signature to the name in From."""
+    from tuimail.terminal_text import escape_controls
+
+    def shown(address: str) -> str:  # the message's own words: escaped and cut
+        return escape_controls(address)[:200]
+
+    authors = from_addresses(message_bytes)
+    signature = pgp.signature if pgp is not None else None
+    if signature is not None and signature.verdict is pgp_mime.SignatureVerdict.VALID:
+        if not authors:
+            return "the message has no From address to match"
+        for address in authors:
+            status = pgp_mime.user_id_status(signature.key, address, timeout)
+            if status is pgp_mime.KeyStatus.TRUSTED:
+                continue
+            if status is pgp_mime.KeyStatus.UNTRUSTED:
+                return (
+                    f"the key's user id for the From address {shown(address)} is not "
+                    "certified by anyone you trust"
+                )
+            if status is pgp_mime.KeyStatus.MISSING:
+                return f"that key does not name the From address {shown(address)}"
+            return f"that key's user id for the From address {shown(address)} is {status.value}"
+        return ""
+    verification = reading.verification if reading is not None else None
+    if verification is not None and verification.verdict in (
+        smime.Verdict.VALID,
+        smime.Verdict.UNTRUSTED,
+    ):
+        if not authors:
+            return "the message has no From address to match"
+        held = {e.lower() for e in verification.signer_emails}
+        missing = [a for a in authors if a not in held]
+        if missing:
+            return f"the certificate does not name the From address {shown(missing[0])}"
+    return ""
 
 
 def with_outer_headers(message_bytes: bytes, cleartext: bytes) -> bytes:
@@ -263,6 +332,16 @@ def planned(profile: Profile, recipients: Sequence[str]) -> list[str]:
         out.append(f"OpenPGP signed by {profile.pgp_key or 'the key of the From address'}")
     if profile.pgp_encrypt:
         out.append(f"OpenPGP encrypted to {to} (and to you)")
+    elif profile.pgp_encrypt_opportunistic:
+        out.append(
+            f"OpenPGP encrypted to {to} (and to you) if each has a usable key in your "
+            "keyring and there is no Bcc; else sent unencrypted"
+        )
+    if profile.pgp_protected_headers and (profile.pgp_encrypt or profile.pgp_encrypt_opportunistic):
+        out.append(
+            f'Subject shown outside as "{pgp_mime.HIDDEN_SUBJECT}" when encrypted '
+            "(protected headers: the real one is inside)"
+        )
     if profile.smime_sign:
         out.append(f"S/MIME signed with {Path(profile.smime_cert).name or 'your certificate'}")
     if profile.smime_encrypt:

@@ -6,7 +6,9 @@ with (:meth:`PgpControls.applied`), and tuimail/pgp_mime.py does the work.
 While "encrypt" is on, a line under the recipients says for each address
 whether the keyring holds a usable key (looked up with gpg in a thread,
 never on the loop), and Compose refuses to send while any is missing,
-naming them, rather than sending in plaintext. Hidden until More is open
+naming them, rather than sending in plaintext. A profile that encrypts
+opportunistically shows the line too, saying which way the message will
+go, and refuses nothing. Hidden until More is open
 or a toggle is on, so the first screen keeps its rows.
 
 :class:`PassphraseDialog` asks, masked, for a locked signing key's
@@ -83,6 +85,9 @@ class PgpControls(Vertical):
         self._keys: list[RecipientKey] | None = None
         self._bcc: list[str] = []
         self._timer: Timer | None = None
+        #: The profile encrypts when every recipient has a usable key (the key line shows
+        #: which way this message goes; nothing is refused).
+        self._opportunistic = False
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="pgp-row"):
@@ -101,8 +106,10 @@ class PgpControls(Vertical):
 
     def follow_profile(self, profile: Profile) -> None:
         """The toggles as the profile's defaults say (a new profile chosen)."""
+        self._opportunistic = profile.pgp_encrypt_opportunistic
         self.query_one("#pgp-sign", FormCheckbox).value = profile.pgp_sign
         self.query_one("#pgp-encrypt", FormCheckbox).value = profile.pgp_encrypt
+        self._toggled()
 
     def applied(self, profile: Profile) -> Profile:
         """The profile to send with: its OpenPGP fields as the toggles are."""
@@ -116,11 +123,16 @@ class PgpControls(Vertical):
             return ""
         return refusal(self._keys, self._bcc)
 
+    @property
+    def _wants_keys(self) -> bool:
+        """The key line is shown: "Encrypt" is on, or the profile encrypts when it can."""
+        return self.encrypt or self._opportunistic
+
     @on(FormCheckbox.Changed)
     def _toggled(self) -> None:
-        self.set_class(self.sign or self.encrypt, "-active")
-        self.set_class(self.encrypt, "-encrypt")
-        if self.encrypt:
+        self.set_class(self.sign or self._wants_keys, "-active")
+        self.set_class(self._wants_keys, "-encrypt")
+        if self._wants_keys:
             self._look_up()
 
     def recipients_changed(self, shown_fields: Sequence[str], bcc_fields: Sequence[str]) -> None:
@@ -132,7 +144,7 @@ class PgpControls(Vertical):
         self._keys = None
         if self._timer is not None:
             self._timer.stop()
-        if self.encrypt:
+        if self._wants_keys:
             self._timer = self.set_timer(LOOKUP_DELAY, self._look_up)
 
     def _look_up(self) -> None:
@@ -159,7 +171,11 @@ class PgpControls(Vertical):
             self.app.call_from_thread(self._show, f"Keys: {exc}", None, [])
             return
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show, key_line(keys, bcc), keys, bcc)
+            line = key_line(keys, bcc)
+            if self._opportunistic and not self.encrypt and keys:
+                sealed = not bcc and all(k.status.usable for k in keys)
+                line += " — will go encrypted" if sealed else " — will go unencrypted"
+            self.app.call_from_thread(self._show, line, keys, bcc)
 
     def _show(self, line: str, keys: list[RecipientKey] | None, bcc: list[str]) -> None:
         self._keys = keys
