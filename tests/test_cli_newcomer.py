@@ -199,6 +199,9 @@ def test_accounts_test_sandbox_needs_a_running_one() -> None:
     refused = run_tuimail("accounts", "test", "sandbox")
     assert refused.returncode == exitcodes.CONFIG
     assert "none is running" in refused.stderr and "tuimail serve" in refused.stderr
+    unprobed = run_tuimail("probe", "--profile", "sandbox")
+    assert "none is running" in unprobed.stdout + unprobed.stderr
+    assert "no profile named" not in unprobed.stdout + unprobed.stderr
 
 
 def test_a_running_sandbox_is_listed_and_tested_where_it_listens() -> None:
@@ -209,6 +212,9 @@ def test_a_running_sandbox_is_listed_and_tested_where_it_listens() -> None:
         tested = run_tuimail("accounts", "test", "sandbox", timeout=30)
         assert tested.returncode == 0, tested.stdout + tested.stderr
         assert f"connected to 127.0.0.1:{port}" in tested.stdout
+        probed = run_tuimail("probe", "--profile", "sandbox", timeout=30)
+        assert probed.returncode == 0, probed.stdout + probed.stderr
+        assert f"127.0.0.1:{port}" in probed.stdout
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=20)

@@ -15,6 +15,7 @@ from tuimail.cli.common import (
     password_for,
     read_password,
     run_session_command,
+    running_sandbox,
     saved_profile,
     secret_command_overrides,
 )
@@ -441,25 +442,6 @@ def cmd_accounts_remove(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
-def _running_sandbox(name: str) -> Profile | None:
-    """The running built-in sandbox, when ``name`` is it; refused in words if none runs."""
-    from tuimail.sandbox_profile import SANDBOX_PROFILE, find_running
-
-    if name != SANDBOX_PROFILE:
-        return None
-    try:
-        _builtin_sandbox(name, "tested")
-    except CLIError:
-        running = find_running()
-        if running is None:
-            raise CLIError(
-                f"'{SANDBOX_PROFILE}' is the built-in sandbox and none is running: "
-                "start it with 'tuimail serve' (or the app), then test it"
-            ) from None
-        return running
-    return None
-
-
 def _testable_profile(name: str) -> Profile:
     """A saved profile to test; an unknown name is refused with the profiles there are.
 
@@ -480,7 +462,7 @@ def _testable_profile(name: str) -> Profile:
 def cmd_accounts_test(args: argparse.Namespace) -> int:
     from tuimail.session import check_account
 
-    profile = _running_sandbox(args.name) or _testable_profile(args.name)
+    profile = running_sandbox(args.name, "test") or _testable_profile(args.name)
     password = password_for(profile, args.password_stdin, saved=True)
     args.quiet = False
     return run_session_command(

@@ -130,6 +130,32 @@ def saved_profile(name: str) -> Profile:
     return checked(lambda: ProfileStore().get(name))
 
 
+def running_sandbox(name: str, doing: str) -> Profile | None:
+    """The running built-in sandbox when ``name`` is its name and no saved profile has it.
+
+    ``accounts list`` shows the sandbox, so the commands that reach a profile's
+    server (``accounts test``, ``probe``) take its name too; it has a server
+    only while it runs, which is said in words when it does not.
+    """
+    from tuimail.profiles import ProfileStore, ProfileStoreError
+    from tuimail.sandbox_profile import SANDBOX_PROFILE, find_running
+
+    if name != SANDBOX_PROFILE:
+        return None
+    try:
+        if SANDBOX_PROFILE in ProfileStore().load():
+            return None
+    except ProfileStoreError:
+        return None  # the command's own reading of the file says what is wrong
+    running = find_running()
+    if running is None:
+        raise CLIError(
+            f"'{SANDBOX_PROFILE}' is the built-in sandbox and none is running: "
+            f"start it with 'tuimail serve' (or the app), then {doing} it"
+        )
+    return running
+
+
 def checked(make: Callable[[], T]) -> T:
     """Run a profile operation, turning its errors into one-line CLI errors."""
     from tuimail.profiles import ProfileError, ProfileStoreError

@@ -11,6 +11,7 @@ from tuimail.cli import exitcodes
 from tuimail.cli.common import (
     CLIError,
     password_for,
+    running_sandbox,
     saved_profile,
     seconds,
     split_server,
@@ -121,7 +122,7 @@ async def _probe(args: argparse.Namespace, thresholds: Thresholds) -> int:
                 raise CLIError(str(exc)) from None
             targets = _examined(domain, targets)
     elif args.profile:
-        profile = saved_profile(args.profile)
+        profile = running_sandbox(args.profile, "probe") or saved_profile(args.profile)
         target = ProbeTarget.from_profile(profile, thresholds)
         if profile.username:
             password = password_for(profile, args.password_stdin, saved=True, run_command=True)
