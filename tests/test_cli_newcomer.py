@@ -218,3 +218,11 @@ def test_a_running_sandbox_is_listed_and_tested_where_it_listens() -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=20)
+
+
+def test_accounts_test_help_gives_its_own_exit_codes() -> None:
+    """A test sends no mail: its help names no code of a send's later stages."""
+    shown = run_tuimail("accounts", "test", "--help").stdout
+    assert "no mail was sent" in shown and "14  authentication failed" in shown
+    for code in ("3", "5", "15", "16", "17", "18", "75"):
+        assert f"\n  {code:>3}  " not in shown, code

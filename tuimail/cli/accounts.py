@@ -54,12 +54,12 @@ def define_options(accounts: argparse.ArgumentParser) -> None:
     test = account_commands.add_parser(
         "test",
         help="connect, TLS, AUTH and QUIT; no mail is sent",
-        epilog=exitcodes.help_text(),
+        epilog=exitcodes.test_help_text(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     test.add_argument("name")
-    test.add_argument("--password-stdin", action="store_true")
-    test.add_argument("--json", action="store_true")
+    test.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    test.add_argument("--json", action="store_true", help="the transcript as JSON Lines")
     test.set_defaults(handler=cmd_accounts_test)
     login = account_commands.add_parser(
         "login",
@@ -92,24 +92,51 @@ def define_options(accounts: argparse.ArgumentParser) -> None:
 
 
 def _add_profile_options(parser: argparse.ArgumentParser, *, required_host: bool) -> None:
-    parser.add_argument("--host", required=required_host)
-    parser.add_argument("--port", type=int)
-    parser.add_argument("--security", choices=["tls", "starttls", "none"])
-    parser.add_argument("--user", dest="username")
-    parser.add_argument("--from", dest="from_address", metavar="ADDR")
-    parser.add_argument("--display-name")
+    parser.add_argument("--host", required=required_host, help="the SMTP server's name")
+    parser.add_argument(
+        "--port", type=int, help="its port (default: 465 for tls, 587 for starttls, 25 for none)"
+    )
+    parser.add_argument(
+        "--security",
+        choices=["tls", "starttls", "none"],
+        help="TLS from the start, STARTTLS, or none (default starttls)",
+    )
+    parser.add_argument("--user", dest="username", help="the AUTH user name (none: no AUTH)")
+    parser.add_argument(
+        "--from", dest="from_address", metavar="ADDR", help="the From address of your mail"
+    )
+    parser.add_argument("--display-name", help="the name shown with From")
     parser.add_argument("--auth", dest="auth_mechanism", choices=AUTH_CHOICES, help=AUTH_HELP)
     verify = parser.add_mutually_exclusive_group()
-    verify.add_argument("--no-verify", dest="verify_tls", action="store_false", default=None)
-    verify.add_argument("--verify", dest="verify_tls", action="store_true")
-    parser.add_argument("--ca-file")
+    verify.add_argument(
+        "--no-verify",
+        dest="verify_tls",
+        action="store_false",
+        default=None,
+        help="do not check the server's certificate (tests only)",
+    )
+    verify.add_argument(
+        "--verify", dest="verify_tls", action="store_true", help="check it (the default)"
+    )
+    parser.add_argument("--ca-file", help="trust the CA certificates in this PEM file")
     plain = parser.add_mutually_exclusive_group()
     plain.add_argument(
-        "--allow-plaintext-auth", dest="allow_plaintext_auth", action="store_true", default=None
+        "--allow-plaintext-auth",
+        dest="allow_plaintext_auth",
+        action="store_true",
+        default=None,
+        help="let AUTH send the password without TLS",
     )
-    plain.add_argument("--deny-plaintext-auth", dest="allow_plaintext_auth", action="store_false")
-    parser.add_argument("--timeout", type=float)
-    parser.add_argument("--ehlo-name")
+    plain.add_argument(
+        "--deny-plaintext-auth",
+        dest="allow_plaintext_auth",
+        action="store_false",
+        help="never send the password without TLS (the default)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, help="seconds to wait for each server reply (default 30)"
+    )
+    parser.add_argument("--ehlo-name", help="the name given in EHLO (default: this machine's)")
     password = parser.add_mutually_exclusive_group()
     password.add_argument(
         "--password-stdin", action="store_true", help="read the password from stdin"

@@ -117,6 +117,23 @@ LOGIN_CODES = (
 )
 
 
+#: The codes ``tuimail accounts test`` gives: it sends no mail, so no MAIL to DATA stage.
+TEST_CODES = (OK, USAGE, CONFIG, 10, 11, 12, 13, 14, SIGN_IN_NEEDED)
+
+
+def test_help_text() -> str:
+    """The exit codes of ``tuimail accounts test``: 0 once connect, TLS and AUTH went well."""
+    words = dict(TABLE)
+    words[OK] = "connected, TLS and AUTH (if any) went well; no mail was sent"
+    words[CONFIG] = "profile, settings (config.toml), keyring or password problem"
+    words[SIGN_IN_NEEDED] = (
+        "the profile's OAuth sign-in is missing or no longer works: "
+        "run 'tuimail accounts login NAME'"
+    )
+    rows = "\n".join(f"  {code:>3}  {words[code]}" for code in TEST_CODES)
+    return f"exit codes:\n{rows}"
+
+
 def login_help_text() -> str:
     """The exit codes of ``tuimail accounts login``: 0 once the refresh token is stored."""
     words = dict(TABLE)
