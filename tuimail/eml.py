@@ -240,14 +240,20 @@ def _draft_of(message: EmailMessage, attachments_dir: Path) -> Draft:
         raise DraftInvalid(
             [FieldError(FIELD, f"has {len(parts):,} parts; at most {MAX_OPENED_PARTS} are opened")]
         )
-    problem = oversized_part_headers(parts)
+    problem = oversized_part_headers(parts) or _unreadable_header(parts)
     if problem:
         raise DraftInvalid([FieldError(FIELD, problem)])
     draft = draft_headers_of(message)
     body_part = message.get_body(preferencelist=("plain",))
     if body_part is not None:
-        content = body_part.get_content()
-        draft.body = content.replace("\r\n", "\n") if isinstance(content, str) else ""
+        try:
+            content = body_part.get_content()
+        except (LookupError, ValueError):
+            # A charset Python cannot decode text with (an unknown name, or a codec
+            # such as rot13 or base64): the part is kept, as an attachment, unread.
+            body_part = None
+        else:
+            draft.body = content.replace("\r\n", "\n") if isinstance(content, str) else ""
     html_part = message.get_body(preferencelist=("html",))
     draft.markdown = body_part is not None and html_part is not None and html_part is not body_part
     attachments: list[Path] = []
@@ -261,6 +267,23 @@ def _draft_of(message: EmailMessage, attachments_dir: Path) -> Draft:
         attachments.append(_save_part(attachments_dir, part, data, len(attachments) + 1))
     draft.attachments = attachments
     return draft
+
+
+def _unreadable_header(parts: Sequence[EmailMessage]) -> str:
+    """Why a header of ``parts`` cannot be opened, or "".
+
+    The email package raises IndexError, AttributeError and others (not only
+    ValueError) on some hostile values (``To: b<``); each header is read once
+    here, so such a file is refused in words naming the header.
+    """
+    for number, part in enumerate(parts):
+        for name, raw in part.raw_items():
+            try:
+                str(part.policy.header_fetch_parse(name, raw))
+            except Exception:  # the email package raises many kinds on hostile input
+                where = "its" if number == 0 else "one of its parts'"
+                return f"{where} {name} header cannot be read"
+    return ""
 
 
 #: The most parts an opened .eml may have: each becomes a file (5,000 took a minute).
