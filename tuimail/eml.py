@@ -174,8 +174,13 @@ def build_prepared(
     if "message-id" not in lower:
         kept.append(f"Message-ID: {make_msgid(domain=sender.domain)}\r\n".encode("ascii"))
     wire = b"".join(kept) + b"\r\n" + body
-    needs_utf8 = not wire.isascii() or any(a.needs_smtputf8 for a in (sender, *recipients))
-    problem = wire_problem(wire, utf8=needs_utf8)
+    # 8-bit text in a body needs only 8BITMIME (RFC 6152; the session asks for
+    # it); in a header, or in an address, it needs SMTPUTF8 (RFC 6531).
+    needs_utf8 = any(a.needs_smtputf8 for a in (sender, *recipients))
+    problem = wire_problem(wire, utf8=needs_utf8, eight_bit=True)
+    if problem and not needs_utf8 and not wire.isascii():
+        needs_utf8 = True  # a header (of the message or of a part) is 8-bit
+        problem = wire_problem(wire, utf8=True)
     if problem:
         raise DraftInvalid([FieldError(FIELD, f"cannot be sent as it is: {problem}")])
     try:
