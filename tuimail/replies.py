@@ -28,6 +28,7 @@ from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser, BytesParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tuimail.addresses import (
     AddressError,
@@ -35,10 +36,14 @@ from tuimail.addresses import (
     is_control_char,
     mailbox_text,
     parse_address,
+    parse_address_list,
     split_address_list,
 )
 from tuimail.errors import TuimailError
 from tuimail.message import MAX_MESSAGE_BYTES, Draft
+
+if TYPE_CHECKING:
+    from tuimail.profiles import Profile
 
 #: Characters of a decoded header value kept (a subject, a name); the rest is cut.
 MAX_TEXT = 400
@@ -123,6 +128,20 @@ def own_addresses(mailboxes: Iterable[str]) -> set[str]:
     for text in mailboxes:
         with contextlib.suppress(AddressError):
             own.add(parse_address(text).addr_spec.lower())
+    return own
+
+
+def own_addresses_of(profiles: Iterable[Profile]) -> set[str]:
+    """The user's own addr-specs (lowercase): every profile's From address and its aliases.
+
+    An alias is an address the user sends from and receives at (a profile's
+    ``aliases``), so a reply-all leaves it out as it leaves out From.
+    """
+    profiles = list(profiles)
+    own = own_addresses(p.from_address for p in profiles if p.from_address)
+    for profile in profiles:
+        with contextlib.suppress(AddressError):
+            own.update(a.addr_spec.lower() for a in parse_address_list(profile.aliases))
     return own
 
 
