@@ -108,3 +108,13 @@ def test_a_captured_8bit_body_is_released_with_8bitmime(
     assert "BODY=8BITMIME" in received.mail_options
     assert "SMTPUTF8" not in received.mail_options
     assert "Naïve résumé".encode() in received.content
+
+
+def test_space_before_a_header_colon_is_refused_naming_the_line(servers: ServerThread) -> None:
+    sink = Sink()
+    raw = b"From: ann@example.test\nTo: bob@example.test\nSubject : Menu\n\nSoup.\n"
+    code, stderr = send_eml(servers.smtp(sink), raw)
+    assert code == exitcodes.INVALID_MESSAGE, stderr
+    assert "line 3 has space between the header name 'Subject' and its colon" in stderr
+    assert "no date header" not in stderr
+    assert not sink.messages

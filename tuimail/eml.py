@@ -103,6 +103,20 @@ def split_headers(wire: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
                     )
                 ]
             )
+        if match.end() - 1 > len(match[1]):
+            # Obsolete syntax (RFC 5322 section 4.5.3): the email package, and readers
+            # like it, take such a line as the first of the body, so every header
+            # after it would be lost.
+            raise DraftInvalid(
+                [
+                    FieldError(
+                        FIELD,
+                        f"line {number} has space between the header name "
+                        f"{match[1].decode('ascii')!r} and its colon; readers take it as "
+                        "the start of the body: remove the space",
+                    )
+                ]
+            )
         headers.append((match[1].decode("ascii"), line))
     return headers, body
 
