@@ -16,8 +16,9 @@ from tests.test_sandbox_port import free_port, write_config
 from tests.test_ui_inbox import open_first, plain, send, started
 from tests.test_ui_sent_replies import answer, value
 from tests.ui_support import fill_draft, save_profile, wait_for, wait_for_run
+from tuimail.message import build_message
 from tuimail.profiles import Profile
-from tuimail.replies import own_addresses_of, read_original, reply_all
+from tuimail.replies import forward, own_addresses_of, read_original, reply, reply_all
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.screens.compose import ComposeScreen
 from tuimail.ui.widgets.address_field import AddressField
@@ -99,3 +100,17 @@ async def test_f7_reply_to_a_message_sent_from_an_alias_goes_to_its_recipients(
         to_and_cc = value(app, "to") + " " + value(app, "cc")
         assert "bob@example.test" in to_and_cc and "carol@example.test" in to_and_cc
         assert "help@example.test" not in to_and_cc
+
+
+def test_a_subject_with_an_open_encoded_word_gives_a_reply_that_can_be_sent() -> None:
+    """``=?utf-8?q?=0A`` (never closed): the email package reads a line break in it."""
+    captured = (
+        b"From: Ann <ann@example.test>\r\nTo: me@example.test\r\n"
+        b"Subject: Lunch =?utf-8?q?=0A\r\nMessage-ID: <l@example.test>\r\n\r\nhi\r\n"
+    )
+    original = read_original(captured)
+    for draft in (reply(original, {"me@example.test"}), forward(original)):
+        draft.from_address = "me@example.test"
+        draft.to = draft.to or ["bob@example.test"]
+        built = build_message(draft)  # raised DraftInvalid: the Subject decodes to a LF
+        assert built.message["Subject"] in ("Re: Lunch", "Fwd: Lunch")

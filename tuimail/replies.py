@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING
 from tuimail.addresses import (
     AddressError,
     ParsedAddress,
+    decoded_forms,
+    header_text_problem,
     is_control_char,
     mailbox_text,
     parse_address,
@@ -108,7 +110,7 @@ def read_original(data: bytes) -> Original:
         reply_to=addresses("reply-to"),
         to=addresses("to"),
         cc=addresses("cc"),
-        subject=clean_text(_decoded(_raw(heads, "subject"))),
+        subject=_subject_text(_raw(heads, "subject")),
         date=clean_text(_raw(heads, "date")),
         message_id=message_id,
         references=tuple(references),
@@ -331,6 +333,20 @@ def _decoded(value: str) -> str:
     with contextlib.suppress(*failures):
         return str(make_header(decode_header(value)))
     return value
+
+
+def _subject_text(raw: str) -> str:
+    """The subject as a reader shows it, one line that the core's checks take.
+
+    An encoded word left open (``=?utf-8?q?=0A``) is not decoded by
+    :func:`_decoded`, but the email package's reader decodes it, to a line
+    break the core then refuses in the reply's Subject: so such a value is
+    taken as that reader shows it, its control characters made spaces.
+    """
+    text = clean_text(_decoded(raw))
+    if header_text_problem(text):
+        text = clean_text(decoded_forms(text)[-1])
+    return text
 
 
 def mailboxes_of(value: str, skipped: list[str]) -> list[ParsedAddress]:
