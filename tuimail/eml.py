@@ -398,8 +398,10 @@ def _mailbox(address: ParsedAddress) -> str:
 
     name = address.display_name
     if name and (not name.isascii() or "=?" in name):
-        # An encoded word is never quoted (RFC 2047 section 5).
-        return f"{Header(name, 'utf-8').encode()} <{address.addr_spec}>"
+        # An encoded word is never quoted (RFC 2047 section 5). A long name is
+        # several, folded between them with the file's own CRLF (never a bare LF).
+        encoded = Header(name, "utf-8").encode(linesep="\r\n")
+        return f"{encoded} <{address.addr_spec}>"
     return mailbox_text(name, address.addr_spec)
 
 
