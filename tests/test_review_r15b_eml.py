@@ -105,3 +105,33 @@ async def test_the_palette_opens_text_in_an_unknown_charset_with_it_attached(
         assert screen.query_one("#body", TextArea).text == ""
         [kept] = screen.attachments
         assert kept.read_bytes().replace(b"\r\n", b"\n") == b"hello\n"
+
+
+def test_trace_and_receivers_fields_are_not_copied_into_the_new_message(tmp_path: Path) -> None:
+    """A received message opened in Compose is a new message: its transport's record (Received,
+    Return-Path, Resent-*, a DKIM signature of other bytes, a receiver's verdicts) stays out,
+    and a Resent-Bcc in particular never becomes a header every recipient reads."""
+    eml = tmp_path / "received.eml"
+    eml.write_bytes(
+        b"Return-Path: <ann@example.test>\n"
+        b"Delivered-To: me@example.test\n"
+        b"Received: from mx.example.test by mx; Fri, 04 Dec 2026 12:00:00 +0000\n"
+        b"DKIM-Signature: v=1; a=rsa-sha256; d=example.test; s=s; h=from; bh=YQ==; b=Yg==\n"
+        b"ARC-Seal: i=1; a=rsa-sha256; d=example.test; s=s; cv=none; b=Yg==\n"
+        b"Authentication-Results: mx.example.test; dkim=pass\n"
+        b"Received-SPF: pass\n"
+        b"Resent-From: carol@example.test\n"
+        b"Resent-Bcc: hidden@example.test\n"
+        b"From: Ann <ann@example.test>\n"
+        b"To: me@example.test\n"
+        b"Subject: Printer\n"
+        b"In-Reply-To: <first@example.test>\n"
+        b"X-Ticket: 4711\n"
+        b"\n"
+        b"hi\n"
+    )
+    result = run_tuimail("compose", "--eml", str(eml), "--print")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["headers"] == [["In-Reply-To", "<first@example.test>"], ["X-Ticket", "4711"]]
+    assert "hidden@example.test" not in result.stdout

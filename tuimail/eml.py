@@ -263,6 +263,7 @@ def _draft_of(message: EmailMessage, attachments_dir: Path) -> Draft:
     if problem:
         raise DraftInvalid([FieldError(FIELD, problem)])
     draft = draft_headers_of(message)
+    draft.headers = [(n, v) for n, v in draft.headers if not _is_transport_field(n)]
     body_part = message.get_body(preferencelist=("plain",))
     if body_part is not None:
         try:
@@ -286,6 +287,31 @@ def _draft_of(message: EmailMessage, attachments_dir: Path) -> Draft:
         attachments.append(_save_part(attachments_dir, part, data, len(attachments) + 1))
     draft.attachments = attachments
     return draft
+
+
+#: Fields that record how a message travelled or what a receiver found (trace fields,
+#: RFC 5322 section 3.6.7; Delivered-To; RFC 8601's verdicts; RFC 8617's ARC set;
+#: RFC 7208's Received-SPF; a DKIM signature of those bytes, RFC 6376). A message
+#: opened in Compose is a new one: they are not its own, and Resent-Bcc would show
+#: a hidden recipient to all.
+_TRANSPORT_FIELDS = {
+    "return-path",
+    "received",
+    "delivered-to",
+    "x-original-to",
+    "authentication-results",
+    "arc-seal",
+    "arc-message-signature",
+    "arc-authentication-results",
+    "received-spf",
+    "dkim-signature",
+    "domainkey-signature",
+}
+
+
+def _is_transport_field(name: str) -> bool:
+    lower = name.lower()
+    return lower in _TRANSPORT_FIELDS or lower.startswith("resent-")
 
 
 def _unreadable_header(parts: Sequence[EmailMessage]) -> str:
