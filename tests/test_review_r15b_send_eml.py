@@ -118,3 +118,15 @@ def test_space_before_a_header_colon_is_refused_naming_the_line(servers: ServerT
     assert "line 3 has space between the header name 'Subject' and its colon" in stderr
     assert "no date header" not in stderr
     assert not sink.messages
+
+
+def test_a_bom_or_an_mbox_from_line_at_the_top_is_named(servers: ServerThread) -> None:
+    """What an editor or an mbox export puts before the headers is named, not 'line 1'."""
+    sink = Sink()
+    port = servers.smtp(sink)
+    message = b"From: ann@example.test\nTo: bob@example.test\nSubject: Menu\n\nSoup.\n"
+    code, stderr = send_eml(port, b"\xef\xbb\xbf" + message)
+    assert code == exitcodes.INVALID_MESSAGE and "byte order mark (BOM)" in stderr, stderr
+    code, stderr = send_eml(port, b"From ann@example.test Fri Dec  4 12:00:00 2026\n" + message)
+    assert code == exitcodes.INVALID_MESSAGE and "mbox 'From ' separator" in stderr, stderr
+    assert not sink.messages

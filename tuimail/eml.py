@@ -94,15 +94,16 @@ def split_headers(wire: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
             continue
         match = _HEADER_START_RE.match(line)
         if match is None:
-            raise DraftInvalid(
-                [
-                    FieldError(
-                        FIELD,
-                        f"line {number} is not a header ('Name: value'), and no blank line "
-                        "separates the headers from the body before it",
-                    )
-                ]
+            words = (
+                "line 1 is not a header but an mbox 'From ' separator: remove it"
+                if number == 1 and line.startswith(b"From ")
+                else "line 1 is not a header: it starts with a byte order mark (BOM); "
+                "save the file without one"
+                if number == 1 and line.startswith(b"\xef\xbb\xbf")
+                else f"line {number} is not a header ('Name: value'), and no blank line "
+                "separates the headers from the body before it"
             )
+            raise DraftInvalid([FieldError(FIELD, words)])
         if match.end() - 1 > len(match[1]):
             # Obsolete syntax (RFC 5322 section 4.5.3): the email package, and readers
             # like it, take such a line as the first of the body, so every header
