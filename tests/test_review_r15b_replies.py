@@ -95,6 +95,7 @@ async def test_f7_reply_to_a_message_sent_from_an_alias_goes_to_its_recipients(
         await answer(pilot, "a")
         assert "bob@example.test" in value(app, "to")
         assert "help@example.test" not in value(app, "to")
+        assert "help@example.test" in value(app, "from")  # the thread goes on from the alias
 
         await answer(pilot, "g")
         to_and_cc = value(app, "to") + " " + value(app, "cc")

@@ -268,9 +268,11 @@ def _reply_draft(
         if len(references) > MAX_REFERENCES:
             references = [references[0], *references[-(MAX_REFERENCES - 1) :]]
         headers.append(("References", " ".join(references)))
-    # The identity that received the message answers it, when it is one of the user's.
+    # The identity that sent the message (one in Sent) or received it answers it,
+    # when it is one of the user's: a thread begun from an alias goes on from it.
     received_as = next(
-        (a for a in (*original.to, *original.cc) if a.addr_spec.lower() in mine), None
+        (a for a in (*original.sender, *original.to, *original.cc) if a.addr_spec.lower() in mine),
+        None,
     )
     return Draft(
         from_address=str(received_as) if received_as else "",
