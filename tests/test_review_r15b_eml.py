@@ -14,6 +14,8 @@ from tests.cli_helpers import run_tuimail
 from tests.test_ui_compose_eml import palette
 from tests.ui_support import paste, save_profile, static_text, wait_for
 from tuimail.cli import exitcodes
+from tuimail.eml import draft_as_eml, draft_from_eml
+from tuimail.message import Draft
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.screens.compose import ComposeScreen
 
@@ -135,3 +137,35 @@ def test_trace_and_receivers_fields_are_not_copied_into_the_new_message(tmp_path
     document = json.loads(result.stdout)
     assert document["headers"] == [["In-Reply-To", "<first@example.test>"], ["X-Ticket", "4711"]]
     assert "hidden@example.test" not in result.stdout
+
+
+FOREIGN_ALTERNATIVE = (
+    b"From: Ann <ann@example.test>\nTo: me@example.test\nSubject: Rich\nMIME-Version: 1.0\n"
+    b'Content-Type: multipart/alternative; boundary="alt"\n\n'
+    b"--alt\nContent-Type: text/plain; charset=utf-8\n\n#1 on the list\nsecond line\n"
+    b"--alt\nContent-Type: text/html; charset=utf-8\n\n"
+    b'<p style="color:red"><b>#1</b> on the list<br>second line</p>\n'
+    b"--alt--\n"
+)
+
+
+def test_another_clients_html_is_kept_and_markdown_stays_off(tmp_path: Path) -> None:
+    """Only tuimail's own rendering of the text is taken for Markdown: another client's
+    HTML is attached (nothing lost), and the text is not rendered as Markdown on send
+    (``#1 on the list`` would become a heading, the two lines one paragraph)."""
+    eml = tmp_path / "rich.eml"
+    eml.write_bytes(FOREIGN_ALTERNATIVE)
+    result = run_tuimail("compose", "--eml", str(eml), "--print")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["body"] == "#1 on the list\nsecond line"
+    [html] = document["attachments"]
+    assert b'<p style="color:red"><b>#1</b>' in Path(html).read_bytes()
+    assert not draft_from_eml(FOREIGN_ALTERNATIVE, tmp_path / "again").markdown
+
+
+def test_tuimails_own_markdown_message_opens_with_markdown_on(tmp_path: Path) -> None:
+    typed = "# Plans\n\n* soup\n* bread\n"
+    draft = Draft(from_address="me@example.test", to=["b@example.test"], body=typed, markdown=True)
+    opened = draft_from_eml(draft_as_eml(draft), tmp_path / "parts")
+    assert opened.markdown and opened.body == typed and opened.attachments == []

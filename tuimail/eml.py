@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from email import policy as email_policy
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.parser import BytesParser
 from email.utils import format_datetime, localtime, make_msgid
 from pathlib import Path
@@ -276,7 +276,12 @@ def _draft_of(message: EmailMessage, attachments_dir: Path) -> Draft:
         else:
             draft.body = content.replace("\r\n", "\n") if isinstance(content, str) else ""
     html_part = message.get_body(preferencelist=("html",))
-    draft.markdown = body_part is not None and html_part is not None and html_part is not body_part
+    draft.markdown = (
+        body_part is not None
+        and html_part is not None
+        and html_part is not body_part
+        and _is_markdown_of(html_part, draft.body)
+    )
     attachments: list[Path] = []
     skipped = {id(body_part), id(html_part)} if draft.markdown else {id(body_part)}
     for part in parts:
@@ -330,6 +335,22 @@ def _unreadable_header(parts: Sequence[EmailMessage]) -> str:
                 where = "its" if number == 0 else "one of its parts'"
                 return f"{where} {name} header cannot be read"
     return ""
+
+
+def _is_markdown_of(html_part: MIMEPart, text: str) -> bool:
+    """Whether ``html_part`` is tuimail's own rendering of ``text`` (a Markdown message).
+
+    Another client's HTML beside the text is its own content: it is kept as
+    an attachment, and the text is not turned into Markdown (where ``#1`` at
+    a line's start is a heading and two lines one paragraph).
+    """
+    from tuimail.markdown_body import render_html
+
+    try:
+        html = html_part.get_content()
+    except (LookupError, ValueError):
+        return False
+    return isinstance(html, str) and html.replace("\r\n", "\n") == render_html(text)
 
 
 #: The most parts an opened .eml may have: each becomes a file (5,000 took a minute).
