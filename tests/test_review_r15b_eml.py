@@ -28,7 +28,7 @@ UNREADABLE_HEADERS = [
     b"Cc: b@\n",
     b"Reply-To: <=bBq>,=.:B\n",
     b"Sender: ]\\=>,<\n",
-    b'Message-ID: <>==?utf-8?q?=B].B=\t\xc3\xa9"\n',
+    b"Bcc: a.<?=?utf-8?q?]=)B\n",
 ]
 
 
@@ -169,3 +169,12 @@ def test_tuimails_own_markdown_message_opens_with_markdown_on(tmp_path: Path) ->
     draft = Draft(from_address="me@example.test", to=["b@example.test"], body=typed, markdown=True)
     opened = draft_from_eml(draft_as_eml(draft), tmp_path / "parts")
     assert opened.markdown and opened.body == typed and opened.attachments == []
+
+
+def test_a_date_or_message_id_that_cannot_be_read_is_dropped_as_any_is(tmp_path: Path) -> None:
+    """A new message gets its own Date and Message-ID: the opened one's are never read."""
+    eml = tmp_path / "broken-ids.eml"
+    eml.write_bytes(HEAD + b"Message-ID: <>\nDate: <<<>>>\nX-Ticket: 4711\n\nhi\n")
+    result = run_tuimail("compose", "--eml", str(eml), "--print")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["headers"] == [["X-Ticket", "4711"]]

@@ -260,11 +260,17 @@ def _draft_of(message: EmailMessage, attachments_dir: Path) -> Draft:
         raise DraftInvalid(
             [FieldError(FIELD, f"has {len(parts):,} parts; at most {MAX_OPENED_PARTS} are opened")]
         )
-    problem = oversized_part_headers(parts) or _unreadable_header(parts)
+    problem = oversized_part_headers(parts)
+    if problem:
+        raise DraftInvalid([FieldError(FIELD, problem)])
+    # What a new message does not take from this one is dropped unread: a Date or
+    # Message-ID (made anew) that the email package cannot parse refuses nothing.
+    for name in {n for n in message if _is_transport_field(n)} | {"date", "message-id"}:
+        del message[name]
+    problem = _unreadable_header(parts)
     if problem:
         raise DraftInvalid([FieldError(FIELD, problem)])
     draft = draft_headers_of(message)
-    draft.headers = [(n, v) for n, v in draft.headers if not _is_transport_field(n)]
     body_part = message.get_body(preferencelist=("plain",))
     if body_part is not None:
         try:
