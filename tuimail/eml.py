@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from email import policy as email_policy
-from email.message import EmailMessage
+from email.message import EmailMessage, MIMEPart
 from email.parser import BytesParser
 from email.utils import format_datetime, localtime, make_msgid
 from pathlib import Path
@@ -94,12 +94,27 @@ def split_headers(wire: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
             continue
         match = _HEADER_START_RE.match(line)
         if match is None:
+            words = (
+                "line 1 is not a header but an mbox 'From ' separator: remove it"
+                if number == 1 and line.startswith(b"From ")
+                else "line 1 is not a header: it starts with a byte order mark (BOM); "
+                "save the file without one"
+                if number == 1 and line.startswith(b"\xef\xbb\xbf")
+                else f"line {number} is not a header ('Name: value'), and no blank line "
+                "separates the headers from the body before it"
+            )
+            raise DraftInvalid([FieldError(FIELD, words)])
+        if match.end() - 1 > len(match[1]):
+            # Obsolete syntax (RFC 5322 section 4.5.3): the email package, and readers
+            # like it, take such a line as the first of the body, so every header
+            # after it would be lost.
             raise DraftInvalid(
                 [
                     FieldError(
                         FIELD,
-                        f"line {number} is not a header ('Name: value'), and no blank line "
-                        "separates the headers from the body before it",
+                        f"line {number} has space between the header name "
+                        f"{match[1].decode('ascii')!r} and its colon; readers take it as "
+                        "the start of the body: remove the space",
                     )
                 ]
             )
@@ -174,8 +189,13 @@ def build_prepared(
     if "message-id" not in lower:
         kept.append(f"Message-ID: {make_msgid(domain=sender.domain)}\r\n".encode("ascii"))
     wire = b"".join(kept) + b"\r\n" + body
-    needs_utf8 = not wire.isascii() or any(a.needs_smtputf8 for a in (sender, *recipients))
-    problem = wire_problem(wire, utf8=needs_utf8)
+    # 8-bit text in a body needs only 8BITMIME (RFC 6152; the session asks for
+    # it); in a header, or in an address, it needs SMTPUTF8 (RFC 6531).
+    needs_utf8 = any(a.needs_smtputf8 for a in (sender, *recipients))
+    problem = wire_problem(wire, utf8=needs_utf8, eight_bit=True)
+    if problem and not needs_utf8 and not wire.isascii():
+        needs_utf8 = True  # a header (of the message or of a part) is 8-bit
+        problem = wire_problem(wire, utf8=True)
     if problem:
         raise DraftInvalid([FieldError(FIELD, f"cannot be sent as it is: {problem}")])
     try:
@@ -243,13 +263,31 @@ def _draft_of(message: EmailMessage, attachments_dir: Path) -> Draft:
     problem = oversized_part_headers(parts)
     if problem:
         raise DraftInvalid([FieldError(FIELD, problem)])
+    # What a new message does not take from this one is dropped unread: a Date or
+    # Message-ID (made anew) that the email package cannot parse refuses nothing.
+    for name in {n for n in message if _is_transport_field(n)} | {"date", "message-id"}:
+        del message[name]
+    problem = _unreadable_header(parts)
+    if problem:
+        raise DraftInvalid([FieldError(FIELD, problem)])
     draft = draft_headers_of(message)
     body_part = message.get_body(preferencelist=("plain",))
     if body_part is not None:
-        content = body_part.get_content()
-        draft.body = content.replace("\r\n", "\n") if isinstance(content, str) else ""
+        try:
+            content = body_part.get_content()
+        except (LookupError, ValueError):
+            # A charset Python cannot decode text with (an unknown name, or a codec
+            # such as rot13 or base64): the part is kept, as an attachment, unread.
+            body_part = None
+        else:
+            draft.body = content.replace("\r\n", "\n") if isinstance(content, str) else ""
     html_part = message.get_body(preferencelist=("html",))
-    draft.markdown = body_part is not None and html_part is not None and html_part is not body_part
+    draft.markdown = (
+        body_part is not None
+        and html_part is not None
+        and html_part is not body_part
+        and _is_markdown_of(html_part, draft.body)
+    )
     attachments: list[Path] = []
     skipped = {id(body_part), id(html_part)} if draft.markdown else {id(body_part)}
     for part in parts:
@@ -261,6 +299,64 @@ def _draft_of(message: EmailMessage, attachments_dir: Path) -> Draft:
         attachments.append(_save_part(attachments_dir, part, data, len(attachments) + 1))
     draft.attachments = attachments
     return draft
+
+
+#: Fields that record how a message travelled or what a receiver found (trace fields,
+#: RFC 5322 section 3.6.7; Delivered-To; RFC 8601's verdicts; RFC 8617's ARC set;
+#: RFC 7208's Received-SPF; a DKIM signature of those bytes, RFC 6376). A message
+#: opened in Compose is a new one: they are not its own, and Resent-Bcc would show
+#: a hidden recipient to all.
+_TRANSPORT_FIELDS = {
+    "return-path",
+    "received",
+    "delivered-to",
+    "x-original-to",
+    "authentication-results",
+    "arc-seal",
+    "arc-message-signature",
+    "arc-authentication-results",
+    "received-spf",
+    "dkim-signature",
+    "domainkey-signature",
+}
+
+
+def _is_transport_field(name: str) -> bool:
+    lower = name.lower()
+    return lower in _TRANSPORT_FIELDS or lower.startswith("resent-")
+
+
+def _unreadable_header(parts: Sequence[EmailMessage]) -> str:
+    """Why a header of ``parts`` cannot be opened, or "".
+
+    The email package raises IndexError, AttributeError and others (not only
+    ValueError) on some hostile values (``To: b<``); each header is read once
+    here, so such a file is refused in words naming the header.
+    """
+    for number, part in enumerate(parts):
+        for name, raw in part.raw_items():
+            try:
+                str(part.policy.header_fetch_parse(name, raw))
+            except Exception:  # the email package raises many kinds on hostile input
+                where = "its" if number == 0 else "one of its parts'"
+                return f"{where} {name} header cannot be read"
+    return ""
+
+
+def _is_markdown_of(html_part: MIMEPart, text: str) -> bool:
+    """Whether ``html_part`` is tuimail's own rendering of ``text`` (a Markdown message).
+
+    Another client's HTML beside the text is its own content: it is kept as
+    an attachment, and the text is not turned into Markdown (where ``#1`` at
+    a line's start is a heading and two lines one paragraph).
+    """
+    from tuimail.markdown_body import render_html
+
+    try:
+        html = html_part.get_content()
+    except (LookupError, ValueError):
+        return False
+    return isinstance(html, str) and html.replace("\r\n", "\n") == render_html(text)
 
 
 #: The most parts an opened .eml may have: each becomes a file (5,000 took a minute).
@@ -356,8 +452,10 @@ def _mailbox(address: ParsedAddress) -> str:
 
     name = address.display_name
     if name and (not name.isascii() or "=?" in name):
-        # An encoded word is never quoted (RFC 2047 section 5).
-        return f"{Header(name, 'utf-8').encode()} <{address.addr_spec}>"
+        # An encoded word is never quoted (RFC 2047 section 5). A long name is
+        # several, folded between them with the file's own CRLF (never a bare LF).
+        encoded = Header(name, "utf-8").encode(linesep="\r\n")
+        return f"{encoded} <{address.addr_spec}>"
     return mailbox_text(name, address.addr_spec)
 
 

@@ -302,16 +302,17 @@ def check_prepared_headers(headers: Sequence[tuple[str, str]]) -> list[FieldErro
     return errors
 
 
-def wire_problem(wire: bytes, *, utf8: bool) -> str | None:
+def wire_problem(wire: bytes, *, utf8: bool, eight_bit: bool = False) -> str | None:
     """Why ``wire`` would not reach a reader as it is, or None.
 
     The read-back gate every built message passes, for bytes built
     elsewhere: lines over 998 octets, a CR or LF that is not a CRLF line end,
-    8-bit data without ``utf8``, and a header in any MIME part that decodes
-    to a control character.
+    8-bit data without ``utf8`` (with ``eight_bit``, only 8-bit headers: a
+    body may be 8-bit, sent with 8BITMIME), and a header in any MIME part
+    that decodes to a control character.
     """
     try:
-        _read_back(wire, utf8=utf8)
+        _read_back(wire, utf8=utf8, eight_bit=eight_bit)
     except _Unsafe as exc:
         return str(exc)
     return None

@@ -1403,7 +1403,6 @@ def release_outgoing(raw: bytes, recipients: Sequence[str]) -> OutgoingMessage:
     # every check of a prepared message holds; the envelope is then the
     # given recipients alone.
     built = build_prepared(raw, to=recipients, read_recipients=True)
-    needs_utf8 = not built.to_bytes().isascii() or any(
-        a.needs_smtputf8 for a in (built.sender, *given)
-    )
+    # 8-bit headers need SMTPUTF8 (build_prepared said so); an 8-bit body needs 8BITMIME only.
+    needs_utf8 = built.needs_smtputf8 or any(a.needs_smtputf8 for a in given)
     return dataclasses.replace(built, recipients=tuple(given), needs_smtputf8=needs_utf8)

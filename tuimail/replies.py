@@ -28,17 +28,24 @@ from email.message import EmailMessage, Message
 from email.parser import BytesHeaderParser, BytesParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tuimail.addresses import (
     AddressError,
     ParsedAddress,
+    decoded_forms,
+    header_text_problem,
     is_control_char,
     mailbox_text,
     parse_address,
+    parse_address_list,
     split_address_list,
 )
 from tuimail.errors import TuimailError
 from tuimail.message import MAX_MESSAGE_BYTES, Draft
+
+if TYPE_CHECKING:
+    from tuimail.profiles import Profile
 
 #: Characters of a decoded header value kept (a subject, a name); the rest is cut.
 MAX_TEXT = 400
@@ -103,7 +110,7 @@ def read_original(data: bytes) -> Original:
         reply_to=addresses("reply-to"),
         to=addresses("to"),
         cc=addresses("cc"),
-        subject=clean_text(_decoded(_raw(heads, "subject"))),
+        subject=_subject_text(_raw(heads, "subject")),
         date=clean_text(_raw(heads, "date")),
         message_id=message_id,
         references=tuple(references),
@@ -123,6 +130,20 @@ def own_addresses(mailboxes: Iterable[str]) -> set[str]:
     for text in mailboxes:
         with contextlib.suppress(AddressError):
             own.add(parse_address(text).addr_spec.lower())
+    return own
+
+
+def own_addresses_of(profiles: Iterable[Profile]) -> set[str]:
+    """The user's own addr-specs (lowercase): every profile's From address and its aliases.
+
+    An alias is an address the user sends from and receives at (a profile's
+    ``aliases``), so a reply-all leaves it out as it leaves out From.
+    """
+    profiles = list(profiles)
+    own = own_addresses(p.from_address for p in profiles if p.from_address)
+    for profile in profiles:
+        with contextlib.suppress(AddressError):
+            own.update(a.addr_spec.lower() for a in parse_address_list(profile.aliases))
     return own
 
 
@@ -247,9 +268,11 @@ def _reply_draft(
         if len(references) > MAX_REFERENCES:
             references = [references[0], *references[-(MAX_REFERENCES - 1) :]]
         headers.append(("References", " ".join(references)))
-    # The identity that received the message answers it, when it is one of the user's.
+    # The identity that sent the message (one in Sent) or received it answers it,
+    # when it is one of the user's: a thread begun from an alias goes on from it.
     received_as = next(
-        (a for a in (*original.to, *original.cc) if a.addr_spec.lower() in mine), None
+        (a for a in (*original.sender, *original.to, *original.cc) if a.addr_spec.lower() in mine),
+        None,
     )
     return Draft(
         from_address=str(received_as) if received_as else "",
@@ -312,6 +335,20 @@ def _decoded(value: str) -> str:
     with contextlib.suppress(*failures):
         return str(make_header(decode_header(value)))
     return value
+
+
+def _subject_text(raw: str) -> str:
+    """The subject as a reader shows it, one line that the core's checks take.
+
+    An encoded word left open (``=?utf-8?q?=0A``) is not decoded by
+    :func:`_decoded`, but the email package's reader decodes it, to a line
+    break the core then refuses in the reply's Subject: so such a value is
+    taken as that reader shows it, its control characters made spaces.
+    """
+    text = clean_text(_decoded(raw))
+    if header_text_problem(text):
+        text = clean_text(decoded_forms(text)[-1])
+    return text
 
 
 def mailboxes_of(value: str, skipped: list[str]) -> list[ParsedAddress]:

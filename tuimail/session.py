@@ -746,25 +746,16 @@ class SMTPSession:
             options.append(f"SIZE={size}")
         if outgoing.needs_smtputf8:
             if not smtp.supports_extension("smtputf8"):
-                raise SessionFailure(
-                    Stage.MAIL,
-                    "an address has non-ASCII characters before the '@', and the server "
-                    "does not offer SMTPUTF8 to carry them",
-                    temporary=False,
-                )
+                raise SessionFailure(Stage.MAIL, _needs_smtputf8_words(outgoing), temporary=False)
             options.append("SMTPUTF8")
             if smtp.supports_extension("8bitmime"):
                 options.append("BODY=8BITMIME")
         elif not outgoing.to_bytes().isascii():
-            # Only an attached message (message/rfc822, which MIME never lets be
-            # re-encoded: tuimail/message.py) makes a message 8-bit without SMTPUTF8.
+            # An attached message (message/rfc822, which MIME never lets be
+            # re-encoded: tuimail/message.py) or a prepared message's body
+            # (tuimail/eml.py sends it as written) is 8-bit without SMTPUTF8.
             if not smtp.supports_extension("8bitmime"):
-                raise SessionFailure(
-                    Stage.MAIL,
-                    "an attached message has 8-bit text, which must go as it is, and the "
-                    "server does not offer 8BITMIME to carry it; forward it inline instead",
-                    temporary=False,
-                )
+                raise SessionFailure(Stage.MAIL, _needs_8bitmime_words(outgoing), temporary=False)
             options.append("BODY=8BITMIME")
         return options
 
@@ -1088,6 +1079,33 @@ def _reply_text(response: SMTPResponse) -> str:
 
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
 _LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def _needs_smtputf8_words(outgoing: OutgoingMessage) -> str:
+    """Why the message needs SMTPUTF8, for a server that does not offer it."""
+    if any(a.needs_smtputf8 for a in (outgoing.sender, *outgoing.recipients)):
+        return (
+            "an address has non-ASCII characters before the '@', and the server "
+            "does not offer SMTPUTF8 to carry them"
+        )
+    # Only a prepared message (tuimail/eml.py) is sent with 8-bit header text as written.
+    return (
+        "a header of the message has 8-bit (UTF-8) text, and the server does not "
+        "offer SMTPUTF8 to carry it; encode it as RFC 2047 encoded words instead"
+    )
+
+
+def _needs_8bitmime_words(outgoing: OutgoingMessage) -> str:
+    """Why the message needs 8BITMIME, for a server that does not offer it."""
+    if any(part.get_content_type() == "message/rfc822" for part in outgoing.message.walk()):
+        return (
+            "an attached message has 8-bit text, which must go as it is, and the "
+            "server does not offer 8BITMIME to carry it; forward it inline instead"
+        )
+    return (
+        "the message's body has 8-bit text, and the server does not offer 8BITMIME "
+        "to carry it; encode the body as quoted-printable or base64 instead"
+    )
 
 
 def dot_stuffed(payload: bytes) -> bytes:

@@ -65,7 +65,7 @@ TABLE: list[tuple[int, str]] = [
     (12, "the server's greeting was not 220 (e.g. 421 busy, 554)"),
     (13, "EHLO/HELO refused"),
     (14, "authentication failed or refused by policy"),
-    (15, "MAIL FROM refused, or the message is too large or needs SMTPUTF8"),
+    (15, "MAIL FROM refused, or the message is too large or needs SMTPUTF8 or 8BITMIME"),
     (16, "every recipient was refused"),
     (17, "DATA refused, or the connection was lost before the final reply"),
     (PARTIAL, "sent, but some recipients were refused (listed in the output)"),

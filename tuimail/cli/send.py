@@ -463,7 +463,7 @@ def send_outgoing(
     outgoing = protected_as_asked(args, profile, outgoing)
     if getattr(args, "direct", False):
         return _send_direct(args, profile, outgoing)
-    warn_if_over_seen_limit(profile, len(outgoing.to_bytes()))
+    warn_if_over_seen_limit(profile, len(outgoing.to_bytes()), server=getattr(args, "server", None))
     if embedded:
         return run_session_command(
             args, lambda printer: _send_to_embedded_sandbox(args, outgoing, printer)
@@ -478,10 +478,11 @@ def send_outgoing(
     return _send_through_outbox(args, profile, outgoing, password)
 
 
-def warn_if_over_seen_limit(profile: Profile, size: int) -> None:
+def warn_if_over_seen_limit(profile: Profile, size: int, *, server: str | None = None) -> None:
     """Say on standard error when the message is larger than the profile's server took
     when last seen (tuimail/size_limits.py); the send goes on: the session refuses it
-    before MAIL if the limit the server announces now is still smaller."""
+    before MAIL if the limit the server announces now is still smaller. ``server`` is
+    the ``--server`` given, named instead of the profile the command line made of it."""
     import time
 
     from tuimail.size_limits import age_words, last_seen, server_key, size_words
@@ -489,9 +490,10 @@ def warn_if_over_seen_limit(profile: Profile, size: int) -> None:
     seen = last_seen(profile.name, server_key(profile.host, profile.effective_port))
     if seen is None or seen.limit is None or size <= seen.limit:
         return
+    which = f"server {server}" if server else f"server of profile {profile.name}"
     print(
         f"tuimail: warning: the message is {size_words(size)} ({size:,} bytes) and the "
-        f"server of profile {profile.name} accepted at most {size_words(seen.limit)} "
+        f"{which} accepted at most {size_words(seen.limit)} "
         f"({seen.limit:,} bytes) when last seen, {age_words(time.time() - seen.seen_at)}; "
         "it will probably refuse it",
         file=sys.stderr,

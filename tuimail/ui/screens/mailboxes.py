@@ -583,18 +583,13 @@ class MailboxesScreen(ModelScreen):
         user's own addresses left out, ``In-Reply-To`` and ``References`` as
         extra headers, the text quoted); it opens in Compose like any draft.
         """
-        from tuimail.addresses import mailbox_text
-        from tuimail.replies import ReplyError, own_addresses, read_original, reply_all
+        from tuimail.replies import ReplyError, own_addresses_of, read_original, reply_all
         from tuimail.replies import reply as reply_to
 
         key = self._selected("sent-table") if self.current_tab == "tab-sent" else None
         if key is None or key not in self.sent or self._compose_busy():
             return
-        own = own_addresses(
-            mailbox_text(p.display_name, p.from_address)
-            for p in self.model.all_profiles().values()
-            if p.from_address
-        )
+        own = own_addresses_of(self.model.all_profiles().values())
         try:
             original = read_original(self.sent[key])
         except ReplyError as exc:

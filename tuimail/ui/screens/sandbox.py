@@ -892,7 +892,7 @@ class SandboxScreen(ModelScreen):
         if self.model.compose_locked:
             self.notify("Compose is sending a message; try again when it is done.")
             return
-        own = [p.from_address for p in self.model.all_profiles().values() if p.from_address]
+        own = replies.own_addresses_of(self.model.all_profiles().values())
         if how == "forward":
 
             def chosen(way: ForwardHow | None) -> None:
@@ -904,7 +904,7 @@ class SandboxScreen(ModelScreen):
         self.draft_of(read.raw, how, own, self.model.initial_profile)
 
     @work(thread=True, group="sandbox-reply", exit_on_error=False)
-    def draft_of(self, raw: bytes, how: str, own: list[str], profile: str) -> None:
+    def draft_of(self, raw: bytes, how: str, own: set[str], profile: str) -> None:
         """Make the draft from the message's bytes and save it (in a thread), then open it."""
         try:
             original = replies.read_original(raw)
@@ -914,9 +914,9 @@ class SandboxScreen(ModelScreen):
             elif how.startswith("forward"):
                 draft = replies.forward(original)
             elif how == "all":
-                draft = replies.reply_all(original, replies.own_addresses(own))
+                draft = replies.reply_all(original, own)
             else:
-                draft = replies.reply(original, replies.own_addresses(own))
+                draft = replies.reply(original, own)
             saved = SavedDraft(DraftStore.new_id(), profile, draft)
             DraftStore().save(saved)
         except (OSError, ValueError, TuimailError) as exc:
