@@ -71,6 +71,8 @@ MAX_SENT_FILES = 5000
 HALF_LIFE_DAYS = 30.0
 #: Seconds the address-book command may take.
 COMMAND_TIMEOUT = 2.0
+#: Seconds a command that has closed its output is given to exit before it is stopped.
+EXIT_GRACE = 1.0
 #: Bytes of the command's output read at most; it is stopped after that.
 COMMAND_OUTPUT_LIMIT = 256 * 1024
 #: Lines of the command's output read at most; it is stopped after that.
@@ -383,10 +385,19 @@ def run_address_command(
         return CommandAnswer((), CommandProblem.NOT_STARTED)
     problem: CommandProblem | None = None
     cut_short = True
+    deadline = time.monotonic() + timeout
     with process:
         try:
             lines, problem = _read_lines(process, timeout, superseded)
             cut_short = problem is not None
+            if not cut_short:
+                # The end of its output comes as the command exits, a moment
+                # before its exit can be seen (a wrapper such as `timeout`
+                # closes it last); without this wait it would be killed and
+                # its answer called a failure.
+                grace = min(EXIT_GRACE, max(0.0, deadline - time.monotonic()))
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=grace)
         finally:
             # Reading cut short: the group goes whether or not its leader has
             # exited, since a child it left may hold the output open. Checked
