@@ -26,6 +26,8 @@ def test_a_mailto_link_in_place_of_a_command() -> None:
     result = run_tuimail(link, "--print")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
+        "from": "",
+        "reply_to": [],
         "to": ["joe@example.com", "ann@example.org"],
         "cc": ["bob@example.com"],
         "bcc": [],

@@ -31,6 +31,7 @@ def prepared(tmp_path: Path) -> Path:
     message["From"] = "Help Desk <help@example.test>"
     message["To"] = "Bob <bob@example.test>"
     message["Cc"] = "carol@example.test"
+    message["Reply-To"] = "desk@example.test"
     message["Subject"] = "Prepared elsewhere"
     message["X-Ticket"] = "4711"
     message.set_content("Written elsewhere.\nSecond line.\n")
@@ -48,6 +49,8 @@ def test_an_eml_file_as_json(tmp_path: Path) -> None:
     result = run_tuimail("compose", "--eml", str(eml), "--bcc", "audit@example.test", "--print")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
+    assert "help@example.test" in document["from"]
+    assert document["reply_to"] == ["desk@example.test"]
     assert document["to"] == ["Bob <bob@example.test>"]
     assert document["cc"] == ["carol@example.test"]
     assert document["bcc"] == ["audit@example.test"]  # added by the option

@@ -470,8 +470,3 @@ def _fold(line: str) -> str:
         else:
             lines[-1] += f", {word}"
     return "\r\n".join(lines)
-
-
-def save_draft_as_eml(draft: Draft, path: Path) -> None:
-    """Write :func:`draft_as_eml` to ``path`` by atomic replace, mode 0600."""
-    atomic_write_bytes(path, draft_as_eml(draft))

@@ -180,6 +180,8 @@ def cmd_compose(args: argparse.Namespace) -> int:
         print(
             terminal_json(
                 {
+                    "from": draft.from_address,
+                    "reply_to": draft.reply_to,
                     "to": draft.to,
                     "cc": draft.cc,
                     "bcc": draft.bcc,
