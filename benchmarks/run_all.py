@@ -16,8 +16,10 @@ swaks or tmux is missing).
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def portable(text: str) -> str:
+    """The report with this checkout's and this run's paths made relative.
+
+    docs/performance.md is read on other machines: ``/home/me/tuimail/.venv``
+    means nothing there, ``.venv`` does; a temporary directory is gone.
+    """
+    root = str(Path(__file__).resolve().parent.parent)
+    text = text.replace(root + "/", "").replace(root, ".")
+    temporary = re.escape(tempfile.gettempdir().rstrip("/"))
+    return re.sub(temporary + r"/tuimail-bench-[^/\s]+/", "$TMPDIR/tuimail-bench-*/", text)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     run = Run()
@@ -158,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         run.launch_problem = "failed, or tmux missing (see the run's output)"
 
     command = "python benchmarks/run_all.py " + shlex.join(argv or sys.argv[1:])
-    text = markdown(run, command.strip(), "\n\n".join(reports))
+    text = portable(markdown(run, command.strip(), "\n\n".join(reports)))
     print(f"\n## results\n\n{table(run)}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text, encoding="utf-8")
