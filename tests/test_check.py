@@ -530,3 +530,29 @@ def test_dane_ta_needs_the_chain_and_the_mx_name_as_senders_do(
         "(DANE-TA), but the certificate is for elsewhere.example, not mx.ta.test" in p
         for p in dane["problems"]
     ), dane["problems"]
+
+
+def test_a_domain_is_taken_as_people_write_it_and_asked_in_its_ascii_form() -> None:
+    """``bücher.test`` is asked for as ``xn--bcher-kva.test``; names DNS cannot
+    carry, or that the two IDNA standards spell differently, are refused in words."""
+    import dns.message
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as resolver:
+        resolver.bind(("127.0.0.1", 0))  # bound, never answering: the questions wait here
+        port = resolver.getsockname()[1]
+        done = run_tuimail(
+            "check", "Bücher.test", "--dns-server", f"127.0.0.1:{port}", "--timeout", "1",
+        )  # fmt: skip
+        resolver.settimeout(5)
+        asked = {str(dns.message.from_wire(resolver.recv(4096)).question[0].name)}
+    assert done.stdout.startswith("xn--bcher-kva.test: UNKNOWN"), done.stdout + done.stderr
+    assert asked <= {
+        f"{prefix}xn--bcher-kva.test." for prefix in ("", "_dmarc.", "_mta-sts.", "_smtp._tls.")
+    }, asked
+    for given, words in (
+        ("straße.test", "spelled differently by the two IDNA standards"),
+        ("[127.0.0.1]", "is an address literal, not a domain name"),
+        ("a b.test", "is not a valid domain name"),
+    ):
+        refused = run_tuimail("check", given)
+        assert refused.returncode == 3 and words in refused.stderr, refused.stderr  # UNKNOWN

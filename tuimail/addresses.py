@@ -238,13 +238,27 @@ def _parse_addr_spec(spec: str, whole: str) -> tuple[str, str]:
         )
     if len(local.encode("utf-8")) > 64:
         raise AddressError(f"{whole!r}: the part before '@' is longer than 64 octets")
-    ascii_domain = _ascii_domain(domain, whole)
-    if len(local.encode("utf-8")) + 1 + len(ascii_domain) > 254:
+    try:
+        domain_in_ascii = _ascii_domain(domain)
+    except AddressError as exc:
+        raise AddressError(f"{whole!r}: {exc}") from None
+    if len(local.encode("utf-8")) + 1 + len(domain_in_ascii) > 254:
         raise AddressError(f"{whole!r}: the address is longer than 254 octets")
-    return local, ascii_domain
+    return local, domain_in_ascii
 
 
-def _ascii_domain(domain: str, whole: str) -> str:
+def ascii_domain(domain: str) -> str:
+    """A domain name (no address literal) in its ASCII form, as DNS asks for it.
+
+    ``bücher.example`` becomes ``xn--bcher-kva.example``, as in an address, so
+    a command given a mail domain takes it the way its users write it.
+    """
+    if domain.startswith("["):
+        raise AddressError(f"{domain!r} is an address literal, not a domain name")
+    return _ascii_domain(domain)
+
+
+def _ascii_domain(domain: str) -> str:
     if _ADDRESS_LITERAL_RE.fullmatch(domain):
         import ipaddress
 
@@ -255,23 +269,23 @@ def _ascii_domain(domain: str, whole: str) -> str:
             else:
                 ipaddress.IPv4Address(literal)
         except ValueError:
-            raise AddressError(f"{whole!r}: {domain!r} is not a valid address literal") from None
+            raise AddressError(f"{domain!r} is not a valid address literal") from None
         return domain
     if domain.endswith("."):
         domain = domain[:-1]
     if not domain.isascii():
         if set(domain) & _IDNA_DEVIATIONS:
             raise AddressError(
-                f"{whole!r}: {domain!r} is spelled differently by the two IDNA standards "
+                f"{domain!r} is spelled differently by the two IDNA standards "
                 "(as with 'ß'); give the domain in its xn-- form"
             )
         try:
             domain = domain.encode("idna").decode("ascii")
         except UnicodeError:
-            raise AddressError(f"{whole!r}: {domain!r} is not a valid domain name") from None
+            raise AddressError(f"{domain!r} is not a valid domain name") from None
     labels = domain.split(".")
     if len(domain) > 253 or not all(_LABEL_RE.fullmatch(label) for label in labels):
-        raise AddressError(f"{whole!r}: {domain!r} is not a valid domain name")
+        raise AddressError(f"{domain!r} is not a valid domain name")
     return domain.lower()
 
 

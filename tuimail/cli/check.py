@@ -104,12 +104,16 @@ def _servers(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from tuimail.addresses import AddressError, ascii_domain
     from tuimail.posture.check import CheckOptions, check_domain
     from tuimail.posture.report import report_lines
     from tuimail.probe import Thresholds
     from tuimail.terminal_text import escape_controls
 
-    domain = args.domain.strip().rstrip(".")
+    try:
+        domain = ascii_domain(args.domain.strip())
+    except AddressError as exc:
+        raise CLIError(str(exc), exitcodes.USAGE) from None
     if not re.fullmatch(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+", domain) or len(domain) > 253:
         raise CLIError(f"{args.domain!r} is not a domain name (like example.org)", exitcodes.USAGE)
     options = CheckOptions(
