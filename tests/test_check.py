@@ -503,7 +503,7 @@ def test_the_resolver_of_config_toml_is_used(dns_server: DnsServer, isolated_dir
     (config / "config.toml").write_text("[dns]\nservers = 5\n")
     refused = run_tuimail("check", "nullmx.test", "--nagios")
     assert refused.returncode == 3
-    assert refused.stderr.startswith("MAILDOMAIN UNKNOWN - config.toml [dns] servers = 5")
+    assert refused.stdout.startswith("MAILDOMAIN UNKNOWN - config.toml [dns] servers = 5")
 
 
 def test_dane_ta_needs_the_chain_and_the_mx_name_as_senders_do(

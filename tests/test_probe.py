@@ -224,7 +224,7 @@ def test_nagios_output_and_exit_codes(servers: ServerThread, certs: Certs) -> No
     assert critical.returncode == 2 and "STARTTLS is not offered" in critical.stdout
 
     unknown = run_tuimail("probe", "--profile", "missing", "--nagios")
-    assert unknown.returncode == 3 and "SMTP UNKNOWN" in unknown.stderr
+    assert unknown.returncode == 3 and "SMTP UNKNOWN" in unknown.stdout
 
 
 def test_json_document(servers: ServerThread, certs: Certs) -> None:
@@ -372,3 +372,16 @@ def test_timings_are_kept_by_stage_and_worded_only_in_the_output() -> None:
     )
     session = SessionReport(Transcript(), timings={Stage.CONNECT: 0.1, Stage.TLS: 0.2})
     assert session.to_json()["timings"] == {"connect": 0.1, "tls": 0.2}
+
+
+def test_a_probe_that_cannot_run_is_unknown_on_standard_output_for_nagios() -> None:
+    """Nagios and Icinga show a plugin's standard output only: an UNKNOWN said on
+    standard error reached the operator as '(null)'. Without --nagios it stays there."""
+    for command, line in (
+        (("probe", "--profile", "nosuch", "--nagios"), "SMTP UNKNOWN - no profile named"),
+        (("check", "[127.0.0.1]", "--nagios"), "MAILDOMAIN UNKNOWN - '[127.0.0.1]' is an address"),
+    ):
+        done = run_tuimail(*command)
+        assert done.returncode == 3 and done.stdout.startswith(line), done
+        plain = run_tuimail(*command[:-1])
+        assert plain.returncode == 3 and plain.stdout == "" and "tuimail: " in plain.stderr

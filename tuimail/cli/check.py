@@ -79,8 +79,14 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise CLIError("--crit-days must not be more than --warn-days", exitcodes.USAGE)
         return _check(args)
     except CLIError as exc:
-        # Nagios convention: a check that cannot run is UNKNOWN (3), whatever the cause.
-        print(f"MAILDOMAIN UNKNOWN - {exc}" if args.nagios else f"tuimail: {exc}", file=sys.stderr)
+        # Nagios convention: a check that cannot run is UNKNOWN (3), whatever the
+        # cause, said on standard output: the one stream Nagios and Icinga show.
+        from tuimail.terminal_text import escape_controls
+
+        if args.nagios:
+            print(escape_controls(f"MAILDOMAIN UNKNOWN - {exc}"))
+        else:
+            print(escape_controls(f"tuimail: {exc}"), file=sys.stderr)
         return int(Status.UNKNOWN)
 
 

@@ -83,8 +83,14 @@ def cmd_probe(args: argparse.Namespace) -> int:
     try:
         return int(asyncio.run(_probe(args, thresholds)))
     except CLIError as exc:
-        # Nagios convention: a check that cannot run is UNKNOWN (3), whatever the cause.
-        print(f"SMTP UNKNOWN - {exc}" if args.nagios else f"tuimail: {exc}", file=sys.stderr)
+        # Nagios convention: a check that cannot run is UNKNOWN (3), whatever the
+        # cause, said on standard output: the one stream Nagios and Icinga show.
+        from tuimail.terminal_text import escape_controls
+
+        if args.nagios:
+            print(escape_controls(f"SMTP UNKNOWN - {exc}"))
+        else:
+            print(escape_controls(f"tuimail: {exc}"), file=sys.stderr)
         return int(Status.UNKNOWN)
 
 
