@@ -10,15 +10,14 @@ from tests.conftest import require_tool
 from tests.test_ui_tmux import Tmux, tuimail_command
 
 
-def test_an_edit_saved_in_another_charset_is_refused_in_words(isolated_dirs: Path) -> None:
-    # An editor set to Latin-1 saves "café" as the byte E9: the body cannot be
-    # read back as UTF-8. The user changed it; "nothing changed" would say
-    # their writing was not there.
+def edit_in_compose(isolated_dirs: Path, editor_script: str) -> tuple[Tmux, Path]:
+    """The app in tmux with ``editor_script`` (sh, the file as ``$1``) as $EDITOR,
+    ctrl+g pressed in Compose; the runtime dir the edited file lives in."""
     tmux = Tmux(require_tool("tmux", "tmux"))
     runtime = isolated_dirs / "runtime"
     runtime.mkdir(mode=0o700)
     editor = isolated_dirs / "editor.sh"
-    editor.write_text("#!/bin/sh\nprintf 'Lunch at the caf\\351\\n' >> \"$1\"\n")
+    editor.write_text(f"#!/bin/sh\n{editor_script}\n")
     editor.chmod(0o700)
     command = tuimail_command().replace(
         "env -i ",
@@ -29,6 +28,18 @@ def test_an_edit_saved_in_another_charset_is_refused_in_words(isolated_dirs: Pat
         tmux.start(command, width=120, height=30)
         tmux.wait_for_text("F2 Compose")
         tmux.keys("C-g")
+    except BaseException:
+        tmux.kill()
+        raise
+    return tmux, runtime
+
+
+def test_an_edit_saved_in_another_charset_is_refused_in_words(isolated_dirs: Path) -> None:
+    # An editor set to Latin-1 saves "café" as the byte E9: the body cannot be
+    # read back as UTF-8. The user changed it; "nothing changed" would say
+    # their writing was not there.
+    tmux, runtime = edit_in_compose(isolated_dirs, "printf 'Lunch at the caf\\351\\n' >> \"$1\"")
+    try:
         screen = tmux.wait_until(
             lambda s: "F2 Compose" in s and "The body is as it was" in s,
             "the app back, saying what became of the edit",
@@ -44,21 +55,10 @@ def test_an_edit_saved_in_another_charset_is_refused_in_words(isolated_dirs: Pat
 def test_an_edit_saved_with_crlf_line_ends_comes_back_as_lines(isolated_dirs: Path) -> None:
     # An editor set to DOS line ends (vim's ff=dos, an editor from Windows)
     # writes CRLF: each CR came back into the body as a visible "\x0d".
-    tmux = Tmux(require_tool("tmux", "tmux"))
-    runtime = isolated_dirs / "runtime"
-    runtime.mkdir(mode=0o700)
-    editor = isolated_dirs / "editor.sh"
-    editor.write_text("#!/bin/sh\nprintf 'Line one\\r\\nLine two\\r\\n' > \"$1\"\n")
-    editor.chmod(0o700)
-    command = tuimail_command().replace(
-        "env -i ",
-        f"env -i EDITOR={shlex.quote(str(editor))} XDG_RUNTIME_DIR={shlex.quote(str(runtime))} ",
-        1,
+    tmux, _runtime = edit_in_compose(
+        isolated_dirs, "printf 'Line one\\r\\nLine two\\r\\n' > \"$1\""
     )
     try:
-        tmux.start(command, width=120, height=30)
-        tmux.wait_for_text("F2 Compose")
-        tmux.keys("C-g")
         screen = tmux.wait_until(
             lambda s: "F2 Compose" in s and "the body is back" in s,
             "the app back with the edited body",
