@@ -722,32 +722,35 @@ class SandboxScreen(ModelScreen):
         self.notify("Decrypting…")
         self.decrypt_message(read, chosen)
 
-    @work(thread=True, group="sandbox-decrypt", exit_on_error=False)
-    def decrypt_message(self, read: MessageRead, profile: Profile | None) -> None:
-        """gpg or the S/MIME key opens the message (a key file, a subprocess: in a thread)."""
-        from tuimail import smime
+    @work(group="sandbox-decrypt", exit_on_error=False)
+    async def decrypt_message(self, read: MessageRead, profile: Profile | None) -> None:
+        """gpg or the S/MIME key opens the message (a key file, a subprocess: in a thread).
 
-        opened, problem = None, ""
-        try:
-            signer = smime.signer_of(profile) if profile is not None else None
-        except smime.SmimeError as exc:
-            signer, problem = None, str(exc)
-        try:
-            report = describe_protection(read.raw, decrypt=True, smime_signer=signer)
-            if report.cleartext is not None:
-                view = mime.view(with_outer_headers(read.raw, report.cleartext))
-                opened = MessageRead(read.key, read.raw, view, "", protection=report)
-            else:
-                problem = next(
-                    (
-                        x.strip()[len("not decrypted: ") :]
-                        for x in report.lines()
-                        if "not decrypted" in x
-                    ),
-                    problem or "no key of yours opens it",
-                )
-        except Exception as exc:  # a hostile message must never take the screen down
-            problem = f"{type(exc).__name__}: {exc}"
+        A locked key's passphrase is asked for with the masked dialog Compose signs
+        with (:class:`~tuimail.ui.widgets.pgp_controls.PassphraseDialog`), again after
+        a wrong one, until it opens the key or Escape; what is typed goes only to gpg's
+        stdin or to cryptography, in memory, for this one decryption."""
+        import asyncio
+
+        from tuimail.ui.widgets.pgp_controls import PassphraseDialog
+
+        typed: dict[str, str] = {}
+        while True:
+            opened, problem, locked = await asyncio.to_thread(
+                opened_for_display, read, profile, typed
+            )
+            if locked is None:
+                break
+            which, why = locked
+            note = "Used to decrypt this message only; never saved. Escape: not decrypted."
+            answer = await self.app.push_screen(
+                PassphraseDialog(why, "Decrypt", note), wait_for_dismiss=True
+            )
+            if answer is None:
+                problem = "no passphrase given (Escape)"
+                break
+            typed[which] = answer
+        typed.clear()
         with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
             self.post_message(Decrypted(read.key, opened, problem))
 
@@ -1085,6 +1088,54 @@ def auth_text(read: MessageRead, done: AuthChecked | None, checking: bool) -> st
     return "\n".join(shown(line) for line in lines)
 
 
+def opened_for_display(
+    read: MessageRead, profile: Profile | None, typed: dict[str, str]
+) -> tuple[MessageRead | None, str, tuple[str, str] | None]:
+    """The message decrypted with the user's gpg or ``profile``'s S/MIME key (blocks: in a
+    thread): (the message as shown, or None; why not; or ("pgp" or "smime", the words
+    to ask with) when a locked key's passphrase is needed, ``typed`` holding what
+    the user gave so far)."""
+    from tuimail import smime
+
+    opened, problem = None, ""
+    try:
+        signer = smime.signer_of(profile, typed.get("smime")) if profile is not None else None
+    except smime.SmimePassphraseNeeded as exc:
+        if smime.smime_summary(read.raw) is not None:
+            wrong = "The passphrase given is wrong. " if exc.wrong else ""
+            return (
+                None,
+                "",
+                ("smime", f"{wrong}Your S/MIME {exc.source} is locked. Its passphrase:"),
+            )
+        signer, problem = None, str(exc)
+    except smime.SmimeError as exc:
+        signer, problem = None, str(exc)
+    try:
+        report = describe_protection(
+            read.raw, decrypt=True, smime_signer=signer, pgp_passphrase=typed.get("pgp")
+        )
+        pgp = report.pgp
+        if pgp is not None and pgp.key_locked:
+            wrong = "The passphrase given is wrong. " if pgp.passphrase_wrong else ""
+            return None, "", ("pgp", f"{wrong}Your OpenPGP secret key is locked. Its passphrase:")
+        if report.cleartext is not None:
+            view = mime.view(with_outer_headers(read.raw, report.cleartext))
+            opened = MessageRead(read.key, read.raw, view, "", protection=report)
+        else:
+            problem = next(
+                (
+                    x.strip()[len("not decrypted: ") :]
+                    for x in report.lines()
+                    if "not decrypted" in x
+                ),
+                problem or "no key of yours opens it",
+            )
+    except Exception as exc:  # a hostile message must never take the screen down
+        problem = f"{type(exc).__name__}: {exc}"
+    return opened, problem, None
+
+
 def protection_of(raw: bytes) -> ProtectionReport | None:
     """Signed by whom, encrypted to whom (gpg, openssl, bounded by their timeouts: in a
     worker); None when reading it failed, so the message is still shown."""
@@ -1131,7 +1182,14 @@ def message_text(read: MessageRead, mode: str, checked: Checked | None = None) -
             lines.append(f"{'  ' * part.depth}{part.number}. {part.content_type}{size}{name}{flag}")
         return shown("\n".join(lines) or "(no MIME parts)", keep_newlines=True)
     wanted = ("From", "To", "Cc", "Reply-To", "Subject", "Date")
-    heads = [f"{name}: {view.header(name)}" for name in wanted if view.header(name)]
+    # A signed-only message's protected headers: the signed value, not the unsigned outer
+    # one (the protection lines below say that they differ).
+    signed = read.protection.signed_value if read.protection is not None else lambda _: None
+    heads = [
+        f"{name}: {signed(name) or view.header(name)}"
+        for name in wanted
+        if signed(name) or view.header(name)
+    ]
     heads += [
         line if line.startswith("  ") else f"Protection: {line}"
         for line in protection_lines(read, checked)

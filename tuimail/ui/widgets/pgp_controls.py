@@ -184,25 +184,34 @@ class PgpControls(Vertical):
 
 
 class PassphraseDialog(ModalScreen[str | None]):
-    """Ask, masked, for the passphrase of a locked OpenPGP key; None when cancelled.
+    """Ask, masked, for the passphrase of a locked key; None when cancelled.
 
-    The text goes to gpg's stdin (tuimail/pgp_mime.py) for this one send and
-    is kept nowhere: the field is emptied as the dialog closes.
+    Signing (Compose) and decrypting for display (F5's ``x``, OpenPGP or an
+    S/MIME key file) share it. The text goes to gpg's stdin
+    (tuimail/pgp_mime.py) or to cryptography in memory (tuimail/smime.py) for
+    this one use and is kept nowhere: the field is emptied as the dialog closes.
     """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, why: str) -> None:
+    def __init__(
+        self,
+        why: str,
+        confirm: str = "Sign",
+        note: str = "Used for this message only; never saved. Escape: not sent.",
+    ) -> None:
         super().__init__()
         self.why = why
+        self.confirm = confirm
+        self.note = note
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog secret"):
             yield Label(shown(self.why), markup=False)
             yield Input("", id="passphrase", password=True)
-            yield Label("Used for this message only; never saved. Escape: not sent.")
+            yield Label(self.note, markup=False)
             with Horizontal(classes="buttons"):
-                yield Button("Sign", variant="primary", id="confirm")
+                yield Button(self.confirm, variant="primary", id="confirm")
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
