@@ -550,12 +550,17 @@ def _bcc(outgoing: OutgoingMessage) -> list[str]:
 
 
 def protect(
-    outgoing: OutgoingMessage, settings: PgpSettings, passphrase: str | None = None
+    outgoing: OutgoingMessage,
+    settings: PgpSettings,
+    passphrase: str | None = None,
+    notes: list[str] | None = None,
 ) -> OutgoingMessage:
     """The message signed and/or encrypted as ``settings`` ask (see the module's words).
 
     Raises a :class:`PgpError` (and nothing is sent) when it cannot be done
-    as asked; opportunistic encryption that cannot be done is skipped.
+    as asked; opportunistic encryption that cannot be done is skipped, and
+    ``notes`` (when given) gets one line saying so and why (:func:`unencrypted_words`),
+    for the faces to put in the transcript: never plaintext in silence.
     """
     if not settings.active:
         return outgoing
@@ -574,6 +579,8 @@ def protect(
                 raise RecipientKeysUnusable(problems)
         else:
             encrypt = not bcc and all(k.status.usable for k in keys)
+            if not encrypt and notes is not None:
+                notes.append(unencrypted_words(keys, bcc))
     if not (settings.sign or encrypt):
         return outgoing
     fields, _ = _split(wire)
@@ -624,11 +631,29 @@ def _hidden_subject(field: bytes) -> bytes:
 
 
 def protect_for(
-    profile: Profile, outgoing: OutgoingMessage, passphrase: str | None = None
+    profile: Profile,
+    outgoing: OutgoingMessage,
+    passphrase: str | None = None,
+    notes: list[str] | None = None,
 ) -> OutgoingMessage:
     """The message as the profile's OpenPGP fields ask, or as it is when it asks nothing."""
     settings = settings_of(profile)
-    return protect(outgoing, settings, passphrase) if settings.active else outgoing
+    return protect(outgoing, settings, passphrase, notes) if settings.active else outgoing
+
+
+def unencrypted_words(keys: Sequence[RecipientKey], bcc: Sequence[str]) -> str:
+    """One line: why opportunistic encryption sends this message unencrypted."""
+    lacking = [f"{k.address} ({k.status.words})" for k in keys if not k.status.usable]
+    why = []
+    if lacking:
+        why.append("no usable OpenPGP key for " + ", ".join(lacking))
+    if bcc:
+        why.append(
+            "it has Bcc recipients (" + ", ".join(bcc) + "), who cannot share one encrypted part"
+        )
+    return "OpenPGP: the message goes UNENCRYPTED (opportunistic encryption): " + "; ".join(
+        why or ["not every recipient has a usable key"]
+    )
 
 
 # -- what a message carries, for the transcript ------------------------------------------------
