@@ -10,8 +10,11 @@ encrypted; what was typed is on no screen and in no file.
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
+import pytest
 from textual.widgets import Input, Label
 
 from tests import test_pgp_mime
@@ -45,10 +48,22 @@ async def _answer(app: TuimailApp, pilot: object, typed: str, screens: list[str]
 
 
 async def test_x_asks_for_a_locked_openpgp_key_and_decrypts(
-    gnupghome: Keyring, isolated_dirs: Path
+    gnupghome: Keyring, isolated_dirs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _captured(_encrypted(f"Dave <{DAVE}>", DAVE, gnupghome.dave))
     forget_passphrases(gnupghome.home)
+    # A gpg first on PATH records its argv and environment, then runs the real one.
+    real = shutil.which("gpg")
+    assert real is not None
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "gpg-runs.log"
+    wrapper = bin_dir / "gpg"
+    wrapper.write_text(
+        f'#!/bin/sh\nprintf "argv: %s\\n" "$@" >> "{log}"\nenv >> "{log}"\nexec "{real}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     app = TuimailApp(start_sandbox=False)
     screens: list[str] = []
     async with app.run_test(size=(120, 40)) as pilot:
@@ -73,7 +88,12 @@ async def test_x_asks_for_a_locked_openpgp_key_and_decrypts(
         assert "decrypted for display" in view()
         screens.append(app.export_screenshot())
         notes = " ".join(str(n.message) for n in app._notifications)
-    blobs = {"the screens": "\n".join(screens).encode(), "notes": notes.encode()}
+    assert b"--decrypt" in log.read_bytes(), "the wrapper did not run"
+    blobs = {
+        "the screens": "\n".join(screens).encode(),
+        "notes": notes.encode(),
+        "gpg's argv and environment": log.read_bytes(),
+    }
     blobs.update(files_under(isolated_dirs))
     for secret in (WRONG, PASSPHRASE):
         found = [n for n, b in blobs.items() if any(p in b for p in leak_patterns(secret))]

@@ -90,3 +90,29 @@ def test_inbox_show_says_it(gnupghome: Keyring, isolated_dirs: Path) -> None:
         capture_output=True, timeout=60, check=True,
     ).stdout.decode()  # fmt: skip
     assert 'Signed Subject: "Plans"' in shown, shown
+
+
+def test_smime_signed_headers_that_differ_are_said(tmp_path: Path) -> None:
+    """The same for S/MIME: a signed part carrying Subject, the outer one changed."""
+    from tests.smime_support import TestCA, openssl
+    from tuimail import smime
+
+    openssl()
+    ca = TestCA(tmp_path / "ca")
+    me = ca.issue(ALICE)
+    signer = smime.load_signer(
+        smime.SmimeSettings(True, False, cert=str(me.cert_path), key=str(me.key_path))
+    )
+    entity = (
+        b'Content-Type: text/plain; charset=us-ascii; protected-headers="v1"\r\n'
+        b"Subject: Plans\r\n\r\nHi.\r\n"
+    )
+    wire = (
+        f"From: {ALICE}\r\nTo: {BOB}\r\nSubject: Other\r\nMIME-Version: 1.0\r\n".encode()
+        + smime.sign_entity(entity, signer)
+    )
+    report = describe(wire, smime_ca=ca.ca_file)
+    assert report.smime is not None and report.smime.verification is not None
+    assert report.smime.verification.verdict is smime.Verdict.VALID
+    assert report.signed_value("Subject") == "Plans"
+    assert any('the unsigned Subject outside, "Other", differs' in x for x in report.lines())
