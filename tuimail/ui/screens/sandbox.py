@@ -80,6 +80,7 @@ from tuimail.ui.screens.inbox_dialogs import (
     SaveAttachmentsDialog,
 )
 from tuimail.ui.widgets.mode_bar import ModeBar
+from tuimail.ui.widgets.pgp_controls import Locked
 from tuimail.ui.widgets.transcript_view import TranscriptView
 from tuimail.user_config import ConfigError
 
@@ -715,10 +716,7 @@ class SandboxScreen(ModelScreen):
         if read.protection.cleartext is not None:
             self.notify("This message is shown decrypted already.")
             return
-        profiles = self.model.all_profiles()
-        chosen = profiles.get(self.model.initial_profile)
-        if chosen is None or not (chosen.smime_cert and chosen.smime_key):
-            chosen = next((p for p in profiles.values() if p.smime_cert and p.smime_key), chosen)
+        chosen = decrypting_profile(self.model.all_profiles(), self.model.initial_profile)
         self.notify("Decrypting…")
         self.decrypt_message(read, chosen)
 
@@ -727,30 +725,14 @@ class SandboxScreen(ModelScreen):
         """gpg or the S/MIME key opens the message (a key file, a subprocess: in a thread).
 
         A locked key's passphrase is asked for with the masked dialog Compose signs
-        with (:class:`~tuimail.ui.widgets.pgp_controls.PassphraseDialog`), again after
-        a wrong one, until it opens the key or Escape; what is typed goes only to gpg's
-        stdin or to cryptography, in memory, for this one decryption."""
-        import asyncio
+        with (:func:`~tuimail.ui.widgets.pgp_controls.asking_for_passphrases`), again
+        after a wrong one, until it opens the key or Escape."""
+        from tuimail.ui.widgets.pgp_controls import asking_for_passphrases
 
-        from tuimail.ui.widgets.pgp_controls import PassphraseDialog
-
-        typed: dict[str, str] = {}
-        while True:
-            opened, problem, locked = await asyncio.to_thread(
-                opened_for_display, read, profile, typed
-            )
-            if locked is None:
-                break
-            which, why = locked
-            note = "Used to decrypt this message only; never saved. Escape: not decrypted."
-            answer = await self.app.push_screen(
-                PassphraseDialog(why, "Decrypt", note), wait_for_dismiss=True
-            )
-            if answer is None:
-                problem = "no passphrase given (Escape)"
-                break
-            typed[which] = answer
-        typed.clear()
+        answer = await asking_for_passphrases(
+            self.app, lambda typed: opened_for_display(read, profile, typed)
+        )
+        opened, problem = answer if answer is not None else (None, "no passphrase given (Escape)")
         with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
             self.post_message(Decrypted(read.key, opened, problem))
 
@@ -1088,52 +1070,68 @@ def auth_text(read: MessageRead, done: AuthChecked | None, checking: bool) -> st
     return "\n".join(shown(line) for line in lines)
 
 
-def opened_for_display(
-    read: MessageRead, profile: Profile | None, typed: dict[str, str]
-) -> tuple[MessageRead | None, str, tuple[str, str] | None]:
-    """The message decrypted with the user's gpg or ``profile``'s S/MIME key (blocks: in a
-    thread): (the message as shown, or None; why not; or ("pgp" or "smime", the words
-    to ask with) when a locked key's passphrase is needed, ``typed`` holding what
-    the user gave so far)."""
+def decrypting_profile(profiles: dict[str, Profile], initial: str) -> Profile | None:
+    """The profile whose S/MIME key decrypts for display: the one chosen in Compose, else
+    the first that names a certificate and a key."""
+    chosen = profiles.get(initial)
+    if chosen is None or not (chosen.smime_cert and chosen.smime_key):
+        chosen = next((p for p in profiles.values() if p.smime_cert and p.smime_key), chosen)
+    return chosen
+
+
+def report_for_display(
+    raw: bytes, profile: Profile | None, typed: dict[str, str]
+) -> tuple[ProtectionReport | None, str] | Locked:
+    """The message's report decrypted with the user's gpg or ``profile``'s S/MIME key
+    (blocks: in a thread): (the report with its clear text, or None; why not), or
+    :class:`Locked` when a locked key's passphrase is needed (``typed``: what the
+    user gave so far, by "pgp" or "smime"). F5 and F7 alike."""
     from tuimail import smime
 
-    opened, problem = None, ""
+    problem = ""
     try:
         signer = smime.signer_of(profile, typed.get("smime")) if profile is not None else None
     except smime.SmimePassphraseNeeded as exc:
-        if smime.smime_summary(read.raw) is not None:
+        if smime.smime_summary(raw) is not None:
             wrong = "The passphrase given is wrong. " if exc.wrong else ""
-            return (
-                None,
-                "",
-                ("smime", f"{wrong}Your S/MIME {exc.source} is locked. Its passphrase:"),
-            )
+            return Locked("smime", f"{wrong}Your S/MIME {exc.source} is locked. Its passphrase:")
         signer, problem = None, str(exc)
     except smime.SmimeError as exc:
         signer, problem = None, str(exc)
     try:
         report = describe_protection(
-            read.raw, decrypt=True, smime_signer=signer, pgp_passphrase=typed.get("pgp")
+            raw, decrypt=True, smime_signer=signer, pgp_passphrase=typed.get("pgp")
         )
-        pgp = report.pgp
-        if pgp is not None and pgp.key_locked:
-            wrong = "The passphrase given is wrong. " if pgp.passphrase_wrong else ""
-            return None, "", ("pgp", f"{wrong}Your OpenPGP secret key is locked. Its passphrase:")
-        if report.cleartext is not None:
-            view = mime.view(with_outer_headers(read.raw, report.cleartext))
-            opened = MessageRead(read.key, read.raw, view, "", protection=report)
-        else:
-            problem = next(
-                (
-                    x.strip()[len("not decrypted: ") :]
-                    for x in report.lines()
-                    if "not decrypted" in x
-                ),
-                problem or "no key of yours opens it",
-            )
     except Exception as exc:  # a hostile message must never take the screen down
-        problem = f"{type(exc).__name__}: {exc}"
-    return opened, problem, None
+        return None, f"{type(exc).__name__}: {exc}"
+    pgp = report.pgp
+    if pgp is not None and pgp.key_locked:
+        wrong = "The passphrase given is wrong. " if pgp.passphrase_wrong else ""
+        return Locked("pgp", f"{wrong}Your OpenPGP secret key is locked. Its passphrase:")
+    if report.cleartext is not None:
+        return report, ""
+    problem = next(
+        (x.strip()[len("not decrypted: ") :] for x in report.lines() if "not decrypted" in x),
+        problem or "no key of yours opens it",
+    )
+    return None, problem
+
+
+def opened_for_display(
+    read: MessageRead, profile: Profile | None, typed: dict[str, str]
+) -> tuple[MessageRead | None, str] | Locked:
+    """:func:`report_for_display` as F5 shows it (blocks: in a thread)."""
+    answer = report_for_display(read.raw, profile, typed)
+    if isinstance(answer, Locked):
+        return answer
+    report, problem = answer
+    if report is None or report.cleartext is None:
+        return None, problem
+    try:
+        view = mime.view(with_outer_headers(read.raw, report.cleartext))
+    except Exception as exc:  # a hostile message must never take the screen down
+        return None, f"{type(exc).__name__}: {exc}"
+    return MessageRead(read.key, read.raw, view, "", protection=report), ""
 
 
 def protection_of(raw: bytes) -> ProtectionReport | None:
