@@ -168,3 +168,54 @@ async def test_x_asks_for_an_smime_key_without_command_or_keyring(
     for secret in (WRONG, SMIME_PASSPHRASE):
         found = [n for n, b in blobs.items() if any(p in b for p in leak_patterns(secret))]
         assert found == [], f"{secret!r} is in {found}"
+
+
+async def test_f7_decrypts_a_sent_message_for_a_locked_own_key(
+    gnupghome: Keyring, isolated_dirs: Path
+) -> None:
+    """A message sent encrypted is encrypted to the sender's own key too: F7's ``v`` opens
+    it, asking for that key's passphrase as F5 does."""
+    import asyncio
+
+    from textual.widgets import DataTable, Static
+
+    from tests.cli_helpers import run_tuimail, send_args
+    from tests.smtpservers import ServerThread, Sink
+    from tests.ui_support import open_mailboxes, wait_for_mailboxes
+
+    sink = Sink()
+    with ServerThread() as servers:
+        args = send_args(servers.smtp(sink), "--body", "Sent-sealed-text\n", "--pgp-encrypt")
+        args[args.index("Alice <alice@example.test>")] = f"Dave <{DAVE}>"
+        result = await asyncio.to_thread(run_tuimail, *args)
+        assert result.returncode == 0, result.stderr
+    forget_passphrases(gnupghome.home)
+    app = TuimailApp(start_sandbox=False)
+    screens: list[str] = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_mailboxes(pilot, "tab-sent")
+        table = screen.query_one("#sent-table", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1, "the sent message")
+        await wait_for_mailboxes(pilot)
+
+        def view() -> str:
+            return str(screen.query_one("#sent-view", Static).content)
+
+        await wait_for(pilot, lambda: "encrypted to" in view(), "the preview")
+        assert "Sent-sealed-text" not in view()
+        await pilot.press("v")
+        await _answer(app, pilot, WRONG, screens)
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, PassphraseDialog) and "wrong" in _dialog_words(app),
+            "the dialog again, saying the passphrase was wrong",
+        )
+        await _answer(app, pilot, PASSPHRASE, screens)
+        await wait_for(pilot, lambda: "Sent-sealed-text" in view(), "the decrypted text")
+        assert "decrypted for display" in view()
+        screens.append(app.export_screenshot())
+    blobs = {"the screens": "\n".join(screens).encode()}
+    blobs.update(files_under(isolated_dirs))
+    for secret in (WRONG, PASSPHRASE):
+        found = [n for n, b in blobs.items() if any(p in b for p in leak_patterns(secret))]
+        assert found == [], f"{secret!r} is in {found}"
