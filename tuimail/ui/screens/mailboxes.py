@@ -256,6 +256,7 @@ class MailboxesScreen(ModelScreen):
         "delete": ("tab-outbox", "tab-drafts"),
         "open_draft": ("tab-drafts",),
         "export": ("tab-sent",),
+        "decrypt": ("tab-sent",),
         "answer": ("tab-sent",),
     }
 
