@@ -116,3 +116,17 @@ def test_smime_signed_headers_that_differ_are_said(tmp_path: Path) -> None:
     assert report.smime.verification.verdict is smime.Verdict.VALID
     assert report.signed_value("Subject") == "Plans"
     assert any('the unsigned Subject outside, "Other", differs' in x for x in report.lines())
+
+
+def test_the_same_addresses_quoted_otherwise_are_not_a_change() -> None:
+    from tuimail.inbox.protection_view import header_changes
+
+    wire = (
+        b'From: "Alice" <Alice@Example.test>\r\nTo: bob@example.test\r\nSubject: S\r\n'
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/signed; boundary="b";\r\n'
+        b' protocol="application/pgp-signature"\r\n\r\n--b\r\n'
+        b"Content-Type: text/plain\r\nFrom: Alice <alice@example.test>\r\n"
+        b"To: Mallory <mallory@example.test>\r\n\r\nHi\r\n--b\r\n"
+        b"Content-Type: application/pgp-signature\r\n\r\nx\r\n--b--\r\n"
+    )
+    assert header_changes(wire) == (("To", "Mallory <mallory@example.test>", "bob@example.test"),)

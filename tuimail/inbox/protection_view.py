@@ -341,11 +341,23 @@ def header_changes(message_bytes: bytes) -> tuple[tuple[str, str, str], ...]:
         if signed is None:
             continue
         outside = value(outer, name) or ""
-        if signed != outside:
+        if signed != outside and not _same_addresses(name, signed, outside):
             changes.append(
                 (name, escape_controls(signed)[:300], escape_controls(outside)[:300] or "(none)")
             )
     return tuple(changes)
+
+
+def _same_addresses(name: str, one: str, other: str) -> bool:
+    """Two address fields naming the same people, however quoted or spaced."""
+    if name == "Subject":
+        return False
+    from email.utils import getaddresses
+
+    def people(value: str) -> list[tuple[str, str]]:
+        return [(n.strip(), a.lower()) for n, a in getaddresses([value])]
+
+    return people(one) == people(other)
 
 
 def _smime_encrypted_to(
