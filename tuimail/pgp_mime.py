@@ -97,6 +97,19 @@ class PassphraseNeeded(PgpError):
         self.wrong = wrong
 
 
+class DecryptKeyLocked(PgpError):
+    """Decrypting for display needs the passphrase of a secret key that gpg-agent does not
+    hold (none given, or ``wrong``): the app asks for it, masked, and tries again.
+
+    ``key`` is the locked key's id as gpg names it ("" when gpg did not say).
+    """
+
+    def __init__(self, words: str, key: str, wrong: bool) -> None:
+        super().__init__(words)
+        self.key = key
+        self.wrong = wrong
+
+
 class BccNotEncryptable(PgpError):
     """Encryption with Bcc recipients, refused: see the module's words."""
 
@@ -537,12 +550,17 @@ def _bcc(outgoing: OutgoingMessage) -> list[str]:
 
 
 def protect(
-    outgoing: OutgoingMessage, settings: PgpSettings, passphrase: str | None = None
+    outgoing: OutgoingMessage,
+    settings: PgpSettings,
+    passphrase: str | None = None,
+    notes: list[str] | None = None,
 ) -> OutgoingMessage:
     """The message signed and/or encrypted as ``settings`` ask (see the module's words).
 
     Raises a :class:`PgpError` (and nothing is sent) when it cannot be done
-    as asked; opportunistic encryption that cannot be done is skipped.
+    as asked; opportunistic encryption that cannot be done is skipped, and
+    ``notes`` (when given) gets one line saying so and why (:func:`unencrypted_words`),
+    for the faces to put in the transcript: never plaintext in silence.
     """
     if not settings.active:
         return outgoing
@@ -561,6 +579,8 @@ def protect(
                 raise RecipientKeysUnusable(problems)
         else:
             encrypt = not bcc and all(k.status.usable for k in keys)
+            if not encrypt and notes is not None:
+                notes.append(unencrypted_words(keys, bcc))
     if not (settings.sign or encrypt):
         return outgoing
     fields, _ = _split(wire)
@@ -611,11 +631,29 @@ def _hidden_subject(field: bytes) -> bytes:
 
 
 def protect_for(
-    profile: Profile, outgoing: OutgoingMessage, passphrase: str | None = None
+    profile: Profile,
+    outgoing: OutgoingMessage,
+    passphrase: str | None = None,
+    notes: list[str] | None = None,
 ) -> OutgoingMessage:
     """The message as the profile's OpenPGP fields ask, or as it is when it asks nothing."""
     settings = settings_of(profile)
-    return protect(outgoing, settings, passphrase) if settings.active else outgoing
+    return protect(outgoing, settings, passphrase, notes) if settings.active else outgoing
+
+
+def unencrypted_words(keys: Sequence[RecipientKey], bcc: Sequence[str]) -> str:
+    """One line: why opportunistic encryption sends this message unencrypted."""
+    lacking = [f"{k.address} ({k.status.words})" for k in keys if not k.status.usable]
+    why = []
+    if lacking:
+        why.append("no usable OpenPGP key for " + ", ".join(lacking))
+    if bcc:
+        why.append(
+            "it has Bcc recipients (" + ", ".join(bcc) + "), who cannot share one encrypted part"
+        )
+    return "OpenPGP: the message goes UNENCRYPTED (opportunistic encryption): " + "; ".join(
+        why or ["not every recipient has a usable key"]
+    )
 
 
 # -- what a message carries, for the transcript ------------------------------------------------
@@ -942,14 +980,19 @@ def _embedded_verdict(result: Any) -> PgpVerification | None:
     return PgpVerification(SignatureVerdict.ERROR, signer, key, _gpg_words(result))
 
 
-def decrypted(wire: bytes, timeout: float = GPG_TIMEOUT) -> tuple[bytes, PgpVerification | None]:
+def decrypted(
+    wire: bytes, timeout: float = GPG_TIMEOUT, passphrase: str | None = None
+) -> tuple[bytes, PgpVerification | None]:
     """The MIME entity inside a ``multipart/encrypted`` PGP/MIME message, for display,
     and gpg's verdict on a signature in the OpenPGP message itself (None when unsigned;
     a multipart/signed inside is checked by :func:`verify`).
 
     Decrypted by the user's gpg with a key from their keyring (an agent that
-    holds the passphrase, or a key without one: gpg never prompts here).
-    Returned, never written anywhere. Raises :class:`PgpError` with gpg's words.
+    holds the passphrase, a key without one, or ``passphrase``, which goes to
+    gpg's stdin as for signing: gpg never prompts here). Returned, never
+    written anywhere. Raises :class:`DecryptKeyLocked` when the key is locked
+    (and ``passphrase`` is missing or wrong), :class:`PgpError` with gpg's words
+    otherwise.
     """
     parts = _top_parts(wire, "encrypted")
     if parts is None:
@@ -966,7 +1009,7 @@ def decrypted(wire: bytes, timeout: float = GPG_TIMEOUT) -> tuple[bytes, PgpVeri
     # clear text read into memory is bounded too.
     limit = ["--max-output", str(MAX_MESSAGE_BYTES)]
     try:
-        result = handle.decrypt(data[start:], extra_args=limit)
+        result = handle.decrypt(data[start:], passphrase=_to_gpg(passphrase), extra_args=limit)
     finally:
         _finish(handle, "decrypt")
     if len(result.data) >= MAX_MESSAGE_BYTES:
@@ -974,8 +1017,33 @@ def decrypted(wire: bytes, timeout: float = GPG_TIMEOUT) -> tuple[bytes, PgpVeri
             f"it decrypts to more than {MAX_MESSAGE_BYTES // (1024 * 1024)} MiB; not shown"
         )
     if not result.ok:
+        _raise_if_locked(result, passphrase)
         raise PgpError(_undecrypted_words(result))
     return bytes(result.data), _embedded_verdict(result)
+
+
+def _raise_if_locked(result: Any, passphrase: str | None) -> None:
+    """:class:`DecryptKeyLocked` when gpg stopped for a passphrase (status tokens, the
+    same in every language), naming the key from NEED_PASSPHRASE."""
+    stderr = str(getattr(result, "stderr", ""))
+    if _LOOPBACK_REFUSED in stderr:
+        return
+    tokens = set(re.findall(r"^\[GNUPG:\] ([A-Z_]+)", stderr, re.M))
+    # With a passphrase given on stdin, gpg 2.2+ says only "ERROR pkdecrypt_failed CODE",
+    # whose low 16 bits are libgpg-error's GPG_ERR_BAD_PASSPHRASE (11).
+    codes = re.findall(r"^\[GNUPG:\] ERROR pkdecrypt_failed (\d+)", stderr, re.M)
+    if any(int(code) & 0xFFFF == 11 for code in codes):
+        tokens.add("BAD_PASSPHRASE")
+    if not tokens & {"NEED_PASSPHRASE", "MISSING_PASSPHRASE", "BAD_PASSPHRASE"}:
+        return
+    if not result.data and "DECRYPTION_OKAY" not in tokens:
+        need = re.search(r"^\[GNUPG:\] NEED_PASSPHRASE [0-9A-F]+ ([0-9A-F]+)", stderr, re.M)
+        key = need.group(1) if need else ""
+        if passphrase is not None:
+            words = f"the passphrase given does not unlock your secret key {key}".replace(" .", ".")
+        else:
+            words = _undecrypted_words(result)
+        raise DecryptKeyLocked(words.strip(), key, wrong=passphrase is not None)
 
 
 def _undecrypted_words(result: Any) -> str:
@@ -987,8 +1055,8 @@ def _undecrypted_words(result: Any) -> str:
     if tokens & {"NEED_PASSPHRASE", "MISSING_PASSPHRASE", "BAD_PASSPHRASE"}:
         return (
             "your secret key for it is locked, and gpg-agent does not hold its passphrase; "
-            "tuimail does not ask for it here: unlock the key with gpg (any gpg --decrypt "
-            "or gpg --sign asks once), then decrypt again"
+            "the app (F5's x) asks for it; elsewhere, unlock the key with gpg (any "
+            "gpg --decrypt or gpg --sign asks once), then decrypt again"
         )
     if "NO_SECKEY" in tokens:
         return "it is not encrypted to any secret key in your keyring (it is for others)"

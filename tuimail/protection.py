@@ -25,7 +25,10 @@ if TYPE_CHECKING:
 
 
 def protected(
-    profile: Profile, outgoing: OutgoingMessage, passphrase: str | None = None
+    profile: Profile,
+    outgoing: OutgoingMessage,
+    passphrase: str | None = None,
+    notes: list[str] | None = None,
 ) -> OutgoingMessage:
     """The message as the profile says it must leave: wrapped, then DKIM-signed.
 
@@ -34,6 +37,10 @@ def protected(
     A profile asking for both OpenPGP and S/MIME is refused before either
     runs: a message is wrapped once. So is a prepared message already wrapped,
     or carrying a DKIM-Signature that wrapping would break.
+
+    ``notes`` (when given) gets a line for what the face must say although
+    nothing was refused: opportunistic OpenPGP sending a message unencrypted,
+    and why (the faces put it in the transcript and ``send``'s output).
     """
     if not asks_anything(profile):
         return outgoing  # the common case: no signing modules (and their imports) at all
@@ -67,9 +74,14 @@ def protected(
                 "wrapping, with the profile's dkim_domain) or send it without wrapping"
             )
         if scheme or dkim_signed:  # opportunistic OpenPGP only: the message stays as it is
+            if notes is not None and not scheme:  # wrapped already: it may be encrypted
+                notes.append(
+                    "OpenPGP: the message goes UNENCRYPTED (opportunistic encryption): it "
+                    "carries a DKIM-Signature, which encrypting would break"
+                )
             return signed_for(profile, outgoing)
     if pgp:
-        outgoing = pgp_mime.protect_for(profile, outgoing, passphrase)
+        outgoing = pgp_mime.protect_for(profile, outgoing, passphrase, notes)
     elif smime_settings is not None:
         from tuimail.smime import protected_for
 

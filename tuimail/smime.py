@@ -40,6 +40,7 @@ temporary directory. Decryption for display is cryptography's
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import datetime
 import enum
@@ -91,6 +92,15 @@ class SmimeKeyError(SmimeError):
         super().__init__(f"the S/MIME {source}: {problem}")
         self.source = source
         self.problem = problem
+
+
+class SmimePassphraseNeeded(SmimeKeyError):
+    """The key is encrypted and neither a command nor the keyring gives its passphrase
+    (or the one typed, ``wrong``, does not open it): a face may ask the user for it."""
+
+    def __init__(self, source: str, problem: str, wrong: bool = False) -> None:
+        super().__init__(source, problem)
+        self.wrong = wrong
 
 
 class SmimeRecipientError(SmimeError):
@@ -270,19 +280,21 @@ def _passphrase(settings: SmimeSettings, source: str) -> bytes:
         "or set smime_passphrase_command"
     )
     if not settings.profile_name:
-        raise SmimeKeyError(source, "is encrypted with a passphrase; set smime_passphrase_command")
+        raise SmimePassphraseNeeded(
+            source, "is encrypted with a passphrase; set smime_passphrase_command"
+        )
     from tuimail.credentials import CredentialStore, KeyringError
 
     try:
         secret = CredentialStore().get(entry)
     except KeyringError:
-        raise SmimeKeyError(
+        raise SmimePassphraseNeeded(
             source,
             f"is encrypted with a passphrase, and the keyring (entry {entry!r}) cannot be "
             "used here; set smime_passphrase_command to a command that prints it",
         ) from None
     if secret is None:
-        raise SmimeKeyError(
+        raise SmimePassphraseNeeded(
             source,
             f"is encrypted with a passphrase, and the keyring has none (entry {entry!r}); {how}",
         )
@@ -306,8 +318,12 @@ def _open_encrypted_key(pem: bytes, passphrase: bytes, source: str) -> PrivateKe
         raise SmimeKeyError(source, "the passphrase does not open it") from None
 
 
-def load_signer(settings: SmimeSettings) -> Signer:
-    """The user's certificate and key, checked to belong together and be valid now."""
+def load_signer(settings: SmimeSettings, passphrase: str | None = None) -> Signer:
+    """The user's certificate and key, checked to belong together and be valid now.
+
+    ``passphrase``: what the user typed for an encrypted key (the app's masked
+    dialog), used instead of the command or keyring; one that does not open
+    the key raises :class:`SmimePassphraseNeeded` with ``wrong`` set."""
     from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -328,7 +344,15 @@ def load_signer(settings: SmimeSettings) -> Signer:
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except TypeError:
-        key = _open_encrypted_key(pem, _passphrase(settings, source), source)
+        if passphrase is None:
+            key = _open_encrypted_key(pem, _passphrase(settings, source), source)
+        else:
+            try:
+                key = _open_encrypted_key(pem, passphrase.encode(), source)
+            except SmimeKeyError:
+                raise SmimePassphraseNeeded(
+                    source, "the passphrase given does not open it", wrong=True
+                ) from None
     except (ValueError, UnsupportedAlgorithm):
         raise SmimeKeyError(source, "is not a PEM private key") from None
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
@@ -671,6 +695,210 @@ def enveloped_recipient_count(der: bytes) -> int | None:
         return None
 
 
+@dataclass(frozen=True)
+class RecipientId:
+    """How one RecipientInfo of an EnvelopedData names the certificate it is for
+    (RFC 5652 section 6.2.1): by issuer and serial number, or by subject key
+    identifier; ``kind`` is "other" for key agreement, KEK or password recipients."""
+
+    kind: str
+    issuer: bytes = b""
+    serial: int | None = None
+    key_id: bytes = b""
+
+
+#: RecipientInfos named one by one (a hostile message may list thousands).
+MOST_RECIPIENTS_NAMED = 16
+
+
+def enveloped_recipient_ids(der: bytes) -> list[RecipientId] | None:
+    """The RecipientInfos of a CMS EnvelopedData, each as the certificate it names.
+
+    Read with the DER reader above rather than a library: cryptography reads
+    no EnvelopedData but its own decryption's, asn1crypto is not a dependency,
+    and ``openssl cms -cmsout -print`` prints a text meant for people, not for
+    parsing. The reader takes definite lengths only and checks every length
+    against what is left, so a hostile structure ends as None, never a hang.
+    """
+    try:
+        ((_, content_info),) = _der_items(der)
+        _, explicit = _der_items(content_info)[:2]
+        ((_, enveloped),) = _der_items(explicit[1])
+        parts = _der_items(enveloped)
+        index = 1
+        if parts[index][0] == 0xA0:  # originatorInfo
+            index += 1
+        tag, recipient_infos = parts[index]
+        if tag != 0x31:
+            return None
+        found: list[RecipientId] = []
+        for info_tag, info in _der_items(recipient_infos)[:MOST_RECIPIENTS_NAMED]:
+            if info_tag != 0x30:  # [1] kari, [2] kekri, [3] pwri, [4] ori
+                found.append(RecipientId("other"))
+                continue
+            rid_tag, rid = _der_items(info)[1]
+            if rid_tag == 0x80:  # [0] subjectKeyIdentifier
+                found.append(RecipientId("ktri", key_id=rid))
+            elif rid_tag == 0x30:
+                (issuer_tag, issuer), (serial_tag, serial) = _der_items(rid)[:2]
+                if issuer_tag != 0x30 or serial_tag != 0x02:
+                    return None
+                issuer_der = _der_item(0x30, issuer)
+                found.append(
+                    RecipientId("ktri", issuer_der, int.from_bytes(serial, "big", signed=True))
+                )
+            else:
+                found.append(RecipientId("other"))
+        return found
+    except (ValueError, IndexError):
+        return None
+
+
+def _der_item(tag: int, content: bytes) -> bytes:
+    size = len(content)
+    if size < 0x80:
+        return bytes([tag, size]) + content
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + content
+
+
+#: Short names of the attributes an issuer is usually named by (RFC 4514, and emailAddress).
+_NAME_OIDS = {
+    "2.5.4.3": "CN",
+    "2.5.4.6": "C",
+    "2.5.4.7": "L",
+    "2.5.4.8": "ST",
+    "2.5.4.10": "O",
+    "2.5.4.11": "OU",
+    "1.2.840.113549.1.9.1": "emailAddress",
+}
+
+
+def _oid(content: bytes) -> str:
+    arcs: list[int] = []
+    value = 0
+    for byte in content[:64]:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(value)
+            value = 0
+    if not arcs:
+        return "?"
+    first = min(arcs[0] // 40, 2)
+    return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
+
+
+def _name_words(issuer_der: bytes) -> str:
+    """An issuer Name (DER) as "CN=..., O=...", read from the message: escaped and cut."""
+    from tuimail.terminal_text import escape_controls
+
+    words: list[str] = []
+    try:
+        ((_, rdns),) = _der_items(issuer_der)
+        for _, rdn in _der_items(rdns)[:16]:
+            for _, attribute in _der_items(rdn)[:4]:
+                (oid_tag, oid), (value_tag, value) = _der_items(attribute)[:2]
+                if oid_tag != 0x06:
+                    continue
+                if value_tag == 0x1E:
+                    text = value.decode("utf-16-be", "replace")
+                else:
+                    text = value.decode("utf-8" if value_tag == 0x0C else "latin-1", "replace")
+                name = _NAME_OIDS.get(_oid(oid), _oid(oid))
+                words.append(f"{name}={text}")
+    except (ValueError, IndexError):
+        return "an unreadable name"
+    return escape_controls(_cut(", ".join(words) or "an empty name"))
+
+
+def _subject_key_id(cert: x509.Certificate) -> bytes:
+    from cryptography import x509
+
+    try:
+        return bytes(
+            cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+        )
+    except (x509.ExtensionNotFound, ValueError):
+        return b""
+
+
+def recipient_names(
+    ids: Sequence[RecipientId],
+    own: Sequence[x509.Certificate],
+    others: Sequence[x509.Certificate],
+) -> tuple[str, ...]:
+    """Each recipient in words: the matching certificate's subject and address (one of
+    ``own`` said to be yours), else the issuer and serial number the message gives."""
+    named: list[str] = []
+    for rid in ids:
+        if rid.kind != "ktri":
+            named.append("a recipient of another kind (key agreement, KEK or password)")
+            continue
+        match = ""
+        for yours, certs in ((True, own), (False, others)):
+            for cert in certs:
+                if rid.key_id:
+                    hit = rid.key_id == _subject_key_id(cert)
+                else:
+                    hit = (
+                        rid.serial == cert.serial_number
+                        and rid.issuer == cert.issuer.public_bytes()
+                    )
+                if hit:
+                    match = describe(cert) + (" (your certificate)" if yours else "")
+                    break
+            if match:
+                break
+        if not match:
+            if rid.key_id:
+                match = f"an unknown certificate (subject key id {rid.key_id.hex()[:64]})"
+            else:
+                serial = f"{rid.serial:X}"[:64] if rid.serial is not None else "?"
+                match = (
+                    f"an unknown certificate (issuer {_name_words(rid.issuer)}, serial {serial})"
+                )
+        named.append(match)
+    return tuple(named)
+
+
+def enveloped_recipients_of(wire: bytes) -> list[RecipientId] | None:
+    """:func:`enveloped_recipient_ids` of an ``application/pkcs7-mime`` message's body."""
+    message = _message(wire)
+    if message.get_content_type() not in ("application/pkcs7-mime", "application/x-pkcs7-mime"):
+        return None
+    payload = message.get_payload(decode=True)
+    return enveloped_recipient_ids(payload) if isinstance(payload, bytes) else None
+
+
+def known_certificates(
+    profiles: Iterable[Profile],
+) -> tuple[list[x509.Certificate], list[x509.Certificate]]:
+    """(the users' own certificates, those in the recipients' directories) of
+    ``profiles``, to name who an encrypted message is for. Files that cannot be
+    read are skipped: naming is a help, not a check. Reads files: in a thread."""
+    from tuimail.small_files import read_small_file
+
+    own: list[x509.Certificate] = []
+    others: list[x509.Certificate] = []
+    directories: list[str] = []
+    for profile in profiles:
+        settings = SmimeSettings(False, False, profile_name=profile.name)
+        if profile.smime_cert:
+            with contextlib.suppress(OSError):  # unreadable: that one is not named
+                own += _load_certificates(
+                    read_small_file(settings.path(profile.smime_cert), MAX_PEM_FILE)
+                )[:1]
+        if profile.smime_recipient_certs and profile.smime_recipient_certs not in directories:
+            directories.append(profile.smime_recipient_certs)
+            try:
+                directory = CertificateDirectory(settings.path(profile.smime_recipient_certs))
+            except SmimeKeyError:
+                continue
+            for certs in directory.by_address.values():
+                others += [c for c in certs if c not in others]
+    return own, others
+
+
 def _message(wire: bytes) -> Any:
     from email import message_from_bytes
     from email.policy import compat32
@@ -891,11 +1119,12 @@ class SmimeReading:
     verification: VerifyResult | None = None
 
 
-def signer_of(profile: Profile) -> Signer | None:
+def signer_of(profile: Profile, passphrase: str | None = None) -> Signer | None:
     """The profile's own certificate and key, for decrypting; None when it names none.
 
     Raises :class:`SmimeKeyError` as signing does (a passphrase may be asked
-    of its command or the keyring).
+    of its command or the keyring); :class:`SmimePassphraseNeeded` when neither
+    gives one, so the app can ask (``passphrase``: what the user typed).
     """
     if not (profile.smime_cert and profile.smime_key):
         return None
@@ -907,7 +1136,8 @@ def signer_of(profile: Profile) -> Signer | None:
             key=profile.smime_key,
             passphrase_command=profile.smime_passphrase_command,
             profile_name=profile.name,
-        )
+        ),
+        passphrase,
     )
 
 

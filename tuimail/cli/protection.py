@@ -11,6 +11,7 @@ be signed exits 3, before anything is stored or sent.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -107,8 +108,12 @@ def _protected_unlocking(profile: Profile, outgoing: OutgoingMessage) -> Outgoin
     passphrase: str | None = None
     last: PgpError = PgpError("the passphrase was refused three times")
     for _attempt in range(3):
+        notes: list[str] = []
         try:
-            return protected(profile, outgoing, passphrase)
+            done = protected(profile, outgoing, passphrase, notes)
+            for note in notes:  # opportunistic OpenPGP going unencrypted: one line, said
+                print(f"tuimail: warning: {note}", file=sys.stderr)
+            return done
         except PassphraseNeeded as exc:
             passphrase = ask_passphrase(str(exc))
             if passphrase is None:

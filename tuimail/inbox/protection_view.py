@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuimail import pgp_mime, smime
 
 if TYPE_CHECKING:
+    from cryptography import x509
+
     from tuimail.inbox.authcheck import DkimResult
     from tuimail.profiles import Profile
 
@@ -48,6 +50,10 @@ class PgpView:
     encrypted_to: tuple[tuple[str, str], ...] = ()
     decrypted: bool = False
     decrypt_problem: str = ""
+    #: Not decrypted because the secret key is locked: its passphrase may be asked for.
+    key_locked: bool = False
+    #: ... and the passphrase given did not unlock it.
+    passphrase_wrong: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -74,6 +80,16 @@ class ProtectionReport:
     #: Why a valid signature does not vouch for the From address ("" when it does, or
     #: when there is no valid signature): anyone can sign validly as themselves.
     signer_vs_from: str = ""
+    #: Whom an S/MIME message is encrypted to, one entry per RecipientInfo, in words.
+    smime_encrypted_to: tuple[str, ...] = ()
+    #: (field, signed value, outer value) for each of From, To, Cc, Subject that a
+    #: signed-only message carries inside its signed part (protected headers, RFC 9788)
+    #: with a value other than the one outside.
+    header_changes: tuple[tuple[str, str, str], ...] = ()
+
+    def signed_value(self, name: str) -> str | None:
+        """The signed value of field ``name`` when it differs from the outer one, else None."""
+        return next((signed for n, signed, _ in self.header_changes if n == name), None)
 
     @property
     def signed(self) -> bool:
@@ -110,7 +126,12 @@ class ProtectionReport:
         reading = self.smime
         if reading is not None and reading.summary is not None:
             if reading.summary.kind is smime.SmimeKind.ENCRYPTED:
-                out.append(reading.summary.words())
+                words = reading.summary.words()
+                if self.smime_encrypted_to:
+                    count, rest = words.split(" (", 1) if " (" in words else (words, "")
+                    named = "; ".join(self.smime_encrypted_to)
+                    words = f"{count}: {named}" + (f" ({rest}" if rest else "")
+                out.append(words)
                 if reading.decrypted is not None:
                     out.append("  decrypted for display with your S/MIME key (not saved)")
                 elif reading.decrypt_problem:
@@ -118,6 +139,11 @@ class ProtectionReport:
             if reading.verification is not None:
                 but = f"; {self.signer_vs_from}" if self.signer_vs_from else ""
                 out.append(reading.verification.words() + but)
+        out += [
+            f'Signed {name}: "{signed}"; the unsigned {name} outside, "{outer}", differs '
+            "(changed in transit or by the sender)"
+            for name, signed, outer in self.header_changes
+        ]
         out += self.dkim_lines()
         return out
 
@@ -145,6 +171,7 @@ class ProtectionReport:
                 "verification": reading.verification.to_json() if reading.verification else None,
                 "decrypted": reading.decrypted is not None,
                 "decrypt_problem": reading.decrypt_problem,
+                "encrypted_to": list(self.smime_encrypted_to),
             }
         return {
             "signed": self.signed,
@@ -154,6 +181,10 @@ class ProtectionReport:
             "dkim": [d.to_json() for d in self.dkim] if self.dkim is not None else None,
             "dkim_signed_by": list(self.dkim_domains),
             "signer_vs_from": self.signer_vs_from,
+            "signed_headers_differ": [
+                {"field": n, "signed": signed, "outside": outer}
+                for n, signed, outer in self.header_changes
+            ],
             "summary": self.lines(),
         }
 
@@ -179,7 +210,7 @@ def dkim_domains(message_bytes: bytes) -> tuple[str, ...]:
 
 
 def _pgp(
-    message_bytes: bytes, decrypt: bool, timeout: float
+    message_bytes: bytes, decrypt: bool, timeout: float, passphrase: str | None = None
 ) -> tuple[PgpView | None, bytes | None]:
     summary = pgp_mime.summary(message_bytes)
     if summary is None:
@@ -191,7 +222,10 @@ def _pgp(
     if not decrypt:
         return PgpView(encrypted=True, encrypted_to=to), None
     try:
-        inner, embedded = pgp_mime.decrypted(message_bytes, timeout)
+        inner, embedded = pgp_mime.decrypted(message_bytes, timeout, passphrase)
+    except pgp_mime.DecryptKeyLocked as exc:
+        view = PgpView(encrypted=True, encrypted_to=to, decrypt_problem=str(exc))
+        return replace(view, key_locked=True, passphrase_wrong=exc.wrong), None
     except pgp_mime.PgpError as exc:
         return PgpView(encrypted=True, encrypted_to=to, decrypt_problem=str(exc)), None
     # Signed then encrypted (RFC 3156 section 6.1), or both at once (section 6.2).
@@ -207,14 +241,21 @@ def describe(
     smime_signer: smime.Signer | None = None,
     smime_ca: Path | None = None,
     timeout: float = VIEW_TIMEOUT,
+    pgp_passphrase: str | None = None,
+    smime_known: tuple[Sequence[x509.Certificate], Sequence[x509.Certificate]] | None = None,
 ) -> ProtectionReport:
     """Everything the views say about a message's signatures, encryption and DKIM.
 
     ``dkim``: the inbox check's verdicts (:attr:`tuimail.inbox.authcheck.Checked.dkim`),
     when the caller ran it. ``decrypt``: open an encrypted message with the
-    user's gpg keyring or ``smime_signer`` (the profile's S/MIME key). Blocks.
+    user's gpg keyring or ``smime_signer`` (the profile's S/MIME key).
+    ``pgp_passphrase``: what the user typed for a locked OpenPGP key (given to gpg
+    on its stdin, kept nowhere); without it, a locked key sets
+    :attr:`PgpView.key_locked`. ``smime_known``: (the user's own certificates,
+    the recipients' ones) to name whom an S/MIME message is encrypted to; None
+    reads them from every profile (``smime_cert``, ``smime_recipient_certs``). Blocks.
     """
-    pgp, cleartext = _pgp(message_bytes, decrypt, timeout)
+    pgp, cleartext = _pgp(message_bytes, decrypt, timeout, pgp_passphrase)
     reading = None
     if pgp is None and smime.smime_summary(message_bytes) is not None:
         reading = smime.read_smime(
@@ -232,7 +273,115 @@ def describe(
         dkim_domains=dkim_domains(message_bytes) if dkim is None else (),
         cleartext=cleartext,
         signer_vs_from=_signer_vs_from(message_bytes, pgp, reading, timeout),
+        smime_encrypted_to=_smime_encrypted_to(message_bytes, reading, smime_signer, smime_known),
+        header_changes=header_changes(message_bytes),
     )
+
+
+#: The fields compared between a signed part and the message outside it.
+COMPARED_FIELDS = ("From", "To", "Cc", "Subject")
+#: The most bytes of the signed part's header block read (the rest is not compared).
+MOST_SIGNED_HEAD = 64 * 1024
+
+
+def header_changes(message_bytes: bytes) -> tuple[tuple[str, str, str], ...]:
+    """Protected headers (RFC 9788) of a ``multipart/signed`` message that differ outside.
+
+    A sender that signs with protected headers copies From, To, Cc and Subject
+    into the signed part; what is outside is covered by nothing, so a relay or
+    the sender's own software may change it after signing. Only fields the
+    signed part carries are compared; values are decoded (RFC 2047), their
+    white space folded, escaped and cut before they are returned. Reads only
+    the two header blocks, each bounded.
+    """
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+
+    from tuimail.part_headers import part_header_problem
+    from tuimail.terminal_text import escape_controls
+
+    wire = message_bytes if b"\r\n" in message_bytes else message_bytes.replace(b"\n", b"\r\n")
+    head_end = wire.find(b"\r\n\r\n")
+    if head_end < 0 or head_end > MOST_SIGNED_HEAD:
+        return ()
+    parser = BytesHeaderParser(policy=compat32)
+    outer = parser.parsebytes(wire[: head_end + 4])
+    if outer.get_content_type() != "multipart/signed" or part_header_problem(outer)[0]:
+        return ()
+    boundary = outer.get_boundary()
+    if not boundary:
+        return ()
+    marker = b"\r\n--" + boundary.encode("ascii", "replace") + b"\r\n"
+    start = (b"\r\n" + wire[head_end + 4 :]).find(marker)
+    if start < 0:
+        return ()
+    body = wire[head_end + 4 + start - 2 + len(marker) :]
+    inner_end = body.find(b"\r\n\r\n", 0, MOST_SIGNED_HEAD)
+    if inner_end < 0:
+        return ()
+    inner = parser.parsebytes(body[: inner_end + 4])
+    if part_header_problem(inner)[0]:
+        return ()
+
+    def value(message: object, name: str) -> str | None:
+        from email.header import decode_header, make_header
+
+        raw = message.get_all(name)  # type: ignore[attr-defined]
+        if not raw:
+            return None
+        try:
+            text = ", ".join(str(make_header(decode_header(str(v)))) for v in raw)
+        except (ValueError, LookupError, UnicodeError):
+            text = ", ".join(str(v) for v in raw)
+        return " ".join(text.split())
+
+    changes: list[tuple[str, str, str]] = []
+    for name in COMPARED_FIELDS:
+        signed = value(inner, name)
+        if signed is None:
+            continue
+        outside = value(outer, name) or ""
+        if signed != outside and not _same_addresses(name, signed, outside):
+            changes.append(
+                (name, escape_controls(signed)[:300], escape_controls(outside)[:300] or "(none)")
+            )
+    return tuple(changes)
+
+
+def _same_addresses(name: str, one: str, other: str) -> bool:
+    """Two address fields naming the same people, however quoted or spaced."""
+    if name == "Subject":
+        return False
+    from email.utils import getaddresses
+
+    def people(value: str) -> list[tuple[str, str]]:
+        return [(n.strip(), a.lower()) for n, a in getaddresses([value])]
+
+    return people(one) == people(other)
+
+
+def _smime_encrypted_to(
+    message_bytes: bytes,
+    reading: smime.SmimeReading | None,
+    signer: smime.Signer | None,
+    known: tuple[Sequence[x509.Certificate], Sequence[x509.Certificate]] | None,
+) -> tuple[str, ...]:
+    """Each RecipientInfo of an S/MIME encrypted message named (tuimail/smime.py)."""
+    summary = reading.summary if reading is not None else None
+    if summary is None or summary.kind is not smime.SmimeKind.ENCRYPTED:
+        return ()
+    ids = smime.enveloped_recipients_of(message_bytes)
+    if not ids:
+        return ()
+    if known is None:
+        from tuimail.profiles import ProfileError, ProfileStore, ProfileStoreError
+
+        try:
+            known = smime.known_certificates(ProfileStore().load().values())
+        except (ProfileError, ProfileStoreError, OSError):
+            known = ([], [])
+    own = [signer.cert] if signer is not None else []
+    return smime.recipient_names(ids, [*own, *known[0]], known[1])
 
 
 def from_addresses(message_bytes: bytes) -> list[str]:

@@ -11,6 +11,7 @@ sides of the conversation.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import weakref
 from collections.abc import Callable
@@ -683,10 +684,13 @@ class TuimailApp(App[None]):
             # Another process served it when the screen asked: it may have gone since.
             profile = await self.sandbox_in_use() or profile
         outgoing = None
+        protection_notes: list[str] = []  # e.g. opportunistic OpenPGP going unencrypted
         if draft is not None:
             outgoing = await asyncio.to_thread(build_message, draft)
             # Signing and encryption, if the profile asks, before the outbox stores it.
-            outgoing = await self._protected(protected, profile, outgoing)
+            outgoing = await self._protected(
+                functools.partial(protected, notes=protection_notes), profile, outgoing
+            )
         password = await self._password_for(profile)
         if password is None and profile.ask_at_send and not model.is_builtin_sandbox(profile):
             password = await self._asked_secret(profile, kind)
@@ -694,6 +698,10 @@ class TuimailApp(App[None]):
         run = SessionRun(kind, profile.name, summary, Transcript(title=f"{kind} {profile.name}"))
         model.begin(run)
         deliver_live = model.live_feed(run)
+        for note in dict.fromkeys(protection_notes):  # said once, though asked again
+            from tuimail.transcript import EventKind
+
+            run.transcript.event(EventKind.INFO, note)
 
         if outgoing is not None and password is None and profile.needs_password:
             # Refused before it is queued: a queued copy would wait in the outbox

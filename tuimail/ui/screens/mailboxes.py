@@ -224,6 +224,7 @@ class MailboxesScreen(ModelScreen):
         Binding("e", "edit", "Edit as draft", id="mailboxes.edit"),
         Binding("d", "delete", "Delete", id="mailboxes.delete"),
         Binding("x", "export", "Export", id="mailboxes.export"),
+        Binding("v", "decrypt", "Decrypt", id="mailboxes.decrypt"),
         Binding("o", "open_draft", "Open draft", id="mailboxes.open"),
         Binding("a", "answer('reply')", "Reply", id="mailboxes.reply"),
         Binding("g", "answer('reply_all')", "Reply all", id="mailboxes.reply_all"),
@@ -255,6 +256,7 @@ class MailboxesScreen(ModelScreen):
         "delete": ("tab-outbox", "tab-drafts"),
         "open_draft": ("tab-drafts",),
         "export": ("tab-sent",),
+        "decrypt": ("tab-sent",),
         "answer": ("tab-sent",),
     }
 
@@ -435,6 +437,45 @@ class MailboxesScreen(ModelScreen):
     @work(thread=True, group="sent-preview", exit_on_error=False)
     def read_sent(self, key: str, data: bytes, outbox: Outbox) -> None:
         self._tell(SentPreviewRead(key, *sent_preview(outbox, data, key)))
+
+    def action_decrypt(self) -> None:
+        """Show the highlighted sent message decrypted (it is encrypted to your own key too),
+        a locked key's passphrase asked for as in F5; in memory, never written anywhere."""
+        key = self._selected("sent-table") if self.current_tab == "tab-sent" else None
+        if key is None or key not in self.sent:
+            self.notify("Choose a sent message first (Sent tab).", severity="warning")
+            return
+        from tuimail.ui.screens.sandbox import decrypting_profile
+
+        chosen = decrypting_profile(self.model.all_profiles(), self.model.initial_profile)
+        self.notify("Decrypting…")
+        self.decrypt_sent(key, self.sent[key], chosen)
+
+    @work(group="sent-decrypt", exit_on_error=False)
+    async def decrypt_sent(self, key: str, data: bytes, profile: Profile | None) -> None:
+        """:func:`~tuimail.ui.screens.sandbox.report_for_display` with passphrases asked."""
+        from tuimail.ui.screens.sandbox import report_for_display
+        from tuimail.ui.widgets.pgp_controls import asking_for_passphrases
+
+        answer = await asking_for_passphrases(
+            self.app, lambda typed: report_for_display(data, profile, typed)
+        )
+        report, problem = answer if answer is not None else (None, "no passphrase given (Escape)")
+        if report is None or report.cleartext is None:
+            self.notify(
+                shown(f"Not decrypted: {problem or 'it is not encrypted'}"), severity="warning"
+            )
+            return
+        if key != self._selected("sent-table"):
+            return  # the cursor has moved on
+        from tuimail.inbox.protection_view import with_outer_headers
+
+        lines = [x if x.startswith("  ") else f"Protection: {x}" for x in report.lines()]
+        opened = message_preview(
+            with_outer_headers(data, report.cleartext), full_copy="export it (x) to read it all"
+        )
+        text = "\n".join(shown(x) for x in lines) + "\n\n" + opened
+        self.query_one("#sent-view", Static).update(text)
 
     @on(SentPreviewRead)
     def _show_sent(self, read: SentPreviewRead) -> None:

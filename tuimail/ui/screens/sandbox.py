@@ -80,6 +80,7 @@ from tuimail.ui.screens.inbox_dialogs import (
     SaveAttachmentsDialog,
 )
 from tuimail.ui.widgets.mode_bar import ModeBar
+from tuimail.ui.widgets.pgp_controls import Locked
 from tuimail.ui.widgets.transcript_view import TranscriptView
 from tuimail.user_config import ConfigError
 
@@ -715,39 +716,23 @@ class SandboxScreen(ModelScreen):
         if read.protection.cleartext is not None:
             self.notify("This message is shown decrypted already.")
             return
-        profiles = self.model.all_profiles()
-        chosen = profiles.get(self.model.initial_profile)
-        if chosen is None or not (chosen.smime_cert and chosen.smime_key):
-            chosen = next((p for p in profiles.values() if p.smime_cert and p.smime_key), chosen)
+        chosen = decrypting_profile(self.model.all_profiles(), self.model.initial_profile)
         self.notify("Decrypting…")
         self.decrypt_message(read, chosen)
 
-    @work(thread=True, group="sandbox-decrypt", exit_on_error=False)
-    def decrypt_message(self, read: MessageRead, profile: Profile | None) -> None:
-        """gpg or the S/MIME key opens the message (a key file, a subprocess: in a thread)."""
-        from tuimail import smime
+    @work(group="sandbox-decrypt", exit_on_error=False)
+    async def decrypt_message(self, read: MessageRead, profile: Profile | None) -> None:
+        """gpg or the S/MIME key opens the message (a key file, a subprocess: in a thread).
 
-        opened, problem = None, ""
-        try:
-            signer = smime.signer_of(profile) if profile is not None else None
-        except smime.SmimeError as exc:
-            signer, problem = None, str(exc)
-        try:
-            report = describe_protection(read.raw, decrypt=True, smime_signer=signer)
-            if report.cleartext is not None:
-                view = mime.view(with_outer_headers(read.raw, report.cleartext))
-                opened = MessageRead(read.key, read.raw, view, "", protection=report)
-            else:
-                problem = next(
-                    (
-                        x.strip()[len("not decrypted: ") :]
-                        for x in report.lines()
-                        if "not decrypted" in x
-                    ),
-                    problem or "no key of yours opens it",
-                )
-        except Exception as exc:  # a hostile message must never take the screen down
-            problem = f"{type(exc).__name__}: {exc}"
+        A locked key's passphrase is asked for with the masked dialog Compose signs
+        with (:func:`~tuimail.ui.widgets.pgp_controls.asking_for_passphrases`), again
+        after a wrong one, until it opens the key or Escape."""
+        from tuimail.ui.widgets.pgp_controls import asking_for_passphrases
+
+        answer = await asking_for_passphrases(
+            self.app, lambda typed: opened_for_display(read, profile, typed)
+        )
+        opened, problem = answer if answer is not None else (None, "no passphrase given (Escape)")
         with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
             self.post_message(Decrypted(read.key, opened, problem))
 
@@ -1085,6 +1070,70 @@ def auth_text(read: MessageRead, done: AuthChecked | None, checking: bool) -> st
     return "\n".join(shown(line) for line in lines)
 
 
+def decrypting_profile(profiles: dict[str, Profile], initial: str) -> Profile | None:
+    """The profile whose S/MIME key decrypts for display: the one chosen in Compose, else
+    the first that names a certificate and a key."""
+    chosen = profiles.get(initial)
+    if chosen is None or not (chosen.smime_cert and chosen.smime_key):
+        chosen = next((p for p in profiles.values() if p.smime_cert and p.smime_key), chosen)
+    return chosen
+
+
+def report_for_display(
+    raw: bytes, profile: Profile | None, typed: dict[str, str]
+) -> tuple[ProtectionReport | None, str] | Locked:
+    """The message's report decrypted with the user's gpg or ``profile``'s S/MIME key
+    (blocks: in a thread): (the report with its clear text, or None; why not), or
+    :class:`Locked` when a locked key's passphrase is needed (``typed``: what the
+    user gave so far, by "pgp" or "smime"). F5 and F7 alike."""
+    from tuimail import smime
+
+    problem = ""
+    try:
+        signer = smime.signer_of(profile, typed.get("smime")) if profile is not None else None
+    except smime.SmimePassphraseNeeded as exc:
+        if smime.smime_summary(raw) is not None:
+            wrong = "The passphrase given is wrong. " if exc.wrong else ""
+            return Locked("smime", f"{wrong}Your S/MIME {exc.source} is locked. Its passphrase:")
+        signer, problem = None, str(exc)
+    except smime.SmimeError as exc:
+        signer, problem = None, str(exc)
+    try:
+        report = describe_protection(
+            raw, decrypt=True, smime_signer=signer, pgp_passphrase=typed.get("pgp")
+        )
+    except Exception as exc:  # a hostile message must never take the screen down
+        return None, f"{type(exc).__name__}: {exc}"
+    pgp = report.pgp
+    if pgp is not None and pgp.key_locked:
+        wrong = "The passphrase given is wrong. " if pgp.passphrase_wrong else ""
+        return Locked("pgp", f"{wrong}Your OpenPGP secret key is locked. Its passphrase:")
+    if report.cleartext is not None:
+        return report, ""
+    problem = next(
+        (x.strip()[len("not decrypted: ") :] for x in report.lines() if "not decrypted" in x),
+        problem or "no key of yours opens it",
+    )
+    return None, problem
+
+
+def opened_for_display(
+    read: MessageRead, profile: Profile | None, typed: dict[str, str]
+) -> tuple[MessageRead | None, str] | Locked:
+    """:func:`report_for_display` as F5 shows it (blocks: in a thread)."""
+    answer = report_for_display(read.raw, profile, typed)
+    if isinstance(answer, Locked):
+        return answer
+    report, problem = answer
+    if report is None or report.cleartext is None:
+        return None, problem
+    try:
+        view = mime.view(with_outer_headers(read.raw, report.cleartext))
+    except Exception as exc:  # a hostile message must never take the screen down
+        return None, f"{type(exc).__name__}: {exc}"
+    return MessageRead(read.key, read.raw, view, "", protection=report), ""
+
+
 def protection_of(raw: bytes) -> ProtectionReport | None:
     """Signed by whom, encrypted to whom (gpg, openssl, bounded by their timeouts: in a
     worker); None when reading it failed, so the message is still shown."""
@@ -1131,7 +1180,14 @@ def message_text(read: MessageRead, mode: str, checked: Checked | None = None) -
             lines.append(f"{'  ' * part.depth}{part.number}. {part.content_type}{size}{name}{flag}")
         return shown("\n".join(lines) or "(no MIME parts)", keep_newlines=True)
     wanted = ("From", "To", "Cc", "Reply-To", "Subject", "Date")
-    heads = [f"{name}: {view.header(name)}" for name in wanted if view.header(name)]
+    # A signed-only message's protected headers: the signed value, not the unsigned outer
+    # one (the protection lines below say that they differ).
+    signed = read.protection.signed_value if read.protection is not None else lambda _: None
+    heads = [
+        f"{name}: {signed(name) or view.header(name)}"
+        for name in wanted
+        if signed(name) or view.header(name)
+    ]
     heads += [
         line if line.startswith("  ") else f"Protection: {line}"
         for line in protection_lines(read, checked)

@@ -18,12 +18,13 @@ the app for the screen).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from dataclasses import replace as _replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual import on, work
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
@@ -184,25 +185,34 @@ class PgpControls(Vertical):
 
 
 class PassphraseDialog(ModalScreen[str | None]):
-    """Ask, masked, for the passphrase of a locked OpenPGP key; None when cancelled.
+    """Ask, masked, for the passphrase of a locked key; None when cancelled.
 
-    The text goes to gpg's stdin (tuimail/pgp_mime.py) for this one send and
-    is kept nowhere: the field is emptied as the dialog closes.
+    Signing (Compose) and decrypting for display (F5's ``x``, OpenPGP or an
+    S/MIME key file) share it. The text goes to gpg's stdin
+    (tuimail/pgp_mime.py) or to cryptography in memory (tuimail/smime.py) for
+    this one use and is kept nowhere: the field is emptied as the dialog closes.
     """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, why: str) -> None:
+    def __init__(
+        self,
+        why: str,
+        confirm: str = "Sign",
+        note: str = "Used for this message only; never saved. Escape: not sent.",
+    ) -> None:
         super().__init__()
         self.why = why
+        self.confirm = confirm
+        self.note = note
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog secret"):
             yield Label(shown(self.why), markup=False)
             yield Input("", id="passphrase", password=True)
-            yield Label("Used for this message only; never saved. Escape: not sent.")
+            yield Label(self.note, markup=False)
             with Horizontal(classes="buttons"):
-                yield Button("Sign", variant="primary", id="confirm")
+                yield Button(self.confirm, variant="primary", id="confirm")
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
@@ -220,3 +230,42 @@ class PassphraseDialog(ModalScreen[str | None]):
     def action_cancel(self) -> None:
         self.query_one("#passphrase", Input).value = ""
         self.dismiss(None)
+
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Locked:
+    """A key must be unlocked first: ``which`` ("pgp" or "smime") and the words to ask with."""
+
+    which: str
+    why: str
+
+
+async def asking_for_passphrases(
+    app: App[Any], attempt: Callable[[dict[str, str]], R | Locked]
+) -> R | None:
+    """``attempt(typed)`` in a thread until it needs no passphrase; None when Escape.
+
+    Each :class:`Locked` answer brings up :class:`PassphraseDialog` (masked),
+    and what is typed goes to the next attempt under its ``which``: for a
+    wrong one the attempt says so in its words and is asked again. The
+    passphrases live in this call only and are dropped as it ends.
+    """
+    import asyncio
+
+    typed: dict[str, str] = {}
+    note = "Used to decrypt this message only; never saved. Escape: not decrypted."
+    try:
+        while True:
+            result = await asyncio.to_thread(attempt, typed)
+            if not isinstance(result, Locked):
+                return result
+            dialog = PassphraseDialog(result.why, "Decrypt", note)
+            answer = await app.push_screen(dialog, wait_for_dismiss=True)
+            if answer is None:
+                return None
+            typed[result.which] = answer
+    finally:
+        typed.clear()
