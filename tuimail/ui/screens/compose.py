@@ -1141,14 +1141,16 @@ class ComposeScreen(ModelScreen):
 
     def _eml_chosen(self, path: Path | None) -> None:
         if path is not None:
-            self._read_eml(path, DraftStore.new_id())
+            self._read_eml(path, DraftStore.new_id(), list(self.attachments))
 
     @work(thread=True, group="eml", exit_on_error=False)
-    def _read_eml(self, path: Path, draft_id: str) -> None:
-        from tuimail.eml import draft_from_eml, opened_parts_dir
+    def _read_eml(self, path: Path, draft_id: str, held: list[Path]) -> None:
+        """``held``: the form's attachments, kept by the pruning of ``opened/`` (not saved yet)."""
+        from tuimail.eml import draft_from_eml, opened_parts_dir, prune_opened
         from tuimail.message import MAX_MESSAGE_BYTES
         from tuimail.small_files import NotReadable, read_small_file
 
+        prune_opened(held)
         try:
             raw = read_small_file(path, MAX_MESSAGE_BYTES)
             draft = draft_from_eml(raw, opened_parts_dir(draft_id))
