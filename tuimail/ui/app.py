@@ -495,8 +495,13 @@ class TuimailApp(App[None]):
         return model.sandbox_profile
 
     async def on_unmount(self) -> None:
-        """Stop the sandbox, and let the last draft and settings writes land first."""
+        """Stop the sandbox, and let the last draft and settings writes land first; the
+        pages of captured mail written for the browser go with them (older than a
+        minute: one just opened may still be loading; tuimail/inbox/browser.py)."""
+        from tuimail.inbox.browser import prune_browser_pages
+
         self._stopping = True
+        self.model.saves.submit(prune_browser_pages)
         await self.model.saves.finish()
         self.model.saves.close()
         if self.model.sandbox is not None:
