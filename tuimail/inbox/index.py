@@ -266,11 +266,19 @@ class _Look:
     #: Each directory's entry names ("new", "cur"), and the session files' inodes.
     listing: dict[str, frozenset[str]]
     sessions: dict[str, int]
-    #: Each directory's message keys and their entry names.
+    #: Each directory's message keys and their entry names: each has its row in the
+    #: index, where it says, but for those in ``unindexed`` (files not readable yet).
     keys: dict[str, dict[str, str]]
-    #: The rows of the index: key, then where its file is.
-    known: dict[str, tuple[str, str]]
+    unindexed: set[str]
     mark: tuple[int, int]
+
+    def where(self, key: str) -> tuple[str, str] | None:
+        """Where the file of ``key`` is (``cur/`` first, as :func:`_names_of` says)."""
+        for sub in ("cur", "new"):
+            name = self.keys[sub].get(key)
+            if name is not None:
+                return sub, name
+        return None
 
 
 class InboxIndex:
@@ -556,20 +564,24 @@ class InboxIndex:
         sessions: dict[str, int],
     ) -> _Look | None:
         """What the index holds now, with ``listing``, for the next catch-up to start
-        from; None when a directory names one message twice (each look is then whole)."""
+        from; None when the rows and the names disagree (another process wrote in
+        between) or a directory names one message twice: the next look is then whole."""
         keys = {sub: {n.split(":", 1)[0]: n for n in listing[sub]} for sub in _SUBS}
         if any(len(keys[sub]) != len(listing[sub]) for sub in _SUBS):
             return None
+        look = _Look(rules, listing, sessions, keys, set(), (0, 0))
+        indexed: set[str] = set()
         db.execute("BEGIN")  # the rows and the mark from one snapshot
         try:
-            known = {
-                key: (sub, name)
-                for key, sub, name in db.execute("SELECT key, sub, name FROM messages")
-            }
-            mark = _mark(db)
+            for key, sub, name in db.execute("SELECT key, sub, name FROM messages"):
+                if look.where(key) != (sub, name):
+                    return None
+                indexed.add(key)
+            look.mark = _mark(db)
         finally:
             db.execute("COMMIT")
-        return _Look(rules, listing, sessions, keys, known, mark)
+        look.unindexed = (keys["new"].keys() | keys["cur"].keys()) - indexed
+        return look
 
     def _catch_up(
         self,
@@ -602,25 +614,30 @@ class InboxIndex:
                 self._stamp = stamp
                 look.mark = _mark(db)
             return False
-        keys = {sub: dict(look.keys[sub]) for sub in _SUBS}
-        touched: set[str] = set()
-        for sub in _SUBS:
-            for name in removed[sub]:
-                key = name.split(":", 1)[0]
-                if keys[sub].get(key) == name:
-                    del keys[sub][key]
-                touched.add(key)
-            for name in added[sub]:
-                key = name.split(":", 1)[0]
-                keys[sub][key] = name
-                touched.add(key)
-        if any(len(keys[sub]) != len(listing[sub]) for sub in _SUBS):
-            return None  # a key named twice: as the whole look decides
-        known = dict(look.known)
-        changed = False
         with self._writing(db):
             if _mark(db) != look.mark:
                 return None  # written by another process since the check: look at everything
+            # From here the look is changed in place; it is kept only if all is done.
+            self._look = None
+            #: Where each changed key's file was when the rows were last in step with it.
+            before: dict[str, tuple[str, str] | None] = {}
+            touched: set[str] = set()
+            for sub in _SUBS:
+                for name in (*removed[sub], *added[sub]):
+                    key = name.split(":", 1)[0]
+                    if key not in before:
+                        before[key] = None if key in look.unindexed else look.where(key)
+                    touched.add(key)
+            for sub in _SUBS:
+                for name in removed[sub]:
+                    key = name.split(":", 1)[0]
+                    if look.keys[sub].get(key) == name:
+                        del look.keys[sub][key]
+                for name in added[sub]:
+                    look.keys[sub][name.split(":", 1)[0]] = name
+            if any(len(look.keys[sub]) != len(listing[sub]) for sub in _SUBS):
+                return None  # a key named twice: as the whole look decides
+            changed = False
             for name in gone:
                 db.execute("DELETE FROM sessions_read WHERE name = ?", (name,))
             for name in fresh:
@@ -631,45 +648,38 @@ class InboxIndex:
                     ).fetchone()
                     if row is None or row[0] != mtime:
                         changed = self._read_session(db, name, mtime) or changed
-            where: dict[str, tuple[str, str]] = {}
-            for key in touched:
-                if key in keys["cur"]:
-                    where[key] = ("cur", keys["cur"][key])
-                elif key in keys["new"]:
-                    where[key] = ("new", keys["new"][key])
+            arrived: list[tuple[str, tuple[str, str]]] = []
             # Files that could not be read before are tried again, as the whole look does.
-            waiting = (keys["new"].keys() | keys["cur"].keys()) - known.keys() - touched
-            for key in waiting:
-                where[key] = (
-                    ("cur", keys["cur"][key]) if key in keys["cur"] else ("new", keys["new"][key])
-                )
-            for key in touched - where.keys():
-                if key in known:
-                    self._delete_row(db, key)
-                    del known[key]
-                    changed = True
-            arrived = []
-            for key, (sub, name) in where.items():
-                if key not in known:
-                    arrived.append(key)
-                elif known[key] != (sub, name):
+            for key in touched | look.unindexed:
+                now = look.where(key)
+                was = before.get(key) if key in touched else None
+                if now is None:
+                    look.unindexed.discard(key)
+                    if was is not None:
+                        self._delete_row(db, key)
+                        changed = True
+                elif was is None:
+                    arrived.append((key, now))
+                elif was != now:
                     db.execute(
                         "UPDATE messages SET sub = ?, name = ?, seen = ? WHERE key = ?",
-                        (sub, name, int(_seen(name)), key),
+                        (*now, int(_seen(now[1])), key),
                     )
-                    known[key] = (sub, name)
                     changed = True
-            for key in sorted(arrived, key=lambda k: where[k][1]):
-                what = self._describe(db, key, *where[key])
-                if what is not None:
-                    self._insert(db, key, *where[key], what)
-                    known[key] = where[key]
-                    changed = True
+            for key, (sub, name) in sorted(arrived, key=lambda item: item[1][1]):
+                what = self._describe(db, key, sub, name)
+                if what is None:
+                    look.unindexed.add(key)
+                    continue
+                self._insert(db, key, sub, name, what)
+                look.unindexed.discard(key)
+                changed = True
             settled = self._settled(since) and stamp == f"{self.stamp()} {look.rules}"
             if settled:
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('stamp', ?)", (stamp,))
         self._stamp = stamp if settled else None
-        self._look = _Look(look.rules, listing, sessions, keys, known, _mark(db))
+        look.listing, look.sessions, look.mark = listing, sessions, _mark(db)
+        self._look = look
         return changed
 
     def _read_sessions(self, db: sqlite3.Connection) -> bool:
