@@ -135,3 +135,31 @@ def test_inbox_wait_sees_each_arrival_over_an_archive(isolated_dirs: Path) -> No
             waiting.communicate()
     assert waiting.returncode == 0, err
     assert json.loads(out)["subject"] == "the one"
+
+
+def test_another_writer_of_the_index_sends_the_catch_up_back_to_a_whole_look(
+    isolated_dirs: Path, tmp_path: Path
+) -> None:
+    """The app and ``inbox wait`` share one index: what one deletes or marks read, the
+    other's next catch-up must not take for still there."""
+    waiter = InboxIndex.for_sandbox()
+    archive(waiter, 20)
+    app = InboxIndex.for_sandbox()
+    app.refresh()
+    kept = deliver(waiter.maildir, message("kept"), durable=False)
+    doomed = deliver(waiter.maildir, message("doomed"), durable=False)
+    waiter.refresh()
+    app.refresh()
+    app.delete([app.find(doomed)])
+    app.mark_read(app.find(kept))
+    deliver(waiter.maildir, message("after"), durable=False)
+    waiter.refresh()
+    time.sleep(1.1)
+    waiter.refresh()
+    fresh = InboxIndex(waiter.maildir, waiter.sessions_dir, tmp_path / "fresh.sqlite3")
+    fresh.refresh()
+    assert rows(waiter) == rows(fresh)
+    subjects = {row[3] for row in rows(waiter)}
+    assert "doomed" not in subjects and {"kept", "after"} <= subjects
+    for index in (waiter, app, fresh):
+        index.close()
