@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tuimail.ui.screens.sandbox import write_html_for_browser
+from tuimail.inbox.browser import write_html_for_browser
 
 HOSTILE = (
     "<html><head>"

@@ -397,6 +397,90 @@ def opened_parts_dir(draft_id: str) -> Path:
     return data_dir() / "opened" / draft_id
 
 
+#: How long (seconds) the parts of an opened .eml stay after no draft uses them:
+#: ``compose --eml --print`` names files a script may still be reading.
+OPENED_KEPT_FOR = 24 * 3600
+
+
+def prune_opened(keep: Sequence[Path] = (), *, now: float | None = None) -> list[str]:
+    """Remove the folders of ``opened/`` that no draft uses and that are a day old; their names.
+
+    Each .eml opened (``compose --eml``, also with ``--print``, and the
+    palette) saves its parts in a folder of its own (:func:`opened_parts_dir`),
+    and a draft names the files as attachments; nothing else removes them. A
+    folder is kept while its name is a draft's in the draft store (also one
+    that cannot be read), while a draft's attachment or a path in ``keep``
+    (what a form holds that is not saved yet) lies in it, and for
+    :data:`OPENED_KEPT_FOR` after it last changed. Symbolic links are never
+    followed: ``opened`` itself must be a real folder, a link in it is left
+    alone, and removal works through directory descriptors. When the drafts
+    cannot be read, nothing is removed. File I/O: call it off the app's loop.
+    """
+    import os
+    import shutil
+    import stat
+    import time
+
+    from tuimail.drafts import DraftStore
+
+    opened = opened_parts_dir("x").parent
+    store = DraftStore()
+    try:
+        names = os.listdir(store.directory)
+    except FileNotFoundError:
+        names = []
+    except OSError:
+        return []  # which folders drafts use is unknown: keep them all
+    used: set[str] = set()
+    attachments: list[Path] = list(keep)
+    for name in names:
+        if not name.endswith(".json"):
+            continue
+        used.add(name[: -len(".json")])
+        try:
+            attachments += store.load(name[: -len(".json")]).draft.attachments
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # an unreadable draft keeps its own folder only
+    roots = {Path(os.path.abspath(opened)), Path(os.path.realpath(opened))}
+    for path in attachments:
+        # As written, and with links resolved: the data dir may be reached both ways.
+        for form in {Path(os.path.abspath(path)), Path(os.path.realpath(path))}:
+            used.update(form.parts[len(r.parts)] for r in roots if form.parent.is_relative_to(r))
+    now = time.time() if now is None else now
+    try:
+        descriptor = os.open(opened, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return []  # none yet, or not a real folder (a link): nothing to remove
+    removed: list[str] = []
+    try:
+        with os.scandir(descriptor) as entries:
+            candidates = []
+            for entry in entries:
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if (
+                    stat.S_ISDIR(info.st_mode)
+                    and entry.name not in used
+                    and now - info.st_mtime > OPENED_KEPT_FOR
+                ):
+                    candidates.append(entry.name)
+        for name in candidates:
+            try:
+                # With dir_fd, rmtree opens each level without following links, and
+                # refuses a folder replaced by a link since it was looked at.
+                shutil.rmtree(name, dir_fd=descriptor)
+            except OSError:
+                continue
+            removed.append(name)
+    except OSError:
+        pass  # the folder could not be listed: removing nothing is safe
+    finally:
+        os.close(descriptor)
+    return removed
+
+
 def _save_part(directory: Path, part: EmailMessage, data: bytes, number: int) -> Path:
     """Write one part's data to a new file in ``directory``; its name made a plain file name."""
     from tuimail.paths import ensure_private_dir

@@ -971,6 +971,23 @@ def _attachment_type(path: Path, data: bytes) -> tuple[str, str, dict[str, str]]
     return maintype, subtype, {"charset": "utf-8"}
 
 
+def named_as_message(path: Path) -> bool:
+    """Whether ``path``'s name makes it a saved message (``.eml``: message/rfc822), which
+    goes as one, not in base64, when its bytes allow (see :func:`carried_message`)."""
+    return _mime_type(path) == ("message", "rfc822")
+
+
+def carried_message(path: Path, data: bytes) -> bytes | None:
+    """The bytes an attachment goes as when it is carried as a message (message/rfc822 in
+    7bit or 8bit, RFC 2046 section 5.2.1), or None when it goes in base64.
+
+    What :func:`build_message` does with the attachment, for the size
+    estimates of tuimail/size_limits.py: an attached message is about a
+    third smaller as sent than the same bytes in base64.
+    """
+    return _carried_message(data) if named_as_message(path) else None
+
+
 def _mime_type(path: Path) -> tuple[str, str]:
     guessed, encoding = mimetypes.guess_type(path.name)
     if (

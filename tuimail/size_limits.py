@@ -18,7 +18,9 @@ most :data:`MAX_FILES` files (profiles renamed or deleted leave theirs).
 The estimates here are for the faces to compare before sending: an
 attachment goes on the wire in base64 (tuimail/message.py builds with the
 email package, which encodes every attachment so), four characters for three
-bytes in lines of 76 and a CRLF.
+bytes in lines of 76 and a CRLF; but a saved message (.eml, also a message
+forwarded as an attachment) goes as message/rfc822, byte for byte, when its
+bytes allow (``message.carried_message``): it counts as its own size.
 """
 
 from __future__ import annotations
@@ -200,15 +202,58 @@ def encoded_size(size: int) -> int:
     return characters + 2 * math.ceil(characters / BASE64_LINE)
 
 
+@dataclass(frozen=True)
+class AttachmentSize:
+    """An attachment's bytes in its file, and as they go on the wire (without its part's
+    headers); ``as_message``: carried as a message (message/rfc822), not in base64."""
+
+    size: int
+    wire: int
+    as_message: bool
+
+
+def measure_attachment(path: Path) -> AttachmentSize:
+    """How large ``path`` is, and as sent (blocking: call it in a thread; raises OSError).
+
+    A file named as a saved message (.eml) is read (at most a message's
+    limit) to learn whether it goes as one, as tuimail/message.py decides;
+    any other file is only looked at (a stat).
+    """
+    from tuimail.message import (
+        MAX_MESSAGE_BYTES,
+        carried_message,
+        named_as_message,
+        read_regular_file,
+    )
+
+    size = path.stat().st_size
+    if named_as_message(path) and size <= MAX_MESSAGE_BYTES:
+        try:
+            data = read_regular_file(path)
+        except OSError:
+            data = None  # sending will say why; until then, counted as base64
+        carried = None if data is None else carried_message(path, data)
+        if data is not None and carried is not None:
+            return AttachmentSize(len(data), len(carried), as_message=True)
+    return AttachmentSize(size, encoded_size(size), as_message=False)
+
+
 def estimated_message_size(body: str, attachment_sizes: Iterable[int]) -> int:
-    """About how many bytes a message with this body and attachments is on the wire.
+    """About how many bytes a message with this body and attachments is on the wire,
+    each attachment in base64 (see :func:`estimated_wire_size`)."""
+    return estimated_wire_size(body, [encoded_size(size) for size in attachment_sizes])
+
+
+def estimated_wire_size(body: str, attachment_wire_sizes: Iterable[int]) -> int:
+    """About how many bytes a message with this body is on the wire, given each
+    attachment's bytes as sent (:attr:`AttachmentSize.wire`).
 
     The body goes as it is when it is ASCII, else in an encoding that grows
-    it by up to a third; each attachment in base64 with its part's headers.
+    it by up to a third; each attachment with its part's headers.
     """
     body_bytes = len(body.encode("utf-8", "replace"))
     body_size = body_bytes if body.isascii() else encoded_size(body_bytes)
-    attached = sum(encoded_size(size) + PART_OVERHEAD for size in attachment_sizes)
+    attached = sum(wire + PART_OVERHEAD for wire in attachment_wire_sizes)
     return HEADERS_OVERHEAD + body_size + attached
 
 

@@ -97,7 +97,7 @@ def _eml_draft(args: argparse.Namespace) -> Draft:
     are checked here as for any ``compose``.
     """
     from tuimail.drafts import DraftStore
-    from tuimail.eml import draft_from_eml, opened_parts_dir
+    from tuimail.eml import draft_from_eml, opened_parts_dir, prune_opened
     from tuimail.mailto import MailtoError, check_draft
     from tuimail.message import MAX_MESSAGE_BYTES, Draft, read_regular_file
     from tuimail.small_files import NotReadable
@@ -129,6 +129,7 @@ def _eml_draft(args: argparse.Namespace) -> Draft:
         )
     except MailtoError as exc:
         raise CLIError(f"cannot compose this message: {exc}", exitcodes.INVALID_MESSAGE) from None
+    prune_opened()  # the parts of .eml files opened before, once no draft uses them
     try:
         draft = draft_from_eml(raw, opened_parts_dir(DraftStore.new_id()))
     except OSError as exc:

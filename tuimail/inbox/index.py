@@ -5,7 +5,9 @@ throw away. :meth:`InboxIndex.refresh` catches up with files other processes
 added, renamed or removed (the sandbox of another process, a file dropped in
 by hand, a delete with ``rm``): when nothing changed it costs three ``stat``
 calls (the directories' modification times, kept in the index too), else a
-scan of file names and a parse of the new files only. Session files
+scan of file names and a parse of the new files only; an object that looked
+before (``inbox wait``, F5) compares only the names that changed since with
+the rows, not all of them (:class:`_Look`). Session files
 (``sessions/*.json``) add what only the server saw: the envelope, the
 session id and who authenticated.
 
@@ -245,6 +247,40 @@ class _Described:
     body: str = ""
 
 
+#: The Maildir's directories of messages, in the order a name found in both is taken from.
+_SUBS = ("new", "cur")
+
+
+@dataclass
+class _Look:
+    """What this object's last catch-up saw in the directories and left in the index.
+
+    With it the next catch-up reads only the names that changed: a directory
+    of 20,000 messages is listed (one ``getdents`` pass) but not compared name
+    by name with every row again. It holds only while the index is as that
+    catch-up left it (``mark``: SQLite's ``data_version``, which changes when
+    another connection commits, and this connection's own ``total_changes``).
+    """
+
+    rules: str
+    #: Each directory's entry names ("new", "cur"), and the session files' inodes.
+    listing: dict[str, frozenset[str]]
+    sessions: dict[str, int]
+    #: Each directory's message keys and their entry names: each has its row in the
+    #: index, where it says, but for those in ``unindexed`` (files not readable yet).
+    keys: dict[str, dict[str, str]]
+    unindexed: set[str]
+    mark: tuple[int, int]
+
+    def where(self, key: str) -> tuple[str, str] | None:
+        """Where the file of ``key`` is (``cur/`` first, as :func:`_names_of` says)."""
+        for sub in ("cur", "new"):
+            name = self.keys[sub].get(key)
+            if name is not None:
+                return sub, name
+        return None
+
+
 class InboxIndex:
     """The index of one Maildir (and its session files), at ``index_path``.
 
@@ -266,6 +302,7 @@ class InboxIndex:
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._stamp: str | None = None
+        self._look: _Look | None = None
         #: Why the index was built again, once (for a face to say so).
         self.rebuilt_because = ""
 
@@ -288,6 +325,7 @@ class InboxIndex:
 
     def close(self) -> None:
         with self._lock:
+            self._look = None  # its mark belongs to the connection
             if self._db is not None:
                 self._db.close()
                 self._db = None
@@ -378,17 +416,19 @@ class InboxIndex:
             found.append((info.st_ino, info.st_mtime_ns))
         return found
 
-    def _settled(self) -> bool:
-        """Whether every directory last changed long enough ago for its time to be trusted.
+    def _settled(self, since: int) -> bool:
+        """Whether every directory had last changed long enough before ``since`` (when the
+        scan began listing names) for its time to be trusted.
 
         The kernel stamps a directory with a coarse clock (a tick of up to
         10 ms): a file added in the same tick as the change the scan saw
         leaves the same modification time. A stamp that recent is used for
         nothing: the next refresh scans the names again (as git treats a
-        "racily clean" file), so no arrival is ever missed.
+        "racily clean" file), so no arrival is ever missed. The time is the
+        scan's start, not its end: a file added just after the names were
+        read, in that same tick, must not be covered by a later look at the clock.
         """
-        now = time.time_ns()
-        return all(now - mtime > RACY_NS for _, mtime in self._directories())
+        return all(since - mtime > RACY_NS for _, mtime in self._directories())
 
     def refresh(self) -> bool:
         """Catch up with the Maildir and the session files; whether anything changed."""
@@ -413,6 +453,19 @@ class InboxIndex:
         stamp = f"{self.stamp()} {rules}"
         if stamp == self._stamp:
             return False
+        look = self._look
+        if look is not None and look.rules == rules and look.mark == _mark(db):
+            since = time.time_ns()
+            listing, sessions = self._listing()
+            caught_up = self._catch_up(db, look, listing, sessions, stamp, since)
+            if caught_up is not None:
+                return caught_up
+        self._look = None
+        return self._refresh_all(db, rules, stamp)
+
+    def _refresh_all(self, db: sqlite3.Connection, rules: str, stamp: str) -> bool:
+        """Catch up by comparing every name with every row (the first look, or after
+        another process wrote the index); then keep what it saw for the next one."""
         with self._writing(db):
             stored = dict(db.execute("SELECT k, v FROM meta").fetchall())
             # Routed by other rules (config.toml edited, or another process reads
@@ -425,7 +478,9 @@ class InboxIndex:
                 self._stamp = stamp
                 return False
             changed = self._read_sessions(db)
-            names = self._names()
+            since = time.time_ns()
+            listing, sessions = self._listing()
+            names = _names_of(listing)
             known = {
                 key: (sub, name)
                 for key, sub, name in db.execute("SELECT key, sub, name FROM messages")
@@ -467,26 +522,165 @@ class InboxIndex:
                     if what is not None:
                         self._insert(db, key, sub, name, what)
             changed = True
-        if self._settled() and stamp == f"{self.stamp()} {rules}":
+        if self._settled(since) and stamp == f"{self.stamp()} {rules}":
             with self._writing(db):
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('stamp', ?)", (stamp,))
             self._stamp = stamp
         else:
             self._stamp = None  # changed meanwhile, or too recently to tell: look again next time
+        self._look = self._looked(db, rules, listing, sessions)
         return changed
 
-    def _names(self) -> dict[str, tuple[str, str]]:
-        """Each message key in ``new/`` and ``cur/``, with where it is (names only, no reads)."""
-        found: dict[str, tuple[str, str]] = {}
-        for sub in ("new", "cur"):
+    def _listing(self) -> tuple[dict[str, frozenset[str]], dict[str, int]]:
+        """The entry names of ``new/`` and ``cur/`` (names only, no reads), and each
+        session file's inode (a session file is replaced whole, never rewritten)."""
+        listing: dict[str, frozenset[str]] = {}
+        for sub in _SUBS:
             try:
-                with os.scandir(self.maildir / sub) as entries:
-                    for entry in entries:
-                        if not entry.name.startswith("."):
-                            found[entry.name.split(":", 1)[0]] = (sub, entry.name)
+                entries = os.listdir(self.maildir / sub)
             except FileNotFoundError:
-                continue
-        return found
+                entries = []
+            # Names are never empty nor hold NUL: joined, one search finds a hidden
+            # entry (rare), and only then is each name looked at.
+            joined = "\0" + "\0".join(entries)
+            hidden = "\0." in joined
+            listing[sub] = (
+                frozenset(n for n in entries if not n.startswith("."))
+                if hidden
+                else frozenset(entries)
+            )
+        sessions: dict[str, int] = {}
+        with contextlib.suppress(OSError), os.scandir(self.sessions_dir) as found:
+            for entry in found:
+                if entry.name.endswith(".json"):
+                    sessions[entry.name] = entry.inode()
+        return listing, sessions
+
+    def _looked(
+        self,
+        db: sqlite3.Connection,
+        rules: str,
+        listing: dict[str, frozenset[str]],
+        sessions: dict[str, int],
+    ) -> _Look | None:
+        """What the index holds now, with ``listing``, for the next catch-up to start
+        from; None when the rows and the names disagree (another process wrote in
+        between) or a directory names one message twice: the next look is then whole."""
+        keys = {sub: {n.split(":", 1)[0]: n for n in listing[sub]} for sub in _SUBS}
+        if any(len(keys[sub]) != len(listing[sub]) for sub in _SUBS):
+            return None
+        look = _Look(rules, listing, sessions, keys, set(), (0, 0))
+        indexed: set[str] = set()
+        db.execute("BEGIN")  # the rows and the mark from one snapshot
+        try:
+            for key, sub, name in db.execute("SELECT key, sub, name FROM messages"):
+                if look.where(key) != (sub, name):
+                    return None
+                indexed.add(key)
+            look.mark = _mark(db)
+        finally:
+            db.execute("COMMIT")
+        look.unindexed = (keys["new"].keys() | keys["cur"].keys()) - indexed
+        return look
+
+    def _catch_up(
+        self,
+        db: sqlite3.Connection,
+        look: _Look,
+        listing: dict[str, frozenset[str]],
+        sessions: dict[str, int],
+        stamp: str,
+        since: int,
+    ) -> bool | None:
+        """Catch up from :attr:`_look` with only the names that changed; whether anything
+        did, or None when this cannot be done so (the caller then compares everything).
+
+        The same steps as :meth:`_refresh_all`, on the changed names alone:
+        session files first (their envelopes apply to the messages after),
+        then rows removed, moved, and added in the order the files arrived.
+        """
+        added = {sub: listing[sub] - look.listing[sub] for sub in _SUBS}
+        removed = {sub: look.listing[sub] - listing[sub] for sub in _SUBS}
+        fresh = [name for name, inode in sessions.items() if look.sessions.get(name) != inode]
+        gone = look.sessions.keys() - sessions.keys()
+        count = sum(len(added[sub]) + len(removed[sub]) for sub in _SUBS) + len(fresh)
+        if count > BATCH:
+            return None  # the whole look, in batches
+        if not count and not gone:
+            # Nothing changed: only a stamp too recent to trust, looked at again (one listing).
+            if self._settled(since) and stamp == f"{self.stamp()} {look.rules}":
+                with self._writing(db):
+                    db.execute("INSERT OR REPLACE INTO meta VALUES ('stamp', ?)", (stamp,))
+                self._stamp = stamp
+                look.mark = _mark(db)
+            return False
+        with self._writing(db):
+            if _mark(db) != look.mark:
+                return None  # written by another process since the check: look at everything
+            # From here the look is changed in place; it is kept only if all is done.
+            self._look = None
+            #: Where each changed key's file was when the rows were last in step with it.
+            before: dict[str, tuple[str, str] | None] = {}
+            touched: set[str] = set()
+            for sub in _SUBS:
+                for name in (*removed[sub], *added[sub]):
+                    key = name.split(":", 1)[0]
+                    if key not in before:
+                        before[key] = None if key in look.unindexed else look.where(key)
+                    touched.add(key)
+            for sub in _SUBS:
+                for name in removed[sub]:
+                    key = name.split(":", 1)[0]
+                    if look.keys[sub].get(key) == name:
+                        del look.keys[sub][key]
+                for name in added[sub]:
+                    look.keys[sub][name.split(":", 1)[0]] = name
+            if any(len(look.keys[sub]) != len(listing[sub]) for sub in _SUBS):
+                return None  # a key named twice: as the whole look decides
+            changed = False
+            for name in gone:
+                db.execute("DELETE FROM sessions_read WHERE name = ?", (name,))
+            for name in fresh:
+                with contextlib.suppress(OSError):
+                    mtime = os.stat(self.sessions_dir / name).st_mtime_ns
+                    row = db.execute(
+                        "SELECT mtime_ns FROM sessions_read WHERE name = ?", (name,)
+                    ).fetchone()
+                    if row is None or row[0] != mtime:
+                        changed = self._read_session(db, name, mtime) or changed
+            arrived: list[tuple[str, tuple[str, str]]] = []
+            # Files that could not be read before are tried again, as the whole look does.
+            for key in touched | look.unindexed:
+                now = look.where(key)
+                was = before.get(key) if key in touched else None
+                if now is None:
+                    look.unindexed.discard(key)
+                    if was is not None:
+                        self._delete_row(db, key)
+                        changed = True
+                elif was is None:
+                    arrived.append((key, now))
+                elif was != now:
+                    db.execute(
+                        "UPDATE messages SET sub = ?, name = ?, seen = ? WHERE key = ?",
+                        (*now, int(_seen(now[1])), key),
+                    )
+                    changed = True
+            for key, (sub, name) in sorted(arrived, key=lambda item: item[1][1]):
+                what = self._describe(db, key, sub, name)
+                if what is None:
+                    look.unindexed.add(key)
+                    continue
+                self._insert(db, key, sub, name, what)
+                look.unindexed.discard(key)
+                changed = True
+            settled = self._settled(since) and stamp == f"{self.stamp()} {look.rules}"
+            if settled:
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('stamp', ?)", (stamp,))
+        self._stamp = stamp if settled else None
+        look.listing, look.sessions, look.mark = listing, sessions, _mark(db)
+        self._look = look
+        return changed
 
     def _read_sessions(self, db: sqlite3.Connection) -> bool:
         """Read session files not read yet; apply what they say to messages indexed already."""
@@ -504,30 +698,36 @@ class InboxIndex:
         for name in read.keys() - current.keys():
             db.execute("DELETE FROM sessions_read WHERE name = ?", (name,))
         for name, mtime in current.items():
-            if read.get(name) == mtime:
-                continue
-            db.execute("INSERT OR REPLACE INTO sessions_read VALUES (?, ?)", (name, mtime))
-            for key, envelope in _envelopes_of(self.sessions_dir / name):
-                db.execute(
-                    "INSERT OR REPLACE INTO envelopes VALUES (?, ?, ?, ?, ?)",
-                    (
-                        key,
-                        envelope.session_id,
-                        envelope.mail_from,
-                        json.dumps(envelope.rcpt_tos),
-                        envelope.auth_user,
-                    ),
-                )
-                row = db.execute(
-                    "SELECT id, sub, name, session_id FROM messages WHERE key = ?", (key,)
-                ).fetchone()
-                if row is not None and row[3] != envelope.session_id:
-                    what = self._describe(db, key, row[1], row[2])
-                    if what is not None:
-                        # In place: the row keeps its number, so ``wait --new`` does
-                        # not take a message whose session file came late for new.
-                        self._update(db, int(row[0]), what)
-                        changed = True
+            if read.get(name) != mtime:
+                changed = self._read_session(db, name, mtime) or changed
+        return changed
+
+    def _read_session(self, db: sqlite3.Connection, name: str, mtime: int) -> bool:
+        """Read one session file (changed at ``mtime``); whether a message indexed already
+        changed by it."""
+        changed = False
+        db.execute("INSERT OR REPLACE INTO sessions_read VALUES (?, ?)", (name, mtime))
+        for key, envelope in _envelopes_of(self.sessions_dir / name):
+            db.execute(
+                "INSERT OR REPLACE INTO envelopes VALUES (?, ?, ?, ?, ?)",
+                (
+                    key,
+                    envelope.session_id,
+                    envelope.mail_from,
+                    json.dumps(envelope.rcpt_tos),
+                    envelope.auth_user,
+                ),
+            )
+            row = db.execute(
+                "SELECT id, sub, name, session_id FROM messages WHERE key = ?", (key,)
+            ).fetchone()
+            if row is not None and row[3] != envelope.session_id:
+                what = self._describe(db, key, row[1], row[2])
+                if what is not None:
+                    # In place: the row keeps its number, so ``wait --new`` does
+                    # not take a message whose session file came late for new.
+                    self._update(db, int(row[0]), what)
+                    changed = True
         return changed
 
     def _envelope(self, db: sqlite3.Connection, key: str) -> _Envelope:
@@ -875,6 +1075,21 @@ class InboxIndex:
         if not _SESSION_ID.match(session_id):
             return {}
         return _session_document(self.sessions_dir / f"{session_id}.json")
+
+
+def _mark(db: sqlite3.Connection) -> tuple[int, int]:
+    """What changes when the index is written: by another connection (``data_version``)
+    or by this one (``total_changes``)."""
+    return int(db.execute("PRAGMA data_version").fetchone()[0]), db.total_changes
+
+
+def _names_of(listing: dict[str, frozenset[str]]) -> dict[str, tuple[str, str]]:
+    """Each message key in ``new/`` and ``cur/``, with where it is (``cur/`` first)."""
+    found: dict[str, tuple[str, str]] = {}
+    for sub in _SUBS:
+        for name in listing[sub]:
+            found[name.split(":", 1)[0]] = (sub, name)
+    return found
 
 
 def _unlink_message(path: Path) -> int:

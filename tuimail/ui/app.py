@@ -496,8 +496,13 @@ class TuimailApp(App[None]):
         return model.sandbox_profile
 
     async def on_unmount(self) -> None:
-        """Stop the sandbox, and let the last draft and settings writes land first."""
+        """Stop the sandbox, and let the last draft and settings writes land first; the
+        pages of captured mail written for the browser go with them (older than a
+        minute: one just opened may still be loading; tuimail/inbox/browser.py)."""
+        from tuimail.inbox.browser import prune_browser_pages
+
         self._stopping = True
+        self.model.saves.submit(prune_browser_pages)
         await self.model.saves.finish()
         self.model.saves.close()
         if self.model.sandbox is not None:
@@ -541,10 +546,14 @@ class TuimailApp(App[None]):
     @work(thread=True, exclusive=True, group="drafts", exit_on_error=False)
     def reopen_draft(self) -> None:
         """Read the draft Compose held when the app last stopped (in a thread), and
-        continue it there: quitting mid-message must not hide it away in F7."""
+        continue it there: quitting mid-message must not hide it away in F7. Then the
+        parts of .eml files no draft uses any more are removed (tuimail/eml.py)."""
+        from tuimail.eml import prune_opened
+
         saved = DraftStore().latest()
         if saved is not None:
             self.call_from_thread(self._reopen, saved)
+        prune_opened()
 
     def _open_initial_draft(self, draft: Draft) -> None:
         """The message the command line began, in Compose; From is the profile's unless given.

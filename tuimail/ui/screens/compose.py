@@ -68,11 +68,12 @@ from tuimail.message import Draft, DraftInvalid, split_header, validate_extra_he
 from tuimail.profiles import Profile, Security
 from tuimail.signatures import SignatureUnreadable, body_with_signature
 from tuimail.size_limits import (
+    AttachmentSize,
     SeenLimit,
     age_words,
-    encoded_size,
-    estimated_message_size,
+    estimated_wire_size,
     last_seen,
+    measure_attachment,
     server_key,
     size_words,
 )
@@ -364,6 +365,8 @@ class ComposeScreen(ModelScreen):
         self.attachments: list[Path] = []
         #: Each attachment's size in bytes, once measured (in a thread); None: unreadable.
         self.attachment_sizes: dict[Path, int | None] = {}
+        #: Each attachment's bytes as sent, once measured (tuimail/size_limits.py).
+        self.attachment_wire: dict[Path, AttachmentSize] = {}
         #: The profile's server's SIZE as last seen (read in a thread), for :attr:`_limit_for`.
         self.seen_limit: SeenLimit | None = None
         self._limit_for = ""
@@ -878,6 +881,7 @@ class ComposeScreen(ModelScreen):
         self._set_markdown(self.profile is not None and self.profile.markdown)
         self.attachments.clear()
         self.attachment_sizes.clear()
+        self.attachment_wire.clear()
         self.query_one("#attachments", ListView).clear()
         self.show_total()
 
@@ -934,7 +938,7 @@ class ComposeScreen(ModelScreen):
         assert seen.limit is not None
         ago = age_words(max(0.0, time.time() - seen.seen_at))
         question = (
-            f"The message is about {size_words(estimate)} as sent (base64-encoded), and "
+            f"The message is about {size_words(estimate)} as sent{self._encoding_words()}, and "
             f"{profile.name}'s server accepted at most {size_words(seen.limit)} "
             f"({seen.limit:,} bytes) when last seen, {ago}. It will probably refuse it. "
             "Send anyway?"
@@ -1141,14 +1145,16 @@ class ComposeScreen(ModelScreen):
 
     def _eml_chosen(self, path: Path | None) -> None:
         if path is not None:
-            self._read_eml(path, DraftStore.new_id())
+            self._read_eml(path, DraftStore.new_id(), list(self.attachments))
 
     @work(thread=True, group="eml", exit_on_error=False)
-    def _read_eml(self, path: Path, draft_id: str) -> None:
-        from tuimail.eml import draft_from_eml, opened_parts_dir
+    def _read_eml(self, path: Path, draft_id: str, held: list[Path]) -> None:
+        """``held``: the form's attachments, kept by the pruning of ``opened/`` (not saved yet)."""
+        from tuimail.eml import draft_from_eml, opened_parts_dir, prune_opened
         from tuimail.message import MAX_MESSAGE_BYTES
         from tuimail.small_files import NotReadable, read_small_file
 
+        prune_opened(held)
         try:
             raw = read_small_file(path, MAX_MESSAGE_BYTES)
             draft = draft_from_eml(raw, opened_parts_dir(draft_id))
@@ -1261,24 +1267,27 @@ class ComposeScreen(ModelScreen):
 
     @work(thread=True, group="attachment-size", exit_on_error=False)
     def show_size(self, path: Path, label: Label) -> None:
-        """The attachment's size beside its name (a stat, in a thread: never on the loop)."""
-        size: int | None
+        """The attachment's size beside its name (a stat, and for a saved message a
+        read, in a thread: never on the loop)."""
+        measured: AttachmentSize | None
         try:
-            size = path.stat().st_size
+            measured = measure_attachment(path)
         except OSError:
-            size = None  # a draft's file may have gone; sending will say so
+            measured = None  # a draft's file may have gone; sending will say so
         with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
-            self.app.call_from_thread(self._size_measured, path, label, size)
+            self.app.call_from_thread(self._size_measured, path, label, measured)
 
-    def _size_measured(self, path: Path, label: Label, size: int | None) -> None:
+    def _size_measured(self, path: Path, label: Label, measured: AttachmentSize | None) -> None:
         if path not in self.attachments:
             return  # removed (or the form cleared) meanwhile
-        self.attachment_sizes[path] = size
-        if size is None:
+        self.attachment_sizes[path] = None if measured is None else measured.size
+        if measured is None:
+            self.attachment_wire.pop(path, None)
             words = "missing"
         else:
-            # As sent: base64, the encoding every attachment gets (tuimail/message.py).
-            words = f"{size_words(size)}, {size_words(encoded_size(size))} as sent"
+            # As sent: base64, or a saved message as it is (tuimail/message.py).
+            self.attachment_wire[path] = measured
+            words = f"{size_words(measured.size)}, {size_words(measured.wire)} as sent"
         label.update(shown(f"{path.name} ({words})"))
         self.show_total()
 
@@ -1307,9 +1316,16 @@ class ComposeScreen(ModelScreen):
 
     def estimated_size(self) -> int:
         """About how large the message is on the wire, from the sizes measured so far."""
-        sizes = [self.attachment_sizes.get(path) for path in self.attachments]
+        measured = [self.attachment_wire.get(path) for path in self.attachments]
         body = self.query_one("#body", TextArea).text
-        return estimated_message_size(body, [size for size in sizes if size is not None])
+        return estimated_wire_size(body, [m.wire for m in measured if m is not None])
+
+    def _encoding_words(self) -> str:
+        """How the attachments go, beside the size as sent."""
+        measured = [self.attachment_wire.get(path) for path in self.attachments]
+        if any(m is not None and m.as_message for m in measured):
+            return " (files base64-encoded, attached messages as they are)"
+        return " (base64-encoded)"
 
     def over_limit(self) -> tuple[int, SeenLimit] | None:
         """The estimated size and the limit it is over, when it is over one last seen."""
@@ -1330,7 +1346,7 @@ class ComposeScreen(ModelScreen):
         sizes = [self.attachment_sizes.get(path, -1) for path in self.attachments]
         known = [size for size in sizes if size is not None and size >= 0]
         total = f"Total {size_words(sum(known))}" + (" so far" if len(known) < len(sizes) else "")
-        wire = f"about {size_words(self.estimated_size())} as sent (base64-encoded)"
+        wire = f"about {size_words(self.estimated_size())} as sent{self._encoding_words()}"
         seen = self._known_limit()
         profile = self.profile
         if profile is not None and self._is_direct_choice(profile.name):
@@ -1361,6 +1377,7 @@ class ComposeScreen(ModelScreen):
         if index is not None and 0 <= index < len(self.attachments):
             removed = self.attachments.pop(index)
             self.attachment_sizes.pop(removed, None)
+            self.attachment_wire.pop(removed, None)
             view.remove_items([index])
             self.show_total()
 

@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import re
 import sqlite3
-import tempfile
 import time
 import webbrowser
 from dataclasses import dataclass, field
@@ -57,6 +54,7 @@ from tuimail.inbox.authcheck import (
     envelope_sender,
     settings_from_config,
 )
+from tuimail.inbox.browser import write_html_for_browser
 from tuimail.inbox.protection_view import ProtectionReport, with_outer_headers
 from tuimail.inbox.protection_view import describe as describe_protection
 from tuimail.outbox import release_outgoing
@@ -1010,36 +1008,6 @@ def behaviour_lines(settings: dict[str, Any]) -> list[str]:
     if faults:
         lines.append("Faults: " + "; ".join(faults))
     return lines
-
-
-#: Forbids every load from elsewhere: the page shows what the message holds, nothing fetched.
-NO_REMOTE = (
-    '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-    "style-src 'unsafe-inline'; img-src data: cid:\">\n"
-)
-_REMOTE = re.compile(r"(?:src|href|url|action|srcset)\s*[=(]\s*[\"']?\s*(?:https?:)?//", re.I)
-#: Elements a CSP does not govern, or that a message in a browser never needs: a
-#: refresh navigates to any address as the page opens, a dns-prefetch or
-#: preconnect link reaches a server before anything loads, a base sends every
-#: relative link elsewhere, a frame's own document may refresh itself. Their
-#: ``<`` is written ``&lt;``: a browser starts a tag only at ``<`` and a letter,
-#: so each reaches it as text, however its attributes are written.
-_UNGOVERNED = re.compile(r"<(?=(?:meta|link|base|iframe|frame)[\s/>])", re.I | re.A)
-
-
-def write_html_for_browser(html: str) -> tuple[Path, bool]:
-    """The HTML in a new 0600 temporary file, remote loading forbidden by a CSP first,
-    and the elements no CSP governs made text.
-
-    Returns the file and whether the HTML asks for remote content (the caller
-    says it is blocked). File I/O: call it in a worker.
-    """
-    fd, name = tempfile.mkstemp(prefix="tuimail-", suffix=".html")  # 0600, created exclusively
-    with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as out:
-        out.write(
-            '<!DOCTYPE html>\n<meta charset="utf-8">\n' + NO_REMOTE + _UNGOVERNED.sub("&lt;", html)
-        )
-    return Path(name), bool(_REMOTE.search(html) or _UNGOVERNED.search(html))
 
 
 def clipped(text: str, most: int) -> str:
