@@ -38,7 +38,7 @@ def test_an_odd_port_to_probe_is_unknown_without_a_traceback(port: str) -> None:
     result = run_tuimail("probe", f"127.0.0.1:{port}", "--nagios", "--no-history")
     assert "Traceback" not in result.stderr
     assert result.returncode == 3
-    assert "is not a port number" in result.stderr
+    assert result.stdout.startswith("SMTP UNKNOWN") and "is not a port number" in result.stdout
 
 
 def test_an_odd_dns_server_port_in_config_is_reported_not_raised() -> None:
