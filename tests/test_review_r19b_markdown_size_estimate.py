@@ -126,4 +126,11 @@ async def test_compose_warns_of_the_html_part_and_renders_off_the_loop(
         await pilot.press("enter")  # Cancel has the focus
         await wait_for(pilot, lambda: isinstance(app.screen, ComposeScreen), "compose")
         assert not app.model.busy and sink.messages == []
+        # A short body: once typing pauses, the size as sent follows it.
+        screen.query_one("#body", TextArea).load_text("Short.")
+        await wait_for(
+            pilot,
+            lambda: static_text(app, "#attachments-total").startswith("Total "),
+            "the total without the long body",
+        )
     assert rendered_on and not any(rendered_on), rendered_on

@@ -109,6 +109,9 @@ RECIPIENT_INPUTS = ("input-to", "input-cc", "input-bcc")
 MORE_FIELDS = ("reply-to", "headers")
 #: Seconds of quiet typing before the draft is written.
 DRAFT_SAVE_DELAY = 2.0
+#: Seconds after the last change to the body before the size as sent is counted again
+#: (a Markdown body is rendered for it, in a worker).
+TOTAL_DELAY = 1.0
 _MENTIONS_ATTACHMENT = re.compile(r"\battach(ed|ment|ments|ing)?\b|\benclosed\b", re.IGNORECASE)
 
 
@@ -382,6 +385,7 @@ class ComposeScreen(ModelScreen):
         self._draft_dirty = False
         self._draft_save_failing = False
         self._draft_timer: Timer | None = None
+        self._total_timer: Timer | None = None
         self._loading = False
         #: From was typed by the user: a change of profile no longer replaces it.
         self._from_edited = False
@@ -728,6 +732,15 @@ class ComposeScreen(ModelScreen):
             self._pgp_recipients()
         if self._loading:
             return
+        if (
+            isinstance(event, TextArea.Changed)
+            and event.text_area.id == "body"
+            and self.attachments
+        ):
+            # The size as sent follows the body, once typing pauses.
+            if self._total_timer is not None:
+                self._total_timer.stop()
+            self._total_timer = self.set_timer(TOTAL_DELAY, self.show_total)
         self._draft_dirty = True
         if self._draft_timer is not None:
             self._draft_timer.stop()
