@@ -119,3 +119,15 @@ async def test_the_app_removes_old_unused_forwarded_messages_when_it_starts(
         await wait_for(pilot, lambda: not found["stale"].exists(), "the stale forward to go")
         await app.workers.wait_for_complete()
     assert_only_stale_removed(found)
+
+
+def test_an_unreadable_draft_keeps_every_forwarded_message(tmp_path: Path) -> None:
+    """A draft that cannot be read may attach any of them: none goes until it can be."""
+    stale = forwarded("Stale")
+    store = DraftStore()
+    store.directory.mkdir(parents=True, exist_ok=True)
+    (store.directory / "0123456789ab.json").write_text("{not json")
+    assert prune_opened() == []
+    assert stale.is_file()
+    (store.directory / "0123456789ab.json").unlink()
+    assert prune_opened() == [stale.name]

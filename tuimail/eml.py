@@ -415,7 +415,8 @@ def prune_opened(keep: Sequence[Path] = (), *, now: float | None = None) -> list
     draft store (also one that cannot be read); either kind is kept while a
     draft's attachment or a path in ``keep`` (what a form holds that is not
     saved yet) is it or lies in it, and for :data:`OPENED_KEPT_FOR` after it
-    last changed. Symbolic links are never followed: each folder must be a
+    last changed. While a draft cannot be read, all of ``forwarded/`` is kept
+    (its files bear no draft's name, so any may be that draft's). Symbolic links are never followed: each folder must be a
     real folder, a link in it is left alone, and removal works through
     directory descriptors. When the drafts cannot be read, nothing is
     removed. File I/O: call it off the app's loop.
@@ -436,6 +437,7 @@ def prune_opened(keep: Sequence[Path] = (), *, now: float | None = None) -> list
         return []  # which files drafts use is unknown: keep them all
     drafts: set[str] = set()
     attachments: list[Path] = list(keep)
+    unreadable = False
     for name in names:
         if not name.endswith(".json"):
             continue
@@ -443,9 +445,11 @@ def prune_opened(keep: Sequence[Path] = (), *, now: float | None = None) -> list
         try:
             attachments += store.load(name[: -len(".json")]).draft.attachments
         except (OSError, ValueError, KeyError, TypeError):
-            continue  # an unreadable draft keeps its own folder only
+            unreadable = True  # it keeps its own folder of opened/ by its name
     now = time.time() if now is None else now
     removed = _prune_unused(opened, _used_in(opened, attachments) | drafts, now, folders=True)
+    if unreadable:
+        return removed  # a forwarded message is not named by a draft: any may be its
     forwarded = forwards_dir()
     return removed + _prune_unused(forwarded, _used_in(forwarded, attachments), now, folders=False)
 

@@ -380,6 +380,8 @@ class ComposeScreen(ModelScreen):
         self._body_wire: tuple[str, bool, int | None] | None = None
         #: The body and Markdown setting being measured now, so it is not asked twice.
         self._body_measuring: tuple[str, bool] | None = None
+        #: Send was pressed and waits for that measuring: another press adds nothing.
+        self._send_measuring = False
         self.draft_id = DraftStore.new_id()
         self._last_draft_write: DraftWrite | None = None
         self._draft_dirty = False
@@ -958,8 +960,10 @@ class ComposeScreen(ModelScreen):
             and self._limit_applies()
             and not self._body_known(draft.body, draft.markdown)
         ):
-            self.set_status("Measuring the message before sending…", "")
-            self._measure_body(then_send=True)
+            if not self._send_measuring:
+                self._send_measuring = True
+                self.set_status("Measuring the message before sending…", "")
+                self._measure_body(then_send=True)
             return
         over = self.over_limit()
         if over is None:
@@ -1384,8 +1388,15 @@ class ComposeScreen(ModelScreen):
             self._body_measuring = None
         self._body_wire = (body, markdown, size)  # None: a guess from the text stands
         self.show_total()
+        if not send:
+            return
+        self._send_measuring = False
+        if (body, markdown) != self._body_and_markdown():
+            # The form changed meanwhile (a new message, a draft opened): send nothing unseen.
+            self.set_status("Not sent: the message changed while it was measured.", "warning")
+            return
         profile = self.profile
-        if send and profile is not None:
+        if profile is not None:
             self._start_unless_too_large(profile, self.draft(), measured=True)
 
     def estimated_size(self) -> int:
