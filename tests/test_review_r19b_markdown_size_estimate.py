@@ -134,3 +134,50 @@ async def test_compose_warns_of_the_html_part_and_renders_off_the_loop(
             "the total without the long body",
         )
     assert rendered_on and not any(rendered_on), rendered_on
+
+
+async def test_send_waits_for_the_measuring_once_and_sends_nothing_changed_meanwhile(
+    servers: ServerThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The measuring is held open by the test: a second Send adds nothing, and a body
+    changed before it ends is not sent unseen (the status says so)."""
+    from tuimail.ui.screens import compose
+
+    gate = threading.Event()
+    calls: list[str] = []
+
+    def held(body: str, *, markdown: bool) -> int:
+        calls.append(body)
+        assert gate.wait(10), "the test never opened the gate"
+        return body_wire_size(body, markdown=markdown)
+
+    monkeypatch.setattr(compose, "body_wire_size", held)
+    sink = Sink()
+    port = servers.smtp(sink, data_size_limit=100_000)
+    save_profile(name="local", host="127.0.0.1", port=port, security="none")
+    remember("local", server_key("127.0.0.1", port), {"size": "100000"}, now=time.time() - TWO_DAYS)
+    [notes] = files(tmp_path, notes=1500)
+    app = TuimailApp(start_sandbox=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await fill_draft(pilot, to="bob@example.test", subject="Figures", body="# Hi")
+        screen = app.screen
+        assert isinstance(screen, ComposeScreen)
+        await pilot.press("f9")
+        await attach(pilot, notes)
+        await wait_for(pilot, lambda: "…" not in "".join(item_texts(app)), "the size")
+        await wait_for(pilot, lambda: len(calls) == 1, "the total's measuring")
+        await pilot.press("ctrl+s")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: len(calls) == 2, "Send's measuring")
+        assert "Measuring the message" in static_text(app, "#send-status")
+        screen.query_one("#body", TextArea).load_text("# Something else")
+        gate.set()
+        await wait_for(
+            pilot,
+            lambda: "changed while it was measured" in static_text(app, "#send-status"),
+            "the refusal",
+        )
+        await app.workers.wait_for_complete()
+        assert len(calls) <= 3  # the two above, and the total's for the new body at most
+        assert not app.model.busy
+    assert sink.messages == []
