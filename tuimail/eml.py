@@ -403,25 +403,29 @@ OPENED_KEPT_FOR = 24 * 3600
 
 
 def prune_opened(keep: Sequence[Path] = (), *, now: float | None = None) -> list[str]:
-    """Remove the folders of ``opened/`` that no draft uses and that are a day old; their names.
+    """Remove what ``opened/`` and ``forwarded/`` hold that nothing uses and that is a day
+    old; the names removed (folders of ``opened/``, files of ``forwarded/``).
 
     Each .eml opened (``compose --eml``, also with ``--print``, and the
     palette) saves its parts in a folder of its own (:func:`opened_parts_dir`),
-    and a draft names the files as attachments; nothing else removes them. A
-    folder is kept while its name is a draft's in the draft store (also one
-    that cannot be read), while a draft's attachment or a path in ``keep``
-    (what a form holds that is not saved yet) lies in it, and for
-    :data:`OPENED_KEPT_FOR` after it last changed. Symbolic links are never
-    followed: ``opened`` itself must be a real folder, a link in it is left
-    alone, and removal works through directory descriptors. When the drafts
-    cannot be read, nothing is removed. File I/O: call it off the app's loop.
+    and a draft names the files as attachments; each message forwarded as an
+    attachment (F5, F7) is written as a file into ``forwarded/``
+    (:func:`tuimail.replies.forwards_dir`) and attached. Nothing else removes
+    them. A folder of ``opened/`` is kept while its name is a draft's in the
+    draft store (also one that cannot be read); either kind is kept while a
+    draft's attachment or a path in ``keep`` (what a form holds that is not
+    saved yet) is it or lies in it, and for :data:`OPENED_KEPT_FOR` after it
+    last changed. While a draft cannot be read, all of ``forwarded/`` is kept
+    (its files bear no draft's name, so any may be that draft's). Symbolic links are never followed: each folder must be a
+    real folder, a link in it is left alone, and removal works through
+    directory descriptors. When the drafts cannot be read, nothing is
+    removed. File I/O: call it off the app's loop.
     """
     import os
-    import shutil
-    import stat
     import time
 
     from tuimail.drafts import DraftStore
+    from tuimail.replies import forwards_dir
 
     opened = opened_parts_dir("x").parent
     store = DraftStore()
@@ -430,27 +434,51 @@ def prune_opened(keep: Sequence[Path] = (), *, now: float | None = None) -> list
     except FileNotFoundError:
         names = []
     except OSError:
-        return []  # which folders drafts use is unknown: keep them all
-    used: set[str] = set()
+        return []  # which files drafts use is unknown: keep them all
+    drafts: set[str] = set()
     attachments: list[Path] = list(keep)
+    unreadable = False
     for name in names:
         if not name.endswith(".json"):
             continue
-        used.add(name[: -len(".json")])
+        drafts.add(name[: -len(".json")])
         try:
             attachments += store.load(name[: -len(".json")]).draft.attachments
         except (OSError, ValueError, KeyError, TypeError):
-            continue  # an unreadable draft keeps its own folder only
-    roots = {Path(os.path.abspath(opened)), Path(os.path.realpath(opened))}
+            unreadable = True  # it keeps its own folder of opened/ by its name
+    now = time.time() if now is None else now
+    removed = _prune_unused(opened, _used_in(opened, attachments) | drafts, now, folders=True)
+    if unreadable:
+        return removed  # a forwarded message is not named by a draft: any may be its
+    forwarded = forwards_dir()
+    return removed + _prune_unused(forwarded, _used_in(forwarded, attachments), now, folders=False)
+
+
+def _used_in(root: Path, attachments: Sequence[Path]) -> set[str]:
+    """The names of ``root``'s entries that hold (or are) one of ``attachments``."""
+    import os
+
+    roots = {Path(os.path.abspath(root)), Path(os.path.realpath(root))}
+    used: set[str] = set()
     for path in attachments:
         # As written, and with links resolved: the data dir may be reached both ways.
         for form in {Path(os.path.abspath(path)), Path(os.path.realpath(path))}:
             used.update(form.parts[len(r.parts)] for r in roots if form.parent.is_relative_to(r))
-    now = time.time() if now is None else now
+    return used
+
+
+def _prune_unused(root: Path, used: set[str], now: float, *, folders: bool) -> list[str]:
+    """Remove ``root``'s folders (``folders``) or regular files that are not in ``used`` and
+    unchanged for :data:`OPENED_KEPT_FOR`, through a descriptor, never following a link."""
+    import os
+    import shutil
+    import stat
+
     try:
-        descriptor = os.open(opened, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        descriptor = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError:
         return []  # none yet, or not a real folder (a link): nothing to remove
+    wanted = stat.S_ISDIR if folders else stat.S_ISREG
     removed: list[str] = []
     try:
         with os.scandir(descriptor) as entries:
@@ -461,16 +489,19 @@ def prune_opened(keep: Sequence[Path] = (), *, now: float | None = None) -> list
                 except OSError:
                     continue
                 if (
-                    stat.S_ISDIR(info.st_mode)
+                    wanted(info.st_mode)
                     and entry.name not in used
                     and now - info.st_mtime > OPENED_KEPT_FOR
                 ):
                     candidates.append(entry.name)
         for name in candidates:
             try:
-                # With dir_fd, rmtree opens each level without following links, and
-                # refuses a folder replaced by a link since it was looked at.
-                shutil.rmtree(name, dir_fd=descriptor)
+                if folders:
+                    # With dir_fd, rmtree opens each level without following links, and
+                    # refuses a folder replaced by a link since it was looked at.
+                    shutil.rmtree(name, dir_fd=descriptor)
+                else:  # unlink removes a link itself, never what it points to
+                    os.unlink(name, dir_fd=descriptor)
             except OSError:
                 continue
             removed.append(name)

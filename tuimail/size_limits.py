@@ -20,7 +20,10 @@ attachment goes on the wire in base64 (tuimail/message.py builds with the
 email package, which encodes every attachment so), four characters for three
 bytes in lines of 76 and a CRLF; but a saved message (.eml, also a message
 forwarded as an attachment) goes as message/rfc822, byte for byte, when its
-bytes allow (``message.carried_message``): it counts as its own size.
+bytes allow (``message.carried_message``): it counts as its own size. A
+Markdown message also carries its HTML rendering (tuimail/markdown_body.py),
+often larger than the text: :func:`body_wire_size` measures the body's parts
+as the message is built (it renders: in a worker, never on the app's loop).
 """
 
 from __future__ import annotations
@@ -244,17 +247,51 @@ def estimated_message_size(body: str, attachment_sizes: Iterable[int]) -> int:
     return estimated_wire_size(body, [encoded_size(size) for size in attachment_sizes])
 
 
-def estimated_wire_size(body: str, attachment_wire_sizes: Iterable[int]) -> int:
+def estimated_wire_size(
+    body: str, attachment_wire_sizes: Iterable[int], *, body_wire: int | None = None
+) -> int:
     """About how many bytes a message with this body is on the wire, given each
     attachment's bytes as sent (:attr:`AttachmentSize.wire`).
 
-    The body goes as it is when it is ASCII, else in an encoding that grows
-    it by up to a third; each attachment with its part's headers.
+    ``body_wire`` is the body's parts as :func:`body_wire_size` measured them
+    (with a Markdown message's HTML part). Without it, a guess from the text
+    alone: as it is, each line end a CRLF, when it is ASCII, else in an
+    encoding that grows it by up to a third. Each attachment with its part's
+    headers.
     """
-    body_bytes = len(body.encode("utf-8", "replace"))
-    body_size = body_bytes if body.isascii() else encoded_size(body_bytes)
+    if body_wire is None:
+        body_bytes = len(body.encode("utf-8", "replace")) + body.count("\n") - body.count("\r\n")
+        body_wire = body_bytes if body.isascii() else encoded_size(body_bytes)
     attached = sum(wire + PART_OVERHEAD for wire in attachment_wire_sizes)
-    return HEADERS_OVERHEAD + body_size + attached
+    return HEADERS_OVERHEAD + body_wire + attached
+
+
+def body_wire_size(body: str, *, markdown: bool) -> int:
+    """The bytes of the body's parts as tuimail/message.py builds them: the text,
+    encoded as the email package chooses, and for a Markdown message the HTML
+    alternative it adds (tuimail/markdown_body.py) with its part's headers.
+
+    Renders the Markdown and encodes the text (time grows with the body):
+    blocking, so the app calls it in a worker, never on its loop.
+    """
+    from email.message import EmailMessage
+
+    from tuimail.message import BUILD_POLICY
+
+    text = EmailMessage(policy=BUILD_POLICY)
+    text.set_content(body)
+    encoded = text.as_bytes()
+    # Its headers are the message's own unless Markdown makes it a part: in
+    # HEADERS_OVERHEAD, or in the alternative's PART_OVERHEAD below.
+    size = len(encoded) - encoded.find(b"\r\n\r\n") - 4
+    if markdown:
+        from tuimail.markdown_body import render_html
+
+        html = EmailMessage(policy=BUILD_POLICY)
+        html.set_content(render_html(body), subtype="html")
+        # With multipart/alternative's boundaries and the text part's own headers.
+        size += len(html.as_bytes()) + PART_OVERHEAD
+    return size
 
 
 def size_words(size: int) -> str:

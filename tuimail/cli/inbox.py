@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from tuimail.inbox import InboxEntry, InboxIndex, MailboxRule
     from tuimail.inbox.authcheck import Checked
     from tuimail.inbox.mime import MessageView
+    from tuimail.inbox.protection_view import ProtectionReport
 
 #: ``wait`` gives up after this long unless --timeout says otherwise.
 DEFAULT_WAIT = 30.0
@@ -359,7 +360,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         document["protection"] = protection.to_json()
         print(terminal_json(document, indent=2))
         return exitcodes.OK
-    for line in _show_lines(entry, shown, checked, protection.lines()):
+    for line in _show_lines(entry, shown, checked, protection):
         print(escape_controls(line, keep_newlines=True))
     return exitcodes.OK
 
@@ -377,13 +378,13 @@ def _part_json(part: Any) -> dict[str, Any]:
 
 
 def _show_lines(
-    entry: InboxEntry, shown: MessageView, checked: Checked | None, protection: list[str]
+    entry: InboxEntry, shown: MessageView, checked: Checked | None, protection: ProtectionReport
 ) -> list[str]:
+    from tuimail.inbox.mime import header_block
+
     lines = [f"Id: {entry.id}", f"Received: {local_time(entry.received_at)}"]
-    for name in ("From", "To", "Cc", "Subject", "Date", "Message-ID"):
-        value = shown.header(name)
-        if value:
-            lines.append(f"{name}: {value}")
+    heads = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
+    lines += [f"{name}: {value}" for name, value in header_block(heads, shown.header, protection)]
     if entry.envelope_from or entry.envelope_to:
         lines.append(f"Envelope: {entry.envelope_from} -> {', '.join(entry.envelope_to)}")
     lines.append(
@@ -396,7 +397,9 @@ def _show_lines(
         lines.append(f"Authentication-Results: {checked.authentication_results()}")
         if checked.spam is not None:
             lines.append(f"Spam: {checked.spam.words()}")
-    lines += [f"Protection: {line.strip()}" for line in protection if not line.startswith("  ")]
+    lines += [
+        f"Protection: {line.strip()}" for line in protection.lines() if not line.startswith("  ")
+    ]
     lines.append("")
     if shown.text:
         lines.append(shown.text.replace("\r\n", "\n").rstrip("\n"))

@@ -15,12 +15,14 @@ import email.policy
 import os
 import re
 import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.policy import compat32
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Protocol
 
 from tuimail.part_headers import oversized_part_headers, part_header_problem
 
@@ -67,6 +69,34 @@ class MessageView:
 
     def all_values(self, name: str) -> list[str]:
         return [v for k, v in self.headers if k.lower() == name.lower()]
+
+
+class SignedHeaders(Protocol):
+    """What :func:`header_block` needs of a protection report
+    (:class:`tuimail.inbox.protection_view.ProtectionReport`)."""
+
+    def signed_value(self, name: str) -> str | None: ...
+
+
+def header_block(
+    names: Iterable[str], outer: Callable[[str], str], protection: SignedHeaders | None
+) -> list[tuple[str, str]]:
+    """The (name, value) pairs a view's header block shows, for F5, F7 and ``inbox show`` alike.
+
+    A signed-only message with protected headers (RFC 9788) carries From, To,
+    Cc and Subject inside its signed part; the copies outside are covered by
+    nothing, so where the two differ the signed value is the one shown (the
+    protection lines say that the outer one differs). ``outer`` gives the
+    outer value ("" when absent); names with neither value are left out.
+    Values are not escaped here: each face escapes what it prints.
+    """
+    pairs: list[tuple[str, str]] = []
+    for name in names:
+        signed = protection.signed_value(name) if protection is not None else None
+        value = signed or outer(name)
+        if value:
+            pairs.append((name, value))
+    return pairs
 
 
 def parse(raw: bytes) -> EmailMessage:

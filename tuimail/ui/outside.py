@@ -10,12 +10,17 @@ text goes through :func:`shown` (for widgets built with ``markup=False``) or
 
 from __future__ import annotations
 
+import functools
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
 from tuimail.terminal_text import escape_controls
+
+if TYPE_CHECKING:
+    from tuimail.inbox.mime import SignedHeaders
 
 
 def shown(text: object, *, keep_newlines: bool = False) -> str:
@@ -84,19 +89,26 @@ MAX_HEADER_CHARS = 300
 MAX_BODY_CHARS = 20_000
 
 
-def message_preview(raw: bytes, *, full_copy: str, envelope: str = "") -> str:
+def message_preview(
+    raw: bytes, *, full_copy: str, envelope: str = "", protection: SignedHeaders | None = None
+) -> str:
     """A stored message as a preview pane shows it, escaped: headers, body, attachment names.
 
     ``envelope`` (the sandbox's "sender → recipients") follows the headers.
+    With ``protection`` (the message's protection report), a signed-only
+    message's protected headers are shown by their signed value
+    (:func:`tuimail.inbox.mime.header_block`).
     A body longer than :data:`MAX_BODY_CHARS` is cut, with a note that ends
     in ``full_copy`` (where the whole message can be read). A client's
     broken headers or MIME structure are shown as they are, never a crash.
     """
+    from tuimail.inbox.mime import header_block  # the inbox's index is not needed at start-up
+
     message = message_from_bytes(raw, policy=policy.default)
+    outer = functools.partial(header_text, message)
     lines = [
         shown(f"{name}: {_bounded(value)}")
-        for name in PREVIEW_HEADERS
-        if (value := header_text(message, name))
+        for name, value in header_block(PREVIEW_HEADERS, outer, protection)
     ]
     lines += _other_headers(message)
     if envelope:

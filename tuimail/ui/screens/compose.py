@@ -71,6 +71,7 @@ from tuimail.size_limits import (
     AttachmentSize,
     SeenLimit,
     age_words,
+    body_wire_size,
     estimated_wire_size,
     last_seen,
     measure_attachment,
@@ -108,6 +109,9 @@ RECIPIENT_INPUTS = ("input-to", "input-cc", "input-bcc")
 MORE_FIELDS = ("reply-to", "headers")
 #: Seconds of quiet typing before the draft is written.
 DRAFT_SAVE_DELAY = 2.0
+#: Seconds after the last change to the body before the size as sent is counted again
+#: (a Markdown body is rendered for it, in a worker).
+TOTAL_DELAY = 1.0
 _MENTIONS_ATTACHMENT = re.compile(r"\battach(ed|ment|ments|ing)?\b|\benclosed\b", re.IGNORECASE)
 
 
@@ -370,11 +374,20 @@ class ComposeScreen(ModelScreen):
         #: The profile's server's SIZE as last seen (read in a thread), for :attr:`_limit_for`.
         self.seen_limit: SeenLimit | None = None
         self._limit_for = ""
+        #: The body's parts as sent, measured in a thread (a Markdown body's HTML is
+        #: rendered for it): (the body, Markdown on, bytes, None if it could not be
+        #: measured); another body: not known yet.
+        self._body_wire: tuple[str, bool, int | None] | None = None
+        #: The body and Markdown setting being measured now, so it is not asked twice.
+        self._body_measuring: tuple[str, bool] | None = None
+        #: Send was pressed and waits for that measuring: another press adds nothing.
+        self._send_measuring = False
         self.draft_id = DraftStore.new_id()
         self._last_draft_write: DraftWrite | None = None
         self._draft_dirty = False
         self._draft_save_failing = False
         self._draft_timer: Timer | None = None
+        self._total_timer: Timer | None = None
         self._loading = False
         #: From was typed by the user: a change of profile no longer replaces it.
         self._from_edited = False
@@ -721,6 +734,15 @@ class ComposeScreen(ModelScreen):
             self._pgp_recipients()
         if self._loading:
             return
+        if (
+            isinstance(event, TextArea.Changed)
+            and event.text_area.id == "body"
+            and self.attachments
+        ):
+            # The size as sent follows the body, once typing pauses.
+            if self._total_timer is not None:
+                self._total_timer.stop()
+            self._total_timer = self.set_timer(TOTAL_DELAY, self.show_total)
         self._draft_dirty = True
         if self._draft_timer is not None:
             self._draft_timer.stop()
@@ -882,6 +904,7 @@ class ComposeScreen(ModelScreen):
         self.attachments.clear()
         self.attachment_sizes.clear()
         self.attachment_wire.clear()
+        self._body_wire = None
         self.query_one("#attachments", ListView).clear()
         self.show_total()
 
@@ -924,10 +947,24 @@ class ComposeScreen(ModelScreen):
         elif profile is not None:
             self._start_unless_too_large(profile, self.draft())
 
-    def _start_unless_too_large(self, profile: Profile, draft: Draft) -> None:
+    def _start_unless_too_large(
+        self, profile: Profile, draft: Draft, *, measured: bool = False
+    ) -> None:
         """Send, after asking when the message looks larger than the server's limit as
         last seen. Enter cancels: the server would most likely refuse it (the session
-        itself refuses before MAIL when the limit it reads now is smaller)."""
+        itself refuses before MAIL when the limit it reads now is smaller). When a limit
+        applies, the body's parts are measured first (in a thread: a Markdown body's
+        HTML is rendered for it), unless ``measured`` says that was tried."""
+        if (
+            not measured
+            and self._limit_applies()
+            and not self._body_known(draft.body, draft.markdown)
+        ):
+            if not self._send_measuring:
+                self._send_measuring = True
+                self.set_status("Measuring the message before sending…", "")
+                self._measure_body(then_send=True)
+            return
         over = self.over_limit()
         if over is None:
             self._start(profile, draft)
@@ -1214,6 +1251,7 @@ class ComposeScreen(ModelScreen):
     def _markdown_toggled(self, event: Checkbox.Changed) -> None:
         self._markdown_chosen = True
         self._changed()
+        self.show_total()  # the HTML part counts in the size as sent
 
     def action_toggle_markdown(self) -> None:
         """Markdown on or off for this message (sent as text and HTML when on)."""
@@ -1314,11 +1352,60 @@ class ComposeScreen(ModelScreen):
             return None
         return self.seen_limit
 
+    def _body_and_markdown(self) -> tuple[str, bool]:
+        return self.query_one("#body", TextArea).text, self.query_one("#markdown", Checkbox).value
+
+    def _body_known(self, body: str, markdown: bool) -> bool:
+        """Whether this very body and setting were measured (or found unmeasurable)."""
+        return self._body_wire is not None and self._body_wire[:2] == (body, markdown)
+
+    def _measured_body(self, body: str, markdown: bool) -> int | None:
+        """The body's parts as sent, when measured for this very body and setting."""
+        known = self._body_wire
+        return known[2] if known is not None and self._body_known(body, markdown) else None
+
+    def _measure_body(self, *, then_send: bool = False) -> None:
+        """Measure the form's body as sent, in a thread; ``then_send``: go on sending."""
+        wanted = self._body_and_markdown()
+        if not then_send and self._body_measuring == wanted:
+            return  # already being measured
+        self._body_measuring = wanted
+        self.measure_body(*wanted, then_send)
+
+    @work(thread=True, group="body-size", exit_on_error=False)
+    def measure_body(self, body: str, markdown: bool, then_send: bool) -> None:
+        """:func:`~tuimail.size_limits.body_wire_size` off the loop (Markdown rendered)."""
+        size: int | None
+        try:
+            size = body_wire_size(body, markdown=markdown)
+        except Exception:  # building the message says what is wrong with it
+            size = None
+        with contextlib.suppress(RuntimeError):  # the app has stopped: nobody to tell
+            self.app.call_from_thread(self._body_measured, body, markdown, size, then_send)
+
+    def _body_measured(self, body: str, markdown: bool, size: int | None, send: bool) -> None:
+        if self._body_measuring == (body, markdown):
+            self._body_measuring = None
+        self._body_wire = (body, markdown, size)  # None: a guess from the text stands
+        self.show_total()
+        if not send:
+            return
+        self._send_measuring = False
+        if (body, markdown) != self._body_and_markdown():
+            # The form changed meanwhile (a new message, a draft opened): send nothing unseen.
+            self.set_status("Not sent: the message changed while it was measured.", "warning")
+            return
+        profile = self.profile
+        if profile is not None:
+            self._start_unless_too_large(profile, self.draft(), measured=True)
+
     def estimated_size(self) -> int:
-        """About how large the message is on the wire, from the sizes measured so far."""
+        """About how large the message is on the wire, from the sizes measured so far
+        (the body's parts once measured, with a Markdown message's HTML part)."""
         measured = [self.attachment_wire.get(path) for path in self.attachments]
-        body = self.query_one("#body", TextArea).text
-        return estimated_wire_size(body, [m.wire for m in measured if m is not None])
+        body, markdown = self._body_and_markdown()
+        wires = [m.wire for m in measured if m is not None]
+        return estimated_wire_size(body, wires, body_wire=self._measured_body(body, markdown))
 
     def _encoding_words(self) -> str:
         """How the attachments go, beside the size as sent."""
@@ -1327,10 +1414,15 @@ class ComposeScreen(ModelScreen):
             return " (files base64-encoded, attached messages as they are)"
         return " (base64-encoded)"
 
+    def _limit_applies(self) -> bool:
+        """Whether the size is compared with a limit: attachments, and a limit last seen."""
+        seen = self._known_limit()
+        return bool(self.attachments) and seen is not None and seen.limit is not None
+
     def over_limit(self) -> tuple[int, SeenLimit] | None:
         """The estimated size and the limit it is over, when it is over one last seen."""
         seen = self._known_limit()
-        if not self.attachments or seen is None or seen.limit is None:
+        if not self._limit_applies() or seen is None or seen.limit is None:
             return None
         estimate = self.estimated_size()
         return (estimate, seen) if estimate > seen.limit else None
@@ -1347,6 +1439,10 @@ class ComposeScreen(ModelScreen):
         known = [size for size in sizes if size is not None and size >= 0]
         total = f"Total {size_words(sum(known))}" + (" so far" if len(known) < len(sizes) else "")
         wire = f"about {size_words(self.estimated_size())} as sent{self._encoding_words()}"
+        body, markdown = self._body_and_markdown()
+        if not self._body_known(body, markdown):
+            self._measure_body()  # in a thread; this line is shown again when it is done
+            wire += " (the HTML part not counted yet)" if markdown else ""
         seen = self._known_limit()
         profile = self.profile
         if profile is not None and self._is_direct_choice(profile.name):

@@ -54,6 +54,7 @@ from tuimail.ui.words import SANDBOX_SENT_NOTE, SANDBOX_SENT_TAG, last_error
 from tuimail.user_config import ConfigError
 
 if TYPE_CHECKING:
+    from tuimail.inbox.protection_view import ProtectionReport
     from tuimail.replies import Original
 
 #: What reading back a stored transcript raises when its file was edited or cut short:
@@ -176,13 +177,15 @@ def read_listing(outbox: Outbox) -> Listing:
 def sent_preview(outbox: Outbox, data: bytes, key: str) -> tuple[str, Transcript | None]:
     """A sent message as :func:`~tuimail.ui.outside.message_preview` shows it, and its
     transcript (in a thread)."""
-    text = message_preview(data, full_copy="export it (x) to read it all")
     from tuimail.inbox.protection_view import describe  # gpg, openssl: bounded, in this thread
 
     try:
-        protection = describe(data).lines()
+        report: ProtectionReport | None = describe(data)
     except Exception:  # the preview is shown even when its protection cannot be read
-        protection = []
+        report = None
+    # A signed-only message's protected headers are shown by their signed value.
+    text = message_preview(data, full_copy="export it (x) to read it all", protection=report)
+    protection = report.lines() if report is not None else []
     if protection:
         lines = [x if x.startswith("  ") else f"Protection: {x}" for x in protection]
         text = "\n".join(shown(x) for x in lines) + "\n\n" + text

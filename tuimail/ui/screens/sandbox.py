@@ -1137,7 +1137,9 @@ def message_text(read: MessageRead, mode: str, checked: Checked | None = None) -
     view = read.view
     if view is None or (mode == "text" and not view.headers):
         # Not taken apart (the email package tripped on it): headers and text as they came.
-        return message_preview(read.raw, full_copy="the full message is in the Maildir")
+        return message_preview(
+            read.raw, full_copy="the full message is in the Maildir", protection=read.protection
+        )
     if mode == "mime":
         lines = []
         for part in view.parts:
@@ -1150,11 +1152,9 @@ def message_text(read: MessageRead, mode: str, checked: Checked | None = None) -
     wanted = ("From", "To", "Cc", "Reply-To", "Subject", "Date")
     # A signed-only message's protected headers: the signed value, not the unsigned outer
     # one (the protection lines below say that they differ).
-    signed = read.protection.signed_value if read.protection is not None else lambda _: None
     heads = [
-        f"{name}: {signed(name) or view.header(name)}"
-        for name in wanted
-        if signed(name) or view.header(name)
+        f"{name}: {value}"
+        for name, value in mime.header_block(wanted, view.header, read.protection)
     ]
     heads += [
         line if line.startswith("  ") else f"Protection: {line}"
