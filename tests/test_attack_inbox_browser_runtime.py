@@ -10,6 +10,7 @@ folder, or when a link stands in it.
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -78,3 +79,27 @@ def test_a_linked_state_folder_is_refused_in_words(
     with pytest.raises(OSError, match="not a private folder"):
         write_html_for_browser("<p>captured mail</p>")
     assert list(elsewhere.iterdir()) == []
+
+
+def test_the_exit_pruning_follows_no_link_in_a_shared_runtime_dir(
+    isolated_dirs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At exit the pages are pruned where they may be: not through another's
+    ``tuimail`` link in a shared runtime dir, to a folder of the user's."""
+    import time
+
+    from tuimail.inbox.browser import BROWSER_KEPT_FOR, prune_browser_pages
+
+    runtime = tmp_path / "shared"
+    runtime.mkdir()
+    runtime.chmod(0o1777)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    mine = tmp_path / "saved" / "browser"
+    mine.mkdir(parents=True)
+    page = mine / "tuimail-kept_by_the_user.html"
+    page.write_text("<p>saved</p>")
+    old = time.time() - BROWSER_KEPT_FOR - 60
+    os.utime(page, (old, old))
+    (runtime / "tuimail").symlink_to(mine.parent)
+    assert prune_browser_pages() == 0
+    assert page.exists()

@@ -108,7 +108,9 @@ def prune_browser_pages(directory: Path | None = None, *, now: float | None = No
     if directory is None:
         runtime = os.environ.get("XDG_RUNTIME_DIR", "")
         places = [paths.state_dir() / "browser"]
-        if runtime:
+        # Only where browser_dir writes: in a runtime dir that is not the user's
+        # own, "tuimail" may be another's link to a folder of the user's.
+        if runtime and _private(Path(runtime)) and not (Path(runtime) / "tuimail").is_symlink():
             places.insert(0, Path(runtime) / "tuimail" / "browser")
         return sum(prune_browser_pages(place, now=now) for place in places)
     now = time.time() if now is None else now
