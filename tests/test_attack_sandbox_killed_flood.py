@@ -71,10 +71,9 @@ def test_every_answered_message_keeps_its_envelope_after_a_kill(
 def test_a_session_that_ends_leaves_no_journal(isolated_dirs: Path) -> None:
     from tuimail import paths
 
-    with serving("--auth", "any") as port:
-        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
-            for number in range(3):
-                client.sendmail("a@example.test", ["b@example.test"], f"n {number}\r\n".encode())
+    with serving("--auth", "any") as port, smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        for number in range(3):
+            client.sendmail("a@example.test", ["b@example.test"], f"n {number}\r\n".encode())
     sessions = paths.data_dir() / "sandbox" / "sessions"
     assert sorted(p.suffix for p in sessions.iterdir()) == [".json"]
 

@@ -357,13 +357,18 @@ class Sandbox:
                 "messages": [m.to_json() for m in unlisted],
             }
             writes.append((self.sessions_dir / f"{record.id}.{first}.json", document, None, 0))
-        journal = self._journals.pop(record.id, None)
+        journal = self._journals.get(record.id)
+        end = journal is not None and (
+            record.ended is not None or journal.lines >= session_files.JOURNAL_MAX_LINES
+        )
+        if end:
+            del self._journals[record.id]  # the next message starts a new one
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            session_files.save(writes, journal)
+            session_files.save(writes, journal, end)
             return
-        future = loop.run_in_executor(None, session_files.save, writes, journal)
+        future = loop.run_in_executor(None, session_files.save, writes, journal, end)
         self._writes.add(future)
         future.add_done_callback(self._writes.discard)
 
@@ -398,7 +403,7 @@ class Sandbox:
     async def _journal(self, record: SessionRecord, stored: StoredMessage) -> None:
         """Append the message's envelope to the session's journal before the 250 (see
         :mod:`tuimail.sandbox.session_files`): one write on the loop, the file made in
-        a thread once per session file written. A disk that does not take it leaves
+        a thread once per session (or :data:`~tuimail.sandbox.session_files.JOURNAL_MAX_LINES`). A disk that does not take it leaves
         the envelope to the session's file, written a moment later."""
         journal = self._journals.get(record.id)
         try:
@@ -414,6 +419,7 @@ class Sandbox:
                 record.message_count, record.authenticated_as, stored.to_json()
             )
             os.write(journal.fd, line)
+            journal.lines += 1
         except OSError:
             return
 

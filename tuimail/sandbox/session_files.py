@@ -56,12 +56,22 @@ class Versions:
         return self.asked
 
 
-@dataclass(frozen=True)
+#: A journal is replaced by a new one (at the session file's next writing) past this many
+#: lines, so a session that never ends does not grow one file without bound; it is kept
+#: open until then because making a file costs more than the write of a line
+#: (benchmarks/bench_sandbox.py).
+JOURNAL_MAX_LINES = 1000
+
+
+@dataclass
 class Journal:
-    """An open session journal: its file, and the descriptor that holds its lock."""
+    """An open session journal: its file, the descriptor that holds its lock, its lines."""
 
     path: Path
     fd: int
+    lines: int = 0
+    #: A session file it backs could not be written: it stays for the next start.
+    keep: bool = False
 
 
 #: One file to write: path, document, and the versions it is one of (None: always written).
@@ -87,12 +97,14 @@ def write_session(
     return True
 
 
-def save(writes: list[Write], journal: Journal | None) -> None:
-    """Write a session's files (in a thread), then end its journal: removed when they
-    were all written, else left for the next start's :func:`recover`."""
+def save(writes: list[Write], journal: Journal | None, end: bool) -> None:
+    """Write a session's files (in a thread), then, with ``end``, end its journal: removed
+    when every file it backs was written, else left for the next start's :func:`recover`."""
     written = all([write_session(*write) for write in writes])
     if journal is not None:
-        end_journal(journal, remove=written)
+        journal.keep = journal.keep or not written
+        if end:
+            end_journal(journal, remove=not journal.keep)
 
 
 def _write(path: Path, document: dict[str, Any]) -> bool:
