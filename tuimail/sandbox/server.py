@@ -403,8 +403,8 @@ class Sandbox:
     async def _journal(self, record: SessionRecord, stored: StoredMessage) -> None:
         """Append the message's envelope to the session's journal before the 250 (see
         :mod:`tuimail.sandbox.session_files`): one write on the loop, the file made in
-        a thread once per session (or :data:`~tuimail.sandbox.session_files.JOURNAL_MAX_LINES`). A disk that does not take it leaves
-        the envelope to the session's file, written a moment later."""
+        a thread once per session (and per ``JOURNAL_MAX_LINES`` lines). A disk that
+        does not take it leaves the envelope to the session's file, a moment later."""
         journal = self._journals.get(record.id)
         try:
             if journal is None:
