@@ -94,3 +94,29 @@ def test_a_running_sandboxs_journal_is_left_alone(tmp_path: Path) -> None:
     assert session_files.recover(tmp_path) == 1  # the lock went with its process
     assert not journal.path.exists()
     assert '"x@bcc.test"' in (tmp_path / "S-1.1.json").read_text()
+
+
+def test_a_journal_cut_by_the_kill_gives_its_whole_lines(tmp_path: Path) -> None:
+    """The line being written when the sandbox died is left out; the others are
+    recovered once, and a message its session's file lists is not listed again."""
+    import json
+    import stat
+
+    from tuimail.sandbox import session_files
+
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    journal = session_files.open_journal(sessions / "S-2.1.journal")
+    assert stat.S_IMODE(journal.path.stat().st_mode) == 0o600
+    for number in (1, 2, 3):
+        message = {"key": f"k{number}", "rcpt_tos": [f"u{number}@bcc.test"]}
+        os.write(journal.fd, session_files.journal_line(number, "bob", message))
+    os.write(journal.fd, b'{"number": 4, "authenticated_as": "bob", "mess')
+    session_files.end_journal(journal, remove=False)
+    (sessions / "S-2.json").write_text(json.dumps({"id": "S-2", "messages": [{"key": "k1"}]}))
+    assert session_files.recover(sessions) == 2
+    part = json.loads((sessions / "S-2.2.json").read_text())
+    assert [m["key"] for m in part["messages"]] == ["k2", "k3"]
+    assert part["authenticated_as"] == "bob" and part["part_of"] == "S-2"
+    assert session_files.recover(sessions) == 0
+    assert sorted(p.name for p in sessions.iterdir()) == ["S-2.2.json", "S-2.json"]
