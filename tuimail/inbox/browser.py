@@ -42,11 +42,40 @@ _UNGOVERNED = re.compile(r"<(?=(?:meta|link|base|iframe|frame)[\s/>])", re.I | r
 
 
 def browser_dir() -> Path:
-    """The private folder of the pages: in the runtime dir when there is one (memory)."""
+    """The private folder of the pages: in the runtime dir when there is one (memory).
+
+    The runtime dir is used only when it is what the XDG base directory
+    specification says it must be: the user's own, with no access for anyone
+    else. One that is not (``XDG_RUNTIME_DIR=/tmp``, a dir of another user)
+    lets others put a link where ``tuimail/browser`` goes: the folder made
+    private would be the user's folder it names, and the pages written in it.
+    Nor is a link in the runtime dir followed. An ``OSError`` says the state
+    dir's folder is not a private folder of the user's either.
+    """
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
-    if runtime and os.path.isdir(runtime) and os.access(runtime, os.W_OK):
-        return paths.ensure_private_dir(Path(runtime) / "tuimail" / "browser")
-    return paths.ensure_private_dir(paths.state_dir() / "browser")
+    if runtime and _private(Path(runtime)) and os.access(runtime, os.W_OK):
+        place = Path(runtime) / "tuimail" / "browser"
+        if not any(p.is_symlink() for p in (place.parent, place)):
+            paths.ensure_private_dir(place)
+            if _private(place.parent) and _private(place):
+                return place
+    place = paths.ensure_private_dir(paths.state_dir() / "browser")
+    if not _private(place):
+        raise OSError(f"{place} is not a private folder of yours (a link, or another's)")
+    return place
+
+
+def _private(directory: Path) -> bool:
+    """Whether ``directory`` is a real folder (not a link), the user's, closed to others."""
+    try:
+        info = directory.lstat()
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.getuid()
+        and not info.st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+    )
 
 
 def write_html_for_browser(html: str) -> tuple[Path, bool]:
@@ -79,7 +108,9 @@ def prune_browser_pages(directory: Path | None = None, *, now: float | None = No
     if directory is None:
         runtime = os.environ.get("XDG_RUNTIME_DIR", "")
         places = [paths.state_dir() / "browser"]
-        if runtime:
+        # Only where browser_dir writes: in a runtime dir that is not the user's
+        # own, "tuimail" may be another's link to a folder of the user's.
+        if runtime and _private(Path(runtime)) and not (Path(runtime) / "tuimail").is_symlink():
             places.insert(0, Path(runtime) / "tuimail" / "browser")
         return sum(prune_browser_pages(place, now=now) for place in places)
     now = time.time() if now is None else now

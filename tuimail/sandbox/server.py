@@ -81,6 +81,8 @@ class Sandbox:
         self._progress_due: set[str] = set()
         #: Messages a session stored beyond those its record lists, not written yet.
         self._unlisted: dict[str, list[StoredMessage]] = {}
+        #: Open sessions' journals of the envelopes not in their files yet.
+        self._journals: dict[str, session_files.Journal] = {}
         self._ended_since_prune = 0
         self._last_prune = time.monotonic()
         self._pruning = False
@@ -138,6 +140,8 @@ class Sandbox:
                     reason = f"{exc.strerror or exc} ({exc.filename})"
                 raise SandboxError(f"cannot create {where} at {directory}: {reason}") from None
         self.store.open()
+        # A sandbox killed before writing its sessions' files left their journals.
+        session_files.recover(self.sessions_dir)
         session_files.prune(
             self.sessions_dir, session_files.MAX_SESSION_FILES, session_files.MAX_SESSION_AGE
         )
@@ -302,7 +306,6 @@ class Sandbox:
         not hold the loop, which in the app is the UI's too.
         """
         self._write(record, self._progress.pop(record.id, None))
-        self._write_unlisted(record)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -328,45 +331,44 @@ class Sandbox:
         self._pruning = False
 
     def _write(self, record: SessionRecord, versions: session_files.Versions | None) -> None:
-        """The session's file as it stands, written in a thread (now, without a loop)."""
-        path = self.sessions_dir / f"{record.id}.json"
-        document = record.to_json()
-        version = versions.next() if versions is not None else 0
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            session_files.write_session(path, document, versions, version)
-            return
-        future = loop.run_in_executor(
-            None, session_files.write_session, path, document, versions, version
-        )
-        self._writes.add(future)
-        future.add_done_callback(self._writes.discard)
-
-    def _write_unlisted(self, record: SessionRecord) -> None:
-        """The messages past the record's list (a memory bound), in a file of their own.
+        """The session's file as it stands, and its messages past the record's list (a
+        memory bound) in a file of their own, written in a thread (now, without a loop);
+        then its journal is ended.
 
         ``SESSION.N.json`` holds the envelopes of the messages from number N
         on, in the form of a session file, so the inbox's index (which keeps
         what it read) gives each its envelope and AUTH user too.
         """
+        writes: list[session_files.Write] = [
+            (
+                self.sessions_dir / f"{record.id}.json",
+                record.to_json(),
+                versions,
+                versions.next() if versions is not None else 0,
+            )
+        ]
         unlisted = self._unlisted.pop(record.id, [])
-        if not unlisted:
-            return
-        first = record.message_count - len(unlisted) + 1
-        path = self.sessions_dir / f"{record.id}.{first}.json"
-        document = {
-            "id": record.id,
-            "part_of": record.id,
-            "authenticated_as": record.authenticated_as,
-            "messages": [m.to_json() for m in unlisted],
-        }
+        if unlisted:
+            first = record.message_count - len(unlisted) + 1
+            document = {
+                "id": record.id,
+                "part_of": record.id,
+                "authenticated_as": record.authenticated_as,
+                "messages": [m.to_json() for m in unlisted],
+            }
+            writes.append((self.sessions_dir / f"{record.id}.{first}.json", document, None, 0))
+        journal = self._journals.get(record.id)
+        end = journal is not None and (
+            record.ended is not None or journal.lines >= session_files.JOURNAL_MAX_LINES
+        )
+        if end:
+            del self._journals[record.id]  # the next message starts a new one
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            session_files.write_session(path, document)
+            session_files.save(writes, journal, end)
             return
-        future = loop.run_in_executor(None, session_files.write_session, path, document)
+        future = loop.run_in_executor(None, session_files.save, writes, journal, end)
         self._writes.add(future)
         future.add_done_callback(self._writes.discard)
 
@@ -385,7 +387,6 @@ class Sandbox:
         self._progress_due.discard(record.id)
         if record.ended is None:  # else its end wrote the whole file
             self._write(record, self._progress.setdefault(record.id, session_files.Versions()))
-            self._write_unlisted(record)
 
     async def store_message(
         self, record: SessionRecord, envelope: Envelope, content: bytes
@@ -395,8 +396,32 @@ class Sandbox:
         stored = record.note_stored(key, envelope, content)
         if record.message_count > len(record.messages):  # not in the record's list
             self._unlisted.setdefault(record.id, []).append(stored)
+        await self._journal(record, stored)
         self._save_soon(record)
         return stored
+
+    async def _journal(self, record: SessionRecord, stored: StoredMessage) -> None:
+        """Append the message's envelope to the session's journal before the 250 (see
+        :mod:`tuimail.sandbox.session_files`): one write on the loop, the file made in
+        a thread once per session (and per ``JOURNAL_MAX_LINES`` lines). A disk that
+        does not take it leaves the envelope to the session's file, a moment later."""
+        journal = self._journals.get(record.id)
+        try:
+            if journal is None:
+                path = self.sessions_dir / f"{record.id}.{record.message_count}.journal"
+                journal = await asyncio.to_thread(session_files.open_journal, path)
+                if record.ended is not None:
+                    # Its end (the sandbox stopping) was written meanwhile.
+                    await asyncio.to_thread(session_files.end_journal, journal)
+                    return
+                self._journals[record.id] = journal
+            line = session_files.journal_line(
+                record.message_count, record.authenticated_as, stored.to_json()
+            )
+            os.write(journal.fd, line)
+            journal.lines += 1
+        except OSError:
+            return
 
     # -- for clients --------------------------------------------------------
 

@@ -448,8 +448,15 @@ class MailboxesScreen(ModelScreen):
         if key is None or key not in self.sent:
             self.notify("Choose a sent message first (Sent tab).", severity="warning")
             return
-        from tuimail.ui.screens.sandbox import decrypting_profile
+        from tuimail.ui.screens.sandbox import (
+            STILL_DECRYPTING,
+            decrypting_profile,
+            still_decrypting,
+        )
 
+        if still_decrypting(self, "sent-decrypt"):
+            self.notify(STILL_DECRYPTING, severity="warning")
+            return
         chosen = decrypting_profile(self.model.all_profiles(), self.model.initial_profile)
         self.notify("Decrypting…")
         self.decrypt_sent(key, self.sent[key], chosen)

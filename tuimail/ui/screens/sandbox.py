@@ -714,6 +714,9 @@ class SandboxScreen(ModelScreen):
         if read.protection.cleartext is not None:
             self.notify("This message is shown decrypted already.")
             return
+        if still_decrypting(self, "sandbox-decrypt"):
+            self.notify(STILL_DECRYPTING, severity="warning")
+            return
         chosen = decrypting_profile(self.model.all_profiles(), self.model.initial_profile)
         self.notify("Decrypting…")
         self.decrypt_message(read, chosen)
@@ -1036,6 +1039,16 @@ def auth_text(read: MessageRead, done: AuthChecked | None, checking: bool) -> st
     if checking:
         lines += ["", "Checking again…"]
     return "\n".join(shown(line) for line in lines)
+
+
+#: Said to a second decrypt key while one decryption asks for a passphrase or runs.
+STILL_DECRYPTING = "Still decrypting (answer the passphrase dialog, or wait for it)."
+
+
+def still_decrypting(screen: ModelScreen, group: str) -> bool:
+    """Whether ``screen``'s decrypt worker in ``group`` is pending or running: a second
+    key press would start another, with a passphrase dialog of its own over the first."""
+    return any(w.node is screen and w.group == group and not w.is_finished for w in screen.workers)
 
 
 def decrypting_profile(profiles: dict[str, Profile], initial: str) -> Profile | None:
