@@ -270,7 +270,10 @@ async def test_the_f7_footer_shows_only_the_current_tabs_actions(isolated_dirs: 
         for tab in ("tab-outbox", "tab-sent", "tab-drafts", "tab-outbox"):
             screen.query_one("#boxes", TabbedContent).active = tab
             shown_words, hidden_words = expected[tab]
-            await wait_for(pilot, footer_is(shown_words, hidden_words), f"the footer of {tab}")
+            try:
+                await wait_for(pilot, footer_is(shown_words, hidden_words), f"the footer of {tab}")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; it reads {footer()!r}") from None
         # An action of another tab does nothing here: x on Outbox opens no export dialog.
         await pilot.press("x")
         await pilot.pause()

@@ -26,7 +26,11 @@ from tuimail.ui.screens.mailboxes import MailboxesScreen
 from tuimail.ui.screens.monitor import MonitorScreen
 from tuimail.ui.widgets.transcript_view import TranscriptView
 
-DEADLINE = 15.0
+#: How long a Pilot test waits for what the app will show. Passing tests wait
+#: far less; a failing one takes this long, so it is generous: a CI machine
+#: with every core busy (three workers and their servers on two cores) once
+#: took over 15 s to redraw a footer.
+DEADLINE = 30.0
 
 
 async def wait_for(
