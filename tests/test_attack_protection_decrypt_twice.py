@@ -12,14 +12,18 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input
 
 from tests import test_pgp_mime
 from tests.test_attack_protection_decrypt_words import _encrypted
 from tests.test_pgp_mime import DAVE, PASSPHRASE, Keyring, forget_passphrases
+from tests.test_protection_decrypt_passphrase import (
+    f5_showing,
+    f7_showing_the_sealed,
+    send_sealed_from_dave,
+)
 from tests.test_protection_view import _captured
-from tests.test_sandbox_shared import open_f5
-from tests.ui_support import static_text, wait_for
+from tests.ui_support import wait_for
 from tuimail.ui.app import TuimailApp
 from tuimail.ui.widgets.pgp_controls import PassphraseDialog
 
@@ -44,13 +48,7 @@ async def test_x_twice_fast_asks_once(gnupghome: Keyring, isolated_dirs: Path) -
     forget_passphrases(gnupghome.home)
     app = TuimailApp(start_sandbox=False)
     async with app.run_test(size=(120, 40)) as pilot:
-
-        def view() -> str:
-            return static_text(app, "#message-view")
-
-        table = await open_f5(pilot, 1)
-        table.focus()
-        await wait_for(pilot, lambda: "Subject: Plans" in view(), "the message")
+        view = await f5_showing(pilot, "Plans")
         # Both before gpg's first answer (a key is read at the next idle moment).
         app.screen.action_decrypt()  # type: ignore[attr-defined]
         app.screen.action_decrypt()  # type: ignore[attr-defined]
@@ -61,28 +59,11 @@ async def test_x_twice_fast_asks_once(gnupghome: Keyring, isolated_dirs: Path) -
 
 
 async def test_f7_v_twice_fast_asks_once(gnupghome: Keyring, isolated_dirs: Path) -> None:
-    from tests.cli_helpers import run_tuimail, send_args
-    from tests.smtpservers import ServerThread, Sink
-    from tests.ui_support import open_mailboxes, wait_for_mailboxes
-
-    sink = Sink()
-    with ServerThread() as servers:
-        args = send_args(servers.smtp(sink), "--body", "Sent-sealed-text\n", "--pgp-encrypt")
-        args[args.index("Alice <alice@example.test>")] = f"Dave <{DAVE}>"
-        result = await asyncio.to_thread(run_tuimail, *args)
-        assert result.returncode == 0, result.stderr
+    await send_sealed_from_dave()
     forget_passphrases(gnupghome.home)
     app = TuimailApp(start_sandbox=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_mailboxes(pilot, "tab-sent")
-        table = screen.query_one("#sent-table", DataTable)
-        await wait_for(pilot, lambda: table.row_count == 1, "the sent message")
-        await wait_for_mailboxes(pilot)
-
-        def view() -> str:
-            return str(screen.query_one("#sent-view", Static).content)
-
-        await wait_for(pilot, lambda: "encrypted to" in view(), "the preview")
+        screen, view = await f7_showing_the_sealed(pilot)
         screen.action_decrypt()
         screen.action_decrypt()
         await _answer_once(app, pilot)

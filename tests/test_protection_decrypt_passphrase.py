@@ -10,21 +10,32 @@ encrypted; what was typed is on no screen and in no file.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from textual.widgets import Input, Label
+from textual.widgets import DataTable, Input, Label, Static
 
 from tests import test_pgp_mime
-from tests.cli_helpers import files_under, leak_patterns
+from tests.cli_helpers import files_under, leak_patterns, run_tuimail, send_args
+from tests.smtpservers import ServerThread, Sink
 from tests.test_attack_protection_decrypt_words import _encrypted
 from tests.test_pgp_mime import ALICE, DAVE, PASSPHRASE, Keyring, forget_passphrases
 from tests.test_protection_view import _captured
 from tests.test_sandbox_shared import open_f5
-from tests.ui_support import save_profile, static_text, wait_for
+from tests.ui_support import (
+    open_mailboxes,
+    save_profile,
+    static_text,
+    wait_for,
+    wait_for_mailboxes,
+)
 from tuimail.ui.app import TuimailApp
+from tuimail.ui.screens.mailboxes import MailboxesScreen
 from tuimail.ui.widgets.pgp_controls import PassphraseDialog
 
 keyring = test_pgp_mime.keyring
@@ -47,6 +58,45 @@ async def _answer(app: TuimailApp, pilot: object, typed: str, screens: list[str]
     await pilot.press("enter")  # type: ignore[attr-defined]
 
 
+async def f5_showing(pilot: Any, subject: str) -> Callable[[], str]:
+    """F5 on the one captured message, shown; its view's text, as a function."""
+    app = pilot.app
+
+    def view() -> str:
+        return static_text(app, "#message-view")
+
+    table = await open_f5(pilot, 1)
+    table.focus()
+    await wait_for(pilot, lambda: f"Subject: {subject}" in view(), "the message")
+    return view
+
+
+async def send_sealed_from_dave() -> None:
+    """Dave sends "Sent-sealed-text" encrypted (so to his own locked key too) through
+    a real server; the sent copy is what F7 shows."""
+    sink = Sink()
+    with ServerThread() as servers:
+        args = send_args(servers.smtp(sink), "--body", "Sent-sealed-text\n", "--pgp-encrypt")
+        args[args.index("Alice <alice@example.test>")] = f"Dave <{DAVE}>"
+        result = await asyncio.to_thread(run_tuimail, *args)
+        assert result.returncode == 0, result.stderr
+
+
+async def f7_showing_the_sealed(pilot: Any) -> tuple[MailboxesScreen, Callable[[], str]]:
+    """F7's Sent tab on that message, shown still encrypted; its preview, as a function."""
+    screen = await open_mailboxes(pilot, "tab-sent")
+    table = screen.query_one("#sent-table", DataTable)
+    await wait_for(pilot, lambda: table.row_count == 1, "the sent message")
+    await wait_for_mailboxes(pilot)
+
+    def view() -> str:
+        return str(screen.query_one("#sent-view", Static).content)
+
+    await wait_for(pilot, lambda: "encrypted to" in view(), "the preview")
+    assert "Sent-sealed-text" not in view()
+    return screen, view
+
+
 async def test_x_asks_for_a_locked_openpgp_key_and_decrypts(
     gnupghome: Keyring, isolated_dirs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -67,13 +117,7 @@ async def test_x_asks_for_a_locked_openpgp_key_and_decrypts(
     app = TuimailApp(start_sandbox=False)
     screens: list[str] = []
     async with app.run_test(size=(120, 40)) as pilot:
-
-        def view() -> str:
-            return static_text(app, "#message-view")
-
-        table = await open_f5(pilot, 1)
-        table.focus()
-        await wait_for(pilot, lambda: "Subject: Plans" in view(), "the message")
+        view = await f5_showing(pilot, "Plans")
         await pilot.press("x")
         await wait_for(pilot, lambda: isinstance(app.screen, PassphraseDialog), "the dialog")
         assert "locked" in _dialog_words(app)
@@ -105,9 +149,7 @@ async def test_escape_leaves_it_encrypted(gnupghome: Keyring, isolated_dirs: Pat
     forget_passphrases(gnupghome.home)
     app = TuimailApp(start_sandbox=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        table = await open_f5(pilot, 1)
-        table.focus()
-        await wait_for(pilot, lambda: "Subject: Plans" in static_text(app, "#message-view"), "it")
+        await f5_showing(pilot, "Plans")
         await pilot.press("x")
         await wait_for(pilot, lambda: isinstance(app.screen, PassphraseDialog), "the dialog")
         await pilot.press("escape")
@@ -146,13 +188,7 @@ async def test_x_asks_for_an_smime_key_without_command_or_keyring(
     app = TuimailApp(start_sandbox=False)
     screens: list[str] = []
     async with app.run_test(size=(120, 40)) as pilot:
-
-        def view() -> str:
-            return static_text(app, "#message-view")
-
-        table = await open_f5(pilot, 1)
-        table.focus()
-        await wait_for(pilot, lambda: "Subject: Sealed" in view(), "the message")
+        view = await f5_showing(pilot, "Sealed")
         await pilot.press("x")
         await _answer(app, pilot, WRONG, screens)
         await wait_for(
@@ -175,34 +211,12 @@ async def test_f7_decrypts_a_sent_message_for_a_locked_own_key(
 ) -> None:
     """A message sent encrypted is encrypted to the sender's own key too: F7's ``v`` opens
     it, asking for that key's passphrase as F5 does."""
-    import asyncio
-
-    from textual.widgets import DataTable, Static
-
-    from tests.cli_helpers import run_tuimail, send_args
-    from tests.smtpservers import ServerThread, Sink
-    from tests.ui_support import open_mailboxes, wait_for_mailboxes
-
-    sink = Sink()
-    with ServerThread() as servers:
-        args = send_args(servers.smtp(sink), "--body", "Sent-sealed-text\n", "--pgp-encrypt")
-        args[args.index("Alice <alice@example.test>")] = f"Dave <{DAVE}>"
-        result = await asyncio.to_thread(run_tuimail, *args)
-        assert result.returncode == 0, result.stderr
+    await send_sealed_from_dave()
     forget_passphrases(gnupghome.home)
     app = TuimailApp(start_sandbox=False)
     screens: list[str] = []
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_mailboxes(pilot, "tab-sent")
-        table = screen.query_one("#sent-table", DataTable)
-        await wait_for(pilot, lambda: table.row_count == 1, "the sent message")
-        await wait_for_mailboxes(pilot)
-
-        def view() -> str:
-            return str(screen.query_one("#sent-view", Static).content)
-
-        await wait_for(pilot, lambda: "encrypted to" in view(), "the preview")
-        assert "Sent-sealed-text" not in view()
+        _screen, view = await f7_showing_the_sealed(pilot)
         await pilot.press("v")
         await _answer(app, pilot, WRONG, screens)
         await wait_for(
