@@ -148,48 +148,22 @@ def openssl() -> str:
 
 def openssl_verify(message: bytes, ca: TestCA, tmp: Path) -> bytes:
     """The signed content, as ``openssl cms -verify`` checks it against the CA (raises if not)."""
-    source = tmp / "verify-in.eml"
-    source.write_bytes(message)
-    out = tmp / "verify-out.eml"
-    result = subprocess.run(
-        [
-            openssl(),
-            "cms",
-            "-verify",
-            "-in",
-            str(source),
-            "-CAfile",
-            str(ca.ca_file),
-            "-out",
-            str(out),
-        ],
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr.decode()
-    return out.read_bytes()
+    return _openssl_on(message, tmp, "verify", ["cms", "-verify", "-CAfile", str(ca.ca_file)])
 
 
 def openssl_decrypt(message: bytes, who: Identity, tmp: Path) -> bytes:
     """The decrypted entity, as ``openssl smime -decrypt`` gives it with ``who``'s key."""
-    source = tmp / "decrypt-in.eml"
+    command = ["smime", "-decrypt", "-recip", str(who.cert_path), "-inkey", str(who.key_path)]
+    return _openssl_on(message, tmp, "decrypt", command)
+
+
+def _openssl_on(message: bytes, tmp: Path, name: str, command: list[str]) -> bytes:
+    """What ``openssl COMMAND -in FILE -out FILE`` writes for ``message`` (raises if it fails)."""
+    source = tmp / f"{name}-in.eml"
     source.write_bytes(message)
-    out = tmp / "decrypt-out.eml"
+    out = tmp / f"{name}-out.eml"
     result = subprocess.run(
-        [
-            openssl(),
-            "smime",
-            "-decrypt",
-            "-in",
-            str(source),
-            "-recip",
-            str(who.cert_path),
-            "-inkey",
-            str(who.key_path),
-            "-out",
-            str(out),
-        ],
+        [openssl(), *command, "-in", str(source), "-out", str(out)],
         capture_output=True,
         timeout=30,
         check=False,
