@@ -32,6 +32,7 @@ workers run other files at the same moment, so a fixture or test must:
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import shutil
@@ -239,9 +240,13 @@ def secret_service_session() -> Iterator[SecretService]:
     runtime = workdir / "run"
     runtime.mkdir(mode=0o700)
     script = workdir / "start.sh"
+    # The bus address goes into a file of its own, renamed into place: on the
+    # shared log, dbus-daemon's own warnings could split the line it was on.
+    address_file = workdir / "address"
     script.write_text(
         "#!/bin/sh\n"
-        'echo "ADDRESS=$DBUS_SESSION_BUS_ADDRESS"\n'
+        f'printf "%s" "$DBUS_SESSION_BUS_ADDRESS" > "{address_file}.new"\n'
+        f'mv "{address_file}.new" "{address_file}"\n'
         "printf '%s' 'unlock-for-tests' | gnome-keyring-daemon --unlock --components=secrets --foreground\n"
     )
     script.chmod(0o700)
@@ -263,10 +268,8 @@ def secret_service_session() -> Iterator[SecretService]:
     address = ""
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and not address:
-        log.seek(0)
-        for line in log.read().splitlines():
-            if line.startswith("ADDRESS="):
-                address = line.split("=", 1)[1]
+        with contextlib.suppress(FileNotFoundError):
+            address = address_file.read_text().strip()
         time.sleep(0.05)
     require(bool(address), "a D-Bus session from dbus-run-session")
     service_env = {
