@@ -21,7 +21,7 @@ import pytest
 from textual.widgets import DataTable, Input, Label, Static
 
 from tests import test_pgp_mime
-from tests.cli_helpers import files_under, leak_patterns, run_tuimail, send_args
+from tests.cli_helpers import files_under, find_leaks, run_tuimail, send_args
 from tests.smtpservers import ServerThread, Sink
 from tests.test_attack_protection_decrypt_words import _encrypted
 from tests.test_pgp_mime import ALICE, DAVE, PASSPHRASE, Keyring, forget_passphrases
@@ -97,6 +97,19 @@ async def f7_showing_the_sealed(pilot: Any) -> tuple[MailboxesScreen, Callable[[
     return screen, view
 
 
+async def _wrong_then_right(
+    app: TuimailApp, pilot: object, passphrase: str, screens: list[str]
+) -> None:
+    """A wrong passphrase first: said, and asked again; then ``passphrase``."""
+    await _answer(app, pilot, WRONG, screens)
+    await wait_for(
+        pilot,  # type: ignore[arg-type]
+        lambda: isinstance(app.screen, PassphraseDialog) and "wrong" in _dialog_words(app),
+        "the dialog again, saying the passphrase was wrong",
+    )
+    await _answer(app, pilot, passphrase, screens)
+
+
 async def test_x_asks_for_a_locked_openpgp_key_and_decrypts(
     gnupghome: Keyring, isolated_dirs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -121,13 +134,7 @@ async def test_x_asks_for_a_locked_openpgp_key_and_decrypts(
         await pilot.press("x")
         await wait_for(pilot, lambda: isinstance(app.screen, PassphraseDialog), "the dialog")
         assert "locked" in _dialog_words(app)
-        await _answer(app, pilot, WRONG, screens)
-        await wait_for(
-            pilot,
-            lambda: isinstance(app.screen, PassphraseDialog) and "wrong" in _dialog_words(app),
-            "the dialog again, saying the passphrase was wrong",
-        )
-        await _answer(app, pilot, PASSPHRASE, screens)
+        await _wrong_then_right(app, pilot, PASSPHRASE, screens)
         await wait_for(pilot, lambda: "Inside." in view(), "the decrypted text")
         assert "decrypted for display" in view()
         screens.append(app.export_screenshot())
@@ -140,7 +147,7 @@ async def test_x_asks_for_a_locked_openpgp_key_and_decrypts(
     }
     blobs.update(files_under(isolated_dirs))
     for secret in (WRONG, PASSPHRASE):
-        found = [n for n, b in blobs.items() if any(p in b for p in leak_patterns(secret))]
+        found = find_leaks(secret, blobs)
         assert found == [], f"{secret!r} is in {found}"
 
 
@@ -190,19 +197,13 @@ async def test_x_asks_for_an_smime_key_without_command_or_keyring(
     async with app.run_test(size=(120, 40)) as pilot:
         view = await f5_showing(pilot, "Sealed")
         await pilot.press("x")
-        await _answer(app, pilot, WRONG, screens)
-        await wait_for(
-            pilot,
-            lambda: isinstance(app.screen, PassphraseDialog) and "wrong" in _dialog_words(app),
-            "the dialog again, saying the passphrase was wrong",
-        )
-        await _answer(app, pilot, SMIME_PASSPHRASE, screens)
+        await _wrong_then_right(app, pilot, SMIME_PASSPHRASE, screens)
         await wait_for(pilot, lambda: "S/MIME-secret-text" in view(), "the decrypted text")
         screens.append(app.export_screenshot())
     blobs = {"the screens": "\n".join(screens).encode()}
     blobs.update(files_under(isolated_dirs))
     for secret in (WRONG, SMIME_PASSPHRASE):
-        found = [n for n, b in blobs.items() if any(p in b for p in leak_patterns(secret))]
+        found = find_leaks(secret, blobs)
         assert found == [], f"{secret!r} is in {found}"
 
 
@@ -218,18 +219,12 @@ async def test_f7_decrypts_a_sent_message_for_a_locked_own_key(
     async with app.run_test(size=(120, 40)) as pilot:
         _screen, view = await f7_showing_the_sealed(pilot)
         await pilot.press("v")
-        await _answer(app, pilot, WRONG, screens)
-        await wait_for(
-            pilot,
-            lambda: isinstance(app.screen, PassphraseDialog) and "wrong" in _dialog_words(app),
-            "the dialog again, saying the passphrase was wrong",
-        )
-        await _answer(app, pilot, PASSPHRASE, screens)
+        await _wrong_then_right(app, pilot, PASSPHRASE, screens)
         await wait_for(pilot, lambda: "Sent-sealed-text" in view(), "the decrypted text")
         assert "decrypted for display" in view()
         screens.append(app.export_screenshot())
     blobs = {"the screens": "\n".join(screens).encode()}
     blobs.update(files_under(isolated_dirs))
     for secret in (WRONG, PASSPHRASE):
-        found = [n for n, b in blobs.items() if any(p in b for p in leak_patterns(secret))]
+        found = find_leaks(secret, blobs)
         assert found == [], f"{secret!r} is in {found}"
